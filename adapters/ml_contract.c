@@ -1,0 +1,474 @@
+/*  ml_contract: dialect adapters for the SQL contract. See include/ml_contract.h and
+    docs/contract.md. */
+#include "ml_contract.h"
+#include "ml_log.h"
+
+#include <assert.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+//  How one dialect calls each operation. Every statement returns the columns that
+//  docs/contract.md gives for the operation, in that order.
+typedef struct {
+    const char *name;
+    const char *version;        //  () -> contract_version, db_epoch
+    const char *open_items;     //  (after, limit) -> item columns
+    const char *trust_balances; //  (after, limit) -> item columns
+    const char *high_water;     //  () -> high_water
+    const char *changes;        //  (since, upto, limit) -> change_id, op, item columns
+    const char *apply;          //  (posting json)
+    const char *result;         //  (posting uuid) -> posting_uuid, status, receipt_id, reason
+    const char *reject;         //  (posting uuid, reason)
+} s_dialect_t;
+
+#define S_ITEM_COLUMNS                                                                             \
+    "item_kind, source_id, invoice_number, invoice_date, due_date, client_number, client_name, "   \
+    "matter_number, matter_description, currency, total_minor, balance_minor, status"
+
+static const s_dialect_t s_dialects[] = {
+    {"sqlite", "SELECT contract_version, db_epoch FROM ml_contract",
+     "SELECT " S_ITEM_COLUMNS " FROM ml_open_items WHERE item_kind = 'invoice' AND source_id > ? "
+     "ORDER BY source_id LIMIT ?",
+     "SELECT " S_ITEM_COLUMNS " FROM ml_trust_balances WHERE source_id > ? "
+     "ORDER BY source_id LIMIT ?",
+     //  SQLite serializes writers and the change id is written inside the writing
+     //  transaction, so everything up to the maximum visible id has committed.
+     "SELECT COALESCE(MAX(change_id), 0) FROM ml_change",
+     "SELECT change_id, op, " S_ITEM_COLUMNS " FROM ml_changes "
+     "WHERE change_id > ? AND change_id <= ? ORDER BY change_id LIMIT ?",
+     "INSERT INTO ml_apply_posting (posting) VALUES (?)",
+     "SELECT posting_uuid, status, receipt_id, reason FROM ml_posting_result "
+     "WHERE posting_uuid = ?",
+     "INSERT INTO ml_posting_rejection (posting_uuid, reason) VALUES (?, ?) "
+     "ON CONFLICT (posting_uuid) DO NOTHING"},
+};
+
+struct _ml_contract_t {
+    const s_dialect_t *dialect;
+    ml_odbc_t *odbc;
+};
+
+ml_contract_t *ml_contract_new (const char *dialect, const char *connection_string,
+                                ml_odbc_error_t *error)
+{
+    const s_dialect_t *found = NULL;
+    for (size_t index = 0; index < sizeof s_dialects / sizeof s_dialects[0]; index++)
+        if (dialect && strcmp (s_dialects[index].name, dialect) == 0)
+            found = &s_dialects[index];
+    if (!found) {
+        memset (error, 0, sizeof *error);
+        error->kind = ML_ODBC_OTHER;
+        snprintf (error->message, sizeof error->message,
+                  "database dialect '%.32s' is not supported (supported: sqlite)",
+                  dialect ? dialect : "");
+        return NULL;
+    }
+    ml_odbc_t *odbc = ml_odbc_new (connection_string, error);
+    if (!odbc)
+        return NULL;
+    ml_contract_t *self = calloc (1, sizeof (ml_contract_t));
+    assert (self);
+    self->dialect = found;
+    self->odbc = odbc;
+    return self;
+}
+
+void ml_contract_destroy (ml_contract_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        ml_odbc_destroy (&(*self_p)->odbc);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+const ml_odbc_error_t *ml_contract_error (ml_contract_t *self)
+{
+    assert (self);
+    return ml_odbc_error (self->odbc);
+}
+
+int ml_contract_version (ml_contract_t *self, int *version, char *epoch, size_t epoch_size)
+{
+    assert (self);
+    ml_query_t *query = ml_odbc_query (self->odbc, self->dialect->version, NULL);
+    if (!query)
+        return -1;
+    int rc = ml_query_fetch (query);
+    int64_t number = 0;
+    const char *text = rc == 1 ? ml_query_text (query, 1) : NULL;
+    if (rc != 1 || ml_query_int64 (query, 0, &number) != 0 || !text) {
+        ml_query_destroy (&query);
+        return -1;
+    }
+    *version = (int)number;
+    snprintf (epoch, epoch_size, "%s", text);
+    ml_query_destroy (&query);
+    return 0;
+}
+
+int ml_contract_check (ml_contract_t *self, char *text, size_t text_size, char *epoch,
+                       size_t epoch_size)
+{
+    int version = 0;
+    if (ml_contract_version (self, &version, epoch, epoch_size) != 0) {
+        snprintf (text, text_size,
+                  "the matterlink contract is not installed in this database (%s). Install it "
+                  "with sql/%s/contract.sql (after sql/%s/schema.sql for the reference schema)",
+                  ml_contract_error (self)->message, self->dialect->name, self->dialect->name);
+        return -1;
+    }
+    if (version != ML_CONTRACT_VERSION) {
+        snprintf (text, text_size,
+                  "the matter database has contract version %d but this agent speaks version "
+                  "%d. Run sql/%s/contract.sql from this agent's release to %s the contract",
+                  version, ML_CONTRACT_VERSION, self->dialect->name,
+                  version < ML_CONTRACT_VERSION ? "upgrade" : "match");
+        return -1;
+    }
+    return 0;
+}
+
+int ml_contract_high_water (ml_contract_t *self, uint64_t *high_water)
+{
+    ml_query_t *query = ml_odbc_query (self->odbc, self->dialect->high_water, NULL);
+    if (!query)
+        return -1;
+    int64_t value = 0;
+    int rc = ml_query_fetch (query) == 1 && ml_query_int64 (query, 0, &value) == 0 && value >= 0
+                 ? 0
+                 : -1;
+    ml_query_destroy (&query);
+    if (rc == 0)
+        *high_water = (uint64_t)value;
+    return rc;
+}
+
+//  Copy a column into a field. Descriptive text longer than the field is cut at a UTF-8
+//  character boundary; an identifier that does not fit returns false (cutting it would
+//  name a different invoice).
+static bool s_copy (char *field, size_t size, const char *value, bool may_cut)
+{
+    if (!value) {
+        *field = 0;
+        return true;
+    }
+    size_t length = strlen (value);
+    if (length >= size) {
+        if (!may_cut)
+            return false;
+        length = size - 1;
+        while (length > 0 && ((unsigned char)value[length] & 0xC0) == 0x80)
+            length--;
+    }
+    memcpy (field, value, length);
+    field[length] = 0;
+    return true;
+}
+
+#define S_COPY(field, column, may_cut)                                                             \
+    s_copy ((field), sizeof (field), ml_query_text (query, (column)), (may_cut))
+
+//  Read the item columns starting at column first into a new item of batch. Returns 1 for
+//  an item, 0 for a row that was skipped (logged), -1 if the batch is full.
+static int s_read_item (ml_query_t *query, int first, char op, uint64_t change_id, ml_msg_t *batch)
+{
+    ml_item_t *item = ml_msg_add_item (batch);
+    if (!item)
+        return -1;
+    const char *kind = ml_query_text (query, first);
+    int64_t source_id = 0;
+    item->op = op;
+    item->change_id = change_id;
+    item->kind = kind && strcmp (kind, "trust") == 0 ? 'T' : 'I';
+    bool ok = kind && (strcmp (kind, "trust") == 0 || strcmp (kind, "invoice") == 0) &&
+              ml_query_int64 (query, first + 1, &source_id) == 0 && source_id > 0;
+    item->source_id = (uint64_t)source_id;
+    if (ok && op == 'U') {
+        int64_t total = 0, balance = 0;
+        ok = S_COPY (item->invoice_number, first + 2, false) &&
+             S_COPY (item->invoice_date, first + 3, false) &&
+             S_COPY (item->due_date, first + 4, false) &&
+             S_COPY (item->client_number, first + 5, false) &&
+             S_COPY (item->client_name, first + 6, true) &&
+             S_COPY (item->matter_number, first + 7, false) &&
+             S_COPY (item->matter_description, first + 8, true) &&
+             S_COPY (item->currency, first + 9, false) && S_COPY (item->status, first + 12, true) &&
+             ml_query_int64 (query, first + 11, &balance) == 0;
+        if (ok && item->kind == 'I')
+            ok = ml_query_int64 (query, first + 10, &total) == 0;
+        item->total_minor = total;
+        item->balance_minor = balance;
+        ok = ok && strlen (item->currency) == 3;
+    }
+    if (!ok) {
+        ml_log (ML_LOG_ERROR,
+                "skipped a matter-database row the link cannot carry (%s id %lld): an "
+                "identifier is missing or longer than 63 bytes, or an amount is not an integer",
+                kind && strcmp (kind, "trust") == 0 ? "matter" : "invoice", (long long)source_id);
+        batch->item_count--;
+        return 0;
+    }
+    return 1;
+}
+
+static int s_page (ml_contract_t *self, const char *sql, uint64_t *after, size_t limit,
+                   ml_msg_t *batch)
+{
+    ml_query_t *query = ml_odbc_query (self->odbc, sql, "ii", (int64_t)*after, (int64_t)limit);
+    if (!query)
+        return -1;
+    int rows = 0, rc;
+    while ((rc = ml_query_fetch (query)) == 1) {
+        int64_t source_id = 0;
+        if (ml_query_int64 (query, 1, &source_id) == 0 && (uint64_t)source_id > *after)
+            *after = (uint64_t)source_id;
+        if (s_read_item (query, 0, 'U', 0, batch) < 0)
+            break;
+        rows++;
+    }
+    ml_query_destroy (&query);
+    return rc < 0 ? -1 : rows;
+}
+
+int ml_contract_open_items (ml_contract_t *self, uint64_t *after, size_t limit, ml_msg_t *batch)
+{
+    return s_page (self, self->dialect->open_items, after, limit, batch);
+}
+
+int ml_contract_trust_balances (ml_contract_t *self, uint64_t *after, size_t limit, ml_msg_t *batch)
+{
+    return s_page (self, self->dialect->trust_balances, after, limit, batch);
+}
+
+int ml_contract_changes (ml_contract_t *self, uint64_t since, uint64_t upto, size_t limit,
+                         ml_msg_t *batch, uint64_t *last)
+{
+    ml_query_t *query = ml_odbc_query (self->odbc, self->dialect->changes, "iii", (int64_t)since,
+                                       (int64_t)upto, (int64_t)limit);
+    if (!query)
+        return -1;
+    int rows = 0, rc;
+    *last = since;
+    while ((rc = ml_query_fetch (query)) == 1) {
+        int64_t change_id = 0;
+        const char *op = ml_query_text (query, 1);
+        if (ml_query_int64 (query, 0, &change_id) != 0 || change_id <= 0 || !op) {
+            rc = -1;
+            break;
+        }
+        *last = (uint64_t)change_id;
+        if (s_read_item (query, 2, strcmp (op, "upsert") == 0 ? 'U' : 'R', (uint64_t)change_id,
+                         batch) < 0)
+            break;
+        rows++;
+    }
+    ml_query_destroy (&query);
+    return rc < 0 ? -1 : rows;
+}
+
+//  The posting as the JSON document the contract's apply operation takes.
+static char *s_posting_json (const ml_posting_t *posting)
+{
+    json_t *lines = json_array ();
+    for (size_t index = 0; index < posting->line_count; index++) {
+        const ml_line_t *line = &posting->lines[index];
+        json_array_append_new (
+            lines, json_pack ("{s:s, s:s, s:I}", "kind", line->kind == 'T' ? "trust" : "invoice",
+                              line->kind == 'T' ? "matter_number" : "invoice_number",
+                              line->reference, "amount_minor", (json_int_t)line->amount_minor));
+    }
+    json_t *document = json_pack (
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:o}", "posting_uuid",
+        posting->posting_uuid, "received_on", posting->received_on, "account_number",
+        posting->account_number, "client_number", posting->client_number, "payer_name",
+        posting->payer_name, "payer_email", posting->payer_email, "currency", posting->currency,
+        "amount_minor", (json_int_t)posting->amount_minor, "ar_message", posting->ar_message,
+        "processor_txn", posting->processor_txn, "allocations", lines);
+    char *text = document ? json_dumps (document, JSON_COMPACT) : NULL;
+    json_decref (document);
+    return text;
+}
+
+//  The reason code after "ML001 " in a database message ("invoice_not_open").
+static void s_reason (const char *message, char *reason, size_t size)
+{
+    const char *start = strstr (message, "ML001 ");
+    size_t length = 0;
+    if (start) {
+        start += 6;
+        while (length + 1 < size &&
+               ((start[length] >= 'a' && start[length] <= 'z') || start[length] == '_'))
+            length++;
+    }
+    if (length == 0)
+        snprintf (reason, size, "rejected");
+    else {
+        memcpy (reason, start, length);
+        reason[length] = 0;
+    }
+}
+
+//  Read the stored result of a posting into result. Returns 1 found, 0 not found, -1 error.
+static int s_read_result (ml_contract_t *self, const char *uuid, ml_msg_t *result)
+{
+    ml_query_t *query = ml_odbc_query (self->odbc, self->dialect->result, "s", uuid);
+    if (!query)
+        return -1;
+    int rc = ml_query_fetch (query);
+    if (rc == 1) {
+        const char *status = ml_query_text (query, 1);
+        snprintf (result->posting_uuid, sizeof result->posting_uuid, "%s", uuid);
+        snprintf (result->status, sizeof result->status, "%s", status ? status : "");
+        s_copy (result->receipt_id, sizeof result->receipt_id, ml_query_text (query, 2), true);
+        s_copy (result->reason, sizeof result->reason, ml_query_text (query, 3), true);
+    }
+    ml_query_destroy (&query);
+    return rc;
+}
+
+int ml_contract_apply (ml_contract_t *self, const ml_posting_t *posting, ml_msg_t *result)
+{
+    assert (self && posting && result);
+    char *document = s_posting_json (posting);
+    if (!document)
+        return -1;
+    if (ml_odbc_begin (self->odbc) != 0) {
+        free (document);
+        return -1;
+    }
+    int64_t applied = ml_odbc_execute (self->odbc, self->dialect->apply, "s", document);
+    free (document);
+    if (applied < 0) {
+        ml_odbc_error_t error = *ml_odbc_error (self->odbc);
+        ml_odbc_rollback (self->odbc);
+        if (error.kind != ML_ODBC_BUSINESS && error.kind != ML_ODBC_DATA)
+            return -1;
+        //  A final answer: record it, so a repeated delivery returns the same reason even
+        //  if the invoice changes in the meantime.
+        char reason[128];
+        if (error.kind == ML_ODBC_BUSINESS)
+            s_reason (error.message, reason, sizeof reason);
+        else
+            snprintf (reason, sizeof reason, "data_error (SQLSTATE %s)", error.sqlstate);
+        if (ml_odbc_begin (self->odbc) != 0)
+            return -1;
+        if (ml_odbc_execute (self->odbc, self->dialect->reject, "ss", posting->posting_uuid,
+                             reason) < 0) {
+            ml_odbc_rollback (self->odbc);
+            return -1;
+        }
+    }
+    uint64_t high_water = 0;
+    if (s_read_result (self, posting->posting_uuid, result) != 1 ||
+        ml_contract_high_water (self, &high_water) != 0) {
+        ml_odbc_rollback (self->odbc);
+        return -1;
+    }
+    if (ml_odbc_commit (self->odbc) != 0)
+        return -1;
+    result->id = ML_MSG_POSTING_RESULT;
+    result->cursor = high_water;
+    return 0;
+}
+
+//  Selftest --------------------------------------------------------------------------------
+
+//  Make a small reference matter database with the repository's scripts. Shared with the
+//  other selftests through ml_selftest_support.
+extern int ml_selftest_matter_db (char *path, size_t size, int clients, int invoices);
+
+void ml_contract_test (bool verbose)
+{
+    printf (" * ml_contract: ");
+    char path[256];
+    assert (ml_selftest_matter_db (path, sizeof path, 20, 200) == 0);
+    char connection_string[512];
+    snprintf (connection_string, sizeof connection_string,
+              "Driver=SQLite3;Database=%s;StepAPI=1;FKSupport=1;Timeout=5000", path);
+    ml_odbc_error_t error;
+    assert (ml_contract_new ("oracle", connection_string, &error) == NULL);
+    assert (strstr (error.message, "not supported"));
+    ml_contract_t *contract = ml_contract_new ("sqlite", connection_string, &error);
+    assert (contract);
+    char text[512], epoch[64];
+    assert (ml_contract_check (contract, text, sizeof text, epoch, sizeof epoch) == 0);
+    assert (strlen (epoch) == 36);
+
+    //  Page through every open invoice in small pages.
+    ml_msg_t *batch = ml_msg_new (ML_MSG_SNAPSHOT);
+    uint64_t after = 0;
+    int total = 0, got;
+    while ((got = ml_contract_open_items (contract, &after, 7, batch)) > 0)
+        total += got;
+    assert (got == 0 && total > 50 && (size_t)total == batch->item_count);
+    for (size_t index = 0; index < batch->item_count; index++) {
+        ml_item_t *item = &batch->items[index];
+        assert (item->kind == 'I' && item->balance_minor > 0);
+        assert (item->balance_minor <= item->total_minor);
+        assert (strcmp (item->currency, "USD") == 0 && *item->invoice_number);
+    }
+    //  Pay the first open invoice in part and see the change.
+    ml_item_t first = batch->items[0];
+    uint64_t high_water = 0;
+    assert (ml_contract_high_water (contract, &high_water) == 0);
+    ml_msg_t *posting = ml_msg_new (ML_MSG_POSTING);
+    strcpy (posting->posting.posting_uuid, "0f8fad5b-d9cb-469f-a165-70867728950e");
+    strcpy (posting->posting.received_on, "2026-11-22");
+    strcpy (posting->posting.account_number, "OP-001");
+    strcpy (posting->posting.client_number, first.client_number);
+    strcpy (posting->posting.currency, "USD");
+    strcpy (posting->posting.payer_name, "Pat O'Brien");
+    strcpy (posting->posting.ar_message, "front desk; \"cash\"");
+    posting->posting.amount_minor = 1;
+    ml_line_t line = {'I', "", 1};
+    strcpy (line.reference, first.invoice_number);
+    assert (ml_msg_set_lines (posting, &line, 1) == 0);
+    ml_msg_t *result = ml_msg_new (ML_MSG_POSTING_RESULT);
+    assert (ml_contract_apply (contract, &posting->posting, result) == 0);
+    assert (strcmp (result->status, "posted") == 0 && *result->receipt_id);
+    assert (result->cursor > high_water);
+    char receipt[64];
+    strcpy (receipt, result->receipt_id);
+    //  The same posting again returns the same receipt and writes nothing.
+    uint64_t before = result->cursor;
+    assert (ml_contract_apply (contract, &posting->posting, result) == 0);
+    assert (strcmp (result->receipt_id, receipt) == 0 && result->cursor == before);
+    ml_msg_t *changes = ml_msg_new (ML_MSG_CHANGES);
+    uint64_t last = 0;
+    assert (ml_contract_changes (contract, high_water, before, 100, changes, &last) >= 1);
+    assert (last == before);
+    bool seen = false;
+    for (size_t index = 0; index < changes->item_count; index++)
+        if (changes->items[index].source_id == first.source_id) {
+            assert (changes->items[index].balance_minor == first.balance_minor - 1);
+            seen = true;
+        }
+    assert (seen);
+
+    //  Over the balance: a recorded business rejection, returned again on replay.
+    strcpy (posting->posting.posting_uuid, "1f8fad5b-d9cb-469f-a165-70867728950e");
+    posting->posting.amount_minor = first.total_minor + 1;
+    posting->posting.lines[0].amount_minor = first.total_minor + 1;
+    assert (ml_contract_apply (contract, &posting->posting, result) == 0);
+    assert (strcmp (result->status, "rejected") == 0);
+    assert (strcmp (result->reason, "amount_over_balance") == 0);
+    posting->posting.lines[0].amount_minor = 1;
+    posting->posting.amount_minor = 1;
+    assert (ml_contract_apply (contract, &posting->posting, result) == 0);
+    assert (strcmp (result->status, "rejected") == 0);
+    assert (strcmp (result->reason, "amount_over_balance") == 0);
+
+    ml_msg_destroy (&changes);
+    ml_msg_destroy (&result);
+    ml_msg_destroy (&posting);
+    ml_msg_destroy (&batch);
+    ml_contract_destroy (&contract);
+    ml_contract_destroy (&contract);
+    unlink (path);
+    printf ("OK\n");
+}

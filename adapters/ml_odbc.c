@@ -1,0 +1,545 @@
+/*  ml_odbc: ODBC connection and statements. See include/ml_odbc.h. */
+#include "ml_odbc.h"
+#include "ml_log.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sql.h>
+#include <sqlext.h>
+
+//  Rows fetched per round trip, and the cap on one text column. Values longer than the cap
+//  are cut and flagged (ml_query_truncated); callers decide whether that is acceptable.
+#define S_ROW_ARRAY   256
+#define S_COLUMN_CAP  1024
+#define S_MAX_PARAMS  32
+#define S_MAX_COLUMNS 64
+
+struct _ml_odbc_t {
+    SQLHENV environment;
+    SQLHDBC connection;
+    bool in_transaction;
+    ml_odbc_error_t error;
+};
+
+typedef struct {
+    char type; //  's' or 'i'
+    char *text;
+    int64_t number;
+    SQLLEN indicator;
+} s_param_t;
+
+struct _ml_query_t {
+    ml_odbc_t *owner;
+    SQLHSTMT statement;
+    s_param_t params[S_MAX_PARAMS];
+    int param_count;
+    int columns;
+    size_t width[S_MAX_COLUMNS];
+    char name[S_MAX_COLUMNS][64];
+    char *buffer[S_MAX_COLUMNS];
+    SQLLEN *indicator[S_MAX_COLUMNS];
+    SQLULEN rows_fetched;
+    SQLUSMALLINT row_status[S_ROW_ARRAY];
+    SQLULEN row; //  current row within the fetched array
+    bool started;
+    bool exhausted;
+};
+
+ml_odbc_class_t ml_odbc_classify (const char *sqlstate, long native, const char *message)
+{
+    if (message && strstr (message, "ML001"))
+        return ML_ODBC_BUSINESS;
+    if (strncmp (sqlstate, "08", 2) == 0 || strcmp (sqlstate, "57P01") == 0 ||
+        strcmp (sqlstate, "57P02") == 0 || strcmp (sqlstate, "57P03") == 0 ||
+        strcmp (sqlstate, "HY018") == 0 || native == 2002 || native == 2003 || native == 2006 ||
+        native == 2013 || native == 1927)
+        return ML_ODBC_LOST;
+    if (strcmp (sqlstate, "40001") == 0 || strcmp (sqlstate, "40P01") == 0 || native == 1205 ||
+        native == 1213)
+        return ML_ODBC_RETRY;
+    if (strcmp (sqlstate, "57014") == 0 || strcmp (sqlstate, "HYT00") == 0 ||
+        strcmp (sqlstate, "HYT01") == 0)
+        return ML_ODBC_TIMEOUT;
+    //  SQLite reports SQLITE_BUSY / SQLITE_LOCKED (5, 6) as HY000: another writer holds
+    //  the database; the transaction can run again.
+    if (strcmp (sqlstate, "HY000") == 0 && (native == 5 || native == 6))
+        return ML_ODBC_RETRY;
+    if (strncmp (sqlstate, "22", 2) == 0 || strncmp (sqlstate, "23", 2) == 0 ||
+        (strcmp (sqlstate, "HY000") == 0 && native == 19))
+        return ML_ODBC_DATA;
+    return ML_ODBC_OTHER;
+}
+
+const char *ml_odbc_class_name (ml_odbc_class_t kind)
+{
+    static const char *names[] = {"ok",   "connection lost", "retry", "timeout",
+                                  "data", "business",        "other"};
+    return names[kind];
+}
+
+//  Read every diagnostic record of a handle into the connection's error.
+static void s_collect (ml_odbc_t *self, SQLSMALLINT handle_type, SQLHANDLE handle)
+{
+    ml_odbc_error_t *error = &self->error;
+    memset (error, 0, sizeof *error);
+    size_t used = 0;
+    for (SQLSMALLINT record = 1;; record++) {
+        SQLCHAR state[6] = "";
+        SQLINTEGER native = 0;
+        SQLCHAR text[512] = "";
+        SQLSMALLINT length = 0;
+        SQLRETURN rc =
+            SQLGetDiagRec (handle_type, handle, record, state, &native, text, sizeof text, &length);
+        if (!SQL_SUCCEEDED (rc))
+            break;
+        if (record == 1) {
+            snprintf (error->sqlstate, sizeof error->sqlstate, "%s", (char *)state);
+            error->native = native;
+        }
+        int wrote = snprintf (error->message + used, sizeof error->message - used, "%s%s",
+                              used ? " | " : "", (char *)text);
+        if (wrote > 0)
+            used += (size_t)wrote;
+        if (used >= sizeof error->message - 1)
+            break;
+    }
+    if (!*error->sqlstate)
+        snprintf (error->sqlstate, sizeof error->sqlstate, "HY000");
+    error->kind = ml_odbc_classify (error->sqlstate, error->native, error->message);
+    //  A dead connection is not always reported as class 08 (the driver may say HY000).
+    if (error->kind == ML_ODBC_OTHER && self->connection) {
+        SQLUINTEGER dead = SQL_CD_FALSE;
+        if (SQL_SUCCEEDED (
+                SQLGetConnectAttr (self->connection, SQL_ATTR_CONNECTION_DEAD, &dead, 0, NULL)) &&
+            dead == SQL_CD_TRUE)
+            error->kind = ML_ODBC_LOST;
+    }
+}
+
+static void s_set_error (ml_odbc_error_t *error, ml_odbc_class_t kind, const char *message)
+{
+    memset (error, 0, sizeof *error);
+    error->kind = kind;
+    snprintf (error->sqlstate, sizeof error->sqlstate, "HY000");
+    snprintf (error->message, sizeof error->message, "%s", message);
+}
+
+ml_odbc_t *ml_odbc_new (const char *connection_string, ml_odbc_error_t *error)
+{
+    assert (error);
+    ml_odbc_t *self = calloc (1, sizeof (ml_odbc_t));
+    if (!self) {
+        s_set_error (error, ML_ODBC_OTHER, "out of memory");
+        return NULL;
+    }
+    if (!SQL_SUCCEEDED (SQLAllocHandle (SQL_HANDLE_ENV, SQL_NULL_HANDLE, &self->environment)) ||
+        !SQL_SUCCEEDED (SQLSetEnvAttr (self->environment, SQL_ATTR_ODBC_VERSION,
+                                       (SQLPOINTER)SQL_OV_ODBC3, 0)) ||
+        !SQL_SUCCEEDED (SQLAllocHandle (SQL_HANDLE_DBC, self->environment, &self->connection))) {
+        s_set_error (error, ML_ODBC_OTHER, "cannot allocate ODBC handles");
+        ml_odbc_destroy (&self);
+        return NULL;
+    }
+    SQLRETURN rc = SQLDriverConnect (self->connection, NULL, (SQLCHAR *)connection_string, SQL_NTS,
+                                     NULL, 0, NULL, SQL_DRIVER_NOPROMPT);
+    if (!SQL_SUCCEEDED (rc)) {
+        s_collect (self, SQL_HANDLE_DBC, self->connection);
+        //  A failed connect is a lost connection as far as callers go: try again later.
+        if (self->error.kind == ML_ODBC_OTHER)
+            self->error.kind = ML_ODBC_LOST;
+        *error = self->error;
+        SQLFreeHandle (SQL_HANDLE_DBC, self->connection);
+        self->connection = NULL;
+        ml_odbc_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void ml_odbc_destroy (ml_odbc_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        ml_odbc_t *self = *self_p;
+        if (self->connection) {
+            if (self->in_transaction)
+                ml_odbc_rollback (self);
+            SQLDisconnect (self->connection);
+            SQLFreeHandle (SQL_HANDLE_DBC, self->connection);
+        }
+        if (self->environment)
+            SQLFreeHandle (SQL_HANDLE_ENV, self->environment);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const ml_odbc_error_t *ml_odbc_error (ml_odbc_t *self)
+{
+    assert (self);
+    return &self->error;
+}
+
+int ml_odbc_begin (ml_odbc_t *self)
+{
+    assert (self);
+    assert (!self->in_transaction);
+    SQLRETURN rc = SQLSetConnectAttr (self->connection, SQL_ATTR_AUTOCOMMIT,
+                                      (SQLPOINTER)SQL_AUTOCOMMIT_OFF, 0);
+    if (!SQL_SUCCEEDED (rc)) {
+        s_collect (self, SQL_HANDLE_DBC, self->connection);
+        return -1;
+    }
+    self->in_transaction = true;
+    return 0;
+}
+
+static int s_end (ml_odbc_t *self, SQLSMALLINT completion)
+{
+    assert (self);
+    int result = 0;
+    if (!SQL_SUCCEEDED (SQLEndTran (SQL_HANDLE_DBC, self->connection, completion))) {
+        s_collect (self, SQL_HANDLE_DBC, self->connection);
+        result = -1;
+    }
+    //  Back to autocommit, so reads outside a transaction hold no locks between calls.
+    if (!SQL_SUCCEEDED (SQLSetConnectAttr (self->connection, SQL_ATTR_AUTOCOMMIT,
+                                           (SQLPOINTER)SQL_AUTOCOMMIT_ON, 0)) &&
+        result == 0) {
+        s_collect (self, SQL_HANDLE_DBC, self->connection);
+        result = -1;
+    }
+    self->in_transaction = false;
+    return result;
+}
+
+int ml_odbc_commit (ml_odbc_t *self)
+{
+    return s_end (self, SQL_COMMIT);
+}
+
+int ml_odbc_rollback (ml_odbc_t *self)
+{
+    return s_end (self, SQL_ROLLBACK);
+}
+
+static void s_query_free (ml_query_t *self)
+{
+    if (self->statement)
+        SQLFreeHandle (SQL_HANDLE_STMT, self->statement);
+    for (int index = 0; index < self->param_count; index++)
+        free (self->params[index].text);
+    for (int index = 0; index < self->columns; index++) {
+        free (self->buffer[index]);
+        free (self->indicator[index]);
+    }
+    free (self);
+}
+
+//  Prepare, bind parameters from the picture and execute. Returns the statement wrapper or
+//  NULL with the connection's error set.
+static ml_query_t *s_run (ml_odbc_t *self, const char *sql, const char *picture, va_list args)
+{
+    ml_query_t *query = calloc (1, sizeof (ml_query_t));
+    if (!query) {
+        s_set_error (&self->error, ML_ODBC_OTHER, "out of memory");
+        return NULL;
+    }
+    query->owner = self;
+    if (!SQL_SUCCEEDED (SQLAllocHandle (SQL_HANDLE_STMT, self->connection, &query->statement))) {
+        s_collect (self, SQL_HANDLE_DBC, self->connection);
+        query->statement = NULL;
+        s_query_free (query);
+        return NULL;
+    }
+    size_t count = picture ? strlen (picture) : 0;
+    assert (count <= S_MAX_PARAMS);
+    //  A picture that does not match the statement's markers is a programmer error that
+    //  would read the wrong arguments: stop at once. (No statement here has a '?' inside
+    //  a literal.)
+    size_t markers = 0;
+    for (const char *cursor = sql; *cursor; cursor++)
+        markers += *cursor == '?';
+    assert (markers == count);
+    for (size_t index = 0; index < count; index++) {
+        s_param_t *param = &query->params[index];
+        param->type = picture[index];
+        SQLRETURN rc;
+        if (param->type == 's') {
+            const char *text = va_arg (args, const char *);
+            if (text) {
+                param->text = strdup (text);
+                param->indicator = (SQLLEN)strlen (text);
+            } else
+                param->indicator = SQL_NULL_DATA;
+            query->param_count = (int)index + 1;
+            SQLULEN size = param->text && param->indicator > 0 ? (SQLULEN)param->indicator : 1;
+            rc = SQLBindParameter (query->statement, (SQLUSMALLINT)(index + 1), SQL_PARAM_INPUT,
+                                   SQL_C_CHAR, SQL_VARCHAR, size, 0, param->text,
+                                   param->indicator > 0 ? param->indicator : 0, &param->indicator);
+        } else {
+            assert (param->type == 'i');
+            param->number = va_arg (args, int64_t);
+            param->indicator = 0;
+            query->param_count = (int)index + 1;
+            rc = SQLBindParameter (query->statement, (SQLUSMALLINT)(index + 1), SQL_PARAM_INPUT,
+                                   SQL_C_SBIGINT, SQL_BIGINT, 0, 0, &param->number, 0,
+                                   &param->indicator);
+        }
+        if (!SQL_SUCCEEDED (rc)) {
+            s_collect (self, SQL_HANDLE_STMT, query->statement);
+            s_query_free (query);
+            return NULL;
+        }
+    }
+    SQLRETURN rc = SQLExecDirect (query->statement, (SQLCHAR *)sql, SQL_NTS);
+    if (!SQL_SUCCEEDED (rc) && rc != SQL_NO_DATA) {
+        s_collect (self, SQL_HANDLE_STMT, query->statement);
+        s_query_free (query);
+        return NULL;
+    }
+    return query;
+}
+
+int64_t ml_odbc_execute (ml_odbc_t *self, const char *sql, const char *picture, ...)
+{
+    assert (self);
+    va_list args;
+    va_start (args, picture);
+    ml_query_t *query = s_run (self, sql, picture, args);
+    va_end (args);
+    if (!query)
+        return -1;
+    SQLLEN affected = 0;
+    if (!SQL_SUCCEEDED (SQLRowCount (query->statement, &affected)) || affected < 0)
+        affected = 0;
+    //  Drain further results (a CALL's trailing status on some drivers) so the next
+    //  statement on this connection does not fail with "commands out of sync".
+    while (SQL_SUCCEEDED (SQLMoreResults (query->statement)))
+        ;
+    s_query_free (query);
+    return (int64_t)affected;
+}
+
+ml_query_t *ml_odbc_query (ml_odbc_t *self, const char *sql, const char *picture, ...)
+{
+    assert (self);
+    va_list args;
+    va_start (args, picture);
+    ml_query_t *query = s_run (self, sql, picture, args);
+    va_end (args);
+    if (!query)
+        return NULL;
+    SQLSMALLINT columns = 0;
+    if (!SQL_SUCCEEDED (SQLNumResultCols (query->statement, &columns)) || columns > S_MAX_COLUMNS) {
+        if (columns > S_MAX_COLUMNS)
+            s_set_error (&self->error, ML_ODBC_OTHER, "too many result columns");
+        else
+            s_collect (self, SQL_HANDLE_STMT, query->statement);
+        s_query_free (query);
+        return NULL;
+    }
+    query->columns = columns;
+    SQLSetStmtAttr (query->statement, SQL_ATTR_ROW_BIND_TYPE, (SQLPOINTER)SQL_BIND_BY_COLUMN, 0);
+    SQLSetStmtAttr (query->statement, SQL_ATTR_ROW_ARRAY_SIZE, (SQLPOINTER)S_ROW_ARRAY, 0);
+    SQLSetStmtAttr (query->statement, SQL_ATTR_ROW_STATUS_PTR, query->row_status, 0);
+    SQLSetStmtAttr (query->statement, SQL_ATTR_ROWS_FETCHED_PTR, &query->rows_fetched, 0);
+    for (int column = 0; column < columns; column++) {
+        SQLULEN size = 0;
+        SQLSMALLINT type = 0, digits = 0, nullable = 0, name_length = 0;
+        SQLDescribeCol (query->statement, (SQLUSMALLINT)(column + 1),
+                        (SQLCHAR *)query->name[column], sizeof query->name[column], &name_length,
+                        &type, &size, &digits, &nullable);
+        //  Room for the digits of any number, a sign and a point; text up to the cap.
+        size_t width = size + 3 > 40 ? size + 3 : 40;
+        if (width > S_COLUMN_CAP)
+            width = S_COLUMN_CAP;
+        query->width[column] = width;
+        query->buffer[column] = malloc (width * S_ROW_ARRAY);
+        query->indicator[column] = malloc (sizeof (SQLLEN) * S_ROW_ARRAY);
+        if (!query->buffer[column] || !query->indicator[column] ||
+            !SQL_SUCCEEDED (SQLBindCol (query->statement, (SQLUSMALLINT)(column + 1), SQL_C_CHAR,
+                                        query->buffer[column], (SQLLEN)width,
+                                        query->indicator[column]))) {
+            s_collect (self, SQL_HANDLE_STMT, query->statement);
+            query->columns = column + 1;
+            s_query_free (query);
+            return NULL;
+        }
+    }
+    return query;
+}
+
+int ml_query_fetch (ml_query_t *self)
+{
+    assert (self);
+    while (true) {
+        if (self->started && self->row + 1 < self->rows_fetched) {
+            self->row++;
+            if (self->row_status[self->row] == SQL_ROW_ERROR) {
+                s_set_error (&self->owner->error, ML_ODBC_DATA, "a row could not be read");
+                return -1;
+            }
+            return 1;
+        }
+        if (self->exhausted || self->columns == 0)
+            return 0;
+        self->rows_fetched = 0;
+        SQLRETURN rc = SQLFetch (self->statement);
+        if (rc == SQL_NO_DATA) {
+            self->exhausted = true;
+            return 0;
+        }
+        if (!SQL_SUCCEEDED (rc)) {
+            s_collect (self->owner, SQL_HANDLE_STMT, self->statement);
+            return -1;
+        }
+        self->started = true;
+        if (self->rows_fetched == 0)
+            continue;
+        self->row = 0;
+        if (self->row_status[0] == SQL_ROW_ERROR) {
+            s_set_error (&self->owner->error, ML_ODBC_DATA, "a row could not be read");
+            return -1;
+        }
+        return 1;
+    }
+}
+
+int ml_query_columns (ml_query_t *self)
+{
+    assert (self);
+    return self->columns;
+}
+
+const char *ml_query_name (ml_query_t *self, int column)
+{
+    assert (self && column >= 0 && column < self->columns);
+    return self->name[column];
+}
+
+const char *ml_query_text (ml_query_t *self, int column)
+{
+    assert (self && column >= 0 && column < self->columns);
+    SQLLEN indicator = self->indicator[column][self->row];
+    if (indicator == SQL_NULL_DATA)
+        return NULL;
+    return self->buffer[column] + self->width[column] * self->row;
+}
+
+bool ml_query_truncated (ml_query_t *self, int column)
+{
+    assert (self && column >= 0 && column < self->columns);
+    SQLLEN indicator = self->indicator[column][self->row];
+    return indicator == SQL_NO_TOTAL ||
+           (indicator >= 0 && (size_t)indicator >= self->width[column]);
+}
+
+int ml_query_int64 (ml_query_t *self, int column, int64_t *value)
+{
+    const char *text = ml_query_text (self, column);
+    if (!text || !*text || ml_query_truncated (self, column))
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long long parsed = strtoll (text, &end, 10);
+    if (errno || *end)
+        return -1;
+    *value = parsed;
+    return 0;
+}
+
+void ml_query_destroy (ml_query_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        SQLCloseCursor ((*self_p)->statement);
+        s_query_free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+void ml_odbc_test (bool verbose)
+{
+    printf (" * ml_odbc: ");
+    char path[] = "/tmp/ml_odbc_test_XXXXXX";
+    int fd = mkstemp (path);
+    assert (fd >= 0);
+    close (fd);
+    char connection_string[256];
+    snprintf (connection_string, sizeof connection_string,
+              "Driver=SQLite3;Database=%s;StepAPI=1;FKSupport=1;Timeout=5000", path);
+    ml_odbc_error_t error;
+    ml_odbc_t *odbc = ml_odbc_new (connection_string, &error);
+    assert (odbc);
+    assert (ml_odbc_execute (odbc,
+                             "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                             "amount INTEGER, note TEXT, UNIQUE (name))",
+                             NULL) == 0);
+    //  A transaction of bound inserts, including quotes that splicing would break on.
+    assert (ml_odbc_begin (odbc) == 0);
+    for (int64_t index = 1; index <= 1000; index++) {
+        char name[32];
+        snprintf (name, sizeof name, "n'%lld\"", (long long)index);
+        assert (ml_odbc_execute (odbc, "INSERT INTO t (id, name, amount, note) VALUES (?,?,?,?)",
+                                 "isis", index, name, index * 100 - 1,
+                                 index % 2 ? NULL : "even") == 1);
+    }
+    assert (ml_odbc_commit (odbc) == 0);
+    //  Fetch across several row arrays.
+    ml_query_t *query = ml_odbc_query (
+        odbc, "SELECT id, name, amount, note FROM t WHERE id > ? ORDER BY id", "i", (int64_t)10);
+    assert (query && ml_query_columns (query) == 4);
+    int64_t expected = 11, sum = 0;
+    int rc;
+    while ((rc = ml_query_fetch (query)) == 1) {
+        int64_t id = 0, amount = 0;
+        assert (ml_query_int64 (query, 0, &id) == 0 && id == expected);
+        assert (ml_query_int64 (query, 2, &amount) == 0);
+        sum += amount;
+        assert ((ml_query_text (query, 3) == NULL) == (id % 2 == 1));
+        expected++;
+    }
+    assert (rc == 0 && expected == 1001);
+    assert (sum == 100 * (1000 * 1001 / 2 - 55) - 990);
+    ml_query_destroy (&query);
+    ml_query_destroy (&query);
+
+    //  A constraint error is classified as data, and the rollback leaves nothing.
+    assert (ml_odbc_begin (odbc) == 0);
+    assert (ml_odbc_execute (odbc, "INSERT INTO t (id, name) VALUES (?, ?)", "is", (int64_t)5001,
+                             "fresh") == 1);
+    assert (ml_odbc_execute (odbc, "INSERT INTO t (id, name) VALUES (?, ?)", "is", (int64_t)5002,
+                             "n'1\"") == -1);
+    assert (ml_odbc_error (odbc)->kind == ML_ODBC_DATA);
+    assert (ml_odbc_rollback (odbc) == 0);
+    query = ml_odbc_query (odbc, "SELECT COUNT(*) FROM t WHERE id > 5000", NULL);
+    assert (query && ml_query_fetch (query) == 1);
+    int64_t count = -1;
+    assert (ml_query_int64 (query, 0, &count) == 0 && count == 0);
+    ml_query_destroy (&query);
+
+    //  Errors name the state and say what went wrong, without the connection string.
+    assert (ml_odbc_query (odbc, "SELECT * FROM no_such_table", NULL) == NULL);
+    assert (strstr (ml_odbc_error (odbc)->message, "no_such_table"));
+    ml_odbc_destroy (&odbc);
+    ml_odbc_destroy (&odbc);
+
+    //  A driver that does not exist fails cleanly.
+    assert (ml_odbc_new ("Driver=NoSuchDriver;Database=x", &error) == NULL);
+    assert (error.kind != ML_ODBC_OK && *error.message);
+
+    assert (ml_odbc_classify ("08S01", 0, "") == ML_ODBC_LOST);
+    assert (ml_odbc_classify ("40P01", 0, "") == ML_ODBC_RETRY);
+    assert (ml_odbc_classify ("HY000", 2006, "") == ML_ODBC_LOST);
+    assert (ml_odbc_classify ("P0001", 0, "ERROR: ML001 invoice_not_open") == ML_ODBC_BUSINESS);
+    assert (ml_odbc_classify ("23505", 0, "") == ML_ODBC_DATA);
+    assert (ml_odbc_classify ("HYT00", 0, "") == ML_ODBC_TIMEOUT);
+    unlink (path);
+    printf ("OK\n");
+}

@@ -1,0 +1,702 @@
+/*  ml_msg: the MLP/1 codec. See include/ml_msg.h and docs/protocol.md. */
+#include "ml_msg.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  Encoding ------------------------------------------------------------------------------
+
+typedef struct {
+    uint8_t *data;
+    size_t size;
+    size_t capacity;
+    bool failed; //  a field broke a rule or the message outgrew ML_MAX_MESSAGE_SIZE
+} s_writer_t;
+
+static void s_reserve (s_writer_t *writer, size_t more)
+{
+    if (writer->failed)
+        return;
+    if (writer->size + more > ML_MAX_MESSAGE_SIZE) {
+        writer->failed = true;
+        return;
+    }
+    if (writer->size + more > writer->capacity) {
+        size_t capacity = writer->capacity ? writer->capacity * 2 : 256;
+        while (capacity < writer->size + more)
+            capacity *= 2;
+        uint8_t *grown = realloc (writer->data, capacity);
+        if (!grown) {
+            writer->failed = true;
+            return;
+        }
+        writer->data = grown;
+        writer->capacity = capacity;
+    }
+}
+
+static void s_put_number (s_writer_t *writer, uint64_t value, size_t width)
+{
+    s_reserve (writer, width);
+    if (writer->failed)
+        return;
+    for (size_t index = 0; index < width; index++)
+        writer->data[writer->size + index] = (uint8_t)(value >> (8 * (width - 1 - index)));
+    writer->size += width;
+}
+
+//  buffer_size is the size of the field's buffer: the value must be shorter.
+static void s_put_string (s_writer_t *writer, const char *value, size_t buffer_size)
+{
+    size_t length = strnlen (value, buffer_size);
+    if (length >= buffer_size) {
+        writer->failed = true;
+        return;
+    }
+    s_put_number (writer, length, 2);
+    s_reserve (writer, length);
+    if (writer->failed)
+        return;
+    memcpy (writer->data + writer->size, value, length);
+    writer->size += length;
+}
+
+#define S_PUT_STRING(writer, field) s_put_string ((writer), (field), sizeof (field))
+
+static void s_put_item (s_writer_t *writer, const ml_item_t *item)
+{
+    s_put_number (writer, (uint8_t)item->kind, 1);
+    s_put_number (writer, (uint8_t)item->op, 1);
+    s_put_number (writer, item->change_id, 8);
+    s_put_number (writer, item->source_id, 8);
+    S_PUT_STRING (writer, item->invoice_number);
+    S_PUT_STRING (writer, item->invoice_date);
+    S_PUT_STRING (writer, item->due_date);
+    S_PUT_STRING (writer, item->client_number);
+    S_PUT_STRING (writer, item->client_name);
+    S_PUT_STRING (writer, item->matter_number);
+    S_PUT_STRING (writer, item->matter_description);
+    S_PUT_STRING (writer, item->currency);
+    s_put_number (writer, (uint64_t)item->total_minor, 8);
+    s_put_number (writer, (uint64_t)item->balance_minor, 8);
+    S_PUT_STRING (writer, item->status);
+}
+
+static void s_put_items (s_writer_t *writer, const ml_msg_t *self)
+{
+    if (self->item_count > ML_MAX_ITEMS)
+        writer->failed = true;
+    s_put_number (writer, self->item_count, 4);
+    for (size_t index = 0; index < self->item_count; index++)
+        s_put_item (writer, &self->items[index]);
+}
+
+static void s_put_posting (s_writer_t *writer, const ml_posting_t *posting)
+{
+    S_PUT_STRING (writer, posting->posting_uuid);
+    S_PUT_STRING (writer, posting->created_at);
+    S_PUT_STRING (writer, posting->received_on);
+    S_PUT_STRING (writer, posting->account_number);
+    S_PUT_STRING (writer, posting->client_number);
+    S_PUT_STRING (writer, posting->payer_name);
+    S_PUT_STRING (writer, posting->payer_email);
+    S_PUT_STRING (writer, posting->currency);
+    s_put_number (writer, (uint64_t)posting->amount_minor, 8);
+    S_PUT_STRING (writer, posting->ar_message);
+    S_PUT_STRING (writer, posting->processor_txn);
+    if (posting->line_count == 0 || posting->line_count > ML_MAX_LINES)
+        writer->failed = true;
+    s_put_number (writer, posting->line_count, 2);
+    for (size_t index = 0; index < posting->line_count; index++) {
+        s_put_number (writer, (uint8_t)posting->lines[index].kind, 1);
+        S_PUT_STRING (writer, posting->lines[index].reference);
+        s_put_number (writer, (uint64_t)posting->lines[index].amount_minor, 8);
+    }
+}
+
+int ml_msg_encode (const ml_msg_t *self, uint8_t **data, size_t *size)
+{
+    assert (self && data && size);
+    s_writer_t writer = {0};
+    s_put_number (&writer, 0xAA, 1);
+    s_put_number (&writer, 'M', 1);
+    s_put_number (&writer, ML_PROTOCOL_VERSION, 1);
+    s_put_number (&writer, (uint64_t)self->id, 1);
+    switch (self->id) {
+        case ML_MSG_HELLO:
+            s_put_number (&writer, self->protocol, 2);
+            S_PUT_STRING (&writer, self->agent_version);
+            s_put_number (&writer, self->contract_version, 2);
+            S_PUT_STRING (&writer, self->epoch);
+            s_put_number (&writer, self->high_water, 8);
+            break;
+        case ML_MSG_WELCOME:
+            s_put_number (&writer, self->heartbeat_ms, 4);
+            s_put_number (&writer, self->window, 4);
+            s_put_number (&writer, self->resync, 1);
+            s_put_number (&writer, self->cursor, 8);
+            break;
+        case ML_MSG_SNAPSHOT:
+            s_put_number (&writer, self->batch, 8);
+            s_put_items (&writer, self);
+            break;
+        case ML_MSG_SNAPSHOT_END:
+            s_put_number (&writer, self->batch, 8);
+            s_put_number (&writer, self->cursor, 8);
+            s_put_number (&writer, self->count, 8);
+            break;
+        case ML_MSG_CHANGES:
+            s_put_number (&writer, self->batch, 8);
+            s_put_number (&writer, self->since, 8);
+            s_put_number (&writer, self->cursor, 8);
+            s_put_items (&writer, self);
+            break;
+        case ML_MSG_ACK:
+            s_put_number (&writer, self->batch, 8);
+            s_put_number (&writer, self->cursor, 8);
+            break;
+        case ML_MSG_POSTING:
+            s_put_posting (&writer, &self->posting);
+            break;
+        case ML_MSG_POSTING_RESULT:
+            S_PUT_STRING (&writer, self->posting_uuid);
+            S_PUT_STRING (&writer, self->status);
+            S_PUT_STRING (&writer, self->receipt_id);
+            S_PUT_STRING (&writer, self->reason);
+            s_put_number (&writer, self->cursor, 8);
+            break;
+        case ML_MSG_PING:
+        case ML_MSG_PONG:
+            break;
+        case ML_MSG_ERROR:
+            s_put_number (&writer, self->code, 2);
+            S_PUT_STRING (&writer, self->reason);
+            break;
+        default:
+            writer.failed = true;
+    }
+    if (writer.failed) {
+        free (writer.data);
+        return -1;
+    }
+    *data = writer.data;
+    *size = writer.size;
+    return 0;
+}
+
+//  Decoding ------------------------------------------------------------------------------
+
+typedef struct {
+    const uint8_t *cursor;
+    const uint8_t *limit;
+    const char *error; //  first error met; later reads do nothing
+} s_reader_t;
+
+static uint64_t s_get_number (s_reader_t *reader, size_t width)
+{
+    if (reader->error)
+        return 0;
+    if ((size_t)(reader->limit - reader->cursor) < width) {
+        reader->error = "message is shorter than its fields";
+        return 0;
+    }
+    uint64_t value = 0;
+    for (size_t index = 0; index < width; index++)
+        value = (value << 8) | reader->cursor[index];
+    reader->cursor += width;
+    return value;
+}
+
+//  True if the bytes are valid UTF-8 without NUL (no overlongs, no surrogates).
+static bool s_valid_utf8 (const uint8_t *bytes, size_t length)
+{
+    size_t index = 0;
+    while (index < length) {
+        uint8_t lead = bytes[index];
+        size_t extra;
+        uint32_t point;
+        if (lead == 0)
+            return false;
+        if (lead < 0x80) {
+            index++;
+            continue;
+        } else if ((lead & 0xE0) == 0xC0) {
+            extra = 1;
+            point = lead & 0x1F;
+        } else if ((lead & 0xF0) == 0xE0) {
+            extra = 2;
+            point = lead & 0x0F;
+        } else if ((lead & 0xF8) == 0xF0) {
+            extra = 3;
+            point = lead & 0x07;
+        } else
+            return false;
+        if (index + extra >= length)
+            return false;
+        for (size_t next = 1; next <= extra; next++) {
+            if ((bytes[index + next] & 0xC0) != 0x80)
+                return false;
+            point = (point << 6) | (bytes[index + next] & 0x3F);
+        }
+        if ((extra == 1 && point < 0x80) || (extra == 2 && point < 0x800) ||
+            (extra == 3 && point < 0x10000) || point > 0x10FFFF ||
+            (point >= 0xD800 && point <= 0xDFFF))
+            return false;
+        index += extra + 1;
+    }
+    return true;
+}
+
+static void s_get_string (s_reader_t *reader, char *field, size_t buffer_size)
+{
+    size_t length = (size_t)s_get_number (reader, 2);
+    if (reader->error)
+        return;
+    if (length >= buffer_size) {
+        reader->error = "string longer than its field allows";
+        return;
+    }
+    if ((size_t)(reader->limit - reader->cursor) < length) {
+        reader->error = "message is shorter than its fields";
+        return;
+    }
+    if (!s_valid_utf8 (reader->cursor, length)) {
+        reader->error = "string is not valid UTF-8 or holds a NUL byte";
+        return;
+    }
+    memcpy (field, reader->cursor, length);
+    field[length] = 0;
+    reader->cursor += length;
+}
+
+#define S_GET_STRING(reader, field) s_get_string ((reader), (field), sizeof (field))
+
+static bool s_valid_currency (const char *currency)
+{
+    return strlen (currency) == 3 && currency[0] >= 'A' && currency[0] <= 'Z' &&
+           currency[1] >= 'A' && currency[1] <= 'Z' && currency[2] >= 'A' && currency[2] <= 'Z';
+}
+
+static bool s_valid_date (const char *date)
+{
+    if (!*date)
+        return true;
+    if (strlen (date) != 10 || date[4] != '-' || date[7] != '-')
+        return false;
+    for (int index = 0; index < 10; index++)
+        if (index != 4 && index != 7 && (date[index] < '0' || date[index] > '9'))
+            return false;
+    return true;
+}
+
+static bool s_valid_uuid (const char *uuid)
+{
+    if (strlen (uuid) != 36)
+        return false;
+    for (int index = 0; index < 36; index++) {
+        char c = uuid[index];
+        if (index == 8 || index == 13 || index == 18 || index == 23) {
+            if (c != '-')
+                return false;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static void s_get_items (s_reader_t *reader, ml_msg_t *self)
+{
+    uint64_t count = s_get_number (reader, 4);
+    if (reader->error)
+        return;
+    if (count > ML_MAX_ITEMS) {
+        reader->error = "too many items in one batch";
+        return;
+    }
+    //  Each item takes at least 44 bytes, so a count the message cannot hold is refused
+    //  before anything is allocated for it.
+    if (count * 44 > (uint64_t)(reader->limit - reader->cursor)) {
+        reader->error = "message is shorter than its fields";
+        return;
+    }
+    for (uint64_t index = 0; index < count && !reader->error; index++) {
+        ml_item_t *item = ml_msg_add_item (self);
+        if (!item) {
+            reader->error = "out of memory";
+            return;
+        }
+        item->kind = (char)s_get_number (reader, 1);
+        item->op = (char)s_get_number (reader, 1);
+        item->change_id = s_get_number (reader, 8);
+        item->source_id = s_get_number (reader, 8);
+        S_GET_STRING (reader, item->invoice_number);
+        S_GET_STRING (reader, item->invoice_date);
+        S_GET_STRING (reader, item->due_date);
+        S_GET_STRING (reader, item->client_number);
+        S_GET_STRING (reader, item->client_name);
+        S_GET_STRING (reader, item->matter_number);
+        S_GET_STRING (reader, item->matter_description);
+        S_GET_STRING (reader, item->currency);
+        item->total_minor = (int64_t)s_get_number (reader, 8);
+        item->balance_minor = (int64_t)s_get_number (reader, 8);
+        S_GET_STRING (reader, item->status);
+        if (reader->error)
+            return;
+        if (item->kind != 'I' && item->kind != 'T')
+            reader->error = "item kind is not 'I' or 'T'";
+        else if (item->op != 'U' && item->op != 'R')
+            reader->error = "item op is not 'U' or 'R'";
+        else if (item->op == 'U' && !s_valid_currency (item->currency))
+            reader->error = "item currency is not three upper-case letters";
+        else if (!s_valid_date (item->invoice_date) || !s_valid_date (item->due_date))
+            reader->error = "item date is not YYYY-MM-DD";
+    }
+}
+
+static void s_get_posting (s_reader_t *reader, ml_msg_t *self)
+{
+    ml_posting_t *posting = &self->posting;
+    S_GET_STRING (reader, posting->posting_uuid);
+    S_GET_STRING (reader, posting->created_at);
+    S_GET_STRING (reader, posting->received_on);
+    S_GET_STRING (reader, posting->account_number);
+    S_GET_STRING (reader, posting->client_number);
+    S_GET_STRING (reader, posting->payer_name);
+    S_GET_STRING (reader, posting->payer_email);
+    S_GET_STRING (reader, posting->currency);
+    posting->amount_minor = (int64_t)s_get_number (reader, 8);
+    S_GET_STRING (reader, posting->ar_message);
+    S_GET_STRING (reader, posting->processor_txn);
+    uint64_t count = s_get_number (reader, 2);
+    if (reader->error)
+        return;
+    if (!s_valid_uuid (posting->posting_uuid)) {
+        reader->error = "posting-uuid is not a lower-case UUID";
+        return;
+    }
+    if (!s_valid_currency (posting->currency)) {
+        reader->error = "posting currency is not three upper-case letters";
+        return;
+    }
+    if (!s_valid_date (posting->received_on)) {
+        reader->error = "received-on is not YYYY-MM-DD";
+        return;
+    }
+    if (posting->amount_minor <= 0) {
+        reader->error = "posting amount is not positive";
+        return;
+    }
+    if (count == 0 || count > ML_MAX_LINES) {
+        reader->error = "posting must have 1 to 500 lines";
+        return;
+    }
+    //  Each line takes at least 11 bytes: refuse a count the message cannot hold.
+    if (count * 11 > (uint64_t)(reader->limit - reader->cursor)) {
+        reader->error = "message is shorter than its fields";
+        return;
+    }
+    posting->lines = calloc ((size_t)count, sizeof (ml_line_t));
+    if (!posting->lines) {
+        reader->error = "out of memory";
+        return;
+    }
+    posting->line_count = (size_t)count;
+    int64_t sum = 0;
+    for (size_t index = 0; index < posting->line_count && !reader->error; index++) {
+        ml_line_t *line = &posting->lines[index];
+        line->kind = (char)s_get_number (reader, 1);
+        S_GET_STRING (reader, line->reference);
+        line->amount_minor = (int64_t)s_get_number (reader, 8);
+        if (reader->error)
+            return;
+        if (line->kind != 'I' && line->kind != 'T')
+            reader->error = "line kind is not 'I' or 'T'";
+        else if (line->amount_minor <= 0)
+            reader->error = "line amount is not positive";
+        else if (!*line->reference)
+            reader->error = "line reference is empty";
+        else if (__builtin_add_overflow (sum, line->amount_minor, &sum))
+            reader->error = "line amounts overflow";
+    }
+    if (!reader->error && sum != posting->amount_minor)
+        reader->error = "posting lines do not sum to its amount";
+}
+
+ml_msg_t *ml_msg_decode (const uint8_t *data, size_t size, const char **error)
+{
+    assert (error);
+    s_reader_t reader = {data, data + size, NULL};
+    if (!data || size < 4 || data[0] != 0xAA || data[1] != 'M') {
+        *error = "not an MLP message (bad signature)";
+        return NULL;
+    }
+    if (data[2] != ML_PROTOCOL_VERSION) {
+        *error = "unsupported MLP version";
+        return NULL;
+    }
+    if (size > ML_MAX_MESSAGE_SIZE) {
+        *error = "message too large";
+        return NULL;
+    }
+    reader.cursor += 3;
+    int id = (int)s_get_number (&reader, 1);
+    if (id < ML_MSG_HELLO || id > ML_MSG_ERROR) {
+        *error = "unknown message id";
+        return NULL;
+    }
+    ml_msg_t *self = ml_msg_new (id);
+    if (!self) {
+        *error = "out of memory";
+        return NULL;
+    }
+    switch (id) {
+        case ML_MSG_HELLO:
+            self->protocol = (uint16_t)s_get_number (&reader, 2);
+            S_GET_STRING (&reader, self->agent_version);
+            self->contract_version = (uint16_t)s_get_number (&reader, 2);
+            S_GET_STRING (&reader, self->epoch);
+            self->high_water = s_get_number (&reader, 8);
+            break;
+        case ML_MSG_WELCOME:
+            self->heartbeat_ms = (uint32_t)s_get_number (&reader, 4);
+            self->window = (uint32_t)s_get_number (&reader, 4);
+            self->resync = (uint8_t)s_get_number (&reader, 1);
+            self->cursor = s_get_number (&reader, 8);
+            if (!reader.error && (self->window == 0 || self->heartbeat_ms == 0))
+                reader.error = "welcome with zero window or heartbeat";
+            break;
+        case ML_MSG_SNAPSHOT:
+            self->batch = s_get_number (&reader, 8);
+            s_get_items (&reader, self);
+            break;
+        case ML_MSG_SNAPSHOT_END:
+            self->batch = s_get_number (&reader, 8);
+            self->cursor = s_get_number (&reader, 8);
+            self->count = s_get_number (&reader, 8);
+            break;
+        case ML_MSG_CHANGES:
+            self->batch = s_get_number (&reader, 8);
+            self->since = s_get_number (&reader, 8);
+            self->cursor = s_get_number (&reader, 8);
+            s_get_items (&reader, self);
+            if (!reader.error && self->cursor < self->since)
+                reader.error = "changes cursor is below since";
+            break;
+        case ML_MSG_ACK:
+            self->batch = s_get_number (&reader, 8);
+            self->cursor = s_get_number (&reader, 8);
+            break;
+        case ML_MSG_POSTING:
+            s_get_posting (&reader, self);
+            break;
+        case ML_MSG_POSTING_RESULT:
+            S_GET_STRING (&reader, self->posting_uuid);
+            S_GET_STRING (&reader, self->status);
+            S_GET_STRING (&reader, self->receipt_id);
+            S_GET_STRING (&reader, self->reason);
+            self->cursor = s_get_number (&reader, 8);
+            if (!reader.error && !s_valid_uuid (self->posting_uuid))
+                reader.error = "posting-uuid is not a lower-case UUID";
+            else if (!reader.error && strcmp (self->status, "posted") != 0 &&
+                     strcmp (self->status, "rejected") != 0)
+                reader.error = "status is not \"posted\" or \"rejected\"";
+            break;
+        case ML_MSG_ERROR:
+            self->code = (uint16_t)s_get_number (&reader, 2);
+            S_GET_STRING (&reader, self->reason);
+            break;
+        default:
+            break;
+    }
+    if (!reader.error && reader.cursor != reader.limit)
+        reader.error = "bytes left over after the last field";
+    if (reader.error) {
+        *error = reader.error;
+        ml_msg_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+//  The record ------------------------------------------------------------------------------
+
+ml_msg_t *ml_msg_new (int id)
+{
+    ml_msg_t *self = calloc (1, sizeof (ml_msg_t));
+    if (self)
+        self->id = id;
+    return self;
+}
+
+void ml_msg_destroy (ml_msg_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        ml_msg_t *self = *self_p;
+        free (self->items);
+        free (self->posting.lines);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const char *ml_msg_name (int id)
+{
+    static const char *names[] = {"UNKNOWN",        "HELLO",   "WELCOME", "SNAPSHOT",
+                                  "SNAPSHOT-END",   "CHANGES", "ACK",     "POSTING",
+                                  "POSTING-RESULT", "PING",    "PONG",    "ERROR"};
+    return id >= ML_MSG_HELLO && id <= ML_MSG_ERROR ? names[id] : names[0];
+}
+
+ml_item_t *ml_msg_add_item (ml_msg_t *self)
+{
+    assert (self);
+    if (self->item_count >= ML_MAX_ITEMS)
+        return NULL;
+    if (self->item_count == self->item_capacity) {
+        size_t capacity = self->item_capacity ? self->item_capacity * 2 : 64;
+        if (capacity > ML_MAX_ITEMS)
+            capacity = ML_MAX_ITEMS;
+        ml_item_t *grown = realloc (self->items, capacity * sizeof (ml_item_t));
+        if (!grown)
+            return NULL;
+        self->items = grown;
+        self->item_capacity = capacity;
+    }
+    ml_item_t *item = &self->items[self->item_count++];
+    memset (item, 0, sizeof *item);
+    return item;
+}
+
+void ml_msg_clear_items (ml_msg_t *self)
+{
+    assert (self);
+    self->item_count = 0;
+}
+
+int ml_msg_set_lines (ml_msg_t *self, const ml_line_t *lines, size_t count)
+{
+    assert (self);
+    if (count == 0 || count > ML_MAX_LINES)
+        return -1;
+    ml_line_t *copy = malloc (count * sizeof (ml_line_t));
+    if (!copy)
+        return -1;
+    memcpy (copy, lines, count * sizeof (ml_line_t));
+    free (self->posting.lines);
+    self->posting.lines = copy;
+    self->posting.line_count = count;
+    return 0;
+}
+
+//  Selftest --------------------------------------------------------------------------------
+
+static ml_msg_t *s_round_trip (const ml_msg_t *message)
+{
+    uint8_t *data = NULL;
+    size_t size = 0;
+    assert (ml_msg_encode (message, &data, &size) == 0);
+    const char *error = NULL;
+    ml_msg_t *copy = ml_msg_decode (data, size, &error);
+    assert (copy);
+    //  Every strict prefix of a valid message is malformed, never a crash.
+    for (size_t cut = 0; cut < size; cut++) {
+        ml_msg_t *partial = ml_msg_decode (data, cut, &error);
+        assert (partial == NULL && error);
+    }
+    free (data);
+    return copy;
+}
+
+void ml_msg_test (bool verbose)
+{
+    printf (" * ml_msg: ");
+    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
+    hello->protocol = ML_PROTOCOL_VERSION;
+    strcpy (hello->agent_version, "0.1.0");
+    hello->contract_version = 1;
+    strcpy (hello->epoch, "5b1c8d9e-0000-4000-8000-000000000001");
+    hello->high_water = 123456789012ULL;
+    ml_msg_t *copy = s_round_trip (hello);
+    assert (copy->id == ML_MSG_HELLO && copy->high_water == 123456789012ULL);
+    assert (strcmp (copy->epoch, hello->epoch) == 0 && copy->contract_version == 1);
+    ml_msg_destroy (&copy);
+    ml_msg_destroy (&hello);
+
+    ml_msg_t *changes = ml_msg_new (ML_MSG_CHANGES);
+    changes->batch = 7;
+    changes->since = 10;
+    changes->cursor = 20;
+    for (int index = 0; index < 3; index++) {
+        ml_item_t *item = ml_msg_add_item (changes);
+        item->kind = 'I';
+        item->op = index == 2 ? 'R' : 'U';
+        item->change_id = 11 + (uint64_t)index;
+        item->source_id = 1000 + (uint64_t)index;
+        snprintf (item->invoice_number, sizeof item->invoice_number, "INV-%d", index);
+        strcpy (item->invoice_date, "2026-01-31");
+        strcpy (item->client_name, "Müller & Söhne");
+        strcpy (item->currency, index == 2 ? "" : "USD");
+        item->total_minor = -5;
+        item->balance_minor = INT64_MAX;
+    }
+    copy = s_round_trip (changes);
+    assert (copy->item_count == 3 && copy->items[1].change_id == 12);
+    assert (copy->items[0].total_minor == -5 && copy->items[0].balance_minor == INT64_MAX);
+    assert (strcmp (copy->items[0].client_name, "Müller & Söhne") == 0);
+    assert (copy->items[2].op == 'R');
+    ml_msg_destroy (&copy);
+
+    //  A string over its field's size cannot be encoded.
+    memset (changes->items[0].currency, 'X', sizeof changes->items[0].currency);
+    uint8_t *data = NULL;
+    size_t size = 0;
+    assert (ml_msg_encode (changes, &data, &size) == -1);
+    ml_msg_destroy (&changes);
+
+    ml_msg_t *posting = ml_msg_new (ML_MSG_POSTING);
+    strcpy (posting->posting.posting_uuid, "0f8fad5b-d9cb-469f-a165-70867728950e");
+    strcpy (posting->posting.currency, "USD");
+    strcpy (posting->posting.ar_message, "Paid at front desk");
+    posting->posting.amount_minor = 15000;
+    ml_line_t lines[] = {{'I', "INV-1", 10000}, {'T', "M-1", 5000}};
+    assert (ml_msg_set_lines (posting, lines, 2) == 0);
+    copy = s_round_trip (posting);
+    assert (copy->posting.line_count == 2 && copy->posting.lines[1].kind == 'T');
+    assert (copy->posting.lines[1].amount_minor == 5000);
+    ml_msg_destroy (&copy);
+    //  Lines that do not sum to the amount are malformed.
+    posting->posting.amount_minor = 15001;
+    assert (ml_msg_encode (posting, &data, &size) == 0);
+    const char *error = NULL;
+    assert (ml_msg_decode (data, size, &error) == NULL);
+    assert (strstr (error, "sum"));
+    free (data);
+    ml_msg_destroy (&posting);
+
+    ml_msg_t *result = ml_msg_new (ML_MSG_POSTING_RESULT);
+    strcpy (result->posting_uuid, "0f8fad5b-d9cb-469f-a165-70867728950e");
+    strcpy (result->status, "posted");
+    strcpy (result->receipt_id, "42");
+    result->cursor = 99;
+    copy = s_round_trip (result);
+    assert (strcmp (copy->receipt_id, "42") == 0 && copy->cursor == 99);
+    ml_msg_destroy (&copy);
+    ml_msg_destroy (&result);
+
+    //  Trailing bytes, unknown ids and bad UTF-8 are refused.
+    uint8_t ping[] = {0xAA, 'M', 1, ML_MSG_PING, 0};
+    assert (ml_msg_decode (ping, sizeof ping, &error) == NULL);
+    ml_msg_t *pong = ml_msg_decode (ping, 4, &error);
+    assert (pong && pong->id == ML_MSG_PING);
+    ml_msg_destroy (&pong);
+    uint8_t unknown[] = {0xAA, 'M', 1, 99};
+    assert (ml_msg_decode (unknown, sizeof unknown, &error) == NULL);
+    uint8_t bad_utf8[] = {0xAA, 'M', 1, ML_MSG_ERROR, 0, 1, 0, 2, 0xC0, 0x80};
+    assert (ml_msg_decode (bad_utf8, sizeof bad_utf8, &error) == NULL);
+    assert (strstr (error, "UTF-8"));
+    ml_msg_destroy (&pong);
+    printf ("OK\n");
+}

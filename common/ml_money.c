@@ -1,0 +1,284 @@
+/*  ml_money: exact money arithmetic. See include/ml_money.h. */
+#include "ml_money.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+//  Currencies whose minor unit is not two digits; every other valid code uses two.
+static const struct {
+    const char *code;
+    int exponent;
+} s_exponents[] = {{"BHD", 3}, {"BIF", 0}, {"CLP", 0}, {"DJF", 0}, {"GNF", 0}, {"IQD", 3},
+                   {"ISK", 0}, {"JOD", 3}, {"JPY", 0}, {"KMF", 0}, {"KRW", 0}, {"KWD", 3},
+                   {"LYD", 3}, {"OMR", 3}, {"PYG", 0}, {"RWF", 0}, {"TND", 3}, {"UGX", 0},
+                   {"VND", 0}, {"VUV", 0}, {"XAF", 0}, {"XOF", 0}, {"XPF", 0}};
+
+int ml_money_exponent (const char *currency)
+{
+    if (!currency || strlen (currency) != 3)
+        return -1;
+    for (int index = 0; index < 3; index++)
+        if (currency[index] < 'A' || currency[index] > 'Z')
+            return -1;
+    for (size_t index = 0; index < sizeof s_exponents / sizeof s_exponents[0]; index++)
+        if (strcmp (s_exponents[index].code, currency) == 0)
+            return s_exponents[index].exponent;
+    return 2;
+}
+
+//  Shared by both parsers: sign, integer digits (optionally grouped), point, decimals.
+//  When grouping is allowed, commas must separate groups of exactly three digits.
+static int s_parse (const char *text, int exponent, bool allow_grouping, bool allow_extra_zeros,
+                    int64_t *minor, const char **error)
+{
+    if (!text || !*text) {
+        *error = "empty amount";
+        return -1;
+    }
+    const char *cursor = text;
+    bool negative = false;
+    if (*cursor == '-' || *cursor == '+') {
+        negative = *cursor == '-';
+        cursor++;
+    }
+    uint64_t value = 0;
+    const uint64_t limit = (uint64_t)INT64_MAX;
+    int digits = 0;
+    int group = -1; //  digits since the last comma, -1 before any comma
+    for (; *cursor && *cursor != '.'; cursor++) {
+        if (*cursor == ',' && allow_grouping && digits > 0 && (group == -1 || group == 3)) {
+            if (group == -1 && digits > 3) {
+                *error = "misplaced thousands separator";
+                return -1;
+            }
+            group = 0;
+            continue;
+        }
+        if (!isdigit ((unsigned char)*cursor)) {
+            *error = "not a number";
+            return -1;
+        }
+        uint64_t digit = (uint64_t)(*cursor - '0');
+        if (value > (limit - digit) / 10) {
+            *error = "amount out of range";
+            return -1;
+        }
+        value = value * 10 + digit;
+        digits++;
+        if (group >= 0)
+            group++;
+    }
+    if (group >= 0 && group != 3) {
+        *error = "misplaced thousands separator";
+        return -1;
+    }
+    int decimals = 0;
+    if (*cursor == '.') {
+        cursor++;
+        for (; *cursor; cursor++) {
+            if (!isdigit ((unsigned char)*cursor)) {
+                *error = "not a number";
+                return -1;
+            }
+            if (decimals >= exponent) {
+                if (*cursor != '0' || !allow_extra_zeros) {
+                    *error = "too many decimals for the currency";
+                    return -1;
+                }
+                continue;
+            }
+            uint64_t digit = (uint64_t)(*cursor - '0');
+            if (value > (limit - digit) / 10) {
+                *error = "amount out of range";
+                return -1;
+            }
+            value = value * 10 + digit;
+            decimals++;
+            digits++;
+        }
+    }
+    if (digits == 0) {
+        *error = "not a number";
+        return -1;
+    }
+    for (; decimals < exponent; decimals++) {
+        if (value > limit / 10) {
+            *error = "amount out of range";
+            return -1;
+        }
+        value *= 10;
+    }
+    *minor = negative ? -(int64_t)value : (int64_t)value;
+    return 0;
+}
+
+int ml_money_parse (const char *text, const char *currency, int64_t *minor, const char **error)
+{
+    int exponent = ml_money_exponent (currency);
+    if (exponent < 0) {
+        *error = "unknown currency";
+        return -1;
+    }
+    return s_parse (text, exponent, true, false, minor, error);
+}
+
+int ml_money_parse_decimal (const char *text, int exponent, int64_t *minor, const char **error)
+{
+    return s_parse (text, exponent, false, true, minor, error);
+}
+
+const char *ml_money_decimal (int64_t minor, int exponent, char *buf, size_t size)
+{
+    //  Work on the magnitude as unsigned so INT64_MIN formats correctly.
+    uint64_t magnitude = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+    if (exponent < 0 || exponent > 18)
+        exponent = 2;
+    uint64_t scale = 1;
+    for (int index = 0; index < exponent; index++)
+        scale *= 10;
+    if (exponent > 0)
+        snprintf (buf, size, "%s%llu.%0*llu", minor < 0 ? "-" : "",
+                  (unsigned long long)(magnitude / scale), exponent,
+                  (unsigned long long)(magnitude % scale));
+    else
+        snprintf (buf, size, "%s%llu", minor < 0 ? "-" : "", (unsigned long long)magnitude);
+    return buf;
+}
+
+const char *ml_money_format (int64_t minor, const char *currency, char *buf, size_t size)
+{
+    int exponent = ml_money_exponent (currency);
+    if (exponent < 0)
+        exponent = 2;
+    char plain[32];
+    ml_money_decimal (minor, exponent, plain, sizeof plain);
+    //  Insert thousands separators into the integer part.
+    const char *digits = plain[0] == '-' ? plain + 1 : plain;
+    size_t integer_length = strcspn (digits, ".");
+    char grouped[48];
+    size_t out = 0;
+    if (plain[0] == '-')
+        grouped[out++] = '-';
+    for (size_t index = 0; index < integer_length; index++) {
+        if (index > 0 && (integer_length - index) % 3 == 0)
+            grouped[out++] = ',';
+        grouped[out++] = digits[index];
+    }
+    grouped[out] = 0;
+    snprintf (buf, size, "%s%s %s", grouped, digits + integer_length, currency ? currency : "");
+    return buf;
+}
+
+int ml_money_split (int64_t total, const int64_t *weights, size_t count, int64_t *parts)
+{
+    if (total < 0 || count == 0 || !weights || !parts)
+        return -1;
+    __int128 sum = 0;
+    for (size_t index = 0; index < count; index++) {
+        if (weights[index] < 0)
+            return -1;
+        sum += weights[index];
+    }
+    if (sum == 0)
+        return -1;
+    int64_t assigned = 0;
+    for (size_t index = 0; index < count; index++) {
+        parts[index] = (int64_t)(((__int128)total * weights[index]) / sum);
+        assigned += parts[index];
+    }
+    //  Hand out what is left, one unit at a time, to the largest remainders. At most
+    //  count - 1 units remain, so this loop is bounded by count * count.
+    for (int64_t left = total - assigned; left > 0; left--) {
+        size_t best = count;
+        __int128 best_remainder = -1;
+        for (size_t index = 0; index < count; index++) {
+            __int128 remainder = ((__int128)total * weights[index]) % sum;
+            //  A part that already got its extra unit has its remainder spent.
+            if (parts[index] > (int64_t)(((__int128)total * weights[index]) / sum))
+                continue;
+            if (remainder > best_remainder) {
+                best = index;
+                best_remainder = remainder;
+            }
+        }
+        assert (best < count);
+        parts[best]++;
+    }
+    return 0;
+}
+
+void ml_money_test (bool verbose)
+{
+    printf (" * ml_money: ");
+    int64_t minor = 0;
+    const char *error = NULL;
+    assert (ml_money_exponent ("USD") == 2);
+    assert (ml_money_exponent ("JPY") == 0);
+    assert (ml_money_exponent ("KWD") == 3);
+    assert (ml_money_exponent ("usd") == -1);
+    assert (ml_money_exponent ("US") == -1);
+
+    assert (ml_money_parse ("1,234.56", "USD", &minor, &error) == 0 && minor == 123456);
+    assert (ml_money_parse ("1234.5", "USD", &minor, &error) == 0 && minor == 123450);
+    assert (ml_money_parse ("0.01", "USD", &minor, &error) == 0 && minor == 1);
+    assert (ml_money_parse ("-7", "USD", &minor, &error) == 0 && minor == -700);
+    assert (ml_money_parse ("250", "JPY", &minor, &error) == 0 && minor == 250);
+    assert (ml_money_parse ("1.5", "JPY", &minor, &error) == -1);
+    assert (ml_money_parse ("1.234", "USD", &minor, &error) == -1);
+    assert (ml_money_parse ("12,34.00", "USD", &minor, &error) == -1);
+    assert (ml_money_parse ("1234,567", "USD", &minor, &error) == -1);
+    assert (ml_money_parse ("1,234,567.00", "USD", &minor, &error) == 0 && minor == 123456700);
+    assert (ml_money_parse ("", "USD", &minor, &error) == -1);
+    assert (ml_money_parse (".", "USD", &minor, &error) == -1);
+    assert (ml_money_parse ("1e5", "USD", &minor, &error) == -1);
+    assert (ml_money_parse ("92233720368547758.07", "USD", &minor, &error) == 0 &&
+            minor == INT64_MAX);
+    assert (ml_money_parse ("92233720368547758.08", "USD", &minor, &error) == -1);
+    assert (ml_money_parse ("99999999999999999999", "USD", &minor, &error) == -1);
+    assert (ml_money_parse ("1.00", "XYZ1", &minor, &error) == -1);
+
+    assert (ml_money_parse_decimal ("123.4500", 2, &minor, &error) == 0 && minor == 12345);
+    assert (ml_money_parse_decimal ("123.4510", 2, &minor, &error) == -1);
+    assert (ml_money_parse_decimal ("-0.5", 2, &minor, &error) == 0 && minor == -50);
+    assert (ml_money_parse_decimal ("1,000", 2, &minor, &error) == -1);
+
+    char buf[64];
+    assert (strcmp (ml_money_format (123456789, "USD", buf, sizeof buf), "1,234,567.89 USD") == 0);
+    assert (strcmp (ml_money_format (-5, "USD", buf, sizeof buf), "-0.05 USD") == 0);
+    assert (strcmp (ml_money_format (1000, "JPY", buf, sizeof buf), "1,000 JPY") == 0);
+    assert (strcmp (ml_money_format (INT64_MIN, "USD", buf, sizeof buf),
+                    "-92,233,720,368,547,758.08 USD") == 0);
+    assert (strcmp (ml_money_decimal (100, 2, buf, sizeof buf), "1.00") == 0);
+
+    int64_t weights[] = {1, 1, 1};
+    int64_t parts[3];
+    assert (ml_money_split (100, weights, 3, parts) == 0);
+    assert (parts[0] == 34 && parts[1] == 33 && parts[2] == 33);
+    int64_t skewed[] = {0, 2, 1};
+    assert (ml_money_split (10, skewed, 3, parts) == 0);
+    assert (parts[0] == 0 && parts[1] == 7 && parts[2] == 3);
+    int64_t zero[] = {0, 0};
+    assert (ml_money_split (10, zero, 2, parts) == -1);
+    //  Exact sums over many random splits.
+    unsigned int seed = 7;
+    for (int round = 0; round < 2000; round++) {
+        int64_t random_weights[7];
+        int64_t random_parts[7];
+        size_t count = 1 + (size_t)(rand_r (&seed) % 7);
+        for (size_t index = 0; index < count; index++)
+            random_weights[index] = rand_r (&seed) % 100000;
+        random_weights[0] += 1;
+        int64_t total = (int64_t)rand_r (&seed) * 1000 + rand_r (&seed);
+        assert (ml_money_split (total, random_weights, count, random_parts) == 0);
+        int64_t sum = 0;
+        for (size_t index = 0; index < count; index++) {
+            assert (random_parts[index] >= 0);
+            sum += random_parts[index];
+        }
+        assert (sum == total);
+    }
+    printf ("OK\n");
+}

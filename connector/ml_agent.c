@@ -1,0 +1,556 @@
+/*  ml_agent: the agent service. See include/ml_agent.h and docs/protocol.md. */
+#include "ml_agent.h"
+#include "ml_config.h"
+#include "ml_contract.h"
+#include "ml_log.h"
+#include "ml_msg.h"
+#include "ml_service.h"
+
+#include <signal.h>
+
+typedef enum {
+    S_CONNECTING, //  waiting for the database, or to send HELLO
+    S_GREETING,   //  HELLO sent, waiting for WELCOME
+    S_SNAPSHOT,   //  sending the snapshot
+    S_STREAMING   //  sending changes
+} s_state_t;
+
+#define S_HELLO_HEARTBEAT_MS 2000 //  liveness before WELCOME tells the real interval
+#define S_DB_BACKOFF_MIN_MS  500
+#define S_DB_BACKOFF_MAX_MS  30000
+
+typedef struct {
+    ml_agent_settings_t settings;
+    zsock_t *pipe;
+    zsock_t *dealer;
+    zcert_t *certificate;
+    ml_contract_t *contract;
+    int64_t db_retry_at;
+    int db_backoff_ms;
+    char epoch[64];
+    s_state_t state;
+    int64_t hello_at;      //  when the next HELLO may go out
+    int64_t last_received; //  any message from the core
+    int64_t last_sent;
+    uint32_t heartbeat_ms;
+    uint32_t window;
+    uint64_t batch;        //  last batch number sent in this session
+    uint64_t acked_batch;  //  last batch number acknowledged
+    uint64_t sent_cursor;  //  change id up to which changes were sent
+    uint64_t acked_cursor; //  the core's cursor from its last ACK
+    //  Snapshot progress
+    uint64_t snapshot_high_water;
+    uint64_t snapshot_after;
+    bool snapshot_trust; //  invoices done, now trust balances
+    uint64_t snapshot_count;
+    int64_t poll_at;           //  next look for changes
+    int64_t unreachable_since; //  first failed HELLO of the current outage, or 0
+    int64_t unreachable_logged;
+    bool terminated;
+} s_agent_t;
+
+int ml_agent_settings_load (ml_agent_settings_t *settings, const char *path, char *error,
+                            size_t error_size)
+{
+    memset (settings, 0, sizeof *settings);
+    ml_config_t *config = ml_config_load (path, error, error_size);
+    if (!config)
+        return -1;
+    snprintf (settings->dialect, sizeof settings->dialect, "%s",
+              ml_config_string (config, "database/dialect", "sqlite"));
+    const char *connection = ml_config_string (config, "database/connection", NULL);
+    snprintf (settings->connection, sizeof settings->connection, "%s", connection);
+    settings->batch_rows = ml_config_int (config, "database/batch_rows", 1000, 1, ML_MAX_ITEMS);
+    settings->poll_interval_ms =
+        ml_config_int (config, "database/poll_interval_ms", 500, 10, 600000);
+    snprintf (settings->core_endpoint, sizeof settings->core_endpoint, "%s",
+              ml_config_string (config, "core/endpoint", NULL));
+    const char *key = ml_config_string (config, "core/public_key", NULL);
+    snprintf (settings->certificate, sizeof settings->certificate, "%s",
+              ml_config_string (config, "agent/certificate", NULL));
+    int rc = 0;
+    const char *problem = ml_config_error (config);
+    uint8_t decoded[32];
+    if (problem) {
+        snprintf (error, error_size, "%s", problem);
+        rc = -1;
+    } else if (strlen (key) != 40 || !zmq_z85_decode (decoded, key)) {
+        snprintf (error, error_size,
+                  "%s: core/public_key must be the core's 40-character Z85 public key "
+                  "(printed by 'matterlink-core keygen')",
+                  path);
+        rc = -1;
+    } else if (strlen (connection) >= sizeof settings->connection) {
+        snprintf (error, error_size, "%s: database/connection is longer than %zu bytes", path,
+                  sizeof settings->connection - 1);
+        rc = -1;
+    } else
+        snprintf (settings->core_public_key, sizeof settings->core_public_key, "%s", key);
+    ml_config_destroy (&config);
+    return rc;
+}
+
+//  Sending -----------------------------------------------------------------------------------
+
+static int s_send (s_agent_t *self, ml_msg_t *message)
+{
+    uint8_t *data = NULL;
+    size_t size = 0;
+    if (ml_msg_encode (message, &data, &size) != 0) {
+        ml_log (ML_LOG_ERROR, "cannot encode %s (a field breaks a protocol limit)",
+                ml_msg_name (message->id));
+        return -1;
+    }
+    //  Never block: with ZMQ_IMMEDIATE the send fails while the core is unreachable, and
+    //  the state machine sends again when it has something to say.
+    int rc = zmq_send (zsock_resolve (self->dealer), data, size, ZMQ_DONTWAIT);
+    free (data);
+    if (rc < 0) {
+        ml_log (ML_LOG_DEBUG, "%s not sent: %s", ml_msg_name (message->id), zmq_strerror (errno));
+        return -1;
+    }
+    self->last_sent = zclock_mono ();
+    ml_log (ML_LOG_DEBUG, "sent %s", ml_msg_name (message->id));
+    return 0;
+}
+
+static void s_send_simple (s_agent_t *self, int id)
+{
+    ml_msg_t *message = ml_msg_new (id);
+    s_send (self, message);
+    ml_msg_destroy (&message);
+}
+
+//  Database ------------------------------------------------------------------------------------
+
+static void s_database_lost (s_agent_t *self, const char *doing)
+{
+    const ml_odbc_error_t *error = ml_contract_error (self->contract);
+    char escaped[600];
+    ml_log (ML_LOG_WARNING, "matter database error while %s: %s [%s, %s]; reconnecting", doing,
+            ml_log_escape (error->message, escaped, sizeof escaped), error->sqlstate,
+            ml_odbc_class_name (error->kind));
+    ml_contract_destroy (&self->contract);
+    self->db_retry_at = zclock_mono () + self->db_backoff_ms;
+    //  The session continues once the database is back: HELLO again so the core tells us
+    //  where to resume, and nothing read half-way is trusted.
+    self->state = S_CONNECTING;
+}
+
+static bool s_database_ready (s_agent_t *self)
+{
+    if (self->contract)
+        return true;
+    if (zclock_mono () < self->db_retry_at)
+        return false;
+    ml_odbc_error_t error;
+    self->contract = ml_contract_new (self->settings.dialect, self->settings.connection, &error);
+    char text[600];
+    if (self->contract && ml_contract_check (self->contract, text, sizeof text, self->epoch,
+                                             sizeof self->epoch) != 0) {
+        ml_log (ML_LOG_ERROR, "%s", text);
+        ml_contract_destroy (&self->contract);
+        error.kind = ML_ODBC_OTHER;
+        snprintf (error.message, sizeof error.message, "contract check failed");
+    }
+    if (!self->contract) {
+        char escaped[600];
+        ml_log (ML_LOG_WARNING, "cannot use the matter database: %s; retrying in %d ms",
+                ml_log_escape (error.message, escaped, sizeof escaped), self->db_backoff_ms);
+        self->db_retry_at = zclock_mono () + self->db_backoff_ms;
+        self->db_backoff_ms *= 2;
+        if (self->db_backoff_ms > S_DB_BACKOFF_MAX_MS)
+            self->db_backoff_ms = S_DB_BACKOFF_MAX_MS;
+        return false;
+    }
+    self->db_backoff_ms = S_DB_BACKOFF_MIN_MS;
+    ml_log (ML_LOG_NOTICE, "matter database connected (contract version %d, epoch %s)",
+            ML_CONTRACT_VERSION, self->epoch);
+    return true;
+}
+
+//  Session ---------------------------------------------------------------------------------
+
+static void s_send_hello (s_agent_t *self)
+{
+    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
+    hello->protocol = ML_PROTOCOL_VERSION;
+    snprintf (hello->agent_version, sizeof hello->agent_version, "%s", ML_AGENT_VERSION);
+    hello->contract_version = ML_CONTRACT_VERSION;
+    snprintf (hello->epoch, sizeof hello->epoch, "%s", self->epoch);
+    if (ml_contract_high_water (self->contract, &hello->high_water) != 0) {
+        ml_msg_destroy (&hello);
+        s_database_lost (self, "reading the change high-water");
+        return;
+    }
+    if (s_send (self, hello) == 0) {
+        self->state = S_GREETING;
+        self->last_received = zclock_mono ();
+        ml_log (ML_LOG_INFO, "HELLO sent to the core (high-water %llu)",
+                (unsigned long long)hello->high_water);
+        self->hello_at = zclock_mono () + 3 * S_HELLO_HEARTBEAT_MS;
+        self->unreachable_since = 0;
+    } else {
+        //  Not connected: libzmq is (re)connecting, or the core refused the CURVE handshake.
+        //  Try again shortly, and tell the operator now and then, not on every attempt.
+        int64_t now = zclock_mono ();
+        if (!self->unreachable_since)
+            self->unreachable_since = now;
+        if (now - self->unreachable_since >= 3 * S_HELLO_HEARTBEAT_MS &&
+            now - self->unreachable_logged >= 60000) {
+            ml_log (ML_LOG_WARNING,
+                    "cannot reach the core at %s for %lld s: it is down or unreachable, or it "
+                    "refused this agent's key (is this agent's key registered with the core?)",
+                    self->settings.core_endpoint,
+                    (long long)(now - self->unreachable_since) / 1000);
+            self->unreachable_logged = now;
+        }
+        self->hello_at = now + 100;
+    }
+    ml_msg_destroy (&hello);
+}
+
+static bool s_has_credit (s_agent_t *self)
+{
+    return self->batch - self->acked_batch < self->window;
+}
+
+//  Send the next snapshot batch: open invoices first, then trust balances, then
+//  SNAPSHOT-END when a page comes back empty in the trust phase.
+static void s_snapshot_step (s_agent_t *self)
+{
+    ml_msg_t *batch = ml_msg_new (ML_MSG_SNAPSHOT);
+    size_t limit = (size_t)self->settings.batch_rows;
+    int rows =
+        self->snapshot_trust
+            ? ml_contract_trust_balances (self->contract, &self->snapshot_after, limit, batch)
+            : ml_contract_open_items (self->contract, &self->snapshot_after, limit, batch);
+    if (rows < 0) {
+        ml_msg_destroy (&batch);
+        s_database_lost (self, "reading the snapshot");
+        return;
+    }
+    if (rows == 0 && !self->snapshot_trust) {
+        self->snapshot_trust = true;
+        self->snapshot_after = 0;
+    } else if (rows == 0) {
+        ml_msg_t *end = ml_msg_new (ML_MSG_SNAPSHOT_END);
+        end->batch = ++self->batch;
+        end->cursor = self->snapshot_high_water;
+        end->count = self->snapshot_count;
+        if (s_send (self, end) == 0) {
+            ml_log (ML_LOG_NOTICE, "snapshot sent: %llu items, cursor %llu",
+                    (unsigned long long)self->snapshot_count,
+                    (unsigned long long)self->snapshot_high_water);
+            self->state = S_STREAMING;
+            self->sent_cursor = self->snapshot_high_water;
+            self->poll_at = 0;
+        } else
+            self->state = S_CONNECTING; //  the link dropped: start a new session
+        ml_msg_destroy (&end);
+    } else if (batch->item_count > 0) {
+        batch->batch = ++self->batch;
+        self->snapshot_count += batch->item_count;
+        if (s_send (self, batch) != 0)
+            self->state = S_CONNECTING;
+    }
+    ml_msg_destroy (&batch);
+}
+
+//  Look for changes above what was sent and send one batch of them.
+static void s_changes_step (s_agent_t *self)
+{
+    uint64_t high_water = 0;
+    if (ml_contract_high_water (self->contract, &high_water) != 0) {
+        s_database_lost (self, "reading the change high-water");
+        return;
+    }
+    if (high_water <= self->sent_cursor) {
+        self->poll_at = zclock_mono () + self->settings.poll_interval_ms;
+        return;
+    }
+    ml_msg_t *batch = ml_msg_new (ML_MSG_CHANGES);
+    uint64_t last = 0;
+    size_t limit = (size_t)self->settings.batch_rows;
+    int got =
+        ml_contract_changes (self->contract, self->sent_cursor, high_water, limit, batch, &last);
+    if (got < 0) {
+        ml_msg_destroy (&batch);
+        s_database_lost (self, "reading changes");
+        return;
+    }
+    batch->batch = ++self->batch;
+    batch->since = self->sent_cursor;
+    //  A short page read every change up to the high-water (ids may have gaps); a full
+    //  page stops at its last row and the next batch continues from there.
+    bool full = (size_t)got >= limit;
+    batch->cursor = full ? last : high_water;
+    if (s_send (self, batch) == 0) {
+        ml_log (ML_LOG_INFO, "sent %zu changes (%llu..%llu]", batch->item_count,
+                (unsigned long long)batch->since, (unsigned long long)batch->cursor);
+        self->sent_cursor = batch->cursor;
+        if (!full)
+            self->poll_at = zclock_mono () + self->settings.poll_interval_ms;
+    } else
+        self->state = S_CONNECTING;
+    ml_msg_destroy (&batch);
+}
+
+static void s_apply_posting (s_agent_t *self, ml_msg_t *message)
+{
+    if (!self->contract) {
+        ml_log (ML_LOG_WARNING,
+                "posting %s not applied: matter database unavailable (the core "
+                "will deliver it again)",
+                message->posting.posting_uuid);
+        return;
+    }
+    ml_msg_t *result = ml_msg_new (ML_MSG_POSTING_RESULT);
+    if (ml_contract_apply (self->contract, &message->posting, result) != 0) {
+        ml_msg_destroy (&result);
+        s_database_lost (self, "applying a posting");
+        return;
+    }
+    //  Test hook: die between the commit and the acknowledgement, the one place where a
+    //  crash could lose or double a posting if the design were wrong.
+    const char *crash = getenv ("MATTERLINK_TEST_CRASH");
+    if (crash && streq (crash, "after-commit"))
+        raise (SIGKILL);
+    char reason[300];
+    ml_log (ML_LOG_NOTICE, "posting %s %s%s%s%s", result->posting_uuid, result->status,
+            *result->receipt_id ? " as receipt " : "", result->receipt_id,
+            *result->reason ? ml_log_escape (result->reason, reason, sizeof reason) : "");
+    s_send (self, result);
+    ml_msg_destroy (&result);
+}
+
+static void s_handle (s_agent_t *self, ml_msg_t *message)
+{
+    self->last_received = zclock_mono ();
+    switch (message->id) {
+        case ML_MSG_WELCOME:
+            if (self->state != S_GREETING) {
+                ml_log (ML_LOG_DEBUG, "WELCOME out of turn ignored");
+                break;
+            }
+            self->heartbeat_ms = message->heartbeat_ms;
+            self->window = message->window;
+            self->batch = self->acked_batch = 0;
+            if (message->resync) {
+                if (ml_contract_high_water (self->contract, &self->snapshot_high_water) != 0) {
+                    s_database_lost (self, "starting the snapshot");
+                    break;
+                }
+                self->snapshot_after = 0;
+                self->snapshot_trust = false;
+                self->snapshot_count = 0;
+                self->state = S_SNAPSHOT;
+                ml_log (ML_LOG_NOTICE, "core asked for a snapshot (high-water %llu)",
+                        (unsigned long long)self->snapshot_high_water);
+            } else {
+                self->sent_cursor = self->acked_cursor = message->cursor;
+                self->state = S_STREAMING;
+                self->poll_at = 0;
+                ml_log (ML_LOG_NOTICE, "session resumed at change %llu",
+                        (unsigned long long)message->cursor);
+            }
+            break;
+        case ML_MSG_ACK:
+            if ((self->state == S_SNAPSHOT || self->state == S_STREAMING) &&
+                message->batch > self->acked_batch && message->batch <= self->batch) {
+                self->acked_batch = message->batch;
+                self->acked_cursor = message->cursor;
+            }
+            break;
+        case ML_MSG_POSTING:
+            s_apply_posting (self, message);
+            break;
+        case ML_MSG_PING:
+            s_send_simple (self, ML_MSG_PONG);
+            break;
+        case ML_MSG_PONG:
+            break;
+        case ML_MSG_ERROR: {
+            char reason[300];
+            ml_log (message->code == ML_ERROR_OUT_OF_STATE ? ML_LOG_INFO : ML_LOG_ERROR,
+                    "core says %u: %s", message->code,
+                    ml_log_escape (message->reason, reason, sizeof reason));
+            self->state = S_CONNECTING;
+            //  Out of state: greet again now. Anything else (unknown key, version): the
+            //  operator must act, so do not hammer the core meanwhile.
+            self->hello_at = zclock_mono () + (message->code == ML_ERROR_OUT_OF_STATE ? 0 : 30000);
+            break;
+        }
+        default:
+            ml_log (ML_LOG_WARNING, "unexpected %s from the core ignored",
+                    ml_msg_name (message->id));
+    }
+}
+
+static void s_receive (s_agent_t *self)
+{
+    zframe_t *frame = zframe_recv (self->dealer);
+    if (!frame)
+        return;
+    const char *error = NULL;
+    ml_msg_t *message = ml_msg_decode (zframe_data (frame), zframe_size (frame), &error);
+    zframe_destroy (&frame);
+    if (!message) {
+        ml_log (ML_LOG_WARNING, "malformed message from the core dropped: %s", error);
+        return;
+    }
+    ml_log (ML_LOG_DEBUG, "received %s", ml_msg_name (message->id));
+    s_handle (self, message);
+    ml_msg_destroy (&message);
+}
+
+//  One turn of the state machine: do at most one unit of work. Returns the time in ms to
+//  wait for messages before the next turn (0 when more work is ready).
+static int s_step (s_agent_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (!s_database_ready (self))
+        return (int)(self->db_retry_at - now > 0 ? self->db_retry_at - now : 10);
+    uint32_t heartbeat = self->state == S_GREETING || self->state == S_CONNECTING
+                             ? S_HELLO_HEARTBEAT_MS
+                             : self->heartbeat_ms;
+    //  Silence for three heartbeats: the core restarted or the link dropped messages.
+    if (self->state != S_CONNECTING && now - self->last_received > 3 * (int64_t)heartbeat) {
+        ml_log (ML_LOG_WARNING, "no word from the core for %d ms; greeting it again%s",
+                (int)(now - self->last_received),
+                self->state == S_GREETING ? " (is this agent's key registered with the core?)"
+                                          : "");
+        self->state = S_CONNECTING;
+    }
+    if (self->state == S_CONNECTING) {
+        if (now >= self->hello_at)
+            s_send_hello (self);
+        return 100;
+    }
+    if (self->state == S_SNAPSHOT && s_has_credit (self)) {
+        s_snapshot_step (self);
+        return 0;
+    }
+    if (self->state == S_STREAMING && s_has_credit (self) && now >= self->poll_at) {
+        s_changes_step (self);
+        return now >= self->poll_at ? 0 : self->settings.poll_interval_ms;
+    }
+    if (now - self->last_sent >= (int64_t)heartbeat)
+        s_send_simple (self, ML_MSG_PING);
+    int64_t wait = self->state == S_STREAMING && s_has_credit (self) ? self->poll_at - now
+                                                                     : (int64_t)heartbeat;
+    if (wait > (int64_t)heartbeat)
+        wait = heartbeat;
+    return wait > 0 ? (int)wait : 0;
+}
+
+static int s_agent_init (s_agent_t *self, zsock_t *pipe, const ml_agent_settings_t *settings)
+{
+    memset (self, 0, sizeof *self);
+    self->settings = *settings;
+    self->pipe = pipe;
+    self->db_backoff_ms = S_DB_BACKOFF_MIN_MS;
+    self->window = 1;
+    self->certificate = zcert_load (settings->certificate);
+    if (!self->certificate ||
+        streq (zcert_secret_txt (self->certificate), "0000000000000000000000000000000000000000")) {
+        ml_log (ML_LOG_ERROR,
+                "cannot load the agent's secret certificate %s (make one with "
+                "'matterlink-agent keygen')",
+                settings->certificate);
+        return -1;
+    }
+    self->dealer = zsock_new (ZMQ_DEALER);
+    assert (self->dealer);
+    zcert_apply (self->certificate, self->dealer);
+    zsock_set_curve_serverkey (self->dealer, settings->core_public_key);
+    zsock_set_maxmsgsize (self->dealer, ML_MAX_MESSAGE_SIZE);
+    zsock_set_immediate (self->dealer, 1);
+    zsock_set_reconnect_ivl (self->dealer, 100);
+    zsock_set_reconnect_ivl_max (self->dealer, 5000);
+    zsock_set_linger (self->dealer, 0);
+    if (zsock_connect (self->dealer, "%s", settings->core_endpoint) != 0) {
+        ml_log (ML_LOG_ERROR, "cannot connect to core endpoint '%s'", settings->core_endpoint);
+        return -1;
+    }
+    return 0;
+}
+
+void ml_agent_actor (zsock_t *pipe, void *args)
+{
+    s_agent_t agent;
+    s_agent_t *self = &agent;
+    if (s_agent_init (self, pipe, (const ml_agent_settings_t *)args) != 0) {
+        zsock_destroy (&self->dealer);
+        zcert_destroy (&self->certificate);
+        ml_service_ready (pipe, false);
+        return;
+    }
+    ml_log (ML_LOG_NOTICE, "agent %s started; core at %s", ML_AGENT_VERSION,
+            self->settings.core_endpoint);
+    ml_service_ready (pipe, true);
+    zpoller_t *poller = zpoller_new (pipe, self->dealer, NULL);
+    while (!self->terminated) {
+        int timeout = s_step (self);
+        void *which = zpoller_wait (poller, timeout);
+        if (which == pipe) {
+            char *command = zstr_recv (pipe);
+            if (!command || streq (command, "$TERM"))
+                self->terminated = true;
+            zstr_free (&command);
+        } else if (which == self->dealer)
+            s_receive (self);
+        else if (zpoller_terminated (poller))
+            self->terminated = true;
+    }
+    zpoller_destroy (&poller);
+    ml_contract_destroy (&self->contract);
+    zsock_destroy (&self->dealer);
+    zcert_destroy (&self->certificate);
+    ml_log (ML_LOG_NOTICE, "agent stopped");
+}
+
+void ml_agent_test (bool verbose)
+{
+    printf (" * ml_agent: ");
+    //  Settings are validated with clear messages; the link itself is tested end to end by
+    //  tests/e2e_*.sh with real processes.
+    char directory[256], path[300], error[512];
+    snprintf (directory, sizeof directory, "/tmp/ml_agent_test_XXXXXX");
+    assert (mkdtemp (directory));
+    snprintf (path, sizeof path, "%s/agent.cfg", directory);
+    FILE *file = fopen (path, "w");
+    assert (file);
+    fprintf (file, "database\n    connection = \"Driver=SQLite3;Database=/x.db\"\n"
+                   "core\n    endpoint = tcp://127.0.0.1:1\n    public_key = short\n"
+                   "agent\n    certificate = /nonexistent\n");
+    fclose (file);
+    ml_agent_settings_t settings;
+    assert (ml_agent_settings_load (&settings, path, error, sizeof error) == -1);
+    assert (strstr (error, "public_key"));
+    file = fopen (path, "w");
+    fprintf (file, "database\n    connection = \"Driver=SQLite3;Database=/x.db\"\n"
+                   "core\n    endpoint = tcp://127.0.0.1:1\n");
+    fclose (file);
+    assert (ml_agent_settings_load (&settings, path, error, sizeof error) == -1);
+    assert (strstr (error, "core/public_key is required"));
+    //  An agent whose certificate cannot be loaded refuses to start.
+    zcert_t *core = zcert_new ();
+    file = fopen (path, "w");
+    fprintf (file,
+             "database\n    connection = \"Driver=SQLite3;Database=/x.db\"\n"
+             "core\n    endpoint = tcp://127.0.0.1:1\n    public_key = \"%s\"\n"
+             "agent\n    certificate = %s/none\n",
+             zcert_public_txt (core), directory);
+    fclose (file);
+    assert (ml_agent_settings_load (&settings, path, error, sizeof error) == 0);
+    ml_log_level_t saved = ml_log_level ();
+    ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);
+    zactor_t *actor = ml_service_start (ml_agent_actor, &settings);
+    assert (actor == NULL);
+    ml_log_setup (NULL, saved);
+    zcert_destroy (&core);
+    unlink (path);
+    rmdir (directory);
+    printf ("OK\n");
+}

@@ -1,0 +1,110 @@
+/*  matterlink-agent: the agent daemon. Parses arguments, loads the configuration, starts
+    the agent actor and waits for a signal. */
+#include "ml_agent.h"
+#include "ml_contract.h"
+#include "ml_keygen.h"
+#include "ml_log.h"
+#include "ml_service.h"
+
+static void s_usage (FILE *stream)
+{
+    fprintf (stream,
+             "usage: matterlink-agent run -c FILE [--log-level LEVEL]\n"
+             "       matterlink-agent check -c FILE\n"
+             "       matterlink-agent keygen --out PATH\n"
+             "\n"
+             "  run     run the agent: replicate the matter database to the core and apply\n"
+             "          postings (stops on SIGINT or SIGTERM)\n"
+             "  check   connect to the matter database and check the installed contract\n"
+             "  keygen  make the agent's certificate: PATH (public, give it to the core's\n"
+             "          operator) and PATH_secret (keep it here; agent/certificate points at it)\n"
+             "  LEVEL   error, warning, notice (default), info or debug\n");
+}
+
+int main (int argc, char *argv[])
+{
+    const char *command = argc > 1 ? argv[1] : NULL;
+    const char *config_path = NULL, *out = NULL, *level_text = "notice";
+    for (int index = 2; index < argc; index++) {
+        if ((streq (argv[index], "-c") || streq (argv[index], "--config")) && index + 1 < argc)
+            config_path = argv[++index];
+        else if (streq (argv[index], "--out") && index + 1 < argc)
+            out = argv[++index];
+        else if (streq (argv[index], "--log-level") && index + 1 < argc)
+            level_text = argv[++index];
+        else {
+            fprintf (stderr, "matterlink-agent: unknown argument '%s'\n", argv[index]);
+            s_usage (stderr);
+            return 2;
+        }
+    }
+    ml_log_level_t level;
+    if (ml_log_level_parse (level_text, &level) != 0) {
+        fprintf (stderr, "matterlink-agent: unknown log level '%s'\n", level_text);
+        return 2;
+    }
+    ml_log_setup ("agent", level);
+    if (command && (streq (command, "-h") || streq (command, "--help"))) {
+        s_usage (stdout);
+        return 0;
+    }
+    if (command && streq (command, "keygen") && out) {
+        char key[41], error[600];
+        if (ml_keygen (out, "agent", key, error, sizeof error) != 0) {
+            fprintf (stderr, "matterlink-agent: %s\n", error);
+            return 1;
+        }
+        printf ("agent certificate written: %s (public) and %s_secret (secret, mode 0600)\n"
+                "agent public key: %s\n",
+                out, out, key);
+        return 0;
+    }
+    if (!command || !config_path || (!streq (command, "run") && !streq (command, "check"))) {
+        s_usage (stderr);
+        return 2;
+    }
+    ml_agent_settings_t settings;
+    char error[600];
+    if (ml_agent_settings_load (&settings, config_path, error, sizeof error) != 0) {
+        fprintf (stderr, "matterlink-agent: %s\n", error);
+        return 2;
+    }
+    //  Both commands start by checking the database: a daemon that would only log a
+    //  contract mismatch forever is worse than one that refuses to start and says why.
+    ml_odbc_error_t odbc_error;
+    ml_contract_t *contract = ml_contract_new (settings.dialect, settings.connection, &odbc_error);
+    if (!contract && streq (command, "check")) {
+        char escaped[600];
+        fprintf (stderr, "matterlink-agent: cannot connect to the matter database: %s\n",
+                 ml_log_escape (odbc_error.message, escaped, sizeof escaped));
+        return 1;
+    }
+    if (contract) {
+        char text[800], epoch[64];
+        int rc = ml_contract_check (contract, text, sizeof text, epoch, sizeof epoch);
+        ml_contract_destroy (&contract);
+        if (rc != 0) {
+            fprintf (stderr, "matterlink-agent: %s\n", text);
+            return 1;
+        }
+        if (streq (command, "check")) {
+            printf ("matter database OK: contract version %d, epoch %s\n", ML_CONTRACT_VERSION,
+                    epoch);
+            return 0;
+        }
+    } else
+        ml_log (ML_LOG_WARNING, "matter database not reachable yet; the agent keeps trying");
+    zactor_t *agent = ml_service_start (ml_agent_actor, &settings);
+    if (!agent)
+        return 1;
+    //  czmq's signal handler sets zsys_interrupted; the poller returns on it.
+    zpoller_t *poller = zpoller_new (agent, NULL);
+    while (!zsys_interrupted) {
+        void *which = zpoller_wait (poller, 1000);
+        if (which == agent || zpoller_terminated (poller))
+            break;
+    }
+    zpoller_destroy (&poller);
+    zactor_destroy (&agent);
+    return 0;
+}

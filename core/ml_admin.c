@@ -1,0 +1,359 @@
+/*  ml_admin: the core's admin API. See include/ml_admin.h and docs/admin-api.md. */
+#include "ml_admin.h"
+#include "ml_alloc.h"
+#include "ml_log.h"
+#include "ml_money.h"
+
+#include <assert.h>
+#include <czmq.h>
+
+static json_t *s_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
+
+static json_t *s_error (const char *format, ...)
+{
+    char text[512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    return json_pack ("{s:b, s:s}", "ok", 0, "error", text);
+}
+
+static json_t *s_ok (json_t *body)
+{
+    json_t *reply = body ? body : json_object ();
+    json_object_set_new (reply, "ok", json_true ());
+    return reply;
+}
+
+//  Read an optional string argument of at most max bytes. Returns the value (borrowed),
+//  NULL when absent, and sets *problem when present but not a string or too long.
+static const char *s_argument (const json_t *request, const char *key, size_t max, char *problem,
+                               size_t size)
+{
+    json_t *value = json_object_get (request, key);
+    if (!value || json_is_null (value))
+        return NULL;
+    if (!json_is_string (value)) {
+        snprintf (problem, size, "'%s' must be a string", key);
+        return NULL;
+    }
+    if (json_string_length (value) > max) {
+        snprintf (problem, size, "'%s' is longer than %zu bytes", key, max);
+        return NULL;
+    }
+    if (strlen (json_string_value (value)) != json_string_length (value)) {
+        snprintf (problem, size, "'%s' holds a NUL byte", key);
+        return NULL;
+    }
+    return json_string_value (value);
+}
+
+static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_firm, size_t size)
+{
+    char problem[256] = "";
+    const char *firm_id = s_argument (request, "firm", 63, problem, sizeof problem);
+    const char *client = s_argument (request, "client", 63, problem, sizeof problem);
+    const char *matter = s_argument (request, "matter", 63, problem, sizeof problem);
+    const char *amount_text = s_argument (request, "amount", 40, problem, sizeof problem);
+    const char *currency = s_argument (request, "currency", 3, problem, sizeof problem);
+    const char *payer_name = s_argument (request, "payer_name", 255, problem, sizeof problem);
+    const char *payer_email = s_argument (request, "payer_email", 255, problem, sizeof problem);
+    const char *ar_message = s_argument (request, "ar_message", 1000, problem, sizeof problem);
+    const char *account = s_argument (request, "account", 63, problem, sizeof problem);
+    if (*problem)
+        return s_error ("%s", problem);
+    if (!firm_id)
+        return s_error ("'firm' is required");
+    if (!client && !matter)
+        return s_error ("say whose invoices to pay: 'client' (client number) or 'matter' "
+                        "(matter number)");
+    if (!amount_text)
+        return s_error ("'amount' is required (for example \"250.00\")");
+    json_t *firm = ml_store_firm (store, firm_id);
+    if (!firm)
+        return s_error ("unknown firm '%s'", firm_id);
+    char operating_account[64];
+    snprintf (operating_account, sizeof operating_account, "%s",
+              json_string_value (json_object_get (firm, "operating_account")));
+    json_decref (firm);
+
+    json_t *items = ml_store_open_items (store, firm_id, client, matter);
+    if (!items)
+        return s_error ("the core store failed; see the core's log");
+    const char *whose_kind = client ? "client" : "matter";
+    const char *whose = client ? client : matter;
+    if (json_array_size (items) == 0) {
+        json_decref (items);
+        return s_error ("%s %s has no open invoices at the core (is the number right, and is "
+                        "the firm's agent connected?)",
+                        whose_kind, whose);
+    }
+    //  One charge is in one currency: without an explicit choice, all items must agree.
+    const char *first_currency =
+        json_string_value (json_object_get (json_array_get (items, 0), "currency"));
+    char chosen[4];
+    snprintf (chosen, sizeof chosen, "%s", currency ? currency : first_currency);
+    size_t index;
+    json_t *item;
+    json_array_foreach (items, index, item)
+    {
+        if (!currency &&
+            strcmp (json_string_value (json_object_get (item, "currency")), chosen) != 0) {
+            json_decref (items);
+            return s_error ("%s %s has invoices in more than one currency: say which with "
+                            "'currency'",
+                            whose_kind, whose);
+        }
+    }
+    int64_t amount = 0;
+    const char *parse_error = NULL;
+    if (ml_money_parse (amount_text, chosen, &amount, &parse_error) != 0 || amount <= 0) {
+        json_decref (items);
+        return s_error ("amount '%s' is not a positive %s amount%s%s", amount_text, chosen,
+                        parse_error ? ": " : "", parse_error ? parse_error : "");
+    }
+    size_t count = json_array_size (items);
+    ml_alloc_item_t *candidates = calloc (count, sizeof (ml_alloc_item_t));
+    ml_line_t *lines = calloc (ML_MAX_LINES, sizeof (ml_line_t));
+    assert (candidates && lines);
+    size_t candidate_count = 0;
+    int64_t available_total = 0;
+    char client_number[64] = "";
+    json_array_foreach (items, index, item)
+    {
+        if (strcmp (json_string_value (json_object_get (item, "currency")), chosen) != 0)
+            continue;
+        ml_alloc_item_t *candidate = &candidates[candidate_count++];
+        snprintf (candidate->invoice_number, sizeof candidate->invoice_number, "%s",
+                  json_string_value (json_object_get (item, "invoice_number")));
+        const char *date = json_string_value (json_object_get (item, "invoice_date"));
+        snprintf (candidate->invoice_date, sizeof candidate->invoice_date, "%s", date ? date : "");
+        candidate->available_minor = json_integer_value (json_object_get (item, "available_minor"));
+        available_total += candidate->available_minor;
+        snprintf (client_number, sizeof client_number, "%s",
+                  json_string_value (json_object_get (item, "client_number")));
+    }
+    int64_t unapplied = 0;
+    size_t line_count = ml_alloc_oldest_first (candidates, candidate_count, amount, lines,
+                                               ML_MAX_LINES, &unapplied);
+    free (candidates);
+    json_t *reply = NULL;
+    char shown[64], open[64];
+    if (unapplied > 0) {
+        //  A surplus is refused: this release records no unapplied credit.
+        ml_money_format (amount, chosen, shown, sizeof shown);
+        ml_money_format (available_total, chosen, open, sizeof open);
+        reply = s_error ("%s is more than the %s open on %s %s%s; nothing was charged or "
+                         "posted",
+                         shown, open, whose_kind, whose,
+                         line_count == ML_MAX_LINES ? " within 500 invoices" : "");
+    } else {
+        ml_msg_t *message = ml_msg_new (ML_MSG_POSTING);
+        ml_posting_t *posting = &message->posting;
+        snprintf (posting->account_number, sizeof posting->account_number, "%s",
+                  account ? account : operating_account);
+        snprintf (posting->client_number, sizeof posting->client_number, "%s",
+                  client ? client : client_number);
+        snprintf (posting->payer_name, sizeof posting->payer_name, "%s",
+                  payer_name ? payer_name : "");
+        snprintf (posting->payer_email, sizeof posting->payer_email, "%s",
+                  payer_email ? payer_email : "");
+        snprintf (posting->ar_message, sizeof posting->ar_message, "%s",
+                  ar_message ? ar_message : "");
+        snprintf (posting->currency, sizeof posting->currency, "%s", chosen);
+        posting->amount_minor = amount;
+        ml_msg_set_lines (message, lines, line_count);
+        if (ml_store_posting_create (store, firm_id, posting, "staff") != 0)
+            reply = s_error ("the core store failed to record the posting; nothing was "
+                             "posted");
+        else {
+            json_t *reply_lines = json_array ();
+            for (size_t line = 0; line < line_count; line++)
+                json_array_append_new (
+                    reply_lines, json_pack ("{s:s, s:I}", "invoice_number", lines[line].reference,
+                                            "amount_minor", (json_int_t)lines[line].amount_minor));
+            reply = s_ok (json_pack ("{s:s, s:s, s:s, s:s, s:I, s:o}", "posting_uuid",
+                                     posting->posting_uuid, "firm", firm_id, "client_number",
+                                     posting->client_number, "currency", chosen, "amount_minor",
+                                     (json_int_t)amount, "lines", reply_lines));
+            snprintf (deliver_firm, size, "%s", firm_id);
+            ml_log (ML_LOG_NOTICE,
+                    "posting %s created for firm %s: %lld minor units over %zu "
+                    "invoices",
+                    posting->posting_uuid, firm_id, (long long)amount, line_count);
+        }
+        ml_msg_destroy (&message);
+    }
+    free (lines);
+    json_decref (items);
+    return reply;
+}
+
+json_t *ml_admin_execute (ml_store_t *store, const json_t *request, char *deliver_firm, size_t size)
+{
+    assert (store && deliver_firm);
+    *deliver_firm = 0;
+    if (!json_is_object (request))
+        return s_error ("a request is a JSON object with an \"op\"");
+    char problem[256] = "";
+    const char *op = s_argument (request, "op", 32, problem, sizeof problem);
+    if (*problem || !op)
+        return s_error ("a request needs an \"op\" string");
+    if (streq (op, "status")) {
+        json_t *firms = ml_store_status (store);
+        return firms ? s_ok (json_pack ("{s:o}", "firms", firms))
+                     : s_error ("the core store failed; see the core's log");
+    }
+    if (streq (op, "open-items")) {
+        const char *firm = s_argument (request, "firm", 63, problem, sizeof problem);
+        const char *client = s_argument (request, "client", 63, problem, sizeof problem);
+        const char *matter = s_argument (request, "matter", 63, problem, sizeof problem);
+        if (*problem)
+            return s_error ("%s", problem);
+        if (!firm)
+            return s_error ("'firm' is required");
+        json_t *items = ml_store_open_items (store, firm, client, matter);
+        return items ? s_ok (json_pack ("{s:o}", "items", items))
+                     : s_error ("the core store failed; see the core's log");
+    }
+    if (streq (op, "pay"))
+        return s_pay (store, request, deliver_firm, size);
+    if (streq (op, "postings")) {
+        const char *firm = s_argument (request, "firm", 63, problem, sizeof problem);
+        const char *status = s_argument (request, "status", 16, problem, sizeof problem);
+        json_t *limit = json_object_get (request, "limit");
+        if (*problem)
+            return s_error ("%s", problem);
+        if (limit && (!json_is_integer (limit) || json_integer_value (limit) < 1 ||
+                      json_integer_value (limit) > 10000))
+            return s_error ("'limit' must be a whole number from 1 to 10000");
+        json_t *postings =
+            ml_store_postings (store, firm, status, limit ? (int)json_integer_value (limit) : 50);
+        return postings ? s_ok (json_pack ("{s:o}", "postings", postings))
+                        : s_error ("the core store failed; see the core's log");
+    }
+    if (streq (op, "posting") || streq (op, "resend")) {
+        const char *uuid = s_argument (request, "posting_uuid", 36, problem, sizeof problem);
+        if (*problem || !uuid)
+            return s_error ("'posting_uuid' is required%s%s", *problem ? ": " : "", problem);
+        json_t *posting = ml_store_posting (store, uuid);
+        if (!posting)
+            return s_error ("no posting %s", uuid);
+        if (streq (op, "resend")) {
+            snprintf (deliver_firm, size, "%s",
+                      json_string_value (json_object_get (posting, "firm_id")));
+            json_decref (posting);
+            if (ml_store_posting_resend (store, uuid) != 1)
+                return s_error ("the core store failed; see the core's log");
+            posting = ml_store_posting (store, uuid);
+        }
+        return s_ok (json_pack ("{s:o}", "posting", posting));
+    }
+    return s_error ("unknown op '%.32s' (ops: status, open-items, pay, postings, posting, "
+                    "resend)",
+                    op);
+}
+
+void ml_admin_test (bool verbose)
+{
+    printf (" * ml_admin: ");
+    char directory[128], connection_string[300], error[512], deliver[64];
+    snprintf (directory, sizeof directory, "/tmp/ml_admin_test_XXXXXX");
+    assert (mkdtemp (directory));
+    snprintf (connection_string, sizeof connection_string,
+              "Driver=SQLite3;Database=%s/core.db;StepAPI=1;FKSupport=1;Timeout=5000", directory);
+    ml_store_t *store = ml_store_new (connection_string, error, sizeof error);
+    assert (store);
+    assert (ml_store_firm_add (store, "acme", "Acme LLP", "key", "OP-001") == 0);
+    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
+    strcpy (hello->epoch, "e");
+    bool resync;
+    uint64_t cursor;
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0);
+    ml_msg_t *batch = ml_msg_new (ML_MSG_SNAPSHOT);
+    const char *dates[] = {"2026-05-01", "2026-01-10", "2026-01-10", "2025-12-01"};
+    const char *numbers[] = {"INV-50", "INV-12", "INV-9", "INV-77"};
+    for (int index = 0; index < 4; index++) {
+        ml_item_t *item = ml_msg_add_item (batch);
+        item->kind = 'I';
+        item->op = 'U';
+        item->source_id = (uint64_t)index + 1;
+        strcpy (item->invoice_number, numbers[index]);
+        strcpy (item->invoice_date, dates[index]);
+        strcpy (item->client_number, index == 3 ? "C-2" : "C-1");
+        strcpy (item->matter_number, index == 3 ? "M-2" : "M-1");
+        strcpy (item->currency, "USD");
+        item->total_minor = item->balance_minor = 10000;
+    }
+    assert (ml_store_snapshot_rows (store, "acme", batch) == 0);
+    assert (ml_store_snapshot_end (store, "acme", 10) == 0);
+
+    json_t *request = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "op", "pay", "firm", "acme", "client",
+                                 "C-1", "amount", "150.00", "ar_message", "desk");
+    json_t *reply = ml_admin_execute (store, request, deliver, sizeof deliver);
+    assert (json_is_true (json_object_get (reply, "ok")));
+    assert (streq (deliver, "acme"));
+    json_t *lines = json_object_get (reply, "lines");
+    //  Oldest first: the two January invoices (INV-9 before INV-12), never above a balance.
+    assert (json_array_size (lines) == 2);
+    assert (
+        streq (json_string_value (json_object_get (json_array_get (lines, 0), "invoice_number")),
+               "INV-9"));
+    assert (json_integer_value (json_object_get (json_array_get (lines, 0), "amount_minor")) ==
+            10000);
+    assert (json_integer_value (json_object_get (json_array_get (lines, 1), "amount_minor")) ==
+            5000);
+    json_decref (reply);
+    //  The pending posting counts: 150.00 more leaves 50.00 on INV-12, then INV-50.
+    reply = ml_admin_execute (store, request, deliver, sizeof deliver);
+    lines = json_object_get (reply, "lines");
+    assert (
+        streq (json_string_value (json_object_get (json_array_get (lines, 0), "invoice_number")),
+               "INV-12"));
+    assert (json_integer_value (json_object_get (json_array_get (lines, 0), "amount_minor")) ==
+            5000);
+    json_decref (reply);
+    //  A surplus is refused and nothing is recorded.
+    json_object_set_new (request, "amount", json_string ("1,000.00"));
+    reply = ml_admin_execute (store, request, deliver, sizeof deliver);
+    assert (json_is_false (json_object_get (reply, "ok")));
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "more than"));
+    assert (*deliver == 0);
+    json_decref (reply);
+    //  Bad input: clear errors, nothing changes.
+    const char *bad[] = {"{\"op\": \"pay\", \"firm\": \"acme\", \"client\": \"C-1\", "
+                         "\"amount\": \"1.234\"}",
+                         "{\"op\": \"pay\", \"firm\": \"acme\", \"client\": \"C-1\", "
+                         "\"amount\": 5}",
+                         "{\"op\": \"pay\", \"firm\": \"nope\", \"client\": \"C-1\", "
+                         "\"amount\": \"5\"}",
+                         "{\"op\": \"pay\", \"firm\": \"acme\", \"amount\": \"5\"}",
+                         "{\"op\": \"pay\", \"firm\": \"acme\", \"client\": \"'; DROP TABLE "
+                         "posting; --\", \"amount\": \"5\"}",
+                         "{\"op\": \"explode\"}",
+                         "[1, 2]",
+                         "{\"op\": \"postings\", \"limit\": -1}"};
+    for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
+        json_t *hostile = json_loads (bad[index], 0, NULL);
+        assert (hostile);
+        reply = ml_admin_execute (store, hostile, deliver, sizeof deliver);
+        assert (json_is_false (json_object_get (reply, "ok")));
+        assert (json_string_length (json_object_get (reply, "error")) > 0);
+        json_decref (reply);
+        json_decref (hostile);
+    }
+    json_t *list = json_pack ("{s:s}", "op", "postings");
+    reply = ml_admin_execute (store, list, deliver, sizeof deliver);
+    assert (json_array_size (json_object_get (reply, "postings")) == 2);
+    json_decref (reply);
+    json_decref (list);
+    json_decref (request);
+    ml_msg_destroy (&batch);
+    ml_msg_destroy (&hello);
+    ml_store_destroy (&store);
+    char command[200];
+    snprintf (command, sizeof command, "rm -rf '%s'", directory);
+    assert (system (command) == 0);
+    printf ("OK\n");
+}

@@ -1,0 +1,628 @@
+/*  ml_core: the payment core service. See include/ml_core.h and docs/protocol.md. */
+#include "ml_core.h"
+#include "ml_admin.h"
+#include "ml_config.h"
+#include "ml_contract.h"
+#include "ml_log.h"
+#include "ml_msg.h"
+#include "ml_service.h"
+#include "ml_store.h"
+
+#define S_ZAP_DOMAIN "matterlink"
+
+typedef enum { S_NONE, S_SNAPSHOT, S_LIVE } s_session_state_t;
+
+//  One agent session, per firm. Lives in memory only: after a core restart every agent
+//  is told to greet again (ERROR 409) and the store says where to resume.
+typedef struct {
+    char firm_id[64];
+    zframe_t *routing;
+    s_session_state_t state;
+    uint64_t batch;      //  last batch number received
+    int64_t last_seen;   //  monotonic ms
+    zhashx_t *in_flight; //  posting uuid -> monotonic ms it was sent (int64_t *)
+} s_session_t;
+
+typedef struct {
+    ml_core_settings_t settings;
+    zsock_t *pipe;
+    zsock_t *router;
+    zsock_t *admin;
+    zactor_t *auth;
+    zcert_t *certificate;
+    ml_store_t *store;
+    zhashx_t *sessions; //  firm id -> s_session_t
+    zhashx_t *firms;    //  agent public key -> firm id (cache of the store)
+    int64_t tick_at;
+    bool terminated;
+} s_core_t;
+
+int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char *error,
+                           size_t error_size)
+{
+    memset (settings, 0, sizeof *settings);
+    ml_config_t *config = ml_config_load (path, error, error_size);
+    if (!config)
+        return -1;
+#define S_TEXT(field, key, fallback)                                                               \
+    snprintf (settings->field, sizeof settings->field, "%s",                                       \
+              ml_config_string (config, key, fallback))
+    S_TEXT (endpoint, "core/endpoint", "tcp://*:7800");
+    S_TEXT (certificate, "core/certificate", NULL);
+    S_TEXT (agents, "core/agents", NULL);
+    S_TEXT (store, "store/connection", NULL);
+    S_TEXT (admin_endpoint, "admin/endpoint", NULL);
+#undef S_TEXT
+    settings->heartbeat_ms = ml_config_int (config, "core/heartbeat_ms", 5000, 100, 600000);
+    settings->window = ml_config_int (config, "core/window", 8, 1, 1000);
+    settings->redelivery_ms = ml_config_int (config, "core/redelivery_ms", 10000, 100, 3600000);
+    int rc = 0;
+    if (ml_config_error (config)) {
+        snprintf (error, error_size, "%s", ml_config_error (config));
+        rc = -1;
+    }
+    ml_config_destroy (&config);
+    return rc;
+}
+
+static void s_session_destroy (s_session_t **self_p)
+{
+    if (*self_p) {
+        zframe_destroy (&(*self_p)->routing);
+        zhashx_destroy (&(*self_p)->in_flight);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+static s_session_t *s_session_new (const char *firm_id)
+{
+    s_session_t *self = calloc (1, sizeof (s_session_t));
+    assert (self);
+    snprintf (self->firm_id, sizeof self->firm_id, "%s", firm_id);
+    self->in_flight = zhashx_new ();
+    zhashx_set_destructor (self->in_flight, (zhashx_destructor_fn *)zstr_free);
+    return self;
+}
+
+//  Sending ---------------------------------------------------------------------------------
+
+//  Send a message to an agent through its current routing id. Returns 0 or -1 (agent gone).
+static int s_send_to (s_core_t *self, zframe_t *routing, ml_msg_t *message)
+{
+    uint8_t *data = NULL;
+    size_t size = 0;
+    if (ml_msg_encode (message, &data, &size) != 0) {
+        ml_log (ML_LOG_ERROR, "cannot encode %s", ml_msg_name (message->id));
+        return -1;
+    }
+    zmsg_t *out = zmsg_new ();
+    zmsg_append (out, &(zframe_t *){zframe_dup (routing)});
+    zmsg_addmem (out, data, size);
+    free (data);
+    //  ROUTER_MANDATORY makes a send to a vanished agent fail here instead of silently.
+    if (zmsg_send (&out, self->router) != 0) {
+        zmsg_destroy (&out);
+        ml_log (ML_LOG_INFO, "%s not sent: agent unreachable", ml_msg_name (message->id));
+        return -1;
+    }
+    return 0;
+}
+
+static void s_send_error (s_core_t *self, zframe_t *routing, uint16_t code, const char *reason)
+{
+    ml_msg_t *error = ml_msg_new (ML_MSG_ERROR);
+    error->code = code;
+    snprintf (error->reason, sizeof error->reason, "%s", reason);
+    s_send_to (self, routing, error);
+    ml_msg_destroy (&error);
+}
+
+static void s_ack (s_core_t *self, s_session_t *session, uint64_t batch, uint64_t cursor)
+{
+    ml_msg_t *ack = ml_msg_new (ML_MSG_ACK);
+    ack->batch = batch;
+    ack->cursor = cursor;
+    s_send_to (self, session->routing, ack);
+    ml_msg_destroy (&ack);
+}
+
+//  Postings outbox ---------------------------------------------------------------------------
+
+//  Send the firm's unanswered postings, at most window in flight, sending again those that
+//  waited longer than the redelivery interval.
+static void s_deliver (s_core_t *self, s_session_t *session)
+{
+    if (session->state == S_NONE)
+        return;
+    int64_t now = zclock_mono ();
+    zlistx_t *expired = zhashx_keys (session->in_flight);
+    for (const char *uuid = zlistx_first (expired); uuid; uuid = zlistx_next (expired)) {
+        int64_t *sent = zhashx_lookup (session->in_flight, uuid);
+        if (now - *sent >= self->settings.redelivery_ms) {
+            ml_log (ML_LOG_INFO, "posting %s: no result after %d ms, sending again", uuid,
+                    self->settings.redelivery_ms);
+            zhashx_delete (session->in_flight, uuid);
+        }
+    }
+    zlistx_destroy (&expired);
+    size_t window = (size_t)self->settings.window;
+    if (zhashx_size (session->in_flight) >= window)
+        return;
+    zlistx_t *due = ml_store_postings_unanswered (self->store, session->firm_id,
+                                                  window + zhashx_size (session->in_flight));
+    for (const char *uuid = due ? zlistx_first (due) : NULL;
+         uuid && zhashx_size (session->in_flight) < window; uuid = zlistx_next (due)) {
+        if (zhashx_lookup (session->in_flight, uuid))
+            continue;
+        ml_msg_t *posting = ml_store_posting_load (self->store, uuid);
+        if (!posting) {
+            ml_log (ML_LOG_ERROR, "posting %s cannot be loaded from the store", uuid);
+            continue;
+        }
+        if (s_send_to (self, session->routing, posting) == 0) {
+            ml_store_posting_sent (self->store, uuid);
+            int64_t *sent = malloc (sizeof (int64_t));
+            assert (sent);
+            *sent = now;
+            zhashx_insert (session->in_flight, uuid, sent);
+            ml_log (ML_LOG_INFO, "posting %s sent to firm %s", uuid, session->firm_id);
+        }
+        ml_msg_destroy (&posting);
+    }
+    zlistx_destroy (&due);
+}
+
+//  Agent messages --------------------------------------------------------------------------
+
+static void s_handle_hello (s_core_t *self, s_session_t *session, ml_msg_t *hello)
+{
+    if (hello->protocol != ML_PROTOCOL_VERSION) {
+        s_send_error (self, session->routing, ML_ERROR_VERSION,
+                      "this core speaks MLP/1 only: upgrade the agent");
+        return;
+    }
+    if (hello->contract_version != ML_CONTRACT_VERSION) {
+        char reason[200];
+        snprintf (reason, sizeof reason,
+                  "matter database contract version %u is not supported by this core (it "
+                  "speaks version %d)",
+                  hello->contract_version, ML_CONTRACT_VERSION);
+        s_send_error (self, session->routing, ML_ERROR_VERSION, reason);
+        return;
+    }
+    bool resync = false;
+    uint64_t cursor = 0;
+    if (ml_store_session_open (self->store, session->firm_id, hello, &resync, &cursor) != 0) {
+        s_send_error (self, session->routing, ML_ERROR_INTERNAL, "core store failure");
+        return;
+    }
+    ml_msg_t *welcome = ml_msg_new (ML_MSG_WELCOME);
+    welcome->heartbeat_ms = (uint32_t)self->settings.heartbeat_ms;
+    welcome->window = (uint32_t)self->settings.window;
+    welcome->resync = resync ? 1 : 0;
+    welcome->cursor = cursor;
+    s_send_to (self, session->routing, welcome);
+    ml_msg_destroy (&welcome);
+    session->state = resync ? S_SNAPSHOT : S_LIVE;
+    session->batch = 0;
+    zhashx_purge (session->in_flight);
+    char agent_version[200];
+    ml_log (ML_LOG_NOTICE, "firm %s: agent %s connected; %s", session->firm_id,
+            ml_log_escape (hello->agent_version, agent_version, sizeof agent_version),
+            resync ? "snapshot requested" : "resuming changes");
+    s_deliver (self, session);
+}
+
+//  Check that a batch continues the session's sequence in the expected state.
+static bool s_batch_in_order (s_core_t *self, s_session_t *session, ml_msg_t *message,
+                              s_session_state_t expected)
+{
+    if (session->state != expected || message->batch != session->batch + 1) {
+        char reason[200];
+        snprintf (reason, sizeof reason, "%s batch %llu out of state or sequence; send HELLO",
+                  ml_msg_name (message->id), (unsigned long long)message->batch);
+        ml_log (ML_LOG_INFO, "firm %s: %s", session->firm_id, reason);
+        s_send_error (self, session->routing, ML_ERROR_OUT_OF_STATE, reason);
+        session->state = S_NONE;
+        return false;
+    }
+    session->batch = message->batch;
+    return true;
+}
+
+static void s_store_failed (s_core_t *self, s_session_t *session, const char *doing)
+{
+    ml_log (ML_LOG_ERROR, "firm %s: core store failed while %s: %s", session->firm_id, doing,
+            ml_store_error (self->store)->message);
+    s_send_error (self, session->routing, ML_ERROR_INTERNAL, "core store failure; send HELLO");
+    session->state = S_NONE;
+}
+
+static void s_handle_message (s_core_t *self, s_session_t *session, ml_msg_t *message)
+{
+    if (message->id == ML_MSG_HELLO) {
+        s_handle_hello (self, session, message);
+        return;
+    }
+    if (message->id == ML_MSG_ERROR) {
+        char reason[300];
+        ml_log (ML_LOG_WARNING, "firm %s: agent reports %u: %s", session->firm_id, message->code,
+                ml_log_escape (message->reason, reason, sizeof reason));
+        return;
+    }
+    if (message->id == ML_MSG_PONG)
+        return;
+    if (message->id == ML_MSG_WELCOME || message->id == ML_MSG_ACK ||
+        message->id == ML_MSG_POSTING) {
+        s_send_error (self, session->routing, ML_ERROR_MALFORMED,
+                      "that message goes from the core to an agent, not back");
+        return;
+    }
+    if (session->state == S_NONE) {
+        s_send_error (self, session->routing, ML_ERROR_OUT_OF_STATE, "no session; send HELLO");
+        return;
+    }
+    switch (message->id) {
+        case ML_MSG_SNAPSHOT:
+            if (!s_batch_in_order (self, session, message, S_SNAPSHOT))
+                return;
+            if (ml_store_snapshot_rows (self->store, session->firm_id, message) != 0)
+                s_store_failed (self, session, "storing a snapshot batch");
+            else
+                s_ack (self, session, message->batch, 0);
+            break;
+        case ML_MSG_SNAPSHOT_END:
+            if (!s_batch_in_order (self, session, message, S_SNAPSHOT))
+                return;
+            if (ml_store_snapshot_end (self->store, session->firm_id, message->cursor) != 0)
+                s_store_failed (self, session, "finishing a snapshot");
+            else {
+                session->state = S_LIVE;
+                s_ack (self, session, message->batch, message->cursor);
+                ml_log (ML_LOG_NOTICE, "firm %s: replica complete, %llu items at change %llu",
+                        session->firm_id, (unsigned long long)message->count,
+                        (unsigned long long)message->cursor);
+            }
+            break;
+        case ML_MSG_CHANGES: {
+            if (!s_batch_in_order (self, session, message, S_LIVE))
+                return;
+            int rc = ml_store_changes (self->store, session->firm_id, message);
+            if (rc == -2) {
+                s_send_error (self, session->routing, ML_ERROR_OUT_OF_STATE,
+                              "changes do not start at the core's cursor; send HELLO");
+                session->state = S_NONE;
+            } else if (rc != 0)
+                s_store_failed (self, session, "applying changes");
+            else {
+                s_ack (self, session, message->batch, message->cursor);
+                ml_log (ML_LOG_INFO, "firm %s: %zu changes applied, cursor %llu", session->firm_id,
+                        message->item_count, (unsigned long long)message->cursor);
+            }
+            break;
+        }
+        case ML_MSG_POSTING_RESULT: {
+            int rc = ml_store_posting_result (self->store, session->firm_id, message);
+            if (rc < 0) {
+                s_store_failed (self, session, "recording a posting result");
+                return;
+            }
+            zhashx_delete (session->in_flight, message->posting_uuid);
+            char reason[300];
+            if (rc == 1)
+                ml_log (ML_LOG_NOTICE, "posting %s %s by firm %s%s%s", message->posting_uuid,
+                        message->status, session->firm_id, *message->reason ? ": " : "",
+                        ml_log_escape (message->reason, reason, sizeof reason));
+            else
+                ml_log (ML_LOG_INFO, "posting %s: repeated result ignored", message->posting_uuid);
+            s_deliver (self, session);
+            break;
+        }
+        case ML_MSG_PING: {
+            ml_msg_t *pong = ml_msg_new (ML_MSG_PONG);
+            s_send_to (self, session->routing, pong);
+            ml_msg_destroy (&pong);
+            break;
+        }
+        default:
+            break;
+    }
+}
+
+//  Which firm owns an authenticated key: the cache first, then the store.
+static const char *s_firm_of (s_core_t *self, const char *key)
+{
+    const char *firm = zhashx_lookup (self->firms, key);
+    if (firm)
+        return firm;
+    char found[64];
+    if (ml_store_firm_by_key (self->store, key, found, sizeof found) != 1)
+        return NULL;
+    zhashx_insert (self->firms, key, strdup (found));
+    return zhashx_lookup (self->firms, key);
+}
+
+static void s_receive_agent (s_core_t *self)
+{
+    zmsg_t *incoming = zmsg_recv (self->router);
+    if (!incoming)
+        return;
+    zframe_t *routing = zmsg_pop (incoming);
+    zframe_t *body = zmsg_pop (incoming);
+    bool extra = zmsg_size (incoming) > 0;
+    zmsg_destroy (&incoming);
+    if (!routing || !body) {
+        zframe_destroy (&routing);
+        zframe_destroy (&body);
+        return;
+    }
+    //  The key proven in the CURVE handshake, never anything the message says.
+    const char *key = zframe_meta (body, "User-Id");
+    const char *firm = key ? s_firm_of (self, key) : NULL;
+    if (!firm) {
+        ml_log (ML_LOG_WARNING,
+                "message from an agent key registered to no firm (%.8s...) "
+                "refused",
+                key ? key : "none");
+        s_send_error (self, routing, ML_ERROR_UNAUTHORIZED,
+                      "this agent's key is not registered to a firm");
+        zframe_destroy (&routing);
+        zframe_destroy (&body);
+        return;
+    }
+    const char *error = NULL;
+    ml_msg_t *message =
+        extra ? NULL : ml_msg_decode (zframe_data (body), zframe_size (body), &error);
+    if (extra)
+        error = "an MLP message is one frame";
+    zframe_destroy (&body);
+    if (!message) {
+        ml_log (ML_LOG_WARNING, "firm %s: malformed message refused: %s", firm, error);
+        s_send_error (self, routing, ML_ERROR_MALFORMED, error);
+        zframe_destroy (&routing);
+        return;
+    }
+    s_session_t *session = zhashx_lookup (self->sessions, firm);
+    if (!session) {
+        session = s_session_new (firm);
+        zhashx_insert (self->sessions, firm, session);
+    }
+    zframe_destroy (&session->routing);
+    session->routing = routing;
+    session->last_seen = zclock_mono ();
+    ml_log (ML_LOG_DEBUG, "firm %s: %s", firm, ml_msg_name (message->id));
+    s_handle_message (self, session, message);
+    ml_msg_destroy (&message);
+}
+
+//  Admin API ---------------------------------------------------------------------------------
+
+static void s_receive_admin (s_core_t *self)
+{
+    zmsg_t *request = zmsg_recv (self->admin);
+    if (!request)
+        return;
+    json_t *reply = NULL;
+    zframe_t *frame = zmsg_first (request);
+    if (zmsg_size (request) != 1 || zframe_size (frame) > ML_ADMIN_MAX_REQUEST)
+        reply = json_pack ("{s:b, s:s}", "ok", 0, "error",
+                           "a request is one JSON frame of at most 64 KiB");
+    else {
+        json_error_t parse_error;
+        json_t *parsed = json_loadb ((const char *)zframe_data (frame), zframe_size (frame),
+                                     JSON_REJECT_DUPLICATES, &parse_error);
+        if (!parsed) {
+            char text[300];
+            snprintf (text, sizeof text, "request is not JSON: %s (at byte %d)", parse_error.text,
+                      parse_error.position);
+            reply = json_pack ("{s:b, s:s}", "ok", 0, "error", text);
+        } else {
+            char deliver[64];
+            reply = ml_admin_execute (self->store, parsed, deliver, sizeof deliver);
+            json_t *op = json_object_get (parsed, "op");
+            //  Add what only the running core knows: which agents are connected now.
+            if (json_is_string (op) && streq (json_string_value (op), "status")) {
+                size_t index;
+                json_t *firm;
+                json_array_foreach (json_object_get (reply, "firms"), index, firm)
+                {
+                    s_session_t *session = zhashx_lookup (
+                        self->sessions, json_string_value (json_object_get (firm, "firm_id")));
+                    json_object_set_new (firm, "agent_online",
+                                         json_boolean (session && session->state != S_NONE));
+                }
+            }
+            if (*deliver) {
+                s_session_t *session = zhashx_lookup (self->sessions, deliver);
+                if (session)
+                    s_deliver (self, session);
+            }
+            json_decref (parsed);
+        }
+    }
+    zmsg_destroy (&request);
+    char *text = json_dumps (reply, JSON_COMPACT);
+    json_decref (reply);
+    zstr_send (self->admin, text ? text : "{\"ok\":false,\"error\":\"reply too large\"}");
+    free (text);
+}
+
+//  Once a second: forget silent agents, send postings again that waited too long.
+static void s_tick (s_core_t *self)
+{
+    int64_t now = zclock_mono ();
+    zlistx_t *firms = zhashx_keys (self->sessions);
+    for (const char *firm = zlistx_first (firms); firm; firm = zlistx_next (firms)) {
+        s_session_t *session = zhashx_lookup (self->sessions, firm);
+        if (now - session->last_seen > 3 * (int64_t)self->settings.heartbeat_ms) {
+            ml_log (ML_LOG_WARNING, "firm %s: agent silent for %lld ms; session closed", firm,
+                    (long long)(now - session->last_seen));
+            zhashx_delete (self->sessions, firm);
+        } else
+            s_deliver (self, session);
+    }
+    zlistx_destroy (&firms);
+}
+
+static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t *settings)
+{
+    memset (self, 0, sizeof *self);
+    self->settings = *settings;
+    self->pipe = pipe;
+    self->sessions = zhashx_new ();
+    zhashx_set_destructor (self->sessions, (zhashx_destructor_fn *)s_session_destroy);
+    self->firms = zhashx_new ();
+    zhashx_set_destructor (self->firms, (zhashx_destructor_fn *)zstr_free);
+    char error[600];
+    self->store = ml_store_new (settings->store, error, sizeof error);
+    if (!self->store) {
+        ml_log (ML_LOG_ERROR, "%s", error);
+        return -1;
+    }
+    self->certificate = zcert_load (settings->certificate);
+    if (!self->certificate ||
+        streq (zcert_secret_txt (self->certificate), "0000000000000000000000000000000000000000")) {
+        ml_log (ML_LOG_ERROR,
+                "cannot load the core's secret certificate %s (make one with "
+                "'matterlink-core keygen')",
+                settings->certificate);
+        return -1;
+    }
+    if (!zsys_file_exists (settings->agents)) {
+        ml_log (ML_LOG_ERROR, "the agents' certificate directory %s does not exist",
+                settings->agents);
+        return -1;
+    }
+    //  Without a ZAP handler libzmq would accept any client key: zauth checks each key
+    //  against the certificate store directory.
+    self->auth = zactor_new (zauth, NULL);
+    assert (self->auth);
+    if (ml_log_level () >= ML_LOG_DEBUG) {
+        zstr_sendx (self->auth, "VERBOSE", NULL);
+        zsock_wait (self->auth);
+    }
+    zstr_sendx (self->auth, "CURVE", settings->agents, NULL);
+    zsock_wait (self->auth);
+    self->router = zsock_new (ZMQ_ROUTER);
+    assert (self->router);
+    zsock_set_zap_domain (self->router, S_ZAP_DOMAIN);
+    zsock_set_curve_server (self->router, 1);
+    zcert_apply (self->certificate, self->router);
+    zsock_set_router_mandatory (self->router, 1);
+    zsock_set_maxmsgsize (self->router, ML_MAX_MESSAGE_SIZE);
+    zsock_set_linger (self->router, 0);
+    zsock_set_sndtimeo (self->router, 0);
+    if (zsock_bind (self->router, "%s", settings->endpoint) < 0) {
+        ml_log (ML_LOG_ERROR, "cannot bind agent endpoint %s: %s", settings->endpoint,
+                zmq_strerror (errno));
+        return -1;
+    }
+    self->admin = zsock_new (ZMQ_REP);
+    assert (self->admin);
+    zsock_set_maxmsgsize (self->admin, ML_ADMIN_MAX_REQUEST + 1024);
+    zsock_set_linger (self->admin, 0);
+    if (zsock_bind (self->admin, "%s", settings->admin_endpoint) < 0) {
+        ml_log (ML_LOG_ERROR, "cannot bind admin endpoint %s: %s", settings->admin_endpoint,
+                zmq_strerror (errno));
+        return -1;
+    }
+    //  The admin API has no authentication of its own: an ipc socket is guarded by file
+    //  permissions, so only its owner may use it.
+    if (strncmp (settings->admin_endpoint, "ipc://", 6) == 0)
+        chmod (settings->admin_endpoint + 6, 0600);
+    return 0;
+}
+
+static void s_core_destroy (s_core_t *self)
+{
+    zsock_destroy (&self->admin);
+    zsock_destroy (&self->router);
+    zactor_destroy (&self->auth);
+    zcert_destroy (&self->certificate);
+    zhashx_destroy (&self->sessions);
+    zhashx_destroy (&self->firms);
+    ml_store_destroy (&self->store);
+}
+
+void ml_core_actor (zsock_t *pipe, void *args)
+{
+    s_core_t core;
+    s_core_t *self = &core;
+    if (s_core_init (self, pipe, (const ml_core_settings_t *)args) != 0) {
+        s_core_destroy (self);
+        ml_service_ready (pipe, false);
+        return;
+    }
+    ml_log (ML_LOG_NOTICE, "core listening for agents on %s, admin on %s", self->settings.endpoint,
+            self->settings.admin_endpoint);
+    ml_service_ready (pipe, true);
+    zpoller_t *poller = zpoller_new (pipe, self->router, self->admin, NULL);
+    self->tick_at = zclock_mono () + 1000;
+    while (!self->terminated) {
+        int64_t wait = self->tick_at - zclock_mono ();
+        void *which = zpoller_wait (poller, wait > 0 ? (int)wait : 0);
+        if (which == pipe) {
+            char *command = zstr_recv (pipe);
+            if (!command || streq (command, "$TERM"))
+                self->terminated = true;
+            zstr_free (&command);
+        } else if (which == self->router)
+            s_receive_agent (self);
+        else if (which == self->admin)
+            s_receive_admin (self);
+        else if (zpoller_terminated (poller))
+            self->terminated = true;
+        if (zclock_mono () >= self->tick_at) {
+            s_tick (self);
+            self->tick_at = zclock_mono () + 1000;
+        }
+    }
+    zpoller_destroy (&poller);
+    s_core_destroy (self);
+    ml_log (ML_LOG_NOTICE, "core stopped");
+}
+
+void ml_core_test (bool verbose)
+{
+    printf (" * ml_core: ");
+    //  Settings validation here; the service is tested end to end by tests/e2e_*.sh.
+    char directory[128], path[200], error[512];
+    snprintf (directory, sizeof directory, "/tmp/ml_core_test_XXXXXX");
+    assert (mkdtemp (directory));
+    snprintf (path, sizeof path, "%s/core.cfg", directory);
+    FILE *file = fopen (path, "w");
+    fprintf (file, "core\n    window = 0\n");
+    fclose (file);
+    ml_core_settings_t settings;
+    assert (ml_core_settings_load (&settings, path, error, sizeof error) == -1);
+    assert (strstr (error, "core/certificate is required"));
+    file = fopen (path, "w");
+    fprintf (file,
+             "core\n    certificate = %s/none\n    agents = %s\n    window = 0\n"
+             "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\n"
+             "admin\n    endpoint = ipc://%s/admin\n",
+             directory, directory, directory, directory);
+    fclose (file);
+    assert (ml_core_settings_load (&settings, path, error, sizeof error) == -1);
+    assert (strstr (error, "core/window must be"));
+    file = fopen (path, "w");
+    fprintf (file,
+             "core\n    certificate = %s/none\n    agents = %s\n"
+             "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\n"
+             "admin\n    endpoint = ipc://%s/admin\n",
+             directory, directory, directory, directory);
+    fclose (file);
+    assert (ml_core_settings_load (&settings, path, error, sizeof error) == 0);
+    assert (settings.window == 8 && settings.heartbeat_ms == 5000);
+    //  A core without its certificate refuses to start.
+    ml_log_level_t saved = ml_log_level ();
+    ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);
+    zactor_t *actor = ml_service_start (ml_core_actor, &settings);
+    assert (actor == NULL);
+    ml_log_setup (NULL, saved);
+    char command[200];
+    snprintf (command, sizeof command, "rm -rf '%s'", directory);
+    assert (system (command) == 0);
+    printf ("OK\n");
+}

@@ -1,0 +1,158 @@
+/*  matterlink-core: the payment core daemon and its set-up commands. */
+#include "ml_core.h"
+#include "ml_keygen.h"
+#include "ml_log.h"
+#include "ml_service.h"
+#include "ml_store.h"
+
+#include <ctype.h>
+
+static void s_usage (FILE *stream)
+{
+    fprintf (stream,
+             "usage: matterlink-core run -c FILE [--log-level LEVEL]\n"
+             "       matterlink-core keygen --out PATH\n"
+             "       matterlink-core register-agent -c FILE --firm ID --name NAME --cert PATH\n"
+             "                                      [--operating-account NUMBER]\n"
+             "\n"
+             "  run             run the core (stops on SIGINT or SIGTERM)\n"
+             "  keygen          make the core's certificate: PATH (public) and PATH_secret;\n"
+             "                  agents pin the public key it prints\n"
+             "  register-agent  let the agent whose public certificate is PATH connect for\n"
+             "                  firm ID (letters, digits, '-' and '_'); postings go to the\n"
+             "                  firm's operating account NUMBER (default OP-001)\n");
+}
+
+static bool s_valid_firm_id (const char *firm_id)
+{
+    size_t length = strlen (firm_id);
+    if (length == 0 || length > 63)
+        return false;
+    for (size_t index = 0; index < length; index++)
+        if (!isalnum ((unsigned char)firm_id[index]) && firm_id[index] != '-' &&
+            firm_id[index] != '_')
+            return false;
+    return true;
+}
+
+static int s_register (ml_core_settings_t *settings, const char *firm_id, const char *name,
+                       const char *cert_path, const char *account)
+{
+    if (!firm_id || !name || !cert_path) {
+        fprintf (stderr, "matterlink-core: register-agent needs --firm, --name and --cert\n");
+        return 2;
+    }
+    if (!s_valid_firm_id (firm_id)) {
+        fprintf (stderr,
+                 "matterlink-core: firm ID '%s' must be 1 to 63 letters, digits, '-' "
+                 "or '_'\n",
+                 firm_id);
+        return 2;
+    }
+    zcert_t *certificate = zcert_load (cert_path);
+    if (!certificate) {
+        fprintf (stderr, "matterlink-core: cannot read the agent certificate %s\n", cert_path);
+        return 1;
+    }
+    char error[600];
+    ml_store_t *store = ml_store_new (settings->store, error, sizeof error);
+    if (!store) {
+        fprintf (stderr, "matterlink-core: %s\n", error);
+        zcert_destroy (&certificate);
+        return 1;
+    }
+    int rc = ml_store_firm_add (store, firm_id, name, zcert_public_txt (certificate), account);
+    if (rc != 0)
+        fprintf (stderr, "matterlink-core: cannot register firm %s: %s\n", firm_id,
+                 ml_store_error (store)->message);
+    else {
+        //  Only the public half goes into the store zauth reads.
+        char path[1100];
+        snprintf (path, sizeof path, "%s/%s.cert", settings->agents, firm_id);
+        if (zcert_save_public (certificate, path) != 0) {
+            fprintf (stderr, "matterlink-core: cannot write %s\n", path);
+            rc = -1;
+        } else
+            printf ("firm %s (%s) registered; its agent's key %s may connect\n", firm_id, name,
+                    zcert_public_txt (certificate));
+    }
+    ml_store_destroy (&store);
+    zcert_destroy (&certificate);
+    return rc == 0 ? 0 : 1;
+}
+
+int main (int argc, char *argv[])
+{
+    const char *command = argc > 1 ? argv[1] : NULL;
+    const char *config_path = NULL, *out = NULL, *level_text = "notice";
+    const char *firm_id = NULL, *name = NULL, *cert_path = NULL, *account = "OP-001";
+    for (int index = 2; index < argc; index++) {
+        const char *value = index + 1 < argc ? argv[index + 1] : NULL;
+        if ((streq (argv[index], "-c") || streq (argv[index], "--config")) && value)
+            config_path = value;
+        else if (streq (argv[index], "--out") && value)
+            out = value;
+        else if (streq (argv[index], "--log-level") && value)
+            level_text = value;
+        else if (streq (argv[index], "--firm") && value)
+            firm_id = value;
+        else if (streq (argv[index], "--name") && value)
+            name = value;
+        else if (streq (argv[index], "--cert") && value)
+            cert_path = value;
+        else if (streq (argv[index], "--operating-account") && value)
+            account = value;
+        else {
+            fprintf (stderr, "matterlink-core: unknown or incomplete argument '%s'\n", argv[index]);
+            s_usage (stderr);
+            return 2;
+        }
+        index++;
+    }
+    ml_log_level_t level;
+    if (ml_log_level_parse (level_text, &level) != 0) {
+        fprintf (stderr, "matterlink-core: unknown log level '%s'\n", level_text);
+        return 2;
+    }
+    ml_log_setup ("core", level);
+    if (command && (streq (command, "-h") || streq (command, "--help"))) {
+        s_usage (stdout);
+        return 0;
+    }
+    if (command && streq (command, "keygen") && out) {
+        char key[41], error[600];
+        if (ml_keygen (out, "core", key, error, sizeof error) != 0) {
+            fprintf (stderr, "matterlink-core: %s\n", error);
+            return 1;
+        }
+        printf ("core certificate written: %s (public) and %s_secret (secret, mode 0600)\n"
+                "core public key (agents pin it as core/public_key): %s\n",
+                out, out, key);
+        return 0;
+    }
+    if (!command || !config_path ||
+        (!streq (command, "run") && !streq (command, "register-agent"))) {
+        s_usage (stderr);
+        return 2;
+    }
+    ml_core_settings_t settings;
+    char error[600];
+    if (ml_core_settings_load (&settings, config_path, error, sizeof error) != 0) {
+        fprintf (stderr, "matterlink-core: %s\n", error);
+        return 2;
+    }
+    if (streq (command, "register-agent"))
+        return s_register (&settings, firm_id, name, cert_path, account);
+    zactor_t *core = ml_service_start (ml_core_actor, &settings);
+    if (!core)
+        return 1;
+    zpoller_t *poller = zpoller_new (core, NULL);
+    while (!zsys_interrupted) {
+        void *which = zpoller_wait (poller, 1000);
+        if (which == core || zpoller_terminated (poller))
+            break;
+    }
+    zpoller_destroy (&poller);
+    zactor_destroy (&core);
+    return 0;
+}

@@ -1,0 +1,832 @@
+/*  ml_store: the core's store. See include/ml_store.h. */
+#include "ml_store.h"
+#include "ml_log.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <time.h>
+
+#define S_STORE_VERSION 1
+
+struct _ml_store_t {
+    ml_odbc_t *odbc;
+};
+
+//  The schema, one statement per entry. Journal tables refuse updates and deletes:
+//  corrections are new entries (DESIGN.md, rule 6).
+static const char *s_schema[] = {
+    "CREATE TABLE IF NOT EXISTS store_version (version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS firm ("
+    " firm_id TEXT PRIMARY KEY, name TEXT NOT NULL, public_key TEXT NOT NULL UNIQUE,"
+    " operating_account TEXT NOT NULL, created_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS replica_state ("
+    " firm_id TEXT PRIMARY KEY REFERENCES firm (firm_id), epoch TEXT NOT NULL DEFAULT '',"
+    " contract_version INTEGER NOT NULL DEFAULT 0, cursor INTEGER NOT NULL DEFAULT 0,"
+    " complete INTEGER NOT NULL DEFAULT 0, generation INTEGER NOT NULL DEFAULT 0,"
+    " snapshot_started_at TEXT, snapshot_completed_at TEXT, last_hello_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS open_item ("
+    " firm_id TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('I', 'T')),"
+    " source_id INTEGER NOT NULL, invoice_number TEXT, invoice_date TEXT, due_date TEXT,"
+    " client_number TEXT, client_name TEXT, matter_number TEXT, matter_description TEXT,"
+    " currency TEXT NOT NULL, total_minor INTEGER, balance_minor INTEGER NOT NULL,"
+    " status TEXT, generation INTEGER NOT NULL, change_id INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (firm_id, kind, source_id))",
+    "CREATE INDEX IF NOT EXISTS open_item_client ON open_item (firm_id, client_number)",
+    "CREATE INDEX IF NOT EXISTS open_item_matter ON open_item (firm_id, matter_number)",
+    "CREATE INDEX IF NOT EXISTS open_item_invoice ON open_item (firm_id, invoice_number)",
+    "CREATE TABLE IF NOT EXISTS posting ("
+    " posting_seq INTEGER PRIMARY KEY AUTOINCREMENT, posting_uuid TEXT NOT NULL UNIQUE,"
+    " firm_id TEXT NOT NULL REFERENCES firm (firm_id), source TEXT NOT NULL,"
+    " created_at TEXT NOT NULL, received_on TEXT NOT NULL, account_number TEXT NOT NULL,"
+    " client_number TEXT NOT NULL, payer_name TEXT NOT NULL, payer_email TEXT NOT NULL,"
+    " currency TEXT NOT NULL, amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),"
+    " ar_message TEXT NOT NULL, processor_txn TEXT NOT NULL,"
+    " status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'posted', 'rejected',"
+    " 'reversed')), receipt_id TEXT, reason TEXT, result_cursor INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0, last_sent_at TEXT, updated_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS posting_firm_status ON posting (firm_id, status, posting_seq)",
+    "CREATE TABLE IF NOT EXISTS posting_line ("
+    " posting_uuid TEXT NOT NULL REFERENCES posting (posting_uuid), line_no INTEGER NOT NULL,"
+    " kind TEXT NOT NULL CHECK (kind IN ('I', 'T')), reference TEXT NOT NULL,"
+    " amount_minor INTEGER NOT NULL CHECK (amount_minor > 0), PRIMARY KEY (posting_uuid, line_no))",
+    "CREATE INDEX IF NOT EXISTS posting_line_reference ON posting_line (reference)",
+    "CREATE TABLE IF NOT EXISTS posting_event ("
+    " event_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " posting_uuid TEXT NOT NULL REFERENCES posting (posting_uuid), at TEXT NOT NULL,"
+    " status TEXT NOT NULL, detail TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS posting_event_posting ON posting_event (posting_uuid)",
+    "CREATE TRIGGER IF NOT EXISTS posting_line_no_update BEFORE UPDATE ON posting_line"
+    " BEGIN SELECT RAISE (ABORT, 'posting lines are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS posting_line_no_delete BEFORE DELETE ON posting_line"
+    " BEGIN SELECT RAISE (ABORT, 'posting lines are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS posting_event_no_update BEFORE UPDATE ON posting_event"
+    " BEGIN SELECT RAISE (ABORT, 'posting history is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS posting_event_no_delete BEFORE DELETE ON posting_event"
+    " BEGIN SELECT RAISE (ABORT, 'posting history is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS posting_no_delete BEFORE DELETE ON posting"
+    " BEGIN SELECT RAISE (ABORT, 'postings are never deleted'); END",
+    "CREATE TRIGGER IF NOT EXISTS posting_money_fixed BEFORE UPDATE OF amount_minor, currency,"
+    " client_number, account_number, firm_id, posting_uuid ON posting"
+    " BEGIN SELECT RAISE (ABORT, 'a posting''s money is fixed; reverse it instead'); END",
+};
+
+static json_t *s_rows (ml_query_t *query);
+
+static void s_now (char *buf, size_t size)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_REALTIME, &now);
+    struct tm utc;
+    gmtime_r (&now.tv_sec, &utc);
+    snprintf (buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", utc.tm_year + 1900, utc.tm_mon + 1,
+              utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, now.tv_nsec / 1000000);
+}
+
+static void s_today (char *buf, size_t size)
+{
+    time_t now = time (NULL);
+    struct tm utc;
+    gmtime_r (&now, &utc);
+    snprintf (buf, size, "%04d-%02d-%02d", utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday);
+}
+
+ml_store_t *ml_store_new (const char *connection_string, char *error, size_t error_size)
+{
+    ml_odbc_error_t odbc_error;
+    ml_odbc_t *odbc = ml_odbc_new (connection_string, &odbc_error);
+    if (!odbc) {
+        snprintf (error, error_size, "cannot open the core store: %s", odbc_error.message);
+        return NULL;
+    }
+    ml_store_t *self = calloc (1, sizeof (ml_store_t));
+    assert (self);
+    self->odbc = odbc;
+    bool ok = ml_odbc_begin (odbc) == 0;
+    for (size_t index = 0; ok && index < sizeof s_schema / sizeof s_schema[0]; index++)
+        ok = ml_odbc_execute (odbc, s_schema[index], NULL) >= 0;
+    if (ok) {
+        ml_query_t *query = ml_odbc_query (odbc, "SELECT MAX(version) FROM store_version", NULL);
+        int64_t version = 0;
+        ok = query && ml_query_fetch (query) >= 0;
+        if (ok && ml_query_int64 (query, 0, &version) != 0)
+            version = 0;
+        ml_query_destroy (&query);
+        if (ok && version > S_STORE_VERSION) {
+            snprintf (error, error_size,
+                      "the core store has schema version %lld, newer than this core (%d)",
+                      (long long)version, S_STORE_VERSION);
+            ml_odbc_rollback (odbc);
+            ml_store_destroy (&self);
+            return NULL;
+        }
+        if (ok && version < S_STORE_VERSION)
+            ok = ml_odbc_execute (odbc, "INSERT INTO store_version (version) VALUES (?)", "i",
+                                  (int64_t)S_STORE_VERSION) == 1;
+    }
+    if (!ok || ml_odbc_commit (odbc) != 0) {
+        snprintf (error, error_size, "cannot create the core store schema: %s",
+                  ml_odbc_error (odbc)->message);
+        ml_odbc_rollback (odbc);
+        ml_store_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void ml_store_destroy (ml_store_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        ml_odbc_destroy (&(*self_p)->odbc);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+const ml_odbc_error_t *ml_store_error (ml_store_t *self)
+{
+    return ml_odbc_error (self->odbc);
+}
+
+//  Commit if ok, else roll back. Returns 0 or -1.
+static int s_finish (ml_store_t *self, bool ok)
+{
+    if (ok && ml_odbc_commit (self->odbc) == 0)
+        return 0;
+    if (ok)
+        ml_log (ML_LOG_ERROR, "core store commit failed: %s", ml_odbc_error (self->odbc)->message);
+    ml_odbc_rollback (self->odbc);
+    return -1;
+}
+
+//  Run a query that returns one integer. Returns 1 found, 0 no row, -1 error.
+static int s_query_int (ml_store_t *self, int64_t *value, const char *sql, const char *picture,
+                        const char *text)
+{
+    ml_query_t *query = ml_odbc_query (self->odbc, sql, picture, text);
+    if (!query)
+        return -1;
+    int rc = ml_query_fetch (query);
+    if (rc == 1 && ml_query_int64 (query, 0, value) != 0)
+        rc = -1;
+    ml_query_destroy (&query);
+    return rc;
+}
+
+int ml_store_firm_add (ml_store_t *self, const char *firm_id, const char *name,
+                       const char *public_key, const char *operating_account)
+{
+    char now[32];
+    s_now (now, sizeof now);
+    if (ml_odbc_begin (self->odbc) != 0)
+        return -1;
+    bool ok = ml_odbc_execute (self->odbc,
+                               "INSERT INTO firm (firm_id, name, public_key, operating_account, "
+                               "created_at) VALUES (?, ?, ?, ?, ?)",
+                               "sssss", firm_id, name, public_key, operating_account, now) == 1 &&
+              ml_odbc_execute (self->odbc, "INSERT INTO replica_state (firm_id) VALUES (?)", "s",
+                               firm_id) == 1;
+    return s_finish (self, ok);
+}
+
+json_t *ml_store_firm (ml_store_t *self, const char *firm_id)
+{
+    json_t *rows = s_rows (ml_odbc_query (
+        self->odbc, "SELECT firm_id, name, operating_account FROM firm WHERE firm_id = ?", "s",
+        firm_id));
+    json_t *firm = json_array_size (rows) == 1 ? json_incref (json_array_get (rows, 0)) : NULL;
+    json_decref (rows);
+    return firm;
+}
+
+int ml_store_firm_by_key (ml_store_t *self, const char *public_key, char *firm_id, size_t size)
+{
+    ml_query_t *query = ml_odbc_query (self->odbc, "SELECT firm_id FROM firm WHERE public_key = ?",
+                                       "s", public_key);
+    if (!query)
+        return -1;
+    int rc = ml_query_fetch (query);
+    if (rc == 1)
+        snprintf (firm_id, size, "%s", ml_query_text (query, 0));
+    ml_query_destroy (&query);
+    return rc;
+}
+
+int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t *hello,
+                           bool *resync, uint64_t *cursor)
+{
+    if (ml_odbc_begin (self->odbc) != 0)
+        return -1;
+    ml_query_t *query = ml_odbc_query (
+        self->odbc, "SELECT epoch, cursor, complete FROM replica_state WHERE firm_id = ?", "s",
+        firm_id);
+    bool ok = query && ml_query_fetch (query) == 1;
+    int64_t stored_cursor = 0, complete = 0;
+    char epoch[64] = "";
+    if (ok) {
+        snprintf (epoch, sizeof epoch, "%s", ml_query_text (query, 0));
+        ok = ml_query_int64 (query, 1, &stored_cursor) == 0 &&
+             ml_query_int64 (query, 2, &complete) == 0;
+    }
+    ml_query_destroy (&query);
+    if (!ok)
+        return s_finish (self, false);
+    char now[32];
+    s_now (now, sizeof now);
+    *resync = !complete || strcmp (epoch, hello->epoch) != 0 ||
+              (uint64_t)stored_cursor > hello->high_water;
+    if (*resync) {
+        if (complete)
+            ml_log (ML_LOG_NOTICE, "firm %s: %s; asking for a snapshot", firm_id,
+                    strcmp (epoch, hello->epoch) != 0
+                        ? "the matter database has a new epoch"
+                        : "the matter database is behind the replica (restored from backup?)");
+        *cursor = 0;
+        ok = ml_odbc_execute (self->odbc,
+                              "UPDATE replica_state SET generation = generation + 1, complete = 0,"
+                              " epoch = ?, contract_version = ?, snapshot_started_at = ?,"
+                              " last_hello_at = ? WHERE firm_id = ?",
+                              "sisss", hello->epoch, (int64_t)hello->contract_version, now, now,
+                              firm_id) == 1;
+    } else {
+        *cursor = (uint64_t)stored_cursor;
+        ok = ml_odbc_execute (self->odbc,
+                              "UPDATE replica_state SET contract_version = ?, last_hello_at = ?"
+                              " WHERE firm_id = ?",
+                              "iss", (int64_t)hello->contract_version, now, firm_id) == 1;
+    }
+    return s_finish (self, ok);
+}
+
+//  Insert or replace one item under a generation.
+static bool s_upsert_item (ml_store_t *self, const char *firm_id, const ml_item_t *item,
+                           int64_t generation)
+{
+    char kind[2] = {item->kind, 0};
+    return ml_odbc_execute (
+               self->odbc,
+               "INSERT INTO open_item (firm_id, kind, source_id, invoice_number, invoice_date,"
+               " due_date, client_number, client_name, matter_number, matter_description,"
+               " currency, total_minor, balance_minor, status, generation, change_id)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+               " ON CONFLICT (firm_id, kind, source_id) DO UPDATE SET"
+               " invoice_number = excluded.invoice_number, invoice_date = excluded.invoice_date,"
+               " due_date = excluded.due_date, client_number = excluded.client_number,"
+               " client_name = excluded.client_name, matter_number = excluded.matter_number,"
+               " matter_description = excluded.matter_description, currency = excluded.currency,"
+               " total_minor = excluded.total_minor, balance_minor = excluded.balance_minor,"
+               " status = excluded.status, generation = excluded.generation,"
+               " change_id = excluded.change_id",
+               "ssissssssssiisii", firm_id, kind, (int64_t)item->source_id, item->invoice_number,
+               item->invoice_date, item->due_date, item->client_number, item->client_name,
+               item->matter_number, item->matter_description, item->currency, item->total_minor,
+               item->balance_minor, item->status, generation, (int64_t)item->change_id) == 1;
+}
+
+static int s_generation (ml_store_t *self, const char *firm_id, int64_t *generation)
+{
+    return s_query_int (self, generation, "SELECT generation FROM replica_state WHERE firm_id = ?",
+                        "s", firm_id) == 1
+               ? 0
+               : -1;
+}
+
+int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
+{
+    if (ml_odbc_begin (self->odbc) != 0)
+        return -1;
+    int64_t generation = 0;
+    bool ok = s_generation (self, firm_id, &generation) == 0;
+    for (size_t index = 0; ok && index < batch->item_count; index++)
+        ok = s_upsert_item (self, firm_id, &batch->items[index], generation);
+    return s_finish (self, ok);
+}
+
+int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t cursor)
+{
+    if (ml_odbc_begin (self->odbc) != 0)
+        return -1;
+    int64_t generation = 0;
+    char now[32];
+    s_now (now, sizeof now);
+    bool ok =
+        s_generation (self, firm_id, &generation) == 0 &&
+        ml_odbc_execute (self->odbc, "DELETE FROM open_item WHERE firm_id = ? AND generation <> ?",
+                         "si", firm_id, generation) >= 0 &&
+        ml_odbc_execute (self->odbc,
+                         "UPDATE replica_state SET cursor = ?, complete = 1,"
+                         " snapshot_completed_at = ? WHERE firm_id = ?",
+                         "iss", (int64_t)cursor, now, firm_id) == 1;
+    return s_finish (self, ok);
+}
+
+int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
+{
+    if (ml_odbc_begin (self->odbc) != 0)
+        return -1;
+    int64_t cursor = 0, generation = 0;
+    bool ok = s_query_int (self, &cursor, "SELECT cursor FROM replica_state WHERE firm_id = ?", "s",
+                           firm_id) == 1 &&
+              s_generation (self, firm_id, &generation) == 0;
+    if (ok && (uint64_t)cursor != batch->since) {
+        ml_odbc_rollback (self->odbc);
+        return -2;
+    }
+    for (size_t index = 0; ok && index < batch->item_count; index++) {
+        const ml_item_t *item = &batch->items[index];
+        //  Changes at or below the cursor were applied already (Clone pattern).
+        if (item->change_id <= (uint64_t)cursor)
+            continue;
+        if (item->op == 'U')
+            ok = s_upsert_item (self, firm_id, item, generation);
+        else {
+            char kind[2] = {item->kind, 0};
+            ok = ml_odbc_execute (self->odbc,
+                                  "DELETE FROM open_item WHERE firm_id = ? AND kind = ?"
+                                  " AND source_id = ?",
+                                  "ssi", firm_id, kind, (int64_t)item->source_id) >= 0;
+        }
+    }
+    ok = ok && ml_odbc_execute (self->odbc, "UPDATE replica_state SET cursor = ? WHERE firm_id = ?",
+                                "is", (int64_t)batch->cursor, firm_id) == 1;
+    return s_finish (self, ok);
+}
+
+int ml_store_cursor (ml_store_t *self, const char *firm_id, uint64_t *cursor)
+{
+    int64_t value = 0;
+    if (s_query_int (self, &value, "SELECT cursor FROM replica_state WHERE firm_id = ?", "s",
+                     firm_id) != 1)
+        return -1;
+    *cursor = (uint64_t)value;
+    return 0;
+}
+
+//  Columns whose values are integers in JSON output; every other column is text.
+static bool s_integer_column (const char *name)
+{
+    static const char *suffixes[] = {"_minor",   "_count",     "cursor",  "_seq",     "attempts",
+                                     "complete", "generation", "line_no", "event_id", "source_id"};
+    size_t length = strlen (name);
+    for (size_t index = 0; index < sizeof suffixes / sizeof suffixes[0]; index++) {
+        size_t suffix = strlen (suffixes[index]);
+        if (length >= suffix && strcmp (name + length - suffix, suffixes[index]) == 0)
+            return true;
+    }
+    return false;
+}
+
+//  Every row of a query as a JSON array of objects named by column (new reference).
+static json_t *s_rows (ml_query_t *query)
+{
+    if (!query)
+        return NULL;
+    json_t *rows = json_array ();
+    int rc;
+    while ((rc = ml_query_fetch (query)) == 1) {
+        json_t *row = json_object ();
+        for (int column = 0; column < ml_query_columns (query); column++) {
+            const char *name = ml_query_name (query, column);
+            const char *text = ml_query_text (query, column);
+            int64_t number = 0;
+            json_t *value;
+            if (!text)
+                value = json_null ();
+            else if (s_integer_column (name) && ml_query_int64 (query, column, &number) == 0)
+                value = json_integer ((json_int_t)number);
+            else
+                value = json_string (text);
+            //  Text that is not UTF-8 cannot go into JSON: show it as null, never crash.
+            json_object_set_new (row, name, value ? value : json_null ());
+        }
+        json_array_append_new (rows, row);
+    }
+    ml_query_destroy (&query);
+    if (rc < 0)
+        json_decref (rows);
+    return rc < 0 ? NULL : rows;
+}
+
+//  What postings not yet reflected in the replica take from each invoice: postings still
+//  waiting for an answer, and posted ones whose change the replica has not reached yet.
+#define S_PENDING_SQL                                                                              \
+    "COALESCE ((SELECT SUM (l.amount_minor) FROM posting_line l"                                   \
+    " JOIN posting p ON p.posting_uuid = l.posting_uuid"                                           \
+    " WHERE p.firm_id = o.firm_id AND l.kind = 'I' AND l.reference = o.invoice_number"             \
+    " AND (p.status IN ('pending', 'delivered')"                                                   \
+    " OR (p.status = 'posted' AND p.result_cursor > r.cursor))), 0)"
+
+json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *client,
+                             const char *matter)
+{
+    ml_query_t *query = ml_odbc_query (
+        self->odbc,
+        "SELECT o.source_id, o.invoice_number, o.invoice_date, o.due_date, o.client_number,"
+        " o.client_name, o.matter_number, o.matter_description, o.currency, o.total_minor,"
+        " o.balance_minor, " S_PENDING_SQL " AS pending_minor"
+        " FROM open_item o JOIN replica_state r ON r.firm_id = o.firm_id"
+        " WHERE o.firm_id = ? AND o.kind = 'I' AND (? IS NULL OR o.client_number = ?)"
+        " AND (? IS NULL OR o.matter_number = ?)"
+        " ORDER BY o.invoice_date, o.invoice_number",
+        "sssss", firm_id, client, client, matter, matter);
+    json_t *rows = s_rows (query);
+    size_t index;
+    json_t *row;
+    json_array_foreach (rows, index, row)
+    {
+        json_int_t available = json_integer_value (json_object_get (row, "balance_minor")) -
+                               json_integer_value (json_object_get (row, "pending_minor"));
+        json_object_set_new (row, "available_minor", json_integer (available > 0 ? available : 0));
+    }
+    return rows;
+}
+
+static bool s_event (ml_store_t *self, const char *posting_uuid, const char *status,
+                     const char *detail)
+{
+    char now[32];
+    s_now (now, sizeof now);
+    return ml_odbc_execute (self->odbc,
+                            "INSERT INTO posting_event (posting_uuid, at, status, detail)"
+                            " VALUES (?, ?, ?, ?)",
+                            "ssss", posting_uuid, now, status, detail) == 1;
+}
+
+int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t *posting,
+                             const char *source)
+{
+    zuuid_t *uuid = zuuid_new ();
+    snprintf (posting->posting_uuid, sizeof posting->posting_uuid, "%s",
+              zuuid_str_canonical (uuid));
+    zuuid_destroy (&uuid);
+    for (char *cursor = posting->posting_uuid; *cursor; cursor++)
+        *cursor = (char)tolower ((unsigned char)*cursor);
+    s_now (posting->created_at, sizeof posting->created_at);
+    if (!*posting->received_on)
+        s_today (posting->received_on, sizeof posting->received_on);
+    if (ml_odbc_begin (self->odbc) != 0)
+        return -1;
+    bool ok =
+        ml_odbc_execute (
+            self->odbc,
+            "INSERT INTO posting (posting_uuid, firm_id, source, created_at, received_on,"
+            " account_number, client_number, payer_name, payer_email, currency,"
+            " amount_minor, ar_message, processor_txn, status, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+            "ssssssssssisss", posting->posting_uuid, firm_id, source, posting->created_at,
+            posting->received_on, posting->account_number, posting->client_number,
+            posting->payer_name, posting->payer_email, posting->currency, posting->amount_minor,
+            posting->ar_message, posting->processor_txn, posting->created_at) == 1;
+    for (size_t index = 0; ok && index < posting->line_count; index++) {
+        const ml_line_t *line = &posting->lines[index];
+        char kind[2] = {line->kind, 0};
+        ok = ml_odbc_execute (self->odbc,
+                              "INSERT INTO posting_line (posting_uuid, line_no, kind, reference,"
+                              " amount_minor) VALUES (?, ?, ?, ?, ?)",
+                              "sissi", posting->posting_uuid, (int64_t)index + 1, kind,
+                              line->reference, line->amount_minor) == 1;
+    }
+    ok = ok && s_event (self, posting->posting_uuid, "pending", source);
+    return s_finish (self, ok);
+}
+
+zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, size_t limit)
+{
+    ml_query_t *query = ml_odbc_query (self->odbc,
+                                       "SELECT posting_uuid FROM posting WHERE firm_id = ?"
+                                       " AND status IN ('pending', 'delivered')"
+                                       " ORDER BY posting_seq LIMIT ?",
+                                       "si", firm_id, (int64_t)limit);
+    if (!query)
+        return NULL;
+    zlistx_t *list = zlistx_new ();
+    zlistx_set_destructor (list, (zlistx_destructor_fn *)zstr_free);
+    zlistx_set_duplicator (list, (zlistx_duplicator_fn *)strdup);
+    while (ml_query_fetch (query) == 1)
+        zlistx_add_end (list, (void *)ml_query_text (query, 0));
+    ml_query_destroy (&query);
+    return list;
+}
+
+ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
+{
+    ml_query_t *query = ml_odbc_query (
+        self->odbc,
+        "SELECT posting_uuid, created_at, received_on, account_number, client_number,"
+        " payer_name, payer_email, currency, amount_minor, ar_message, processor_txn"
+        " FROM posting WHERE posting_uuid = ?",
+        "s", posting_uuid);
+    if (!query)
+        return NULL;
+    if (ml_query_fetch (query) != 1) {
+        ml_query_destroy (&query);
+        return NULL;
+    }
+    ml_msg_t *message = ml_msg_new (ML_MSG_POSTING);
+    ml_posting_t *posting = &message->posting;
+#define S_FIELD(field, column)                                                                     \
+    snprintf (posting->field, sizeof posting->field, "%s",                                         \
+              ml_query_text (query, column) ? ml_query_text (query, column) : "")
+    S_FIELD (posting_uuid, 0);
+    S_FIELD (created_at, 1);
+    S_FIELD (received_on, 2);
+    S_FIELD (account_number, 3);
+    S_FIELD (client_number, 4);
+    S_FIELD (payer_name, 5);
+    S_FIELD (payer_email, 6);
+    S_FIELD (currency, 7);
+    S_FIELD (ar_message, 9);
+    S_FIELD (processor_txn, 10);
+#undef S_FIELD
+    bool ok = ml_query_int64 (query, 8, &posting->amount_minor) == 0;
+    ml_query_destroy (&query);
+    query = ok ? ml_odbc_query (self->odbc,
+                                "SELECT kind, reference, amount_minor FROM posting_line"
+                                " WHERE posting_uuid = ? ORDER BY line_no",
+                                "s", posting_uuid)
+               : NULL;
+    ml_line_t lines[ML_MAX_LINES];
+    size_t count = 0;
+    while (query && count < ML_MAX_LINES && ml_query_fetch (query) == 1) {
+        lines[count].kind = ml_query_text (query, 0)[0];
+        snprintf (lines[count].reference, sizeof lines[count].reference, "%s",
+                  ml_query_text (query, 1));
+        ok = ok && ml_query_int64 (query, 2, &lines[count].amount_minor) == 0;
+        count++;
+    }
+    ml_query_destroy (&query);
+    if (!ok || ml_msg_set_lines (message, lines, count) != 0)
+        ml_msg_destroy (&message);
+    return message;
+}
+
+int ml_store_posting_sent (ml_store_t *self, const char *posting_uuid)
+{
+    char now[32];
+    s_now (now, sizeof now);
+    if (ml_odbc_begin (self->odbc) != 0)
+        return -1;
+    int64_t first = ml_odbc_execute (self->odbc,
+                                     "UPDATE posting SET status = 'delivered', updated_at = ?"
+                                     " WHERE posting_uuid = ? AND status = 'pending'",
+                                     "ss", now, posting_uuid);
+    bool ok = first >= 0 &&
+              ml_odbc_execute (self->odbc,
+                               "UPDATE posting SET attempts = attempts + 1, last_sent_at = ?"
+                               " WHERE posting_uuid = ?",
+                               "ss", now, posting_uuid) == 1;
+    if (ok && first == 1)
+        ok = s_event (self, posting_uuid, "delivered", "sent to the agent");
+    return s_finish (self, ok);
+}
+
+int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg_t *result)
+{
+    char now[32];
+    s_now (now, sizeof now);
+    bool posted = strcmp (result->status, "posted") == 0;
+    if (ml_odbc_begin (self->odbc) != 0)
+        return -1;
+    int64_t changed = ml_odbc_execute (
+        self->odbc,
+        "UPDATE posting SET status = ?, receipt_id = ?, reason = ?, result_cursor = ?,"
+        " updated_at = ? WHERE posting_uuid = ? AND firm_id = ?"
+        " AND status IN ('pending', 'delivered')",
+        "sssisss", posted ? "posted" : "rejected", posted ? result->receipt_id : NULL,
+        posted ? NULL : result->reason, (int64_t)result->cursor, now, result->posting_uuid,
+        firm_id);
+    bool ok = changed >= 0;
+    if (ok && changed == 1) {
+        char detail[400];
+        if (posted)
+            snprintf (detail, sizeof detail, "matter system receipt %s", result->receipt_id);
+        else
+            snprintf (detail, sizeof detail, "matter system refused: %s", result->reason);
+        ok = s_event (self, result->posting_uuid, posted ? "posted" : "rejected", detail);
+    }
+    if (s_finish (self, ok) != 0)
+        return -1;
+    return changed == 1 ? 1 : 0;
+}
+
+int ml_store_posting_resend (ml_store_t *self, const char *posting_uuid)
+{
+    char now[32];
+    s_now (now, sizeof now);
+    if (ml_odbc_begin (self->odbc) != 0)
+        return -1;
+    int64_t changed = ml_odbc_execute (self->odbc,
+                                       "UPDATE posting SET status = 'delivered', updated_at = ?"
+                                       " WHERE posting_uuid = ? AND status IN ('posted', "
+                                       "'rejected', 'delivered', 'pending')",
+                                       "ss", now, posting_uuid);
+    bool ok = changed >= 0;
+    if (ok && changed == 1)
+        ok = s_event (self, posting_uuid, "delivered",
+                      "resend requested; the matter system answers with its stored result");
+    if (s_finish (self, ok) != 0)
+        return -1;
+    return changed == 1 ? 1 : 0;
+}
+
+json_t *ml_store_status (ml_store_t *self)
+{
+    return s_rows (ml_odbc_query (
+        self->odbc,
+        "SELECT f.firm_id, f.name, r.epoch, r.cursor, r.complete, r.last_hello_at,"
+        " r.snapshot_completed_at,"
+        " (SELECT COUNT (*) FROM open_item o WHERE o.firm_id = f.firm_id AND o.kind = 'I')"
+        "  AS invoice_count,"
+        " (SELECT COALESCE (SUM (o.balance_minor), 0) FROM open_item o"
+        "  WHERE o.firm_id = f.firm_id AND o.kind = 'I') AS open_balance_minor,"
+        " (SELECT COUNT (*) FROM open_item o WHERE o.firm_id = f.firm_id AND o.kind = 'T')"
+        "  AS trust_ledger_count,"
+        " (SELECT COUNT (*) FROM posting p WHERE p.firm_id = f.firm_id"
+        "  AND p.status IN ('pending', 'delivered')) AS unanswered_posting_count,"
+        " (SELECT COUNT (*) FROM posting p WHERE p.firm_id = f.firm_id"
+        "  AND p.status = 'posted') AS posted_posting_count,"
+        " (SELECT COUNT (*) FROM posting p WHERE p.firm_id = f.firm_id"
+        "  AND p.status = 'rejected') AS rejected_posting_count"
+        " FROM firm f JOIN replica_state r ON r.firm_id = f.firm_id ORDER BY f.firm_id",
+        NULL));
+}
+
+json_t *ml_store_postings (ml_store_t *self, const char *firm_id, const char *status, int limit)
+{
+    return s_rows (ml_odbc_query (
+        self->odbc,
+        "SELECT posting_seq, posting_uuid, firm_id, source, created_at, received_on,"
+        " client_number, payer_name, currency, amount_minor, status, receipt_id, reason,"
+        " attempts FROM posting WHERE (? IS NULL OR firm_id = ?) AND (? IS NULL OR status = ?)"
+        " ORDER BY posting_seq DESC LIMIT ?",
+        "ssssi", firm_id, firm_id, status, status, (int64_t)limit));
+}
+
+json_t *ml_store_posting (ml_store_t *self, const char *posting_uuid)
+{
+    json_t *rows = s_rows (ml_odbc_query (
+        self->odbc,
+        "SELECT posting_seq, posting_uuid, firm_id, source, created_at, received_on,"
+        " account_number, client_number, payer_name, payer_email, currency, amount_minor,"
+        " ar_message, processor_txn, status, receipt_id, reason, result_cursor, attempts,"
+        " last_sent_at, updated_at FROM posting WHERE posting_uuid = ?",
+        "s", posting_uuid));
+    if (!rows || json_array_size (rows) != 1) {
+        json_decref (rows);
+        return NULL;
+    }
+    json_t *posting = json_incref (json_array_get (rows, 0));
+    json_decref (rows);
+    json_t *lines = s_rows (ml_odbc_query (self->odbc,
+                                           "SELECT line_no, kind, reference, amount_minor"
+                                           " FROM posting_line WHERE posting_uuid = ?"
+                                           " ORDER BY line_no",
+                                           "s", posting_uuid));
+    json_t *events = s_rows (ml_odbc_query (self->odbc,
+                                            "SELECT event_id, at, status, detail"
+                                            " FROM posting_event WHERE posting_uuid = ?"
+                                            " ORDER BY event_id",
+                                            "s", posting_uuid));
+    json_object_set_new (posting, "lines", lines ? lines : json_array ());
+    json_object_set_new (posting, "history", events ? events : json_array ());
+    return posting;
+}
+
+void ml_store_test (bool verbose)
+{
+    printf (" * ml_store: ");
+    char directory[128], connection_string[300], error[512];
+    snprintf (directory, sizeof directory, "/tmp/ml_store_test_XXXXXX");
+    assert (mkdtemp (directory));
+    snprintf (connection_string, sizeof connection_string,
+              "Driver=SQLite3;Database=%s/core.db;StepAPI=1;FKSupport=1;Timeout=5000", directory);
+    ml_store_t *store = ml_store_new (connection_string, error, sizeof error);
+    assert (store);
+    ml_store_destroy (&store);
+    //  Opening again keeps the schema (idempotent).
+    store = ml_store_new (connection_string, error, sizeof error);
+    assert (store);
+    const char *key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    assert (ml_store_firm_add (store, "acme", "Acme LLP", key, "OP-001") == 0);
+    ml_log_level_t saved = ml_log_level ();
+    ml_log_setup (NULL, ML_LOG_ERROR);
+    assert (ml_store_firm_add (store, "acme2", "Acme again", key, "OP-001") == -1);
+    char firm[64];
+    assert (ml_store_firm_by_key (store, key, firm, sizeof firm) == 1 && streq (firm, "acme"));
+    assert (ml_store_firm_by_key (store, "unknown", firm, sizeof firm) == 0);
+
+    //  Session, snapshot, changes.
+    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
+    strcpy (hello->epoch, "epoch-1");
+    hello->high_water = 100;
+    bool resync = false;
+    uint64_t cursor = 99;
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0);
+    assert (resync && cursor == 0);
+    ml_msg_t *batch = ml_msg_new (ML_MSG_SNAPSHOT);
+    for (int index = 1; index <= 3; index++) {
+        ml_item_t *item = ml_msg_add_item (batch);
+        item->kind = 'I';
+        item->op = 'U';
+        item->source_id = (uint64_t)index;
+        snprintf (item->invoice_number, sizeof item->invoice_number, "INV-%d", index);
+        snprintf (item->invoice_date, sizeof item->invoice_date, "2026-0%d-01", 4 - index);
+        strcpy (item->client_number, "C-1");
+        strcpy (item->currency, "USD");
+        item->total_minor = item->balance_minor = 1000 * index;
+    }
+    assert (ml_store_snapshot_rows (store, "acme", batch) == 0);
+    assert (ml_store_snapshot_end (store, "acme", 100) == 0);
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0);
+    assert (!resync && cursor == 100);
+    //  A restored database (high-water below the cursor) forces a resync.
+    hello->high_water = 50;
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
+    hello->high_water = 100;
+    assert (ml_store_snapshot_rows (store, "acme", batch) == 0);
+    assert (ml_store_snapshot_end (store, "acme", 100) == 0);
+
+    ml_msg_t *changes = ml_msg_new (ML_MSG_CHANGES);
+    changes->since = 90; //  not the cursor: refused, nothing changed
+    changes->cursor = 120;
+    assert (ml_store_changes (store, "acme", changes) == -2);
+    changes->since = 100;
+    ml_item_t *removal = ml_msg_add_item (changes);
+    removal->kind = 'I';
+    removal->op = 'R';
+    removal->change_id = 110;
+    removal->source_id = 2;
+    assert (ml_store_changes (store, "acme", changes) == 0);
+    assert (ml_store_cursor (store, "acme", &cursor) == 0 && cursor == 120);
+    json_t *items = ml_store_open_items (store, "acme", "C-1", NULL);
+    assert (json_array_size (items) == 2);
+    assert (
+        streq (json_string_value (json_object_get (json_array_get (items, 0), "invoice_number")),
+               "INV-3"));
+    json_decref (items);
+
+    //  A posting: created pending, its amount subtracted until the replica catches up.
+    ml_msg_t *message = ml_msg_new (ML_MSG_POSTING);
+    strcpy (message->posting.account_number, "OP-001");
+    strcpy (message->posting.client_number, "C-1");
+    strcpy (message->posting.currency, "USD");
+    message->posting.amount_minor = 500;
+    ml_line_t line = {'I', "INV-3", 500};
+    ml_msg_set_lines (message, &line, 1);
+    assert (ml_store_posting_create (store, "acme", &message->posting, "staff") == 0);
+    items = ml_store_open_items (store, "acme", NULL, NULL);
+    json_t *first = json_array_get (items, 0);
+    assert (json_integer_value (json_object_get (first, "pending_minor")) == 500);
+    assert (json_integer_value (json_object_get (first, "available_minor")) == 2500);
+    json_decref (items);
+    zlistx_t *due = ml_store_postings_unanswered (store, "acme", 10);
+    assert (zlistx_size (due) == 1 && streq (zlistx_first (due), message->posting.posting_uuid));
+    zlistx_destroy (&due);
+    ml_msg_t *loaded = ml_store_posting_load (store, message->posting.posting_uuid);
+    assert (loaded && loaded->posting.line_count == 1 && loaded->posting.amount_minor == 500);
+    ml_msg_destroy (&loaded);
+    assert (ml_store_posting_sent (store, message->posting.posting_uuid) == 0);
+    ml_msg_t *result = ml_msg_new (ML_MSG_POSTING_RESULT);
+    strcpy (result->posting_uuid, message->posting.posting_uuid);
+    strcpy (result->status, "posted");
+    strcpy (result->receipt_id, "77");
+    result->cursor = 130;
+    assert (ml_store_posting_result (store, "other", result) == 0);
+    assert (ml_store_posting_result (store, "acme", result) == 1);
+    assert (ml_store_posting_result (store, "acme", result) == 0);
+    items = ml_store_open_items (store, "acme", NULL, NULL);
+    assert (json_integer_value (json_object_get (json_array_get (items, 0), "pending_minor")) ==
+            500);
+    json_decref (items);
+    changes->since = 120;
+    changes->cursor = 130;
+    ml_msg_clear_items (changes);
+    assert (ml_store_changes (store, "acme", changes) == 0);
+    items = ml_store_open_items (store, "acme", NULL, NULL);
+    assert (json_integer_value (json_object_get (json_array_get (items, 0), "pending_minor")) == 0);
+    json_decref (items);
+    json_t *posting = ml_store_posting (store, message->posting.posting_uuid);
+    assert (posting && streq (json_string_value (json_object_get (posting, "status")), "posted"));
+    assert (json_array_size (json_object_get (posting, "history")) == 3);
+    json_decref (posting);
+    //  The journal is append-only: the store refuses to change or delete it.
+    assert (ml_odbc_execute (store->odbc, "DELETE FROM posting_event", NULL) == -1);
+    assert (ml_odbc_execute (store->odbc, "UPDATE posting SET amount_minor = 1", NULL) == -1);
+    assert (ml_odbc_execute (store->odbc, "DELETE FROM posting", NULL) == -1);
+    json_t *status = ml_store_status (store);
+    assert (json_integer_value (json_object_get (json_array_get (status, 0), "invoice_count")) ==
+            2);
+    json_decref (status);
+    ml_log_setup (NULL, saved);
+    ml_msg_destroy (&result);
+    ml_msg_destroy (&message);
+    ml_msg_destroy (&changes);
+    ml_msg_destroy (&batch);
+    ml_msg_destroy (&hello);
+    ml_store_destroy (&store);
+    ml_store_destroy (&store);
+    char command[200];
+    snprintf (command, sizeof command, "rm -rf '%s'", directory);
+    assert (system (command) == 0);
+    printf ("OK\n");
+}

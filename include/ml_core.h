@@ -1,0 +1,35 @@
+/*  ml_core: the payment core service, an actor.
+
+    It binds a ROUTER for agents (CURVE, with zauth over a certificate store so an unknown
+    key is refused), attributes each message to a firm by its authenticated key, keeps the
+    firm's replica in the store, and delivers the postings outbox until each posting has a
+    result. It also serves the admin API (JSON over a REP socket) used by the staff CLI.
+    Start it with zactor_new (ml_core_actor, &settings); it ends on "$TERM".
+*/
+#ifndef ML_CORE_H_INCLUDED
+#define ML_CORE_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+
+typedef struct {
+    char endpoint[256];       //  where agents connect, e.g. tcp://*:7800
+    char certificate[512];    //  the core's secret certificate file
+    char agents[512];         //  directory of registered agents' public certificates
+    char store[1024];         //  ODBC connection string of the core's store
+    char admin_endpoint[512]; //  admin API, e.g. ipc:///var/lib/matterlink/admin.sock
+    int heartbeat_ms;
+    int window;
+    int redelivery_ms;
+} ml_core_settings_t;
+
+//  Read settings from a configuration file (config/core.cfg documents each key).
+int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char *error,
+                           size_t error_size);
+
+//  The actor. args is an ml_core_settings_t *, copied before the actor signals.
+void ml_core_actor (zsock_t *pipe, void *args);
+
+void ml_core_test (bool verbose);
+
+#endif

@@ -1,0 +1,96 @@
+/*  ml_store: the core's own store, over ODBC (SQLite by default).
+
+    It holds the firms and their agents' keys, the replica of each firm's open items and
+    trust balances with the change cursor it was built to, and the postings outbox with
+    each posting's lines and its append-only history. Every method that writes does so in
+    one transaction: either all of it is stored or none of it.
+*/
+#ifndef ML_STORE_H_INCLUDED
+#define ML_STORE_H_INCLUDED
+
+#include "ml_msg.h"
+#include "ml_odbc.h"
+
+#include <czmq.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct _ml_store_t ml_store_t;
+
+//  Open the store and create or upgrade its schema. Returns NULL with a message in error.
+ml_store_t *ml_store_new (const char *connection_string, char *error, size_t error_size);
+
+//  Close. Idempotent.
+void ml_store_destroy (ml_store_t **self_p);
+
+//  The last database error (borrowed).
+const ml_odbc_error_t *ml_store_error (ml_store_t *self);
+
+//  Register a firm and its agent's public key (Z85). Returns 0, or -1 (duplicate firm or
+//  key, or a database error).
+int ml_store_firm_add (ml_store_t *self, const char *firm_id, const char *name,
+                       const char *public_key, const char *operating_account);
+
+//  A firm's row (firm_id, name, operating_account) as JSON (new), or NULL if unknown.
+json_t *ml_store_firm (ml_store_t *self, const char *firm_id);
+
+//  Find the firm of an agent key. Returns 1 found, 0 unknown, -1 error.
+int ml_store_firm_by_key (ml_store_t *self, const char *public_key, char *firm_id, size_t size);
+
+//  Start a session for a firm after HELLO. Decides whether a snapshot is needed (no
+//  complete replica, another epoch, or a cursor above the agent's high-water), and if so
+//  starts a new snapshot generation. Returns 0 or -1.
+int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t *hello,
+                           bool *resync, uint64_t *cursor);
+
+//  Store a snapshot batch under the current generation. Returns 0 or -1.
+int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_t *batch);
+
+//  Finish the snapshot: drop what the snapshot did not carry, set the cursor. 0 or -1.
+int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t cursor);
+
+//  Apply a CHANGES batch. Returns 0, -1 on a database error, or -2 when the batch's
+//  since is not the stored cursor (nothing changed).
+int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *batch);
+
+//  The firm's replica cursor. Returns 0 or -1.
+int ml_store_cursor (ml_store_t *self, const char *firm_id, uint64_t *cursor);
+
+//  Open invoices of a firm for allocation, filtered by client and/or matter number (NULL
+//  for any), as a JSON array of objects with balance_minor, pending_minor and
+//  available_minor, oldest first (new reference), or NULL on error.
+json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *client,
+                             const char *matter);
+
+//  Write a new posting to the outbox (state pending) with its lines and a history entry.
+//  Fills posting_uuid and created_at. Returns 0 or -1.
+int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t *posting,
+                             const char *source);
+
+//  Postings of a firm waiting for a result (pending or delivered), oldest first, at most
+//  limit, as a list of UUID strings (caller destroys the list).
+zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, size_t limit);
+
+//  Load a posting as a POSTING message (new), or NULL if unknown.
+ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid);
+
+//  Record that a posting was sent (pending becomes delivered). Returns 0 or -1.
+int ml_store_posting_sent (ml_store_t *self, const char *posting_uuid);
+
+//  Record a POSTING-RESULT from firm_id's agent. Returns 1 recorded, 0 ignored (unknown
+//  posting, another firm's, or already final), -1 on error.
+int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg_t *result);
+
+//  Put a final posting back to be delivered again (the agent answers with the stored
+//  result). Returns 1 done, 0 unknown, -1 error.
+int ml_store_posting_resend (ml_store_t *self, const char *posting_uuid);
+
+//  Reports as JSON (new references), or NULL on error.
+json_t *ml_store_status (ml_store_t *self);
+json_t *ml_store_postings (ml_store_t *self, const char *firm_id, const char *status, int limit);
+json_t *ml_store_posting (ml_store_t *self, const char *posting_uuid);
+
+void ml_store_test (bool verbose);
+
+#endif

@@ -1,0 +1,96 @@
+#!/bin/sh
+# Create (or complete) a matter-management database with sample data and the matterlink contract:
+# runs sql/<dialect>/schema.sql, contract.sql and sample.sql in that order.
+#
+#   sql/sample.sh --dialect sqlite --db PATH [--clients N] [--invoices N]
+#
+# Defaults: 300 clients, 3000 invoices. The database file is created if it does not exist; sample data
+# goes only into an empty database (sample.sql says so and changes nothing otherwise), while the schema
+# and contract scripts are safe to run again. Only the sqlite dialect exists so far.
+
+set -eu
+
+usage() {
+    cat <<'EOF'
+usage: sql/sample.sh --dialect sqlite --db PATH [--clients N] [--invoices N]
+
+  --dialect D    database dialect; only "sqlite" is implemented
+  --db PATH      database file, created if it does not exist
+  --clients N    number of clients, 1..1000000 (default 300)
+  --invoices N   number of invoices, 0..9999999 (default 3000)
+  -h, --help     show this help
+EOF
+}
+
+die() {
+    printf 'sample.sh: %s\n' "$1" >&2
+    printf "Try 'sql/sample.sh --help'.\n" >&2
+    exit 2
+}
+
+# A plain decimal number without leading zeros (leading zeros would be octal in some shells' arithmetic,
+# and the value goes into an SQL command line).
+is_count() {
+    case $1 in
+        '' | *[!0-9]* | 0?*) return 1 ;;
+    esac
+    [ ${#1} -le 7 ]
+}
+
+dialect=
+db=
+clients=300
+invoices=3000
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --dialect | --db | --clients | --invoices)
+            [ $# -ge 2 ] || die "option $1 needs a value"
+            case $1 in
+                --dialect) dialect=$2 ;;
+                --db) db=$2 ;;
+                --clients) clients=$2 ;;
+                --invoices) invoices=$2 ;;
+            esac
+            shift 2
+            ;;
+        --dialect=*) dialect=${1#*=}; shift ;;
+        --db=*) db=${1#*=}; shift ;;
+        --clients=*) clients=${1#*=}; shift ;;
+        --invoices=*) invoices=${1#*=}; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) die "unknown argument: $1" ;;
+    esac
+done
+
+[ -n "$dialect" ] || die "--dialect is required"
+[ -n "$db" ] || die "--db is required"
+if ! is_count "$clients" || [ "$clients" -lt 1 ] || [ "$clients" -gt 1000000 ]; then
+    die "--clients must be a whole number from 1 to 1000000"
+fi
+is_count "$invoices" || die "--invoices must be a whole number from 0 to 9999999"
+
+case $dialect in
+    sqlite) ;;
+    postgresql | mariadb | sqlserver) die "dialect $dialect is not implemented yet (only sqlite)" ;;
+    *) die "unknown dialect: $dialect (only sqlite)" ;;
+esac
+
+here=$(cd "$(dirname "$0")" && pwd) || exit 1
+dir=$here/$dialect
+for f in schema.sql contract.sql sample.sql; do
+    [ -r "$dir/$f" ] || { printf 'sample.sh: missing %s\n' "$dir/$f" >&2; exit 1; }
+done
+
+command -v sqlite3 >/dev/null 2>&1 || { printf 'sample.sh: sqlite3 not found (apt-get install sqlite3)\n' >&2; exit 1; }
+parent=$(dirname "$db")
+[ -d "$parent" ] || { printf 'sample.sh: directory %s does not exist\n' "$parent" >&2; exit 1; }
+
+# The scripts go through stdin, so paths need no quoting inside sqlite3 dot-commands; -bail stops at the
+# first error, and each script is one transaction, so a failure leaves that script's work undone.
+sqlite3 -bail "$db" <"$dir/schema.sql"
+sqlite3 -bail "$db" <"$dir/contract.sql"
+{
+    printf '.parameter init\n.parameter set @clients %s\n.parameter set @invoices %s\n' "$clients" "$invoices"
+    cat "$dir/sample.sql"
+} | sqlite3 -bail "$db"

@@ -1,0 +1,60 @@
+/*  ml_selftest: runs the selftest of one class (-t NAME) or of all of them. */
+#include "ml_admin.h"
+#include "ml_agent.h"
+#include "ml_alloc.h"
+#include "ml_config.h"
+#include "ml_contract.h"
+#include "ml_core.h"
+#include "ml_keygen.h"
+#include "ml_log.h"
+#include "ml_money.h"
+#include "ml_msg.h"
+#include "ml_odbc.h"
+#include "ml_service.h"
+#include "ml_store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    void (*test) (bool verbose);
+} s_test_t;
+
+static const s_test_t s_tests[] = {
+    {"ml_log", ml_log_test},       {"ml_money", ml_money_test},
+    {"ml_config", ml_config_test}, {"ml_service", ml_service_test},
+    {"ml_keygen", ml_keygen_test}, {"ml_msg", ml_msg_test},
+    {"ml_odbc", ml_odbc_test},     {"ml_contract", ml_contract_test},
+    {"ml_alloc", ml_alloc_test},   {"ml_store", ml_store_test},
+    {"ml_admin", ml_admin_test},   {"ml_agent", ml_agent_test},
+    {"ml_core", ml_core_test},
+};
+
+int main (int argc, char *argv[])
+{
+    bool verbose = false;
+    const char *only = NULL;
+    for (int index = 1; index < argc; index++) {
+        if (strcmp (argv[index], "-v") == 0)
+            verbose = true;
+        else if (strcmp (argv[index], "-t") == 0 && index + 1 < argc)
+            only = argv[++index];
+        else {
+            fprintf (stderr, "usage: ml_selftest [-v] [-t CLASS]\n");
+            return 2;
+        }
+    }
+    ml_log_setup ("selftest", verbose ? ML_LOG_DEBUG : ML_LOG_WARNING);
+    bool found = false;
+    for (size_t index = 0; index < sizeof s_tests / sizeof s_tests[0]; index++)
+        if (!only || strcmp (only, s_tests[index].name) == 0) {
+            s_tests[index].test (verbose);
+            found = true;
+        }
+    if (!found) {
+        fprintf (stderr, "ml_selftest: no class %s\n", only);
+        return 2;
+    }
+    return 0;
+}
