@@ -96,9 +96,15 @@ static void s_print_status (json_t *reply)
                 json_integer_value (json_object_get (firm, "complete")) ? "complete"
                                                                         : "waiting for snapshot",
                 (long long)json_integer_value (json_object_get (firm, "cursor")));
-        printf ("  open invoices:   %lld, %s outstanding\n",
-                (long long)json_integer_value (json_object_get (firm, "invoice_count")),
-                s_money (firm, "open_balance_minor", "USD", money, sizeof money));
+        const char *currency = s_text (firm, "open_balance_currency");
+        if (streq (currency, "mixed") || !*currency)
+            printf ("  open invoices:   %lld%s\n",
+                    (long long)json_integer_value (json_object_get (firm, "invoice_count")),
+                    *currency ? " (in several currencies)" : "");
+        else
+            printf ("  open invoices:   %lld, %s outstanding\n",
+                    (long long)json_integer_value (json_object_get (firm, "invoice_count")),
+                    s_money (firm, "open_balance_minor", currency, money, sizeof money));
         printf ("  trust ledgers:   %lld\n",
                 (long long)json_integer_value (json_object_get (firm, "trust_ledger_count")));
         printf ("  postings:        %lld posted, %lld waiting, %lld rejected\n",

@@ -72,14 +72,17 @@ static const char *s_schema[] = {
 
 static json_t *s_rows (ml_query_t *query);
 
+//  UTC timestamps as text with milliseconds, and today's date. strftime keeps the
+//  compiler's format-truncation analysis quiet where snprintf of tm fields would not.
 static void s_now (char *buf, size_t size)
 {
     struct timespec now;
     clock_gettime (CLOCK_REALTIME, &now);
     struct tm utc;
     gmtime_r (&now.tv_sec, &utc);
-    snprintf (buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", utc.tm_year + 1900, utc.tm_mon + 1,
-              utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, now.tv_nsec / 1000000);
+    char seconds[24];
+    strftime (seconds, sizeof seconds, "%Y-%m-%dT%H:%M:%S", &utc);
+    snprintf (buf, size, "%s.%03dZ", seconds, (int)(now.tv_nsec / 1000000) % 1000);
 }
 
 static void s_today (char *buf, size_t size)
@@ -87,7 +90,7 @@ static void s_today (char *buf, size_t size)
     time_t now = time (NULL);
     struct tm utc;
     gmtime_r (&now, &utc);
-    snprintf (buf, size, "%04d-%02d-%02d", utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday);
+    strftime (buf, size, "%Y-%m-%d", &utc);
 }
 
 ml_store_t *ml_store_new (const char *connection_string, char *error, size_t error_size)
@@ -639,6 +642,10 @@ json_t *ml_store_status (ml_store_t *self)
         "  AS invoice_count,"
         " (SELECT COALESCE (SUM (o.balance_minor), 0) FROM open_item o"
         "  WHERE o.firm_id = f.firm_id AND o.kind = 'I') AS open_balance_minor,"
+        //  A sum over several currencies means nothing: say which one, or that it is mixed.
+        " (SELECT CASE WHEN COUNT (DISTINCT o.currency) > 1 THEN 'mixed'"
+        "  ELSE COALESCE (MIN (o.currency), '') END FROM open_item o"
+        "  WHERE o.firm_id = f.firm_id AND o.kind = 'I') AS open_balance_currency,"
         " (SELECT COUNT (*) FROM open_item o WHERE o.firm_id = f.firm_id AND o.kind = 'T')"
         "  AS trust_ledger_count,"
         " (SELECT COUNT (*) FROM posting p WHERE p.firm_id = f.firm_id"

@@ -23,11 +23,34 @@ fail() {
     exit 1
 }
 
+# Stop a process with SIGTERM (so sanitizers run their exit checks), SIGKILL after 10 s.
+stop_process() {
+    pid=$1
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+# On exit, pass or fail: stop what was started, and fail the test if a sanitizer reported
+# anything in a daemon's log (the daemons run in the background, so nothing else would
+# notice).
 cleanup() {
-    [ -n "$AGENT_PID" ] && kill -9 "$AGENT_PID" 2>/dev/null
-    [ -n "$CORE_PID" ] && kill -9 "$CORE_PID" 2>/dev/null
-    wait 2>/dev/null
+    status=$?
+    stop_process "$AGENT_PID"
+    stop_process "$CORE_PID"
+    if grep -l -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$W"/*.log >/dev/null 2>&1; then
+        log "FAIL: a sanitizer reported a problem"
+        grep -h -A 30 -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$W"/*.log | head -n 80
+        status=1
+    fi
     rm -rf "$W"
+    exit $status
 }
 trap cleanup EXIT
 
@@ -108,12 +131,12 @@ start_agent() {
 }
 
 stop_agent() {
-    [ -n "$AGENT_PID" ] && kill -TERM "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
+    stop_process "$AGENT_PID"
     AGENT_PID=
 }
 
 stop_core() {
-    [ -n "$CORE_PID" ] && kill -TERM "$CORE_PID" 2>/dev/null && wait "$CORE_PID" 2>/dev/null
+    stop_process "$CORE_PID"
     CORE_PID=
 }
 

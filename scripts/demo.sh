@@ -1,0 +1,127 @@
+#!/bin/bash
+# The demo: a firm's matter database (SQLite, the embedded default) is linked to the
+# payment core; a payment made at the core lands in the firm's books, once.
+# Installs what it needs, builds, runs, and stops everything it started.
+set -eu
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+sh scripts/deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$(nproc)" >/dev/null
+BIN=$ROOT/build
+RUN=$ROOT/demo-run
+rm -rf "$RUN"
+mkdir -p "$RUN/agents"
+CORE_PID=
+AGENT_PID=
+stop_all() {
+    for pid in $AGENT_PID $CORE_PID; do
+        kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
+    return 0
+}
+trap stop_all EXIT
+
+heading() { printf '\n== %s\n\n' "$*"; }
+matter() { sqlite3 -batch -noheader -separator '|' "$RUN/matter.db" "$@"; }
+staff() { "$BIN/matterlink" --admin "ipc://$RUN/admin.sock" "$@"; }
+money() { python3 -c "import sys; v=int(sys.argv[1]); print(('-' if v < 0 else '') + '{:,}.{:02d} USD'.format(abs(v)//100, abs(v)%100))" "$1"; }
+wait_until() {
+    for _ in $(seq 300); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "demo: gave up waiting ($*); logs are in $RUN" >&2
+    exit 1
+}
+
+heading "1. The firm's matter database"
+sh sql/sample.sh --dialect sqlite --db "$RUN/matter.db" --clients 300 --invoices 3000 >/dev/null
+echo "Created $RUN/matter.db with $(matter "SELECT COUNT(*) FROM client") clients," \
+    "$(matter "SELECT COUNT(*) FROM matter") matters and $(matter "SELECT COUNT(*) FROM invoice") invoices," \
+    "and installed the matterlink contract (version $(matter "SELECT contract_version FROM ml_contract"))."
+
+heading "2. Keys, and the firm registered at the core"
+"$BIN/matterlink-core" keygen --out "$RUN/core.cert" | sed -n 2p
+"$BIN/matterlink-agent" keygen --out "$RUN/agent.cert" | sed -n 2p
+CORE_KEY=$(sed -n 's/^ *public-key = "\(.*\)"/\1/p' "$RUN/core.cert")
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$RUN/core.cfg" <<CFG
+core
+    endpoint = tcp://127.0.0.1:$PORT
+    certificate = $RUN/core.cert_secret
+    agents = $RUN/agents
+store
+    connection = "Driver=SQLite3;Database=$RUN/core.db;StepAPI=1;FKSupport=1;Timeout=5000"
+admin
+    endpoint = ipc://$RUN/admin.sock
+CFG
+cat >"$RUN/agent.cfg" <<CFG
+agent
+    certificate = $RUN/agent.cert_secret
+database
+    dialect = sqlite
+    connection = "Driver=SQLite3;Database=$RUN/matter.db;StepAPI=1;FKSupport=1;Timeout=5000"
+core
+    endpoint = tcp://127.0.0.1:$PORT
+    public_key = "$CORE_KEY"
+CFG
+"$BIN/matterlink-core" register-agent -c "$RUN/core.cfg" --firm hartley --name "Hartley & Pryce LLP" \
+    --cert "$RUN/agent.cert" --operating-account OP-001
+
+heading "3. The core and the agent start; the agent sends the open items"
+"$BIN/matterlink-core" run -c "$RUN/core.cfg" >"$RUN/core.log" 2>&1 &
+CORE_PID=$!
+"$BIN/matterlink-agent" run -c "$RUN/agent.cfg" >"$RUN/agent.log" 2>&1 &
+AGENT_PID=$!
+expected=$(matter "SELECT COUNT(*) FROM ml_open_items")
+replica_ready() {
+    staff --json status | python3 -c "import json,sys; f=json.load(sys.stdin)['firms'][0]; sys.exit(0 if f['complete'] == 1 and f['invoice_count'] == $expected else 1)"
+}
+wait_until replica_ready
+staff status
+echo
+echo "The core received all $expected open invoices the matter database holds."
+
+client=$(matter "SELECT client_number FROM ml_open_items GROUP BY client_number HAVING COUNT(*) >= 3 ORDER BY client_number LIMIT 1")
+name=$(matter "SELECT name FROM client WHERE client_number = '$client'")
+heading "4. Client $client ($name): open invoices, oldest first"
+staff open-items --firm hartley --client "$client"
+first=$(matter "SELECT balance_minor FROM ml_open_items WHERE client_number = '$client' ORDER BY invoice_date, invoice_number LIMIT 1")
+# Pay the oldest invoice in full and 100.00 of the next one.
+amount_minor=$((first + 10000))
+amount=$(printf '%d.%02d' $((amount_minor / 100)) $((amount_minor % 100)))
+
+heading "5. Billing staff take a payment of $(money $amount_minor) for $client"
+staff pay --firm hartley --client "$client" --amount "$amount" --payer-name "$name" \
+    --payer-email "billing@example.com" --message "Paid by phone, ref 4471" --wait 30
+uuid=$(staff --json postings --firm hartley --limit 1 | python3 -c "import json,sys; print(json.load(sys.stdin)['postings'][0]['posting_uuid'])")
+
+heading "6. What the matter system recorded (read from its own tables)"
+matter "SELECT receipt_id, received_on, payer_name, amount_minor, ar_message FROM receipt WHERE posting_uuid = '$uuid'" |
+    while IFS='|' read -r receipt on payer amount_paid note; do
+        echo "Receipt $receipt, received $on from $payer: $(money "$amount_paid")"
+        echo "  A/R note for the firm: $note"
+        echo "  posting $uuid"
+    done
+echo
+printf '  %-14s %16s %18s %-8s\n' "Invoice" "Applied" "Balance now" "Status"
+matter "SELECT i.invoice_number, a.amount_minor, i.balance_minor, i.status FROM receipt_allocation a
+        JOIN receipt r USING (receipt_id) JOIN invoice i USING (invoice_id)
+        WHERE r.posting_uuid = '$uuid' ORDER BY a.receipt_allocation_id" |
+    while IFS='|' read -r invoice applied balance status; do
+        printf '  %-14s %16s %18s %-8s\n' "$invoice" "$(money "$applied")" "$(money "$balance")" "$status"
+    done
+
+heading "7. The same posting at the core"
+staff posting "$uuid"
+reflected() {
+    staff --json open-items --firm hartley --client "$client" | python3 -c "import json,sys; sys.exit(0 if all(i['pending_minor'] == 0 for i in json.load(sys.stdin)['items']) else 1)"
+}
+wait_until reflected
+echo
+echo "The new balances came back from the matter system; $client now has:"
+staff open-items --firm hartley --client "$client"
+
+heading "Done"
+echo "Stopping the agent and the core. Logs and databases stay in $RUN."
