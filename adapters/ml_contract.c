@@ -44,6 +44,21 @@ static const s_dialect_t s_dialects[] = {
      "WHERE posting_uuid = ?",
      "INSERT INTO ml_posting_rejection (posting_uuid, reason) VALUES (?, ?) "
      "ON CONFLICT (posting_uuid) DO NOTHING"},
+    //  Reads are SQL functions that psqlODBC streams through a cursor (UseDeclareFetch=1);
+    //  writes are procedures, because a volatile function inside such a cursor would only
+    //  run when fetched.
+    {"postgresql", "SELECT contract_version, db_epoch FROM ml_contract",
+     "SELECT " S_ITEM_COLUMNS " FROM ml_open_items(?, ?)",
+     "SELECT " S_ITEM_COLUMNS " FROM ml_trust_balances(?, ?)", "SELECT ml_change_high_water()",
+     "SELECT change_id, op, " S_ITEM_COLUMNS " FROM ml_changes_since(?, ?, ?)",
+     "CALL ml_apply_posting(?)",
+     "SELECT posting_uuid, status, receipt_id, reason FROM ml_posting_result(?)",
+     "CALL ml_reject_posting(?, ?)"},
+    //  MariaDB's driver cannot stream, so every read is a keyset page from a procedure.
+    {"mariadb", "SELECT contract_version, db_epoch FROM ml_contract", "CALL ml_open_items(?, ?)",
+     "CALL ml_trust_balances(?, ?)", "CALL ml_change_high_water()",
+     "CALL ml_changes_since(?, ?, ?)", "CALL ml_apply_posting(?)", "CALL ml_posting_result(?)",
+     "CALL ml_reject_posting(?, ?)"},
 };
 
 struct _ml_contract_t {
@@ -62,7 +77,8 @@ ml_contract_t *ml_contract_new (const char *dialect, const char *connection_stri
         memset (error, 0, sizeof *error);
         error->kind = ML_ODBC_OTHER;
         snprintf (error->message, sizeof error->message,
-                  "database dialect '%.32s' is not supported (supported: sqlite)",
+                  "database dialect '%.32s' is not supported (supported: sqlite, postgresql, "
+                  "mariadb)",
                   dialect ? dialect : "");
         return NULL;
     }
@@ -133,7 +149,8 @@ int ml_contract_check (ml_contract_t *self, char *text, size_t text_size, char *
     return 0;
 }
 
-int ml_contract_high_water (ml_contract_t *self, uint64_t *high_water)
+//  Read the high-water inside the caller's transaction.
+static int s_high_water (ml_contract_t *self, uint64_t *high_water)
 {
     ml_query_t *query = ml_odbc_query (self->odbc, self->dialect->high_water, NULL);
     if (!query)
@@ -146,6 +163,20 @@ int ml_contract_high_water (ml_contract_t *self, uint64_t *high_water)
     if (rc == 0)
         *high_water = (uint64_t)value;
     return rc;
+}
+
+int ml_contract_high_water (ml_contract_t *self, uint64_t *high_water)
+{
+    //  On the server dialects reading the high-water stamps committed changes with their
+    //  change ids (docs/contract.md, "stamp on read"): a write, so it gets its own
+    //  transaction and is committed before any change is read.
+    if (ml_odbc_begin (self->odbc) != 0)
+        return -1;
+    if (s_high_water (self, high_water) != 0) {
+        ml_odbc_rollback (self->odbc);
+        return -1;
+    }
+    return ml_odbc_commit (self->odbc);
 }
 
 //  Copy a column into a field. Descriptive text longer than the field is cut at a UTF-8
@@ -365,7 +396,7 @@ int ml_contract_apply (ml_contract_t *self, const ml_posting_t *posting, ml_msg_
     }
     uint64_t high_water = 0;
     if (s_read_result (self, posting->posting_uuid, result) != 1 ||
-        ml_contract_high_water (self, &high_water) != 0) {
+        s_high_water (self, &high_water) != 0) {
         ml_odbc_rollback (self->odbc);
         return -1;
     }

@@ -458,6 +458,10 @@ void ml_query_destroy (ml_query_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
+        //  Drain what is left (a CALL's trailing status result on MariaDB) so the next
+        //  statement on this connection does not fail with "commands out of sync".
+        while (SQL_SUCCEEDED (SQLMoreResults ((*self_p)->statement)))
+            ;
         SQLCloseCursor ((*self_p)->statement);
         s_query_free (*self_p);
         *self_p = NULL;

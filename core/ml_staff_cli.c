@@ -9,6 +9,7 @@
 #include "ml_money.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <jansson.h>
 
 #define S_EXIT_REFUSED     1
@@ -22,6 +23,20 @@ typedef struct {
     int timeout_ms;
     zsock_t *socket;
 } s_cli_t;
+
+//  A whole number from minimum to maximum, or -1 (after saying why) for anything else.
+static int s_number (const char *option, const char *text, int minimum, int maximum)
+{
+    char *end = NULL;
+    errno = 0;
+    long value = strtol (text, &end, 10);
+    if (errno || end == text || *end || value < minimum || value > maximum) {
+        fprintf (stderr, "matterlink: %s must be a whole number from %d to %d\n", option, minimum,
+                 maximum);
+        return -1;
+    }
+    return (int)value;
+}
 
 static void s_usage (FILE *stream)
 {
@@ -244,9 +259,11 @@ int main (int argc, char *argv[])
             config_path = argv[++index];
         else if (streq (argv[index], "--admin") && index + 1 < argc)
             cli.admin = argv[++index];
-        else if (streq (argv[index], "--timeout") && index + 1 < argc)
-            cli.timeout_ms = atoi (argv[++index]);
-        else if (streq (argv[index], "-h") || streq (argv[index], "--help")) {
+        else if (streq (argv[index], "--timeout") && index + 1 < argc) {
+            cli.timeout_ms = s_number ("--timeout", argv[++index], 1, 3600000);
+            if (cli.timeout_ms < 0)
+                return S_EXIT_USAGE;
+        } else if (streq (argv[index], "-h") || streq (argv[index], "--help")) {
             s_usage (stdout);
             return 0;
         } else {
@@ -288,11 +305,16 @@ int main (int argc, char *argv[])
             }
         if (matched)
             continue;
-        if (streq (argv[index], "--limit") && index + 1 < argc)
-            json_object_set_new (request, "limit", json_integer (atoi (argv[++index])));
-        else if (streq (argv[index], "--wait") && index + 1 < argc)
-            wait_seconds = atoi (argv[++index]);
-        else if (argv[index][0] != '-' && !json_object_get (request, "posting_uuid"))
+        if (streq (argv[index], "--limit") && index + 1 < argc) {
+            int limit = s_number ("--limit", argv[++index], 1, 10000);
+            if (limit < 0)
+                return S_EXIT_USAGE;
+            json_object_set_new (request, "limit", json_integer (limit));
+        } else if (streq (argv[index], "--wait") && index + 1 < argc) {
+            wait_seconds = s_number ("--wait", argv[++index], 1, 86400);
+            if (wait_seconds < 0)
+                return S_EXIT_USAGE;
+        } else if (argv[index][0] != '-' && !json_object_get (request, "posting_uuid"))
             json_object_set_new (request, "posting_uuid", json_string (argv[index]));
         else {
             fprintf (stderr, "matterlink: unknown or incomplete argument '%s'\n", argv[index]);

@@ -1,4 +1,5 @@
 #!/bin/bash
+# dialects: sqlite postgresql mariadb
 # The agent is killed (SIGKILL) after its database commit and before its acknowledgement.
 # After a restart, redelivery writes no second receipt and the core shows "posted".
 . "$(dirname "$0")/lib_e2e.sh"
@@ -6,7 +7,7 @@ setup 20 200
 start_core
 MATTERLINK_TEST_CRASH=after-commit start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
-client=$(matter_sql "SELECT client_number FROM ml_open_items ORDER BY client_number LIMIT 1")
+client=$(matter_sql "SELECT client_number FROM $OPEN_INVOICES ORDER BY client_number LIMIT 1")
 out=$(cli --json pay --firm acme --client "$client" --amount 12.34) || fail "pay refused: $out"
 uuid=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["posting_uuid"])')
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# dialects: sqlite postgresql mariadb
 # Changes made in the matter database after the snapshot reach the core: a new invoice on
 # an existing matter, an invoice paid off, one deleted, one voided, a new trust entry.
 . "$(dirname "$0")/lib_e2e.sh"
@@ -14,7 +15,7 @@ matter=$(matter_sql "SELECT matter_id FROM matter ORDER BY matter_id LIMIT 1")
 matter_sql "INSERT INTO invoice (invoice_number, matter_id, invoice_date, due_date, currency, total_minor, balance_minor, status) VALUES ('INV-NEW-1', $matter, '2026-11-20', '2026-12-20', 'USD', 4200, 4200, 'open')"
 wait_for 20 "the new invoice to reach the core" core_has INV-NEW-1
 
-set -- $(matter_sql "SELECT invoice_number FROM ml_open_items ORDER BY source_id LIMIT 3")
+set -- $(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES ORDER BY source_id LIMIT 3")
 matter_sql "UPDATE invoice SET balance_minor = 0, status = 'paid' WHERE invoice_number = '$1'"
 matter_sql "DELETE FROM invoice WHERE invoice_number = '$2' AND NOT EXISTS (SELECT 1 FROM receipt_allocation a WHERE a.invoice_id = invoice.invoice_id)"
 matter_sql "UPDATE invoice SET status = 'void' WHERE invoice_number = '$3'"
@@ -24,7 +25,7 @@ wait_for 20 "the voided invoice to leave the core" core_lacks "$3"
 
 ledgers=$(status_field trust_ledger_count)
 fresh=$(matter_sql "SELECT m.matter_id FROM matter m WHERE NOT EXISTS (SELECT 1 FROM trust_entry t WHERE t.matter_id = m.matter_id) LIMIT 1")
-matter_sql "INSERT INTO trust_entry (matter_id, bank_account_id, entry_date, amount_minor, currency, memo) SELECT $fresh, bank_account_id, '2026-11-21', 50000, 'USD', 'retainer' FROM bank_account WHERE account_type = 'TRUST' LIMIT 1"
+matter_sql "INSERT INTO trust_entry (matter_id, bank_account_id, entry_date, amount_minor, currency, memo) VALUES ($fresh, (SELECT bank_account_id FROM bank_account WHERE account_type = 'TRUST' ORDER BY bank_account_id LIMIT 1), '2026-11-21', 50000, 'USD', 'retainer')"
 more_ledgers() { [ "$(status_field trust_ledger_count)" = $((ledgers + 1)) ]; }
 wait_for 20 "the new trust ledger to reach the core" more_ledgers
 wait_for 20 "the core to match the matter database" core_has_all_invoices

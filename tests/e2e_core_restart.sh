@@ -1,4 +1,5 @@
 #!/bin/bash
+# dialects: sqlite postgresql mariadb
 # The core restarts (SIGKILL) while a posting is undelivered: it is delivered after the
 # restart. A core restart under a connected agent also heals: the agent greets again and
 # the session resumes without a new snapshot.
@@ -8,7 +9,7 @@ start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
 stop_agent
-client=$(matter_sql "SELECT client_number FROM ml_open_items ORDER BY client_number LIMIT 1")
+client=$(matter_sql "SELECT client_number FROM $OPEN_INVOICES ORDER BY client_number LIMIT 1")
 out=$(cli --json pay --firm acme --client "$client" --amount 5.00) || fail "pay refused: $out"
 uuid=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["posting_uuid"])')
 [ "$(posting_field "$uuid" status)" = pending ] || fail "posting should be pending with no agent"

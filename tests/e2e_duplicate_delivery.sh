@@ -1,4 +1,5 @@
 #!/bin/bash
+# dialects: sqlite postgresql mariadb
 # The same posting delivered twice produces one receipt: the matter system answers the
 # second delivery with its stored result.
 . "$(dirname "$0")/lib_e2e.sh"
@@ -6,7 +7,7 @@ setup 20 200
 start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
-client=$(matter_sql "SELECT client_number FROM ml_open_items ORDER BY client_number LIMIT 1")
+client=$(matter_sql "SELECT client_number FROM $OPEN_INVOICES ORDER BY client_number LIMIT 1")
 out=$(cli --json pay --firm acme --client "$client" --amount 10.00) || fail "pay refused: $out"
 uuid=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["posting_uuid"])')
 wait_for 30 "posting to be posted" posting_is "$uuid" posted

@@ -1,4 +1,5 @@
 #!/bin/bash
+# dialects: sqlite (the link, not the database, is under test)
 # Malformed and out-of-state messages from an authenticated agent get an ERROR reply and a
 # log line, and change nothing.
 . "$(dirname "$0")/lib_e2e.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# dialects: sqlite postgresql mariadb
 # A payment is posted once, with allocations summing exactly to the amount, oldest first,
 # and the matter database's new balances come back to the core as changes.
 . "$(dirname "$0")/lib_e2e.sh"
@@ -6,14 +7,14 @@ setup 30 300
 start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
-[ "$(status_field trust_ledger_count)" = "$(matter_sql 'SELECT COUNT(*) FROM ml_trust_balances')" ] ||
+[ "$(status_field trust_ledger_count)" = "$(matter_trust_count)" ] ||
     fail "trust balances missing from the replica"
 
-client=$(matter_sql "SELECT client_number FROM ml_open_items GROUP BY client_number HAVING COUNT(*) >= 3 ORDER BY client_number LIMIT 1")
+client=$(matter_sql "SELECT client_number FROM $OPEN_INVOICES GROUP BY client_number HAVING COUNT(*) >= 3 ORDER BY client_number LIMIT 1")
 [ -n "$client" ] || fail "no client with three open invoices in the sample"
 # The oldest two invoices in the matter system's own order; pay all of the first and one
 # cent of the second, so the allocation must span exactly those two.
-oldest=$(matter_sql "SELECT invoice_number || ' ' || balance_minor FROM ml_open_items WHERE client_number = '$client' ORDER BY invoice_date, invoice_number LIMIT 2")
+oldest=$(matter_sql "SELECT invoice_number || ' ' || balance_minor FROM $OPEN_INVOICES WHERE client_number = '$client' ORDER BY invoice_date, invoice_number LIMIT 2")
 first_invoice=$(echo "$oldest" | sed -n 1p | cut -d' ' -f1)
 first_balance=$(echo "$oldest" | sed -n 1p | cut -d' ' -f2)
 second_invoice=$(echo "$oldest" | sed -n 2p | cut -d' ' -f1)

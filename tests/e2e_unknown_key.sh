@@ -1,4 +1,5 @@
 #!/bin/bash
+# dialects: sqlite (the link, not the database, is under test)
 # A client with an unknown CURVE key is refused and sees nothing: the handshake fails, no
 # message reaches the core, and the core's state does not change. A key the certificate
 # store knows but no firm owns gets ERROR 401 and nothing else.
@@ -16,7 +17,7 @@ out=$("$ML_BIN/ml_raw_peer" --endpoint "tcp://127.0.0.1:$PORT" --server-key "$CO
 [ "$out" = "NO REPLY" ] || fail "an unknown key got an answer: $out"
 
 # A real agent with an unknown key: it keeps greeting, hears nothing, says why.
-write_agent_config "$W/stranger.cfg" "$W/matter.db" "$W/stranger.cert_secret"
+write_agent_config "$W/stranger.cfg" "$MATTER_CONNECTION" "$W/stranger.cert_secret"
 "$ML_BIN/matterlink-agent" run -c "$W/stranger.cfg" >>"$W/stranger.log" 2>&1 &
 AGENT_PID=$!
 wait_for 20 "the stranger agent to report silence" grep -q "is this agent's key registered" "$W/stranger.log"

@@ -1,15 +1,24 @@
 # Shared by the end-to-end tests: each test sources this file, gets a fresh working
 # directory with a reference matter database, keys and configuration, and real core and
 # agent processes on loopback. Everything started is stopped on exit, pass or fail.
-#   ML_BIN     build directory with matterlink-core, matterlink-agent, matterlink
-#   ML_SOURCE  source directory
+#   ML_BIN          build directory with matterlink-core, matterlink-agent, matterlink
+#   ML_SOURCE       source directory
+#   ML_DIALECT      matter database dialect: sqlite (default), postgresql or mariadb
+#   ML_SERVERS_DIR  for postgresql and mariadb: where tests/servers.sh started the servers
 set -u
 ML_BIN=${ML_BIN:?set ML_BIN to the build directory}
 ML_SOURCE=${ML_SOURCE:?set ML_SOURCE to the source directory}
+ML_DIALECT=${ML_DIALECT:-sqlite}
 W=$(mktemp -d /tmp/matterlink_e2e_XXXXXX)
 CORE_PID=
 AGENT_PID=
-ML_TEST_NAME=$(basename "$0" .sh)
+MATTER_DATABASE=
+ML_TEST_NAME="$(basename "$0" .sh) [$ML_DIALECT]"
+
+# Open invoices of the matter database with their client, in SQL all three dialects run.
+OPEN_INVOICES="(SELECT i.invoice_id AS source_id, i.invoice_number, i.invoice_date, i.balance_minor,
+    c.client_number FROM invoice i JOIN matter m ON m.matter_id = i.matter_id
+    JOIN client c ON c.client_id = m.client_id WHERE i.status = 'open' AND i.balance_minor > 0) o"
 
 log() { printf '%s: %s\n' "$ML_TEST_NAME" "$*"; }
 
@@ -49,6 +58,7 @@ cleanup() {
         grep -h -A 30 -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$W"/*.log | head -n 80
         status=1
     fi
+    drop_matter_database
     rm -rf "$W"
     exit $status
 }
@@ -70,7 +80,58 @@ wait_for() {
     done
 }
 
-matter_sql() { sqlite3 -batch -noheader "$W/matter.db" "$@"; }
+# Run SQL in the matter database; rows come out with '|' between columns.
+matter_sql() {
+    case $ML_DIALECT in
+        sqlite) sqlite3 -batch -noheader "$W/matter.db" "$@" ;;
+        postgresql)
+            psql -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$MATTER_DATABASE" -At -F '|' -q \
+                -v ON_ERROR_STOP=1 -c "$@"
+            ;;
+        mariadb)
+            mariadb -h127.0.0.1 -P"$ML_MARIADB_PORT" -uroot -N -B \
+                --init-command="SET sql_mode = CONCAT(@@sql_mode, ',PIPES_AS_CONCAT')" \
+                "$MATTER_DATABASE" -e "$@" | tr '\t' '|'
+            ;;
+    esac
+}
+
+drop_matter_database() {
+    [ -n "$MATTER_DATABASE" ] || return 0
+    case $ML_DIALECT in
+        postgresql)
+            psql -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -q \
+                -c "DROP DATABASE IF EXISTS $MATTER_DATABASE WITH (FORCE)" >/dev/null 2>&1
+            ;;
+        mariadb)
+            mariadb -h127.0.0.1 -P"$ML_MARIADB_PORT" -uroot -e "DROP DATABASE IF EXISTS $MATTER_DATABASE" 2>/dev/null
+            ;;
+    esac
+    MATTER_DATABASE=
+}
+
+# Make the matter database with sample data. Arguments: clients invoices.
+create_matter_database() {
+    case $ML_DIALECT in
+        sqlite)
+            sh "$ML_SOURCE/sql/sample.sh" --dialect sqlite --db "$W/matter.db" --clients "$1" \
+                --invoices "$2" >/dev/null || fail "sample database"
+            MATTER_CONNECTION="Driver=SQLite3;Database=$W/matter.db;StepAPI=1;FKSupport=1;Timeout=5000"
+            ;;
+        postgresql | mariadb)
+            [ -f "${ML_SERVERS_DIR:-}/servers.env" ] || fail "no database servers: run tests/servers.sh start DIR and set ML_SERVERS_DIR"
+            . "$ML_SERVERS_DIR/servers.env"
+            MATTER_DATABASE="ml_$(basename "$W" | tr -c 'A-Za-z0-9\n' '_' | tr 'A-Z' 'a-z')"
+            MATTER_CONNECTION=$(sh "$ML_SOURCE/tests/servers.sh" createdb "$ML_SERVERS_DIR" "$ML_DIALECT" "$MATTER_DATABASE") ||
+                fail "create the matter database"
+            if [ "$ML_DIALECT" = postgresql ]; then port=$ML_PG_PORT; else port=$ML_MARIADB_PORT; fi
+            sh "$ML_SOURCE/sql/sample.sh" --dialect "$ML_DIALECT" --port "$port" \
+                --database "$MATTER_DATABASE" --clients "$1" --invoices "$2" >/dev/null ||
+                fail "sample database"
+            ;;
+        *) fail "unknown dialect $ML_DIALECT" ;;
+    esac
+}
 cli() { "$ML_BIN/matterlink" --admin "ipc://$W/admin.sock" "$@"; }
 
 # A JSON field of the first firm in 'status', e.g. status_field complete
@@ -79,8 +140,7 @@ posting_field() { cli --json posting "$1" | python3 -c "import json,sys; print(j
 
 # Set up the matter database, keys and configuration. Arguments: clients invoices.
 setup() {
-    sh "$ML_SOURCE/sql/sample.sh" --dialect sqlite --db "$W/matter.db" --clients "${1:-30}" \
-        --invoices "${2:-300}" >/dev/null || fail "sample database"
+    create_matter_database "${1:-30}" "${2:-300}"
     "$ML_BIN/matterlink-core" keygen --out "$W/core.cert" >/dev/null || fail "core keygen"
     "$ML_BIN/matterlink-agent" keygen --out "$W/agent.cert" >/dev/null || fail "agent keygen"
     CORE_KEY=$(sed -n 's/^ *public-key = "\(.*\)"/\1/p' "$W/core.cert")
@@ -98,19 +158,19 @@ store
 admin
     endpoint = ipc://$W/admin.sock
 CFG
-    write_agent_config "$W/agent.cfg" "$W/matter.db" "$W/agent.cert_secret"
+    write_agent_config "$W/agent.cfg" "$MATTER_CONNECTION" "$W/agent.cert_secret"
     "$ML_BIN/matterlink-core" register-agent -c "$W/core.cfg" --firm acme --name "Acme LLP" \
         --cert "$W/agent.cert" >/dev/null || fail "register agent"
 }
 
-# write_agent_config FILE MATTER_DB SECRET_CERT
+# write_agent_config FILE CONNECTION_STRING SECRET_CERT
 write_agent_config() {
     cat >"$1" <<CFG
 agent
     certificate = $3
 database
-    dialect = sqlite
-    connection = "Driver=SQLite3;Database=$2;StepAPI=1;FKSupport=1;Timeout=5000"
+    dialect = $ML_DIALECT
+    connection = "$2"
     batch_rows = 100
     poll_interval_ms = 100
 core
@@ -143,7 +203,8 @@ stop_core() {
 replica_complete() { [ "$(status_field complete)" = 1 ]; }
 
 # The number of open invoices the matter database has (what the core should hold).
-matter_open_count() { matter_sql "SELECT COUNT(*) FROM ml_open_items"; }
+matter_open_count() { matter_sql "SELECT COUNT(*) FROM $OPEN_INVOICES"; }
+matter_trust_count() { matter_sql "SELECT COUNT(DISTINCT matter_id) FROM trust_entry"; }
 
 core_has_all_invoices() {
     [ "$(status_field complete)" = 1 ] && [ "$(status_field invoice_count)" = "$(matter_open_count)" ]

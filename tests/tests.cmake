@@ -15,16 +15,54 @@ foreach (case ${ML_CODEC_CASES})
     endif ()
 endforeach ()
 
-add_test (NAME contract_sqlite COMMAND sh ${CMAKE_SOURCE_DIR}/tests/contract_sqlite.sh
-          ${CMAKE_SOURCE_DIR})
+# The dialects whose contract this tree holds: each runs the contract and end-to-end suites.
+set (ML_DIALECTS sqlite)
+foreach (dialect postgresql mariadb)
+    if (EXISTS ${CMAKE_SOURCE_DIR}/sql/${dialect}/contract.sql)
+        list (APPEND ML_DIALECTS ${dialect})
+    endif ()
+endforeach ()
 
+# PostgreSQL and MariaDB servers on free loopback ports, started once for every test that
+# needs them and stopped afterwards, also when tests fail (a CTest fixture).
+set (ML_SERVERS_DIR ${CMAKE_BINARY_DIR}/servers)
+list (LENGTH ML_DIALECTS dialect_count)
+if (dialect_count GREATER 1)
+    add_test (NAME servers_start
+              COMMAND sh ${CMAKE_SOURCE_DIR}/tests/servers.sh start ${ML_SERVERS_DIR})
+    add_test (NAME servers_stop
+              COMMAND sh ${CMAKE_SOURCE_DIR}/tests/servers.sh stop ${ML_SERVERS_DIR})
+    set_tests_properties (servers_start PROPERTIES FIXTURES_SETUP servers)
+    set_tests_properties (servers_stop PROPERTIES FIXTURES_CLEANUP servers)
+endif ()
+
+foreach (dialect ${ML_DIALECTS})
+    set (script ${CMAKE_SOURCE_DIR}/tests/contract_${dialect}.sh)
+    if (EXISTS ${script})
+        add_test (NAME contract_${dialect} COMMAND sh ${script} ${CMAKE_SOURCE_DIR})
+        if (NOT dialect STREQUAL "sqlite")
+            set_tests_properties (contract_${dialect} PROPERTIES
+                ENVIRONMENT "ML_SERVERS_DIR=${ML_SERVERS_DIR}" FIXTURES_REQUIRED servers)
+        endif ()
+    endif ()
+endforeach ()
+
+# Each end-to-end script names the dialects it runs on in a "# dialects:" line.
 file (GLOB ML_E2E_TESTS "${CMAKE_SOURCE_DIR}/tests/e2e_*.sh")
 foreach (script ${ML_E2E_TESTS})
     get_filename_component (test_name ${script} NAME_WE)
-    add_test (NAME ${test_name} COMMAND bash ${script})
-    set_tests_properties (${test_name} PROPERTIES
-        ENVIRONMENT "ML_BIN=${CMAKE_BINARY_DIR};ML_SOURCE=${CMAKE_SOURCE_DIR}"
-        TIMEOUT 300)
+    file (STRINGS ${script} dialect_line REGEX "^# dialects:")
+    foreach (dialect ${ML_DIALECTS})
+        if (dialect_line MATCHES " ${dialect}")
+            add_test (NAME ${test_name}_${dialect} COMMAND bash ${script})
+            set_tests_properties (${test_name}_${dialect} PROPERTIES
+                ENVIRONMENT "ML_BIN=${CMAKE_BINARY_DIR};ML_SOURCE=${CMAKE_SOURCE_DIR};ML_DIALECT=${dialect};ML_SERVERS_DIR=${ML_SERVERS_DIR}"
+                TIMEOUT 300)
+            if (NOT dialect STREQUAL "sqlite")
+                set_tests_properties (${test_name}_${dialect} PROPERTIES FIXTURES_REQUIRED servers)
+            endif ()
+        endif ()
+    endforeach ()
 endforeach ()
 
 add_test (NAME format COMMAND sh ${CMAKE_SOURCE_DIR}/scripts/check-format.sh)

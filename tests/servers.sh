@@ -1,0 +1,107 @@
+#!/bin/sh
+# Start or stop the PostgreSQL and MariaDB servers the tests run against, on 127.0.0.1 on
+# free ports, with their data in DIR. As root (initdb refuses root, so the servers run as
+# their service users).
+#
+#   tests/servers.sh start DIR    start both; writes DIR/servers.env (sourceable)
+#   tests/servers.sh stop DIR     stop both (safe to run twice, or after a failed start)
+#   tests/servers.sh createdb DIR DIALECT NAME
+#                                 create an empty database NAME and print its ODBC
+#                                 connection string
+set -eu
+command=${1:-}
+dir=${2:-}
+[ -n "$command" ] && [ -n "$dir" ] || {
+    echo "usage: tests/servers.sh start|stop DIR | createdb DIR postgresql|mariadb NAME" >&2
+    exit 2
+}
+PG_BIN=/usr/lib/postgresql/15/bin
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+start() {
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    chmod 755 "$dir"
+    rm -rf "$dir/pg" "$dir/my" "$dir/run"
+    mkdir -p "$dir/pg" "$dir/my" "$dir/run"
+    chown postgres "$dir/pg"
+    chown mysql "$dir/my" "$dir/run"
+    pg_port=$(free_port)
+    my_port=$(free_port)
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/pg/data" -A trust -U postgres --no-sync \
+        >"$dir/pg/initdb.log" 2>&1 || { cat "$dir/pg/initdb.log"; exit 1; }
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w start \
+        -o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+        >/dev/null || { cat "$dir/pg/server.log"; exit 1; }
+    mariadb-install-db --no-defaults --datadir="$dir/my/data" --user=mysql \
+        --auth-root-authentication-method=normal --skip-test-db >"$dir/my/install.log" 2>&1 ||
+        { cat "$dir/my/install.log"; exit 1; }
+    setsid mariadbd --no-defaults --datadir="$dir/my/data" --user=mysql --bind-address=127.0.0.1 \
+        --port="$my_port" --socket="$dir/run/my.sock" --pid-file="$dir/run/my.pid" --skip-log-bin \
+        --innodb-flush-log-at-trx-commit=2 --max-connections=200 \
+        </dev/null >"$dir/my/server.log" 2>&1 &
+    tries=0
+    until mariadb -h127.0.0.1 -P"$my_port" -uroot -e 'SELECT 1' >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        [ $tries -lt 120 ] || { tail -n 30 "$dir/my/server.log"; exit 1; }
+        sleep 0.5
+    done
+    cat >"$dir/servers.env" <<ENV
+ML_SERVERS_DIR=$dir
+ML_PG_PORT=$pg_port
+ML_MARIADB_PORT=$my_port
+ENV
+    echo "PostgreSQL on 127.0.0.1:$pg_port, MariaDB on 127.0.0.1:$my_port (data in $dir)"
+}
+
+stop() {
+    [ -d "$dir" ] || return 0
+    if [ -f "$dir/pg/data/postmaster.pid" ]; then
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    if [ -f "$dir/run/my.pid" ]; then
+        pid=$(cat "$dir/run/my.pid")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$dir/servers.env"
+}
+
+createdb() {
+    dialect=${3:?dialect}
+    name=${4:?name}
+    . "$dir/servers.env"
+    case $dialect in
+        postgresql)
+            psql -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -q -v ON_ERROR_STOP=1 \
+                -c "DROP DATABASE IF EXISTS \"$name\"" -c "CREATE DATABASE \"$name\"" >/dev/null
+            echo "Driver=PostgreSQL Unicode;Server=127.0.0.1;Port=$ML_PG_PORT;Database=$name;Uid=postgres;UseDeclareFetch=1;Fetch=5000;pqopt={options=-ctimezone=UTC}"
+            ;;
+        mariadb)
+            mariadb -h127.0.0.1 -P"$ML_MARIADB_PORT" -uroot \
+                -e "DROP DATABASE IF EXISTS \`$name\`; CREATE DATABASE \`$name\` CHARACTER SET utf8mb4"
+            echo "Driver=MariaDB Unicode;Server=127.0.0.1;Port=$ML_MARIADB_PORT;Database=$name;User=root;Password=;OPTION=0"
+            ;;
+        *)
+            echo "servers.sh: unknown dialect $dialect" >&2
+            exit 2
+            ;;
+    esac
+}
+
+case $command in
+    start) start ;;
+    stop) stop ;;
+    createdb) createdb "$@" ;;
+    *)
+        echo "servers.sh: unknown command $command" >&2
+        exit 2
+        ;;
+esac
