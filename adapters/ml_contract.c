@@ -407,6 +407,37 @@ int ml_contract_apply (ml_contract_t *self, const ml_posting_t *posting, ml_msg_
     return 0;
 }
 
+size_t ml_contract_apply_batch (ml_contract_t *self, ml_posting_t *const *postings, size_t count,
+                                ml_msg_t **results)
+{
+    assert (self && postings && results);
+    if (count == 0)
+        return 0;
+    bool ok = ml_odbc_begin (self->odbc) == 0;
+    for (size_t index = 0; ok && index < count; index++) {
+        char *document = s_posting_json (postings[index]);
+        ok = document && ml_odbc_execute (self->odbc, self->dialect->apply, "s", document) >= 0;
+        free (document);
+    }
+    uint64_t high_water = 0;
+    for (size_t index = 0; ok && index < count; index++)
+        ok = s_read_result (self, postings[index]->posting_uuid, results[index]) == 1;
+    ok = ok && s_high_water (self, &high_water) == 0;
+    if (ok && ml_odbc_commit (self->odbc) == 0) {
+        for (size_t index = 0; index < count; index++) {
+            results[index]->id = ML_MSG_POSTING_RESULT;
+            results[index]->cursor = high_water;
+        }
+        return count;
+    }
+    ml_odbc_rollback (self->odbc);
+    //  One at a time: the rejection of one posting must not hold back the others.
+    size_t answered = 0;
+    while (answered < count && ml_contract_apply (self, postings[answered], results[answered]) == 0)
+        answered++;
+    return answered;
+}
+
 //  Selftest --------------------------------------------------------------------------------
 
 //  Make a small reference matter database with the repository's scripts. Shared with the
@@ -493,6 +524,41 @@ void ml_contract_test (bool verbose)
     assert (ml_contract_apply (contract, &posting->posting, result) == 0);
     assert (strcmp (result->status, "rejected") == 0);
     assert (strcmp (result->reason, "amount_over_balance") == 0);
+
+    //  A batch of three where the middle one is over its balance: rolled back as a whole,
+    //  then applied one by one, so the other two post and the bad one is rejected.
+    ml_msg_t *batch_postings[3], *batch_results[3];
+    ml_posting_t *batch_view[3];
+    for (int index = 0; index < 3; index++) {
+        ml_item_t *item = &batch->items[index + 1];
+        batch_postings[index] = ml_msg_new (ML_MSG_POSTING);
+        ml_posting_t *entry = &batch_postings[index]->posting;
+        snprintf (entry->posting_uuid, sizeof entry->posting_uuid,
+                  "2f8fad5b-d9cb-469f-a165-70867728950%d", index);
+        strcpy (entry->received_on, "2026-11-22");
+        strcpy (entry->account_number, "OP-001");
+        strcpy (entry->client_number, item->client_number);
+        strcpy (entry->currency, "USD");
+        entry->amount_minor = index == 1 ? item->balance_minor + 1 : 100;
+        ml_line_t entry_line = {'I', "", entry->amount_minor};
+        strcpy (entry_line.reference, item->invoice_number);
+        assert (ml_msg_set_lines (batch_postings[index], &entry_line, 1) == 0);
+        batch_view[index] = entry;
+        batch_results[index] = ml_msg_new (ML_MSG_POSTING_RESULT);
+    }
+    assert (ml_contract_apply_batch (contract, batch_view, 3, batch_results) == 3);
+    assert (strcmp (batch_results[0]->status, "posted") == 0);
+    assert (strcmp (batch_results[1]->status, "rejected") == 0);
+    assert (strcmp (batch_results[1]->reason, "amount_over_balance") == 0);
+    assert (strcmp (batch_results[2]->status, "posted") == 0);
+    //  Replayed as a batch: the same answers, nothing new written.
+    assert (ml_contract_apply_batch (contract, batch_view, 3, batch_results) == 3);
+    assert (strcmp (batch_results[0]->status, "posted") == 0 &&
+            strcmp (batch_results[1]->status, "rejected") == 0);
+    for (int index = 0; index < 3; index++) {
+        ml_msg_destroy (&batch_postings[index]);
+        ml_msg_destroy (&batch_results[index]);
+    }
 
     ml_msg_destroy (&changes);
     ml_msg_destroy (&result);

@@ -18,6 +18,7 @@ typedef enum {
 #define S_HELLO_HEARTBEAT_MS 2000 //  liveness before WELCOME tells the real interval
 #define S_DB_BACKOFF_MIN_MS  500
 #define S_DB_BACKOFF_MAX_MS  30000
+#define S_POSTING_BATCH      256 //  postings applied in one matter-database transaction
 
 typedef struct {
     ml_agent_settings_t settings;
@@ -46,6 +47,8 @@ typedef struct {
     int64_t poll_at;           //  next look for changes
     int64_t unreachable_since; //  first failed HELLO of the current outage, or 0
     int64_t unreachable_logged;
+    ml_msg_t *postings[S_POSTING_BATCH]; //  POSTINGs received, waiting to be applied
+    size_t posting_count;
     bool terminated;
 } s_agent_t;
 
@@ -296,32 +299,46 @@ static void s_changes_step (s_agent_t *self)
     ml_msg_destroy (&batch);
 }
 
-static void s_apply_posting (s_agent_t *self, ml_msg_t *message)
+//  Apply the POSTINGs received so far in one transaction (ml_contract_apply_batch isolates
+//  a bad one) and answer each, only after its commit.
+static void s_flush_postings (s_agent_t *self)
 {
-    if (!self->contract) {
-        ml_log (ML_LOG_WARNING,
-                "posting %s not applied: matter database unavailable (the core "
-                "will deliver it again)",
-                message->posting.posting_uuid);
+    size_t count = self->posting_count;
+    if (count == 0)
         return;
+    self->posting_count = 0;
+    size_t answered = 0;
+    ml_msg_t *results[S_POSTING_BATCH];
+    ml_posting_t *postings[S_POSTING_BATCH];
+    for (size_t index = 0; index < count; index++) {
+        postings[index] = &self->postings[index]->posting;
+        results[index] = ml_msg_new (ML_MSG_POSTING_RESULT);
     }
-    ml_msg_t *result = ml_msg_new (ML_MSG_POSTING_RESULT);
-    if (ml_contract_apply (self->contract, &message->posting, result) != 0) {
-        ml_msg_destroy (&result);
-        s_database_lost (self, "applying a posting");
-        return;
-    }
+    if (self->contract)
+        answered = ml_contract_apply_batch (self->contract, postings, count, results);
     //  Test hook: die between the commit and the acknowledgement, the one place where a
     //  crash could lose or double a posting if the design were wrong.
     const char *crash = getenv ("MATTERLINK_TEST_CRASH");
-    if (crash && streq (crash, "after-commit"))
+    if (answered > 0 && crash && streq (crash, "after-commit"))
         raise (SIGKILL);
-    char reason[300];
-    ml_log (ML_LOG_NOTICE, "posting %s %s%s%s%s", result->posting_uuid, result->status,
-            *result->receipt_id ? " as receipt " : "", result->receipt_id,
-            *result->reason ? ml_log_escape (result->reason, reason, sizeof reason) : "");
-    s_send (self, result);
-    ml_msg_destroy (&result);
+    for (size_t index = 0; index < answered; index++) {
+        ml_msg_t *result = results[index];
+        char reason[300];
+        ml_log (ML_LOG_NOTICE, "posting %s %s%s%s%s%s", result->posting_uuid, result->status,
+                *result->receipt_id ? " as receipt " : "", result->receipt_id,
+                *result->reason ? ": " : "", ml_log_escape (result->reason, reason, sizeof reason));
+        s_send (self, result);
+    }
+    if (answered < count) {
+        ml_log (ML_LOG_WARNING, "%zu postings not applied now; the core will deliver them again",
+                count - answered);
+        if (self->contract)
+            s_database_lost (self, "applying postings");
+    }
+    for (size_t index = 0; index < count; index++) {
+        ml_msg_destroy (&results[index]);
+        ml_msg_destroy (&self->postings[index]);
+    }
 }
 
 static void s_handle (s_agent_t *self, ml_msg_t *message)
@@ -362,9 +379,6 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
                 self->acked_cursor = message->cursor;
             }
             break;
-        case ML_MSG_POSTING:
-            s_apply_posting (self, message);
-            break;
         case ML_MSG_PING:
             s_send_simple (self, ML_MSG_PONG);
             break;
@@ -387,21 +401,32 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
     }
 }
 
+//  Read what the core sent. Consecutive POSTINGs are gathered (up to a batch) and applied
+//  together; any other message first flushes the postings before it, keeping the order.
 static void s_receive (s_agent_t *self)
 {
-    zframe_t *frame = zframe_recv (self->dealer);
-    if (!frame)
-        return;
-    const char *error = NULL;
-    ml_msg_t *message = ml_msg_decode (zframe_data (frame), zframe_size (frame), &error);
-    zframe_destroy (&frame);
-    if (!message) {
-        ml_log (ML_LOG_WARNING, "malformed message from the core dropped: %s", error);
-        return;
-    }
-    ml_log (ML_LOG_DEBUG, "received %s", ml_msg_name (message->id));
-    s_handle (self, message);
-    ml_msg_destroy (&message);
+    do {
+        zframe_t *frame = zframe_recv (self->dealer);
+        if (!frame)
+            break;
+        const char *error = NULL;
+        ml_msg_t *message = ml_msg_decode (zframe_data (frame), zframe_size (frame), &error);
+        zframe_destroy (&frame);
+        if (!message) {
+            ml_log (ML_LOG_WARNING, "malformed message from the core dropped: %s", error);
+            continue;
+        }
+        ml_log (ML_LOG_DEBUG, "received %s", ml_msg_name (message->id));
+        self->last_received = zclock_mono ();
+        if (message->id == ML_MSG_POSTING) {
+            self->postings[self->posting_count++] = message;
+            continue;
+        }
+        s_flush_postings (self);
+        s_handle (self, message);
+        ml_msg_destroy (&message);
+    } while (self->posting_count < S_POSTING_BATCH && (zsock_events (self->dealer) & ZMQ_POLLIN));
+    s_flush_postings (self);
 }
 
 //  One turn of the state machine: do at most one unit of work. Returns the time in ms to

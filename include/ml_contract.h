@@ -64,6 +64,16 @@ int ml_contract_changes (ml_contract_t *self, uint64_t since, uint64_t upto, siz
 //  final answer, -1 when the database failed (nothing committed; try again later).
 int ml_contract_apply (ml_contract_t *self, const ml_posting_t *posting, ml_msg_t *result);
 
+//  Apply count postings in one transaction, filling results[i] (POSTING-RESULT messages
+//  the caller created) for each. Every statement's outcome is checked; if any posting
+//  fails (a rejection or an error), the whole transaction is rolled back, so a batch is
+//  never half-committed, and the postings are applied again one at a time, each in its own
+//  transaction: a bad posting is isolated and rejected with its reason while the rest
+//  post. Returns the number of postings with a final answer in results (from the start;
+//  fewer than count when the database failed part way: try the rest later).
+size_t ml_contract_apply_batch (ml_contract_t *self, ml_posting_t *const *postings, size_t count,
+                                ml_msg_t **results);
+
 void ml_contract_test (bool verbose);
 
 #endif
