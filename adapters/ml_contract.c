@@ -66,6 +66,14 @@ struct _ml_contract_t {
     ml_odbc_t *odbc;
 };
 
+bool ml_contract_dialect_known (const char *dialect)
+{
+    for (size_t index = 0; index < sizeof s_dialects / sizeof s_dialects[0]; index++)
+        if (dialect && strcmp (s_dialects[index].name, dialect) == 0)
+            return true;
+    return false;
+}
+
 ml_contract_t *ml_contract_new (const char *dialect, const char *connection_string,
                                 ml_odbc_error_t *error)
 {

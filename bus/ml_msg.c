@@ -279,6 +279,8 @@ static bool s_valid_currency (const char *currency)
            currency[1] >= 'A' && currency[1] <= 'Z' && currency[2] >= 'A' && currency[2] <= 'Z';
 }
 
+//  Empty, or YYYY-MM-DD with a month from 01 to 12 and a day from 01 to 31. (Which days a
+//  month has is the matter system's business; this keeps nonsense off the link.)
 static bool s_valid_date (const char *date)
 {
     if (!*date)
@@ -288,7 +290,9 @@ static bool s_valid_date (const char *date)
     for (int index = 0; index < 10; index++)
         if (index != 4 && index != 7 && (date[index] < '0' || date[index] > '9'))
             return false;
-    return true;
+    int month = (date[5] - '0') * 10 + (date[6] - '0');
+    int day = (date[8] - '0') * 10 + (date[9] - '0');
+    return month >= 1 && month <= 12 && day >= 1 && day <= 31;
 }
 
 static bool s_valid_uuid (const char *uuid)
@@ -315,12 +319,14 @@ static void s_get_items (s_reader_t *reader, ml_msg_t *self)
         reader->error = "too many items in one batch";
         return;
     }
-    //  Each item takes at least 44 bytes, so a count the message cannot hold is refused
-    //  before anything is allocated for it.
-    if (count * 44 > (uint64_t)(reader->limit - reader->cursor)) {
+    //  Each item takes at least 52 bytes (2 + 8 + 8 + 9 string lengths + 8 + 8), so a count
+    //  the message cannot hold is refused before anything is allocated for it.
+    if (count * 52 > (uint64_t)(reader->limit - reader->cursor)) {
         reader->error = "message is shorter than its fields";
         return;
     }
+    //  CHANGES items carry increasing change ids above since; the header was read first.
+    uint64_t previous = self->since;
     for (uint64_t index = 0; index < count && !reader->error; index++) {
         ml_item_t *item = ml_msg_add_item (self);
         if (!item) {
@@ -348,10 +354,17 @@ static void s_get_items (s_reader_t *reader, ml_msg_t *self)
             reader->error = "item kind is not 'I' or 'T'";
         else if (item->op != 'U' && item->op != 'R')
             reader->error = "item op is not 'U' or 'R'";
-        else if (item->op == 'U' && !s_valid_currency (item->currency))
+        else if (item->op == 'U' ? !s_valid_currency (item->currency)
+                                 : *item->currency && !s_valid_currency (item->currency))
             reader->error = "item currency is not three upper-case letters";
         else if (!s_valid_date (item->invoice_date) || !s_valid_date (item->due_date))
             reader->error = "item date is not YYYY-MM-DD";
+        else if (self->id == ML_MSG_SNAPSHOT && (item->op != 'U' || item->change_id != 0))
+            reader->error = "snapshot items must be upserts with change-id 0";
+        else if (self->id == ML_MSG_CHANGES &&
+                 (item->change_id <= previous || item->change_id > self->cursor))
+            reader->error = "change ids must increase within (since, cursor]";
+        previous = item->change_id;
     }
 }
 
@@ -466,6 +479,8 @@ ml_msg_t *ml_msg_decode (const uint8_t *data, size_t size, const char **error)
             self->cursor = s_get_number (&reader, 8);
             if (!reader.error && (self->window == 0 || self->heartbeat_ms == 0))
                 reader.error = "welcome with zero window or heartbeat";
+            else if (!reader.error && (self->resync > 1 || (self->resync && self->cursor)))
+                reader.error = "welcome resync must be 0, or 1 with cursor 0";
             break;
         case ML_MSG_SNAPSHOT:
             self->batch = s_get_number (&reader, 8);
@@ -502,6 +517,8 @@ ml_msg_t *ml_msg_decode (const uint8_t *data, size_t size, const char **error)
             else if (!reader.error && strcmp (self->status, "posted") != 0 &&
                      strcmp (self->status, "rejected") != 0)
                 reader.error = "status is not \"posted\" or \"rejected\"";
+            else if (!reader.error && strcmp (self->status, "posted") == 0 && !*self->receipt_id)
+                reader.error = "a posted result needs a receipt-id";
             break;
         case ML_MSG_ERROR:
             self->code = (uint16_t)s_get_number (&reader, 2);

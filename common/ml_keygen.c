@@ -19,9 +19,12 @@ int ml_keygen (const char *path, const char *role, char *public_key, char *error
     }
     zcert_set_meta (certificate, "role", "%s", role);
     zcert_set_meta (certificate, "created-by", "matterlink");
-    int rc = zcert_save (certificate, path);
+    //  The secret file is created private, never readable by others even for a moment.
+    mode_t saved_mask = umask (0077);
+    int rc = zcert_save_secret (certificate, secret_path);
+    umask (saved_mask);
     if (rc == 0)
-        rc = chmod (secret_path, 0600);
+        rc = zcert_save_public (certificate, path);
     if (rc != 0)
         snprintf (error, error_size, "cannot write %s: %s", path, strerror (errno));
     else

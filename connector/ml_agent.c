@@ -83,6 +83,11 @@ int ml_agent_settings_load (ml_agent_settings_t *settings, const char *path, cha
                   "(printed by 'matterlink-core keygen')",
                   path);
         rc = -1;
+    } else if (!ml_contract_dialect_known (settings->dialect)) {
+        snprintf (error, error_size,
+                  "%s: database/dialect '%s' is not one of sqlite, postgresql, mariadb", path,
+                  settings->dialect);
+        rc = -1;
     } else if (strlen (connection) >= sizeof settings->connection) {
         snprintf (error, error_size, "%s: database/connection is longer than %zu bytes", path,
                   sizeof settings->connection - 1);
@@ -452,20 +457,21 @@ static int s_step (s_agent_t *self)
             s_send_hello (self);
         return 100;
     }
+    bool in_session = self->state == S_SNAPSHOT || self->state == S_STREAMING;
+    //  The heartbeat comes first: however busy or idle the agent is, the core hears from it
+    //  at least once per interval.
+    if (in_session && now - self->last_sent >= (int64_t)heartbeat)
+        s_send_simple (self, ML_MSG_PING);
     if (self->state == S_SNAPSHOT && s_has_credit (self)) {
         s_snapshot_step (self);
         return 0;
     }
-    if (self->state == S_STREAMING && s_has_credit (self) && now >= self->poll_at) {
+    if (self->state == S_STREAMING && s_has_credit (self) && now >= self->poll_at)
         s_changes_step (self);
-        return now >= self->poll_at ? 0 : self->settings.poll_interval_ms;
-    }
-    if (now - self->last_sent >= (int64_t)heartbeat)
-        s_send_simple (self, ML_MSG_PING);
-    int64_t wait = self->state == S_STREAMING && s_has_credit (self) ? self->poll_at - now
-                                                                     : (int64_t)heartbeat;
-    if (wait > (int64_t)heartbeat)
-        wait = heartbeat;
+    now = zclock_mono ();
+    int64_t wait = in_session ? (int64_t)heartbeat - (now - self->last_sent) : (int64_t)heartbeat;
+    if (self->state == S_STREAMING && s_has_credit (self) && self->poll_at - now < wait)
+        wait = self->poll_at - now;
     return wait > 0 ? (int)wait : 0;
 }
 

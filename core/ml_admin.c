@@ -32,8 +32,8 @@ static const char *s_argument (const json_t *request, const char *key, size_t ma
                                size_t size)
 {
     json_t *value = json_object_get (request, key);
-    if (!value || json_is_null (value))
-        return NULL;
+    if (!value || json_is_null (value) || *problem)
+        return NULL; //  absent, or an earlier argument was already wrong: report the first
     if (!json_is_string (value)) {
         snprintf (problem, size, "'%s' must be a string", key);
         return NULL;
@@ -47,6 +47,41 @@ static const char *s_argument (const json_t *request, const char *key, size_t ma
         return NULL;
     }
     return json_string_value (value);
+}
+
+//  The item as the allocator sees it.
+static void s_alloc_item (json_t *item, ml_alloc_item_t *candidate)
+{
+    snprintf (candidate->invoice_number, sizeof candidate->invoice_number, "%s",
+              json_string_value (json_object_get (item, "invoice_number")));
+    const char *date = json_string_value (json_object_get (item, "invoice_date"));
+    snprintf (candidate->invoice_date, sizeof candidate->invoice_date, "%s", date ? date : "");
+    candidate->available_minor = json_integer_value (json_object_get (item, "available_minor"));
+}
+
+static int s_compare_items (const void *left, const void *right)
+{
+    ml_alloc_item_t left_item, right_item;
+    s_alloc_item (*(json_t **)left, &left_item);
+    s_alloc_item (*(json_t **)right, &right_item);
+    return ml_alloc_compare (&left_item, &right_item);
+}
+
+//  Order items exactly as the allocator pays them, so what staff see is what pay does.
+static json_t *s_sorted (json_t *items)
+{
+    size_t count = json_array_size (items);
+    json_t **entries = calloc (count ? count : 1, sizeof (json_t *));
+    assert (entries);
+    for (size_t index = 0; index < count; index++)
+        entries[index] = json_incref (json_array_get (items, index));
+    qsort (entries, count, sizeof (json_t *), s_compare_items);
+    json_t *sorted = json_array ();
+    for (size_t index = 0; index < count; index++)
+        json_array_append_new (sorted, entries[index]);
+    free (entries);
+    json_decref (items);
+    return sorted;
 }
 
 static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_firm, size_t size)
@@ -70,6 +105,9 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
                         "(matter number)");
     if (!amount_text)
         return s_error ("'amount' is required (for example \"250.00\")");
+    if (currency && ml_money_exponent (currency) < 0)
+        return s_error ("'%s' is not a currency code (three upper-case letters, like USD)",
+                        currency);
     json_t *firm = ml_store_firm (store, firm_id);
     if (!firm)
         return s_error ("unknown firm '%s'", firm_id);
@@ -106,6 +144,16 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
                             whose_kind, whose);
         }
     }
+    bool any_in_currency = false;
+    json_array_foreach (items, index, item)
+    {
+        if (strcmp (json_string_value (json_object_get (item, "currency")), chosen) == 0)
+            any_in_currency = true;
+    }
+    if (!any_in_currency) {
+        json_decref (items);
+        return s_error ("%s %s has no open invoices in %s", whose_kind, whose, chosen);
+    }
     int64_t amount = 0;
     const char *parse_error = NULL;
     if (ml_money_parse (amount_text, chosen, &amount, &parse_error) != 0 || amount <= 0) {
@@ -125,11 +173,7 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
         if (strcmp (json_string_value (json_object_get (item, "currency")), chosen) != 0)
             continue;
         ml_alloc_item_t *candidate = &candidates[candidate_count++];
-        snprintf (candidate->invoice_number, sizeof candidate->invoice_number, "%s",
-                  json_string_value (json_object_get (item, "invoice_number")));
-        const char *date = json_string_value (json_object_get (item, "invoice_date"));
-        snprintf (candidate->invoice_date, sizeof candidate->invoice_date, "%s", date ? date : "");
-        candidate->available_minor = json_integer_value (json_object_get (item, "available_minor"));
+        s_alloc_item (item, candidate);
         available_total += candidate->available_minor;
         snprintf (client_number, sizeof client_number, "%s",
                   json_string_value (json_object_get (item, "client_number")));
@@ -174,7 +218,7 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
                     reply_lines, json_pack ("{s:s, s:I}", "invoice_number", lines[line].reference,
                                             "amount_minor", (json_int_t)lines[line].amount_minor));
             reply = s_ok (json_pack ("{s:s, s:s, s:s, s:s, s:I, s:o}", "posting_uuid",
-                                     posting->posting_uuid, "firm", firm_id, "client_number",
+                                     posting->posting_uuid, "firm_id", firm_id, "client_number",
                                      posting->client_number, "currency", chosen, "amount_minor",
                                      (json_int_t)amount, "lines", reply_lines));
             snprintf (deliver_firm, size, "%s", firm_id);
@@ -214,7 +258,7 @@ json_t *ml_admin_execute (ml_store_t *store, const json_t *request, char *delive
         if (!firm)
             return s_error ("'firm' is required");
         json_t *items = ml_store_open_items (store, firm, client, matter);
-        return items ? s_ok (json_pack ("{s:o}", "items", items))
+        return items ? s_ok (json_pack ("{s:o}", "items", s_sorted (items)))
                      : s_error ("the core store failed; see the core's log");
     }
     if (streq (op, "pay"))
@@ -244,8 +288,11 @@ json_t *ml_admin_execute (ml_store_t *store, const json_t *request, char *delive
             snprintf (deliver_firm, size, "%s",
                       json_string_value (json_object_get (posting, "firm_id")));
             json_decref (posting);
-            if (ml_store_posting_resend (store, uuid) != 1)
+            int resent = ml_store_posting_resend (store, uuid);
+            if (resent < 0)
                 return s_error ("the core store failed; see the core's log");
+            if (resent == 0)
+                return s_error ("posting %s cannot be sent again in its state", uuid);
             posting = ml_store_posting (store, uuid);
         }
         return s_ok (json_pack ("{s:o}", "posting", posting));

@@ -520,17 +520,20 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
     }
     self->admin = zsock_new (ZMQ_REP);
     assert (self->admin);
-    zsock_set_maxmsgsize (self->admin, ML_ADMIN_MAX_REQUEST + 1024);
+    //  Requests up to 1 MiB reach the handler, which refuses those over the documented
+    //  64 KiB with a reply; larger ones close the connection.
+    zsock_set_maxmsgsize (self->admin, 1024 * 1024);
     zsock_set_linger (self->admin, 0);
-    if (zsock_bind (self->admin, "%s", settings->admin_endpoint) < 0) {
+    //  The admin API has no authentication of its own: an ipc socket is guarded by file
+    //  permissions, so it is created readable and writable by its owner only.
+    mode_t saved_mask = umask (0077);
+    int bound = zsock_bind (self->admin, "%s", settings->admin_endpoint);
+    umask (saved_mask);
+    if (bound < 0) {
         ml_log (ML_LOG_ERROR, "cannot bind admin endpoint %s: %s", settings->admin_endpoint,
                 zmq_strerror (errno));
         return -1;
     }
-    //  The admin API has no authentication of its own: an ipc socket is guarded by file
-    //  permissions, so only its owner may use it.
-    if (strncmp (settings->admin_endpoint, "ipc://", 6) == 0)
-        chmod (settings->admin_endpoint + 6, 0600);
     return 0;
 }
 

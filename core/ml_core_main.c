@@ -61,20 +61,26 @@ static int s_register (ml_core_settings_t *settings, const char *firm_id, const 
         zcert_destroy (&certificate);
         return 1;
     }
-    int rc = ml_store_firm_add (store, firm_id, name, zcert_public_txt (certificate), account);
-    if (rc != 0)
+    //  The certificate first: if the store refuses the firm, the certificate is removed
+    //  again, so a failed registration leaves nothing behind and can simply be retried.
+    char path[1100];
+    snprintf (path, sizeof path, "%s/%s.cert", settings->agents, firm_id);
+    int rc = -1;
+    if (zsys_file_exists (path))
+        fprintf (stderr, "matterlink-core: %s exists: firm %s is registered already\n", path,
+                 firm_id);
+    else if (zcert_save_public (certificate, path) != 0)
+        fprintf (stderr, "matterlink-core: cannot write %s (does the agents directory exist?)\n",
+                 path);
+    else if (ml_store_firm_add (store, firm_id, name, zcert_public_txt (certificate), account) !=
+             0) {
         fprintf (stderr, "matterlink-core: cannot register firm %s: %s\n", firm_id,
                  ml_store_error (store)->message);
-    else {
-        //  Only the public half goes into the store zauth reads.
-        char path[1100];
-        snprintf (path, sizeof path, "%s/%s.cert", settings->agents, firm_id);
-        if (zcert_save_public (certificate, path) != 0) {
-            fprintf (stderr, "matterlink-core: cannot write %s\n", path);
-            rc = -1;
-        } else
-            printf ("firm %s (%s) registered; its agent's key %s may connect\n", firm_id, name,
-                    zcert_public_txt (certificate));
+        unlink (path);
+    } else {
+        printf ("firm %s (%s) registered; its agent's key %s may connect\n", firm_id, name,
+                zcert_public_txt (certificate));
+        rc = 0;
     }
     ml_store_destroy (&store);
     zcert_destroy (&certificate);

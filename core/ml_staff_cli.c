@@ -222,9 +222,12 @@ static int s_wait (s_cli_t *self, const char *uuid, int seconds)
         json_t *posting = json_object_get (reply, "posting");
         const char *status = s_text (posting, "status");
         if (streq (status, "posted") || streq (status, "rejected")) {
-            if (self->json)
-                printf ("%s\n", json_dumps (posting, JSON_INDENT (2) | JSON_SORT_KEYS));
-            else if (streq (status, "posted"))
+            if (self->json) {
+                json_object_del (reply, "ok");
+                char *text = json_dumps (reply, JSON_INDENT (2) | JSON_SORT_KEYS);
+                printf ("%s\n", text);
+                free (text);
+            } else if (streq (status, "posted"))
                 printf ("Posted: the matter system recorded receipt %s.\n",
                         s_text (posting, "receipt_id"));
             else

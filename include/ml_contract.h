@@ -20,6 +20,9 @@
 
 typedef struct _ml_contract_t ml_contract_t;
 
+//  True if the dialect name is one this agent has an adapter for.
+bool ml_contract_dialect_known (const char *dialect);
+
 //  Connect to a matter database of the given dialect ("sqlite"). Returns NULL with error
 //  filled if the dialect is unknown or the connection fails.
 ml_contract_t *ml_contract_new (const char *dialect, const char *connection_string,
