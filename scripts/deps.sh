@@ -1,10 +1,14 @@
 #!/bin/sh
-# Install what matterlink needs to build, run and test, with apt-get, only if missing.
+# Install what matterlink needs to build and run, with apt-get, only if missing; with
+# --servers also the database servers and drivers the tests run against.
 # Debian 12, as root. Idempotent: a second run installs nothing.
 set -eu
 packages="build-essential cmake pkg-config clang-format python3 sqlite3 \
 libzmq3-dev libczmq-dev libjansson-dev libcurl4-openssl-dev uuid-dev \
 unixodbc unixodbc-dev libsqliteodbc"
+if [ "${1:-}" = "--servers" ]; then
+    packages="$packages postgresql odbc-postgresql mariadb-server mariadb-client odbc-mariadb"
+fi
 missing=""
 for package in $packages; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
