@@ -19,11 +19,25 @@
 #define S_MAX_PARAMS  32
 #define S_MAX_COLUMNS 64
 
+#define S_CACHE_SIZE 32
+
+//  A prepared statement kept for the next call with the same SQL text. Preparing costs as
+//  much as running for small statements (SQLite compiles a whole trigger program into an
+//  INSERT on a view), and the agent and core run the same few statements all day.
+typedef struct {
+    char *sql;
+    SQLHSTMT statement;
+    bool busy; //  lent to a query that is still open
+    uint64_t used;
+} s_cached_t;
+
 struct _ml_odbc_t {
     SQLHENV environment;
     SQLHDBC connection;
     bool in_transaction;
     ml_odbc_error_t error;
+    s_cached_t cache[S_CACHE_SIZE];
+    uint64_t clock;
 };
 
 typedef struct {
@@ -36,6 +50,7 @@ typedef struct {
 struct _ml_query_t {
     ml_odbc_t *owner;
     SQLHSTMT statement;
+    s_cached_t *slot; //  where the statement came from
     s_param_t params[S_MAX_PARAMS];
     int param_count;
     int columns;
@@ -166,6 +181,11 @@ void ml_odbc_destroy (ml_odbc_t **self_p)
     assert (self_p);
     if (*self_p) {
         ml_odbc_t *self = *self_p;
+        for (int index = 0; index < S_CACHE_SIZE; index++) {
+            if (self->cache[index].statement)
+                SQLFreeHandle (SQL_HANDLE_STMT, self->cache[index].statement);
+            free (self->cache[index].sql);
+        }
         if (self->connection) {
             if (self->in_transaction)
                 ml_odbc_rollback (self);
@@ -228,10 +248,69 @@ int ml_odbc_rollback (ml_odbc_t *self)
     return s_end (self, SQL_ROLLBACK);
 }
 
+//  Forget a cached statement (after an error its state cannot be trusted).
+static void s_discard (s_cached_t *slot)
+{
+    if (slot->statement)
+        SQLFreeHandle (SQL_HANDLE_STMT, slot->statement);
+    free (slot->sql);
+    memset (slot, 0, sizeof *slot);
+}
+
+//  A prepared statement for sql: the cached one if it is free, else a new one in the least
+//  recently used free slot. Returns NULL with the error set.
+static s_cached_t *s_acquire (ml_odbc_t *self, const char *sql)
+{
+    s_cached_t *victim = NULL;
+    for (int index = 0; index < S_CACHE_SIZE; index++) {
+        s_cached_t *slot = &self->cache[index];
+        if (slot->busy)
+            continue;
+        if (slot->sql && strcmp (slot->sql, sql) == 0) {
+            slot->busy = true;
+            slot->used = ++self->clock;
+            return slot;
+        }
+        if (!victim || !slot->sql || (victim->sql && slot->used < victim->used))
+            victim = slot;
+    }
+    if (!victim) {
+        s_set_error (&self->error, ML_ODBC_OTHER, "too many open statements");
+        return NULL;
+    }
+    s_discard (victim);
+    if (!SQL_SUCCEEDED (SQLAllocHandle (SQL_HANDLE_STMT, self->connection, &victim->statement))) {
+        s_collect (self, SQL_HANDLE_DBC, self->connection);
+        victim->statement = NULL;
+        return NULL;
+    }
+    if (!SQL_SUCCEEDED (SQLPrepare (victim->statement, (SQLCHAR *)sql, SQL_NTS))) {
+        s_collect (self, SQL_HANDLE_STMT, victim->statement);
+        s_discard (victim);
+        return NULL;
+    }
+    victim->sql = strdup (sql);
+    victim->busy = true;
+    victim->used = ++self->clock;
+    return victim;
+}
+
+//  Give the statement back to the cache, closed and unbound, or drop it after an error.
 static void s_query_free (ml_query_t *self)
 {
-    if (self->statement)
-        SQLFreeHandle (SQL_HANDLE_STMT, self->statement);
+    if (self->slot) {
+        if (self->statement) {
+            SQLFreeStmt (self->statement, SQL_CLOSE);
+            SQLFreeStmt (self->statement, SQL_UNBIND);
+            SQLFreeStmt (self->statement, SQL_RESET_PARAMS);
+            //  The fetch pointers pointed into this query: never leave them dangling.
+            SQLSetStmtAttr (self->statement, SQL_ATTR_ROW_ARRAY_SIZE, (SQLPOINTER)1, 0);
+            SQLSetStmtAttr (self->statement, SQL_ATTR_ROW_STATUS_PTR, NULL, 0);
+            SQLSetStmtAttr (self->statement, SQL_ATTR_ROWS_FETCHED_PTR, NULL, 0);
+            self->slot->busy = false;
+        } else
+            s_discard (self->slot);
+    }
     for (int index = 0; index < self->param_count; index++)
         free (self->params[index].text);
     for (int index = 0; index < self->columns; index++) {
@@ -239,6 +318,17 @@ static void s_query_free (ml_query_t *self)
         free (self->indicator[index]);
     }
     free (self);
+}
+
+//  The query failed: drop its statement from the cache rather than reuse it.
+static void s_query_fail (ml_query_t *self)
+{
+    if (self->slot) {
+        s_discard (self->slot);
+        self->slot = NULL;
+        self->statement = NULL;
+    }
+    s_query_free (self);
 }
 
 //  Prepare, bind parameters from the picture and execute. Returns the statement wrapper or
@@ -251,12 +341,12 @@ static ml_query_t *s_run (ml_odbc_t *self, const char *sql, const char *picture,
         return NULL;
     }
     query->owner = self;
-    if (!SQL_SUCCEEDED (SQLAllocHandle (SQL_HANDLE_STMT, self->connection, &query->statement))) {
-        s_collect (self, SQL_HANDLE_DBC, self->connection);
-        query->statement = NULL;
-        s_query_free (query);
+    query->slot = s_acquire (self, sql);
+    if (!query->slot) {
+        free (query);
         return NULL;
     }
+    query->statement = query->slot->statement;
     size_t count = picture ? strlen (picture) : 0;
     assert (count <= S_MAX_PARAMS);
     //  A picture that does not match the statement's markers is a programmer error that
@@ -293,14 +383,14 @@ static ml_query_t *s_run (ml_odbc_t *self, const char *sql, const char *picture,
         }
         if (!SQL_SUCCEEDED (rc)) {
             s_collect (self, SQL_HANDLE_STMT, query->statement);
-            s_query_free (query);
+            s_query_fail (query);
             return NULL;
         }
     }
-    SQLRETURN rc = SQLExecDirect (query->statement, (SQLCHAR *)sql, SQL_NTS);
+    SQLRETURN rc = SQLExecute (query->statement);
     if (!SQL_SUCCEEDED (rc) && rc != SQL_NO_DATA) {
         s_collect (self, SQL_HANDLE_STMT, query->statement);
-        s_query_free (query);
+        s_query_fail (query);
         return NULL;
     }
     return query;
@@ -341,7 +431,7 @@ ml_query_t *ml_odbc_query (ml_odbc_t *self, const char *sql, const char *picture
             s_set_error (&self->error, ML_ODBC_OTHER, "too many result columns");
         else
             s_collect (self, SQL_HANDLE_STMT, query->statement);
-        s_query_free (query);
+        s_query_fail (query);
         return NULL;
     }
     query->columns = columns;
@@ -368,7 +458,7 @@ ml_query_t *ml_odbc_query (ml_odbc_t *self, const char *sql, const char *picture
                                         query->indicator[column]))) {
             s_collect (self, SQL_HANDLE_STMT, query->statement);
             query->columns = column + 1;
-            s_query_free (query);
+            s_query_fail (query);
             return NULL;
         }
     }
