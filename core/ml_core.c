@@ -570,12 +570,14 @@ void ml_core_actor (zsock_t *pipe, void *args)
             if (!command || streq (command, "$TERM"))
                 self->terminated = true;
             zstr_free (&command);
-        } else if (which == self->router)
-            s_receive_agent (self);
-        else if (which == self->admin)
-            s_receive_admin (self);
-        else if (zpoller_terminated (poller))
+        } else if (!which && zpoller_terminated (poller))
             self->terminated = true;
+        //  Serve every socket that is ready, not only the one the poller named first: an
+        //  agent streaming a snapshot keeps the router busy and must not starve the admin API.
+        if (zsock_events (self->router) & ZMQ_POLLIN)
+            s_receive_agent (self);
+        if (zsock_events (self->admin) & ZMQ_POLLIN)
+            s_receive_admin (self);
         if (zclock_mono () >= self->tick_at) {
             s_tick (self);
             self->tick_at = zclock_mono () + 1000;

@@ -59,6 +59,8 @@ cleanup() {
         status=1
     fi
     drop_matter_database
+    # A test that needed its own servers (to restart them) started them under $W.
+    [ -f "$W/servers/servers.env" ] && sh "$ML_SOURCE/tests/servers.sh" stop "$W/servers" >/dev/null 2>&1
     rm -rf "$W"
     exit $status
 }
@@ -211,3 +213,11 @@ core_has_all_invoices() {
 }
 
 posting_is() { [ "$(posting_field "$1" status)" = "$2" ]; }
+
+# The core's replica equals the matter database: the same open invoices with the same
+# balances (compared as sorted "number balance" lines).
+replica_matches() {
+    core=$(cli --json open-items --firm acme | python3 -c "import json,sys; print('\n'.join(sorted('%s %d' % (i['invoice_number'], i['balance_minor']) for i in json.load(sys.stdin)['items'])))")
+    matter=$(matter_sql "SELECT invoice_number || ' ' || balance_minor FROM $OPEN_INVOICES" | sort)
+    [ "$(status_field complete)" = 1 ] && [ "$core" = "$matter" ]
+}

@@ -1,0 +1,57 @@
+#!/bin/bash
+# dialects: postgresql mariadb
+# The matter database goes away under the agent, mid-snapshot and mid-stream (PostgreSQL is
+# restarted; on MariaDB the agent's session is killed). The agent reconnects and resumes:
+# the replica ends equal to the matter database, and a payment made around the outage
+# posts exactly once. Uses its own database servers, since it restarts them.
+. "$(dirname "$0")/lib_e2e.sh"
+ML_SERVERS_DIR=$W/servers
+chmod 755 "$W" # the servers run as their service users, who must reach their data under $W
+sh "$ML_SOURCE/tests/servers.sh" start "$ML_SERVERS_DIR" >/dev/null || fail "start servers"
+setup 200 20000
+# Small pages make the snapshot long enough to interrupt.
+sed -i 's/batch_rows = 100/batch_rows = 20/' "$W/agent.cfg"
+
+interrupt_database() {
+    case $ML_DIALECT in
+        postgresql)
+            runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$ML_SERVERS_DIR/pg/data" \
+                -m fast -w restart >/dev/null || fail "restart PostgreSQL"
+            ;;
+        mariadb)
+            ids=$(mariadb -h127.0.0.1 -P"$ML_MARIADB_PORT" -uroot -N -B -e \
+                "SELECT id FROM information_schema.processlist WHERE db = '$MATTER_DATABASE' AND id <> CONNECTION_ID()")
+            [ -n "$ids" ] || fail "no agent session to kill"
+            for id in $ids; do mariadb -h127.0.0.1 -P"$ML_MARIADB_PORT" -uroot -e "KILL $id" 2>/dev/null; done
+            ;;
+    esac
+}
+
+start_core
+start_agent
+snapshot_under_way() { [ "$(status_field complete)" = 0 ] && [ "$(status_field invoice_count)" -gt 0 ]; }
+wait_for 60 "the snapshot to be under way" snapshot_under_way
+interrupt_database
+log "database interrupted mid-snapshot at $(status_field invoice_count) invoices"
+wait_for 120 "the replica to match the matter database after the interruption" replica_matches
+
+# Mid-stream: changes keep coming while the database goes away; a payment is queued too.
+client=$(matter_sql "SELECT client_number FROM $OPEN_INVOICES ORDER BY client_number LIMIT 1")
+out=$(cli --json pay --firm acme --client "$client" --amount 2.00) || fail "pay refused: $out"
+uuid=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["posting_uuid"])')
+(
+    for n in $(seq 1 60); do
+        matter_sql "UPDATE invoice SET balance_minor = balance_minor - 1 WHERE invoice_id = (SELECT target FROM (SELECT MIN(invoice_id) + $n AS target FROM invoice WHERE status = 'open' AND balance_minor > 100) t)" >/dev/null 2>&1
+        sleep 0.05
+    done
+) &
+writer=$!
+sleep 1
+interrupt_database
+log "database interrupted mid-stream"
+wait "$writer"
+wait_for 120 "the replica to match the matter database after the second interruption" replica_matches
+wait_for 60 "the payment to post" posting_is "$uuid" posted
+[ "$(matter_sql "SELECT COUNT(*) FROM receipt WHERE posting_uuid = '$uuid'")" = 1 ] || fail "not one receipt"
+grep -q "reconnecting" "$W/agent.log" || fail "the agent never noticed the outage"
+log "PASS"
