@@ -22,6 +22,10 @@ typedef struct {
     const char *apply;          //  (posting json)
     const char *result;         //  (posting uuid) -> posting_uuid, status, receipt_id, reason
     const char *reject;         //  (posting uuid, reason)
+    //  Where the driver streams a whole result, the snapshot reads each kind with one query
+    //  (no order needed, so the server may hash-join); NULL where it must page.
+    const char *stream_open_items;
+    const char *stream_trust_balances;
 } s_dialect_t;
 
 #define S_ITEM_COLUMNS                                                                             \
@@ -43,7 +47,8 @@ static const s_dialect_t s_dialects[] = {
      "SELECT posting_uuid, status, receipt_id, reason FROM ml_posting_result "
      "WHERE posting_uuid = ?",
      "INSERT INTO ml_posting_rejection (posting_uuid, reason) VALUES (?, ?) "
-     "ON CONFLICT (posting_uuid) DO NOTHING"},
+     "ON CONFLICT (posting_uuid) DO NOTHING",
+     NULL, NULL},
     //  Reads are SQL functions that psqlODBC streams through a cursor (UseDeclareFetch=1);
     //  writes are procedures, because a volatile function inside such a cursor would only
     //  run when fetched.
@@ -53,17 +58,25 @@ static const s_dialect_t s_dialects[] = {
      "SELECT change_id, op, " S_ITEM_COLUMNS " FROM ml_changes_since(?, ?, ?)",
      "CALL ml_apply_posting(?)",
      "SELECT posting_uuid, status, receipt_id, reason FROM ml_posting_result(?)",
-     "CALL ml_reject_posting(?, ?)"},
+     "CALL ml_reject_posting(?, ?)", "SELECT " S_ITEM_COLUMNS " FROM ml_open_items",
+     "SELECT " S_ITEM_COLUMNS " FROM ml_trust_balances"},
     //  MariaDB's driver cannot stream, so every read is a keyset page from a procedure.
     {"mariadb", "SELECT contract_version, db_epoch FROM ml_contract", "CALL ml_open_items(?, ?)",
      "CALL ml_trust_balances(?, ?)", "CALL ml_change_high_water()",
      "CALL ml_changes_since(?, ?, ?)", "CALL ml_apply_posting(?)", "CALL ml_posting_result(?)",
-     "CALL ml_reject_posting(?, ?)"},
+     "CALL ml_reject_posting(?, ?)", NULL, NULL},
 };
 
 struct _ml_contract_t {
     const s_dialect_t *dialect;
     ml_odbc_t *odbc;
+    char *connection_string; //  kept to open the snapshot stream's own connection
+    //  Snapshot reader: phase 0 invoices, 1 trust balances, 2 done.
+    int phase;
+    uint64_t after;         //  keyset position when paging
+    ml_odbc_t *stream_odbc; //  streaming: its own connection, so posting transactions on the
+    ml_query_t *stream;     //  main one never end the stream's implicit transaction
+    bool stream_failed;     //  the last error came from the stream connection
 };
 
 bool ml_contract_dialect_known (const char *dialect)
@@ -97,6 +110,8 @@ ml_contract_t *ml_contract_new (const char *dialect, const char *connection_stri
     assert (self);
     self->dialect = found;
     self->odbc = odbc;
+    self->connection_string = strdup (connection_string);
+    self->phase = 2;
     return self;
 }
 
@@ -104,7 +119,9 @@ void ml_contract_destroy (ml_contract_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
+        ml_contract_snapshot_end (*self_p);
         ml_odbc_destroy (&(*self_p)->odbc);
+        free ((*self_p)->connection_string);
         free (*self_p);
         *self_p = NULL;
     }
@@ -113,7 +130,8 @@ void ml_contract_destroy (ml_contract_t **self_p)
 const ml_odbc_error_t *ml_contract_error (ml_contract_t *self)
 {
     assert (self);
-    return ml_odbc_error (self->odbc);
+    return self->stream_failed && self->stream_odbc ? ml_odbc_error (self->stream_odbc)
+                                                    : ml_odbc_error (self->odbc);
 }
 
 int ml_contract_version (ml_contract_t *self, int *version, char *epoch, size_t epoch_size)
@@ -282,6 +300,83 @@ int ml_contract_open_items (ml_contract_t *self, uint64_t *after, size_t limit, 
 int ml_contract_trust_balances (ml_contract_t *self, uint64_t *after, size_t limit, ml_msg_t *batch)
 {
     return s_page (self, self->dialect->trust_balances, after, limit, batch);
+}
+
+int ml_contract_snapshot_begin (ml_contract_t *self)
+{
+    assert (self);
+    ml_contract_snapshot_end (self);
+    self->phase = 0;
+    self->after = 0;
+    if (self->dialect->stream_open_items) {
+        ml_odbc_error_t error;
+        self->stream_odbc = ml_odbc_new (self->connection_string, &error);
+        if (!self->stream_odbc) {
+            ml_log (ML_LOG_WARNING, "cannot open the snapshot connection: %s", error.message);
+            self->phase = 2;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  Streaming: fetch from one open query per phase, whatever the table size.
+static int s_stream_next (ml_contract_t *self, size_t limit, ml_msg_t *batch)
+{
+    int rows = 0;
+    while ((size_t)rows < limit && self->phase < 2) {
+        if (!self->stream) {
+            const char *sql = self->phase == 0 ? self->dialect->stream_open_items
+                                               : self->dialect->stream_trust_balances;
+            self->stream = ml_odbc_query (self->stream_odbc, sql, NULL);
+            if (!self->stream) {
+                self->stream_failed = true;
+                return -1;
+            }
+        }
+        int rc = ml_query_fetch (self->stream);
+        if (rc < 0) {
+            self->stream_failed = true;
+            return -1;
+        }
+        if (rc == 0) {
+            ml_query_destroy (&self->stream);
+            self->phase++;
+            continue;
+        }
+        if (s_read_item (self->stream, 0, 'U', 0, batch) < 0)
+            break;
+        rows++;
+    }
+    return rows;
+}
+
+int ml_contract_snapshot_next (ml_contract_t *self, size_t limit, ml_msg_t *batch)
+{
+    assert (self && batch);
+    self->stream_failed = false;
+    if (self->dialect->stream_open_items)
+        return s_stream_next (self, limit, batch);
+    //  Paging: short keyset pages, each its own short read.
+    while (self->phase < 2) {
+        int rows = s_page (
+            self, self->phase == 0 ? self->dialect->open_items : self->dialect->trust_balances,
+            &self->after, limit, batch);
+        if (rows != 0)
+            return rows;
+        self->phase++;
+        self->after = 0;
+    }
+    return 0;
+}
+
+void ml_contract_snapshot_end (ml_contract_t *self)
+{
+    assert (self);
+    ml_query_destroy (&self->stream);
+    ml_odbc_destroy (&self->stream_odbc);
+    self->stream_failed = false;
+    self->phase = 2;
 }
 
 int ml_contract_changes (ml_contract_t *self, uint64_t since, uint64_t upto, size_t limit,
@@ -482,6 +577,23 @@ void ml_contract_test (bool verbose)
         assert (item->balance_minor <= item->total_minor);
         assert (strcmp (item->currency, "USD") == 0 && *item->invoice_number);
     }
+    //  The snapshot reader returns every open invoice and then every trust balance.
+    uint64_t trust_after = 0;
+    ml_msg_t *trust = ml_msg_new (ML_MSG_SNAPSHOT);
+    while (ml_contract_trust_balances (contract, &trust_after, 1000, trust) > 0)
+        ;
+    ml_msg_t *snapshot = ml_msg_new (ML_MSG_SNAPSHOT);
+    assert (ml_contract_snapshot_begin (contract) == 0);
+    int read;
+    while ((read = ml_contract_snapshot_next (contract, 9, snapshot)) > 0)
+        assert (read <= 9);
+    assert (read == 0);
+    assert (snapshot->item_count == batch->item_count + trust->item_count);
+    assert (snapshot->items[batch->item_count].kind == 'T');
+    ml_contract_snapshot_end (contract);
+    ml_msg_destroy (&snapshot);
+    ml_msg_destroy (&trust);
+
     //  Pay the first open invoice in part and see the change.
     ml_item_t first = batch->items[0];
     uint64_t high_water = 0;

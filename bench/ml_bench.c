@@ -2,7 +2,7 @@
     figures ("key=value ...") for the table; nothing here is a pass/fail test.
 
     ml_bench fetch DIALECT CONNECTION PAGE
-        raw ODBC rate of the agent's own open-items page query, page after page
+        raw ODBC rate of the agent's own snapshot reader (the same queries), without the link
     ml_bench apply DIALECT CONNECTION COUNT BATCH
         raw rate of the contract's apply operation called directly, BATCH per transaction
     ml_bench core ENDPOINT AGENTS_DIR CORE_CERT MODE [COUNT WINDOW]
@@ -31,13 +31,15 @@ static int s_fetch (const char *dialect, const char *connection, int page)
         fprintf (stderr, "ml_bench: %s\n", error.message);
         return 1;
     }
+    //  The agent's own snapshot reader, the same queries the agent runs, without the link.
     ml_msg_t *batch = ml_msg_new (ML_MSG_SNAPSHOT);
-    uint64_t after = 0, rows = 0;
+    uint64_t rows = 0;
     int64_t start = zclock_usecs ();
-    int got;
-    while ((got = ml_contract_open_items (contract, &after, (size_t)page, batch)) > 0) {
+    int got = ml_contract_snapshot_begin (contract);
+    while (got == 0 && (got = ml_contract_snapshot_next (contract, (size_t)page, batch)) > 0) {
         rows += (uint64_t)got;
         ml_msg_clear_items (batch);
+        got = 0;
     }
     double elapsed = s_seconds (start);
     printf ("rows=%llu seconds=%.2f rows_per_second=%.0f\n", (unsigned long long)rows, elapsed,

@@ -41,8 +41,6 @@ typedef struct {
     uint64_t acked_cursor; //  the core's cursor from its last ACK
     //  Snapshot progress
     uint64_t snapshot_high_water;
-    uint64_t snapshot_after;
-    bool snapshot_trust; //  invoices done, now trust balances
     uint64_t snapshot_count;
     int64_t poll_at;           //  next look for changes
     int64_t unreachable_since; //  first failed HELLO of the current outage, or 0
@@ -229,19 +227,14 @@ static void s_snapshot_step (s_agent_t *self)
 {
     ml_msg_t *batch = ml_msg_new (ML_MSG_SNAPSHOT);
     size_t limit = (size_t)self->settings.batch_rows;
-    int rows =
-        self->snapshot_trust
-            ? ml_contract_trust_balances (self->contract, &self->snapshot_after, limit, batch)
-            : ml_contract_open_items (self->contract, &self->snapshot_after, limit, batch);
+    int rows = ml_contract_snapshot_next (self->contract, limit, batch);
     if (rows < 0) {
         ml_msg_destroy (&batch);
         s_database_lost (self, "reading the snapshot");
         return;
     }
-    if (rows == 0 && !self->snapshot_trust) {
-        self->snapshot_trust = true;
-        self->snapshot_after = 0;
-    } else if (rows == 0) {
+    if (rows == 0) {
+        ml_contract_snapshot_end (self->contract);
         ml_msg_t *end = ml_msg_new (ML_MSG_SNAPSHOT_END);
         end->batch = ++self->batch;
         end->cursor = self->snapshot_high_water;
@@ -363,8 +356,10 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
                     s_database_lost (self, "starting the snapshot");
                     break;
                 }
-                self->snapshot_after = 0;
-                self->snapshot_trust = false;
+                if (ml_contract_snapshot_begin (self->contract) != 0) {
+                    s_database_lost (self, "starting the snapshot");
+                    break;
+                }
                 self->snapshot_count = 0;
                 self->state = S_SNAPSHOT;
                 ml_log (ML_LOG_NOTICE, "core asked for a snapshot (high-water %llu)",

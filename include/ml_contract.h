@@ -55,6 +55,19 @@ int ml_contract_open_items (ml_contract_t *self, uint64_t *after, size_t limit, 
 int ml_contract_trust_balances (ml_contract_t *self, uint64_t *after, size_t limit,
                                 ml_msg_t *batch);
 
+//  Snapshot reader: every open invoice, then every trust balance, as items. Where the
+//  driver streams (PostgreSQL), one query per kind runs on a connection of its own, so its
+//  cursor's transaction never meets the postings applied meanwhile; elsewhere (SQLite,
+//  MariaDB) it reads short keyset pages. Memory stays bounded either way. Returns 0 or -1.
+int ml_contract_snapshot_begin (ml_contract_t *self);
+
+//  Append up to limit items to batch. Returns the rows read (rows the link cannot carry are
+//  read, logged and skipped), 0 when the snapshot is complete, or -1 on a database error.
+int ml_contract_snapshot_next (ml_contract_t *self, size_t limit, ml_msg_t *batch);
+
+//  Close the snapshot reader (idempotent; also done by begin and destroy).
+void ml_contract_snapshot_end (ml_contract_t *self);
+
 //  Read up to limit changes with ids in (since, upto], in id order, appending them to
 //  batch. *last is set to the last change id read. Returns the rows read, or -1.
 int ml_contract_changes (ml_contract_t *self, uint64_t since, uint64_t upto, size_t limit,
