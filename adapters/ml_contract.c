@@ -26,6 +26,9 @@ typedef struct {
     //  (no order needed, so the server may hash-join); NULL where it must page.
     const char *stream_open_items;
     const char *stream_trust_balances;
+    //  How the session's statement time limit is set (SQLite has none: its busy Timeout
+    //  lives in the connection string).
+    enum { S_NO_LIMIT, S_POSTGRESQL_LIMIT, S_MARIADB_LIMIT } time_limit;
 } s_dialect_t;
 
 #define S_ITEM_COLUMNS                                                                             \
@@ -48,7 +51,7 @@ static const s_dialect_t s_dialects[] = {
      "WHERE posting_uuid = ?",
      "INSERT INTO ml_posting_rejection (posting_uuid, reason) VALUES (?, ?) "
      "ON CONFLICT (posting_uuid) DO NOTHING",
-     NULL, NULL},
+     NULL, NULL, S_NO_LIMIT},
     //  Reads are SQL functions that psqlODBC streams through a cursor (UseDeclareFetch=1);
     //  writes are procedures, because a volatile function inside such a cursor would only
     //  run when fetched.
@@ -59,12 +62,14 @@ static const s_dialect_t s_dialects[] = {
      "CALL ml_apply_posting(?)",
      "SELECT posting_uuid, status, receipt_id, reason FROM ml_posting_result(?)",
      "CALL ml_reject_posting(?, ?)", "SELECT " S_ITEM_COLUMNS " FROM ml_open_items",
-     "SELECT " S_ITEM_COLUMNS " FROM ml_trust_balances"},
+     "SELECT " S_ITEM_COLUMNS " FROM ml_trust_balances", S_POSTGRESQL_LIMIT},
     //  MariaDB's driver cannot stream, so every read is a keyset page from a procedure.
     {"mariadb", "SELECT contract_version, db_epoch FROM ml_contract", "CALL ml_open_items(?, ?)",
      "CALL ml_trust_balances(?, ?)", "CALL ml_change_high_water()",
      "CALL ml_changes_since(?, ?, ?)", "CALL ml_apply_posting(?)", "CALL ml_posting_result(?)",
-     "CALL ml_reject_posting(?, ?)", NULL, NULL},
+     "CALL ml_reject_posting(?, ?)", NULL, NULL,
+     //  MariaDB's driver ignores SQL_ATTR_QUERY_TIMEOUT; the server's own limit works.
+     S_MARIADB_LIMIT},
 };
 
 struct _ml_contract_t {
@@ -77,7 +82,22 @@ struct _ml_contract_t {
     ml_odbc_t *stream_odbc; //  streaming: its own connection, so posting transactions on the
     ml_query_t *stream;     //  main one never end the stream's implicit transaction
     bool stream_failed;     //  the last error came from the stream connection
+    int timeout_ms;         //  statement time limit, 0 for none
 };
+
+//  Apply the statement time limit to a connection. Returns 0 or -1.
+static int s_limit_time (ml_contract_t *self, ml_odbc_t *odbc)
+{
+    char sql[96];
+    if (!self->timeout_ms || self->dialect->time_limit == S_NO_LIMIT)
+        return 0;
+    if (self->dialect->time_limit == S_POSTGRESQL_LIMIT)
+        snprintf (sql, sizeof sql, "SET statement_timeout = %d", self->timeout_ms);
+    else
+        snprintf (sql, sizeof sql, "SET SESSION max_statement_time = %d.%03d",
+                  self->timeout_ms / 1000, self->timeout_ms % 1000);
+    return ml_odbc_execute (odbc, sql, NULL) < 0 ? -1 : 0;
+}
 
 bool ml_contract_dialect_known (const char *dialect)
 {
@@ -125,6 +145,13 @@ void ml_contract_destroy (ml_contract_t **self_p)
         free (*self_p);
         *self_p = NULL;
     }
+}
+
+int ml_contract_set_timeout (ml_contract_t *self, int timeout_ms)
+{
+    assert (self && timeout_ms >= 0);
+    self->timeout_ms = timeout_ms;
+    return s_limit_time (self, self->odbc);
 }
 
 const ml_odbc_error_t *ml_contract_error (ml_contract_t *self)
@@ -311,6 +338,8 @@ int ml_contract_snapshot_begin (ml_contract_t *self)
     if (self->dialect->stream_open_items) {
         ml_odbc_error_t error;
         self->stream_odbc = ml_odbc_new (self->connection_string, &error);
+        if (self->stream_odbc && s_limit_time (self, self->stream_odbc) != 0)
+            ml_odbc_destroy (&self->stream_odbc);
         if (!self->stream_odbc) {
             ml_log (ML_LOG_WARNING, "cannot open the snapshot connection: %s", error.message);
             self->phase = 2;

@@ -62,6 +62,8 @@ int ml_agent_settings_load (ml_agent_settings_t *settings, const char *path, cha
     const char *connection = ml_config_string (config, "database/connection", NULL);
     snprintf (settings->connection, sizeof settings->connection, "%s", connection);
     settings->batch_rows = ml_config_int (config, "database/batch_rows", 1000, 1, ML_MAX_ITEMS);
+    settings->statement_timeout_ms =
+        ml_config_int (config, "database/statement_timeout_ms", 60000, 0, 3600000);
     settings->poll_interval_ms =
         ml_config_int (config, "database/poll_interval_ms", 500, 10, 600000);
     snprintf (settings->core_endpoint, sizeof settings->core_endpoint, "%s",
@@ -151,6 +153,11 @@ static bool s_database_ready (s_agent_t *self)
         return false;
     ml_odbc_error_t error;
     self->contract = ml_contract_new (self->settings.dialect, self->settings.connection, &error);
+    if (self->contract &&
+        ml_contract_set_timeout (self->contract, self->settings.statement_timeout_ms) != 0) {
+        error = *ml_contract_error (self->contract);
+        ml_contract_destroy (&self->contract);
+    }
     char text[600];
     if (self->contract && ml_contract_check (self->contract, text, sizeof text, self->epoch,
                                              sizeof self->epoch) != 0) {

@@ -22,6 +22,7 @@ typedef struct {
     char certificate[512]; //  path of the agent's secret certificate file
     int batch_rows;
     int poll_interval_ms;
+    int statement_timeout_ms;
 } ml_agent_settings_t;
 
 //  Read settings from a configuration file (config/agent.cfg documents each key).

@@ -28,6 +28,11 @@ bool ml_contract_dialect_known (const char *dialect);
 ml_contract_t *ml_contract_new (const char *dialect, const char *connection_string,
                                 ml_odbc_error_t *error);
 
+//  Limit how long one statement may run (milliseconds, 0 for no limit), on this
+//  connection and on those the contract opens later. A statement over the limit fails
+//  with a timeout error. Returns 0 or -1.
+int ml_contract_set_timeout (ml_contract_t *self, int timeout_ms);
+
 //  Disconnect and destroy. Idempotent.
 void ml_contract_destroy (ml_contract_t **self_p);
 
