@@ -452,7 +452,8 @@ static char *s_posting_json (const ml_posting_t *posting)
         posting->payer_name, "payer_email", posting->payer_email, "currency", posting->currency,
         "amount_minor", (json_int_t)posting->amount_minor, "ar_message", posting->ar_message,
         "processor_txn", posting->processor_txn, "allocations", lines);
-    char *text = document ? json_dumps (document, JSON_COMPACT) : NULL;
+    //  ASCII only (\u escapes): no driver code page can damage a payer's name on the way.
+    char *text = document ? json_dumps (document, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref (document);
     return text;
 }

@@ -14,10 +14,11 @@
 
 //  Rows fetched per round trip, and the cap on one text column. Values longer than the cap
 //  are cut and flagged (ml_query_truncated); callers decide whether that is acceptable.
-#define S_ROW_ARRAY   256
-#define S_COLUMN_CAP  1024
-#define S_MAX_PARAMS  32
-#define S_MAX_COLUMNS 64
+#define S_ROW_ARRAY        256
+#define S_COLUMN_CAP       1024
+#define S_MAX_PARAMS       32
+#define S_MAX_ARRAY_PARAMS 2048 //  ml_odbc_execute_many: parameters per row
+#define S_MAX_COLUMNS      64
 
 #define S_CACHE_SIZE 32
 
@@ -416,6 +417,120 @@ int64_t ml_odbc_execute (ml_odbc_t *self, const char *sql, const char *picture, 
     return (int64_t)affected;
 }
 
+int ml_odbc_execute_many (ml_odbc_t *self, const char *sql, const char *picture, size_t rows,
+                          const ml_odbc_value_t *values)
+{
+    assert (self && sql && picture && values);
+    size_t columns = strlen (picture);
+    assert (columns > 0 && columns <= S_MAX_ARRAY_PARAMS);
+    if (rows == 0)
+        return 0;
+    ml_query_t *query = calloc (1, sizeof (ml_query_t));
+    if (!query) {
+        s_set_error (&self->error, ML_ODBC_OTHER, "out of memory");
+        return -1;
+    }
+    query->owner = self;
+    query->slot = s_acquire (self, sql);
+    if (!query->slot) {
+        free (query);
+        return -1;
+    }
+    query->statement = query->slot->statement;
+    //  Column-wise arrays: one buffer per parameter holding that parameter for every row.
+    void **buffers = calloc (columns, sizeof (void *));
+    SQLLEN **indicators = calloc (columns, sizeof (SQLLEN *));
+    SQLUSMALLINT *status = calloc (rows, sizeof (SQLUSMALLINT));
+    SQLULEN processed = 0;
+    bool ok = status && buffers && indicators;
+    for (size_t column = 0; ok && column < columns; column++) {
+        indicators[column] = calloc (rows, sizeof (SQLLEN));
+        ok = indicators[column] != NULL;
+        if (!ok)
+            break;
+        if (picture[column] == 'i') {
+            int64_t *numbers = calloc (rows, sizeof (int64_t));
+            ok = numbers != NULL;
+            for (size_t row = 0; ok && row < rows; row++)
+                numbers[row] = values[row * columns + column].number;
+            buffers[column] = numbers;
+            ok = ok && SQL_SUCCEEDED (SQLBindParameter (
+                           query->statement, (SQLUSMALLINT)(column + 1), SQL_PARAM_INPUT,
+                           SQL_C_SBIGINT, SQL_BIGINT, 0, 0, numbers, 0, indicators[column]));
+        } else {
+            assert (picture[column] == 's');
+            size_t width = 1;
+            for (size_t row = 0; row < rows; row++) {
+                const char *text = values[row * columns + column].text;
+                if (text && strlen (text) + 1 > width)
+                    width = strlen (text) + 1;
+            }
+            char *texts = calloc (rows, width);
+            ok = texts != NULL;
+            for (size_t row = 0; ok && row < rows; row++) {
+                const char *text = values[row * columns + column].text;
+                if (text) {
+                    memcpy (texts + row * width, text, strlen (text));
+                    indicators[column][row] = (SQLLEN)strlen (text);
+                } else
+                    indicators[column][row] = SQL_NULL_DATA;
+            }
+            buffers[column] = texts;
+            ok = ok && SQL_SUCCEEDED (SQLBindParameter (
+                           query->statement, (SQLUSMALLINT)(column + 1), SQL_PARAM_INPUT,
+                           SQL_C_CHAR, SQL_VARCHAR, width - 1 ? width - 1 : 1, 0, texts,
+                           (SQLLEN)width, indicators[column]));
+        }
+    }
+    if (ok) {
+        //  A sentinel in every status: a row the driver never reports on is not a success.
+        for (size_t row = 0; row < rows; row++)
+            status[row] = SQL_PARAM_UNUSED;
+        SQLSetStmtAttr (query->statement, SQL_ATTR_PARAM_BIND_TYPE,
+                        (SQLPOINTER)SQL_PARAM_BIND_BY_COLUMN, 0);
+        SQLSetStmtAttr (query->statement, SQL_ATTR_PARAMSET_SIZE, (SQLPOINTER)rows, 0);
+        SQLSetStmtAttr (query->statement, SQL_ATTR_PARAM_STATUS_PTR, status, 0);
+        SQLSetStmtAttr (query->statement, SQL_ATTR_PARAMS_PROCESSED_PTR, &processed, 0);
+        SQLRETURN rc = SQLExecute (query->statement);
+        ok = (SQL_SUCCEEDED (rc) || rc == SQL_NO_DATA) && processed == rows;
+        //  Every row the driver reports on must have succeeded. A driver that reports on
+        //  no row at all (SQLite's leaves every sentinel) is judged by its return code and
+        //  the processed count alone.
+        bool reported = false;
+        for (size_t row = 0; row < rows; row++)
+            if (status[row] != SQL_PARAM_UNUSED)
+                reported = true;
+        for (size_t row = 0; ok && reported && row < rows; row++)
+            ok = status[row] == SQL_PARAM_SUCCESS || status[row] == SQL_PARAM_SUCCESS_WITH_INFO;
+        if (!ok) {
+            s_collect (self, SQL_HANDLE_STMT, query->statement);
+            if (!*self->error.message)
+                snprintf (self->error.message, sizeof self->error.message,
+                          "a batch of %zu rows was not applied in full (%zu processed)", rows,
+                          (size_t)processed);
+        }
+        while (SQL_SUCCEEDED (SQLMoreResults (query->statement)))
+            ;
+        //  Back to one parameter set, and no pointers into this function's memory.
+        SQLSetStmtAttr (query->statement, SQL_ATTR_PARAMSET_SIZE, (SQLPOINTER)1, 0);
+        SQLSetStmtAttr (query->statement, SQL_ATTR_PARAM_STATUS_PTR, NULL, 0);
+        SQLSetStmtAttr (query->statement, SQL_ATTR_PARAMS_PROCESSED_PTR, NULL, 0);
+    } else
+        s_collect (self, SQL_HANDLE_STMT, query->statement);
+    for (size_t column = 0; buffers && indicators && column < columns; column++) {
+        free (buffers[column]);
+        free (indicators[column]);
+    }
+    free (buffers);
+    free (indicators);
+    free (status);
+    if (ok)
+        s_query_free (query);
+    else
+        s_query_fail (query);
+    return ok ? 0 : -1;
+}
+
 ml_query_t *ml_odbc_query (ml_odbc_t *self, const char *sql, const char *picture, ...)
 {
     assert (self);
@@ -602,6 +717,28 @@ void ml_odbc_test (bool verbose)
     assert (rc == 0 && expected == 1001);
     assert (sum == 100 * (1000 * 1001 / 2 - 55) - 990);
     ml_query_destroy (&query);
+    ml_query_destroy (&query);
+
+    //  Parameter arrays: many rows in one execute, all or nothing.
+    ml_odbc_value_t rows[3 * 3] = {{NULL, 2001}, {"array one", 0}, {NULL, 7},
+                                   {NULL, 2002}, {"array two", 0}, {NULL, 8},
+                                   {NULL, 2003}, {NULL, 0},        {NULL, 9}};
+    assert (ml_odbc_begin (odbc) == 0);
+    assert (ml_odbc_execute_many (odbc, "INSERT INTO t (id, name, amount) VALUES (?, ?, ?)", "isi",
+                                  2, rows) == 0);
+    assert (ml_odbc_commit (odbc) == 0);
+    //  The third row breaks NOT NULL: the batch fails and the rollback leaves nothing of it.
+    rows[0].number = 2004;
+    rows[3].number = 2005;
+    assert (ml_odbc_begin (odbc) == 0);
+    assert (ml_odbc_execute_many (odbc, "INSERT INTO t (id, name, amount) VALUES (?, ?, ?)", "isi",
+                                  3, rows) == -1);
+    assert (ml_odbc_rollback (odbc) == 0);
+    query = ml_odbc_query (odbc, "SELECT COUNT(*), SUM(amount) FROM t WHERE id > 2000", NULL);
+    assert (query && ml_query_fetch (query) == 1);
+    int64_t array_count = 0, array_sum = 0;
+    assert (ml_query_int64 (query, 0, &array_count) == 0 && array_count == 2);
+    assert (ml_query_int64 (query, 1, &array_sum) == 0 && array_sum == 15);
     ml_query_destroy (&query);
 
     //  A constraint error is classified as data, and the rollback leaves nothing.

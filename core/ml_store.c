@@ -261,29 +261,59 @@ int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t
     return s_finish (self, ok);
 }
 
-//  Insert or replace one item under a generation.
-static bool s_upsert_item (ml_store_t *self, const char *firm_id, const ml_item_t *item,
-                           int64_t generation)
+#define S_UPSERT_COLUMNS 16
+#define S_UPSERT_ROWS    50 //  rows per statement
+
+//  Insert or replace items[0 .. count) under a generation. A replica row is always written
+//  whole, so replacing it is an upsert. Rows go S_UPSERT_ROWS to a statement: the SQLite
+//  driver compiles a statement on every execute, so fewer, wider statements go faster.
+//  Each statement is checked; a failure fails the caller's transaction.
+static bool s_upsert_items (ml_store_t *self, const char *firm_id, const ml_item_t *items,
+                            size_t count, int64_t generation)
 {
-    char kind[2] = {item->kind, 0};
-    return ml_odbc_execute (
-               self->odbc,
-               "INSERT INTO open_item (firm_id, kind, source_id, invoice_number, invoice_date,"
-               " due_date, client_number, client_name, matter_number, matter_description,"
-               " currency, total_minor, balance_minor, status, generation, change_id)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-               " ON CONFLICT (firm_id, kind, source_id) DO UPDATE SET"
-               " invoice_number = excluded.invoice_number, invoice_date = excluded.invoice_date,"
-               " due_date = excluded.due_date, client_number = excluded.client_number,"
-               " client_name = excluded.client_name, matter_number = excluded.matter_number,"
-               " matter_description = excluded.matter_description, currency = excluded.currency,"
-               " total_minor = excluded.total_minor, balance_minor = excluded.balance_minor,"
-               " status = excluded.status, generation = excluded.generation,"
-               " change_id = excluded.change_id",
-               "ssissssssssiisii", firm_id, kind, (int64_t)item->source_id, item->invoice_number,
-               item->invoice_date, item->due_date, item->client_number, item->client_name,
-               item->matter_number, item->matter_description, item->currency, item->total_minor,
-               item->balance_minor, item->status, generation, (int64_t)item->change_id) == 1;
+    ml_odbc_value_t values[S_UPSERT_ROWS * S_UPSERT_COLUMNS];
+    char kinds[S_UPSERT_ROWS][2];
+    char picture[S_UPSERT_ROWS * S_UPSERT_COLUMNS + 1];
+    char sql[400 + S_UPSERT_ROWS * 52];
+    bool ok = true;
+    for (size_t first = 0; ok && first < count; first += S_UPSERT_ROWS) {
+        size_t rows = count - first < S_UPSERT_ROWS ? count - first : S_UPSERT_ROWS;
+        size_t length = (size_t)snprintf (
+            sql, sizeof sql, "%s",
+            "INSERT OR REPLACE INTO open_item (firm_id, kind, source_id, invoice_number,"
+            " invoice_date, due_date, client_number, client_name, matter_number,"
+            " matter_description, currency, total_minor, balance_minor, status, generation,"
+            " change_id) VALUES ");
+        for (size_t row = 0; row < rows; row++) {
+            const ml_item_t *item = &items[first + row];
+            ml_odbc_value_t *value = values + row * S_UPSERT_COLUMNS;
+            memcpy (picture + row * S_UPSERT_COLUMNS, "ssissssssssiisii", S_UPSERT_COLUMNS);
+            length += (size_t)snprintf (sql + length, sizeof sql - length, "%s%s", row ? ", " : "",
+                                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+            kinds[row][0] = item->kind;
+            kinds[row][1] = 0;
+            memset (value, 0, S_UPSERT_COLUMNS * sizeof *value);
+            value[0].text = firm_id;
+            value[1].text = kinds[row];
+            value[2].number = (int64_t)item->source_id;
+            value[3].text = item->invoice_number;
+            value[4].text = item->invoice_date;
+            value[5].text = item->due_date;
+            value[6].text = item->client_number;
+            value[7].text = item->client_name;
+            value[8].text = item->matter_number;
+            value[9].text = item->matter_description;
+            value[10].text = item->currency;
+            value[11].number = item->total_minor;
+            value[12].number = item->balance_minor;
+            value[13].text = item->status;
+            value[14].number = generation;
+            value[15].number = (int64_t)item->change_id;
+        }
+        picture[rows * S_UPSERT_COLUMNS] = 0;
+        ok = ml_odbc_execute_many (self->odbc, sql, picture, 1, values) == 0;
+    }
+    return ok;
 }
 
 static int s_generation (ml_store_t *self, const char *firm_id, int64_t *generation)
@@ -300,8 +330,7 @@ int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_
         return -1;
     int64_t generation = 0;
     bool ok = s_generation (self, firm_id, &generation) == 0;
-    for (size_t index = 0; ok && index < batch->item_count; index++)
-        ok = s_upsert_item (self, firm_id, &batch->items[index], generation);
+    ok = ok && s_upsert_items (self, firm_id, batch->items, batch->item_count, generation);
     return s_finish (self, ok);
 }
 
@@ -335,14 +364,18 @@ int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *bat
         ml_odbc_rollback (self->odbc);
         return -2;
     }
-    for (size_t index = 0; ok && index < batch->item_count; index++) {
-        const ml_item_t *item = &batch->items[index];
+    //  In change order: runs of upserts go in one execute, each removal between them alone.
+    size_t run = 0; //  first upsert of the pending run
+    for (size_t index = 0; ok && index <= batch->item_count; index++) {
+        const ml_item_t *item = index < batch->item_count ? &batch->items[index] : NULL;
         //  Changes at or below the cursor were applied already (Clone pattern).
-        if (item->change_id <= (uint64_t)cursor)
+        bool stale = item && item->change_id <= (uint64_t)cursor;
+        bool upsert = item && !stale && item->op == 'U';
+        if (upsert)
             continue;
-        if (item->op == 'U')
-            ok = s_upsert_item (self, firm_id, item, generation);
-        else {
+        ok = s_upsert_items (self, firm_id, batch->items + run, index - run, generation);
+        run = index + 1;
+        if (ok && item && !stale) {
             char kind[2] = {item->kind, 0};
             ok = ml_odbc_execute (self->odbc,
                                   "DELETE FROM open_item WHERE firm_id = ? AND kind = ?"

@@ -58,6 +58,22 @@ int ml_odbc_rollback (ml_odbc_t *self);
 //  of rows affected (0 if the driver does not say), or -1 on error.
 int64_t ml_odbc_execute (ml_odbc_t *self, const char *sql, const char *picture, ...);
 
+//  One parameter value for ml_odbc_execute_many: text for 's' (NULL binds SQL NULL), number
+//  for 'i'.
+typedef struct {
+    const char *text;
+    int64_t number;
+} ml_odbc_value_t;
+
+//  Run a statement once for each of rows rows of parameters, in one call (ODBC parameter
+//  arrays). values holds rows * strlen (picture) values, row after row; a row may have up
+//  to 2048 parameters (a statement inserting several rows at once). The batch counts
+//  only if the driver says it succeeded, processed every row and every row's status is a
+//  success (drivers differ on partial failures); otherwise it returns -1 and the caller
+//  must roll back its transaction. Returns 0 or -1.
+int ml_odbc_execute_many (ml_odbc_t *self, const char *sql, const char *picture, size_t rows,
+                          const ml_odbc_value_t *values);
+
 //  Run a statement that returns rows, with parameters as for ml_odbc_execute. Returns a
 //  new query positioned before the first row (caller owns it), or NULL on error.
 ml_query_t *ml_odbc_query (ml_odbc_t *self, const char *sql, const char *picture, ...);
