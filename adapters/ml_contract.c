@@ -28,7 +28,7 @@ typedef struct {
     const char *stream_trust_balances;
     //  How the session's statement time limit is set (SQLite has none: its busy Timeout
     //  lives in the connection string).
-    enum { S_NO_LIMIT, S_POSTGRESQL_LIMIT, S_MARIADB_LIMIT } time_limit;
+    enum { S_NO_LIMIT, S_POSTGRESQL_LIMIT, S_MARIADB_LIMIT, S_SQLSERVER_LIMIT } time_limit;
 } s_dialect_t;
 
 #define S_ITEM_COLUMNS                                                                             \
@@ -70,6 +70,14 @@ static const s_dialect_t s_dialects[] = {
      "CALL ml_reject_posting(?, ?)", NULL, NULL,
      //  MariaDB's driver ignores SQL_ATTR_QUERY_TIMEOUT; the server's own limit works.
      S_MARIADB_LIMIT},
+    //  SQL Server through FreeTDS: ODBC call escapes, keyset pages. Written to sql/sqlserver/
+    //  and docs/contract.md, but never run against a server here (see its README).
+    {"sqlserver", "SELECT contract_version, db_epoch FROM ml_contract",
+     "{CALL ml_open_items(?, ?)}", "{CALL ml_trust_balances(?, ?)}", "{CALL ml_change_high_water}",
+     "{CALL ml_changes_since(?, ?, ?)}", "{CALL ml_apply_posting(?)}",
+     "{CALL ml_posting_result(?)}", "{CALL ml_reject_posting(?, ?)}", NULL, NULL,
+     //  Bounds how long a statement waits for a lock, the usual way it gets stuck.
+     S_SQLSERVER_LIMIT},
 };
 
 struct _ml_contract_t {
@@ -93,6 +101,8 @@ static int s_limit_time (ml_contract_t *self, ml_odbc_t *odbc)
         return 0;
     if (self->dialect->time_limit == S_POSTGRESQL_LIMIT)
         snprintf (sql, sizeof sql, "SET statement_timeout = %d", self->timeout_ms);
+    else if (self->dialect->time_limit == S_SQLSERVER_LIMIT)
+        snprintf (sql, sizeof sql, "SET LOCK_TIMEOUT %d", self->timeout_ms);
     else
         snprintf (sql, sizeof sql, "SET SESSION max_statement_time = %d.%03d",
                   self->timeout_ms / 1000, self->timeout_ms % 1000);
@@ -119,7 +129,7 @@ ml_contract_t *ml_contract_new (const char *dialect, const char *connection_stri
         error->kind = ML_ODBC_OTHER;
         snprintf (error->message, sizeof error->message,
                   "database dialect '%.32s' is not supported (supported: sqlite, postgresql, "
-                  "mariadb)",
+                  "mariadb, sqlserver)",
                   dialect ? dialect : "");
         return NULL;
     }

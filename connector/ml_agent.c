@@ -85,8 +85,8 @@ int ml_agent_settings_load (ml_agent_settings_t *settings, const char *path, cha
         rc = -1;
     } else if (!ml_contract_dialect_known (settings->dialect)) {
         snprintf (error, error_size,
-                  "%s: database/dialect '%s' is not one of sqlite, postgresql, mariadb", path,
-                  settings->dialect);
+                  "%s: database/dialect '%s' is not one of sqlite, postgresql, mariadb, sqlserver",
+                  path, settings->dialect);
         rc = -1;
     } else if (strlen (connection) >= sizeof settings->connection) {
         snprintf (error, error_size, "%s: database/connection is longer than %zu bytes", path,
