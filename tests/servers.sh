@@ -82,7 +82,7 @@ createdb() {
         postgresql)
             PGOPTIONS="--client-min-messages=warning" psql -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -q -v ON_ERROR_STOP=1 \
                 -c "DROP DATABASE IF EXISTS \"$name\"" -c "CREATE DATABASE \"$name\"" >/dev/null
-            echo "Driver=PostgreSQL Unicode;Server=127.0.0.1;Port=$ML_PG_PORT;Database=$name;Uid=postgres;UseDeclareFetch=1;Fetch=5000;pqopt={options=-ctimezone=UTC}"
+            echo "Driver=PostgreSQL Unicode;Server=127.0.0.1;Port=$ML_PG_PORT;Database=$name;Uid=postgres;UseDeclareFetch=1;Fetch=5000;pqopt={options='-ctimezone=UTC -cjit=off'}"
             ;;
         mariadb)
             mariadb -h127.0.0.1 -P"$ML_MARIADB_PORT" -uroot \

@@ -1,0 +1,884 @@
+-- matterlink SQL contract, version 1, PostgreSQL dialect (PostgreSQL 13+; tested on 15.x with psqlODBC 13).
+--
+-- What the matterlink agent reads and writes in the firm's matter database, installed on top of the
+-- matter tables (sql/postgresql/schema.sql or the firm's own). docs/contract.md is the specification;
+-- this script behaves as sql/sqlite/contract.sql does, with functions and procedures in place of views
+-- and INSTEAD OF triggers, and with a change cursor that stays safe with concurrent writers.
+--
+-- Run (as the owner of the matter tables, or a superuser):
+--   psql -h HOST -p PORT -U USER -d FIRM -v ON_ERROR_STOP=1 -q -f sql/postgresql/contract.sql
+--
+-- Safe to run again, also over another version: tables are created IF NOT EXISTS and keep their rows
+-- (ml_change, ml_posting_rejection), ml_contract keeps its db_epoch, functions, procedures and views are
+-- replaced in place (CREATE OR REPLACE keeps the grants IT gave them) and the triggers are dropped and
+-- created again. One transaction: with ON_ERROR_STOP=1 a failed run changes nothing.
+--
+-- How the agent calls it (docs/contract.md, section 5; parameters bound as BIGINT or VARCHAR):
+--   SELECT contract_version, db_epoch FROM ml_contract
+--   SELECT * FROM ml_open_items(?, ?)              -- after_source_id, page_limit
+--   SELECT * FROM ml_trust_balances(?, ?)          -- after_source_id, page_limit
+--   SELECT ml_change_high_water()
+--   SELECT * FROM ml_changes_since(?, ?, ?)        -- since, upto, page_limit
+--   CALL ml_apply_posting(?)                       -- the posting, JSON text
+--   CALL ml_reject_posting(?, ?)                   -- posting_uuid, reason ('ML001 <code>')
+--   SELECT * FROM ml_posting_result(?)             -- posting_uuid
+-- Reads are LANGUAGE sql STABLE functions: PostgreSQL inlines them into the caller's query, so psqlODBC
+-- (UseDeclareFetch=1) streams them through a cursor. Writes are procedures, run with CALL: a volatile
+-- function selected inside such a cursor would only run when the cursor is fetched.
+--
+-- Privileges. The routines that write (ml_change_high_water, ml_apply_posting, ml_reject_posting and
+-- the change triggers) are SECURITY DEFINER with a fixed search_path: the firm's own applications keep
+-- working with no rights on the ml_ tables, and the agent can write only through the contract. EXECUTE
+-- on the three writing routines is revoked from PUBLIC. An agent that connects as its own role needs:
+--   GRANT SELECT ON ml_contract, ml_open_items, ml_trust_balances, ml_changes, ml_posting_result TO agent;
+--   GRANT EXECUTE ON FUNCTION ml_change_high_water() TO agent;
+--   GRANT EXECUTE ON PROCEDURE ml_apply_posting(text), ml_reject_posting(text, text) TO agent;
+-- and a search_path that finds these objects (the read functions run with the caller's search_path,
+-- because a function with its own SET clause cannot be inlined).
+--
+-- ===================================================================================================
+-- Change capture: "stamp on read"
+-- ===================================================================================================
+-- The agent must never miss a committed change, and must never hold up the firm's own writers.
+--
+-- Why not timestamps: "modified since T" misses rows. A transaction that started before T but commits
+-- after the agent read up to T carries a timestamp below T (now() is the transaction start); rows
+-- written in one statement share a timestamp; clocks move and precision is lost.
+--
+-- Why not a sequence number taken when the change is written: PostgreSQL runs writers concurrently.
+-- Transaction A takes change number 5, transaction B takes 6 and commits; a reader sees 6, records
+-- "read up to 6", and A commits 5 afterwards, below the cursor: missed for good. (SQLite escapes this
+-- because it has one writer at a time.) Recording each change's transaction id and reading only below
+-- the oldest transaction still running (pg_current_snapshot()) would be safe, but then one long
+-- transaction anywhere in the cluster, even a report that writes nothing we watch, holds back every
+-- change committed after it started, and the cursor is tied to transaction ids and their wraparound.
+--
+-- What we do instead: the change triggers append (entity, entity_id) to ml_change with change_id NULL,
+-- in the writer's transaction (seq_id, from a sequence, only orders the rows). ml_change_high_water(),
+-- which the agent calls before each read pass, gives every committed row that has no change_id yet the
+-- next numbers of ml_change_id_seq, in seq_id order, and returns the highest change_id. ml_changes
+-- reads only rows that have a change_id. So:
+--   - Rows of a transaction still in progress are invisible to the stamping UPDATE, so they get no
+--     number; once it commits, the next call numbers them above everything numbered so far. A late
+--     commit always lands above the agent's cursor, never below it.
+--   - Stamping is itself a write that commits, so stampers must not overlap either: if stamper A
+--     numbered rows 101..200 and had not committed yet, stamper B (skipping A's locked rows) could
+--     number new rows 201..210 and commit, a reader could move its cursor to 210, and A's rows would
+--     then commit below it. So a stamper first takes a transaction-level advisory lock
+--     (pg_try_advisory_xact_lock(1835819880, 0)), held until it commits: numbers become visible in the
+--     order they were handed out. A caller that finds the lock taken does not wait: it stamps nothing
+--     and returns the highest number already committed, which is safe, as the other stamper's numbers
+--     are all higher. The row selection also uses FOR UPDATE SKIP LOCKED, so a stamper never waits on
+--     a row lock either.
+--   - ml_change_id_seq must keep CACHE 1 (the default): with a cache, each session would hand out
+--     numbers from its own block, out of order.
+--   - The firm's writers never wait for the agent and the agent never waits for them: writers only
+--     INSERT into ml_change, the stamper only UPDATEs committed rows (which no writer touches), and
+--     rows that writers have not committed yet are invisible to it, not locked against it.
+--   - One call numbers at most 100,000 rows (the next call numbers the rest), so a bulk update of the
+--     firm's data never turns one call into a long transaction.
+--   - Everything ml_changes_since returns is committed and final: a change_id is never reused, and no
+--     row can appear later at or below a change_id the agent has seen.
+-- A row carries no state: ml_changes joins each entity's current state when it is read, so applying a
+-- row twice, or after a snapshot that already saw it, changes nothing. written_at is informational.
+--
+-- Advisory locks used (key pairs, transaction level): (1835819880, 0) change stamping;
+-- (1835823215, hashtext(posting_uuid)) one posting at a time per posting_uuid.
+-- TRUNCATE of a matter table fires no row triggers and is not captured: resync the agent after one.
+
+BEGIN;
+
+-- No "already exists, skipping" notices on a re-run.
+SET LOCAL client_min_messages = warning;
+
+-- The SECURITY DEFINER routines below take this search_path (SET search_path FROM CURRENT): the
+-- schemas where this script finds and creates its tables, then pg_temp last, so a temporary table can
+-- never stand in for one of ours. set_config(..., true) lasts until this transaction ends.
+DO $$
+BEGIN
+    PERFORM set_config('search_path',
+                       (SELECT COALESCE(string_agg(quote_ident(s.name), ', ' ORDER BY s.pos) || ', ', '')
+                        FROM unnest(current_schemas(false)) WITH ORDINALITY AS s(name, pos)) || 'pg_temp',
+                       true);
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------------------
+-- ml_contract: one row saying which contract is installed.
+-- The agent refuses any contract_version other than the one it speaks. db_epoch is made once, at the
+-- first install, and never changes afterwards: it names this database's change sequence, so the payment
+-- core can tell that it is talking to a different database (a copy installed fresh) and resync.
+-- ---------------------------------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS ml_contract (
+    contract_version INTEGER NOT NULL CHECK (contract_version > 0),
+    db_epoch         TEXT NOT NULL
+                     CHECK (db_epoch ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'),
+    installed_at     TIMESTAMPTZ NOT NULL
+);
+
+-- A unique index on a constant allows a single row.
+CREATE UNIQUE INDEX IF NOT EXISTS ml_contract_singleton ON ml_contract ((true));
+
+-- A random (version 4) UUID, lower case 8-4-4-4-12.
+INSERT INTO ml_contract (contract_version, db_epoch, installed_at)
+SELECT 1, gen_random_uuid()::text, now()
+WHERE NOT EXISTS (SELECT 1 FROM ml_contract);
+
+-- Upgrades. The script that installs version N also upgrades any earlier install in place: each
+-- migration step is guarded by the version found and runs here, before the objects below are created
+-- or replaced; the whole script is one transaction, so the version number and the objects change
+-- together or not at all. Version 1 is the first, so there is nothing to migrate yet. Version 2 would
+-- add, for example:
+--     IF installed < 2 THEN
+--         ALTER TABLE ml_change ADD COLUMN IF NOT EXISTS ...;
+--         -- CREATE OR REPLACE cannot change a function's result columns: drop it, it is made again below.
+--         DROP FUNCTION IF EXISTS ml_changes_since(bigint, bigint, bigint);
+--     END IF;
+-- and set contract_version = 2. installed_at records when this version was installed; a plain re-run
+-- keeps it.
+DO $$
+DECLARE
+    installed integer := (SELECT contract_version FROM ml_contract);
+BEGIN
+    IF installed > 1 THEN
+        RAISE WARNING 'matterlink contract: version % was installed; this script puts version 1 back',
+            installed;
+    END IF;
+    UPDATE ml_contract
+    SET installed_at = CASE WHEN contract_version = 1 THEN installed_at ELSE now() END,
+        contract_version = 1;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------------------
+-- ml_change: the change log (see "Change capture" above).
+-- seq_id orders rows as they were written; change_id is the commit-safe cursor, NULL until
+-- ml_change_high_water() stamps the row. Rows at or below the agent's acknowledged cursor may be
+-- deleted: DELETE FROM ml_change WHERE change_id <= <acknowledged cursor>.
+-- ---------------------------------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS ml_change (
+    seq_id     BIGSERIAL PRIMARY KEY,
+    change_id  BIGINT UNIQUE,
+    entity     TEXT NOT NULL CHECK (entity IN ('invoice', 'trust')),
+    entity_id  BIGINT NOT NULL,
+    written_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE SEQUENCE IF NOT EXISTS ml_change_id_seq AS BIGINT OWNED BY ml_change.change_id;
+
+-- The rows still waiting for a change_id, in seq_id order: what the stamper reads.
+CREATE INDEX IF NOT EXISTS ml_change_unstamped ON ml_change (seq_id) WHERE change_id IS NULL;
+
+-- ---------------------------------------------------------------------------------------------------
+-- ml_posting_rejection: postings the agent rejected for a business reason (a final answer, not a retry).
+-- The agent writes it with CALL ml_reject_posting(?, ?) after rolling back the failed apply.
+-- ---------------------------------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS ml_posting_rejection (
+    posting_uuid TEXT NOT NULL PRIMARY KEY,
+    reason       TEXT NOT NULL,
+    rejected_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- A posting that did land is never also recorded as rejected, so ml_posting_result has one answer.
+CREATE OR REPLACE FUNCTION ml_posting_rejection_posted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM receipt WHERE posting_uuid = NEW.posting_uuid) THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS ml_posting_rejection_posted ON ml_posting_rejection;
+CREATE TRIGGER ml_posting_rejection_posted
+    BEFORE INSERT ON ml_posting_rejection
+    FOR EACH ROW
+    EXECUTE FUNCTION ml_posting_rejection_posted();
+
+-- ---------------------------------------------------------------------------------------------------
+-- Change triggers: the rules of sql/sqlite/contract.sql (docs/contract.md, section 6.1). They only
+-- INSERT into ml_change. The UPDATE triggers fire only when a column the payment core sees changes
+-- (the WHEN clause is checked without calling the function), so bookkeeping updates (reminder dates,
+-- e-mail addresses) add no noise. Matter and client changes list only the invoices that are open items
+-- right now: the others are not in the core's replica, and renaming a client does not change that.
+-- SECURITY DEFINER: the firm's applications need no rights on ml_change for their writes to work.
+-- ---------------------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION ml_invoice_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO ml_change (entity, entity_id) VALUES ('invoice', NEW.invoice_id);
+    ELSIF TG_OP = 'UPDATE' THEN
+        IF OLD.invoice_id <> NEW.invoice_id THEN
+            INSERT INTO ml_change (entity, entity_id) VALUES ('invoice', OLD.invoice_id);
+        END IF;
+        INSERT INTO ml_change (entity, entity_id) VALUES ('invoice', NEW.invoice_id);
+    ELSE
+        INSERT INTO ml_change (entity, entity_id) VALUES ('invoice', OLD.invoice_id);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS ml_invoice_insert ON invoice;
+CREATE TRIGGER ml_invoice_insert
+    AFTER INSERT ON invoice
+    FOR EACH ROW
+    EXECUTE FUNCTION ml_invoice_change();
+
+DROP TRIGGER IF EXISTS ml_invoice_update ON invoice;
+CREATE TRIGGER ml_invoice_update
+    AFTER UPDATE ON invoice
+    FOR EACH ROW
+    WHEN (OLD.invoice_id IS DISTINCT FROM NEW.invoice_id
+          OR OLD.invoice_number IS DISTINCT FROM NEW.invoice_number
+          OR OLD.matter_id IS DISTINCT FROM NEW.matter_id
+          OR OLD.invoice_date IS DISTINCT FROM NEW.invoice_date
+          OR OLD.due_date IS DISTINCT FROM NEW.due_date
+          OR OLD.currency IS DISTINCT FROM NEW.currency
+          OR OLD.total_minor IS DISTINCT FROM NEW.total_minor
+          OR OLD.balance_minor IS DISTINCT FROM NEW.balance_minor
+          OR OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION ml_invoice_change();
+
+DROP TRIGGER IF EXISTS ml_invoice_delete ON invoice;
+CREATE TRIGGER ml_invoice_delete
+    AFTER DELETE ON invoice
+    FOR EACH ROW
+    EXECUTE FUNCTION ml_invoice_change();
+
+-- Moving an entry to another matter changes both matters' balances.
+CREATE OR REPLACE FUNCTION ml_trust_entry_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO ml_change (entity, entity_id) VALUES ('trust', NEW.matter_id);
+    ELSE
+        INSERT INTO ml_change (entity, entity_id) VALUES ('trust', OLD.matter_id);
+        IF TG_OP = 'UPDATE' AND NEW.matter_id <> OLD.matter_id THEN
+            INSERT INTO ml_change (entity, entity_id) VALUES ('trust', NEW.matter_id);
+        END IF;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS ml_trust_entry_insert ON trust_entry;
+CREATE TRIGGER ml_trust_entry_insert
+    AFTER INSERT ON trust_entry
+    FOR EACH ROW
+    EXECUTE FUNCTION ml_trust_entry_change();
+
+DROP TRIGGER IF EXISTS ml_trust_entry_update ON trust_entry;
+CREATE TRIGGER ml_trust_entry_update
+    AFTER UPDATE ON trust_entry
+    FOR EACH ROW
+    WHEN (OLD.matter_id IS DISTINCT FROM NEW.matter_id
+          OR OLD.amount_minor IS DISTINCT FROM NEW.amount_minor
+          OR OLD.currency IS DISTINCT FROM NEW.currency)
+    EXECUTE FUNCTION ml_trust_entry_change();
+
+DROP TRIGGER IF EXISTS ml_trust_entry_delete ON trust_entry;
+CREATE TRIGGER ml_trust_entry_delete
+    AFTER DELETE ON trust_entry
+    FOR EACH ROW
+    EXECUTE FUNCTION ml_trust_entry_change();
+
+-- Matter number, description, client and status appear in (or decide) every item of the matter.
+-- Foreign keys normally forbid deleting a matter or client that still has invoices or trust entries;
+-- where the firm's schema does not enforce them, the orphaned items must still leave the core's replica.
+CREATE OR REPLACE FUNCTION ml_matter_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        INSERT INTO ml_change (entity, entity_id)
+        SELECT 'invoice', i.invoice_id FROM invoice AS i
+        WHERE i.matter_id IN (OLD.matter_id, NEW.matter_id) AND i.status = 'open' AND i.balance_minor > 0
+        ORDER BY i.invoice_id;
+        INSERT INTO ml_change (entity, entity_id)
+        SELECT 'trust', OLD.matter_id
+        WHERE OLD.matter_id <> NEW.matter_id
+           OR EXISTS (SELECT 1 FROM trust_entry AS t WHERE t.matter_id = OLD.matter_id);
+        INSERT INTO ml_change (entity, entity_id)
+        SELECT 'trust', NEW.matter_id
+        WHERE NEW.matter_id <> OLD.matter_id
+          AND EXISTS (SELECT 1 FROM trust_entry AS t WHERE t.matter_id = NEW.matter_id);
+    ELSE
+        INSERT INTO ml_change (entity, entity_id)
+        SELECT 'invoice', i.invoice_id FROM invoice AS i
+        WHERE i.matter_id = OLD.matter_id AND i.status = 'open' AND i.balance_minor > 0
+        ORDER BY i.invoice_id;
+        INSERT INTO ml_change (entity, entity_id)
+        SELECT 'trust', OLD.matter_id
+        WHERE EXISTS (SELECT 1 FROM trust_entry AS t WHERE t.matter_id = OLD.matter_id);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS ml_matter_update ON matter;
+CREATE TRIGGER ml_matter_update
+    AFTER UPDATE ON matter
+    FOR EACH ROW
+    WHEN (OLD.matter_id IS DISTINCT FROM NEW.matter_id
+          OR OLD.matter_number IS DISTINCT FROM NEW.matter_number
+          OR OLD.client_id IS DISTINCT FROM NEW.client_id
+          OR OLD.description IS DISTINCT FROM NEW.description
+          OR OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION ml_matter_change();
+
+DROP TRIGGER IF EXISTS ml_matter_delete ON matter;
+CREATE TRIGGER ml_matter_delete
+    AFTER DELETE ON matter
+    FOR EACH ROW
+    EXECUTE FUNCTION ml_matter_change();
+
+-- Client number and name appear in every item of every matter of the client.
+CREATE OR REPLACE FUNCTION ml_client_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    clients bigint[] := CASE TG_OP WHEN 'UPDATE' THEN ARRAY[OLD.client_id, NEW.client_id]
+                                   ELSE ARRAY[OLD.client_id] END;
+BEGIN
+    INSERT INTO ml_change (entity, entity_id)
+    SELECT 'invoice', i.invoice_id
+    FROM matter AS m
+    JOIN invoice AS i ON i.matter_id = m.matter_id
+    WHERE m.client_id = ANY (clients) AND i.status = 'open' AND i.balance_minor > 0
+    ORDER BY i.invoice_id;
+    INSERT INTO ml_change (entity, entity_id)
+    SELECT 'trust', m.matter_id
+    FROM matter AS m
+    WHERE m.client_id = ANY (clients)
+      AND EXISTS (SELECT 1 FROM trust_entry AS t WHERE t.matter_id = m.matter_id)
+    ORDER BY m.matter_id;
+    RETURN NULL;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS ml_client_update ON client;
+CREATE TRIGGER ml_client_update
+    AFTER UPDATE ON client
+    FOR EACH ROW
+    WHEN (OLD.client_id IS DISTINCT FROM NEW.client_id
+          OR OLD.client_number IS DISTINCT FROM NEW.client_number
+          OR OLD.name IS DISTINCT FROM NEW.name)
+    EXECUTE FUNCTION ml_client_change();
+
+DROP TRIGGER IF EXISTS ml_client_delete ON client;
+CREATE TRIGGER ml_client_delete
+    AFTER DELETE ON client
+    FOR EACH ROW
+    EXECUTE FUNCTION ml_client_change();
+
+-- ---------------------------------------------------------------------------------------------------
+-- Item views. All three return the same item columns, in this order and with these types:
+--   item_kind text, source_id bigint, invoice_number text, invoice_date text, due_date text,
+--   client_number text, client_name text, matter_number text, matter_description text, currency text,
+--   total_minor bigint, balance_minor bigint, status text
+-- Dates come back as text 'YYYY-MM-DD' (to_char, whatever the session's DateStyle), money as BIGINT
+-- minor units. An invoice item is keyed ('invoice', invoice_id), a trust item ('trust', matter_id).
+-- The agent pages them through the functions further down; the views are there for IT and tests, and
+-- they keep one definition of each item. A view runs with its owner's rights on the tables below it.
+-- ---------------------------------------------------------------------------------------------------
+
+-- Open invoices: status 'open' with something still owed.
+CREATE OR REPLACE VIEW ml_open_items AS
+SELECT 'invoice'::text                          AS item_kind,
+       i.invoice_id::bigint                     AS source_id,
+       i.invoice_number::text                   AS invoice_number,
+       to_char(i.invoice_date, 'YYYY-MM-DD')    AS invoice_date,
+       to_char(i.due_date, 'YYYY-MM-DD')        AS due_date,
+       c.client_number::text                    AS client_number,
+       c.name::text                             AS client_name,
+       m.matter_number::text                    AS matter_number,
+       m.description::text                      AS matter_description,
+       i.currency::text                         AS currency,
+       i.total_minor::bigint                    AS total_minor,
+       i.balance_minor::bigint                  AS balance_minor,
+       i.status::text                           AS status
+FROM invoice AS i
+JOIN matter AS m ON m.matter_id = i.matter_id
+JOIN client AS c ON c.client_id = m.client_id
+WHERE i.status = 'open' AND i.balance_minor > 0;
+
+-- One row per matter with at least one trust entry; the balance is the sum of its entries (may be 0).
+-- A matter's trust entries share one currency (schema.sql enforces it), so min() picks that currency.
+-- sum() of BIGINT is NUMERIC in PostgreSQL: cast back, money stays BIGINT.
+CREATE OR REPLACE VIEW ml_trust_balances AS
+SELECT 'trust'::text                            AS item_kind,
+       m.matter_id::bigint                      AS source_id,
+       NULL::text                               AS invoice_number,
+       NULL::text                               AS invoice_date,
+       NULL::text                               AS due_date,
+       c.client_number::text                    AS client_number,
+       c.name::text                             AS client_name,
+       m.matter_number::text                    AS matter_number,
+       m.description::text                      AS matter_description,
+       t.currency::text                         AS currency,
+       NULL::bigint                             AS total_minor,
+       t.balance_minor::bigint                  AS balance_minor,
+       'trust'::text                            AS status
+FROM matter AS m
+JOIN client AS c ON c.client_id = m.client_id
+JOIN LATERAL (SELECT min(e.currency) AS currency, sum(e.amount_minor) AS balance_minor, count(*) AS entries
+              FROM trust_entry AS e
+              WHERE e.matter_id = m.matter_id) AS t ON t.entries > 0;
+
+-- One row per stamped ml_change row, with the entity's state as it is now. op is 'upsert' when the
+-- entity is an item now (it would appear in ml_open_items or ml_trust_balances), else 'remove' (deleted,
+-- paid, void, closed, zero balance, no trust entries left, matter or client gone); a 'remove' row
+-- carries only change_id, op, item_kind and source_id, every other column is NULL. Rows not yet stamped
+-- by ml_change_high_water() are not here: they may still belong to an uncommitted transaction's future.
+CREATE OR REPLACE VIEW ml_changes AS
+SELECT ch.change_id                                                 AS change_id,
+       CASE WHEN it.source_id IS NULL THEN 'remove' ELSE 'upsert' END AS op,
+       ch.entity                                                    AS item_kind,
+       ch.entity_id                                                 AS source_id,
+       it.invoice_number                                            AS invoice_number,
+       it.invoice_date                                              AS invoice_date,
+       it.due_date                                                  AS due_date,
+       it.client_number                                             AS client_number,
+       it.client_name                                               AS client_name,
+       it.matter_number                                             AS matter_number,
+       it.matter_description                                        AS matter_description,
+       it.currency                                                  AS currency,
+       it.total_minor                                               AS total_minor,
+       it.balance_minor                                             AS balance_minor,
+       it.status                                                    AS status
+FROM ml_change AS ch
+LEFT JOIN LATERAL (
+    SELECT o.source_id, o.invoice_number, o.invoice_date, o.due_date, o.client_number, o.client_name,
+           o.matter_number, o.matter_description, o.currency, o.total_minor, o.balance_minor, o.status
+    FROM ml_open_items AS o
+    WHERE ch.entity = 'invoice' AND o.source_id = ch.entity_id
+    UNION ALL
+    SELECT t.source_id, t.invoice_number, t.invoice_date, t.due_date, t.client_number, t.client_name,
+           t.matter_number, t.matter_description, t.currency, t.total_minor, t.balance_minor, t.status
+    FROM ml_trust_balances AS t
+    WHERE ch.entity = 'trust' AND t.source_id = ch.entity_id
+) AS it ON true
+WHERE ch.change_id IS NOT NULL;
+
+-- The outcome of every posting this database has seen. receipt_id is text, as the agent reads it.
+CREATE OR REPLACE VIEW ml_posting_result AS
+SELECT r.posting_uuid::text     AS posting_uuid,
+       'posted'::text           AS status,
+       r.receipt_id::text       AS receipt_id,
+       NULL::text               AS reason
+FROM receipt AS r
+UNION ALL
+SELECT x.posting_uuid           AS posting_uuid,
+       'rejected'::text         AS status,
+       NULL::text               AS receipt_id,
+       x.reason                 AS reason
+FROM ml_posting_rejection AS x
+WHERE NOT EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = x.posting_uuid);
+
+-- ---------------------------------------------------------------------------------------------------
+-- Read operations. Each is one SELECT in a LANGUAGE sql STABLE function, neither STRICT nor SECURITY
+-- DEFINER nor with a SET clause: PostgreSQL then inlines it into the calling query, the keyset
+-- condition and LIMIT reach the index, and a cursor streams the rows. (A PL/pgSQL RETURN QUERY would
+-- build the whole result before the first row.) Pages: source_id > after ORDER BY source_id LIMIT n.
+-- ---------------------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION ml_open_items(after_source_id bigint, page_limit bigint)
+RETURNS TABLE (item_kind text, source_id bigint, invoice_number text, invoice_date text, due_date text,
+               client_number text, client_name text, matter_number text, matter_description text,
+               currency text, total_minor bigint, balance_minor bigint, status text)
+LANGUAGE sql STABLE AS $$
+    SELECT o.item_kind, o.source_id, o.invoice_number, o.invoice_date, o.due_date, o.client_number,
+           o.client_name, o.matter_number, o.matter_description, o.currency, o.total_minor,
+           o.balance_minor, o.status
+    FROM ml_open_items AS o
+    WHERE o.source_id > after_source_id
+    ORDER BY o.source_id
+    LIMIT page_limit
+$$;
+
+CREATE OR REPLACE FUNCTION ml_trust_balances(after_source_id bigint, page_limit bigint)
+RETURNS TABLE (item_kind text, source_id bigint, invoice_number text, invoice_date text, due_date text,
+               client_number text, client_name text, matter_number text, matter_description text,
+               currency text, total_minor bigint, balance_minor bigint, status text)
+LANGUAGE sql STABLE AS $$
+    SELECT t.item_kind, t.source_id, t.invoice_number, t.invoice_date, t.due_date, t.client_number,
+           t.client_name, t.matter_number, t.matter_description, t.currency, t.total_minor,
+           t.balance_minor, t.status
+    FROM ml_trust_balances AS t
+    WHERE t.source_id > after_source_id
+    ORDER BY t.source_id
+    LIMIT page_limit
+$$;
+
+-- Changes with since < change_id <= upto, where upto is a value ml_change_high_water() returned.
+CREATE OR REPLACE FUNCTION ml_changes_since(since bigint, upto bigint, page_limit bigint)
+RETURNS TABLE (change_id bigint, op text, item_kind text, source_id bigint, invoice_number text,
+               invoice_date text, due_date text, client_number text, client_name text,
+               matter_number text, matter_description text, currency text, total_minor bigint,
+               balance_minor bigint, status text)
+LANGUAGE sql STABLE AS $$
+    SELECT c.change_id, c.op, c.item_kind, c.source_id, c.invoice_number, c.invoice_date, c.due_date,
+           c.client_number, c.client_name, c.matter_number, c.matter_description, c.currency,
+           c.total_minor, c.balance_minor, c.status
+    FROM ml_changes AS c
+    WHERE c.change_id > since AND c.change_id <= upto
+    ORDER BY c.change_id
+    LIMIT page_limit
+$$;
+
+-- One row, or none when the database has never seen the posting.
+CREATE OR REPLACE FUNCTION ml_posting_result(wanted_uuid text)
+RETURNS TABLE (posting_uuid text, status text, receipt_id text, reason text)
+LANGUAGE sql STABLE AS $$
+    SELECT r.posting_uuid, r.status, r.receipt_id, r.reason
+    FROM ml_posting_result AS r
+    WHERE r.posting_uuid = wanted_uuid
+$$;
+
+-- ---------------------------------------------------------------------------------------------------
+-- ml_change_high_water(): stamp the committed changes that have no change_id yet, in seq_id order,
+-- at most 100,000 per call, and return the highest change_id (0 when there is none). See "Change
+-- capture" at the top. VOLATILE, so each statement inside sees every transaction committed before it.
+-- ---------------------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION ml_change_high_water() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    IF pg_try_advisory_xact_lock(1835819880, 0) THEN
+        -- The inner SELECT picks and locks the rows in seq_id order; nextval() runs in the middle
+        -- level, row by row in that order, so change_id rises with seq_id.
+        UPDATE ml_change AS ch
+        SET change_id = s.change_id
+        FROM (SELECT p.seq_id, nextval('ml_change_id_seq') AS change_id
+              FROM (SELECT u.seq_id
+                    FROM ml_change AS u
+                    WHERE u.change_id IS NULL
+                    ORDER BY u.seq_id
+                    LIMIT 100000
+                    FOR UPDATE SKIP LOCKED) AS p
+              ORDER BY p.seq_id) AS s
+        WHERE ch.seq_id = s.seq_id;
+    END IF;
+    RETURN COALESCE((SELECT max(x.change_id) FROM ml_change AS x), 0);
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------------------
+-- Validation helpers (pure, inlined into the callers).
+-- ---------------------------------------------------------------------------------------------------
+
+-- A real calendar date written exactly as YYYY-MM-DD (2026-02-30 is not). Year 0000 does not exist in
+-- PostgreSQL's calendar, so it is not a date here either.
+CREATE OR REPLACE FUNCTION ml_is_date(value text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN value ~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' AND substr(value, 1, 4) <> '0000'
+        THEN substr(value, 9, 2)::integer
+             <= extract(day FROM make_date(substr(value, 1, 4)::integer, substr(value, 6, 2)::integer, 1)
+                                 + interval '1 month' - interval '1 day')
+        ELSE false
+    END
+$$;
+
+-- An amount: a JSON integer (no fraction, no exponent, not a string) from 1 to 999 999 999 999 999.
+-- It takes json, not jsonb, because jsonb would read 1e2 as 100; the json type keeps the number as
+-- written, so 100.00 and 1e2 are refused as SQLite's json_type() refuses them.
+CREATE OR REPLACE FUNCTION ml_is_amount(value json) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN json_typeof(value) = 'number' AND value::text ~ '^-?[0-9]+$'
+        THEN value::text::numeric BETWEEN 1 AND 999999999999999
+        ELSE false
+    END
+$$;
+
+-- ---------------------------------------------------------------------------------------------------
+-- ml_apply_posting(posting): apply one posting, exactly once, in the caller's transaction.
+--
+--   CALL ml_apply_posting(?)                         -- inside the agent's transaction
+--   SELECT * FROM ml_posting_result(?)
+--
+-- The posting is one JSON object (docs/contract.md, "apply_posting"). The procedure:
+--   a) does nothing at all when the posting_uuid is already posted or rejected (replay); concurrent
+--      calls with one posting_uuid queue on an advisory lock, so the second sees the first's outcome;
+--   b) checks everything, in the order listed in docs/contract.md, and stops at the first problem with
+--      RAISE EXCEPTION 'ML001 <code>' USING ERRCODE = 'ML001', before anything is written;
+--   c) writes the receipt, one receipt_allocation per line, pays down the invoices and books trust
+--      deposits. The change triggers record the invoice and trust changes in ml_change.
+-- The invoices it pays are locked (FOR NO KEY UPDATE, in invoice_id order, so two postings never
+-- deadlock on each other) before their status, currency and balance are checked, and the matters of
+-- trust lines likewise before their ledger currency is: nothing checked can change before it is written.
+-- ---------------------------------------------------------------------------------------------------
+
+CREATE OR REPLACE PROCEDURE ml_apply_posting(posting text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    raw             json;       -- the posting as written (numbers exactly as sent)
+    doc             jsonb;
+    v_uuid          text;
+    v_account_id    bigint;
+    v_account_type  text;
+    v_account_cur   text;
+    v_client_id     bigint;
+    v_receipt_id    bigint;
+BEGIN
+    -- The posting must at least be a JSON object with a text posting_uuid to be looked up.
+    BEGIN
+        raw := posting::json;
+        doc := raw::jsonb;
+    EXCEPTION WHEN data_exception THEN
+        doc := NULL;
+    END;
+    IF doc IS NULL OR jsonb_typeof(doc) <> 'object'
+       OR jsonb_typeof(doc -> 'posting_uuid') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'ML001 %', 'bad_posting' USING ERRCODE = 'ML001';
+    END IF;
+    v_uuid := doc ->> 'posting_uuid';
+
+    -- a) Replay: the first answer stands, whatever this copy of the posting says.
+    PERFORM pg_advisory_xact_lock(1835823215, hashtext(v_uuid));
+    IF EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = v_uuid)
+       OR EXISTS (SELECT 1 FROM ml_posting_rejection AS x WHERE x.posting_uuid = v_uuid) THEN
+        RETURN;
+    END IF;
+
+    -- b) Validation. Shape first: a canonical lower-case UUID (so one posting cannot arrive under two
+    -- spellings), a real date, text fields, 1 to 1000 allocation lines each naming what it pays.
+    -- (Separate IFs: SQL does not promise to evaluate OR from left to right, and the array functions
+    -- fail on anything but an array.)
+    IF v_uuid !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+       OR jsonb_typeof(doc -> 'received_on') IS DISTINCT FROM 'string'
+       OR NOT ml_is_date(doc ->> 'received_on')
+       OR jsonb_typeof(doc -> 'account_number') IS DISTINCT FROM 'string'
+       OR jsonb_typeof(doc -> 'client_number') IS DISTINCT FROM 'string'
+       OR jsonb_typeof(doc -> 'currency') IS DISTINCT FROM 'string'
+       OR (doc ->> 'currency') !~ '^[A-Z]{3}$'
+       OR COALESCE(jsonb_typeof(doc -> 'payer_name'), 'null') NOT IN ('string', 'null')
+       OR COALESCE(jsonb_typeof(doc -> 'payer_email'), 'null') NOT IN ('string', 'null')
+       OR COALESCE(jsonb_typeof(doc -> 'ar_message'), 'null') NOT IN ('string', 'null')
+       OR COALESCE(jsonb_typeof(doc -> 'processor_txn'), 'null') NOT IN ('string', 'null')
+       OR jsonb_typeof(doc -> 'allocations') IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'ML001 %', 'bad_posting' USING ERRCODE = 'ML001';
+    END IF;
+    IF jsonb_array_length(doc -> 'allocations') NOT BETWEEN 1 AND 1000
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+                  WHERE jsonb_typeof(a.line) <> 'object'
+                     OR NOT ((a.line ->> 'kind' IS NOT DISTINCT FROM 'invoice'
+                              AND jsonb_typeof(a.line -> 'invoice_number') IS NOT DISTINCT FROM 'string')
+                          OR (a.line ->> 'kind' IS NOT DISTINCT FROM 'trust'
+                              AND jsonb_typeof(a.line -> 'matter_number') IS NOT DISTINCT FROM 'string')))
+    THEN
+        RAISE EXCEPTION 'ML001 %', 'bad_posting' USING ERRCODE = 'ML001';
+    END IF;
+
+    SELECT b.bank_account_id, b.account_type, b.currency
+    INTO v_account_id, v_account_type, v_account_cur
+    FROM bank_account AS b
+    WHERE b.account_number = doc ->> 'account_number';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'ML001 %', 'unknown_account' USING ERRCODE = 'ML001';
+    END IF;
+
+    SELECT c.client_id INTO v_client_id
+    FROM client AS c
+    WHERE c.client_number = doc ->> 'client_number';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'ML001 %', 'client_not_found' USING ERRCODE = 'ML001';
+    END IF;
+
+    -- Amounts are JSON integers (never 250.00 or "25000") from 1 to 999 999 999 999 999. The cap keeps
+    -- the sum of up to 1000 lines far from BIGINT overflow, which would be an SQL error, not an answer.
+    IF NOT ml_is_amount(raw -> 'amount_minor')
+       OR EXISTS (SELECT 1 FROM json_array_elements(raw -> 'allocations') AS a(line)
+                  WHERE NOT ml_is_amount(a.line -> 'amount_minor')) THEN
+        RAISE EXCEPTION 'ML001 %', 'bad_amount' USING ERRCODE = 'ML001';
+    END IF;
+
+    IF (SELECT sum((a.line ->> 'amount_minor')::bigint)
+        FROM jsonb_array_elements(doc -> 'allocations') AS a(line)) <> (doc ->> 'amount_minor')::bigint THEN
+        RAISE EXCEPTION 'ML001 %', 'allocation_sum_mismatch' USING ERRCODE = 'ML001';
+    END IF;
+
+    IF v_account_cur IS DISTINCT FROM doc ->> 'currency' THEN
+        RAISE EXCEPTION 'ML001 %', 'currency_mismatch' USING ERRCODE = 'ML001';
+    END IF;
+
+    -- Invoices are paid into OPERATING accounts and trust deposits go to TRUST accounts; one posting is
+    -- one deposit into one account, so it never mixes the two.
+    IF v_account_type IS DISTINCT FROM 'OPERATING'
+       AND EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+                   WHERE a.line ->> 'kind' = 'invoice') THEN
+        RAISE EXCEPTION 'ML001 %', 'operating_account_required' USING ERRCODE = 'ML001';
+    END IF;
+
+    IF v_account_type IS DISTINCT FROM 'TRUST'
+       AND EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+                   WHERE a.line ->> 'kind' = 'trust') THEN
+        RAISE EXCEPTION 'ML001 %', 'trust_account_required' USING ERRCODE = 'ML001';
+    END IF;
+
+    -- From here on the checks read rows this posting will write: lock them first.
+    PERFORM 1
+    FROM invoice AS i
+    WHERE i.invoice_number IN (SELECT a.line ->> 'invoice_number'
+                               FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+                               WHERE a.line ->> 'kind' = 'invoice')
+    ORDER BY i.invoice_id
+    FOR NO KEY UPDATE;
+    PERFORM 1
+    FROM matter AS m
+    WHERE m.matter_number IN (SELECT a.line ->> 'matter_number'
+                              FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+                              WHERE a.line ->> 'kind' = 'trust')
+    ORDER BY m.matter_id
+    FOR NO KEY UPDATE;
+
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+               WHERE a.line ->> 'kind' = 'invoice'
+                 AND NOT EXISTS (SELECT 1 FROM invoice AS i
+                                 WHERE i.invoice_number = a.line ->> 'invoice_number')) THEN
+        RAISE EXCEPTION 'ML001 %', 'invoice_not_found' USING ERRCODE = 'ML001';
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+               WHERE a.line ->> 'kind' = 'trust'
+                 AND NOT EXISTS (SELECT 1 FROM matter AS m
+                                 WHERE m.matter_number = a.line ->> 'matter_number')) THEN
+        RAISE EXCEPTION 'ML001 %', 'matter_not_found' USING ERRCODE = 'ML001';
+    END IF;
+
+    -- One line per invoice and per matter: the balance check below is per line.
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+               GROUP BY a.line ->> 'kind',
+                        CASE a.line ->> 'kind' WHEN 'invoice' THEN a.line ->> 'invoice_number'
+                                               ELSE a.line ->> 'matter_number' END
+               HAVING count(*) > 1) THEN
+        RAISE EXCEPTION 'ML001 %', 'duplicate_line' USING ERRCODE = 'ML001';
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+               JOIN invoice AS i ON i.invoice_number = a.line ->> 'invoice_number'
+               JOIN matter AS m ON m.matter_id = i.matter_id
+               JOIN client AS c ON c.client_id = m.client_id
+               WHERE a.line ->> 'kind' = 'invoice'
+                 AND c.client_number IS DISTINCT FROM doc ->> 'client_number') THEN
+        RAISE EXCEPTION 'ML001 %', 'invoice_client_mismatch' USING ERRCODE = 'ML001';
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+               JOIN matter AS m ON m.matter_number = a.line ->> 'matter_number'
+               JOIN client AS c ON c.client_id = m.client_id
+               WHERE a.line ->> 'kind' = 'trust'
+                 AND c.client_number IS DISTINCT FROM doc ->> 'client_number') THEN
+        RAISE EXCEPTION 'ML001 %', 'matter_client_mismatch' USING ERRCODE = 'ML001';
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+               JOIN invoice AS i ON i.invoice_number = a.line ->> 'invoice_number'
+               WHERE a.line ->> 'kind' = 'invoice' AND i.status IS DISTINCT FROM 'open') THEN
+        RAISE EXCEPTION 'ML001 %', 'invoice_not_open' USING ERRCODE = 'ML001';
+    END IF;
+
+    -- Invoice currency, and a matter's trust ledger currency when it already has entries.
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+               JOIN invoice AS i ON i.invoice_number = a.line ->> 'invoice_number'
+               WHERE a.line ->> 'kind' = 'invoice'
+                 AND i.currency IS DISTINCT FROM doc ->> 'currency')
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+                  JOIN matter AS m ON m.matter_number = a.line ->> 'matter_number'
+                  JOIN trust_entry AS t ON t.matter_id = m.matter_id
+                  WHERE a.line ->> 'kind' = 'trust'
+                    AND t.currency IS DISTINCT FROM doc ->> 'currency') THEN
+        RAISE EXCEPTION 'ML001 %', 'currency_mismatch' USING ERRCODE = 'ML001';
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+               JOIN invoice AS i ON i.invoice_number = a.line ->> 'invoice_number'
+               WHERE a.line ->> 'kind' = 'invoice'
+                 AND (a.line ->> 'amount_minor')::bigint > i.balance_minor) THEN
+        RAISE EXCEPTION 'ML001 %', 'amount_over_balance' USING ERRCODE = 'ML001';
+    END IF;
+
+    -- c) Apply.
+    INSERT INTO receipt (posting_uuid, received_on, bank_account_id, client_id, payer_name, payer_email,
+                         amount_minor, currency, ar_message, processor_txn)
+    VALUES (v_uuid,
+            (doc ->> 'received_on')::date,
+            v_account_id,
+            v_client_id,
+            doc ->> 'payer_name',
+            doc ->> 'payer_email',
+            (doc ->> 'amount_minor')::bigint,
+            doc ->> 'currency',
+            doc ->> 'ar_message',
+            doc ->> 'processor_txn')
+    RETURNING receipt_id INTO v_receipt_id;
+
+    -- Lines keep the posting's order. The lookups are scalar subqueries on the unique
+    -- numbers: a join condition that also tests the line's kind would keep the planner from
+    -- the index and scan every invoice for each posting.
+    INSERT INTO receipt_allocation (receipt_id, kind, invoice_id, matter_id, amount_minor)
+    SELECT v_receipt_id,
+           a.line ->> 'kind',
+           CASE WHEN a.line ->> 'kind' = 'invoice' THEN
+               (SELECT i.invoice_id FROM invoice AS i WHERE i.invoice_number = a.line ->> 'invoice_number')
+           END,
+           CASE WHEN a.line ->> 'kind' = 'trust' THEN
+               (SELECT m.matter_id FROM matter AS m WHERE m.matter_number = a.line ->> 'matter_number')
+           END,
+           (a.line ->> 'amount_minor')::bigint
+    FROM jsonb_array_elements(doc -> 'allocations') WITH ORDINALITY AS a(line, n)
+    ORDER BY a.n;
+
+    -- SET expressions all see the row as it was, so both use the old balance.
+    UPDATE invoice AS i
+    SET balance_minor = i.balance_minor - ra.amount_minor,
+        status = CASE WHEN i.balance_minor = ra.amount_minor THEN 'paid' ELSE i.status END
+    FROM receipt_allocation AS ra
+    WHERE ra.receipt_id = v_receipt_id AND ra.kind = 'invoice' AND i.invoice_id = ra.invoice_id;
+
+    -- Trust deposits land in the posting's (TRUST) account, dated the day the money was received.
+    INSERT INTO trust_entry (matter_id, bank_account_id, entry_date, amount_minor, currency, memo, receipt_id)
+    SELECT ra.matter_id, r.bank_account_id, r.received_on, ra.amount_minor, r.currency,
+           'matterlink receipt', r.receipt_id
+    FROM receipt AS r
+    JOIN receipt_allocation AS ra ON ra.receipt_id = r.receipt_id AND ra.kind = 'trust'
+    WHERE r.receipt_id = v_receipt_id
+    ORDER BY ra.receipt_allocation_id;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------------------
+-- ml_reject_posting(posting_uuid, reason): record a business rejection after the failed apply was
+-- rolled back. Idempotent: an existing rejection keeps its first reason, and a posted UUID is never
+-- also recorded as rejected (the trigger above). The agent then reads ml_posting_result.
+-- ---------------------------------------------------------------------------------------------------
+
+CREATE OR REPLACE PROCEDURE ml_reject_posting(rejected_uuid text, rejection_reason text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(1835823215, hashtext(rejected_uuid));
+    INSERT INTO ml_posting_rejection (posting_uuid, reason)
+    SELECT rejected_uuid, rejection_reason
+    WHERE NOT EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = rejected_uuid)
+    ON CONFLICT (posting_uuid) DO NOTHING;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------------------
+-- Privileges: the writing routines run with their owner's rights, so only those granted may call
+-- them (see the header). Functions get EXECUTE for PUBLIC when created; REVOKE again on every run.
+-- ---------------------------------------------------------------------------------------------------
+
+REVOKE ALL ON FUNCTION ml_change_high_water() FROM PUBLIC;
+REVOKE ALL ON PROCEDURE ml_apply_posting(text) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE ml_reject_posting(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ml_invoice_change(), ml_trust_entry_change(), ml_matter_change(),
+    ml_client_change(), ml_posting_rejection_posted() FROM PUBLIC;
+
+COMMIT;

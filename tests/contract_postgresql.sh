@@ -1,0 +1,733 @@
+#!/bin/sh
+# Tests the PostgreSQL SQL contract (sql/postgresql/contract.sql) against the reference schema and sample
+# data, through psql: the checks of tests/contract_sqlite.sh (item shapes, exactly-once postings, every
+# rejection code, change capture), plus what concurrency adds: a late commit is never missed, one
+# statement's thousand changes are each stamped once, the stamper never blocks or is blocked by a
+# writer, concurrent deliveries of one posting land once, and the privileges work as documented.
+#
+#   tests/contract_postgresql.sh [REPO_ROOT]      (default: the directory above this script)
+#
+# Uses the servers of tests/servers.sh in $ML_SERVERS_DIR; when that is unset it starts its own in a
+# temporary directory and stops them on exit. It creates the database contract_pg_<pid> and two roles,
+# and drops them at the end. Exit status 0 when every check passes, 1 otherwise (each failed check is
+# printed), 2 when it cannot run.
+
+set -u
+
+root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
+sql=$root/sql/postgresql
+[ -f "$sql/contract.sql" ] || { echo "contract_postgresql: no sql/postgresql/contract.sql under $root" >&2; exit 2; }
+command -v psql >/dev/null 2>&1 || { echo "contract_postgresql: psql not found" >&2; exit 2; }
+
+tmp=$(mktemp -d) || exit 2
+db=contract_pg_$$
+agent_role=ml_test_agent_$$
+firm_role=ml_test_firm_$$
+own_servers=
+servers=${ML_SERVERS_DIR:-}
+
+cleanup() {
+    # Background sessions first: the database cannot be dropped while they hold it.
+    for pidfile in "$tmp"/*.pid; do
+        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
+    done
+    if [ -n "${ML_PG_PORT:-}" ]; then
+        psql -X -q -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d postgres \
+            -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "DROP DATABASE IF EXISTS ${db}_e WITH (FORCE)" \
+            -c "DROP ROLE IF EXISTS $agent_role" -c "DROP ROLE IF EXISTS $firm_role" >/dev/null 2>&1
+    fi
+    if [ -n "$own_servers" ]; then
+        sh "$root/tests/servers.sh" stop "$servers" >/dev/null 2>&1
+        rm -rf "$servers"
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+if [ -z "$servers" ]; then
+    # A directory of its own: the servers run as their service users, who cannot enter $tmp (mode 700).
+    servers=$(mktemp -d) || exit 2
+    own_servers=1
+    sh "$root/tests/servers.sh" start "$servers" >"$tmp/servers.out" 2>&1 ||
+        { cat "$tmp/servers.out"; echo "contract_postgresql: could not start the servers" >&2; exit 2; }
+fi
+[ -f "$servers/servers.env" ] || { echo "contract_postgresql: no $servers/servers.env" >&2; exit 2; }
+. "$servers/servers.env"
+
+checks=0
+failures=0
+
+fail() {
+    failures=$((failures + 1))
+    printf 'FAIL: %s\n' "$1"
+    [ $# -lt 2 ] || printf '      %s\n' "$2"
+}
+
+# expect NAME EXPECTED ACTUAL
+expect() {
+    checks=$((checks + 1))
+    [ "$2" = "$3" ] || fail "$1" "expected [$2], got [$3]"
+}
+
+# check NAME COMMAND...: the command must succeed.
+check() {
+    checks=$((checks + 1))
+    name=$1
+    shift
+    "$@" || fail "$name"
+}
+
+psql_db() {
+    psql -X -q -A -t -F '|' -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$ML_PG_PORT" "$@"
+}
+
+# Runs one SQL string (one implicit transaction) as postgres; prints rows as a|b|c.
+q() {
+    psql_db -U postgres -d "$db" -c "$1"
+}
+
+# Runs SQL from stdin as postgres, with psql variables: qv -v name=value ... <<EOF
+qv() {
+    psql_db -U postgres -d "$db" "$@"
+}
+
+high_water() {
+    q 'SELECT ml_change_high_water()'
+}
+
+# Everything an apply may write, in one line: a rejected or replayed posting must leave it unchanged.
+fingerprint() {
+    q "SELECT (SELECT count(*) FROM receipt) || '/' || (SELECT count(*) FROM receipt_allocation) || '/'
+        || (SELECT count(*) FROM trust_entry) || '/' || (SELECT count(*) FROM ml_change) || '/'
+        || (SELECT count(*) FROM ml_posting_rejection) || '/'
+        || (SELECT sum(invoice_id * (balance_minor + 1) * (1 + (status = 'paid')::int)) FROM invoice)"
+}
+
+uuid() {
+    printf '00000000-0000-4000-8000-%012d' "$1"
+}
+
+# posting UUID ACCOUNT CLIENT CURRENCY AMOUNT ALLOCATIONS
+posting() {
+    printf '{"posting_uuid":"%s","received_on":"2026-11-22","account_number":"%s","client_number":"%s",' "$1" "$2" "$3"
+    printf '"payer_name":"Pat Payer","payer_email":"pat@example.com","currency":"%s","amount_minor":%s,' "$4" "$5"
+    printf '"ar_message":"Thank you","processor_txn":"txn_%s","allocations":[%s]}' "$1" "$6"
+}
+
+inv() { printf '{"kind":"invoice","invoice_number":"%s","amount_minor":%s}' "$1" "$2"; }
+trust() { printf '{"kind":"trust","matter_number":"%s","amount_minor":%s}' "$1" "$2"; }
+
+# apply JSON [ROLE]: one transaction, as the agent does it; stderr goes to $tmp/err. VERBOSITY verbose
+# puts the SQLSTATE in the message ("ERROR:  ML001: ML001 invoice_not_open").
+apply() {
+    printf '%s\n' '\set VERBOSITY verbose' 'BEGIN;' "CALL ml_apply_posting(:'posting');" 'COMMIT;' |
+        psql_db -U "${2:-postgres}" -d "$db" -v posting="$1" >/dev/null 2>"$tmp/err"
+}
+
+# reject_posting UUID REASON [ROLE]
+reject_posting() {
+    printf '%s\n' 'BEGIN;' "CALL ml_reject_posting(:'uuid', :'reason');" 'COMMIT;' |
+        psql_db -U "${3:-postgres}" -d "$db" -v uuid="$1" -v reason="$2" >/dev/null
+}
+
+result() {
+    q "SELECT posting_uuid, status, coalesce(receipt_id, 'null'), coalesce(reason, 'null')
+       FROM ml_posting_result('$1')"
+}
+
+# The newest change row for an item, as op|balance_minor|status (stamping first, as the agent does).
+latest() {
+    high_water >/dev/null
+    q "SELECT op || '|' || coalesce(balance_minor::text, 'null') || '|' || coalesce(status, 'null') FROM ml_changes
+       WHERE item_kind = '$1' AND source_id = $2 ORDER BY change_id DESC LIMIT 1"
+}
+
+# Result columns and types of a query, as "name type, name type, ..." (psql \gdesc; nothing is run).
+describe() {
+    printf '%s \\gdesc\n' "$1" | qv | tr '|' ' ' | paste -s -d, - | sed 's/,/, /g'
+}
+
+# Background sessions fed through a fifo, to hold a transaction open while others run.
+# open_session NAME FD: starts psql reading NAME's fifo; the caller then runs "exec FD>fifo".
+open_session() {
+    mkfifo "$tmp/$1.fifo"
+    PGAPPNAME=ml_test_$1_$$ psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$db" \
+        <"$tmp/$1.fifo" >"$tmp/$1.out" 2>&1 &
+    echo $! >"$tmp/$1.pid"
+}
+
+# wait_state NAME STATE|lock: until the session is in that pg_stat_activity state (or waits on a lock).
+wait_state() {
+    if [ "$2" = lock ]; then
+        cond="wait_event_type = 'Lock'"
+    else
+        cond="state = '$2'"
+    fi
+    tries=0
+    while [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ml_test_$1_$$' AND $cond")" != 1 ]; do
+        tries=$((tries + 1))
+        [ $tries -lt 200 ] || { fail "session $1 never reached '$2'" "$(cat "$tmp/$1.out")"; return 1; }
+        sleep 0.05
+    done
+}
+
+# close_session NAME: waits for the session's psql to end; fails the check if it failed.
+close_session() {
+    pid=$(cat "$tmp/$1.pid")
+    wait "$pid"
+    rc=$?
+    rm -f "$tmp/$1.pid"
+    checks=$((checks + 1))
+    [ $rc -eq 0 ] || fail "session $1 failed" "$(cat "$tmp/$1.out")"
+}
+
+items='item_kind, source_id, invoice_number, invoice_date, due_date, client_number, client_name, matter_number, matter_description, currency, total_minor, balance_minor, status'
+item_types='item_kind text, source_id bigint, invoice_number text, invoice_date text, due_date text, client_number text, client_name text, matter_number text, matter_description text, currency text, total_minor bigint, balance_minor bigint, status text'
+
+# install [-v clients=N -v invoices=M]: the documented installation, all three scripts.
+install() {
+    psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 -q "$@" \
+        -f "$sql/schema.sql" -f "$sql/contract.sql" -f "$sql/sample.sql"
+}
+
+# ----------------------------------------------------------------------------------------------------
+echo "contract_postgresql: building a sample database ($db on port $ML_PG_PORT)"
+sh "$root/tests/servers.sh" createdb "$servers" postgresql "$db" >/dev/null 2>"$tmp/out" ||
+    { cat "$tmp/out"; echo "FAIL: createdb"; exit 1; }
+install -v clients=40 -v invoices=1500 >"$tmp/out" 2>&1 || { cat "$tmp/out"; echo "FAIL: installing"; exit 1; }
+expect "installation prints nothing" "" "$(cat "$tmp/out")"
+
+# --- contract version, epoch, idempotent install ----------------------------------------------------
+expect "one ml_contract row, version 1" "1|1" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
+epoch=$(q 'SELECT db_epoch FROM ml_contract')
+expect "db_epoch is a lower-case 8-4-4-4-12 UUID" t \
+    "$(q "SELECT '$epoch' ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\$'")"
+if q "INSERT INTO ml_contract VALUES (1, '$epoch', now())" 2>/dev/null; then
+    fail "ml_contract accepted a second row"
+fi
+checks=$((checks + 1))
+
+reject_posting "$(uuid 999)" 'ML001 bad_amount'
+high_water >/dev/null
+before=$(q 'SELECT count(*), count(change_id), max(change_id) FROM ml_change')
+q "UPDATE ml_contract SET contract_version = 2"
+psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 -q \
+    -f "$sql/schema.sql" -f "$sql/contract.sql" >"$tmp/out" 2>&1 || fail "schema.sql and contract.sql re-run" "$(cat "$tmp/out")"
+install >"$tmp/out" 2>&1 || fail "second re-run of all three scripts" "$(cat "$tmp/out")"
+expect "re-run over another version keeps db_epoch" "$epoch" "$(q 'SELECT db_epoch FROM ml_contract')"
+expect "re-run sets contract_version 1" "1|1" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
+expect "re-run keeps ml_change rows and stamps" "$before" "$(q 'SELECT count(*), count(change_id), max(change_id) FROM ml_change')"
+expect "re-run keeps ml_posting_rejection rows" 1 "$(q 'SELECT count(*) FROM ml_posting_rejection')"
+expect "sample.sql re-run says it added nothing" "sample.sql: the database already has data; nothing inserted" \
+    "$(cat "$tmp/out")"
+expect "sample.sql re-run adds no data" "1500" "$(q 'SELECT count(*) FROM invoice')"
+q "DELETE FROM ml_posting_rejection" >/dev/null
+
+# Bad parameters stop the installation before sample.sql inserts anything (an empty database of its own).
+sh "$root/tests/servers.sh" createdb "$servers" postgresql "${db}_e" >/dev/null 2>&1
+for bad in 'clients=0' 'clients=1000001' 'invoices=-1' 'clients=abc'; do
+    checks=$((checks + 1))
+    if psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "${db}_e" -v ON_ERROR_STOP=1 -q -v "$bad" \
+        -f "$sql/schema.sql" -f "$sql/contract.sql" -f "$sql/sample.sql" >"$tmp/out" 2>&1; then
+        fail "sample.sql accepted $bad"
+    fi
+done
+expect "a refused sample.sql inserts nothing" "0|0" \
+    "$(psql_db -U postgres -d "${db}_e" -c 'SELECT (SELECT count(*) FROM client), (SELECT count(*) FROM bank_account)')"
+psql_db -U postgres -d postgres -c "DROP DATABASE ${db}_e" >/dev/null
+
+# --- interface: names, column order and types, inlining ---------------------------------------------
+expect "ml_open_items columns" "$item_types" "$(describe 'SELECT * FROM ml_open_items(0, 1)')"
+expect "ml_trust_balances columns" "$item_types" "$(describe 'SELECT * FROM ml_trust_balances(0, 1)')"
+expect "ml_changes_since columns" "change_id bigint, op text, $item_types" \
+    "$(describe 'SELECT * FROM ml_changes_since(0, 1, 1)')"
+expect "ml_posting_result columns" "posting_uuid text, status text, receipt_id text, reason text" \
+    "$(describe "SELECT * FROM ml_posting_result('x')")"
+expect "ml_change_high_water column" "ml_change_high_water bigint" "$(describe 'SELECT ml_change_high_water()')"
+expect "contract_version columns" "contract_version integer, db_epoch text" \
+    "$(describe 'SELECT contract_version, db_epoch FROM ml_contract')"
+expect "ml_contract columns" "contract_version integer, db_epoch text, installed_at timestamp with time zone" \
+    "$(describe 'SELECT * FROM ml_contract')"
+expect "views have the item columns (ml_changes, ml_open_items, ml_trust_balances)" "change_id, op, $items|$items|$items" \
+    "$(q "SELECT string_agg(cols, '|' ORDER BY v) FROM (SELECT c.table_name AS v, string_agg(c.column_name, ', '
+          ORDER BY c.ordinal_position) AS cols FROM information_schema.columns AS c WHERE c.table_schema = current_schema()
+          AND c.table_name IN ('ml_open_items', 'ml_trust_balances', 'ml_changes') GROUP BY c.table_name) AS s")"
+expect "the write operations are procedures" "ml_apply_posting(IN posting text)|ml_reject_posting(IN rejected_uuid text, IN rejection_reason text)" \
+    "$(q "SELECT string_agg(proname || '(' || pg_get_function_arguments(oid) || ')', '|' ORDER BY proname)
+          FROM pg_proc WHERE prokind = 'p' AND proname LIKE 'ml\\_%'")"
+# Inlined functions stream through a cursor; a "Function Scan" would build the whole result first.
+for call in 'ml_open_items(0, 5000)' 'ml_trust_balances(0, 5000)' 'ml_changes_since(0, 100, 5000)' "ml_posting_result('x')"; do
+    checks=$((checks + 1))
+    if q "EXPLAIN SELECT * FROM $call" | grep -q 'Function Scan'; then
+        fail "$call is not inlined" "$(q "EXPLAIN SELECT * FROM $call")"
+    fi
+done
+
+# --- sample data and the item functions --------------------------------------------------------------
+expect "sample has open, partly paid and paid invoices" "t|t|t" \
+    "$(q "SELECT bool_or(status = 'open' AND balance_minor = total_minor),
+                 bool_or(status = 'open' AND balance_minor BETWEEN 1 AND total_minor - 1),
+                 bool_or(status = 'paid' AND balance_minor = 0) FROM invoice")"
+expect "open items = open invoices with a balance" \
+    "$(q "SELECT count(*) FROM invoice WHERE status = 'open' AND balance_minor > 0")" \
+    "$(q 'SELECT count(*) FROM ml_open_items(0, 1000000)')"
+expect "open items are all open, positive, kind invoice" 0 \
+    "$(q "SELECT count(*) FROM ml_open_items(0, 1000000) WHERE status <> 'open' OR balance_minor <= 0
+          OR item_kind <> 'invoice' OR client_number IS NULL OR matter_number IS NULL")"
+expect "open items carry dates as YYYY-MM-DD text" 0 \
+    "$(q "SELECT count(*) FROM ml_open_items(0, 1000000) WHERE invoice_date !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}\$'
+          OR due_date !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}\$'")"
+first_open=$(q 'SELECT min(source_id) FROM ml_open_items(0, 1000000)')
+expect "dates do not follow the session's DateStyle" \
+    "$(q "SELECT to_char(invoice_date, 'YYYY-MM-DD') FROM invoice WHERE invoice_id = $first_open")" \
+    "$(printf '%s\n' "SET DateStyle = 'SQL, DMY';" "SELECT invoice_date FROM ml_open_items($((first_open - 1)), 1);" | qv)"
+expect "one trust row per matter with entries" \
+    "$(q 'SELECT count(DISTINCT matter_id), sum(amount_minor) FROM trust_entry')" \
+    "$(q 'SELECT count(*), sum(balance_minor) FROM ml_trust_balances(0, 1000000)')"
+expect "trust rows are shaped as trust" 0 \
+    "$(q "SELECT count(*) FROM ml_trust_balances(0, 1000000) WHERE item_kind <> 'trust' OR status <> 'trust'
+          OR invoice_number IS NOT NULL OR invoice_date IS NOT NULL OR total_minor IS NOT NULL OR currency <> 'USD'")"
+expect "a zero trust balance is still an item" t \
+    "$(q "SELECT bool_or(balance_minor = 0) FROM ml_trust_balances(0, 1000000)")"
+expect "paging by source_id returns the next page" \
+    "$(q "SELECT string_agg(source_id::text, ',') FROM (SELECT source_id FROM ml_open_items(0, 1000000) LIMIT 3 OFFSET 5) AS s")" \
+    "$(q "SELECT string_agg(source_id::text, ',') FROM ml_open_items(
+          (SELECT source_id FROM ml_open_items(0, 1000000) LIMIT 1 OFFSET 4), 3)")"
+expect "the sample's change rows are all stamped, one per invoice and trust entry" "0|1500|$(q 'SELECT count(*) FROM trust_entry')" \
+    "$(q "SELECT count(*) FILTER (WHERE change_id IS NULL), count(*) FILTER (WHERE entity = 'invoice'),
+                 count(*) FILTER (WHERE entity = 'trust') FROM ml_change")"
+
+# --- apply a posting ---------------------------------------------------------------------------------
+# A client with two open, unpaid invoices over $300 and a matter; another client's invoice; a paid one.
+row=$(q "SELECT c.client_number, i.invoice_id, i.invoice_number, i.balance_minor, m.matter_number, m.matter_id
+         FROM invoice AS i JOIN matter AS m USING (matter_id) JOIN client AS c USING (client_id)
+         WHERE i.status = 'open' AND i.balance_minor = i.total_minor AND i.balance_minor > 30000
+           AND (SELECT count(*) FROM invoice AS j JOIN matter AS n USING (matter_id)
+                WHERE n.client_id = c.client_id AND j.status = 'open' AND j.balance_minor > 30000) >= 2
+           AND EXISTS (SELECT 1 FROM invoice AS p JOIN matter AS n USING (matter_id)
+                       WHERE n.client_id = c.client_id AND p.status = 'paid')
+         ORDER BY i.invoice_id LIMIT 1")
+[ -n "$row" ] || { echo "FAIL: sample data has no suitable client"; exit 1; }
+IFS='|' read -r client inv_id inv_no inv_bal matter matter_id <<EOF
+$row
+EOF
+row=$(q "SELECT i.invoice_id, i.invoice_number, i.balance_minor FROM invoice AS i JOIN matter AS m USING (matter_id)
+         JOIN client AS c USING (client_id) WHERE c.client_number = '$client' AND i.status = 'open'
+         AND i.balance_minor > 30000 AND i.invoice_id <> $inv_id ORDER BY i.invoice_id LIMIT 1")
+IFS='|' read -r inv2_id inv2_no inv2_bal <<EOF
+$row
+EOF
+paid_no=$(q "SELECT i.invoice_number FROM invoice AS i JOIN matter AS m USING (matter_id) JOIN client AS c USING (client_id)
+             WHERE c.client_number = '$client' AND i.status = 'paid' ORDER BY i.invoice_id LIMIT 1")
+other=$(q "SELECT i.invoice_number || '|' || m.matter_number
+           FROM invoice AS i JOIN matter AS m USING (matter_id) JOIN client AS c USING (client_id)
+           WHERE c.client_number <> '$client' AND i.status = 'open' AND i.balance_minor > 0 ORDER BY i.invoice_id LIMIT 1")
+IFS='|' read -r other_inv other_matter <<EOF
+$other
+EOF
+
+seq0=$(q 'SELECT max(seq_id) FROM ml_change')
+u1=$(uuid 1)
+p1=$(posting "$u1" OP-001 "$client" USD 25000 "$(inv "$inv_no" 10000),$(inv "$inv2_no" 15000)")
+apply "$p1" || fail "apply posting 1" "$(cat "$tmp/err")"
+receipt1=$(q "SELECT receipt_id FROM receipt WHERE posting_uuid = '$u1'")
+expect "posting 1 wrote one receipt" "1|25000|USD" \
+    "$(q "SELECT count(*), sum(amount_minor), min(currency) FROM receipt WHERE posting_uuid = '$u1'")"
+expect "posting 1 allocations sum to the amount, in the posting's order" "2|25000|$inv_id,$inv2_id" \
+    "$(q "SELECT count(*), sum(amount_minor), string_agg(invoice_id::text, ',' ORDER BY receipt_allocation_id)
+          FROM receipt_allocation WHERE receipt_id = $receipt1")"
+expect "posting 1 receipt fields" "2026-11-22|Pat Payer|pat@example.com|Thank you|txn_$u1|OP-001|$client" \
+    "$(q "SELECT to_char(r.received_on, 'YYYY-MM-DD'), r.payer_name, r.payer_email, r.ar_message, r.processor_txn,
+                 b.account_number, c.client_number FROM receipt AS r JOIN bank_account AS b USING (bank_account_id)
+          JOIN client AS c USING (client_id) WHERE r.receipt_id = $receipt1")"
+expect "invoice balance decreased" "$((inv_bal - 10000))|open" \
+    "$(q "SELECT balance_minor, status FROM invoice WHERE invoice_id = $inv_id")"
+expect "second invoice balance decreased" "$((inv2_bal - 15000))" \
+    "$(q "SELECT balance_minor FROM invoice WHERE invoice_id = $inv2_id")"
+expect "ml_change rows for both invoices, not yet stamped" "2|0" \
+    "$(q "SELECT count(DISTINCT entity_id), count(change_id) FROM ml_change WHERE seq_id > $seq0 AND entity = 'invoice'
+          AND entity_id IN ($inv_id, $inv2_id)")"
+expect "ml_changes shows the new balance" "upsert|$((inv_bal - 10000))|open" "$(latest invoice "$inv_id")"
+expect "ml_posting_result: posted" "$u1|posted|$receipt1|null" "$(result "$u1")"
+
+# --- replay ------------------------------------------------------------------------------------------
+fp=$(fingerprint)
+apply "$p1" || fail "replay of posting 1 raised an error" "$(cat "$tmp/err")"
+expect "replay writes nothing" "$fp" "$(fingerprint)"
+expect "replay: still one receipt" 1 "$(q "SELECT count(*) FROM receipt WHERE posting_uuid = '$u1'")"
+# A replay is answered from the first outcome even if this copy of the posting differs.
+apply "$(posting "$u1" OP-001 "$client" USD 1 "$(inv "$inv_no" 1)")" || fail "changed replay raised an error"
+expect "changed replay writes nothing" "$fp" "$(fingerprint)"
+reject_posting "$u1" 'ML001 bad_amount' || fail "reject_posting of a posted uuid raised an error"
+q "INSERT INTO ml_posting_rejection (posting_uuid, reason) VALUES ('$u1', 'ML001 bad_amount')
+   ON CONFLICT (posting_uuid) DO NOTHING" >/dev/null
+expect "a posted uuid cannot also be rejected" "$u1|posted|$receipt1|null" "$(result "$u1")"
+expect "nothing was recorded as rejected" 0 "$(q "SELECT count(*) FROM ml_posting_rejection WHERE posting_uuid = '$u1'")"
+
+# --- rejections --------------------------------------------------------------------------------------
+q "INSERT INTO bank_account (account_number, name, account_type, currency)
+   VALUES ('OP-CAD', 'Operating CAD', 'OPERATING', 'CAD')" >/dev/null
+n=100
+# reject CODE JSON: the apply must fail with "ML001 CODE", SQLSTATE ML001, and leave everything as it was.
+reject() {
+    checks=$((checks + 1))
+    before=$(fingerprint)
+    if apply "$2"; then
+        fail "ML001 $1: posting was accepted"
+    elif ! grep -Eq "ERROR: +ML001: ML001 $1([^a-z_]|\$)" "$tmp/err"; then
+        fail "ML001 $1: wrong error" "$(cat "$tmp/err")"
+    fi
+    expect "ML001 $1 writes nothing" "$before" "$(fingerprint)"
+}
+ok_lines="$(inv "$inv_no" 100)"
+# Sets $id to a fresh posting UUID (a function called as $(...) could not advance the counter).
+nu() { n=$((n + 1)); id=$(uuid $n); }
+lines1001=$(i=0; while [ $i -lt 1001 ]; do [ $i -gt 0 ] && printf ','; inv "$inv_no" 1; i=$((i + 1)); done)
+
+reject bad_posting 'not json'
+reject bad_posting '[1,2]'
+reject bad_posting '{"posting_uuid": 7}'
+reject bad_posting ''
+reject bad_posting "$(posting ABCDEF00-0000-4000-8000-000000000001 OP-001 "$client" USD 100 "$ok_lines")"
+reject bad_posting "$(posting 00000000-0000-4000-8000-00000000001 OP-001 "$client" USD 100 "$ok_lines")"
+nu; reject bad_posting "$(posting "$id" OP-001 "$client" USD 100 "$ok_lines" | sed 's/2026-11-22/2026-02-30/')"
+nu; reject bad_posting "$(posting "$id" OP-001 "$client" USD 100 "$ok_lines" | sed 's/2026-11-22/2026-1-22/')"
+nu; reject bad_posting "$(posting "$id" OP-001 "$client" usd 100 "$ok_lines")"
+nu; reject bad_posting "$(posting "$id" OP-001 "$client" USD 100 "$ok_lines" | sed 's/"Pat Payer"/17/')"
+nu; reject bad_posting "$(posting "$id" OP-001 "$client" USD 100 '')"
+nu; reject bad_posting "$(posting "$id" OP-001 "$client" USD 1001 "$lines1001")"
+nu; reject bad_posting "$(posting "$id" OP-001 "$client" USD 100 '"INV-1"')"
+nu; reject bad_posting "$(posting "$id" OP-001 "$client" USD 100 '{"kind":"refund","amount_minor":100}')"
+nu; reject bad_posting "$(posting "$id" OP-001 "$client" USD 100 '{"kind":"invoice","amount_minor":100}')"
+nu; reject unknown_account "$(posting "$id" OP-999 "$client" USD 100 "$ok_lines")"
+nu; reject client_not_found "$(posting "$id" OP-001 C-99999 USD 100 "$ok_lines")"
+nu; reject bad_amount "$(posting "$id" OP-001 "$client" USD 0 "$(inv "$inv_no" 0)")"
+nu; reject bad_amount "$(posting "$id" OP-001 "$client" USD 100.00 "$(inv "$inv_no" 100)")"
+nu; reject bad_amount "$(posting "$id" OP-001 "$client" USD 1e2 "$(inv "$inv_no" 100)")"
+nu; reject bad_amount "$(posting "$id" OP-001 "$client" USD '"100"' "$(inv "$inv_no" 100)")"
+nu; reject bad_amount "$(posting "$id" OP-001 "$client" USD 1000000000000000 "$(inv "$inv_no" 1000000000000000)")"
+nu; reject bad_amount "$(posting "$id" OP-001 "$client" USD 100 "$(inv "$inv_no" 150),$(inv "$inv2_no" -50)")"
+nu; reject bad_amount "$(posting "$id" OP-001 "$client" USD 100 '{"kind":"invoice","invoice_number":"'"$inv_no"'"}')"
+nu; reject allocation_sum_mismatch "$(posting "$id" OP-001 "$client" USD 100 "$(inv "$inv_no" 60),$(inv "$inv2_no" 30)")"
+nu; reject currency_mismatch "$(posting "$id" OP-001 "$client" CAD 100 "$ok_lines")"
+nu; reject currency_mismatch "$(posting "$id" OP-CAD "$client" CAD 100 "$ok_lines")"
+nu; reject operating_account_required "$(posting "$id" TR-001 "$client" USD 100 "$ok_lines")"
+nu; reject trust_account_required "$(posting "$id" OP-001 "$client" USD 100 "$(trust "$matter" 100)")"
+nu; reject trust_account_required "$(posting "$id" OP-001 "$client" USD 200 "$ok_lines,$(trust "$matter" 100)")"
+nu; reject invoice_not_found "$(posting "$id" OP-001 "$client" USD 100 "$(inv INV-9999999 100)")"
+nu; reject matter_not_found "$(posting "$id" TR-001 "$client" USD 100 "$(trust M-999999 100)")"
+nu; reject duplicate_line "$(posting "$id" OP-001 "$client" USD 200 "$ok_lines,$ok_lines")"
+nu; reject duplicate_line "$(posting "$id" TR-001 "$client" USD 200 "$(trust "$matter" 100),$(trust "$matter" 100)")"
+nu; reject invoice_client_mismatch "$(posting "$id" OP-001 "$client" USD 100 "$(inv "$other_inv" 100)")"
+nu; reject matter_client_mismatch "$(posting "$id" TR-001 "$client" USD 100 "$(trust "$other_matter" 100)")"
+nu; reject invoice_not_open "$(posting "$id" OP-001 "$client" USD 100 "$(inv "$paid_no" 100)")"
+nu; reject amount_over_balance "$(posting "$id" OP-001 "$client" USD $((inv_bal - 9999)) "$(inv "$inv_no" $((inv_bal - 9999)))")"
+# The first failing check wins: an unknown account beats a bad amount, a bad amount beats a missing invoice.
+nu; reject unknown_account "$(posting "$id" OP-999 "$client" USD 0 "$(inv INV-9999999 0)")"
+nu; reject bad_amount "$(posting "$id" OP-001 "$client" USD 0 "$(inv INV-9999999 0)")"
+
+# The agent records a rejection after rolling back; a replay then writes nothing and the result stands.
+nu; ur=$id
+pr=$(posting "$ur" OP-001 "$client" USD 100 "$(inv "$paid_no" 100)")
+apply "$pr" && fail "rejected posting was accepted"
+reject_posting "$ur" 'ML001 invoice_not_open' || fail "reject_posting failed"
+reject_posting "$ur" 'ML001 something_else' || fail "second reject_posting failed"
+expect "ml_posting_result: rejected" "$ur|rejected|null|ML001 invoice_not_open" "$(result "$ur")"
+fp=$(fingerprint)
+apply "$pr" || fail "replay of a rejected posting raised an error" "$(cat "$tmp/err")"
+expect "replay of a rejected posting writes nothing" "$fp" "$(fingerprint)"
+nu; expect "unknown posting has no result" "" "$(result "$id")"
+
+# --- paying an invoice off turns it into a remove ---------------------------------------------------
+rest=$((inv_bal - 10000))
+nu; apply "$(posting "$id" OP-001 "$client" USD $rest "$(inv "$inv_no" $rest)")" || fail "pay-off posting" "$(cat "$tmp/err")"
+expect "paid-off invoice" "0|paid" "$(q "SELECT balance_minor, status FROM invoice WHERE invoice_id = $inv_id")"
+expect "paid-off invoice is a remove in ml_changes" "remove|null|null" "$(latest invoice "$inv_id")"
+expect "remove rows carry only the key" "1" \
+    "$(q "SELECT count(*) FROM ml_changes WHERE item_kind = 'invoice' AND source_id = $inv_id AND op = 'remove'
+          AND num_nulls(invoice_number, invoice_date, due_date, client_number, client_name, matter_number,
+                        matter_description, currency, total_minor, balance_minor, status) = 11
+          AND change_id = (SELECT max(change_id) FROM ml_change WHERE entity = 'invoice' AND entity_id = $inv_id)")"
+expect "paid-off invoice left ml_open_items" 0 "$(q "SELECT count(*) FROM ml_open_items($((inv_id - 1)), 1) WHERE source_id = $inv_id")"
+
+# --- trust deposit through a posting ------------------------------------------------------------------
+tbal=$(q "SELECT coalesce(sum(amount_minor), 0) FROM trust_entry WHERE matter_id = $matter_id")
+nu; ut=$id
+apply "$(posting "$ut" TR-001 "$client" USD 50000 "$(trust "$matter" 50000)")" || fail "trust posting" "$(cat "$tmp/err")"
+expect "trust posting wrote a deposit" "1|50000|matterlink receipt|TR-001|2026-11-22" \
+    "$(q "SELECT count(*), sum(t.amount_minor), min(t.memo), min(b.account_number), min(t.entry_date)
+          FROM trust_entry AS t JOIN bank_account AS b USING (bank_account_id)
+          WHERE t.receipt_id = (SELECT receipt_id FROM receipt WHERE posting_uuid = '$ut')")"
+expect "trust posting shows in ml_changes" "upsert|$((tbal + 50000))|trust" "$(latest trust "$matter_id")"
+expect "trust posting shows in ml_trust_balances" "$((tbal + 50000))" \
+    "$(q "SELECT balance_minor FROM ml_trust_balances($((matter_id - 1)), 1) WHERE source_id = $matter_id")"
+
+# --- direct edits by the billing system ----------------------------------------------------------------
+# A new trust entry on a matter that had none.
+new_matter=$(q "SELECT m.matter_id FROM matter AS m WHERE NOT EXISTS
+                (SELECT 1 FROM trust_entry AS t WHERE t.matter_id = m.matter_id) ORDER BY m.matter_id LIMIT 1")
+q "INSERT INTO trust_entry (matter_id, bank_account_id, entry_date, amount_minor, currency, memo)
+   VALUES ($new_matter, (SELECT bank_account_id FROM bank_account WHERE account_number = 'TR-001'),
+           '2026-11-20', 120000, 'USD', 'Retainer deposit')" >/dev/null
+expect "new trust entry is a trust upsert" "upsert|120000|trust" "$(latest trust "$new_matter")"
+# Moving an entry to another matter changes both.
+entry=$(q "SELECT max(trust_entry_id) FROM trust_entry WHERE matter_id = $new_matter")
+q "UPDATE trust_entry SET matter_id = $matter_id WHERE trust_entry_id = $entry" >/dev/null
+expect "moved entry: old matter removed" "remove|null|null" "$(latest trust "$new_matter")"
+expect "moved entry: new matter updated" "upsert|$((tbal + 50000 + 120000))|trust" "$(latest trust "$matter_id")"
+q "DELETE FROM trust_entry WHERE trust_entry_id = $entry" >/dev/null
+expect "deleted entry: matter updated" "upsert|$((tbal + 50000))|trust" "$(latest trust "$matter_id")"
+if q "INSERT INTO trust_entry (matter_id, bank_account_id, entry_date, amount_minor, currency)
+      VALUES ($matter_id, (SELECT bank_account_id FROM bank_account WHERE account_number = 'OP-001'),
+              '2026-11-20', 100, 'USD')" >/dev/null 2>&1; then
+    fail "schema: a trust entry went into an OPERATING account"
+fi
+checks=$((checks + 1))
+
+# Deleting an invoice.
+del=$(q "SELECT i.invoice_id FROM invoice AS i WHERE i.status = 'open' AND NOT EXISTS
+         (SELECT 1 FROM receipt_allocation AS a WHERE a.invoice_id = i.invoice_id) ORDER BY i.invoice_id DESC LIMIT 1")
+q "DELETE FROM invoice WHERE invoice_id = $del" >/dev/null
+expect "deleted invoice is a remove" "remove|null|null" "$(latest invoice "$del")"
+
+# Voiding and closing invoices; paying one off by hand.
+void=$(q "SELECT max(source_id) FROM ml_open_items(0, 1000000)")
+q "UPDATE invoice SET status = 'void' WHERE invoice_id = $void" >/dev/null
+expect "voided invoice is a remove" "remove|null|null" "$(latest invoice "$void")"
+closed=$(q "SELECT max(source_id) FROM ml_open_items(0, 1000000)")
+q "UPDATE invoice SET status = 'closed' WHERE invoice_id = $closed" >/dev/null
+expect "closed invoice is a remove" "remove|null|null" "$(latest invoice "$closed")"
+zero=$(q "SELECT max(source_id) FROM ml_open_items(0, 1000000)")
+q "UPDATE invoice SET balance_minor = 0, status = 'paid' WHERE invoice_id = $zero" >/dev/null
+expect "invoice paid off by hand is a remove" "remove|null|null" "$(latest invoice "$zero")"
+
+# New invoices: on an existing matter, and on a new matter of a new client.
+q "INSERT INTO invoice (invoice_number, matter_id, invoice_date, due_date, currency, total_minor, balance_minor)
+   VALUES ('INV-NEW-1', $matter_id, '2026-11-21', '2026-12-21', 'USD', 77700, 77700)" >/dev/null
+new_inv=$(q "SELECT invoice_id FROM invoice WHERE invoice_number = 'INV-NEW-1'")
+expect "new invoice is an upsert" "upsert|77700|open" "$(latest invoice "$new_inv")"
+expect "new invoice carries its item fields" "INV-NEW-1|2026-11-21|2026-12-21|$matter|USD|77700" \
+    "$(q "SELECT invoice_number, invoice_date, due_date, matter_number, currency, total_minor FROM ml_changes
+          WHERE item_kind = 'invoice' AND source_id = $new_inv ORDER BY change_id DESC LIMIT 1")"
+q "INSERT INTO client (client_number, name) VALUES ('C-NEW', 'New Client LLC');
+   INSERT INTO matter (matter_number, client_id, description)
+   VALUES ('M-NEW', (SELECT client_id FROM client WHERE client_number = 'C-NEW'), 'New matter');
+   INSERT INTO invoice (invoice_number, matter_id, invoice_date, currency, total_minor, balance_minor)
+   VALUES ('INV-NEW-2', (SELECT matter_id FROM matter WHERE matter_number = 'M-NEW'), '2026-11-21', 'USD', 5000, 5000)" >/dev/null
+new_inv2=$(q "SELECT invoice_id FROM invoice WHERE invoice_number = 'INV-NEW-2'")
+expect "new matter's invoice is an upsert" "upsert|C-NEW|New Client LLC|M-NEW|New matter|null" \
+    "$(high_water >/dev/null; q "SELECT op, client_number, client_name, matter_number, matter_description,
+          coalesce(due_date, 'null') FROM ml_changes WHERE item_kind = 'invoice' AND source_id = $new_inv2
+          ORDER BY change_id DESC LIMIT 1")"
+
+# Renaming a client: one change row per open invoice, one per matter with trust entries.
+open_n=$(q "SELECT count(*) FROM invoice AS i JOIN matter AS m USING (matter_id) JOIN client AS c USING (client_id)
+            WHERE c.client_number = '$client' AND i.status = 'open' AND i.balance_minor > 0")
+trust_n=$(q "SELECT count(*) FROM matter AS m JOIN client AS c USING (client_id) WHERE c.client_number = '$client'
+             AND EXISTS (SELECT 1 FROM trust_entry AS t WHERE t.matter_id = m.matter_id)")
+mark=$(high_water)
+q "UPDATE client SET name = 'Renamed Client LLC' WHERE client_number = '$client'" >/dev/null
+hw=$(high_water)
+expect "client rename: change rows" "$open_n|$trust_n" \
+    "$(q "SELECT count(*) FILTER (WHERE entity = 'invoice'), count(*) FILTER (WHERE entity = 'trust')
+          FROM ml_change WHERE change_id > $mark")"
+expect "client rename: ml_changes carries the new name" "$((open_n + trust_n))" \
+    "$(q "SELECT count(*) FROM ml_changes_since($mark, $hw, 5000) WHERE op = 'upsert'
+          AND client_name = 'Renamed Client LLC' AND client_number = '$client'")"
+mark=$(high_water)
+q "UPDATE client SET email = 'new@example.com' WHERE client_number = '$client'" >/dev/null
+expect "client e-mail change adds no change rows" "$mark" "$(high_water)"
+
+# Renaming a matter.
+mark=$(high_water)
+q "UPDATE matter SET description = 'Renamed matter' WHERE matter_id = $matter_id" >/dev/null
+hw=$(high_water)
+expect "matter update: change rows" \
+    "$(q "SELECT count(*) + 1 FROM invoice WHERE matter_id = $matter_id AND status = 'open' AND balance_minor > 0")" \
+    "$(q "SELECT count(*) FROM ml_changes_since($mark, $hw, 5000) WHERE matter_description = 'Renamed matter'")"
+
+# --- the agent's reads ---------------------------------------------------------------------------------
+hw=$(high_water)
+expect "changes_since pages up to the high-water mark" "3" \
+    "$(q "SELECT count(*) FROM ml_changes_since($((hw - 5)), $((hw - 2)), 1000)")"
+expect "changes_since honours the page limit, in change_id order" "$((hw - 4)),$((hw - 3))" \
+    "$(q "SELECT string_agg(change_id::text, ',') FROM ml_changes_since($((hw - 5)), $hw, 2)")"
+expect "contract_version read" "1|$epoch" "$(q 'SELECT contract_version, db_epoch FROM ml_contract')"
+expect "every stamped ml_change row has one ml_changes row" "$(q 'SELECT count(change_id) FROM ml_change')" \
+    "$(q 'SELECT count(*) FROM ml_changes')"
+
+# ======================================================================================================
+# Change capture under concurrency.
+# ======================================================================================================
+
+# --- (a) a long transaction commits after a later one: nothing is missed ------------------------------
+x=$(q "SELECT min(source_id) FROM ml_open_items(0, 1000000)")
+y=$(q "SELECT max(source_id) FROM ml_open_items(0, 1000000)")
+mark=$(high_water)
+open_session a
+exec 3>"$tmp/a.fifo"
+printf 'BEGIN;\nUPDATE invoice SET balance_minor = balance_minor - 1 WHERE invoice_id = %s;\n' "$x" >&3
+wait_state a 'idle in transaction'
+q "UPDATE invoice SET balance_minor = balance_minor - 1 WHERE invoice_id = $y" >/dev/null
+hw1=$(high_water)
+expect "high-water covers the committed change (Y)" "1" \
+    "$(q "SELECT count(*) FROM ml_changes_since($mark, $hw1, 5000) WHERE item_kind = 'invoice' AND source_id = $y")"
+expect "high-water does not cover the open transaction's change (X)" "0|0" \
+    "$(q "SELECT (SELECT count(*) FROM ml_changes_since($mark, $hw1, 5000) WHERE source_id = $x),
+                 (SELECT count(*) FROM ml_change WHERE entity = 'invoice' AND entity_id = $x AND change_id > $mark)")"
+printf 'COMMIT;\n' >&3
+exec 3>&-
+close_session a
+hw2=$(high_water)
+expect "after the late commit, X is stamped above the earlier high-water" "1" \
+    "$(q "SELECT count(*) FROM ml_change WHERE entity = 'invoice' AND entity_id = $x AND change_id > $hw1 AND change_id <= $hw2")"
+expect "changes_since(earlier high-water) returns X with its new balance" \
+    "upsert|$(q "SELECT balance_minor FROM invoice WHERE invoice_id = $x")" \
+    "$(q "SELECT op, balance_minor FROM ml_changes_since($hw1, $hw2, 5000) WHERE source_id = $x")"
+
+# --- (b) 1000 invoices in one statement (one timestamp): 1000 stamped changes, each once ---------------
+mark=$(high_water)
+q "UPDATE invoice SET due_date = due_date + 1 WHERE invoice_id IN
+   (SELECT invoice_id FROM invoice ORDER BY invoice_id LIMIT 1000)" >/dev/null
+hw=$(high_water)
+expect "one statement, 1000 invoices: 1000 changes, 1000 invoices, one timestamp" "1000|1000|1" \
+    "$(q "SELECT count(*), count(DISTINCT entity_id), count(DISTINCT written_at) FROM ml_change
+          WHERE change_id > $mark AND change_id <= $hw")"
+expect "changes_since returns each of them once" "1000|1000" \
+    "$(q "SELECT count(*), count(DISTINCT source_id) FROM ml_changes_since($mark, $hw, 5000)")"
+expect "stamps rise with seq_id within a call" "0" \
+    "$(q "SELECT count(*) FROM (SELECT change_id, lag(change_id) OVER (ORDER BY seq_id) AS prev FROM ml_change
+          WHERE change_id > $mark AND change_id <= $hw) AS s WHERE change_id < prev")"
+
+# One call stamps at most 100,000 rows; the next stamps the rest. (Rows for invoices that do not exist
+# are removes, which the agent applies harmlessly.)
+mark=$(high_water)
+q "INSERT INTO ml_change (entity, entity_id) SELECT 'invoice', 10000000 + g FROM generate_series(1, 100050) AS g" >/dev/null
+hw1=$(high_water)
+hw2=$(high_water)
+expect "a call stamps at most 100,000 rows, the next one the rest" "$((mark + 100000))|$((mark + 100050))|0" \
+    "$hw1|$hw2|$(q 'SELECT count(*) FROM ml_change WHERE change_id IS NULL')"
+q "DELETE FROM ml_change WHERE entity_id > 10000000" >/dev/null
+
+# --- (d) the stamper never blocks: not on writers, not on another stamper ------------------------------
+# The writer below changes Y, renames the client and adds a trust entry: its change rows will be Y,
+# one per open invoice of the client, one per matter of the client with trust entries, and the entry.
+w_rows=$(q "SELECT 1 + (SELECT count(*) FROM invoice AS i JOIN matter AS m USING (matter_id) JOIN client AS c USING (client_id)
+                        WHERE c.client_number = '$client' AND i.status = 'open' AND i.balance_minor > 0)
+                 + (SELECT count(*) FROM matter AS m JOIN client AS c USING (client_id) WHERE c.client_number = '$client'
+                    AND EXISTS (SELECT 1 FROM trust_entry AS t WHERE t.matter_id = m.matter_id)) + 1")
+open_session w
+exec 3>"$tmp/w.fifo"
+printf 'BEGIN;\nUPDATE invoice SET balance_minor = balance_minor - 1 WHERE invoice_id = %s;\n' "$y" >&3
+printf "UPDATE client SET name = name || ' (pending)' WHERE client_number = '%s';\n" "$client" >&3
+printf 'INSERT INTO trust_entry (matter_id, bank_account_id, entry_date, amount_minor, currency) VALUES (%s, (SELECT bank_account_id FROM bank_account WHERE account_number = %s), %s, 100, %s);\n' \
+    "$matter_id" "'TR-001'" "'2026-11-23'" "'USD'" >&3
+wait_state w 'idle in transaction'
+before=$(high_water)
+out=$(printf '%s\n' "SET statement_timeout = '2s';" 'SELECT ml_change_high_water();' | qv 2>&1)
+expect "high-water returns promptly while a writer holds uncommitted changes" "$before" "$out"
+# Another stamper holds the stamping lock with uncommitted stamps: this call must not wait for it, and
+# must not return anything of it; after it commits, new changes are stamped above its stamps.
+open_session s
+exec 4>"$tmp/s.fifo"
+q "UPDATE invoice SET balance_minor = balance_minor - 1 WHERE invoice_id = $x" >/dev/null
+printf 'BEGIN;\nSELECT ml_change_high_water();\n' >&4
+wait_state s 'idle in transaction'
+q "UPDATE invoice SET balance_minor = balance_minor - 1 WHERE invoice_id = $x" >/dev/null
+out=$(printf '%s\n' "SET statement_timeout = '2s';" 'SELECT ml_change_high_water();' | qv 2>&1)
+expect "high-water returns promptly, and only committed stamps, while another stamper is open" "$before" "$out"
+printf 'COMMIT;\n' >&4
+exec 4>&-
+close_session s
+hw_s=$(high_water)
+expect "the other stamper's stamps are then visible, and the later change is above them" "2|1" \
+    "$(q "SELECT count(*), count(*) FILTER (WHERE change_id = $hw_s) FROM ml_change
+          WHERE entity = 'invoice' AND entity_id = $x AND change_id > $before")"
+printf 'COMMIT;\n' >&3
+exec 3>&-
+close_session w
+hw_w=$(high_water)
+expect "the writer's changes are stamped after its commit, above everything before" "$w_rows|0" \
+    "$(q "SELECT count(*) FILTER (WHERE change_id > $hw_s AND change_id <= $hw_w), count(*) FILTER (WHERE change_id IS NULL)
+          FROM ml_change")"
+
+# --- concurrent deliveries of one posting land once ----------------------------------------------------
+bal=$(q "SELECT balance_minor FROM invoice WHERE invoice_id = $inv2_id")
+nu; uc=$id
+pc=$(posting "$uc" OP-001 "$client" USD 100 "$(inv "$inv2_no" 100)")
+open_session p1
+exec 3>"$tmp/p1.fifo"
+printf '%s\n' 'BEGIN;' "CALL ml_apply_posting('$pc');" >&3
+wait_state p1 'idle in transaction'
+(PGAPPNAME=ml_test_p2_$$; export PGAPPNAME; apply "$pc") &
+second=$!
+echo $second >"$tmp/p2.pid"
+# The second delivery queues behind the first (on the posting's advisory lock).
+wait_state p2 lock
+printf 'COMMIT;\n' >&3
+exec 3>&-
+close_session p1
+wait $second
+rc=$?
+rm -f "$tmp/p2.pid"
+expect "concurrent second delivery succeeds as a replay" "0" "$rc"
+expect "concurrent deliveries: one receipt, one payment" "1|$((bal - 100))" \
+    "$(q "SELECT (SELECT count(*) FROM receipt WHERE posting_uuid = '$uc'), balance_minor FROM invoice WHERE invoice_id = $inv2_id")"
+
+# ======================================================================================================
+# Privileges: the firm's applications need no rights on ml_ objects; the agent needs only the grants
+# listed in contract.sql.
+# ======================================================================================================
+q "CREATE ROLE $firm_role LOGIN; CREATE ROLE $agent_role LOGIN;
+   GRANT SELECT, INSERT, UPDATE, DELETE ON client, matter, invoice, trust_entry, bank_account TO $firm_role;
+   GRANT SELECT ON ml_contract, ml_open_items, ml_trust_balances, ml_changes, ml_posting_result TO $agent_role;
+   GRANT EXECUTE ON FUNCTION ml_change_high_water() TO $agent_role;
+   GRANT EXECUTE ON PROCEDURE ml_apply_posting(text), ml_reject_posting(text, text) TO $agent_role;" >/dev/null
+as_role() {
+    role=$1
+    shift
+    psql_db -U "$role" -d "$db" -c "$1"
+}
+mark=$(high_water)
+check "a firm role without ml_ rights can update an invoice" \
+    as_role "$firm_role" "UPDATE invoice SET balance_minor = balance_minor - 1 WHERE invoice_id = $x"
+check "a firm role without ml_ rights can rename a client" \
+    as_role "$firm_role" "UPDATE client SET name = 'Firm Role Rename' WHERE client_number = '$client'"
+expect "the firm role's changes were captured" "t" "$(q "SELECT count(*) > 1 FROM ml_change WHERE change_id IS NULL")"
+if as_role "$firm_role" 'SELECT ml_change_high_water()' >/dev/null 2>&1; then
+    fail "a role without the grant could run ml_change_high_water"
+fi
+checks=$((checks + 1))
+nu; uf=$id
+if apply "$(posting "$uf" OP-001 "$client" USD 100 "$(inv "$inv2_no" 100)")" "$firm_role"; then
+    fail "a role without the grant could apply a posting"
+fi
+checks=$((checks + 1))
+ahw=$(as_role "$agent_role" 'SELECT ml_change_high_water()')
+expect "agent role: high-water stamps" "$ahw" "$(high_water)"
+expect "agent role: contract_version" "1|$epoch" "$(as_role "$agent_role" 'SELECT contract_version, db_epoch FROM ml_contract')"
+expect "agent role: open_items" "$(q 'SELECT count(*) FROM ml_open_items(0, 1000000)')" \
+    "$(as_role "$agent_role" 'SELECT count(*) FROM ml_open_items(0, 1000000)')"
+expect "agent role: trust_balances" "$(q 'SELECT count(*) FROM ml_trust_balances(0, 1000000)')" \
+    "$(as_role "$agent_role" 'SELECT count(*) FROM ml_trust_balances(0, 1000000)')"
+expect "agent role: changes_since" "$(q "SELECT count(*) FROM ml_changes_since($mark, $ahw, 5000)")" \
+    "$(as_role "$agent_role" "SELECT count(*) FROM ml_changes_since($mark, $ahw, 5000)")"
+apply "$(posting "$uf" OP-001 "$client" USD 100 "$(inv "$inv2_no" 100)")" "$agent_role" ||
+    fail "agent role: apply_posting" "$(cat "$tmp/err")"
+expect "agent role: posting_result" "$uf|posted" "$(as_role "$agent_role" "SELECT posting_uuid, status FROM ml_posting_result('$uf')")"
+nu
+reject_posting "$id" 'ML001 invoice_not_open' "$agent_role" || fail "agent role: reject_posting"
+expect "agent role: rejection recorded" "rejected" "$(as_role "$agent_role" "SELECT status FROM ml_posting_result('$id')")"
+if as_role "$agent_role" "UPDATE invoice SET balance_minor = 0 WHERE invoice_id = $x" >/dev/null 2>&1 ||
+   as_role "$agent_role" "INSERT INTO ml_change (entity, entity_id) VALUES ('invoice', 1)" >/dev/null 2>&1; then
+    fail "the agent role can write outside the contract"
+fi
+checks=$((checks + 1))
+
+# ----------------------------------------------------------------------------------------------------
+if [ "$failures" -ne 0 ]; then
+    printf 'contract_postgresql: %d of %d checks failed\n' "$failures" "$checks"
+    exit 1
+fi
+printf 'contract_postgresql: all %d checks passed\n' "$checks"
