@@ -29,6 +29,10 @@ typedef struct {
     //  How the session's statement time limit is set (SQLite has none: its busy Timeout
     //  lives in the connection string).
     enum { S_NO_LIMIT, S_POSTGRESQL_LIMIT, S_MARIADB_LIMIT, S_SQLSERVER_LIMIT } time_limit;
+    //  Set-based batch apply where the contract has it, NULL elsewhere: (JSON array of
+    //  postings) and (JSON array of uuids) -> posting_uuid, status, receipt_id, reason.
+    const char *apply_many;
+    const char *results_many;
 } s_dialect_t;
 
 #define S_ITEM_COLUMNS                                                                             \
@@ -51,7 +55,7 @@ static const s_dialect_t s_dialects[] = {
      "WHERE posting_uuid = ?",
      "INSERT INTO ml_posting_rejection (posting_uuid, reason) VALUES (?, ?) "
      "ON CONFLICT (posting_uuid) DO NOTHING",
-     NULL, NULL, S_NO_LIMIT},
+     NULL, NULL, S_NO_LIMIT, NULL, NULL},
     //  Reads are SQL functions that psqlODBC streams through a cursor (UseDeclareFetch=1);
     //  writes are procedures, because a volatile function inside such a cursor would only
     //  run when fetched.
@@ -62,14 +66,16 @@ static const s_dialect_t s_dialects[] = {
      "CALL ml_apply_posting(?)",
      "SELECT posting_uuid, status, receipt_id, reason FROM ml_posting_result(?)",
      "CALL ml_reject_posting(?, ?)", "SELECT " S_ITEM_COLUMNS " FROM ml_open_items",
-     "SELECT " S_ITEM_COLUMNS " FROM ml_trust_balances", S_POSTGRESQL_LIMIT},
+     "SELECT " S_ITEM_COLUMNS " FROM ml_trust_balances", S_POSTGRESQL_LIMIT,
+     "CALL ml_apply_postings(?)",
+     "SELECT posting_uuid, status, receipt_id, reason FROM ml_posting_results(?)"},
     //  MariaDB's driver cannot stream, so every read is a keyset page from a procedure.
     {"mariadb", "SELECT contract_version, db_epoch FROM ml_contract", "CALL ml_open_items(?, ?)",
      "CALL ml_trust_balances(?, ?)", "CALL ml_change_high_water()",
      "CALL ml_changes_since(?, ?, ?)", "CALL ml_apply_posting(?)", "CALL ml_posting_result(?)",
      "CALL ml_reject_posting(?, ?)", NULL, NULL,
      //  MariaDB's driver ignores SQL_ATTR_QUERY_TIMEOUT; the server's own limit works.
-     S_MARIADB_LIMIT},
+     S_MARIADB_LIMIT, NULL, NULL},
     //  SQL Server through FreeTDS: ODBC call escapes, keyset pages. Written to sql/sqlserver/
     //  and docs/contract.md, but never run against a server here (see its README).
     {"sqlserver", "SELECT contract_version, db_epoch FROM ml_contract",
@@ -77,7 +83,7 @@ static const s_dialect_t s_dialects[] = {
      "{CALL ml_changes_since(?, ?, ?)}", "{CALL ml_apply_posting(?)}",
      "{CALL ml_posting_result(?)}", "{CALL ml_reject_posting(?, ?)}", NULL, NULL,
      //  Bounds how long a statement waits for a lock, the usual way it gets stuck.
-     S_SQLSERVER_LIMIT},
+     S_SQLSERVER_LIMIT, NULL, NULL},
 };
 
 struct _ml_contract_t {
@@ -445,7 +451,8 @@ int ml_contract_changes (ml_contract_t *self, uint64_t since, uint64_t upto, siz
 }
 
 //  The posting as the JSON document the contract's apply operation takes.
-static char *s_posting_json (const ml_posting_t *posting)
+//  The posting as the JSON document the contract's apply operation takes (new reference).
+static json_t *s_posting_document (const ml_posting_t *posting)
 {
     json_t *lines = json_array ();
     for (size_t index = 0; index < posting->line_count; index++) {
@@ -455,17 +462,27 @@ static char *s_posting_json (const ml_posting_t *posting)
                               line->kind == 'T' ? "matter_number" : "invoice_number",
                               line->reference, "amount_minor", (json_int_t)line->amount_minor));
     }
-    json_t *document = json_pack (
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:o}", "posting_uuid",
-        posting->posting_uuid, "received_on", posting->received_on, "account_number",
-        posting->account_number, "client_number", posting->client_number, "payer_name",
-        posting->payer_name, "payer_email", posting->payer_email, "currency", posting->currency,
-        "amount_minor", (json_int_t)posting->amount_minor, "ar_message", posting->ar_message,
-        "processor_txn", posting->processor_txn, "allocations", lines);
-    //  ASCII only (\u escapes): no driver code page can damage a payer's name on the way.
-    char *text = document ? json_dumps (document, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref (document);
+    return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:o}", "posting_uuid",
+                      posting->posting_uuid, "received_on", posting->received_on, "account_number",
+                      posting->account_number, "client_number", posting->client_number,
+                      "payer_name", posting->payer_name, "payer_email", posting->payer_email,
+                      "currency", posting->currency, "amount_minor",
+                      (json_int_t)posting->amount_minor, "ar_message", posting->ar_message,
+                      "processor_txn", posting->processor_txn, "allocations", lines);
+}
+
+//  A JSON value as text, ASCII only (\u escapes): no driver code page can damage a payer's
+//  name on the way. Steals value; caller frees the text.
+static char *s_json_text (json_t *value)
+{
+    char *text = value ? json_dumps (value, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref (value);
     return text;
+}
+
+static char *s_posting_json (const ml_posting_t *posting)
+{
+    return s_json_text (s_posting_document (posting));
 }
 
 //  The reason code after "ML001 " in a database message ("invoice_not_open").
@@ -550,20 +567,64 @@ int ml_contract_apply (ml_contract_t *self, const ml_posting_t *posting, ml_msg_
     return 0;
 }
 
+//  The set-based path: one call applies the whole batch (it refuses, writing nothing, if
+//  any posting would be rejected), one query reads every result back. Returns true when
+//  every result was read.
+static bool s_apply_many (ml_contract_t *self, ml_posting_t *const *postings, size_t count,
+                          ml_msg_t **results)
+{
+    json_t *documents = json_array ();
+    json_t *uuids = json_array ();
+    for (size_t index = 0; index < count; index++) {
+        json_array_append_new (documents, s_posting_document (postings[index]));
+        json_array_append_new (uuids, json_string (postings[index]->posting_uuid));
+    }
+    char *documents_text = s_json_text (documents);
+    char *uuids_text = s_json_text (uuids);
+    bool ok = documents_text && uuids_text &&
+              ml_odbc_execute (self->odbc, self->dialect->apply_many, "s", documents_text) >= 0;
+    ml_query_t *query =
+        ok ? ml_odbc_query (self->odbc, self->dialect->results_many, "s", uuids_text) : NULL;
+    size_t found = 0;
+    while (query && ml_query_fetch (query) == 1) {
+        const char *uuid = ml_query_text (query, 0);
+        for (size_t index = 0; uuid && index < count; index++) {
+            if (strcmp (postings[index]->posting_uuid, uuid) != 0 || *results[index]->status)
+                continue;
+            ml_msg_t *result = results[index];
+            snprintf (result->posting_uuid, sizeof result->posting_uuid, "%s", uuid);
+            s_copy (result->status, sizeof result->status, ml_query_text (query, 1), true);
+            s_copy (result->receipt_id, sizeof result->receipt_id, ml_query_text (query, 2), true);
+            s_copy (result->reason, sizeof result->reason, ml_query_text (query, 3), true);
+            found++;
+            break;
+        }
+    }
+    ml_query_destroy (&query);
+    free (documents_text);
+    free (uuids_text);
+    return ok && found == count;
+}
+
 size_t ml_contract_apply_batch (ml_contract_t *self, ml_posting_t *const *postings, size_t count,
                                 ml_msg_t **results)
 {
     assert (self && postings && results);
     if (count == 0)
         return 0;
+    for (size_t index = 0; index < count; index++)
+        *results[index]->status = 0;
     bool ok = ml_odbc_begin (self->odbc) == 0;
-    for (size_t index = 0; ok && index < count; index++) {
+    bool set_based = ok && self->dialect->apply_many && count > 1;
+    if (set_based)
+        ok = s_apply_many (self, postings, count, results);
+    for (size_t index = 0; ok && !set_based && index < count; index++) {
         char *document = s_posting_json (postings[index]);
         ok = document && ml_odbc_execute (self->odbc, self->dialect->apply, "s", document) >= 0;
         free (document);
     }
     uint64_t high_water = 0;
-    for (size_t index = 0; ok && index < count; index++)
+    for (size_t index = 0; ok && !set_based && index < count; index++)
         ok = s_read_result (self, postings[index]->posting_uuid, results[index]) == 1;
     ok = ok && s_high_water (self, &high_water) == 0;
     if (ok && ml_odbc_commit (self->odbc) == 0) {
