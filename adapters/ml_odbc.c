@@ -560,8 +560,16 @@ ml_query_t *ml_odbc_query (ml_odbc_t *self, const char *sql, const char *picture
         SQLDescribeCol (query->statement, (SQLUSMALLINT)(column + 1),
                         (SQLCHAR *)query->name[column], sizeof query->name[column], &name_length,
                         &type, &size, &digits, &nullable);
-        //  Room for the digits of any number, a sign and a point; text up to the cap.
-        size_t width = size + 3 > 40 ? size + 3 : 40;
+        //  Room in bytes, not characters: drivers report a text column's size in characters
+        //  (MariaDB's VARCHAR(200) holds up to 800 bytes of UTF-8), so ask for its octet
+        //  length. At least room for any number with its sign and point; text up to the cap.
+        SQLLEN octets = 0;
+        if (!SQL_SUCCEEDED (SQLColAttribute (query->statement, (SQLUSMALLINT)(column + 1),
+                                             SQL_DESC_OCTET_LENGTH, NULL, 0, NULL, &octets)) ||
+            octets < 0)
+            octets = 0;
+        size_t bytes = (size_t)octets > size ? (size_t)octets : size;
+        size_t width = bytes + 3 > 40 ? bytes + 3 : 40;
         if (width > S_COLUMN_CAP)
             width = S_COLUMN_CAP;
         query->width[column] = width;

@@ -114,7 +114,9 @@ case $dialect in
         set -- -h "$host" -P "${port:-3306}" -u "${user:-root}"
         mariadb "$@" "$database" <"$dir/schema.sql"
         mariadb "$@" "$database" <"$dir/contract.sql"
-        mariadb "$@" -e "SET @clients = $clients, @invoices = $invoices; SOURCE $dir/sample.sql;" "$database"
+        # Without --abort-source-on-error the client exits 0 even when the script fails.
+        mariadb "$@" --abort-source-on-error \
+            -e "SET @clients = $clients, @invoices = $invoices; SOURCE $dir/sample.sql;" "$database"
         exit
         ;;
 esac

@@ -29,4 +29,11 @@ matter_sql "INSERT INTO trust_entry (matter_id, bank_account_id, entry_date, amo
 more_ledgers() { [ "$(status_field trust_ledger_count)" = $((ledgers + 1)) ]; }
 wait_for 20 "the new trust ledger to reach the core" more_ledgers
 wait_for 20 "the core to match the matter database" core_has_all_invoices
+
+# A client renamed to a name beyond ASCII arrives whole (drivers count sizes in characters,
+# the agent's buffers in bytes).
+renamed=$(matter_sql "SELECT client_number FROM $OPEN_INVOICES ORDER BY client_number LIMIT 1")
+matter_sql "UPDATE client SET name = 'Zoë Łukasz-Müller 李小龍 & Søn' WHERE client_number = '$renamed'"
+renamed_at_core() { cli --json open-items --firm acme --client "$renamed" | python3 -c "import json,sys; sys.exit(0 if all(i['client_name'] == 'Zoë Łukasz-Müller 李小龍 & Søn' for i in json.load(sys.stdin)['items']) else 1)"; }
+wait_for 20 "the renamed client to reach the core intact" renamed_at_core
 log "PASS"
