@@ -8,6 +8,5 @@ sh scripts/deps.sh --servers
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DML_ASAN=ON -DML_UBSAN=ON >/dev/null
 cmake --build build-test -j "$(nproc)"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 cd build-test
 ctest --output-on-failure -j 2 --timeout 600

@@ -1,10 +1,17 @@
 # Every CTest test of matterlink. Selftests run one class each; codec cases run one folder
 # each; end-to-end tests start real processes on real sockets and a real SQLite file.
 
+# Every test sees the sanitizer settings (they matter only in ML_ASAN / ML_UBSAN builds),
+# and the daemons the end-to-end tests start inherit them.
+set (ML_TEST_ENV
+     "LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/lsan.supp:print_suppressions=0"
+     "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+
 set (ML_CLASSES ml_log ml_money ml_config ml_service ml_keygen ml_msg ml_odbc ml_contract
      ml_alloc ml_store ml_admin ml_agent ml_core)
 foreach (class ${ML_CLASSES})
     add_test (NAME selftest_${class} COMMAND ml_selftest -t ${class})
+    set_tests_properties (selftest_${class} PROPERTIES ENVIRONMENT "${ML_TEST_ENV}")
 endforeach ()
 
 file (GLOB ML_CODEC_CASES LIST_DIRECTORIES true "${CMAKE_SOURCE_DIR}/tests/codec/*")
@@ -42,7 +49,7 @@ foreach (dialect ${ML_DIALECTS})
         add_test (NAME contract_${dialect} COMMAND sh ${script} ${CMAKE_SOURCE_DIR})
         if (NOT dialect STREQUAL "sqlite")
             set_tests_properties (contract_${dialect} PROPERTIES
-                ENVIRONMENT "ML_SERVERS_DIR=${ML_SERVERS_DIR}" FIXTURES_REQUIRED servers)
+                ENVIRONMENT "ML_SERVERS_DIR=${ML_SERVERS_DIR};${ML_TEST_ENV}" FIXTURES_REQUIRED servers)
         endif ()
     endif ()
 endforeach ()
@@ -56,7 +63,7 @@ foreach (script ${ML_E2E_TESTS})
         if (dialect_line MATCHES " ${dialect}")
             add_test (NAME ${test_name}_${dialect} COMMAND bash ${script})
             set_tests_properties (${test_name}_${dialect} PROPERTIES
-                ENVIRONMENT "ML_BIN=${CMAKE_BINARY_DIR};ML_SOURCE=${CMAKE_SOURCE_DIR};ML_DIALECT=${dialect};ML_SERVERS_DIR=${ML_SERVERS_DIR}"
+                ENVIRONMENT "ML_BIN=${CMAKE_BINARY_DIR};ML_SOURCE=${CMAKE_SOURCE_DIR};ML_DIALECT=${dialect};ML_SERVERS_DIR=${ML_SERVERS_DIR};${ML_TEST_ENV}"
                 TIMEOUT 300)
             if (NOT dialect STREQUAL "sqlite")
                 set_tests_properties (${test_name}_${dialect} PROPERTIES FIXTURES_REQUIRED servers)
