@@ -3,13 +3,14 @@
 # data, through psql: the checks of tests/contract_sqlite.sh (item shapes, exactly-once postings, every
 # rejection code, change capture), plus what concurrency adds: a late commit is never missed, one
 # statement's thousand changes are each stamped once, the stamper never blocks or is blocked by a
-# writer, concurrent deliveries of one posting land once, and the privileges work as documented.
+# writer, concurrent deliveries of one posting land once, and the privileges work as documented; and
+# the set-based batch (ml_apply_postings, ml_posting_results) against one-by-one application.
 #
 #   tests/contract_postgresql.sh [REPO_ROOT]      (default: the directory above this script)
 #
 # Uses the servers of tests/servers.sh in $ML_SERVERS_DIR; when that is unset it starts its own in a
-# temporary directory and stops them on exit. It creates the database contract_pg_<pid> and two roles,
-# and drops them at the end. Exit status 0 when every check passes, 1 otherwise (each failed check is
+# temporary directory and stops them on exit. It creates the database contract_pg_<pid> (and copies of
+# it) and two roles, and drops them at the end. Exit status 0 when every check passes, 1 otherwise (each failed check is
 # printed), 2 when it cannot run.
 
 set -u
@@ -34,6 +35,7 @@ cleanup() {
     if [ -n "${ML_PG_PORT:-}" ]; then
         psql -X -q -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d postgres \
             -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "DROP DATABASE IF EXISTS ${db}_e WITH (FORCE)" \
+            -c "DROP DATABASE IF EXISTS ${db}_b WITH (FORCE)" \
             -c "DROP ROLE IF EXISTS $agent_role" -c "DROP ROLE IF EXISTS $firm_role" >/dev/null 2>&1
     fi
     if [ -n "$own_servers" ]; then
@@ -244,6 +246,8 @@ expect "ml_changes_since columns" "change_id bigint, op text, $item_types" \
     "$(describe 'SELECT * FROM ml_changes_since(0, 1, 1)')"
 expect "ml_posting_result columns" "posting_uuid text, status text, receipt_id text, reason text" \
     "$(describe "SELECT * FROM ml_posting_result('x')")"
+expect "ml_posting_results columns" "posting_uuid text, status text, receipt_id text, reason text" \
+    "$(describe "SELECT * FROM ml_posting_results('[]')")"
 expect "ml_change_high_water column" "ml_change_high_water bigint" "$(describe 'SELECT ml_change_high_water()')"
 expect "contract_version columns" "contract_version integer, db_epoch text" \
     "$(describe 'SELECT contract_version, db_epoch FROM ml_contract')"
@@ -253,11 +257,12 @@ expect "views have the item columns (ml_changes, ml_open_items, ml_trust_balance
     "$(q "SELECT string_agg(cols, '|' ORDER BY v) FROM (SELECT c.table_name AS v, string_agg(c.column_name, ', '
           ORDER BY c.ordinal_position) AS cols FROM information_schema.columns AS c WHERE c.table_schema = current_schema()
           AND c.table_name IN ('ml_open_items', 'ml_trust_balances', 'ml_changes') GROUP BY c.table_name) AS s")"
-expect "the write operations are procedures" "ml_apply_posting(IN posting text)|ml_reject_posting(IN rejected_uuid text, IN rejection_reason text)" \
+expect "the write operations are procedures" "ml_apply_posting(IN posting text)|ml_apply_postings(IN postings text)|ml_reject_posting(IN rejected_uuid text, IN rejection_reason text)" \
     "$(q "SELECT string_agg(proname || '(' || pg_get_function_arguments(oid) || ')', '|' ORDER BY proname)
           FROM pg_proc WHERE prokind = 'p' AND proname LIKE 'ml\\_%'")"
 # Inlined functions stream through a cursor; a "Function Scan" would build the whole result first.
-for call in 'ml_open_items(0, 5000)' 'ml_trust_balances(0, 5000)' 'ml_changes_since(0, 100, 5000)' "ml_posting_result('x')"; do
+for call in 'ml_open_items(0, 5000)' 'ml_trust_balances(0, 5000)' 'ml_changes_since(0, 100, 5000)' "ml_posting_result('x')" \
+            "ml_posting_results('[\"x\"]')"; do
     checks=$((checks + 1))
     if q "EXPLAIN SELECT * FROM $call" | grep -q 'Function Scan'; then
         fail "$call is not inlined" "$(q "EXPLAIN SELECT * FROM $call")"
@@ -676,6 +681,264 @@ expect "concurrent deliveries: one receipt, one payment" "1|$((bal - 100))" \
     "$(q "SELECT (SELECT count(*) FROM receipt WHERE posting_uuid = '$uc'), balance_minor FROM invoice WHERE invoice_id = $inv2_id")"
 
 # ======================================================================================================
+# Batches: CALL ml_apply_postings(JSON array) writes what ml_apply_posting would write for each posting
+# in turn, or raises ML002 and writes nothing; ml_posting_results(JSON array of uuids) reads them back.
+# ======================================================================================================
+
+# apply_batch JSON [ROLE]: one transaction, as the agent does it; stderr goes to $tmp/err.
+apply_batch() {
+    printf '%s\n' '\set VERBOSITY verbose' 'BEGIN;' "CALL ml_apply_postings(:'postings');" 'COMMIT;' |
+        psql_db -U "${2:-postgres}" -d "$db" -v postings="$1" >/dev/null 2>"$tmp/err"
+}
+
+# results JSON_UUIDS: the batch's results, one line each, in posting_uuid order.
+results() {
+    printf '%s\n' "SELECT posting_uuid, status, coalesce(receipt_id, 'null'), coalesce(reason, 'null')
+                   FROM ml_posting_results(:'uuids') ORDER BY posting_uuid;" | qv -v uuids="$1"
+}
+
+# json_list FILE: the lines of FILE as one JSON array.
+json_list() {
+    printf '['; paste -s -d, "$1" | tr -d '\n'; printf ']'
+}
+
+# batch_refused NAME JSON: the batch must fail with ML002 and leave everything as it was.
+batch_refused() {
+    checks=$((checks + 1))
+    before=$(fingerprint)
+    if apply_batch "$2"; then
+        fail "batch $1: was accepted"
+    elif ! grep -Eq 'ERROR: +ML002: ML002 batch_needs_one_by_one' "$tmp/err"; then
+        fail "batch $1: wrong error" "$(cat "$tmp/err")"
+    fi
+    expect "batch $1 writes nothing" "$before" "$(fingerprint)"
+}
+
+b=5000
+# Sets $id to a fresh batch posting UUID.
+bu() { b=$((b + 1)); id=$(uuid $b); }
+
+# --- 200 postings: the batch gives exactly what one by one gives -------------------------------------
+# Trust deposits (to ledgers that exist and to new ones, two to each new one), two-line invoice
+# postings, and one-line ones: some invoices paid by two postings of the batch, some paid off.
+: >"$tmp/docs"
+q "SELECT c.client_number, m.matter_number FROM matter AS m JOIN client AS c USING (client_id)
+   WHERE EXISTS (SELECT 1 FROM trust_entry AS t WHERE t.matter_id = m.matter_id) ORDER BY m.matter_id LIMIT 10" >"$tmp/rows"
+while IFS='|' read -r c m; do
+    bu; posting "$id" TR-001 "$c" USD 12345 "$(trust "$m" 12345)" >>"$tmp/docs"; echo >>"$tmp/docs"
+done <"$tmp/rows"
+q "SELECT c.client_number, m.matter_number FROM matter AS m JOIN client AS c USING (client_id)
+   WHERE NOT EXISTS (SELECT 1 FROM trust_entry AS t WHERE t.matter_id = m.matter_id) ORDER BY m.matter_id DESC LIMIT 5" >"$tmp/rows"
+while IFS='|' read -r c m; do
+    bu; posting "$id" TR-001 "$c" USD 500 "$(trust "$m" 500)" >>"$tmp/docs"; echo >>"$tmp/docs"
+    bu; posting "$id" TR-001 "$c" USD 700 "$(trust "$m" 700)" >>"$tmp/docs"; echo >>"$tmp/docs"
+done <"$tmp/rows"
+q "SELECT c.client_number, min(i.invoice_number), max(i.invoice_number)
+   FROM invoice AS i JOIN matter AS m USING (matter_id) JOIN client AS c USING (client_id)
+   WHERE i.status = 'open' AND i.balance_minor >= 1000 AND i.invoice_id % 2 = 1
+   GROUP BY c.client_number HAVING count(*) >= 2 ORDER BY 1 LIMIT 15" >"$tmp/rows"
+while IFS='|' read -r c i1 i2; do
+    bu; posting "$id" OP-001 "$c" USD 150 "$(inv "$i1" 50),$(inv "$i2" 100)" >>"$tmp/docs"; echo >>"$tmp/docs"
+done <"$tmp/rows"
+q "SELECT c.client_number, i.invoice_number, i.balance_minor
+   FROM invoice AS i JOIN matter AS m USING (matter_id) JOIN client AS c USING (client_id)
+   WHERE i.status = 'open' AND i.balance_minor >= 1000 AND i.invoice_id % 2 = 0 ORDER BY i.invoice_id DESC" >"$tmp/rows"
+j=0
+while IFS='|' read -r c i bal && [ "$(wc -l <"$tmp/docs")" -lt 200 ]; do
+    j=$((j + 1))
+    case $((j % 15)) in
+        0) bu; posting "$id" OP-001 "$c" USD "$bal" "$(inv "$i" "$bal")" >>"$tmp/docs" ;;
+        1) bu; posting "$id" OP-001 "$c" USD 100 "$(inv "$i" 100)" >>"$tmp/docs"; echo >>"$tmp/docs"
+           bu; posting "$id" OP-001 "$c" USD $((bal - 100)) "$(inv "$i" $((bal - 100)))" >>"$tmp/docs" ;;
+        *) bu; posting "$id" OP-001 "$c" USD $((100 + j)) "$(inv "$i" $((100 + j)))" >>"$tmp/docs" ;;
+    esac
+    echo >>"$tmp/docs"
+done <"$tmp/rows"
+expect "the batch has 200 postings, 20 of them trust deposits" "200|20" \
+    "$(wc -l <"$tmp/docs" | tr -d ' ')|$(grep -c '"kind":"trust"' "$tmp/docs")"
+batch200=$(json_list "$tmp/docs")
+uuids200=$(printf '['; sed 's/^{"posting_uuid":\("[^"]*"\).*/\1/' "$tmp/docs" | paste -s -d, - | tr -d '\n'; printf ']')
+
+# A copy of the database as it is now, to apply the same postings one by one.
+high_water >/dev/null
+psql_db -U postgres -d postgres -c "CREATE DATABASE ${db}_b TEMPLATE $db" >/dev/null ||
+    { echo "FAIL: copying the database"; exit 1; }
+qb() {
+    psql_db -U postgres -d "${db}_b" -c "$1"
+}
+seq_b=$(q 'SELECT max(seq_id) FROM ml_change')
+apply_batch "$batch200" || fail "batch of 200" "$(cat "$tmp/err")"
+sed "s/'/''/g; s/^/BEGIN; CALL ml_apply_posting('/; s/\$/'); COMMIT;/" "$tmp/docs" |
+    psql_db -U postgres -d "${db}_b" >/dev/null 2>"$tmp/err" || fail "one by one on the copy" "$(cat "$tmp/err")"
+# Rows, ids and all, as one text per table (posted_at is the transaction's time, so it differs).
+for table in \
+    "receipt|receipt_id, posting_uuid, received_on, bank_account_id, client_id, payer_name, payer_email, amount_minor, currency, ar_message, processor_txn" \
+    "receipt_allocation|receipt_allocation_id, receipt_id, kind, invoice_id, matter_id, amount_minor" \
+    "trust_entry|trust_entry_id, matter_id, bank_account_id, entry_date, amount_minor, currency, memo, receipt_id" \
+    "invoice|invoice_id, balance_minor, status"; do
+    name=${table%%|*}
+    cols=${table#*|}
+    sqlt="SELECT count(*) || ' ' || md5(string_agg(row($cols)::text, ';' ORDER BY ${cols%%,*})) FROM $name"
+    expect "batch = one by one: $name" "$(qb "$sqlt")" "$(q "$sqlt")"
+done
+expect "batch = one by one: the postings' receipts, allocations and trust entries" "200|215|20" \
+    "$(q "SELECT (SELECT count(*) FROM receipt AS r WHERE r.posting_uuid IN (SELECT jsonb_array_elements_text('$uuids200'))),
+                 (SELECT count(*) FROM receipt_allocation AS a JOIN receipt AS r USING (receipt_id)
+                  WHERE r.posting_uuid IN (SELECT jsonb_array_elements_text('$uuids200'))),
+                 (SELECT count(*) FROM trust_entry AS t JOIN receipt AS r USING (receipt_id)
+                  WHERE r.posting_uuid IN (SELECT jsonb_array_elements_text('$uuids200')))")"
+expect "receipt ids follow the batch's order" "t" \
+    "$(q "SELECT bool_and(r.receipt_id > coalesce(p.receipt_id, 0)) FROM (SELECT receipt_id, lag(receipt_id) OVER (ORDER BY n) AS receipt_id_before
+          FROM jsonb_array_elements_text('$uuids200') WITH ORDINALITY AS u(uuid, n) JOIN receipt ON posting_uuid = u.uuid) AS r
+          CROSS JOIN LATERAL (SELECT r.receipt_id_before AS receipt_id) AS p")"
+expect "the batch paid some invoices off" "t" \
+    "$(q "SELECT count(*) >= 20 FROM invoice AS i WHERE i.status = 'paid' AND i.balance_minor = 0 AND EXISTS
+          (SELECT 1 FROM receipt_allocation AS a JOIN receipt AS r USING (receipt_id) WHERE a.invoice_id = i.invoice_id
+           AND r.posting_uuid IN (SELECT jsonb_array_elements_text('$uuids200')))")"
+# Change rows: the same invoices and ledgers (one row per invoice where one by one has one per payment),
+# and the same items as the payment core reads them.
+changes="SELECT entity || ' ' || entity_id FROM ml_change WHERE seq_id > $seq_b GROUP BY entity, entity_id ORDER BY 1"
+expect "batch = one by one: the invoices and ledgers in ml_change" "$(qb "$changes" | md5sum)" "$(q "$changes" | md5sum)"
+expect "batch: one change row per invoice, one per trust deposit" "0|20" \
+    "$(q "SELECT (SELECT count(*) - count(DISTINCT entity_id) FROM ml_change WHERE seq_id > $seq_b AND entity = 'invoice'),
+                 (SELECT count(*) FROM ml_change WHERE seq_id > $seq_b AND entity = 'trust')")"
+high_water >/dev/null
+qb 'SELECT ml_change_high_water()' >/dev/null
+seen="SELECT DISTINCT item_kind, source_id, op, balance_minor, status FROM ml_changes
+      WHERE change_id IN (SELECT change_id FROM ml_change WHERE seq_id > $seq_b) ORDER BY 1, 2"
+expect "batch = one by one: ml_changes" "$(qb "$seen" | md5sum)" "$(q "$seen" | md5sum)"
+psql_db -U postgres -d postgres -c "DROP DATABASE ${db}_b" >/dev/null
+
+# --- results, replays -----------------------------------------------------------------------------------
+res200=$(results "$uuids200")
+expect "ml_posting_results: 200 posted, each with its receipt" "200|200" \
+    "$(printf '%s\n' "$res200" | grep -c '|posted|[0-9][0-9]*|null$')|$(q "SELECT count(*) FROM ml_posting_results('$uuids200') AS p
+          JOIN receipt AS r ON r.posting_uuid = p.posting_uuid AND r.receipt_id::text = p.receipt_id")"
+expect "ml_posting_results = ml_posting_result for each" "$res200" \
+    "$(q "SELECT r.posting_uuid, r.status, coalesce(r.receipt_id, 'null'), coalesce(r.reason, 'null')
+          FROM jsonb_array_elements_text('$uuids200') AS u(uuid) CROSS JOIN LATERAL ml_posting_result(u.uuid) AS r
+          ORDER BY 1")"
+expect "ml_posting_results: rejected, posted and unknown" "$u1|posted|$receipt1|null
+$ur|rejected|null|ML001 invoice_not_open" "$(results "[\"$ur\", \"$(uuid 4999)\", \"$u1\", \"$u1\"]")"
+expect "ml_posting_results of an empty array" "" "$(results '[]')"
+fp=$(fingerprint)
+apply_batch "$batch200" || fail "replayed batch raised an error" "$(cat "$tmp/err")"
+expect "a replayed batch writes nothing" "$fp" "$(fingerprint)"
+expect "a replayed batch keeps the first results" "$res200" "$(results "$uuids200")"
+apply_batch '[]' || fail "an empty batch raised an error" "$(cat "$tmp/err")"
+expect "an empty batch writes nothing" "$fp" "$(fingerprint)"
+
+# A batch mixing replays (posted, rejected, and changed copies that would now be refused) with new
+# postings applies only the new ones, and leaves the replays' results as they were.
+first=$(sed -n 1p "$tmp/docs")
+bu; n1=$id; bu; n2=$id
+mix=$(printf '[%s,%s,%s,%s,%s]' \
+    "$(posting "$n1" OP-001 "$client" USD 100 "$(inv "$inv2_no" 100)")" \
+    "$first" \
+    "$(posting "$ur" OP-001 "$client" USD 100 "$(inv "$paid_no" 100)")" \
+    "$(posting "$u1" OP-001 "$client" USD 999999 "$(inv INV-9999999 999999)")" \
+    "$(posting "$n2" TR-001 "$client" USD 300 "$(trust "$matter" 300)")")
+bal2=$(q "SELECT balance_minor FROM invoice WHERE invoice_number = '$inv2_no'")
+tbal=$(q "SELECT sum(amount_minor) FROM trust_entry WHERE matter_id = $matter_id")
+receipts=$(q 'SELECT count(*) FROM receipt')
+apply_batch "$mix" || fail "mixed batch" "$(cat "$tmp/err")"
+expect "mixed batch: only the new postings land" "$((receipts + 2))|$((bal2 - 100))|$((tbal + 300))" \
+    "$(q "SELECT (SELECT count(*) FROM receipt), balance_minor,
+                 (SELECT sum(amount_minor) FROM trust_entry WHERE matter_id = $matter_id)
+          FROM invoice WHERE invoice_number = '$inv2_no'")"
+expect "mixed batch: results" \
+    "$(printf '%s\n' "$u1|posted|$receipt1|null" "$ur|rejected|null|ML001 invoice_not_open" \
+        "$(printf '%s\n' "$res200" | grep "^$(uuid 5001)|")" \
+        "$n1|posted|$(q "SELECT receipt_id FROM receipt WHERE posting_uuid = '$n1'")|null" \
+        "$n2|posted|$(q "SELECT receipt_id FROM receipt WHERE posting_uuid = '$n2'")|null" | sort)" \
+    "$(results "[\"$n1\", \"$(uuid 5001)\", \"$ur\", \"$u1\", \"$n2\"]")"
+
+# --- refused batches: ML002, nothing written ------------------------------------------------------------
+# Each is a good posting followed by one that ml_apply_posting would reject (or a malformed batch).
+row=$(q "SELECT c.client_number, i.invoice_number, i.balance_minor
+         FROM invoice AS i JOIN matter AS m USING (matter_id) JOIN client AS c USING (client_id)
+         WHERE i.status = 'open' AND i.balance_minor BETWEEN 1000 AND 100000 AND c.client_number <> '$client'
+           AND NOT EXISTS (SELECT 1 FROM receipt_allocation AS a WHERE a.invoice_id = i.invoice_id)
+         ORDER BY i.invoice_id LIMIT 1")
+IFS='|' read -r bc binv bbal <<EOF
+$row
+EOF
+bu; good=$(posting "$id" OP-001 "$bc" USD 100 "$(inv "$binv" 100)")
+bu; batch_refused "with an unknown invoice" "[$good,$(posting "$id" OP-001 "$bc" USD 100 "$(inv INV-9999999 100)")]"
+bu; batch_refused "over an invoice's balance" \
+    "[$good,$(posting "$id" OP-001 "$bc" USD $((bbal + 1)) "$(inv "$binv" $((bbal + 1)))")]"
+bu; batch_refused "over a balance that an earlier posting of the batch took" \
+    "[$good,$(posting "$id" OP-001 "$bc" USD $((bbal - 99)) "$(inv "$binv" $((bbal - 99)))")]"
+batch_refused "with a posting_uuid twice" "[$good,$good]"
+bu; batch_refused "with an amount written 1e2" "[$good,$(posting "$id" OP-001 "$bc" USD 1e2 "$(inv "$binv" 100)")]"
+bu; batch_refused "with a line amount written 1E+2" \
+    "[$good,$(posting "$id" OP-001 "$bc" USD 100 '{"kind":"invoice","invoice_number":"'"$binv"'","amount_minor":1E+2}')]"
+bu; batch_refused "with an amount written 100.0" "[$good,$(posting "$id" OP-001 "$bc" USD 100.0 "$(inv "$binv" 100)")]"
+bu; batch_refused "with an amount written \"100\"" "[$good,$(posting "$id" OP-001 "$bc" USD '"100"' "$(inv "$binv" 100)")]"
+bu; batch_refused "with a duplicate line" "[$good,$(posting "$id" OP-001 "$bc" USD 2 "$(inv "$binv" 1),$(inv "$binv" 1)")]"
+bu; batch_refused "with another client's invoice" "[$good,$(posting "$id" OP-001 "$client" USD 100 "$(inv "$binv" 100)")]"
+bu; batch_refused "with a paid invoice" "[$good,$(posting "$id" OP-001 "$client" USD 100 "$(inv "$paid_no" 100)")]"
+bu; batch_refused "with a sum mismatch" "[$good,$(posting "$id" OP-001 "$bc" USD 101 "$(inv "$binv" 100)")]"
+bu; batch_refused "with an unknown account" "[$good,$(posting "$id" OP-999 "$bc" USD 100 "$(inv "$binv" 100)")]"
+bu; batch_refused "with an unknown client" "[$good,$(posting "$id" OP-001 C-99999 USD 100 "$(inv "$binv" 100)")]"
+bu; batch_refused "with a trust line in an operating account" \
+    "[$good,$(posting "$id" OP-001 "$client" USD 100 "$(trust "$matter" 100)")]"
+bu; batch_refused "with a bad date" \
+    "[$good,$(posting "$id" OP-001 "$bc" USD 100 "$(inv "$binv" 100)" | sed 's/2026-11-22/2026-02-30/')]"
+batch_refused "with a posting that is not an object" "[$good,17]"
+batch_refused "that is not JSON" "[$good,"
+batch_refused "that is not an array" "$good"
+# A matter's trust ledger keeps one currency: a new ledger cannot get USD and then CAD in one batch.
+q "INSERT INTO bank_account (account_number, name, account_type, currency) VALUES ('TR-CAD', 'Trust CAD', 'TRUST', 'CAD')" >/dev/null
+row=$(q "SELECT c.client_number, m.matter_number FROM matter AS m JOIN client AS c USING (client_id)
+         WHERE NOT EXISTS (SELECT 1 FROM trust_entry AS t WHERE t.matter_id = m.matter_id) ORDER BY m.matter_id LIMIT 1")
+IFS='|' read -r tc tm <<EOF
+$row
+EOF
+bu; t1=$(posting "$id" TR-001 "$tc" USD 100 "$(trust "$tm" 100)")
+bu; batch_refused "with two currencies for one new trust ledger" "[$t1,$(posting "$id" TR-CAD "$tc" CAD 100 "$(trust "$tm" 100)")]"
+bu; t2=$(posting "$id" TR-CAD "$tc" CAD 100 "$(trust "$tm" 100)")
+apply_batch "[$t2]" || fail "a CAD deposit to a new ledger" "$(cat "$tmp/err")"
+expect "a CAD deposit to a new ledger" "CAD|100" \
+    "$(q "SELECT min(t.currency), sum(t.amount_minor) FROM trust_entry AS t JOIN matter AS m USING (matter_id)
+          WHERE m.matter_number = '$tm'")"
+bu; batch_refused "with a USD deposit to a CAD ledger" "[$(posting "$id" TR-001 "$tc" USD 100 "$(trust "$tm" 100)")]"
+# The agent's answer to ML002: one at a time applies the good posting and names the rejection.
+bu; bad=$(posting "$id" OP-001 "$bc" USD $((bbal - 99)) "$(inv "$binv" $((bbal - 99)))")
+apply "$good" || fail "after ML002, the good posting one by one" "$(cat "$tmp/err")"
+checks=$((checks + 1))
+if apply "$bad" || ! grep -Eq "ERROR: +ML001: ML001 amount_over_balance" "$tmp/err"; then
+    fail "after ML002, one by one names the rejection" "$(cat "$tmp/err")"
+fi
+
+# --- a batch and a single delivery of one of its postings: it lands once, the batch waits --------------
+bu; uc=$id
+pc=$(posting "$uc" OP-001 "$bc" USD 10 "$(inv "$binv" 10)")
+bu; uo=$id
+po=$(posting "$uo" OP-001 "$bc" USD 20 "$(inv "$binv" 20)")
+bal=$(q "SELECT balance_minor FROM invoice WHERE invoice_number = '$binv'")
+open_session s1
+exec 3>"$tmp/s1.fifo"
+printf '%s\n' 'BEGIN;' "CALL ml_apply_posting('$pc');" >&3
+wait_state s1 'idle in transaction'
+(PGAPPNAME=ml_test_b2_$$; export PGAPPNAME; apply_batch "[$po,$pc]") &
+second=$!
+echo $second >"$tmp/b2.pid"
+# The batch queues behind the single delivery (on that posting's advisory lock).
+wait_state b2 lock
+printf 'COMMIT;\n' >&3
+exec 3>&-
+close_session s1
+wait $second
+rc=$?
+rm -f "$tmp/b2.pid"
+expect "a batch that waited on a single delivery of one of its postings succeeds" "0" "$rc"
+expect "that posting landed once, the batch's other one too" "1|1|$((bal - 30))" \
+    "$(q "SELECT (SELECT count(*) FROM receipt WHERE posting_uuid = '$uc'),
+                 (SELECT count(*) FROM receipt WHERE posting_uuid = '$uo'),
+                 balance_minor FROM invoice WHERE invoice_number = '$binv'")"
+
+# ======================================================================================================
 # Privileges: the firm's applications need no rights on ml_ objects; the agent needs only the grants
 # listed in contract.sql.
 # ======================================================================================================
@@ -683,7 +946,7 @@ q "CREATE ROLE $firm_role LOGIN; CREATE ROLE $agent_role LOGIN;
    GRANT SELECT, INSERT, UPDATE, DELETE ON client, matter, invoice, trust_entry, bank_account TO $firm_role;
    GRANT SELECT ON ml_contract, ml_open_items, ml_trust_balances, ml_changes, ml_posting_result TO $agent_role;
    GRANT EXECUTE ON FUNCTION ml_change_high_water() TO $agent_role;
-   GRANT EXECUTE ON PROCEDURE ml_apply_posting(text), ml_reject_posting(text, text) TO $agent_role;" >/dev/null
+   GRANT EXECUTE ON PROCEDURE ml_apply_posting(text), ml_apply_postings(text), ml_reject_posting(text, text) TO $agent_role;" >/dev/null
 as_role() {
     role=$1
     shift
@@ -716,6 +979,15 @@ expect "agent role: changes_since" "$(q "SELECT count(*) FROM ml_changes_since($
 apply "$(posting "$uf" OP-001 "$client" USD 100 "$(inv "$inv2_no" 100)")" "$agent_role" ||
     fail "agent role: apply_posting" "$(cat "$tmp/err")"
 expect "agent role: posting_result" "$uf|posted" "$(as_role "$agent_role" "SELECT posting_uuid, status FROM ml_posting_result('$uf')")"
+bu; ub=$id
+if apply_batch "[$(posting "$ub" OP-001 "$client" USD 100 "$(inv "$inv2_no" 100)")]" "$firm_role"; then
+    fail "a role without the grant could apply a batch"
+fi
+checks=$((checks + 1))
+apply_batch "[$(posting "$ub" OP-001 "$client" USD 100 "$(inv "$inv2_no" 100)")]" "$agent_role" ||
+    fail "agent role: apply_postings" "$(cat "$tmp/err")"
+expect "agent role: posting_results" "$ub|posted" \
+    "$(as_role "$agent_role" "SELECT posting_uuid, status FROM ml_posting_results('[\"$ub\"]')")"
 nu
 reject_posting "$id" 'ML001 invoice_not_open' "$agent_role" || fail "agent role: reject_posting"
 expect "agent role: rejection recorded" "rejected" "$(as_role "$agent_role" "SELECT status FROM ml_posting_result('$id')")"

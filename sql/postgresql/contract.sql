@@ -22,17 +22,21 @@
 --   CALL ml_apply_posting(?)                       -- the posting, JSON text
 --   CALL ml_reject_posting(?, ?)                   -- posting_uuid, reason ('ML001 <code>')
 --   SELECT * FROM ml_posting_result(?)             -- posting_uuid
+--   CALL ml_apply_postings(?)                      -- up to 1000 postings, a JSON array (or ML002)
+--   SELECT * FROM ml_posting_results(?)            -- their posting_uuids, a JSON array
 -- Reads are LANGUAGE sql STABLE functions: PostgreSQL inlines them into the caller's query, so psqlODBC
 -- (UseDeclareFetch=1) streams them through a cursor. Writes are procedures, run with CALL: a volatile
 -- function selected inside such a cursor would only run when the cursor is fetched.
 --
--- Privileges. The routines that write (ml_change_high_water, ml_apply_posting, ml_reject_posting and
--- the change triggers) are SECURITY DEFINER with a fixed search_path: the firm's own applications keep
--- working with no rights on the ml_ tables, and the agent can write only through the contract. EXECUTE
--- on the three writing routines is revoked from PUBLIC. An agent that connects as its own role needs:
+-- Privileges. The routines that write (ml_change_high_water, ml_apply_posting, ml_apply_postings,
+-- ml_reject_posting and the change triggers) are SECURITY DEFINER with a fixed search_path: the firm's
+-- own applications keep working with no rights on the ml_ tables, and the agent can write only through
+-- the contract. EXECUTE on the four writing routines is revoked from PUBLIC. An agent that connects as
+-- its own role needs:
 --   GRANT SELECT ON ml_contract, ml_open_items, ml_trust_balances, ml_changes, ml_posting_result TO agent;
 --   GRANT EXECUTE ON FUNCTION ml_change_high_water() TO agent;
---   GRANT EXECUTE ON PROCEDURE ml_apply_posting(text), ml_reject_posting(text, text) TO agent;
+--   GRANT EXECUTE ON PROCEDURE ml_apply_posting(text), ml_apply_postings(text),
+--       ml_reject_posting(text, text) TO agent;
 -- and a search_path that finds these objects (the read functions run with the caller's search_path,
 -- because a function with its own SET clause cannot be inlined).
 --
@@ -871,6 +875,328 @@ END;
 $$;
 
 -- ---------------------------------------------------------------------------------------------------
+-- Batches: many postings in one call, set-based.
+--
+--   CALL ml_apply_postings(?)                        -- a JSON array of postings, inside the transaction
+--   SELECT posting_uuid, status, receipt_id, reason FROM ml_posting_results(?)   -- a JSON array of uuids
+--
+-- ml_apply_postings writes what CALL ml_apply_posting would write for each posting of the array, in the
+-- array's order, in one transaction: receipts in that order (receipt_id rising with it), allocations in
+-- (posting, line) order, each invoice paid down by the sum of its lines (one UPDATE of the row, so one
+-- ml_change row per invoice where one-by-one gives one per payment), trust deposits in (posting, line)
+-- order. Postings already posted or rejected are replays and are skipped, as ml_apply_posting skips
+-- them. It never rejects a posting itself: if any posting would be rejected (any ML001 check, counting
+-- the earlier postings of the batch against an invoice's balance and a matter's trust currency), or the
+-- batch is malformed (not a JSON array of at most 1000 objects with text posting_uuids, all different),
+-- it raises 'ML002 batch_needs_one_by_one' (SQLSTATE ML002) before writing anything. The agent then
+-- rolls back and applies the postings one at a time with ml_apply_posting, which names each rejection.
+--
+-- About fifteen statements per batch, whatever its size: the documents are parsed once into arrays,
+-- each group of checks is one query over the whole batch, and the writes are one INSERT or UPDATE per
+-- table. The locks are those of ml_apply_posting, taken batch-wide in one global order: the posting
+-- advisory locks in hashtext order, then the invoices in invoice_id order, then the trust lines'
+-- matters in matter_id order. So no posting lands twice (a batch and a single delivery of one of its
+-- postings queue on its advisory lock, and the second sees the first's outcome), and a batch never
+-- deadlocks with another batch or with a transaction that applies one posting. (A transaction that
+-- applies several postings one by one locks their invoices posting by posting, so it can deadlock with
+-- a batch, or with another such transaction, over the same invoices: PostgreSQL then aborts one with
+-- 40P01, a technical failure that the agent retries.) A batch of n postings holds n advisory locks
+-- until it commits; the server's lock table has room for max_locks_per_transaction x max_connections
+-- (6,400 by default), ample for one agent's batches of 1000.
+-- ---------------------------------------------------------------------------------------------------
+
+CREATE OR REPLACE PROCEDURE ml_apply_postings(postings text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
+DECLARE
+    docs            jsonb;      -- the batch
+    todo            jsonb;      -- its postings that are not replays, in its order
+    uuids           text[];     -- the batch's posting_uuids, in its order
+    replays         integer[];  -- ordinals (in the batch) of the replays
+    ok              boolean;
+    any_trust       boolean;
+    -- One element per posting of todo, in its order.
+    p_uuid          text[];
+    p_received_on   date[];
+    p_account_id    bigint[];
+    p_client_id     bigint[];
+    p_payer_name    text[];
+    p_payer_email   text[];
+    p_amount        bigint[];
+    p_currency      text[];
+    p_ar_message    text[];
+    p_processor_txn text[];
+    p_receipt_id    bigint[];
+    -- One element per allocation line, in (posting, line) order. l_n is the posting's ordinal in todo,
+    -- l_key the invoice_number or matter_number; l_invoice_id and l_matter_id are NULL for the other kind.
+    l_n             integer[];
+    l_kind          text[];
+    l_key           text[];
+    l_amount        bigint[];
+    l_currency      text[];
+    l_invoice_id    bigint[];
+    l_matter_id     bigint[];
+BEGIN
+    -- A JSON array of at most 1000 objects, each with a text posting_uuid, no posting_uuid twice.
+    BEGIN
+        docs := postings::jsonb;
+    EXCEPTION WHEN data_exception THEN
+        docs := NULL;
+    END;
+    IF docs IS NULL OR jsonb_typeof(docs) <> 'array' OR jsonb_array_length(docs) > 1000 THEN
+        RAISE EXCEPTION 'ML002 batch_needs_one_by_one' USING ERRCODE = 'ML002';
+    END IF;
+    IF jsonb_array_length(docs) = 0 THEN
+        RETURN;
+    END IF;
+    SELECT bool_and(jsonb_typeof(d.doc) = 'object' AND jsonb_typeof(d.doc -> 'posting_uuid') = 'string')
+               AND count(DISTINCT d.doc ->> 'posting_uuid') = count(*),
+           array_agg(d.doc ->> 'posting_uuid' ORDER BY d.n)
+    INTO ok, uuids
+    FROM jsonb_array_elements(docs) WITH ORDINALITY AS d(doc, n);
+    IF ok IS NOT TRUE THEN
+        RAISE EXCEPTION 'ML002 batch_needs_one_by_one' USING ERRCODE = 'ML002';
+    END IF;
+
+    -- a) Replays: each posting's advisory lock (that of ml_apply_posting), taken in one order by every
+    -- caller, then the postings already posted or rejected drop out, whatever their copy here says.
+    -- (Scalar subqueries: one index probe per posting, never a scan of all receipts.)
+    PERFORM pg_advisory_xact_lock(1835823215, s.h)
+    FROM (SELECT DISTINCT hashtext(u.uuid) AS h FROM unnest(uuids) AS u(uuid) ORDER BY 1) AS s;
+    SELECT array_agg(u.n) INTO replays
+    FROM unnest(uuids) WITH ORDINALITY AS u(uuid, n)
+    WHERE (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = u.uuid) IS NOT NULL
+       OR (SELECT 1 FROM ml_posting_rejection AS x WHERE x.posting_uuid = u.uuid) IS NOT NULL;
+    IF replays IS NULL THEN
+        todo := docs;
+    ELSIF cardinality(replays) = cardinality(uuids) THEN
+        RETURN;
+    ELSE
+        todo := (SELECT jsonb_agg(d.doc ORDER BY d.n) FROM jsonb_array_elements(docs) WITH ORDINALITY AS d(doc, n)
+                 WHERE d.n <> ALL (replays));
+    END IF;
+
+    -- b) The checks that read no table: bad_posting, bad_amount, allocation_sum_mismatch and
+    -- duplicate_line. Nothing here raises an SQL error: CASE runs its tests in order, so no function
+    -- meets a value of the wrong type. An amount is a JSON number with no fraction, 1 to
+    -- 999 999 999 999 999 (numeric keeps the scale of 100.00; exponents are dealt with below).
+    WITH p AS (
+        SELECT d.n, d.doc,
+               CASE
+                   WHEN jsonb_typeof(d.doc -> 'received_on') IS DISTINCT FROM 'string'
+                     OR jsonb_typeof(d.doc -> 'account_number') IS DISTINCT FROM 'string'
+                     OR jsonb_typeof(d.doc -> 'client_number') IS DISTINCT FROM 'string'
+                     OR jsonb_typeof(d.doc -> 'currency') IS DISTINCT FROM 'string'
+                     OR COALESCE(jsonb_typeof(d.doc -> 'payer_name'), 'null') NOT IN ('string', 'null')
+                     OR COALESCE(jsonb_typeof(d.doc -> 'payer_email'), 'null') NOT IN ('string', 'null')
+                     OR COALESCE(jsonb_typeof(d.doc -> 'ar_message'), 'null') NOT IN ('string', 'null')
+                     OR COALESCE(jsonb_typeof(d.doc -> 'processor_txn'), 'null') NOT IN ('string', 'null')
+                     OR jsonb_typeof(d.doc -> 'allocations') IS DISTINCT FROM 'array'
+                     OR jsonb_typeof(d.doc -> 'amount_minor') IS DISTINCT FROM 'number' THEN false
+                   WHEN (d.doc ->> 'posting_uuid') !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                     OR NOT ml_is_date(d.doc ->> 'received_on')
+                     OR (d.doc ->> 'currency') !~ '^[A-Z]{3}$'
+                     OR jsonb_array_length(d.doc -> 'allocations') NOT BETWEEN 1 AND 1000
+                     OR scale((d.doc -> 'amount_minor')::numeric) <> 0
+                     OR (d.doc -> 'amount_minor')::numeric NOT BETWEEN 1 AND 999999999999999 THEN false
+                   ELSE true
+               END AS ok
+        FROM jsonb_array_elements(todo) WITH ORDINALITY AS d(doc, n)),
+    l AS (
+        -- amount is NULL for a line that is not an object naming what it pays, with a valid amount.
+        SELECT p.n, a.line ->> 'kind' AS kind,
+               CASE a.line ->> 'kind' WHEN 'invoice' THEN a.line ->> 'invoice_number'
+                                      ELSE a.line ->> 'matter_number' END AS key,
+               CASE WHEN jsonb_typeof(a.line) = 'object'
+                         AND ((a.line ->> 'kind' = 'invoice'
+                               AND jsonb_typeof(a.line -> 'invoice_number') IS NOT DISTINCT FROM 'string')
+                              OR (a.line ->> 'kind' = 'trust'
+                                  AND jsonb_typeof(a.line -> 'matter_number') IS NOT DISTINCT FROM 'string'))
+                         AND jsonb_typeof(a.line -> 'amount_minor') = 'number'
+                    THEN CASE WHEN scale((a.line -> 'amount_minor')::numeric) = 0
+                                   AND (a.line -> 'amount_minor')::numeric BETWEEN 1 AND 999999999999999
+                              THEN (a.line -> 'amount_minor')::numeric
+                         END
+               END AS amount
+        FROM p CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN p.ok THEN p.doc -> 'allocations' END) AS a(line))
+    SELECT NOT EXISTS (SELECT 1 FROM p WHERE NOT p.ok)
+           AND NOT EXISTS (SELECT 1 FROM l WHERE l.amount IS NULL)
+           AND NOT EXISTS (SELECT 1 FROM l GROUP BY l.n, l.kind, l.key HAVING count(*) > 1)
+           AND NOT EXISTS (SELECT 1
+                           FROM (SELECT l.n, sum(l.amount) AS total FROM l GROUP BY l.n) AS s
+                           JOIN p ON p.n = s.n
+                           WHERE s.total <> (p.doc -> 'amount_minor')::numeric)
+    INTO ok;
+    -- jsonb reads 1e2 as 100, so an amount written with an exponent (which ml_apply_posting refuses)
+    -- is looked for in the text: where a number with an exponent may be, the amounts are read again
+    -- as written (json), as ml_apply_posting reads them.
+    IF ok AND postings ~ '[,:[][[:space:]]*-?[0-9]+(\.[0-9]+)?[eE]' THEN
+        ok := NOT EXISTS (
+            SELECT 1
+            FROM json_array_elements(postings::json) WITH ORDINALITY AS d(doc, n)
+            WHERE CASE WHEN d.n = ANY (replays) THEN false
+                       WHEN json_typeof(d.doc -> 'allocations') IS DISTINCT FROM 'array' THEN true
+                       ELSE NOT ml_is_amount(d.doc -> 'amount_minor')
+                            OR EXISTS (SELECT 1 FROM json_array_elements(d.doc -> 'allocations') AS a(line)
+                                       WHERE NOT ml_is_amount(a.line -> 'amount_minor'))
+                  END);
+    END IF;
+    IF ok IS NOT TRUE THEN
+        RAISE EXCEPTION 'ML002 batch_needs_one_by_one' USING ERRCODE = 'ML002';
+    END IF;
+
+    -- The postings, parsed (every value is now known to convert), with the checks on account and
+    -- client: unknown_account, client_not_found, currency_mismatch (account), operating_account_required
+    -- and trust_account_required. Look-ups by unique number, one index probe each: a LATERAL subquery
+    -- with LIMIT is not flattened into a join, which the planner could run as a hash of the whole table.
+    SELECT bool_and(COALESCE(b.bank_account_id IS NOT NULL
+                             AND c.client_id IS NOT NULL
+                             AND b.currency = d.doc ->> 'currency'
+                             AND (b.account_type = 'OPERATING'
+                                  OR NOT d.doc -> 'allocations' @> '[{"kind": "invoice"}]')
+                             AND (b.account_type = 'TRUST'
+                                  OR NOT d.doc -> 'allocations' @> '[{"kind": "trust"}]'),
+                             false)),
+           array_agg(d.doc ->> 'posting_uuid' ORDER BY d.n),
+           array_agg((d.doc ->> 'received_on')::date ORDER BY d.n),
+           array_agg(b.bank_account_id ORDER BY d.n),
+           array_agg(c.client_id ORDER BY d.n),
+           array_agg(d.doc ->> 'payer_name' ORDER BY d.n),
+           array_agg(d.doc ->> 'payer_email' ORDER BY d.n),
+           array_agg((d.doc ->> 'amount_minor')::bigint ORDER BY d.n),
+           array_agg(d.doc ->> 'currency' ORDER BY d.n),
+           array_agg(d.doc ->> 'ar_message' ORDER BY d.n),
+           array_agg(d.doc ->> 'processor_txn' ORDER BY d.n)
+    INTO ok, p_uuid, p_received_on, p_account_id, p_client_id, p_payer_name, p_payer_email, p_amount,
+         p_currency, p_ar_message, p_processor_txn
+    FROM jsonb_array_elements(todo) WITH ORDINALITY AS d(doc, n)
+    LEFT JOIN LATERAL (SELECT ba.bank_account_id, ba.account_type, ba.currency FROM bank_account AS ba
+                       WHERE ba.account_number = d.doc ->> 'account_number' LIMIT 1) AS b ON true
+    LEFT JOIN LATERAL (SELECT cl.client_id FROM client AS cl
+                       WHERE cl.client_number = d.doc ->> 'client_number' LIMIT 1) AS c ON true;
+    IF ok IS NOT TRUE THEN
+        RAISE EXCEPTION 'ML002 batch_needs_one_by_one' USING ERRCODE = 'ML002';
+    END IF;
+
+    -- The lines.
+    SELECT array_agg(d.n ORDER BY d.n, a.ln),
+           array_agg(a.line ->> 'kind' ORDER BY d.n, a.ln),
+           array_agg(CASE a.line ->> 'kind' WHEN 'invoice' THEN a.line ->> 'invoice_number'
+                                            ELSE a.line ->> 'matter_number' END ORDER BY d.n, a.ln),
+           array_agg((a.line ->> 'amount_minor')::bigint ORDER BY d.n, a.ln),
+           array_agg(d.doc ->> 'currency' ORDER BY d.n, a.ln),
+           bool_or(a.line ->> 'kind' = 'trust')
+    INTO l_n, l_kind, l_key, l_amount, l_currency, any_trust
+    FROM jsonb_array_elements(todo) WITH ORDINALITY AS d(doc, n)
+    CROSS JOIN LATERAL jsonb_array_elements(d.doc -> 'allocations') WITH ORDINALITY AS a(line, ln);
+
+    -- From here on the checks read rows the batch will write: lock them first, in one order.
+    PERFORM 1
+    FROM invoice AS i
+    WHERE i.invoice_number = ANY (SELECT u.key FROM unnest(l_kind, l_key) AS u(kind, key) WHERE u.kind = 'invoice')
+    ORDER BY i.invoice_id
+    FOR NO KEY UPDATE;
+    IF any_trust THEN
+        PERFORM 1
+        FROM matter AS m
+        WHERE m.matter_number = ANY (SELECT u.key FROM unnest(l_kind, l_key) AS u(kind, key) WHERE u.kind = 'trust')
+        ORDER BY m.matter_id
+        FOR NO KEY UPDATE;
+    END IF;
+
+    -- Each line against its invoice or matter: invoice_not_found, matter_not_found,
+    -- invoice_client_mismatch, matter_client_mismatch, invoice_not_open, currency_mismatch (invoice)
+    -- and amount_over_balance, where the lines of the whole batch on one invoice must fit in its
+    -- balance together (amounts are positive, so that is each posting fitting in turn).
+    SELECT bool_and(r.ok), array_agg(r.invoice_id ORDER BY r.o), array_agg(r.matter_id ORDER BY r.o)
+    INTO ok, l_invoice_id, l_matter_id
+    FROM (SELECT l.o, x.invoice_id, y.matter_id,
+                 COALESCE(CASE l.kind
+                              WHEN 'invoice' THEN x.invoice_id IS NOT NULL
+                                                  AND x.client_id = p_client_id[l.n]
+                                                  AND x.status = 'open'
+                                                  AND x.currency = l.currency
+                                                  AND sum(l.amount) OVER (PARTITION BY x.invoice_id)
+                                                      <= x.balance_minor
+                              ELSE y.matter_id IS NOT NULL AND y.client_id = p_client_id[l.n]
+                          END, false) AS ok
+          FROM unnest(l_n, l_kind, l_key, l_amount, l_currency) WITH ORDINALITY AS l(n, kind, key, amount, currency, o)
+          LEFT JOIN LATERAL (SELECT i.invoice_id, i.status, i.currency, i.balance_minor, m.client_id
+                             FROM invoice AS i JOIN matter AS m ON m.matter_id = i.matter_id
+                             WHERE l.kind = 'invoice' AND i.invoice_number = l.key
+                             LIMIT 1) AS x ON true
+          LEFT JOIN LATERAL (SELECT m.matter_id, m.client_id FROM matter AS m
+                             WHERE l.kind = 'trust' AND m.matter_number = l.key
+                             LIMIT 1) AS y ON true) AS r;
+    IF ok IS NOT TRUE THEN
+        RAISE EXCEPTION 'ML002 batch_needs_one_by_one' USING ERRCODE = 'ML002';
+    END IF;
+
+    -- currency_mismatch (trust): a matter's ledger keeps one currency, counting the batch's deposits.
+    IF any_trust AND EXISTS (
+        SELECT 1
+        FROM (SELECT u.matter_id, u.currency FROM unnest(l_matter_id, l_currency) AS u(matter_id, currency)
+              WHERE u.matter_id IS NOT NULL
+              UNION
+              SELECT t.matter_id, t.currency FROM trust_entry AS t WHERE t.matter_id = ANY (l_matter_id)) AS c
+        GROUP BY c.matter_id
+        HAVING count(DISTINCT c.currency) > 1) THEN
+        RAISE EXCEPTION 'ML002 batch_needs_one_by_one' USING ERRCODE = 'ML002';
+    END IF;
+
+    -- c) Apply: receipts in the batch's order, their lines, the invoices, the trust deposits.
+    WITH written AS (
+        INSERT INTO receipt (posting_uuid, received_on, bank_account_id, client_id, payer_name, payer_email,
+                             amount_minor, currency, ar_message, processor_txn)
+        SELECT p.uuid, p.received_on, p.account_id, p.client_id, p.payer_name, p.payer_email, p.amount,
+               p.currency, p.ar_message, p.processor_txn
+        FROM unnest(p_uuid, p_received_on, p_account_id, p_client_id, p_payer_name, p_payer_email, p_amount,
+                    p_currency, p_ar_message, p_processor_txn) WITH ORDINALITY
+             AS p(uuid, received_on, account_id, client_id, payer_name, payer_email, amount, currency,
+                  ar_message, processor_txn, n)
+        ORDER BY p.n
+        RETURNING receipt_id, posting_uuid)
+    SELECT array_agg(w.receipt_id ORDER BY u.n) INTO p_receipt_id
+    FROM written AS w
+    JOIN unnest(p_uuid) WITH ORDINALITY AS u(uuid, n) ON u.uuid = w.posting_uuid;
+
+    INSERT INTO receipt_allocation (receipt_id, kind, invoice_id, matter_id, amount_minor)
+    SELECT p_receipt_id[l.n], l.kind, l.invoice_id, l.matter_id, l.amount
+    FROM unnest(l_n, l_kind, l_invoice_id, l_matter_id, l_amount) WITH ORDINALITY
+         AS l(n, kind, invoice_id, matter_id, amount, o)
+    ORDER BY l.o;
+
+    -- One UPDATE per invoice, by its batch total. SET expressions all see the row as it was.
+    UPDATE invoice AS i
+    SET balance_minor = i.balance_minor - s.amount,
+        status = CASE WHEN i.balance_minor = s.amount THEN 'paid' ELSE i.status END
+    FROM (SELECT u.invoice_id, sum(u.amount)::bigint AS amount
+          FROM unnest(l_invoice_id, l_amount) AS u(invoice_id, amount)
+          WHERE u.invoice_id IS NOT NULL
+          GROUP BY u.invoice_id) AS s
+    WHERE i.invoice_id = s.invoice_id;
+
+    IF any_trust THEN
+        INSERT INTO trust_entry (matter_id, bank_account_id, entry_date, amount_minor, currency, memo, receipt_id)
+        SELECT l.matter_id, p_account_id[l.n], p_received_on[l.n], l.amount, l.currency, 'matterlink receipt',
+               p_receipt_id[l.n]
+        FROM unnest(l_n, l_matter_id, l_amount, l_currency) WITH ORDINALITY AS l(n, matter_id, amount, currency, o)
+        WHERE l.matter_id IS NOT NULL
+        ORDER BY l.o;
+    END IF;
+END;
+$$;
+
+-- The stored result of each posting_uuid of a JSON array that has one (no row for the others), in no
+-- particular order. Inlined like ml_posting_result: = ANY of an array reaches the unique indexes.
+CREATE OR REPLACE FUNCTION ml_posting_results(uuids text)
+RETURNS TABLE (posting_uuid text, status text, receipt_id text, reason text)
+LANGUAGE sql STABLE AS $$
+    SELECT r.posting_uuid, r.status, r.receipt_id, r.reason
+    FROM ml_posting_result AS r
+    WHERE r.posting_uuid = ANY (ARRAY(SELECT jsonb_array_elements_text(uuids::jsonb)))
+$$;
+
+-- ---------------------------------------------------------------------------------------------------
 -- Privileges: the writing routines run with their owner's rights, so only those granted may call
 -- them (see the header). Functions get EXECUTE for PUBLIC when created; REVOKE again on every run.
 -- ---------------------------------------------------------------------------------------------------
@@ -878,6 +1204,7 @@ $$;
 REVOKE ALL ON FUNCTION ml_change_high_water() FROM PUBLIC;
 REVOKE ALL ON PROCEDURE ml_apply_posting(text) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE ml_reject_posting(text, text) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE ml_apply_postings(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ml_invoice_change(), ml_trust_entry_change(), ml_matter_change(),
     ml_client_change(), ml_posting_rejection_posted() FROM PUBLIC;
 
