@@ -18,6 +18,7 @@ cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-bench -j "$(nproc)" >/dev/null
 BIN=$ROOT/build-bench
 W=$(mktemp -d /tmp/matterlink_bench_XXXXXX)
+chmod 755 "$W" # the database servers run as their service users and keep their data under $W
 PIDS=""
 cleanup() {
     for pid in $PIDS; do kill -9 "$pid" 2>/dev/null; done
@@ -68,7 +69,7 @@ stand_in() { # dialect connection mode [count window]
     agent_pid=$!
     PIDS="$PIDS $bench_pid $agent_pid"
     wait "$bench_pid"
-    peak=$(sed -n 's/^VmHWM: *\([0-9]*\) kB/\1/p' "/proc/$agent_pid/status")
+    peak=$(awk '/^VmHWM:/ {print $2}' "/proc/$agent_pid/status")
     kill -TERM "$agent_pid"
     wait "$agent_pid" 2>/dev/null || true
     echo "$(cat "$W/stand_in.out") agent_peak_kb=$peak"
