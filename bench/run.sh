@@ -132,7 +132,7 @@ for dialect in $dialects; do
             ;;
     esac
     raw=$("$BIN/ml_bench" fetch "$dialect" "$connection" 1000)
-    printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "raw fetch (page query)" "$(field "$raw" rows_per_second)" "$(field "$raw" seconds)" "-"
+    printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "raw fetch (snapshot reader)" "$(field "$raw" rows_per_second)" "$(field "$raw" seconds)" "-"
     streamed=$(stand_in "$dialect" "$connection" snapshot)
     printf '%-11s %-34s %14s %10s %9s kB\n' "$dialect" "snapshot, agent -> link, acked" "$(field "$streamed" rows_per_second)" "$(field "$streamed" seconds)" "$(field "$streamed" agent_peak_kb)"
     python3 -c "print('%-11s %-34s %14s' % ('$dialect', '  = ratio to raw fetch', '%.2f x' % ($(field "$streamed" rows_per_second) / $(field "$raw" rows_per_second))))"
