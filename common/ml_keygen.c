@@ -1,5 +1,6 @@
 /*  ml_keygen: certificate generation. See include/ml_keygen.h. */
 #include "ml_keygen.h"
+#include "ml_selftest_support.h"
 
 #include <czmq.h>
 
@@ -36,8 +37,8 @@ int ml_keygen (const char *path, const char *role, char *public_key, char *error
 void ml_keygen_test (bool verbose)
 {
     printf (" * ml_keygen: ");
-    char directory[] = "/tmp/ml_keygen_test_XXXXXX";
-    assert (mkdtemp (directory));
+    char directory[128];
+    assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
     char path[200], secret[220], key[41], error[300];
     snprintf (path, sizeof path, "%s/agent.cert", directory);
     snprintf (secret, sizeof secret, "%s_secret", path);

@@ -1,5 +1,6 @@
 /*  ml_agent: the agent service. See include/ml_agent.h and docs/protocol.md. */
 #include "ml_agent.h"
+#include "ml_selftest_support.h"
 #include "ml_config.h"
 #include "ml_contract.h"
 #include "ml_log.h"
@@ -549,8 +550,7 @@ void ml_agent_test (bool verbose)
     //  Settings are validated with clear messages; the link itself is tested end to end by
     //  tests/e2e_*.sh with real processes.
     char directory[256], path[300], error[512];
-    snprintf (directory, sizeof directory, "/tmp/ml_agent_test_XXXXXX");
-    assert (mkdtemp (directory));
+    assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
     snprintf (path, sizeof path, "%s/agent.cfg", directory);
     FILE *file = fopen (path, "w");
     assert (file);

@@ -1,5 +1,6 @@
 /*  ml_admin: the core's admin API. See include/ml_admin.h and docs/admin-api.md. */
 #include "ml_admin.h"
+#include "ml_selftest_support.h"
 #include "ml_alloc.h"
 #include "ml_log.h"
 #include "ml_money.h"
@@ -306,8 +307,7 @@ void ml_admin_test (bool verbose)
 {
     printf (" * ml_admin: ");
     char directory[128], connection_string[300], error[512], deliver[64];
-    snprintf (directory, sizeof directory, "/tmp/ml_admin_test_XXXXXX");
-    assert (mkdtemp (directory));
+    assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
     snprintf (connection_string, sizeof connection_string,
               "Driver=SQLite3;Database=%s/core.db;StepAPI=1;FKSupport=1;Timeout=5000", directory);
     ml_store_t *store = ml_store_new (connection_string, error, sizeof error);

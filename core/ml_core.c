@@ -1,5 +1,6 @@
 /*  ml_core: the payment core service. See include/ml_core.h and docs/protocol.md. */
 #include "ml_core.h"
+#include "ml_selftest_support.h"
 #include "ml_admin.h"
 #include "ml_config.h"
 #include "ml_contract.h"
@@ -593,8 +594,7 @@ void ml_core_test (bool verbose)
     printf (" * ml_core: ");
     //  Settings validation here; the service is tested end to end by tests/e2e_*.sh.
     char directory[128], path[200], error[512];
-    snprintf (directory, sizeof directory, "/tmp/ml_core_test_XXXXXX");
-    assert (mkdtemp (directory));
+    assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
     snprintf (path, sizeof path, "%s/core.cfg", directory);
     FILE *file = fopen (path, "w");
     fprintf (file, "core\n    window = 0\n");

@@ -1,5 +1,6 @@
 /*  ml_store: the core's store. See include/ml_store.h. */
 #include "ml_store.h"
+#include "ml_selftest_support.h"
 #include "ml_log.h"
 
 #include <assert.h>
@@ -746,8 +747,7 @@ void ml_store_test (bool verbose)
 {
     printf (" * ml_store: ");
     char directory[128], connection_string[300], error[512];
-    snprintf (directory, sizeof directory, "/tmp/ml_store_test_XXXXXX");
-    assert (mkdtemp (directory));
+    assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
     snprintf (connection_string, sizeof connection_string,
               "Driver=SQLite3;Database=%s/core.db;StepAPI=1;FKSupport=1;Timeout=5000", directory);
     ml_store_t *store = ml_store_new (connection_string, error, sizeof error);
