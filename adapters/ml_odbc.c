@@ -1,5 +1,6 @@
 /*  ml_odbc: ODBC connection and statements. See include/ml_odbc.h. */
 #include "ml_odbc.h"
+#include "ml_selftest_support.h"
 #include "ml_log.h"
 
 #include <assert.h>
@@ -684,10 +685,9 @@ void ml_query_destroy (ml_query_t **self_p)
 void ml_odbc_test (bool verbose)
 {
     printf (" * ml_odbc: ");
-    char path[] = "/tmp/ml_odbc_test_XXXXXX";
-    int fd = mkstemp (path);
-    assert (fd >= 0);
-    close (fd);
+    char directory[128], path[160];
+    assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
+    snprintf (path, sizeof path, "%s/test.db", directory);
     char connection_string[256];
     snprintf (connection_string, sizeof connection_string,
               "Driver=SQLite3;Database=%s;StepAPI=1;FKSupport=1;Timeout=5000", path);
@@ -780,5 +780,6 @@ void ml_odbc_test (bool verbose)
     assert (ml_odbc_classify ("23505", 0, "") == ML_ODBC_DATA);
     assert (ml_odbc_classify ("HYT00", 0, "") == ML_ODBC_TIMEOUT);
     unlink (path);
+    rmdir (directory);
     printf ("OK\n");
 }

@@ -1,9 +1,11 @@
 /*  ml_config: validated access to a ZPL file. See include/ml_config.h. */
 #include "ml_config.h"
+#include "ml_selftest_support.h"
 
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
+#include <fcntl.h>
 
 struct _ml_config_t {
     zconfig_t *root;
@@ -94,8 +96,10 @@ const char *ml_config_error (ml_config_t *self)
 void ml_config_test (bool verbose)
 {
     printf (" * ml_config: ");
-    char path[] = "/tmp/ml_config_test_XXXXXX";
-    int fd = mkstemp (path);
+    char directory[128], path[160];
+    assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
+    snprintf (path, sizeof path, "%s/test.cfg", directory);
+    int fd = open (path, O_CREAT | O_WRONLY, 0600);
     assert (fd >= 0);
     const char *text = "database\n"
                        "    connection = \"Driver=SQLite3;Database=/tmp/x.db\"\n"
@@ -118,6 +122,7 @@ void ml_config_test (bool verbose)
     ml_config_destroy (&config);
     ml_config_destroy (&config);
     unlink (path);
+    rmdir (directory);
     assert (ml_config_load ("/nonexistent/matterlink.cfg", error, sizeof error) == NULL);
     assert (strstr (error, "cannot read"));
     printf ("OK\n");

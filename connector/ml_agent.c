@@ -323,7 +323,7 @@ static void s_flush_postings (s_agent_t *self)
     if (self->contract)
         answered = ml_contract_apply_batch (self->contract, postings, count, results);
     //  Test hook: die between the commit and the acknowledgement, the one place where a
-    //  crash could lose or double a posting if the design were wrong.
+    //  crash could lose or repeat a posting if the design were wrong.
     const char *crash = getenv ("MATTERLINK_TEST_CRASH");
     if (answered > 0 && crash && streq (crash, "after-commit"))
         raise (SIGKILL);
