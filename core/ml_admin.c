@@ -8,9 +8,7 @@
 #include <assert.h>
 #include <czmq.h>
 
-static json_t *s_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
-
-static json_t *s_error (const char *format, ...)
+json_t *ml_admin_error (const char *format, ...)
 {
     char text[512];
     va_list args;
@@ -20,16 +18,14 @@ static json_t *s_error (const char *format, ...)
     return json_pack ("{s:b, s:s}", "ok", 0, "error", text);
 }
 
-static json_t *s_ok (json_t *body)
+json_t *ml_admin_ok (json_t *body)
 {
     json_t *reply = body ? body : json_object ();
     json_object_set_new (reply, "ok", json_true ());
     return reply;
 }
 
-//  Read an optional string argument of at most max bytes. Returns the value (borrowed),
-//  NULL when absent, and sets *problem when present but not a string or too long.
-static const char *s_argument (const json_t *request, const char *key, size_t max, char *problem,
+const char *ml_admin_argument (const json_t *request, const char *key, size_t max, char *problem,
                                size_t size)
 {
     json_t *value = json_object_get (request, key);
@@ -88,30 +84,33 @@ static json_t *s_sorted (json_t *items)
 static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_firm, size_t size)
 {
     char problem[256] = "";
-    const char *firm_id = s_argument (request, "firm", 63, problem, sizeof problem);
-    const char *client = s_argument (request, "client", 63, problem, sizeof problem);
-    const char *matter = s_argument (request, "matter", 63, problem, sizeof problem);
-    const char *amount_text = s_argument (request, "amount", 40, problem, sizeof problem);
-    const char *currency = s_argument (request, "currency", 3, problem, sizeof problem);
-    const char *payer_name = s_argument (request, "payer_name", 255, problem, sizeof problem);
-    const char *payer_email = s_argument (request, "payer_email", 255, problem, sizeof problem);
-    const char *ar_message = s_argument (request, "ar_message", 1000, problem, sizeof problem);
-    const char *account = s_argument (request, "account", 63, problem, sizeof problem);
+    const char *firm_id = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
+    const char *client = ml_admin_argument (request, "client", 63, problem, sizeof problem);
+    const char *matter = ml_admin_argument (request, "matter", 63, problem, sizeof problem);
+    const char *amount_text = ml_admin_argument (request, "amount", 40, problem, sizeof problem);
+    const char *currency = ml_admin_argument (request, "currency", 3, problem, sizeof problem);
+    const char *payer_name =
+        ml_admin_argument (request, "payer_name", 255, problem, sizeof problem);
+    const char *payer_email =
+        ml_admin_argument (request, "payer_email", 255, problem, sizeof problem);
+    const char *ar_message =
+        ml_admin_argument (request, "ar_message", 1000, problem, sizeof problem);
+    const char *account = ml_admin_argument (request, "account", 63, problem, sizeof problem);
     if (*problem)
-        return s_error ("%s", problem);
+        return ml_admin_error ("%s", problem);
     if (!firm_id)
-        return s_error ("'firm' is required");
+        return ml_admin_error ("'firm' is required");
     if (!client && !matter)
-        return s_error ("say whose invoices to pay: 'client' (client number) or 'matter' "
-                        "(matter number)");
+        return ml_admin_error ("say whose invoices to pay: 'client' (client number) or 'matter' "
+                               "(matter number)");
     if (!amount_text)
-        return s_error ("'amount' is required (for example \"250.00\")");
+        return ml_admin_error ("'amount' is required (for example \"250.00\")");
     if (currency && ml_money_exponent (currency) < 0)
-        return s_error ("'%s' is not a currency code (three upper-case letters, like USD)",
-                        currency);
+        return ml_admin_error ("'%s' is not a currency code (three upper-case letters, like USD)",
+                               currency);
     json_t *firm = ml_store_firm (store, firm_id);
     if (!firm)
-        return s_error ("unknown firm '%s'", firm_id);
+        return ml_admin_error ("unknown firm '%s'", firm_id);
     char operating_account[64];
     snprintf (operating_account, sizeof operating_account, "%s",
               json_string_value (json_object_get (firm, "operating_account")));
@@ -119,14 +118,15 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
 
     json_t *items = ml_store_open_items (store, firm_id, client, matter);
     if (!items)
-        return s_error ("the core store failed; see the core's log");
+        return ml_admin_error ("the core store failed; see the core's log");
     const char *whose_kind = client ? "client" : "matter";
     const char *whose = client ? client : matter;
     if (json_array_size (items) == 0) {
         json_decref (items);
-        return s_error ("%s %s has no open invoices at the core (is the number right, and is "
-                        "the firm's agent connected?)",
-                        whose_kind, whose);
+        return ml_admin_error (
+            "%s %s has no open invoices at the core (is the number right, and is "
+            "the firm's agent connected?)",
+            whose_kind, whose);
     }
     //  One charge is in one currency: without an explicit choice, all items must agree.
     const char *first_currency =
@@ -140,9 +140,9 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
         if (!currency &&
             strcmp (json_string_value (json_object_get (item, "currency")), chosen) != 0) {
             json_decref (items);
-            return s_error ("%s %s has invoices in more than one currency: say which with "
-                            "'currency'",
-                            whose_kind, whose);
+            return ml_admin_error ("%s %s has invoices in more than one currency: say which with "
+                                   "'currency'",
+                                   whose_kind, whose);
         }
     }
     bool any_in_currency = false;
@@ -153,14 +153,14 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
     }
     if (!any_in_currency) {
         json_decref (items);
-        return s_error ("%s %s has no open invoices in %s", whose_kind, whose, chosen);
+        return ml_admin_error ("%s %s has no open invoices in %s", whose_kind, whose, chosen);
     }
     int64_t amount = 0;
     const char *parse_error = NULL;
     if (ml_money_parse (amount_text, chosen, &amount, &parse_error) != 0 || amount <= 0) {
         json_decref (items);
-        return s_error ("amount '%s' is not a positive %s amount%s%s", amount_text, chosen,
-                        parse_error ? ": " : "", parse_error ? parse_error : "");
+        return ml_admin_error ("amount '%s' is not a positive %s amount%s%s", amount_text, chosen,
+                               parse_error ? ": " : "", parse_error ? parse_error : "");
     }
     size_t count = json_array_size (items);
     ml_alloc_item_t *candidates = calloc (count, sizeof (ml_alloc_item_t));
@@ -189,10 +189,10 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
         //  A surplus is refused: this release records no unapplied credit.
         ml_money_format (amount, chosen, shown, sizeof shown);
         ml_money_format (available_total, chosen, open, sizeof open);
-        reply = s_error ("%s is more than the %s open on %s %s%s; nothing was charged or "
-                         "posted",
-                         shown, open, whose_kind, whose,
-                         line_count == ML_MAX_LINES ? " within 500 invoices" : "");
+        reply = ml_admin_error ("%s is more than the %s open on %s %s%s; nothing was charged or "
+                                "posted",
+                                shown, open, whose_kind, whose,
+                                line_count == ML_MAX_LINES ? " within 500 invoices" : "");
     } else {
         ml_msg_t *message = ml_msg_new (ML_MSG_POSTING);
         ml_posting_t *posting = &message->posting;
@@ -210,18 +210,18 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
         posting->amount_minor = amount;
         ml_msg_set_lines (message, lines, line_count);
         if (ml_store_posting_create (store, firm_id, posting, "staff") != 0)
-            reply = s_error ("the core store failed to record the posting; nothing was "
-                             "posted");
+            reply = ml_admin_error ("the core store failed to record the posting; nothing was "
+                                    "posted");
         else {
             json_t *reply_lines = json_array ();
             for (size_t line = 0; line < line_count; line++)
                 json_array_append_new (
                     reply_lines, json_pack ("{s:s, s:I}", "invoice_number", lines[line].reference,
                                             "amount_minor", (json_int_t)lines[line].amount_minor));
-            reply = s_ok (json_pack ("{s:s, s:s, s:s, s:s, s:I, s:o}", "posting_uuid",
-                                     posting->posting_uuid, "firm_id", firm_id, "client_number",
-                                     posting->client_number, "currency", chosen, "amount_minor",
-                                     (json_int_t)amount, "lines", reply_lines));
+            reply = ml_admin_ok (
+                json_pack ("{s:s, s:s, s:s, s:s, s:I, s:o}", "posting_uuid", posting->posting_uuid,
+                           "firm_id", firm_id, "client_number", posting->client_number, "currency",
+                           chosen, "amount_minor", (json_int_t)amount, "lines", reply_lines));
             snprintf (deliver_firm, size, "%s", firm_id);
             ml_log (ML_LOG_NOTICE,
                     "posting %s created for firm %s: %lld minor units over %zu "
@@ -240,67 +240,67 @@ json_t *ml_admin_execute (ml_store_t *store, const json_t *request, char *delive
     assert (store && deliver_firm);
     *deliver_firm = 0;
     if (!json_is_object (request))
-        return s_error ("a request is a JSON object with an \"op\"");
+        return ml_admin_error ("a request is a JSON object with an \"op\"");
     char problem[256] = "";
-    const char *op = s_argument (request, "op", 32, problem, sizeof problem);
+    const char *op = ml_admin_argument (request, "op", 32, problem, sizeof problem);
     if (*problem || !op)
-        return s_error ("a request needs an \"op\" string");
+        return ml_admin_error ("a request needs an \"op\" string");
     if (streq (op, "status")) {
         json_t *firms = ml_store_status (store);
-        return firms ? s_ok (json_pack ("{s:o}", "firms", firms))
-                     : s_error ("the core store failed; see the core's log");
+        return firms ? ml_admin_ok (json_pack ("{s:o}", "firms", firms))
+                     : ml_admin_error ("the core store failed; see the core's log");
     }
     if (streq (op, "open-items")) {
-        const char *firm = s_argument (request, "firm", 63, problem, sizeof problem);
-        const char *client = s_argument (request, "client", 63, problem, sizeof problem);
-        const char *matter = s_argument (request, "matter", 63, problem, sizeof problem);
+        const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
+        const char *client = ml_admin_argument (request, "client", 63, problem, sizeof problem);
+        const char *matter = ml_admin_argument (request, "matter", 63, problem, sizeof problem);
         if (*problem)
-            return s_error ("%s", problem);
+            return ml_admin_error ("%s", problem);
         if (!firm)
-            return s_error ("'firm' is required");
+            return ml_admin_error ("'firm' is required");
         json_t *items = ml_store_open_items (store, firm, client, matter);
-        return items ? s_ok (json_pack ("{s:o}", "items", s_sorted (items)))
-                     : s_error ("the core store failed; see the core's log");
+        return items ? ml_admin_ok (json_pack ("{s:o}", "items", s_sorted (items)))
+                     : ml_admin_error ("the core store failed; see the core's log");
     }
     if (streq (op, "pay"))
         return s_pay (store, request, deliver_firm, size);
     if (streq (op, "postings")) {
-        const char *firm = s_argument (request, "firm", 63, problem, sizeof problem);
-        const char *status = s_argument (request, "status", 16, problem, sizeof problem);
+        const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
+        const char *status = ml_admin_argument (request, "status", 16, problem, sizeof problem);
         json_t *limit = json_object_get (request, "limit");
         if (*problem)
-            return s_error ("%s", problem);
+            return ml_admin_error ("%s", problem);
         if (limit && (!json_is_integer (limit) || json_integer_value (limit) < 1 ||
                       json_integer_value (limit) > 10000))
-            return s_error ("'limit' must be a whole number from 1 to 10000");
+            return ml_admin_error ("'limit' must be a whole number from 1 to 10000");
         json_t *postings =
             ml_store_postings (store, firm, status, limit ? (int)json_integer_value (limit) : 50);
-        return postings ? s_ok (json_pack ("{s:o}", "postings", postings))
-                        : s_error ("the core store failed; see the core's log");
+        return postings ? ml_admin_ok (json_pack ("{s:o}", "postings", postings))
+                        : ml_admin_error ("the core store failed; see the core's log");
     }
     if (streq (op, "posting") || streq (op, "resend")) {
-        const char *uuid = s_argument (request, "posting_uuid", 36, problem, sizeof problem);
+        const char *uuid = ml_admin_argument (request, "posting_uuid", 36, problem, sizeof problem);
         if (*problem || !uuid)
-            return s_error ("'posting_uuid' is required%s%s", *problem ? ": " : "", problem);
+            return ml_admin_error ("'posting_uuid' is required%s%s", *problem ? ": " : "", problem);
         json_t *posting = ml_store_posting (store, uuid);
         if (!posting)
-            return s_error ("no posting %s", uuid);
+            return ml_admin_error ("no posting %s", uuid);
         if (streq (op, "resend")) {
             snprintf (deliver_firm, size, "%s",
                       json_string_value (json_object_get (posting, "firm_id")));
             json_decref (posting);
             int resent = ml_store_posting_resend (store, uuid);
             if (resent < 0)
-                return s_error ("the core store failed; see the core's log");
+                return ml_admin_error ("the core store failed; see the core's log");
             if (resent == 0)
-                return s_error ("posting %s cannot be sent again in its state", uuid);
+                return ml_admin_error ("posting %s cannot be sent again in its state", uuid);
             posting = ml_store_posting (store, uuid);
         }
-        return s_ok (json_pack ("{s:o}", "posting", posting));
+        return ml_admin_ok (json_pack ("{s:o}", "posting", posting));
     }
-    return s_error ("unknown op '%.32s' (ops: status, open-items, pay, postings, posting, "
-                    "resend)",
-                    op);
+    return ml_admin_error ("unknown op '%.32s' (ops: status, open-items, pay, postings, posting, "
+                           "resend)",
+                           op);
 }
 
 void ml_admin_test (bool verbose)

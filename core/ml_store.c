@@ -157,6 +157,12 @@ void ml_store_destroy (ml_store_t **self_p)
     }
 }
 
+ml_odbc_t *ml_store_odbc (ml_store_t *self)
+{
+    assert (self);
+    return self->odbc;
+}
+
 const ml_odbc_error_t *ml_store_error (ml_store_t *self)
 {
     return ml_odbc_error (self->odbc);

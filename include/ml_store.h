@@ -24,6 +24,9 @@ ml_store_t *ml_store_new (const char *connection_string, char *error, size_t err
 //  Close. Idempotent.
 void ml_store_destroy (ml_store_t **self_p);
 
+//  The store's connection (borrowed), for classes that keep their own tables in the store.
+ml_odbc_t *ml_store_odbc (ml_store_t *self);
+
 //  The last database error (borrowed).
 const ml_odbc_error_t *ml_store_error (ml_store_t *self);
 
