@@ -4,6 +4,7 @@
 #include "ml_log.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,10 @@ typedef struct {
     //  postings) and (JSON array of uuids) -> posting_uuid, status, receipt_id, reason.
     const char *apply_many;
     const char *results_many;
+    //  Search (docs/contract.md 5.8): a scope list membership test of a column against a
+    //  JSON array parameter, and the row limit clause.
+    const char *search_in_list;
+    const char *search_limit;
 } s_dialect_t;
 
 #define S_ITEM_COLUMNS                                                                             \
@@ -55,7 +60,7 @@ static const s_dialect_t s_dialects[] = {
      "WHERE posting_uuid = ?",
      "INSERT INTO ml_posting_rejection (posting_uuid, reason) VALUES (?, ?) "
      "ON CONFLICT (posting_uuid) DO NOTHING",
-     NULL, NULL, S_NO_LIMIT, NULL, NULL},
+     NULL, NULL, S_NO_LIMIT, NULL, NULL, "%s IN (SELECT value FROM json_each(?))", "LIMIT ?"},
     //  Reads are SQL functions that psqlODBC streams through a cursor (UseDeclareFetch=1);
     //  writes are procedures, because a volatile function inside such a cursor would only
     //  run when fetched.
@@ -68,14 +73,17 @@ static const s_dialect_t s_dialects[] = {
      "CALL ml_reject_posting(?, ?)", "SELECT " S_ITEM_COLUMNS " FROM ml_open_items",
      "SELECT " S_ITEM_COLUMNS " FROM ml_trust_balances", S_POSTGRESQL_LIMIT,
      "CALL ml_apply_postings(?)",
-     "SELECT posting_uuid, status, receipt_id, reason FROM ml_posting_results(?)"},
+     "SELECT posting_uuid, status, receipt_id, reason FROM ml_posting_results(?)",
+     "%s IN (SELECT json_array_elements_text(CAST(? AS json)))", "LIMIT ?"},
     //  MariaDB's driver cannot stream, so every read is a keyset page from a procedure.
     {"mariadb", "SELECT contract_version, db_epoch FROM ml_contract", "CALL ml_open_items(?, ?)",
      "CALL ml_trust_balances(?, ?)", "CALL ml_change_high_water()",
      "CALL ml_changes_since(?, ?, ?)", "CALL ml_apply_posting(?)", "CALL ml_posting_result(?)",
      "CALL ml_reject_posting(?, ?)", NULL, NULL,
      //  MariaDB's driver ignores SQL_ATTR_QUERY_TIMEOUT; the server's own limit works.
-     S_MARIADB_LIMIT, NULL, NULL},
+     S_MARIADB_LIMIT, NULL, NULL,
+     "%s IN (SELECT j.v FROM JSON_TABLE(?, '$[*]' COLUMNS (v VARCHAR(64) PATH '$')) AS j)",
+     "LIMIT ?"},
     //  SQL Server through FreeTDS: ODBC call escapes, keyset pages. Written to sql/sqlserver/
     //  and docs/contract.md, but never run against a server here (see its README).
     {"sqlserver", "SELECT contract_version, db_epoch FROM ml_contract",
@@ -83,7 +91,8 @@ static const s_dialect_t s_dialects[] = {
      "{CALL ml_changes_since(?, ?, ?)}", "{CALL ml_apply_posting(?)}",
      "{CALL ml_posting_result(?)}", "{CALL ml_reject_posting(?, ?)}", NULL, NULL,
      //  Bounds how long a statement waits for a lock, the usual way it gets stuck.
-     S_SQLSERVER_LIMIT, NULL, NULL},
+     S_SQLSERVER_LIMIT, NULL, NULL, "%s IN (SELECT value FROM OPENJSON(?))",
+     "OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY"},
 };
 
 struct _ml_contract_t {
@@ -99,20 +108,26 @@ struct _ml_contract_t {
     int timeout_ms;         //  statement time limit, 0 for none
 };
 
-//  Apply the statement time limit to a connection. Returns 0 or -1.
-static int s_limit_time (ml_contract_t *self, ml_odbc_t *odbc)
+//  Set a connection's statement time limit (0: none). Returns 0 or -1.
+static int s_limit_time_to (ml_contract_t *self, ml_odbc_t *odbc, int timeout_ms)
 {
     char sql[96];
-    if (!self->timeout_ms || self->dialect->time_limit == S_NO_LIMIT)
+    if (self->dialect->time_limit == S_NO_LIMIT)
         return 0;
     if (self->dialect->time_limit == S_POSTGRESQL_LIMIT)
-        snprintf (sql, sizeof sql, "SET statement_timeout = %d", self->timeout_ms);
+        snprintf (sql, sizeof sql, "SET statement_timeout = %d", timeout_ms);
     else if (self->dialect->time_limit == S_SQLSERVER_LIMIT)
-        snprintf (sql, sizeof sql, "SET LOCK_TIMEOUT %d", self->timeout_ms);
+        snprintf (sql, sizeof sql, "SET LOCK_TIMEOUT %d", timeout_ms ? timeout_ms : -1);
     else
-        snprintf (sql, sizeof sql, "SET SESSION max_statement_time = %d.%03d",
-                  self->timeout_ms / 1000, self->timeout_ms % 1000);
+        snprintf (sql, sizeof sql, "SET SESSION max_statement_time = %d.%03d", timeout_ms / 1000,
+                  timeout_ms % 1000);
     return ml_odbc_execute (odbc, sql, NULL) < 0 ? -1 : 0;
+}
+
+//  Apply the configured statement time limit to a connection. Returns 0 or -1.
+static int s_limit_time (ml_contract_t *self, ml_odbc_t *odbc)
+{
+    return self->timeout_ms ? s_limit_time_to (self, odbc, self->timeout_ms) : 0;
 }
 
 bool ml_contract_dialect_known (const char *dialect)
@@ -415,6 +430,208 @@ int ml_contract_snapshot_next (ml_contract_t *self, size_t limit, ml_msg_t *batc
     return 0;
 }
 
+//  Search ------------------------------------------------------------------------------------
+
+//  The LIKE pattern for text: '!' escapes the characters LIKE (and SQL Server's brackets)
+//  would read as wildcards, so a search for "%" or "_" finds those characters and nothing
+//  else. Prefix adds a trailing '%', contains one at each end.
+static void s_like_pattern (const char *text, char match, char *pattern, size_t size)
+{
+    size_t used = 0;
+    if (match == 'C')
+        pattern[used++] = '%';
+    for (const char *cursor = text; *cursor && used + 3 < size; cursor++) {
+        if (*cursor == '!' || *cursor == '%' || *cursor == '_' || *cursor == '[')
+            pattern[used++] = '!';
+        pattern[used++] = *cursor;
+    }
+    if (match != 'E')
+        pattern[used++] = '%';
+    pattern[used] = 0;
+}
+
+//  A scope list as a JSON array of strings (caller frees), ASCII-only so every driver
+//  passes it through unchanged.
+static char *s_scope_json (const ml_search_t *search, int list)
+{
+    json_t *array = json_array ();
+    for (size_t index = 0; index < search->scope_count[list]; index++)
+        json_array_append_new (array, json_string (search->scope[list][index]));
+    char *text = json_dumps (array, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref (array);
+    return text;
+}
+
+typedef struct {
+    char sql[2048];
+    size_t length;
+    char picture[24];
+    ml_odbc_value_t values[24];
+    size_t count;
+} s_statement_t;
+
+//  Append fixed SQL text, with column (if given) in place of the fragment's one "%s".
+//  Only this file's constant fragments and column names ever reach it: values go through
+//  s_bind_*, never into the text.
+static void s_text (s_statement_t *statement, const char *fragment, const char *column)
+{
+    const char *hole = column ? strstr (fragment, "%s") : NULL;
+    size_t head = hole ? (size_t)(hole - fragment) : strlen (fragment);
+    size_t middle = hole ? strlen (column) : 0;
+    size_t tail = hole ? strlen (hole + 2) : 0;
+    assert (statement->length + head + middle + tail < sizeof statement->sql);
+    char *end = statement->sql + statement->length;
+    memcpy (end, fragment, head);
+    if (hole) {
+        memcpy (end + head, column, middle);
+        memcpy (end + head + middle, hole + 2, tail);
+    }
+    statement->length += head + middle + tail;
+    statement->sql[statement->length] = 0;
+}
+
+static void s_bind_text (s_statement_t *statement, const char *text)
+{
+    assert (statement->count < sizeof statement->picture - 1);
+    statement->picture[statement->count] = 's';
+    statement->values[statement->count++].text = text;
+}
+
+static void s_bind_number (s_statement_t *statement, int64_t number)
+{
+    assert (statement->count < sizeof statement->picture - 1);
+    statement->picture[statement->count] = 'i';
+    statement->values[statement->count++].number = number;
+}
+
+static void s_search_fail (ml_msg_t *answer, uint16_t code, const char *reason)
+{
+    ml_msg_clear_items (answer);
+    answer->next = 0;
+    answer->code = code;
+    snprintf (answer->reason, sizeof answer->reason, "%.255s", reason);
+}
+
+int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t *answer)
+{
+    assert (self && search && answer);
+    static const char *columns[] = {NULL,
+                                    "client_name",
+                                    "client_number",
+                                    "matter_number",
+                                    "matter_description",
+                                    "invoice_number"};
+    const s_dialect_t *dialect = self->dialect;
+    s_statement_t statement = {.length = 0};
+    char pattern[2 * sizeof search->text + 3];
+    char *scope_json[3] = {NULL, NULL, NULL};
+    ml_msg_clear_items (answer);
+    answer->code = ML_SEARCH_OK;
+    answer->next = 0;
+    *answer->reason = 0;
+
+    s_text (&statement, "SELECT " S_ITEM_COLUMNS " FROM ", NULL);
+    s_text (&statement, "%s WHERE source_id > ?",
+            search->target == 'T' ? "ml_trust_balances" : "ml_open_items");
+    s_bind_number (&statement, (int64_t)search->after);
+    if (search->field != ML_FIELD_NONE && search->field <= ML_FIELD_LAST) {
+        //  Case-insensitive everywhere: staff type "smith" for "Smith & Co".
+        s_like_pattern (search->text, search->match, pattern, sizeof pattern);
+        s_text (&statement, " AND LOWER(%s) LIKE LOWER(?) ESCAPE '!'", columns[search->field]);
+        s_bind_text (&statement, pattern);
+    }
+    //  Dates are 'YYYY-MM-DD' text in every dialect's item row, so text order is date order.
+    if (*search->date_from) {
+        s_text (&statement, " AND invoice_date >= ?", NULL);
+        s_bind_text (&statement, search->date_from);
+    }
+    if (*search->date_to) {
+        s_text (&statement, " AND invoice_date <= ?", NULL);
+        s_bind_text (&statement, search->date_to);
+    }
+    if (search->amount_filter & ML_AMOUNT_MIN) {
+        s_text (&statement, " AND balance_minor >= ?", NULL);
+        s_bind_number (&statement, search->amount_min);
+    }
+    if (search->amount_filter & ML_AMOUNT_MAX) {
+        s_text (&statement, " AND balance_minor <= ?", NULL);
+        s_bind_number (&statement, search->amount_max);
+    }
+    if (search->status == ML_STATUS_OVERDUE) {
+        s_text (&statement, " AND due_date < ?", NULL);
+        s_bind_text (&statement, search->as_of);
+    } else if (search->status == ML_STATUS_CURRENT) {
+        s_text (&statement, " AND (due_date IS NULL OR due_date >= ?)", NULL);
+        s_bind_text (&statement, search->as_of);
+    }
+    if (search->scoped) {
+        //  A payer's view: only rows a scope list names. An empty scope shows nothing,
+        //  never everything.
+        static const char *scope_columns[] = {"client_number", "matter_number", "invoice_number"};
+        int lists = 0;
+        s_text (&statement, " AND (", NULL);
+        for (int list = 0; list < 3; list++) {
+            //  Invoice-level associations show that invoice, never a trust ledger.
+            if (search->scope_count[list] == 0 ||
+                (list == ML_SCOPE_INVOICES && search->target == 'T'))
+                continue;
+            scope_json[list] = s_scope_json (search, list);
+            s_text (&statement, lists++ ? " OR " : "", NULL);
+            s_text (&statement, dialect->search_in_list, scope_columns[list]);
+            s_bind_text (&statement, scope_json[list]);
+        }
+        s_text (&statement, lists ? ")" : "1 = 0)", NULL);
+    }
+    s_text (&statement, " ORDER BY source_id ", NULL);
+    s_text (&statement, dialect->search_limit, NULL);
+    //  One row more than asked says whether another page follows.
+    s_bind_number (&statement, (int64_t)search->limit + 1);
+    statement.picture[statement.count] = 0;
+
+    //  The answer is worthless after the deadline: stop the statement there.
+    bool limited = search->deadline_ms > 0 &&
+                   (!self->timeout_ms || (int)search->deadline_ms < self->timeout_ms) &&
+                   dialect->time_limit != S_NO_LIMIT;
+    int rc = 0;
+    if (limited && s_limit_time_to (self, self->odbc, (int)search->deadline_ms) != 0)
+        rc = -1;
+    ml_query_t *query = rc == 0 ? ml_odbc_query_values (self->odbc, statement.sql,
+                                                        statement.picture, statement.values)
+                                : NULL;
+    int fetched = 0;
+    uint64_t last_source = 0;
+    while (query && (fetched = ml_query_fetch (query)) == 1) {
+        if (answer->item_count == search->limit) {
+            answer->next = last_source;
+            break;
+        }
+        int64_t source_id = 0;
+        if (ml_query_int64 (query, 1, &source_id) == 0 && source_id > 0)
+            last_source = (uint64_t)source_id;
+        if (s_read_item (query, 0, 'U', 0, answer) < 0)
+            break;
+    }
+    if (!query || fetched < 0) {
+        const ml_odbc_error_t *error = ml_odbc_error (self->odbc);
+        char reason[300];
+        snprintf (reason, sizeof reason, "the matter database %s: %.200s",
+                  error->kind == ML_ODBC_TIMEOUT ? "did not answer in time" : "failed",
+                  error->message);
+        s_search_fail (answer,
+                       error->kind == ML_ODBC_TIMEOUT ? ML_SEARCH_TIMEOUT
+                       : error->kind == ML_ODBC_LOST  ? ML_SEARCH_UNAVAILABLE
+                                                      : ML_SEARCH_FAILED,
+                       reason);
+        rc = error->kind == ML_ODBC_LOST ? -1 : 0;
+    }
+    ml_query_destroy (&query);
+    if (limited && rc == 0 && s_limit_time_to (self, self->odbc, self->timeout_ms) != 0)
+        rc = -1;
+    for (int list = 0; list < 3; list++)
+        free (scope_json[list]);
+    return rc;
+}
+
 void ml_contract_snapshot_end (ml_contract_t *self)
 {
     assert (self);
@@ -694,6 +911,61 @@ void ml_contract_test (bool verbose)
     ml_contract_snapshot_end (contract);
     ml_msg_destroy (&snapshot);
     ml_msg_destroy (&trust);
+
+    //  Searches: each criterion finds what it should; hostile text finds nothing.
+    ml_msg_t *request = ml_msg_new (ML_MSG_SEARCH);
+    ml_msg_t *answer = ml_msg_new (ML_MSG_SEARCH_RESULT);
+    ml_search_t *search = &request->search;
+    search->target = 'I';
+    search->match = 'E';
+    search->field = ML_FIELD_INVOICE_NUMBER;
+    search->limit = 500;
+    search->deadline_ms = 2000;
+    snprintf (search->text, sizeof search->text, "%s", batch->items[3].invoice_number);
+    assert (ml_contract_search (contract, search, answer) == 0 && answer->code == ML_SEARCH_OK);
+    assert (answer->item_count == 1 && answer->items[0].source_id == batch->items[3].source_id);
+    //  Client number, exact, in lower case, pages of 2 that end with next = 0.
+    search->field = ML_FIELD_CLIENT_NUMBER;
+    snprintf (search->text, sizeof search->text, "%s", batch->items[0].client_number);
+    for (char *cursor = search->text; *cursor; cursor++)
+        *cursor = (char)tolower ((unsigned char)*cursor);
+    size_t expected = 0;
+    for (size_t index = 0; index < batch->item_count; index++)
+        expected += strcmp (batch->items[index].client_number, batch->items[0].client_number) == 0;
+    search->limit = 2;
+    size_t found = 0;
+    do {
+        assert (ml_contract_search (contract, search, answer) == 0);
+        assert (answer->code == ML_SEARCH_OK && answer->item_count <= 2);
+        found += answer->item_count;
+        search->after = answer->next;
+    } while (answer->next);
+    assert (found == expected);
+    search->after = 0;
+    search->limit = 500;
+    const char *hostile[] = {"'; DROP TABLE invoice; --", "%", "_", "!%", "["};
+    for (size_t index = 0; index < sizeof hostile / sizeof hostile[0]; index++) {
+        search->field = ML_FIELD_CLIENT_NAME;
+        search->match = 'C';
+        snprintf (search->text, sizeof search->text, "%s", hostile[index]);
+        assert (ml_contract_search (contract, search, answer) == 0);
+        assert (answer->code == ML_SEARCH_OK && answer->item_count == 0);
+    }
+    memset (search->text, 'x', sizeof search->text - 1);
+    search->text[sizeof search->text - 1] = 0;
+    assert (ml_contract_search (contract, search, answer) == 0 && answer->item_count == 0);
+    //  A scoped search with an empty scope shows nothing; an invoice scope shows only it.
+    search->field = ML_FIELD_NONE;
+    *search->text = 0;
+    search->scoped = 1;
+    assert (ml_contract_search (contract, search, answer) == 0 && answer->item_count == 0);
+    assert (ml_msg_add_scope (request, ML_SCOPE_INVOICES, batch->items[5].invoice_number) == 0);
+    assert (ml_contract_search (contract, search, answer) == 0 && answer->item_count == 1);
+    assert (answer->items[0].source_id == batch->items[5].source_id);
+    search->target = 'T';
+    assert (ml_contract_search (contract, search, answer) == 0 && answer->item_count == 0);
+    ml_msg_destroy (&answer);
+    ml_msg_destroy (&request);
 
     //  Pay the first open invoice in part and see the change.
     ml_item_t first = batch->items[0];

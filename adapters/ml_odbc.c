@@ -335,7 +335,23 @@ static void s_query_fail (ml_query_t *self)
 
 //  Prepare, bind parameters from the picture and execute. Returns the statement wrapper or
 //  NULL with the connection's error set.
-static ml_query_t *s_run (ml_odbc_t *self, const char *sql, const char *picture, va_list args)
+//  Gather the parameters a picture names from a va_list into values (S_MAX_PARAMS room).
+static void s_gather (const char *picture, va_list args, ml_odbc_value_t *values)
+{
+    size_t count = picture ? strlen (picture) : 0;
+    assert (count <= S_MAX_PARAMS);
+    for (size_t index = 0; index < count; index++) {
+        if (picture[index] == 's')
+            values[index].text = va_arg (args, const char *);
+        else {
+            assert (picture[index] == 'i');
+            values[index].number = va_arg (args, int64_t);
+        }
+    }
+}
+
+static ml_query_t *s_run (ml_odbc_t *self, const char *sql, const char *picture,
+                          const ml_odbc_value_t *values)
 {
     ml_query_t *query = calloc (1, sizeof (ml_query_t));
     if (!query) {
@@ -363,7 +379,7 @@ static ml_query_t *s_run (ml_odbc_t *self, const char *sql, const char *picture,
         param->type = picture[index];
         SQLRETURN rc;
         if (param->type == 's') {
-            const char *text = va_arg (args, const char *);
+            const char *text = values[index].text;
             if (text) {
                 param->text = strdup (text);
                 param->indicator = (SQLLEN)strlen (text);
@@ -376,7 +392,7 @@ static ml_query_t *s_run (ml_odbc_t *self, const char *sql, const char *picture,
                                    param->indicator > 0 ? param->indicator : 0, &param->indicator);
         } else {
             assert (param->type == 'i');
-            param->number = va_arg (args, int64_t);
+            param->number = values[index].number;
             param->indicator = 0;
             query->param_count = (int)index + 1;
             rc = SQLBindParameter (query->statement, (SQLUSMALLINT)(index + 1), SQL_PARAM_INPUT,
@@ -401,10 +417,12 @@ static ml_query_t *s_run (ml_odbc_t *self, const char *sql, const char *picture,
 int64_t ml_odbc_execute (ml_odbc_t *self, const char *sql, const char *picture, ...)
 {
     assert (self);
+    ml_odbc_value_t values[S_MAX_PARAMS];
     va_list args;
     va_start (args, picture);
-    ml_query_t *query = s_run (self, sql, picture, args);
+    s_gather (picture, args, values);
     va_end (args);
+    ml_query_t *query = s_run (self, sql, picture, values);
     if (!query)
         return -1;
     SQLLEN affected = 0;
@@ -535,10 +553,19 @@ int ml_odbc_execute_many (ml_odbc_t *self, const char *sql, const char *picture,
 ml_query_t *ml_odbc_query (ml_odbc_t *self, const char *sql, const char *picture, ...)
 {
     assert (self);
+    ml_odbc_value_t values[S_MAX_PARAMS];
     va_list args;
     va_start (args, picture);
-    ml_query_t *query = s_run (self, sql, picture, args);
+    s_gather (picture, args, values);
     va_end (args);
+    return ml_odbc_query_values (self, sql, picture, values);
+}
+
+ml_query_t *ml_odbc_query_values (ml_odbc_t *self, const char *sql, const char *picture,
+                                  const ml_odbc_value_t *values)
+{
+    assert (self);
+    ml_query_t *query = s_run (self, sql, picture, values);
     if (!query)
         return NULL;
     SQLSMALLINT columns = 0;

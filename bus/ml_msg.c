@@ -116,6 +116,32 @@ static void s_put_posting (s_writer_t *writer, const ml_posting_t *posting)
     }
 }
 
+static void s_put_search (s_writer_t *writer, const ml_search_t *search)
+{
+    s_put_number (writer, search->deadline_ms, 4);
+    s_put_number (writer, (uint8_t)search->target, 1);
+    s_put_number (writer, search->field, 1);
+    s_put_number (writer, (uint8_t)search->match, 1);
+    S_PUT_STRING (writer, search->text);
+    S_PUT_STRING (writer, search->date_from);
+    S_PUT_STRING (writer, search->date_to);
+    s_put_number (writer, search->amount_filter, 1);
+    s_put_number (writer, (uint64_t)search->amount_min, 8);
+    s_put_number (writer, (uint64_t)search->amount_max, 8);
+    s_put_number (writer, search->status, 1);
+    S_PUT_STRING (writer, search->as_of);
+    s_put_number (writer, search->scoped, 1);
+    for (int list = 0; list < 3; list++) {
+        if (search->scope_count[list] > ML_MAX_SCOPE)
+            writer->failed = true;
+        s_put_number (writer, search->scope_count[list], 2);
+        for (size_t index = 0; index < search->scope_count[list]; index++)
+            S_PUT_STRING (writer, search->scope[list][index]);
+    }
+    s_put_number (writer, search->after, 8);
+    s_put_number (writer, search->limit, 2);
+}
+
 int ml_msg_encode (const ml_msg_t *self, uint8_t **data, size_t *size)
 {
     assert (self && data && size);
@@ -173,6 +199,19 @@ int ml_msg_encode (const ml_msg_t *self, uint8_t **data, size_t *size)
         case ML_MSG_ERROR:
             s_put_number (&writer, self->code, 2);
             S_PUT_STRING (&writer, self->reason);
+            break;
+        case ML_MSG_SEARCH:
+            s_put_number (&writer, self->request_id, 8);
+            s_put_search (&writer, &self->search);
+            break;
+        case ML_MSG_SEARCH_RESULT:
+            if (self->item_count > ML_MAX_SEARCH_ROWS)
+                writer.failed = true;
+            s_put_number (&writer, self->request_id, 8);
+            s_put_number (&writer, self->code, 2);
+            S_PUT_STRING (&writer, self->reason);
+            s_put_number (&writer, self->next, 8);
+            s_put_items (&writer, self);
             break;
         default:
             writer.failed = true;
@@ -281,7 +320,7 @@ static bool s_valid_currency (const char *currency)
 
 //  Empty, or YYYY-MM-DD with a month from 01 to 12 and a day from 01 to 31. (Which days a
 //  month has is the matter system's business; this keeps nonsense off the link.)
-static bool s_valid_date (const char *date)
+bool ml_msg_valid_date (const char *date)
 {
     if (!*date)
         return true;
@@ -357,10 +396,13 @@ static void s_get_items (s_reader_t *reader, ml_msg_t *self)
         else if (item->op == 'U' ? !s_valid_currency (item->currency)
                                  : *item->currency && !s_valid_currency (item->currency))
             reader->error = "item currency is not three upper-case letters";
-        else if (!s_valid_date (item->invoice_date) || !s_valid_date (item->due_date))
+        else if (!ml_msg_valid_date (item->invoice_date) || !ml_msg_valid_date (item->due_date))
             reader->error = "item date is not YYYY-MM-DD";
-        else if (self->id == ML_MSG_SNAPSHOT && (item->op != 'U' || item->change_id != 0))
-            reader->error = "snapshot items must be upserts with change-id 0";
+        else if ((self->id == ML_MSG_SNAPSHOT || self->id == ML_MSG_SEARCH_RESULT) &&
+                 (item->op != 'U' || item->change_id != 0))
+            reader->error = self->id == ML_MSG_SNAPSHOT
+                                ? "snapshot items must be upserts with change-id 0"
+                                : "search rows must be upserts with change-id 0";
         else if (self->id == ML_MSG_CHANGES &&
                  (item->change_id <= previous || item->change_id > self->cursor))
             reader->error = "change ids must increase within (since, cursor]";
@@ -393,7 +435,7 @@ static void s_get_posting (s_reader_t *reader, ml_msg_t *self)
         reader->error = "posting currency is not three upper-case letters";
         return;
     }
-    if (!s_valid_date (posting->received_on)) {
+    if (!ml_msg_valid_date (posting->received_on)) {
         reader->error = "received-on is not YYYY-MM-DD";
         return;
     }
@@ -437,6 +479,102 @@ static void s_get_posting (s_reader_t *reader, ml_msg_t *self)
         reader->error = "posting lines do not sum to its amount";
 }
 
+//  A SEARCH the agent can run as asked: each rule here is one docs/protocol.md states.
+static void s_get_search (s_reader_t *reader, ml_msg_t *self)
+{
+    ml_search_t *search = &self->search;
+    search->deadline_ms = (uint32_t)s_get_number (reader, 4);
+    search->target = (char)s_get_number (reader, 1);
+    search->field = (uint8_t)s_get_number (reader, 1);
+    search->match = (char)s_get_number (reader, 1);
+    S_GET_STRING (reader, search->text);
+    S_GET_STRING (reader, search->date_from);
+    S_GET_STRING (reader, search->date_to);
+    search->amount_filter = (uint8_t)s_get_number (reader, 1);
+    search->amount_min = (int64_t)s_get_number (reader, 8);
+    search->amount_max = (int64_t)s_get_number (reader, 8);
+    search->status = (uint8_t)s_get_number (reader, 1);
+    S_GET_STRING (reader, search->as_of);
+    search->scoped = (uint8_t)s_get_number (reader, 1);
+    for (int list = 0; list < 3 && !reader->error; list++) {
+        uint64_t count = s_get_number (reader, 2);
+        if (reader->error)
+            return;
+        if (count > ML_MAX_SCOPE) {
+            reader->error = "scope list longer than 1000 numbers";
+            return;
+        }
+        //  Each number takes at least 3 bytes: refuse a count the message cannot hold.
+        if (count * 3 > (uint64_t)(reader->limit - reader->cursor)) {
+            reader->error = "message is shorter than its fields";
+            return;
+        }
+        search->scope[list] = calloc (count ? count : 1, 64);
+        if (!search->scope[list]) {
+            reader->error = "out of memory";
+            return;
+        }
+        for (size_t index = 0; index < count && !reader->error; index++) {
+            S_GET_STRING (reader, search->scope[list][index]);
+            search->scope_count[list]++;
+            if (!reader->error && !*search->scope[list][index])
+                reader->error = "scope number is empty";
+        }
+    }
+    search->after = s_get_number (reader, 8);
+    search->limit = (uint16_t)s_get_number (reader, 2);
+    if (reader->error)
+        return;
+    bool any_scope = search->scope_count[0] || search->scope_count[1] || search->scope_count[2];
+    if (search->deadline_ms == 0 || search->deadline_ms > ML_MAX_DEADLINE_MS)
+        reader->error = "search deadline is not 1 to 60000 ms";
+    else if (search->target != 'I' && search->target != 'T')
+        reader->error = "search target is not 'I' or 'T'";
+    else if (search->field > ML_FIELD_LAST)
+        reader->error = "search field is unknown";
+    else if (search->match != 'E' && search->match != 'P' && search->match != 'C')
+        reader->error = "search match is not 'E', 'P' or 'C'";
+    else if ((search->field == ML_FIELD_NONE) != (*search->text == 0))
+        reader->error = "search text must be given with a field, and only with one";
+    else if (search->target == 'T' && search->field == ML_FIELD_INVOICE_NUMBER)
+        reader->error = "trust ledgers have no invoice numbers";
+    else if (!ml_msg_valid_date (search->date_from) || !ml_msg_valid_date (search->date_to) ||
+             !ml_msg_valid_date (search->as_of))
+        reader->error = "search date is not YYYY-MM-DD";
+    else if (search->target == 'T' && (*search->date_from || *search->date_to))
+        reader->error = "trust ledgers have no invoice dates";
+    else if (search->amount_filter > (ML_AMOUNT_MIN | ML_AMOUNT_MAX))
+        reader->error = "search amount filter is unknown";
+    else if (search->status > ML_STATUS_CURRENT || (search->status && !*search->as_of))
+        reader->error = "search status is unknown, or given without as-of";
+    else if (search->target == 'T' && search->status)
+        reader->error = "trust ledgers have no due dates";
+    else if (search->scoped > 1 || (!search->scoped && any_scope))
+        reader->error = "scope lists need scoped 1";
+    else if (search->limit == 0 || search->limit > ML_MAX_SEARCH_ROWS)
+        reader->error = "search limit is not 1 to 500";
+}
+
+static void s_get_search_result (s_reader_t *reader, ml_msg_t *self)
+{
+    self->request_id = s_get_number (reader, 8);
+    self->code = (uint16_t)s_get_number (reader, 2);
+    S_GET_STRING (reader, self->reason);
+    self->next = s_get_number (reader, 8);
+    //  The rows are item rows as in a snapshot: upserts with change-id 0.
+    s_get_items (reader, self);
+    if (reader->error)
+        return;
+    if (self->code != ML_SEARCH_OK && self->code != ML_SEARCH_BAD_REQUEST &&
+        self->code != ML_SEARCH_FAILED && self->code != ML_SEARCH_UNAVAILABLE &&
+        self->code != ML_SEARCH_TIMEOUT)
+        reader->error = "search result code is unknown";
+    else if (self->item_count > ML_MAX_SEARCH_ROWS)
+        reader->error = "search result holds more than 500 rows";
+    else if (self->code != ML_SEARCH_OK && (self->item_count || self->next))
+        reader->error = "a failed search carries no rows";
+}
+
 ml_msg_t *ml_msg_decode (const uint8_t *data, size_t size, const char **error)
 {
     assert (error);
@@ -455,7 +593,7 @@ ml_msg_t *ml_msg_decode (const uint8_t *data, size_t size, const char **error)
     }
     reader.cursor += 3;
     int id = (int)s_get_number (&reader, 1);
-    if (id < ML_MSG_HELLO || id > ML_MSG_ERROR) {
+    if (id < ML_MSG_HELLO || id > ML_MSG_SEARCH_RESULT) {
         *error = "unknown message id";
         return NULL;
     }
@@ -524,6 +662,13 @@ ml_msg_t *ml_msg_decode (const uint8_t *data, size_t size, const char **error)
             self->code = (uint16_t)s_get_number (&reader, 2);
             S_GET_STRING (&reader, self->reason);
             break;
+        case ML_MSG_SEARCH:
+            self->request_id = s_get_number (&reader, 8);
+            s_get_search (&reader, self);
+            break;
+        case ML_MSG_SEARCH_RESULT:
+            s_get_search_result (&reader, self);
+            break;
         default:
             break;
     }
@@ -554,6 +699,8 @@ void ml_msg_destroy (ml_msg_t **self_p)
         ml_msg_t *self = *self_p;
         free (self->items);
         free (self->posting.lines);
+        for (int list = 0; list < 3; list++)
+            free (self->search.scope[list]);
         free (self);
         *self_p = NULL;
     }
@@ -561,10 +708,42 @@ void ml_msg_destroy (ml_msg_t **self_p)
 
 const char *ml_msg_name (int id)
 {
-    static const char *names[] = {"UNKNOWN",        "HELLO",   "WELCOME", "SNAPSHOT",
-                                  "SNAPSHOT-END",   "CHANGES", "ACK",     "POSTING",
-                                  "POSTING-RESULT", "PING",    "PONG",    "ERROR"};
-    return id >= ML_MSG_HELLO && id <= ML_MSG_ERROR ? names[id] : names[0];
+    static const char *names[] = {"UNKNOWN", "HELLO", "WELCOME", "SNAPSHOT",       "SNAPSHOT-END",
+                                  "CHANGES", "ACK",   "POSTING", "POSTING-RESULT", "PING",
+                                  "PONG",    "ERROR", "SEARCH",  "SEARCH-RESULT"};
+    return id >= ML_MSG_HELLO && id <= ML_MSG_SEARCH_RESULT ? names[id] : names[0];
+}
+
+static const char *s_field_names[] = {
+    "", "client-name", "client-number", "matter-number", "matter-description", "invoice-number"};
+
+const char *ml_field_name (int field)
+{
+    return field >= 0 && field <= ML_FIELD_LAST ? s_field_names[field] : NULL;
+}
+
+int ml_field_parse (const char *name)
+{
+    for (int field = 1; name && field <= ML_FIELD_LAST; field++)
+        if (strcmp (s_field_names[field], name) == 0)
+            return field;
+    return -1;
+}
+
+int ml_msg_add_scope (ml_msg_t *self, int list, const char *number)
+{
+    assert (self && list >= 0 && list < 3 && number);
+    ml_search_t *search = &self->search;
+    size_t length = strlen (number);
+    if (search->scope_count[list] >= ML_MAX_SCOPE || length == 0 || length > 63)
+        return -1;
+    if (!search->scope[list]) {
+        search->scope[list] = calloc (ML_MAX_SCOPE, 64);
+        if (!search->scope[list])
+            return -1;
+    }
+    memcpy (search->scope[list][search->scope_count[list]++], number, length + 1);
+    return 0;
 }
 
 ml_item_t *ml_msg_add_item (ml_msg_t *self)
@@ -702,6 +881,65 @@ void ml_msg_test (bool verbose)
     assert (strcmp (copy->receipt_id, "42") == 0 && copy->cursor == 99);
     ml_msg_destroy (&copy);
     ml_msg_destroy (&result);
+
+    ml_msg_t *search = ml_msg_new (ML_MSG_SEARCH);
+    search->request_id = 77;
+    search->search.deadline_ms = 2000;
+    search->search.target = 'I';
+    search->search.field = ML_FIELD_CLIENT_NAME;
+    search->search.match = 'C';
+    strcpy (search->search.text, "'; DROP TABLE invoice; --");
+    strcpy (search->search.date_from, "2026-01-01");
+    search->search.amount_filter = ML_AMOUNT_MAX;
+    search->search.amount_max = 500000;
+    search->search.status = ML_STATUS_OVERDUE;
+    strcpy (search->search.as_of, "2026-11-22");
+    search->search.scoped = 1;
+    assert (ml_msg_add_scope (search, ML_SCOPE_MATTERS, "M-1") == 0);
+    assert (ml_msg_add_scope (search, ML_SCOPE_INVOICES, "INV-9") == 0);
+    assert (ml_msg_add_scope (search, ML_SCOPE_INVOICES, "") == -1);
+    search->search.limit = 50;
+    copy = s_round_trip (search);
+    assert (copy->request_id == 77 && copy->search.field == ML_FIELD_CLIENT_NAME);
+    assert (strcmp (copy->search.text, search->search.text) == 0);
+    assert (copy->search.scope_count[ML_SCOPE_CLIENTS] == 0);
+    assert (copy->search.scope_count[ML_SCOPE_INVOICES] == 1);
+    assert (strcmp (copy->search.scope[ML_SCOPE_MATTERS][0], "M-1") == 0);
+    assert (copy->search.amount_max == 500000 && copy->search.limit == 50);
+    ml_msg_destroy (&copy);
+    //  Text without a field, or an invoice number on trust ledgers, is malformed.
+    search->search.field = ML_FIELD_NONE;
+    assert (ml_msg_encode (search, &data, &size) == 0);
+    assert (ml_msg_decode (data, size, &error) == NULL && strstr (error, "field"));
+    free (data);
+    search->search.field = ML_FIELD_INVOICE_NUMBER;
+    search->search.target = 'T';
+    assert (ml_msg_encode (search, &data, &size) == 0);
+    assert (ml_msg_decode (data, size, &error) == NULL);
+    free (data);
+    ml_msg_destroy (&search);
+    assert (ml_field_parse ("matter-description") == ML_FIELD_MATTER_DESCRIPTION);
+    assert (ml_field_parse ("nope") == -1 && ml_field_parse (NULL) == -1);
+    assert (strcmp (ml_field_name (ML_FIELD_CLIENT_NUMBER), "client-number") == 0);
+
+    ml_msg_t *answer = ml_msg_new (ML_MSG_SEARCH_RESULT);
+    answer->request_id = 77;
+    answer->code = ML_SEARCH_OK;
+    answer->next = 1001;
+    ml_item_t *row = ml_msg_add_item (answer);
+    row->kind = 'I';
+    row->op = 'U';
+    row->source_id = 1001;
+    strcpy (row->currency, "USD");
+    copy = s_round_trip (answer);
+    assert (copy->item_count == 1 && copy->next == 1001 && copy->code == 200);
+    ml_msg_destroy (&copy);
+    //  A failed search carries no rows.
+    answer->code = ML_SEARCH_TIMEOUT;
+    assert (ml_msg_encode (answer, &data, &size) == 0);
+    assert (ml_msg_decode (data, size, &error) == NULL && strstr (error, "no rows"));
+    free (data);
+    ml_msg_destroy (&answer);
 
     //  Trailing bytes, unknown ids and bad UTF-8 are refused.
     uint8_t ping[] = {0xAA, 'M', 1, ML_MSG_PING, 0};

@@ -347,6 +347,29 @@ static void s_flush_postings (s_agent_t *self)
     }
 }
 
+//  Answer a SEARCH at once: from the matter database, or with why it cannot be (503 while
+//  the database is unreachable), so the core never waits out its deadline for nothing.
+static void s_search (s_agent_t *self, const ml_msg_t *request)
+{
+    ml_msg_t *answer = ml_msg_new (ML_MSG_SEARCH_RESULT);
+    answer->request_id = request->request_id;
+    int64_t started = zclock_mono ();
+    if (!self->contract) {
+        answer->code = ML_SEARCH_UNAVAILABLE;
+        snprintf (answer->reason, sizeof answer->reason,
+                  "the agent cannot reach the matter database now; it keeps trying");
+    } else if (ml_contract_search (self->contract, &request->search, answer) != 0)
+        s_database_lost (self, "searching");
+    char reason[300];
+    ml_log (answer->code == ML_SEARCH_OK ? ML_LOG_DEBUG : ML_LOG_WARNING,
+            "search %llu (%s): %u, %zu rows in %lld ms%s%s",
+            (unsigned long long)request->request_id, ml_field_name (request->search.field),
+            answer->code, answer->item_count, (long long)(zclock_mono () - started),
+            *answer->reason ? ": " : "", ml_log_escape (answer->reason, reason, sizeof reason));
+    s_send (self, answer);
+    ml_msg_destroy (&answer);
+}
+
 static void s_handle (s_agent_t *self, ml_msg_t *message)
 {
     self->last_received = zclock_mono ();
@@ -391,6 +414,9 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
             s_send_simple (self, ML_MSG_PONG);
             break;
         case ML_MSG_PONG:
+            break;
+        case ML_MSG_SEARCH:
+            s_search (self, message);
             break;
         case ML_MSG_ERROR: {
             char reason[300];

@@ -1,5 +1,6 @@
 /*  ml_admin: the core's admin API. See include/ml_admin.h and docs/admin-api.md. */
 #include "ml_admin.h"
+#include "ml_finder.h"
 #include "ml_selftest_support.h"
 #include "ml_alloc.h"
 #include "ml_log.h"
@@ -235,16 +236,29 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
     return reply;
 }
 
-json_t *ml_admin_execute (ml_store_t *store, const json_t *request, char *deliver_firm, size_t size)
+json_t *ml_admin_execute (ml_store_t *store, ml_payers_t *payers, const json_t *request,
+                          ml_admin_effects_t *effects)
 {
-    assert (store && deliver_firm);
-    *deliver_firm = 0;
+    assert (store && payers && effects);
+    memset (effects, 0, sizeof *effects);
+    char *deliver_firm = effects->deliver_firm;
+    size_t size = sizeof effects->deliver_firm;
     if (!json_is_object (request))
         return ml_admin_error ("a request is a JSON object with an \"op\"");
     char problem[256] = "";
     const char *op = ml_admin_argument (request, "op", 32, problem, sizeof problem);
     if (*problem || !op)
         return ml_admin_error ("a request needs an \"op\" string");
+    if (ml_finder_handles (op)) {
+        json_t *reply = NULL;
+        effects->search =
+            ml_finder_request (payers, request, effects->search_firm, sizeof effects->search_firm,
+                               &effects->context, &reply);
+        return reply;
+    }
+    json_t *payers_reply = ml_payers_execute (payers, op, request);
+    if (payers_reply)
+        return payers_reply;
     if (streq (op, "status")) {
         json_t *firms = ml_store_status (store);
         return firms ? ml_admin_ok (json_pack ("{s:o}", "firms", firms))
@@ -306,13 +320,16 @@ json_t *ml_admin_execute (ml_store_t *store, const json_t *request, char *delive
 void ml_admin_test (bool verbose)
 {
     printf (" * ml_admin: ");
-    char directory[128], connection_string[300], error[512], deliver[64];
+    char directory[128], connection_string[300], error[512];
+    ml_admin_effects_t effects;
     assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
     snprintf (connection_string, sizeof connection_string,
               "Driver=SQLite3;Database=%s/core.db;StepAPI=1;FKSupport=1;Timeout=5000", directory);
     ml_store_t *store = ml_store_new (connection_string, error, sizeof error);
     assert (store);
     assert (ml_store_firm_add (store, "acme", "Acme LLP", "key", "OP-001") == 0);
+    ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
+    assert (payers);
     ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
     strcpy (hello->epoch, "e");
     bool resync;
@@ -338,9 +355,9 @@ void ml_admin_test (bool verbose)
 
     json_t *request = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "op", "pay", "firm", "acme", "client",
                                  "C-1", "amount", "150.00", "ar_message", "desk");
-    json_t *reply = ml_admin_execute (store, request, deliver, sizeof deliver);
+    json_t *reply = ml_admin_execute (store, payers, request, &effects);
     assert (json_is_true (json_object_get (reply, "ok")));
-    assert (streq (deliver, "acme"));
+    assert (streq (effects.deliver_firm, "acme"));
     json_t *lines = json_object_get (reply, "lines");
     //  Oldest first: the two January invoices (INV-9 before INV-12), never above a balance.
     assert (json_array_size (lines) == 2);
@@ -353,7 +370,7 @@ void ml_admin_test (bool verbose)
             5000);
     json_decref (reply);
     //  The pending posting counts: 150.00 more leaves 50.00 on INV-12, then INV-50.
-    reply = ml_admin_execute (store, request, deliver, sizeof deliver);
+    reply = ml_admin_execute (store, payers, request, &effects);
     lines = json_object_get (reply, "lines");
     assert (
         streq (json_string_value (json_object_get (json_array_get (lines, 0), "invoice_number")),
@@ -363,10 +380,10 @@ void ml_admin_test (bool verbose)
     json_decref (reply);
     //  A surplus is refused and nothing is recorded.
     json_object_set_new (request, "amount", json_string ("1,000.00"));
-    reply = ml_admin_execute (store, request, deliver, sizeof deliver);
+    reply = ml_admin_execute (store, payers, request, &effects);
     assert (json_is_false (json_object_get (reply, "ok")));
     assert (strstr (json_string_value (json_object_get (reply, "error")), "more than"));
-    assert (*deliver == 0);
+    assert (*effects.deliver_firm == 0 && !effects.search);
     json_decref (reply);
     //  Bad input: clear errors, nothing changes.
     const char *bad[] = {"{\"op\": \"pay\", \"firm\": \"acme\", \"client\": \"C-1\", "
@@ -384,20 +401,34 @@ void ml_admin_test (bool verbose)
     for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
         json_t *hostile = json_loads (bad[index], 0, NULL);
         assert (hostile);
-        reply = ml_admin_execute (store, hostile, deliver, sizeof deliver);
+        reply = ml_admin_execute (store, payers, hostile, &effects);
         assert (json_is_false (json_object_get (reply, "ok")));
         assert (json_string_length (json_object_get (reply, "error")) > 0);
         json_decref (reply);
         json_decref (hostile);
     }
     json_t *list = json_pack ("{s:s}", "op", "postings");
-    reply = ml_admin_execute (store, list, deliver, sizeof deliver);
+    reply = ml_admin_execute (store, payers, list, &effects);
     assert (json_array_size (json_object_get (reply, "postings")) == 2);
     json_decref (reply);
     json_decref (list);
     json_decref (request);
     ml_msg_destroy (&batch);
     ml_msg_destroy (&hello);
+    //  Payer ops and searches are dispatched to their classes; a search waits for an agent.
+    json_t *payer_add = json_pack ("{s:s, s:s, s:s, s:s}", "op", "payer-add", "firm", "acme",
+                                   "name", "Pat", "email", "pat@example.com");
+    reply = ml_admin_execute (store, payers, payer_add, &effects);
+    assert (json_is_true (json_object_get (reply, "ok")) && !effects.search);
+    json_decref (reply);
+    json_decref (payer_add);
+    json_t *search = json_pack ("{s:s, s:s, s:s}", "op", "search", "firm", "acme", "text", "x");
+    reply = ml_admin_execute (store, payers, search, &effects);
+    assert (!reply && effects.search && effects.context && streq (effects.search_firm, "acme"));
+    ml_msg_destroy (&effects.search);
+    json_decref (effects.context);
+    json_decref (search);
+    ml_payers_destroy (&payers);
     ml_store_destroy (&store);
     char command[200];
     snprintf (command, sizeof command, "rm -rf '%s'", directory);

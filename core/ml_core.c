@@ -2,6 +2,8 @@
 #include "ml_core.h"
 #include "ml_selftest_support.h"
 #include "ml_admin.h"
+#include "ml_finder.h"
+#include "ml_payers.h"
 #include "ml_config.h"
 #include "ml_contract.h"
 #include "ml_log.h"
@@ -24,6 +26,14 @@ typedef struct {
     zhashx_t *in_flight; //  posting uuid -> monotonic ms it was sent (int64_t *)
 } s_session_t;
 
+//  An admin request waiting for an agent's SEARCH-RESULT.
+typedef struct {
+    zframe_t *client; //  the admin client's routing id, to reply to
+    char firm_id[64]; //  only this firm's agent may answer
+    int64_t expires;  //  monotonic ms: past it the client gets "did not answer in time"
+    json_t *context;  //  what ml_finder_reply needs
+} s_pending_t;
+
 typedef struct {
     ml_core_settings_t settings;
     zsock_t *pipe;
@@ -32,8 +42,11 @@ typedef struct {
     zactor_t *auth;
     zcert_t *certificate;
     ml_store_t *store;
+    ml_payers_t *payers;
     zhashx_t *sessions; //  firm id -> s_session_t
-    zhashx_t *firms;    //  agent public key -> firm id (cache of the store)
+    zhashx_t *pending;  //  search request id (decimal text) -> s_pending_t
+    uint64_t next_request_id;
+    zhashx_t *firms; //  agent public key -> firm id (cache of the store)
     int64_t tick_at;
     bool terminated;
 } s_core_t;
@@ -84,6 +97,16 @@ static s_session_t *s_session_new (const char *firm_id)
     self->in_flight = zhashx_new ();
     zhashx_set_destructor (self->in_flight, (zhashx_destructor_fn *)zstr_free);
     return self;
+}
+
+static void s_pending_destroy (s_pending_t **self_p)
+{
+    if (*self_p) {
+        zframe_destroy (&(*self_p)->client);
+        json_decref ((*self_p)->context);
+        free (*self_p);
+        *self_p = NULL;
+    }
 }
 
 //  Sending ---------------------------------------------------------------------------------
@@ -240,6 +263,8 @@ static void s_store_failed (s_core_t *self, s_session_t *session, const char *do
     session->state = S_NONE;
 }
 
+static void s_search_answered (s_core_t *self, s_session_t *session, ml_msg_t *answer);
+
 static void s_handle_message (s_core_t *self, s_session_t *session, ml_msg_t *message)
 {
     if (message->id == ML_MSG_HELLO) {
@@ -255,7 +280,7 @@ static void s_handle_message (s_core_t *self, s_session_t *session, ml_msg_t *me
     if (message->id == ML_MSG_PONG)
         return;
     if (message->id == ML_MSG_WELCOME || message->id == ML_MSG_ACK ||
-        message->id == ML_MSG_POSTING) {
+        message->id == ML_MSG_POSTING || message->id == ML_MSG_SEARCH) {
         s_send_error (self, session->routing, ML_ERROR_MALFORMED,
                       "that message goes from the core to an agent, not back");
         return;
@@ -320,6 +345,9 @@ static void s_handle_message (s_core_t *self, s_session_t *session, ml_msg_t *me
             s_deliver (self, session);
             break;
         }
+        case ML_MSG_SEARCH_RESULT:
+            s_search_answered (self, session, message);
+            break;
         case ML_MSG_PING: {
             ml_msg_t *pong = ml_msg_new (ML_MSG_PONG);
             s_send_to (self, session->routing, pong);
@@ -399,54 +427,178 @@ static void s_receive_agent (s_core_t *self)
 
 //  Admin API ---------------------------------------------------------------------------------
 
+//  Reply to an admin client (a REQ socket: routing id, empty delimiter, body).
+static void s_admin_reply (s_core_t *self, zframe_t *client, json_t *reply)
+{
+    char *text = json_dumps (reply, JSON_COMPACT);
+    zmsg_t *out = zmsg_new ();
+    zmsg_append (out, &(zframe_t *){zframe_dup (client)});
+    zmsg_addstr (out, "");
+    zmsg_addstr (out, text ? text : "{\"ok\":false,\"error\":\"reply too large\"}");
+    free (text);
+    if (zmsg_send (&out, self->admin) != 0)
+        zmsg_destroy (&out); //  the client went away
+}
+
+//  Send a search to a firm's agent and remember who waits for it. Returns NULL when sent,
+//  else the error reply to give at once: an agent that is not connected makes no one wait.
+static json_t *s_search_send (s_core_t *self, zframe_t *client, const char *firm_id,
+                              ml_msg_t *search, json_t *context)
+{
+    s_session_t *session = zhashx_lookup (self->sessions, firm_id);
+    if (!session || session->state == S_NONE) {
+        json_decref (context);
+        return ml_admin_error ("firm %s's agent is not connected, so its matter database cannot "
+                               "be searched now (see 'matterlink status')",
+                               firm_id);
+    }
+    search->request_id = ++self->next_request_id;
+    if (s_send_to (self, session->routing, search) != 0) {
+        json_decref (context);
+        return ml_admin_error ("firm %s's agent cannot be reached now; try again shortly", firm_id);
+    }
+    s_pending_t *pending = calloc (1, sizeof (s_pending_t));
+    assert (pending);
+    pending->client = zframe_dup (client);
+    snprintf (pending->firm_id, sizeof pending->firm_id, "%s", firm_id);
+    pending->expires =
+        zclock_mono () + json_integer_value (json_object_get (context, "deadline_ms"));
+    pending->context = context;
+    char key[24];
+    snprintf (key, sizeof key, "%llu", (unsigned long long)search->request_id);
+    zhashx_update (self->pending, key, pending);
+    return NULL;
+}
+
+//  A SEARCH-RESULT from a firm's agent: complete the admin request that waits for it.
+static void s_search_answered (s_core_t *self, s_session_t *session, ml_msg_t *answer)
+{
+    char key[24];
+    snprintf (key, sizeof key, "%llu", (unsigned long long)answer->request_id);
+    s_pending_t *pending = zhashx_lookup (self->pending, key);
+    if (!pending || !streq (pending->firm_id, session->firm_id)) {
+        //  Late (the client was already told it timed out), or not this firm's to answer.
+        ml_log (ML_LOG_INFO, "firm %s: answer to search %s ignored (late or unknown)",
+                session->firm_id, key);
+        return;
+    }
+    ml_msg_t *follow_up = NULL;
+    json_t *reply = ml_finder_reply (self->payers, pending->context, answer, &follow_up);
+    zhashx_delete (self->pending, key);
+    if (follow_up) {
+        json_t *context = pending->context;
+        pending->context = NULL;
+        reply = s_search_send (self, pending->client, pending->firm_id, follow_up, context);
+        ml_msg_destroy (&follow_up);
+    }
+    if (reply) {
+        s_admin_reply (self, pending->client, reply);
+        json_decref (reply);
+    }
+    s_pending_destroy (&pending);
+}
+
+//  Give up on searches whose deadline passed, or whose firm's session ended (firm_id set).
+static void s_search_expire (s_core_t *self, const char *firm_id)
+{
+    int64_t now = zclock_mono ();
+    zlistx_t *keys = zhashx_keys (self->pending);
+    for (const char *key = zlistx_first (keys); key; key = zlistx_next (keys)) {
+        s_pending_t *pending = zhashx_lookup (self->pending, key);
+        bool ended = firm_id && streq (firm_id, pending->firm_id);
+        if (!ended && now < pending->expires)
+            continue;
+        json_t *reply =
+            ended ? ml_admin_error ("firm %s's agent disconnected before it answered the search",
+                                    pending->firm_id)
+                  : ml_admin_error ("firm %s's agent did not answer the search within %lld ms",
+                                    pending->firm_id,
+                                    (long long)json_integer_value (
+                                        json_object_get (pending->context, "deadline_ms")));
+        s_admin_reply (self, pending->client, reply);
+        json_decref (reply);
+        zhashx_delete (self->pending, key);
+        s_pending_destroy (&pending);
+    }
+    zlistx_destroy (&keys);
+}
+
+//  The nearest search deadline, or fallback if none is sooner.
+static int64_t s_search_next_expiry (s_core_t *self, int64_t fallback)
+{
+    for (s_pending_t *pending = zhashx_first (self->pending); pending;
+         pending = zhashx_next (self->pending))
+        if (pending->expires < fallback)
+            fallback = pending->expires;
+    return fallback;
+}
+
+static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *frame)
+{
+    if (zframe_size (frame) > ML_ADMIN_MAX_REQUEST)
+        return json_pack ("{s:b, s:s}", "ok", 0, "error",
+                          "a request is one JSON frame of at most 64 KiB");
+    json_error_t parse_error;
+    json_t *parsed = json_loadb ((const char *)zframe_data (frame), zframe_size (frame),
+                                 JSON_REJECT_DUPLICATES, &parse_error);
+    if (!parsed) {
+        char text[300];
+        snprintf (text, sizeof text, "request is not JSON: %s (at byte %d)", parse_error.text,
+                  parse_error.position);
+        return json_pack ("{s:b, s:s}", "ok", 0, "error", text);
+    }
+    ml_admin_effects_t effects;
+    json_t *reply = ml_admin_execute (self->store, self->payers, parsed, &effects);
+    json_t *op = json_object_get (parsed, "op");
+    //  Add what only the running core knows: which agents are connected now.
+    if (reply && json_is_string (op) && streq (json_string_value (op), "status")) {
+        size_t index;
+        json_t *firm;
+        json_array_foreach (json_object_get (reply, "firms"), index, firm)
+        {
+            s_session_t *session = zhashx_lookup (
+                self->sessions, json_string_value (json_object_get (firm, "firm_id")));
+            json_object_set_new (firm, "agent_online",
+                                 json_boolean (session && session->state != S_NONE));
+        }
+    }
+    if (*effects.deliver_firm) {
+        s_session_t *session = zhashx_lookup (self->sessions, effects.deliver_firm);
+        if (session)
+            s_deliver (self, session);
+    }
+    if (effects.search) {
+        reply = s_search_send (self, client, effects.search_firm, effects.search, effects.context);
+        ml_msg_destroy (&effects.search);
+    }
+    json_decref (parsed);
+    return reply;
+}
+
 static void s_receive_admin (s_core_t *self)
 {
     zmsg_t *request = zmsg_recv (self->admin);
     if (!request)
         return;
-    json_t *reply = NULL;
-    zframe_t *frame = zmsg_first (request);
-    if (zmsg_size (request) != 1 || zframe_size (frame) > ML_ADMIN_MAX_REQUEST)
-        reply = json_pack ("{s:b, s:s}", "ok", 0, "error",
-                           "a request is one JSON frame of at most 64 KiB");
-    else {
-        json_error_t parse_error;
-        json_t *parsed = json_loadb ((const char *)zframe_data (frame), zframe_size (frame),
-                                     JSON_REJECT_DUPLICATES, &parse_error);
-        if (!parsed) {
-            char text[300];
-            snprintf (text, sizeof text, "request is not JSON: %s (at byte %d)", parse_error.text,
-                      parse_error.position);
-            reply = json_pack ("{s:b, s:s}", "ok", 0, "error", text);
-        } else {
-            char deliver[64];
-            reply = ml_admin_execute (self->store, parsed, deliver, sizeof deliver);
-            json_t *op = json_object_get (parsed, "op");
-            //  Add what only the running core knows: which agents are connected now.
-            if (json_is_string (op) && streq (json_string_value (op), "status")) {
-                size_t index;
-                json_t *firm;
-                json_array_foreach (json_object_get (reply, "firms"), index, firm)
-                {
-                    s_session_t *session = zhashx_lookup (
-                        self->sessions, json_string_value (json_object_get (firm, "firm_id")));
-                    json_object_set_new (firm, "agent_online",
-                                         json_boolean (session && session->state != S_NONE));
-                }
-            }
-            if (*deliver) {
-                s_session_t *session = zhashx_lookup (self->sessions, deliver);
-                if (session)
-                    s_deliver (self, session);
-            }
-            json_decref (parsed);
+    //  From a REQ client: routing id, empty delimiter, then the request.
+    zframe_t *client = zmsg_pop (request);
+    zframe_t *delimiter = zmsg_pop (request);
+    if (client && delimiter && zframe_size (delimiter) == 0) {
+        json_t *reply = NULL;
+        if (zmsg_size (request) != 1)
+            reply = json_pack ("{s:b, s:s}", "ok", 0, "error",
+                               "a request is one JSON frame of at most 64 KiB");
+        else
+            reply = s_admin_request (self, client, zmsg_first (request));
+        //  No reply yet means a search is on its way to an agent.
+        if (reply) {
+            s_admin_reply (self, client, reply);
+            json_decref (reply);
         }
     }
+    zframe_destroy (&client);
+    zframe_destroy (&delimiter);
     zmsg_destroy (&request);
-    char *text = json_dumps (reply, JSON_COMPACT);
-    json_decref (reply);
-    zstr_send (self->admin, text ? text : "{\"ok\":false,\"error\":\"reply too large\"}");
-    free (text);
 }
 
 //  Once a second: forget silent agents, send postings again that waited too long.
@@ -459,6 +611,7 @@ static void s_tick (s_core_t *self)
         if (now - session->last_seen > 3 * (int64_t)self->settings.heartbeat_ms) {
             ml_log (ML_LOG_WARNING, "firm %s: agent silent for %lld ms; session closed", firm,
                     (long long)(now - session->last_seen));
+            s_search_expire (self, firm);
             zhashx_delete (self->sessions, firm);
         } else
             s_deliver (self, session);
@@ -475,9 +628,20 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
     zhashx_set_destructor (self->sessions, (zhashx_destructor_fn *)s_session_destroy);
     self->firms = zhashx_new ();
     zhashx_set_destructor (self->firms, (zhashx_destructor_fn *)zstr_free);
+    //  Entries are destroyed by whoever takes them out (no destructor): an answered search
+    //  outlives its removal while its reply is made.
+    self->pending = zhashx_new ();
+    //  Request ids start from the clock, so an answer meant for a core before a restart
+    //  cannot complete a request of this one.
+    self->next_request_id = (uint64_t)zclock_time () * 1000;
     char error[600];
     self->store = ml_store_new (settings->store, error, sizeof error);
     if (!self->store) {
+        ml_log (ML_LOG_ERROR, "%s", error);
+        return -1;
+    }
+    self->payers = ml_payers_new (ml_store_odbc (self->store), error, sizeof error);
+    if (!self->payers) {
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
@@ -519,7 +683,8 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
                 zmq_strerror (errno));
         return -1;
     }
-    self->admin = zsock_new (ZMQ_REP);
+    //  A ROUTER, so a search waiting for an agent holds up no other admin client.
+    self->admin = zsock_new (ZMQ_ROUTER);
     assert (self->admin);
     //  Requests up to 1 MiB reach the handler, which refuses those over the documented
     //  64 KiB with a reply; larger ones close the connection.
@@ -544,8 +709,15 @@ static void s_core_destroy (s_core_t *self)
     zsock_destroy (&self->router);
     zactor_destroy (&self->auth);
     zcert_destroy (&self->certificate);
+    if (self->pending) {
+        for (s_pending_t *pending = zhashx_first (self->pending); pending;
+             pending = zhashx_next (self->pending))
+            s_pending_destroy (&pending);
+        zhashx_destroy (&self->pending);
+    }
     zhashx_destroy (&self->sessions);
     zhashx_destroy (&self->firms);
+    ml_payers_destroy (&self->payers);
     ml_store_destroy (&self->store);
 }
 
@@ -564,7 +736,7 @@ void ml_core_actor (zsock_t *pipe, void *args)
     zpoller_t *poller = zpoller_new (pipe, self->router, self->admin, NULL);
     self->tick_at = zclock_mono () + 1000;
     while (!self->terminated) {
-        int64_t wait = self->tick_at - zclock_mono ();
+        int64_t wait = s_search_next_expiry (self, self->tick_at) - zclock_mono ();
         void *which = zpoller_wait (poller, wait > 0 ? (int)wait : 0);
         if (which == pipe) {
             char *command = zstr_recv (pipe);
@@ -579,6 +751,7 @@ void ml_core_actor (zsock_t *pipe, void *args)
             s_receive_agent (self);
         if (zsock_events (self->admin) & ZMQ_POLLIN)
             s_receive_admin (self);
+        s_search_expire (self, NULL);
         if (zclock_mono () >= self->tick_at) {
             s_tick (self);
             self->tick_at = zclock_mono () + 1000;

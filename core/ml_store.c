@@ -75,7 +75,7 @@ static json_t *s_rows (ml_query_t *query);
 
 //  UTC timestamps as text with milliseconds, and today's date. strftime keeps the
 //  compiler's format-truncation analysis quiet where snprintf of tm fields would not.
-static void s_now (char *buf, size_t size)
+void ml_store_now (char *buf, size_t size)
 {
     struct timespec now;
     clock_gettime (CLOCK_REALTIME, &now);
@@ -197,7 +197,7 @@ int ml_store_firm_add (ml_store_t *self, const char *firm_id, const char *name,
                        const char *public_key, const char *operating_account)
 {
     char now[32];
-    s_now (now, sizeof now);
+    ml_store_now (now, sizeof now);
     if (ml_odbc_begin (self->odbc) != 0)
         return -1;
     bool ok = ml_odbc_execute (self->odbc,
@@ -252,7 +252,7 @@ int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t
     if (!ok)
         return s_finish (self, false);
     char now[32];
-    s_now (now, sizeof now);
+    ml_store_now (now, sizeof now);
     *resync = !complete || strcmp (epoch, hello->epoch) != 0 ||
               (uint64_t)stored_cursor > hello->high_water;
     if (*resync) {
@@ -357,7 +357,7 @@ int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t curso
         return -1;
     int64_t generation = 0;
     char now[32];
-    s_now (now, sizeof now);
+    ml_store_now (now, sizeof now);
     bool ok =
         s_generation (self, firm_id, &generation) == 0 &&
         ml_odbc_execute (self->odbc, "DELETE FROM open_item WHERE firm_id = ? AND generation <> ?",
@@ -429,8 +429,7 @@ static bool s_integer_column (const char *name)
     return false;
 }
 
-//  Every row of a query as a JSON array of objects named by column (new reference).
-static json_t *s_rows (ml_query_t *query)
+json_t *ml_store_rows (ml_query_t *query, bool (*integer_column) (const char *name))
 {
     if (!query)
         return NULL;
@@ -445,7 +444,7 @@ static json_t *s_rows (ml_query_t *query)
             json_t *value;
             if (!text)
                 value = json_null ();
-            else if (s_integer_column (name) && ml_query_int64 (query, column, &number) == 0)
+            else if (integer_column (name) && ml_query_int64 (query, column, &number) == 0)
                 value = json_integer ((json_int_t)number);
             else
                 value = json_string (text);
@@ -458,6 +457,12 @@ static json_t *s_rows (ml_query_t *query)
     if (rc < 0)
         json_decref (rows);
     return rc < 0 ? NULL : rows;
+}
+
+//  The store's own tables, with their integer columns.
+static json_t *s_rows (ml_query_t *query)
+{
+    return ml_store_rows (query, s_integer_column);
 }
 
 //  What postings not yet reflected in the replica take from each invoice: postings still
@@ -498,7 +503,7 @@ static bool s_event (ml_store_t *self, const char *posting_uuid, const char *sta
                      const char *detail)
 {
     char now[32];
-    s_now (now, sizeof now);
+    ml_store_now (now, sizeof now);
     return ml_odbc_execute (self->odbc,
                             "INSERT INTO posting_event (posting_uuid, at, status, detail)"
                             " VALUES (?, ?, ?, ?)",
@@ -514,7 +519,7 @@ int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t
     zuuid_destroy (&uuid);
     for (char *cursor = posting->posting_uuid; *cursor; cursor++)
         *cursor = (char)tolower ((unsigned char)*cursor);
-    s_now (posting->created_at, sizeof posting->created_at);
+    ml_store_now (posting->created_at, sizeof posting->created_at);
     if (!*posting->received_on)
         s_today (posting->received_on, sizeof posting->received_on);
     if (ml_odbc_begin (self->odbc) != 0)
@@ -616,7 +621,7 @@ ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
 int ml_store_posting_sent (ml_store_t *self, const char *posting_uuid)
 {
     char now[32];
-    s_now (now, sizeof now);
+    ml_store_now (now, sizeof now);
     if (ml_odbc_begin (self->odbc) != 0)
         return -1;
     int64_t first = ml_odbc_execute (self->odbc,
@@ -636,7 +641,7 @@ int ml_store_posting_sent (ml_store_t *self, const char *posting_uuid)
 int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg_t *result)
 {
     char now[32];
-    s_now (now, sizeof now);
+    ml_store_now (now, sizeof now);
     bool posted = strcmp (result->status, "posted") == 0;
     if (ml_odbc_begin (self->odbc) != 0)
         return -1;
@@ -665,7 +670,7 @@ int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg
 int ml_store_posting_resend (ml_store_t *self, const char *posting_uuid)
 {
     char now[32];
-    s_now (now, sizeof now);
+    ml_store_now (now, sizeof now);
     if (ml_odbc_begin (self->odbc) != 0)
         return -1;
     int64_t changed = ml_odbc_execute (self->odbc,

@@ -7,6 +7,7 @@
 #ifndef ML_ADMIN_H_INCLUDED
 #define ML_ADMIN_H_INCLUDED
 
+#include "ml_payers.h"
 #include "ml_store.h"
 
 #include <jansson.h>
@@ -15,11 +16,22 @@
 //  Largest admin request accepted, in bytes.
 #define ML_ADMIN_MAX_REQUEST (64 * 1024)
 
-//  Execute a request. Returns the reply (new reference). When the request created or
-//  re-queued a posting, the firm to deliver for is written into deliver_firm (else it is
-//  set to "").
-json_t *ml_admin_execute (ml_store_t *store, const json_t *request, char *deliver_firm,
-                          size_t size);
+//  What a request asks of the running core besides its reply.
+typedef struct {
+    //  A posting was created or re-queued: deliver this firm's outbox now ("" if none).
+    char deliver_firm[64];
+    //  A search must run in this firm's matter database first: send search (owned by the
+    //  caller from now on) to its agent, and make the reply from the answer and context
+    //  (also the caller's) with ml_finder_reply.
+    char search_firm[64];
+    ml_msg_t *search;
+    json_t *context;
+} ml_admin_effects_t;
+
+//  Execute a request. Returns the reply (new reference), or NULL when effects->search is
+//  set and the reply waits for the agent's answer.
+json_t *ml_admin_execute (ml_store_t *store, ml_payers_t *payers, const json_t *request,
+                          ml_admin_effects_t *effects);
 
 //  Helpers for every op handler, so all replies and argument checks look alike.
 //  An error reply {"ok": false, "error": text} (new reference).

@@ -95,6 +95,14 @@ int ml_contract_apply (ml_contract_t *self, const ml_posting_t *posting, ml_msg_
 size_t ml_contract_apply_batch (ml_contract_t *self, ml_posting_t *const *postings, size_t count,
                                 ml_msg_t **results);
 
+//  Run a SEARCH (docs/contract.md 5.8) and fill answer, a SEARCH-RESULT the caller made:
+//  code, reason, rows in source-id order, and next (where the next page starts, 0 for the
+//  last page). Every value is a bound parameter; the SQL text is built only from fixed
+//  fragments. The statement may run until the search's deadline at most. Returns 0 when
+//  answer holds the answer to send (rows, or a 500/504 failure), -1 when the connection
+//  was lost (answer says 503; reconnect).
+int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t *answer);
+
 void ml_contract_test (bool verbose);
 
 #endif

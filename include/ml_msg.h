@@ -22,17 +22,80 @@
 #define ML_MSG_PING           9
 #define ML_MSG_PONG           10
 #define ML_MSG_ERROR          11
+#define ML_MSG_SEARCH         12
+#define ML_MSG_SEARCH_RESULT  13
 
 #define ML_PROTOCOL_VERSION 1
 #define ML_MAX_MESSAGE_SIZE (16 * 1024 * 1024)
 #define ML_MAX_ITEMS        5000
 #define ML_MAX_LINES        500
+#define ML_MAX_SEARCH_ROWS  500  //  rows in one SEARCH-RESULT
+#define ML_MAX_SCOPE        1000 //  numbers in each of a SEARCH's three scope lists
+#define ML_MAX_DEADLINE_MS  60000
 
 #define ML_ERROR_MALFORMED    400
 #define ML_ERROR_UNAUTHORIZED 401
 #define ML_ERROR_OUT_OF_STATE 409
 #define ML_ERROR_VERSION      426
 #define ML_ERROR_INTERNAL     500
+
+//  SEARCH-RESULT codes: 200 the rows; 400 a request the agent cannot run; 500 the database
+//  failed; 503 the matter database is unreachable now; 504 the deadline passed.
+#define ML_SEARCH_OK          200
+#define ML_SEARCH_BAD_REQUEST 400
+#define ML_SEARCH_FAILED      500
+#define ML_SEARCH_UNAVAILABLE 503
+#define ML_SEARCH_TIMEOUT     504
+
+//  What a SEARCH looks in. The numbering is the wire's (docs/protocol.md section 3).
+typedef enum {
+    ML_FIELD_NONE = 0, //  no criterion: everything in scope
+    ML_FIELD_CLIENT_NAME = 1,
+    ML_FIELD_CLIENT_NUMBER = 2,
+    ML_FIELD_MATTER_NUMBER = 3,
+    ML_FIELD_MATTER_DESCRIPTION = 4,
+    ML_FIELD_INVOICE_NUMBER = 5
+} ml_field_t;
+
+#define ML_FIELD_LAST ML_FIELD_INVOICE_NUMBER
+
+//  Name of a field as staff and the admin API say it ("client-name"), "" for NONE, or NULL.
+const char *ml_field_name (int field);
+
+//  The field of a name, or -1.
+int ml_field_parse (const char *name);
+
+#define ML_STATUS_ANY     0
+#define ML_STATUS_OVERDUE 1 //  due date before as-of
+#define ML_STATUS_CURRENT 2 //  no due date, or due on or after as-of
+
+#define ML_AMOUNT_MIN 1 //  amount_filter bits
+#define ML_AMOUNT_MAX 2
+
+#define ML_SCOPE_CLIENTS  0
+#define ML_SCOPE_MATTERS  1
+#define ML_SCOPE_INVOICES 2
+
+//  A search request: criteria, filters, the payer's scope, and a page.
+typedef struct {
+    uint32_t deadline_ms; //  the answer is useless after this; the agent stops the query
+    char target;          //  'I' open invoices, 'T' trust ledgers
+    uint8_t field;        //  ml_field_t
+    char match;           //  'E' exact, 'P' prefix, 'C' contains (case-insensitive)
+    char text[256];
+    char date_from[11]; //  invoice date range, either end may be empty
+    char date_to[11];
+    uint8_t amount_filter; //  ML_AMOUNT_MIN | ML_AMOUNT_MAX: which bounds are set
+    int64_t amount_min;    //  balance bounds, minor units, inclusive
+    int64_t amount_max;
+    uint8_t status; //  ML_STATUS_*
+    char as_of[11]; //  the date "overdue" is judged on
+    uint8_t scoped; //  1: only what the scope lists allow (a payer's view)
+    size_t scope_count[3];
+    char (*scope[3])[64]; //  owned: client numbers, matter numbers, invoice numbers
+    uint64_t after;       //  paging: rows with source id above this
+    uint16_t limit;       //  1 to ML_MAX_SEARCH_ROWS
+} ml_search_t;
 
 //  String buffers are one byte larger than the longest value the protocol allows.
 typedef struct {
@@ -107,8 +170,14 @@ typedef struct {
     char receipt_id[64];
     //  POSTING-RESULT, ERROR
     char reason[256];
-    //  ERROR
+    //  ERROR, SEARCH-RESULT
     uint16_t code;
+    //  SEARCH, SEARCH-RESULT
+    uint64_t request_id;
+    //  SEARCH
+    ml_search_t search;
+    //  SEARCH-RESULT: where the next page starts (0: no more), and the rows in items
+    uint64_t next;
 } ml_msg_t;
 
 //  Create a message with the given id and every field empty.
@@ -129,6 +198,14 @@ void ml_msg_clear_items (ml_msg_t *self);
 //  Set the posting's lines to a copy of count lines. Returns 0, or -1 if count is 0 or
 //  above ML_MAX_LINES.
 int ml_msg_set_lines (ml_msg_t *self, const ml_line_t *lines, size_t count);
+
+//  Append a number to one of the SEARCH's scope lists (ML_SCOPE_*). Returns 0, or -1 when
+//  the list holds ML_MAX_SCOPE numbers or the number is empty or over 63 bytes.
+int ml_msg_add_scope (ml_msg_t *self, int list, const char *number);
+
+//  True if date is empty, or YYYY-MM-DD with a month 01-12 and a day 01-31 (the rule
+//  every date on the link follows).
+bool ml_msg_valid_date (const char *date);
 
 //  Encode into a new buffer. Caller owns *data and must free it. Returns 0, or -1 if a
 //  field breaks a protocol rule (a string too long, too many items): programmer error on

@@ -78,6 +78,11 @@ int ml_odbc_execute_many (ml_odbc_t *self, const char *sql, const char *picture,
 //  new query positioned before the first row (caller owns it), or NULL on error.
 ml_query_t *ml_odbc_query (ml_odbc_t *self, const char *sql, const char *picture, ...);
 
+//  The same with the parameters in an array (one per picture character), for statements
+//  whose parameters are assembled at run time.
+ml_query_t *ml_odbc_query_values (ml_odbc_t *self, const char *sql, const char *picture,
+                                  const ml_odbc_value_t *values);
+
 //  Advance to the next row: 1 a row, 0 no more rows, -1 error (see ml_odbc_error).
 int ml_query_fetch (ml_query_t *self);
 

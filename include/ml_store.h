@@ -94,6 +94,15 @@ json_t *ml_store_status (ml_store_t *self);
 json_t *ml_store_postings (ml_store_t *self, const char *firm_id, const char *status, int limit);
 json_t *ml_store_posting (ml_store_t *self, const char *posting_uuid);
 
+//  Helpers for classes that keep tables in the store.
+//  The current UTC time as the store writes it: YYYY-MM-DDTHH:MM:SS.mmmZ.
+void ml_store_now (char *buf, size_t size);
+
+//  Every row of a query as a JSON array of objects named by column (new reference), or
+//  NULL on error; destroys the query (NULL in gives NULL out). Columns for which
+//  integer_column (name) is true become JSON integers, the rest text; SQL NULL is null.
+json_t *ml_store_rows (ml_query_t *query, bool (*integer_column) (const char *name));
+
 void ml_store_test (bool verbose);
 
 #endif

@@ -10,6 +10,8 @@
 #include "ml_money.h"
 #include "ml_msg.h"
 #include "ml_odbc.h"
+#include "ml_payers.h"
+#include "ml_finder.h"
 #include "ml_service.h"
 #include "ml_store.h"
 
@@ -27,7 +29,8 @@ static const s_test_t s_tests[] = {
     {"ml_keygen", ml_keygen_test}, {"ml_msg", ml_msg_test},
     {"ml_odbc", ml_odbc_test},     {"ml_contract", ml_contract_test},
     {"ml_alloc", ml_alloc_test},   {"ml_store", ml_store_test},
-    {"ml_admin", ml_admin_test},   {"ml_agent", ml_agent_test},
+    {"ml_admin", ml_admin_test},   {"ml_payers", ml_payers_test},
+    {"ml_finder", ml_finder_test}, {"ml_agent", ml_agent_test},
     {"ml_core", ml_core_test},
 };
 
