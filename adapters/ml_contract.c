@@ -38,6 +38,9 @@ typedef struct {
     //  JSON array parameter, and the row limit clause.
     const char *search_in_list;
     const char *search_limit;
+    //  Session settings for the length of one search, and how to undo them (NULL: none).
+    const char *search_begin;
+    const char *search_end;
 } s_dialect_t;
 
 #define S_ITEM_COLUMNS                                                                             \
@@ -60,7 +63,8 @@ static const s_dialect_t s_dialects[] = {
      "WHERE posting_uuid = ?",
      "INSERT INTO ml_posting_rejection (posting_uuid, reason) VALUES (?, ?) "
      "ON CONFLICT (posting_uuid) DO NOTHING",
-     NULL, NULL, S_NO_LIMIT, NULL, NULL, "%s IN (SELECT value FROM json_each(?))", "LIMIT ?"},
+     NULL, NULL, S_NO_LIMIT, NULL, NULL, "%s IN (SELECT value FROM json_each(?))", "LIMIT ?", NULL,
+     NULL},
     //  Reads are SQL functions that psqlODBC streams through a cursor (UseDeclareFetch=1);
     //  writes are procedures, because a volatile function inside such a cursor would only
     //  run when fetched.
@@ -74,7 +78,11 @@ static const s_dialect_t s_dialects[] = {
      "SELECT " S_ITEM_COLUMNS " FROM ml_trust_balances", S_POSTGRESQL_LIMIT,
      "CALL ml_apply_postings(?)",
      "SELECT posting_uuid, status, receipt_id, reason FROM ml_posting_results(?)",
-     "%s IN (SELECT json_array_elements_text(CAST(? AS json)))", "LIMIT ?"},
+     "%s IN (SELECT json_array_elements_text(CAST(? AS json)))", "LIMIT ?",
+     //  psqlODBC runs reads as cursors (UseDeclareFetch), which PostgreSQL plans for the
+     //  first 10% of rows: a prefix search would walk the invoices in id order instead of
+     //  using the number and trigram indexes. A search reads all its (few) rows.
+     "SET cursor_tuple_fraction = 1", "RESET cursor_tuple_fraction"},
     //  MariaDB's driver cannot stream, so every read is a keyset page from a procedure.
     {"mariadb", "SELECT contract_version, db_epoch FROM ml_contract", "CALL ml_open_items(?, ?)",
      "CALL ml_trust_balances(?, ?)", "CALL ml_change_high_water()",
@@ -83,7 +91,7 @@ static const s_dialect_t s_dialects[] = {
      //  MariaDB's driver ignores SQL_ATTR_QUERY_TIMEOUT; the server's own limit works.
      S_MARIADB_LIMIT, NULL, NULL,
      "%s IN (SELECT j.v FROM JSON_TABLE(?, '$[*]' COLUMNS (v VARCHAR(64) PATH '$')) AS j)",
-     "LIMIT ?"},
+     "LIMIT ?", NULL, NULL},
     //  SQL Server through FreeTDS: ODBC call escapes, keyset pages. Written to sql/sqlserver/
     //  and docs/contract.md, but never run against a server here (see its README).
     {"sqlserver", "SELECT contract_version, db_epoch FROM ml_contract",
@@ -92,7 +100,7 @@ static const s_dialect_t s_dialects[] = {
      "{CALL ml_posting_result(?)}", "{CALL ml_reject_posting(?, ?)}", NULL, NULL,
      //  Bounds how long a statement waits for a lock, the usual way it gets stuck.
      S_SQLSERVER_LIMIT, NULL, NULL, "%s IN (SELECT value FROM OPENJSON(?))",
-     "OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY"},
+     "OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY", NULL, NULL},
 };
 
 struct _ml_contract_t {
@@ -595,6 +603,9 @@ int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t
     int rc = 0;
     if (limited && s_limit_time_to (self, self->odbc, (int)search->deadline_ms) != 0)
         rc = -1;
+    if (rc == 0 && dialect->search_begin &&
+        ml_odbc_execute (self->odbc, dialect->search_begin, NULL) < 0)
+        rc = -1;
     ml_query_t *query = rc == 0 ? ml_odbc_query_values (self->odbc, statement.sql,
                                                         statement.picture, statement.values)
                                 : NULL;
@@ -625,6 +636,9 @@ int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t
         rc = error->kind == ML_ODBC_LOST ? -1 : 0;
     }
     ml_query_destroy (&query);
+    if (rc == 0 && dialect->search_end &&
+        ml_odbc_execute (self->odbc, dialect->search_end, NULL) < 0)
+        rc = -1;
     if (limited && rc == 0 && s_limit_time_to (self, self->odbc, self->timeout_ms) != 0)
         rc = -1;
     for (int list = 0; list < 3; list++)

@@ -1197,6 +1197,36 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- ---------------------------------------------------------------------------------------------------
+-- Search indexes (docs/contract.md 5.8). A search compares LOWER(column) LIKE LOWER(pattern): exact and
+-- prefix matches on numbers use the case-folded text_pattern_ops indexes; "contains" on client names and
+-- matter descriptions uses trigram indexes when the pg_trgm extension can be created (it ships with
+-- PostgreSQL and is trusted from 13 on, so the database owner may create it). Without it those searches
+-- read the client and matter tables, which still works, more slowly.
+-- ---------------------------------------------------------------------------------------------------
+
+CREATE INDEX IF NOT EXISTS ml_search_invoice_number ON invoice (lower(invoice_number) text_pattern_ops);
+CREATE INDEX IF NOT EXISTS ml_search_client_number ON client (lower(client_number) text_pattern_ops);
+CREATE INDEX IF NOT EXISTS ml_search_matter_number ON matter (lower(matter_number) text_pattern_ops);
+
+DO $$
+BEGIN
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+EXCEPTION WHEN OTHERS THEN
+    RAISE NOTICE 'pg_trgm is not available (%): name and description searches read whole tables', SQLERRM;
+END
+$$;
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+        CREATE INDEX IF NOT EXISTS ml_search_client_name ON client USING gin (lower(name) gin_trgm_ops);
+        CREATE INDEX IF NOT EXISTS ml_search_matter_description
+            ON matter USING gin (lower(description) gin_trgm_ops);
+    END IF;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------------------
 -- Privileges: the writing routines run with their owner's rights, so only those granted may call
 -- them (see the header). Functions get EXECUTE for PUBLIC when created; REVOKE again on every run.
 -- ---------------------------------------------------------------------------------------------------
