@@ -320,14 +320,10 @@ json_t *ml_admin_execute (ml_store_t *store, ml_payers_t *payers, const json_t *
 void ml_admin_test (bool verbose)
 {
     printf (" * ml_admin: ");
-    char directory[128], connection_string[300], error[512];
+    char directory[128], error[512];
     ml_admin_effects_t effects;
-    assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
-    snprintf (connection_string, sizeof connection_string,
-              "Driver=SQLite3;Database=%s/core.db;StepAPI=1;FKSupport=1;Timeout=5000", directory);
-    ml_store_t *store = ml_store_new (connection_string, error, sizeof error);
+    ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
-    assert (ml_store_firm_add (store, "acme", "Acme LLP", "key", "OP-001") == 0);
     ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
     assert (payers);
     ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
@@ -430,8 +426,6 @@ void ml_admin_test (bool verbose)
     json_decref (search);
     ml_payers_destroy (&payers);
     ml_store_destroy (&store);
-    char command[200];
-    snprintf (command, sizeof command, "rm -rf '%s'", directory);
-    assert (system (command) == 0);
+    assert (ml_selftest_remove (directory) == 0);
     printf ("OK\n");
 }

@@ -799,8 +799,6 @@ void ml_core_test (bool verbose)
     zactor_t *actor = ml_service_start (ml_core_actor, &settings);
     assert (actor == NULL);
     ml_log_setup (NULL, saved);
-    char command[200];
-    snprintf (command, sizeof command, "rm -rf '%s'", directory);
-    assert (system (command) == 0);
+    assert (ml_selftest_remove (directory) == 0);
     printf ("OK\n");
 }

@@ -448,13 +448,9 @@ json_t *ml_finder_reply (ml_payers_t *payers, json_t *context, const ml_msg_t *a
 void ml_finder_test (bool verbose)
 {
     printf (" * ml_finder: ");
-    char directory[128], connection_string[300], error[512], firm_id[64];
-    assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
-    snprintf (connection_string, sizeof connection_string,
-              "Driver=SQLite3;Database=%s/core.db;StepAPI=1;FKSupport=1;Timeout=5000", directory);
-    ml_store_t *store = ml_store_new (connection_string, error, sizeof error);
+    char directory[128], error[512], firm_id[64];
+    ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
-    assert (ml_store_firm_add (store, "acme", "Acme LLP", "key", "OP-001") == 0);
     ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
     assert (payers);
     json_t *context = NULL, *reply = NULL;
@@ -601,8 +597,6 @@ void ml_finder_test (bool verbose)
     ml_msg_destroy (&answer);
     ml_payers_destroy (&payers);
     ml_store_destroy (&store);
-    char command[200];
-    snprintf (command, sizeof command, "rm -rf '%s'", directory);
-    assert (system (command) == 0);
+    assert (ml_selftest_remove (directory) == 0);
     printf ("OK\n");
 }

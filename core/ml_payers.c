@@ -917,13 +917,9 @@ static bool s_test_allows (const json_t *scope, char kind, const char *client, c
 void ml_payers_test (bool verbose)
 {
     printf (" * ml_payers: ");
-    char directory[128], connection_string[300], error[512];
-    assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
-    snprintf (connection_string, sizeof connection_string,
-              "Driver=SQLite3;Database=%s/core.db;StepAPI=1;FKSupport=1;Timeout=5000", directory);
-    ml_store_t *store = ml_store_new (connection_string, error, sizeof error);
+    char directory[128], error[512];
+    ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
-    assert (ml_store_firm_add (store, "acme", "Acme LLP", "key-acme", "OP-001") == 0);
     assert (ml_store_firm_add (store, "brio", "Brio LLP", "key-brio", "OP-002") == 0);
     ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
     assert (payers);
@@ -1296,8 +1292,6 @@ void ml_payers_test (bool verbose)
         printf ("(%d bad requests refused) ", (int)(sizeof bad / sizeof bad[0]));
     ml_payers_destroy (&payers);
     ml_store_destroy (&store);
-    char command[200];
-    snprintf (command, sizeof command, "rm -rf '%s'", directory);
-    assert (system (command) == 0);
+    assert (ml_selftest_remove (directory) == 0);
     printf ("OK\n");
 }

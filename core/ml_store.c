@@ -886,8 +886,6 @@ void ml_store_test (bool verbose)
     ml_msg_destroy (&hello);
     ml_store_destroy (&store);
     ml_store_destroy (&store);
-    char command[200];
-    snprintf (command, sizeof command, "rm -rf '%s'", directory);
-    assert (system (command) == 0);
+    assert (ml_selftest_remove (directory) == 0);
     printf ("OK\n");
 }

@@ -11,23 +11,15 @@ start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
 client=$(matter_sql "SELECT client_number FROM $OPEN_INVOICES ORDER BY client_number LIMIT 1")
 invoice=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE client_number = '$client' ORDER BY invoice_date, invoice_number LIMIT 1")
-case $ML_DIALECT in
-    postgresql)
-        psql -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$MATTER_DATABASE" -q \
-            -c "BEGIN; SELECT 1 FROM invoice WHERE invoice_number = '$invoice' FOR UPDATE; SELECT pg_sleep(6); COMMIT;" >/dev/null &
-        ;;
-    mariadb)
-        mariadb -h127.0.0.1 -P"$ML_MARIADB_PORT" -uroot "$MATTER_DATABASE" \
-            -e "START TRANSACTION; SELECT 1 FROM invoice WHERE invoice_number = '$invoice' FOR UPDATE; DO SLEEP(6); COMMIT;" >/dev/null &
-        ;;
-esac
-locker=$!
+background_session \
+    "BEGIN; SELECT 1 FROM invoice WHERE invoice_number = '$invoice' FOR UPDATE; SELECT pg_sleep(6); COMMIT;" \
+    "START TRANSACTION; SELECT 1 FROM invoice WHERE invoice_number = '$invoice' FOR UPDATE; DO SLEEP(6); COMMIT;"
 sleep 1 # the lock is taken
 out=$(cli --json pay --firm acme --client "$client" --amount 1.00) || fail "pay refused: $out"
 uuid=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["posting_uuid"])')
 wait_for 15 "the agent to give up on the blocked statement" grep -q "reconnecting" "$W/agent.log"
 [ "$(matter_sql "SELECT COUNT(*) FROM receipt WHERE posting_uuid = '$uuid'")" = 0 ] || fail "written while blocked"
-wait "$locker"
+wait "$LOCKER"
 wait_for 40 "the posting to post after the lock is gone" posting_is "$uuid" posted
 [ "$(matter_sql "SELECT COUNT(*) FROM receipt WHERE posting_uuid = '$uuid'")" = 1 ] || fail "not one receipt"
 log "PASS"

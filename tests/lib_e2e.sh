@@ -98,6 +98,22 @@ matter_sql() {
     esac
 }
 
+# Run SQL in a matter-database session of its own, in the background, and set LOCKER to its
+# process id: for tests that hold a lock while the agent works. Arguments: the PostgreSQL
+# statements, the MariaDB statements.
+background_session() {
+    case $ML_DIALECT in
+        postgresql)
+            psql -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$MATTER_DATABASE" -q -c "$1" >/dev/null &
+            ;;
+        mariadb)
+            mariadb -h127.0.0.1 -P"$ML_MARIADB_PORT" -uroot "$MATTER_DATABASE" -e "$2" >/dev/null &
+            ;;
+        *) fail "no background sessions on $ML_DIALECT" ;;
+    esac
+    LOCKER=$!
+}
+
 drop_matter_database() {
     [ -n "$MATTER_DATABASE" ] || return 0
     case $ML_DIALECT in
