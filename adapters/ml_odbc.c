@@ -71,6 +71,10 @@ ml_odbc_class_t ml_odbc_classify (const char *sqlstate, long native, const char 
 {
     if (message && strstr (message, "ML001"))
         return ML_ODBC_BUSINESS;
+    //  MariaDB's max_statement_time (native 1969) arrives under HY018, which otherwise
+    //  means the connection is gone: it is a timeout, and the connection still works.
+    if (native == 1969)
+        return ML_ODBC_TIMEOUT;
     if (strncmp (sqlstate, "08", 2) == 0 || strcmp (sqlstate, "57P01") == 0 ||
         strcmp (sqlstate, "57P02") == 0 || strcmp (sqlstate, "57P03") == 0 ||
         strcmp (sqlstate, "HY018") == 0 || native == 2002 || native == 2003 || native == 2006 ||
@@ -805,6 +809,7 @@ void ml_odbc_test (bool verbose)
     assert (ml_odbc_classify ("HY000", 2006, "") == ML_ODBC_LOST);
     assert (ml_odbc_classify ("P0001", 0, "ERROR: ML001 invoice_not_open") == ML_ODBC_BUSINESS);
     assert (ml_odbc_classify ("23505", 0, "") == ML_ODBC_DATA);
+    assert (ml_odbc_classify ("HY018", 1969, "max_statement_time exceeded") == ML_ODBC_TIMEOUT);
     assert (ml_odbc_classify ("HYT00", 0, "") == ML_ODBC_TIMEOUT);
     unlink (path);
     rmdir (directory);
