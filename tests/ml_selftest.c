@@ -11,6 +11,7 @@
 #include "ml_msg.h"
 #include "ml_odbc.h"
 #include "ml_payers.h"
+#include "ml_processor.h"
 #include "ml_finder.h"
 #include "ml_service.h"
 #include "ml_store.h"
@@ -31,7 +32,7 @@ static const s_test_t s_tests[] = {
     {"ml_alloc", ml_alloc_test},   {"ml_store", ml_store_test},
     {"ml_admin", ml_admin_test},   {"ml_payers", ml_payers_test},
     {"ml_finder", ml_finder_test}, {"ml_agent", ml_agent_test},
-    {"ml_core", ml_core_test},
+    {"ml_core", ml_core_test},     {"ml_processor", ml_processor_test},
 };
 
 int main (int argc, char *argv[])

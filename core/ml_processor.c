@@ -1,0 +1,2167 @@
+/*  ml_processor: the card processor interface. See include/ml_processor.h and docs/processor.md.
+
+    The public calls check their arguments here, once, for both kinds, then hand over to the
+    test processor (s_test_*) or the HTTP client (s_http_*), and log the outcome in one place
+    (s_finish). No card number, CVC or API key reaches a log line or a message.
+*/
+#include "ml_processor.h"
+#include "ml_log.h"
+#include "ml_money.h"
+#include "ml_selftest_support.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <czmq.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+//  Answers are outside input: one larger than this is refused, not buffered.
+#define S_RESPONSE_MAX (64 * 1024)
+//  The longest wait between two attempts, whatever the configured back-off.
+#define S_BACKOFF_MAX_MS 5000
+//  The test processor keeps everything in memory: it refuses work beyond this many keys.
+#define S_TEST_KEYS_MAX 100000
+//  A run of this many digits (spaces and '-' between them allowed) is taken for a card number.
+#define S_CARD_DIGITS 12
+
+typedef enum { S_KIND_TEST, S_KIND_HTTP } s_kind_t;
+
+//  The test cards (docs/processor.md), after the numbers processors publish for their test
+//  modes. Each last4 is unique, so a token names its card without holding the number.
+typedef enum { S_APPROVE, S_DECLINE, S_TIMEOUT_AFTER, S_TIMEOUT_BEFORE } s_behaviour_t;
+
+typedef struct {
+    const char *number;
+    const char *brand;
+    s_behaviour_t behaviour;
+    const char *reason; //  S_DECLINE: the decline code
+} s_card_t;
+
+static const s_card_t s_cards[] = {
+    {"4242424242424242", "visa", S_APPROVE, NULL},
+    {"5555555555554444", "mastercard", S_APPROVE, NULL},
+    {"378282246310005", "amex", S_APPROVE, NULL},
+    {"6011111111111117", "discover", S_APPROVE, NULL},
+    {"4000000000000002", "visa", S_DECLINE, "card_declined"},
+    {"4000000000009995", "visa", S_DECLINE, "insufficient_funds"},
+    {"4000000000000069", "visa", S_DECLINE, "expired_card"},
+    {"4000000000003006", "visa", S_TIMEOUT_AFTER, NULL},
+    {"4000000000004004", "visa", S_TIMEOUT_BEFORE, NULL},
+};
+
+//  An operation the test processor completed (APPROVED or DECLINED), under its key.
+typedef struct {
+    ml_processor_op_t operation;
+    char *params; //  canonical parameters, to refuse the key's reuse for another request
+    ml_processor_result_t result;
+} s_operation_t;
+
+//  A charge the test processor made (approved or declined), under its transaction id.
+typedef struct {
+    bool approved;
+    bool voided;
+    bool settled;
+    int64_t amount;
+    int64_t refunded;
+    char currency[4];
+    char merchant_account[ML_PROCESSOR_ACCOUNT_MAX + 1];
+} s_charge_t;
+
+//  What one HTTP call expects back, so an answer about something else is not believed.
+typedef struct {
+    ml_processor_op_t operation; //  NONE for a lookup
+    const char *key;
+    const char *path;
+    const char *body; //  NULL for GET
+    size_t body_size;
+    int64_t amount;
+    const char *currency;
+    const char *charge_txn;
+    const char *merchant_account;
+} s_request_t;
+
+struct _ml_processor_t {
+    s_kind_t kind;
+    //  Test kind
+    zhashx_t *operations; //  key -> s_operation_t
+    zhashx_t *charges;    //  transaction id -> s_charge_t
+    zhashx_t *timed_out;  //  keys whose first call already ended UNKNOWN (timeout cards)
+    //  HTTP kind
+    CURL *curl; //  one handle, so connections are reused between calls
+    char endpoint[256];
+    char authorization[600]; //  "Authorization: Bearer KEY": a secret, wiped on destroy
+    int connect_timeout_ms;
+    int timeout_ms;
+    int retries;
+    int retry_backoff_ms;
+    char response[S_RESPONSE_MAX];
+    size_t response_size;
+    bool response_too_big;
+    char curl_error[CURL_ERROR_SIZE];
+};
+
+//  --------------------------------------------------------------------------------------
+//  Names and checks shared by both kinds
+
+const char *ml_processor_status_name (ml_processor_status_t status)
+{
+    switch (status) {
+        case ML_PROCESSOR_APPROVED:
+            return "approved";
+        case ML_PROCESSOR_DECLINED:
+            return "declined";
+        case ML_PROCESSOR_UNKNOWN:
+            return "unknown";
+        case ML_PROCESSOR_ERROR:
+            return "error";
+        case ML_PROCESSOR_NOT_FOUND:
+            return "not_found";
+    }
+    return "?";
+}
+
+const char *ml_processor_op_name (ml_processor_op_t operation)
+{
+    switch (operation) {
+        case ML_PROCESSOR_TOKENIZE:
+            return "tokenize";
+        case ML_PROCESSOR_CHARGE:
+            return "charge";
+        case ML_PROCESSOR_REFUND:
+            return "refund";
+        case ML_PROCESSOR_VOID:
+            return "void";
+        case ML_PROCESSOR_NONE:
+            break;
+    }
+    return "none";
+}
+
+//  The JSON "object" names of the operations, in the order of ml_processor_op_t.
+static const char *s_object_names[] = {"", "token", "charge", "refund", "void"};
+
+static void s_result_set (ml_processor_result_t *result, ml_processor_status_t status,
+                          const char *reason, const char *format, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+static void s_result_set (ml_processor_result_t *result, ml_processor_status_t status,
+                          const char *reason, const char *format, ...)
+{
+    result->status = status;
+    snprintf (result->reason, sizeof result->reason, "%s", reason);
+    va_list args;
+    va_start (args, format);
+    vsnprintf (result->message, sizeof result->message, format, args);
+    va_end (args);
+}
+
+//  Only letters, digits and the given punctuation, from 1 to max bytes, starting with a
+//  letter or digit (so a key is never "." or ".." inside a URL path).
+static bool s_valid_word (const char *text, size_t max, const char *punctuation)
+{
+    if (!text || !isalnum ((unsigned char)text[0]))
+        return false;
+    size_t length = strlen (text);
+    if (length > max)
+        return false;
+    for (size_t index = 0; index < length; index++)
+        if (!isalnum ((unsigned char)text[index]) && !strchr (punctuation, text[index]))
+            return false;
+    return true;
+}
+
+static bool s_valid_key (const char *key)
+{
+    return s_valid_word (key, ML_PROCESSOR_KEY_MAX, "-_.:");
+}
+
+static bool s_valid_id (const char *id)
+{
+    return s_valid_word (id, ML_PROCESSOR_ID_MAX, "-_");
+}
+
+static bool s_valid_account (const char *account)
+{
+    return s_valid_word (account, ML_PROCESSOR_ACCOUNT_MAX, "-_.");
+}
+
+//  A processor's reason code: lower-case letters, digits and '_'.
+static bool s_valid_code (const char *code, size_t size)
+{
+    if (!code || !*code || strlen (code) >= size)
+        return false;
+    for (const char *cursor = code; *cursor; cursor++)
+        if (!islower ((unsigned char)*cursor) && !isdigit ((unsigned char)*cursor) &&
+            *cursor != '_')
+            return false;
+    return true;
+}
+
+//  Mask every run of S_CARD_DIGITS or more digits (spaces and '-' between them count as part
+//  of the run) in place. Returns true if something was masked.
+static bool s_mask_card_numbers (char *text)
+{
+    bool masked = false;
+    for (char *start = text; *start;) {
+        if (!isdigit ((unsigned char)*start)) {
+            start++;
+            continue;
+        }
+        char *end = start;
+        int digits = 0;
+        char *last_digit = start;
+        while (*end && (isdigit ((unsigned char)*end) || *end == ' ' || *end == '-')) {
+            if (isdigit ((unsigned char)*end)) {
+                digits++;
+                last_digit = end;
+            }
+            end++;
+        }
+        if (digits >= S_CARD_DIGITS) {
+            for (char *cursor = start; cursor <= last_digit; cursor++)
+                if (isdigit ((unsigned char)*cursor))
+                    *cursor = '*';
+            masked = true;
+        }
+        start = last_digit + 1;
+    }
+    return masked;
+}
+
+//  Copy text that came from the processor into a message: printable ASCII only, card-number
+//  like digit runs masked, cut to size.
+static void s_copy_message (const char *untrusted, char *message, size_t size)
+{
+    size_t out = 0;
+    for (const unsigned char *in = (const unsigned char *)untrusted; *in && out + 1 < size; in++)
+        message[out++] = (*in >= 0x20 && *in < 0x7f) ? (char)*in : '?';
+    message[out] = 0;
+    s_mask_card_numbers (message);
+}
+
+//  Keep only the digits of a card number written with spaces or '-'. Returns 0 with 12 to
+//  19 Luhn-valid digits in digits, else -1. digits must hold 20 bytes.
+static int s_card_digits (const char *number, char *digits)
+{
+    size_t count = 0;
+    for (const char *cursor = number; cursor && *cursor; cursor++) {
+        if (isdigit ((unsigned char)*cursor)) {
+            if (count == 19)
+                return -1;
+            digits[count++] = *cursor;
+        } else if (*cursor != ' ' && *cursor != '-')
+            return -1;
+    }
+    digits[count] = 0;
+    if (count < 12)
+        return -1;
+    int sum = 0;
+    for (size_t index = 0; index < count; index++) {
+        int digit = digits[count - 1 - index] - '0';
+        if (index % 2 == 1) {
+            digit *= 2;
+            if (digit > 9)
+                digit -= 9;
+        }
+        sum += digit;
+    }
+    return sum % 10 == 0 ? 0 : -1;
+}
+
+static bool s_valid_cvc (const char *cvc)
+{
+    size_t length = cvc ? strlen (cvc) : 0;
+    if (length < 3 || length > 4)
+        return false;
+    for (size_t index = 0; index < length; index++)
+        if (!isdigit ((unsigned char)cvc[index]))
+            return false;
+    return true;
+}
+
+//  Has a card valid through the end of exp_month/exp_year expired? (UTC, as processors do.)
+static bool s_expired (int exp_month, int exp_year)
+{
+    time_t now = time (NULL);
+    struct tm utc;
+    gmtime_r (&now, &utc);
+    return exp_year * 12 + exp_month < (utc.tm_year + 1900) * 12 + utc.tm_mon + 1;
+}
+
+//  FNV-1a, 64 bits: the test processor derives its ids from keys with it, so the same key
+//  gives the same id after a restart (tests/processor_server.py does the same).
+static uint64_t s_fnv (const char *text)
+{
+    uint64_t hash = UINT64_C (0xcbf29ce484222325);
+    for (const unsigned char *cursor = (const unsigned char *)text; *cursor; cursor++) {
+        hash ^= *cursor;
+        hash *= UINT64_C (0x100000001b3);
+    }
+    return hash;
+}
+
+static void s_derive_id (const char *prefix, const char *key, char *id, size_t size)
+{
+    snprintf (id, size, "%s_%016" PRIx64, prefix, s_fnv (key));
+}
+
+static ml_processor_status_t s_finish (ml_processor_t *self, ml_processor_op_t operation,
+                                       const char *key, ml_processor_result_t *result)
+{
+    if (result->operation == ML_PROCESSOR_NONE)
+        result->operation = operation;
+    ml_log_level_t level =
+        result->status == ML_PROCESSOR_UNKNOWN || result->status == ML_PROCESSOR_ERROR
+            ? ML_LOG_WARNING
+            : ML_LOG_INFO;
+    if (level <= ml_log_level ()) {
+        char message[300], amount[64] = "";
+        if (result->currency[0])
+            snprintf (amount, sizeof amount, " amount=%" PRId64 " %s", result->amount_minor,
+                      result->currency);
+        ml_log_write (level, "processor %s: %s key=%s: %s%s%s%s%s%s%s%s%s%s",
+                      self->kind == S_KIND_TEST ? "test" : "http",
+                      operation == ML_PROCESSOR_NONE ? "lookup" : ml_processor_op_name (operation),
+                      s_valid_key (key) ? key : "(invalid)",
+                      ml_processor_status_name (result->status), result->txn[0] ? " txn=" : "",
+                      result->txn, result->last4[0] ? " last4=" : "", result->last4, amount,
+                      result->reason[0] ? " reason=" : "", result->reason,
+                      result->message[0] ? ": " : "",
+                      ml_log_escape (result->message, message, sizeof message));
+        if (result->status == ML_PROCESSOR_UNKNOWN && operation != ML_PROCESSOR_NONE)
+            ml_log_write (level,
+                          "processor: the outcome of %s key=%s is unknown: it may have happened; "
+                          "resolve it with a lookup or by calling again with the same key",
+                          ml_processor_op_name (operation), key);
+    }
+    return result->status;
+}
+
+//  --------------------------------------------------------------------------------------
+//  Settings
+
+void ml_processor_settings_defaults (ml_processor_settings_t *settings)
+{
+    assert (settings);
+    memset (settings, 0, sizeof *settings);
+    snprintf (settings->kind, sizeof settings->kind, "test");
+    settings->connect_timeout_ms = 3000;
+    settings->timeout_ms = 15000;
+    settings->retries = 2;
+    settings->retry_backoff_ms = 250;
+}
+
+void ml_processor_settings_wipe (ml_processor_settings_t *settings)
+{
+    if (settings)
+        explicit_bzero (settings->api_key, sizeof settings->api_key);
+}
+
+//  An endpoint is https://HOST[:PORT][/PATH], or http:// to a loopback address only: a card
+//  number and the API key never cross a network in clear. Returns 0 or -1 with error.
+static int s_check_endpoint (const char *endpoint, char *error, size_t error_size)
+{
+    char shown[300];
+    ml_log_escape (endpoint, shown, sizeof shown);
+    const char *authority = NULL;
+    bool plain = false;
+    if (strncmp (endpoint, "https://", 8) == 0)
+        authority = endpoint + 8;
+    else if (strncmp (endpoint, "http://", 7) == 0) {
+        authority = endpoint + 7;
+        plain = true;
+    }
+    if (!authority || !*authority || strlen (endpoint) > 250) {
+        snprintf (error, error_size,
+                  "processor/endpoint '%s' must be an https:// URL of up to 250 bytes", shown);
+        return -1;
+    }
+    for (const char *cursor = endpoint; *cursor; cursor++)
+        if (*cursor <= 0x20 || *cursor >= 0x7f || *cursor == '?' || *cursor == '#') {
+            snprintf (error, error_size,
+                      "processor/endpoint '%s' may not hold spaces, control characters, '?' "
+                      "or '#'",
+                      shown);
+            return -1;
+        }
+    size_t authority_length = strcspn (authority, "/");
+    if (memchr (authority, '@', authority_length)) {
+        snprintf (error, error_size,
+                  "processor/endpoint may not hold a user name or password: put the key in "
+                  "the file named by processor/api_key_file");
+        return -1;
+    }
+    if (plain) {
+        const char *loopback[] = {"127.0.0.1", "localhost", "[::1]"};
+        bool local = false;
+        for (size_t index = 0; index < 3; index++) {
+            size_t length = strlen (loopback[index]);
+            if (strncmp (authority, loopback[index], length) == 0 &&
+                (authority[length] == ':' || authority[length] == '/' || !authority[length]))
+                local = true;
+        }
+        if (!local) {
+            snprintf (error, error_size,
+                      "processor/endpoint '%s': plain http:// is allowed to a loopback address "
+                      "only (card numbers and the API key would cross the network in clear); "
+                      "use https://",
+                      shown);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  An API key goes into an HTTP header: printable ASCII without spaces, so it cannot end
+//  the header or add one.
+static bool s_valid_api_key (const char *key)
+{
+    if (!key || !*key)
+        return false;
+    for (const char *cursor = key; *cursor; cursor++)
+        if (*cursor <= 0x20 || *cursor >= 0x7f)
+            return false;
+    return true;
+}
+
+//  Read the API key from a file only its owner (this user) can read. Messages name the
+//  file, never what it holds.
+static int s_read_key_file (const char *path, char *key, size_t key_size, char *error,
+                            size_t error_size)
+{
+    char shown[300];
+    ml_log_escape (path, shown, sizeof shown);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf (error, error_size, "processor/api_key_file: cannot open %s: %s", shown,
+                  strerror (errno));
+        return -1;
+    }
+    struct stat status;
+    int rc = -1;
+    char buffer[1024];
+    ssize_t size = 0;
+    if (fstat (fd, &status) != 0 || !S_ISREG (status.st_mode))
+        snprintf (error, error_size, "processor/api_key_file: %s is not a regular file", shown);
+    else if (status.st_uid != geteuid ())
+        snprintf (error, error_size,
+                  "processor/api_key_file: %s belongs to user id %u, not to the user matterlink "
+                  "runs as (%u): chown it",
+                  shown, (unsigned)status.st_uid, (unsigned)geteuid ());
+    else if (status.st_mode & 077)
+        snprintf (error, error_size,
+                  "processor/api_key_file: %s has mode %04o, which lets other users read the "
+                  "key: chmod 600 %s",
+                  shown, (unsigned)(status.st_mode & 07777), shown);
+    else if ((size = read (fd, buffer, sizeof buffer)) < 0)
+        snprintf (error, error_size, "processor/api_key_file: cannot read %s: %s", shown,
+                  strerror (errno));
+    else {
+        //  One line; a trailing newline (as editors and echo write) is not part of the key.
+        while (size > 0 && (buffer[size - 1] == '\n' || buffer[size - 1] == '\r'))
+            size--;
+        if (size == 0)
+            snprintf (error, error_size, "processor/api_key_file: %s is empty", shown);
+        else if ((size_t)size >= key_size)
+            snprintf (error, error_size,
+                      "processor/api_key_file: %s holds more than %zu bytes: is it the key?", shown,
+                      key_size - 1);
+        else {
+            memcpy (key, buffer, (size_t)size);
+            key[size] = 0;
+            if (s_valid_api_key (key))
+                rc = 0;
+            else {
+                explicit_bzero (key, key_size);
+                snprintf (error, error_size,
+                          "processor/api_key_file: %s must hold the key on one line, without "
+                          "spaces, control characters or non-ASCII bytes",
+                          shown);
+            }
+        }
+    }
+    explicit_bzero (buffer, sizeof buffer);
+    close (fd);
+    return rc;
+}
+
+int ml_processor_settings_load (ml_processor_settings_t *settings, ml_config_t *config, char *error,
+                                size_t error_size)
+{
+    assert (settings && config);
+    ml_processor_settings_defaults (settings);
+    const char *kind = ml_config_string (config, "processor/kind", "test");
+    bool http = streq (kind, "http");
+    if (!http && !streq (kind, "test")) {
+        char shown[64];
+        snprintf (error, error_size, "processor/kind '%s' is not one of test, http",
+                  ml_log_escape (kind, shown, sizeof shown));
+        return -1;
+    }
+    snprintf (settings->kind, sizeof settings->kind, "%s", kind);
+    settings->connect_timeout_ms =
+        ml_config_int (config, "processor/connect_timeout_ms", 3000, 100, 60000);
+    settings->timeout_ms = ml_config_int (config, "processor/timeout_ms", 15000, 100, 300000);
+    settings->retries = ml_config_int (config, "processor/retries", 2, 0, 10);
+    settings->retry_backoff_ms =
+        ml_config_int (config, "processor/retry_backoff_ms", 250, 0, S_BACKOFF_MAX_MS);
+    const char *endpoint = http ? ml_config_string (config, "processor/endpoint", NULL) : "";
+    const char *key_file = http ? ml_config_string (config, "processor/api_key_file", NULL) : "";
+    if (ml_config_error (config)) {
+        snprintf (error, error_size, "%s", ml_config_error (config));
+        return -1;
+    }
+    if (!http)
+        return 0;
+    if (settings->timeout_ms < settings->connect_timeout_ms) {
+        snprintf (error, error_size,
+                  "processor/timeout_ms (%d) must be at least processor/connect_timeout_ms "
+                  "(%d): it covers the connection too",
+                  settings->timeout_ms, settings->connect_timeout_ms);
+        return -1;
+    }
+    if (s_check_endpoint (endpoint, error, error_size) != 0)
+        return -1;
+    snprintf (settings->endpoint, sizeof settings->endpoint, "%s", endpoint);
+    return s_read_key_file (key_file, settings->api_key, sizeof settings->api_key, error,
+                            error_size);
+}
+
+//  --------------------------------------------------------------------------------------
+//  Life cycle
+
+static void s_operation_destroy (void **item_p)
+{
+    s_operation_t *operation = (s_operation_t *)*item_p;
+    if (operation) {
+        free (operation->params);
+        free (operation);
+        *item_p = NULL;
+    }
+}
+
+static void s_charge_destroy (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
+ml_processor_t *ml_processor_new (const ml_processor_settings_t *settings, char *error,
+                                  size_t error_size)
+{
+    assert (settings);
+    bool http = streq (settings->kind, "http");
+    if (!http && !streq (settings->kind, "test")) {
+        snprintf (error, error_size, "processor kind must be test or http");
+        return NULL;
+    }
+    if (http) {
+        if (s_check_endpoint (settings->endpoint, error, error_size) != 0)
+            return NULL;
+        if (!s_valid_api_key (settings->api_key)) {
+            snprintf (error, error_size,
+                      "the http processor needs an API key (one line, "
+                      "printable ASCII without spaces)");
+            return NULL;
+        }
+        if (settings->connect_timeout_ms < 1 || settings->timeout_ms < 1 || settings->retries < 0 ||
+            settings->retries > 10 || settings->retry_backoff_ms < 0) {
+            snprintf (error, error_size, "processor timeouts, retries or back-off out of range");
+            return NULL;
+        }
+        //  Thread-safe and reference-counted since curl 7.84; undone in destroy.
+        if (curl_global_init (CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            snprintf (error, error_size, "cannot initialise libcurl");
+            return NULL;
+        }
+    }
+    ml_processor_t *self = calloc (1, sizeof (ml_processor_t));
+    assert (self);
+    if (!http) {
+        self->kind = S_KIND_TEST;
+        self->operations = zhashx_new ();
+        self->charges = zhashx_new ();
+        self->timed_out = zhashx_new ();
+        assert (self->operations && self->charges && self->timed_out);
+        zhashx_set_destructor (self->operations, s_operation_destroy);
+        zhashx_set_destructor (self->charges, s_charge_destroy);
+        ml_log (ML_LOG_NOTICE, "processor: the built-in test processor is in use: no card is "
+                               "charged (docs/processor.md lists its test cards)");
+        return self;
+    }
+    self->kind = S_KIND_HTTP;
+    self->curl = curl_easy_init ();
+    if (!self->curl) {
+        snprintf (error, error_size, "cannot create a libcurl handle");
+        curl_global_cleanup ();
+        free (self);
+        return NULL;
+    }
+    snprintf (self->endpoint, sizeof self->endpoint, "%s", settings->endpoint);
+    //  Requests add paths that start with '/'.
+    size_t length = strlen (self->endpoint);
+    while (length > 0 && self->endpoint[length - 1] == '/')
+        self->endpoint[--length] = 0;
+    snprintf (self->authorization, sizeof self->authorization, "Authorization: Bearer %s",
+              settings->api_key);
+    self->connect_timeout_ms = settings->connect_timeout_ms;
+    self->timeout_ms = settings->timeout_ms;
+    self->retries = settings->retries;
+    self->retry_backoff_ms = settings->retry_backoff_ms;
+    return self;
+}
+
+ml_processor_t *ml_processor_load (ml_config_t *config, char *error, size_t error_size)
+{
+    ml_processor_settings_t settings;
+    ml_processor_t *self = NULL;
+    if (ml_processor_settings_load (&settings, config, error, error_size) == 0)
+        self = ml_processor_new (&settings, error, error_size);
+    ml_processor_settings_wipe (&settings);
+    return self;
+}
+
+void ml_processor_destroy (ml_processor_t **self_p)
+{
+    assert (self_p);
+    ml_processor_t *self = *self_p;
+    if (self) {
+        zhashx_destroy (&self->operations);
+        zhashx_destroy (&self->charges);
+        zhashx_destroy (&self->timed_out);
+        if (self->curl) {
+            curl_easy_cleanup (self->curl);
+            curl_global_cleanup ();
+        }
+        explicit_bzero (self->authorization, sizeof self->authorization);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const char *ml_processor_kind (ml_processor_t *self)
+{
+    assert (self);
+    return self->kind == S_KIND_TEST ? "test" : "http";
+}
+
+//  --------------------------------------------------------------------------------------
+//  The test processor: deterministic by card number, state in memory
+
+static const s_card_t *s_card_find (const char *digits)
+{
+    for (size_t index = 0; index < sizeof s_cards / sizeof s_cards[0]; index++)
+        if (streq (s_cards[index].number, digits))
+            return &s_cards[index];
+    return NULL;
+}
+
+static const char *s_last4 (const char *number)
+{
+    return number + strlen (number) - 4;
+}
+
+//  A test token is tok_BRAND_LAST4_MMYYYY_HASH: it names its test card and expiry without the
+//  number, so tokens saved before a restart still work.
+static const s_card_t *s_token_card (const char *token, int *exp_month, int *exp_year)
+{
+    char brand[16], last4[5], expiry[7], hash[17];
+    int used = 0;
+    if (strncmp (token, "tok_", 4) != 0 || strlen (token) > 64)
+        return NULL;
+    if (sscanf (token + 4, "%15[a-z]_%4[0-9]_%6[0-9]_%16[0-9a-f]%n", brand, last4, expiry, hash,
+                &used) != 4 ||
+        token[4 + used] != 0 || strlen (last4) != 4 || strlen (expiry) != 6 || strlen (hash) != 16)
+        return NULL;
+    for (size_t index = 0; index < sizeof s_cards / sizeof s_cards[0]; index++)
+        if (streq (s_cards[index].brand, brand) && streq (s_last4 (s_cards[index].number), last4)) {
+            *exp_month = (expiry[0] - '0') * 10 + (expiry[1] - '0');
+            *exp_year = atoi (expiry + 2);
+            return *exp_month >= 1 && *exp_month <= 12 ? &s_cards[index] : NULL;
+        }
+    return NULL;
+}
+
+//  Answer from the idempotency store when the key is known: the stored result for the same
+//  request, an ERROR for another one. Returns true when result holds the answer.
+static bool s_test_replay (ml_processor_t *self, const char *key, ml_processor_op_t operation,
+                           const char *params, ml_processor_result_t *result)
+{
+    s_operation_t *stored = (s_operation_t *)zhashx_lookup (self->operations, key);
+    if (stored) {
+        if (stored->operation == operation && streq (stored->params, params))
+            *result = stored->result;
+        else
+            s_result_set (result, ML_PROCESSOR_ERROR, "idempotency_key_reused",
+                          "idempotency key reused with other parameters");
+        return true;
+    }
+    if (zhashx_size (self->operations) + zhashx_size (self->timed_out) >= S_TEST_KEYS_MAX) {
+        s_result_set (result, ML_PROCESSOR_ERROR, "test_processor_full",
+                      "the test processor holds %d keys, its limit", S_TEST_KEYS_MAX);
+        return true;
+    }
+    return false;
+}
+
+//  Only APPROVED and DECLINED are stored: an ERROR leaves the key unused.
+static void s_test_store (ml_processor_t *self, const char *key, ml_processor_op_t operation,
+                          const char *params, const ml_processor_result_t *result)
+{
+    s_operation_t *stored = calloc (1, sizeof (s_operation_t));
+    assert (stored);
+    stored->operation = operation;
+    stored->params = strdup (params);
+    assert (stored->params);
+    stored->result = *result;
+    int rc = zhashx_insert (self->operations, key, stored);
+    assert (rc == 0);
+}
+
+static void s_test_tokenize (ml_processor_t *self, const char *key, const char *digits,
+                             int exp_month, int exp_year, const char *cvc,
+                             ml_processor_result_t *result)
+{
+    const s_card_t *card = s_card_find (digits);
+    if (!card) {
+        s_result_set (result, ML_PROCESSOR_ERROR, "not_a_test_card",
+                      "the test processor takes only the test cards of docs/processor.md");
+        return;
+    }
+    if (strlen (cvc) != (streq (card->brand, "amex") ? 4u : 3u)) {
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_cvc",
+                      "the security code has 4 digits on amex cards and 3 on others");
+        return;
+    }
+    //  Only the test cards above get this far, so the hash below is of a published number.
+    char text[64], params[40];
+    snprintf (text, sizeof text, "tokenize|%s|%d|%d|%s", digits, exp_month, exp_year, cvc);
+    snprintf (params, sizeof params, "%016" PRIx64, s_fnv (text));
+    explicit_bzero (text, sizeof text);
+    if (s_test_replay (self, key, ML_PROCESSOR_TOKENIZE, params, result))
+        return;
+    snprintf (result->brand, sizeof result->brand, "%s", card->brand);
+    snprintf (result->last4, sizeof result->last4, "%s", s_last4 (digits));
+    result->exp_month = exp_month;
+    result->exp_year = exp_year;
+    if (s_expired (exp_month, exp_year))
+        s_result_set (result, ML_PROCESSOR_DECLINED, "expired_card", "the card has expired");
+    else {
+        char hash[40];
+        s_derive_id ("x", key, hash, sizeof hash);
+        snprintf (result->token, sizeof result->token, "tok_%s_%s_%02d%04d_%s", card->brand,
+                  result->last4, exp_month, exp_year, hash + 2);
+        s_result_set (result, ML_PROCESSOR_APPROVED, "", "%s", "");
+    }
+    s_test_store (self, key, ML_PROCESSOR_TOKENIZE, params, result);
+}
+
+static void s_test_charge (ml_processor_t *self, const char *key, const char *token, int64_t amount,
+                           const char *currency, const char *merchant_account,
+                           const char *description, ml_processor_result_t *result)
+{
+    int exp_month = 0, exp_year = 0;
+    const s_card_t *card = s_token_card (token, &exp_month, &exp_year);
+    if (!card) {
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_token",
+                      "no such token at the test processor");
+        return;
+    }
+    char *params = zsys_sprintf ("charge|%s|%" PRId64 "|%s|%s|%s", token, amount, currency,
+                                 merchant_account, description);
+    assert (params);
+    if (s_test_replay (self, key, ML_PROCESSOR_CHARGE, params, result)) {
+        zstr_free (&params);
+        return;
+    }
+    //  The call is lost on its way: nothing happens, the caller cannot know it.
+    if (card->behaviour == S_TIMEOUT_BEFORE && !zhashx_lookup (self->timed_out, key)) {
+        zhashx_insert (self->timed_out, key, (void *)"");
+        s_result_set (result, ML_PROCESSOR_UNKNOWN, "timeout",
+                      "no answer from the processor in time");
+        zstr_free (&params);
+        return;
+    }
+    s_derive_id ("ch", key, result->txn, sizeof result->txn);
+    if (zhashx_lookup (self->charges, result->txn)) {
+        s_result_set (result, ML_PROCESSOR_ERROR, "txn_collision",
+                      "two keys give the same test transaction id: use another key");
+        result->txn[0] = 0;
+        zstr_free (&params);
+        return;
+    }
+    result->amount_minor = amount;
+    snprintf (result->currency, sizeof result->currency, "%s", currency);
+    snprintf (result->merchant_account, sizeof result->merchant_account, "%s", merchant_account);
+    if (s_expired (exp_month, exp_year))
+        s_result_set (result, ML_PROCESSOR_DECLINED, "expired_card", "the card has expired");
+    else if (card->behaviour == S_DECLINE)
+        s_result_set (result, ML_PROCESSOR_DECLINED, card->reason, "the card was declined");
+    else
+        s_result_set (result, ML_PROCESSOR_APPROVED, "", "%s", "");
+    s_charge_t *charge = calloc (1, sizeof (s_charge_t));
+    assert (charge);
+    charge->approved = result->status == ML_PROCESSOR_APPROVED;
+    charge->amount = amount;
+    snprintf (charge->currency, sizeof charge->currency, "%s", currency);
+    snprintf (charge->merchant_account, sizeof charge->merchant_account, "%s", merchant_account);
+    zhashx_insert (self->charges, result->txn, charge);
+    s_test_store (self, key, ML_PROCESSOR_CHARGE, params, result);
+    zstr_free (&params);
+    //  The charge is made, but its answer is lost: the caller must find out by asking.
+    if (card->behaviour == S_TIMEOUT_AFTER) {
+        memset (result, 0, sizeof *result);
+        s_result_set (result, ML_PROCESSOR_UNKNOWN, "timeout",
+                      "no answer from the processor in time");
+    }
+}
+
+//  The charge a refund or void acts on, or NULL with an ERROR in result.
+static s_charge_t *s_test_charge_for (ml_processor_t *self, const char *charge_txn,
+                                      ml_processor_result_t *result)
+{
+    s_charge_t *charge = (s_charge_t *)zhashx_lookup (self->charges, charge_txn);
+    if (!charge)
+        s_result_set (result, ML_PROCESSOR_ERROR, "no_such_charge",
+                      "the test processor knows no charge %s", charge_txn);
+    else if (!charge->approved)
+        s_result_set (result, ML_PROCESSOR_ERROR, "charge_not_approved",
+                      "charge %s was declined: there is nothing to give back", charge_txn);
+    else if (charge->voided)
+        s_result_set (result, ML_PROCESSOR_ERROR, "charge_voided", "charge %s was voided",
+                      charge_txn);
+    else
+        return charge;
+    return NULL;
+}
+
+static void s_test_refund (ml_processor_t *self, const char *key, const char *charge_txn,
+                           int64_t amount, const char *currency, ml_processor_result_t *result)
+{
+    char params[300];
+    snprintf (params, sizeof params, "refund|%s|%" PRId64 "|%s", charge_txn, amount, currency);
+    if (s_test_replay (self, key, ML_PROCESSOR_REFUND, params, result))
+        return;
+    s_charge_t *charge = s_test_charge_for (self, charge_txn, result);
+    if (!charge)
+        return;
+    if (!streq (charge->currency, currency)) {
+        s_result_set (result, ML_PROCESSOR_ERROR, "currency_mismatch", "charge %s is in %s, not %s",
+                      charge_txn, charge->currency, currency);
+        return;
+    }
+    if (amount > charge->amount - charge->refunded) {
+        char left[64];
+        s_result_set (
+            result, ML_PROCESSOR_ERROR, "amount_exceeds_refundable",
+            "charge %s has %s left to refund", charge_txn,
+            ml_money_format (charge->amount - charge->refunded, currency, left, sizeof left));
+        return;
+    }
+    charge->refunded += amount;
+    s_derive_id ("re", key, result->txn, sizeof result->txn);
+    snprintf (result->charge_txn, sizeof result->charge_txn, "%s", charge_txn);
+    snprintf (result->merchant_account, sizeof result->merchant_account, "%s",
+              charge->merchant_account);
+    result->amount_minor = amount;
+    snprintf (result->currency, sizeof result->currency, "%s", currency);
+    s_result_set (result, ML_PROCESSOR_APPROVED, "", "%s", "");
+    s_test_store (self, key, ML_PROCESSOR_REFUND, params, result);
+}
+
+static void s_test_void (ml_processor_t *self, const char *key, const char *charge_txn,
+                         ml_processor_result_t *result)
+{
+    char params[200];
+    snprintf (params, sizeof params, "void|%s", charge_txn);
+    if (s_test_replay (self, key, ML_PROCESSOR_VOID, params, result))
+        return;
+    s_charge_t *charge = s_test_charge_for (self, charge_txn, result);
+    if (!charge)
+        return;
+    if (charge->settled) {
+        s_result_set (result, ML_PROCESSOR_ERROR, "charge_settled",
+                      "charge %s has settled: refund it instead", charge_txn);
+        return;
+    }
+    if (charge->refunded > 0) {
+        s_result_set (result, ML_PROCESSOR_ERROR, "charge_refunded",
+                      "charge %s was partly refunded: refund the rest instead", charge_txn);
+        return;
+    }
+    charge->voided = true;
+    s_derive_id ("vo", key, result->txn, sizeof result->txn);
+    snprintf (result->charge_txn, sizeof result->charge_txn, "%s", charge_txn);
+    snprintf (result->merchant_account, sizeof result->merchant_account, "%s",
+              charge->merchant_account);
+    result->amount_minor = charge->amount;
+    snprintf (result->currency, sizeof result->currency, "%s", charge->currency);
+    s_result_set (result, ML_PROCESSOR_APPROVED, "", "%s", "");
+    s_test_store (self, key, ML_PROCESSOR_VOID, params, result);
+}
+
+static void s_test_lookup (ml_processor_t *self, const char *key, ml_processor_result_t *result)
+{
+    s_operation_t *stored = (s_operation_t *)zhashx_lookup (self->operations, key);
+    if (stored)
+        *result = stored->result;
+    else
+        s_result_set (result, ML_PROCESSOR_NOT_FOUND, "not_found",
+                      "no operation was made with this key");
+}
+
+int ml_processor_settle (ml_processor_t *self)
+{
+    assert (self);
+    if (self->kind != S_KIND_TEST)
+        return -1;
+    int settled = 0;
+    for (s_charge_t *charge = (s_charge_t *)zhashx_first (self->charges); charge;
+         charge = (s_charge_t *)zhashx_next (self->charges))
+        if (charge->approved && !charge->voided && !charge->settled) {
+            charge->settled = true;
+            settled++;
+        }
+    return settled;
+}
+
+//  --------------------------------------------------------------------------------------
+//  The HTTP client
+
+static size_t s_http_write (char *data, size_t size, size_t count, void *argument)
+{
+    ml_processor_t *self = (ml_processor_t *)argument;
+    size_t bytes = size * count;
+    if (bytes > S_RESPONSE_MAX - self->response_size) {
+        self->response_too_big = true;
+        return 0; //  curl stops the transfer
+    }
+    memcpy (self->response + self->response_size, data, bytes);
+    self->response_size += bytes;
+    return bytes;
+}
+
+//  Copy a string member that must match a word check into out. Returns 0, or -1 when the
+//  member is absent (and required) or not a valid string.
+static int s_member_id (json_t *root, const char *name, bool required, bool (*check) (const char *),
+                        char *out, size_t size)
+{
+    json_t *value = json_object_get (root, name);
+    if (!value)
+        return required ? -1 : 0;
+    const char *text = json_string_value (value);
+    if (!text || !check (text) || strlen (text) >= size)
+        return -1;
+    snprintf (out, size, "%s", text);
+    return 0;
+}
+
+static int s_member_amount (json_t *root, const char *name, bool required, int64_t *amount)
+{
+    json_t *value = json_object_get (root, name);
+    if (!value)
+        return required ? -1 : 0;
+    if (!json_is_integer (value) || json_integer_value (value) < 1 ||
+        json_integer_value (value) > ML_PROCESSOR_AMOUNT_MAX)
+        return -1;
+    *amount = (int64_t)json_integer_value (value);
+    return 0;
+}
+
+static bool s_known_currency (const char *text)
+{
+    return ml_money_exponent (text) >= 0;
+}
+
+//  Read the processor's reason and message (both optional) into result.
+static void s_read_reason (json_t *root, ml_processor_result_t *result)
+{
+    const char *reason = json_string_value (json_object_get (root, "reason"));
+    if (reason && s_valid_code (reason, sizeof result->reason))
+        snprintf (result->reason, sizeof result->reason, "%s", reason);
+    const char *message = json_string_value (json_object_get (root, "message"));
+    if (message)
+        s_copy_message (message, result->message, sizeof result->message);
+}
+
+//  Fill result from an operation object (a POST's answer, or a lookup's). Returns 0, or -1
+//  with why when the answer is not one we can believe.
+static int s_http_outcome (const s_request_t *request, long http, json_t *root,
+                           ml_processor_result_t *result, const char **why)
+{
+    *why = "not a JSON object";
+    if (!json_is_object (root))
+        return -1;
+    const char *object = json_string_value (json_object_get (root, "object"));
+    ml_processor_op_t operation = ML_PROCESSOR_NONE;
+    for (int index = ML_PROCESSOR_TOKENIZE; index <= ML_PROCESSOR_VOID; index++)
+        if (object && streq (object, s_object_names[index]))
+            operation = (ml_processor_op_t)index;
+    *why = "no known \"object\"";
+    if (operation == ML_PROCESSOR_NONE ||
+        (request->operation != ML_PROCESSOR_NONE && operation != request->operation))
+        return -1;
+    *why = "\"idempotency_key\" is not the key of the request";
+    const char *key = json_string_value (json_object_get (root, "idempotency_key"));
+    if (!key || !streq (key, request->key))
+        return -1;
+    const char *status = json_string_value (json_object_get (root, "status"));
+    bool approved = status && streq (status, "approved");
+    bool declined = status && streq (status, "declined");
+    *why = "\"status\" is neither approved nor declined, or disagrees with the HTTP status";
+    if (!approved && !declined)
+        return -1;
+    if (request->operation != ML_PROCESSOR_NONE &&
+        (approved ? http != 200 && http != 201 : http != 402))
+        return -1;
+    memset (result, 0, sizeof *result);
+    result->operation = operation;
+    *why = "a member is missing or has the wrong type";
+    if (operation == ML_PROCESSOR_TOKENIZE) {
+        const char *brand = json_string_value (json_object_get (root, "brand"));
+        const char *brands[] = {"visa", "mastercard", "amex", "discover"};
+        snprintf (result->brand, sizeof result->brand, "other");
+        for (size_t index = 0; brand && index < 4; index++)
+            if (streq (brand, brands[index]))
+                snprintf (result->brand, sizeof result->brand, "%s", brand);
+        const char *last4 = json_string_value (json_object_get (root, "last4"));
+        if (last4 && strlen (last4) == 4 && strspn (last4, "0123456789") == 4)
+            snprintf (result->last4, sizeof result->last4, "%s", last4);
+        json_t *month = json_object_get (root, "exp_month");
+        json_t *year = json_object_get (root, "exp_year");
+        if (json_is_integer (month) && json_integer_value (month) >= 1 &&
+            json_integer_value (month) <= 12 && json_is_integer (year) &&
+            json_integer_value (year) >= 2000 && json_integer_value (year) <= 2099) {
+            result->exp_month = (int)json_integer_value (month);
+            result->exp_year = (int)json_integer_value (year);
+        }
+        if (approved && (s_member_id (root, "token", true, s_valid_id, result->token,
+                                      sizeof result->token) != 0 ||
+                         !result->last4[0] || !result->exp_month))
+            return -1;
+    } else {
+        bool charge = operation == ML_PROCESSOR_CHARGE;
+        if (s_member_id (root, "id", approved, s_valid_id, result->txn, sizeof result->txn) ||
+            s_member_id (root, "charge", approved && !charge, s_valid_id, result->charge_txn,
+                         sizeof result->charge_txn) ||
+            s_member_amount (root, "amount", approved && operation != ML_PROCESSOR_VOID,
+                             &result->amount_minor) ||
+            s_member_id (root, "currency", result->amount_minor > 0, s_known_currency,
+                         result->currency, sizeof result->currency) ||
+            s_member_id (root, "merchant_account", approved && charge, s_valid_account,
+                         result->merchant_account, sizeof result->merchant_account))
+            return -1;
+        //  An answer about another amount, currency, account or charge than the one asked
+        //  for is a fault somewhere between us and the processor: believe none of it.
+        *why = "the answer is about another amount, currency, account or charge";
+        if (request->operation != ML_PROCESSOR_NONE) {
+            if (request->amount && approved &&
+                (result->amount_minor != request->amount ||
+                 !streq (result->currency, request->currency)))
+                return -1;
+            if (request->charge_txn && approved && !streq (result->charge_txn, request->charge_txn))
+                return -1;
+            if (request->merchant_account && approved &&
+                !streq (result->merchant_account, request->merchant_account))
+                return -1;
+        }
+    }
+    s_read_reason (root, result);
+    result->status = approved ? ML_PROCESSOR_APPROVED : ML_PROCESSOR_DECLINED;
+    if (declined && !result->reason[0])
+        snprintf (result->reason, sizeof result->reason, "unspecified");
+    if (approved)
+        result->reason[0] = 0;
+    return 0;
+}
+
+//  One attempt: perform the request; *not_sent tells that not a byte of it left this host.
+static CURLcode s_http_perform (ml_processor_t *self, const char *url, struct curl_slist *headers,
+                                const s_request_t *request, long *http, bool *not_sent)
+{
+    CURL *curl = self->curl;
+    //  Reset keeps the connection cache, so the next attempt may reuse the connection.
+    curl_easy_reset (curl);
+    curl_easy_setopt (curl, CURLOPT_URL, url);
+    curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt (curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt (curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt (curl, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, (long)self->connect_timeout_ms);
+    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, (long)self->timeout_ms);
+    curl_easy_setopt (curl, CURLOPT_USERAGENT,
+                      "matterlink/"
+                      "0.1");
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_http_write);
+    curl_easy_setopt (curl, CURLOPT_WRITEDATA, self);
+    curl_easy_setopt (curl, CURLOPT_ERRORBUFFER, self->curl_error);
+    //  Never CURLOPT_VERBOSE: it would print the Authorization header.
+    if (request->body) {
+        curl_easy_setopt (curl, CURLOPT_POST, 1L);
+        curl_easy_setopt (curl, CURLOPT_POSTFIELDS, request->body);
+        curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE, (long)request->body_size);
+    } else
+        curl_easy_setopt (curl, CURLOPT_HTTPGET, 1L);
+    self->response_size = 0;
+    self->response_too_big = false;
+    self->curl_error[0] = 0;
+    CURLcode code = curl_easy_perform (curl);
+    *http = 0;
+    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, http);
+    long sent = 0;
+    curl_easy_getinfo (curl, CURLINFO_REQUEST_SIZE, &sent);
+    *not_sent = code != CURLE_OK && sent == 0;
+    return code;
+}
+
+//  Is this HTTP status one to try again with the same key?
+static bool s_http_retryable (long http)
+{
+    return http >= 500 || http == 408 || http == 429;
+}
+
+static void s_http_call (ml_processor_t *self, const s_request_t *request,
+                         ml_processor_result_t *result)
+{
+    char url[600], idempotency[200];
+    snprintf (url, sizeof url, "%s%s", self->endpoint, request->path);
+    snprintf (idempotency, sizeof idempotency, "Idempotency-Key: %s", request->key);
+    struct curl_slist *headers = NULL;
+    headers = curl_slist_append (headers, self->authorization);
+    headers = curl_slist_append (headers, idempotency);
+    headers = curl_slist_append (headers, "Accept: application/json");
+    if (request->body) {
+        headers = curl_slist_append (headers, "Content-Type: application/json");
+        headers = curl_slist_append (headers, "Expect:");
+    }
+    assert (headers);
+    const char *method = request->body ? "POST" : "GET";
+    const char *operation = request->operation == ML_PROCESSOR_NONE
+                                ? "lookup"
+                                : ml_processor_op_name (request->operation);
+    bool maybe_sent = false, final = false;
+    const char *reason = "network_error";
+    char problem[300] = "";
+    int attempts = self->retries + 1;
+    for (int attempt = 1; attempt <= attempts && !final; attempt++) {
+        if (attempt > 1) {
+            int wait = self->retry_backoff_ms;
+            for (int doubling = 2; doubling < attempt && wait < S_BACKOFF_MAX_MS; doubling++)
+                wait *= 2;
+            wait = wait > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : wait;
+            ml_log (ML_LOG_WARNING,
+                    "processor http: %s key=%s: %s; retrying with the same key "
+                    "in %d ms (attempt %d of %d)",
+                    operation, request->key, problem, wait, attempt, attempts);
+            zclock_sleep (wait);
+        }
+        int64_t started = zclock_mono ();
+        long http = 0;
+        bool not_sent = false;
+        CURLcode code = s_http_perform (self, url, headers, request, &http, &not_sent);
+        char escaped[300];
+        if (code != CURLE_OK && !self->response_too_big) {
+            ml_log_escape (self->curl_error[0] ? self->curl_error : curl_easy_strerror (code),
+                           escaped, sizeof escaped);
+            ml_log (ML_LOG_DEBUG, "processor http: %s %s key=%s attempt %d: %s (%" PRId64 " ms)",
+                    method, request->path, request->key, attempt, escaped,
+                    zclock_mono () - started);
+            maybe_sent = maybe_sent || !not_sent;
+            reason = code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network_error";
+            snprintf (problem, sizeof problem, "%s", escaped);
+            continue;
+        }
+        ml_log (ML_LOG_DEBUG,
+                "processor http: %s %s key=%s attempt %d: HTTP %ld, %zu bytes in %" PRId64 " ms",
+                method, request->path, request->key, attempt, http, self->response_size,
+                zclock_mono () - started);
+        maybe_sent = true;
+        if (self->response_too_big) {
+            reason = "bad_response";
+            snprintf (problem, sizeof problem, "HTTP %ld with an answer over %d bytes", http,
+                      S_RESPONSE_MAX);
+            continue;
+        }
+        if (s_http_retryable (http)) {
+            reason = "server_error";
+            snprintf (problem, sizeof problem, "HTTP %ld", http);
+            continue;
+        }
+        json_error_t json_error;
+        json_t *root =
+            json_loadb (self->response, self->response_size, JSON_REJECT_DUPLICATES, &json_error);
+        bool lookup = request->operation == ML_PROCESSOR_NONE;
+        const char *why = "not JSON";
+        if (http == 200 || http == 201 || (http == 402 && !lookup)) {
+            if (root && s_http_outcome (request, http, root, result, &why) == 0)
+                final = true;
+            else if (http == 402) {
+                //  The status line is the processor's final word even when its body is not.
+                memset (result, 0, sizeof *result);
+                s_result_set (result, ML_PROCESSOR_DECLINED, "unspecified",
+                              "the processor declined without a readable reason");
+                final = true;
+            } else {
+                reason = "bad_response";
+                snprintf (problem, sizeof problem, "HTTP %ld with an answer we cannot use (%s)",
+                          http, why);
+            }
+        } else if (http >= 400 && http < 500) {
+            //  Refused: the error object says why, when it is readable.
+            json_t *error = json_object_get (root, "error");
+            const char *code_text = json_string_value (json_object_get (error, "code"));
+            const char *message = json_string_value (json_object_get (error, "message"));
+            if (http == 409 && code_text && streq (code_text, "request_in_progress")) {
+                //  The first request with this key is still being worked on: ask again.
+                reason = "in_progress";
+                snprintf (problem, sizeof problem,
+                          "HTTP 409: a request with this key is in "
+                          "progress");
+                json_decref (root);
+                continue;
+            }
+            memset (result, 0, sizeof *result);
+            if (lookup && http == 404 && code_text && streq (code_text, "not_found"))
+                s_result_set (result, ML_PROCESSOR_NOT_FOUND, "not_found",
+                              "no operation was made with this key");
+            else {
+                if (code_text && s_valid_code (code_text, sizeof result->reason))
+                    snprintf (result->reason, sizeof result->reason, "%s", code_text);
+                else if (http == 401 || http == 403)
+                    snprintf (result->reason, sizeof result->reason, "unauthorized");
+                else
+                    snprintf (result->reason, sizeof result->reason, "http_%ld", http);
+                if (message)
+                    s_copy_message (message, result->message, sizeof result->message);
+                else
+                    snprintf (result->message, sizeof result->message,
+                              "the processor refused the request (HTTP %ld)", http);
+                result->status = ML_PROCESSOR_ERROR;
+                if (http == 401 || http == 403)
+                    ml_log (ML_LOG_ERROR,
+                            "processor http: the processor refused our API key (HTTP %ld): "
+                            "check the file named by processor/api_key_file",
+                            http);
+            }
+            final = true;
+        } else {
+            reason = "bad_response";
+            snprintf (problem, sizeof problem, "unexpected HTTP %ld", http);
+        }
+        json_decref (root);
+    }
+    //  The header list holds a copy of the key: wipe it before it goes back to the heap.
+    for (struct curl_slist *item = headers; item; item = item->next)
+        explicit_bzero (item->data, strlen (item->data));
+    curl_slist_free_all (headers);
+    if (final)
+        return;
+    memset (result, 0, sizeof *result);
+    if (!maybe_sent && request->operation != ML_PROCESSOR_NONE)
+        s_result_set (result, ML_PROCESSOR_ERROR, "processor_unreachable",
+                      "the processor could not be reached (%s); the request was not sent", problem);
+    else
+        s_result_set (result, ML_PROCESSOR_UNKNOWN, maybe_sent ? reason : "processor_unreachable",
+                      "no usable answer after %d attempts (last: %s)", attempts, problem);
+}
+
+static void s_http_tokenize (ml_processor_t *self, const char *key, const char *digits,
+                             int exp_month, int exp_year, const char *cvc,
+                             ml_processor_result_t *result)
+{
+    //  Written by hand, not with jansson, so that the only copy of the number is this buffer,
+    //  which is wiped afterwards (digits and cvc are digits only: nothing to escape).
+    char body[160];
+    int size = snprintf (body, sizeof body,
+                         "{\"number\":\"%s\",\"exp_month\":%d,\"exp_year\":%d,\"cvc\":\"%s\"}",
+                         digits, exp_month, exp_year, cvc);
+    s_request_t request = {
+        ML_PROCESSOR_TOKENIZE, key, "/v1/tokens", body, (size_t)size, 0, NULL, NULL, NULL};
+    s_http_call (self, &request, result);
+    explicit_bzero (body, sizeof body);
+}
+
+static void s_http_post (ml_processor_t *self, s_request_t *request, json_t *body,
+                         ml_processor_result_t *result)
+{
+    char *text = json_dumps (body, JSON_COMPACT);
+    json_decref (body);
+    assert (text);
+    request->body = text;
+    request->body_size = strlen (text);
+    s_http_call (self, request, result);
+    free (text);
+}
+
+//  --------------------------------------------------------------------------------------
+//  The operations
+
+static void s_result_init (ml_processor_result_t *result, ml_processor_op_t operation)
+{
+    assert (result);
+    memset (result, 0, sizeof *result);
+    result->operation = operation;
+}
+
+//  Checks shared by every operation. Returns true if key is usable, else sets the ERROR.
+static bool s_check_key (const char *key, ml_processor_result_t *result)
+{
+    if (s_valid_key (key))
+        return true;
+    s_result_set (result, ML_PROCESSOR_ERROR, "invalid_key",
+                  "an idempotency key is 1 to %d letters, digits, '-', '_', '.' or ':', "
+                  "starting with a letter or digit",
+                  ML_PROCESSOR_KEY_MAX);
+    return false;
+}
+
+static bool s_check_money (int64_t amount, const char *currency, ml_processor_result_t *result)
+{
+    if (amount < 1 || amount > ML_PROCESSOR_AMOUNT_MAX) {
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_amount",
+                      "an amount is a whole number of minor units from 1 to 2^53 - 1");
+        return false;
+    }
+    if (!currency || ml_money_exponent (currency) < 0) {
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_currency",
+                      "the currency is not an ISO 4217 code we know");
+        return false;
+    }
+    return true;
+}
+
+ml_processor_status_t ml_processor_tokenize (ml_processor_t *self, const char *key,
+                                             const char *number, int exp_month, int exp_year,
+                                             const char *cvc, ml_processor_result_t *result)
+{
+    assert (self);
+    s_result_init (result, ML_PROCESSOR_TOKENIZE);
+    char digits[20];
+    if (!s_check_key (key, result))
+        ;
+    else if (s_card_digits (number, digits) != 0)
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_number",
+                      "the card number is not 12 to 19 digits passing the Luhn check");
+    else if (exp_month < 1 || exp_month > 12 || exp_year < 2000 || exp_year > 2099)
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_expiry",
+                      "the expiry is a month 1 to 12 and a four-digit year");
+    else if (!s_valid_cvc (cvc))
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_cvc",
+                      "the security code is 3 or 4 digits");
+    else if (self->kind == S_KIND_TEST)
+        s_test_tokenize (self, key, digits, exp_month, exp_year, cvc, result);
+    else
+        s_http_tokenize (self, key, digits, exp_month, exp_year, cvc, result);
+    explicit_bzero (digits, sizeof digits);
+    return s_finish (self, ML_PROCESSOR_TOKENIZE, key, result);
+}
+
+ml_processor_status_t ml_processor_charge (ml_processor_t *self, const char *key, const char *token,
+                                           int64_t amount_minor, const char *currency,
+                                           const char *merchant_account, const char *description,
+                                           ml_processor_result_t *result)
+{
+    assert (self);
+    s_result_init (result, ML_PROCESSOR_CHARGE);
+    description = description ? description : "";
+    char masked[ML_PROCESSOR_DESCRIPTION_MAX + 1];
+    snprintf (masked, sizeof masked, "%s", description);
+    bool printable = true;
+    for (const unsigned char *cursor = (const unsigned char *)description; *cursor; cursor++)
+        if (*cursor < 0x20 || *cursor == 0x7f)
+            printable = false;
+    json_t *utf8 = json_string (description); //  NULL unless valid UTF-8
+    if (!s_check_key (key, result))
+        ;
+    else if (!s_valid_id (token))
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_token",
+                      "a token is 1 to %d letters, digits, '-' or '_'", ML_PROCESSOR_ID_MAX);
+    else if (!s_check_money (amount_minor, currency, result))
+        ;
+    else if (!s_valid_account (merchant_account))
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_merchant_account",
+                      "a merchant account id is 1 to %d letters, digits, '-', '_' or '.'",
+                      ML_PROCESSOR_ACCOUNT_MAX);
+    else if (strlen (description) > ML_PROCESSOR_DESCRIPTION_MAX || !printable || !utf8)
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_description",
+                      "a description is up to %d bytes of UTF-8 text without control characters",
+                      ML_PROCESSOR_DESCRIPTION_MAX);
+    else if (s_mask_card_numbers (masked))
+        //  It would reach the processor's records and statements: refuse, and do not echo it.
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_description",
+                      "the description holds what looks like a card number");
+    else if (self->kind == S_KIND_TEST)
+        s_test_charge (self, key, token, amount_minor, currency, merchant_account, description,
+                       result);
+    else {
+        s_request_t request = {
+            ML_PROCESSOR_CHARGE, key, "/v1/charges", NULL, 0, amount_minor, currency, NULL,
+            merchant_account};
+        json_t *body = json_pack ("{s:s, s:I, s:s, s:s, s:O}", "token", token, "amount",
+                                  (json_int_t)amount_minor, "currency", currency,
+                                  "merchant_account", merchant_account, "description", utf8);
+        s_http_post (self, &request, body, result);
+    }
+    json_decref (utf8);
+    explicit_bzero (masked, sizeof masked);
+    return s_finish (self, ML_PROCESSOR_CHARGE, key, result);
+}
+
+ml_processor_status_t ml_processor_refund (ml_processor_t *self, const char *key,
+                                           const char *charge_txn, int64_t amount_minor,
+                                           const char *currency, ml_processor_result_t *result)
+{
+    assert (self);
+    s_result_init (result, ML_PROCESSOR_REFUND);
+    if (!s_check_key (key, result))
+        ;
+    else if (!s_valid_id (charge_txn))
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_txn",
+                      "a transaction id is 1 to %d letters, digits, '-' or '_'",
+                      ML_PROCESSOR_ID_MAX);
+    else if (!s_check_money (amount_minor, currency, result))
+        ;
+    else if (self->kind == S_KIND_TEST)
+        s_test_refund (self, key, charge_txn, amount_minor, currency, result);
+    else {
+        s_request_t request = {ML_PROCESSOR_REFUND, key,      "/v1/refunds", NULL, 0,
+                               amount_minor,        currency, charge_txn,    NULL};
+        json_t *body = json_pack ("{s:s, s:I, s:s}", "charge", charge_txn, "amount",
+                                  (json_int_t)amount_minor, "currency", currency);
+        s_http_post (self, &request, body, result);
+    }
+    return s_finish (self, ML_PROCESSOR_REFUND, key, result);
+}
+
+ml_processor_status_t ml_processor_void (ml_processor_t *self, const char *key,
+                                         const char *charge_txn, ml_processor_result_t *result)
+{
+    assert (self);
+    s_result_init (result, ML_PROCESSOR_VOID);
+    if (!s_check_key (key, result))
+        ;
+    else if (!s_valid_id (charge_txn))
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_txn",
+                      "a transaction id is 1 to %d letters, digits, '-' or '_'",
+                      ML_PROCESSOR_ID_MAX);
+    else if (self->kind == S_KIND_TEST)
+        s_test_void (self, key, charge_txn, result);
+    else {
+        s_request_t request = {ML_PROCESSOR_VOID, key, "/v1/voids", NULL, 0, 0, NULL,
+                               charge_txn,        NULL};
+        s_http_post (self, &request, json_pack ("{s:s}", "charge", charge_txn), result);
+    }
+    return s_finish (self, ML_PROCESSOR_VOID, key, result);
+}
+
+ml_processor_status_t ml_processor_lookup (ml_processor_t *self, const char *key,
+                                           ml_processor_result_t *result)
+{
+    assert (self);
+    s_result_init (result, ML_PROCESSOR_NONE);
+    if (!s_check_key (key, result))
+        ;
+    else if (self->kind == S_KIND_TEST)
+        s_test_lookup (self, key, result);
+    else {
+        //  The key's characters are all safe in a URL path (s_valid_key).
+        char path[200];
+        snprintf (path, sizeof path, "/v1/operations/%s", key);
+        s_request_t request = {ML_PROCESSOR_NONE, key, path, NULL, 0, 0, NULL, NULL, NULL};
+        s_http_call (self, &request, result);
+    }
+    return s_finish (self, ML_PROCESSOR_NONE, key, result);
+}
+
+//  --------------------------------------------------------------------------------------
+//  Selftest
+
+//  Fails with the line, the outcome and the expectation on stdout (stderr is captured).
+static void s_expect (int line, ml_processor_status_t got, const ml_processor_result_t *result,
+                      ml_processor_status_t wanted, const char *reason)
+{
+    if (got != wanted || result->status != got || !streq (result->reason, reason)) {
+        printf ("\nml_processor_test line %d: got %s '%s' (%s), wanted %s '%s'\n", line,
+                ml_processor_status_name (got), result->reason, result->message,
+                ml_processor_status_name (wanted), reason);
+        fflush (stdout);
+        assert (false);
+    }
+    char message[sizeof result->message];
+    snprintf (message, sizeof message, "%s", result->message);
+    assert (!s_mask_card_numbers (message));
+}
+
+#define S_EXPECT(call, wanted, reason) s_expect (__LINE__, (call), &r, (wanted), (reason))
+
+static const char *s_id (const char *prefix, const char *key, char *id, size_t size)
+{
+    s_derive_id (prefix, key, id, size);
+    return id;
+}
+
+static void s_write_text (const char *path, const char *text, mode_t mode)
+{
+    int fd = open (path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+    assert (fd >= 0);
+    assert (fchmod (fd, mode) == 0);
+    assert (write (fd, text, strlen (text)) == (ssize_t)strlen (text));
+    close (fd);
+}
+
+//  The whole file, zero-terminated. Caller frees it.
+static char *s_read_text (const char *path)
+{
+    FILE *file = fopen (path, "r");
+    assert (file);
+    fseek (file, 0, SEEK_END);
+    long size = ftell (file);
+    fseek (file, 0, SEEK_SET);
+    char *text = calloc (1, (size_t)size + 1);
+    assert (text);
+    assert (fread (text, 1, (size_t)size, file) == (size_t)size);
+    fclose (file);
+    return text;
+}
+
+typedef struct {
+    char data[4096];
+    size_t size;
+} s_sink_t;
+
+static size_t s_sink_write (char *data, size_t size, size_t count, void *argument)
+{
+    s_sink_t *sink = (s_sink_t *)argument;
+    size_t bytes = size * count;
+    size_t room = sizeof sink->data - 1 - sink->size;
+    memcpy (sink->data + sink->size, data, bytes < room ? bytes : room);
+    sink->size += bytes < room ? bytes : room;
+    sink->data[sink->size] = 0;
+    return bytes;
+}
+
+//  A request straight to the test server (its /_test/ control, or what our client never
+//  sends). Returns the HTTP status; the answer's body goes into sink.
+static long s_server_request (int port, const char *method, const char *path, const char *body,
+                              const char *api_key, s_sink_t *sink)
+{
+    char url[200], authorization[200];
+    snprintf (url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    snprintf (authorization, sizeof authorization, "Authorization: Bearer %s", api_key);
+    struct curl_slist *headers = curl_slist_append (NULL, "Content-Type: application/json");
+    headers = curl_slist_append (headers, "Idempotency-Key: raw-request");
+    headers = curl_slist_append (headers, authorization);
+    CURL *curl = curl_easy_init ();
+    assert (curl);
+    sink->size = 0;
+    sink->data[0] = 0;
+    curl_easy_setopt (curl, CURLOPT_URL, url);
+    curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_sink_write);
+    curl_easy_setopt (curl, CURLOPT_WRITEDATA, sink);
+    if (streq (method, "POST"))
+        curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body ? body : "{}");
+    long http = 0;
+    if (curl_easy_perform (curl) == CURLE_OK)
+        curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &http);
+    curl_easy_cleanup (curl);
+    curl_slist_free_all (headers);
+    return http;
+}
+
+static void s_control (int port, const char *switches)
+{
+    s_sink_t sink;
+    assert (s_server_request (port, "POST", "/_test/control", switches, "", &sink) == 200);
+}
+
+static int64_t s_stat (int port, const char *name)
+{
+    s_sink_t sink;
+    assert (s_server_request (port, "GET", "/_test/stats", NULL, "", &sink) == 200);
+    json_t *root = json_loads (sink.data, 0, NULL);
+    assert (json_is_integer (json_object_get (root, name)));
+    int64_t value = (int64_t)json_integer_value (json_object_get (root, name));
+    json_decref (root);
+    return value;
+}
+
+static int s_settle_test (void *argument)
+{
+    return ml_processor_settle ((ml_processor_t *)argument);
+}
+
+static int s_settle_http (void *argument)
+{
+    s_sink_t sink;
+    assert (s_server_request (*(int *)argument, "POST", "/_test/settle", "{}", "", &sink) == 200);
+    json_t *root = json_loads (sink.data, 0, NULL);
+    int settled = (int)json_integer_value (json_object_get (root, "settled"));
+    json_decref (root);
+    return settled;
+}
+
+//  Start tests/processor_server.py with its stderr in log_path; returns its pid and port.
+static pid_t s_server_start (const char *key_file, const char *log_path, int *port)
+{
+    char script[600];
+    snprintf (script, sizeof script, "%s/tests/processor_server.py", ML_SOURCE_DIR);
+    int fds[2];
+    assert (pipe (fds) == 0);
+    fflush (stdout);
+    fflush (stderr);
+    pid_t pid = fork ();
+    assert (pid >= 0);
+    if (pid == 0) {
+        //  Even if the selftest dies on an assertion, the server does not outlive it.
+        prctl (PR_SET_PDEATHSIG, SIGTERM);
+        int log_fd = open (log_path, O_CREAT | O_WRONLY | O_APPEND, 0600);
+        dup2 (fds[1], STDOUT_FILENO);
+        if (log_fd >= 0)
+            dup2 (log_fd, STDERR_FILENO);
+        close (fds[0]);
+        close (fds[1]);
+        //  Three late answers per key for the timeout cards: one call and its two retries.
+        execlp ("python3", "python3", script, "--api-key-file", key_file, "--timeout-card-attempts",
+                "3", "--timeout-card-delay-ms", "1000", (char *)NULL);
+        _exit (127);
+    }
+    close (fds[1]);
+    //  The server prints its port once it listens: wait for that line, with a deadline.
+    char line[32];
+    size_t used = 0;
+    int64_t deadline = zclock_mono () + 10000;
+    while (used < sizeof line - 1 && !memchr (line, '\n', used)) {
+        struct pollfd item = {fds[0], POLLIN, 0};
+        int remaining = (int)(deadline - zclock_mono ());
+        if (remaining <= 0 || poll (&item, 1, remaining) <= 0)
+            break;
+        ssize_t got = read (fds[0], line + used, sizeof line - 1 - used);
+        if (got <= 0)
+            break;
+        used += (size_t)got;
+    }
+    line[used] = 0;
+    close (fds[0]);
+    *port = atoi (line);
+    return pid;
+}
+
+//  Write a configuration with a processor section and load its settings.
+static int s_load (const char *directory, const char *section, ml_processor_settings_t *settings,
+                   char *error, size_t error_size)
+{
+    char path[200];
+    snprintf (path, sizeof path, "%s/processor.cfg", directory);
+    s_write_text (path, section, 0600);
+    ml_config_t *config = ml_config_load (path, error, error_size);
+    assert (config);
+    int rc = ml_processor_settings_load (settings, config, error, error_size);
+    ml_config_destroy (&config);
+    return rc;
+}
+
+//  Every test card and operation, run alike against both kinds: they must answer alike, with
+//  the same ids.
+static void s_scenario (ml_processor_t *p, int (*settle) (void *), void *settle_argument)
+{
+    ml_processor_result_t r;
+    char id[64];
+    struct {
+        const char *key, *number, *cvc, *brand, *last4;
+    } cards[] = {
+        {"tok-visa", "4242 4242 4242 4242", "123", "visa", "4242"},
+        {"tok-mastercard", "5555-5555-5555-4444", "123", "mastercard", "4444"},
+        {"tok-amex", "378282246310005", "1234", "amex", "0005"},
+        {"tok-discover", "6011111111111117", "123", "discover", "1117"},
+        {"tok-declined", "4000000000000002", "123", "visa", "0002"},
+        {"tok-funds", "4000000000009995", "123", "visa", "9995"},
+        {"tok-expired", "4000000000000069", "123", "visa", "0069"},
+        {"tok-late", "4000000000003006", "123", "visa", "3006"},
+        {"tok-lost", "4000000000004004", "123", "visa", "4004"},
+    };
+    char tokens[9][ML_PROCESSOR_ID_MAX + 1];
+    for (size_t index = 0; index < 9; index++) {
+        S_EXPECT (ml_processor_tokenize (p, cards[index].key, cards[index].number, 12, 2099,
+                                         cards[index].cvc, &r),
+                  ML_PROCESSOR_APPROVED, "");
+        char expected[200];
+        snprintf (expected, sizeof expected, "tok_%s_%s_122099_%s", cards[index].brand,
+                  cards[index].last4, s_id ("x", cards[index].key, id, sizeof id) + 2);
+        assert (streq (r.token, expected));
+        assert (streq (r.brand, cards[index].brand) && streq (r.last4, cards[index].last4));
+        assert (r.exp_month == 12 && r.exp_year == 2099);
+        assert (r.operation == ML_PROCESSOR_TOKENIZE);
+        snprintf (tokens[index], sizeof tokens[index], "%s", r.token);
+    }
+    //  The same key: the same token. The same key for another card: refused.
+    S_EXPECT (ml_processor_tokenize (p, "tok-visa", "4242424242424242", 12, 2099, "123", &r),
+              ML_PROCESSOR_APPROVED, "");
+    assert (streq (r.token, tokens[0]));
+    S_EXPECT (ml_processor_tokenize (p, "tok-visa", "5555555555554444", 12, 2099, "123", &r),
+              ML_PROCESSOR_ERROR, "idempotency_key_reused");
+    assert (streq (r.message, "idempotency key reused with other parameters"));
+    S_EXPECT (ml_processor_tokenize (p, "tok-bad", "4242424242424241", 12, 2099, "123", &r),
+              ML_PROCESSOR_ERROR, "invalid_number");
+    S_EXPECT (ml_processor_tokenize (p, "tok-bad", "4242", 12, 2099, "123", &r), ML_PROCESSOR_ERROR,
+              "invalid_number");
+    S_EXPECT (ml_processor_tokenize (p, "tok-bad", "4242x4242424242424242", 12, 2099, "123", &r),
+              ML_PROCESSOR_ERROR, "invalid_number");
+    S_EXPECT (ml_processor_tokenize (p, "tok-bad", NULL, 12, 2099, "123", &r), ML_PROCESSOR_ERROR,
+              "invalid_number");
+    S_EXPECT (ml_processor_tokenize (p, "tok-bad", "4111111111111111", 12, 2099, "123", &r),
+              ML_PROCESSOR_ERROR, "not_a_test_card");
+    S_EXPECT (ml_processor_tokenize (p, "tok-bad", "4242424242424242", 12, 2099, "12", &r),
+              ML_PROCESSOR_ERROR, "invalid_cvc");
+    S_EXPECT (ml_processor_tokenize (p, "tok-bad", "4242424242424242", 12, 2099, "1234", &r),
+              ML_PROCESSOR_ERROR, "invalid_cvc");
+    S_EXPECT (ml_processor_tokenize (p, "tok-bad", "378282246310005", 12, 2099, "123", &r),
+              ML_PROCESSOR_ERROR, "invalid_cvc");
+    S_EXPECT (ml_processor_tokenize (p, "tok-bad", "4242424242424242", 13, 2099, "123", &r),
+              ML_PROCESSOR_ERROR, "invalid_expiry");
+    S_EXPECT (ml_processor_tokenize (p, "tok bad", "4242424242424242", 12, 2099, "123", &r),
+              ML_PROCESSOR_ERROR, "invalid_key");
+    S_EXPECT (ml_processor_tokenize (p, "..", "4242424242424242", 12, 2099, "123", &r),
+              ML_PROCESSOR_ERROR, "invalid_key");
+    S_EXPECT (ml_processor_tokenize (p, "tok-old", "4242424242424242", 1, 2001, "123", &r),
+              ML_PROCESSOR_DECLINED, "expired_card");
+    assert (streq (r.last4, "4242") && !r.token[0]);
+    //  An ERROR leaves its key unused.
+    S_EXPECT (ml_processor_lookup (p, "tok-bad", &r), ML_PROCESSOR_NOT_FOUND, "not_found");
+
+    //  Charges: one per behaviour.
+    char pay1[ML_PROCESSOR_ID_MAX + 1];
+    S_EXPECT (ml_processor_charge (p, "pay-1-charge", tokens[0], 12345, "USD", "OP-001",
+                                   "Invoice 1001", &r),
+              ML_PROCESSOR_APPROVED, "");
+    assert (streq (r.txn, s_id ("ch", "pay-1-charge", id, sizeof id)));
+    assert (r.amount_minor == 12345 && streq (r.currency, "USD"));
+    assert (streq (r.merchant_account, "OP-001") && r.operation == ML_PROCESSOR_CHARGE);
+    snprintf (pay1, sizeof pay1, "%s", r.txn);
+    S_EXPECT (ml_processor_charge (p, "pay-1-charge", tokens[0], 12345, "USD", "OP-001",
+                                   "Invoice 1001", &r),
+              ML_PROCESSOR_APPROVED, "");
+    assert (streq (r.txn, pay1));
+    S_EXPECT (ml_processor_charge (p, "pay-1-charge", tokens[0], 12346, "USD", "OP-001",
+                                   "Invoice 1001", &r),
+              ML_PROCESSOR_ERROR, "idempotency_key_reused");
+    for (size_t index = 1; index < 4; index++) {
+        char key[64];
+        snprintf (key, sizeof key, "pay-card-%zu", index);
+        S_EXPECT (ml_processor_charge (p, key, tokens[index], 100, "USD", "OP-001", NULL, &r),
+                  ML_PROCESSOR_APPROVED, "");
+    }
+    S_EXPECT (ml_processor_charge (p, "pay-declined", tokens[4], 100, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_DECLINED, "card_declined");
+    assert (streq (r.txn, s_id ("ch", "pay-declined", id, sizeof id)));
+    S_EXPECT (ml_processor_charge (p, "pay-funds", tokens[5], 100, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_DECLINED, "insufficient_funds");
+    S_EXPECT (ml_processor_charge (p, "pay-expired", tokens[6], 100, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_DECLINED, "expired_card");
+    //  The charge is made but its answer is lost: UNKNOWN, then found by a lookup.
+    S_EXPECT (ml_processor_charge (p, "pay-late", tokens[7], 5000, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_UNKNOWN, "timeout");
+    assert (!r.txn[0]);
+    S_EXPECT (ml_processor_lookup (p, "pay-late", &r), ML_PROCESSOR_APPROVED, "");
+    assert (r.operation == ML_PROCESSOR_CHARGE && r.amount_minor == 5000);
+    assert (streq (r.txn, s_id ("ch", "pay-late", id, sizeof id)));
+    S_EXPECT (ml_processor_charge (p, "pay-late", tokens[7], 5000, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_APPROVED, "");
+    assert (streq (r.txn, id));
+    //  The request is lost on its way: UNKNOWN, the lookup finds nothing, the same call again
+    //  does it.
+    S_EXPECT (ml_processor_charge (p, "pay-lost", tokens[8], 5000, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_UNKNOWN, "timeout");
+    S_EXPECT (ml_processor_lookup (p, "pay-lost", &r), ML_PROCESSOR_NOT_FOUND, "not_found");
+    S_EXPECT (ml_processor_charge (p, "pay-lost", tokens[8], 5000, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_APPROVED, "");
+    //  Refused before or by the processor.
+    S_EXPECT (ml_processor_charge (p, "pay-bad", "tok nope", 100, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_ERROR, "invalid_token");
+    S_EXPECT (ml_processor_charge (p, "pay-bad", "tok_visa_9999_122099_0123456789abcdef", 100,
+                                   "USD", "OP-001", "", &r),
+              ML_PROCESSOR_ERROR, "invalid_token");
+    S_EXPECT (ml_processor_charge (p, "pay-bad", tokens[0], 0, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_ERROR, "invalid_amount");
+    S_EXPECT (ml_processor_charge (p, "pay-bad", tokens[0], -5, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_ERROR, "invalid_amount");
+    S_EXPECT (ml_processor_charge (p, "pay-bad", tokens[0], ML_PROCESSOR_AMOUNT_MAX + 1, "USD",
+                                   "OP-001", "", &r),
+              ML_PROCESSOR_ERROR, "invalid_amount");
+    S_EXPECT (ml_processor_charge (p, "pay-bad", tokens[0], 100, "usd", "OP-001", "", &r),
+              ML_PROCESSOR_ERROR, "invalid_currency");
+    S_EXPECT (ml_processor_charge (p, "pay-bad", tokens[0], 100, "USD", "OP 001", "", &r),
+              ML_PROCESSOR_ERROR, "invalid_merchant_account");
+    S_EXPECT (ml_processor_charge (p, "pay-bad", tokens[0], 100, "USD", "OP-001",
+                                   "card 4242 4242 4242 4242", &r),
+              ML_PROCESSOR_ERROR, "invalid_description");
+    S_EXPECT (ml_processor_charge (p, "pay-bad", tokens[0], 100, "USD", "OP-001", "two\nlines", &r),
+              ML_PROCESSOR_ERROR, "invalid_description");
+    S_EXPECT (ml_processor_charge (p, "pay-bad", tokens[0], 100, "USD", "OP-001", "\xff\xfe", &r),
+              ML_PROCESSOR_ERROR, "invalid_description");
+    char long_text[ML_PROCESSOR_DESCRIPTION_MAX + 2];
+    memset (long_text, 'x', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = 0;
+    S_EXPECT (ml_processor_charge (p, "pay-bad", tokens[0], 100, "USD", "OP-001", long_text, &r),
+              ML_PROCESSOR_ERROR, "invalid_description");
+    //  UTF-8 descriptions are fine.
+    S_EXPECT (ml_processor_charge (p, "pay-utf8", tokens[0], 100, "EUR", "OP-001",
+                                   "Honoraires \xc3\xa9t\xc3\xa9 2024", &r),
+              ML_PROCESSOR_APPROVED, "");
+
+    //  Refunds: never more than what is left of the charge.
+    char pay2[ML_PROCESSOR_ID_MAX + 1], refund1[ML_PROCESSOR_ID_MAX + 1];
+    S_EXPECT (ml_processor_charge (p, "pay-2-charge", tokens[0], 10000, "USD", "TRUST-001",
+                                   "Retainer", &r),
+              ML_PROCESSOR_APPROVED, "");
+    snprintf (pay2, sizeof pay2, "%s", r.txn);
+    S_EXPECT (ml_processor_refund (p, "pay-2-refund-1", pay2, 4000, "USD", &r),
+              ML_PROCESSOR_APPROVED, "");
+    assert (streq (r.txn, s_id ("re", "pay-2-refund-1", id, sizeof id)));
+    assert (streq (r.charge_txn, pay2) && streq (r.merchant_account, "TRUST-001"));
+    assert (r.amount_minor == 4000 && streq (r.currency, "USD"));
+    snprintf (refund1, sizeof refund1, "%s", r.txn);
+    //  Asked twice, refunded once: the 6000 left are still there below.
+    S_EXPECT (ml_processor_refund (p, "pay-2-refund-1", pay2, 4000, "USD", &r),
+              ML_PROCESSOR_APPROVED, "");
+    assert (streq (r.txn, refund1));
+    S_EXPECT (ml_processor_refund (p, "pay-2-refund-2", pay2, 7000, "USD", &r), ML_PROCESSOR_ERROR,
+              "amount_exceeds_refundable");
+    S_EXPECT (ml_processor_refund (p, "pay-2-refund-2", pay2, 6000, "EUR", &r), ML_PROCESSOR_ERROR,
+              "currency_mismatch");
+    S_EXPECT (ml_processor_refund (p, "pay-2-refund-2", pay2, 6000, "USD", &r),
+              ML_PROCESSOR_APPROVED, "");
+    S_EXPECT (ml_processor_refund (p, "pay-2-refund-3", pay2, 1, "USD", &r), ML_PROCESSOR_ERROR,
+              "amount_exceeds_refundable");
+    S_EXPECT (ml_processor_refund (p, "pay-2-refund-3", s_id ("ch", "pay-declined", id, sizeof id),
+                                   1, "USD", &r),
+              ML_PROCESSOR_ERROR, "charge_not_approved");
+    S_EXPECT (ml_processor_refund (p, "pay-2-refund-3", "ch_00000000deadbeef", 1, "USD", &r),
+              ML_PROCESSOR_ERROR, "no_such_charge");
+    S_EXPECT (ml_processor_refund (p, "pay-2-refund-3", "ch 1", 1, "USD", &r), ML_PROCESSOR_ERROR,
+              "invalid_txn");
+    S_EXPECT (ml_processor_refund (p, "pay-1-charge", pay1, 1, "USD", &r), ML_PROCESSOR_ERROR,
+              "idempotency_key_reused");
+    S_EXPECT (ml_processor_void (p, "pay-2-void", pay2, &r), ML_PROCESSOR_ERROR, "charge_refunded");
+
+    //  Voids: the whole charge, before it settles.
+    char pay3[ML_PROCESSOR_ID_MAX + 1];
+    S_EXPECT (ml_processor_charge (p, "pay-3-charge", tokens[1], 2500, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_APPROVED, "");
+    snprintf (pay3, sizeof pay3, "%s", r.txn);
+    S_EXPECT (ml_processor_void (p, "pay-3-void", pay3, &r), ML_PROCESSOR_APPROVED, "");
+    assert (streq (r.txn, s_id ("vo", "pay-3-void", id, sizeof id)) && streq (r.charge_txn, pay3));
+    assert (r.amount_minor == 2500 && streq (r.currency, "USD"));
+    S_EXPECT (ml_processor_void (p, "pay-3-void", pay3, &r), ML_PROCESSOR_APPROVED, "");
+    assert (streq (r.txn, id));
+    S_EXPECT (ml_processor_void (p, "pay-3-void-2", pay3, &r), ML_PROCESSOR_ERROR, "charge_voided");
+    S_EXPECT (ml_processor_refund (p, "pay-3-refund", pay3, 100, "USD", &r), ML_PROCESSOR_ERROR,
+              "charge_voided");
+    char pay4[ML_PROCESSOR_ID_MAX + 1];
+    S_EXPECT (ml_processor_charge (p, "pay-4-charge", tokens[2], 3000, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_APPROVED, "");
+    snprintf (pay4, sizeof pay4, "%s", r.txn);
+    assert (settle (settle_argument) >= 1);
+    S_EXPECT (ml_processor_void (p, "pay-4-void", pay4, &r), ML_PROCESSOR_ERROR, "charge_settled");
+    S_EXPECT (ml_processor_refund (p, "pay-4-refund", pay4, 3000, "USD", &r), ML_PROCESSOR_APPROVED,
+              "");
+
+    //  Lookups give back the original result, whatever the operation.
+    S_EXPECT (ml_processor_lookup (p, "pay-1-charge", &r), ML_PROCESSOR_APPROVED, "");
+    assert (r.operation == ML_PROCESSOR_CHARGE && streq (r.txn, pay1));
+    assert (r.amount_minor == 12345 && streq (r.currency, "USD"));
+    assert (streq (r.merchant_account, "OP-001"));
+    S_EXPECT (ml_processor_lookup (p, "pay-declined", &r), ML_PROCESSOR_DECLINED, "card_declined");
+    assert (r.operation == ML_PROCESSOR_CHARGE);
+    S_EXPECT (ml_processor_lookup (p, "pay-2-refund-1", &r), ML_PROCESSOR_APPROVED, "");
+    assert (r.operation == ML_PROCESSOR_REFUND && streq (r.txn, refund1));
+    assert (streq (r.charge_txn, pay2) && r.amount_minor == 4000);
+    S_EXPECT (ml_processor_lookup (p, "pay-3-void", &r), ML_PROCESSOR_APPROVED, "");
+    assert (r.operation == ML_PROCESSOR_VOID && streq (r.charge_txn, pay3));
+    S_EXPECT (ml_processor_lookup (p, "tok-visa", &r), ML_PROCESSOR_APPROVED, "");
+    assert (r.operation == ML_PROCESSOR_TOKENIZE && streq (r.token, tokens[0]));
+    assert (streq (r.last4, "4242"));
+    S_EXPECT (ml_processor_lookup (p, "tok-old", &r), ML_PROCESSOR_DECLINED, "expired_card");
+    S_EXPECT (ml_processor_lookup (p, "pay-2-refund-3", &r), ML_PROCESSOR_NOT_FOUND, "not_found");
+    S_EXPECT (ml_processor_lookup (p, "never-used", &r), ML_PROCESSOR_NOT_FOUND, "not_found");
+    S_EXPECT (ml_processor_lookup (p, "no such key", &r), ML_PROCESSOR_ERROR, "invalid_key");
+}
+
+//  Misbehaviours only a real network has, against the server (whose port is port).
+static void s_misbehaviours (ml_processor_t *p, ml_processor_settings_t *settings, int port)
+{
+    ml_processor_result_t r;
+    char id[64], error[600], token[ML_PROCESSOR_ID_MAX + 1];
+    S_EXPECT (ml_processor_tokenize (p, "h-token", "4242424242424242", 12, 2099, "123", &r),
+              ML_PROCESSOR_APPROVED, "");
+    snprintf (token, sizeof token, "%s", r.token);
+    int64_t charges = s_stat (port, "charges");
+    int64_t requests = s_stat (port, "requests");
+    //  500 twice: retried with the same key, charged once.
+    s_control (port, "{\"fail_500\": 2}");
+    S_EXPECT (ml_processor_charge (p, "h-500", token, 700, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_APPROVED, "");
+    assert (streq (r.txn, s_id ("ch", "h-500", id, sizeof id)));
+    assert (s_stat (port, "charges") == charges + 1);
+    assert (s_stat (port, "requests") == requests + 3);
+    //  Done, then the connection dropped, twice (libcurl itself retries once on a reused
+    //  connection that died): our retry gets the stored answer.
+    s_control (port, "{\"drop\": 2}");
+    S_EXPECT (ml_processor_charge (p, "h-drop", token, 700, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_APPROVED, "");
+    assert (s_stat (port, "charges") == charges + 2);
+    //  Garbage once: retried. Garbage every time: UNKNOWN, and the lookup resolves it.
+    s_control (port, "{\"garbage\": 1}");
+    S_EXPECT (ml_processor_charge (p, "h-garbage-1", token, 700, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_APPROVED, "");
+    s_control (port, "{\"garbage\": 3}");
+    S_EXPECT (ml_processor_charge (p, "h-garbage-3", token, 700, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_UNKNOWN, "bad_response");
+    S_EXPECT (ml_processor_lookup (p, "h-garbage-3", &r), ML_PROCESSOR_APPROVED, "");
+    assert (streq (r.txn, s_id ("ch", "h-garbage-3", id, sizeof id)));
+    s_control (port, "{\"oversize\": 3}");
+    S_EXPECT (ml_processor_charge (p, "h-big", token, 700, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_UNKNOWN, "bad_response");
+    S_EXPECT (ml_processor_lookup (p, "h-big", &r), ML_PROCESSOR_APPROVED, "");
+    s_control (port, "{\"garbage\": 3}");
+    S_EXPECT (ml_processor_lookup (p, "h-big", &r), ML_PROCESSOR_UNKNOWN, "bad_response");
+    //  Every answer too late: UNKNOWN after the retries; the charge was made once, and the
+    //  lookup finds it.
+    s_control (port, "{\"delay_ms\": 1000, \"delay_count\": 3}");
+    S_EXPECT (ml_processor_charge (p, "h-slow", token, 700, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_UNKNOWN, "timeout");
+    S_EXPECT (ml_processor_lookup (p, "h-slow", &r), ML_PROCESSOR_APPROVED, "");
+    assert (streq (r.txn, s_id ("ch", "h-slow", id, sizeof id)) && r.amount_minor == 700);
+    assert (s_stat (port, "charges") == charges + 6);
+    //  Without retries a 500 is UNKNOWN; the lookup says it did not happen; calling again
+    //  with the same key does it.
+    settings->retries = 0;
+    ml_processor_t *once = ml_processor_new (settings, error, sizeof error);
+    assert (once);
+    s_control (port, "{\"fail_500\": 1}");
+    S_EXPECT (ml_processor_charge (once, "h-once", token, 700, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_UNKNOWN, "server_error");
+    S_EXPECT (ml_processor_lookup (once, "h-once", &r), ML_PROCESSOR_NOT_FOUND, "not_found");
+    S_EXPECT (ml_processor_charge (once, "h-once", token, 700, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_APPROVED, "");
+    ml_processor_destroy (&once);
+    //  A key the processor refuses.
+    snprintf (settings->api_key, sizeof settings->api_key, "sk_test_wrong_Hq3pLx7");
+    ml_processor_t *stranger = ml_processor_new (settings, error, sizeof error);
+    assert (stranger);
+    S_EXPECT (ml_processor_charge (stranger, "h-stranger", token, 700, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_ERROR, "unauthorized");
+    ml_processor_destroy (&stranger);
+    ml_processor_settings_wipe (settings);
+}
+
+void ml_processor_test (bool verbose)
+{
+    printf (" * ml_processor: ");
+    fflush (stdout);
+    char directory[128], path[200], key_file[200], log_path[200], server_log[200], error[600];
+    assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
+    snprintf (key_file, sizeof key_file, "%s/api.key", directory);
+    snprintf (log_path, sizeof log_path, "%s/ml_log.txt", directory);
+    snprintf (server_log, sizeof server_log, "%s/server.txt", directory);
+    const char *api_key = "sk_test_selftest_Zq8vR2mN";
+    char key_text[64];
+    snprintf (key_text, sizeof key_text, "%s\n", api_key);
+    s_write_text (key_file, key_text, 0600);
+
+    //  Every log line of this test goes to a file, at debug level, to be searched for card
+    //  numbers and keys at the end (a failed assertion's message lands there too).
+    ml_log_level_t saved_level = ml_log_level ();
+    ml_log_setup (NULL, ML_LOG_DEBUG);
+    fflush (stderr);
+    int saved_stderr = dup (STDERR_FILENO);
+    int log_fd = open (log_path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    assert (saved_stderr >= 0 && log_fd >= 0);
+    dup2 (log_fd, STDERR_FILENO);
+    close (log_fd);
+    assert (curl_global_init (CURL_GLOBAL_DEFAULT) == CURLE_OK);
+
+    //  Settings from a configuration file.
+    ml_processor_settings_t settings;
+    char section[600];
+    snprintf (section, sizeof section,
+              "processor\n    kind = http\n    endpoint = \"http://127.0.0.1:9/\"\n"
+              "    api_key_file = \"%s\"\n    connect_timeout_ms = 500\n    timeout_ms = 2000\n"
+              "    retries = 1\n",
+              key_file);
+    assert (s_load (directory, section, &settings, error, sizeof error) == 0);
+    assert (streq (settings.kind, "http") && streq (settings.api_key, api_key));
+    assert (settings.timeout_ms == 2000 && settings.retries == 1);
+    assert (settings.connect_timeout_ms == 500 && settings.retry_backoff_ms == 250);
+    ml_processor_settings_wipe (&settings);
+    assert (!settings.api_key[0]);
+    snprintf (path, sizeof path, "%s/processor.cfg", directory);
+    ml_config_t *config = ml_config_load (path, error, sizeof error);
+    ml_processor_t *loaded = ml_processor_load (config, error, sizeof error);
+    assert (loaded && streq (ml_processor_kind (loaded), "http"));
+    assert (ml_processor_settle (loaded) == -1);
+    ml_processor_destroy (&loaded);
+    ml_processor_destroy (&loaded);
+    ml_config_destroy (&config);
+    //  No section: the test processor.
+    assert (s_load (directory, "core\n    x = 1\n", &settings, error, sizeof error) == 0);
+    assert (streq (settings.kind, "test") && settings.retries == 2);
+    struct {
+        const char *section, *problem;
+    } bad[] = {
+        {"processor\n    kind = paypal\n", "not one of test, http"},
+        {"processor\n    kind = http\n    api_key_file = /x\n", "processor/endpoint is required"},
+        {"processor\n    kind = http\n    endpoint = \"https://p.example\"\n",
+         "processor/api_key_file is required"},
+        {"processor\n    retries = 99\n", "processor/retries must be a whole number"},
+        {"processor\n    kind = http\n    endpoint = \"http://p.example/api\"\n"
+         "    api_key_file = /x\n",
+         "loopback"},
+        {"processor\n    kind = http\n    endpoint = \"https://me:pw@p.example\"\n"
+         "    api_key_file = /x\n",
+         "user name or password"},
+        {"processor\n    kind = http\n    endpoint = \"ftp://p.example\"\n    api_key_file = /x\n",
+         "https:// URL"},
+        {"processor\n    kind = http\n    endpoint = \"https://p.example\"\n"
+         "    connect_timeout_ms = 5000\n    timeout_ms = 1000\n    api_key_file = /x\n",
+         "at least processor/connect_timeout_ms"},
+        {"processor\n    kind = http\n    endpoint = \"https://p.example\"\n"
+         "    api_key_file = /nonexistent/key\n",
+         "cannot open"},
+    };
+    for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
+        assert (s_load (directory, bad[index].section, &settings, error, sizeof error) == -1);
+        if (!strstr (error, bad[index].problem)) {
+            printf ("\nml_processor_test: '%s' does not say '%s'\n", error, bad[index].problem);
+            fflush (stdout);
+            assert (false);
+        }
+    }
+    //  The key file: readable by its owner only, one line; its content never in a message.
+    snprintf (section, sizeof section,
+              "processor\n    kind = http\n    endpoint = \"https://p.example\"\n"
+              "    api_key_file = \"%s\"\n",
+              key_file);
+    s_write_text (key_file, key_text, 0644);
+    assert (s_load (directory, section, &settings, error, sizeof error) == -1);
+    assert (strstr (error, "chmod 600") && !strstr (error, api_key));
+    s_write_text (key_file, "sk_test two words\n", 0600);
+    assert (s_load (directory, section, &settings, error, sizeof error) == -1);
+    assert (strstr (error, "one line") && !strstr (error, "two words"));
+    s_write_text (key_file, "\n", 0600);
+    assert (s_load (directory, section, &settings, error, sizeof error) == -1);
+    assert (strstr (error, "is empty"));
+    s_write_text (key_file, key_text, 0600);
+    assert (s_load (directory, section, &settings, error, sizeof error) == 0);
+    ml_processor_settings_wipe (&settings);
+
+    //  The test processor.
+    ml_processor_settings_defaults (&settings);
+    ml_processor_t *processor = ml_processor_new (&settings, error, sizeof error);
+    assert (processor && streq (ml_processor_kind (processor), "test"));
+    s_scenario (processor, s_settle_test, processor);
+    //  A "restart": a new test processor knows nothing, yet tokens still work and the same
+    //  key gives the same transaction id.
+    ml_processor_result_t r, before;
+    S_EXPECT (ml_processor_lookup (processor, "pay-1-charge", &before), ML_PROCESSOR_APPROVED, "");
+    ml_processor_destroy (&processor);
+    ml_processor_destroy (&processor);
+    processor = ml_processor_new (&settings, error, sizeof error);
+    S_EXPECT (ml_processor_lookup (processor, "pay-1-charge", &r), ML_PROCESSOR_NOT_FOUND,
+              "not_found");
+    char token[ML_PROCESSOR_ID_MAX + 1], hash[64];
+    s_derive_id ("x", "tok-visa", hash, sizeof hash);
+    snprintf (token, sizeof token, "tok_visa_4242_122099_%s", hash + 2);
+    S_EXPECT (ml_processor_charge (processor, "pay-1-charge", token, 12345, "USD", "OP-001",
+                                   "Invoice 1001", &r),
+              ML_PROCESSOR_APPROVED, "");
+    assert (streq (r.txn, before.txn));
+    ml_processor_destroy (&processor);
+    settings.kind[0] = 0;
+    assert (ml_processor_new (&settings, error, sizeof error) == NULL);
+
+    //  The HTTP client, against tests/processor_server.py.
+    int port = 0;
+    pid_t server = s_server_start (key_file, server_log, &port);
+    assert (port > 0);
+    ml_processor_settings_defaults (&settings);
+    snprintf (settings.kind, sizeof settings.kind, "http");
+    snprintf (settings.endpoint, sizeof settings.endpoint, "http://127.0.0.1:%d", port);
+    snprintf (settings.api_key, sizeof settings.api_key, "%s", api_key);
+    settings.connect_timeout_ms = 1000;
+    settings.timeout_ms = 400;
+    settings.retries = 2;
+    settings.retry_backoff_ms = 50;
+    processor = ml_processor_new (&settings, error, sizeof error);
+    assert (processor && streq (ml_processor_kind (processor), "http"));
+    s_scenario (processor, s_settle_http, &port);
+    s_misbehaviours (processor, &settings, port);
+    //  The server checks what our client never sends.
+    s_sink_t sink;
+    assert (s_server_request (port, "POST", "/v1/tokens",
+                              "{\"number\":\"4242424242424241\",\"exp_month\":12,"
+                              "\"exp_year\":2099,\"cvc\":\"123\"}",
+                              api_key, &sink) == 400);
+    assert (strstr (sink.data, "invalid_number"));
+    assert (s_server_request (port, "POST", "/v1/charges",
+                              "{\"token\":\"tok_x\",\"amount\":12.5,\"currency\":\"USD\","
+                              "\"merchant_account\":\"OP-001\"}",
+                              api_key, &sink) == 400);
+    assert (strstr (sink.data, "invalid_amount"));
+    //  No server: nothing was sent, so the charge did not happen (ERROR); a lookup cannot
+    //  tell anything (UNKNOWN).
+    kill (server, SIGTERM);
+    int status;
+    assert (waitpid (server, &status, 0) == server);
+    S_EXPECT (ml_processor_charge (processor, "h-down", "tok_x", 700, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_ERROR, "processor_unreachable");
+    S_EXPECT (ml_processor_lookup (processor, "h-down", &r), ML_PROCESSOR_UNKNOWN,
+              "processor_unreachable");
+    ml_processor_destroy (&processor);
+    ml_processor_settings_wipe (&settings);
+    curl_global_cleanup ();
+
+    //  Back to stderr; then search what was logged, ours and the server's.
+    fflush (stderr);
+    dup2 (saved_stderr, STDERR_FILENO);
+    close (saved_stderr);
+    ml_log_setup (NULL, saved_level);
+    char *logged = s_read_text (log_path);
+    char *server_logged = s_read_text (server_log);
+    if (verbose)
+        printf ("\n%s%s", logged, server_logged);
+    assert (strstr (logged, "processor test: charge key=pay-1-charge: approved txn=ch_"));
+    assert (strstr (logged, "processor http: charge key=h-500: approved"));
+    assert (strstr (logged, "retrying with the same key"));
+    assert (strstr (logged, "the outcome of charge key=h-slow is unknown"));
+    assert (strstr (server_logged, "POST /v1/tokens"));
+    const char *secrets[] = {api_key,
+                             "sk_test_wrong_Hq3pLx7",
+                             "4242 4242 4242 4242",
+                             "5555-5555-5555-4444",
+                             "4242424242424241",
+                             "4111111111111111"};
+    for (size_t index = 0; index < sizeof secrets / sizeof secrets[0]; index++)
+        assert (!strstr (logged, secrets[index]) && !strstr (server_logged, secrets[index]));
+    for (size_t index = 0; index < sizeof s_cards / sizeof s_cards[0]; index++)
+        assert (!strstr (logged, s_cards[index].number) &&
+                !strstr (server_logged, s_cards[index].number));
+    free (logged);
+    free (server_logged);
+    assert (ml_selftest_remove (directory) == 0);
+    printf ("OK\n");
+}
