@@ -1,6 +1,7 @@
 /*  ml_admin: the core's admin API. See include/ml_admin.h and docs/admin-api.md. */
 #include "ml_admin.h"
 #include "ml_finder.h"
+#include "ml_payments.h"
 #include "ml_selftest_support.h"
 #include "ml_alloc.h"
 #include "ml_log.h"
@@ -47,21 +48,11 @@ const char *ml_admin_argument (const json_t *request, const char *key, size_t ma
     return json_string_value (value);
 }
 
-//  The item as the allocator sees it.
-static void s_alloc_item (json_t *item, ml_alloc_item_t *candidate)
-{
-    snprintf (candidate->invoice_number, sizeof candidate->invoice_number, "%s",
-              json_string_value (json_object_get (item, "invoice_number")));
-    const char *date = json_string_value (json_object_get (item, "invoice_date"));
-    snprintf (candidate->invoice_date, sizeof candidate->invoice_date, "%s", date ? date : "");
-    candidate->available_minor = json_integer_value (json_object_get (item, "available_minor"));
-}
-
 static int s_compare_items (const void *left, const void *right)
 {
     ml_alloc_item_t left_item, right_item;
-    s_alloc_item (*(json_t **)left, &left_item);
-    s_alloc_item (*(json_t **)right, &right_item);
+    ml_alloc_item_from_json (*(json_t **)left, &left_item);
+    ml_alloc_item_from_json (*(json_t **)right, &right_item);
     return ml_alloc_compare (&left_item, &right_item);
 }
 
@@ -117,84 +108,14 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
               json_string_value (json_object_get (firm, "operating_account")));
     json_decref (firm);
 
-    json_t *items = ml_store_open_items (store, firm_id, client, matter);
-    if (!items)
-        return ml_admin_error ("the core store failed; see the core's log");
-    const char *whose_kind = client ? "client" : "matter";
-    const char *whose = client ? client : matter;
-    if (json_array_size (items) == 0) {
-        json_decref (items);
-        return ml_admin_error (
-            "%s %s has no open invoices at the core (is the number right, and is "
-            "the firm's agent connected?)",
-            whose_kind, whose);
-    }
-    //  One charge is in one currency: without an explicit choice, all items must agree.
-    const char *first_currency =
-        json_string_value (json_object_get (json_array_get (items, 0), "currency"));
-    char chosen[4];
-    snprintf (chosen, sizeof chosen, "%s", currency ? currency : first_currency);
-    size_t index;
-    json_t *item;
-    json_array_foreach (items, index, item)
-    {
-        if (!currency &&
-            strcmp (json_string_value (json_object_get (item, "currency")), chosen) != 0) {
-            json_decref (items);
-            return ml_admin_error ("%s %s has invoices in more than one currency: say which with "
-                                   "'currency'",
-                                   whose_kind, whose);
-        }
-    }
-    bool any_in_currency = false;
-    json_array_foreach (items, index, item)
-    {
-        if (strcmp (json_string_value (json_object_get (item, "currency")), chosen) == 0)
-            any_in_currency = true;
-    }
-    if (!any_in_currency) {
-        json_decref (items);
-        return ml_admin_error ("%s %s has no open invoices in %s", whose_kind, whose, chosen);
-    }
-    int64_t amount = 0;
-    const char *parse_error = NULL;
-    if (ml_money_parse (amount_text, chosen, &amount, &parse_error) != 0 || amount <= 0) {
-        json_decref (items);
-        return ml_admin_error ("amount '%s' is not a positive %s amount%s%s", amount_text, chosen,
-                               parse_error ? ": " : "", parse_error ? parse_error : "");
-    }
-    size_t count = json_array_size (items);
-    ml_alloc_item_t *candidates = calloc (count, sizeof (ml_alloc_item_t));
     ml_line_t *lines = calloc (ML_MAX_LINES, sizeof (ml_line_t));
-    assert (candidates && lines);
-    size_t candidate_count = 0;
-    int64_t available_total = 0;
-    char client_number[64] = "";
-    json_array_foreach (items, index, item)
-    {
-        if (strcmp (json_string_value (json_object_get (item, "currency")), chosen) != 0)
-            continue;
-        ml_alloc_item_t *candidate = &candidates[candidate_count++];
-        s_alloc_item (item, candidate);
-        available_total += candidate->available_minor;
-        snprintf (client_number, sizeof client_number, "%s",
-                  json_string_value (json_object_get (item, "client_number")));
-    }
-    int64_t unapplied = 0;
-    size_t line_count = ml_alloc_oldest_first (candidates, candidate_count, amount, lines,
-                                               ML_MAX_LINES, &unapplied);
-    free (candidates);
-    json_t *reply = NULL;
-    char shown[64], open[64];
-    if (unapplied > 0) {
-        //  A surplus is refused: this release records no unapplied credit.
-        ml_money_format (amount, chosen, shown, sizeof shown);
-        ml_money_format (available_total, chosen, open, sizeof open);
-        reply = ml_admin_error ("%s is more than the %s open on %s %s%s; nothing was charged or "
-                                "posted",
-                                shown, open, whose_kind, whose,
-                                line_count == ML_MAX_LINES ? " within 500 invoices" : "");
-    } else {
+    assert (lines);
+    size_t line_count = 0;
+    int64_t amount = 0;
+    char client_number[64] = "", chosen[4] = "";
+    json_t *reply = ml_payments_allocate (store, firm_id, client, matter, amount_text, currency,
+                                          lines, &line_count, &amount, client_number, chosen);
+    if (!reply) {
         ml_msg_t *message = ml_msg_new (ML_MSG_POSTING);
         ml_posting_t *posting = &message->posting;
         snprintf (posting->account_number, sizeof posting->account_number, "%s",
@@ -232,12 +153,11 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
         ml_msg_destroy (&message);
     }
     free (lines);
-    json_decref (items);
     return reply;
 }
 
-json_t *ml_admin_execute (ml_store_t *store, ml_payers_t *payers, const json_t *request,
-                          ml_admin_effects_t *effects)
+json_t *ml_admin_execute (ml_store_t *store, ml_payers_t *payers, ml_payments_t *payments,
+                          const json_t *request, ml_admin_effects_t *effects)
 {
     assert (store && payers && effects);
     memset (effects, 0, sizeof *effects);
@@ -259,6 +179,10 @@ json_t *ml_admin_execute (ml_store_t *store, ml_payers_t *payers, const json_t *
     json_t *payers_reply = ml_payers_execute (payers, op, request);
     if (payers_reply)
         return payers_reply;
+    json_t *payments_reply =
+        payments ? ml_payments_execute (payments, op, request, deliver_firm, size) : NULL;
+    if (payments_reply)
+        return payments_reply;
     if (streq (op, "status")) {
         json_t *firms = ml_store_status (store);
         return firms ? ml_admin_ok (json_pack ("{s:o}", "firms", firms))
@@ -272,7 +196,7 @@ json_t *ml_admin_execute (ml_store_t *store, ml_payers_t *payers, const json_t *
             return ml_admin_error ("%s", problem);
         if (!firm)
             return ml_admin_error ("'firm' is required");
-        json_t *items = ml_store_open_items (store, firm, client, matter);
+        json_t *items = ml_store_open_items (store, firm, client, matter, NULL);
         return items ? ml_admin_ok (json_pack ("{s:o}", "items", s_sorted (items)))
                      : ml_admin_error ("the core store failed; see the core's log");
     }
@@ -351,7 +275,7 @@ void ml_admin_test (bool verbose)
 
     json_t *request = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "op", "pay", "firm", "acme", "client",
                                  "C-1", "amount", "150.00", "ar_message", "desk");
-    json_t *reply = ml_admin_execute (store, payers, request, &effects);
+    json_t *reply = ml_admin_execute (store, payers, NULL, request, &effects);
     assert (json_is_true (json_object_get (reply, "ok")));
     assert (streq (effects.deliver_firm, "acme"));
     json_t *lines = json_object_get (reply, "lines");
@@ -366,7 +290,7 @@ void ml_admin_test (bool verbose)
             5000);
     json_decref (reply);
     //  The pending posting counts: 150.00 more leaves 50.00 on INV-12, then INV-50.
-    reply = ml_admin_execute (store, payers, request, &effects);
+    reply = ml_admin_execute (store, payers, NULL, request, &effects);
     lines = json_object_get (reply, "lines");
     assert (
         streq (json_string_value (json_object_get (json_array_get (lines, 0), "invoice_number")),
@@ -376,7 +300,7 @@ void ml_admin_test (bool verbose)
     json_decref (reply);
     //  A surplus is refused and nothing is recorded.
     json_object_set_new (request, "amount", json_string ("1,000.00"));
-    reply = ml_admin_execute (store, payers, request, &effects);
+    reply = ml_admin_execute (store, payers, NULL, request, &effects);
     assert (json_is_false (json_object_get (reply, "ok")));
     assert (strstr (json_string_value (json_object_get (reply, "error")), "more than"));
     assert (*effects.deliver_firm == 0 && !effects.search);
@@ -397,14 +321,14 @@ void ml_admin_test (bool verbose)
     for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
         json_t *hostile = json_loads (bad[index], 0, NULL);
         assert (hostile);
-        reply = ml_admin_execute (store, payers, hostile, &effects);
+        reply = ml_admin_execute (store, payers, NULL, hostile, &effects);
         assert (json_is_false (json_object_get (reply, "ok")));
         assert (json_string_length (json_object_get (reply, "error")) > 0);
         json_decref (reply);
         json_decref (hostile);
     }
     json_t *list = json_pack ("{s:s}", "op", "postings");
-    reply = ml_admin_execute (store, payers, list, &effects);
+    reply = ml_admin_execute (store, payers, NULL, list, &effects);
     assert (json_array_size (json_object_get (reply, "postings")) == 2);
     json_decref (reply);
     json_decref (list);
@@ -414,12 +338,12 @@ void ml_admin_test (bool verbose)
     //  Payer ops and searches are dispatched to their classes; a search waits for an agent.
     json_t *payer_add = json_pack ("{s:s, s:s, s:s, s:s}", "op", "payer-add", "firm", "acme",
                                    "name", "Pat", "email", "pat@example.com");
-    reply = ml_admin_execute (store, payers, payer_add, &effects);
+    reply = ml_admin_execute (store, payers, NULL, payer_add, &effects);
     assert (json_is_true (json_object_get (reply, "ok")) && !effects.search);
     json_decref (reply);
     json_decref (payer_add);
     json_t *search = json_pack ("{s:s, s:s, s:s}", "op", "search", "firm", "acme", "text", "x");
-    reply = ml_admin_execute (store, payers, search, &effects);
+    reply = ml_admin_execute (store, payers, NULL, search, &effects);
     assert (!reply && effects.search && effects.context && streq (effects.search_firm, "acme"));
     ml_msg_destroy (&effects.search);
     json_decref (effects.context);

@@ -38,6 +38,15 @@ static int s_natural_compare (const char *left, const char *right)
     return *left ? 1 : *right ? -1 : 0;
 }
 
+void ml_alloc_item_from_json (const json_t *row, ml_alloc_item_t *item)
+{
+    const char *number = json_string_value (json_object_get (row, "invoice_number"));
+    const char *date = json_string_value (json_object_get (row, "invoice_date"));
+    snprintf (item->invoice_number, sizeof item->invoice_number, "%s", number ? number : "");
+    snprintf (item->invoice_date, sizeof item->invoice_date, "%s", date ? date : "");
+    item->available_minor = json_integer_value (json_object_get (row, "available_minor"));
+}
+
 int ml_alloc_compare (const ml_alloc_item_t *left, const ml_alloc_item_t *right)
 {
     //  ISO dates order as text. An invoice without a date sorts last: never pay an

@@ -4,6 +4,7 @@
 #include "ml_admin.h"
 #include "ml_finder.h"
 #include "ml_payers.h"
+#include "ml_payments.h"
 #include "ml_config.h"
 #include "ml_contract.h"
 #include "ml_log.h"
@@ -43,6 +44,8 @@ typedef struct {
     zcert_t *certificate;
     ml_store_t *store;
     ml_payers_t *payers;
+    ml_processor_t *processor;
+    ml_payments_t *payments;
     zhashx_t *sessions; //  firm id -> s_session_t
     zhashx_t *pending;  //  search request id (decimal text) -> s_pending_t
     uint64_t next_request_id;
@@ -75,6 +78,10 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
         snprintf (error, error_size, "%s", ml_config_error (config));
         rc = -1;
     }
+    settings->has_processor = *ml_config_string (config, "processor/kind", "") != 0;
+    if (rc == 0 && settings->has_processor &&
+        ml_processor_settings_load (&settings->processor, config, error, error_size) != 0)
+        rc = -1;
     ml_config_destroy (&config);
     return rc;
 }
@@ -548,7 +555,7 @@ static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *fram
         return json_pack ("{s:b, s:s}", "ok", 0, "error", text);
     }
     ml_admin_effects_t effects;
-    json_t *reply = ml_admin_execute (self->store, self->payers, parsed, &effects);
+    json_t *reply = ml_admin_execute (self->store, self->payers, self->payments, parsed, &effects);
     json_t *op = json_object_get (parsed, "op");
     //  Add what only the running core knows: which agents are connected now.
     if (reply && json_is_string (op) && streq (json_string_value (op), "status")) {
@@ -604,6 +611,13 @@ static void s_receive_admin (s_core_t *self)
 //  Once a second: forget silent agents, send postings again that waited too long.
 static void s_tick (s_core_t *self)
 {
+    //  Charges whose outcome is unknown are settled by asking the processor again.
+    char firm_id[64] = "";
+    if (ml_payments_resolve (self->payments, firm_id, sizeof firm_id) > 0 && *firm_id) {
+        s_session_t *paid = zhashx_lookup (self->sessions, firm_id);
+        if (paid)
+            s_deliver (self, paid);
+    }
     int64_t now = zclock_mono ();
     zlistx_t *firms = zhashx_keys (self->sessions);
     for (const char *firm = zlistx_first (firms); firm; firm = zlistx_next (firms)) {
@@ -642,6 +656,22 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
     }
     self->payers = ml_payers_new (ml_store_odbc (self->store), error, sizeof error);
     if (!self->payers) {
+        ml_log (ML_LOG_ERROR, "%s", error);
+        return -1;
+    }
+    if (settings->has_processor) {
+        self->processor = ml_processor_new (&settings->processor, error, sizeof error);
+        ml_processor_settings_wipe (&self->settings.processor);
+        if (!self->processor) {
+            ml_log (ML_LOG_ERROR, "%s", error);
+            return -1;
+        }
+        if (streq (ml_processor_kind (self->processor), "test"))
+            ml_log (ML_LOG_NOTICE, "card payments go to the TEST processor (no real money)");
+    }
+    self->payments =
+        ml_payments_new (self->store, self->payers, self->processor, error, sizeof error);
+    if (!self->payments) {
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
@@ -717,6 +747,8 @@ static void s_core_destroy (s_core_t *self)
     }
     zhashx_destroy (&self->sessions);
     zhashx_destroy (&self->firms);
+    ml_payments_destroy (&self->payments);
+    ml_processor_destroy (&self->processor);
     ml_payers_destroy (&self->payers);
     ml_store_destroy (&self->store);
 }

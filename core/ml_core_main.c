@@ -147,9 +147,13 @@ int main (int argc, char *argv[])
         fprintf (stderr, "matterlink-core: %s\n", error);
         return 2;
     }
-    if (streq (command, "register-agent"))
+    if (streq (command, "register-agent")) {
+        ml_processor_settings_wipe (&settings.processor);
         return s_register (&settings, firm_id, name, cert_path, account);
+    }
     zactor_t *core = ml_service_start (ml_core_actor, &settings);
+    //  The actor made its processor from its own copy: this one's API key goes now.
+    ml_processor_settings_wipe (&settings.processor);
     if (!core)
         return 1;
     zpoller_t *poller = zpoller_new (core, NULL);

@@ -157,6 +157,15 @@ void ml_store_destroy (ml_store_t **self_p)
     }
 }
 
+void ml_store_uuid (char *buf, size_t size)
+{
+    zuuid_t *uuid = zuuid_new ();
+    snprintf (buf, size, "%s", zuuid_str_canonical (uuid));
+    zuuid_destroy (&uuid);
+    for (char *cursor = buf; *cursor; cursor++)
+        *cursor = (char)tolower ((unsigned char)*cursor);
+}
+
 ml_odbc_t *ml_store_odbc (ml_store_t *self)
 {
     assert (self);
@@ -475,7 +484,7 @@ static json_t *s_rows (ml_query_t *query)
     " OR (p.status = 'posted' AND p.result_cursor > r.cursor))), 0)"
 
 json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *client,
-                             const char *matter)
+                             const char *matter, const char *invoice)
 {
     ml_query_t *query = ml_odbc_query (
         self->odbc,
@@ -484,9 +493,9 @@ json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *
         " o.balance_minor, " S_PENDING_SQL " AS pending_minor"
         " FROM open_item o JOIN replica_state r ON r.firm_id = o.firm_id"
         " WHERE o.firm_id = ? AND o.kind = 'I' AND (? IS NULL OR o.client_number = ?)"
-        " AND (? IS NULL OR o.matter_number = ?)"
+        " AND (? IS NULL OR o.matter_number = ?) AND (? IS NULL OR o.invoice_number = ?)"
         " ORDER BY o.invoice_date, o.invoice_number",
-        "sssss", firm_id, client, client, matter, matter);
+        "sssssss", firm_id, client, client, matter, matter, invoice, invoice);
     json_t *rows = s_rows (query);
     size_t index;
     json_t *row;
@@ -497,6 +506,21 @@ json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *
         json_object_set_new (row, "available_minor", json_integer (available > 0 ? available : 0));
     }
     return rows;
+}
+
+json_t *ml_store_matter (ml_store_t *self, const char *firm_id, const char *matter_number)
+{
+    json_t *rows = s_rows (ml_odbc_query (
+        self->odbc,
+        "SELECT client_number, MAX (CASE WHEN kind = 'T' THEN currency END) AS trust_currency,"
+        " MAX (CASE WHEN kind = 'T' THEN balance_minor END) AS trust_balance_minor"
+        " FROM open_item WHERE firm_id = ? AND matter_number = ? GROUP BY client_number",
+        "ss", firm_id, matter_number));
+    if (!rows)
+        return NULL;
+    json_t *row = json_incref (json_array_get (rows, 0));
+    json_decref (rows);
+    return row ? row : json_object ();
 }
 
 static bool s_event (ml_store_t *self, const char *posting_uuid, const char *status,
@@ -510,20 +534,14 @@ static bool s_event (ml_store_t *self, const char *posting_uuid, const char *sta
                             "ssss", posting_uuid, now, status, detail) == 1;
 }
 
-int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t *posting,
+int ml_store_posting_insert (ml_store_t *self, const char *firm_id, ml_posting_t *posting,
                              const char *source)
 {
-    zuuid_t *uuid = zuuid_new ();
-    snprintf (posting->posting_uuid, sizeof posting->posting_uuid, "%s",
-              zuuid_str_canonical (uuid));
-    zuuid_destroy (&uuid);
-    for (char *cursor = posting->posting_uuid; *cursor; cursor++)
-        *cursor = (char)tolower ((unsigned char)*cursor);
+    if (!*posting->posting_uuid)
+        ml_store_uuid (posting->posting_uuid, sizeof posting->posting_uuid);
     ml_store_now (posting->created_at, sizeof posting->created_at);
     if (!*posting->received_on)
         s_today (posting->received_on, sizeof posting->received_on);
-    if (ml_odbc_begin (self->odbc) != 0)
-        return -1;
     bool ok =
         ml_odbc_execute (
             self->odbc,
@@ -545,7 +563,15 @@ int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t
                               line->reference, line->amount_minor) == 1;
     }
     ok = ok && s_event (self, posting->posting_uuid, "pending", source);
-    return s_finish (self, ok);
+    return ok ? 0 : -1;
+}
+
+int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t *posting,
+                             const char *source)
+{
+    if (ml_odbc_begin (self->odbc) != 0)
+        return -1;
+    return s_finish (self, ml_store_posting_insert (self, firm_id, posting, source) == 0);
 }
 
 zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, size_t limit)
@@ -819,7 +845,7 @@ void ml_store_test (bool verbose)
     removal->source_id = 2;
     assert (ml_store_changes (store, "acme", changes) == 0);
     assert (ml_store_cursor (store, "acme", &cursor) == 0 && cursor == 120);
-    json_t *items = ml_store_open_items (store, "acme", "C-1", NULL);
+    json_t *items = ml_store_open_items (store, "acme", "C-1", NULL, NULL);
     assert (json_array_size (items) == 2);
     assert (
         streq (json_string_value (json_object_get (json_array_get (items, 0), "invoice_number")),
@@ -835,7 +861,7 @@ void ml_store_test (bool verbose)
     ml_line_t line = {'I', "INV-3", 500};
     ml_msg_set_lines (message, &line, 1);
     assert (ml_store_posting_create (store, "acme", &message->posting, "staff") == 0);
-    items = ml_store_open_items (store, "acme", NULL, NULL);
+    items = ml_store_open_items (store, "acme", NULL, NULL, NULL);
     json_t *first = json_array_get (items, 0);
     assert (json_integer_value (json_object_get (first, "pending_minor")) == 500);
     assert (json_integer_value (json_object_get (first, "available_minor")) == 2500);
@@ -855,7 +881,7 @@ void ml_store_test (bool verbose)
     assert (ml_store_posting_result (store, "other", result) == 0);
     assert (ml_store_posting_result (store, "acme", result) == 1);
     assert (ml_store_posting_result (store, "acme", result) == 0);
-    items = ml_store_open_items (store, "acme", NULL, NULL);
+    items = ml_store_open_items (store, "acme", NULL, NULL, NULL);
     assert (json_integer_value (json_object_get (json_array_get (items, 0), "pending_minor")) ==
             500);
     json_decref (items);
@@ -863,7 +889,7 @@ void ml_store_test (bool verbose)
     changes->cursor = 130;
     ml_msg_clear_items (changes);
     assert (ml_store_changes (store, "acme", changes) == 0);
-    items = ml_store_open_items (store, "acme", NULL, NULL);
+    items = ml_store_open_items (store, "acme", NULL, NULL, NULL);
     assert (json_integer_value (json_object_get (json_array_get (items, 0), "pending_minor")) == 0);
     json_decref (items);
     json_t *posting = ml_store_posting (store, message->posting.posting_uuid);

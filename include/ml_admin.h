@@ -8,6 +8,7 @@
 #define ML_ADMIN_H_INCLUDED
 
 #include "ml_payers.h"
+#include "ml_payments.h"
 #include "ml_store.h"
 
 #include <jansson.h>
@@ -30,8 +31,8 @@ typedef struct {
 
 //  Execute a request. Returns the reply (new reference), or NULL when effects->search is
 //  set and the reply waits for the agent's answer.
-json_t *ml_admin_execute (ml_store_t *store, ml_payers_t *payers, const json_t *request,
-                          ml_admin_effects_t *effects);
+json_t *ml_admin_execute (ml_store_t *store, ml_payers_t *payers, ml_payments_t *payments,
+                          const json_t *request, ml_admin_effects_t *effects);
 
 //  Helpers for every op handler, so all replies and argument checks look alike.
 //  An error reply {"ok": false, "error": text} (new reference).

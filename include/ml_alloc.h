@@ -10,6 +10,8 @@
 
 #include "ml_msg.h"
 
+#include <jansson.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +21,10 @@ typedef struct {
     char invoice_date[11];
     int64_t available_minor;
 } ml_alloc_item_t;
+
+//  An open-item row of the store (invoice_number, invoice_date, available_minor) as the
+//  allocator sees it.
+void ml_alloc_item_from_json (const json_t *row, ml_alloc_item_t *item);
 
 //  Order two items oldest first. Returns <0, 0 or >0 like strcmp.
 int ml_alloc_compare (const ml_alloc_item_t *left, const ml_alloc_item_t *right);

@@ -9,6 +9,8 @@
 #ifndef ML_CORE_H_INCLUDED
 #define ML_CORE_H_INCLUDED
 
+#include "ml_processor.h"
+
 #include <czmq.h>
 #include <stdbool.h>
 
@@ -21,6 +23,10 @@ typedef struct {
     int heartbeat_ms;
     int window;
     int redelivery_ms;
+    //  Card payments need a processor: only a configuration with a "processor" section has
+    //  one (its API key is a secret: ml_processor_settings_wipe once the core has started).
+    bool has_processor;
+    ml_processor_settings_t processor;
 } ml_core_settings_t;
 
 //  Read settings from a configuration file (config/core.cfg documents each key).

@@ -60,15 +60,26 @@ int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *bat
 //  The firm's replica cursor. Returns 0 or -1.
 int ml_store_cursor (ml_store_t *self, const char *firm_id, uint64_t *cursor);
 
-//  Open invoices of a firm for allocation, filtered by client and/or matter number (NULL
-//  for any), as a JSON array of objects with balance_minor, pending_minor and
+//  Open invoices of a firm for allocation, filtered by client, matter and/or invoice number
+//  (NULL for any), as a JSON array of objects with balance_minor, pending_minor and
 //  available_minor, oldest first (new reference), or NULL on error.
 json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *client,
-                             const char *matter);
+                             const char *matter, const char *invoice);
+
+//  What the replica knows of a matter: {"client_number", "trust_currency",
+//  "trust_balance_minor"} (the trust fields null when it has no trust ledger), an empty
+//  object when the replica does not know the matter, NULL on error. New reference.
+json_t *ml_store_matter (ml_store_t *self, const char *firm_id, const char *matter_number);
 
 //  Write a new posting to the outbox (state pending) with its lines and a history entry.
-//  Fills posting_uuid and created_at. Returns 0 or -1.
+//  Fills created_at, and posting_uuid unless the caller chose one (a caller that must
+//  create a posting at most once chooses and stores its UUID first). Returns 0 or -1.
 int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t *posting,
+                             const char *source);
+
+//  The same inside the caller's transaction (no begin, no commit), for a caller that
+//  records the posting together with what caused it. Returns 0 or -1.
+int ml_store_posting_insert (ml_store_t *self, const char *firm_id, ml_posting_t *posting,
                              const char *source);
 
 //  Postings of a firm waiting for a result (pending or delivered), oldest first, at most
@@ -95,6 +106,9 @@ json_t *ml_store_postings (ml_store_t *self, const char *firm_id, const char *st
 json_t *ml_store_posting (ml_store_t *self, const char *posting_uuid);
 
 //  Helpers for classes that keep tables in the store.
+//  A new random UUID, lower-case canonical text (37 bytes with the terminator).
+void ml_store_uuid (char *buf, size_t size);
+
 //  The current UTC time as the store writes it: YYYY-MM-DDTHH:MM:SS.mmmZ.
 void ml_store_now (char *buf, size_t size);
 

@@ -1,0 +1,1037 @@
+/*  ml_payments: card payments from selection to postings. See include/ml_payments.h. */
+#include "ml_payments.h"
+#include "ml_admin.h"
+#include "ml_alloc.h"
+#include "ml_log.h"
+#include "ml_money.h"
+#include "ml_selftest_support.h"
+
+#include <assert.h>
+#include <czmq.h>
+
+struct _ml_payments_t {
+    ml_store_t *store;         //  borrowed
+    ml_odbc_t *odbc;           //  the store's connection
+    ml_payers_t *payers;       //  borrowed
+    ml_processor_t *processor; //  borrowed, may be NULL
+};
+
+//  Accounts are typed for good and never removed (DESIGN.md rule 2); charges and their
+//  history are a journal: a charge only moves forward (pending, unknown -> final), its
+//  money never changes, and a trust charge never carries a fee (rule 4).
+static const char *s_schema[] = {
+    "CREATE TABLE IF NOT EXISTS account ("
+    " firm_id TEXT NOT NULL REFERENCES firm (firm_id), account_number TEXT NOT NULL,"
+    " account_type TEXT NOT NULL CHECK (account_type IN ('TRUST', 'OPERATING')),"
+    " currency TEXT NOT NULL, merchant_account TEXT NOT NULL, created_at TEXT NOT NULL,"
+    " PRIMARY KEY (firm_id, account_number), UNIQUE (firm_id, account_type, currency))",
+    "CREATE TRIGGER IF NOT EXISTS account_fixed BEFORE UPDATE ON account"
+    " BEGIN SELECT RAISE (ABORT, 'an account is TRUST or OPERATING for good'); END",
+    "CREATE TRIGGER IF NOT EXISTS account_kept BEFORE DELETE ON account"
+    " BEGIN SELECT RAISE (ABORT, 'accounts are never removed'); END",
+    "CREATE TABLE IF NOT EXISTS payment ("
+    " payment_uuid TEXT PRIMARY KEY, firm_id TEXT NOT NULL REFERENCES firm (firm_id),"
+    " source TEXT NOT NULL, staff TEXT NOT NULL, payer_id INTEGER, payer_name TEXT NOT NULL,"
+    " payer_email TEXT NOT NULL, receipt_email TEXT NOT NULL, ar_message TEXT NOT NULL,"
+    " client_number TEXT NOT NULL, token TEXT NOT NULL, brand TEXT NOT NULL, last4 TEXT NOT NULL,"
+    " created_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS charge ("
+    " charge_key TEXT PRIMARY KEY, payment_uuid TEXT NOT NULL REFERENCES payment (payment_uuid),"
+    " account_number TEXT NOT NULL, account_type TEXT NOT NULL, merchant_account TEXT NOT NULL,"
+    " currency TEXT NOT NULL, amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),"
+    " fee_minor INTEGER NOT NULL DEFAULT 0 CHECK (fee_minor >= 0),"
+    " lines TEXT NOT NULL, posting_uuid TEXT NOT NULL UNIQUE,"
+    " status TEXT NOT NULL CHECK (status IN ('pending', 'unknown', 'approved', 'declined',"
+    " 'error')), processor_txn TEXT, reason TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+    " created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+    " CHECK (account_type <> 'TRUST' OR fee_minor = 0))",
+    "CREATE INDEX IF NOT EXISTS charge_open ON charge (status) WHERE status IN ('pending', "
+    "'unknown')",
+    "CREATE INDEX IF NOT EXISTS charge_payment ON charge (payment_uuid)",
+    "CREATE TRIGGER IF NOT EXISTS charge_money_fixed BEFORE UPDATE OF charge_key, payment_uuid,"
+    " account_number, account_type, currency, amount_minor, fee_minor, lines, posting_uuid"
+    " ON charge BEGIN SELECT RAISE (ABORT, 'a charge''s money is fixed'); END",
+    "CREATE TRIGGER IF NOT EXISTS charge_final BEFORE UPDATE OF status ON charge"
+    " WHEN OLD.status IN ('approved', 'declined', 'error')"
+    " BEGIN SELECT RAISE (ABORT, 'a charge''s final status never changes'); END",
+    "CREATE TRIGGER IF NOT EXISTS charge_kept BEFORE DELETE ON charge"
+    " BEGIN SELECT RAISE (ABORT, 'charges are never removed'); END",
+    "CREATE TRIGGER IF NOT EXISTS payment_kept BEFORE DELETE ON payment"
+    " BEGIN SELECT RAISE (ABORT, 'payments are never removed'); END",
+};
+
+ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_processor_t *processor,
+                                char *error, size_t error_size)
+{
+    assert (store && payers);
+    ml_odbc_t *odbc = ml_store_odbc (store);
+    bool ok = ml_odbc_begin (odbc) == 0;
+    for (size_t index = 0; ok && index < sizeof s_schema / sizeof s_schema[0]; index++)
+        ok = ml_odbc_execute (odbc, s_schema[index], NULL) >= 0;
+    if (!ok || ml_odbc_commit (odbc) != 0) {
+        snprintf (error, error_size, "cannot create the payments tables: %s",
+                  ml_odbc_error (odbc)->message);
+        ml_odbc_rollback (odbc);
+        return NULL;
+    }
+    ml_payments_t *self = calloc (1, sizeof (ml_payments_t));
+    assert (self);
+    self->store = store;
+    self->odbc = odbc;
+    self->payers = payers;
+    self->processor = processor;
+    return self;
+}
+
+void ml_payments_destroy (ml_payments_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+static bool s_integer_column (const char *name)
+{
+    static const char *integers[] = {"amount_minor", "fee_minor", "attempts", "payer_id"};
+    for (size_t index = 0; index < sizeof integers / sizeof integers[0]; index++)
+        if (streq (name, integers[index]))
+            return true;
+    return false;
+}
+
+static json_t *s_rows (ml_payments_t *self, const char *sql, const char *picture, const char *text)
+{
+    return ml_store_rows (ml_odbc_query (self->odbc, sql, picture, text), s_integer_column);
+}
+
+static json_t *s_store_failed (ml_payments_t *self, const char *doing)
+{
+    ml_log (ML_LOG_ERROR, "payments: %s failed: %s", doing, ml_odbc_error (self->odbc)->message);
+    ml_odbc_rollback (self->odbc);
+    return ml_admin_error ("the core store failed; see the core's log");
+}
+
+//  Auto-apply -------------------------------------------------------------------------------
+
+json_t *ml_payments_allocate (ml_store_t *store, const char *firm_id, const char *client,
+                              const char *matter, const char *amount_text, const char *currency,
+                              ml_line_t *lines, size_t *count, int64_t *amount, char *client_number,
+                              char *chosen)
+{
+    json_t *items = ml_store_open_items (store, firm_id, client, matter, NULL);
+    if (!items)
+        return ml_admin_error ("the core store failed; see the core's log");
+    const char *whose_kind = client ? "client" : "matter";
+    const char *whose = client ? client : matter;
+    json_t *reply = NULL;
+    size_t index;
+    json_t *item;
+    if (json_array_size (items) == 0)
+        reply = ml_admin_error ("%s %s has no open invoices at the core (is the number right, "
+                                "and is the firm's agent connected?)",
+                                whose_kind, whose);
+    //  One charge is in one currency: without an explicit choice, all items must agree.
+    snprintf (chosen, 4, "%s",
+              currency ? currency
+              : reply
+                  ? ""
+                  : json_string_value (json_object_get (json_array_get (items, 0), "currency")));
+    bool any_in_currency = false;
+    json_array_foreach (items, index, item)
+    {
+        bool same = streq (json_string_value (json_object_get (item, "currency")), chosen);
+        any_in_currency |= same;
+        if (!reply && !currency && !same)
+            reply = ml_admin_error ("%s %s has invoices in more than one currency: say which "
+                                    "with 'currency'",
+                                    whose_kind, whose);
+    }
+    if (!reply && !any_in_currency)
+        reply = ml_admin_error ("%s %s has no open invoices in %s", whose_kind, whose, chosen);
+    const char *parse_error = NULL;
+    if (!reply && (ml_money_parse (amount_text, chosen, amount, &parse_error) != 0 || *amount <= 0))
+        reply = ml_admin_error ("amount '%s' is not a positive %s amount%s%s", amount_text, chosen,
+                                parse_error ? ": " : "", parse_error ? parse_error : "");
+    if (reply) {
+        json_decref (items);
+        return reply;
+    }
+    ml_alloc_item_t *candidates = calloc (json_array_size (items), sizeof (ml_alloc_item_t));
+    assert (candidates);
+    size_t candidate_count = 0;
+    int64_t available_total = 0;
+    json_array_foreach (items, index, item)
+    {
+        if (!streq (json_string_value (json_object_get (item, "currency")), chosen))
+            continue;
+        ml_alloc_item_t *candidate = &candidates[candidate_count++];
+        ml_alloc_item_from_json (item, candidate);
+        available_total += candidate->available_minor;
+        snprintf (client_number, 64, "%s",
+                  json_string_value (json_object_get (item, "client_number")));
+    }
+    int64_t unapplied = 0;
+    *count = ml_alloc_oldest_first (candidates, candidate_count, *amount, lines, ML_MAX_LINES,
+                                    &unapplied);
+    free (candidates);
+    json_decref (items);
+    if (unapplied > 0) {
+        //  A surplus is refused: this release records no unapplied credit.
+        char shown[64], open[64];
+        ml_money_format (*amount, chosen, shown, sizeof shown);
+        ml_money_format (available_total, chosen, open, sizeof open);
+        return ml_admin_error ("%s is more than the %s open on %s %s%s; nothing was charged or "
+                               "posted",
+                               shown, open, whose_kind, whose,
+                               *count == ML_MAX_LINES ? " within 500 invoices" : "");
+    }
+    return NULL;
+}
+
+//  Accounts ---------------------------------------------------------------------------------
+
+static json_t *s_account_add (ml_payments_t *self, const json_t *request)
+{
+    char problem[256] = "";
+    const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
+    const char *number = ml_admin_argument (request, "number", 63, problem, sizeof problem);
+    const char *type = ml_admin_argument (request, "type", 16, problem, sizeof problem);
+    const char *currency = ml_admin_argument (request, "currency", 3, problem, sizeof problem);
+    const char *merchant =
+        ml_admin_argument (request, "merchant_account", 64, problem, sizeof problem);
+    if (!*problem && (!firm || !number || !*number || !type || !currency || !merchant))
+        snprintf (problem, sizeof problem,
+                  "'firm', 'number', 'type', 'currency' and 'merchant_account' are required");
+    if (!*problem && !streq (type, "TRUST") && !streq (type, "OPERATING"))
+        snprintf (problem, sizeof problem, "'type' must be TRUST or OPERATING");
+    if (!*problem && ml_money_exponent (currency) < 0)
+        snprintf (problem, sizeof problem, "'%s' is not a currency code", currency);
+    if (*problem)
+        return ml_admin_error ("%s", problem);
+    json_t *known = ml_store_firm (self->store, firm);
+    if (!known)
+        return ml_admin_error ("unknown firm '%s'", firm);
+    json_decref (known);
+    char now[32];
+    ml_store_now (now, sizeof now);
+    if (ml_odbc_begin (self->odbc) != 0)
+        return s_store_failed (self, "account-add");
+    int64_t added = ml_odbc_execute (
+        self->odbc,
+        "INSERT INTO account (firm_id, account_number, account_type, currency, merchant_account,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "ssssss", firm, number, type, currency, merchant, now);
+    if (added != 1) {
+        ml_odbc_rollback (self->odbc);
+        return ml_admin_error ("firm %s already has account %s, or a %s account in %s (accounts "
+                               "are never changed or removed)",
+                               firm, number, type, currency);
+    }
+    if (ml_odbc_commit (self->odbc) != 0)
+        return s_store_failed (self, "account-add");
+    ml_log (ML_LOG_NOTICE, "payments: firm %s: %s account %s (%s) added", firm, type, number,
+            currency);
+    return ml_admin_ok (json_pack ("{s:{s:s, s:s, s:s, s:s, s:s}}", "account", "firm_id", firm,
+                                   "account_number", number, "account_type", type, "currency",
+                                   currency, "merchant_account", merchant));
+}
+
+//  The firm's account of a type in a currency, as a JSON object (new), or NULL if none.
+static json_t *s_account (ml_payments_t *self, const char *firm, const char *type,
+                          const char *currency)
+{
+    json_t *rows = ml_store_rows (
+        ml_odbc_query (self->odbc,
+                       "SELECT account_number, account_type, currency, merchant_account FROM"
+                       " account WHERE firm_id = ? AND account_type = ? AND currency = ?",
+                       "sss", firm, type, currency),
+        s_integer_column);
+    json_t *account = json_incref (json_array_get (rows, 0));
+    json_decref (rows);
+    return account;
+}
+
+//  Building a payment -------------------------------------------------------------------------
+
+//  One charge being assembled: the lines of one account.
+typedef struct {
+    const char *type; //  "OPERATING" or "TRUST"
+    char currency[4];
+    int64_t amount;
+    json_t *lines; //  [[kind, reference, amount_minor], ...]
+} s_group_t;
+
+static void s_group_add (s_group_t *group, char kind, const char *reference, int64_t amount)
+{
+    char kind_text[2] = {kind, 0};
+    json_array_append_new (group->lines,
+                           json_pack ("[s, s, I]", kind_text, reference, (json_int_t)amount));
+    group->amount += amount;
+}
+
+//  Check one explicit line against the replica and add it to its group. Returns NULL or an
+//  error reply. client_number is set by the first line and must match the others.
+static json_t *s_explicit_line (ml_payments_t *self, const char *firm, const json_t *line,
+                                s_group_t *invoices, s_group_t *trust, char *client_number)
+{
+    const char *invoice = json_string_value (json_object_get (line, "invoice"));
+    const char *matter = json_string_value (json_object_get (line, "trust"));
+    json_t *amount_value = json_object_get (line, "amount_minor");
+    if (!json_is_object (line) || (!invoice == !matter) || !json_is_integer (amount_value) ||
+        json_integer_value (amount_value) <= 0 || json_object_size (line) != 2)
+        return ml_admin_error ("each line is {\"invoice\": NUMBER, \"amount_minor\": N} or "
+                               "{\"trust\": MATTER NUMBER, \"amount_minor\": N}, N > 0");
+    const char *number = invoice ? invoice : matter;
+    if (strlen (number) == 0 || strlen (number) > 63)
+        return ml_admin_error ("a line's number must be 1 to 63 bytes");
+    int64_t amount = json_integer_value (amount_value);
+    char line_client[64] = "";
+    if (invoice) {
+        json_t *rows = ml_store_open_items (self->store, firm, NULL, NULL, invoice);
+        json_t *row = json_array_get (rows, 0);
+        if (!row) {
+            json_decref (rows);
+            return ml_admin_error ("invoice %s is not open at the core", invoice);
+        }
+        int64_t available = json_integer_value (json_object_get (row, "available_minor"));
+        const char *currency = json_string_value (json_object_get (row, "currency"));
+        snprintf (line_client, sizeof line_client, "%s",
+                  json_string_value (json_object_get (row, "client_number")));
+        json_t *problem = NULL;
+        if (amount > available) {
+            char shown[64], open[64];
+            ml_money_format (amount, currency, shown, sizeof shown);
+            ml_money_format (available, currency, open, sizeof open);
+            problem = ml_admin_error ("%s is more than the %s available on invoice %s (its "
+                                      "balance minus postings not yet applied)",
+                                      shown, open, invoice);
+        } else if (*invoices->currency && !streq (invoices->currency, currency))
+            problem = ml_admin_error ("the invoices are in more than one currency; pay them "
+                                      "separately");
+        else {
+            snprintf (invoices->currency, sizeof invoices->currency, "%s", currency);
+            for (size_t index = 0; index < json_array_size (invoices->lines); index++)
+                if (streq (json_string_value (
+                               json_array_get (json_array_get (invoices->lines, index), 1)),
+                           invoice))
+                    problem = ml_admin_error ("invoice %s is selected twice", invoice);
+        }
+        json_decref (rows);
+        if (problem)
+            return problem;
+        s_group_add (invoices, 'I', invoice, amount);
+    } else {
+        json_t *known = ml_store_matter (self->store, firm, matter);
+        if (!known)
+            return ml_admin_error ("the core store failed; see the core's log");
+        const char *client = json_string_value (json_object_get (known, "client_number"));
+        const char *currency = json_string_value (json_object_get (known, "trust_currency"));
+        if (!client) {
+            json_decref (known);
+            return ml_admin_error ("matter %s is not known at the core", matter);
+        }
+        snprintf (line_client, sizeof line_client, "%s", client);
+        //  A matter's trust entries share one currency: an existing ledger decides it.
+        if (currency && *trust->currency && !streq (currency, trust->currency)) {
+            json_decref (known);
+            return ml_admin_error ("the trust ledgers are in more than one currency");
+        }
+        if (currency)
+            snprintf (trust->currency, sizeof trust->currency, "%s", currency);
+        json_decref (known);
+        s_group_add (trust, 'T', matter, amount);
+    }
+    if (*client_number && !streq (client_number, line_client))
+        return ml_admin_error ("every line of one payment must belong to one client (%s and %s "
+                               "differ)",
+                               client_number, line_client);
+    snprintf (client_number, 64, "%s", line_client);
+    return NULL;
+}
+
+//  The card: a saved method of the payer, or a card tokenized now (and saved if asked).
+//  Fills token, brand and last4. Returns NULL or an error reply.
+static json_t *s_card (ml_payments_t *self, const json_t *request, int64_t payer_id,
+                       const json_t *payer, const char *payment_uuid, char *token, char *brand,
+                       char *last4)
+{
+    json_t *method_id = json_object_get (request, "method_id");
+    json_t *card = json_object_get (request, "card");
+    if (!method_id == !card)
+        return ml_admin_error ("say how to pay: 'method_id' (a saved method of the payer) or "
+                               "'card' ({number, exp_month, exp_year, cvc})");
+    if (method_id) {
+        size_t index;
+        json_t *method;
+        json_array_foreach (json_object_get (payer, "methods"), index, method)
+        {
+            if (json_equal (json_object_get (method, "method_id"), method_id)) {
+                snprintf (token, ML_PROCESSOR_ID_MAX + 1, "%s",
+                          json_string_value (json_object_get (method, "processor_token")));
+                snprintf (brand, 16, "%s", json_string_value (json_object_get (method, "brand")));
+                snprintf (last4, 5, "%s", json_string_value (json_object_get (method, "last4")));
+                return NULL;
+            }
+        }
+        return ml_admin_error ("the payer has no saved method %lld",
+                               (long long)json_integer_value (method_id));
+    }
+    const char *number = json_string_value (json_object_get (card, "number"));
+    const char *cvc = json_string_value (json_object_get (card, "cvc"));
+    json_t *month = json_object_get (card, "exp_month");
+    json_t *year = json_object_get (card, "exp_year");
+    if (!json_is_object (card) || !number || !cvc || !json_is_integer (month) ||
+        !json_is_integer (year) || strlen (number) > 40 || strlen (cvc) > 4)
+        return ml_admin_error ("'card' is {\"number\": text, \"exp_month\": N, \"exp_year\": N, "
+                               "\"cvc\": text}");
+    char key[ML_PROCESSOR_KEY_MAX + 1];
+    snprintf (key, sizeof key, "%s:tokenize", payment_uuid);
+    ml_processor_result_t result;
+    ml_processor_status_t status =
+        ml_processor_tokenize (self->processor, key, number, (int)json_integer_value (month),
+                               (int)json_integer_value (year), cvc, &result);
+    if (status != ML_PROCESSOR_APPROVED)
+        //  The processor's message never holds card data (ml_processor's promise).
+        return ml_admin_error ("the card was refused: %s (%s); nothing was charged", result.message,
+                               result.reason);
+    snprintf (token, ML_PROCESSOR_ID_MAX + 1, "%s", result.token);
+    snprintf (brand, 16, "%s", result.brand);
+    snprintf (last4, 5, "%s", result.last4);
+    if (payer_id && json_is_true (json_object_get (request, "save_method"))) {
+        json_t *method =
+            json_pack ("{s:I, s:s, s:s, s:s, s:i, s:i}", "payer_id", (json_int_t)payer_id, "token",
+                       result.token, "brand", result.brand, "last4", result.last4, "exp_month",
+                       result.exp_month, "exp_year", result.exp_year);
+        json_t *saved = ml_payers_execute (self->payers, "method-add", method);
+        json_decref (method);
+        if (!json_is_true (json_object_get (saved, "ok")))
+            ml_log (ML_LOG_WARNING, "payments: the card could not be saved for payer %lld: %s",
+                    (long long)payer_id, json_string_value (json_object_get (saved, "error")));
+        json_decref (saved);
+    }
+    return NULL;
+}
+
+//  Charging -----------------------------------------------------------------------------------
+
+//  Record a charge's outcome, append it to its history, and (approved) make its posting, all
+//  in one store transaction: a charge is approved with its posting or not at all. The
+//  posting's UUID was fixed when the charge was stored, so this runs at most once per
+//  charge even when a resolution repeats it.
+static int s_record (ml_payments_t *self, const char *charge_key, ml_processor_status_t status,
+                     const ml_processor_result_t *result, char *deliver_firm, size_t size)
+{
+    const char *state = status == ML_PROCESSOR_APPROVED   ? "approved"
+                        : status == ML_PROCESSOR_DECLINED ? "declined"
+                        : status == ML_PROCESSOR_ERROR    ? "error"
+                                                          : "unknown";
+    char now[32];
+    ml_store_now (now, sizeof now);
+    if (ml_odbc_begin (self->odbc) != 0)
+        return -1;
+    bool ok = ml_odbc_execute (self->odbc,
+                               "UPDATE charge SET status = ?, processor_txn = ?, reason = ?,"
+                               " attempts = attempts + 1, updated_at = ? WHERE charge_key = ?"
+                               " AND status IN ('pending', 'unknown')",
+                               "sssss", state, *result->txn ? result->txn : NULL,
+                               *result->reason ? result->reason : NULL, now, charge_key) >= 0;
+    if (ok && status == ML_PROCESSOR_APPROVED) {
+        json_t *rows = ml_store_rows (
+            ml_odbc_query (self->odbc,
+                           "SELECT c.account_number, c.currency, c.amount_minor, c.lines,"
+                           " c.posting_uuid, p.firm_id, p.client_number, p.payer_name,"
+                           " p.payer_email, p.ar_message FROM charge c JOIN payment p"
+                           " ON p.payment_uuid = c.payment_uuid WHERE c.charge_key = ?",
+                           "s", charge_key),
+            s_integer_column);
+        json_t *row = json_array_get (rows, 0);
+        json_t *lines =
+            row ? json_loads (json_string_value (json_object_get (row, "lines")), 0, NULL) : NULL;
+        ok = row && json_is_array (lines);
+        ml_msg_t *message = ml_msg_new (ML_MSG_POSTING);
+        ml_posting_t *posting = &message->posting;
+        if (ok) {
+#define S_FIELD(field, column)                                                                     \
+    snprintf (posting->field, sizeof posting->field, "%s",                                         \
+              json_string_value (json_object_get (row, column)))
+            S_FIELD (posting_uuid, "posting_uuid");
+            S_FIELD (account_number, "account_number");
+            S_FIELD (client_number, "client_number");
+            S_FIELD (payer_name, "payer_name");
+            S_FIELD (payer_email, "payer_email");
+            S_FIELD (ar_message, "ar_message");
+            S_FIELD (currency, "currency");
+#undef S_FIELD
+            snprintf (posting->processor_txn, sizeof posting->processor_txn, "%.127s", result->txn);
+            posting->amount_minor = json_integer_value (json_object_get (row, "amount_minor"));
+            size_t count = json_array_size (lines);
+            ml_line_t *parts = calloc (count ? count : 1, sizeof (ml_line_t));
+            assert (parts);
+            for (size_t index = 0; index < count; index++) {
+                json_t *part = json_array_get (lines, index);
+                parts[index].kind = *json_string_value (json_array_get (part, 0));
+                snprintf (parts[index].reference, sizeof parts[index].reference, "%s",
+                          json_string_value (json_array_get (part, 1)));
+                parts[index].amount_minor = json_integer_value (json_array_get (part, 2));
+            }
+            ok = ml_msg_set_lines (message, parts, count) == 0;
+            free (parts);
+            snprintf (deliver_firm, size, "%s",
+                      json_string_value (json_object_get (row, "firm_id")));
+        }
+        //  Inside this transaction: the store's posting insert joins it.
+        ok = ok && ml_store_posting_insert (self->store, deliver_firm, posting, "payment") == 0;
+        ml_msg_destroy (&message);
+        json_decref (lines);
+        json_decref (rows);
+    }
+    if (!ok || ml_odbc_commit (self->odbc) != 0) {
+        ml_log (ML_LOG_ERROR, "payments: recording charge %s failed: %s", charge_key,
+                ml_odbc_error (self->odbc)->message);
+        ml_odbc_rollback (self->odbc);
+        return -1;
+    }
+    ml_log (status == ML_PROCESSOR_APPROVED ? ML_LOG_NOTICE : ML_LOG_WARNING,
+            "payments: charge %s %s%s%s", charge_key, state, *result->reason ? ": " : "",
+            result->reason);
+    return 0;
+}
+
+//  Charge (again) with the stored key and record the outcome.
+static int s_charge (ml_payments_t *self, const json_t *charge, char *deliver_firm, size_t size)
+{
+    const char *key = json_string_value (json_object_get (charge, "charge_key"));
+    char description[96];
+    //  Not the key: a UUID can hold a digit run the processor takes for a card number.
+    snprintf (description, sizeof description, "law firm payment, %s account",
+              json_string_value (json_object_get (charge, "account_type")));
+    ml_processor_result_t result;
+    ml_processor_status_t status = ml_processor_charge (
+        self->processor, key, json_string_value (json_object_get (charge, "token")),
+        json_integer_value (json_object_get (charge, "amount_minor")),
+        json_string_value (json_object_get (charge, "currency")),
+        json_string_value (json_object_get (charge, "merchant_account")), description, &result);
+    return s_record (self, key, status, &result, deliver_firm, size);
+}
+
+#define S_CHARGE_SQL                                                                               \
+    "SELECT c.charge_key, c.account_number, c.account_type, c.merchant_account, c.currency,"       \
+    " c.amount_minor, c.fee_minor, c.status, c.processor_txn, c.reason, c.posting_uuid,"           \
+    " p.token FROM charge c JOIN payment p ON p.payment_uuid = c.payment_uuid"
+
+static json_t *s_payment_json (ml_payments_t *self, const char *payment_uuid)
+{
+    json_t *payments =
+        s_rows (self,
+                "SELECT payment_uuid, firm_id, source, staff, payer_id, payer_name, payer_email,"
+                " receipt_email, client_number, brand, last4, created_at FROM payment"
+                " WHERE payment_uuid = ?",
+                "s", payment_uuid);
+    json_t *payment = json_incref (json_array_get (payments, 0));
+    json_decref (payments);
+    if (!payment)
+        return NULL;
+    json_t *charges = s_rows (self, S_CHARGE_SQL " WHERE c.payment_uuid = ? ORDER BY c.charge_key",
+                              "s", payment_uuid);
+    size_t index;
+    json_t *charge;
+    const char *summary = NULL;
+    json_array_foreach (charges, index, charge)
+    {
+        json_object_del (charge, "token");
+        const char *status = json_string_value (json_object_get (charge, "status"));
+        summary = !summary || streq (summary, status) ? status : "partial";
+    }
+    json_object_set_new (payment, "charges", charges ? charges : json_array ());
+    json_object_set_new (payment, "status", json_string (summary ? summary : "none"));
+    return payment;
+}
+
+static json_t *s_payment (ml_payments_t *self, const json_t *request, char *deliver_firm,
+                          size_t size)
+{
+    char problem[256] = "";
+    const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
+    const char *staff = ml_admin_argument (request, "staff", 64, problem, sizeof problem);
+    const char *payer_name =
+        ml_admin_argument (request, "payer_name", 200, problem, sizeof problem);
+    const char *payer_email =
+        ml_admin_argument (request, "payer_email", 254, problem, sizeof problem);
+    const char *receipt_email =
+        ml_admin_argument (request, "receipt_email", 254, problem, sizeof problem);
+    const char *ar_message =
+        ml_admin_argument (request, "ar_message", 1000, problem, sizeof problem);
+    json_t *payer_value = json_object_get (request, "payer_id");
+    json_t *lines = json_object_get (request, "lines");
+    json_t *automatic = json_object_get (request, "auto");
+    if (*problem)
+        return ml_admin_error ("%s", problem);
+    if (!firm)
+        return ml_admin_error ("'firm' is required");
+    if (!self->processor)
+        return ml_admin_error ("no card processor is configured (section 'processor' of the "
+                               "core's configuration)");
+    if (payer_value && (!json_is_integer (payer_value) || json_integer_value (payer_value) < 1))
+        return ml_admin_error ("'payer_id' must be a payer's number");
+    if ((lines && (!json_is_array (lines) || json_array_size (lines) > ML_MAX_LINES)) ||
+        (automatic && !json_is_object (automatic)) || (!lines && !automatic))
+        return ml_admin_error ("say what to pay: 'lines' (at most 500) and/or 'auto' "
+                               "({client or matter, amount})");
+    //  The payer: a saved one (its name, e-mail and methods), or a name and e-mail given now.
+    int64_t payer_id = payer_value ? json_integer_value (payer_value) : 0;
+    json_t *payer = NULL;
+    if (payer_id) {
+        json_t *show = json_pack ("{s:I}", "payer_id", (json_int_t)payer_id);
+        json_t *shown = ml_payers_execute (self->payers, "payer-show", show);
+        json_decref (show);
+        if (!json_is_true (json_object_get (shown, "ok")))
+            return shown;
+        payer = json_incref (json_object_get (shown, "payer"));
+        json_decref (shown);
+        if (!streq (json_string_value (json_object_get (payer, "firm_id")), firm)) {
+            json_decref (payer);
+            return ml_admin_error ("payer %lld belongs to another firm", (long long)payer_id);
+        }
+        payer_name = json_string_value (json_object_get (payer, "name"));
+        payer_email = json_string_value (json_object_get (payer, "email"));
+    } else if (!payer_name || !*payer_name || !payer_email || !strchr (payer_email, '@'))
+        return ml_admin_error ("a payment needs 'payer_id', or 'payer_name' and 'payer_email'");
+    if (receipt_email && *receipt_email && !strchr (receipt_email, '@')) {
+        json_decref (payer);
+        return ml_admin_error ("'receipt_email' is not an e-mail address");
+    }
+
+    //  The selection, grouped by deposit account type.
+    s_group_t invoices = {"OPERATING", "", 0, json_array ()};
+    s_group_t trust = {"TRUST", "", 0, json_array ()};
+    char client_number[64] = "";
+    json_t *reply = NULL;
+    if (automatic) {
+        char part[256] = "";
+        const char *client = ml_admin_argument (automatic, "client", 63, part, sizeof part);
+        const char *matter = ml_admin_argument (automatic, "matter", 63, part, sizeof part);
+        const char *amount_text = ml_admin_argument (automatic, "amount", 40, part, sizeof part);
+        const char *currency = ml_admin_argument (automatic, "currency", 3, part, sizeof part);
+        if (!*part && ((!client == !matter) || !amount_text))
+            snprintf (part, sizeof part, "'auto' is {client or matter, amount[, currency]}");
+        if (*part)
+            reply = ml_admin_error ("%s", part);
+        else {
+            ml_line_t *auto_lines = calloc (ML_MAX_LINES, sizeof (ml_line_t));
+            assert (auto_lines);
+            size_t count = 0;
+            int64_t amount = 0;
+            reply = ml_payments_allocate (self->store, firm, client, matter, amount_text, currency,
+                                          auto_lines, &count, &amount, client_number,
+                                          invoices.currency);
+            //  Trust is never auto-applied: auto lines are invoices only (rule 3).
+            for (size_t index = 0; !reply && index < count; index++)
+                s_group_add (&invoices, 'I', auto_lines[index].reference,
+                             auto_lines[index].amount_minor);
+            free (auto_lines);
+        }
+    }
+    size_t index;
+    json_t *line;
+    json_array_foreach (lines, index, line)
+    {
+        if (reply)
+            break;
+        reply = s_explicit_line (self, firm, line, &invoices, &trust, client_number);
+    }
+    if (!reply && json_array_size (invoices.lines) + json_array_size (trust.lines) > ML_MAX_LINES)
+        reply = ml_admin_error ("a payment has at most 500 lines");
+    //  Each group's account: never the other type's (rule 2).
+    json_t *accounts[2] = {NULL, NULL};
+    s_group_t *groups[2] = {&invoices, &trust};
+    for (int group = 0; !reply && group < 2; group++) {
+        if (json_array_size (groups[group]->lines) == 0)
+            continue;
+        if (!*groups[group]->currency) {
+            //  A first deposit into a matter's trust: the firm's trust account decides.
+            json_t *any = s_rows (self,
+                                  "SELECT currency FROM account WHERE firm_id = ? AND"
+                                  " account_type = 'TRUST' ORDER BY currency LIMIT 1",
+                                  "s", firm);
+            const char *currency =
+                json_string_value (json_object_get (json_array_get (any, 0), "currency"));
+            snprintf (groups[group]->currency, 4, "%s", currency ? currency : "USD");
+            json_decref (any);
+        }
+        accounts[group] = s_account (self, firm, groups[group]->type, groups[group]->currency);
+        if (!accounts[group])
+            reply = ml_admin_error ("firm %s has no %s account in %s (add one with 'matterlink "
+                                    "account add')",
+                                    firm, groups[group]->type, groups[group]->currency);
+    }
+    char payment_uuid[37], token[ML_PROCESSOR_ID_MAX + 1] = "", brand[16] = "", last4[5] = "";
+    ml_store_uuid (payment_uuid, sizeof payment_uuid);
+    if (!reply)
+        reply = s_card (self, request, payer_id, payer, payment_uuid, token, brand, last4);
+    //  Store the payment and its charges, each with its key and posting UUID, before any
+    //  money moves.
+    char now[32];
+    ml_store_now (now, sizeof now);
+    if (!reply && ml_odbc_begin (self->odbc) != 0)
+        reply = s_store_failed (self, "payment");
+    if (!reply) {
+        bool ok = ml_odbc_execute (
+                      self->odbc,
+                      "INSERT INTO payment (payment_uuid, firm_id, source, staff, payer_id,"
+                      " payer_name, payer_email, receipt_email, ar_message, client_number, token,"
+                      " brand, last4, created_at) VALUES (?, ?, 'staff', ?, ?, ?, ?, ?, ?, ?, ?,"
+                      " ?, ?, ?)",
+                      "sssisssssssss", payment_uuid, firm, staff ? staff : "",
+                      payer_id ? payer_id : (int64_t)0, payer_name, payer_email,
+                      receipt_email && *receipt_email ? receipt_email : payer_email,
+                      ar_message ? ar_message : "", client_number, token, brand, last4, now) == 1;
+        for (int group = 0; ok && group < 2; group++) {
+            if (!accounts[group])
+                continue;
+            char key[80], posting_uuid[37];
+            snprintf (key, sizeof key, "%s:%s", payment_uuid, group == 0 ? "operating" : "trust");
+            ml_store_uuid (posting_uuid, sizeof posting_uuid);
+            char *lines_text = json_dumps (groups[group]->lines, JSON_COMPACT | JSON_ENSURE_ASCII);
+            ok = ml_odbc_execute (
+                     self->odbc,
+                     "INSERT INTO charge (charge_key, payment_uuid, account_number, account_type,"
+                     " merchant_account, currency, amount_minor, lines, posting_uuid, status,"
+                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                     "ssssssissss", key, payment_uuid,
+                     json_string_value (json_object_get (accounts[group], "account_number")),
+                     groups[group]->type,
+                     json_string_value (json_object_get (accounts[group], "merchant_account")),
+                     groups[group]->currency, groups[group]->amount, lines_text, posting_uuid, now,
+                     now) == 1;
+            free (lines_text);
+        }
+        if (!ok || ml_odbc_commit (self->odbc) != 0)
+            reply = s_store_failed (self, "payment");
+    }
+    if (!reply) {
+        //  Now charge each, in turn; an unknown outcome is resolved later, not guessed.
+        json_t *charges =
+            s_rows (self, S_CHARGE_SQL " WHERE c.payment_uuid = ? ORDER BY c.charge_key", "s",
+                    payment_uuid);
+        json_array_foreach (charges, index, line) s_charge (self, line, deliver_firm, size);
+        json_decref (charges);
+        json_t *payment = s_payment_json (self, payment_uuid);
+        reply = payment ? ml_admin_ok (json_pack ("{s:o}", "payment", payment))
+                        : s_store_failed (self, "payment");
+    }
+    json_decref (accounts[0]);
+    json_decref (accounts[1]);
+    json_decref (invoices.lines);
+    json_decref (trust.lines);
+    json_decref (payer);
+    return reply;
+}
+
+int ml_payments_resolve (ml_payments_t *self, char *deliver_firm, size_t size)
+{
+    assert (self);
+    if (!self->processor)
+        return 0;
+    //  Charges left pending by a core that stopped mid-call, and unknown outcomes.
+    json_t *open = s_rows (self,
+                           S_CHARGE_SQL " WHERE c.status IN ('pending', 'unknown')"
+                                        " ORDER BY c.created_at LIMIT 20",
+                           NULL, NULL);
+    int resolved = 0;
+    size_t index;
+    json_t *charge;
+    json_array_foreach (open, index, charge)
+    {
+        const char *key = json_string_value (json_object_get (charge, "charge_key"));
+        ml_processor_result_t result;
+        ml_processor_status_t status = ml_processor_lookup (self->processor, key, &result);
+        if (status == ML_PROCESSOR_NOT_FOUND) {
+            //  Nothing happened under this key: charging again with it is safe.
+            if (s_charge (self, charge, deliver_firm, size) == 0)
+                resolved++;
+        } else if (status == ML_PROCESSOR_APPROVED || status == ML_PROCESSOR_DECLINED) {
+            if (s_record (self, key, status, &result, deliver_firm, size) == 0)
+                resolved++;
+        }
+    }
+    json_decref (open);
+    return resolved;
+}
+
+json_t *ml_payments_execute (ml_payments_t *self, const char *op, const json_t *request,
+                             char *deliver_firm, size_t size)
+{
+    assert (self && op);
+    char problem[256] = "";
+    if (streq (op, "account-add"))
+        return s_account_add (self, request);
+    if (streq (op, "account-list")) {
+        const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
+        if (*problem || !firm)
+            return ml_admin_error ("'firm' is required");
+        json_t *rows = s_rows (self,
+                               "SELECT account_number, account_type, currency, merchant_account,"
+                               " created_at FROM account WHERE firm_id = ? ORDER BY account_number",
+                               "s", firm);
+        return rows ? ml_admin_ok (json_pack ("{s:o}", "accounts", rows))
+                    : s_store_failed (self, "account-list");
+    }
+    if (streq (op, "payment"))
+        return s_payment (self, request, deliver_firm, size);
+    if (streq (op, "payment-show")) {
+        const char *uuid = ml_admin_argument (request, "payment_uuid", 36, problem, sizeof problem);
+        json_t *payment = !*problem && uuid ? s_payment_json (self, uuid) : NULL;
+        return payment ? ml_admin_ok (json_pack ("{s:o}", "payment", payment))
+                       : ml_admin_error ("no payment '%s'", uuid ? uuid : "");
+    }
+    return NULL;
+}
+
+//  Selftest -------------------------------------------------------------------------------------
+
+static json_t *s_run (ml_payments_t *self, const char *text, char *deliver)
+{
+    json_t *request = json_loads (text, 0, NULL);
+    assert (request);
+    const char *op = json_string_value (json_object_get (request, "op"));
+    json_t *reply = ml_payments_execute (self, op, request, deliver, 64);
+    json_decref (request);
+    assert (reply);
+    return reply;
+}
+
+static int64_t s_count (ml_store_t *store, const char *sql)
+{
+    ml_query_t *query = ml_odbc_query (ml_store_odbc (store), sql, NULL);
+    int64_t value = -1;
+    assert (query && ml_query_fetch (query) == 1 && ml_query_int64 (query, 0, &value) == 0);
+    ml_query_destroy (&query);
+    return value;
+}
+
+void ml_payments_test (bool verbose)
+{
+    printf (" * ml_payments: ");
+    char directory[128], error[512], deliver[64];
+    ml_store_t *store = ml_selftest_store (directory, sizeof directory);
+    assert (store);
+    ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
+    assert (payers);
+    ml_processor_settings_t settings;
+    ml_processor_settings_defaults (&settings);
+    ml_processor_t *processor = ml_processor_new (&settings, error, sizeof error);
+    assert (processor);
+    ml_payments_t *payments = ml_payments_new (store, payers, processor, error, sizeof error);
+    assert (payments);
+    ml_log_level_t saved = ml_log_level ();
+    ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);
+
+    //  A replica: client C-1 with three invoices on matter M-1 (which has a trust ledger),
+    //  client C-2 with one invoice.
+    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
+    strcpy (hello->epoch, "e");
+    bool resync;
+    uint64_t cursor;
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0);
+    ml_msg_t *batch = ml_msg_new (ML_MSG_SNAPSHOT);
+    const char *numbers[] = {"INV-12", "INV-9", "INV-50", "INV-77", ""};
+    const char *dates[] = {"2026-01-10", "2026-01-10", "2026-05-01", "2025-12-01", ""};
+    for (int index = 0; index < 5; index++) {
+        ml_item_t *item = ml_msg_add_item (batch);
+        item->kind = index == 4 ? 'T' : 'I';
+        item->op = 'U';
+        item->source_id = (uint64_t)index + 1;
+        strcpy (item->invoice_number, numbers[index]);
+        strcpy (item->invoice_date, dates[index]);
+        strcpy (item->client_number, index == 3 ? "C-2" : "C-1");
+        strcpy (item->matter_number, index == 3 ? "M-2" : "M-1");
+        strcpy (item->currency, "USD");
+        item->total_minor = item->balance_minor = index == 4 ? 70000 : 10000;
+    }
+    assert (ml_store_snapshot_rows (store, "acme", batch) == 0);
+    assert (ml_store_snapshot_end (store, "acme", 10) == 0);
+
+    //  Accounts: typed for good, one per type and currency.
+    json_t *reply = s_run (payments,
+                           "{\"op\": \"account-add\", \"firm\": \"acme\", \"number\": \"OP-001\","
+                           " \"type\": \"OPERATING\", \"currency\": \"USD\", \"merchant_account\":"
+                           " \"acct_operating\"}",
+                           deliver);
+    assert (json_is_true (json_object_get (reply, "ok")));
+    json_decref (reply);
+    const char *refused[] = {
+        "{\"op\": \"account-add\", \"firm\": \"acme\", \"number\": \"OP-002\", \"type\": "
+        "\"OPERATING\", \"currency\": \"USD\", \"merchant_account\": \"x\"}",
+        "{\"op\": \"account-add\", \"firm\": \"acme\", \"number\": \"X\", \"type\": \"SAVINGS\", "
+        "\"currency\": \"USD\", \"merchant_account\": \"x\"}",
+        "{\"op\": \"account-add\", \"firm\": \"nope\", \"number\": \"X\", \"type\": \"TRUST\", "
+        "\"currency\": \"USD\", \"merchant_account\": \"x\"}"};
+    for (size_t index = 0; index < sizeof refused / sizeof refused[0]; index++) {
+        reply = s_run (payments, refused[index], deliver);
+        assert (json_is_false (json_object_get (reply, "ok")));
+        json_decref (reply);
+    }
+    //  Without a trust account, a trust deposit is refused before any money moves.
+    const char *mixed = "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+                        " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
+                        " \"4242 4242 4242 4242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\":"
+                        " \"123\"}, \"lines\": [{\"invoice\": \"INV-9\", \"amount_minor\": 5000},"
+                        " {\"trust\": \"M-1\", \"amount_minor\": 20000}]}";
+    reply = s_run (payments, mixed, deliver);
+    assert (json_is_false (json_object_get (reply, "ok")));
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "TRUST account"));
+    json_decref (reply);
+    assert (s_count (store, "SELECT COUNT (*) FROM charge") == 0);
+    reply = s_run (payments,
+                   "{\"op\": \"account-add\", \"firm\": \"acme\", \"number\": \"TR-001\","
+                   " \"type\": \"TRUST\", \"currency\": \"USD\", \"merchant_account\":"
+                   " \"acct_trust\"}",
+                   deliver);
+    json_decref (reply);
+    ml_odbc_t *odbc = ml_store_odbc (store);
+    assert (ml_odbc_execute (odbc, "UPDATE account SET account_type = 'OPERATING'", NULL) < 0);
+    assert (ml_odbc_execute (odbc, "DELETE FROM account", NULL) < 0);
+
+    //  Invoices and trust in one selection: two charges into the right accounts, two
+    //  postings, each carrying its processor transaction. The card number appears nowhere.
+    *deliver = 0;
+    reply = s_run (payments, mixed, deliver);
+    assert (json_is_true (json_object_get (reply, "ok")) && streq (deliver, "acme"));
+    char *text = json_dumps (reply, 0);
+    assert (!strstr (text, "4242 4242") && !strstr (text, "4242424242424242"));
+    free (text);
+    json_t *payment = json_object_get (reply, "payment");
+    assert (streq (json_string_value (json_object_get (payment, "status")), "approved"));
+    json_t *charges = json_object_get (payment, "charges");
+    assert (json_array_size (charges) == 2);
+    json_t *operating = json_array_get (charges, 0), *trust = json_array_get (charges, 1);
+    assert (streq (json_string_value (json_object_get (operating, "account_type")), "OPERATING"));
+    assert (streq (json_string_value (json_object_get (operating, "merchant_account")),
+                   "acct_operating"));
+    assert (json_integer_value (json_object_get (operating, "amount_minor")) == 5000);
+    assert (streq (json_string_value (json_object_get (trust, "account_number")), "TR-001"));
+    assert (json_integer_value (json_object_get (trust, "amount_minor")) == 20000);
+    assert (json_integer_value (json_object_get (trust, "fee_minor")) == 0);
+    json_t *posted =
+        ml_store_posting (store, json_string_value (json_object_get (trust, "posting_uuid")));
+    assert (posted);
+    assert (streq (json_string_value (json_object_get (posted, "account_number")), "TR-001"));
+    assert (*json_string_value (json_object_get (posted, "processor_txn")));
+    json_decref (posted);
+    json_decref (reply);
+    assert (s_count (store, "SELECT COUNT (*) FROM posting WHERE source = 'payment'") == 2);
+    //  No fee is ever netted from a trust deposit, and a charge's money and final status
+    //  never change.
+    assert (ml_odbc_execute (odbc,
+                             "INSERT INTO charge (charge_key, payment_uuid, account_number,"
+                             " account_type, merchant_account, currency, amount_minor, fee_minor,"
+                             " lines, posting_uuid, status, created_at, updated_at) SELECT 'x',"
+                             " payment_uuid, 'TR-001', 'TRUST', 'acct_trust', 'USD', 100, 1, '[]',"
+                             " 'y', 'pending', '', '' FROM payment LIMIT 1",
+                             NULL) < 0);
+    assert (ml_odbc_execute (odbc, "UPDATE charge SET amount_minor = 1", NULL) < 0);
+    assert (ml_odbc_execute (odbc, "UPDATE charge SET status = 'pending'", NULL) < 0);
+
+    //  Auto-apply pays invoices oldest first and never touches trust; the pending posting
+    //  counts, so INV-9's remaining 50.00 goes first.
+    reply = s_run (payments,
+                   "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+                   " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
+                   " \"4242424242424242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"},"
+                   " \"auto\": {\"client\": \"C-1\", \"amount\": \"80.00\"}}",
+                   deliver);
+    assert (json_is_true (json_object_get (reply, "ok")));
+    charges = json_object_get (json_object_get (reply, "payment"), "charges");
+    assert (json_array_size (charges) == 1);
+    posted = ml_store_posting (
+        store, json_string_value (json_object_get (json_array_get (charges, 0), "posting_uuid")));
+    json_t *lines = json_object_get (posted, "lines");
+    assert (json_array_size (lines) == 2);
+    assert (streq (json_string_value (json_object_get (json_array_get (lines, 0), "reference")),
+                   "INV-9"));
+    assert (json_integer_value (json_object_get (json_array_get (lines, 0), "amount_minor")) ==
+            5000);
+    assert (streq (json_string_value (json_object_get (json_array_get (lines, 1), "reference")),
+                   "INV-12"));
+    json_decref (posted);
+    json_decref (reply);
+
+    //  Refusals, each before any money moves: more than available, two clients, a
+    //  declined card (charged, refused, no posting).
+    int64_t charges_before = s_count (store, "SELECT COUNT (*) FROM charge");
+    const char *bad[] = {
+        "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\", \"payer_email\":"
+        " \"pat@example.com\", \"card\": {\"number\": \"4242424242424242\", \"exp_month\": 4,"
+        " \"exp_year\": 2031, \"cvc\": \"123\"}, \"lines\": [{\"invoice\": \"INV-50\","
+        " \"amount_minor\": 10001}]}",
+        "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\", \"payer_email\":"
+        " \"pat@example.com\", \"card\": {\"number\": \"4242424242424242\", \"exp_month\": 4,"
+        " \"exp_year\": 2031, \"cvc\": \"123\"}, \"lines\": [{\"invoice\": \"INV-50\","
+        " \"amount_minor\": 1}, {\"invoice\": \"INV-77\", \"amount_minor\": 1}]}",
+        "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\", \"payer_email\":"
+        " \"pat@example.com\", \"card\": {\"number\": \"4242424242424241\", \"exp_month\": 4,"
+        " \"exp_year\": 2031, \"cvc\": \"123\"}, \"lines\": [{\"invoice\": \"INV-50\","
+        " \"amount_minor\": 1}]}",
+        "{\"op\": \"payment\", \"firm\": \"acme\", \"lines\": []}"};
+    for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
+        reply = s_run (payments, bad[index], deliver);
+        assert (json_is_false (json_object_get (reply, "ok")));
+        text = json_dumps (reply, 0);
+        assert (!strstr (text, "4242424242424241"));
+        free (text);
+        json_decref (reply);
+    }
+    assert (s_count (store, "SELECT COUNT (*) FROM charge") == charges_before);
+    int64_t postings_before = s_count (store, "SELECT COUNT (*) FROM posting");
+    reply = s_run (payments,
+                   "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+                   " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
+                   " \"4000000000000002\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"},"
+                   " \"lines\": [{\"invoice\": \"INV-50\", \"amount_minor\": 100}]}",
+                   deliver);
+    payment = json_object_get (reply, "payment");
+    assert (streq (json_string_value (json_object_get (payment, "status")), "declined"));
+    json_decref (reply);
+    assert (s_count (store, "SELECT COUNT (*) FROM posting") == postings_before);
+
+    //  A timeout leaves the charge unknown, never failed; resolving asks the processor with
+    //  the same key and makes the one posting.
+    reply = s_run (payments,
+                   "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+                   " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
+                   " \"4000000000003006\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"},"
+                   " \"lines\": [{\"invoice\": \"INV-50\", \"amount_minor\": 300}]}",
+                   deliver);
+    payment = json_object_get (reply, "payment");
+    assert (streq (json_string_value (json_object_get (payment, "status")), "unknown"));
+    char payment_uuid[37];
+    snprintf (payment_uuid, sizeof payment_uuid, "%s",
+              json_string_value (json_object_get (payment, "payment_uuid")));
+    json_decref (reply);
+    assert (s_count (store, "SELECT COUNT (*) FROM posting") == postings_before);
+    *deliver = 0;
+    assert (ml_payments_resolve (payments, deliver, sizeof deliver) == 1);
+    assert (streq (deliver, "acme"));
+    assert (ml_payments_resolve (payments, deliver, sizeof deliver) == 0);
+    assert (s_count (store, "SELECT COUNT (*) FROM posting") == postings_before + 1);
+    char show[128];
+    snprintf (show, sizeof show, "{\"op\": \"payment-show\", \"payment_uuid\": \"%s\"}",
+              payment_uuid);
+    reply = s_run (payments, show, deliver);
+    assert (
+        streq (json_string_value (json_object_get (json_object_get (reply, "payment"), "status")),
+               "approved"));
+    json_decref (reply);
+
+    ml_log_setup (NULL, saved);
+    ml_msg_destroy (&batch);
+    ml_msg_destroy (&hello);
+    ml_payments_destroy (&payments);
+    ml_processor_destroy (&processor);
+    ml_payers_destroy (&payers);
+    ml_store_destroy (&store);
+    assert (ml_selftest_remove (directory) == 0);
+    printf ("OK\n");
+}

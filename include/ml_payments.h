@@ -1,0 +1,63 @@
+/*  ml_payments: card payments taken by the core, from selection to postings.
+
+    A payment is a selection of lines (invoices to pay, matters' trust ledgers to deposit
+    into), a payer, and a card (a saved method's token, or a card tokenized now). The core
+    splits it by deposit account: invoice lines go to the firm's OPERATING account and trust
+    lines to its TRUST account, each as a charge of its own, so trust and operating money
+    never share a charge (DESIGN.md rule 2) and no fee is ever taken from a trust deposit
+    (rule 4: the store refuses it). Every charge is stored, with its idempotency key and the
+    UUID of the posting it will make, before the processor is called; an approved charge
+    makes exactly one posting, which travels to the matter system like any other. A charge
+    whose outcome is unknown (a timeout) is resolved later by asking the processor with the
+    same key, never assumed failed.
+
+    Accounts belong here too: each is typed TRUST or OPERATING for good (the store refuses
+    any change), with its currency and the processor's merchant account.
+
+    Admin ops: account-add, account-list, payment, payment-show, payments.
+*/
+#ifndef ML_PAYMENTS_H_INCLUDED
+#define ML_PAYMENTS_H_INCLUDED
+
+#include "ml_msg.h"
+#include "ml_payers.h"
+#include "ml_processor.h"
+#include "ml_store.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef struct _ml_payments_t ml_payments_t;
+
+//  Create the tables if needed. store, payers and processor are borrowed (processor may be
+//  NULL: payments are then refused with a message saying none is configured).
+ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_processor_t *processor,
+                                char *error, size_t error_size);
+
+//  Destroy. Idempotent; nulls the caller's pointer.
+void ml_payments_destroy (ml_payments_t **self_p);
+
+//  Run one admin op of this class. Returns the reply (new reference), or NULL when op is not
+//  one of this class's. When postings were created, deliver_firm is set to their firm.
+json_t *ml_payments_execute (ml_payments_t *self, const char *op, const json_t *request,
+                             char *deliver_firm, size_t size);
+
+//  Resolve charges whose outcome is unknown, by asking the processor again with the same
+//  idempotency key. Returns the number of charges that reached a final state; deliver_firm
+//  as above (the firm of the last posting made).
+int ml_payments_resolve (ml_payments_t *self, char *deliver_firm, size_t size);
+
+//  Auto-apply: allocate amount_text (a decimal amount of currency, or of the invoices' one
+//  currency when currency is NULL) over the open invoices of a client or matter, oldest
+//  first, never above an invoice's available balance. Fills lines (ML_MAX_LINES room),
+//  *count, *amount, client_number (64 bytes) and chosen (the currency, 4 bytes). Returns
+//  NULL, or the error reply (new reference) when the amount cannot be allocated: no open
+//  invoices, mixed currencies without a choice, or a surplus (refused, nothing recorded).
+json_t *ml_payments_allocate (ml_store_t *store, const char *firm_id, const char *client,
+                              const char *matter, const char *amount_text, const char *currency,
+                              ml_line_t *lines, size_t *count, int64_t *amount, char *client_number,
+                              char *chosen);
+
+void ml_payments_test (bool verbose);
+
+#endif
