@@ -7,6 +7,8 @@
 #include "ml_selftest_support.h"
 
 #include <assert.h>
+#include <ctype.h>
+#include <time.h>
 #include <czmq.h>
 
 struct _ml_payments_t {
@@ -58,6 +60,19 @@ static const char *s_schema[] = {
     " BEGIN SELECT RAISE (ABORT, 'charges are never removed'); END",
     "CREATE TRIGGER IF NOT EXISTS payment_kept BEFORE DELETE ON payment"
     " BEGIN SELECT RAISE (ABORT, 'payments are never removed'); END",
+    //  A payment link: valid for 24 hours, single use, revocable. Only the digest of its
+    //  token is kept. Its state follows from its columns (paid, cancelled, expired).
+    "CREATE TABLE IF NOT EXISTS payment_link ("
+    " link_id TEXT PRIMARY KEY, token_digest TEXT NOT NULL UNIQUE,"
+    " firm_id TEXT NOT NULL REFERENCES firm (firm_id), payer_id INTEGER, payer_name TEXT NOT NULL,"
+    " payer_email TEXT NOT NULL, receipt_email TEXT NOT NULL, ar_message TEXT NOT NULL,"
+    " lines TEXT NOT NULL, created_by TEXT NOT NULL, created_at TEXT NOT NULL,"
+    " expires_at TEXT NOT NULL, cancelled_at TEXT, payment_uuid TEXT,"
+    " CHECK (cancelled_at IS NULL OR payment_uuid IS NULL))",
+    "CREATE INDEX IF NOT EXISTS payment_link_firm ON payment_link (firm_id, created_at)",
+    "CREATE TRIGGER IF NOT EXISTS payment_link_once BEFORE UPDATE ON payment_link"
+    " WHEN OLD.payment_uuid IS NOT NULL OR OLD.cancelled_at IS NOT NULL"
+    " BEGIN SELECT RAISE (ABORT, 'a paid or cancelled link never changes'); END",
 };
 
 ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_processor_t *processor,
@@ -549,8 +564,60 @@ static json_t *s_payment_json (ml_payments_t *self, const char *payment_uuid)
     return payment;
 }
 
-static json_t *s_payment (ml_payments_t *self, const json_t *request, char *deliver_firm,
-                          size_t size)
+//  Everything a payment needs before a card is charged: whose money, for what, into which
+//  accounts. Made from a staff request, or again from a payment link when it is paid (so
+//  the balances are checked again then).
+typedef struct {
+    char firm[64];
+    char staff[65];
+    int64_t payer_id;
+    char payer_name[256];
+    char payer_email[256];
+    char receipt_email[256];
+    char ar_message[1001];
+    char client_number[64];
+    s_group_t groups[2]; //  [0] invoices into OPERATING, [1] trust deposits into TRUST
+    json_t *accounts[2];
+    json_t *payer; //  the saved payer (payer-show), when payer_id is set
+} s_order_t;
+
+static void s_order_init (s_order_t *order)
+{
+    memset (order, 0, sizeof *order);
+    order->groups[0] = (s_group_t){"OPERATING", "", 0, json_array ()};
+    order->groups[1] = (s_group_t){"TRUST", "", 0, json_array ()};
+}
+
+static void s_order_free (s_order_t *order)
+{
+    for (int group = 0; group < 2; group++) {
+        json_decref (order->groups[group].lines);
+        json_decref (order->accounts[group]);
+    }
+    json_decref (order->payer);
+}
+
+//  The selection as explicit lines ([{"invoice"|"trust": number, "amount_minor": n}]), the
+//  form a payment link keeps.
+static json_t *s_order_lines (const s_order_t *order)
+{
+    json_t *lines = json_array ();
+    for (int group = 0; group < 2; group++) {
+        size_t index;
+        json_t *line;
+        json_array_foreach (order->groups[group].lines, index, line)
+        {
+            json_array_append_new (lines, json_pack ("{s:O, s:O}", group == 0 ? "invoice" : "trust",
+                                                     json_array_get (line, 1), "amount_minor",
+                                                     json_array_get (line, 2)));
+        }
+    }
+    return lines;
+}
+
+//  Read and check a request's payer, message and selection into order, and find the
+//  accounts. Returns NULL or the error reply; nothing is stored.
+static json_t *s_order_parse (ml_payments_t *self, const json_t *request, s_order_t *order)
 {
     char problem[256] = "";
     const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
@@ -570,43 +637,41 @@ static json_t *s_payment (ml_payments_t *self, const json_t *request, char *deli
         return ml_admin_error ("%s", problem);
     if (!firm)
         return ml_admin_error ("'firm' is required");
-    if (!self->processor)
-        return ml_admin_error ("no card processor is configured (section 'processor' of the "
-                               "core's configuration)");
     if (payer_value && (!json_is_integer (payer_value) || json_integer_value (payer_value) < 1))
         return ml_admin_error ("'payer_id' must be a payer's number");
     if ((lines && (!json_is_array (lines) || json_array_size (lines) > ML_MAX_LINES)) ||
         (automatic && !json_is_object (automatic)) || (!lines && !automatic))
         return ml_admin_error ("say what to pay: 'lines' (at most 500) and/or 'auto' "
                                "({client or matter, amount})");
+    snprintf (order->firm, sizeof order->firm, "%s", firm);
+    snprintf (order->staff, sizeof order->staff, "%s", staff ? staff : "");
+    snprintf (order->ar_message, sizeof order->ar_message, "%s", ar_message ? ar_message : "");
     //  The payer: a saved one (its name, e-mail and methods), or a name and e-mail given now.
-    int64_t payer_id = payer_value ? json_integer_value (payer_value) : 0;
-    json_t *payer = NULL;
-    if (payer_id) {
-        json_t *show = json_pack ("{s:I}", "payer_id", (json_int_t)payer_id);
+    order->payer_id = payer_value ? json_integer_value (payer_value) : 0;
+    if (order->payer_id) {
+        json_t *show = json_pack ("{s:I}", "payer_id", (json_int_t)order->payer_id);
         json_t *shown = ml_payers_execute (self->payers, "payer-show", show);
         json_decref (show);
         if (!json_is_true (json_object_get (shown, "ok")))
             return shown;
-        payer = json_incref (json_object_get (shown, "payer"));
+        order->payer = json_incref (json_object_get (shown, "payer"));
         json_decref (shown);
-        if (!streq (json_string_value (json_object_get (payer, "firm_id")), firm)) {
-            json_decref (payer);
-            return ml_admin_error ("payer %lld belongs to another firm", (long long)payer_id);
-        }
-        payer_name = json_string_value (json_object_get (payer, "name"));
-        payer_email = json_string_value (json_object_get (payer, "email"));
+        if (!streq (json_string_value (json_object_get (order->payer, "firm_id")), firm))
+            return ml_admin_error ("payer %lld belongs to another firm",
+                                   (long long)order->payer_id);
+        payer_name = json_string_value (json_object_get (order->payer, "name"));
+        payer_email = json_string_value (json_object_get (order->payer, "email"));
     } else if (!payer_name || !*payer_name || !payer_email || !strchr (payer_email, '@'))
         return ml_admin_error ("a payment needs 'payer_id', or 'payer_name' and 'payer_email'");
-    if (receipt_email && *receipt_email && !strchr (receipt_email, '@')) {
-        json_decref (payer);
+    if (receipt_email && *receipt_email && !strchr (receipt_email, '@'))
         return ml_admin_error ("'receipt_email' is not an e-mail address");
-    }
+    snprintf (order->payer_name, sizeof order->payer_name, "%s", payer_name);
+    snprintf (order->payer_email, sizeof order->payer_email, "%s", payer_email);
+    snprintf (order->receipt_email, sizeof order->receipt_email, "%s",
+              receipt_email && *receipt_email ? receipt_email : payer_email);
 
     //  The selection, grouped by deposit account type.
-    s_group_t invoices = {"OPERATING", "", 0, json_array ()};
-    s_group_t trust = {"TRUST", "", 0, json_array ()};
-    char client_number[64] = "";
+    s_group_t *invoices = &order->groups[0], *trust = &order->groups[1];
     json_t *reply = NULL;
     if (automatic) {
         char part[256] = "";
@@ -617,21 +682,19 @@ static json_t *s_payment (ml_payments_t *self, const json_t *request, char *deli
         if (!*part && ((!client == !matter) || !amount_text))
             snprintf (part, sizeof part, "'auto' is {client or matter, amount[, currency]}");
         if (*part)
-            reply = ml_admin_error ("%s", part);
-        else {
-            ml_line_t *auto_lines = calloc (ML_MAX_LINES, sizeof (ml_line_t));
-            assert (auto_lines);
-            size_t count = 0;
-            int64_t amount = 0;
-            reply = ml_payments_allocate (self->store, firm, client, matter, amount_text, currency,
-                                          auto_lines, &count, &amount, client_number,
-                                          invoices.currency);
-            //  Trust is never auto-applied: auto lines are invoices only (rule 3).
-            for (size_t index = 0; !reply && index < count; index++)
-                s_group_add (&invoices, 'I', auto_lines[index].reference,
-                             auto_lines[index].amount_minor);
-            free (auto_lines);
-        }
+            return ml_admin_error ("%s", part);
+        ml_line_t *auto_lines = calloc (ML_MAX_LINES, sizeof (ml_line_t));
+        assert (auto_lines);
+        size_t count = 0;
+        int64_t amount = 0;
+        reply = ml_payments_allocate (self->store, firm, client, matter, amount_text, currency,
+                                      auto_lines, &count, &amount, order->client_number,
+                                      invoices->currency);
+        //  Trust is never auto-applied: auto lines are invoices only (rule 3).
+        for (size_t index = 0; !reply && index < count; index++)
+            s_group_add (invoices, 'I', auto_lines[index].reference,
+                         auto_lines[index].amount_minor);
+        free (auto_lines);
     }
     size_t index;
     json_t *line;
@@ -639,17 +702,16 @@ static json_t *s_payment (ml_payments_t *self, const json_t *request, char *deli
     {
         if (reply)
             break;
-        reply = s_explicit_line (self, firm, line, &invoices, &trust, client_number);
+        reply = s_explicit_line (self, firm, line, invoices, trust, order->client_number);
     }
-    if (!reply && json_array_size (invoices.lines) + json_array_size (trust.lines) > ML_MAX_LINES)
+    if (!reply && json_array_size (invoices->lines) + json_array_size (trust->lines) > ML_MAX_LINES)
         reply = ml_admin_error ("a payment has at most 500 lines");
     //  Each group's account: never the other type's (rule 2).
-    json_t *accounts[2] = {NULL, NULL};
-    s_group_t *groups[2] = {&invoices, &trust};
     for (int group = 0; !reply && group < 2; group++) {
-        if (json_array_size (groups[group]->lines) == 0)
+        s_group_t *part = &order->groups[group];
+        if (json_array_size (part->lines) == 0)
             continue;
-        if (!*groups[group]->currency) {
+        if (!*part->currency) {
             //  A first deposit into a matter's trust: the firm's trust account decides.
             json_t *any = s_rows (self,
                                   "SELECT currency FROM account WHERE firm_id = ? AND"
@@ -657,76 +719,283 @@ static json_t *s_payment (ml_payments_t *self, const json_t *request, char *deli
                                   "s", firm);
             const char *currency =
                 json_string_value (json_object_get (json_array_get (any, 0), "currency"));
-            snprintf (groups[group]->currency, 4, "%s", currency ? currency : "USD");
+            snprintf (part->currency, sizeof part->currency, "%s", currency ? currency : "USD");
             json_decref (any);
         }
-        accounts[group] = s_account (self, firm, groups[group]->type, groups[group]->currency);
-        if (!accounts[group])
+        order->accounts[group] = s_account (self, firm, part->type, part->currency);
+        if (!order->accounts[group])
             reply = ml_admin_error ("firm %s has no %s account in %s (add one with 'matterlink "
                                     "account add')",
-                                    firm, groups[group]->type, groups[group]->currency);
+                                    firm, part->type, part->currency);
     }
+    return reply;
+}
+
+//  Store the payment and its charges, each with its key and posting UUID, before any money
+//  moves; then charge each in turn (an unknown outcome is resolved later, not guessed).
+//  Returns the reply with the payment.
+static json_t *s_order_charge (ml_payments_t *self, const s_order_t *order, const char *source,
+                               const char *payment_uuid, const char *token, const char *brand,
+                               const char *last4, char *deliver_firm, size_t size)
+{
+    char now[32];
+    ml_store_now (now, sizeof now);
+    if (ml_odbc_begin (self->odbc) != 0)
+        return s_store_failed (self, "payment");
+    bool ok = ml_odbc_execute (
+                  self->odbc,
+                  "INSERT INTO payment (payment_uuid, firm_id, source, staff, payer_id,"
+                  " payer_name, payer_email, receipt_email, ar_message, client_number, token,"
+                  " brand, last4, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  "ssssisssssssss", payment_uuid, order->firm, source, order->staff,
+                  order->payer_id, order->payer_name, order->payer_email, order->receipt_email,
+                  order->ar_message, order->client_number, token, brand, last4, now) == 1;
+    for (int group = 0; ok && group < 2; group++) {
+        if (!order->accounts[group])
+            continue;
+        const s_group_t *part = &order->groups[group];
+        char key[80], posting_uuid[37];
+        snprintf (key, sizeof key, "%s:%s", payment_uuid, group == 0 ? "operating" : "trust");
+        ml_store_uuid (posting_uuid, sizeof posting_uuid);
+        char *lines_text = json_dumps (part->lines, JSON_COMPACT | JSON_ENSURE_ASCII);
+        ok = ml_odbc_execute (
+                 self->odbc,
+                 "INSERT INTO charge (charge_key, payment_uuid, account_number, account_type,"
+                 " merchant_account, currency, amount_minor, lines, posting_uuid, status,"
+                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                 "ssssssissss", key, payment_uuid,
+                 json_string_value (json_object_get (order->accounts[group], "account_number")),
+                 part->type,
+                 json_string_value (json_object_get (order->accounts[group], "merchant_account")),
+                 part->currency, part->amount, lines_text, posting_uuid, now, now) == 1;
+        free (lines_text);
+    }
+    if (!ok || ml_odbc_commit (self->odbc) != 0)
+        return s_store_failed (self, "payment");
+    json_t *charges = s_rows (self, S_CHARGE_SQL " WHERE c.payment_uuid = ? ORDER BY c.charge_key",
+                              "s", payment_uuid);
+    size_t index;
+    json_t *charge;
+    json_array_foreach (charges, index, charge) s_charge (self, charge, deliver_firm, size);
+    json_decref (charges);
+    json_t *payment = s_payment_json (self, payment_uuid);
+    return payment ? ml_admin_ok (json_pack ("{s:o}", "payment", payment))
+                   : s_store_failed (self, "payment");
+}
+
+static json_t *s_payment (ml_payments_t *self, const json_t *request, char *deliver_firm,
+                          size_t size)
+{
+    if (!self->processor)
+        return ml_admin_error ("no card processor is configured (section 'processor' of the "
+                               "core's configuration)");
+    s_order_t order;
+    s_order_init (&order);
+    json_t *reply = s_order_parse (self, request, &order);
     char payment_uuid[37], token[ML_PROCESSOR_ID_MAX + 1] = "", brand[16] = "", last4[5] = "";
     ml_store_uuid (payment_uuid, sizeof payment_uuid);
     if (!reply)
-        reply = s_card (self, request, payer_id, payer, payment_uuid, token, brand, last4);
-    //  Store the payment and its charges, each with its key and posting UUID, before any
-    //  money moves.
+        reply =
+            s_card (self, request, order.payer_id, order.payer, payment_uuid, token, brand, last4);
+    if (!reply)
+        reply = s_order_charge (self, &order, "staff", payment_uuid, token, brand, last4,
+                                deliver_firm, size);
+    s_order_free (&order);
+    return reply;
+}
+
+//  Payment links ------------------------------------------------------------------------------
+
+#define S_LINK_HOURS 24
+
+//  A link's secret is its token; the store keeps only its digest, so a copy of the store
+//  cannot pay anything.
+static void s_link_digest (const char *token, char *digest, size_t size)
+{
+    zdigest_t *hash = zdigest_new ();
+    zdigest_update (hash, (const byte *)token, strlen (token));
+    snprintf (digest, size, "%s", zdigest_string (hash));
+    zdigest_destroy (&hash);
+}
+
+#define S_LINK_SQL                                                                                 \
+    "SELECT link_id, firm_id, payer_id, payer_name, payer_email, receipt_email, ar_message,"       \
+    " lines, created_by, created_at, expires_at, cancelled_at, payment_uuid,"                      \
+    " CASE WHEN payment_uuid IS NOT NULL THEN 'paid' WHEN cancelled_at IS NOT NULL"                \
+    " THEN 'cancelled' WHEN expires_at <= ? THEN 'expired' ELSE 'outstanding' END AS state"        \
+    " FROM payment_link"
+
+static json_t *s_link_row (ml_payments_t *self, const char *column, const char *value)
+{
+    char sql[512], now[32];
+    ml_store_now (now, sizeof now);
+    snprintf (sql, sizeof sql, S_LINK_SQL " WHERE %s = ?", column);
+    json_t *rows =
+        ml_store_rows (ml_odbc_query (self->odbc, sql, "ss", now, value), s_integer_column);
+    json_t *row = json_incref (json_array_get (rows, 0));
+    json_decref (rows);
+    return row;
+}
+
+static json_t *s_link_create (ml_payments_t *self, const json_t *request)
+{
+    s_order_t order;
+    s_order_init (&order);
+    json_t *reply = s_order_parse (self, request, &order);
+    if (reply) {
+        s_order_free (&order);
+        return reply;
+    }
+    //  128 random bits: the token is the link's only credential.
+    zuuid_t *random = zuuid_new ();
+    char token[33], digest[64], link_id[37], now[32], expires[32];
+    snprintf (token, sizeof token, "%s", zuuid_str (random));
+    zuuid_destroy (&random);
+    for (char *cursor = token; *cursor; cursor++)
+        *cursor = (char)tolower ((unsigned char)*cursor);
+    s_link_digest (token, digest, sizeof digest);
+    ml_store_uuid (link_id, sizeof link_id);
+    ml_store_now (now, sizeof now);
+    time_t later = time (NULL) + S_LINK_HOURS * 3600;
+    struct tm utc;
+    gmtime_r (&later, &utc);
+    strftime (expires, sizeof expires, "%Y-%m-%dT%H:%M:%S.000Z", &utc);
+    json_t *lines = s_order_lines (&order);
+    char *lines_text = json_dumps (lines, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref (lines);
+    bool ok = ml_odbc_begin (self->odbc) == 0 &&
+              ml_odbc_execute (
+                  self->odbc,
+                  "INSERT INTO payment_link (link_id, token_digest, firm_id, payer_id, payer_name,"
+                  " payer_email, receipt_email, ar_message, lines, created_by, created_at,"
+                  " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  "sssissssssss", link_id, digest, order.firm, order.payer_id, order.payer_name,
+                  order.payer_email, order.receipt_email, order.ar_message, lines_text, order.staff,
+                  now, expires) == 1 &&
+              ml_odbc_commit (self->odbc) == 0;
+    free (lines_text);
+    s_order_free (&order);
+    if (!ok)
+        return s_store_failed (self, "link-create");
+    ml_log (ML_LOG_NOTICE, "payments: payment link %s created, valid until %s", link_id, expires);
+    json_t *link = s_link_row (self, "link_id", link_id);
+    //  The token is shown once, to be sent to the payer; it is not kept.
+    json_object_set_new (link, "token", json_string (token));
+    return ml_admin_ok (json_pack ("{s:o}", "link", link));
+}
+
+static json_t *s_link_pay (ml_payments_t *self, const json_t *request, char *deliver_firm,
+                           size_t size)
+{
+    char problem[256] = "", digest[64];
+    const char *token = ml_admin_argument (request, "token", 64, problem, sizeof problem);
+    if (*problem || !token)
+        return ml_admin_error ("'token' is required");
+    if (!self->processor)
+        return ml_admin_error ("no card processor is configured");
+    s_link_digest (token, digest, sizeof digest);
+    json_t *link = s_link_row (self, "token_digest", digest);
+    if (!link)
+        return ml_admin_error ("no such payment link");
+    const char *state = json_string_value (json_object_get (link, "state"));
+    if (!streq (state, "outstanding")) {
+        json_t *reply = ml_admin_error ("this payment link is %s", state);
+        json_decref (link);
+        return reply;
+    }
+    //  The link's selection, checked again against today's balances.
+    json_t *again = json_pack (
+        "{s:O, s:O, s:O, s:O, s:O, s:o}", "firm", json_object_get (link, "firm_id"), "payer_name",
+        json_object_get (link, "payer_name"), "payer_email", json_object_get (link, "payer_email"),
+        "receipt_email", json_object_get (link, "receipt_email"), "ar_message",
+        json_object_get (link, "ar_message"), "lines",
+        json_loads (json_string_value (json_object_get (link, "lines")), 0, NULL));
+    json_object_set_new (again, "staff", json_string ("payment link"));
+    s_order_t order;
+    s_order_init (&order);
+    json_t *reply = s_order_parse (self, again, &order);
+    json_decref (again);
+    if (reply) {
+        const char *why = json_string_value (json_object_get (reply, "error"));
+        json_t *changed = ml_admin_error ("the amounts of this link are no longer due (%s); ask "
+                                          "the firm for a new link",
+                                          why ? why : "");
+        json_decref (reply);
+        reply = changed;
+    }
+    char payment_uuid[37], card_token[ML_PROCESSOR_ID_MAX + 1] = "", brand[16] = "", last4[5] = "";
+    ml_store_uuid (payment_uuid, sizeof payment_uuid);
+    if (!reply && json_object_get (request, "method_id"))
+        reply = ml_admin_error ("a payment link is paid with a card");
+    if (!reply)
+        reply = s_card (self, request, 0, NULL, payment_uuid, card_token, brand, last4);
+    if (!reply)
+        reply = s_order_charge (self, &order, "link", payment_uuid, card_token, brand, last4,
+                                deliver_firm, size);
+    //  Single use: once money moved, or may have (an unknown outcome), the link is spent. A
+    //  declined card leaves it outstanding for another try.
+    const char *status =
+        json_string_value (json_object_get (json_object_get (reply, "payment"), "status"));
+    if (status && !streq (status, "declined") && !streq (status, "error")) {
+        if (ml_odbc_execute (self->odbc,
+                             "UPDATE payment_link SET payment_uuid = ? WHERE link_id = ?"
+                             " AND payment_uuid IS NULL",
+                             "ss", payment_uuid,
+                             json_string_value (json_object_get (link, "link_id"))) != 1)
+            ml_log (ML_LOG_ERROR, "payments: could not mark link %s paid",
+                    json_string_value (json_object_get (link, "link_id")));
+    }
+    s_order_free (&order);
+    json_decref (link);
+    return reply;
+}
+
+static json_t *s_links (ml_payments_t *self, const json_t *request)
+{
+    char problem[256] = "", now[32];
+    const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
+    const char *state = ml_admin_argument (request, "state", 16, problem, sizeof problem);
+    if (*problem || !firm)
+        return ml_admin_error ("'firm' is required");
+    if (state && !streq (state, "outstanding") && !streq (state, "paid") &&
+        !streq (state, "cancelled") && !streq (state, "expired"))
+        return ml_admin_error ("'state' must be outstanding, paid, cancelled or expired");
+    ml_store_now (now, sizeof now);
+    json_t *rows = ml_store_rows (ml_odbc_query (self->odbc,
+                                                 "SELECT * FROM (" S_LINK_SQL
+                                                 " WHERE firm_id = ?) WHERE (? IS NULL OR"
+                                                 " state = ?) ORDER BY created_at DESC LIMIT 1000",
+                                                 "ssss", now, firm, state, state),
+                                  s_integer_column);
+    return rows ? ml_admin_ok (json_pack ("{s:o}", "links", rows))
+                : s_store_failed (self, "link-list");
+}
+
+static json_t *s_link_cancel (ml_payments_t *self, const json_t *request)
+{
+    char problem[256] = "";
+    const char *link_id = ml_admin_argument (request, "link_id", 36, problem, sizeof problem);
+    if (*problem || !link_id)
+        return ml_admin_error ("'link_id' is required");
+    json_t *link = s_link_row (self, "link_id", link_id);
+    if (!link)
+        return ml_admin_error ("no payment link %s", link_id);
+    const char *state = json_string_value (json_object_get (link, "state"));
+    json_t *reply = NULL;
     char now[32];
     ml_store_now (now, sizeof now);
-    if (!reply && ml_odbc_begin (self->odbc) != 0)
-        reply = s_store_failed (self, "payment");
-    if (!reply) {
-        bool ok = ml_odbc_execute (
-                      self->odbc,
-                      "INSERT INTO payment (payment_uuid, firm_id, source, staff, payer_id,"
-                      " payer_name, payer_email, receipt_email, ar_message, client_number, token,"
-                      " brand, last4, created_at) VALUES (?, ?, 'staff', ?, ?, ?, ?, ?, ?, ?, ?,"
-                      " ?, ?, ?)",
-                      "sssisssssssss", payment_uuid, firm, staff ? staff : "",
-                      payer_id ? payer_id : (int64_t)0, payer_name, payer_email,
-                      receipt_email && *receipt_email ? receipt_email : payer_email,
-                      ar_message ? ar_message : "", client_number, token, brand, last4, now) == 1;
-        for (int group = 0; ok && group < 2; group++) {
-            if (!accounts[group])
-                continue;
-            char key[80], posting_uuid[37];
-            snprintf (key, sizeof key, "%s:%s", payment_uuid, group == 0 ? "operating" : "trust");
-            ml_store_uuid (posting_uuid, sizeof posting_uuid);
-            char *lines_text = json_dumps (groups[group]->lines, JSON_COMPACT | JSON_ENSURE_ASCII);
-            ok = ml_odbc_execute (
-                     self->odbc,
-                     "INSERT INTO charge (charge_key, payment_uuid, account_number, account_type,"
-                     " merchant_account, currency, amount_minor, lines, posting_uuid, status,"
-                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-                     "ssssssissss", key, payment_uuid,
-                     json_string_value (json_object_get (accounts[group], "account_number")),
-                     groups[group]->type,
-                     json_string_value (json_object_get (accounts[group], "merchant_account")),
-                     groups[group]->currency, groups[group]->amount, lines_text, posting_uuid, now,
-                     now) == 1;
-            free (lines_text);
-        }
-        if (!ok || ml_odbc_commit (self->odbc) != 0)
-            reply = s_store_failed (self, "payment");
-    }
-    if (!reply) {
-        //  Now charge each, in turn; an unknown outcome is resolved later, not guessed.
-        json_t *charges =
-            s_rows (self, S_CHARGE_SQL " WHERE c.payment_uuid = ? ORDER BY c.charge_key", "s",
-                    payment_uuid);
-        json_array_foreach (charges, index, line) s_charge (self, line, deliver_firm, size);
-        json_decref (charges);
-        json_t *payment = s_payment_json (self, payment_uuid);
-        reply = payment ? ml_admin_ok (json_pack ("{s:o}", "payment", payment))
-                        : s_store_failed (self, "payment");
-    }
-    json_decref (accounts[0]);
-    json_decref (accounts[1]);
-    json_decref (invoices.lines);
-    json_decref (trust.lines);
-    json_decref (payer);
-    return reply;
+    if (!streq (state, "outstanding"))
+        reply = ml_admin_error ("payment link %s is %s already", link_id, state);
+    else if (ml_odbc_execute (self->odbc,
+                              "UPDATE payment_link SET cancelled_at = ? WHERE link_id = ? AND"
+                              " payment_uuid IS NULL AND cancelled_at IS NULL",
+                              "ss", now, link_id) != 1)
+        reply = s_store_failed (self, "link-cancel");
+    json_decref (link);
+    if (reply)
+        return reply;
+    ml_log (ML_LOG_NOTICE, "payments: payment link %s cancelled", link_id);
+    return ml_admin_ok (json_pack ("{s:o}", "link", s_link_row (self, "link_id", link_id)));
 }
 
 int ml_payments_resolve (ml_payments_t *self, char *deliver_firm, size_t size)
@@ -780,6 +1049,14 @@ json_t *ml_payments_execute (ml_payments_t *self, const char *op, const json_t *
     }
     if (streq (op, "payment"))
         return s_payment (self, request, deliver_firm, size);
+    if (streq (op, "link-create"))
+        return s_link_create (self, request);
+    if (streq (op, "link-pay"))
+        return s_link_pay (self, request, deliver_firm, size);
+    if (streq (op, "link-list"))
+        return s_links (self, request);
+    if (streq (op, "link-cancel"))
+        return s_link_cancel (self, request);
     if (streq (op, "payment-show")) {
         const char *uuid = ml_admin_argument (request, "payment_uuid", 36, problem, sizeof problem);
         json_t *payment = !*problem && uuid ? s_payment_json (self, uuid) : NULL;
@@ -1024,6 +1301,100 @@ void ml_payments_test (bool verbose)
         streq (json_string_value (json_object_get (json_object_get (reply, "payment"), "status")),
                "approved"));
     json_decref (reply);
+
+    //  Payment links: 24 hours, single use, revocable, balances checked again when paid.
+    reply = s_run (payments,
+                   "{\"op\": \"link-create\", \"firm\": \"acme\", \"staff\": \"alice\","
+                   " \"payer_name\": \"Pat\", \"payer_email\": \"pat@example.com\","
+                   " \"lines\": [{\"invoice\": \"INV-50\", \"amount_minor\": 1000},"
+                   " {\"trust\": \"M-1\", \"amount_minor\": 500}]}",
+                   deliver);
+    json_t *link = json_object_get (reply, "link");
+    assert (streq (json_string_value (json_object_get (link, "state")), "outstanding"));
+    char token[64], link_id[40], request[512];
+    snprintf (token, sizeof token, "%s", json_string_value (json_object_get (link, "token")));
+    snprintf (link_id, sizeof link_id, "%s", json_string_value (json_object_get (link, "link_id")));
+    json_decref (reply);
+#define S_PAY_LINK                                                                                 \
+    "{\"op\": \"link-pay\", \"token\": \"%s\", \"card\": {\"number\":"                             \
+    " \"%s\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"}}"
+    snprintf (request, sizeof request, S_PAY_LINK, token, "4000000000000002");
+    reply = s_run (payments, request, deliver);
+    assert (
+        streq (json_string_value (json_object_get (json_object_get (reply, "payment"), "status")),
+               "declined"));
+    json_decref (reply);
+    snprintf (request, sizeof request, S_PAY_LINK, token, "4242424242424242");
+    reply = s_run (payments, request, deliver);
+    payment = json_object_get (reply, "payment");
+    assert (streq (json_string_value (json_object_get (payment, "status")), "approved"));
+    assert (json_array_size (json_object_get (payment, "charges")) == 2);
+    json_decref (reply);
+    reply = s_run (payments, request, deliver);
+    assert (json_is_false (json_object_get (reply, "ok")));
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "is paid"));
+    json_decref (reply);
+    snprintf (request, sizeof request, S_PAY_LINK, "0123456789abcdef0123456789abcdef",
+              "4242424242424242");
+    reply = s_run (payments, request, deliver);
+    assert (json_is_false (json_object_get (reply, "ok")));
+    json_decref (reply);
+    //  A link whose invoice was paid meanwhile is refused; cancelled and expired ones too.
+#define S_CREATE_LINK                                                                              \
+    "{\"op\": \"link-create\", \"firm\": \"acme\", \"payer_name\":"                                \
+    " \"Pat\", \"payer_email\": \"pat@example.com\", \"lines\":"                                   \
+    " [{\"invoice\": \"INV-77\", \"amount_minor\": %d}]}"
+    char tokens[3][64], ids[3][40];
+    for (int index = 0; index < 3; index++) {
+        snprintf (request, sizeof request, S_CREATE_LINK, index == 0 ? 10000 : 100);
+        reply = s_run (payments, request, deliver);
+        link = json_object_get (reply, "link");
+        snprintf (tokens[index], sizeof tokens[index], "%s",
+                  json_string_value (json_object_get (link, "token")));
+        snprintf (ids[index], sizeof ids[index], "%s",
+                  json_string_value (json_object_get (link, "link_id")));
+        json_decref (reply);
+    }
+    reply = s_run (payments,
+                   "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+                   " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
+                   " \"4242424242424242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\":"
+                   " \"123\"}, \"lines\": [{\"invoice\": \"INV-77\", \"amount_minor\":"
+                   " 500}]}",
+                   deliver);
+    json_decref (reply);
+    snprintf (request, sizeof request, S_PAY_LINK, tokens[0], "4242424242424242");
+    reply = s_run (payments, request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "no longer due"));
+    json_decref (reply);
+    snprintf (request, sizeof request, "{\"op\": \"link-cancel\", \"link_id\": \"%s\"}", ids[1]);
+    reply = s_run (payments, request, deliver);
+    assert (streq (json_string_value (json_object_get (json_object_get (reply, "link"), "state")),
+                   "cancelled"));
+    json_decref (reply);
+    snprintf (request, sizeof request, S_PAY_LINK, tokens[1], "4242424242424242");
+    reply = s_run (payments, request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "cancelled"));
+    json_decref (reply);
+    assert (ml_odbc_execute (odbc,
+                             "UPDATE payment_link SET expires_at = '2000-01-01' WHERE link_id = ?",
+                             "s", ids[2]) == 1);
+    snprintf (request, sizeof request, S_PAY_LINK, tokens[2], "4242424242424242");
+    reply = s_run (payments, request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "expired"));
+    json_decref (reply);
+    reply = s_run (payments, "{\"op\": \"link-list\", \"firm\": \"acme\", \"state\": \"paid\"}",
+                   deliver);
+    assert (json_array_size (json_object_get (reply, "links")) == 1);
+    assert (streq (json_string_value (json_object_get (
+                       json_array_get (json_object_get (reply, "links"), 0), "link_id")),
+                   link_id));
+    json_decref (reply);
+    reply = s_run (payments, "{\"op\": \"link-list\", \"firm\": \"acme\"}", deliver);
+    assert (json_array_size (json_object_get (reply, "links")) == 4);
+    json_decref (reply);
+    assert (ml_odbc_execute (odbc, "UPDATE payment_link SET payment_uuid = NULL WHERE link_id = ?",
+                             "s", link_id) < 0);
 
     ml_log_setup (NULL, saved);
     ml_msg_destroy (&batch);
