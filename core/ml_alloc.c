@@ -87,9 +87,63 @@ size_t ml_alloc_oldest_first (ml_alloc_item_t *items, size_t count, int64_t amou
     return line_count;
 }
 
+//  Property test: for random invoices and random amounts, the allocation sums exactly to the
+//  amount (minus what is reported unapplied), never exceeds a balance, pays in oldest-first
+//  order, and pays an invoice only after every older one is paid in full.
+static void s_property_test (void)
+{
+    enum { S_ROUNDS = 3000, S_MOST = 60 };
+    unsigned seed = 20261122;
+    ml_alloc_item_t items[S_MOST], sorted[S_MOST];
+    ml_line_t lines[S_MOST];
+    for (int round = 0; round < S_ROUNDS; round++) {
+        size_t count = 1 + (size_t)(rand_r (&seed) % S_MOST);
+        int64_t total = 0;
+        for (size_t index = 0; index < count; index++) {
+            //  Few distinct dates, so number order decides often; some nothing available.
+            snprintf (items[index].invoice_number, sizeof items[index].invoice_number, "INV-%zu",
+                      index * 7 % count);
+            static const char *dates[] = {"2026-01-10", "2026-01-11", "2026-02-10", ""};
+            snprintf (items[index].invoice_date, sizeof items[index].invoice_date, "%s",
+                      dates[rand_r (&seed) % 4]);
+            items[index].available_minor =
+                rand_r (&seed) % 5 == 0 ? 0 : 1 + (int64_t)(rand_r (&seed) % 2000000);
+            total += items[index].available_minor;
+        }
+        int64_t amount = 1 + (int64_t)(rand_r (&seed) % (uint64_t)(total + total / 4 + 2));
+        size_t max_lines = 1 + (size_t)(rand_r (&seed) % S_MOST);
+        int64_t unapplied = -1;
+        memcpy (sorted, items, sizeof items);
+        size_t made = ml_alloc_oldest_first (sorted, count, amount, lines, max_lines, &unapplied);
+        int64_t sum = 0;
+        size_t item = 0;
+        for (size_t line = 0; line < made; line++) {
+            //  The next invoice with something available, in order: every one before it was
+            //  paid in full by the previous line.
+            while (item < count && sorted[item].available_minor <= 0)
+                item++;
+            assert (item < count);
+            assert (strcmp (lines[line].reference, sorted[item].invoice_number) == 0);
+            assert (lines[line].amount_minor > 0);
+            assert (lines[line].amount_minor <= sorted[item].available_minor);
+            if (line + 1 < made)
+                assert (lines[line].amount_minor == sorted[item].available_minor);
+            if (item > 0)
+                assert (ml_alloc_compare (&sorted[item - 1], &sorted[item]) <= 0);
+            sum += lines[line].amount_minor;
+            item++;
+        }
+        assert (unapplied >= 0 && sum + unapplied == amount);
+        //  Something is left unapplied only when the invoices (or the lines) ran out.
+        if (unapplied > 0)
+            assert (amount > total || made == max_lines);
+    }
+}
+
 void ml_alloc_test (bool verbose)
 {
     printf (" * ml_alloc: ");
+    s_property_test ();
     ml_alloc_item_t items[] = {
         {"INV-10", "2026-03-01", 5000}, {"INV-9", "2026-03-01", 2500},
         {"INV-2", "2026-04-01", 100},   {"INV-1", "", 700},
