@@ -236,8 +236,8 @@ json_t *ml_admin_execute (ml_store_t *store, ml_payers_t *payers, ml_payments_t 
         }
         return ml_admin_ok (json_pack ("{s:o}", "posting", posting));
     }
-    return ml_admin_error ("unknown op '%.32s' (ops: status, open-items, pay, postings, posting, "
-                           "resend)",
+    return ml_admin_error ("unknown op '%.32s' (docs/admin-api.md lists the ops: status, search, "
+                           "payer-add, payment, link-create, postings, ...)",
                            op);
 }
 

@@ -630,6 +630,7 @@ static json_t *s_order_parse (ml_payments_t *self, const json_t *request, s_orde
         ml_admin_argument (request, "receipt_email", 254, problem, sizeof problem);
     const char *ar_message =
         ml_admin_argument (request, "ar_message", 1000, problem, sizeof problem);
+    const char *typed_in = ml_admin_argument (request, "currency", 3, problem, sizeof problem);
     json_t *payer_value = json_object_get (request, "payer_id");
     json_t *lines = json_object_get (request, "lines");
     json_t *automatic = json_object_get (request, "auto");
@@ -637,6 +638,8 @@ static json_t *s_order_parse (ml_payments_t *self, const json_t *request, s_orde
         return ml_admin_error ("%s", problem);
     if (!firm)
         return ml_admin_error ("'firm' is required");
+    if (typed_in && ml_money_exponent (typed_in) < 0)
+        return ml_admin_error ("'%s' is not a currency code", typed_in);
     if (payer_value && (!json_is_integer (payer_value) || json_integer_value (payer_value) < 1))
         return ml_admin_error ("'payer_id' must be a payer's number");
     if ((lines && (!json_is_array (lines) || json_array_size (lines) > ML_MAX_LINES)) ||
@@ -721,6 +724,14 @@ static json_t *s_order_parse (ml_payments_t *self, const json_t *request, s_orde
                 json_string_value (json_object_get (json_array_get (any, 0), "currency"));
             snprintf (part->currency, sizeof part->currency, "%s", currency ? currency : "USD");
             json_decref (any);
+        }
+        //  Amounts typed in one currency must not land on lines kept in another: 500 meant
+        //  as dollars is not 500 yen.
+        if (typed_in && !streq (typed_in, part->currency)) {
+            reply = ml_admin_error ("the %s lines are in %s, not %s: give the amounts in %s",
+                                    group == 0 ? "invoice" : "trust", part->currency, typed_in,
+                                    part->currency);
+            break;
         }
         order->accounts[group] = s_account (self, firm, part->type, part->currency);
         if (!order->accounts[group])
@@ -1057,6 +1068,27 @@ json_t *ml_payments_execute (ml_payments_t *self, const char *op, const json_t *
         return s_links (self, request);
     if (streq (op, "link-cancel"))
         return s_link_cancel (self, request);
+    if (streq (op, "payments")) {
+        const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
+        if (*problem || !firm)
+            return ml_admin_error ("'firm' is required");
+        json_t *rows = s_rows (self,
+                               "SELECT payment_uuid FROM payment WHERE firm_id = ?"
+                               " ORDER BY created_at DESC LIMIT 100",
+                               "s", firm);
+        json_t *list = json_array ();
+        size_t index;
+        json_t *row;
+        json_array_foreach (rows, index, row)
+        {
+            json_t *payment =
+                s_payment_json (self, json_string_value (json_object_get (row, "payment_uuid")));
+            if (payment)
+                json_array_append_new (list, payment);
+        }
+        json_decref (rows);
+        return ml_admin_ok (json_pack ("{s:o}", "payments", list));
+    }
     if (streq (op, "payment-show")) {
         const char *uuid = ml_admin_argument (request, "payment_uuid", 36, problem, sizeof problem);
         json_t *payment = !*problem && uuid ? s_payment_json (self, uuid) : NULL;
@@ -1251,7 +1283,11 @@ void ml_payments_test (bool verbose)
         " \"pat@example.com\", \"card\": {\"number\": \"4242424242424241\", \"exp_month\": 4,"
         " \"exp_year\": 2031, \"cvc\": \"123\"}, \"lines\": [{\"invoice\": \"INV-50\","
         " \"amount_minor\": 1}]}",
-        "{\"op\": \"payment\", \"firm\": \"acme\", \"lines\": []}"};
+        "{\"op\": \"payment\", \"firm\": \"acme\", \"lines\": []}",
+        "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\", \"payer_email\":"
+        " \"pat@example.com\", \"currency\": \"JPY\", \"card\": {\"number\": \"4242424242424242\","
+        " \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"}, \"lines\": [{\"invoice\":"
+        " \"INV-50\", \"amount_minor\": 500}]}"};
     for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
         reply = s_run (payments, bad[index], deliver);
         assert (json_is_false (json_object_get (reply, "ok")));
@@ -1389,6 +1425,9 @@ void ml_payments_test (bool verbose)
     assert (streq (json_string_value (json_object_get (
                        json_array_get (json_object_get (reply, "links"), 0), "link_id")),
                    link_id));
+    json_decref (reply);
+    reply = s_run (payments, "{\"op\": \"payments\", \"firm\": \"acme\"}", deliver);
+    assert (json_array_size (json_object_get (reply, "payments")) >= 5);
     json_decref (reply);
     reply = s_run (payments, "{\"op\": \"link-list\", \"firm\": \"acme\"}", deliver);
     assert (json_array_size (json_object_get (reply, "links")) == 4);

@@ -6,9 +6,14 @@
     row, so a usage error (unknown option, missing value, bad number, date or amount) is
     explained before anything is sent.
 
+    A card number is never a command-line argument, where ps and the shell's history would
+    show it: "charge --card-stdin" reads the card from standard input, sends it only in the
+    request's text, and wipes every buffer that held it.
+
     Exit codes: 0 done; 1 the core refused the request (the message says why), or not all
-    of what was asked could be done; 2 usage error; 3 the core did not answer; 4 --wait ran
-    out before the posting was final.
+    of what was asked could be done (a card charge declined); 2 usage error; 3 the core did
+    not answer; 4 --wait ran out before the posting was final; 5 a card charge's outcome is
+    not known yet (the core settles it with the processor: see "matterlink payment show").
 */
 #include "ml_config.h"
 #include "ml_finder.h"
@@ -21,18 +26,32 @@
 #include <pwd.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define S_EXIT_REFUSED     1
 #define S_EXIT_USAGE       2
 #define S_EXIT_UNREACHABLE 3
 #define S_EXIT_WAIT        4
+#define S_EXIT_UNKNOWN     5
 
 //  Without --timeout, how long to wait for a reply: this long, or, for an op that makes
-//  the core wait for the firm's agent, that wait and this much more, so the core's own
-//  error ("did not answer within N ms") arrives before the command gives up.
+//  the core wait for the firm's agent (or the card processor), that wait and this much
+//  more, so the core's own error ("did not answer within N ms") arrives before the command
+//  gives up.
 #define S_TIMEOUT_MS       5000
 #define S_TIMEOUT_SLACK_MS 2000
+
+//  A card payment makes up to three calls to the processor while the request waits
+//  (tokenize, then one charge per deposit account), each at most (retries + 1) x timeout_ms
+//  plus back-off: 3 x 45.75 s with the processor's defaults (docs/processor.md).
+#define S_PROCESSOR_WAIT_MS 150000
+
+//  A run of this many digits (spaces and '-' between them allowed) is taken for a card
+//  number, as the core takes it (method-add, the processor's descriptions).
+#define S_CARD_DIGITS 12
+//  The card line "NUMBER MM/YYYY CVC" on standard input is at most this long.
+#define S_CARD_LINE_MAX 100
 
 //  "association add --level" reads the whole search in pages of this many rows, and stops
 //  (asking for a narrower search) after this many pages.
@@ -58,6 +77,7 @@ typedef struct {
     bool (*valid) (const char *); //  S_TEXT: a further check, or NULL
     const char *expect;           //  what valid wants, for the message
     bool rest;                    //  a bare TEXT: every remaining word, joined by spaces
+    bool repeat;                  //  an option's TEXT: given again, adds ",value" (a list)
     const char *help;             //  what it is for, in --help
 } s_option_t;
 
@@ -215,6 +235,57 @@ static const s_option_t o_pick =
                "associate these of the numbered list");
 static const s_option_t o_all = S_SWITCH ("--all", NULL, "associate every one the search found");
 
+//  Deposit accounts and card payments.
+static const s_option_t o_account_number =
+    S_CHECKED ("--number", "N", 63, "number", s_is_printable, "printable text",
+               "the account's number in the matter system");
+static const s_option_t o_account_type =
+    S_CHOICE ("--type", "TYPE", 16, "type", "TRUST|OPERATING", "what it holds, for good");
+static const s_option_t o_account_currency =
+    S_CHECKED ("--currency", "CUR", 3, "currency", s_is_currency,
+               "a currency code in capitals, like USD", "the account's currency");
+static const s_option_t o_merchant =
+    S_CHECKED ("--merchant-account", "M", 64, "merchant_account", s_is_printable, "printable text",
+               "the processor's account the money goes to");
+static const s_option_t o_charge_client =
+    S_STRING ("--client", "C", 63, NULL, "pay its invoices, oldest first (with --amount)");
+static const s_option_t o_charge_matter =
+    S_STRING ("--matter", "M", 63, NULL, "pay its invoices, oldest first (with --amount)");
+static const s_option_t o_charge_amount =
+    S_STRING ("--amount", "A", 40, NULL, "what --client or --matter pays, like 1,250.00");
+static const s_option_t o_charge_invoice = {
+    .name = "--invoice",
+    .meta = "NUMBER=AMOUNT",
+    .kind = S_TEXT,
+    .high = 16000,
+    .repeat = true,
+    .help = "pay the invoice this much; repeat, or join with ,"};
+static const s_option_t o_charge_trust = {.name = "--trust",
+                                          .meta = "MATTER=AMOUNT",
+                                          .kind = S_TEXT,
+                                          .high = 16000,
+                                          .repeat = true,
+                                          .help = "deposit into the matter's trust; likewise"};
+static const s_option_t o_charge_currency =
+    S_CHECKED ("--currency", "CUR", 3, NULL, s_is_currency, "a currency code in capitals, like USD",
+               "the currency of the amounts (default USD)");
+static const s_option_t o_payer =
+    S_WHOLE ("--payer", "PAYER_ID", 1, INT64_MAX, "payer_id", "a saved payer pays");
+static const s_option_t o_method = S_WHOLE ("--method", "METHOD_ID", 1, INT64_MAX, "method_id",
+                                            "pay with this saved card of --payer");
+static const s_option_t o_charge_payer_name =
+    S_STRING ("--payer-name", "N", 200, "payer_name", "who pays, without --payer");
+static const s_option_t o_charge_payer_email =
+    S_STRING ("--payer-email", "E", 254, "payer_email", "their e-mail, without --payer");
+static const s_option_t o_card_stdin =
+    S_SWITCH ("--card-stdin", NULL, "read NUMBER MM/YYYY CVC from standard input");
+static const s_option_t o_save_method =
+    S_SWITCH ("--save-method", "save_method", "save that card for --payer");
+static const s_option_t o_receipt_email =
+    S_STRING ("--receipt-email", "E", 254, "receipt_email", "send the receipt here, not the payer");
+static const s_option_t o_payment_uuid =
+    S_STRING ("PAYMENT_UUID", "PAYMENT_UUID", 36, "payment_uuid", "a payment's ID");
+
 //  What one search can ask: search, view-as and "association add --level" share them.
 #define S_CRITERIA                                                                                 \
     &o_by, &o_match, &o_trust, &o_from, &o_to, &o_min, &o_max, &o_amount_currency,                 \
@@ -231,6 +302,7 @@ typedef struct {
     int timeout_ms;    //  from --timeout, or 0 for the default
     const char *staff; //  from --staff, or NULL for the default
     zsock_t *socket;   //  connected on the first request
+    bool sent;         //  the last request left for the core (its reply may not have come)
 } s_cli_t;
 
 typedef struct _s_command_t s_command_t;
@@ -243,10 +315,11 @@ typedef struct {
 } s_args_t;
 
 //  Command flags.
-#define S_NEEDS_FIRM  1 //  --firm may be left out when the core has only one firm
-#define S_SENDS_STAFF 2 //  the request names the staff user
-#define S_WAITS       4 //  the core waits for the agent, up to the deadline
-#define S_WAITS_TWICE 8 //  ... up to twice (a second search may follow the first)
+#define S_NEEDS_FIRM      1  //  --firm may be left out when the core has only one firm
+#define S_SENDS_STAFF     2  //  the request names the staff user
+#define S_WAITS           4  //  the core waits for the agent, up to the deadline
+#define S_WAITS_TWICE     8  //  ... up to twice (a second search may follow the first)
+#define S_CALLS_PROCESSOR 16 //  the core calls the card processor before it answers
 
 typedef int (s_step_fn) (s_cli_t *cli, const s_args_t *args, json_t *request);
 typedef int (s_print_fn) (s_cli_t *cli, const s_args_t *args, json_t *reply);
@@ -305,6 +378,20 @@ static bool s_is_digits (const char *text, size_t low, size_t high)
 static bool s_is_last4 (const char *text)
 {
     return s_is_digits (text, 4, 4);
+}
+
+//  The longest run of digits, read through the spaces and dashes people put between a
+//  card number's groups, so "4111-1111-1111-1111" counts as one run of 16.
+static size_t s_digit_run (const char *text)
+{
+    size_t longest = 0, run = 0;
+    for (const char *cursor = text; *cursor; cursor++) {
+        if (*cursor >= '0' && *cursor <= '9')
+            longest = ++run > longest ? run : longest;
+        else if (!(run > 0 && (*cursor == ' ' || *cursor == '-')))
+            run = 0;
+    }
+    return longest;
 }
 
 //  MM/YYYY (or M/YYYY), a month from 1 to 12 and a year from 2000 to 2099.
@@ -378,6 +465,12 @@ static const char *s_text (json_t *object, const char *key)
 {
     const char *value = json_string_value (json_object_get (object, key));
     return value ? value : "";
+}
+
+static const char *s_integer_text (json_t *value, char *buf, size_t size)
+{
+    snprintf (buf, size, "%lld", (long long)json_integer_value (value));
+    return buf;
 }
 
 static long long s_integer (json_t *object, const char *key)
@@ -468,6 +561,11 @@ static int s_value (const s_command_t *command, const s_option_t *option, const 
 {
     json_t *parsed = NULL;
     char choices[200];
+    //  A list option given again adds to its list.
+    char *joined = option->repeat && json_is_string (*value)
+                       ? zsys_sprintf ("%s,%s", json_string_value (*value), text)
+                       : NULL;
+    text = joined ? joined : text;
     if (option->kind == S_NUMBER) {
         int64_t number = 0;
         if (s_parse_number (text, option->low, option->high, &number) == 0)
@@ -493,6 +591,7 @@ static int s_value (const s_command_t *command, const s_option_t *option, const 
         json_decref (parsed);
         parsed = NULL;
     }
+    zstr_free (&joined);
     if (!parsed)
         return -1;
     json_decref (*value);
@@ -701,6 +800,9 @@ static int s_connect (s_cli_t *cli)
     cli->socket = zsock_new (ZMQ_REQ);
     assert (cli->socket);
     zsock_set_linger (cli->socket, 0);
+    //  Only a connection made takes a request, so with no core to connect to the send fails
+    //  and the request has certainly gone nowhere (which matters for a card payment).
+    zsock_set_immediate (cli->socket, 1);
     if (zsock_connect (cli->socket, "%s", cli->admin) != 0) {
         s_error ("'%s' is not a valid admin endpoint", cli->admin);
         zsock_destroy (&cli->socket);
@@ -709,27 +811,47 @@ static int s_connect (s_cli_t *cli)
     return 0;
 }
 
-//  Send request (steals it) and wait for the reply: up to --timeout, else long enough for
-//  the core to wait wait_ms for the firm's agent. Returns 0 with *reply set (new reference,
-//  ok or not), or the exit code after saying why: 2 no usable endpoint, 3 no answer.
-static int s_exchange (s_cli_t *cli, json_t *request, int wait_ms, json_t **reply)
+//  Free a request's text, wiped first: it may hold a card. hint is its size.
+static void s_wipe_free (void *data, void *hint)
+{
+    explicit_bzero (data, (size_t)(uintptr_t)hint);
+    free (data);
+}
+
+//  Send text (a request; steals it) and wait for the reply: up to --timeout, else long
+//  enough for the core to wait wait_ms for the firm's agent or the card processor. libzmq
+//  sends text itself, not a copy, and wipes it when done. Sets cli->sent. Returns 0 with
+//  *reply set (new reference, ok or not), or the exit code after saying why: 2 no usable
+//  endpoint, 3 no answer.
+static int s_exchange_text (s_cli_t *cli, char *text, int wait_ms, json_t **reply)
 {
     *reply = NULL;
-    int code = s_connect (cli);
-    char *text = code ? NULL : json_dumps (request, JSON_COMPACT);
-    json_decref (request);
-    if (code)
-        return code;
+    cli->sent = false;
     assert (text);
+    size_t size = strlen (text);
+    int code = s_connect (cli);
+    if (code) {
+        s_wipe_free (text, (void *)(uintptr_t)(size + 1));
+        return code;
+    }
     int timeout = cli->timeout_ms;
     if (!timeout)
         timeout = wait_ms + S_TIMEOUT_SLACK_MS > S_TIMEOUT_MS ? wait_ms + S_TIMEOUT_SLACK_MS
                                                               : S_TIMEOUT_MS;
-    zsock_set_sndtimeo (cli->socket, timeout);
+    //  A running core takes the request at once; only its answer may take long.
+    int send_timeout = cli->timeout_ms ? cli->timeout_ms : S_TIMEOUT_MS;
+    zsock_set_sndtimeo (cli->socket, send_timeout);
     zsock_set_rcvtimeo (cli->socket, timeout);
-    char *answer = zstr_send (cli->socket, text) == 0 ? zstr_recv (cli->socket) : NULL;
-    free (text);
+    zmq_msg_t message;
+    int rc = zmq_msg_init_data (&message, text, size, s_wipe_free, (void *)(uintptr_t)(size + 1));
+    assert (rc == 0);
+    rc = zmq_msg_send (&message, zsock_resolve (cli->socket), 0);
+    if (rc < 0)
+        zmq_msg_close (&message);
+    cli->sent = rc >= 0;
+    char *answer = cli->sent ? zstr_recv (cli->socket) : NULL;
     if (!answer) {
+        timeout = cli->sent ? timeout : send_timeout;
         s_error ("the core does not answer at %s within %d ms (is matterlink-core running?)",
                  cli->admin, timeout);
         return S_EXIT_UNREACHABLE;
@@ -745,11 +867,19 @@ static int s_exchange (s_cli_t *cli, json_t *request, int wait_ms, json_t **repl
     return 0;
 }
 
-//  As s_exchange, but a refusal is said (prefixed with context when not NULL) and returns
-//  1; *reply is set only on success.
-static int s_ask (s_cli_t *cli, json_t *request, int wait_ms, const char *context, json_t **reply)
+//  As s_exchange_text, with request as JSON (steals it).
+static int s_exchange (s_cli_t *cli, json_t *request, int wait_ms, json_t **reply)
 {
-    int code = s_exchange (cli, request, wait_ms, reply);
+    char *text = json_dumps (request, JSON_COMPACT);
+    json_decref (request);
+    return s_exchange_text (cli, text, wait_ms, reply);
+}
+
+//  As s_exchange_text, but a refusal is said (prefixed with context when not NULL) and
+//  returns 1; *reply is set only on success.
+static int s_ask_text (s_cli_t *cli, char *text, int wait_ms, const char *context, json_t **reply)
+{
+    int code = s_exchange_text (cli, text, wait_ms, reply);
     if (code == 0 && !json_is_true (json_object_get (*reply, "ok"))) {
         s_error ("%s%s%s", context ? context : "", context ? ": " : "", s_text (*reply, "error"));
         json_decref (*reply);
@@ -759,6 +889,14 @@ static int s_ask (s_cli_t *cli, json_t *request, int wait_ms, const char *contex
     return code;
 }
 
+//  As s_ask_text, with request as JSON (steals it).
+static int s_ask (s_cli_t *cli, json_t *request, int wait_ms, const char *context, json_t **reply)
+{
+    char *text = json_dumps (request, JSON_COMPACT);
+    json_decref (request);
+    return s_ask_text (cli, text, wait_ms, context, reply);
+}
+
 //  How long the core waits for the agent's answer to one search, in ms.
 static int s_deadline (const s_args_t *args)
 {
@@ -766,11 +904,15 @@ static int s_deadline (const s_args_t *args)
     return deadline ? (int)json_integer_value (deadline) : ML_FINDER_DEADLINE_MS;
 }
 
-//  How long the core may wait for the agent on this command's request, in ms.
-static int s_agent_wait (const s_args_t *args)
+//  How long the core may wait on this command's request, for the firm's agent or the card
+//  processor, in ms.
+static int s_core_wait (const s_args_t *args)
 {
     unsigned flags = args->command->flags;
-    return flags & S_WAITS_TWICE ? 2 * s_deadline (args) : flags & S_WAITS ? s_deadline (args) : 0;
+    return flags & S_CALLS_PROCESSOR ? S_PROCESSOR_WAIT_MS
+           : flags & S_WAITS_TWICE   ? 2 * s_deadline (args)
+           : flags & S_WAITS         ? s_deadline (args)
+                                     : 0;
 }
 
 //  The staff user: --staff, else $MATTERLINK_STAFF, else $SUDO_USER (whoever ran sudo -u
@@ -836,23 +978,32 @@ static int s_fill_firm (s_cli_t *cli, const s_command_t *command, json_t *reques
     return code;
 }
 
-//  The usual steps: build the request from the command line, prepare it, complete it with
-//  the firm and staff, and ask. Returns 0 with *reply (new reference) or the exit code.
-static int s_request (s_cli_t *cli, const s_args_t *args, json_t **reply)
+//  The usual request: built from the command line, prepared, and completed with the firm
+//  and staff. Returns 0 with *request (new reference) or the exit code.
+static int s_request_build (s_cli_t *cli, const s_args_t *args, json_t **request)
 {
     const s_command_t *command = args->command;
-    *reply = NULL;
-    json_t *request = s_request_new (args);
-    int code = command->flags & S_SENDS_STAFF ? s_add_staff (cli, command, request, false) : 0;
+    *request = s_request_new (args);
+    int code = command->flags & S_SENDS_STAFF ? s_add_staff (cli, command, *request, false) : 0;
     if (!code && command->prepare)
-        code = command->prepare (cli, args, request);
+        code = command->prepare (cli, args, *request);
     if (!code && command->flags & S_NEEDS_FIRM)
-        code = s_fill_firm (cli, command, request);
+        code = s_fill_firm (cli, command, *request);
     if (code) {
-        json_decref (request);
-        return code;
+        json_decref (*request);
+        *request = NULL;
     }
-    return s_ask (cli, request, s_agent_wait (args), NULL, reply);
+    return code;
+}
+
+//  The usual steps: build the request and ask. Returns 0 with *reply (new reference) or the
+//  exit code.
+static int s_request (s_cli_t *cli, const s_args_t *args, json_t **reply)
+{
+    *reply = NULL;
+    json_t *request = NULL;
+    int code = s_request_build (cli, args, &request);
+    return code ? code : s_ask (cli, request, s_core_wait (args), NULL, reply);
 }
 
 static int s_run_usual (s_cli_t *cli, const s_args_t *args)
@@ -1562,7 +1713,7 @@ static int s_associate (s_cli_t *cli, const s_args_t *args, const char *level, c
         json_object_set (request, "deadline_ms", s_arg (args, "--deadline"));
     s_add_staff (cli, args->command, request, false);
     json_t *reply = NULL;
-    int code = s_exchange (cli, request, s_agent_wait (args), &reply);
+    int code = s_exchange (cli, request, s_core_wait (args), &reply);
     if (code)
         return code;
     if (json_is_true (json_object_get (reply, "ok"))) {
@@ -1822,6 +1973,457 @@ static int s_run_association_add (s_cli_t *cli, const s_args_t *args)
 }
 
 //  ---------------------------------------------------------------------------------------
+//  Deposit accounts and card payments
+
+static const s_column_t s_account_columns[] = {
+    {"Account", "account_number", 0, 0, 0}, {"Type", "account_type", 0, 0, 0},
+    {"Currency", "currency", 0, 0, 0},      {"Merchant account", "merchant_account", 0, 0, 0},
+    {"Added", "created_at", 0, 0, 10},
+};
+
+//  A payment's charges, with what the command adds to each row: the processor's
+//  transaction (or, unless approved, the reason) and the posting (an approved charge's).
+static const s_column_t s_charge_columns[] = {
+    {"Account", "account_number", 0, 0, 0},
+    {"Type", "account_type", 0, 0, 0},
+    {"Amount", "amount_minor", S_RIGHT | S_MONEY, 12, 0},
+    {"Status", "status", 0, 0, 0},
+    {"Transaction / reason", "outcome", 0, 0, 0},
+    {"Posting", "posting", 0, 0, 0},
+};
+
+static int s_print_account (s_cli_t *cli, const s_args_t *args, json_t *reply)
+{
+    json_t *account = json_object_get (reply, "account");
+    printf ("Added %s account %s in %s for firm %s (merchant account %s).\n",
+            s_text (account, "account_type"), s_text (account, "account_number"),
+            s_text (account, "currency"), s_text (account, "firm_id"),
+            s_text (account, "merchant_account"));
+    return 0;
+}
+
+static int s_print_account_list (s_cli_t *cli, const s_args_t *args, json_t *reply)
+{
+    json_t *accounts = json_object_get (reply, "accounts");
+    size_t count = json_array_size (accounts);
+    if (count == 0) {
+        printf ("No deposit accounts: card payments need them (matterlink account add).\n");
+        return 0;
+    }
+    S_TABLE (accounts, s_account_columns, 0);
+    printf ("%zu account%s\n", count, count == 1 ? "" : "s");
+    return 0;
+}
+
+//  Add the lines of --invoice or --trust ("NUMBER=AMOUNT,NUMBER=AMOUNT") to lines as
+//  {member: NUMBER, "amount_minor": N}, each amount typed in currency. An amount may have
+//  thousands separators, so a comma ends a line only when an '=' comes before the next one.
+//  Returns 0, or 2 after saying what is wrong.
+static int s_add_lines (const s_command_t *command, const char *option, const char *member,
+                        const char *text, const char *currency, json_t *lines)
+{
+    char *copy = strdup (text);
+    assert (copy);
+    int code = 0;
+    for (char *cursor = copy; cursor && !code;) {
+        char *equals = strchr (cursor, '='), *next = NULL;
+        for (char *comma = equals ? strchr (equals, ',') : NULL; comma;
+             comma = strchr (comma + 1, ',')) {
+            char *sign = strchr (comma + 1, '='), *following = strchr (comma + 1, ',');
+            if (sign && (!following || sign < following)) {
+                *comma = 0;
+                next = comma + 1;
+                break;
+            }
+        }
+        const char *number = cursor, *amount_text = equals ? equals + 1 : "", *problem = NULL;
+        if (equals)
+            *equals = 0;
+        int64_t amount = 0;
+        if (!equals || !*number || strchr (number, ',') || strlen (number) > 63 ||
+            !s_is_printable (number)) {
+            s_usage_error (command,
+                           "%s takes NUMBER=AMOUNT pairs separated by commas (numbers of 1 to 63 "
+                           "bytes), like %s=250.00,%s=40.00",
+                           option, streq (member, "invoice") ? "INV-1" : "M-1",
+                           streq (member, "invoice") ? "INV-2" : "M-2");
+            code = S_EXIT_USAGE;
+        } else if (ml_money_parse (amount_text, currency, &amount, &problem) != 0 || amount <= 0) {
+            s_usage_error (command, "%s %s: '%s' is not an amount in %s (like 250.00): %s", option,
+                           number, amount_text, currency, problem ? problem : "not above zero");
+            code = S_EXIT_USAGE;
+        }
+        size_t index;
+        json_t *line;
+        json_array_foreach (lines, index, line)
+        {
+            if (!code && streq (s_text (line, member), number)) {
+                s_usage_error (command, "%s names %s twice", option, number);
+                code = S_EXIT_USAGE;
+            }
+        }
+        if (!code) {
+            json_t *added =
+                json_pack ("{s:s, s:I}", member, number, "amount_minor", (json_int_t)amount);
+            assert (added);
+            json_array_append_new (lines, added);
+        }
+        cursor = next;
+    }
+    free (copy);
+    return code;
+}
+
+//  The checks of a charge that need several options, and the request members they make:
+//  "auto" from --client or --matter with --amount, "lines" from --invoice and --trust.
+static int s_prepare_charge (s_cli_t *cli, const s_args_t *args, json_t *request)
+{
+    const s_command_t *command = args->command;
+    //  A card typed as an option has reached ps and the shell's history already; at least
+    //  it goes no further, and the message says where a card belongs.
+    const char *carded = cli->staff && s_digit_run (cli->staff) >= S_CARD_DIGITS ? "--staff" : NULL;
+    for (size_t slot = 0; !carded && command->options[slot]; slot++) {
+        char number[32];
+        const char *text = json_string_value (args->values[slot]);
+        if (json_is_integer (args->values[slot]))
+            text = s_integer_text (args->values[slot], number, sizeof number);
+        if (text && s_digit_run (text) >= S_CARD_DIGITS)
+            carded = command->options[slot]->name;
+    }
+    if (carded) {
+        s_usage_error (command,
+                       "%s looks like it holds a card number. A card never goes on the command "
+                       "line, where ps and the shell's history show it: give it with --card-stdin",
+                       carded);
+        return S_EXIT_USAGE;
+    }
+    bool payer = s_arg (args, "--payer"), method = s_arg (args, "--method");
+    bool card = s_arg (args, "--card-stdin"), save = s_arg (args, "--save-method");
+    bool named = s_arg (args, "--payer-name") || s_arg (args, "--payer-email");
+    const char *problem = NULL;
+    if (payer && named)
+        problem = "give --payer PAYER_ID, or --payer-name and --payer-email, not both";
+    else if (!payer && !(s_arg (args, "--payer-name") && s_arg (args, "--payer-email")))
+        problem = "say who pays: --payer PAYER_ID, or --payer-name N and --payer-email E";
+    else if (method && card)
+        problem = "give --method or --card-stdin, not both";
+    else if (method && !payer)
+        problem = "--method names a saved card of --payer PAYER_ID";
+    else if (!method && !card)
+        problem = "say how to pay: --method METHOD_ID (a saved card of --payer) or --card-stdin "
+                  "(the card on standard input)";
+    else if (save && !(card && payer))
+        problem = "--save-method saves the card given with --card-stdin for --payer PAYER_ID";
+    const char *client = s_arg_text (args, "--client"), *matter = s_arg_text (args, "--matter");
+    const char *amount = s_arg_text (args, "--amount");
+    const char *invoices = s_arg_text (args, "--invoice"), *trust = s_arg_text (args, "--trust");
+    if (problem)
+        ;
+    else if (client && matter)
+        problem = "give --client or --matter, not both";
+    else if ((client || matter) && !amount)
+        problem = "--client and --matter need --amount: what to pay over their invoices";
+    else if (amount && !client && !matter)
+        problem = "--amount is paid over the invoices of --client C or --matter M: give one (or "
+                  "name invoices with --invoice NUMBER=AMOUNT)";
+    else if (!amount && !invoices && !trust)
+        problem = "say what to pay: --client or --matter with --amount, --invoice NUMBER=AMOUNT, "
+                  "or --trust MATTER=AMOUNT";
+    if (problem) {
+        s_usage_error (command, "%s", problem);
+        return S_EXIT_USAGE;
+    }
+    const char *currency = s_arg_text (args, "--currency");
+    currency = currency ? currency : "USD";
+    //  The amounts were read in this currency: the core checks every line is in it.
+    json_object_set_new (request, "currency", json_string (currency));
+    if (amount) {
+        int64_t minor = 0;
+        const char *wrong = NULL;
+        if (ml_money_parse (amount, currency, &minor, &wrong) == 0 && minor <= 0)
+            wrong = "not above zero";
+        if (wrong) {
+            s_usage_error (command, "--amount '%s' is not an amount in %s (like 250.00): %s",
+                           amount, currency, wrong);
+            return S_EXIT_USAGE;
+        }
+        json_object_set_new (request, "auto",
+                             json_pack ("{s:s, s:s, s:s}", client ? "client" : "matter",
+                                        client ? client : matter, "amount", amount, "currency",
+                                        currency));
+    }
+    json_t *lines = json_array ();
+    int code =
+        invoices ? s_add_lines (command, "--invoice", "invoice", invoices, currency, lines) : 0;
+    if (!code && trust)
+        code = s_add_lines (command, "--trust", "trust", trust, currency, lines);
+    if (!code && json_array_size (lines) > ML_MAX_LINES) {
+        s_usage_error (command, "a payment has at most %d lines (--invoice and --trust)",
+                       ML_MAX_LINES);
+        code = S_EXIT_USAGE;
+    }
+    if (!code && json_array_size (lines))
+        json_object_set (request, "lines", lines);
+    json_decref (lines);
+    return code;
+}
+
+//  Read one line from standard input into line (size bytes, without the newline), a byte at
+//  a time so that no stdio buffer keeps a copy; at a terminal, after a prompt and without
+//  echo. Returns 0, or 2 after saying what is wrong (never what was read).
+static int s_card_read (const s_command_t *command, char *line, size_t size)
+{
+    struct termios saved;
+    bool terminal = isatty (STDIN_FILENO) && tcgetattr (STDIN_FILENO, &saved) == 0;
+    if (terminal) {
+        struct termios quiet = saved;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        fputs ("Card (NUMBER MM/YYYY CVC, not shown): ", stderr);
+        fflush (stderr);
+        tcsetattr (STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    size_t used = 0;
+    bool ended = false, too_long = false;
+    char byte = 0;
+    while (!ended && !too_long) {
+        ssize_t got = read (STDIN_FILENO, &byte, 1);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        if (byte == '\n')
+            ended = true;
+        else if (used + 1 < size)
+            line[used++] = byte;
+        else
+            too_long = true;
+    }
+    explicit_bzero (&byte, sizeof byte);
+    line[used] = 0;
+    if (terminal) {
+        tcsetattr (STDIN_FILENO, TCSAFLUSH, &saved);
+        fputc ('\n', stderr);
+    }
+    if (too_long)
+        s_usage_error (command, "the card line on standard input is longer than %zu bytes",
+                       size - 1);
+    else if (!ended && used == 0)
+        s_usage_error (command, "nothing on standard input: --card-stdin reads one line, "
+                                "NUMBER MM/YYYY CVC");
+    return too_long || (!ended && used == 0) ? S_EXIT_USAGE : 0;
+}
+
+//  Read "NUMBER MM/YYYY CVC" in line: the last two words are the expiry and the CVC, the
+//  words before them the number (in groups, with spaces or dashes). Fills number with its
+//  digits (20 bytes), *month, *year and cvc (5 bytes). Returns 0, or 2 after saying what is
+//  wrong (never what was read). Cuts line into words.
+static int s_card_parse (const s_command_t *command, char *line, char *number, int *month,
+                         int *year, char *cvc)
+{
+    char *words[S_CARD_LINE_MAX / 2 + 1];
+    size_t count = 0;
+    for (char *cursor = line; *cursor;) {
+        size_t gap = strspn (cursor, " \t\r");
+        cursor += gap;
+        if (!*cursor)
+            break;
+        words[count++] = cursor;
+        cursor += strcspn (cursor, " \t\r");
+        if (*cursor)
+            *cursor++ = 0;
+    }
+    const char *problem = NULL;
+    size_t digits = 0;
+    bool other = false;
+    for (size_t word = 0; count >= 3 && word < count - 2; word++)
+        for (const char *cursor = words[word]; *cursor; cursor++) {
+            if (*cursor >= '0' && *cursor <= '9') {
+                if (digits < 19)
+                    number[digits] = *cursor;
+                digits++;
+            } else
+                other |= *cursor != '-';
+        }
+    if (count < 3)
+        problem = "the card on standard input is one line: the card number, its expiry as "
+                  "MM/YYYY and the CVC, separated by spaces";
+    else if (other || digits < 12 || digits > 19)
+        problem = "the card number on standard input must be 12 to 19 digits (spaces or dashes "
+                  "between groups are allowed)";
+    else if (!s_is_expiry (words[count - 2]))
+        problem = "the card's expiry must be MM/YYYY, like 04/2031";
+    else if (!s_is_digits (words[count - 1], 3, 4))
+        problem = "the card's CVC must be 3 or 4 digits";
+    if (problem) {
+        s_usage_error (command, "%s", problem);
+        return S_EXIT_USAGE;
+    }
+    number[digits] = 0;
+    *month = atoi (words[count - 2]);
+    *year = atoi (strchr (words[count - 2], '/') + 1);
+    snprintf (cvc, 5, "%s", words[count - 1]);
+    return 0;
+}
+
+//  The text of request with the card read from standard input. The card goes into this
+//  text only, never into a JSON value (whose copies could not be wiped), and every buffer
+//  that held it here is wiped. Sets *text (new: for s_ask_text). Returns 0 or the exit code.
+static int s_card_text (const s_command_t *command, json_t *request, char **text)
+{
+    char line[S_CARD_LINE_MAX + 1], number[20] = "", cvc[5] = "", card[128] = "";
+    int month = 0, year = 0;
+    *text = NULL;
+    int code = s_card_read (command, line, sizeof line);
+    if (!code)
+        code = s_card_parse (command, line, number, &month, &year, cvc);
+    if (!code) {
+        char *rest = json_dumps (request, JSON_COMPACT);
+        assert (rest && rest[0] == '{' && rest[1] != '}');
+        int length = snprintf (card, sizeof card,
+                               "{\"card\":{\"number\":\"%s\",\"exp_month\":%d,\"exp_year\":%d,"
+                               "\"cvc\":\"%s\"},",
+                               number, month, year, cvc);
+        assert (length > 0 && (size_t)length < sizeof card);
+        size_t rest_size = strlen (rest + 1) + 1;
+        *text = malloc ((size_t)length + rest_size);
+        assert (*text);
+        memcpy (*text, card, (size_t)length);
+        memcpy (*text + length, rest + 1, rest_size);
+        free (rest);
+    }
+    explicit_bzero (line, sizeof line);
+    explicit_bzero (number, sizeof number);
+    explicit_bzero (cvc, sizeof cvc);
+    explicit_bzero (card, sizeof card);
+    return code;
+}
+
+static void s_print_payment (json_t *payment)
+{
+    printf ("Payment %s: %s\n", s_text (payment, "payment_uuid"), s_text (payment, "status"));
+    printf ("  firm / client:   %s / %s\n", s_text (payment, "firm_id"),
+            s_text (payment, "client_number"));
+    printf ("  payer:           ");
+    s_put_clean (stdout, s_text (payment, "payer_name"), SIZE_MAX);
+    printf (" ");
+    s_put_clean (stdout, s_text (payment, "payer_email"), SIZE_MAX);
+    if (s_integer (payment, "payer_id") > 0)
+        printf (" (payer %lld)", s_integer (payment, "payer_id"));
+    printf ("\n");
+    if (!streq (s_text (payment, "receipt_email"), s_text (payment, "payer_email"))) {
+        printf ("  receipt to:      ");
+        s_put_clean (stdout, s_text (payment, "receipt_email"), SIZE_MAX);
+        printf ("\n");
+    }
+    printf ("  card:            %s ending %s\n", s_text (payment, "brand"),
+            s_text (payment, "last4"));
+    printf ("  taken:           %s%s", s_text (payment, "created_at"),
+            *s_text (payment, "staff") ? " by " : "");
+    s_put_clean (stdout, s_text (payment, "staff"), SIZE_MAX);
+    printf ("\n  charges:\n");
+    json_t *rows = json_array ();
+    bool posted = false;
+    size_t index;
+    json_t *charge;
+    json_array_foreach (json_object_get (payment, "charges"), index, charge)
+    {
+        json_t *row = json_copy (charge);
+        bool approved = streq (s_text (charge, "status"), "approved");
+        const char *reason = s_text (charge, "reason");
+        json_object_set_new (
+            row, "outcome",
+            json_string (approved || !*reason ? s_text (charge, "processor_txn") : reason));
+        json_object_set_new (row, "posting",
+                             json_string (approved ? s_text (charge, "posting_uuid") : ""));
+        json_array_append_new (rows, row);
+        posted |= approved;
+    }
+    S_TABLE (rows, s_charge_columns, 4);
+    json_decref (rows);
+    if (posted)
+        printf ("An approved charge's posting goes to the matter system: follow it with "
+                "'matterlink posting UUID'.\n");
+}
+
+//  The exit code of a payment, with what went wrong said on standard error: 0 every charge
+//  approved; 5 the outcome of one is not known yet, even beside a declined one (nothing
+//  may be charged again until the core has settled it); 1 otherwise.
+static int s_payment_outcome (json_t *payment)
+{
+    bool approved = false, failed = false, unknown = false;
+    size_t index;
+    json_t *charge;
+    json_t *charges = json_object_get (payment, "charges");
+    json_array_foreach (charges, index, charge)
+    {
+        const char *status = s_text (charge, "status"), *reason = s_text (charge, "reason");
+        char money[64];
+        s_money (charge, "amount_minor", s_text (charge, "currency"), money, sizeof money);
+        if (streq (status, "approved"))
+            approved = true;
+        else if (streq (status, "declined") || streq (status, "error")) {
+            failed = true;
+            s_error ("the %s charge of %s into %s was %s%s%s", s_text (charge, "account_type"),
+                     money, s_text (charge, "account_number"), status, *reason ? ": " : "", reason);
+        } else {
+            //  Unknown, or pending (a core that stopped mid-call): the core settles both.
+            unknown = true;
+            s_error ("the outcome of the %s charge of %s into %s is not known yet%s%s%s",
+                     s_text (charge, "account_type"), money, s_text (charge, "account_number"),
+                     *reason ? " (" : "", reason, *reason ? ")" : "");
+        }
+    }
+    if (unknown)
+        s_error ("the core settles it with the processor, which never charges twice: check with "
+                 "'matterlink payment show %s', and do not charge again meanwhile",
+                 s_text (payment, "payment_uuid"));
+    if (failed && approved)
+        s_error ("the approved charges stand, and their postings go to the matter system");
+    if (json_array_size (charges) == 0)
+        failed = true;
+    return unknown ? S_EXIT_UNKNOWN : failed ? S_EXIT_REFUSED : 0;
+}
+
+//  Print a payment reply and return its exit code. Destroys reply.
+static int s_finish_payment (s_cli_t *cli, json_t *reply)
+{
+    json_t *payment = json_object_get (reply, "payment");
+    if (cli->json)
+        s_print_json (reply);
+    else
+        s_print_payment (payment);
+    int code = s_payment_outcome (payment);
+    json_decref (reply);
+    return code;
+}
+
+static int s_run_charge (s_cli_t *cli, const s_args_t *args)
+{
+    json_t *request = NULL, *reply = NULL;
+    char *text = NULL;
+    int code = s_request_build (cli, args, &request);
+    //  The card is read last, once everything else is known to be right.
+    if (!code && s_arg (args, "--card-stdin"))
+        code = s_card_text (args->command, request, &text);
+    else if (!code)
+        text = json_dumps (request, JSON_COMPACT);
+    json_decref (request);
+    if (!code)
+        code = s_ask_text (cli, text, s_core_wait (args), NULL, &reply);
+    if (code == S_EXIT_UNREACHABLE && cli->sent)
+        s_error ("the request reached the core, which may have charged the card all the same: "
+                 "check 'matterlink postings' before charging again");
+    return code ? code : s_finish_payment (cli, reply);
+}
+
+static int s_run_payment_show (s_cli_t *cli, const s_args_t *args)
+{
+    json_t *reply = NULL;
+    int code = s_request (cli, args, &reply);
+    return code ? code : s_finish_payment (cli, reply);
+}
+
+//  ---------------------------------------------------------------------------------------
 //  The commands
 
 static const s_command_t s_commands[] = {
@@ -1867,6 +2469,44 @@ static const s_command_t s_commands[] = {
      .bare = {&o_uuid},
      .bare_required = 1,
      .print = s_print_posting},
+    {.name = "account add",
+     .op = "account-add",
+     .synopsis = "[--firm F] --number N --type TRUST|OPERATING --currency CUR\n"
+                 "      --merchant-account M",
+     .summary = "add a deposit account, typed for good",
+     .flags = S_NEEDS_FIRM,
+     .options = {&o_firm, &o_account_number, &o_account_type, &o_account_currency, &o_merchant},
+     .required = "--number --type --currency --merchant-account",
+     .print = s_print_account},
+    {.name = "account list",
+     .op = "account-list",
+     .synopsis = "[--firm F]",
+     .summary = "a firm's deposit accounts",
+     .flags = S_NEEDS_FIRM,
+     .options = {&o_firm},
+     .print = s_print_account_list},
+    {.name = "charge",
+     .op = "payment",
+     .synopsis = "[--firm F] [--client C | --matter M] [--amount A]\n"
+                 "      [--invoice NUMBER=AMOUNT[,...]] [--trust MATTER=AMOUNT[,...]]\n"
+                 "      [--currency CUR] (--payer PAYER_ID [--method METHOD_ID] |\n"
+                 "      --payer-name N --payer-email E) [--card-stdin] [--save-method]\n"
+                 "      [--receipt-email E] [--message TEXT]",
+     .summary = "charge a card, one charge per account",
+     .flags = S_NEEDS_FIRM | S_SENDS_STAFF | S_CALLS_PROCESSOR,
+     .options = {&o_firm, &o_charge_client, &o_charge_matter, &o_charge_amount, &o_charge_invoice,
+                 &o_charge_trust, &o_charge_currency, &o_payer, &o_method, &o_charge_payer_name,
+                 &o_charge_payer_email, &o_card_stdin, &o_save_method, &o_receipt_email,
+                 &o_message},
+     .prepare = s_prepare_charge,
+     .run = s_run_charge},
+    {.name = "payment show",
+     .op = "payment-show",
+     .synopsis = "PAYMENT_UUID",
+     .summary = "a card payment and its charges",
+     .bare = {&o_payment_uuid},
+     .bare_required = 1,
+     .run = s_run_payment_show},
     {.name = "search",
      .op = "search",
      .synopsis = "[--firm F] [--by FIELD] [--match exact|prefix|contains] [--trust]\n"
@@ -1987,7 +2627,8 @@ static void s_usage (FILE *stream)
              "comes from --admin, or admin/endpoint in --config FILE (default:\n"
              "$MATTERLINK_CORE_CONFIG, else /etc/matterlink/core.cfg). --staff defaults to\n"
              "$MATTERLINK_STAFF, else $SUDO_USER, else the login name. Put -- before a TEXT\n"
-             "that starts with '-'. 'matterlink COMMAND --help' shows one command.\n");
+             "that starts with '-'. A card number is never an argument: 'charge --card-stdin'\n"
+             "reads it from standard input. 'matterlink COMMAND --help' shows one command.\n");
 }
 
 //  The command named by argv[*index] (and argv[*index + 1] for a group such as "payer"),

@@ -1,0 +1,67 @@
+#!/bin/bash
+# dialects: sqlite postgresql
+# A card payment that pays an invoice and deposits into a matter's trust ledger becomes two
+# charges (operating and trust merchant accounts) and two postings, each landing once in the
+# matter system's books with its processor transaction; the trust deposit arrives whole (no
+# fee). A declined card posts nothing; a charge whose outcome is unknown is resolved by the
+# core and posts exactly once.
+. "$(dirname "$0")/lib_e2e.sh"
+setup 30 300
+printf 'processor\n    kind = test\n' >>"$W/core.cfg"
+start_core
+start_agent
+wait_for 30 "the core to hold every open invoice" core_has_all_invoices
+json() { python3 -c "import json,sys; d = json.load(sys.stdin); print($1)"; }
+
+cli --json account add --firm acme --number OP-001 --type OPERATING --currency USD \
+    --merchant-account acct_operating >/dev/null || fail "operating account"
+cli --json account add --firm acme --number TR-001 --type TRUST --currency USD \
+    --merchant-account acct_trust >/dev/null || fail "trust account"
+out=$(cli --json account add --firm acme --number TR-002 --type TRUST --currency USD \
+    --merchant-account acct_trust_2 2>&1) && fail "a second USD trust account was accepted"
+
+row=$(matter_sql "SELECT o.invoice_number || '|' || o.balance_minor || '|' || m.matter_number FROM $OPEN_INVOICES
+    JOIN invoice i ON i.invoice_number = o.invoice_number JOIN matter m ON m.matter_id = i.matter_id
+    ORDER BY o.invoice_number LIMIT 1")
+IFS='|' read -r invoice balance matter <<<"$row"
+trust_before=$(matter_sql "SELECT COALESCE(SUM(t.amount_minor), 0) FROM trust_entry t JOIN matter m ON m.matter_id = t.matter_id WHERE m.matter_number = '$matter'")
+log "paying 12.34 of $invoice (balance $balance) and depositing 500.00 into $matter's trust"
+
+out=$(echo "4242424242424242 04/2031 123" | cli --json charge --firm acme --invoice "$invoice=12.34" \
+    --trust "$matter=500.00" --payer-name "Pat Doe" --payer-email pat@example.com \
+    --card-stdin --message "card at the front desk") || fail "charge refused: $out"
+echo "$out" | grep -q 4242424242424242 && fail "the card number came back"
+[ "$(echo "$out" | json 'd["payment"]["status"]')" = approved ] || fail "not approved: $out"
+operating=$(echo "$out" | json '[c["posting_uuid"] for c in d["payment"]["charges"] if c["account_type"] == "OPERATING"][0]')
+trust=$(echo "$out" | json '[c["posting_uuid"] for c in d["payment"]["charges"] if c["account_type"] == "TRUST"][0]')
+wait_for 30 "the operating posting to be posted" posting_is "$operating" posted
+wait_for 30 "the trust posting to be posted" posting_is "$trust" posted
+
+receipt() { matter_sql "SELECT b.account_number || '|' || r.amount_minor || '|' || r.processor_txn FROM receipt r JOIN bank_account b ON b.bank_account_id = r.bank_account_id WHERE r.posting_uuid = '$1'"; }
+IFS='|' read -r account amount txn <<<"$(receipt "$operating")"
+[ "$account $amount" = "OP-001 1234" ] && [ -n "$txn" ] || fail "operating receipt wrong: $account $amount $txn"
+IFS='|' read -r account amount txn <<<"$(receipt "$trust")"
+[ "$account $amount" = "TR-001 50000" ] && [ -n "$txn" ] || fail "trust receipt wrong: $account $amount $txn"
+[ "$(matter_sql "SELECT balance_minor FROM invoice WHERE invoice_number = '$invoice'")" = $((balance - 1234)) ] ||
+    fail "invoice balance wrong"
+trust_after=$(matter_sql "SELECT COALESCE(SUM(t.amount_minor), 0) FROM trust_entry t JOIN matter m ON m.matter_id = t.matter_id WHERE m.matter_number = '$matter'")
+[ "$trust_after" = $((trust_before + 50000)) ] || fail "trust ledger grew by $((trust_after - trust_before)), not 50000"
+log "two charges, two receipts (OP-001 12.34, TR-001 500.00 whole)"
+
+# A declined card: nothing charged, nothing posted.
+receipts=$(matter_sql "SELECT COUNT(*) FROM receipt")
+out=$(echo "4000000000000002 04/2031 123" | cli --json charge --firm acme --invoice "$invoice=1.00" \
+    --payer-name "Pat Doe" --payer-email pat@example.com --card-stdin 2>&1)
+echo "$out" | grep -q declined || fail "no decline: $out"
+
+# A timeout: the charge is unknown, the core asks again and posts exactly once.
+out=$(echo "4000000000003006 04/2031 123" | cli --json charge --firm acme --invoice "$invoice=2.00" \
+    --payer-name "Pat Doe" --payer-email pat@example.com --card-stdin)
+[ "$(echo "$out" | json 'd["payment"]["status"]')" = unknown ] || fail "expected an unknown outcome: $out"
+payment=$(echo "$out" | json 'd["payment"]["payment_uuid"]')
+resolved() { [ "$(cli --json payment show "$payment" | json 'd["payment"]["status"]')" = approved ]; }
+wait_for 20 "the core to resolve the unknown charge" resolved
+uuid=$(cli --json payment show "$payment" | json 'd["payment"]["charges"][0]["posting_uuid"]')
+wait_for 30 "the resolved posting to be posted" posting_is "$uuid" posted
+[ "$(matter_sql "SELECT COUNT(*) FROM receipt")" = $((receipts + 1)) ] || fail "not exactly one more receipt"
+log "PASS"
