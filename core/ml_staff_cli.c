@@ -283,6 +283,12 @@ static const s_option_t o_save_method =
     S_SWITCH ("--save-method", "save_method", "save that card for --payer");
 static const s_option_t o_receipt_email =
     S_STRING ("--receipt-email", "E", 254, "receipt_email", "send the receipt here, not the payer");
+static const s_option_t o_link_state = S_CHOICE (
+    "--state", "S", 16, "state", "outstanding|paid|cancelled|expired", "only links in this state");
+static const s_option_t o_link_id =
+    S_STRING ("LINK_ID", "LINK_ID", 36, "link_id", "a payment link's ID");
+static const s_option_t o_link_token =
+    S_STRING ("TOKEN", "TOKEN", 64, "token", "the link's token, as sent to the payer");
 static const s_option_t o_payment_uuid =
     S_STRING ("PAYMENT_UUID", "PAYMENT_UUID", 36, "payment_uuid", "a payment's ID");
 
@@ -2074,9 +2080,11 @@ static int s_add_lines (const s_command_t *command, const char *option, const ch
     return code;
 }
 
-//  The checks of a charge that need several options, and the request members they make:
-//  "auto" from --client or --matter with --amount, "lines" from --invoice and --trust.
-static int s_prepare_charge (s_cli_t *cli, const s_args_t *args, json_t *request)
+static int s_prepare_selection (const s_args_t *args, json_t *request);
+
+//  No option of the command may hold what looks like a card number. Returns 0 or the usage
+//  exit code (said).
+static int s_no_card_in_options (s_cli_t *cli, const s_args_t *args)
 {
     const s_command_t *command = args->command;
     //  A card typed as an option has reached ps and the shell's history already; at least
@@ -2097,6 +2105,17 @@ static int s_prepare_charge (s_cli_t *cli, const s_args_t *args, json_t *request
                        carded);
         return S_EXIT_USAGE;
     }
+    return 0;
+}
+
+//  The checks of a charge that need several options, and the request members they make:
+//  the card and who pays, then what to pay (s_prepare_selection).
+static int s_prepare_charge (s_cli_t *cli, const s_args_t *args, json_t *request)
+{
+    int refused = s_no_card_in_options (cli, args);
+    if (refused)
+        return refused;
+    const s_command_t *command = args->command;
     bool payer = s_arg (args, "--payer"), method = s_arg (args, "--method");
     bool card = s_arg (args, "--card-stdin"), save = s_arg (args, "--save-method");
     bool named = s_arg (args, "--payer-name") || s_arg (args, "--payer-email");
@@ -2114,12 +2133,23 @@ static int s_prepare_charge (s_cli_t *cli, const s_args_t *args, json_t *request
                   "(the card on standard input)";
     else if (save && !(card && payer))
         problem = "--save-method saves the card given with --card-stdin for --payer PAYER_ID";
+    if (problem) {
+        s_usage_error (command, "%s", problem);
+        return S_EXIT_USAGE;
+    }
+    return s_prepare_selection (args, request);
+}
+
+//  What to pay, for charge and link create: "auto" from --client or --matter with --amount,
+//  "lines" from --invoice and --trust, amounts read in --currency (default USD).
+static int s_prepare_selection (const s_args_t *args, json_t *request)
+{
+    const s_command_t *command = args->command;
+    const char *problem = NULL;
     const char *client = s_arg_text (args, "--client"), *matter = s_arg_text (args, "--matter");
     const char *amount = s_arg_text (args, "--amount");
     const char *invoices = s_arg_text (args, "--invoice"), *trust = s_arg_text (args, "--trust");
-    if (problem)
-        ;
-    else if (client && matter)
+    if (client && matter)
         problem = "give --client or --matter, not both";
     else if ((client || matter) && !amount)
         problem = "--client and --matter need --amount: what to pay over their invoices";
@@ -2416,6 +2446,59 @@ static int s_run_charge (s_cli_t *cli, const s_args_t *args)
     return code ? code : s_finish_payment (cli, reply);
 }
 
+//  A payment link: who pays, what, and until when; no card.
+static int s_prepare_link (s_cli_t *cli, const s_args_t *args, json_t *request)
+{
+    int refused = s_no_card_in_options (cli, args);
+    if (refused)
+        return refused;
+    bool payer = s_arg (args, "--payer");
+    bool named = s_arg (args, "--payer-name") && s_arg (args, "--payer-email");
+    if (payer == named) {
+        s_usage_error (args->command,
+                       "say who pays: --payer PAYER_ID, or --payer-name N and --payer-email E");
+        return S_EXIT_USAGE;
+    }
+    return s_prepare_selection (args, request);
+}
+
+static const s_column_t s_link_columns[] = {
+    {"Link", "link_id", 0, 0, 0},       {"State", "state", 0, 0, 0},
+    {"Payer", "payer_name", 0, 0, 24},  {"Created", "created_at", 0, 0, 0},
+    {"Expires", "expires_at", 0, 0, 0}, {"Payment", "payment_uuid", 0, 0, 0},
+};
+
+static int s_print_links (s_cli_t *cli, const s_args_t *args, json_t *reply)
+{
+    json_t *links = json_object_get (reply, "links");
+    if (json_array_size (links) == 0)
+        printf ("No payment links.\n");
+    else
+        S_TABLE (links, s_link_columns, 0);
+    return 0;
+}
+
+static int s_print_link (s_cli_t *cli, const s_args_t *args, json_t *reply)
+{
+    json_t *link = json_object_get (reply, "link");
+    printf ("Payment link %s: %s, valid until %s\n", s_text (link, "link_id"),
+            s_text (link, "state"), s_text (link, "expires_at"));
+    printf ("  payer:           ");
+    s_put_clean (stdout, s_text (link, "payer_name"), SIZE_MAX);
+    printf (" ");
+    s_put_clean (stdout, s_text (link, "payer_email"), SIZE_MAX);
+    printf ("\n  lines:           ");
+    s_put_clean (stdout, s_text (link, "lines"), SIZE_MAX);
+    printf ("\n");
+    if (*s_text (link, "token"))
+        printf (
+            "  token:           %s\n"
+            "Send the payer their link with this token; it is shown only now (the core keeps\n"
+            "only its digest). It can be paid once, within 24 hours, and cancelled until then.\n",
+            s_text (link, "token"));
+    return 0;
+}
+
 static int s_run_payment_show (s_cli_t *cli, const s_args_t *args)
 {
     json_t *reply = NULL;
@@ -2499,6 +2582,43 @@ static const s_command_t s_commands[] = {
                  &o_charge_payer_email, &o_card_stdin, &o_save_method, &o_receipt_email,
                  &o_message},
      .prepare = s_prepare_charge,
+     .run = s_run_charge},
+    {.name = "link create",
+     .op = "link-create",
+     .synopsis = "[--firm F] [--client C | --matter M] [--amount A]\n"
+                 "      [--invoice NUMBER=AMOUNT[,...]] [--trust MATTER=AMOUNT[,...]]\n"
+                 "      [--currency CUR] (--payer PAYER_ID | --payer-name N --payer-email E)\n"
+                 "      [--receipt-email E] [--message TEXT]",
+     .summary = "send for payment: a link (24 hours, single use)",
+     .flags = S_NEEDS_FIRM | S_SENDS_STAFF,
+     .options = {&o_firm, &o_charge_client, &o_charge_matter, &o_charge_amount, &o_charge_invoice,
+                 &o_charge_trust, &o_charge_currency, &o_payer, &o_charge_payer_name,
+                 &o_charge_payer_email, &o_receipt_email, &o_message},
+     .prepare = s_prepare_link,
+     .print = s_print_link},
+    {.name = "link list",
+     .op = "link-list",
+     .synopsis = "[--firm F] [--state outstanding|paid|cancelled|expired]",
+     .summary = "payment links and their states",
+     .flags = S_NEEDS_FIRM,
+     .options = {&o_firm, &o_link_state},
+     .print = s_print_links},
+    {.name = "link cancel",
+     .op = "link-cancel",
+     .synopsis = "LINK_ID",
+     .summary = "cancel an outstanding payment link",
+     .bare = {&o_link_id},
+     .bare_required = 1,
+     .print = s_print_link},
+    {.name = "link pay",
+     .op = "link-pay",
+     .synopsis = "TOKEN --card-stdin",
+     .summary = "pay a link as its payer does",
+     .flags = S_CALLS_PROCESSOR,
+     .options = {&o_card_stdin},
+     .bare = {&o_link_token},
+     .bare_required = 1,
+     .required = "--card-stdin",
      .run = s_run_charge},
     {.name = "payment show",
      .op = "payment-show",

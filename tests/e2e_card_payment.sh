@@ -64,4 +64,27 @@ wait_for 20 "the core to resolve the unknown charge" resolved
 uuid=$(cli --json payment show "$payment" | json 'd["payment"]["charges"][0]["posting_uuid"]')
 wait_for 30 "the resolved posting to be posted" posting_is "$uuid" posted
 [ "$(matter_sql "SELECT COUNT(*) FROM receipt")" = $((receipts + 1)) ] || fail "not exactly one more receipt"
+
+# Send for payment: a link the payer pays once, within 24 hours, with balances checked again.
+out=$(cli --json link create --firm acme --invoice "$invoice=3.00" --payer-name "Pat Doe" \
+    --payer-email pat@example.com --message "sent by e-mail") || fail "link create: $out"
+token=$(echo "$out" | json 'd["link"]["token"]')
+link=$(echo "$out" | json 'd["link"]["link_id"]')
+[ "$(echo "$out" | json 'd["link"]["state"]')" = outstanding ] || fail "a new link is not outstanding"
+echo "4000000000000002 04/2031 123" | cli --json link pay "$token" --card-stdin >/dev/null 2>&1 &&
+    fail "a declined card paid the link"
+out=$(echo "4242424242424242 04/2031 123" | cli --json link pay "$token" --card-stdin) ||
+    fail "link pay: $out"
+uuid=$(echo "$out" | json 'd["payment"]["charges"][0]["posting_uuid"]')
+wait_for 30 "the link's posting to be posted" posting_is "$uuid" posted
+out=$(echo "4242424242424242 04/2031 123" | cli --json link pay "$token" --card-stdin 2>&1) &&
+    fail "a link was paid twice"
+echo "$out" | grep -q "is paid" || fail "unclear error for a paid link: $out"
+other=$(cli --json link create --firm acme --invoice "$invoice=1.00" --payer-name P --payer-email p@example.com |
+    json 'd["link"]["link_id"]')
+cli --json link cancel "$other" >/dev/null || fail "link cancel"
+[ "$(cli --json link list --firm acme --state paid | json '" ".join(l["link_id"] for l in d["links"])')" = "$link" ] ||
+    fail "the paid link is not listed as paid"
+[ "$(cli --json link list --firm acme --state cancelled | json 'len(d["links"])')" = 1 ] ||
+    fail "the cancelled link is not listed as cancelled"
 log "PASS"
