@@ -156,10 +156,12 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
     return reply;
 }
 
-json_t *ml_admin_execute (ml_store_t *store, ml_payers_t *payers, ml_payments_t *payments,
-                          const json_t *request, ml_admin_effects_t *effects)
+json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
+                          ml_admin_effects_t *effects)
 {
-    assert (store && payers && effects);
+    assert (parts && parts->store && parts->payers && effects);
+    ml_store_t *store = parts->store;
+    ml_payers_t *payers = parts->payers;
     memset (effects, 0, sizeof *effects);
     char *deliver_firm = effects->deliver_firm;
     size_t size = sizeof effects->deliver_firm;
@@ -180,9 +182,13 @@ json_t *ml_admin_execute (ml_store_t *store, ml_payers_t *payers, ml_payments_t 
     if (payers_reply)
         return payers_reply;
     json_t *payments_reply =
-        payments ? ml_payments_execute (payments, op, request, deliver_firm, size) : NULL;
+        parts->payments ? ml_payments_execute (parts->payments, op, request, deliver_firm, size)
+                        : NULL;
     if (payments_reply)
         return payments_reply;
+    json_t *mailer_reply = parts->mailer ? ml_mailer_execute (parts->mailer, op, request) : NULL;
+    if (mailer_reply)
+        return mailer_reply;
     if (streq (op, "status")) {
         json_t *firms = ml_store_status (store);
         return firms ? ml_admin_ok (json_pack ("{s:o}", "firms", firms))
@@ -250,6 +256,7 @@ void ml_admin_test (bool verbose)
     assert (store);
     ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
     assert (payers);
+    ml_admin_parts_t parts = {store, payers, NULL, NULL};
     ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
     strcpy (hello->epoch, "e");
     bool resync;
@@ -275,7 +282,7 @@ void ml_admin_test (bool verbose)
 
     json_t *request = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "op", "pay", "firm", "acme", "client",
                                  "C-1", "amount", "150.00", "ar_message", "desk");
-    json_t *reply = ml_admin_execute (store, payers, NULL, request, &effects);
+    json_t *reply = ml_admin_execute (&parts, request, &effects);
     assert (json_is_true (json_object_get (reply, "ok")));
     assert (streq (effects.deliver_firm, "acme"));
     json_t *lines = json_object_get (reply, "lines");
@@ -290,7 +297,7 @@ void ml_admin_test (bool verbose)
             5000);
     json_decref (reply);
     //  The pending posting counts: 150.00 more leaves 50.00 on INV-12, then INV-50.
-    reply = ml_admin_execute (store, payers, NULL, request, &effects);
+    reply = ml_admin_execute (&parts, request, &effects);
     lines = json_object_get (reply, "lines");
     assert (
         streq (json_string_value (json_object_get (json_array_get (lines, 0), "invoice_number")),
@@ -300,7 +307,7 @@ void ml_admin_test (bool verbose)
     json_decref (reply);
     //  A surplus is refused and nothing is recorded.
     json_object_set_new (request, "amount", json_string ("1,000.00"));
-    reply = ml_admin_execute (store, payers, NULL, request, &effects);
+    reply = ml_admin_execute (&parts, request, &effects);
     assert (json_is_false (json_object_get (reply, "ok")));
     assert (strstr (json_string_value (json_object_get (reply, "error")), "more than"));
     assert (*effects.deliver_firm == 0 && !effects.search);
@@ -321,14 +328,14 @@ void ml_admin_test (bool verbose)
     for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
         json_t *hostile = json_loads (bad[index], 0, NULL);
         assert (hostile);
-        reply = ml_admin_execute (store, payers, NULL, hostile, &effects);
+        reply = ml_admin_execute (&parts, hostile, &effects);
         assert (json_is_false (json_object_get (reply, "ok")));
         assert (json_string_length (json_object_get (reply, "error")) > 0);
         json_decref (reply);
         json_decref (hostile);
     }
     json_t *list = json_pack ("{s:s}", "op", "postings");
-    reply = ml_admin_execute (store, payers, NULL, list, &effects);
+    reply = ml_admin_execute (&parts, list, &effects);
     assert (json_array_size (json_object_get (reply, "postings")) == 2);
     json_decref (reply);
     json_decref (list);
@@ -338,12 +345,12 @@ void ml_admin_test (bool verbose)
     //  Payer ops and searches are dispatched to their classes; a search waits for an agent.
     json_t *payer_add = json_pack ("{s:s, s:s, s:s, s:s}", "op", "payer-add", "firm", "acme",
                                    "name", "Pat", "email", "pat@example.com");
-    reply = ml_admin_execute (store, payers, NULL, payer_add, &effects);
+    reply = ml_admin_execute (&parts, payer_add, &effects);
     assert (json_is_true (json_object_get (reply, "ok")) && !effects.search);
     json_decref (reply);
     json_decref (payer_add);
     json_t *search = json_pack ("{s:s, s:s, s:s}", "op", "search", "firm", "acme", "text", "x");
-    reply = ml_admin_execute (store, payers, NULL, search, &effects);
+    reply = ml_admin_execute (&parts, search, &effects);
     assert (!reply && effects.search && effects.context && streq (effects.search_firm, "acme"));
     ml_msg_destroy (&effects.search);
     json_decref (effects.context);

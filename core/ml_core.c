@@ -45,6 +45,8 @@ typedef struct {
     ml_store_t *store;
     ml_payers_t *payers;
     ml_processor_t *processor;
+    ml_mailer_t *mailer;
+    zactor_t *mail_sender; //  the mailer's actor, when mail is configured
     ml_payments_t *payments;
     zhashx_t *sessions; //  firm id -> s_session_t
     zhashx_t *pending;  //  search request id (decimal text) -> s_pending_t
@@ -81,6 +83,10 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
     settings->has_processor = *ml_config_string (config, "processor/kind", "") != 0;
     if (rc == 0 && settings->has_processor &&
         ml_processor_settings_load (&settings->processor, config, error, error_size) != 0)
+        rc = -1;
+    settings->has_mail = *ml_config_string (config, "mail/smtp_url", "") != 0;
+    if (rc == 0 && settings->has_mail &&
+        ml_mailer_settings_load (&settings->mail, config, error, error_size) != 0)
         rc = -1;
     ml_config_destroy (&config);
     return rc;
@@ -555,7 +561,11 @@ static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *fram
         return json_pack ("{s:b, s:s}", "ok", 0, "error", text);
     }
     ml_admin_effects_t effects;
-    json_t *reply = ml_admin_execute (self->store, self->payers, self->payments, parsed, &effects);
+    ml_admin_parts_t parts = {self->store, self->payers, self->payments, self->mailer};
+    json_t *reply = ml_admin_execute (&parts, parsed, &effects);
+    //  A request may have queued mail (a payment link): the sender looks now.
+    if (self->mail_sender)
+        zstr_send (self->mail_sender, "SEND");
     json_t *op = json_object_get (parsed, "op");
     //  Add what only the running core knows: which agents are connected now.
     if (reply && json_is_string (op) && streq (json_string_value (op), "status")) {
@@ -618,6 +628,9 @@ static void s_tick (s_core_t *self)
         if (paid)
             s_deliver (self, paid);
     }
+    //  Receipts and notices owed for what happened (a sweep, so none is ever lost).
+    if (ml_payments_notify (self->payments) > 0 && self->mail_sender)
+        zstr_send (self->mail_sender, "SEND");
     int64_t now = zclock_mono ();
     zlistx_t *firms = zhashx_keys (self->sessions);
     for (const char *firm = zlistx_first (firms); firm; firm = zlistx_next (firms)) {
@@ -669,8 +682,19 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         if (streq (ml_processor_kind (self->processor), "test"))
             ml_log (ML_LOG_NOTICE, "card payments go to the TEST processor (no real money)");
     }
-    self->payments =
-        ml_payments_new (self->store, self->payers, self->processor, error, sizeof error);
+    self->mailer = ml_mailer_new (ml_store_odbc (self->store), error, sizeof error);
+    if (!self->mailer) {
+        ml_log (ML_LOG_ERROR, "%s", error);
+        return -1;
+    }
+    if (settings->has_mail) {
+        self->mail_sender = ml_service_start (ml_mailer_actor, &self->settings.mail);
+        ml_mailer_settings_wipe (&self->settings.mail);
+        if (!self->mail_sender)
+            return -1;
+    }
+    self->payments = ml_payments_new (self->store, self->payers, self->processor, self->mailer,
+                                      error, sizeof error);
     if (!self->payments) {
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
@@ -748,6 +772,8 @@ static void s_core_destroy (s_core_t *self)
     zhashx_destroy (&self->sessions);
     zhashx_destroy (&self->firms);
     ml_payments_destroy (&self->payments);
+    zactor_destroy (&self->mail_sender);
+    ml_mailer_destroy (&self->mailer);
     ml_processor_destroy (&self->processor);
     ml_payers_destroy (&self->payers);
     ml_store_destroy (&self->store);

@@ -149,11 +149,13 @@ int main (int argc, char *argv[])
     }
     if (streq (command, "register-agent")) {
         ml_processor_settings_wipe (&settings.processor);
+        ml_mailer_settings_wipe (&settings.mail);
         return s_register (&settings, firm_id, name, cert_path, account);
     }
     zactor_t *core = ml_service_start (ml_core_actor, &settings);
     //  The actor made its processor from its own copy: this one's API key goes now.
     ml_processor_settings_wipe (&settings.processor);
+    ml_mailer_settings_wipe (&settings.mail);
     if (!core)
         return 1;
     zpoller_t *poller = zpoller_new (core, NULL);

@@ -16,6 +16,7 @@ struct _ml_payments_t {
     ml_odbc_t *odbc;           //  the store's connection
     ml_payers_t *payers;       //  borrowed
     ml_processor_t *processor; //  borrowed, may be NULL
+    ml_mailer_t *mailer;       //  borrowed, may be NULL
 };
 
 //  Accounts are typed for good and never removed (DESIGN.md rule 2); charges and their
@@ -70,13 +71,17 @@ static const char *s_schema[] = {
     " expires_at TEXT NOT NULL, cancelled_at TEXT, payment_uuid TEXT,"
     " CHECK (cancelled_at IS NULL OR payment_uuid IS NULL))",
     "CREATE INDEX IF NOT EXISTS payment_link_firm ON payment_link (firm_id, created_at)",
+    //  Where the firm wants notices ("posting rejected").
+    "CREATE TABLE IF NOT EXISTS firm_contact ("
+    " firm_id TEXT PRIMARY KEY REFERENCES firm (firm_id), notify_email TEXT NOT NULL,"
+    " updated_at TEXT NOT NULL)",
     "CREATE TRIGGER IF NOT EXISTS payment_link_once BEFORE UPDATE ON payment_link"
     " WHEN OLD.payment_uuid IS NOT NULL OR OLD.cancelled_at IS NOT NULL"
     " BEGIN SELECT RAISE (ABORT, 'a paid or cancelled link never changes'); END",
 };
 
 ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_processor_t *processor,
-                                char *error, size_t error_size)
+                                ml_mailer_t *mailer, char *error, size_t error_size)
 {
     assert (store && payers);
     ml_odbc_t *odbc = ml_store_odbc (store);
@@ -95,6 +100,7 @@ ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_proce
     self->odbc = odbc;
     self->payers = payers;
     self->processor = processor;
+    self->mailer = mailer;
     return self;
 }
 
@@ -848,6 +854,182 @@ static json_t *s_link_row (ml_payments_t *self, const char *column, const char *
     return row;
 }
 
+//  A selection's lines for people: "Invoice INV-1: 12.34 USD" / "Trust deposit, matter M-1".
+static void s_lines_text (zchunk_t *text, const json_t *lines, const char *currency)
+{
+    size_t index;
+    json_t *line;
+    json_array_foreach (lines, index, line)
+    {
+        //  Either form: [kind, reference, amount] (a charge) or {invoice|trust: n, amount_minor}.
+        bool trust = json_is_array (line)
+                         ? streq (json_string_value (json_array_get (line, 0)), "T")
+                         : json_object_get (line, "trust") != NULL;
+        const char *reference =
+            json_is_array (line)
+                ? json_string_value (json_array_get (line, 1))
+                : json_string_value (json_object_get (line, trust ? "trust" : "invoice"));
+        int64_t amount = json_is_array (line)
+                             ? json_integer_value (json_array_get (line, 2))
+                             : json_integer_value (json_object_get (line, "amount_minor"));
+        char money[64];
+        ml_money_format (amount, currency, money, sizeof money);
+        zchunk_extend (text, "  ", 2);
+        const char *label = trust ? "Trust deposit, matter " : "Invoice ";
+        zchunk_extend (text, label, strlen (label));
+        zchunk_extend (text, reference, strlen (reference));
+        zchunk_extend (text, ": ", 2);
+        zchunk_extend (text, money, strlen (money));
+        zchunk_extend (text, " ", 1);
+        zchunk_extend (text, currency, strlen (currency));
+        zchunk_extend (text, "\n", 1);
+    }
+}
+
+static char *s_chunk_text (zchunk_t *chunk)
+{
+    zchunk_extend (chunk, "", 1);
+    char *text = strdup ((const char *)zchunk_data (chunk));
+    zchunk_destroy (&chunk);
+    return text;
+}
+
+static void s_link_body (const s_order_t *order, const char *token, const char *expires,
+                         char **body)
+{
+    zchunk_t *text = zchunk_new (NULL, 0);
+    char head[512];
+    snprintf (head, sizeof head,
+              "Dear %s,\n\nYou can pay the following online, once, until %s (UTC):\n\n",
+              order->payer_name, expires);
+    zchunk_extend (text, head, strlen (head));
+    for (int group = 0; group < 2; group++)
+        s_lines_text (text, order->groups[group].lines, order->groups[group].currency);
+    snprintf (head, sizeof head,
+              "\nYour payment code: %s\n\nIf you did not expect this message, ignore it.\n", token);
+    zchunk_extend (text, head, strlen (head));
+    *body = s_chunk_text (text);
+    explicit_bzero (head, sizeof head);
+}
+
+int ml_payments_notify (ml_payments_t *self)
+{
+    assert (self);
+    if (!self->mailer)
+        return 0;
+    int queued = 0;
+    //  Receipts: one per approved charge, to the payment's receipt address.
+    json_t *due = s_rows (
+        self,
+        "SELECT c.charge_key, c.account_type, c.currency, c.amount_minor, c.lines,"
+        " c.processor_txn, c.updated_at, p.firm_id, p.payer_name, p.receipt_email, p.brand,"
+        " p.last4, f.name AS firm_name FROM charge c JOIN payment p ON p.payment_uuid ="
+        " c.payment_uuid JOIN firm f ON f.firm_id = p.firm_id WHERE c.status = 'approved'"
+        " AND NOT EXISTS (SELECT 1 FROM mail m WHERE m.dedupe_key = 'receipt:' || c.charge_key)"
+        " ORDER BY c.updated_at LIMIT 50",
+        NULL, NULL);
+    size_t index;
+    json_t *row;
+    json_array_foreach (due, index, row)
+    {
+#define S_TEXT(key) json_string_value (json_object_get (row, key))
+        char money[64], head[1024], subject[200], dedupe[128], error[256];
+        ml_money_format (json_integer_value (json_object_get (row, "amount_minor")),
+                         S_TEXT ("currency"), money, sizeof money);
+        snprintf (subject, sizeof subject, "%s: receipt for your payment of %s %s",
+                  S_TEXT ("firm_name"), money, S_TEXT ("currency"));
+        snprintf (head, sizeof head,
+                  "Dear %s,\n\nThank you. %s received your payment of %s %s on %.10s,\n"
+                  "paid with %s ending %s (reference %s), for:\n\n",
+                  S_TEXT ("payer_name"), S_TEXT ("firm_name"), money, S_TEXT ("currency"),
+                  S_TEXT ("updated_at"), S_TEXT ("brand"), S_TEXT ("last4"),
+                  S_TEXT ("processor_txn"));
+        zchunk_t *text = zchunk_new (head, strlen (head));
+        json_t *lines = json_loads (S_TEXT ("lines"), 0, NULL);
+        s_lines_text (text, lines, S_TEXT ("currency"));
+        json_decref (lines);
+        const char *tail = "\nKeep this message for your records.\n";
+        zchunk_extend (text, tail, strlen (tail));
+        char *body = s_chunk_text (text);
+        snprintf (dedupe, sizeof dedupe, "receipt:%s", S_TEXT ("charge_key"));
+        if (ml_odbc_begin (self->odbc) == 0 &&
+            ml_mailer_enqueue (self->mailer, "receipt", dedupe, S_TEXT ("firm_id"),
+                               S_TEXT ("receipt_email"), subject, body, error, sizeof error) >= 0 &&
+            ml_odbc_commit (self->odbc) == 0)
+            queued++;
+        else {
+            ml_odbc_rollback (self->odbc);
+            //  A receipt that can never be queued (a bad address) is logged, not retried
+            //  forever in silence.
+            ml_log (ML_LOG_WARNING, "payments: no receipt for charge %s: %s", S_TEXT ("charge_key"),
+                    error);
+        }
+        free (body);
+#undef S_TEXT
+    }
+    json_decref (due);
+    //  Rejected postings: the firm learns at once, with the matter system's reason.
+    due = s_rows (self,
+                  "SELECT p.posting_uuid, p.firm_id, p.client_number, p.currency, p.amount_minor,"
+                  " p.reason, p.source, f.notify_email FROM posting p JOIN firm_contact f"
+                  " ON f.firm_id = p.firm_id WHERE p.status = 'rejected' AND NOT EXISTS"
+                  " (SELECT 1 FROM mail m WHERE m.dedupe_key = 'rejected:' || p.posting_uuid)"
+                  " LIMIT 50",
+                  NULL, NULL);
+    json_array_foreach (due, index, row)
+    {
+#define S_TEXT(key) json_string_value (json_object_get (row, key))
+        char money[64], body[1024], subject[200], dedupe[128], error[256];
+        ml_money_format (json_integer_value (json_object_get (row, "amount_minor")),
+                         S_TEXT ("currency"), money, sizeof money);
+        snprintf (subject, sizeof subject, "Posting rejected: %s %s for client %s", money,
+                  S_TEXT ("currency"), S_TEXT ("client_number"));
+        snprintf (body, sizeof body,
+                  "The matter system rejected posting %s (%s %s for client %s, from a %s "
+                  "payment).\nReason: %s\n\nThe money was received; the posting needs your "
+                  "attention: see 'matterlink posting %s', then reallocate or resend it.\n",
+                  S_TEXT ("posting_uuid"), money, S_TEXT ("currency"), S_TEXT ("client_number"),
+                  S_TEXT ("source"), S_TEXT ("reason") ? S_TEXT ("reason") : "(none given)",
+                  S_TEXT ("posting_uuid"));
+        snprintf (dedupe, sizeof dedupe, "rejected:%s", S_TEXT ("posting_uuid"));
+        if (ml_odbc_begin (self->odbc) == 0 &&
+            ml_mailer_enqueue (self->mailer, "posting_rejected", dedupe, S_TEXT ("firm_id"),
+                               S_TEXT ("notify_email"), subject, body, error, sizeof error) >= 0 &&
+            ml_odbc_commit (self->odbc) == 0)
+            queued++;
+        else {
+            ml_odbc_rollback (self->odbc);
+            ml_log (ML_LOG_WARNING, "payments: no rejection notice for posting %s: %s",
+                    S_TEXT ("posting_uuid"), error);
+        }
+#undef S_TEXT
+    }
+    json_decref (due);
+    return queued;
+}
+
+static json_t *s_firm_contact (ml_payments_t *self, const json_t *request)
+{
+    char problem[256] = "", now[32];
+    const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
+    const char *email = ml_admin_argument (request, "email", 254, problem, sizeof problem);
+    if (*problem || !firm || !email || !strchr (email, '@') || strpbrk (email, " \r\n"))
+        return ml_admin_error ("'firm' and 'email' (one address) are required");
+    json_t *known = ml_store_firm (self->store, firm);
+    if (!known)
+        return ml_admin_error ("unknown firm '%s'", firm);
+    json_decref (known);
+    ml_store_now (now, sizeof now);
+    if (ml_odbc_begin (self->odbc) != 0 ||
+        ml_odbc_execute (self->odbc,
+                         "INSERT OR REPLACE INTO firm_contact (firm_id, notify_email, updated_at)"
+                         " VALUES (?, ?, ?)",
+                         "sss", firm, email, now) != 1 ||
+        ml_odbc_commit (self->odbc) != 0)
+        return s_store_failed (self, "firm-contact");
+    return ml_admin_ok (json_pack ("{s:s, s:s}", "firm", firm, "notify_email", email));
+}
+
 static json_t *s_link_create (ml_payments_t *self, const json_t *request)
 {
     s_order_t order;
@@ -874,6 +1056,14 @@ static json_t *s_link_create (ml_payments_t *self, const json_t *request)
     json_t *lines = s_order_lines (&order);
     char *lines_text = json_dumps (lines, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref (lines);
+    //  The payer's e-mail carries the token: the only moment it exists outside the payer.
+    char *body = NULL, subject[160], dedupe[64], mail_error[256] = "";
+    json_t *firm = ml_store_firm (self->store, order.firm);
+    snprintf (subject, sizeof subject, "%s: your payment link",
+              firm ? json_string_value (json_object_get (firm, "name")) : order.firm);
+    json_decref (firm);
+    s_link_body (&order, token, expires, &body);
+    snprintf (dedupe, sizeof dedupe, "link:%s", link_id);
     bool ok = ml_odbc_begin (self->odbc) == 0 &&
               ml_odbc_execute (
                   self->odbc,
@@ -883,7 +1073,14 @@ static json_t *s_link_create (ml_payments_t *self, const json_t *request)
                   "sssissssssss", link_id, digest, order.firm, order.payer_id, order.payer_name,
                   order.payer_email, order.receipt_email, order.ar_message, lines_text, order.staff,
                   now, expires) == 1 &&
+              (!self->mailer || ml_mailer_enqueue (self->mailer, "payment_link", dedupe, order.firm,
+                                                   order.receipt_email, subject, body, mail_error,
+                                                   sizeof mail_error) >= 0) &&
               ml_odbc_commit (self->odbc) == 0;
+    if (!ok && self->mailer && *mail_error)
+        ml_log (ML_LOG_WARNING, "payments: payment link e-mail refused: %s", mail_error);
+    explicit_bzero (body, strlen (body));
+    free (body);
     free (lines_text);
     s_order_free (&order);
     if (!ok)
@@ -1060,6 +1257,8 @@ json_t *ml_payments_execute (ml_payments_t *self, const char *op, const json_t *
     }
     if (streq (op, "payment"))
         return s_payment (self, request, deliver_firm, size);
+    if (streq (op, "firm-contact"))
+        return s_firm_contact (self, request);
     if (streq (op, "link-create"))
         return s_link_create (self, request);
     if (streq (op, "link-pay"))
@@ -1132,7 +1331,7 @@ void ml_payments_test (bool verbose)
     ml_processor_settings_defaults (&settings);
     ml_processor_t *processor = ml_processor_new (&settings, error, sizeof error);
     assert (processor);
-    ml_payments_t *payments = ml_payments_new (store, payers, processor, error, sizeof error);
+    ml_payments_t *payments = ml_payments_new (store, payers, processor, NULL, error, sizeof error);
     assert (payments);
     ml_log_level_t saved = ml_log_level ();
     ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);

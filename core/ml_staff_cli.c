@@ -283,6 +283,8 @@ static const s_option_t o_save_method =
     S_SWITCH ("--save-method", "save_method", "save that card for --payer");
 static const s_option_t o_receipt_email =
     S_STRING ("--receipt-email", "E", 254, "receipt_email", "send the receipt here, not the payer");
+static const s_option_t o_notify_email =
+    S_STRING ("--email", "E", 254, "email", "where the firm gets notices (posting rejected)");
 static const s_option_t o_link_state = S_CHOICE (
     "--state", "S", 16, "state", "outstanding|paid|cancelled|expired", "only links in this state");
 static const s_option_t o_link_id =
@@ -2583,6 +2585,13 @@ static const s_command_t s_commands[] = {
                  &o_message},
      .prepare = s_prepare_charge,
      .run = s_run_charge},
+    {.name = "firm contact",
+     .op = "firm-contact",
+     .synopsis = "[--firm F] --email E",
+     .summary = "where the firm gets notices by e-mail",
+     .flags = S_NEEDS_FIRM,
+     .options = {&o_firm, &o_notify_email},
+     .required = "--email"},
     {.name = "link create",
      .op = "link-create",
      .synopsis = "[--firm F] [--client C | --matter M] [--amount A]\n"

@@ -7,6 +7,7 @@
 #ifndef ML_ADMIN_H_INCLUDED
 #define ML_ADMIN_H_INCLUDED
 
+#include "ml_mailer.h"
 #include "ml_payers.h"
 #include "ml_payments.h"
 #include "ml_store.h"
@@ -29,10 +30,18 @@ typedef struct {
     json_t *context;
 } ml_admin_effects_t;
 
+//  The classes whose ops the admin API offers (payments and mailer may be NULL).
+typedef struct {
+    ml_store_t *store;
+    ml_payers_t *payers;
+    ml_payments_t *payments;
+    ml_mailer_t *mailer;
+} ml_admin_parts_t;
+
 //  Execute a request. Returns the reply (new reference), or NULL when effects->search is
 //  set and the reply waits for the agent's answer.
-json_t *ml_admin_execute (ml_store_t *store, ml_payers_t *payers, ml_payments_t *payments,
-                          const json_t *request, ml_admin_effects_t *effects);
+json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
+                          ml_admin_effects_t *effects);
 
 //  Helpers for every op handler, so all replies and argument checks look alike.
 //  An error reply {"ok": false, "error": text} (new reference).

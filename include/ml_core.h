@@ -9,6 +9,7 @@
 #ifndef ML_CORE_H_INCLUDED
 #define ML_CORE_H_INCLUDED
 
+#include "ml_mailer.h"
 #include "ml_processor.h"
 
 #include <czmq.h>
@@ -27,6 +28,10 @@ typedef struct {
     //  one (its API key is a secret: ml_processor_settings_wipe once the core has started).
     bool has_processor;
     ml_processor_settings_t processor;
+    //  E-mail (receipts, payment links, notices) goes out when there is a "mail" section
+    //  (docs/mail.md); its password is a secret like the processor's key.
+    bool has_mail;
+    ml_mailer_settings_t mail;
 } ml_core_settings_t;
 
 //  Read settings from a configuration file (config/core.cfg documents each key).

@@ -14,11 +14,13 @@
     Accounts belong here too: each is typed TRUST or OPERATING for good (the store refuses
     any change), with its currency and the processor's merchant account.
 
-    Admin ops: account-add, account-list, payment, payment-show, payments.
+    Admin ops: account-add, account-list, payment, payment-show, payments, link-create,
+    link-pay, link-list, link-cancel, firm-contact.
 */
 #ifndef ML_PAYMENTS_H_INCLUDED
 #define ML_PAYMENTS_H_INCLUDED
 
+#include "ml_mailer.h"
 #include "ml_msg.h"
 #include "ml_payers.h"
 #include "ml_processor.h"
@@ -29,10 +31,18 @@
 
 typedef struct _ml_payments_t ml_payments_t;
 
-//  Create the tables if needed. store, payers and processor are borrowed (processor may be
-//  NULL: payments are then refused with a message saying none is configured).
+//  Create the tables if needed. store, payers, processor and mailer are borrowed (processor
+//  may be NULL: payments are then refused with a message saying none is configured; mailer
+//  may be NULL: no mail is queued).
 ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_processor_t *processor,
-                                char *error, size_t error_size);
+                                ml_mailer_t *mailer, char *error, size_t error_size);
+
+//  Queue the mail owed for what happened: a receipt to the payer for each approved charge
+//  (never showing the A/R message, which is for the firm's ledger), and a "posting
+//  rejected" notice to the firm's contact address for each rejected posting. A sweep, keyed
+//  by the mail's dedupe key, so a notice is never lost or doubled whatever stopped when.
+//  Returns the number of mails queued.
+int ml_payments_notify (ml_payments_t *self);
 
 //  Destroy. Idempotent; nulls the caller's pointer.
 void ml_payments_destroy (ml_payments_t **self_p);

@@ -5,7 +5,7 @@
 set -eu
 packages="build-essential cmake pkg-config clang-format python3 sqlite3 \
 libzmq3-dev libczmq-dev libjansson-dev libcurl4-openssl-dev uuid-dev \
-unixodbc unixodbc-dev libsqliteodbc"
+unixodbc unixodbc-dev libsqliteodbc python3-aiosmtpd"
 if [ "${1:-}" = "--servers" ]; then
     packages="$packages postgresql odbc-postgresql mariadb-server mariadb-client odbc-mariadb"
 fi

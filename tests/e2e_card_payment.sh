@@ -4,10 +4,12 @@
 # charges (operating and trust merchant accounts) and two postings, each landing once in the
 # matter system's books with its processor transaction; the trust deposit arrives whole (no
 # fee). A declined card posts nothing; a charge whose outcome is unknown is resolved by the
-# core and posts exactly once.
+# core and posts exactly once. Receipts, the payment-link e-mail and the "posting rejected"
+# notice arrive at a real SMTP server, once each, and the A/R message is in none of them.
 . "$(dirname "$0")/lib_e2e.sh"
 setup 30 300
 printf 'processor\n    kind = test\n' >>"$W/core.cfg"
+start_smtp
 start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
@@ -47,6 +49,11 @@ IFS='|' read -r account amount txn <<<"$(receipt "$trust")"
 trust_after=$(matter_sql "SELECT COALESCE(SUM(t.amount_minor), 0) FROM trust_entry t JOIN matter m ON m.matter_id = t.matter_id WHERE m.matter_number = '$matter'")
 [ "$trust_after" = $((trust_before + 50000)) ] || fail "trust ledger grew by $((trust_after - trust_before)), not 50000"
 log "two charges, two receipts (OP-001 12.34, TR-001 500.00 whole)"
+receipts_mailed() { [ "$(mails_where 'm["rcpt_tos"] == ["pat@example.com"] and "receipt" in m["headers"]["subject"]')" = 2 ]; }
+wait_for 20 "two receipts by e-mail" receipts_mailed
+[ "$(mails_where '"front desk" in m["body"] or "front desk" in m["headers"]["subject"]')" = 0 ] ||
+    fail "the A/R message appeared in an e-mail"
+[ "$(mails_where '"'"$invoice"'" in m["body"] and "12.34" in m["body"]')" = 1 ] || fail "the receipt does not name the invoice"
 
 # A declined card: nothing charged, nothing posted.
 receipts=$(matter_sql "SELECT COUNT(*) FROM receipt")
@@ -69,6 +76,8 @@ wait_for 30 "the resolved posting to be posted" posting_is "$uuid" posted
 out=$(cli --json link create --firm acme --invoice "$invoice=3.00" --payer-name "Pat Doe" \
     --payer-email pat@example.com --message "sent by e-mail") || fail "link create: $out"
 token=$(echo "$out" | json 'd["link"]["token"]')
+link_mailed() { [ "$(mails_where '"'"$token"'" in m["body"]')" = 1 ]; }
+wait_for 20 "the payment link e-mail" link_mailed
 link=$(echo "$out" | json 'd["link"]["link_id"]')
 [ "$(echo "$out" | json 'd["link"]["state"]')" = outstanding ] || fail "a new link is not outstanding"
 echo "4000000000000002 04/2031 123" | cli --json link pay "$token" --card-stdin >/dev/null 2>&1 &&
@@ -87,4 +96,18 @@ cli --json link cancel "$other" >/dev/null || fail "link cancel"
     fail "the paid link is not listed as paid"
 [ "$(cli --json link list --firm acme --state cancelled | json 'len(d["links"])')" = 1 ] ||
     fail "the cancelled link is not listed as cancelled"
+
+# A posting the matter system rejects (its invoice was voided meanwhile) tells the firm.
+cli --json firm contact --firm acme --email billing@acme.test >/dev/null || fail "firm contact"
+other=$(matter_sql "SELECT client_number FROM $OPEN_INVOICES WHERE client_number <> (SELECT client_number FROM $OPEN_INVOICES WHERE invoice_number = '$invoice') ORDER BY client_number LIMIT 1")
+victim=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE client_number = '$other' ORDER BY invoice_date, invoice_number LIMIT 1")
+stop_agent
+uuid=$(cli --json pay --firm acme --client "$other" --amount 0.01 | json 'd["posting_uuid"]')
+matter_sql "UPDATE invoice SET status = 'void' WHERE invoice_number = '$victim'"
+start_agent
+wait_for 30 "the posting to be rejected" posting_is "$uuid" rejected
+notice_mailed() { [ "$(mails_where 'm["rcpt_tos"] == ["billing@acme.test"] and "'"$uuid"'" in m["body"]')" = 1 ]; }
+wait_for 20 "the rejection notice" notice_mailed
+sleep 2
+[ "$(mails_where 'm["rcpt_tos"] == ["billing@acme.test"]')" = 1 ] || fail "the notice was sent more than once"
 log "PASS"

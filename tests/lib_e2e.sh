@@ -12,6 +12,7 @@ ML_DIALECT=${ML_DIALECT:-sqlite}
 W=$(mktemp -d /tmp/matterlink_e2e_XXXXXX)
 CORE_PID=
 AGENT_PID=
+SMTP_PID=
 MATTER_DATABASE=
 ML_TEST_NAME="$(basename "$0" .sh) [$ML_DIALECT]"
 
@@ -53,6 +54,7 @@ cleanup() {
     status=$?
     stop_process "$AGENT_PID"
     stop_process "$CORE_PID"
+    stop_process "$SMTP_PID"
     if grep -l -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$W"/*.log >/dev/null 2>&1; then
         log "FAIL: a sanitizer reported a problem"
         grep -h -A 30 -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$W"/*.log | head -n 80
@@ -195,6 +197,39 @@ core
     endpoint = tcp://127.0.0.1:$PORT
     public_key = "$CORE_KEY"
 CFG
+}
+
+# A real SMTP server (python3-aiosmtpd) on a free loopback port, keeping what it receives in
+# $W/mail (NAME.eml as received, NAME.json as Python's e-mail parser reads it), and a "mail"
+# section in the core's configuration that sends through it. Before start_core.
+start_smtp() {
+    mkdir -p "$W/mail"
+    /usr/bin/python3 "$ML_SOURCE/tests/smtp_server.py" --dir "$W/mail" >"$W/smtp.port" 2>>"$W/smtp.log" &
+    SMTP_PID=$!
+    wait_for 10 "the SMTP server" test -s "$W/smtp.port"
+    cat >>"$W/core.cfg" <<CFG
+mail
+    smtp_url = "smtp://127.0.0.1:$(cat "$W/smtp.port")"
+    starttls = no
+    from = payments@matterlink.test
+    from_name = "Acme LLP payments"
+    poll_ms = 200
+    retry_base_ms = 200
+CFG
+}
+
+# The number of mails received whose decoded subject, recipient and body match a Python
+# expression over m (the NAME.json object), e.g. mails_where '"receipt" in m["subject"]'.
+mails_where() {
+    python3 - "$W/mail" "$1" <<'PY'
+import glob, json, os, sys
+count = 0
+for path in glob.glob(os.path.join(sys.argv[1], "*.json")):
+    m = json.load(open(path))
+    if eval(sys.argv[2], {}, {"m": m}):
+        count += 1
+print(count)
+PY
 }
 
 start_core() {
