@@ -10,6 +10,12 @@
         every batch on receipt and reports rows/s until SNAPSHOT-END; MODE postings sends
         COUNT postings (1 cent on successive open invoices) with WINDOW in flight and reports
         results/s
+    ml_bench search ADMIN_ENDPOINT FIRM COUNT [CLIENTS INVOICES]
+        COUNT staff searches one after another through the real core's admin API (REQ, one
+        JSON frame each way), so over CURVE to the real agent and its matter database and
+        back: a fixed mix of search kinds whose values follow the sample data's numbering
+        (sql/sample.sh with CLIENTS clients and INVOICES invoices, default 20000 and
+        1000000). Prints the round trips' percentiles; each kind's go to stderr.
 */
 #include "ml_contract.h"
 #include "ml_log.h"
@@ -17,6 +23,9 @@
 #include "ml_odbc.h"
 
 #include <czmq.h>
+#include <jansson.h>
+#include <time.h>
+#include <unistd.h>
 
 static double s_seconds (int64_t start)
 {
@@ -237,6 +246,357 @@ static int s_core (const char *endpoint, const char *agents, const char *certifi
     return 0;
 }
 
+//  Search round trips ------------------------------------------------------------------------
+
+//  The kinds of search a staff user makes, each timed on its own as well as together.
+typedef enum {
+    S_CLIENT_NUMBER_EXACT,
+    S_CLIENT_NUMBER_PREFIX,
+    S_MATTER_NUMBER_EXACT,
+    S_MATTER_NUMBER_PREFIX,
+    S_INVOICE_NUMBER_EXACT,
+    S_INVOICE_NUMBER_PREFIX,
+    S_CLIENT_NAME_COMMON,
+    S_CLIENT_NAME_RARE,
+    S_CLIENT_NAME_NONE,
+    S_MATTER_DESCRIPTION,
+    S_TRUST,
+    S_PAYER_VIEW,
+    S_KINDS
+} s_kind_t;
+
+static const char *s_kind_names[S_KINDS] = {
+    "client-number-exact",  "client-number-prefix",  "matter-number-exact", "matter-number-prefix",
+    "invoice-number-exact", "invoice-number-prefix", "client-name-common",  "client-name-rare",
+    "client-name-none",     "matter-description",    "trust-client-number", "payer-view"};
+
+//  One cycle of the mix: look-ups by number and common names come twice as often as the
+//  rest, interleaved so that no kind runs in a burst.
+static const s_kind_t s_cycle[] = {S_CLIENT_NUMBER_EXACT,
+                                   S_CLIENT_NAME_COMMON,
+                                   S_INVOICE_NUMBER_EXACT,
+                                   S_MATTER_NUMBER_EXACT,
+                                   S_CLIENT_NUMBER_PREFIX,
+                                   S_CLIENT_NAME_RARE,
+                                   S_INVOICE_NUMBER_PREFIX,
+                                   S_MATTER_DESCRIPTION,
+                                   S_CLIENT_NUMBER_EXACT,
+                                   S_CLIENT_NAME_COMMON,
+                                   S_INVOICE_NUMBER_EXACT,
+                                   S_MATTER_NUMBER_EXACT,
+                                   S_MATTER_NUMBER_PREFIX,
+                                   S_CLIENT_NAME_NONE,
+                                   S_TRUST,
+                                   S_PAYER_VIEW};
+#define S_CYCLE_LENGTH (sizeof s_cycle / sizeof s_cycle[0])
+
+//  Fragments of the sample scripts' word lists (sql/*/sample.sql). With 20,000 clients the
+//  common ones match 250 to 2,500 clients, the rare ones 1 to 10, the last list nothing.
+static const char *s_names_common[] = {"smith",     "son",      "llc",
+                                       "estate of", "holdings", "family trust"};
+static const char *s_names_rare[] = {"olga okafor", "hiroshi okafor", "ashworth marine",
+                                     "okafor brewing", "kowalski analytics"};
+static const char *s_names_none[] = {"xylophone", "zzqx", "quetzal"};
+static const char *s_descriptions[] = {"probate", "trademark",        "harbor drive",
+                                       "divorce", "boundary dispute", "acquisition of"};
+#define S_PICK(list, n) ((list)[s_hash ((n), 3) % (sizeof (list) / sizeof ((list)[0]))])
+
+//  The searches may be slow on dialects without search indexes: measure them rather than
+//  let the core's default deadline (ML_FINDER_DEADLINE_MS) turn them into errors.
+#define S_SEARCH_DEADLINE_MS ML_MAX_DEADLINE_MS
+
+//  A well-mixed 64-bit hash of a search's position (splitmix64), so the values are the same
+//  on every run.
+static uint64_t s_hash (uint64_t n, uint64_t salt)
+{
+    uint64_t z = n * 0x9E3779B97F4A7C15ULL + salt * 0xBF58476D1CE4E5B9ULL + 1;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+//  A number from 1 to top, as text, drawn for search n.
+static void s_number (char *buffer, size_t size, const char *prefix, int width, uint64_t top,
+                      uint64_t n)
+{
+    snprintf (buffer, size, "%s%0*llu", prefix, width,
+              (unsigned long long)(1 + s_hash (n, 1) % (top ? top : 1)));
+}
+
+//  The same number with its last one or two digits left off, as staff type a prefix.
+static void s_prefix (char *buffer, size_t size, const char *prefix, int width, uint64_t top,
+                      uint64_t n)
+{
+    s_number (buffer, size, prefix, width, top, n);
+    size_t length = strlen (buffer);
+    buffer[length - 1 - s_hash (n, 2) % 2] = 0;
+}
+
+//  The admin request for search n of a kind (new reference).
+static json_t *s_search_request (s_kind_t kind, uint64_t n, const char *firm, int64_t payer_id,
+                                 uint64_t clients, uint64_t invoices)
+{
+    char text[64];
+    const char *by = NULL, *match = NULL, *value = text;
+    //  Every client has at least one matter and on average three (matters are numbered in
+    //  opening order): twice the clients stays within the matters that exist.
+    uint64_t matters = 2 * clients;
+    switch (kind) {
+        case S_CLIENT_NUMBER_EXACT:
+            s_number (text, sizeof text, "C-", 5, clients, n);
+            by = "client-number", match = "exact";
+            break;
+        case S_CLIENT_NUMBER_PREFIX:
+            s_prefix (text, sizeof text, "C-", 5, clients, n);
+            by = "client-number", match = "prefix";
+            break;
+        case S_MATTER_NUMBER_EXACT:
+            s_number (text, sizeof text, "M-", 6, matters, n);
+            by = "matter-number", match = "exact";
+            break;
+        case S_MATTER_NUMBER_PREFIX:
+            s_prefix (text, sizeof text, "M-", 6, matters, n);
+            by = "matter-number", match = "prefix";
+            break;
+        case S_INVOICE_NUMBER_EXACT:
+            s_number (text, sizeof text, "INV-", 7, invoices, n);
+            by = "invoice-number", match = "exact";
+            break;
+        case S_INVOICE_NUMBER_PREFIX:
+            s_prefix (text, sizeof text, "INV-", 7, invoices, n);
+            by = "invoice-number", match = "prefix";
+            break;
+        case S_CLIENT_NAME_COMMON:
+            value = S_PICK (s_names_common, n), by = "client-name", match = "contains";
+            break;
+        case S_CLIENT_NAME_RARE:
+            value = S_PICK (s_names_rare, n), by = "client-name", match = "contains";
+            break;
+        case S_CLIENT_NAME_NONE:
+            value = S_PICK (s_names_none, n), by = "client-name", match = "contains";
+            break;
+        case S_MATTER_DESCRIPTION:
+            value = S_PICK (s_descriptions, n), by = "matter-description", match = "contains";
+            break;
+        case S_TRUST:
+            s_number (text, sizeof text, "C-", 5, clients, n);
+            by = "client-number", match = "exact";
+            break;
+        case S_PAYER_VIEW:
+        case S_KINDS:
+            break;
+    }
+    json_t *request =
+        kind == S_PAYER_VIEW
+            ? json_pack ("{s:s, s:I}", "op", "payer-view", "payer_id", (json_int_t)payer_id)
+            : json_pack ("{s:s, s:s, s:s, s:s, s:s}", "op", "search", "firm", firm, "by", by,
+                         "text", value, "match", match);
+    assert (request);
+    if (kind == S_TRUST)
+        json_object_set_new (request, "target", json_string ("trust"));
+    json_object_set_new (request, "limit", json_integer (50));
+    json_object_set_new (request, "deadline_ms", json_integer (S_SEARCH_DEADLINE_MS));
+    return request;
+}
+
+//  One admin request and its reply. Returns the reply (new reference) if it is ok, else
+//  NULL after saying what was asked and what came back. Sets *elapsed_us to the round trip.
+static json_t *s_admin_call (zsock_t *socket, json_t *request, int64_t *elapsed_us)
+{
+    char *text = json_dumps (request, JSON_COMPACT);
+    assert (text);
+    struct timespec sent, received;
+    clock_gettime (CLOCK_MONOTONIC, &sent);
+    int rc = zstr_send (socket, text);
+    char *answer = rc == 0 ? zstr_recv (socket) : NULL;
+    clock_gettime (CLOCK_MONOTONIC, &received);
+    if (elapsed_us)
+        *elapsed_us = (int64_t)(received.tv_sec - sent.tv_sec) * 1000000 +
+                      (received.tv_nsec - sent.tv_nsec) / 1000;
+    json_t *reply = answer ? json_loads (answer, 0, NULL) : NULL;
+    if (!reply || !json_is_true (json_object_get (reply, "ok"))) {
+        fprintf (stderr, "ml_bench: %s\n  request: %s\n  reply: %s\n",
+                 !answer ? "no reply from the core's admin API"
+                 : reply ? "the core refused a request"
+                         : "the reply is not JSON",
+                 text, answer ? answer : "(none)");
+        json_decref (reply);
+        reply = NULL;
+    }
+    zstr_free (&answer);
+    free (text);
+    return reply;
+}
+
+//  The first open item after a source id: a client, matter and invoice that exist and have
+//  something open, as associations need. Returns 0 or -1.
+static int s_first_item (zsock_t *socket, const char *firm, uint64_t after, const char *field,
+                         char *number, size_t size)
+{
+    json_t *request =
+        json_pack ("{s:s, s:s, s:I, s:i, s:i}", "op", "search", "firm", firm, "after",
+                   (json_int_t)after, "limit", 1, "deadline_ms", S_SEARCH_DEADLINE_MS);
+    json_t *reply = s_admin_call (socket, request, NULL);
+    json_decref (request);
+    const char *value = reply ? json_string_value (json_object_get (
+                                    json_array_get (json_object_get (reply, "items"), 0), field))
+                              : NULL;
+    if (value)
+        snprintf (number, size, "%s", value);
+    else if (reply)
+        fprintf (stderr, "ml_bench: no open item after source id %llu\n",
+                 (unsigned long long)after);
+    json_decref (reply);
+    return value ? 0 : -1;
+}
+
+//  A payer with a client-, a matter- and an invoice-level association (from three different
+//  parts of the invoice range). Returns the payer's id, or 0.
+static int64_t s_make_payer (zsock_t *socket, const char *firm, uint64_t invoices)
+{
+    static const char *levels[] = {"client", "matter", "invoice"};
+    static const char *fields[] = {"client_number", "matter_number", "invoice_number"};
+    char email[64];
+    snprintf (email, sizeof email, "bench-payer-%d@example.com", (int)getpid ());
+    json_t *request = json_pack ("{s:s, s:s, s:s, s:s}", "op", "payer-add", "firm", firm, "name",
+                                 "Bench Payer", "email", email);
+    json_t *reply = s_admin_call (socket, request, NULL);
+    json_decref (request);
+    int64_t payer_id =
+        reply ? json_integer_value (json_object_get (json_object_get (reply, "payer"), "payer_id"))
+              : 0;
+    json_decref (reply);
+    for (int level = 0; level < 3 && payer_id; level++) {
+        char number[64];
+        if (s_first_item (socket, firm, invoices * (uint64_t)(level + 1) / 4, fields[level], number,
+                          sizeof number) != 0)
+            return 0;
+        request = json_pack ("{s:s, s:I, s:s, s:s, s:i}", "op", "association-add", "payer_id",
+                             (json_int_t)payer_id, "level", levels[level], "number", number,
+                             "deadline_ms", S_SEARCH_DEADLINE_MS);
+        reply = s_admin_call (socket, request, NULL);
+        json_decref (request);
+        if (!reply)
+            return 0;
+        json_decref (reply);
+    }
+    return payer_id;
+}
+
+static int s_compare_times (const void *left, const void *right)
+{
+    int64_t a = *(const int64_t *)left, b = *(const int64_t *)right;
+    return (a > b) - (a < b);
+}
+
+//  The percent-th percentile (nearest rank) of sorted round trips, in milliseconds.
+static double s_percentile (const int64_t *sorted, size_t count, size_t percent)
+{
+    if (count == 0)
+        return 0;
+    size_t rank = (percent * count + 99) / 100;
+    return (double)sorted[rank ? rank - 1 : 0] / 1000;
+}
+
+//  Round trips in microseconds, all of them in order and each kind's apart, and the rows
+//  the replies held.
+typedef struct {
+    int64_t *all;
+    int64_t *kind[S_KINDS];
+    size_t kind_count[S_KINDS];
+    uint64_t kind_rows[S_KINDS];
+    uint64_t rows;
+    double seconds;
+} s_timings_t;
+
+//  The timed searches, after a warm-up that is not counted. Returns 0 or -1 (said why).
+static int s_search_measure (zsock_t *socket, const char *firm, size_t count, uint64_t clients,
+                             uint64_t invoices, int64_t payer_id, s_timings_t *timings)
+{
+    for (size_t index = 0; index < S_CYCLE_LENGTH; index++) {
+        //  Values of its own, away from those of the timed searches.
+        json_t *request = s_search_request (s_cycle[index], UINT32_MAX + (uint64_t)index, firm,
+                                            payer_id, clients, invoices);
+        json_t *reply = s_admin_call (socket, request, NULL);
+        json_decref (request);
+        if (!reply)
+            return -1;
+        json_decref (reply);
+    }
+    int64_t start = zclock_usecs ();
+    for (size_t index = 0; index < count; index++) {
+        if (zsys_interrupted)
+            return -1;
+        s_kind_t kind = s_cycle[index % S_CYCLE_LENGTH];
+        json_t *request =
+            s_search_request (kind, (uint64_t)index, firm, payer_id, clients, invoices);
+        int64_t elapsed_us = 0;
+        json_t *reply = s_admin_call (socket, request, &elapsed_us);
+        json_decref (request);
+        if (!reply)
+            return -1;
+        size_t found = json_array_size (json_object_get (reply, "items"));
+        json_decref (reply);
+        timings->all[index] = elapsed_us;
+        timings->kind[kind][timings->kind_count[kind]++] = elapsed_us;
+        timings->kind_rows[kind] += found;
+        timings->rows += found;
+    }
+    timings->seconds = s_seconds (start);
+    return 0;
+}
+
+//  Staff searches one after another through the core's admin API, over the link to the
+//  real agent and its matter database.
+static int s_search (const char *endpoint, const char *firm, size_t count, uint64_t clients,
+                     uint64_t invoices)
+{
+    zsock_t *socket = zsock_new (ZMQ_REQ);
+    assert (socket);
+    zsock_set_rcvtimeo (socket, S_SEARCH_DEADLINE_MS + 10000);
+    zsock_set_linger (socket, 0);
+    if (zsock_connect (socket, "%s", endpoint) != 0) {
+        fprintf (stderr, "ml_bench: '%s' is not a valid admin endpoint\n", endpoint);
+        zsock_destroy (&socket);
+        return 1;
+    }
+    s_timings_t timings = {.all = calloc (count + 1, sizeof (int64_t))};
+    assert (timings.all);
+    for (int kind = 0; kind < S_KINDS; kind++) {
+        timings.kind[kind] = calloc (count + 1, sizeof (int64_t));
+        assert (timings.kind[kind]);
+    }
+    int64_t payer_id = s_make_payer (socket, firm, invoices);
+    int rc = payer_id
+                 ? s_search_measure (socket, firm, count, clients, invoices, payer_id, &timings)
+                 : -1;
+    if (rc == 0) {
+        qsort (timings.all, count, sizeof (int64_t), s_compare_times);
+        printf ("search count=%zu p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f seconds=%.2f "
+                "rows_per_search=%.1f\n",
+                count, s_percentile (timings.all, count, 50), s_percentile (timings.all, count, 90),
+                s_percentile (timings.all, count, 99), s_percentile (timings.all, count, 100),
+                timings.seconds, count ? (double)timings.rows / (double)count : 0);
+        //  The breakdown goes to stderr, so that stdout stays one line of figures.
+        for (int kind = 0; kind < S_KINDS; kind++) {
+            size_t samples = timings.kind_count[kind];
+            qsort (timings.kind[kind], samples, sizeof (int64_t), s_compare_times);
+            fprintf (stderr,
+                     "search kind=%s count=%zu p50_ms=%.2f p99_ms=%.2f max_ms=%.2f "
+                     "rows_per_search=%.1f\n",
+                     s_kind_names[kind], samples, s_percentile (timings.kind[kind], samples, 50),
+                     s_percentile (timings.kind[kind], samples, 99),
+                     s_percentile (timings.kind[kind], samples, 100),
+                     samples ? (double)timings.kind_rows[kind] / (double)samples : 0);
+        }
+    }
+    for (int kind = 0; kind < S_KINDS; kind++)
+        free (timings.kind[kind]);
+    free (timings.all);
+    zsock_destroy (&socket);
+    return rc == 0 ? 0 : 1;
+}
+
 int main (int argc, char *argv[])
 {
     ml_log_setup ("bench", ML_LOG_WARNING);
@@ -249,10 +609,16 @@ int main (int argc, char *argv[])
     if (argc == 10 && streq (argv[1], "core"))
         return s_core (argv[2], argv[3], argv[4], argv[5], (size_t)atol (argv[6]),
                        (size_t)atol (argv[7]), argv[8], argv[9]);
+    if ((argc == 5 || argc == 7) && streq (argv[1], "search") && atol (argv[4]) > 0 &&
+        (argc == 5 || (atoll (argv[5]) > 0 && atoll (argv[6]) > 0)))
+        return s_search (argv[2], argv[3], (size_t)atol (argv[4]),
+                         argc == 7 ? (uint64_t)atoll (argv[5]) : 20000,
+                         argc == 7 ? (uint64_t)atoll (argv[6]) : 1000000);
     fprintf (stderr, "usage: ml_bench fetch DIALECT CONNECTION PAGE\n"
                      "       ml_bench apply DIALECT CONNECTION COUNT BATCH\n"
                      "       ml_bench core ENDPOINT AGENTS_DIR CORE_CERT snapshot\n"
                      "       ml_bench core ENDPOINT AGENTS_DIR CORE_CERT postings COUNT WINDOW "
-                     "DIALECT CONNECTION\n");
+                     "DIALECT CONNECTION\n"
+                     "       ml_bench search ADMIN_ENDPOINT FIRM COUNT [CLIENTS INVOICES]\n");
     return 2;
 }

@@ -4,15 +4,22 @@
 #     same rows over CURVE to a stand-in core that acknowledges on receipt [>= 0.6 x raw,
 #     agent peak RSS <= 32 MB], then the same snapshot into the real core (end to end);
 #   - postings: the contract's apply operation called directly, then postings written
-#     through the real agent and acknowledged [>= 50,000/s on PostgreSQL].
-# Usage: bench/run.sh [INVOICES] [POSTINGS] [DIALECTS]
-#        (defaults 1000000, 20000, and every dialect whose contract is in sql/)
+#     through the real agent and acknowledged [>= 50,000/s on PostgreSQL];
+#   - search: staff searches one after another through the real core's admin API, over
+#     CURVE to the real agent, run in the matter database and back, on the same core and
+#     agent once the snapshot into the real core is complete [p99 <= 20 ms on PostgreSQL].
+# Usage: bench/run.sh [INVOICES] [POSTINGS] [DIALECTS] [PARTS]
+#        (defaults 1000000, 20000, every dialect whose contract is in sql/, and every part:
+#        "snapshot core postings search"; search runs the snapshot into the real core first)
+#        SEARCHES=N sets the number of timed searches per dialect (default 2000 on
+#        PostgreSQL, 200 on the dialects without search indexes).
 # Builds in build-bench (optimized, no sanitizers); starts its own database servers.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 INVOICES=${1:-1000000}
 POSTINGS=${2:-20000}
+CLIENTS=20000
 sh scripts/deps.sh --servers
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-bench -j "$(nproc)" >/dev/null
@@ -35,7 +42,9 @@ if [ -z "$dialects" ]; then
     dialects=sqlite
     for d in postgresql mariadb; do [ -f "sql/$d/contract.sql" ] && dialects="$dialects $d"; done
 fi
-case $dialects in *" "*) sh tests/servers.sh start "$W/servers" >/dev/null ;; esac
+case " $dialects " in *" postgresql "* | *" mariadb "*) sh tests/servers.sh start "$W/servers" >/dev/null ;; esac
+parts=" ${4:-snapshot core postings search} "
+part() { case $parts in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 "$BIN/matterlink-core" keygen --out "$W/core.cert" >/dev/null
 "$BIN/matterlink-agent" keygen --out "$W/agent.cert" >/dev/null
@@ -75,8 +84,10 @@ stand_in() { # dialect connection mode [count window]
     echo "$(cat "$W/stand_in.out") agent_peak_kb=$peak"
 }
 
-# The same snapshot into the real core, timed from the agent's start to a complete replica.
-end_to_end() { # dialect connection
+# The same snapshot into the real core, timed from the agent's start to a complete replica;
+# then, with a search count, that many searches through the same core and agent (their
+# figures into $W/search.out, each kind's into $W/search.kinds).
+end_to_end() { # dialect connection [searches]
     port=$(free_port)
     agent_config "$1" "$2" "$port"
     rm -f "$W/core.db"
@@ -109,6 +120,12 @@ CFG
     done
     end=$(date +%s.%N)
     rows=$("$BIN/matterlink" --admin "ipc://$W/admin.sock" --json status | python3 -c "import json,sys; f=json.load(sys.stdin)['firms'][0]; print(f['invoice_count'] + f['trust_ledger_count'])")
+    if [ -n "${3:-}" ] && ! "$BIN/ml_bench" search "ipc://$W/admin.sock" bench "$3" "$CLIENTS" "$INVOICES" \
+        >"$W/search.out" 2>"$W/search.kinds"; then
+        cat "$W/search.kinds" >&2
+        kill -TERM "$agent_pid" "$core_pid"
+        exit 1
+    fi
     kill -TERM "$agent_pid" "$core_pid"
     wait "$agent_pid" "$core_pid" 2>/dev/null || true
     python3 -c "print('rows=%d seconds=%.2f rows_per_second=%.0f' % ($rows, $end - $start, $rows / ($end - $start)))"
@@ -116,30 +133,63 @@ CFG
     cp "$W/agent.cert" "$W/agents/bench.cert"
 }
 
+search_rows=
+search_kinds=
 printf '\n%-11s %-34s %14s %10s %12s\n' "dialect" "measurement" "rate (/s)" "seconds" "agent peak"
 for dialect in $dialects; do
     case $dialect in
         sqlite)
-            sh sql/sample.sh --dialect sqlite --db "$W/matter.db" --clients 20000 --invoices "$INVOICES" >/dev/null
+            sh sql/sample.sh --dialect sqlite --db "$W/matter.db" --clients "$CLIENTS" --invoices "$INVOICES" >/dev/null
             connection="Driver=SQLite3;Database=$W/matter.db;StepAPI=1;FKSupport=1;Timeout=5000"
             ;;
         *)
             . "$W/servers/servers.env"
             connection=$(sh tests/servers.sh createdb "$W/servers" "$dialect" bench)
             if [ "$dialect" = postgresql ]; then port=$ML_PG_PORT; else port=$ML_MARIADB_PORT; fi
-            sh sql/sample.sh --dialect "$dialect" --port "$port" --database bench --clients 20000 \
+            sh sql/sample.sh --dialect "$dialect" --port "$port" --database bench --clients "$CLIENTS" \
                 --invoices "$INVOICES" >/dev/null
             ;;
     esac
-    raw=$("$BIN/ml_bench" fetch "$dialect" "$connection" 1000)
-    printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "raw fetch (snapshot reader)" "$(field "$raw" rows_per_second)" "$(field "$raw" seconds)" "-"
-    streamed=$(stand_in "$dialect" "$connection" snapshot)
-    printf '%-11s %-34s %14s %10s %9s kB\n' "$dialect" "snapshot, agent -> link, acked" "$(field "$streamed" rows_per_second)" "$(field "$streamed" seconds)" "$(field "$streamed" agent_peak_kb)"
-    python3 -c "print('%-11s %-34s %14s' % ('$dialect', '  = ratio to raw fetch', '%.2f x' % ($(field "$streamed" rows_per_second) / $(field "$raw" rows_per_second))))"
-    whole=$(end_to_end "$dialect" "$connection")
-    printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "snapshot into the real core" "$(field "$whole" rows_per_second)" "$(field "$whole" seconds)" "-"
-    direct=$("$BIN/ml_bench" apply "$dialect" "$connection" "$POSTINGS" 256)
-    printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "apply, direct (256 per txn)" "$(field "$direct" postings_per_second)" "$(field "$direct" seconds)" "-"
-    through=$(stand_in "$dialect" "$connection" postings "$POSTINGS" 1024)
-    printf '%-11s %-34s %14s %10s %9s kB\n' "$dialect" "postings via agent, acked" "$(field "$through" postings_per_second)" "$(field "$through" seconds)" "$(field "$through" agent_peak_kb)"
+    if part snapshot; then
+        raw=$("$BIN/ml_bench" fetch "$dialect" "$connection" 1000)
+        printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "raw fetch (snapshot reader)" "$(field "$raw" rows_per_second)" "$(field "$raw" seconds)" "-"
+        streamed=$(stand_in "$dialect" "$connection" snapshot)
+        printf '%-11s %-34s %14s %10s %9s kB\n' "$dialect" "snapshot, agent -> link, acked" "$(field "$streamed" rows_per_second)" "$(field "$streamed" seconds)" "$(field "$streamed" agent_peak_kb)"
+        python3 -c "print('%-11s %-34s %14s' % ('$dialect', '  = ratio to raw fetch', '%.2f x' % ($(field "$streamed" rows_per_second) / $(field "$raw" rows_per_second))))"
+    fi
+    if part core || part search; then
+        searches=
+        if part search; then
+            if [ "$dialect" = postgresql ]; then searches=${SEARCHES:-2000}; else searches=${SEARCHES:-200}; fi
+        fi
+        whole=$(end_to_end "$dialect" "$connection" "$searches")
+        printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "snapshot into the real core" "$(field "$whole" rows_per_second)" "$(field "$whole" seconds)" "-"
+        if [ -n "$searches" ]; then
+            # The search table comes after the main one; keep this dialect's figures for it.
+            found=$(cat "$W/search.out")
+            search_rows="$search_rows$(printf '%-11s %8s %9s %9s %9s %9s %9s' "$dialect" "$(field "$found" count)" "$(field "$found" p50_ms)" "$(field "$found" p90_ms)" "$(field "$found" p99_ms)" "$(field "$found" max_ms)" "$(field "$found" rows_per_search)")
+"
+            search_kinds="$search_kinds$(awk -v dialect="$dialect" '{
+                for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                printf "%-11s %-22s %6s %9s %9s %9s %9s\n", dialect, v["kind"], v["count"],
+                    v["p50_ms"], v["p99_ms"], v["max_ms"], v["rows_per_search"] }' "$W/search.kinds")
+"
+        fi
+    fi
+    if part postings; then
+        direct=$("$BIN/ml_bench" apply "$dialect" "$connection" "$POSTINGS" 256)
+        printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "apply, direct (256 per txn)" "$(field "$direct" postings_per_second)" "$(field "$direct" seconds)" "-"
+        through=$(stand_in "$dialect" "$connection" postings "$POSTINGS" 1024)
+        printf '%-11s %-34s %14s %10s %9s kB\n' "$dialect" "postings via agent, acked" "$(field "$through" postings_per_second)" "$(field "$through" seconds)" "$(field "$through" agent_peak_kb)"
+    fi
 done
+
+if [ -n "$search_rows" ]; then
+    echo
+    echo "search round trip (admin request -> core -> CURVE -> agent -> database -> back; ms)"
+    printf '%-11s %8s %9s %9s %9s %9s %9s\n' "dialect" "searches" "p50" "p90" "p99" "max" "rows"
+    printf '%s' "$search_rows"
+    echo
+    printf '%-11s %-22s %6s %9s %9s %9s %9s\n' "dialect" "kind" "count" "p50" "p99" "max" "rows"
+    printf '%s' "$search_kinds"
+fi
