@@ -681,8 +681,8 @@ int ml_contract_changes (ml_contract_t *self, uint64_t since, uint64_t upto, siz
     return rc < 0 ? -1 : rows;
 }
 
-//  The posting as the JSON document the contract's apply operation takes.
 //  The posting as the JSON document the contract's apply operation takes (new reference).
+//  "reverses" is the UUID of the posting a reversal gives money back from, or null.
 static json_t *s_posting_document (const ml_posting_t *posting)
 {
     json_t *lines = json_array ();
@@ -693,13 +693,14 @@ static json_t *s_posting_document (const ml_posting_t *posting)
                               line->kind == 'T' ? "matter_number" : "invoice_number",
                               line->reference, "amount_minor", (json_int_t)line->amount_minor));
     }
-    return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:o}", "posting_uuid",
-                      posting->posting_uuid, "received_on", posting->received_on, "account_number",
-                      posting->account_number, "client_number", posting->client_number,
-                      "payer_name", posting->payer_name, "payer_email", posting->payer_email,
-                      "currency", posting->currency, "amount_minor",
-                      (json_int_t)posting->amount_minor, "ar_message", posting->ar_message,
-                      "processor_txn", posting->processor_txn, "allocations", lines);
+    json_t *reverses = *posting->reverses ? json_string (posting->reverses) : json_null ();
+    return json_pack (
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:o, s:o}", "posting_uuid",
+        posting->posting_uuid, "received_on", posting->received_on, "account_number",
+        posting->account_number, "client_number", posting->client_number, "payer_name",
+        posting->payer_name, "payer_email", posting->payer_email, "currency", posting->currency,
+        "amount_minor", (json_int_t)posting->amount_minor, "ar_message", posting->ar_message,
+        "processor_txn", posting->processor_txn, "reverses", reverses, "allocations", lines);
 }
 
 //  A JSON value as text, ASCII only (\u escapes): no driver code page can damage a payer's
@@ -1031,6 +1032,23 @@ void ml_contract_test (bool verbose)
     assert (ml_contract_apply (contract, &posting->posting, result) == 0);
     assert (strcmp (result->status, "rejected") == 0);
     assert (strcmp (result->reason, "amount_over_balance") == 0);
+
+    //  A reversal of the first posting gives the amount back: a result of its own, "R-" and
+    //  the reversal's id, and the invoice's balance restored; a second one would exceed it.
+    strcpy (posting->posting.posting_uuid, "3f8fad5b-d9cb-469f-a165-70867728950e");
+    strcpy (posting->posting.reverses, "0f8fad5b-d9cb-469f-a165-70867728950e");
+    strcpy (posting->posting.processor_txn, "re_1");
+    assert (ml_contract_apply (contract, &posting->posting, result) == 0);
+    assert (strcmp (result->status, "posted") == 0 && strncmp (result->receipt_id, "R-", 2) == 0);
+    ml_msg_clear_items (changes);
+    assert (ml_contract_changes (contract, before, result->cursor, 100, changes, &last) >= 1);
+    assert (changes->items[changes->item_count - 1].source_id == first.source_id);
+    assert (changes->items[changes->item_count - 1].balance_minor == first.balance_minor);
+    strcpy (posting->posting.posting_uuid, "4f8fad5b-d9cb-469f-a165-70867728950e");
+    assert (ml_contract_apply (contract, &posting->posting, result) == 0);
+    assert (strcmp (result->status, "rejected") == 0);
+    assert (strcmp (result->reason, "reversal_exceeds_original") == 0);
+    *posting->posting.reverses = 0;
 
     //  A batch of three where the middle one is over its balance: rolled back as a whole,
     //  then applied one by one, so the other two post and the bad one is rejected.

@@ -106,6 +106,7 @@ static void s_put_posting (s_writer_t *writer, const ml_posting_t *posting)
     s_put_number (writer, (uint64_t)posting->amount_minor, 8);
     S_PUT_STRING (writer, posting->ar_message);
     S_PUT_STRING (writer, posting->processor_txn);
+    S_PUT_STRING (writer, posting->reverses);
     if (posting->line_count == 0 || posting->line_count > ML_MAX_LINES)
         writer->failed = true;
     s_put_number (writer, posting->line_count, 2);
@@ -424,11 +425,20 @@ static void s_get_posting (s_reader_t *reader, ml_msg_t *self)
     posting->amount_minor = (int64_t)s_get_number (reader, 8);
     S_GET_STRING (reader, posting->ar_message);
     S_GET_STRING (reader, posting->processor_txn);
+    S_GET_STRING (reader, posting->reverses);
     uint64_t count = s_get_number (reader, 2);
     if (reader->error)
         return;
     if (!s_valid_uuid (posting->posting_uuid)) {
         reader->error = "posting-uuid is not a lower-case UUID";
+        return;
+    }
+    if (*posting->reverses && !s_valid_uuid (posting->reverses)) {
+        reader->error = "reverses is not a lower-case UUID";
+        return;
+    }
+    if (strcmp (posting->reverses, posting->posting_uuid) == 0) {
+        reader->error = "a posting cannot reverse itself";
         return;
     }
     if (!s_valid_currency (posting->currency)) {
@@ -869,6 +879,20 @@ void ml_msg_test (bool verbose)
     const char *error = NULL;
     assert (ml_msg_decode (data, size, &error) == NULL);
     assert (strstr (error, "sum"));
+    free (data);
+    //  A reversal names the posting it reverses, and never itself.
+    posting->posting.amount_minor = 15000;
+    strcpy (posting->posting.reverses, "1f8fad5b-d9cb-469f-a165-70867728950e");
+    copy = s_round_trip (posting);
+    assert (strcmp (copy->posting.reverses, posting->posting.reverses) == 0);
+    ml_msg_destroy (&copy);
+    strcpy (posting->posting.reverses, posting->posting.posting_uuid);
+    assert (ml_msg_encode (posting, &data, &size) == 0);
+    assert (ml_msg_decode (data, size, &error) == NULL && strstr (error, "itself"));
+    free (data);
+    strcpy (posting->posting.reverses, "1F8FAD5B-D9CB-469F-A165-70867728950E");
+    assert (ml_msg_encode (posting, &data, &size) == 0);
+    assert (ml_msg_decode (data, size, &error) == NULL && strstr (error, "reverses"));
     free (data);
     ml_msg_destroy (&posting);
 

@@ -71,6 +71,25 @@ static const char *s_schema[] = {
     " expires_at TEXT NOT NULL, cancelled_at TEXT, payment_uuid TEXT,"
     " CHECK (cancelled_at IS NULL OR payment_uuid IS NULL))",
     "CREATE INDEX IF NOT EXISTS payment_link_firm ON payment_link (firm_id, created_at)",
+    //  Refunds, voids and chargebacks: each takes back part or all of an approved charge
+    //  through a reversing posting, never by editing anything.
+    "CREATE TABLE IF NOT EXISTS reversal ("
+    " reversal_key TEXT PRIMARY KEY, charge_key TEXT NOT NULL REFERENCES charge (charge_key),"
+    " kind TEXT NOT NULL CHECK (kind IN ('refund', 'void', 'chargeback')),"
+    " amount_minor INTEGER NOT NULL CHECK (amount_minor > 0), lines TEXT NOT NULL,"
+    " posting_uuid TEXT NOT NULL UNIQUE,"
+    " status TEXT NOT NULL CHECK (status IN ('pending', 'unknown', 'approved', 'declined',"
+    " 'error')), processor_txn TEXT, reason TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+    " staff TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS reversal_charge ON reversal (charge_key)",
+    "CREATE TRIGGER IF NOT EXISTS reversal_money_fixed BEFORE UPDATE OF reversal_key, charge_key,"
+    " kind, amount_minor, lines, posting_uuid ON reversal"
+    " BEGIN SELECT RAISE (ABORT, 'a reversal''s money is fixed'); END",
+    "CREATE TRIGGER IF NOT EXISTS reversal_final BEFORE UPDATE OF status ON reversal"
+    " WHEN OLD.status IN ('approved', 'declined', 'error')"
+    " BEGIN SELECT RAISE (ABORT, 'a reversal''s final status never changes'); END",
+    "CREATE TRIGGER IF NOT EXISTS reversal_kept BEFORE DELETE ON reversal"
+    " BEGIN SELECT RAISE (ABORT, 'reversals are never removed'); END",
     //  Where the firm wants notices ("posting rejected").
     "CREATE TABLE IF NOT EXISTS firm_contact ("
     " firm_id TEXT PRIMARY KEY REFERENCES firm (firm_id), notify_email TEXT NOT NULL,"
@@ -437,12 +456,88 @@ static json_t *s_card (ml_payments_t *self, const json_t *request, int64_t payer
 
 //  Charging -----------------------------------------------------------------------------------
 
-//  Record a charge's outcome, append it to its history, and (approved) make its posting, all
-//  in one store transaction: a charge is approved with its posting or not at all. The
-//  posting's UUID was fixed when the charge was stored, so this runs at most once per
-//  charge even when a resolution repeats it.
-static int s_record (ml_payments_t *self, const char *charge_key, ml_processor_status_t status,
-                     const ml_processor_result_t *result, char *deliver_firm, size_t size)
+//  What the core records about a charge and about a reversal of one (refund, void,
+//  chargeback): both are a processor operation under a stored key that, once approved, makes
+//  exactly one posting, whose UUID was fixed when the row was stored. A reversal's posting
+//  names the charge's posting it reverses; its lines are what it takes back.
+typedef struct {
+    const char *name;   //  for logs
+    const char *update; //  (status, processor_txn, reason, updated_at, key)
+    const char *source; //  (key) -> the posting's fields
+} s_operation_t;
+
+static const s_operation_t s_charge_operation = {
+    "charge",
+    "UPDATE charge SET status = ?, processor_txn = ?, reason = ?, attempts = attempts + 1,"
+    " updated_at = ? WHERE charge_key = ? AND status IN ('pending', 'unknown')",
+    "SELECT c.account_number, c.currency, c.amount_minor, c.lines, c.posting_uuid, p.firm_id,"
+    " p.client_number, p.payer_name, p.payer_email, p.ar_message, '' AS reverses FROM charge c"
+    " JOIN payment p ON p.payment_uuid = c.payment_uuid WHERE c.charge_key = ?"};
+
+static const s_operation_t s_reversal_operation = {
+    "reversal",
+    "UPDATE reversal SET status = ?, processor_txn = ?, reason = ?, attempts = attempts + 1,"
+    " updated_at = ? WHERE reversal_key = ? AND status IN ('pending', 'unknown')",
+    "SELECT c.account_number, c.currency, v.amount_minor, v.lines, v.posting_uuid, p.firm_id,"
+    " p.client_number, p.payer_name, p.payer_email,"
+    " v.kind || ' of payment ' || COALESCE (c.processor_txn, '') AS ar_message,"
+    " c.posting_uuid AS reverses FROM reversal v JOIN charge c ON c.charge_key = v.charge_key"
+    " JOIN payment p ON p.payment_uuid = c.payment_uuid WHERE v.reversal_key = ?"};
+
+//  Insert the posting of an approved operation, inside the caller's transaction.
+static bool s_posting_of (ml_payments_t *self, const s_operation_t *operation, const char *key,
+                          const char *txn, char *deliver_firm, size_t size)
+{
+    json_t *rows =
+        ml_store_rows (ml_odbc_query (self->odbc, operation->source, "s", key), s_integer_column);
+    json_t *row = json_array_get (rows, 0);
+    json_t *lines =
+        row ? json_loads (json_string_value (json_object_get (row, "lines")), 0, NULL) : NULL;
+    bool ok = row && json_is_array (lines);
+    ml_msg_t *message = ml_msg_new (ML_MSG_POSTING);
+    ml_posting_t *posting = &message->posting;
+    if (ok) {
+#define S_FIELD(field, column)                                                                     \
+    snprintf (posting->field, sizeof posting->field, "%s",                                         \
+              json_string_value (json_object_get (row, column)))
+        S_FIELD (posting_uuid, "posting_uuid");
+        S_FIELD (account_number, "account_number");
+        S_FIELD (client_number, "client_number");
+        S_FIELD (payer_name, "payer_name");
+        S_FIELD (payer_email, "payer_email");
+        S_FIELD (ar_message, "ar_message");
+        S_FIELD (currency, "currency");
+        S_FIELD (reverses, "reverses");
+#undef S_FIELD
+        snprintf (posting->processor_txn, sizeof posting->processor_txn, "%.127s", txn);
+        posting->amount_minor = json_integer_value (json_object_get (row, "amount_minor"));
+        size_t count = json_array_size (lines);
+        ml_line_t *parts = calloc (count ? count : 1, sizeof (ml_line_t));
+        assert (parts);
+        for (size_t index = 0; index < count; index++) {
+            json_t *part = json_array_get (lines, index);
+            parts[index].kind = *json_string_value (json_array_get (part, 0));
+            snprintf (parts[index].reference, sizeof parts[index].reference, "%s",
+                      json_string_value (json_array_get (part, 1)));
+            parts[index].amount_minor = json_integer_value (json_array_get (part, 2));
+        }
+        ok = ml_msg_set_lines (message, parts, count) == 0;
+        free (parts);
+        snprintf (deliver_firm, size, "%s", json_string_value (json_object_get (row, "firm_id")));
+    }
+    ok = ok && ml_store_posting_insert (self->store, deliver_firm, posting,
+                                        *posting->reverses ? "reversal" : "payment") == 0;
+    ml_msg_destroy (&message);
+    json_decref (lines);
+    json_decref (rows);
+    return ok;
+}
+
+//  Record an operation's outcome and (approved) make its posting, in one store transaction:
+//  it is approved with its posting or not at all, and at most once.
+static int s_record (ml_payments_t *self, const s_operation_t *operation, const char *key,
+                     ml_processor_status_t status, const ml_processor_result_t *result,
+                     char *deliver_firm, size_t size)
 {
     const char *state = status == ML_PROCESSOR_APPROVED   ? "approved"
                         : status == ML_PROCESSOR_DECLINED ? "declined"
@@ -452,70 +547,20 @@ static int s_record (ml_payments_t *self, const char *charge_key, ml_processor_s
     ml_store_now (now, sizeof now);
     if (ml_odbc_begin (self->odbc) != 0)
         return -1;
-    bool ok = ml_odbc_execute (self->odbc,
-                               "UPDATE charge SET status = ?, processor_txn = ?, reason = ?,"
-                               " attempts = attempts + 1, updated_at = ? WHERE charge_key = ?"
-                               " AND status IN ('pending', 'unknown')",
-                               "sssss", state, *result->txn ? result->txn : NULL,
-                               *result->reason ? result->reason : NULL, now, charge_key) >= 0;
-    if (ok && status == ML_PROCESSOR_APPROVED) {
-        json_t *rows = ml_store_rows (
-            ml_odbc_query (self->odbc,
-                           "SELECT c.account_number, c.currency, c.amount_minor, c.lines,"
-                           " c.posting_uuid, p.firm_id, p.client_number, p.payer_name,"
-                           " p.payer_email, p.ar_message FROM charge c JOIN payment p"
-                           " ON p.payment_uuid = c.payment_uuid WHERE c.charge_key = ?",
-                           "s", charge_key),
-            s_integer_column);
-        json_t *row = json_array_get (rows, 0);
-        json_t *lines =
-            row ? json_loads (json_string_value (json_object_get (row, "lines")), 0, NULL) : NULL;
-        ok = row && json_is_array (lines);
-        ml_msg_t *message = ml_msg_new (ML_MSG_POSTING);
-        ml_posting_t *posting = &message->posting;
-        if (ok) {
-#define S_FIELD(field, column)                                                                     \
-    snprintf (posting->field, sizeof posting->field, "%s",                                         \
-              json_string_value (json_object_get (row, column)))
-            S_FIELD (posting_uuid, "posting_uuid");
-            S_FIELD (account_number, "account_number");
-            S_FIELD (client_number, "client_number");
-            S_FIELD (payer_name, "payer_name");
-            S_FIELD (payer_email, "payer_email");
-            S_FIELD (ar_message, "ar_message");
-            S_FIELD (currency, "currency");
-#undef S_FIELD
-            snprintf (posting->processor_txn, sizeof posting->processor_txn, "%.127s", result->txn);
-            posting->amount_minor = json_integer_value (json_object_get (row, "amount_minor"));
-            size_t count = json_array_size (lines);
-            ml_line_t *parts = calloc (count ? count : 1, sizeof (ml_line_t));
-            assert (parts);
-            for (size_t index = 0; index < count; index++) {
-                json_t *part = json_array_get (lines, index);
-                parts[index].kind = *json_string_value (json_array_get (part, 0));
-                snprintf (parts[index].reference, sizeof parts[index].reference, "%s",
-                          json_string_value (json_array_get (part, 1)));
-                parts[index].amount_minor = json_integer_value (json_array_get (part, 2));
-            }
-            ok = ml_msg_set_lines (message, parts, count) == 0;
-            free (parts);
-            snprintf (deliver_firm, size, "%s",
-                      json_string_value (json_object_get (row, "firm_id")));
-        }
-        //  Inside this transaction: the store's posting insert joins it.
-        ok = ok && ml_store_posting_insert (self->store, deliver_firm, posting, "payment") == 0;
-        ml_msg_destroy (&message);
-        json_decref (lines);
-        json_decref (rows);
-    }
+    int64_t changed = ml_odbc_execute (self->odbc, operation->update, "sssss", state,
+                                       *result->txn ? result->txn : NULL,
+                                       *result->reason ? result->reason : NULL, now, key);
+    bool ok = changed >= 0;
+    if (ok && changed == 1 && status == ML_PROCESSOR_APPROVED)
+        ok = s_posting_of (self, operation, key, result->txn, deliver_firm, size);
     if (!ok || ml_odbc_commit (self->odbc) != 0) {
-        ml_log (ML_LOG_ERROR, "payments: recording charge %s failed: %s", charge_key,
+        ml_log (ML_LOG_ERROR, "payments: recording %s %s failed: %s", operation->name, key,
                 ml_odbc_error (self->odbc)->message);
         ml_odbc_rollback (self->odbc);
         return -1;
     }
     ml_log (status == ML_PROCESSOR_APPROVED ? ML_LOG_NOTICE : ML_LOG_WARNING,
-            "payments: charge %s %s%s%s", charge_key, state, *result->reason ? ": " : "",
+            "payments: %s %s %s%s%s", operation->name, key, state, *result->reason ? ": " : "",
             result->reason);
     return 0;
 }
@@ -534,7 +579,7 @@ static int s_charge (ml_payments_t *self, const json_t *charge, char *deliver_fi
         json_integer_value (json_object_get (charge, "amount_minor")),
         json_string_value (json_object_get (charge, "currency")),
         json_string_value (json_object_get (charge, "merchant_account")), description, &result);
-    return s_record (self, key, status, &result, deliver_firm, size);
+    return s_record (self, &s_charge_operation, key, status, &result, deliver_firm, size);
 }
 
 #define S_CHARGE_SQL                                                                               \
@@ -1206,6 +1251,336 @@ static json_t *s_link_cancel (ml_payments_t *self, const json_t *request)
     return ml_admin_ok (json_pack ("{s:o}", "link", s_link_row (self, "link_id", link_id)));
 }
 
+//  Refunds, voids, chargebacks -------------------------------------------------------------
+
+//  What reversals of a charge, not failed, already took back from one of its lines.
+static int64_t s_taken_back (ml_payments_t *self, const char *charge_key, const char *kind,
+                             const char *reference)
+{
+    ml_query_t *query = ml_odbc_query (
+        self->odbc,
+        "SELECT COALESCE (SUM (json_extract (j.value, '$[2]')), 0) FROM reversal v,"
+        " json_each (v.lines) j WHERE v.charge_key = ? AND v.status NOT IN ('declined', 'error')"
+        " AND json_extract (j.value, '$[0]') = ? AND json_extract (j.value, '$[1]') = ?",
+        "sss", charge_key, kind, reference);
+    int64_t taken = 0;
+    if (!query || ml_query_fetch (query) != 1 || ml_query_int64 (query, 0, &taken) != 0)
+        taken = -1;
+    ml_query_destroy (&query);
+    return taken;
+}
+
+//  A matter's trust money that reversals not yet reflected in the replica will take out:
+//  reversing postings still travelling (or posted but not yet seen as a change), and
+//  reversals still at the processor.
+static int64_t s_trust_pending (ml_payments_t *self, const char *firm, const char *matter)
+{
+    ml_query_t *query = ml_odbc_query (
+        self->odbc,
+        "SELECT (SELECT COALESCE (SUM (l.amount_minor), 0) FROM posting_line l"
+        " JOIN posting p ON p.posting_uuid = l.posting_uuid JOIN replica_state r"
+        " ON r.firm_id = p.firm_id WHERE p.firm_id = ? AND p.reverses <> '' AND l.kind = 'T'"
+        " AND l.reference = ? AND (p.status IN ('pending', 'delivered') OR (p.status = 'posted'"
+        " AND p.result_cursor > r.cursor)))"
+        " + (SELECT COALESCE (SUM (json_extract (j.value, '$[2]')), 0) FROM reversal v"
+        " JOIN charge c ON c.charge_key = v.charge_key JOIN payment y ON y.payment_uuid ="
+        " c.payment_uuid, json_each (v.lines) j WHERE y.firm_id = ? AND v.status IN"
+        " ('pending', 'unknown') AND json_extract (j.value, '$[0]') = 'T'"
+        " AND json_extract (j.value, '$[1]') = ?)",
+        "ssss", firm, matter, firm, matter);
+    int64_t pending = 0;
+    if (!query || ml_query_fetch (query) != 1 || ml_query_int64 (query, 0, &pending) != 0)
+        pending = -1;
+    ml_query_destroy (&query);
+    return pending;
+}
+
+//  Reverse part or all of an approved charge: the lines taken back (last line first, never
+//  more than a line gave, and from a trust ledger never more than its balance minus what is
+//  pending: rule 5), stored before the processor is called, then the processor's refund or
+//  void (a chargeback is the processor's own decision, recorded as it is).
+static json_t *s_reverse (ml_payments_t *self, const char *kind, const json_t *request,
+                          char *deliver_firm, size_t size)
+{
+    char problem[256] = "";
+    const char *charge_key = ml_admin_argument (request, "charge_key", 80, problem, sizeof problem);
+    const char *staff = ml_admin_argument (request, "staff", 64, problem, sizeof problem);
+    const char *amount_text = ml_admin_argument (request, "amount", 40, problem, sizeof problem);
+    json_t *amount_value = json_object_get (request, "amount_minor");
+    if (*problem || !charge_key)
+        return ml_admin_error ("'charge_key' is required (a payment's charge, as payment-show "
+                               "lists it)");
+    if (amount_value && (!json_is_integer (amount_value) || json_integer_value (amount_value) < 1))
+        return ml_admin_error ("'amount_minor' must be a whole number above 0");
+    if (amount_value && amount_text)
+        return ml_admin_error ("give 'amount' (text, in the charge's currency) or "
+                               "'amount_minor', not both");
+    if (streq (kind, "void") && (amount_value || amount_text))
+        return ml_admin_error ("a void cancels the whole charge: no 'amount_minor'");
+    if (!self->processor && !streq (kind, "chargeback"))
+        return ml_admin_error ("no card processor is configured");
+    json_t *rows = s_rows (self,
+                           "SELECT c.charge_key, c.account_type, c.currency, c.amount_minor,"
+                           " c.lines, c.status, c.processor_txn, c.posting_uuid, p.firm_id,"
+                           " t.status AS posting_status FROM charge c JOIN payment p"
+                           " ON p.payment_uuid = c.payment_uuid LEFT JOIN posting t"
+                           " ON t.posting_uuid = c.posting_uuid WHERE c.charge_key = ?",
+                           "s", charge_key);
+    json_t *charge = json_array_get (rows, 0);
+#define S_TEXT(key) json_string_value (json_object_get (charge, key))
+    json_t *reply = NULL;
+    if (!charge)
+        reply = ml_admin_error ("no charge '%s'", charge_key);
+    else if (!streq (S_TEXT ("status"), "approved"))
+        reply = ml_admin_error ("charge %s is %s: only an approved charge can be reversed",
+                                charge_key, S_TEXT ("status"));
+    else if (!S_TEXT ("posting_status") || !streq (S_TEXT ("posting_status"), "posted"))
+        reply = ml_admin_error ("the charge's posting is %s, not posted yet: reverse it once "
+                                "the matter system has it",
+                                S_TEXT ("posting_status") ? S_TEXT ("posting_status") : "missing");
+    json_t *charge_lines = reply ? NULL : json_loads (S_TEXT ("lines"), 0, NULL);
+    json_t *taken = json_array ();
+    int64_t total = 0;
+    if (!reply) {
+        int64_t charged = json_integer_value (json_object_get (charge, "amount_minor"));
+        int64_t before = 0;
+        for (size_t index = 0; index < json_array_size (charge_lines); index++) {
+            json_t *line = json_array_get (charge_lines, index);
+            before += s_taken_back (self, charge_key, json_string_value (json_array_get (line, 0)),
+                                    json_string_value (json_array_get (line, 1)));
+        }
+        int64_t wanted = amount_value ? json_integer_value (amount_value) : charged - before;
+        const char *parse_error = NULL;
+        if (amount_text &&
+            (ml_money_parse (amount_text, S_TEXT ("currency"), &wanted, &parse_error) != 0 ||
+             wanted <= 0))
+            reply = ml_admin_error ("amount '%s' is not a positive %s amount%s%s", amount_text,
+                                    S_TEXT ("currency"), parse_error ? ": " : "",
+                                    parse_error ? parse_error : "");
+        if (reply)
+            ;
+        else if (streq (kind, "void") && before > 0)
+            reply = ml_admin_error ("part of charge %s was reversed already: refund the rest "
+                                    "instead of voiding it",
+                                    charge_key);
+        else if (wanted <= 0 || wanted > charged - before) {
+            char left[64];
+            ml_money_format (charged - before, S_TEXT ("currency"), left, sizeof left);
+            reply = ml_admin_error ("at most %s %s of charge %s can still be reversed", left,
+                                    S_TEXT ("currency"), charge_key);
+        }
+        //  Last line first, as a refund usually undoes the latest allocation.
+        int64_t left = wanted;
+        for (size_t index = json_array_size (charge_lines); !reply && left > 0 && index > 0;
+             index--) {
+            json_t *line = json_array_get (charge_lines, index - 1);
+            const char *line_kind = json_string_value (json_array_get (line, 0));
+            const char *reference = json_string_value (json_array_get (line, 1));
+            int64_t room = json_integer_value (json_array_get (line, 2)) -
+                           s_taken_back (self, charge_key, line_kind, reference);
+            if (streq (line_kind, "T")) {
+                json_t *matter = ml_store_matter (self->store, S_TEXT ("firm_id"), reference);
+                int64_t balance =
+                    json_integer_value (json_object_get (matter, "trust_balance_minor"));
+                json_decref (matter);
+                int64_t available = balance - s_trust_pending (self, S_TEXT ("firm_id"), reference);
+                if (available < room)
+                    room = available;
+            }
+            int64_t take = room < left ? room : left;
+            if (take > 0) {
+                json_array_append_new (
+                    taken, json_pack ("[s, s, I]", line_kind, reference, (json_int_t)take));
+                left -= take;
+                total += take;
+            }
+        }
+        if (!reply && left > 0)
+            reply = ml_admin_error ("the trust ledger cannot give back that much now: a trust "
+                                    "refund never exceeds the matter's trust balance minus what "
+                                    "is pending (%lld minor units short)",
+                                    (long long)left);
+    }
+    char key[128], posting_uuid[37], now[32];
+    if (!reply) {
+        //  The key says which reversal of the charge this is, so a retry reuses it.
+        json_t *count = s_rows (self,
+                                "SELECT COUNT (*) AS attempts FROM reversal WHERE"
+                                " charge_key = ?",
+                                "s", charge_key);
+        snprintf (key, sizeof key, "%s:%s:%lld", charge_key, kind,
+                  (long long)json_integer_value (
+                      json_object_get (json_array_get (count, 0), "attempts")) +
+                      1);
+        json_decref (count);
+        ml_store_uuid (posting_uuid, sizeof posting_uuid);
+        ml_store_now (now, sizeof now);
+        char *lines_text = json_dumps (taken, JSON_COMPACT | JSON_ENSURE_ASCII);
+        bool ok = ml_odbc_begin (self->odbc) == 0 &&
+                  ml_odbc_execute (self->odbc,
+                                   "INSERT INTO reversal (reversal_key, charge_key, kind,"
+                                   " amount_minor, lines, posting_uuid, status, staff,"
+                                   " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending',"
+                                   " ?, ?, ?)",
+                                   "sssisssss", key, charge_key, kind, total, lines_text,
+                                   posting_uuid, staff ? staff : "", now, now) == 1 &&
+                  ml_odbc_commit (self->odbc) == 0;
+        free (lines_text);
+        if (!ok)
+            reply = s_store_failed (self, "reversal");
+    }
+    if (!reply) {
+        ml_processor_result_t result;
+        memset (&result, 0, sizeof result);
+        ml_processor_status_t status = ML_PROCESSOR_APPROVED;
+        if (streq (kind, "refund"))
+            status = ml_processor_refund (self->processor, key, S_TEXT ("processor_txn"), total,
+                                          S_TEXT ("currency"), &result);
+        else if (streq (kind, "void"))
+            status = ml_processor_void (self->processor, key, S_TEXT ("processor_txn"), &result);
+        else
+            snprintf (result.txn, sizeof result.txn, "%s", S_TEXT ("processor_txn"));
+        s_record (self, &s_reversal_operation, key, status, &result, deliver_firm, size);
+        json_t *stored = s_rows (self,
+                                 "SELECT reversal_key, charge_key, kind, amount_minor, lines,"
+                                 " posting_uuid, status, processor_txn, reason, staff, created_at"
+                                 " FROM reversal WHERE reversal_key = ?",
+                                 "s", key);
+        reply = ml_admin_ok (json_pack ("{s:O}", "reversal", json_array_get (stored, 0)));
+        json_decref (stored);
+    }
+#undef S_TEXT
+    json_decref (taken);
+    json_decref (charge_lines);
+    json_decref (rows);
+    return reply;
+}
+
+//  Reallocating a rejected posting ----------------------------------------------------------
+
+//  The money of a rejected posting was received all the same: staff put it on other lines
+//  (of the same deposit account, for the same amount) as a new posting, and the rejected one
+//  says where its money went. A posting is reallocated once.
+static json_t *s_reallocate (ml_payments_t *self, const json_t *request, char *deliver_firm,
+                             size_t size)
+{
+    char problem[256] = "";
+    const char *uuid = ml_admin_argument (request, "posting_uuid", 36, problem, sizeof problem);
+    const char *staff = ml_admin_argument (request, "staff", 64, problem, sizeof problem);
+    if (*problem || !uuid || !json_is_array (json_object_get (request, "lines")))
+        return ml_admin_error ("'posting_uuid' and 'lines' are required");
+    json_t *original = ml_store_posting (self->store, uuid);
+    if (!original)
+        return ml_admin_error ("no posting %s", uuid);
+#define S_TEXT(key) json_string_value (json_object_get (original, key))
+    json_t *reply = NULL;
+    size_t index;
+    json_t *event;
+    if (!streq (S_TEXT ("status"), "rejected"))
+        reply = ml_admin_error ("posting %s is %s: only a rejected posting is reallocated", uuid,
+                                S_TEXT ("status"));
+    else if (S_TEXT ("reverses") && *S_TEXT ("reverses"))
+        reply = ml_admin_error ("a reversing posting is not reallocated");
+    json_array_foreach (json_object_get (original, "history"), index, event)
+    {
+        if (!reply && streq (json_string_value (json_object_get (event, "status")), "reallocated"))
+            reply = ml_admin_error ("posting %s was reallocated already (%s)", uuid,
+                                    json_string_value (json_object_get (event, "detail")));
+    }
+    //  The new lines, checked like a payment's, in the original's currency.
+    s_order_t order;
+    s_order_init (&order);
+    if (!reply) {
+        json_t *again =
+            json_pack ("{s:s, s:s, s:s, s:s, s:O}", "firm", S_TEXT ("firm_id"), "payer_name",
+                       *S_TEXT ("payer_name") ? S_TEXT ("payer_name") : "unknown payer",
+                       "payer_email", "reallocation@matterlink.invalid", "currency",
+                       S_TEXT ("currency"), "lines", json_object_get (request, "lines"));
+        reply = s_order_parse (self, again, &order);
+        json_decref (again);
+    }
+    //  Same deposit account: its money is already there.
+    json_t *account = NULL;
+    if (!reply) {
+        account =
+            ml_store_rows (ml_odbc_query (self->odbc,
+                                          "SELECT account_type FROM account WHERE firm_id = ? AND"
+                                          " account_number = ?",
+                                          "ss", S_TEXT ("firm_id"), S_TEXT ("account_number")),
+                           s_integer_column);
+        const char *type =
+            json_string_value (json_object_get (json_array_get (account, 0), "account_type"));
+        //  Without the account on record, the original's lines say what it was.
+        bool trust =
+            type ? streq (type, "TRUST")
+                 : streq (json_string_value (json_object_get (
+                              json_array_get (json_object_get (original, "lines"), 0), "kind")),
+                          "T");
+        int64_t amount = order.groups[0].amount + order.groups[1].amount;
+        if (json_array_size (order.groups[trust ? 0 : 1].lines) > 0)
+            reply = ml_admin_error ("posting %s went to %s account %s: its new lines must all be "
+                                    "%s",
+                                    uuid, trust ? "TRUST" : "OPERATING", S_TEXT ("account_number"),
+                                    trust ? "trust deposits" : "invoices");
+        else if (amount != json_integer_value (json_object_get (original, "amount_minor")))
+            reply = ml_admin_error (
+                "the new lines must sum to the posting's amount (%lld minor "
+                "units), not %lld",
+                (long long)json_integer_value (json_object_get (original, "amount_minor")),
+                (long long)amount);
+    }
+    if (!reply) {
+        const s_group_t *group = &order.groups[json_array_size (order.groups[0].lines) ? 0 : 1];
+        ml_msg_t *message = ml_msg_new (ML_MSG_POSTING);
+        ml_posting_t *posting = &message->posting;
+        snprintf (posting->account_number, sizeof posting->account_number, "%s",
+                  S_TEXT ("account_number"));
+        snprintf (posting->client_number, sizeof posting->client_number, "%s", order.client_number);
+        snprintf (posting->payer_name, sizeof posting->payer_name, "%s", S_TEXT ("payer_name"));
+        snprintf (posting->payer_email, sizeof posting->payer_email, "%s", S_TEXT ("payer_email"));
+        snprintf (posting->ar_message, sizeof posting->ar_message, "%s", S_TEXT ("ar_message"));
+        snprintf (posting->processor_txn, sizeof posting->processor_txn, "%s",
+                  S_TEXT ("processor_txn"));
+        snprintf (posting->currency, sizeof posting->currency, "%s", S_TEXT ("currency"));
+        snprintf (posting->received_on, sizeof posting->received_on, "%s", S_TEXT ("received_on"));
+        posting->amount_minor = group->amount;
+        size_t count = json_array_size (group->lines);
+        ml_line_t *parts = calloc (count, sizeof (ml_line_t));
+        assert (parts);
+        for (index = 0; index < count; index++) {
+            json_t *part = json_array_get (group->lines, index);
+            parts[index].kind = *json_string_value (json_array_get (part, 0));
+            snprintf (parts[index].reference, sizeof parts[index].reference, "%s",
+                      json_string_value (json_array_get (part, 1)));
+            parts[index].amount_minor = json_integer_value (json_array_get (part, 2));
+        }
+        ml_msg_set_lines (message, parts, count);
+        free (parts);
+        char detail[128];
+        bool ok =
+            ml_odbc_begin (self->odbc) == 0 &&
+            ml_store_posting_insert (self->store, S_TEXT ("firm_id"), posting, "reallocation") == 0;
+        snprintf (detail, sizeof detail, "as %s by %s", posting->posting_uuid,
+                  staff && *staff ? staff : "staff");
+        ok = ok && ml_store_posting_note (self->store, uuid, "reallocated", detail) == 0 &&
+             ml_odbc_commit (self->odbc) == 0;
+        if (!ok)
+            reply = s_store_failed (self, "reallocate");
+        else {
+            snprintf (deliver_firm, size, "%s", S_TEXT ("firm_id"));
+            ml_log (ML_LOG_NOTICE, "payments: rejected posting %s reallocated %s", uuid, detail);
+            reply = ml_admin_ok (json_pack ("{s:o}", "posting",
+                                            ml_store_posting (self->store, posting->posting_uuid)));
+        }
+        ml_msg_destroy (&message);
+    }
+#undef S_TEXT
+    json_decref (account);
+    s_order_free (&order);
+    json_decref (original);
+    return reply;
+}
+
 int ml_payments_resolve (ml_payments_t *self, char *deliver_firm, size_t size)
 {
     assert (self);
@@ -1229,9 +1604,34 @@ int ml_payments_resolve (ml_payments_t *self, char *deliver_firm, size_t size)
             if (s_charge (self, charge, deliver_firm, size) == 0)
                 resolved++;
         } else if (status == ML_PROCESSOR_APPROVED || status == ML_PROCESSOR_DECLINED) {
-            if (s_record (self, key, status, &result, deliver_firm, size) == 0)
+            if (s_record (self, &s_charge_operation, key, status, &result, deliver_firm, size) == 0)
                 resolved++;
         }
+    }
+    json_decref (open);
+    //  Refunds and voids whose outcome is unknown: asked the same way.
+    open = s_rows (self,
+                   "SELECT v.reversal_key, v.kind, v.amount_minor, c.currency, c.processor_txn"
+                   " FROM reversal v JOIN charge c ON c.charge_key = v.charge_key"
+                   " WHERE v.status IN ('pending', 'unknown') ORDER BY v.created_at LIMIT 20",
+                   NULL, NULL);
+    json_array_foreach (open, index, charge)
+    {
+        const char *key = json_string_value (json_object_get (charge, "reversal_key"));
+        const char *txn = json_string_value (json_object_get (charge, "processor_txn"));
+        ml_processor_result_t result;
+        ml_processor_status_t status = ml_processor_lookup (self->processor, key, &result);
+        if (status == ML_PROCESSOR_NOT_FOUND)
+            status = streq (json_string_value (json_object_get (charge, "kind")), "void")
+                         ? ml_processor_void (self->processor, key, txn, &result)
+                         : ml_processor_refund (
+                               self->processor, key, txn,
+                               json_integer_value (json_object_get (charge, "amount_minor")),
+                               json_string_value (json_object_get (charge, "currency")), &result);
+        if ((status == ML_PROCESSOR_APPROVED || status == ML_PROCESSOR_DECLINED ||
+             status == ML_PROCESSOR_ERROR) &&
+            s_record (self, &s_reversal_operation, key, status, &result, deliver_firm, size) == 0)
+            resolved++;
     }
     json_decref (open);
     return resolved;
@@ -1257,6 +1657,10 @@ json_t *ml_payments_execute (ml_payments_t *self, const char *op, const json_t *
     }
     if (streq (op, "payment"))
         return s_payment (self, request, deliver_firm, size);
+    if (streq (op, "refund") || streq (op, "void") || streq (op, "chargeback"))
+        return s_reverse (self, op, request, deliver_firm, size);
+    if (streq (op, "reallocate"))
+        return s_reallocate (self, request, deliver_firm, size);
     if (streq (op, "firm-contact"))
         return s_firm_contact (self, request);
     if (streq (op, "link-create"))
@@ -1537,6 +1941,134 @@ void ml_payments_test (bool verbose)
                "approved"));
     json_decref (reply);
 
+    char request[512];
+    //  Reversals: a refund takes back from the last lines first, never more than was
+    //  charged; a trust refund never exceeds the ledger's balance minus what is pending; a
+    //  void takes all or nothing; a chargeback is recorded as the processor decided.
+    reply = s_run (payments,
+                   "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+                   " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
+                   " \"4242424242424242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"},"
+                   " \"lines\": [{\"invoice\": \"INV-50\", \"amount_minor\": 700}, {\"invoice\":"
+                   " \"INV-12\", \"amount_minor\": 300}, {\"trust\": \"M-1\", \"amount_minor\":"
+                   " 80000}]}",
+                   deliver);
+    charges = json_object_get (json_object_get (reply, "payment"), "charges");
+    char operating_key[96], trust_key[96];
+    snprintf (operating_key, sizeof operating_key, "%s",
+              json_string_value (json_object_get (json_array_get (charges, 0), "charge_key")));
+    snprintf (trust_key, sizeof trust_key, "%s",
+              json_string_value (json_object_get (json_array_get (charges, 1), "charge_key")));
+    //  Not before the matter system has the posting.
+    snprintf (request, sizeof request, "{\"op\": \"refund\", \"charge_key\": \"%s\"}",
+              operating_key);
+    json_t *refused_reply = s_run (payments, request, deliver);
+    assert (strstr (json_string_value (json_object_get (refused_reply, "error")), "not posted"));
+    json_decref (refused_reply);
+    for (size_t index = 0; index < 2; index++) {
+        ml_msg_t *result = ml_msg_new (ML_MSG_POSTING_RESULT);
+        snprintf (
+            result->posting_uuid, sizeof result->posting_uuid, "%s",
+            json_string_value (json_object_get (json_array_get (charges, index), "posting_uuid")));
+        strcpy (result->status, "posted");
+        strcpy (result->receipt_id, "9");
+        assert (ml_store_posting_result (store, "acme", result) == 1);
+        ml_msg_destroy (&result);
+    }
+    json_decref (reply);
+    snprintf (request, sizeof request,
+              "{\"op\": \"refund\", \"charge_key\": \"%s\", \"amount_minor\": 400}", operating_key);
+    reply = s_run (payments, request, deliver);
+    json_t *reversal = json_object_get (reply, "reversal");
+    assert (streq (json_string_value (json_object_get (reversal, "status")), "approved"));
+    posted =
+        ml_store_posting (store, json_string_value (json_object_get (reversal, "posting_uuid")));
+    lines = json_object_get (posted, "lines");
+    //  INV-12's 300 first (the last line), then 100 of INV-50.
+    assert (json_array_size (lines) == 2);
+    assert (streq (json_string_value (json_object_get (json_array_get (lines, 0), "reference")),
+                   "INV-12"));
+    assert (json_integer_value (json_object_get (json_array_get (lines, 1), "amount_minor")) ==
+            100);
+    assert (*json_string_value (json_object_get (posted, "reverses")));
+    json_decref (posted);
+    json_decref (reply);
+    //  600 are left: 601 is refused, and a void after a refund too.
+    snprintf (request, sizeof request,
+              "{\"op\": \"refund\", \"charge_key\": \"%s\", \"amount_minor\": 601}", operating_key);
+    reply = s_run (payments, request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "at most 6.00"));
+    json_decref (reply);
+    snprintf (request, sizeof request, "{\"op\": \"void\", \"charge_key\": \"%s\"}", operating_key);
+    reply = s_run (payments, request, deliver);
+    assert (json_is_false (json_object_get (reply, "ok")));
+    json_decref (reply);
+    //  The replica says M-1 holds 700.00 in trust: 800.00 cannot go back, 700.00 can, and
+    //  then nothing more while that reversal is pending.
+    snprintf (request, sizeof request, "{\"op\": \"refund\", \"charge_key\": \"%s\"}", trust_key);
+    reply = s_run (payments, request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "trust balance"));
+    json_decref (reply);
+    snprintf (request, sizeof request,
+              "{\"op\": \"refund\", \"charge_key\": \"%s\", \"amount_minor\": 70000}", trust_key);
+    reply = s_run (payments, request, deliver);
+    assert (json_is_true (json_object_get (reply, "ok")));
+    json_decref (reply);
+    snprintf (request, sizeof request,
+              "{\"op\": \"chargeback\", \"charge_key\": \"%s\", \"amount_minor\": 1}", trust_key);
+    reply = s_run (payments, request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "trust balance"));
+    json_decref (reply);
+    //  A chargeback of what is left of the operating charge is recorded as decided.
+    snprintf (request, sizeof request, "{\"op\": \"chargeback\", \"charge_key\": \"%s\"}",
+              operating_key);
+    reply = s_run (payments, request, deliver);
+    assert (json_integer_value (
+                json_object_get (json_object_get (reply, "reversal"), "amount_minor")) == 600);
+    json_decref (reply);
+    assert (ml_odbc_execute (odbc, "UPDATE reversal SET amount_minor = 1", NULL) < 0);
+    assert (ml_odbc_execute (odbc, "DELETE FROM reversal", NULL) < 0);
+
+    //  A rejected posting's money goes on other lines, once, same account, same amount.
+    reply = s_run (payments,
+                   "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+                   " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
+                   " \"4242424242424242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"},"
+                   " \"lines\": [{\"invoice\": \"INV-77\", \"amount_minor\": 100}]}",
+                   deliver);
+    char rejected_uuid[37];
+    snprintf (
+        rejected_uuid, sizeof rejected_uuid, "%s",
+        json_string_value (json_object_get (
+            json_array_get (json_object_get (json_object_get (reply, "payment"), "charges"), 0),
+            "posting_uuid")));
+    json_decref (reply);
+    ml_msg_t *rejection = ml_msg_new (ML_MSG_POSTING_RESULT);
+    snprintf (rejection->posting_uuid, sizeof rejection->posting_uuid, "%s", rejected_uuid);
+    strcpy (rejection->status, "rejected");
+    strcpy (rejection->reason, "ML001 invoice_not_open");
+    assert (ml_store_posting_result (store, "acme", rejection) == 1);
+    ml_msg_destroy (&rejection);
+    const char *reallocations[] = {
+        "{\"op\": \"reallocate\", \"lines\": [{\"invoice\": \"INV-50\", \"amount_minor\": 99}]}",
+        "{\"op\": \"reallocate\", \"lines\": [{\"trust\": \"M-1\", \"amount_minor\": 100}]}",
+        "{\"op\": \"reallocate\", \"staff\": \"alice\", \"lines\": [{\"invoice\":"
+        " \"INV-50\", \"amount_minor\": 100}]}"};
+    for (size_t index = 0; index < 4; index++) {
+        json_t *move = json_loads (reallocations[index < 3 ? index : 2], 0, NULL);
+        json_object_set_new (move, "posting_uuid", json_string (rejected_uuid));
+        reply = ml_payments_execute (payments, "reallocate", move, deliver, sizeof deliver);
+        json_decref (move);
+        //  Only the third succeeds; the fourth repeats it and is refused.
+        assert (json_is_true (json_object_get (reply, "ok")) == (index == 2));
+        if (index == 2) {
+            json_t *moved = json_object_get (reply, "posting");
+            assert (streq (json_string_value (json_object_get (moved, "source")), "reallocation"));
+            assert (json_integer_value (json_object_get (moved, "amount_minor")) == 100);
+        }
+        json_decref (reply);
+    }
+
     //  Payment links: 24 hours, single use, revocable, balances checked again when paid.
     reply = s_run (payments,
                    "{\"op\": \"link-create\", \"firm\": \"acme\", \"staff\": \"alice\","
@@ -1546,7 +2078,7 @@ void ml_payments_test (bool verbose)
                    deliver);
     json_t *link = json_object_get (reply, "link");
     assert (streq (json_string_value (json_object_get (link, "state")), "outstanding"));
-    char token[64], link_id[40], request[512];
+    char token[64], link_id[40];
     snprintf (token, sizeof token, "%s", json_string_value (json_object_get (link, "token")));
     snprintf (link_id, sizeof link_id, "%s", json_string_value (json_object_get (link, "link_id")));
     json_decref (reply);

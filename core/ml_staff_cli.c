@@ -285,6 +285,12 @@ static const s_option_t o_receipt_email =
     S_STRING ("--receipt-email", "E", 254, "receipt_email", "send the receipt here, not the payer");
 static const s_option_t o_notify_email =
     S_STRING ("--email", "E", 254, "email", "where the firm gets notices (posting rejected)");
+static const s_option_t o_charge_key =
+    S_STRING ("CHARGE_KEY", "CHARGE_KEY", 80, "charge_key",
+              "a charge, as 'payment show' lists it (PAYMENT_UUID:operating or :trust)");
+static const s_option_t o_reverse_amount =
+    S_STRING ("--amount", "A", 40, "amount",
+              "how much to take back, in the charge's currency (default: all)");
 static const s_option_t o_link_state = S_CHOICE (
     "--state", "S", 16, "state", "outstanding|paid|cancelled|expired", "only links in this state");
 static const s_option_t o_link_id =
@@ -2448,6 +2454,12 @@ static int s_run_charge (s_cli_t *cli, const s_args_t *args)
     return code ? code : s_finish_payment (cli, reply);
 }
 
+//  A rejected posting's new lines.
+static int s_prepare_reallocate (s_cli_t *cli, const s_args_t *args, json_t *request)
+{
+    return s_prepare_selection (args, request);
+}
+
 //  A payment link: who pays, what, and until when; no card.
 static int s_prepare_link (s_cli_t *cli, const s_args_t *args, json_t *request)
 {
@@ -2585,6 +2597,40 @@ static const s_command_t s_commands[] = {
                  &o_message},
      .prepare = s_prepare_charge,
      .run = s_run_charge},
+    {.name = "reallocate",
+     .op = "reallocate",
+     .synopsis = "UUID (--invoice NUMBER=AMOUNT[,...] | --trust MATTER=AMOUNT[,...])\n"
+                 "      [--currency CUR]",
+     .summary = "put a rejected posting's money on other lines",
+     .flags = S_SENDS_STAFF,
+     .options = {&o_charge_invoice, &o_charge_trust, &o_charge_currency},
+     .bare = {&o_uuid},
+     .bare_required = 1,
+     .prepare = s_prepare_reallocate,
+     .print = s_print_posting},
+    {.name = "refund",
+     .op = "refund",
+     .synopsis = "CHARGE_KEY [--amount A]",
+     .summary = "refund a charge; a reversing posting follows",
+     .flags = S_SENDS_STAFF | S_CALLS_PROCESSOR,
+     .options = {&o_reverse_amount},
+     .bare = {&o_charge_key},
+     .bare_required = 1},
+    {.name = "void",
+     .op = "void",
+     .synopsis = "CHARGE_KEY",
+     .summary = "void a whole charge before it settles",
+     .flags = S_SENDS_STAFF | S_CALLS_PROCESSOR,
+     .bare = {&o_charge_key},
+     .bare_required = 1},
+    {.name = "chargeback",
+     .op = "chargeback",
+     .synopsis = "CHARGE_KEY [--amount A]",
+     .summary = "record a chargeback the processor decided",
+     .flags = S_SENDS_STAFF,
+     .options = {&o_reverse_amount},
+     .bare = {&o_charge_key},
+     .bare_required = 1},
     {.name = "firm contact",
      .op = "firm-contact",
      .synopsis = "[--firm F] --email E",

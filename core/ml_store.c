@@ -41,7 +41,7 @@ static const char *s_schema[] = {
     " created_at TEXT NOT NULL, received_on TEXT NOT NULL, account_number TEXT NOT NULL,"
     " client_number TEXT NOT NULL, payer_name TEXT NOT NULL, payer_email TEXT NOT NULL,"
     " currency TEXT NOT NULL, amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),"
-    " ar_message TEXT NOT NULL, processor_txn TEXT NOT NULL,"
+    " ar_message TEXT NOT NULL, processor_txn TEXT NOT NULL, reverses TEXT NOT NULL DEFAULT '',"
     " status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'posted', 'rejected',"
     " 'reversed')), receipt_id TEXT, reason TEXT, result_cursor INTEGER NOT NULL DEFAULT 0,"
     " attempts INTEGER NOT NULL DEFAULT 0, last_sent_at TEXT, updated_at TEXT NOT NULL)",
@@ -66,12 +66,35 @@ static const char *s_schema[] = {
     " BEGIN SELECT RAISE (ABORT, 'posting history is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS posting_no_delete BEFORE DELETE ON posting"
     " BEGIN SELECT RAISE (ABORT, 'postings are never deleted'); END",
-    "CREATE TRIGGER IF NOT EXISTS posting_money_fixed BEFORE UPDATE OF amount_minor, currency,"
+    "CREATE TRIGGER IF NOT EXISTS posting_money_fixed BEFORE UPDATE OF amount_minor, currency, "
+    "reverses,"
     " client_number, account_number, firm_id, posting_uuid ON posting"
     " BEGIN SELECT RAISE (ABORT, 'a posting''s money is fixed; reverse it instead'); END",
 };
 
 static json_t *s_rows (ml_query_t *query);
+
+//  Stores made before reversing postings have a posting table without reverses: CREATE TABLE
+//  IF NOT EXISTS leaves such a table as it is, so the column is added when it is missing.
+//  Returns 0 or -1.
+static int s_posting_upgrade (ml_odbc_t *odbc)
+{
+    ml_query_t *query = ml_odbc_query (odbc, "SELECT * FROM posting WHERE 1 = 0", NULL);
+    if (!query)
+        return -1;
+    bool found = false;
+    for (int column = 0; column < ml_query_columns (query) && !found; column++) {
+        const char *name = ml_query_name (query, column);
+        found = name && strcmp (name, "reverses") == 0;
+    }
+    ml_query_destroy (&query);
+    if (found)
+        return 0;
+    return ml_odbc_execute (
+               odbc, "ALTER TABLE posting ADD COLUMN reverses TEXT NOT NULL DEFAULT ''", NULL) >= 0
+               ? 0
+               : -1;
+}
 
 //  UTC timestamps as text with milliseconds, and today's date. strftime keeps the
 //  compiler's format-truncation analysis quiet where snprintf of tm fields would not.
@@ -118,6 +141,7 @@ ml_store_t *ml_store_new (const char *connection_string, char *error, size_t err
     bool ok = ml_odbc_begin (odbc) == 0;
     for (size_t index = 0; ok && index < sizeof s_schema / sizeof s_schema[0]; index++)
         ok = ml_odbc_execute (odbc, s_schema[index], NULL) >= 0;
+    ok = ok && s_posting_upgrade (odbc) == 0;
     if (ok) {
         ml_query_t *query = ml_odbc_query (odbc, "SELECT MAX(version) FROM store_version", NULL);
         int64_t version = 0;
@@ -534,6 +558,12 @@ static bool s_event (ml_store_t *self, const char *posting_uuid, const char *sta
                             "ssss", posting_uuid, now, status, detail) == 1;
 }
 
+int ml_store_posting_note (ml_store_t *self, const char *posting_uuid, const char *status,
+                           const char *detail)
+{
+    return s_event (self, posting_uuid, status, detail) ? 0 : -1;
+}
+
 int ml_store_posting_insert (ml_store_t *self, const char *firm_id, ml_posting_t *posting,
                              const char *source)
 {
@@ -542,17 +572,17 @@ int ml_store_posting_insert (ml_store_t *self, const char *firm_id, ml_posting_t
     ml_store_now (posting->created_at, sizeof posting->created_at);
     if (!*posting->received_on)
         s_today (posting->received_on, sizeof posting->received_on);
-    bool ok =
-        ml_odbc_execute (
-            self->odbc,
-            "INSERT INTO posting (posting_uuid, firm_id, source, created_at, received_on,"
-            " account_number, client_number, payer_name, payer_email, currency,"
-            " amount_minor, ar_message, processor_txn, status, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-            "ssssssssssisss", posting->posting_uuid, firm_id, source, posting->created_at,
-            posting->received_on, posting->account_number, posting->client_number,
-            posting->payer_name, posting->payer_email, posting->currency, posting->amount_minor,
-            posting->ar_message, posting->processor_txn, posting->created_at) == 1;
+    bool ok = ml_odbc_execute (
+                  self->odbc,
+                  "INSERT INTO posting (posting_uuid, firm_id, source, created_at, received_on,"
+                  " account_number, client_number, payer_name, payer_email, currency,"
+                  " amount_minor, ar_message, processor_txn, reverses, status, updated_at)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                  "ssssssssssissss", posting->posting_uuid, firm_id, source, posting->created_at,
+                  posting->received_on, posting->account_number, posting->client_number,
+                  posting->payer_name, posting->payer_email, posting->currency,
+                  posting->amount_minor, posting->ar_message, posting->processor_txn,
+                  posting->reverses, posting->created_at) == 1;
     for (size_t index = 0; ok && index < posting->line_count; index++) {
         const ml_line_t *line = &posting->lines[index];
         char kind[2] = {line->kind, 0};
@@ -597,8 +627,8 @@ ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
     ml_query_t *query = ml_odbc_query (
         self->odbc,
         "SELECT posting_uuid, created_at, received_on, account_number, client_number,"
-        " payer_name, payer_email, currency, amount_minor, ar_message, processor_txn"
-        " FROM posting WHERE posting_uuid = ?",
+        " payer_name, payer_email, currency, amount_minor, ar_message, processor_txn,"
+        " reverses FROM posting WHERE posting_uuid = ?",
         "s", posting_uuid);
     if (!query)
         return NULL;
@@ -621,6 +651,7 @@ ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
     S_FIELD (currency, 7);
     S_FIELD (ar_message, 9);
     S_FIELD (processor_txn, 10);
+    S_FIELD (reverses, 11);
 #undef S_FIELD
     bool ok = ml_query_int64 (query, 8, &posting->amount_minor) == 0;
     ml_query_destroy (&query);
@@ -756,8 +787,8 @@ json_t *ml_store_posting (ml_store_t *self, const char *posting_uuid)
         self->odbc,
         "SELECT posting_seq, posting_uuid, firm_id, source, created_at, received_on,"
         " account_number, client_number, payer_name, payer_email, currency, amount_minor,"
-        " ar_message, processor_txn, status, receipt_id, reason, result_cursor, attempts,"
-        " last_sent_at, updated_at FROM posting WHERE posting_uuid = ?",
+        " ar_message, processor_txn, reverses, status, receipt_id, reason, result_cursor,"
+        " attempts, last_sent_at, updated_at FROM posting WHERE posting_uuid = ?",
         "s", posting_uuid));
     if (!rows || json_array_size (rows) != 1) {
         json_decref (rows);
@@ -904,6 +935,27 @@ void ml_store_test (bool verbose)
     assert (json_integer_value (json_object_get (json_array_get (status, 0), "invoice_count")) ==
             2);
     json_decref (status);
+    //  A reversing posting keeps the UUID of the posting it reverses.
+    ml_msg_t *reversal = ml_msg_new (ML_MSG_POSTING);
+    reversal->posting = message->posting;
+    reversal->posting.lines = NULL;
+    *reversal->posting.posting_uuid = 0;
+    strcpy (reversal->posting.reverses, message->posting.posting_uuid);
+    reversal->posting.amount_minor = 200;
+    line.amount_minor = 200;
+    ml_msg_set_lines (reversal, &line, 1);
+    assert (ml_store_posting_create (store, "acme", &reversal->posting, "refund") == 0);
+    loaded = ml_store_posting_load (store, reversal->posting.posting_uuid);
+    assert (loaded && streq (loaded->posting.reverses, message->posting.posting_uuid));
+    ml_msg_destroy (&loaded);
+    loaded = ml_store_posting_load (store, message->posting.posting_uuid);
+    assert (loaded && *loaded->posting.reverses == 0);
+    ml_msg_destroy (&loaded);
+    posting = ml_store_posting (store, reversal->posting.posting_uuid);
+    assert (posting && streq (json_string_value (json_object_get (posting, "reverses")),
+                              message->posting.posting_uuid));
+    json_decref (posting);
+    ml_msg_destroy (&reversal);
     ml_log_setup (NULL, saved);
     ml_msg_destroy (&result);
     ml_msg_destroy (&message);
@@ -911,6 +963,42 @@ void ml_store_test (bool verbose)
     ml_msg_destroy (&batch);
     ml_msg_destroy (&hello);
     ml_store_destroy (&store);
+    ml_store_destroy (&store);
+
+    //  A store made before reversing postings gets the reverses column when it is opened.
+    snprintf (connection_string, sizeof connection_string,
+              "Driver=SQLite3;Database=%s/old.db;StepAPI=1;FKSupport=1;Timeout=5000", directory);
+    ml_odbc_error_t odbc_error;
+    ml_odbc_t *old = ml_odbc_new (connection_string, &odbc_error);
+    assert (old);
+    assert (ml_odbc_execute (
+                old,
+                "CREATE TABLE posting (posting_seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " posting_uuid TEXT NOT NULL UNIQUE, firm_id TEXT NOT NULL, source TEXT NOT NULL,"
+                " created_at TEXT NOT NULL, received_on TEXT NOT NULL,"
+                " account_number TEXT NOT NULL, client_number TEXT NOT NULL,"
+                " payer_name TEXT NOT NULL, payer_email TEXT NOT NULL, currency TEXT NOT NULL,"
+                " amount_minor INTEGER NOT NULL, ar_message TEXT NOT NULL,"
+                " processor_txn TEXT NOT NULL, status TEXT NOT NULL, receipt_id TEXT,"
+                " reason TEXT, result_cursor INTEGER NOT NULL DEFAULT 0,"
+                " attempts INTEGER NOT NULL DEFAULT 0, last_sent_at TEXT,"
+                " updated_at TEXT NOT NULL)",
+                NULL) >= 0);
+    assert (ml_odbc_execute (old,
+                             "INSERT INTO posting VALUES (NULL, 'u-1', 'acme', 'staff', 'now',"
+                             " '2026-01-01', 'OP-001', 'C-1', '', '', 'USD', 5, '', '',"
+                             " 'posted', '1', NULL, 0, 1, NULL, 'now')",
+                             NULL) == 1);
+    ml_odbc_destroy (&old);
+    store = ml_store_new (connection_string, error, sizeof error);
+    assert (store);
+    ml_query_t *query = ml_odbc_query (
+        store->odbc, "SELECT reverses FROM posting WHERE posting_uuid = 'u-1'", NULL);
+    assert (query && ml_query_fetch (query) == 1 && streq (ml_query_text (query, 0), ""));
+    ml_query_destroy (&query);
+    ml_store_destroy (&store);
+    store = ml_store_new (connection_string, error, sizeof error);
+    assert (store);
     ml_store_destroy (&store);
     assert (ml_selftest_remove (directory) == 0);
     printf ("OK\n");

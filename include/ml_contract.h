@@ -15,8 +15,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-//  The contract version this agent speaks.
-#define ML_CONTRACT_VERSION 1
+//  The contract version this agent speaks. Version 2 added reversing postings
+//  (docs/contract.md 5.6): "reverses" in apply_posting.
+#define ML_CONTRACT_VERSION 2
 
 typedef struct _ml_contract_t ml_contract_t;
 

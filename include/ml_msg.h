@@ -134,6 +134,9 @@ typedef struct {
     int64_t amount_minor;
     char ar_message[1001];
     char processor_txn[128];
+    //  A reversing posting (refund, void, chargeback) names the posting it reverses;
+    //  empty for an ordinary posting. Its lines keep positive amounts: what each takes back.
+    char reverses[37];
     size_t line_count;
     ml_line_t *lines; //  owned by the message that holds the posting
 } ml_posting_t;

@@ -82,6 +82,10 @@ int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t
 int ml_store_posting_insert (ml_store_t *self, const char *firm_id, ml_posting_t *posting,
                              const char *source);
 
+//  Append an entry to a posting's history, inside the caller's transaction. Returns 0 or -1.
+int ml_store_posting_note (ml_store_t *self, const char *posting_uuid, const char *status,
+                           const char *detail);
+
 //  Postings of a firm waiting for a result (pending or delivered), oldest first, at most
 //  limit, as a list of UUID strings (caller destroys the list).
 zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, size_t limit);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Tests the PostgreSQL SQL contract (sql/postgresql/contract.sql) against the reference schema and sample
 # data, through psql: the checks of tests/contract_sqlite.sh (item shapes, exactly-once postings, every
-# rejection code, change capture), plus what concurrency adds: a late commit is never missed, one
+# rejection code, change capture, reversing postings, the upgrade from version 1), plus what concurrency adds: a late commit is never missed, one
 # statement's thousand changes are each stamped once, the stamper never blocks or is blocked by a
 # writer, concurrent deliveries of one posting land once, and the privileges work as documented; and
 # the set-based batch (ml_apply_postings, ml_posting_results) against one-by-one application.
@@ -35,7 +35,7 @@ cleanup() {
     if [ -n "${ML_PG_PORT:-}" ]; then
         psql -X -q -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d postgres \
             -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "DROP DATABASE IF EXISTS ${db}_e WITH (FORCE)" \
-            -c "DROP DATABASE IF EXISTS ${db}_b WITH (FORCE)" \
+            -c "DROP DATABASE IF EXISTS ${db}_b WITH (FORCE)" -c "DROP DATABASE IF EXISTS ${db}_u WITH (FORCE)" \
             -c "DROP ROLE IF EXISTS $agent_role" -c "DROP ROLE IF EXISTS $firm_role" >/dev/null 2>&1
     fi
     if [ -n "$own_servers" ]; then
@@ -103,6 +103,7 @@ fingerprint() {
     q "SELECT (SELECT count(*) FROM receipt) || '/' || (SELECT count(*) FROM receipt_allocation) || '/'
         || (SELECT count(*) FROM trust_entry) || '/' || (SELECT count(*) FROM ml_change) || '/'
         || (SELECT count(*) FROM ml_posting_rejection) || '/'
+        || (SELECT count(*) FROM receipt_reversal) || '/' || (SELECT count(*) FROM receipt_reversal_line) || '/'
         || (SELECT sum(invoice_id * (balance_minor + 1) * (1 + (status = 'paid')::int)) FROM invoice)"
 }
 
@@ -115,6 +116,12 @@ posting() {
     printf '{"posting_uuid":"%s","received_on":"2026-11-22","account_number":"%s","client_number":"%s",' "$1" "$2" "$3"
     printf '"payer_name":"Pat Payer","payer_email":"pat@example.com","currency":"%s","amount_minor":%s,' "$4" "$5"
     printf '"ar_message":"Thank you","processor_txn":"txn_%s","allocations":[%s]}' "$1" "$6"
+}
+
+# reversal UUID ORIGINAL ACCOUNT CLIENT CURRENCY AMOUNT ALLOCATIONS: a refund, void or chargeback of the
+# posting ORIGINAL (its lines say what each takes back).
+reversal() {
+    posting "$1" "$3" "$4" "$5" "$6" "$7" | sed "s/^{/{\"reverses\":\"$2\",/"
 }
 
 inv() { printf '{"kind":"invoice","invoice_number":"%s","amount_minor":%s}' "$1" "$2"; }
@@ -201,7 +208,7 @@ install -v clients=40 -v invoices=1500 >"$tmp/out" 2>&1 || { cat "$tmp/out"; ech
 expect "installation prints nothing" "" "$(cat "$tmp/out")"
 
 # --- contract version, epoch, idempotent install ----------------------------------------------------
-expect "one ml_contract row, version 1" "1|1" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
+expect "one ml_contract row, version 2" "1|2" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
 epoch=$(q 'SELECT db_epoch FROM ml_contract')
 expect "db_epoch is a lower-case 8-4-4-4-12 UUID" t \
     "$(q "SELECT '$epoch' ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\$'")"
@@ -213,12 +220,12 @@ checks=$((checks + 1))
 reject_posting "$(uuid 999)" 'ML001 bad_amount'
 high_water >/dev/null
 before=$(q 'SELECT count(*), count(change_id), max(change_id) FROM ml_change')
-q "UPDATE ml_contract SET contract_version = 2"
+q "UPDATE ml_contract SET contract_version = 1"
 psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 -q \
     -f "$sql/schema.sql" -f "$sql/contract.sql" >"$tmp/out" 2>&1 || fail "schema.sql and contract.sql re-run" "$(cat "$tmp/out")"
 install >"$tmp/out" 2>&1 || fail "second re-run of all three scripts" "$(cat "$tmp/out")"
 expect "re-run over another version keeps db_epoch" "$epoch" "$(q 'SELECT db_epoch FROM ml_contract')"
-expect "re-run sets contract_version 1" "1|1" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
+expect "re-run over version 1 sets contract_version 2" "1|2" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
 expect "re-run keeps ml_change rows and stamps" "$before" "$(q 'SELECT count(*), count(change_id), max(change_id) FROM ml_change')"
 expect "re-run keeps ml_posting_rejection rows" 1 "$(q 'SELECT count(*) FROM ml_posting_rejection')"
 expect "sample.sql re-run says it added nothing" "sample.sql: the database already has data; nothing inserted" \
@@ -238,6 +245,58 @@ done
 expect "a refused sample.sql inserts nothing" "0|0" \
     "$(psql_db -U postgres -d "${db}_e" -c 'SELECT (SELECT count(*) FROM client), (SELECT count(*) FROM bank_account)')"
 psql_db -U postgres -d postgres -c "DROP DATABASE ${db}_e" >/dev/null
+
+# --- upgrade from contract version 1 -----------------------------------------------------------------
+# A database installed with version 1's scripts (from the last commit that had them), with a posting
+# applied, becomes version 2 when this release's contract.sql runs over it, after schema.sql: epoch,
+# change rows and posting results stay, and reversals work. contract.sql alone refuses to install
+# while the reversal tables are missing, and changes nothing.
+v1=9450a9b
+if command -v git >/dev/null 2>&1 && git -C "$root" cat-file -e "$v1:sql/postgresql/contract.sql" 2>/dev/null; then
+    qu() {
+        psql_db -U postgres -d "${db}_u" -c "$1"
+    }
+    sh "$root/tests/servers.sh" createdb "$servers" postgresql "${db}_u" >/dev/null 2>&1
+    git -C "$root" show "$v1:sql/postgresql/schema.sql" >"$tmp/v1_schema.sql"
+    git -C "$root" show "$v1:sql/postgresql/contract.sql" >"$tmp/v1_contract.sql"
+    psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "${db}_u" -v ON_ERROR_STOP=1 -q \
+        -f "$tmp/v1_schema.sql" -f "$tmp/v1_contract.sql" >"$tmp/out" 2>&1 || fail "installing contract version 1" "$(cat "$tmp/out")"
+    qu "INSERT INTO client (client_number, name) VALUES ('C-1', 'Old Client');
+        INSERT INTO matter (matter_number, client_id, description) VALUES ('M-1', 1, 'Old matter');
+        INSERT INTO bank_account (account_number, name, account_type, currency) VALUES ('OP-001', 'Operating', 'OPERATING', 'USD');
+        INSERT INTO invoice (invoice_number, matter_id, invoice_date, currency, total_minor, balance_minor)
+        VALUES ('INV-1', 1, '2026-01-05', 'USD', 10000, 10000);
+        CALL ml_apply_posting('$(posting "$(uuid 901)" OP-001 C-1 USD 10000 "$(inv INV-1 10000)")');
+        SELECT ml_change_high_water();" >/dev/null
+    expect "version 1 installed and posting" "1|paid" "$(qu "SELECT contract_version, (SELECT status FROM invoice) FROM ml_contract")"
+    old_epoch=$(qu 'SELECT db_epoch FROM ml_contract')
+    old_changes=$(qu "SELECT count(*) || '/' || max(change_id) FROM ml_change")
+    checks=$((checks + 1))
+    if psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "${db}_u" -v ON_ERROR_STOP=1 -q -f "$sql/contract.sql" \
+        >"$tmp/out" 2>&1; then
+        fail "contract.sql installed without receipt_reversal"
+    elif ! grep -q 'receipt_reversal and receipt_reversal_line are missing: run sql/postgresql/schema.sql first' "$tmp/out"; then
+        fail "contract.sql without receipt_reversal: wrong message" "$(cat "$tmp/out")"
+    fi
+    expect "a refused install changes nothing" "1|0" \
+        "$(qu "SELECT contract_version, (SELECT count(*) FROM pg_views WHERE viewname = 'ml_posting_result'
+               AND definition LIKE '%receipt_reversal%') FROM ml_contract")"
+    psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "${db}_u" -v ON_ERROR_STOP=1 -q \
+        -f "$sql/schema.sql" -f "$sql/contract.sql" >"$tmp/out" 2>&1 || fail "upgrading to version 2" "$(cat "$tmp/out")"
+    expect "upgrading prints nothing" "" "$(cat "$tmp/out")"
+    expect "upgraded: version 2, same epoch, same change rows" "2|$old_epoch|$old_changes" \
+        "$(qu "SELECT contract_version, db_epoch, (SELECT count(*) || '/' || max(change_id) FROM ml_change) FROM ml_contract")"
+    expect "upgraded: the version 1 posting's result stands" "$(uuid 901)|posted|1|null" \
+        "$(qu "SELECT posting_uuid, status, receipt_id, coalesce(reason, 'null') FROM ml_posting_result('$(uuid 901)')")"
+    qu "CALL ml_apply_posting('$(reversal "$(uuid 902)" "$(uuid 901)" OP-001 C-1 USD 2500 "$(inv INV-1 2500)")')" \
+        >/dev/null 2>"$tmp/err" || fail "upgraded: a reversal of a version 1 posting" "$(cat "$tmp/err")"
+    expect "upgraded: the reversal reopened the invoice" "2500|open|$(uuid 902)|posted|R-1" \
+        "$(qu "SELECT balance_minor, status, (SELECT posting_uuid || '|' || status || '|' || receipt_id
+               FROM ml_posting_result('$(uuid 902)')) FROM invoice")"
+    psql_db -U postgres -d postgres -c "DROP DATABASE ${db}_u" >/dev/null
+else
+    echo "contract_postgresql: no git history with contract version 1 ($v1); upgrade checks skipped"
+fi
 
 # --- interface: names, column order and types, inlining ---------------------------------------------
 expect "ml_open_items columns" "$item_types" "$(describe 'SELECT * FROM ml_open_items(0, 1)')"
@@ -552,13 +611,191 @@ expect "matter update: change rows" \
     "$(q "SELECT count(*) + 1 FROM invoice WHERE matter_id = $matter_id AND status = 'open' AND balance_minor > 0")" \
     "$(q "SELECT count(*) FROM ml_changes_since($mark, $hw, 5000) WHERE matter_description = 'Renamed matter'")"
 
+# --- reversing postings --------------------------------------------------------------------------------
+# A refund, void or chargeback is a posting of its own that names the posting it reverses and takes
+# back part or all of it; the original receipt is never edited.
+used=0
+# fresh: sets c_no, i_id, i_no and i_total to an open, unpaid invoice of at least $100 not used yet here.
+fresh() {
+    row=$(q "SELECT c.client_number, i.invoice_id, i.invoice_number, i.total_minor FROM invoice AS i
+             JOIN matter AS m USING (matter_id) JOIN client AS c USING (client_id)
+             WHERE i.status = 'open' AND i.balance_minor = i.total_minor AND i.total_minor >= 10000
+               AND i.invoice_id NOT IN ($used) ORDER BY i.invoice_id LIMIT 1")
+    IFS='|' read -r c_no i_id i_no i_total <<EOF2
+$row
+EOF2
+    used="$used,$i_id"
+}
+state() { q "SELECT balance_minor || '|' || status FROM invoice WHERE invoice_id = $1"; }
+
+# A full reversal of a payment in full reopens the invoice; the core sees it come back.
+fresh
+nu; ua=$id
+apply "$(posting "$ua" OP-001 "$c_no" USD "$i_total" "$(inv "$i_no" "$i_total")" | sed 's/"allocations"/"reverses":null,"allocations"/')" ||
+    fail "payment in full (reverses null)" "$(cat "$tmp/err")"
+expect "paid in full" "0|paid" "$(state "$i_id")"
+expect "the paid invoice is a remove" "remove|null|null" "$(latest invoice "$i_id")"
+receipt_a=$(q "SELECT receipt_id FROM receipt WHERE posting_uuid = '$ua'")
+nu; rv=$id
+pa=$(reversal "$rv" "$ua" OP-001 "$c_no" USD "$i_total" "$(inv "$i_no" "$i_total")")
+apply "$pa" || fail "full reversal" "$(cat "$tmp/err")"
+expect "full reversal reopens the invoice" "$i_total|open" "$(state "$i_id")"
+expect "the reopened invoice is an upsert again" "upsert|$i_total|open" "$(latest invoice "$i_id")"
+rev_a=$(q "SELECT receipt_reversal_id FROM receipt_reversal WHERE posting_uuid = '$rv'")
+expect "ml_posting_result of a reversal: posted, R- and its id" "$rv|posted|R-$rev_a|null" "$(result "$rv")"
+expect "ml_posting_results of a reversal" "$rv|posted|R-$rev_a" \
+    "$(q "SELECT posting_uuid, status, receipt_id FROM ml_posting_results('[\"$rv\"]')")"
+expect "the reversal names the original receipt, the day, amount and transaction" \
+    "$receipt_a|2026-11-22|$i_total|USD|Thank you|txn_$rv" \
+    "$(q "SELECT receipt_id, to_char(reversed_on, 'YYYY-MM-DD'), amount_minor, currency, ar_message, processor_txn
+          FROM receipt_reversal WHERE receipt_reversal_id = $rev_a")"
+expect "its line names the original's allocation line" "1|$i_total" \
+    "$(q "SELECT count(*), sum(l.amount_minor) FROM receipt_reversal_line AS l
+          JOIN receipt_allocation AS ra USING (receipt_allocation_id)
+          WHERE l.receipt_reversal_id = $rev_a AND ra.receipt_id = $receipt_a AND ra.invoice_id = $i_id")"
+expect "the original receipt is not edited" "$ua|posted|$receipt_a|null|$i_total" \
+    "$(result "$ua")|$(q "SELECT amount_minor FROM receipt WHERE receipt_id = $receipt_a")"
+expect "an auditor reconciles: original, reversals, net" "$i_total|$i_total|0" \
+    "$(q "SELECT r.amount_minor, sum(v.amount_minor), r.amount_minor - sum(v.amount_minor)
+          FROM receipt AS r JOIN receipt_reversal AS v USING (receipt_id) WHERE r.receipt_id = $receipt_a
+          GROUP BY r.receipt_id")"
+# A repeated reversal (same UUID) returns the stored result and writes nothing, even a changed copy.
+fp=$(fingerprint)
+apply "$pa" || fail "replay of a reversal raised an error" "$(cat "$tmp/err")"
+apply "$(reversal "$rv" "$ua" OP-001 "$c_no" USD 1 "$(inv "$i_no" 1)")" || fail "changed replay of a reversal"
+expect "a replayed reversal writes nothing" "$fp" "$(fingerprint)"
+expect "a replayed reversal keeps its result" "$rv|posted|R-$rev_a|null" "$(result "$rv")"
+reject_posting "$rv" 'ML001 bad_amount' || fail "reject_posting of a posted reversal raised an error"
+expect "a posted reversal cannot also be rejected" "$rv|posted|R-$rev_a|null|0" \
+    "$(result "$rv")|$(q "SELECT count(*) FROM ml_posting_rejection WHERE posting_uuid = '$rv'")"
+
+# Partial reversals restore part; together they never take back more than the original gave.
+fresh
+nu; ub=$id
+apply "$(posting "$ub" OP-001 "$c_no" USD 6000 "$(inv "$i_no" 6000)")" || fail "payment of 60.00" "$(cat "$tmp/err")"
+nu; apply "$(reversal "$id" "$ub" OP-001 "$c_no" USD 2500 "$(inv "$i_no" 2500)")" || fail "partial reversal" "$(cat "$tmp/err")"
+expect "a partial reversal restores part" "$((i_total - 3500))|open" "$(state "$i_id")"
+expect "the core sees the restored balance" "upsert|$((i_total - 3500))|open" "$(latest invoice "$i_id")"
+nu; reject reversal_exceeds_original "$(reversal "$id" "$ub" OP-001 "$c_no" USD 3501 "$(inv "$i_no" 3501)")"
+nu; apply "$(reversal "$id" "$ub" OP-001 "$c_no" USD 3500 "$(inv "$i_no" 3500)")" || fail "second partial reversal" "$(cat "$tmp/err")"
+expect "two partial reversals give back the whole payment" "$i_total|open" "$(state "$i_id")"
+nu; reject reversal_exceeds_original "$(reversal "$id" "$ub" OP-001 "$c_no" USD 1 "$(inv "$i_no" 1)")"
+
+# A partial reversal of a payment in full reopens the invoice with what was given back.
+fresh
+nu; uc=$id
+apply "$(posting "$uc" OP-001 "$c_no" USD "$i_total" "$(inv "$i_no" "$i_total")")" || fail "payment in full" "$(cat "$tmp/err")"
+nu; apply "$(reversal "$id" "$uc" OP-001 "$c_no" USD 1000 "$(inv "$i_no" 1000)")" || fail "partial reversal of a paid invoice" "$(cat "$tmp/err")"
+expect "a partial reversal reopens a paid invoice" "1000|open" "$(state "$i_id")"
+
+# Two reversals of one posting at once, each within it, together over it: the second waits for the
+# first (the original receipt is locked), then sees what the first took back, and is refused.
+fresh
+nu; ue=$id
+apply "$(posting "$ue" OP-001 "$c_no" USD 5000 "$(inv "$i_no" 5000)")" || fail "payment to reverse twice at once" "$(cat "$tmp/err")"
+nu; re1=$(reversal "$id" "$ue" OP-001 "$c_no" USD 3000 "$(inv "$i_no" 3000)")
+nu; re2=$(reversal "$id" "$ue" OP-001 "$c_no" USD 3000 "$(inv "$i_no" 3000)")
+open_session rv1
+exec 3>"$tmp/rv1.fifo"
+printf '%s\n' 'BEGIN;' "CALL ml_apply_posting('$re1');" >&3
+wait_state rv1 'idle in transaction'
+(PGAPPNAME=ml_test_rv2_$$; export PGAPPNAME; apply "$re2") &
+second=$!
+echo $second >"$tmp/rv2.pid"
+wait_state rv2 lock
+printf 'COMMIT;\n' >&3
+exec 3>&-
+close_session rv1
+wait $second
+rc=$?
+rm -f "$tmp/rv2.pid"
+checks=$((checks + 1))
+if [ "$rc" -eq 0 ] || ! grep -Eq "ERROR: +ML001: ML001 reversal_exceeds_original" "$tmp/err"; then
+    fail "a concurrent second reversal over the original is refused" "rc $rc: $(cat "$tmp/err")"
+fi
+expect "concurrent reversals: only the first gave money back" "$((i_total - 2000))|open|1" \
+    "$(state "$i_id")|$(q "SELECT count(*) FROM receipt_reversal AS v JOIN receipt AS r USING (receipt_id) WHERE r.posting_uuid = '$ue'")"
+
+# Trust: a reversal withdraws from the ledger, never below zero.
+row=$(q "SELECT c.client_number, m.matter_id, m.matter_number FROM matter AS m JOIN client AS c USING (client_id)
+         WHERE NOT EXISTS (SELECT 1 FROM trust_entry AS t WHERE t.matter_id = m.matter_id)
+         ORDER BY m.matter_id DESC LIMIT 1")
+IFS='|' read -r tc tm_id tm <<EOF2
+$row
+EOF2
+nu; utr=$id
+apply "$(posting "$utr" TR-001 "$tc" USD 10000 "$(trust "$tm" 10000)")" || fail "trust deposit to reverse" "$(cat "$tmp/err")"
+receipt_t=$(q "SELECT receipt_id FROM receipt WHERE posting_uuid = '$utr'")
+nu; rt=$id
+apply "$(reversal "$rt" "$utr" TR-001 "$tc" USD 4000 "$(trust "$tm" 4000)")" || fail "trust reversal" "$(cat "$tmp/err")"
+expect "a trust reversal withdraws: a negative entry on the original's account and receipt" \
+    "-4000|TR-001|USD|2026-11-22|reversal of $utr|$receipt_t" \
+    "$(q "SELECT t.amount_minor, b.account_number, t.currency, to_char(t.entry_date, 'YYYY-MM-DD'), t.memo, t.receipt_id
+          FROM trust_entry AS t JOIN bank_account AS b USING (bank_account_id) WHERE t.matter_id = $tm_id AND t.amount_minor < 0")"
+expect "the core sees the trust balance go down" "upsert|6000|trust" "$(latest trust "$tm_id")"
+expect "the receipt's trust entries net out to what stays" "6000" \
+    "$(q "SELECT sum(amount_minor) FROM trust_entry WHERE receipt_id = $receipt_t")"
+# The firm pays 50.00 out of the ledger; a reversal may then take back only what is left.
+q "INSERT INTO trust_entry (matter_id, bank_account_id, entry_date, amount_minor, currency, memo)
+   VALUES ($tm_id, (SELECT bank_account_id FROM bank_account WHERE account_number = 'TR-001'), '2026-11-23', -5000,
+           'USD', 'Filing fees')" >/dev/null
+nu; reject trust_balance_insufficient "$(reversal "$id" "$utr" TR-001 "$tc" USD 2000 "$(trust "$tm" 2000)")"
+nu; apply "$(reversal "$id" "$utr" TR-001 "$tc" USD 1000 "$(trust "$tm" 1000)")" || fail "trust reversal to zero" "$(cat "$tmp/err")"
+expect "a trust reversal may empty the ledger" "upsert|0|trust" "$(latest trust "$tm_id")"
+nu; reject trust_balance_insufficient "$(reversal "$id" "$utr" TR-001 "$tc" USD 1 "$(trust "$tm" 1)")"
+
+# Rejections of reversals, each writing nothing.
+fresh
+nu; ud=$id
+apply "$(posting "$ud" OP-001 "$c_no" USD 5000 "$(inv "$i_no" 5000)")" || fail "payment to reverse" "$(cat "$tmp/err")"
+q "INSERT INTO bank_account (account_number, name, account_type, currency) VALUES ('OP-002', 'Operating 2', 'OPERATING', 'USD')" >/dev/null
+other_c=$(q "SELECT client_number FROM client WHERE client_number <> '$c_no' ORDER BY client_id LIMIT 1")
+other_i=$(q "SELECT invoice_number FROM invoice WHERE invoice_id NOT IN ($used) AND status = 'open' ORDER BY invoice_id LIMIT 1")
+ok_rev="$(inv "$i_no" 100)"
+nu; reject bad_posting "$(reversal "$id" "$id" OP-001 "$c_no" USD 100 "$ok_rev")"
+nu; reject bad_posting "$(reversal "$id" txn_123 OP-001 "$c_no" USD 100 "$ok_rev")"
+nu; reject bad_posting "$(reversal "$id" 0F8FAD5B-D9CB-469F-A165-70867728950E OP-001 "$c_no" USD 100 "$ok_rev")"
+nu; reject bad_posting "$(posting "$id" OP-001 "$c_no" USD 100 "$ok_rev" | sed 's/^{/{"reverses":17,/')"
+nu; reject original_not_posted "$(reversal "$id" "$(uuid 4999)" OP-001 "$c_no" USD 100 "$ok_rev")"
+nu; reject original_not_posted "$(reversal "$id" "$ur" OP-001 "$client" USD 100 "$(inv "$paid_no" 100)")"
+nu; reject original_not_posted "$(reversal "$id" "$rv" OP-001 "$c_no" USD 100 "$ok_rev")"
+nu; reject reversal_account_mismatch "$(reversal "$id" "$ud" OP-002 "$c_no" USD 100 "$ok_rev")"
+nu; reject reversal_client_mismatch "$(reversal "$id" "$ud" OP-001 "$other_c" USD 100 "$ok_rev")"
+nu; reject duplicate_line "$(reversal "$id" "$ud" OP-001 "$c_no" USD 200 "$ok_rev,$ok_rev")"
+nu; reject reversal_line_not_in_original "$(reversal "$id" "$ud" OP-001 "$c_no" USD 100 "$(inv "$other_i" 100)")"
+nu; reject reversal_line_not_in_original "$(reversal "$id" "$ud" OP-001 "$c_no" USD 200 "$ok_rev,$(inv INV-9999999 100)")"
+nu; reject reversal_line_not_in_original "$(reversal "$id" "$utr" TR-001 "$tc" USD 100 "$(trust M-999999 100)")"
+nu; reject operating_account_required "$(reversal "$id" "$ud" TR-001 "$c_no" USD 100 "$ok_rev")"
+nu; reject allocation_sum_mismatch "$(reversal "$id" "$ud" OP-001 "$c_no" USD 101 "$ok_rev")"
+nu; reject reversal_exceeds_original "$(reversal "$id" "$ud" OP-001 "$c_no" USD 5001 "$(inv "$i_no" 5001)")"
+# The invoice changed since it was paid: a currency, a total lowered below what would come back, a void.
+q "UPDATE invoice SET currency = 'CAD' WHERE invoice_id = $i_id" >/dev/null
+nu; reject reversal_currency_mismatch "$(reversal "$id" "$ud" OP-001 "$c_no" USD 100 "$ok_rev")"
+q "UPDATE invoice SET currency = 'USD', total_minor = balance_minor WHERE invoice_id = $i_id" >/dev/null
+nu; reject reversal_exceeds_invoice_total "$(reversal "$id" "$ud" OP-001 "$c_no" USD 100 "$ok_rev")"
+q "UPDATE invoice SET status = 'void' WHERE invoice_id = $i_id" >/dev/null
+nu; reject reversal_invoice_closed "$(reversal "$id" "$ud" OP-001 "$c_no" USD 100 "$ok_rev")"
+# As the agent answers a rejection: recorded, and a replay writes nothing.
+nu; urj=$id
+prj=$(reversal "$urj" "$(uuid 4999)" OP-001 "$c_no" USD 100 "$ok_rev")
+apply "$prj" && fail "a reversal of an unknown posting was accepted"
+reject_posting "$urj" 'ML001 original_not_posted' || fail "reject_posting of a reversal"
+fp=$(fingerprint)
+apply "$prj" || fail "replay of a rejected reversal raised an error" "$(cat "$tmp/err")"
+expect "a rejected reversal stays rejected and writes nothing" "$urj|rejected|null|ML001 original_not_posted|$fp" \
+    "$(result "$urj")|$(fingerprint)"
+# A payment kept for the batch and privilege checks below.
+fresh
+nu; uk=$id; uk_c=$c_no; uk_i=$i_no; uk_id=$i_id
+apply "$(posting "$uk" OP-001 "$c_no" USD 3000 "$(inv "$i_no" 3000)")" || fail "payment kept to reverse" "$(cat "$tmp/err")"
+
 # --- the agent's reads ---------------------------------------------------------------------------------
 hw=$(high_water)
 expect "changes_since pages up to the high-water mark" "3" \
     "$(q "SELECT count(*) FROM ml_changes_since($((hw - 5)), $((hw - 2)), 1000)")"
 expect "changes_since honours the page limit, in change_id order" "$((hw - 4)),$((hw - 3))" \
     "$(q "SELECT string_agg(change_id::text, ',') FROM ml_changes_since($((hw - 5)), $hw, 2)")"
-expect "contract_version read" "1|$epoch" "$(q 'SELECT contract_version, db_epoch FROM ml_contract')"
+expect "contract_version read" "2|$epoch" "$(q 'SELECT contract_version, db_epoch FROM ml_contract')"
 expect "every stamped ml_change row has one ml_changes row" "$(q 'SELECT count(change_id) FROM ml_change')" \
     "$(q 'SELECT count(*) FROM ml_changes')"
 
@@ -910,6 +1147,19 @@ checks=$((checks + 1))
 if apply "$bad" || ! grep -Eq "ERROR: +ML001: ML001 amount_over_balance" "$tmp/err"; then
     fail "after ML002, one by one names the rejection" "$(cat "$tmp/err")"
 fi
+# A batch with a reversal goes to one by one (ML002, nothing written), which applies both. A reversal
+# already applied is a replay in a batch, skipped like any other.
+uk_bal=$(q "SELECT balance_minor FROM invoice WHERE invoice_id = $uk_id")
+bu; g2=$(posting "$id" OP-001 "$bc" USD 100 "$(inv "$binv" 100)")
+bu; rf=$(reversal "$id" "$uk" OP-001 "$uk_c" USD 1000 "$(inv "$uk_i" 1000)")
+batch_refused "with a reversal" "[$g2,$rf]"
+apply "$g2" || fail "after ML002, the posting next to the reversal one by one" "$(cat "$tmp/err")"
+apply "$rf" || fail "after ML002, the reversal one by one" "$(cat "$tmp/err")"
+expect "after ML002, one by one gave the reversal's amount back" "$((uk_bal + 1000))" \
+    "$(q "SELECT balance_minor FROM invoice WHERE invoice_id = $uk_id")"
+fp=$(fingerprint)
+apply_batch "[$rf,$pa]" || fail "a batch of reversals already applied" "$(cat "$tmp/err")"
+expect "a batch of reversals already applied writes nothing" "$fp" "$(fingerprint)"
 
 # --- a batch and a single delivery of one of its postings: it lands once, the batch waits --------------
 bu; uc=$id
@@ -969,7 +1219,7 @@ fi
 checks=$((checks + 1))
 ahw=$(as_role "$agent_role" 'SELECT ml_change_high_water()')
 expect "agent role: high-water stamps" "$ahw" "$(high_water)"
-expect "agent role: contract_version" "1|$epoch" "$(as_role "$agent_role" 'SELECT contract_version, db_epoch FROM ml_contract')"
+expect "agent role: contract_version" "2|$epoch" "$(as_role "$agent_role" 'SELECT contract_version, db_epoch FROM ml_contract')"
 expect "agent role: open_items" "$(q 'SELECT count(*) FROM ml_open_items(0, 1000000)')" \
     "$(as_role "$agent_role" 'SELECT count(*) FROM ml_open_items(0, 1000000)')"
 expect "agent role: trust_balances" "$(q 'SELECT count(*) FROM ml_trust_balances(0, 1000000)')" \
@@ -988,6 +1238,11 @@ apply_batch "[$(posting "$ub" OP-001 "$client" USD 100 "$(inv "$inv2_no" 100)")]
     fail "agent role: apply_postings" "$(cat "$tmp/err")"
 expect "agent role: posting_results" "$ub|posted" \
     "$(as_role "$agent_role" "SELECT posting_uuid, status FROM ml_posting_results('[\"$ub\"]')")"
+bu
+apply "$(reversal "$id" "$uk" OP-001 "$uk_c" USD 500 "$(inv "$uk_i" 500)")" "$agent_role" ||
+    fail "agent role: apply_posting of a reversal" "$(cat "$tmp/err")"
+expect "agent role: the reversal's result" "$id|posted" \
+    "$(as_role "$agent_role" "SELECT posting_uuid, status FROM ml_posting_result('$id')")"
 nu
 reject_posting "$id" 'ML001 invoice_not_open' "$agent_role" || fail "agent role: reject_posting"
 expect "agent role: rejection recorded" "rejected" "$(as_role "$agent_role" "SELECT status FROM ml_posting_result('$id')")"

@@ -1,4 +1,4 @@
--- matterlink SQL contract, version 1, MariaDB dialect (MariaDB 10.6+; tested on 10.11 with MariaDB
+-- matterlink SQL contract, version 2, MariaDB dialect (MariaDB 10.6+; tested on 10.11 with MariaDB
 -- Connector/ODBC 3.1.15).
 --
 -- What the matterlink agent reads and writes in the firm's matter database, installed on top of the
@@ -13,9 +13,14 @@
 -- Safe to run again, also over another version: tables are created IF NOT EXISTS and keep their rows
 -- (ml_change, ml_change_stamp, ml_posting_rejection), ml_contract keeps its db_epoch, and every view,
 -- trigger and procedure is replaced in place (CREATE OR REPLACE). MariaDB commits each DDL statement on
--- its own, so the script cannot be one transaction; it sets contract_version = 1 only as its very last
+-- its own, so the script cannot be one transaction; it sets contract_version = 2 only as its very last
 -- statement, so an agent never accepts a half-installed contract. After a failed run, fix the cause
 -- and run it again. The mariadb client stops at the first error.
+--
+-- Version 2 added reversing postings (refunds, voids, chargebacks): ml_apply_posting takes "reverses"
+-- and writes the matter tables receipt_reversal and receipt_reversal_line (schema.sql makes them), and
+-- ml_posting_result answers for reversals too. This script upgrades a version 1 install in place (see
+-- "Upgrades"); it stops first of all, changing nothing, while the reversal tables are missing.
 --
 -- How the agent calls it (docs/contract.md, section 5). Parameters are bound as BIGINT or VARCHAR;
 -- every call runs in the agent's own transaction (autocommit off), which it commits; after each CALL
@@ -107,6 +112,18 @@ SET NAMES utf8mb4;
 -- PIPES_AS_CONCAT.
 SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION';
 
+-- Version 2 writes reversals into the matter tables receipt_reversal and receipt_reversal_line: stop
+-- here, before anything is created, while they are missing.
+DELIMITER //
+BEGIN NOT ATOMIC
+    IF (SELECT COUNT(*) FROM information_schema.TABLES
+        WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('receipt_reversal', 'receipt_reversal_line')) < 2 THEN
+        SIGNAL SQLSTATE '45000'
+            SET MESSAGE_TEXT = 'receipt_reversal tables are missing: run sql/mariadb/schema.sql first, or adapt the contract';
+    END IF;
+END//
+DELIMITER ;
+
 -- ---------------------------------------------------------------------------------------------------
 -- ml_contract: one row saying which contract is installed.
 -- The agent refuses any contract_version other than the one it speaks. db_epoch is made once, at the
@@ -169,13 +186,16 @@ CREATE TABLE IF NOT EXISTS ml_posting_rejection (
 -- ---------------------------------------------------------------------------------------------------
 -- Upgrades. ml_contract_migrate() looks at the installed contract_version and brings the ml_ tables
 -- from it to this version, one version at a time, before the views and procedures below are replaced.
--- Version 1 is the first, so no step exists yet. A future contract.sql for version 2 adds one:
---     IF v_version = 1 THEN
+-- A step looks like:
+--     IF v_version = 2 THEN
 --         ALTER TABLE ml_change ADD COLUMN IF NOT EXISTS source VARCHAR(16) NULL;
---         SET v_version = 2;
+--         SET v_version = 3;
 --     END IF;
--- and sets contract_version = 2 in the last statement of the script, so an agent sees the new number
--- only once everything is in place. The procedure exists only while this script runs.
+-- and the script sets contract_version in its last statement, so an agent sees the new number only
+-- once everything is in place. Version 1 to 2 changes no ml_ table: the views, triggers and
+-- procedures below are replaced (apply, reject, result and the rejection trigger learn reversals), and
+-- the reversal tables it needs in the matter schema were checked at the top. The procedure exists
+-- only while this script runs.
 -- ---------------------------------------------------------------------------------------------------
 
 DELIMITER //
@@ -189,12 +209,16 @@ migrate: BEGIN
         -- A first install: nothing to migrate; the last statements of this script make the row.
         LEAVE migrate;
     END IF;
-    -- Steps from older versions go here, oldest first (none before version 1).
-    IF v_version > 1 THEN
-        -- A newer contract is installed and this older script puts version 1's views, triggers and
+    -- Steps from older versions go here, oldest first.
+    IF v_version = 1 THEN
+        -- Nothing in the ml_ tables changes.
+        SET v_version = 2;
+    END IF;
+    IF v_version > 2 THEN
+        -- A newer contract is installed and this older script puts version 2's views, triggers and
         -- procedures back; columns a newer version added are left alone, and the agent of that
         -- newer version will ask for its own script again.
-        SET v_version = 1;
+        SET v_version = 2;
     END IF;
 END//
 
@@ -204,8 +228,9 @@ CALL ml_contract_migrate();
 DROP PROCEDURE ml_contract_migrate;
 
 -- ---------------------------------------------------------------------------------------------------
--- ml_posting_rejection_posted: a posting that did land is never also recorded as rejected, so
--- ml_posting_result has one answer. ml_reject_posting never tries; this stops anyone else.
+-- ml_posting_rejection_posted: a posting that did land (as a receipt, or as a reversal) is never also
+-- recorded as rejected, so ml_posting_result has one answer. ml_reject_posting never tries; this stops
+-- anyone else.
 -- ---------------------------------------------------------------------------------------------------
 
 DELIMITER //
@@ -216,6 +241,9 @@ FOR EACH ROW
 BEGIN
     DECLARE v_posted BIGINT;
     SELECT COUNT(*) INTO v_posted FROM receipt WHERE posting_uuid = NEW.posting_uuid;
+    IF v_posted = 0 THEN
+        SELECT COUNT(*) INTO v_posted FROM receipt_reversal WHERE posting_uuid = NEW.posting_uuid;
+    END IF;
     IF v_posted > 0 THEN
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'ml_posting_rejection: this posting is already posted';
     END IF;
@@ -475,20 +503,28 @@ LEFT JOIN client AS c
 WHERE ch.change_id IS NOT NULL;
 
 -- The outcome of every posting this database has seen, by posting_uuid. receipt_id is text, as the
--- payment service carries it.
+-- payment service carries it: the receipt's id, or for a reversal 'R-' and the receipt_reversal_id, so
+-- a reversal is never taken for a receipt.
 CREATE OR REPLACE VIEW ml_posting_result AS
 SELECT r.posting_uuid                           AS posting_uuid,
        'posted'                                 AS status,
-       CAST(r.receipt_id AS CHAR(20))           AS receipt_id,
+       CAST(r.receipt_id AS CHAR(22))           AS receipt_id,
        CAST(NULL AS CHAR(1000))                 AS reason
 FROM receipt AS r
 UNION ALL
+SELECT v.posting_uuid                           AS posting_uuid,
+       'posted'                                 AS status,
+       CAST(CONCAT('R-', v.receipt_reversal_id) AS CHAR(22)) AS receipt_id,
+       CAST(NULL AS CHAR(1000))                 AS reason
+FROM receipt_reversal AS v
+UNION ALL
 SELECT x.posting_uuid                           AS posting_uuid,
        'rejected'                               AS status,
-       CAST(NULL AS CHAR(20))                   AS receipt_id,
+       CAST(NULL AS CHAR(22))                   AS receipt_id,
        x.reason                                 AS reason
 FROM ml_posting_rejection AS x
-WHERE NOT EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = x.posting_uuid);
+WHERE NOT EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = x.posting_uuid)
+  AND NOT EXISTS (SELECT 1 FROM receipt_reversal AS v WHERE v.posting_uuid = x.posting_uuid);
 
 -- ---------------------------------------------------------------------------------------------------
 -- Read procedures: one keyset page each. A NULL or negative limit reads nothing.
@@ -536,18 +572,23 @@ END//
 CREATE OR REPLACE PROCEDURE ml_posting_result(IN p_uuid VARCHAR(255) CHARACTER SET utf8mb4)
     READS SQL DATA
 BEGIN
-    -- The view's two branches written out, so each is one index look-up however many receipts exist.
+    -- The view's branches written out, so each is one index look-up however many receipts exist.
     SELECT r.posting_uuid                       AS posting_uuid,
            'posted'                             AS status,
-           CAST(r.receipt_id AS CHAR(20))       AS receipt_id,
+           CAST(r.receipt_id AS CHAR(22))       AS receipt_id,
            CAST(NULL AS CHAR(1000))             AS reason
     FROM receipt AS r
     WHERE r.posting_uuid = p_uuid
     UNION ALL
-    SELECT x.posting_uuid, 'rejected', CAST(NULL AS CHAR(20)), x.reason
+    SELECT v.posting_uuid, 'posted', CAST(CONCAT('R-', v.receipt_reversal_id) AS CHAR(22)), CAST(NULL AS CHAR(1000))
+    FROM receipt_reversal AS v
+    WHERE v.posting_uuid = p_uuid
+    UNION ALL
+    SELECT x.posting_uuid, 'rejected', CAST(NULL AS CHAR(22)), x.reason
     FROM ml_posting_rejection AS x
     WHERE x.posting_uuid = p_uuid
-      AND NOT EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = x.posting_uuid);
+      AND NOT EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = x.posting_uuid)
+      AND NOT EXISTS (SELECT 1 FROM receipt_reversal AS v WHERE v.posting_uuid = x.posting_uuid);
 END//
 
 -- ---------------------------------------------------------------------------------------------------
@@ -640,7 +681,14 @@ END//
 --   b) checks everything, in the order listed in docs/contract.md, and stops at the first problem with
 --      SIGNAL SQLSTATE '45001' SET MESSAGE_TEXT = 'ML001 <code>', before anything is written;
 --   c) writes the receipt, one receipt_allocation per line, pays down the invoices and books trust
---      deposits. The change triggers record the invoice and trust changes in ml_change.
+--      deposits; or, for a reversal (a posting whose "reverses" names the posting it gives money back
+--      from), one receipt_reversal, one receipt_reversal_line per line, gives the amounts back to the
+--      invoices (a paid one is open again) and withdraws them from the trust ledgers. The change
+--      triggers record the invoice and trust changes in ml_change.
+-- A reversal runs checks 1 to 8, 17 to 20, 11 (duplicate_line) and 21 to 26 of
+-- docs/contract.md section 7 in place of 9 to 16. It locks the original receipt (FOR UPDATE) first,
+-- so two reversals of one posting take turns, then its invoices and matters as below, and reads what
+-- earlier reversals took back and the trust balances with locking reads (the latest committed rows).
 -- Every invoice it pays is locked (SELECT ... FOR UPDATE, in invoice_id order) before its status,
 -- currency and balance are checked, and every trust line's matter likewise (in matter_id order), so
 -- what was checked is what is written, whatever the isolation level: the checks read the locked rows,
@@ -679,6 +727,19 @@ proc: BEGIN
     DECLARE v_account_currency VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin;
     DECLARE v_client_id BIGINT;
     DECLARE v_receipt_id BIGINT;
+    DECLARE v_total BIGINT;
+    -- A reversal: the posting it gives money back from (NULL: not a reversal), and that receipt.
+    DECLARE v_reverses VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin DEFAULT NULL;
+    DECLARE v_original_id BIGINT;
+    DECLARE v_original_account BIGINT;
+    DECLARE v_original_client BIGINT;
+    DECLARE v_original_currency VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin;
+    DECLARE v_reversal_id BIGINT;
+    DECLARE v_line INT;
+    DECLARE v_allocation BIGINT;
+    DECLARE v_given BIGINT;
+    DECLARE v_taken BIGINT;
+    DECLARE v_trust BIGINT;
     -- Invoices and trust-line matters named by the posting, in id order (a consistent read; each id
     -- is then locked and read again by primary key).
     DECLARE c_invoices CURSOR FOR
@@ -693,6 +754,16 @@ proc: BEGIN
         JOIN matter AS m ON m.matter_number = l.reference
         WHERE l.kind = 'trust'
         ORDER BY m.matter_id;
+    -- A reversal's lines and the allocation line of the original receipt each takes back from: the
+    -- same kind and invoice or matter number (a consistent read: allocation lines never change).
+    DECLARE c_reversed CURSOR FOR
+        SELECT l.line_no, ra.receipt_allocation_id, ra.amount_minor
+        FROM ml_posting_line AS l
+        JOIN receipt_allocation AS ra ON ra.receipt_id = v_original_id AND ra.kind = l.kind
+        LEFT JOIN invoice AS i ON i.invoice_id = ra.invoice_id
+        LEFT JOIN matter AS m ON m.matter_id = ra.matter_id
+        WHERE CASE ra.kind WHEN 'invoice' THEN i.invoice_number ELSE m.matter_number END = l.reference
+        ORDER BY l.line_no;
     DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = TRUE;
     DECLARE EXIT HANDLER FOR SQLEXCEPTION
     BEGIN
@@ -718,6 +789,9 @@ proc: BEGIN
     -- a) Replay: the first answer stands, whatever this copy of the posting says. Locking reads see
     -- the latest committed rows, and wait for a transaction that is writing this very uuid.
     SELECT COUNT(*) INTO v_seen FROM receipt WHERE posting_uuid = v_uuid LOCK IN SHARE MODE;
+    IF v_seen = 0 THEN
+        SELECT COUNT(*) INTO v_seen FROM receipt_reversal WHERE posting_uuid = v_uuid LOCK IN SHARE MODE;
+    END IF;
     IF v_seen = 0 THEN
         SELECT COUNT(*) INTO v_seen FROM ml_posting_rejection WHERE posting_uuid = v_uuid LOCK IN SHARE MODE;
     END IF;
@@ -746,6 +820,11 @@ proc: BEGIN
         balance      BIGINT NULL,
         owner_id     BIGINT NULL,
         other_currency BIGINT NULL,
+        total        BIGINT NULL,          -- the invoice's total (reversals)
+        trust_balance BIGINT NULL,         -- the matter's trust balance (reversals)
+        allocation_id BIGINT NULL,         -- the original's allocation line it takes back from (reversals)
+        given        BIGINT NULL,          -- what that line gave
+        taken        BIGINT NULL,          -- what earlier reversals took back from it
         KEY ml_posting_line_reference (kind, reference)
     ) ENGINE = MEMORY DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_nopad_bin;
 
@@ -776,12 +855,23 @@ proc: BEGIN
             OR COALESCE(JSON_TYPE(JSON_EXTRACT(p_posting, '$.payer_email')), 'NULL') NOT IN ('STRING', 'NULL')
             OR COALESCE(JSON_TYPE(JSON_EXTRACT(p_posting, '$.ar_message')), 'NULL') NOT IN ('STRING', 'NULL')
             OR COALESCE(JSON_TYPE(JSON_EXTRACT(p_posting, '$.processor_txn')), 'NULL') NOT IN ('STRING', 'NULL')
+            OR COALESCE(JSON_TYPE(JSON_EXTRACT(p_posting, '$.reverses')), 'NULL') NOT IN ('STRING', 'NULL')
             OR NOT (JSON_TYPE(JSON_EXTRACT(p_posting, '$.allocations')) <=> 'ARRAY')
             OR NOT (JSON_LENGTH(p_posting, '$.allocations') BETWEEN 1 AND 1000) THEN
             SET v_code = 'bad_posting';
             LEAVE validate;
         END IF;
         SET v_received_on = CAST(v_received_text AS DATE);
+        -- "reverses": null or missing, or the canonical UUID of another posting.
+        IF JSON_TYPE(JSON_EXTRACT(p_posting, '$.reverses')) <=> 'STRING' THEN
+            SET v_reverses = LEFT(JSON_VALUE(p_posting, '$.reverses'), 64);
+            IF CHAR_LENGTH(v_reverses) <> 36
+                OR NOT (v_reverses REGEXP '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
+                OR v_reverses = v_uuid THEN
+                SET v_code = 'bad_posting';
+                LEAVE validate;
+            END IF;
+        END IF;
 
         -- BINARY: a kind of "Invoice" is not "invoice".
         INSERT INTO ml_posting_line (line_no, line_type, kind, ref_type, reference, amount_text)
@@ -862,6 +952,39 @@ proc: BEGIN
             LEAVE validate;
         END IF;
 
+        IF v_reverses IS NOT NULL THEN
+            -- 17 original_not_posted: the original is a receipt; a posting that was rejected, never
+            -- arrived, or is itself a reversal has none. Locked, so reversals of it take turns.
+            SELECT MAX(receipt_id), MAX(bank_account_id), MAX(client_id), MAX(currency)
+            INTO v_original_id, v_original_account, v_original_client, v_original_currency
+            FROM receipt WHERE posting_uuid = v_reverses FOR UPDATE;
+            IF v_original_id IS NULL THEN
+                SET v_code = 'original_not_posted';
+                LEAVE validate;
+            END IF;
+            -- 18-20: the money goes back out of the account it came into, for the client that paid,
+            -- in its currency.
+            IF NOT (v_original_account <=> v_account_id) THEN
+                SET v_code = 'reversal_account_mismatch';
+                LEAVE validate;
+            END IF;
+            IF NOT (v_original_client <=> v_client_id) THEN
+                SET v_code = 'reversal_client_mismatch';
+                LEAVE validate;
+            END IF;
+            IF NOT (v_original_currency <=> v_currency) THEN
+                SET v_code = 'reversal_currency_mismatch';
+                LEAVE validate;
+            END IF;
+            -- 11 duplicate_line
+            SELECT COUNT(*) INTO v_count
+            FROM (SELECT 1 FROM ml_posting_line GROUP BY kind, reference HAVING COUNT(*) > 1) AS d;
+            IF v_count > 0 THEN
+                SET v_code = 'duplicate_line';
+                LEAVE validate;
+            END IF;
+        END IF;
+
         -- Lock every invoice the posting names, in invoice_id order, and read it as locked.
         SET v_done = FALSE;
         OPEN c_invoices;
@@ -871,13 +994,14 @@ proc: BEGIN
                 LEAVE lock_invoices;
             END IF;
             SET v_number = NULL;
-            SELECT MAX(invoice_number), MAX(status), MAX(currency), MAX(balance_minor), MAX(matter_id)
-            INTO v_number, v_status, v_line_currency, v_balance, v_matter_id
+            SELECT MAX(invoice_number), MAX(status), MAX(currency), MAX(balance_minor), MAX(matter_id),
+                   MAX(total_minor)
+            INTO v_number, v_status, v_line_currency, v_balance, v_matter_id, v_total
             FROM invoice WHERE invoice_id = v_id FOR UPDATE;
             SELECT MAX(client_id) INTO v_owner FROM matter WHERE matter_id = v_matter_id LOCK IN SHARE MODE;
             UPDATE ml_posting_line
             SET target_id = v_id, status = v_status, currency = v_line_currency, balance = v_balance,
-                owner_id = v_owner
+                owner_id = v_owner, total = v_total
             WHERE kind = 'invoice' AND reference = v_number;
             IF ROW_COUNT() = 0 THEN
                 -- Renumbered or deleted since the cursor read it: not a business answer, try again.
@@ -900,8 +1024,13 @@ proc: BEGIN
             FROM matter WHERE matter_id = v_id FOR UPDATE;
             SELECT COUNT(*) INTO v_other_currency FROM trust_entry
             WHERE matter_id = v_id AND currency <> v_currency LOCK IN SHARE MODE;
+            SET v_trust = NULL;
+            IF v_reverses IS NOT NULL THEN
+                SELECT COALESCE(SUM(amount_minor), 0) INTO v_trust FROM trust_entry
+                WHERE matter_id = v_id LOCK IN SHARE MODE;
+            END IF;
             UPDATE ml_posting_line
-            SET target_id = v_id, owner_id = v_owner, other_currency = v_other_currency
+            SET target_id = v_id, owner_id = v_owner, other_currency = v_other_currency, trust_balance = v_trust
             WHERE kind = 'trust' AND reference = v_number;
             IF ROW_COUNT() = 0 THEN
                 SIGNAL SQLSTATE '40001'
@@ -909,6 +1038,67 @@ proc: BEGIN
             END IF;
         END LOOP;
         CLOSE c_matters;
+
+        IF v_reverses IS NOT NULL THEN
+            -- 21 reversal_line_not_in_original: each line takes back from the original's line of the
+            -- same kind and invoice or matter number; with what earlier reversals took back from it
+            -- (a locking read: the latest committed reversals; the original receipt is locked).
+            SET v_done = FALSE;
+            OPEN c_reversed;
+            match_lines: LOOP
+                FETCH c_reversed INTO v_line, v_allocation, v_given;
+                IF v_done THEN
+                    LEAVE match_lines;
+                END IF;
+                SELECT COALESCE(SUM(amount_minor), 0) INTO v_taken FROM receipt_reversal_line
+                WHERE receipt_allocation_id = v_allocation LOCK IN SHARE MODE;
+                UPDATE ml_posting_line SET allocation_id = v_allocation, given = v_given, taken = v_taken
+                WHERE line_no = v_line;
+            END LOOP;
+            CLOSE c_reversed;
+            SELECT COUNT(*) INTO v_count FROM ml_posting_line WHERE allocation_id IS NULL;
+            IF v_count > 0 THEN
+                SET v_code = 'reversal_line_not_in_original';
+                LEAVE validate;
+            END IF;
+            -- 22 reversal_exceeds_original: this reversal and the earlier ones never take back more
+            -- than a line gave.
+            SELECT COUNT(*) INTO v_count FROM ml_posting_line WHERE amount_minor + taken > given;
+            IF v_count > 0 THEN
+                SET v_code = 'reversal_exceeds_original';
+                LEAVE validate;
+            END IF;
+            -- 23 reversal_invoice_closed: a void or closed invoice takes nothing back (a paid one
+            -- opens again); 24 reversal_currency_mismatch: nor one whose currency changed since;
+            -- 25 reversal_exceeds_invoice_total: a balance never grows above the invoice's total.
+            SELECT COUNT(*) INTO v_count FROM ml_posting_line
+            WHERE kind = 'invoice' AND NOT (status <=> 'open' OR status <=> 'paid');
+            IF v_count > 0 THEN
+                SET v_code = 'reversal_invoice_closed';
+                LEAVE validate;
+            END IF;
+            SELECT COUNT(*) INTO v_count FROM ml_posting_line
+            WHERE kind = 'invoice' AND NOT (currency <=> v_currency);
+            IF v_count > 0 THEN
+                SET v_code = 'reversal_currency_mismatch';
+                LEAVE validate;
+            END IF;
+            SELECT COUNT(*) INTO v_count FROM ml_posting_line
+            WHERE kind = 'invoice' AND balance + amount_minor > total;
+            IF v_count > 0 THEN
+                SET v_code = 'reversal_exceeds_invoice_total';
+                LEAVE validate;
+            END IF;
+            -- 26 trust_balance_insufficient: a withdrawal never takes a matter's trust balance below
+            -- zero (DESIGN.md, money rule 5).
+            SELECT COUNT(*) INTO v_count FROM ml_posting_line
+            WHERE kind = 'trust' AND trust_balance < amount_minor;
+            IF v_count > 0 THEN
+                SET v_code = 'trust_balance_insufficient';
+            END IF;
+            -- Checks 9 to 16 are for ordinary postings.
+            LEAVE validate;
+        END IF;
 
         -- 9 invoice_not_found, 10 matter_not_found
         SELECT COUNT(*) INTO v_count FROM ml_posting_line WHERE kind = 'invoice' AND target_id IS NULL;
@@ -976,6 +1166,38 @@ proc: BEGIN
         SIGNAL SQLSTATE '45001' SET MESSAGE_TEXT = v_message;
     END IF;
 
+    IF v_reverses IS NOT NULL THEN
+        -- c') Apply a reversal: the reversal of the original receipt, dated the day of the refund, its
+        -- lines in the reversal's order, the invoices given their amounts back (a paid one is open
+        -- again; status is decided from the status read under the lock), and the trust withdrawals:
+        -- negative entries in the original's (TRUST) account that point at the receipt whose money
+        -- they take back, so that receipt's entries net out.
+        INSERT INTO receipt_reversal (posting_uuid, receipt_id, reversed_on, amount_minor, currency, ar_message,
+                                      processor_txn)
+        VALUES (v_uuid, v_original_id, v_received_on, v_amount, v_currency,
+                JSON_VALUE(p_posting, '$.ar_message'), JSON_VALUE(p_posting, '$.processor_txn'));
+        SELECT receipt_reversal_id INTO v_reversal_id FROM receipt_reversal WHERE posting_uuid = v_uuid;
+        INSERT INTO receipt_reversal_line (receipt_reversal_id, receipt_allocation_id, amount_minor)
+        SELECT v_reversal_id, allocation_id, amount_minor
+        FROM ml_posting_line
+        ORDER BY line_no;
+        UPDATE invoice AS i
+        JOIN ml_posting_line AS l ON l.kind = 'invoice' AND l.target_id = i.invoice_id
+        SET i.balance_minor = i.balance_minor + l.amount_minor,
+            i.status = IF(l.status = 'paid', 'open', i.status);
+        INSERT INTO trust_entry (matter_id, bank_account_id, entry_date, amount_minor, currency, memo, receipt_id)
+        SELECT target_id, v_original_account, v_received_on, -amount_minor, v_currency,
+               CONCAT('reversal of ', v_reverses), v_original_id
+        FROM ml_posting_line
+        WHERE kind = 'trust'
+        ORDER BY line_no;
+        DROP TEMPORARY TABLE ml_posting_line;
+        IF v_own THEN
+            COMMIT;
+        END IF;
+        LEAVE proc;
+    END IF;
+
     -- c) Apply.
     INSERT INTO receipt (posting_uuid, received_on, bank_account_id, client_id, payer_name, payer_email,
                          amount_minor, currency, ar_message, processor_txn)
@@ -1027,6 +1249,7 @@ BEGIN
     INSERT INTO ml_posting_rejection (posting_uuid, reason)
     SELECT p_uuid, p_reason FROM DUAL
     WHERE NOT EXISTS (SELECT 1 FROM receipt WHERE posting_uuid = p_uuid)
+      AND NOT EXISTS (SELECT 1 FROM receipt_reversal WHERE posting_uuid = p_uuid)
     ON DUPLICATE KEY UPDATE posting_uuid = ml_posting_rejection.posting_uuid;
 END//
 
@@ -1034,14 +1257,14 @@ DELIMITER ;
 
 -- ---------------------------------------------------------------------------------------------------
 -- Last: this version is installed. Everything above is in place when the agent can first see
--- contract_version 1, on a first install and on an upgrade alike.
+-- contract_version 2, on a first install and on an upgrade alike.
 -- A first install makes the row with a random (version 4) UUID as db_epoch, lower case 8-4-4-4-12;
 -- a re-run keeps it. installed_at records when the version changed; a re-run keeps it too. MariaDB
 -- assigns left to right, so installed_at is decided from the old contract_version.
 -- ---------------------------------------------------------------------------------------------------
 
 INSERT INTO ml_contract (contract_version, db_epoch, installed_at)
-SELECT 1,
+SELECT 2,
        CONCAT(SUBSTR(h, 1, 8), '-', SUBSTR(h, 9, 4), '-4', SUBSTR(h, 14, 3), '-',
               SUBSTR('89ab', CONV(SUBSTR(h, 17, 1), 16, 10) % 4 + 1, 1), SUBSTR(h, 18, 3), '-',
               SUBSTR(h, 21, 12)),
@@ -1050,5 +1273,5 @@ FROM (SELECT LOWER(HEX(RANDOM_BYTES(16))) AS h) AS r
 WHERE NOT EXISTS (SELECT 1 FROM ml_contract);
 
 UPDATE ml_contract
-SET installed_at = IF(contract_version = 1, installed_at, UTC_TIMESTAMP(3)),
-    contract_version = 1;
+SET installed_at = IF(contract_version = 2, installed_at, UTC_TIMESTAMP(3)),
+    contract_version = 2;

@@ -1,8 +1,9 @@
 -- matterlink reference matter-management schema, MariaDB dialect (MariaDB 10.6+; tested on 10.11).
 --
 -- A stand-in for a law firm's time & billing database: clients, matters, bank accounts, invoices,
--- trust (IOLTA) ledgers and the receipts that pay them. The matterlink contract (contract.sql) is
--- installed on top of it; a firm's real system has its own tables and gets the contract adapted.
+-- trust (IOLTA) ledgers, the receipts that pay them and the reversals (refunds, voids, chargebacks)
+-- that give receipts' money back. The matterlink contract (contract.sql) is installed on top of it;
+-- a firm's real system has its own tables and gets the contract adapted.
 -- The tables, columns and rules are those of sql/sqlite/schema.sql.
 --
 -- Run:    mariadb -h HOST -P PORT -u USER FIRM < sql/mariadb/schema.sql
@@ -132,6 +133,42 @@ CREATE TABLE IF NOT EXISTS receipt_allocation (
     CONSTRAINT receipt_allocation_receipt_fk FOREIGN KEY (receipt_id) REFERENCES receipt (receipt_id),
     CONSTRAINT receipt_allocation_invoice_fk FOREIGN KEY (invoice_id) REFERENCES invoice (invoice_id),
     CONSTRAINT receipt_allocation_matter_fk FOREIGN KEY (matter_id) REFERENCES matter (matter_id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_nopad_bin;
+
+-- A reversal gives money of a receipt back: a refund, void or chargeback at the payment processor.
+-- The receipt is never edited. Each reversal is a row of its own, keyed by the posting_uuid of the
+-- reversing posting (UNIQUE, as a receipt's is), and its lines say how much each allocation line of
+-- the receipt gave back. A receipt's net is its amount minus its reversals' amounts, and an
+-- allocation line's net is its amount minus its reversal lines' amounts. reversed_on is the day of
+-- the refund, void or chargeback; the money leaves the receipt's own bank account, in its currency.
+CREATE TABLE IF NOT EXISTS receipt_reversal (
+    receipt_reversal_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    posting_uuid    VARCHAR(64) NOT NULL CHECK (CHAR_LENGTH(posting_uuid) BETWEEN 1 AND 64),
+    receipt_id      BIGINT NOT NULL,
+    reversed_on     DATE NOT NULL CHECK (MONTH(reversed_on) > 0 AND DAYOFMONTH(reversed_on) > 0),
+    amount_minor    BIGINT NOT NULL CHECK (amount_minor > 0),
+    currency        CHAR(3) NOT NULL CHECK (currency REGEXP '^[A-Z]{3}$'),
+    ar_message      VARCHAR(1000) NULL,
+    processor_txn   VARCHAR(255) NULL,
+    posted_at       DATETIME(3) NOT NULL DEFAULT (UTC_TIMESTAMP(3)),
+    UNIQUE KEY posting_uuid (posting_uuid),
+    KEY receipt_reversal_receipt (receipt_id),
+    CONSTRAINT receipt_reversal_receipt_fk FOREIGN KEY (receipt_id) REFERENCES receipt (receipt_id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_nopad_bin;
+
+-- One line of a reversal: what it takes back from one allocation line of the reversed receipt (an
+-- invoice payment given back to the invoice's balance, or a trust deposit withdrawn from the ledger).
+CREATE TABLE IF NOT EXISTS receipt_reversal_line (
+    receipt_reversal_line_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    receipt_reversal_id   BIGINT NOT NULL,
+    receipt_allocation_id BIGINT NOT NULL,
+    amount_minor          BIGINT NOT NULL CHECK (amount_minor > 0),
+    KEY receipt_reversal_line_reversal (receipt_reversal_id),
+    KEY receipt_reversal_line_allocation (receipt_allocation_id),
+    CONSTRAINT receipt_reversal_line_reversal_fk FOREIGN KEY (receipt_reversal_id)
+        REFERENCES receipt_reversal (receipt_reversal_id),
+    CONSTRAINT receipt_reversal_line_allocation_fk FOREIGN KEY (receipt_allocation_id)
+        REFERENCES receipt_allocation (receipt_allocation_id)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_nopad_bin;
 
 -- The trust ledger: deposits are positive, disbursements negative, a zero entry means nothing.

@@ -1,4 +1,4 @@
--- matterlink SQL contract, version 1, PostgreSQL dialect (PostgreSQL 13+; tested on 15.x with psqlODBC 13).
+-- matterlink SQL contract, version 2, PostgreSQL dialect (PostgreSQL 13+; tested on 15.x with psqlODBC 13).
 --
 -- What the matterlink agent reads and writes in the firm's matter database, installed on top of the
 -- matter tables (sql/postgresql/schema.sql or the firm's own). docs/contract.md is the specification;
@@ -27,6 +27,10 @@
 -- Reads are LANGUAGE sql STABLE functions: PostgreSQL inlines them into the caller's query, so psqlODBC
 -- (UseDeclareFetch=1) streams them through a cursor. Writes are procedures, run with CALL: a volatile
 -- function selected inside such a cursor would only run when the cursor is fetched.
+--
+-- Version 2 added reversing postings (refunds, voids, chargebacks): ml_apply_posting takes "reverses" and
+-- writes the matter tables receipt_reversal and receipt_reversal_line (schema.sql makes them), and the
+-- results answer for reversals too. This script upgrades a version 1 install in place (see "Upgrades").
 --
 -- Privileges. The routines that write (ml_change_high_water, ml_apply_posting, ml_apply_postings,
 -- ml_reject_posting and the change triggers) are SECURITY DEFINER with a fixed search_path: the firm's
@@ -126,32 +130,37 @@ CREATE UNIQUE INDEX IF NOT EXISTS ml_contract_singleton ON ml_contract ((true));
 
 -- A random (version 4) UUID, lower case 8-4-4-4-12.
 INSERT INTO ml_contract (contract_version, db_epoch, installed_at)
-SELECT 1, gen_random_uuid()::text, now()
+SELECT 2, gen_random_uuid()::text, now()
 WHERE NOT EXISTS (SELECT 1 FROM ml_contract);
 
 -- Upgrades. The script that installs version N also upgrades any earlier install in place: each
 -- migration step is guarded by the version found and runs here, before the objects below are created
 -- or replaced; the whole script is one transaction, so the version number and the objects change
--- together or not at all. Version 1 is the first, so there is nothing to migrate yet. Version 2 would
--- add, for example:
---     IF installed < 2 THEN
+-- together or not at all. A step looks like:
+--     IF installed < 3 THEN
 --         ALTER TABLE ml_change ADD COLUMN IF NOT EXISTS ...;
 --         -- CREATE OR REPLACE cannot change a function's result columns: drop it, it is made again below.
 --         DROP FUNCTION IF EXISTS ml_changes_since(bigint, bigint, bigint);
 --     END IF;
--- and set contract_version = 2. installed_at records when this version was installed; a plain re-run
--- keeps it.
+-- Version 1 to 2 changes no ml_ table and no routine's parameters or result columns: the routines and
+-- views below are replaced in place (ml_apply_posting, ml_apply_postings, ml_reject_posting, the
+-- rejection trigger and ml_posting_result learn reversals). What version 2 needs besides is in the
+-- matter schema: receipt_reversal and receipt_reversal_line, checked first of all. installed_at records
+-- when this version was installed; a plain re-run keeps it.
 DO $$
 DECLARE
     installed integer := (SELECT contract_version FROM ml_contract);
 BEGIN
-    IF installed > 1 THEN
-        RAISE WARNING 'matterlink contract: version % was installed; this script puts version 1 back',
+    IF to_regclass('receipt_reversal') IS NULL OR to_regclass('receipt_reversal_line') IS NULL THEN
+        RAISE EXCEPTION 'matterlink contract: receipt_reversal and receipt_reversal_line are missing: run sql/postgresql/schema.sql first (it adds only what is missing), or adapt the contract to the firm''s reversal tables';
+    END IF;
+    IF installed > 2 THEN
+        RAISE WARNING 'matterlink contract: version % was installed; this script puts version 2 back',
             installed;
     END IF;
     UPDATE ml_contract
-    SET installed_at = CASE WHEN contract_version = 1 THEN installed_at ELSE now() END,
-        contract_version = 1;
+    SET installed_at = CASE WHEN contract_version = 2 THEN installed_at ELSE now() END,
+        contract_version = 2;
 END;
 $$;
 
@@ -186,11 +195,13 @@ CREATE TABLE IF NOT EXISTS ml_posting_rejection (
     rejected_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
--- A posting that did land is never also recorded as rejected, so ml_posting_result has one answer.
+-- A posting that did land (as a receipt, or as a reversal) is never also recorded as rejected, so
+-- ml_posting_result has one answer.
 CREATE OR REPLACE FUNCTION ml_posting_rejection_posted() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM receipt WHERE posting_uuid = NEW.posting_uuid) THEN
+    IF EXISTS (SELECT 1 FROM receipt WHERE posting_uuid = NEW.posting_uuid)
+       OR EXISTS (SELECT 1 FROM receipt_reversal WHERE posting_uuid = NEW.posting_uuid) THEN
         RETURN NULL;
     END IF;
     RETURN NEW;
@@ -469,7 +480,9 @@ LEFT JOIN LATERAL (
 ) AS it ON true
 WHERE ch.change_id IS NOT NULL;
 
--- The outcome of every posting this database has seen. receipt_id is text, as the agent reads it.
+-- The outcome of every posting this database has seen. receipt_id is text, as the agent reads it: the
+-- receipt's id, or for a reversal 'R-' and the receipt_reversal_id, so a reversal is never taken for a
+-- receipt.
 CREATE OR REPLACE VIEW ml_posting_result AS
 SELECT r.posting_uuid::text     AS posting_uuid,
        'posted'::text           AS status,
@@ -477,12 +490,19 @@ SELECT r.posting_uuid::text     AS posting_uuid,
        NULL::text               AS reason
 FROM receipt AS r
 UNION ALL
+SELECT v.posting_uuid::text     AS posting_uuid,
+       'posted'::text           AS status,
+       'R-' || v.receipt_reversal_id::text AS receipt_id,
+       NULL::text               AS reason
+FROM receipt_reversal AS v
+UNION ALL
 SELECT x.posting_uuid           AS posting_uuid,
        'rejected'::text         AS status,
        NULL::text               AS receipt_id,
        x.reason                 AS reason
 FROM ml_posting_rejection AS x
-WHERE NOT EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = x.posting_uuid);
+WHERE NOT EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = x.posting_uuid)
+  AND NOT EXISTS (SELECT 1 FROM receipt_reversal AS v WHERE v.posting_uuid = x.posting_uuid);
 
 -- ---------------------------------------------------------------------------------------------------
 -- Read operations. Each is one SELECT in a LANGUAGE sql STABLE function, neither STRICT nor SECURITY
@@ -613,7 +633,14 @@ $$;
 --   b) checks everything, in the order listed in docs/contract.md, and stops at the first problem with
 --      RAISE EXCEPTION 'ML001 <code>' USING ERRCODE = 'ML001', before anything is written;
 --   c) writes the receipt, one receipt_allocation per line, pays down the invoices and books trust
---      deposits. The change triggers record the invoice and trust changes in ml_change.
+--      deposits; or, for a reversal (a posting whose "reverses" names the posting it gives money back
+--      from), one receipt_reversal, one receipt_reversal_line per line, gives the amounts back to the
+--      invoices (a paid one is open again) and withdraws them from the trust ledgers. The change
+--      triggers record the invoice and trust changes in ml_change.
+-- A reversal runs checks 1 to 8, 17 to 20, 11 (duplicate_line) and 21 to 26 of
+-- docs/contract.md section 7 in place of 9 to 16. It locks the original receipt (FOR NO KEY UPDATE) before
+-- it reads what earlier reversals took back, so two reversals of one posting take turns, then the
+-- invoices and matters of its lines, in the order ml_apply_posting always uses.
 -- The invoices it pays are locked (FOR NO KEY UPDATE, in invoice_id order, so two postings never
 -- deadlock on each other) before their status, currency and balance are checked, and the matters of
 -- trust lines likewise before their ledger currency is: nothing checked can change before it is written.
@@ -630,6 +657,16 @@ DECLARE
     v_account_cur   text;
     v_client_id     bigint;
     v_receipt_id    bigint;
+    v_reverses      text;       -- the posting a reversal gives money back from; NULL: not a reversal
+    v_original      receipt%ROWTYPE;
+    v_reversal_id   bigint;
+    -- A reversal's lines, in its order: the original's allocation line each takes back from (NULL when
+    -- there is none), the amount, and that line's kind, invoice or matter and amount.
+    l_allocation    bigint[];
+    l_amount        bigint[];
+    l_given         bigint[];
+    l_invoice_id    bigint[];
+    l_matter_id     bigint[];
 BEGIN
     -- The posting must at least be a JSON object with a text posting_uuid to be looked up.
     BEGIN
@@ -647,6 +684,7 @@ BEGIN
     -- a) Replay: the first answer stands, whatever this copy of the posting says.
     PERFORM pg_advisory_xact_lock(1835823215, hashtext(v_uuid));
     IF EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = v_uuid)
+       OR EXISTS (SELECT 1 FROM receipt_reversal AS v WHERE v.posting_uuid = v_uuid)
        OR EXISTS (SELECT 1 FROM ml_posting_rejection AS x WHERE x.posting_uuid = v_uuid) THEN
         RETURN;
     END IF;
@@ -666,7 +704,13 @@ BEGIN
        OR COALESCE(jsonb_typeof(doc -> 'payer_email'), 'null') NOT IN ('string', 'null')
        OR COALESCE(jsonb_typeof(doc -> 'ar_message'), 'null') NOT IN ('string', 'null')
        OR COALESCE(jsonb_typeof(doc -> 'processor_txn'), 'null') NOT IN ('string', 'null')
+       OR COALESCE(jsonb_typeof(doc -> 'reverses'), 'null') NOT IN ('string', 'null')
        OR jsonb_typeof(doc -> 'allocations') IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'ML001 %', 'bad_posting' USING ERRCODE = 'ML001';
+    END IF;
+    -- "reverses": null or missing, or the canonical UUID of another posting.
+    v_reverses := doc ->> 'reverses';
+    IF v_reverses !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' OR v_reverses = v_uuid THEN
         RAISE EXCEPTION 'ML001 %', 'bad_posting' USING ERRCODE = 'ML001';
     END IF;
     IF jsonb_array_length(doc -> 'allocations') NOT BETWEEN 1 AND 1000
@@ -724,6 +768,132 @@ BEGIN
        AND EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
                    WHERE a.line ->> 'kind' = 'trust') THEN
         RAISE EXCEPTION 'ML001 %', 'trust_account_required' USING ERRCODE = 'ML001';
+    END IF;
+
+    IF v_reverses IS NOT NULL THEN
+        -- A reversal. 17 original_not_posted: the original is a receipt; a posting that was rejected,
+        -- never arrived, or is itself a reversal has none. Locked, so reversals of it take turns.
+        SELECT r.* INTO v_original
+        FROM receipt AS r
+        WHERE r.posting_uuid = v_reverses
+        FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'ML001 %', 'original_not_posted' USING ERRCODE = 'ML001';
+        END IF;
+
+        -- 18-20: the money goes back out of the account it came into, for the client that paid, in
+        -- its currency.
+        IF v_original.bank_account_id <> v_account_id THEN
+            RAISE EXCEPTION 'ML001 %', 'reversal_account_mismatch' USING ERRCODE = 'ML001';
+        END IF;
+        IF v_original.client_id <> v_client_id THEN
+            RAISE EXCEPTION 'ML001 %', 'reversal_client_mismatch' USING ERRCODE = 'ML001';
+        END IF;
+        IF v_original.currency IS DISTINCT FROM doc ->> 'currency' THEN
+            RAISE EXCEPTION 'ML001 %', 'reversal_currency_mismatch' USING ERRCODE = 'ML001';
+        END IF;
+
+        -- 11 duplicate_line
+        IF EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'allocations') AS a(line)
+                   GROUP BY a.line ->> 'kind',
+                            CASE a.line ->> 'kind' WHEN 'invoice' THEN a.line ->> 'invoice_number'
+                                                   ELSE a.line ->> 'matter_number' END
+                   HAVING count(*) > 1) THEN
+            RAISE EXCEPTION 'ML001 %', 'duplicate_line' USING ERRCODE = 'ML001';
+        END IF;
+
+        -- 21 reversal_line_not_in_original: each line takes back from the original's line of the
+        -- same kind and invoice or matter number.
+        SELECT array_agg(o.receipt_allocation_id ORDER BY a.n),
+               array_agg((a.line ->> 'amount_minor')::bigint ORDER BY a.n),
+               array_agg(o.amount_minor ORDER BY a.n),
+               array_agg(o.invoice_id ORDER BY a.n),
+               array_agg(o.matter_id ORDER BY a.n)
+        INTO l_allocation, l_amount, l_given, l_invoice_id, l_matter_id
+        FROM jsonb_array_elements(doc -> 'allocations') WITH ORDINALITY AS a(line, n)
+        LEFT JOIN LATERAL (
+            SELECT ra.receipt_allocation_id, ra.amount_minor, ra.invoice_id, ra.matter_id
+            FROM receipt_allocation AS ra
+            LEFT JOIN invoice AS i ON i.invoice_id = ra.invoice_id
+            LEFT JOIN matter AS m ON m.matter_id = ra.matter_id
+            WHERE ra.receipt_id = v_original.receipt_id
+              AND ra.kind = a.line ->> 'kind'
+              AND CASE ra.kind WHEN 'invoice' THEN i.invoice_number ELSE m.matter_number END
+                  = CASE ra.kind WHEN 'invoice' THEN a.line ->> 'invoice_number' ELSE a.line ->> 'matter_number' END
+            LIMIT 1) AS o ON true;
+        IF array_position(l_allocation, NULL) IS NOT NULL THEN
+            RAISE EXCEPTION 'ML001 %', 'reversal_line_not_in_original' USING ERRCODE = 'ML001';
+        END IF;
+
+        -- What the checks below read, and the writes change: the invoices, then the matters, each in
+        -- id order, as ml_apply_posting locks them.
+        PERFORM 1 FROM invoice AS i WHERE i.invoice_id = ANY (l_invoice_id) ORDER BY i.invoice_id FOR NO KEY UPDATE;
+        PERFORM 1 FROM matter AS m WHERE m.matter_id = ANY (l_matter_id) ORDER BY m.matter_id FOR NO KEY UPDATE;
+
+        -- 22 reversal_exceeds_original: this reversal and the earlier ones never take back more than
+        -- a line gave.
+        IF EXISTS (SELECT 1 FROM unnest(l_allocation, l_amount, l_given) AS u(allocation, amount, given)
+                   WHERE u.amount + COALESCE((SELECT sum(l.amount_minor) FROM receipt_reversal_line AS l
+                                              WHERE l.receipt_allocation_id = u.allocation), 0) > u.given) THEN
+            RAISE EXCEPTION 'ML001 %', 'reversal_exceeds_original' USING ERRCODE = 'ML001';
+        END IF;
+
+        -- 23 reversal_invoice_closed: a void or closed invoice takes nothing back (a paid one opens
+        -- again); 24 reversal_currency_mismatch: nor one whose currency changed since; 25
+        -- reversal_exceeds_invoice_total: a balance never grows above the invoice's total.
+        IF EXISTS (SELECT 1 FROM unnest(l_invoice_id) AS u(invoice_id)
+                   JOIN invoice AS i ON i.invoice_id = u.invoice_id
+                   WHERE i.status NOT IN ('open', 'paid')) THEN
+            RAISE EXCEPTION 'ML001 %', 'reversal_invoice_closed' USING ERRCODE = 'ML001';
+        END IF;
+        IF EXISTS (SELECT 1 FROM unnest(l_invoice_id) AS u(invoice_id)
+                   JOIN invoice AS i ON i.invoice_id = u.invoice_id
+                   WHERE i.currency IS DISTINCT FROM doc ->> 'currency') THEN
+            RAISE EXCEPTION 'ML001 %', 'reversal_currency_mismatch' USING ERRCODE = 'ML001';
+        END IF;
+        IF EXISTS (SELECT 1 FROM unnest(l_invoice_id, l_amount) AS u(invoice_id, amount)
+                   JOIN invoice AS i ON i.invoice_id = u.invoice_id
+                   WHERE i.balance_minor + u.amount > i.total_minor) THEN
+            RAISE EXCEPTION 'ML001 %', 'reversal_exceeds_invoice_total' USING ERRCODE = 'ML001';
+        END IF;
+
+        -- 26 trust_balance_insufficient: a withdrawal never takes a matter's trust balance below zero
+        -- (DESIGN.md, money rule 5). The matters are locked, and trust_entry writers lock them too.
+        IF EXISTS (SELECT 1 FROM unnest(l_matter_id, l_amount) AS u(matter_id, amount)
+                   WHERE u.matter_id IS NOT NULL
+                     AND COALESCE((SELECT sum(t.amount_minor) FROM trust_entry AS t
+                                   WHERE t.matter_id = u.matter_id), 0) < u.amount) THEN
+            RAISE EXCEPTION 'ML001 %', 'trust_balance_insufficient' USING ERRCODE = 'ML001';
+        END IF;
+
+        -- c') Apply: the reversal of the original receipt, dated the day of the refund, its lines in
+        -- the reversal's order, the invoices given their amounts back (a paid one is open again), and
+        -- the trust withdrawals: negative entries in the original's (TRUST) account that point at the
+        -- receipt whose money they take back, so that receipt's entries net out.
+        INSERT INTO receipt_reversal (posting_uuid, receipt_id, reversed_on, amount_minor, currency, ar_message,
+                                      processor_txn)
+        VALUES (v_uuid, v_original.receipt_id, (doc ->> 'received_on')::date, (doc ->> 'amount_minor')::bigint,
+                doc ->> 'currency', doc ->> 'ar_message', doc ->> 'processor_txn')
+        RETURNING receipt_reversal_id INTO v_reversal_id;
+
+        INSERT INTO receipt_reversal_line (receipt_reversal_id, receipt_allocation_id, amount_minor)
+        SELECT v_reversal_id, u.allocation, u.amount
+        FROM unnest(l_allocation, l_amount) WITH ORDINALITY AS u(allocation, amount, n)
+        ORDER BY u.n;
+
+        UPDATE invoice AS i
+        SET balance_minor = i.balance_minor + u.amount,
+            status = CASE WHEN i.status = 'paid' THEN 'open' ELSE i.status END
+        FROM unnest(l_invoice_id, l_amount) AS u(invoice_id, amount)
+        WHERE i.invoice_id = u.invoice_id;
+
+        INSERT INTO trust_entry (matter_id, bank_account_id, entry_date, amount_minor, currency, memo, receipt_id)
+        SELECT u.matter_id, v_original.bank_account_id, (doc ->> 'received_on')::date, -u.amount,
+               v_original.currency, 'reversal of ' || v_reverses, v_original.receipt_id
+        FROM unnest(l_matter_id, l_amount) WITH ORDINALITY AS u(matter_id, amount, n)
+        WHERE u.matter_id IS NOT NULL
+        ORDER BY u.n;
+        RETURN;
     END IF;
 
     -- From here on the checks read rows this posting will write: lock them first.
@@ -870,6 +1040,7 @@ BEGIN
     INSERT INTO ml_posting_rejection (posting_uuid, reason)
     SELECT rejected_uuid, rejection_reason
     WHERE NOT EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = rejected_uuid)
+      AND NOT EXISTS (SELECT 1 FROM receipt_reversal AS v WHERE v.posting_uuid = rejected_uuid)
     ON CONFLICT (posting_uuid) DO NOTHING;
 END;
 $$;
@@ -885,7 +1056,8 @@ $$;
 -- (posting, line) order, each invoice paid down by the sum of its lines (one UPDATE of the row, so one
 -- ml_change row per invoice where one-by-one gives one per payment), trust deposits in (posting, line)
 -- order. Postings already posted or rejected are replays and are skipped, as ml_apply_posting skips
--- them. It never rejects a posting itself: if any posting would be rejected (any ML001 check, counting
+-- them. A reversal that is not a replay sends the batch to one by one (ML002, below). It never rejects
+-- a posting itself: if any posting would be rejected (any ML001 check, counting
 -- the earlier postings of the batch against an invoice's balance and a matter's trust currency), or the
 -- batch is malformed (not a JSON array of at most 1000 objects with text posting_uuids, all different),
 -- it raises 'ML002 batch_needs_one_by_one' (SQLSTATE ML002) before writing anything. The agent then
@@ -965,6 +1137,7 @@ BEGIN
     SELECT array_agg(u.n) INTO replays
     FROM unnest(uuids) WITH ORDINALITY AS u(uuid, n)
     WHERE (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = u.uuid) IS NOT NULL
+       OR (SELECT 1 FROM receipt_reversal AS v WHERE v.posting_uuid = u.uuid) IS NOT NULL
        OR (SELECT 1 FROM ml_posting_rejection AS x WHERE x.posting_uuid = u.uuid) IS NOT NULL;
     IF replays IS NULL THEN
         todo := docs;
@@ -973,6 +1146,13 @@ BEGIN
     ELSE
         todo := (SELECT jsonb_agg(d.doc ORDER BY d.n) FROM jsonb_array_elements(docs) WITH ORDINALITY AS d(doc, n)
                  WHERE d.n <> ALL (replays));
+    END IF;
+
+    -- Reversals (a "reverses" that is not null) are rare and checked against their originals:
+    -- ml_apply_posting applies them, one at a time.
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(todo) AS d(doc)
+               WHERE COALESCE(jsonb_typeof(d.doc -> 'reverses'), 'null') <> 'null') THEN
+        RAISE EXCEPTION 'ML002 batch_needs_one_by_one' USING ERRCODE = 'ML002';
     END IF;
 
     -- b) The checks that read no table: bad_posting, bad_amount, allocation_sum_mismatch and

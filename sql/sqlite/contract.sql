@@ -1,4 +1,4 @@
--- matterlink SQL contract, version 1, SQLite dialect (SQLite 3.38+ with JSON functions; tested on 3.40.1).
+-- matterlink SQL contract, version 2, SQLite dialect (SQLite 3.38+ with JSON functions; tested on 3.40.1).
 --
 -- What the matterlink agent reads and writes in the firm's matter database, installed on top of the
 -- matter tables (sql/sqlite/schema.sql or the firm's own). docs/contract.md is the specification.
@@ -9,8 +9,26 @@
 -- their rows (ml_change, ml_posting_rejection), ml_contract keeps its db_epoch, and every view and
 -- trigger is dropped and created again so the installed definitions are exactly these.
 -- Use -bail: without it the sqlite3 shell carries on after an error and would COMMIT half an install.
+--
+-- Versions. Version 2 added reversing postings (refunds, voids, chargebacks): apply_posting takes
+-- "reverses" and writes receipt_reversal and receipt_reversal_line, and ml_posting_result answers for
+-- reversals too. Running this script over version 1 upgrades it in place: the ml_ tables are the same,
+-- every view and trigger is made again, and contract_version becomes 2. The reversal tables belong to
+-- the matter schema, so run schema.sql first on the reference schema (it adds only what is missing);
+-- the check below stops the install, changing nothing, while they are missing.
 
 BEGIN;
+
+-- Version 2 writes reversals into the matter tables receipt_reversal and receipt_reversal_line. The
+-- CHECK fails, and -bail stops the install, when they are missing; its name is the message IT reads.
+CREATE TEMP TABLE ml_install_check (
+    ok INTEGER CONSTRAINT "receipt_reversal and receipt_reversal_line are missing: run sql/sqlite/schema.sql first (it adds only what is missing), or adapt the contract to the firm's reversal tables"
+        CHECK (ok = 1)
+);
+INSERT INTO ml_install_check (ok)
+SELECT count(*) = 2 FROM sqlite_master
+WHERE type = 'table' AND name IN ('receipt_reversal', 'receipt_reversal_line');
+DROP TABLE ml_install_check;
 
 -- ---------------------------------------------------------------------------------------------------
 -- ml_contract: one row saying which contract is installed.
@@ -30,7 +48,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS ml_contract_singleton ON ml_contract ((1));
 
 -- A random (version 4) UUID, lower case 8-4-4-4-12.
 INSERT INTO ml_contract (contract_version, db_epoch, installed_at)
-SELECT 1,
+SELECT 2,
        substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-'
            || substr('89ab89ab89ab89ab', instr('0123456789abcdef', substr(h, 17, 1)), 1)
            || substr(h, 18, 3) || '-' || substr(h, 21, 12),
@@ -40,9 +58,9 @@ WHERE NOT EXISTS (SELECT 1 FROM ml_contract);
 
 -- installed_at records when this version was installed; a plain re-run keeps it.
 UPDATE ml_contract
-SET installed_at = CASE WHEN contract_version = 1 THEN installed_at
+SET installed_at = CASE WHEN contract_version = 2 THEN installed_at
                         ELSE strftime('%Y-%m-%dT%H:%M:%SZ', 'now') END,
-    contract_version = 1;
+    contract_version = 2;
 
 -- ---------------------------------------------------------------------------------------------------
 -- ml_change: the commit-safe change cursor.
@@ -79,11 +97,13 @@ CREATE TABLE IF NOT EXISTS ml_posting_rejection (
     rejected_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 
--- A posting that did land is never also recorded as rejected, so ml_posting_result has one answer.
+-- A posting that did land (as a receipt, or as a reversal) is never also recorded as rejected, so
+-- ml_posting_result has one answer.
 DROP TRIGGER IF EXISTS ml_posting_rejection_posted;
 CREATE TRIGGER ml_posting_rejection_posted
 BEFORE INSERT ON ml_posting_rejection
 WHEN EXISTS (SELECT 1 FROM receipt WHERE posting_uuid = NEW.posting_uuid)
+  OR EXISTS (SELECT 1 FROM receipt_reversal WHERE posting_uuid = NEW.posting_uuid)
 BEGIN
     SELECT RAISE(IGNORE);
 END;
@@ -327,22 +347,31 @@ LEFT JOIN client AS c
 
 -- ---------------------------------------------------------------------------------------------------
 -- ml_posting_result: the outcome of every posting this database has seen, by posting_uuid.
+-- receipt_id is the receipt's id, or for a reversal 'R-' and the receipt_reversal_id, so a reversal
+-- is never taken for a receipt.
 -- ---------------------------------------------------------------------------------------------------
 
 DROP VIEW IF EXISTS ml_posting_result;
 CREATE VIEW ml_posting_result AS
 SELECT r.posting_uuid       AS posting_uuid,
        'posted'             AS status,
-       r.receipt_id         AS receipt_id,
+       CAST(r.receipt_id AS TEXT) AS receipt_id,
        NULL                 AS reason
 FROM receipt AS r
+UNION ALL
+SELECT v.posting_uuid       AS posting_uuid,
+       'posted'             AS status,
+       'R-' || v.receipt_reversal_id AS receipt_id,
+       NULL                 AS reason
+FROM receipt_reversal AS v
 UNION ALL
 SELECT x.posting_uuid       AS posting_uuid,
        'rejected'           AS status,
        NULL                 AS receipt_id,
        x.reason             AS reason
 FROM ml_posting_rejection AS x
-WHERE NOT EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = x.posting_uuid);
+WHERE NOT EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = x.posting_uuid)
+  AND NOT EXISTS (SELECT 1 FROM receipt_reversal AS v WHERE v.posting_uuid = x.posting_uuid);
 
 -- ---------------------------------------------------------------------------------------------------
 -- ml_apply_posting: apply one posting, exactly once.
@@ -353,11 +382,18 @@ WHERE NOT EXISTS (SELECT 1 FROM receipt AS r WHERE r.posting_uuid = x.posting_uu
 -- SQLite has no stored procedures; an INSTEAD OF INSERT trigger on a view is the closest thing: the
 -- statement is atomic (any error undoes all of it) and it runs in the caller's transaction.
 -- The posting is one JSON object (docs/contract.md, "apply_posting"). The trigger:
---   a) does nothing at all when the posting_uuid is already posted or rejected (replay);
+--   a) does nothing at all when the posting_uuid is already posted (as a receipt or as a reversal) or
+--      rejected (replay);
 --   b) checks everything, in the order listed in docs/contract.md, and stops at the first problem with
 --      RAISE(ABORT, 'ML001 <reason>'), before anything is written;
 --   c) writes the receipt, one receipt_allocation per line, pays down the invoices and books trust
---      deposits. The change triggers record the invoice and trust changes in ml_change.
+--      deposits; or, for a reversal (a posting whose "reverses" names the posting it gives money back
+--      from), one receipt_reversal, one receipt_reversal_line per line, gives the amounts back to the
+--      invoices (a paid one is open again) and withdraws them from the trust ledgers. The change
+--      triggers record the invoice and trust changes in ml_change.
+-- A reversal runs checks 1 to 8 of docs/contract.md section 7, then the reversal checks 17 to 20, 11
+-- (duplicate_line) and 21 to 26 in place of 9 to 16: each statement below that belongs to one kind
+-- of posting only says so with "reverses" (null or missing: an ordinary posting).
 -- RAISE() takes only a literal, hence one statement per reason.
 -- ---------------------------------------------------------------------------------------------------
 
@@ -381,11 +417,14 @@ BEGIN
     SELECT RAISE(IGNORE)
     WHERE EXISTS (SELECT 1 FROM receipt
                   WHERE posting_uuid = json_extract(NEW.posting, '$.posting_uuid'))
+       OR EXISTS (SELECT 1 FROM receipt_reversal
+                  WHERE posting_uuid = json_extract(NEW.posting, '$.posting_uuid'))
        OR EXISTS (SELECT 1 FROM ml_posting_rejection
                   WHERE posting_uuid = json_extract(NEW.posting, '$.posting_uuid'));
 
     -- b) Validation. Shape first: a canonical lower-case UUID (so one posting cannot arrive under two
-    -- spellings), a real date, text fields, 1 to 1000 allocation lines each naming what it pays.
+    -- spellings), a real date, text fields, 1 to 1000 allocation lines each naming what it pays, and
+    -- "reverses" null, missing, or the canonical UUID of another posting.
     SELECT RAISE(ABORT, 'ML001 bad_posting')
     WHERE json_extract(NEW.posting, '$.posting_uuid') NOT GLOB
               replace('HHHHHHHH-HHHH-HHHH-HHHH-HHHHHHHHHHHH', 'H', '[0-9a-f]')
@@ -400,6 +439,11 @@ BEGIN
        OR coalesce(json_type(NEW.posting, '$.payer_email'), 'null') NOT IN ('text', 'null')
        OR coalesce(json_type(NEW.posting, '$.ar_message'), 'null') NOT IN ('text', 'null')
        OR coalesce(json_type(NEW.posting, '$.processor_txn'), 'null') NOT IN ('text', 'null')
+       OR coalesce(json_type(NEW.posting, '$.reverses'), 'null') NOT IN ('text', 'null')
+       OR (json_type(NEW.posting, '$.reverses') IS 'text'
+           AND (json_extract(NEW.posting, '$.reverses') NOT GLOB
+                    replace('HHHHHHHH-HHHH-HHHH-HHHH-HHHHHHHHHHHH', 'H', '[0-9a-f]')
+                OR json_extract(NEW.posting, '$.reverses') = json_extract(NEW.posting, '$.posting_uuid')))
        OR json_type(NEW.posting, '$.allocations') IS NOT 'array'
        OR json_array_length(NEW.posting, '$.allocations') NOT BETWEEN 1 AND 1000
        OR EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
@@ -451,20 +495,24 @@ BEGIN
                   WHERE json_extract(a.value, '$.kind') = 'trust');
 
     SELECT RAISE(ABORT, 'ML001 invoice_not_found')
-    WHERE EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+    WHERE json_type(NEW.posting, '$.reverses') IS NOT 'text'
+      AND EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
                   WHERE json_extract(a.value, '$.kind') = 'invoice'
                     AND NOT EXISTS (SELECT 1 FROM invoice AS i
                                     WHERE i.invoice_number = json_extract(a.value, '$.invoice_number')));
 
     SELECT RAISE(ABORT, 'ML001 matter_not_found')
-    WHERE EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+    WHERE json_type(NEW.posting, '$.reverses') IS NOT 'text'
+      AND EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
                   WHERE json_extract(a.value, '$.kind') = 'trust'
                     AND NOT EXISTS (SELECT 1 FROM matter AS m
                                     WHERE m.matter_number = json_extract(a.value, '$.matter_number')));
 
-    -- One line per invoice and per matter: the balance check below is per line.
+    -- One line per invoice and per matter: the balance checks below are per line. (A reversal checks
+    -- it after its original, below.)
     SELECT RAISE(ABORT, 'ML001 duplicate_line')
-    WHERE EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+    WHERE json_type(NEW.posting, '$.reverses') IS NOT 'text'
+      AND EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
                   GROUP BY json_extract(a.value, '$.kind'),
                            CASE json_extract(a.value, '$.kind')
                                WHEN 'invoice' THEN json_extract(a.value, '$.invoice_number')
@@ -472,7 +520,8 @@ BEGIN
                   HAVING count(*) > 1);
 
     SELECT RAISE(ABORT, 'ML001 invoice_client_mismatch')
-    WHERE EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+    WHERE json_type(NEW.posting, '$.reverses') IS NOT 'text'
+      AND EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
                   JOIN invoice AS i ON i.invoice_number = json_extract(a.value, '$.invoice_number')
                   JOIN matter AS m ON m.matter_id = i.matter_id
                   JOIN client AS c ON c.client_id = m.client_id
@@ -480,36 +529,144 @@ BEGIN
                     AND c.client_number IS NOT json_extract(NEW.posting, '$.client_number'));
 
     SELECT RAISE(ABORT, 'ML001 matter_client_mismatch')
-    WHERE EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+    WHERE json_type(NEW.posting, '$.reverses') IS NOT 'text'
+      AND EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
                   JOIN matter AS m ON m.matter_number = json_extract(a.value, '$.matter_number')
                   JOIN client AS c ON c.client_id = m.client_id
                   WHERE json_extract(a.value, '$.kind') = 'trust'
                     AND c.client_number IS NOT json_extract(NEW.posting, '$.client_number'));
 
     SELECT RAISE(ABORT, 'ML001 invoice_not_open')
-    WHERE EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+    WHERE json_type(NEW.posting, '$.reverses') IS NOT 'text'
+      AND EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
                   JOIN invoice AS i ON i.invoice_number = json_extract(a.value, '$.invoice_number')
                   WHERE json_extract(a.value, '$.kind') = 'invoice' AND i.status IS NOT 'open');
 
     -- Invoice currency, and a matter's trust ledger currency when it already has entries.
     SELECT RAISE(ABORT, 'ML001 currency_mismatch')
-    WHERE EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
-                  JOIN invoice AS i ON i.invoice_number = json_extract(a.value, '$.invoice_number')
-                  WHERE json_extract(a.value, '$.kind') = 'invoice'
-                    AND i.currency IS NOT json_extract(NEW.posting, '$.currency'))
-       OR EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
-                  JOIN matter AS m ON m.matter_number = json_extract(a.value, '$.matter_number')
-                  JOIN trust_entry AS t ON t.matter_id = m.matter_id
-                  WHERE json_extract(a.value, '$.kind') = 'trust'
-                    AND t.currency IS NOT json_extract(NEW.posting, '$.currency'));
+    WHERE json_type(NEW.posting, '$.reverses') IS NOT 'text'
+      AND (EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+                   JOIN invoice AS i ON i.invoice_number = json_extract(a.value, '$.invoice_number')
+                   WHERE json_extract(a.value, '$.kind') = 'invoice'
+                     AND i.currency IS NOT json_extract(NEW.posting, '$.currency'))
+           OR EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+                      JOIN matter AS m ON m.matter_number = json_extract(a.value, '$.matter_number')
+                      JOIN trust_entry AS t ON t.matter_id = m.matter_id
+                      WHERE json_extract(a.value, '$.kind') = 'trust'
+                        AND t.currency IS NOT json_extract(NEW.posting, '$.currency')));
 
     SELECT RAISE(ABORT, 'ML001 amount_over_balance')
-    WHERE EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+    WHERE json_type(NEW.posting, '$.reverses') IS NOT 'text'
+      AND EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
                   JOIN invoice AS i ON i.invoice_number = json_extract(a.value, '$.invoice_number')
                   WHERE json_extract(a.value, '$.kind') = 'invoice'
                     AND json_extract(a.value, '$.amount_minor') > i.balance_minor);
 
-    -- c) Apply.
+    -- Reversals. The original is the receipt whose posting_uuid the reversal names: a posting that
+    -- was rejected, never arrived, or is itself a reversal has none.
+    SELECT RAISE(ABORT, 'ML001 original_not_posted')
+    WHERE json_type(NEW.posting, '$.reverses') IS 'text'
+      AND NOT EXISTS (SELECT 1 FROM receipt WHERE posting_uuid = json_extract(NEW.posting, '$.reverses'));
+
+    -- The money goes back out of the account it came into, for the client that paid, in its currency.
+    SELECT RAISE(ABORT, 'ML001 reversal_account_mismatch')
+    WHERE json_type(NEW.posting, '$.reverses') IS 'text'
+      AND EXISTS (SELECT 1 FROM receipt AS r
+                  JOIN bank_account AS b ON b.bank_account_id = r.bank_account_id
+                  WHERE r.posting_uuid = json_extract(NEW.posting, '$.reverses')
+                    AND b.account_number IS NOT json_extract(NEW.posting, '$.account_number'));
+
+    SELECT RAISE(ABORT, 'ML001 reversal_client_mismatch')
+    WHERE json_type(NEW.posting, '$.reverses') IS 'text'
+      AND EXISTS (SELECT 1 FROM receipt AS r
+                  JOIN client AS c ON c.client_id = r.client_id
+                  WHERE r.posting_uuid = json_extract(NEW.posting, '$.reverses')
+                    AND c.client_number IS NOT json_extract(NEW.posting, '$.client_number'));
+
+    SELECT RAISE(ABORT, 'ML001 reversal_currency_mismatch')
+    WHERE json_type(NEW.posting, '$.reverses') IS 'text'
+      AND EXISTS (SELECT 1 FROM receipt AS r
+                  WHERE r.posting_uuid = json_extract(NEW.posting, '$.reverses')
+                    AND r.currency IS NOT json_extract(NEW.posting, '$.currency'));
+
+    SELECT RAISE(ABORT, 'ML001 duplicate_line')
+    WHERE json_type(NEW.posting, '$.reverses') IS 'text'
+      AND EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+                  GROUP BY json_extract(a.value, '$.kind'),
+                           CASE json_extract(a.value, '$.kind')
+                               WHEN 'invoice' THEN json_extract(a.value, '$.invoice_number')
+                               ELSE json_extract(a.value, '$.matter_number') END
+                  HAVING count(*) > 1);
+
+    -- Each line takes back from the original's line of the same kind and invoice or matter number.
+    SELECT RAISE(ABORT, 'ML001 reversal_line_not_in_original')
+    WHERE json_type(NEW.posting, '$.reverses') IS 'text'
+      AND EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+                  WHERE NOT EXISTS (
+                      SELECT 1
+                      FROM receipt AS r
+                      JOIN receipt_allocation AS ra ON ra.receipt_id = r.receipt_id
+                      LEFT JOIN invoice AS i ON i.invoice_id = ra.invoice_id
+                      LEFT JOIN matter AS m ON m.matter_id = ra.matter_id
+                      WHERE r.posting_uuid = json_extract(NEW.posting, '$.reverses')
+                        AND ra.kind = json_extract(a.value, '$.kind')
+                        AND CASE ra.kind WHEN 'invoice' THEN i.invoice_number ELSE m.matter_number END
+                            = CASE ra.kind WHEN 'invoice' THEN json_extract(a.value, '$.invoice_number')
+                                           ELSE json_extract(a.value, '$.matter_number') END));
+
+    -- What this reversal and the earlier ones take back from a line never exceeds what the line gave.
+    SELECT RAISE(ABORT, 'ML001 reversal_exceeds_original')
+    WHERE json_type(NEW.posting, '$.reverses') IS 'text'
+      AND EXISTS (SELECT 1
+                  FROM json_each(NEW.posting, '$.allocations') AS a
+                  JOIN receipt AS r ON r.posting_uuid = json_extract(NEW.posting, '$.reverses')
+                  JOIN receipt_allocation AS ra
+                      ON ra.receipt_id = r.receipt_id AND ra.kind = json_extract(a.value, '$.kind')
+                  LEFT JOIN invoice AS i ON i.invoice_id = ra.invoice_id
+                  LEFT JOIN matter AS m ON m.matter_id = ra.matter_id
+                  WHERE CASE ra.kind WHEN 'invoice' THEN i.invoice_number ELSE m.matter_number END
+                        = CASE ra.kind WHEN 'invoice' THEN json_extract(a.value, '$.invoice_number')
+                                       ELSE json_extract(a.value, '$.matter_number') END
+                    AND json_extract(a.value, '$.amount_minor')
+                        + (SELECT coalesce(sum(l.amount_minor), 0) FROM receipt_reversal_line AS l
+                           WHERE l.receipt_allocation_id = ra.receipt_allocation_id)
+                        > ra.amount_minor);
+
+    -- An invoice takes money back while it is open or paid (a paid one opens again), never once it is
+    -- void or closed: the firm settled it otherwise, and staff decide what the refund means for it.
+    SELECT RAISE(ABORT, 'ML001 reversal_invoice_closed')
+    WHERE json_type(NEW.posting, '$.reverses') IS 'text'
+      AND EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+                  JOIN invoice AS i ON i.invoice_number = json_extract(a.value, '$.invoice_number')
+                  WHERE json_extract(a.value, '$.kind') = 'invoice' AND i.status NOT IN ('open', 'paid'));
+
+    SELECT RAISE(ABORT, 'ML001 reversal_currency_mismatch')
+    WHERE json_type(NEW.posting, '$.reverses') IS 'text'
+      AND EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+                  JOIN invoice AS i ON i.invoice_number = json_extract(a.value, '$.invoice_number')
+                  WHERE json_extract(a.value, '$.kind') = 'invoice'
+                    AND i.currency IS NOT json_extract(NEW.posting, '$.currency'));
+
+    -- A balance never grows above the invoice's total (the firm may have lowered the total since).
+    SELECT RAISE(ABORT, 'ML001 reversal_exceeds_invoice_total')
+    WHERE json_type(NEW.posting, '$.reverses') IS 'text'
+      AND EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+                  JOIN invoice AS i ON i.invoice_number = json_extract(a.value, '$.invoice_number')
+                  WHERE json_extract(a.value, '$.kind') = 'invoice'
+                    AND i.balance_minor + json_extract(a.value, '$.amount_minor') > i.total_minor);
+
+    -- A withdrawal never takes a matter's trust balance below zero (DESIGN.md, money rule 5): money
+    -- already disbursed from trust cannot be given back from it.
+    SELECT RAISE(ABORT, 'ML001 trust_balance_insufficient')
+    WHERE json_type(NEW.posting, '$.reverses') IS 'text'
+      AND EXISTS (SELECT 1 FROM json_each(NEW.posting, '$.allocations') AS a
+                  JOIN matter AS m ON m.matter_number = json_extract(a.value, '$.matter_number')
+                  WHERE json_extract(a.value, '$.kind') = 'trust'
+                    AND (SELECT coalesce(sum(t.amount_minor), 0) FROM trust_entry AS t
+                         WHERE t.matter_id = m.matter_id)
+                        < json_extract(a.value, '$.amount_minor'));
+
+    -- c) Apply an ordinary posting. (For a reversal nothing below matches until its own statements.)
     INSERT INTO receipt (posting_uuid, received_on, bank_account_id, client_id, payer_name, payer_email,
                          amount_minor, currency, ar_message, processor_txn)
     SELECT json_extract(NEW.posting, '$.posting_uuid'),
@@ -524,7 +681,8 @@ BEGIN
            json_extract(NEW.posting, '$.processor_txn')
     FROM bank_account AS b, client AS c
     WHERE b.account_number = json_extract(NEW.posting, '$.account_number')
-      AND c.client_number = json_extract(NEW.posting, '$.client_number');
+      AND c.client_number = json_extract(NEW.posting, '$.client_number')
+      AND json_type(NEW.posting, '$.reverses') IS NOT 'text';
 
     -- Lines keep the posting's order.
     INSERT INTO receipt_allocation (receipt_id, kind, invoice_id, matter_id, amount_minor)
@@ -568,6 +726,60 @@ BEGIN
     JOIN receipt_allocation AS ra ON ra.receipt_id = r.receipt_id AND ra.kind = 'trust'
     WHERE r.posting_uuid = json_extract(NEW.posting, '$.posting_uuid')
     ORDER BY ra.receipt_allocation_id;
+
+    -- c') Apply a reversal: the reversal of the original receipt, dated the day of the refund.
+    INSERT INTO receipt_reversal (posting_uuid, receipt_id, reversed_on, amount_minor, currency, ar_message,
+                                  processor_txn)
+    SELECT json_extract(NEW.posting, '$.posting_uuid'),
+           r.receipt_id,
+           json_extract(NEW.posting, '$.received_on'),
+           json_extract(NEW.posting, '$.amount_minor'),
+           json_extract(NEW.posting, '$.currency'),
+           json_extract(NEW.posting, '$.ar_message'),
+           json_extract(NEW.posting, '$.processor_txn')
+    FROM receipt AS r
+    WHERE r.posting_uuid = json_extract(NEW.posting, '$.reverses')
+      AND json_type(NEW.posting, '$.reverses') IS 'text';
+
+    -- One line per line of the reversal, in its order, each naming the original's allocation line.
+    INSERT INTO receipt_reversal_line (receipt_reversal_id, receipt_allocation_id, amount_minor)
+    SELECT v.receipt_reversal_id, ra.receipt_allocation_id, json_extract(a.value, '$.amount_minor')
+    FROM receipt_reversal AS v
+    JOIN json_each(NEW.posting, '$.allocations') AS a
+    JOIN receipt_allocation AS ra ON ra.receipt_id = v.receipt_id AND ra.kind = json_extract(a.value, '$.kind')
+    LEFT JOIN invoice AS i ON i.invoice_id = ra.invoice_id
+    LEFT JOIN matter AS m ON m.matter_id = ra.matter_id
+    WHERE v.posting_uuid = json_extract(NEW.posting, '$.posting_uuid')
+      AND CASE ra.kind WHEN 'invoice' THEN i.invoice_number ELSE m.matter_number END
+          = CASE ra.kind WHEN 'invoice' THEN json_extract(a.value, '$.invoice_number')
+                         ELSE json_extract(a.value, '$.matter_number') END
+    ORDER BY a.key;
+
+    -- The invoices take the amounts back; a paid one is open again.
+    UPDATE invoice
+    SET balance_minor = balance_minor + (SELECT sum(l.amount_minor) FROM receipt_reversal_line AS l
+                                         JOIN receipt_reversal AS v ON v.receipt_reversal_id = l.receipt_reversal_id
+                                         JOIN receipt_allocation AS ra ON ra.receipt_allocation_id = l.receipt_allocation_id
+                                         WHERE v.posting_uuid = json_extract(NEW.posting, '$.posting_uuid')
+                                           AND ra.invoice_id = invoice.invoice_id),
+        status = CASE WHEN status = 'paid' THEN 'open' ELSE status END
+    WHERE invoice_id IN (SELECT ra.invoice_id FROM receipt_reversal_line AS l
+                         JOIN receipt_reversal AS v ON v.receipt_reversal_id = l.receipt_reversal_id
+                         JOIN receipt_allocation AS ra ON ra.receipt_allocation_id = l.receipt_allocation_id
+                         WHERE v.posting_uuid = json_extract(NEW.posting, '$.posting_uuid')
+                           AND ra.kind = 'invoice');
+
+    -- Trust withdrawals: a negative entry in the original's (TRUST) account, dated the day of the
+    -- refund, pointing at the receipt whose money it takes back, so that receipt's entries net out.
+    INSERT INTO trust_entry (matter_id, bank_account_id, entry_date, amount_minor, currency, memo, receipt_id)
+    SELECT ra.matter_id, r.bank_account_id, v.reversed_on, -l.amount_minor, v.currency,
+           'reversal of ' || r.posting_uuid, r.receipt_id
+    FROM receipt_reversal AS v
+    JOIN receipt_reversal_line AS l ON l.receipt_reversal_id = v.receipt_reversal_id
+    JOIN receipt_allocation AS ra ON ra.receipt_allocation_id = l.receipt_allocation_id AND ra.kind = 'trust'
+    JOIN receipt AS r ON r.receipt_id = v.receipt_id
+    WHERE v.posting_uuid = json_extract(NEW.posting, '$.posting_uuid')
+    ORDER BY l.receipt_reversal_line_id;
 END;
 
 COMMIT;

@@ -1,8 +1,9 @@
 -- matterlink reference matter-management schema (SQLite 3.40+).
 --
 -- A stand-in for a law firm's time & billing database: clients, matters, bank accounts, invoices,
--- trust (IOLTA) ledgers and the receipts that pay them. The matterlink contract (contract.sql) is
--- installed on top of it; a firm's real system has its own tables and gets the contract adapted.
+-- trust (IOLTA) ledgers, the receipts that pay them and the reversals (refunds, voids, chargebacks)
+-- that give receipts' money back. The matterlink contract (contract.sql) is installed on top of it;
+-- a firm's real system has its own tables and gets the contract adapted.
 --
 -- Run:    sqlite3 -bail FIRM.db < sql/sqlite/schema.sql
 -- Or all: sql/sample.sh --dialect sqlite --db FIRM.db
@@ -111,6 +112,38 @@ CREATE TABLE IF NOT EXISTS receipt_allocation (
 CREATE INDEX IF NOT EXISTS receipt_allocation_receipt ON receipt_allocation (receipt_id);
 CREATE INDEX IF NOT EXISTS receipt_allocation_invoice ON receipt_allocation (invoice_id) WHERE invoice_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS receipt_allocation_matter ON receipt_allocation (matter_id) WHERE matter_id IS NOT NULL;
+
+-- A reversal gives money of a receipt back: a refund, void or chargeback at the payment processor.
+-- The receipt is never edited. Each reversal is a row of its own, keyed by the posting_uuid of the
+-- reversing posting (UNIQUE, as a receipt's is), and its lines say how much each allocation line of
+-- the receipt gave back. A receipt's net is its amount minus its reversals' amounts, and an
+-- allocation line's net is its amount minus its reversal lines' amounts. reversed_on is the day of
+-- the refund, void or chargeback; the money leaves the receipt's own bank account, in its currency.
+CREATE TABLE IF NOT EXISTS receipt_reversal (
+    receipt_reversal_id INTEGER PRIMARY KEY,
+    posting_uuid    TEXT NOT NULL UNIQUE CHECK (length(posting_uuid) BETWEEN 1 AND 64),
+    receipt_id      INTEGER NOT NULL REFERENCES receipt (receipt_id),
+    reversed_on     TEXT NOT NULL CHECK (reversed_on IS date(reversed_on, '+0 days')),
+    amount_minor    INTEGER NOT NULL CHECK (typeof(amount_minor) = 'integer' AND amount_minor > 0),
+    currency        TEXT NOT NULL CHECK (currency GLOB '[A-Z][A-Z][A-Z]'),
+    ar_message      TEXT,
+    processor_txn   TEXT,
+    posted_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+
+CREATE INDEX IF NOT EXISTS receipt_reversal_receipt ON receipt_reversal (receipt_id);
+
+-- One line of a reversal: what it takes back from one allocation line of the reversed receipt (an
+-- invoice payment given back to the invoice's balance, or a trust deposit withdrawn from the ledger).
+CREATE TABLE IF NOT EXISTS receipt_reversal_line (
+    receipt_reversal_line_id INTEGER PRIMARY KEY,
+    receipt_reversal_id   INTEGER NOT NULL REFERENCES receipt_reversal (receipt_reversal_id),
+    receipt_allocation_id INTEGER NOT NULL REFERENCES receipt_allocation (receipt_allocation_id),
+    amount_minor          INTEGER NOT NULL CHECK (typeof(amount_minor) = 'integer' AND amount_minor > 0)
+);
+
+CREATE INDEX IF NOT EXISTS receipt_reversal_line_reversal ON receipt_reversal_line (receipt_reversal_id);
+CREATE INDEX IF NOT EXISTS receipt_reversal_line_allocation ON receipt_reversal_line (receipt_allocation_id);
 
 -- The trust ledger: deposits are positive, disbursements negative, a zero entry means nothing.
 -- A matter's trust balance is the sum of its entries.

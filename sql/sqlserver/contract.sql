@@ -1,4 +1,4 @@
--- matterlink SQL contract, version 1, SQL Server dialect (SQL Server 2016 SP1 and later, database
+-- matterlink SQL contract, version 2, SQL Server dialect (SQL Server 2016 SP1 and later, database
 -- compatibility level 130 or higher; Azure SQL Database and Managed Instance).
 --
 -- What the matterlink agent reads and writes in the firm's matter database, installed on top of the
@@ -29,6 +29,12 @@
 --   {CALL ml_reject_posting(?, ?)}         posting_uuid, reason             -> no result set
 --   {CALL ml_posting_result(?)}            posting_uuid                     -> posting_uuid, status, receipt_id, reason
 -- A business rejection is THROW 50001 with the message 'ML001 <code>'.
+--
+-- Version 2 added reversing postings (refunds, voids, chargebacks): ml_apply_posting takes "reverses"
+-- and writes the matter tables receipt_reversal and receipt_reversal_line (schema.sql makes them), and
+-- ml_posting_result answers for reversals too. Running this script over version 1 upgrades it in place:
+-- no ml_ table changes, every procedure, view and trigger is CREATE OR ALTER, and contract_version
+-- becomes 2. It stops before anything is written while the reversal tables are missing.
 --
 -- ===================================================================================================
 -- CHANGE CAPTURE: "stamp on read"
@@ -133,6 +139,9 @@ IF OBJECT_ID(N'dbo.client', N'U') IS NULL OR OBJECT_ID(N'dbo.matter', N'U') IS N
    OR OBJECT_ID(N'dbo.receipt', N'U') IS NULL OR OBJECT_ID(N'dbo.receipt_allocation', N'U') IS NULL
    OR OBJECT_ID(N'dbo.trust_entry', N'U') IS NULL
     THROW 50005, N'contract.sql: the matter tables are missing (run sql/sqlserver/schema.sql first, or adapt the contract to the firm''s tables)', 1;
+-- Version 2 writes reversals (an upgrade from version 1 needs schema.sql run again first).
+IF OBJECT_ID(N'dbo.receipt_reversal', N'U') IS NULL OR OBJECT_ID(N'dbo.receipt_reversal_line', N'U') IS NULL
+    THROW 50005, N'contract.sql: receipt_reversal and receipt_reversal_line are missing: run sql/sqlserver/schema.sql first (it adds only what is missing), or adapt the contract to the firm''s reversal tables', 1;
 GO
 
 BEGIN TRANSACTION;
@@ -217,14 +226,14 @@ GO
 
 -- The first install makes the epoch: a random (version 4) UUID from NEWID(), lower case 8-4-4-4-12.
 INSERT INTO dbo.ml_contract (contract_version, db_epoch, installed_at)
-SELECT 1, LOWER(CONVERT(NVARCHAR(36), NEWID())), SYSUTCDATETIME()
+SELECT 2, LOWER(CONVERT(NVARCHAR(36), NEWID())), SYSUTCDATETIME()
 WHERE NOT EXISTS (SELECT 1 FROM dbo.ml_contract WITH (UPDLOCK, HOLDLOCK));
 
 -- installed_at records when this version was installed; a plain re-run keeps it. Both SET
 -- expressions see the row as it was.
 UPDATE dbo.ml_contract
-SET installed_at = CASE WHEN contract_version = 1 THEN installed_at ELSE CONVERT(DATETIME2(0), SYSUTCDATETIME()) END,
-    contract_version = 1;
+SET installed_at = CASE WHEN contract_version = 2 THEN installed_at ELSE CONVERT(DATETIME2(0), SYSUTCDATETIME()) END,
+    contract_version = 2;
 
 -- The counter starts at the highest id in use (0 on a new install), and is moved up if someone
 -- restored ml_change without it; it never moves down.
@@ -238,9 +247,9 @@ WHERE singleton = 1
   AND last_change_id < (SELECT MAX(change_id) FROM dbo.ml_change WHERE change_id IS NOT NULL);
 GO
 
--- A posting that did land is never also recorded as rejected, so ml_posting_result has one answer
--- (SQLite: RAISE(IGNORE) in a BEFORE INSERT trigger; here the rows are taken out again after the
--- INSERT, in the same transaction).
+-- A posting that did land (as a receipt, or as a reversal) is never also recorded as rejected, so
+-- ml_posting_result has one answer (SQLite: RAISE(IGNORE) in a BEFORE INSERT trigger; here the rows
+-- are taken out again after the INSERT, in the same transaction).
 CREATE OR ALTER TRIGGER dbo.ml_posting_rejection_posted
 ON dbo.ml_posting_rejection
 AFTER INSERT
@@ -255,7 +264,12 @@ BEGIN
                   FROM dbo.receipt AS r
                   WHERE r.posting_uuid = x.posting_uuid COLLATE DATABASE_DEFAULT
                     AND r.posting_uuid COLLATE Latin1_General_BIN2 = x.posting_uuid
-                    AND LEN(r.posting_uuid + N'.') = LEN(x.posting_uuid + N'.'));
+                    AND LEN(r.posting_uuid + N'.') = LEN(x.posting_uuid + N'.'))
+       OR EXISTS (SELECT 1
+                  FROM dbo.receipt_reversal AS v
+                  WHERE v.posting_uuid = x.posting_uuid COLLATE DATABASE_DEFAULT
+                    AND v.posting_uuid COLLATE Latin1_General_BIN2 = x.posting_uuid
+                    AND LEN(v.posting_uuid + N'.') = LEN(x.posting_uuid + N'.'));
 END;
 GO
 
@@ -819,7 +833,9 @@ GO
 -- ---------------------------------------------------------------------------------------------------
 
 -- The outcome of a posting: one row ('posted' with its receipt_id, or 'rejected' with the reason),
--- or no row when the database has never seen it. receipt_id is text, as the agent reads it.
+-- or no row when the database has never seen it. receipt_id is text, as the agent reads it: the
+-- receipt's id, or for a reversal 'R-' and the receipt_reversal_id, so a reversal is never taken for
+-- a receipt.
 -- posting_uuid is matched exactly (case and trailing spaces count), as in SQLite.
 CREATE OR ALTER PROCEDURE dbo.ml_posting_result
     @posting_uuid NVARCHAR(MAX)
@@ -831,16 +847,25 @@ BEGIN
 
     SELECT CONVERT(NVARCHAR(64), r.posting_uuid)      AS posting_uuid,
            CONVERT(NVARCHAR(8), N'posted')             AS status,
-           CONVERT(NVARCHAR(20), r.receipt_id)         AS receipt_id,
+           CONVERT(NVARCHAR(22), r.receipt_id)         AS receipt_id,
            CONVERT(NVARCHAR(1000), NULL)               AS reason
     FROM dbo.receipt AS r
     WHERE r.posting_uuid = @key
       AND r.posting_uuid = @key COLLATE Latin1_General_BIN2
       AND LEN(r.posting_uuid + N'.') = LEN(@key + N'.')
     UNION ALL
+    SELECT CONVERT(NVARCHAR(64), v.posting_uuid),
+           CONVERT(NVARCHAR(8), N'posted'),
+           CONVERT(NVARCHAR(22), N'R-' + CONVERT(NVARCHAR(20), v.receipt_reversal_id)),
+           CONVERT(NVARCHAR(1000), NULL)
+    FROM dbo.receipt_reversal AS v
+    WHERE v.posting_uuid = @key
+      AND v.posting_uuid = @key COLLATE Latin1_General_BIN2
+      AND LEN(v.posting_uuid + N'.') = LEN(@key + N'.')
+    UNION ALL
     SELECT CONVERT(NVARCHAR(64), x.posting_uuid) COLLATE DATABASE_DEFAULT,
            CONVERT(NVARCHAR(8), N'rejected'),
-           CONVERT(NVARCHAR(20), NULL),
+           CONVERT(NVARCHAR(22), NULL),
            CONVERT(NVARCHAR(1000), x.reason)
     FROM dbo.ml_posting_rejection AS x
     WHERE x.posting_uuid = @key
@@ -849,14 +874,20 @@ BEGIN
                       FROM dbo.receipt AS r
                       WHERE r.posting_uuid = @key
                         AND r.posting_uuid = @key COLLATE Latin1_General_BIN2
-                        AND LEN(r.posting_uuid + N'.') = LEN(@key + N'.'));
+                        AND LEN(r.posting_uuid + N'.') = LEN(@key + N'.'))
+      AND NOT EXISTS (SELECT 1
+                      FROM dbo.receipt_reversal AS v
+                      WHERE v.posting_uuid = @key
+                        AND v.posting_uuid = @key COLLATE Latin1_General_BIN2
+                        AND LEN(v.posting_uuid + N'.') = LEN(@key + N'.'));
 END;
 GO
 
 -- reject_posting: after an ML001 error the agent rolls back, then records the answer in a
 -- transaction of its own. Idempotent: an existing rejection keeps its first reason, and a posted
 -- UUID is never recorded as rejected (ml_posting_result keeps saying 'posted').
--- Locks are taken in the same order as in ml_apply_posting (receipt, then ml_posting_rejection).
+-- Locks are taken in the same order as in ml_apply_posting (receipt, receipt_reversal, then
+-- ml_posting_rejection).
 CREATE OR ALTER PROCEDURE dbo.ml_reject_posting
     @posting_uuid NVARCHAR(MAX),
     @reason       NVARCHAR(MAX)
@@ -881,6 +912,11 @@ BEGIN
                    WHERE r.posting_uuid = @key
                      AND r.posting_uuid = @key COLLATE Latin1_General_BIN2
                      AND LEN(r.posting_uuid + N'.') = LEN(@key + N'.'))
+       AND NOT EXISTS (SELECT 1
+                       FROM dbo.receipt_reversal AS v WITH (UPDLOCK, HOLDLOCK)
+                       WHERE v.posting_uuid = @key
+                         AND v.posting_uuid = @key COLLATE Latin1_General_BIN2
+                         AND LEN(v.posting_uuid + N'.') = LEN(@key + N'.'))
         -- A UUID longer than 64 characters fails here with a truncation error, as it must: it can
         -- be neither stored nor matched.
         INSERT INTO dbo.ml_posting_rejection (posting_uuid, reason)
@@ -906,7 +942,14 @@ GO
 --      trigger), and stops at the first problem with THROW 50001, 'ML001 <code>', before anything is
 --      written;
 --   c) writes the receipt, one receipt_allocation per line in the posting's order, pays down the
---      invoices and books trust deposits. The change triggers record them in ml_change.
+--      invoices and books trust deposits; or, for a reversal (a posting whose "reverses" names the
+--      posting it gives money back from), one receipt_reversal, one receipt_reversal_line per line,
+--      gives the amounts back to the invoices (a paid one is open again) and withdraws them from the
+--      trust ledgers. The change triggers record them in ml_change.
+-- A reversal runs checks 1 to 8, 17 to 20, 11 (duplicate_line) and 21 to 26 of
+-- docs/contract.md section 7 in place of 9 to 16. It locks the original receipt first (UPDLOCK), so
+-- two reversals of one posting take turns, then its invoices as below, and takes a key-range update
+-- lock on the trust entries of each matter it withdraws from.
 --
 -- Exactness, as in SQLite: keys of the JSON object are matched case-sensitively (OPENJSON's key
 -- column is binary); account, client, invoice and matter numbers and the posting_uuid are matched
@@ -948,12 +991,16 @@ BEGIN
             @payer_email NVARCHAR(MAX),    @payer_email_type TINYINT,
             @ar_message NVARCHAR(MAX),     @ar_message_type TINYINT,
             @processor_txn NVARCHAR(MAX),  @processor_txn_type TINYINT,
+            @reverses NVARCHAR(MAX),       @reverses_type TINYINT,
             @allocations NVARCHAR(MAX),    @allocations_type TINYINT;
     DECLARE @uuid_key NVARCHAR(64), @account_key NVARCHAR(400), @client_key NVARCHAR(400);
     DECLARE @received_on_date DATE, @amount_minor BIGINT, @line_count INT;
     DECLARE @bank_account_id BIGINT, @account_type NVARCHAR(100), @account_currency NVARCHAR(100);
     DECLARE @client_id BIGINT, @receipt_id BIGINT;
     DECLARE @first_char NVARCHAR(1);
+    -- A reversal: the posting it gives money back from, and that receipt.
+    DECLARE @reverses_key NVARCHAR(64), @original_id BIGINT, @original_account BIGINT,
+            @original_client BIGINT, @original_currency NVARCHAR(100), @reversal_id BIGINT;
 
     -- The fields of the posting object that this procedure reads, one row per occurrence.
     DECLARE @field TABLE (
@@ -982,7 +1029,9 @@ BEGIN
         number_key          NVARCHAR(400) COLLATE DATABASE_DEFAULT NULL,
         amount_minor        BIGINT        NULL,
         invoice_id          BIGINT        NULL,
-        matter_id           BIGINT        NULL
+        matter_id           BIGINT        NULL,
+        allocation_id       BIGINT        NULL,     -- reversals: the original's line it takes back from
+        given               BIGINT        NULL      -- reversals: what that line gave
     );
 
     -- The invoices the posting pays, as read under lock.
@@ -993,6 +1042,7 @@ BEGIN
         matter_id      BIGINT        NULL,
         currency       NVARCHAR(100) COLLATE DATABASE_DEFAULT NULL,
         balance_minor  BIGINT        NULL,
+        total_minor    BIGINT        NULL,
         status         NVARCHAR(100) COLLATE DATABASE_DEFAULT NULL
     );
 
@@ -1015,7 +1065,7 @@ BEGIN
     FROM OPENJSON(@posting) AS j
     WHERE j.[key] IN (N'posting_uuid', N'received_on', N'account_number', N'client_number',
                       N'currency', N'amount_minor', N'payer_name', N'payer_email', N'ar_message',
-                      N'processor_txn', N'allocations');
+                      N'processor_txn', N'reverses', N'allocations');
 
     IF CASE WHEN (SELECT COUNT(*) FROM @field WHERE [key] = N'posting_uuid' AND [type] = 1) = 1
              AND (SELECT COUNT(*) FROM @field WHERE [key] = N'posting_uuid') = 1
@@ -1031,6 +1081,11 @@ BEGIN
                WHERE r.posting_uuid = @uuid_key
                  AND r.posting_uuid = @uuid_key COLLATE Latin1_General_BIN2
                  AND LEN(r.posting_uuid + N'.') = LEN(@uuid_key + N'.'))
+       OR EXISTS (SELECT 1
+                  FROM dbo.receipt_reversal AS v WITH (UPDLOCK, HOLDLOCK)
+                  WHERE v.posting_uuid = @uuid_key
+                    AND v.posting_uuid = @uuid_key COLLATE Latin1_General_BIN2
+                    AND LEN(v.posting_uuid + N'.') = LEN(@uuid_key + N'.'))
        OR EXISTS (SELECT 1
                   FROM dbo.ml_posting_rejection AS x WITH (UPDLOCK, HOLDLOCK)
                   WHERE x.posting_uuid = @uuid_key
@@ -1050,6 +1105,7 @@ BEGIN
     SELECT @payer_email = [value], @payer_email_type = [type] FROM @field WHERE [key] = N'payer_email';
     SELECT @ar_message = [value], @ar_message_type = [type] FROM @field WHERE [key] = N'ar_message';
     SELECT @processor_txn = [value], @processor_txn_type = [type] FROM @field WHERE [key] = N'processor_txn';
+    SELECT @reverses = [value], @reverses_type = [type] FROM @field WHERE [key] = N'reverses';
     SELECT @allocations = [value], @allocations_type = [type] FROM @field WHERE [key] = N'allocations';
 
     -- A real date written YYYY-MM-DD (TRY_CONVERT refuses 2026-02-30; the round trip refuses any
@@ -1129,6 +1185,13 @@ BEGIN
              AND COALESCE(@payer_email_type, 0) IN (0, 1)
              AND COALESCE(@ar_message_type, 0) IN (0, 1)
              AND COALESCE(@processor_txn_type, 0) IN (0, 1)
+             -- "reverses": null or missing, or the canonical UUID of another posting.
+             AND COALESCE(@reverses_type, 0) IN (0, 1)
+             AND (COALESCE(@reverses_type, 0) = 0
+                  OR (DATALENGTH(@reverses) = 72
+                      AND @reverses COLLATE Latin1_General_BIN2 LIKE
+                          REPLACE(N'HHHHHHHH-HHHH-HHHH-HHHH-HHHHHHHHHHHH', N'H', N'[0-9a-f]')
+                      AND @reverses COLLATE Latin1_General_BIN2 <> @uuid))
              AND @allocations_type = 4
              AND @line_count BETWEEN 1 AND 1000
              AND NOT EXISTS (SELECT 1 FROM @line
@@ -1189,6 +1252,160 @@ BEGIN
        AND EXISTS (SELECT 1 FROM @line WHERE is_trust = 1)
         THROW 50001, N'ML001 trust_account_required', 1;
 
+    -- Reversals (a "reverses" that is not null) are checked against the original receipt in place of
+    -- checks 9 to 16, and written to receipt_reversal.
+    IF @reverses_type = 1
+    BEGIN
+        SET @reverses_key = @reverses;
+
+        -- 17. original_not_posted: the original is a receipt; a posting that was rejected, never
+        -- arrived, or is itself a reversal has none. Its row is locked, so reversals of it take turns.
+        SELECT @original_id = r.receipt_id,
+               @original_account = r.bank_account_id,
+               @original_client = r.client_id,
+               @original_currency = r.currency
+        FROM dbo.receipt AS r WITH (UPDLOCK, ROWLOCK)
+        WHERE r.posting_uuid = @reverses_key
+          AND r.posting_uuid = @reverses_key COLLATE Latin1_General_BIN2
+          AND LEN(r.posting_uuid + N'.') = LEN(@reverses_key + N'.');
+        IF @original_id IS NULL
+            THROW 50001, N'ML001 original_not_posted', 1;
+
+        -- 18-20. The money goes back out of the account it came into, for the client that paid, in
+        -- its currency.
+        IF CASE WHEN @original_account = @bank_account_id THEN 0 ELSE 1 END = 1
+            THROW 50001, N'ML001 reversal_account_mismatch', 1;
+        IF CASE WHEN @original_client = @client_id THEN 0 ELSE 1 END = 1
+            THROW 50001, N'ML001 reversal_client_mismatch', 1;
+        IF CASE WHEN @original_currency COLLATE Latin1_General_BIN2 = @currency THEN 0 ELSE 1 END = 1
+            THROW 50001, N'ML001 reversal_currency_mismatch', 1;
+
+        -- 11. duplicate_line: two lines of one kind naming the same number exactly.
+        IF EXISTS (SELECT 1
+                   FROM @line AS a
+                   JOIN @line AS b
+                     ON b.line_no > a.line_no
+                    AND b.is_invoice = a.is_invoice
+                    AND b.number_key = a.number_key COLLATE Latin1_General_BIN2
+                    AND LEN(b.number_key + N'.') = LEN(a.number_key + N'.'))
+            THROW 50001, N'ML001 duplicate_line', 1;
+
+        -- 21. reversal_line_not_in_original: each line takes back from the original's allocation line
+        -- of the same kind and invoice or matter number (allocation lines never change).
+        UPDATE l
+        SET allocation_id = ra.receipt_allocation_id,
+            given = ra.amount_minor,
+            invoice_id = ra.invoice_id,
+            matter_id = ra.matter_id
+        FROM @line AS l
+        JOIN dbo.receipt_allocation AS ra ON ra.receipt_id = @original_id
+        LEFT JOIN dbo.invoice AS i ON i.invoice_id = ra.invoice_id
+        LEFT JOIN dbo.matter AS m ON m.matter_id = ra.matter_id
+        WHERE (l.is_invoice = 1
+               AND ra.kind COLLATE Latin1_General_BIN2 = N'invoice'
+               AND i.invoice_number = l.number_key
+               AND i.invoice_number = l.number_key COLLATE Latin1_General_BIN2
+               AND LEN(i.invoice_number + N'.') = LEN(l.number_key + N'.'))
+           OR (l.is_trust = 1
+               AND ra.kind COLLATE Latin1_General_BIN2 = N'trust'
+               AND m.matter_number = l.number_key
+               AND m.matter_number = l.number_key COLLATE Latin1_General_BIN2
+               AND LEN(m.matter_number + N'.') = LEN(l.number_key + N'.'));
+        IF EXISTS (SELECT 1 FROM @line WHERE allocation_id IS NULL)
+            THROW 50001, N'ML001 reversal_line_not_in_original', 1;
+
+        -- Lock the invoices, in invoice_id order, and read them under the lock.
+        INSERT INTO @invoice (invoice_id)
+        SELECT DISTINCT invoice_id FROM @line WHERE invoice_id IS NOT NULL;
+
+        UPDATE v
+        SET found = 1,
+            invoice_number = i.invoice_number,
+            matter_id = i.matter_id,
+            currency = i.currency,
+            balance_minor = i.balance_minor,
+            total_minor = i.total_minor,
+            status = i.status
+        FROM @invoice AS v
+        JOIN dbo.invoice AS i WITH (UPDLOCK, ROWLOCK)
+          ON i.invoice_id = v.invoice_id
+        OPTION (LOOP JOIN, FORCE ORDER, MAXDOP 1);
+
+        -- 22. reversal_exceeds_original: this reversal and the earlier ones (committed: the original
+        -- receipt is locked) never take back more than a line gave.
+        IF EXISTS (SELECT 1
+                   FROM @line AS l
+                   WHERE CASE WHEN l.amount_minor + COALESCE((SELECT SUM(x.amount_minor)
+                                                              FROM dbo.receipt_reversal_line AS x
+                                                              WHERE x.receipt_allocation_id = l.allocation_id), 0)
+                                   <= l.given
+                              THEN 0 ELSE 1 END = 1)
+            THROW 50001, N'ML001 reversal_exceeds_original', 1;
+
+        -- 23. reversal_invoice_closed: a void or closed invoice takes nothing back (a paid one opens
+        -- again). 24. reversal_currency_mismatch: nor one whose currency changed since. 25.
+        -- reversal_exceeds_invoice_total: a balance never grows above the invoice's total.
+        IF EXISTS (SELECT 1
+                   FROM @invoice AS v
+                   WHERE CASE WHEN v.status COLLATE Latin1_General_BIN2 IN (N'open', N'paid') THEN 0 ELSE 1 END = 1)
+            THROW 50001, N'ML001 reversal_invoice_closed', 1;
+        IF EXISTS (SELECT 1
+                   FROM @invoice AS v
+                   WHERE CASE WHEN v.currency COLLATE Latin1_General_BIN2 = @currency THEN 0 ELSE 1 END = 1)
+            THROW 50001, N'ML001 reversal_currency_mismatch', 1;
+        IF EXISTS (SELECT 1
+                   FROM @line AS l
+                   JOIN @invoice AS v ON v.invoice_id = l.invoice_id
+                   WHERE CASE WHEN v.balance_minor + l.amount_minor <= v.total_minor THEN 0 ELSE 1 END = 1)
+            THROW 50001, N'ML001 reversal_exceeds_invoice_total', 1;
+
+        -- 26. trust_balance_insufficient: a withdrawal never takes a matter's trust balance below zero
+        -- (DESIGN.md, money rule 5). The key-range update lock on the matter's entries keeps anyone
+        -- from adding an entry for it until this transaction ends, and makes a second reversal on the
+        -- same matter wait here instead of deadlocking.
+        IF EXISTS (SELECT 1
+                   FROM @line AS l
+                   WHERE l.matter_id IS NOT NULL
+                     AND CASE WHEN COALESCE((SELECT SUM(t.amount_minor)
+                                             FROM dbo.trust_entry AS t WITH (UPDLOCK, HOLDLOCK)
+                                             WHERE t.matter_id = l.matter_id), 0) >= l.amount_minor
+                              THEN 0 ELSE 1 END = 1)
+            THROW 50001, N'ML001 trust_balance_insufficient', 1;
+
+        -- c') Apply: the reversal of the original receipt, dated the day of the refund, its lines in
+        -- the reversal's order, the invoices given their amounts back (a paid one is open again), and
+        -- the trust withdrawals: negative entries in the original's (TRUST) account that point at the
+        -- receipt whose money they take back, so that receipt's entries net out.
+        INSERT INTO dbo.receipt_reversal (posting_uuid, receipt_id, reversed_on, amount_minor, currency,
+                                          ar_message, processor_txn)
+        VALUES (@uuid, @original_id, @received_on_date, @amount_minor, @currency,
+                CASE WHEN @ar_message_type = 1 THEN @ar_message END,
+                CASE WHEN @processor_txn_type = 1 THEN @processor_txn END);
+        SET @reversal_id = CONVERT(BIGINT, SCOPE_IDENTITY());
+
+        INSERT INTO dbo.receipt_reversal_line (receipt_reversal_id, receipt_allocation_id, amount_minor)
+        SELECT @reversal_id, l.allocation_id, l.amount_minor
+        FROM @line AS l
+        ORDER BY l.line_no;
+
+        UPDATE i
+        SET balance_minor = i.balance_minor + l.amount_minor,
+            status = CASE WHEN i.status COLLATE Latin1_General_BIN2 = N'paid' THEN N'open' ELSE i.status END
+        FROM dbo.invoice AS i
+        JOIN @line AS l ON l.invoice_id = i.invoice_id;
+
+        INSERT INTO dbo.trust_entry (matter_id, bank_account_id, entry_date, amount_minor, currency, memo, receipt_id)
+        SELECT l.matter_id, @original_account, @received_on_date, -l.amount_minor, @currency,
+               N'reversal of ' + @reverses_key, @original_id
+        FROM @line AS l
+        WHERE l.matter_id IS NOT NULL
+        ORDER BY l.line_no;
+
+        IF @own_transaction = 1 COMMIT TRANSACTION;
+        RETURN;
+    END;
+
+
     -- 9. invoice_not_found
     UPDATE l
     SET invoice_id = i.invoice_id
@@ -1213,6 +1430,7 @@ BEGIN
         matter_id = i.matter_id,
         currency = i.currency,
         balance_minor = i.balance_minor,
+        total_minor = i.total_minor,
         status = i.status
     FROM @invoice AS v
     JOIN dbo.invoice AS i WITH (UPDLOCK, ROWLOCK)

@@ -1,8 +1,9 @@
 -- matterlink reference matter-management schema (SQL Server 2016 SP1 and later, Azure SQL).
 --
 -- A stand-in for a law firm's time & billing database: clients, matters, bank accounts, invoices,
--- trust (IOLTA) ledgers and the receipts that pay them. The matterlink contract (contract.sql) is
--- installed on top of it; a firm's real system has its own tables and gets the contract adapted.
+-- trust (IOLTA) ledgers, the receipts that pay them and the reversals (refunds, voids, chargebacks)
+-- that give receipts' money back. The matterlink contract (contract.sql) is installed on top of it;
+-- a firm's real system has its own tables and gets the contract adapted.
 -- It mirrors sql/sqlite/schema.sql table for table and column for column.
 --
 -- Run with sqlcmd (the ":on error exit" line below is a sqlcmd command; in SSMS use SQLCMD mode):
@@ -187,6 +188,55 @@ IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'dbo.recei
 CREATE NONCLUSTERED INDEX receipt_allocation_invoice ON dbo.receipt_allocation (invoice_id);
 IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'dbo.receipt_allocation') AND name = N'receipt_allocation_matter')
 CREATE NONCLUSTERED INDEX receipt_allocation_matter ON dbo.receipt_allocation (matter_id);
+
+-- A reversal gives money of a receipt back: a refund, void or chargeback at the payment processor.
+-- The receipt is never edited. Each reversal is a row of its own, keyed by the posting_uuid of the
+-- reversing posting (UNIQUE, as a receipt's is), and its lines say how much each allocation line of
+-- the receipt gave back. A receipt's net is its amount minus its reversals' amounts, and an
+-- allocation line's net is its amount minus its reversal lines' amounts. reversed_on is the day of
+-- the refund, void or chargeback; the money leaves the receipt's own bank account, in its currency.
+IF OBJECT_ID(N'dbo.receipt_reversal', N'U') IS NULL
+CREATE TABLE dbo.receipt_reversal (
+    receipt_reversal_id BIGINT IDENTITY(1, 1) NOT NULL,
+    posting_uuid    NVARCHAR(64)  NOT NULL,
+    receipt_id      BIGINT        NOT NULL,
+    reversed_on     DATE          NOT NULL,
+    amount_minor    BIGINT        NOT NULL,
+    currency        NVARCHAR(3)   NOT NULL,
+    ar_message      NVARCHAR(MAX) NULL,
+    processor_txn   NVARCHAR(MAX) NULL,
+    posted_at       DATETIME2(3)  NOT NULL CONSTRAINT receipt_reversal_posted_at_default DEFAULT (SYSUTCDATETIME()),
+    CONSTRAINT receipt_reversal_pk PRIMARY KEY CLUSTERED (receipt_reversal_id),
+    CONSTRAINT receipt_reversal_posting_uuid_unique UNIQUE (posting_uuid),
+    CONSTRAINT receipt_reversal_receipt_fk FOREIGN KEY (receipt_id) REFERENCES dbo.receipt (receipt_id),
+    CONSTRAINT receipt_reversal_posting_uuid_not_empty CHECK (DATALENGTH(posting_uuid) > 0),
+    CONSTRAINT receipt_reversal_amount_positive CHECK (amount_minor > 0),
+    CONSTRAINT receipt_reversal_currency_iso CHECK (currency COLLATE Latin1_General_BIN2 LIKE N'[A-Z][A-Z][A-Z]')
+);
+
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'dbo.receipt_reversal') AND name = N'receipt_reversal_receipt')
+CREATE NONCLUSTERED INDEX receipt_reversal_receipt ON dbo.receipt_reversal (receipt_id);
+
+-- One line of a reversal: what it takes back from one allocation line of the reversed receipt (an
+-- invoice payment given back to the invoice's balance, or a trust deposit withdrawn from the ledger).
+IF OBJECT_ID(N'dbo.receipt_reversal_line', N'U') IS NULL
+CREATE TABLE dbo.receipt_reversal_line (
+    receipt_reversal_line_id BIGINT IDENTITY(1, 1) NOT NULL,
+    receipt_reversal_id   BIGINT NOT NULL,
+    receipt_allocation_id BIGINT NOT NULL,
+    amount_minor          BIGINT NOT NULL,
+    CONSTRAINT receipt_reversal_line_pk PRIMARY KEY CLUSTERED (receipt_reversal_line_id),
+    CONSTRAINT receipt_reversal_line_reversal_fk FOREIGN KEY (receipt_reversal_id)
+        REFERENCES dbo.receipt_reversal (receipt_reversal_id),
+    CONSTRAINT receipt_reversal_line_allocation_fk FOREIGN KEY (receipt_allocation_id)
+        REFERENCES dbo.receipt_allocation (receipt_allocation_id),
+    CONSTRAINT receipt_reversal_line_amount_positive CHECK (amount_minor > 0)
+);
+
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'dbo.receipt_reversal_line') AND name = N'receipt_reversal_line_reversal')
+CREATE NONCLUSTERED INDEX receipt_reversal_line_reversal ON dbo.receipt_reversal_line (receipt_reversal_id);
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'dbo.receipt_reversal_line') AND name = N'receipt_reversal_line_allocation')
+CREATE NONCLUSTERED INDEX receipt_reversal_line_allocation ON dbo.receipt_reversal_line (receipt_allocation_id) INCLUDE (amount_minor);
 
 -- The trust ledger: deposits are positive, disbursements negative, a zero entry means nothing.
 -- A matter's trust balance is the sum of its entries.
