@@ -500,10 +500,12 @@ static json_t *s_rows (ml_query_t *query)
 
 //  What postings not yet reflected in the replica take from each invoice: postings still
 //  waiting for an answer, and posted ones whose change the replica has not reached yet.
+//  Reversing postings give back, so they are not counted until the replica shows them.
 #define S_PENDING_SQL                                                                              \
     "COALESCE ((SELECT SUM (l.amount_minor) FROM posting_line l"                                   \
     " JOIN posting p ON p.posting_uuid = l.posting_uuid"                                           \
     " WHERE p.firm_id = o.firm_id AND l.kind = 'I' AND l.reference = o.invoice_number"             \
+    " AND p.reverses = ''"                                                                         \
     " AND (p.status IN ('pending', 'delivered')"                                                   \
     " OR (p.status = 'posted' AND p.result_cursor > r.cursor))), 0)"
 
@@ -695,6 +697,40 @@ int ml_store_posting_sent (ml_store_t *self, const char *posting_uuid)
     return s_finish (self, ok);
 }
 
+static bool s_reversal_posted (ml_store_t *self, const char *reversal_uuid)
+{
+    json_t *rows = s_rows (
+        ml_odbc_query (self->odbc,
+                       "SELECT o.posting_uuid, o.amount_minor, o.status, (SELECT COALESCE (SUM "
+                       "(r.amount_minor), 0)"
+                       " FROM posting r WHERE r.reverses = o.posting_uuid AND r.status = 'posted')"
+                       " AS reversed_minor FROM posting o WHERE o.posting_uuid ="
+                       " (SELECT reverses FROM posting WHERE posting_uuid = ?)",
+                       "s", reversal_uuid));
+    json_t *original = json_array_get (rows, 0);
+    bool ok = rows != NULL;
+    if (original) {
+        const char *uuid = json_string_value (json_object_get (original, "posting_uuid"));
+        bool whole = json_integer_value (json_object_get (original, "reversed_minor")) >=
+                     json_integer_value (json_object_get (original, "amount_minor"));
+        char detail[128];
+        snprintf (detail, sizeof detail, "%s by %s", whole ? "reversed" : "partly reversed",
+                  reversal_uuid);
+        ok = s_event (self, uuid, whole ? "reversed" : "posted", detail);
+        if (ok && whole &&
+            streq (json_string_value (json_object_get (original, "status")), "posted")) {
+            char now[32];
+            ml_store_now (now, sizeof now);
+            ok = ml_odbc_execute (self->odbc,
+                                  "UPDATE posting SET status = 'reversed', updated_at = ?"
+                                  " WHERE posting_uuid = ?",
+                                  "ss", now, uuid) == 1;
+        }
+    }
+    json_decref (rows);
+    return ok;
+}
+
 int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg_t *result)
 {
     char now[32];
@@ -718,6 +754,10 @@ int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg
         else
             snprintf (detail, sizeof detail, "matter system refused: %s", result->reason);
         ok = s_event (self, result->posting_uuid, posted ? "posted" : "rejected", detail);
+        //  A posted reversal shows on the posting it reverses, which becomes "reversed" once
+        //  reversals have taken all of it back.
+        if (ok && posted)
+            ok = s_reversal_posted (self, result->posting_uuid);
     }
     if (s_finish (self, ok) != 0)
         return -1;

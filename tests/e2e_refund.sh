@@ -60,6 +60,8 @@ reversal=$(echo "$out" | json 'd["reversal"]["posting_uuid"]')
 wait_for 30 "the chargeback's reversing posting" posting_is "$reversal" posted
 [ "$(matter_sql "SELECT balance_minor FROM invoice WHERE invoice_number = '$invoice'")" = "$balance" ] ||
     fail "after refund and chargeback the invoice balance is not back to $balance"
+wait_for 10 "the original posting to show as reversed" posting_is "$operating_posting" reversed
+posting_is "$trust_posting" posted || fail "a partly reversed posting is no longer posted"
 
 # A void cancels a whole fresh charge.
 out=$(echo "4242424242424242 04/2031 123" | cli --json charge --firm acme --invoice "$invoice=10.00" \
