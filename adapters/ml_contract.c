@@ -78,7 +78,9 @@ static const s_dialect_t s_dialects[] = {
      "SELECT " S_ITEM_COLUMNS " FROM ml_trust_balances", S_POSTGRESQL_LIMIT,
      "CALL ml_apply_postings(?)",
      "SELECT posting_uuid, status, receipt_id, reason FROM ml_posting_results(?)",
-     "%s IN (SELECT json_array_elements_text(CAST(? AS json)))", "LIMIT ?",
+     //  = ANY of an array reaches the number indexes, where IN (SELECT ...) joined under an OR
+     //  walked every open invoice.
+     "%s = ANY (ARRAY(SELECT json_array_elements_text(CAST(? AS json))))", "LIMIT ?",
      //  psqlODBC runs reads as cursors (UseDeclareFetch), which PostgreSQL plans for the
      //  first 10% of rows: a prefix search would walk the invoices in id order instead of
      //  using the number and trigram indexes. A search reads all its (few) rows.
@@ -471,10 +473,10 @@ static char *s_scope_json (const ml_search_t *search, int list)
 }
 
 typedef struct {
-    char sql[2048];
+    char sql[4096];
     size_t length;
-    char picture[24];
-    ml_odbc_value_t values[24];
+    char picture[33]; //  ml_odbc takes at most 32 parameters
+    ml_odbc_value_t values[32];
     size_t count;
 } s_statement_t;
 
@@ -520,15 +522,55 @@ static void s_search_fail (ml_msg_t *answer, uint16_t code, const char *reason)
     snprintf (answer->reason, sizeof answer->reason, "%.255s", reason);
 }
 
-int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t *answer)
+//  The rows of one search's view that match its criteria and filters: "SELECT ... FROM view
+//  WHERE ..." with every value bound.
+static void s_search_select (s_statement_t *statement, const ml_search_t *search,
+                             const char *pattern)
 {
-    assert (self && search && answer);
     static const char *columns[] = {NULL,
                                     "client_name",
                                     "client_number",
                                     "matter_number",
                                     "matter_description",
                                     "invoice_number"};
+    s_text (statement, "SELECT " S_ITEM_COLUMNS " FROM ", NULL);
+    s_text (statement, "%s WHERE source_id > ?",
+            search->target == 'T' ? "ml_trust_balances" : "ml_open_items");
+    s_bind_number (statement, (int64_t)search->after);
+    if (search->field != ML_FIELD_NONE && search->field <= ML_FIELD_LAST) {
+        //  Case-insensitive everywhere: staff type "smith" for "Smith & Co".
+        s_text (statement, " AND LOWER(%s) LIKE LOWER(?) ESCAPE '!'", columns[search->field]);
+        s_bind_text (statement, pattern);
+    }
+    //  Dates are 'YYYY-MM-DD' text in every dialect's item row, so text order is date order.
+    if (*search->date_from) {
+        s_text (statement, " AND invoice_date >= ?", NULL);
+        s_bind_text (statement, search->date_from);
+    }
+    if (*search->date_to) {
+        s_text (statement, " AND invoice_date <= ?", NULL);
+        s_bind_text (statement, search->date_to);
+    }
+    if (search->amount_filter & ML_AMOUNT_MIN) {
+        s_text (statement, " AND balance_minor >= ?", NULL);
+        s_bind_number (statement, search->amount_min);
+    }
+    if (search->amount_filter & ML_AMOUNT_MAX) {
+        s_text (statement, " AND balance_minor <= ?", NULL);
+        s_bind_number (statement, search->amount_max);
+    }
+    if (search->status == ML_STATUS_OVERDUE) {
+        s_text (statement, " AND due_date < ?", NULL);
+        s_bind_text (statement, search->as_of);
+    } else if (search->status == ML_STATUS_CURRENT) {
+        s_text (statement, " AND (due_date IS NULL OR due_date >= ?)", NULL);
+        s_bind_text (statement, search->as_of);
+    }
+}
+
+int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t *answer)
+{
+    assert (self && search && answer);
     const s_dialect_t *dialect = self->dialect;
     s_statement_t statement = {.length = 0};
     char pattern[2 * sizeof search->text + 3];
@@ -537,58 +579,31 @@ int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t
     answer->code = ML_SEARCH_OK;
     answer->next = 0;
     *answer->reason = 0;
-
-    s_text (&statement, "SELECT " S_ITEM_COLUMNS " FROM ", NULL);
-    s_text (&statement, "%s WHERE source_id > ?",
-            search->target == 'T' ? "ml_trust_balances" : "ml_open_items");
-    s_bind_number (&statement, (int64_t)search->after);
-    if (search->field != ML_FIELD_NONE && search->field <= ML_FIELD_LAST) {
-        //  Case-insensitive everywhere: staff type "smith" for "Smith & Co".
+    if (search->field != ML_FIELD_NONE)
         s_like_pattern (search->text, search->match, pattern, sizeof pattern);
-        s_text (&statement, " AND LOWER(%s) LIKE LOWER(?) ESCAPE '!'", columns[search->field]);
-        s_bind_text (&statement, pattern);
+
+    //  A payer's view: only rows a scope list names, each list its own select (its number
+    //  index finds the payer's few rows), united and then ordered; an empty scope shows
+    //  nothing, never everything. Invoice-level associations show that invoice, never a
+    //  trust ledger.
+    static const char *scope_columns[] = {"client_number", "matter_number", "invoice_number"};
+    int lists = 0;
+    for (int list = 0; search->scoped && list < 3; list++) {
+        if (search->scope_count[list] == 0 || (list == ML_SCOPE_INVOICES && search->target == 'T'))
+            continue;
+        scope_json[list] = s_scope_json (search, list);
+        s_text (&statement, lists++ ? " UNION " : "SELECT * FROM (", NULL);
+        s_search_select (&statement, search, pattern);
+        s_text (&statement, " AND ", NULL);
+        s_text (&statement, dialect->search_in_list, scope_columns[list]);
+        s_bind_text (&statement, scope_json[list]);
     }
-    //  Dates are 'YYYY-MM-DD' text in every dialect's item row, so text order is date order.
-    if (*search->date_from) {
-        s_text (&statement, " AND invoice_date >= ?", NULL);
-        s_bind_text (&statement, search->date_from);
-    }
-    if (*search->date_to) {
-        s_text (&statement, " AND invoice_date <= ?", NULL);
-        s_bind_text (&statement, search->date_to);
-    }
-    if (search->amount_filter & ML_AMOUNT_MIN) {
-        s_text (&statement, " AND balance_minor >= ?", NULL);
-        s_bind_number (&statement, search->amount_min);
-    }
-    if (search->amount_filter & ML_AMOUNT_MAX) {
-        s_text (&statement, " AND balance_minor <= ?", NULL);
-        s_bind_number (&statement, search->amount_max);
-    }
-    if (search->status == ML_STATUS_OVERDUE) {
-        s_text (&statement, " AND due_date < ?", NULL);
-        s_bind_text (&statement, search->as_of);
-    } else if (search->status == ML_STATUS_CURRENT) {
-        s_text (&statement, " AND (due_date IS NULL OR due_date >= ?)", NULL);
-        s_bind_text (&statement, search->as_of);
-    }
-    if (search->scoped) {
-        //  A payer's view: only rows a scope list names. An empty scope shows nothing,
-        //  never everything.
-        static const char *scope_columns[] = {"client_number", "matter_number", "invoice_number"};
-        int lists = 0;
-        s_text (&statement, " AND (", NULL);
-        for (int list = 0; list < 3; list++) {
-            //  Invoice-level associations show that invoice, never a trust ledger.
-            if (search->scope_count[list] == 0 ||
-                (list == ML_SCOPE_INVOICES && search->target == 'T'))
-                continue;
-            scope_json[list] = s_scope_json (search, list);
-            s_text (&statement, lists++ ? " OR " : "", NULL);
-            s_text (&statement, dialect->search_in_list, scope_columns[list]);
-            s_bind_text (&statement, scope_json[list]);
-        }
-        s_text (&statement, lists ? ")" : "1 = 0)", NULL);
+    if (lists)
+        s_text (&statement, ") scoped", NULL);
+    else {
+        s_search_select (&statement, search, pattern);
+        if (search->scoped)
+            s_text (&statement, " AND 1 = 0", NULL);
     }
     s_text (&statement, " ORDER BY source_id ", NULL);
     s_text (&statement, dialect->search_limit, NULL);
