@@ -90,6 +90,15 @@ static const char *s_schema[] = {
     " BEGIN SELECT RAISE (ABORT, 'a reversal''s final status never changes'); END",
     "CREATE TRIGGER IF NOT EXISTS reversal_kept BEFORE DELETE ON reversal"
     " BEGIN SELECT RAISE (ABORT, 'reversals are never removed'); END",
+    //  Each staff user's selection: what several searches gathered for one payment. Kept
+    //  until paid or cleared, whatever the next search asks (amount NULL: an invoice's
+    //  whole available balance when paid).
+    "CREATE TABLE IF NOT EXISTS selection_item ("
+    " firm_id TEXT NOT NULL REFERENCES firm (firm_id), staff TEXT NOT NULL,"
+    " kind TEXT NOT NULL CHECK (kind IN ('invoice', 'trust')), number TEXT NOT NULL,"
+    " amount_minor INTEGER CHECK (amount_minor IS NULL OR amount_minor > 0),"
+    " added_at TEXT NOT NULL, CHECK (kind = 'invoice' OR amount_minor IS NOT NULL),"
+    " PRIMARY KEY (firm_id, staff, kind, number))",
     //  Where the firm wants notices ("posting rejected").
     "CREATE TABLE IF NOT EXISTS firm_contact ("
     " firm_id TEXT PRIMARY KEY REFERENCES firm (firm_id), notify_email TEXT NOT NULL,"
@@ -845,15 +854,70 @@ static json_t *s_order_charge (ml_payments_t *self, const s_order_t *order, cons
                    : s_store_failed (self, "payment");
 }
 
-static json_t *s_payment (ml_payments_t *self, const json_t *request, char *deliver_firm,
+static json_t *s_selection_lines (ml_payments_t *self, const char *firm, const char *staff);
+
+//  With "selection": true, the request's lines are the staff user's selection. Returns the
+//  request to use (new reference; the same one without a selection), or NULL with *reply set.
+static json_t *s_with_selection (ml_payments_t *self, const json_t *request, json_t **reply)
+{
+    *reply = NULL;
+    if (!json_is_true (json_object_get (request, "selection")))
+        return json_incref ((json_t *)request);
+    const char *firm = json_string_value (json_object_get (request, "firm"));
+    const char *staff = json_string_value (json_object_get (request, "staff"));
+    if (json_object_get (request, "lines") || json_object_get (request, "auto"))
+        *reply = ml_admin_error ("pay the selection, or 'lines' and 'auto', not both");
+    else if (!firm || !staff)
+        *reply = ml_admin_error ("a selection belongs to a 'firm' and a 'staff' user");
+    if (*reply)
+        return NULL;
+    json_t *lines = s_selection_lines (self, firm, staff);
+    if (!lines || json_array_size (lines) == 0) {
+        json_decref (lines);
+        *reply = ml_admin_error ("your selection is empty: add to it from searches first");
+        return NULL;
+    }
+    json_t *copy = json_deep_copy (request);
+    json_object_set_new (copy, "lines", lines);
+    return copy;
+}
+
+//  Once a selection was paid (or sent as a link), it is done with.
+static void s_selection_done (ml_payments_t *self, const json_t *request)
+{
+    if (!json_is_true (json_object_get (request, "selection")))
+        return;
+    ml_odbc_execute (self->odbc, "DELETE FROM selection_item WHERE firm_id = ? AND staff = ?", "ss",
+                     json_string_value (json_object_get (request, "firm")),
+                     json_string_value (json_object_get (request, "staff")));
+}
+
+static json_t *s_payment (ml_payments_t *self, const json_t *original, char *deliver_firm,
                           size_t size)
 {
     if (!self->processor)
         return ml_admin_error ("no card processor is configured (section 'processor' of the "
                                "core's configuration)");
+    json_t *reply = NULL;
+    json_t *request = s_with_selection (self, original, &reply);
+    if (!request)
+        return reply;
     s_order_t order;
     s_order_init (&order);
-    json_t *reply = s_order_parse (self, request, &order);
+    reply = s_order_parse (self, request, &order);
+    //  A new payer may be saved now, so the card can be saved with them.
+    if (!reply && !order.payer_id && json_is_true (json_object_get (request, "save_payer"))) {
+        json_t *profile = json_pack ("{s:s, s:s, s:s}", "firm", order.firm, "name",
+                                     order.payer_name, "email", order.payer_email);
+        json_t *added = ml_payers_execute (self->payers, "payer-add", profile);
+        json_decref (profile);
+        if (json_is_true (json_object_get (added, "ok"))) {
+            order.payer_id =
+                json_integer_value (json_object_get (json_object_get (added, "payer"), "payer_id"));
+            json_decref (added);
+        } else
+            reply = added;
+    }
     char payment_uuid[37], token[ML_PROCESSOR_ID_MAX + 1] = "", brand[16] = "", last4[5] = "";
     ml_store_uuid (payment_uuid, sizeof payment_uuid);
     if (!reply)
@@ -862,7 +926,13 @@ static json_t *s_payment (ml_payments_t *self, const json_t *request, char *deli
     if (!reply)
         reply = s_order_charge (self, &order, "staff", payment_uuid, token, brand, last4,
                                 deliver_firm, size);
+    //  Money moved, or may have: the selection is done with. A decline keeps it.
+    const char *status =
+        json_string_value (json_object_get (json_object_get (reply, "payment"), "status"));
+    if (status && !streq (status, "declined") && !streq (status, "error"))
+        s_selection_done (self, request);
     s_order_free (&order);
+    json_decref (request);
     return reply;
 }
 
@@ -1075,13 +1145,18 @@ static json_t *s_firm_contact (ml_payments_t *self, const json_t *request)
     return ml_admin_ok (json_pack ("{s:s, s:s}", "firm", firm, "notify_email", email));
 }
 
-static json_t *s_link_create (ml_payments_t *self, const json_t *request)
+static json_t *s_link_create (ml_payments_t *self, const json_t *original)
 {
+    json_t *reply = NULL;
+    json_t *request = s_with_selection (self, original, &reply);
+    if (!request)
+        return reply;
     s_order_t order;
     s_order_init (&order);
-    json_t *reply = s_order_parse (self, request, &order);
+    reply = s_order_parse (self, request, &order);
     if (reply) {
         s_order_free (&order);
+        json_decref (request);
         return reply;
     }
     //  128 random bits: the token is the link's only credential.
@@ -1128,6 +1203,9 @@ static json_t *s_link_create (ml_payments_t *self, const json_t *request)
     free (body);
     free (lines_text);
     s_order_free (&order);
+    if (ok)
+        s_selection_done (self, request);
+    json_decref (request);
     if (!ok)
         return s_store_failed (self, "link-create");
     ml_log (ML_LOG_NOTICE, "payments: payment link %s created, valid until %s", link_id, expires);
@@ -1581,6 +1659,120 @@ static json_t *s_reallocate (ml_payments_t *self, const json_t *request, char *d
     return reply;
 }
 
+//  Selections -------------------------------------------------------------------------------
+
+#define S_SELECTION_MAX 500
+
+//  The staff user's selection as the lines of a payment ({invoice|trust, amount_minor}),
+//  whole available balances filled in for invoices without an amount. NULL on a store error.
+static json_t *s_selection_lines (ml_payments_t *self, const char *firm, const char *staff)
+{
+    json_t *items = ml_store_rows (
+        ml_odbc_query (self->odbc,
+                       "SELECT kind, number, amount_minor FROM selection_item WHERE firm_id = ?"
+                       " AND staff = ? ORDER BY added_at, number",
+                       "ss", firm, staff),
+        s_integer_column);
+    if (!items)
+        return NULL;
+    json_t *lines = json_array ();
+    size_t index;
+    json_t *item;
+    json_array_foreach (items, index, item)
+    {
+        const char *kind = json_string_value (json_object_get (item, "kind"));
+        const char *number = json_string_value (json_object_get (item, "number"));
+        json_t *amount = json_object_get (item, "amount_minor");
+        json_int_t minor = json_integer_value (amount);
+        if (json_is_null (amount) || !amount) {
+            json_t *open = ml_store_open_items (self->store, firm, NULL, NULL, number);
+            minor =
+                json_integer_value (json_object_get (json_array_get (open, 0), "available_minor"));
+            json_decref (open);
+        }
+        json_array_append_new (lines,
+                               json_pack ("{s:s, s:I}", kind, number, "amount_minor", minor));
+    }
+    json_decref (items);
+    return lines;
+}
+
+static json_t *s_selection (ml_payments_t *self, const char *op, const json_t *request)
+{
+    char problem[256] = "", now[32];
+    const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
+    const char *staff = ml_admin_argument (request, "staff", 64, problem, sizeof problem);
+    const char *invoice = ml_admin_argument (request, "invoice", 63, problem, sizeof problem);
+    const char *matter = ml_admin_argument (request, "trust", 63, problem, sizeof problem);
+    json_t *amount = json_object_get (request, "amount_minor");
+    if (*problem || !firm || !staff || !*staff)
+        return ml_admin_error ("'firm' and 'staff' are required%s%s", *problem ? ": " : "",
+                               problem);
+    ml_store_now (now, sizeof now);
+    if (streq (op, "selection-add") || streq (op, "selection-remove")) {
+        if (!invoice == !matter)
+            return ml_admin_error ("name one 'invoice' or one 'trust' (a matter number)");
+        if (amount && (!json_is_integer (amount) || json_integer_value (amount) < 1))
+            return ml_admin_error ("'amount_minor' must be a whole number above 0");
+    }
+    const char *kind = invoice ? "invoice" : "trust";
+    const char *number = invoice ? invoice : matter;
+    if (streq (op, "selection-add")) {
+        //  The same checks a payment makes, so the selection never holds what cannot be paid.
+        json_t *line = json_pack ("{s:s, s:I}", kind, number, "amount_minor",
+                                  amount ? json_integer_value (amount) : (json_int_t)1);
+        if (matter && !amount) {
+            json_decref (line);
+            return ml_admin_error ("trust is allocated by hand: give 'amount_minor'");
+        }
+        s_group_t groups[2] = {{"OPERATING", "", 0, json_array ()},
+                               {"TRUST", "", 0, json_array ()}};
+        char client[64] = "";
+        json_t *refused = s_explicit_line (self, firm, line, &groups[0], &groups[1], client);
+        json_decref (line);
+        json_decref (groups[0].lines);
+        json_decref (groups[1].lines);
+        if (refused)
+            return refused;
+        json_t *count = s_rows (self,
+                                "SELECT COUNT (*) AS attempts FROM selection_item WHERE"
+                                " firm_id = ?",
+                                "s", firm);
+        bool full = json_integer_value (json_object_get (json_array_get (count, 0), "attempts")) >=
+                    S_SELECTION_MAX * 20;
+        json_decref (count);
+        if (full)
+            return ml_admin_error ("too many selections are open at this firm; pay or clear some");
+        //  Without an amount the invoice's whole available balance is paid, as it is then.
+        bool stored = ml_odbc_begin (self->odbc) == 0;
+        const char *insert = "INSERT OR REPLACE INTO selection_item (firm_id, staff, kind, number,"
+                             " amount_minor, added_at) VALUES (?, ?, ?, ?, ?, ?)";
+        if (stored && amount)
+            stored = ml_odbc_execute (self->odbc, insert, "ssssis", firm, staff, kind, number,
+                                      (int64_t)json_integer_value (amount), now) == 1;
+        else if (stored)
+            stored = ml_odbc_execute (self->odbc, insert, "ssssss", firm, staff, kind, number, NULL,
+                                      now) == 1;
+        if (!stored || ml_odbc_commit (self->odbc) != 0)
+            return s_store_failed (self, "selection-add");
+    } else if (streq (op, "selection-remove")) {
+        if (ml_odbc_execute (self->odbc,
+                             "DELETE FROM selection_item WHERE firm_id = ? AND staff = ? AND"
+                             " kind = ? AND number = ?",
+                             "ssss", firm, staff, kind, number) < 0)
+            return s_store_failed (self, "selection-remove");
+    } else if (streq (op, "selection-clear")) {
+        if (ml_odbc_execute (self->odbc,
+                             "DELETE FROM selection_item WHERE firm_id = ? AND staff = ?", "ss",
+                             firm, staff) < 0)
+            return s_store_failed (self, "selection-clear");
+    }
+    json_t *lines = s_selection_lines (self, firm, staff);
+    return lines ? ml_admin_ok (json_pack ("{s:s, s:s, s:o}", "firm", firm, "staff", staff,
+                                           "selection", lines))
+                 : s_store_failed (self, "selection");
+}
+
 int ml_payments_resolve (ml_payments_t *self, char *deliver_firm, size_t size)
 {
     assert (self);
@@ -1659,6 +1851,9 @@ json_t *ml_payments_execute (ml_payments_t *self, const char *op, const json_t *
         return s_payment (self, request, deliver_firm, size);
     if (streq (op, "refund") || streq (op, "void") || streq (op, "chargeback"))
         return s_reverse (self, op, request, deliver_firm, size);
+    if (streq (op, "selection") || streq (op, "selection-add") || streq (op, "selection-remove") ||
+        streq (op, "selection-clear"))
+        return s_selection (self, op, request);
     if (streq (op, "reallocate"))
         return s_reallocate (self, request, deliver_firm, size);
     if (streq (op, "firm-contact"))
@@ -1736,6 +1931,8 @@ void ml_payments_test (bool verbose)
     ml_processor_t *processor = ml_processor_new (&settings, error, sizeof error);
     assert (processor);
     ml_payments_t *payments = ml_payments_new (store, payers, processor, NULL, error, sizeof error);
+    if (!payments)
+        fprintf (stderr, "%s\n", error);
     assert (payments);
     ml_log_level_t saved = ml_log_level ();
     ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);
@@ -1748,9 +1945,10 @@ void ml_payments_test (bool verbose)
     uint64_t cursor;
     assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0);
     ml_msg_t *batch = ml_msg_new (ML_MSG_SNAPSHOT);
-    const char *numbers[] = {"INV-12", "INV-9", "INV-50", "INV-77", ""};
-    const char *dates[] = {"2026-01-10", "2026-01-10", "2026-05-01", "2025-12-01", ""};
-    for (int index = 0; index < 5; index++) {
+    const char *numbers[] = {"INV-12", "INV-9", "INV-50", "INV-77", "", "INV-88"};
+    const char *dates[] = {"2026-01-10", "2026-01-10", "2026-05-01",
+                           "2025-12-01", "",           "2026-06-01"};
+    for (int index = 0; index < 6; index++) {
         ml_item_t *item = ml_msg_add_item (batch);
         item->kind = index == 4 ? 'T' : 'I';
         item->op = 'U';
@@ -2165,6 +2363,41 @@ void ml_payments_test (bool verbose)
     json_decref (reply);
     assert (ml_odbc_execute (odbc, "UPDATE payment_link SET payment_uuid = NULL WHERE link_id = ?",
                              "s", link_id) < 0);
+
+    //  A selection gathers lines from several searches and is paid at once, then emptied.
+    reply = s_run (payments,
+                   "{\"op\": \"selection-add\", \"firm\": \"acme\", \"staff\": \"alice\","
+                   " \"trust\": \"M-1\"}",
+                   deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "by hand"));
+    json_decref (reply);
+    json_decref (s_run (payments,
+                        "{\"op\": \"selection-add\", \"firm\": \"acme\", \"staff\":"
+                        " \"alice\", \"invoice\": \"INV-88\"}",
+                        deliver));
+    json_decref (s_run (payments,
+                        "{\"op\": \"selection-add\", \"firm\": \"acme\", \"staff\":"
+                        " \"alice\", \"trust\": \"M-1\", \"amount_minor\": 100}",
+                        deliver));
+    reply = s_run (payments, "{\"op\": \"selection\", \"firm\": \"acme\", \"staff\": \"alice\"}",
+                   deliver);
+    json_t *selection = json_object_get (reply, "selection");
+    assert (json_array_size (selection) == 2);
+    assert (json_integer_value (json_object_get (json_array_get (selection, 0), "amount_minor")) >
+            0);
+    json_decref (reply);
+    reply = s_run (payments,
+                   "{\"op\": \"payment\", \"firm\": \"acme\", \"staff\": \"alice\","
+                   " \"selection\": true, \"payer_name\": \"Pat\", \"payer_email\":"
+                   " \"pat@example.com\", \"card\": {\"number\": \"4242424242424242\","
+                   " \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"}}",
+                   deliver);
+    assert (json_array_size (json_object_get (json_object_get (reply, "payment"), "charges")) == 2);
+    json_decref (reply);
+    reply = s_run (payments, "{\"op\": \"selection\", \"firm\": \"acme\", \"staff\": \"alice\"}",
+                   deliver);
+    assert (json_array_size (json_object_get (reply, "selection")) == 0);
+    json_decref (reply);
 
     ml_log_setup (NULL, saved);
     ml_msg_destroy (&batch);

@@ -285,6 +285,15 @@ static const s_option_t o_receipt_email =
     S_STRING ("--receipt-email", "E", 254, "receipt_email", "send the receipt here, not the payer");
 static const s_option_t o_notify_email =
     S_STRING ("--email", "E", 254, "email", "where the firm gets notices (posting rejected)");
+static const s_option_t o_save_payer =
+    S_SWITCH ("--save-payer", "save_payer", "save --payer-name and --payer-email as a payer");
+static const s_option_t o_selection =
+    S_SWITCH ("--selection", "selection", "pay what you selected ('matterlink select add')");
+static const s_option_t o_select_invoice =
+    S_STRING ("--invoice", "NUMBER[=AMOUNT]", 120, NULL,
+              "an invoice; without an amount, its whole balance when paid");
+static const s_option_t o_select_trust =
+    S_STRING ("--trust", "MATTER=AMOUNT", 120, NULL, "a deposit to a matter's trust ledger");
 static const s_option_t o_charge_key =
     S_STRING ("CHARGE_KEY", "CHARGE_KEY", 80, "charge_key",
               "a charge, as 'payment show' lists it (PAYMENT_UUID:operating or :trust)");
@@ -2139,8 +2148,11 @@ static int s_prepare_charge (s_cli_t *cli, const s_args_t *args, json_t *request
     else if (!method && !card)
         problem = "say how to pay: --method METHOD_ID (a saved card of --payer) or --card-stdin "
                   "(the card on standard input)";
-    else if (save && !(card && payer))
-        problem = "--save-method saves the card given with --card-stdin for --payer PAYER_ID";
+    else if (s_arg (args, "--save-payer") && payer)
+        problem = "--save-payer saves a new payer: give --payer-name and --payer-email";
+    else if (save && !(card && (payer || s_arg (args, "--save-payer"))))
+        problem = "--save-method saves the card given with --card-stdin for --payer PAYER_ID "
+                  "(or with --save-payer)";
     if (problem) {
         s_usage_error (command, "%s", problem);
         return S_EXIT_USAGE;
@@ -2154,6 +2166,15 @@ static int s_prepare_selection (const s_args_t *args, json_t *request)
 {
     const s_command_t *command = args->command;
     const char *problem = NULL;
+    if (s_arg (args, "--selection")) {
+        //  The selection's lines are the core's: nothing else says what to pay.
+        if (s_arg (args, "--client") || s_arg (args, "--matter") || s_arg (args, "--amount") ||
+            s_arg (args, "--invoice") || s_arg (args, "--trust")) {
+            s_usage_error (command, "pay --selection, or name what to pay, not both");
+            return S_EXIT_USAGE;
+        }
+        return 0;
+    }
     const char *client = s_arg_text (args, "--client"), *matter = s_arg_text (args, "--matter");
     const char *amount = s_arg_text (args, "--amount");
     const char *invoices = s_arg_text (args, "--invoice"), *trust = s_arg_text (args, "--trust");
@@ -2454,6 +2475,72 @@ static int s_run_charge (s_cli_t *cli, const s_args_t *args)
     return code ? code : s_finish_payment (cli, reply);
 }
 
+//  One line of the selection: --invoice NUMBER[=AMOUNT] or --trust MATTER=AMOUNT.
+static int s_prepare_select (s_cli_t *cli, const s_args_t *args, json_t *request)
+{
+    const s_command_t *command = args->command;
+    const char *invoice = s_arg_text (args, "--invoice"), *trust = s_arg_text (args, "--trust");
+    bool adding = streq (command->op, "selection-add");
+    if (!invoice == !trust) {
+        s_usage_error (command, "name one --invoice or one --trust");
+        return S_EXIT_USAGE;
+    }
+    char number[121];
+    snprintf (number, sizeof number, "%s", invoice ? invoice : trust);
+    char *equals = strchr (number, '=');
+    if (equals)
+        *equals = 0;
+    if (!*number || strlen (number) > 63 || (equals && !adding) || (trust && adding && !equals)) {
+        s_usage_error (command, adding ? "--invoice NUMBER[=AMOUNT] or --trust MATTER=AMOUNT "
+                                         "(trust is allocated by hand)"
+                                       : "--invoice NUMBER or --trust MATTER");
+        return S_EXIT_USAGE;
+    }
+    json_object_set_new (request, invoice ? "invoice" : "trust", json_string (number));
+    if (equals) {
+        const char *currency = s_arg_text (args, "--currency");
+        int64_t amount = 0;
+        const char *wrong = NULL;
+        if (ml_money_parse (equals + 1, currency ? currency : "USD", &amount, &wrong) != 0 ||
+            amount <= 0) {
+            s_usage_error (command, "'%s' is not an amount in %s (like 250.00)", equals + 1,
+                           currency ? currency : "USD");
+            return S_EXIT_USAGE;
+        }
+        json_object_set_new (request, "amount_minor", json_integer (amount));
+    }
+    return 0;
+}
+
+static const s_column_t s_selection_columns[] = {
+    {"Kind", "kind", 0, 0, 0},
+    {"Number", "number", 0, 0, 0},
+    {"Amount (minor units)", "amount_minor", S_RIGHT, 12, 0},
+};
+
+static int s_print_selection (s_cli_t *cli, const s_args_t *args, json_t *reply)
+{
+    json_t *selection = json_object_get (reply, "selection"), *rows = json_array ();
+    size_t index;
+    json_t *item;
+    json_array_foreach (selection, index, item)
+    {
+        bool invoice = json_object_get (item, "invoice") != NULL;
+        json_array_append_new (
+            rows, json_pack ("{s:s, s:O, s:O}", "kind", invoice ? "invoice" : "trust", "number",
+                             json_object_get (item, invoice ? "invoice" : "trust"), "amount_minor",
+                             json_object_get (item, "amount_minor")));
+    }
+    if (json_array_size (rows) == 0)
+        printf ("Your selection is empty.\n");
+    else {
+        printf ("Your selection (kept until paid or cleared, whatever you search next):\n");
+        S_TABLE (rows, s_selection_columns, 2);
+    }
+    json_decref (rows);
+    return 0;
+}
+
 //  A rejected posting's new lines.
 static int s_prepare_reallocate (s_cli_t *cli, const s_args_t *args, json_t *request)
 {
@@ -2588,15 +2675,45 @@ static const s_command_t s_commands[] = {
                  "      [--invoice NUMBER=AMOUNT[,...]] [--trust MATTER=AMOUNT[,...]]\n"
                  "      [--currency CUR] (--payer PAYER_ID [--method METHOD_ID] |\n"
                  "      --payer-name N --payer-email E) [--card-stdin] [--save-method]\n"
-                 "      [--receipt-email E] [--message TEXT]",
+                 "      [--save-payer] [--receipt-email E] [--message TEXT] [--selection]",
      .summary = "charge a card, one charge per account",
      .flags = S_NEEDS_FIRM | S_SENDS_STAFF | S_CALLS_PROCESSOR,
      .options = {&o_firm, &o_charge_client, &o_charge_matter, &o_charge_amount, &o_charge_invoice,
                  &o_charge_trust, &o_charge_currency, &o_payer, &o_method, &o_charge_payer_name,
-                 &o_charge_payer_email, &o_card_stdin, &o_save_method, &o_receipt_email,
-                 &o_message},
+                 &o_charge_payer_email, &o_card_stdin, &o_save_method, &o_receipt_email, &o_message,
+                 &o_selection, &o_save_payer},
      .prepare = s_prepare_charge,
      .run = s_run_charge},
+    {.name = "select add",
+     .op = "selection-add",
+     .synopsis = "(--invoice NUMBER[=AMOUNT] | --trust MATTER=AMOUNT) [--currency CUR]",
+     .summary = "add to your selection (several searches, one payment)",
+     .flags = S_NEEDS_FIRM | S_SENDS_STAFF,
+     .options = {&o_firm, &o_select_invoice, &o_select_trust, &o_charge_currency},
+     .prepare = s_prepare_select,
+     .print = s_print_selection},
+    {.name = "select list",
+     .op = "selection",
+     .synopsis = "",
+     .summary = "your selection, with amounts as of now",
+     .flags = S_NEEDS_FIRM | S_SENDS_STAFF,
+     .options = {&o_firm},
+     .print = s_print_selection},
+    {.name = "select remove",
+     .op = "selection-remove",
+     .synopsis = "(--invoice NUMBER | --trust MATTER)",
+     .summary = "take a line out of your selection",
+     .flags = S_NEEDS_FIRM | S_SENDS_STAFF,
+     .options = {&o_firm, &o_select_invoice, &o_select_trust},
+     .prepare = s_prepare_select,
+     .print = s_print_selection},
+    {.name = "select clear",
+     .op = "selection-clear",
+     .synopsis = "",
+     .summary = "empty your selection",
+     .flags = S_NEEDS_FIRM | S_SENDS_STAFF,
+     .options = {&o_firm},
+     .print = s_print_selection},
     {.name = "reallocate",
      .op = "reallocate",
      .synopsis = "UUID (--invoice NUMBER=AMOUNT[,...] | --trust MATTER=AMOUNT[,...])\n"
@@ -2643,12 +2760,12 @@ static const s_command_t s_commands[] = {
      .synopsis = "[--firm F] [--client C | --matter M] [--amount A]\n"
                  "      [--invoice NUMBER=AMOUNT[,...]] [--trust MATTER=AMOUNT[,...]]\n"
                  "      [--currency CUR] (--payer PAYER_ID | --payer-name N --payer-email E)\n"
-                 "      [--receipt-email E] [--message TEXT]",
+                 "      [--receipt-email E] [--message TEXT] [--selection]",
      .summary = "send for payment: a link (24 hours, single use)",
      .flags = S_NEEDS_FIRM | S_SENDS_STAFF,
      .options = {&o_firm, &o_charge_client, &o_charge_matter, &o_charge_amount, &o_charge_invoice,
                  &o_charge_trust, &o_charge_currency, &o_payer, &o_charge_payer_name,
-                 &o_charge_payer_email, &o_receipt_email, &o_message},
+                 &o_charge_payer_email, &o_receipt_email, &o_message, &o_selection},
      .prepare = s_prepare_link,
      .print = s_print_link},
     {.name = "link list",

@@ -72,6 +72,23 @@ uuid=$(cli --json payment show "$payment" | json 'd["payment"]["charges"][0]["po
 wait_for 30 "the resolved posting to be posted" posting_is "$uuid" posted
 [ "$(matter_sql "SELECT COUNT(*) FROM receipt")" = $((receipts + 1)) ] || fail "not exactly one more receipt"
 
+# Several searches, one selection: kept until paid, then emptied.
+second=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE client_number = (SELECT client_number FROM $OPEN_INVOICES WHERE invoice_number = '$invoice') AND invoice_number <> '$invoice' ORDER BY invoice_number LIMIT 1")
+cli --json select add --firm acme --invoice "$invoice=1.00" >/dev/null || fail "select add"
+cli --json search --firm acme --by invoice-number "$second" >/dev/null || fail "a search between"
+cli --json select add --firm acme --invoice "$second=2.00" >/dev/null || fail "select add"
+cli --json select add --firm acme --trust "$matter=3.00" >/dev/null || fail "select add trust"
+[ "$(cli --json select list --firm acme | json 'len(d["selection"])')" = 3 ] || fail "the selection lost a line"
+out=$(echo "4242424242424242 04/2031 123" | cli --json charge --firm acme --selection \
+    --payer-name "Sam New" --payer-email sam@example.com --save-payer --save-method --card-stdin) ||
+    fail "charge --selection: $out"
+saved=$(cli --json payer list --firm acme --text sam@example.com | json 'd["payers"][0]["payer_id"]')
+[ "$(cli --json payer show "$saved" | json 'd["payer"]["methods"][0]["last4"]')" = 4242 ] ||
+    fail "the new payer was not saved with the card"
+[ "$(echo "$out" | json 'sum(c["amount_minor"] for c in d["payment"]["charges"])')" = 600 ] ||
+    fail "the selection was not paid as selected"
+[ "$(cli --json select list --firm acme | json 'len(d["selection"])')" = 0 ] || fail "the paid selection was kept"
+
 # Send for payment: a link the payer pays once, within 24 hours, with balances checked again.
 out=$(cli --json link create --firm acme --invoice "$invoice=3.00" --payer-name "Pat Doe" \
     --payer-email pat@example.com --message "sent by e-mail") || fail "link create: $out"
