@@ -1,5 +1,9 @@
 /*  ml_config: validated access to a ZPL file. See include/ml_config.h. */
 #include "ml_config.h"
+#include "ml_log.h"
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include "ml_selftest_support.h"
 
 #include <assert.h>
@@ -126,4 +130,58 @@ void ml_config_test (bool verbose)
     assert (ml_config_load ("/nonexistent/matterlink.cfg", error, sizeof error) == NULL);
     assert (strstr (error, "cannot read"));
     printf ("OK\n");
+}
+
+int ml_config_read_secret (const char *key, const char *path, const char *what, char *secret,
+                           size_t size, bool (*valid) (const char *), const char *rule, char *error,
+                           size_t error_size)
+{
+    char shown[300];
+    ml_log_escape (path, shown, sizeof shown);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf (error, error_size, "%s: cannot open %s: %s", key, shown, strerror (errno));
+        return -1;
+    }
+    struct stat status;
+    char buffer[1024];
+    ssize_t length = 0;
+    int rc = -1;
+    if (fstat (fd, &status) != 0 || !S_ISREG (status.st_mode))
+        snprintf (error, error_size, "%s: %s is not a regular file", key, shown);
+    else if (status.st_uid != geteuid ())
+        snprintf (error, error_size,
+                  "%s: %s belongs to user id %u, not to the user matterlink runs as (%u): "
+                  "chown it",
+                  key, shown, (unsigned)status.st_uid, (unsigned)geteuid ());
+    else if (status.st_mode & 077)
+        snprintf (error, error_size,
+                  "%s: %s has mode %04o, which lets other users read the %s: chmod 600 %s", key,
+                  shown, (unsigned)(status.st_mode & 07777), what, shown);
+    else if ((length = read (fd, buffer, sizeof buffer)) < 0)
+        snprintf (error, error_size, "%s: cannot read %s: %s", key, shown, strerror (errno));
+    else {
+        //  One line; the newline editors and echo add is not part of the secret.
+        while (length > 0 && (buffer[length - 1] == '\n' || buffer[length - 1] == '\r'))
+            length--;
+        if (length == 0)
+            snprintf (error, error_size, "%s: %s is empty", key, shown);
+        else if ((size_t)length >= size)
+            snprintf (error, error_size, "%s: %s holds more than %zu bytes: is it the %s?", key,
+                      shown, size - 1, what);
+        else {
+            memcpy (secret, buffer, (size_t)length);
+            secret[length] = 0;
+            if (!valid || valid (secret))
+                rc = 0;
+            else {
+                explicit_bzero (secret, size);
+                snprintf (error, error_size, "%s: %s must hold the %s on one line, %s", key, shown,
+                          what, rule);
+            }
+        }
+    }
+    explicit_bzero (buffer, sizeof buffer);
+    close (fd);
+    return rc;
 }

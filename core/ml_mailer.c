@@ -597,64 +597,10 @@ int ml_mailer_settings_check (const ml_mailer_settings_t *settings, char *error,
     return 0;
 }
 
-//  Read the password from a file only its owner (this user) can read. Messages name the
-//  file, never what it holds.
-static int s_read_password (const char *path, char *password, size_t size, char *error,
-                            size_t error_size)
+//  A password for SMTP: one line of UTF-8 without control characters.
+static bool s_valid_password (const char *password)
 {
-    char shown[300];
-    ml_log_escape (path, shown, sizeof shown);
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf (error, error_size, "mail/password_file: cannot open %s: %s", shown,
-                  strerror (errno));
-        return -1;
-    }
-    struct stat status;
-    char buffer[1024];
-    ssize_t length = 0;
-    int rc = -1;
-    if (fstat (fd, &status) != 0 || !S_ISREG (status.st_mode))
-        snprintf (error, error_size, "mail/password_file: %s is not a regular file", shown);
-    else if (status.st_uid != geteuid ())
-        snprintf (error, error_size,
-                  "mail/password_file: %s belongs to user id %u, not to the user matterlink "
-                  "runs as (%u): chown it",
-                  shown, (unsigned)status.st_uid, (unsigned)geteuid ());
-    else if (status.st_mode & 077)
-        snprintf (error, error_size,
-                  "mail/password_file: %s has mode %04o, which lets other users read the "
-                  "password: chmod 600 %s",
-                  shown, (unsigned)(status.st_mode & 07777), shown);
-    else if ((length = read (fd, buffer, sizeof buffer)) < 0)
-        snprintf (error, error_size, "mail/password_file: cannot read %s: %s", shown,
-                  strerror (errno));
-    else {
-        //  One line; the newline editors and echo add is not part of the password.
-        while (length > 0 && (buffer[length - 1] == '\n' || buffer[length - 1] == '\r'))
-            length--;
-        if (length == 0)
-            snprintf (error, error_size, "mail/password_file: %s is empty", shown);
-        else if ((size_t)length >= size)
-            snprintf (error, error_size, "mail/password_file: %s holds more than %zu bytes", shown,
-                      size - 1);
-        else {
-            memcpy (password, buffer, (size_t)length);
-            password[length] = 0;
-            if (!s_has_control (password) && s_utf8_valid (password))
-                rc = 0;
-            else {
-                explicit_bzero (password, size);
-                snprintf (error, error_size,
-                          "mail/password_file: %s must hold the password on one line, without "
-                          "control characters",
-                          shown);
-            }
-        }
-    }
-    explicit_bzero (buffer, sizeof buffer);
-    close (fd);
-    return rc;
+    return !s_has_control (password) && s_utf8_valid (password);
 }
 
 //  Copy a setting, refusing one too long for its field rather than cutting it.
@@ -712,8 +658,10 @@ int ml_mailer_settings_load (ml_mailer_settings_t *settings, ml_config_t *config
         s_copy (settings->username, sizeof settings->username, username, "mail/username", error,
                 error_size) != 0)
         return -1;
-    if (*password_file && s_read_password (password_file, settings->password,
-                                           sizeof settings->password, error, error_size) != 0)
+    if (*password_file &&
+        ml_config_read_secret ("mail/password_file", password_file, "password", settings->password,
+                               sizeof settings->password, s_valid_password,
+                               "without control characters", error, error_size) != 0)
         return -1;
     if (ml_mailer_settings_check (settings, error, error_size) != 0) {
         ml_mailer_settings_wipe (settings);

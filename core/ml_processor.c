@@ -435,67 +435,6 @@ static bool s_valid_api_key (const char *key)
     return true;
 }
 
-//  Read the API key from a file only its owner (this user) can read. Messages name the
-//  file, never what it holds.
-static int s_read_key_file (const char *path, char *key, size_t key_size, char *error,
-                            size_t error_size)
-{
-    char shown[300];
-    ml_log_escape (path, shown, sizeof shown);
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf (error, error_size, "processor/api_key_file: cannot open %s: %s", shown,
-                  strerror (errno));
-        return -1;
-    }
-    struct stat status;
-    int rc = -1;
-    char buffer[1024];
-    ssize_t size = 0;
-    if (fstat (fd, &status) != 0 || !S_ISREG (status.st_mode))
-        snprintf (error, error_size, "processor/api_key_file: %s is not a regular file", shown);
-    else if (status.st_uid != geteuid ())
-        snprintf (error, error_size,
-                  "processor/api_key_file: %s belongs to user id %u, not to the user matterlink "
-                  "runs as (%u): chown it",
-                  shown, (unsigned)status.st_uid, (unsigned)geteuid ());
-    else if (status.st_mode & 077)
-        snprintf (error, error_size,
-                  "processor/api_key_file: %s has mode %04o, which lets other users read the "
-                  "key: chmod 600 %s",
-                  shown, (unsigned)(status.st_mode & 07777), shown);
-    else if ((size = read (fd, buffer, sizeof buffer)) < 0)
-        snprintf (error, error_size, "processor/api_key_file: cannot read %s: %s", shown,
-                  strerror (errno));
-    else {
-        //  One line; a trailing newline (as editors and echo write) is not part of the key.
-        while (size > 0 && (buffer[size - 1] == '\n' || buffer[size - 1] == '\r'))
-            size--;
-        if (size == 0)
-            snprintf (error, error_size, "processor/api_key_file: %s is empty", shown);
-        else if ((size_t)size >= key_size)
-            snprintf (error, error_size,
-                      "processor/api_key_file: %s holds more than %zu bytes: is it the key?", shown,
-                      key_size - 1);
-        else {
-            memcpy (key, buffer, (size_t)size);
-            key[size] = 0;
-            if (s_valid_api_key (key))
-                rc = 0;
-            else {
-                explicit_bzero (key, key_size);
-                snprintf (error, error_size,
-                          "processor/api_key_file: %s must hold the key on one line, without "
-                          "spaces, control characters or non-ASCII bytes",
-                          shown);
-            }
-        }
-    }
-    explicit_bzero (buffer, sizeof buffer);
-    close (fd);
-    return rc;
-}
-
 int ml_processor_settings_load (ml_processor_settings_t *settings, ml_config_t *config, char *error,
                                 size_t error_size)
 {
@@ -534,8 +473,10 @@ int ml_processor_settings_load (ml_processor_settings_t *settings, ml_config_t *
     if (s_check_endpoint (endpoint, error, error_size) != 0)
         return -1;
     snprintf (settings->endpoint, sizeof settings->endpoint, "%s", endpoint);
-    return s_read_key_file (key_file, settings->api_key, sizeof settings->api_key, error,
-                            error_size);
+    return ml_config_read_secret ("processor/api_key_file", key_file, "key", settings->api_key,
+                                  sizeof settings->api_key, s_valid_api_key,
+                                  "without spaces, control characters or non-ASCII bytes", error,
+                                  error_size);
 }
 
 //  --------------------------------------------------------------------------------------

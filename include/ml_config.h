@@ -28,6 +28,16 @@ int ml_config_int (ml_config_t *self, const char *path, int fallback, int minimu
 //  The first problem met, or NULL (borrowed).
 const char *ml_config_error (ml_config_t *self);
 
+//  Read a secret (an API key, a password) from a file that only its owner, the user this
+//  runs as, may read: a regular file of this user's, mode 0600 or 0400, holding the secret
+//  on one line (a trailing newline is dropped). key names the setting in messages
+//  ("processor/api_key_file"), what names the secret ("key"); valid, when not NULL, must
+//  accept it, else rule says what it must be. Messages name the file, never the contents.
+//  Returns 0, or -1 with error set and secret wiped.
+int ml_config_read_secret (const char *key, const char *path, const char *what, char *secret,
+                           size_t size, bool (*valid) (const char *), const char *rule, char *error,
+                           size_t error_size);
+
 void ml_config_test (bool verbose);
 
 #endif
