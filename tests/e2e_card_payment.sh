@@ -15,10 +15,7 @@ start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
 json() { python3 -c "import json,sys; d = json.load(sys.stdin); print($1)"; }
 
-cli --json account add --firm acme --number OP-001 --type OPERATING --currency USD \
-    --merchant-account acct_operating >/dev/null || fail "operating account"
-cli --json account add --firm acme --number TR-001 --type TRUST --currency USD \
-    --merchant-account acct_trust >/dev/null || fail "trust account"
+add_accounts
 out=$(cli --json account add --firm acme --number TR-002 --type TRUST --currency USD \
     --merchant-account acct_trust_2 2>&1) && fail "a second USD trust account was accepted"
 

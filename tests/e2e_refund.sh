@@ -11,10 +11,7 @@ start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
 json() { python3 -c "import json,sys; d = json.load(sys.stdin); print($1)"; }
-cli --json account add --firm acme --number OP-001 --type OPERATING --currency USD \
-    --merchant-account acct_operating >/dev/null || fail "operating account"
-cli --json account add --firm acme --number TR-001 --type TRUST --currency USD \
-    --merchant-account acct_trust >/dev/null || fail "trust account"
+add_accounts
 
 row=$(matter_sql "SELECT o.invoice_number || '|' || o.balance_minor || '|' || m.matter_number FROM $OPEN_INVOICES
     JOIN invoice i ON i.invoice_number = o.invoice_number JOIN matter m ON m.matter_id = i.matter_id

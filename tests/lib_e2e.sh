@@ -232,6 +232,15 @@ print(count)
 PY
 }
 
+# The firm's deposit accounts at the core, matching the sample matter database's: OP-001
+# (OPERATING) and TR-001 (TRUST), in USD.
+add_accounts() {
+    cli --json account add --firm acme --number OP-001 --type OPERATING --currency USD \
+        --merchant-account acct_operating >/dev/null || fail "operating account"
+    cli --json account add --firm acme --number TR-001 --type TRUST --currency USD \
+        --merchant-account acct_trust >/dev/null || fail "trust account"
+}
+
 start_core() {
     "$ML_BIN/matterlink-core" run -c "$W/core.cfg" --log-level info >>"$W/core.log" 2>&1 &
     CORE_PID=$!
