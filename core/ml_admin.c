@@ -189,6 +189,11 @@ json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
     json_t *mailer_reply = parts->mailer ? ml_mailer_execute (parts->mailer, op, request) : NULL;
     if (mailer_reply)
         return mailer_reply;
+    json_t *autopay_reply =
+        parts->autopay ? ml_autopay_execute (parts->autopay, op, request, deliver_firm, size)
+                       : NULL;
+    if (autopay_reply)
+        return autopay_reply;
     if (streq (op, "status")) {
         json_t *firms = ml_store_status (store);
         return firms ? ml_admin_ok (json_pack ("{s:o}", "firms", firms))
@@ -256,7 +261,7 @@ void ml_admin_test (bool verbose)
     assert (store);
     ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
     assert (payers);
-    ml_admin_parts_t parts = {store, payers, NULL, NULL};
+    ml_admin_parts_t parts = {store, payers, NULL, NULL, NULL};
     ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
     strcpy (hello->epoch, "e");
     bool resync;

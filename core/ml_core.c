@@ -4,6 +4,7 @@
 #include "ml_admin.h"
 #include "ml_finder.h"
 #include "ml_payers.h"
+#include "ml_autopay.h"
 #include "ml_payments.h"
 #include "ml_config.h"
 #include "ml_contract.h"
@@ -48,6 +49,7 @@ typedef struct {
     ml_mailer_t *mailer;
     zactor_t *mail_sender; //  the mailer's actor, when mail is configured
     ml_payments_t *payments;
+    ml_autopay_t *autopay;
     zhashx_t *sessions; //  firm id -> s_session_t
     zhashx_t *pending;  //  search request id (decimal text) -> s_pending_t
     uint64_t next_request_id;
@@ -561,7 +563,8 @@ static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *fram
         return json_pack ("{s:b, s:s}", "ok", 0, "error", text);
     }
     ml_admin_effects_t effects;
-    ml_admin_parts_t parts = {self->store, self->payers, self->payments, self->mailer};
+    ml_admin_parts_t parts = {self->store, self->payers, self->payments, self->mailer,
+                              self->autopay};
     json_t *reply = ml_admin_execute (&parts, parsed, &effects);
     //  A request may have queued mail (a payment link): the sender looks now.
     if (self->mail_sender)
@@ -628,6 +631,16 @@ static void s_tick (s_core_t *self)
         if (paid)
             s_deliver (self, paid);
     }
+    //  Auto-Pay runs that came due (a run that charged may owe a posting and a mail).
+    *firm_id = 0;
+    int runs = ml_autopay_tick (self->autopay, firm_id, sizeof firm_id);
+    if (*firm_id) {
+        s_session_t *paid = zhashx_lookup (self->sessions, firm_id);
+        if (paid)
+            s_deliver (self, paid);
+    }
+    if (runs > 0 && self->mail_sender)
+        zstr_send (self->mail_sender, "SEND");
     //  Receipts and notices owed for what happened (a sweep, so none is ever lost).
     if (ml_payments_notify (self->payments) > 0 && self->mail_sender)
         zstr_send (self->mail_sender, "SEND");
@@ -699,6 +712,14 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
+    self->autopay = ml_autopay_new (self->store, self->payers, self->payments, self->mailer, error,
+                                    sizeof error);
+    if (!self->autopay) {
+        ml_log (ML_LOG_ERROR, "%s", error);
+        return -1;
+    }
+    if (getenv ("MATTERLINK_TEST_CLOCK"))
+        ml_log (ML_LOG_WARNING, "the Auto-Pay TEST CLOCK may be set (MATTERLINK_TEST_CLOCK)");
     self->certificate = zcert_load (settings->certificate);
     if (!self->certificate ||
         streq (zcert_secret_txt (self->certificate), "0000000000000000000000000000000000000000")) {
@@ -771,6 +792,7 @@ static void s_core_destroy (s_core_t *self)
     }
     zhashx_destroy (&self->sessions);
     zhashx_destroy (&self->firms);
+    ml_autopay_destroy (&self->autopay);
     ml_payments_destroy (&self->payments);
     zactor_destroy (&self->mail_sender);
     ml_mailer_destroy (&self->mailer);

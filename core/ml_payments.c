@@ -480,7 +480,8 @@ static const s_operation_t s_charge_operation = {
     "UPDATE charge SET status = ?, processor_txn = ?, reason = ?, attempts = attempts + 1,"
     " updated_at = ? WHERE charge_key = ? AND status IN ('pending', 'unknown')",
     "SELECT c.account_number, c.currency, c.amount_minor, c.lines, c.posting_uuid, p.firm_id,"
-    " p.client_number, p.payer_name, p.payer_email, p.ar_message, '' AS reverses FROM charge c"
+    " p.client_number, p.payer_name, p.payer_email, p.ar_message, '' AS reverses, p.source"
+    " FROM charge c"
     " JOIN payment p ON p.payment_uuid = c.payment_uuid WHERE c.charge_key = ?"};
 
 static const s_operation_t s_reversal_operation = {
@@ -490,7 +491,8 @@ static const s_operation_t s_reversal_operation = {
     "SELECT c.account_number, c.currency, v.amount_minor, v.lines, v.posting_uuid, p.firm_id,"
     " p.client_number, p.payer_name, p.payer_email,"
     " v.kind || ' of payment ' || COALESCE (c.processor_txn, '') AS ar_message,"
-    " c.posting_uuid AS reverses FROM reversal v JOIN charge c ON c.charge_key = v.charge_key"
+    " c.posting_uuid AS reverses, 'reversal' AS source FROM reversal v JOIN charge c"
+    " ON c.charge_key = v.charge_key"
     " JOIN payment p ON p.payment_uuid = c.payment_uuid WHERE v.reversal_key = ?"};
 
 //  Insert the posting of an approved operation, inside the caller's transaction.
@@ -534,8 +536,12 @@ static bool s_posting_of (ml_payments_t *self, const s_operation_t *operation, c
         free (parts);
         snprintf (deliver_firm, size, "%s", json_string_value (json_object_get (row, "firm_id")));
     }
-    ok = ok && ml_store_posting_insert (self->store, deliver_firm, posting,
-                                        *posting->reverses ? "reversal" : "payment") == 0;
+    //  An Auto-Pay run's postings say so, so the postings list tells them from staff payments.
+    const char *source = json_string_value (json_object_get (row, "source"));
+    source = *posting->reverses                    ? "reversal"
+             : source && streq (source, "autopay") ? "autopay"
+                                                   : "payment";
+    ok = ok && ml_store_posting_insert (self->store, deliver_firm, posting, source) == 0;
     ml_msg_destroy (&message);
     json_decref (lines);
     json_decref (rows);
@@ -1894,6 +1900,50 @@ json_t *ml_payments_execute (ml_payments_t *self, const char *op, const json_t *
                        : ml_admin_error ("no payment '%s'", uuid ? uuid : "");
     }
     return NULL;
+}
+
+//  Auto-Pay -------------------------------------------------------------------------------------
+
+json_t *ml_payments_autopay (ml_payments_t *self, const char *firm, int64_t payer_id,
+                             int64_t method_id, const char *account_number, const json_t *lines,
+                             const char *ar_message, const char *payment_uuid, char *deliver_firm,
+                             size_t size)
+{
+    assert (self && firm && account_number && lines && payment_uuid);
+    if (!self->processor)
+        return ml_admin_error ("no card processor is configured (section 'processor' of the "
+                               "core's configuration)");
+    //  A run that stopped after its payment was stored is never charged again under a new
+    //  key: its charges are settled by ml_payments_resolve with their stored keys.
+    json_t *known = s_payment_json (self, payment_uuid);
+    if (known)
+        return ml_admin_ok (json_pack ("{s:o}", "payment", known));
+    json_t *request =
+        json_pack ("{s:s, s:s, s:I, s:I, s:O, s:s}", "firm", firm, "staff", "autopay", "payer_id",
+                   (json_int_t)payer_id, "method_id", (json_int_t)method_id, "lines",
+                   (json_t *)lines, "ar_message", ar_message ? ar_message : "");
+    s_order_t order;
+    s_order_init (&order);
+    json_t *reply = s_order_parse (self, request, &order);
+    //  Auto-Pay pays invoices into the schedule's OPERATING account, never trust.
+    if (!reply && (order.accounts[1] || !order.accounts[0]))
+        reply = ml_admin_error ("Auto-Pay pays invoices only, into an OPERATING account");
+    if (!reply && !streq (json_string_value (json_object_get (order.accounts[0], "account_number")),
+                          account_number))
+        reply = ml_admin_error (
+            "the invoices' currency is paid into account %s, not %s",
+            json_string_value (json_object_get (order.accounts[0], "account_number")),
+            account_number);
+    char token[ML_PROCESSOR_ID_MAX + 1] = "", brand[16] = "", last4[5] = "";
+    if (!reply)
+        reply =
+            s_card (self, request, order.payer_id, order.payer, payment_uuid, token, brand, last4);
+    if (!reply)
+        reply = s_order_charge (self, &order, "autopay", payment_uuid, token, brand, last4,
+                                deliver_firm, size);
+    s_order_free (&order);
+    json_decref (request);
+    return reply;
 }
 
 //  Selftest -------------------------------------------------------------------------------------

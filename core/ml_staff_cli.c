@@ -306,6 +306,26 @@ static const s_option_t o_link_id =
     S_STRING ("LINK_ID", "LINK_ID", 36, "link_id", "a payment link's ID");
 static const s_option_t o_link_token =
     S_STRING ("TOKEN", "TOKEN", 64, "token", "the link's token, as sent to the payer");
+//  Auto-Pay schedules.
+static const s_option_t o_schedule_id = S_WHOLE ("SCHEDULE_ID", "SCHEDULE_ID", 1, INT64_MAX,
+                                                 "schedule_id", "an Auto-Pay schedule's ID");
+static const s_option_t o_schedule_name =
+    S_STRING ("--name", "N", 200, "name", "what the schedule is called");
+static const s_option_t o_frequency = S_CHOICE ("--frequency", "F", 16, "frequency",
+                                                "weekly|biweekly|monthly|quarterly", "how often");
+static const s_option_t o_day_rule =
+    S_CHOICE ("--day-rule", "R", 8, "day_rule", "last|next",
+              "months without the first date's day: their last day, or the 1st after");
+static const s_option_t o_first_date = S_CHECKED ("--first", "YYYY-MM-DD", 10, "first_date",
+                                                  s_is_date, "a date, YYYY-MM-DD", "the first run");
+static const s_option_t o_schedule_amount =
+    S_STRING ("--amount", "A|all", 40, "amount", "pay up to this much each run, or all");
+static const s_option_t o_schedule_payer =
+    S_WHOLE ("--payer", "PAYER_ID", 1, INT64_MAX, "payer_id", "the payer");
+static const s_option_t o_schedule_method = S_WHOLE (
+    "--method", "METHOD_ID", 1, INT64_MAX, "method_id", "the payer's saved card to charge");
+static const s_option_t o_today =
+    S_STRING ("DATE", "YYYY-MM-DD", 10, "today", "the scheduler's today (\"\" for the real one)");
 static const s_option_t o_payment_uuid =
     S_STRING ("PAYMENT_UUID", "PAYMENT_UUID", 36, "payment_uuid", "a payment's ID");
 
@@ -2607,6 +2627,76 @@ static int s_run_payment_show (s_cli_t *cli, const s_args_t *args)
     return code ? code : s_finish_payment (cli, reply);
 }
 
+//  Auto-Pay.
+static const s_column_t s_schedule_columns[] = {
+    {"ID", "schedule_id", S_RIGHT, 0, 0},   {"Name", "name", 0, 0, 24},
+    {"Payer", "payer_id", S_RIGHT, 0, 0},   {"Frequency", "frequency", 0, 0, 0},
+    {"First", "first_date", 0, 0, 0},       {"Up to", "amount_minor", S_MONEY, 0, 0},
+    {"Account", "account_number", 0, 0, 0}, {"On", "enabled", S_RIGHT, 0, 0},
+};
+
+static const s_column_t s_run_columns[] = {
+    {"Due", "due_date", 0, 0, 0},
+    {"Try", "attempt", S_RIGHT, 0, 0},
+    {"Ran", "run_on", 0, 0, 0},
+    {"Outcome", "status", 0, 0, 0},
+    {"Amount", "amount_minor", S_MONEY, 0, 0},
+    {"Reason", "reason", 0, 0, 0},
+    {"Payment", "payment_uuid", 0, 0, 0},
+};
+
+static const s_column_t s_enrollment_columns[] = {
+    {"Association", "association_id", S_RIGHT, 0, 0},
+    {"Level", "level", 0, 0, 0},
+    {"Client", "client_number", 0, 0, 0},
+    {"Matter", "matter_number", 0, 0, 0},
+    {"Invoice", "invoice_number", 0, 0, 0},
+    {"Ended", "ended_at", 0, 0, 0},
+    {"Why", "end_reason", 0, 0, 0},
+};
+
+static int s_print_schedules (s_cli_t *cli, const s_args_t *args, json_t *reply)
+{
+    json_t *schedules = json_object_get (reply, "schedules");
+    if (json_array_size (schedules) == 0)
+        printf ("No Auto-Pay schedules.\n");
+    else
+        S_TABLE (schedules, s_schedule_columns, 0);
+    return 0;
+}
+
+static int s_print_schedule (s_cli_t *cli, const s_args_t *args, json_t *reply)
+{
+    json_t *schedule = json_object_get (reply, "schedule");
+    if (!json_is_object (schedule)) {
+        printf ("Done.\n");
+        return 0;
+    }
+    json_t *one = json_pack ("[O]", schedule);
+    S_TABLE (one, s_schedule_columns, 0);
+    json_decref (one);
+    printf ("(Up to 0 means: pay all outstanding.) A/R message: ");
+    s_put_clean (stdout, s_text (schedule, "ar_message"), SIZE_MAX);
+    printf ("\n");
+    json_t *enrollments = json_object_get (schedule, "enrollments");
+    json_t *runs = json_object_get (schedule, "runs");
+    if (enrollments) {
+        printf ("\nEnrolled associations:\n");
+        if (json_array_size (enrollments) == 0)
+            printf ("  none (enroll with 'matterlink autopay enroll')\n");
+        else
+            S_TABLE (enrollments, s_enrollment_columns, 2);
+    }
+    if (runs) {
+        printf ("\nRuns:\n");
+        if (json_array_size (runs) == 0)
+            printf ("  none yet\n");
+        else
+            S_TABLE (runs, s_run_columns, 2);
+    }
+    return 0;
+}
+
 //  ---------------------------------------------------------------------------------------
 //  The commands
 
@@ -2768,6 +2858,82 @@ static const s_command_t s_commands[] = {
                  &o_charge_payer_email, &o_receipt_email, &o_message, &o_selection},
      .prepare = s_prepare_link,
      .print = s_print_link},
+    {.name = "autopay add",
+     .op = "autopay-add",
+     .synopsis = "--payer P --method M --name N --account NUMBER --frequency F --first DATE\n"
+                 "      [--amount A|all] [--day-rule last|next] [--message TEXT]",
+     .summary = "add an Auto-Pay schedule for a payer",
+     .flags = S_SENDS_STAFF,
+     .options = {&o_schedule_payer, &o_schedule_method, &o_schedule_name, &o_account, &o_frequency,
+                 &o_first_date, &o_schedule_amount, &o_day_rule, &o_message},
+     .required = "--payer --method --name --account --frequency --first",
+     .print = s_print_schedule},
+    {.name = "autopay edit",
+     .op = "autopay-edit",
+     .synopsis = "SCHEDULE_ID [--method M] [--name N] [--account NUMBER] [--frequency F]\n"
+                 "      [--first DATE] [--amount A|all] [--day-rule last|next] [--message TEXT]",
+     .summary = "change a schedule (it then runs from today on)",
+     .options = {&o_schedule_method, &o_schedule_name, &o_account, &o_frequency, &o_first_date,
+                 &o_schedule_amount, &o_day_rule, &o_message},
+     .bare = {&o_schedule_id},
+     .bare_required = 1,
+     .print = s_print_schedule},
+    {.name = "autopay enable",
+     .op = "autopay-enable",
+     .synopsis = "SCHEDULE_ID",
+     .summary = "turn a schedule on (it runs from today on)",
+     .bare = {&o_schedule_id},
+     .bare_required = 1,
+     .print = s_print_schedule},
+    {.name = "autopay disable",
+     .op = "autopay-disable",
+     .synopsis = "SCHEDULE_ID",
+     .summary = "turn a schedule off",
+     .bare = {&o_schedule_id},
+     .bare_required = 1,
+     .print = s_print_schedule},
+    {.name = "autopay delete",
+     .op = "autopay-delete",
+     .synopsis = "SCHEDULE_ID",
+     .summary = "delete a schedule (its runs are kept)",
+     .bare = {&o_schedule_id},
+     .bare_required = 1,
+     .print = s_print_schedule},
+    {.name = "autopay enroll",
+     .op = "autopay-enroll",
+     .synopsis = "SCHEDULE_ID ASSOCIATION_ID",
+     .summary = "enroll one of the payer's associations",
+     .bare = {&o_schedule_id, &o_association_id},
+     .bare_required = 2,
+     .print = s_print_schedule},
+    {.name = "autopay unenroll",
+     .op = "autopay-unenroll",
+     .synopsis = "SCHEDULE_ID ASSOCIATION_ID",
+     .summary = "end an enrollment",
+     .bare = {&o_schedule_id, &o_association_id},
+     .bare_required = 2,
+     .print = s_print_schedule},
+    {.name = "autopay list",
+     .op = "autopay-list",
+     .synopsis = "[--firm F] [--payer P]",
+     .summary = "a firm's Auto-Pay schedules",
+     .flags = S_NEEDS_FIRM,
+     .options = {&o_firm, &o_schedule_payer},
+     .print = s_print_schedules},
+    {.name = "autopay show",
+     .op = "autopay-show",
+     .synopsis = "SCHEDULE_ID",
+     .summary = "a schedule, its enrollments and its runs",
+     .bare = {&o_schedule_id},
+     .bare_required = 1,
+     .print = s_print_schedule},
+    {.name = "autopay clock",
+     .op = "autopay-clock",
+     .synopsis = "DATE",
+     .summary = "TEST ONLY: set the scheduler's today (core with MATTERLINK_TEST_CLOCK=1)",
+     .flags = S_CALLS_PROCESSOR,
+     .bare = {&o_today},
+     .bare_required = 1},
     {.name = "link list",
      .op = "link-list",
      .synopsis = "[--firm F] [--state outstanding|paid|cancelled|expired]",

@@ -7,6 +7,7 @@
 #ifndef ML_ADMIN_H_INCLUDED
 #define ML_ADMIN_H_INCLUDED
 
+#include "ml_autopay.h"
 #include "ml_mailer.h"
 #include "ml_payers.h"
 #include "ml_payments.h"
@@ -30,12 +31,13 @@ typedef struct {
     json_t *context;
 } ml_admin_effects_t;
 
-//  The classes whose ops the admin API offers (payments and mailer may be NULL).
+//  The classes whose ops the admin API offers (payments, mailer and autopay may be NULL).
 typedef struct {
     ml_store_t *store;
     ml_payers_t *payers;
     ml_payments_t *payments;
     ml_mailer_t *mailer;
+    ml_autopay_t *autopay;
 } ml_admin_parts_t;
 
 //  Execute a request. Returns the reply (new reference), or NULL when effects->search is

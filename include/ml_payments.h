@@ -68,6 +68,18 @@ json_t *ml_payments_allocate (ml_store_t *store, const char *firm_id, const char
                               ml_line_t *lines, size_t *count, int64_t *amount, char *client_number,
                               char *chosen);
 
+//  Auto-Pay: charge one run of a schedule (ml_autopay) through the same checks and charge
+//  path as a staff payment, with source "autopay". lines are [{"invoice": NUMBER,
+//  "amount_minor": N}] (borrowed); the money goes into account_number, which must be the
+//  firm's OPERATING account in the invoices' currency. payment_uuid is the run's own (stored
+//  with the run before this call): when a payment with it already exists, it is returned as
+//  it stands and nothing is charged again (ml_payments_resolve settles it). Returns
+//  {"ok": true, "payment": {...}} or an error reply (new reference).
+json_t *ml_payments_autopay (ml_payments_t *self, const char *firm, int64_t payer_id,
+                             int64_t method_id, const char *account_number, const json_t *lines,
+                             const char *ar_message, const char *payment_uuid, char *deliver_firm,
+                             size_t size);
+
 void ml_payments_test (bool verbose);
 
 #endif

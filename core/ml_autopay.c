@@ -1,0 +1,1329 @@
+/*  ml_autopay: recurring postable payments (Auto-Pay). See include/ml_autopay.h. */
+#include "ml_autopay.h"
+#include "ml_admin.h"
+#include "ml_alloc.h"
+#include "ml_log.h"
+#include "ml_money.h"
+#include "ml_selftest_support.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <signal.h>
+#include <czmq.h>
+
+struct _ml_autopay_t {
+    ml_store_t *store;       //  borrowed
+    ml_odbc_t *odbc;         //  the store's connection
+    ml_payers_t *payers;     //  borrowed
+    ml_payments_t *payments; //  borrowed
+    ml_mailer_t *mailer;     //  borrowed, may be NULL
+    char today[11];          //  the test clock's day, "" for the real one
+};
+
+//  How many due dates one schedule may look back over: a weekly schedule's year is 53, so
+//  this is only a guard against a broken first date, never a limit a real schedule meets.
+#define S_MAX_DUE 1000
+
+//  Schedules and enrollments are kept when deleted or ended (history); runs are a journal
+//  keyed by (schedule, due date, attempt), stored before money moves. An enrollment names
+//  an association of the payer's; an association removed later simply stops being paid.
+static const char *s_schema[] = {
+    //  amount_minor 0 means "pay all outstanding" on each run.
+    "CREATE TABLE IF NOT EXISTS autopay_schedule ("
+    " schedule_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " firm_id TEXT NOT NULL REFERENCES firm (firm_id), payer_id INTEGER NOT NULL,"
+    " method_id INTEGER NOT NULL, name TEXT NOT NULL, account_number TEXT NOT NULL,"
+    " currency TEXT NOT NULL, ar_message TEXT NOT NULL,"
+    " frequency TEXT NOT NULL CHECK (frequency IN ('weekly', 'biweekly', 'monthly',"
+    " 'quarterly')), day_rule TEXT NOT NULL CHECK (day_rule IN ('last', 'next')),"
+    " first_date TEXT NOT NULL, amount_minor INTEGER NOT NULL CHECK (amount_minor >= 0),"
+    " enabled INTEGER NOT NULL, runs_from TEXT NOT NULL, deleted_at TEXT,"
+    " created_by TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS autopay_schedule_payer ON autopay_schedule (firm_id, payer_id)",
+    "CREATE TABLE IF NOT EXISTS autopay_enrollment ("
+    " schedule_id INTEGER NOT NULL REFERENCES autopay_schedule (schedule_id),"
+    " association_id INTEGER NOT NULL, enrolled_at TEXT NOT NULL, ended_at TEXT,"
+    " end_reason TEXT, PRIMARY KEY (schedule_id, association_id))",
+    "CREATE TABLE IF NOT EXISTS autopay_run ("
+    " schedule_id INTEGER NOT NULL REFERENCES autopay_schedule (schedule_id),"
+    " due_date TEXT NOT NULL, attempt INTEGER NOT NULL CHECK (attempt IN (1, 2)),"
+    " run_on TEXT NOT NULL, payment_uuid TEXT NOT NULL UNIQUE,"
+    " status TEXT NOT NULL CHECK (status IN ('scheduled', 'started', 'pending', 'paid',"
+    " 'nothing_due', 'declined', 'error')), amount_minor INTEGER NOT NULL DEFAULT 0,"
+    " currency TEXT NOT NULL, lines TEXT NOT NULL, reason TEXT, note TEXT,"
+    " created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+    " PRIMARY KEY (schedule_id, due_date, attempt))",
+    "CREATE INDEX IF NOT EXISTS autopay_run_open ON autopay_run (status)",
+    "CREATE TRIGGER IF NOT EXISTS autopay_run_kept BEFORE DELETE ON autopay_run"
+    " BEGIN SELECT RAISE (ABORT, 'Auto-Pay runs are never removed'); END",
+};
+
+ml_autopay_t *ml_autopay_new (ml_store_t *store, ml_payers_t *payers, ml_payments_t *payments,
+                              ml_mailer_t *mailer, char *error, size_t error_size)
+{
+    assert (store && payers && payments);
+    ml_odbc_t *odbc = ml_store_odbc (store);
+    bool ok = ml_odbc_begin (odbc) == 0;
+    for (size_t index = 0; ok && index < sizeof s_schema / sizeof s_schema[0]; index++)
+        ok = ml_odbc_execute (odbc, s_schema[index], NULL) >= 0;
+    if (!ok || ml_odbc_commit (odbc) != 0) {
+        snprintf (error, error_size, "cannot create the Auto-Pay tables: %s",
+                  ml_odbc_error (odbc)->message);
+        ml_odbc_rollback (odbc);
+        return NULL;
+    }
+    ml_autopay_t *self = calloc (1, sizeof (ml_autopay_t));
+    assert (self);
+    self->store = store;
+    self->odbc = odbc;
+    self->payers = payers;
+    self->payments = payments;
+    self->mailer = mailer;
+    return self;
+}
+
+void ml_autopay_destroy (ml_autopay_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+//  Dates ------------------------------------------------------------------------------------
+
+//  Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil),
+//  so date arithmetic needs neither time zones nor the C library's time_t range.
+static int64_t s_days (int year, int month, int day)
+{
+    year -= month <= 2;
+    int64_t era = (year >= 0 ? year : year - 399) / 400;
+    int64_t year_of_era = year - era * 400;
+    int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
+static void s_civil (int64_t days, int *year, int *month, int *day)
+{
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    int64_t day_of_era = days - era * 146097;
+    int64_t year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+    int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    int64_t shifted = (5 * day_of_year + 2) / 153;
+    *day = (int)(day_of_year - (153 * shifted + 2) / 5 + 1);
+    *month = (int)(shifted < 10 ? shifted + 3 : shifted - 9);
+    *year = (int)(year_of_era + era * 400 + (*month <= 2));
+}
+
+static int s_month_days (int year, int month)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
+//  A strict YYYY-MM-DD that names a real day. Returns 0 or -1.
+static int s_date_parse (const char *text, int *year, int *month, int *day)
+{
+    if (!text || strlen (text) != 10 || text[4] != '-' || text[7] != '-')
+        return -1;
+    for (int index = 0; index < 10; index++)
+        if (index != 4 && index != 7 && !isdigit ((unsigned char)text[index]))
+            return -1;
+    *year = atoi (text);
+    *month = atoi (text + 5);
+    *day = atoi (text + 8);
+    if (*year < 2000 || *year > 9000 || *month < 1 || *month > 12 || *day < 1 ||
+        *day > s_month_days (*year, *month))
+        return -1;
+    return 0;
+}
+
+static void s_date_text (int64_t days, char *text, size_t size)
+{
+    int year, month, day;
+    s_civil (days, &year, &month, &day);
+    snprintf (text, size, "%04d-%02d-%02d", year, month, day);
+}
+
+//  A date plus some days, as text (11 bytes). date must be valid.
+static void s_date_add (const char *date, int days, char *text, size_t size)
+{
+    int year, month, day;
+    int rc = s_date_parse (date, &year, &month, &day);
+    assert (rc == 0);
+    s_date_text (s_days (year, month, day) + days, text, size);
+}
+
+int ml_autopay_due_date (const char *first_date, const char *frequency, const char *day_rule,
+                         int index, char *due, size_t size)
+{
+    int year, month, day;
+    if (s_date_parse (first_date, &year, &month, &day) != 0 || index < 0 || !frequency ||
+        !day_rule || (!streq (day_rule, "last") && !streq (day_rule, "next")))
+        return -1;
+    int step_days = streq (frequency, "weekly") ? 7 : streq (frequency, "biweekly") ? 14 : 0;
+    int step_months = streq (frequency, "monthly") ? 1 : streq (frequency, "quarterly") ? 3 : 0;
+    if (step_days) {
+        s_date_text (s_days (year, month, day) + (int64_t)step_days * index, due, size);
+        return 0;
+    }
+    if (!step_months)
+        return -1;
+    //  Each due date counts from the first one, not from the last: a schedule on the 31st
+    //  is paid on Feb 28 and again on Mar 31, never drifting to the 28th.
+    int months = (month - 1) + step_months * index;
+    int due_year = year + months / 12, due_month = months % 12 + 1;
+    int last = s_month_days (due_year, due_month);
+    if (day <= last)
+        s_date_text (s_days (due_year, due_month, day), due, size);
+    else if (streq (day_rule, "last"))
+        s_date_text (s_days (due_year, due_month, last), due, size);
+    else
+        s_date_text (s_days (due_year, due_month, last) + 1, due, size);
+    return 0;
+}
+
+//  The scheduler's "today": the test clock's day when set, else today in UTC.
+static void s_today (ml_autopay_t *self, char *today, size_t size)
+{
+    if (*self->today) {
+        snprintf (today, size, "%s", self->today);
+        return;
+    }
+    char now[32];
+    ml_store_now (now, sizeof now);
+    snprintf (today, size, "%.10s", now);
+}
+
+//  Helpers ----------------------------------------------------------------------------------
+
+static bool s_integer_column (const char *name)
+{
+    static const char *integers[] = {"schedule_id",    "payer_id",        "method_id",
+                                     "amount_minor",   "enabled",         "attempt",
+                                     "association_id", "available_minor", "balance_minor",
+                                     "pending_minor",  "open_count"};
+    for (size_t index = 0; index < sizeof integers / sizeof integers[0]; index++)
+        if (streq (name, integers[index]))
+            return true;
+    return false;
+}
+
+#define S_ROWS(sql, ...)                                                                           \
+    ml_store_rows (ml_odbc_query (self->odbc, sql, __VA_ARGS__), s_integer_column)
+
+static json_t *s_store_failed (ml_autopay_t *self, const char *doing)
+{
+    ml_log (ML_LOG_ERROR, "autopay: %s failed: %s", doing, ml_odbc_error (self->odbc)->message);
+    ml_odbc_rollback (self->odbc);
+    return ml_admin_error ("the core store failed; see the core's log");
+}
+
+#define S_SCHEDULE_SQL                                                                             \
+    "SELECT schedule_id, firm_id, payer_id, method_id, name, account_number, currency,"            \
+    " ar_message, frequency, day_rule, first_date, amount_minor, enabled, runs_from,"              \
+    " deleted_at, created_by, created_at, updated_at FROM autopay_schedule"
+
+//  A schedule's row (new reference) or NULL when there is none.
+static json_t *s_schedule (ml_autopay_t *self, int64_t schedule_id)
+{
+    json_t *rows = S_ROWS (S_SCHEDULE_SQL " WHERE schedule_id = ?", "i", schedule_id);
+    json_t *row = json_incref (json_array_get (rows, 0));
+    json_decref (rows);
+    return row;
+}
+
+#define S_TEXT(row, key) json_string_value (json_object_get (row, key))
+#define S_INT(row, key)  json_integer_value (json_object_get (row, key))
+
+//  The schedule a request names, not deleted (new reference), or NULL with *reply set.
+static json_t *s_schedule_of (ml_autopay_t *self, const json_t *request, json_t **reply)
+{
+    json_t *value = json_object_get (request, "schedule_id");
+    *reply = NULL;
+    if (!json_is_integer (value)) {
+        *reply = ml_admin_error ("'schedule_id' is required (a number)");
+        return NULL;
+    }
+    json_t *schedule = s_schedule (self, json_integer_value (value));
+    if (!schedule || !json_is_null (json_object_get (schedule, "deleted_at"))) {
+        *reply =
+            ml_admin_error ("no Auto-Pay schedule %lld", (long long)json_integer_value (value));
+        json_decref (schedule);
+        return NULL;
+    }
+    return schedule;
+}
+
+//  The payer as payer-show gives it (new reference), or NULL with *reply set.
+static json_t *s_payer (ml_autopay_t *self, int64_t payer_id, json_t **reply)
+{
+    json_t *show = json_pack ("{s:I}", "payer_id", (json_int_t)payer_id);
+    json_t *shown = ml_payers_execute (self->payers, "payer-show", show);
+    json_decref (show);
+    if (!json_is_true (json_object_get (shown, "ok"))) {
+        *reply = shown;
+        return NULL;
+    }
+    json_t *payer = json_incref (json_object_get (shown, "payer"));
+    json_decref (shown);
+    return payer;
+}
+
+static bool s_payer_has (const json_t *payer, const char *list, const char *key, int64_t id)
+{
+    size_t index;
+    json_t *entry;
+    json_array_foreach (json_object_get (payer, list), index, entry)
+    {
+        if (S_INT (entry, key) == id)
+            return true;
+    }
+    return false;
+}
+
+//  Schedules --------------------------------------------------------------------------------
+
+//  Check the schedule fields a request sets (all of them for add, some for edit) against
+//  the payer and the firm, filling fields with the values to store. Returns NULL or an
+//  error reply.
+static json_t *s_schedule_fields (ml_autopay_t *self, const json_t *request, const json_t *old,
+                                  json_t *fields)
+{
+    char problem[256] = "";
+    const char *name = ml_admin_argument (request, "name", 200, problem, sizeof problem);
+    const char *account = ml_admin_argument (request, "account", 63, problem, sizeof problem);
+    const char *ar_message =
+        ml_admin_argument (request, "ar_message", 1000, problem, sizeof problem);
+    const char *frequency = ml_admin_argument (request, "frequency", 16, problem, sizeof problem);
+    const char *day_rule = ml_admin_argument (request, "day_rule", 8, problem, sizeof problem);
+    const char *first_date = ml_admin_argument (request, "first_date", 10, problem, sizeof problem);
+    const char *amount = ml_admin_argument (request, "amount", 40, problem, sizeof problem);
+    json_t *method = json_object_get (request, "method_id");
+    if (*problem)
+        return ml_admin_error ("%s", problem);
+    if (!old && (!name || !*name || !account || !frequency || !first_date || !method))
+        return ml_admin_error ("an Auto-Pay schedule needs 'payer_id', 'method_id', 'name', "
+                               "'account', 'frequency' and 'first_date'");
+    if (method && !json_is_integer (method))
+        return ml_admin_error ("'method_id' must be a saved method's number");
+    if (name && !*name)
+        return ml_admin_error ("'name' must not be empty");
+    if (frequency && !streq (frequency, "weekly") && !streq (frequency, "biweekly") &&
+        !streq (frequency, "monthly") && !streq (frequency, "quarterly"))
+        return ml_admin_error ("'frequency' is weekly, biweekly, monthly or quarterly");
+    if (day_rule && !streq (day_rule, "last") && !streq (day_rule, "next"))
+        return ml_admin_error ("'day_rule' is last (the month's last day) or next (the 1st of "
+                               "the next month)");
+    int year, month, day;
+    char today[11];
+    s_today (self, today, sizeof today);
+    if (first_date && s_date_parse (first_date, &year, &month, &day) != 0)
+        return ml_admin_error ("'first_date' is a date, YYYY-MM-DD");
+    //  Money is never taken for a past date on a schedule made today.
+    if (first_date && strcmp (first_date, today) < 0)
+        return ml_admin_error ("'first_date' %s is in the past (today is %s)", first_date, today);
+    const char *firm = S_TEXT (fields, "firm_id");
+    int64_t payer_id = S_INT (fields, "payer_id");
+    json_t *reply = NULL;
+    if (method) {
+        json_t *payer = s_payer (self, payer_id, &reply);
+        if (!payer)
+            return reply;
+        bool known = s_payer_has (payer, "methods", "method_id", json_integer_value (method));
+        json_decref (payer);
+        if (!known)
+            return ml_admin_error ("payer %lld has no saved method %lld", (long long)payer_id,
+                                   (long long)json_integer_value (method));
+        json_object_set (fields, "method_id", method);
+    }
+    if (account) {
+        json_t *rows = S_ROWS ("SELECT account_type, currency FROM account WHERE firm_id = ?"
+                               " AND account_number = ?",
+                               "ss", firm, account);
+        json_t *row = json_array_get (rows, 0);
+        //  Trust is never paid by Auto-Pay (DESIGN.md rule 3: trust only by hand).
+        if (!row || !streq (S_TEXT (row, "account_type"), "OPERATING")) {
+            json_decref (rows);
+            return ml_admin_error ("firm %s has no OPERATING account %s (Auto-Pay never pays "
+                                   "into trust)",
+                                   firm, account);
+        }
+        json_object_set_new (fields, "account_number", json_string (account));
+        json_object_set_new (fields, "currency", json_string (S_TEXT (row, "currency")));
+        json_decref (rows);
+    }
+    if (amount) {
+        int64_t minor = 0;
+        const char *parse_error = NULL;
+        if (streq (amount, "all"))
+            json_object_set_new (fields, "amount_minor", json_integer (0));
+        else if (ml_money_parse (amount, S_TEXT (fields, "currency"), &minor, &parse_error) != 0 ||
+                 minor <= 0)
+            return ml_admin_error ("'amount' is \"all\" or a positive %s amount%s%s",
+                                   S_TEXT (fields, "currency"), parse_error ? ": " : "",
+                                   parse_error ? parse_error : "");
+        else
+            json_object_set_new (fields, "amount_minor", json_integer (minor));
+    }
+#define S_SET(key, value)                                                                          \
+    if (value)                                                                                     \
+    json_object_set_new (fields, key, json_string (value))
+    S_SET ("name", name);
+    S_SET ("ar_message", ar_message);
+    S_SET ("frequency", frequency);
+    S_SET ("day_rule", day_rule);
+    S_SET ("first_date", first_date);
+#undef S_SET
+    return NULL;
+}
+
+//  Store fields as the schedule's row: a new one (schedule_id 0) or an update. Returns the
+//  reply with the schedule.
+static json_t *s_save (ml_autopay_t *self, int64_t schedule_id, const json_t *fields,
+                       const char *staff, const char *doing)
+{
+    char now[32], today[11];
+    ml_store_now (now, sizeof now);
+    s_today (self, today, sizeof today);
+    if (ml_odbc_begin (self->odbc) != 0)
+        return s_store_failed (self, doing);
+    //  After an edit the schedule runs from today on: a changed first date or frequency never
+    //  makes past due dates run.
+    int64_t changed =
+        schedule_id
+            ? ml_odbc_execute (
+                  self->odbc,
+                  "UPDATE autopay_schedule SET method_id = ?, name = ?, account_number = ?,"
+                  " currency = ?, ar_message = ?, frequency = ?, day_rule = ?, first_date = ?,"
+                  " amount_minor = ?, runs_from = ?, updated_at = ? WHERE schedule_id = ?",
+                  "isssssssissi", S_INT (fields, "method_id"), S_TEXT (fields, "name"),
+                  S_TEXT (fields, "account_number"), S_TEXT (fields, "currency"),
+                  S_TEXT (fields, "ar_message"), S_TEXT (fields, "frequency"),
+                  S_TEXT (fields, "day_rule"), S_TEXT (fields, "first_date"),
+                  S_INT (fields, "amount_minor"), today, now, schedule_id)
+            : ml_odbc_execute (
+                  self->odbc,
+                  "INSERT INTO autopay_schedule (firm_id, payer_id, method_id, name,"
+                  " account_number, currency, ar_message, frequency, day_rule, first_date,"
+                  " amount_minor, enabled, runs_from, created_by, created_at, updated_at)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                  "siisssssssissss", S_TEXT (fields, "firm_id"), S_INT (fields, "payer_id"),
+                  S_INT (fields, "method_id"), S_TEXT (fields, "name"),
+                  S_TEXT (fields, "account_number"), S_TEXT (fields, "currency"),
+                  S_TEXT (fields, "ar_message"), S_TEXT (fields, "frequency"),
+                  S_TEXT (fields, "day_rule"), S_TEXT (fields, "first_date"),
+                  S_INT (fields, "amount_minor"), today, staff ? staff : "", now, now);
+    if (changed != 1)
+        return s_store_failed (self, doing);
+    if (!schedule_id) {
+        json_t *rows = S_ROWS ("SELECT last_insert_rowid () AS schedule_id", NULL, NULL);
+        schedule_id = S_INT (json_array_get (rows, 0), "schedule_id");
+        json_decref (rows);
+    }
+    if (!schedule_id || ml_odbc_commit (self->odbc) != 0)
+        return s_store_failed (self, doing);
+    ml_log (ML_LOG_NOTICE, "autopay: schedule %lld (%s): %s", (long long)schedule_id,
+            S_TEXT (fields, "firm_id"), doing);
+    json_t *schedule = s_schedule (self, schedule_id);
+    return schedule ? ml_admin_ok (json_pack ("{s:o}", "schedule", schedule))
+                    : s_store_failed (self, doing);
+}
+
+static json_t *s_add (ml_autopay_t *self, const json_t *request)
+{
+    char problem[256] = "";
+    const char *staff = ml_admin_argument (request, "staff", 64, problem, sizeof problem);
+    json_t *payer_value = json_object_get (request, "payer_id");
+    if (!json_is_integer (payer_value))
+        return ml_admin_error ("'payer_id' is required (a number)");
+    json_t *reply = NULL;
+    json_t *payer = s_payer (self, json_integer_value (payer_value), &reply);
+    if (!payer)
+        return reply;
+    json_t *fields = json_pack ("{s:O, s:O, s:s, s:s, s:i}", "firm_id",
+                                json_object_get (payer, "firm_id"), "payer_id", payer_value,
+                                "ar_message", "", "day_rule", "last", "amount_minor", 0);
+    json_decref (payer);
+    reply = s_schedule_fields (self, request, NULL, fields);
+    if (!reply)
+        reply = s_save (self, 0, fields, staff, "autopay-add");
+    json_decref (fields);
+    return reply;
+}
+
+static json_t *s_edit (ml_autopay_t *self, const json_t *request)
+{
+    json_t *reply = NULL;
+    json_t *fields = s_schedule_of (self, request, &reply);
+    if (!fields)
+        return reply;
+    reply = s_schedule_fields (self, request, fields, fields);
+    if (!reply)
+        reply = s_save (self, S_INT (fields, "schedule_id"), fields, NULL, "autopay-edit");
+    json_decref (fields);
+    return reply;
+}
+
+//  Enable, disable, delete: a schedule turned back on runs from today, not from the due
+//  dates it had while off; a deleted one is kept (its runs are history) and never runs.
+static json_t *s_switch (ml_autopay_t *self, const char *op, const json_t *request)
+{
+    json_t *reply = NULL;
+    json_t *schedule = s_schedule_of (self, request, &reply);
+    if (!schedule)
+        return reply;
+    int64_t schedule_id = S_INT (schedule, "schedule_id");
+    json_decref (schedule);
+    char now[32], today[11];
+    ml_store_now (now, sizeof now);
+    s_today (self, today, sizeof today);
+    int64_t changed =
+        streq (op, "autopay-enable")
+            ? ml_odbc_execute (self->odbc,
+                               "UPDATE autopay_schedule SET enabled = 1, runs_from = ?,"
+                               " updated_at = ? WHERE schedule_id = ? AND enabled = 0",
+                               "ssi", today, now, schedule_id)
+        : streq (op, "autopay-disable")
+            ? ml_odbc_execute (self->odbc,
+                               "UPDATE autopay_schedule SET enabled = 0, updated_at = ?"
+                               " WHERE schedule_id = ?",
+                               "si", now, schedule_id)
+            : ml_odbc_execute (self->odbc,
+                               "UPDATE autopay_schedule SET enabled = 0, deleted_at = ?,"
+                               " updated_at = ? WHERE schedule_id = ?",
+                               "ssi", now, now, schedule_id);
+    if (changed < 0)
+        return s_store_failed (self, op);
+    ml_log (ML_LOG_NOTICE, "autopay: schedule %lld: %s", (long long)schedule_id, op + 8);
+    schedule = s_schedule (self, schedule_id);
+    return ml_admin_ok (json_pack ("{s:o}", "schedule", schedule ? schedule : json_null ()));
+}
+
+static json_t *s_enroll (ml_autopay_t *self, const char *op, const json_t *request)
+{
+    json_t *reply = NULL;
+    json_t *schedule = s_schedule_of (self, request, &reply);
+    if (!schedule)
+        return reply;
+    json_t *association = json_object_get (request, "association_id");
+    json_t *payer =
+        json_is_integer (association) ? s_payer (self, S_INT (schedule, "payer_id"), &reply) : NULL;
+    if (!json_is_integer (association))
+        reply = ml_admin_error ("'association_id' is required (a number)");
+    //  Only the payer's own associations: a schedule never pays what its payer may not see.
+    else if (payer && !s_payer_has (payer, "associations", "association_id",
+                                    json_integer_value (association)))
+        reply = ml_admin_error ("association %lld is not one of payer %lld's",
+                                (long long)json_integer_value (association),
+                                (long long)S_INT (schedule, "payer_id"));
+    int64_t schedule_id = S_INT (schedule, "schedule_id");
+    json_decref (payer);
+    json_decref (schedule);
+    if (reply)
+        return reply;
+    int64_t association_id = json_integer_value (association);
+    char now[32];
+    ml_store_now (now, sizeof now);
+    if (ml_odbc_begin (self->odbc) != 0)
+        return s_store_failed (self, op);
+    bool ok;
+    if (streq (op, "autopay-enroll")) {
+        //  Enrolling again restarts an ended enrollment.
+        ok = ml_odbc_execute (self->odbc,
+                              "UPDATE autopay_enrollment SET ended_at = NULL, end_reason = NULL,"
+                              " enrolled_at = ? WHERE schedule_id = ? AND association_id = ?",
+                              "sii", now, schedule_id, association_id) >= 0;
+        ok = ok && ml_odbc_execute (self->odbc,
+                                    "INSERT INTO autopay_enrollment (schedule_id,"
+                                    " association_id, enrolled_at) SELECT ?, ?, ? WHERE NOT"
+                                    " EXISTS (SELECT 1 FROM autopay_enrollment WHERE"
+                                    " schedule_id = ? AND association_id = ?)",
+                                    "iisii", schedule_id, association_id, now, schedule_id,
+                                    association_id) >= 0;
+    } else
+        ok = ml_odbc_execute (self->odbc,
+                              "UPDATE autopay_enrollment SET ended_at = ?, end_reason ="
+                              " 'unenrolled' WHERE schedule_id = ? AND association_id = ? AND"
+                              " ended_at IS NULL",
+                              "sii", now, schedule_id, association_id) >= 0;
+    if (!ok || ml_odbc_commit (self->odbc) != 0)
+        return s_store_failed (self, op);
+    ml_log (ML_LOG_NOTICE, "autopay: schedule %lld: association %lld %s", (long long)schedule_id,
+            (long long)association_id, op + 8);
+    return ml_admin_ok (NULL);
+}
+
+#define S_ENROLLMENT_SQL                                                                           \
+    "SELECT e.association_id, a.level, a.client_number, a.matter_number, a.invoice_number,"        \
+    " e.enrolled_at, e.ended_at, e.end_reason FROM autopay_enrollment e JOIN association a"        \
+    " ON a.association_id = e.association_id WHERE e.schedule_id = ?"
+
+#define S_RUN_SQL                                                                                  \
+    "SELECT schedule_id, due_date, attempt, run_on, payment_uuid, status, amount_minor,"           \
+    " currency, lines, reason, note, created_at, updated_at FROM autopay_run"
+
+static json_t *s_show (ml_autopay_t *self, const json_t *request)
+{
+    json_t *reply = NULL;
+    json_t *schedule = s_schedule_of (self, request, &reply);
+    if (!schedule)
+        return reply;
+    int64_t schedule_id = S_INT (schedule, "schedule_id");
+    json_t *enrollments = S_ROWS (S_ENROLLMENT_SQL " ORDER BY e.association_id", "i", schedule_id);
+    json_t *runs =
+        S_ROWS (S_RUN_SQL " WHERE schedule_id = ? ORDER BY due_date, attempt", "i", schedule_id);
+    if (!enrollments || !runs) {
+        json_decref (schedule);
+        json_decref (enrollments);
+        json_decref (runs);
+        return s_store_failed (self, "autopay-show");
+    }
+    //  The lines of a run are kept as text; shown as what they are.
+    size_t index;
+    json_t *run;
+    json_array_foreach (runs, index, run)
+    {
+        json_t *lines = json_loads (S_TEXT (run, "lines"), 0, NULL);
+        json_object_set_new (run, "lines", lines ? lines : json_array ());
+    }
+    json_object_set_new (schedule, "enrollments", enrollments);
+    json_object_set_new (schedule, "runs", runs);
+    return ml_admin_ok (json_pack ("{s:o}", "schedule", schedule));
+}
+
+static json_t *s_list (ml_autopay_t *self, const json_t *request)
+{
+    char problem[256] = "";
+    const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
+    json_t *payer = json_object_get (request, "payer_id");
+    if (*problem || !firm || (payer && !json_is_integer (payer)))
+        return ml_admin_error ("'firm' is required; 'payer_id' (a number) is optional");
+    json_t *rows = payer ? S_ROWS (S_SCHEDULE_SQL " WHERE firm_id = ? AND payer_id = ? AND"
+                                                  " deleted_at IS NULL ORDER BY schedule_id",
+                                   "si", firm, json_integer_value (payer))
+                         : S_ROWS (S_SCHEDULE_SQL " WHERE firm_id = ? AND deleted_at IS NULL"
+                                                  " ORDER BY schedule_id",
+                                   "s", firm);
+    return rows ? ml_admin_ok (json_pack ("{s:o}", "schedules", rows))
+                : s_store_failed (self, "autopay-list");
+}
+
+//  Runs -------------------------------------------------------------------------------------
+
+//  The first day client- and matter-level enrollments no longer run: one year after the
+//  schedule's first run.
+static void s_year_end (const char *first_date, char *end, size_t size)
+{
+    int year, month, day;
+    int rc = s_date_parse (first_date, &year, &month, &day);
+    assert (rc == 0);
+    if (month == 2 && day == 29)
+        day = 28;
+    //  The modulos only tell the compiler the text fits; a parsed date is in range already.
+    snprintf (end, size, "%04u-%02u-%02u", (unsigned)(year + 1) % 10000u, (unsigned)month % 100u,
+              (unsigned)day % 100u);
+}
+
+//  Add the open invoices an enrollment covers (in currency) to candidates, skipping those
+//  already there. An invoice-level enrollment whose invoice is paid (no longer open, or
+//  nothing left on it) ends here. Returns 0 or -1 (store failed).
+static int s_enrollment_items (ml_autopay_t *self, const json_t *schedule, const json_t *enrollment,
+                               const char *due, const char *year_end, zlistx_t *candidates)
+{
+    const char *level = S_TEXT (enrollment, "level");
+    bool invoice_level = streq (level, "invoice");
+    if (!invoice_level && strcmp (due, year_end) >= 0)
+        return 0;
+    json_t *items =
+        ml_store_open_items (self->store, S_TEXT (schedule, "firm_id"),
+                             streq (level, "client") ? S_TEXT (enrollment, "client_number") : NULL,
+                             streq (level, "matter") ? S_TEXT (enrollment, "matter_number") : NULL,
+                             invoice_level ? S_TEXT (enrollment, "invoice_number") : NULL);
+    if (!items)
+        return -1;
+    json_t *first = json_array_get (items, 0);
+    if (invoice_level && (!first || S_INT (first, "balance_minor") <= 0)) {
+        char now[32];
+        ml_store_now (now, sizeof now);
+        ml_odbc_execute (self->odbc,
+                         "UPDATE autopay_enrollment SET ended_at = ?, end_reason = 'paid'"
+                         " WHERE schedule_id = ? AND association_id = ? AND ended_at IS NULL",
+                         "sii", now, S_INT (schedule, "schedule_id"),
+                         S_INT (enrollment, "association_id"));
+        ml_log (ML_LOG_NOTICE, "autopay: schedule %lld: invoice %s is paid; its enrollment ends",
+                (long long)S_INT (schedule, "schedule_id"), S_TEXT (enrollment, "invoice_number"));
+    }
+    size_t index;
+    json_t *item;
+    json_array_foreach (items, index, item)
+    {
+        if (!streq (S_TEXT (item, "currency"), S_TEXT (schedule, "currency")) ||
+            S_INT (item, "available_minor") <= 0)
+            continue;
+        bool seen = false;
+        for (ml_alloc_item_t *known = zlistx_first (candidates); known && !seen;
+             known = zlistx_next (candidates))
+            seen = streq (known->invoice_number, S_TEXT (item, "invoice_number"));
+        if (seen)
+            continue;
+        ml_alloc_item_t *candidate = calloc (1, sizeof (ml_alloc_item_t));
+        assert (candidate);
+        ml_alloc_item_from_json (item, candidate);
+        zlistx_add_end (candidates, candidate);
+    }
+    json_decref (items);
+    return 0;
+}
+
+//  What a run pays: the enrolled invoices, oldest first, up to the schedule's amount (or
+//  all of it), each at most its available balance. Returns the lines ([{"invoice",
+//  "amount_minor"}], new reference; empty when nothing is due) or NULL (store failed).
+static json_t *s_run_lines (ml_autopay_t *self, const json_t *schedule, const char *due,
+                            int64_t *total)
+{
+    char year_end[11];
+    s_year_end (S_TEXT (schedule, "first_date"), year_end, sizeof year_end);
+    json_t *enrollments = S_ROWS (S_ENROLLMENT_SQL " AND e.ended_at IS NULL"
+                                                   " ORDER BY e.association_id",
+                                  "i", S_INT (schedule, "schedule_id"));
+    if (!enrollments)
+        return NULL;
+    zlistx_t *candidates = zlistx_new ();
+    //  zstr_free frees any heap block and nulls the pointer, which is all an item needs.
+    zlistx_set_destructor (candidates, (zlistx_destructor_fn *)zstr_free);
+    bool ok = true;
+    size_t index;
+    json_t *enrollment;
+    json_array_foreach (enrollments, index, enrollment)
+    {
+        if (ok)
+            ok = s_enrollment_items (self, schedule, enrollment, due, year_end, candidates) == 0;
+    }
+    json_decref (enrollments);
+    size_t count = zlistx_size (candidates);
+    ml_alloc_item_t *items = calloc (count ? count : 1, sizeof (ml_alloc_item_t));
+    ml_line_t *lines = calloc (ML_MAX_LINES, sizeof (ml_line_t));
+    assert (items && lines);
+    int64_t available = 0;
+    index = 0;
+    for (ml_alloc_item_t *item = zlistx_first (candidates); item; item = zlistx_next (candidates)) {
+        items[index++] = *item;
+        available += item->available_minor;
+    }
+    int64_t wanted = S_INT (schedule, "amount_minor");
+    wanted = wanted == 0 || wanted > available ? available : wanted;
+    int64_t unapplied = 0;
+    size_t used =
+        wanted > 0 ? ml_alloc_oldest_first (items, count, wanted, lines, ML_MAX_LINES, &unapplied)
+                   : 0;
+    json_t *result = ok ? json_array () : NULL;
+    *total = 0;
+    for (index = 0; result && index < used; index++) {
+        json_array_append_new (result,
+                               json_pack ("{s:s, s:I}", "invoice", lines[index].reference,
+                                          "amount_minor", (json_int_t)lines[index].amount_minor));
+        *total += lines[index].amount_minor;
+    }
+    free (lines);
+    free (items);
+    zlistx_destroy (&candidates);
+    return result;
+}
+
+//  A failed run: the alert to the firm, and a soft decline's one retry the next day, in the
+//  same transaction as the run's outcome, so neither is lost nor doubled.
+static bool s_failed (ml_autopay_t *self, const json_t *schedule, const json_t *run,
+                      const char *status, const char *reason, const char *today)
+{
+    bool soft = reason && streq (reason, "insufficient_funds") && S_INT (run, "attempt") == 1;
+    char now[32], tomorrow[11], uuid[37];
+    ml_store_now (now, sizeof now);
+    s_date_add (today, 1, tomorrow, sizeof tomorrow);
+    ml_store_uuid (uuid, sizeof uuid);
+    bool ok = true;
+    if (soft)
+        ok = ml_odbc_execute (self->odbc,
+                              "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on,"
+                              " payment_uuid, status, currency, lines, note, created_at,"
+                              " updated_at) VALUES (?, ?, 2, ?, ?, 'scheduled', ?, '[]',"
+                              " 'retry of a soft decline', ?, ?)",
+                              "issssss", S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
+                              tomorrow, uuid, S_TEXT (schedule, "currency"), now, now) == 1;
+    json_t *contact = S_ROWS ("SELECT c.notify_email, f.name FROM firm_contact c JOIN firm f"
+                              " ON f.firm_id = c.firm_id WHERE c.firm_id = ?",
+                              "s", S_TEXT (schedule, "firm_id"));
+    json_t *row = json_array_get (contact, 0);
+    if (ok && self->mailer && row) {
+        char subject[300], body[2048], dedupe[128], error[256] = "", money[64];
+        ml_money_format (S_INT (run, "amount_minor"), S_TEXT (schedule, "currency"), money,
+                         sizeof money);
+        snprintf (subject, sizeof subject, "Error-Failed AutoPay: %.200s",
+                  S_TEXT (schedule, "name"));
+        snprintf (body, sizeof body,
+                  "The Auto-Pay schedule %lld \"%.200s\" (payer %lld) failed its run due %s "
+                  "(attempt %lld).\nAmount: %s %s\nOutcome: %s\nReason: %.300s\n\n%s\n"
+                  "See 'matterlink autopay show %lld'.\n",
+                  (long long)S_INT (schedule, "schedule_id"), S_TEXT (schedule, "name"),
+                  (long long)S_INT (schedule, "payer_id"), S_TEXT (run, "due_date"),
+                  (long long)S_INT (run, "attempt"), money, S_TEXT (schedule, "currency"), status,
+                  reason ? reason : "(none given)",
+                  soft ? "The card was declined for insufficient funds: the run is tried once "
+                         "more tomorrow."
+                       : "This run is not retried: update the payer's payment method, then pay "
+                         "by hand or wait for the next run.",
+                  (long long)S_INT (schedule, "schedule_id"));
+        snprintf (dedupe, sizeof dedupe, "autopay-failed:%lld:%s:%lld",
+                  (long long)S_INT (schedule, "schedule_id"), S_TEXT (run, "due_date"),
+                  (long long)S_INT (run, "attempt"));
+        if (ml_mailer_enqueue (self->mailer, "autopay_failed", dedupe, S_TEXT (schedule, "firm_id"),
+                               S_TEXT (row, "notify_email"), subject, body, error,
+                               sizeof error) < 0)
+            ml_log (ML_LOG_WARNING, "autopay: no failure alert for schedule %lld: %s",
+                    (long long)S_INT (schedule, "schedule_id"), error);
+    }
+    //  The payer hears of it too (without the firm's A/R message), so they can fix the card.
+    json_t *payers = S_ROWS ("SELECT p.email, p.name, f.name AS firm_name FROM payer p JOIN firm f"
+                             " ON f.firm_id = p.firm_id WHERE p.payer_id = ?",
+                             "i", S_INT (schedule, "payer_id"));
+    json_t *payer = json_array_get (payers, 0);
+    if (ok && self->mailer && payer) {
+        char subject[300], body[1024], dedupe[128], error[256] = "";
+        snprintf (subject, sizeof subject, "%.200s: your automatic payment did not go through",
+                  S_TEXT (payer, "firm_name"));
+        snprintf (body, sizeof body,
+                  "Dear %.200s,\n\nYour automatic payment \"%.200s\" due %s could not be "
+                  "taken from your card.\n%s\n",
+                  S_TEXT (payer, "name"), S_TEXT (schedule, "name"), S_TEXT (run, "due_date"),
+                  soft ? "We will try once more tomorrow."
+                       : "Please contact us to update your "
+                         "payment method.");
+        snprintf (dedupe, sizeof dedupe, "autopay-failed-payer:%lld:%s:%lld",
+                  (long long)S_INT (schedule, "schedule_id"), S_TEXT (run, "due_date"),
+                  (long long)S_INT (run, "attempt"));
+        if (ml_mailer_enqueue (self->mailer, "autopay_failed_payer", dedupe,
+                               S_TEXT (schedule, "firm_id"), S_TEXT (payer, "email"), subject, body,
+                               error, sizeof error) < 0)
+            ml_log (ML_LOG_WARNING, "autopay: no failure notice to payer %lld: %s",
+                    (long long)S_INT (schedule, "payer_id"), error);
+    }
+    json_decref (payers);
+    if (ok && !row)
+        ml_log (ML_LOG_WARNING,
+                "autopay: firm %s has no contact address ('matterlink firm-contact'): the "
+                "failure of schedule %lld is only recorded",
+                S_TEXT (schedule, "firm_id"), (long long)S_INT (schedule, "schedule_id"));
+    json_decref (contact);
+    ml_log (ML_LOG_WARNING, "autopay: schedule %lld run due %s attempt %lld %s: %s%s",
+            (long long)S_INT (schedule, "schedule_id"), S_TEXT (run, "due_date"),
+            (long long)S_INT (run, "attempt"), status, reason ? reason : "",
+            soft ? " (retried tomorrow)" : "");
+    return ok;
+}
+
+//  Record a run's outcome (one transaction). Returns 1 final, 0 still open, -1 failed.
+static int s_outcome (ml_autopay_t *self, const json_t *schedule, json_t *run, const char *status,
+                      const char *reason, const json_t *lines, int64_t amount, const char *today)
+{
+    char now[32];
+    ml_store_now (now, sizeof now);
+    char *lines_text = json_dumps (lines ? lines : json_array (), JSON_COMPACT);
+    json_object_set_new (run, "amount_minor", json_integer (amount));
+    if (ml_odbc_begin (self->odbc) != 0) {
+        free (lines_text);
+        return -1;
+    }
+    bool ok = ml_odbc_execute (self->odbc,
+                               "UPDATE autopay_run SET status = ?, reason = ?, amount_minor = ?,"
+                               " lines = ?, updated_at = ? WHERE schedule_id = ? AND due_date = ?"
+                               " AND attempt = ? AND status IN ('started', 'pending')",
+                               "ssissisi", status, reason, amount, lines_text, now,
+                               S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
+                               S_INT (run, "attempt")) == 1;
+    free (lines_text);
+    if (ok && (streq (status, "declined") || streq (status, "error")))
+        ok = s_failed (self, schedule, run, status, reason, today);
+    if (!ok || ml_odbc_commit (self->odbc) != 0) {
+        s_store_failed (self, "recording a run");
+        return -1;
+    }
+    if (streq (status, "paid") || streq (status, "nothing_due"))
+        ml_log (ML_LOG_NOTICE, "autopay: schedule %lld run due %s: %s (%lld minor units)",
+                (long long)S_INT (schedule, "schedule_id"), S_TEXT (run, "due_date"), status,
+                (long long)amount);
+    return streq (status, "pending") ? 0 : 1;
+}
+
+//  Carry one open run forward: settle it from its payment when there is one, else work out
+//  what it pays and charge it under the run's own payment UUID. Returns 1 when the run
+//  reached an outcome.
+static int s_carry (ml_autopay_t *self, json_t *run, const char *today, char *deliver_firm,
+                    size_t size)
+{
+    json_t *schedule = s_schedule (self, S_INT (run, "schedule_id"));
+    if (!schedule)
+        return 0;
+    json_t *lines = NULL;
+    int64_t amount = 0;
+    json_t *show = json_pack ("{s:s}", "payment_uuid", S_TEXT (run, "payment_uuid"));
+    json_t *reply = ml_payments_execute (self->payments, "payment-show", show, deliver_firm, size);
+    json_decref (show);
+    if (!json_is_true (json_object_get (reply, "ok"))) {
+        json_decref (reply);
+        reply = NULL;
+        lines = s_run_lines (self, schedule, S_TEXT (run, "due_date"), &amount);
+        if (!lines) {
+            json_decref (schedule);
+            return 0;
+        }
+        if (json_array_size (lines) == 0) {
+            int done = s_outcome (self, schedule, run, "nothing_due", NULL, lines, 0, today);
+            json_decref (lines);
+            json_decref (schedule);
+            return done == 1;
+        }
+        reply = ml_payments_autopay (
+            self->payments, S_TEXT (schedule, "firm_id"), S_INT (schedule, "payer_id"),
+            S_INT (schedule, "method_id"), S_TEXT (schedule, "account_number"), lines,
+            S_TEXT (schedule, "ar_message"), S_TEXT (run, "payment_uuid"), deliver_firm, size);
+        //  A test hook: die the hardest way right after the charge, before the run's outcome
+        //  is recorded, to prove the next start neither charges again nor loses the run.
+        const char *crash = getenv ("MATTERLINK_TEST_CRASH");
+        if (crash && streq (crash, "autopay-after-charge"))
+            raise (SIGKILL);
+    }
+    json_t *payment = json_object_get (reply, "payment");
+    const char *state = json_string_value (json_object_get (payment, "status"));
+    json_t *charge = json_array_get (json_object_get (payment, "charges"), 0);
+    if (payment) {
+        //  The lines and amount are what was charged, whoever charged them (a run resumed
+        //  after a stop knows them only from its charge).
+        amount = S_INT (charge, "amount_minor");
+        json_decref (lines);
+        lines = json_array ();
+        json_t *rows = S_ROWS ("SELECT lines FROM charge WHERE charge_key = ?", "s",
+                               S_TEXT (charge, "charge_key"));
+        json_t *stored = json_loads (S_TEXT (json_array_get (rows, 0), "lines"), 0, NULL);
+        json_decref (rows);
+        size_t index;
+        json_t *line;
+        json_array_foreach (stored, index, line)
+        {
+            json_array_append_new (lines,
+                                   json_pack ("{s:O, s:O}", "invoice", json_array_get (line, 1),
+                                              "amount_minor", json_array_get (line, 2)));
+        }
+        json_decref (stored);
+    }
+    int done;
+    if (!payment)
+        done =
+            s_outcome (self, schedule, run, "error",
+                       json_string_value (json_object_get (reply, "error")), lines, amount, today);
+    else if (streq (state, "approved"))
+        done = s_outcome (self, schedule, run, "paid", NULL, lines, amount, today);
+    else if (streq (state, "declined") || streq (state, "error"))
+        done =
+            s_outcome (self, schedule, run, state, S_TEXT (charge, "reason"), lines, amount, today);
+    else
+        done = s_outcome (self, schedule, run, "pending", NULL, lines, amount, today);
+    json_decref (reply);
+    json_decref (lines);
+    json_decref (schedule);
+    return done == 1;
+}
+
+//  Start the runs that came due: each due date of each enabled schedule, from the day it
+//  runs from up to today, once (the run's key is stored before anything is charged).
+static void s_start_due (ml_autopay_t *self, const char *today)
+{
+    json_t *schedules =
+        S_ROWS (S_SCHEDULE_SQL " WHERE enabled = 1 AND deleted_at IS NULL ORDER BY schedule_id",
+                NULL, NULL);
+    size_t index;
+    json_t *schedule;
+    json_array_foreach (schedules, index, schedule)
+    {
+        int64_t schedule_id = S_INT (schedule, "schedule_id");
+        char year_end[11];
+        s_year_end (S_TEXT (schedule, "first_date"), year_end, sizeof year_end);
+        json_t *open = S_ROWS ("SELECT COUNT (*) AS open_count FROM autopay_enrollment e"
+                               " JOIN association a ON a.association_id = e.association_id"
+                               " WHERE e.schedule_id = ? AND e.ended_at IS NULL AND a.level ="
+                               " 'invoice'",
+                               "i", schedule_id);
+        bool invoices_open = S_INT (json_array_get (open, 0), "open_count") > 0;
+        json_decref (open);
+        for (int number = 0; number < S_MAX_DUE; number++) {
+            char due[11], now[32], uuid[37];
+            if (ml_autopay_due_date (S_TEXT (schedule, "first_date"),
+                                     S_TEXT (schedule, "frequency"), S_TEXT (schedule, "day_rule"),
+                                     number, due, sizeof due) != 0 ||
+                strcmp (due, today) > 0)
+                break;
+            //  Past the year, only invoice-level enrollments (payment plans) still run.
+            if (strcmp (due, year_end) >= 0 && !invoices_open)
+                break;
+            if (strcmp (due, S_TEXT (schedule, "runs_from")) < 0)
+                continue;
+            ml_store_now (now, sizeof now);
+            ml_store_uuid (uuid, sizeof uuid);
+            int64_t added = ml_odbc_execute (
+                self->odbc,
+                "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on, payment_uuid,"
+                " status, currency, lines, created_at, updated_at) SELECT ?, ?, 1, ?, ?,"
+                " 'started', ?, '[]', ?, ? WHERE NOT EXISTS (SELECT 1 FROM autopay_run WHERE"
+                " schedule_id = ? AND due_date = ?)",
+                "issssssis", schedule_id, due, today, uuid, S_TEXT (schedule, "currency"), now, now,
+                schedule_id, due);
+            if (added == 1 && strcmp (due, today) < 0)
+                ml_log (ML_LOG_NOTICE,
+                        "autopay: catching up: schedule %lld's run due %s starts today (%s)",
+                        (long long)schedule_id, due, today);
+        }
+    }
+    json_decref (schedules);
+}
+
+int ml_autopay_tick (ml_autopay_t *self, char *deliver_firm, size_t size)
+{
+    assert (self);
+    char today[11];
+    s_today (self, today, sizeof today);
+    s_start_due (self, today);
+    //  Retries whose day has come become open runs like any other, unless their schedule
+    //  was turned off or deleted meanwhile (then they wait, and never run if deleted).
+    ml_odbc_execute (self->odbc,
+                     "UPDATE autopay_run SET status = 'started' WHERE status = 'scheduled' AND"
+                     " run_on <= ? AND schedule_id IN (SELECT schedule_id FROM autopay_schedule"
+                     " WHERE enabled = 1 AND deleted_at IS NULL)",
+                     "s", today);
+    //  Open runs, oldest due date first: new ones, and those a stop or an unknown charge
+    //  outcome left open.
+    json_t *open = S_ROWS (S_RUN_SQL " WHERE status IN ('started', 'pending')"
+                                     " ORDER BY due_date, schedule_id, attempt LIMIT 50",
+                           NULL, NULL);
+    int done = 0;
+    size_t index;
+    json_t *run;
+    json_array_foreach (open, index, run) done += s_carry (self, run, today, deliver_firm, size);
+    json_decref (open);
+    return done;
+}
+
+//  The test clock: sets the scheduler's today and runs what is due at once.
+static json_t *s_clock (ml_autopay_t *self, const json_t *request, char *deliver_firm, size_t size)
+{
+    const char *enabled = getenv ("MATTERLINK_TEST_CLOCK");
+    if (!enabled || !streq (enabled, "1"))
+        return ml_admin_error ("the Auto-Pay test clock is off (a test facility: start the "
+                               "core with MATTERLINK_TEST_CLOCK=1)");
+    char problem[256] = "";
+    const char *today = ml_admin_argument (request, "today", 10, problem, sizeof problem);
+    int year, month, day;
+    if (*problem || (today && *today && s_date_parse (today, &year, &month, &day) != 0))
+        return ml_admin_error ("'today' is a date, YYYY-MM-DD, or \"\" for the real clock");
+    if (today)
+        snprintf (self->today, sizeof self->today, "%s", today);
+    ml_log (ML_LOG_NOTICE, "autopay: TEST CLOCK: today is %s", *self->today ? self->today : "real");
+    int runs = ml_autopay_tick (self, deliver_firm, size);
+    char shown[11];
+    s_today (self, shown, sizeof shown);
+    return ml_admin_ok (json_pack ("{s:s, s:i}", "today", shown, "runs", runs));
+}
+
+json_t *ml_autopay_execute (ml_autopay_t *self, const char *op, const json_t *request,
+                            char *deliver_firm, size_t size)
+{
+    assert (self && op);
+    if (strncmp (op, "autopay-", 8) != 0)
+        return NULL;
+    if (streq (op, "autopay-add"))
+        return s_add (self, request);
+    if (streq (op, "autopay-edit"))
+        return s_edit (self, request);
+    if (streq (op, "autopay-enable") || streq (op, "autopay-disable") ||
+        streq (op, "autopay-delete"))
+        return s_switch (self, op, request);
+    if (streq (op, "autopay-enroll") || streq (op, "autopay-unenroll"))
+        return s_enroll (self, op, request);
+    if (streq (op, "autopay-list"))
+        return s_list (self, request);
+    if (streq (op, "autopay-show"))
+        return s_show (self, request);
+    if (streq (op, "autopay-clock"))
+        return s_clock (self, request, deliver_firm, size);
+    return NULL;
+}
+
+//  Selftest ---------------------------------------------------------------------------------
+
+static json_t *s_test_call (ml_autopay_t *self, const char *op, json_t *request)
+{
+    char deliver[64] = "";
+    json_t *reply = ml_autopay_execute (self, op, request, deliver, sizeof deliver);
+    json_decref (request);
+    assert (reply);
+    return reply;
+}
+
+static int64_t s_test_count (ml_store_t *store, const char *sql)
+{
+    json_t *rows =
+        ml_store_rows (ml_odbc_query (ml_store_odbc (store), sql, NULL), s_integer_column);
+    int64_t count = S_INT (json_array_get (rows, 0), "open_count");
+    json_decref (rows);
+    return count;
+}
+
+//  Set the test clock and run what is due; returns the number of runs that ended.
+static int s_test_day (ml_autopay_t *self, const char *today)
+{
+    char deliver[64];
+    snprintf (self->today, sizeof self->today, "%s", today);
+    return ml_autopay_tick (self, deliver, sizeof deliver);
+}
+
+//  A payer of firm acme with a saved card and an association; returns the payer's id and
+//  sets *method_id and *association_id.
+static int64_t s_test_payer (ml_payers_t *payers, ml_processor_t *processor, const char *email,
+                             const char *card, const char *level, const ml_item_t *item,
+                             int64_t *method_id, int64_t *association_id)
+{
+    json_t *request = json_pack ("{s:s, s:s, s:s}", "firm", "acme", "name", email, "email", email);
+    json_t *reply = ml_payers_execute (payers, "payer-add", request);
+    json_decref (request);
+    int64_t payer_id = S_INT (json_object_get (reply, "payer"), "payer_id");
+    json_decref (reply);
+    assert (payer_id > 0);
+    ml_processor_result_t result;
+    char key[64];
+    snprintf (key, sizeof key, "autopay-test-%lld", (long long)payer_id);
+    int rc = ml_processor_tokenize (processor, key, card, 12, 2099, "123", &result);
+    assert (rc == ML_PROCESSOR_APPROVED);
+    request = json_pack ("{s:I, s:s, s:s, s:s, s:i, s:i}", "payer_id", (json_int_t)payer_id,
+                         "token", result.token, "brand", result.brand, "last4", result.last4,
+                         "exp_month", 12, "exp_year", 2099);
+    reply = ml_payers_execute (payers, "method-add", request);
+    json_decref (request);
+    *method_id = S_INT (json_object_get (reply, "method"), "method_id");
+    json_decref (reply);
+    reply = ml_payers_association_record (payers, payer_id, level, item, "alice");
+    *association_id = S_INT (json_object_get (reply, "association"), "association_id");
+    json_decref (reply);
+    assert (*method_id > 0 && *association_id > 0);
+    return payer_id;
+}
+
+void ml_autopay_test (bool verbose)
+{
+    printf (" * ml_autopay: ");
+    //  Due dates: monthly on the 31st lands on each short month's last day and comes back
+    //  to the 31st; "next" moves to the 1st; quarterly and biweekly count from the first.
+    const char *monthly[] = {"2026-01-31", "2026-02-28", "2026-03-31", "2026-04-30", "2026-05-31",
+                             "2026-06-30", "2026-07-31", "2026-08-31", "2026-09-30", "2026-10-31",
+                             "2026-11-30", "2026-12-31", "2027-01-31"};
+    char due[11];
+    for (int index = 0; index < 13; index++) {
+        assert (ml_autopay_due_date ("2026-01-31", "monthly", "last", index, due, sizeof due) == 0);
+        assert (streq (due, monthly[index]));
+    }
+    assert (ml_autopay_due_date ("2028-01-31", "monthly", "last", 1, due, sizeof due) == 0);
+    assert (streq (due, "2028-02-29"));
+    assert (ml_autopay_due_date ("2026-01-31", "monthly", "next", 1, due, sizeof due) == 0);
+    assert (streq (due, "2026-03-01"));
+    assert (ml_autopay_due_date ("2026-11-30", "quarterly", "last", 1, due, sizeof due) == 0);
+    assert (streq (due, "2027-02-28"));
+    assert (ml_autopay_due_date ("2026-11-30", "quarterly", "last", 2, due, sizeof due) == 0);
+    assert (streq (due, "2027-05-30"));
+    assert (ml_autopay_due_date ("2026-12-25", "biweekly", "last", 1, due, sizeof due) == 0);
+    assert (streq (due, "2027-01-08"));
+    assert (ml_autopay_due_date ("2026-12-25", "weekly", "last", 52, due, sizeof due) == 0);
+    assert (streq (due, "2027-12-24"));
+    assert (ml_autopay_due_date ("2026-02-30", "weekly", "last", 0, due, sizeof due) == -1);
+    assert (ml_autopay_due_date ("2026-02-01", "daily", "last", 0, due, sizeof due) == -1);
+    char year_end[11];
+    s_year_end ("2028-02-29", year_end, sizeof year_end);
+    assert (streq (year_end, "2029-02-28"));
+
+    //  Runs against the test processor, over a replica with client C-1's three invoices of
+    //  100.00 and client C-2's one.
+    char directory[128], error[512];
+    ml_store_t *store = ml_selftest_store (directory, sizeof directory);
+    assert (store);
+    ml_log_level_t saved = ml_log_level ();
+    ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);
+    ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
+    ml_processor_settings_t settings;
+    ml_processor_settings_defaults (&settings);
+    ml_processor_t *processor = ml_processor_new (&settings, error, sizeof error);
+    ml_mailer_t *mailer = ml_mailer_new (ml_store_odbc (store), error, sizeof error);
+    assert (payers && processor && mailer);
+    ml_payments_t *payments =
+        ml_payments_new (store, payers, processor, mailer, error, sizeof error);
+    ml_autopay_t *self = ml_autopay_new (store, payers, payments, mailer, error, sizeof error);
+    assert (payments && self);
+    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
+    strcpy (hello->epoch, "e");
+    bool resync;
+    uint64_t cursor;
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0);
+    ml_msg_t *batch = ml_msg_new (ML_MSG_SNAPSHOT);
+    const char *numbers[] = {"INV-2", "INV-1", "INV-3", "INV-9"};
+    const char *dates[] = {"2026-02-10", "2026-01-10", "2026-03-01", "2026-01-05"};
+    for (int index = 0; index < 4; index++) {
+        ml_item_t *item = ml_msg_add_item (batch);
+        item->kind = 'I';
+        item->op = 'U';
+        item->source_id = (uint64_t)index + 1;
+        strcpy (item->invoice_number, numbers[index]);
+        strcpy (item->invoice_date, dates[index]);
+        strcpy (item->client_number, index == 3 ? "C-2" : "C-1");
+        strcpy (item->matter_number, index == 3 ? "M-2" : "M-1");
+        strcpy (item->currency, "USD");
+        item->total_minor = item->balance_minor = 10000;
+    }
+    assert (ml_store_snapshot_rows (store, "acme", batch) == 0);
+    assert (ml_store_snapshot_end (store, "acme", 10) == 0);
+    ml_msg_destroy (&batch);
+    ml_msg_destroy (&hello);
+    char deliver[64];
+    json_t *request = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "firm", "acme", "number", "OP-001",
+                                 "type", "OPERATING", "currency", "USD", "merchant_account", "op");
+    json_t *reply = ml_payments_execute (payments, "account-add", request, deliver, sizeof deliver);
+    json_decref (request);
+    json_decref (reply);
+    request = json_pack ("{s:s, s:s}", "firm", "acme", "email", "billing@acme.example");
+    reply = ml_payments_execute (payments, "firm-contact", request, deliver, sizeof deliver);
+    assert (json_is_true (json_object_get (reply, "ok")));
+    json_decref (request);
+    json_decref (reply);
+
+    ml_item_t client = {0};
+    client.kind = 'I';
+    strcpy (client.client_number, "C-1");
+    strcpy (client.matter_number, "M-1");
+    strcpy (client.invoice_number, "INV-1");
+    int64_t method_id, association_id;
+    int64_t pat = s_test_payer (payers, processor, "pat@example.com", "4242424242424242", "client",
+                                &client, &method_id, &association_id);
+    snprintf (self->today, sizeof self->today, "2026-07-01");
+    //  Refusals: a trust account, a past first date, a method of someone else.
+    reply =
+        s_test_call (self, "autopay-add",
+                     json_pack ("{s:I, s:I, s:s, s:s, s:s, s:s, s:s}", "payer_id", pat, "method_id",
+                                method_id, "name", "Monthly", "account", "OP-001", "frequency",
+                                "monthly", "first_date", "2026-06-30", "amount", "150.00"));
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "in the past"));
+    json_decref (reply);
+    reply = s_test_call (self, "autopay-add",
+                         json_pack ("{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "payer_id", pat,
+                                    "method_id", method_id, "name", "Monthly", "account", "OP-001",
+                                    "frequency", "monthly", "first_date", "2026-07-15", "amount",
+                                    "150.00", "ar_message", "AutoPay July"));
+    assert (json_is_true (json_object_get (reply, "ok")));
+    int64_t schedule = S_INT (json_object_get (reply, "schedule"), "schedule_id");
+    json_decref (reply);
+    reply = s_test_call (
+        self, "autopay-enroll",
+        json_pack ("{s:I, s:I}", "schedule_id", schedule, "association_id", association_id));
+    assert (json_is_true (json_object_get (reply, "ok")));
+    json_decref (reply);
+
+    //  Nothing before the first date; then 150.00 oldest first: INV-1 whole, INV-2 half.
+    assert (s_test_day (self, "2026-07-14") == 0);
+    assert (s_test_day (self, "2026-07-15") == 1);
+    assert (s_test_day (self, "2026-07-15") == 0);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM posting WHERE source ="
+                                 " 'autopay' AND ar_message = 'AutoPay July'") == 1);
+    //  The next month counts the pending postings: INV-2's other half, then INV-3.
+    assert (s_test_day (self, "2026-08-15") == 1);
+    reply = s_test_call (self, "autopay-show", json_pack ("{s:I}", "schedule_id", schedule));
+    json_t *runs = json_object_get (json_object_get (reply, "schedule"), "runs");
+    assert (json_array_size (runs) == 2);
+    json_t *first = json_array_get (runs, 0), *second = json_array_get (runs, 1);
+    assert (streq (S_TEXT (first, "status"), "paid") && S_INT (first, "amount_minor") == 15000);
+    json_t *lines = json_object_get (first, "lines");
+    assert (streq (S_TEXT (json_array_get (lines, 0), "invoice"), "INV-1"));
+    assert (S_INT (json_array_get (lines, 1), "amount_minor") == 5000);
+    lines = json_object_get (second, "lines");
+    assert (streq (S_TEXT (json_array_get (lines, 0), "invoice"), "INV-2"));
+    assert (S_INT (json_array_get (lines, 0), "amount_minor") == 5000);
+    assert (streq (S_TEXT (json_array_get (lines, 1), "invoice"), "INV-3"));
+    json_decref (reply);
+    //  Down for three months: each missed date runs once, and nothing is due any more.
+    assert (s_test_day (self, "2026-11-20") == 3);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " status = 'nothing_due'") == 3);
+    //  Past one year from the first run, a client enrollment no longer runs.
+    s_test_day (self, "2027-09-01");
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " due_date >= '2027-07-15'") == 0);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run") == 12);
+
+    //  A soft decline: recorded, alerted, retried once the next day, and alerted again.
+    ml_item_t invoice = {0};
+    invoice.kind = 'I';
+    strcpy (invoice.client_number, "C-2");
+    strcpy (invoice.matter_number, "M-2");
+    strcpy (invoice.invoice_number, "INV-9");
+    int64_t poor = s_test_payer (payers, processor, "poor@example.com", "4000000000009995",
+                                 "invoice", &invoice, &method_id, &association_id);
+    reply = s_test_call (self, "autopay-add",
+                         json_pack ("{s:I, s:I, s:s, s:s, s:s, s:s}", "payer_id", poor, "method_id",
+                                    method_id, "name", "Plan", "account", "OP-001", "frequency",
+                                    "weekly", "first_date", "2027-09-02"));
+    int64_t plan = S_INT (json_object_get (reply, "schedule"), "schedule_id");
+    json_decref (reply);
+    reply = s_test_call (
+        self, "autopay-enroll",
+        json_pack ("{s:I, s:I}", "schedule_id", plan, "association_id", association_id));
+    json_decref (reply);
+    assert (s_test_day (self, "2027-09-02") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM mail WHERE kind ="
+                                 " 'autopay_failed'") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " status = 'scheduled'") == 1);
+    assert (s_test_day (self, "2027-09-03") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM mail WHERE kind ="
+                                 " 'autopay_failed'") == 2);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM mail WHERE kind ="
+                                 " 'autopay_failed_payer'") == 2);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " schedule_id = 2 AND status = 'declined'") == 2);
+    assert (s_test_day (self, "2027-09-04") == 0);
+    //  Turned off, it does not run; turned on, it runs from today, not the dates it missed.
+    reply = s_test_call (self, "autopay-disable", json_pack ("{s:I}", "schedule_id", plan));
+    json_decref (reply);
+    assert (s_test_day (self, "2027-09-20") == 0);
+    reply = s_test_call (self, "autopay-enable", json_pack ("{s:I}", "schedule_id", plan));
+    json_decref (reply);
+    assert (s_test_day (self, "2027-09-23") == 1);
+    //  The test clock is refused without MATTERLINK_TEST_CLOCK=1.
+    if (!getenv ("MATTERLINK_TEST_CLOCK")) {
+        reply = s_test_call (self, "autopay-clock", json_pack ("{s:s}", "today", "2030-01-01"));
+        assert (json_is_false (json_object_get (reply, "ok")));
+        json_decref (reply);
+    }
+    reply = s_test_call (self, "autopay-delete", json_pack ("{s:I}", "schedule_id", plan));
+    json_decref (reply);
+    reply = s_test_call (self, "autopay-list", json_pack ("{s:s}", "firm", "acme"));
+    assert (json_array_size (json_object_get (reply, "schedules")) == 1);
+    json_decref (reply);
+
+    ml_autopay_destroy (&self);
+    ml_autopay_destroy (&self);
+    ml_payments_destroy (&payments);
+    ml_mailer_destroy (&mailer);
+    ml_processor_destroy (&processor);
+    ml_payers_destroy (&payers);
+    ml_store_destroy (&store);
+    ml_selftest_remove (directory);
+    ml_log_setup (NULL, saved);
+    printf ("OK\n");
+}

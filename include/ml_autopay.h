@@ -1,0 +1,60 @@
+/*  ml_autopay: recurring postable payments tied to a payer's associations (Auto-Pay).
+
+    A schedule belongs to a payer: one of the payer's saved methods, a name, the firm's
+    OPERATING account that receives the money (trust is never paid by Auto-Pay), an A/R
+    message, a frequency (weekly, biweekly, monthly, quarterly) with a rule for months that
+    lack the first run's day, the first run date, and "pay all" or "up to an amount" per run.
+    Associations of the payer are enrolled in it. Each due date makes one run, keyed by
+    (schedule, due date, attempt) and stored before any money moves, so a core that stops
+    between charge and record settles the same run when it comes back, and a core that was
+    down runs every missed due date once, oldest first. A run pays the enrolled invoices
+    oldest first, each at most its available balance (balance minus postings not yet
+    applied), through ml_payments_autopay. A declined run queues an "Error-Failed AutoPay"
+    mail to the firm's contact; a soft decline (insufficient funds) is retried once the next
+    day. docs/autopay.md says it all for people.
+
+    Admin ops: autopay-add, autopay-edit, autopay-enable, autopay-disable, autopay-delete,
+    autopay-enroll, autopay-unenroll, autopay-list, autopay-show, autopay-clock (a test
+    facility, refused unless the core runs with MATTERLINK_TEST_CLOCK=1).
+*/
+#ifndef ML_AUTOPAY_H_INCLUDED
+#define ML_AUTOPAY_H_INCLUDED
+
+#include "ml_mailer.h"
+#include "ml_payers.h"
+#include "ml_payments.h"
+#include "ml_store.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef struct _ml_autopay_t ml_autopay_t;
+
+//  Create the tables if needed. store, payers and payments are borrowed; mailer is
+//  borrowed and may be NULL (no alert mail is queued then, the failure is still recorded).
+ml_autopay_t *ml_autopay_new (ml_store_t *store, ml_payers_t *payers, ml_payments_t *payments,
+                              ml_mailer_t *mailer, char *error, size_t error_size);
+
+//  Destroy. Idempotent; nulls the caller's pointer.
+void ml_autopay_destroy (ml_autopay_t **self_p);
+
+//  Run what is due today (and what came due while the core was down), settle runs left
+//  open by a stop, and retries whose day has come. deliver_firm is set to the firm of the
+//  last posting made. Returns the number of runs that reached an outcome.
+int ml_autopay_tick (ml_autopay_t *self, char *deliver_firm, size_t size);
+
+//  Run one admin op of this class. Returns the reply (new reference), or NULL when op is
+//  not one of this class's.
+json_t *ml_autopay_execute (ml_autopay_t *self, const char *op, const json_t *request,
+                            char *deliver_firm, size_t size);
+
+//  The index-th due date (0 = first_date) of a schedule, as YYYY-MM-DD in due (11 bytes).
+//  frequency is weekly, biweekly, monthly or quarterly; day_rule says what a monthly or
+//  quarterly run does in a month without first_date's day: "last" (the month's last day)
+//  or "next" (the 1st of the following month). Returns 0, or -1 on a bad argument.
+int ml_autopay_due_date (const char *first_date, const char *frequency, const char *day_rule,
+                         int index, char *due, size_t size);
+
+void ml_autopay_test (bool verbose);
+
+#endif
