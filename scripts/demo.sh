@@ -55,6 +55,9 @@ store
     connection = "Driver=SQLite3;Database=$RUN/core.db;StepAPI=1;FKSupport=1;Timeout=5000"
 admin
     endpoint = ipc://$RUN/admin.sock
+processor
+    #   The deterministic test processor: no real money (docs/processor.md).
+    kind = test
 CFG
 cat >"$RUN/agent.cfg" <<CFG
 agent
@@ -122,6 +125,32 @@ wait_until reflected
 echo
 echo "The new balances came back from the matter system; $client now has:"
 staff open-items --firm hartley --client "$client"
+
+other=$(matter "SELECT client_number FROM ml_open_items WHERE client_number <> '$client' GROUP BY client_number HAVING COUNT(*) >= 3 ORDER BY client_number LIMIT 1")
+other_name=$(matter "SELECT name FROM client WHERE client_number = '$other'")
+invoice=$(matter "SELECT invoice_number FROM ml_open_items WHERE client_number = '$other' ORDER BY invoice_date, invoice_number LIMIT 1")
+matter_number=$(matter "SELECT matter_number FROM ml_open_items WHERE client_number = '$other' ORDER BY invoice_date LIMIT 1")
+heading "8. A card payment for $other: an invoice and a trust deposit, two charges"
+staff account add --firm hartley --number OP-001 --type OPERATING --currency USD --merchant-account acct_operating >/dev/null
+staff account add --firm hartley --number TR-001 --type TRUST --currency USD --merchant-account acct_trust >/dev/null
+echo "Accounts: OP-001 (OPERATING) and TR-001 (TRUST). The card is typed on standard input, never on the command line."
+echo "4242424242424242 04/2031 123" | staff charge --firm hartley --invoice "$invoice=150.00" \
+    --trust "$matter_number=500.00" --payer-name "$other_name" --payer-email "payer@example.com" \
+    --save-payer --save-method --card-stdin --message "Card at reception"
+
+heading "9. Auto-Pay: $other_name pays \$100.00 of $other's oldest invoices every month"
+payer=$(staff --json payer list --firm hartley --text payer@example.com | python3 -c "import json,sys; print(json.load(sys.stdin)['payers'][0]['payer_id'])")
+method=$(staff --json payer show "$payer" | python3 -c "import json,sys; print(json.load(sys.stdin)['payer']['methods'][0]['method_id'])")
+association=$(staff --json association add "$payer" --client "$other" | python3 -c "import json,sys; print(json.load(sys.stdin)['association']['association_id'])")
+schedule=$(staff --json autopay add --payer "$payer" --method "$method" --name "Monthly plan" \
+    --account OP-001 --frequency monthly --first "$(date -u +%Y-%m-%d)" --amount 100.00 \
+    --message "Auto-Pay" | python3 -c "import json,sys; print(json.load(sys.stdin)['schedule']['schedule_id'])")
+staff autopay enroll "$schedule" "$association" >/dev/null
+ran() {
+    staff --json autopay show "$schedule" | python3 -c "import json,sys; sys.exit(0 if json.load(sys.stdin)['schedule']['runs'] else 1)"
+}
+wait_until ran
+staff autopay show "$schedule"
 
 heading "Done"
 echo "Stopping the agent and the core. Logs and databases stay in $RUN."
