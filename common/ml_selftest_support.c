@@ -1,8 +1,14 @@
 /*  ml_selftest_support: fixtures for selftests. See include/ml_selftest_support.h. */
 #include "ml_selftest_support.h"
 
+#include <assert.h>
+#include <czmq.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 int ml_selftest_tmpdir (char *path, size_t size)
@@ -43,4 +49,45 @@ ml_store_t *ml_selftest_store (char *directory, size_t size)
     if (store && ml_store_firm_add (store, "acme", "Acme LLP", "key-acme", "OP-001") != 0)
         ml_store_destroy (&store);
     return store;
+}
+
+pid_t ml_selftest_server (const char *const *argv, const char *log_path, int *port)
+{
+    int fds[2];
+    assert (pipe (fds) == 0);
+    fflush (stdout);
+    fflush (stderr);
+    pid_t pid = fork ();
+    assert (pid >= 0);
+    if (pid == 0) {
+        //  Even if the selftest dies on an assertion, the server does not outlive it.
+        prctl (PR_SET_PDEATHSIG, SIGTERM);
+        int log_fd = open (log_path, O_CREAT | O_WRONLY | O_APPEND, 0600);
+        dup2 (fds[1], STDOUT_FILENO);
+        if (log_fd >= 0)
+            dup2 (log_fd, STDERR_FILENO);
+        close (fds[0]);
+        close (fds[1]);
+        execvp (argv[0], (char *const *)argv);
+        _exit (127);
+    }
+    close (fds[1]);
+    //  The server prints its port once it listens: wait for that line, with a deadline.
+    char line[32];
+    size_t used = 0;
+    int64_t deadline = zclock_mono () + 10000;
+    while (used < sizeof line - 1 && !memchr (line, '\n', used)) {
+        struct pollfd item = {fds[0], POLLIN, 0};
+        int remaining = (int)(deadline - zclock_mono ());
+        if (remaining <= 0 || poll (&item, 1, remaining) <= 0)
+            break;
+        ssize_t got = read (fds[0], line + used, sizeof line - 1 - used);
+        if (got <= 0)
+            break;
+        used += (size_t)got;
+    }
+    line[used] = 0;
+    close (fds[0]);
+    *port = atoi (line);
+    return pid;
 }

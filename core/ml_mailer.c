@@ -1468,42 +1468,7 @@ static pid_t s_server_start (const char *maildir, int *port, const char *log_pat
     for (size_t index = 0; extra && extra[index] && count < 39; index++)
         argv[count++] = extra[index];
     argv[count] = NULL;
-    int fds[2];
-    assert (pipe (fds) == 0);
-    fflush (stdout);
-    fflush (stderr);
-    pid_t pid = fork ();
-    assert (pid >= 0);
-    if (pid == 0) {
-        //  Even if the selftest dies on an assertion, the server does not outlive it.
-        prctl (PR_SET_PDEATHSIG, SIGTERM);
-        int log_fd = open (log_path, O_CREAT | O_WRONLY | O_APPEND, 0600);
-        dup2 (fds[1], STDOUT_FILENO);
-        if (log_fd >= 0)
-            dup2 (log_fd, STDERR_FILENO);
-        close (fds[0]);
-        close (fds[1]);
-        execvp (argv[0], (char *const *)argv);
-        _exit (127);
-    }
-    close (fds[1]);
-    //  It prints its port once it listens: wait for that line, with a deadline.
-    char line[32];
-    size_t used = 0;
-    int64_t deadline = zclock_mono () + 10000;
-    while (used < sizeof line - 1 && !memchr (line, '\n', used)) {
-        struct pollfd item = {fds[0], POLLIN, 0};
-        int remaining = (int)(deadline - zclock_mono ());
-        if (remaining <= 0 || poll (&item, 1, remaining) <= 0)
-            break;
-        ssize_t got = read (fds[0], line + used, sizeof line - 1 - used);
-        if (got <= 0)
-            break;
-        used += (size_t)got;
-    }
-    line[used] = 0;
-    close (fds[0]);
-    *port = atoi (line);
+    pid_t pid = ml_selftest_server (argv, log_path, port);
     if (*port <= 0) {
         fprintf (stdout,
                  "\ntests/smtp_server.py did not start (is python3-aiosmtpd installed? "

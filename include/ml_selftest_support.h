@@ -5,6 +5,7 @@
 #include "ml_store.h"
 
 #include <stddef.h>
+#include <sys/types.h>
 
 //  Create a reference matter database (sql/sample.sh) in a new temporary file and write
 //  its path into path. Returns 0 or -1.
@@ -19,5 +20,11 @@ int ml_selftest_remove (const char *path);
 //  A core store in a new temporary directory (written into directory), with firm "acme"
 //  (agent key "key-acme", operating account OP-001) registered. NULL on failure.
 ml_store_t *ml_selftest_store (char *directory, size_t size);
+
+//  Start a test server (argv, NULL-terminated, argv[0] found on PATH) that prints its port
+//  on a line of standard output once it listens; its standard error goes to log_path. The
+//  server ends with the selftest even if an assertion kills it. Waits up to 10 s for the
+//  port. Returns the server's pid, with *port 0 when it did not start.
+pid_t ml_selftest_server (const char *const *argv, const char *log_path, int *port);
 
 #endif
