@@ -1990,7 +1990,8 @@ void ml_processor_test (bool verbose)
     //  A "restart": a new test processor knows nothing, yet tokens still work and the same
     //  key gives the same transaction id.
     ml_processor_result_t r, before;
-    S_EXPECT (ml_processor_lookup (processor, "pay-1-charge", &before), ML_PROCESSOR_APPROVED, "");
+    s_expect (__LINE__, ml_processor_lookup (processor, "pay-1-charge", &before), &before,
+              ML_PROCESSOR_APPROVED, "");
     ml_processor_destroy (&processor);
     ml_processor_destroy (&processor);
     processor = ml_processor_new (&settings, error, sizeof error);
