@@ -1,11 +1,35 @@
 /*  ml_service: actors that report their start. See include/ml_service.h. */
 #include "ml_service.h"
 
+#include <openssl/crypto.h>
+
+typedef struct {
+    zactor_fn *actor;
+    void *args;
+} s_shim_t;
+
+//  Runs the service, then frees what OpenSSL (under libcurl's SMTP and HTTPS) keeps for this
+//  thread, while the thread still runs: left to OpenSSL's exit handler, that state is freed
+//  by the main thread and again by this thread's own exit, a race ASan catches.
+static void s_shim (zsock_t *pipe, void *args)
+{
+    s_shim_t shim = *(s_shim_t *)args;
+    free (args);
+    shim.actor (pipe, shim.args);
+    OPENSSL_thread_stop ();
+}
+
 zactor_t *ml_service_start (zactor_fn *actor, void *args)
 {
-    zactor_t *service = zactor_new (actor, args);
-    if (!service)
+    s_shim_t *shim = malloc (sizeof (s_shim_t));
+    assert (shim);
+    shim->actor = actor;
+    shim->args = args;
+    zactor_t *service = zactor_new (s_shim, shim);
+    if (!service) {
+        free (shim);
         return NULL;
+    }
     char *report = zstr_recv (service);
     bool started = report && streq (report, "STARTED");
     zstr_free (&report);

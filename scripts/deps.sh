@@ -4,7 +4,7 @@
 # Debian 12, as root. Idempotent: a second run installs nothing.
 set -eu
 packages="build-essential cmake pkg-config clang-format python3 sqlite3 \
-libzmq3-dev libczmq-dev libjansson-dev libcurl4-openssl-dev uuid-dev \
+libzmq3-dev libczmq-dev libjansson-dev libcurl4-openssl-dev libssl-dev uuid-dev \
 unixodbc unixodbc-dev libsqliteodbc python3-aiosmtpd"
 if [ "${1:-}" = "--servers" ]; then
     packages="$packages postgresql odbc-postgresql mariadb-server mariadb-client odbc-mariadb"
