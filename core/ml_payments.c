@@ -47,10 +47,15 @@ static const char *s_schema[] = {
     " status TEXT NOT NULL CHECK (status IN ('pending', 'unknown', 'approved', 'declined',"
     " 'error')), processor_txn TEXT, reason TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
     " created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+    //  The payer's receipt: 0 owed, 1 queued, 2 refused by the outbox (logged once).
+    " receipt_queued INTEGER NOT NULL DEFAULT 0,"
     " CHECK (account_type <> 'TRUST' OR fee_minor = 0))",
     "CREATE INDEX IF NOT EXISTS charge_open ON charge (status) WHERE status IN ('pending', "
     "'unknown')",
     "CREATE INDEX IF NOT EXISTS charge_payment ON charge (payment_uuid)",
+    //  The receipts still owed, without reading every charge ever approved each second.
+    "CREATE INDEX IF NOT EXISTS charge_receipt_due ON charge (updated_at)"
+    " WHERE status = 'approved' AND receipt_queued = 0",
     "CREATE TRIGGER IF NOT EXISTS charge_money_fixed BEFORE UPDATE OF charge_key, payment_uuid,"
     " account_number, account_type, currency, amount_minor, fee_minor, lines, posting_uuid"
     " ON charge BEGIN SELECT RAISE (ABORT, 'a charge''s money is fixed'); END",
@@ -1040,15 +1045,14 @@ int ml_payments_notify (ml_payments_t *self)
         return 0;
     int queued = 0;
     //  Receipts: one per approved charge, to the payment's receipt address.
-    json_t *due = s_rows (
-        self,
-        "SELECT c.charge_key, c.account_type, c.currency, c.amount_minor, c.lines,"
-        " c.processor_txn, c.updated_at, p.firm_id, p.payer_name, p.receipt_email, p.brand,"
-        " p.last4, f.name AS firm_name FROM charge c JOIN payment p ON p.payment_uuid ="
-        " c.payment_uuid JOIN firm f ON f.firm_id = p.firm_id WHERE c.status = 'approved'"
-        " AND NOT EXISTS (SELECT 1 FROM mail m WHERE m.dedupe_key = 'receipt:' || c.charge_key)"
-        " ORDER BY c.updated_at LIMIT 50",
-        NULL, NULL);
+    json_t *due =
+        s_rows (self,
+                "SELECT c.charge_key, c.account_type, c.currency, c.amount_minor, c.lines,"
+                " c.processor_txn, c.updated_at, p.firm_id, p.payer_name, p.receipt_email, p.brand,"
+                " p.last4, f.name AS firm_name FROM charge c JOIN payment p ON p.payment_uuid ="
+                " c.payment_uuid JOIN firm f ON f.firm_id = p.firm_id WHERE c.status = 'approved'"
+                " AND c.receipt_queued = 0 ORDER BY c.updated_at LIMIT 50",
+                NULL, NULL);
     size_t index;
     json_t *row;
     json_array_foreach (due, index, row)
@@ -1073,17 +1077,26 @@ int ml_payments_notify (ml_payments_t *self)
         zchunk_extend (text, tail, strlen (tail));
         char *body = s_chunk_text (text);
         snprintf (dedupe, sizeof dedupe, "receipt:%s", S_TEXT ("charge_key"));
+        //  Queued and marked in one transaction; the dedupe key keeps a repeat harmless.
+        *error = 0;
         if (ml_odbc_begin (self->odbc) == 0 &&
             ml_mailer_enqueue (self->mailer, "receipt", dedupe, S_TEXT ("firm_id"),
                                S_TEXT ("receipt_email"), subject, body, error, sizeof error) >= 0 &&
+            ml_odbc_execute (self->odbc,
+                             "UPDATE charge SET receipt_queued = 1 WHERE charge_key = ?", "s",
+                             S_TEXT ("charge_key")) == 1 &&
             ml_odbc_commit (self->odbc) == 0)
             queued++;
         else {
             ml_odbc_rollback (self->odbc);
-            //  A receipt that can never be queued (a bad address) is logged, not retried
-            //  forever in silence.
+            //  A receipt the outbox refuses (a bad address) is logged once and not tried
+            //  again; a store error is tried again at the next sweep.
             ml_log (ML_LOG_WARNING, "payments: no receipt for charge %s: %s", S_TEXT ("charge_key"),
-                    error);
+                    *error ? error : "the core store failed");
+            if (*error)
+                ml_odbc_execute (self->odbc,
+                                 "UPDATE charge SET receipt_queued = 2 WHERE charge_key = ?", "s",
+                                 S_TEXT ("charge_key"));
         }
         free (body);
 #undef S_TEXT
