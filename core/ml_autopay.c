@@ -6,6 +6,8 @@
 #include "ml_money.h"
 #include "ml_selftest_support.h"
 
+#include "ml_store.h"
+
 #include <assert.h>
 #include <ctype.h>
 #include <signal.h>
@@ -27,7 +29,7 @@ struct _ml_autopay_t {
 //  Schedules and enrollments are kept when deleted or ended (history); runs are a journal
 //  keyed by (schedule, due date, attempt), stored before money moves. An enrollment names
 //  an association of the payer's; an association removed later simply stops being paid.
-static const char *s_schema[] = {
+static const char *const s_schema[] = {
     //  amount_minor 0 means "pay all outstanding" on each run.
     "CREATE TABLE IF NOT EXISTS autopay_schedule ("
     " schedule_id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -63,15 +65,9 @@ ml_autopay_t *ml_autopay_new (ml_store_t *store, ml_payers_t *payers, ml_payment
 {
     assert (store && payers && payments);
     ml_odbc_t *odbc = ml_store_odbc (store);
-    bool ok = ml_odbc_begin (odbc) == 0;
-    for (size_t index = 0; ok && index < sizeof s_schema / sizeof s_schema[0]; index++)
-        ok = ml_odbc_execute (odbc, s_schema[index], NULL) >= 0;
-    if (!ok || ml_odbc_commit (odbc) != 0) {
-        snprintf (error, error_size, "cannot create the Auto-Pay tables: %s",
-                  ml_odbc_error (odbc)->message);
-        ml_odbc_rollback (odbc);
+    if (ml_store_schema (odbc, s_schema, sizeof s_schema / sizeof s_schema[0], "Auto-Pay tables",
+                         error, error_size) != 0)
         return NULL;
-    }
     ml_autopay_t *self = calloc (1, sizeof (ml_autopay_t));
     assert (self);
     self->store = store;

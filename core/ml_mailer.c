@@ -39,7 +39,7 @@
 //  so a core that dies while sending leaves the mail due again, later.
 #define S_LEASE_MARGIN_MS 60000
 
-static const char *s_schema[] = {
+static const char *const s_schema[] = {
     "CREATE TABLE IF NOT EXISTS mail ("
     " mail_id INTEGER PRIMARY KEY AUTOINCREMENT, dedupe_key TEXT NOT NULL UNIQUE,"
     " message_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,"
@@ -234,22 +234,12 @@ static void s_mail_date (const char *stored, char *buf, size_t size)
 //  ---------------------------------------------------------------------------------------
 //  The outbox, on the core's connection
 
-static void s_schema_failed (ml_odbc_t *odbc, char *error, size_t error_size)
-{
-    snprintf (error, error_size, "cannot create the mail table: %s", ml_odbc_error (odbc)->message);
-}
-
 ml_mailer_t *ml_mailer_new (ml_odbc_t *odbc, char *error, size_t error_size)
 {
     assert (odbc);
-    bool ok = ml_odbc_begin (odbc) == 0;
-    for (size_t index = 0; ok && index < sizeof s_schema / sizeof s_schema[0]; index++)
-        ok = ml_odbc_execute (odbc, s_schema[index], NULL) >= 0;
-    if (!ok || ml_odbc_commit (odbc) != 0) {
-        s_schema_failed (odbc, error, error_size);
-        ml_odbc_rollback (odbc);
+    if (ml_store_schema (odbc, s_schema, sizeof s_schema / sizeof s_schema[0], "mail table", error,
+                         error_size) != 0)
         return NULL;
-    }
     ml_mailer_t *self = calloc (1, sizeof (ml_mailer_t));
     assert (self);
     self->odbc = odbc;
@@ -1361,13 +1351,9 @@ static int s_actor_init (s_actor_t *self)
     //  A sent mail recorded must stay recorded, as the store's own connection does it.
     if (strstr (self->settings.store, "SQLite"))
         ml_odbc_execute (self->odbc, "PRAGMA synchronous = FULL", NULL);
-    bool ok = ml_odbc_begin (self->odbc) == 0;
-    for (size_t index = 0; ok && index < sizeof s_schema / sizeof s_schema[0]; index++)
-        ok = ml_odbc_execute (self->odbc, s_schema[index], NULL) >= 0;
-    if (!ok || ml_odbc_commit (self->odbc) != 0) {
-        s_schema_failed (self->odbc, error, sizeof error);
+    if (ml_store_schema (self->odbc, s_schema, sizeof s_schema / sizeof s_schema[0], "mail table",
+                         error, sizeof error) != 0) {
         ml_log (ML_LOG_ERROR, "mail: %s", error);
-        ml_odbc_rollback (self->odbc);
         return -1;
     }
     //  Thread-safe and reference-counted since curl 7.84.

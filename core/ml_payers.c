@@ -42,7 +42,7 @@ struct _ml_payers_t {
     "CASE level WHEN 'client' THEN client_number WHEN 'matter' THEN matter_number"                 \
     " ELSE invoice_number END"
 
-static const char *s_schema[] = {
+static const char *const s_schema[] = {
     "CREATE TABLE IF NOT EXISTS payer ("
     " payer_id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " firm_id TEXT NOT NULL REFERENCES firm (firm_id), name TEXT NOT NULL,"
@@ -747,15 +747,9 @@ static const struct {
 ml_payers_t *ml_payers_new (ml_odbc_t *odbc, char *error, size_t error_size)
 {
     assert (odbc);
-    bool ok = ml_odbc_begin (odbc) == 0;
-    for (size_t index = 0; ok && index < sizeof s_schema / sizeof s_schema[0]; index++)
-        ok = ml_odbc_execute (odbc, s_schema[index], NULL) >= 0;
-    if (!ok || ml_odbc_commit (odbc) != 0) {
-        snprintf (error, error_size, "cannot create the payers tables: %s",
-                  ml_odbc_error (odbc)->message);
-        ml_odbc_rollback (odbc);
+    if (ml_store_schema (odbc, s_schema, sizeof s_schema / sizeof s_schema[0], "payers tables",
+                         error, error_size) != 0)
         return NULL;
-    }
     ml_payers_t *self = calloc (1, sizeof (ml_payers_t));
     assert (self);
     self->odbc = odbc;

@@ -6,6 +6,8 @@
 #include "ml_money.h"
 #include "ml_selftest_support.h"
 
+#include "ml_store.h"
+
 #include <assert.h>
 #include <ctype.h>
 #include <time.h>
@@ -22,7 +24,7 @@ struct _ml_payments_t {
 //  Accounts are typed for good and never removed (DESIGN.md rule 2); charges and their
 //  history are a journal: a charge only moves forward (pending, unknown -> final), its
 //  money never changes, and a trust charge never carries a fee (rule 4).
-static const char *s_schema[] = {
+static const char *const s_schema[] = {
     "CREATE TABLE IF NOT EXISTS account ("
     " firm_id TEXT NOT NULL REFERENCES firm (firm_id), account_number TEXT NOT NULL,"
     " account_type TEXT NOT NULL CHECK (account_type IN ('TRUST', 'OPERATING')),"
@@ -118,15 +120,9 @@ ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_proce
 {
     assert (store && payers);
     ml_odbc_t *odbc = ml_store_odbc (store);
-    bool ok = ml_odbc_begin (odbc) == 0;
-    for (size_t index = 0; ok && index < sizeof s_schema / sizeof s_schema[0]; index++)
-        ok = ml_odbc_execute (odbc, s_schema[index], NULL) >= 0;
-    if (!ok || ml_odbc_commit (odbc) != 0) {
-        snprintf (error, error_size, "cannot create the payments tables: %s",
-                  ml_odbc_error (odbc)->message);
-        ml_odbc_rollback (odbc);
+    if (ml_store_schema (odbc, s_schema, sizeof s_schema / sizeof s_schema[0], "payments tables",
+                         error, error_size) != 0)
         return NULL;
-    }
     ml_payments_t *self = calloc (1, sizeof (ml_payments_t));
     assert (self);
     self->store = store;

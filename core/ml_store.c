@@ -181,6 +181,19 @@ void ml_store_destroy (ml_store_t **self_p)
     }
 }
 
+int ml_store_schema (ml_odbc_t *odbc, const char *const *statements, size_t count, const char *what,
+                     char *error, size_t error_size)
+{
+    bool ok = ml_odbc_begin (odbc) == 0;
+    for (size_t index = 0; ok && index < count; index++)
+        ok = ml_odbc_execute (odbc, statements[index], NULL) >= 0;
+    if (ok && ml_odbc_commit (odbc) == 0)
+        return 0;
+    snprintf (error, error_size, "cannot create the %s: %s", what, ml_odbc_error (odbc)->message);
+    ml_odbc_rollback (odbc);
+    return -1;
+}
+
 void ml_store_uuid (char *buf, size_t size)
 {
     zuuid_t *uuid = zuuid_new ();

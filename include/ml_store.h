@@ -110,6 +110,11 @@ json_t *ml_store_postings (ml_store_t *self, const char *firm_id, const char *st
 json_t *ml_store_posting (ml_store_t *self, const char *posting_uuid);
 
 //  Helpers for classes that keep tables in the store.
+//  Create a class's tables in the store: run statements (CREATE ... IF NOT EXISTS) in one
+//  transaction. Returns 0, or -1 with "cannot create the WHAT: reason" in error.
+int ml_store_schema (ml_odbc_t *odbc, const char *const *statements, size_t count, const char *what,
+                     char *error, size_t error_size);
+
 //  A new random UUID, lower-case canonical text (37 bytes with the terminator).
 void ml_store_uuid (char *buf, size_t size);
 
