@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -90,4 +91,37 @@ pid_t ml_selftest_server (const char *const *argv, const char *log_path, int *po
     close (fds[0]);
     *port = atoi (line);
     return pid;
+}
+
+int ml_selftest_replica (ml_store_t *store, const ml_selftest_item_t *items, size_t count)
+{
+    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
+    ml_msg_t *batch = ml_msg_new (ML_MSG_SNAPSHOT);
+    strcpy (hello->epoch, "e");
+    bool resync;
+    uint64_t cursor;
+    int rc = ml_store_session_open (store, "acme", hello, &resync, &cursor);
+    for (size_t index = 0; rc == 0 && index < count; index++) {
+        ml_item_t *item = ml_msg_add_item (batch);
+        item->kind = items[index].kind;
+        item->op = 'U';
+        item->source_id = (uint64_t)index + 1;
+        snprintf (item->invoice_number, sizeof item->invoice_number, "%s",
+                  items[index].invoice_number);
+        snprintf (item->invoice_date, sizeof item->invoice_date, "%s", items[index].invoice_date);
+        snprintf (item->client_number, sizeof item->client_number, "%s",
+                  items[index].client_number);
+        snprintf (item->matter_number, sizeof item->matter_number, "%s",
+                  items[index].matter_number);
+        strcpy (item->currency, "USD");
+        item->balance_minor = items[index].balance_minor;
+        item->total_minor = item->kind == 'I' ? item->balance_minor : 0;
+    }
+    if (rc == 0)
+        rc = ml_store_snapshot_rows (store, "acme", batch);
+    if (rc == 0)
+        rc = ml_store_snapshot_end (store, "acme", 10);
+    ml_msg_destroy (&batch);
+    ml_msg_destroy (&hello);
+    return rc;
 }

@@ -262,28 +262,11 @@ void ml_admin_test (bool verbose)
     ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
     assert (payers);
     ml_admin_parts_t parts = {store, payers, NULL, NULL, NULL};
-    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
-    strcpy (hello->epoch, "e");
-    bool resync;
-    uint64_t cursor;
-    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0);
-    ml_msg_t *batch = ml_msg_new (ML_MSG_SNAPSHOT);
-    const char *dates[] = {"2026-05-01", "2026-01-10", "2026-01-10", "2025-12-01"};
-    const char *numbers[] = {"INV-50", "INV-12", "INV-9", "INV-77"};
-    for (int index = 0; index < 4; index++) {
-        ml_item_t *item = ml_msg_add_item (batch);
-        item->kind = 'I';
-        item->op = 'U';
-        item->source_id = (uint64_t)index + 1;
-        strcpy (item->invoice_number, numbers[index]);
-        strcpy (item->invoice_date, dates[index]);
-        strcpy (item->client_number, index == 3 ? "C-2" : "C-1");
-        strcpy (item->matter_number, index == 3 ? "M-2" : "M-1");
-        strcpy (item->currency, "USD");
-        item->total_minor = item->balance_minor = 10000;
-    }
-    assert (ml_store_snapshot_rows (store, "acme", batch) == 0);
-    assert (ml_store_snapshot_end (store, "acme", 10) == 0);
+    const ml_selftest_item_t items[] = {{'I', "INV-50", "2026-05-01", "C-1", "M-1", 10000},
+                                        {'I', "INV-12", "2026-01-10", "C-1", "M-1", 10000},
+                                        {'I', "INV-9", "2026-01-10", "C-1", "M-1", 10000},
+                                        {'I', "INV-77", "2025-12-01", "C-2", "M-2", 10000}};
+    assert (ml_selftest_replica (store, items, sizeof items / sizeof items[0]) == 0);
 
     json_t *request = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "op", "pay", "firm", "acme", "client",
                                  "C-1", "amount", "150.00", "ar_message", "desk");
@@ -345,8 +328,6 @@ void ml_admin_test (bool verbose)
     json_decref (reply);
     json_decref (list);
     json_decref (request);
-    ml_msg_destroy (&batch);
-    ml_msg_destroy (&hello);
     //  Payer ops and searches are dispatched to their classes; a search waits for an agent.
     json_t *payer_add = json_pack ("{s:s, s:s, s:s, s:s}", "op", "payer-add", "firm", "acme",
                                    "name", "Pat", "email", "pat@example.com");

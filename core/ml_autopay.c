@@ -1164,30 +1164,11 @@ void ml_autopay_test (bool verbose)
         ml_payments_new (store, payers, processor, mailer, error, sizeof error);
     ml_autopay_t *self = ml_autopay_new (store, payers, payments, mailer, error, sizeof error);
     assert (payments && self);
-    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
-    strcpy (hello->epoch, "e");
-    bool resync;
-    uint64_t cursor;
-    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0);
-    ml_msg_t *batch = ml_msg_new (ML_MSG_SNAPSHOT);
-    const char *numbers[] = {"INV-2", "INV-1", "INV-3", "INV-9"};
-    const char *dates[] = {"2026-02-10", "2026-01-10", "2026-03-01", "2026-01-05"};
-    for (int index = 0; index < 4; index++) {
-        ml_item_t *item = ml_msg_add_item (batch);
-        item->kind = 'I';
-        item->op = 'U';
-        item->source_id = (uint64_t)index + 1;
-        strcpy (item->invoice_number, numbers[index]);
-        strcpy (item->invoice_date, dates[index]);
-        strcpy (item->client_number, index == 3 ? "C-2" : "C-1");
-        strcpy (item->matter_number, index == 3 ? "M-2" : "M-1");
-        strcpy (item->currency, "USD");
-        item->total_minor = item->balance_minor = 10000;
-    }
-    assert (ml_store_snapshot_rows (store, "acme", batch) == 0);
-    assert (ml_store_snapshot_end (store, "acme", 10) == 0);
-    ml_msg_destroy (&batch);
-    ml_msg_destroy (&hello);
+    const ml_selftest_item_t items[] = {{'I', "INV-2", "2026-02-10", "C-1", "M-1", 10000},
+                                        {'I', "INV-1", "2026-01-10", "C-1", "M-1", 10000},
+                                        {'I', "INV-3", "2026-03-01", "C-1", "M-1", 10000},
+                                        {'I', "INV-9", "2026-01-05", "C-2", "M-2", 10000}};
+    assert (ml_selftest_replica (store, items, sizeof items / sizeof items[0]) == 0);
     char deliver[64];
     json_t *request = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "firm", "acme", "number", "OP-001",
                                  "type", "OPERATING", "currency", "USD", "merchant_account", "op");

@@ -1998,29 +1998,13 @@ void ml_payments_test (bool verbose)
 
     //  A replica: client C-1 with three invoices on matter M-1 (which has a trust ledger),
     //  client C-2 with one invoice.
-    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
-    strcpy (hello->epoch, "e");
-    bool resync;
-    uint64_t cursor;
-    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0);
-    ml_msg_t *batch = ml_msg_new (ML_MSG_SNAPSHOT);
-    const char *numbers[] = {"INV-12", "INV-9", "INV-50", "INV-77", "", "INV-88"};
-    const char *dates[] = {"2026-01-10", "2026-01-10", "2026-05-01",
-                           "2025-12-01", "",           "2026-06-01"};
-    for (int index = 0; index < 6; index++) {
-        ml_item_t *item = ml_msg_add_item (batch);
-        item->kind = index == 4 ? 'T' : 'I';
-        item->op = 'U';
-        item->source_id = (uint64_t)index + 1;
-        strcpy (item->invoice_number, numbers[index]);
-        strcpy (item->invoice_date, dates[index]);
-        strcpy (item->client_number, index == 3 ? "C-2" : "C-1");
-        strcpy (item->matter_number, index == 3 ? "M-2" : "M-1");
-        strcpy (item->currency, "USD");
-        item->total_minor = item->balance_minor = index == 4 ? 70000 : 10000;
-    }
-    assert (ml_store_snapshot_rows (store, "acme", batch) == 0);
-    assert (ml_store_snapshot_end (store, "acme", 10) == 0);
+    const ml_selftest_item_t items[] = {{'I', "INV-12", "2026-01-10", "C-1", "M-1", 10000},
+                                        {'I', "INV-9", "2026-01-10", "C-1", "M-1", 10000},
+                                        {'I', "INV-50", "2026-05-01", "C-1", "M-1", 10000},
+                                        {'I', "INV-77", "2025-12-01", "C-2", "M-2", 10000},
+                                        {'T', "", "", "C-1", "M-1", 70000},
+                                        {'I', "INV-88", "2026-06-01", "C-1", "M-1", 10000}};
+    assert (ml_selftest_replica (store, items, sizeof items / sizeof items[0]) == 0);
 
     //  Accounts: typed for good, one per type and currency.
     json_t *reply = s_run (payments,
@@ -2459,8 +2443,6 @@ void ml_payments_test (bool verbose)
     json_decref (reply);
 
     ml_log_setup (NULL, saved);
-    ml_msg_destroy (&batch);
-    ml_msg_destroy (&hello);
     ml_payments_destroy (&payments);
     ml_processor_destroy (&processor);
     ml_payers_destroy (&payers);

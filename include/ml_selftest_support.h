@@ -5,6 +5,7 @@
 #include "ml_store.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 //  Create a reference matter database (sql/sample.sh) in a new temporary file and write
@@ -20,6 +21,20 @@ int ml_selftest_remove (const char *path);
 //  A core store in a new temporary directory (written into directory), with firm "acme"
 //  (agent key "key-acme", operating account OP-001) registered. NULL on failure.
 ml_store_t *ml_selftest_store (char *directory, size_t size);
+
+//  One row of a test replica: an open invoice ('I') or a matter's trust ledger ('T').
+typedef struct {
+    char kind;
+    const char *invoice_number; //  "" for trust
+    const char *invoice_date;   //  "" for trust
+    const char *client_number;
+    const char *matter_number;
+    int64_t balance_minor; //  an invoice's total is its balance
+} ml_selftest_item_t;
+
+//  Give firm "acme" of store a complete replica of these items (USD, source ids 1, 2, ... in
+//  order, change cursor 10), as an agent's snapshot would. Returns 0 or -1.
+int ml_selftest_replica (ml_store_t *store, const ml_selftest_item_t *items, size_t count);
 
 //  Start a test server (argv, NULL-terminated, argv[0] found on PATH) that prints its port
 //  on a line of standard output once it listens; its standard error goes to log_path. The
