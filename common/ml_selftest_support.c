@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int ml_selftest_tmpdir (char *path, size_t size)
@@ -124,4 +125,27 @@ int ml_selftest_replica (ml_store_t *store, const ml_selftest_item_t *items, siz
     ml_msg_destroy (&batch);
     ml_msg_destroy (&hello);
     return rc;
+}
+
+void ml_selftest_write (const char *path, const char *text, mode_t mode)
+{
+    int fd = open (path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+    assert (fd >= 0);
+    assert (fchmod (fd, mode) == 0);
+    assert (write (fd, text, strlen (text)) == (ssize_t)strlen (text));
+    close (fd);
+}
+
+char *ml_selftest_read (const char *path)
+{
+    FILE *file = fopen (path, "rb");
+    assert (file);
+    fseek (file, 0, SEEK_END);
+    long size = ftell (file);
+    fseek (file, 0, SEEK_SET);
+    char *text = calloc (1, (size_t)size + 1);
+    assert (text);
+    assert (fread (text, 1, (size_t)size, file) == (size_t)size);
+    fclose (file);
+    return text;
 }

@@ -1417,30 +1417,6 @@ static const char *s_python (void)
     return access ("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
 }
 
-static void s_write_text (const char *path, const char *text, mode_t mode)
-{
-    int fd = open (path, O_CREAT | O_WRONLY | O_TRUNC, mode);
-    assert (fd >= 0);
-    assert (fchmod (fd, mode) == 0);
-    assert (write (fd, text, strlen (text)) == (ssize_t)strlen (text));
-    close (fd);
-}
-
-static char *s_read_text (const char *path)
-{
-    FILE *file = fopen (path, "rb");
-    assert (file);
-    s_text_t text = {0};
-    char buffer[4096];
-    size_t got;
-    while ((got = fread (buffer, 1, sizeof buffer, file)) > 0)
-        s_add (&text, buffer, got);
-    fclose (file);
-    if (!text.data)
-        s_adds (&text, "");
-    return text.data;
-}
-
 //  Start the server with extra arguments (NULL-terminated); port 0 takes a free one. Its
 //  stderr goes to log_path. Returns its pid; *port is where it listens.
 static pid_t s_server_start (const char *maildir, int *port, const char *log_path,
@@ -1585,7 +1561,7 @@ static int s_load_settings (const char *directory, const char *mail_section,
     snprintf (text, sizeof text,
               "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\nmail\n%s", directory,
               mail_section);
-    s_write_text (path, text, 0600);
+    ml_selftest_write (path, text, 0600);
     ml_config_t *config = ml_config_load (path, error, error_size);
     assert (config);
     int rc = ml_mailer_settings_load (settings, config, error, error_size);
@@ -1760,7 +1736,7 @@ static void s_test_settings (const char *directory)
     ml_mailer_settings_t settings;
     const char *password = "pw-Zq8v R2mN";
     snprintf (password_file, sizeof password_file, "%s/smtp.password", directory);
-    s_write_text (password_file, "pw-Zq8v R2mN\n", 0600);
+    ml_selftest_write (password_file, "pw-Zq8v R2mN\n", 0600);
     snprintf (section, sizeof section,
               "    smtp_url = \"smtp://mail.example.com:587\"\n"
               "    from = payments@matterlink.example\n    from_name = \"Acme LLP\"\n"
@@ -1776,10 +1752,10 @@ static void s_test_settings (const char *directory)
     assert (!*settings.password);
 
     //  A password file others can read is refused, and the message holds no password.
-    s_write_text (password_file, "pw-Zq8v R2mN\n", 0644);
+    ml_selftest_write (password_file, "pw-Zq8v R2mN\n", 0644);
     assert (s_load_settings (directory, section, &settings, error, sizeof error) == -1);
     assert (strstr (error, "chmod 600") && !strstr (error, "Zq8v"));
-    s_write_text (password_file, "pw-Zq8v R2mN\n", 0600);
+    ml_selftest_write (password_file, "pw-Zq8v R2mN\n", 0600);
 
     struct {
         const char *section, *expect;
@@ -2184,8 +2160,8 @@ void ml_mailer_test (bool verbose)
               key, certificate);
     assert (system (command) == 0);
     const char *password = "s3cr3t-SMTP-pw";
-    s_write_text (server_password, "s3cr3t-SMTP-pw\n", 0600);
-    s_write_text (password_file, "wrong-SMTP-pw\n", 0600);
+    ml_selftest_write (server_password, "s3cr3t-SMTP-pw\n", 0600);
+    ml_selftest_write (password_file, "wrong-SMTP-pw\n", 0600);
     const char *tls_args[] = {
         "--tls-cert",           certificate,     "--tls-key", key, "--auth-user", "matterlink",
         "--auth-password-file", server_password, NULL};
@@ -2207,7 +2183,7 @@ void ml_mailer_test (bool verbose)
     s_wait_state (odbc, "receipt:tls", "pending", 2, "535", &row);
     assert (strstr (row.last_error, "login") && strstr (row.last_error, "535"));
     zactor_destroy (&actor);
-    s_write_text (password_file, "s3cr3t-SMTP-pw\n", 0600);
+    ml_selftest_write (password_file, "s3cr3t-SMTP-pw\n", 0600);
     assert (s_load_settings (directory, section, &tls_settings, error, sizeof error) == 0);
     snprintf (tls_settings.store, sizeof tls_settings.store, "%s", settings.store);
     actor = s_actor_start (&tls_settings);
@@ -2238,8 +2214,8 @@ void ml_mailer_test (bool verbose)
     dup2 (saved_stderr, STDERR_FILENO);
     close (saved_stderr);
     ml_log_setup (NULL, saved_level);
-    char *logged = s_read_text (log_path);
-    char *server_logged = s_read_text (server_log);
+    char *logged = ml_selftest_read (log_path);
+    char *server_logged = ml_selftest_read (server_log);
     if (verbose)
         printf ("\n%s%s", logged, server_logged);
     assert (strstr (logged, "mail: sent mail"));

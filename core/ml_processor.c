@@ -1453,30 +1453,6 @@ static const char *s_id (const char *prefix, const char *key, char *id, size_t s
     return id;
 }
 
-static void s_write_text (const char *path, const char *text, mode_t mode)
-{
-    int fd = open (path, O_CREAT | O_WRONLY | O_TRUNC, mode);
-    assert (fd >= 0);
-    assert (fchmod (fd, mode) == 0);
-    assert (write (fd, text, strlen (text)) == (ssize_t)strlen (text));
-    close (fd);
-}
-
-//  The whole file, zero-terminated. Caller frees it.
-static char *s_read_text (const char *path)
-{
-    FILE *file = fopen (path, "r");
-    assert (file);
-    fseek (file, 0, SEEK_END);
-    long size = ftell (file);
-    fseek (file, 0, SEEK_SET);
-    char *text = calloc (1, (size_t)size + 1);
-    assert (text);
-    assert (fread (text, 1, (size_t)size, file) == (size_t)size);
-    fclose (file);
-    return text;
-}
-
 typedef struct {
     char data[4096];
     size_t size;
@@ -1580,7 +1556,7 @@ static int s_load (const char *directory, const char *section, ml_processor_sett
 {
     char path[200];
     snprintf (path, sizeof path, "%s/processor.cfg", directory);
-    s_write_text (path, section, 0600);
+    ml_selftest_write (path, section, 0600);
     ml_config_t *config = ml_config_load (path, error, error_size);
     assert (config);
     int rc = ml_processor_settings_load (settings, config, error, error_size);
@@ -1894,7 +1870,7 @@ void ml_processor_test (bool verbose)
     const char *api_key = "sk_test_selftest_Zq8vR2mN";
     char key_text[64];
     snprintf (key_text, sizeof key_text, "%s\n", api_key);
-    s_write_text (key_file, key_text, 0600);
+    ml_selftest_write (key_file, key_text, 0600);
 
     //  Every log line of this test goes to a file, at debug level, to be searched for card
     //  numbers and keys at the end (a failed assertion's message lands there too).
@@ -1969,16 +1945,16 @@ void ml_processor_test (bool verbose)
               "processor\n    kind = http\n    endpoint = \"https://p.example\"\n"
               "    api_key_file = \"%s\"\n",
               key_file);
-    s_write_text (key_file, key_text, 0644);
+    ml_selftest_write (key_file, key_text, 0644);
     assert (s_load (directory, section, &settings, error, sizeof error) == -1);
     assert (strstr (error, "chmod 600") && !strstr (error, api_key));
-    s_write_text (key_file, "sk_test two words\n", 0600);
+    ml_selftest_write (key_file, "sk_test two words\n", 0600);
     assert (s_load (directory, section, &settings, error, sizeof error) == -1);
     assert (strstr (error, "one line") && !strstr (error, "two words"));
-    s_write_text (key_file, "\n", 0600);
+    ml_selftest_write (key_file, "\n", 0600);
     assert (s_load (directory, section, &settings, error, sizeof error) == -1);
     assert (strstr (error, "is empty"));
-    s_write_text (key_file, key_text, 0600);
+    ml_selftest_write (key_file, key_text, 0600);
     assert (s_load (directory, section, &settings, error, sizeof error) == 0);
     ml_processor_settings_wipe (&settings);
 
@@ -2054,8 +2030,8 @@ void ml_processor_test (bool verbose)
     dup2 (saved_stderr, STDERR_FILENO);
     close (saved_stderr);
     ml_log_setup (NULL, saved_level);
-    char *logged = s_read_text (log_path);
-    char *server_logged = s_read_text (server_log);
+    char *logged = ml_selftest_read (log_path);
+    char *server_logged = ml_selftest_read (server_log);
     if (verbose)
         printf ("\n%s%s", logged, server_logged);
     assert (strstr (logged, "processor test: charge key=pay-1-charge: approved txn=ch_"));

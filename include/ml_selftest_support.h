@@ -36,6 +36,12 @@ typedef struct {
 //  order, change cursor 10), as an agent's snapshot would. Returns 0 or -1.
 int ml_selftest_replica (ml_store_t *store, const ml_selftest_item_t *items, size_t count);
 
+//  Write text to a new file (or over one) with the given mode.
+void ml_selftest_write (const char *path, const char *text, mode_t mode);
+
+//  A whole file as zero-terminated text (caller frees it).
+char *ml_selftest_read (const char *path);
+
 //  Start a test server (argv, NULL-terminated, argv[0] found on PATH) that prints its port
 //  on a line of standard output once it listens; its standard error goes to log_path. The
 //  server ends with the selftest even if an assertion kills it. Waits up to 10 s for the
