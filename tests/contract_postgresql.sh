@@ -107,6 +107,26 @@ fingerprint() {
         || (SELECT sum(invoice_id * (balance_minor + 1) * (1 + (status = 'paid')::int)) FROM invoice)"
 }
 
+# How far the search index (ml_search_item, docs/contract.md 5.8) is from what it must hold, one row per
+# open invoice with its matter and client: "<rows too many>/<rows missing>/<rows>". Exact is 0/0/N.
+search_index_drift() {
+    psql_db -U postgres -d "${1:-$db}" -c "
+        WITH truth AS (SELECT i.invoice_id AS source_id, m.client_id, m.matter_id FROM invoice AS i
+                       JOIN matter AS m ON m.matter_id = i.matter_id JOIN client AS c ON c.client_id = m.client_id
+                       WHERE i.status = 'open' AND i.balance_minor > 0)
+        SELECT (SELECT count(*) FROM (SELECT source_id, client_id, matter_id FROM ml_search_item
+                                      EXCEPT SELECT * FROM truth) AS extra) || '/'
+            || (SELECT count(*) FROM (SELECT * FROM truth
+                                      EXCEPT SELECT source_id, client_id, matter_id FROM ml_search_item) AS missing) || '/'
+            || (SELECT count(*) FROM ml_search_item)"
+}
+
+# expect_search_index NAME [DATABASE]: the search index is exact.
+expect_search_index() {
+    drift=$(search_index_drift "${2:-}")
+    expect "search index exact: $1" "0/0" "${drift%/*}"
+}
+
 uuid() {
     printf '00000000-0000-4000-8000-%012d' "$1"
 }
@@ -206,9 +226,12 @@ sh "$root/tests/servers.sh" createdb "$servers" postgresql "$db" >/dev/null 2>"$
     { cat "$tmp/out"; echo "FAIL: createdb"; exit 1; }
 install -v clients=40 -v invoices=1500 >"$tmp/out" 2>&1 || { cat "$tmp/out"; echo "FAIL: installing"; exit 1; }
 expect "installation prints nothing" "" "$(cat "$tmp/out")"
+expect_search_index "after the install"
+expect "search index: one row per open invoice" "$(q "SELECT count(*) FROM ml_open_items")" \
+    "$(search_index_drift | cut -d/ -f3)"
 
 # --- contract version, epoch, idempotent install ----------------------------------------------------
-expect "one ml_contract row, version 2" "1|2" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
+expect "one ml_contract row, version 3" "1|3" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
 epoch=$(q 'SELECT db_epoch FROM ml_contract')
 expect "db_epoch is a lower-case 8-4-4-4-12 UUID" t \
     "$(q "SELECT '$epoch' ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\$'")"
@@ -225,7 +248,7 @@ psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 -q
     -f "$sql/schema.sql" -f "$sql/contract.sql" >"$tmp/out" 2>&1 || fail "schema.sql and contract.sql re-run" "$(cat "$tmp/out")"
 install >"$tmp/out" 2>&1 || fail "second re-run of all three scripts" "$(cat "$tmp/out")"
 expect "re-run over another version keeps db_epoch" "$epoch" "$(q 'SELECT db_epoch FROM ml_contract')"
-expect "re-run over version 1 sets contract_version 2" "1|2" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
+expect "re-run over version 1 sets contract_version 3" "1|3" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
 expect "re-run keeps ml_change rows and stamps" "$before" "$(q 'SELECT count(*), count(change_id), max(change_id) FROM ml_change')"
 expect "re-run keeps ml_posting_rejection rows" 1 "$(q 'SELECT count(*) FROM ml_posting_rejection')"
 expect "sample.sql re-run says it added nothing" "sample.sql: the database already has data; nothing inserted" \
@@ -248,8 +271,8 @@ psql_db -U postgres -d postgres -c "DROP DATABASE ${db}_e" >/dev/null
 
 # --- upgrade from contract version 1 -----------------------------------------------------------------
 # A database installed with version 1's scripts (from the last commit that had them), with a posting
-# applied, becomes version 2 when this release's contract.sql runs over it, after schema.sql: epoch,
-# change rows and posting results stay, and reversals work. contract.sql alone refuses to install
+# applied, becomes version 3 when this release's contract.sql runs over it, after schema.sql: epoch,
+# change rows and posting results stay, reversals work, and the search index is built. contract.sql alone refuses to install
 # while the reversal tables are missing, and changes nothing.
 v1=9450a9b
 if command -v git >/dev/null 2>&1 && git -C "$root" cat-file -e "$v1:sql/postgresql/contract.sql" 2>/dev/null; then
@@ -282,10 +305,11 @@ if command -v git >/dev/null 2>&1 && git -C "$root" cat-file -e "$v1:sql/postgre
         "$(qu "SELECT contract_version, (SELECT count(*) FROM pg_views WHERE viewname = 'ml_posting_result'
                AND definition LIKE '%receipt_reversal%') FROM ml_contract")"
     psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "${db}_u" -v ON_ERROR_STOP=1 -q \
-        -f "$sql/schema.sql" -f "$sql/contract.sql" >"$tmp/out" 2>&1 || fail "upgrading to version 2" "$(cat "$tmp/out")"
+        -f "$sql/schema.sql" -f "$sql/contract.sql" >"$tmp/out" 2>&1 || fail "upgrading to version 3" "$(cat "$tmp/out")"
     expect "upgrading prints nothing" "" "$(cat "$tmp/out")"
-    expect "upgraded: version 2, same epoch, same change rows" "2|$old_epoch|$old_changes" \
+    expect "upgraded: version 3, same epoch, same change rows" "3|$old_epoch|$old_changes" \
         "$(qu "SELECT contract_version, db_epoch, (SELECT count(*) || '/' || max(change_id) FROM ml_change) FROM ml_contract")"
+    expect_search_index "after the upgrade" "${db}_u"
     expect "upgraded: the version 1 posting's result stands" "$(uuid 901)|posted|1|null" \
         "$(qu "SELECT posting_uuid, status, receipt_id, coalesce(reason, 'null') FROM ml_posting_result('$(uuid 901)')")"
     qu "CALL ml_apply_posting('$(reversal "$(uuid 902)" "$(uuid 901)" OP-001 C-1 USD 2500 "$(inv INV-1 2500)")')" \
@@ -293,6 +317,8 @@ if command -v git >/dev/null 2>&1 && git -C "$root" cat-file -e "$v1:sql/postgre
     expect "upgraded: the reversal reopened the invoice" "2500|open|$(uuid 902)|posted|R-1" \
         "$(qu "SELECT balance_minor, status, (SELECT posting_uuid || '|' || status || '|' || receipt_id
                FROM ml_posting_result('$(uuid 902)')) FROM invoice")"
+    expect "upgraded: the reopened invoice is in the search index" "1" \
+        "$(qu "SELECT count(*) FROM ml_search_item AS s JOIN invoice AS i ON i.invoice_id = s.source_id")"
     psql_db -U postgres -d postgres -c "DROP DATABASE ${db}_u" >/dev/null
 else
     echo "contract_postgresql: no git history with contract version 1 ($v1); upgrade checks skipped"
@@ -514,6 +540,8 @@ expect "remove rows carry only the key" "1" \
                         matter_description, currency, total_minor, balance_minor, status) = 11
           AND change_id = (SELECT max(change_id) FROM ml_change WHERE entity = 'invoice' AND entity_id = $inv_id)")"
 expect "paid-off invoice left ml_open_items" 0 "$(q "SELECT count(*) FROM ml_open_items($((inv_id - 1)), 1) WHERE source_id = $inv_id")"
+expect "paid-off invoice left the search index" 0 "$(q "SELECT count(*) FROM ml_search_item WHERE source_id = $inv_id")"
+expect_search_index "after postings"
 
 # --- trust deposit through a posting ------------------------------------------------------------------
 tbal=$(q "SELECT coalesce(sum(amount_minor), 0) FROM trust_entry WHERE matter_id = $matter_id")
@@ -610,6 +638,31 @@ hw=$(high_water)
 expect "matter update: change rows" \
     "$(q "SELECT count(*) + 1 FROM invoice WHERE matter_id = $matter_id AND status = 'open' AND balance_minor > 0")" \
     "$(q "SELECT count(*) FROM ml_changes_since($mark, $hw, 5000) WHERE matter_description = 'Renamed matter'")"
+expect_search_index "after deletes, voids, closes, pay-offs, new invoices, clients and matters, renames"
+
+# The search index follows an invoice to another matter, and a matter to another client; a second
+# matter of the new client keeps its own rows.
+other=$(q "SELECT matter_id FROM matter WHERE matter_id <> $matter_id AND client_id <> (SELECT client_id FROM matter
+           WHERE matter_id = $matter_id) ORDER BY matter_id LIMIT 1")
+q "UPDATE invoice SET matter_id = $other WHERE invoice_id = $new_inv" >/dev/null
+expect "search index: an invoice moved to another matter" "$other|$(q "SELECT client_id FROM matter WHERE matter_id = $other")" \
+    "$(q "SELECT matter_id, client_id FROM ml_search_item WHERE source_id = $new_inv")"
+q "UPDATE matter SET client_id = (SELECT client_id FROM client WHERE client_number = 'C-NEW') WHERE matter_id = $other" >/dev/null
+expect "search index: a matter moved to another client" "$(q "SELECT count(*) FROM invoice WHERE matter_id = $other
+          AND status = 'open' AND balance_minor > 0")" \
+    "$(q "SELECT count(*) FROM ml_search_item WHERE matter_id = $other
+          AND client_id = (SELECT client_id FROM client WHERE client_number = 'C-NEW')")"
+expect_search_index "after moves"
+
+# A rerun of contract.sql repairs a damaged search index: rows missing, a stray row, a wrong client.
+q "DELETE FROM ml_search_item WHERE source_id IN (SELECT source_id FROM ml_search_item ORDER BY source_id LIMIT 3);
+   INSERT INTO ml_search_item VALUES ($zero, 1, 1);
+   UPDATE ml_search_item SET client_id = client_id + 1
+   WHERE source_id = (SELECT max(source_id) FROM ml_search_item)" >/dev/null
+expect "search index: damaged" "2/4" "$(search_index_drift | cut -d/ -f1,2)"
+psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 -q -f "$sql/contract.sql" \
+    >"$tmp/out" 2>&1 || fail "contract.sql re-run over a damaged search index" "$(cat "$tmp/out")"
+expect_search_index "repaired by a rerun"
 
 # --- reversing postings --------------------------------------------------------------------------------
 # A refund, void or chargeback is a posting of its own that names the posting it reverses and takes
@@ -795,7 +848,7 @@ expect "changes_since pages up to the high-water mark" "3" \
     "$(q "SELECT count(*) FROM ml_changes_since($((hw - 5)), $((hw - 2)), 1000)")"
 expect "changes_since honours the page limit, in change_id order" "$((hw - 4)),$((hw - 3))" \
     "$(q "SELECT string_agg(change_id::text, ',') FROM ml_changes_since($((hw - 5)), $hw, 2)")"
-expect "contract_version read" "2|$epoch" "$(q 'SELECT contract_version, db_epoch FROM ml_contract')"
+expect "contract_version read" "3|$epoch" "$(q 'SELECT contract_version, db_epoch FROM ml_contract')"
 expect "every stamped ml_change row has one ml_changes row" "$(q 'SELECT count(change_id) FROM ml_change')" \
     "$(q 'SELECT count(*) FROM ml_changes')"
 
@@ -1046,6 +1099,8 @@ seen="SELECT DISTINCT item_kind, source_id, op, balance_minor, status FROM ml_ch
 expect "batch = one by one: ml_changes" "$(qb "$seen" | md5sum)" "$(q "$seen" | md5sum)"
 psql_db -U postgres -d postgres -c "DROP DATABASE ${db}_b" >/dev/null
 
+expect_search_index "after the batches"
+
 # --- results, replays -----------------------------------------------------------------------------------
 res200=$(results "$uuids200")
 expect "ml_posting_results: 200 posted, each with its receipt" "200|200" \
@@ -1194,7 +1249,8 @@ expect "that posting landed once, the batch's other one too" "1|1|$((bal - 30))"
 # ======================================================================================================
 q "CREATE ROLE $firm_role LOGIN; CREATE ROLE $agent_role LOGIN;
    GRANT SELECT, INSERT, UPDATE, DELETE ON client, matter, invoice, trust_entry, bank_account TO $firm_role;
-   GRANT SELECT ON ml_contract, ml_open_items, ml_trust_balances, ml_changes, ml_posting_result TO $agent_role;
+   GRANT SELECT ON ml_contract, ml_open_items, ml_trust_balances, ml_changes, ml_posting_result,
+       ml_search_keys, ml_search_clients, ml_search_matters, ml_search_invoices TO $agent_role;
    GRANT EXECUTE ON FUNCTION ml_change_high_water() TO $agent_role;
    GRANT EXECUTE ON PROCEDURE ml_apply_posting(text), ml_apply_postings(text), ml_reject_posting(text, text) TO $agent_role;" >/dev/null
 as_role() {
@@ -1219,9 +1275,15 @@ fi
 checks=$((checks + 1))
 ahw=$(as_role "$agent_role" 'SELECT ml_change_high_water()')
 expect "agent role: high-water stamps" "$ahw" "$(high_water)"
-expect "agent role: contract_version" "2|$epoch" "$(as_role "$agent_role" 'SELECT contract_version, db_epoch FROM ml_contract')"
+expect "agent role: contract_version" "3|$epoch" "$(as_role "$agent_role" 'SELECT contract_version, db_epoch FROM ml_contract')"
 expect "agent role: open_items" "$(q 'SELECT count(*) FROM ml_open_items(0, 1000000)')" \
     "$(as_role "$agent_role" 'SELECT count(*) FROM ml_open_items(0, 1000000)')"
+expect "agent role: the search views" "$(q 'SELECT count(*) FROM ml_search_item')|$(q 'SELECT count(*) FROM client')|$(q 'SELECT count(*) FROM matter')|$(q 'SELECT count(*) FROM invoice')" \
+    "$(as_role "$agent_role" 'SELECT (SELECT count(*) FROM ml_search_keys WHERE invoice_date IS NOT NULL) || chr(124) || (SELECT count(*) FROM ml_search_clients) || chr(124) || (SELECT count(*) FROM ml_search_matters) || chr(124) || (SELECT count(*) FROM ml_search_invoices)')"
+if as_role "$agent_role" 'SELECT count(*) FROM ml_search_item' >/dev/null 2>&1; then
+    fail "the agent role can read the search index table itself"
+fi
+checks=$((checks + 1))
 expect "agent role: trust_balances" "$(q 'SELECT count(*) FROM ml_trust_balances(0, 1000000)')" \
     "$(as_role "$agent_role" 'SELECT count(*) FROM ml_trust_balances(0, 1000000)')"
 expect "agent role: changes_since" "$(q "SELECT count(*) FROM ml_changes_since($mark, $ahw, 5000)")" \

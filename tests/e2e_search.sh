@@ -4,7 +4,9 @@
 # filter and page finds exactly what the matter database holds, and hostile text finds
 # nothing and harms nothing. An offline agent gives a fast, clear error.
 . "$(dirname "$0")/lib_e2e.sh"
-setup 30 300
+# 120 clients: enough that a one-letter fragment matches more clients (and matters) than the
+# PostgreSQL search index fetches by id, so its walk is tested as well (docs/contract.md 5.8).
+setup 120 600
 start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
@@ -62,6 +64,21 @@ expect_same "invoice number, prefix '$prefix'" "$(search_ids --by invoice-number
     "$(matter_ids "invoice_number LIKE '$prefix%'")"
 expect_same "everything, two rows a page" "$(PAGE=2 search_ids --by client-name "$name_part")" \
     "$(matter_ids "LOWER(client_name) LIKE '%$name_sql%'")"
+
+# The letter most client names (and most matter descriptions) hold: a search that matches
+# over 100 clients or matters, paged 50 rows at a time.
+for field in client_name matter_description; do
+    if [ $field = client_name ]; then table=client column=name; else table=matter column=description; fi
+    letter= holders=0
+    for l in a e i o n r s t; do
+        n=$(matter_sql "SELECT COUNT(*) FROM $table WHERE LOWER($column) LIKE '%$l%'")
+        [ "$n" -le "$holders" ] || { letter=$l; holders=$n; }
+    done
+    [ "$holders" -ge 100 ] || fail "only $holders rows hold '$letter' in $field: the case proves nothing"
+    expect_same "$field contains '$letter' ($holders holders), 50 rows a page" \
+        "$(PAGE=50 search_ids --by "$(echo $field | tr _ -)" "$letter")" \
+        "$(matter_ids "LOWER($field) LIKE '%$letter%'")"
+done
 
 # Column filters: invoice dates, balances (typed as money, compared in minor units), status.
 expect_same "invoice dates in 2025" "$(search_ids --from 2025-01-01 --to 2025-12-31)" \

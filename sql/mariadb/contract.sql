@@ -1,4 +1,4 @@
--- matterlink SQL contract, version 2, MariaDB dialect (MariaDB 10.6+; tested on 10.11 with MariaDB
+-- matterlink SQL contract, version 3, MariaDB dialect (MariaDB 10.6+; tested on 10.11 with MariaDB
 -- Connector/ODBC 3.1.15).
 --
 -- What the matterlink agent reads and writes in the firm's matter database, installed on top of the
@@ -13,14 +13,15 @@
 -- Safe to run again, also over another version: tables are created IF NOT EXISTS and keep their rows
 -- (ml_change, ml_change_stamp, ml_posting_rejection), ml_contract keeps its db_epoch, and every view,
 -- trigger and procedure is replaced in place (CREATE OR REPLACE). MariaDB commits each DDL statement on
--- its own, so the script cannot be one transaction; it sets contract_version = 2 only as its very last
+-- its own, so the script cannot be one transaction; it sets contract_version = 3 only as its very last
 -- statement, so an agent never accepts a half-installed contract. After a failed run, fix the cause
 -- and run it again. The mariadb client stops at the first error.
 --
 -- Version 2 added reversing postings (refunds, voids, chargebacks): ml_apply_posting takes "reverses"
 -- and writes the matter tables receipt_reversal and receipt_reversal_line (schema.sql makes them), and
--- ml_posting_result answers for reversals too. This script upgrades a version 1 install in place (see
--- "Upgrades"); it stops first of all, changing nothing, while the reversal tables are missing.
+-- ml_posting_result answers for reversals too. This script upgrades a version 1 or 2 install in place
+-- (see "Upgrades", which also says why version 3 changes nothing here); it stops first of all,
+-- changing nothing, while the reversal tables are missing.
 --
 -- How the agent calls it (docs/contract.md, section 5). Parameters are bound as BIGINT or VARCHAR;
 -- every call runs in the agent's own transaction (autocommit off), which it commits; after each CALL
@@ -186,15 +187,17 @@ CREATE TABLE IF NOT EXISTS ml_posting_rejection (
 -- ---------------------------------------------------------------------------------------------------
 -- Upgrades. ml_contract_migrate() looks at the installed contract_version and brings the ml_ tables
 -- from it to this version, one version at a time, before the views and procedures below are replaced.
--- A step looks like:
---     IF v_version = 2 THEN
+-- A step that changes a table looks like:
+--     IF v_version = 3 THEN
 --         ALTER TABLE ml_change ADD COLUMN IF NOT EXISTS source VARCHAR(16) NULL;
---         SET v_version = 3;
+--         SET v_version = 4;
 --     END IF;
 -- and the script sets contract_version in its last statement, so an agent sees the new number only
 -- once everything is in place. Version 1 to 2 changes no ml_ table: the views, triggers and
 -- procedures below are replaced (apply, reject, result and the rejection trigger learn reversals), and
--- the reversal tables it needs in the matter schema were checked at the top. The procedure exists
+-- the reversal tables it needs in the matter schema were checked at the top. Version 2 to 3 changes
+-- nothing on MariaDB: version 3 added PostgreSQL's search index (docs/contract.md 5.8), and every
+-- dialect carries the same number because the agent and the core accept one. The procedure exists
 -- only while this script runs.
 -- ---------------------------------------------------------------------------------------------------
 
@@ -214,11 +217,15 @@ migrate: BEGIN
         -- Nothing in the ml_ tables changes.
         SET v_version = 2;
     END IF;
-    IF v_version > 2 THEN
-        -- A newer contract is installed and this older script puts version 2's views, triggers and
+    IF v_version = 2 THEN
+        -- Nothing changes on MariaDB (version 3 added PostgreSQL's search index).
+        SET v_version = 3;
+    END IF;
+    IF v_version > 3 THEN
+        -- A newer contract is installed and this older script puts version 3's views, triggers and
         -- procedures back; columns a newer version added are left alone, and the agent of that
         -- newer version will ask for its own script again.
-        SET v_version = 2;
+        SET v_version = 3;
     END IF;
 END//
 
@@ -1257,14 +1264,14 @@ DELIMITER ;
 
 -- ---------------------------------------------------------------------------------------------------
 -- Last: this version is installed. Everything above is in place when the agent can first see
--- contract_version 2, on a first install and on an upgrade alike.
+-- contract_version 3, on a first install and on an upgrade alike.
 -- A first install makes the row with a random (version 4) UUID as db_epoch, lower case 8-4-4-4-12;
 -- a re-run keeps it. installed_at records when the version changed; a re-run keeps it too. MariaDB
 -- assigns left to right, so installed_at is decided from the old contract_version.
 -- ---------------------------------------------------------------------------------------------------
 
 INSERT INTO ml_contract (contract_version, db_epoch, installed_at)
-SELECT 2,
+SELECT 3,
        CONCAT(SUBSTR(h, 1, 8), '-', SUBSTR(h, 9, 4), '-4', SUBSTR(h, 14, 3), '-',
               SUBSTR('89ab', CONV(SUBSTR(h, 17, 1), 16, 10) % 4 + 1, 1), SUBSTR(h, 18, 3), '-',
               SUBSTR(h, 21, 12)),
@@ -1273,5 +1280,5 @@ FROM (SELECT LOWER(HEX(RANDOM_BYTES(16))) AS h) AS r
 WHERE NOT EXISTS (SELECT 1 FROM ml_contract);
 
 UPDATE ml_contract
-SET installed_at = IF(contract_version = 2, installed_at, UTC_TIMESTAMP(3)),
-    contract_version = 2;
+SET installed_at = IF(contract_version = 3, installed_at, UTC_TIMESTAMP(3)),
+    contract_version = 3;

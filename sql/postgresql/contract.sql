@@ -1,4 +1,4 @@
--- matterlink SQL contract, version 2, PostgreSQL dialect (PostgreSQL 13+; tested on 15.x with psqlODBC 13).
+-- matterlink SQL contract, version 3, PostgreSQL dialect (PostgreSQL 13+; tested on 15.x with psqlODBC 13).
 --
 -- What the matterlink agent reads and writes in the firm's matter database, installed on top of the
 -- matter tables (sql/postgresql/schema.sql or the firm's own). docs/contract.md is the specification;
@@ -30,14 +30,17 @@
 --
 -- Version 2 added reversing postings (refunds, voids, chargebacks): ml_apply_posting takes "reverses" and
 -- writes the matter tables receipt_reversal and receipt_reversal_line (schema.sql makes them), and the
--- results answer for reversals too. This script upgrades a version 1 install in place (see "Upgrades").
+-- results answer for reversals too. Version 3 added the search index ml_search_item (kept by triggers)
+-- and the views searches read (ml_search_keys, ml_search_clients, ml_search_matters, ml_search_invoices).
+-- This script upgrades a version 1 or 2 install in place (see "Upgrades").
 --
 -- Privileges. The routines that write (ml_change_high_water, ml_apply_posting, ml_apply_postings,
 -- ml_reject_posting and the change triggers) are SECURITY DEFINER with a fixed search_path: the firm's
 -- own applications keep working with no rights on the ml_ tables, and the agent can write only through
 -- the contract. EXECUTE on the four writing routines is revoked from PUBLIC. An agent that connects as
 -- its own role needs:
---   GRANT SELECT ON ml_contract, ml_open_items, ml_trust_balances, ml_changes, ml_posting_result TO agent;
+--   GRANT SELECT ON ml_contract, ml_open_items, ml_trust_balances, ml_changes, ml_posting_result,
+--       ml_search_keys, ml_search_clients, ml_search_matters, ml_search_invoices TO agent;
 --   GRANT EXECUTE ON FUNCTION ml_change_high_water() TO agent;
 --   GRANT EXECUTE ON PROCEDURE ml_apply_posting(text), ml_apply_postings(text),
 --       ml_reject_posting(text, text) TO agent;
@@ -130,14 +133,14 @@ CREATE UNIQUE INDEX IF NOT EXISTS ml_contract_singleton ON ml_contract ((true));
 
 -- A random (version 4) UUID, lower case 8-4-4-4-12.
 INSERT INTO ml_contract (contract_version, db_epoch, installed_at)
-SELECT 2, gen_random_uuid()::text, now()
+SELECT 3, gen_random_uuid()::text, now()
 WHERE NOT EXISTS (SELECT 1 FROM ml_contract);
 
 -- Upgrades. The script that installs version N also upgrades any earlier install in place: each
 -- migration step is guarded by the version found and runs here, before the objects below are created
 -- or replaced; the whole script is one transaction, so the version number and the objects change
 -- together or not at all. A step looks like:
---     IF installed < 3 THEN
+--     IF installed < 4 THEN
 --         ALTER TABLE ml_change ADD COLUMN IF NOT EXISTS ...;
 --         -- CREATE OR REPLACE cannot change a function's result columns: drop it, it is made again below.
 --         DROP FUNCTION IF EXISTS ml_changes_since(bigint, bigint, bigint);
@@ -145,8 +148,10 @@ WHERE NOT EXISTS (SELECT 1 FROM ml_contract);
 -- Version 1 to 2 changes no ml_ table and no routine's parameters or result columns: the routines and
 -- views below are replaced in place (ml_apply_posting, ml_apply_postings, ml_reject_posting, the
 -- rejection trigger and ml_posting_result learn reversals). What version 2 needs besides is in the
--- matter schema: receipt_reversal and receipt_reversal_line, checked first of all. installed_at records
--- when this version was installed; a plain re-run keeps it.
+-- matter schema: receipt_reversal and receipt_reversal_line, checked first of all. Version 2 to 3 adds the
+-- search index (ml_search_item, its triggers and the ml_search_ views), which this script creates and
+-- fills below whatever the version found. installed_at records when this version was installed; a
+-- plain re-run keeps it.
 DO $$
 DECLARE
     installed integer := (SELECT contract_version FROM ml_contract);
@@ -154,13 +159,13 @@ BEGIN
     IF to_regclass('receipt_reversal') IS NULL OR to_regclass('receipt_reversal_line') IS NULL THEN
         RAISE EXCEPTION 'matterlink contract: receipt_reversal and receipt_reversal_line are missing: run sql/postgresql/schema.sql first (it adds only what is missing), or adapt the contract to the firm''s reversal tables';
     END IF;
-    IF installed > 2 THEN
-        RAISE WARNING 'matterlink contract: version % was installed; this script puts version 2 back',
+    IF installed > 3 THEN
+        RAISE WARNING 'matterlink contract: version % was installed; this script puts version 3 back',
             installed;
     END IF;
     UPDATE ml_contract
-    SET installed_at = CASE WHEN contract_version = 2 THEN installed_at ELSE now() END,
-        contract_version = 2;
+    SET installed_at = CASE WHEN contract_version = 3 THEN installed_at ELSE now() END,
+        contract_version = 3;
 END;
 $$;
 
@@ -390,6 +395,123 @@ CREATE TRIGGER ml_client_delete
     AFTER DELETE ON client
     FOR EACH ROW
     EXECUTE FUNCTION ml_client_change();
+
+-- ---------------------------------------------------------------------------------------------------
+-- ml_search_item: the search index of the open invoices (docs/contract.md 5.8), one row per invoice that
+-- ml_open_items shows, with its client and matter. Why: a search orders its rows by invoice id (keyset
+-- paging), and without this table PostgreSQL can only walk the open invoices in id order, joining each
+-- to its matter and client, until enough rows match; when the matches sit late in id order (numbers are
+-- handed out in time order, so a client-number prefix of recent clients matches only recent invoices)
+-- that walk reads most of the table. With client_id and matter_id beside the invoice id, a search
+-- either fetches exactly the invoices of the matching clients or matters and sorts them, or walks this
+-- narrow table testing each row against the set of matching ids, whichever the agent picks (5.8).
+--
+-- The triggers below keep it exact in the writer's own transaction. They fire only when an invoice
+-- opens or closes, moves to another matter, or a matter moves to another client: a payment that leaves
+-- an invoice open changes nothing here. An invoice that opens reads its matter's client FOR SHARE, so
+-- a concurrent change of that matter's client either waits for it or is waited for, and the later of
+-- the two writes the client_id that stays. The install script rebuilds whatever is missing or wrong
+-- (below, at the end), so a rerun also repairs the table.
+-- ---------------------------------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS ml_search_item (
+    source_id BIGINT PRIMARY KEY,   -- invoice_id of an open invoice
+    client_id BIGINT NOT NULL,
+    matter_id BIGINT NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS ml_search_item_client ON ml_search_item (client_id, source_id);
+CREATE INDEX IF NOT EXISTS ml_search_item_matter ON ml_search_item (matter_id, source_id);
+
+CREATE OR REPLACE FUNCTION ml_search_invoice_sync() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        DELETE FROM ml_search_item WHERE source_id = OLD.invoice_id;
+    END IF;
+    IF TG_OP <> 'DELETE' AND NEW.status = 'open' AND NEW.balance_minor > 0 THEN
+        INSERT INTO ml_search_item (source_id, client_id, matter_id)
+        SELECT NEW.invoice_id, m.client_id, m.matter_id
+        FROM matter AS m
+        JOIN client AS c ON c.client_id = m.client_id
+        WHERE m.matter_id = NEW.matter_id
+        FOR SHARE OF m;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS ml_search_invoice_insert ON invoice;
+CREATE TRIGGER ml_search_invoice_insert
+    AFTER INSERT ON invoice
+    FOR EACH ROW
+    WHEN (NEW.status = 'open' AND NEW.balance_minor > 0)
+    EXECUTE FUNCTION ml_search_invoice_sync();
+
+-- Opens, closes (paid, void, closed, balance 0) or moves: the WHEN clause keeps every other update,
+-- payments that leave a balance among them, away from the function.
+DROP TRIGGER IF EXISTS ml_search_invoice_update ON invoice;
+CREATE TRIGGER ml_search_invoice_update
+    AFTER UPDATE ON invoice
+    FOR EACH ROW
+    WHEN (OLD.invoice_id IS DISTINCT FROM NEW.invoice_id
+          OR OLD.matter_id IS DISTINCT FROM NEW.matter_id
+          OR (OLD.status = 'open' AND OLD.balance_minor > 0)
+             IS DISTINCT FROM (NEW.status = 'open' AND NEW.balance_minor > 0))
+    EXECUTE FUNCTION ml_search_invoice_sync();
+
+DROP TRIGGER IF EXISTS ml_search_invoice_delete ON invoice;
+CREATE TRIGGER ml_search_invoice_delete
+    AFTER DELETE ON invoice
+    FOR EACH ROW
+    EXECUTE FUNCTION ml_search_invoice_sync();
+
+-- A matter that moves to another client (or is renumbered by id) carries its invoices' rows along; a
+-- deleted matter or client takes them away (where foreign keys do not already forbid it).
+CREATE OR REPLACE FUNCTION ml_search_owner_sync() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'matter' THEN
+        IF TG_OP = 'UPDATE' THEN
+            UPDATE ml_search_item SET client_id = NEW.client_id, matter_id = NEW.matter_id
+            WHERE matter_id = OLD.matter_id;
+        ELSE
+            DELETE FROM ml_search_item WHERE matter_id = OLD.matter_id;
+        END IF;
+    ELSIF TG_OP = 'UPDATE' THEN
+        UPDATE ml_search_item SET client_id = NEW.client_id WHERE client_id = OLD.client_id;
+    ELSE
+        DELETE FROM ml_search_item WHERE client_id = OLD.client_id;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS ml_search_matter_update ON matter;
+CREATE TRIGGER ml_search_matter_update
+    AFTER UPDATE ON matter
+    FOR EACH ROW
+    WHEN (OLD.matter_id IS DISTINCT FROM NEW.matter_id OR OLD.client_id IS DISTINCT FROM NEW.client_id)
+    EXECUTE FUNCTION ml_search_owner_sync();
+
+DROP TRIGGER IF EXISTS ml_search_matter_delete ON matter;
+CREATE TRIGGER ml_search_matter_delete
+    AFTER DELETE ON matter
+    FOR EACH ROW
+    EXECUTE FUNCTION ml_search_owner_sync();
+
+DROP TRIGGER IF EXISTS ml_search_client_update ON client;
+CREATE TRIGGER ml_search_client_update
+    AFTER UPDATE ON client
+    FOR EACH ROW
+    WHEN (OLD.client_id IS DISTINCT FROM NEW.client_id)
+    EXECUTE FUNCTION ml_search_owner_sync();
+
+DROP TRIGGER IF EXISTS ml_search_client_delete ON client;
+CREATE TRIGGER ml_search_client_delete
+    AFTER DELETE ON client
+    FOR EACH ROW
+    EXECUTE FUNCTION ml_search_owner_sync();
 
 -- ---------------------------------------------------------------------------------------------------
 -- Item views. All three return the same item columns, in this order and with these types:
@@ -1406,6 +1528,56 @@ BEGIN
 END
 $$;
 
+-- What searches read besides the item views (docs/contract.md 5.8): the search index with the columns
+-- that filters test (the join to invoice is left out of a search that tests none of them), and the
+-- numbers, names and descriptions a criterion matches, each with its id. Views, so that a firm's
+-- adapted contract maps its own columns here, and the agent needs only SELECT on them.
+CREATE OR REPLACE VIEW ml_search_keys AS
+SELECT s.source_id                              AS source_id,
+       s.client_id                              AS client_id,
+       s.matter_id                              AS matter_id,
+       to_char(i.invoice_date, 'YYYY-MM-DD')    AS invoice_date,
+       to_char(i.due_date, 'YYYY-MM-DD')        AS due_date,
+       i.balance_minor::bigint                  AS balance_minor
+FROM ml_search_item AS s
+LEFT JOIN invoice AS i ON i.invoice_id = s.source_id;
+
+CREATE OR REPLACE VIEW ml_search_clients AS
+SELECT c.client_id::bigint AS client_id, c.client_number::text AS client_number, c.name::text AS client_name
+FROM client AS c;
+
+CREATE OR REPLACE VIEW ml_search_matters AS
+SELECT m.matter_id::bigint AS matter_id, m.matter_number::text AS matter_number,
+       m.description::text AS matter_description
+FROM matter AS m;
+
+CREATE OR REPLACE VIEW ml_search_invoices AS
+SELECT i.invoice_id::bigint AS source_id, i.invoice_number::text AS invoice_number
+FROM invoice AS i;
+
+-- Rebuild the search index where it is missing rows or holds wrong ones: on the first install of
+-- version 3 it fills the table, on a rerun it finds nothing to do (or repairs). The triggers above
+-- already hold their locks on invoice, matter and client, so no writer slips in between.
+LOCK TABLE invoice, matter, client IN SHARE ROW EXCLUSIVE MODE;
+
+DELETE FROM ml_search_item AS s
+WHERE NOT EXISTS (SELECT 1
+                  FROM invoice AS i
+                  JOIN matter AS m ON m.matter_id = i.matter_id
+                  JOIN client AS c ON c.client_id = m.client_id
+                  WHERE i.invoice_id = s.source_id AND i.status = 'open' AND i.balance_minor > 0
+                    AND m.matter_id = s.matter_id AND m.client_id = s.client_id);
+
+INSERT INTO ml_search_item (source_id, client_id, matter_id)
+SELECT i.invoice_id, m.client_id, m.matter_id
+FROM invoice AS i
+JOIN matter AS m ON m.matter_id = i.matter_id
+JOIN client AS c ON c.client_id = m.client_id
+WHERE i.status = 'open' AND i.balance_minor > 0
+ON CONFLICT (source_id) DO NOTHING;
+
+ANALYZE ml_search_item;
+
 -- ---------------------------------------------------------------------------------------------------
 -- Privileges: the writing routines run with their owner's rights, so only those granted may call
 -- them (see the header). Functions get EXECUTE for PUBLIC when created; REVOKE again on every run.
@@ -1416,6 +1588,7 @@ REVOKE ALL ON PROCEDURE ml_apply_posting(text) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE ml_reject_posting(text, text) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE ml_apply_postings(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ml_invoice_change(), ml_trust_entry_change(), ml_matter_change(),
-    ml_client_change(), ml_posting_rejection_posted() FROM PUBLIC;
+    ml_client_change(), ml_posting_rejection_posted(), ml_search_invoice_sync(), ml_search_owner_sync()
+    FROM PUBLIC;
 
 COMMIT;

@@ -1,4 +1,4 @@
--- matterlink SQL contract, version 2, SQLite dialect (SQLite 3.38+ with JSON functions; tested on 3.40.1).
+-- matterlink SQL contract, version 3, SQLite dialect (SQLite 3.38+ with JSON functions; tested on 3.40.1).
 --
 -- What the matterlink agent reads and writes in the firm's matter database, installed on top of the
 -- matter tables (sql/sqlite/schema.sql or the firm's own). docs/contract.md is the specification.
@@ -12,10 +12,12 @@
 --
 -- Versions. Version 2 added reversing postings (refunds, voids, chargebacks): apply_posting takes
 -- "reverses" and writes receipt_reversal and receipt_reversal_line, and ml_posting_result answers for
--- reversals too. Running this script over version 1 upgrades it in place: the ml_ tables are the same,
--- every view and trigger is made again, and contract_version becomes 2. The reversal tables belong to
--- the matter schema, so run schema.sql first on the reference schema (it adds only what is missing);
--- the check below stops the install, changing nothing, while they are missing.
+-- reversals too. Version 2 to 3 changes nothing on SQLite: version 3 added PostgreSQL's search index
+-- (docs/contract.md 5.8), and every dialect carries the same number because the agent and the core
+-- accept one. Running this script over version 1 or 2 upgrades it in place: the ml_ tables are the
+-- same, every view and trigger is made again, and contract_version becomes 3. The reversal tables
+-- belong to the matter schema, so run schema.sql first on the reference schema (it adds only what is
+-- missing); the check below stops the install, changing nothing, while they are missing.
 
 BEGIN;
 
@@ -48,7 +50,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS ml_contract_singleton ON ml_contract ((1));
 
 -- A random (version 4) UUID, lower case 8-4-4-4-12.
 INSERT INTO ml_contract (contract_version, db_epoch, installed_at)
-SELECT 2,
+SELECT 3,
        substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-'
            || substr('89ab89ab89ab89ab', instr('0123456789abcdef', substr(h, 17, 1)), 1)
            || substr(h, 18, 3) || '-' || substr(h, 21, 12),
@@ -58,9 +60,9 @@ WHERE NOT EXISTS (SELECT 1 FROM ml_contract);
 
 -- installed_at records when this version was installed; a plain re-run keeps it.
 UPDATE ml_contract
-SET installed_at = CASE WHEN contract_version = 2 THEN installed_at
+SET installed_at = CASE WHEN contract_version = 3 THEN installed_at
                         ELSE strftime('%Y-%m-%dT%H:%M:%SZ', 'now') END,
-    contract_version = 2;
+    contract_version = 3;
 
 -- ---------------------------------------------------------------------------------------------------
 -- ml_change: the commit-safe change cursor.
