@@ -545,47 +545,47 @@ static const struct {
 static const ml_field_t s_scope_fields[] = {ML_FIELD_CLIENT_NUMBER, ML_FIELD_MATTER_NUMBER,
                                             ML_FIELD_INVOICE_NUMBER};
 
-//  A name or description matching this many clients or matters makes a search walk the index
-//  rather than fetch and sort the matches: about 4,000 open invoices for 100 clients (40 each)
-//  take as long to sort as a walk takes to meet 50 matches when 1 row in 200 matches.
-#define S_WALK_FROM "100"
+//  How many rows of the search index a walk reads at most (docs/contract.md 5.8): where a name
+//  or description is common (1 open invoice in 100 or more), a page of matches is met within
+//  them; where it is rarer, the search fetches the matches instead.
+#define S_WALK_ROWS "5000"
 
 //  A criterion (test: a fragment with one '?' about the field's column) through the search
 //  index: "<key> = ANY (ARRAY (SELECT <key> FROM <view> WHERE <test>))" makes PostgreSQL
-//  fetch exactly the matching ids' rows through the key's index and sort them; walking,
-//  "(<key> IN (SELECT <key> FROM <view> WHERE <test>) OR false)" makes it read the index in
-//  id order testing each row against the set of ids, hashed once. (The OR keeps the IN a
-//  filter: as a join the planner would run it as a nested loop, one probe per row read.)
-static void s_index_match (s_statement_t *statement, ml_field_t field, const char *test, bool walk)
+//  fetch exactly the matching ids' rows through the key's index and sort them.
+static void s_index_match (s_statement_t *statement, ml_field_t field, const char *test)
 {
-    s_text (statement, walk ? "(%s IN (SELECT " : "%s = ANY (ARRAY (SELECT ",
-            s_index_lookups[field].key);
+    s_text (statement, "%s = ANY (ARRAY (SELECT ", s_index_lookups[field].key);
     s_text (statement, "%s FROM ", s_index_lookups[field].key);
     s_text (statement, "%s WHERE ", s_index_lookups[field].view);
     s_text (statement, test, s_field_columns[field]);
-    s_text (statement, walk ? ") OR false)" : "))", NULL);
+    s_text (statement, "))", NULL);
 }
 
 #define S_LIKE "LOWER(%s) LIKE LOWER(?) ESCAPE '!'"
 
 //  The rows of one search's view that match its criteria and filters: "SELECT ... FROM view
 //  WHERE ..." with every value bound. Through a search index (keys: its view), only their
-//  source ids.
+//  source ids; walking, from the index's next S_WALK_ROWS rows, testing the lower-case text.
 static void s_search_select (s_statement_t *statement, const ml_search_t *search,
                              const char *pattern, const char *keys, bool walk)
 {
-    if (keys)
-        s_text (statement, "SELECT source_id FROM %s", keys);
+    if (walk) {
+        s_text (statement, "SELECT source_id FROM (SELECT * FROM %s WHERE source_id > ?", keys);
+        s_text (statement, " ORDER BY source_id LIMIT " S_WALK_ROWS ") AS walked", NULL);
+    } else if (keys)
+        s_text (statement, "SELECT source_id FROM %s WHERE source_id > ?", keys);
     else
-        s_text (statement, "SELECT " S_ITEM_COLUMNS " FROM %s",
+        s_text (statement, "SELECT " S_ITEM_COLUMNS " FROM %s WHERE source_id > ?",
                 search->target == 'T' ? "ml_trust_balances" : "ml_open_items");
-    s_text (statement, " WHERE source_id > ?", NULL);
     s_bind_number (statement, (int64_t)search->after);
     if (search->field != ML_FIELD_NONE && search->field <= ML_FIELD_LAST) {
         //  Case-insensitive everywhere: staff type "smith" for "Smith & Co".
-        s_text (statement, " AND ", NULL);
-        if (keys)
-            s_index_match (statement, search->field, S_LIKE, walk);
+        s_text (statement, walk ? " WHERE " : " AND ", NULL);
+        if (walk)
+            s_text (statement, "%s_lower LIKE LOWER(?) ESCAPE '!'", s_field_columns[search->field]);
+        else if (keys)
+            s_index_match (statement, search->field, S_LIKE);
         else
             s_text (statement, S_LIKE, s_field_columns[search->field]);
         s_bind_text (statement, pattern);
@@ -616,30 +616,28 @@ static void s_search_select (s_statement_t *statement, const ml_search_t *search
     }
 }
 
-//  Whether an indexed search by name or description should walk: counts the clients or
-//  matters the pattern matches, up to S_WALK_FROM. Returns 1 to walk, 0 to fetch, -1 on a
-//  database error.
-static int s_search_walks (ml_contract_t *self, const ml_search_t *search, const char *pattern)
+//  Reads a search's rows into answer, at most its limit, with the next page's start when one
+//  row more came. Returns 1 when it did (or the answer is full), 0 when the rows ended first,
+//  -1 on an error.
+static int s_search_rows (ml_query_t *query, const ml_search_t *search, ml_msg_t *answer)
 {
-    if (search->field != ML_FIELD_CLIENT_NAME && search->field != ML_FIELD_MATTER_DESCRIPTION)
-        return 0; //  numbers match few rows, or cluster in id order where a walk is slowest
-    s_statement_t probe = {.length = 0};
-    s_text (&probe, "SELECT COUNT(*) FROM (SELECT 1 FROM %s WHERE ",
-            s_index_lookups[search->field].view);
-    s_text (&probe, S_LIKE, s_field_columns[search->field]);
-    s_text (&probe, " LIMIT " S_WALK_FROM ") AS probe", NULL);
-    s_bind_text (&probe, pattern);
-    probe.picture[probe.count] = 0;
-    ml_query_t *query = ml_odbc_query_values (self->odbc, probe.sql, probe.picture, probe.values);
-    int64_t matches = 0;
-    int rc = query && ml_query_fetch (query) == 1 && ml_query_int64 (query, 0, &matches) == 0
-                 ? matches >= atoi (S_WALK_FROM)
-                 : -1;
-    ml_query_destroy (&query);
-    return rc;
+    int fetched;
+    uint64_t last_source = 0;
+    while ((fetched = ml_query_fetch (query)) == 1) {
+        if (answer->item_count == search->limit) {
+            answer->next = last_source;
+            return 1;
+        }
+        int64_t source_id = 0;
+        if (ml_query_int64 (query, 1, &source_id) == 0 && source_id > 0)
+            last_source = (uint64_t)source_id;
+        if (s_read_item (query, 0, 'U', 0, answer) < 0)
+            return 1; //  the answer is full: keep what it holds
+    }
+    return fetched;
 }
 
-//  The search's one statement. A payer's view (scoped) selects only rows a scope list names,
+//  The search's statement. A payer's view (scoped) selects only rows a scope list names,
 //  each list its own select (its number index finds the payer's few rows), united and then
 //  ordered; an empty scope shows nothing, never everything. Invoice-level associations show
 //  that invoice, never a trust ledger. Through a search index (keys), those selects give
@@ -661,7 +659,7 @@ static void s_search_statement (s_statement_t *statement, const s_dialect_t *dia
         s_search_select (statement, search, pattern, keys, walk);
         s_text (statement, " AND ", NULL);
         if (keys)
-            s_index_match (statement, s_scope_fields[list], dialect->search_in_list, false);
+            s_index_match (statement, s_scope_fields[list], dialect->search_in_list);
         else
             s_text (statement, dialect->search_in_list, s_field_columns[s_scope_fields[list]]);
         s_bind_text (statement, scope_json[list]);
@@ -708,27 +706,26 @@ int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t
     if (rc == 0 && dialect->search_begin &&
         ml_odbc_execute (self->odbc, dialect->search_begin, NULL) < 0)
         rc = -1;
-    int walk = rc == 0 && keys ? s_search_walks (self, search, pattern) : 0;
+    //  A name or description walks the search index first; if the walk meets no full page
+    //  within its rows, the matches are rare and the search fetches them instead.
+    bool walk =
+        keys && !search->scoped &&
+        (search->field == ML_FIELD_CLIENT_NAME || search->field == ML_FIELD_MATTER_DESCRIPTION);
     ml_query_t *query = NULL;
-    if (rc == 0 && walk >= 0) {
-        s_search_statement (&statement, dialect, search, pattern, keys, walk == 1, scope_json);
+    int fetched = 0;
+    while (rc == 0) {
+        statement.length = statement.count = 0;
+        s_search_statement (&statement, dialect, search, pattern, keys, walk, scope_json);
         query =
             ml_odbc_query_values (self->odbc, statement.sql, statement.picture, statement.values);
-    }
-    int fetched = 0;
-    uint64_t last_source = 0;
-    while (query && (fetched = ml_query_fetch (query)) == 1) {
-        if (answer->item_count == search->limit) {
-            answer->next = last_source;
+        fetched = query ? s_search_rows (query, search, answer) : -1;
+        if (fetched != 0 || !walk)
             break;
-        }
-        int64_t source_id = 0;
-        if (ml_query_int64 (query, 1, &source_id) == 0 && source_id > 0)
-            last_source = (uint64_t)source_id;
-        if (s_read_item (query, 0, 'U', 0, answer) < 0)
-            break;
+        ml_query_destroy (&query);
+        ml_msg_clear_items (answer);
+        walk = false;
     }
-    if (!query || fetched < 0) {
+    if (rc != 0 || fetched < 0) {
         const ml_odbc_error_t *error = ml_odbc_error (self->odbc);
         char reason[300];
         snprintf (reason, sizeof reason, "the matter database %s: %.200s",

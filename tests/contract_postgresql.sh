@@ -108,16 +108,19 @@ fingerprint() {
 }
 
 # How far the search index (ml_search_item, docs/contract.md 5.8) is from what it must hold, one row per
-# open invoice with its matter and client: "<rows too many>/<rows missing>/<rows>". Exact is 0/0/N.
+# open invoice with its matter, client, and their description and name in lower case:
+# "<rows too many or wrong>/<rows missing or wrong>/<rows>". Exact is 0/0/N.
 search_index_drift() {
     psql_db -U postgres -d "${1:-$db}" -c "
-        WITH truth AS (SELECT i.invoice_id AS source_id, m.client_id, m.matter_id FROM invoice AS i
+        WITH truth AS (SELECT i.invoice_id AS source_id, m.client_id, m.matter_id, lower(c.name),
+                              lower(m.description)
+                       FROM invoice AS i
                        JOIN matter AS m ON m.matter_id = i.matter_id JOIN client AS c ON c.client_id = m.client_id
-                       WHERE i.status = 'open' AND i.balance_minor > 0)
-        SELECT (SELECT count(*) FROM (SELECT source_id, client_id, matter_id FROM ml_search_item
-                                      EXCEPT SELECT * FROM truth) AS extra) || '/'
-            || (SELECT count(*) FROM (SELECT * FROM truth
-                                      EXCEPT SELECT source_id, client_id, matter_id FROM ml_search_item) AS missing) || '/'
+                       WHERE i.status = 'open' AND i.balance_minor > 0),
+             held AS (SELECT source_id, client_id, matter_id, client_name_lower, matter_description_lower
+                      FROM ml_search_item)
+        SELECT (SELECT count(*) FROM (SELECT * FROM held EXCEPT SELECT * FROM truth) AS extra) || '/'
+            || (SELECT count(*) FROM (SELECT * FROM truth EXCEPT SELECT * FROM held) AS missing) || '/'
             || (SELECT count(*) FROM ml_search_item)"
 }
 
@@ -653,13 +656,21 @@ expect "search index: a matter moved to another client" "$(q "SELECT count(*) FR
     "$(q "SELECT count(*) FROM ml_search_item WHERE matter_id = $other
           AND client_id = (SELECT client_id FROM client WHERE client_number = 'C-NEW')")"
 expect_search_index "after moves"
+q "UPDATE client SET name = 'Search Renamed ÄÖ Co' WHERE client_number = 'C-NEW';
+   UPDATE matter SET description = 'Search Redescribed Ärger' WHERE matter_id = $other" >/dev/null
+expect "search index: a renamed client and a redescribed matter, in lower case" \
+    "search renamed äö co|search redescribed ärger" \
+    "$(q "SELECT DISTINCT client_name_lower || '|' || matter_description_lower FROM ml_search_item WHERE matter_id = $other")"
+expect_search_index "after renames"
 
 # A rerun of contract.sql repairs a damaged search index: rows missing, a stray row, a wrong client.
 q "DELETE FROM ml_search_item WHERE source_id IN (SELECT source_id FROM ml_search_item ORDER BY source_id LIMIT 3);
    INSERT INTO ml_search_item VALUES ($zero, 1, 1);
    UPDATE ml_search_item SET client_id = client_id + 1
-   WHERE source_id = (SELECT max(source_id) FROM ml_search_item)" >/dev/null
-expect "search index: damaged" "2/4" "$(search_index_drift | cut -d/ -f1,2)"
+   WHERE source_id = (SELECT max(source_id) FROM ml_search_item);
+   UPDATE ml_search_item SET client_name_lower = 'stale'
+   WHERE source_id = (SELECT min(source_id) FROM ml_search_item)" >/dev/null
+expect "search index: damaged" "3/5" "$(search_index_drift | cut -d/ -f1,2)"
 psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 -q -f "$sql/contract.sql" \
     >"$tmp/out" 2>&1 || fail "contract.sql re-run over a damaged search index" "$(cat "$tmp/out")"
 expect_search_index "repaired by a rerun"

@@ -398,26 +398,30 @@ CREATE TRIGGER ml_client_delete
 
 -- ---------------------------------------------------------------------------------------------------
 -- ml_search_item: the search index of the open invoices (docs/contract.md 5.8), one row per invoice that
--- ml_open_items shows, with its client and matter. Why: a search orders its rows by invoice id (keyset
--- paging), and without this table PostgreSQL can only walk the open invoices in id order, joining each
--- to its matter and client, until enough rows match; when the matches sit late in id order (numbers are
--- handed out in time order, so a client-number prefix of recent clients matches only recent invoices)
--- that walk reads most of the table. With client_id and matter_id beside the invoice id, a search
--- either fetches exactly the invoices of the matching clients or matters and sorts them, or walks this
--- narrow table testing each row against the set of matching ids, whichever the agent picks (5.8).
+-- ml_open_items shows, with its client and matter and their name and description in lower case. Why: a
+-- search orders its rows by invoice id (keyset paging), and without this table PostgreSQL can only walk
+-- the open invoices in id order, joining each to its matter and client, until enough rows match; when
+-- the matches sit late in id order (numbers are handed out in time order, so a client-number prefix of
+-- recent clients matches only recent invoices) that walk reads most of the table, and where they are
+-- common it still pays two joins per invoice. With the ids and texts beside the invoice id, a search
+-- either fetches exactly the invoices of the matching clients, matters or invoices and sorts them, or
+-- walks this narrow table in id order testing the text of each row (5.8).
 --
 -- The triggers below keep it exact in the writer's own transaction. They fire only when an invoice
--- opens or closes, moves to another matter, or a matter moves to another client: a payment that leaves
--- an invoice open changes nothing here. An invoice that opens reads its matter's client FOR SHARE, so
--- a concurrent change of that matter's client either waits for it or is waited for, and the later of
--- the two writes the client_id that stays. The install script rebuilds whatever is missing or wrong
--- (below, at the end), so a rerun also repairs the table.
+-- opens or closes or moves to another matter, or a matter or client changes its id, client, name or
+-- description: a payment that leaves an invoice open changes nothing here. Whoever copies a client's
+-- name or a matter's description or client reads that row FOR SHARE, so a concurrent change of it
+-- either waits for the copy's transaction or is waited for, and the later writer's value stays. The
+-- install script rebuilds whatever is missing or wrong (below, at the end), so a rerun also repairs
+-- the table.
 -- ---------------------------------------------------------------------------------------------------
 
 CREATE TABLE IF NOT EXISTS ml_search_item (
-    source_id BIGINT PRIMARY KEY,   -- invoice_id of an open invoice
-    client_id BIGINT NOT NULL,
-    matter_id BIGINT NOT NULL
+    source_id                BIGINT PRIMARY KEY,   -- invoice_id of an open invoice
+    client_id                BIGINT NOT NULL,
+    matter_id                BIGINT NOT NULL,
+    client_name_lower        TEXT,                 -- lower(client.name)
+    matter_description_lower TEXT                  -- lower(matter.description)
 );
 
 CREATE INDEX IF NOT EXISTS ml_search_item_client ON ml_search_item (client_id, source_id);
@@ -430,12 +434,12 @@ BEGIN
         DELETE FROM ml_search_item WHERE source_id = OLD.invoice_id;
     END IF;
     IF TG_OP <> 'DELETE' AND NEW.status = 'open' AND NEW.balance_minor > 0 THEN
-        INSERT INTO ml_search_item (source_id, client_id, matter_id)
-        SELECT NEW.invoice_id, m.client_id, m.matter_id
+        INSERT INTO ml_search_item (source_id, client_id, matter_id, client_name_lower, matter_description_lower)
+        SELECT NEW.invoice_id, m.client_id, m.matter_id, lower(c.name), lower(m.description)
         FROM matter AS m
         JOIN client AS c ON c.client_id = m.client_id
         WHERE m.matter_id = NEW.matter_id
-        FOR SHARE OF m;
+        FOR SHARE OF m, c;
     END IF;
     RETURN NULL;
 END;
@@ -466,20 +470,25 @@ CREATE TRIGGER ml_search_invoice_delete
     FOR EACH ROW
     EXECUTE FUNCTION ml_search_invoice_sync();
 
--- A matter that moves to another client (or is renumbered by id) carries its invoices' rows along; a
+-- A matter or client that changes (id, client, name, description) carries its invoices' rows along; a
 -- deleted matter or client takes them away (where foreign keys do not already forbid it).
 CREATE OR REPLACE FUNCTION ml_search_owner_sync() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_TABLE_NAME = 'matter' THEN
         IF TG_OP = 'UPDATE' THEN
-            UPDATE ml_search_item SET client_id = NEW.client_id, matter_id = NEW.matter_id
+            PERFORM 1 FROM client AS c WHERE c.client_id = NEW.client_id FOR SHARE;
+            UPDATE ml_search_item
+            SET client_id = NEW.client_id, matter_id = NEW.matter_id,
+                matter_description_lower = lower(NEW.description),
+                client_name_lower = (SELECT lower(c.name) FROM client AS c WHERE c.client_id = NEW.client_id)
             WHERE matter_id = OLD.matter_id;
         ELSE
             DELETE FROM ml_search_item WHERE matter_id = OLD.matter_id;
         END IF;
     ELSIF TG_OP = 'UPDATE' THEN
-        UPDATE ml_search_item SET client_id = NEW.client_id WHERE client_id = OLD.client_id;
+        UPDATE ml_search_item SET client_id = NEW.client_id, client_name_lower = lower(NEW.name)
+        WHERE client_id = OLD.client_id;
     ELSE
         DELETE FROM ml_search_item WHERE client_id = OLD.client_id;
     END IF;
@@ -491,7 +500,8 @@ DROP TRIGGER IF EXISTS ml_search_matter_update ON matter;
 CREATE TRIGGER ml_search_matter_update
     AFTER UPDATE ON matter
     FOR EACH ROW
-    WHEN (OLD.matter_id IS DISTINCT FROM NEW.matter_id OR OLD.client_id IS DISTINCT FROM NEW.client_id)
+    WHEN (OLD.matter_id IS DISTINCT FROM NEW.matter_id OR OLD.client_id IS DISTINCT FROM NEW.client_id
+          OR OLD.description IS DISTINCT FROM NEW.description)
     EXECUTE FUNCTION ml_search_owner_sync();
 
 DROP TRIGGER IF EXISTS ml_search_matter_delete ON matter;
@@ -504,7 +514,7 @@ DROP TRIGGER IF EXISTS ml_search_client_update ON client;
 CREATE TRIGGER ml_search_client_update
     AFTER UPDATE ON client
     FOR EACH ROW
-    WHEN (OLD.client_id IS DISTINCT FROM NEW.client_id)
+    WHEN (OLD.client_id IS DISTINCT FROM NEW.client_id OR OLD.name IS DISTINCT FROM NEW.name)
     EXECUTE FUNCTION ml_search_owner_sync();
 
 DROP TRIGGER IF EXISTS ml_search_client_delete ON client;
@@ -1529,13 +1539,16 @@ END
 $$;
 
 -- What searches read besides the item views (docs/contract.md 5.8): the search index with the columns
--- that filters test (the join to invoice is left out of a search that tests none of them), and the
+-- that criteria and filters test (the join to invoice is left out of a search that tests none of its
+-- columns), and the
 -- numbers, names and descriptions a criterion matches, each with its id. Views, so that a firm's
 -- adapted contract maps its own columns here, and the agent needs only SELECT on them.
 CREATE OR REPLACE VIEW ml_search_keys AS
 SELECT s.source_id                              AS source_id,
        s.client_id                              AS client_id,
        s.matter_id                              AS matter_id,
+       s.client_name_lower                      AS client_name_lower,
+       s.matter_description_lower               AS matter_description_lower,
        to_char(i.invoice_date, 'YYYY-MM-DD')    AS invoice_date,
        to_char(i.due_date, 'YYYY-MM-DD')        AS due_date,
        i.balance_minor::bigint                  AS balance_minor
@@ -1566,10 +1579,12 @@ WHERE NOT EXISTS (SELECT 1
                   JOIN matter AS m ON m.matter_id = i.matter_id
                   JOIN client AS c ON c.client_id = m.client_id
                   WHERE i.invoice_id = s.source_id AND i.status = 'open' AND i.balance_minor > 0
-                    AND m.matter_id = s.matter_id AND m.client_id = s.client_id);
+                    AND m.matter_id = s.matter_id AND m.client_id = s.client_id
+                    AND lower(c.name) IS NOT DISTINCT FROM s.client_name_lower
+                    AND lower(m.description) IS NOT DISTINCT FROM s.matter_description_lower);
 
-INSERT INTO ml_search_item (source_id, client_id, matter_id)
-SELECT i.invoice_id, m.client_id, m.matter_id
+INSERT INTO ml_search_item (source_id, client_id, matter_id, client_name_lower, matter_description_lower)
+SELECT i.invoice_id, m.client_id, m.matter_id, lower(c.name), lower(m.description)
 FROM invoice AS i
 JOIN matter AS m ON m.matter_id = i.matter_id
 JOIN client AS c ON c.client_id = m.client_id
