@@ -85,8 +85,8 @@ static const s_dialect_t s_dialects[] = {
      //  walked every open invoice.
      "%s = ANY (ARRAY(SELECT json_array_elements_text(CAST(? AS json))))", "LIMIT ?",
      //  psqlODBC runs reads as cursors (UseDeclareFetch), which PostgreSQL plans for the
-     //  first 10% of rows: a prefix search would walk the invoices in id order instead of
-     //  using the number and trigram indexes. A search reads all its (few) rows.
+     //  first 10% of rows: a prefix search of trust ledgers would walk them in id order
+     //  instead of using the number and trigram indexes. A search reads all its (few) rows.
      "SET cursor_tuple_fraction = 1", "RESET cursor_tuple_fraction", "ml_search_keys"},
     //  MariaDB's driver cannot stream, so every read is a keyset page from a procedure.
     {"mariadb", "SELECT contract_version, db_epoch FROM ml_contract", "CALL ml_open_items(?, ?)",
@@ -703,8 +703,11 @@ int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t
     int rc = 0;
     if (limited && s_limit_time_to (self, self->odbc, (int)search->deadline_ms) != 0)
         rc = -1;
-    if (rc == 0 && dialect->search_begin &&
-        ml_odbc_execute (self->odbc, dialect->search_begin, NULL) < 0)
+    //  The session settings serve the view's plans; through the search index every plan is
+    //  fixed by the statement's shape (its ids come from a subquery with its own limit).
+    const char *search_begin = keys ? NULL : dialect->search_begin;
+    const char *search_end = keys ? NULL : dialect->search_end;
+    if (rc == 0 && search_begin && ml_odbc_execute (self->odbc, search_begin, NULL) < 0)
         rc = -1;
     //  A name or description walks the search index first; if the walk meets no full page
     //  within its rows, the matches are rare and the search fetches them instead.
@@ -739,8 +742,7 @@ int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t
         rc = error->kind == ML_ODBC_LOST ? -1 : 0;
     }
     ml_query_destroy (&query);
-    if (rc == 0 && dialect->search_end &&
-        ml_odbc_execute (self->odbc, dialect->search_end, NULL) < 0)
+    if (rc == 0 && search_end && ml_odbc_execute (self->odbc, search_end, NULL) < 0)
         rc = -1;
     if (limited && rc == 0 && s_limit_time_to (self, self->odbc, self->timeout_ms) != 0)
         rc = -1;
