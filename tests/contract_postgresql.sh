@@ -675,6 +675,48 @@ psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 -q
     >"$tmp/out" 2>&1 || fail "contract.sql re-run over a damaged search index" "$(cat "$tmp/out")"
 expect_search_index "repaired by a rerun"
 
+# Concurrent writers: a copy of a name or description waits for an uncommitted change of it, and a
+# change waits for an uncommitted copy; either way the index ends with the value committed last.
+conc_matter=$(q "SELECT max(matter_id) FROM matter")
+conc_client=$(q "SELECT client_id FROM matter WHERE matter_id = $conc_matter")
+conc_invoice() { # NUMBER
+    printf "INSERT INTO invoice (invoice_number, matter_id, invoice_date, currency, total_minor, balance_minor)
+            VALUES ('%s', %s, '2026-11-22', 'USD', 100, 100);\n" "$1" "$conc_matter"
+}
+open_session sa
+exec 3>"$tmp/sa.fifo"
+printf "BEGIN;\nUPDATE client SET name = 'Concurrent Rename' WHERE client_id = %s;\n" "$conc_client" >&3
+wait_state sa 'idle in transaction'
+open_session sb
+exec 4>"$tmp/sb.fifo"
+{ printf 'BEGIN;\n'; conc_invoice INV-CONC-1; printf 'COMMIT;\n'; } >&4
+wait_state sb lock
+printf 'COMMIT;\n' >&3
+# Both writers first: session b's psql inherited session a's fifo, so a ends only after b.
+exec 3>&- 4>&-
+close_session sa
+close_session sb
+expect "concurrent: an invoice opened during a rename carries the new name" "concurrent rename" \
+    "$(q "SELECT s.client_name_lower FROM ml_search_item AS s JOIN invoice AS i ON i.invoice_id = s.source_id
+          WHERE i.invoice_number = 'INV-CONC-1'")"
+open_session sc
+exec 3>"$tmp/sc.fifo"
+{ printf 'BEGIN;\n'; conc_invoice INV-CONC-2; } >&3
+wait_state sc 'idle in transaction'
+open_session sd
+exec 4>"$tmp/sd.fifo"
+printf "UPDATE matter SET description = 'Concurrent Description' WHERE matter_id = %s;\n" "$conc_matter" >&4
+wait_state sd lock
+printf 'COMMIT;\n' >&3
+# Both writers first, as above.
+exec 3>&- 4>&-
+close_session sc
+close_session sd
+expect "concurrent: a description changed while an invoice opened reaches that invoice" "concurrent description" \
+    "$(q "SELECT s.matter_description_lower FROM ml_search_item AS s JOIN invoice AS i ON i.invoice_id = s.source_id
+          WHERE i.invoice_number = 'INV-CONC-2'")"
+expect_search_index "after concurrent writers"
+
 # --- reversing postings --------------------------------------------------------------------------------
 # A refund, void or chargeback is a posting of its own that names the posting it reverses and takes
 # back part or all of it; the original receipt is never edited.
