@@ -8,6 +8,8 @@
 #   tests/servers.sh createdb DIR DIALECT NAME
 #                                 create an empty database NAME and print its ODBC
 #                                 connection string
+#   ML_PG_SETTINGS="-c name=value ..."   more PostgreSQL settings for start (the benchmarks
+#                                 give it a cache the size of their database)
 set -eu
 command=${1:-}
 dir=${2:-}
@@ -34,7 +36,7 @@ start() {
     runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/pg/data" -A trust -U postgres --no-sync \
         >"$dir/pg/initdb.log" 2>&1 || { cat "$dir/pg/initdb.log"; exit 1; }
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w start \
-        -o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+        -o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${ML_PG_SETTINGS:-}" \
         >/dev/null || { cat "$dir/pg/server.log"; exit 1; }
     mariadb-install-db --no-defaults --datadir="$dir/my/data" --user=mysql \
         --auth-root-authentication-method=normal --skip-test-db >"$dir/my/install.log" 2>&1 ||
