@@ -681,37 +681,33 @@ conc_matter=$(q "SELECT max(matter_id) FROM matter")
 conc_client=$(q "SELECT client_id FROM matter WHERE matter_id = $conc_matter")
 conc_invoice() { # NUMBER
     printf "INSERT INTO invoice (invoice_number, matter_id, invoice_date, currency, total_minor, balance_minor)
-            VALUES ('%s', %s, '2026-11-22', 'USD', 100, 100);\n" "$1" "$conc_matter"
+            VALUES ('%s', %s, '2026-11-22', 'USD', 100, 100);" "$1" "$conc_matter"
 }
-open_session sa
-exec 3>"$tmp/sa.fifo"
-printf "BEGIN;\nUPDATE client SET name = 'Concurrent Rename' WHERE client_id = %s;\n" "$conc_client" >&3
-wait_state sa 'idle in transaction'
-open_session sb
-exec 4>"$tmp/sb.fifo"
-{ printf 'BEGIN;\n'; conc_invoice INV-CONC-1; printf 'COMMIT;\n'; } >&4
-wait_state sb lock
-printf 'COMMIT;\n' >&3
-# Both writers first: session b's psql inherited session a's fifo, so a ends only after b.
-exec 3>&- 4>&-
-close_session sa
-close_session sb
+# waits_for NAME FIRST SECOND: FIRST runs in session NAME and stays uncommitted; SECOND, in a session
+# of its own, must wait on a lock FIRST holds; then FIRST commits, and both sessions end.
+waits_for() {
+    open_session "$1"
+    exec 3>"$tmp/$1.fifo"
+    printf 'BEGIN;\n%s\n' "$2" >&3
+    wait_state "$1" 'idle in transaction'
+    open_session "$1_w"
+    exec 4>"$tmp/$1_w.fifo"
+    printf 'BEGIN;\n%s\nCOMMIT;\n' "$3" >&4
+    wait_state "$1_w" lock
+    printf 'COMMIT;\n' >&3
+    # Both writers first: the waiting session's psql inherited the first one's fifo, so the first
+    # ends only after the second.
+    exec 3>&- 4>&-
+    close_session "$1"
+    close_session "$1_w"
+}
+waits_for sa "UPDATE client SET name = 'Concurrent Rename' WHERE client_id = $conc_client;" \
+    "$(conc_invoice INV-CONC-1)"
 expect "concurrent: an invoice opened during a rename carries the new name" "concurrent rename" \
     "$(q "SELECT s.client_name_lower FROM ml_search_item AS s JOIN invoice AS i ON i.invoice_id = s.source_id
           WHERE i.invoice_number = 'INV-CONC-1'")"
-open_session sc
-exec 3>"$tmp/sc.fifo"
-{ printf 'BEGIN;\n'; conc_invoice INV-CONC-2; } >&3
-wait_state sc 'idle in transaction'
-open_session sd
-exec 4>"$tmp/sd.fifo"
-printf "UPDATE matter SET description = 'Concurrent Description' WHERE matter_id = %s;\n" "$conc_matter" >&4
-wait_state sd lock
-printf 'COMMIT;\n' >&3
-# Both writers first, as above.
-exec 3>&- 4>&-
-close_session sc
-close_session sd
+waits_for sc "$(conc_invoice INV-CONC-2)" \
+    "UPDATE matter SET description = 'Concurrent Description' WHERE matter_id = $conc_matter;"
 expect "concurrent: a description changed while an invoice opened reaches that invoice" "concurrent description" \
     "$(q "SELECT s.matter_description_lower FROM ml_search_item AS s JOIN invoice AS i ON i.invoice_id = s.source_id
           WHERE i.invoice_number = 'INV-CONC-2'")"
