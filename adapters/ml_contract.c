@@ -6,10 +6,12 @@
 #include <assert.h>
 #include <ctype.h>
 #include <jansson.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wctype.h>
 
 //  How one dialect calls each operation. Every statement returns the columns that
 //  docs/contract.md gives for the operation, in that order.
@@ -44,6 +46,10 @@ typedef struct {
     //  Where the contract keeps a search index of the open invoices (docs/contract.md 5.8),
     //  the view that invoice searches select their ids from; NULL: they read ml_open_items.
     const char *search_keys;
+    //  SQLite's LOWER() and LIKE fold ASCII letters only, so "MÜLLER" would not find
+    //  "Müller": there the search text becomes a GLOB pattern with each letter's case forms
+    //  as a class ("[mM][üÜ]..."), which compares whole code points (docs/contract.md 5.8).
+    bool search_by_glob;
 } s_dialect_t;
 
 #define S_ITEM_COLUMNS                                                                             \
@@ -67,7 +73,7 @@ static const s_dialect_t s_dialects[] = {
      "INSERT INTO ml_posting_rejection (posting_uuid, reason) VALUES (?, ?) "
      "ON CONFLICT (posting_uuid) DO NOTHING",
      NULL, NULL, S_NO_LIMIT, NULL, NULL, "%s IN (SELECT value FROM json_each(?))", "LIMIT ?", NULL,
-     NULL, NULL},
+     NULL, NULL, true},
     //  Reads are SQL functions that psqlODBC streams through a cursor (UseDeclareFetch=1);
     //  writes are procedures, because a volatile function inside such a cursor would only
     //  run when fetched.
@@ -87,7 +93,7 @@ static const s_dialect_t s_dialects[] = {
      //  psqlODBC runs reads as cursors (UseDeclareFetch), which PostgreSQL plans for the
      //  first 10% of rows: a prefix search of trust ledgers would walk them in id order
      //  instead of using the number and trigram indexes. A search reads all its (few) rows.
-     "SET cursor_tuple_fraction = 1", "RESET cursor_tuple_fraction", "ml_search_keys"},
+     "SET cursor_tuple_fraction = 1", "RESET cursor_tuple_fraction", "ml_search_keys", false},
     //  MariaDB's driver cannot stream, so every read is a keyset page from a procedure.
     {"mariadb", "SELECT contract_version, db_epoch FROM ml_contract", "CALL ml_open_items(?, ?)",
      "CALL ml_trust_balances(?, ?)", "CALL ml_change_high_water()",
@@ -96,7 +102,7 @@ static const s_dialect_t s_dialects[] = {
      //  MariaDB's driver ignores SQL_ATTR_QUERY_TIMEOUT; the server's own limit works.
      S_MARIADB_LIMIT, NULL, NULL,
      "%s IN (SELECT j.v FROM JSON_TABLE(?, '$[*]' COLUMNS (v VARCHAR(64) PATH '$')) AS j)",
-     "LIMIT ?", NULL, NULL, NULL},
+     "LIMIT ?", NULL, NULL, NULL, false},
     //  SQL Server through FreeTDS: ODBC call escapes, keyset pages. Written to sql/sqlserver/
     //  and docs/contract.md, but never run against a server here (see its README).
     {"sqlserver", "SELECT contract_version, db_epoch FROM ml_contract",
@@ -105,7 +111,7 @@ static const s_dialect_t s_dialects[] = {
      "{CALL ml_posting_result(?)}", "{CALL ml_reject_posting(?, ?)}", NULL, NULL,
      //  Bounds how long a statement waits for a lock, the usual way it gets stuck.
      S_SQLSERVER_LIMIT, NULL, NULL, "%s IN (SELECT value FROM OPENJSON(?))",
-     "OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY", NULL, NULL, NULL},
+     "OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY", NULL, NULL, NULL, false},
 };
 
 struct _ml_contract_t {
@@ -119,6 +125,7 @@ struct _ml_contract_t {
     ml_query_t *stream;     //  main one never end the stream's implicit transaction
     bool stream_failed;     //  the last error came from the stream connection
     int timeout_ms;         //  statement time limit, 0 for none
+    locale_t utf8;          //  C.UTF-8's case tables, for search patterns (search_by_glob)
 };
 
 //  Set a connection's statement time limit (0: none). Returns 0 or -1.
@@ -176,6 +183,7 @@ ml_contract_t *ml_contract_new (const char *dialect, const char *connection_stri
     self->odbc = odbc;
     self->connection_string = strdup (connection_string);
     self->phase = 2;
+    self->utf8 = newlocale (LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
     return self;
 }
 
@@ -186,6 +194,8 @@ void ml_contract_destroy (ml_contract_t **self_p)
         ml_contract_snapshot_end (*self_p);
         ml_odbc_destroy (&(*self_p)->odbc);
         free ((*self_p)->connection_string);
+        if ((*self_p)->utf8)
+            freelocale ((*self_p)->utf8);
         free (*self_p);
         *self_p = NULL;
     }
@@ -463,6 +473,91 @@ static void s_like_pattern (const char *text, char match, char *pattern, size_t 
     pattern[used] = 0;
 }
 
+//  Reads one UTF-8 code point at *cursor and advances it; a byte that starts no valid
+//  sequence is returned as itself (the codec admits only valid UTF-8, so this is a guard).
+static uint32_t s_utf8_next (const char **cursor)
+{
+    const unsigned char *bytes = (const unsigned char *)*cursor;
+    int length = bytes[0] < 0x80         ? 1
+                 : (bytes[0] >> 5) == 6  ? 2
+                 : (bytes[0] >> 4) == 14 ? 3
+                 : (bytes[0] >> 3) == 30 ? 4
+                                         : 1;
+    uint32_t point = length == 1 ? bytes[0] : bytes[0] & (0x7F >> length);
+    for (int index = 1; index < length; index++) {
+        if ((bytes[index] & 0xC0) != 0x80) {
+            *cursor += 1;
+            return bytes[0];
+        }
+        point = (point << 6) | (bytes[index] & 0x3F);
+    }
+    *cursor += length;
+    return point;
+}
+
+static size_t s_utf8_put (uint32_t point, char *out)
+{
+    if (point < 0x80) {
+        out[0] = (char)point;
+        return 1;
+    }
+    if (point < 0x800) {
+        out[0] = (char)(0xC0 | (point >> 6));
+        out[1] = (char)(0x80 | (point & 0x3F));
+        return 2;
+    }
+    if (point < 0x10000) {
+        out[0] = (char)(0xE0 | (point >> 12));
+        out[1] = (char)(0x80 | ((point >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (point & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (point >> 18));
+    out[1] = (char)(0x80 | ((point >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((point >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (point & 0x3F));
+    return 4;
+}
+
+//  The GLOB pattern for text (dialects with search_by_glob): every letter becomes the class
+//  of its case forms (Unicode simple case mapping, from the C.UTF-8 locale whatever the
+//  process's own locale), GLOB's own '*', '?' and '[' become one-character classes, prefix
+//  adds a trailing '*', contains one at each end. size must be at least
+//  S_GLOB_PER_BYTE * strlen (text) + 3: a byte of text never costs more than that.
+#define S_GLOB_PER_BYTE 14
+static void s_glob_pattern (locale_t utf8, const char *text, char match, char *pattern, size_t size)
+{
+    size_t used = 0;
+    if (match == 'C')
+        pattern[used++] = '*';
+    const char *cursor = text;
+    while (*cursor && used + S_GLOB_PER_BYTE + 2 < size) {
+        uint32_t point = s_utf8_next (&cursor);
+        uint32_t forms[3] = {point, point, point};
+        if (utf8) {
+            forms[1] = (uint32_t)towlower_l ((wint_t)point, utf8);
+            forms[2] = (uint32_t)towupper_l ((wint_t)point, utf8);
+        } else if (point < 0x80) { //  no C.UTF-8 here: at least what LIKE folded before
+            forms[1] = (uint32_t)tolower ((int)point);
+            forms[2] = (uint32_t)toupper ((int)point);
+        }
+        bool special = point == '*' || point == '?' || point == '[';
+        bool cased = forms[1] != point || forms[2] != point;
+        if (special || cased)
+            pattern[used++] = '[';
+        used += s_utf8_put (point, pattern + used);
+        if (forms[1] != point)
+            used += s_utf8_put (forms[1], pattern + used);
+        if (forms[2] != point && forms[2] != forms[1])
+            used += s_utf8_put (forms[2], pattern + used);
+        if (special || cased)
+            pattern[used++] = ']';
+    }
+    if (match != 'E')
+        pattern[used++] = '*';
+    pattern[used] = 0;
+}
+
 //  A scope list as a JSON array of strings (caller frees), ASCII-only so every driver
 //  passes it through unchanged.
 static char *s_scope_json (const ml_search_t *search, int list)
@@ -567,8 +662,9 @@ static void s_index_match (s_statement_t *statement, ml_field_t field, const cha
 //  The rows of one search's view that match its criteria and filters: "SELECT ... FROM view
 //  WHERE ..." with every value bound. Through a search index (keys: its view), only their
 //  source ids; walking, from the index's next S_WALK_ROWS rows, testing the lower-case text.
-static void s_search_select (s_statement_t *statement, const ml_search_t *search,
-                             const char *pattern, const char *keys, bool walk)
+static void s_search_select (s_statement_t *statement, const s_dialect_t *dialect,
+                             const ml_search_t *search, const char *pattern, const char *keys,
+                             bool walk)
 {
     if (walk) {
         s_text (statement, "SELECT source_id FROM (SELECT * FROM %s WHERE source_id > ?", keys);
@@ -587,7 +683,8 @@ static void s_search_select (s_statement_t *statement, const ml_search_t *search
         else if (keys)
             s_index_match (statement, search->field, S_LIKE);
         else
-            s_text (statement, S_LIKE, s_field_columns[search->field]);
+            s_text (statement, dialect->search_by_glob ? "%s GLOB ?" : S_LIKE,
+                    s_field_columns[search->field]);
         s_bind_text (statement, pattern);
     }
     //  Dates are 'YYYY-MM-DD' text in every dialect's item row, so text order is date order.
@@ -656,7 +753,7 @@ static void s_search_statement (s_statement_t *statement, const s_dialect_t *dia
             continue;
         scope_json[list] = s_scope_json (search, list);
         s_text (statement, lists++ ? " UNION " : "SELECT * FROM (", NULL);
-        s_search_select (statement, search, pattern, keys, walk);
+        s_search_select (statement, dialect, search, pattern, keys, walk);
         s_text (statement, " AND ", NULL);
         if (keys)
             s_index_match (statement, s_scope_fields[list], dialect->search_in_list);
@@ -667,7 +764,7 @@ static void s_search_statement (s_statement_t *statement, const s_dialect_t *dia
     if (lists)
         s_text (statement, ") scoped", NULL);
     else {
-        s_search_select (statement, search, pattern, keys, walk);
+        s_search_select (statement, dialect, search, pattern, keys, walk);
         if (search->scoped)
             s_text (statement, " AND 1 = 0", NULL);
     }
@@ -685,13 +782,15 @@ int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t
     assert (self && search && answer);
     const s_dialect_t *dialect = self->dialect;
     s_statement_t statement = {.length = 0};
-    char pattern[2 * sizeof search->text + 3];
+    char pattern[S_GLOB_PER_BYTE * sizeof search->text + 3];
     char *scope_json[3] = {NULL, NULL, NULL};
     ml_msg_clear_items (answer);
     answer->code = ML_SEARCH_OK;
     answer->next = 0;
     *answer->reason = 0;
-    if (search->field != ML_FIELD_NONE)
+    if (search->field != ML_FIELD_NONE && dialect->search_by_glob)
+        s_glob_pattern (self->utf8, search->text, search->match, pattern, sizeof pattern);
+    else if (search->field != ML_FIELD_NONE)
         s_like_pattern (search->text, search->match, pattern, sizeof pattern);
     //  Invoice searches through the dialect's search index, if it has one.
     const char *keys = search->target == 'I' ? dialect->search_keys : NULL;

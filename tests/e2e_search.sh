@@ -94,6 +94,18 @@ expect_same "overdue 2025 invoices of one client" \
     "$(search_ids --by client-number "$client" --status overdue --from 2025-01-01)" \
     "$(matter_ids "client_number = '$client' AND due_date < '$today' AND invoice_date >= '2025-01-01'")" empty-ok
 
+# Case-insensitive means the same on every dialect for non-ASCII letters too (SQLite's own
+# LOWER and LIKE fold only ASCII): one client renamed with German, Danish and Greek letters
+# is found by its name typed in capitals and in small letters.
+uclient=$(matter_sql "SELECT client_number FROM $ITEMS ORDER BY source_id LIMIT 1 OFFSET 20")
+matter_sql "UPDATE client SET name = 'Müller Ærø Σοφία GmbH' WHERE client_number = '$uclient'" >/dev/null
+for text in "MÜLLER ÆRØ" "müller ærø" "ΣΟΦΊΑ" "ller ærø σοφία g"; do
+    expect_same "client name contains '$text'" "$(search_ids --by client-name "$text")" \
+        "$(matter_ids "client_number = '$uclient'")"
+done
+expect_same "client name starts with 'mÜLLER'" \
+    "$(search_ids --by client-name --match prefix "mÜLLER")" "$(matter_ids "client_number = '$uclient'")"
+
 # Trust ledgers: by client number, one row per matter with trust entries.
 trust_client=$(matter_sql "SELECT c.client_number FROM trust_entry t JOIN matter m ON m.matter_id = t.matter_id JOIN client c ON c.client_id = m.client_id ORDER BY t.trust_entry_id LIMIT 1")
 expect_same "trust ledgers of $trust_client" "$(search_ids --trust --by client-number "$trust_client")" \
@@ -101,7 +113,7 @@ expect_same "trust ledgers of $trust_client" "$(search_ids --trust --by client-n
 
 # Hostile text is a value, never SQL or a wildcard: it finds nothing and changes nothing.
 invoices_before=$(matter_sql "SELECT COUNT(*) FROM invoice")
-for text in "'; DROP TABLE invoice; --" '%' '_' '!' '[a]' "\\"; do
+for text in "'; DROP TABLE invoice; --" '%' '_' '!' '[a]' "\\" '*' '?' '[' ']' '[!a]'; do
     for field in client-name client-number invoice-number matter-description; do
         for match in exact prefix contains; do
             out=$(cli --json search --firm acme --by "$field" --match "$match" "$text") ||

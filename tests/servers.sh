@@ -33,7 +33,7 @@ start() {
     chown mysql "$dir/my" "$dir/run"
     pg_port=$(free_port)
     my_port=$(free_port)
-    runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/pg/data" -A trust -U postgres --no-sync \
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/pg/data" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 \
         >"$dir/pg/initdb.log" 2>&1 || { cat "$dir/pg/initdb.log"; exit 1; }
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w start \
         -o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${ML_PG_SETTINGS:-}" \
