@@ -704,6 +704,11 @@ static void s_search_select (s_statement_t *statement, const s_dialect_t *dialec
         s_text (statement, " AND balance_minor <= ?", NULL);
         s_bind_number (statement, search->amount_max);
     }
+    //  Minor units mean nothing without their currency: 100.00 USD is 10000, 100 JPY is 100.
+    if (search->amount_filter & ML_AMOUNT_CURRENCY) {
+        s_text (statement, " AND currency = ?", NULL);
+        s_bind_text (statement, search->amount_currency);
+    }
     if (search->status == ML_STATUS_OVERDUE) {
         s_text (statement, " AND due_date < ?", NULL);
         s_bind_text (statement, search->as_of);

@@ -129,6 +129,8 @@ static void s_put_search (s_writer_t *writer, const ml_search_t *search)
     s_put_number (writer, search->amount_filter, 1);
     s_put_number (writer, (uint64_t)search->amount_min, 8);
     s_put_number (writer, (uint64_t)search->amount_max, 8);
+    if (search->amount_filter & ML_AMOUNT_CURRENCY)
+        S_PUT_STRING (writer, search->amount_currency);
     s_put_number (writer, search->status, 1);
     S_PUT_STRING (writer, search->as_of);
     s_put_number (writer, search->scoped, 1);
@@ -503,6 +505,8 @@ static void s_get_search (s_reader_t *reader, ml_msg_t *self)
     search->amount_filter = (uint8_t)s_get_number (reader, 1);
     search->amount_min = (int64_t)s_get_number (reader, 8);
     search->amount_max = (int64_t)s_get_number (reader, 8);
+    if (search->amount_filter & ML_AMOUNT_CURRENCY)
+        S_GET_STRING (reader, search->amount_currency);
     search->status = (uint8_t)s_get_number (reader, 1);
     S_GET_STRING (reader, search->as_of);
     search->scoped = (uint8_t)s_get_number (reader, 1);
@@ -553,8 +557,12 @@ static void s_get_search (s_reader_t *reader, ml_msg_t *self)
         reader->error = "search date is not YYYY-MM-DD";
     else if (search->target == 'T' && (*search->date_from || *search->date_to))
         reader->error = "trust ledgers have no invoice dates";
-    else if (search->amount_filter > (ML_AMOUNT_MIN | ML_AMOUNT_MAX))
+    else if (search->amount_filter > (ML_AMOUNT_MIN | ML_AMOUNT_MAX | ML_AMOUNT_CURRENCY))
         reader->error = "search amount filter is unknown";
+    else if ((search->amount_filter & ML_AMOUNT_CURRENCY) &&
+             (!(search->amount_filter & (ML_AMOUNT_MIN | ML_AMOUNT_MAX)) ||
+              !s_valid_currency (search->amount_currency)))
+        reader->error = "search amount currency is not three upper-case letters with a bound";
     else if (search->status > ML_STATUS_CURRENT || (search->status && !*search->as_of))
         reader->error = "search status is unknown, or given without as-of";
     else if (search->target == 'T' && search->status)
@@ -914,8 +922,9 @@ void ml_msg_test (bool verbose)
     search->search.match = 'C';
     strcpy (search->search.text, "'; DROP TABLE invoice; --");
     strcpy (search->search.date_from, "2026-01-01");
-    search->search.amount_filter = ML_AMOUNT_MAX;
+    search->search.amount_filter = ML_AMOUNT_MAX | ML_AMOUNT_CURRENCY;
     search->search.amount_max = 500000;
+    strcpy (search->search.amount_currency, "EUR");
     search->search.status = ML_STATUS_OVERDUE;
     strcpy (search->search.as_of, "2026-11-22");
     search->search.scoped = 1;
@@ -930,7 +939,19 @@ void ml_msg_test (bool verbose)
     assert (copy->search.scope_count[ML_SCOPE_INVOICES] == 1);
     assert (strcmp (copy->search.scope[ML_SCOPE_MATTERS][0], "M-1") == 0);
     assert (copy->search.amount_max == 500000 && copy->search.limit == 50);
+    assert (strcmp (copy->search.amount_currency, "EUR") == 0);
     ml_msg_destroy (&copy);
+    //  A bound's currency is three capitals, and only with a bound.
+    strcpy (search->search.amount_currency, "eur");
+    assert (ml_msg_encode (search, &data, &size) == 0);
+    assert (ml_msg_decode (data, size, &error) == NULL && strstr (error, "currency"));
+    free (data);
+    strcpy (search->search.amount_currency, "EUR");
+    search->search.amount_filter = ML_AMOUNT_CURRENCY;
+    assert (ml_msg_encode (search, &data, &size) == 0);
+    assert (ml_msg_decode (data, size, &error) == NULL && strstr (error, "currency"));
+    free (data);
+    search->search.amount_filter = ML_AMOUNT_MAX | ML_AMOUNT_CURRENCY;
     //  Text without a field, or an invoice number on trust ledgers, is malformed.
     search->search.field = ML_FIELD_NONE;
     assert (ml_msg_encode (search, &data, &size) == 0);

@@ -2,6 +2,7 @@
 #include "ml_finder.h"
 #include "ml_admin.h"
 #include "ml_log.h"
+#include "ml_money.h"
 #include "ml_selftest_support.h"
 #include "ml_store.h"
 
@@ -64,6 +65,7 @@ static ml_msg_t *s_criteria (ml_payers_t *payers, const json_t *request, const c
     const char *status = ml_admin_argument (request, "status", 16, problem, size);
     int64_t amount_min = s_integer (request, "amount_min", 0, INT64_MAX, -1, problem, size);
     int64_t amount_max = s_integer (request, "amount_max", 0, INT64_MAX, -1, problem, size);
+    const char *amount_currency = ml_admin_argument (request, "amount_currency", 3, problem, size);
     int64_t after = s_integer (request, "after", 0, INT64_MAX, 0, problem, size);
     int64_t limit = s_integer (request, "limit", 1, ML_MAX_SEARCH_ROWS, 50, problem, size);
     int64_t deadline = s_integer (request, "deadline_ms", 100, ML_MAX_DEADLINE_MS,
@@ -136,6 +138,20 @@ static ml_msg_t *s_criteria (ml_payers_t *payers, const json_t *request, const c
         snprintf (problem, size, "'amount_min' is above 'amount_max'");
         return NULL;
     }
+    //  Bounds are minor units, which mean nothing without their currency (100.00 USD is
+    //  10000, 100 JPY is 100): the search compares only rows in that currency.
+    if ((amount_min >= 0 || amount_max >= 0) &&
+        (!amount_currency || ml_money_exponent (amount_currency) < 0)) {
+        snprintf (problem, size,
+                  "'amount_min' and 'amount_max' need 'amount_currency', the known currency "
+                  "code (like USD) their minor units are in");
+        return NULL;
+    }
+    if (amount_currency && amount_min < 0 && amount_max < 0) {
+        snprintf (problem, size,
+                  "'amount_currency' is given only with 'amount_min' or 'amount_max'");
+        return NULL;
+    }
     if (target_code == 'T' && (field == ML_FIELD_INVOICE_NUMBER || (date_from && *date_from) ||
                                (date_to && *date_to) || status_code != ML_STATUS_ANY)) {
         snprintf (problem, size,
@@ -178,6 +194,10 @@ static ml_msg_t *s_criteria (ml_payers_t *payers, const json_t *request, const c
     if (amount_max >= 0) {
         search->amount_filter |= ML_AMOUNT_MAX;
         search->amount_max = amount_max;
+    }
+    if (search->amount_filter) {
+        search->amount_filter |= ML_AMOUNT_CURRENCY;
+        snprintf (search->amount_currency, sizeof search->amount_currency, "%s", amount_currency);
     }
     search->status = status_code;
     if (status_code != ML_STATUS_ANY)
@@ -470,6 +490,10 @@ void ml_finder_test (bool verbose)
         "{\"op\": \"search\", \"firm\": \"acme\", \"target\": \"trust\", \"by\": "
         "\"invoice-number\", \"text\": \"1\"}",
         "{\"op\": \"search\", \"firm\": \"acme\", \"amount_min\": \"5\"}",
+        "{\"op\": \"search\", \"firm\": \"acme\", \"amount_min\": 5}",
+        "{\"op\": \"search\", \"firm\": \"acme\", \"amount_min\": 5, \"amount_currency\": "
+        "\"usd\"}",
+        "{\"op\": \"search\", \"firm\": \"acme\", \"amount_currency\": \"USD\"}",
         "{\"op\": \"payer-view\"}",
         "{\"op\": \"payer-view\", \"payer_id\": 99}",
         "{\"op\": \"association-add\", \"payer_id\": 1, \"level\": \"galaxy\", \"number\": "

@@ -1426,6 +1426,7 @@ static int s_prepare_criteria (s_cli_t *cli, const s_args_t *args, json_t *reque
             return S_EXIT_USAGE;
         }
         json_object_set_new (request, bounds[bound][1], json_integer (amounts[bound]));
+        json_object_set_new (request, "amount_currency", json_string (currency));
     }
     if (amounts[0] >= 0 && amounts[1] >= 0 && amounts[0] > amounts[1]) {
         s_usage_error (command, "--min is above --max");

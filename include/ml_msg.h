@@ -69,8 +69,9 @@ int ml_field_parse (const char *name);
 #define ML_STATUS_OVERDUE 1 //  due date before as-of
 #define ML_STATUS_CURRENT 2 //  no due date, or due on or after as-of
 
-#define ML_AMOUNT_MIN 1 //  amount_filter bits
-#define ML_AMOUNT_MAX 2
+#define ML_AMOUNT_MIN      1 //  amount_filter bits
+#define ML_AMOUNT_MAX      2
+#define ML_AMOUNT_CURRENCY 4 //  the bounds are amount_currency's minor units: other rows fail
 
 #define ML_SCOPE_CLIENTS  0
 #define ML_SCOPE_MATTERS  1
@@ -88,9 +89,10 @@ typedef struct {
     uint8_t amount_filter; //  ML_AMOUNT_MIN | ML_AMOUNT_MAX: which bounds are set
     int64_t amount_min;    //  balance bounds, minor units, inclusive
     int64_t amount_max;
-    uint8_t status; //  ML_STATUS_*
-    char as_of[11]; //  the date "overdue" is judged on
-    uint8_t scoped; //  1: only what the scope lists allow (a payer's view)
+    char amount_currency[4]; //  with ML_AMOUNT_CURRENCY: three upper-case letters
+    uint8_t status;          //  ML_STATUS_*
+    char as_of[11];          //  the date "overdue" is judged on
+    uint8_t scoped;          //  1: only what the scope lists allow (a payer's view)
     size_t scope_count[3];
     char (*scope[3])[64]; //  owned: client numbers, matter numbers, invoice numbers
     uint64_t after;       //  paging: rows with source id above this

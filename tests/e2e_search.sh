@@ -30,7 +30,7 @@ search_ids() {
 # The same from the matter database itself: open invoices (with client name, matter number
 # and description) matching a condition.
 ITEMS="(SELECT i.invoice_id AS source_id, i.invoice_number, i.invoice_date, i.due_date,
-    i.balance_minor, c.client_number, c.name AS client_name, m.matter_number,
+    i.balance_minor, i.currency, c.client_number, c.name AS client_name, m.matter_number,
     m.description AS matter_description FROM invoice i JOIN matter m ON m.matter_id = i.matter_id
     JOIN client c ON c.client_id = m.client_id WHERE i.status = 'open' AND i.balance_minor > 0) o"
 matter_ids() { matter_sql "SELECT source_id FROM $ITEMS WHERE $1" | sort -n; }
@@ -84,8 +84,14 @@ done
 # Column filters: invoice dates, balances (typed as money, compared in minor units), status.
 expect_same "invoice dates in 2025" "$(search_ids --from 2025-01-01 --to 2025-12-31)" \
     "$(matter_ids "invoice_date BETWEEN '2025-01-01' AND '2025-12-31'")"
-expect_same "balance 100.00 to 2,000.00" "$(search_ids --min 100.00 --max 2000.00)" \
-    "$(matter_ids "balance_minor BETWEEN 10000 AND 200000")"
+# A balance bound is an amount in one currency: rows in another never match it, whatever
+# their minor units (one invoice in that range is moved to EUR for this).
+euro=$(matter_sql "SELECT source_id FROM $ITEMS WHERE balance_minor BETWEEN 10000 AND 200000 ORDER BY source_id LIMIT 1")
+matter_sql "UPDATE invoice SET currency = 'EUR' WHERE invoice_id = $euro" >/dev/null
+expect_same "balance 100.00 to 2,000.00 (USD)" "$(search_ids --min 100.00 --max 2000.00)" \
+    "$(matter_ids "balance_minor BETWEEN 10000 AND 200000 AND currency = 'USD'")"
+expect_same "balance 100.00 to 2,000.00 EUR" "$(search_ids --min 100.00 --max 2000.00 --currency EUR)" \
+    "$euro"
 today=$(date -u +%Y-%m-%d)
 expect_same "overdue" "$(search_ids --status overdue)" "$(matter_ids "due_date < '$today'")"
 expect_same "current" "$(search_ids --status current)" \
