@@ -48,31 +48,6 @@ const char *ml_admin_argument (const json_t *request, const char *key, size_t ma
     return json_string_value (value);
 }
 
-static int s_compare_items (const void *left, const void *right)
-{
-    ml_alloc_item_t left_item, right_item;
-    ml_alloc_item_from_json (*(json_t **)left, &left_item);
-    ml_alloc_item_from_json (*(json_t **)right, &right_item);
-    return ml_alloc_compare (&left_item, &right_item);
-}
-
-//  Order items exactly as the allocator pays them, so what staff see is what pay does.
-static json_t *s_sorted (json_t *items)
-{
-    size_t count = json_array_size (items);
-    json_t **entries = calloc (count ? count : 1, sizeof (json_t *));
-    assert (entries);
-    for (size_t index = 0; index < count; index++)
-        entries[index] = json_incref (json_array_get (items, index));
-    qsort (entries, count, sizeof (json_t *), s_compare_items);
-    json_t *sorted = json_array ();
-    for (size_t index = 0; index < count; index++)
-        json_array_append_new (sorted, entries[index]);
-    free (entries);
-    json_decref (items);
-    return sorted;
-}
-
 static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_firm, size_t size)
 {
     char problem[256] = "";
@@ -208,7 +183,7 @@ json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
         if (!firm)
             return ml_admin_error ("'firm' is required");
         json_t *items = ml_store_open_items (store, firm, client, matter, NULL);
-        return items ? ml_admin_ok (json_pack ("{s:o}", "items", s_sorted (items)))
+        return items ? ml_admin_ok (json_pack ("{s:o}", "items", items))
                      : ml_admin_error ("the core store failed; see the core's log");
     }
     if (streq (op, "pay"))

@@ -65,6 +65,35 @@ static int s_compare (const void *left, const void *right)
     return ml_alloc_compare (left, right);
 }
 
+typedef struct {
+    ml_alloc_item_t item;
+    json_t *row; //  borrowed
+} s_sortable_row_t;
+
+static int s_compare_rows (const void *left, const void *right)
+{
+    return ml_alloc_compare (&((const s_sortable_row_t *)left)->item,
+                             &((const s_sortable_row_t *)right)->item);
+}
+
+void ml_alloc_sort_rows (json_t *rows)
+{
+    size_t count = json_array_size (rows);
+    if (count < 2)
+        return;
+    s_sortable_row_t *sortable = calloc (count, sizeof (s_sortable_row_t));
+    assert (sortable);
+    for (size_t index = 0; index < count; index++) {
+        sortable[index].row = json_incref (json_array_get (rows, index));
+        ml_alloc_item_from_json (sortable[index].row, &sortable[index].item);
+    }
+    qsort (sortable, count, sizeof (s_sortable_row_t), s_compare_rows);
+    json_array_clear (rows);
+    for (size_t index = 0; index < count; index++)
+        json_array_append_new (rows, sortable[index].row);
+    free (sortable);
+}
+
 size_t ml_alloc_oldest_first (ml_alloc_item_t *items, size_t count, int64_t amount,
                               ml_line_t *lines, size_t max_lines, int64_t *unapplied)
 {
@@ -164,6 +193,47 @@ void ml_alloc_test (bool verbose)
     //  The line cap holds.
     count = ml_alloc_oldest_first (items, 6, 10000, lines, 2, &unapplied);
     assert (count == 2 && unapplied == 10000 - 2501);
+    //  The invoice order of docs/contract.md, rule by rule: a date first, undated last; digit
+    //  runs by value, whatever their length or leading zeros; equal values by their text
+    //  ("07" before "7"); other characters by their bytes, so digits come before letters and
+    //  capitals before small letters.
+    const char *ordered[][2] = {
+        {"2026-01-02", "Z-1"},
+        {"2026-01-03", "A-1"},
+        {"2026-01-03", "A-1b"},
+        {"2026-01-03", "A-2"},
+        {"2026-01-03", "A-07"},
+        {"2026-01-03", "A-7"},
+        {"2026-01-03", "A-10"},
+        {"2026-01-03", "A-99"},
+        {"2026-01-03", "A-0100"},
+        {"2026-01-03", "A-100a"},
+        {"2026-01-03", "A1"},
+        {"2026-01-03", "AB"},
+        {"2026-01-03", "a-1"},
+        {"", "A-1"},
+        {"", "B-1"},
+    };
+    size_t ordered_count = sizeof ordered / sizeof ordered[0];
+    json_t *rows = json_array ();
+    for (size_t index = ordered_count; index-- > 0;)
+        json_array_append_new (rows, json_pack ("{s:s, s:s, s:I}", "invoice_date",
+                                                ordered[index][0], "invoice_number",
+                                                ordered[index][1], "available_minor", 1));
+    ml_alloc_sort_rows (rows);
+    for (size_t index = 0; index < ordered_count; index++) {
+        json_t *row = json_array_get (rows, index);
+        if (verbose || strcmp (json_string_value (json_object_get (row, "invoice_number")),
+                               ordered[index][1]) != 0)
+            printf ("\n   %zu: %s %s", index,
+                    json_string_value (json_object_get (row, "invoice_date")),
+                    json_string_value (json_object_get (row, "invoice_number")));
+        assert (strcmp (json_string_value (json_object_get (row, "invoice_number")),
+                        ordered[index][1]) == 0);
+        assert (strcmp (json_string_value (json_object_get (row, "invoice_date")),
+                        ordered[index][0]) == 0);
+    }
+    json_decref (rows);
     //  Random property: lines sum to amount minus unapplied, never above a balance,
     //  in non-decreasing order.
     unsigned int seed = 11;

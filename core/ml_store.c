@@ -1,5 +1,6 @@
 /*  ml_store: the core's store. See include/ml_store.h. */
 #include "ml_store.h"
+#include "ml_alloc.h"
 #include "ml_selftest_support.h"
 #include "ml_log.h"
 
@@ -532,8 +533,7 @@ json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *
         " o.balance_minor, " S_PENDING_SQL " AS pending_minor"
         " FROM open_item o JOIN replica_state r ON r.firm_id = o.firm_id"
         " WHERE o.firm_id = ? AND o.kind = 'I' AND (? IS NULL OR o.client_number = ?)"
-        " AND (? IS NULL OR o.matter_number = ?) AND (? IS NULL OR o.invoice_number = ?)"
-        " ORDER BY o.invoice_date, o.invoice_number",
+        " AND (? IS NULL OR o.matter_number = ?) AND (? IS NULL OR o.invoice_number = ?)",
         "sssssss", firm_id, client, client, matter, matter, invoice, invoice);
     json_t *rows = s_rows (query);
     size_t index;
@@ -544,6 +544,8 @@ json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *
                                json_integer_value (json_object_get (row, "pending_minor"));
         json_object_set_new (row, "available_minor", json_integer (available > 0 ? available : 0));
     }
+    //  One invoice order for every reader (open-items, pay, Auto-Pay): the allocator's.
+    ml_alloc_sort_rows (rows);
     return rows;
 }
 
@@ -1009,6 +1011,32 @@ void ml_store_test (bool verbose)
                               message->posting.posting_uuid));
     json_decref (posting);
     ml_msg_destroy (&reversal);
+    //  Open items come in the one invoice order that pay allocates by (docs/contract.md),
+    //  not in SQL's text order: INV-9 before INV-10, an undated invoice last.
+    changes->since = 130;
+    changes->cursor = 140;
+    ml_msg_clear_items (changes);
+    const char *numbers[] = {"INV-8", "INV-10", "INV-9"};
+    for (int index = 0; index < 3; index++) {
+        ml_item_t *item = ml_msg_add_item (changes);
+        item->kind = 'I';
+        item->op = 'U';
+        item->change_id = (uint64_t)(131 + index);
+        item->source_id = (uint64_t)(8 + index);
+        strcpy (item->invoice_number, numbers[index]);
+        strcpy (item->invoice_date, index ? "2026-05-01" : "");
+        strcpy (item->client_number, "C-9");
+        strcpy (item->currency, "USD");
+        item->total_minor = item->balance_minor = 100;
+    }
+    assert (ml_store_changes (store, "acme", changes) == 0);
+    items = ml_store_open_items (store, "acme", "C-9", NULL, NULL);
+    assert (json_array_size (items) == 3);
+    for (int index = 0; index < 3; index++)
+        assert (streq (
+            json_string_value (json_object_get (json_array_get (items, index), "invoice_number")),
+            numbers[2 - index]));
+    json_decref (items);
     ml_log_setup (NULL, saved);
     ml_msg_destroy (&result);
     ml_msg_destroy (&message);

@@ -26,8 +26,12 @@ typedef struct {
 //  allocator sees it.
 void ml_alloc_item_from_json (const json_t *row, ml_alloc_item_t *item);
 
-//  Order two items oldest first. Returns <0, 0 or >0 like strcmp.
+//  Order two items oldest first: the one invoice order of docs/contract.md ("Invoice
+//  order"), which open-items, pay and Auto-Pay all use. Returns <0, 0 or >0 like strcmp.
 int ml_alloc_compare (const ml_alloc_item_t *left, const ml_alloc_item_t *right);
+
+//  Sort a JSON array of open-item rows (invoice_number, invoice_date) oldest first, in place.
+void ml_alloc_sort_rows (json_t *rows);
 
 //  Sort items oldest first and pay amount over them, writing at most max_lines invoice
 //  lines. Items with nothing available are skipped. *unapplied receives what could not be
