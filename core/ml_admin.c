@@ -48,6 +48,23 @@ const char *ml_admin_argument (const json_t *request, const char *key, size_t ma
     return json_string_value (value);
 }
 
+json_t *ml_admin_client_matter_check (ml_store_t *store, const char *firm, const char *client,
+                                      const char *matter)
+{
+    if (!firm || !client || !matter)
+        return NULL;
+    json_t *found = ml_store_matter (store, firm, matter);
+    if (!found)
+        return ml_admin_error ("the core store failed; see the core's log");
+    const char *owner = json_string_value (json_object_get (found, "client_number"));
+    json_t *reply = owner && !streq (owner, client)
+                        ? ml_admin_error ("matter %s belongs to client %s, not to client %s",
+                                          matter, owner, client)
+                        : NULL;
+    json_decref (found);
+    return reply;
+}
+
 static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_firm, size_t size)
 {
     char problem[256] = "";
@@ -182,6 +199,9 @@ json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
             return ml_admin_error ("%s", problem);
         if (!firm)
             return ml_admin_error ("'firm' is required");
+        json_t *mismatch = ml_admin_client_matter_check (store, firm, client, matter);
+        if (mismatch)
+            return mismatch;
         json_t *items = ml_store_open_items (store, firm, client, matter, NULL);
         return items ? ml_admin_ok (json_pack ("{s:o}", "items", items))
                      : ml_admin_error ("the core store failed; see the core's log");
@@ -268,6 +288,19 @@ void ml_admin_test (bool verbose)
     assert (json_integer_value (json_object_get (json_array_get (lines, 0), "amount_minor")) ==
             5000);
     json_decref (reply);
+    //  A client and a matter that do not belong together say so, for open-items and pay alike.
+    const char *mismatched[] = {"open-items", "pay"};
+    for (size_t index = 0; index < 2; index++) {
+        json_t *mixed = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "op", mismatched[index], "firm",
+                                   "acme", "client", "C-1", "matter", "M-2", "amount", "1.00");
+        if (index == 0)
+            json_object_del (mixed, "amount");
+        reply = ml_admin_execute (&parts, mixed, &effects);
+        const char *text = json_string_value (json_object_get (reply, "error"));
+        assert (text && streq (text, "matter M-2 belongs to client C-2, not to client C-1"));
+        json_decref (reply);
+        json_decref (mixed);
+    }
     //  A surplus is refused and nothing is recorded.
     json_object_set_new (request, "amount", json_string ("1,000.00"));
     reply = ml_admin_execute (&parts, request, &effects);

@@ -170,6 +170,9 @@ json_t *ml_payments_allocate (ml_store_t *store, const char *firm_id, const char
                               ml_line_t *lines, size_t *count, int64_t *amount, char *client_number,
                               char *chosen)
 {
+    json_t *mismatch = ml_admin_client_matter_check (store, firm_id, client, matter);
+    if (mismatch)
+        return mismatch;
     json_t *items = ml_store_open_items (store, firm_id, client, matter, NULL);
     if (!items)
         return ml_admin_error ("the core store failed; see the core's log");

@@ -59,6 +59,13 @@ json_t *ml_admin_ok (json_t *body);
 const char *ml_admin_argument (const json_t *request, const char *key, size_t max, char *problem,
                                size_t size);
 
+//  When a request names both a client and a matter, the matter must be that client's: an
+//  error reply saying whose it is (new reference), or NULL when they belong together, when
+//  either is NULL, or when the core's replica does not know the matter (the caller's own
+//  "no open invoices" message then says so).
+json_t *ml_admin_client_matter_check (ml_store_t *store, const char *firm, const char *client,
+                                      const char *matter);
+
 void ml_admin_test (bool verbose);
 
 #endif
