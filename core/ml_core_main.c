@@ -1,4 +1,5 @@
 /*  matterlink-core: the payment core daemon and its set-up commands. */
+#include "ml_config.h"
 #include "ml_core.h"
 #include "ml_keygen.h"
 #include "ml_log.h"
@@ -6,6 +7,19 @@
 #include "ml_store.h"
 
 #include <ctype.h>
+
+//  Every key core.cfg may hold (docs/config.md, processor.md, mail.md): any other is a
+//  misspelling to report, never a setting silently left at its default.
+// clang-format off
+static const char *const s_known_keys[] = {
+    "core/endpoint", "core/certificate", "core/agents", "core/heartbeat_ms", "core/window",
+    "core/redelivery_ms", "store/connection", "admin/endpoint",
+    "processor/kind", "processor/endpoint", "processor/api_key_file", "processor/timeout_ms",
+    "processor/connect_timeout_ms", "processor/retries", "processor/retry_backoff_ms",
+    "mail/smtp_url", "mail/from", "mail/from_name", "mail/starttls", "mail/ca_file",
+    "mail/username", "mail/password_file", "mail/connect_timeout_ms", "mail/timeout_ms",
+    "mail/retry_base_ms", "mail/retry_max_ms", "mail/max_attempts", "mail/poll_ms", NULL};
+// clang-format on
 
 static void s_usage (FILE *stream)
 {
@@ -143,7 +157,8 @@ int main (int argc, char *argv[])
     }
     ml_core_settings_t settings;
     char error[600];
-    if (ml_core_settings_load (&settings, config_path, error, sizeof error) != 0) {
+    if (ml_config_check_file (config_path, s_known_keys, error, sizeof error) != 0 ||
+        ml_core_settings_load (&settings, config_path, error, sizeof error) != 0) {
         fprintf (stderr, "matterlink-core: %s\n", error);
         return 2;
     }

@@ -13,4 +13,24 @@ status=0
 grep -q "the SQLite database file $W/matter.bd does not exist" "$W/check.out" || fail "no 'does not exist' message: $(cat "$W/check.out")"
 [ ! -e "$W/matter.bd" ] || fail "check created the mistyped database file"
 "$ML_BIN/matterlink-agent" check -c "$W/agent.cfg" >"$W/check.out" 2>&1 || fail "check failed on a good database: $(cat "$W/check.out")"
+
+# Every unknown key is an error naming the nearest known one, in both daemons: a misspelled
+# core/endpoint must not bind every interface with the default.
+sed 's/^    endpoint = tcp/    endpiont = tcp/' "$W/core.cfg" >"$W/typo_core.cfg"
+status=0
+"$ML_BIN/matterlink-core" run -c "$W/typo_core.cfg" >"$W/typo_core.out" 2>&1 || status=$?
+[ "$status" = 2 ] || fail "the core ran (or failed otherwise, $status) with a misspelled key: $(cat "$W/typo_core.out")"
+grep -q "typo_core.cfg: unknown key 'core/endpiont' (did you mean 'core/endpoint'?)" "$W/typo_core.out" ||
+    fail "no unknown-key message: $(cat "$W/typo_core.out")"
+printf 'mail\n    smtp_url = smtp://127.0.0.1:1\n    form = a@b.example\n' >>"$W/typo_core.cfg"
+sed 's/endpiont/endpoint/' "$W/typo_core.cfg" >"$W/typo_mail.cfg"
+status=0
+"$ML_BIN/matterlink-core" run -c "$W/typo_mail.cfg" >"$W/typo_core.out" 2>&1 || status=$?
+[ "$status" = 2 ] && grep -q "unknown key 'mail/form' (did you mean 'mail/from'?)" "$W/typo_core.out" ||
+    fail "a misspelled mail key was not refused ($status): $(cat "$W/typo_core.out")"
+sed 's/^    poll_interval_ms/    poll_intervall_ms/' "$W/agent.cfg" >"$W/typo_agent.cfg"
+status=0
+"$ML_BIN/matterlink-agent" run -c "$W/typo_agent.cfg" >"$W/typo_agent.out" 2>&1 || status=$?
+[ "$status" = 2 ] && grep -q "unknown key 'database/poll_intervall_ms' (did you mean 'database/poll_interval_ms'?)" "$W/typo_agent.out" ||
+    fail "the agent accepted a misspelled key ($status): $(cat "$W/typo_agent.out")"
 log "PASS"
