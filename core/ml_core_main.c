@@ -14,6 +14,7 @@
 static const char *const s_known_keys[] = {
     "core/endpoint", "core/certificate", "core/agents", "core/heartbeat_ms", "core/window",
     "core/redelivery_ms", "store/connection", "admin/endpoint",
+    "admin/allow_tcp", "admin/group",
     "processor/kind", "processor/endpoint", "processor/api_key_file", "processor/timeout_ms",
     "processor/connect_timeout_ms", "processor/retries", "processor/retry_backoff_ms",
     "mail/smtp_url", "mail/from", "mail/from_name", "mail/starttls", "mail/ca_file",
@@ -156,8 +157,10 @@ int main (int argc, char *argv[])
         return 2;
     }
     ml_core_settings_t settings;
-    char error[600];
+    ml_service_admin_t admin;
+    char error[800];
     if (ml_config_check_file (config_path, s_known_keys, error, sizeof error) != 0 ||
+        ml_service_admin_load (&admin, config_path, error, sizeof error) != 0 ||
         ml_core_settings_load (&settings, config_path, error, sizeof error) != 0) {
         fprintf (stderr, "matterlink-core: %s\n", error);
         return 2;
@@ -173,6 +176,16 @@ int main (int argc, char *argv[])
     ml_mailer_settings_wipe (&settings.mail);
     if (!core)
         return 1;
+    if (ml_service_admin_grant (&admin, error, sizeof error) != 0) {
+        ml_log (ML_LOG_ERROR, "%s", error);
+        zactor_destroy (&core);
+        return 1;
+    }
+    if (admin.allow_network)
+        ml_log (ML_LOG_WARNING,
+                "the admin API listens on %s (admin/allow_tcp = 1): it has no authentication, "
+                "so anyone who can reach it can take payments",
+                ml_log_escape (admin.endpoint, error, sizeof error));
     zpoller_t *poller = zpoller_new (core, NULL);
     while (!zsys_interrupted) {
         void *which = zpoller_wait (poller, 1000);

@@ -33,4 +33,22 @@ status=0
 "$ML_BIN/matterlink-agent" run -c "$W/typo_agent.cfg" >"$W/typo_agent.out" 2>&1 || status=$?
 [ "$status" = 2 ] && grep -q "unknown key 'database/poll_intervall_ms' (did you mean 'database/poll_interval_ms'?)" "$W/typo_agent.out" ||
     fail "the agent accepted a misspelled key ($status): $(cat "$W/typo_agent.out")"
+
+# An admin endpoint that is not an ipc socket file is refused unless admin/allow_tcp = 1.
+ADMIN_PORT=$(free_port)
+sed "s|^    endpoint = ipc://.*|    endpoint = tcp://127.0.0.1:$ADMIN_PORT|" "$W/core.cfg" >"$W/tcp_admin.cfg"
+status=0
+"$ML_BIN/matterlink-core" run -c "$W/tcp_admin.cfg" >"$W/tcp_admin.out" 2>&1 || status=$?
+[ "$status" = 2 ] && grep -q "admin/endpoint 'tcp://127.0.0.1:$ADMIN_PORT' is not an ipc:// socket file" "$W/tcp_admin.out" ||
+    fail "the core took a tcp admin endpoint without admin/allow_tcp ($status): $(cat "$W/tcp_admin.out")"
+
+# The admin socket is its owner's only, or its owner's and the configured group's.
+start_core
+mode=$(stat -c %a "$W/admin.sock")
+[ $((0$mode & 077)) = 0 ] || fail "the admin socket has mode $mode"
+stop_core
+printf '    group = %s\n' "$(id -gn)" >>"$W/core.cfg"
+start_core
+[ "$(stat -c '%a %G' "$W/admin.sock")" = "660 $(id -gn)" ] || fail "admin socket with a group: $(stat -c '%a %G' "$W/admin.sock")"
+stop_core
 log "PASS"
