@@ -151,6 +151,9 @@ int main (int argc, char *argv[])
                 out, out, key);
         return 0;
     }
+    //  From here on every file made (the store, its -wal and -shm, registered agents'
+    //  certificates) is this user's only, whatever umask the service was started with.
+    ml_service_private_files ();
     if (!command || !config_path ||
         (!streq (command, "run") && !streq (command, "register-agent"))) {
         s_usage (stderr);
