@@ -305,9 +305,8 @@ void ml_config_test (bool verbose)
     printf ("%sOK\n", verbose ? "\n" : "");
 }
 
-int ml_config_read_secret (const char *key, const char *path, const char *what, char *secret,
-                           size_t size, bool (*valid) (const char *), const char *rule, char *error,
-                           size_t error_size)
+int ml_config_open_private (const char *key, const char *path, const char *what, char *error,
+                            size_t error_size)
 {
     char shown[300];
     ml_log_escape (path, shown, sizeof shown);
@@ -317,21 +316,37 @@ int ml_config_read_secret (const char *key, const char *path, const char *what, 
         return -1;
     }
     struct stat status;
-    char buffer[1024];
-    ssize_t length = 0;
-    int rc = -1;
     if (fstat (fd, &status) != 0 || !S_ISREG (status.st_mode))
         snprintf (error, error_size, "%s: %s is not a regular file", key, shown);
     else if (status.st_uid != geteuid ())
         snprintf (error, error_size,
                   "%s: %s belongs to user id %u, not to the user matterlink runs as (%u): "
-                  "chown it",
-                  key, shown, (unsigned)status.st_uid, (unsigned)geteuid ());
+                  "chown %u %s",
+                  key, shown, (unsigned)status.st_uid, (unsigned)geteuid (), (unsigned)geteuid (),
+                  shown);
     else if (status.st_mode & 077)
         snprintf (error, error_size,
                   "%s: %s has mode %04o, which lets other users read the %s: chmod 600 %s", key,
                   shown, (unsigned)(status.st_mode & 07777), what, shown);
-    else if ((length = read (fd, buffer, sizeof buffer)) < 0)
+    else
+        return fd;
+    close (fd);
+    return -1;
+}
+
+int ml_config_read_secret (const char *key, const char *path, const char *what, char *secret,
+                           size_t size, bool (*valid) (const char *), const char *rule, char *error,
+                           size_t error_size)
+{
+    char shown[300];
+    ml_log_escape (path, shown, sizeof shown);
+    int fd = ml_config_open_private (key, path, what, error, error_size);
+    if (fd < 0)
+        return -1;
+    char buffer[1024];
+    ssize_t length = 0;
+    int rc = -1;
+    if ((length = read (fd, buffer, sizeof buffer)) < 0)
         snprintf (error, error_size, "%s: cannot read %s: %s", key, shown, strerror (errno));
     else {
         //  One line; the newline editors and echo add is not part of the secret.

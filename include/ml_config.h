@@ -40,6 +40,14 @@ int ml_config_check_keys (ml_config_t *self, const char *const *known);
 int ml_config_check_file (const char *path, const char *const *known, char *error,
                           size_t error_size);
 
+//  Open a file that holds a secret, checking that only its owner, the user this runs as,
+//  can read it: a regular file of this user's with no group or other permission bits.
+//  key names the setting in messages, what names the secret ("secret key"). Returns an
+//  open descriptor (caller closes it), or -1 with error set: an unreadable file with the
+//  system's reason, a wrong mode with the chmod to run, a wrong owner with the chown.
+int ml_config_open_private (const char *key, const char *path, const char *what, char *error,
+                            size_t error_size);
+
 //  Read a secret (an API key, a password) from a file that only its owner, the user this
 //  runs as, may read: a regular file of this user's, mode 0600 or 0400, holding the secret
 //  on one line (a trailing newline is dropped). key names the setting in messages
