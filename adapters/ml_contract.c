@@ -174,7 +174,7 @@ ml_contract_t *ml_contract_new (const char *dialect, const char *connection_stri
                   dialect ? dialect : "");
         return NULL;
     }
-    ml_odbc_t *odbc = ml_odbc_new (connection_string, error);
+    ml_odbc_t *odbc = ml_odbc_new_existing (connection_string, error);
     if (!odbc)
         return NULL;
     ml_contract_t *self = calloc (1, sizeof (ml_contract_t));
@@ -391,7 +391,7 @@ int ml_contract_snapshot_begin (ml_contract_t *self)
     self->after = 0;
     if (self->dialect->stream_open_items) {
         ml_odbc_error_t error;
-        self->stream_odbc = ml_odbc_new (self->connection_string, &error);
+        self->stream_odbc = ml_odbc_new_existing (self->connection_string, &error);
         if (self->stream_odbc && s_limit_time (self, self->stream_odbc) != 0)
             ml_odbc_destroy (&self->stream_odbc);
         if (!self->stream_odbc) {

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <sql.h>
 #include <sqlext.h>
 
@@ -179,6 +181,137 @@ ml_odbc_t *ml_odbc_new (const char *connection_string, ml_odbc_error_t *error)
         ml_odbc_destroy (&self);
         return NULL;
     }
+    return self;
+}
+
+//  One "key=value" attribute of a connection string, as unixODBC splits them: attributes end
+//  at ';', and a value in braces may hold ';'. Returns where the next attribute starts.
+static const char *s_attribute (const char *cursor, const char **key, size_t *key_length,
+                                const char **value, size_t *value_length)
+{
+    while (*cursor == ' ' || *cursor == ';')
+        cursor++;
+    *key = cursor;
+    while (*cursor && *cursor != '=' && *cursor != ';')
+        cursor++;
+    *key_length = (size_t)(cursor - *key);
+    while (*key_length && (*key)[*key_length - 1] == ' ')
+        (*key_length)--;
+    *value = cursor;
+    *value_length = 0;
+    if (*cursor != '=')
+        return cursor;
+    cursor++;
+    while (*cursor == ' ')
+        cursor++;
+    *value = cursor;
+    if (*cursor == '{') {
+        *value = ++cursor;
+        while (*cursor && *cursor != '}')
+            cursor++;
+        *value_length = (size_t)(cursor - *value);
+        if (*cursor)
+            cursor++;
+        while (*cursor && *cursor != ';')
+            cursor++;
+    } else {
+        while (*cursor && *cursor != ';')
+            cursor++;
+        *value_length = (size_t)(cursor - *value);
+        while (*value_length && (*value)[*value_length - 1] == ' ')
+            (*value_length)--;
+    }
+    return cursor;
+}
+
+static bool s_key_is (const char *key, size_t length, const char *name)
+{
+    return length == strlen (name) && strncasecmp (key, name, length) == 0;
+}
+
+static bool s_contains_nocase (const char *text, size_t length, const char *needle)
+{
+    size_t needle_length = strlen (needle);
+    for (size_t index = 0; index + needle_length <= length; index++)
+        if (strncasecmp (text + index, needle, needle_length) == 0)
+            return true;
+    return false;
+}
+
+ml_odbc_t *ml_odbc_new_existing (const char *connection_string, ml_odbc_error_t *error)
+{
+    assert (connection_string && error);
+    size_t length = strlen (connection_string);
+    bool sqlite = false;
+    const char *database = NULL;
+    size_t database_length = 0;
+    for (const char *cursor = connection_string; *cursor;) {
+        const char *key, *value;
+        size_t key_length, value_length;
+        cursor = s_attribute (cursor, &key, &key_length, &value, &value_length);
+        if (s_key_is (key, key_length, "Driver") &&
+            s_contains_nocase (value, value_length, "sqlite"))
+            sqlite = true;
+        else if (s_key_is (key, key_length, "Database") && !database) {
+            database = value;
+            database_length = value_length;
+        }
+    }
+    if (!sqlite)
+        return ml_odbc_new (connection_string, error);
+    //  The path is not secret (a password would be in PWD=), so the message may show it.
+    char path[1024], shown[1100], message[1300];
+    snprintf (path, sizeof path, "%.*s", (int)database_length, database ? database : "");
+    ml_log_escape (path, shown, sizeof shown);
+    struct stat status;
+    if (!*path) {
+        s_set_error (error, ML_ODBC_OTHER,
+                     "the connection string names no SQLite database file (Database=)");
+        return NULL;
+    }
+    if (stat (path, &status) != 0) {
+        if (errno == ENOENT)
+            snprintf (message, sizeof message,
+                      "the SQLite database file %s does not exist (matterlink never creates a "
+                      "matter database: check the path in Database=)",
+                      shown);
+        else
+            snprintf (message, sizeof message, "cannot use the SQLite database file %s: %s", shown,
+                      strerror (errno));
+        s_set_error (error, ML_ODBC_OTHER, message);
+        return NULL;
+    }
+    if (!S_ISREG (status.st_mode)) {
+        snprintf (message, sizeof message, "the SQLite database file %s is not a regular file",
+                  shown);
+        s_set_error (error, ML_ODBC_OTHER, message);
+        return NULL;
+    }
+    //  Also tell the driver not to create it, should the file go between the check and
+    //  the open: every NoCreat attribute given is replaced by NoCreat=1.
+    char *forbidding = malloc (length + 16);
+    if (!forbidding) {
+        s_set_error (error, ML_ODBC_OTHER, "out of memory");
+        return NULL;
+    }
+    size_t used = 0;
+    for (const char *cursor = connection_string; *cursor;) {
+        const char *start = cursor;
+        while (*start == ' ' || *start == ';')
+            start++;
+        const char *key, *value;
+        size_t key_length, value_length;
+        cursor = s_attribute (cursor, &key, &key_length, &value, &value_length);
+        if (cursor > start && !s_key_is (key, key_length, "NoCreat")) {
+            memcpy (forbidding + used, start, (size_t)(cursor - start));
+            used += (size_t)(cursor - start);
+            forbidding[used++] = ';';
+        }
+    }
+    memcpy (forbidding + used, "NoCreat=1", sizeof "NoCreat=1");
+    ml_odbc_t *self = ml_odbc_new (forbidding, error);
+    explicit_bzero (forbidding, length + 16);
+    free (forbidding);
     return self;
 }
 
@@ -798,6 +931,28 @@ void ml_odbc_test (bool verbose)
     assert (ml_odbc_query (odbc, "SELECT * FROM no_such_table", NULL) == NULL);
     assert (strstr (ml_odbc_error (odbc)->message, "no_such_table"));
     ml_odbc_destroy (&odbc);
+    ml_odbc_destroy (&odbc);
+
+    //  A matter database is opened, never created: a mistyped path says so and leaves
+    //  no file behind, whatever NoCreat the connection string says.
+    char missing[200], missing_string[300];
+    snprintf (missing, sizeof missing, "%s/typo.db", directory);
+    snprintf (missing_string, sizeof missing_string,
+              "Driver=SQLite3; Database = %s ;NoCreat=0;StepAPI=1", missing);
+    assert (ml_odbc_new_existing (missing_string, &error) == NULL);
+    assert (strstr (error.message, "does not exist") && strstr (error.message, missing));
+    assert (access (missing, F_OK) != 0);
+    snprintf (missing_string, sizeof missing_string, "Driver={SQLite3};Database={%s}", directory);
+    assert (ml_odbc_new_existing (missing_string, &error) == NULL);
+    assert (strstr (error.message, "not a regular file"));
+    assert (ml_odbc_new_existing ("Driver=SQLite3;StepAPI=1", &error) == NULL);
+    assert (strstr (error.message, "names no SQLite database file"));
+    snprintf (missing_string, sizeof missing_string, "Driver=SQLite3;NoCreat=0;Database=%s;", path);
+    odbc = ml_odbc_new_existing (missing_string, &error);
+    assert (odbc);
+    query = ml_odbc_query (odbc, "SELECT COUNT(*) FROM t", NULL);
+    assert (query && ml_query_fetch (query) == 1);
+    ml_query_destroy (&query);
     ml_odbc_destroy (&odbc);
 
     //  A driver that does not exist fails cleanly.

@@ -1,5 +1,11 @@
 /*  ml_service: actors that report their start. See include/ml_service.h. */
 #include "ml_service.h"
+#include "ml_config.h"
+#include "ml_log.h"
+#include "ml_selftest_support.h"
+
+#include <grp.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 
@@ -48,6 +54,77 @@ void ml_service_ready (zsock_t *pipe, bool started)
     }
 }
 
+void ml_service_private_files (void)
+{
+    umask (077);
+}
+
+int ml_service_admin_load (ml_service_admin_t *admin, const char *path, char *error,
+                           size_t error_size)
+{
+    memset (admin, 0, sizeof *admin);
+    ml_config_t *config = ml_config_load (path, error, error_size);
+    if (!config)
+        return -1;
+    snprintf (admin->endpoint, sizeof admin->endpoint, "%s",
+              ml_config_string (config, "admin/endpoint", NULL));
+    admin->allow_network = ml_config_int (config, "admin/allow_tcp", 0, 0, 1) == 1;
+    snprintf (admin->group, sizeof admin->group, "%s",
+              ml_config_string (config, "admin/group", ""));
+    int rc = -1;
+    char shown[600];
+    ml_log_escape (admin->endpoint, shown, sizeof shown);
+    //  An ipc socket is guarded by its file's permissions; an abstract one (ipc://@name)
+    //  has no file, so anyone on the host could connect to it, like to a tcp port.
+    bool guarded = strncmp (admin->endpoint, "ipc://", 6) == 0 && admin->endpoint[6] != '@' &&
+                   admin->endpoint[6] != 0;
+    if (ml_config_error (config))
+        snprintf (error, error_size, "%s", ml_config_error (config));
+    else if (!guarded && !admin->allow_network)
+        snprintf (error, error_size,
+                  "%s: admin/endpoint '%s' is not an ipc:// socket file: the admin API has no "
+                  "authentication of its own, so anyone who can reach it could take payments. "
+                  "Use ipc://PATH, or set admin/allow_tcp = 1 if the network path to it is "
+                  "protected otherwise",
+                  path, shown);
+    else if (*admin->group && !guarded)
+        snprintf (error, error_size,
+                  "%s: admin/group applies only to an ipc:// socket file, not to '%s'", path,
+                  shown);
+    else if (*admin->group) {
+        struct group entry, *found = NULL;
+        char buffer[4096];
+        ml_log_escape (admin->group, shown, sizeof shown);
+        if (getgrnam_r (admin->group, &entry, buffer, sizeof buffer, &found) != 0 || !found)
+            snprintf (error, error_size, "%s: admin/group '%s' is not a group on this system", path,
+                      shown);
+        else {
+            admin->gid = (unsigned)found->gr_gid;
+            rc = 0;
+        }
+    } else
+        rc = 0;
+    ml_config_destroy (&config);
+    return rc;
+}
+
+int ml_service_admin_grant (const ml_service_admin_t *admin, char *error, size_t error_size)
+{
+    if (!*admin->group)
+        return 0;
+    //  The socket was bound under umask 077, so it was never open to anyone else; now the
+    //  group gets read and write (connecting to a Unix socket needs write permission).
+    const char *path = admin->endpoint + 6;
+    char shown[600];
+    ml_log_escape (path, shown, sizeof shown);
+    if (chown (path, (uid_t)-1, (gid_t)admin->gid) != 0 || chmod (path, 0660) != 0) {
+        snprintf (error, error_size, "cannot give the admin socket %s to group %s: %s", shown,
+                  admin->group, strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
 static void s_test_service (zsock_t *pipe, void *args)
 {
     bool started = *(bool *)args;
@@ -69,5 +146,62 @@ void ml_service_test (bool verbose)
     service = ml_service_start (s_test_service, &started);
     assert (service == NULL);
     zactor_destroy (&service);
-    printf ("OK\n");
+
+    //  The admin endpoint: only an ipc socket file, unless the network is allowed.
+    char directory[128], path[160], error[800];
+    assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
+    snprintf (path, sizeof path, "%s/core.cfg", directory);
+    struct group *own = getgrgid (getegid ());
+    assert (own);
+    char own_group[64];
+    snprintf (own_group, sizeof own_group, "%s", own->gr_name);
+    struct {
+        const char *text, *expected;
+    } cases[] = {
+        {"admin\n    endpoint = ipc:///tmp/x.sock\n", NULL},
+        {"admin\n    endpoint = tcp://127.0.0.1:7900\n", "is not an ipc:// socket file"},
+        {"admin\n    endpoint = ipc://@matterlink\n", "is not an ipc:// socket file"},
+        {"admin\n    endpoint = tcp://127.0.0.1:7900\n    allow_tcp = 1\n", NULL},
+        {"admin\n    endpoint = tcp://127.0.0.1:7900\n    allow_tcp = yes\n",
+         "admin/allow_tcp must be a whole number from 0 to 1"},
+        {"admin\n    endpoint = ipc:///tmp/x.sock\n    group = no-such-group-ml\n",
+         "admin/group 'no-such-group-ml' is not a group"},
+        {"admin\n    endpoint = tcp://127.0.0.1:7900\n    allow_tcp = 1\n    group = root\n",
+         "admin/group applies only to an ipc://"},
+        {"core\n    window = 1\n", "admin/endpoint is required but missing"},
+    };
+    ml_service_admin_t admin;
+    for (size_t index = 0; index < sizeof cases / sizeof cases[0]; index++) {
+        ml_selftest_write (path, cases[index].text, 0600);
+        int rc = ml_service_admin_load (&admin, path, error, sizeof error);
+        if (verbose)
+            printf ("\n    %s", rc ? error : "(accepted)");
+        if (cases[index].expected)
+            assert (rc == -1 && strstr (error, cases[index].expected));
+        else
+            assert (rc == 0);
+    }
+    //  With a group, the socket file goes to that group, mode 0660; without, it stays.
+    char text[400], socket_path[200];
+    snprintf (socket_path, sizeof socket_path, "%s/admin.sock", directory);
+    snprintf (text, sizeof text, "admin\n    endpoint = ipc://%s\n    group = %s\n", socket_path,
+              own_group);
+    ml_selftest_write (path, text, 0600);
+    assert (ml_service_admin_load (&admin, path, error, sizeof error) == 0);
+    assert (admin.gid == (unsigned)getegid ());
+    mode_t saved_mask = umask (077);
+    zsock_t *socket = zsock_new_rep (NULL);
+    assert (zsock_bind (socket, "ipc://%s", socket_path) == 0);
+    umask (saved_mask);
+    struct stat status;
+    //  A socket made under umask 077 is 0700: nobody but its owner may connect.
+    assert (stat (socket_path, &status) == 0 && (status.st_mode & 077) == 0);
+    assert (ml_service_admin_grant (&admin, error, sizeof error) == 0);
+    assert (stat (socket_path, &status) == 0 && (status.st_mode & 0777) == 0660);
+    assert (status.st_gid == getegid ());
+    zsock_destroy (&socket);
+    unlink (socket_path);
+    unlink (path);
+    rmdir (directory);
+    printf ("%sOK\n", verbose ? "\n" : "");
 }

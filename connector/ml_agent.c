@@ -3,6 +3,7 @@
 #include "ml_selftest_support.h"
 #include "ml_config.h"
 #include "ml_contract.h"
+#include "ml_keygen.h"
 #include "ml_log.h"
 #include "ml_msg.h"
 #include "ml_service.h"
@@ -511,13 +512,11 @@ static int s_agent_init (s_agent_t *self, zsock_t *pipe, const ml_agent_settings
     self->pipe = pipe;
     self->db_backoff_ms = S_DB_BACKOFF_MIN_MS;
     self->window = 1;
-    self->certificate = zcert_load (settings->certificate);
-    if (!self->certificate ||
-        streq (zcert_secret_txt (self->certificate), "0000000000000000000000000000000000000000")) {
-        ml_log (ML_LOG_ERROR,
-                "cannot load the agent's secret certificate %s (make one with "
-                "'matterlink-agent keygen')",
-                settings->certificate);
+    char certificate_error[1200];
+    self->certificate = ml_keygen_load_secret ("agent/certificate", settings->certificate, "agent",
+                                               certificate_error, sizeof certificate_error);
+    if (!self->certificate) {
+        ml_log (ML_LOG_ERROR, "%s", certificate_error);
         return -1;
     }
     self->dealer = zsock_new (ZMQ_DEALER);

@@ -1,10 +1,17 @@
 /*  matterlink-agent: the agent daemon. Parses arguments, loads the configuration, starts
     the agent actor and waits for a signal. */
 #include "ml_agent.h"
+#include "ml_config.h"
 #include "ml_contract.h"
 #include "ml_keygen.h"
 #include "ml_log.h"
 #include "ml_service.h"
+
+//  Every key agent.cfg may hold (docs/config.md): any other is a misspelling to report.
+static const char *const s_known_keys[] = {
+    "agent/certificate",   "database/dialect",          "database/connection",
+    "database/batch_rows", "database/poll_interval_ms", "database/statement_timeout_ms",
+    "core/endpoint",       "core/public_key",           NULL};
 
 static void s_usage (FILE *stream)
 {
@@ -59,13 +66,17 @@ int main (int argc, char *argv[])
                 out, out, key);
         return 0;
     }
+    //  From here on every file made (the store, its -wal and -shm, registered agents'
+    //  certificates) is this user's only, whatever umask the service was started with.
+    ml_service_private_files ();
     if (!command || !config_path || (!streq (command, "run") && !streq (command, "check"))) {
         s_usage (stderr);
         return 2;
     }
     ml_agent_settings_t settings;
     char error[600];
-    if (ml_agent_settings_load (&settings, config_path, error, sizeof error) != 0) {
+    if (ml_config_check_file (config_path, s_known_keys, error, sizeof error) != 0 ||
+        ml_agent_settings_load (&settings, config_path, error, sizeof error) != 0) {
         fprintf (stderr, "matterlink-agent: %s\n", error);
         return 2;
     }

@@ -8,6 +8,7 @@
 #include "ml_payments.h"
 #include "ml_config.h"
 #include "ml_contract.h"
+#include "ml_keygen.h"
 #include "ml_log.h"
 #include "ml_msg.h"
 #include "ml_service.h"
@@ -720,13 +721,11 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
     }
     if (getenv ("MATTERLINK_TEST_CLOCK"))
         ml_log (ML_LOG_WARNING, "the Auto-Pay TEST CLOCK may be set (MATTERLINK_TEST_CLOCK)");
-    self->certificate = zcert_load (settings->certificate);
-    if (!self->certificate ||
-        streq (zcert_secret_txt (self->certificate), "0000000000000000000000000000000000000000")) {
-        ml_log (ML_LOG_ERROR,
-                "cannot load the core's secret certificate %s (make one with "
-                "'matterlink-core keygen')",
-                settings->certificate);
+    char certificate_error[1200];
+    self->certificate = ml_keygen_load_secret ("core/certificate", settings->certificate, "core",
+                                               certificate_error, sizeof certificate_error);
+    if (!self->certificate) {
+        ml_log (ML_LOG_ERROR, "%s", certificate_error);
         return -1;
     }
     if (!zsys_file_exists (settings->agents)) {

@@ -1,4 +1,5 @@
 /*  matterlink-core: the payment core daemon and its set-up commands. */
+#include "ml_config.h"
 #include "ml_core.h"
 #include "ml_keygen.h"
 #include "ml_log.h"
@@ -6,6 +7,20 @@
 #include "ml_store.h"
 
 #include <ctype.h>
+
+//  Every key core.cfg may hold (docs/config.md, processor.md, mail.md): any other is a
+//  misspelling to report, never a setting silently left at its default.
+// clang-format off
+static const char *const s_known_keys[] = {
+    "core/endpoint", "core/certificate", "core/agents", "core/heartbeat_ms", "core/window",
+    "core/redelivery_ms", "store/connection", "admin/endpoint",
+    "admin/allow_tcp", "admin/group",
+    "processor/kind", "processor/endpoint", "processor/api_key_file", "processor/timeout_ms",
+    "processor/connect_timeout_ms", "processor/retries", "processor/retry_backoff_ms",
+    "mail/smtp_url", "mail/from", "mail/from_name", "mail/starttls", "mail/ca_file",
+    "mail/username", "mail/password_file", "mail/connect_timeout_ms", "mail/timeout_ms",
+    "mail/retry_base_ms", "mail/retry_max_ms", "mail/max_attempts", "mail/poll_ms", NULL};
+// clang-format on
 
 static void s_usage (FILE *stream)
 {
@@ -136,14 +151,20 @@ int main (int argc, char *argv[])
                 out, out, key);
         return 0;
     }
+    //  From here on every file made (the store, its -wal and -shm, registered agents'
+    //  certificates) is this user's only, whatever umask the service was started with.
+    ml_service_private_files ();
     if (!command || !config_path ||
         (!streq (command, "run") && !streq (command, "register-agent"))) {
         s_usage (stderr);
         return 2;
     }
     ml_core_settings_t settings;
-    char error[600];
-    if (ml_core_settings_load (&settings, config_path, error, sizeof error) != 0) {
+    ml_service_admin_t admin;
+    char error[800];
+    if (ml_config_check_file (config_path, s_known_keys, error, sizeof error) != 0 ||
+        ml_service_admin_load (&admin, config_path, error, sizeof error) != 0 ||
+        ml_core_settings_load (&settings, config_path, error, sizeof error) != 0) {
         fprintf (stderr, "matterlink-core: %s\n", error);
         return 2;
     }
@@ -158,6 +179,16 @@ int main (int argc, char *argv[])
     ml_mailer_settings_wipe (&settings.mail);
     if (!core)
         return 1;
+    if (ml_service_admin_grant (&admin, error, sizeof error) != 0) {
+        ml_log (ML_LOG_ERROR, "%s", error);
+        zactor_destroy (&core);
+        return 1;
+    }
+    if (admin.allow_network)
+        ml_log (ML_LOG_WARNING,
+                "the admin API listens on %s (admin/allow_tcp = 1): it has no authentication, "
+                "so anyone who can reach it can take payments",
+                ml_log_escape (admin.endpoint, error, sizeof error));
     zpoller_t *poller = zpoller_new (core, NULL);
     while (!zsys_interrupted) {
         void *which = zpoller_wait (poller, 1000);

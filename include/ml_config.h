@@ -28,6 +28,26 @@ int ml_config_int (ml_config_t *self, const char *path, int fallback, int minimu
 //  The first problem met, or NULL (borrowed).
 const char *ml_config_error (ml_config_t *self);
 
+//  Check that every key in the file is one of known (a NULL-terminated list of paths such as
+//  "core/endpoint"), so that a misspelled key is an error rather than a setting silently
+//  left at its default. The first unknown or repeated key or section becomes the error,
+//  naming the nearest known one: "FILE: unknown key 'core/endpiont' (did you mean
+//  'core/endpoint'?)". Returns 0, or -1 (see ml_config_error).
+int ml_config_check_keys (ml_config_t *self, const char *const *known);
+
+//  Load the file at path and check its keys against known, for a program's main before it
+//  reads its settings. Returns 0, or -1 with the load or key error in error.
+int ml_config_check_file (const char *path, const char *const *known, char *error,
+                          size_t error_size);
+
+//  Open a file that holds a secret, checking that only its owner, the user this runs as,
+//  can read it: a regular file of this user's with no group or other permission bits.
+//  key names the setting in messages, what names the secret ("secret key"). Returns an
+//  open descriptor (caller closes it), or -1 with error set: an unreadable file with the
+//  system's reason, a wrong mode with the chmod to run, a wrong owner with the chown.
+int ml_config_open_private (const char *key, const char *path, const char *what, char *error,
+                            size_t error_size);
+
 //  Read a secret (an API key, a password) from a file that only its owner, the user this
 //  runs as, may read: a regular file of this user's, mode 0600 or 0400, holding the secret
 //  on one line (a trailing newline is dropped). key names the setting in messages

@@ -15,6 +15,18 @@
 int ml_keygen (const char *path, const char *role, char *public_key, char *error,
                size_t error_size);
 
+typedef struct _zcert_t zcert_t;
+
+//  Load this host's secret certificate for role ("core" or "agent"), named by the setting
+//  key ("core/certificate"). Only its owner may read it: a file that is group- or
+//  world-readable, or someone else's, is refused with the chmod or chown that fixes it; an
+//  unreadable one says why (the system's reason). The hints fix the existing file and never
+//  suggest a new key, which the other side would refuse until it is registered; only a
+//  missing file says how to make and register one, if the host truly never had a key.
+//  Returns a new certificate (caller destroys it), or NULL with error set.
+zcert_t *ml_keygen_load_secret (const char *key, const char *path, const char *role, char *error,
+                                size_t error_size);
+
 void ml_keygen_test (bool verbose);
 
 #endif

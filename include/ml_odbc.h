@@ -39,6 +39,13 @@ typedef struct {
 //  password).
 ml_odbc_t *ml_odbc_new (const char *connection_string, ml_odbc_error_t *error);
 
+//  Connect, like ml_odbc_new, to a database that must exist already: a matter database is
+//  IT's, and a mistyped SQLite path must be reported as such, not become a new empty file
+//  that then fails the contract check. For the SQLite driver the file named by Database=
+//  must exist ("the SQLite database file X does not exist") and the driver is told never
+//  to create one (NoCreat=1). Other drivers never create a database anyway.
+ml_odbc_t *ml_odbc_new_existing (const char *connection_string, ml_odbc_error_t *error);
+
 //  Disconnect and destroy. Idempotent; rolls back an open transaction.
 void ml_odbc_destroy (ml_odbc_t **self_p);
 

@@ -18,6 +18,31 @@ zactor_t *ml_service_start (zactor_fn *actor, void *args);
 //  $TERM and the actor must return right after this call.
 void ml_service_ready (zsock_t *pipe, bool started);
 
+//  Makes every file this process creates from now on private to its user (umask 077): the
+//  store and its -wal, -shm and journal files, and anything else a daemon writes, hold
+//  payment data. Called by the daemons' mains before they open anything.
+void ml_service_private_files (void);
+
+//  The core's admin API endpoint and who may use it. The API has no authentication of its
+//  own: its only guard is the ipc socket file's permissions, so any other endpoint (tcp,
+//  or an abstract ipc://@name, which has no file) needs allow_network, and the socket is
+//  made for its owner only, or its owner and one group.
+typedef struct {
+    char endpoint[512];
+    bool allow_network; //  admin/allow_tcp = 1
+    char group[64];     //  admin/group, or empty
+    unsigned gid;
+} ml_service_admin_t;
+
+//  Read and check admin/endpoint, admin/allow_tcp and admin/group from the configuration
+//  file at path. Returns 0, or -1 with the problem in error (a configuration error).
+int ml_service_admin_load (ml_service_admin_t *admin, const char *path, char *error,
+                           size_t error_size);
+
+//  Once the socket is bound (owner only): with a group, give the socket file to that group
+//  with mode 0660. Returns 0, or -1 with error set.
+int ml_service_admin_grant (const ml_service_admin_t *admin, char *error, size_t error_size);
+
 void ml_service_test (bool verbose);
 
 #endif
