@@ -1158,7 +1158,9 @@ void ml_autopay_test (bool verbose)
     ml_processor_settings_t settings;
     ml_processor_settings_defaults (&settings);
     ml_processor_t *processor = ml_processor_new (&settings, error, sizeof error);
-    ml_mailer_t *mailer = ml_mailer_new (ml_store_odbc (store), error, sizeof error);
+    char outbox_key[160];
+    snprintf (outbox_key, sizeof outbox_key, "%s/outbox.key", directory);
+    ml_mailer_t *mailer = ml_mailer_new (ml_store_odbc (store), outbox_key, error, sizeof error);
     assert (payers && processor && mailer);
     ml_payments_t *payments =
         ml_payments_new (store, payers, processor, mailer, error, sizeof error);
