@@ -4,7 +4,7 @@
 # outbox sealed under the outbox key, which lives beside the core's certificate, not in the
 # store: neither the link's token nor any 20-character piece of it is in the store's files
 # (database, WAL, journal), before or after sending, while the payer's e-mail carries the
-# working token.
+# working token. Amounts in e-mails name their currency once ("3.00 USD", not "3.00 USD USD").
 . "$(dirname "$0")/lib_e2e.sh"
 setup 5 20
 printf 'processor\n    kind = test\n' >>"$W/core.cfg"
@@ -63,6 +63,11 @@ out=$(echo "4242424242424242 04/2031 123" | cli --json link pay "$mailed" --card
 
 receipt_mailed() { [ "$(mails_where '"receipt" in m["headers"]["subject"]')" = 1 ]; }
 wait_for 20 "the receipt e-mail" receipt_mailed
+[ "$(mails_where '"3.00 USD" in m["headers"]["subject"] and "receipt" in m["headers"]["subject"]')" = 1 ] ||
+    fail "the receipt's subject does not say 3.00 USD"
+[ "$(mails_where '"3.00 USD" in m["body"]')" = 2 ] || fail "the link and the receipt do not both say 3.00 USD"
+[ "$(mails_where '"USD USD" in m["body"] or "USD USD" in m["headers"]["subject"]')" = 0 ] ||
+    fail "an e-mail names the currency twice: $(grep -l 'USD USD' "$W"/mail/*.json)"
 where=$(store_holds_token) && fail "the link's token is in the store after payment: $where"
-log "paid with the mailed token"
+log "paid with the mailed token; amounts name their currency once"
 log "PASS"
