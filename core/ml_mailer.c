@@ -298,8 +298,9 @@ static int s_key_read (const char *path, unsigned char *key, char *error, size_t
                   path, (unsigned)(info.st_mode & 07777), path);
     else if (info.st_size != S_KEY_BYTES)
         snprintf (error, error_size,
-                  "mail/outbox_key: %s holds %lld bytes, not the %d of an outbox key (the "
-                  "core makes one at its first start, 'matterlink-core keygen' too)",
+                  "mail/outbox_key: %s holds %lld bytes, not the %d of an outbox key: restore "
+                  "it from the backup kept with the core's certificate (a new key cannot open "
+                  "the mail already waiting)",
                   path, (long long)info.st_size, S_KEY_BYTES);
     else if (read (fd, key, S_KEY_BYTES) != S_KEY_BYTES)
         snprintf (error, error_size, "mail/outbox_key: cannot read %s: %s", path, strerror (errno));
