@@ -6,6 +6,7 @@
 #include "ml_alloc.h"
 #include "ml_log.h"
 #include "ml_money.h"
+#include "ml_text.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -27,6 +28,17 @@ json_t *ml_admin_ok (json_t *body)
     return reply;
 }
 
+//  The members that carry free text, whatever the op: people type into these.
+static bool s_free_text (const char *key)
+{
+    const char *keys[] = {"ar_message", "payer_name",  "name",    "text",  "note",
+                          "memo",       "description", "message", "staff", NULL};
+    for (size_t index = 0; keys[index]; index++)
+        if (streq (key, keys[index]))
+            return true;
+    return false;
+}
+
 const char *ml_admin_argument (const json_t *request, const char *key, size_t max, char *problem,
                                size_t size)
 {
@@ -43,6 +55,11 @@ const char *ml_admin_argument (const json_t *request, const char *key, size_t ma
     }
     if (strlen (json_string_value (value)) != json_string_length (value)) {
         snprintf (problem, size, "'%s' holds a NUL byte", key);
+        return NULL;
+    }
+    //  Free text is stored, mailed or logged: no card number may ride in it (ml_text.h).
+    if (s_free_text (key) && ml_text_has_card_number (json_string_value (value))) {
+        snprintf (problem, size, "'%s' " ML_TEXT_CARD_REFUSAL, key);
         return NULL;
     }
     return json_string_value (value);

@@ -763,11 +763,11 @@ static bool s_failed (ml_autopay_t *self, const json_t *schedule, const json_t *
                   S_TEXT (schedule, "name"));
         snprintf (body, sizeof body,
                   "The Auto-Pay schedule %lld \"%.200s\" (payer %lld) failed its run due %s "
-                  "(attempt %lld).\nAmount: %s %s\nOutcome: %s\nReason: %.300s\n\n%s\n"
+                  "(attempt %lld).\nAmount: %s\nOutcome: %s\nReason: %.300s\n\n%s\n"
                   "See 'matterlink autopay show %lld'.\n",
                   (long long)S_INT (schedule, "schedule_id"), S_TEXT (schedule, "name"),
                   (long long)S_INT (schedule, "payer_id"), S_TEXT (run, "due_date"),
-                  (long long)S_INT (run, "attempt"), money, S_TEXT (schedule, "currency"), status,
+                  (long long)S_INT (run, "attempt"), money, status,
                   reason ? reason : "(none given)",
                   soft ? "The card was declined for insufficient funds: the run is tried once "
                          "more tomorrow."
@@ -1158,7 +1158,9 @@ void ml_autopay_test (bool verbose)
     ml_processor_settings_t settings;
     ml_processor_settings_defaults (&settings);
     ml_processor_t *processor = ml_processor_new (&settings, error, sizeof error);
-    ml_mailer_t *mailer = ml_mailer_new (ml_store_odbc (store), error, sizeof error);
+    char outbox_key[160];
+    snprintf (outbox_key, sizeof outbox_key, "%s/outbox.key", directory);
+    ml_mailer_t *mailer = ml_mailer_new (ml_store_odbc (store), outbox_key, error, sizeof error);
     assert (payers && processor && mailer);
     ml_payments_t *payments =
         ml_payments_new (store, payers, processor, mailer, error, sizeof error);

@@ -88,8 +88,11 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
         ml_processor_settings_load (&settings->processor, config, error, error_size) != 0)
         rc = -1;
     settings->has_mail = *ml_config_string (config, "mail/smtp_url", "") != 0;
-    if (rc == 0 && settings->has_mail &&
-        ml_mailer_settings_load (&settings->mail, config, error, error_size) != 0)
+    if (rc == 0 &&
+        (settings->has_mail ? ml_mailer_settings_load (&settings->mail, config, error, error_size)
+                            : ml_mailer_outbox_key_path (config, settings->mail.outbox_key,
+                                                         sizeof settings->mail.outbox_key, error,
+                                                         error_size)) != 0)
         rc = -1;
     ml_config_destroy (&config);
     return rc;
@@ -696,7 +699,8 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         if (streq (ml_processor_kind (self->processor), "test"))
             ml_log (ML_LOG_NOTICE, "card payments go to the TEST processor (no real money)");
     }
-    self->mailer = ml_mailer_new (ml_store_odbc (self->store), error, sizeof error);
+    self->mailer = ml_mailer_new (ml_store_odbc (self->store), self->settings.mail.outbox_key,
+                                  error, sizeof error);
     if (!self->mailer) {
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;

@@ -149,6 +149,19 @@ int main (int argc, char *argv[])
         printf ("core certificate written: %s (public) and %s_secret (secret, mode 0600)\n"
                 "core public key (agents pin it as core/public_key): %s\n",
                 out, out, key);
+        //  The outbox key's default place (mail/outbox_key): next to the certificate.
+        char outbox_key[1100];
+        const char *slash = strrchr (out, '/');
+        snprintf (outbox_key, sizeof outbox_key, "%.*s%soutbox.key", slash ? (int)(slash - out) : 0,
+                  out, slash ? "/" : "");
+        if (zsys_file_exists (outbox_key))
+            printf ("outbox key %s exists: kept\n", outbox_key);
+        else if (ml_mailer_outbox_key_make (outbox_key, error, sizeof error) != 0) {
+            fprintf (stderr, "matterlink-core: %s\n", error);
+            return 1;
+        } else
+            printf ("outbox key written: %s (secret, mode 0600; keep it with the certificate)\n",
+                    outbox_key);
         return 0;
     }
     //  From here on every file made (the store, its -wal and -shm, registered agents'

@@ -10,6 +10,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <curl/curl.h>
+#include <sodium.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +39,15 @@
 //  A claimed mail is not due again for the longest an attempt may take plus this margin,
 //  so a core that dies while sending leaves the mail due again, later.
 #define S_LEASE_MARGIN_MS 60000
+//  A sealed body: this prefix, then base64 of nonce || XSalsa20-Poly1305 box. The box holds
+//  "<message-id>\n<recipient>\n" before the body, so a body is opened only for the row it
+//  was sealed for: someone who can write the store but has no key cannot move a link's
+//  e-mail to another recipient.
+#define S_SEALED    "sealed1:"
+#define S_KEY_BYTES crypto_secretbox_KEYBYTES
+#define S_NONCE     crypto_secretbox_NONCEBYTES
+#define S_BOX_MAC   crypto_secretbox_MACBYTES
+#define S_KEY_FILE  "outbox.key" //  next to the core's certificate, unless mail/outbox_key
 
 static const char *const s_schema[] = {
     "CREATE TABLE IF NOT EXISTS mail ("
@@ -57,7 +67,8 @@ static const char *const s_schema[] = {
     " attempts, last_error, created_at, next_attempt_at, sent_at, updated_at FROM mail"
 
 struct _ml_mailer_t {
-    ml_odbc_t *odbc; //  borrowed from the store
+    ml_odbc_t *odbc;                //  borrowed from the store
+    unsigned char key[S_KEY_BYTES]; //  the outbox key: seals bodies before they are stored
 };
 
 //  ---------------------------------------------------------------------------------------
@@ -232,17 +243,264 @@ static void s_mail_date (const char *stored, char *buf, size_t size)
 }
 
 //  ---------------------------------------------------------------------------------------
+//  The outbox key and sealed bodies
+
+int ml_mailer_outbox_key_path (ml_config_t *config, char *path, size_t size, char *error,
+                               size_t error_size)
+{
+    assert (config && path);
+    const char *value = ml_config_string (config, "mail/outbox_key", "");
+    const char *certificate = ml_config_string (config, "core/certificate", "");
+    int written;
+    if (*value)
+        written = snprintf (path, size, "%s", value);
+    else if (*certificate) {
+        const char *slash = strrchr (certificate, '/');
+        written = slash ? snprintf (path, size, "%.*s/%s", (int)(slash - certificate), certificate,
+                                    S_KEY_FILE)
+                        : snprintf (path, size, "%s", S_KEY_FILE);
+    } else {
+        snprintf (error, error_size,
+                  "mail/outbox_key is required (by default it is %s next to core/certificate, "
+                  "which is not set either)",
+                  S_KEY_FILE);
+        return -1;
+    }
+    if (written < 0 || (size_t)written >= size) {
+        snprintf (error, error_size, "mail/outbox_key is longer than %zu bytes", size - 1);
+        return -1;
+    }
+    return 0;
+}
+
+//  Read the key: a regular file of this user's that nobody else may read, of exactly
+//  S_KEY_BYTES bytes. Returns 0, or -1 with a message that names the file and the fix.
+static int s_key_read (const char *path, unsigned char *key, char *error, size_t error_size)
+{
+    int fd = open (path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf (error, error_size, "mail/outbox_key: cannot read %s: %s", path, strerror (errno));
+        return -1;
+    }
+    struct stat info;
+    int rc = -1;
+    if (fstat (fd, &info) != 0 || !S_ISREG (info.st_mode))
+        snprintf (error, error_size, "mail/outbox_key: %s is not a regular file", path);
+    else if (info.st_uid != geteuid ())
+        snprintf (error, error_size,
+                  "mail/outbox_key: %s belongs to user %u, not to the user the core runs as "
+                  "(%u): chown it to that user",
+                  path, (unsigned)info.st_uid, (unsigned)geteuid ());
+    else if (info.st_mode & 077)
+        snprintf (error, error_size,
+                  "mail/outbox_key: %s has mode %04o, which lets other users read the outbox "
+                  "key: chmod 600 %s",
+                  path, (unsigned)(info.st_mode & 07777), path);
+    else if (info.st_size != S_KEY_BYTES)
+        snprintf (error, error_size,
+                  "mail/outbox_key: %s holds %lld bytes, not the %d of an outbox key: restore "
+                  "it from the backup kept with the core's certificate (a new key cannot open "
+                  "the mail already waiting)",
+                  path, (long long)info.st_size, S_KEY_BYTES);
+    else if (read (fd, key, S_KEY_BYTES) != S_KEY_BYTES)
+        snprintf (error, error_size, "mail/outbox_key: cannot read %s: %s", path, strerror (errno));
+    else
+        rc = 0;
+    close (fd);
+    if (rc != 0)
+        sodium_memzero (key, S_KEY_BYTES);
+    return rc;
+}
+
+int ml_mailer_outbox_key_make (const char *path, char *error, size_t error_size)
+{
+    assert (path);
+    if (sodium_init () < 0) {
+        snprintf (error, error_size, "cannot initialise libsodium");
+        return -1;
+    }
+    //  O_EXCL: a key is never replaced, as mail sealed under it could not be sent any more.
+    int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf (error, error_size, "cannot create the outbox key %s: %s", path, strerror (errno));
+        return -1;
+    }
+    unsigned char key[S_KEY_BYTES];
+    randombytes_buf (key, sizeof key);
+    bool ok = fchmod (fd, 0600) == 0 && write (fd, key, sizeof key) == (ssize_t)sizeof key &&
+              fsync (fd) == 0;
+    int saved = errno;
+    sodium_memzero (key, sizeof key);
+    if (close (fd) != 0)
+        ok = false;
+    if (!ok) {
+        unlink (path);
+        snprintf (error, error_size, "cannot write the outbox key %s: %s", path, strerror (saved));
+        return -1;
+    }
+    return 0;
+}
+
+//  Seal a body for its row. Returns the text to store (caller frees).
+static char *s_seal (const unsigned char *key, const char *message_id, const char *recipient,
+                     const char *body)
+{
+    size_t length = strlen (message_id) + strlen (recipient) + strlen (body) + 2;
+    unsigned char *plain = malloc (length + 1);
+    unsigned char *box = malloc (S_NONCE + S_BOX_MAC + length);
+    assert (plain && box);
+    snprintf ((char *)plain, length + 1, "%s\n%s\n%s", message_id, recipient, body);
+    randombytes_buf (box, S_NONCE);
+    crypto_secretbox_easy (box + S_NONCE, plain, length, box, key);
+    sodium_memzero (plain, length);
+    free (plain);
+    size_t box_size = S_NONCE + S_BOX_MAC + length;
+    size_t size =
+        strlen (S_SEALED) + sodium_base64_ENCODED_LEN (box_size, sodium_base64_VARIANT_ORIGINAL);
+    char *text = malloc (size);
+    assert (text);
+    memcpy (text, S_SEALED, strlen (S_SEALED));
+    sodium_bin2base64 (text + strlen (S_SEALED), size - strlen (S_SEALED), box, box_size,
+                       sodium_base64_VARIANT_ORIGINAL);
+    free (box);
+    return text;
+}
+
+//  Open a sealed body of the row (message_id, recipient). Returns the body (caller wipes
+//  and frees) or NULL: not sealed, damaged, sealed for another row, or under another key.
+static char *s_open (const unsigned char *key, const char *message_id, const char *recipient,
+                     const char *sealed)
+{
+    if (strncmp (sealed, S_SEALED, strlen (S_SEALED)) != 0)
+        return NULL;
+    const char *text = sealed + strlen (S_SEALED);
+    size_t text_length = strlen (text), box_size = 0;
+    unsigned char *box = malloc (text_length / 4 * 3 + 3);
+    assert (box);
+    if (sodium_base642bin (box, text_length / 4 * 3 + 3, text, text_length, NULL, &box_size, NULL,
+                           sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        box_size < S_NONCE + S_BOX_MAC) {
+        free (box);
+        return NULL;
+    }
+    size_t length = box_size - S_NONCE - S_BOX_MAC;
+    char *plain = malloc (length + 1);
+    assert (plain);
+    int opened = crypto_secretbox_open_easy ((unsigned char *)plain, box + S_NONCE,
+                                             box_size - S_NONCE, box, key);
+    free (box);
+    plain[opened == 0 ? length : 0] = 0;
+    size_t id_length = strlen (message_id), recipient_length = strlen (recipient);
+    if (opened != 0 || length < id_length + recipient_length + 2 ||
+        memcmp (plain, message_id, id_length) != 0 || plain[id_length] != '\n' ||
+        memcmp (plain + id_length + 1, recipient, recipient_length) != 0 ||
+        plain[id_length + 1 + recipient_length] != '\n') {
+        sodium_memzero (plain, length);
+        free (plain);
+        return NULL;
+    }
+    size_t skip = id_length + recipient_length + 2;
+    memmove (plain, plain + skip, length - skip + 1);
+    sodium_memzero (plain + length - skip + 1, skip);
+    return plain;
+}
+
+static char *s_load_body (ml_odbc_t *odbc, int64_t mail_id, int64_t characters);
+
+static bool s_old_body_integer (const char *name)
+{
+    return streq (name, "mail_id") || streq (name, "characters");
+}
+
+//  Seal the bodies an older release stored in clear text (sent ones too: history must not
+//  keep a token either). SQLite's secure_delete overwrites the old text in the file as the
+//  rows are rewritten. Returns 0, or -1 with a message.
+static int s_seal_old_bodies (ml_mailer_t *self, char *error, size_t error_size)
+{
+    ml_query_t *query = ml_odbc_query (self->odbc,
+                                       "SELECT mail_id, message_id, recipient,"
+                                       " length (body) AS characters FROM mail"
+                                       " WHERE substr (body, 1, 8) <> ?",
+                                       "s", S_SEALED);
+    json_t *rows = ml_store_rows (query, s_old_body_integer);
+    if (!rows) {
+        snprintf (error, error_size, "cannot read the outbox: %s",
+                  ml_odbc_error (self->odbc)->message);
+        return -1;
+    }
+    if (json_array_size (rows) == 0) {
+        json_decref (rows);
+        return 0;
+    }
+    ml_odbc_execute (self->odbc, "PRAGMA secure_delete = ON", NULL);
+    bool ok = ml_odbc_begin (self->odbc) == 0;
+    size_t index;
+    json_t *row;
+    json_array_foreach (rows, index, row)
+    {
+        if (!ok)
+            break;
+        int64_t mail_id = json_integer_value (json_object_get (row, "mail_id"));
+        char *body = s_load_body (self->odbc, mail_id,
+                                  json_integer_value (json_object_get (row, "characters")));
+        const char *message_id = json_string_value (json_object_get (row, "message_id"));
+        const char *recipient = json_string_value (json_object_get (row, "recipient"));
+        ok = body && message_id && recipient;
+        char *sealed = ok ? s_seal (self->key, message_id, recipient, body) : NULL;
+        ok = ok && ml_odbc_execute (self->odbc, "UPDATE mail SET body = ? WHERE mail_id = ?", "si",
+                                    sealed, mail_id) == 1;
+        if (body)
+            sodium_memzero (body, strlen (body));
+        free (body);
+        free (sealed);
+    }
+    ok = ok && ml_odbc_commit (self->odbc) == 0;
+    if (!ok) {
+        snprintf (error, error_size, "cannot seal the outbox's older mails: %s",
+                  ml_odbc_error (self->odbc)->message);
+        ml_odbc_rollback (self->odbc);
+    } else
+        ml_log (ML_LOG_NOTICE, "mail: sealed %zu mails an older release kept in clear text",
+                json_array_size (rows));
+    ml_odbc_execute (self->odbc, "PRAGMA secure_delete = OFF", NULL);
+    json_decref (rows);
+    return ok ? 0 : -1;
+}
+
+//  ---------------------------------------------------------------------------------------
 //  The outbox, on the core's connection
 
-ml_mailer_t *ml_mailer_new (ml_odbc_t *odbc, char *error, size_t error_size)
+ml_mailer_t *ml_mailer_new (ml_odbc_t *odbc, const char *outbox_key, char *error, size_t error_size)
 {
     assert (odbc);
-    if (ml_store_schema (odbc, s_schema, sizeof s_schema / sizeof s_schema[0], "mail table", error,
-                         error_size) != 0)
+    if (!outbox_key || !*outbox_key) {
+        snprintf (error, error_size, "mail/outbox_key: no outbox key file is configured");
         return NULL;
+    }
+    if (sodium_init () < 0) {
+        snprintf (error, error_size, "cannot initialise libsodium");
+        return NULL;
+    }
+    //  First start: make the key. Only when there is no file at all (lstat, so a dangling
+    //  link is not followed): a key that exists but cannot be read is an error, never
+    //  replaced.
+    struct stat info;
+    if (lstat (outbox_key, &info) != 0 && errno == ENOENT) {
+        if (ml_mailer_outbox_key_make (outbox_key, error, error_size) != 0)
+            return NULL;
+        ml_log (ML_LOG_NOTICE,
+                "mail: made a new outbox key %s: back it up with the core's certificate (mail "
+                "waiting in the outbox can be sent only with it)",
+                outbox_key);
+    }
     ml_mailer_t *self = calloc (1, sizeof (ml_mailer_t));
     assert (self);
     self->odbc = odbc;
+    if (s_key_read (outbox_key, self->key, error, error_size) != 0 ||
+        ml_store_schema (odbc, s_schema, sizeof s_schema / sizeof s_schema[0], "mail table", error,
+                         error_size) != 0 ||
+        s_seal_old_bodies (self, error, error_size) != 0)
+        ml_mailer_destroy (&self);
     return self;
 }
 
@@ -250,6 +508,7 @@ void ml_mailer_destroy (ml_mailer_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
+        sodium_memzero ((*self_p)->key, sizeof (*self_p)->key);
         free (*self_p);
         *self_p = NULL;
     }
@@ -301,6 +560,8 @@ int ml_mailer_enqueue (ml_mailer_t *self, const char *kind, const char *dedupe_k
     snprintf (message_id, sizeof message_id, "<%s@matterlink.invalid>", zuuid_str_canonical (uuid));
     zuuid_destroy (&uuid);
     s_timestamp (s_now_ms (), now, sizeof now);
+    //  The store never sees the body in clear text: it may hold a link's token.
+    char *sealed = s_seal (self->key, message_id, recipient, body);
     //  ON CONFLICT names the dedupe key only: any other failure (an unknown firm) stays an
     //  error. Neither begin nor commit: this row belongs to the caller's transaction.
     int64_t rows = ml_odbc_execute (
@@ -308,8 +569,9 @@ int ml_mailer_enqueue (ml_mailer_t *self, const char *kind, const char *dedupe_k
         "INSERT INTO mail (dedupe_key, message_id, kind, firm_id, recipient, subject, body,"
         " state, attempts, next_attempt_at, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
-        "ssssssssss", dedupe_key, message_id, kind, firm_id, recipient, subject, body, now, now,
+        "ssssssssss", dedupe_key, message_id, kind, firm_id, recipient, subject, sealed, now, now,
         now);
+    free (sealed);
     if (rows < 0) {
         snprintf (error, error_size, "the store refused the mail: %s",
                   ml_odbc_error (self->odbc)->message);
@@ -531,6 +793,11 @@ int ml_mailer_settings_check (const ml_mailer_settings_t *settings, char *error,
                   "there");
         return -1;
     }
+    if (!*settings->outbox_key) {
+        snprintf (error, error_size,
+                  "mail/outbox_key is required: the mailer opens the outbox's mails with it");
+        return -1;
+    }
     if (s_parse_url (settings->smtp_url, &implicit_tls, host, sizeof host, error, error_size) != 0)
         return -1;
     if (!s_is_address (settings->from)) {
@@ -647,6 +914,9 @@ int ml_mailer_settings_load (ml_mailer_settings_t *settings, ml_config_t *config
                 error_size) != 0 ||
         s_copy (settings->username, sizeof settings->username, username, "mail/username", error,
                 error_size) != 0)
+        return -1;
+    if (ml_mailer_outbox_key_path (config, settings->outbox_key, sizeof settings->outbox_key, error,
+                                   error_size) != 0)
         return -1;
     if (*password_file &&
         ml_config_read_secret ("mail/password_file", password_file, "password", settings->password,
@@ -865,6 +1135,7 @@ typedef struct {
     zsock_t *pipe;
     ml_mailer_settings_t settings;
     ml_odbc_t *odbc;
+    unsigned char key[S_KEY_BYTES]; //  the outbox key, to open bodies just before sending
     CURL *curl;
     bool curl_ready; //  curl_global_init done
     bool terminated;
@@ -1132,10 +1403,10 @@ static int s_record_unrecorded (s_actor_t *self)
 
 //  Read a mail's body back, in pieces that fit the ODBC layer's columns, in one query.
 //  Returns the body (caller frees) or NULL.
-static char *s_load_body (s_actor_t *self, int64_t mail_id, int64_t characters)
+static char *s_load_body (ml_odbc_t *odbc, int64_t mail_id, int64_t characters)
 {
     ml_query_t *query = ml_odbc_query (
-        self->odbc,
+        odbc,
         "WITH RECURSIVE part (n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM part"
         " WHERE (n + 1) * 64 < ?)"
         " SELECT substr (body, n * 64 + 1, 64) FROM part, mail WHERE mail_id = ? ORDER BY n",
@@ -1206,10 +1477,28 @@ static s_pass_t s_attempt (s_actor_t *self, int64_t mail_id)
                  ml_query_int64 (query, 6, &characters) == 0;
     }
     ml_query_destroy (&query);
-    char *body = loaded ? s_load_body (self, mail_id, characters) : NULL;
+    char *sealed = loaded ? s_load_body (self->odbc, mail_id, characters) : NULL;
     s_text_t message = {0};
     char error[S_ERROR_MAX + 1] = "";
     s_outcome_t outcome;
+    char *body = sealed ? s_open (self->key, message_id, recipient, sealed) : NULL;
+    bool unopened = sealed && !body;
+    free (sealed);
+    if (unopened) {
+        //  Sending later would not help: the mail fails, for staff to see (mail-list).
+        snprintf (error, sizeof error,
+                  "the body cannot be opened with this core's outbox key (mail/outbox_key): "
+                  "it was sealed under another key, or the row was altered");
+        ml_log (ML_LOG_ERROR, "mail: mail %lld: %s", (long long)mail_id, error);
+        if (ml_odbc_execute (self->odbc,
+                             "UPDATE mail SET state = 'failed', last_error = ?,"
+                             " next_attempt_at = NULL, updated_at = ? WHERE mail_id = ?",
+                             "ssi", error, now, mail_id) < 0) {
+            s_store_problem (self, "recording a failed attempt");
+            return S_STOP;
+        }
+        return S_NEXT;
+    }
     if (!body) {
         //  The lease keeps it from being tried again at once.
         char escaped[600];
@@ -1219,12 +1508,15 @@ static s_pass_t s_attempt (s_actor_t *self, int64_t mail_id)
         return S_STOP;
     }
     s_message (&message, settings, message_id, recipient, subject, created_at, body);
+    sodium_memzero (body, strlen (body));
     free (body);
     if (message.full) {
         snprintf (error, sizeof error, "the message would exceed %d bytes", S_MESSAGE_MAX);
         outcome = S_PERMANENT;
     } else
         outcome = s_smtp_send (self, recipient, &message, error, sizeof error);
+    if (message.data)
+        sodium_memzero (message.data, message.capacity);
     free (message.data);
 
     now_ms = s_now_ms ();
@@ -1331,12 +1623,19 @@ static void s_actor_destroy (s_actor_t *self)
         curl_global_cleanup ();
     ml_odbc_destroy (&self->odbc);
     ml_mailer_settings_wipe (&self->settings);
+    sodium_memzero (self->key, sizeof self->key);
 }
 
 static int s_actor_init (s_actor_t *self)
 {
     char error[600];
     if (ml_mailer_settings_check (&self->settings, error, sizeof error) != 0) {
+        ml_log (ML_LOG_ERROR, "mail: %s", error);
+        return -1;
+    }
+    //  The core made the key when it opened the outbox; the actor only reads it.
+    if (sodium_init () < 0 ||
+        s_key_read (self->settings.outbox_key, self->key, error, sizeof error) != 0) {
         ml_log (ML_LOG_ERROR, "mail: %s", error);
         return -1;
     }
@@ -1559,8 +1858,9 @@ static int s_load_settings (const char *directory, const char *mail_section,
     char path[200], text[2048];
     snprintf (path, sizeof path, "%s/core.cfg", directory);
     snprintf (text, sizeof text,
-              "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\nmail\n%s", directory,
-              mail_section);
+              "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\nmail\n"
+              "    outbox_key = %s/outbox.key\n%s",
+              directory, directory, mail_section);
     ml_selftest_write (path, text, 0600);
     ml_config_t *config = ml_config_load (path, error, error_size);
     assert (config);
@@ -1873,12 +2173,164 @@ static void s_check_first_mail (json_t *record, const char *subject, const char 
     assert (json_integer_value (json_object_get (record, "max_line")) <= 78);
 }
 
+static zactor_t *s_actor_start (ml_mailer_settings_t *settings);
+
+//  True if the file holds the bytes of needle anywhere (false when there is no file).
+static bool s_file_holds (const char *path, const char *needle)
+{
+    FILE *file = fopen (path, "rb");
+    if (!file)
+        return false;
+    size_t size = 0, capacity = 1 << 20;
+    char *data = malloc (capacity);
+    assert (data);
+    size_t got;
+    while ((got = fread (data + size, 1, capacity - size, file)) > 0) {
+        size += got;
+        if (size == capacity) {
+            data = realloc (data, capacity *= 2);
+            assert (data);
+        }
+    }
+    fclose (file);
+    size_t length = strlen (needle);
+    bool found = false;
+    for (size_t at = 0; !found && length && at + length <= size; at++)
+        found = memcmp (data + at, needle, length) == 0;
+    free (data);
+    return found;
+}
+
+//  The outbox key's rules, on its own (no store needed).
+static void s_test_outbox_key (const char *directory)
+{
+    char path[200], error[600];
+    unsigned char key[S_KEY_BYTES];
+    snprintf (path, sizeof path, "%s/key-rules.key", directory);
+    assert (ml_mailer_outbox_key_make (path, error, sizeof error) == 0);
+    struct stat info;
+    assert (stat (path, &info) == 0 && (info.st_mode & 0777) == 0600 &&
+            info.st_size == S_KEY_BYTES);
+    assert (s_key_read (path, key, error, sizeof error) == 0);
+    //  Never replaced.
+    assert (ml_mailer_outbox_key_make (path, error, sizeof error) == -1);
+    assert (strstr (error, "File exists"));
+    //  Readable by others: refused, with the fix.
+    assert (chmod (path, 0640) == 0);
+    assert (s_key_read (path, key, error, sizeof error) == -1);
+    assert (strstr (error, "chmod 600") && strstr (error, path));
+    //  Unreadable: says why.
+    assert (chmod (path, 0600) == 0);
+    snprintf (path, sizeof path, "%s/no-such.key", directory);
+    assert (s_key_read (path, key, error, sizeof error) == -1);
+    assert (strstr (error, "No such file"));
+    //  The wrong size.
+    snprintf (path, sizeof path, "%s/short.key", directory);
+    ml_selftest_write (path, "0123456789", 0600);
+    assert (s_key_read (path, key, error, sizeof error) == -1);
+    assert (strstr (error, "not the 32"));
+    //  Sealed for one row under one key: opened only for that row, under that key.
+    unsigned char other[S_KEY_BYTES];
+    randombytes_buf (key, sizeof key);
+    randombytes_buf (other, sizeof other);
+    char *sealed = s_seal (key, "<m-1@x>", "pat@example.com", "code 1234");
+    assert (strncmp (sealed, S_SEALED, strlen (S_SEALED)) == 0 && !strstr (sealed, "1234"));
+    char *body = s_open (key, "<m-1@x>", "pat@example.com", sealed);
+    assert (body && streq (body, "code 1234"));
+    free (body);
+    assert (!s_open (other, "<m-1@x>", "pat@example.com", sealed));
+    assert (!s_open (key, "<m-2@x>", "pat@example.com", sealed));
+    assert (!s_open (key, "<m-1@x>", "thief@example.com", sealed));
+    assert (!s_open (key, "<m-1@x>", "pat@example.com", "code 1234"));
+    sealed[strlen (sealed) - 3] ^= 1;
+    assert (!s_open (key, "<m-1@x>", "pat@example.com", sealed));
+    free (sealed);
+}
+
+//  A copy of the store alone cannot read a mail: the body's secret is in none of the store's
+//  files, another key cannot open it, nor can the right key once the row was redirected. A
+//  body an older release left in clear text is sealed when the outbox opens. No actor may
+//  run on the store when this is called.
+static void s_test_sealed (ml_mailer_t *mailer, ml_odbc_t *odbc, const char *directory,
+                           const char *maildir, ml_mailer_settings_t *settings)
+{
+    const char *secret = "7f3a9c2e51b84d06a1e9c3f5b7d20486";
+    char body[200], path[200], error[600];
+    snprintf (body, sizeof body, "Your payment code: %s\n", secret);
+    assert (s_enqueue (mailer, "link:sealed", "pat@example.com", "Your link", body) == 1);
+    const char *suffixes[] = {"", "-wal", "-journal"};
+    for (size_t index = 0; index < 3; index++) {
+        snprintf (path, sizeof path, "%s/core.db%s", directory, suffixes[index]);
+        assert (!s_file_holds (path, secret) && !s_file_holds (path, "payment code"));
+    }
+    //  Another key: the mail fails for good, with why, and nothing is sent.
+    ml_mailer_settings_t other = *settings;
+    snprintf (other.outbox_key, sizeof other.outbox_key, "%s/other.key", directory);
+    assert (ml_mailer_outbox_key_make (other.outbox_key, error, sizeof error) == 0);
+    zactor_t *actor = s_actor_start (&other);
+    zstr_send (actor, "SEND");
+    s_row_t row;
+    s_wait_state (odbc, "link:sealed", "failed", 1, "outbox key", &row);
+    zactor_destroy (&actor);
+    //  The right key, but the row was redirected in the store: not opened either.
+    assert (ml_mailer_retry (mailer, row.mail_id) == 1);
+    assert (ml_odbc_execute (odbc,
+                             "UPDATE mail SET recipient = 'thief@example.com' WHERE mail_id = ?",
+                             "i", row.mail_id) == 1);
+    actor = s_actor_start (settings);
+    zstr_send (actor, "SEND");
+    s_wait_state (odbc, "link:sealed", "failed", 1, "outbox key", &row);
+    json_t *received = s_received (maildir, row.message_id);
+    assert (json_array_size (received) == 0);
+    json_decref (received);
+    //  Put back: sent, and the payer gets the secret.
+    assert (ml_odbc_execute (odbc,
+                             "UPDATE mail SET recipient = 'pat@example.com' WHERE mail_id = ?", "i",
+                             row.mail_id) == 1);
+    assert (ml_mailer_retry (mailer, row.mail_id) == 1);
+    zstr_send (actor, "SEND");
+    s_wait_state (odbc, "link:sealed", "sent", 1, NULL, &row);
+    received = s_wait_received (maildir, row.message_id, 1);
+    assert (json_array_size (received) == 1);
+    assert (strstr (json_string_value (json_object_get (json_array_get (received, 0), "body")),
+                    secret));
+    json_decref (received);
+    zactor_destroy (&actor);
+    //  A body from before sealing: sealed when the outbox opens, then sent as it was.
+    assert (ml_odbc_execute (odbc,
+                             "INSERT INTO mail (dedupe_key, message_id, kind, firm_id, recipient,"
+                             " subject, body, state, attempts, next_attempt_at, created_at,"
+                             " updated_at) VALUES ('link:old', '<old-1@matterlink.invalid>',"
+                             " 'payment_link', 'acme', 'pat@example.com', 'Old', ?, 'pending', 0,"
+                             " '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z',"
+                             " '2020-01-01T00:00:00.000Z')",
+                             "s", "old code 5be0c1d2e3f4a5b6c7d8e9f0a1b2c3d4\n") == 1);
+    ml_mailer_t *reopened = ml_mailer_new (odbc, settings->outbox_key, error, sizeof error);
+    assert (reopened);
+    ml_mailer_destroy (&reopened);
+    ml_query_t *query =
+        ml_odbc_query (odbc, "SELECT body FROM mail WHERE dedupe_key = 'link:old'", NULL);
+    assert (query && ml_query_fetch (query) == 1);
+    assert (strncmp (ml_query_text (query, 0), S_SEALED, strlen (S_SEALED)) == 0);
+    ml_query_destroy (&query);
+    actor = s_actor_start (settings);
+    zstr_send (actor, "SEND");
+    s_wait_state (odbc, "link:old", "sent", 1, NULL, &row);
+    received = s_wait_received (maildir, row.message_id, 1);
+    assert (json_array_size (received) == 1);
+    assert (strstr (json_string_value (json_object_get (json_array_get (received, 0), "body")),
+                    "old code 5be0c1d2e3f4a5b6c7d8e9f0a1b2c3d4"));
+    json_decref (received);
+    zactor_destroy (&actor);
+}
+
 //  Settings for the actors of this test: fast, and against the local server.
 static void s_test_settings_for (ml_mailer_settings_t *settings, const char *directory, int port)
 {
     ml_mailer_settings_defaults (settings);
     snprintf (settings->store, sizeof settings->store,
               "Driver=SQLite3;Database=%s/core.db;StepAPI=1;FKSupport=1;Timeout=5000", directory);
+    snprintf (settings->outbox_key, sizeof settings->outbox_key, "%s/outbox.key", directory);
     snprintf (settings->smtp_url, sizeof settings->smtp_url, "smtp://127.0.0.1:%d", port);
     settings->starttls = false;
     snprintf (settings->from, sizeof settings->from, "payments@matterlink.example");
@@ -1924,7 +2376,10 @@ void ml_mailer_test (bool verbose)
     dup2 (log_fd, STDERR_FILENO);
     close (log_fd);
 
-    ml_mailer_t *mailer = ml_mailer_new (odbc, error, sizeof error);
+    s_test_outbox_key (directory);
+    char outbox_key[200];
+    snprintf (outbox_key, sizeof outbox_key, "%s/outbox.key", directory);
+    ml_mailer_t *mailer = ml_mailer_new (odbc, outbox_key, error, sizeof error);
     assert (mailer);
     s_test_enqueue (mailer, odbc);
     s_test_settings (directory);
@@ -1977,6 +2432,9 @@ void ml_mailer_test (bool verbose)
     assert (json_array_size (received) == 1);
     s_check_first_mail (json_array_get (received, 0), subject, "zoe@example.com");
     json_decref (received);
+    zactor_destroy (&actor);
+    s_test_sealed (mailer, odbc, directory, maildir, &settings);
+    actor = s_actor_start (&settings);
 
     //  The largest body, with multi-byte characters across the store's read pieces.
     char *large = malloc (ML_MAILER_BODY_MAX + 1);
@@ -2045,7 +2503,7 @@ void ml_mailer_test (bool verbose)
     json_decref (request);
     assert (ml_mailer_execute (mailer, "status", NULL) == NULL);
     json_t *all = ml_mailer_list (mailer, NULL, "acme", 10);
-    assert (json_array_size (all) == 3);
+    assert (json_array_size (all) == 5); //  with the two of s_test_sealed
     json_decref (all);
 
     //  451 twice, then accepted: one message, three attempts.

@@ -4,6 +4,7 @@
 #include "ml_log.h"
 #include "ml_selftest_support.h"
 #include "ml_store.h"
+#include "ml_text.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -22,7 +23,7 @@
 #define S_STAFF_MAX       64
 #define S_FIELD_MAX       32
 #define S_SEARCH_MAX      200
-#define S_CARD_DIGITS_MIN 13 //  card numbers have 13 to 19 digits
+#define S_CARD_DIGITS_MIN 13 //  card numbers have 13 to 19 digits (ml_text.h)
 #define S_CARD_DIGITS_MAX 19
 
 //  Caps on what one payer can accumulate, so no payer grows without bound.
@@ -183,42 +184,6 @@ static bool s_made_of (const char *text, const char *allowed, size_t minimum_dig
 #define S_DIGITS      "0123456789"
 #define S_TOKEN_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" S_DIGITS "_-:."
 #define S_PHONE_CHARS S_DIGITS " +-()."
-
-//  True if a run of digits, read through the spaces and dashes people put between a card
-//  number's groups ("4111-1111-1111-1111"), is a card number: 13 to 19 digits that pass the
-//  Luhn check, or longer (a number with more around it). Shorter runs and Luhn failures are
-//  left alone, so a processor's token with a few digits in a row is not taken for a card.
-static bool s_holds_card_number (const char *text)
-{
-    char run[64];
-    size_t length = 0;
-    for (const char *cursor = text;; cursor++) {
-        if (*cursor && isdigit ((unsigned char)*cursor)) {
-            if (length < sizeof run)
-                run[length] = *cursor;
-            length++;
-            continue;
-        }
-        if (*cursor && length > 0 && (*cursor == ' ' || *cursor == '-'))
-            continue;
-        if (length > S_CARD_DIGITS_MAX)
-            return true;
-        if (length >= S_CARD_DIGITS_MIN) {
-            int sum = 0;
-            for (size_t index = 0; index < length; index++) {
-                int digit = run[length - 1 - index] - '0';
-                if (index % 2 == 1 && (digit *= 2) > 9)
-                    digit -= 9;
-                sum += digit;
-            }
-            if (sum % 10 == 0)
-                return true;
-        }
-        length = 0;
-        if (!*cursor)
-            return false;
-    }
-}
 
 //  Index of text in a NULL-terminated list, or -1 (also for a NULL text).
 static int s_index (const char *text, const char **list)
@@ -546,7 +511,7 @@ static json_t *s_method_add (ml_payers_t *self, const json_t *request)
     s_require (problem, sizeof problem, "exp_month", month);
     s_require (problem, sizeof problem, "exp_year", year);
     //  No message below quotes the token: a refused token may be card data.
-    s_check (problem, sizeof problem, !token || !s_holds_card_number (token),
+    s_check (problem, sizeof problem, !token || !ml_text_has_card_number (token),
              "that looks like a card number; store only the processor's token");
     s_check (problem, sizeof problem, !token || s_made_of (token, S_TOKEN_CHARS, 0),
              "'token' may hold only letters, digits and _ - : .");

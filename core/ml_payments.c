@@ -1004,9 +1004,7 @@ static void s_lines_text (zchunk_t *text, const json_t *lines, const char *curre
         zchunk_extend (text, label, strlen (label));
         zchunk_extend (text, reference, strlen (reference));
         zchunk_extend (text, ": ", 2);
-        zchunk_extend (text, money, strlen (money));
-        zchunk_extend (text, " ", 1);
-        zchunk_extend (text, currency, strlen (currency));
+        zchunk_extend (text, money, strlen (money)); //  "12.34 USD": it names the currency
         zchunk_extend (text, "\n", 1);
     }
 }
@@ -1060,14 +1058,13 @@ int ml_payments_notify (ml_payments_t *self)
         char money[64], head[1024], subject[200], dedupe[128], error[256];
         ml_money_format (json_integer_value (json_object_get (row, "amount_minor")),
                          S_TEXT ("currency"), money, sizeof money);
-        snprintf (subject, sizeof subject, "%s: receipt for your payment of %s %s",
-                  S_TEXT ("firm_name"), money, S_TEXT ("currency"));
+        snprintf (subject, sizeof subject, "%s: receipt for your payment of %s",
+                  S_TEXT ("firm_name"), money);
         snprintf (head, sizeof head,
-                  "Dear %s,\n\nThank you. %s received your payment of %s %s on %.10s,\n"
+                  "Dear %s,\n\nThank you. %s received your payment of %s on %.10s,\n"
                   "paid with %s ending %s (reference %s), for:\n\n",
-                  S_TEXT ("payer_name"), S_TEXT ("firm_name"), money, S_TEXT ("currency"),
-                  S_TEXT ("updated_at"), S_TEXT ("brand"), S_TEXT ("last4"),
-                  S_TEXT ("processor_txn"));
+                  S_TEXT ("payer_name"), S_TEXT ("firm_name"), money, S_TEXT ("updated_at"),
+                  S_TEXT ("brand"), S_TEXT ("last4"), S_TEXT ("processor_txn"));
         zchunk_t *text = zchunk_new (head, strlen (head));
         json_t *lines = json_loads (S_TEXT ("lines"), 0, NULL);
         s_lines_text (text, lines, S_TEXT ("currency"));
@@ -1115,15 +1112,14 @@ int ml_payments_notify (ml_payments_t *self)
         char money[64], body[1024], subject[200], dedupe[128], error[256];
         ml_money_format (json_integer_value (json_object_get (row, "amount_minor")),
                          S_TEXT ("currency"), money, sizeof money);
-        snprintf (subject, sizeof subject, "Posting rejected: %s %s for client %s", money,
-                  S_TEXT ("currency"), S_TEXT ("client_number"));
+        snprintf (subject, sizeof subject, "Posting rejected: %s for client %s", money,
+                  S_TEXT ("client_number"));
         snprintf (body, sizeof body,
-                  "The matter system rejected posting %s (%s %s for client %s, from a %s "
+                  "The matter system rejected posting %s (%s for client %s, from a %s "
                   "payment).\nReason: %s\n\nThe money was received; the posting needs your "
                   "attention: see 'matterlink posting %s', then reallocate or resend it.\n",
-                  S_TEXT ("posting_uuid"), money, S_TEXT ("currency"), S_TEXT ("client_number"),
-                  S_TEXT ("source"), S_TEXT ("reason") ? S_TEXT ("reason") : "(none given)",
-                  S_TEXT ("posting_uuid"));
+                  S_TEXT ("posting_uuid"), money, S_TEXT ("client_number"), S_TEXT ("source"),
+                  S_TEXT ("reason") ? S_TEXT ("reason") : "(none given)", S_TEXT ("posting_uuid"));
         snprintf (dedupe, sizeof dedupe, "rejected:%s", S_TEXT ("posting_uuid"));
         if (ml_odbc_begin (self->odbc) == 0 &&
             ml_mailer_enqueue (self->mailer, "posting_rejected", dedupe, S_TEXT ("firm_id"),
@@ -1462,8 +1458,8 @@ static json_t *s_reverse (ml_payments_t *self, const char *kind, const json_t *r
         else if (wanted <= 0 || wanted > charged - before) {
             char left[64];
             ml_money_format (charged - before, S_TEXT ("currency"), left, sizeof left);
-            reply = ml_admin_error ("at most %s %s of charge %s can still be reversed", left,
-                                    S_TEXT ("currency"), charge_key);
+            reply =
+                ml_admin_error ("at most %s of charge %s can still be reversed", left, charge_key);
         }
         //  Last line first, as a refund usually undoes the latest allocation.
         int64_t left = wanted;

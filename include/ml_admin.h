@@ -54,7 +54,9 @@ json_t *ml_admin_ok (json_t *body);
 
 //  Read an optional string argument of at most max bytes. Returns the value (borrowed),
 //  NULL when absent, and sets problem (if not already set) when present but not a string,
-//  too long, or holding a NUL byte. Once problem is set, later calls return NULL, so
+//  too long, or holding a NUL byte, or when a free-text member (ar_message, payer_name, name,
+//  text, note, memo, description, message, staff) holds a card-like number (ml_text.h).
+//  Once problem is set, later calls return NULL, so
 //  handlers read every argument and then report the first problem.
 const char *ml_admin_argument (const json_t *request, const char *key, size_t max, char *problem,
                                size_t size);

@@ -18,6 +18,12 @@
     was lost on the way back), the mail is sent again, byte for byte the same, with the same
     Message-ID, so receivers can recognise the repeat. docs/mail.md has the details.
 
+    The store never holds a body in clear text: enqueue seals it (libsodium secretbox, a
+    random nonce per mail, bound to the mail's Message-ID and recipient) under the outbox
+    key, a file beside the core's certificate, and the actor opens it only to send. A copy
+    of the store alone cannot read a payment link's token (docs/mail.md, "Secrets in the
+    outbox").
+
     Addresses are plain ASCII addr-specs (local@domain); subjects and bodies are UTF-8 text.
 */
 #ifndef ML_MAILER_H_INCLUDED
@@ -44,8 +50,24 @@
 typedef struct _ml_mailer_t ml_mailer_t;
 
 //  Create the outbox table if needed, on a borrowed connection (the store outlives this
-//  object; call it outside a transaction, it commits its own). NULL + error on failure.
-ml_mailer_t *ml_mailer_new (ml_odbc_t *odbc, char *error, size_t error_size);
+//  object; call it outside a transaction, it commits its own). outbox_key is the path of the
+//  outbox key (ml_mailer_outbox_key_path): 32 random bytes in a file of this user's that
+//  nobody else may read, made here (mode 0600) when there is no file at all; it seals every
+//  body before it is stored (docs/mail.md, "Secrets in the outbox"). Bodies an older release
+//  stored in clear text are sealed now. NULL + error on failure (the key unreadable,
+//  readable by others, of the wrong size: the message names the file and the fix).
+ml_mailer_t *ml_mailer_new (ml_odbc_t *odbc, const char *outbox_key, char *error,
+                            size_t error_size);
+
+//  Where the outbox key lives: mail/outbox_key, or else outbox.key in the directory of
+//  core/certificate. Returns 0 with the path, or -1 + error (neither key set, too long).
+int ml_mailer_outbox_key_path (ml_config_t *config, char *path, size_t size, char *error,
+                               size_t error_size);
+
+//  Make a new outbox key at path (mode 0600, 32 bytes from the system's CSPRNG); refuses
+//  to replace an existing file, as mail sealed under it could not be sent any more.
+//  Returns 0, or -1 + error.
+int ml_mailer_outbox_key_make (const char *path, char *error, size_t error_size);
 
 //  Destroy the object (the table and the connection stay). Idempotent; nulls the pointer.
 void ml_mailer_destroy (ml_mailer_t **self_p);
@@ -83,10 +105,11 @@ json_t *ml_mailer_execute (ml_mailer_t *self, const char *op, const json_t *requ
 //  How the actor sends. password is a secret: wipe settings with ml_mailer_settings_wipe
 //  once the actor has started (it keeps its own copy and wipes that when it ends).
 typedef struct {
-    char store[1024];   //  ODBC connection string of the core's store (its own connection)
-    char smtp_url[256]; //  smtp://host[:port][/ehlo-name] (STARTTLS) or smtps://... (TLS)
-    bool starttls;      //  smtp:// only: require STARTTLS (never fall back to clear text)
-    char ca_file[512];  //  CA certificates to verify the server with ("" = the system's)
+    char store[1024];     //  ODBC connection string of the core's store (its own connection)
+    char outbox_key[512]; //  the outbox key's file (ml_mailer_outbox_key_path)
+    char smtp_url[256];   //  smtp://host[:port][/ehlo-name] (STARTTLS) or smtps://... (TLS)
+    bool starttls;        //  smtp:// only: require STARTTLS (never fall back to clear text)
+    char ca_file[512];    //  CA certificates to verify the server with ("" = the system's)
     char from[ML_MAILER_ADDRESS_MAX + 1]; //  envelope sender and From address
     char from_name[129];                  //  From display name, UTF-8 ("" = none)
     char username[256];                   //  AUTH user ("" = no AUTH)
@@ -105,10 +128,11 @@ void ml_mailer_settings_defaults (ml_mailer_settings_t *settings);
 
 //  Read the section "mail" of the core's configuration (docs/mail.md): smtp_url, from,
 //  from_name, starttls (required or no), ca_file, username, password_file, connect_timeout_ms,
-//  timeout_ms, retry_base_ms, retry_max_ms, max_attempts, poll_ms; and the store's connection
-//  from store/connection. The password comes from password_file, a regular file of this
-//  user's that nobody else may read (mode 0600 or 0400). Returns 0, or -1 with a message for
-//  the person who wrote the file in error (never the password).
+//  timeout_ms, retry_base_ms, retry_max_ms, max_attempts, poll_ms, outbox_key (the path, with
+//  ml_mailer_outbox_key_path's default); and the store's connection from store/connection. The
+//  password comes from password_file, a regular file of this user's that nobody else may read (mode
+//  0600 or 0400). Returns 0, or -1 with a message for the person who wrote the file in error (never
+//  the password).
 int ml_mailer_settings_load (ml_mailer_settings_t *settings, ml_config_t *config, char *error,
                              size_t error_size);
 

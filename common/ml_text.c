@@ -1,0 +1,142 @@
+/*  ml_text: rules for free text. See include/ml_text.h. */
+#include "ml_text.h"
+
+#include <assert.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define S_CARD_DIGITS_MIN 13 //  card numbers have 13 to 19 digits
+#define S_CARD_DIGITS_MAX 19
+
+//  One character of UTF-8 at text: its code point and length (1 for a byte that does not
+//  start a well-formed sequence: it counts as a character that is neither digit nor
+//  separator, which ends a run).
+static uint32_t s_next (const unsigned char *text, size_t *length)
+{
+    if (text[0] < 0x80 || (text[0] & 0xe0) == 0x80) {
+        *length = 1;
+        return text[0];
+    }
+    size_t count = (text[0] & 0xe0) == 0xc0 ? 2 : (text[0] & 0xf0) == 0xe0 ? 3 : 4;
+    uint32_t code = text[0] & (0x7f >> count);
+    for (size_t index = 1; index < count; index++) {
+        if ((text[index] & 0xc0) != 0x80) {
+            *length = 1;
+            return 0xfffd;
+        }
+        code = (code << 6) | (text[index] & 0x3f);
+    }
+    *length = count;
+    return code;
+}
+
+//  The digit's value (ASCII or full-width), or -1.
+static int s_digit (uint32_t code)
+{
+    if (code >= '0' && code <= '9')
+        return (int)(code - '0');
+    if (code >= 0xff10 && code <= 0xff19)
+        return (int)(code - 0xff10);
+    return -1;
+}
+
+//  Space, no-break or thin space, hyphen, or a Unicode dash: what people put between groups.
+static bool s_separator (uint32_t code)
+{
+    return code == ' ' || code == '-' || code == 0xa0 || code == 0x2007 || code == 0x2009 ||
+           code == 0x202f || code == 0x3000 || (code >= 0x2010 && code <= 0x2015) ||
+           code == 0x2212 || code == 0xff0d;
+}
+
+static bool s_luhn (const int *digits, size_t count)
+{
+    int sum = 0;
+    for (size_t index = 0; index < count; index++) {
+        int digit = digits[count - 1 - index];
+        if (index % 2 == 1 && (digit *= 2) > 9)
+            digit -= 9;
+        sum += digit;
+    }
+    return sum % 10 == 0;
+}
+
+bool ml_text_has_card_number (const char *text)
+{
+    if (!text)
+        return false;
+    const unsigned char *cursor = (const unsigned char *)text;
+    int run[S_CARD_DIGITS_MAX];
+    size_t count = 0; //  digits in the current run
+    while (true) {
+        size_t length = 1;
+        uint32_t code = *cursor ? s_next (cursor, &length) : 0;
+        int digit = *cursor ? s_digit (code) : -1;
+        if (digit >= 0) {
+            if (count == S_CARD_DIGITS_MAX)
+                return true; //  a longer run may hold a card number anywhere in it
+            run[count++] = digit;
+        } else if (count == 0 || !*cursor || !s_separator (code)) {
+            //  The run ends here (spaces and dashes between groups keep it going).
+            if (count >= S_CARD_DIGITS_MIN && s_luhn (run, count))
+                return true;
+            count = 0;
+        }
+        if (!*cursor)
+            return false;
+        cursor += length;
+    }
+}
+
+void ml_text_test (bool verbose)
+{
+    (void)verbose;
+    printf (" * ml_text: ");
+    //  Test card numbers (Visa, Mastercard, Amex, a 13-digit Visa, a 19-digit one).
+    const char *cards[] = {"4111111111111111",
+                           "4111 1111 1111 1111",
+                           "4111-1111-1111-1111",
+                           "pay 5555 5555 5555 4444 now",
+                           "card:378282246310005.",
+                           "4222222222222",
+                           "6011 0000 0000 0000 001", //  19 digits
+                           "x4111-1111 1111-1111y",
+                           "\xef\xbc\x94\xef\xbc\x91\xef\xbc\x91\xef\xbc\x91"
+                           "111111111111", //  full-width 4111 + ASCII
+                           "4111\xc2\xa0"
+                           "1111\xc2\xa0"
+                           "1111\xc2\xa0"
+                           "1111", //  no-break spaces
+                           "4111\xe2\x80\x93"
+                           "1111\xe2\x80\x93"
+                           "1111\xe2\x80\x93"
+                           "1111",
+                           "4111  1111  1111  1111",
+                           "4111 - 1111 - 1111 - 1111",
+                           "12345678901234567890", //  20 digits: may hold one
+                           NULL};
+    for (size_t index = 0; cards[index]; index++) {
+        if (!ml_text_has_card_number (cards[index]))
+            printf ("missed '%s'\n", cards[index]);
+        assert (ml_text_has_card_number (cards[index]));
+    }
+    const char *texts[] = {NULL,
+                           "",
+                           "Invoice INV-2026-0042, thank you",
+                           "4111111111111112",       //  fails Luhn
+                           "411111111111",           //  12 digits
+                           "call +1 (555) 010-0199", //  a phone number
+                           "2026-01-31",
+                           "invoices 1001 1002 1003 1004", //  16 digits, fail Luhn
+                           "4111,1111,1111,1111",
+                           "M\xc3\xbcller & S\xc3\xb6hne, 12 Rue de la Paix",
+                           "\xff\xfe broken UTF-8 4111",
+                           NULL};
+    assert (!ml_text_has_card_number (NULL));
+    for (size_t index = 1; texts[index]; index++) {
+        if (ml_text_has_card_number (texts[index]))
+            printf ("false alarm on '%s'\n", texts[index]);
+        assert (!ml_text_has_card_number (texts[index]));
+    }
+    printf ("OK\n");
+}

@@ -1,0 +1,30 @@
+/*  ml_text: rules for the free text people type into matterlink (A/R messages, payer names,
+    notes, memos, descriptions, link messages, search text).
+
+    Free text is stored, e-mailed and may be logged, so a card number typed into it would
+    spread card data where no card data may be (PCI DSS). One check, used at every entry,
+    refuses it.
+*/
+#ifndef ML_TEXT_H_INCLUDED
+#define ML_TEXT_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+
+//  What a refusal says after the field's name, e.g. "'note' " ML_TEXT_CARD_REFUSAL. It never
+//  quotes the text.
+#define ML_TEXT_CARD_REFUSAL                                                                       \
+    "holds what looks like a card number (13 to 19 digits that pass the card check digit); "       \
+    "card numbers may not be stored or sent: remove it"
+
+//  True if text (UTF-8, may be NULL) holds a card-like number: a run of 13 to 19 digits that
+//  passes the Luhn check, or a run of more than 19 digits (it may hold one). The digits of a
+//  run may be separated by spaces or dashes, as people group a card number ("4111
+//  1111 1111 1111", "4111-1111-1111-1111"); full-width digits, no-break and thin spaces and
+//  Unicode dashes count too, so the look-alikes pass no more easily than the plain forms.
+//  Shorter runs and runs failing Luhn are left alone (dates, phone numbers, invoice numbers).
+bool ml_text_has_card_number (const char *text);
+
+void ml_text_test (bool verbose);
+
+#endif
