@@ -19,7 +19,8 @@ static const char *const s_known_keys[] = {
     "processor/connect_timeout_ms", "processor/retries", "processor/retry_backoff_ms",
     "mail/smtp_url", "mail/from", "mail/from_name", "mail/starttls", "mail/ca_file",
     "mail/username", "mail/password_file", "mail/connect_timeout_ms", "mail/timeout_ms",
-    "mail/retry_base_ms", "mail/retry_max_ms", "mail/max_attempts", "mail/poll_ms", NULL};
+    "mail/retry_base_ms", "mail/retry_max_ms", "mail/max_attempts", "mail/poll_ms",
+    "mail/outbox_key", NULL};
 // clang-format on
 
 static void s_usage (FILE *stream)
