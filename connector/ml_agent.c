@@ -424,9 +424,13 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
                     "core says %u: %s", message->code,
                     ml_log_escape (message->reason, reason, sizeof reason));
             self->state = S_CONNECTING;
-            //  Out of state: greet again now. Anything else (unknown key, version): the
-            //  operator must act, so do not hammer the core meanwhile.
-            self->hello_at = zclock_mono () + (message->code == ML_ERROR_OUT_OF_STATE ? 0 : 30000);
+            //  Out of state: greet again now. Key in use: another connection with this key
+            //  holds the route (this agent's own, not yet seen closed, after a restart, or a
+            //  copy of the key): try again within a core's liveness window. Anything else
+            //  (unknown key, version): the operator must act, so do not hammer the core.
+            self->hello_at = zclock_mono () + (message->code == ML_ERROR_OUT_OF_STATE ? 0
+                                               : message->code == ML_ERROR_KEY_IN_USE ? 5000
+                                                                                      : 30000);
             break;
         }
         default:

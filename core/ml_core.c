@@ -22,6 +22,7 @@ typedef enum { S_NONE, S_SNAPSHOT, S_LIVE } s_session_state_t;
 typedef struct {
     char firm_id[64];
     zframe_t *routing;
+    char peer[64]; //  the connection's peer address (for log lines naming it)
     s_session_state_t state;
     uint64_t batch;      //  last batch number received
     int64_t last_seen;   //  monotonic ms
@@ -387,6 +388,64 @@ static const char *s_firm_of (s_core_t *self, const char *key)
     return zhashx_lookup (self->firms, key);
 }
 
+//  The peer address libzmq gives a message (the IP address of the TCP connection).
+static void s_peer_address (zframe_t *frame, char *peer, size_t size)
+{
+    const char *address = zframe_meta (frame, "Peer-Address");
+    char escaped[64];
+    snprintf (peer, size, "%s", address ? ml_log_escape (address, escaped, sizeof escaped) : "?");
+}
+
+static void s_search_expire (s_core_t *self, const char *firm_id);
+
+//  A connection with a firm's key that is not the one holding the firm's route. One route per
+//  firm: the first connection keeps it while it is alive (heard from within the window s_tick
+//  allows, and its connection open), so a second agent with a copied key cannot take a firm's
+//  postings and searches; a silent or closed first connection hands over, so a restarted agent
+//  is not locked out. Returns true when the newcomer now holds the route (its session starts
+//  with no state: it must send HELLO).
+static bool s_route_handover (s_core_t *self, s_session_t *session, zframe_t *routing,
+                              const char *peer)
+{
+    int64_t silent = zclock_mono () - session->last_seen;
+    char *old_id = zframe_strhex (session->routing);
+    char *new_id = zframe_strhex (routing);
+    //  ROUTER_MANDATORY makes a send to a closed connection fail at once: a PING tells a
+    //  connection that is gone (an agent killed and restarted) from one that lives.
+    bool open = false;
+    if (silent <= 3 * (int64_t)self->settings.heartbeat_ms) {
+        ml_msg_t *ping = ml_msg_new (ML_MSG_PING);
+        open = s_send_to (self, session->routing, ping) == 0;
+        ml_msg_destroy (&ping);
+    }
+    if (open) {
+        ml_log (ML_LOG_WARNING,
+                "firm %s: second connection with the firm's agent key refused (peer %s, routing "
+                "id %s): the firm's agent at %s (routing id %s) is connected and was heard from "
+                "%lld ms ago; is the agent's key installed twice?",
+                session->firm_id, peer, new_id, session->peer, old_id, (long long)silent);
+        s_send_error (self, routing, ML_ERROR_KEY_IN_USE,
+                      "another connection with this agent's key is live at the core; this one is "
+                      "refused while it lasts");
+    } else {
+        ml_log (ML_LOG_WARNING,
+                "firm %s: agent at %s (routing id %s) takes over the firm's route from %s "
+                "(routing id %s), %s %lld ms",
+                session->firm_id, peer, new_id, session->peer, old_id,
+                silent <= 3 * (int64_t)self->settings.heartbeat_ms
+                    ? "whose connection closed; last heard from it"
+                    : "silent for",
+                (long long)silent);
+        s_search_expire (self, session->firm_id);
+        session->state = S_NONE;
+        session->batch = 0;
+        zhashx_purge (session->in_flight);
+    }
+    zstr_free (&old_id);
+    zstr_free (&new_id);
+    return !open;
+}
+
 static void s_receive_agent (s_core_t *self)
 {
     zmsg_t *incoming = zmsg_recv (self->router);
@@ -415,6 +474,8 @@ static void s_receive_agent (s_core_t *self)
         zframe_destroy (&body);
         return;
     }
+    char peer[64];
+    s_peer_address (body, peer, sizeof peer);
     const char *error = NULL;
     ml_msg_t *message =
         extra ? NULL : ml_msg_decode (zframe_data (body), zframe_size (body), &error);
@@ -428,12 +489,19 @@ static void s_receive_agent (s_core_t *self)
         return;
     }
     s_session_t *session = zhashx_lookup (self->sessions, firm);
+    if (session && session->routing && !zframe_eq (session->routing, routing) &&
+        !s_route_handover (self, session, routing, peer)) {
+        zframe_destroy (&routing);
+        ml_msg_destroy (&message);
+        return;
+    }
     if (!session) {
         session = s_session_new (firm);
         zhashx_insert (self->sessions, firm, session);
     }
     zframe_destroy (&session->routing);
     session->routing = routing;
+    snprintf (session->peer, sizeof session->peer, "%s", peer);
     session->last_seen = zclock_mono ();
     ml_log (ML_LOG_DEBUG, "firm %s: %s", firm, ml_msg_name (message->id));
     s_handle_message (self, session, message);
