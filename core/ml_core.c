@@ -13,6 +13,9 @@
 #include "ml_service.h"
 #include "ml_store.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #define S_ZAP_DOMAIN "matterlink"
 
 typedef enum { S_NONE, S_SNAPSHOT, S_LIVE } s_session_state_t;
@@ -43,6 +46,9 @@ typedef struct {
     zsock_t *router;
     zsock_t *admin;
     zactor_t *auth;
+    zactor_t *monitor;           //  the router's connection events, to log who was refused
+    zhashx_t *connections;       //  descriptor (decimal text) -> peer address, from ACCEPTED
+    char handshake_failure[300]; //  why the handshake now failing failed, until DISCONNECTED
     zcert_t *certificate;
     ml_store_t *store;
     ml_payers_t *payers;
@@ -508,6 +514,126 @@ static void s_receive_agent (s_core_t *self)
     ml_msg_destroy (&message);
 }
 
+//  The ZAP handler (ZeroMQ RFC 27), in place of czmq's zauth: it allows a CURVE client whose
+//  public key has a certificate in the agents' directory, as zauth does, and also logs each
+//  refusal with the peer's address and key (zauth refuses silently, and its verbose mode logs
+//  every allowed handshake too). The certificate store reloads the directory when it changes,
+//  so a newly registered agent is accepted without a restart.
+static void s_zap_actor (zsock_t *pipe, void *args)
+{
+    zcertstore_t *store = zcertstore_new ((const char *)args);
+    zsock_t *handler = zsock_new (ZMQ_REP);
+    bool ready = store && handler && zsock_bind (handler, "inproc://zeromq.zap.01") == 0;
+    zsock_signal (pipe, ready ? 0 : 1);
+    zpoller_t *poller = ready ? zpoller_new (pipe, handler, NULL) : zpoller_new (pipe, NULL);
+    while (true) {
+        void *which = zpoller_wait (poller, -1);
+        if (which != handler)
+            break; //  $TERM, or interrupted
+        zmsg_t *request = zmsg_recv (handler);
+        if (!request)
+            break;
+        char *version = zmsg_popstr (request);
+        char *sequence = zmsg_popstr (request);
+        char *domain = zmsg_popstr (request);
+        char *address = zmsg_popstr (request);
+        zframe_t *identity = zmsg_pop (request);
+        char *mechanism = zmsg_popstr (request);
+        zframe_t *credentials = zmsg_pop (request);
+        char key[41] = "";
+        if (mechanism && streq (mechanism, "CURVE") && credentials &&
+            zframe_size (credentials) == 32)
+            zmq_z85_encode (key, zframe_data (credentials), 32);
+        bool allowed = *key && zcertstore_lookup (store, key);
+        char peer[64];
+        ml_log_escape (address ? address : "?", peer, sizeof peer);
+        if (allowed)
+            ml_log (ML_LOG_DEBUG, "handshake from %s allowed (key %.8s...)", peer, key);
+        else if (*key)
+            ml_log (ML_LOG_WARNING,
+                    "handshake refused from %s: CURVE key %s is not in the agents' certificate "
+                    "directory (an unregistered agent: see 'matterlink-core register-agent')",
+                    peer, key);
+        else
+            ml_log (ML_LOG_WARNING, "handshake refused from %s: it does not use CURVE", peer);
+        zmsg_t *reply = zmsg_new ();
+        zmsg_addstr (reply, "1.0");
+        zmsg_addstr (reply, sequence ? sequence : "");
+        zmsg_addstr (reply, allowed ? "200" : "400");
+        zmsg_addstr (reply, allowed ? "OK" : "unknown key");
+        zmsg_addstr (reply, allowed ? key : "");
+        zmsg_addmem (reply, NULL, 0);
+        zmsg_send (&reply, handler);
+        zstr_free (&version);
+        zstr_free (&sequence);
+        zstr_free (&domain);
+        zstr_free (&address);
+        zstr_free (&mechanism);
+        zframe_destroy (&identity);
+        zframe_destroy (&credentials);
+        zmsg_destroy (&request);
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&handler);
+    zcertstore_destroy (&store);
+}
+
+//  The router's connection events (from its monitor: event name, value, endpoint). A client
+//  that speaks NULL or PLAIN to the CURVE router never reaches the ZAP handler: the mechanisms
+//  differ, one side closes, and libzmq reports a failed handshake followed by the connection's
+//  DISCONNECTED. The monitor gives only the router's own endpoint, so the peer's address is
+//  read from the connection's descriptor when it is accepted (when the peer closed before that,
+//  it is unknown).
+static void s_receive_monitor (s_core_t *self)
+{
+    zmsg_t *event = zmsg_recv (self->monitor);
+    if (!event)
+        return;
+    char *name = zmsg_popstr (event);
+    char *value_text = zmsg_popstr (event);
+    long long value = value_text ? strtoll (value_text, NULL, 10) : 0;
+    if (name && streq (name, "ACCEPTED")) {
+        struct sockaddr_storage address;
+        socklen_t length = sizeof address;
+        char host[INET6_ADDRSTRLEN] = "an unknown peer";
+        if (getpeername ((int)value, (struct sockaddr *)&address, &length) == 0) {
+            if (address.ss_family == AF_INET)
+                inet_ntop (AF_INET, &((struct sockaddr_in *)&address)->sin_addr, host, sizeof host);
+            else if (address.ss_family == AF_INET6)
+                inet_ntop (AF_INET6, &((struct sockaddr_in6 *)&address)->sin6_addr, host,
+                           sizeof host);
+        }
+        zhashx_update (self->connections, value_text, strdup (host));
+    } else if (name && streq (name, "HANDSHAKE_FAILED_PROTOCOL")) {
+        if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+            snprintf (self->handshake_failure, sizeof self->handshake_failure,
+                      "it does not use CURVE (a NULL or PLAIN client)");
+        else if (value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+            snprintf (self->handshake_failure, sizeof self->handshake_failure,
+                      "its CURVE handshake does not decrypt (it pins another core key?)");
+        else
+            snprintf (self->handshake_failure, sizeof self->handshake_failure,
+                      "ZeroMQ protocol error 0x%llx", value);
+    } else if (name && streq (name, "HANDSHAKE_FAILED_NO_DETAIL"))
+        snprintf (self->handshake_failure, sizeof self->handshake_failure,
+                  "it closed the connection during the handshake (%s): a client that does not "
+                  "use CURVE (NULL or PLAIN), that pins another core key, or no ZeroMQ client",
+                  zmq_strerror ((int)value));
+    else if (name && streq (name, "DISCONNECTED")) {
+        //  libzmq reports a failed handshake and then, at once, its connection's DISCONNECTED.
+        if (*self->handshake_failure) {
+            const char *peer = zhashx_lookup (self->connections, value_text);
+            ml_log (ML_LOG_WARNING, "handshake refused from %s: %s",
+                    peer ? peer : "an unknown peer", self->handshake_failure);
+        }
+        *self->handshake_failure = 0;
+        zhashx_delete (self->connections, value_text);
+    }
+    zstr_free (&name);
+    zstr_free (&value_text);
+    zmsg_destroy (&event);
+}
+
 //  Admin API ---------------------------------------------------------------------------------
 
 //  Reply to an admin client (a REQ socket: routing id, empty delimiter, body).
@@ -802,16 +928,13 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
                 settings->agents);
         return -1;
     }
-    //  Without a ZAP handler libzmq would accept any client key: zauth checks each key
-    //  against the certificate store directory.
-    self->auth = zactor_new (zauth, NULL);
-    assert (self->auth);
-    if (ml_log_level () >= ML_LOG_DEBUG) {
-        zstr_sendx (self->auth, "VERBOSE", NULL);
-        zsock_wait (self->auth);
+    //  Without a ZAP handler libzmq would accept any client key: ours checks each key
+    //  against the agents' certificate directory.
+    self->auth = zactor_new (s_zap_actor, self->settings.agents);
+    if (!self->auth) {
+        ml_log (ML_LOG_ERROR, "cannot start the handshake handler over %s", settings->agents);
+        return -1;
     }
-    zstr_sendx (self->auth, "CURVE", settings->agents, NULL);
-    zsock_wait (self->auth);
     self->router = zsock_new (ZMQ_ROUTER);
     assert (self->router);
     zsock_set_zap_domain (self->router, S_ZAP_DOMAIN);
@@ -821,6 +944,15 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
     zsock_set_maxmsgsize (self->router, ML_MAX_MESSAGE_SIZE);
     zsock_set_linger (self->router, 0);
     zsock_set_sndtimeo (self->router, 0);
+    //  Who was refused before the ZAP handler could see them (s_receive_monitor).
+    self->connections = zhashx_new ();
+    zhashx_set_destructor (self->connections, (zhashx_destructor_fn *)zstr_free);
+    self->monitor = zactor_new (zmonitor, self->router);
+    assert (self->monitor);
+    zstr_sendx (self->monitor, "LISTEN", "ACCEPTED", "DISCONNECTED", "HANDSHAKE_FAILED_NO_DETAIL",
+                "HANDSHAKE_FAILED_PROTOCOL", NULL);
+    zstr_sendx (self->monitor, "START", NULL);
+    zsock_wait (self->monitor);
     if (zsock_bind (self->router, "%s", settings->endpoint) < 0) {
         ml_log (ML_LOG_ERROR, "cannot bind agent endpoint %s: %s", settings->endpoint,
                 zmq_strerror (errno));
@@ -849,6 +981,8 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
 static void s_core_destroy (s_core_t *self)
 {
     zsock_destroy (&self->admin);
+    zactor_destroy (&self->monitor);
+    zhashx_destroy (&self->connections);
     zsock_destroy (&self->router);
     zactor_destroy (&self->auth);
     zcert_destroy (&self->certificate);
@@ -881,7 +1015,7 @@ void ml_core_actor (zsock_t *pipe, void *args)
     ml_log (ML_LOG_NOTICE, "core listening for agents on %s, admin on %s", self->settings.endpoint,
             self->settings.admin_endpoint);
     ml_service_ready (pipe, true);
-    zpoller_t *poller = zpoller_new (pipe, self->router, self->admin, NULL);
+    zpoller_t *poller = zpoller_new (pipe, self->router, self->admin, self->monitor, NULL);
     self->tick_at = zclock_mono () + 1000;
     while (!self->terminated) {
         int64_t wait = s_search_next_expiry (self, self->tick_at) - zclock_mono ();
@@ -899,6 +1033,8 @@ void ml_core_actor (zsock_t *pipe, void *args)
             s_receive_agent (self);
         if (zsock_events (self->admin) & ZMQ_POLLIN)
             s_receive_admin (self);
+        if (zsock_events (self->monitor) & ZMQ_POLLIN)
+            s_receive_monitor (self);
         s_search_expire (self, NULL);
         if (zclock_mono () >= self->tick_at) {
             s_tick (self);
