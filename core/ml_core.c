@@ -24,6 +24,7 @@ typedef enum { S_NONE, S_SNAPSHOT, S_LIVE } s_session_state_t;
 //  is told to greet again (ERROR 409) and the store says where to resume.
 typedef struct {
     char firm_id[64];
+    char label[80]; //  "firm ID": the peer's name for ml_log_peer
     zframe_t *routing;
     char peer[64]; //  the connection's peer address (for log lines naming it)
     s_session_state_t state;
@@ -116,6 +117,7 @@ static s_session_t *s_session_new (const char *firm_id)
     s_session_t *self = calloc (1, sizeof (s_session_t));
     assert (self);
     snprintf (self->firm_id, sizeof self->firm_id, "%s", firm_id);
+    snprintf (self->label, sizeof self->label, "firm %s", firm_id);
     self->in_flight = zhashx_new ();
     zhashx_set_destructor (self->in_flight, (zhashx_destructor_fn *)zstr_free);
     return self;
@@ -149,7 +151,9 @@ static int s_send_to (s_core_t *self, zframe_t *routing, ml_msg_t *message)
     //  ROUTER_MANDATORY makes a send to a vanished agent fail here instead of silently.
     if (zmsg_send (&out, self->router) != 0) {
         zmsg_destroy (&out);
-        ml_log (ML_LOG_INFO, "%s not sent: agent unreachable", ml_msg_name (message->id));
+        //  A peer that sends and goes away makes these: one bucket for them all.
+        ml_log_peer (ML_LOG_INFO, "replies to agents that went away",
+                     "%s not sent: agent unreachable", ml_msg_name (message->id));
         return -1;
     }
     return 0;
@@ -268,7 +272,7 @@ static bool s_batch_in_order (s_core_t *self, s_session_t *session, ml_msg_t *me
         char reason[200];
         snprintf (reason, sizeof reason, "%s batch %llu out of state or sequence; send HELLO",
                   ml_msg_name (message->id), (unsigned long long)message->batch);
-        ml_log (ML_LOG_INFO, "firm %s: %s", session->firm_id, reason);
+        ml_log_peer (ML_LOG_INFO, session->label, "firm %s: %s", session->firm_id, reason);
         s_send_error (self, session->routing, ML_ERROR_OUT_OF_STATE, reason);
         session->state = S_NONE;
         return false;
@@ -295,8 +299,9 @@ static void s_handle_message (s_core_t *self, s_session_t *session, ml_msg_t *me
     }
     if (message->id == ML_MSG_ERROR) {
         char reason[300];
-        ml_log (ML_LOG_WARNING, "firm %s: agent reports %u: %s", session->firm_id, message->code,
-                ml_log_escape (message->reason, reason, sizeof reason));
+        ml_log_peer (ML_LOG_WARNING, session->label, "firm %s: agent reports %u: %s",
+                     session->firm_id, message->code,
+                     ml_log_escape (message->reason, reason, sizeof reason));
         return;
     }
     if (message->id == ML_MSG_PONG)
@@ -363,7 +368,8 @@ static void s_handle_message (s_core_t *self, s_session_t *session, ml_msg_t *me
                         message->status, session->firm_id, *message->reason ? ": " : "",
                         ml_log_escape (message->reason, reason, sizeof reason));
             else
-                ml_log (ML_LOG_INFO, "posting %s: repeated result ignored", message->posting_uuid);
+                ml_log_peer (ML_LOG_INFO, session->label, "posting %s: repeated result ignored",
+                             message->posting_uuid);
             s_deliver (self, session);
             break;
         }
@@ -425,23 +431,27 @@ static bool s_route_handover (s_core_t *self, s_session_t *session, zframe_t *ro
         ml_msg_destroy (&ping);
     }
     if (open) {
-        ml_log (ML_LOG_WARNING,
-                "firm %s: second connection with the firm's agent key refused (peer %s, routing "
-                "id %s): the firm's agent at %s (routing id %s) is connected and was heard from "
-                "%lld ms ago; is the agent's key installed twice?",
-                session->firm_id, peer, new_id, session->peer, old_id, (long long)silent);
+        ml_log_peer (
+            ML_LOG_WARNING, session->label,
+            "firm %s: second connection with the firm's agent key refused (peer %s, routing "
+            "id %s): the firm's agent at %s (routing id %s) is connected and was heard from "
+            "%lld ms ago; is the agent's key installed twice?",
+            session->firm_id, peer, new_id, session->peer, old_id, (long long)silent);
         s_send_error (self, routing, ML_ERROR_KEY_IN_USE,
                       "another connection with this agent's key is live at the core; this one is "
                       "refused while it lasts");
     } else {
-        ml_log (ML_LOG_WARNING,
-                "firm %s: agent at %s (routing id %s) takes over the firm's route from %s "
-                "(routing id %s), %s %lld ms",
-                session->firm_id, peer, new_id, session->peer, old_id,
-                silent <= 3 * (int64_t)self->settings.heartbeat_ms
-                    ? "whose connection closed; last heard from it"
-                    : "silent for",
-                (long long)silent);
+        //  Its own budget: the refusals of a copied key must not hide a handover.
+        char label[96];
+        snprintf (label, sizeof label, "%s (handovers)", session->label);
+        ml_log_peer (ML_LOG_WARNING, label,
+                     "firm %s: agent at %s (routing id %s) takes over the firm's route from %s "
+                     "(routing id %s), %s %lld ms",
+                     session->firm_id, peer, new_id, session->peer, old_id,
+                     silent <= 3 * (int64_t)self->settings.heartbeat_ms
+                         ? "whose connection closed; last heard from it"
+                         : "silent for",
+                     (long long)silent);
         s_search_expire (self, session->firm_id);
         session->state = S_NONE;
         session->batch = 0;
@@ -470,10 +480,12 @@ static void s_receive_agent (s_core_t *self)
     const char *key = zframe_meta (body, "User-Id");
     const char *firm = key ? s_firm_of (self, key) : NULL;
     if (!firm) {
-        ml_log (ML_LOG_WARNING,
-                "message from an agent key registered to no firm (%.8s...) "
-                "refused",
-                key ? key : "none");
+        char label[64];
+        snprintf (label, sizeof label, "agent key %.8s...", key ? key : "none");
+        ml_log_peer (ML_LOG_WARNING, label,
+                     "message from an agent key registered to no firm (%.8s...) "
+                     "refused",
+                     key ? key : "none");
         s_send_error (self, routing, ML_ERROR_UNAUTHORIZED,
                       "this agent's key is not registered to a firm");
         zframe_destroy (&routing);
@@ -489,7 +501,9 @@ static void s_receive_agent (s_core_t *self)
         error = "an MLP message is one frame";
     zframe_destroy (&body);
     if (!message) {
-        ml_log (ML_LOG_WARNING, "firm %s: malformed message refused: %s", firm, error);
+        char label[80];
+        snprintf (label, sizeof label, "firm %s", firm);
+        ml_log_peer (ML_LOG_WARNING, label, "firm %s: malformed message refused: %s", firm, error);
         s_send_error (self, routing, ML_ERROR_MALFORMED, error);
         zframe_destroy (&routing);
         return;
@@ -550,12 +564,14 @@ static void s_zap_actor (zsock_t *pipe, void *args)
         if (allowed)
             ml_log (ML_LOG_DEBUG, "handshake from %s allowed (key %.8s...)", peer, key);
         else if (*key)
-            ml_log (ML_LOG_WARNING,
-                    "handshake refused from %s: CURVE key %s is not in the agents' certificate "
-                    "directory (an unregistered agent: see 'matterlink-core register-agent')",
-                    peer, key);
+            ml_log_peer (
+                ML_LOG_WARNING, peer,
+                "handshake refused from %s: CURVE key %s is not in the agents' certificate "
+                "directory (an unregistered agent: see 'matterlink-core register-agent')",
+                peer, key);
         else
-            ml_log (ML_LOG_WARNING, "handshake refused from %s: it does not use CURVE", peer);
+            ml_log_peer (ML_LOG_WARNING, peer, "handshake refused from %s: it does not use CURVE",
+                         peer);
         zmsg_t *reply = zmsg_new ();
         zmsg_addstr (reply, "1.0");
         zmsg_addstr (reply, sequence ? sequence : "");
@@ -623,8 +639,9 @@ static void s_receive_monitor (s_core_t *self)
         //  libzmq reports a failed handshake and then, at once, its connection's DISCONNECTED.
         if (*self->handshake_failure) {
             const char *peer = zhashx_lookup (self->connections, value_text);
-            ml_log (ML_LOG_WARNING, "handshake refused from %s: %s",
-                    peer ? peer : "an unknown peer", self->handshake_failure);
+            ml_log_peer (ML_LOG_WARNING, peer ? peer : "an unknown peer",
+                         "handshake refused from %s: %s", peer ? peer : "an unknown peer",
+                         self->handshake_failure);
         }
         *self->handshake_failure = 0;
         zhashx_delete (self->connections, value_text);
@@ -687,8 +704,9 @@ static void s_search_answered (s_core_t *self, s_session_t *session, ml_msg_t *a
     s_pending_t *pending = zhashx_lookup (self->pending, key);
     if (!pending || !streq (pending->firm_id, session->firm_id)) {
         //  Late (the client was already told it timed out), or not this firm's to answer.
-        ml_log (ML_LOG_INFO, "firm %s: answer to search %s ignored (late or unknown)",
-                session->firm_id, key);
+        ml_log_peer (ML_LOG_INFO, session->label,
+                     "firm %s: answer to search %s ignored (late or unknown)", session->firm_id,
+                     key);
         return;
     }
     ml_msg_t *follow_up = NULL;
@@ -838,6 +856,8 @@ static void s_tick (s_core_t *self)
     //  Receipts and notices owed for what happened (a sweep, so none is ever lost).
     if (ml_payments_notify (self->payments) > 0 && self->mail_sender)
         zstr_send (self->mail_sender, "SEND");
+    //  Counts of log lines that peers caused over their limit.
+    ml_log_peer_flush ();
     int64_t now = zclock_mono ();
     zlistx_t *firms = zhashx_keys (self->sessions);
     for (const char *firm = zlistx_first (firms); firm; firm = zlistx_next (firms)) {
