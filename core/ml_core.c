@@ -533,13 +533,20 @@ static void s_receive_agent (s_core_t *self)
 //  refusal with the peer's address and key (zauth refuses silently, and its verbose mode logs
 //  every allowed handshake too). The certificate store reloads the directory when it changes,
 //  so a newly registered agent is accepted without a restart.
+typedef struct {
+    zsock_t *handler;    //  REP bound to the ZAP endpoint, handed to the actor
+    zcertstore_t *store; //  the agents' certificates
+} s_zap_t;
+
 static void s_zap_actor (zsock_t *pipe, void *args)
 {
-    zcertstore_t *store = zcertstore_new ((const char *)args);
-    zsock_t *handler = zsock_new (ZMQ_REP);
-    bool ready = store && handler && zsock_bind (handler, "inproc://zeromq.zap.01") == 0;
-    zsock_signal (pipe, ready ? 0 : 1);
-    zpoller_t *poller = ready ? zpoller_new (pipe, handler, NULL) : zpoller_new (pipe, NULL);
+    //  The core bound the handler before starting this actor (a core that could not must not
+    //  start: libzmq without a ZAP handler would accept any key). It is ours from now on.
+    s_zap_t zap = *(s_zap_t *)args;
+    zsock_t *handler = zap.handler;
+    zcertstore_t *store = zap.store;
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, handler, NULL);
     while (true) {
         void *which = zpoller_wait (poller, -1);
         if (which != handler)
@@ -950,11 +957,16 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
     }
     //  Without a ZAP handler libzmq would accept any client key: ours checks each key
     //  against the agents' certificate directory.
-    self->auth = zactor_new (s_zap_actor, self->settings.agents);
-    if (!self->auth) {
-        ml_log (ML_LOG_ERROR, "cannot start the handshake handler over %s", settings->agents);
+    s_zap_t zap = {zsock_new (ZMQ_REP), zcertstore_new (settings->agents)};
+    if (!zap.handler || !zap.store || zsock_bind (zap.handler, "inproc://zeromq.zap.01") != 0) {
+        ml_log (ML_LOG_ERROR, "cannot start the handshake handler over %s: %s", settings->agents,
+                zmq_strerror (errno));
+        zsock_destroy (&zap.handler);
+        zcertstore_destroy (&zap.store);
         return -1;
     }
+    self->auth = zactor_new (s_zap_actor, &zap);
+    assert (self->auth);
     self->router = zsock_new (ZMQ_ROUTER);
     assert (self->router);
     zsock_set_zap_domain (self->router, S_ZAP_DOMAIN);

@@ -63,6 +63,8 @@ int main (int argc, char *argv[])
     zsock_set_rcvtimeo (dealer, timeout);
     zsock_set_sndtimeo (dealer, timeout);
     zsock_set_linger (dealer, 0);
+    //  One connection per run: a refused handshake is not tried again within the timeout.
+    zsock_set_reconnect_ivl (dealer, 60000);
     zsock_connect (dealer, "%s", endpoint);
     int sent = 0, replies = 0;
     for (; sent < count; sent++) {
