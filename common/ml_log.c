@@ -67,7 +67,7 @@ void ml_log_write (ml_log_level_t level, const char *format, ...)
 //  Per-peer limits ---------------------------------------------------------------------------
 
 typedef struct {
-    char peer[64];       //  empty: a free slot
+    char peer[100];      //  empty: a free slot
     int tokens;          //  lines the peer may still write now
     int64_t refilled_at; //  when the last token was added (monotonic ms)
     int64_t seen_at;     //  last line about the peer, written or not
