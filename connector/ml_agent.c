@@ -8,7 +8,10 @@
 #include "ml_msg.h"
 #include "ml_service.h"
 
+#include <netdb.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 typedef enum {
     S_CONNECTING, //  waiting for the database, or to send HELLO
@@ -425,9 +428,13 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
                     "core says %u: %s", message->code,
                     ml_log_escape (message->reason, reason, sizeof reason));
             self->state = S_CONNECTING;
-            //  Out of state: greet again now. Anything else (unknown key, version): the
-            //  operator must act, so do not hammer the core meanwhile.
-            self->hello_at = zclock_mono () + (message->code == ML_ERROR_OUT_OF_STATE ? 0 : 30000);
+            //  Out of state: greet again now. Key in use: another connection with this key
+            //  holds the route (this agent's own, not yet seen closed, after a restart, or a
+            //  copy of the key): try again within a core's liveness window. Anything else
+            //  (unknown key, version): the operator must act, so do not hammer the core.
+            self->hello_at = zclock_mono () + (message->code == ML_ERROR_OUT_OF_STATE ? 0
+                                               : message->code == ML_ERROR_KEY_IN_USE ? 5000
+                                                                                      : 30000);
             break;
         }
         default:
@@ -567,6 +574,229 @@ void ml_agent_actor (zsock_t *pipe, void *args)
     zsock_destroy (&self->dealer);
     zcert_destroy (&self->certificate);
     ml_log (ML_LOG_NOTICE, "agent stopped");
+}
+
+//  Check -------------------------------------------------------------------------------------
+
+//  A plain TCP connection first, so "unreachable" carries the system's reason (libzmq only
+//  retries silently). Returns 0, or -1 with the reason in text. Endpoints other than tcp://
+//  are left to libzmq.
+static int s_check_tcp (const char *endpoint, int timeout_ms, char *text, size_t size)
+{
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return 0;
+    char host[256];
+    snprintf (host, sizeof host, "%s", endpoint + 6);
+    char *colon = strrchr (host, ':');
+    if (!colon) {
+        snprintf (text, size, "core/endpoint %s has no port", endpoint);
+        return -1;
+    }
+    *colon = 0;
+    const char *port = colon + 1;
+    //  [::1]:7800
+    char *name = host;
+    if (*name == '[' && name[strlen (name) - 1] == ']') {
+        name[strlen (name) - 1] = 0;
+        name++;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *found = NULL;
+    int rc = getaddrinfo (name, port, &hints, &found);
+    if (rc != 0) {
+        snprintf (text, size, "unreachable: cannot resolve %s: %s", name, gai_strerror (rc));
+        return -1;
+    }
+    int error = ETIMEDOUT;
+    for (struct addrinfo *address = found; address; address = address->ai_next) {
+        int fd = socket (address->ai_family, address->ai_socktype | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+            error = errno;
+            continue;
+        }
+        error = 0;
+        if (connect (fd, address->ai_addr, address->ai_addrlen) != 0) {
+            error = errno;
+            if (error == EINPROGRESS) {
+                struct pollfd wait = {.fd = fd, .events = POLLOUT};
+                if (poll (&wait, 1, timeout_ms) == 1) {
+                    socklen_t length = sizeof error;
+                    getsockopt (fd, SOL_SOCKET, SO_ERROR, &error, &length);
+                } else
+                    error = ETIMEDOUT;
+            }
+        }
+        close (fd);
+        if (error == 0)
+            break;
+    }
+    freeaddrinfo (found);
+    if (error == 0)
+        return 0;
+    snprintf (text, size, "unreachable: cannot connect to %s: %s%s", endpoint, strerror (error),
+              error == ECONNREFUSED ? " (nothing listens there: is the core running, and is "
+                                      "core/endpoint its address and port?)"
+              : error == ETIMEDOUT  ? " (no answer: a firewall, or a wrong address?)"
+                                    : "");
+    return -1;
+}
+
+ml_check_result_t ml_agent_check_core (const ml_agent_settings_t *settings,
+                                       const char *certificate_public_path, const char *epoch,
+                                       const uint64_t *high_water, int timeout_ms, char *text,
+                                       size_t size)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    if (s_check_tcp (settings->core_endpoint, timeout_ms, text, size) != 0)
+        return ML_CHECK_UNREACHABLE;
+    zcert_t *certificate = zcert_load (settings->certificate);
+    if (!certificate) {
+        snprintf (text, size, "cannot load the agent's secret certificate %s",
+                  settings->certificate);
+        return ML_CHECK_REFUSED;
+    }
+    char key[41];
+    snprintf (key, sizeof key, "%s", zcert_public_txt (certificate));
+    char register_hint[900];
+    snprintf (register_hint, sizeof register_hint,
+              "register it on the core: matterlink-core register-agent -c CORE.cfg --firm FIRM "
+              "--name \"FIRM NAME\" --cert %s (this agent's public key is %s)",
+              certificate_public_path, key);
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    assert (dealer);
+    zcert_apply (certificate, dealer);
+    zsock_set_curve_serverkey (dealer, settings->core_public_key);
+    zsock_set_maxmsgsize (dealer, ML_MAX_MESSAGE_SIZE);
+    zsock_set_linger (dealer, 0);
+    //  The monitor tells a refused key (the core's ZAP answer) from a handshake that never
+    //  completes (the core cannot decrypt it: another core key) and from no connection at all.
+    zactor_t *monitor = zactor_new (zmonitor, dealer);
+    assert (monitor);
+    zstr_sendx (monitor, "LISTEN", "CONNECTED", "HANDSHAKE_SUCCEEDED", "HANDSHAKE_FAILED_AUTH",
+                "HANDSHAKE_FAILED_PROTOCOL", "HANDSHAKE_FAILED_NO_DETAIL", NULL);
+    zstr_sendx (monitor, "START", NULL);
+    zsock_wait (monitor);
+    ml_check_result_t result = ML_CHECK_UNREACHABLE;
+    snprintf (text, size, "unreachable: no connection to %s within %d ms", settings->core_endpoint,
+              timeout_ms);
+    bool connected = false, handshaken = false, failed = false, hello_sent = false;
+    if (zsock_connect (dealer, "%s", settings->core_endpoint) != 0) {
+        snprintf (text, size, "cannot connect to core endpoint '%s'", settings->core_endpoint);
+        result = ML_CHECK_REFUSED;
+        goto done;
+    }
+    zpoller_t *poller = zpoller_new (monitor, dealer, NULL);
+    while (true) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0)
+            break;
+        void *which = zpoller_wait (poller, (int)left);
+        if (which == monitor) {
+            char *name = NULL, *value = NULL;
+            zstr_recvx (monitor, &name, &value, NULL);
+            if (name && streq (name, "CONNECTED"))
+                connected = true;
+            else if (name && streq (name, "HANDSHAKE_SUCCEEDED"))
+                handshaken = true;
+            else if (name && streq (name, "HANDSHAKE_FAILED_AUTH")) {
+                result = ML_CHECK_KEY_REFUSED;
+                snprintf (text, size, "the core refused this agent's key (status %s): %s",
+                          value ? value : "?", register_hint);
+                failed = true;
+            } else if (name && (streq (name, "HANDSHAKE_FAILED_PROTOCOL") ||
+                                streq (name, "HANDSHAKE_FAILED_NO_DETAIL")))
+                failed = true; //  the core closed the connection: see below
+            zstr_free (&name);
+            zstr_free (&value);
+            if (failed)
+                break;
+        } else if (which == dealer) {
+            zframe_t *frame = zframe_recv (dealer);
+            const char *error = NULL;
+            ml_msg_t *answer =
+                frame ? ml_msg_decode (zframe_data (frame), zframe_size (frame), &error) : NULL;
+            zframe_destroy (&frame);
+            char reason[300] = "";
+            if (answer && answer->id == ML_MSG_ERROR)
+                ml_log_escape (answer->reason, reason, sizeof reason);
+            if (!answer) {
+                result = ML_CHECK_REFUSED;
+                snprintf (text, size, "the core answered HELLO with a malformed message: %s",
+                          error ? error : "empty");
+            } else if (answer->id == ML_MSG_WELCOME) {
+                result = ML_CHECK_OK;
+                snprintf (text, size,
+                          "core OK: %s accepted this agent's key and its HELLO (%s; heartbeat %u "
+                          "ms)",
+                          settings->core_endpoint,
+                          answer->resync ? "the core will ask the agent for a snapshot"
+                                         : "the agent will resume sending changes",
+                          answer->heartbeat_ms);
+            } else if (answer->id == ML_MSG_ERROR && answer->code == ML_ERROR_KEY_IN_USE) {
+                result = ML_CHECK_OK;
+                snprintf (text, size,
+                          "core OK: %s accepted this agent's key; the firm's agent is connected "
+                          "now, so the core refused this check's second connection, as it should",
+                          settings->core_endpoint);
+            } else if (answer->id == ML_MSG_ERROR && answer->code == ML_ERROR_UNAUTHORIZED) {
+                result = ML_CHECK_KEY_REFUSED;
+                snprintf (text, size,
+                          "the core refused this agent's key: its certificate is in the core's "
+                          "agents directory but no firm owns it (%s); %s",
+                          reason, register_hint);
+            } else if (answer->id == ML_MSG_ERROR) {
+                result = ML_CHECK_REFUSED;
+                snprintf (text, size, "the core refused the HELLO: %u %s", answer->code, reason);
+            } else {
+                result = ML_CHECK_REFUSED;
+                snprintf (text, size, "the core answered HELLO with %s", ml_msg_name (answer->id));
+            }
+            ml_msg_destroy (&answer);
+            break;
+        } else if (zpoller_terminated (poller))
+            break;
+        if (handshaken && !hello_sent) {
+            hello_sent = true;
+            if (!epoch || !high_water) {
+                result = ML_CHECK_OK;
+                snprintf (text, size,
+                          "core handshake OK: %s accepted this agent's key (HELLO not sent: the "
+                          "matter database cannot be read)",
+                          settings->core_endpoint);
+                break;
+            }
+            ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
+            hello->protocol = ML_PROTOCOL_VERSION;
+            snprintf (hello->agent_version, sizeof hello->agent_version, "%s (check)",
+                      ML_AGENT_VERSION);
+            hello->contract_version = ML_CONTRACT_VERSION;
+            snprintf (hello->epoch, sizeof hello->epoch, "%s", epoch);
+            hello->high_water = *high_water;
+            uint8_t *data = NULL;
+            size_t length = 0;
+            if (ml_msg_encode (hello, &data, &length) == 0)
+                zmq_send (zsock_resolve (dealer), data, length, ZMQ_DONTWAIT);
+            free (data);
+            ml_msg_destroy (&hello);
+        }
+    }
+    zpoller_destroy (&poller);
+    if (result == ML_CHECK_UNREACHABLE && (connected || failed)) {
+        result = ML_CHECK_NO_ANSWER;
+        snprintf (text, size,
+                  "no answer to the handshake from %s%s: the pinned core key (core/public_key) is "
+                  "wrong, or this is not a matterlink core",
+                  settings->core_endpoint, failed ? " (it closed the connection)" : "");
+    } else if (result == ML_CHECK_UNREACHABLE && handshaken) {
+        result = ML_CHECK_REFUSED;
+        snprintf (text, size,
+                  "the core accepted the handshake but did not answer HELLO within %d ms",
+                  timeout_ms);
+    }
+done:
+    zactor_destroy (&monitor);
+    zsock_destroy (&dealer);
+    zcert_destroy (&certificate);
+    return result;
 }
 
 void ml_agent_test (bool verbose)

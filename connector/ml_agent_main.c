@@ -17,21 +17,61 @@ static void s_usage (FILE *stream)
 {
     fprintf (stream,
              "usage: matterlink-agent run -c FILE [--log-level LEVEL]\n"
-             "       matterlink-agent check -c FILE\n"
+             "       matterlink-agent check -c FILE [--timeout SECONDS]\n"
              "       matterlink-agent keygen --out PATH\n"
              "\n"
              "  run     run the agent: replicate the matter database to the core and apply\n"
              "          postings (stops on SIGINT or SIGTERM)\n"
-             "  check   connect to the matter database and check the installed contract\n"
+             "  check   connect to the matter database and check the installed contract, then\n"
+             "          reach the core: CURVE handshake and HELLO within SECONDS (default 5)\n"
              "  keygen  make the agent's certificate: PATH (public, give it to the core's\n"
              "          operator) and PATH_secret (keep it here; agent/certificate points at it)\n"
              "  LEVEL   error, warning, notice (default), info or debug\n");
 }
 
+//  check: the matter database and its contract, then the core (handshake and HELLO). Both are
+//  checked and reported, so one run tells IT everything that is wrong. Exit 0 when both are
+//  right, else 1.
+static int s_check (const ml_agent_settings_t *settings, ml_contract_t *contract,
+                    const ml_odbc_error_t *odbc_error, int timeout_ms)
+{
+    bool database_ok = false;
+    char text[800], epoch[64] = "";
+    uint64_t high_water = 0;
+    if (!contract) {
+        char escaped[600];
+        fprintf (stderr, "matterlink-agent: cannot connect to the matter database: %s\n",
+                 ml_log_escape (odbc_error->message, escaped, sizeof escaped));
+    } else if (ml_contract_check (contract, text, sizeof text, epoch, sizeof epoch) != 0)
+        fprintf (stderr, "matterlink-agent: %s\n", text);
+    else if (ml_contract_high_water (contract, &high_water) != 0)
+        fprintf (stderr, "matterlink-agent: cannot read the matter database's change high-water\n");
+    else {
+        printf ("matter database OK: contract version %d, epoch %s\n", ML_CONTRACT_VERSION, epoch);
+        database_ok = true;
+    }
+    ml_contract_destroy (&contract);
+    fflush (stdout);
+    //  The public certificate keygen wrote beside the secret one: what register-agent takes.
+    char public_path[600];
+    snprintf (public_path, sizeof public_path, "%s", settings->certificate);
+    size_t length = strlen (public_path);
+    if (length > 7 && streq (public_path + length - 7, "_secret"))
+        public_path[length - 7] = 0;
+    ml_check_result_t result =
+        ml_agent_check_core (settings, public_path, database_ok ? epoch : NULL,
+                             database_ok ? &high_water : NULL, timeout_ms, text, sizeof text);
+    if (result == ML_CHECK_OK)
+        printf ("%s\n", text);
+    else
+        fprintf (stderr, "matterlink-agent: %s\n", text);
+    return database_ok && result == ML_CHECK_OK ? 0 : 1;
+}
+
 int main (int argc, char *argv[])
 {
     const char *command = argc > 1 ? argv[1] : NULL;
-    const char *config_path = NULL, *out = NULL, *level_text = "notice";
+    const char *config_path = NULL, *out = NULL, *level_text = "notice", *timeout_text = "5";
     for (int index = 2; index < argc; index++) {
         if ((streq (argv[index], "-c") || streq (argv[index], "--config")) && index + 1 < argc)
             config_path = argv[++index];
@@ -39,6 +79,8 @@ int main (int argc, char *argv[])
             out = argv[++index];
         else if (streq (argv[index], "--log-level") && index + 1 < argc)
             level_text = argv[++index];
+        else if (streq (argv[index], "--timeout") && index + 1 < argc)
+            timeout_text = argv[++index];
         else {
             fprintf (stderr, "matterlink-agent: unknown argument '%s'\n", argv[index]);
             s_usage (stderr);
@@ -48,6 +90,13 @@ int main (int argc, char *argv[])
     ml_log_level_t level;
     if (ml_log_level_parse (level_text, &level) != 0) {
         fprintf (stderr, "matterlink-agent: unknown log level '%s'\n", level_text);
+        return 2;
+    }
+    char *end = NULL;
+    long timeout = strtol (timeout_text, &end, 10);
+    if (*end || timeout < 1 || timeout > 600) {
+        fprintf (stderr, "matterlink-agent: --timeout is whole seconds, 1 to 600, not '%s'\n",
+                 timeout_text);
         return 2;
     }
     ml_log_setup ("agent", level);
@@ -84,12 +133,8 @@ int main (int argc, char *argv[])
     //  contract mismatch forever is worse than one that refuses to start and says why.
     ml_odbc_error_t odbc_error;
     ml_contract_t *contract = ml_contract_new (settings.dialect, settings.connection, &odbc_error);
-    if (!contract && streq (command, "check")) {
-        char escaped[600];
-        fprintf (stderr, "matterlink-agent: cannot connect to the matter database: %s\n",
-                 ml_log_escape (odbc_error.message, escaped, sizeof escaped));
-        return 1;
-    }
+    if (streq (command, "check"))
+        return s_check (&settings, contract, &odbc_error, (int)timeout * 1000);
     if (contract) {
         char text[800], epoch[64];
         int rc = ml_contract_check (contract, text, sizeof text, epoch, sizeof epoch);
@@ -97,11 +142,6 @@ int main (int argc, char *argv[])
         if (rc != 0) {
             fprintf (stderr, "matterlink-agent: %s\n", text);
             return 1;
-        }
-        if (streq (command, "check")) {
-            printf ("matter database OK: contract version %d, epoch %s\n", ML_CONTRACT_VERSION,
-                    epoch);
-            return 0;
         }
     } else
         ml_log (ML_LOG_WARNING, "matter database not reachable yet; the agent keeps trying");

@@ -14,6 +14,9 @@
 #include "ml_service.h"
 #include "ml_store.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #define S_ZAP_DOMAIN "matterlink"
 
 typedef enum { S_NONE, S_SNAPSHOT, S_LIVE } s_session_state_t;
@@ -22,7 +25,9 @@ typedef enum { S_NONE, S_SNAPSHOT, S_LIVE } s_session_state_t;
 //  is told to greet again (ERROR 409) and the store says where to resume.
 typedef struct {
     char firm_id[64];
+    char label[80]; //  "firm ID": the peer's name for ml_log_peer
     zframe_t *routing;
+    char peer[64]; //  the connection's peer address (for log lines naming it)
     s_session_state_t state;
     uint64_t batch;      //  last batch number received
     int64_t last_seen;   //  monotonic ms
@@ -43,6 +48,9 @@ typedef struct {
     zsock_t *router;
     zsock_t *admin;
     zactor_t *auth;
+    zactor_t *monitor;           //  the router's connection events, to log who was refused
+    zhashx_t *connections;       //  descriptor (decimal text) -> peer address, from ACCEPTED
+    char handshake_failure[300]; //  why the handshake now failing failed, until DISCONNECTED
     zcert_t *certificate;
     ml_store_t *store;
     ml_payers_t *payers;
@@ -113,6 +121,7 @@ static s_session_t *s_session_new (const char *firm_id)
     s_session_t *self = calloc (1, sizeof (s_session_t));
     assert (self);
     snprintf (self->firm_id, sizeof self->firm_id, "%s", firm_id);
+    snprintf (self->label, sizeof self->label, "firm %s", firm_id);
     self->in_flight = zhashx_new ();
     zhashx_set_destructor (self->in_flight, (zhashx_destructor_fn *)zstr_free);
     return self;
@@ -146,7 +155,9 @@ static int s_send_to (s_core_t *self, zframe_t *routing, ml_msg_t *message)
     //  ROUTER_MANDATORY makes a send to a vanished agent fail here instead of silently.
     if (zmsg_send (&out, self->router) != 0) {
         zmsg_destroy (&out);
-        ml_log (ML_LOG_INFO, "%s not sent: agent unreachable", ml_msg_name (message->id));
+        //  A peer that sends and goes away makes these: one bucket for them all.
+        ml_log_peer (ML_LOG_INFO, "replies to agents that went away",
+                     "%s not sent: agent unreachable", ml_msg_name (message->id));
         return -1;
     }
     return 0;
@@ -265,7 +276,7 @@ static bool s_batch_in_order (s_core_t *self, s_session_t *session, ml_msg_t *me
         char reason[200];
         snprintf (reason, sizeof reason, "%s batch %llu out of state or sequence; send HELLO",
                   ml_msg_name (message->id), (unsigned long long)message->batch);
-        ml_log (ML_LOG_INFO, "firm %s: %s", session->firm_id, reason);
+        ml_log_peer (ML_LOG_INFO, session->label, "firm %s: %s", session->firm_id, reason);
         s_send_error (self, session->routing, ML_ERROR_OUT_OF_STATE, reason);
         session->state = S_NONE;
         return false;
@@ -292,8 +303,9 @@ static void s_handle_message (s_core_t *self, s_session_t *session, ml_msg_t *me
     }
     if (message->id == ML_MSG_ERROR) {
         char reason[300];
-        ml_log (ML_LOG_WARNING, "firm %s: agent reports %u: %s", session->firm_id, message->code,
-                ml_log_escape (message->reason, reason, sizeof reason));
+        ml_log_peer (ML_LOG_WARNING, session->label, "firm %s: agent reports %u: %s",
+                     session->firm_id, message->code,
+                     ml_log_escape (message->reason, reason, sizeof reason));
         return;
     }
     if (message->id == ML_MSG_PONG)
@@ -360,7 +372,8 @@ static void s_handle_message (s_core_t *self, s_session_t *session, ml_msg_t *me
                         message->status, session->firm_id, *message->reason ? ": " : "",
                         ml_log_escape (message->reason, reason, sizeof reason));
             else
-                ml_log (ML_LOG_INFO, "posting %s: repeated result ignored", message->posting_uuid);
+                ml_log_peer (ML_LOG_INFO, session->label, "posting %s: repeated result ignored",
+                             message->posting_uuid);
             s_deliver (self, session);
             break;
         }
@@ -391,6 +404,68 @@ static const char *s_firm_of (s_core_t *self, const char *key)
     return zhashx_lookup (self->firms, key);
 }
 
+//  The peer address libzmq gives a message (the IP address of the TCP connection).
+static void s_peer_address (zframe_t *frame, char *peer, size_t size)
+{
+    const char *address = zframe_meta (frame, "Peer-Address");
+    char escaped[64];
+    snprintf (peer, size, "%s", address ? ml_log_escape (address, escaped, sizeof escaped) : "?");
+}
+
+static void s_search_expire (s_core_t *self, const char *firm_id);
+
+//  A connection with a firm's key that is not the one holding the firm's route. One route per
+//  firm: the first connection keeps it while it is alive (heard from within the window s_tick
+//  allows, and its connection open), so a second agent with a copied key cannot take a firm's
+//  postings and searches; a silent or closed first connection hands over, so a restarted agent
+//  is not locked out. Returns true when the newcomer now holds the route (its session starts
+//  with no state: it must send HELLO).
+static bool s_route_handover (s_core_t *self, s_session_t *session, zframe_t *routing,
+                              const char *peer)
+{
+    int64_t silent = zclock_mono () - session->last_seen;
+    char *old_id = zframe_strhex (session->routing);
+    char *new_id = zframe_strhex (routing);
+    //  ROUTER_MANDATORY makes a send to a closed connection fail at once: a PING tells a
+    //  connection that is gone (an agent killed and restarted) from one that lives.
+    bool open = false;
+    if (silent <= 3 * (int64_t)self->settings.heartbeat_ms) {
+        ml_msg_t *ping = ml_msg_new (ML_MSG_PING);
+        open = s_send_to (self, session->routing, ping) == 0;
+        ml_msg_destroy (&ping);
+    }
+    if (open) {
+        ml_log_peer (
+            ML_LOG_WARNING, session->label,
+            "firm %s: second connection with the firm's agent key refused (peer %s, routing "
+            "id %s): the firm's agent at %s (routing id %s) is connected and was heard from "
+            "%lld ms ago; is the agent's key installed twice?",
+            session->firm_id, peer, new_id, session->peer, old_id, (long long)silent);
+        s_send_error (self, routing, ML_ERROR_KEY_IN_USE,
+                      "another connection with this agent's key is live at the core; this one is "
+                      "refused while it lasts");
+    } else {
+        //  Its own budget: the refusals of a copied key must not hide a handover.
+        char label[96];
+        snprintf (label, sizeof label, "%s (handovers)", session->label);
+        ml_log_peer (ML_LOG_WARNING, label,
+                     "firm %s: agent at %s (routing id %s) takes over the firm's route from %s "
+                     "(routing id %s), %s %lld ms",
+                     session->firm_id, peer, new_id, session->peer, old_id,
+                     silent <= 3 * (int64_t)self->settings.heartbeat_ms
+                         ? "whose connection closed; last heard from it"
+                         : "silent for",
+                     (long long)silent);
+        s_search_expire (self, session->firm_id);
+        session->state = S_NONE;
+        session->batch = 0;
+        zhashx_purge (session->in_flight);
+    }
+    zstr_free (&old_id);
+    zstr_free (&new_id);
+    return !open;
+}
+
 static void s_receive_agent (s_core_t *self)
 {
     zmsg_t *incoming = zmsg_recv (self->router);
@@ -409,16 +484,20 @@ static void s_receive_agent (s_core_t *self)
     const char *key = zframe_meta (body, "User-Id");
     const char *firm = key ? s_firm_of (self, key) : NULL;
     if (!firm) {
-        ml_log (ML_LOG_WARNING,
-                "message from an agent key registered to no firm (%.8s...) "
-                "refused",
-                key ? key : "none");
+        char label[64];
+        snprintf (label, sizeof label, "agent key %.8s...", key ? key : "none");
+        ml_log_peer (ML_LOG_WARNING, label,
+                     "message from an agent key registered to no firm (%.8s...) "
+                     "refused",
+                     key ? key : "none");
         s_send_error (self, routing, ML_ERROR_UNAUTHORIZED,
                       "this agent's key is not registered to a firm");
         zframe_destroy (&routing);
         zframe_destroy (&body);
         return;
     }
+    char peer[64];
+    s_peer_address (body, peer, sizeof peer);
     const char *error = NULL;
     ml_msg_t *message =
         extra ? NULL : ml_msg_decode (zframe_data (body), zframe_size (body), &error);
@@ -426,22 +505,161 @@ static void s_receive_agent (s_core_t *self)
         error = "an MLP message is one frame";
     zframe_destroy (&body);
     if (!message) {
-        ml_log (ML_LOG_WARNING, "firm %s: malformed message refused: %s", firm, error);
+        char label[80];
+        snprintf (label, sizeof label, "firm %s", firm);
+        ml_log_peer (ML_LOG_WARNING, label, "firm %s: malformed message refused: %s", firm, error);
         s_send_error (self, routing, ML_ERROR_MALFORMED, error);
         zframe_destroy (&routing);
         return;
     }
     s_session_t *session = zhashx_lookup (self->sessions, firm);
+    if (session && session->routing && !zframe_eq (session->routing, routing) &&
+        !s_route_handover (self, session, routing, peer)) {
+        zframe_destroy (&routing);
+        ml_msg_destroy (&message);
+        return;
+    }
     if (!session) {
         session = s_session_new (firm);
         zhashx_insert (self->sessions, firm, session);
     }
     zframe_destroy (&session->routing);
     session->routing = routing;
+    snprintf (session->peer, sizeof session->peer, "%s", peer);
     session->last_seen = zclock_mono ();
     ml_log (ML_LOG_DEBUG, "firm %s: %s", firm, ml_msg_name (message->id));
     s_handle_message (self, session, message);
     ml_msg_destroy (&message);
+}
+
+//  The ZAP handler (ZeroMQ RFC 27), in place of czmq's zauth: it allows a CURVE client whose
+//  public key has a certificate in the agents' directory, as zauth does, and also logs each
+//  refusal with the peer's address and key (zauth refuses silently, and its verbose mode logs
+//  every allowed handshake too). The certificate store reloads the directory when it changes,
+//  so a newly registered agent is accepted without a restart.
+typedef struct {
+    zsock_t *handler;    //  REP bound to the ZAP endpoint, handed to the actor
+    zcertstore_t *store; //  the agents' certificates
+} s_zap_t;
+
+static void s_zap_actor (zsock_t *pipe, void *args)
+{
+    //  The core bound the handler before starting this actor (a core that could not must not
+    //  start: libzmq without a ZAP handler would accept any key). It is ours from now on.
+    s_zap_t zap = *(s_zap_t *)args;
+    zsock_t *handler = zap.handler;
+    zcertstore_t *store = zap.store;
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, handler, NULL);
+    while (true) {
+        void *which = zpoller_wait (poller, -1);
+        if (which != handler)
+            break; //  $TERM, or interrupted
+        zmsg_t *request = zmsg_recv (handler);
+        if (!request)
+            break;
+        char *version = zmsg_popstr (request);
+        char *sequence = zmsg_popstr (request);
+        char *domain = zmsg_popstr (request);
+        char *address = zmsg_popstr (request);
+        zframe_t *identity = zmsg_pop (request);
+        char *mechanism = zmsg_popstr (request);
+        zframe_t *credentials = zmsg_pop (request);
+        char key[41] = "";
+        if (mechanism && streq (mechanism, "CURVE") && credentials &&
+            zframe_size (credentials) == 32)
+            zmq_z85_encode (key, zframe_data (credentials), 32);
+        bool allowed = *key && zcertstore_lookup (store, key);
+        char peer[64];
+        ml_log_escape (address ? address : "?", peer, sizeof peer);
+        if (allowed)
+            ml_log (ML_LOG_DEBUG, "handshake from %s allowed (key %.8s...)", peer, key);
+        else if (*key)
+            ml_log_peer (
+                ML_LOG_WARNING, peer,
+                "handshake refused from %s: CURVE key %s is not in the agents' certificate "
+                "directory (an unregistered agent: see 'matterlink-core register-agent')",
+                peer, key);
+        else
+            ml_log_peer (ML_LOG_WARNING, peer, "handshake refused from %s: it does not use CURVE",
+                         peer);
+        zmsg_t *reply = zmsg_new ();
+        zmsg_addstr (reply, "1.0");
+        zmsg_addstr (reply, sequence ? sequence : "");
+        zmsg_addstr (reply, allowed ? "200" : "400");
+        zmsg_addstr (reply, allowed ? "OK" : "unknown key");
+        zmsg_addstr (reply, allowed ? key : "");
+        zmsg_addmem (reply, NULL, 0);
+        zmsg_send (&reply, handler);
+        zstr_free (&version);
+        zstr_free (&sequence);
+        zstr_free (&domain);
+        zstr_free (&address);
+        zstr_free (&mechanism);
+        zframe_destroy (&identity);
+        zframe_destroy (&credentials);
+        zmsg_destroy (&request);
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&handler);
+    zcertstore_destroy (&store);
+}
+
+//  The router's connection events (from its monitor: event name, value, endpoint). A client
+//  that speaks NULL or PLAIN to the CURVE router never reaches the ZAP handler: the mechanisms
+//  differ, one side closes, and libzmq reports a failed handshake followed by the connection's
+//  DISCONNECTED. The monitor gives only the router's own endpoint, so the peer's address is
+//  read from the connection's descriptor when it is accepted (when the peer closed before that,
+//  it is unknown).
+static void s_receive_monitor (s_core_t *self)
+{
+    zmsg_t *event = zmsg_recv (self->monitor);
+    if (!event)
+        return;
+    char *name = zmsg_popstr (event);
+    char *value_text = zmsg_popstr (event);
+    long long value = value_text ? strtoll (value_text, NULL, 10) : 0;
+    if (name && streq (name, "ACCEPTED")) {
+        struct sockaddr_storage address;
+        socklen_t length = sizeof address;
+        char host[INET6_ADDRSTRLEN] = "an unknown peer";
+        if (getpeername ((int)value, (struct sockaddr *)&address, &length) == 0) {
+            if (address.ss_family == AF_INET)
+                inet_ntop (AF_INET, &((struct sockaddr_in *)&address)->sin_addr, host, sizeof host);
+            else if (address.ss_family == AF_INET6)
+                inet_ntop (AF_INET6, &((struct sockaddr_in6 *)&address)->sin6_addr, host,
+                           sizeof host);
+        }
+        zhashx_update (self->connections, value_text, strdup (host));
+    } else if (name && streq (name, "HANDSHAKE_FAILED_PROTOCOL")) {
+        if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+            snprintf (self->handshake_failure, sizeof self->handshake_failure,
+                      "it does not use CURVE (a NULL or PLAIN client)");
+        else if (value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+            snprintf (self->handshake_failure, sizeof self->handshake_failure,
+                      "its CURVE handshake does not decrypt (it pins another core key?)");
+        else
+            snprintf (self->handshake_failure, sizeof self->handshake_failure,
+                      "ZeroMQ protocol error 0x%llx", value);
+    } else if (name && streq (name, "HANDSHAKE_FAILED_NO_DETAIL"))
+        snprintf (self->handshake_failure, sizeof self->handshake_failure,
+                  "it closed the connection during the handshake (%s): a client that does not "
+                  "use CURVE (NULL or PLAIN), that pins another core key, or no ZeroMQ client",
+                  zmq_strerror ((int)value));
+    else if (name && streq (name, "DISCONNECTED")) {
+        //  libzmq reports a failed handshake and then, at once, its connection's DISCONNECTED.
+        if (*self->handshake_failure) {
+            const char *peer = zhashx_lookup (self->connections, value_text);
+            ml_log_peer (ML_LOG_WARNING, peer ? peer : "an unknown peer",
+                         "handshake refused from %s: %s", peer ? peer : "an unknown peer",
+                         self->handshake_failure);
+        }
+        *self->handshake_failure = 0;
+        zhashx_delete (self->connections, value_text);
+    }
+    zstr_free (&name);
+    zstr_free (&value_text);
+    zmsg_destroy (&event);
 }
 
 //  Admin API ---------------------------------------------------------------------------------
@@ -497,8 +715,9 @@ static void s_search_answered (s_core_t *self, s_session_t *session, ml_msg_t *a
     s_pending_t *pending = zhashx_lookup (self->pending, key);
     if (!pending || !streq (pending->firm_id, session->firm_id)) {
         //  Late (the client was already told it timed out), or not this firm's to answer.
-        ml_log (ML_LOG_INFO, "firm %s: answer to search %s ignored (late or unknown)",
-                session->firm_id, key);
+        ml_log_peer (ML_LOG_INFO, session->label,
+                     "firm %s: answer to search %s ignored (late or unknown)", session->firm_id,
+                     key);
         return;
     }
     ml_msg_t *follow_up = NULL;
@@ -648,6 +867,8 @@ static void s_tick (s_core_t *self)
     //  Receipts and notices owed for what happened (a sweep, so none is ever lost).
     if (ml_payments_notify (self->payments) > 0 && self->mail_sender)
         zstr_send (self->mail_sender, "SEND");
+    //  Counts of log lines that peers caused over their limit.
+    ml_log_peer_flush ();
     int64_t now = zclock_mono ();
     zlistx_t *firms = zhashx_keys (self->sessions);
     for (const char *firm = zlistx_first (firms); firm; firm = zlistx_next (firms)) {
@@ -737,16 +958,18 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
                 settings->agents);
         return -1;
     }
-    //  Without a ZAP handler libzmq would accept any client key: zauth checks each key
-    //  against the certificate store directory.
-    self->auth = zactor_new (zauth, NULL);
-    assert (self->auth);
-    if (ml_log_level () >= ML_LOG_DEBUG) {
-        zstr_sendx (self->auth, "VERBOSE", NULL);
-        zsock_wait (self->auth);
+    //  Without a ZAP handler libzmq would accept any client key: ours checks each key
+    //  against the agents' certificate directory.
+    s_zap_t zap = {zsock_new (ZMQ_REP), zcertstore_new (settings->agents)};
+    if (!zap.handler || !zap.store || zsock_bind (zap.handler, "inproc://zeromq.zap.01") != 0) {
+        ml_log (ML_LOG_ERROR, "cannot start the handshake handler over %s: %s", settings->agents,
+                zmq_strerror (errno));
+        zsock_destroy (&zap.handler);
+        zcertstore_destroy (&zap.store);
+        return -1;
     }
-    zstr_sendx (self->auth, "CURVE", settings->agents, NULL);
-    zsock_wait (self->auth);
+    self->auth = zactor_new (s_zap_actor, &zap);
+    assert (self->auth);
     self->router = zsock_new (ZMQ_ROUTER);
     assert (self->router);
     zsock_set_zap_domain (self->router, S_ZAP_DOMAIN);
@@ -756,6 +979,15 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
     zsock_set_maxmsgsize (self->router, ML_MAX_MESSAGE_SIZE);
     zsock_set_linger (self->router, 0);
     zsock_set_sndtimeo (self->router, 0);
+    //  Who was refused before the ZAP handler could see them (s_receive_monitor).
+    self->connections = zhashx_new ();
+    zhashx_set_destructor (self->connections, (zhashx_destructor_fn *)zstr_free);
+    self->monitor = zactor_new (zmonitor, self->router);
+    assert (self->monitor);
+    zstr_sendx (self->monitor, "LISTEN", "ACCEPTED", "DISCONNECTED", "HANDSHAKE_FAILED_NO_DETAIL",
+                "HANDSHAKE_FAILED_PROTOCOL", NULL);
+    zstr_sendx (self->monitor, "START", NULL);
+    zsock_wait (self->monitor);
     if (zsock_bind (self->router, "%s", settings->endpoint) < 0) {
         ml_log (ML_LOG_ERROR, "cannot bind agent endpoint %s: %s", settings->endpoint,
                 zmq_strerror (errno));
@@ -784,6 +1016,8 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
 static void s_core_destroy (s_core_t *self)
 {
     zsock_destroy (&self->admin);
+    zactor_destroy (&self->monitor);
+    zhashx_destroy (&self->connections);
     zsock_destroy (&self->router);
     zactor_destroy (&self->auth);
     zcert_destroy (&self->certificate);
@@ -816,7 +1050,7 @@ void ml_core_actor (zsock_t *pipe, void *args)
     ml_log (ML_LOG_NOTICE, "core listening for agents on %s, admin on %s", self->settings.endpoint,
             self->settings.admin_endpoint);
     ml_service_ready (pipe, true);
-    zpoller_t *poller = zpoller_new (pipe, self->router, self->admin, NULL);
+    zpoller_t *poller = zpoller_new (pipe, self->router, self->admin, self->monitor, NULL);
     self->tick_at = zclock_mono () + 1000;
     while (!self->terminated) {
         int64_t wait = s_search_next_expiry (self, self->tick_at) - zclock_mono ();
@@ -834,6 +1068,8 @@ void ml_core_actor (zsock_t *pipe, void *args)
             s_receive_agent (self);
         if (zsock_events (self->admin) & ZMQ_POLLIN)
             s_receive_admin (self);
+        if (zsock_events (self->monitor) & ZMQ_POLLIN)
+            s_receive_monitor (self);
         s_search_expire (self, NULL);
         if (zclock_mono () >= self->tick_at) {
             s_tick (self);

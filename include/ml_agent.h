@@ -30,6 +30,24 @@ typedef struct {
 int ml_agent_settings_load (ml_agent_settings_t *settings, const char *path, char *error,
                             size_t error_size);
 
+//  What 'matterlink-agent check' found at the core (ml_agent_check_core).
+typedef enum {
+    ML_CHECK_OK,          //  handshake and HELLO accepted (or the firm's agent holds the route)
+    ML_CHECK_KEY_REFUSED, //  the core refused this agent's key: register it
+    ML_CHECK_NO_ANSWER,   //  no answer to the handshake: wrong pinned core key, or not a core
+    ML_CHECK_UNREACHABLE, //  connection refused, no route, name unknown, or no TCP answer
+    ML_CHECK_REFUSED      //  the core answered HELLO with another error (version, store)
+} ml_check_result_t;
+
+//  Reach the core as the agent would: a TCP connection, the CURVE handshake, then HELLO (with
+//  the matter database's epoch and high-water; hello NULL stops after the handshake, for a
+//  database that cannot be read), all within timeout_ms. Writes one line for the operator
+//  (what happened and what to do) into text.
+ml_check_result_t ml_agent_check_core (const ml_agent_settings_t *settings,
+                                       const char *certificate_public_path, const char *epoch,
+                                       const uint64_t *high_water, int timeout_ms, char *text,
+                                       size_t text_size);
+
 //  The actor. args is an ml_agent_settings_t *, copied before the actor signals.
 void ml_agent_actor (zsock_t *pipe, void *args);
 

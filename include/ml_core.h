@@ -1,10 +1,10 @@
 /*  ml_core: the payment core service, an actor.
 
-    It binds a ROUTER for agents (CURVE, with zauth over a certificate store so an unknown
-    key is refused), attributes each message to a firm by its authenticated key, keeps the
-    firm's replica in the store, and delivers the postings outbox until each posting has a
-    result. It also serves the admin API (JSON over a REP socket) used by the staff CLI.
-    Start it with zactor_new (ml_core_actor, &settings); it ends on "$TERM".
+    It binds a ROUTER for agents (CURVE, with a ZAP handler over a certificate store so an
+    unknown key is refused, and logged with the peer's address), attributes each message to a firm
+   by its authenticated key, keeps the firm's replica in the store, and delivers the postings outbox
+   until each posting has a result. It also serves the admin API (JSON over a REP socket) used by
+   the staff CLI. Start it with zactor_new (ml_core_actor, &settings); it ends on "$TERM".
 */
 #ifndef ML_CORE_H_INCLUDED
 #define ML_CORE_H_INCLUDED

@@ -5,6 +5,7 @@
 # be upgraded, a newer one matched. An agent against a database without the contract says so too.
 . "$(dirname "$0")/lib_e2e.sh"
 setup 5 20
+start_core # check reaches the core too
 "$ML_BIN/matterlink-agent" check -c "$W/agent.cfg" >"$W/check.out" 2>&1 || fail "check failed on a good database: $(cat "$W/check.out")"
 grep -q "contract version 3" "$W/check.out" || fail "check did not report the version"
 
