@@ -648,12 +648,11 @@ ml_check_result_t ml_agent_check_core (const ml_agent_settings_t *settings,
     int64_t deadline = zclock_mono () + timeout_ms;
     if (s_check_tcp (settings->core_endpoint, timeout_ms, text, size) != 0)
         return ML_CHECK_UNREACHABLE;
-    zcert_t *certificate = zcert_load (settings->certificate);
-    if (!certificate) {
-        snprintf (text, size, "cannot load the agent's secret certificate %s",
-                  settings->certificate);
+    //  The same checks as the running agent: mode, owner, the public half named by mistake.
+    zcert_t *certificate =
+        ml_keygen_load_secret ("agent/certificate", settings->certificate, "agent", text, size);
+    if (!certificate)
         return ML_CHECK_REFUSED;
-    }
     char key[41];
     snprintf (key, sizeof key, "%s", zcert_public_txt (certificate));
     char register_hint[900];

@@ -12,7 +12,10 @@ status=0
 [ "$status" = 1 ] || fail "check on a missing database exited with $status: $(cat "$W/check.out")"
 grep -q "the SQLite database file $W/matter.bd does not exist" "$W/check.out" || fail "no 'does not exist' message: $(cat "$W/check.out")"
 [ ! -e "$W/matter.bd" ] || fail "check created the mistyped database file"
+# check reaches the core too, so the good case needs one running.
+start_core
 "$ML_BIN/matterlink-agent" check -c "$W/agent.cfg" >"$W/check.out" 2>&1 || fail "check failed on a good database: $(cat "$W/check.out")"
+stop_core
 
 # Every unknown key is an error naming the nearest known one, in both daemons: a misspelled
 # core/endpoint must not bind every interface with the default.
