@@ -171,16 +171,21 @@ int ml_autopay_due_date (const char *first_date, const char *frequency, const ch
     if (!step_months)
         return -1;
     //  Each due date counts from the first one, not from the last: a schedule on the 31st
-    //  is paid on Feb 28 and again on Mar 31, never drifting to the 28th.
+    //  is paid on Feb 28 and again on Mar 31, never drifting to the 28th. The index-th run
+    //  belongs to its period, the step_months calendar months starting with its month, and
+    //  never leaves it: so each period is charged exactly once.
     int months = (month - 1) + step_months * index;
     int due_year = year + months / 12, due_month = months % 12 + 1;
     int last = s_month_days (due_year, due_month);
     if (day <= last)
         s_date_text (s_days (due_year, due_month, day), due, size);
-    else if (streq (day_rule, "last"))
-        s_date_text (s_days (due_year, due_month, last), due, size);
-    else
+    else if (streq (day_rule, "next") && step_months > 1)
+        //  The 1st of the following month is still in a quarter's period.
         s_date_text (s_days (due_year, due_month, last) + 1, due, size);
+    else
+        //  "last", or "next" on a monthly schedule: the 1st of the following month is the
+        //  next period's, which has its own run (it would be charged twice, this one never).
+        s_date_text (s_days (due_year, due_month, last), due, size);
     return 0;
 }
 
@@ -379,6 +384,40 @@ static json_t *s_schedule_fields (ml_autopay_t *self, const json_t *request, con
     return NULL;
 }
 
+//  What staff should know about a schedule they just saved, as sentences (new reference):
+//  a firm without a contact address never gets the "Error-Failed AutoPay" alert, and a
+//  monthly "next" on a day some month lacks behaves like "last". Each is logged too.
+static json_t *s_warnings (ml_autopay_t *self, const json_t *fields, int64_t schedule_id)
+{
+    json_t *warnings = json_array ();
+    const char *firm = S_TEXT (fields, "firm_id");
+    json_t *contact = S_ROWS ("SELECT notify_email FROM firm_contact WHERE firm_id = ?", "s", firm);
+    const char *address = S_TEXT (json_array_get (contact, 0), "notify_email");
+    if (contact && (!address || !*address)) {
+        char text[400];
+        snprintf (text, sizeof text,
+                  "firm %s has no contact address, so a failed run's \"Error-Failed AutoPay\" "
+                  "alert cannot be sent (set one: matterlink firm contact --firm %s --email "
+                  "ADDRESS)",
+                  firm, firm);
+        ml_log (ML_LOG_WARNING, "autopay: schedule %lld: %s", (long long)schedule_id, text);
+        json_array_append_new (warnings, json_string (text));
+    }
+    json_decref (contact);
+    int year, month, day;
+    if (streq (S_TEXT (fields, "frequency"), "monthly") &&
+        streq (S_TEXT (fields, "day_rule"), "next") &&
+        s_date_parse (S_TEXT (fields, "first_date"), &year, &month, &day) == 0 && day > 28) {
+        char text[300];
+        snprintf (text, sizeof text,
+                  "a monthly schedule is charged once a month: a month without day %d is "
+                  "charged on its last day ('next' applies to quarterly schedules only)",
+                  day);
+        json_array_append_new (warnings, json_string (text));
+    }
+    return warnings;
+}
+
 //  Store fields as the schedule's row: a new one (schedule_id 0) or an update. Returns the
 //  reply with the schedule.
 static json_t *s_save (ml_autopay_t *self, int64_t schedule_id, const json_t *fields,
@@ -427,8 +466,10 @@ static json_t *s_save (ml_autopay_t *self, int64_t schedule_id, const json_t *fi
     ml_log (ML_LOG_NOTICE, "autopay: schedule %lld (%s): %s", (long long)schedule_id,
             S_TEXT (fields, "firm_id"), doing);
     json_t *schedule = s_schedule (self, schedule_id);
-    return schedule ? ml_admin_ok (json_pack ("{s:o}", "schedule", schedule))
-                    : s_store_failed (self, doing);
+    if (!schedule)
+        return s_store_failed (self, doing);
+    return ml_admin_ok (json_pack ("{s:o, s:o}", "schedule", schedule, "warnings",
+                                   s_warnings (self, fields, schedule_id)));
 }
 
 static json_t *s_add (ml_autopay_t *self, const json_t *request)
@@ -811,9 +852,10 @@ static bool s_failed (ml_autopay_t *self, const json_t *schedule, const json_t *
     json_decref (payers);
     if (ok && !row)
         ml_log (ML_LOG_WARNING,
-                "autopay: firm %s has no contact address ('matterlink firm-contact'): the "
-                "failure of schedule %lld is only recorded",
-                S_TEXT (schedule, "firm_id"), (long long)S_INT (schedule, "schedule_id"));
+                "autopay: firm %s has no contact address, so the failure of schedule %lld is "
+                "only recorded (set one: matterlink firm contact --firm %s --email ADDRESS)",
+                S_TEXT (schedule, "firm_id"), (long long)S_INT (schedule, "schedule_id"),
+                S_TEXT (schedule, "firm_id"));
     json_decref (contact);
     ml_log (ML_LOG_WARNING, "autopay: schedule %lld run due %s attempt %lld %s: %s%s",
             (long long)S_INT (schedule, "schedule_id"), S_TEXT (run, "due_date"),
@@ -1131,8 +1173,42 @@ void ml_autopay_test (bool verbose)
     }
     assert (ml_autopay_due_date ("2028-01-31", "monthly", "last", 1, due, sizeof due) == 0);
     assert (streq (due, "2028-02-29"));
+    //  One run per period (a month, or a quarter's three months), whatever the day and the
+    //  rule, across years with and without Feb 29.
+    const char *frequencies[] = {"monthly", "quarterly"};
+    const char *rules[] = {"last", "next"};
+    const char *starts[] = {"2027-01", "2027-11", "2028-01", "2027-12"};
+    for (int start = 0; start < 4; start++)
+        for (int first_day = 1; first_day <= 31; first_day++) {
+            char first[16];
+            snprintf (first, sizeof first, "%s-%02d", starts[start], first_day);
+            int y0, m0, d0;
+            if (s_date_parse (first, &y0, &m0, &d0) != 0)
+                continue;
+            for (int f = 0; f < 2; f++)
+                for (int r = 0; r < 2; r++) {
+                    int step = f == 0 ? 1 : 3;
+                    for (int index = 0; index < 14; index++) {
+                        assert (ml_autopay_due_date (first, frequencies[f], rules[r], index, due,
+                                                     sizeof due) == 0);
+                        int y, m, d;
+                        assert (s_date_parse (due, &y, &m, &d) == 0);
+                        //  The period is the step months from the index-th month on.
+                        int period = (y - y0) * 12 + (m - m0);
+                        assert (period >= step * index && period < step * (index + 1));
+                        assert (d == first_day || (d == s_month_days (y, m) && d < first_day) ||
+                                (d == 1 && step > 1 && streq (rules[r], "next")));
+                    }
+                }
+        }
     assert (ml_autopay_due_date ("2026-01-31", "monthly", "next", 1, due, sizeof due) == 0);
-    assert (streq (due, "2026-03-01"));
+    assert (streq (due, "2026-02-28"));
+    assert (ml_autopay_due_date ("2028-02-29", "monthly", "next", 12, due, sizeof due) == 0);
+    assert (streq (due, "2029-02-28"));
+    assert (ml_autopay_due_date ("2026-11-30", "quarterly", "next", 1, due, sizeof due) == 0);
+    assert (streq (due, "2027-03-01"));
+    assert (ml_autopay_due_date ("2027-11-30", "quarterly", "last", 1, due, sizeof due) == 0);
+    assert (streq (due, "2028-02-29"));
     assert (ml_autopay_due_date ("2026-11-30", "quarterly", "last", 1, due, sizeof due) == 0);
     assert (streq (due, "2027-02-28"));
     assert (ml_autopay_due_date ("2026-11-30", "quarterly", "last", 2, due, sizeof due) == 0);
@@ -1175,11 +1251,6 @@ void ml_autopay_test (bool verbose)
     json_t *reply = ml_payments_execute (payments, "account-add", request, deliver, sizeof deliver);
     json_decref (request);
     json_decref (reply);
-    request = json_pack ("{s:s, s:s}", "firm", "acme", "email", "billing@acme.example");
-    reply = ml_payments_execute (payments, "firm-contact", request, deliver, sizeof deliver);
-    assert (json_is_true (json_object_get (reply, "ok")));
-    json_decref (request);
-    json_decref (reply);
 
     ml_item_t client = {0};
     client.kind = 'I';
@@ -1205,6 +1276,32 @@ void ml_autopay_test (bool verbose)
                                     "150.00", "ar_message", "AutoPay July"));
     assert (json_is_true (json_object_get (reply, "ok")));
     int64_t schedule = S_INT (json_object_get (reply, "schedule"), "schedule_id");
+    //  No firm contact yet: the reply warns, naming the command that sets one.
+    json_t *warnings = json_object_get (reply, "warnings");
+    assert (json_array_size (warnings) == 1);
+    assert (strstr (json_string_value (json_array_get (warnings, 0)),
+                    "matterlink firm contact --firm acme --email"));
+    json_decref (reply);
+    request = json_pack ("{s:s, s:s}", "firm", "acme", "email", "billing@acme.example");
+    reply = ml_payments_execute (payments, "firm-contact", request, deliver, sizeof deliver);
+    assert (json_is_true (json_object_get (reply, "ok")));
+    json_decref (request);
+    json_decref (reply);
+    //  With one, no warning; a monthly "next" on a day some month lacks is one.
+    reply = s_test_call (self, "autopay-edit",
+                         json_pack ("{s:I, s:s}", "schedule_id", schedule, "day_rule", "last"));
+    assert (json_array_size (json_object_get (reply, "warnings")) == 0);
+    json_decref (reply);
+    reply = s_test_call (self, "autopay-edit",
+                         json_pack ("{s:I, s:s, s:s}", "schedule_id", schedule, "day_rule", "next",
+                                    "first_date", "2026-07-31"));
+    warnings = json_object_get (reply, "warnings");
+    assert (json_array_size (warnings) == 1);
+    assert (strstr (json_string_value (json_array_get (warnings, 0)), "quarterly schedules only"));
+    json_decref (reply);
+    reply = s_test_call (self, "autopay-edit",
+                         json_pack ("{s:I, s:s, s:s}", "schedule_id", schedule, "day_rule", "last",
+                                    "first_date", "2026-07-15"));
     json_decref (reply);
     reply = s_test_call (
         self, "autopay-enroll",

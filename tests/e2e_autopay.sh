@@ -20,7 +20,6 @@ clock() { cli --json autopay clock "$1" >/dev/null || fail "the test clock refus
 show() { cli --json autopay show "$1"; }
 runs() { show "$1" | json "len([r for r in d['schedule']['runs'] if $2])"; }
 add_accounts
-cli --json firm contact --firm acme --email billing@acme.example >/dev/null || fail "firm contact"
 
 # A client with at least two open invoices, paid by a payer with a saved card (saved with a
 # small trust deposit, so no invoice moves).
@@ -60,6 +59,11 @@ out=$(cli --json autopay add --payer "$payer" --method "$method" --name "Monthly
     --frequency monthly --first 2027-01-31 --amount "$amount_text" --message "AutoPay $client") ||
     fail "autopay add: $out"
 schedule=$(echo "$out" | json 'd["schedule"]["schedule_id"]')
+# No firm contact yet: the reply warns (the failure alert needs one), naming the real command.
+echo "$out" | json 'd["warnings"][0]' | grep -q "matterlink firm contact --firm acme --email" ||
+    fail "no warning about the missing firm contact: $out"
+grep -q "set one: matterlink firm contact --firm acme --email" "$W/core.log" || fail "not logged"
+cli --json firm contact --firm acme --email billing@acme.example >/dev/null || fail "firm contact"
 cli --json autopay enroll "$schedule" "$association" >/dev/null || fail "enroll"
 
 # First run: the oldest invoice whole, then the next one's 1.00, with the A/R message.
