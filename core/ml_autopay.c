@@ -20,6 +20,7 @@ struct _ml_autopay_t {
     ml_payments_t *payments; //  borrowed
     ml_mailer_t *mailer;     //  borrowed, may be NULL
     char today[11];          //  the test clock's day, "" for the real one
+    zhashx_t *ended;         //  schedules already logged as ended (schedule id text)
 };
 
 //  How many due dates one schedule may look back over: a weekly schedule's year is 53, so
@@ -75,6 +76,7 @@ ml_autopay_t *ml_autopay_new (ml_store_t *store, ml_payers_t *payers, ml_payment
     self->payers = payers;
     self->payments = payments;
     self->mailer = mailer;
+    self->ended = zhashx_new ();
     return self;
 }
 
@@ -82,6 +84,7 @@ void ml_autopay_destroy (ml_autopay_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
+        zhashx_destroy (&(*self_p)->ended);
         free (*self_p);
         *self_p = NULL;
     }
@@ -494,6 +497,26 @@ static json_t *s_add (ml_autopay_t *self, const json_t *request)
     return reply;
 }
 
+//  Mark a schedule's retries due before today as not run: the schedule was off (or edited)
+//  on their day, and dates passed then are not run. Returns 0 or -1 (store failed).
+static int s_skip_retries (ml_autopay_t *self, int64_t schedule_id, const char *today)
+{
+    char now[32];
+    ml_store_now (now, sizeof now);
+    int64_t skipped = ml_odbc_execute (
+        self->odbc,
+        "UPDATE autopay_run SET status = 'error', reason = 'not_run_while_off', note = 'not"
+        " run: the schedule was off on the day this retry was due', updated_at = ? WHERE"
+        " schedule_id = ? AND status = 'scheduled' AND run_on < ?",
+        "sis", now, schedule_id, today);
+    if (skipped > 0)
+        ml_log (ML_LOG_NOTICE,
+                "autopay: schedule %lld: %lld retries fell due while it was off; they are not "
+                "run",
+                (long long)schedule_id, (long long)skipped);
+    return skipped < 0 ? -1 : 0;
+}
+
 static json_t *s_edit (ml_autopay_t *self, const json_t *request)
 {
     json_t *reply = NULL;
@@ -501,6 +524,11 @@ static json_t *s_edit (ml_autopay_t *self, const json_t *request)
     if (!fields)
         return reply;
     reply = s_schedule_fields (self, request, fields, fields);
+    char today[11];
+    s_today (self, today, sizeof today);
+    //  An edited schedule runs from today on, its pending retries included.
+    if (!reply && s_skip_retries (self, S_INT (fields, "schedule_id"), today) != 0)
+        reply = s_store_failed (self, "autopay-edit");
     if (!reply)
         reply = s_save (self, S_INT (fields, "schedule_id"), fields, NULL, "autopay-edit");
     json_decref (fields);
@@ -520,6 +548,10 @@ static json_t *s_switch (ml_autopay_t *self, const char *op, const json_t *reque
     char now[32], today[11];
     ml_store_now (now, sizeof now);
     s_today (self, today, sizeof today);
+    //  A retry whose day passed while the schedule was off is a date passed while off: it
+    //  is not run (recorded as such, so it never runs later either).
+    if (streq (op, "autopay-enable") && s_skip_retries (self, schedule_id, today) != 0)
+        return s_store_failed (self, op);
     int64_t changed =
         streq (op, "autopay-enable")
             ? ml_odbc_execute (self->odbc,
@@ -569,10 +601,23 @@ static json_t *s_enroll (ml_autopay_t *self, const char *op, const json_t *reque
     ml_store_now (now, sizeof now);
     if (ml_odbc_begin (self->odbc) != 0)
         return s_store_failed (self, op);
-    bool ok;
+    bool ok = true;
     if (streq (op, "autopay-enroll")) {
-        //  Enrolling again restarts an ended enrollment.
+        //  A schedule that had ended (no active enrollment) starts again from today: the
+        //  dates it passed with nothing enrolled are not run.
+        char today[11];
+        s_today (self, today, sizeof today);
         ok = ml_odbc_execute (self->odbc,
+                              "UPDATE autopay_schedule SET runs_from = ? WHERE schedule_id = ?"
+                              " AND runs_from < ? AND NOT EXISTS (SELECT 1 FROM"
+                              " autopay_enrollment WHERE schedule_id = ? AND ended_at IS NULL)",
+                              "sisi", today, schedule_id, today, schedule_id) >= 0;
+        char key[24];
+        snprintf (key, sizeof key, "%lld", (long long)schedule_id);
+        zhashx_delete (self->ended, key);
+        //  Enrolling again restarts an ended enrollment.
+        ok = ok &&
+             ml_odbc_execute (self->odbc,
                               "UPDATE autopay_enrollment SET ended_at = NULL, end_reason = NULL,"
                               " enrolled_at = ? WHERE schedule_id = ? AND association_id = ?",
                               "sii", now, schedule_id, association_id) >= 0;
@@ -596,6 +641,42 @@ static json_t *s_enroll (ml_autopay_t *self, const char *op, const json_t *reque
     return ml_admin_ok (NULL);
 }
 
+//  The first day client- and matter-level enrollments no longer run: one year after the
+//  schedule's first run.
+static void s_year_end (const char *first_date, char *end, size_t size)
+{
+    int year, month, day;
+    int rc = s_date_parse (first_date, &year, &month, &day);
+    assert (rc == 0);
+    if (month == 2 && day == 29)
+        day = 28;
+    //  The modulos only tell the compiler the text fits; a parsed date is in range already.
+    snprintf (end, size, "%04u-%02u-%02u", (unsigned)(year + 1) % 10000u, (unsigned)month % 100u,
+              (unsigned)day % 100u);
+}
+
+//  Why a schedule makes no run due on due, given its enrollments (rows of S_ENROLLMENT_SQL):
+//  none is active (every one ended, or none was ever enrolled), or only client and matter
+//  enrollments are left and they ran their year. NULL when it still runs.
+static const char *s_ended (const json_t *enrollments, const char *due, const char *year_end)
+{
+    bool active = false, invoice = false;
+    size_t index;
+    json_t *enrollment;
+    json_array_foreach (enrollments, index, enrollment)
+    {
+        if (!json_is_null (json_object_get (enrollment, "ended_at")))
+            continue;
+        active = true;
+        invoice = invoice || streq (S_TEXT (enrollment, "level"), "invoice");
+    }
+    if (!active)
+        return json_array_size (enrollments) ? "every enrollment has ended" : "nothing is enrolled";
+    if (!invoice && strcmp (due, year_end) >= 0)
+        return "its client and matter enrollments ran their year";
+    return NULL;
+}
+
 #define S_ENROLLMENT_SQL                                                                           \
     "SELECT e.association_id, a.level, a.client_number, a.matter_number, a.invoice_number,"        \
     " e.enrolled_at, e.ended_at, e.end_reason FROM autopay_enrollment e JOIN association a"        \
@@ -613,8 +694,15 @@ static json_t *s_show (ml_autopay_t *self, const json_t *request)
         return reply;
     int64_t schedule_id = S_INT (schedule, "schedule_id");
     json_t *enrollments = S_ROWS (S_ENROLLMENT_SQL " ORDER BY e.association_id", "i", schedule_id);
+    //  A run shows its payment only when one was made: the UUID is reserved for every run
+    //  before anything is charged, but a run that charged nothing has no payment to show.
     json_t *runs =
-        S_ROWS (S_RUN_SQL " WHERE schedule_id = ? ORDER BY due_date, attempt", "i", schedule_id);
+        S_ROWS ("SELECT r.schedule_id, r.due_date, r.attempt, r.run_on, CASE WHEN EXISTS (SELECT 1"
+                " FROM payment p WHERE p.payment_uuid = r.payment_uuid) THEN r.payment_uuid END AS"
+                " payment_uuid, r.status, r.amount_minor, r.currency, r.lines, r.reason, r.note,"
+                " r.created_at, r.updated_at FROM autopay_run r WHERE r.schedule_id = ? ORDER BY"
+                " r.due_date, r.attempt",
+                "i", schedule_id);
     if (!enrollments || !runs) {
         json_decref (schedule);
         json_decref (enrollments);
@@ -629,6 +717,16 @@ static json_t *s_show (ml_autopay_t *self, const json_t *request)
         json_t *lines = json_loads (S_TEXT (run, "lines"), 0, NULL);
         json_object_set_new (run, "lines", lines ? lines : json_array ());
     }
+    //  Whether it still makes runs, and if not why, in words.
+    char today[11], year_end[11];
+    s_today (self, today, sizeof today);
+    s_year_end (S_TEXT (schedule, "first_date"), year_end, sizeof year_end);
+    const char *why = s_ended (enrollments, today, year_end);
+    json_object_set_new (schedule, "state",
+                         json_string (!S_INT (schedule, "enabled") ? "off"
+                                      : why                        ? "ended"
+                                                                   : "active"));
+    json_object_set_new (schedule, "state_reason", why ? json_string (why) : json_null ());
     json_object_set_new (schedule, "enrollments", enrollments);
     json_object_set_new (schedule, "runs", runs);
     return ml_admin_ok (json_pack ("{s:o}", "schedule", schedule));
@@ -652,20 +750,6 @@ static json_t *s_list (ml_autopay_t *self, const json_t *request)
 }
 
 //  Runs -------------------------------------------------------------------------------------
-
-//  The first day client- and matter-level enrollments no longer run: one year after the
-//  schedule's first run.
-static void s_year_end (const char *first_date, char *end, size_t size)
-{
-    int year, month, day;
-    int rc = s_date_parse (first_date, &year, &month, &day);
-    assert (rc == 0);
-    if (month == 2 && day == 29)
-        day = 28;
-    //  The modulos only tell the compiler the text fits; a parsed date is in range already.
-    snprintf (end, size, "%04u-%02u-%02u", (unsigned)(year + 1) % 10000u, (unsigned)month % 100u,
-              (unsigned)day % 100u);
-}
 
 //  Add the open invoices an enrollment covers (in currency) to candidates, skipping those
 //  already there. An invoice-level enrollment whose invoice is paid (no longer open, or
@@ -976,8 +1060,121 @@ static int s_carry (ml_autopay_t *self, json_t *run, const char *today, char *de
     return done == 1;
 }
 
-//  Start the runs that came due: each due date of each enabled schedule, from the day it
-//  runs from up to today, once (the run's key is stored before anything is charged).
+//  Tell the firm that a schedule's missed due dates became one run (queued in the caller's
+//  transaction). Without a contact address the log line is all staff get.
+static void s_tell_missed (ml_autopay_t *self, const json_t *schedule, const char *due,
+                           const char *missed, int count)
+{
+    json_t *contact = S_ROWS ("SELECT notify_email FROM firm_contact WHERE firm_id = ?", "s",
+                              S_TEXT (schedule, "firm_id"));
+    const char *address = S_TEXT (json_array_get (contact, 0), "notify_email");
+    if (self->mailer && address && *address) {
+        char subject[300], body[2048], dedupe[128], error[256] = "";
+        snprintf (subject, sizeof subject, "AutoPay caught up: %.200s", S_TEXT (schedule, "name"));
+        snprintf (body, sizeof body,
+                  "The Auto-Pay schedule %lld \"%.200s\" (payer %lld) was not run on %d due "
+                  "dates while the payment core was down: %.900s.\nThey were made into one run, "
+                  "due %s, which pays as one run does (up to the schedule's amount once, or "
+                  "everything outstanding with 'all').\nSee 'matterlink autopay show %lld'.\n",
+                  (long long)S_INT (schedule, "schedule_id"), S_TEXT (schedule, "name"),
+                  (long long)S_INT (schedule, "payer_id"), count, missed, due,
+                  (long long)S_INT (schedule, "schedule_id"));
+        snprintf (dedupe, sizeof dedupe, "autopay-missed:%lld:%s",
+                  (long long)S_INT (schedule, "schedule_id"), due);
+        if (ml_mailer_enqueue (self->mailer, "autopay_missed", dedupe, S_TEXT (schedule, "firm_id"),
+                               address, subject, body, error, sizeof error) < 0)
+            ml_log (ML_LOG_WARNING, "autopay: no catch-up notice for schedule %lld: %s",
+                    (long long)S_INT (schedule, "schedule_id"), error);
+    }
+    json_decref (contact);
+}
+
+//  Start what one schedule has due. The due dates from the day it runs from up to today,
+//  after its latest run, make ONE run: normally just today's, but a core that was down
+//  misses several, and they become one run on the latest of them (a payer is never charged
+//  a year's dates on one day); the run's note, the log and a notice to the firm say which
+//  dates it stands for. A schedule with nothing left to pay for (every enrollment ended, or
+//  its client and matter enrollments ran their year) makes no run and says so once.
+static void s_start_schedule (ml_autopay_t *self, const json_t *schedule, const char *today)
+{
+    int64_t schedule_id = S_INT (schedule, "schedule_id");
+    char year_end[11], latest[11] = "", due[11], key[24];
+    s_year_end (S_TEXT (schedule, "first_date"), year_end, sizeof year_end);
+    json_t *rows =
+        S_ROWS ("SELECT MAX (due_date) AS due_date FROM autopay_run WHERE schedule_id = ?", "i",
+                schedule_id);
+    const char *last_run = S_TEXT (json_array_get (rows, 0), "due_date");
+    snprintf (latest, sizeof latest, "%s", last_run ? last_run : "");
+    json_decref (rows);
+    json_t *enrollments = S_ROWS (S_ENROLLMENT_SQL, "i", schedule_id);
+    if (!enrollments)
+        return;
+    char missed[1000] = "";
+    char run_due[11] = "";
+    int count = 0;
+    const char *why = NULL;
+    for (int number = 0; number < S_MAX_DUE; number++) {
+        if (ml_autopay_due_date (S_TEXT (schedule, "first_date"), S_TEXT (schedule, "frequency"),
+                                 S_TEXT (schedule, "day_rule"), number, due, sizeof due) != 0 ||
+            strcmp (due, today) > 0)
+            break;
+        if (strcmp (due, S_TEXT (schedule, "runs_from")) < 0 || strcmp (due, latest) <= 0)
+            continue;
+        why = s_ended (enrollments, due, year_end);
+        if (why)
+            break;
+        if (*run_due) {
+            size_t used = strlen (missed);
+            snprintf (missed + used, sizeof missed - used, "%s%s", used ? ", " : "", run_due);
+        }
+        snprintf (run_due, sizeof run_due, "%s", due);
+        count++;
+    }
+    json_decref (enrollments);
+    snprintf (key, sizeof key, "%lld", (long long)schedule_id);
+    if (why && !zhashx_lookup (self->ended, key)) {
+        ml_log (ML_LOG_NOTICE,
+                "autopay: schedule %lld makes no more runs: %s (enroll an association to "
+                "start it again)",
+                (long long)schedule_id, why);
+        zhashx_insert (self->ended, key, "1");
+    }
+    if (!count)
+        return;
+    char now[32], uuid[37], note[1100] = "";
+    ml_store_now (now, sizeof now);
+    ml_store_uuid (uuid, sizeof uuid);
+    if (count > 1)
+        snprintf (note, sizeof note, "one run for %d missed due dates (also %s)", count, missed);
+    if (ml_odbc_begin (self->odbc) != 0) {
+        s_store_failed (self, "starting a run");
+        return;
+    }
+    int64_t added = ml_odbc_execute (
+        self->odbc,
+        "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on, payment_uuid, status,"
+        " currency, lines, note, created_at, updated_at) SELECT ?, ?, 1, ?, ?, 'started', ?,"
+        " '[]', ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM autopay_run WHERE schedule_id = ? AND"
+        " due_date = ?)",
+        "isssssssis", schedule_id, run_due, today, uuid, S_TEXT (schedule, "currency"),
+        *note ? note : NULL, now, now, schedule_id, run_due);
+    if (added == 1 && count > 1)
+        s_tell_missed (self, schedule, run_due, missed, count - 1);
+    if (added < 0 || ml_odbc_commit (self->odbc) != 0) {
+        s_store_failed (self, "starting a run");
+        return;
+    }
+    if (added == 1 && count > 1)
+        ml_log (ML_LOG_WARNING,
+                "autopay: catching up: schedule %lld missed %d due dates (%s) while the core was "
+                "down; they become one run, due %s, starting today (%s)",
+                (long long)schedule_id, count - 1, missed, run_due, today);
+    else if (added == 1 && strcmp (run_due, today) < 0)
+        ml_log (ML_LOG_NOTICE, "autopay: catching up: schedule %lld's run due %s starts today (%s)",
+                (long long)schedule_id, run_due, today);
+}
+
+//  Start the runs that came due, one per enabled schedule at most.
 static void s_start_due (ml_autopay_t *self, const char *today)
 {
     json_t *schedules =
@@ -985,46 +1182,7 @@ static void s_start_due (ml_autopay_t *self, const char *today)
                 NULL, NULL);
     size_t index;
     json_t *schedule;
-    json_array_foreach (schedules, index, schedule)
-    {
-        int64_t schedule_id = S_INT (schedule, "schedule_id");
-        char year_end[11];
-        s_year_end (S_TEXT (schedule, "first_date"), year_end, sizeof year_end);
-        json_t *open = S_ROWS ("SELECT COUNT (*) AS open_count FROM autopay_enrollment e"
-                               " JOIN association a ON a.association_id = e.association_id"
-                               " WHERE e.schedule_id = ? AND e.ended_at IS NULL AND a.level ="
-                               " 'invoice'",
-                               "i", schedule_id);
-        bool invoices_open = S_INT (json_array_get (open, 0), "open_count") > 0;
-        json_decref (open);
-        for (int number = 0; number < S_MAX_DUE; number++) {
-            char due[11], now[32], uuid[37];
-            if (ml_autopay_due_date (S_TEXT (schedule, "first_date"),
-                                     S_TEXT (schedule, "frequency"), S_TEXT (schedule, "day_rule"),
-                                     number, due, sizeof due) != 0 ||
-                strcmp (due, today) > 0)
-                break;
-            //  Past the year, only invoice-level enrollments (payment plans) still run.
-            if (strcmp (due, year_end) >= 0 && !invoices_open)
-                break;
-            if (strcmp (due, S_TEXT (schedule, "runs_from")) < 0)
-                continue;
-            ml_store_now (now, sizeof now);
-            ml_store_uuid (uuid, sizeof uuid);
-            int64_t added = ml_odbc_execute (
-                self->odbc,
-                "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on, payment_uuid,"
-                " status, currency, lines, created_at, updated_at) SELECT ?, ?, 1, ?, ?,"
-                " 'started', ?, '[]', ?, ? WHERE NOT EXISTS (SELECT 1 FROM autopay_run WHERE"
-                " schedule_id = ? AND due_date = ?)",
-                "issssssis", schedule_id, due, today, uuid, S_TEXT (schedule, "currency"), now, now,
-                schedule_id, due);
-            if (added == 1 && strcmp (due, today) < 0)
-                ml_log (ML_LOG_NOTICE,
-                        "autopay: catching up: schedule %lld's run due %s starts today (%s)",
-                        (long long)schedule_id, due, today);
-        }
-    }
+    json_array_foreach (schedules, index, schedule) s_start_schedule (self, schedule, today);
     json_decref (schedules);
 }
 
@@ -1035,11 +1193,13 @@ int ml_autopay_tick (ml_autopay_t *self, char *deliver_firm, size_t size)
     s_today (self, today, sizeof today);
     s_start_due (self, today);
     //  Retries whose day has come become open runs like any other, unless their schedule
-    //  was turned off or deleted meanwhile (then they wait, and never run if deleted).
+    //  is off or deleted (they wait; enabling it marks those whose day passed as not run),
+    //  or their day came before the schedule last started again (never run).
     ml_odbc_execute (self->odbc,
                      "UPDATE autopay_run SET status = 'started' WHERE status = 'scheduled' AND"
                      " run_on <= ? AND schedule_id IN (SELECT schedule_id FROM autopay_schedule"
-                     " WHERE enabled = 1 AND deleted_at IS NULL)",
+                     " s WHERE enabled = 1 AND deleted_at IS NULL AND s.runs_from <="
+                     " autopay_run.run_on)",
                      "s", today);
     //  Open runs, oldest due date first: new ones, and those a stop or an unknown charge
     //  outcome left open.
@@ -1330,15 +1490,36 @@ void ml_autopay_test (bool verbose)
     assert (S_INT (json_array_get (lines, 0), "amount_minor") == 5000);
     assert (streq (S_TEXT (json_array_get (lines, 1), "invoice"), "INV-3"));
     json_decref (reply);
-    //  Down for three months: each missed date runs once, and nothing is due any more.
-    assert (s_test_day (self, "2026-11-20") == 3);
+    //  Down for three months: the missed dates become one run on the latest of them (the
+    //  note and a notice to the firm say which), and nothing is due any more.
+    assert (s_test_day (self, "2026-11-20") == 1);
     assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
-                                 " status = 'nothing_due'") == 3);
-    //  Past one year from the first run, a client enrollment no longer runs.
+                                 " status = 'nothing_due' AND due_date = '2026-11-15' AND note ="
+                                 " 'one run for 3 missed due dates (also 2026-09-15,"
+                                 " 2026-10-15)'") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM mail WHERE kind ="
+                                 " 'autopay_missed'") == 1);
+    //  Past one year from the first run, a client enrollment no longer runs: the seven
+    //  dates before it are one run, and the schedule says it has ended.
     s_test_day (self, "2027-09-01");
     assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
                                  " due_date >= '2027-07-15'") == 0);
-    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run") == 12);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " due_date = '2027-06-15' AND note LIKE 'one run for 7 %'") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run") == 4);
+    reply = s_test_call (self, "autopay-show", json_pack ("{s:I}", "schedule_id", schedule));
+    json_t *shown = json_object_get (reply, "schedule");
+    assert (streq (S_TEXT (shown, "state"), "ended"));
+    assert (strstr (S_TEXT (shown, "state_reason"), "ran their year"));
+    //  Only runs that made a payment show one.
+    size_t run_index;
+    json_t *run;
+    json_array_foreach (json_object_get (shown, "runs"), run_index, run)
+    {
+        bool paid = streq (S_TEXT (run, "status"), "paid");
+        assert (paid == json_is_string (json_object_get (run, "payment_uuid")));
+    }
+    json_decref (reply);
 
     //  A soft decline: recorded, alerted, retried once the next day, and alerted again.
     ml_item_t invoice = {0};
@@ -1378,6 +1559,32 @@ void ml_autopay_test (bool verbose)
     reply = s_test_call (self, "autopay-enable", json_pack ("{s:I}", "schedule_id", plan));
     json_decref (reply);
     assert (s_test_day (self, "2027-09-23") == 1);
+    //  Declined again, so retried tomorrow; but the schedule is off tomorrow: turned on
+    //  after that, the retry is not run (a date passed while off), and says so.
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " status = 'scheduled' AND run_on = '2027-09-24'") == 1);
+    reply = s_test_call (self, "autopay-disable", json_pack ("{s:I}", "schedule_id", plan));
+    json_decref (reply);
+    assert (s_test_day (self, "2027-09-25") == 0);
+    reply = s_test_call (self, "autopay-enable", json_pack ("{s:I}", "schedule_id", plan));
+    json_decref (reply);
+    assert (s_test_day (self, "2027-09-26") == 0);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " run_on = '2027-09-24' AND status = 'error' AND reason ="
+                                 " 'not_run_while_off'") == 1);
+    //  Its one enrollment ended, the plan makes no more runs (no monthly "nothing due").
+    reply = s_test_call (
+        self, "autopay-unenroll",
+        json_pack ("{s:I, s:I}", "schedule_id", plan, "association_id", association_id));
+    json_decref (reply);
+    int64_t plan_runs = s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run");
+    assert (s_test_day (self, "2027-10-30") == 0);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run") == plan_runs);
+    reply = s_test_call (self, "autopay-show", json_pack ("{s:I}", "schedule_id", plan));
+    shown = json_object_get (reply, "schedule");
+    assert (streq (S_TEXT (shown, "state"), "ended"));
+    assert (streq (S_TEXT (shown, "state_reason"), "every enrollment has ended"));
+    json_decref (reply);
     //  The test clock is refused without MATTERLINK_TEST_CLOCK=1.
     if (!getenv ("MATTERLINK_TEST_CLOCK")) {
         reply = s_test_call (self, "autopay-clock", json_pack ("{s:s}", "today", "2030-01-01"));

@@ -7,7 +7,9 @@
     Associations of the payer are enrolled in it. Each due date makes one run, keyed by
     (schedule, due date, attempt) and stored before any money moves, so a core that stops
     between charge and record settles the same run when it comes back, and a core that was
-    down runs every missed due date once, oldest first. A run pays the enrolled invoices
+    down makes the due dates it missed one run (logged, noted on the run, and told to the
+    firm). A schedule with nothing left to pay for (every enrollment ended) makes no runs and
+    says so. A run pays the enrolled invoices
     oldest first, each at most its available balance (balance minus postings not yet
     applied), through ml_payments_autopay. A declined run queues an "Error-Failed AutoPay"
     mail to the firm's contact; a soft decline (insufficient funds) is retried once the next
@@ -38,7 +40,7 @@ ml_autopay_t *ml_autopay_new (ml_store_t *store, ml_payers_t *payers, ml_payment
 //  Destroy. Idempotent; nulls the caller's pointer.
 void ml_autopay_destroy (ml_autopay_t **self_p);
 
-//  Run what is due today (and what came due while the core was down), settle runs left
+//  Run what is due today (the dates missed while the core was down as one run), settle runs left
 //  open by a stop, and retries whose day has come. deliver_firm is set to the firm of the
 //  last posting made. Returns the number of runs that reached an outcome.
 int ml_autopay_tick (ml_autopay_t *self, char *deliver_firm, size_t size);

@@ -3,8 +3,9 @@
 # Auto-Pay with the test clock (MATTERLINK_TEST_CLOCK=1 and 'matterlink autopay clock'): a
 # monthly schedule on the 31st pays a client's invoices oldest first up to its amount,
 # counting postings not yet applied, and picks up a new invoice in its place; a core that was
-# down catches up each missed date once; client-level enrollments stop after one year; an
-# invoice-level enrollment stops once its invoice is paid; a card declined for insufficient
+# down makes its missed dates one run and tells the firm; client-level enrollments stop after
+# one year, and the schedule says it ended; an invoice-level enrollment stops once its
+# invoice is paid, and its schedule makes no more runs; a card declined for insufficient
 # funds alerts the firm by e-mail and is retried once; a core killed right after a charge
 # neither charges again nor loses the run when it comes back.
 . "$(dirname "$0")/lib_e2e.sh"
@@ -90,12 +91,18 @@ matter_sql "INSERT INTO invoice (invoice_number, matter_id, invoice_date, due_da
 has_new() { cli --json open-items --firm acme --client "$client" | grep -q AP-NEW-1; }
 wait_for 30 "the new invoice at the core" has_new
 
-# The core is down for two months: each missed date runs once, oldest first, "catching up".
+# The core is down for two months: the missed dates become one run (not one charge each),
+# and staff are told: the log, the run's note and a notice to the firm.
 stop_core
 start_core
 clock 2027-03-31
-[ "$(runs "$schedule" 'True')" = 3 ] || fail "missed runs not caught up: $(show "$schedule")"
-grep -q "catching up" "$W/core.log" || fail "the catch-up was not logged"
+[ "$(runs "$schedule" 'True')" = 2 ] || fail "missed dates not made one run: $(show "$schedule")"
+grep -q "catching up: schedule $schedule missed 1 due dates (2027-02-28)" "$W/core.log" ||
+    fail "the catch-up was not logged"
+show "$schedule" | json 'd["schedule"]["runs"][1]["note"]' | grep -q "also 2027-02-28" ||
+    fail "the run does not say which dates it stands for: $(show "$schedule")"
+caught_up() { [ "$(mails_where 'm["rcpt_tos"] == ["billing@acme.example"] and "AutoPay caught up" in m["headers"]["subject"]')" = 1 ]; }
+wait_for 20 "the catch-up notice to the firm" caught_up
 show "$schedule" | json 'd["schedule"]["runs"][1]["lines"][0]["invoice"]' | grep -q AP-NEW-1 ||
     fail "the new invoice was not paid first: $(show "$schedule")"
 
@@ -103,12 +110,22 @@ show "$schedule" | json 'd["schedule"]["runs"][1]["lines"][0]["invoice"]' | grep
 paid=$(show "$schedule" | json 'sum(r["amount_minor"] for r in d["schedule"]["runs"] if r["status"] == "paid")')
 [ "$paid" -le $((open_total + 500)) ] || fail "paid $paid of $open_total"
 
-# A year on: the client enrollment ran its year (2027-01-31 .. 2028-01-30) and stops.
-clock 2028-06-30
+# A year on, month by month: the client enrollment ran its year (2027-01-31 .. 2028-01-30),
+# and the schedule stops and says so.
+for day in 2027-04-30 2027-05-31 2027-06-30 2027-07-31 2027-08-31 2027-09-30 2027-10-31 \
+    2027-11-30 2027-12-31 2028-06-30; do
+    clock $day
+done
 total=$(runs "$schedule" 'True')
-[ "$total" = 12 ] || fail "expected 12 runs in the year, got $total"
+[ "$total" = 11 ] || fail "expected 11 runs in the year (Feb 28 with Mar 31), got $total"
 [ "$(runs "$schedule" 'r["due_date"] >= "2028-01-31"')" = 0 ] || fail "ran past the one-year limit"
-log "12 monthly runs in the year (paid $paid), none after"
+[ "$(show "$schedule" | json 'd["schedule"]["state"]')" = ended ] || fail "not ended: $(show "$schedule")"
+grep -q "schedule $schedule makes no more runs: its client and matter enrollments ran their year" \
+    "$W/core.log" || fail "the end was not logged"
+# Only runs that paid show a payment.
+[ "$(runs "$schedule" '(r["status"] == "paid") != (r["payment_uuid"] is not None)')" = 0 ] ||
+    fail "a run shows a payment it did not make: $(show "$schedule")"
+log "11 monthly runs in the year (paid $paid), none after"
 
 # An invoice-level plan paid by a card short of funds: declined, alerted, retried once the
 # next day, alerted again, then not retried.
@@ -155,6 +172,12 @@ clock 2028-07-17
 [ "$(show "$plan2" | json '[e["end_reason"] for e in d["schedule"]["enrollments"]][0]')" = paid ] ||
     fail "the invoice enrollment did not end: $(show "$plan2")"
 [ "$(runs "$plan2" 'r["status"] == "paid"')" = 1 ] || fail "the plan paid again"
+# Its enrollment ended: no more runs, and it says why.
+before=$(runs "$plan2" 'True')
+clock 2028-07-24
+[ "$(runs "$plan2" 'True')" = "$before" ] || fail "an ended plan still runs: $(show "$plan2")"
+[ "$(show "$plan2" | json 'd["schedule"]["state_reason"]')" = "every enrollment has ended" ] ||
+    fail "the plan does not say it ended: $(show "$plan2")"
 log "the invoice-level plan stopped once its invoice was paid ($posting)"
 
 # A crash right after the charge, before the run is recorded: the restarted core settles
