@@ -21,7 +21,17 @@ struct _ml_autopay_t {
     ml_mailer_t *mailer;     //  borrowed, may be NULL
     char today[11];          //  the test clock's day, "" for the real one
     zhashx_t *ended;         //  schedules already logged as ended (schedule id text)
+    ml_autopay_ask_fn *ask;  //  asks a firm's agent for live balances; NULL: never confirmed
+    void *ask_arg;
+    int64_t wait_ms;  //  how long a run waits for live balances before it fails
+    int64_t alert_ms; //  how long it waits before the firm is told it is deferred
+    zhashx_t *live;   //  run key -> {asked_at, since, answered_at, balances, complete}
 };
+
+//  A question for live balances is asked again after this long without an answer (it is
+//  the agent's search deadline), and an answer is used only this fresh.
+#define S_LIVE_ASK_MS   5000
+#define S_LIVE_FRESH_MS 30000
 
 //  How many due dates one schedule may look back over: a weekly schedule's year is 53, so
 //  this is only a guard against a broken first date, never a limit a real schedule meets.
@@ -61,6 +71,13 @@ static const char *const s_schema[] = {
     " BEGIN SELECT RAISE (ABORT, 'Auto-Pay runs are never removed'); END",
 };
 
+//  zhashx destructor for the JSON entries of the live-balance table.
+static void s_json_destroy (void **item)
+{
+    json_decref ((json_t *)*item);
+    *item = NULL;
+}
+
 ml_autopay_t *ml_autopay_new (ml_store_t *store, ml_payers_t *payers, ml_payments_t *payments,
                               ml_mailer_t *mailer, char *error, size_t error_size)
 {
@@ -77,6 +94,10 @@ ml_autopay_t *ml_autopay_new (ml_store_t *store, ml_payers_t *payers, ml_payment
     self->payments = payments;
     self->mailer = mailer;
     self->ended = zhashx_new ();
+    self->live = zhashx_new ();
+    zhashx_set_destructor (self->live, s_json_destroy);
+    self->wait_ms = (int64_t)ML_AUTOPAY_WAIT_MINUTES * 60000;
+    self->alert_ms = 10000;
     return self;
 }
 
@@ -85,6 +106,7 @@ void ml_autopay_destroy (ml_autopay_t **self_p)
     assert (self_p);
     if (*self_p) {
         zhashx_destroy (&(*self_p)->ended);
+        zhashx_destroy (&(*self_p)->live);
         free (*self_p);
         *self_p = NULL;
     }
@@ -755,7 +777,8 @@ static json_t *s_list (ml_autopay_t *self, const json_t *request)
 //  already there. An invoice-level enrollment whose invoice is paid (no longer open, or
 //  nothing left on it) ends here. Returns 0 or -1 (store failed).
 static int s_enrollment_items (ml_autopay_t *self, const json_t *schedule, const json_t *enrollment,
-                               const char *due, const char *year_end, zlistx_t *candidates)
+                               const char *due, const char *year_end, const json_t *live,
+                               zlistx_t *candidates)
 {
     const char *level = S_TEXT (enrollment, "level");
     bool invoice_level = streq (level, "invoice");
@@ -784,8 +807,22 @@ static int s_enrollment_items (ml_autopay_t *self, const json_t *schedule, const
     json_t *item;
     json_array_foreach (items, index, item)
     {
-        if (!streq (S_TEXT (item, "currency"), S_TEXT (schedule, "currency")) ||
-            S_INT (item, "available_minor") <= 0)
+        if (!streq (S_TEXT (item, "currency"), S_TEXT (schedule, "currency")))
+            continue;
+        //  With live balances: never more than the matter database's balance now, less
+        //  what is on its way to it (postings not yet applied); an invoice it no longer
+        //  has open, or did not confirm, is not paid.
+        if (live) {
+            json_t *confirmed = json_object_get (live, S_TEXT (item, "invoice_number"));
+            int64_t pending = S_INT (item, "balance_minor") - S_INT (item, "available_minor");
+            int64_t cap =
+                confirmed && streq (S_TEXT (confirmed, "currency"), S_TEXT (schedule, "currency"))
+                    ? S_INT (confirmed, "balance_minor") - pending
+                    : 0;
+            if (cap < S_INT (item, "available_minor"))
+                json_object_set_new (item, "available_minor", json_integer (cap));
+        }
+        if (S_INT (item, "available_minor") <= 0)
             continue;
         bool seen = false;
         for (ml_alloc_item_t *known = zlistx_first (candidates); known && !seen;
@@ -803,10 +840,12 @@ static int s_enrollment_items (ml_autopay_t *self, const json_t *schedule, const
 }
 
 //  What a run pays: the enrolled invoices, oldest first, up to the schedule's amount (or
-//  all of it), each at most its available balance. Returns the lines ([{"invoice",
-//  "amount_minor"}], new reference; empty when nothing is due) or NULL (store failed).
+//  all of it), each at most its available balance (and, given live balances, {invoice:
+//  {balance_minor, currency}}, at most what the matter database confirmed). Returns the lines
+//  ([{"invoice", "amount_minor"}], new reference; empty when nothing is due) or NULL (store
+//  failed).
 static json_t *s_run_lines (ml_autopay_t *self, const json_t *schedule, const char *due,
-                            int64_t *total)
+                            const json_t *live, int64_t *total)
 {
     char year_end[11];
     s_year_end (S_TEXT (schedule, "first_date"), year_end, sizeof year_end);
@@ -824,7 +863,8 @@ static json_t *s_run_lines (ml_autopay_t *self, const json_t *schedule, const ch
     json_array_foreach (enrollments, index, enrollment)
     {
         if (ok)
-            ok = s_enrollment_items (self, schedule, enrollment, due, year_end, candidates) == 0;
+            ok = s_enrollment_items (self, schedule, enrollment, due, year_end, live, candidates) ==
+                 0;
     }
     json_decref (enrollments);
     size_t count = zlistx_size (candidates);
@@ -954,7 +994,7 @@ static int s_outcome (ml_autopay_t *self, const json_t *schedule, json_t *run, c
 {
     char now[32];
     ml_store_now (now, sizeof now);
-    char *lines_text = json_dumps (lines ? lines : json_array (), JSON_COMPACT);
+    char *lines_text = lines ? json_dumps (lines, JSON_COMPACT) : strdup ("[]");
     json_object_set_new (run, "amount_minor", json_integer (amount));
     if (ml_odbc_begin (self->odbc) != 0) {
         free (lines_text);
@@ -981,6 +1021,196 @@ static int s_outcome (ml_autopay_t *self, const json_t *schedule, json_t *run, c
     return streq (status, "pending") ? 0 : 1;
 }
 
+//  Live balances --------------------------------------------------------------------------
+
+void ml_autopay_set_asker (ml_autopay_t *self, ml_autopay_ask_fn *ask, void *arg, int64_t wait_ms,
+                           int64_t alert_ms)
+{
+    assert (self);
+    self->ask = ask;
+    self->ask_arg = arg;
+    self->wait_ms = wait_ms;
+    self->alert_ms = alert_ms;
+}
+
+static void s_run_key (const json_t *run, char *key, size_t size)
+{
+    snprintf (key, size, "%lld:%s:%lld", (long long)S_INT (run, "schedule_id"),
+              S_TEXT (run, "due_date"), (long long)S_INT (run, "attempt"));
+}
+
+void ml_autopay_live (ml_autopay_t *self, const json_t *context, const ml_msg_t *answer)
+{
+    assert (self && context && answer);
+    const char *key = json_string_value (json_object_get (context, "run"));
+    json_t *entry = key ? zhashx_lookup (self->live, key) : NULL;
+    if (!entry)
+        return; //  a run settled meanwhile, or a core restarted: nobody waits for it
+    if (answer->code != ML_SEARCH_OK) {
+        ml_log (ML_LOG_WARNING, "autopay: run %s: the agent could not give live balances (%u: %s)",
+                key, answer->code, answer->reason);
+        return; //  asked again after S_LIVE_ASK_MS
+    }
+    json_t *balances = json_object ();
+    for (size_t index = 0; index < answer->item_count; index++) {
+        const ml_item_t *item = &answer->items[index];
+        if (item->kind == 'I' && *item->invoice_number)
+            json_object_set_new (balances, item->invoice_number,
+                                 json_pack ("{s:I, s:s}", "balance_minor",
+                                            (json_int_t)item->balance_minor, "currency",
+                                            item->currency));
+    }
+    json_object_set_new (entry, "balances", balances);
+    json_object_set_new (entry, "answered_at", json_integer (zclock_mono ()));
+    //  A partial answer (more pages) confirms only the invoices it holds: the others are not
+    //  paid by this run.
+    json_object_set_new (entry, "complete", json_boolean (answer->next == 0));
+}
+
+//  The SEARCH that gives a schedule's enrolled invoices live: a payer-scope search over the
+//  active enrollments' clients, matters and invoices. NULL if the scope does not fit.
+static ml_msg_t *s_live_search (ml_autopay_t *self, const json_t *schedule)
+{
+    json_t *enrollments =
+        S_ROWS (S_ENROLLMENT_SQL " AND e.ended_at IS NULL", "i", S_INT (schedule, "schedule_id"));
+    ml_msg_t *search = ml_msg_new (ML_MSG_SEARCH);
+    assert (search);
+    search->search.deadline_ms = S_LIVE_ASK_MS - 100;
+    search->search.target = 'I';
+    search->search.field = ML_FIELD_NONE;
+    search->search.match = 'E';
+    search->search.status = ML_STATUS_ANY;
+    search->search.limit = ML_MAX_SEARCH_ROWS;
+    search->search.scoped = 1;
+    bool ok = enrollments != NULL;
+    size_t index;
+    json_t *enrollment;
+    json_array_foreach (enrollments, index, enrollment)
+    {
+        const char *level = S_TEXT (enrollment, "level");
+        int list = streq (level, "client")   ? ML_SCOPE_CLIENTS
+                   : streq (level, "matter") ? ML_SCOPE_MATTERS
+                                             : ML_SCOPE_INVOICES;
+        const char *number = S_TEXT (enrollment, list == ML_SCOPE_CLIENTS   ? "client_number"
+                                                 : list == ML_SCOPE_MATTERS ? "matter_number"
+                                                                            : "invoice_number");
+        if (ok && number)
+            ok = ml_msg_add_scope (search, list, number) == 0;
+    }
+    json_decref (enrollments);
+    if (!ok)
+        ml_msg_destroy (&search);
+    return search;
+}
+
+//  Tell the firm (once per run: the mail's key and the run's note say it was done) that a
+//  run waits for its agent.
+static void s_deferred (ml_autopay_t *self, const json_t *schedule, const json_t *run,
+                        int64_t waited_ms)
+{
+    const char *note = S_TEXT (run, "note");
+    if (note && strstr (note, "deferred:"))
+        return;
+    char now[32], until[64];
+    ml_store_now (now, sizeof now);
+    int64_t left_minutes = (self->wait_ms - waited_ms) / 60000;
+    snprintf (until, sizeof until, "%lld more minutes", (long long)left_minutes);
+    if (ml_odbc_begin (self->odbc) != 0) {
+        s_store_failed (self, "deferring a run");
+        return;
+    }
+    bool ok =
+        ml_odbc_execute (self->odbc,
+                         "UPDATE autopay_run SET note = CASE WHEN note IS NULL THEN '' ELSE note"
+                         " || '; ' END || 'deferred: the firm''s agent is offline, so the"
+                         " balances cannot be confirmed live', updated_at = ? WHERE schedule_id ="
+                         " ? AND due_date = ? AND attempt = ?",
+                         "sisi", now, S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
+                         S_INT (run, "attempt")) == 1;
+    json_t *contact = S_ROWS ("SELECT notify_email FROM firm_contact WHERE firm_id = ?", "s",
+                              S_TEXT (schedule, "firm_id"));
+    const char *address = S_TEXT (json_array_get (contact, 0), "notify_email");
+    if (ok && self->mailer && address && *address) {
+        char subject[300], body[2048], dedupe[128], error[256] = "";
+        snprintf (subject, sizeof subject, "AutoPay deferred: %.200s", S_TEXT (schedule, "name"));
+        snprintf (
+            body, sizeof body,
+            "The Auto-Pay schedule %lld \"%.200s\" (payer %lld) has a run due %s "
+            "(attempt %lld) that is deferred: the firm's matterlink agent is offline (or does "
+            "not answer), so "
+            "the invoices' balances cannot be confirmed with the matter database, and "
+            "nothing is charged until they are.\n\nStart the agent (see 'matterlink "
+            "status'). The run waits %s; then it fails and is not retried.\n"
+            "See 'matterlink autopay show %lld'.\n",
+            (long long)S_INT (schedule, "schedule_id"), S_TEXT (schedule, "name"),
+            (long long)S_INT (schedule, "payer_id"), S_TEXT (run, "due_date"),
+            (long long)S_INT (run, "attempt"), until, (long long)S_INT (schedule, "schedule_id"));
+        snprintf (dedupe, sizeof dedupe, "autopay-deferred:%lld:%s:%lld",
+                  (long long)S_INT (schedule, "schedule_id"), S_TEXT (run, "due_date"),
+                  (long long)S_INT (run, "attempt"));
+        if (ml_mailer_enqueue (self->mailer, "autopay_deferred", dedupe,
+                               S_TEXT (schedule, "firm_id"), address, subject, body, error,
+                               sizeof error) < 0)
+            ml_log (ML_LOG_WARNING, "autopay: no deferral notice for schedule %lld: %s",
+                    (long long)S_INT (schedule, "schedule_id"), error);
+    }
+    json_decref (contact);
+    if (!ok || ml_odbc_commit (self->odbc) != 0) {
+        s_store_failed (self, "deferring a run");
+        return;
+    }
+    ml_log (ML_LOG_WARNING,
+            "autopay: schedule %lld run due %s is deferred: firm %s's agent is offline, so its "
+            "balances cannot be confirmed live (it waits %s, then fails)",
+            (long long)S_INT (schedule, "schedule_id"), S_TEXT (run, "due_date"),
+            S_TEXT (schedule, "firm_id"), until);
+}
+
+//  Whether a run may charge: 1 with *live set (new reference: the confirmed balances), 0 to
+//  wait (asked, no answer yet), -1 when it waited its limit. The wait counts from when this
+//  core first asked: a core that just started gives its agents time to connect.
+static int s_live (ml_autopay_t *self, const json_t *schedule, const json_t *run, json_t **live)
+{
+    char key[128];
+    s_run_key (run, key, sizeof key);
+    int64_t now = zclock_mono ();
+    json_t *entry = zhashx_lookup (self->live, key);
+    if (!entry) {
+        entry = json_pack ("{s:I, s:I}", "since", (json_int_t)now, "asked_at", (json_int_t)0);
+        zhashx_insert (self->live, key, entry);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        json_t *answered = json_object_get (entry, "answered_at");
+        if (answered && now - json_integer_value (answered) < S_LIVE_FRESH_MS) {
+            *live = json_incref (json_object_get (entry, "balances"));
+            zhashx_delete (self->live, key);
+            return 1;
+        }
+        if (pass || now - S_INT (entry, "asked_at") < S_LIVE_ASK_MS)
+            break;
+        //  Ask (again); an asker may answer at once.
+        json_object_set_new (entry, "asked_at", json_integer (now));
+        json_object_del (entry, "answered_at");
+        ml_msg_t *search = s_live_search (self, schedule);
+        json_t *context = json_pack ("{s:s, s:s, s:I}", "op", "autopay-live", "run", key,
+                                     "deadline_ms", (json_int_t)S_LIVE_ASK_MS);
+        int sent = search && self->ask
+                       ? self->ask (self->ask_arg, S_TEXT (schedule, "firm_id"), search, context)
+                       : -1;
+        json_decref (context);
+        ml_msg_destroy (&search);
+        json_object_set_new (entry, "offline", json_boolean (sent != 0));
+    }
+    int64_t waited = now - S_INT (entry, "since");
+    if (waited >= self->wait_ms) {
+        zhashx_delete (self->live, key);
+        return -1;
+    }
+    if (waited >= self->alert_ms)
+        s_deferred (self, schedule, run, waited);
+    return 0;
+}
+
 //  Carry one open run forward: settle it from its payment when there is one, else work out
 //  what it pays and charge it under the run's own payment UUID. Returns 1 when the run
 //  reached an outcome.
@@ -998,10 +1228,34 @@ static int s_carry (ml_autopay_t *self, json_t *run, const char *today, char *de
     if (!json_is_true (json_object_get (reply, "ok"))) {
         json_decref (reply);
         reply = NULL;
-        lines = s_run_lines (self, schedule, S_TEXT (run, "due_date"), &amount);
+        lines = s_run_lines (self, schedule, S_TEXT (run, "due_date"), NULL, &amount);
         if (!lines) {
             json_decref (schedule);
             return 0;
+        }
+        //  Something is due by the replica: confirm it live before charging. The replica
+        //  may be stale (the agent offline while the firm settled an invoice).
+        json_t *live = NULL;
+        int confirmed = json_array_size (lines) ? s_live (self, schedule, run, &live) : 1;
+        if (confirmed == 0) {
+            json_decref (lines);
+            json_decref (schedule);
+            return 0;
+        }
+        if (confirmed < 0) {
+            int done = s_outcome (self, schedule, run, "error", "agent_offline", NULL, 0, today);
+            json_decref (lines);
+            json_decref (schedule);
+            return done == 1;
+        }
+        if (live) {
+            json_decref (lines);
+            lines = s_run_lines (self, schedule, S_TEXT (run, "due_date"), live, &amount);
+            json_decref (live);
+            if (!lines) {
+                json_decref (schedule);
+                return 0;
+            }
         }
         if (json_array_size (lines) == 0) {
             int done = s_outcome (self, schedule, run, "nothing_due", NULL, lines, 0, today);
@@ -1279,6 +1533,44 @@ static int64_t s_test_count (ml_store_t *store, const char *sql)
     return count;
 }
 
+//  The selftest's agent: offline, or answering at once from the replica, with balances
+//  the test sets ({invoice: balance_minor}) standing for what the matter database has now.
+typedef struct {
+    ml_autopay_t *autopay;
+    ml_store_t *store;
+    bool offline;
+    json_t *live; //  balances that differ from the replica's
+    int asked;
+} s_test_agent_t;
+
+static int s_test_ask (void *arg, const char *firm_id, ml_msg_t *search, const json_t *context)
+{
+    s_test_agent_t *agent = (s_test_agent_t *)arg;
+    assert (search->id == ML_MSG_SEARCH && search->search.scoped);
+    agent->asked++;
+    if (agent->offline)
+        return -1;
+    json_t *items = ml_store_open_items (agent->store, firm_id, NULL, NULL, NULL);
+    ml_msg_t *answer = ml_msg_new (ML_MSG_SEARCH_RESULT);
+    answer->code = ML_SEARCH_OK;
+    size_t index;
+    json_t *item;
+    json_array_foreach (items, index, item)
+    {
+        ml_item_t *row = ml_msg_add_item (answer);
+        row->kind = 'I';
+        snprintf (row->invoice_number, sizeof row->invoice_number, "%s",
+                  S_TEXT (item, "invoice_number"));
+        snprintf (row->currency, sizeof row->currency, "%s", S_TEXT (item, "currency"));
+        json_t *live = json_object_get (agent->live, row->invoice_number);
+        row->balance_minor = live ? json_integer_value (live) : S_INT (item, "balance_minor");
+    }
+    json_decref (items);
+    ml_autopay_live (agent->autopay, context, answer);
+    ml_msg_destroy (&answer);
+    return 0;
+}
+
 //  Set the test clock and run what is due; returns the number of runs that ended.
 static int s_test_day (ml_autopay_t *self, const char *today)
 {
@@ -1400,6 +1692,8 @@ void ml_autopay_test (bool verbose)
         ml_payments_new (store, payers, processor, mailer, error, sizeof error);
     ml_autopay_t *self = ml_autopay_new (store, payers, payments, mailer, error, sizeof error);
     assert (payments && self);
+    s_test_agent_t agent = {self, store, false, json_object (), 0};
+    ml_autopay_set_asker (self, s_test_ask, &agent, 3600000, 0);
     const ml_selftest_item_t items[] = {{'I', "INV-2", "2026-02-10", "C-1", "M-1", 10000},
                                         {'I', "INV-1", "2026-01-10", "C-1", "M-1", 10000},
                                         {'I', "INV-3", "2026-03-01", "C-1", "M-1", 10000},
@@ -1585,6 +1879,59 @@ void ml_autopay_test (bool verbose)
     assert (streq (S_TEXT (shown, "state"), "ended"));
     assert (streq (S_TEXT (shown, "state_reason"), "every enrollment has ended"));
     json_decref (reply);
+    //  Live balances. A payer pays INV-9 weekly. With the agent offline nothing is charged:
+    //  the run waits and the firm is told once.
+    int64_t sam = s_test_payer (payers, processor, "sam@example.com", "4242424242424242", "invoice",
+                                &invoice, &method_id, &association_id);
+    reply = s_test_call (self, "autopay-add",
+                         json_pack ("{s:I, s:I, s:s, s:s, s:s, s:s}", "payer_id", sam, "method_id",
+                                    method_id, "name", "Live", "account", "OP-001", "frequency",
+                                    "weekly", "first_date", "2027-11-01"));
+    int64_t live_plan = S_INT (json_object_get (reply, "schedule"), "schedule_id");
+    json_decref (reply);
+    reply = s_test_call (
+        self, "autopay-enroll",
+        json_pack ("{s:I, s:I}", "schedule_id", live_plan, "association_id", association_id));
+    json_decref (reply);
+    agent.offline = true;
+    int64_t payments_before = s_test_count (store, "SELECT COUNT (*) AS open_count FROM payment");
+    assert (s_test_day (self, "2027-11-01") == 0);
+    assert (s_test_day (self, "2027-11-01") == 0);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM payment") == payments_before);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM mail WHERE kind ="
+                                 " 'autopay_deferred'") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " status = 'started' AND note LIKE 'deferred:%'") == 1);
+    //  The agent is back, and the matter database has 40.00 left on INV-9 (the replica still
+    //  says 100.00): the run charges the live balance, not more.
+    agent.offline = false;
+    json_object_set_new (agent.live, "INV-9", json_integer (4000));
+    zhashx_purge (self->live); //  ask now, not after S_LIVE_ASK_MS
+    assert (s_test_day (self, "2027-11-01") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " due_date = '2027-11-01' AND status = 'paid' AND"
+                                 " amount_minor = 4000") == 1);
+    //  The firm settled the rest itself; the replica, stale, still shows it open: nothing
+    //  is charged.
+    json_object_set_new (agent.live, "INV-9", json_integer (0));
+    assert (s_test_day (self, "2027-11-08") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " due_date = '2027-11-08' AND status = 'nothing_due'") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM payment") ==
+            payments_before + 1);
+    //  Offline past the limit: the run fails (and the firm gets the failure alert).
+    agent.offline = true;
+    self->wait_ms = 0;
+    int64_t alerts = s_test_count (store, "SELECT COUNT (*) AS open_count FROM mail WHERE kind ="
+                                          " 'autopay_failed'");
+    assert (s_test_day (self, "2027-11-15") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " due_date = '2027-11-15' AND status = 'error' AND reason ="
+                                 " 'agent_offline'") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM mail WHERE kind ="
+                                 " 'autopay_failed'") == alerts + 1);
+    json_decref (agent.live);
+
     //  The test clock is refused without MATTERLINK_TEST_CLOCK=1.
     if (!getenv ("MATTERLINK_TEST_CLOCK")) {
         reply = s_test_call (self, "autopay-clock", json_pack ("{s:s}", "today", "2030-01-01"));
@@ -1594,7 +1941,7 @@ void ml_autopay_test (bool verbose)
     reply = s_test_call (self, "autopay-delete", json_pack ("{s:I}", "schedule_id", plan));
     json_decref (reply);
     reply = s_test_call (self, "autopay-list", json_pack ("{s:s}", "firm", "acme"));
-    assert (json_array_size (json_object_get (reply, "schedules")) == 1);
+    assert (json_array_size (json_object_get (reply, "schedules")) == 2);
     json_decref (reply);
 
     ml_autopay_destroy (&self);

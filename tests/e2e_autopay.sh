@@ -7,7 +7,9 @@
 # one year, and the schedule says it ended; an invoice-level enrollment stops once its
 # invoice is paid, and its schedule makes no more runs; a card declined for insufficient
 # funds alerts the firm by e-mail and is retried once; a core killed right after a charge
-# neither charges again nor loses the run when it comes back.
+# neither charges again nor loses the run when it comes back; with the agent offline a run
+# does not charge on a possibly stale replica: it waits, the firm is told, and once the agent
+# is back it charges the balance the matter database has then.
 . "$(dirname "$0")/lib_e2e.sh"
 setup 30 300
 printf 'processor\n    kind = test\n' >>"$W/core.cfg"
@@ -17,9 +19,20 @@ start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
 json() { python3 -c "import json,sys; d = json.load(sys.stdin); print($1)"; }
-clock() { cli --json autopay clock "$1" >/dev/null || fail "the test clock refused $1"; }
 show() { cli --json autopay show "$1"; }
 runs() { show "$1" | json "len([r for r in d['schedule']['runs'] if $2])"; }
+# No run of the firm's schedules is still open ("started": waiting for the agent to confirm
+# its balances live, which comes a moment after the clock's answer).
+settled() {
+    local id
+    for id in $(cli --json autopay list --firm acme | json '" ".join(str(s["schedule_id"]) for s in d["schedules"])'); do
+        [ "$(runs "$id" 'r["status"] == "started"')" = 0 ] || return 1
+    done
+}
+clock() {
+    cli --json autopay clock "$1" >/dev/null || fail "the test clock refused $1"
+    wait_for 30 "the runs due by $1 to settle" settled
+}
 add_accounts
 
 # A client with at least two open invoices, paid by a payer with a saved card (saved with a
@@ -192,7 +205,7 @@ stop_core
 MATTERLINK_TEST_CRASH=autopay-after-charge start_core
 cli --json --timeout 3000 autopay clock 2028-08-01 >/dev/null 2>&1
 core_dead() { ! kill -0 "$CORE_PID" 2>/dev/null; }
-wait_for 10 "the core to die right after the charge" core_dead
+wait_for 30 "the core to die right after the charge" core_dead
 wait "$CORE_PID" 2>/dev/null
 CORE_PID=
 start_core
@@ -204,4 +217,30 @@ uuid=$(show "$crash" | json 'd["schedule"]["runs"][0]["payment_uuid"]')
 [ "$(grep -c "charge key=$uuid:operating: approved" "$W/core.log")" = 1 ] || fail "the run was charged twice"
 [ "$(cli --json payment show "$uuid" | json 'd["payment"]["status"]')" = approved ] || fail "not approved"
 log "a crash after the charge neither doubled nor lost the run"
+
+# The agent offline: the replica may be stale (here the firm takes 1.00 of an invoice by hand
+# meanwhile), so a run does not charge: it waits, and the firm is told it is deferred. The
+# agent back, the run charges the balance the matter database has now.
+live_invoice=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE client_number NOT IN ('$client', '$other') AND invoice_number <> '$invoice' AND balance_minor >= 200 ORDER BY invoice_number LIMIT 1")
+live_association=$(association_add "$payer" --invoice "$live_invoice")
+out=$(cli --json autopay add --payer "$payer" --method "$method" --name "Live" --account OP-001 \
+    --frequency weekly --first 2028-09-04) || fail "autopay add live: $out"
+live=$(echo "$out" | json 'd["schedule"]["schedule_id"]')
+cli --json autopay enroll "$live" "$live_association" >/dev/null || fail "enroll live"
+stop_agent
+matter_sql "UPDATE invoice SET balance_minor = balance_minor - 100 WHERE invoice_number = '$live_invoice'"
+live_balance=$(matter_sql "SELECT balance_minor FROM invoice WHERE invoice_number = '$live_invoice'")
+cli --json autopay clock 2028-09-04 >/dev/null || fail "the test clock refused 2028-09-04"
+deferred() { [ "$(mails_where 'm["rcpt_tos"] == ["billing@acme.example"] and m["headers"]["subject"] == "AutoPay deferred: Live"')" = 1 ]; }
+wait_for 30 "the deferral alert" deferred
+[ "$(runs "$live" 'r["status"] == "started" and r["payment_uuid"] is None')" = 1 ] ||
+    fail "a run charged with the agent offline: $(show "$live")"
+grep -q "schedule $live run due 2028-09-04 is deferred: firm acme's agent is offline" "$W/core.log" ||
+    fail "the deferral was not logged"
+start_agent
+paid_live() { [ "$(runs "$live" 'r["status"] == "paid"')" = 1 ]; }
+wait_for 30 "the deferred run to charge once the agent is back" paid_live
+[ "$(show "$live" | json 'd["schedule"]["runs"][0]["amount_minor"]')" = "$live_balance" ] ||
+    fail "the run did not charge the live balance $live_balance: $(show "$live")"
+log "with the agent offline the run waited and the firm was told; then it charged $live_balance live"
 log "PASS"
