@@ -532,10 +532,8 @@ static int s_skip_retries (ml_autopay_t *self, int64_t schedule_id, const char *
         " schedule_id = ? AND status = 'scheduled' AND run_on < ?",
         "sis", now, schedule_id, today);
     if (skipped > 0)
-        ml_log (ML_LOG_NOTICE,
-                "autopay: schedule %lld: %lld retries fell due while it was off; they are not "
-                "run",
-                (long long)schedule_id, (long long)skipped);
+        ml_log (ML_LOG_NOTICE, "autopay: schedule %lld: %lld %s fell due while it was off: not run",
+                (long long)schedule_id, (long long)skipped, skipped == 1 ? "retry" : "retries");
     return skipped < 0 ? -1 : 0;
 }
 
