@@ -20,7 +20,18 @@ struct _ml_autopay_t {
     ml_payments_t *payments; //  borrowed
     ml_mailer_t *mailer;     //  borrowed, may be NULL
     char today[11];          //  the test clock's day, "" for the real one
+    zhashx_t *ended;         //  schedules already logged as ended (schedule id text)
+    ml_autopay_ask_fn *ask;  //  asks a firm's agent for live balances; NULL: never confirmed
+    void *ask_arg;
+    int64_t wait_ms;  //  how long a run waits for live balances before it fails
+    int64_t alert_ms; //  how long it waits before the firm is told it is deferred
+    zhashx_t *live;   //  run key -> {asked_at, since, answered_at, balances, complete}
 };
+
+//  A question for live balances is asked again after this long without an answer (it is
+//  the agent's search deadline), and an answer is used only this fresh.
+#define S_LIVE_ASK_MS   5000
+#define S_LIVE_FRESH_MS 30000
 
 //  How many due dates one schedule may look back over: a weekly schedule's year is 53, so
 //  this is only a guard against a broken first date, never a limit a real schedule meets.
@@ -60,6 +71,13 @@ static const char *const s_schema[] = {
     " BEGIN SELECT RAISE (ABORT, 'Auto-Pay runs are never removed'); END",
 };
 
+//  zhashx destructor for the JSON entries of the live-balance table.
+static void s_json_destroy (void **item)
+{
+    json_decref ((json_t *)*item);
+    *item = NULL;
+}
+
 ml_autopay_t *ml_autopay_new (ml_store_t *store, ml_payers_t *payers, ml_payments_t *payments,
                               ml_mailer_t *mailer, char *error, size_t error_size)
 {
@@ -75,6 +93,11 @@ ml_autopay_t *ml_autopay_new (ml_store_t *store, ml_payers_t *payers, ml_payment
     self->payers = payers;
     self->payments = payments;
     self->mailer = mailer;
+    self->ended = zhashx_new ();
+    self->live = zhashx_new ();
+    zhashx_set_destructor (self->live, s_json_destroy);
+    self->wait_ms = (int64_t)ML_AUTOPAY_WAIT_MINUTES * 60000;
+    self->alert_ms = 10000;
     return self;
 }
 
@@ -82,6 +105,8 @@ void ml_autopay_destroy (ml_autopay_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
+        zhashx_destroy (&(*self_p)->ended);
+        zhashx_destroy (&(*self_p)->live);
         free (*self_p);
         *self_p = NULL;
     }
@@ -171,16 +196,21 @@ int ml_autopay_due_date (const char *first_date, const char *frequency, const ch
     if (!step_months)
         return -1;
     //  Each due date counts from the first one, not from the last: a schedule on the 31st
-    //  is paid on Feb 28 and again on Mar 31, never drifting to the 28th.
+    //  is paid on Feb 28 and again on Mar 31, never drifting to the 28th. The index-th run
+    //  belongs to its period, the step_months calendar months starting with its month, and
+    //  never leaves it: so each period is charged exactly once.
     int months = (month - 1) + step_months * index;
     int due_year = year + months / 12, due_month = months % 12 + 1;
     int last = s_month_days (due_year, due_month);
     if (day <= last)
         s_date_text (s_days (due_year, due_month, day), due, size);
-    else if (streq (day_rule, "last"))
-        s_date_text (s_days (due_year, due_month, last), due, size);
-    else
+    else if (streq (day_rule, "next") && step_months > 1)
+        //  The 1st of the following month is still in a quarter's period.
         s_date_text (s_days (due_year, due_month, last) + 1, due, size);
+    else
+        //  "last", or "next" on a monthly schedule: the 1st of the following month is the
+        //  next period's, which has its own run (it would be charged twice, this one never).
+        s_date_text (s_days (due_year, due_month, last), due, size);
     return 0;
 }
 
@@ -379,6 +409,40 @@ static json_t *s_schedule_fields (ml_autopay_t *self, const json_t *request, con
     return NULL;
 }
 
+//  What staff should know about a schedule they just saved, as sentences (new reference):
+//  a firm without a contact address never gets the "Error-Failed AutoPay" alert, and a
+//  monthly "next" on a day some month lacks behaves like "last". Each is logged too.
+static json_t *s_warnings (ml_autopay_t *self, const json_t *fields, int64_t schedule_id)
+{
+    json_t *warnings = json_array ();
+    const char *firm = S_TEXT (fields, "firm_id");
+    json_t *contact = S_ROWS ("SELECT notify_email FROM firm_contact WHERE firm_id = ?", "s", firm);
+    const char *address = S_TEXT (json_array_get (contact, 0), "notify_email");
+    if (contact && (!address || !*address)) {
+        char text[400];
+        snprintf (text, sizeof text,
+                  "firm %s has no contact address, so a failed run's \"Error-Failed AutoPay\" "
+                  "alert cannot be sent (set one: matterlink firm contact --firm %s --email "
+                  "ADDRESS)",
+                  firm, firm);
+        ml_log (ML_LOG_WARNING, "autopay: schedule %lld: %s", (long long)schedule_id, text);
+        json_array_append_new (warnings, json_string (text));
+    }
+    json_decref (contact);
+    int year, month, day;
+    if (streq (S_TEXT (fields, "frequency"), "monthly") &&
+        streq (S_TEXT (fields, "day_rule"), "next") &&
+        s_date_parse (S_TEXT (fields, "first_date"), &year, &month, &day) == 0 && day > 28) {
+        char text[300];
+        snprintf (text, sizeof text,
+                  "a monthly schedule is charged once a month: a month without day %d is "
+                  "charged on its last day ('next' applies to quarterly schedules only)",
+                  day);
+        json_array_append_new (warnings, json_string (text));
+    }
+    return warnings;
+}
+
 //  Store fields as the schedule's row: a new one (schedule_id 0) or an update. Returns the
 //  reply with the schedule.
 static json_t *s_save (ml_autopay_t *self, int64_t schedule_id, const json_t *fields,
@@ -427,8 +491,10 @@ static json_t *s_save (ml_autopay_t *self, int64_t schedule_id, const json_t *fi
     ml_log (ML_LOG_NOTICE, "autopay: schedule %lld (%s): %s", (long long)schedule_id,
             S_TEXT (fields, "firm_id"), doing);
     json_t *schedule = s_schedule (self, schedule_id);
-    return schedule ? ml_admin_ok (json_pack ("{s:o}", "schedule", schedule))
-                    : s_store_failed (self, doing);
+    if (!schedule)
+        return s_store_failed (self, doing);
+    return ml_admin_ok (json_pack ("{s:o, s:o}", "schedule", schedule, "warnings",
+                                   s_warnings (self, fields, schedule_id)));
 }
 
 static json_t *s_add (ml_autopay_t *self, const json_t *request)
@@ -453,6 +519,24 @@ static json_t *s_add (ml_autopay_t *self, const json_t *request)
     return reply;
 }
 
+//  Mark a schedule's retries due before today as not run: the schedule was off (or edited)
+//  on their day, and dates passed then are not run. Returns 0 or -1 (store failed).
+static int s_skip_retries (ml_autopay_t *self, int64_t schedule_id, const char *today)
+{
+    char now[32];
+    ml_store_now (now, sizeof now);
+    int64_t skipped = ml_odbc_execute (
+        self->odbc,
+        "UPDATE autopay_run SET status = 'error', reason = 'not_run_while_off', note = 'not"
+        " run: the schedule was off on the day this retry was due', updated_at = ? WHERE"
+        " schedule_id = ? AND status = 'scheduled' AND run_on < ?",
+        "sis", now, schedule_id, today);
+    if (skipped > 0)
+        ml_log (ML_LOG_NOTICE, "autopay: schedule %lld: %lld %s fell due while it was off: not run",
+                (long long)schedule_id, (long long)skipped, skipped == 1 ? "retry" : "retries");
+    return skipped < 0 ? -1 : 0;
+}
+
 static json_t *s_edit (ml_autopay_t *self, const json_t *request)
 {
     json_t *reply = NULL;
@@ -460,6 +544,11 @@ static json_t *s_edit (ml_autopay_t *self, const json_t *request)
     if (!fields)
         return reply;
     reply = s_schedule_fields (self, request, fields, fields);
+    char today[11];
+    s_today (self, today, sizeof today);
+    //  An edited schedule runs from today on, its pending retries included.
+    if (!reply && s_skip_retries (self, S_INT (fields, "schedule_id"), today) != 0)
+        reply = s_store_failed (self, "autopay-edit");
     if (!reply)
         reply = s_save (self, S_INT (fields, "schedule_id"), fields, NULL, "autopay-edit");
     json_decref (fields);
@@ -479,6 +568,10 @@ static json_t *s_switch (ml_autopay_t *self, const char *op, const json_t *reque
     char now[32], today[11];
     ml_store_now (now, sizeof now);
     s_today (self, today, sizeof today);
+    //  A retry whose day passed while the schedule was off is a date passed while off: it
+    //  is not run (recorded as such, so it never runs later either).
+    if (streq (op, "autopay-enable") && s_skip_retries (self, schedule_id, today) != 0)
+        return s_store_failed (self, op);
     int64_t changed =
         streq (op, "autopay-enable")
             ? ml_odbc_execute (self->odbc,
@@ -528,10 +621,23 @@ static json_t *s_enroll (ml_autopay_t *self, const char *op, const json_t *reque
     ml_store_now (now, sizeof now);
     if (ml_odbc_begin (self->odbc) != 0)
         return s_store_failed (self, op);
-    bool ok;
+    bool ok = true;
     if (streq (op, "autopay-enroll")) {
-        //  Enrolling again restarts an ended enrollment.
+        //  A schedule that had ended (no active enrollment) starts again from today: the
+        //  dates it passed with nothing enrolled are not run.
+        char today[11];
+        s_today (self, today, sizeof today);
         ok = ml_odbc_execute (self->odbc,
+                              "UPDATE autopay_schedule SET runs_from = ? WHERE schedule_id = ?"
+                              " AND runs_from < ? AND NOT EXISTS (SELECT 1 FROM"
+                              " autopay_enrollment WHERE schedule_id = ? AND ended_at IS NULL)",
+                              "sisi", today, schedule_id, today, schedule_id) >= 0;
+        char key[24];
+        snprintf (key, sizeof key, "%lld", (long long)schedule_id);
+        zhashx_delete (self->ended, key);
+        //  Enrolling again restarts an ended enrollment.
+        ok = ok &&
+             ml_odbc_execute (self->odbc,
                               "UPDATE autopay_enrollment SET ended_at = NULL, end_reason = NULL,"
                               " enrolled_at = ? WHERE schedule_id = ? AND association_id = ?",
                               "sii", now, schedule_id, association_id) >= 0;
@@ -555,6 +661,42 @@ static json_t *s_enroll (ml_autopay_t *self, const char *op, const json_t *reque
     return ml_admin_ok (NULL);
 }
 
+//  The first day client- and matter-level enrollments no longer run: one year after the
+//  schedule's first run.
+static void s_year_end (const char *first_date, char *end, size_t size)
+{
+    int year, month, day;
+    int rc = s_date_parse (first_date, &year, &month, &day);
+    assert (rc == 0);
+    if (month == 2 && day == 29)
+        day = 28;
+    //  The modulos only tell the compiler the text fits; a parsed date is in range already.
+    snprintf (end, size, "%04u-%02u-%02u", (unsigned)(year + 1) % 10000u, (unsigned)month % 100u,
+              (unsigned)day % 100u);
+}
+
+//  Why a schedule makes no run due on due, given its enrollments (rows of S_ENROLLMENT_SQL):
+//  none is active (every one ended, or none was ever enrolled), or only client and matter
+//  enrollments are left and they ran their year. NULL when it still runs.
+static const char *s_ended (const json_t *enrollments, const char *due, const char *year_end)
+{
+    bool active = false, invoice = false;
+    size_t index;
+    json_t *enrollment;
+    json_array_foreach (enrollments, index, enrollment)
+    {
+        if (!json_is_null (json_object_get (enrollment, "ended_at")))
+            continue;
+        active = true;
+        invoice = invoice || streq (S_TEXT (enrollment, "level"), "invoice");
+    }
+    if (!active)
+        return json_array_size (enrollments) ? "every enrollment has ended" : "nothing is enrolled";
+    if (!invoice && strcmp (due, year_end) >= 0)
+        return "its client and matter enrollments ran their year";
+    return NULL;
+}
+
 #define S_ENROLLMENT_SQL                                                                           \
     "SELECT e.association_id, a.level, a.client_number, a.matter_number, a.invoice_number,"        \
     " e.enrolled_at, e.ended_at, e.end_reason FROM autopay_enrollment e JOIN association a"        \
@@ -572,8 +714,15 @@ static json_t *s_show (ml_autopay_t *self, const json_t *request)
         return reply;
     int64_t schedule_id = S_INT (schedule, "schedule_id");
     json_t *enrollments = S_ROWS (S_ENROLLMENT_SQL " ORDER BY e.association_id", "i", schedule_id);
+    //  A run shows its payment only when one was made: the UUID is reserved for every run
+    //  before anything is charged, but a run that charged nothing has no payment to show.
     json_t *runs =
-        S_ROWS (S_RUN_SQL " WHERE schedule_id = ? ORDER BY due_date, attempt", "i", schedule_id);
+        S_ROWS ("SELECT r.schedule_id, r.due_date, r.attempt, r.run_on, CASE WHEN EXISTS (SELECT 1"
+                " FROM payment p WHERE p.payment_uuid = r.payment_uuid) THEN r.payment_uuid END AS"
+                " payment_uuid, r.status, r.amount_minor, r.currency, r.lines, r.reason, r.note,"
+                " r.created_at, r.updated_at FROM autopay_run r WHERE r.schedule_id = ? ORDER BY"
+                " r.due_date, r.attempt",
+                "i", schedule_id);
     if (!enrollments || !runs) {
         json_decref (schedule);
         json_decref (enrollments);
@@ -588,6 +737,16 @@ static json_t *s_show (ml_autopay_t *self, const json_t *request)
         json_t *lines = json_loads (S_TEXT (run, "lines"), 0, NULL);
         json_object_set_new (run, "lines", lines ? lines : json_array ());
     }
+    //  Whether it still makes runs, and if not why, in words.
+    char today[11], year_end[11];
+    s_today (self, today, sizeof today);
+    s_year_end (S_TEXT (schedule, "first_date"), year_end, sizeof year_end);
+    const char *why = s_ended (enrollments, today, year_end);
+    json_object_set_new (schedule, "state",
+                         json_string (!S_INT (schedule, "enabled") ? "off"
+                                      : why                        ? "ended"
+                                                                   : "active"));
+    json_object_set_new (schedule, "state_reason", why ? json_string (why) : json_null ());
     json_object_set_new (schedule, "enrollments", enrollments);
     json_object_set_new (schedule, "runs", runs);
     return ml_admin_ok (json_pack ("{s:o}", "schedule", schedule));
@@ -612,25 +771,12 @@ static json_t *s_list (ml_autopay_t *self, const json_t *request)
 
 //  Runs -------------------------------------------------------------------------------------
 
-//  The first day client- and matter-level enrollments no longer run: one year after the
-//  schedule's first run.
-static void s_year_end (const char *first_date, char *end, size_t size)
-{
-    int year, month, day;
-    int rc = s_date_parse (first_date, &year, &month, &day);
-    assert (rc == 0);
-    if (month == 2 && day == 29)
-        day = 28;
-    //  The modulos only tell the compiler the text fits; a parsed date is in range already.
-    snprintf (end, size, "%04u-%02u-%02u", (unsigned)(year + 1) % 10000u, (unsigned)month % 100u,
-              (unsigned)day % 100u);
-}
-
 //  Add the open invoices an enrollment covers (in currency) to candidates, skipping those
 //  already there. An invoice-level enrollment whose invoice is paid (no longer open, or
 //  nothing left on it) ends here. Returns 0 or -1 (store failed).
 static int s_enrollment_items (ml_autopay_t *self, const json_t *schedule, const json_t *enrollment,
-                               const char *due, const char *year_end, zlistx_t *candidates)
+                               const char *due, const char *year_end, const json_t *live,
+                               zlistx_t *candidates)
 {
     const char *level = S_TEXT (enrollment, "level");
     bool invoice_level = streq (level, "invoice");
@@ -659,8 +805,22 @@ static int s_enrollment_items (ml_autopay_t *self, const json_t *schedule, const
     json_t *item;
     json_array_foreach (items, index, item)
     {
-        if (!streq (S_TEXT (item, "currency"), S_TEXT (schedule, "currency")) ||
-            S_INT (item, "available_minor") <= 0)
+        if (!streq (S_TEXT (item, "currency"), S_TEXT (schedule, "currency")))
+            continue;
+        //  With live balances: never more than the matter database's balance now, less
+        //  what is on its way to it (postings not yet applied); an invoice it no longer
+        //  has open, or did not confirm, is not paid.
+        if (live) {
+            json_t *confirmed = json_object_get (live, S_TEXT (item, "invoice_number"));
+            int64_t pending = S_INT (item, "balance_minor") - S_INT (item, "available_minor");
+            int64_t cap =
+                confirmed && streq (S_TEXT (confirmed, "currency"), S_TEXT (schedule, "currency"))
+                    ? S_INT (confirmed, "balance_minor") - pending
+                    : 0;
+            if (cap < S_INT (item, "available_minor"))
+                json_object_set_new (item, "available_minor", json_integer (cap));
+        }
+        if (S_INT (item, "available_minor") <= 0)
             continue;
         bool seen = false;
         for (ml_alloc_item_t *known = zlistx_first (candidates); known && !seen;
@@ -678,10 +838,12 @@ static int s_enrollment_items (ml_autopay_t *self, const json_t *schedule, const
 }
 
 //  What a run pays: the enrolled invoices, oldest first, up to the schedule's amount (or
-//  all of it), each at most its available balance. Returns the lines ([{"invoice",
-//  "amount_minor"}], new reference; empty when nothing is due) or NULL (store failed).
+//  all of it), each at most its available balance (and, given live balances, {invoice:
+//  {balance_minor, currency}}, at most what the matter database confirmed). Returns the lines
+//  ([{"invoice", "amount_minor"}], new reference; empty when nothing is due) or NULL (store
+//  failed).
 static json_t *s_run_lines (ml_autopay_t *self, const json_t *schedule, const char *due,
-                            int64_t *total)
+                            const json_t *live, int64_t *total)
 {
     char year_end[11];
     s_year_end (S_TEXT (schedule, "first_date"), year_end, sizeof year_end);
@@ -699,7 +861,8 @@ static json_t *s_run_lines (ml_autopay_t *self, const json_t *schedule, const ch
     json_array_foreach (enrollments, index, enrollment)
     {
         if (ok)
-            ok = s_enrollment_items (self, schedule, enrollment, due, year_end, candidates) == 0;
+            ok = s_enrollment_items (self, schedule, enrollment, due, year_end, live, candidates) ==
+                 0;
     }
     json_decref (enrollments);
     size_t count = zlistx_size (candidates);
@@ -811,9 +974,10 @@ static bool s_failed (ml_autopay_t *self, const json_t *schedule, const json_t *
     json_decref (payers);
     if (ok && !row)
         ml_log (ML_LOG_WARNING,
-                "autopay: firm %s has no contact address ('matterlink firm-contact'): the "
-                "failure of schedule %lld is only recorded",
-                S_TEXT (schedule, "firm_id"), (long long)S_INT (schedule, "schedule_id"));
+                "autopay: firm %s has no contact address, so the failure of schedule %lld is "
+                "only recorded (set one: matterlink firm contact --firm %s --email ADDRESS)",
+                S_TEXT (schedule, "firm_id"), (long long)S_INT (schedule, "schedule_id"),
+                S_TEXT (schedule, "firm_id"));
     json_decref (contact);
     ml_log (ML_LOG_WARNING, "autopay: schedule %lld run due %s attempt %lld %s: %s%s",
             (long long)S_INT (schedule, "schedule_id"), S_TEXT (run, "due_date"),
@@ -828,7 +992,7 @@ static int s_outcome (ml_autopay_t *self, const json_t *schedule, json_t *run, c
 {
     char now[32];
     ml_store_now (now, sizeof now);
-    char *lines_text = json_dumps (lines ? lines : json_array (), JSON_COMPACT);
+    char *lines_text = lines ? json_dumps (lines, JSON_COMPACT) : strdup ("[]");
     json_object_set_new (run, "amount_minor", json_integer (amount));
     if (ml_odbc_begin (self->odbc) != 0) {
         free (lines_text);
@@ -855,6 +1019,196 @@ static int s_outcome (ml_autopay_t *self, const json_t *schedule, json_t *run, c
     return streq (status, "pending") ? 0 : 1;
 }
 
+//  Live balances --------------------------------------------------------------------------
+
+void ml_autopay_set_asker (ml_autopay_t *self, ml_autopay_ask_fn *ask, void *arg, int64_t wait_ms,
+                           int64_t alert_ms)
+{
+    assert (self);
+    self->ask = ask;
+    self->ask_arg = arg;
+    self->wait_ms = wait_ms;
+    self->alert_ms = alert_ms;
+}
+
+static void s_run_key (const json_t *run, char *key, size_t size)
+{
+    snprintf (key, size, "%lld:%s:%lld", (long long)S_INT (run, "schedule_id"),
+              S_TEXT (run, "due_date"), (long long)S_INT (run, "attempt"));
+}
+
+void ml_autopay_live (ml_autopay_t *self, const json_t *context, const ml_msg_t *answer)
+{
+    assert (self && context && answer);
+    const char *key = json_string_value (json_object_get (context, "run"));
+    json_t *entry = key ? zhashx_lookup (self->live, key) : NULL;
+    if (!entry)
+        return; //  a run settled meanwhile, or a core restarted: nobody waits for it
+    if (answer->code != ML_SEARCH_OK) {
+        ml_log (ML_LOG_WARNING, "autopay: run %s: the agent could not give live balances (%u: %s)",
+                key, answer->code, answer->reason);
+        return; //  asked again after S_LIVE_ASK_MS
+    }
+    json_t *balances = json_object ();
+    for (size_t index = 0; index < answer->item_count; index++) {
+        const ml_item_t *item = &answer->items[index];
+        if (item->kind == 'I' && *item->invoice_number)
+            json_object_set_new (balances, item->invoice_number,
+                                 json_pack ("{s:I, s:s}", "balance_minor",
+                                            (json_int_t)item->balance_minor, "currency",
+                                            item->currency));
+    }
+    json_object_set_new (entry, "balances", balances);
+    json_object_set_new (entry, "answered_at", json_integer (zclock_mono ()));
+    //  A partial answer (more pages) confirms only the invoices it holds: the others are not
+    //  paid by this run.
+    json_object_set_new (entry, "complete", json_boolean (answer->next == 0));
+}
+
+//  The SEARCH that gives a schedule's enrolled invoices live: a payer-scope search over the
+//  active enrollments' clients, matters and invoices. NULL if the scope does not fit.
+static ml_msg_t *s_live_search (ml_autopay_t *self, const json_t *schedule)
+{
+    json_t *enrollments =
+        S_ROWS (S_ENROLLMENT_SQL " AND e.ended_at IS NULL", "i", S_INT (schedule, "schedule_id"));
+    ml_msg_t *search = ml_msg_new (ML_MSG_SEARCH);
+    assert (search);
+    search->search.deadline_ms = S_LIVE_ASK_MS - 100;
+    search->search.target = 'I';
+    search->search.field = ML_FIELD_NONE;
+    search->search.match = 'E';
+    search->search.status = ML_STATUS_ANY;
+    search->search.limit = ML_MAX_SEARCH_ROWS;
+    search->search.scoped = 1;
+    bool ok = enrollments != NULL;
+    size_t index;
+    json_t *enrollment;
+    json_array_foreach (enrollments, index, enrollment)
+    {
+        const char *level = S_TEXT (enrollment, "level");
+        int list = streq (level, "client")   ? ML_SCOPE_CLIENTS
+                   : streq (level, "matter") ? ML_SCOPE_MATTERS
+                                             : ML_SCOPE_INVOICES;
+        const char *number = S_TEXT (enrollment, list == ML_SCOPE_CLIENTS   ? "client_number"
+                                                 : list == ML_SCOPE_MATTERS ? "matter_number"
+                                                                            : "invoice_number");
+        if (ok && number)
+            ok = ml_msg_add_scope (search, list, number) == 0;
+    }
+    json_decref (enrollments);
+    if (!ok)
+        ml_msg_destroy (&search);
+    return search;
+}
+
+//  Tell the firm (once per run: the mail's key and the run's note say it was done) that a
+//  run waits for its agent.
+static void s_deferred (ml_autopay_t *self, const json_t *schedule, const json_t *run,
+                        int64_t waited_ms)
+{
+    const char *note = S_TEXT (run, "note");
+    if (note && strstr (note, "deferred:"))
+        return;
+    char now[32], until[64];
+    ml_store_now (now, sizeof now);
+    int64_t left_minutes = (self->wait_ms - waited_ms) / 60000;
+    snprintf (until, sizeof until, "%lld more minutes", (long long)left_minutes);
+    if (ml_odbc_begin (self->odbc) != 0) {
+        s_store_failed (self, "deferring a run");
+        return;
+    }
+    bool ok =
+        ml_odbc_execute (self->odbc,
+                         "UPDATE autopay_run SET note = CASE WHEN note IS NULL THEN '' ELSE note"
+                         " || '; ' END || 'deferred: the firm''s agent is offline, so the"
+                         " balances cannot be confirmed live', updated_at = ? WHERE schedule_id ="
+                         " ? AND due_date = ? AND attempt = ?",
+                         "sisi", now, S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
+                         S_INT (run, "attempt")) == 1;
+    json_t *contact = S_ROWS ("SELECT notify_email FROM firm_contact WHERE firm_id = ?", "s",
+                              S_TEXT (schedule, "firm_id"));
+    const char *address = S_TEXT (json_array_get (contact, 0), "notify_email");
+    if (ok && self->mailer && address && *address) {
+        char subject[300], body[2048], dedupe[128], error[256] = "";
+        snprintf (subject, sizeof subject, "AutoPay deferred: %.200s", S_TEXT (schedule, "name"));
+        snprintf (
+            body, sizeof body,
+            "The Auto-Pay schedule %lld \"%.200s\" (payer %lld) has a run due %s "
+            "(attempt %lld) that is deferred: the firm's matterlink agent is offline (or does "
+            "not answer), so "
+            "the invoices' balances cannot be confirmed with the matter database, and "
+            "nothing is charged until they are.\n\nStart the agent (see 'matterlink "
+            "status'). The run waits %s; then it fails and is not retried.\n"
+            "See 'matterlink autopay show %lld'.\n",
+            (long long)S_INT (schedule, "schedule_id"), S_TEXT (schedule, "name"),
+            (long long)S_INT (schedule, "payer_id"), S_TEXT (run, "due_date"),
+            (long long)S_INT (run, "attempt"), until, (long long)S_INT (schedule, "schedule_id"));
+        snprintf (dedupe, sizeof dedupe, "autopay-deferred:%lld:%s:%lld",
+                  (long long)S_INT (schedule, "schedule_id"), S_TEXT (run, "due_date"),
+                  (long long)S_INT (run, "attempt"));
+        if (ml_mailer_enqueue (self->mailer, "autopay_deferred", dedupe,
+                               S_TEXT (schedule, "firm_id"), address, subject, body, error,
+                               sizeof error) < 0)
+            ml_log (ML_LOG_WARNING, "autopay: no deferral notice for schedule %lld: %s",
+                    (long long)S_INT (schedule, "schedule_id"), error);
+    }
+    json_decref (contact);
+    if (!ok || ml_odbc_commit (self->odbc) != 0) {
+        s_store_failed (self, "deferring a run");
+        return;
+    }
+    ml_log (ML_LOG_WARNING,
+            "autopay: schedule %lld run due %s is deferred: firm %s's agent is offline, so its "
+            "balances cannot be confirmed live (it waits %s, then fails)",
+            (long long)S_INT (schedule, "schedule_id"), S_TEXT (run, "due_date"),
+            S_TEXT (schedule, "firm_id"), until);
+}
+
+//  Whether a run may charge: 1 with *live set (new reference: the confirmed balances), 0 to
+//  wait (asked, no answer yet), -1 when it waited its limit. The wait counts from when this
+//  core first asked: a core that just started gives its agents time to connect.
+static int s_live (ml_autopay_t *self, const json_t *schedule, const json_t *run, json_t **live)
+{
+    char key[128];
+    s_run_key (run, key, sizeof key);
+    int64_t now = zclock_mono ();
+    json_t *entry = zhashx_lookup (self->live, key);
+    if (!entry) {
+        entry = json_pack ("{s:I, s:I}", "since", (json_int_t)now, "asked_at", (json_int_t)0);
+        zhashx_insert (self->live, key, entry);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        json_t *answered = json_object_get (entry, "answered_at");
+        if (answered && now - json_integer_value (answered) < S_LIVE_FRESH_MS) {
+            *live = json_incref (json_object_get (entry, "balances"));
+            zhashx_delete (self->live, key);
+            return 1;
+        }
+        if (pass || now - S_INT (entry, "asked_at") < S_LIVE_ASK_MS)
+            break;
+        //  Ask (again); an asker may answer at once.
+        json_object_set_new (entry, "asked_at", json_integer (now));
+        json_object_del (entry, "answered_at");
+        ml_msg_t *search = s_live_search (self, schedule);
+        json_t *context = json_pack ("{s:s, s:s, s:I}", "op", "autopay-live", "run", key,
+                                     "deadline_ms", (json_int_t)S_LIVE_ASK_MS);
+        int sent = search && self->ask
+                       ? self->ask (self->ask_arg, S_TEXT (schedule, "firm_id"), search, context)
+                       : -1;
+        json_decref (context);
+        ml_msg_destroy (&search);
+        json_object_set_new (entry, "offline", json_boolean (sent != 0));
+    }
+    int64_t waited = now - S_INT (entry, "since");
+    if (waited >= self->wait_ms) {
+        zhashx_delete (self->live, key);
+        return -1;
+    }
+    if (waited >= self->alert_ms)
+        s_deferred (self, schedule, run, waited);
+    return 0;
+}
+
 //  Carry one open run forward: settle it from its payment when there is one, else work out
 //  what it pays and charge it under the run's own payment UUID. Returns 1 when the run
 //  reached an outcome.
@@ -872,10 +1226,34 @@ static int s_carry (ml_autopay_t *self, json_t *run, const char *today, char *de
     if (!json_is_true (json_object_get (reply, "ok"))) {
         json_decref (reply);
         reply = NULL;
-        lines = s_run_lines (self, schedule, S_TEXT (run, "due_date"), &amount);
+        lines = s_run_lines (self, schedule, S_TEXT (run, "due_date"), NULL, &amount);
         if (!lines) {
             json_decref (schedule);
             return 0;
+        }
+        //  Something is due by the replica: confirm it live before charging. The replica
+        //  may be stale (the agent offline while the firm settled an invoice).
+        json_t *live = NULL;
+        int confirmed = json_array_size (lines) ? s_live (self, schedule, run, &live) : 1;
+        if (confirmed == 0) {
+            json_decref (lines);
+            json_decref (schedule);
+            return 0;
+        }
+        if (confirmed < 0) {
+            int done = s_outcome (self, schedule, run, "error", "agent_offline", NULL, 0, today);
+            json_decref (lines);
+            json_decref (schedule);
+            return done == 1;
+        }
+        if (live) {
+            json_decref (lines);
+            lines = s_run_lines (self, schedule, S_TEXT (run, "due_date"), live, &amount);
+            json_decref (live);
+            if (!lines) {
+                json_decref (schedule);
+                return 0;
+            }
         }
         if (json_array_size (lines) == 0) {
             int done = s_outcome (self, schedule, run, "nothing_due", NULL, lines, 0, today);
@@ -934,8 +1312,121 @@ static int s_carry (ml_autopay_t *self, json_t *run, const char *today, char *de
     return done == 1;
 }
 
-//  Start the runs that came due: each due date of each enabled schedule, from the day it
-//  runs from up to today, once (the run's key is stored before anything is charged).
+//  Tell the firm that a schedule's missed due dates became one run (queued in the caller's
+//  transaction). Without a contact address the log line is all staff get.
+static void s_tell_missed (ml_autopay_t *self, const json_t *schedule, const char *due,
+                           const char *missed, int count)
+{
+    json_t *contact = S_ROWS ("SELECT notify_email FROM firm_contact WHERE firm_id = ?", "s",
+                              S_TEXT (schedule, "firm_id"));
+    const char *address = S_TEXT (json_array_get (contact, 0), "notify_email");
+    if (self->mailer && address && *address) {
+        char subject[300], body[2048], dedupe[128], error[256] = "";
+        snprintf (subject, sizeof subject, "AutoPay caught up: %.200s", S_TEXT (schedule, "name"));
+        snprintf (body, sizeof body,
+                  "The Auto-Pay schedule %lld \"%.200s\" (payer %lld) was not run on %d due "
+                  "dates while the payment core was down: %.900s.\nThey were made into one run, "
+                  "due %s, which pays as one run does (up to the schedule's amount once, or "
+                  "everything outstanding with 'all').\nSee 'matterlink autopay show %lld'.\n",
+                  (long long)S_INT (schedule, "schedule_id"), S_TEXT (schedule, "name"),
+                  (long long)S_INT (schedule, "payer_id"), count, missed, due,
+                  (long long)S_INT (schedule, "schedule_id"));
+        snprintf (dedupe, sizeof dedupe, "autopay-missed:%lld:%s",
+                  (long long)S_INT (schedule, "schedule_id"), due);
+        if (ml_mailer_enqueue (self->mailer, "autopay_missed", dedupe, S_TEXT (schedule, "firm_id"),
+                               address, subject, body, error, sizeof error) < 0)
+            ml_log (ML_LOG_WARNING, "autopay: no catch-up notice for schedule %lld: %s",
+                    (long long)S_INT (schedule, "schedule_id"), error);
+    }
+    json_decref (contact);
+}
+
+//  Start what one schedule has due. The due dates from the day it runs from up to today,
+//  after its latest run, make ONE run: normally just today's, but a core that was down
+//  misses several, and they become one run on the latest of them (a payer is never charged
+//  a year's dates on one day); the run's note, the log and a notice to the firm say which
+//  dates it stands for. A schedule with nothing left to pay for (every enrollment ended, or
+//  its client and matter enrollments ran their year) makes no run and says so once.
+static void s_start_schedule (ml_autopay_t *self, const json_t *schedule, const char *today)
+{
+    int64_t schedule_id = S_INT (schedule, "schedule_id");
+    char year_end[11], latest[11] = "", due[11], key[24];
+    s_year_end (S_TEXT (schedule, "first_date"), year_end, sizeof year_end);
+    json_t *rows =
+        S_ROWS ("SELECT MAX (due_date) AS due_date FROM autopay_run WHERE schedule_id = ?", "i",
+                schedule_id);
+    const char *last_run = S_TEXT (json_array_get (rows, 0), "due_date");
+    snprintf (latest, sizeof latest, "%s", last_run ? last_run : "");
+    json_decref (rows);
+    json_t *enrollments = S_ROWS (S_ENROLLMENT_SQL, "i", schedule_id);
+    if (!enrollments)
+        return;
+    char missed[1000] = "";
+    char run_due[11] = "";
+    int count = 0;
+    const char *why = NULL;
+    for (int number = 0; number < S_MAX_DUE; number++) {
+        if (ml_autopay_due_date (S_TEXT (schedule, "first_date"), S_TEXT (schedule, "frequency"),
+                                 S_TEXT (schedule, "day_rule"), number, due, sizeof due) != 0 ||
+            strcmp (due, today) > 0)
+            break;
+        if (strcmp (due, S_TEXT (schedule, "runs_from")) < 0 || strcmp (due, latest) <= 0)
+            continue;
+        why = s_ended (enrollments, due, year_end);
+        if (why)
+            break;
+        if (*run_due) {
+            size_t used = strlen (missed);
+            snprintf (missed + used, sizeof missed - used, "%s%s", used ? ", " : "", run_due);
+        }
+        snprintf (run_due, sizeof run_due, "%s", due);
+        count++;
+    }
+    json_decref (enrollments);
+    snprintf (key, sizeof key, "%lld", (long long)schedule_id);
+    if (why && !zhashx_lookup (self->ended, key)) {
+        ml_log (ML_LOG_NOTICE,
+                "autopay: schedule %lld makes no more runs: %s (enroll an association to "
+                "start it again)",
+                (long long)schedule_id, why);
+        zhashx_insert (self->ended, key, "1");
+    }
+    if (!count)
+        return;
+    char now[32], uuid[37], note[1100] = "";
+    ml_store_now (now, sizeof now);
+    ml_store_uuid (uuid, sizeof uuid);
+    if (count > 1)
+        snprintf (note, sizeof note, "one run for %d missed due dates (also %s)", count, missed);
+    if (ml_odbc_begin (self->odbc) != 0) {
+        s_store_failed (self, "starting a run");
+        return;
+    }
+    int64_t added = ml_odbc_execute (
+        self->odbc,
+        "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on, payment_uuid, status,"
+        " currency, lines, note, created_at, updated_at) SELECT ?, ?, 1, ?, ?, 'started', ?,"
+        " '[]', ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM autopay_run WHERE schedule_id = ? AND"
+        " due_date = ?)",
+        "isssssssis", schedule_id, run_due, today, uuid, S_TEXT (schedule, "currency"),
+        *note ? note : NULL, now, now, schedule_id, run_due);
+    if (added == 1 && count > 1)
+        s_tell_missed (self, schedule, run_due, missed, count - 1);
+    if (added < 0 || ml_odbc_commit (self->odbc) != 0) {
+        s_store_failed (self, "starting a run");
+        return;
+    }
+    if (added == 1 && count > 1)
+        ml_log (ML_LOG_WARNING,
+                "autopay: catching up: schedule %lld missed %d due dates (%s) while the core was "
+                "down; they become one run, due %s, starting today (%s)",
+                (long long)schedule_id, count - 1, missed, run_due, today);
+    else if (added == 1 && strcmp (run_due, today) < 0)
+        ml_log (ML_LOG_NOTICE, "autopay: catching up: schedule %lld's run due %s starts today (%s)",
+                (long long)schedule_id, run_due, today);
+}
+
+//  Start the runs that came due, one per enabled schedule at most.
 static void s_start_due (ml_autopay_t *self, const char *today)
 {
     json_t *schedules =
@@ -943,46 +1434,7 @@ static void s_start_due (ml_autopay_t *self, const char *today)
                 NULL, NULL);
     size_t index;
     json_t *schedule;
-    json_array_foreach (schedules, index, schedule)
-    {
-        int64_t schedule_id = S_INT (schedule, "schedule_id");
-        char year_end[11];
-        s_year_end (S_TEXT (schedule, "first_date"), year_end, sizeof year_end);
-        json_t *open = S_ROWS ("SELECT COUNT (*) AS open_count FROM autopay_enrollment e"
-                               " JOIN association a ON a.association_id = e.association_id"
-                               " WHERE e.schedule_id = ? AND e.ended_at IS NULL AND a.level ="
-                               " 'invoice'",
-                               "i", schedule_id);
-        bool invoices_open = S_INT (json_array_get (open, 0), "open_count") > 0;
-        json_decref (open);
-        for (int number = 0; number < S_MAX_DUE; number++) {
-            char due[11], now[32], uuid[37];
-            if (ml_autopay_due_date (S_TEXT (schedule, "first_date"),
-                                     S_TEXT (schedule, "frequency"), S_TEXT (schedule, "day_rule"),
-                                     number, due, sizeof due) != 0 ||
-                strcmp (due, today) > 0)
-                break;
-            //  Past the year, only invoice-level enrollments (payment plans) still run.
-            if (strcmp (due, year_end) >= 0 && !invoices_open)
-                break;
-            if (strcmp (due, S_TEXT (schedule, "runs_from")) < 0)
-                continue;
-            ml_store_now (now, sizeof now);
-            ml_store_uuid (uuid, sizeof uuid);
-            int64_t added = ml_odbc_execute (
-                self->odbc,
-                "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on, payment_uuid,"
-                " status, currency, lines, created_at, updated_at) SELECT ?, ?, 1, ?, ?,"
-                " 'started', ?, '[]', ?, ? WHERE NOT EXISTS (SELECT 1 FROM autopay_run WHERE"
-                " schedule_id = ? AND due_date = ?)",
-                "issssssis", schedule_id, due, today, uuid, S_TEXT (schedule, "currency"), now, now,
-                schedule_id, due);
-            if (added == 1 && strcmp (due, today) < 0)
-                ml_log (ML_LOG_NOTICE,
-                        "autopay: catching up: schedule %lld's run due %s starts today (%s)",
-                        (long long)schedule_id, due, today);
-        }
-    }
+    json_array_foreach (schedules, index, schedule) s_start_schedule (self, schedule, today);
     json_decref (schedules);
 }
 
@@ -993,11 +1445,13 @@ int ml_autopay_tick (ml_autopay_t *self, char *deliver_firm, size_t size)
     s_today (self, today, sizeof today);
     s_start_due (self, today);
     //  Retries whose day has come become open runs like any other, unless their schedule
-    //  was turned off or deleted meanwhile (then they wait, and never run if deleted).
+    //  is off or deleted (they wait; enabling it marks those whose day passed as not run),
+    //  or their day came before the schedule last started again (never run).
     ml_odbc_execute (self->odbc,
                      "UPDATE autopay_run SET status = 'started' WHERE status = 'scheduled' AND"
                      " run_on <= ? AND schedule_id IN (SELECT schedule_id FROM autopay_schedule"
-                     " WHERE enabled = 1 AND deleted_at IS NULL)",
+                     " s WHERE enabled = 1 AND deleted_at IS NULL AND s.runs_from <="
+                     " autopay_run.run_on)",
                      "s", today);
     //  Open runs, oldest due date first: new ones, and those a stop or an unknown charge
     //  outcome left open.
@@ -1077,6 +1531,44 @@ static int64_t s_test_count (ml_store_t *store, const char *sql)
     return count;
 }
 
+//  The selftest's agent: offline, or answering at once from the replica, with balances
+//  the test sets ({invoice: balance_minor}) standing for what the matter database has now.
+typedef struct {
+    ml_autopay_t *autopay;
+    ml_store_t *store;
+    bool offline;
+    json_t *live; //  balances that differ from the replica's
+    int asked;
+} s_test_agent_t;
+
+static int s_test_ask (void *arg, const char *firm_id, ml_msg_t *search, const json_t *context)
+{
+    s_test_agent_t *agent = (s_test_agent_t *)arg;
+    assert (search->id == ML_MSG_SEARCH && search->search.scoped);
+    agent->asked++;
+    if (agent->offline)
+        return -1;
+    json_t *items = ml_store_open_items (agent->store, firm_id, NULL, NULL, NULL);
+    ml_msg_t *answer = ml_msg_new (ML_MSG_SEARCH_RESULT);
+    answer->code = ML_SEARCH_OK;
+    size_t index;
+    json_t *item;
+    json_array_foreach (items, index, item)
+    {
+        ml_item_t *row = ml_msg_add_item (answer);
+        row->kind = 'I';
+        snprintf (row->invoice_number, sizeof row->invoice_number, "%s",
+                  S_TEXT (item, "invoice_number"));
+        snprintf (row->currency, sizeof row->currency, "%s", S_TEXT (item, "currency"));
+        json_t *live = json_object_get (agent->live, row->invoice_number);
+        row->balance_minor = live ? json_integer_value (live) : S_INT (item, "balance_minor");
+    }
+    json_decref (items);
+    ml_autopay_live (agent->autopay, context, answer);
+    ml_msg_destroy (&answer);
+    return 0;
+}
+
 //  Set the test clock and run what is due; returns the number of runs that ended.
 static int s_test_day (ml_autopay_t *self, const char *today)
 {
@@ -1131,8 +1623,42 @@ void ml_autopay_test (bool verbose)
     }
     assert (ml_autopay_due_date ("2028-01-31", "monthly", "last", 1, due, sizeof due) == 0);
     assert (streq (due, "2028-02-29"));
+    //  One run per period (a month, or a quarter's three months), whatever the day and the
+    //  rule, across years with and without Feb 29.
+    const char *frequencies[] = {"monthly", "quarterly"};
+    const char *rules[] = {"last", "next"};
+    const char *starts[] = {"2027-01", "2027-11", "2028-01", "2027-12"};
+    for (int start = 0; start < 4; start++)
+        for (int first_day = 1; first_day <= 31; first_day++) {
+            char first[16];
+            snprintf (first, sizeof first, "%s-%02d", starts[start], first_day);
+            int y0, m0, d0;
+            if (s_date_parse (first, &y0, &m0, &d0) != 0)
+                continue;
+            for (int f = 0; f < 2; f++)
+                for (int r = 0; r < 2; r++) {
+                    int step = f == 0 ? 1 : 3;
+                    for (int index = 0; index < 14; index++) {
+                        assert (ml_autopay_due_date (first, frequencies[f], rules[r], index, due,
+                                                     sizeof due) == 0);
+                        int y, m, d;
+                        assert (s_date_parse (due, &y, &m, &d) == 0);
+                        //  The period is the step months from the index-th month on.
+                        int period = (y - y0) * 12 + (m - m0);
+                        assert (period >= step * index && period < step * (index + 1));
+                        assert (d == first_day || (d == s_month_days (y, m) && d < first_day) ||
+                                (d == 1 && step > 1 && streq (rules[r], "next")));
+                    }
+                }
+        }
     assert (ml_autopay_due_date ("2026-01-31", "monthly", "next", 1, due, sizeof due) == 0);
-    assert (streq (due, "2026-03-01"));
+    assert (streq (due, "2026-02-28"));
+    assert (ml_autopay_due_date ("2028-02-29", "monthly", "next", 12, due, sizeof due) == 0);
+    assert (streq (due, "2029-02-28"));
+    assert (ml_autopay_due_date ("2026-11-30", "quarterly", "next", 1, due, sizeof due) == 0);
+    assert (streq (due, "2027-03-01"));
+    assert (ml_autopay_due_date ("2027-11-30", "quarterly", "last", 1, due, sizeof due) == 0);
+    assert (streq (due, "2028-02-29"));
     assert (ml_autopay_due_date ("2026-11-30", "quarterly", "last", 1, due, sizeof due) == 0);
     assert (streq (due, "2027-02-28"));
     assert (ml_autopay_due_date ("2026-11-30", "quarterly", "last", 2, due, sizeof due) == 0);
@@ -1166,6 +1692,8 @@ void ml_autopay_test (bool verbose)
         ml_payments_new (store, payers, processor, mailer, error, sizeof error);
     ml_autopay_t *self = ml_autopay_new (store, payers, payments, mailer, error, sizeof error);
     assert (payments && self);
+    s_test_agent_t agent = {self, store, false, json_object (), 0};
+    ml_autopay_set_asker (self, s_test_ask, &agent, 3600000, 0);
     const ml_selftest_item_t items[] = {{'I', "INV-2", "2026-02-10", "C-1", "M-1", 10000},
                                         {'I', "INV-1", "2026-01-10", "C-1", "M-1", 10000},
                                         {'I', "INV-3", "2026-03-01", "C-1", "M-1", 10000},
@@ -1175,11 +1703,6 @@ void ml_autopay_test (bool verbose)
     json_t *request = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "firm", "acme", "number", "OP-001",
                                  "type", "OPERATING", "currency", "USD", "merchant_account", "op");
     json_t *reply = ml_payments_execute (payments, "account-add", request, deliver, sizeof deliver);
-    json_decref (request);
-    json_decref (reply);
-    request = json_pack ("{s:s, s:s}", "firm", "acme", "email", "billing@acme.example");
-    reply = ml_payments_execute (payments, "firm-contact", request, deliver, sizeof deliver);
-    assert (json_is_true (json_object_get (reply, "ok")));
     json_decref (request);
     json_decref (reply);
 
@@ -1207,6 +1730,32 @@ void ml_autopay_test (bool verbose)
                                     "150.00", "ar_message", "AutoPay July"));
     assert (json_is_true (json_object_get (reply, "ok")));
     int64_t schedule = S_INT (json_object_get (reply, "schedule"), "schedule_id");
+    //  No firm contact yet: the reply warns, naming the command that sets one.
+    json_t *warnings = json_object_get (reply, "warnings");
+    assert (json_array_size (warnings) == 1);
+    assert (strstr (json_string_value (json_array_get (warnings, 0)),
+                    "matterlink firm contact --firm acme --email"));
+    json_decref (reply);
+    request = json_pack ("{s:s, s:s}", "firm", "acme", "email", "billing@acme.example");
+    reply = ml_payments_execute (payments, "firm-contact", request, deliver, sizeof deliver);
+    assert (json_is_true (json_object_get (reply, "ok")));
+    json_decref (request);
+    json_decref (reply);
+    //  With one, no warning; a monthly "next" on a day some month lacks is one.
+    reply = s_test_call (self, "autopay-edit",
+                         json_pack ("{s:I, s:s}", "schedule_id", schedule, "day_rule", "last"));
+    assert (json_array_size (json_object_get (reply, "warnings")) == 0);
+    json_decref (reply);
+    reply = s_test_call (self, "autopay-edit",
+                         json_pack ("{s:I, s:s, s:s}", "schedule_id", schedule, "day_rule", "next",
+                                    "first_date", "2026-07-31"));
+    warnings = json_object_get (reply, "warnings");
+    assert (json_array_size (warnings) == 1);
+    assert (strstr (json_string_value (json_array_get (warnings, 0)), "quarterly schedules only"));
+    json_decref (reply);
+    reply = s_test_call (self, "autopay-edit",
+                         json_pack ("{s:I, s:s, s:s}", "schedule_id", schedule, "day_rule", "last",
+                                    "first_date", "2026-07-15"));
     json_decref (reply);
     reply = s_test_call (
         self, "autopay-enroll",
@@ -1235,15 +1784,36 @@ void ml_autopay_test (bool verbose)
     assert (S_INT (json_array_get (lines, 0), "amount_minor") == 5000);
     assert (streq (S_TEXT (json_array_get (lines, 1), "invoice"), "INV-3"));
     json_decref (reply);
-    //  Down for three months: each missed date runs once, and nothing is due any more.
-    assert (s_test_day (self, "2026-11-20") == 3);
+    //  Down for three months: the missed dates become one run on the latest of them (the
+    //  note and a notice to the firm say which), and nothing is due any more.
+    assert (s_test_day (self, "2026-11-20") == 1);
     assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
-                                 " status = 'nothing_due'") == 3);
-    //  Past one year from the first run, a client enrollment no longer runs.
+                                 " status = 'nothing_due' AND due_date = '2026-11-15' AND note ="
+                                 " 'one run for 3 missed due dates (also 2026-09-15,"
+                                 " 2026-10-15)'") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM mail WHERE kind ="
+                                 " 'autopay_missed'") == 1);
+    //  Past one year from the first run, a client enrollment no longer runs: the seven
+    //  dates before it are one run, and the schedule says it has ended.
     s_test_day (self, "2027-09-01");
     assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
                                  " due_date >= '2027-07-15'") == 0);
-    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run") == 12);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " due_date = '2027-06-15' AND note LIKE 'one run for 7 %'") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run") == 4);
+    reply = s_test_call (self, "autopay-show", json_pack ("{s:I}", "schedule_id", schedule));
+    json_t *shown = json_object_get (reply, "schedule");
+    assert (streq (S_TEXT (shown, "state"), "ended"));
+    assert (strstr (S_TEXT (shown, "state_reason"), "ran their year"));
+    //  Only runs that made a payment show one.
+    size_t run_index;
+    json_t *run;
+    json_array_foreach (json_object_get (shown, "runs"), run_index, run)
+    {
+        bool paid = streq (S_TEXT (run, "status"), "paid");
+        assert (paid == json_is_string (json_object_get (run, "payment_uuid")));
+    }
+    json_decref (reply);
 
     //  A soft decline: recorded, alerted, retried once the next day, and alerted again.
     ml_item_t invoice = {0};
@@ -1283,6 +1853,85 @@ void ml_autopay_test (bool verbose)
     reply = s_test_call (self, "autopay-enable", json_pack ("{s:I}", "schedule_id", plan));
     json_decref (reply);
     assert (s_test_day (self, "2027-09-23") == 1);
+    //  Declined again, so retried tomorrow; but the schedule is off tomorrow: turned on
+    //  after that, the retry is not run (a date passed while off), and says so.
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " status = 'scheduled' AND run_on = '2027-09-24'") == 1);
+    reply = s_test_call (self, "autopay-disable", json_pack ("{s:I}", "schedule_id", plan));
+    json_decref (reply);
+    assert (s_test_day (self, "2027-09-25") == 0);
+    reply = s_test_call (self, "autopay-enable", json_pack ("{s:I}", "schedule_id", plan));
+    json_decref (reply);
+    assert (s_test_day (self, "2027-09-26") == 0);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " run_on = '2027-09-24' AND status = 'error' AND reason ="
+                                 " 'not_run_while_off'") == 1);
+    //  Its one enrollment ended, the plan makes no more runs (no monthly "nothing due").
+    reply = s_test_call (
+        self, "autopay-unenroll",
+        json_pack ("{s:I, s:I}", "schedule_id", plan, "association_id", association_id));
+    json_decref (reply);
+    int64_t plan_runs = s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run");
+    assert (s_test_day (self, "2027-10-30") == 0);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run") == plan_runs);
+    reply = s_test_call (self, "autopay-show", json_pack ("{s:I}", "schedule_id", plan));
+    shown = json_object_get (reply, "schedule");
+    assert (streq (S_TEXT (shown, "state"), "ended"));
+    assert (streq (S_TEXT (shown, "state_reason"), "every enrollment has ended"));
+    json_decref (reply);
+    //  Live balances. A payer pays INV-9 weekly. With the agent offline nothing is charged:
+    //  the run waits and the firm is told once.
+    int64_t sam = s_test_payer (payers, processor, "sam@example.com", "4242424242424242", "invoice",
+                                &invoice, &method_id, &association_id);
+    reply = s_test_call (self, "autopay-add",
+                         json_pack ("{s:I, s:I, s:s, s:s, s:s, s:s}", "payer_id", sam, "method_id",
+                                    method_id, "name", "Live", "account", "OP-001", "frequency",
+                                    "weekly", "first_date", "2027-11-01"));
+    int64_t live_plan = S_INT (json_object_get (reply, "schedule"), "schedule_id");
+    json_decref (reply);
+    reply = s_test_call (
+        self, "autopay-enroll",
+        json_pack ("{s:I, s:I}", "schedule_id", live_plan, "association_id", association_id));
+    json_decref (reply);
+    agent.offline = true;
+    int64_t payments_before = s_test_count (store, "SELECT COUNT (*) AS open_count FROM payment");
+    assert (s_test_day (self, "2027-11-01") == 0);
+    assert (s_test_day (self, "2027-11-01") == 0);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM payment") == payments_before);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM mail WHERE kind ="
+                                 " 'autopay_deferred'") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " status = 'started' AND note LIKE 'deferred:%'") == 1);
+    //  The agent is back, and the matter database has 40.00 left on INV-9 (the replica still
+    //  says 100.00): the run charges the live balance, not more.
+    agent.offline = false;
+    json_object_set_new (agent.live, "INV-9", json_integer (4000));
+    zhashx_purge (self->live); //  ask now, not after S_LIVE_ASK_MS
+    assert (s_test_day (self, "2027-11-01") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " due_date = '2027-11-01' AND status = 'paid' AND"
+                                 " amount_minor = 4000") == 1);
+    //  The firm settled the rest itself; the replica, stale, still shows it open: nothing
+    //  is charged.
+    json_object_set_new (agent.live, "INV-9", json_integer (0));
+    assert (s_test_day (self, "2027-11-08") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " due_date = '2027-11-08' AND status = 'nothing_due'") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM payment") ==
+            payments_before + 1);
+    //  Offline past the limit: the run fails (and the firm gets the failure alert).
+    agent.offline = true;
+    self->wait_ms = 0;
+    int64_t alerts = s_test_count (store, "SELECT COUNT (*) AS open_count FROM mail WHERE kind ="
+                                          " 'autopay_failed'");
+    assert (s_test_day (self, "2027-11-15") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run WHERE"
+                                 " due_date = '2027-11-15' AND status = 'error' AND reason ="
+                                 " 'agent_offline'") == 1);
+    assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM mail WHERE kind ="
+                                 " 'autopay_failed'") == alerts + 1);
+    json_decref (agent.live);
+
     //  The test clock is refused without MATTERLINK_TEST_CLOCK=1.
     if (!getenv ("MATTERLINK_TEST_CLOCK")) {
         reply = s_test_call (self, "autopay-clock", json_pack ("{s:s}", "today", "2030-01-01"));
@@ -1292,7 +1941,7 @@ void ml_autopay_test (bool verbose)
     reply = s_test_call (self, "autopay-delete", json_pack ("{s:I}", "schedule_id", plan));
     json_decref (reply);
     reply = s_test_call (self, "autopay-list", json_pack ("{s:s}", "firm", "acme"));
-    assert (json_array_size (json_object_get (reply, "schedules")) == 1);
+    assert (json_array_size (json_object_get (reply, "schedules")) == 2);
     json_decref (reply);
 
     ml_autopay_destroy (&self);

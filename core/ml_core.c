@@ -86,6 +86,8 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
     settings->heartbeat_ms = ml_config_int (config, "core/heartbeat_ms", 5000, 100, 600000);
     settings->window = ml_config_int (config, "core/window", 8, 1, 1000);
     settings->redelivery_ms = ml_config_int (config, "core/redelivery_ms", 10000, 100, 3600000);
+    settings->autopay_wait_minutes =
+        ml_config_int (config, "autopay/agent_wait_minutes", ML_AUTOPAY_WAIT_MINUTES, 1, 43200);
     int rc = 0;
     if (ml_config_error (config)) {
         snprintf (error, error_size, "%s", ml_config_error (config));
@@ -720,6 +722,14 @@ static void s_search_answered (s_core_t *self, s_session_t *session, ml_msg_t *a
                      key);
         return;
     }
+    //  No admin client: Auto-Pay asked for live balances before a run charges.
+    if (!pending->client) {
+        ml_autopay_live (self->autopay, pending->context, answer);
+        self->tick_at = zclock_mono (); //  the run that waited for it charges now
+        zhashx_delete (self->pending, key);
+        s_pending_destroy (&pending);
+        return;
+    }
     ml_msg_t *follow_up = NULL;
     json_t *reply = ml_finder_reply (self->payers, pending->context, answer, &follow_up);
     zhashx_delete (self->pending, key);
@@ -753,12 +763,36 @@ static void s_search_expire (s_core_t *self, const char *firm_id)
                                     pending->firm_id,
                                     (long long)json_integer_value (
                                         json_object_get (pending->context, "deadline_ms")));
-        s_admin_reply (self, pending->client, reply);
+        if (pending->client) //  Auto-Pay's questions just lapse: it asks again
+            s_admin_reply (self, pending->client, reply);
         json_decref (reply);
         zhashx_delete (self->pending, key);
         s_pending_destroy (&pending);
     }
     zlistx_destroy (&keys);
+}
+
+//  Auto-Pay's question for a firm's live balances (ml_autopay_ask_fn): a search like an
+//  admin client's, whose answer goes to ml_autopay_live. Returns -1 if the agent is offline.
+static int s_autopay_ask (void *arg, const char *firm_id, ml_msg_t *search, const json_t *context)
+{
+    s_core_t *self = (s_core_t *)arg;
+    s_session_t *session = zhashx_lookup (self->sessions, firm_id);
+    if (!session || session->state == S_NONE)
+        return -1;
+    search->request_id = ++self->next_request_id;
+    if (s_send_to (self, session->routing, search) != 0)
+        return -1;
+    s_pending_t *pending = calloc (1, sizeof (s_pending_t));
+    assert (pending);
+    snprintf (pending->firm_id, sizeof pending->firm_id, "%s", firm_id);
+    pending->expires =
+        zclock_mono () + json_integer_value (json_object_get (context, "deadline_ms"));
+    pending->context = json_deep_copy (context);
+    char key[24];
+    snprintf (key, sizeof key, "%llu", (unsigned long long)search->request_id);
+    zhashx_update (self->pending, key, pending);
+    return 0;
 }
 
 //  The nearest search deadline, or fallback if none is sooner.
@@ -944,6 +978,8 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
+    ml_autopay_set_asker (self->autopay, s_autopay_ask, self,
+                          (int64_t)settings->autopay_wait_minutes * 60000, 10000);
     if (getenv ("MATTERLINK_TEST_CLOCK"))
         ml_log (ML_LOG_WARNING, "the Auto-Pay TEST CLOCK may be set (MATTERLINK_TEST_CLOCK)");
     char certificate_error[1200];

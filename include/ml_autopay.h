@@ -7,9 +7,14 @@
     Associations of the payer are enrolled in it. Each due date makes one run, keyed by
     (schedule, due date, attempt) and stored before any money moves, so a core that stops
     between charge and record settles the same run when it comes back, and a core that was
-    down runs every missed due date once, oldest first. A run pays the enrolled invoices
+    down makes the due dates it missed one run (logged, noted on the run, and told to the
+    firm). A schedule with nothing left to pay for (every enrollment ended) makes no runs and
+    says so. A run pays the enrolled invoices
     oldest first, each at most its available balance (balance minus postings not yet
-    applied), through ml_payments_autopay. A declined run queues an "Error-Failed AutoPay"
+    applied), through ml_payments_autopay, and never more than the balances the firm's matter
+    database has now: before a run charges, they are asked for live through the agent (a
+    search, as staff searches are), and without an answer the run waits, the firm is told,
+    and after a limit the run fails. A declined run queues an "Error-Failed AutoPay"
     mail to the firm's contact; a soft decline (insufficient funds) is retried once the next
     day. docs/autopay.md says it all for people.
 
@@ -21,6 +26,7 @@
 #define ML_AUTOPAY_H_INCLUDED
 
 #include "ml_mailer.h"
+#include "ml_msg.h"
 #include "ml_payers.h"
 #include "ml_payments.h"
 #include "ml_store.h"
@@ -38,7 +44,7 @@ ml_autopay_t *ml_autopay_new (ml_store_t *store, ml_payers_t *payers, ml_payment
 //  Destroy. Idempotent; nulls the caller's pointer.
 void ml_autopay_destroy (ml_autopay_t **self_p);
 
-//  Run what is due today (and what came due while the core was down), settle runs left
+//  Run what is due today (the dates missed while the core was down as one run), settle runs left
 //  open by a stop, and retries whose day has come. deliver_firm is set to the firm of the
 //  last posting made. Returns the number of runs that reached an outcome.
 int ml_autopay_tick (ml_autopay_t *self, char *deliver_firm, size_t size);
@@ -54,6 +60,25 @@ json_t *ml_autopay_execute (ml_autopay_t *self, const char *op, const json_t *re
 //  or "next" (the 1st of the following month). Returns 0, or -1 on a bad argument.
 int ml_autopay_due_date (const char *first_date, const char *frequency, const char *day_rule,
                          int index, char *due, size_t size);
+
+//  How the core asks a firm's agent for live balances before a run charges: send search
+//  (borrowed; the callee sends a copy or encodes it at once) to firm_id's agent, and when
+//  the answer comes call ml_autopay_live with context. Returns 0 when sent, -1 when the
+//  firm's agent is not connected. context is borrowed.
+typedef int (ml_autopay_ask_fn) (void *arg, const char *firm_id, ml_msg_t *search,
+                                 const json_t *context);
+
+//  Set how live balances are asked for, how long a run waits for them before it fails
+//  (wait_ms), and after how long waiting the firm is told the run is deferred (alert_ms).
+//  Without an asker no run charges: balances are never confirmed.
+void ml_autopay_set_asker (ml_autopay_t *self, ml_autopay_ask_fn *ask, void *arg, int64_t wait_ms,
+                           int64_t alert_ms);
+
+//  The agent's answer to a live-balance search (context as given to the asker).
+void ml_autopay_live (ml_autopay_t *self, const json_t *context, const ml_msg_t *answer);
+
+//  Default wait for live balances, in minutes (config key autopay/agent_wait_minutes).
+#define ML_AUTOPAY_WAIT_MINUTES 1440
 
 void ml_autopay_test (bool verbose);
 

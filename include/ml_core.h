@@ -24,6 +24,7 @@ typedef struct {
     int heartbeat_ms;
     int window;
     int redelivery_ms;
+    int autopay_wait_minutes; //  how long an Auto-Pay run waits for its agent (docs/config.md)
     //  Card payments need a processor: only a configuration with a "processor" section has
     //  one (its API key is a secret: ml_processor_settings_wipe once the core has started).
     bool has_processor;

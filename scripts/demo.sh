@@ -146,8 +146,9 @@ schedule=$(staff --json autopay add --payer "$payer" --method "$method" --name "
     --account OP-001 --frequency monthly --first "$(date -u +%Y-%m-%d)" --amount 100.00 \
     --message "Auto-Pay" | python3 -c "import json,sys; print(json.load(sys.stdin)['schedule']['schedule_id'])")
 staff autopay enroll "$schedule" "$association" >/dev/null
+# A run charges once the agent has confirmed the balances live (docs/autopay.md).
 ran() {
-    staff --json autopay show "$schedule" | python3 -c "import json,sys; sys.exit(0 if json.load(sys.stdin)['schedule']['runs'] else 1)"
+    staff --json autopay show "$schedule" | python3 -c "import json,sys; runs = json.load(sys.stdin)['schedule']['runs']; sys.exit(0 if runs and runs[0]['status'] != 'started' else 1)"
 }
 wait_until ran
 staff autopay show "$schedule"

@@ -3,10 +3,13 @@
 # Auto-Pay with the test clock (MATTERLINK_TEST_CLOCK=1 and 'matterlink autopay clock'): a
 # monthly schedule on the 31st pays a client's invoices oldest first up to its amount,
 # counting postings not yet applied, and picks up a new invoice in its place; a core that was
-# down catches up each missed date once; client-level enrollments stop after one year; an
-# invoice-level enrollment stops once its invoice is paid; a card declined for insufficient
+# down makes its missed dates one run and tells the firm; client-level enrollments stop after
+# one year, and the schedule says it ended; an invoice-level enrollment stops once its
+# invoice is paid, and its schedule makes no more runs; a card declined for insufficient
 # funds alerts the firm by e-mail and is retried once; a core killed right after a charge
-# neither charges again nor loses the run when it comes back.
+# neither charges again nor loses the run when it comes back; with the agent offline a run
+# does not charge on a possibly stale replica: it waits, the firm is told, and once the agent
+# is back it charges the balance the matter database has then.
 . "$(dirname "$0")/lib_e2e.sh"
 setup 30 300
 printf 'processor\n    kind = test\n' >>"$W/core.cfg"
@@ -16,11 +19,21 @@ start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
 json() { python3 -c "import json,sys; d = json.load(sys.stdin); print($1)"; }
-clock() { cli --json autopay clock "$1" >/dev/null || fail "the test clock refused $1"; }
 show() { cli --json autopay show "$1"; }
 runs() { show "$1" | json "len([r for r in d['schedule']['runs'] if $2])"; }
+# No run of the firm's schedules is still open ("started": waiting for the agent to confirm
+# its balances live, which comes a moment after the clock's answer).
+settled() {
+    local id
+    for id in $(cli --json autopay list --firm acme | json '" ".join(str(s["schedule_id"]) for s in d["schedules"])'); do
+        [ "$(runs "$id" 'r["status"] == "started"')" = 0 ] || return 1
+    done
+}
+clock() {
+    cli --json autopay clock "$1" >/dev/null || fail "the test clock refused $1"
+    wait_for 30 "the runs due by $1 to settle" settled
+}
 add_accounts
-cli --json firm contact --firm acme --email billing@acme.example >/dev/null || fail "firm contact"
 
 # A client with at least two open invoices, paid by a payer with a saved card (saved with a
 # small trust deposit, so no invoice moves).
@@ -60,6 +73,11 @@ out=$(cli --json autopay add --payer "$payer" --method "$method" --name "Monthly
     --frequency monthly --first 2027-01-31 --amount "$amount_text" --message "AutoPay $client") ||
     fail "autopay add: $out"
 schedule=$(echo "$out" | json 'd["schedule"]["schedule_id"]')
+# No firm contact yet: the reply warns (the failure alert needs one), naming the real command.
+echo "$out" | json 'd["warnings"][0]' | grep -q "matterlink firm contact --firm acme --email" ||
+    fail "no warning about the missing firm contact: $out"
+grep -q "set one: matterlink firm contact --firm acme --email" "$W/core.log" || fail "not logged"
+cli --json firm contact --firm acme --email billing@acme.example >/dev/null || fail "firm contact"
 cli --json autopay enroll "$schedule" "$association" >/dev/null || fail "enroll"
 
 # First run: the oldest invoice whole, then the next one's 1.00, with the A/R message.
@@ -86,12 +104,18 @@ matter_sql "INSERT INTO invoice (invoice_number, matter_id, invoice_date, due_da
 has_new() { cli --json open-items --firm acme --client "$client" | grep -q AP-NEW-1; }
 wait_for 30 "the new invoice at the core" has_new
 
-# The core is down for two months: each missed date runs once, oldest first, "catching up".
+# The core is down for two months: the missed dates become one run (not one charge each),
+# and staff are told: the log, the run's note and a notice to the firm.
 stop_core
 start_core
 clock 2027-03-31
-[ "$(runs "$schedule" 'True')" = 3 ] || fail "missed runs not caught up: $(show "$schedule")"
-grep -q "catching up" "$W/core.log" || fail "the catch-up was not logged"
+[ "$(runs "$schedule" 'True')" = 2 ] || fail "missed dates not made one run: $(show "$schedule")"
+grep -q "catching up: schedule $schedule missed 1 due dates (2027-02-28)" "$W/core.log" ||
+    fail "the catch-up was not logged"
+show "$schedule" | json 'd["schedule"]["runs"][1]["note"]' | grep -q "also 2027-02-28" ||
+    fail "the run does not say which dates it stands for: $(show "$schedule")"
+caught_up() { [ "$(mails_where 'm["rcpt_tos"] == ["billing@acme.example"] and "AutoPay caught up" in m["headers"]["subject"]')" = 1 ]; }
+wait_for 20 "the catch-up notice to the firm" caught_up
 show "$schedule" | json 'd["schedule"]["runs"][1]["lines"][0]["invoice"]' | grep -q AP-NEW-1 ||
     fail "the new invoice was not paid first: $(show "$schedule")"
 
@@ -99,12 +123,22 @@ show "$schedule" | json 'd["schedule"]["runs"][1]["lines"][0]["invoice"]' | grep
 paid=$(show "$schedule" | json 'sum(r["amount_minor"] for r in d["schedule"]["runs"] if r["status"] == "paid")')
 [ "$paid" -le $((open_total + 500)) ] || fail "paid $paid of $open_total"
 
-# A year on: the client enrollment ran its year (2027-01-31 .. 2028-01-30) and stops.
-clock 2028-06-30
+# A year on, month by month: the client enrollment ran its year (2027-01-31 .. 2028-01-30),
+# and the schedule stops and says so.
+for day in 2027-04-30 2027-05-31 2027-06-30 2027-07-31 2027-08-31 2027-09-30 2027-10-31 \
+    2027-11-30 2027-12-31 2028-06-30; do
+    clock $day
+done
 total=$(runs "$schedule" 'True')
-[ "$total" = 12 ] || fail "expected 12 runs in the year, got $total"
+[ "$total" = 11 ] || fail "expected 11 runs in the year (Feb 28 with Mar 31), got $total"
 [ "$(runs "$schedule" 'r["due_date"] >= "2028-01-31"')" = 0 ] || fail "ran past the one-year limit"
-log "12 monthly runs in the year (paid $paid), none after"
+[ "$(show "$schedule" | json 'd["schedule"]["state"]')" = ended ] || fail "not ended: $(show "$schedule")"
+grep -q "schedule $schedule makes no more runs: its client and matter enrollments ran their year" \
+    "$W/core.log" || fail "the end was not logged"
+# Only runs that paid show a payment.
+[ "$(runs "$schedule" '(r["status"] == "paid") != (r["payment_uuid"] is not None)')" = 0 ] ||
+    fail "a run shows a payment it did not make: $(show "$schedule")"
+log "11 monthly runs in the year (paid $paid), none after"
 
 # An invoice-level plan paid by a card short of funds: declined, alerted, retried once the
 # next day, alerted again, then not retried.
@@ -151,6 +185,12 @@ clock 2028-07-17
 [ "$(show "$plan2" | json '[e["end_reason"] for e in d["schedule"]["enrollments"]][0]')" = paid ] ||
     fail "the invoice enrollment did not end: $(show "$plan2")"
 [ "$(runs "$plan2" 'r["status"] == "paid"')" = 1 ] || fail "the plan paid again"
+# Its enrollment ended: no more runs, and it says why.
+before=$(runs "$plan2" 'True')
+clock 2028-07-24
+[ "$(runs "$plan2" 'True')" = "$before" ] || fail "an ended plan still runs: $(show "$plan2")"
+[ "$(show "$plan2" | json 'd["schedule"]["state_reason"]')" = "every enrollment has ended" ] ||
+    fail "the plan does not say it ended: $(show "$plan2")"
 log "the invoice-level plan stopped once its invoice was paid ($posting)"
 
 # A crash right after the charge, before the run is recorded: the restarted core settles
@@ -165,7 +205,7 @@ stop_core
 MATTERLINK_TEST_CRASH=autopay-after-charge start_core
 cli --json --timeout 3000 autopay clock 2028-08-01 >/dev/null 2>&1
 core_dead() { ! kill -0 "$CORE_PID" 2>/dev/null; }
-wait_for 10 "the core to die right after the charge" core_dead
+wait_for 30 "the core to die right after the charge" core_dead
 wait "$CORE_PID" 2>/dev/null
 CORE_PID=
 start_core
@@ -177,4 +217,30 @@ uuid=$(show "$crash" | json 'd["schedule"]["runs"][0]["payment_uuid"]')
 [ "$(grep -c "charge key=$uuid:operating: approved" "$W/core.log")" = 1 ] || fail "the run was charged twice"
 [ "$(cli --json payment show "$uuid" | json 'd["payment"]["status"]')" = approved ] || fail "not approved"
 log "a crash after the charge neither doubled nor lost the run"
+
+# The agent offline: the replica may be stale (here the firm takes 1.00 of an invoice by hand
+# meanwhile), so a run does not charge: it waits, and the firm is told it is deferred. The
+# agent back, the run charges the balance the matter database has now.
+live_invoice=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE client_number NOT IN ('$client', '$other') AND invoice_number <> '$invoice' AND balance_minor >= 200 ORDER BY invoice_number LIMIT 1")
+live_association=$(association_add "$payer" --invoice "$live_invoice")
+out=$(cli --json autopay add --payer "$payer" --method "$method" --name "Live" --account OP-001 \
+    --frequency weekly --first 2028-09-04) || fail "autopay add live: $out"
+live=$(echo "$out" | json 'd["schedule"]["schedule_id"]')
+cli --json autopay enroll "$live" "$live_association" >/dev/null || fail "enroll live"
+stop_agent
+matter_sql "UPDATE invoice SET balance_minor = balance_minor - 100 WHERE invoice_number = '$live_invoice'"
+live_balance=$(matter_sql "SELECT balance_minor FROM invoice WHERE invoice_number = '$live_invoice'")
+cli --json autopay clock 2028-09-04 >/dev/null || fail "the test clock refused 2028-09-04"
+deferred() { [ "$(mails_where 'm["rcpt_tos"] == ["billing@acme.example"] and m["headers"]["subject"] == "AutoPay deferred: Live"')" = 1 ]; }
+wait_for 30 "the deferral alert" deferred
+[ "$(runs "$live" 'r["status"] == "started" and r["payment_uuid"] is None')" = 1 ] ||
+    fail "a run charged with the agent offline: $(show "$live")"
+grep -q "schedule $live run due 2028-09-04 is deferred: firm acme's agent is offline" "$W/core.log" ||
+    fail "the deferral was not logged"
+start_agent
+paid_live() { [ "$(runs "$live" 'r["status"] == "paid"')" = 1 ]; }
+wait_for 30 "the deferred run to charge once the agent is back" paid_live
+[ "$(show "$live" | json 'd["schedule"]["runs"][0]["amount_minor"]')" = "$live_balance" ] ||
+    fail "the run did not charge the live balance $live_balance: $(show "$live")"
+log "with the agent offline the run waited and the firm was told; then it charged $live_balance live"
 log "PASS"
