@@ -210,6 +210,8 @@ wait "$CORE_PID" 2>/dev/null
 CORE_PID=
 start_core
 clock 2028-08-01
+# The searches below go to the agent, which needs its session with the new core first.
+wait_for 30 "the agent to be back with the restarted core" agent_online
 [ "$(runs "$crash" 'r["status"] == "paid"')" = 1 ] || fail "the run was lost: $(show "$crash")"
 uuid=$(show "$crash" | json 'd["schedule"]["runs"][0]["payment_uuid"]')
 [ "$(cli --json payment show "$uuid" | json 'len(d["payment"]["charges"])')" = 1 ] || fail "not one charge"

@@ -263,6 +263,8 @@ stop_core() {
 }
 
 replica_complete() { [ "$(status_field complete)" = 1 ]; }
+# The firm's agent has a session with the core (searches can reach it).
+agent_online() { [ "$(status_field agent_online)" = True ]; }
 
 # The number of open invoices the matter database has (what the core should hold).
 matter_open_count() { matter_sql "SELECT COUNT(*) FROM $OPEN_INVOICES"; }
