@@ -218,7 +218,9 @@ json_t *ml_payments_allocate (ml_store_t *store, const char *firm_id, const char
             continue;
         ml_alloc_item_t *candidate = &candidates[candidate_count++];
         ml_alloc_item_from_json (item, candidate);
-        available_total += candidate->available_minor;
+        //  Only shown in a refusal: balances may sum past 64 bits, so it saturates.
+        if (__builtin_add_overflow (available_total, candidate->available_minor, &available_total))
+            available_total = INT64_MAX;
         snprintf (client_number, 64, "%s",
                   json_string_value (json_object_get (item, "client_number")));
     }
@@ -313,12 +315,17 @@ typedef struct {
     json_t *lines; //  [[kind, reference, amount_minor], ...]
 } s_group_t;
 
-static void s_group_add (s_group_t *group, char kind, const char *reference, int64_t amount)
+//  Add a line to its group; its sum stays within the one limit (ml_money.h): lines each
+//  under it can sum to more, and a charge for that could be approved but never post.
+static json_t *s_group_add (s_group_t *group, char kind, const char *reference, int64_t amount)
 {
+    const char *why = NULL;
+    if (ml_money_add (&group->amount, amount, &why) != 0)
+        return ml_admin_error ("the %s lines: %s; pay in several payments", group->type, why);
     char kind_text[2] = {kind, 0};
     json_array_append_new (group->lines,
                            json_pack ("[s, s, I]", kind_text, reference, (json_int_t)amount));
-    group->amount += amount;
+    return NULL;
 }
 
 //  Check one explicit line against the replica and add it to its group. Returns NULL or an
@@ -334,6 +341,9 @@ static json_t *s_explicit_line (ml_payments_t *self, const char *firm, const jso
         return ml_admin_error ("each line is {\"invoice\": NUMBER, \"amount_minor\": N} or "
                                "{\"trust\": MATTER NUMBER, \"amount_minor\": N}, N > 0");
     const char *number = invoice ? invoice : matter;
+    const char *over = NULL;
+    if (ml_money_check (json_integer_value (amount_value), &over) != 0)
+        return ml_admin_error ("the line for %s: %s", number, over);
     if (strlen (number) == 0 || strlen (number) > 63)
         return ml_admin_error ("a line's number must be 1 to 63 bytes");
     int64_t amount = json_integer_value (amount_value);
@@ -369,9 +379,10 @@ static json_t *s_explicit_line (ml_payments_t *self, const char *firm, const jso
                     problem = ml_admin_error ("invoice %s is selected twice", invoice);
         }
         json_decref (rows);
+        if (!problem)
+            problem = s_group_add (invoices, 'I', invoice, amount);
         if (problem)
             return problem;
-        s_group_add (invoices, 'I', invoice, amount);
     } else {
         json_t *known = ml_store_matter (self->store, firm, matter);
         if (!known)
@@ -391,7 +402,9 @@ static json_t *s_explicit_line (ml_payments_t *self, const char *firm, const jso
         if (currency)
             snprintf (trust->currency, sizeof trust->currency, "%s", currency);
         json_decref (known);
-        s_group_add (trust, 'T', matter, amount);
+        json_t *problem = s_group_add (trust, 'T', matter, amount);
+        if (problem)
+            return problem;
     }
     if (*client_number && !streq (client_number, line_client))
         return ml_admin_error ("every line of one payment must belong to one client (%s and %s "
@@ -762,8 +775,8 @@ static json_t *s_order_parse (ml_payments_t *self, const json_t *request, s_orde
                                       invoices->currency);
         //  Trust is never auto-applied: auto lines are invoices only (rule 3).
         for (size_t index = 0; !reply && index < count; index++)
-            s_group_add (invoices, 'I', auto_lines[index].reference,
-                         auto_lines[index].amount_minor);
+            reply = s_group_add (invoices, 'I', auto_lines[index].reference,
+                                 auto_lines[index].amount_minor);
         free (auto_lines);
     }
     size_t index;
@@ -2003,7 +2016,10 @@ void ml_payments_test (bool verbose)
                                         {'I', "INV-50", "2026-05-01", "C-1", "M-1", 10000},
                                         {'I', "INV-77", "2025-12-01", "C-2", "M-2", 10000},
                                         {'T', "", "", "C-1", "M-1", 70000},
-                                        {'I', "INV-88", "2026-06-01", "C-1", "M-1", 10000}};
+                                        {'I', "INV-88", "2026-06-01", "C-1", "M-1", 10000},
+                                        {'I', "BIG-1", "2026-02-01", "C-3", "M-3", 600000000000000},
+                                        {'I', "BIG-2", "2026-02-02", "C-3", "M-3", 600000000000000},
+                                        {'I', "BIG-3", "2026-02-03", "C-3", "M-3", INT64_MAX}};
     assert (ml_selftest_replica (store, items, sizeof items / sizeof items[0]) == 0);
 
     //  Accounts: typed for good, one per type and currency.
@@ -2138,6 +2154,33 @@ void ml_payments_test (bool verbose)
         text = json_dumps (reply, 0);
         assert (!strstr (text, "4242424242424241"));
         free (text);
+        json_decref (reply);
+    }
+    assert (s_count (store, "SELECT COUNT (*) FROM charge") == charges_before);
+    //  The one money limit (ml_money.h), before any charge: a line above it, lines each
+    //  under it whose sum is above it, an auto amount above it.
+#define S_CARD_PAYMENT                                                                             \
+    "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\", \"payer_email\":"          \
+    " \"pat@example.com\", \"card\": {\"number\": \"4242424242424242\", \"exp_month\": 4,"         \
+    " \"exp_year\": 2031, \"cvc\": \"123\"}, "
+    const char *over[] = {
+        S_CARD_PAYMENT "\"lines\": [{\"invoice\": \"BIG-3\", \"amount_minor\": 1000000000000000}]}",
+        S_CARD_PAYMENT "\"lines\": [{\"invoice\": \"BIG-1\", \"amount_minor\": 600000000000000},"
+                       " {\"invoice\": \"BIG-2\", \"amount_minor\": 400000000000000}]}",
+        S_CARD_PAYMENT "\"lines\": [{\"invoice\": \"BIG-1\", \"amount_minor\": 600000000000000},"
+                       " {\"invoice\": \"BIG-3\", \"amount_minor\": 9223372036854775807}]}",
+        S_CARD_PAYMENT "\"auto\": {\"client\": \"C-3\", \"amount\": \"10,000,000,000,000.00\"}}",
+        S_CARD_PAYMENT
+        "\"auto\": {\"client\": \"C-3\", \"amount\": \"6,000,000,000,000.00\"},"
+        " \"lines\": [{\"invoice\": \"BIG-3\", \"amount_minor\": 400000000000000}]}"};
+#undef S_CARD_PAYMENT
+    for (size_t index = 0; index < sizeof over / sizeof over[0]; index++) {
+        reply = s_run (payments, over[index], deliver);
+        assert (json_is_false (json_object_get (reply, "ok")));
+        if (!strstr (json_string_value (json_object_get (reply, "error")), "999,999,999,999,999")) {
+            fprintf (stderr, "%s\n", json_string_value (json_object_get (reply, "error")));
+            assert (false);
+        }
         json_decref (reply);
     }
     assert (s_count (store, "SELECT COUNT (*) FROM charge") == charges_before);
