@@ -757,6 +757,13 @@ static json_t *s_order_parse (ml_payments_t *self, const json_t *request, s_orde
     s_group_t *invoices = &order->groups[0], *trust = &order->groups[1];
     json_t *reply = NULL;
     if (automatic) {
+        //  Trust is never auto-applied (rule 3): a trust member is refused, not ignored.
+        reply = json_object_get (automatic, "trust")
+                    ? ml_admin_error ("trust is never auto-applied: give the deposit as a line "
+                                      "{\"trust\": MATTER, \"amount_minor\": N} in 'lines'")
+                    : ml_admin_members (automatic, "client matter amount currency", "'auto'");
+        if (reply)
+            return reply;
         char part[256] = "";
         const char *client = ml_admin_argument (automatic, "client", 63, part, sizeof part);
         const char *matter = ml_admin_argument (automatic, "matter", 63, part, sizeof part);
