@@ -509,6 +509,8 @@ static const s_operation_t s_reversal_operation = {
     " ON c.charge_key = v.charge_key"
     " JOIN payment p ON p.payment_uuid = c.payment_uuid WHERE v.reversal_key = ?"};
 
+static bool s_unbooked (ml_payments_t *self, const char *posting_uuid, char *moved, size_t size);
+
 //  Insert the posting of an approved operation, inside the caller's transaction.
 static bool s_posting_of (ml_payments_t *self, const s_operation_t *operation, const char *key,
                           const char *txn, char *deliver_firm, size_t size)
@@ -549,6 +551,19 @@ static bool s_posting_of (ml_payments_t *self, const s_operation_t *operation, c
         ok = ml_msg_set_lines (message, parts, count) == 0;
         free (parts);
         snprintf (deliver_firm, size, "%s", json_string_value (json_object_get (row, "firm_id")));
+    }
+    //  A refund of a charge whose posting was rejected (and not reallocated) has nothing to
+    //  reverse in the books: it makes no posting.
+    char moved[128] = "";
+    if (ok && *posting->reverses && s_unbooked (self, posting->reverses, moved, sizeof moved)) {
+        ml_log (ML_LOG_NOTICE,
+                "payments: %s %s gives back money of rejected posting %s: no "
+                "reversing posting",
+                operation->name, key, posting->reverses);
+        ml_msg_destroy (&message);
+        json_decref (lines);
+        json_decref (rows);
+        return true;
     }
     //  An Auto-Pay run's postings say so, so the postings list tells them from staff payments.
     const char *source = json_string_value (json_object_get (row, "source"));
@@ -1408,6 +1423,27 @@ static int64_t s_trust_pending (ml_payments_t *self, const char *firm, const cha
     return pending;
 }
 
+//  Whether a rejected posting's money is outside the books: rejected and never reallocated
+//  (then a refund gives it back with no reversing posting, as there is nothing to reverse).
+//  A reallocated one sets moved to where its money went.
+static bool s_unbooked (ml_payments_t *self, const char *posting_uuid, char *moved, size_t size)
+{
+    json_t *posting = ml_store_posting (self->store, posting_uuid);
+    bool unbooked =
+        posting && streq (json_string_value (json_object_get (posting, "status")), "rejected");
+    size_t index;
+    json_t *event;
+    json_array_foreach (json_object_get (posting, "history"), index, event)
+    {
+        if (streq (json_string_value (json_object_get (event, "status")), "reallocated")) {
+            snprintf (moved, size, "%s", json_string_value (json_object_get (event, "detail")));
+            unbooked = false;
+        }
+    }
+    json_decref (posting);
+    return unbooked;
+}
+
 //  Reverse part or all of an approved charge: the lines taken back (last line first, never
 //  more than a line gave, and from a trust ledger never more than its balance minus what is
 //  pending: rule 5), stored before the processor is called, then the processor's refund or
@@ -1447,6 +1483,18 @@ static json_t *s_reverse (ml_payments_t *self, const char *kind, const json_t *r
     else if (!streq (S_TEXT ("status"), "approved"))
         reply = ml_admin_error ("charge %s is %s: only an approved charge can be reversed",
                                 charge_key, S_TEXT ("status"));
+    //  A charge whose posting was rejected is refunded too (its money is never stuck): the
+    //  books never had it, so nothing is reversed there and no trust balance limits it.
+    char moved[128] = "";
+    bool unbooked = charge && S_TEXT ("posting_status") &&
+                    streq (S_TEXT ("posting_status"), "rejected") &&
+                    s_unbooked (self, S_TEXT ("posting_uuid"), moved, sizeof moved);
+    if (reply || unbooked)
+        ;
+    else if (*moved)
+        reply = ml_admin_error ("the charge's posting was rejected and its money reallocated (%s): "
+                                "it is in the books on that posting",
+                                moved);
     else if (!S_TEXT ("posting_status") || !streq (S_TEXT ("posting_status"), "posted"))
         reply = ml_admin_error ("the charge's posting is %s, not posted yet: reverse it once "
                                 "the matter system has it",
@@ -1491,7 +1539,7 @@ static json_t *s_reverse (ml_payments_t *self, const char *kind, const json_t *r
             const char *reference = json_string_value (json_array_get (line, 1));
             int64_t room = json_integer_value (json_array_get (line, 2)) -
                            s_taken_back (self, charge_key, line_kind, reference);
-            if (streq (line_kind, "T")) {
+            if (streq (line_kind, "T") && !unbooked) {
                 json_t *matter = ml_store_matter (self->store, S_TEXT ("firm_id"), reference);
                 int64_t balance =
                     json_integer_value (json_object_get (matter, "trust_balance_minor"));
@@ -1600,6 +1648,18 @@ static json_t *s_reallocate (ml_payments_t *self, const json_t *request, char *d
             reply = ml_admin_error ("posting %s was reallocated already (%s)", uuid,
                                     json_string_value (json_object_get (event, "detail")));
     }
+    //  Money given back to the payer is not put in the books as well.
+    json_t *given = reply ? NULL
+                          : s_rows (self,
+                                    "SELECT COUNT (*) AS attempts FROM reversal v JOIN charge"
+                                    " c ON c.charge_key = v.charge_key WHERE c.posting_uuid = ?"
+                                    " AND v.status NOT IN ('declined', 'error')",
+                                    "s", uuid);
+    if (json_integer_value (json_object_get (json_array_get (given, 0), "attempts")) > 0)
+        reply = ml_admin_error ("the money of posting %s was refunded (or charged back), in part "
+                                "or whole: it is not reallocated",
+                                uuid);
+    json_decref (given);
     //  The new lines, checked like a payment's, in the original's currency.
     s_order_t order;
     s_order_init (&order);
@@ -2359,6 +2419,54 @@ void ml_payments_test (bool verbose)
         }
         json_decref (reply);
     }
+
+    //  A rejected posting's charge is refunded instead, with no reversing posting (the books
+    //  never had the money, and no trust balance limits it); then it is not reallocated.
+    //  One whose money was reallocated is in the books there, and is not refunded here.
+    reply = s_run (payments,
+                   "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+                   " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
+                   " \"4242424242424242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"},"
+                   " \"lines\": [{\"trust\": \"M-1\", \"amount_minor\": 90000000}]}",
+                   deliver);
+    json_t *unbooked =
+        json_array_get (json_object_get (json_object_get (reply, "payment"), "charges"), 0);
+    assert (unbooked);
+    char unbooked_uuid[37], unbooked_key[80];
+    snprintf (unbooked_uuid, sizeof unbooked_uuid, "%s",
+              json_string_value (json_object_get (unbooked, "posting_uuid")));
+    snprintf (unbooked_key, sizeof unbooked_key, "%s",
+              json_string_value (json_object_get (unbooked, "charge_key")));
+    json_decref (reply);
+    rejection = ml_msg_new (ML_MSG_POSTING_RESULT);
+    snprintf (rejection->posting_uuid, sizeof rejection->posting_uuid, "%s", unbooked_uuid);
+    strcpy (rejection->status, "rejected");
+    strcpy (rejection->reason, "ML001 matter_closed");
+    assert (ml_store_posting_result (store, "acme", rejection) == 1);
+    ml_msg_destroy (&rejection);
+    int64_t postings_now = s_count (store, "SELECT COUNT (*) FROM posting");
+    snprintf (request, sizeof request, "{\"op\": \"refund\", \"charge_key\": \"%s\"}",
+              unbooked_key);
+    reply = s_run (payments, request, deliver);
+    reversal = json_object_get (reply, "reversal");
+    assert (streq (json_string_value (json_object_get (reversal, "status")), "approved"));
+    assert (json_integer_value (json_object_get (reversal, "amount_minor")) == 90000000);
+    json_decref (reply);
+    assert (s_count (store, "SELECT COUNT (*) FROM posting") == postings_now);
+    json_t *again = json_pack ("{s:s, s:s, s:[{s:s, s:i}]}", "op", "reallocate", "posting_uuid",
+                               unbooked_uuid, "lines", "trust", "M-1", "amount_minor", 90000000);
+    reply = ml_payments_execute (payments, "reallocate", again, deliver, sizeof deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "refunded"));
+    json_decref (reply);
+    json_decref (again);
+    json_t *charge_rows = s_rows (payments, "SELECT charge_key FROM charge WHERE posting_uuid = ?",
+                                  "s", rejected_uuid);
+    snprintf (request, sizeof request, "{\"op\": \"refund\", \"charge_key\": \"%s\"}",
+              json_string_value (json_object_get (json_array_get (charge_rows, 0), "charge_key")));
+    json_decref (charge_rows);
+    reply = s_run (payments, request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "reallocated"));
+    json_decref (reply);
 
     //  Payment links: 24 hours, single use, revocable, balances checked again when paid.
     reply = s_run (payments,

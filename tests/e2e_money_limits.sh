@@ -66,4 +66,24 @@ history "$first" | grep -q "^reallocated as $second" || fail "the payment does n
 history "$second" | grep -q "^reallocated as $third" || fail "the reallocation does not name the next: $(history "$second")"
 cli --json reallocate "$first" --invoice "$third_invoice=0.50" >/dev/null 2>&1 && fail "reallocated twice"
 cli --json reallocate "$third" --invoice "$third_invoice=0.50" >/dev/null 2>&1 && fail "reallocated a posted posting"
+log "a rejected posting reallocated twice: each try its own posting, the chain in history"
+
+# A card charge whose posting is rejected is refunded instead: the payer gets the money back,
+# and nothing is reversed in the books, which never had it. Then it is not reallocated.
+fourth_invoice=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE invoice_number NOT IN ('$paid', '$second_invoice', '$third_invoice') ORDER BY invoice_number LIMIT 1")
+stop_agent
+out=$(echo "4242424242424242 04/2031 123" | cli --json charge --firm acme --invoice "$fourth_invoice=2.00" \
+    --payer-name "Pat Doe" --payer-email pat@example.com --card-stdin) || fail "charge: $out"
+charge_posting=$(echo "$out" | json 'd["payment"]["charges"][0]["posting_uuid"]')
+charge_key=$(echo "$out" | json 'd["payment"]["charges"][0]["charge_key"]')
+matter_sql "UPDATE invoice SET status = 'void' WHERE invoice_number = '$fourth_invoice'"
+start_agent
+wait_for 30 "the charge's posting to be rejected" posting_is "$charge_posting" rejected
+before=$(postings)
+out=$(cli --json refund "$charge_key") || fail "refunding the rejected charge: $out"
+[ "$(echo "$out" | json 'd["reversal"]["status"]')" = approved ] || fail "the refund is not approved: $out"
+[ "$(echo "$out" | json 'd["reversal"]["amount_minor"]')" = 200 ] || fail "the refund is not the whole 2.00: $out"
+[ "$(postings)" = "$before" ] || fail "a refund of money the books never had made a posting"
+cli --json reallocate "$charge_posting" --invoice "$third_invoice=2.00" >/dev/null 2>&1 &&
+    fail "refunded money was reallocated as well"
 log "PASS"
