@@ -1461,6 +1461,9 @@ static json_t *s_reverse (ml_payments_t *self, const char *kind, const json_t *r
                                "lists it)");
     if (amount_value && (!json_is_integer (amount_value) || json_integer_value (amount_value) < 1))
         return ml_admin_error ("'amount_minor' must be a whole number above 0");
+    const char *over = NULL;
+    if (amount_value && ml_money_check (json_integer_value (amount_value), &over) != 0)
+        return ml_admin_error ("'amount_minor': %s", over);
     if (amount_value && amount_text)
         return ml_admin_error ("give 'amount' (text, in the charge's currency) or "
                                "'amount_minor', not both");
@@ -2445,6 +2448,12 @@ void ml_payments_test (bool verbose)
     assert (ml_store_posting_result (store, "acme", rejection) == 1);
     ml_msg_destroy (&rejection);
     int64_t postings_now = s_count (store, "SELECT COUNT (*) FROM posting");
+    snprintf (request, sizeof request,
+              "{\"op\": \"refund\", \"charge_key\": \"%s\", \"amount_minor\": 1000000000000000}",
+              unbooked_key);
+    reply = s_run (payments, request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "999,999,999,999,999"));
+    json_decref (reply);
     snprintf (request, sizeof request, "{\"op\": \"refund\", \"charge_key\": \"%s\"}",
               unbooked_key);
     reply = s_run (payments, request, deliver);

@@ -571,8 +571,13 @@ json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *
     json_t *row;
     json_array_foreach (rows, index, row)
     {
-        json_int_t available = json_integer_value (json_object_get (row, "balance_minor")) -
-                               json_integer_value (json_object_get (row, "pending_minor"));
+        //  A credit near INT64_MIN less what is pending would overflow: it has nothing
+        //  available either way.
+        json_int_t available = 0;
+        if (__builtin_sub_overflow (json_integer_value (json_object_get (row, "balance_minor")),
+                                    json_integer_value (json_object_get (row, "pending_minor")),
+                                    &available))
+            available = 0;
         json_object_set_new (row, "available_minor", json_integer (available > 0 ? available : 0));
     }
     return rows;
