@@ -71,9 +71,9 @@ json_t *ml_admin_members (const json_t *object, const char *members, const char 
     return NULL;
 }
 
-//  The members each op of this file and of ml_payments takes (besides "op" and "staff"),
-//  checked before the op runs: a member an op does not know is an error naming it. Ops of
-//  other classes (search, payers, mail, Auto-Pay) are not listed here yet.
+//  The members each op takes (besides "op" and "staff"), checked before the op runs: a
+//  member an op does not know is an error naming it. Searches (ml_finder) and Auto-Pay
+//  (ml_autopay) are not listed here yet.
 static const struct {
     const char *op;
     const char *members;
@@ -104,6 +104,17 @@ static const struct {
     {"void", "charge_key amount amount_minor"},
     {"chargeback", "charge_key amount amount_minor"},
     {"reallocate", "posting_uuid lines currency"},
+    {"payer-add", "firm name email phone"},
+    {"payer-edit", "payer_id name email phone"},
+    {"payer-list", "firm text limit"},
+    {"payer-show", "payer_id"},
+    {"method-add", "payer_id token brand last4 exp_month exp_year"},
+    {"method-remove", "method_id"},
+    {"association-list", "payer_id"},
+    {"association-remove", "association_id"},
+    {"staff-default", "field"},
+    {"mail-list", "firm state limit"},
+    {"mail-retry", "mail_id"},
 };
 
 //  Every column of the account table is text.
