@@ -2,6 +2,7 @@
 #include "ml_store.h"
 #include "ml_selftest_support.h"
 #include "ml_log.h"
+#include "ml_money.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -733,6 +734,29 @@ ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
     ml_query_destroy (&query);
     if (!ok || ml_msg_set_lines (message, lines, count) != 0)
         ml_msg_destroy (&message);
+    //  A posting above the amount limit (stored before the core checked it) would be dropped
+    //  by the agent's decoder and sent again for ever: the core rejects it itself, as the
+    //  contract would, so its money can be refunded or reallocated.
+    const char *over = NULL;
+    bool too_large = message && ml_money_check (message->posting.amount_minor, &over) != 0;
+    for (size_t index = 0; message && !too_large && index < message->posting.line_count; index++)
+        too_large = ml_money_check (message->posting.lines[index].amount_minor, &over) != 0;
+    if (too_large) {
+        ml_log (ML_LOG_ERROR, "posting %s: %s: rejected by the core, never sent", posting_uuid,
+                over);
+        char now[32], reason[200];
+        ml_store_now (now, sizeof now);
+        snprintf (reason, sizeof reason, "bad_amount: %s (refused by the core)", over);
+        bool rejected = s_begin (self) == 0 &&
+                        ml_odbc_execute (self->odbc,
+                                         "UPDATE posting SET status = 'rejected', reason = ?,"
+                                         " updated_at = ? WHERE posting_uuid = ?"
+                                         " AND status IN ('pending', 'delivered')",
+                                         "sss", reason, now, posting_uuid) == 1 &&
+                        s_event (self, posting_uuid, "rejected", reason);
+        s_finish (self, "rejecting a posting above the amount limit", rejected);
+        ml_msg_destroy (&message);
+    }
     return message;
 }
 
@@ -1169,6 +1193,28 @@ void ml_store_test (bool verbose)
     assert (lines == 1);
     ml_store_destroy (&store);
     assert (ml_selftest_remove (firm_directory) == 0);
+
+    //  A posting above the amount limit, stored before the core checked amounts, is
+    //  rejected by the core when it would be sent (the agent's decoder drops it).
+    char limit_directory[128];
+    store = ml_selftest_store (limit_directory, sizeof limit_directory);
+    assert (store);
+    ml_msg_t *big = ml_msg_new (ML_MSG_POSTING);
+    strcpy (big->posting.account_number, "OP-001");
+    strcpy (big->posting.client_number, "C-1");
+    strcpy (big->posting.currency, "USD");
+    big->posting.amount_minor = ML_MONEY_MAX_MINOR + 1;
+    ml_line_t big_line = {'I', "INV-1", ML_MONEY_MAX_MINOR + 1};
+    assert (ml_msg_set_lines (big, &big_line, 1) == 0);
+    assert (ml_store_posting_create (store, "acme", &big->posting, "payment") == 0);
+    assert (ml_store_posting_load (store, big->posting.posting_uuid) == NULL);
+    json_t *refused = ml_store_posting (store, big->posting.posting_uuid);
+    assert (streq (json_string_value (json_object_get (refused, "status")), "rejected"));
+    assert (strstr (json_string_value (json_object_get (refused, "reason")), "bad_amount"));
+    json_decref (refused);
+    ml_msg_destroy (&big);
+    ml_store_destroy (&store);
+    assert (ml_selftest_remove (limit_directory) == 0);
 
     //  A store made before reversing postings gets the reverses column when it is opened.
     snprintf (connection_string, sizeof connection_string,
