@@ -1,5 +1,6 @@
 /*  ml_msg: the MLP/1 codec. See include/ml_msg.h and docs/protocol.md. */
 #include "ml_msg.h"
+#include "ml_money.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -455,6 +456,11 @@ static void s_get_posting (s_reader_t *reader, ml_msg_t *self)
         reader->error = "posting amount is not positive";
         return;
     }
+    //  The contract refuses more on every dialect: so does the link (ml_money.h).
+    if (posting->amount_minor > ML_MONEY_MAX_MINOR) {
+        reader->error = "posting amount is above the limit of 999999999999999 minor units";
+        return;
+    }
     if (count == 0 || count > ML_MAX_LINES) {
         reader->error = "posting must have 1 to 500 lines";
         return;
@@ -482,6 +488,8 @@ static void s_get_posting (s_reader_t *reader, ml_msg_t *self)
             reader->error = "line kind is not 'I' or 'T'";
         else if (line->amount_minor <= 0)
             reader->error = "line amount is not positive";
+        else if (line->amount_minor > ML_MONEY_MAX_MINOR)
+            reader->error = "line amount is above the limit of 999999999999999 minor units";
         else if (!*line->reference)
             reader->error = "line reference is empty";
         else if (__builtin_add_overflow (sum, line->amount_minor, &sum))

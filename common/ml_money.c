@@ -115,6 +115,65 @@ static int s_parse (const char *text, int exponent, bool allow_grouping, bool al
     return 0;
 }
 
+//  The refusal of an amount over ML_MONEY_MAX_MINOR, in one wording everywhere.
+#define S_OVER_LIMIT                                                                               \
+    "above the limit of 999,999,999,999,999 minor units, the most one posting can carry"
+
+int ml_money_check (int64_t minor, const char **error)
+{
+    if (minor < 1) {
+        *error = "an amount must be above zero";
+        return -1;
+    }
+    if (minor > ML_MONEY_MAX_MINOR) {
+        *error = S_OVER_LIMIT;
+        return -1;
+    }
+    return 0;
+}
+
+int ml_money_add (int64_t *sum, int64_t amount, const char **error)
+{
+    int64_t total;
+    if (amount < 0 || __builtin_add_overflow (*sum, amount, &total) || total > ML_MONEY_MAX_MINOR) {
+        *error = "the lines sum to more than 999,999,999,999,999 minor units, the most one "
+                 "posting can carry";
+        return -1;
+    }
+    *sum = total;
+    return 0;
+}
+
+//  What people type that the shared parser would misread or call merely "not a number":
+//  each gets a reason, so the refusal says what to write instead.
+static const char *s_human_problem (const char *text)
+{
+    if (!text || !*text)
+        return "empty amount";
+    for (const char *cursor = text; *cursor; cursor++)
+        if (isspace ((unsigned char)*cursor))
+            return "an amount has no spaces";
+    if (*text == '+')
+        return "no '+' sign: write the amount alone (100.00)";
+    const char *digits = *text == '-' ? text + 1 : text;
+    if (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X'))
+        return "not a decimal number: hexadecimal (0x...) is not an amount";
+    if (strpbrk (digits, "eE"))
+        return "no exponents (1e3): write the digits (1000)";
+    if (*digits == '.')
+        return "write a digit before the decimal point (0.50, not .50)";
+    size_t length = strlen (digits);
+    if (length > 0 && digits[length - 1] == '.')
+        return "a decimal point needs digits after it (100 or 100.00, not 100.)";
+    if (strchr (digits, ',') &&
+        strchr (digits, ',') > (strchr (digits, '.') ? strchr (digits, '.') : digits + length))
+        return "',' only groups thousands before the decimal point";
+    for (const char *cursor = digits; *cursor; cursor++)
+        if (!isdigit ((unsigned char)*cursor) && *cursor != ',' && *cursor != '.')
+            return "not a number: only digits, ',' between groups of three and one '.'";
+    return NULL;
+}
+
 int ml_money_parse (const char *text, const char *currency, int64_t *minor, const char **error)
 {
     int exponent = ml_money_exponent (currency);
@@ -122,7 +181,27 @@ int ml_money_parse (const char *text, const char *currency, int64_t *minor, cons
         *error = "unknown currency";
         return -1;
     }
-    return s_parse (text, exponent, true, false, minor, error);
+    const char *problem = s_human_problem (text);
+    if (problem) {
+        *error = problem;
+        return -1;
+    }
+    int64_t value = 0;
+    if (s_parse (text, exponent, true, false, &value, error) != 0) {
+        if (strcmp (*error, "amount out of range") == 0)
+            *error = S_OVER_LIMIT;
+        else if (strcmp (*error, "misplaced thousands separator") == 0)
+            *error = "misplaced ',': it separates groups of exactly three digits (1,234.50) and is "
+                     "never a decimal point (write 1.00, not 1,00)";
+        return -1;
+    }
+    //  The limit holds for the magnitude: callers refuse negative amounts with their own words.
+    if (value > ML_MONEY_MAX_MINOR || value < -ML_MONEY_MAX_MINOR) {
+        *error = S_OVER_LIMIT;
+        return -1;
+    }
+    *minor = value;
+    return 0;
 }
 
 int ml_money_parse_decimal (const char *text, int exponent, int64_t *minor, const char **error)
@@ -234,10 +313,54 @@ void ml_money_test (bool verbose)
     assert (ml_money_parse ("", "USD", &minor, &error) == -1);
     assert (ml_money_parse (".", "USD", &minor, &error) == -1);
     assert (ml_money_parse ("1e5", "USD", &minor, &error) == -1);
-    assert (ml_money_parse ("92233720368547758.07", "USD", &minor, &error) == 0 &&
+    //  The one limit: 999 999 999 999 999 minor units, whatever the currency's decimals.
+    assert (ml_money_parse ("9,999,999,999,999.99", "USD", &minor, &error) == 0 &&
+            minor == ML_MONEY_MAX_MINOR);
+    assert (ml_money_parse ("10,000,000,000,000.00", "USD", &minor, &error) == -1 &&
+            strstr (error, "limit"));
+    assert (ml_money_parse ("999999999999999", "JPY", &minor, &error) == 0 &&
+            minor == ML_MONEY_MAX_MINOR);
+    assert (ml_money_parse ("1000000000000000", "JPY", &minor, &error) == -1);
+    assert (ml_money_parse ("-10000000000000", "USD", &minor, &error) == -1);
+    assert (ml_money_parse ("92233720368547758.07", "USD", &minor, &error) == -1 &&
+            strstr (error, "limit"));
+    assert (ml_money_parse ("99999999999999999999", "USD", &minor, &error) == -1 &&
+            strstr (error, "limit"));
+    //  The grammar (docs/admin-api.md, "Amounts"): each refusal says why.
+    const struct {
+        const char *text;
+        const char *why;
+    } refused[] = {{"+100", "'+'"},          {"100.", "after it"},   {".5", "before the decimal"},
+                   {"1,00", "three"},        {" 100", "spaces"},     {"100 ", "spaces"},
+                   {"1e3", "exponent"},      {"1E3", "exponent"},    {"0x10", "hexadecimal"},
+                   {"1.000,50", "','"},      {"12a", "only digits"}, {"--1", "only digits"},
+                   {"1\t0", "spaces"},       {"", "empty"},          {"-", "not a number"},
+                   {"1.5.0", "not a number"}};
+    for (size_t index = 0; index < sizeof refused / sizeof refused[0]; index++) {
+        error = NULL;
+        assert (ml_money_parse (refused[index].text, "USD", &minor, &error) == -1);
+        if (!strstr (error, refused[index].why)) {
+            printf ("'%s': %s\n", refused[index].text, error);
+            assert (false);
+        }
+    }
+    assert (ml_money_parse ("007.5", "USD", &minor, &error) == 0 && minor == 750);
+    assert (ml_money_parse ("100.00", "JPY", &minor, &error) == -1);
+    //  Database decimals keep their own, wider grammar ("12." is how some drivers write 12).
+    assert (ml_money_parse_decimal ("12.", 2, &minor, &error) == 0 && minor == 1200);
+    assert (ml_money_parse_decimal ("92233720368547758.07", 2, &minor, &error) == 0 &&
             minor == INT64_MAX);
-    assert (ml_money_parse ("92233720368547758.08", "USD", &minor, &error) == -1);
-    assert (ml_money_parse ("99999999999999999999", "USD", &minor, &error) == -1);
+
+    assert (ml_money_check (1, &error) == 0);
+    assert (ml_money_check (ML_MONEY_MAX_MINOR, &error) == 0);
+    assert (ml_money_check (ML_MONEY_MAX_MINOR + 1, &error) == -1 && strstr (error, "limit"));
+    assert (ml_money_check (0, &error) == -1 && ml_money_check (-5, &error) == -1);
+    int64_t running = ML_MONEY_MAX_MINOR - 1;
+    assert (ml_money_add (&running, 1, &error) == 0 && running == ML_MONEY_MAX_MINOR);
+    assert (ml_money_add (&running, 1, &error) == -1 && running == ML_MONEY_MAX_MINOR &&
+            strstr (error, "sum"));
+    running = INT64_MAX - 1;
+    assert (ml_money_add (&running, INT64_MAX, &error) == -1 && running == INT64_MAX - 1);
     assert (ml_money_parse ("1.00", "XYZ1", &minor, &error) == -1);
 
     assert (ml_money_parse_decimal ("123.4500", 2, &minor, &error) == 0 && minor == 12345);

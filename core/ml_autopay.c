@@ -873,7 +873,9 @@ static json_t *s_run_lines (ml_autopay_t *self, const json_t *schedule, const ch
     index = 0;
     for (ml_alloc_item_t *item = zlistx_first (candidates); item; item = zlistx_next (candidates)) {
         items[index++] = *item;
-        available += item->available_minor;
+        //  Saturates: balances may sum past 64 bits; the payment's limit check refuses it.
+        if (__builtin_add_overflow (available, item->available_minor, &available))
+            available = INT64_MAX;
     }
     int64_t wanted = S_INT (schedule, "amount_minor");
     wanted = wanted == 0 || wanted > available ? available : wanted;

@@ -221,7 +221,9 @@ json_t *ml_payments_allocate (ml_store_t *store, const char *firm_id, const char
             continue;
         ml_alloc_item_t *candidate = &candidates[candidate_count++];
         ml_alloc_item_from_json (item, candidate);
-        available_total += candidate->available_minor;
+        //  Only shown in a refusal: balances may sum past 64 bits, so it saturates.
+        if (__builtin_add_overflow (available_total, candidate->available_minor, &available_total))
+            available_total = INT64_MAX;
         snprintf (client_number, 64, "%s",
                   json_string_value (json_object_get (item, "client_number")));
     }
@@ -316,12 +318,17 @@ typedef struct {
     json_t *lines; //  [[kind, reference, amount_minor], ...]
 } s_group_t;
 
-static void s_group_add (s_group_t *group, char kind, const char *reference, int64_t amount)
+//  Add a line to its group; its sum stays within the one limit (ml_money.h): lines each
+//  under it can sum to more, and a charge for that could be approved but never post.
+static json_t *s_group_add (s_group_t *group, char kind, const char *reference, int64_t amount)
 {
+    const char *why = NULL;
+    if (ml_money_add (&group->amount, amount, &why) != 0)
+        return ml_admin_error ("the %s lines: %s; pay in several payments", group->type, why);
     char kind_text[2] = {kind, 0};
     json_array_append_new (group->lines,
                            json_pack ("[s, s, I]", kind_text, reference, (json_int_t)amount));
-    group->amount += amount;
+    return NULL;
 }
 
 //  Check one explicit line against the replica and add it to its group. Returns NULL or an
@@ -337,6 +344,9 @@ static json_t *s_explicit_line (ml_payments_t *self, const char *firm, const jso
         return ml_admin_error ("each line is {\"invoice\": NUMBER, \"amount_minor\": N} or "
                                "{\"trust\": MATTER NUMBER, \"amount_minor\": N}, N > 0");
     const char *number = invoice ? invoice : matter;
+    const char *over = NULL;
+    if (ml_money_check (json_integer_value (amount_value), &over) != 0)
+        return ml_admin_error ("the line for %s: %s", number, over);
     if (strlen (number) == 0 || strlen (number) > 63)
         return ml_admin_error ("a line's number must be 1 to 63 bytes");
     int64_t amount = json_integer_value (amount_value);
@@ -372,9 +382,10 @@ static json_t *s_explicit_line (ml_payments_t *self, const char *firm, const jso
                     problem = ml_admin_error ("invoice %s is selected twice", invoice);
         }
         json_decref (rows);
+        if (!problem)
+            problem = s_group_add (invoices, 'I', invoice, amount);
         if (problem)
             return problem;
-        s_group_add (invoices, 'I', invoice, amount);
     } else {
         json_t *known = ml_store_matter (self->store, firm, matter);
         if (!known)
@@ -394,7 +405,9 @@ static json_t *s_explicit_line (ml_payments_t *self, const char *firm, const jso
         if (currency)
             snprintf (trust->currency, sizeof trust->currency, "%s", currency);
         json_decref (known);
-        s_group_add (trust, 'T', matter, amount);
+        json_t *problem = s_group_add (trust, 'T', matter, amount);
+        if (problem)
+            return problem;
     }
     if (*client_number && !streq (client_number, line_client))
         return ml_admin_error ("every line of one payment must belong to one client (%s and %s "
@@ -499,6 +512,8 @@ static const s_operation_t s_reversal_operation = {
     " ON c.charge_key = v.charge_key"
     " JOIN payment p ON p.payment_uuid = c.payment_uuid WHERE v.reversal_key = ?"};
 
+static bool s_unbooked (ml_payments_t *self, const char *posting_uuid, char *moved, size_t size);
+
 //  Insert the posting of an approved operation, inside the caller's transaction.
 static bool s_posting_of (ml_payments_t *self, const s_operation_t *operation, const char *key,
                           const char *txn, char *deliver_firm, size_t size)
@@ -539,6 +554,19 @@ static bool s_posting_of (ml_payments_t *self, const s_operation_t *operation, c
         ok = ml_msg_set_lines (message, parts, count) == 0;
         free (parts);
         snprintf (deliver_firm, size, "%s", json_string_value (json_object_get (row, "firm_id")));
+    }
+    //  A refund of a charge whose posting was rejected (and not reallocated) has nothing to
+    //  reverse in the books: it makes no posting.
+    char moved[128] = "";
+    if (ok && *posting->reverses && s_unbooked (self, posting->reverses, moved, sizeof moved)) {
+        ml_log (ML_LOG_NOTICE,
+                "payments: %s %s gives back money of rejected posting %s: no "
+                "reversing posting",
+                operation->name, key, posting->reverses);
+        ml_msg_destroy (&message);
+        json_decref (lines);
+        json_decref (rows);
+        return true;
     }
     //  An Auto-Pay run's postings say so, so the postings list tells them from staff payments.
     const char *source = json_string_value (json_object_get (row, "source"));
@@ -747,6 +775,13 @@ static json_t *s_order_parse (ml_payments_t *self, const json_t *request, s_orde
     s_group_t *invoices = &order->groups[0], *trust = &order->groups[1];
     json_t *reply = NULL;
     if (automatic) {
+        //  Trust is never auto-applied (rule 3): a trust member is refused, not ignored.
+        reply = json_object_get (automatic, "trust")
+                    ? ml_admin_error ("trust is never auto-applied: give the deposit as a line "
+                                      "{\"trust\": MATTER, \"amount_minor\": N} in 'lines'")
+                    : ml_admin_members (automatic, "client matter amount currency", "'auto'");
+        if (reply)
+            return reply;
         char part[256] = "";
         const char *client = ml_admin_argument (automatic, "client", 63, part, sizeof part);
         const char *matter = ml_admin_argument (automatic, "matter", 63, part, sizeof part);
@@ -765,8 +800,8 @@ static json_t *s_order_parse (ml_payments_t *self, const json_t *request, s_orde
                                       invoices->currency);
         //  Trust is never auto-applied: auto lines are invoices only (rule 3).
         for (size_t index = 0; !reply && index < count; index++)
-            s_group_add (invoices, 'I', auto_lines[index].reference,
-                         auto_lines[index].amount_minor);
+            reply = s_group_add (invoices, 'I', auto_lines[index].reference,
+                                 auto_lines[index].amount_minor);
         free (auto_lines);
     }
     size_t index;
@@ -1387,6 +1422,27 @@ static int64_t s_trust_pending (ml_payments_t *self, const char *firm, const cha
     return pending;
 }
 
+//  Whether a rejected posting's money is outside the books: rejected and never reallocated
+//  (then a refund gives it back with no reversing posting, as there is nothing to reverse).
+//  A reallocated one sets moved to where its money went.
+static bool s_unbooked (ml_payments_t *self, const char *posting_uuid, char *moved, size_t size)
+{
+    json_t *posting = ml_store_posting (self->store, posting_uuid);
+    bool unbooked =
+        posting && streq (json_string_value (json_object_get (posting, "status")), "rejected");
+    size_t index;
+    json_t *event;
+    json_array_foreach (json_object_get (posting, "history"), index, event)
+    {
+        if (streq (json_string_value (json_object_get (event, "status")), "reallocated")) {
+            snprintf (moved, size, "%s", json_string_value (json_object_get (event, "detail")));
+            unbooked = false;
+        }
+    }
+    json_decref (posting);
+    return unbooked;
+}
+
 //  Reverse part or all of an approved charge: the lines taken back (last line first, never
 //  more than a line gave, and from a trust ledger never more than its balance minus what is
 //  pending: rule 5), stored before the processor is called, then the processor's refund or
@@ -1404,6 +1460,9 @@ static json_t *s_reverse (ml_payments_t *self, const char *kind, const json_t *r
                                "lists it)");
     if (amount_value && (!json_is_integer (amount_value) || json_integer_value (amount_value) < 1))
         return ml_admin_error ("'amount_minor' must be a whole number above 0");
+    const char *over = NULL;
+    if (amount_value && ml_money_check (json_integer_value (amount_value), &over) != 0)
+        return ml_admin_error ("'amount_minor': %s", over);
     if (amount_value && amount_text)
         return ml_admin_error ("give 'amount' (text, in the charge's currency) or "
                                "'amount_minor', not both");
@@ -1426,6 +1485,18 @@ static json_t *s_reverse (ml_payments_t *self, const char *kind, const json_t *r
     else if (!streq (S_TEXT ("status"), "approved"))
         reply = ml_admin_error ("charge %s is %s: only an approved charge can be reversed",
                                 charge_key, S_TEXT ("status"));
+    //  A charge whose posting was rejected is refunded too (its money is never stuck): the
+    //  books never had it, so nothing is reversed there and no trust balance limits it.
+    char moved[128] = "";
+    bool unbooked = charge && S_TEXT ("posting_status") &&
+                    streq (S_TEXT ("posting_status"), "rejected") &&
+                    s_unbooked (self, S_TEXT ("posting_uuid"), moved, sizeof moved);
+    if (reply || unbooked)
+        ;
+    else if (*moved)
+        reply = ml_admin_error ("the charge's posting was rejected and its money reallocated (%s): "
+                                "it is in the books on that posting",
+                                moved);
     else if (!S_TEXT ("posting_status") || !streq (S_TEXT ("posting_status"), "posted"))
         reply = ml_admin_error ("the charge's posting is %s, not posted yet: reverse it once "
                                 "the matter system has it",
@@ -1470,7 +1541,7 @@ static json_t *s_reverse (ml_payments_t *self, const char *kind, const json_t *r
             const char *reference = json_string_value (json_array_get (line, 1));
             int64_t room = json_integer_value (json_array_get (line, 2)) -
                            s_taken_back (self, charge_key, line_kind, reference);
-            if (streq (line_kind, "T")) {
+            if (streq (line_kind, "T") && !unbooked) {
                 json_t *matter = ml_store_matter (self->store, S_TEXT ("firm_id"), reference);
                 int64_t balance =
                     json_integer_value (json_object_get (matter, "trust_balance_minor"));
@@ -1579,6 +1650,18 @@ static json_t *s_reallocate (ml_payments_t *self, const json_t *request, char *d
             reply = ml_admin_error ("posting %s was reallocated already (%s)", uuid,
                                     json_string_value (json_object_get (event, "detail")));
     }
+    //  Money given back to the payer is not put in the books as well.
+    json_t *given = reply ? NULL
+                          : s_rows (self,
+                                    "SELECT COUNT (*) AS attempts FROM reversal v JOIN charge"
+                                    " c ON c.charge_key = v.charge_key WHERE c.posting_uuid = ?"
+                                    " AND v.status NOT IN ('declined', 'error')",
+                                    "s", uuid);
+    if (json_integer_value (json_object_get (json_array_get (given, 0), "attempts")) > 0)
+        reply = ml_admin_error ("the money of posting %s was refunded (or charged back), in part "
+                                "or whole: it is not reallocated",
+                                uuid);
+    json_decref (given);
     //  The new lines, checked like a payment's, in the original's currency.
     s_order_t order;
     s_order_init (&order);
@@ -2002,7 +2085,10 @@ void ml_payments_test (bool verbose)
                                         {'I', "INV-50", "2026-05-01", "C-1", "M-1", 10000},
                                         {'I', "INV-77", "2025-12-01", "C-2", "M-2", 10000},
                                         {'T', "", "", "C-1", "M-1", 70000},
-                                        {'I', "INV-88", "2026-06-01", "C-1", "M-1", 10000}};
+                                        {'I', "INV-88", "2026-06-01", "C-1", "M-1", 10000},
+                                        {'I', "BIG-1", "2026-02-01", "C-3", "M-3", 600000000000000},
+                                        {'I', "BIG-2", "2026-02-02", "C-3", "M-3", 600000000000000},
+                                        {'I', "BIG-3", "2026-02-03", "C-3", "M-3", INT64_MAX}};
     assert (ml_selftest_replica (store, items, sizeof items / sizeof items[0]) == 0);
 
     //  Accounts: typed for good, one per type and currency.
@@ -2137,6 +2223,33 @@ void ml_payments_test (bool verbose)
         text = json_dumps (reply, 0);
         assert (!strstr (text, "4242424242424241"));
         free (text);
+        json_decref (reply);
+    }
+    assert (s_count (store, "SELECT COUNT (*) FROM charge") == charges_before);
+    //  The one money limit (ml_money.h), before any charge: a line above it, lines each
+    //  under it whose sum is above it, an auto amount above it.
+#define S_CARD_PAYMENT                                                                             \
+    "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\", \"payer_email\":"          \
+    " \"pat@example.com\", \"card\": {\"number\": \"4242424242424242\", \"exp_month\": 4,"         \
+    " \"exp_year\": 2031, \"cvc\": \"123\"}, "
+    const char *over[] = {
+        S_CARD_PAYMENT "\"lines\": [{\"invoice\": \"BIG-3\", \"amount_minor\": 1000000000000000}]}",
+        S_CARD_PAYMENT "\"lines\": [{\"invoice\": \"BIG-1\", \"amount_minor\": 600000000000000},"
+                       " {\"invoice\": \"BIG-2\", \"amount_minor\": 400000000000000}]}",
+        S_CARD_PAYMENT "\"lines\": [{\"invoice\": \"BIG-1\", \"amount_minor\": 600000000000000},"
+                       " {\"invoice\": \"BIG-3\", \"amount_minor\": 9223372036854775807}]}",
+        S_CARD_PAYMENT "\"auto\": {\"client\": \"C-3\", \"amount\": \"10,000,000,000,000.00\"}}",
+        S_CARD_PAYMENT
+        "\"auto\": {\"client\": \"C-3\", \"amount\": \"6,000,000,000,000.00\"},"
+        " \"lines\": [{\"invoice\": \"BIG-3\", \"amount_minor\": 400000000000000}]}"};
+#undef S_CARD_PAYMENT
+    for (size_t index = 0; index < sizeof over / sizeof over[0]; index++) {
+        reply = s_run (payments, over[index], deliver);
+        assert (json_is_false (json_object_get (reply, "ok")));
+        if (!strstr (json_string_value (json_object_get (reply, "error")), "999,999,999,999,999")) {
+            fprintf (stderr, "%s\n", json_string_value (json_object_get (reply, "error")));
+            assert (false);
+        }
         json_decref (reply);
     }
     assert (s_count (store, "SELECT COUNT (*) FROM charge") == charges_before);
@@ -2308,6 +2421,60 @@ void ml_payments_test (bool verbose)
         }
         json_decref (reply);
     }
+
+    //  A rejected posting's charge is refunded instead, with no reversing posting (the books
+    //  never had the money, and no trust balance limits it); then it is not reallocated.
+    //  One whose money was reallocated is in the books there, and is not refunded here.
+    reply = s_run (payments,
+                   "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+                   " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
+                   " \"4242424242424242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"},"
+                   " \"lines\": [{\"trust\": \"M-1\", \"amount_minor\": 90000000}]}",
+                   deliver);
+    json_t *unbooked =
+        json_array_get (json_object_get (json_object_get (reply, "payment"), "charges"), 0);
+    assert (unbooked);
+    char unbooked_uuid[37], unbooked_key[80];
+    snprintf (unbooked_uuid, sizeof unbooked_uuid, "%s",
+              json_string_value (json_object_get (unbooked, "posting_uuid")));
+    snprintf (unbooked_key, sizeof unbooked_key, "%s",
+              json_string_value (json_object_get (unbooked, "charge_key")));
+    json_decref (reply);
+    rejection = ml_msg_new (ML_MSG_POSTING_RESULT);
+    snprintf (rejection->posting_uuid, sizeof rejection->posting_uuid, "%s", unbooked_uuid);
+    strcpy (rejection->status, "rejected");
+    strcpy (rejection->reason, "ML001 matter_closed");
+    assert (ml_store_posting_result (store, "acme", rejection) == 1);
+    ml_msg_destroy (&rejection);
+    int64_t postings_now = s_count (store, "SELECT COUNT (*) FROM posting");
+    snprintf (request, sizeof request,
+              "{\"op\": \"refund\", \"charge_key\": \"%s\", \"amount_minor\": 1000000000000000}",
+              unbooked_key);
+    reply = s_run (payments, request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "999,999,999,999,999"));
+    json_decref (reply);
+    snprintf (request, sizeof request, "{\"op\": \"refund\", \"charge_key\": \"%s\"}",
+              unbooked_key);
+    reply = s_run (payments, request, deliver);
+    reversal = json_object_get (reply, "reversal");
+    assert (streq (json_string_value (json_object_get (reversal, "status")), "approved"));
+    assert (json_integer_value (json_object_get (reversal, "amount_minor")) == 90000000);
+    json_decref (reply);
+    assert (s_count (store, "SELECT COUNT (*) FROM posting") == postings_now);
+    json_t *again = json_pack ("{s:s, s:s, s:[{s:s, s:i}]}", "op", "reallocate", "posting_uuid",
+                               unbooked_uuid, "lines", "trust", "M-1", "amount_minor", 90000000);
+    reply = ml_payments_execute (payments, "reallocate", again, deliver, sizeof deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "refunded"));
+    json_decref (reply);
+    json_decref (again);
+    json_t *charge_rows = s_rows (payments, "SELECT charge_key FROM charge WHERE posting_uuid = ?",
+                                  "s", rejected_uuid);
+    snprintf (request, sizeof request, "{\"op\": \"refund\", \"charge_key\": \"%s\"}",
+              json_string_value (json_object_get (json_array_get (charge_rows, 0), "charge_key")));
+    json_decref (charge_rows);
+    reply = s_run (payments, request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "reallocated"));
+    json_decref (reply);
 
     //  Payment links: 24 hours, single use, revocable, balances checked again when paid.
     reply = s_run (payments,

@@ -3,9 +3,12 @@
 #include "ml_alloc.h"
 #include "ml_selftest_support.h"
 #include "ml_log.h"
+#include "ml_money.h"
 
 #include <assert.h>
 #include <ctype.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <time.h>
 
 #define S_STORE_VERSION 1
@@ -73,7 +76,7 @@ static const char *s_schema[] = {
     " BEGIN SELECT RAISE (ABORT, 'a posting''s money is fixed; reverse it instead'); END",
 };
 
-static json_t *s_rows (ml_query_t *query);
+static json_t *s_rows (ml_store_t *self, const char *purpose, ml_query_t *query);
 
 //  Stores made before reversing postings have a posting table without reverses: CREATE TABLE
 //  IF NOT EXISTS leaves such a table as it is, so the column is added when it is missing.
@@ -215,13 +218,34 @@ const ml_odbc_error_t *ml_store_error (ml_store_t *self)
     return ml_odbc_error (self->odbc);
 }
 
-//  Commit if ok, else roll back. Returns 0 or -1.
-static int s_finish (ml_store_t *self, bool ok)
+//  The one place a store failure reaches the core's log, with what the statement was for:
+//  every public function of the store ends a write in s_finish and a read in s_rows (or
+//  calls this itself), so no caller needs to log it again and none can forget to.
+static void s_failed (ml_store_t *self, const char *purpose)
+{
+    const ml_odbc_error_t *error = ml_odbc_error (self->odbc);
+    ml_log (ML_LOG_ERROR, "core store: %s failed: %s (%s, SQLSTATE %s)", purpose,
+            *error->message ? error->message : "no database error reported",
+            ml_odbc_class_name (error->kind), error->sqlstate);
+}
+
+static int s_begin (ml_store_t *self)
+{
+    if (ml_odbc_begin (self->odbc) == 0)
+        return 0;
+    s_failed (self, "starting a transaction");
+    return -1;
+}
+
+//  Commit if ok, else roll back; a failure (a statement's or the commit's) is logged with
+//  purpose. Returns 0 or -1.
+static int s_finish (ml_store_t *self, const char *purpose, bool ok)
 {
     if (ok && ml_odbc_commit (self->odbc) == 0)
         return 0;
+    s_failed (self, ok ? "committing" : purpose);
     if (ok)
-        ml_log (ML_LOG_ERROR, "core store commit failed: %s", ml_odbc_error (self->odbc)->message);
+        ml_log (ML_LOG_ERROR, "core store: the commit was for %s", purpose);
     ml_odbc_rollback (self->odbc);
     return -1;
 }
@@ -245,7 +269,7 @@ int ml_store_firm_add (ml_store_t *self, const char *firm_id, const char *name,
 {
     char now[32];
     ml_store_now (now, sizeof now);
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (s_begin (self) != 0)
         return -1;
     bool ok = ml_odbc_execute (self->odbc,
                                "INSERT INTO firm (firm_id, name, public_key, operating_account, "
@@ -253,14 +277,16 @@ int ml_store_firm_add (ml_store_t *self, const char *firm_id, const char *name,
                                "sssss", firm_id, name, public_key, operating_account, now) == 1 &&
               ml_odbc_execute (self->odbc, "INSERT INTO replica_state (firm_id) VALUES (?)", "s",
                                firm_id) == 1;
-    return s_finish (self, ok);
+    return s_finish (self, "adding a firm", ok);
 }
 
 json_t *ml_store_firm (ml_store_t *self, const char *firm_id)
 {
-    json_t *rows = s_rows (ml_odbc_query (
-        self->odbc, "SELECT firm_id, name, operating_account FROM firm WHERE firm_id = ?", "s",
-        firm_id));
+    json_t *rows = s_rows (
+        self, "reading firm",
+        ml_odbc_query (self->odbc,
+                       "SELECT firm_id, name, operating_account FROM firm WHERE firm_id = ?", "s",
+                       firm_id));
     json_t *firm = json_array_size (rows) == 1 ? json_incref (json_array_get (rows, 0)) : NULL;
     json_decref (rows);
     return firm;
@@ -270,11 +296,11 @@ int ml_store_firm_by_key (ml_store_t *self, const char *public_key, char *firm_i
 {
     ml_query_t *query = ml_odbc_query (self->odbc, "SELECT firm_id FROM firm WHERE public_key = ?",
                                        "s", public_key);
-    if (!query)
-        return -1;
-    int rc = ml_query_fetch (query);
+    int rc = query ? ml_query_fetch (query) : -1;
     if (rc == 1)
         snprintf (firm_id, size, "%s", ml_query_text (query, 0));
+    if (rc < 0)
+        s_failed (self, "finding a firm by its key");
     ml_query_destroy (&query);
     return rc;
 }
@@ -282,7 +308,7 @@ int ml_store_firm_by_key (ml_store_t *self, const char *public_key, char *firm_i
 int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t *hello,
                            bool *resync, uint64_t *cursor)
 {
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (s_begin (self) != 0)
         return -1;
     ml_query_t *query = ml_odbc_query (
         self->odbc, "SELECT epoch, cursor, complete FROM replica_state WHERE firm_id = ?", "s",
@@ -297,7 +323,7 @@ int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t
     }
     ml_query_destroy (&query);
     if (!ok)
-        return s_finish (self, false);
+        return s_finish (self, "opening an agent session", false);
     char now[32];
     ml_store_now (now, sizeof now);
     *resync = !complete || strcmp (epoch, hello->epoch) != 0 ||
@@ -322,7 +348,7 @@ int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t
                               " WHERE firm_id = ?",
                               "iss", (int64_t)hello->contract_version, now, firm_id) == 1;
     }
-    return s_finish (self, ok);
+    return s_finish (self, "opening an agent session", ok);
 }
 
 #define S_UPSERT_COLUMNS 16
@@ -390,17 +416,17 @@ static int s_generation (ml_store_t *self, const char *firm_id, int64_t *generat
 
 int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
 {
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (s_begin (self) != 0)
         return -1;
     int64_t generation = 0;
     bool ok = s_generation (self, firm_id, &generation) == 0;
     ok = ok && s_upsert_items (self, firm_id, batch->items, batch->item_count, generation);
-    return s_finish (self, ok);
+    return s_finish (self, "storing snapshot rows", ok);
 }
 
 int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t cursor)
 {
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (s_begin (self) != 0)
         return -1;
     int64_t generation = 0;
     char now[32];
@@ -413,12 +439,12 @@ int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t curso
                          "UPDATE replica_state SET cursor = ?, complete = 1,"
                          " snapshot_completed_at = ? WHERE firm_id = ?",
                          "iss", (int64_t)cursor, now, firm_id) == 1;
-    return s_finish (self, ok);
+    return s_finish (self, "ending a snapshot", ok);
 }
 
 int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
 {
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (s_begin (self) != 0)
         return -1;
     int64_t cursor = 0, generation = 0;
     bool ok = s_query_int (self, &cursor, "SELECT cursor FROM replica_state WHERE firm_id = ?", "s",
@@ -449,15 +475,17 @@ int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *bat
     }
     ok = ok && ml_odbc_execute (self->odbc, "UPDATE replica_state SET cursor = ? WHERE firm_id = ?",
                                 "is", (int64_t)batch->cursor, firm_id) == 1;
-    return s_finish (self, ok);
+    return s_finish (self, "applying changes", ok);
 }
 
 int ml_store_cursor (ml_store_t *self, const char *firm_id, uint64_t *cursor)
 {
     int64_t value = 0;
     if (s_query_int (self, &value, "SELECT cursor FROM replica_state WHERE firm_id = ?", "s",
-                     firm_id) != 1)
+                     firm_id) != 1) {
+        s_failed (self, "reading a firm's cursor");
         return -1;
+    }
     *cursor = (uint64_t)value;
     return 0;
 }
@@ -506,10 +534,14 @@ json_t *ml_store_rows (ml_query_t *query, bool (*integer_column) (const char *na
     return rc < 0 ? NULL : rows;
 }
 
-//  The store's own tables, with their integer columns.
-static json_t *s_rows (ml_query_t *query)
+//  The store's own tables, with their integer columns. A failed query (or fetch) is logged
+//  with purpose.
+static json_t *s_rows (ml_store_t *self, const char *purpose, ml_query_t *query)
 {
-    return ml_store_rows (query, s_integer_column);
+    json_t *rows = ml_store_rows (query, s_integer_column);
+    if (!rows)
+        s_failed (self, purpose);
+    return rows;
 }
 
 //  What postings not yet reflected in the replica take from each invoice: postings still
@@ -535,13 +567,18 @@ json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *
         " WHERE o.firm_id = ? AND o.kind = 'I' AND (? IS NULL OR o.client_number = ?)"
         " AND (? IS NULL OR o.matter_number = ?) AND (? IS NULL OR o.invoice_number = ?)",
         "sssssss", firm_id, client, client, matter, matter, invoice, invoice);
-    json_t *rows = s_rows (query);
+    json_t *rows = s_rows (self, "reading open items", query);
     size_t index;
     json_t *row;
     json_array_foreach (rows, index, row)
     {
-        json_int_t available = json_integer_value (json_object_get (row, "balance_minor")) -
-                               json_integer_value (json_object_get (row, "pending_minor"));
+        //  A credit near INT64_MIN less what is pending would overflow: it has nothing
+        //  available either way.
+        json_int_t available = 0;
+        if (__builtin_sub_overflow (json_integer_value (json_object_get (row, "balance_minor")),
+                                    json_integer_value (json_object_get (row, "pending_minor")),
+                                    &available))
+            available = 0;
         json_object_set_new (row, "available_minor", json_integer (available > 0 ? available : 0));
     }
     //  One invoice order for every reader (open-items, pay, Auto-Pay): the allocator's.
@@ -551,12 +588,14 @@ json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *
 
 json_t *ml_store_matter (ml_store_t *self, const char *firm_id, const char *matter_number)
 {
-    json_t *rows = s_rows (ml_odbc_query (
-        self->odbc,
-        "SELECT client_number, MAX (CASE WHEN kind = 'T' THEN currency END) AS trust_currency,"
-        " MAX (CASE WHEN kind = 'T' THEN balance_minor END) AS trust_balance_minor"
-        " FROM open_item WHERE firm_id = ? AND matter_number = ? GROUP BY client_number",
-        "ss", firm_id, matter_number));
+    json_t *rows = s_rows (
+        self, "reading a matter",
+        ml_odbc_query (
+            self->odbc,
+            "SELECT client_number, MAX (CASE WHEN kind = 'T' THEN currency END) AS trust_currency,"
+            " MAX (CASE WHEN kind = 'T' THEN balance_minor END) AS trust_balance_minor"
+            " FROM open_item WHERE firm_id = ? AND matter_number = ? GROUP BY client_number",
+            "ss", firm_id, matter_number));
     if (!rows)
         return NULL;
     json_t *row = json_incref (json_array_get (rows, 0));
@@ -616,9 +655,10 @@ int ml_store_posting_insert (ml_store_t *self, const char *firm_id, ml_posting_t
 int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t *posting,
                              const char *source)
 {
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (s_begin (self) != 0)
         return -1;
-    return s_finish (self, ml_store_posting_insert (self, firm_id, posting, source) == 0);
+    return s_finish (self, "recording a posting",
+                     ml_store_posting_insert (self, firm_id, posting, source) == 0);
 }
 
 zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, size_t limit)
@@ -628,13 +668,18 @@ zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, s
                                        " AND status IN ('pending', 'delivered')"
                                        " ORDER BY posting_seq LIMIT ?",
                                        "si", firm_id, (int64_t)limit);
-    if (!query)
+    if (!query) {
+        s_failed (self, "listing unanswered postings");
         return NULL;
+    }
     zlistx_t *list = zlistx_new ();
     zlistx_set_destructor (list, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator (list, (zlistx_duplicator_fn *)strdup);
-    while (ml_query_fetch (query) == 1)
+    int rc;
+    while ((rc = ml_query_fetch (query)) == 1)
         zlistx_add_end (list, (void *)ml_query_text (query, 0));
+    if (rc < 0)
+        s_failed (self, "listing unanswered postings");
     ml_query_destroy (&query);
     return list;
 }
@@ -647,8 +692,10 @@ ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
         " payer_name, payer_email, currency, amount_minor, ar_message, processor_txn,"
         " reverses FROM posting WHERE posting_uuid = ?",
         "s", posting_uuid);
-    if (!query)
+    if (!query) {
+        s_failed (self, "loading a posting to send");
         return NULL;
+    }
     if (ml_query_fetch (query) != 1) {
         ml_query_destroy (&query);
         return NULL;
@@ -689,6 +736,29 @@ ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
     ml_query_destroy (&query);
     if (!ok || ml_msg_set_lines (message, lines, count) != 0)
         ml_msg_destroy (&message);
+    //  A posting above the amount limit (stored before the core checked it) would be dropped
+    //  by the agent's decoder and sent again for ever: the core rejects it itself, as the
+    //  contract would, so its money can be refunded or reallocated.
+    const char *over = NULL;
+    bool too_large = message && ml_money_check (message->posting.amount_minor, &over) != 0;
+    for (size_t index = 0; message && !too_large && index < message->posting.line_count; index++)
+        too_large = ml_money_check (message->posting.lines[index].amount_minor, &over) != 0;
+    if (too_large) {
+        ml_log (ML_LOG_ERROR, "posting %s: %s: rejected by the core, never sent", posting_uuid,
+                over);
+        char now[32], reason[200];
+        ml_store_now (now, sizeof now);
+        snprintf (reason, sizeof reason, "bad_amount: %s (refused by the core)", over);
+        bool rejected = s_begin (self) == 0 &&
+                        ml_odbc_execute (self->odbc,
+                                         "UPDATE posting SET status = 'rejected', reason = ?,"
+                                         " updated_at = ? WHERE posting_uuid = ?"
+                                         " AND status IN ('pending', 'delivered')",
+                                         "sss", reason, now, posting_uuid) == 1 &&
+                        s_event (self, posting_uuid, "rejected", reason);
+        s_finish (self, "rejecting a posting above the amount limit", rejected);
+        ml_msg_destroy (&message);
+    }
     return message;
 }
 
@@ -696,7 +766,7 @@ int ml_store_posting_sent (ml_store_t *self, const char *posting_uuid)
 {
     char now[32];
     ml_store_now (now, sizeof now);
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (s_begin (self) != 0)
         return -1;
     int64_t first = ml_odbc_execute (self->odbc,
                                      "UPDATE posting SET status = 'delivered', updated_at = ?"
@@ -709,19 +779,21 @@ int ml_store_posting_sent (ml_store_t *self, const char *posting_uuid)
                                "ss", now, posting_uuid) == 1;
     if (ok && first == 1)
         ok = s_event (self, posting_uuid, "delivered", "sent to the agent");
-    return s_finish (self, ok);
+    return s_finish (self, "marking a posting sent", ok);
 }
 
 static bool s_reversal_posted (ml_store_t *self, const char *reversal_uuid)
 {
-    json_t *rows = s_rows (
+    //  Inside the posting result's transaction: its s_finish logs a failure.
+    json_t *rows = ml_store_rows (
         ml_odbc_query (self->odbc,
                        "SELECT o.posting_uuid, o.amount_minor, o.status, (SELECT COALESCE (SUM "
                        "(r.amount_minor), 0)"
                        " FROM posting r WHERE r.reverses = o.posting_uuid AND r.status = 'posted')"
                        " AS reversed_minor FROM posting o WHERE o.posting_uuid ="
                        " (SELECT reverses FROM posting WHERE posting_uuid = ?)",
-                       "s", reversal_uuid));
+                       "s", reversal_uuid),
+        s_integer_column);
     json_t *original = json_array_get (rows, 0);
     bool ok = rows != NULL;
     if (original) {
@@ -751,7 +823,7 @@ int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg
     char now[32];
     ml_store_now (now, sizeof now);
     bool posted = strcmp (result->status, "posted") == 0;
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (s_begin (self) != 0)
         return -1;
     int64_t changed = ml_odbc_execute (
         self->odbc,
@@ -774,7 +846,7 @@ int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg
         if (ok && posted)
             ok = s_reversal_posted (self, result->posting_uuid);
     }
-    if (s_finish (self, ok) != 0)
+    if (s_finish (self, "recording a posting result", ok) != 0)
         return -1;
     return changed == 1 ? 1 : 0;
 }
@@ -783,7 +855,7 @@ int ml_store_posting_resend (ml_store_t *self, const char *posting_uuid)
 {
     char now[32];
     ml_store_now (now, sizeof now);
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (s_begin (self) != 0)
         return -1;
     int64_t changed = ml_odbc_execute (self->odbc,
                                        "UPDATE posting SET status = 'delivered', updated_at = ?"
@@ -794,69 +866,116 @@ int ml_store_posting_resend (ml_store_t *self, const char *posting_uuid)
     if (ok && changed == 1)
         ok = s_event (self, posting_uuid, "delivered",
                       "resend requested; the matter system answers with its stored result");
-    if (s_finish (self, ok) != 0)
+    if (s_finish (self, "marking a posting for resending", ok) != 0)
         return -1;
     return changed == 1 ? 1 : 0;
 }
 
+//  Split an open-balance sum, so SQL never adds past 64 bits (SQLite raises "integer
+//  overflow", and the reference schema allows balances near INT64_MAX): the database sums the
+//  billions and the rest of each balance apart (each sum fits for up to a billion rows), and C
+//  puts them together in 128 bits.
+#define S_BILLION "1000000000"
+
+//  Turn a status row's two partial sums into open_balance_minor, or, past 64 bits, into
+//  open_balance_minor null with open_balance_over_64_bits true and the exact sum as text.
+static void s_status_sum (json_t *firm)
+{
+    __int128 sum =
+        (__int128)json_integer_value (json_object_get (firm, "open_balance_billions_minor")) *
+            1000000000 +
+        json_integer_value (json_object_get (firm, "open_balance_rest_minor"));
+    json_object_del (firm, "open_balance_billions_minor");
+    json_object_del (firm, "open_balance_rest_minor");
+    bool fits = sum <= INT64_MAX && sum >= INT64_MIN;
+    json_object_set_new (firm, "open_balance_minor",
+                         fits ? json_integer ((json_int_t)sum) : json_null ());
+    json_object_set_new (firm, "open_balance_over_64_bits", json_boolean (!fits));
+    //  The exact sum in decimal, whatever its size.
+    char digits[48], *cursor = digits + sizeof digits - 1;
+    *cursor = 0;
+    unsigned __int128 magnitude = sum < 0 ? -(unsigned __int128)sum : (unsigned __int128)sum;
+    do {
+        *--cursor = (char)('0' + (int)(magnitude % 10));
+        magnitude /= 10;
+    } while (magnitude);
+    if (sum < 0)
+        *--cursor = '-';
+    json_object_set_new (firm, "open_balance_text", json_string (cursor));
+}
+
 json_t *ml_store_status (ml_store_t *self)
 {
-    return s_rows (ml_odbc_query (
-        self->odbc,
-        "SELECT f.firm_id, f.name, r.epoch, r.cursor, r.complete, r.last_hello_at,"
-        " r.snapshot_completed_at,"
-        " (SELECT COUNT (*) FROM open_item o WHERE o.firm_id = f.firm_id AND o.kind = 'I')"
-        "  AS invoice_count,"
-        " (SELECT COALESCE (SUM (o.balance_minor), 0) FROM open_item o"
-        "  WHERE o.firm_id = f.firm_id AND o.kind = 'I') AS open_balance_minor,"
-        //  A sum over several currencies means nothing: say which one, or that it is mixed.
-        " (SELECT CASE WHEN COUNT (DISTINCT o.currency) > 1 THEN 'mixed'"
-        "  ELSE COALESCE (MIN (o.currency), '') END FROM open_item o"
-        "  WHERE o.firm_id = f.firm_id AND o.kind = 'I') AS open_balance_currency,"
-        " (SELECT COUNT (*) FROM open_item o WHERE o.firm_id = f.firm_id AND o.kind = 'T')"
-        "  AS trust_ledger_count,"
-        " (SELECT COUNT (*) FROM posting p WHERE p.firm_id = f.firm_id"
-        "  AND p.status IN ('pending', 'delivered')) AS unanswered_posting_count,"
-        " (SELECT COUNT (*) FROM posting p WHERE p.firm_id = f.firm_id"
-        "  AND p.status = 'posted') AS posted_posting_count,"
-        " (SELECT COUNT (*) FROM posting p WHERE p.firm_id = f.firm_id"
-        "  AND p.status = 'rejected') AS rejected_posting_count"
-        " FROM firm f JOIN replica_state r ON r.firm_id = f.firm_id ORDER BY f.firm_id",
-        NULL));
+    json_t *firms = s_rows (
+        self, "status (sums of open balances)",
+        ml_odbc_query (
+            self->odbc,
+            "SELECT f.firm_id, f.name, r.epoch, r.cursor, r.complete, r.last_hello_at,"
+            " r.snapshot_completed_at,"
+            " (SELECT COUNT (*) FROM open_item o WHERE o.firm_id = f.firm_id AND o.kind = 'I')"
+            "  AS invoice_count,"
+            " (SELECT COALESCE (SUM (o.balance_minor / " S_BILLION "), 0) FROM open_item o"
+            "  WHERE o.firm_id = f.firm_id AND o.kind = 'I') AS open_balance_billions_minor,"
+            " (SELECT COALESCE (SUM (o.balance_minor % " S_BILLION "), 0) FROM open_item o"
+            "  WHERE o.firm_id = f.firm_id AND o.kind = 'I') AS open_balance_rest_minor,"
+            //  A sum over several currencies means nothing: say which one, or that it is mixed.
+            " (SELECT CASE WHEN COUNT (DISTINCT o.currency) > 1 THEN 'mixed'"
+            "  ELSE COALESCE (MIN (o.currency), '') END FROM open_item o"
+            "  WHERE o.firm_id = f.firm_id AND o.kind = 'I') AS open_balance_currency,"
+            " (SELECT COUNT (*) FROM open_item o WHERE o.firm_id = f.firm_id AND o.kind = 'T')"
+            "  AS trust_ledger_count,"
+            " (SELECT COUNT (*) FROM posting p WHERE p.firm_id = f.firm_id"
+            "  AND p.status IN ('pending', 'delivered')) AS unanswered_posting_count,"
+            " (SELECT COUNT (*) FROM posting p WHERE p.firm_id = f.firm_id"
+            "  AND p.status = 'posted') AS posted_posting_count,"
+            " (SELECT COUNT (*) FROM posting p WHERE p.firm_id = f.firm_id"
+            "  AND p.status = 'rejected') AS rejected_posting_count"
+            " FROM firm f JOIN replica_state r ON r.firm_id = f.firm_id ORDER BY f.firm_id",
+            NULL));
+    size_t index;
+    json_t *firm;
+    json_array_foreach (firms, index, firm) s_status_sum (firm);
+    return firms;
 }
 
 json_t *ml_store_postings (ml_store_t *self, const char *firm_id, const char *status, int limit)
 {
-    return s_rows (ml_odbc_query (
-        self->odbc,
-        "SELECT posting_seq, posting_uuid, firm_id, source, created_at, received_on,"
-        " client_number, payer_name, currency, amount_minor, status, receipt_id, reason,"
-        " attempts FROM posting WHERE (? IS NULL OR firm_id = ?) AND (? IS NULL OR status = ?)"
-        " ORDER BY posting_seq DESC LIMIT ?",
-        "ssssi", firm_id, firm_id, status, status, (int64_t)limit));
+    return s_rows (
+        self, "listing postings",
+        ml_odbc_query (
+            self->odbc,
+            "SELECT posting_seq, posting_uuid, firm_id, source, created_at, received_on,"
+            " client_number, payer_name, currency, amount_minor, status, receipt_id, reason,"
+            " attempts FROM posting WHERE (? IS NULL OR firm_id = ?) AND (? IS NULL OR status = ?)"
+            " ORDER BY posting_seq DESC LIMIT ?",
+            "ssssi", firm_id, firm_id, status, status, (int64_t)limit));
 }
 
 json_t *ml_store_posting (ml_store_t *self, const char *posting_uuid)
 {
-    json_t *rows = s_rows (ml_odbc_query (
-        self->odbc,
-        "SELECT posting_seq, posting_uuid, firm_id, source, created_at, received_on,"
-        " account_number, client_number, payer_name, payer_email, currency, amount_minor,"
-        " ar_message, processor_txn, reverses, status, receipt_id, reason, result_cursor,"
-        " attempts, last_sent_at, updated_at FROM posting WHERE posting_uuid = ?",
-        "s", posting_uuid));
+    json_t *rows = s_rows (
+        self, "reading a posting",
+        ml_odbc_query (
+            self->odbc,
+            "SELECT posting_seq, posting_uuid, firm_id, source, created_at, received_on,"
+            " account_number, client_number, payer_name, payer_email, currency, amount_minor,"
+            " ar_message, processor_txn, reverses, status, receipt_id, reason, result_cursor,"
+            " attempts, last_sent_at, updated_at FROM posting WHERE posting_uuid = ?",
+            "s", posting_uuid));
     if (!rows || json_array_size (rows) != 1) {
         json_decref (rows);
         return NULL;
     }
     json_t *posting = json_incref (json_array_get (rows, 0));
     json_decref (rows);
-    json_t *lines = s_rows (ml_odbc_query (self->odbc,
+    json_t *lines = s_rows (self, "reading a posting's lines",
+                            ml_odbc_query (self->odbc,
                                            "SELECT line_no, kind, reference, amount_minor"
                                            " FROM posting_line WHERE posting_uuid = ?"
                                            " ORDER BY line_no",
                                            "s", posting_uuid));
-    json_t *events = s_rows (ml_odbc_query (self->odbc,
+    json_t *events = s_rows (self, "reading a posting's history",
+                             ml_odbc_query (self->odbc,
                                             "SELECT event_id, at, status, detail"
                                             " FROM posting_event WHERE posting_uuid = ?"
                                             " ORDER BY event_id",
@@ -1045,6 +1164,85 @@ void ml_store_test (bool verbose)
     ml_msg_destroy (&hello);
     ml_store_destroy (&store);
     ml_store_destroy (&store);
+
+    //  Open balances past 64 bits (the reference schema allows BIGINT balances near
+    //  INT64_MAX): status stays exact and says the sum does not fit, instead of failing.
+    char firm_directory[128];
+    store = ml_selftest_store (firm_directory, sizeof firm_directory);
+    assert (store);
+    const ml_selftest_item_t huge[] = {{'I', "INV-1", "2026-01-01", "C-1", "M-1", INT64_MAX},
+                                       {'I', "INV-2", "2026-01-02", "C-1", "M-1", INT64_MAX},
+                                       {'I', "INV-3", "2026-01-03", "C-1", "M-1", -7},
+                                       {'I', "INV-4", "2026-01-04", "C-1", "M-1", 1999999999}};
+    assert (ml_selftest_replica (store, huge, 3) == 0);
+    json_t *firms = ml_store_status (store);
+    assert (firms && json_array_size (firms) == 1);
+    json_t *row = json_array_get (firms, 0);
+    assert (json_is_null (json_object_get (row, "open_balance_minor")));
+    assert (json_is_true (json_object_get (row, "open_balance_over_64_bits")));
+    assert (streq (json_string_value (json_object_get (row, "open_balance_text")),
+                   "18446744073709551607"));
+    assert (!json_object_get (row, "open_balance_rest_minor"));
+    json_decref (firms);
+    //  Within 64 bits it is an exact integer, negative balances (credits) included.
+    assert (ml_selftest_replica (store, huge + 2, 2) == 0);
+    firms = ml_store_status (store);
+    row = json_array_get (firms, 0);
+    assert (json_integer_value (json_object_get (row, "open_balance_minor")) == 1999999992);
+    assert (json_is_false (json_object_get (row, "open_balance_over_64_bits")));
+    json_decref (firms);
+    //  A store failure reaches the log once, with what the statement was for.
+    char log_path[200];
+    snprintf (log_path, sizeof log_path, "%s/stderr.log", firm_directory);
+    fflush (stderr);
+    int saved_stderr = dup (STDERR_FILENO);
+    int log_file = open (log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert (saved_stderr >= 0 && log_file >= 0);
+    dup2 (log_file, STDERR_FILENO);
+    ml_log_level_t level = ml_log_level ();
+    ml_log_setup ("selftest", ML_LOG_ERROR);
+    assert (ml_odbc_execute (store->odbc, "DROP TABLE replica_state", NULL) >= 0);
+    assert (ml_store_status (store) == NULL);
+    fflush (stderr);
+    dup2 (saved_stderr, STDERR_FILENO);
+    close (saved_stderr);
+    close (log_file);
+    ml_log_setup ("selftest", level);
+    FILE *logged = fopen (log_path, "r");
+    assert (logged);
+    char text[1024];
+    int lines = 0;
+    while (fgets (text, sizeof text, logged)) {
+        assert (strstr (text, "core store: status (sums of open balances) failed: "));
+        assert (strstr (text, "replica_state"));
+        lines++;
+    }
+    fclose (logged);
+    assert (lines == 1);
+    ml_store_destroy (&store);
+    assert (ml_selftest_remove (firm_directory) == 0);
+
+    //  A posting above the amount limit, stored before the core checked amounts, is
+    //  rejected by the core when it would be sent (the agent's decoder drops it).
+    char limit_directory[128];
+    store = ml_selftest_store (limit_directory, sizeof limit_directory);
+    assert (store);
+    ml_msg_t *big = ml_msg_new (ML_MSG_POSTING);
+    strcpy (big->posting.account_number, "OP-001");
+    strcpy (big->posting.client_number, "C-1");
+    strcpy (big->posting.currency, "USD");
+    big->posting.amount_minor = ML_MONEY_MAX_MINOR + 1;
+    ml_line_t big_line = {'I', "INV-1", ML_MONEY_MAX_MINOR + 1};
+    assert (ml_msg_set_lines (big, &big_line, 1) == 0);
+    assert (ml_store_posting_create (store, "acme", &big->posting, "payment") == 0);
+    assert (ml_store_posting_load (store, big->posting.posting_uuid) == NULL);
+    json_t *refused = ml_store_posting (store, big->posting.posting_uuid);
+    assert (streq (json_string_value (json_object_get (refused, "status")), "rejected"));
+    assert (strstr (json_string_value (json_object_get (refused, "reason")), "bad_amount"));
+    json_decref (refused);
+    ml_msg_destroy (&big);
+    ml_store_destroy (&store);
+    assert (ml_selftest_remove (limit_directory) == 0);
 
     //  A store made before reversing postings gets the reverses column when it is opened.
     snprintf (connection_string, sizeof connection_string,

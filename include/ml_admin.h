@@ -68,6 +68,12 @@ const char *ml_admin_argument (const json_t *request, const char *key, size_t ma
 json_t *ml_admin_client_matter_check (ml_store_t *store, const char *firm, const char *client,
                                       const char *matter);
 
+//  Every member of object must be one of members (names separated by single spaces); "op"
+//  and "staff" (who is asking) are always allowed in a request. Returns NULL, or an error
+//  reply naming the first unknown member and what is taken: a misspelled optional member
+//  is never silently ignored. what names the object in the message ("a pay request").
+json_t *ml_admin_members (const json_t *object, const char *members, const char *what);
+
 void ml_admin_test (bool verbose);
 
 #endif

@@ -15,10 +15,29 @@
 //  is not one we know. Codes are three upper-case letters.
 int ml_money_exponent (const char *currency);
 
-//  Parse a decimal amount in major units for the given currency into minor units.
-//  Accepts an optional sign, digits with optional "," thousands groups, and at most
-//  as many decimals as the currency has. Returns 0, or -1 with *error set to a
-//  static message ("too many decimals", "out of range", ...).
+//  The most one posting, one of its lines, one charge or one refund can carry, in minor
+//  units: 999 999 999 999 999 (9,999,999,999,999.99 USD). Every contract dialect refuses a
+//  posting amount outside 1..ML_MONEY_MAX_MINOR (sql/*/contract.sql, checked equal by the
+//  money_limit test), so the codec and the core refuse it first: no card is charged for
+//  an amount that could never post. Balances in the replica may be larger.
+#define ML_MONEY_MAX_MINOR INT64_C (999999999999999)
+
+//  Check an amount that is about to be charged, posted or refunded: 1..ML_MONEY_MAX_MINOR.
+//  Returns 0, or -1 with *error set to a static message that says why.
+int ml_money_check (int64_t minor, const char **error);
+
+//  Add amount (>= 0) to *sum without overflow. Returns 0, or -1 (and *sum unchanged) when
+//  the result would exceed ML_MONEY_MAX_MINOR, with *error set: a sum of lines each under
+//  the limit can be over it.
+int ml_money_add (int64_t *sum, int64_t amount, const char **error);
+
+//  Parse an amount a person typed, in major units of the currency, into minor units. The
+//  one grammar of every command (docs/admin-api.md, "Amounts"): an optional '-' (callers
+//  refuse amounts that are not positive), ASCII digits with optional "," groups of exactly
+//  three, then optionally "." and 1 to as many decimals as the currency has. Refused, each
+//  with a message that says why: a '+' sign, spaces, "100." and ".5", exponents ("1e3"),
+//  hexadecimal ("0x10"), "," as a decimal point ("1,00"), and a magnitude above
+//  ML_MONEY_MAX_MINOR. Returns 0, or -1 with *error set to a static message.
 int ml_money_parse (const char *text, const char *currency, int64_t *minor, const char **error);
 
 //  Parse an exact decimal as a database returns it ("123.4500", "-7", "12.") at the given

@@ -89,11 +89,13 @@ void ml_free_text_test (bool verbose)
     } ops[] = {
         {"{\"op\": \"pay\", \"firm\": \"acme\", \"client\": \"C-1\", \"amount\": \"10.00\"}",
          {"ar_message", "payer_name", NULL}},
-        {"{\"op\": \"payment\", \"firm\": \"acme\", \"client\": \"C-1\", \"amount\": \"10.00\","
+        {"{\"op\": \"payment\", \"firm\": \"acme\", \"auto\": {\"client\": \"C-1\", \"amount\": "
+         "\"10.00\"},"
          " \"payer_name\": \"Pat\", \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
          " \"4242424242424242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"}}",
          {"ar_message", "payer_name", NULL}},
-        {"{\"op\": \"link-create\", \"firm\": \"acme\", \"client\": \"C-1\", \"amount\": \"10.00\","
+        {"{\"op\": \"link-create\", \"firm\": \"acme\", \"auto\": {\"client\": \"C-1\", "
+         "\"amount\": \"10.00\"},"
          " \"payer_name\": \"Pat\", \"payer_email\": \"pat@example.com\"}",
          {"ar_message", "payer_name", NULL}},
         {"{\"op\": \"payer-add\", \"firm\": \"acme\", \"name\": \"Pat\", \"email\":"

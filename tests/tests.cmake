@@ -73,4 +73,8 @@ foreach (script ${ML_E2E_TESTS})
     endforeach ()
 endforeach ()
 
+# Every contract dialect's amount limit is the C constant ML_MONEY_MAX_MINOR.
+add_test (NAME money_limit COMMAND ${CMAKE_COMMAND} -DML_SOURCE=${CMAKE_SOURCE_DIR}
+          -P ${CMAKE_SOURCE_DIR}/tests/money_limit.cmake)
+
 add_test (NAME format COMMAND sh ${CMAKE_SOURCE_DIR}/scripts/check-format.sh)
