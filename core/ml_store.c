@@ -137,7 +137,12 @@ ml_store_t *ml_store_new (const char *connection_string, char *error, size_t err
     //  must survive a power cut; and a 64 MB page cache, since replica indexes over a
     //  million invoices thrash the 2 MB default. Only SQLite gets these statements.
     if (strstr (connection_string, "SQLite")) {
+        //  The pragma answers a row, and with StepAPI it runs only when that row is fetched.
         ml_query_t *mode = ml_odbc_query (odbc, "PRAGMA journal_mode = WAL", NULL);
+        if (!mode || ml_query_fetch (mode) != 1 || !ml_query_text (mode, 0) ||
+            strcmp (ml_query_text (mode, 0), "wal") != 0)
+            ml_log (ML_LOG_WARNING, "core store: write-ahead logging could not be switched on; "
+                                    "readers will wait for the core's writes");
         ml_query_destroy (&mode);
         ml_odbc_execute (odbc, "PRAGMA synchronous = FULL", NULL);
         ml_odbc_execute (odbc, "PRAGMA cache_size = -65536", NULL);
@@ -995,9 +1000,12 @@ void ml_store_test (bool verbose)
     ml_store_t *store = ml_store_new (connection_string, error, sizeof error);
     assert (store);
     ml_store_destroy (&store);
-    //  Opening again keeps the schema (idempotent).
+    //  Opening again keeps the schema (idempotent), in write-ahead logging.
     store = ml_store_new (connection_string, error, sizeof error);
     assert (store);
+    ml_query_t *journal = ml_odbc_query (store->odbc, "PRAGMA journal_mode", NULL);
+    assert (journal && ml_query_fetch (journal) == 1 && streq (ml_query_text (journal, 0), "wal"));
+    ml_query_destroy (&journal);
     const char *key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
     assert (ml_store_firm_add (store, "acme", "Acme LLP", key, "OP-001") == 0);
     ml_log_level_t saved = ml_log_level ();
