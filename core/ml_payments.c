@@ -115,6 +115,41 @@ static const char *const s_schema[] = {
     " BEGIN SELECT RAISE (ABORT, 'a paid or cancelled link never changes'); END",
 };
 
+static int s_hold (ml_payments_t *self, const char *firm, const char *key, const json_t *lines);
+static bool s_integer_column (const char *name);
+
+//  A store written before balance holds existed may have charges still open without one:
+//  give them their hold now, so they too count against the balance until final.
+static int s_hold_upgrade (ml_payments_t *self)
+{
+    json_t *open = ml_store_rows (
+        ml_odbc_query (self->odbc,
+                       "SELECT c.charge_key, c.lines, p.firm_id FROM charge c"
+                       " JOIN payment p ON p.payment_uuid = c.payment_uuid"
+                       " WHERE c.status IN ('pending', 'unknown') AND NOT EXISTS"
+                       " (SELECT 1 FROM balance_hold h WHERE h.hold_key = c.charge_key)",
+                       NULL),
+        s_integer_column);
+    if (!open)
+        return -1;
+    bool ok = json_array_size (open) == 0 || ml_odbc_begin (self->odbc) == 0;
+    size_t index;
+    json_t *charge;
+    json_array_foreach (open, index, charge)
+    {
+        json_t *lines = json_loads (json_string_value (json_object_get (charge, "lines")), 0, NULL);
+        ok = ok && s_hold (self, json_string_value (json_object_get (charge, "firm_id")),
+                           json_string_value (json_object_get (charge, "charge_key")), lines) == 0;
+        json_decref (lines);
+    }
+    if (json_array_size (open) > 0 && (!ok || ml_odbc_commit (self->odbc) != 0)) {
+        ml_odbc_rollback (self->odbc);
+        ok = false;
+    }
+    json_decref (open);
+    return ok ? 0 : -1;
+}
+
 ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_processor_t *processor,
                                 ml_mailer_t *mailer, char *error, size_t error_size)
 {
@@ -130,6 +165,11 @@ ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_proce
     self->payers = payers;
     self->processor = processor;
     self->mailer = mailer;
+    if (s_hold_upgrade (self) != 0) {
+        snprintf (error, error_size, "cannot hold the lines of open charges: %s",
+                  ml_odbc_error (odbc)->message);
+        ml_payments_destroy (&self);
+    }
     return self;
 }
 
@@ -238,6 +278,79 @@ json_t *ml_payments_allocate (ml_store_t *store, const char *firm_id, const char
                                *count == ML_MAX_LINES ? " within 500 invoices" : "");
     }
     return NULL;
+}
+
+//  pay_key ----------------------------------------------------------------------------------
+
+json_t *ml_payments_pay_once (ml_store_t *store, const char *firm_id, const json_t *request,
+                              char *posting_uuid)
+{
+    *posting_uuid = 0;
+    json_t *value = json_object_get (request, "pay_key");
+    if (!value)
+        return NULL;
+    const char *key = json_string_value (value);
+    size_t length = key ? strlen (key) : 0;
+    bool valid = key && length >= 1 && length <= 80 && length == json_string_length (value) &&
+                 isalnum ((unsigned char)*key);
+    for (size_t index = 0; valid && index < length; index++)
+        valid = isalnum ((unsigned char)key[index]) || strchr ("-_.:", key[index]);
+    if (!valid)
+        return ml_admin_error ("'pay_key' must be 1 to 80 letters, digits, '-', '_', '.' or ':', "
+                               "starting with a letter or digit");
+    //  The posting's UUID follows from the firm and the key (SHA-1, laid out as a version 5
+    //  UUID): the posting itself is the record that the key was used, written in the same
+    //  transaction as the payment, so a repeat can never post twice whatever stopped when.
+    zdigest_t *hash = zdigest_new ();
+    const char *parts[] = {"matterlink pay_key", firm_id, key};
+    for (size_t index = 0; index < 3; index++)
+        zdigest_update (hash, (const byte *)parts[index], strlen (parts[index]) + 1);
+    const byte *digest = zdigest_data (hash);
+    byte bytes[16];
+    memcpy (bytes, digest, 16);
+    zdigest_destroy (&hash);
+    bytes[6] = (byte)((bytes[6] & 0x0F) | 0x50);
+    bytes[8] = (byte)((bytes[8] & 0x3F) | 0x80);
+    char *cursor = posting_uuid;
+    for (size_t index = 0; index < 16; index++) {
+        if (index == 4 || index == 6 || index == 8 || index == 10)
+            *cursor++ = '-';
+        cursor += sprintf (cursor, "%02x", bytes[index]);
+    }
+    json_t *posting = ml_store_posting (store, posting_uuid);
+    if (!posting)
+        return NULL; //  not used yet (or the store failed: then recording it fails too)
+    //  Used: the first result, as the first reply gave it, unless the request differs.
+    const char *currency = json_string_value (json_object_get (posting, "currency"));
+    const char *amount_text = json_string_value (json_object_get (request, "amount"));
+    int64_t amount = 0, first = json_integer_value (json_object_get (posting, "amount_minor"));
+    const char *problem = NULL;
+    json_t *reply;
+    if (amount_text &&
+        (ml_money_parse (amount_text, currency, &amount, &problem) != 0 || amount != first)) {
+        char shown[64];
+        ml_money_format (first, currency, shown, sizeof shown);
+        reply = ml_admin_error ("pay_key '%s' was used for a payment of %s %s (posting %s): "
+                                "give a new key for another payment",
+                                key, shown, currency, posting_uuid);
+    } else {
+        json_t *lines = json_array ();
+        size_t index;
+        json_t *line;
+        json_array_foreach (json_object_get (posting, "lines"), index, line)
+        {
+            json_array_append_new (lines,
+                                   json_pack ("{s:O, s:O}", "invoice_number",
+                                              json_object_get (line, "reference"), "amount_minor",
+                                              json_object_get (line, "amount_minor")));
+        }
+        reply = ml_admin_ok (json_pack (
+            "{s:s, s:s, s:O, s:s, s:I, s:o, s:b}", "posting_uuid", posting_uuid, "firm_id", firm_id,
+            "client_number", json_object_get (posting, "client_number"), "currency", currency,
+            "amount_minor", (json_int_t)first, "lines", lines, "repeated", 1));
+    }
+    json_decref (posting);
+    return reply;
 }
 
 //  Accounts ---------------------------------------------------------------------------------
@@ -569,6 +682,10 @@ static int s_record (ml_payments_t *self, const s_operation_t *operation, const 
     bool ok = changed >= 0;
     if (ok && changed == 1 && status == ML_PROCESSOR_APPROVED)
         ok = s_posting_of (self, operation, key, result->txn, deliver_firm, size);
+    //  Final: the charge's hold on its lines ends here, as its posting (if any) takes over
+    //  in the same transaction, so the balance is never free in between.
+    if (ok && changed == 1 && status != ML_PROCESSOR_UNKNOWN && operation == &s_charge_operation)
+        ok = ml_store_hold_release (self->store, key) == 0;
     if (!ok || ml_odbc_commit (self->odbc) != 0) {
         ml_log (ML_LOG_ERROR, "payments: recording %s %s failed: %s", operation->name, key,
                 ml_odbc_error (self->odbc)->message);
@@ -809,6 +926,29 @@ static json_t *s_order_parse (ml_payments_t *self, const json_t *request, s_orde
     return reply;
 }
 
+//  Hold a charge's lines ([[kind, reference, amount_minor], ...]) against the balance until
+//  it is final (ml_store_hold_add), inside the caller's transaction.
+static int s_hold (ml_payments_t *self, const char *firm, const char *key, const json_t *lines)
+{
+    size_t count = json_array_size (lines);
+    ml_line_t *held = calloc (count ? count : 1, sizeof (ml_line_t));
+    assert (held);
+    bool ok = true;
+    for (size_t index = 0; index < count; index++) {
+        json_t *line = json_array_get (lines, index);
+        const char *kind = json_string_value (json_array_get (line, 0));
+        const char *reference = json_string_value (json_array_get (line, 1));
+        ok &= kind && reference && json_is_integer (json_array_get (line, 2));
+        held[index].kind = kind ? *kind : 'I';
+        snprintf (held[index].reference, sizeof held[index].reference, "%s",
+                  reference ? reference : "");
+        held[index].amount_minor = json_integer_value (json_array_get (line, 2));
+    }
+    int rc = ok ? ml_store_hold_add (self->store, firm, key, held, count) : -1;
+    free (held);
+    return rc;
+}
+
 //  Store the payment and its charges, each with its key and posting UUID, before any money
 //  moves; then charge each in turn (an unknown outcome is resolved later, not guessed).
 //  Returns the reply with the payment.
@@ -847,6 +987,7 @@ static json_t *s_order_charge (ml_payments_t *self, const s_order_t *order, cons
                  json_string_value (json_object_get (order->accounts[group], "merchant_account")),
                  part->currency, part->amount, lines_text, posting_uuid, now, now) == 1;
         free (lines_text);
+        ok = ok && s_hold (self, order->firm, key, part->lines) == 0;
     }
     if (!ok || ml_odbc_commit (self->odbc) != 0)
         return s_store_failed (self, "payment");
@@ -1977,6 +2118,16 @@ static int64_t s_count (ml_store_t *store, const char *sql)
     return value;
 }
 
+//  What a payment can still apply to an invoice now.
+static int64_t s_available (ml_store_t *store, const char *invoice)
+{
+    json_t *items = ml_store_open_items (store, "acme", NULL, NULL, invoice);
+    int64_t available =
+        json_integer_value (json_object_get (json_array_get (items, 0), "available_minor"));
+    json_decref (items);
+    return available;
+}
+
 void ml_payments_test (bool verbose)
 {
     printf (" * ml_payments: ");
@@ -2152,6 +2303,9 @@ void ml_payments_test (bool verbose)
     assert (streq (json_string_value (json_object_get (payment, "status")), "declined"));
     json_decref (reply);
     assert (s_count (store, "SELECT COUNT (*) FROM posting") == postings_before);
+    //  A declined charge is final: it holds nothing.
+    assert (s_count (store, "SELECT COUNT (*) FROM balance_hold") == 0);
+    int64_t available_before = s_available (store, "INV-50");
 
     //  A timeout leaves the charge unknown, never failed; resolving asks the processor with
     //  the same key and makes the one posting.
@@ -2163,17 +2317,35 @@ void ml_payments_test (bool verbose)
                    deliver);
     payment = json_object_get (reply, "payment");
     assert (streq (json_string_value (json_object_get (payment, "status")), "unknown"));
-    char payment_uuid[37];
+    char payment_uuid[37], show[512];
     snprintf (payment_uuid, sizeof payment_uuid, "%s",
               json_string_value (json_object_get (payment, "payment_uuid")));
     json_decref (reply);
     assert (s_count (store, "SELECT COUNT (*) FROM posting") == postings_before);
+    //  Until it is final, its lines are held: no other payment gets INV-50's whole balance.
+    assert (s_available (store, "INV-50") == available_before - 300);
+    snprintf (show, sizeof show,
+              "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+              " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
+              " \"4242424242424242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\":"
+              " \"123\"}, \"lines\": [{\"invoice\": \"INV-50\", \"amount_minor\": %lld}]}",
+              (long long)available_before);
+    reply = s_run (payments, show, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "available"));
+    json_decref (reply);
+    //  A store from before holds gets them for its open charges when opened.
+    assert (ml_odbc_execute (odbc, "DELETE FROM balance_hold", NULL) == 1);
+    ml_payments_t *reopened = ml_payments_new (store, payers, processor, NULL, error, sizeof error);
+    assert (reopened && s_available (store, "INV-50") == available_before - 300);
+    ml_payments_destroy (&reopened);
     *deliver = 0;
     assert (ml_payments_resolve (payments, deliver, sizeof deliver) == 1);
+    //  Final: the hold is gone and the posting takes over, the balance never free between.
+    assert (s_count (store, "SELECT COUNT (*) FROM balance_hold") == 0);
+    assert (s_available (store, "INV-50") == available_before - 300);
     assert (streq (deliver, "acme"));
     assert (ml_payments_resolve (payments, deliver, sizeof deliver) == 0);
     assert (s_count (store, "SELECT COUNT (*) FROM posting") == postings_before + 1);
-    char show[128];
     snprintf (show, sizeof show, "{\"op\": \"payment-show\", \"payment_uuid\": \"%s\"}",
               payment_uuid);
     reply = s_run (payments, show, deliver);
@@ -2441,6 +2613,43 @@ void ml_payments_test (bool verbose)
                    deliver);
     assert (json_array_size (json_object_get (reply, "selection")) == 0);
     json_decref (reply);
+
+    //  pay with a pay_key: a repeat returns the first result and posts nothing more.
+    ml_admin_parts_t parts = {store, payers, payments, NULL, NULL};
+    ml_admin_effects_t effects;
+    const char *keyed[] = {
+        "{\"op\": \"pay\", \"firm\": \"acme\", \"client\": \"C-1\", \"amount\": \"0.01\","
+        " \"pay_key\": \"desk-1042\"}",
+        "{\"op\": \"pay\", \"firm\": \"acme\", \"client\": \"C-1\", \"amount\": \"0.01\","
+        " \"pay_key\": \"desk-1042\"}",
+        "{\"op\": \"pay\", \"firm\": \"acme\", \"client\": \"C-1\", \"amount\": \"0.02\","
+        " \"pay_key\": \"desk-1042\"}",
+        "{\"op\": \"pay\", \"firm\": \"acme\", \"client\": \"C-1\", \"amount\": \"0.01\","
+        " \"pay_key\": \"desk 1042\"}",
+        "{\"op\": \"pay\", \"firm\": \"acme\", \"client\": \"C-1\", \"amount\": \"0.01\","
+        " \"pay_key\": \"desk-1043\"}"};
+    char first_uuid[37] = "";
+    int64_t keyed_before = s_count (store, "SELECT COUNT (*) FROM posting");
+    for (size_t index = 0; index < sizeof keyed / sizeof keyed[0]; index++) {
+        json_t *keyed_request = json_loads (keyed[index], 0, NULL);
+        reply = ml_admin_execute (&parts, keyed_request, &effects);
+        json_decref (keyed_request);
+        const char *uuid = json_string_value (json_object_get (reply, "posting_uuid"));
+        //  Only the first and the last post; the second repeats the first.
+        assert (json_is_true (json_object_get (reply, "ok")) == (index < 2 || index == 4));
+        assert (json_is_true (json_object_get (reply, "repeated")) == (index == 1));
+        if (index == 0)
+            snprintf (first_uuid, sizeof first_uuid, "%s", uuid);
+        if (index == 1)
+            assert (streq (uuid, first_uuid) &&
+                    json_array_size (json_object_get (reply, "lines")) == 1);
+        if (index == 2)
+            assert (strstr (json_string_value (json_object_get (reply, "error")), first_uuid));
+        if (index == 4)
+            assert (!streq (uuid, first_uuid));
+        json_decref (reply);
+    }
+    assert (s_count (store, "SELECT COUNT (*) FROM posting") == keyed_before + 2);
 
     ml_log_setup (NULL, saved);
     ml_payments_destroy (&payments);

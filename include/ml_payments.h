@@ -68,6 +68,15 @@ json_t *ml_payments_allocate (ml_store_t *store, const char *firm_id, const char
                               ml_line_t *lines, size_t *count, int64_t *amount, char *client_number,
                               char *chosen);
 
+//  pay's idempotency key: request member "pay_key" (1 to 80 letters, digits, '-', '_', '.',
+//  ':'). Without one, returns NULL and leaves posting_uuid empty. With one, the posting's
+//  UUID follows from firm and key (posting_uuid, 37 bytes): returns NULL when no posting has
+//  it yet (the caller records its posting under that UUID), else the reply to give (new
+//  reference): the first result, with "repeated": true, or an error when the key is
+//  malformed or was used for another amount. Nothing is recorded either way.
+json_t *ml_payments_pay_once (ml_store_t *store, const char *firm_id, const json_t *request,
+                              char *posting_uuid);
+
 //  Auto-Pay: charge one run of a schedule (ml_autopay) through the same checks and charge
 //  path as a staff payment, with source "autopay". lines are [{"invoice": NUMBER,
 //  "amount_minor": N}] (borrowed); the money goes into account_number, which must be the
