@@ -1681,6 +1681,17 @@ static json_t *s_link_pay (ml_payments_t *self, const json_t *request, char *del
         json_object_get (link, "ar_message"), "lines",
         json_loads (json_string_value (json_object_get (link, "lines")), 0, NULL));
     json_object_set_new (again, "staff", json_string ("payment link"));
+    //  One payment of a link at a time: while one waits for the processor, another could
+    //  otherwise pay the same link again (a link is spent only once its charge is answered).
+    for (s_flow_t *other = (s_flow_t *)zhashx_first (self->flows); other;
+         other = (s_flow_t *)zhashx_next (self->flows))
+        if (other->kind == S_FLOW_LINK &&
+            streq (other->link_id, json_string_value (json_object_get (link, "link_id")))) {
+            json_decref (again);
+            json_decref (link);
+            return ml_admin_error ("this payment link is being paid right now; if that payment "
+                                   "is declined, try again in a minute");
+        }
     s_flow_t *flow = s_flow_new (S_FLOW_LINK);
     flow->request = again;
     snprintf (flow->link_id, sizeof flow->link_id, "%s",
@@ -3017,6 +3028,39 @@ void ml_payments_test (bool verbose)
         streq (json_string_value (json_object_get (json_object_get (reply, "payment"), "status")),
                "approved"));
     json_decref (reply);
+    //  A link is paid once at a time: a second try while the first waits is refused.
+    snprintf (pay_request, sizeof pay_request,
+              "{\"op\": \"link-create\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+              " \"payer_email\": \"pat@example.com\", \"lines\": [{\"invoice\": \"%s\","
+              " \"amount_minor\": 1}]}",
+              open_invoice);
+    reply = s_run (payments, pay_request, deliver);
+    char link_token[64];
+    snprintf (link_token, sizeof link_token, "%s",
+              json_string_value (json_object_get (json_object_get (reply, "link"), "token")));
+    json_decref (reply);
+    snprintf (pay_request, sizeof pay_request, S_PAY_LINK, link_token, "4242424242424242");
+    reply = s_run (payments, pay_request, deliver);
+    assert (json_object_get (reply, "waiting_for"));
+    json_decref (reply);
+    reply = s_run (payments, pay_request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "being paid"));
+    json_decref (reply);
+    assert (ml_payments_drain (payments, 10000, deliver, sizeof deliver) == 2);
+    reply = ml_payments_ready (payments, show, sizeof show);
+    assert (
+        streq (json_string_value (json_object_get (json_object_get (reply, "payment"), "status")),
+               "approved"));
+    json_decref (reply);
+    reply = s_run (payments, pay_request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "is paid"));
+    json_decref (reply);
+    snprintf (pay_request, sizeof pay_request,
+              "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+              " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
+              " \"4242424242424242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"},"
+              " \"lines\": [{\"invoice\": \"%s\", \"amount_minor\": 100}]}",
+              open_invoice);
     //  A core stopped with a call in flight: the charge stays pending, found by lookup later.
     reply = s_run (payments, pay_request, deliver);
     assert (json_object_get (reply, "waiting_for"));
