@@ -97,7 +97,7 @@ static const struct {
 } s_op_members[] = {
     {"status", ""},
     {"open-items", "firm client matter"},
-    {"pay", "firm client matter amount currency payer_name payer_email ar_message account"},
+    {"pay", "firm client matter amount currency payer_name payer_email ar_message account pay_key"},
     {"postings", "firm status limit"},
     {"posting", "posting_uuid"},
     {"resend", "posting_uuid"},
@@ -252,6 +252,11 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
               json_string_value (json_object_get (firm, "operating_account")));
     json_decref (firm);
 
+    //  With a pay_key, a repeat returns the first result and posts nothing more.
+    char keyed_uuid[37];
+    json_t *repeated = ml_payments_pay_once (store, firm_id, request, keyed_uuid);
+    if (repeated)
+        return repeated;
     ml_line_t *lines = calloc (ML_MAX_LINES, sizeof (ml_line_t));
     assert (lines);
     size_t line_count = 0;
@@ -266,6 +271,7 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
     if (!reply) {
         ml_msg_t *message = ml_msg_new (ML_MSG_POSTING);
         ml_posting_t *posting = &message->posting;
+        snprintf (posting->posting_uuid, sizeof posting->posting_uuid, "%s", keyed_uuid);
         snprintf (posting->account_number, sizeof posting->account_number, "%s", deposit_account);
         snprintf (posting->client_number, sizeof posting->client_number, "%s",
                   client ? client : client_number);

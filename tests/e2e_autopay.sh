@@ -26,7 +26,7 @@ runs() { show "$1" | json "len([r for r in d['schedule']['runs'] if $2])"; }
 settled() {
     local id
     for id in $(cli --json autopay list --firm acme | json '" ".join(str(s["schedule_id"]) for s in d["schedules"])'); do
-        [ "$(runs "$id" 'r["status"] == "started"')" = 0 ] || return 1
+        [ "$(runs "$id" 'r["status"] in ("started", "pending")')" = 0 ] || return 1
     done
 }
 clock() {
