@@ -1,0 +1,262 @@
+/*  matterlink CLI: talking to the core: the admin socket, one request and its reply, and the usual
+   steps of a command (build the request, fill in the firm and staff, ask, print).
+*/
+#include "ml_cli.h"
+
+//  Without --timeout, how long to wait for a reply: this long, or, for an op that makes
+//  the core wait for the firm's agent (or the card processor), that wait and this much
+//  more, so the core's own error ("did not answer within N ms") arrives before the command
+//  gives up.
+#define S_TIMEOUT_MS       5000
+#define S_TIMEOUT_SLACK_MS 2000
+
+//  A card payment makes up to three calls to the processor while the request waits
+//  (tokenize, then one charge per deposit account), each at most (retries + 1) x timeout_ms
+//  plus back-off: 3 x 45.75 s with the processor's defaults (docs/processor.md).
+#define S_PROCESSOR_WAIT_MS 150000
+
+//  ---------------------------------------------------------------------------------------
+//  Talking to the core
+
+static int s_connect (ml_cli_t *cli)
+{
+    if (cli->socket)
+        return 0;
+    if (!cli->admin) {
+        char error[600];
+        cli->config = ml_config_load (cli->config_path, error, sizeof error);
+        if (!cli->config) {
+            ml_cli_error ("%s (or give --admin ENDPOINT)", error);
+            return ML_CLI_EXIT_USAGE;
+        }
+        cli->admin = ml_config_string (cli->config, "admin/endpoint", NULL);
+        if (ml_config_error (cli->config)) {
+            ml_cli_error ("%s", ml_config_error (cli->config));
+            return ML_CLI_EXIT_USAGE;
+        }
+    }
+    cli->socket = zsock_new (ZMQ_REQ);
+    assert (cli->socket);
+    zsock_set_linger (cli->socket, 0);
+    //  Only a connection made takes a request, so with no core to connect to the send fails
+    //  and the request has certainly gone nowhere (which matters for a card payment).
+    zsock_set_immediate (cli->socket, 1);
+    if (zsock_connect (cli->socket, "%s", cli->admin) != 0) {
+        ml_cli_error ("'%s' is not a valid admin endpoint", cli->admin);
+        zsock_destroy (&cli->socket);
+        return ML_CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+//  Free a request's text, wiped first: it may hold a card. hint is its size.
+static void s_wipe_free (void *data, void *hint)
+{
+    explicit_bzero (data, (size_t)(uintptr_t)hint);
+    free (data);
+}
+
+//  Send text (a request; steals it) and wait for the reply: up to --timeout, else long
+//  enough for the core to wait wait_ms for the firm's agent or the card processor. libzmq
+//  sends text itself, not a copy, and wipes it when done. Sets cli->sent. Returns 0 with
+//  *reply set (new reference, ok or not), or the exit code after saying why: 2 no usable
+//  endpoint, 3 no answer.
+static int s_exchange_text (ml_cli_t *cli, char *text, int wait_ms, json_t **reply)
+{
+    *reply = NULL;
+    cli->sent = false;
+    assert (text);
+    size_t size = strlen (text);
+    int code = s_connect (cli);
+    if (code) {
+        s_wipe_free (text, (void *)(uintptr_t)(size + 1));
+        return code;
+    }
+    int timeout = cli->timeout_ms;
+    if (!timeout)
+        timeout = wait_ms + S_TIMEOUT_SLACK_MS > S_TIMEOUT_MS ? wait_ms + S_TIMEOUT_SLACK_MS
+                                                              : S_TIMEOUT_MS;
+    //  A running core takes the request at once; only its answer may take long.
+    int send_timeout = cli->timeout_ms ? cli->timeout_ms : S_TIMEOUT_MS;
+    zsock_set_sndtimeo (cli->socket, send_timeout);
+    zsock_set_rcvtimeo (cli->socket, timeout);
+    zmq_msg_t message;
+    int rc = zmq_msg_init_data (&message, text, size, s_wipe_free, (void *)(uintptr_t)(size + 1));
+    assert (rc == 0);
+    rc = zmq_msg_send (&message, zsock_resolve (cli->socket), 0);
+    if (rc < 0)
+        zmq_msg_close (&message);
+    cli->sent = rc >= 0;
+    char *answer = cli->sent ? zstr_recv (cli->socket) : NULL;
+    if (!answer) {
+        timeout = cli->sent ? timeout : send_timeout;
+        ml_cli_error ("the core does not answer at %s within %d ms (is matterlink-core running?)",
+                      cli->admin, timeout);
+        return ML_CLI_EXIT_UNREACHABLE;
+    }
+    *reply = json_loads (answer, 0, NULL);
+    zstr_free (&answer);
+    if (!*reply || !json_is_object (*reply)) {
+        json_decref (*reply);
+        *reply = NULL;
+        ml_cli_error ("the core's reply is not JSON");
+        return ML_CLI_EXIT_UNREACHABLE;
+    }
+    return 0;
+}
+
+//  As s_exchange_text, with request as JSON (steals it).
+int ml_cli_exchange (ml_cli_t *cli, json_t *request, int wait_ms, json_t **reply)
+{
+    char *text = json_dumps (request, JSON_COMPACT);
+    json_decref (request);
+    return s_exchange_text (cli, text, wait_ms, reply);
+}
+
+//  As s_exchange_text, but a refusal is said (prefixed with context when not NULL) and
+//  returns 1; *reply is set only on success.
+int ml_cli_ask_text (ml_cli_t *cli, char *text, int wait_ms, const char *context, json_t **reply)
+{
+    int code = s_exchange_text (cli, text, wait_ms, reply);
+    if (code == 0 && !json_is_true (json_object_get (*reply, "ok"))) {
+        ml_cli_error ("%s%s%s", context ? context : "", context ? ": " : "",
+                      ml_cli_text (*reply, "error"));
+        json_decref (*reply);
+        *reply = NULL;
+        code = ML_CLI_EXIT_REFUSED;
+    }
+    return code;
+}
+
+//  As ml_cli_ask_text, with request as JSON (steals it).
+int ml_cli_ask (ml_cli_t *cli, json_t *request, int wait_ms, const char *context, json_t **reply)
+{
+    char *text = json_dumps (request, JSON_COMPACT);
+    json_decref (request);
+    return ml_cli_ask_text (cli, text, wait_ms, context, reply);
+}
+
+//  How long the core waits for the agent's answer to one search, in ms.
+int ml_cli_deadline (const ml_cli_args_t *args)
+{
+    json_t *deadline = ml_cli_arg (args, "--deadline");
+    return deadline ? (int)json_integer_value (deadline) : ML_FINDER_DEADLINE_MS;
+}
+
+//  How long the core may wait on this command's request, for the firm's agent or the card
+//  processor, in ms.
+int ml_cli_core_wait (const ml_cli_args_t *args)
+{
+    unsigned flags = args->command->flags;
+    return flags & ML_CLI_CALLS_PROCESSOR ? S_PROCESSOR_WAIT_MS
+           : flags & ML_CLI_WAITS_TWICE   ? 2 * ml_cli_deadline (args)
+           : flags & ML_CLI_WAITS         ? ml_cli_deadline (args)
+                                          : 0;
+}
+
+//  The staff user: --staff, else $MATTERLINK_STAFF, else $SUDO_USER (whoever ran sudo -u
+//  matterlink), else the login name. NULL when there is none.
+static const char *s_staff (ml_cli_t *cli)
+{
+    if (cli->staff)
+        return cli->staff;
+    const char *sources[] = {getenv ("MATTERLINK_STAFF"), getenv ("SUDO_USER")};
+    for (size_t index = 0; index < 2; index++)
+        if (sources[index] && *sources[index])
+            return sources[index];
+    struct passwd *entry = getpwuid (getuid ());
+    return entry && entry->pw_name && *entry->pw_name ? entry->pw_name : NULL;
+}
+
+//  Add "staff" to request. With required, no usable name is a usage error (2).
+int ml_cli_add_staff (ml_cli_t *cli, const ml_cli_command_t *command, json_t *request,
+                      bool required)
+{
+    const char *staff = s_staff (cli);
+    json_t *name =
+        staff && strlen (staff) <= 64 && ml_cli_is_printable (staff) ? json_string (staff) : NULL;
+    if (name)
+        json_object_set_new (request, "staff", name);
+    else if (required) {
+        ml_cli_usage_error (command,
+                            "no usable staff name (1 to 64 bytes of printable UTF-8): give --staff "
+                            "NAME or set MATTERLINK_STAFF");
+        return ML_CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+//  Without --firm, the core's only firm: asks status. Several firms are a usage error.
+int ml_cli_fill_firm (ml_cli_t *cli, const ml_cli_command_t *command, json_t *request)
+{
+    if (json_object_get (request, "firm"))
+        return 0;
+    json_t *reply = NULL;
+    int code = ml_cli_ask (cli, json_pack ("{s:s}", "op", "status"), 0, NULL, &reply);
+    if (code)
+        return code;
+    json_t *firms = json_object_get (reply, "firms");
+    if (json_array_size (firms) == 1)
+        json_object_set (request, "firm", json_object_get (json_array_get (firms, 0), "firm_id"));
+    else if (json_array_size (firms) == 0) {
+        ml_cli_error ("the core has no firms registered yet (matterlink-core register-agent)");
+        code = ML_CLI_EXIT_REFUSED;
+    } else {
+        char list[512] = "";
+        size_t index;
+        json_t *firm;
+        json_array_foreach (firms, index, firm)
+        {
+            size_t used = strlen (list);
+            snprintf (list + used, sizeof list - used, "%s%s", index ? ", " : "",
+                      ml_cli_text (firm, "firm_id"));
+        }
+        ml_cli_usage_error (command, "say which firm with --firm: the core has %s", list);
+        code = ML_CLI_EXIT_USAGE;
+    }
+    json_decref (reply);
+    return code;
+}
+
+//  The usual request: built from the command line, prepared, and completed with the firm
+//  and staff. Returns 0 with *request (new reference) or the exit code.
+int ml_cli_request_build (ml_cli_t *cli, const ml_cli_args_t *args, json_t **request)
+{
+    const ml_cli_command_t *command = args->command;
+    *request = ml_cli_request_new (args);
+    int code =
+        command->flags & ML_CLI_SENDS_STAFF ? ml_cli_add_staff (cli, command, *request, false) : 0;
+    if (!code && command->prepare)
+        code = command->prepare (cli, args, *request);
+    if (!code && command->flags & ML_CLI_NEEDS_FIRM)
+        code = ml_cli_fill_firm (cli, command, *request);
+    if (code) {
+        json_decref (*request);
+        *request = NULL;
+    }
+    return code;
+}
+
+//  The usual steps: build the request and ask. Returns 0 with *reply (new reference) or the
+//  exit code.
+int ml_cli_request (ml_cli_t *cli, const ml_cli_args_t *args, json_t **reply)
+{
+    *reply = NULL;
+    json_t *request = NULL;
+    int code = ml_cli_request_build (cli, args, &request);
+    return code ? code : ml_cli_ask (cli, request, ml_cli_core_wait (args), NULL, reply);
+}
+
+int ml_cli_run_usual (ml_cli_t *cli, const ml_cli_args_t *args)
+{
+    json_t *reply = NULL;
+    int code = ml_cli_request (cli, args, &reply);
+    if (code)
+        return code;
+    if (cli->json || !args->command->print)
+        ml_cli_print_json (reply);
+    else
+        code = args->command->print (cli, args, reply);
+    json_decref (reply);
+    return code;
+}
