@@ -18,6 +18,46 @@
 //  ---------------------------------------------------------------------------------------
 //  Talking to the core
 
+//  For an ipc:// endpoint, whether this user can reach the socket file at all: a plain
+//  connect, closed at once, tells apart what ZeroMQ would only show as a core that does not
+//  answer (it retries a refused connection silently). Returns 0 (or an endpoint of another
+//  kind: nothing to check), or ML_CLI_EXIT_UNREACHABLE after saying why.
+static int s_probe_ipc (const char *endpoint)
+{
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    const char *path = strncmp (endpoint, "ipc://", 6) == 0 ? endpoint + 6 : NULL;
+    //  An abstract socket ("@name") has no file; a path too long for sun_path is left to
+    //  ZeroMQ's own error.
+    if (!path || *path == '@' || strlen (path) >= sizeof address.sun_path)
+        return 0;
+    memcpy (address.sun_path, path, strlen (path) + 1);
+    int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int rc = connect (fd, (struct sockaddr *)&address, sizeof address);
+    int error = errno;
+    close (fd);
+    if (rc == 0)
+        return 0;
+    struct passwd *user = getpwuid (geteuid ());
+    if (error == EACCES || error == EPERM)
+        ml_cli_error ("permission denied: %s may not use the core's admin socket %s (it belongs "
+                      "to the core's user: run the command as that user, e.g. 'sudo -u "
+                      "matterlink matterlink ...')",
+                      user && user->pw_name ? user->pw_name : "this user", path);
+    else if (error == ENOENT)
+        ml_cli_error ("the core's admin socket %s does not exist (is matterlink-core running, "
+                      "and is this its admin endpoint?)",
+                      path);
+    else if (error == ECONNREFUSED)
+        ml_cli_error ("nothing listens on the core's admin socket %s (is matterlink-core "
+                      "running?)",
+                      path);
+    else
+        ml_cli_error ("cannot reach the core's admin socket %s: %s", path, strerror (error));
+    return ML_CLI_EXIT_UNREACHABLE;
+}
+
 static int s_connect (ml_cli_t *cli)
 {
     if (cli->socket)
@@ -35,6 +75,9 @@ static int s_connect (ml_cli_t *cli)
             return ML_CLI_EXIT_USAGE;
         }
     }
+    int code = s_probe_ipc (cli->admin);
+    if (code)
+        return code;
     cli->socket = zsock_new (ZMQ_REQ);
     assert (cli->socket);
     zsock_set_linger (cli->socket, 0);
