@@ -113,6 +113,9 @@ bool ml_cli_is_last4 (const char *text);
 bool ml_cli_is_expiry (const char *text);
 bool ml_cli_is_pick (const char *text);
 
+//  A posting's statuses (docs/admin-api.md, postings).
+#define ML_CLI_POSTING_STATUSES "pending|delivered|posted|rejected|reversed"
+
 #define ML_CLI_FIELDS "client-name|client-number|matter-number|matter-description|invoice-number"
 
 //  Text of at most bytes, sent as member (NULL: the command reads it).

@@ -251,8 +251,8 @@ static int s_value (const ml_cli_command_t *command, const ml_cli_option_t *opti
     else if (!(parsed = json_string (text)))
         ml_cli_usage_error (command, "%s must be UTF-8 text", option->name);
     else if (option->choices && !s_choice (option->choices, text)) {
-        ml_cli_usage_error (command, "%s must be %s", option->name,
-                            s_choices_text (option->choices, choices, sizeof choices));
+        ml_cli_usage_error (command, "%s must be %s, not '%.64s'", option->name,
+                            s_choices_text (option->choices, choices, sizeof choices), text);
         json_decref (parsed);
         parsed = NULL;
     } else if (option->valid && !option->valid (text)) {

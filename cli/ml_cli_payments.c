@@ -17,8 +17,8 @@ static const ml_cli_option_t o_payer_email =
     ML_CLI_STRING ("--payer-email", "E", 255, "payer_email", "their e-mail, for the receipt");
 static const ml_cli_option_t o_wait = ML_CLI_WHOLE ("--wait", "SECONDS", 1, 86400, NULL,
                                                     "wait until the posting is final, 1 to 86400");
-static const ml_cli_option_t o_posting_status =
-    ML_CLI_STRING ("--status", "S", 16, "status", "only postings in this status");
+static const ml_cli_option_t o_posting_status = ML_CLI_CHOICE (
+    "--status", "S", 16, "status", ML_CLI_POSTING_STATUSES, "only postings in this status");
 static const ml_cli_option_t o_posting_limit =
     ML_CLI_WHOLE ("--limit", "N", 1, 10000, "limit", "at most this many, 1 to 10000 (default 50)");
 static const ml_cli_option_t o_notify_email =

@@ -1,7 +1,8 @@
 #!/bin/bash
 # dialects: sqlite
 # What the staff CLI tells an operator: a user who may not use the admin socket is told
-# "permission denied" (not that the core does not answer).
+# "permission denied" (not that the core does not answer); every option with a fixed set of
+# values (found in each command's --help) refuses any other value, with exit 2 and the list.
 . "$(dirname "$0")/lib_e2e.sh"
 setup 5 20
 start_core
@@ -28,5 +29,49 @@ log "a user without access to the admin socket: $out"
 out=$("$ML_BIN/matterlink" --admin "ipc://$W/nothing.sock" status 2>&1)
 [ $? = 3 ] && echo "$out" | grep -q "does not exist" || fail "a wrong socket path: $out"
 cli status >/dev/null || fail "the core's own user cannot use the socket"
+
+# Every enumerated option of every command, as --help lists them, refuses a value outside its
+# list before anything is sent.
+checked=$(python3 - "$ML_BIN/matterlink" "ipc://$W/admin.sock" <<'PY'
+import re, subprocess, sys
+cli, admin = sys.argv[1], sys.argv[2]
+run = lambda *args: subprocess.run([cli, "--admin", admin, *args], capture_output=True, text=True)
+commands = []
+for line in run("--help").stdout.splitlines():
+    if re.match(r"^  [a-z]", line):
+        words = []
+        for word in line.split():
+            if not re.fullmatch(r"[a-z][a-z-]*", word):
+                break
+            words.append(word)
+        if words not in commands:
+            commands.append(words)
+checked = 0
+for command in commands:
+    lines = run(*command, "--help").stdout.splitlines()
+    for index, line in enumerate(lines):
+        option = re.match(r"^    (\S+)(?: \S+)?\s{2,}(.*)$", line)
+        if not option:
+            continue
+        about = option.group(2)
+        if index + 1 < len(lines) and lines[index + 1].startswith(" " * 30):
+            about += " " + lines[index + 1].strip()
+        choices = about.rsplit(": ", 1)[-1]
+        if ": " not in about or not re.fullmatch(r"[\w|-]+(, [\w|-]+)*( or [\w|-]+)?", choices):
+            continue
+        name = option.group(1)
+        args = [*command, name, "bogus"] if name.startswith("-") else [*command, "bogus"]
+        result = run(*args)
+        if result.returncode != 2 or choices not in result.stderr or "'bogus'" not in result.stderr:
+            sys.exit("%s: exit %d, %r" % (" ".join(args), result.returncode, result.stderr))
+        checked += 1
+print(checked)
+PY
+) || fail "an enumerated option took an unknown value: $checked"
+[ "$checked" -ge 14 ] || fail "only $checked enumerated options found in the help"
+out=$(cli postings --status reject 2>&1)
+[ $? = 2 ] && echo "$out" | grep -q "pending, delivered, posted, rejected or reversed, not 'reject'" ||
+    fail "postings --status reject: $out"
+log "$checked enumerated options refuse unknown values, e.g. $(echo "$out" | head -n 1)"
 
 log "PASS"
