@@ -23,6 +23,8 @@
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
+#include <wchar.h>
+#include <locale.h>
 
 //  Exit codes (documented in docs/admin-api.md).
 #define ML_CLI_EXIT_REFUSED     1
@@ -220,6 +222,8 @@ long long ml_cli_integer (json_t *object, const char *key);
 const char *ml_cli_money (json_t *object, const char *key, const char *currency, char *buf,
                           size_t size);
 void ml_cli_put_clean (FILE *stream, const char *text, size_t bytes);
+size_t ml_cli_width (const char *text);
+json_t *ml_cli_display (json_t *value);
 void ml_cli_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
 void ml_cli_print_json (json_t *reply);
 

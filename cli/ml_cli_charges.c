@@ -547,8 +547,11 @@ static int s_finish_payment (ml_cli_t *cli, json_t *reply)
     json_t *payment = json_object_get (reply, "payment");
     if (cli->json)
         ml_cli_print_json (reply);
-    else
-        s_print_payment (payment);
+    else {
+        json_t *shown = ml_cli_display (payment);
+        s_print_payment (shown);
+        json_decref (shown);
+    }
     int code = s_payment_outcome (payment);
     json_decref (reply);
     return code;

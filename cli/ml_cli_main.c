@@ -79,6 +79,9 @@ static const ml_cli_command_t *s_command_find (int argc, char **argv, int *index
 int main (int argc, char *argv[])
 {
     ml_cli_t cli = {NULL};
+    //  Tables measure text in terminal columns (wcwidth): a CJK character takes two, a
+    //  combining mark none. Without this locale every character counts as one.
+    setlocale (LC_CTYPE, "C.UTF-8");
     cli.config_path = getenv ("MATTERLINK_CORE_CONFIG");
     if (!cli.config_path)
         cli.config_path = "/etc/matterlink/core.cfg";

@@ -160,11 +160,16 @@ static int s_wait (ml_cli_t *cli, const char *uuid, int seconds)
         if (streq (status, "posted") || streq (status, "rejected")) {
             if (cli->json)
                 ml_cli_print_json (reply);
-            else if (streq (status, "posted"))
-                printf ("Posted: the matter system recorded receipt %s.\n",
-                        ml_cli_text (posting, "receipt_id"));
-            else
-                printf ("Rejected by the matter system: %s\n", ml_cli_text (posting, "reason"));
+            else {
+                fputs (streq (status, "posted") ? "Posted: the matter system recorded receipt "
+                                                : "Rejected by the matter system: ",
+                       stdout);
+                ml_cli_put_clean (
+                    stdout,
+                    ml_cli_text (posting, streq (status, "posted") ? "receipt_id" : "reason"),
+                    SIZE_MAX);
+                puts (streq (status, "posted") ? "." : "");
+            }
             code = streq (status, "posted") ? 0 : ML_CLI_EXIT_REFUSED;
             json_decref (reply);
             break;
@@ -189,18 +194,20 @@ static int s_run_pay (ml_cli_t *cli, const ml_cli_args_t *args)
     int wait_seconds = (int)json_integer_value (ml_cli_arg (args, "--wait"));
     if (!cli->json) {
         char money[64];
-        const char *currency = ml_cli_text (reply, "currency");
+        json_t *shown = ml_cli_display (reply);
+        const char *currency = ml_cli_text (shown, "currency");
         printf ("Payment of %s for client %s recorded as posting %s\n",
-                ml_cli_money (reply, "amount_minor", currency, money, sizeof money),
-                ml_cli_text (reply, "client_number"), ml_cli_text (reply, "posting_uuid"));
+                ml_cli_money (shown, "amount_minor", currency, money, sizeof money),
+                ml_cli_text (shown, "client_number"), ml_cli_text (shown, "posting_uuid"));
         printf ("  %-16s %16s\n", "Invoice", "Applied");
         size_t index;
         json_t *line;
-        json_array_foreach (json_object_get (reply, "lines"), index, line)
+        json_array_foreach (json_object_get (shown, "lines"), index, line)
         {
             printf ("  %-16s %16s\n", ml_cli_text (line, "invoice_number"),
                     ml_cli_money (line, "amount_minor", currency, money, sizeof money));
         }
+        json_decref (shown);
     } else if (!wait_seconds)
         ml_cli_print_json (reply);
     if (wait_seconds)

@@ -298,8 +298,12 @@ int ml_cli_run_usual (ml_cli_t *cli, const ml_cli_args_t *args)
         return code;
     if (cli->json || !args->command->print)
         ml_cli_print_json (reply);
-    else
-        code = args->command->print (cli, args, reply);
+    else {
+        //  For people: what the core sent, with what a terminal must not get escaped.
+        json_t *shown = ml_cli_display (reply);
+        code = args->command->print (cli, args, shown);
+        json_decref (shown);
+    }
     json_decref (reply);
     return code;
 }

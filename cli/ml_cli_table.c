@@ -1,5 +1,7 @@
 /*  matterlink CLI: output: text from the core made safe for a terminal, errors, JSON and tables.
  */
+//  wcwidth () is an X/Open function.
+#define _XOPEN_SOURCE 700
 #include "ml_cli.h"
 
 #define S_MAX_COLUMNS 12
@@ -28,14 +30,117 @@ const char *ml_cli_money (json_t *object, const char *key, const char *currency,
                             size);
 }
 
-//  Print text from the core or the firm's database with control bytes shown as '?', so no
-//  row can move the cursor or change the terminal.
+//  One character of UTF-8 text: sets *code to its code point (-1 for a byte that does not
+//  start a whole, shortest-form character) and returns its length in bytes (1 for such a
+//  byte), reading at most bytes.
+static size_t s_decode (const char *text, size_t bytes, int32_t *code)
+{
+    const unsigned char *at = (const unsigned char *)text;
+    size_t length = at[0] < 0x80                    ? 1
+                    : at[0] >= 0xc2 && at[0] < 0xe0 ? 2
+                    : at[0] >= 0xe0 && at[0] < 0xf0 ? 3
+                    : at[0] >= 0xf0 && at[0] < 0xf5 ? 4
+                                                    : 0;
+    *code = -1;
+    if (length == 0 || length > bytes)
+        return 1;
+    int32_t value = length == 1 ? at[0] : at[0] & (0x7f >> length);
+    for (size_t index = 1; index < length; index++) {
+        if ((at[index] & 0xc0) != 0x80)
+            return 1;
+        value = (value << 6) | (at[index] & 0x3f);
+    }
+    static const int32_t lowest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (value < lowest[length] || value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff))
+        return 1;
+    *code = value;
+    return length;
+}
+
+//  What a terminal must not be given as is: C0 and C1 controls and DEL (they move the cursor
+//  or change the terminal), the bidirectional controls (embeddings, overrides, isolates and
+//  marks: they reorder what follows, so a name can make a row read differently), and the
+//  line and paragraph separators. They are shown as \uXXXX.
+static bool s_escaped (int32_t code)
+{
+    return code < 0x20 || (code >= 0x7f && code <= 0x9f) || code == 0x61c || code == 0x200e ||
+           code == 0x200f || (code >= 0x2028 && code <= 0x202e) ||
+           (code >= 0x2066 && code <= 0x2069);
+}
+
+//  The columns a character takes: wcwidth () under the UTF-8 locale main () sets (2 for CJK
+//  and other wide characters, 0 for combining marks), 6 for an escaped one ("\u202e"), and 1
+//  for a byte that is not UTF-8 (shown as '?') or a character the C library does not know.
+static int s_columns (int32_t code)
+{
+    if (code >= 0 && s_escaped (code))
+        return 6;
+    int columns = code < 0 ? 1 : wcwidth ((wchar_t)code);
+    return columns < 0 ? 1 : columns;
+}
+
+//  Print text from the core or the firm's database (at most bytes of it) as a terminal may
+//  show it: escaped characters as \uXXXX, a byte that is not UTF-8 as '?', so no row can move
+//  the cursor, change the terminal or read in another order.
 void ml_cli_put_clean (FILE *stream, const char *text, size_t bytes)
 {
-    for (size_t index = 0; index < bytes && text[index]; index++) {
-        unsigned char byte = (unsigned char)text[index];
-        fputc (byte < 0x20 || byte == 0x7f ? '?' : byte, stream);
+    for (size_t index = 0; index < bytes && text[index];) {
+        int32_t code;
+        size_t length = s_decode (text + index, strnlen (text + index, bytes - index), &code);
+        if (code < 0)
+            fputc ('?', stream);
+        else if (s_escaped (code))
+            fprintf (stream, "\\u%04x", (unsigned)code);
+        else
+            fwrite (text + index, 1, length, stream);
+        index += length;
     }
+}
+
+//  The columns text takes on a terminal, printed by ml_cli_put_clean.
+size_t ml_cli_width (const char *text)
+{
+    size_t width = 0, bytes = strlen (text);
+    for (size_t index = 0; index < bytes;) {
+        int32_t code;
+        index += s_decode (text + index, bytes - index, &code);
+        width += (size_t)s_columns (code);
+    }
+    return width;
+}
+
+//  A copy of value (new reference) whose strings are as ml_cli_put_clean prints them, for
+//  printing with printf: members and array items are copied alike, other values shared.
+json_t *ml_cli_display (json_t *value)
+{
+    if (json_is_string (value)) {
+        const char *text = json_string_value (value);
+        char *shown = NULL;
+        size_t size = 0;
+        FILE *stream = open_memstream (&shown, &size);
+        assert (stream);
+        ml_cli_put_clean (stream, text, strlen (text));
+        fclose (stream);
+        json_t *copy = json_stringn (shown, size);
+        free (shown);
+        return copy ? copy : json_string ("?");
+    }
+    if (json_is_object (value)) {
+        json_t *copy = json_object ();
+        const char *key;
+        json_t *member;
+        json_object_foreach (value, key, member)
+            json_object_set_new (copy, key, ml_cli_display (member));
+        return copy;
+    }
+    if (json_is_array (value)) {
+        json_t *copy = json_array ();
+        size_t index;
+        json_t *item;
+        json_array_foreach (value, index, item) json_array_append_new (copy, ml_cli_display (item));
+        return copy;
+    }
+    return json_incref (value);
 }
 
 //  An error for the person at the terminal, on standard error.
@@ -62,15 +167,6 @@ void ml_cli_print_json (json_t *reply)
 //  ---------------------------------------------------------------------------------------
 //  Tables
 
-//  Width in characters of UTF-8 text (every character one column).
-static size_t s_chars (const char *text)
-{
-    size_t count = 0;
-    for (; *text; text++)
-        count += ((unsigned char)*text & 0xc0) != 0x80;
-    return count;
-}
-
 static const char *s_cell (json_t *row, const ml_cli_column_t *column, char *buf, size_t size)
 {
     json_t *value = json_object_get (row, column->key);
@@ -85,21 +181,25 @@ static const char *s_cell (json_t *row, const ml_cli_column_t *column, char *buf
     return buf;
 }
 
-//  One cell: cut to width characters and padded.
+//  One cell: cut to width columns (never inside a wide character or an escape; a combining
+//  mark stays with its letter) and padded.
 static void s_put_cell (FILE *stream, const char *text, size_t width, bool right)
 {
-    size_t bytes = 0, chars = 0;
-    while (text[bytes] && chars < width) {
-        chars++;
-        bytes++;
-        while (((unsigned char)text[bytes] & 0xc0) == 0x80)
-            bytes++;
+    size_t bytes = 0, used = 0, total = strlen (text);
+    while (bytes < total) {
+        int32_t code;
+        size_t length = s_decode (text + bytes, total - bytes, &code);
+        size_t columns = (size_t)s_columns (code);
+        if (used + columns > width)
+            break;
+        used += columns;
+        bytes += length;
     }
     if (right)
-        fprintf (stream, "%*s", (int)(width - chars), "");
+        fprintf (stream, "%*s", (int)(width - used), "");
     ml_cli_put_clean (stream, text, bytes);
     if (!right)
-        fprintf (stream, "%*s", (int)(width - chars), "");
+        fprintf (stream, "%*s", (int)(width - used), "");
 }
 
 static int s_terminal_width (void)
@@ -119,14 +219,14 @@ void ml_cli_print_table (json_t *rows, const ml_cli_column_t *columns, size_t co
     int others = 0;
     size_t fill = count;
     for (size_t column = 0; column < count; column++) {
-        size_t width = s_chars (columns[column].header);
+        size_t width = ml_cli_width (columns[column].header);
         if ((size_t)columns[column].width > width)
             width = (size_t)columns[column].width;
         size_t index;
         json_t *row;
         json_array_foreach (rows, index, row)
         {
-            size_t chars = s_chars (s_cell (row, &columns[column], buf, sizeof buf));
+            size_t chars = ml_cli_width (s_cell (row, &columns[column], buf, sizeof buf));
             width = chars > width ? chars : width;
         }
         if (columns[column].cap && width > (size_t)columns[column].cap)

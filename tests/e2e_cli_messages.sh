@@ -2,7 +2,9 @@
 # dialects: sqlite
 # What the staff CLI tells an operator: a user who may not use the admin socket is told
 # "permission denied" (not that the core does not answer); every option with a fixed set of
-# values (found in each command's --help) refuses any other value, with exit 2 and the list.
+# values (found in each command's --help) refuses any other value, with exit 2 and the list;
+# tables line up by terminal columns (a CJK character takes two, a combining mark none) and
+# show bidirectional overrides escaped, so a name cannot reorder its row.
 . "$(dirname "$0")/lib_e2e.sh"
 setup 5 20
 start_core
@@ -73,5 +75,30 @@ out=$(cli postings --status reject 2>&1)
 [ $? = 2 ] && echo "$out" | grep -q "pending, delivered, posted, rejected or reversed, not 'reject'" ||
     fail "postings --status reject: $out"
 log "$checked enumerated options refuse unknown values, e.g. $(echo "$out" | head -n 1)"
+
+# Payers whose names are CJK, carry a combining mark, or hold a right-to-left override.
+cjk=$(printf '\xe6\x9d\x8e\xe5\xb0\x8f\xe9\xbe\x8d Chen')      # 李小龍 Chen
+combining=$(printf 'Jose\xcc\x81 Marti\xcc\x81n')                  # José Martín, decomposed
+override=$(printf 'Invoice \xe2\x80\xaefdp.exe')                     # U+202E
+for name in "$cjk" "$combining" "$override" "Plain Name"; do
+    cli payer add --firm acme --name "$name" --email "p$RANDOM@example.com" >/dev/null ||
+        fail "payer add '$name'"
+done
+table=$(cli payer list --firm acme) || fail "payer list"
+echo "$table" | grep -q "$(printf '\xe2\x80\xae')" && fail "a bidi override reached the terminal: $table"
+echo "$table" | grep -qF 'Invoice \u202efdp.exe' || fail "the override is not shown escaped: $table"
+columns=$(echo "$table" | python3 -c '
+import sys, unicodedata
+def width(text):
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+starts = set()
+for line in sys.stdin.read().splitlines()[1:-1]:
+    starts.add(width(line[:line.index("@") - line[:line.index("@")][::-1].index(" ")]))
+print(len(starts))
+')
+[ "$columns" = 1 ] || fail "the e-mail column does not line up:
+$table"
+log "a payer table with CJK, combining and bidi names lines up:
+$table"
 
 log "PASS"
