@@ -32,6 +32,7 @@
 #define ML_CLI_EXIT_UNREACHABLE 3
 #define ML_CLI_EXIT_WAIT        4
 #define ML_CLI_EXIT_UNKNOWN     5
+#define ML_CLI_EXIT_NO_ANSWER   6 //  a request that changes something got no answer
 #define ML_CLI_MAX_OPTIONS      24
 #define ML_CLI_MAX_BARE         2
 
@@ -70,7 +71,12 @@ typedef struct {
     int timeout_ms;    //  from --timeout, or 0 for the default
     const char *staff; //  from --staff, or NULL for the default
     zsock_t *socket;   //  connected on the first request
+    zsock_t *monitor;  //  the admin socket's disconnections (the core went away)
     bool sent;         //  the last request left for the core (its reply may not have come)
+    const struct _ml_cli_command_t *command; //  the command being run
+    //  What a request of the command that got no answer may have done, and how to find out,
+    //  when the command knows better than its row (pay names its pay key); else "".
+    char unanswered[400];
 } ml_cli_t;
 
 typedef struct _ml_cli_command_t ml_cli_command_t;
@@ -83,11 +89,10 @@ typedef struct {
 } ml_cli_args_t;
 
 //  Command flags.
-#define ML_CLI_NEEDS_FIRM      1  //  --firm may be left out when the core has only one firm
-#define ML_CLI_SENDS_STAFF     2  //  the request names the staff user
-#define ML_CLI_WAITS           4  //  the core waits for the agent, up to the deadline
-#define ML_CLI_WAITS_TWICE     8  //  ... up to twice (a second search may follow the first)
-#define ML_CLI_CALLS_PROCESSOR 16 //  the core calls the card processor before it answers
+#define ML_CLI_NEEDS_FIRM  1 //  --firm may be left out when the core has only one firm
+#define ML_CLI_SENDS_STAFF 2 //  the request names the staff user
+#define ML_CLI_WAITS       4 //  the core waits for the agent, up to the deadline
+#define ML_CLI_WAITS_TWICE 8 //  ... up to twice (a second search may follow the first)
 
 typedef int (ml_cli_step_fn) (ml_cli_t *cli, const ml_cli_args_t *args, json_t *request);
 typedef int (ml_cli_print_fn) (ml_cli_t *cli, const ml_cli_args_t *args, json_t *reply);
@@ -106,6 +111,10 @@ struct _ml_cli_command_t {
     ml_cli_step_fn *prepare; //  more checks and members before sending, or NULL
     ml_cli_print_fn *print;  //  the reply for people (without --json), or NULL
     ml_cli_run_fn *run;      //  the whole command instead of the usual steps, or NULL
+    //  For a command that changes something: what its request may have done when no answer
+    //  came, and how to find out ("the account may have been added: check with ..."). NULL
+    //  for a command that changes nothing (its missing answer is only said).
+    const char *unanswered;
 };
 
 bool ml_cli_is_date (const char *text);
@@ -114,6 +123,7 @@ bool ml_cli_is_printable (const char *text);
 bool ml_cli_is_last4 (const char *text);
 bool ml_cli_is_expiry (const char *text);
 bool ml_cli_is_pick (const char *text);
+bool ml_cli_is_key (const char *text);
 
 //  A posting's statuses (docs/admin-api.md, postings).
 #define ML_CLI_POSTING_STATUSES "pending|delivered|posted|rejected|reversed"
@@ -229,7 +239,9 @@ void ml_cli_print_json (json_t *reply);
 
 //  request
 int ml_cli_exchange (ml_cli_t *cli, json_t *request, int wait_ms, json_t **reply);
-int ml_cli_ask_text (ml_cli_t *cli, char *text, int wait_ms, const char *context, json_t **reply);
+int ml_cli_ask_text (ml_cli_t *cli, char *text, const char *op, int wait_ms, const char *context,
+                     json_t **reply);
+void ml_cli_close (ml_cli_t *cli);
 int ml_cli_ask (ml_cli_t *cli, json_t *request, int wait_ms, const char *context, json_t **reply);
 int ml_cli_deadline (const ml_cli_args_t *args);
 int ml_cli_core_wait (const ml_cli_args_t *args);

@@ -569,10 +569,8 @@ static int s_run_charge (ml_cli_t *cli, const ml_cli_args_t *args)
         text = json_dumps (request, JSON_COMPACT);
     json_decref (request);
     if (!code)
-        code = ml_cli_ask_text (cli, text, ml_cli_core_wait (args), NULL, &reply);
-    if (code == ML_CLI_EXIT_UNREACHABLE && cli->sent)
-        ml_cli_error ("the request reached the core, which may have charged the card all the same: "
-                      "check 'matterlink postings' before charging again");
+        code =
+            ml_cli_ask_text (cli, text, args->command->op, ml_cli_core_wait (args), NULL, &reply);
     return code ? code : s_finish_payment (cli, reply);
 }
 
@@ -719,7 +717,9 @@ const ml_cli_command_t ml_cli_charges_commands[] = {
      .options = {&ml_cli_opt_firm, &o_account_number, &o_account_type, &o_account_currency,
                  &o_merchant},
      .required = "--number --type --currency --merchant-account",
-     .print = s_print_account},
+     .print = s_print_account,
+     .unanswered = "the account may have been added: check with 'matterlink account list' before "
+                   "adding it again"},
     {.name = "account list",
      .op = "account-list",
      .synopsis = "[--firm F]",
@@ -735,13 +735,15 @@ const ml_cli_command_t ml_cli_charges_commands[] = {
                  "      --payer-name N --payer-email E) [--card-stdin] [--save-method]\n"
                  "      [--save-payer] [--receipt-email E] [--message TEXT] [--selection]",
      .summary = "charge a card, one charge per account",
-     .flags = ML_CLI_NEEDS_FIRM | ML_CLI_SENDS_STAFF | ML_CLI_CALLS_PROCESSOR,
+     .flags = ML_CLI_NEEDS_FIRM | ML_CLI_SENDS_STAFF,
      .options = {&ml_cli_opt_firm, &o_charge_client, &o_charge_matter, &o_charge_amount,
                  &o_charge_invoice, &o_charge_trust, &o_charge_currency, &o_payer, &o_method,
                  &o_charge_payer_name, &o_charge_payer_email, &o_card_stdin, &o_save_method,
                  &o_receipt_email, &ml_cli_opt_message, &o_selection, &o_save_payer},
      .prepare = s_prepare_charge,
-     .run = s_run_charge},
+     .run = s_run_charge,
+     .unanswered = "the card may have been charged: check 'matterlink postings' (and 'matterlink "
+                   "payment show' of the payment) before charging again"},
     {.name = "select add",
      .op = "selection-add",
      .synopsis = "(--invoice NUMBER[=AMOUNT] | --trust MATTER=AMOUNT) [--currency CUR]",
@@ -749,7 +751,8 @@ const ml_cli_command_t ml_cli_charges_commands[] = {
      .flags = ML_CLI_NEEDS_FIRM | ML_CLI_SENDS_STAFF,
      .options = {&ml_cli_opt_firm, &o_select_invoice, &o_select_trust, &o_charge_currency},
      .prepare = s_prepare_select,
-     .print = s_print_selection},
+     .print = s_print_selection,
+     .unanswered = "your selection may have changed: check with 'matterlink select list'"},
     {.name = "select list",
      .op = "selection",
      .synopsis = "",
@@ -764,14 +767,16 @@ const ml_cli_command_t ml_cli_charges_commands[] = {
      .flags = ML_CLI_NEEDS_FIRM | ML_CLI_SENDS_STAFF,
      .options = {&ml_cli_opt_firm, &o_select_invoice, &o_select_trust},
      .prepare = s_prepare_select,
-     .print = s_print_selection},
+     .print = s_print_selection,
+     .unanswered = "your selection may have changed: check with 'matterlink select list'"},
     {.name = "select clear",
      .op = "selection-clear",
      .synopsis = "",
      .summary = "empty your selection",
      .flags = ML_CLI_NEEDS_FIRM | ML_CLI_SENDS_STAFF,
      .options = {&ml_cli_opt_firm},
-     .print = s_print_selection},
+     .print = s_print_selection,
+     .unanswered = "your selection may have been emptied: check with 'matterlink select list'"},
     {.name = "reallocate",
      .op = "reallocate",
      .synopsis = "UUID (--invoice NUMBER=AMOUNT[,...] | --trust MATTER=AMOUNT[,...])\n"
@@ -782,22 +787,28 @@ const ml_cli_command_t ml_cli_charges_commands[] = {
      .bare = {&ml_cli_opt_uuid},
      .bare_required = 1,
      .prepare = s_prepare_reallocate,
-     .print = ml_cli_print_posting},
+     .print = ml_cli_print_posting,
+     .unanswered = "the posting may have been reallocated: check with 'matterlink posting UUID' "
+                   "before trying again"},
     {.name = "refund",
      .op = "refund",
      .synopsis = "CHARGE_KEY [--amount A]",
      .summary = "refund a charge; a reversing posting follows",
-     .flags = ML_CLI_SENDS_STAFF | ML_CLI_CALLS_PROCESSOR,
+     .flags = ML_CLI_SENDS_STAFF,
      .options = {&o_reverse_amount},
      .bare = {&o_charge_key},
-     .bare_required = 1},
+     .bare_required = 1,
+     .unanswered = "the refund may have been made: check with 'matterlink payment show "
+                   "PAYMENT_UUID' (CHARGE_KEY before its ':') before trying again"},
     {.name = "void",
      .op = "void",
      .synopsis = "CHARGE_KEY",
      .summary = "void a whole charge before it settles",
-     .flags = ML_CLI_SENDS_STAFF | ML_CLI_CALLS_PROCESSOR,
+     .flags = ML_CLI_SENDS_STAFF,
      .bare = {&o_charge_key},
-     .bare_required = 1},
+     .bare_required = 1,
+     .unanswered = "the charge may have been voided: check with 'matterlink payment show "
+                   "PAYMENT_UUID' (CHARGE_KEY before its ':') before trying again"},
     {.name = "chargeback",
      .op = "chargeback",
      .synopsis = "CHARGE_KEY [--amount A]",
@@ -805,7 +816,9 @@ const ml_cli_command_t ml_cli_charges_commands[] = {
      .flags = ML_CLI_SENDS_STAFF,
      .options = {&o_reverse_amount},
      .bare = {&o_charge_key},
-     .bare_required = 1},
+     .bare_required = 1,
+     .unanswered = "the chargeback may have been recorded: check with 'matterlink payment show "
+                   "PAYMENT_UUID' (CHARGE_KEY before its ':') before recording it again"},
     {.name = "link create",
      .op = "link-create",
      .synopsis = "[--firm F] [--client C | --matter M] [--amount A]\n"
@@ -819,7 +832,9 @@ const ml_cli_command_t ml_cli_charges_commands[] = {
                  &o_charge_payer_name, &o_charge_payer_email, &o_receipt_email, &ml_cli_opt_message,
                  &o_selection},
      .prepare = s_prepare_link,
-     .print = s_print_link},
+     .print = s_print_link,
+     .unanswered = "a link may have been created and sent to the payer: check with 'matterlink "
+                   "link list' before creating another"},
     {.name = "link list",
      .op = "link-list",
      .synopsis = "[--firm F] [--state outstanding|paid|cancelled|expired]",
@@ -833,17 +848,19 @@ const ml_cli_command_t ml_cli_charges_commands[] = {
      .summary = "cancel an outstanding payment link",
      .bare = {&o_link_id},
      .bare_required = 1,
-     .print = s_print_link},
+     .print = s_print_link,
+     .unanswered = "the link may have been cancelled: check with 'matterlink link list'"},
     {.name = "link pay",
      .op = "link-pay",
      .synopsis = "TOKEN --card-stdin",
      .summary = "pay a link as its payer does",
-     .flags = ML_CLI_CALLS_PROCESSOR,
      .options = {&o_card_stdin},
      .bare = {&o_link_token},
      .bare_required = 1,
      .required = "--card-stdin",
-     .run = s_run_charge},
+     .run = s_run_charge,
+     .unanswered = "the card may have been charged: check with 'matterlink link list' (a link is "
+                   "paid once) before paying again"},
     {.name = "payment show",
      .op = "payment-show",
      .synopsis = "PAYMENT_UUID",

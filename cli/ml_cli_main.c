@@ -11,9 +11,12 @@
     request's text, and wipes every buffer that held it.
 
     Exit codes: 0 done; 1 the core refused the request (the message says why), or not all
-    of what was asked could be done (a card charge declined); 2 usage error; 3 the core did
-    not answer; 4 --wait ran out before the posting was final; 5 a card charge's outcome is
-    not known yet (the core settles it with the processor: see "matterlink payment show").
+    of what was asked could be done (a card charge declined); 2 usage error; 3 the core could
+    not be reached (nothing was sent), or did not answer a request that changes nothing;
+    4 --wait ran out before the posting was final; 5 a card charge's outcome is not known yet
+    (the core settles it with the processor: see "matterlink payment show"); 6 a request that
+    changes something reached the core and got no answer (within --timeout, default 30 s, or
+    the core went away): it may have taken effect, and the message says how to find out.
 */
 #include "ml_cli.h"
 
@@ -119,10 +122,11 @@ int main (int argc, char *argv[])
         cli.json = globals[2] != NULL;
         cli.timeout_ms = (int)json_integer_value (globals[3]);
         cli.staff = json_string_value (globals[4]);
+        cli.command = command;
         code = command->run ? command->run (&cli, &args) : ml_cli_run_usual (&cli, &args);
     }
     ml_cli_args_clear (&args);
-    zsock_destroy (&cli.socket);
+    ml_cli_close (&cli);
     ml_config_destroy (&cli.config);
     for (size_t slot = 0; slot < S_GLOBALS; slot++)
         json_decref (globals[slot]);

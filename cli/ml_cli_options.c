@@ -9,8 +9,9 @@ static const ml_cli_option_t o_config =
 static const ml_cli_option_t o_admin =
     ML_CLI_STRING ("--admin", "ENDPOINT", 4096, NULL, "the core's admin endpoint");
 static const ml_cli_option_t o_json = ML_CLI_SWITCH ("--json", NULL, "print the reply as JSON");
-static const ml_cli_option_t o_timeout = ML_CLI_WHOLE (
-    "--timeout", "MS", 1, 3600000, NULL, "how long to wait for each reply, 1 to 3600000");
+static const ml_cli_option_t o_timeout =
+    ML_CLI_WHOLE ("--timeout", "MS", 1, 3600000, NULL,
+                  "how long to wait for each reply, 1 to 3600000 (default 30000)");
 static const ml_cli_option_t o_staff =
     ML_CLI_CHECKED ("--staff", "NAME", 64, NULL, ml_cli_is_printable, "printable text",
                     "who you are, for the core");
@@ -147,6 +148,15 @@ bool ml_cli_is_pick (const char *text)
         cursor += length;
     } while (*cursor == ',' && *++cursor);
     return *cursor == 0 && cursor[-1] != ',';
+}
+
+//  An idempotency key (pay_key, charge_key): 1 to 80 letters, digits, '-', '_', '.' or ':',
+//  starting with a letter or digit.
+bool ml_cli_is_key (const char *text)
+{
+    size_t length =
+        strspn (text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:");
+    return length >= 1 && length <= 80 && !text[length] && isalnum ((unsigned char)*text);
 }
 
 //  A whole number in [low, high] into *value. Returns 0, or -1 for anything else.

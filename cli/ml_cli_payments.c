@@ -15,6 +15,10 @@ static const ml_cli_option_t o_payer_name =
     ML_CLI_STRING ("--payer-name", "N", 255, "payer_name", "who paid, for the receipt");
 static const ml_cli_option_t o_payer_email =
     ML_CLI_STRING ("--payer-email", "E", 255, "payer_email", "their e-mail, for the receipt");
+static const ml_cli_option_t o_pay_key = ML_CLI_CHECKED (
+    "--pay-key", "PAY_KEY", 80, "pay_key", ml_cli_is_key,
+    "1 to 80 letters, digits, '-', '_', '.' or ':', starting with a letter or digit",
+    "this payment's idempotency key (default: a new one)");
 static const ml_cli_option_t o_wait = ML_CLI_WHOLE ("--wait", "SECONDS", 1, 86400, NULL,
                                                     "wait until the posting is final, 1 to 86400");
 static const ml_cli_option_t o_posting_status = ML_CLI_CHOICE (
@@ -185,10 +189,28 @@ static int s_wait (ml_cli_t *cli, const char *uuid, int seconds)
     return code;
 }
 
+//  pay always sends a pay_key, --pay-key or a new one, so that a payment whose answer was lost
+//  can be asked for again without paying twice; the message for a lost answer names it.
 static int s_run_pay (ml_cli_t *cli, const ml_cli_args_t *args)
 {
-    json_t *reply = NULL;
-    int code = ml_cli_request (cli, args, &reply);
+    json_t *request = NULL, *reply = NULL;
+    int code = ml_cli_request_build (cli, args, &request);
+    if (code)
+        return code;
+    if (!json_object_get (request, "pay_key")) {
+        zuuid_t *uuid = zuuid_new ();
+        assert (uuid);
+        char key[64];
+        snprintf (key, sizeof key, "cli-%s", zuuid_str_canonical (uuid));
+        json_object_set_new (request, "pay_key", json_string (key));
+        zuuid_destroy (&uuid);
+    }
+    snprintf (cli->unanswered, sizeof cli->unanswered,
+              "the payment may have been recorded. Run the same command again with --pay-key %s "
+              "(it never pays twice for one key), or check with 'matterlink postings --firm %s'",
+              json_string_value (json_object_get (request, "pay_key")),
+              json_string_value (json_object_get (request, "firm")));
+    code = ml_cli_ask (cli, request, ml_cli_core_wait (args), NULL, &reply);
     if (code)
         return code;
     int wait_seconds = (int)json_integer_value (ml_cli_arg (args, "--wait"));
@@ -199,6 +221,8 @@ static int s_run_pay (ml_cli_t *cli, const ml_cli_args_t *args)
         printf ("Payment of %s for client %s recorded as posting %s\n",
                 ml_cli_money (shown, "amount_minor", currency, money, sizeof money),
                 ml_cli_text (shown, "client_number"), ml_cli_text (shown, "posting_uuid"));
+        if (json_is_true (json_object_get (reply, "repeated")))
+            printf ("  (recorded before, with this --pay-key: nothing more was paid now)\n");
         printf ("  %-16s %16s\n", "Invoice", "Applied");
         size_t index;
         json_t *line;
@@ -233,12 +257,14 @@ const ml_cli_command_t ml_cli_payments_commands[] = {
      .op = "pay",
      .synopsis = "[--firm F] (--client C | --matter M) --amount A [--currency CUR]\n"
                  "      [--payer-name N] [--payer-email E] [--message TEXT] [--account NUMBER]\n"
-                 "      [--wait SECONDS]",
+                 "      [--pay-key PAY_KEY] [--wait SECONDS]",
      .summary = "pay oldest invoices first and post it",
      .flags = ML_CLI_NEEDS_FIRM,
      .options = {&ml_cli_opt_firm, &o_client, &o_matter, &o_amount, &o_currency, &o_payer_name,
-                 &o_payer_email, &ml_cli_opt_message, &ml_cli_opt_account, &o_wait},
-     .run = s_run_pay},
+                 &o_payer_email, &ml_cli_opt_message, &ml_cli_opt_account, &o_pay_key, &o_wait},
+     .run = s_run_pay,
+     .unanswered = "the payment may have been recorded: run the same command again with --pay-key "
+                   "(it never pays twice for one key), or check with 'matterlink postings'"},
     {.name = "postings",
      .op = "postings",
      .synopsis = "[--firm F] [--status S] [--limit N]",
@@ -258,12 +284,15 @@ const ml_cli_command_t ml_cli_payments_commands[] = {
      .summary = "deliver a posting again",
      .bare = {&ml_cli_opt_uuid},
      .bare_required = 1,
-     .print = ml_cli_print_posting},
+     .print = ml_cli_print_posting,
+     .unanswered = "the posting may have been sent again (the agent applies a posting once): check "
+                   "with 'matterlink posting UUID'"},
     {.name = "firm contact",
      .op = "firm-contact",
      .synopsis = "[--firm F] --email E",
      .summary = "where the firm gets notices by e-mail",
      .flags = ML_CLI_NEEDS_FIRM,
      .options = {&ml_cli_opt_firm, &o_notify_email},
-     .required = "--email"},
+     .required = "--email",
+     .unanswered = "the address may have been saved (running the command again is harmless)"},
     {.name = NULL}};

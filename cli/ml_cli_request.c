@@ -3,17 +3,16 @@
 */
 #include "ml_cli.h"
 
-//  Without --timeout, how long to wait for a reply: this long, or, for an op that makes
-//  the core wait for the firm's agent (or the card processor), that wait and this much
-//  more, so the core's own error ("did not answer within N ms") arrives before the command
-//  gives up.
-#define S_TIMEOUT_MS       5000
+//  Without --timeout, how long to wait for a reply: this long, or, for an op that makes the
+//  core wait for the firm's agent longer, that wait and S_TIMEOUT_SLACK_MS more, so the
+//  core's own error ("did not answer within N ms") arrives before the command gives up. A
+//  core that goes away (stopped, killed, restarted) mid-request is seen at once: its
+//  connection closes.
+#define S_TIMEOUT_MS       30000
 #define S_TIMEOUT_SLACK_MS 2000
-
-//  A card payment makes up to three calls to the processor while the request waits
-//  (tokenize, then one charge per deposit account), each at most (retries + 1) x timeout_ms
-//  plus back-off: 3 x 45.75 s with the processor's defaults (docs/processor.md).
-#define S_PROCESSOR_WAIT_MS 150000
+//  A running core takes a request at once (its I/O thread does, however busy the core is):
+//  a connection not made within this long (or --timeout, if shorter) means nothing was sent.
+#define S_SEND_TIMEOUT_MS 5000
 
 //  ---------------------------------------------------------------------------------------
 //  Talking to the core
@@ -81,6 +80,16 @@ static int s_connect (ml_cli_t *cli)
     cli->socket = zsock_new (ZMQ_REQ);
     assert (cli->socket);
     zsock_set_linger (cli->socket, 0);
+    //  Watch the connection: a core that dies after taking the request closes it, and no
+    //  answer can come any more.
+    char monitor[64];
+    snprintf (monitor, sizeof monitor, "inproc://ml-cli-monitor-%p", (void *)cli);
+    int rc = zmq_socket_monitor (zsock_resolve (cli->socket), monitor, ZMQ_EVENT_DISCONNECTED);
+    assert (rc == 0);
+    cli->monitor = zsock_new (ZMQ_PAIR);
+    assert (cli->monitor);
+    rc = zsock_connect (cli->monitor, "%s", monitor);
+    assert (rc == 0);
     //  Only a connection made takes a request, so with no core to connect to the send fails
     //  and the request has certainly gone nowhere (which matters for a card payment).
     zsock_set_immediate (cli->socket, 1);
@@ -99,12 +108,53 @@ static void s_wipe_free (void *data, void *hint)
     free (data);
 }
 
-//  Send text (a request; steals it) and wait for the reply: up to --timeout, else long
-//  enough for the core to wait wait_ms for the firm's agent or the card processor. libzmq
-//  sends text itself, not a copy, and wipes it when done. Sets cli->sent. Returns 0 with
-//  *reply set (new reference, ok or not), or the exit code after saying why: 2 no usable
-//  endpoint, 3 no answer.
-static int s_exchange_text (ml_cli_t *cli, char *text, int wait_ms, json_t **reply)
+//  Close the admin socket, if open.
+void ml_cli_close (ml_cli_t *cli)
+{
+    zsock_destroy (&cli->monitor);
+    zsock_destroy (&cli->socket);
+}
+
+//  Whether the monitor reported that the connection to the core closed; reads what it has.
+static bool s_disconnected (ml_cli_t *cli)
+{
+    bool closed = false;
+    while (zsock_events (cli->monitor) & ZMQ_POLLIN) {
+        zmsg_t *event = zmsg_recv (cli->monitor);
+        zframe_t *frame = zmsg_first (event);
+        uint16_t kind = 0;
+        if (frame && zframe_size (frame) >= sizeof kind)
+            memcpy (&kind, zframe_data (frame), sizeof kind);
+        closed |= kind == ZMQ_EVENT_DISCONNECTED;
+        zmsg_destroy (&event);
+    }
+    return closed;
+}
+
+//  Say that the request op got no (usable) answer: why, in what (what has happened), and,
+//  for the command's own request when the command changes something, that the request may
+//  have taken effect and how to find out. Returns the exit code: 6 for such a request, else 3.
+static int s_unanswered (ml_cli_t *cli, const char *op, const char *what)
+{
+    const ml_cli_command_t *command = cli->command;
+    bool writes = command && command->unanswered && op && streq (op, command->op);
+    if (!writes) {
+        ml_cli_error ("%s (is matterlink-core running?)", what);
+        return ML_CLI_EXIT_UNREACHABLE;
+    }
+    ml_cli_error ("%s: the request reached the core, so %s", what,
+                  *cli->unanswered ? cli->unanswered : command->unanswered);
+    return ML_CLI_EXIT_NO_ANSWER;
+}
+
+//  Send text (a request for op; steals it) and wait for the reply: up to --timeout, else
+//  30 s or long enough for the core to wait wait_ms for the firm's agent, unless the core
+//  goes away first. libzmq sends text itself, not a copy, and wipes it when done. Sets
+//  cli->sent. Returns 0 with *reply set (new reference, ok or not), or the exit code after
+//  saying why: 2 no usable endpoint, 3 the core could not be reached (nothing was sent) or
+//  did not answer a request that changes nothing, 6 it did not answer one that may have
+//  changed something.
+static int s_exchange_text (ml_cli_t *cli, char *text, const char *op, int wait_ms, json_t **reply)
 {
     *reply = NULL;
     cli->sent = false;
@@ -119,48 +169,88 @@ static int s_exchange_text (ml_cli_t *cli, char *text, int wait_ms, json_t **rep
     if (!timeout)
         timeout = wait_ms + S_TIMEOUT_SLACK_MS > S_TIMEOUT_MS ? wait_ms + S_TIMEOUT_SLACK_MS
                                                               : S_TIMEOUT_MS;
-    //  A running core takes the request at once; only its answer may take long.
-    int send_timeout = cli->timeout_ms ? cli->timeout_ms : S_TIMEOUT_MS;
+    int send_timeout = timeout < S_SEND_TIMEOUT_MS ? timeout : S_SEND_TIMEOUT_MS;
     zsock_set_sndtimeo (cli->socket, send_timeout);
-    zsock_set_rcvtimeo (cli->socket, timeout);
+    //  What happened to connections before this request does not concern it.
+    s_disconnected (cli);
     zmq_msg_t message;
     int rc = zmq_msg_init_data (&message, text, size, s_wipe_free, (void *)(uintptr_t)(size + 1));
     assert (rc == 0);
     rc = zmq_msg_send (&message, zsock_resolve (cli->socket), 0);
-    if (rc < 0)
+    if (rc < 0) {
         zmq_msg_close (&message);
-    cli->sent = rc >= 0;
-    char *answer = cli->sent ? zstr_recv (cli->socket) : NULL;
-    if (!answer) {
-        timeout = cli->sent ? timeout : send_timeout;
-        ml_cli_error ("the core does not answer at %s within %d ms (is matterlink-core running?)",
-                      cli->admin, timeout);
+        ml_cli_error ("the core at %s did not take the request within %d ms, so nothing was "
+                      "sent (is matterlink-core running, or stopped?)",
+                      cli->admin, send_timeout);
         return ML_CLI_EXIT_UNREACHABLE;
+    }
+    cli->sent = true;
+    char *answer = NULL;
+    bool closed = false;
+    zpoller_t *poller = zpoller_new (cli->socket, cli->monitor, NULL);
+    assert (poller);
+    int64_t deadline = zclock_mono () + timeout;
+    while (!answer && !closed && !zsys_interrupted) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0)
+            break;
+        void *ready = zpoller_wait (poller, (int)left);
+        if (ready == cli->socket)
+            answer = zstr_recv (cli->socket);
+        else if (ready == cli->monitor)
+            closed = s_disconnected (cli);
+        else if (zpoller_terminated (poller))
+            break;
+    }
+    zpoller_destroy (&poller);
+    char what[300];
+    if (!answer) {
+        if (closed)
+            snprintf (what, sizeof what,
+                      "the core at %s closed the connection before answering (it stopped or "
+                      "restarted)",
+                      cli->admin);
+        else if (zsys_interrupted)
+            snprintf (what, sizeof what, "interrupted before the core at %s answered", cli->admin);
+        else
+            snprintf (what, sizeof what, "no answer from the core at %s within %d ms", cli->admin,
+                      timeout);
+        return s_unanswered (cli, op, what);
     }
     *reply = json_loads (answer, 0, NULL);
     zstr_free (&answer);
     if (!*reply || !json_is_object (*reply)) {
         json_decref (*reply);
         *reply = NULL;
-        ml_cli_error ("the core's reply is not JSON");
-        return ML_CLI_EXIT_UNREACHABLE;
+        snprintf (what, sizeof what, "the reply of the core at %s is not JSON", cli->admin);
+        return s_unanswered (cli, op, what);
     }
     return 0;
+}
+
+//  The op of request, into op (size bytes; "" if it has none).
+static void s_op (json_t *request, char *op, size_t size)
+{
+    const char *name = json_string_value (json_object_get (request, "op"));
+    snprintf (op, size, "%s", name ? name : "");
 }
 
 //  As s_exchange_text, with request as JSON (steals it).
 int ml_cli_exchange (ml_cli_t *cli, json_t *request, int wait_ms, json_t **reply)
 {
+    char op[64];
+    s_op (request, op, sizeof op);
     char *text = json_dumps (request, JSON_COMPACT);
     json_decref (request);
-    return s_exchange_text (cli, text, wait_ms, reply);
+    return s_exchange_text (cli, text, op, wait_ms, reply);
 }
 
 //  As s_exchange_text, but a refusal is said (prefixed with context when not NULL) and
 //  returns 1; *reply is set only on success.
-int ml_cli_ask_text (ml_cli_t *cli, char *text, int wait_ms, const char *context, json_t **reply)
+int ml_cli_ask_text (ml_cli_t *cli, char *text, const char *op, int wait_ms, const char *context,
+                     json_t **reply)
 {
-    int code = s_exchange_text (cli, text, wait_ms, reply);
+    int code = s_exchange_text (cli, text, op, wait_ms, reply);
     if (code == 0 && !json_is_true (json_object_get (*reply, "ok"))) {
         ml_cli_error ("%s%s%s", context ? context : "", context ? ": " : "",
                       ml_cli_text (*reply, "error"));
@@ -174,9 +264,11 @@ int ml_cli_ask_text (ml_cli_t *cli, char *text, int wait_ms, const char *context
 //  As ml_cli_ask_text, with request as JSON (steals it).
 int ml_cli_ask (ml_cli_t *cli, json_t *request, int wait_ms, const char *context, json_t **reply)
 {
+    char op[64];
+    s_op (request, op, sizeof op);
     char *text = json_dumps (request, JSON_COMPACT);
     json_decref (request);
-    return ml_cli_ask_text (cli, text, wait_ms, context, reply);
+    return ml_cli_ask_text (cli, text, op, wait_ms, context, reply);
 }
 
 //  How long the core waits for the agent's answer to one search, in ms.
@@ -191,10 +283,9 @@ int ml_cli_deadline (const ml_cli_args_t *args)
 int ml_cli_core_wait (const ml_cli_args_t *args)
 {
     unsigned flags = args->command->flags;
-    return flags & ML_CLI_CALLS_PROCESSOR ? S_PROCESSOR_WAIT_MS
-           : flags & ML_CLI_WAITS_TWICE   ? 2 * ml_cli_deadline (args)
-           : flags & ML_CLI_WAITS         ? ml_cli_deadline (args)
-                                          : 0;
+    return flags & ML_CLI_WAITS_TWICE ? 2 * ml_cli_deadline (args)
+           : flags & ML_CLI_WAITS     ? ml_cli_deadline (args)
+                                      : 0;
 }
 
 //  The staff user: --staff, else $MATTERLINK_STAFF, else $SUDO_USER (whoever ran sudo -u

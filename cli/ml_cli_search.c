@@ -245,5 +245,6 @@ const ml_cli_command_t ml_cli_search_commands[] = {
      .summary = "show or set your default search field",
      .bare = {&o_field},
      .prepare = s_prepare_default_field,
-     .print = s_print_default_field},
+     .print = s_print_default_field,
+     .unanswered = "your default field may have been saved: check with 'matterlink default-field'"},
     {.name = NULL}};
