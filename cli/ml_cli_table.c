@@ -156,11 +156,25 @@ void ml_cli_error (const char *format, ...)
     fputc ('\n', stderr);
 }
 
+//  The reply as JSON, indented with sorted keys, without "ok". JSON escapes the C0 controls
+//  itself; the other characters a terminal must not get (DEL, C1, the bidi controls) can only
+//  be inside strings, where \uXXXX means the same, so they are escaped too.
 void ml_cli_print_json (json_t *reply)
 {
     json_object_del (reply, "ok");
     char *text = json_dumps (reply, JSON_INDENT (2) | JSON_SORT_KEYS);
-    printf ("%s\n", text ? text : "{}");
+    const char *json = text ? text : "{}";
+    size_t bytes = strlen (json);
+    for (size_t index = 0; index < bytes;) {
+        int32_t code;
+        size_t length = s_decode (json + index, bytes - index, &code);
+        if (code >= 0x7f && s_escaped (code))
+            printf ("\\u%04x", (unsigned)code);
+        else
+            fwrite (json + index, 1, length, stdout);
+        index += length;
+    }
+    printf ("\n");
     free (text);
 }
 

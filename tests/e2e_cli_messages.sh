@@ -98,6 +98,11 @@ print(len(starts))
 ')
 [ "$columns" = 1 ] || fail "the e-mail column does not line up:
 $table"
+# With --json the override is a JSON escape: the same text to a JSON reader.
+json=$(cli --json payer list --firm acme) || fail "payer list --json"
+echo "$json" | grep -q "$(printf '\xe2\x80\xae')" && fail "a bidi override reached the terminal in JSON"
+echo "$json" | python3 -c "import json, sys; names = [p['name'] for p in json.load(sys.stdin)['payers']]; sys.exit(0 if sys.argv[1] in names else 1)" "$override" ||
+    fail "the JSON does not hold the payer's name as it is: $json"
 log "a payer table with CJK, combining and bidi names lines up:
 $table"
 
