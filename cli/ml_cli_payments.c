@@ -84,24 +84,49 @@ static int s_print_open_items (ml_cli_t *cli, const ml_cli_args_t *args, json_t 
     return 0;
 }
 
+//  Postings; "outcome" is added to each row: its receipt, or the reason it was rejected.
+static const ml_cli_column_t s_posting_columns[] = {
+    {"Posting", "posting_uuid", 0, 36, 0},
+    {"Received", "received_on", 0, 10, 0},
+    {"Client", "client_number", 0, 10, 0},
+    {"Amount", "amount_minor", ML_CLI_RIGHT | ML_CLI_MONEY, 16, 0},
+    {"Status", "status", 0, 10, 0},
+    {"Receipt / reason", "outcome", 0, 0, 0},
+};
+
+//  A posting's lines; "kind_name" and "currency" are added to each row.
+static const ml_cli_column_t s_posting_line_columns[] = {
+    {"Kind", "kind_name", 0, 6, 0},
+    {"Reference", "reference", 0, 16, 0},
+    {"Amount", "amount_minor", ML_CLI_RIGHT | ML_CLI_MONEY, 16, 0},
+};
+
+//  What a pay applied to each invoice; "currency" is added to each row.
+static const ml_cli_column_t s_applied_columns[] = {
+    {"Invoice", "invoice_number", 0, 16, 0},
+    {"Applied", "amount_minor", ML_CLI_RIGHT | ML_CLI_MONEY, 16, 0},
+};
+
+//  Set member of every row of rows to the string value (a row's own, for money columns).
+static void s_rows_set (json_t *rows, const char *member, const char *value)
+{
+    size_t index;
+    json_t *row;
+    json_array_foreach (rows, index, row) json_object_set_new (row, member, json_string (value));
+}
+
 static int s_print_postings (ml_cli_t *cli, const ml_cli_args_t *args, json_t *reply)
 {
     json_t *postings = json_object_get (reply, "postings");
-    printf ("%-36s %-10s %-10s %16s %-10s %s\n", "Posting", "Received", "Client", "Amount",
-            "Status", "Receipt / reason");
     size_t index;
     json_t *posting;
     json_array_foreach (postings, index, posting)
     {
-        char amount[64];
-        printf ("%-36s %-10s %-10s %16s %-10s %s\n", ml_cli_text (posting, "posting_uuid"),
-                ml_cli_text (posting, "received_on"), ml_cli_text (posting, "client_number"),
-                ml_cli_money (posting, "amount_minor", ml_cli_text (posting, "currency"), amount,
-                              sizeof amount),
-                ml_cli_text (posting, "status"),
-                *ml_cli_text (posting, "receipt_id") ? ml_cli_text (posting, "receipt_id")
-                                                     : ml_cli_text (posting, "reason"));
+        const char *receipt = ml_cli_text (posting, "receipt_id");
+        json_object_set_new (posting, "outcome",
+                             json_string (*receipt ? receipt : ml_cli_text (posting, "reason")));
     }
+    ML_CLI_TABLE (postings, s_posting_columns, 0);
     return 0;
 }
 
@@ -128,14 +153,12 @@ int ml_cli_print_posting (ml_cli_t *cli, const ml_cli_args_t *args, json_t *repl
         printf ("  A/R message:     %s\n", ml_cli_text (posting, "ar_message"));
     printf ("  allocation:\n");
     size_t index;
-    json_t *line;
-    json_array_foreach (json_object_get (posting, "lines"), index, line)
-    {
-        printf ("    %-6s %-16s %16s\n",
-                streq (ml_cli_text (line, "kind"), "T") ? "trust" : "invoice",
-                ml_cli_text (line, "reference"),
-                ml_cli_money (line, "amount_minor", currency, money, sizeof money));
-    }
+    json_t *line, *lines = json_object_get (posting, "lines");
+    s_rows_set (lines, "currency", currency);
+    json_array_foreach (lines, index, line) json_object_set_new (
+        line, "kind_name",
+        json_string (streq (ml_cli_text (line, "kind"), "T") ? "trust" : "invoice"));
+    ML_CLI_TABLE (lines, s_posting_line_columns, 4);
     printf ("  history:\n");
     json_t *event;
     json_array_foreach (json_object_get (posting, "history"), index, event)
@@ -223,14 +246,9 @@ static int s_run_pay (ml_cli_t *cli, const ml_cli_args_t *args)
                 ml_cli_text (shown, "client_number"), ml_cli_text (shown, "posting_uuid"));
         if (json_is_true (json_object_get (reply, "repeated")))
             printf ("  (recorded before, with this --pay-key: nothing more was paid now)\n");
-        printf ("  %-16s %16s\n", "Invoice", "Applied");
-        size_t index;
-        json_t *line;
-        json_array_foreach (json_object_get (shown, "lines"), index, line)
-        {
-            printf ("  %-16s %16s\n", ml_cli_text (line, "invoice_number"),
-                    ml_cli_money (line, "amount_minor", currency, money, sizeof money));
-        }
+        json_t *lines = json_object_get (shown, "lines");
+        s_rows_set (lines, "currency", currency);
+        ML_CLI_TABLE (lines, s_applied_columns, 2);
         json_decref (shown);
     } else if (!wait_seconds)
         ml_cli_print_json (reply);
