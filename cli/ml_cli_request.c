@@ -213,8 +213,8 @@ static int s_exchange_text (ml_cli_t *cli, char *text, const char *op, int wait_
         else if (zsys_interrupted)
             snprintf (what, sizeof what, "interrupted before the core at %s answered", cli->admin);
         else
-            snprintf (what, sizeof what, "no answer from the core at %s within %d ms", cli->admin,
-                      timeout);
+            snprintf (what, sizeof what, "no answer from the core at %s within %d %s", cli->admin,
+                      timeout % 1000 ? timeout : timeout / 1000, timeout % 1000 ? "ms" : "s");
         return s_unanswered (cli, op, what);
     }
     *reply = json_loads (answer, 0, NULL);

@@ -88,7 +88,7 @@ wait_for 20 "the charge to reach the processor" test "$(tokens)" = 1
 kill -STOP "$CORE_PID"
 wait_for 20 "the charge command to give up" test -s "$W/charge.rc"
 out=$(cat "$W/charge.out")
-[ "$(cat "$W/charge.rc")" = 6 ] && echo "$out" | grep -q "within 3000 ms" &&
+[ "$(cat "$W/charge.rc")" = 6 ] && echo "$out" | grep -q "within 3 s" &&
     echo "$out" | grep -q "the card may have been charged" ||
     fail "a charge to a core stopped mid-request exited with $(cat "$W/charge.rc"): $out"
 log "a core stopped mid-charge: $out"
