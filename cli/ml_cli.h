@@ -23,8 +23,8 @@
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
-#include <wchar.h>
 #include <locale.h>
+#include <wchar.h>
 
 //  Exit codes (documented in docs/admin-api.md).
 #define ML_CLI_EXIT_REFUSED     1
@@ -33,8 +33,9 @@
 #define ML_CLI_EXIT_WAIT        4
 #define ML_CLI_EXIT_UNKNOWN     5
 #define ML_CLI_EXIT_NO_ANSWER   6 //  a request that changes something got no answer
-#define ML_CLI_MAX_OPTIONS      24
-#define ML_CLI_MAX_BARE         2
+
+#define ML_CLI_MAX_OPTIONS 24
+#define ML_CLI_MAX_BARE    2
 
 //  ---------------------------------------------------------------------------------------
 //  Options and bare arguments
@@ -54,6 +55,7 @@ typedef struct {
     bool repeat;                  //  an option's TEXT: given again, adds ",value" (a list)
     const char *help;             //  what it is for, in --help
 } ml_cli_option_t;
+
 //  What one search can ask: search, view-as and "association add --level" share them.
 #define ML_CLI_CRITERIA                                                                            \
     &ml_cli_opt_by, &ml_cli_opt_match, &ml_cli_opt_trust, &ml_cli_opt_from, &ml_cli_opt_to,        \
@@ -117,6 +119,7 @@ struct _ml_cli_command_t {
     const char *unanswered;
 };
 
+//  The checks of option values (ml_cli_options.c).
 bool ml_cli_is_date (const char *text);
 bool ml_cli_is_currency (const char *text);
 bool ml_cli_is_printable (const char *text);
@@ -210,7 +213,9 @@ extern const ml_cli_command_t ml_cli_payers_commands[];
 
 void ml_cli_print_table (json_t *rows, const ml_cli_column_t *columns, size_t count, int indent);
 
-//  options
+//  ---------------------------------------------------------------------------------------
+//  Parsing and usage (ml_cli_options.c)
+
 bool ml_cli_is_digits (const char *text, size_t low, size_t high);
 size_t ml_cli_digit_run (const char *text);
 void ml_cli_print_synopsis (FILE *stream, const ml_cli_command_t *command);
@@ -225,19 +230,26 @@ json_t *ml_cli_arg (const ml_cli_args_t *args, const char *name);
 const char *ml_cli_arg_text (const ml_cli_args_t *args, const char *name);
 json_t *ml_cli_request_new (const ml_cli_args_t *args);
 
-//  table
+//  ---------------------------------------------------------------------------------------
+//  Output (ml_cli_table.c). Text borrowed from a reply; "" for a member that is not a string.
+
 const char *ml_cli_text (json_t *object, const char *key);
 const char *ml_cli_integer_text (json_t *value, char *buf, size_t size);
 long long ml_cli_integer (json_t *object, const char *key);
 const char *ml_cli_money (json_t *object, const char *key, const char *currency, char *buf,
                           size_t size);
+//  Print text as a terminal may show it (controls and bidi controls as \uXXXX).
 void ml_cli_put_clean (FILE *stream, const char *text, size_t bytes);
+//  The terminal columns text takes, as ml_cli_put_clean prints it.
 size_t ml_cli_width (const char *text);
+//  A copy of a reply (new reference) whose strings are as ml_cli_put_clean prints them.
 json_t *ml_cli_display (json_t *value);
 void ml_cli_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
 void ml_cli_print_json (json_t *reply);
 
-//  request
+//  ---------------------------------------------------------------------------------------
+//  Talking to the core (ml_cli_request.c). Each returns 0 or the exit code, said.
+
 int ml_cli_exchange (ml_cli_t *cli, json_t *request, int wait_ms, json_t **reply);
 int ml_cli_ask_text (ml_cli_t *cli, char *text, const char *op, int wait_ms, const char *context,
                      json_t **reply);
@@ -252,10 +264,8 @@ int ml_cli_request_build (ml_cli_t *cli, const ml_cli_args_t *args, json_t **req
 int ml_cli_request (ml_cli_t *cli, const ml_cli_args_t *args, json_t **reply);
 int ml_cli_run_usual (ml_cli_t *cli, const ml_cli_args_t *args);
 
-//  payments
+//  Shared by command groups.
 int ml_cli_print_posting (ml_cli_t *cli, const ml_cli_args_t *args, json_t *reply);
-
-//  search
 int ml_cli_prepare_criteria (ml_cli_t *cli, const ml_cli_args_t *args, json_t *request);
 
 #endif
