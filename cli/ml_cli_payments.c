@@ -179,8 +179,11 @@ static int s_wait (ml_cli_t *cli, const char *uuid, int seconds)
         int rc = ml_cli_exchange (
             cli, json_pack ("{s:s, s:s}", "op", "posting", "posting_uuid", uuid), 0, &reply);
         if (rc) {
-            code = rc;
-            break;
+            //  The payment itself was recorded: only its outcome is not known here.
+            ml_cli_error ("the payment was recorded as posting %s; whether the matter system "
+                          "took it is not known: check with 'matterlink posting %s'",
+                          uuid, uuid);
+            return ML_CLI_EXIT_WAIT;
         }
         json_t *posting = json_object_get (reply, "posting");
         const char *status = ml_cli_text (posting, "status");

@@ -3,7 +3,8 @@
 # A CLI request that gets no answer says whether it may have taken effect, and how to find
 # out: a pay that reached a core that cannot answer (its store is locked) names its pay key
 # (given or made up) and exits with 6; a read just says no answer (3); a core that is stopped
-# before it takes the request means nothing was sent (3). A core stopped mid-charge (the
+# before it takes the request means nothing was sent (3); pay --wait whose core stops
+# answering says the payment was recorded (4). A core stopped mid-charge (the
 # processor holds the charge) gives exit 6 after --timeout; a core killed mid-charge is seen
 # at once (its connection closes), not after the 30 s default timeout.
 . "$(dirname "$0")/lib_e2e.sh"
@@ -69,6 +70,26 @@ rc=$?
 kill -CONT "$CORE_PID"
 [ $rc = 3 ] && echo "$out" | grep -q "nothing was sent" ||
     fail "a pay to a stopped core (exit $rc) should say nothing was sent: $out"
+
+# A core that stops answering while pay --wait asks for the recorded posting: the payment
+# is made, only its outcome is not known (4). Without the agent the posting stays pending.
+stop_agent
+postings() { cli --json postings --firm acme | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["postings"]))'; }
+before=$(postings)
+(
+    cli --timeout 5000 pay --firm acme --client "$client" --amount 1.00 --wait 60 >"$W/wait.out" 2>    cli --timeout 1500 pay --firm acme --client "$client" --amount 1.00 --wait 60 >"$W/wait.out" 2>&11
+    echo $? >"$W/wait.rc"
+) &
+recorded() { [ "$(postings)" -gt "$before" ]; }
+settled() { recorded || [ -s "$W/wait.rc" ]; }
+wait_for 20 "the payment to be recorded (or pay --wait to end)" settled
+recorded || fail "pay --wait did not record the payment: $(cat "$W/wait.out")"
+kill -STOP "$CORE_PID"
+wait_for 20 "pay --wait to give up" test -s "$W/wait.rc"
+kill -CONT "$CORE_PID"
+out=$(cat "$W/wait.out")
+[ "$(cat "$W/wait.rc")" = 4 ] && echo "$out" | grep -q "the payment was recorded as posting" ||
+    fail "pay --wait whose core stopped answering exited with $(cat "$W/wait.rc"): $out"
 
 # 3. The core stops, then dies, while the processor holds a charge.
 # Cards the processor has tokenized: once a charge's card is, the core is working on it.
