@@ -77,7 +77,7 @@ stop_agent
 postings() { cli --json postings --firm acme | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["postings"]))'; }
 before=$(postings)
 (
-    cli --timeout 5000 pay --firm acme --client "$client" --amount 1.00 --wait 60 >"$W/wait.out" 2>    cli --timeout 1500 pay --firm acme --client "$client" --amount 1.00 --wait 60 >"$W/wait.out" 2>&11
+    cli --timeout 5000 pay --firm acme --client "$client" --amount 1.00 --wait 60 >"$W/wait.out" 2>&1
     echo $? >"$W/wait.rc"
 ) &
 recorded() { [ "$(postings)" -gt "$before" ]; }
