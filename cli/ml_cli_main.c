@@ -42,7 +42,11 @@ static void s_usage (FILE *stream)
              "$MATTERLINK_CORE_CONFIG, else /etc/matterlink/core.cfg). --staff defaults to\n"
              "$MATTERLINK_STAFF, else $SUDO_USER, else the login name. Put -- before a TEXT\n"
              "that starts with '-'. A card number is never an argument: 'charge --card-stdin'\n"
-             "reads it from standard input. 'matterlink COMMAND --help' shows one command.\n");
+             "reads it from standard input. 'matterlink COMMAND --help' shows one command.\n"
+             "Each reply is awaited up to 30 s (--timeout MS). Exit codes: 0 done, 1 refused,\n"
+             "2 usage, 3 core not reached (nothing sent) or a read unanswered, 4 --wait ran\n"
+             "out, 5 a charge's outcome not known yet, 6 a change sent but unanswered (it may\n"
+             "have taken effect: the message says how to check). See docs/admin-api.md.\n");
 }
 
 //  The command named by argv[*index] (and argv[*index + 1] for a group such as "payer"),
