@@ -62,6 +62,7 @@ int ml_cli_prepare_criteria (ml_cli_t *cli, const ml_cli_args_t *args, json_t *r
             return ML_CLI_EXIT_USAGE;
         }
         json_object_set_new (request, bounds[bound][1], json_integer (amounts[bound]));
+        json_object_set_new (request, "amount_currency", json_string (currency));
     }
     if (amounts[0] >= 0 && amounts[1] >= 0 && amounts[0] > amounts[1]) {
         ml_cli_usage_error (command, "--min is above --max");
