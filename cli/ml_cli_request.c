@@ -27,7 +27,7 @@ static int s_probe_ipc (const char *endpoint)
     const char *path = strncmp (endpoint, "ipc://", 6) == 0 ? endpoint + 6 : NULL;
     //  An abstract socket ("@name") has no file; a path too long for sun_path is left to
     //  ZeroMQ's own error.
-    if (!path || *path == '@' || strlen (path) >= sizeof address.sun_path)
+    if (!path || !*path || *path == '@' || strlen (path) >= sizeof address.sun_path)
         return 0;
     memcpy (address.sun_path, path, strlen (path) + 1);
     int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -55,6 +55,13 @@ static int s_probe_ipc (const char *endpoint)
     else
         ml_cli_error ("cannot reach the core's admin socket %s: %s", path, strerror (error));
     return ML_CLI_EXIT_UNREACHABLE;
+}
+
+//  Close the admin socket, if open.
+void ml_cli_close (ml_cli_t *cli)
+{
+    zsock_destroy (&cli->monitor);
+    zsock_destroy (&cli->socket);
 }
 
 static int s_connect (ml_cli_t *cli)
@@ -95,7 +102,7 @@ static int s_connect (ml_cli_t *cli)
     zsock_set_immediate (cli->socket, 1);
     if (zsock_connect (cli->socket, "%s", cli->admin) != 0) {
         ml_cli_error ("'%s' is not a valid admin endpoint", cli->admin);
-        zsock_destroy (&cli->socket);
+        ml_cli_close (cli);
         return ML_CLI_EXIT_USAGE;
     }
     return 0;
@@ -106,13 +113,6 @@ static void s_wipe_free (void *data, void *hint)
 {
     explicit_bzero (data, (size_t)(uintptr_t)hint);
     free (data);
-}
-
-//  Close the admin socket, if open.
-void ml_cli_close (ml_cli_t *cli)
-{
-    zsock_destroy (&cli->monitor);
-    zsock_destroy (&cli->socket);
 }
 
 //  Whether the monitor reported that the connection to the core closed; reads what it has.
