@@ -19,7 +19,7 @@ as_stranger() {
         chmod 000 "$W/admin.sock"
         "$ML_BIN/matterlink" --admin "ipc://$W/admin.sock" "$@"
         rc=$?
-        chmod 700 "$W/admin.sock"
+        chmod 600 "$W/admin.sock"
         return $rc
     fi
 }
