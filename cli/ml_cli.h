@@ -74,7 +74,6 @@ typedef struct {
     const char *staff; //  from --staff, or NULL for the default
     zsock_t *socket;   //  connected on the first request
     zsock_t *monitor;  //  the admin socket's disconnections (the core went away)
-    bool sent;         //  the last request left for the core (its reply may not have come)
     const struct _ml_cli_command_t *command; //  the command being run
     //  What a request of the command that got no answer may have done, and how to find out,
     //  when the command knows better than its row (pay names its pay key); else "".

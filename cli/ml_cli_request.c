@@ -149,15 +149,13 @@ static int s_unanswered (ml_cli_t *cli, const char *op, const char *what)
 
 //  Send text (a request for op; steals it) and wait for the reply: up to --timeout, else
 //  30 s or long enough for the core to wait wait_ms for the firm's agent, unless the core
-//  goes away first. libzmq sends text itself, not a copy, and wipes it when done. Sets
-//  cli->sent. Returns 0 with *reply set (new reference, ok or not), or the exit code after
-//  saying why: 2 no usable endpoint, 3 the core could not be reached (nothing was sent) or
-//  did not answer a request that changes nothing, 6 it did not answer one that may have
-//  changed something.
+//  goes away first. libzmq sends text itself, not a copy, and wipes it when done. Returns 0 with
+//  *reply set (new reference, ok or not), or the exit code after saying why: 2 no usable endpoint,
+//  3 the core could not be reached (nothing was sent) or did not answer a request that changes
+//  nothing, 6 it did not answer one that may have changed something.
 static int s_exchange_text (ml_cli_t *cli, char *text, const char *op, int wait_ms, json_t **reply)
 {
     *reply = NULL;
-    cli->sent = false;
     assert (text);
     size_t size = strlen (text);
     int code = s_connect (cli);
@@ -184,7 +182,6 @@ static int s_exchange_text (ml_cli_t *cli, char *text, const char *op, int wait_
                       cli->admin, send_timeout);
         return ML_CLI_EXIT_UNREACHABLE;
     }
-    cli->sent = true;
     char *answer = NULL;
     bool closed = false;
     zpoller_t *poller = zpoller_new (cli->socket, cli->monitor, NULL);
