@@ -87,7 +87,7 @@ int main (int argc, char *argv[])
 {
     ml_cli_t cli = {NULL};
     //  Tables measure text in terminal columns (wcwidth): a CJK character takes two, a
-    //  combining mark none. Without this locale every character counts as one.
+    //  combining mark none. Without this locale a small table of our own does it.
     setlocale (LC_CTYPE, "C.UTF-8");
     cli.config_path = getenv ("MATTERLINK_CORE_CONFIG");
     if (!cli.config_path)

@@ -68,15 +68,39 @@ static bool s_escaped (int32_t code)
            (code >= 0x2066 && code <= 0x2069);
 }
 
+//  The columns of a character wcwidth () does not know (no UTF-8 locale, or a character too
+//  new for the C library): 0 for the common combining marks, 2 for the East Asian wide and
+//  full-width blocks and the emoji, else 1.
+static int s_fallback_columns (int32_t code)
+{
+    static const int32_t combining[][2] = {{0x300, 0x36f},   {0x1ab0, 0x1aff}, {0x1dc0, 0x1dff},
+                                           {0x200b, 0x200d}, {0x20d0, 0x20ff}, {0xfe00, 0xfe0f},
+                                           {0xfe20, 0xfe2f}};
+    static const int32_t wide[][2] = {{0x1100, 0x115f},   {0x2e80, 0x303e},   {0x3041, 0x33ff},
+                                      {0x3400, 0x4dbf},   {0x4e00, 0x9fff},   {0xa000, 0xa4cf},
+                                      {0xac00, 0xd7a3},   {0xf900, 0xfaff},   {0xfe30, 0xfe4f},
+                                      {0xff00, 0xff60},   {0xffe0, 0xffe6},   {0x1f300, 0x1f64f},
+                                      {0x1f900, 0x1f9ff}, {0x20000, 0x2fffd}, {0x30000, 0x3fffd}};
+    for (size_t index = 0; index < sizeof combining / sizeof combining[0]; index++)
+        if (code >= combining[index][0] && code <= combining[index][1])
+            return 0;
+    for (size_t index = 0; index < sizeof wide / sizeof wide[0]; index++)
+        if (code >= wide[index][0] && code <= wide[index][1])
+            return 2;
+    return 1;
+}
+
 //  The columns a character takes: wcwidth () under the UTF-8 locale main () sets (2 for CJK
-//  and other wide characters, 0 for combining marks), 6 for an escaped one ("\u202e"), and 1
-//  for a byte that is not UTF-8 (shown as '?') or a character the C library does not know.
+//  and other wide characters, 0 for combining marks), else the fallback above; 6 for an
+//  escaped one ("\u202e"), and 1 for a byte that is not UTF-8 (shown as '?').
 static int s_columns (int32_t code)
 {
     if (code >= 0 && s_escaped (code))
         return 6;
-    int columns = code < 0 ? 1 : wcwidth ((wchar_t)code);
-    return columns < 0 ? 1 : columns;
+    if (code < 0)
+        return 1;
+    int columns = wcwidth ((wchar_t)code);
+    return columns >= 0 ? columns : s_fallback_columns (code);
 }
 
 //  Print text from the core or the firm's database (at most bytes of it) as a terminal may
