@@ -383,6 +383,15 @@ json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
         json_t *limit = json_object_get (request, "limit");
         if (*problem)
             return ml_admin_error ("%s", problem);
+        //  A status that no posting can have would list nothing, as if there were none.
+        const char *statuses[] = {"pending", "delivered", "posted", "rejected", "reversed"};
+        size_t known = 0;
+        while (status && known < 5 && !streq (status, statuses[known]))
+            known++;
+        if (known == 5)
+            return ml_admin_error ("'status' must be pending, delivered, posted, rejected or "
+                                   "reversed, not '%s'",
+                                   status);
         if (limit && (!json_is_integer (limit) || json_integer_value (limit) < 1 ||
                       json_integer_value (limit) > 10000))
             return ml_admin_error ("'limit' must be a whole number from 1 to 10000");
@@ -489,7 +498,8 @@ void ml_admin_test (bool verbose)
                          "posting; --\", \"amount\": \"5\"}",
                          "{\"op\": \"explode\"}",
                          "[1, 2]",
-                         "{\"op\": \"postings\", \"limit\": -1}"};
+                         "{\"op\": \"postings\", \"limit\": -1}",
+                         "{\"op\": \"postings\", \"status\": \"reject\"}"};
     for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
         json_t *hostile = json_loads (bad[index], 0, NULL);
         assert (hostile);
