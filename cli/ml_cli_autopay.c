@@ -26,10 +26,15 @@ static const ml_cli_option_t o_today = ML_CLI_STRING (
 
 //  Auto-Pay.
 static const ml_cli_column_t s_schedule_columns[] = {
-    {"ID", "schedule_id", ML_CLI_RIGHT, 0, 0}, {"Name", "name", 0, 0, 24},
-    {"Payer", "payer_id", ML_CLI_RIGHT, 0, 0}, {"Frequency", "frequency", 0, 0, 0},
-    {"First", "first_date", 0, 0, 0},          {"Up to", "amount_minor", ML_CLI_MONEY, 0, 0},
-    {"Account", "account_number", 0, 0, 0},    {"On", "enabled", ML_CLI_RIGHT, 0, 0},
+    {"ID", "schedule_id", ML_CLI_RIGHT, 0, 0},
+    {"Name", "name", 0, 0, 24},
+    {"Payer", "payer_id", ML_CLI_RIGHT, 0, 0},
+    {"Frequency", "frequency", 0, 0, 0},
+    {"First", "first_date", 0, 0, 0},
+    {"Up to", "amount_minor", ML_CLI_MONEY, 0, 0},
+    {"Account", "account_number", 0, 0, 0},
+    {"On", "enabled", ML_CLI_RIGHT, 0, 0},
+    {"State", "state", 0, 0, 0},
 };
 
 static const ml_cli_column_t s_run_columns[] = {
@@ -72,6 +77,11 @@ static int s_print_schedule (ml_cli_t *cli, const ml_cli_args_t *args, json_t *r
     json_t *one = json_pack ("[O]", schedule);
     ML_CLI_TABLE (one, s_schedule_columns, 0);
     json_decref (one);
+    if (*ml_cli_text (schedule, "state_reason")) {
+        printf ("State: %s: ", ml_cli_text (schedule, "state"));
+        ml_cli_put_clean (stdout, ml_cli_text (schedule, "state_reason"), SIZE_MAX);
+        printf ("\n");
+    }
     printf ("(Up to 0 means: pay all outstanding.) A/R message: ");
     ml_cli_put_clean (stdout, ml_cli_text (schedule, "ar_message"), SIZE_MAX);
     printf ("\n");

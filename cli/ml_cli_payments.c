@@ -42,6 +42,24 @@ static const ml_cli_column_t s_open_item_columns[] = {
     {"Available", "available_minor", ML_CLI_RIGHT | ML_CLI_MONEY, 16, 0},
 };
 
+//  Minor units written as decimal digits ("-123456"), of any length, as major units with
+//  exponent decimals ("-1234.56"), into buf. Returns buf.
+static const char *s_minor_text_as_major (const char *digits, int exponent, char *buf, size_t size)
+{
+    bool negative = *digits == '-';
+    digits += negative;
+    int length = (int)strlen (digits);
+    if (exponent == 0)
+        snprintf (buf, size, "%s%s", negative ? "-" : "", digits);
+    else if (length <= exponent)
+        snprintf (buf, size, "%s0.%.*s%s", negative ? "-" : "", exponent - length, "000000000",
+                  digits);
+    else
+        snprintf (buf, size, "%s%.*s.%s", negative ? "-" : "", length - exponent, digits,
+                  digits + length - exponent);
+    return buf;
+}
+
 static int s_print_status (ml_cli_t *cli, const ml_cli_args_t *args, json_t *reply)
 {
     size_t index;
@@ -59,7 +77,16 @@ static int s_print_status (ml_cli_t *cli, const ml_cli_args_t *args, json_t *rep
                 ml_cli_integer (firm, "complete") ? "complete" : "waiting for snapshot",
                 ml_cli_integer (firm, "cursor"));
         const char *currency = ml_cli_text (firm, "open_balance_currency");
-        if (streq (currency, "mixed") || !*currency)
+        if (json_is_true (json_object_get (firm, "open_balance_over_64_bits")) &&
+            ml_money_exponent (currency) >= 0)
+            //  The exact sum, as the core wrote it in minor units: it does not fit the 64 bits
+            //  amounts have here, so the decimal point goes in by text.
+            printf ("  open invoices:   %lld, %s %s outstanding (beyond 64 bits)\n",
+                    ml_cli_integer (firm, "invoice_count"),
+                    s_minor_text_as_major (ml_cli_text (firm, "open_balance_text"),
+                                           ml_money_exponent (currency), money, sizeof money),
+                    currency);
+        else if (streq (currency, "mixed") || !*currency)
             printf ("  open invoices:   %lld%s\n", ml_cli_integer (firm, "invoice_count"),
                     *currency ? " (in several currencies)" : "");
         else

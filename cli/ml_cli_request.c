@@ -384,6 +384,18 @@ int ml_cli_run_usual (ml_cli_t *cli, const ml_cli_args_t *args)
     int code = ml_cli_request (cli, args, &reply);
     if (code)
         return code;
+    //  Any op may warn (a schedule whose failure alert has nobody to reach, ...): the
+    //  warnings go to standard error whatever the output, so scripts see them too.
+    size_t index;
+    json_t *warning;
+    json_array_foreach (json_object_get (reply, "warnings"), index, warning)
+    {
+        if (!json_is_string (warning))
+            continue;
+        fprintf (stderr, "matterlink: warning: ");
+        ml_cli_put_clean (stderr, json_string_value (warning), SIZE_MAX);
+        fprintf (stderr, "\n");
+    }
     if (cli->json || !args->command->print)
         ml_cli_print_json (reply);
     else {
