@@ -15,6 +15,12 @@ foreach (class ${ML_CLASSES})
     set_tests_properties (selftest_${class} PROPERTIES ENVIRONMENT "${ML_TEST_ENV}")
 endforeach ()
 
+# The web's classes (web/ml_web_selftest.c).
+foreach (class ml_html ml_web_form ml_web_core ml_web_pages ml_web_server)
+    add_test (NAME selftest_${class} COMMAND ml_web_selftest -t ${class})
+    set_tests_properties (selftest_${class} PROPERTIES ENVIRONMENT "${ML_TEST_ENV}")
+endforeach ()
+
 file (GLOB ML_CODEC_CASES LIST_DIRECTORIES true "${CMAKE_SOURCE_DIR}/tests/codec/*")
 foreach (case ${ML_CODEC_CASES})
     if (IS_DIRECTORY ${case})
