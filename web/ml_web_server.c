@@ -5,6 +5,7 @@
 #include "ml_web_pages.h"
 
 #include <arpa/inet.h>
+#include <czmq.h>
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -623,6 +624,234 @@ void ml_web_server_destroy (ml_web_server_t **self_p)
     *self_p = NULL;
 }
 
+//  A stand-in for the core's api socket with canned answers for the pages' ops: one payer
+//  (payer@example.com, password "right-password") and three invoices in two matters.
+static void s_fake_core (zsock_t *pipe, void *args)
+{
+    zsock_t *router = zsock_new_router ((const char *)args);
+    assert (router);
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    const char *session = "SESSIONtoken_123";
+    while (zpoller_wait (poller, -1) == router) {
+        zmsg_t *message = zmsg_recv (router);
+        if (!message)
+            break;
+        zframe_t *identity = zmsg_pop (message);
+        zframe_t *empty = zmsg_pop (message);
+        char *text = zmsg_popstr (message);
+        json_t *request = json_loads (text, 0, NULL);
+        const char *op = json_string_value (json_object_get (request, "op"));
+        const char *given = json_string_value (json_object_get (request, "session"));
+        bool live = given && streq (given, session);
+        json_t *reply = NULL;
+        if (streq (op, "portal-sign-in")) {
+            const char *email = json_string_value (json_object_get (request, "email"));
+            const char *password = json_string_value (json_object_get (request, "password"));
+            const char *client = json_string_value (json_object_get (request, "client"));
+            if (streq (email, "payer@example.com") && streq (password, "right-password") &&
+                client && streq (client, "127.0.0.1"))
+                reply =
+                    json_pack ("{s:b, s:s, s:s}", "ok", 1, "session", session, "csrf", "CSRFtoken");
+            else
+                reply = json_pack ("{s:b, s:s}", "ok", 0, "error", "no: unknown e-mail");
+        } else if (streq (op, "portal-session") && live)
+            reply =
+                json_pack ("{s:b, s:s, s:{s:i, s:s, s:s}}", "ok", 1, "csrf", "CSRFtoken", "payer",
+                           "payer_id", 7, "name", "Pat <Payer>", "firm_name", "Smith & Jones");
+        else if (streq (op, "portal-invoices") && live)
+            reply = json_pack (
+                "{s:b, s:s, s:[{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I},"
+                "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I},"
+                "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}],"
+                " s:[{s:s, s:s, s:s, s:I}]}",
+                "ok", 1, "firm_name", "Smith & Jones", "items", "invoice_number", "INV-A",
+                "invoice_date", "2026-01-05", "due_date", "2026-02-04", "client_number", "C1",
+                "client_name", "<script>x</script>", "matter_number", "M1", "matter_description",
+                "Estate", "currency", "USD", "total_minor", (json_int_t)123456, "balance_minor",
+                (json_int_t)123456, "pending_minor", (json_int_t)1000, "available_minor",
+                (json_int_t)122456, "invoice_number", "INV-B", "invoice_date", "2026-02-01",
+                "due_date", "2026-03-03", "client_number", "C1", "client_name",
+                "<script>x</script>", "matter_number", "M2", "matter_description", "Lease",
+                "currency", "USD", "total_minor", (json_int_t)5000, "balance_minor",
+                (json_int_t)5000, "pending_minor", (json_int_t)0, "available_minor",
+                (json_int_t)5000, "invoice_number", "INV-C", "invoice_date", "2026-03-01",
+                "due_date", "2026-03-31", "client_number", "C1", "client_name",
+                "<script>x</script>", "matter_number", "M1", "matter_description", "Estate",
+                "currency", "USD", "total_minor", (json_int_t)99, "balance_minor", (json_int_t)99,
+                "pending_minor", (json_int_t)0, "available_minor", (json_int_t)99, "trust",
+                "matter_number", "M1", "matter_description", "Estate", "currency", "USD",
+                "balance_minor", (json_int_t)250000);
+        else if (streq (op, "portal-sign-out") && live) {
+            const char *csrf = json_string_value (json_object_get (request, "csrf"));
+            reply = csrf && streq (csrf, "CSRFtoken")
+                        ? json_pack ("{s:b}", "ok", 1)
+                        : json_pack ("{s:b, s:s, s:b}", "ok", 0, "error", "the form expired",
+                                     "csrf", 0);
+        } else
+            reply = json_pack ("{s:b, s:s, s:b}", "ok", 0, "error", "session ended",
+                               "session_ended", 1);
+        char *answer = json_dumps (reply, JSON_COMPACT);
+        zmsg_t *out = zmsg_new ();
+        zmsg_append (out, &identity);
+        zmsg_append (out, &empty);
+        zmsg_addstr (out, answer);
+        zmsg_send (&out, router);
+        free (answer);
+        json_decref (reply);
+        json_decref (request);
+        zstr_free (&text);
+        zmsg_destroy (&message);
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&router);
+}
+
+//  One HTTP exchange on its own connection: the whole answer into response. Returns the
+//  status, or -1.
+static int s_http (int port, const char *request, char *response, size_t size)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons ((uint16_t)port)};
+    inet_pton (AF_INET, "127.0.0.1", &address.sin_addr);
+    if (fd < 0 || connect (fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    size_t length = strlen (request), sent = 0;
+    while (sent < length) {
+        ssize_t rc = send (fd, request + sent, length - sent, MSG_NOSIGNAL);
+        if (rc <= 0)
+            break;
+        sent += (size_t)rc;
+    }
+    size_t used = 0;
+    ssize_t rc;
+    while (used + 1 < size && (rc = recv (fd, response + used, size - used - 1, 0)) > 0)
+        used += (size_t)rc;
+    response[used] = 0;
+    close (fd);
+    int status = -1;
+    sscanf (response, "HTTP/1.1 %d", &status);
+    return status;
+}
+
+//  The value of a hidden field in a page, into value.
+static void s_field (const char *page, const char *name, char *value, size_t size)
+{
+    char marker[100];
+    snprintf (marker, sizeof marker, "name=\"%s\" value=\"", name);
+    const char *start = strstr (page, marker);
+    assert (start);
+    start += strlen (marker);
+    size_t length = strcspn (start, "\"");
+    assert (length < size);
+    memcpy (value, start, length);
+    value[length] = 0;
+}
+
+//  The pages against the stand-in core, over HTTP: sign-in (a failure in the generic
+//  words, then a session cookie), the invoices grouped and escaped, sign-out with the
+//  session's CSRF token relayed, and an ended session sent to /sign-in.
+static void s_pages_test (void)
+{
+    char endpoint[128];
+    snprintf (endpoint, sizeof endpoint, "ipc:///tmp/ml_web_server_test_%d.sock", getpid ());
+    zactor_t *core = zactor_new (s_fake_core, endpoint);
+    ml_web_settings_t settings;
+    memset (&settings, 0, sizeof settings);
+    strcpy (settings.listen, "127.0.0.1:0");
+    strcpy (settings.core_endpoint, endpoint);
+    settings.core_timeout_ms = 2000;
+    settings.threads = 2;
+    settings.max_connections = 8;
+    settings.per_ip_connections = 8;
+    settings.connection_timeout_s = 5;
+    settings.connection_memory = 32768;
+    settings.body_limit = 16384;
+    strcpy (settings.title, "Portal");
+    char error[400];
+    ml_web_server_t *server = ml_web_server_new (&settings, error, sizeof error);
+    assert (server);
+    int port = ml_web_server_port (server);
+    size_t size = 256 * 1024;
+    char *response = malloc (size), *request = malloc (4096);
+    assert (response && request);
+    const char *close_it = "Host: 127.0.0.1\r\nConnection: close\r\n";
+
+    snprintf (request, 4096, "GET /sign-in HTTP/1.1\r\n%s\r\n", close_it);
+    assert (s_http (port, request, response, size) == 200);
+    char token[ML_WEB_FORM_TOKEN_SIZE];
+    s_field (response, "form_token", token, sizeof token);
+    const char *body = "email=payer%40example.com&password=wrong";
+    snprintf (request, 4096,
+              "POST /sign-in HTTP/1.1\r\n%sCookie: ml_form=%s\r\nContent-Type: "
+              "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\nform_token=%s&%s",
+              close_it, token, strlen (body) + strlen (token) + 12, token, body);
+    assert (s_http (port, request, response, size) == 200);
+    assert (strstr (response, "The e-mail address or the password is not right."));
+    assert (!strstr (response, "unknown e-mail") && !strstr (response, "ml_session="));
+    assert (strstr (response, "value=\"payer@example.com\""));
+    body = "email=payer%40example.com&password=right-password";
+    snprintf (request, 4096,
+              "POST /sign-in HTTP/1.1\r\n%sCookie: ml_form=%s\r\nContent-Type: "
+              "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\nform_token=%s&%s",
+              close_it, token, strlen (body) + strlen (token) + 12, token, body);
+    assert (s_http (port, request, response, size) == 303);
+    assert (strstr (response, "\r\nLocation: /invoices\r\n"));
+    assert (
+        strstr (response,
+                "Set-Cookie: ml_session=SESSIONtoken_123; Path=/; HttpOnly; SameSite=Strict\r\n"));
+
+    snprintf (request, 4096,
+              "GET /invoices HTTP/1.1\r\n%sCookie: ml_session=SESSIONtoken_123\r\n\r\n", close_it);
+    assert (s_http (port, request, response, size) == 200);
+    assert (strstr (response, "<p class=\"firm\">Smith &amp; Jones</p>"));
+    assert (strstr (response, "&lt;script&gt;x&lt;/script&gt;") && !strstr (response, "<script>"));
+    assert (strstr (response, "Pat &lt;Payer&gt;"));
+    assert (strstr (response, "1,234.56 USD") && strstr (response, "1,224.56 USD") &&
+            strstr (response, "10.00 USD pending") && strstr (response, "0.99 USD"));
+    assert (strstr (response, "2,500.00 USD")); //  the trust ledger
+    char *matter_1 = strstr (response, "Matter M1: Estate");
+    char *matter_2 = strstr (response, "Matter M2: Lease");
+    char *invoice_a = strstr (response, "INV-A"), *invoice_b = strstr (response, "INV-B");
+    char *invoice_c = strstr (response, "INV-C");
+    assert (matter_1 && matter_2 && invoice_a && invoice_b && invoice_c);
+    assert (matter_1 < invoice_a && invoice_a < invoice_c && invoice_c < matter_2 &&
+            matter_2 < invoice_b);
+    char csrf[100];
+    s_field (response, "csrf", csrf, sizeof csrf);
+    assert (streq (csrf, "CSRFtoken"));
+
+    //  Sign-out relays the form's token: a wrong one is refused by the core.
+    snprintf (request, 4096,
+              "POST /sign-out HTTP/1.1\r\n%sCookie: ml_session=SESSIONtoken_123\r\nContent-Type: "
+              "application/x-www-form-urlencoded\r\nContent-Length: 10\r\n\r\ncsrf=wrong",
+              close_it);
+    assert (s_http (port, request, response, size) == 403);
+    assert (!strstr (response, "Set-Cookie"));
+    snprintf (request, 4096,
+              "POST /sign-out HTTP/1.1\r\n%sCookie: ml_session=SESSIONtoken_123\r\nContent-Type: "
+              "application/x-www-form-urlencoded\r\nContent-Length: 14\r\n\r\ncsrf=CSRFtoken",
+              close_it);
+    assert (s_http (port, request, response, size) == 303);
+    assert (strstr (response, "\r\nLocation: /sign-in\r\n") &&
+            strstr (response, "Set-Cookie: ml_session=; Path=/; HttpOnly; SameSite=Strict; "
+                              "Max-Age=0\r\n"));
+
+    //  An ended session goes to /sign-in, and its cookie goes.
+    snprintf (request, 4096, "GET /invoices HTTP/1.1\r\n%sCookie: ml_session=ENDED\r\n\r\n",
+              close_it);
+    assert (s_http (port, request, response, size) == 303);
+    assert (strstr (response, "\r\nLocation: /sign-in\r\n") && strstr (response, "Max-Age=0"));
+
+    free (request);
+    free (response);
+    ml_web_server_destroy (&server);
+    zactor_destroy (&core);
+}
+
 void ml_web_server_test (bool verbose)
 {
     (void)verbose;
@@ -708,5 +937,6 @@ void ml_web_server_test (bool verbose)
     assert (server && ml_web_server_port (server) > 0);
     ml_web_server_destroy (&server);
     ml_web_server_destroy (&server);
+    s_pages_test ();
     printf ("OK\n");
 }
