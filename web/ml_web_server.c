@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 // clang-format off
@@ -22,7 +23,7 @@ static const char *const s_keys[] = {
     "web/listen", "web/tls_certificate", "web/tls_key", "web/proxy_https",
     "web/core_endpoint", "web/core_timeout_ms", "web/threads", "web/max_connections",
     "web/per_ip_connections", "web/connection_timeout_s", "web/connection_memory",
-    "web/body_limit", "web/title", NULL};
+    "web/body_limit", "web/title", "web/form_key_file", NULL};
 // clang-format on
 
 const char *const *ml_web_settings_keys (void)
@@ -72,6 +73,9 @@ int ml_web_settings_load (ml_web_settings_t *settings, const char *path, char *e
     settings->body_limit = ml_config_int (config, "web/body_limit", 16384, 1024, 1024 * 1024);
     rc |= s_copy (settings->title, sizeof settings->title,
                   ml_config_string (config, "web/title", "Payer portal"), "web/title", error,
+                  error_size);
+    rc |= s_copy (settings->form_key_file, sizeof settings->form_key_file,
+                  ml_config_string (config, "web/form_key_file", ""), "web/form_key_file", error,
                   error_size);
     if (ml_config_error (config)) {
         snprintf (error, error_size, "%s", ml_config_error (config));
@@ -504,6 +508,29 @@ static char *s_read_pem (const char *key, const char *path, bool private, char *
     return text;
 }
 
+static bool s_hex_key (const char *text)
+{
+    return strlen (text) == crypto_auth_KEYBYTES * 2 &&
+           strspn (text, "0123456789abcdefABCDEF") == crypto_auth_KEYBYTES * 2;
+}
+
+//  Read the shared form key: 64 hexadecimal digits in an owner-only file.
+static int s_load_form_key (const char *path, unsigned char *key, char *error, size_t error_size)
+{
+    char text[crypto_auth_KEYBYTES * 2 + 2];
+    if (ml_config_read_secret ("web/form_key_file", path, "form key", text, sizeof text, s_hex_key,
+                               "64 hexadecimal digits (make it with: head -c 32 /dev/urandom | "
+                               "od -An -tx1 | tr -d ' \\n')",
+                               error, error_size) != 0)
+        return -1;
+    int rc = sodium_hex2bin (key, crypto_auth_KEYBYTES, text, strlen (text), NULL, NULL, NULL);
+    sodium_memzero (text, sizeof text);
+    if (rc != 0)
+        snprintf (error, error_size, "web/form_key_file: %s does not hold 64 hexadecimal digits",
+                  path);
+    return rc == 0 ? 0 : -1;
+}
+
 ml_web_server_t *ml_web_server_new (const ml_web_settings_t *settings, char *error,
                                     size_t error_size)
 {
@@ -517,6 +544,12 @@ ml_web_server_t *ml_web_server_new (const ml_web_settings_t *settings, char *err
     if (s_listen_address (settings->listen, &address, host, sizeof host, error, error_size) != 0)
         return NULL;
     bool tls = *settings->tls_certificate || *settings->tls_key;
+    if (tls && !MHD_is_feature_supported (MHD_FEATURE_TLS)) {
+        snprintf (error, error_size,
+                  "this libmicrohttpd was built without TLS: serve plain HTTP on loopback "
+                  "behind a TLS reverse proxy instead (docs/web.md)");
+        return NULL;
+    }
     if (tls && (!*settings->tls_certificate || !*settings->tls_key)) {
         snprintf (error, error_size,
                   "web/tls_certificate and web/tls_key go together: set both for HTTPS, or "
@@ -538,8 +571,15 @@ ml_web_server_t *ml_web_server_new (const ml_web_settings_t *settings, char *err
     }
     self->settings = *settings;
     self->secure = tls || settings->proxy_https;
-    //  The key of pre-session form tokens lives as long as this process (docs/web.md).
-    crypto_auth_keygen (self->form_key);
+    //  The key of pre-session form tokens: shared by every web process from a file, or
+    //  this process's own, drawn now (docs/web.md, "CSRF").
+    if (*settings->form_key_file) {
+        if (s_load_form_key (settings->form_key_file, self->form_key, error, error_size) != 0) {
+            ml_web_server_destroy (&self);
+            return NULL;
+        }
+    } else
+        crypto_auth_keygen (self->form_key);
     char *certificate = NULL, *key = NULL;
     if (tls) {
         certificate =
@@ -937,6 +977,36 @@ void ml_web_server_test (bool verbose)
     assert (server && ml_web_server_port (server) > 0);
     ml_web_server_destroy (&server);
     ml_web_server_destroy (&server);
+
+    //  Two servers with one form key file take each other's form tokens; a file others
+    //  may read, or one that is not a key, is refused.
+    char key_path[128];
+    snprintf (key_path, sizeof key_path, "/tmp/ml_web_server_test_%d.key", getpid ());
+    FILE *file = fopen (key_path, "w");
+    assert (file);
+    fprintf (file, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    fclose (file);
+    chmod (key_path, 0644);
+    strcpy (settings.form_key_file, key_path);
+    assert (ml_web_server_new (&settings, error, sizeof error) == NULL &&
+            strstr (error, "chmod 600"));
+    chmod (key_path, 0600);
+    ml_web_server_t *first = ml_web_server_new (&settings, error, sizeof error);
+    ml_web_server_t *second = ml_web_server_new (&settings, error, sizeof error);
+    assert (first && second);
+    assert (sodium_memcmp (first->form_key, second->form_key, sizeof first->form_key) == 0);
+    char token[ML_WEB_FORM_TOKEN_SIZE];
+    ml_web_form_token_make (first->form_key, token, sizeof token);
+    assert (ml_web_form_token_valid (second->form_key, token));
+    ml_web_server_destroy (&first);
+    ml_web_server_destroy (&second);
+    file = fopen (key_path, "w");
+    fprintf (file, "not a key\n");
+    fclose (file);
+    assert (ml_web_server_new (&settings, error, sizeof error) == NULL &&
+            strstr (error, "64 hexadecimal digits"));
+    unlink (key_path);
+    *settings.form_key_file = 0;
     s_pages_test ();
     printf ("OK\n");
 }
