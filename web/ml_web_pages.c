@@ -12,6 +12,7 @@
 
 #include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define S_SESSION_COOKIE "ml_session"
@@ -512,14 +513,33 @@ void ml_web_page_confirm_email (ml_web_exchange_t *exchange)
     json_decref (reply);
 }
 
+//  Minor units from the core: a JSON integer, or a string of decimal digits with an optional
+//  '-' (what a store column gives as text). Returns 0, or -1 for anything else.
+static int s_minor (json_t *value, int64_t *minor)
+{
+    if (json_is_integer (value)) {
+        *minor = (int64_t)json_integer_value (value);
+        return 0;
+    }
+    const char *text = json_string_value (value);
+    if (!text)
+        return -1;
+    const char *digits = *text == '-' ? text + 1 : text;
+    size_t length = strlen (digits);
+    if (length == 0 || length > 18 || strspn (digits, "0123456789") != length)
+        return -1;
+    *minor = strtoll (text, NULL, 10);
+    return 0;
+}
+
 //  An amount for a person, or a dash when the core sent something that is not one.
 static const char *s_money (json_t *object, const char *key, const char *currency, char *buf,
                             size_t size)
 {
-    json_t *value = json_object_get (object, key);
-    if (!json_is_integer (value) || ml_money_exponent (currency) < 0)
+    int64_t minor;
+    if (s_minor (json_object_get (object, key), &minor) != 0 || ml_money_exponent (currency) < 0)
         return strcpy (buf, "-");
-    return ml_money_format ((int64_t)json_integer_value (value), currency, buf, size);
+    return ml_money_format (minor, currency, buf, size);
 }
 
 #define S_MAX_ROWS 2000 //  a page lists at most this many invoices
@@ -541,9 +561,9 @@ static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t f
         char total[64], available[64], pending[64];
         s_money (item, "total_minor", currency, total, sizeof total);
         s_money (item, "available_minor", currency, available, sizeof available);
-        json_t *pending_value = json_object_get (item, "pending_minor");
-        bool has_pending =
-            json_is_integer (pending_value) && json_integer_value (pending_value) > 0;
+        int64_t pending_minor = 0;
+        bool has_pending = s_minor (json_object_get (item, "pending_minor"), &pending_minor) == 0 &&
+                           pending_minor > 0;
         s_money (item, "pending_minor", currency, pending, sizeof pending);
         s_add (exchange,
                "<tr><th scope=\"row\" data-label=\"Invoice\">{}</th>"
@@ -696,6 +716,31 @@ void ml_web_pages_test (bool verbose)
     exchange.form = ml_web_form_parse (body, strlen (body), &error);
     assert (!s_form_token_ok (&exchange));
     ml_web_form_destroy (&exchange.form);
+
+    int64_t minor = 0;
+    json_t *value = json_integer (-5);
+    assert (s_minor (value, &minor) == 0 && minor == -5);
+    json_decref (value);
+    value = json_string ("250000");
+    assert (s_minor (value, &minor) == 0 && minor == 250000);
+    json_decref (value);
+    const char *not_amounts[] = {"",  "-", "1.5", "1e3", " 1", "+1", "0x10", "1234567890123456789",
+                                 NULL};
+    for (size_t index = 0; not_amounts[index]; index++) {
+        value = json_string (not_amounts[index]);
+        assert (s_minor (value, &minor) == -1);
+        json_decref (value);
+    }
+    value = json_real (1.5);
+    assert (s_minor (value, &minor) == -1);
+    json_decref (value);
+    char shown[64];
+    value = json_pack ("{s:s}", "balance_minor", "123456");
+    assert (strcmp (s_money (value, "balance_minor", "USD", shown, sizeof shown), "1,234.56 USD") ==
+            0);
+    assert (strcmp (s_money (value, "balance_minor", "usd", shown, sizeof shown), "-") == 0);
+    assert (strcmp (s_money (value, "missing", "USD", shown, sizeof shown), "-") == 0);
+    json_decref (value);
 
     assert (s_token_shape ("abc-_XYZ09") && !s_token_shape ("a b") && !s_token_shape ("") &&
             !s_token_shape ("a;b") && !s_token_shape (NULL));
