@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -791,6 +792,27 @@ static void s_field (const char *page, const char *name, char *value, size_t siz
     value[length] = 0;
 }
 
+typedef struct {
+    int port;
+    int failures; //  atomic: requests that did not get the payer's own page
+} s_client_args_t;
+
+static void *s_client_thread (void *arg)
+{
+    s_client_args_t *args = arg;
+    char *response = malloc (64 * 1024);
+    assert (response);
+    for (int round = 0; round < 15; round++) {
+        const char *request = "GET /invoices HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
+                              "close\r\nCookie: ml_session=SESSIONtoken_123\r\n\r\n";
+        if (s_http (args->port, request, response, 64 * 1024) != 200 ||
+            !strstr (response, "INV-C") || !strstr (response, "value=\"CSRFtoken\""))
+            __atomic_add_fetch (&args->failures, 1, __ATOMIC_SEQ_CST);
+    }
+    free (response);
+    return NULL;
+}
+
 //  The pages against the stand-in core, over HTTP: sign-in (a failure in the generic
 //  words, then a session cookie), the invoices grouped and escaped, sign-out with the
 //  session's CSRF token relayed, and an ended session sent to /sign-in.
@@ -885,6 +907,15 @@ static void s_pages_test (void)
               close_it);
     assert (s_http (port, request, response, size) == 303);
     assert (strstr (response, "\r\nLocation: /sign-in\r\n") && strstr (response, "Max-Age=0"));
+
+    //  Concurrent requests share the pool of sockets to the core: each gets its own answer.
+    pthread_t threads[6];
+    s_client_args_t args = {port, 0};
+    for (size_t index = 0; index < 6; index++)
+        assert (pthread_create (&threads[index], NULL, s_client_thread, &args) == 0);
+    for (size_t index = 0; index < 6; index++)
+        pthread_join (threads[index], NULL);
+    assert (args.failures == 0);
 
     free (request);
     free (response);
