@@ -408,9 +408,17 @@ void ml_web_page_set_password (ml_web_exchange_t *exchange)
                "password.</p>\n<p><a class=\"button\" href=\"/sign-in\">Sign in</a></p>\n");
         s_end (exchange);
     } else {
-        //  The core says why for a person (a weak password, or a link no longer valid).
-        s_set_password_form (exchange, link, NULL, s_text (reply, "error"));
-        exchange->status = 400;
+        //  A link that is no longer valid gets the page that says so rather than the form
+        //  again; otherwise the core says why for a person (a password too short...).
+        json_t *about =
+            s_call (exchange, json_pack ("{s:s, s:s}", "op", "portal-token", "token", link));
+        if (about && !s_ok (about))
+            s_link_expired (exchange);
+        else if (about) {
+            s_set_password_form (exchange, link, about, s_text (reply, "error"));
+            exchange->status = 400;
+        }
+        json_decref (about);
     }
     json_decref (reply);
 }
