@@ -4,7 +4,8 @@
 # against real core, agent, SMTP server and matterlink-web processes: staff turn login
 # access on, the welcome mail's link sets the password, the payer signs in and sees exactly
 # the invoices of their association, signs out; forgot-password answers the same for every
-# address and mails a reset link only to the payer; a wrong CSRF token changes nothing.
+# address and mails a reset link only to the payer; a wrong CSRF token changes nothing; a
+# staff e-mail change is confirmed on the portal's page and moves the sign-in.
 # Needs the core's api socket (core.cfg api/endpoint, docs/web.md): skipped (77) on a tree
 # whose core has none yet.
 . "$ML_SOURCE/tests/lib_e2e.sh"
@@ -74,6 +75,45 @@ until grep -q "serving the payer portal" "$W/web.log"; do
 done
 HOME="$W" timeout 90 /usr/bin/python3 "$ML_SOURCE/tests/web_flow.py" "http://127.0.0.1:$WEB_PORT" \
     "$token" pat@example.com "$expected" "Acme LLP" "$ML_BIN/screenshots" || fail "the browser flow"
+
+# Staff change Pat's address: the confirmation link's page shows a button, and confirming
+# moves the sign-in to the new address.
+out=$(admin '{"op": "payer-edit", "payer_id": '"$pat"', "email": "pat.new@example.com", "staff": "alice"}')
+echo "$out" | grep -q '"ok":true' || fail "e-mail change: $out"
+wait_for 20 "the confirmation mail" test "$(mails_where '"pat.new@example.com" in m["rcpt_tos"] and "confirm-email" in (m["body"] or "")')" = 1
+python3 - "$W/mail" "$WEB_PORT" <<'PY' || fail "the e-mail confirmation pages"
+import glob, http.client, json, os, re, sys, urllib.parse
+token = None
+for path in glob.glob(os.path.join(sys.argv[1], "*.json")):
+    hit = re.search(r"/confirm-email\?token=([A-Za-z0-9_-]{43})", json.load(open(path))["body"] or "")
+    token = hit.group(1) if hit else token
+assert token, "no confirmation link"
+def request(method, path, body=None, cookie=None):
+    connection = http.client.HTTPConnection("127.0.0.1", int(sys.argv[2]), timeout=10)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if cookie:
+        headers["Cookie"] = cookie
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    return response, response.read().decode()
+response, page = request("GET", "/confirm-email?token=" + token)
+assert response.status == 200 and "Confirm your e-mail address" in page and "Acme LLP" in page, page
+form_token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+cookie = "ml_form=" + form_token
+response, page = request("POST", "/confirm-email", urllib.parse.urlencode({"token": token}), cookie)
+assert response.status == 403, "confirmation without the form token"
+body = urllib.parse.urlencode({"form_token": form_token, "token": token})
+response, page = request("POST", "/confirm-email", body, cookie)
+assert response.status == 200 and "E-mail address confirmed" in page, page
+response, page = request("POST", "/confirm-email", body, cookie)
+assert response.status == 410, "the confirmation link worked twice"
+for email, expected in [("pat.new@example.com", 303), ("pat@example.com", 200)]:
+    body = urllib.parse.urlencode({"form_token": form_token, "email": email,
+                                   "password": "correct horse battery"})
+    response, page = request("POST", "/sign-in", body, cookie)
+    assert response.status == expected, (email, response.status)
+PY
+log "the e-mail change is confirmed through the portal; sign-in moved to the new address"
 
 # Forgot-password mailed a reset link to Pat, and nothing to the unknown address.
 wait_for 20 "the reset mail" test "$(mails_where '"pat@example.com" in m["rcpt_tos"] and "reset" in m["headers"]["subject"].lower()')" = 1

@@ -64,6 +64,10 @@ int main (int argc, char *argv[])
             *settings.tls_certificate ? "HTTPS"
             : settings.proxy_https    ? "HTTP behind a TLS proxy"
                                       : "plain HTTP on loopback");
+    if (strncmp (settings.core_endpoint, "ipc://", 6) != 0)
+        ml_log (ML_LOG_WARNING,
+                "web/core_endpoint is not an ipc:// socket: requests to the core (passwords, "
+                "session tokens) cross the network unencrypted; protect that path (docs/web.md)");
     while (!zsys_interrupted)
         zclock_sleep (200);
     ml_log (ML_LOG_NOTICE, "stopping");
