@@ -208,6 +208,24 @@ static const char *s_text (json_t *object, const char *key)
     return text ? text : "";
 }
 
+//  A payer op the core refused: an ended session goes to /sign-in with its cookie cleared;
+//  anything else (the core's store failed...) is a failure of the service, not of the payer,
+//  and keeps the session.
+static void s_refused (ml_web_exchange_t *exchange, json_t *reply)
+{
+    if (json_is_true (json_object_get (reply, "session_ended"))) {
+        s_set_cookie (exchange, S_SESSION_COOKIE, NULL);
+        s_redirect (exchange, "/sign-in");
+        return;
+    }
+    char shown[300];
+    ml_log (ML_LOG_WARNING, "the core refused a payer's request: %s",
+            ml_log_escape (s_text (reply, "error"), shown, sizeof shown));
+    ml_web_page_error (exchange, 503,
+                       "The payment service could not answer this request. Please try again "
+                       "in a few minutes.");
+}
+
 //  The signed-in payer's session: the cookie's token in token and the core's
 //  portal-session reply, or NULL after it wrote the answer (a redirect to /sign-in when
 //  there is no live session, 503 when the core is away).
@@ -220,10 +238,9 @@ static json_t *s_session (ml_web_exchange_t *exchange, char *token, size_t size)
     json_t *reply =
         s_call (exchange, json_pack ("{s:s, s:s}", "op", "portal-session", "session", token));
     if (reply && !s_ok (reply)) {
+        s_refused (exchange, reply);
         json_decref (reply);
         reply = NULL;
-        s_set_cookie (exchange, S_SESSION_COOKIE, NULL);
-        s_redirect (exchange, "/sign-in");
     }
     return reply;
 }
@@ -599,10 +616,9 @@ void ml_web_page_invoices (ml_web_exchange_t *exchange)
         return;
     }
     if (!s_ok (reply)) {
+        s_refused (exchange, reply);
         json_decref (reply);
         json_decref (session);
-        s_set_cookie (exchange, S_SESSION_COOKIE, NULL);
-        s_redirect (exchange, "/sign-in");
         return;
     }
     const char *firm = s_text (reply, "firm_name");

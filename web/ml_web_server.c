@@ -700,6 +700,8 @@ static void s_fake_core (zsock_t *pipe, void *args)
             reply =
                 json_pack ("{s:b, s:s, s:{s:i, s:s, s:s}}", "ok", 1, "csrf", "CSRFtoken", "payer",
                            "payer_id", 7, "name", "Pat <Payer>", "firm_name", "Smith & Jones");
+        else if (streq (op, "portal-session") && given && streq (given, "FAILING"))
+            reply = json_pack ("{s:b, s:s}", "ok", 0, "error", "the core store failed");
         else if (streq (op, "portal-invoices") && live)
             reply = json_pack (
                 "{s:b, s:s, s:[{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I},"
@@ -907,6 +909,12 @@ static void s_pages_test (void)
               close_it);
     assert (s_http (port, request, response, size) == 303);
     assert (strstr (response, "\r\nLocation: /sign-in\r\n") && strstr (response, "Max-Age=0"));
+
+    //  A core that fails keeps the session: 503, and the cookie stays.
+    snprintf (request, 4096, "GET /invoices HTTP/1.1\r\n%sCookie: ml_session=FAILING\r\n\r\n",
+              close_it);
+    assert (s_http (port, request, response, size) == 503);
+    assert (!strstr (response, "Set-Cookie") && strstr (response, "could not answer"));
 
     //  Concurrent requests share the pool of sockets to the core: each gets its own answer.
     pthread_t threads[6];
