@@ -140,15 +140,18 @@ card_stream() {
     local operation=0 card out
     while [ ! -f "$W/stop" ]; do
         operation=$((operation + 1))
-        # Mostly a good card; one in four a card whose first answers come too late (charged
-        # first, or not yet): the charge is UNKNOWN until the core asks again; now and then
-        # a declined one.
-        # The first two are such cards, so every run has them.
-        case $((operation < 3 ? operation - 1 : RANDOM % 8)) in
+        # Mostly a good card; one in five a card whose first answers come too late (charged
+        # first, or not yet): the charge is UNKNOWN until the core asks again (the first two
+        # are such cards, so every run has them); now and then a declined card, or a good
+        # one while the processor's next answer is lost or late after the work is done
+        # (whichever request comes next: a token, a charge, a lookup).
+        card=4242424242424242
+        case $((operation < 3 ? operation - 1 : RANDOM % 10)) in
             0) card=4000000000003006 ;;
             1) card=4000000000004004 ;;
             2) card=4000000000000002 ;;
-            *) card=4242424242424242 ;;
+            3) curl -sf -o /dev/null -d '{"drop": 1}' "$PROCESSOR/_test/control" ;;
+            4) curl -sf -o /dev/null -d '{"delay_ms": 1500, "delay_count": 1}' "$PROCESSOR/_test/control" ;;
         esac
         out=$(echo "$card 04/2031 123" | cli --json --timeout 5000 charge --firm acme \
             --invoice "$(pick "$CARD_INVOICES" $RANDOM)=$(money $((RANDOM % 300 + 1)))" \
@@ -234,9 +237,10 @@ WORKLOAD_PIDS=
 operations=$(grep -c '^[a-z]* [0-9]' "$W/workload.log")
 log "$ROUNDS rounds done under $operations operations: agent killed $kills_agent, core killed $kills_core, database killed $kills_database, link cut $cuts"
 
-# Everything is up: the last Auto-Pay day once more (a core killed since forgot the test
+# Everything is up and the processor behaves: the last Auto-Pay day once more (a core killed since forgot the test
 # clock), then the outbox drains: no charge or run open, every posting final.
 kill -0 "$CORE_PID" && kill -0 "$AGENT_PID" || fail "a process died by itself"
+curl -sf -o /dev/null -d '{"drop": 0, "delay_count": 0}' "$PROCESSOR/_test/control" || fail "the processor's switches"
 day=$(cat "$W/autopay.day" 2>/dev/null || echo 0)
 cli --json autopay clock "$(date -u -d "2027-01-01 + $day days" +%F)" >/dev/null || fail "the test clock after the faults"
 drained() {
