@@ -17,14 +17,19 @@
 #                     does not, so a replay is likely, not certain, to take the same path)
 #   ML_CHAOS_KEEP     a directory to keep the run's files in (logs, the stores, the lists
 #                     the checks compare)
+#   ML_CHAOS_SHARED=1 card payments also pay the staff clients' invoices, and staff payments
+#                     are large enough to pay invoices off (see below)
 #
-# Staff payments, card payments and Auto-Pay pay disjoint clients' invoices, in amounts far
-# below their balances: until a charge whose outcome is unknown holds its invoice lines
-# against the balance (issue 11 point 2), a staff payment racing it on the same invoice can
-# have its posting rejected. Once holds land, widen the workload: draw card invoices from the
-# staff clients too (STAFF_CLIENTS in CARD_INVOICES below) and pay up to the whole balance.
+# By default staff payments, card payments and Auto-Pay pay disjoint clients' invoices, in
+# amounts far below their balances: until a charge whose outcome is unknown holds its invoice
+# lines against the balance (issue 11 point 2), a staff payment made in that window takes the
+# same balance, and the charge's posting is rejected when it settles approved. ML_CHAOS_SHARED=1
+# runs into that race (until holds land it can fail with "postings rejected", though seldom:
+# the core settles an unknown charge within about a second); once they have, make it the
+# default.
 #
-# Defects found so far: none (see the report of the run that added this test).
+# Defects found so far: none (20-fault runs on both dialects, 200-fault runs: PostgreSQL seed
+# 404124, 941 postings; SQLite seed 644846, 827 postings).
 . "$(dirname "$0")/lib_e2e.sh"
 ROUNDS=${ML_CHAOS_ROUNDS:-20}
 SEED=${ML_CHAOS_SEED:-$(($(date +%s%N) / 1000 % 1000000))}
@@ -98,6 +103,14 @@ CARD_CLIENTS=$(echo "$clients" | sed -n 5,8p)
 AUTOPAY_CLIENT=$(echo "$clients" | sed -n 9p)
 in_list() { echo "$1" | sed "s/.*/'&'/" | paste -sd, -; }
 CARD_INVOICES=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE client_number IN ($(in_list "$CARD_CLIENTS")) ORDER BY invoice_number")
+STAFF_MAX=200
+if [ -n "${ML_CHAOS_SHARED:-}" ]; then
+    # Staff payments pay the oldest invoices first: cards pay those too.
+    for client in $STAFF_CLIENTS; do
+        CARD_INVOICES=$(printf '%s\n%s' "$CARD_INVOICES" "$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE client_number = '$client' ORDER BY invoice_date, invoice_number LIMIT 3")")
+    done
+    STAFF_MAX=50000
+fi
 
 # Auto-Pay: a payer with a saved card (a token as the processor issues them), enrolled for
 # the Auto-Pay client, 1.00 every week from 2027-01-04.
@@ -129,7 +142,7 @@ staff_stream() {
     while [ ! -f "$W/stop" ]; do
         operation=$((operation + 1))
         out=$(cli --json --timeout 5000 pay --firm acme --client "$(pick "$STAFF_CLIENTS" $RANDOM)" \
-            --amount "$(money $((RANDOM % 200 + 1)))" 2>&1)
+            --amount "$(money $(((RANDOM * 32768 + RANDOM) % STAFF_MAX + 1)))" 2>&1)
         echo "staff $operation pay: $?" >>"$W/workload.log"
         # What the core acknowledged must be in the books at the end.
         echo "$out" | sed -n 's/.*"posting_uuid": *"\([^"]*\)".*/\1/p' >>"$W/acknowledged_staff.txt"
