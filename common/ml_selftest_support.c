@@ -1,5 +1,6 @@
 /*  ml_selftest_support: fixtures for selftests. See include/ml_selftest_support.h. */
 #include "ml_selftest_support.h"
+#include "ml_log.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -148,4 +149,33 @@ char *ml_selftest_read (const char *path)
     assert (fread (text, 1, (size_t)size, file) == (size_t)size);
     fclose (file);
     return text;
+}
+
+int ml_selftest_main (const char *program, int argc, char *argv[],
+                      const ml_selftest_class_t *classes, size_t count)
+{
+    bool verbose = false;
+    const char *only = NULL;
+    for (int index = 1; index < argc; index++) {
+        if (strcmp (argv[index], "-v") == 0)
+            verbose = true;
+        else if (strcmp (argv[index], "-t") == 0 && index + 1 < argc)
+            only = argv[++index];
+        else {
+            fprintf (stderr, "usage: %s [-v] [-t CLASS]\n", program);
+            return 2;
+        }
+    }
+    ml_log_setup ("selftest", verbose ? ML_LOG_DEBUG : ML_LOG_WARNING);
+    bool found = false;
+    for (size_t index = 0; index < count; index++)
+        if (!only || strcmp (only, classes[index].name) == 0) {
+            classes[index].test (verbose);
+            found = true;
+        }
+    if (!found) {
+        fprintf (stderr, "%s: no class %s\n", program, only);
+        return 2;
+    }
+    return 0;
 }

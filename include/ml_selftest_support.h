@@ -4,6 +4,7 @@
 
 #include "ml_store.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -47,5 +48,16 @@ char *ml_selftest_read (const char *path);
 //  server ends with the selftest even if an assertion kills it. Waits up to 10 s for the
 //  port. Returns the server's pid, with *port 0 when it did not start.
 pid_t ml_selftest_server (const char *const *argv, const char *log_path, int *port);
+
+//  One selftest of a runner's table: the class's name and its x_test function.
+typedef struct {
+    const char *name;
+    void (*test) (bool verbose);
+} ml_selftest_class_t;
+
+//  The main of a selftest runner: "[-v] [-t CLASS]" runs every class of the table, or one.
+//  Returns the exit code (0, or 2 for bad arguments or an unknown class).
+int ml_selftest_main (const char *program, int argc, char *argv[],
+                      const ml_selftest_class_t *classes, size_t count);
 
 #endif

@@ -8,6 +8,7 @@
 #include "ml_core.h"
 #include "ml_keygen.h"
 #include "ml_log.h"
+#include "ml_selftest_support.h"
 #include "ml_mailer.h"
 #include "ml_money.h"
 #include "ml_msg.h"
@@ -26,12 +27,7 @@
 //  Not a class: every free-text entry of the admin API (tests/ml_free_text.c).
 void ml_free_text_test (bool verbose);
 
-typedef struct {
-    const char *name;
-    void (*test) (bool verbose);
-} s_test_t;
-
-static const s_test_t s_tests[] = {
+static const ml_selftest_class_t s_tests[] = {
     {"ml_log", ml_log_test},
     {"ml_money", ml_money_test},
     {"ml_config", ml_config_test},
@@ -57,28 +53,6 @@ static const s_test_t s_tests[] = {
 
 int main (int argc, char *argv[])
 {
-    bool verbose = false;
-    const char *only = NULL;
-    for (int index = 1; index < argc; index++) {
-        if (strcmp (argv[index], "-v") == 0)
-            verbose = true;
-        else if (strcmp (argv[index], "-t") == 0 && index + 1 < argc)
-            only = argv[++index];
-        else {
-            fprintf (stderr, "usage: ml_selftest [-v] [-t CLASS]\n");
-            return 2;
-        }
-    }
-    ml_log_setup ("selftest", verbose ? ML_LOG_DEBUG : ML_LOG_WARNING);
-    bool found = false;
-    for (size_t index = 0; index < sizeof s_tests / sizeof s_tests[0]; index++)
-        if (!only || strcmp (only, s_tests[index].name) == 0) {
-            s_tests[index].test (verbose);
-            found = true;
-        }
-    if (!found) {
-        fprintf (stderr, "ml_selftest: no class %s\n", only);
-        return 2;
-    }
-    return 0;
+    return ml_selftest_main ("ml_selftest", argc, argv, s_tests,
+                             sizeof s_tests / sizeof s_tests[0]);
 }
