@@ -3,6 +3,7 @@
 #include "ml_agent.h"
 #include "ml_alloc.h"
 #include "ml_autopay.h"
+#include "ml_logins.h"
 #include "ml_config.h"
 #include "ml_contract.h"
 #include "ml_core.h"
@@ -51,6 +52,7 @@ static const s_test_t s_tests[] = {
     {"ml_mailer", ml_mailer_test},
     {"ml_payments", ml_payments_test},
     {"ml_autopay", ml_autopay_test},
+    {"ml_logins", ml_logins_test},
     {"ml_text", ml_text_test},
     {"ml_free_text", ml_free_text_test},
 };
