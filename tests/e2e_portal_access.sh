@@ -125,6 +125,21 @@ api '{"op": "portal-password-set", "token": "'"$(mail_token pat@example.com set-
 session=$(sign_in pat@example.com "brand new horse" | json 'd["session"]') || fail "the new password"
 log "sign-out ended the session; reset mailed a link and the new password works"
 
+# Staff change Sam's address: the login stays Sam's; the new address confirms by a link, the
+# old one is told, and sign-in moves to the new address only once it is confirmed.
+out=$(admin '{"op": "payer-edit", "payer_id": '"$sam"', "email": "sam.new@example.com", "staff": "alice"}')
+[ "$(echo "$out" | json 'd["email_change"]["pending_email"]')" = sam.new@example.com ] || fail "e-mail change: $out"
+wait_for 20 "the confirmation mail" test "$(mails_to sam.new@example.com confirm-email)" = 1
+wait_for 20 "the notice to the old address" test "$(mails_where '"sam@example.com" in m["rcpt_tos"] and "being changed" in (m["body"] or "")')" = 1
+[ "$(sign_in sam@example.com "sams secret" | json 'd["ok"]')" = True ] || fail "the old address stopped working before confirmation"
+api '{"op": "portal-email-confirm", "token": "'"$(mail_token sam.new@example.com confirm-email)"'"}' | grep -q '"ok":true' ||
+    fail "e-mail confirmation"
+[ "$(api '{"op": "portal-session", "session": "'"$sam_session"'"}' | json 'd["ok"]')" = False ] ||
+    fail "a session outlived the e-mail change"
+[ "$(sign_in sam.new@example.com "sams secret" | json 'd["payer"]["payer_id"]')" = "$sam" ] || fail "the new address does not sign in"
+[ "$(sign_in sam@example.com "sams secret" | json 'd["ok"]')" = False ] || fail "the old address still signs in"
+log "an e-mail change kept Sam's login: confirmed by a link to the new address, the old one told"
+
 # Delete: the login and its sessions go; the payer and the associations stay.
 admin '{"op": "payer-access", "payer_id": '"$pat"', "action": "delete"}' | grep -q '"ok":true' || fail "delete"
 [ "$(api '{"op": "portal-session", "session": "'"$session"'"}' | json 'd["ok"]')" = False ] ||
