@@ -207,6 +207,11 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
               json_string_value (json_object_get (firm, "operating_account")));
     json_decref (firm);
 
+    //  With a pay_key, a repeat returns the first result and posts nothing more.
+    char keyed_uuid[37];
+    json_t *repeated = ml_payments_pay_once (store, firm_id, request, keyed_uuid);
+    if (repeated)
+        return repeated;
     ml_line_t *lines = calloc (ML_MAX_LINES, sizeof (ml_line_t));
     assert (lines);
     size_t line_count = 0;
@@ -221,6 +226,7 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
     if (!reply) {
         ml_msg_t *message = ml_msg_new (ML_MSG_POSTING);
         ml_posting_t *posting = &message->posting;
+        snprintf (posting->posting_uuid, sizeof posting->posting_uuid, "%s", keyed_uuid);
         snprintf (posting->account_number, sizeof posting->account_number, "%s", deposit_account);
         snprintf (posting->client_number, sizeof posting->client_number, "%s",
                   client ? client : client_number);
@@ -297,6 +303,15 @@ static json_t *s_core_op (const ml_admin_parts_t *parts, const ml_actor_t *actor
         json_t *limit = json_object_get (request, "limit");
         if (*problem)
             return ml_admin_error ("%s", problem);
+        //  A status that no posting can have would list nothing, as if there were none.
+        const char *statuses[] = {"pending", "delivered", "posted", "rejected", "reversed"};
+        size_t known = 0;
+        while (status && known < 5 && !streq (status, statuses[known]))
+            known++;
+        if (known == 5)
+            return ml_admin_error ("'status' must be pending, delivered, posted, rejected or "
+                                   "reversed, not '%s'",
+                                   status);
         if (limit && (!json_is_integer (limit) || json_integer_value (limit) < 1 ||
                       json_integer_value (limit) > 10000))
             return ml_admin_error ("'limit' must be a whole number from 1 to 10000");
@@ -486,7 +501,7 @@ static const struct {
 } s_ops[] = {
     {"status", "", S_OPERATOR, 0, s_core_op},
     {"open-items", "firm client matter", S_OPERATOR, 0, s_core_op},
-    {"pay", "firm client matter amount currency payer_name payer_email ar_message account",
+    {"pay", "firm client matter amount currency payer_name payer_email ar_message account pay_key",
      S_OPERATOR, 0, s_core_op},
     {"postings", "firm status limit", S_OPERATOR, 0, s_core_op},
     {"posting", "posting_uuid", S_OPERATOR, 0, s_core_op},
@@ -721,7 +736,8 @@ void ml_admin_test (bool verbose)
                          "posting; --\", \"amount\": \"5\"}",
                          "{\"op\": \"explode\"}",
                          "[1, 2]",
-                         "{\"op\": \"postings\", \"limit\": -1}"};
+                         "{\"op\": \"postings\", \"limit\": -1}",
+                         "{\"op\": \"postings\", \"status\": \"reject\"}"};
     for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
         json_t *hostile = json_loads (bad[index], 0, NULL);
         assert (hostile);

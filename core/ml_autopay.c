@@ -1270,7 +1270,11 @@ static int s_carry (ml_autopay_t *self, json_t *run, const char *today, char *de
         //  A test hook: die the hardest way right after the charge, before the run's outcome
         //  is recorded, to prove the next start neither charges again nor loses the run.
         const char *crash = getenv ("MATTERLINK_TEST_CRASH");
-        if (crash && streq (crash, "autopay-after-charge"))
+        const char *charged =
+            json_string_value (json_object_get (json_object_get (reply, "payment"), "status"));
+        //  Not while the processor's worker charges it: ml_payments fires then, once recorded.
+        if (crash && streq (crash, "autopay-after-charge") && charged &&
+            !streq (charged, "pending"))
             raise (SIGKILL);
     }
     json_t *payment = json_object_get (reply, "payment");

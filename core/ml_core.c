@@ -60,6 +60,8 @@ typedef struct {
     ml_mailer_t *mailer;
     zactor_t *mail_sender; //  the mailer's actor, when mail is configured
     ml_payments_t *payments;
+    zactor_t *processor_worker; //  makes the processor calls, so this thread never waits
+    zhashx_t *waiting;          //  payment request id -> admin client (zframe_t) waiting for it
     ml_autopay_t *autopay;
     ml_logins_t *logins;
     zhashx_t *sessions; //  firm id -> s_session_t
@@ -816,6 +818,20 @@ static int64_t s_search_next_expiry (s_core_t *self, int64_t fallback)
     return fallback;
 }
 
+//  Send the replies made for requests that waited for the processor's worker.
+static void s_send_ready (s_core_t *self)
+{
+    char waiter[160];
+    json_t *reply;
+    while ((reply = ml_payments_ready (self->payments, waiter, sizeof waiter))) {
+        zframe_t *client = zhashx_lookup (self->waiting, waiter);
+        if (client)
+            s_admin_reply (self, client, reply);
+        zhashx_delete (self->waiting, waiter);
+        json_decref (reply);
+    }
+}
+
 //  api: the request came in on the API socket and runs as a payer or anonymous.
 static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *frame, bool api)
 {
@@ -861,8 +877,51 @@ static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *fram
         reply = s_search_send (self, client, effects.search_firm, effects.search, effects.context);
         ml_msg_destroy (&effects.search);
     }
+    //  The Auto-Pay test clock runs what came due at once, and its charges with it, so a test
+    //  sees the runs' outcomes after it (a test-only op: it blocks this thread meanwhile).
+    if (json_is_string (op) && streq (json_string_value (op), "autopay-clock") &&
+        json_is_true (json_object_get (reply, "ok"))) {
+        for (int round = 0; round < 10; round++) {
+            ml_payments_resolve (self->payments, effects.deliver_firm, sizeof effects.deliver_firm);
+            if (ml_payments_drain (self->payments, 60000, effects.deliver_firm,
+                                   sizeof effects.deliver_firm) <= 0)
+                break;
+            ml_autopay_tick (self->autopay, effects.deliver_firm, sizeof effects.deliver_firm);
+        }
+        s_send_ready (self);
+        s_session_t *paid = zhashx_lookup (self->sessions, effects.deliver_firm);
+        if (paid)
+            s_deliver (self, paid);
+    }
+    //  A request waiting for the processor's worker is answered when its reply is made (on
+    //  the admin socket: only operator ops wait for the worker today).
+    const char *waiting = json_string_value (json_object_get (reply, "waiting_for"));
+    if (waiting) {
+        zhashx_update (self->waiting, waiting, zframe_dup (client));
+        json_decref (reply);
+        reply = NULL;
+    }
     json_decref (parsed);
     return reply;
+}
+
+//  The processor's worker answered a call: record it, deliver a posting it made, and send
+//  the replies of requests that were waiting for it.
+static void s_receive_processor (s_core_t *self)
+{
+    char *command = NULL;
+    void *call = NULL;
+    if (zsock_recv (self->processor_worker, "sp", &command, &call) != 0)
+        return;
+    char firm_id[64] = "";
+    if (command && streq (command, "DONE") && call)
+        ml_payments_completed (self->payments, (ml_processor_call_t *)call, firm_id,
+                               sizeof firm_id);
+    zstr_free (&command);
+    s_session_t *paid = *firm_id ? zhashx_lookup (self->sessions, firm_id) : NULL;
+    if (paid)
+        s_deliver (self, paid);
+    s_send_ready (self);
 }
 
 static void s_receive_admin (s_core_t *self, zsock_t *socket)
@@ -986,6 +1045,15 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
+    self->waiting = zhashx_new ();
+    zhashx_set_destructor (self->waiting, (zhashx_destructor_fn *)zframe_destroy);
+    if (self->processor) {
+        //  From here on only the worker uses the processor (docs/processor.md, "Threads").
+        self->processor_worker = ml_service_start (ml_processor_actor, self->processor);
+        if (!self->processor_worker)
+            return -1;
+        ml_payments_set_worker (self->payments, self->processor_worker);
+    }
     self->autopay = ml_autopay_new (self->store, self->payers, self->payments, self->mailer, error,
                                     sizeof error);
     if (!self->autopay) {
@@ -1104,6 +1172,9 @@ static void s_core_destroy (s_core_t *self)
     zhashx_destroy (&self->firms);
     ml_logins_destroy (&self->logins);
     ml_autopay_destroy (&self->autopay);
+    //  The worker first: it ends after the call in progress, then nothing uses the calls.
+    zactor_destroy (&self->processor_worker);
+    zhashx_destroy (&self->waiting);
     ml_payments_destroy (&self->payments);
     zactor_destroy (&self->mail_sender);
     ml_mailer_destroy (&self->mailer);
@@ -1125,6 +1196,8 @@ void ml_core_actor (zsock_t *pipe, void *args)
             self->settings.admin_endpoint);
     ml_service_ready (pipe, true);
     zpoller_t *poller = zpoller_new (pipe, self->router, self->admin, self->monitor, NULL);
+    if (self->processor_worker)
+        zpoller_add (poller, self->processor_worker);
     if (self->api) {
         zpoller_add (poller, self->api);
         ml_log (ML_LOG_NOTICE, "core serving the web API on %s", self->settings.api_endpoint);
@@ -1150,6 +1223,9 @@ void ml_core_actor (zsock_t *pipe, void *args)
             s_receive_admin (self, self->api);
         if (zsock_events (self->monitor) & ZMQ_POLLIN)
             s_receive_monitor (self);
+        while (self->processor_worker &&
+               (zsock_events (zactor_sock (self->processor_worker)) & ZMQ_POLLIN))
+            s_receive_processor (self);
         s_search_expire (self, NULL);
         if (zclock_mono () >= self->tick_at) {
             s_tick (self);

@@ -8,6 +8,7 @@
 #include "ml_log.h"
 #include "ml_money.h"
 #include "ml_selftest_support.h"
+#include "ml_service.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -1858,6 +1859,55 @@ static void s_misbehaviours (ml_processor_t *p, ml_processor_settings_t *setting
     ml_processor_settings_wipe (settings);
 }
 
+void ml_processor_call (ml_processor_t *self, ml_processor_call_t *call)
+{
+    assert (self && call);
+    memset (&call->result, 0, sizeof call->result);
+    if (call->lookup)
+        call->status = ml_processor_lookup (self, call->key, &call->result);
+    else if (call->operation == ML_PROCESSOR_TOKENIZE)
+        call->status = ml_processor_tokenize (self, call->key, call->number, call->exp_month,
+                                              call->exp_year, call->cvc, &call->result);
+    else if (call->operation == ML_PROCESSOR_CHARGE)
+        call->status = ml_processor_charge (
+            self, call->key, call->token, call->amount_minor, call->currency,
+            call->merchant_account, *call->description ? call->description : NULL, &call->result);
+    else if (call->operation == ML_PROCESSOR_REFUND)
+        call->status = ml_processor_refund (self, call->key, call->charge_txn, call->amount_minor,
+                                            call->currency, &call->result);
+    else if (call->operation == ML_PROCESSOR_VOID)
+        call->status = ml_processor_void (self, call->key, call->charge_txn, &call->result);
+    else {
+        call->status = ML_PROCESSOR_ERROR;
+        s_result_set (&call->result, ML_PROCESSOR_ERROR, "invalid_call", "no operation asked");
+    }
+    //  The card's only copies outside the processor are wiped once the call is made.
+    explicit_bzero (call->number, sizeof call->number);
+    explicit_bzero (call->cvc, sizeof call->cvc);
+}
+
+void ml_processor_actor (zsock_t *pipe, void *args)
+{
+    ml_processor_t *processor = (ml_processor_t *)args;
+    ml_service_ready (pipe, processor != NULL);
+    if (!processor)
+        return;
+    while (true) {
+        char *command = NULL;
+        void *pointer = NULL;
+        if (zsock_recv (pipe, "sp", &command, &pointer) != 0 || !command)
+            break; //  interrupted
+        bool stop = streq (command, "$TERM");
+        if (streq (command, "CALL") && pointer) {
+            ml_processor_call (processor, (ml_processor_call_t *)pointer);
+            zsock_send (pipe, "sp", "DONE", pointer);
+        }
+        zstr_free (&command);
+        if (stop)
+            break;
+    }
+}
+
 void ml_processor_test (bool verbose)
 {
     printf (" * ml_processor: ");
@@ -1883,6 +1933,50 @@ void ml_processor_test (bool verbose)
     dup2 (log_fd, STDERR_FILENO);
     close (log_fd);
     assert (curl_global_init (CURL_GLOBAL_DEFAULT) == CURLE_OK);
+
+    //  The worker: calls made on its thread, answered with the same struct, the card wiped.
+    {
+        ml_processor_settings_t test_settings;
+        ml_processor_settings_defaults (&test_settings);
+        ml_processor_t *test_processor = ml_processor_new (&test_settings, error, sizeof error);
+        assert (test_processor);
+        zactor_t *worker = ml_service_start (ml_processor_actor, test_processor);
+        assert (worker);
+        ml_processor_call_t calls[2];
+        memset (calls, 0, sizeof calls);
+        calls[0].operation = ML_PROCESSOR_TOKENIZE;
+        strcpy (calls[0].key, "w-token");
+        strcpy (calls[0].number, "4242424242424242");
+        strcpy (calls[0].cvc, "123");
+        calls[0].exp_month = 4;
+        calls[0].exp_year = 2031;
+        zsock_send (worker, "sp", "CALL", &calls[0]);
+        char *command = NULL;
+        void *answered = NULL;
+        assert (zsock_recv (worker, "sp", &command, &answered) == 0);
+        assert (streq (command, "DONE") && answered == &calls[0]);
+        zstr_free (&command);
+        assert (calls[0].status == ML_PROCESSOR_APPROVED && *calls[0].result.token);
+        assert (!*calls[0].number && !*calls[0].cvc);
+        calls[1].operation = ML_PROCESSOR_CHARGE;
+        strcpy (calls[1].key, "w-charge");
+        strcpy (calls[1].token, calls[0].result.token);
+        calls[1].amount_minor = 1234;
+        strcpy (calls[1].currency, "USD");
+        strcpy (calls[1].merchant_account, "acct_w");
+        zsock_send (worker, "sp", "CALL", &calls[1]);
+        assert (zsock_recv (worker, "sp", &command, &answered) == 0 && answered == &calls[1]);
+        zstr_free (&command);
+        assert (calls[1].status == ML_PROCESSOR_APPROVED && *calls[1].result.txn);
+        calls[1].lookup = true;
+        zsock_send (worker, "sp", "CALL", &calls[1]);
+        assert (zsock_recv (worker, "sp", &command, &answered) == 0);
+        zstr_free (&command);
+        assert (calls[1].status == ML_PROCESSOR_APPROVED &&
+                calls[1].result.operation == ML_PROCESSOR_CHARGE);
+        zactor_destroy (&worker);
+        ml_processor_destroy (&test_processor);
+    }
 
     //  Settings from a configuration file.
     ml_processor_settings_t settings;

@@ -74,6 +74,14 @@ static const char *s_schema[] = {
     "reverses,"
     " client_number, account_number, firm_id, posting_uuid ON posting"
     " BEGIN SELECT RAISE (ABORT, 'a posting''s money is fixed; reverse it instead'); END",
+    //  Lines promised to a card charge whose outcome is not final yet (pending or unknown):
+    //  they count against the balance like a posting's, so no other payment takes them
+    //  meanwhile. Removed when the charge is final, in the transaction that records it.
+    "CREATE TABLE IF NOT EXISTS balance_hold ("
+    " hold_key TEXT NOT NULL, line_no INTEGER NOT NULL, firm_id TEXT NOT NULL,"
+    " kind TEXT NOT NULL CHECK (kind IN ('I', 'T')), reference TEXT NOT NULL,"
+    " amount_minor INTEGER NOT NULL CHECK (amount_minor > 0), PRIMARY KEY (hold_key, line_no))",
+    "CREATE INDEX IF NOT EXISTS balance_hold_reference ON balance_hold (firm_id, reference)",
 };
 
 static json_t *s_rows (ml_store_t *self, const char *purpose, ml_query_t *query);
@@ -552,13 +560,17 @@ static json_t *s_rows (ml_store_t *self, const char *purpose, ml_query_t *query)
 //  What postings not yet reflected in the replica take from each invoice: postings still
 //  waiting for an answer, and posted ones whose change the replica has not reached yet.
 //  Reversing postings give back, so they are not counted until the replica shows them.
+//  Card charges not final yet hold their lines too (balance_hold): every path that pays
+//  (pay, payment, links, Auto-Pay) reads this one sum, so none promises a balance twice.
 #define S_PENDING_SQL                                                                              \
     "COALESCE ((SELECT SUM (l.amount_minor) FROM posting_line l"                                   \
     " JOIN posting p ON p.posting_uuid = l.posting_uuid"                                           \
     " WHERE p.firm_id = o.firm_id AND l.kind = 'I' AND l.reference = o.invoice_number"             \
     " AND p.reverses = ''"                                                                         \
     " AND (p.status IN ('pending', 'delivered')"                                                   \
-    " OR (p.status = 'posted' AND p.result_cursor > r.cursor))), 0)"
+    " OR (p.status = 'posted' AND p.result_cursor > r.cursor))), 0)"                               \
+    " + COALESCE ((SELECT SUM (h.amount_minor) FROM balance_hold h"                                \
+    " WHERE h.firm_id = o.firm_id AND h.kind = 'I' AND h.reference = o.invoice_number), 0)"
 
 json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *client,
                              const char *matter, const char *invoice)
@@ -655,6 +667,29 @@ int ml_store_posting_insert (ml_store_t *self, const char *firm_id, ml_posting_t
     }
     ok = ok && s_event (self, posting->posting_uuid, "pending", source);
     return ok ? 0 : -1;
+}
+
+int ml_store_hold_add (ml_store_t *self, const char *firm_id, const char *hold_key,
+                       const ml_line_t *lines, size_t count)
+{
+    bool ok = true;
+    for (size_t index = 0; ok && index < count; index++) {
+        char kind[2] = {lines[index].kind, 0};
+        ok = ml_odbc_execute (self->odbc,
+                              "INSERT INTO balance_hold (hold_key, line_no, firm_id, kind,"
+                              " reference, amount_minor) VALUES (?, ?, ?, ?, ?, ?)",
+                              "sisssi", hold_key, (int64_t)index + 1, firm_id, kind,
+                              lines[index].reference, lines[index].amount_minor) == 1;
+    }
+    return ok ? 0 : -1;
+}
+
+int ml_store_hold_release (ml_store_t *self, const char *hold_key)
+{
+    return ml_odbc_execute (self->odbc, "DELETE FROM balance_hold WHERE hold_key = ?", "s",
+                            hold_key) >= 0
+               ? 0
+               : -1;
 }
 
 int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t *posting,

@@ -47,14 +47,41 @@ int ml_payments_notify (ml_payments_t *self);
 //  Destroy. Idempotent; nulls the caller's pointer.
 void ml_payments_destroy (ml_payments_t **self_p);
 
+//  Make processor calls through worker (ml_processor_actor over the processor given to
+//  ml_payments_new; borrowed), so this object's thread never waits for the processor.
+//  Without a worker (the selftests) calls are made inline, and every reply is final at once.
+//  With one, an op that needs the processor (payment, link-pay, refund, void) stores what it
+//  must first, asks the worker, and returns {"ok": true, "waiting_for": ID}: the caller keeps
+//  its client under ID and sends the reply ml_payments_ready gives for ID later. That
+//  member never reaches a client.
+void ml_payments_set_worker (ml_payments_t *self, zactor_t *worker);
+
+//  The worker answered call (received as "DONE" with its pointer, which this object owns):
+//  record its outcome (an approved charge with its posting), go on with the request it
+//  belongs to. Returns how many charges or reversals reached a final outcome; deliver_firm
+//  as for ml_payments_execute.
+int ml_payments_completed (ml_payments_t *self, ml_processor_call_t *call, char *deliver_firm,
+                           size_t size);
+
+//  For the Auto-Pay test clock only: wait, blocking this thread for at most timeout_ms, for
+//  the answers to every call asked, and record them. Returns how many were answered.
+int ml_payments_drain (ml_payments_t *self, int timeout_ms, char *deliver_firm, size_t size);
+
+//  The next reply made for a request that was told to wait (new reference), with its ID in
+//  waiter; NULL when there is none.
+json_t *ml_payments_ready (ml_payments_t *self, char *waiter, size_t size);
+
 //  Run one admin op of this class. Returns the reply (new reference), or NULL when op is not
 //  one of this class's. When postings were created, deliver_firm is set to their firm.
 json_t *ml_payments_execute (ml_payments_t *self, const char *op, const json_t *request,
                              char *deliver_firm, size_t size);
 
-//  Resolve charges whose outcome is unknown, by asking the processor again with the same
-//  idempotency key. Returns the number of charges that reached a final state; deliver_firm
-//  as above (the firm of the last posting made).
+//  Resolve charges (and refunds, voids) whose outcome is unknown, or left pending by a core
+//  that stopped mid-call, by a lookup with the same idempotency key (then the operation
+//  itself, same key, if the processor has none). Calls already asked are not asked again.
+//  Returns the number that reached a final state now (always 0 with a worker: the answers
+//  come through ml_payments_completed); deliver_firm as above (the firm of the last
+//  posting made).
 int ml_payments_resolve (ml_payments_t *self, char *deliver_firm, size_t size);
 
 //  Auto-apply: allocate amount_text (a decimal amount of currency, or of the invoices' one
@@ -67,6 +94,15 @@ json_t *ml_payments_allocate (ml_store_t *store, const char *firm_id, const char
                               const char *matter, const char *amount_text, const char *currency,
                               ml_line_t *lines, size_t *count, int64_t *amount, char *client_number,
                               char *chosen);
+
+//  pay's idempotency key: request member "pay_key" (1 to 80 letters, digits, '-', '_', '.',
+//  ':'). Without one, returns NULL and leaves posting_uuid empty. With one, the posting's
+//  UUID follows from firm and key (posting_uuid, 37 bytes): returns NULL when no posting has
+//  it yet (the caller records its posting under that UUID), else the reply to give (new
+//  reference): the first result, with "repeated": true, or an error when the key is
+//  malformed or was used for another amount. Nothing is recorded either way.
+json_t *ml_payments_pay_once (ml_store_t *store, const char *firm_id, const json_t *request,
+                              char *posting_uuid);
 
 //  Auto-Pay: charge one run of a schedule (ml_autopay) through the same checks and charge
 //  path as a staff payment, with source "autopay". lines are [{"invoice": NUMBER,

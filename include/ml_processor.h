@@ -32,6 +32,8 @@
 
 #include "ml_config.h"
 
+#include <czmq.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -169,6 +171,40 @@ const char *ml_processor_status_name (ml_processor_status_t status);
 
 //  "tokenize", "charge", "refund", "void", or "none".
 const char *ml_processor_op_name (ml_processor_op_t operation);
+
+//  One processor call as data, so that a worker thread can make it (ml_processor_actor)
+//  while the thread that asked goes on. The asker fills the request part; the call fills
+//  status and result. Plain values, no pointers but context, which is the asker's.
+typedef struct {
+    ml_processor_op_t operation; //  TOKENIZE, CHARGE, REFUND or VOID; ignored for a lookup
+    bool lookup;                 //  ml_processor_lookup of key instead of operation
+    char key[ML_PROCESSOR_KEY_MAX + 1];
+    char token[ML_PROCESSOR_ID_MAX + 1];                 //  charge
+    char charge_txn[ML_PROCESSOR_ID_MAX + 1];            //  refund, void
+    int64_t amount_minor;                                //  charge, refund
+    char currency[4];                                    //  charge, refund
+    char merchant_account[ML_PROCESSOR_ACCOUNT_MAX + 1]; //  charge
+    char description[ML_PROCESSOR_DESCRIPTION_MAX + 1];  //  charge, may be empty
+    char number[41];                                     //  tokenize; wiped by the call
+    char cvc[8];                                         //  tokenize; wiped by the call
+    int exp_month, exp_year;                             //  tokenize
+    ml_processor_status_t status;                        //  the outcome
+    ml_processor_result_t result;                        //  the outcome
+    void *context;                                       //  the asker's, untouched
+} ml_processor_call_t;
+
+//  Make the call call describes, fill its status and result, and wipe its card number and
+//  security code, whatever the outcome.
+void ml_processor_call (ml_processor_t *self, ml_processor_call_t *call);
+
+//  The processor's worker: an actor (start it with ml_service_start, args the processor,
+//  which it borrows and is then the only thread to use until the actor is destroyed) that
+//  makes calls one at a time, in the order asked, so the thread that asks never waits for
+//  the processor. Protocol on its pipe (zsock_send pictures): "sp" "CALL" call asks;
+//  "sp" "DONE" call answers, once per CALL, with the same pointer, after the call (the
+//  pointer stays the asker's: the worker only borrows it until DONE). On $TERM it ends after
+//  the call in progress; CALLs still queued then are not made and not answered.
+void ml_processor_actor (zsock_t *pipe, void *args);
 
 void ml_processor_test (bool verbose);
 

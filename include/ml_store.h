@@ -82,6 +82,17 @@ int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t
 int ml_store_posting_insert (ml_store_t *self, const char *firm_id, ml_posting_t *posting,
                              const char *source);
 
+//  Hold lines against the balance (inside the caller's transaction) for a payment whose
+//  outcome is not final yet, such as a card charge: held invoice lines count in
+//  pending_minor (ml_store_open_items) until released. hold_key names the holder (a
+//  charge's key). Returns 0 or -1.
+int ml_store_hold_add (ml_store_t *self, const char *firm_id, const char *hold_key,
+                       const ml_line_t *lines, size_t count);
+
+//  Release every line held under hold_key, inside the caller's transaction (the one that
+//  records the outcome, so the balance is never free between the two). Returns 0 or -1.
+int ml_store_hold_release (ml_store_t *self, const char *hold_key);
+
 //  Append an entry to a posting's history, inside the caller's transaction. Returns 0 or -1.
 int ml_store_posting_note (ml_store_t *self, const char *posting_uuid, const char *status,
                            const char *detail);

@@ -26,7 +26,7 @@ runs() { show "$1" | json "len([r for r in d['schedule']['runs'] if $2])"; }
 settled() {
     local id
     for id in $(cli --json autopay list --firm acme | json '" ".join(str(s["schedule_id"]) for s in d["schedules"])'); do
-        [ "$(runs "$id" 'r["status"] == "started"')" = 0 ] || return 1
+        [ "$(runs "$id" 'r["status"] in ("started", "pending")')" = 0 ] || return 1
     done
 }
 clock() {
@@ -70,8 +70,10 @@ clock 2027-01-01
 out=$(cli --json autopay add --payer "$payer" --method "$method" --name "Monthly" --account TR-001 \
     --frequency monthly --first 2027-01-31 --amount "$amount_text" 2>&1) && fail "a trust account was accepted"
 out=$(cli --json autopay add --payer "$payer" --method "$method" --name "Monthly" --account OP-001 \
-    --frequency monthly --first 2027-01-31 --amount "$amount_text" --message "AutoPay $client") ||
-    fail "autopay add: $out"
+    --frequency monthly --first 2027-01-31 --amount "$amount_text" --message "AutoPay $client" \
+    2>"$W/add.err") || fail "autopay add: $out $(cat "$W/add.err")"
+grep -q "^matterlink: warning: .*matterlink firm contact --firm acme --email" "$W/add.err" ||
+    fail "the CLI did not show the reply's warning: $(cat "$W/add.err")"
 schedule=$(echo "$out" | json 'd["schedule"]["schedule_id"]')
 # No firm contact yet: the reply warns (the failure alert needs one), naming the real command.
 echo "$out" | json 'd["warnings"][0]' | grep -q "matterlink firm contact --firm acme --email" ||

@@ -86,4 +86,16 @@ out=$(cli --json refund "$charge_key") || fail "refunding the rejected charge: $
 [ "$(postings)" = "$before" ] || fail "a refund of money the books never had made a posting"
 cli --json reallocate "$charge_posting" --invoice "$third_invoice=2.00" >/dev/null 2>&1 &&
     fail "refunded money was reallocated as well"
+
+# A firm's open balances may sum past 64 bits (the schema allows any BIGINT balance): status
+# stays exact and says so, in JSON and for people.
+big=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE invoice_number NOT IN ('$paid', '$second_invoice', '$third_invoice', '$fourth_invoice') ORDER BY invoice_number LIMIT 2" | tr '\n' ' ')
+for number in $big; do
+    matter_sql "UPDATE invoice SET total_minor = 9000000000000000000, balance_minor = 9000000000000000000 WHERE invoice_number = '$number'"
+done
+over_64() { [ "$(cli --json status | json 'd["firms"][0]["open_balance_over_64_bits"]')" = True ]; }
+wait_for 30 "the huge balances to reach the core" over_64
+cli status | grep -q "outstanding (beyond 64 bits)" || fail "status does not say the sum is beyond 64 bits: $(cli status)"
+cli status | grep -q " 18[0-9]\{16\}\.[0-9][0-9] USD outstanding" || fail "status lost the sum's digits: $(cli status)"
+log "status past 64 bits: $(cli status | grep outstanding)"
 log "PASS"
