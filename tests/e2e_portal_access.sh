@@ -54,8 +54,9 @@ out=$(admin '{"op": "payer-access", "payer_id": '"$pat"', "action": "on", "staff
 wait_for 20 "the welcome mail" test "$(mails_to pat@example.com set-password)" = 1
 first=$(mail_token pat@example.com set-password)
 [ ${#first} = 43 ] || fail "no link in the welcome mail"
-out=$(admin '{"op": "payer-access", "payer_id": '"$pat"', "action": "on"}')
-[ "$(echo "$out" | json 'd["invalidated"]')" = 1 ] || fail "the earlier link was not invalidated: $out"
+out=$(cli payer access on "$pat") || fail "payer access on (CLI): $out"
+echo "$out" | grep -q "1 earlier link no longer works" || fail "the CLI does not say the earlier link died: $out"
+cli payer show "$pat" | grep -q "portal login: *invited" || fail "payer show: $(cli payer show "$pat")"
 wait_for 20 "the second welcome mail" test "$(mails_to pat@example.com set-password)" = 2
 token=$(mail_token pat@example.com set-password)
 [ "$token" != "$first" ] || fail "the second mail has the first link"
@@ -125,6 +126,8 @@ api '{"op": "portal-password-set", "token": "'"$(mail_token pat@example.com set-
 session=$(sign_in pat@example.com "brand new horse" | json 'd["session"]') || fail "the new password"
 log "sign-out ended the session; reset mailed a link and the new password works"
 
+cli payer show "$pat" | grep -q "portal login: *active" || fail "payer show: $(cli payer show "$pat")"
+
 # Staff change Sam's address: the login stays Sam's; the new address confirms by a link, the
 # old one is told, and sign-in moves to the new address only once it is confirmed.
 out=$(admin '{"op": "payer-edit", "payer_id": '"$sam"', "email": "sam.new@example.com", "staff": "alice"}')
@@ -141,7 +144,7 @@ api '{"op": "portal-email-confirm", "token": "'"$(mail_token sam.new@example.com
 log "an e-mail change kept Sam's login: confirmed by a link to the new address, the old one told"
 
 # Delete: the login and its sessions go; the payer and the associations stay.
-admin '{"op": "payer-access", "payer_id": '"$pat"', "action": "delete"}' | grep -q '"ok":true' || fail "delete"
+cli payer access delete "$pat" >/dev/null || fail "delete"
 [ "$(api '{"op": "portal-session", "session": "'"$session"'"}' | json 'd["ok"]')" = False ] ||
     fail "a session outlived delete"
 [ "$(sign_in pat@example.com "brand new horse" | json 'd["ok"]')" = False ] || fail "signed in after delete"
