@@ -198,6 +198,30 @@ void ml_service_test (bool verbose)
         else
             assert (rc == 0);
     }
+    //  The web API's socket: optional, with the same rules under its own section.
+    struct {
+        const char *text, *expected;
+    } api_cases[] = {
+        {"admin\n    endpoint = ipc:///tmp/x.sock\n", NULL},
+        {"api\n    endpoint = ipc:///tmp/api.sock\n", NULL},
+        {"api\n    endpoint = tcp://127.0.0.1:7901\n",
+         "api/endpoint 'tcp://127.0.0.1:7901' is not"},
+        {"api\n    endpoint = tcp://127.0.0.1:7901\n    allow_tcp = 1\n", NULL},
+        {"api\n    endpoint = ipc:///tmp/api.sock\n    group = no-such-group-ml\n",
+         "api/group 'no-such-group-ml' is not a group"},
+    };
+    for (size_t index = 0; index < sizeof api_cases / sizeof api_cases[0]; index++) {
+        ml_selftest_write (path, api_cases[index].text, 0600);
+        int rc = ml_service_socket_load (&admin, path, "api", false, error, sizeof error);
+        if (api_cases[index].expected)
+            assert (rc == -1 && strstr (error, api_cases[index].expected));
+        else
+            assert (rc == 0 && streq (admin.section, "api"));
+    }
+    assert (ml_service_socket_load (&admin, path, "api", false, error, sizeof error) == -1);
+    ml_selftest_write (path, "admin\n    endpoint = ipc:///tmp/x.sock\n", 0600);
+    assert (ml_service_socket_load (&admin, path, "api", false, error, sizeof error) == 0);
+    assert (*admin.endpoint == 0 && ml_service_admin_grant (&admin, error, sizeof error) == 0);
     //  With a group, the socket file goes to that group, mode 0660; without, it stays.
     char text[400], socket_path[200];
     snprintf (socket_path, sizeof socket_path, "%s/admin.sock", directory);

@@ -1461,6 +1461,21 @@ void ml_logins_test (bool verbose)
     s_test_sign_in (self, &anonymous, "pat@example.com", "correct horse", second, NULL);
     assert (*second && !streq (second, session));
 
+    //  About the same time for an unknown address as for a known one with a wrong password:
+    //  both verify one Argon2id hash (the fastest of three each, against scheduling noise).
+    int64_t fastest[2] = {INT64_MAX, INT64_MAX};
+    const char *addresses[2] = {"sam@example.com", "pat@example.com"};
+    for (int round = 0; round < 6; round++) {
+        int64_t started = zclock_usecs ();
+        s_test_sign_in (self, &anonymous, addresses[round % 2], "not the password", buf, NULL);
+        int64_t took = zclock_usecs () - started;
+        if (took < fastest[round % 2])
+            fastest[round % 2] = took;
+    }
+    assert (fastest[0] * 3 > fastest[1] && fastest[1] * 3 > fastest[0]);
+    s_test_sign_in (self, &anonymous, "pat@example.com", "correct horse", buf, NULL);
+    assert (*buf); //  the three failures above are forgotten
+
     //  Throttling: after 5 failures in a row, attempts wait 1, 2, 4 ... seconds, and an
     //  attempt inside the wait fails even with the right password; a success resets.
     for (int attempt = 0; attempt < 5; attempt++)
