@@ -5,9 +5,10 @@
 set -eu
 packages="build-essential cmake pkg-config clang-format python3 sqlite3 \
 libzmq3-dev libczmq-dev libjansson-dev libcurl4-openssl-dev libssl-dev uuid-dev \
-unixodbc unixodbc-dev libsqliteodbc python3-aiosmtpd libsodium-dev"
+unixodbc unixodbc-dev libsqliteodbc python3-aiosmtpd libsodium-dev libmicrohttpd-dev"
 if [ "${1:-}" = "--servers" ]; then
-    packages="$packages postgresql odbc-postgresql mariadb-server mariadb-client odbc-mariadb"
+    packages="$packages postgresql odbc-postgresql mariadb-server mariadb-client odbc-mariadb \
+chromium chromium-driver python3-selenium"
 fi
 missing=""
 for package in $packages; do

@@ -15,7 +15,8 @@ Usage: processor_server.py --api-key-file FILE [--port N] [--fail-500 N] [--drop
 It prints its port on standard output once it accepts connections, and logs one line per
 request on standard error (method, path, status: never a body or a header). Tests change the
 misbehaviour switches at run time with POST /_test/control, read counters with GET
-/_test/stats and settle charges with POST /_test/settle (test only: not part of the API).
+/_test/stats and the charges made (with their keys) at GET /_test/ledger, and settle
+charges with POST /_test/settle (test only: not part of the API).
 Python standard library only.
 """
 
@@ -97,6 +98,7 @@ class Processor:
         self.operations = {}  # key -> (operation, params, http status, body)
         self.charges = {}  # charge id -> dict
         self.timeout_attempts = {}  # key -> charge requests seen for a timeout card
+        self.made = {}  # key -> charges made under it (the ledger shows it: 1 unless a bug)
         self.switches = {
             "fail_500": options.fail_500,
             "drop": options.drop,
@@ -204,6 +206,7 @@ class Processor:
         if replayed:
             return replayed
         self.stats["charges"] += 1
+        self.made[key] = self.made.get(key, 0) + 1
         charge_id = "ch_" + fnv(key)
         body = {"object": "charge", "id": charge_id, "amount": amount, "currency": currency,
                 "merchant_account": account}
@@ -213,9 +216,9 @@ class Processor:
             body.update(status="declined", reason=card[2], message="the card was declined")
         else:
             body.update(status="approved")
-        self.charges[charge_id] = {"approved": body["status"] == "approved", "amount": amount,
-                                   "refunded": 0, "currency": currency, "account": account,
-                                   "voided": False, "settled": False}
+        self.charges[charge_id] = {"key": key, "approved": body["status"] == "approved",
+                                   "amount": amount, "refunded": 0, "currency": currency,
+                                   "account": account, "voided": False, "settled": False}
         return self.store(key, "charge", params,
                           200 if body["status"] == "approved" else 402, body)
 
@@ -281,6 +284,14 @@ class Processor:
         if stored is None:
             raise Refusal(404, "not_found", "no operation was made with this key")
         return 200, stored[3]
+
+    def ledger(self):
+        """Every charge made, with its key and how many times work was done under the key."""
+        return [{"id": charge_id, "key": charge["key"], "made": self.made.get(charge["key"], 0),
+                 "approved": charge["approved"], "amount": charge["amount"],
+                 "currency": charge["currency"], "account": charge["account"],
+                 "refunded": charge["refunded"], "voided": charge["voided"]}
+                for charge_id, charge in self.charges.items()]
 
     def settle(self):
         settled = 0
@@ -410,6 +421,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, {"settled": processor.settle()})
             if method == "GET" and self.path == "/_test/stats":
                 return self.reply(200, dict(processor.stats))
+            if method == "GET" and self.path == "/_test/ledger":
+                return self.reply(200, {"charges": processor.ledger()})
         raise Refusal(404, "no_such_endpoint", "no such endpoint")
 
 

@@ -1,0 +1,60 @@
+/*  ml_web_pages: the portal's pages, each a handler of one exchange (web/ml_web_pages.c).
+
+    The server (ml_web_server) parses and bounds the request, fills an exchange and calls
+    the page's handler from its route table; the handler calls the core, writes its page
+    with ml_html (every value escaped there) and sets the status, a redirect or cookies.
+    The server then adds the security headers and sends it.
+*/
+#ifndef ML_WEB_PAGES_H_INCLUDED
+#define ML_WEB_PAGES_H_INCLUDED
+
+#include "ml_html.h"
+#include "ml_web_core.h"
+#include "ml_web_form.h"
+
+#include <sodium.h>
+#include <stdbool.h>
+
+#define ML_WEB_MAX_COOKIES 4
+
+typedef struct {
+    //  The request, borrowed for the handler's call.
+    const char *method;        //  "GET", "HEAD" or "POST"
+    const char *path;          //  without the query
+    ml_web_form_t *query;      //  the query string's fields (never NULL)
+    ml_web_form_t *form;       //  a POST's body fields (never NULL; empty for GET)
+    const char *cookie_header; //  NULL when the request has none
+    const char *client;        //  the peer's address, for the core's audit
+    bool secure;               //  reached over HTTPS (itself or through its TLS proxy)
+    ml_web_core_t *core;
+    const unsigned char *form_key; //  crypto_auth key of pre-session form tokens
+    const char *title;             //  web/title
+    //  The response, filled by the handler.
+    int status;      //  200 unless set
+    ml_html_t *page; //  the body (text/html)
+    char location[600];
+    char cookies[ML_WEB_MAX_COOKIES][700];
+    size_t cookie_count;
+} ml_web_exchange_t;
+
+typedef void (ml_web_handler_fn) (ml_web_exchange_t *exchange);
+
+ml_web_handler_fn ml_web_page_root, ml_web_page_sign_in, ml_web_page_sign_out,
+    ml_web_page_set_password, ml_web_page_forgot, ml_web_page_confirm_email, ml_web_page_invoices;
+
+//  The error page for a status the server decides (400, 404, 405, 413, 500).
+void ml_web_page_error (ml_web_exchange_t *exchange, int status, const char *message);
+
+//  A cookie's name as sent: "__Host-" + base over HTTPS (browsers accept that prefix only
+//  with Secure), base alone on plain loopback HTTP.
+const char *ml_web_cookie_name (bool secure, const char *base, char *buf, size_t size);
+
+//  Pre-session form tokens (signed double submit): "NONCE.MAC" in base64url, MAC the
+//  crypto_auth of NONCE under key. Make one into buf (at least ML_WEB_FORM_TOKEN_SIZE).
+#define ML_WEB_FORM_TOKEN_SIZE 104
+void ml_web_form_token_make (const unsigned char *key, char *buf, size_t size);
+bool ml_web_form_token_valid (const unsigned char *key, const char *token);
+
+void ml_web_pages_test (bool verbose);
+
+#endif
