@@ -3,12 +3,12 @@
 #include "ml_agent.h"
 #include "ml_alloc.h"
 #include "ml_autopay.h"
-#include "ml_logins.h"
 #include "ml_config.h"
 #include "ml_contract.h"
 #include "ml_core.h"
 #include "ml_keygen.h"
 #include "ml_log.h"
+#include "ml_logins.h"
 #include "ml_mailer.h"
 #include "ml_money.h"
 #include "ml_msg.h"
@@ -33,17 +33,28 @@ typedef struct {
 } s_test_t;
 
 static const s_test_t s_tests[] = {
-    {"ml_log", ml_log_test},         {"ml_money", ml_money_test},
-    {"ml_config", ml_config_test},   {"ml_service", ml_service_test},
-    {"ml_keygen", ml_keygen_test},   {"ml_msg", ml_msg_test},
-    {"ml_odbc", ml_odbc_test},       {"ml_contract", ml_contract_test},
-    {"ml_alloc", ml_alloc_test},     {"ml_store", ml_store_test},
-    {"ml_admin", ml_admin_test},     {"ml_payers", ml_payers_test},
-    {"ml_finder", ml_finder_test},   {"ml_agent", ml_agent_test},
-    {"ml_core", ml_core_test},       {"ml_processor", ml_processor_test},
-    {"ml_mailer", ml_mailer_test},   {"ml_payments", ml_payments_test},
-    {"ml_autopay", ml_autopay_test}, {"ml_logins", ml_logins_test},
-    {"ml_text", ml_text_test},       {"ml_free_text", ml_free_text_test},
+    {"ml_log", ml_log_test},
+    {"ml_money", ml_money_test},
+    {"ml_config", ml_config_test},
+    {"ml_service", ml_service_test},
+    {"ml_keygen", ml_keygen_test},
+    {"ml_msg", ml_msg_test},
+    {"ml_odbc", ml_odbc_test},
+    {"ml_contract", ml_contract_test},
+    {"ml_alloc", ml_alloc_test},
+    {"ml_store", ml_store_test},
+    {"ml_admin", ml_admin_test},
+    {"ml_payers", ml_payers_test},
+    {"ml_finder", ml_finder_test},
+    {"ml_agent", ml_agent_test},
+    {"ml_core", ml_core_test},
+    {"ml_processor", ml_processor_test},
+    {"ml_mailer", ml_mailer_test},
+    {"ml_payments", ml_payments_test},
+    {"ml_autopay", ml_autopay_test},
+    {"ml_logins", ml_logins_test}, //  the portal's logins, links and sessions
+    {"ml_text", ml_text_test},
+    {"ml_free_text", ml_free_text_test},
 };
 
 int main (int argc, char *argv[])
