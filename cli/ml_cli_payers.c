@@ -40,6 +40,8 @@ static const ml_cli_option_t o_access_action =
     ML_CLI_CHOICE ("ACTION", "on|off|reset|delete", 8, "action", "on|off|reset|delete",
                    "on: welcome mail with a set-password link; off: sign-in refused, sessions "
                    "ended; reset: a reset link; delete: the login goes, the payer stays");
+static const ml_cli_option_t o_audit_limit =
+    ML_CLI_WHOLE ("--limit", "N", 1, 1000, "limit", "at most this many, 1 to 1000 (default 100)");
 static const ml_cli_option_t o_all =
     ML_CLI_SWITCH ("--all", NULL, "associate every one the search found");
 
@@ -184,6 +186,26 @@ static int s_print_access_change (ml_cli_t *cli, const ml_cli_args_t *args, json
         printf ("%lld earlier link%s no longer work%s.\n", invalidated, invalidated == 1 ? "" : "s",
                 invalidated == 1 ? "s" : "");
     s_print_access (json_object_get (reply, "access"));
+    return 0;
+}
+
+static const ml_cli_column_t s_audit_columns[] = {
+    {"When", "at", 0, 0, 0},
+    {"Event", "event", 0, 0, 0},
+    {"From", "client", 0, 0, 40},
+    {"Detail", "detail", 0, 0, 40},
+};
+
+static int s_print_audit (ml_cli_t *cli, const ml_cli_args_t *args, json_t *reply)
+{
+    json_t *events = json_object_get (reply, "events");
+    long long payer_id = (long long)json_integer_value (ml_cli_arg (args, "PAYER_ID"));
+    if (json_array_size (events) == 0)
+        printf ("No portal events for payer %lld.\n", payer_id);
+    else {
+        printf ("Portal events of payer %lld, newest first:\n", payer_id);
+        ML_CLI_TABLE (events, s_audit_columns, 0);
+    }
     return 0;
 }
 
@@ -620,6 +642,14 @@ const ml_cli_command_t ml_cli_payers_commands[] = {
      .print = s_print_access_change,
      .unanswered = "the login may have changed and a mail may be on its way: check with "
                    "'matterlink payer show PAYER_ID'"},
+    {.name = "payer audit",
+     .op = "portal-audit",
+     .synopsis = "PAYER_ID [--limit N]",
+     .summary = "a payer's portal events: access, sign-ins, resets",
+     .options = {&o_audit_limit},
+     .bare = {&ml_cli_opt_payer_id},
+     .bare_required = 1,
+     .print = s_print_audit},
     {.name = "method add",
      .op = "method-add",
      .synopsis = "PAYER_ID --token T --brand B --last4 NNNN --expiry MM/YYYY",
