@@ -36,6 +36,12 @@ static const ml_cli_option_t o_level = ML_CLI_CHOICE (
 static const ml_cli_option_t o_pick =
     ML_CLI_CHECKED ("--pick", "1,3,...", 200, NULL, ml_cli_is_pick,
                     "numbers from the list, like 1,3", "associate these of the numbered list");
+static const ml_cli_option_t o_access_action =
+    ML_CLI_CHOICE ("ACTION", "on|off|reset|delete", 8, "action", "on|off|reset|delete",
+                   "on: welcome mail with a set-password link; off: sign-in refused, sessions "
+                   "ended; reset: a reset link; delete: the login goes, the payer stays");
+static const ml_cli_option_t o_audit_limit =
+    ML_CLI_WHOLE ("--limit", "N", 1, 1000, "limit", "at most this many, 1 to 1000 (default 100)");
 static const ml_cli_option_t o_all =
     ML_CLI_SWITCH ("--all", NULL, "associate every one the search found");
 
@@ -124,10 +130,90 @@ static int s_print_payer_list (ml_cli_t *cli, const ml_cli_args_t *args, json_t 
     return 0;
 }
 
+//  The portal login's state, as payer show and payer access say it.
+static void s_print_access (json_t *access)
+{
+    if (!json_is_object (access))
+        return;
+    static const char *const meanings[][2] = {
+        {"off", "off (no sign-in)"},
+        {"invited", "invited (a set-password link was sent, no password yet)"},
+        {"active", "active (the payer can sign in)"},
+        {"deleted", "deleted (no login; 'payer access on' starts over)"}};
+    const char *state = ml_cli_text (access, "state");
+    for (size_t index = 0; index < 4; index++)
+        if (streq (state, meanings[index][0]))
+            state = meanings[index][1];
+    printf ("  portal login:    %s\n", state);
+    if (*ml_cli_text (access, "invitation"))
+        printf ("  invitation:      %s (sent %s, link valid until %s)\n",
+                ml_cli_text (access, "invitation"), ml_cli_text (access, "invited_at"),
+                ml_cli_text (access, "invitation_expires_at"));
+    if (*ml_cli_text (access, "last_sign_in_at"))
+        printf ("  last sign-in:    %s\n", ml_cli_text (access, "last_sign_in_at"));
+    if (*ml_cli_text (access, "pending_email")) {
+        printf ("  new e-mail:      ");
+        ml_cli_put_clean (stdout, ml_cli_text (access, "pending_email"), SIZE_MAX);
+        printf (" (waits for its confirmation link)\n");
+    }
+}
+
+static int s_print_access_change (ml_cli_t *cli, const ml_cli_args_t *args, json_t *reply)
+{
+    const char *action = ml_cli_arg_text (args, "ACTION");
+    long long payer_id = (long long)json_integer_value (ml_cli_arg (args, "PAYER_ID"));
+    long long invalidated = ml_cli_integer (reply, "invalidated");
+    json_t *mail = json_object_get (reply, "mail_id");
+    if (streq (action, "on"))
+        printf (json_is_integer (mail)
+                    ? "Login access on for payer %lld: a welcome e-mail with a set-password link "
+                      "is on its way (mail %lld).\n"
+                    : "Login access on for payer %lld: the payer signs in with the password "
+                      "already set (no e-mail).\n",
+                payer_id, json_is_integer (mail) ? (long long)json_integer_value (mail) : 0LL);
+    else if (streq (action, "reset"))
+        printf ("A reset link is on its way to payer %lld (mail %lld).\n", payer_id,
+                (long long)json_integer_value (mail));
+    else if (streq (action, "off"))
+        printf ("Login access off for payer %lld: sign-in refused, sessions ended; the password "
+                "is kept.\n",
+                payer_id);
+    else
+        printf ("Login of payer %lld deleted: password, links and sessions are gone; the payer, "
+                "the associations and the history stay.\n",
+                payer_id);
+    if (invalidated > 0)
+        printf ("%lld earlier link%s no longer work%s.\n", invalidated, invalidated == 1 ? "" : "s",
+                invalidated == 1 ? "s" : "");
+    s_print_access (json_object_get (reply, "access"));
+    return 0;
+}
+
+static const ml_cli_column_t s_audit_columns[] = {
+    {"When", "at", 0, 0, 0},
+    {"Event", "event", 0, 0, 0},
+    {"From", "client", 0, 0, 40},
+    {"Detail", "detail", 0, 0, 40},
+};
+
+static int s_print_audit (ml_cli_t *cli, const ml_cli_args_t *args, json_t *reply)
+{
+    json_t *events = json_object_get (reply, "events");
+    long long payer_id = (long long)json_integer_value (ml_cli_arg (args, "PAYER_ID"));
+    if (json_array_size (events) == 0)
+        printf ("No portal events for payer %lld.\n", payer_id);
+    else {
+        printf ("Portal events of payer %lld, newest first:\n", payer_id);
+        ML_CLI_TABLE (events, s_audit_columns, 0);
+    }
+    return 0;
+}
+
 static int s_print_payer_show (ml_cli_t *cli, const ml_cli_args_t *args, json_t *reply)
 {
     json_t *payer = json_object_get (reply, "payer");
     s_print_profile (payer);
+    s_print_access (json_object_get (payer, "access"));
     json_t *methods = json_object_get (payer, "methods");
     printf ("  payment methods:%s\n", json_array_size (methods) ? "" : " none");
     size_t index;
@@ -546,6 +632,24 @@ const ml_cli_command_t ml_cli_payers_commands[] = {
      .bare = {&ml_cli_opt_payer_id},
      .bare_required = 1,
      .print = s_print_payer_show},
+    {.name = "payer access",
+     .op = "payer-access",
+     .synopsis = "on|off|reset|delete PAYER_ID",
+     .summary = "a payer's portal login: on, off, reset, delete",
+     .flags = ML_CLI_SENDS_STAFF,
+     .bare = {&o_access_action, &ml_cli_opt_payer_id},
+     .bare_required = 2,
+     .print = s_print_access_change,
+     .unanswered = "the login may have changed and a mail may be on its way: check with "
+                   "'matterlink payer show PAYER_ID'"},
+    {.name = "payer audit",
+     .op = "portal-audit",
+     .synopsis = "PAYER_ID [--limit N]",
+     .summary = "a payer's portal events: access, sign-ins, resets",
+     .options = {&o_audit_limit},
+     .bare = {&ml_cli_opt_payer_id},
+     .bare_required = 1,
+     .print = s_print_audit},
     {.name = "method add",
      .op = "method-add",
      .synopsis = "PAYER_ID --token T --brand B --last4 NNNN --expiry MM/YYYY",

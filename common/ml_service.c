@@ -62,15 +62,29 @@ void ml_service_private_files (void)
 int ml_service_admin_load (ml_service_admin_t *admin, const char *path, char *error,
                            size_t error_size)
 {
+    return ml_service_socket_load (admin, path, "admin", true, error, error_size);
+}
+
+int ml_service_socket_load (ml_service_admin_t *admin, const char *path, const char *section,
+                            bool required, char *error, size_t error_size)
+{
     memset (admin, 0, sizeof *admin);
+    snprintf (admin->section, sizeof admin->section, "%s", section);
     ml_config_t *config = ml_config_load (path, error, error_size);
     if (!config)
         return -1;
+    char key[64];
+    snprintf (key, sizeof key, "%s/endpoint", section);
     snprintf (admin->endpoint, sizeof admin->endpoint, "%s",
-              ml_config_string (config, "admin/endpoint", NULL));
-    admin->allow_network = ml_config_int (config, "admin/allow_tcp", 0, 0, 1) == 1;
-    snprintf (admin->group, sizeof admin->group, "%s",
-              ml_config_string (config, "admin/group", ""));
+              ml_config_string (config, key, required ? NULL : ""));
+    snprintf (key, sizeof key, "%s/allow_tcp", section);
+    admin->allow_network = ml_config_int (config, key, 0, 0, 1) == 1;
+    snprintf (key, sizeof key, "%s/group", section);
+    snprintf (admin->group, sizeof admin->group, "%s", ml_config_string (config, key, ""));
+    if (!required && !*admin->endpoint && !ml_config_error (config)) {
+        ml_config_destroy (&config);
+        return 0; //  an optional socket that is not configured
+    }
     int rc = -1;
     char shown[600];
     ml_log_escape (admin->endpoint, shown, sizeof shown);
@@ -82,22 +96,24 @@ int ml_service_admin_load (ml_service_admin_t *admin, const char *path, char *er
         snprintf (error, error_size, "%s", ml_config_error (config));
     else if (!guarded && !admin->allow_network)
         snprintf (error, error_size,
-                  "%s: admin/endpoint '%s' is not an ipc:// socket file: the admin API has no "
-                  "authentication of its own, so anyone who can reach it could take payments. "
-                  "Use ipc://PATH, or set admin/allow_tcp = 1 if the network path to it is "
+                  "%s: %s/endpoint '%s' is not an ipc:// socket file: the %s API has no "
+                  "authentication of its own, so anyone who can reach it could %s. "
+                  "Use ipc://PATH, or set %s/allow_tcp = 1 if the network path to it is "
                   "protected otherwise",
-                  path, shown);
+                  path, section, shown, section,
+                  streq (section, "admin") ? "take payments" : "act for the portal's payers",
+                  section);
     else if (*admin->group && !guarded)
         snprintf (error, error_size,
-                  "%s: admin/group applies only to an ipc:// socket file, not to '%s'", path,
+                  "%s: %s/group applies only to an ipc:// socket file, not to '%s'", path, section,
                   shown);
     else if (*admin->group) {
         struct group entry, *found = NULL;
         char buffer[4096];
         ml_log_escape (admin->group, shown, sizeof shown);
         if (getgrnam_r (admin->group, &entry, buffer, sizeof buffer, &found) != 0 || !found)
-            snprintf (error, error_size, "%s: admin/group '%s' is not a group on this system", path,
-                      shown);
+            snprintf (error, error_size, "%s: %s/group '%s' is not a group on this system", path,
+                      section, shown);
         else {
             admin->gid = (unsigned)found->gr_gid;
             rc = 0;
@@ -110,7 +126,7 @@ int ml_service_admin_load (ml_service_admin_t *admin, const char *path, char *er
 
 int ml_service_admin_grant (const ml_service_admin_t *admin, char *error, size_t error_size)
 {
-    if (!*admin->group)
+    if (!*admin->group || !*admin->endpoint)
         return 0;
     //  The socket was bound under umask 077, so it was never open to anyone else; now the
     //  group gets read and write (connecting to a Unix socket needs write permission).
@@ -118,8 +134,9 @@ int ml_service_admin_grant (const ml_service_admin_t *admin, char *error, size_t
     char shown[600];
     ml_log_escape (path, shown, sizeof shown);
     if (chown (path, (uid_t)-1, (gid_t)admin->gid) != 0 || chmod (path, 0660) != 0) {
-        snprintf (error, error_size, "cannot give the admin socket %s to group %s: %s", shown,
-                  admin->group, strerror (errno));
+        snprintf (error, error_size, "cannot give the %s socket %s to group %s: %s",
+                  *admin->section ? admin->section : "admin", shown, admin->group,
+                  strerror (errno));
         return -1;
     }
     return 0;
@@ -181,6 +198,30 @@ void ml_service_test (bool verbose)
         else
             assert (rc == 0);
     }
+    //  The web API's socket: optional, with the same rules under its own section.
+    struct {
+        const char *text, *expected;
+    } api_cases[] = {
+        {"admin\n    endpoint = ipc:///tmp/x.sock\n", NULL},
+        {"api\n    endpoint = ipc:///tmp/api.sock\n", NULL},
+        {"api\n    endpoint = tcp://127.0.0.1:7901\n",
+         "api/endpoint 'tcp://127.0.0.1:7901' is not"},
+        {"api\n    endpoint = tcp://127.0.0.1:7901\n    allow_tcp = 1\n", NULL},
+        {"api\n    endpoint = ipc:///tmp/api.sock\n    group = no-such-group-ml\n",
+         "api/group 'no-such-group-ml' is not a group"},
+    };
+    for (size_t index = 0; index < sizeof api_cases / sizeof api_cases[0]; index++) {
+        ml_selftest_write (path, api_cases[index].text, 0600);
+        int rc = ml_service_socket_load (&admin, path, "api", false, error, sizeof error);
+        if (api_cases[index].expected)
+            assert (rc == -1 && strstr (error, api_cases[index].expected));
+        else
+            assert (rc == 0 && streq (admin.section, "api"));
+    }
+    assert (ml_service_socket_load (&admin, path, "api", false, error, sizeof error) == -1);
+    ml_selftest_write (path, "admin\n    endpoint = ipc:///tmp/x.sock\n", 0600);
+    assert (ml_service_socket_load (&admin, path, "api", false, error, sizeof error) == 0);
+    assert (*admin.endpoint == 0 && ml_service_admin_grant (&admin, error, sizeof error) == 0);
     //  With a group, the socket file goes to that group, mode 0660; without, it stays.
     char text[400], socket_path[200];
     snprintf (socket_path, sizeof socket_path, "%s/admin.sock", directory);

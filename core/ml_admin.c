@@ -10,6 +10,7 @@
 
 #include <assert.h>
 #include <czmq.h>
+#include <sodium.h>
 
 json_t *ml_admin_error (const char *format, ...)
 {
@@ -87,52 +88,6 @@ json_t *ml_admin_members (const json_t *object, const char *members, const char 
     }
     return NULL;
 }
-
-//  The members each op takes (besides "op" and "staff"), checked before the op runs: a
-//  member an op does not know is an error naming it. Searches (ml_finder) and Auto-Pay
-//  (ml_autopay) are not listed here yet.
-static const struct {
-    const char *op;
-    const char *members;
-} s_op_members[] = {
-    {"status", ""},
-    {"open-items", "firm client matter"},
-    {"pay", "firm client matter amount currency payer_name payer_email ar_message account pay_key"},
-    {"postings", "firm status limit"},
-    {"posting", "posting_uuid"},
-    {"resend", "posting_uuid"},
-    {"account-add", "firm number type currency merchant_account"},
-    {"account-list", "firm"},
-    {"payment", "firm payer_id payer_name payer_email receipt_email ar_message currency lines auto "
-                "selection method_id card save_method save_payer"},
-    {"link-create", "firm payer_id payer_name payer_email receipt_email ar_message currency lines "
-                    "auto selection"},
-    {"link-pay", "token card method_id"},
-    {"link-list", "firm state"},
-    {"link-cancel", "firm link_id"},
-    {"firm-contact", "firm email"},
-    {"payments", "firm"},
-    {"payment-show", "payment_uuid"},
-    {"selection", "firm"},
-    {"selection-add", "firm invoice trust amount_minor"},
-    {"selection-remove", "firm invoice trust"},
-    {"selection-clear", "firm"},
-    {"refund", "charge_key amount amount_minor"},
-    {"void", "charge_key amount amount_minor"},
-    {"chargeback", "charge_key amount amount_minor"},
-    {"reallocate", "posting_uuid lines currency"},
-    {"payer-add", "firm name email phone"},
-    {"payer-edit", "payer_id name email phone"},
-    {"payer-list", "firm text limit"},
-    {"payer-show", "payer_id"},
-    {"method-add", "payer_id token brand last4 exp_month exp_year"},
-    {"method-remove", "method_id"},
-    {"association-list", "payer_id"},
-    {"association-remove", "association_id"},
-    {"staff-default", "field"},
-    {"mail-list", "firm state limit"},
-    {"mail-retry", "mail_id"},
-};
 
 //  Every column of the account table is text.
 static bool s_text_columns (const char *name)
@@ -309,52 +264,17 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
     return reply;
 }
 
-json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
-                          ml_admin_effects_t *effects)
+//  ---------------------------------------------------------------------------------------
+//  The ops of the core itself.
+
+static json_t *s_core_op (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
+                          const json_t *request, ml_admin_effects_t *effects)
 {
-    assert (parts && parts->store && parts->payers && effects);
+    (void)actor;
     ml_store_t *store = parts->store;
-    ml_payers_t *payers = parts->payers;
-    memset (effects, 0, sizeof *effects);
     char *deliver_firm = effects->deliver_firm;
     size_t size = sizeof effects->deliver_firm;
-    if (!json_is_object (request))
-        return ml_admin_error ("a request is a JSON object with an \"op\"");
     char problem[256] = "";
-    const char *op = ml_admin_argument (request, "op", 32, problem, sizeof problem);
-    if (*problem || !op)
-        return ml_admin_error ("a request needs an \"op\" string");
-    for (size_t index = 0; index < sizeof s_op_members / sizeof s_op_members[0]; index++)
-        if (streq (op, s_op_members[index].op)) {
-            char what[64];
-            snprintf (what, sizeof what, "a '%s' request", op);
-            json_t *unknown = ml_admin_members (request, s_op_members[index].members, what);
-            if (unknown)
-                return unknown;
-        }
-    if (ml_finder_handles (op)) {
-        json_t *reply = NULL;
-        effects->search =
-            ml_finder_request (payers, request, effects->search_firm, sizeof effects->search_firm,
-                               &effects->context, &reply);
-        return reply;
-    }
-    json_t *payers_reply = ml_payers_execute (payers, op, request);
-    if (payers_reply)
-        return payers_reply;
-    json_t *payments_reply =
-        parts->payments ? ml_payments_execute (parts->payments, op, request, deliver_firm, size)
-                        : NULL;
-    if (payments_reply)
-        return payments_reply;
-    json_t *mailer_reply = parts->mailer ? ml_mailer_execute (parts->mailer, op, request) : NULL;
-    if (mailer_reply)
-        return mailer_reply;
-    json_t *autopay_reply =
-        parts->autopay ? ml_autopay_execute (parts->autopay, op, request, deliver_firm, size)
-                       : NULL;
-    if (autopay_reply)
-        return autopay_reply;
     if (streq (op, "status")) {
         json_t *firms = ml_store_status (store);
         return firms ? ml_admin_ok (json_pack ("{s:o}", "firms", firms))
@@ -400,29 +320,357 @@ json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
         return postings ? ml_admin_ok (json_pack ("{s:o}", "postings", postings))
                         : ml_admin_error ("the core store failed; see the core's log");
     }
-    if (streq (op, "posting") || streq (op, "resend")) {
-        const char *uuid = ml_admin_argument (request, "posting_uuid", 36, problem, sizeof problem);
-        if (*problem || !uuid)
-            return ml_admin_error ("'posting_uuid' is required%s%s", *problem ? ": " : "", problem);
-        json_t *posting = ml_store_posting (store, uuid);
-        if (!posting)
-            return ml_admin_error ("no posting %s", uuid);
-        if (streq (op, "resend")) {
-            snprintf (deliver_firm, size, "%s",
-                      json_string_value (json_object_get (posting, "firm_id")));
-            json_decref (posting);
-            int resent = ml_store_posting_resend (store, uuid);
-            if (resent < 0)
-                return ml_admin_error ("the core store failed; see the core's log");
-            if (resent == 0)
-                return ml_admin_error ("posting %s cannot be sent again in its state", uuid);
-            posting = ml_store_posting (store, uuid);
-        }
-        return ml_admin_ok (json_pack ("{s:o}", "posting", posting));
+    //  "posting" and "resend"
+    const char *uuid = ml_admin_argument (request, "posting_uuid", 36, problem, sizeof problem);
+    if (*problem || !uuid)
+        return ml_admin_error ("'posting_uuid' is required%s%s", *problem ? ": " : "", problem);
+    json_t *posting = ml_store_posting (store, uuid);
+    if (!posting)
+        return ml_admin_error ("no posting %s", uuid);
+    if (streq (op, "resend")) {
+        snprintf (deliver_firm, size, "%s",
+                  json_string_value (json_object_get (posting, "firm_id")));
+        json_decref (posting);
+        int resent = ml_store_posting_resend (store, uuid);
+        if (resent < 0)
+            return ml_admin_error ("the core store failed; see the core's log");
+        if (resent == 0)
+            return ml_admin_error ("posting %s cannot be sent again in its state", uuid);
+        posting = ml_store_posting (store, uuid);
     }
+    return ml_admin_ok (json_pack ("{s:o}", "posting", posting));
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Handlers that hand an op to its class.
+
+static json_t *s_unknown_op (const char *op)
+{
     return ml_admin_error ("unknown op '%.32s' (docs/admin-api.md lists the ops: status, search, "
                            "payer-add, payment, link-create, postings, ...)",
                            op);
+}
+
+static json_t *s_payers_op (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
+                            const json_t *request, ml_admin_effects_t *effects)
+{
+    (void)actor, (void)effects;
+    return ml_payers_execute (parts->payers, op, request);
+}
+
+static json_t *s_payments_op (const ml_admin_parts_t *parts, const ml_actor_t *actor,
+                              const char *op, const json_t *request, ml_admin_effects_t *effects)
+{
+    (void)actor;
+    return parts->payments
+               ? ml_payments_execute (parts->payments, op, request, effects->deliver_firm,
+                                      sizeof effects->deliver_firm)
+               : s_unknown_op (op);
+}
+
+static json_t *s_mailer_op (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
+                            const json_t *request, ml_admin_effects_t *effects)
+{
+    (void)actor, (void)effects;
+    return parts->mailer ? ml_mailer_execute (parts->mailer, op, request) : s_unknown_op (op);
+}
+
+static json_t *s_autopay_op (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
+                             const json_t *request, ml_admin_effects_t *effects)
+{
+    (void)actor;
+    return parts->autopay ? ml_autopay_execute (parts->autopay, op, request, effects->deliver_firm,
+                                                sizeof effects->deliver_firm)
+                          : s_unknown_op (op);
+}
+
+//  A search waits for the firm's agent: the reply comes later (NULL), or an error now.
+static json_t *s_finder_op (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
+                            const json_t *request, ml_admin_effects_t *effects)
+{
+    (void)actor, (void)op;
+    json_t *reply = NULL;
+    effects->search = ml_finder_request (parts->payers, request, effects->search_firm,
+                                         sizeof effects->search_firm, &effects->context, &reply);
+    return reply;
+}
+
+static json_t *s_logins_op (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
+                            const json_t *request, ml_admin_effects_t *effects)
+{
+    (void)effects;
+    json_t *reply = parts->logins ? ml_logins_execute (parts->logins, op, request, actor) : NULL;
+    return reply ? reply : ml_admin_error ("the portal is not available in this core");
+}
+
+//  payer-show also says where the payer's login access stands.
+static json_t *s_payer_show (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
+                             const json_t *request, ml_admin_effects_t *effects)
+{
+    json_t *reply = s_payers_op (parts, actor, op, request, effects);
+    json_t *payer = json_object_get (reply, "payer");
+    if (parts->logins && payer) {
+        json_t *access = ml_logins_access (
+            parts->logins, json_integer_value (json_object_get (payer, "payer_id")));
+        json_object_set_new (payer, "access", access ? access : json_null ());
+    }
+    return reply;
+}
+
+//  payer-edit: a payer with a portal login keeps it when the address changes. The new
+//  address waits for its confirmation link (ml_logins_email_change); the other members
+//  change at once, as they do for every payer.
+static json_t *s_payer_edit (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
+                             const json_t *request, ml_admin_effects_t *effects)
+{
+    json_t *email = json_object_get (request, "email");
+    json_t *id = json_object_get (request, "payer_id");
+    if (!parts->logins || !json_is_string (email) || !json_is_integer (id))
+        return s_payers_op (parts, actor, op, request, effects);
+    int64_t payer_id = json_integer_value (id);
+    int has = ml_logins_has_login (parts->logins, payer_id);
+    if (has < 0)
+        return ml_admin_error ("the core store failed; see the core's log");
+    json_t *current = NULL;
+    if (has == 1) {
+        json_t *asked = json_pack ("{s:I}", "payer_id", (json_int_t)payer_id);
+        json_t *show = ml_payers_execute (parts->payers, "payer-show", asked);
+        json_decref (asked);
+        current = json_incref (json_object_get (json_object_get (show, "payer"), "email"));
+        json_decref (show);
+    }
+    //  No login, or the same address: an ordinary edit.
+    if (has == 0 || !current ||
+        strcasecmp (json_string_value (current), json_string_value (email)) == 0) {
+        json_decref (current);
+        return s_payers_op (parts, actor, op, request, effects);
+    }
+    json_decref (current);
+    json_t *refused = ml_payers_email_check (parts->payers, payer_id, json_string_value (email));
+    if (refused)
+        return refused;
+    json_t *rest = json_deep_copy (request);
+    json_object_del (rest, "email");
+    json_t *reply = NULL;
+    if (json_object_get (rest, "name") || json_object_get (rest, "phone")) {
+        reply = ml_payers_execute (parts->payers, op, rest);
+        if (!json_is_true (json_object_get (reply, "ok"))) {
+            json_decref (rest);
+            return reply;
+        }
+    }
+    json_decref (rest);
+    char problem[256] = "";
+    const char *staff = ml_admin_argument (request, "staff", 64, problem, sizeof problem);
+    json_t *change =
+        ml_logins_email_change (parts->logins, payer_id, json_string_value (email), staff);
+    if (!json_is_true (json_object_get (change, "ok"))) {
+        json_decref (reply);
+        return change;
+    }
+    if (!reply) {
+        json_t *asked = json_pack ("{s:I}", "payer_id", (json_int_t)payer_id);
+        reply = ml_payers_execute (parts->payers, "payer-show", asked);
+        json_decref (asked);
+    }
+    json_object_set (reply, "email_change", json_object_get (change, "email_change"));
+    json_decref (change);
+    return reply;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  The table of ops: who may call each, what members it takes, and its handler. The
+//  table decides before any handler runs; a handler trusts the actor it is given.
+
+typedef json_t *(s_op_fn)(const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
+                          const json_t *request, ml_admin_effects_t *effects);
+
+#define S_OPERATOR  ML_ACTOR_OPERATOR
+#define S_PAYER     ML_ACTOR_PAYER
+#define S_ANONYMOUS ML_ACTOR_ANONYMOUS
+#define S_CSRF      1 //  a state change by a payer: the session's CSRF token is required
+
+//  members: the names an op takes besides "op" and "staff" (and, on the API socket,
+//  "session" and "csrf"); NULL where the class still checks them itself.
+static const struct {
+    const char *op;
+    const char *members;
+    unsigned actors;
+    unsigned flags;
+    s_op_fn *handler;
+} s_ops[] = {
+    {"status", "", S_OPERATOR, 0, s_core_op},
+    {"open-items", "firm client matter", S_OPERATOR, 0, s_core_op},
+    {"pay", "firm client matter amount currency payer_name payer_email ar_message account pay_key",
+     S_OPERATOR, 0, s_core_op},
+    {"postings", "firm status limit", S_OPERATOR, 0, s_core_op},
+    {"posting", "posting_uuid", S_OPERATOR, 0, s_core_op},
+    {"resend", "posting_uuid", S_OPERATOR, 0, s_core_op},
+    {"search",
+     "firm as_payer remember text by match target date_from date_to status amount_min amount_max "
+     "amount_currency after limit deadline_ms",
+     S_OPERATOR, 0, s_finder_op},
+    {"payer-view",
+     "firm payer_id text by match target date_from date_to status amount_min amount_max "
+     "amount_currency after limit deadline_ms",
+     S_OPERATOR, 0, s_finder_op},
+    {"association-add", "payer_id level number deadline_ms", S_OPERATOR, 0, s_finder_op},
+    {"account-add", "firm number type currency merchant_account", S_OPERATOR, 0, s_payments_op},
+    {"account-list", "firm", S_OPERATOR, 0, s_payments_op},
+    {"payment",
+     "firm payer_id payer_name payer_email receipt_email ar_message currency lines auto "
+     "selection method_id card save_method save_payer",
+     S_OPERATOR, 0, s_payments_op},
+    {"link-create",
+     "firm payer_id payer_name payer_email receipt_email ar_message currency lines auto "
+     "selection",
+     S_OPERATOR, 0, s_payments_op},
+    {"link-pay", "token card method_id", S_OPERATOR, 0, s_payments_op},
+    {"link-list", "firm state", S_OPERATOR, 0, s_payments_op},
+    {"link-cancel", "firm link_id", S_OPERATOR, 0, s_payments_op},
+    {"firm-contact", "firm email", S_OPERATOR, 0, s_payments_op},
+    {"payments", "firm", S_OPERATOR, 0, s_payments_op},
+    {"payment-show", "payment_uuid", S_OPERATOR, 0, s_payments_op},
+    {"selection", "firm", S_OPERATOR, 0, s_payments_op},
+    {"selection-add", "firm invoice trust amount_minor", S_OPERATOR, 0, s_payments_op},
+    {"selection-remove", "firm invoice trust", S_OPERATOR, 0, s_payments_op},
+    {"selection-clear", "firm", S_OPERATOR, 0, s_payments_op},
+    {"refund", "charge_key amount amount_minor", S_OPERATOR, 0, s_payments_op},
+    {"void", "charge_key amount amount_minor", S_OPERATOR, 0, s_payments_op},
+    {"chargeback", "charge_key amount amount_minor", S_OPERATOR, 0, s_payments_op},
+    {"reallocate", "posting_uuid lines currency", S_OPERATOR, 0, s_payments_op},
+    {"payer-add", "firm name email phone", S_OPERATOR, 0, s_payers_op},
+    {"payer-edit", "payer_id name email phone", S_OPERATOR, 0, s_payer_edit},
+    {"payer-list", "firm text limit", S_OPERATOR, 0, s_payers_op},
+    {"payer-show", "payer_id", S_OPERATOR, 0, s_payer_show},
+    {"method-add", "payer_id token brand last4 exp_month exp_year", S_OPERATOR, 0, s_payers_op},
+    {"method-remove", "method_id", S_OPERATOR, 0, s_payers_op},
+    {"association-list", "payer_id", S_OPERATOR, 0, s_payers_op},
+    {"association-remove", "association_id", S_OPERATOR, 0, s_payers_op},
+    {"staff-default", "field", S_OPERATOR, 0, s_payers_op},
+    {"mail-list", "firm state limit", S_OPERATOR, 0, s_mailer_op},
+    {"mail-retry", "mail_id", S_OPERATOR, 0, s_mailer_op},
+    {"autopay-add",
+     "payer_id method_id name account frequency day_rule first_date amount ar_message", S_OPERATOR,
+     0, s_autopay_op},
+    {"autopay-edit",
+     "schedule_id method_id name account frequency day_rule first_date amount ar_message",
+     S_OPERATOR, 0, s_autopay_op},
+    {"autopay-list", "firm payer_id", S_OPERATOR, 0, s_autopay_op},
+    {"autopay-show", "schedule_id", S_OPERATOR, 0, s_autopay_op},
+    {"autopay-enable", "schedule_id", S_OPERATOR, 0, s_autopay_op},
+    {"autopay-disable", "schedule_id", S_OPERATOR, 0, s_autopay_op},
+    {"autopay-delete", "schedule_id", S_OPERATOR, 0, s_autopay_op},
+    {"autopay-enroll", "schedule_id association_id", S_OPERATOR, 0, s_autopay_op},
+    {"autopay-unenroll", "schedule_id association_id", S_OPERATOR, 0, s_autopay_op},
+    {"autopay-clock", "today", S_OPERATOR, 0, s_autopay_op},
+    {"payer-access", "payer_id action", S_OPERATOR, 0, s_logins_op},
+    {"portal-audit", "firm payer_id limit", S_OPERATOR, 0, s_logins_op},
+    //  A signed-in payer may open a link or sign in again too.
+    {"portal-token", "token", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
+    {"portal-password-set", "token password", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
+    {"portal-sign-in", "email password client", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
+    {"portal-forgot", "email client", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
+    {"portal-email-confirm", "token", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
+    {"portal-session", "", S_PAYER, 0, s_logins_op},
+    {"portal-sign-out", "", S_PAYER, S_CSRF, s_logins_op},
+    {"portal-invoices", "", S_PAYER, 0, s_logins_op},
+};
+
+static json_t *s_not_found (void)
+{
+    return ml_admin_error ("not found");
+}
+
+//  Run a request for actor. session_ended: the request named a session that is not live.
+static json_t *s_execute (const ml_admin_parts_t *parts, const ml_actor_t *actor,
+                          bool session_ended, const json_t *request, ml_admin_effects_t *effects)
+{
+    assert (parts && parts->store && parts->payers && actor && effects);
+    bool operator= actor->kind == ML_ACTOR_OPERATOR;
+    if (!json_is_object (request))
+        return ml_admin_error ("a request is a JSON object with an \"op\"");
+    char problem[256] = "";
+    const char *op = ml_admin_argument (request, "op", 32, problem, sizeof problem);
+    if (*problem || !op)
+        return ml_admin_error ("a request needs an \"op\" string");
+    size_t index = 0, count = sizeof s_ops / sizeof s_ops[0];
+    while (index < count && !streq (op, s_ops[index].op))
+        index++;
+    //  Who may call it comes first, so nobody learns from an error what an op takes.
+    if (index == count)
+        return operator? s_unknown_op (op) : s_not_found ();
+    if (!(s_ops[index].actors & actor->kind)) {
+        if (session_ended && (s_ops[index].actors & ML_ACTOR_PAYER))
+            return json_pack ("{s:b, s:s, s:b}", "ok", 0, "error", "session ended", "session_ended",
+                              1);
+        return operator? ml_admin_error ("'%s' is not an op of the admin API (it is the web "
+                                         "portal's)",
+                                         op)
+                       : s_not_found ();
+    }
+    char what[64];
+    snprintf (what, sizeof what, "%s '%s' request", strchr ("aeiou", *op) ? "an" : "a", op);
+    if (!operator&& json_object_get (request, "staff"))
+        return ml_admin_error ("'staff' is not a member of %s", what);
+    if (s_ops[index].members) {
+        char members[600];
+        snprintf (members, sizeof members, "%s%s%s", s_ops[index].members,
+                                                     operator                 ? ""
+                                                     : * s_ops[index].members ? " "
+                                                                              : "",
+                                                     operator? "" : "session csrf");
+        json_t *unknown = ml_admin_members (request, members, what);
+        if (unknown)
+            return unknown;
+    }
+    if ((s_ops[index].flags & S_CSRF) && actor->kind == ML_ACTOR_PAYER) {
+        const char *csrf = ml_admin_argument (request, "csrf", 64, problem, sizeof problem);
+        if (!parts->logins || !ml_logins_csrf_ok (parts->logins, actor, csrf))
+            return json_pack ("{s:b, s:s, s:b}", "ok", 0, "error",
+                              "the form expired; reload the page and try again", "csrf", 0);
+    }
+    return s_ops[index].handler (parts, actor, op, request, effects);
+}
+
+json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
+                          ml_admin_effects_t *effects)
+{
+    assert (effects);
+    memset (effects, 0, sizeof *effects);
+    ml_actor_t actor = {.kind = ML_ACTOR_OPERATOR};
+    return s_execute (parts, &actor, false, request, effects);
+}
+
+json_t *ml_admin_api_execute (const ml_admin_parts_t *parts, const json_t *request,
+                              ml_admin_effects_t *effects)
+{
+    assert (effects);
+    memset (effects, 0, sizeof *effects);
+    //  The actor comes from the core's own lookup of the session, never from the request.
+    ml_actor_t actor = {.kind = ML_ACTOR_ANONYMOUS};
+    bool ended = false;
+    json_t *session = json_is_object (request) ? json_object_get (request, "session") : NULL;
+    if (session) {
+        int live = json_is_string (session) && parts->logins
+                       ? ml_logins_session (parts->logins, json_string_value (session), &actor)
+                       : 0;
+        if (live < 0)
+            return ml_admin_error ("the core store failed; see the core's log");
+        ended = live == 0;
+    }
+    json_t *reply = s_execute (parts, &actor, ended, request, effects);
+    sodium_memzero (actor.session, sizeof actor.session);
+    //  A search or a posting never starts from the API socket today; should an op ever ask
+    //  for one, it is refused rather than run with the operator's reach.
+    if (effects->search) {
+        ml_msg_destroy (&effects->search);
+        json_decref (effects->context);
+        effects->context = NULL;
+        json_decref (reply);
+        reply = s_not_found ();
+    }
+    return reply;
 }
 
 void ml_admin_test (bool verbose)
@@ -434,7 +682,7 @@ void ml_admin_test (bool verbose)
     assert (store);
     ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
     assert (payers);
-    ml_admin_parts_t parts = {store, payers, NULL, NULL, NULL};
+    ml_admin_parts_t parts = {store, payers, NULL, NULL, NULL, NULL};
     const ml_selftest_item_t items[] = {{'I', "INV-50", "2026-05-01", "C-1", "M-1", 10000},
                                         {'I', "INV-12", "2026-01-10", "C-1", "M-1", 10000},
                                         {'I', "INV-9", "2026-01-10", "C-1", "M-1", 10000},
@@ -555,7 +803,19 @@ void ml_admin_test (bool verbose)
         {"{\"op\": \"link-create\", \"firm\": \"acme\", \"payer_name\": \"Pat\", \"payer_email\":"
          " \"pat@example.com\", \"auto\": {\"client\": \"C-2\", \"amount\": \"5\", \"curency\":"
          " \"USD\"}}",
-         "'curency' is not a member of 'auto'"}};
+         "'curency' is not a member of 'auto'"},
+        //  Searches and Auto-Pay check their members in the same table, before they run.
+        {"{\"op\": \"search\", \"firm\": \"acme\", \"txt\": \"smith\"}",
+         "'txt' is not a member of a 'search' request"},
+        {"{\"op\": \"payer-view\", \"payer_id\": 1, \"scope\": \"all\"}",
+         "'scope' is not a member of a 'payer-view' request"},
+        {"{\"op\": \"association-add\", \"payer_id\": 1, \"level\": \"client\", \"number\":"
+         " \"C-1\", \"firm\": \"acme\"}",
+         "'firm' is not a member of an 'association-add' request"},
+        {"{\"op\": \"autopay-add\", \"payer_id\": 1, \"method_id\": 1, \"name\": \"M\","
+         " \"account\": \"OP-001\", \"frequency\": \"monthly\", \"first_date\": \"2099-01-01\","
+         " \"day\": \"last\"}",
+         "'day' is not a member of an 'autopay-add' request"}};
     for (size_t index = 0; index < sizeof refusals / sizeof refusals[0]; index++) {
         json_t *refused = json_loads (refusals[index][0], 0, NULL);
         assert (refused);

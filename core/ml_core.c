@@ -9,6 +9,7 @@
 #include "ml_config.h"
 #include "ml_contract.h"
 #include "ml_keygen.h"
+#include "ml_logins.h"
 #include "ml_log.h"
 #include "ml_msg.h"
 #include "ml_service.h"
@@ -47,6 +48,7 @@ typedef struct {
     zsock_t *pipe;
     zsock_t *router;
     zsock_t *admin;
+    zsock_t *api; //  matterlink-web's API socket (api/endpoint), or NULL
     zactor_t *auth;
     zactor_t *monitor;           //  the router's connection events, to log who was refused
     zhashx_t *connections;       //  descriptor (decimal text) -> peer address, from ACCEPTED
@@ -61,6 +63,7 @@ typedef struct {
     zactor_t *processor_worker; //  makes the processor calls, so this thread never waits
     zhashx_t *waiting;          //  payment request id -> admin client (zframe_t) waiting for it
     ml_autopay_t *autopay;
+    ml_logins_t *logins;
     zhashx_t *sessions; //  firm id -> s_session_t
     zhashx_t *pending;  //  search request id (decimal text) -> s_pending_t
     uint64_t next_request_id;
@@ -84,6 +87,7 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
     S_TEXT (agents, "core/agents", NULL);
     S_TEXT (store, "store/connection", NULL);
     S_TEXT (admin_endpoint, "admin/endpoint", NULL);
+    S_TEXT (api_endpoint, "api/endpoint", "");
 #undef S_TEXT
     settings->heartbeat_ms = ml_config_int (config, "core/heartbeat_ms", 5000, 100, 600000);
     settings->window = ml_config_int (config, "core/window", 8, 1, 1000);
@@ -95,6 +99,8 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
         snprintf (error, error_size, "%s", ml_config_error (config));
         rc = -1;
     }
+    if (rc == 0 && ml_logins_settings_load (&settings->portal, config, error, error_size) != 0)
+        rc = -1;
     settings->has_processor = *ml_config_string (config, "processor/kind", "") != 0;
     if (rc == 0 && settings->has_processor &&
         ml_processor_settings_load (&settings->processor, config, error, error_size) != 0)
@@ -668,8 +674,8 @@ static void s_receive_monitor (s_core_t *self)
 
 //  Admin API ---------------------------------------------------------------------------------
 
-//  Reply to an admin client (a REQ socket: routing id, empty delimiter, body).
-static void s_admin_reply (s_core_t *self, zframe_t *client, json_t *reply)
+//  Reply to a client of socket (admin or API: routing id, empty delimiter, body).
+static void s_socket_reply (zsock_t *socket, zframe_t *client, json_t *reply)
 {
     char *text = json_dumps (reply, JSON_COMPACT);
     zmsg_t *out = zmsg_new ();
@@ -677,8 +683,13 @@ static void s_admin_reply (s_core_t *self, zframe_t *client, json_t *reply)
     zmsg_addstr (out, "");
     zmsg_addstr (out, text ? text : "{\"ok\":false,\"error\":\"reply too large\"}");
     free (text);
-    if (zmsg_send (&out, self->admin) != 0)
+    if (zmsg_send (&out, socket) != 0)
         zmsg_destroy (&out); //  the client went away
+}
+
+static void s_admin_reply (s_core_t *self, zframe_t *client, json_t *reply)
+{
+    s_socket_reply (self->admin, client, reply);
 }
 
 //  Send a search to a firm's agent and remember who waits for it. Returns NULL when sent,
@@ -821,7 +832,8 @@ static void s_send_ready (s_core_t *self)
     }
 }
 
-static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *frame)
+//  api: the request came in on the API socket and runs as a payer or anonymous.
+static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *frame, bool api)
 {
     if (zframe_size (frame) > ML_ADMIN_MAX_REQUEST)
         return json_pack ("{s:b, s:s}", "ok", 0, "error",
@@ -836,9 +848,10 @@ static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *fram
         return json_pack ("{s:b, s:s}", "ok", 0, "error", text);
     }
     ml_admin_effects_t effects;
-    ml_admin_parts_t parts = {self->store, self->payers, self->payments, self->mailer,
-                              self->autopay};
-    json_t *reply = ml_admin_execute (&parts, parsed, &effects);
+    ml_admin_parts_t parts = {self->store,  self->payers,  self->payments,
+                              self->mailer, self->autopay, self->logins};
+    json_t *reply = api ? ml_admin_api_execute (&parts, parsed, &effects)
+                        : ml_admin_execute (&parts, parsed, &effects);
     //  A request may have queued mail (a payment link): the sender looks now.
     if (self->mail_sender)
         zstr_send (self->mail_sender, "SEND");
@@ -880,7 +893,8 @@ static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *fram
         if (paid)
             s_deliver (self, paid);
     }
-    //  A request waiting for the processor's worker is answered when its reply is made.
+    //  A request waiting for the processor's worker is answered when its reply is made (on
+    //  the admin socket: only operator ops wait for the worker today).
     const char *waiting = json_string_value (json_object_get (reply, "waiting_for"));
     if (waiting) {
         zhashx_update (self->waiting, waiting, zframe_dup (client));
@@ -910,9 +924,10 @@ static void s_receive_processor (s_core_t *self)
     s_send_ready (self);
 }
 
-static void s_receive_admin (s_core_t *self)
+static void s_receive_admin (s_core_t *self, zsock_t *socket)
 {
-    zmsg_t *request = zmsg_recv (self->admin);
+    bool api = socket == self->api;
+    zmsg_t *request = zmsg_recv (socket);
     if (!request)
         return;
     //  From a REQ client: routing id, empty delimiter, then the request.
@@ -924,10 +939,10 @@ static void s_receive_admin (s_core_t *self)
             reply = json_pack ("{s:b, s:s}", "ok", 0, "error",
                                "a request is one JSON frame of at most 64 KiB");
         else
-            reply = s_admin_request (self, client, zmsg_first (request));
+            reply = s_admin_request (self, client, zmsg_first (request), api);
         //  No reply yet means a search is on its way to an agent.
         if (reply) {
-            s_admin_reply (self, client, reply);
+            s_socket_reply (socket, client, reply);
             json_decref (reply);
         }
     }
@@ -1045,6 +1060,12 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
+    self->logins = ml_logins_new (self->store, self->payers, self->mailer, &settings->portal, error,
+                                  sizeof error);
+    if (!self->logins) {
+        ml_log (ML_LOG_ERROR, "%s", error);
+        return -1;
+    }
     ml_autopay_set_asker (self->autopay, s_autopay_ask, self,
                           (int64_t)settings->autopay_wait_minutes * 60000, 10000);
     if (getenv ("MATTERLINK_TEST_CLOCK"))
@@ -1113,11 +1134,28 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
                 zmq_strerror (errno));
         return -1;
     }
+    //  matterlink-web's socket: the same framing and file rules; its requests run as a
+    //  payer (a live session) or anonymous, never as the operator.
+    if (*settings->api_endpoint) {
+        self->api = zsock_new (ZMQ_ROUTER);
+        assert (self->api);
+        zsock_set_maxmsgsize (self->api, 1024 * 1024);
+        zsock_set_linger (self->api, 0);
+        saved_mask = umask (0077);
+        bound = zsock_bind (self->api, "%s", settings->api_endpoint);
+        umask (saved_mask);
+        if (bound < 0) {
+            ml_log (ML_LOG_ERROR, "cannot bind API endpoint %s: %s", settings->api_endpoint,
+                    zmq_strerror (errno));
+            return -1;
+        }
+    }
     return 0;
 }
 
 static void s_core_destroy (s_core_t *self)
 {
+    zsock_destroy (&self->api);
     zsock_destroy (&self->admin);
     zactor_destroy (&self->monitor);
     zhashx_destroy (&self->connections);
@@ -1132,6 +1170,7 @@ static void s_core_destroy (s_core_t *self)
     }
     zhashx_destroy (&self->sessions);
     zhashx_destroy (&self->firms);
+    ml_logins_destroy (&self->logins);
     ml_autopay_destroy (&self->autopay);
     //  The worker first: it ends after the call in progress, then nothing uses the calls.
     zactor_destroy (&self->processor_worker);
@@ -1159,6 +1198,10 @@ void ml_core_actor (zsock_t *pipe, void *args)
     zpoller_t *poller = zpoller_new (pipe, self->router, self->admin, self->monitor, NULL);
     if (self->processor_worker)
         zpoller_add (poller, self->processor_worker);
+    if (self->api) {
+        zpoller_add (poller, self->api);
+        ml_log (ML_LOG_NOTICE, "core serving the web API on %s", self->settings.api_endpoint);
+    }
     self->tick_at = zclock_mono () + 1000;
     while (!self->terminated) {
         int64_t wait = s_search_next_expiry (self, self->tick_at) - zclock_mono ();
@@ -1175,7 +1218,9 @@ void ml_core_actor (zsock_t *pipe, void *args)
         if (zsock_events (self->router) & ZMQ_POLLIN)
             s_receive_agent (self);
         if (zsock_events (self->admin) & ZMQ_POLLIN)
-            s_receive_admin (self);
+            s_receive_admin (self, self->admin);
+        if (self->api && (zsock_events (self->api) & ZMQ_POLLIN))
+            s_receive_admin (self, self->api);
         if (zsock_events (self->monitor) & ZMQ_POLLIN)
             s_receive_monitor (self);
         while (self->processor_worker &&

@@ -14,7 +14,9 @@
 static const char *const s_known_keys[] = {
     "core/endpoint", "core/certificate", "core/agents", "core/heartbeat_ms", "core/window",
     "core/redelivery_ms", "store/connection", "admin/endpoint",
-    "admin/allow_tcp", "admin/group",
+    "admin/allow_tcp", "admin/group", "api/endpoint", "api/allow_tcp", "api/group",
+    "portal/public_url", "portal/welcome_hours", "portal/reset_hours",
+    "portal/session_idle_minutes", "portal/session_absolute_hours",
     "processor/kind", "processor/endpoint", "processor/api_key_file", "processor/timeout_ms",
     "processor/connect_timeout_ms", "processor/retries", "processor/retry_backoff_ms",
     "mail/smtp_url", "mail/from", "mail/from_name", "mail/starttls", "mail/ca_file",
@@ -174,10 +176,11 @@ int main (int argc, char *argv[])
         return 2;
     }
     ml_core_settings_t settings;
-    ml_service_admin_t admin;
+    ml_service_admin_t admin, api;
     char error[800];
     if (ml_config_check_file (config_path, s_known_keys, error, sizeof error) != 0 ||
         ml_service_admin_load (&admin, config_path, error, sizeof error) != 0 ||
+        ml_service_socket_load (&api, config_path, "api", false, error, sizeof error) != 0 ||
         ml_core_settings_load (&settings, config_path, error, sizeof error) != 0) {
         fprintf (stderr, "matterlink-core: %s\n", error);
         return 2;
@@ -193,7 +196,8 @@ int main (int argc, char *argv[])
     ml_mailer_settings_wipe (&settings.mail);
     if (!core)
         return 1;
-    if (ml_service_admin_grant (&admin, error, sizeof error) != 0) {
+    if (ml_service_admin_grant (&admin, error, sizeof error) != 0 ||
+        ml_service_admin_grant (&api, error, sizeof error) != 0) {
         ml_log (ML_LOG_ERROR, "%s", error);
         zactor_destroy (&core);
         return 1;
@@ -203,6 +207,11 @@ int main (int argc, char *argv[])
                 "the admin API listens on %s (admin/allow_tcp = 1): it has no authentication, "
                 "so anyone who can reach it can take payments",
                 ml_log_escape (admin.endpoint, error, sizeof error));
+    if (api.allow_network)
+        ml_log (ML_LOG_WARNING,
+                "the web API listens on %s (api/allow_tcp = 1): keep the network path to it "
+                "between the core and matterlink-web protected",
+                ml_log_escape (api.endpoint, error, sizeof error));
     zpoller_t *poller = zpoller_new (core, NULL);
     while (!zsys_interrupted) {
         void *which = zpoller_wait (poller, 1000);

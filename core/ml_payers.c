@@ -451,6 +451,24 @@ static json_t *s_payer_edit (ml_payers_t *self, const json_t *request)
     return s_reply_row (self, "payer", S_PAYER_SQL, "payer_id", payer_id);
 }
 
+json_t *ml_payers_email_check (ml_payers_t *self, int64_t payer_id, const char *email)
+{
+    assert (self);
+    char problem[256] = "";
+    s_check_payer (problem, sizeof problem, NULL, email, NULL);
+    if (*problem)
+        return ml_admin_error ("%s", problem);
+    json_t *payer = NULL;
+    json_t *refused = s_load (self, &payer, S_PAYER_SQL, "payer_id", payer_id, "payer");
+    if (refused)
+        return refused;
+    char firm_id[S_FIRM_MAX + 1];
+    snprintf (firm_id, sizeof firm_id, "%s",
+              json_string_value (json_object_get (payer, "firm_id")));
+    json_decref (payer);
+    return s_email_taken (self, firm_id, email, payer_id);
+}
+
 static json_t *s_payer_list (ml_payers_t *self, const json_t *request)
 {
     char problem[256] = "";

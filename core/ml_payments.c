@@ -3235,7 +3235,7 @@ void ml_payments_test (bool verbose)
     ml_payments_set_worker (payments, NULL);
 
     //  pay with a pay_key: a repeat returns the first result and posts nothing more.
-    ml_admin_parts_t parts = {store, payers, payments, NULL, NULL};
+    ml_admin_parts_t parts = {store, payers, payments, NULL, NULL, NULL};
     ml_admin_effects_t effects;
     const char *keyed[] = {
         "{\"op\": \"pay\", \"firm\": \"acme\", \"client\": \"C-1\", \"amount\": \"0.01\","

@@ -8,6 +8,7 @@
 #define ML_ADMIN_H_INCLUDED
 
 #include "ml_autopay.h"
+#include "ml_logins.h"
 #include "ml_mailer.h"
 #include "ml_payers.h"
 #include "ml_payments.h"
@@ -31,19 +32,29 @@ typedef struct {
     json_t *context;
 } ml_admin_effects_t;
 
-//  The classes whose ops the admin API offers (payments, mailer and autopay may be NULL).
+//  The classes whose ops the admin API offers (payments, mailer, autopay and logins may be
+//  NULL).
 typedef struct {
     ml_store_t *store;
     ml_payers_t *payers;
     ml_payments_t *payments;
     ml_mailer_t *mailer;
     ml_autopay_t *autopay;
+    ml_logins_t *logins;
 } ml_admin_parts_t;
 
-//  Execute a request. Returns the reply (new reference), or NULL when effects->search is
-//  set and the reply waits for the agent's answer.
+//  Execute a request of the operator (the admin socket). Returns the reply (new reference),
+//  or NULL when effects->search is set and the reply waits for the agent's answer.
 json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
                           ml_admin_effects_t *effects);
+
+//  Execute a request that came in on the API socket (matterlink-web). It runs as the payer
+//  of its "session" when the core finds that session live, else as anonymous; an op the
+//  actor may not call answers "not found" (or "session ended" when the request named a
+//  session that is no longer live and the op is a payer's). Returns the reply (new
+//  reference); never waits for an agent.
+json_t *ml_admin_api_execute (const ml_admin_parts_t *parts, const json_t *request,
+                              ml_admin_effects_t *effects);
 
 //  Helpers for every op handler, so all replies and argument checks look alike.
 //  An error reply {"ok": false, "error": text} (new reference).

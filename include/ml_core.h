@@ -9,6 +9,7 @@
 #ifndef ML_CORE_H_INCLUDED
 #define ML_CORE_H_INCLUDED
 
+#include "ml_logins.h"
 #include "ml_mailer.h"
 #include "ml_processor.h"
 
@@ -16,11 +17,13 @@
 #include <stdbool.h>
 
 typedef struct {
-    char endpoint[256];       //  where agents connect, e.g. tcp://*:7800
-    char certificate[512];    //  the core's secret certificate file
-    char agents[512];         //  directory of registered agents' public certificates
-    char store[1024];         //  ODBC connection string of the core's store
-    char admin_endpoint[512]; //  admin API, e.g. ipc:///var/lib/matterlink/admin.sock
+    char endpoint[256];          //  where agents connect, e.g. tcp://*:7800
+    char certificate[512];       //  the core's secret certificate file
+    char agents[512];            //  directory of registered agents' public certificates
+    char store[1024];            //  ODBC connection string of the core's store
+    char admin_endpoint[512];    //  admin API, e.g. ipc:///var/lib/matterlink/admin.sock
+    char api_endpoint[512];      //  matterlink-web's API ("" = none), e.g. ipc://.../api.sock
+    ml_logins_settings_t portal; //  the portal's links and sessions (section "portal")
     int heartbeat_ms;
     int window;
     int redelivery_ms;

@@ -39,6 +39,10 @@ void ml_payers_destroy (ml_payers_t **self_p);
 //  and falls back to its own ops on NULL.
 json_t *ml_payers_execute (ml_payers_t *self, const char *op, const json_t *request);
 
+//  NULL when email is a well-formed address that no other payer of the payer's firm uses,
+//  else the error reply (new reference): for an e-mail change that waits for confirmation.
+json_t *ml_payers_email_check (ml_payers_t *self, int64_t payer_id, const char *email);
+
 //  A payer's firm and scope for searches: *scope becomes {"clients": [client numbers], "matters":
 //  [matter numbers], "invoices": [invoice numbers]} (new reference). Returns 1 found, 0 unknown
 //  payer, -1 store error. *scope is NULL unless 1 is returned. The scope is read once per search,

@@ -28,6 +28,7 @@ void ml_service_private_files (void);
 //  or an abstract ipc://@name, which has no file) needs allow_network, and the socket is
 //  made for its owner only, or its owner and one group.
 typedef struct {
+    char section[16]; //  "admin" or "api": the configuration section it was read from
     char endpoint[512];
     bool allow_network; //  admin/allow_tcp = 1
     char group[64];     //  admin/group, or empty
@@ -38,6 +39,11 @@ typedef struct {
 //  file at path. Returns 0, or -1 with the problem in error (a configuration error).
 int ml_service_admin_load (ml_service_admin_t *admin, const char *path, char *error,
                            size_t error_size);
+
+//  The same for another socket with the same rules (section "api": matterlink-web's API).
+//  When not required and section/endpoint is absent, returns 0 with an empty endpoint.
+int ml_service_socket_load (ml_service_admin_t *admin, const char *path, const char *section,
+                            bool required, char *error, size_t error_size);
 
 //  Once the socket is bound (owner only): with a group, give the socket file to that group
 //  with mode 0660. Returns 0, or -1 with error set.

@@ -1,0 +1,35 @@
+/*  ml_api_client: send one JSON request to the core's admin or API socket and print the
+    reply, for the end-to-end tests (python3-zmq is not needed). The socket is a REQ, so the
+    frames are those matterlink-web's DEALER sends: an empty delimiter and the request.
+
+    usage: ml_api_client ENDPOINT JSON     exit 0 with the reply on stdout, 1 without one
+*/
+#include <czmq.h>
+
+int main (int argc, char *argv[])
+{
+    if (argc != 3) {
+        fprintf (stderr, "usage: ml_api_client ENDPOINT JSON\n");
+        return 2;
+    }
+    zsock_t *socket = zsock_new (ZMQ_REQ);
+    assert (socket);
+    zsock_set_linger (socket, 0);
+    if (zsock_connect (socket, "%s", argv[1]) != 0) {
+        fprintf (stderr, "ml_api_client: cannot connect to %s\n", argv[1]);
+        zsock_destroy (&socket);
+        return 1;
+    }
+    zstr_send (socket, argv[2]);
+    zpoller_t *poller = zpoller_new (socket, NULL);
+    char *reply = zpoller_wait (poller, 10000) == socket ? zstr_recv (socket) : NULL;
+    int rc = reply ? 0 : 1;
+    if (reply)
+        printf ("%s\n", reply);
+    else
+        fprintf (stderr, "ml_api_client: no reply from %s within 10 s\n", argv[1]);
+    zstr_free (&reply);
+    zpoller_destroy (&poller);
+    zsock_destroy (&socket);
+    return rc;
+}
