@@ -20,6 +20,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait
 
 BASE, TOKEN, EMAIL, EXPECTED, FIRM, SHOTS = sys.argv[1:7]
@@ -65,7 +66,10 @@ for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "-
                  "--no-first-run", "--disable-extensions"]:
     options.add_argument(argument)
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-wait = WebDriverWait(driver, 15)
+# While a form's answer loads, the element a condition looks at can belong to the page that is
+# going away ("Node with given id does not belong to the document"): that is not an answer
+# yet, so the wait asks again rather than failing.
+wait = WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,))
 os.makedirs(SHOTS, exist_ok=True)
 
 
