@@ -130,7 +130,8 @@ static const char *s_iso (int64_t seconds, char *buf, size_t size)
 static bool s_integer_column (const char *name)
 {
     size_t length = strlen (name);
-    return (length > 3 && streq (name + length - 3, "_at")) || streq (name, "payer_id") ||
+    return (length > 3 && streq (name + length - 3, "_at")) ||
+           (length > 6 && streq (name + length - 6, "_minor")) || streq (name, "payer_id") ||
            streq (name, "token_id") || streq (name, "session_id") || streq (name, "audit_id") ||
            streq (name, "failures") || streq (name, "mail_id") || streq (name, "n");
 }
@@ -1532,6 +1533,9 @@ void ml_logins_test (bool verbose)
     assert (json_array_size (json_object_get (reply, "trust")) == 1);
     assert (streq (s_text (json_array_get (json_object_get (reply, "trust"), 0), "matter_number"),
                    "M-1"));
+    //  Money is a JSON integer here as everywhere in the API, trust balances included.
+    assert (json_is_integer (
+        json_object_get (json_array_get (json_object_get (reply, "trust"), 0), "balance_minor")));
     assert (streq (s_text (reply, "firm_name"), "Acme LLP"));
     json_decref (reply);
     const char *refused[] = {"{\"op\": \"payer-list\"}", "{\"op\": \"status\"}",
