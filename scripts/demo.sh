@@ -142,13 +142,16 @@ heading "9. Auto-Pay: $other_name pays \$100.00 of $other's oldest invoices ever
 payer=$(staff --json payer list --firm hartley --text payer@example.com | python3 -c "import json,sys; print(json.load(sys.stdin)['payers'][0]['payer_id'])")
 method=$(staff --json payer show "$payer" | python3 -c "import json,sys; print(json.load(sys.stdin)['payer']['methods'][0]['method_id'])")
 association=$(staff --json association add "$payer" --client "$other" | python3 -c "import json,sys; print(json.load(sys.stdin)['association']['association_id'])")
+# The firm's billing address gets the "Error-Failed AutoPay" alert if a run fails.
+staff firm contact --firm hartley --email billing@hartley.example >/dev/null
 schedule=$(staff --json autopay add --payer "$payer" --method "$method" --name "Monthly plan" \
     --account OP-001 --frequency monthly --first "$(date -u +%Y-%m-%d)" --amount 100.00 \
     --message "Auto-Pay" | python3 -c "import json,sys; print(json.load(sys.stdin)['schedule']['schedule_id'])")
 staff autopay enroll "$schedule" "$association" >/dev/null
-# A run charges once the agent has confirmed the balances live (docs/autopay.md).
+# A run charges once the agent has confirmed the balances live (docs/autopay.md), and is
+# final once the processor has answered the charge.
 ran() {
-    staff --json autopay show "$schedule" | python3 -c "import json,sys; runs = json.load(sys.stdin)['schedule']['runs']; sys.exit(0 if runs and runs[0]['status'] != 'started' else 1)"
+    staff --json autopay show "$schedule" | python3 -c "import json,sys; runs = json.load(sys.stdin)['schedule']['runs']; sys.exit(0 if runs and runs[0]['status'] not in ('started', 'pending') else 1)"
 }
 wait_until ran
 staff autopay show "$schedule"
