@@ -8,7 +8,7 @@ libzmq3-dev libczmq-dev libjansson-dev libcurl4-openssl-dev libssl-dev uuid-dev 
 unixodbc unixodbc-dev libsqliteodbc python3-aiosmtpd libsodium-dev libmicrohttpd-dev"
 if [ "${1:-}" = "--servers" ]; then
     packages="$packages postgresql odbc-postgresql mariadb-server mariadb-client odbc-mariadb \
-chromium chromium-driver python3-selenium"
+chromium chromium-driver python3-selenium openssl"
 fi
 missing=""
 for package in $packages; do
