@@ -96,8 +96,8 @@ for invoice in $(python3 -c "import json; print(' '.join(json.load(open('$W/paid
     [ "$after" -lt "$before" ] || fail "invoice $invoice's balance did not fall ($before -> $after)"
 done
 log "three portal payments posted once each; the two invoices' balances fell"
-[ "$(admin '{"op": "payments", "firm": "acme"}' | json 'len([p for p in d["payments"] if p["source"] == "portal"])')" = 3 ] ||
-    fail "not three payments from the portal"
+[ "$(admin '{"op": "payments", "firm": "acme"}' | json 'len([p for p in d["payments"] if p["source"] == "portal" and p["status"] == "approved"])')" = 3 ] ||
+    fail "not three approved payments from the portal"
 receipts_mailed() { [ "$(mails_where 'm["rcpt_tos"] == ["pat@example.com"] and "receipt" in m["headers"]["subject"].lower()')" -ge 3 ]; }
 wait_for 20 "the receipts by e-mail" receipts_mailed
 # The processor made one charge per key, and the browser, not the web, tokenized the card.

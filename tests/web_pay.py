@@ -204,6 +204,34 @@ for attempt in range(2):
         paid["postings"].extend(re.findall(r'class="posting">([^<]+)<', page))
 check(receipts[0] and receipts[0] == receipts[1], f"the same form twice, one payment: {receipts}")
 check("already sent" in page, "the second post says it was paid once")
+# More than is available: refused with the reason, the typed amount kept.
+response, page = request("GET", "/pay?pick_0=" + urllib.parse.quote(pick.group(1)), cookie=cookie)
+fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', page))
+over = dict(form, pay_key=fields["pay_key"], amount_0="987,654.32")
+response, page = request("POST", "/pay", urllib.parse.urlencode(over), cookie)
+check(response.status == 400 and "is more than the" in page and 'value="987,654.32"' in page,
+      f"an amount over what is available: {response.status}")
+# A card the processor declines (tokenized as the page's script would): the reason, nothing paid.
+tokenize = re.search(r'data-tokenize-url="([^"]+)"', page).group(1)
+target = urllib.parse.urlsplit(tokenize)
+connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+connection.request("POST", target.path, json.dumps({"number": "4000000000000002", "exp_month": 12,
+                                                   "exp_year": 2099, "cvc": "123"}),
+                   {"Content-Type": "application/json", "Origin": BASE})
+answer = json.loads(connection.getresponse().read())
+connection.close()
+response, page = request("GET", "/pay?pick_0=" + urllib.parse.quote(pick.group(1)), cookie=cookie)
+fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', page))
+declined = dict(form, pay_key=fields["pay_key"], method="new", token=answer["token"],
+                card_brand=answer["brand"], card_last4=answer["last4"],
+                card_exp_month=answer["exp_month"], card_exp_year=answer["exp_year"])
+response, page = request("POST", "/pay", urllib.parse.urlencode(declined), cookie)
+check(response.status == 402 and "declined" in page and 'id="receipt"' not in page,
+      f"a declined card: {response.status}")
+# A new card without the script (no token): the page says a card needs JavaScript.
+nojs = dict(form, pay_key=fields["pay_key"], method="new")
+response, page = request("POST", "/pay", urllib.parse.urlencode(nojs), cookie)
+check(response.status == 400 and "needs JavaScript" in page, f"no script: {response.status}")
 # Without the CSRF token: refused, nothing paid.
 refused = dict(form, pay_key="another-key-0123456789abcdef")
 del refused["csrf"]
