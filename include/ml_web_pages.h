@@ -76,5 +76,6 @@ void ml_web_form_token_make (const unsigned char *key, char *buf, size_t size);
 bool ml_web_form_token_valid (const unsigned char *key, const char *token);
 
 void ml_web_pages_test (bool verbose);
+void ml_web_pay_test (bool verbose);
 
 #endif

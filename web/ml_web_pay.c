@@ -47,9 +47,12 @@ static void s_origin (const char *url, char *origin, size_t size)
                                                           : NULL;
     if (!rest)
         return;
-    size_t host = strcspn (rest, "/?#");
+    //  host[:port] only: letters, digits, '.', '-', ':' and IPv6 brackets, so nothing the
+    //  operator wrote can add a directive to the header.
+    size_t host =
+        strspn (rest, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]");
     size_t length = (size_t)(rest - url) + host;
-    if (host == 0 || length >= size || strcspn (url, " ;,'\"") < length)
+    if (host == 0 || length >= size || (rest[host] && !strchr ("/?#", rest[host])))
         return;
     memcpy (origin, url, length);
     origin[length] = 0;
@@ -444,4 +447,38 @@ void ml_web_page_pay (ml_web_exchange_t *exchange)
     json_decref (reply);
     json_decref (form);
     json_decref (session);
+}
+
+void ml_web_pay_test (bool verbose)
+{
+    (void)verbose;
+    printf (" * ml_web_pay: ");
+    //  connect-src gets the tokenization URL's origin, or nothing when it is not one.
+    char origin[64];
+    s_origin ("https://processor.example/api/v1/public/tokens", origin, sizeof origin);
+    assert (strcmp (origin, "https://processor.example") == 0);
+    s_origin ("http://127.0.0.1:8123/v1/public/tokens", origin, sizeof origin);
+    assert (strcmp (origin, "http://127.0.0.1:8123") == 0);
+    const char *refused[] = {"",
+                             "javascript:alert(1)",
+                             "https://",
+                             "https://a.example; script-src *",
+                             "https://a.example 'unsafe-inline'/x",
+                             "ftp://a.example/",
+                             "https://a\r\nSet-Cookie: x=1/",
+                             "https://a-very-long-host-name-that-does-not-fit-in-sixty-four-bytes."
+                             "example.com/x"};
+    for (size_t index = 0; index < sizeof refused / sizeof refused[0]; index++) {
+        s_origin (refused[index], origin, sizeof origin);
+        assert (*origin == 0);
+    }
+    //  Amounts typed by the payer: decimal text in the currency, more than zero.
+    const char *why = NULL;
+    assert (s_typed ("1,234.56", "USD", &why) == 123456);
+    assert (s_typed ("0.00", "USD", &why) == -1 && why);
+    assert (s_typed ("", "USD", &why) == -1 && why);
+    assert (s_typed ("1.234", "USD", &why) == -1);
+    assert (s_typed ("-5", "USD", &why) == -1);
+    assert (s_typed ("12abc", "USD", &why) == -1);
+    printf ("OK\n");
 }
