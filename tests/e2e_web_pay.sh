@@ -6,7 +6,8 @@
 # two invoices, pays them with a new card that is saved, the receipt mail arrives, the
 # postings are posted in the matter database and the invoices' balances fall; the saved card
 # pays again; the same form posted twice pays once; another payer's invoice is "not found"
-# and a missing CSRF token is refused at the core; no request to matterlink-web carried the
+# and a missing CSRF token is refused at the core; a trust deposit (the firm allows them) is
+# a charge of its own into TRUST; no request to matterlink-web carried the
 # card number.
 . "$ML_SOURCE/tests/lib_e2e.sh"
 . "$ML_SOURCE/tests/lib_processor.sh"
@@ -57,6 +58,8 @@ for path in glob.glob(os.path.join(sys.argv[1], "*.json")):
 PY
 )
 [ ${#token} = 43 ] || fail "no set-password link in the welcome mail"
+admin '{"op": "firm-portal", "firm": "acme", "trust_deposits": true}' | grep -q '"trust_deposits":true' ||
+    fail "firm-portal"
 # The balances of Pat's invoices before paying.
 balances=$(matter_sql "SELECT o.invoice_number || '=' || o.balance_minor FROM $OPEN_INVOICES WHERE o.client_number = '$client'" |
     tr '\n' ' ')
@@ -80,10 +83,11 @@ HOME="$W" timeout 80 /usr/bin/python3 "$ML_SOURCE/tests/web_pay.py" "http://127.
     "$token" pat@example.com "Acme LLP" "$ML_BIN/screenshots" "$ML_BIN/ml_api_client" \
     "ipc://$W/api.sock" "$other" "$W/paid.json" || fail "the browser flow"
 
-# Every payment made from the portal: three (two invoices with a new card, one with the
-# saved card, and one for the form posted twice), each posted once in the matter database.
+# Every posting of the portal's payments: three payments (two invoices with a new card, one
+# invoice with the saved card, and the form posted twice with a trust deposit: two charges),
+# each posting posted once in the matter database.
 payments=$(python3 -c "import json; print(' '.join(json.load(open('$W/paid.json'))['postings']))")
-[ "$(echo $payments | wc -w)" = 3 ] || fail "not three portal payments' postings: $payments"
+[ "$(echo $payments | wc -w)" = 4 ] || fail "not four postings of portal payments: $payments"
 for posting in $payments; do
     wait_for 30 "posting $posting to be posted" posting_is "$posting" posted
     [ "$(matter_sql "SELECT COUNT(*) FROM receipt WHERE posting_uuid = '$posting'")" = 1 ] ||
@@ -95,7 +99,9 @@ for invoice in $(python3 -c "import json; print(' '.join(json.load(open('$W/paid
     after=$(matter_sql "SELECT balance_minor FROM invoice WHERE invoice_number = '$invoice'")
     [ "$after" -lt "$before" ] || fail "invoice $invoice's balance did not fall ($before -> $after)"
 done
-log "three portal payments posted once each; the two invoices' balances fell"
+[ "$(matter_sql "SELECT COUNT(*) FROM receipt r JOIN bank_account b ON b.bank_account_id = r.bank_account_id
+    WHERE b.account_number = 'TR-001' AND r.amount_minor = 500")" = 1 ] || fail "the trust deposit is not in TR-001"
+log "three portal payments posted once each (the trust deposit into TR-001); the two invoices' balances fell"
 [ "$(admin '{"op": "payments", "firm": "acme"}' | json 'len([p for p in d["payments"] if p["source"] == "portal" and p["status"] == "approved"])')" = 3 ] ||
     fail "not three approved payments from the portal"
 receipts_mailed() { [ "$(mails_where 'm["rcpt_tos"] == ["pat@example.com"] and "receipt" in m["headers"]["subject"].lower()')" -ge 3 ]; }

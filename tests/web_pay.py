@@ -194,14 +194,21 @@ method = re.search(r'name="method" id="method-([0-9]+)" value="([0-9]+)"', page)
 check(method is not None, "the saved card on the HTTP form")
 form = {"csrf": fields["csrf"], "pay_key": fields["pay_key"], "invoices": fields["invoices"],
         "mode": "each", "amount_0": "1.00", "method": method.group(2) if method else ""}
+# The firm takes trust deposits (firm-portal): one to a matter of Pat's client rides along, a
+# charge of its own.
+deposit = re.search(r'<option value="([^"]+)">', page)
+check(deposit is not None, "a matter offered for a trust deposit")
+form_with_trust = dict(form, trust_matter=deposit.group(1) if deposit else "", trust_amount="5.00")
 receipts = []
 for attempt in range(2):
-    response, page = request("POST", "/pay", urllib.parse.urlencode(form), cookie)
+    response, page = request("POST", "/pay", urllib.parse.urlencode(form_with_trust), cookie)
     check(response.status == 200, f"pay form post {attempt}: {response.status}")
     shown = re.search(r'id="receipt">([^<]+)<', page)
     receipts.append(shown.group(1) if shown else None)
     if attempt == 0:
-        paid["postings"].extend(re.findall(r'class="posting">([^<]+)<', page))
+        postings = re.findall(r'class="posting">([^<]+)<', page)
+        check(len(postings) == 2 and "Trust deposit" in page, "invoices and trust apart")
+        paid["postings"].extend(postings)
 check(receipts[0] and receipts[0] == receipts[1], f"the same form twice, one payment: {receipts}")
 check("already sent" in page, "the second post says it was paid once")
 # More than is available: refused with the reason, the typed amount kept.

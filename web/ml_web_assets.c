@@ -65,7 +65,8 @@ static const char s_portal_css[] =
 "}\n"
 "fieldset { border: 1px solid var(--line); border-radius: 4px; margin: .5rem 0;\n"
 "  display: flex; flex-direction: column; gap: .4rem; }\n"
-"select { font: inherit; min-height: 44px; }\n"
+"fieldset { min-width: 0; }\n"
+"select { font: inherit; min-height: 44px; width: 100%; max-width: 100%; }\n"
 "input[type=checkbox], input[type=radio] { width: 1.2rem; height: 1.2rem; margin-right: .4rem; }\n"
 "#new-card { display: flex; flex-direction: column; gap: .4rem; }\n"
 "@media print { header.site, form.signed-in { display: none; } body { background: #fff; } }\n";
