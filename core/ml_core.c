@@ -848,6 +848,18 @@ static void s_send_ready (s_core_t *self)
 {
     char id[160];
     json_t *reply;
+    //  A portal payment that waited for its card's token goes on: it may now wait for its
+    //  charges (the same client, under the payment's id), or be answered.
+    while ((reply = ml_portal_pay_ready (self->portal_pay, id, sizeof id))) {
+        s_waiter_t *waiter = zhashx_lookup (self->waiting, id);
+        const char *next = json_string_value (json_object_get (reply, "waiting_for"));
+        if (waiter && next)
+            zhashx_update (self->waiting, next, s_waiter_new (waiter->socket, waiter->client));
+        else if (waiter)
+            s_socket_reply (waiter->socket, waiter->client, reply);
+        zhashx_delete (self->waiting, id);
+        json_decref (reply);
+    }
     while ((reply = ml_payments_ready (self->payments, id, sizeof id))) {
         s_waiter_t *waiter = zhashx_lookup (self->waiting, id);
         if (waiter && waiter->socket == self->api)
@@ -944,9 +956,14 @@ static void s_receive_processor (s_core_t *self)
     if (zsock_recv (self->processor_worker, "sp", &command, &call) != 0)
         return;
     char firm_id[64] = "";
-    if (command && streq (command, "DONE") && call)
-        ml_payments_completed (self->payments, (ml_processor_call_t *)call, firm_id,
-                               sizeof firm_id);
+    if (command && streq (command, "DONE") && call) {
+        if (ml_portal_pay_owns (self->portal_pay, (ml_processor_call_t *)call))
+            ml_portal_pay_completed (self->portal_pay, (ml_processor_call_t *)call, firm_id,
+                                     sizeof firm_id);
+        else
+            ml_payments_completed (self->payments, (ml_processor_call_t *)call, firm_id,
+                                   sizeof firm_id);
+    }
     zstr_free (&command);
     s_session_t *paid = *firm_id ? zhashx_lookup (self->sessions, firm_id) : NULL;
     if (paid)
@@ -1096,11 +1113,13 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         return -1;
     }
     self->portal_pay = ml_portal_pay_new (self->store, self->payers, self->payments, self->logins,
-                                          error, sizeof error);
+                                          self->processor, error, sizeof error);
     if (!self->portal_pay) {
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
+    if (self->processor_worker)
+        ml_portal_pay_set_worker (self->portal_pay, self->processor_worker);
     ml_autopay_set_asker (self->autopay, s_autopay_ask, self,
                           (int64_t)settings->autopay_wait_minutes * 60000, 10000);
     if (getenv ("MATTERLINK_TEST_CLOCK"))
@@ -1205,11 +1224,11 @@ static void s_core_destroy (s_core_t *self)
     }
     zhashx_destroy (&self->sessions);
     zhashx_destroy (&self->firms);
-    ml_portal_pay_destroy (&self->portal_pay);
     ml_logins_destroy (&self->logins);
     ml_autopay_destroy (&self->autopay);
     //  The worker first: it ends after the call in progress, then nothing uses the calls.
     zactor_destroy (&self->processor_worker);
+    ml_portal_pay_destroy (&self->portal_pay);
     zhashx_destroy (&self->waiting);
     ml_payments_destroy (&self->payments);
     zactor_destroy (&self->mail_sender);

@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <czmq.h>
+#include <sodium.h>
 #include <time.h>
 
 struct _ml_portal_pay_t {
@@ -16,7 +17,43 @@ struct _ml_portal_pay_t {
     ml_payers_t *payers;
     ml_payments_t *payments;
     ml_logins_t *logins;
+    ml_processor_t *processor; //  without a worker: token lookups made inline (selftests)
+    zactor_t *worker;          //  the processor's worker, or NULL
+    zlistx_t *flows;           //  s_flow_t: requests waiting for a token lookup
+    zlistx_t *ready;           //  s_ready_t: their replies, made
 };
+
+//  A portal-pay request whose new card's token is being looked up at the processor.
+typedef struct {
+    ml_processor_call_t call; //  first: the worker hands back this pointer
+    char id[40];              //  what the request waits for (waiting_for)
+    ml_actor_t actor;
+    json_t *request;
+} s_flow_t;
+
+typedef struct {
+    char id[40];
+    json_t *reply;
+} s_ready_t;
+
+static void s_flow_destroy (s_flow_t **self_p)
+{
+    if (*self_p) {
+        json_decref ((*self_p)->request);
+        sodium_memzero (*self_p, sizeof (s_flow_t));
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+static void s_ready_destroy (s_ready_t **self_p)
+{
+    if (*self_p) {
+        json_decref ((*self_p)->reply);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
 
 static const char *const s_schema[] = {
     //  The idempotency of portal payments: one payment per payer and form key.
@@ -30,7 +67,8 @@ static const char *const s_schema[] = {
 #define S_MAX_SELECTED 100 //  invoices in one portal payment
 
 ml_portal_pay_t *ml_portal_pay_new (ml_store_t *store, ml_payers_t *payers, ml_payments_t *payments,
-                                    ml_logins_t *logins, char *error, size_t error_size)
+                                    ml_logins_t *logins, ml_processor_t *processor, char *error,
+                                    size_t error_size)
 {
     assert (store && payers && logins);
     if (ml_store_schema (ml_store_odbc (store), s_schema, sizeof s_schema / sizeof s_schema[0],
@@ -43,6 +81,11 @@ ml_portal_pay_t *ml_portal_pay_new (ml_store_t *store, ml_payers_t *payers, ml_p
     self->payers = payers;
     self->payments = payments;
     self->logins = logins;
+    self->processor = processor;
+    self->flows = zlistx_new ();
+    zlistx_set_destructor (self->flows, (zlistx_destructor_fn *)s_flow_destroy);
+    self->ready = zlistx_new ();
+    zlistx_set_destructor (self->ready, (zlistx_destructor_fn *)s_ready_destroy);
     return self;
 }
 
@@ -50,9 +93,22 @@ void ml_portal_pay_destroy (ml_portal_pay_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
+        zlistx_destroy (&(*self_p)->flows);
+        zlistx_destroy (&(*self_p)->ready);
         free (*self_p);
         *self_p = NULL;
     }
+}
+
+void ml_portal_pay_set_worker (ml_portal_pay_t *self, zactor_t *worker)
+{
+    assert (self);
+    self->worker = worker;
+}
+
+bool ml_portal_pay_owns (ml_portal_pay_t *self, const ml_processor_call_t *call)
+{
+    return self && call && call->context == self;
 }
 
 static bool s_integer_column (const char *name)
@@ -399,9 +455,10 @@ json_t *ml_portal_pay_public (json_t *reply)
 }
 
 //  The payment a pay_key already made, as it stands: {"ok", "payment", "repeated": true},
-//  or NULL when the key is new.
+//  or NULL when the key is new (*pending: the key's first request is waiting for the
+//  processor to look its card's token up).
 static json_t *s_paid_before (ml_portal_pay_t *self, const ml_actor_t *actor, const char *key,
-                              bool *failed)
+                              bool *failed, bool *pending)
 {
     json_t *rows = ml_store_rows (ml_odbc_query (self->odbc,
                                                  "SELECT payment_uuid FROM portal_payment"
@@ -411,8 +468,9 @@ static json_t *s_paid_before (ml_portal_pay_t *self, const ml_actor_t *actor, co
     *failed = !rows;
     const char *uuid =
         json_string_value (json_object_get (json_array_get (rows, 0), "payment_uuid"));
+    *pending = uuid && !*uuid;
     json_t *reply = NULL;
-    if (uuid) {
+    if (uuid && *uuid) {
         json_t *show = json_pack ("{s:s}", "payment_uuid", uuid);
         char deliver[64] = "";
         reply = ml_payments_execute (self->payments, "payment-show", show, deliver, sizeof deliver);
@@ -424,29 +482,61 @@ static json_t *s_paid_before (ml_portal_pay_t *self, const ml_actor_t *actor, co
     return reply;
 }
 
+//  The form key's row: payment_uuid "" while the card's token is looked up, then the
+//  payment's. Returns 0 or -1.
+static int s_key_record (ml_portal_pay_t *self, const ml_actor_t *actor, const char *key,
+                         const char *uuid)
+{
+    char now[32];
+    ml_store_now (now, sizeof now);
+    int64_t updated =
+        ml_odbc_execute (self->odbc,
+                         "UPDATE portal_payment SET payment_uuid = ? WHERE payer_id = ?"
+                         " AND pay_key = ?",
+                         "sis", uuid, actor->payer_id, key);
+    if (updated == 0)
+        updated = ml_odbc_execute (self->odbc,
+                                   "INSERT INTO portal_payment (payer_id, pay_key, payment_uuid,"
+                                   " created_at) VALUES (?, ?, ?, ?)",
+                                   "isss", actor->payer_id, key, uuid, now);
+    return updated == 1 ? 0 : -1;
+}
+
+//  A request that failed after its key's row was made pending: the key is free again.
+static void s_key_release (ml_portal_pay_t *self, const ml_actor_t *actor, const char *key)
+{
+    ml_odbc_execute (self->odbc,
+                     "DELETE FROM portal_payment WHERE payer_id = ? AND pay_key = ?"
+                     " AND payment_uuid = ''",
+                     "is", actor->payer_id, key);
+}
+
 //  A new card's token from the browser: {"token", "brand", "last4", "exp_month",
-//  "exp_year"} as the processor's tokenization endpoint gave them. Saved as a method of the
-//  payer (the staff payment's code charges saved methods); removed again after the charge
-//  is stored unless the payer asked to keep it. Fills method_id.
-static json_t *s_token_method (ml_portal_pay_t *self, const ml_actor_t *actor, const json_t *token,
-                               int64_t *method_id)
+//  "exp_year"} as the tokenization endpoint gave them. Only its shape is checked here; what
+//  card it names is asked of the processor (s_token_lookup), whose answer is what is kept.
+static bool s_token_shape (const json_t *token)
 {
     const char *value = json_string_value (json_object_get (token, "token"));
-    json_t *month = json_object_get (token, "exp_month"),
-           *year = json_object_get (token, "exp_year");
-    if (!json_is_object (token) || json_object_size (token) != 5 || !value || !*value ||
-        strlen (value) > ML_PROCESSOR_ID_MAX ||
-        strspn (value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
-            strlen (value) ||
-        !json_is_string (json_object_get (token, "brand")) ||
-        !json_is_string (json_object_get (token, "last4")) || !json_is_integer (month) ||
-        !json_is_integer (year))
-        return ml_admin_error ("'token' is {\"token\", \"brand\", \"last4\", \"exp_month\", "
-                               "\"exp_year\"} as the card processor gave them");
+    return json_is_object (token) && json_object_size (token) == 5 && value && *value &&
+           strlen (value) <= ML_PROCESSOR_ID_MAX &&
+           strspn (value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") ==
+               strlen (value) &&
+           json_is_string (json_object_get (token, "brand")) &&
+           json_is_string (json_object_get (token, "last4")) &&
+           json_is_integer (json_object_get (token, "exp_month")) &&
+           json_is_integer (json_object_get (token, "exp_year"));
+}
+
+//  Save the card the processor described as a method of the payer (the staff payment's code
+//  charges saved methods); removed again after the charge is stored unless the payer asked
+//  to keep it. Fills method_id.
+static json_t *s_token_method (ml_portal_pay_t *self, const ml_actor_t *actor,
+                               const ml_processor_result_t *card, int64_t *method_id)
+{
     json_t *method =
-        json_pack ("{s:I, s:s, s:O, s:O, s:O, s:O}", "payer_id", (json_int_t)actor->payer_id,
-                   "token", value, "brand", json_object_get (token, "brand"), "last4",
-                   json_object_get (token, "last4"), "exp_month", month, "exp_year", year);
+        json_pack ("{s:I, s:s, s:s, s:s, s:i, s:i}", "payer_id", (json_int_t)actor->payer_id,
+                   "token", card->token, "brand", card->brand, "last4", card->last4, "exp_month",
+                   card->exp_month, "exp_year", card->exp_year);
     json_t *added = ml_payers_execute (self->payers, "method-add", method);
     json_decref (method);
     if (!json_is_true (json_object_get (added, "ok")))
@@ -464,8 +554,43 @@ static void s_method_remove (ml_portal_pay_t *self, int64_t method_id)
     json_decref (remove);
 }
 
+//  The processor's answer about a token, as the payer may read it: NULL when it names a card.
+static json_t *s_token_refused (const ml_processor_result_t *card, const char *asked)
+{
+    if (card->status == ML_PROCESSOR_APPROVED && streq (card->token, asked))
+        return NULL;
+    if (card->status == ML_PROCESSOR_UNKNOWN)
+        return ml_admin_error ("the card processor could not be reached; nothing was charged; "
+                               "please try again");
+    return ml_admin_error ("the card processor does not know this card (%s); nothing was "
+                           "charged",
+                           *card->reason ? card->reason : "invalid_token");
+}
+
+//  Ask the worker what card the request's token names; the request waits (waiting_for).
+static json_t *s_token_lookup (ml_portal_pay_t *self, const ml_actor_t *actor,
+                               const json_t *request, const char *key)
+{
+    if (s_key_record (self, actor, key, "") != 0)
+        return s_store_failed ("pay_key");
+    s_flow_t *flow = calloc (1, sizeof (s_flow_t));
+    assert (flow);
+    flow->call.token_lookup = true;
+    snprintf (flow->call.token, sizeof flow->call.token, "%s",
+              json_string_value (json_object_get (json_object_get (request, "token"), "token")));
+    flow->call.context = self;
+    ml_store_uuid (flow->id, sizeof flow->id);
+    flow->actor = *actor;
+    flow->request = json_deep_copy (request);
+    zlistx_add_end (self->flows, flow);
+    zsock_send (self->worker, "sp", "CALL", &flow->call);
+    return json_pack ("{s:b, s:s}", "ok", 1, "waiting_for", flow->id);
+}
+
+//  portal-pay. card: what the processor said of the request's token (NULL before it was
+//  asked).
 static json_t *s_pay (ml_portal_pay_t *self, const ml_actor_t *actor, const json_t *request,
-                      char *deliver_firm, size_t size)
+                      const ml_processor_result_t *card, char *deliver_firm, size_t size)
 {
     if (!self->payments)
         return ml_admin_error ("card payments are not available");
@@ -480,19 +605,25 @@ static json_t *s_pay (ml_portal_pay_t *self, const ml_actor_t *actor, const json
     if (!method_value == !token)
         return ml_admin_error ("say how to pay: 'method_id' (a saved card) or 'token' (a new "
                                "card's token from the processor)");
+    if (token && !s_token_shape (token))
+        return ml_admin_error ("'token' is {\"token\", \"brand\", \"last4\", \"exp_month\", "
+                               "\"exp_year\"} as the card processor gave them");
     if (save && !json_is_boolean (save))
         return ml_admin_error ("'save_method' is true or false");
-    bool failed = false;
-    json_t *reply = s_paid_before (self, actor, key, &failed);
+    bool failed = false, pending = false;
+    json_t *reply = s_paid_before (self, actor, key, &failed, &pending);
     if (reply || failed)
         return reply ? reply : s_store_failed ("pay_key");
+    if (pending && !card)
+        //  The first request with this key waits for the processor: this one pays nothing.
+        return json_pack ("{s:b, s:b, s:{s:s, s:[]}}", "ok", 1, "repeated", 1, "payment", "status",
+                          "pending", "charges");
 
     s_reach_t reach;
     reply = s_reach (self, actor, &reach);
-    if (reply)
-        return reply;
     json_t *lines = json_array ();
-    reply = s_invoice_lines (&reach, request, lines);
+    if (!reply)
+        reply = s_invoice_lines (&reach, request, lines);
     if (!reply && trust) {
         const char *matter = json_string_value (json_object_get (trust, "matter"));
         int64_t amount = 0;
@@ -517,6 +648,7 @@ static json_t *s_pay (ml_portal_pay_t *self, const ml_actor_t *actor, const json
         reply = ml_admin_error ("choose at least one invoice, or a trust deposit");
     int64_t method_id = 0;
     bool added = false;
+    ml_processor_result_t looked_up;
     if (!reply && method_value) {
         //  A saved method of this payer, else "not found" (another payer's id too).
         size_t index;
@@ -529,7 +661,22 @@ static json_t *s_pay (ml_portal_pay_t *self, const ml_actor_t *actor, const json
         if (!method_id)
             reply = ml_admin_error ("not found");
     } else if (!reply) {
-        reply = s_token_method (self, actor, token, &method_id);
+        //  What card the token names is the processor's word, not the browser's: asked of
+        //  the worker (the request waits), or inline without one.
+        const char *asked = json_string_value (json_object_get (token, "token"));
+        if (!card && self->worker) {
+            json_decref (lines);
+            s_reach_free (&reach);
+            return s_token_lookup (self, actor, request, key);
+        }
+        if (!card && self->processor) {
+            ml_processor_token (self->processor, asked, &looked_up);
+            card = &looked_up;
+        }
+        reply = card ? s_token_refused (card, asked)
+                     : ml_admin_error ("card payments are not available");
+        if (!reply)
+            reply = s_token_method (self, actor, card, &method_id);
         added = !reply;
     }
     if (!reply) {
@@ -545,31 +692,58 @@ static json_t *s_pay (ml_portal_pay_t *self, const ml_actor_t *actor, const json
             uuid = json_string_value (
                 json_object_get (json_object_get (reply, "payment"), "payment_uuid"));
         if (uuid) {
-            char now[32];
-            ml_store_now (now, sizeof now);
-            if (ml_odbc_execute (self->odbc,
-                                 "INSERT INTO portal_payment (payer_id, pay_key, payment_uuid,"
-                                 " created_at) VALUES (?, ?, ?, ?)",
-                                 "isss", actor->payer_id, key, uuid, now) != 1 ||
+            if (s_key_record (self, actor, key, uuid) != 0 ||
                 ml_odbc_execute (self->odbc,
                                  "UPDATE payment SET source = 'portal' WHERE payment_uuid = ?", "s",
                                  uuid) != 1)
                 ml_log (ML_LOG_ERROR,
-                        "portal-pay: payment %s could not be recorded for its "
-                        "form key",
-                        uuid);
+                        "portal-pay: payment %s could not be recorded for its form key", uuid);
             ml_log (ML_LOG_NOTICE, "portal-pay: payer %lld paid from the portal (payment %s)",
                     (long long)actor->payer_id, uuid);
-        }
+        } else if (pending)
+            s_key_release (self, actor, key);
         //  The charges hold the card's token now: a card not to be kept goes again.
         if (added && !json_is_true (save))
             s_method_remove (self, method_id);
         if (!json_object_get (reply, "waiting_for"))
             reply = ml_portal_pay_public (reply);
-    } else if (added)
-        s_method_remove (self, method_id);
+    } else {
+        if (added)
+            s_method_remove (self, method_id);
+        if (pending)
+            s_key_release (self, actor, key);
+    }
     json_decref (lines);
     s_reach_free (&reach);
+    return reply;
+}
+
+int ml_portal_pay_completed (ml_portal_pay_t *self, ml_processor_call_t *call, char *deliver_firm,
+                             size_t size)
+{
+    assert (self && ml_portal_pay_owns (self, call));
+    s_flow_t *flow = (s_flow_t *)call;
+    s_ready_t *ready = calloc (1, sizeof (s_ready_t));
+    assert (ready);
+    snprintf (ready->id, sizeof ready->id, "%s", flow->id);
+    ready->reply = s_pay (self, &flow->actor, flow->request, &call->result, deliver_firm, size);
+    zlistx_add_end (self->ready, ready);
+    void *handle = zlistx_find (self->flows, flow);
+    if (handle)
+        zlistx_delete (self->flows, handle); //  destroys the flow
+    return 1;
+}
+
+json_t *ml_portal_pay_ready (ml_portal_pay_t *self, char *waiter, size_t size)
+{
+    assert (self);
+    s_ready_t *ready = (s_ready_t *)zlistx_first (self->ready);
+    if (!ready)
+        return NULL;
+    snprintf (waiter, size, "%s", ready->id);
+    json_t *reply = ready->reply;
+    ready->reply = NULL;
+    zlistx_delete (self->ready, zlistx_cursor (self->ready));
     return reply;
 }
 
@@ -618,7 +792,7 @@ json_t *ml_portal_pay_execute (ml_portal_pay_t *self, const char *op, const json
         return NULL;
     if (actor->kind != ML_ACTOR_PAYER)
         return ml_admin_error ("not found");
-    return streq (op, "portal-pay") ? s_pay (self, actor, request, deliver_firm, size)
+    return streq (op, "portal-pay") ? s_pay (self, actor, request, NULL, deliver_firm, size)
                                     : s_pay_form (self, actor);
 }
 
@@ -684,7 +858,7 @@ void ml_portal_pay_test (bool verbose)
         ml_logins_new (store, payers, mailer, &login_settings, error, sizeof error);
     assert (logins);
     ml_portal_pay_t *self =
-        ml_portal_pay_new (store, payers, payments, logins, error, sizeof error);
+        ml_portal_pay_new (store, payers, payments, logins, processor, error, sizeof error);
     assert (self);
     const ml_selftest_item_t items[] = {{'I', "INV-1", "2026-01-10", "C-1", "M-1", 10000},
                                         {'I', "INV-2", "2026-02-10", "C-1", "M-1", 20000},
@@ -737,9 +911,20 @@ void ml_portal_pay_test (bool verbose)
     const char *card = "\"token\": {\"token\": \"tok_visa_4242_122099_0123456789abcdef\", "
                        "\"brand\": \"visa\", \"last4\": \"4242\", \"exp_month\": 12, "
                        "\"exp_year\": 2099}";
+    //  What the browser says of the card is not believed: the processor's word is kept.
+    const char *lying = "\"token\": {\"token\": \"tok_visa_4242_122099_0123456789abcdef\", "
+                        "\"brand\": \"amex\", \"last4\": \"1111\", \"exp_month\": 1, "
+                        "\"exp_year\": 2098}";
     char text[1024];
-    //  Refusals change nothing: another payer's invoice, more than is available, trust off,
-    //  no way to pay, a bad key, another payer's method.
+    //  Refusals change nothing: a token the processor does not know, another payer's
+    //  invoice, more than is available, trust off, no way to pay, a bad key, another payer's
+    //  method.
+    snprintf (text, sizeof text,
+              "{%s, \"token\": {\"token\": \"tok_visa_9999_122099_0123456789abcdef\", "
+              "\"brand\": \"visa\", \"last4\": \"9999\", \"exp_month\": 12, \"exp_year\": "
+              "2099}, \"lines\": [{\"invoice\": \"INV-1\", \"amount_minor\": 1}]}",
+              key);
+    s_test_error (s_test_pay (self, &actor, text), "does not know this card (invalid_token)");
     snprintf (text, sizeof text,
               "{%s, %s, \"lines\": [{\"invoice\": \"INV-9\", \"amount_minor\": 1}]}", key, card);
     s_test_error (s_test_pay (self, &actor, text), "not found");
@@ -815,7 +1000,7 @@ void ml_portal_pay_test (bool verbose)
               "{\"pay_key\": \"k-third-0123456789\", %s, \"save_method\": true, \"lines\": "
               "[{\"invoice\": \"INV-2\", \"amount_minor\": 15000}], \"trust\": {\"matter\": "
               "\"M-1\", \"amount_minor\": 500}}",
-              card);
+              lying);
     reply = s_test_pay (self, &actor, text);
     payment = json_object_get (reply, "payment");
     assert (streq (s_text (payment, "status"), "approved"));
@@ -829,6 +1014,8 @@ void ml_portal_pay_test (bool verbose)
     json_decref (request);
     json_t *method = json_array_get (json_object_get (reply, "methods"), 0);
     assert (method && !json_object_get (method, "processor_token"));
+    assert (streq (s_text (method, "brand"), "visa") && streq (s_text (method, "last4"), "4242"));
+    assert (json_integer_value (json_object_get (method, "exp_month")) == 12);
     snprintf (text, sizeof text,
               "{\"pay_key\": \"k-fourth-0123456789\", \"method_id\": %lld, \"lines\": "
               "[{\"invoice\": \"INV-3\", \"amount_minor\": 100}]}",

@@ -113,5 +113,7 @@ charges = json.load(sys.stdin)["charges"]
 assert charges and all(c["made"] == 1 for c in charges), charges' || fail "a charge was made twice"
 [ "$(curl -sf "$PROCESSOR_URL/_test/stats" | json 'd["browser_tokens"]')" -ge 1 ] ||
     fail "the browser did not tokenize at the processor"
+# The core asked the processor what card each browser token names (through its worker).
+grep -q '"GET /v1/tokens/tok_' "$W/processor.log" || fail "the core did not look the token up"
 grep -q -e 4242424242424242 -e "$token" "$W/web.log" && fail "a card number or token in the web's log"
 log "PASS"
