@@ -281,7 +281,8 @@ static json_t *s_request (ml_web_exchange_t *exchange, const char *session, json
             char name[32];
             snprintf (name, sizeof name, "amount_%zu", index);
             const char *typed = s_field (exchange, name);
-            if (!*typed || strcmp (typed, "0") == 0)
+            int64_t zero = -1;
+            if (!*typed || (ml_money_parse (typed, currency, &zero, &why) == 0 && zero == 0))
                 continue; //  an invoice left at nothing is not paid now
             int64_t amount = s_typed (typed, currency, &why);
             if (amount < 0) {
