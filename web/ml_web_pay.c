@@ -415,9 +415,15 @@ void ml_web_page_pay (ml_web_exchange_t *exchange)
     json_t *request = s_request (exchange, token, form, chosen, count, error, sizeof error);
     json_t *reply = request ? ml_web_page_call (exchange, request) : NULL;
     if (request && !reply) {
+        //  The core did not answer in time: the payment may still be made (the processor
+        //  was slow). Say so, so the payer looks before paying again with a new form.
+        ml_web_page_error (exchange, 503,
+                           "We could not confirm your payment in time. It may still go "
+                           "through: please check your invoices and your e-mail for a receipt "
+                           "before you pay again.");
         json_decref (form);
         json_decref (session);
-        return; //  the 503 page is written
+        return;
     }
     const char *status = s_text (json_object_get (reply, "payment"), "status");
     if (reply && json_is_true (json_object_get (reply, "ok")) &&
