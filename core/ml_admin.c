@@ -403,6 +403,18 @@ static json_t *s_logins_op (const ml_admin_parts_t *parts, const ml_actor_t *act
     return reply ? reply : ml_admin_error ("the portal is not available in this core");
 }
 
+//  Paying from the portal: the reply may wait for the processor's worker, like a staff
+//  payment's (the core sends it on the socket the request came from).
+static json_t *s_portal_pay_op (const ml_admin_parts_t *parts, const ml_actor_t *actor,
+                                const char *op, const json_t *request, ml_admin_effects_t *effects)
+{
+    json_t *reply = parts->portal_pay ? ml_portal_pay_execute (parts->portal_pay, op, request,
+                                                               actor, effects->deliver_firm,
+                                                               sizeof effects->deliver_firm)
+                                      : NULL;
+    return reply ? reply : ml_admin_error ("paying from the portal is not available in this core");
+}
+
 //  payer-show also says where the payer's login access stands.
 static json_t *s_payer_show (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
                              const json_t *request, ml_admin_effects_t *effects)
@@ -575,6 +587,10 @@ static const struct {
     {"portal-session", "", S_PAYER, 0, s_logins_op},
     {"portal-sign-out", "", S_PAYER, S_CSRF, s_logins_op},
     {"portal-invoices", "", S_PAYER, 0, s_logins_op},
+    {"portal-pay-form", "", S_PAYER, 0, s_portal_pay_op},
+    {"portal-pay", "pay_key lines auto trust method_id token save_method", S_PAYER, S_CSRF,
+     s_portal_pay_op},
+    {"firm-portal", "firm trust_deposits", S_OPERATOR, 0, s_portal_pay_op},
 };
 
 static json_t *s_not_found (void)
@@ -682,7 +698,7 @@ void ml_admin_test (bool verbose)
     assert (store);
     ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
     assert (payers);
-    ml_admin_parts_t parts = {store, payers, NULL, NULL, NULL, NULL};
+    ml_admin_parts_t parts = {store, payers, NULL, NULL, NULL, NULL, NULL};
     const ml_selftest_item_t items[] = {{'I', "INV-50", "2026-05-01", "C-1", "M-1", 10000},
                                         {'I', "INV-12", "2026-01-10", "C-1", "M-1", 10000},
                                         {'I', "INV-9", "2026-01-10", "C-1", "M-1", 10000},

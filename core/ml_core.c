@@ -37,7 +37,8 @@ typedef struct {
 
 //  An admin request waiting for an agent's SEARCH-RESULT.
 typedef struct {
-    zframe_t *client; //  the admin client's routing id, to reply to
+    zsock_t *socket;  //  the socket the request came in on (admin or API): the reply goes there
+    zframe_t *client; //  the client's routing id, to reply to
     char firm_id[64]; //  only this firm's agent may answer
     int64_t expires;  //  monotonic ms: past it the client gets "did not answer in time"
     json_t *context;  //  what ml_finder_reply needs
@@ -61,9 +62,10 @@ typedef struct {
     zactor_t *mail_sender; //  the mailer's actor, when mail is configured
     ml_payments_t *payments;
     zactor_t *processor_worker; //  makes the processor calls, so this thread never waits
-    zhashx_t *waiting;          //  payment request id -> admin client (zframe_t) waiting for it
+    zhashx_t *waiting;          //  payment request id -> s_waiter_t waiting for it
     ml_autopay_t *autopay;
     ml_logins_t *logins;
+    ml_portal_pay_t *portal_pay;
     zhashx_t *sessions; //  firm id -> s_session_t
     zhashx_t *pending;  //  search request id (decimal text) -> s_pending_t
     uint64_t next_request_id;
@@ -142,6 +144,30 @@ static void s_pending_destroy (s_pending_t **self_p)
     if (*self_p) {
         zframe_destroy (&(*self_p)->client);
         json_decref ((*self_p)->context);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+//  A client whose request waits for the processor's worker: where its reply goes.
+typedef struct {
+    zsock_t *socket; //  the socket the request came in on (admin or API)
+    zframe_t *client;
+} s_waiter_t;
+
+static s_waiter_t *s_waiter_new (zsock_t *socket, zframe_t *client)
+{
+    s_waiter_t *self = calloc (1, sizeof (s_waiter_t));
+    assert (self);
+    self->socket = socket;
+    self->client = zframe_dup (client);
+    return self;
+}
+
+static void s_waiter_destroy (s_waiter_t **self_p)
+{
+    if (*self_p) {
+        zframe_destroy (&(*self_p)->client);
         free (*self_p);
         *self_p = NULL;
     }
@@ -687,15 +713,10 @@ static void s_socket_reply (zsock_t *socket, zframe_t *client, json_t *reply)
         zmsg_destroy (&out); //  the client went away
 }
 
-static void s_admin_reply (s_core_t *self, zframe_t *client, json_t *reply)
-{
-    s_socket_reply (self->admin, client, reply);
-}
-
 //  Send a search to a firm's agent and remember who waits for it. Returns NULL when sent,
 //  else the error reply to give at once: an agent that is not connected makes no one wait.
-static json_t *s_search_send (s_core_t *self, zframe_t *client, const char *firm_id,
-                              ml_msg_t *search, json_t *context)
+static json_t *s_search_send (s_core_t *self, zsock_t *socket, zframe_t *client,
+                              const char *firm_id, ml_msg_t *search, json_t *context)
 {
     s_session_t *session = zhashx_lookup (self->sessions, firm_id);
     if (!session || session->state == S_NONE) {
@@ -711,6 +732,7 @@ static json_t *s_search_send (s_core_t *self, zframe_t *client, const char *firm
     }
     s_pending_t *pending = calloc (1, sizeof (s_pending_t));
     assert (pending);
+    pending->socket = socket;
     pending->client = zframe_dup (client);
     snprintf (pending->firm_id, sizeof pending->firm_id, "%s", firm_id);
     pending->expires =
@@ -749,11 +771,12 @@ static void s_search_answered (s_core_t *self, s_session_t *session, ml_msg_t *a
     if (follow_up) {
         json_t *context = pending->context;
         pending->context = NULL;
-        reply = s_search_send (self, pending->client, pending->firm_id, follow_up, context);
+        reply = s_search_send (self, pending->socket, pending->client, pending->firm_id, follow_up,
+                               context);
         ml_msg_destroy (&follow_up);
     }
     if (reply) {
-        s_admin_reply (self, pending->client, reply);
+        s_socket_reply (pending->socket, pending->client, reply);
         json_decref (reply);
     }
     s_pending_destroy (&pending);
@@ -777,7 +800,7 @@ static void s_search_expire (s_core_t *self, const char *firm_id)
                                     (long long)json_integer_value (
                                         json_object_get (pending->context, "deadline_ms")));
         if (pending->client) //  Auto-Pay's questions just lapse: it asks again
-            s_admin_reply (self, pending->client, reply);
+            s_socket_reply (pending->socket, pending->client, reply);
         json_decref (reply);
         zhashx_delete (self->pending, key);
         s_pending_destroy (&pending);
@@ -818,23 +841,41 @@ static int64_t s_search_next_expiry (s_core_t *self, int64_t fallback)
     return fallback;
 }
 
-//  Send the replies made for requests that waited for the processor's worker.
+//  Send the replies made for requests that waited for the processor's worker, each on the
+//  socket its request came from. A payer (the API socket) sees only what a payer may see of
+//  a payment.
 static void s_send_ready (s_core_t *self)
 {
-    char waiter[160];
+    char id[160];
     json_t *reply;
-    while ((reply = ml_payments_ready (self->payments, waiter, sizeof waiter))) {
-        zframe_t *client = zhashx_lookup (self->waiting, waiter);
-        if (client)
-            s_admin_reply (self, client, reply);
-        zhashx_delete (self->waiting, waiter);
+    //  A portal payment that waited for its card's token goes on: it may now wait for its
+    //  charges (the same client, under the payment's id), or be answered.
+    while ((reply = ml_portal_pay_ready (self->portal_pay, id, sizeof id))) {
+        s_waiter_t *waiter = zhashx_lookup (self->waiting, id);
+        const char *next = json_string_value (json_object_get (reply, "waiting_for"));
+        if (waiter && next)
+            zhashx_update (self->waiting, next, s_waiter_new (waiter->socket, waiter->client));
+        else if (waiter)
+            s_socket_reply (waiter->socket, waiter->client, reply);
+        zhashx_delete (self->waiting, id);
+        json_decref (reply);
+    }
+    while ((reply = ml_payments_ready (self->payments, id, sizeof id))) {
+        s_waiter_t *waiter = zhashx_lookup (self->waiting, id);
+        if (waiter && waiter->socket == self->api)
+            reply = ml_portal_pay_public (reply);
+        if (waiter)
+            s_socket_reply (waiter->socket, waiter->client, reply);
+        zhashx_delete (self->waiting, id);
         json_decref (reply);
     }
 }
 
-//  api: the request came in on the API socket and runs as a payer or anonymous.
-static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *frame, bool api)
+//  socket: the admin socket, or the API socket (the request then runs as a payer or
+//  anonymous).
+static json_t *s_admin_request (s_core_t *self, zsock_t *socket, zframe_t *client, zframe_t *frame)
 {
+    bool api = socket == self->api;
     if (zframe_size (frame) > ML_ADMIN_MAX_REQUEST)
         return json_pack ("{s:b, s:s}", "ok", 0, "error",
                           "a request is one JSON frame of at most 64 KiB");
@@ -848,8 +889,8 @@ static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *fram
         return json_pack ("{s:b, s:s}", "ok", 0, "error", text);
     }
     ml_admin_effects_t effects;
-    ml_admin_parts_t parts = {self->store,  self->payers,  self->payments,
-                              self->mailer, self->autopay, self->logins};
+    ml_admin_parts_t parts = {self->store,   self->payers, self->payments,  self->mailer,
+                              self->autopay, self->logins, self->portal_pay};
     json_t *reply = api ? ml_admin_api_execute (&parts, parsed, &effects)
                         : ml_admin_execute (&parts, parsed, &effects);
     //  A request may have queued mail (a payment link): the sender looks now.
@@ -874,7 +915,8 @@ static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *fram
             s_deliver (self, session);
     }
     if (effects.search) {
-        reply = s_search_send (self, client, effects.search_firm, effects.search, effects.context);
+        reply = s_search_send (self, socket, client, effects.search_firm, effects.search,
+                               effects.context);
         ml_msg_destroy (&effects.search);
     }
     //  The Auto-Pay test clock runs what came due at once, and its charges with it, so a test
@@ -893,11 +935,11 @@ static json_t *s_admin_request (s_core_t *self, zframe_t *client, zframe_t *fram
         if (paid)
             s_deliver (self, paid);
     }
-    //  A request waiting for the processor's worker is answered when its reply is made (on
-    //  the admin socket: only operator ops wait for the worker today).
+    //  A request waiting for the processor's worker is answered on its own socket when its
+    //  reply is made (s_send_ready).
     const char *waiting = json_string_value (json_object_get (reply, "waiting_for"));
     if (waiting) {
-        zhashx_update (self->waiting, waiting, zframe_dup (client));
+        zhashx_update (self->waiting, waiting, s_waiter_new (socket, client));
         json_decref (reply);
         reply = NULL;
     }
@@ -914,9 +956,14 @@ static void s_receive_processor (s_core_t *self)
     if (zsock_recv (self->processor_worker, "sp", &command, &call) != 0)
         return;
     char firm_id[64] = "";
-    if (command && streq (command, "DONE") && call)
-        ml_payments_completed (self->payments, (ml_processor_call_t *)call, firm_id,
-                               sizeof firm_id);
+    if (command && streq (command, "DONE") && call) {
+        if (ml_portal_pay_owns (self->portal_pay, (ml_processor_call_t *)call))
+            ml_portal_pay_completed (self->portal_pay, (ml_processor_call_t *)call, firm_id,
+                                     sizeof firm_id);
+        else
+            ml_payments_completed (self->payments, (ml_processor_call_t *)call, firm_id,
+                                   sizeof firm_id);
+    }
     zstr_free (&command);
     s_session_t *paid = *firm_id ? zhashx_lookup (self->sessions, firm_id) : NULL;
     if (paid)
@@ -926,7 +973,6 @@ static void s_receive_processor (s_core_t *self)
 
 static void s_receive_admin (s_core_t *self, zsock_t *socket)
 {
-    bool api = socket == self->api;
     zmsg_t *request = zmsg_recv (socket);
     if (!request)
         return;
@@ -939,7 +985,7 @@ static void s_receive_admin (s_core_t *self, zsock_t *socket)
             reply = json_pack ("{s:b, s:s}", "ok", 0, "error",
                                "a request is one JSON frame of at most 64 KiB");
         else
-            reply = s_admin_request (self, client, zmsg_first (request), api);
+            reply = s_admin_request (self, socket, client, zmsg_first (request));
         //  No reply yet means a search is on its way to an agent.
         if (reply) {
             s_socket_reply (socket, client, reply);
@@ -1046,7 +1092,7 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         return -1;
     }
     self->waiting = zhashx_new ();
-    zhashx_set_destructor (self->waiting, (zhashx_destructor_fn *)zframe_destroy);
+    zhashx_set_destructor (self->waiting, (zhashx_destructor_fn *)s_waiter_destroy);
     if (self->processor) {
         //  From here on only the worker uses the processor (docs/processor.md, "Threads").
         self->processor_worker = ml_service_start (ml_processor_actor, self->processor);
@@ -1066,6 +1112,14 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
+    self->portal_pay = ml_portal_pay_new (self->store, self->payers, self->payments, self->logins,
+                                          self->processor, error, sizeof error);
+    if (!self->portal_pay) {
+        ml_log (ML_LOG_ERROR, "%s", error);
+        return -1;
+    }
+    if (self->processor_worker)
+        ml_portal_pay_set_worker (self->portal_pay, self->processor_worker);
     ml_autopay_set_asker (self->autopay, s_autopay_ask, self,
                           (int64_t)settings->autopay_wait_minutes * 60000, 10000);
     if (getenv ("MATTERLINK_TEST_CLOCK"))
@@ -1174,6 +1228,7 @@ static void s_core_destroy (s_core_t *self)
     ml_autopay_destroy (&self->autopay);
     //  The worker first: it ends after the call in progress, then nothing uses the calls.
     zactor_destroy (&self->processor_worker);
+    ml_portal_pay_destroy (&self->portal_pay);
     zhashx_destroy (&self->waiting);
     ml_payments_destroy (&self->payments);
     zactor_destroy (&self->mail_sender);

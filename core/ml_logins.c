@@ -1348,7 +1348,7 @@ void ml_logins_test (bool verbose)
     int64_t now = 1800000000;
     ml_logins_set_clock (self, now);
     ml_actor_t operator= {.kind = ML_ACTOR_OPERATOR}, anonymous = {.kind = ML_ACTOR_ANONYMOUS};
-    ml_admin_parts_t parts = {store, payers, NULL, mailer, NULL, self};
+    ml_admin_parts_t parts = {store, payers, NULL, mailer, NULL, self, NULL};
 
     //  Two payers of the firm: Pat (client C-1 and invoice INV-9), Sam (matter M-4).
     json_t *request = json_pack ("{s:s, s:s, s:s}", "firm", "acme", "name", "Pat Doe", "email",

@@ -90,6 +90,7 @@ typedef struct {
     const char *currency;
     const char *charge_txn;
     const char *merchant_account;
+    const char *token; //  a token lookup (GET /v1/tokens/{token}): the token asked about
 } s_request_t;
 
 struct _ml_processor_t {
@@ -954,9 +955,11 @@ static int s_http_outcome (const s_request_t *request, long http, json_t *root,
     if (operation == ML_PROCESSOR_NONE ||
         (request->operation != ML_PROCESSOR_NONE && operation != request->operation))
         return -1;
-    *why = "\"idempotency_key\" is not the key of the request";
-    const char *key = json_string_value (json_object_get (root, "idempotency_key"));
-    if (!key || !streq (key, request->key))
+    *why = request->token ? "\"token\" is not the token asked about"
+                          : "\"idempotency_key\" is not the key of the request";
+    const char *key =
+        json_string_value (json_object_get (root, request->token ? "token" : "idempotency_key"));
+    if (!key || !streq (key, request->token ? request->token : request->key))
         return -1;
     const char *status = json_string_value (json_object_get (root, "status"));
     bool approved = status && streq (status, "approved");
@@ -1230,7 +1233,7 @@ static void s_http_tokenize (ml_processor_t *self, const char *key, const char *
                          "{\"number\":\"%s\",\"exp_month\":%d,\"exp_year\":%d,\"cvc\":\"%s\"}",
                          digits, exp_month, exp_year, cvc);
     s_request_t request = {
-        ML_PROCESSOR_TOKENIZE, key, "/v1/tokens", body, (size_t)size, 0, NULL, NULL, NULL};
+        ML_PROCESSOR_TOKENIZE, key, "/v1/tokens", body, (size_t)size, 0, NULL, NULL, NULL, NULL};
     s_http_call (self, &request, result);
     explicit_bzero (body, sizeof body);
 }
@@ -1350,7 +1353,7 @@ ml_processor_status_t ml_processor_charge (ml_processor_t *self, const char *key
     else {
         s_request_t request = {
             ML_PROCESSOR_CHARGE, key, "/v1/charges", NULL, 0, amount_minor, currency, NULL,
-            merchant_account};
+            merchant_account,    NULL};
         json_t *body = json_pack ("{s:s, s:I, s:s, s:s, s:O}", "token", token, "amount",
                                   (json_int_t)amount_minor, "currency", currency,
                                   "merchant_account", merchant_account, "description", utf8);
@@ -1379,7 +1382,7 @@ ml_processor_status_t ml_processor_refund (ml_processor_t *self, const char *key
         s_test_refund (self, key, charge_txn, amount_minor, currency, result);
     else {
         s_request_t request = {ML_PROCESSOR_REFUND, key,      "/v1/refunds", NULL, 0,
-                               amount_minor,        currency, charge_txn,    NULL};
+                               amount_minor,        currency, charge_txn,    NULL, NULL};
         json_t *body = json_pack ("{s:s, s:I, s:s}", "charge", charge_txn, "amount",
                                   (json_int_t)amount_minor, "currency", currency);
         s_http_post (self, &request, body, result);
@@ -1401,8 +1404,8 @@ ml_processor_status_t ml_processor_void (ml_processor_t *self, const char *key,
     else if (self->kind == S_KIND_TEST)
         s_test_void (self, key, charge_txn, result);
     else {
-        s_request_t request = {ML_PROCESSOR_VOID, key, "/v1/voids", NULL, 0, 0, NULL,
-                               charge_txn,        NULL};
+        s_request_t request = {ML_PROCESSOR_VOID, key,  "/v1/voids", NULL, 0, 0, NULL,
+                               charge_txn,        NULL, NULL};
         s_http_post (self, &request, json_pack ("{s:s}", "charge", charge_txn), result);
     }
     return s_finish (self, ML_PROCESSOR_VOID, key, result);
@@ -1421,10 +1424,44 @@ ml_processor_status_t ml_processor_lookup (ml_processor_t *self, const char *key
         //  The key's characters are all safe in a URL path (s_valid_key).
         char path[200];
         snprintf (path, sizeof path, "/v1/operations/%s", key);
-        s_request_t request = {ML_PROCESSOR_NONE, key, path, NULL, 0, 0, NULL, NULL, NULL};
+        s_request_t request = {ML_PROCESSOR_NONE, key, path, NULL, 0, 0, NULL, NULL, NULL, NULL};
         s_http_call (self, &request, result);
     }
     return s_finish (self, ML_PROCESSOR_NONE, key, result);
+}
+
+ml_processor_status_t ml_processor_token (ml_processor_t *self, const char *token,
+                                          ml_processor_result_t *result)
+{
+    assert (self);
+    s_result_init (result, ML_PROCESSOR_TOKENIZE);
+    const char *key = "token-lookup"; //  for the log: a token is not logged
+    if (!token || !s_valid_id (token))
+        s_result_set (result, ML_PROCESSOR_ERROR, "invalid_token",
+                      "a token is 1 to %d letters, digits, '-' or '_'", ML_PROCESSOR_ID_MAX);
+    else if (self->kind == S_KIND_TEST) {
+        int exp_month = 0, exp_year = 0;
+        const s_card_t *card = s_token_card (token, &exp_month, &exp_year);
+        if (!card)
+            s_result_set (result, ML_PROCESSOR_ERROR, "invalid_token",
+                          "no such token at the test processor");
+        else {
+            s_result_set (result, ML_PROCESSOR_APPROVED, "", "");
+            snprintf (result->token, sizeof result->token, "%s", token);
+            snprintf (result->brand, sizeof result->brand, "%s", card->brand);
+            snprintf (result->last4, sizeof result->last4, "%s", s_last4 (card->number));
+            result->exp_month = exp_month;
+            result->exp_year = exp_year;
+        }
+    } else {
+        //  The token's characters are all safe in a URL path (s_valid_id).
+        char path[200];
+        snprintf (path, sizeof path, "/v1/tokens/%s", token);
+        s_request_t request = {
+            ML_PROCESSOR_TOKENIZE, key, path, NULL, 0, 0, NULL, NULL, NULL, token};
+        s_http_call (self, &request, result);
+    }
+    return s_finish (self, ML_PROCESSOR_TOKENIZE, key, result);
 }
 
 //  --------------------------------------------------------------------------------------
@@ -1598,6 +1635,14 @@ static void s_scenario (ml_processor_t *p, int (*settle) (void *), void *settle_
         assert (r.operation == ML_PROCESSOR_TOKENIZE);
         snprintf (tokens[index], sizeof tokens[index], "%s", r.token);
     }
+    //  A token tells its card, as the processor knows it (the core's check of a token made
+    //  in a payer's browser); an unknown or malformed token is refused.
+    S_EXPECT (ml_processor_token (p, tokens[1], &r), ML_PROCESSOR_APPROVED, "");
+    assert (streq (r.token, tokens[1]) && streq (r.brand, "mastercard") &&
+            streq (r.last4, "4444") && r.exp_month == 12 && r.exp_year == 2099);
+    S_EXPECT (ml_processor_token (p, "tok_visa_9999_122099_0123456789abcdef", &r),
+              ML_PROCESSOR_ERROR, "invalid_token");
+    S_EXPECT (ml_processor_token (p, "tok bad", &r), ML_PROCESSOR_ERROR, "invalid_token");
     //  The same key: the same token. The same key for another card: refused.
     S_EXPECT (ml_processor_tokenize (p, "tok-visa", "4242424242424242", 12, 2099, "123", &r),
               ML_PROCESSOR_APPROVED, "");
@@ -1865,6 +1910,8 @@ void ml_processor_call (ml_processor_t *self, ml_processor_call_t *call)
     memset (&call->result, 0, sizeof call->result);
     if (call->lookup)
         call->status = ml_processor_lookup (self, call->key, &call->result);
+    else if (call->token_lookup)
+        call->status = ml_processor_token (self, call->token, &call->result);
     else if (call->operation == ML_PROCESSOR_TOKENIZE)
         call->status = ml_processor_tokenize (self, call->key, call->number, call->exp_month,
                                               call->exp_year, call->cvc, &call->result);

@@ -12,6 +12,7 @@
 #include "ml_mailer.h"
 #include "ml_payers.h"
 #include "ml_payments.h"
+#include "ml_portal_pay.h"
 #include "ml_store.h"
 
 #include <jansson.h>
@@ -32,8 +33,8 @@ typedef struct {
     json_t *context;
 } ml_admin_effects_t;
 
-//  The classes whose ops the admin API offers (payments, mailer, autopay and logins may be
-//  NULL).
+//  The classes whose ops the admin API offers (payments, mailer, autopay, logins and portal_pay may
+//  be NULL).
 typedef struct {
     ml_store_t *store;
     ml_payers_t *payers;
@@ -41,6 +42,7 @@ typedef struct {
     ml_mailer_t *mailer;
     ml_autopay_t *autopay;
     ml_logins_t *logins;
+    ml_portal_pay_t *portal_pay; //  may be NULL: no paying from the portal
 } ml_admin_parts_t;
 
 //  Execute a request of the operator (the admin socket). Returns the reply (new reference),

@@ -162,6 +162,14 @@ ml_processor_status_t ml_processor_void (ml_processor_t *self, const char *key,
 ml_processor_status_t ml_processor_lookup (ml_processor_t *self, const char *key,
                                            ml_processor_result_t *result);
 
+//  What card a token names (a token made in the payer's browser by the processor's
+//  tokenization endpoint, docs/processor.md "Hosted fields"): APPROVED gives token, brand,
+//  last4, exp_month and exp_year as the processor knows them (the http kind asks
+//  GET /v1/tokens/{token}); ERROR "invalid_token" when the processor does not know it;
+//  UNKNOWN when it could not be asked. Nothing is stored under a key.
+ml_processor_status_t ml_processor_token (ml_processor_t *self, const char *token,
+                                          ml_processor_result_t *result);
+
 //  Test kind only: settle every approved charge now (the test processor's end-of-day batch),
 //  so voids are refused after it. Returns how many charges settled, or -1 for the http kind.
 int ml_processor_settle (ml_processor_t *self);
@@ -178,6 +186,7 @@ const char *ml_processor_op_name (ml_processor_op_t operation);
 typedef struct {
     ml_processor_op_t operation; //  TOKENIZE, CHARGE, REFUND or VOID; ignored for a lookup
     bool lookup;                 //  ml_processor_lookup of key instead of operation
+    bool token_lookup;           //  ml_processor_token of token instead of operation
     char key[ML_PROCESSOR_KEY_MAX + 1];
     char token[ML_PROCESSOR_ID_MAX + 1];                 //  charge
     char charge_txn[ML_PROCESSOR_ID_MAX + 1];            //  refund, void

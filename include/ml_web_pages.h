@@ -29,10 +29,12 @@ typedef struct {
     ml_web_core_t *core;
     const unsigned char *form_key; //  crypto_auth key of pre-session form tokens
     const char *title;             //  web/title
+    const char *tokenize_url;      //  web/tokenize_url ("" when cards cannot be taken)
     //  The response, filled by the handler.
     int status;      //  200 unless set
     ml_html_t *page; //  the body (text/html)
     char location[600];
+    char connect_origin[300]; //  an origin the page's script may reach (CSP connect-src)
     char cookies[ML_WEB_MAX_COOKIES][700];
     size_t cookie_count;
 } ml_web_exchange_t;
@@ -40,7 +42,25 @@ typedef struct {
 typedef void (ml_web_handler_fn) (ml_web_exchange_t *exchange);
 
 ml_web_handler_fn ml_web_page_root, ml_web_page_sign_in, ml_web_page_sign_out,
-    ml_web_page_set_password, ml_web_page_forgot, ml_web_page_confirm_email, ml_web_page_invoices;
+    ml_web_page_set_password, ml_web_page_forgot, ml_web_page_confirm_email, ml_web_page_invoices,
+    ml_web_page_pay;
+
+//  Shared by the pages of web/ml_web_pay.c (see web/ml_web_pages.c).
+void ml_web_page_begin (ml_web_exchange_t *exchange, const char *heading, const char *firm);
+void ml_web_page_end (ml_web_exchange_t *exchange);
+void ml_web_page_add (ml_web_exchange_t *exchange, const char *template, ...);
+//  The signed-in payer's portal-session reply (token filled), or NULL after the answer was
+//  written (a redirect to /sign-in, 503).
+json_t *ml_web_page_session (ml_web_exchange_t *exchange, char *token, size_t size);
+//  Call the core (request stolen): the reply, or NULL after the 503 page was written.
+json_t *ml_web_page_call (ml_web_exchange_t *exchange, json_t *request);
+//  A payer op the core refused for no fault of the payer: an ended session to /sign-in,
+//  else 503.
+void ml_web_page_refused (ml_web_exchange_t *exchange, json_t *reply);
+void ml_web_page_signed_in_bar (ml_web_exchange_t *exchange, json_t *session);
+//  An amount of the core's (integer minor units) for a person, or "-".
+const char *ml_web_page_money (json_t *object, const char *key, const char *currency, char *buf,
+                               size_t size);
 
 //  The error page for a status the server decides (400, 404, 405, 413, 500).
 void ml_web_page_error (ml_web_exchange_t *exchange, int status, const char *message);
@@ -56,5 +76,6 @@ void ml_web_form_token_make (const unsigned char *key, char *buf, size_t size);
 bool ml_web_form_token_valid (const unsigned char *key, const char *token);
 
 void ml_web_pages_test (bool verbose);
+void ml_web_pay_test (bool verbose);
 
 #endif

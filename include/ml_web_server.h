@@ -30,6 +30,7 @@ typedef struct {
     int body_limit;            //  web/body_limit: bytes of a request body
     char title[128];           //  web/title: shown where no firm's name is known yet
     char form_key_file[512];   //  web/form_key_file: shared key of pre-session form tokens
+    char tokenize_url[512];    //  web/tokenize_url: the processor's browser tokenization URL
 } ml_web_settings_t;
 
 //  Every key web.cfg may hold, NULL-terminated (for ml_config_check_file).

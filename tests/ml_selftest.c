@@ -9,6 +9,7 @@
 #include "ml_keygen.h"
 #include "ml_log.h"
 #include "ml_logins.h"
+#include "ml_portal_pay.h"
 #include "ml_selftest_support.h"
 #include "ml_mailer.h"
 #include "ml_money.h"
@@ -48,7 +49,8 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_mailer", ml_mailer_test},
     {"ml_payments", ml_payments_test},
     {"ml_autopay", ml_autopay_test},
-    {"ml_logins", ml_logins_test}, //  the portal's logins, links and sessions
+    {"ml_logins", ml_logins_test},         //  the portal's logins, links and sessions
+    {"ml_portal_pay", ml_portal_pay_test}, //  paying from the portal
     {"ml_text", ml_text_test},
     {"ml_free_text", ml_free_text_test},
 };

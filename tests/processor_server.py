@@ -10,7 +10,12 @@ work and then drop the connection, answer too late, answer garbage or an answer 
 
 Usage: processor_server.py --api-key-file FILE [--port N] [--fail-500 N] [--drop N]
            [--garbage N] [--oversize N] [--delay-ms MS --delay-count N]
-           [--timeout-card-attempts N] [--timeout-card-delay-ms MS]
+           [--timeout-card-attempts N] [--timeout-card-delay-ms MS] [--cors-origin ORIGIN]...
+
+Hosted fields (docs/processor.md): POST /v1/public/tokens is the browser's tokenization
+endpoint: no API key (a browser cannot keep one), CORS for each --cors-origin (the portal's
+origin), the card in, a token out, so card numbers never pass through matterlink.
+GET /v1/tokens/{token} (with the API key) tells the core what card a token names.
 
 It prints its port on standard output once it accepts connections, and logs one line per
 request on standard error (method, path, status: never a body or a header). Tests change the
@@ -24,6 +29,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import os
 import re
 import socket
 import sys
@@ -109,7 +115,8 @@ class Processor:
             "timeout_card_attempts": options.timeout_card_attempts,
             "timeout_card_delay_ms": options.timeout_card_delay_ms,
         }
-        self.stats = {"requests": 0, "charges": 0, "refunds": 0, "voids": 0, "tokens": 0}
+        self.stats = {"requests": 0, "charges": 0, "refunds": 0, "voids": 0, "tokens": 0,
+                      "browser_tokens": 0}
 
     def misbehaviour(self):
         """The misbehaviour this request gets, if any (each switch counts down)."""
@@ -180,6 +187,13 @@ class Processor:
                         and 1 <= int(match.group(3)) <= 12:
                     return card, int(match.group(3)), int(match.group(4))
         raise Refusal(400, "invalid_token", "no such token at this processor")
+
+    def token_info(self, token):
+        """What card a token names (GET /v1/tokens/{token}): never the number."""
+        card, month, year = self.card_of(token)
+        number = [n for n, c in CARDS.items() if c is card][0]
+        return 200, {"object": "token", "status": "approved", "token": token, "brand": card[0],
+                     "last4": number[-4:], "exp_month": month, "exp_year": year}
 
     def charge(self, key, request, delays):
         token, amount = request.get("token"), request.get("amount")
@@ -323,10 +337,18 @@ class Handler(BaseHTTPRequestHandler):
         # The request line and status only: bodies hold card numbers, headers the API key.
         sys.stderr.write("processor_server: %s\n" % (format % args))
 
-    def reply(self, status, body, content_type="application/json"):
+    def cors_origin(self):
+        """The request's Origin when it is one the portal runs at (--cors-origin), else None."""
+        origin = self.headers.get("Origin")
+        return origin if origin in self.server.cors_origins else None
+
+    def reply(self, status, body, content_type="application/json", cors=None):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         try:
             self.send_response(status)
+            if cors:
+                self.send_header("Access-Control-Allow-Origin", cors)
+                self.send_header("Vary", "Origin")
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -354,7 +376,51 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_request("GET")
 
     def do_POST(self):
+        if self.path == "/v1/public/tokens":
+            return self.browser_token()
         self.handle_request("POST")
+
+    def do_OPTIONS(self):
+        # The browser's CORS preflight for the JSON POST of the hosted fields.
+        origin = self.cors_origin()
+        if self.path != "/v1/public/tokens" or origin is None:
+            return self.reply(403, {"error": {"code": "origin_refused",
+                                              "message": "this origin may not tokenize"}})
+        try:
+            self.send_response(204)
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Access-Control-Allow-Methods", "POST")
+            self.send_header("Access-Control-Allow-Headers", "Content-Type")
+            self.send_header("Access-Control-Max-Age", "600")
+            self.send_header("Vary", "Origin")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def browser_token(self):
+        """POST /v1/public/tokens: a card from the payer's browser becomes a token. No API key:
+        the origin is checked instead (CORS), and each call gets a key of its own."""
+        processor = self.server.processor
+        origin = self.cors_origin()
+        try:
+            if origin is None:
+                raise Refusal(403, "origin_refused", "this origin may not tokenize")
+            body = self.read_body()
+            with processor.lock:
+                processor.stats["browser_tokens"] += 1
+                status, answer = processor.tokenize("browser:" + os.urandom(16).hex(), body)
+        except Refusal as refusal:
+            return self.reply(refusal.status,
+                              {"error": {"code": refusal.code, "message": refusal.message}},
+                              cors=origin)
+        if status != 200:
+            return self.reply(status, {"error": {"code": answer.get("reason", "declined"),
+                                                 "message": answer.get("message", "declined")}},
+                              cors=origin)
+        shown = {name: answer[name] for name in ("token", "brand", "last4", "exp_month",
+                                                 "exp_year")}
+        self.reply(200, shown, cors=origin)
 
     def handle_request(self, method):
         processor = self.server.processor
@@ -392,6 +458,9 @@ class Handler(BaseHTTPRequestHandler):
         processor = self.server.processor
         operations = {"/v1/tokens": processor.tokenize, "/v1/refunds": processor.refund,
                       "/v1/voids": processor.void}
+        if method == "GET" and self.path.startswith("/v1/tokens/"):
+            with processor.lock:
+                return processor.token_info(self.path[len("/v1/tokens/"):])
         if method == "GET" and self.path.startswith("/v1/operations/"):
             key = self.path[len("/v1/operations/"):]
             if not KEY.match(key):
@@ -438,12 +507,15 @@ def main():
     parser.add_argument("--delay-count", type=int, default=0)
     parser.add_argument("--timeout-card-attempts", type=int, default=3)
     parser.add_argument("--timeout-card-delay-ms", type=int, default=20000)
+    parser.add_argument("--cors-origin", action="append", default=[],
+                        help="an origin (scheme://host:port) whose pages may tokenize cards")
     options = parser.parse_args()
     with open(options.api_key_file) as file:
         api_key = file.read().rstrip("\r\n")
     server = ThreadingHTTPServer(("127.0.0.1", options.port), Handler)
     server.daemon_threads = True
     server.api_key = api_key
+    server.cors_origins = set(options.cors_origin)
     server.processor = Processor(options)
     print(server.server_address[1], flush=True)
     try:

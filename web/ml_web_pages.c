@@ -569,7 +569,10 @@ static const char *s_money (json_t *object, const char *key, const char *currenc
 
 #define S_MAX_ROWS 2000 //  a page lists at most this many invoices
 
-static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t first)
+//  A form may hold 32 fields: at most this many invoices can be chosen for /pay at once.
+#define S_MAX_PICKS 30
+
+static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t first, size_t *picks)
 {
     const char *client = s_text (json_array_get (items, first), "client_number");
     const char *matter = s_text (json_array_get (items, first), "matter_number");
@@ -599,6 +602,19 @@ static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t f
                s_text (item, "due_date"), total, available);
         if (has_pending)
             s_add (exchange, "<span class=\"pending\">{} pending</span>", pending);
+        s_add (exchange, "</td><td data-label=\"Pay\">");
+        //  A checkbox per invoice with something to pay: /pay offers its full balance.
+        int64_t open = 0;
+        if (*picks < S_MAX_PICKS &&
+            s_minor (json_object_get (item, "available_minor"), &open) == 0 && open > 0) {
+            char name[16];
+            snprintf (name, sizeof name, "pick_%zu", (*picks)++);
+            s_add (exchange,
+                   "<input type=\"checkbox\" class=\"pick\" id=\"{}\" name=\"{}\" value=\"{}\">"
+                   "<label for=\"{}\">Pay {}</label>",
+                   name, name, s_text (item, "invoice_number"), name,
+                   s_text (item, "invoice_number"));
+        }
         s_add (exchange, "</td></tr>\n");
     }
 }
@@ -631,7 +647,11 @@ void ml_web_page_invoices (ml_web_exchange_t *exchange)
     if (count == 0)
         s_add (exchange, "<p class=\"empty\">You have no open invoices. Thank you!</p>\n");
     //  Grouped by client and matter, each group where its oldest invoice falls (the core
-    //  sends them oldest first).
+    //  sends them oldest first). The checkboxes choose invoices for /pay (a GET: choosing
+    //  changes nothing).
+    size_t picks = 0;
+    if (count > 0)
+        s_add (exchange, "<form method=\"get\" action=\"/pay\" id=\"choose\">\n");
     for (size_t index = 0; index < count && index < S_MAX_ROWS; index++) {
         json_t *item = json_array_get (items, index);
         bool first = true;
@@ -647,15 +667,18 @@ void ml_web_page_invoices (ml_web_exchange_t *exchange)
                "<p class=\"matter-name\">Matter {}: {}</p>\n"
                "<table>\n<thead><tr><th scope=\"col\">Invoice</th><th scope=\"col\">Date</th>"
                "<th scope=\"col\">Due</th><th scope=\"col\" class=\"num\">Total</th>"
-               "<th scope=\"col\" class=\"num\">Available</th></tr></thead>\n<tbody>\n",
+               "<th scope=\"col\" class=\"num\">Available</th><th scope=\"col\">Pay</th></tr>"
+               "</thead>\n<tbody>\n",
                s_text (item, "client_name"), s_text (item, "client_number"),
                s_text (item, "matter_number"), s_text (item, "matter_description"));
-        s_invoice_rows (exchange, items, index);
+        s_invoice_rows (exchange, items, index, &picks);
         s_add (exchange, "</tbody>\n</table>\n</section>\n");
     }
     if (count > S_MAX_ROWS)
         s_add (exchange, "<p>Only the oldest invoices are shown here; please contact the firm "
                          "for the others.</p>\n");
+    if (count > 0)
+        s_add (exchange, "<button type=\"submit\">Pay selected</button>\n</form>\n");
     s_add (exchange, "<p class=\"hint\">Available is the balance less payments that are "
                      "still being posted.</p>\n");
     json_t *trust = json_object_get (reply, "trust");
@@ -682,6 +705,53 @@ void ml_web_page_invoices (ml_web_exchange_t *exchange)
     s_end (exchange);
     json_decref (reply);
     json_decref (session);
+}
+
+//  Shared with web/ml_web_pay.c.
+void ml_web_page_begin (ml_web_exchange_t *exchange, const char *heading, const char *firm)
+{
+    s_begin (exchange, heading, firm);
+}
+
+void ml_web_page_end (ml_web_exchange_t *exchange)
+{
+    s_end (exchange);
+}
+
+void ml_web_page_add (ml_web_exchange_t *exchange, const char *template, ...)
+{
+    if (!exchange->page)
+        return;
+    va_list args;
+    va_start (args, template);
+    ml_html_vadd (exchange->page, template, args);
+    va_end (args);
+}
+
+json_t *ml_web_page_session (ml_web_exchange_t *exchange, char *token, size_t size)
+{
+    return s_session (exchange, token, size);
+}
+
+json_t *ml_web_page_call (ml_web_exchange_t *exchange, json_t *request)
+{
+    return s_call (exchange, request);
+}
+
+void ml_web_page_refused (ml_web_exchange_t *exchange, json_t *reply)
+{
+    s_refused (exchange, reply);
+}
+
+void ml_web_page_signed_in_bar (ml_web_exchange_t *exchange, json_t *session)
+{
+    s_signed_in_bar (exchange, session);
+}
+
+const char *ml_web_page_money (json_t *object, const char *key, const char *currency, char *buf,
+                               size_t size)
+{
+    return s_money (object, key, currency, buf, size);
 }
 
 void ml_web_pages_test (bool verbose)

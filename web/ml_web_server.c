@@ -24,7 +24,7 @@ static const char *const s_keys[] = {
     "web/listen", "web/tls_certificate", "web/tls_key", "web/proxy_https",
     "web/core_endpoint", "web/core_timeout_ms", "web/threads", "web/max_connections",
     "web/per_ip_connections", "web/connection_timeout_s", "web/connection_memory",
-    "web/body_limit", "web/title", "web/form_key_file", NULL};
+    "web/body_limit", "web/title", "web/form_key_file", "web/tokenize_url", NULL};
 // clang-format on
 
 const char *const *ml_web_settings_keys (void)
@@ -75,6 +75,9 @@ int ml_web_settings_load (ml_web_settings_t *settings, const char *path, char *e
     rc |= s_copy (settings->title, sizeof settings->title,
                   ml_config_string (config, "web/title", "Payer portal"), "web/title", error,
                   error_size);
+    rc |= s_copy (settings->tokenize_url, sizeof settings->tokenize_url,
+                  ml_config_string (config, "web/tokenize_url", ""), "web/tokenize_url", error,
+                  error_size);
     rc |= s_copy (settings->form_key_file, sizeof settings->form_key_file,
                   ml_config_string (config, "web/form_key_file", ""), "web/form_key_file", error,
                   error_size);
@@ -113,6 +116,7 @@ static const s_route_t s_routes[] = {
     {"/forgot-password", S_GET | S_POST, ml_web_page_forgot},
     {"/confirm-email", S_GET | S_POST, ml_web_page_confirm_email},
     {"/invoices", S_GET, ml_web_page_invoices},
+    {"/pay", S_GET | S_POST, ml_web_page_pay},
 };
 
 static int s_method_bit (const char *method)
@@ -166,10 +170,10 @@ typedef struct {
     "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "             \
     "form-action 'self'"
 
-static size_t s_security_headers (bool secure, bool dynamic, s_header_t *headers)
+static size_t s_security_headers (bool secure, bool dynamic, s_header_t *headers, const char *csp)
 {
     size_t count = 0;
-    headers[count++] = (s_header_t){"Content-Security-Policy", S_CSP};
+    headers[count++] = (s_header_t){"Content-Security-Policy", csp ? csp : S_CSP};
     headers[count++] = (s_header_t){"X-Content-Type-Options", "nosniff"};
     headers[count++] = (s_header_t){"Referrer-Policy", "no-referrer"};
     headers[count++] = (s_header_t){"X-Frame-Options", "DENY"};
@@ -231,7 +235,13 @@ static enum MHD_Result s_send (ml_web_server_t *self, struct MHD_Connection *con
     if (!response)
         return MHD_NO;
     s_header_t headers[8];
-    size_t count = s_security_headers (self->secure, dynamic, headers);
+    //  A page that lets the browser reach the processor's tokenization endpoint (the pay
+    //  page) names that origin in connect-src; every other page keeps default-src 'self'.
+    char csp[sizeof S_CSP + 400];
+    if (exchange && *exchange->connect_origin)
+        snprintf (csp, sizeof csp, "%s; connect-src 'self' %s", S_CSP, exchange->connect_origin);
+    size_t count = s_security_headers (self->secure, dynamic, headers,
+                                       exchange && *exchange->connect_origin ? csp : NULL);
     for (size_t index = 0; index < count; index++)
         MHD_add_response_header (response, headers[index].name, headers[index].value);
     MHD_add_response_header (response, "Content-Type", type);
@@ -257,6 +267,7 @@ static void s_exchange_init (ml_web_server_t *self, ml_web_exchange_t *exchange)
     exchange->core = self->core;
     exchange->form_key = self->form_key;
     exchange->title = self->settings.title;
+    exchange->tokenize_url = self->settings.tokenize_url;
 }
 
 static enum MHD_Result s_send_exchange (ml_web_server_t *self, struct MHD_Connection *connection,
@@ -961,7 +972,7 @@ void ml_web_server_test (bool verbose)
 
     //  The security headers, with HSTS only over HTTPS.
     s_header_t headers[8];
-    size_t count = s_security_headers (false, true, headers);
+    size_t count = s_security_headers (false, true, headers, NULL);
     bool csp = false, nosniff = false, referrer = false, no_store = false;
     for (size_t index = 0; index < count; index++) {
         assert (strcmp (headers[index].name, "Strict-Transport-Security") != 0);
@@ -974,7 +985,7 @@ void ml_web_server_test (bool verbose)
         no_store |= strcmp (headers[index].value, "no-store") == 0;
     }
     assert (csp && nosniff && referrer && no_store);
-    count = s_security_headers (true, false, headers);
+    count = s_security_headers (true, false, headers, NULL);
     assert (strcmp (headers[count - 1].name, "Strict-Transport-Security") == 0);
     for (size_t index = 0; index < count; index++)
         assert (strcmp (headers[index].value, "no-store") != 0);
