@@ -1446,7 +1446,7 @@ ml_processor_status_t ml_processor_token (ml_processor_t *self, const char *toke
             s_result_set (result, ML_PROCESSOR_ERROR, "invalid_token",
                           "no such token at the test processor");
         else {
-            s_result_set (result, ML_PROCESSOR_APPROVED, "", "");
+            s_result_set (result, ML_PROCESSOR_APPROVED, "", "%s", "");
             snprintf (result->token, sizeof result->token, "%s", token);
             snprintf (result->brand, sizeof result->brand, "%s", card->brand);
             snprintf (result->last4, sizeof result->last4, "%s", s_last4 (card->number));
