@@ -12,6 +12,7 @@
 #include "ml_web_core.h"
 #include "ml_web_form.h"
 
+#include <jansson.h>
 #include <sodium.h>
 #include <stdbool.h>
 
@@ -41,6 +42,31 @@ typedef void (ml_web_handler_fn) (ml_web_exchange_t *exchange);
 
 ml_web_handler_fn ml_web_page_root, ml_web_page_sign_in, ml_web_page_sign_out,
     ml_web_page_set_password, ml_web_page_forgot, ml_web_page_confirm_email, ml_web_page_invoices;
+
+//  The payer's account (web/ml_web_account.c): saved methods, history, receipts, Auto-Pay.
+ml_web_handler_fn ml_web_page_methods, ml_web_page_method_change, ml_web_page_history,
+    ml_web_page_receipt, ml_web_page_autopay;
+
+//  The page helpers, for every page file. begin: the head, the header with the firm's name
+//  (web/title when NULL) and the h1; end: the footer. add: a template with escaped values
+//  (ml_html_add). message: a paragraph of kind "error" (role alert) or "notice".
+void ml_web_page_begin (ml_web_exchange_t *exchange, const char *heading, const char *firm);
+void ml_web_page_end (ml_web_exchange_t *exchange);
+void ml_web_page_add (ml_web_exchange_t *exchange, const char *template, ...);
+void ml_web_page_message (ml_web_exchange_t *exchange, const char *kind, const char *text);
+void ml_web_page_redirect (ml_web_exchange_t *exchange, const char *location);
+//  The signed-in payer's portal-session reply with the cookie's token in token (new
+//  reference), or NULL after it answered (to /sign-in, or 503).
+json_t *ml_web_page_session (ml_web_exchange_t *exchange, char *token, size_t size);
+//  Who is signed in, the sign-out button and the account's navigation.
+void ml_web_page_signed_in_bar (ml_web_exchange_t *exchange, json_t *session);
+//  Send request to the core (steals it): the reply, or NULL after it wrote the 503 page.
+json_t *ml_web_page_call (ml_web_exchange_t *exchange, json_t *request);
+//  A payer op the core refused: an ended session to /sign-in, anything else 503.
+void ml_web_page_refused (ml_web_exchange_t *exchange, json_t *reply);
+//  object[key] (minor units) in currency for a person, or "-" (ml_money).
+const char *ml_web_page_money (json_t *object, const char *key, const char *currency, char *buf,
+                               size_t size);
 
 //  The error page for a status the server decides (400, 404, 405, 413, 500).
 void ml_web_page_error (ml_web_exchange_t *exchange, int status, const char *message);

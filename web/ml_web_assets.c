@@ -63,7 +63,26 @@ static const char s_portal_css[] =
 "    color: var(--muted); font-weight: 400; }\n"
 "  .num { text-align: left; }\n"
 "}\n"
-"@media print { header.site, form.signed-in { display: none; } body { background: #fff; } }\n";
+"nav.account ul { display: flex; flex-wrap: wrap; gap: .25rem 1rem; list-style: none;\n"
+"  margin: 0 0 1rem; padding: 0 0 .5rem; border-bottom: 1px solid var(--line); }\n"
+"nav.account a { display: inline-block; padding: .5rem 0; min-height: 44px; }\n"
+".notice { border-left: 4px solid var(--accent); padding: .25rem .75rem; }\n"
+".status { font-weight: 600; }\n"
+".visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden;\n"
+"  clip: rect(0 0 0 0); white-space: nowrap; }\n"
+".fate, .small { display: block; font-size: .875rem; color: var(--muted); }\n"
+"form.inline { display: inline; margin: 0; }\n"
+"form.inline button { min-height: 44px; padding: .4rem .8rem; background: transparent;\n"
+"  color: var(--accent); border: 1px solid var(--accent); }\n"
+".badge { display: inline-block; font-size: .8rem; padding: 0 .4rem; border-radius: 4px;\n"
+"  border: 1px solid var(--muted); color: var(--ink); }\n"
+".badge.expired { border-color: var(--error); color: var(--error); }\n"
+"dl.receipt { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; }\n"
+"dl.receipt dt { color: var(--muted); }\n"
+"dl.receipt dd { margin: 0; overflow-wrap: anywhere; }\n"
+"@media print { header.site, form.signed-in, nav.account, footer.site, .skip, .no-print {\n"
+"  display: none; } body, main { background: #fff; } main { max-width: none; padding: 0; }\n"
+"  a { color: inherit; text-decoration: none; } table { page-break-inside: avoid; } }\n";
 // clang-format on
 
 static const ml_web_asset_t s_assets[] = {

@@ -255,6 +255,11 @@ static void s_signed_in_bar (ml_web_exchange_t *exchange, json_t *session)
            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">"
            "<button type=\"submit\">Sign out</button></form>\n",
            s_text (payer, "name"), s_text (session, "csrf"));
+    s_add (exchange, "<nav class=\"account\" aria-label=\"Your account\"><ul>"
+                     "<li><a href=\"/invoices\">Invoices</a></li>"
+                     "<li><a href=\"/history\">Payment history</a></li>"
+                     "<li><a href=\"/methods\">Payment methods</a></li>"
+                     "<li><a href=\"/autopay\">Auto-Pay</a></li></ul></nav>\n");
 }
 
 void ml_web_page_root (ml_web_exchange_t *exchange)
@@ -682,6 +687,63 @@ void ml_web_page_invoices (ml_web_exchange_t *exchange)
     s_end (exchange);
     json_decref (reply);
     json_decref (session);
+}
+
+//  The helpers above, for the other page files (web/ml_web_account.c).
+void ml_web_page_begin (ml_web_exchange_t *exchange, const char *heading, const char *firm)
+{
+    s_begin (exchange, heading, firm);
+}
+
+void ml_web_page_end (ml_web_exchange_t *exchange)
+{
+    s_end (exchange);
+}
+
+void ml_web_page_add (ml_web_exchange_t *exchange, const char *template, ...)
+{
+    if (!exchange->page)
+        return;
+    va_list args;
+    va_start (args, template);
+    ml_html_vadd (exchange->page, template, args);
+    va_end (args);
+}
+
+void ml_web_page_message (ml_web_exchange_t *exchange, const char *kind, const char *text)
+{
+    s_message (exchange, kind, text);
+}
+
+void ml_web_page_redirect (ml_web_exchange_t *exchange, const char *location)
+{
+    s_redirect (exchange, location);
+}
+
+json_t *ml_web_page_session (ml_web_exchange_t *exchange, char *token, size_t size)
+{
+    return s_session (exchange, token, size);
+}
+
+void ml_web_page_signed_in_bar (ml_web_exchange_t *exchange, json_t *session)
+{
+    s_signed_in_bar (exchange, session);
+}
+
+json_t *ml_web_page_call (ml_web_exchange_t *exchange, json_t *request)
+{
+    return s_call (exchange, request);
+}
+
+void ml_web_page_refused (ml_web_exchange_t *exchange, json_t *reply)
+{
+    s_refused (exchange, reply);
+}
+
+const char *ml_web_page_money (json_t *object, const char *key, const char *currency, char *buf,
+                               size_t size)
+{
+    return s_money (object, key, currency, buf, size);
 }
 
 void ml_web_pages_test (bool verbose)
