@@ -57,6 +57,16 @@ static json_t *s_account_call (ml_web_exchange_t *exchange, const char *op, json
     return reply;
 }
 
+//  A store time (YYYY-MM-DDTHH:MM:SS.mmmZ) as "YYYY-MM-DD HH:MM UTC".
+static const char *s_when (const char *stamp, char *buf, size_t size)
+{
+    if (strlen (stamp) >= 16 && stamp[10] == 'T')
+        snprintf (buf, size, "%.10s %.5s UTC", stamp, stamp + 11);
+    else
+        snprintf (buf, size, "%s", stamp);
+    return buf;
+}
+
 static const char *s_brand (const char *brand)
 {
     return strcmp (brand, "visa") == 0         ? "Visa"
@@ -359,6 +369,8 @@ void ml_web_page_receipt (ml_web_exchange_t *exchange)
         snprintf (paid_with, sizeof paid_with, "%s ending %s", s_brand (s_text (payment, "brand")),
                   s_text (payment, "last4"));
     json_t *payer = json_object_get (payment, "payer");
+    char when[40];
+    s_when (s_text (payment, "date"), when, sizeof when);
     ml_web_page_begin (exchange, "Receipt", firm);
     ml_web_page_signed_in_bar (exchange, session);
     ml_web_page_add (exchange,
@@ -371,8 +383,7 @@ void ml_web_page_receipt (ml_web_exchange_t *exchange)
                      "<dt>How</dt><dd>{}</dd>"
                      "<dt>Status</dt><dd><span class=\"status\">{}</span></dd>"
                      "<dt>Payment</dt><dd>{}</dd></dl>\n",
-                     firm, s_text (payer, "name"), s_text (payer, "email"),
-                     s_text (payment, "date"), amount, paid_with,
+                     firm, s_text (payer, "name"), s_text (payer, "email"), when, amount, paid_with,
                      s_source (s_text (payment, "source")), s_text (payment, "status"),
                      s_text (payment, "payment"));
     size_t index;
@@ -420,8 +431,9 @@ void ml_web_page_receipt (ml_web_exchange_t *exchange)
                       : strcmp (kind, "chargeback") == 0 ? "Charged back"
                                                          : "Refunded",
                       s_text (reversal, "status"));
+            char on[40];
             ml_web_page_add (exchange, "<dt>{}</dt><dd>{} on {}</dd>", label, back,
-                             s_text (reversal, "date"));
+                             s_when (s_text (reversal, "date"), on, sizeof on));
         }
         ml_web_page_add (exchange, "</dl>\n");
     }
