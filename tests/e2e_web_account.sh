@@ -4,8 +4,8 @@
 # against real core, agent, SMTP server and matterlink-web processes (the core's test card
 # processor): staff charge the payer's saved card (an invoice and a trust deposit), refund the
 # trust deposit, record a payment with 'pay', and a card is declined; the payer signs in and
-# finds each in the history with its status, opens a receipt, makes a card the default,
-# removes another, and sees the Auto-Pay schedule with its next run. Over plain HTTP, another
+# finds each in the history with its status, opens a receipt, sees an expired card marked,
+# makes a card the default, removes another, and sees the Auto-Pay schedule with its next run. Over plain HTTP, another
 # payer's payment and card get "not found" (404) and a change without the CSRF token is
 # refused (403), with nothing changed.
 . "$ML_SOURCE/tests/lib_e2e.sh"
@@ -64,6 +64,13 @@ read -r visa mastercard <<<"$(methods "$pat")"
 sam_method=$(methods "$sam")
 [ -n "$visa" ] && [ -n "$mastercard" ] && [ -n "$sam_method" ] || fail "saved methods"
 
+# A card that expired since it was saved (method-add refuses expired cards: the store is
+# written as time would have it).
+sqlite3 "$W/core.db" "PRAGMA busy_timeout = 5000; INSERT INTO payment_method (payer_id, processor_token,
+    brand, last4, exp_month, exp_year, created_at) VALUES ($pat, 'tok_old', 'visa', '1111', 1, 2020, 'x')" >/dev/null ||
+    fail "the expired card"
+expired=$(methods "$pat" | awk '{print $3}')
+
 # Staff charge Pat's saved Visa: the invoice into OPERATING, a deposit into TRUST; then
 # refund the deposit.
 out=$(cli --json charge --firm acme --invoice "$invoice=12.34" --trust "$matter=5.00" --payer "$pat" \
@@ -119,7 +126,7 @@ HOME="$W" timeout 80 /usr/bin/python3 "$ML_SOURCE/tests/web_account.py" "http://
     "$visa" "$mastercard" "$sam_payment" "$sam_method" "$first" || fail "the browser checks"
 
 # What the portal changed, seen by staff: the Mastercard is gone, Sam's card is not.
-[ "$(methods "$pat")" = "$visa" ] || fail "Pat's methods are $(methods "$pat"), not $visa"
+[ "$(methods "$pat")" = "$visa $expired" ] || fail "Pat's methods are $(methods "$pat"), not $visa $expired"
 [ "$(methods "$sam")" = "$sam_method" ] || fail "Sam's card changed"
 [ "$(sqlite3 "$W/core.db" "SELECT method_id FROM payment_method_default WHERE payer_id = $pat")" = "$visa" ] ||
     fail "the Visa is not Pat's default"

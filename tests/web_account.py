@@ -8,7 +8,7 @@ Headless Chromium on a 390 x 844 phone window: the payer sets the password from 
 link and signs in; the history lists the staff charge (partly refunded: its trust deposit was
 refunded), the declined card, the saved-card deposits and the payment staff recorded, each
 with its status; the receipt of the charge shows its invoice and trust deposit, the firm and
-the payer; the Mastercard becomes the default and then is removed, the Visa (which pays
+the payer; an expired card is marked; the Mastercard becomes the default and then is removed, the Visa (which pays
 Auto-Pay) becomes the default and has no Remove button; the Auto-Pay page shows the schedule
 and its next run. Over plain HTTP with the same session: another payer's receipt and card are
 404, a change without the CSRF token 403.
@@ -134,6 +134,11 @@ try:
     check("Pays your Auto-Pay (Monthly fees)" in text(), "the Visa is marked as Auto-Pay's")
     check(len(driver.find_elements(By.CSS_SELECTOR, "button[aria-label='Remove Visa ending 4242']")) == 0,
           "the Visa, which pays Auto-Pay, has a Remove button")
+    expired = driver.find_element(By.XPATH, "//tr[contains(., 'Visa ending 1111')]").text
+    check("01/2020" in expired and "Expired" in expired and "Make default" not in expired,
+          f"the expired card is marked and cannot be the default: {expired!r}")
+    check("Expired" not in driver.find_element(By.XPATH, "//tr[contains(., 'Visa ending 4242')]").text,
+          "a current card is marked expired")
     driver.find_element(By.CSS_SELECTOR, "button[aria-label='Make Mastercard ending 4444 the default']").click()
     wait.until(lambda d: "Your default card is changed." in text())
     row = driver.find_element(By.XPATH, "//tr[contains(., 'Mastercard ending 4444')]").text
