@@ -1540,9 +1540,12 @@ json_t *ml_autopay_payer_schedules (ml_autopay_t *self, int64_t payer_id)
         json_decref (rows);
         json_t *enrollments =
             S_ROWS (S_ENROLLMENT_SQL " ORDER BY e.association_id", "i", schedule_id);
+        if (!enrollments) {
+            json_decref (schedules);
+            return NULL;
+        }
         s_year_end (S_TEXT (schedule, "first_date"), year_end, sizeof year_end);
-        const char *why = enrollments && *next ? s_ended (enrollments, next, year_end)
-                                               : "nothing is due any more";
+        const char *why = *next ? s_ended (enrollments, next, year_end) : "nothing is due any more";
         const char *state = !S_INT (schedule, "enabled") ? "off" : why ? "ended" : "active";
         json_object_set_new (schedule, "state", json_string (state));
         json_object_set_new (schedule, "next_run",
