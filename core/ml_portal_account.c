@@ -753,6 +753,23 @@ void ml_portal_account_test (bool verbose)
     reply = s_test_call (store, autopay, &as_pat, "{\"op\": \"portal-autopay\"}");
     assert (json_array_size (json_object_get (reply, "schedules")) == 0);
     json_decref (reply);
+    //  A soft decline's retry comes before the next due date; a schedule turned off has none.
+    s_test_sql (store, "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on,"
+                       " payment_uuid, status, currency, lines, created_at, updated_at) SELECT"
+                       " MAX (schedule_id), '2089-12-15', 2, '2089-12-16', 'run-2', 'scheduled',"
+                       " 'USD', '[]', 'x', 'x' FROM autopay_schedule");
+    reply = s_test_call (store, autopay, &as_sam, "{\"op\": \"portal-autopay\"}");
+    schedule = json_array_get (json_object_get (reply, "schedules"), 0);
+    assert (streq (s_text (schedule, "next_run"), "2089-12-16"));
+    assert (json_is_true (json_object_get (schedule, "next_is_retry")));
+    json_decref (reply);
+    s_test_sql (store, "UPDATE autopay_schedule SET enabled = 0");
+    reply = s_test_call (store, autopay, &as_sam, "{\"op\": \"portal-autopay\"}");
+    schedule = json_array_get (json_object_get (reply, "schedules"), 0);
+    assert (streq (s_text (schedule, "state"), "off"));
+    assert (json_is_null (json_object_get (schedule, "next_run")));
+    json_decref (reply);
+    s_test_sql (store, "UPDATE autopay_schedule SET enabled = 1");
     snprintf (text, sizeof text, "{\"op\": \"portal-method-remove\", \"method_id\": %lld}",
               (long long)method[2]);
     assert (strstr (s_test_error (s_test_call (store, autopay, &as_sam, text), buf, sizeof buf),
