@@ -41,6 +41,8 @@ wait_for 30 "the core to hold every open invoice" core_has_all_invoices
 add_accounts
 json() { python3 -c "import json,sys; d = json.load(sys.stdin); print($1)"; }
 admin() { "$ML_BIN/ml_api_client" "ipc://$W/admin.sock" "$1"; }
+# The core's store, read or written beside the running core: wait for its locks.
+core_sql() { sqlite3 -cmd ".timeout 5000" "$W/core.db" "$1"; }
 
 row=$(matter_sql "SELECT o.client_number || '|' || o.invoice_number || '|' || m.matter_number FROM $OPEN_INVOICES
     JOIN invoice i ON i.invoice_number = o.invoice_number JOIN matter m ON m.matter_id = i.matter_id
@@ -66,8 +68,8 @@ sam_method=$(methods "$sam")
 
 # A card that expired since it was saved (method-add refuses expired cards: the store is
 # written as time would have it).
-sqlite3 "$W/core.db" "PRAGMA busy_timeout = 5000; INSERT INTO payment_method (payer_id, processor_token,
-    brand, last4, exp_month, exp_year, created_at) VALUES ($pat, 'tok_old', 'visa', '1111', 1, 2020, 'x')" >/dev/null ||
+core_sql "INSERT INTO payment_method (payer_id, processor_token,
+    brand, last4, exp_month, exp_year, created_at) VALUES ($pat, 'tok_old', 'visa', '1111', 1, 2020, 'x')" ||
     fail "the expired card"
 expired=$(methods "$pat" | awk '{print $3}')
 
@@ -128,8 +130,8 @@ HOME="$W" timeout 80 /usr/bin/python3 "$ML_SOURCE/tests/web_account.py" "http://
 # What the portal changed, seen by staff: the Mastercard is gone, Sam's card is not.
 [ "$(methods "$pat")" = "$visa $expired" ] || fail "Pat's methods are $(methods "$pat"), not $visa $expired"
 [ "$(methods "$sam")" = "$sam_method" ] || fail "Sam's card changed"
-[ "$(sqlite3 "$W/core.db" "SELECT method_id FROM payment_method_default WHERE payer_id = $pat")" = "$visa" ] ||
+[ "$(core_sql "SELECT method_id FROM payment_method_default WHERE payer_id = $pat")" = "$visa" ] ||
     fail "the Visa is not Pat's default"
-[ -z "$(sqlite3 "$W/core.db" "SELECT method_id FROM payment_method_default WHERE payer_id = $sam")" ] ||
+[ -z "$(core_sql "SELECT method_id FROM payment_method_default WHERE payer_id = $sam")" ] ||
     fail "Sam got a default"
 log "PASS"

@@ -159,6 +159,11 @@ try:
     check("Monthly fees" in autopay and AUTOPAY_FIRST in autopay and "Visa ending 4242" in autopay
           and "Everything due" in autopay, f"the Auto-Pay page: {autopay!r}")
 
+    # The history on a laptop: a table.
+    driver.set_window_size(1280, 900)
+    open_page("/history", "Payment history")
+    driver.save_screenshot(os.path.join(SHOTS, "web-history-1280.png"))
+
     # Over plain HTTP with the same session: other payers' things are "not found", changes
     # need the session's CSRF token.
     session = driver.get_cookie("ml_session")["value"]
