@@ -68,6 +68,7 @@ static const char s_portal_css[] =
 "nav.account a { display: inline-block; padding: .5rem 0; min-height: 44px; }\n"
 ".notice { border-left: 4px solid var(--accent); padding: .25rem .75rem; }\n"
 ".status { font-weight: 600; }\n"
+"table.history th[scope=row] { white-space: nowrap; }\n"
 ".visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden;\n"
 "  clip: rect(0 0 0 0); white-space: nowrap; }\n"
 ".fate, .small { display: block; font-size: .875rem; color: var(--muted); }\n"
