@@ -1,5 +1,6 @@
 /*  ml_admin: the core's admin API. See include/ml_admin.h and docs/admin-api.md. */
 #include "ml_admin.h"
+#include "ml_portal_account.h"
 #include "ml_finder.h"
 #include "ml_payments.h"
 #include "ml_selftest_support.h"
@@ -415,6 +416,15 @@ static json_t *s_portal_pay_op (const ml_admin_parts_t *parts, const ml_actor_t 
     return reply ? reply : ml_admin_error ("paying from the portal is not available in this core");
 }
 
+//  The payer's own account in the portal (ml_portal_account).
+static json_t *s_account_op (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
+                             const json_t *request, ml_admin_effects_t *effects)
+{
+    (void)effects;
+    json_t *reply = ml_portal_account_execute (parts->store, parts->autopay, op, request, actor);
+    return reply ? reply : s_unknown_op (op);
+}
+
 //  payer-show also says where the payer's login access stands.
 static json_t *s_payer_show (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
                              const json_t *request, ml_admin_effects_t *effects)
@@ -591,6 +601,12 @@ static const struct {
     {"portal-pay", "pay_key lines auto trust method_id token save_method", S_PAYER, S_CSRF,
      s_portal_pay_op},
     {"firm-portal", "firm trust_deposits", S_OPERATOR, 0, s_portal_pay_op},
+    {"portal-methods", "", S_PAYER, 0, s_account_op},
+    {"portal-method-remove", "method_id", S_PAYER, S_CSRF, s_account_op},
+    {"portal-method-default", "method_id", S_PAYER, S_CSRF, s_account_op},
+    {"portal-history", "", S_PAYER, 0, s_account_op},
+    {"portal-receipt", "payment", S_PAYER, 0, s_account_op},
+    {"portal-autopay", "", S_PAYER, 0, s_account_op},
 };
 
 static json_t *s_not_found (void)

@@ -1493,6 +1493,87 @@ static json_t *s_clock (ml_autopay_t *self, const json_t *request, char *deliver
     return ml_admin_ok (json_pack ("{s:s, s:i}", "today", shown, "runs", runs));
 }
 
+//  The payer's schedules for the portal (ml_portal_account): what each pays, with which
+//  card, and its next run as the scheduler will make it. Never the A/R message.
+json_t *ml_autopay_payer_schedules (ml_autopay_t *self, int64_t payer_id)
+{
+    assert (self);
+    json_t *schedules = S_ROWS ("SELECT s.schedule_id, s.name, s.frequency, s.day_rule,"
+                                " s.first_date, s.amount_minor, s.currency, s.enabled, s.runs_from,"
+                                " m.brand, m.last4 FROM autopay_schedule s LEFT JOIN payment_method"
+                                " m ON m.method_id = s.method_id WHERE s.payer_id = ? AND"
+                                " s.deleted_at IS NULL ORDER BY s.schedule_id",
+                                "i", payer_id);
+    if (!schedules)
+        return NULL;
+    char today[11];
+    s_today (self, today, sizeof today);
+    size_t index;
+    json_t *schedule;
+    json_array_foreach (schedules, index, schedule)
+    {
+        int64_t schedule_id = S_INT (schedule, "schedule_id");
+        json_t *rows = S_ROWS ("SELECT MAX (due_date) AS due_date FROM autopay_run WHERE"
+                               " schedule_id = ?",
+                               "i", schedule_id);
+        char latest[11] = "", next[11] = "", due[11], year_end[11];
+        snprintf (latest, sizeof latest, "%s", S_TEXT (json_array_get (rows, 0), "due_date") ?: "");
+        json_decref (rows);
+        //  The first due date not run yet, from today on (what the tick starts next).
+        for (int number = 0; number < S_MAX_DUE && !*next; number++) {
+            if (ml_autopay_due_date (S_TEXT (schedule, "first_date"),
+                                     S_TEXT (schedule, "frequency"), S_TEXT (schedule, "day_rule"),
+                                     number, due, sizeof due) != 0)
+                break;
+            if (strcmp (due, S_TEXT (schedule, "runs_from")) >= 0 && strcmp (due, latest) > 0 &&
+                strcmp (due, today) >= 0)
+                snprintf (next, sizeof next, "%s", due);
+        }
+        //  A soft decline's retry may come first.
+        rows = S_ROWS ("SELECT MIN (run_on) AS run_on FROM autopay_run WHERE schedule_id = ? AND"
+                       " status = 'scheduled'",
+                       "i", schedule_id);
+        const char *retry = S_TEXT (json_array_get (rows, 0), "run_on");
+        bool retrying = retry && (!*next || strcmp (retry, next) < 0);
+        if (retrying)
+            snprintf (next, sizeof next, "%.10s", retry);
+        json_decref (rows);
+        json_t *enrollments =
+            S_ROWS (S_ENROLLMENT_SQL " ORDER BY e.association_id", "i", schedule_id);
+        if (!enrollments) {
+            json_decref (schedules);
+            return NULL;
+        }
+        s_year_end (S_TEXT (schedule, "first_date"), year_end, sizeof year_end);
+        const char *why = *next ? s_ended (enrollments, next, year_end) : "nothing is due any more";
+        const char *state = !S_INT (schedule, "enabled") ? "off" : why ? "ended" : "active";
+        json_object_set_new (schedule, "state", json_string (state));
+        json_object_set_new (schedule, "next_run",
+                             streq (state, "active") ? json_string (next) : json_null ());
+        json_object_set_new (schedule, "next_is_retry", json_boolean (retrying && !why));
+        //  What it pays for, as the payer knows it (client, matter or invoice numbers).
+        json_t *covers = json_array ();
+        size_t item;
+        json_t *enrollment;
+        json_array_foreach (enrollments, item, enrollment)
+        {
+            if (!json_is_null (json_object_get (enrollment, "ended_at")))
+                continue;
+            const char *level = S_TEXT (enrollment, "level");
+            const char *number = streq (level, "client")   ? S_TEXT (enrollment, "client_number")
+                                 : streq (level, "matter") ? S_TEXT (enrollment, "matter_number")
+                                                           : S_TEXT (enrollment, "invoice_number");
+            json_array_append_new (
+                covers, json_pack ("{s:s, s:s}", "level", level, "number", number ? number : ""));
+        }
+        json_decref (enrollments);
+        json_object_set_new (schedule, "covers", covers);
+        json_object_del (schedule, "runs_from");
+        json_object_del (schedule, "enabled");
+    }
+    return schedules;
+}
+
 json_t *ml_autopay_execute (ml_autopay_t *self, const char *op, const json_t *request,
                             char *deliver_firm, size_t size)
 {

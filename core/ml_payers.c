@@ -61,6 +61,12 @@ static const char *const s_schema[] = {
     " exp_year INTEGER NOT NULL CHECK (exp_year BETWEEN 2000 AND 2099),"
     " created_at TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS payment_method_payer ON payment_method (payer_id)",
+    //  The method a payer chose as the default in the portal (at most one per payer). A table
+    //  of its own, so a store made before it gets it by CREATE TABLE IF NOT EXISTS.
+    "CREATE TABLE IF NOT EXISTS payment_method_default ("
+    " payer_id INTEGER PRIMARY KEY REFERENCES payer (payer_id),"
+    " method_id INTEGER NOT NULL UNIQUE REFERENCES payment_method (method_id),"
+    " updated_at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS association ("
     " association_id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " payer_id INTEGER NOT NULL REFERENCES payer (payer_id),"
@@ -589,6 +595,10 @@ static json_t *s_remove (ml_payers_t *self, const json_t *request, const char *t
 
 static json_t *s_method_remove (ml_payers_t *self, const json_t *request)
 {
+    //  A default choice goes with its method (in the op's one transaction).
+    if (ml_odbc_execute (self->odbc, "DELETE FROM payment_method_default WHERE method_id = ?", "i",
+                         (int64_t)json_integer_value (json_object_get (request, "method_id"))) < 0)
+        return s_store_failed (self, "method-remove");
     return s_remove (self, request, "payment_method", "method_id", "payment method");
 }
 

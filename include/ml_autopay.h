@@ -54,6 +54,13 @@ int ml_autopay_tick (ml_autopay_t *self, char *deliver_firm, size_t size);
 json_t *ml_autopay_execute (ml_autopay_t *self, const char *op, const json_t *request,
                             char *deliver_firm, size_t size);
 
+//  The payer's schedules that are not deleted, for the payer portal (new reference; NULL on
+//  a store error): schedule_id, name, frequency, day_rule, first_date, amount_minor (0: all
+//  outstanding), currency, the card's brand and last4, state (active, off, ended), next_run
+//  (YYYY-MM-DD, null unless active), next_is_retry, covers ([{level, number}] enrolled).
+//  Never the A/R message.
+json_t *ml_autopay_payer_schedules (ml_autopay_t *self, int64_t payer_id);
+
 //  The index-th due date (0 = first_date) of a schedule, as YYYY-MM-DD in due (11 bytes).
 //  frequency is weekly, biweekly, monthly or quarterly; day_rule says what a monthly or
 //  quarterly run does in a month without first_date's day: "last" (the month's last day)

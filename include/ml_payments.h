@@ -14,6 +14,8 @@
     Accounts belong here too: each is typed TRUST or OPERATING for good (the store refuses
     any change), with its currency and the processor's merchant account.
 
+    The class is split over core/pay/ (a file per concern, sharing core/pay/ml_pay_internal.h).
+
     Admin ops: account-add, account-list, payment, payment-show, payments, link-create,
     link-pay, link-list, link-cancel, firm-contact.
 */

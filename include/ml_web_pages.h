@@ -12,6 +12,7 @@
 #include "ml_web_core.h"
 #include "ml_web_form.h"
 
+#include <jansson.h>
 #include <sodium.h>
 #include <stdbool.h>
 
@@ -45,20 +46,29 @@ ml_web_handler_fn ml_web_page_root, ml_web_page_sign_in, ml_web_page_sign_out,
     ml_web_page_set_password, ml_web_page_forgot, ml_web_page_confirm_email, ml_web_page_invoices,
     ml_web_page_pay;
 
-//  Shared by the pages of web/ml_web_pay.c (see web/ml_web_pages.c).
+//  The payer's account (web/ml_web_account.c): saved methods, history, receipts, Auto-Pay.
+ml_web_handler_fn ml_web_page_methods, ml_web_page_method_change, ml_web_page_history,
+    ml_web_page_receipt, ml_web_page_autopay;
+
+//  The page helpers, for every page file (web/ml_web_pay.c, web/ml_web_account.c). begin: the head,
+//  the header with the firm's name (web/title when NULL) and the h1; end: the footer. add: a
+//  template with escaped values (ml_html_add). message: a paragraph of kind "error" (role alert) or
+//  "notice".
 void ml_web_page_begin (ml_web_exchange_t *exchange, const char *heading, const char *firm);
 void ml_web_page_end (ml_web_exchange_t *exchange);
 void ml_web_page_add (ml_web_exchange_t *exchange, const char *template, ...);
-//  The signed-in payer's portal-session reply (token filled), or NULL after the answer was
-//  written (a redirect to /sign-in, 503).
+void ml_web_page_message (ml_web_exchange_t *exchange, const char *kind, const char *text);
+void ml_web_page_redirect (ml_web_exchange_t *exchange, const char *location);
+//  The signed-in payer's portal-session reply with the cookie's token in token (new
+//  reference), or NULL after it answered (to /sign-in, or 503).
 json_t *ml_web_page_session (ml_web_exchange_t *exchange, char *token, size_t size);
-//  Call the core (request stolen): the reply, or NULL after the 503 page was written.
-json_t *ml_web_page_call (ml_web_exchange_t *exchange, json_t *request);
-//  A payer op the core refused for no fault of the payer: an ended session to /sign-in,
-//  else 503.
-void ml_web_page_refused (ml_web_exchange_t *exchange, json_t *reply);
+//  Who is signed in, the sign-out button and the account's navigation.
 void ml_web_page_signed_in_bar (ml_web_exchange_t *exchange, json_t *session);
-//  An amount of the core's (integer minor units) for a person, or "-".
+//  Send request to the core (steals it): the reply, or NULL after it wrote the 503 page.
+json_t *ml_web_page_call (ml_web_exchange_t *exchange, json_t *request);
+//  A payer op the core refused: an ended session to /sign-in, anything else 503.
+void ml_web_page_refused (ml_web_exchange_t *exchange, json_t *reply);
+//  object[key] (minor units) in currency for a person, or "-" (ml_money).
 const char *ml_web_page_money (json_t *object, const char *key, const char *currency, char *buf,
                                size_t size);
 

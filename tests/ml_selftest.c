@@ -18,6 +18,7 @@
 #include "ml_payers.h"
 #include "ml_processor.h"
 #include "ml_payments.h"
+#include "ml_portal_account.h"
 #include "ml_finder.h"
 #include "ml_service.h"
 #include "ml_store.h"
@@ -49,8 +50,9 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_mailer", ml_mailer_test},
     {"ml_payments", ml_payments_test},
     {"ml_autopay", ml_autopay_test},
-    {"ml_logins", ml_logins_test},         //  the portal's logins, links and sessions
-    {"ml_portal_pay", ml_portal_pay_test}, //  paying from the portal
+    {"ml_logins", ml_logins_test},                 //  the portal's logins, links and sessions
+    {"ml_portal_pay", ml_portal_pay_test},         //  paying from the portal
+    {"ml_portal_account", ml_portal_account_test}, //  the payer's methods, history, Auto-Pay
     {"ml_text", ml_text_test},
     {"ml_free_text", ml_free_text_test},
 };

@@ -255,6 +255,11 @@ static void s_signed_in_bar (ml_web_exchange_t *exchange, json_t *session)
            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">"
            "<button type=\"submit\">Sign out</button></form>\n",
            s_text (payer, "name"), s_text (session, "csrf"));
+    s_add (exchange, "<nav class=\"account\" aria-label=\"Your account\"><ul>"
+                     "<li><a href=\"/invoices\">Invoices</a></li>"
+                     "<li><a href=\"/history\">Payment history</a></li>"
+                     "<li><a href=\"/methods\">Payment methods</a></li>"
+                     "<li><a href=\"/autopay\">Auto-Pay</a></li></ul></nav>\n");
 }
 
 void ml_web_page_root (ml_web_exchange_t *exchange)
@@ -707,7 +712,7 @@ void ml_web_page_invoices (ml_web_exchange_t *exchange)
     json_decref (session);
 }
 
-//  Shared with web/ml_web_pay.c.
+//  The helpers above, for the other page files (web/ml_web_pay.c, web/ml_web_account.c).
 void ml_web_page_begin (ml_web_exchange_t *exchange, const char *heading, const char *firm)
 {
     s_begin (exchange, heading, firm);
@@ -728,9 +733,24 @@ void ml_web_page_add (ml_web_exchange_t *exchange, const char *template, ...)
     va_end (args);
 }
 
+void ml_web_page_message (ml_web_exchange_t *exchange, const char *kind, const char *text)
+{
+    s_message (exchange, kind, text);
+}
+
+void ml_web_page_redirect (ml_web_exchange_t *exchange, const char *location)
+{
+    s_redirect (exchange, location);
+}
+
 json_t *ml_web_page_session (ml_web_exchange_t *exchange, char *token, size_t size)
 {
     return s_session (exchange, token, size);
+}
+
+void ml_web_page_signed_in_bar (ml_web_exchange_t *exchange, json_t *session)
+{
+    s_signed_in_bar (exchange, session);
 }
 
 json_t *ml_web_page_call (ml_web_exchange_t *exchange, json_t *request)
@@ -741,11 +761,6 @@ json_t *ml_web_page_call (ml_web_exchange_t *exchange, json_t *request)
 void ml_web_page_refused (ml_web_exchange_t *exchange, json_t *reply)
 {
     s_refused (exchange, reply);
-}
-
-void ml_web_page_signed_in_bar (ml_web_exchange_t *exchange, json_t *session)
-{
-    s_signed_in_bar (exchange, session);
 }
 
 const char *ml_web_page_money (json_t *object, const char *key, const char *currency, char *buf,

@@ -117,7 +117,27 @@ static const s_route_t s_routes[] = {
     {"/confirm-email", S_GET | S_POST, ml_web_page_confirm_email},
     {"/invoices", S_GET, ml_web_page_invoices},
     {"/pay", S_GET | S_POST, ml_web_page_pay},
+    {"/methods", S_GET, ml_web_page_methods},
+    {"/methods/default", S_POST, ml_web_page_method_change},
+    {"/methods/remove", S_POST, ml_web_page_method_change},
+    {"/history", S_GET, ml_web_page_history},
+    {"/history/", S_GET,
+     ml_web_page_receipt}, //  /history/PAYMENT: a path ending in '/' is a prefix
+    {"/autopay", S_GET, ml_web_page_autopay},
 };
+
+//  Whether path is served by a route's path: the same, or for a route ending in '/', that
+//  prefix followed by one more segment (letters, digits and '-' only).
+static bool s_path_match (const char *route, const char *path)
+{
+    size_t length = strlen (route);
+    if (length < 2 || route[length - 1] != '/')
+        return strcmp (route, path) == 0;
+    const char *rest = path + length;
+    return strncmp (route, path, length) == 0 && *rest &&
+           strspn (rest, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") ==
+               strlen (rest);
+}
 
 static int s_method_bit (const char *method)
 {
@@ -138,7 +158,7 @@ static int s_route (const char *path, const char *method, const s_route_t **rout
     *allow = NULL;
     int bit = s_method_bit (method);
     for (size_t index = 0; index < sizeof s_routes / sizeof s_routes[0]; index++)
-        if (strcmp (s_routes[index].path, path) == 0) {
+        if (s_path_match (s_routes[index].path, path)) {
             int methods = s_routes[index].methods;
             *allow = methods == S_GET    ? "GET, HEAD"
                      : methods == S_POST ? "POST"
@@ -421,7 +441,7 @@ static enum MHD_Result s_handle (void *cls, struct MHD_Connection *connection, c
     char client[INET6_ADDRSTRLEN + 1];
     s_client (self, connection, client, sizeof client);
     exchange.method = method;
-    exchange.path = route->path;
+    exchange.path = path; //  the request's (a prefix route's handler reads its last segment)
     exchange.query = query_form;
     exchange.form = body_form;
     exchange.cookie_header = cookie;
@@ -966,6 +986,15 @@ void ml_web_server_test (bool verbose)
     assert (s_route ("/nowhere", "GET", &route, &asset, &allow) == 404);
     assert (s_route ("/sign-in/", "GET", &route, &asset, &allow) == 404);
     assert (s_route ("/%73ign-in", "GET", &route, &asset, &allow) == 404);
+    //  A prefix route takes one more plain segment, nothing else.
+    assert (s_route ("/history/0b9e-4f", "GET", &route, &asset, &allow) == 200 &&
+            route->handler == ml_web_page_receipt);
+    assert (s_route ("/history", "GET", &route, &asset, &allow) == 200 &&
+            route->handler == ml_web_page_history);
+    assert (s_route ("/history/", "GET", &route, &asset, &allow) == 404);
+    assert (s_route ("/history/a/b", "GET", &route, &asset, &allow) == 404);
+    assert (s_route ("/history/a.b", "GET", &route, &asset, &allow) == 404);
+    assert (s_route ("/history/x", "POST", &route, &asset, &allow) == 405);
     //  No GET route is a state change: every route that takes POST is a form page.
     for (size_t index = 0; index < sizeof s_routes / sizeof s_routes[0]; index++)
         assert (s_routes[index].methods & (S_GET | S_POST));

@@ -1,0 +1,128 @@
+/*  ml_payments, part of the class (see include/ml_payments.h): receipts to payers and "posting
+ * rejected" notices to the firm (ml_payments_notify, firm-contact). */
+#include "ml_pay_internal.h"
+
+int ml_payments_notify (ml_payments_t *self)
+{
+    assert (self);
+    if (!self->mailer)
+        return 0;
+    int queued = 0;
+    //  Receipts: one per approved charge, to the payment's receipt address.
+    json_t *due = ml_pay_rows (
+        self,
+        "SELECT c.charge_key, c.account_type, c.currency, c.amount_minor, c.lines,"
+        " c.processor_txn, c.updated_at, p.firm_id, p.payer_name, p.receipt_email, p.brand,"
+        " p.last4, f.name AS firm_name FROM charge c JOIN payment p ON p.payment_uuid ="
+        " c.payment_uuid JOIN firm f ON f.firm_id = p.firm_id WHERE c.status = 'approved'"
+        " AND c.receipt_queued = 0 ORDER BY c.updated_at LIMIT 50",
+        NULL, NULL);
+    size_t index;
+    json_t *row;
+    json_array_foreach (due, index, row)
+    {
+#define S_TEXT(key) json_string_value (json_object_get (row, key))
+        char money[64], head[1024], subject[200], dedupe[128], error[256];
+        ml_money_format (json_integer_value (json_object_get (row, "amount_minor")),
+                         S_TEXT ("currency"), money, sizeof money);
+        snprintf (subject, sizeof subject, "%s: receipt for your payment of %s",
+                  S_TEXT ("firm_name"), money);
+        snprintf (head, sizeof head,
+                  "Dear %s,\n\nThank you. %s received your payment of %s on %.10s,\n"
+                  "paid with %s ending %s (reference %s), for:\n\n",
+                  S_TEXT ("payer_name"), S_TEXT ("firm_name"), money, S_TEXT ("updated_at"),
+                  S_TEXT ("brand"), S_TEXT ("last4"), S_TEXT ("processor_txn"));
+        zchunk_t *text = zchunk_new (head, strlen (head));
+        json_t *lines = json_loads (S_TEXT ("lines"), 0, NULL);
+        ml_pay_lines_text (text, lines, S_TEXT ("currency"));
+        json_decref (lines);
+        const char *tail = "\nKeep this message for your records.\n";
+        zchunk_extend (text, tail, strlen (tail));
+        char *body = ml_pay_chunk_text (text);
+        snprintf (dedupe, sizeof dedupe, "receipt:%s", S_TEXT ("charge_key"));
+        //  Queued and marked in one transaction; the dedupe key keeps a repeat harmless.
+        *error = 0;
+        if (ml_odbc_begin (self->odbc) == 0 &&
+            ml_mailer_enqueue (self->mailer, "receipt", dedupe, S_TEXT ("firm_id"),
+                               S_TEXT ("receipt_email"), subject, body, error, sizeof error) >= 0 &&
+            ml_odbc_execute (self->odbc,
+                             "UPDATE charge SET receipt_queued = 1 WHERE charge_key = ?", "s",
+                             S_TEXT ("charge_key")) == 1 &&
+            ml_odbc_commit (self->odbc) == 0)
+            queued++;
+        else {
+            ml_odbc_rollback (self->odbc);
+            //  A receipt the outbox refuses (a bad address) is logged once and not tried
+            //  again; a store error is tried again at the next sweep.
+            ml_log (ML_LOG_WARNING, "payments: no receipt for charge %s: %s", S_TEXT ("charge_key"),
+                    *error ? error : "the core store failed");
+            if (*error)
+                ml_odbc_execute (self->odbc,
+                                 "UPDATE charge SET receipt_queued = 2 WHERE charge_key = ?", "s",
+                                 S_TEXT ("charge_key"));
+        }
+        free (body);
+#undef S_TEXT
+    }
+    json_decref (due);
+    //  Rejected postings: the firm learns at once, with the matter system's reason.
+    due = ml_pay_rows (
+        self,
+        "SELECT p.posting_uuid, p.firm_id, p.client_number, p.currency, p.amount_minor,"
+        " p.reason, p.source, f.notify_email FROM posting p JOIN firm_contact f"
+        " ON f.firm_id = p.firm_id WHERE p.status = 'rejected' AND NOT EXISTS"
+        " (SELECT 1 FROM mail m WHERE m.dedupe_key = 'rejected:' || p.posting_uuid)"
+        " LIMIT 50",
+        NULL, NULL);
+    json_array_foreach (due, index, row)
+    {
+#define S_TEXT(key) json_string_value (json_object_get (row, key))
+        char money[64], body[1024], subject[200], dedupe[128], error[256];
+        ml_money_format (json_integer_value (json_object_get (row, "amount_minor")),
+                         S_TEXT ("currency"), money, sizeof money);
+        snprintf (subject, sizeof subject, "Posting rejected: %s for client %s", money,
+                  S_TEXT ("client_number"));
+        snprintf (body, sizeof body,
+                  "The matter system rejected posting %s (%s for client %s, from a %s "
+                  "payment).\nReason: %s\n\nThe money was received; the posting needs your "
+                  "attention: see 'matterlink posting %s', then reallocate or resend it.\n",
+                  S_TEXT ("posting_uuid"), money, S_TEXT ("client_number"), S_TEXT ("source"),
+                  S_TEXT ("reason") ? S_TEXT ("reason") : "(none given)", S_TEXT ("posting_uuid"));
+        snprintf (dedupe, sizeof dedupe, "rejected:%s", S_TEXT ("posting_uuid"));
+        if (ml_odbc_begin (self->odbc) == 0 &&
+            ml_mailer_enqueue (self->mailer, "posting_rejected", dedupe, S_TEXT ("firm_id"),
+                               S_TEXT ("notify_email"), subject, body, error, sizeof error) >= 0 &&
+            ml_odbc_commit (self->odbc) == 0)
+            queued++;
+        else {
+            ml_odbc_rollback (self->odbc);
+            ml_log (ML_LOG_WARNING, "payments: no rejection notice for posting %s: %s",
+                    S_TEXT ("posting_uuid"), error);
+        }
+#undef S_TEXT
+    }
+    json_decref (due);
+    return queued;
+}
+
+json_t *ml_pay_firm_contact (ml_payments_t *self, const json_t *request)
+{
+    char problem[256] = "", now[32];
+    const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
+    const char *email = ml_admin_argument (request, "email", 254, problem, sizeof problem);
+    if (*problem || !firm || !email || !strchr (email, '@') || strpbrk (email, " \r\n"))
+        return ml_admin_error ("'firm' and 'email' (one address) are required");
+    json_t *known = ml_store_firm (self->store, firm);
+    if (!known)
+        return ml_admin_error ("unknown firm '%s'", firm);
+    json_decref (known);
+    ml_store_now (now, sizeof now);
+    if (ml_odbc_begin (self->odbc) != 0 ||
+        ml_odbc_execute (self->odbc,
+                         "INSERT OR REPLACE INTO firm_contact (firm_id, notify_email, updated_at)"
+                         " VALUES (?, ?, ?)",
+                         "sss", firm, email, now) != 1 ||
+        ml_odbc_commit (self->odbc) != 0)
+        return ml_pay_store_failed (self, "firm-contact");
+    return ml_admin_ok (json_pack ("{s:s, s:s}", "firm", firm, "notify_email", email));
+}
