@@ -747,7 +747,9 @@ static json_t *s_portal_sign_in (ml_logins_t *self, const json_t *request)
             int64_t wait = shift >= 10 ? S_THROTTLE_MAX : (int64_t)1 << shift;
             if (wait > S_THROTTLE_MAX)
                 wait = S_THROTTLE_MAX;
-            if (now - s_int (candidate, "last_failure_at") < wait) {
+            //  The store keeps whole seconds: "<=" makes the wait at least the stated one (a
+            //  failure at x.99 and an attempt at x+1.01 are 1 apart, but 0.02 s passed).
+            if (now - s_int (candidate, "last_failure_at") <= wait) {
                 //  Inside the wait: the same work and the same answer, the password unchecked.
                 int ignored = crypto_pwhash_str_verify (self->dummy_hash, typed, strlen (typed));
                 (void)ignored;
@@ -1490,6 +1492,9 @@ void ml_logins_test (bool verbose)
     ml_logins_set_clock (self, now += 1);
     s_test_sign_in (self, &anonymous, "pat@example.com", "correct horse", buf, NULL);
     assert (!*buf); //  6 failures: 2 seconds to wait, 1 passed
+    ml_logins_set_clock (self, now += 1);
+    s_test_sign_in (self, &anonymous, "pat@example.com", "correct horse", buf, NULL);
+    assert (!*buf); //  2 whole seconds on the clock may be only just over 1 s: still waits
     ml_logins_set_clock (self, now += 1);
     s_test_sign_in (self, &anonymous, "pat@example.com", "correct horse", buf, NULL);
     assert (*buf);
