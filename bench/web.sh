@@ -38,14 +38,22 @@ BIN=$ROOT/build-bench
 W=$(mktemp -d /tmp/matterlink_webbench_XXXXXX)
 chmod 755 "$W" # the database server runs as its service user and keeps its data under $W
 PIDS=""
+WEB_PID=
 cleanup() {
     status=$?
+    set +e # stop everything, whatever fails
     if [ "$status" != 0 ]; then
         for log in "$W"/*.log; do
             [ -f "$log" ] && echo "----- $(basename "$log") (last 20 lines)" && tail -n 20 "$log"
         done
     fi
-    for pid in $PIDS; do kill -TERM "$pid" 2>/dev/null; done
+    # The web first, while the core still answers: requests it has read already would
+    # each wait web/core_timeout_ms for a core that is gone. Then the rest, newest first.
+    for pid in $WEB_PID $PIDS; do
+        kill -TERM "$pid" 2>/dev/null || continue
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -9 "$pid" 2>/dev/null
+    done
     wait 2>/dev/null
     sh tests/servers.sh stop "$W/servers" >/dev/null 2>&1
     rm -rf "$W"
@@ -81,7 +89,7 @@ psql -c "VACUUM ANALYZE" >/dev/null
 CORE_KEY=$(sed -n 's/^ *public-key = "\(.*\)"/\1/p' "$W/core.cert")
 mkdir -p "$W/agents" "$W/mail"
 /usr/bin/python3 tests/smtp_server.py --dir "$W/mail" >"$W/smtp.port" 2>"$W/smtp.log" &
-PIDS="$PIDS $!"
+PIDS="$! $PIDS"
 wait_for 10 "the SMTP server" test -s "$W/smtp.port"
 PORT=$(free_port)
 WEB_PORT=$(free_port)
@@ -128,11 +136,11 @@ CFG
 "$BIN/matterlink-core" register-agent -c "$W/core.cfg" --firm bench --name "Bench & Partners LLP" \
     --cert "$W/agent.cert" >/dev/null
 "$BIN/matterlink-core" run -c "$W/core.cfg" --log-level notice 2>>"$W/core.log" &
-PIDS="$PIDS $!"
+PIDS="$! $PIDS"
 wait_for 30 "the core" staff status
 start=$(date +%s)
 "$BIN/matterlink-agent" run -c "$W/agent.cfg" --log-level warning 2>>"$W/agent.log" &
-PIDS="$PIDS $!"
+PIDS="$! $PIDS"
 wait_for 3600 "the core's replica" grep -q "replica complete" "$W/core.log"
 staff --json status | python3 -c "import json,sys; f = json.load(sys.stdin)['firms'][0]; print('The core holds %d open invoices and %d trust ledgers (snapshot in %d s).' % (f['invoice_count'], f['trust_ledger_count'], $(date +%s) - $start))"
 
@@ -170,7 +178,7 @@ done <"$W/payers"
 locked=$(grep -c "database is locked" "$W/core.log" || true)
 echo "(the core's store was locked $locked time(s) while the welcome mails went out; asked again)"
 "$BIN/matterlink-web" run -c "$W/web.cfg" >"$W/web.log" 2>&1 &
-PIDS="$PIDS $!"
+WEB_PID=$!
 wait_for 10 "matterlink-web" grep -q "serving the payer portal" "$W/web.log"
 
 # Each payer follows the welcome link (set-password form), then signs in: one session each.
