@@ -19,6 +19,7 @@ trap web_cleanup EXIT
 
 setup 6 60
 start_smtp
+printf 'processor\n    kind = test\n' >>"$W/core.cfg"
 WEB_PORT=$(free_port)
 cat >>"$W/core.cfg" <<CFG
 api
@@ -45,7 +46,21 @@ for spec in "Ann Able:ann@example.com:$1" "Ben Best:ben@example.com:$2" "Cal Col
     cli payer access on "$id" >/dev/null || fail "access on $email"
     payers="$payers$email:$id:$client "
 done
-wait_for 30 "four welcome mails" test "$(mails_where '"set-password" in (m["body"] or "")')" = 4
+# (A function: wait_for runs it again each time; "$(...)" in its arguments would not be.)
+welcome_mails() { [ "$(mails_where '"set-password" in (m["body"] or "")')" = 4 ]; }
+wait_for 30 "four welcome mails" welcome_mails
+# Ben pays one of his invoices by card at the firm (test processor) and keeps the card: a
+# payment, a receipt and a saved method of Ben's that Ann's session must never reach, with
+# an A/R message no payer may ever see.
+add_accounts
+ben=$(echo "$payers" | tr ' ' '\n' | sed -n 2p | cut -d: -f2)
+ben_invoice=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE client_number = '$2' ORDER BY invoice_number LIMIT 1")
+echo "4242424242424242 04/2031 123" | cli --json charge --firm acme --invoice "$ben_invoice=1.00" \
+    --payer "$ben" --card-stdin --save-method --message "AR-NOTE-FOR-STAFF-ONLY" >/dev/null ||
+    fail "Ben's card payment"
+# Its receipt mail, before the attacks count the mails.
+ben_mails() { [ "$(mails_where '"ben@example.com" in m["rcpt_tos"]')" = 2 ]; }
+wait_for 30 "Ben's receipt" ben_mails
 
 cat >"$W/web.cfg" <<CFG
 web

@@ -118,6 +118,9 @@ def snapshot():
         "audit": store("SELECT COUNT(*) FROM portal_audit")[0][0],
         "payers": store("SELECT payer_id, email, name FROM payer ORDER BY payer_id"),
         "mails": len(glob.glob(os.path.join(ARGS.mail, "*.json"))),
+        "payments": store("SELECT COUNT(*) FROM payment")[0][0],
+        "charges": store("SELECT COUNT(*) FROM charge")[0][0],
+        "methods": store("SELECT * FROM payment_method ORDER BY method_id"),
     }
 
 
@@ -216,14 +219,19 @@ print("setup: four payers with passwords, Ann and Ben signed in", flush=True)
 #    covered as they come.
 before = snapshot()
 ben_invoice = ben_numbers[0]
+ben_payments = [u for (u,) in store("SELECT payment_uuid FROM payment WHERE payer_id = ?", (BEN["id"],))]
+ben_methods = [m for (m,) in store("SELECT method_id FROM payment_method WHERE payer_id = ?", (BEN["id"],))]
+check(len(ben_payments) == 1 and len(ben_methods) == 1, "Ben has a payment and a saved card")
+AR_NOTE = "AR-NOTE-FOR-STAFF-ONLY"
 probes = [
     f"/invoices?invoice={ben_invoice}", f"/invoices?invoice_number={ben_invoice}",
     f"/invoices?payer_id={BEN['id']}", f"/invoices?client={BEN['client']}",
     f"/invoices?payer={BEN['id']}&client_number={BEN['client']}",
     f"/pay?invoice={ben_invoice}", f"/pay?invoices={ben_invoice}", f"/invoices/{ben_invoice}",
     f"/receipts/{BEN['id']}", f"/receipt?payment_id=1", f"/history?payer_id={BEN['id']}",
-    f"/methods?payer_id={BEN['id']}",
-]
+    f"/methods?payer_id={BEN['id']}", f"/pay?pick_0={ben_invoice}",
+    f"/pay?pick_0={ann_numbers[0]}&pick_1={ben_invoice}", "/methods", "/history", "/autopay",
+] + [f"/history/{uuid}" for uuid in ben_payments] + [f"/receipts/{uuid}" for uuid in ben_payments]
 served = 0
 for path in probes:
     response, page = request("GET", path, cookies={"ml_session": ann_session})
@@ -232,8 +240,19 @@ for path in probes:
     served += 1
     check(not any(n in page for n in ben_numbers), f"GET {path} with Ann's session shows Ben's invoice")
     check(BEN["email"] not in page and "Ben Best" not in page, f"GET {path} shows Ben")
-for path, fields in [("/pay", {"invoice": ben_invoice, "amount": "1.00"}),
-                     ("/pay", {f"amount_{ben_invoice}": "1.00"})]:
+    check("4242" not in page and not any(u in page for u in ben_payments),
+          f"GET {path} shows Ben's card or payment")
+    check(AR_NOTE not in page, f"GET {path} shows an A/R message")
+pay_forms = [("/pay", {"invoice": ben_invoice, "amount": "1.00"}),
+             ("/pay", {f"amount_{ben_invoice}": "1.00"}),
+             ("/pay", {"invoices": ben_invoice, "mode": "each", "amount_0": "1.00",
+                       "pay_key": "k" * 43, "method": str(ben_methods[0])}),
+             ("/pay", {"invoices": ben_invoice, "mode": "total", "total": "1.00",
+                       "pay_key": "j" * 43, "method": "new", "token": "tok_visa"})]
+for method_id in ben_methods:
+    pay_forms += [("/methods/remove", {"method_id": str(method_id)}),
+                  ("/methods/default", {"method_id": str(method_id)})]
+for path, fields in pay_forms:
     fields = dict(fields, csrf=ann_csrf)
     response, page = request("POST", path, fields, cookies={"ml_session": ann_session})
     if response.status in (404, 405):
@@ -242,7 +261,12 @@ for path, fields in [("/pay", {"invoice": ben_invoice, "amount": "1.00"}),
     check(response.status != 303 or "/confirm" not in (response.getheader("Location") or ""),
           f"POST {path} for Ben's invoice went through")
     check(not any(n in page for n in ben_numbers), f"POST {path} shows Ben's invoice")
+    check("4242" not in page and AR_NOTE not in page, f"POST {path} shows Ben's card or an A/R message")
 check(served >= 5, f"id probes reached pages ({served})")
+# Ben's own pages never show the A/R message either (where this tree has them).
+for path in ["/invoices", "/history", "/autopay"] + [f"/history/{uuid}" for uuid in ben_payments]:
+    response, page = request("GET", path, cookies={"ml_session": ben_session})
+    check(AR_NOTE not in page, f"Ben's {path} shows the A/R message")
 # The core itself, on its api socket: the payer comes from the session, never the request.
 reply = api({"op": "portal-invoices", "session": ann_session, "payer_id": BEN["id"],
              "client_number": BEN["client"], "invoice_number": ben_invoice})
