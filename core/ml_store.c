@@ -575,15 +575,27 @@ static json_t *s_rows (ml_store_t *self, const char *purpose, ml_query_t *query)
 json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *client,
                              const char *matter, const char *invoice)
 {
-    ml_query_t *query = ml_odbc_query (
-        self->odbc,
-        "SELECT o.source_id, o.invoice_number, o.invoice_date, o.due_date, o.client_number,"
-        " o.client_name, o.matter_number, o.matter_description, o.currency, o.total_minor,"
-        " o.balance_minor, " S_PENDING_SQL " AS pending_minor"
-        " FROM open_item o JOIN replica_state r ON r.firm_id = o.firm_id"
-        " WHERE o.firm_id = ? AND o.kind = 'I' AND (? IS NULL OR o.client_number = ?)"
-        " AND (? IS NULL OR o.matter_number = ?) AND (? IS NULL OR o.invoice_number = ?)",
-        "sssssss", firm_id, client, client, matter, matter, invoice, invoice);
+    //  Only the filters given are in the SQL, so that SQLite reads through the index of the
+    //  one asked for ("? IS NULL OR column = ?" made it read every item of the firm).
+    char sql[2048], picture[5] = "s";
+    ml_odbc_value_t values[4] = {{.text = firm_id}};
+    size_t count = 1;
+    snprintf (sql, sizeof sql, "%s",
+              "SELECT o.source_id, o.invoice_number, o.invoice_date, o.due_date, o.client_number,"
+              " o.client_name, o.matter_number, o.matter_description, o.currency, o.total_minor,"
+              " o.balance_minor, " S_PENDING_SQL " AS pending_minor"
+              " FROM open_item o JOIN replica_state r ON r.firm_id = o.firm_id"
+              " WHERE o.firm_id = ? AND o.kind = 'I'");
+    const char *columns[3] = {"client_number", "matter_number", "invoice_number"};
+    const char *filters[3] = {client, matter, invoice};
+    for (size_t filter = 0; filter < 3; filter++)
+        if (filters[filter]) {
+            size_t length = strlen (sql);
+            snprintf (sql + length, sizeof sql - length, " AND o.%s = ?", columns[filter]);
+            values[count++].text = filters[filter];
+            strcat (picture, "s");
+        }
+    ml_query_t *query = ml_odbc_query_values (self->odbc, sql, picture, values);
     json_t *rows = s_rows (self, "reading open items", query);
     size_t index;
     json_t *row;

@@ -1,7 +1,9 @@
 #!/bin/bash
 # The demo: a firm's matter database (SQLite, the embedded default) is linked to the
 # payment core; a payment made at the core lands in the firm's books, once.
-# Installs what it needs, builds, runs, and stops everything it started.
+# Then the payer portal (matterlink-web) for one sample payer, whose sign-in it prints.
+# Installs what it needs, builds, runs, and stops everything it started: at once without a
+# terminal (CI), or after Ctrl-C when run from one.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -14,13 +16,17 @@ rm -rf "$RUN"
 mkdir -p "$RUN/agents"
 CORE_PID=
 AGENT_PID=
+SMTP_PID=
+WEB_PID=
 stop_all() {
-    for pid in $AGENT_PID $CORE_PID; do
-        kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    for pid in $WEB_PID $AGENT_PID $CORE_PID $SMTP_PID; do
+        # The mail server ends by the signal (143): not a failure of the demo.
+        kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
     done
     return 0
 }
 trap stop_all EXIT
+trap 'exit 130' INT TERM
 
 heading() { printf '\n== %s\n\n' "$*"; }
 matter() { sqlite3 -batch -noheader -separator '|' "$RUN/matter.db" "$@"; }
@@ -45,7 +51,17 @@ heading "2. Keys, and the firm registered at the core"
 "$BIN/matterlink-core" keygen --out "$RUN/core.cert" | sed -n 2p
 "$BIN/matterlink-agent" keygen --out "$RUN/agent.cert" | sed -n 2p
 CORE_KEY=$(sed -n 's/^ *public-key = "\(.*\)"/\1/p' "$RUN/core.cert")
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+# The portal on 8080 when it is free, else on any free port; its links point there.
+WEB_PORT=8080
+python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 8080))' 2>/dev/null || WEB_PORT=$(free_port)
+# The firm's mail (receipts, the portal's welcome mail) goes to a local SMTP server that
+# keeps each message as a file in $RUN/mail: nothing leaves the machine.
+mkdir -p "$RUN/mail"
+/usr/bin/python3 tests/smtp_server.py --dir "$RUN/mail" >"$RUN/smtp.port" 2>"$RUN/smtp.log" &
+SMTP_PID=$!
+wait_until test -s "$RUN/smtp.port"
 cat >"$RUN/core.cfg" <<CFG
 core
     endpoint = tcp://127.0.0.1:$PORT
@@ -55,6 +71,17 @@ store
     connection = "Driver=SQLite3;Database=$RUN/core.db;StepAPI=1;FKSupport=1;Timeout=5000"
 admin
     endpoint = ipc://$RUN/admin.sock
+api
+    #   The socket matterlink-web talks to (docs/portal-api.md).
+    endpoint = ipc://$RUN/api.sock
+portal
+    public_url = http://127.0.0.1:$WEB_PORT
+mail
+    smtp_url = "smtp://127.0.0.1:$(cat "$RUN/smtp.port")"
+    starttls = no
+    from = payments@hartley.example
+    from_name = "Hartley & Pryce LLP payments"
+    poll_ms = 200
 processor
     #   The deterministic test processor: no real money (docs/processor.md).
     kind = test
@@ -156,5 +183,73 @@ ran() {
 wait_until ran
 staff autopay show "$schedule"
 
+heading "10. The payer portal: $other_name signs in to see what they owe"
+cat >"$RUN/web.cfg" <<CFG
+web
+    #   Plain HTTP on loopback only; docs/web.md has HTTPS and the reverse proxy.
+    listen = 127.0.0.1:$WEB_PORT
+    core_endpoint = ipc://$RUN/api.sock
+CFG
+"$BIN/matterlink-web" run -c "$RUN/web.cfg" >"$RUN/web.log" 2>&1 &
+WEB_PID=$!
+wait_until grep -q "serving the payer portal" "$RUN/web.log"
+staff payer access on "$payer"
+# The welcome mail (kept by the local SMTP server) carries the set-password link; the demo
+# follows it as the payer would, through the portal's own form, with a fresh password.
+welcome_link() {
+    python3 - "$RUN/mail" <<'PY'
+import glob, json, os, re, sys
+for path in glob.glob(os.path.join(sys.argv[1], "*.json")):
+    hit = re.search(r"https?://\S+/set-password\?token=[A-Za-z0-9_-]+", json.load(open(path))["body"] or "")
+    if hit:
+        print(hit.group(0))
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+wait_until welcome_link
+password=$(python3 -c 'import secrets; print("demo-" + secrets.token_urlsafe(9))')
+python3 - "$(welcome_link)" payer@example.com "$password" <<'PY'
+import http.client, re, sys, urllib.parse
+link, email, password = sys.argv[1:]
+url = urllib.parse.urlsplit(link)
+def request(method, path, body=None, cookie=None):
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if cookie:
+        headers["Cookie"] = cookie
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    return response, response.read().decode()
+response, page = request("GET", url.path + "?" + url.query)
+form_token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+cookie = "ml_form=" + form_token
+token = urllib.parse.parse_qs(url.query)["token"][0]
+response, page = request("POST", "/set-password", urllib.parse.urlencode(
+    {"form_token": form_token, "token": token, "password": password, "confirm": password}), cookie)
+if response.status != 200:
+    sys.exit("demo: the set-password form answered %d" % response.status)
+response, _ = request("POST", "/sign-in", urllib.parse.urlencode(
+    {"form_token": form_token, "email": email, "password": password}), cookie)
+if response.status != 303:
+    sys.exit("demo: signing in answered %d" % response.status)
+print("The welcome mail's link worked: the password is set, and signing in works.")
+PY
+echo
+echo "  Portal:    http://127.0.0.1:$WEB_PORT/"
+echo "  E-mail:    payer@example.com"
+echo "  Password:  $password"
+echo
+echo "Mails the firm sent are in $RUN/mail (one .eml file each)."
+
 heading "Done"
-echo "Stopping the agent and the core. Logs and databases stay in $RUN."
+if [ -t 0 ] && [ -t 1 ]; then
+    echo "Everything keeps running: open the portal in a browser on this machine and sign in."
+    echo "Press Ctrl-C to stop the portal, the agent, the core and the mail server."
+    echo "Logs and databases stay in $RUN."
+    # Wait for Ctrl-C (the INT trap exits, and the EXIT trap stops everything), or for the
+    # portal to stop by itself.
+    wait "$WEB_PID" || true
+    exit 0
+fi
+echo "Stopping the portal, the agent, the core and the mail server. Logs and databases stay in $RUN."
