@@ -105,7 +105,7 @@ charge() {
 }
 rm -f "$W/charge.rc"
 charge --timeout 3000 &
-wait_for 20 "the charge to reach the processor" test "$(tokens)" = 1
+wait_for 20 "the charge to reach the processor" output_is 1 tokens
 kill -STOP "$CORE_PID"
 wait_for 20 "the charge command to give up" test -s "$W/charge.rc"
 out=$(cat "$W/charge.out")
@@ -119,7 +119,7 @@ start_core
 
 rm -f "$W/charge.rc"
 charge &
-wait_for 20 "the second charge to reach the processor" test "$(tokens)" = 2
+wait_for 20 "the second charge to reach the processor" output_is 2 tokens
 started=$(date +%s)
 kill -9 "$CORE_PID"
 wait "$CORE_PID" 2>/dev/null

@@ -51,13 +51,13 @@ mails_to() { mails_where '"'"$1"'" in m["rcpt_tos"] and "'"$2"'" in (m["body"] o
 # Access on: a welcome mail with a set-password link. Pressed again: a new link, the first dies.
 out=$(admin '{"op": "payer-access", "payer_id": '"$pat"', "action": "on", "staff": "alice"}')
 [ "$(echo "$out" | json 'd["access"]["state"]')" = invited ] || fail "access on: $out"
-wait_for 20 "the welcome mail" test "$(mails_to pat@example.com set-password)" = 1
+wait_for 20 "the welcome mail" output_is 1 mails_to pat@example.com set-password
 first=$(mail_token pat@example.com set-password)
 [ ${#first} = 43 ] || fail "no link in the welcome mail"
 out=$(cli payer access on "$pat") || fail "payer access on (CLI): $out"
 echo "$out" | grep -q "1 earlier link no longer works" || fail "the CLI does not say the earlier link died: $out"
 cli payer show "$pat" | grep -q "portal login: *invited" || fail "payer show: $(cli payer show "$pat")"
-wait_for 20 "the second welcome mail" test "$(mails_to pat@example.com set-password)" = 2
+wait_for 20 "the second welcome mail" output_is 2 mails_to pat@example.com set-password
 token=$(mail_token pat@example.com set-password)
 [ "$token" != "$first" ] || fail "the second mail has the first link"
 out=$(api '{"op": "portal-token", "token": "'"$first"'"}')
@@ -90,7 +90,7 @@ log "Pat signed in and sees the invoices of $client_a only"
 
 # Sam sees only Sam's invoice.
 admin '{"op": "payer-access", "payer_id": '"$sam"', "action": "on"}' >/dev/null
-wait_for 20 "Sam's welcome mail" test "$(mails_to sam@example.com set-password)" = 1
+wait_for 20 "Sam's welcome mail" output_is 1 mails_to sam@example.com set-password
 api '{"op": "portal-password-set", "token": "'"$(mail_token sam@example.com set-password)"'", "password": "sams secret"}' |
     grep -q '"ok":true' || fail "Sam's password"
 sam_session=$(sign_in sam@example.com "sams secret" | json 'd["session"]') || fail "Sam's sign-in"
@@ -117,7 +117,7 @@ out=$(api '{"op": "portal-invoices", "session": "'"$session"'"}')
 # Reset: a reset link; the new password works, the old one no longer.
 session=$(sign_in pat@example.com "correct horse" | json 'd["session"]') || fail "sign-in again"
 admin '{"op": "payer-access", "payer_id": '"$pat"', "action": "reset"}' | grep -q '"ok":true' || fail "reset"
-wait_for 20 "the reset mail" test "$(mails_where '"pat@example.com" in m["rcpt_tos"] and "reset" in m["headers"]["subject"]')" = 1
+wait_for 20 "the reset mail" output_is 1 mails_where '"pat@example.com" in m["rcpt_tos"] and "reset" in m["headers"]["subject"]'
 api '{"op": "portal-password-set", "token": "'"$(mail_token pat@example.com set-password)"'", "password": "brand new horse"}' |
     grep -q '"ok":true' || fail "password set by the reset link"
 [ "$(api '{"op": "portal-session", "session": "'"$session"'"}' | json 'd["ok"]')" = False ] ||
@@ -132,8 +132,8 @@ cli payer show "$pat" | grep -q "portal login: *active" || fail "payer show: $(c
 # old one is told, and sign-in moves to the new address only once it is confirmed.
 out=$(admin '{"op": "payer-edit", "payer_id": '"$sam"', "email": "sam.new@example.com", "staff": "alice"}')
 [ "$(echo "$out" | json 'd["email_change"]["pending_email"]')" = sam.new@example.com ] || fail "e-mail change: $out"
-wait_for 20 "the confirmation mail" test "$(mails_to sam.new@example.com confirm-email)" = 1
-wait_for 20 "the notice to the old address" test "$(mails_where '"sam@example.com" in m["rcpt_tos"] and "being changed" in (m["body"] or "")')" = 1
+wait_for 20 "the confirmation mail" output_is 1 mails_to sam.new@example.com confirm-email
+wait_for 20 "the notice to the old address" output_is 1 mails_where '"sam@example.com" in m["rcpt_tos"] and "being changed" in (m["body"] or "")'
 [ "$(sign_in sam@example.com "sams secret" | json 'd["ok"]')" = True ] || fail "the old address stopped working before confirmation"
 api '{"op": "portal-email-confirm", "token": "'"$(mail_token sam.new@example.com confirm-email)"'"}' | grep -q '"ok":true' ||
     fail "e-mail confirmation"

@@ -22,7 +22,7 @@ expect_refused() {
     before=$(refused "$pattern")
     out=$(peer "$@")
     [ "$out" = "NO REPLY" ] || fail "$what got an answer: $out"
-    wait_for 10 "a log line for $what" test "$(refused "$pattern")" -gt "$before"
+    wait_for 10 "a log line for $what" output_above "$before" refused "$pattern"
     log "$what: $(grep "handshake refused" "$W/core.log" | tail -n 1)"
 }
 stranger=$(sed -n 's/^ *public-key = "\(.*\)"/\1/p' "$W/stranger.cert")

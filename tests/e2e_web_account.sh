@@ -98,7 +98,7 @@ cli --json autopay enroll "$schedule" "$association" >/dev/null || fail "autopay
 # Login access for Pat; the password is set through the welcome link.
 admin '{"op": "payer-access", "payer_id": '"$pat"', "action": "on", "staff": "alice"}' | grep -q '"ok":true' ||
     fail "access on"
-wait_for 20 "the welcome mail" test "$(mails_where '"pat@example.com" in m["rcpt_tos"] and "set-password" in (m["body"] or "")')" = 1
+wait_for 20 "the welcome mail" output_is 1 mails_where '"pat@example.com" in m["rcpt_tos"] and "set-password" in (m["body"] or "")'
 token=$(python3 - "$W/mail" <<'PY'
 import glob, json, os, re, sys
 for path in glob.glob(os.path.join(sys.argv[1], "*.json")):

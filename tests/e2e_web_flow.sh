@@ -47,7 +47,7 @@ cli --json association add "$pat" --client "$client" >/dev/null || fail "associa
 expected=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE client_number = '$client'" | tr '\n' ' ')
 admin '{"op": "payer-access", "payer_id": '"$pat"', "action": "on", "staff": "alice"}' | grep -q '"ok":true' ||
     fail "access on"
-wait_for 20 "the welcome mail" test "$(mails_where '"pat@example.com" in m["rcpt_tos"] and "set-password" in (m["body"] or "")')" = 1
+wait_for 20 "the welcome mail" output_is 1 mails_where '"pat@example.com" in m["rcpt_tos"] and "set-password" in (m["body"] or "")'
 token=$(python3 - "$W/mail" "$WEB_PORT" <<'PY'
 import glob, json, os, re, sys
 for path in glob.glob(os.path.join(sys.argv[1], "*.json")):
@@ -80,7 +80,7 @@ HOME="$W" timeout 90 /usr/bin/python3 "$ML_SOURCE/tests/web_flow.py" "http://127
 # moves the sign-in to the new address.
 out=$(admin '{"op": "payer-edit", "payer_id": '"$pat"', "email": "pat.new@example.com", "staff": "alice"}')
 echo "$out" | grep -q '"ok":true' || fail "e-mail change: $out"
-wait_for 20 "the confirmation mail" test "$(mails_where '"pat.new@example.com" in m["rcpt_tos"] and "confirm-email" in (m["body"] or "")')" = 1
+wait_for 20 "the confirmation mail" output_is 1 mails_where '"pat.new@example.com" in m["rcpt_tos"] and "confirm-email" in (m["body"] or "")'
 python3 - "$W/mail" "$WEB_PORT" <<'PY' || fail "the e-mail confirmation pages"
 import glob, http.client, json, os, re, sys, urllib.parse
 token = None
@@ -116,7 +116,7 @@ PY
 log "the e-mail change is confirmed through the portal; sign-in moved to the new address"
 
 # Forgot-password mailed a reset link to Pat, and nothing to the unknown address.
-wait_for 20 "the reset mail" test "$(mails_where '"pat@example.com" in m["rcpt_tos"] and "reset" in m["headers"]["subject"].lower()')" = 1
+wait_for 20 "the reset mail" output_is 1 mails_where '"pat@example.com" in m["rcpt_tos"] and "reset" in m["headers"]["subject"].lower()'
 [ "$(mails_where '"nobody@example.com" in m["rcpt_tos"]')" = 0 ] || fail "mail to an unknown address"
 # The web logged no token and no password.
 grep -q -e "$token" -e "correct horse" "$W/web.log" && fail "a secret in the web's log"

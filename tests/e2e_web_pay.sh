@@ -48,7 +48,7 @@ pat=$(cli --json payer add --firm acme --name "Pat Doe" --email pat@example.com 
 cli --json association add "$pat" --client "$client" >/dev/null || fail "association"
 admin '{"op": "payer-access", "payer_id": '"$pat"', "action": "on", "staff": "alice"}' | grep -q '"ok":true' ||
     fail "access on"
-wait_for 20 "the welcome mail" test "$(mails_where '"pat@example.com" in m["rcpt_tos"] and "set-password" in (m["body"] or "")')" = 1
+wait_for 20 "the welcome mail" output_is 1 mails_where '"pat@example.com" in m["rcpt_tos"] and "set-password" in (m["body"] or "")'
 token=$(python3 - "$W/mail" <<'PY'
 import glob, json, os, re, sys
 for path in glob.glob(os.path.join(sys.argv[1], "*.json")):

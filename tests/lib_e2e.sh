@@ -73,6 +73,19 @@ free_port() {
 }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: run COMMAND until it succeeds or time runs out.
+# For wait_for, which runs its command again each time: whether a command's output is
+# exactly WANT (output_is WANT COMMAND...), or a number above FLOOR (output_above FLOOR
+# COMMAND...). A "$(...)" in wait_for's own arguments would be run once, before the wait.
+output_is() {
+    local want=$1
+    shift
+    [ "$("$@")" = "$want" ]
+}
+output_above() {
+    local floor=$1
+    shift
+    [ "$("$@")" -gt "$floor" ]
+}
 wait_for() {
     seconds=$1
     what=$2
