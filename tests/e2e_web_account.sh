@@ -9,32 +9,11 @@
 # payer's payment and card get "not found" (404) and a change without the CSRF token is
 # refused (403), with nothing changed.
 . "$ML_SOURCE/tests/lib_e2e.sh"
-if ! grep -q '"api/endpoint"' "$ML_SOURCE/core/ml_core_main.c" || [ ! -x "$ML_BIN/ml_api_client" ]; then
-    log "SKIP: this core has no api socket yet"
-    trap - EXIT
-    rm -rf "$W"
-    exit 77
-fi
-WEB_PID=
-web_cleanup() {
-    status=$?
-    stop_process "$WEB_PID"
-    (exit $status)
-    cleanup
-}
-trap web_cleanup EXIT
 
 setup 4 16
 start_smtp
-WEB_PORT=$(free_port)
-cat >>"$W/core.cfg" <<CFG
-processor
-    kind = test
-api
-    endpoint = ipc://$W/api.sock
-portal
-    public_url = http://127.0.0.1:$WEB_PORT
-CFG
+printf 'processor\n    kind = test\n' >>"$W/core.cfg"
+portal_config
 start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
@@ -98,31 +77,10 @@ cli --json autopay enroll "$schedule" "$association" >/dev/null || fail "autopay
 # Login access for Pat; the password is set through the welcome link.
 admin '{"op": "payer-access", "payer_id": '"$pat"', "action": "on", "staff": "alice"}' | grep -q '"ok":true' ||
     fail "access on"
-wait_for 20 "the welcome mail" output_is 1 mails_where '"pat@example.com" in m["rcpt_tos"] and "set-password" in (m["body"] or "")'
-token=$(python3 - "$W/mail" <<'PY'
-import glob, json, os, re, sys
-for path in glob.glob(os.path.join(sys.argv[1], "*.json")):
-    hit = re.search(r"/set-password\?token=([A-Za-z0-9_-]{43})", json.load(open(path))["body"] or "")
-    if hit:
-        print(hit.group(1))
-PY
-)
+token=$(link_token pat@example.com set-password)
 [ ${#token} = 43 ] || fail "no set-password link in the welcome mail"
 
-cat >"$W/web.cfg" <<CFG
-web
-    listen = 127.0.0.1:$WEB_PORT
-    core_endpoint = ipc://$W/api.sock
-    core_timeout_ms = 5000
-CFG
-"$ML_BIN/matterlink-web" run -c "$W/web.cfg" --log-level info >"$W/web.log" 2>&1 &
-WEB_PID=$!
-deadline=$(($(date +%s) + 10))
-until grep -q "serving the payer portal" "$W/web.log"; do
-    kill -0 "$WEB_PID" 2>/dev/null || fail "matterlink-web did not start"
-    [ "$(date +%s)" -ge "$deadline" ] && fail "matterlink-web did not start within 10 s"
-    sleep 0.1
-done
+start_web
 HOME="$W" timeout 80 /usr/bin/python3 "$ML_SOURCE/tests/web_account.py" "http://127.0.0.1:$WEB_PORT" \
     "$token" pat@example.com "Acme LLP" "$ML_BIN/screenshots" "$payment" "$recorded" "$invoice" "$matter" \
     "$visa" "$mastercard" "$sam_payment" "$sam_method" "$first" || fail "the browser checks"

@@ -8,25 +8,11 @@
 # answer and time, and oversize or malformed requests. Each refusal is checked in the
 # core's store too: no session, token, login or audit row changed that should not have.
 . "$ML_SOURCE/tests/lib_e2e.sh"
-WEB_PID=
-web_cleanup() {
-    status=$?
-    stop_process "$WEB_PID"
-    (exit $status)
-    cleanup
-}
-trap web_cleanup EXIT
 
 setup 6 60
 start_smtp
 printf 'processor\n    kind = test\n' >>"$W/core.cfg"
-WEB_PORT=$(free_port)
-cat >>"$W/core.cfg" <<CFG
-api
-    endpoint = ipc://$W/api.sock
-portal
-    public_url = http://127.0.0.1:$WEB_PORT
-CFG
+portal_config
 start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
@@ -62,15 +48,7 @@ echo "4242424242424242 04/2031 123" | cli --json charge --firm acme --invoice "$
 ben_mails() { [ "$(mails_where '"ben@example.com" in m["rcpt_tos"]')" = 2 ]; }
 wait_for 30 "Ben's receipt" ben_mails
 
-cat >"$W/web.cfg" <<CFG
-web
-    listen = 127.0.0.1:$WEB_PORT
-    core_endpoint = ipc://$W/api.sock
-    core_timeout_ms = 10000
-CFG
-"$ML_BIN/matterlink-web" run -c "$W/web.cfg" --log-level info >"$W/web.log" 2>&1 &
-WEB_PID=$!
-wait_for 10 "matterlink-web" grep -q "serving the payer portal" "$W/web.log"
+WEB_CORE_TIMEOUT_MS=10000 start_web
 # shellcheck disable=SC2086
 python3 "$ML_SOURCE/tests/web_attacks.py" --port "$WEB_PORT" --mail "$W/mail" --store "$W/core.db" \
     --api "ipc://$W/api.sock" --api-client "$ML_BIN/ml_api_client" \

@@ -11,26 +11,11 @@
 # card number.
 . "$ML_SOURCE/tests/lib_e2e.sh"
 . "$ML_SOURCE/tests/lib_processor.sh"
-WEB_PID=
-web_cleanup() {
-    status=$?
-    stop_process "$WEB_PID"
-    stop_process "$PROCESSOR_PID"
-    (exit $status)
-    cleanup
-}
-
 setup 3 24
 start_smtp
 WEB_PORT=$(free_port)
 PROCESSOR_TIMEOUT_MS=5000 start_processor --cors-origin "http://127.0.0.1:$WEB_PORT"
-trap web_cleanup EXIT
-cat >>"$W/core.cfg" <<CFG
-api
-    endpoint = ipc://$W/api.sock
-portal
-    public_url = http://127.0.0.1:$WEB_PORT
-CFG
+portal_config
 start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
@@ -48,15 +33,7 @@ pat=$(cli --json payer add --firm acme --name "Pat Doe" --email pat@example.com 
 cli --json association add "$pat" --client "$client" >/dev/null || fail "association"
 admin '{"op": "payer-access", "payer_id": '"$pat"', "action": "on", "staff": "alice"}' | grep -q '"ok":true' ||
     fail "access on"
-wait_for 20 "the welcome mail" output_is 1 mails_where '"pat@example.com" in m["rcpt_tos"] and "set-password" in (m["body"] or "")'
-token=$(python3 - "$W/mail" <<'PY'
-import glob, json, os, re, sys
-for path in glob.glob(os.path.join(sys.argv[1], "*.json")):
-    hit = re.search(r"/set-password\?token=([A-Za-z0-9_-]{43})", json.load(open(path))["body"] or "")
-    if hit:
-        print(hit.group(1))
-PY
-)
+token=$(link_token pat@example.com set-password)
 [ ${#token} = 43 ] || fail "no set-password link in the welcome mail"
 admin '{"op": "firm-portal", "firm": "acme", "trust_deposits": true}' | grep -q '"trust_deposits":true' ||
     fail "firm-portal"
@@ -64,21 +41,7 @@ admin '{"op": "firm-portal", "firm": "acme", "trust_deposits": true}' | grep -q 
 balances=$(matter_sql "SELECT o.invoice_number || '=' || o.balance_minor FROM $OPEN_INVOICES WHERE o.client_number = '$client'" |
     tr '\n' ' ')
 
-cat >"$W/web.cfg" <<CFG
-web
-    listen = 127.0.0.1:$WEB_PORT
-    core_endpoint = ipc://$W/api.sock
-    core_timeout_ms = 10000
-    tokenize_url = $PROCESSOR_URL/v1/public/tokens
-CFG
-"$ML_BIN/matterlink-web" run -c "$W/web.cfg" --log-level debug >"$W/web.log" 2>&1 &
-WEB_PID=$!
-deadline=$(($(date +%s) + 10))
-until grep -q "serving the payer portal" "$W/web.log"; do
-    kill -0 "$WEB_PID" 2>/dev/null || fail "matterlink-web did not start"
-    [ "$(date +%s)" -ge "$deadline" ] && fail "matterlink-web did not start within 10 s"
-    sleep 0.1
-done
+WEB_LOG_LEVEL=debug WEB_CORE_TIMEOUT_MS=10000 start_web "tokenize_url = $PROCESSOR_URL/v1/public/tokens"
 HOME="$W" timeout 80 /usr/bin/python3 "$ML_SOURCE/tests/web_pay.py" "http://127.0.0.1:$WEB_PORT" \
     "$token" pat@example.com "Acme LLP" "$ML_BIN/screenshots" "$ML_BIN/ml_api_client" \
     "ipc://$W/api.sock" "$other" "$W/paid.json" || fail "the browser flow"

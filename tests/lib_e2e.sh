@@ -12,6 +12,8 @@ ML_DIALECT=${ML_DIALECT:-sqlite}
 W=$(mktemp -d /tmp/matterlink_e2e_XXXXXX)
 CORE_PID=
 AGENT_PID=
+PROCESSOR_PID=
+WEB_PID=
 SMTP_PID=
 MATTER_DATABASE=
 ML_TEST_NAME="$(basename "$0" .sh) [$ML_DIALECT]"
@@ -52,6 +54,8 @@ stop_process() {
 # notice).
 cleanup() {
     status=$?
+    stop_process "$WEB_PID"
+    stop_process "$PROCESSOR_PID"
     stop_process "$AGENT_PID"
     stop_process "$CORE_PID"
     stop_process "$SMTP_PID"
@@ -296,3 +300,48 @@ replica_matches() {
     matter=$(matter_sql "SELECT invoice_number || ' ' || balance_minor FROM $OPEN_INVOICES" | sort)
     [ "$(status_field complete)" = 1 ] && [ "$core" = "$matter" ]
 }
+
+# The payer portal: the core's api socket and the portal's public URL (a free port in
+# WEB_PORT, unless the test chose one), for core.cfg before start_core.
+portal_config() {
+    WEB_PORT=${WEB_PORT:-$(free_port)}
+    cat >>"$W/core.cfg" <<CFG
+api
+    endpoint = ipc://$W/api.sock
+portal
+    public_url = http://127.0.0.1:$WEB_PORT
+CFG
+}
+
+# start_web [KEY = VALUE ...]: matterlink-web on 127.0.0.1:WEB_PORT in front of the core's
+# api socket, with more keys of its "web" section if given (WEB_CORE_TIMEOUT_MS and
+# WEB_LOG_LEVEL change two defaults); waits until it serves.
+start_web() {
+    {
+        printf 'web\n    listen = 127.0.0.1:%s\n    core_endpoint = ipc://%s/api.sock\n' "$WEB_PORT" "$W"
+        printf '    core_timeout_ms = %s\n' "${WEB_CORE_TIMEOUT_MS:-5000}"
+        for line in "$@"; do printf '    %s\n' "$line"; done
+    } >"$W/web.cfg"
+    "$ML_BIN/matterlink-web" run -c "$W/web.cfg" --log-level "${WEB_LOG_LEVEL:-info}" >"$W/web.log" 2>&1 &
+    WEB_PID=$!
+    web_serving() { grep -q "serving the payer portal" "$W/web.log"; }
+    wait_for 10 "matterlink-web to serve" web_serving
+}
+
+# link_token EMAIL PATH: waits for a mail to EMAIL with a PATH?token= link (set-password,
+# confirm-email) and prints the newest such token.
+link_token() {
+    wait_for 20 "a $2 link in a mail to $1" output_above 0 mails_where \
+        "\"$1\" in m[\"rcpt_tos\"] and \"/$2?token=\" in (m[\"body\"] or \"\")"
+    python3 - "$W/mail" "$1" "$2" <<'PY'
+import glob, json, os, re, sys
+found = []
+for path in glob.glob(os.path.join(sys.argv[1], "*.json")):
+    m = json.load(open(path))
+    hit = re.search(r"/" + re.escape(sys.argv[3]) + r"\?token=([A-Za-z0-9_-]{43})", m["body"] or "")
+    if hit and sys.argv[2] in m["rcpt_tos"]:
+        found.append((os.path.getmtime(path), hit.group(1)))
+print(max(found)[1] if found else "")
+PY
+}
+

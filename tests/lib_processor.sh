@@ -3,16 +3,12 @@
 # loopback port (its API key in an owner-only file) and adds a "processor" section of kind
 # http to the core's configuration, with short timeouts (PROCESSOR_TIMEOUT_MS, default 300)
 # and no retries, so an unknown outcome comes fast. Before start_core. The server is stopped
-# on exit; processor_control JSON changes its switches at run time.
-PROCESSOR_PID=
-
+# on exit (lib_e2e.sh's cleanup); processor_control JSON changes its switches at run time.
 start_processor() {
     (umask 077 && printf 'sk_test_%s\n' "$(basename "$W" | tr -c 'A-Za-z0-9\n' _)" >"$W/processor.key")
     /usr/bin/python3 "$ML_SOURCE/tests/processor_server.py" --api-key-file "$W/processor.key" \
         "$@" >"$W/processor.port" 2>>"$W/processor.log" &
     PROCESSOR_PID=$!
-    # cleanup reads the exit status from $?: hand it on past stop_process.
-    trap 'kept=$?; stop_process "$PROCESSOR_PID"; (exit $kept); cleanup' EXIT
     wait_for 10 "the processor test server" test -s "$W/processor.port"
     PROCESSOR_URL="http://127.0.0.1:$(cat "$W/processor.port")"
     cat >>"$W/core.cfg" <<CFG
