@@ -594,6 +594,9 @@ static const struct {
     {"portal-sign-in", "email password client", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
     {"portal-forgot", "email client", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
     {"portal-email-confirm", "token", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
+    //  A payment link's page: the link's token is its only credential (no session, no CSRF).
+    {"link-view", "token", S_ANONYMOUS | S_PAYER, 0, s_payments_op},
+    {"link-pay-page", "token card_token pay_key", S_ANONYMOUS | S_PAYER, 0, s_payments_op},
     {"portal-session", "", S_PAYER, 0, s_logins_op},
     {"portal-sign-out", "", S_PAYER, S_CSRF, s_logins_op},
     {"portal-invoices", "", S_PAYER, 0, s_logins_op},

@@ -1100,6 +1100,7 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
             return -1;
         ml_payments_set_worker (self->payments, self->processor_worker);
     }
+    ml_payments_set_public_url (self->payments, settings->portal.public_url);
     self->autopay = ml_autopay_new (self->store, self->payers, self->payments, self->mailer, error,
                                     sizeof error);
     if (!self->autopay) {

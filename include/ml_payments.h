@@ -58,6 +58,10 @@ void ml_payments_destroy (ml_payments_t **self_p);
 //  member never reaches a client.
 void ml_payments_set_worker (ml_payments_t *self, zactor_t *worker);
 
+//  The portal's public address (portal/public_url, "" for none): a payment link's e-mail then
+//  carries url/link?token=TOKEN, the payer's page (docs/web.md, "Payment links").
+void ml_payments_set_public_url (ml_payments_t *self, const char *url);
+
 //  The worker answered call (received as "DONE" with its pointer, which this object owns):
 //  record its outcome (an approved charge with its posting), go on with the request it
 //  belongs to. Returns how many charges or reversals reached a final outcome; deliver_firm

@@ -703,6 +703,14 @@ void ml_pay_flow_tokenized (ml_payments_t *self, ml_pay_flow_t *flow,
                             const ml_processor_call_t *made, char *deliver_firm, size_t size)
 {
     const ml_processor_result_t *result = &made->result;
+    //  A token looked up (a payment link's page): the card is the one the processor names.
+    if (made->token_lookup && made->status == ML_PROCESSOR_APPROVED &&
+        !streq (result->token, made->token)) {
+        s_flow_end (self, flow,
+                    ml_admin_error ("the card processor does not know this card; "
+                                    "nothing was charged"));
+        return;
+    }
     if (made->status != ML_PROCESSOR_APPROVED) {
         //  The processor's message never holds card data (ml_processor's promise).
         s_flow_end (self, flow,

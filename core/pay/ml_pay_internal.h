@@ -28,10 +28,11 @@ struct _ml_payments_t {
     ml_mailer_t *mailer;       //  borrowed, may be NULL
     //  Processor calls: made by the worker when there is one (the core's), so the thread
     //  that owns this object never waits for the processor; made inline otherwise.
-    zactor_t *worker; //  borrowed, may be NULL
-    zhashx_t *calls;  //  processor key -> ml_pay_call_t asked and not answered yet (owned)
-    zhashx_t *flows;  //  waiter id -> ml_pay_flow_t: requests waiting for the processor (owned)
-    zlistx_t *ready;  //  ml_pay_ready_t: the replies of those requests, once made (owned)
+    zactor_t *worker;     //  borrowed, may be NULL
+    zhashx_t *calls;      //  processor key -> ml_pay_call_t asked and not answered yet (owned)
+    zhashx_t *flows;      //  waiter id -> ml_pay_flow_t: requests waiting for the processor (owned)
+    zlistx_t *ready;      //  ml_pay_ready_t: the replies of those requests, once made (owned)
+    char public_url[512]; //  portal/public_url: link mails carry PUBLIC_URL/link?token= ("": none)
 };
 
 //  One charge being assembled: the lines of one account.
@@ -163,6 +164,9 @@ json_t *ml_pay_link_pay (ml_payments_t *self, const json_t *request, char *deliv
                          size_t size);
 json_t *ml_pay_links (ml_payments_t *self, const json_t *request);
 json_t *ml_pay_link_cancel (ml_payments_t *self, const json_t *request);
+json_t *ml_pay_link_view (ml_payments_t *self, const json_t *request);
+json_t *ml_pay_link_pay_page (ml_payments_t *self, const json_t *request, char *deliver_firm,
+                              size_t size);
 json_t *ml_pay_firm_contact (ml_payments_t *self, const json_t *request);
 bool ml_pay_unbooked (ml_payments_t *self, const char *posting_uuid, char *moved, size_t size);
 json_t *ml_pay_reverse (ml_payments_t *self, const char *kind, const json_t *request,

@@ -572,6 +572,10 @@ json_t *ml_payments_execute (ml_payments_t *self, const char *op, const json_t *
         return ml_pay_links (self, request);
     if (streq (op, "link-cancel"))
         return ml_pay_link_cancel (self, request);
+    if (streq (op, "link-view"))
+        return ml_pay_link_view (self, request);
+    if (streq (op, "link-pay-page"))
+        return ml_pay_link_pay_page (self, request, deliver_firm, size);
     if (streq (op, "payments")) {
         const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
         if (*problem || !firm)

@@ -569,6 +569,93 @@ void ml_payments_test (bool verbose)
     assert (ml_odbc_execute (odbc, "UPDATE payment_link SET payment_uuid = NULL WHERE link_id = ?",
                              "s", link_id) < 0);
 
+    //  A link's page (link-view, link-pay-page): unknown, expired, cancelled and used tokens
+    //  all get the same answer; the A/R message never shows; a card token is paid once.
+    const char *gone[] = {token, tokens[1], tokens[2], "0123456789abcdef0123456789abcdef", ""};
+    for (size_t index = 0; index < sizeof gone / sizeof gone[0]; index++) {
+        snprintf (request, sizeof request, "{\"op\": \"link-view\", \"token\": \"%s\"}",
+                  gone[index]);
+        reply = s_run (payments, request, deliver);
+        assert (json_is_false (json_object_get (reply, "ok")));
+        assert (streq (json_string_value (json_object_get (reply, "error")),
+                       "this payment link has expired or was already used"));
+        json_decref (reply);
+        snprintf (request, sizeof request,
+                  "{\"op\": \"link-pay-page\", \"token\": \"%s\", \"card_token\": \"tok\","
+                  " \"pay_key\": \"k-0123456789abcdef\"}",
+                  gone[index]);
+        reply = s_run (payments, request, deliver);
+        assert (streq (json_string_value (json_object_get (reply, "error")),
+                       "this payment link has expired or was already used"));
+        json_decref (reply);
+    }
+    reply = s_run (payments,
+                   "{\"op\": \"link-create\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+                   " \"payer_email\": \"pat@example.com\", \"ar_message\": \"SECRET-AR-NOTE\","
+                   " \"lines\": [{\"invoice\": \"INV-50\", \"amount_minor\": 700},"
+                   " {\"trust\": \"M-1\", \"amount_minor\": 300}]}",
+                   deliver);
+    if (verbose && !json_object_get (reply, "link"))
+        fprintf (stderr, "link-create: %s\n", json_string_value (json_object_get (reply, "error")));
+    char page_token[64];
+    snprintf (page_token, sizeof page_token, "%s",
+              json_string_value (json_object_get (json_object_get (reply, "link"), "token")));
+    json_decref (reply);
+    snprintf (request, sizeof request, "{\"op\": \"link-view\", \"token\": \"%s\"}", page_token);
+    reply = s_run (payments, request, deliver);
+    char *shown = json_dumps (reply, 0);
+    if (verbose)
+        fprintf (stderr, "link-view: %s\n", shown);
+    assert (json_is_true (json_object_get (reply, "ok")) && !strstr (shown, "SECRET-AR-NOTE") &&
+            !strstr (shown, "pat@example.com") && !strstr (shown, "link_id"));
+    free (shown);
+    link = json_object_get (reply, "link");
+    assert (json_array_size (json_object_get (link, "lines")) == 2);
+    assert (json_integer_value (json_object_get (
+                json_array_get (json_object_get (link, "totals"), 0), "amount_minor")) == 1000);
+    assert (streq (json_string_value (json_object_get (link, "state")), "outstanding"));
+    json_decref (reply);
+    ml_processor_result_t card;
+    assert (ml_processor_tokenize (processor, "link-page-card", "4242424242424242", 4, 2031, "123",
+                                   &card) == ML_PROCESSOR_APPROVED);
+#define S_PAY_PAGE                                                                                 \
+    "{\"op\": \"link-pay-page\", \"token\": \"%s\", \"card_token\": \"%s\", \"pay_key\":"          \
+    " \"%s\"}"
+    snprintf (request, sizeof request, S_PAY_PAGE, page_token, "unknown-card",
+              "k-first-0123456789");
+    reply = s_run (payments, request, deliver);
+    assert (json_is_false (json_object_get (reply, "ok")));
+    json_decref (reply);
+    snprintf (request, sizeof request, S_PAY_PAGE, page_token, card.token, "k-second-0123456789");
+    reply = s_run (payments, request, deliver);
+    payment = json_object_get (reply, "payment");
+    assert (streq (json_string_value (json_object_get (payment, "status")), "approved"));
+    assert (json_array_size (json_object_get (payment, "charges")) == 2);
+    shown = json_dumps (reply, 0);
+    assert (!strstr (shown, "SECRET-AR-NOTE") && !strstr (shown, card.token));
+    free (shown);
+    char page_payment[40];
+    snprintf (page_payment, sizeof page_payment, "%s",
+              json_string_value (json_object_get (payment, "payment_uuid")));
+    json_decref (reply);
+    //  The same form again: the same payment, not a second one; another form: gone.
+    int64_t payments_before = s_count (store, "SELECT COUNT(*) FROM payment");
+    reply = s_run (payments, request, deliver);
+    assert (json_is_true (json_object_get (reply, "repeated")));
+    assert (streq (
+        json_string_value (json_object_get (json_object_get (reply, "payment"), "payment_uuid")),
+        page_payment));
+    json_decref (reply);
+    snprintf (request, sizeof request, S_PAY_PAGE, page_token, card.token, "k-third-0123456789");
+    reply = s_run (payments, request, deliver);
+    assert (json_object_get (reply, "gone"));
+    json_decref (reply);
+    assert (s_count (store, "SELECT COUNT(*) FROM payment") == payments_before);
+    snprintf (request, sizeof request, "{\"op\": \"link-view\", \"token\": \"%s\"}", page_token);
+    reply = s_run (payments, request, deliver);
+    assert (json_object_get (reply, "gone"));
+    json_decref (reply);
+
     //  A selection gathers lines from several searches and is paid at once, then emptied.
     reply = s_run (payments,
                    "{\"op\": \"selection-add\", \"firm\": \"acme\", \"staff\": \"alice\","
