@@ -47,6 +47,14 @@ ml_web_handler_fn ml_web_page_root, ml_web_page_sign_in, ml_web_page_sign_out,
     ml_web_page_pay;
 
 //  The payer's account (web/ml_web_account.c): saved methods, history, receipts, Auto-Pay.
+//  A payment link's page (web/ml_web_link.c), no sign-in needed.
+ml_web_handler_fn ml_web_page_link;
+
+//  The new card's fields through the processor's hosted fields (web/ml_web_pay.c): for a form
+//  with id "pay-form" and data-tokenize-url, followed by /static/pay.js.
+void ml_web_pay_new_card (ml_web_exchange_t *exchange, bool checked, bool save_offer,
+                          bool save_checked);
+
 ml_web_handler_fn ml_web_page_methods, ml_web_page_method_change, ml_web_page_history,
     ml_web_page_receipt, ml_web_page_autopay;
 

@@ -90,6 +90,47 @@ static const char *s_field (ml_web_exchange_t *exchange, const char *name)
     return value ? value : "";
 }
 
+//  The new card's choice and its hosted fields (for /pay and /link, in a form with id
+//  "pay-form" and data-tokenize-url): inputs without names, and the hidden fields pay.js
+//  fills with the processor's token. Lets the page's script reach the tokenization URL.
+void ml_web_pay_new_card (ml_web_exchange_t *exchange, bool checked, bool save_offer,
+                          bool save_checked)
+{
+    s_origin (exchange->tokenize_url, exchange->connect_origin, sizeof exchange->connect_origin);
+    ml_web_page_add (
+        exchange,
+        "<p><input type=\"radio\" name=\"method\" id=\"method-new\" value=\"new\"{}>"
+        "<label for=\"method-new\">A new card</label></p>\n"
+        "<div id=\"new-card\" class=\"stack\">\n"
+        "<p class=\"hint\" id=\"card-js-note\">A new card needs JavaScript in your browser: the "
+        "card goes straight to the card processor, never to us.{}</p>\n"
+        "<label for=\"card-number\">Card number</label>\n"
+        "<input type=\"text\" id=\"card-number\" inputmode=\"numeric\" "
+        "autocomplete=\"cc-number\">\n"
+        "<label for=\"card-exp-month\">Expiry month (MM)</label>\n"
+        "<input type=\"text\" id=\"card-exp-month\" inputmode=\"numeric\" "
+        "autocomplete=\"cc-exp-month\">\n"
+        "<label for=\"card-exp-year\">Expiry year (YYYY)</label>\n"
+        "<input type=\"text\" id=\"card-exp-year\" inputmode=\"numeric\" "
+        "autocomplete=\"cc-exp-year\">\n"
+        "<label for=\"card-cvc\">Security code</label>\n"
+        "<input type=\"text\" id=\"card-cvc\" inputmode=\"numeric\" autocomplete=\"cc-csc\">\n",
+        checked ? " checked" : "", save_offer ? " Saved cards work without it." : "");
+    if (save_offer)
+        ml_web_page_add (exchange,
+                         "<p><input type=\"checkbox\" id=\"save_method\" name=\"save_method\" "
+                         "value=\"1\"{}><label for=\"save_method\">Save this card for next "
+                         "time</label></p>\n",
+                         save_checked ? " checked" : "");
+    ml_web_page_add (exchange, "<p class=\"error\" id=\"card-error\" role=\"alert\" hidden></p>\n"
+                               "<input type=\"hidden\" name=\"token\" value=\"\">\n"
+                               "<input type=\"hidden\" name=\"card_brand\" value=\"\">\n"
+                               "<input type=\"hidden\" name=\"card_last4\" value=\"\">\n"
+                               "<input type=\"hidden\" name=\"card_exp_month\" value=\"\">\n"
+                               "<input type=\"hidden\" name=\"card_exp_year\" value=\"\">\n"
+                               "</div>\n");
+}
+
 //  The pay form; error (or NULL) above it, the POST's values kept when posted.
 static void s_pay_form (ml_web_exchange_t *exchange, json_t *session, json_t *form,
                         const char **chosen, size_t count, const char *error)
@@ -100,7 +141,6 @@ static void s_pay_form (ml_web_exchange_t *exchange, json_t *session, json_t *fo
     ml_web_page_signed_in_bar (exchange, session);
     if (error)
         ml_web_page_add (exchange, "<p class=\"error\" role=\"alert\">{}</p>\n", error);
-    s_origin (exchange->tokenize_url, exchange->connect_origin, sizeof exchange->connect_origin);
     //  A new key each time the form is made: a resubmit of this form pays once.
     unsigned char random[32];
     char pay_key[64];
@@ -202,37 +242,9 @@ static void s_pay_form (ml_web_exchange_t *exchange, json_t *session, json_t *fo
         any = true;
     }
     bool new_checked = posted ? strcmp (method, "new") == 0 : !any;
-    ml_web_page_add (
-        exchange,
-        "<p><input type=\"radio\" name=\"method\" id=\"method-new\" value=\"new\"{}>"
-        "<label for=\"method-new\">A new card</label></p>\n"
-        "<div id=\"new-card\" class=\"stack\">\n"
-        "<p class=\"hint\" id=\"card-js-note\">A new card needs JavaScript in your browser: the "
-        "card goes straight to the card processor, never to us. Saved cards work without "
-        "it.</p>\n"
-        "<label for=\"card-number\">Card number</label>\n"
-        "<input type=\"text\" id=\"card-number\" inputmode=\"numeric\" "
-        "autocomplete=\"cc-number\">\n"
-        "<label for=\"card-exp-month\">Expiry month (MM)</label>\n"
-        "<input type=\"text\" id=\"card-exp-month\" inputmode=\"numeric\" "
-        "autocomplete=\"cc-exp-month\">\n"
-        "<label for=\"card-exp-year\">Expiry year (YYYY)</label>\n"
-        "<input type=\"text\" id=\"card-exp-year\" inputmode=\"numeric\" "
-        "autocomplete=\"cc-exp-year\">\n"
-        "<label for=\"card-cvc\">Security code</label>\n"
-        "<input type=\"text\" id=\"card-cvc\" inputmode=\"numeric\" autocomplete=\"cc-csc\">\n"
-        "<p><input type=\"checkbox\" id=\"save_method\" name=\"save_method\" value=\"1\"{}>"
-        "<label for=\"save_method\">Save this card for next time</label></p>\n"
-        "<p class=\"error\" id=\"card-error\" role=\"alert\" hidden></p>\n"
-        "<input type=\"hidden\" name=\"token\" value=\"\">\n"
-        "<input type=\"hidden\" name=\"card_brand\" value=\"\">\n"
-        "<input type=\"hidden\" name=\"card_last4\" value=\"\">\n"
-        "<input type=\"hidden\" name=\"card_exp_month\" value=\"\">\n"
-        "<input type=\"hidden\" name=\"card_exp_year\" value=\"\">\n"
-        "</div>\n</fieldset>\n"
-        "<button type=\"submit\">Pay</button>\n</form>\n"
-        "<script src=\"/static/pay.js\"></script>\n",
-        new_checked ? " checked" : "", *s_field (exchange, "save_method") ? " checked" : "");
+    ml_web_pay_new_card (exchange, new_checked, true, *s_field (exchange, "save_method"));
+    ml_web_page_add (exchange, "</fieldset>\n<button type=\"submit\">Pay</button>\n</form>\n"
+                               "<script src=\"/static/pay.js\"></script>\n");
     ml_web_page_end (exchange);
 }
 

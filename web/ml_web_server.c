@@ -124,6 +124,7 @@ static const s_route_t s_routes[] = {
     {"/history/", S_GET,
      ml_web_page_receipt}, //  /history/PAYMENT: a path ending in '/' is a prefix
     {"/autopay", S_GET, ml_web_page_autopay},
+    {"/link", S_GET | S_POST, ml_web_page_link}, //  a payment link's page, no sign-in
 };
 
 //  Whether path is served by a route's path: the same, or for a route ending in '/', that
