@@ -5,8 +5,9 @@
 # page's script calls) and headless Chromium: staff make a link with the CLI, its e-mail
 # carries PUBLIC_URL/link?token=, the page shows the lines without the A/R message, a new card
 # pays it, the confirmation shows each charge and the receipt number, the postings are posted
-# once in the matter database; the same URL then shows the generic "expired or already used"
-# page, as do a cancelled link and an unknown token; a form posted twice pays once.
+# once in the matter database; a declined card and a forged card token pay nothing; the same
+# URL then shows the generic "expired or already used" page, as do a cancelled link and an
+# unknown token; a form posted twice pays once.
 . "$ML_SOURCE/tests/lib_e2e.sh"
 . "$ML_SOURCE/tests/lib_processor.sh"
 setup 3 24
@@ -75,7 +76,7 @@ done
 curl -sf "$PROCESSOR_URL/_test/ledger" | python3 -c '
 import json, sys
 charges = json.load(sys.stdin)["charges"]
-assert len(charges) == 3 and all(c["made"] == 1 for c in charges), charges' || fail "a charge was made twice"
+assert len(charges) == 4 and all(c["made"] == 1 for c in charges), charges  # one declined' || fail "a charge was made twice"
 grep -q -e 4242424242424242 -e "$first" "$W/web.log" && fail "a card number or link token in the web's log"
 grep -q -e "$first" -e "$twice" "$W/core.log" && fail "a link token in the core's log"
 log "PASS"

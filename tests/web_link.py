@@ -139,21 +139,44 @@ check(not any(CARD in (item.get("postData") or "") or CARD in item["url"] for it
 check(any("/v1/public/tokens" in item["url"] for item in network),
       "the browser tokenized at the processor")
 
+def tokenized(page, number):
+    """The card's token as the page's script gets it from the processor."""
+    tokenize = urllib.parse.urlsplit(re.search(r'data-tokenize-url="([^"]+)"', page).group(1))
+    connection = http.client.HTTPConnection(tokenize.hostname, tokenize.port, timeout=10)
+    connection.request("POST", tokenize.path, json.dumps({"number": number, "exp_month": 12,
+                                                         "exp_year": 2099, "cvc": "123"}),
+                       {"Content-Type": "application/json", "Origin": BASE})
+    card = json.loads(connection.getresponse().read())
+    connection.close()
+    return card
+
+
+def link_form(page, number):
+    fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', page))
+    card = tokenized(page, number)
+    return urllib.parse.urlencode({"link": fields["link"], "pay_key": fields["pay_key"],
+                                   "method": "new", "token": card["token"],
+                                   "card_brand": card["brand"], "card_last4": card["last4"],
+                                   "card_exp_month": card["exp_month"],
+                                   "card_exp_year": card["exp_year"]})
+
+
+# A declined card: the page again with the reason, nothing paid, the link still open.
+response, page = request("GET", f"/link?token={TWICE}")
+response, page = request("POST", "/link", link_form(page, "4000000000000002"))
+check(response.status == 402 and "declined" in page and 'id="receipt"' not in page
+      and 'id="pay-form"' in page, f"a declined card: {response.status}")
+# A card token the processor never made: refused, nothing paid.
+fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', page))
+forged = urllib.parse.urlencode({"link": fields["link"], "pay_key": fields["pay_key"],
+                                 "method": "new", "token": "tok_forged0123456789"})
+response, page = request("POST", "/link", forged)
+check(response.status == 400 and 'id="receipt"' not in page and 'id="pay-form"' in page,
+      f"a forged card token: {response.status} {main_text(page)[:200]}")
+
 # One form posted twice at once (a double click without the script's guard): one payment.
 response, page = request("GET", f"/link?token={TWICE}")
-fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', page))
-tokenize = urllib.parse.urlsplit(re.search(r'data-tokenize-url="([^"]+)"', page).group(1))
-connection = http.client.HTTPConnection(tokenize.hostname, tokenize.port, timeout=10)
-connection.request("POST", tokenize.path, json.dumps({"number": CARD, "exp_month": 12,
-                                                     "exp_year": 2099, "cvc": "123"}),
-                   {"Content-Type": "application/json", "Origin": BASE})
-card = json.loads(connection.getresponse().read())
-connection.close()
-form = urllib.parse.urlencode({"link": fields["link"], "pay_key": fields["pay_key"],
-                               "method": "new", "token": card["token"],
-                               "card_brand": card["brand"], "card_last4": card["last4"],
-                               "card_exp_month": card["exp_month"],
-                               "card_exp_year": card["exp_year"]})
+form = link_form(page, CARD)
 answers = [None, None]
 
 
