@@ -863,6 +863,31 @@ void ml_admin_test (bool verbose)
         json_decref (reply);
         json_decref (refused);
     }
+    //  A payment link's page is anonymous: its ops answer without a session (one answer for
+    //  a token that pays nothing), take only their members, and are not the operator's; the
+    //  staff's link ops are not anonymous.
+    const char *anonymous[][3] = {
+        {"{\"op\": \"link-view\", \"token\": \"0123456789abcdef\"}", "api",
+         "this payment link has expired or was already used"},
+        {"{\"op\": \"link-pay-page\", \"token\": \"0123456789abcdef\", \"card_token\": \"t\","
+         " \"pay_key\": \"k-0123456789abcdef\"}",
+         "api", "this payment link has expired or was already used"},
+        {"{\"op\": \"link-view\", \"token\": \"0123\", \"firm\": \"acme\"}", "api",
+         "'firm' is not a member"},
+        {"{\"op\": \"link-create\", \"firm\": \"acme\"}", "api", "not found"},
+        {"{\"op\": \"link-view\", \"token\": \"0123\"}", "admin", "it is the web portal's"}};
+    for (size_t index = 0; index < sizeof anonymous / sizeof anonymous[0]; index++) {
+        json_t *asked = json_loads (anonymous[index][0], 0, NULL);
+        reply = streq (anonymous[index][1], "api") ? ml_admin_api_execute (&parts, asked, &effects)
+                                                   : ml_admin_execute (&parts, asked, &effects);
+        const char *text = json_string_value (json_object_get (reply, "error"));
+        if (!text || !strstr (text, anonymous[index][2])) {
+            fprintf (stderr, "%s: %s\n", anonymous[index][0], text ? text : "accepted");
+            assert (false);
+        }
+        json_decref (reply);
+        json_decref (asked);
+    }
     reply = ml_admin_execute (&parts, list, &effects);
     assert (json_array_size (json_object_get (reply, "postings")) == 2);
     json_decref (reply);
