@@ -1547,8 +1547,9 @@ static s_pass_t s_attempt (s_actor_t *self, int64_t mail_id)
     } else if (outcome == S_PERMANENT || attempts >= settings->max_attempts) {
         if (outcome == S_TEMPORARY) {
             char last[S_ERROR_MAX + 1];
-            snprintf (last, sizeof last, "gave up after %lld attempts: %s", (long long)attempts,
-                      error);
+            //  The reason is cut so the words before it always fit.
+            snprintf (last, sizeof last, "gave up after %lld attempts: %.*s", (long long)attempts,
+                      (int)(sizeof last - 48), error);
             memcpy (error, last, sizeof error);
             ml_log_escape (error, escaped, sizeof escaped);
         }
