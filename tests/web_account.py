@@ -13,44 +13,22 @@ Auto-Pay) becomes the default and has no Remove button; the Auto-Pay page shows 
 and its next run. Over plain HTTP with the same session: another payer's receipt and card are
 404, a change without the CSRF token 403.
 """
-import http.client
 import os
 import re
 import sys
 import urllib.parse
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.support.ui import WebDriverWait
+
+from web_common import check, failures, requester, chrome, patient_wait
 
 (BASE, TOKEN, EMAIL, FIRM, SHOTS, PAYMENT, RECORDED, INVOICE, MATTER, VISA, MASTERCARD,
  OTHER_PAYMENT, OTHER_METHOD, AUTOPAY_FIRST) = sys.argv[1:15]
 PASSWORD = "correct horse battery"
-failures = []
 
 
-def check(condition, what):
-    if not condition:
-        failures.append(what)
-        print("FAIL: " + what, flush=True)
-
-
-url = urllib.parse.urlsplit(BASE)
-
-
-def request(method, path, body=None, cookie=None):
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    if cookie:
-        headers["Cookie"] = cookie
-    connection.request(method, path, body=body, headers=headers)
-    response = connection.getresponse()
-    data = response.read().decode()
-    connection.close()
-    return response, data
+request = requester(BASE, timeout=10)
 
 
 # The password, through the welcome link's form (the sign-in flow is tests/web_flow.py's).
@@ -61,14 +39,9 @@ body = urllib.parse.urlencode({"form_token": form_token, "token": TOKEN, "passwo
 response, page = request("POST", "/set-password", body, f"ml_form={form_token}")
 check(response.status == 200, f"set the password: {response.status}")
 
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--no-first-run", "--disable-extensions"]:
-    options.add_argument(argument)
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+driver = chrome()
 # A condition may look at an element of the page being replaced: ask again, not fail.
-wait = WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,))
+wait = patient_wait(driver, 15)
 os.makedirs(SHOTS, exist_ok=True)
 
 

@@ -10,44 +10,22 @@ sent to /sign-in, and forgot-password's one answer. Over plain HTTP beside it: a
 core refuses shows its reason, a replayed link is refused, and a sign-out whose CSRF token
 is wrong changes nothing.
 """
-import http.client
 import os
 import re
 import sys
 import urllib.parse
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.support.ui import WebDriverWait
+
+from web_common import check, failures, requester, chrome, patient_wait
 
 BASE, TOKEN, EMAIL, EXPECTED, FIRM, SHOTS = sys.argv[1:7]
 PASSWORD = "correct horse battery"
-failures = []
-
-
-def check(condition, what):
-    if not condition:
-        failures.append(what)
-        print("FAIL: " + what, flush=True)
 
 
 # Plain HTTP requests beside the browser.
-url = urllib.parse.urlsplit(BASE)
-
-
-def request(method, path, body=None, cookie=None):
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    if cookie:
-        headers["Cookie"] = cookie
-    connection.request(method, path, body=body, headers=headers)
-    response = connection.getresponse()
-    data = response.read().decode()
-    connection.close()
-    return response, data
+request = requester(BASE, timeout=10)
 
 
 # A password the core refuses (too short) on a live link: the form again with the core's
@@ -60,16 +38,8 @@ response, page = request("POST", "/set-password", body, f"ml_form={form_token}")
 check(response.status == 400 and 'name="password"' in page and 'class="error"' in page,
       f"a weak password: {response.status}")
 
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--no-first-run", "--disable-extensions"]:
-    options.add_argument(argument)
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-# While a form's answer loads, the element a condition looks at can belong to the page that is
-# going away ("Node with given id does not belong to the document"): that is not an answer
-# yet, so the wait asks again rather than failing.
-wait = WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,))
+driver = chrome()
+wait = patient_wait(driver, 15)
 os.makedirs(SHOTS, exist_ok=True)
 
 

@@ -20,37 +20,21 @@ import sys
 import threading
 import urllib.parse
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.support.ui import WebDriverWait
+
+from web_common import check, failures, requester, chrome, patient_wait
 
 LINK_URL, TWICE, CANCELLED, FIRM, INVOICES, SHOTS, OUT = sys.argv[1:8]
 CARD = "4242424242424242"
 GONE = "expired or was already used"
-failures = []
 paid = {"postings": []}
 url = urllib.parse.urlsplit(LINK_URL)
 BASE = f"{url.scheme}://{url.netloc}"
 TOKEN = urllib.parse.parse_qs(url.query)["token"][0]
 
 
-def check(condition, what):
-    if not condition:
-        failures.append(what)
-        print("FAIL: " + what, flush=True)
-
-
-def request(method, path, body=None):
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=20)
-    connection.request(method, path, body=body,
-                       headers={"Content-Type": "application/x-www-form-urlencoded"})
-    response = connection.getresponse()
-    data = response.read().decode()
-    connection.close()
-    return response, data
+request = requester(BASE, timeout=20)
 
 
 def main_text(page):
@@ -66,14 +50,8 @@ check("SECRET-AR-MEMO" not in page, "the A/R message on the page")
 check(f'name="link" value="{TWICE}"' in page, "the link's token is a hidden field of the form")
 check("<script>" not in page and "style=" not in page, "no inline script or style")
 
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--no-first-run", "--disable-extensions"]:
-    options.add_argument(argument)
-options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-wait = WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,))
+driver = chrome(('performance', 'browser'))
+wait = patient_wait(driver, 20)
 os.makedirs(SHOTS, exist_ok=True)
 network = []
 gone_texts = []

@@ -21,39 +21,18 @@ import subprocess
 import sys
 import urllib.parse
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.support.ui import WebDriverWait
+
+from web_common import check, failures, requester, chrome, patient_wait
 
 BASE, TOKEN, EMAIL, FIRM, SHOTS, API_CLIENT, API, OTHER, OUT = sys.argv[1:10]
 PASSWORD = "correct horse battery"
 CARD = "4242424242424242"
-failures = []
 paid = {"invoices": [], "postings": []}
 
 
-def check(condition, what):
-    if not condition:
-        failures.append(what)
-        print("FAIL: " + what, flush=True)
-
-
-url = urllib.parse.urlsplit(BASE)
-
-
-def request(method, path, body=None, cookie=None):
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=20)
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    if cookie:
-        headers["Cookie"] = cookie
-    connection.request(method, path, body=body, headers=headers)
-    response = connection.getresponse()
-    data = response.read().decode()
-    connection.close()
-    return response, data
+request = requester(BASE, timeout=20)
 
 
 def core(payload):
@@ -70,14 +49,8 @@ body = urllib.parse.urlencode({"form_token": form_token, "token": TOKEN, "passwo
 response, page = request("POST", "/set-password", body, f"ml_form={form_token}")
 check(response.status == 200, f"set-password: {response.status}")
 
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--no-first-run", "--disable-extensions"]:
-    options.add_argument(argument)
-options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-wait = WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,))
+driver = chrome(('performance', 'browser'))
+wait = patient_wait(driver, 20)
 os.makedirs(SHOTS, exist_ok=True)
 network = []
 
