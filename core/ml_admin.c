@@ -711,12 +711,14 @@ static json_t *s_execute_staff (const ml_admin_parts_t *parts, const ml_actor_t 
     //  A state change that happened (or waits for the processor) names who did it.
     json_t *detail = json_incref (json_object_get (reply, "audit_detail"));
     json_object_del (reply, "audit_detail");
-    if ((s_ops[index].flags & S_CSRF) &&
-        (json_is_true (json_object_get (reply, "ok")) || json_object_get (reply, "waiting_for"))) {
+    //  One that waits for the agent (association-add) is recorded as asked.
+    bool waits = !reply && effects->search;
+    if ((s_ops[index].flags & S_CSRF) && (json_is_true (json_object_get (reply, "ok")) ||
+                                          json_object_get (reply, "waiting_for") || waits)) {
         char object[400];
         ml_staff_scope_object (scoped, reply, object, sizeof object);
         ml_staff_audit (parts->staff, actor, actor->firm_id, op, *object ? object : NULL,
-                        json_string_value (detail));
+                        waits ? "asked; the firm's agent answers" : json_string_value (detail));
     }
     json_decref (detail);
     json_decref (scoped);
