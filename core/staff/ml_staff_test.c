@@ -499,9 +499,156 @@ void ml_staff_test (bool verbose)
     assert (ml_staff_open (staff, ann, sealed, opened) && memcmp (raw, opened, sizeof raw) == 0);
     assert (!ml_staff_open (staff, bob, sealed, opened));
     free (sealed);
+    //  An administrator re-enables Bob; his sign-in works again.
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-enable\", \"staff_session\": \"%s\", \"csrf\": \"%s\","
+              " \"staff_id\": %lld}",
+              session, csrf, (long long)bob);
+    assert (s_ok (s_api (&test, text)));
+    assert (s_sign_in (&test, "bob@acme.example", "billing", NULL, bill_session, bill_csrf) ==
+            false); //  his password is the new one now
+    reply = s_api (&test, "{\"op\": \"staff-sign-in\", \"email\": \"bob@acme.example\","
+                          " \"password\": \"new horse billing\"}");
+    assert (s_ok (reply));
+    //  An administrator changes a role and a name (not the last admin's role).
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-edit\", \"staff_session\": \"%s\", \"csrf\": \"%s\","
+              " \"staff_id\": %lld, \"role\": \"admin\", \"name\": \"Robert\"}",
+              session, csrf, (long long)bob);
+    assert (s_ok (s_api (&test, text)));
+    rows = ml_staff_rows (
+        staff, ml_odbc_query (staff->odbc, "SELECT name, role FROM staff_user WHERE staff_id = ?",
+                              "i", bob));
+    assert (streq (ml_staff_text (json_array_get (rows, 0), "role"), "admin"));
+    assert (streq (ml_staff_text (json_array_get (rows, 0), "name"), "Robert"));
+    json_decref (rows);
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-edit\", \"staff_session\": \"%s\", \"csrf\": \"%s\","
+              " \"staff_id\": %lld, \"role\": \"billing\"}",
+              session, csrf, (long long)bob);
+    assert (s_ok (s_api (&test, text)));
+    //  New recovery codes (with the app's code): the old ones end.
+    json_t *fresh = NULL;
+    staff->clock = now += 30;
+    s_code (staff, secret, 0, code);
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-recovery-codes\", \"staff_session\": \"%s\", \"csrf\": \"%s\","
+              " \"code\": \"%s\"}",
+              session, csrf, code);
+    reply = s_api (&test, text);
+    fresh = json_incref (json_object_get (reply, "recovery_codes"));
+    assert (json_array_size (fresh) == 10);
+    assert (s_ok (reply));
+    assert (!s_sign_in (&test, "ann@acme.example", "admin", recovery, session, csrf));
+    snprintf (recovery, sizeof recovery, "%s", json_string_value (json_array_get (fresh, 1)));
+    json_decref (fresh);
+    //  Forgot the password: a reset link; an account with a second factor proves it there too.
+    assert (s_ok (s_api (&test, "{\"op\": \"staff-forgot\", \"email\": \"nobody@acme.example\"}")));
+    staff->test_token[0] = 0;
+    assert (s_ok (s_api (&test, "{\"op\": \"staff-forgot\", \"email\": \"ann@acme.example\"}")));
+    snprintf (token, sizeof token, "%s", staff->test_token);
+    assert (strlen (token) == ML_CREDENTIALS_TOKEN_LENGTH);
+    snprintf (text, sizeof text, "{\"op\": \"staff-token\", \"token\": \"%s\"}", token);
+    reply = s_api (&test, text);
+    assert (streq (json_string_value (json_object_get (reply, "purpose")), "reset"));
+    assert (json_is_true (json_object_get (reply, "totp_required")));
+    assert (!json_object_get (reply, "totp_secret")); //  it has one: nothing to enrol
+    json_decref (reply);
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-accept\", \"token\": \"%s\", \"password\": \"correct horse admin\","
+              " \"totp_code\": \"%s\"}",
+              token, recovery);
+    assert (s_ok (s_api (&test, text)));
+    //  A password set by a link ends the sessions: Ann signs in again.
+    staff->clock = now += 30;
+    s_code (staff, secret, 0, code);
+    assert (s_sign_in (&test, "ann@acme.example", "admin", code, session, csrf));
+    //  The second factor reset by an administrator: Ann enrols again through a reset link.
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-totp-reset\", \"staff_session\": \"%s\", \"csrf\": \"%s\","
+              " \"staff_id\": %lld}",
+              bill_session, bill_csrf, (long long)ann);
+    assert (s_refused (s_api (&test, text), "session ended")); //  Bob's old session
+    reply = s_api (&test, "{\"op\": \"staff-sign-in\", \"email\": \"bob@acme.example\","
+                          " \"password\": \"new horse billing\"}");
+    snprintf (bill_session, sizeof bill_session, "%s",
+              json_string_value (json_object_get (reply, "staff_session")));
+    json_decref (reply);
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-totp-reset\", \"staff_session\": \"%s\", \"staff_id\": %lld}",
+              bill_session, (long long)ann);
+    assert (s_refused (s_api (&test, text), "not found")); //  billing is not admin
+    staff->test_token[0] = 0;
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-totp-reset\", \"staff_session\": \"%s\", \"csrf\": \"%s\","
+              " \"staff_id\": %lld}",
+              session, csrf, (long long)ann);
+    reply = s_api (&test, text);
+    assert (json_integer_value (json_object_get (reply, "mail_id")) > 0);
+    assert (s_ok (reply));
+    reply = s_api (&test, "{\"op\": \"staff-sign-in\", \"email\": \"ann@acme.example\","
+                          " \"password\": \"correct horse admin\"}");
+    assert (s_refused (reply, "an administrator signs in with a second factor"));
+    snprintf (token, sizeof token, "%s", staff->test_token);
+    snprintf (text, sizeof text, "{\"op\": \"staff-token\", \"token\": \"%s\"}", token);
+    reply = s_api (&test, text);
+    snprintf (secret, sizeof secret, "%s",
+              json_string_value (json_object_get (reply, "totp_secret")));
+    assert (strlen (secret) == 32);
+    json_decref (reply);
+    s_code (staff, secret, 0, code);
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-accept\", \"token\": \"%s\", \"password\": \"correct horse admin\","
+              " \"totp_code\": \"%s\"}",
+              token, code);
+    reply = s_api (&test, text);
+    assert (json_array_size (json_object_get (reply, "recovery_codes")) == 10);
+    assert (s_ok (reply));
+    staff->clock = now += 30;
+    s_code (staff, secret, 0, code);
+    assert (s_sign_in (&test, "ann@acme.example", "admin", code, session, csrf));
+    //  The same address and password at two firms: the person chooses.
+    s_enrol (&test, "acme", "sam@two.example", "read", NULL, NULL);
+    s_enrol (&test, "beta", "sam@two.example", "read", NULL, NULL);
+    reply = s_api (&test, "{\"op\": \"staff-sign-in\", \"email\": \"sam@two.example\","
+                          " \"password\": \"correct horse read\"}");
+    assert (json_array_size (json_object_get (reply, "choose_firm")) == 2);
+    json_decref (reply);
+    reply = s_api (&test, "{\"op\": \"staff-sign-in\", \"email\": \"sam@two.example\","
+                          " \"password\": \"correct horse read\", \"firm\": \"beta\"}");
+    assert (streq (json_string_value (json_object_get (json_object_get (reply, "staff"), "firm")),
+                   "beta"));
+    assert (s_ok (reply));
+    //  A read user turns the second factor off with a recovery code (the phone is lost).
+    char rae_codes_session[ML_CREDENTIALS_TOKEN_LENGTH + 1];
+    s_code (staff, read_secret, 0, code);
+    assert (s_sign_in (&test, "rae@acme.example", "read", code, rae_codes_session, read_csrf));
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-recovery-codes\", \"staff_session\": \"%s\", \"csrf\": \"%s\","
+              " \"code\": \"%s\"}",
+              rae_codes_session, read_csrf, code);
+    assert (s_refused (s_api (&test, text), "not right")); //  that step is spent
+    staff->clock = now += 30;
+    s_code (staff, read_secret, 0, code);
+    reply = s_api (&test, text); //  the old code again, one step later: still spent
+    json_decref (reply);
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-recovery-codes\", \"staff_session\": \"%s\", \"csrf\": \"%s\","
+              " \"code\": \"%s\"}",
+              rae_codes_session, read_csrf, code);
+    reply = s_api (&test, text);
+    snprintf (recovery, sizeof recovery, "%s",
+              json_string_value (json_array_get (json_object_get (reply, "recovery_codes"), 3)));
+    assert (s_ok (reply));
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-totp-off\", \"staff_session\": \"%s\", \"csrf\": \"%s\","
+              " \"password\": \"correct horse read\", \"code\": \"%s\"}",
+              rae_codes_session, read_csrf, recovery);
+    assert (s_ok (s_api (&test, text)));
+    assert (s_sign_in (&test, "rae@acme.example", "read", NULL, rae_codes_session, read_csrf));
     //  The operator's side: list and audit by firm.
     reply = s_operator (&test, "{\"op\": \"staff-list\", \"firm\": \"beta\"}");
-    assert (json_array_size (json_object_get (reply, "staff")) == 1);
+    assert (json_array_size (json_object_get (reply, "staff")) == 2);
     assert (s_ok (reply));
     assert (s_ok (s_operator (&test, "{\"op\": \"staff-audit\", \"firm\": \"acme\"}")));
     //  The audit is append-only.
