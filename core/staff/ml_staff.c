@@ -191,8 +191,18 @@ void ml_staff_actor_of (const json_t *user, ml_actor_t *actor)
     actor->staff_id = ml_staff_int (user, "staff_id");
     actor->role = ml_staff_role (ml_staff_text (user, "role"));
     snprintf (actor->firm_id, sizeof actor->firm_id, "%s", ml_staff_text (user, "firm_id"));
-    snprintf (actor->name, sizeof actor->name, "%s (#%lld)", ml_staff_text (user, "name"),
-              (long long)actor->staff_id);
+    //  What histories record fits in their 64 bytes: a long name is cut (at a character's
+    //  start), never the id that says who it is.
+    char suffix[32];
+    snprintf (suffix, sizeof suffix, " (#%lld)", (long long)actor->staff_id);
+    const char *name = ml_staff_text (user, "name") ? ml_staff_text (user, "name") : "";
+    size_t room = ML_STAFF_NAME_MAX - strlen (suffix), length = strlen (name);
+    if (length > room) {
+        length = room;
+        while (length > 0 && ((unsigned char)name[length] & 0xC0) == 0x80)
+            length--;
+    }
+    snprintf (actor->name, sizeof actor->name, "%.*s%s", (int)length, name, suffix);
 }
 
 //  ---------------------------------------------------------------------------------------
