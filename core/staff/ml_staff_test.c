@@ -492,6 +492,19 @@ void ml_staff_test (bool verbose)
     staff->clock = now += 60;
     s_code (staff, secret, 0, code);
     assert (s_sign_in (&test, "ann@acme.example", "admin", code, session, csrf));
+    //  The failures are in the audit, for the firm's administrators.
+    rows = ml_staff_rows (staff, ml_odbc_query (staff->odbc,
+                                                "SELECT detail FROM staff_audit WHERE op ="
+                                                " 'staff-sign-in failed' AND staff_id = ?",
+                                                "i", ann));
+    size_t wrong = 0, throttled = 0;
+    json_array_foreach (rows, index, entry)
+    {
+        wrong += streq (ml_staff_text (entry, "detail"), "wrong password");
+        throttled += streq (ml_staff_text (entry, "detail"), "throttled");
+    }
+    assert (wrong >= 5 && throttled >= 1);
+    json_decref (rows);
     //  A secret sealed for one account does not open for another.
     unsigned char raw[ML_TOTP_SECRET_BYTES] = {1, 2, 3};
     char *sealed = ml_staff_seal (staff, ann, raw);
