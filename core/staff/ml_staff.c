@@ -76,7 +76,8 @@ static bool s_integer_column (const char *name)
     return (length > 3 && streq (name + length - 3, "_at")) || streq (name, "staff_id") ||
            streq (name, "token_id") || streq (name, "session_id") || streq (name, "audit_id") ||
            streq (name, "failures") || streq (name, "totp_enabled") ||
-           streq (name, "totp_last_step") || streq (name, "code_id") || streq (name, "n");
+           streq (name, "totp_last_step") || streq (name, "code_id") || streq (name, "mail_id") ||
+           streq (name, "n");
 }
 
 json_t *ml_staff_rows (ml_staff_t *self, ml_query_t *query)
@@ -433,9 +434,7 @@ int64_t ml_staff_link_mail (ml_staff_t *self, const json_t *user, const char *pu
     row = ml_staff_row (
         self, ml_odbc_query (self->odbc, "SELECT mail_id FROM mail WHERE dedupe_key = ?", "s", key),
         &failed);
-    int64_t mail_id = row ? json_integer_value (json_object_get (row, "mail_id")) : 0;
-    if (row && json_is_string (json_object_get (row, "mail_id")))
-        mail_id = atoll (ml_staff_text (row, "mail_id"));
+    int64_t mail_id = row ? ml_staff_int (row, "mail_id") : 0;
     json_decref (row);
     return mail_id;
 }
