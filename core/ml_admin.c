@@ -125,10 +125,10 @@ static json_t *s_pay_account (ml_store_t *store, const char *firm_id, const char
                               const char *registered, const char *currency, char *account,
                               size_t size)
 {
-    json_t *rows = ml_store_rows (ml_odbc_query (ml_store_odbc (store),
-                                                 "SELECT account_number, account_type, currency"
-                                                 " FROM account WHERE firm_id = ?",
-                                                 "s", firm_id),
+    json_t *rows = ml_store_rows (ml_db_query (ml_store_db (store),
+                                               "SELECT account_number, account_type, currency"
+                                               " FROM account WHERE firm_id = ?",
+                                               "s", firm_id),
                                   s_text_columns);
     snprintf (account, size, "%s", named ? named : registered);
     json_t *reply = NULL;
@@ -527,6 +527,9 @@ typedef json_t *(s_op_fn)(const ml_admin_parts_t *parts, const ml_actor_t *actor
 #define S_READ    2
 #define S_BILLING 4
 #define S_ADMIN   8
+//  Reads the store only and needs nothing of the running core (no agent, no processor, no
+//  reply that waits): the API may answer it on a reader thread (ml_readers).
+#define S_READS 16
 
 //  members: the names an op takes besides "op" and "staff" (and, on the API socket,
 //  "session", "staff_session" and "csrf"); NULL where the class still checks them itself.
@@ -616,21 +619,21 @@ static const struct {
     {"portal-forgot", "email client", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
     {"portal-email-confirm", "token", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
     //  A payment link's page: the link's token is its only credential (no session, no CSRF).
-    {"link-view", "token", S_ANONYMOUS | S_PAYER, 0, s_payments_op},
+    {"link-view", "token", S_ANONYMOUS | S_PAYER, S_READS, s_payments_op},
     {"link-pay-page", "token card_token pay_key", S_ANONYMOUS | S_PAYER, 0, s_payments_op},
-    {"portal-session", "", S_PAYER, 0, s_logins_op},
+    {"portal-session", "", S_PAYER, S_READS, s_logins_op},
     {"portal-sign-out", "", S_PAYER, S_CSRF, s_logins_op},
-    {"portal-invoices", "", S_PAYER, 0, s_logins_op},
-    {"portal-pay-form", "", S_PAYER, 0, s_portal_pay_op},
+    {"portal-invoices", "", S_PAYER, S_READS, s_logins_op},
+    {"portal-pay-form", "", S_PAYER, S_READS, s_portal_pay_op},
     {"portal-pay", "pay_key lines auto trust method_id token save_method", S_PAYER, S_CSRF,
      s_portal_pay_op},
     {"firm-portal", "firm trust_deposits", S_OPERATOR, S_ADMIN | S_CSRF, s_portal_pay_op},
-    {"portal-methods", "", S_PAYER, 0, s_account_op},
+    {"portal-methods", "", S_PAYER, S_READS, s_account_op},
     {"portal-method-remove", "method_id", S_PAYER, S_CSRF, s_account_op},
     {"portal-method-default", "method_id", S_PAYER, S_CSRF, s_account_op},
-    {"portal-history", "", S_PAYER, 0, s_account_op},
-    {"portal-receipt", "payment", S_PAYER, 0, s_account_op},
-    {"portal-autopay", "", S_PAYER, 0, s_account_op},
+    {"portal-history", "", S_PAYER, S_READS, s_account_op},
+    {"portal-receipt", "payment", S_PAYER, S_READS, s_account_op},
+    {"portal-autopay", "", S_PAYER, S_READS, s_account_op},
     //  Staff accounts (docs/staff-api.md): links and sign-in are anonymous; the operator
     //  invites a firm's first administrator and reads its users and audit.
     {"staff-token", "token", S_ANONYMOUS | S_PAYER | S_STAFF, 0, s_staff_op},
@@ -795,6 +798,14 @@ json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
     return s_execute (parts, &actor, false, request, effects);
 }
 
+bool ml_admin_op_reads (const char *op)
+{
+    for (size_t index = 0; op && index < sizeof s_ops / sizeof s_ops[0]; index++)
+        if (streq (op, s_ops[index].op))
+            return (s_ops[index].flags & S_READS) != 0;
+    return false;
+}
+
 json_t *ml_admin_api_execute (const ml_admin_parts_t *parts, const json_t *request,
                               ml_admin_effects_t *effects)
 {
@@ -839,7 +850,7 @@ void ml_admin_test (bool verbose)
     ml_admin_effects_t effects;
     ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
-    ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
+    ml_payers_t *payers = ml_payers_new (ml_store_db (store), error, sizeof error);
     assert (payers);
     ml_admin_parts_t parts = {store, payers, NULL, NULL, NULL, NULL, NULL, NULL};
     const ml_selftest_item_t items[] = {{'I', "INV-50", "2026-05-01", "C-1", "M-1", 10000},

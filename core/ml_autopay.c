@@ -15,7 +15,7 @@
 
 struct _ml_autopay_t {
     ml_store_t *store;       //  borrowed
-    ml_odbc_t *odbc;         //  the store's connection
+    ml_db_t *db;             //  the store's connection
     ml_payers_t *payers;     //  borrowed
     ml_payments_t *payments; //  borrowed
     ml_mailer_t *mailer;     //  borrowed, may be NULL
@@ -82,14 +82,14 @@ ml_autopay_t *ml_autopay_new (ml_store_t *store, ml_payers_t *payers, ml_payment
                               ml_mailer_t *mailer, char *error, size_t error_size)
 {
     assert (store && payers && payments);
-    ml_odbc_t *odbc = ml_store_odbc (store);
-    if (ml_store_schema (odbc, s_schema, sizeof s_schema / sizeof s_schema[0], "Auto-Pay tables",
+    ml_db_t *db = ml_store_db (store);
+    if (ml_store_schema (db, s_schema, sizeof s_schema / sizeof s_schema[0], "Auto-Pay tables",
                          error, error_size) != 0)
         return NULL;
     ml_autopay_t *self = calloc (1, sizeof (ml_autopay_t));
     assert (self);
     self->store = store;
-    self->odbc = odbc;
+    self->db = db;
     self->payers = payers;
     self->payments = payments;
     self->mailer = mailer;
@@ -240,13 +240,12 @@ static bool s_integer_column (const char *name)
     return false;
 }
 
-#define S_ROWS(sql, ...)                                                                           \
-    ml_store_rows (ml_odbc_query (self->odbc, sql, __VA_ARGS__), s_integer_column)
+#define S_ROWS(sql, ...) ml_store_rows (ml_db_query (self->db, sql, __VA_ARGS__), s_integer_column)
 
 static json_t *s_store_failed (ml_autopay_t *self, const char *doing)
 {
-    ml_log (ML_LOG_ERROR, "autopay: %s failed: %s", doing, ml_odbc_error (self->odbc)->message);
-    ml_odbc_rollback (self->odbc);
+    ml_log (ML_LOG_ERROR, "autopay: %s failed: %s", doing, ml_db_error (self->db)->message);
+    ml_db_rollback (self->db);
     return ml_admin_error ("the core store failed; see the core's log");
 }
 
@@ -451,14 +450,14 @@ static json_t *s_save (ml_autopay_t *self, int64_t schedule_id, const json_t *fi
     char now[32], today[11];
     ml_store_now (now, sizeof now);
     s_today (self, today, sizeof today);
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (ml_db_begin (self->db) != 0)
         return s_store_failed (self, doing);
     //  After an edit the schedule runs from today on: a changed first date or frequency never
     //  makes past due dates run.
     int64_t changed =
         schedule_id
-            ? ml_odbc_execute (
-                  self->odbc,
+            ? ml_db_execute (
+                  self->db,
                   "UPDATE autopay_schedule SET method_id = ?, name = ?, account_number = ?,"
                   " currency = ?, ar_message = ?, frequency = ?, day_rule = ?, first_date = ?,"
                   " amount_minor = ?, runs_from = ?, updated_at = ? WHERE schedule_id = ?",
@@ -467,8 +466,8 @@ static json_t *s_save (ml_autopay_t *self, int64_t schedule_id, const json_t *fi
                   S_TEXT (fields, "ar_message"), S_TEXT (fields, "frequency"),
                   S_TEXT (fields, "day_rule"), S_TEXT (fields, "first_date"),
                   S_INT (fields, "amount_minor"), today, now, schedule_id)
-            : ml_odbc_execute (
-                  self->odbc,
+            : ml_db_execute (
+                  self->db,
                   "INSERT INTO autopay_schedule (firm_id, payer_id, method_id, name,"
                   " account_number, currency, ar_message, frequency, day_rule, first_date,"
                   " amount_minor, enabled, runs_from, created_by, created_at, updated_at)"
@@ -486,7 +485,7 @@ static json_t *s_save (ml_autopay_t *self, int64_t schedule_id, const json_t *fi
         schedule_id = S_INT (json_array_get (rows, 0), "schedule_id");
         json_decref (rows);
     }
-    if (!schedule_id || ml_odbc_commit (self->odbc) != 0)
+    if (!schedule_id || ml_db_commit (self->db) != 0)
         return s_store_failed (self, doing);
     ml_log (ML_LOG_NOTICE, "autopay: schedule %lld (%s): %s", (long long)schedule_id,
             S_TEXT (fields, "firm_id"), doing);
@@ -525,8 +524,8 @@ static int s_skip_retries (ml_autopay_t *self, int64_t schedule_id, const char *
 {
     char now[32];
     ml_store_now (now, sizeof now);
-    int64_t skipped = ml_odbc_execute (
-        self->odbc,
+    int64_t skipped = ml_db_execute (
+        self->db,
         "UPDATE autopay_run SET status = 'error', reason = 'not_run_while_off', note = 'not"
         " run: the schedule was off on the day this retry was due', updated_at = ? WHERE"
         " schedule_id = ? AND status = 'scheduled' AND run_on < ?",
@@ -574,19 +573,19 @@ static json_t *s_switch (ml_autopay_t *self, const char *op, const json_t *reque
         return s_store_failed (self, op);
     int64_t changed =
         streq (op, "autopay-enable")
-            ? ml_odbc_execute (self->odbc,
-                               "UPDATE autopay_schedule SET enabled = 1, runs_from = ?,"
-                               " updated_at = ? WHERE schedule_id = ? AND enabled = 0",
-                               "ssi", today, now, schedule_id)
+            ? ml_db_execute (self->db,
+                             "UPDATE autopay_schedule SET enabled = 1, runs_from = ?,"
+                             " updated_at = ? WHERE schedule_id = ? AND enabled = 0",
+                             "ssi", today, now, schedule_id)
         : streq (op, "autopay-disable")
-            ? ml_odbc_execute (self->odbc,
-                               "UPDATE autopay_schedule SET enabled = 0, updated_at = ?"
-                               " WHERE schedule_id = ?",
-                               "si", now, schedule_id)
-            : ml_odbc_execute (self->odbc,
-                               "UPDATE autopay_schedule SET enabled = 0, deleted_at = ?,"
-                               " updated_at = ? WHERE schedule_id = ?",
-                               "ssi", now, now, schedule_id);
+            ? ml_db_execute (self->db,
+                             "UPDATE autopay_schedule SET enabled = 0, updated_at = ?"
+                             " WHERE schedule_id = ?",
+                             "si", now, schedule_id)
+            : ml_db_execute (self->db,
+                             "UPDATE autopay_schedule SET enabled = 0, deleted_at = ?,"
+                             " updated_at = ? WHERE schedule_id = ?",
+                             "ssi", now, now, schedule_id);
     if (changed < 0)
         return s_store_failed (self, op);
     ml_log (ML_LOG_NOTICE, "autopay: schedule %lld: %s", (long long)schedule_id, op + 8);
@@ -619,7 +618,7 @@ static json_t *s_enroll (ml_autopay_t *self, const char *op, const json_t *reque
     int64_t association_id = json_integer_value (association);
     char now[32];
     ml_store_now (now, sizeof now);
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (ml_db_begin (self->db) != 0)
         return s_store_failed (self, op);
     bool ok = true;
     if (streq (op, "autopay-enroll")) {
@@ -627,34 +626,34 @@ static json_t *s_enroll (ml_autopay_t *self, const char *op, const json_t *reque
         //  dates it passed with nothing enrolled are not run.
         char today[11];
         s_today (self, today, sizeof today);
-        ok = ml_odbc_execute (self->odbc,
-                              "UPDATE autopay_schedule SET runs_from = ? WHERE schedule_id = ?"
-                              " AND runs_from < ? AND NOT EXISTS (SELECT 1 FROM"
-                              " autopay_enrollment WHERE schedule_id = ? AND ended_at IS NULL)",
-                              "sisi", today, schedule_id, today, schedule_id) >= 0;
+        ok = ml_db_execute (self->db,
+                            "UPDATE autopay_schedule SET runs_from = ? WHERE schedule_id = ?"
+                            " AND runs_from < ? AND NOT EXISTS (SELECT 1 FROM"
+                            " autopay_enrollment WHERE schedule_id = ? AND ended_at IS NULL)",
+                            "sisi", today, schedule_id, today, schedule_id) >= 0;
         char key[24];
         snprintf (key, sizeof key, "%lld", (long long)schedule_id);
         zhashx_delete (self->ended, key);
         //  Enrolling again restarts an ended enrollment.
-        ok = ok &&
-             ml_odbc_execute (self->odbc,
-                              "UPDATE autopay_enrollment SET ended_at = NULL, end_reason = NULL,"
-                              " enrolled_at = ? WHERE schedule_id = ? AND association_id = ?",
-                              "sii", now, schedule_id, association_id) >= 0;
-        ok = ok && ml_odbc_execute (self->odbc,
-                                    "INSERT INTO autopay_enrollment (schedule_id,"
-                                    " association_id, enrolled_at) SELECT ?, ?, ? WHERE NOT"
-                                    " EXISTS (SELECT 1 FROM autopay_enrollment WHERE"
-                                    " schedule_id = ? AND association_id = ?)",
-                                    "iisii", schedule_id, association_id, now, schedule_id,
-                                    association_id) >= 0;
+        ok =
+            ok && ml_db_execute (self->db,
+                                 "UPDATE autopay_enrollment SET ended_at = NULL, end_reason = NULL,"
+                                 " enrolled_at = ? WHERE schedule_id = ? AND association_id = ?",
+                                 "sii", now, schedule_id, association_id) >= 0;
+        ok = ok && ml_db_execute (self->db,
+                                  "INSERT INTO autopay_enrollment (schedule_id,"
+                                  " association_id, enrolled_at) SELECT ?, ?, ? WHERE NOT"
+                                  " EXISTS (SELECT 1 FROM autopay_enrollment WHERE"
+                                  " schedule_id = ? AND association_id = ?)",
+                                  "iisii", schedule_id, association_id, now, schedule_id,
+                                  association_id) >= 0;
     } else
-        ok = ml_odbc_execute (self->odbc,
-                              "UPDATE autopay_enrollment SET ended_at = ?, end_reason ="
-                              " 'unenrolled' WHERE schedule_id = ? AND association_id = ? AND"
-                              " ended_at IS NULL",
-                              "sii", now, schedule_id, association_id) >= 0;
-    if (!ok || ml_odbc_commit (self->odbc) != 0)
+        ok = ml_db_execute (self->db,
+                            "UPDATE autopay_enrollment SET ended_at = ?, end_reason ="
+                            " 'unenrolled' WHERE schedule_id = ? AND association_id = ? AND"
+                            " ended_at IS NULL",
+                            "sii", now, schedule_id, association_id) >= 0;
+    if (!ok || ml_db_commit (self->db) != 0)
         return s_store_failed (self, op);
     ml_log (ML_LOG_NOTICE, "autopay: schedule %lld: association %lld %s", (long long)schedule_id,
             (long long)association_id, op + 8);
@@ -793,11 +792,11 @@ static int s_enrollment_items (ml_autopay_t *self, const json_t *schedule, const
     if (invoice_level && (!first || S_INT (first, "balance_minor") <= 0)) {
         char now[32];
         ml_store_now (now, sizeof now);
-        ml_odbc_execute (self->odbc,
-                         "UPDATE autopay_enrollment SET ended_at = ?, end_reason = 'paid'"
-                         " WHERE schedule_id = ? AND association_id = ? AND ended_at IS NULL",
-                         "sii", now, S_INT (schedule, "schedule_id"),
-                         S_INT (enrollment, "association_id"));
+        ml_db_execute (self->db,
+                       "UPDATE autopay_enrollment SET ended_at = ?, end_reason = 'paid'"
+                       " WHERE schedule_id = ? AND association_id = ? AND ended_at IS NULL",
+                       "sii", now, S_INT (schedule, "schedule_id"),
+                       S_INT (enrollment, "association_id"));
         ml_log (ML_LOG_NOTICE, "autopay: schedule %lld: invoice %s is paid; its enrollment ends",
                 (long long)S_INT (schedule, "schedule_id"), S_TEXT (enrollment, "invoice_number"));
     }
@@ -909,13 +908,13 @@ static bool s_failed (ml_autopay_t *self, const json_t *schedule, const json_t *
     ml_store_uuid (uuid, sizeof uuid);
     bool ok = true;
     if (soft)
-        ok = ml_odbc_execute (self->odbc,
-                              "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on,"
-                              " payment_uuid, status, currency, lines, note, created_at,"
-                              " updated_at) VALUES (?, ?, 2, ?, ?, 'scheduled', ?, '[]',"
-                              " 'retry of a soft decline', ?, ?)",
-                              "issssss", S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
-                              tomorrow, uuid, S_TEXT (schedule, "currency"), now, now) == 1;
+        ok = ml_db_execute (self->db,
+                            "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on,"
+                            " payment_uuid, status, currency, lines, note, created_at,"
+                            " updated_at) VALUES (?, ?, 2, ?, ?, 'scheduled', ?, '[]',"
+                            " 'retry of a soft decline', ?, ?)",
+                            "issssss", S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
+                            tomorrow, uuid, S_TEXT (schedule, "currency"), now, now) == 1;
     json_t *contact = S_ROWS ("SELECT c.notify_email, f.name FROM firm_contact c JOIN firm f"
                               " ON f.firm_id = c.firm_id WHERE c.firm_id = ?",
                               "s", S_TEXT (schedule, "firm_id"));
@@ -996,21 +995,21 @@ static int s_outcome (ml_autopay_t *self, const json_t *schedule, json_t *run, c
     ml_store_now (now, sizeof now);
     char *lines_text = lines ? json_dumps (lines, JSON_COMPACT) : strdup ("[]");
     json_object_set_new (run, "amount_minor", json_integer (amount));
-    if (ml_odbc_begin (self->odbc) != 0) {
+    if (ml_db_begin (self->db) != 0) {
         free (lines_text);
         return -1;
     }
-    bool ok = ml_odbc_execute (self->odbc,
-                               "UPDATE autopay_run SET status = ?, reason = ?, amount_minor = ?,"
-                               " lines = ?, updated_at = ? WHERE schedule_id = ? AND due_date = ?"
-                               " AND attempt = ? AND status IN ('started', 'pending')",
-                               "ssissisi", status, reason, amount, lines_text, now,
-                               S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
-                               S_INT (run, "attempt")) == 1;
+    bool ok = ml_db_execute (self->db,
+                             "UPDATE autopay_run SET status = ?, reason = ?, amount_minor = ?,"
+                             " lines = ?, updated_at = ? WHERE schedule_id = ? AND due_date = ?"
+                             " AND attempt = ? AND status IN ('started', 'pending')",
+                             "ssissisi", status, reason, amount, lines_text, now,
+                             S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
+                             S_INT (run, "attempt")) == 1;
     free (lines_text);
     if (ok && (streq (status, "declined") || streq (status, "error")))
         ok = s_failed (self, schedule, run, status, reason, today);
-    if (!ok || ml_odbc_commit (self->odbc) != 0) {
+    if (!ok || ml_db_commit (self->db) != 0) {
         s_store_failed (self, "recording a run");
         return -1;
     }
@@ -1115,18 +1114,18 @@ static void s_deferred (ml_autopay_t *self, const json_t *schedule, const json_t
     ml_store_now (now, sizeof now);
     int64_t left_minutes = (self->wait_ms - waited_ms) / 60000;
     snprintf (until, sizeof until, "%lld more minutes", (long long)left_minutes);
-    if (ml_odbc_begin (self->odbc) != 0) {
+    if (ml_db_begin (self->db) != 0) {
         s_store_failed (self, "deferring a run");
         return;
     }
     bool ok =
-        ml_odbc_execute (self->odbc,
-                         "UPDATE autopay_run SET note = CASE WHEN note IS NULL THEN '' ELSE note"
-                         " || '; ' END || 'deferred: the firm''s agent is offline, so the"
-                         " balances cannot be confirmed live', updated_at = ? WHERE schedule_id ="
-                         " ? AND due_date = ? AND attempt = ?",
-                         "sisi", now, S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
-                         S_INT (run, "attempt")) == 1;
+        ml_db_execute (self->db,
+                       "UPDATE autopay_run SET note = CASE WHEN note IS NULL THEN '' ELSE note"
+                       " || '; ' END || 'deferred: the firm''s agent is offline, so the"
+                       " balances cannot be confirmed live', updated_at = ? WHERE schedule_id ="
+                       " ? AND due_date = ? AND attempt = ?",
+                       "sisi", now, S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
+                       S_INT (run, "attempt")) == 1;
     json_t *contact = S_ROWS ("SELECT notify_email FROM firm_contact WHERE firm_id = ?", "s",
                               S_TEXT (schedule, "firm_id"));
     const char *address = S_TEXT (json_array_get (contact, 0), "notify_email");
@@ -1155,7 +1154,7 @@ static void s_deferred (ml_autopay_t *self, const json_t *schedule, const json_t
                     (long long)S_INT (schedule, "schedule_id"), error);
     }
     json_decref (contact);
-    if (!ok || ml_odbc_commit (self->odbc) != 0) {
+    if (!ok || ml_db_commit (self->db) != 0) {
         s_store_failed (self, "deferring a run");
         return;
     }
@@ -1404,12 +1403,12 @@ static void s_start_schedule (ml_autopay_t *self, const json_t *schedule, const 
     ml_store_uuid (uuid, sizeof uuid);
     if (count > 1)
         snprintf (note, sizeof note, "one run for %d missed due dates (also %s)", count, missed);
-    if (ml_odbc_begin (self->odbc) != 0) {
+    if (ml_db_begin (self->db) != 0) {
         s_store_failed (self, "starting a run");
         return;
     }
-    int64_t added = ml_odbc_execute (
-        self->odbc,
+    int64_t added = ml_db_execute (
+        self->db,
         "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on, payment_uuid, status,"
         " currency, lines, note, created_at, updated_at) SELECT ?, ?, 1, ?, ?, 'started', ?,"
         " '[]', ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM autopay_run WHERE schedule_id = ? AND"
@@ -1418,7 +1417,7 @@ static void s_start_schedule (ml_autopay_t *self, const json_t *schedule, const 
         *note ? note : NULL, now, now, schedule_id, run_due);
     if (added == 1 && count > 1)
         s_tell_missed (self, schedule, run_due, missed, count - 1);
-    if (added < 0 || ml_odbc_commit (self->odbc) != 0) {
+    if (added < 0 || ml_db_commit (self->db) != 0) {
         s_store_failed (self, "starting a run");
         return;
     }
@@ -1453,12 +1452,12 @@ int ml_autopay_tick (ml_autopay_t *self, char *deliver_firm, size_t size)
     //  Retries whose day has come become open runs like any other, unless their schedule
     //  is off or deleted (they wait; enabling it marks those whose day passed as not run),
     //  or their day came before the schedule last started again (never run).
-    ml_odbc_execute (self->odbc,
-                     "UPDATE autopay_run SET status = 'started' WHERE status = 'scheduled' AND"
-                     " run_on <= ? AND schedule_id IN (SELECT schedule_id FROM autopay_schedule"
-                     " s WHERE enabled = 1 AND deleted_at IS NULL AND s.runs_from <="
-                     " autopay_run.run_on)",
-                     "s", today);
+    ml_db_execute (self->db,
+                   "UPDATE autopay_run SET status = 'started' WHERE status = 'scheduled' AND"
+                   " run_on <= ? AND schedule_id IN (SELECT schedule_id FROM autopay_schedule"
+                   " s WHERE enabled = 1 AND deleted_at IS NULL AND s.runs_from <="
+                   " autopay_run.run_on)",
+                   "s", today);
     //  Open runs, oldest due date first: new ones, and those a stop or an unknown charge
     //  outcome left open.
     json_t *open = S_ROWS (S_RUN_SQL " WHERE status IN ('started', 'pending')"
@@ -1611,8 +1610,7 @@ static json_t *s_test_call (ml_autopay_t *self, const char *op, json_t *request)
 
 static int64_t s_test_count (ml_store_t *store, const char *sql)
 {
-    json_t *rows =
-        ml_store_rows (ml_odbc_query (ml_store_odbc (store), sql, NULL), s_integer_column);
+    json_t *rows = ml_store_rows (ml_db_query (ml_store_db (store), sql, NULL), s_integer_column);
     int64_t count = S_INT (json_array_get (rows, 0), "open_count");
     json_decref (rows);
     return count;
@@ -1767,13 +1765,13 @@ void ml_autopay_test (bool verbose)
     assert (store);
     ml_log_level_t saved = ml_log_level ();
     ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);
-    ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
+    ml_payers_t *payers = ml_payers_new (ml_store_db (store), error, sizeof error);
     ml_processor_settings_t settings;
     ml_processor_settings_defaults (&settings);
     ml_processor_t *processor = ml_processor_new (&settings, error, sizeof error);
     char outbox_key[160];
     snprintf (outbox_key, sizeof outbox_key, "%s/outbox.key", directory);
-    ml_mailer_t *mailer = ml_mailer_new (ml_store_odbc (store), outbox_key, error, sizeof error);
+    ml_mailer_t *mailer = ml_mailer_new (ml_store_db (store), outbox_key, error, sizeof error);
     assert (payers && processor && mailer);
     ml_payments_t *payments =
         ml_payments_new (store, payers, processor, mailer, error, sizeof error);

@@ -6,6 +6,7 @@
 #include "ml_payers.h"
 #include "ml_autopay.h"
 #include "ml_payments.h"
+#include "ml_readers.h"
 #include "ml_config.h"
 #include "ml_contract.h"
 #include "ml_keygen.h"
@@ -49,7 +50,8 @@ typedef struct {
     zsock_t *pipe;
     zsock_t *router;
     zsock_t *admin;
-    zsock_t *api; //  matterlink-web's API socket (api/endpoint), or NULL
+    zsock_t *api;          //  matterlink-web's API socket (api/endpoint), or NULL
+    ml_readers_t *readers; //  answer the API's reading ops (api/readers threads), or NULL
     zactor_t *auth;
     zactor_t *monitor;           //  the router's connection events, to log who was refused
     zhashx_t *connections;       //  descriptor (decimal text) -> peer address, from ACCEPTED
@@ -92,6 +94,7 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
     S_TEXT (admin_endpoint, "admin/endpoint", NULL);
     S_TEXT (api_endpoint, "api/endpoint", "");
 #undef S_TEXT
+    settings->api_readers = ml_config_int (config, "api/readers", 2, 0, 16);
     settings->heartbeat_ms = ml_config_int (config, "core/heartbeat_ms", 5000, 100, 600000);
     settings->window = ml_config_int (config, "core/window", 8, 1, 1000);
     settings->redelivery_ms = ml_config_int (config, "core/redelivery_ms", 10000, 100, 3600000);
@@ -972,6 +975,33 @@ static void s_receive_processor (s_core_t *self)
     s_send_ready (self);
 }
 
+//  True when an API request is a reading op that a reader thread answers: then it has been
+//  handed over (client and frame are taken).
+static bool s_hand_to_reader (s_core_t *self, zframe_t **client, zframe_t **frame)
+{
+    if (!self->readers || zframe_size (*frame) > ML_ADMIN_MAX_REQUEST)
+        return false;
+    json_t *parsed = json_loadb ((const char *)zframe_data (*frame), zframe_size (*frame),
+                                 JSON_REJECT_DUPLICATES, NULL);
+    bool reads = json_is_object (parsed) &&
+                 ml_admin_op_reads (json_string_value (json_object_get (parsed, "op")));
+    json_decref (parsed);
+    if (!reads)
+        return false;
+    if (ml_readers_send (self->readers, client, frame) != 0)
+        ml_log (ML_LOG_WARNING, "core: the API's readers did not take a request");
+    return true;
+}
+
+//  A reader answered: the reply goes to the web, as the API socket's own replies do.
+static void s_receive_reader (s_core_t *self)
+{
+    zmsg_t *reply = zmsg_recv (ml_readers_socket (self->readers));
+    if (reply && zmsg_send (&reply, self->api) != 0)
+        zmsg_destroy (&reply); //  the client went away
+    zmsg_destroy (&reply);
+}
+
 static void s_receive_admin (s_core_t *self, zsock_t *socket)
 {
     zmsg_t *request = zmsg_recv (socket);
@@ -980,6 +1010,16 @@ static void s_receive_admin (s_core_t *self, zsock_t *socket)
     //  From a REQ client: routing id, empty delimiter, then the request.
     zframe_t *client = zmsg_pop (request);
     zframe_t *delimiter = zmsg_pop (request);
+    if (client && delimiter && zframe_size (delimiter) == 0 && socket == self->api &&
+        zmsg_size (request) == 1) {
+        zframe_t *frame = zmsg_pop (request);
+        if (s_hand_to_reader (self, &client, &frame)) {
+            zframe_destroy (&delimiter);
+            zmsg_destroy (&request);
+            return;
+        }
+        zmsg_prepend (request, &frame);
+    }
     if (client && delimiter && zframe_size (delimiter) == 0) {
         json_t *reply = NULL;
         if (zmsg_size (request) != 1)
@@ -1059,7 +1099,7 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
-    self->payers = ml_payers_new (ml_store_odbc (self->store), error, sizeof error);
+    self->payers = ml_payers_new (ml_store_db (self->store), error, sizeof error);
     if (!self->payers) {
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
@@ -1074,8 +1114,8 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         if (streq (ml_processor_kind (self->processor), "test"))
             ml_log (ML_LOG_NOTICE, "card payments go to the TEST processor (no real money)");
     }
-    self->mailer = ml_mailer_new (ml_store_odbc (self->store), self->settings.mail.outbox_key,
-                                  error, sizeof error);
+    self->mailer = ml_mailer_new (ml_store_db (self->store), self->settings.mail.outbox_key, error,
+                                  sizeof error);
     if (!self->mailer) {
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
@@ -1210,12 +1250,28 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
                     zmq_strerror (errno));
             return -1;
         }
+        if (settings->api_readers > 0) {
+            ml_readers_settings_t readers = {.portal = settings->portal};
+            snprintf (readers.store, sizeof readers.store, "%s", settings->store);
+            snprintf (readers.outbox_key, sizeof readers.outbox_key, "%s",
+                      self->settings.mail.outbox_key);
+            snprintf (readers.public_url, sizeof readers.public_url, "%s",
+                      settings->portal.public_url);
+            char why[600];
+            self->readers =
+                ml_readers_new (&readers, (size_t)settings->api_readers, why, sizeof why);
+            if (!self->readers) {
+                ml_log (ML_LOG_ERROR, "cannot start the API's readers: %s", why);
+                return -1;
+            }
+        }
     }
     return 0;
 }
 
 static void s_core_destroy (s_core_t *self)
 {
+    ml_readers_destroy (&self->readers);
     zsock_destroy (&self->api);
     zsock_destroy (&self->admin);
     zactor_destroy (&self->monitor);
@@ -1261,6 +1317,8 @@ void ml_core_actor (zsock_t *pipe, void *args)
     zpoller_t *poller = zpoller_new (pipe, self->router, self->admin, self->monitor, NULL);
     if (self->processor_worker)
         zpoller_add (poller, self->processor_worker);
+    if (self->readers)
+        zpoller_add (poller, ml_readers_socket (self->readers));
     if (self->api) {
         zpoller_add (poller, self->api);
         ml_log (ML_LOG_NOTICE, "core serving the web API on %s", self->settings.api_endpoint);
@@ -1284,6 +1342,8 @@ void ml_core_actor (zsock_t *pipe, void *args)
             s_receive_admin (self, self->admin);
         if (self->api && (zsock_events (self->api) & ZMQ_POLLIN))
             s_receive_admin (self, self->api);
+        while (self->readers && (zsock_events (ml_readers_socket (self->readers)) & ZMQ_POLLIN))
+            s_receive_reader (self);
         if (zsock_events (self->monitor) & ZMQ_POLLIN)
             s_receive_monitor (self);
         while (self->processor_worker &&

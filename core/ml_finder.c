@@ -471,7 +471,7 @@ void ml_finder_test (bool verbose)
     char directory[128], error[512], firm_id[64];
     ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
-    ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
+    ml_payers_t *payers = ml_payers_new (ml_store_db (store), error, sizeof error);
     assert (payers);
     json_t *context = NULL, *reply = NULL;
 

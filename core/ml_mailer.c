@@ -67,7 +67,7 @@ static const char *const s_schema[] = {
     " attempts, last_error, created_at, next_attempt_at, sent_at, updated_at FROM mail"
 
 struct _ml_mailer_t {
-    ml_odbc_t *odbc;                //  borrowed from the store
+    ml_db_t *db;                    //  borrowed from the store
     unsigned char key[S_KEY_BYTES]; //  the outbox key: seals bodies before they are stored
 };
 
@@ -405,7 +405,7 @@ static char *s_open (const unsigned char *key, const char *message_id, const cha
     return plain;
 }
 
-static char *s_load_body (ml_odbc_t *odbc, int64_t mail_id, int64_t characters);
+static char *s_load_body (ml_db_t *db, int64_t mail_id, int64_t characters);
 
 static bool s_old_body_integer (const char *name)
 {
@@ -417,23 +417,22 @@ static bool s_old_body_integer (const char *name)
 //  rows are rewritten. Returns 0, or -1 with a message.
 static int s_seal_old_bodies (ml_mailer_t *self, char *error, size_t error_size)
 {
-    ml_query_t *query = ml_odbc_query (self->odbc,
-                                       "SELECT mail_id, message_id, recipient,"
-                                       " length (body) AS characters FROM mail"
-                                       " WHERE substr (body, 1, 8) <> ?",
-                                       "s", S_SEALED);
+    ml_db_query_t *query = ml_db_query (self->db,
+                                        "SELECT mail_id, message_id, recipient,"
+                                        " length (body) AS characters FROM mail"
+                                        " WHERE substr (body, 1, 8) <> ?",
+                                        "s", S_SEALED);
     json_t *rows = ml_store_rows (query, s_old_body_integer);
     if (!rows) {
-        snprintf (error, error_size, "cannot read the outbox: %s",
-                  ml_odbc_error (self->odbc)->message);
+        snprintf (error, error_size, "cannot read the outbox: %s", ml_db_error (self->db)->message);
         return -1;
     }
     if (json_array_size (rows) == 0) {
         json_decref (rows);
         return 0;
     }
-    ml_odbc_execute (self->odbc, "PRAGMA secure_delete = ON", NULL);
-    bool ok = ml_odbc_begin (self->odbc) == 0;
+    ml_db_execute (self->db, "PRAGMA secure_delete = ON", NULL);
+    bool ok = ml_db_begin (self->db) == 0;
     size_t index;
     json_t *row;
     json_array_foreach (rows, index, row)
@@ -441,28 +440,28 @@ static int s_seal_old_bodies (ml_mailer_t *self, char *error, size_t error_size)
         if (!ok)
             break;
         int64_t mail_id = json_integer_value (json_object_get (row, "mail_id"));
-        char *body = s_load_body (self->odbc, mail_id,
+        char *body = s_load_body (self->db, mail_id,
                                   json_integer_value (json_object_get (row, "characters")));
         const char *message_id = json_string_value (json_object_get (row, "message_id"));
         const char *recipient = json_string_value (json_object_get (row, "recipient"));
         ok = body && message_id && recipient;
         char *sealed = ok ? s_seal (self->key, message_id, recipient, body) : NULL;
-        ok = ok && ml_odbc_execute (self->odbc, "UPDATE mail SET body = ? WHERE mail_id = ?", "si",
-                                    sealed, mail_id) == 1;
+        ok = ok && ml_db_execute (self->db, "UPDATE mail SET body = ? WHERE mail_id = ?", "si",
+                                  sealed, mail_id) == 1;
         if (body)
             sodium_memzero (body, strlen (body));
         free (body);
         free (sealed);
     }
-    ok = ok && ml_odbc_commit (self->odbc) == 0;
+    ok = ok && ml_db_commit (self->db) == 0;
     if (!ok) {
         snprintf (error, error_size, "cannot seal the outbox's older mails: %s",
-                  ml_odbc_error (self->odbc)->message);
-        ml_odbc_rollback (self->odbc);
+                  ml_db_error (self->db)->message);
+        ml_db_rollback (self->db);
     } else
         ml_log (ML_LOG_NOTICE, "mail: sealed %zu mails an older release kept in clear text",
                 json_array_size (rows));
-    ml_odbc_execute (self->odbc, "PRAGMA secure_delete = OFF", NULL);
+    ml_db_execute (self->db, "PRAGMA secure_delete = OFF", NULL);
     json_decref (rows);
     return ok ? 0 : -1;
 }
@@ -470,9 +469,9 @@ static int s_seal_old_bodies (ml_mailer_t *self, char *error, size_t error_size)
 //  ---------------------------------------------------------------------------------------
 //  The outbox, on the core's connection
 
-ml_mailer_t *ml_mailer_new (ml_odbc_t *odbc, const char *outbox_key, char *error, size_t error_size)
+ml_mailer_t *ml_mailer_new (ml_db_t *db, const char *outbox_key, char *error, size_t error_size)
 {
-    assert (odbc);
+    assert (db);
     if (!outbox_key || !*outbox_key) {
         snprintf (error, error_size, "mail/outbox_key: no outbox key file is configured");
         return NULL;
@@ -495,9 +494,9 @@ ml_mailer_t *ml_mailer_new (ml_odbc_t *odbc, const char *outbox_key, char *error
     }
     ml_mailer_t *self = calloc (1, sizeof (ml_mailer_t));
     assert (self);
-    self->odbc = odbc;
+    self->db = db;
     if (s_key_read (outbox_key, self->key, error, error_size) != 0 ||
-        ml_store_schema (odbc, s_schema, sizeof s_schema / sizeof s_schema[0], "mail table", error,
+        ml_store_schema (db, s_schema, sizeof s_schema / sizeof s_schema[0], "mail table", error,
                          error_size) != 0 ||
         s_seal_old_bodies (self, error, error_size) != 0)
         ml_mailer_destroy (&self);
@@ -572,8 +571,8 @@ int ml_mailer_enqueue (ml_mailer_t *self, const char *kind, const char *dedupe_k
     char *sealed = s_seal (self->key, message_id, recipient, body);
     //  ON CONFLICT names the dedupe key only: any other failure (an unknown firm) stays an
     //  error. Neither begin nor commit: this row belongs to the caller's transaction.
-    int64_t rows = ml_odbc_execute (
-        self->odbc,
+    int64_t rows = ml_db_execute (
+        self->db,
         "INSERT INTO mail (dedupe_key, message_id, kind, firm_id, recipient, subject, body,"
         " state, attempts, next_attempt_at, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
@@ -582,7 +581,7 @@ int ml_mailer_enqueue (ml_mailer_t *self, const char *kind, const char *dedupe_k
     free (sealed);
     if (rows < 0) {
         snprintf (error, error_size, "the store refused the mail: %s",
-                  ml_odbc_error (self->odbc)->message);
+                  ml_db_error (self->db)->message);
         return -1;
     }
     return rows > 0 ? 1 : 0;
@@ -599,7 +598,7 @@ json_t *ml_mailer_list (ml_mailer_t *self, const char *state, const char *firm_i
     if (limit < 1 || limit > S_LIST_MAX)
         limit = S_LIST_MAX;
     char sql[512];
-    ml_odbc_value_t values[3] = {{0}};
+    ml_db_value_t values[3] = {{0}};
     char picture[4] = "";
     size_t count = 0;
     snprintf (sql, sizeof sql, "%s WHERE 1 = 1", S_LIST_SQL);
@@ -616,8 +615,7 @@ json_t *ml_mailer_list (ml_mailer_t *self, const char *state, const char *firm_i
     strcat (sql, " ORDER BY mail_id DESC LIMIT ?");
     values[count++].number = limit;
     strcat (picture, "i");
-    return ml_store_rows (ml_odbc_query_values (self->odbc, sql, picture, values),
-                          s_integer_column);
+    return ml_store_rows (ml_db_query_values (self->db, sql, picture, values), s_integer_column);
 }
 
 int ml_mailer_retry (ml_mailer_t *self, int64_t mail_id)
@@ -625,15 +623,15 @@ int ml_mailer_retry (ml_mailer_t *self, int64_t mail_id)
     assert (self);
     char now[32];
     s_timestamp (s_now_ms (), now, sizeof now);
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (ml_db_begin (self->db) != 0)
         return -1;
-    int64_t rows = ml_odbc_execute (self->odbc,
-                                    "UPDATE mail SET state = 'pending', attempts = 0,"
-                                    " next_attempt_at = ?, updated_at = ?"
-                                    " WHERE mail_id = ? AND state = 'failed'",
-                                    "ssi", now, now, mail_id);
-    if (rows < 0 || ml_odbc_commit (self->odbc) != 0) {
-        ml_odbc_rollback (self->odbc);
+    int64_t rows = ml_db_execute (self->db,
+                                  "UPDATE mail SET state = 'pending', attempts = 0,"
+                                  " next_attempt_at = ?, updated_at = ?"
+                                  " WHERE mail_id = ? AND state = 'failed'",
+                                  "ssi", now, now, mail_id);
+    if (rows < 0 || ml_db_commit (self->db) != 0) {
+        ml_db_rollback (self->db);
         return -1;
     }
     return rows > 0 ? 1 : 0;
@@ -645,7 +643,7 @@ static json_t *s_store_failed (ml_mailer_t *self)
 {
     char escaped[600];
     ml_log (ML_LOG_ERROR, "mail: store failed: %s",
-            ml_log_escape (ml_odbc_error (self->odbc)->message, escaped, sizeof escaped));
+            ml_log_escape (ml_db_error (self->db)->message, escaped, sizeof escaped));
     return ml_admin_error ("the core store failed; see the core's log");
 }
 
@@ -685,7 +683,7 @@ static json_t *s_op_retry (ml_mailer_t *self, const json_t *request)
     char sql[300];
     snprintf (sql, sizeof sql, "%s WHERE mail_id = ?", S_LIST_SQL);
     json_t *rows = ml_store_rows (
-        ml_odbc_query (self->odbc, sql, "i", (int64_t)json_integer_value (id)), s_integer_column);
+        ml_db_query (self->db, sql, "i", (int64_t)json_integer_value (id)), s_integer_column);
     if (json_array_size (rows) != 1) {
         json_decref (rows);
         return s_store_failed (self);
@@ -1142,7 +1140,7 @@ typedef enum { S_SENT, S_TEMPORARY, S_PERMANENT, S_ABORTED } s_outcome_t;
 typedef struct {
     zsock_t *pipe;
     ml_mailer_settings_t settings;
-    ml_odbc_t *odbc;
+    ml_db_t *db;
     unsigned char key[S_KEY_BYTES]; //  the outbox key, to open bodies just before sending
     CURL *curl;
     bool curl_ready; //  curl_global_init done
@@ -1380,7 +1378,7 @@ static void s_store_problem (s_actor_t *self, const char *what)
 {
     char escaped[600];
     ml_log (ML_LOG_ERROR, "mail: %s failed: %s", what,
-            ml_log_escape (ml_odbc_error (self->odbc)->message, escaped, sizeof escaped));
+            ml_log_escape (ml_db_error (self->db)->message, escaped, sizeof escaped));
 }
 
 static int s_record_sent (s_actor_t *self, int64_t mail_id)
@@ -1388,10 +1386,10 @@ static int s_record_sent (s_actor_t *self, int64_t mail_id)
     char now[32];
     s_timestamp (s_now_ms (), now, sizeof now);
     //  One statement in autocommit: its own transaction, committed before anything else.
-    return ml_odbc_execute (self->odbc,
-                            "UPDATE mail SET state = 'sent', sent_at = ?, updated_at = ?,"
-                            " next_attempt_at = NULL, last_error = NULL WHERE mail_id = ?",
-                            "ssi", now, now, mail_id) < 0
+    return ml_db_execute (self->db,
+                          "UPDATE mail SET state = 'sent', sent_at = ?, updated_at = ?,"
+                          " next_attempt_at = NULL, last_error = NULL WHERE mail_id = ?",
+                          "ssi", now, now, mail_id) < 0
                ? -1
                : 0;
 }
@@ -1411,10 +1409,10 @@ static int s_record_unrecorded (s_actor_t *self)
 
 //  Read a mail's body back, in pieces that fit the ODBC layer's columns, in one query.
 //  Returns the body (caller frees) or NULL.
-static char *s_load_body (ml_odbc_t *odbc, int64_t mail_id, int64_t characters)
+static char *s_load_body (ml_db_t *db, int64_t mail_id, int64_t characters)
 {
-    ml_query_t *query = ml_odbc_query (
-        odbc,
+    ml_db_query_t *query = ml_db_query (
+        db,
         "WITH RECURSIVE part (n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM part"
         " WHERE (n + 1) * 64 < ?)"
         " SELECT substr (body, n * 64 + 1, 64) FROM part, mail WHERE mail_id = ? ORDER BY n",
@@ -1423,15 +1421,15 @@ static char *s_load_body (ml_odbc_t *odbc, int64_t mail_id, int64_t characters)
         return NULL;
     s_text_t body = {0};
     int rc;
-    while ((rc = ml_query_fetch (query)) == 1) {
-        const char *part = ml_query_text (query, 0);
-        if (!part || ml_query_truncated (query, 0)) {
+    while ((rc = ml_db_fetch (query)) == 1) {
+        const char *part = ml_db_text (query, 0);
+        if (!part || ml_db_truncated (query, 0)) {
             rc = -1;
             break;
         }
         s_adds (&body, part);
     }
-    ml_query_destroy (&query);
+    ml_db_query_destroy (&query);
     //  A body that does not come back whole is never sent in part.
     if (rc < 0 || body.full || !body.data || (int64_t)s_utf8_chars (body.data) != characters) {
         free (body.data);
@@ -1453,11 +1451,11 @@ static s_pass_t s_attempt (s_actor_t *self, int64_t mail_id)
     //  The claim counts the attempt and moves the mail out of the due set for the lease:
     //  another mailer on the same store skips it, and if this core dies while sending, the
     //  mail is due again once the lease ends.
-    int64_t claimed = ml_odbc_execute (self->odbc,
-                                       "UPDATE mail SET attempts = attempts + 1,"
-                                       " next_attempt_at = ?, updated_at = ? WHERE mail_id = ?"
-                                       " AND state = 'pending' AND next_attempt_at <= ?",
-                                       "ssis", lease, now, mail_id, now);
+    int64_t claimed = ml_db_execute (self->db,
+                                     "UPDATE mail SET attempts = attempts + 1,"
+                                     " next_attempt_at = ?, updated_at = ? WHERE mail_id = ?"
+                                     " AND state = 'pending' AND next_attempt_at <= ?",
+                                     "ssis", lease, now, mail_id, now);
     if (claimed < 0) {
         s_store_problem (self, "claiming a mail");
         return S_STOP;
@@ -1467,25 +1465,24 @@ static s_pass_t s_attempt (s_actor_t *self, int64_t mail_id)
     char kind[ML_MAILER_KIND_MAX + 1] = "", message_id[80] = "", created_at[32] = "";
     char recipient[ML_MAILER_ADDRESS_MAX + 1] = "", subject[ML_MAILER_SUBJECT_MAX + 1] = "";
     int64_t attempts = 0, characters = 0;
-    ml_query_t *query =
-        ml_odbc_query (self->odbc,
-                       "SELECT kind, message_id, recipient, subject, created_at, attempts,"
-                       " length (body) FROM mail WHERE mail_id = ?",
-                       "i", mail_id);
-    bool loaded = query && ml_query_fetch (query) == 1;
+    ml_db_query_t *query =
+        ml_db_query (self->db,
+                     "SELECT kind, message_id, recipient, subject, created_at, attempts,"
+                     " length (body) FROM mail WHERE mail_id = ?",
+                     "i", mail_id);
+    bool loaded = query && ml_db_fetch (query) == 1;
     for (int column = 0; loaded && column < 5; column++)
-        loaded = ml_query_text (query, column) && !ml_query_truncated (query, column);
+        loaded = ml_db_text (query, column) && !ml_db_truncated (query, column);
     if (loaded) {
-        snprintf (kind, sizeof kind, "%s", ml_query_text (query, 0));
-        snprintf (message_id, sizeof message_id, "%s", ml_query_text (query, 1));
-        snprintf (recipient, sizeof recipient, "%s", ml_query_text (query, 2));
-        snprintf (subject, sizeof subject, "%s", ml_query_text (query, 3));
-        snprintf (created_at, sizeof created_at, "%s", ml_query_text (query, 4));
-        loaded = ml_query_int64 (query, 5, &attempts) == 0 &&
-                 ml_query_int64 (query, 6, &characters) == 0;
+        snprintf (kind, sizeof kind, "%s", ml_db_text (query, 0));
+        snprintf (message_id, sizeof message_id, "%s", ml_db_text (query, 1));
+        snprintf (recipient, sizeof recipient, "%s", ml_db_text (query, 2));
+        snprintf (subject, sizeof subject, "%s", ml_db_text (query, 3));
+        snprintf (created_at, sizeof created_at, "%s", ml_db_text (query, 4));
+        loaded = ml_db_int64 (query, 5, &attempts) == 0 && ml_db_int64 (query, 6, &characters) == 0;
     }
-    ml_query_destroy (&query);
-    char *sealed = loaded ? s_load_body (self->odbc, mail_id, characters) : NULL;
+    ml_db_query_destroy (&query);
+    char *sealed = loaded ? s_load_body (self->db, mail_id, characters) : NULL;
     s_text_t message = {0};
     char error[S_ERROR_MAX + 1] = "";
     s_outcome_t outcome;
@@ -1498,10 +1495,10 @@ static s_pass_t s_attempt (s_actor_t *self, int64_t mail_id)
                   "the body cannot be opened with this core's outbox key (mail/outbox_key): "
                   "it was sealed under another key, or the row was altered");
         ml_log (ML_LOG_ERROR, "mail: mail %lld: %s", (long long)mail_id, error);
-        if (ml_odbc_execute (self->odbc,
-                             "UPDATE mail SET state = 'failed', last_error = ?,"
-                             " next_attempt_at = NULL, updated_at = ? WHERE mail_id = ?",
-                             "ssi", error, now, mail_id) < 0) {
+        if (ml_db_execute (self->db,
+                           "UPDATE mail SET state = 'failed', last_error = ?,"
+                           " next_attempt_at = NULL, updated_at = ? WHERE mail_id = ?",
+                           "ssi", error, now, mail_id) < 0) {
             s_store_problem (self, "recording a failed attempt");
             return S_STOP;
         }
@@ -1512,7 +1509,7 @@ static s_pass_t s_attempt (s_actor_t *self, int64_t mail_id)
         char escaped[600];
         ml_log (ML_LOG_ERROR, "mail: cannot read mail %lld back from the store: %s",
                 (long long)mail_id,
-                ml_log_escape (ml_odbc_error (self->odbc)->message, escaped, sizeof escaped));
+                ml_log_escape (ml_db_error (self->db)->message, escaped, sizeof escaped));
         return S_STOP;
     }
     s_message (&message, settings, message_id, recipient, subject, created_at, body);
@@ -1546,10 +1543,10 @@ static s_pass_t s_attempt (s_actor_t *self, int64_t mail_id)
     int64_t rows;
     if (outcome == S_ABORTED) {
         //  Not the mail's fault: the attempt does not count, and it is due at once.
-        rows = ml_odbc_execute (self->odbc,
-                                "UPDATE mail SET attempts = attempts - 1, next_attempt_at = ?,"
-                                " updated_at = ? WHERE mail_id = ? AND state = 'pending'",
-                                "ssi", now, now, mail_id);
+        rows = ml_db_execute (self->db,
+                              "UPDATE mail SET attempts = attempts - 1, next_attempt_at = ?,"
+                              " updated_at = ? WHERE mail_id = ? AND state = 'pending'",
+                              "ssi", now, now, mail_id);
         ml_log (ML_LOG_NOTICE, "mail: mail %lld abandoned: the mailer is stopping",
                 (long long)mail_id);
     } else if (outcome == S_PERMANENT || attempts >= settings->max_attempts) {
@@ -1561,20 +1558,20 @@ static s_pass_t s_attempt (s_actor_t *self, int64_t mail_id)
             memcpy (error, last, sizeof error);
             ml_log_escape (error, escaped, sizeof escaped);
         }
-        rows = ml_odbc_execute (self->odbc,
-                                "UPDATE mail SET state = 'failed', last_error = ?,"
-                                " next_attempt_at = NULL, updated_at = ? WHERE mail_id = ?",
-                                "ssi", error, now, mail_id);
+        rows = ml_db_execute (self->db,
+                              "UPDATE mail SET state = 'failed', last_error = ?,"
+                              " next_attempt_at = NULL, updated_at = ? WHERE mail_id = ?",
+                              "ssi", error, now, mail_id);
         ml_log (ML_LOG_WARNING, "mail: mail %lld (%s) failed for good: %s", (long long)mail_id,
                 kind, escaped);
     } else {
         int64_t wait = s_backoff_ms (settings, attempts);
         char next[32];
         s_timestamp (now_ms + wait, next, sizeof next);
-        rows = ml_odbc_execute (self->odbc,
-                                "UPDATE mail SET last_error = ?, next_attempt_at = ?,"
-                                " updated_at = ? WHERE mail_id = ? AND state = 'pending'",
-                                "sssi", error, next, now, mail_id);
+        rows = ml_db_execute (self->db,
+                              "UPDATE mail SET last_error = ?, next_attempt_at = ?,"
+                              " updated_at = ? WHERE mail_id = ? AND state = 'pending'",
+                              "sssi", error, next, now, mail_id);
         ml_log (ML_LOG_WARNING,
                 "mail: mail %lld (%s) not sent, attempt %lld of %d, next in %lld ms: %s",
                 (long long)mail_id, kind, (long long)attempts, settings->max_attempts,
@@ -1598,16 +1595,16 @@ static void s_pass (s_actor_t *self)
         s_timestamp (s_now_ms (), now, sizeof now);
         int64_t due[S_BATCH];
         size_t count = 0;
-        ml_query_t *query = ml_odbc_query (
-            self->odbc,
-            "SELECT mail_id FROM mail WHERE state = 'pending' AND next_attempt_at <= ?"
-            " ORDER BY next_attempt_at, mail_id LIMIT ?",
-            "si", now, (int64_t)S_BATCH);
+        ml_db_query_t *query =
+            ml_db_query (self->db,
+                         "SELECT mail_id FROM mail WHERE state = 'pending' AND next_attempt_at <= ?"
+                         " ORDER BY next_attempt_at, mail_id LIMIT ?",
+                         "si", now, (int64_t)S_BATCH);
         int rc = query ? 1 : -1;
-        while (count < S_BATCH && (rc = ml_query_fetch (query)) == 1)
-            if (ml_query_int64 (query, 0, &due[count]) == 0)
+        while (count < S_BATCH && (rc = ml_db_fetch (query)) == 1)
+            if (ml_db_int64 (query, 0, &due[count]) == 0)
                 count++;
-        ml_query_destroy (&query);
+        ml_db_query_destroy (&query);
         if (rc < 0) {
             s_store_problem (self, "reading the outbox");
             return;
@@ -1630,7 +1627,7 @@ static void s_actor_destroy (s_actor_t *self)
         curl_easy_cleanup (self->curl);
     if (self->curl_ready)
         curl_global_cleanup ();
-    ml_odbc_destroy (&self->odbc);
+    ml_db_destroy (&self->db);
     ml_mailer_settings_wipe (&self->settings);
     sodium_memzero (self->key, sizeof self->key);
 }
@@ -1648,18 +1645,18 @@ static int s_actor_init (s_actor_t *self)
         ml_log (ML_LOG_ERROR, "mail: %s", error);
         return -1;
     }
-    ml_odbc_error_t odbc_error;
-    self->odbc = ml_odbc_new (self->settings.store, &odbc_error);
-    if (!self->odbc) {
+    ml_db_error_t db_error;
+    self->db = ml_db_new (self->settings.store, &db_error);
+    if (!self->db) {
         char escaped[600];
         ml_log (ML_LOG_ERROR, "mail: cannot open the core store: %s",
-                ml_log_escape (odbc_error.message, escaped, sizeof escaped));
+                ml_log_escape (db_error.message, escaped, sizeof escaped));
         return -1;
     }
     //  A sent mail recorded must stay recorded, as the store's own connection does it.
     if (strstr (self->settings.store, "SQLite"))
-        ml_odbc_execute (self->odbc, "PRAGMA synchronous = FULL", NULL);
-    if (ml_store_schema (self->odbc, s_schema, sizeof s_schema / sizeof s_schema[0], "mail table",
+        ml_db_execute (self->db, "PRAGMA synchronous = FULL", NULL);
+    if (ml_store_schema (self->db, s_schema, sizeof s_schema / sizeof s_schema[0], "mail table",
                          error, sizeof error) != 0) {
         ml_log (ML_LOG_ERROR, "mail: %s", error);
         return -1;
@@ -1804,36 +1801,36 @@ typedef struct {
     char state[16], message_id[80], last_error[S_ERROR_MAX + 1], next_attempt_at[32];
 } s_row_t;
 
-static bool s_row (ml_odbc_t *odbc, const char *key, s_row_t *row)
+static bool s_row (ml_db_t *db, const char *key, s_row_t *row)
 {
-    ml_query_t *query = ml_odbc_query (odbc,
-                                       "SELECT mail_id, attempts, state, message_id, last_error,"
-                                       " next_attempt_at FROM mail WHERE dedupe_key = ?",
-                                       "s", key);
+    ml_db_query_t *query = ml_db_query (db,
+                                        "SELECT mail_id, attempts, state, message_id, last_error,"
+                                        " next_attempt_at FROM mail WHERE dedupe_key = ?",
+                                        "s", key);
     assert (query);
-    bool found = ml_query_fetch (query) == 1;
+    bool found = ml_db_fetch (query) == 1;
     if (found) {
-        assert (ml_query_int64 (query, 0, &row->mail_id) == 0);
-        assert (ml_query_int64 (query, 1, &row->attempts) == 0);
-        snprintf (row->state, sizeof row->state, "%s", ml_query_text (query, 2));
-        snprintf (row->message_id, sizeof row->message_id, "%s", ml_query_text (query, 3));
-        const char *error = ml_query_text (query, 4), *next = ml_query_text (query, 5);
+        assert (ml_db_int64 (query, 0, &row->mail_id) == 0);
+        assert (ml_db_int64 (query, 1, &row->attempts) == 0);
+        snprintf (row->state, sizeof row->state, "%s", ml_db_text (query, 2));
+        snprintf (row->message_id, sizeof row->message_id, "%s", ml_db_text (query, 3));
+        const char *error = ml_db_text (query, 4), *next = ml_db_text (query, 5);
         snprintf (row->last_error, sizeof row->last_error, "%s", error ? error : "");
         snprintf (row->next_attempt_at, sizeof row->next_attempt_at, "%s", next ? next : "");
     }
-    ml_query_destroy (&query);
+    ml_db_query_destroy (&query);
     return found;
 }
 
 //  Wait until the mail is in state with at least min_attempts attempts and, unless
 //  error_part is NULL, a last_error holding error_part (a pending mail's attempts count
 //  from its claim, so that is how to wait for the end of a failed attempt).
-static void s_wait_state (ml_odbc_t *odbc, const char *key, const char *state, int64_t min_attempts,
+static void s_wait_state (ml_db_t *db, const char *key, const char *state, int64_t min_attempts,
                           const char *error_part, s_row_t *row)
 {
     int64_t deadline = zclock_mono () + 10000;
     while (true) {
-        assert (s_row (odbc, key, row));
+        assert (s_row (db, key, row));
         if (streq (row->state, state) && row->attempts >= min_attempts &&
             (!error_part || strstr (row->last_error, error_part)))
             return;
@@ -1982,7 +1979,7 @@ static void s_test_encoding (void)
 }
 
 //  What enqueue refuses, and that it joins the caller's transaction.
-static void s_test_enqueue (ml_mailer_t *mailer, ml_odbc_t *odbc)
+static void s_test_enqueue (ml_mailer_t *mailer, ml_db_t *db)
 {
     char error[300], big[ML_MAILER_BODY_MAX + 2], subject[ML_MAILER_SUBJECT_MAX + 2];
     const char *ok = "Your receipt";
@@ -2029,14 +2026,14 @@ static void s_test_enqueue (ml_mailer_t *mailer, ml_odbc_t *odbc)
                                sizeof error) == -1);
     assert (strstr (error, "64 KiB"));
     s_row_t row;
-    assert (!s_row (odbc, "k1", &row));
+    assert (!s_row (db, "k1", &row));
 
     //  A mail enqueued in a transaction that rolls back was never there.
-    assert (ml_odbc_begin (odbc) == 0);
+    assert (ml_db_begin (db) == 0);
     assert (ml_mailer_enqueue (mailer, "receipt", "rolled-back", "acme", "pat@example.com", ok, "x",
                                error, sizeof error) == 1);
-    assert (ml_odbc_rollback (odbc) == 0);
-    assert (!s_row (odbc, "rolled-back", &row));
+    assert (ml_db_rollback (db) == 0);
+    assert (!s_row (db, "rolled-back", &row));
 }
 
 static void s_test_settings (const char *directory)
@@ -2260,7 +2257,7 @@ static void s_test_outbox_key (const char *directory)
 //  files, another key cannot open it, nor can the right key once the row was redirected. A
 //  body an older release left in clear text is sealed when the outbox opens. No actor may
 //  run on the store when this is called.
-static void s_test_sealed (ml_mailer_t *mailer, ml_odbc_t *odbc, const char *directory,
+static void s_test_sealed (ml_mailer_t *mailer, ml_db_t *db, const char *directory,
                            const char *maildir, ml_mailer_settings_t *settings)
 {
     const char *secret = "7f3a9c2e51b84d06a1e9c3f5b7d20486";
@@ -2279,26 +2276,24 @@ static void s_test_sealed (ml_mailer_t *mailer, ml_odbc_t *odbc, const char *dir
     zactor_t *actor = s_actor_start (&other);
     zstr_send (actor, "SEND");
     s_row_t row;
-    s_wait_state (odbc, "link:sealed", "failed", 1, "outbox key", &row);
+    s_wait_state (db, "link:sealed", "failed", 1, "outbox key", &row);
     zactor_destroy (&actor);
     //  The right key, but the row was redirected in the store: not opened either.
     assert (ml_mailer_retry (mailer, row.mail_id) == 1);
-    assert (ml_odbc_execute (odbc,
-                             "UPDATE mail SET recipient = 'thief@example.com' WHERE mail_id = ?",
-                             "i", row.mail_id) == 1);
+    assert (ml_db_execute (db, "UPDATE mail SET recipient = 'thief@example.com' WHERE mail_id = ?",
+                           "i", row.mail_id) == 1);
     actor = s_actor_start (settings);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "link:sealed", "failed", 1, "outbox key", &row);
+    s_wait_state (db, "link:sealed", "failed", 1, "outbox key", &row);
     json_t *received = s_received (maildir, row.message_id);
     assert (json_array_size (received) == 0);
     json_decref (received);
     //  Put back: sent, and the payer gets the secret.
-    assert (ml_odbc_execute (odbc,
-                             "UPDATE mail SET recipient = 'pat@example.com' WHERE mail_id = ?", "i",
-                             row.mail_id) == 1);
+    assert (ml_db_execute (db, "UPDATE mail SET recipient = 'pat@example.com' WHERE mail_id = ?",
+                           "i", row.mail_id) == 1);
     assert (ml_mailer_retry (mailer, row.mail_id) == 1);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "link:sealed", "sent", 1, NULL, &row);
+    s_wait_state (db, "link:sealed", "sent", 1, NULL, &row);
     received = s_wait_received (maildir, row.message_id, 1);
     assert (json_array_size (received) == 1);
     assert (strstr (json_string_value (json_object_get (json_array_get (received, 0), "body")),
@@ -2306,25 +2301,25 @@ static void s_test_sealed (ml_mailer_t *mailer, ml_odbc_t *odbc, const char *dir
     json_decref (received);
     zactor_destroy (&actor);
     //  A body from before sealing: sealed when the outbox opens, then sent as it was.
-    assert (ml_odbc_execute (odbc,
-                             "INSERT INTO mail (dedupe_key, message_id, kind, firm_id, recipient,"
-                             " subject, body, state, attempts, next_attempt_at, created_at,"
-                             " updated_at) VALUES ('link:old', '<old-1@matterlink.invalid>',"
-                             " 'payment_link', 'acme', 'pat@example.com', 'Old', ?, 'pending', 0,"
-                             " '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z',"
-                             " '2020-01-01T00:00:00.000Z')",
-                             "s", "old code 5be0c1d2e3f4a5b6c7d8e9f0a1b2c3d4\n") == 1);
-    ml_mailer_t *reopened = ml_mailer_new (odbc, settings->outbox_key, error, sizeof error);
+    assert (ml_db_execute (db,
+                           "INSERT INTO mail (dedupe_key, message_id, kind, firm_id, recipient,"
+                           " subject, body, state, attempts, next_attempt_at, created_at,"
+                           " updated_at) VALUES ('link:old', '<old-1@matterlink.invalid>',"
+                           " 'payment_link', 'acme', 'pat@example.com', 'Old', ?, 'pending', 0,"
+                           " '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z',"
+                           " '2020-01-01T00:00:00.000Z')",
+                           "s", "old code 5be0c1d2e3f4a5b6c7d8e9f0a1b2c3d4\n") == 1);
+    ml_mailer_t *reopened = ml_mailer_new (db, settings->outbox_key, error, sizeof error);
     assert (reopened);
     ml_mailer_destroy (&reopened);
-    ml_query_t *query =
-        ml_odbc_query (odbc, "SELECT body FROM mail WHERE dedupe_key = 'link:old'", NULL);
-    assert (query && ml_query_fetch (query) == 1);
-    assert (strncmp (ml_query_text (query, 0), S_SEALED, strlen (S_SEALED)) == 0);
-    ml_query_destroy (&query);
+    ml_db_query_t *query =
+        ml_db_query (db, "SELECT body FROM mail WHERE dedupe_key = 'link:old'", NULL);
+    assert (query && ml_db_fetch (query) == 1);
+    assert (strncmp (ml_db_text (query, 0), S_SEALED, strlen (S_SEALED)) == 0);
+    ml_db_query_destroy (&query);
     actor = s_actor_start (settings);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "link:old", "sent", 1, NULL, &row);
+    s_wait_state (db, "link:old", "sent", 1, NULL, &row);
     received = s_wait_received (maildir, row.message_id, 1);
     assert (json_array_size (received) == 1);
     assert (strstr (json_string_value (json_object_get (json_array_get (received, 0), "body")),
@@ -2368,7 +2363,7 @@ void ml_mailer_test (bool verbose)
     char directory[128], maildir[200], log_path[200], server_log[200], error[600];
     ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
-    ml_odbc_t *odbc = ml_store_odbc (store);
+    ml_db_t *db = ml_store_db (store);
     snprintf (maildir, sizeof maildir, "%s/received", directory);
     snprintf (log_path, sizeof log_path, "%s/ml_log.txt", directory);
     snprintf (server_log, sizeof server_log, "%s/smtp_server.txt", directory);
@@ -2388,9 +2383,9 @@ void ml_mailer_test (bool verbose)
     s_test_outbox_key (directory);
     char outbox_key[200];
     snprintf (outbox_key, sizeof outbox_key, "%s/outbox.key", directory);
-    ml_mailer_t *mailer = ml_mailer_new (odbc, outbox_key, error, sizeof error);
+    ml_mailer_t *mailer = ml_mailer_new (db, outbox_key, error, sizeof error);
     assert (mailer);
-    s_test_enqueue (mailer, odbc);
+    s_test_enqueue (mailer, db);
     s_test_settings (directory);
 
     //  One server plays every scenario, one recipient each: it refuses bounce@, answers 451
@@ -2427,13 +2422,13 @@ void ml_mailer_test (bool verbose)
     const char *subject = "Re\xc3\xa7u de paiement \xe2\x80\x94 \xe2\x82\xac"
                           "125.00, merci";
     //  As the core does it: the mail in the transaction of the event, SEND after commit.
-    assert (ml_odbc_begin (odbc) == 0);
+    assert (ml_db_begin (db) == 0);
     assert (s_enqueue (mailer, "receipt:p-1", "zoe@example.com", subject, S_TEST_BODY) == 1);
     assert (s_enqueue (mailer, "receipt:p-1", "zoe@example.com", subject, S_TEST_BODY) == 0);
-    assert (ml_odbc_commit (odbc) == 0);
+    assert (ml_db_commit (db) == 0);
     zstr_send (actor, "SEND");
     s_row_t row;
-    s_wait_state (odbc, "receipt:p-1", "sent", 1, NULL, &row);
+    s_wait_state (db, "receipt:p-1", "sent", 1, NULL, &row);
     assert (row.attempts == 1 && !*row.last_error && !*row.next_attempt_at);
     assert (strncmp (row.message_id, "<", 1) == 0 &&
             strstr (row.message_id, "@matterlink.invalid>"));
@@ -2442,7 +2437,7 @@ void ml_mailer_test (bool verbose)
     s_check_first_mail (json_array_get (received, 0), subject, "zoe@example.com");
     json_decref (received);
     zactor_destroy (&actor);
-    s_test_sealed (mailer, odbc, directory, maildir, &settings);
+    s_test_sealed (mailer, db, directory, maildir, &settings);
     actor = s_actor_start (&settings);
 
     //  The largest body, with multi-byte characters across the store's read pieces.
@@ -2460,7 +2455,7 @@ void ml_mailer_test (bool verbose)
     large[used] = 0;
     assert (s_enqueue (mailer, "receipt:large", "zoe@example.com", "Large", large) == 1);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "receipt:large", "sent", 1, NULL, &row);
+    s_wait_state (db, "receipt:large", "sent", 1, NULL, &row);
     received = s_received (maildir, row.message_id);
     assert (json_array_size (received) == 1);
     const char *got = json_string_value (json_object_get (json_array_get (received, 0), "body"));
@@ -2476,7 +2471,7 @@ void ml_mailer_test (bool verbose)
     //  A 550 to the recipient: failed at once, with the server's reason, nothing received.
     assert (s_enqueue (mailer, "receipt:bounce", "bounce@example.com", "Receipt", "Thanks.") == 1);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "receipt:bounce", "failed", 1, "550", &row);
+    s_wait_state (db, "receipt:bounce", "failed", 1, "550", &row);
     assert (row.attempts == 1 && strstr (row.last_error, "RCPT TO") &&
             strstr (row.last_error, "550"));
     received = s_received (maildir, row.message_id);
@@ -2504,7 +2499,7 @@ void ml_mailer_test (bool verbose)
     json_decref (reply);
     json_decref (request);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "receipt:bounce", "failed", 1, "550", &row);
+    s_wait_state (db, "receipt:bounce", "failed", 1, "550", &row);
     request = json_pack ("{s:s}", "state", "lost");
     reply = ml_mailer_execute (mailer, "mail-list", request);
     assert (json_is_false (json_object_get (reply, "ok")));
@@ -2518,7 +2513,7 @@ void ml_mailer_test (bool verbose)
     //  451 twice, then accepted: one message, three attempts.
     assert (s_enqueue (mailer, "receipt:451", "t451@example.com", "Tempfail", "Three tries.") == 1);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "receipt:451", "sent", 3, NULL, &row);
+    s_wait_state (db, "receipt:451", "sent", 3, NULL, &row);
     assert (row.attempts == 3);
     received = s_wait_received (maildir, row.message_id, 1);
     assert (json_array_size (received) == 1);
@@ -2526,7 +2521,7 @@ void ml_mailer_test (bool verbose)
     //  The connection drops before the answer (nothing kept): sent again, received once.
     assert (s_enqueue (mailer, "receipt:drop", "drop@example.com", "Drop", "Two tries.") == 1);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "receipt:drop", "sent", 2, NULL, &row);
+    s_wait_state (db, "receipt:drop", "sent", 2, NULL, &row);
     assert (row.attempts == 2);
     received = s_wait_received (maildir, row.message_id, 1);
     assert (json_array_size (received) == 1);
@@ -2535,7 +2530,7 @@ void ml_mailer_test (bool verbose)
     //  arrives twice, byte for byte the same, with the same Message-ID.
     assert (s_enqueue (mailer, "receipt:window", "window@example.com", "Window", "Twice.") == 1);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "receipt:window", "sent", 2, NULL, &row);
+    s_wait_state (db, "receipt:window", "sent", 2, NULL, &row);
     assert (row.attempts == 2);
     received = s_wait_received (maildir, row.message_id, 2);
     assert (json_array_size (received) == 2);
@@ -2546,7 +2541,7 @@ void ml_mailer_test (bool verbose)
     //  drops the message whose client left before the answer (checked again at the end).
     assert (s_enqueue (mailer, "receipt:slow", "slow@example.com", "Slow", "Late.") == 1);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "receipt:slow", "sent", 2, NULL, &row);
+    s_wait_state (db, "receipt:slow", "sent", 2, NULL, &row);
     assert (row.attempts == 2);
     char slow_id[80];
     snprintf (slow_id, sizeof slow_id, "%s", row.message_id);
@@ -2556,7 +2551,7 @@ void ml_mailer_test (bool verbose)
     //  A server that never stops answering 451: after max_attempts, failed, with the reason.
     assert (s_enqueue (mailer, "receipt:busy", "busy@example.com", "Busy", "Never.") == 1);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "receipt:busy", "failed", 5, "gave up after 5 attempts", &row);
+    s_wait_state (db, "receipt:busy", "failed", 5, "gave up after 5 attempts", &row);
     assert (row.attempts == 5 && strstr (row.last_error, "451"));
     zactor_destroy (&actor);
 
@@ -2566,12 +2561,12 @@ void ml_mailer_test (bool verbose)
     actor = s_actor_start (&settings);
     assert (s_enqueue (mailer, "receipt:stop", "stop@example.com", "Stop", "Abandoned.") == 1);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "receipt:stop", "pending", 1, NULL, &row);
+    s_wait_state (db, "receipt:stop", "pending", 1, NULL, &row);
     zclock_sleep (200); //  into the server's delay of 2.5 s
     int64_t stop_started = zclock_mono ();
     zactor_destroy (&actor);
     assert (zclock_mono () - stop_started < 2000);
-    assert (s_row (odbc, "receipt:stop", &row));
+    assert (s_row (db, "receipt:stop", &row));
     assert (streq (row.state, "pending") && row.attempts == 0);
     settings.timeout_ms = 1000;
 
@@ -2580,7 +2575,7 @@ void ml_mailer_test (bool verbose)
     actor = s_actor_start (&settings);
     assert (s_enqueue (mailer, "receipt:down-1", "zoe@example.com", "Down 1", "One.") == 1);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "receipt:down-1", "pending", 1, "connecting", &row);
+    s_wait_state (db, "receipt:down-1", "pending", 1, "connecting", &row);
     assert (strstr (row.last_error, "connecting") && *row.next_attempt_at);
     //  A restart: the actor goes, a mail is enqueued meanwhile, a new actor sends both when
     //  the server is back, and the mail abandoned above.
@@ -2588,15 +2583,15 @@ void ml_mailer_test (bool verbose)
     assert (s_enqueue (mailer, "receipt:down-2", "zoe@example.com", "Down 2", "Two.") == 1);
     server = s_server_start (maildir, &port, server_log, server_args + 10); //  slow stop@ only
     actor = s_actor_start (&settings);
-    s_wait_state (odbc, "receipt:down-1", "sent", 2, NULL, &row);
+    s_wait_state (db, "receipt:down-1", "sent", 2, NULL, &row);
     received = s_received (maildir, row.message_id);
     assert (json_array_size (received) == 1);
     json_decref (received);
-    s_wait_state (odbc, "receipt:down-2", "sent", 1, NULL, &row);
+    s_wait_state (db, "receipt:down-2", "sent", 1, NULL, &row);
     received = s_received (maildir, row.message_id);
     assert (json_array_size (received) == 1);
     json_decref (received);
-    s_wait_state (odbc, "receipt:stop", "sent", 1, NULL, &row);
+    s_wait_state (db, "receipt:stop", "sent", 1, NULL, &row);
     char stop_id[80];
     snprintf (stop_id, sizeof stop_id, "%s", row.message_id);
     zactor_destroy (&actor);
@@ -2606,7 +2601,7 @@ void ml_mailer_test (bool verbose)
     actor = s_actor_start (&settings);
     assert (s_enqueue (mailer, "receipt:tls", "zoe@example.com", "TLS", "Secret.") == 1);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "receipt:tls", "pending", 1, "STARTTLS", &row);
+    s_wait_state (db, "receipt:tls", "pending", 1, "STARTTLS", &row);
     assert (strstr (row.last_error, "STARTTLS"));
     received = s_received (maildir, row.message_id);
     assert (json_array_size (received) == 0);
@@ -2647,7 +2642,7 @@ void ml_mailer_test (bool verbose)
     actor = s_actor_start (&tls_settings);
     ml_mailer_settings_wipe (&tls_settings);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "receipt:tls", "pending", 2, "535", &row);
+    s_wait_state (db, "receipt:tls", "pending", 2, "535", &row);
     assert (strstr (row.last_error, "login") && strstr (row.last_error, "535"));
     zactor_destroy (&actor);
     ml_selftest_write (password_file, "s3cr3t-SMTP-pw\n", 0600);
@@ -2656,7 +2651,7 @@ void ml_mailer_test (bool verbose)
     actor = s_actor_start (&tls_settings);
     ml_mailer_settings_wipe (&tls_settings);
     zstr_send (actor, "SEND");
-    s_wait_state (odbc, "receipt:tls", "sent", 3, NULL, &row);
+    s_wait_state (db, "receipt:tls", "sent", 3, NULL, &row);
     received = s_received (maildir, row.message_id);
     assert (json_array_size (received) == 1);
     json_t *record = json_array_get (received, 0);
@@ -2692,8 +2687,7 @@ void ml_mailer_test (bool verbose)
     s_text_t plain_auth = {0};
     s_base64 (&plain_auth, (const unsigned char *)"\0matterlink\0s3cr3t-SMTP-pw", 26);
     const char *secrets[] = {password, "wrong-SMTP-pw", "Zq8v", plain_auth.data};
-    all =
-        ml_store_rows (ml_odbc_query (odbc, "SELECT last_error FROM mail", NULL), s_integer_column);
+    all = ml_store_rows (ml_db_query (db, "SELECT last_error FROM mail", NULL), s_integer_column);
     char *rows_text = json_dumps (all, 0);
     for (size_t index = 0; index < sizeof secrets / sizeof secrets[0]; index++)
         assert (!strstr (logged, secrets[index]) && !strstr (server_logged, secrets[index]) &&

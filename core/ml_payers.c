@@ -33,7 +33,7 @@
 #define S_LIST_MAX         1000
 
 struct _ml_payers_t {
-    ml_odbc_t *odbc;                   //  borrowed from the store
+    ml_db_t *db;                       //  borrowed from the store
     char staff_field[S_FIELD_MAX + 1]; //  ml_payers_staff_default's answer
 };
 
@@ -226,7 +226,7 @@ static void s_log_failure (ml_payers_t *self, const char *what)
 {
     char escaped[600];
     ml_log (ML_LOG_ERROR, "payers: %s failed: %s", what,
-            ml_log_escape (ml_odbc_error (self->odbc)->message, escaped, sizeof escaped));
+            ml_log_escape (ml_db_error (self->db)->message, escaped, sizeof escaped));
 }
 
 //  Log a store failure and give the operator's answer.
@@ -241,25 +241,25 @@ static json_t *s_store_failed (ml_payers_t *self, const char *what)
 static json_t *s_finish (ml_payers_t *self, json_t *reply)
 {
     if (json_is_true (json_object_get (reply, "ok"))) {
-        if (ml_odbc_commit (self->odbc) == 0)
+        if (ml_db_commit (self->db) == 0)
             return reply;
         json_decref (reply);
         reply = s_store_failed (self, "commit");
     }
-    ml_odbc_rollback (self->odbc);
+    ml_db_rollback (self->db);
     return reply;
 }
 
 //  The first column of the first row of a query, as an integer; destroys the query.
 //  Returns 1 found, 0 no row, -1 error (a NULL query is an error).
-static int s_first_int (ml_query_t *query, int64_t *value)
+static int s_first_int (ml_db_query_t *query, int64_t *value)
 {
     if (!query)
         return -1;
-    int rc = ml_query_fetch (query);
-    if (rc == 1 && ml_query_int64 (query, 0, value) != 0)
+    int rc = ml_db_fetch (query);
+    if (rc == 1 && ml_db_int64 (query, 0, value) != 0)
         rc = -1;
-    ml_query_destroy (&query);
+    ml_db_query_destroy (&query);
     return rc;
 }
 
@@ -272,7 +272,7 @@ static bool s_integer_column (const char *name)
 }
 
 //  Rows of this class's tables as JSON (ml_store_rows), with their integer columns.
-static json_t *s_rows (ml_query_t *query)
+static json_t *s_rows (ml_db_query_t *query)
 {
     return ml_store_rows (query, s_integer_column);
 }
@@ -284,7 +284,7 @@ static int s_row (ml_payers_t *self, json_t **row, const char *select, const cha
 {
     char sql[512];
     snprintf (sql, sizeof sql, "%s WHERE %s = ?", select, id_column);
-    json_t *rows = s_rows (ml_odbc_query (self->odbc, sql, "i", id));
+    json_t *rows = s_rows (ml_db_query (self->db, sql, "i", id));
     *row = json_array_size (rows) == 1 ? json_incref (json_array_get (rows, 0)) : NULL;
     int rc = rows ? (*row ? 1 : 0) : -1;
     json_decref (rows);
@@ -332,7 +332,7 @@ static json_t *s_limit_reached (ml_payers_t *self, int64_t payer_id, const char 
     char sql[128];
     snprintf (sql, sizeof sql, "SELECT COUNT (*) FROM %s WHERE payer_id = ?", table);
     int64_t count = 0;
-    if (s_first_int (ml_odbc_query (self->odbc, sql, "i", payer_id), &count) != 1)
+    if (s_first_int (ml_db_query (self->db, sql, "i", payer_id), &count) != 1)
         return s_store_failed (self, "count");
     if (count < limit)
         return NULL;
@@ -343,9 +343,8 @@ static json_t *s_limit_reached (ml_payers_t *self, int64_t payer_id, const char 
 //  The id the last INSERT gave its row.
 static int s_last_id (ml_payers_t *self, int64_t *id)
 {
-    return s_first_int (ml_odbc_query (self->odbc, "SELECT last_insert_rowid ()", NULL), id) == 1
-               ? 0
-               : -1;
+    return s_first_int (ml_db_query (self->db, "SELECT last_insert_rowid ()", NULL), id) == 1 ? 0
+                                                                                              : -1;
 }
 
 //  Returns NULL when no other payer of the firm has the e-mail (any case), else the reply.
@@ -353,10 +352,10 @@ static json_t *s_email_taken (ml_payers_t *self, const char *firm_id, const char
                               int64_t payer_id)
 {
     int64_t other = 0;
-    int rc = s_first_int (ml_odbc_query (self->odbc,
-                                         "SELECT payer_id FROM payer WHERE firm_id = ?"
-                                         " AND email = ? COLLATE NOCASE AND payer_id <> ?",
-                                         "ssi", firm_id, email, payer_id),
+    int rc = s_first_int (ml_db_query (self->db,
+                                       "SELECT payer_id FROM payer WHERE firm_id = ?"
+                                       " AND email = ? COLLATE NOCASE AND payer_id <> ?",
+                                       "ssi", firm_id, email, payer_id),
                           &other);
     if (rc < 0)
         return s_store_failed (self, "e-mail lookup");
@@ -369,8 +368,8 @@ static json_t *s_email_taken (ml_payers_t *self, const char *firm_id, const char
 
 static json_t *s_associations (ml_payers_t *self, int64_t payer_id)
 {
-    return s_rows (ml_odbc_query (
-        self->odbc, S_ASSOCIATION_SQL " WHERE payer_id = ?" S_ASSOCIATION_ORDER, "i", payer_id));
+    return s_rows (ml_db_query (
+        self->db, S_ASSOCIATION_SQL " WHERE payer_id = ?" S_ASSOCIATION_ORDER, "i", payer_id));
 }
 
 //  NULL for an empty string, so absent values are SQL NULL and JSON null.
@@ -397,8 +396,7 @@ static json_t *s_payer_add (ml_payers_t *self, const json_t *request)
         return ml_admin_error ("%s", problem);
     int64_t exists = 0;
     int rc = s_first_int (
-        ml_odbc_query (self->odbc, "SELECT COUNT (*) FROM firm WHERE firm_id = ?", "s", firm),
-        &exists);
+        ml_db_query (self->db, "SELECT COUNT (*) FROM firm WHERE firm_id = ?", "s", firm), &exists);
     if (rc != 1)
         return s_store_failed (self, "firm lookup");
     if (exists == 0)
@@ -409,10 +407,10 @@ static json_t *s_payer_add (ml_payers_t *self, const json_t *request)
     char now[32];
     ml_store_now (now, sizeof now);
     int64_t payer_id = 0;
-    if (ml_odbc_execute (self->odbc,
-                         "INSERT INTO payer (firm_id, name, email, phone, created_at, updated_at)"
-                         " VALUES (?, ?, ?, ?, ?, ?)",
-                         "ssssss", firm, name, email, s_or_null (phone), now, now) != 1 ||
+    if (ml_db_execute (self->db,
+                       "INSERT INTO payer (firm_id, name, email, phone, created_at, updated_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?)",
+                       "ssssss", firm, name, email, s_or_null (phone), now, now) != 1 ||
         s_last_id (self, &payer_id) != 0)
         return s_store_failed (self, "payer-add");
     ml_log (ML_LOG_NOTICE, "payers: payer %lld added", (long long)payer_id);
@@ -447,12 +445,12 @@ static json_t *s_payer_edit (ml_payers_t *self, const json_t *request)
     char now[32];
     ml_store_now (now, sizeof now);
     //  The payer keeps its id whatever changes, so its methods and associations follow it.
-    if (ml_odbc_execute (self->odbc,
-                         "UPDATE payer SET name = COALESCE (?, name), email = COALESCE (?, email),"
-                         " phone = CASE WHEN ? = 1 THEN ? ELSE phone END, updated_at = ?"
-                         " WHERE payer_id = ?",
-                         "ssissi", name, email, (int64_t)(phone_given ? 1 : 0), s_or_null (phone),
-                         now, payer_id) != 1)
+    if (ml_db_execute (self->db,
+                       "UPDATE payer SET name = COALESCE (?, name), email = COALESCE (?, email),"
+                       " phone = CASE WHEN ? = 1 THEN ? ELSE phone END, updated_at = ?"
+                       " WHERE payer_id = ?",
+                       "ssissi", name, email, (int64_t)(phone_given ? 1 : 0), s_or_null (phone),
+                       now, payer_id) != 1)
         return s_store_failed (self, "payer-edit");
     return s_reply_row (self, "payer", S_PAYER_SQL, "payer_id", payer_id);
 }
@@ -484,8 +482,8 @@ static json_t *s_payer_list (ml_payers_t *self, const json_t *request)
     if (*problem)
         return ml_admin_error ("%s", problem);
     //  instr, not LIKE: a % or _ typed by staff is text to find, not a wildcard.
-    json_t *payers = s_rows (ml_odbc_query (
-        self->odbc,
+    json_t *payers = s_rows (ml_db_query (
+        self->db,
         S_PAYER_SQL
         " WHERE (? IS NULL OR firm_id = ?) AND (? IS NULL"
         " OR instr (lower (name), lower (?)) > 0 OR instr (lower (email), lower (?)) > 0)"
@@ -506,8 +504,8 @@ static json_t *s_payer_show (ml_payers_t *self, const json_t *request)
     json_t *refused = s_load (self, &payer, S_PAYER_SQL, "payer_id", payer_id, "payer");
     if (refused)
         return refused;
-    json_t *methods = s_rows (ml_odbc_query (
-        self->odbc, S_METHOD_SQL " WHERE payer_id = ? ORDER BY method_id", "i", payer_id));
+    json_t *methods = s_rows (ml_db_query (
+        self->db, S_METHOD_SQL " WHERE payer_id = ? ORDER BY method_id", "i", payer_id));
     json_t *associations = s_associations (self, payer_id);
     if (!methods || !associations) {
         json_decref (payer);
@@ -563,10 +561,10 @@ static json_t *s_method_add (ml_payers_t *self, const json_t *request)
     char now[32];
     ml_store_now (now, sizeof now);
     int64_t method_id = 0;
-    if (ml_odbc_execute (self->odbc,
-                         "INSERT INTO payment_method (payer_id, processor_token, brand, last4,"
-                         " exp_month, exp_year, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         "isssiis", payer_id, token, brand, last4, month, year, now) != 1 ||
+    if (ml_db_execute (self->db,
+                       "INSERT INTO payment_method (payer_id, processor_token, brand, last4,"
+                       " exp_month, exp_year, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       "isssiis", payer_id, token, brand, last4, month, year, now) != 1 ||
         s_last_id (self, &method_id) != 0)
         return s_store_failed (self, "method-add");
     ml_log (ML_LOG_NOTICE, "payers: payer %lld: payment method %lld added", (long long)payer_id,
@@ -584,7 +582,7 @@ static json_t *s_remove (ml_payers_t *self, const json_t *request, const char *t
         return ml_admin_error ("%s", problem);
     char sql[128];
     snprintf (sql, sizeof sql, "DELETE FROM %s WHERE %s = ?", table, id_column);
-    int64_t removed = ml_odbc_execute (self->odbc, sql, "i", id);
+    int64_t removed = ml_db_execute (self->db, sql, "i", id);
     if (removed < 0)
         return s_store_failed (self, table);
     if (removed == 0)
@@ -596,8 +594,8 @@ static json_t *s_remove (ml_payers_t *self, const json_t *request, const char *t
 static json_t *s_method_remove (ml_payers_t *self, const json_t *request)
 {
     //  A default choice goes with its method (in the op's one transaction).
-    if (ml_odbc_execute (self->odbc, "DELETE FROM payment_method_default WHERE method_id = ?", "i",
-                         (int64_t)json_integer_value (json_object_get (request, "method_id"))) < 0)
+    if (ml_db_execute (self->db, "DELETE FROM payment_method_default WHERE method_id = ?", "i",
+                       (int64_t)json_integer_value (json_object_get (request, "method_id"))) < 0)
         return s_store_failed (self, "method-remove");
     return s_remove (self, request, "payment_method", "method_id", "payment method");
 }
@@ -625,14 +623,14 @@ static json_t *s_association_list (ml_payers_t *self, const json_t *request)
 //  A staff user's default field into buf. Returns 1 set, 0 none, -1 error.
 static int s_staff_field (ml_payers_t *self, const char *staff, char *buf, size_t size)
 {
-    ml_query_t *query = ml_odbc_query (
-        self->odbc, "SELECT default_field FROM staff_preference WHERE staff = ?", "s", staff);
+    ml_db_query_t *query = ml_db_query (
+        self->db, "SELECT default_field FROM staff_preference WHERE staff = ?", "s", staff);
     if (!query)
         return -1;
-    int rc = ml_query_fetch (query);
+    int rc = ml_db_fetch (query);
     if (rc == 1)
-        snprintf (buf, size, "%s", ml_query_text (query, 0) ? ml_query_text (query, 0) : "");
-    ml_query_destroy (&query);
+        snprintf (buf, size, "%s", ml_db_text (query, 0) ? ml_db_text (query, 0) : "");
+    ml_db_query_destroy (&query);
     return rc;
 }
 
@@ -653,10 +651,10 @@ static json_t *s_staff_default (ml_payers_t *self, const json_t *request)
     if (field) {
         char now[32];
         ml_store_now (now, sizeof now);
-        if (ml_odbc_execute (self->odbc,
-                             "INSERT OR REPLACE INTO staff_preference (staff, default_field,"
-                             " updated_at) VALUES (?, ?, ?)",
-                             "sss", staff, field, now) != 1)
+        if (ml_db_execute (self->db,
+                           "INSERT OR REPLACE INTO staff_preference (staff, default_field,"
+                           " updated_at) VALUES (?, ?, ?)",
+                           "sss", staff, field, now) != 1)
             return s_store_failed (self, "staff-default");
         snprintf (stored, sizeof stored, "%s", field);
     } else if (s_staff_field (self, staff, stored, sizeof stored) < 0)
@@ -683,10 +681,10 @@ static json_t *s_association_record (ml_payers_t *self, int64_t payer_id, const 
     if (refused)
         return refused;
     int64_t existing = 0;
-    int rc = s_first_int (ml_odbc_query (self->odbc,
-                                         "SELECT association_id FROM association WHERE payer_id = ?"
-                                         " AND level = ? AND " S_TARGET_SQL " = ?",
-                                         "iss", payer_id, level, target),
+    int rc = s_first_int (ml_db_query (self->db,
+                                       "SELECT association_id FROM association WHERE payer_id = ?"
+                                       " AND level = ? AND " S_TARGET_SQL " = ?",
+                                       "iss", payer_id, level, target),
                           &existing);
     if (rc < 0)
         return s_store_failed (self, "association lookup");
@@ -701,15 +699,15 @@ static json_t *s_association_record (ml_payers_t *self, int64_t payer_id, const 
     int64_t association_id = 0;
     //  A level keeps its own number and those above it: a client association says
     //  nothing about a matter, so it stores none.
-    if (ml_odbc_execute (self->odbc,
-                         "INSERT INTO association (payer_id, level, client_number, client_name,"
-                         " matter_number, matter_description, invoice_number, created_at,"
-                         " created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         "issssssss", payer_id, level, s_or_null (found->client_number),
-                         s_or_null (found->client_name),
-                         rank >= 1 ? s_or_null (found->matter_number) : NULL,
-                         rank >= 1 ? s_or_null (found->matter_description) : NULL,
-                         rank == 2 ? s_or_null (found->invoice_number) : NULL, now, staff) != 1 ||
+    if (ml_db_execute (self->db,
+                       "INSERT INTO association (payer_id, level, client_number, client_name,"
+                       " matter_number, matter_description, invoice_number, created_at,"
+                       " created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "issssssss", payer_id, level, s_or_null (found->client_number),
+                       s_or_null (found->client_name),
+                       rank >= 1 ? s_or_null (found->matter_number) : NULL,
+                       rank >= 1 ? s_or_null (found->matter_description) : NULL,
+                       rank == 2 ? s_or_null (found->invoice_number) : NULL, now, staff) != 1 ||
         s_last_id (self, &association_id) != 0)
         return s_store_failed (self, "association record");
     ml_log (ML_LOG_NOTICE, "payers: payer %lld: association %lld (%s level) added",
@@ -737,15 +735,15 @@ static const struct {
 //  ---------------------------------------------------------------------------------------
 //  Public methods.
 
-ml_payers_t *ml_payers_new (ml_odbc_t *odbc, char *error, size_t error_size)
+ml_payers_t *ml_payers_new (ml_db_t *db, char *error, size_t error_size)
 {
-    assert (odbc);
-    if (ml_store_schema (odbc, s_schema, sizeof s_schema / sizeof s_schema[0], "payers tables",
-                         error, error_size) != 0)
+    assert (db);
+    if (ml_store_schema (db, s_schema, sizeof s_schema / sizeof s_schema[0], "payers tables", error,
+                         error_size) != 0)
         return NULL;
     ml_payers_t *self = calloc (1, sizeof (ml_payers_t));
     assert (self);
-    self->odbc = odbc;
+    self->db = db;
     return self;
 }
 
@@ -768,7 +766,7 @@ json_t *ml_payers_execute (ml_payers_t *self, const char *op, const json_t *requ
             return ml_admin_error ("a request is a JSON object");
         //  Every op runs in one transaction: a write is all or nothing, and a read that
         //  takes several queries (payer-show) sees one state of the store.
-        if (ml_odbc_begin (self->odbc) != 0)
+        if (ml_db_begin (self->db) != 0)
             return s_store_failed (self, "begin");
         return s_finish (self, s_ops[index].handler (self, request));
     }
@@ -788,11 +786,10 @@ int ml_payers_scope (ml_payers_t *self, int64_t payer_id, char *firm_id, size_t 
         return found;
     snprintf (firm_id, firm_size, "%s", json_string_value (json_object_get (payer, "firm_id")));
     json_decref (payer);
-    json_t *rows =
-        s_rows (ml_odbc_query (self->odbc,
-                               "SELECT level, " S_TARGET_SQL " AS number FROM association"
-                               " WHERE payer_id = ?" S_ASSOCIATION_ORDER,
-                               "i", payer_id));
+    json_t *rows = s_rows (ml_db_query (self->db,
+                                        "SELECT level, " S_TARGET_SQL " AS number FROM association"
+                                        " WHERE payer_id = ?" S_ASSOCIATION_ORDER,
+                                        "i", payer_id));
     if (!rows) {
         s_log_failure (self, "scope");
         return -1;
@@ -840,7 +837,7 @@ json_t *ml_payers_association_record (ml_payers_t *self, int64_t payer_id, const
                                       const ml_item_t *found, const char *staff)
 {
     assert (self && found);
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (ml_db_begin (self->db) != 0)
         return s_store_failed (self, "begin");
     return s_finish (self, s_association_record (self, payer_id, level, found, staff ? staff : ""));
 }
@@ -931,7 +928,7 @@ void ml_payers_test (bool verbose)
     ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
     assert (ml_store_firm_add (store, "brio", "Brio LLP", "key-brio", "OP-002") == 0);
-    ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
+    ml_payers_t *payers = ml_payers_new (ml_store_db (store), error, sizeof error);
     assert (payers);
     assert (ml_payers_execute (payers, "status", NULL) == NULL);
     assert (ml_payers_execute (payers, NULL, NULL) == NULL);
@@ -1254,17 +1251,17 @@ void ml_payers_test (bool verbose)
         "unknown payment method");
 
     //  At most S_MAX_ASSOCIATIONS per payer (filled directly, in one transaction).
-    ml_odbc_t *odbc = ml_store_odbc (store);
-    assert (ml_odbc_begin (odbc) == 0);
+    ml_db_t *db = ml_store_db (store);
+    assert (ml_db_begin (db) == 0);
     for (int index = 0; index < S_MAX_ASSOCIATIONS; index++) {
         char number[32];
         snprintf (number, sizeof number, "C-%d", 1000 + index);
-        assert (ml_odbc_execute (odbc,
-                                 "INSERT INTO association (payer_id, level, client_number,"
-                                 " created_at, created_by) VALUES (?, 'client', ?, 'now', '')",
-                                 "is", (int64_t)ann, number) == 1);
+        assert (ml_db_execute (db,
+                               "INSERT INTO association (payer_id, level, client_number,"
+                               " created_at, created_by) VALUES (?, 'client', ?, 'now', '')",
+                               "is", (int64_t)ann, number) == 1);
     }
-    assert (ml_odbc_commit (odbc) == 0);
+    assert (ml_db_commit (db) == 0);
     s_test_refused (ml_payers_association_record (payers, ann, "client", &client, ""),
                     "already has 1000 associations");
 
@@ -1291,7 +1288,7 @@ void ml_payers_test (bool verbose)
     ml_payers_destroy (&payers);
     ml_payers_destroy (&payers);
     assert (payers == NULL);
-    payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
+    payers = ml_payers_new (ml_store_db (store), error, sizeof error);
     assert (payers);
     assert (streq (ml_payers_staff_default (payers, "alice"), "invoice-number"));
     list = s_test_ok (payers, "association-list", json_pack ("{s:I}", "payer_id", pat),

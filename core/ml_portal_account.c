@@ -25,7 +25,7 @@ static bool s_integer_column (const char *name)
     return false;
 }
 
-static json_t *s_rows (ml_store_t *store, ml_query_t *query)
+static json_t *s_rows (ml_store_t *store, ml_db_query_t *query)
 {
     (void)store; //  one call shape for every query of this file
     return ml_store_rows (query, s_integer_column);
@@ -40,8 +40,8 @@ static const char *s_text (const json_t *row, const char *key)
 static json_t *s_store_failed (ml_store_t *store, const char *doing)
 {
     ml_log (ML_LOG_ERROR, "portal account: %s failed: %s", doing,
-            ml_odbc_error (ml_store_odbc (store))->message);
-    ml_odbc_rollback (ml_store_odbc (store));
+            ml_db_error (ml_store_db (store))->message);
+    ml_db_rollback (ml_store_db (store));
     return ml_admin_error ("the core store failed; see the core's log");
 }
 
@@ -54,10 +54,10 @@ static json_t *s_not_found (void)
 //  gone. Returns -1 on a store error.
 static int s_payer_email (ml_store_t *store, const ml_actor_t *actor, char *email, size_t size)
 {
-    json_t *rows = s_rows (store, ml_odbc_query (ml_store_odbc (store),
-                                                 "SELECT email FROM payer WHERE payer_id = ?"
-                                                 " AND firm_id = ?",
-                                                 "is", actor->payer_id, actor->firm_id));
+    json_t *rows = s_rows (store, ml_db_query (ml_store_db (store),
+                                               "SELECT email FROM payer WHERE payer_id = ?"
+                                               " AND firm_id = ?",
+                                               "is", actor->payer_id, actor->firm_id));
     if (!rows)
         return -1;
     snprintf (email, size, "%s", s_text (json_array_get (rows, 0), "email"));
@@ -81,15 +81,15 @@ static json_t *s_methods (ml_store_t *store, const ml_actor_t *actor)
 {
     //  An Auto-Pay schedule that uses a card is named with it: removing it is refused.
     json_t *rows = s_rows (
-        store, ml_odbc_query (ml_store_odbc (store),
-                              "SELECT m.method_id, m.brand, m.last4, m.exp_month, m.exp_year,"
-                              " m.created_at, CASE WHEN d.method_id IS NULL THEN 0 ELSE 1 END"
-                              " AS is_default, (SELECT group_concat (s.name, ', ') FROM"
-                              " autopay_schedule s WHERE s.method_id = m.method_id AND"
-                              " s.deleted_at IS NULL) AS autopay FROM payment_method m"
-                              " LEFT JOIN payment_method_default d ON d.method_id = m.method_id"
-                              " WHERE m.payer_id = ? ORDER BY m.method_id",
-                              "i", actor->payer_id));
+        store, ml_db_query (ml_store_db (store),
+                            "SELECT m.method_id, m.brand, m.last4, m.exp_month, m.exp_year,"
+                            " m.created_at, CASE WHEN d.method_id IS NULL THEN 0 ELSE 1 END"
+                            " AS is_default, (SELECT group_concat (s.name, ', ') FROM"
+                            " autopay_schedule s WHERE s.method_id = m.method_id AND"
+                            " s.deleted_at IS NULL) AS autopay FROM payment_method m"
+                            " LEFT JOIN payment_method_default d ON d.method_id = m.method_id"
+                            " WHERE m.payer_id = ? ORDER BY m.method_id",
+                            "i", actor->payer_id));
     if (!rows)
         return s_store_failed (store, "portal-methods");
     json_t *methods = json_array ();
@@ -125,12 +125,12 @@ static json_t *s_own_method (ml_store_t *store, const ml_actor_t *actor, const j
         return NULL;
     }
     json_t *rows = s_rows (
-        store, ml_odbc_query (ml_store_odbc (store),
-                              "SELECT method_id, exp_month, exp_year, (SELECT group_concat (s.name,"
-                              " ', ') FROM autopay_schedule s WHERE s.method_id ="
-                              " payment_method.method_id AND s.deleted_at IS NULL) AS autopay"
-                              " FROM payment_method WHERE method_id = ? AND payer_id = ?",
-                              "ii", (int64_t)json_integer_value (id), actor->payer_id));
+        store, ml_db_query (ml_store_db (store),
+                            "SELECT method_id, exp_month, exp_year, (SELECT group_concat (s.name,"
+                            " ', ') FROM autopay_schedule s WHERE s.method_id ="
+                            " payment_method.method_id AND s.deleted_at IS NULL) AS autopay"
+                            " FROM payment_method WHERE method_id = ? AND payer_id = ?",
+                            "ii", (int64_t)json_integer_value (id), actor->payer_id));
     if (!rows) {
         *reply = s_store_failed (store, "reading a method");
         return NULL;
@@ -158,13 +158,13 @@ static json_t *s_method_remove (ml_store_t *store, const ml_actor_t *actor, cons
         return reply;
     }
     json_decref (method);
-    ml_odbc_t *odbc = ml_store_odbc (store);
-    if (ml_odbc_begin (odbc) != 0 ||
-        ml_odbc_execute (odbc, "DELETE FROM payment_method_default WHERE method_id = ?", "i",
-                         method_id) < 0 ||
-        ml_odbc_execute (odbc, "DELETE FROM payment_method WHERE method_id = ? AND payer_id = ?",
-                         "ii", method_id, actor->payer_id) != 1 ||
-        ml_odbc_commit (odbc) != 0)
+    ml_db_t *db = ml_store_db (store);
+    if (ml_db_begin (db) != 0 ||
+        ml_db_execute (db, "DELETE FROM payment_method_default WHERE method_id = ?", "i",
+                       method_id) < 0 ||
+        ml_db_execute (db, "DELETE FROM payment_method WHERE method_id = ? AND payer_id = ?", "ii",
+                       method_id, actor->payer_id) != 1 ||
+        ml_db_commit (db) != 0)
         return s_store_failed (store, "portal-method-remove");
     ml_log (ML_LOG_NOTICE, "portal: payer %lld removed payment method %lld",
             (long long)actor->payer_id, (long long)method_id);
@@ -185,15 +185,15 @@ static json_t *s_method_default (ml_store_t *store, const ml_actor_t *actor, con
         return ml_admin_error ("this card has expired; it cannot be your default");
     char now[32];
     ml_store_now (now, sizeof now);
-    ml_odbc_t *odbc = ml_store_odbc (store);
-    if (ml_odbc_begin (odbc) != 0 ||
-        ml_odbc_execute (odbc, "DELETE FROM payment_method_default WHERE payer_id = ?", "i",
-                         actor->payer_id) < 0 ||
-        ml_odbc_execute (odbc,
-                         "INSERT INTO payment_method_default (payer_id, method_id, updated_at)"
-                         " VALUES (?, ?, ?)",
-                         "iis", actor->payer_id, method_id, now) != 1 ||
-        ml_odbc_commit (odbc) != 0)
+    ml_db_t *db = ml_store_db (store);
+    if (ml_db_begin (db) != 0 ||
+        ml_db_execute (db, "DELETE FROM payment_method_default WHERE payer_id = ?", "i",
+                       actor->payer_id) < 0 ||
+        ml_db_execute (db,
+                       "INSERT INTO payment_method_default (payer_id, method_id, updated_at)"
+                       " VALUES (?, ?, ?)",
+                       "iis", actor->payer_id, method_id, now) != 1 ||
+        ml_db_commit (db) != 0)
         return s_store_failed (store, "portal-method-default");
     return ml_admin_ok (json_pack ("{s:I}", "default", (json_int_t)method_id));
 }
@@ -255,11 +255,11 @@ static json_t *s_charge (ml_store_t *store, const json_t *row, bool with_lines)
     const char *key = s_text (row, "charge_key");
     const char *stored = s_text (row, "status");
     int64_t amount = json_integer_value (json_object_get (row, "amount_minor"));
-    json_t *rows = s_rows (store, ml_odbc_query (ml_store_odbc (store),
-                                                 "SELECT kind, amount_minor, status, created_at,"
-                                                 " updated_at, posting_uuid FROM reversal WHERE"
-                                                 " charge_key = ? ORDER BY created_at",
-                                                 "s", key));
+    json_t *rows = s_rows (store, ml_db_query (ml_store_db (store),
+                                               "SELECT kind, amount_minor, status, created_at,"
+                                               " updated_at, posting_uuid FROM reversal WHERE"
+                                               " charge_key = ? ORDER BY created_at",
+                                               "s", key));
     json_t *reversals = json_array ();
     int64_t taken = 0;
     bool voided = false, charged_back = false;
@@ -348,11 +348,11 @@ static const char *s_overall (const json_t *charges)
 static json_t *s_card_payment (ml_store_t *store, const json_t *row, bool with_lines)
 {
     json_t *rows =
-        s_rows (store, ml_odbc_query (ml_store_odbc (store),
-                                      "SELECT charge_key, account_type, currency, amount_minor,"
-                                      " status, processor_txn, lines, posting_uuid, updated_at FROM"
-                                      " charge WHERE payment_uuid = ? ORDER BY account_type",
-                                      "s", s_text (row, "payment_uuid")));
+        s_rows (store, ml_db_query (ml_store_db (store),
+                                    "SELECT charge_key, account_type, currency, amount_minor,"
+                                    " status, processor_txn, lines, posting_uuid, updated_at FROM"
+                                    " charge WHERE payment_uuid = ? ORDER BY account_type",
+                                    "s", s_text (row, "payment_uuid")));
     json_t *charges = json_array ();
     int64_t total = 0;
     const char *currency = NULL;
@@ -426,13 +426,13 @@ static json_t *s_history (ml_store_t *store, const ml_actor_t *actor)
         return s_store_failed (store, "portal-history");
     if (!*email)
         return s_not_found ();
-    ml_odbc_t *odbc = ml_store_odbc (store);
+    ml_db_t *db = ml_store_db (store);
     json_t *cards =
-        s_rows (store, ml_odbc_query (odbc, S_CARD_SQL " ORDER BY created_at DESC LIMIT 200", "sis",
-                                      actor->firm_id, actor->payer_id, email));
+        s_rows (store, ml_db_query (db, S_CARD_SQL " ORDER BY created_at DESC LIMIT 200", "sis",
+                                    actor->firm_id, actor->payer_id, email));
     json_t *recorded =
-        s_rows (store, ml_odbc_query (odbc, S_RECORDED_SQL " ORDER BY p.created_at DESC LIMIT 200",
-                                      "sss", actor->firm_id, email, email));
+        s_rows (store, ml_db_query (db, S_RECORDED_SQL " ORDER BY p.created_at DESC LIMIT 200",
+                                    "sss", actor->firm_id, email, email));
     if (!cards || !recorded) {
         json_decref (cards);
         json_decref (recorded);
@@ -468,11 +468,11 @@ static json_t *s_receipt (ml_store_t *store, const ml_actor_t *actor, const json
         return s_store_failed (store, "portal-receipt");
     if (!*email)
         return s_not_found ();
-    ml_odbc_t *odbc = ml_store_odbc (store);
-    json_t *cards = s_rows (store, ml_odbc_query (odbc, S_CARD_SQL " AND payment_uuid = ?", "siss",
-                                                  actor->firm_id, actor->payer_id, email, id));
-    json_t *recorded = s_rows (store, ml_odbc_query (odbc, S_RECORDED_SQL " AND p.posting_uuid = ?",
-                                                     "ssss", actor->firm_id, email, email, id));
+    ml_db_t *db = ml_store_db (store);
+    json_t *cards = s_rows (store, ml_db_query (db, S_CARD_SQL " AND payment_uuid = ?", "siss",
+                                                actor->firm_id, actor->payer_id, email, id));
+    json_t *recorded = s_rows (store, ml_db_query (db, S_RECORDED_SQL " AND p.posting_uuid = ?",
+                                                   "ssss", actor->firm_id, email, email, id));
     json_t *firm = ml_store_firm (store, actor->firm_id);
     json_t *reply = NULL;
     json_t *row =
@@ -560,9 +560,9 @@ static const char *s_test_error (json_t *reply, char *buf, size_t size)
 
 static void s_test_sql (ml_store_t *store, const char *sql)
 {
-    int64_t done = ml_odbc_execute (ml_store_odbc (store), sql, NULL);
+    int64_t done = ml_db_execute (ml_store_db (store), sql, NULL);
     if (done < 0)
-        fprintf (stderr, "%s: %s\n", sql, ml_odbc_error (ml_store_odbc (store))->message);
+        fprintf (stderr, "%s: %s\n", sql, ml_db_error (ml_store_db (store))->message);
     assert (done >= 0);
 }
 
@@ -586,11 +586,11 @@ void ml_portal_account_test (bool verbose)
     char directory[128], error[600], text[1024], buf[600], key_path[200];
     ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
-    ml_odbc_t *odbc = ml_store_odbc (store);
-    ml_payers_t *payers = ml_payers_new (odbc, error, sizeof error);
+    ml_db_t *db = ml_store_db (store);
+    ml_payers_t *payers = ml_payers_new (db, error, sizeof error);
     assert (payers);
     snprintf (key_path, sizeof key_path, "%s/outbox.key", directory);
-    ml_mailer_t *mailer = ml_mailer_new (odbc, key_path, error, sizeof error);
+    ml_mailer_t *mailer = ml_mailer_new (db, key_path, error, sizeof error);
     assert (mailer);
     ml_payments_t *payments = ml_payments_new (store, payers, NULL, NULL, error, sizeof error);
     assert (payments);

@@ -13,7 +13,7 @@
 
 struct _ml_portal_pay_t {
     ml_store_t *store;
-    ml_odbc_t *odbc;
+    ml_db_t *db;
     ml_payers_t *payers;
     ml_payments_t *payments;
     ml_logins_t *logins;
@@ -71,13 +71,13 @@ ml_portal_pay_t *ml_portal_pay_new (ml_store_t *store, ml_payers_t *payers, ml_p
                                     size_t error_size)
 {
     assert (store && payers && logins);
-    if (ml_store_schema (ml_store_odbc (store), s_schema, sizeof s_schema / sizeof s_schema[0],
+    if (ml_store_schema (ml_store_db (store), s_schema, sizeof s_schema / sizeof s_schema[0],
                          "portal payment tables", error, error_size) != 0)
         return NULL;
     ml_portal_pay_t *self = calloc (1, sizeof (ml_portal_pay_t));
     assert (self);
     self->store = store;
-    self->odbc = ml_store_odbc (store);
+    self->db = ml_store_db (store);
     self->payers = payers;
     self->payments = payments;
     self->logins = logins;
@@ -144,8 +144,8 @@ static bool s_listed (const json_t *list, const char *number)
 static int s_trust_allowed (ml_portal_pay_t *self, const char *firm)
 {
     json_t *rows = ml_store_rows (
-        ml_odbc_query (self->odbc, "SELECT trust_deposits FROM portal_firm WHERE firm_id = ?", "s",
-                       firm),
+        ml_db_query (self->db, "SELECT trust_deposits FROM portal_firm WHERE firm_id = ?", "s",
+                     firm),
         s_integer_column);
     int allowed =
         rows
@@ -460,10 +460,10 @@ json_t *ml_portal_pay_public (json_t *reply)
 static json_t *s_paid_before (ml_portal_pay_t *self, const ml_actor_t *actor, const char *key,
                               bool *failed, bool *pending)
 {
-    json_t *rows = ml_store_rows (ml_odbc_query (self->odbc,
-                                                 "SELECT payment_uuid FROM portal_payment"
-                                                 " WHERE payer_id = ? AND pay_key = ?",
-                                                 "is", actor->payer_id, key),
+    json_t *rows = ml_store_rows (ml_db_query (self->db,
+                                               "SELECT payment_uuid FROM portal_payment"
+                                               " WHERE payer_id = ? AND pay_key = ?",
+                                               "is", actor->payer_id, key),
                                   s_integer_column);
     *failed = !rows;
     const char *uuid =
@@ -489,26 +489,25 @@ static int s_key_record (ml_portal_pay_t *self, const ml_actor_t *actor, const c
 {
     char now[32];
     ml_store_now (now, sizeof now);
-    int64_t updated =
-        ml_odbc_execute (self->odbc,
-                         "UPDATE portal_payment SET payment_uuid = ? WHERE payer_id = ?"
-                         " AND pay_key = ?",
-                         "sis", uuid, actor->payer_id, key);
+    int64_t updated = ml_db_execute (self->db,
+                                     "UPDATE portal_payment SET payment_uuid = ? WHERE payer_id = ?"
+                                     " AND pay_key = ?",
+                                     "sis", uuid, actor->payer_id, key);
     if (updated == 0)
-        updated = ml_odbc_execute (self->odbc,
-                                   "INSERT INTO portal_payment (payer_id, pay_key, payment_uuid,"
-                                   " created_at) VALUES (?, ?, ?, ?)",
-                                   "isss", actor->payer_id, key, uuid, now);
+        updated = ml_db_execute (self->db,
+                                 "INSERT INTO portal_payment (payer_id, pay_key, payment_uuid,"
+                                 " created_at) VALUES (?, ?, ?, ?)",
+                                 "isss", actor->payer_id, key, uuid, now);
     return updated == 1 ? 0 : -1;
 }
 
 //  A request that failed after its key's row was made pending: the key is free again.
 static void s_key_release (ml_portal_pay_t *self, const ml_actor_t *actor, const char *key)
 {
-    ml_odbc_execute (self->odbc,
-                     "DELETE FROM portal_payment WHERE payer_id = ? AND pay_key = ?"
-                     " AND payment_uuid = ''",
-                     "is", actor->payer_id, key);
+    ml_db_execute (self->db,
+                   "DELETE FROM portal_payment WHERE payer_id = ? AND pay_key = ?"
+                   " AND payment_uuid = ''",
+                   "is", actor->payer_id, key);
 }
 
 //  A new card's token from the browser: {"token", "brand", "last4", "exp_month",
@@ -693,9 +692,9 @@ static json_t *s_pay (ml_portal_pay_t *self, const ml_actor_t *actor, const json
                 json_object_get (json_object_get (reply, "payment"), "payment_uuid"));
         if (uuid) {
             if (s_key_record (self, actor, key, uuid) != 0 ||
-                ml_odbc_execute (self->odbc,
-                                 "UPDATE payment SET source = 'portal' WHERE payment_uuid = ?", "s",
-                                 uuid) != 1)
+                ml_db_execute (self->db,
+                               "UPDATE payment SET source = 'portal' WHERE payment_uuid = ?", "s",
+                               uuid) != 1)
                 ml_log (ML_LOG_ERROR,
                         "portal-pay: payment %s could not be recorded for its form key", uuid);
             ml_log (ML_LOG_NOTICE, "portal-pay: payer %lld paid from the portal (payment %s)",
@@ -757,7 +756,7 @@ static json_t *s_firm_portal (ml_portal_pay_t *self, const json_t *request)
     if (trust && !json_is_boolean (trust))
         return ml_admin_error ("'trust_deposits' is true or false");
     json_t *known = ml_store_rows (
-        ml_odbc_query (self->odbc, "SELECT firm_id FROM firm WHERE firm_id = ?", "s", firm),
+        ml_db_query (self->db, "SELECT firm_id FROM firm WHERE firm_id = ?", "s", firm),
         s_integer_column);
     size_t found = json_array_size (known);
     json_decref (known);
@@ -765,12 +764,11 @@ static json_t *s_firm_portal (ml_portal_pay_t *self, const json_t *request)
         return ml_admin_error ("no firm '%s'", firm);
     if (trust) {
         int value = json_is_true (trust) ? 1 : 0;
-        if (ml_odbc_execute (self->odbc,
-                             "UPDATE portal_firm SET trust_deposits = ? WHERE firm_id = ?", "is",
-                             value, firm) == 0 &&
-            ml_odbc_execute (self->odbc,
-                             "INSERT INTO portal_firm (firm_id, trust_deposits) VALUES (?, ?)",
-                             "si", firm, value) != 1)
+        if (ml_db_execute (self->db, "UPDATE portal_firm SET trust_deposits = ? WHERE firm_id = ?",
+                           "is", value, firm) == 0 &&
+            ml_db_execute (self->db,
+                           "INSERT INTO portal_firm (firm_id, trust_deposits) VALUES (?, ?)", "si",
+                           firm, value) != 1)
             return s_store_failed ("firm-portal");
     }
     int allowed = s_trust_allowed (self, firm);
@@ -826,7 +824,7 @@ static void s_test_error (json_t *reply, const char *expected)
 
 static int64_t s_test_count (ml_store_t *store, const char *sql)
 {
-    json_t *rows = ml_store_rows (ml_odbc_query (ml_store_odbc (store), sql, ""), s_integer_column);
+    json_t *rows = ml_store_rows (ml_db_query (ml_store_db (store), sql, ""), s_integer_column);
     int64_t count = json_integer_value (json_object_get (json_array_get (rows, 0), "n"));
     json_decref (rows);
     return count;
@@ -839,11 +837,11 @@ void ml_portal_pay_test (bool verbose)
     char directory[128], error[512];
     ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
-    ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
+    ml_payers_t *payers = ml_payers_new (ml_store_db (store), error, sizeof error);
     assert (payers);
     char key_path[200];
     snprintf (key_path, sizeof key_path, "%s/outbox.key", directory);
-    ml_mailer_t *mailer = ml_mailer_new (ml_store_odbc (store), key_path, error, sizeof error);
+    ml_mailer_t *mailer = ml_mailer_new (ml_store_db (store), key_path, error, sizeof error);
     assert (mailer);
     ml_processor_settings_t settings;
     ml_processor_settings_defaults (&settings);

@@ -11,10 +11,10 @@
 #include <unistd.h>
 #include <time.h>
 
-#define S_STORE_VERSION 1
+#define S_STORE_VERSION 2 //  the entries of s_migrations
 
 struct _ml_store_t {
-    ml_odbc_t *odbc;
+    ml_db_t *db;
 };
 
 //  The schema, one statement per entry. Journal tables refuse updates and deletes:
@@ -84,26 +84,89 @@ static const char *s_schema[] = {
     "CREATE INDEX IF NOT EXISTS balance_hold_reference ON balance_hold (firm_id, reference)",
 };
 
-static json_t *s_rows (ml_store_t *self, const char *purpose, ml_query_t *query);
+//  Version 2: totals kept as the replica and the outbox change, so status reads a few rows
+//  instead of summing the whole replica (430 to 570 ms at 1,000,000 invoices). The triggers
+//  run inside the statement that changes a row, so the totals are exact in every committed
+//  state, whichever path (snapshot, changes, a reallocation) wrote it. Balances are kept in
+//  two parts (billions and the rest) so no sum overflows 64 bits (status adds them in 128).
+#define S_TOTAL_ADD(row, sign)                                                                     \
+    "INSERT INTO replica_total (firm_id, kind, currency, item_count, balance_billions,"            \
+    " balance_rest) VALUES (" row ".firm_id, " row ".kind, " row ".currency, " sign "1, " sign     \
+    "(" row ".balance_minor / 1000000000), " sign "(" row ".balance_minor % 1000000000))"          \
+    " ON CONFLICT (firm_id, kind, currency) DO UPDATE SET"                                         \
+    " item_count = item_count + excluded.item_count,"                                              \
+    " balance_billions = balance_billions + excluded.balance_billions,"                            \
+    " balance_rest = balance_rest + excluded.balance_rest;"
+#define S_POSTING_COUNT(row, sign)                                                                 \
+    "INSERT INTO posting_total (firm_id, status, posting_count) VALUES (" row ".firm_id, " row     \
+    ".status, " sign "1) ON CONFLICT (firm_id, status) DO UPDATE SET"                              \
+    " posting_count = posting_count + excluded.posting_count;"
+static const char *s_totals_schema[] = {
+    "CREATE TABLE IF NOT EXISTS replica_total ("
+    " firm_id TEXT NOT NULL, kind TEXT NOT NULL, currency TEXT NOT NULL,"
+    " item_count INTEGER NOT NULL, balance_billions INTEGER NOT NULL,"
+    " balance_rest INTEGER NOT NULL, PRIMARY KEY (firm_id, kind, currency))",
+    "CREATE TABLE IF NOT EXISTS posting_total ("
+    " firm_id TEXT NOT NULL, status TEXT NOT NULL, posting_count INTEGER NOT NULL,"
+    " PRIMARY KEY (firm_id, status))",
+    "CREATE TRIGGER IF NOT EXISTS open_item_total_insert AFTER INSERT ON open_item"
+    " BEGIN " S_TOTAL_ADD ("NEW", "") " END",
+    "CREATE TRIGGER IF NOT EXISTS open_item_total_delete AFTER DELETE ON open_item"
+    " BEGIN " S_TOTAL_ADD ("OLD", "-") " END",
+    "CREATE TRIGGER IF NOT EXISTS open_item_total_update AFTER UPDATE OF firm_id, kind,"
+    " currency, balance_minor ON open_item"
+    " BEGIN " S_TOTAL_ADD ("OLD", "-") " " S_TOTAL_ADD ("NEW", "") " END",
+    "CREATE TRIGGER IF NOT EXISTS posting_total_insert AFTER INSERT ON posting"
+    " BEGIN " S_POSTING_COUNT ("NEW", "") " END",
+    "CREATE TRIGGER IF NOT EXISTS posting_total_update AFTER UPDATE OF status ON posting"
+    " WHEN OLD.status <> NEW.status"
+    " BEGIN " S_POSTING_COUNT ("OLD", "-") " " S_POSTING_COUNT ("NEW", "") " END",
+    //  A store of version 1 has its replica and outbox already: count them once.
+    "DELETE FROM replica_total",
+    "INSERT INTO replica_total (firm_id, kind, currency, item_count, balance_billions,"
+    " balance_rest) SELECT firm_id, kind, currency, COUNT (*),"
+    " SUM (balance_minor / 1000000000), SUM (balance_minor % 1000000000)"
+    " FROM open_item GROUP BY firm_id, kind, currency",
+    "DELETE FROM posting_total",
+    "INSERT INTO posting_total (firm_id, status, posting_count)"
+    " SELECT firm_id, status, COUNT (*) FROM posting GROUP BY firm_id, status",
+};
+
+//  The store's own migrations, in order: version N is reached by running entry N - 1 on a
+//  store of version N - 1, in the transaction that records N. (The classes that keep
+//  tables in the store create them with ml_store_schema, idempotently.)
+typedef struct {
+    const char *const *statements;
+    size_t count;
+} s_migration_t;
+
+static const s_migration_t s_migrations[] = {
+    {s_schema, sizeof s_schema / sizeof s_schema[0]},
+    {s_totals_schema, sizeof s_totals_schema / sizeof s_totals_schema[0]},
+};
+_Static_assert(sizeof s_migrations / sizeof s_migrations[0] == S_STORE_VERSION,
+               "S_STORE_VERSION is the number of migrations");
+
+static json_t *s_rows (ml_store_t *self, const char *purpose, ml_db_query_t *query);
 
 //  Stores made before reversing postings have a posting table without reverses: CREATE TABLE
 //  IF NOT EXISTS leaves such a table as it is, so the column is added when it is missing.
 //  Returns 0 or -1.
-static int s_posting_upgrade (ml_odbc_t *odbc)
+static int s_posting_upgrade (ml_db_t *db)
 {
-    ml_query_t *query = ml_odbc_query (odbc, "SELECT * FROM posting WHERE 1 = 0", NULL);
+    ml_db_query_t *query = ml_db_query (db, "SELECT * FROM posting WHERE 1 = 0", NULL);
     if (!query)
         return -1;
     bool found = false;
-    for (int column = 0; column < ml_query_columns (query) && !found; column++) {
-        const char *name = ml_query_name (query, column);
+    for (int column = 0; column < ml_db_columns (query) && !found; column++) {
+        const char *name = ml_db_column_name (query, column);
         found = name && strcmp (name, "reverses") == 0;
     }
-    ml_query_destroy (&query);
+    ml_db_query_destroy (&query);
     if (found)
         return 0;
-    return ml_odbc_execute (
-               odbc, "ALTER TABLE posting ADD COLUMN reverses TEXT NOT NULL DEFAULT ''", NULL) >= 0
+    return ml_db_execute (db, "ALTER TABLE posting ADD COLUMN reverses TEXT NOT NULL DEFAULT ''",
+                          NULL) >= 0
                ? 0
                : -1;
 }
@@ -131,57 +194,64 @@ static void s_today (char *buf, size_t size)
 
 ml_store_t *ml_store_new (const char *connection_string, char *error, size_t error_size)
 {
-    ml_odbc_error_t odbc_error;
-    ml_odbc_t *odbc = ml_odbc_new (connection_string, &odbc_error);
-    if (!odbc) {
-        snprintf (error, error_size, "cannot open the core store: %s", odbc_error.message);
+    ml_db_error_t db_error;
+    ml_db_t *db = ml_db_new (connection_string, &db_error);
+    if (!db) {
+        snprintf (error, error_size, "cannot open the core store: %s", db_error.message);
         return NULL;
     }
     ml_store_t *self = calloc (1, sizeof (ml_store_t));
     assert (self);
-    self->odbc = odbc;
+    self->db = db;
     //  On SQLite: write-ahead logging, so the staff CLI and register-agent can read while
     //  the core writes; synchronous stays FULL, because a posting the core said it recorded
     //  must survive a power cut; and a 64 MB page cache, since replica indexes over a
     //  million invoices thrash the 2 MB default. Only SQLite gets these statements.
-    if (strstr (connection_string, "SQLite")) {
-        //  The pragma answers a row, and with StepAPI it runs only when that row is fetched.
-        ml_query_t *mode = ml_odbc_query (odbc, "PRAGMA journal_mode = WAL", NULL);
-        if (!mode || ml_query_fetch (mode) != 1 || !ml_query_text (mode, 0) ||
-            strcmp (ml_query_text (mode, 0), "wal") != 0)
+    {
+        ml_db_query_t *mode = ml_db_query (db, "PRAGMA journal_mode = WAL", NULL);
+        if (!mode || ml_db_fetch (mode) != 1 || !ml_db_text (mode, 0) ||
+            strcmp (ml_db_text (mode, 0), "wal") != 0)
             ml_log (ML_LOG_WARNING, "core store: write-ahead logging could not be switched on; "
                                     "readers will wait for the core's writes");
-        ml_query_destroy (&mode);
-        ml_odbc_execute (odbc, "PRAGMA synchronous = FULL", NULL);
-        ml_odbc_execute (odbc, "PRAGMA cache_size = -65536", NULL);
+        ml_db_query_destroy (&mode);
+        ml_db_execute (db, "PRAGMA synchronous = FULL", NULL);
+        ml_db_execute (db, "PRAGMA cache_size = -65536", NULL);
     }
-    bool ok = ml_odbc_begin (odbc) == 0;
-    for (size_t index = 0; ok && index < sizeof s_schema / sizeof s_schema[0]; index++)
-        ok = ml_odbc_execute (odbc, s_schema[index], NULL) >= 0;
-    ok = ok && s_posting_upgrade (odbc) == 0;
+    bool ok =
+        ml_db_begin (db) == 0 &&
+        ml_db_execute (db, "CREATE TABLE IF NOT EXISTS store_version (version INTEGER NOT NULL)",
+                       NULL) >= 0;
     if (ok) {
-        ml_query_t *query = ml_odbc_query (odbc, "SELECT MAX(version) FROM store_version", NULL);
+        ml_db_query_t *query = ml_db_query (db, "SELECT MAX(version) FROM store_version", NULL);
         int64_t version = 0;
-        ok = query && ml_query_fetch (query) >= 0;
-        if (ok && ml_query_int64 (query, 0, &version) != 0)
-            version = 0;
-        ml_query_destroy (&query);
+        ok = query && ml_db_fetch (query) >= 0;
+        if (ok && ml_db_int64 (query, 0, &version) != 0)
+            version = 0; //  a new store, or one made before versions were recorded
+        ml_db_query_destroy (&query);
+        //  Each migration the store has not had, in order, in this one transaction.
+        for (int64_t step = version; ok && step >= 0 && step < S_STORE_VERSION; step++) {
+            const s_migration_t *migration = &s_migrations[step];
+            for (size_t index = 0; ok && index < migration->count; index++)
+                ok = ml_db_execute (db, migration->statements[index], NULL) >= 0;
+            if (ok && step == 0)
+                ok = s_posting_upgrade (db) == 0;
+        }
         if (ok && version > S_STORE_VERSION) {
             snprintf (error, error_size,
                       "the core store has schema version %lld, newer than this core (%d)",
                       (long long)version, S_STORE_VERSION);
-            ml_odbc_rollback (odbc);
+            ml_db_rollback (db);
             ml_store_destroy (&self);
             return NULL;
         }
         if (ok && version < S_STORE_VERSION)
-            ok = ml_odbc_execute (odbc, "INSERT INTO store_version (version) VALUES (?)", "i",
-                                  (int64_t)S_STORE_VERSION) == 1;
+            ok = ml_db_execute (db, "INSERT INTO store_version (version) VALUES (?)", "i",
+                                (int64_t)S_STORE_VERSION) == 1;
     }
-    if (!ok || ml_odbc_commit (odbc) != 0) {
+    if (!ok || ml_db_commit (db) != 0) {
         snprintf (error, error_size, "cannot create the core store schema: %s",
-                  ml_odbc_error (odbc)->message);
-        ml_odbc_rollback (odbc);
+                  ml_db_error (db)->message);
+        ml_db_rollback (db);
         ml_store_destroy (&self);
         return NULL;
     }
@@ -192,22 +262,22 @@ void ml_store_destroy (ml_store_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
-        ml_odbc_destroy (&(*self_p)->odbc);
+        ml_db_destroy (&(*self_p)->db);
         free (*self_p);
         *self_p = NULL;
     }
 }
 
-int ml_store_schema (ml_odbc_t *odbc, const char *const *statements, size_t count, const char *what,
+int ml_store_schema (ml_db_t *db, const char *const *statements, size_t count, const char *what,
                      char *error, size_t error_size)
 {
-    bool ok = ml_odbc_begin (odbc) == 0;
+    bool ok = ml_db_begin (db) == 0;
     for (size_t index = 0; ok && index < count; index++)
-        ok = ml_odbc_execute (odbc, statements[index], NULL) >= 0;
-    if (ok && ml_odbc_commit (odbc) == 0)
+        ok = ml_db_execute (db, statements[index], NULL) >= 0;
+    if (ok && ml_db_commit (db) == 0)
         return 0;
-    snprintf (error, error_size, "cannot create the %s: %s", what, ml_odbc_error (odbc)->message);
-    ml_odbc_rollback (odbc);
+    snprintf (error, error_size, "cannot create the %s: %s", what, ml_db_error (db)->message);
+    ml_db_rollback (db);
     return -1;
 }
 
@@ -220,15 +290,15 @@ void ml_store_uuid (char *buf, size_t size)
         *cursor = (char)tolower ((unsigned char)*cursor);
 }
 
-ml_odbc_t *ml_store_odbc (ml_store_t *self)
+ml_db_t *ml_store_db (ml_store_t *self)
 {
     assert (self);
-    return self->odbc;
+    return self->db;
 }
 
-const ml_odbc_error_t *ml_store_error (ml_store_t *self)
+const ml_db_error_t *ml_store_error (ml_store_t *self)
 {
-    return ml_odbc_error (self->odbc);
+    return ml_db_error (self->db);
 }
 
 //  The one place a store failure reaches the core's log, with what the statement was for:
@@ -236,15 +306,15 @@ const ml_odbc_error_t *ml_store_error (ml_store_t *self)
 //  calls this itself), so no caller needs to log it again and none can forget to.
 static void s_failed (ml_store_t *self, const char *purpose)
 {
-    const ml_odbc_error_t *error = ml_odbc_error (self->odbc);
+    const ml_db_error_t *error = ml_db_error (self->db);
     ml_log (ML_LOG_ERROR, "core store: %s failed: %s (%s, SQLSTATE %s)", purpose,
             *error->message ? error->message : "no database error reported",
-            ml_odbc_class_name (error->kind), error->sqlstate);
+            ml_db_class_name (error->kind), error->sqlstate);
 }
 
 static int s_begin (ml_store_t *self)
 {
-    if (ml_odbc_begin (self->odbc) == 0)
+    if (ml_db_begin (self->db) == 0)
         return 0;
     s_failed (self, "starting a transaction");
     return -1;
@@ -254,12 +324,12 @@ static int s_begin (ml_store_t *self)
 //  purpose. Returns 0 or -1.
 static int s_finish (ml_store_t *self, const char *purpose, bool ok)
 {
-    if (ok && ml_odbc_commit (self->odbc) == 0)
+    if (ok && ml_db_commit (self->db) == 0)
         return 0;
     s_failed (self, ok ? "committing" : purpose);
     if (ok)
         ml_log (ML_LOG_ERROR, "core store: the commit was for %s", purpose);
-    ml_odbc_rollback (self->odbc);
+    ml_db_rollback (self->db);
     return -1;
 }
 
@@ -267,13 +337,13 @@ static int s_finish (ml_store_t *self, const char *purpose, bool ok)
 static int s_query_int (ml_store_t *self, int64_t *value, const char *sql, const char *picture,
                         const char *text)
 {
-    ml_query_t *query = ml_odbc_query (self->odbc, sql, picture, text);
+    ml_db_query_t *query = ml_db_query (self->db, sql, picture, text);
     if (!query)
         return -1;
-    int rc = ml_query_fetch (query);
-    if (rc == 1 && ml_query_int64 (query, 0, value) != 0)
+    int rc = ml_db_fetch (query);
+    if (rc == 1 && ml_db_int64 (query, 0, value) != 0)
         rc = -1;
-    ml_query_destroy (&query);
+    ml_db_query_destroy (&query);
     return rc;
 }
 
@@ -284,22 +354,22 @@ int ml_store_firm_add (ml_store_t *self, const char *firm_id, const char *name,
     ml_store_now (now, sizeof now);
     if (s_begin (self) != 0)
         return -1;
-    bool ok = ml_odbc_execute (self->odbc,
-                               "INSERT INTO firm (firm_id, name, public_key, operating_account, "
-                               "created_at) VALUES (?, ?, ?, ?, ?)",
-                               "sssss", firm_id, name, public_key, operating_account, now) == 1 &&
-              ml_odbc_execute (self->odbc, "INSERT INTO replica_state (firm_id) VALUES (?)", "s",
-                               firm_id) == 1;
+    bool ok = ml_db_execute (self->db,
+                             "INSERT INTO firm (firm_id, name, public_key, operating_account, "
+                             "created_at) VALUES (?, ?, ?, ?, ?)",
+                             "sssss", firm_id, name, public_key, operating_account, now) == 1 &&
+              ml_db_execute (self->db, "INSERT INTO replica_state (firm_id) VALUES (?)", "s",
+                             firm_id) == 1;
     return s_finish (self, "adding a firm", ok);
 }
 
 json_t *ml_store_firm (ml_store_t *self, const char *firm_id)
 {
-    json_t *rows = s_rows (
-        self, "reading firm",
-        ml_odbc_query (self->odbc,
-                       "SELECT firm_id, name, operating_account FROM firm WHERE firm_id = ?", "s",
-                       firm_id));
+    json_t *rows =
+        s_rows (self, "reading firm",
+                ml_db_query (self->db,
+                             "SELECT firm_id, name, operating_account FROM firm WHERE firm_id = ?",
+                             "s", firm_id));
     json_t *firm = json_array_size (rows) == 1 ? json_incref (json_array_get (rows, 0)) : NULL;
     json_decref (rows);
     return firm;
@@ -307,14 +377,14 @@ json_t *ml_store_firm (ml_store_t *self, const char *firm_id)
 
 int ml_store_firm_by_key (ml_store_t *self, const char *public_key, char *firm_id, size_t size)
 {
-    ml_query_t *query = ml_odbc_query (self->odbc, "SELECT firm_id FROM firm WHERE public_key = ?",
-                                       "s", public_key);
-    int rc = query ? ml_query_fetch (query) : -1;
+    ml_db_query_t *query =
+        ml_db_query (self->db, "SELECT firm_id FROM firm WHERE public_key = ?", "s", public_key);
+    int rc = query ? ml_db_fetch (query) : -1;
     if (rc == 1)
-        snprintf (firm_id, size, "%s", ml_query_text (query, 0));
+        snprintf (firm_id, size, "%s", ml_db_text (query, 0));
     if (rc < 0)
         s_failed (self, "finding a firm by its key");
-    ml_query_destroy (&query);
+    ml_db_query_destroy (&query);
     return rc;
 }
 
@@ -323,18 +393,17 @@ int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t
 {
     if (s_begin (self) != 0)
         return -1;
-    ml_query_t *query = ml_odbc_query (
-        self->odbc, "SELECT epoch, cursor, complete FROM replica_state WHERE firm_id = ?", "s",
+    ml_db_query_t *query = ml_db_query (
+        self->db, "SELECT epoch, cursor, complete FROM replica_state WHERE firm_id = ?", "s",
         firm_id);
-    bool ok = query && ml_query_fetch (query) == 1;
+    bool ok = query && ml_db_fetch (query) == 1;
     int64_t stored_cursor = 0, complete = 0;
     char epoch[64] = "";
     if (ok) {
-        snprintf (epoch, sizeof epoch, "%s", ml_query_text (query, 0));
-        ok = ml_query_int64 (query, 1, &stored_cursor) == 0 &&
-             ml_query_int64 (query, 2, &complete) == 0;
+        snprintf (epoch, sizeof epoch, "%s", ml_db_text (query, 0));
+        ok = ml_db_int64 (query, 1, &stored_cursor) == 0 && ml_db_int64 (query, 2, &complete) == 0;
     }
-    ml_query_destroy (&query);
+    ml_db_query_destroy (&query);
     if (!ok)
         return s_finish (self, "opening an agent session", false);
     char now[32];
@@ -348,18 +417,18 @@ int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t
                         ? "the matter database has a new epoch"
                         : "the matter database is behind the replica (restored from backup?)");
         *cursor = 0;
-        ok = ml_odbc_execute (self->odbc,
-                              "UPDATE replica_state SET generation = generation + 1, complete = 0,"
-                              " epoch = ?, contract_version = ?, snapshot_started_at = ?,"
-                              " last_hello_at = ? WHERE firm_id = ?",
-                              "sisss", hello->epoch, (int64_t)hello->contract_version, now, now,
-                              firm_id) == 1;
+        ok = ml_db_execute (self->db,
+                            "UPDATE replica_state SET generation = generation + 1, complete = 0,"
+                            " epoch = ?, contract_version = ?, snapshot_started_at = ?,"
+                            " last_hello_at = ? WHERE firm_id = ?",
+                            "sisss", hello->epoch, (int64_t)hello->contract_version, now, now,
+                            firm_id) == 1;
     } else {
         *cursor = (uint64_t)stored_cursor;
-        ok = ml_odbc_execute (self->odbc,
-                              "UPDATE replica_state SET contract_version = ?, last_hello_at = ?"
-                              " WHERE firm_id = ?",
-                              "iss", (int64_t)hello->contract_version, now, firm_id) == 1;
+        ok = ml_db_execute (self->db,
+                            "UPDATE replica_state SET contract_version = ?, last_hello_at = ?"
+                            " WHERE firm_id = ?",
+                            "iss", (int64_t)hello->contract_version, now, firm_id) == 1;
     }
     return s_finish (self, "opening an agent session", ok);
 }
@@ -374,22 +443,22 @@ int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t
 static bool s_upsert_items (ml_store_t *self, const char *firm_id, const ml_item_t *items,
                             size_t count, int64_t generation)
 {
-    ml_odbc_value_t values[S_UPSERT_ROWS * S_UPSERT_COLUMNS];
+    ml_db_value_t values[S_UPSERT_ROWS * S_UPSERT_COLUMNS];
     char kinds[S_UPSERT_ROWS][2];
     char picture[S_UPSERT_ROWS * S_UPSERT_COLUMNS + 1];
-    char sql[400 + S_UPSERT_ROWS * 52];
+    char sql[1200 + S_UPSERT_ROWS * 52];
     bool ok = true;
     for (size_t first = 0; ok && first < count; first += S_UPSERT_ROWS) {
         size_t rows = count - first < S_UPSERT_ROWS ? count - first : S_UPSERT_ROWS;
         size_t length = (size_t)snprintf (
             sql, sizeof sql, "%s",
-            "INSERT OR REPLACE INTO open_item (firm_id, kind, source_id, invoice_number,"
+            "INSERT INTO open_item (firm_id, kind, source_id, invoice_number,"
             " invoice_date, due_date, client_number, client_name, matter_number,"
             " matter_description, currency, total_minor, balance_minor, status, generation,"
             " change_id) VALUES ");
         for (size_t row = 0; row < rows; row++) {
             const ml_item_t *item = &items[first + row];
-            ml_odbc_value_t *value = values + row * S_UPSERT_COLUMNS;
+            ml_db_value_t *value = values + row * S_UPSERT_COLUMNS;
             memcpy (picture + row * S_UPSERT_COLUMNS, "ssissssssssiisii", S_UPSERT_COLUMNS);
             length += (size_t)snprintf (sql + length, sizeof sql - length, "%s%s", row ? ", " : "",
                                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -413,8 +482,19 @@ static bool s_upsert_items (ml_store_t *self, const char *firm_id, const ml_item
             value[14].number = generation;
             value[15].number = (int64_t)item->change_id;
         }
+        //  An upsert, not INSERT OR REPLACE: a replacement deletes the old row without firing
+        //  the delete trigger, and the totals would count it twice.
+        snprintf (sql + length, sizeof sql - length, "%s",
+                  " ON CONFLICT (firm_id, kind, source_id) DO UPDATE SET"
+                  " invoice_number = excluded.invoice_number, invoice_date = excluded.invoice_date,"
+                  " due_date = excluded.due_date, client_number = excluded.client_number,"
+                  " client_name = excluded.client_name, matter_number = excluded.matter_number,"
+                  " matter_description = excluded.matter_description,"
+                  " currency = excluded.currency, total_minor = excluded.total_minor,"
+                  " balance_minor = excluded.balance_minor, status = excluded.status,"
+                  " generation = excluded.generation, change_id = excluded.change_id");
         picture[rows * S_UPSERT_COLUMNS] = 0;
-        ok = ml_odbc_execute_many (self->odbc, sql, picture, 1, values) == 0;
+        ok = ml_db_execute_many (self->db, sql, picture, 1, values) == 0;
     }
     return ok;
 }
@@ -446,12 +526,12 @@ int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t curso
     ml_store_now (now, sizeof now);
     bool ok =
         s_generation (self, firm_id, &generation) == 0 &&
-        ml_odbc_execute (self->odbc, "DELETE FROM open_item WHERE firm_id = ? AND generation <> ?",
-                         "si", firm_id, generation) >= 0 &&
-        ml_odbc_execute (self->odbc,
-                         "UPDATE replica_state SET cursor = ?, complete = 1,"
-                         " snapshot_completed_at = ? WHERE firm_id = ?",
-                         "iss", (int64_t)cursor, now, firm_id) == 1;
+        ml_db_execute (self->db, "DELETE FROM open_item WHERE firm_id = ? AND generation <> ?",
+                       "si", firm_id, generation) >= 0 &&
+        ml_db_execute (self->db,
+                       "UPDATE replica_state SET cursor = ?, complete = 1,"
+                       " snapshot_completed_at = ? WHERE firm_id = ?",
+                       "iss", (int64_t)cursor, now, firm_id) == 1;
     return s_finish (self, "ending a snapshot", ok);
 }
 
@@ -464,7 +544,7 @@ int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *bat
                            firm_id) == 1 &&
               s_generation (self, firm_id, &generation) == 0;
     if (ok && (uint64_t)cursor != batch->since) {
-        ml_odbc_rollback (self->odbc);
+        ml_db_rollback (self->db);
         return -2;
     }
     //  In change order: runs of upserts go in one execute, each removal between them alone.
@@ -480,14 +560,14 @@ int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *bat
         run = index + 1;
         if (ok && item && !stale) {
             char kind[2] = {item->kind, 0};
-            ok = ml_odbc_execute (self->odbc,
-                                  "DELETE FROM open_item WHERE firm_id = ? AND kind = ?"
-                                  " AND source_id = ?",
-                                  "ssi", firm_id, kind, (int64_t)item->source_id) >= 0;
+            ok = ml_db_execute (self->db,
+                                "DELETE FROM open_item WHERE firm_id = ? AND kind = ?"
+                                " AND source_id = ?",
+                                "ssi", firm_id, kind, (int64_t)item->source_id) >= 0;
         }
     }
-    ok = ok && ml_odbc_execute (self->odbc, "UPDATE replica_state SET cursor = ? WHERE firm_id = ?",
-                                "is", (int64_t)batch->cursor, firm_id) == 1;
+    ok = ok && ml_db_execute (self->db, "UPDATE replica_state SET cursor = ? WHERE firm_id = ?",
+                              "is", (int64_t)batch->cursor, firm_id) == 1;
     return s_finish (self, "applying changes", ok);
 }
 
@@ -517,22 +597,22 @@ static bool s_integer_column (const char *name)
     return false;
 }
 
-json_t *ml_store_rows (ml_query_t *query, bool (*integer_column) (const char *name))
+json_t *ml_store_rows (ml_db_query_t *query, bool (*integer_column) (const char *name))
 {
     if (!query)
         return NULL;
     json_t *rows = json_array ();
     int rc;
-    while ((rc = ml_query_fetch (query)) == 1) {
+    while ((rc = ml_db_fetch (query)) == 1) {
         json_t *row = json_object ();
-        for (int column = 0; column < ml_query_columns (query); column++) {
-            const char *name = ml_query_name (query, column);
-            const char *text = ml_query_text (query, column);
+        for (int column = 0; column < ml_db_columns (query); column++) {
+            const char *name = ml_db_column_name (query, column);
+            const char *text = ml_db_text (query, column);
             int64_t number = 0;
             json_t *value;
             if (!text)
                 value = json_null ();
-            else if (integer_column (name) && ml_query_int64 (query, column, &number) == 0)
+            else if (integer_column (name) && ml_db_int64 (query, column, &number) == 0)
                 value = json_integer ((json_int_t)number);
             else
                 value = json_string (text);
@@ -541,7 +621,7 @@ json_t *ml_store_rows (ml_query_t *query, bool (*integer_column) (const char *na
         }
         json_array_append_new (rows, row);
     }
-    ml_query_destroy (&query);
+    ml_db_query_destroy (&query);
     if (rc < 0)
         json_decref (rows);
     return rc < 0 ? NULL : rows;
@@ -549,7 +629,7 @@ json_t *ml_store_rows (ml_query_t *query, bool (*integer_column) (const char *na
 
 //  The store's own tables, with their integer columns. A failed query (or fetch) is logged
 //  with purpose.
-static json_t *s_rows (ml_store_t *self, const char *purpose, ml_query_t *query)
+static json_t *s_rows (ml_store_t *self, const char *purpose, ml_db_query_t *query)
 {
     json_t *rows = ml_store_rows (query, s_integer_column);
     if (!rows)
@@ -578,7 +658,7 @@ json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *
     //  Only the filters given are in the SQL, so that SQLite reads through the index of the
     //  one asked for ("? IS NULL OR column = ?" made it read every item of the firm).
     char sql[2048], picture[5] = "s";
-    ml_odbc_value_t values[4] = {{.text = firm_id}};
+    ml_db_value_t values[4] = {{.text = firm_id}};
     size_t count = 1;
     snprintf (sql, sizeof sql, "%s",
               "SELECT o.source_id, o.invoice_number, o.invoice_date, o.due_date, o.client_number,"
@@ -595,7 +675,7 @@ json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *
             values[count++].text = filters[filter];
             strcat (picture, "s");
         }
-    ml_query_t *query = ml_odbc_query_values (self->odbc, sql, picture, values);
+    ml_db_query_t *query = ml_db_query_values (self->db, sql, picture, values);
     json_t *rows = s_rows (self, "reading open items", query);
     size_t index;
     json_t *row;
@@ -619,8 +699,8 @@ json_t *ml_store_matter (ml_store_t *self, const char *firm_id, const char *matt
 {
     json_t *rows = s_rows (
         self, "reading a matter",
-        ml_odbc_query (
-            self->odbc,
+        ml_db_query (
+            self->db,
             "SELECT client_number, MAX (CASE WHEN kind = 'T' THEN currency END) AS trust_currency,"
             " MAX (CASE WHEN kind = 'T' THEN balance_minor END) AS trust_balance_minor"
             " FROM open_item WHERE firm_id = ? AND matter_number = ? GROUP BY client_number",
@@ -637,10 +717,10 @@ static bool s_event (ml_store_t *self, const char *posting_uuid, const char *sta
 {
     char now[32];
     ml_store_now (now, sizeof now);
-    return ml_odbc_execute (self->odbc,
-                            "INSERT INTO posting_event (posting_uuid, at, status, detail)"
-                            " VALUES (?, ?, ?, ?)",
-                            "ssss", posting_uuid, now, status, detail) == 1;
+    return ml_db_execute (self->db,
+                          "INSERT INTO posting_event (posting_uuid, at, status, detail)"
+                          " VALUES (?, ?, ?, ?)",
+                          "ssss", posting_uuid, now, status, detail) == 1;
 }
 
 int ml_store_posting_note (ml_store_t *self, const char *posting_uuid, const char *status,
@@ -657,8 +737,8 @@ int ml_store_posting_insert (ml_store_t *self, const char *firm_id, ml_posting_t
     ml_store_now (posting->created_at, sizeof posting->created_at);
     if (!*posting->received_on)
         s_today (posting->received_on, sizeof posting->received_on);
-    bool ok = ml_odbc_execute (
-                  self->odbc,
+    bool ok = ml_db_execute (
+                  self->db,
                   "INSERT INTO posting (posting_uuid, firm_id, source, created_at, received_on,"
                   " account_number, client_number, payer_name, payer_email, currency,"
                   " amount_minor, ar_message, processor_txn, reverses, status, updated_at)"
@@ -671,11 +751,11 @@ int ml_store_posting_insert (ml_store_t *self, const char *firm_id, ml_posting_t
     for (size_t index = 0; ok && index < posting->line_count; index++) {
         const ml_line_t *line = &posting->lines[index];
         char kind[2] = {line->kind, 0};
-        ok = ml_odbc_execute (self->odbc,
-                              "INSERT INTO posting_line (posting_uuid, line_no, kind, reference,"
-                              " amount_minor) VALUES (?, ?, ?, ?, ?)",
-                              "sissi", posting->posting_uuid, (int64_t)index + 1, kind,
-                              line->reference, line->amount_minor) == 1;
+        ok = ml_db_execute (self->db,
+                            "INSERT INTO posting_line (posting_uuid, line_no, kind, reference,"
+                            " amount_minor) VALUES (?, ?, ?, ?, ?)",
+                            "sissi", posting->posting_uuid, (int64_t)index + 1, kind,
+                            line->reference, line->amount_minor) == 1;
     }
     ok = ok && s_event (self, posting->posting_uuid, "pending", source);
     return ok ? 0 : -1;
@@ -687,19 +767,19 @@ int ml_store_hold_add (ml_store_t *self, const char *firm_id, const char *hold_k
     bool ok = true;
     for (size_t index = 0; ok && index < count; index++) {
         char kind[2] = {lines[index].kind, 0};
-        ok = ml_odbc_execute (self->odbc,
-                              "INSERT INTO balance_hold (hold_key, line_no, firm_id, kind,"
-                              " reference, amount_minor) VALUES (?, ?, ?, ?, ?, ?)",
-                              "sisssi", hold_key, (int64_t)index + 1, firm_id, kind,
-                              lines[index].reference, lines[index].amount_minor) == 1;
+        ok = ml_db_execute (self->db,
+                            "INSERT INTO balance_hold (hold_key, line_no, firm_id, kind,"
+                            " reference, amount_minor) VALUES (?, ?, ?, ?, ?, ?)",
+                            "sisssi", hold_key, (int64_t)index + 1, firm_id, kind,
+                            lines[index].reference, lines[index].amount_minor) == 1;
     }
     return ok ? 0 : -1;
 }
 
 int ml_store_hold_release (ml_store_t *self, const char *hold_key)
 {
-    return ml_odbc_execute (self->odbc, "DELETE FROM balance_hold WHERE hold_key = ?", "s",
-                            hold_key) >= 0
+    return ml_db_execute (self->db, "DELETE FROM balance_hold WHERE hold_key = ?", "s", hold_key) >=
+                   0
                ? 0
                : -1;
 }
@@ -715,11 +795,11 @@ int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t
 
 zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, size_t limit)
 {
-    ml_query_t *query = ml_odbc_query (self->odbc,
-                                       "SELECT posting_uuid FROM posting WHERE firm_id = ?"
-                                       " AND status IN ('pending', 'delivered')"
-                                       " ORDER BY posting_seq LIMIT ?",
-                                       "si", firm_id, (int64_t)limit);
+    ml_db_query_t *query = ml_db_query (self->db,
+                                        "SELECT posting_uuid FROM posting WHERE firm_id = ?"
+                                        " AND status IN ('pending', 'delivered')"
+                                        " ORDER BY posting_seq LIMIT ?",
+                                        "si", firm_id, (int64_t)limit);
     if (!query) {
         s_failed (self, "listing unanswered postings");
         return NULL;
@@ -728,35 +808,35 @@ zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, s
     zlistx_set_destructor (list, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator (list, (zlistx_duplicator_fn *)strdup);
     int rc;
-    while ((rc = ml_query_fetch (query)) == 1)
-        zlistx_add_end (list, (void *)ml_query_text (query, 0));
+    while ((rc = ml_db_fetch (query)) == 1)
+        zlistx_add_end (list, (void *)ml_db_text (query, 0));
     if (rc < 0)
         s_failed (self, "listing unanswered postings");
-    ml_query_destroy (&query);
+    ml_db_query_destroy (&query);
     return list;
 }
 
 ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
 {
-    ml_query_t *query = ml_odbc_query (
-        self->odbc,
-        "SELECT posting_uuid, created_at, received_on, account_number, client_number,"
-        " payer_name, payer_email, currency, amount_minor, ar_message, processor_txn,"
-        " reverses FROM posting WHERE posting_uuid = ?",
-        "s", posting_uuid);
+    ml_db_query_t *query =
+        ml_db_query (self->db,
+                     "SELECT posting_uuid, created_at, received_on, account_number, client_number,"
+                     " payer_name, payer_email, currency, amount_minor, ar_message, processor_txn,"
+                     " reverses FROM posting WHERE posting_uuid = ?",
+                     "s", posting_uuid);
     if (!query) {
         s_failed (self, "loading a posting to send");
         return NULL;
     }
-    if (ml_query_fetch (query) != 1) {
-        ml_query_destroy (&query);
+    if (ml_db_fetch (query) != 1) {
+        ml_db_query_destroy (&query);
         return NULL;
     }
     ml_msg_t *message = ml_msg_new (ML_MSG_POSTING);
     ml_posting_t *posting = &message->posting;
 #define S_FIELD(field, column)                                                                     \
     snprintf (posting->field, sizeof posting->field, "%s",                                         \
-              ml_query_text (query, column) ? ml_query_text (query, column) : "")
+              ml_db_text (query, column) ? ml_db_text (query, column) : "")
     S_FIELD (posting_uuid, 0);
     S_FIELD (created_at, 1);
     S_FIELD (received_on, 2);
@@ -769,23 +849,23 @@ ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
     S_FIELD (processor_txn, 10);
     S_FIELD (reverses, 11);
 #undef S_FIELD
-    bool ok = ml_query_int64 (query, 8, &posting->amount_minor) == 0;
-    ml_query_destroy (&query);
-    query = ok ? ml_odbc_query (self->odbc,
-                                "SELECT kind, reference, amount_minor FROM posting_line"
-                                " WHERE posting_uuid = ? ORDER BY line_no",
-                                "s", posting_uuid)
+    bool ok = ml_db_int64 (query, 8, &posting->amount_minor) == 0;
+    ml_db_query_destroy (&query);
+    query = ok ? ml_db_query (self->db,
+                              "SELECT kind, reference, amount_minor FROM posting_line"
+                              " WHERE posting_uuid = ? ORDER BY line_no",
+                              "s", posting_uuid)
                : NULL;
     ml_line_t lines[ML_MAX_LINES];
     size_t count = 0;
-    while (query && count < ML_MAX_LINES && ml_query_fetch (query) == 1) {
-        lines[count].kind = ml_query_text (query, 0)[0];
+    while (query && count < ML_MAX_LINES && ml_db_fetch (query) == 1) {
+        lines[count].kind = ml_db_text (query, 0)[0];
         snprintf (lines[count].reference, sizeof lines[count].reference, "%s",
-                  ml_query_text (query, 1));
-        ok = ok && ml_query_int64 (query, 2, &lines[count].amount_minor) == 0;
+                  ml_db_text (query, 1));
+        ok = ok && ml_db_int64 (query, 2, &lines[count].amount_minor) == 0;
         count++;
     }
-    ml_query_destroy (&query);
+    ml_db_query_destroy (&query);
     if (!ok || ml_msg_set_lines (message, lines, count) != 0)
         ml_msg_destroy (&message);
     //  A posting above the amount limit (stored before the core checked it) would be dropped
@@ -802,11 +882,11 @@ ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
         ml_store_now (now, sizeof now);
         snprintf (reason, sizeof reason, "bad_amount: %s (refused by the core)", over);
         bool rejected = s_begin (self) == 0 &&
-                        ml_odbc_execute (self->odbc,
-                                         "UPDATE posting SET status = 'rejected', reason = ?,"
-                                         " updated_at = ? WHERE posting_uuid = ?"
-                                         " AND status IN ('pending', 'delivered')",
-                                         "sss", reason, now, posting_uuid) == 1 &&
+                        ml_db_execute (self->db,
+                                       "UPDATE posting SET status = 'rejected', reason = ?,"
+                                       " updated_at = ? WHERE posting_uuid = ?"
+                                       " AND status IN ('pending', 'delivered')",
+                                       "sss", reason, now, posting_uuid) == 1 &&
                         s_event (self, posting_uuid, "rejected", reason);
         s_finish (self, "rejecting a posting above the amount limit", rejected);
         ml_msg_destroy (&message);
@@ -820,15 +900,15 @@ int ml_store_posting_sent (ml_store_t *self, const char *posting_uuid)
     ml_store_now (now, sizeof now);
     if (s_begin (self) != 0)
         return -1;
-    int64_t first = ml_odbc_execute (self->odbc,
-                                     "UPDATE posting SET status = 'delivered', updated_at = ?"
-                                     " WHERE posting_uuid = ? AND status = 'pending'",
-                                     "ss", now, posting_uuid);
-    bool ok = first >= 0 &&
-              ml_odbc_execute (self->odbc,
-                               "UPDATE posting SET attempts = attempts + 1, last_sent_at = ?"
-                               " WHERE posting_uuid = ?",
-                               "ss", now, posting_uuid) == 1;
+    int64_t first = ml_db_execute (self->db,
+                                   "UPDATE posting SET status = 'delivered', updated_at = ?"
+                                   " WHERE posting_uuid = ? AND status = 'pending'",
+                                   "ss", now, posting_uuid);
+    bool ok =
+        first >= 0 && ml_db_execute (self->db,
+                                     "UPDATE posting SET attempts = attempts + 1, last_sent_at = ?"
+                                     " WHERE posting_uuid = ?",
+                                     "ss", now, posting_uuid) == 1;
     if (ok && first == 1)
         ok = s_event (self, posting_uuid, "delivered", "sent to the agent");
     return s_finish (self, "marking a posting sent", ok);
@@ -838,13 +918,13 @@ static bool s_reversal_posted (ml_store_t *self, const char *reversal_uuid)
 {
     //  Inside the posting result's transaction: its s_finish logs a failure.
     json_t *rows = ml_store_rows (
-        ml_odbc_query (self->odbc,
-                       "SELECT o.posting_uuid, o.amount_minor, o.status, (SELECT COALESCE (SUM "
-                       "(r.amount_minor), 0)"
-                       " FROM posting r WHERE r.reverses = o.posting_uuid AND r.status = 'posted')"
-                       " AS reversed_minor FROM posting o WHERE o.posting_uuid ="
-                       " (SELECT reverses FROM posting WHERE posting_uuid = ?)",
-                       "s", reversal_uuid),
+        ml_db_query (self->db,
+                     "SELECT o.posting_uuid, o.amount_minor, o.status, (SELECT COALESCE (SUM "
+                     "(r.amount_minor), 0)"
+                     " FROM posting r WHERE r.reverses = o.posting_uuid AND r.status = 'posted')"
+                     " AS reversed_minor FROM posting o WHERE o.posting_uuid ="
+                     " (SELECT reverses FROM posting WHERE posting_uuid = ?)",
+                     "s", reversal_uuid),
         s_integer_column);
     json_t *original = json_array_get (rows, 0);
     bool ok = rows != NULL;
@@ -860,10 +940,10 @@ static bool s_reversal_posted (ml_store_t *self, const char *reversal_uuid)
             streq (json_string_value (json_object_get (original, "status")), "posted")) {
             char now[32];
             ml_store_now (now, sizeof now);
-            ok = ml_odbc_execute (self->odbc,
-                                  "UPDATE posting SET status = 'reversed', updated_at = ?"
-                                  " WHERE posting_uuid = ?",
-                                  "ss", now, uuid) == 1;
+            ok = ml_db_execute (self->db,
+                                "UPDATE posting SET status = 'reversed', updated_at = ?"
+                                " WHERE posting_uuid = ?",
+                                "ss", now, uuid) == 1;
         }
     }
     json_decref (rows);
@@ -877,8 +957,8 @@ int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg
     bool posted = strcmp (result->status, "posted") == 0;
     if (s_begin (self) != 0)
         return -1;
-    int64_t changed = ml_odbc_execute (
-        self->odbc,
+    int64_t changed = ml_db_execute (
+        self->db,
         "UPDATE posting SET status = ?, receipt_id = ?, reason = ?, result_cursor = ?,"
         " updated_at = ? WHERE posting_uuid = ? AND firm_id = ?"
         " AND status IN ('pending', 'delivered')",
@@ -909,11 +989,11 @@ int ml_store_posting_resend (ml_store_t *self, const char *posting_uuid)
     ml_store_now (now, sizeof now);
     if (s_begin (self) != 0)
         return -1;
-    int64_t changed = ml_odbc_execute (self->odbc,
-                                       "UPDATE posting SET status = 'delivered', updated_at = ?"
-                                       " WHERE posting_uuid = ? AND status IN ('posted', "
-                                       "'rejected', 'delivered', 'pending')",
-                                       "ss", now, posting_uuid);
+    int64_t changed = ml_db_execute (self->db,
+                                     "UPDATE posting SET status = 'delivered', updated_at = ?"
+                                     " WHERE posting_uuid = ? AND status IN ('posted', "
+                                     "'rejected', 'delivered', 'pending')",
+                                     "ss", now, posting_uuid);
     bool ok = changed >= 0;
     if (ok && changed == 1)
         ok = s_event (self, posting_uuid, "delivered",
@@ -960,28 +1040,32 @@ json_t *ml_store_status (ml_store_t *self)
 {
     json_t *firms = s_rows (
         self, "status (sums of open balances)",
-        ml_odbc_query (
-            self->odbc,
+        ml_db_query (
+            self->db,
+            //  From the totals the triggers keep (s_totals_schema): a few rows per firm,
+            //  whatever the size of its replica.
             "SELECT f.firm_id, f.name, r.epoch, r.cursor, r.complete, r.last_hello_at,"
             " r.snapshot_completed_at,"
-            " (SELECT COUNT (*) FROM open_item o WHERE o.firm_id = f.firm_id AND o.kind = 'I')"
-            "  AS invoice_count,"
-            " (SELECT COALESCE (SUM (o.balance_minor / " S_BILLION "), 0) FROM open_item o"
-            "  WHERE o.firm_id = f.firm_id AND o.kind = 'I') AS open_balance_billions_minor,"
-            " (SELECT COALESCE (SUM (o.balance_minor % " S_BILLION "), 0) FROM open_item o"
-            "  WHERE o.firm_id = f.firm_id AND o.kind = 'I') AS open_balance_rest_minor,"
+            " (SELECT COALESCE (SUM (t.item_count), 0) FROM replica_total t"
+            "  WHERE t.firm_id = f.firm_id AND t.kind = 'I') AS invoice_count,"
+            " (SELECT COALESCE (SUM (t.balance_billions), 0) FROM replica_total t"
+            "  WHERE t.firm_id = f.firm_id AND t.kind = 'I') AS open_balance_billions_minor,"
+            " (SELECT COALESCE (SUM (t.balance_rest), 0) FROM replica_total t"
+            "  WHERE t.firm_id = f.firm_id AND t.kind = 'I') AS open_balance_rest_minor,"
             //  A sum over several currencies means nothing: say which one, or that it is mixed.
-            " (SELECT CASE WHEN COUNT (DISTINCT o.currency) > 1 THEN 'mixed'"
-            "  ELSE COALESCE (MIN (o.currency), '') END FROM open_item o"
-            "  WHERE o.firm_id = f.firm_id AND o.kind = 'I') AS open_balance_currency,"
-            " (SELECT COUNT (*) FROM open_item o WHERE o.firm_id = f.firm_id AND o.kind = 'T')"
-            "  AS trust_ledger_count,"
-            " (SELECT COUNT (*) FROM posting p WHERE p.firm_id = f.firm_id"
-            "  AND p.status IN ('pending', 'delivered')) AS unanswered_posting_count,"
-            " (SELECT COUNT (*) FROM posting p WHERE p.firm_id = f.firm_id"
-            "  AND p.status = 'posted') AS posted_posting_count,"
-            " (SELECT COUNT (*) FROM posting p WHERE p.firm_id = f.firm_id"
-            "  AND p.status = 'rejected') AS rejected_posting_count"
+            " (SELECT CASE WHEN COUNT (DISTINCT t.currency) > 1 THEN 'mixed'"
+            "  ELSE COALESCE (MIN (t.currency), '') END FROM replica_total t"
+            "  WHERE t.firm_id = f.firm_id AND t.kind = 'I' AND t.item_count > 0)"
+            "  AS open_balance_currency,"
+            " (SELECT COALESCE (SUM (t.item_count), 0) FROM replica_total t"
+            "  WHERE t.firm_id = f.firm_id AND t.kind = 'T') AS trust_ledger_count,"
+            " (SELECT COALESCE (SUM (c.posting_count), 0) FROM posting_total c"
+            "  WHERE c.firm_id = f.firm_id AND c.status IN ('pending', 'delivered'))"
+            "  AS unanswered_posting_count,"
+            " (SELECT COALESCE (SUM (c.posting_count), 0) FROM posting_total c"
+            "  WHERE c.firm_id = f.firm_id AND c.status = 'posted') AS posted_posting_count,"
+            " (SELECT COALESCE (SUM (c.posting_count), 0) FROM posting_total c"
+            "  WHERE c.firm_id = f.firm_id AND c.status = 'rejected') AS rejected_posting_count"
             " FROM firm f JOIN replica_state r ON r.firm_id = f.firm_id ORDER BY f.firm_id",
             NULL));
     size_t index;
@@ -994,8 +1078,8 @@ json_t *ml_store_postings (ml_store_t *self, const char *firm_id, const char *st
 {
     return s_rows (
         self, "listing postings",
-        ml_odbc_query (
-            self->odbc,
+        ml_db_query (
+            self->db,
             "SELECT posting_seq, posting_uuid, firm_id, source, created_at, received_on,"
             " client_number, payer_name, currency, amount_minor, status, receipt_id, reason,"
             " attempts FROM posting WHERE (? IS NULL OR firm_id = ?) AND (? IS NULL OR status = ?)"
@@ -1007,8 +1091,8 @@ json_t *ml_store_posting (ml_store_t *self, const char *posting_uuid)
 {
     json_t *rows = s_rows (
         self, "reading a posting",
-        ml_odbc_query (
-            self->odbc,
+        ml_db_query (
+            self->db,
             "SELECT posting_seq, posting_uuid, firm_id, source, created_at, received_on,"
             " account_number, client_number, payer_name, payer_email, currency, amount_minor,"
             " ar_message, processor_txn, reverses, status, receipt_id, reason, result_cursor,"
@@ -1021,20 +1105,44 @@ json_t *ml_store_posting (ml_store_t *self, const char *posting_uuid)
     json_t *posting = json_incref (json_array_get (rows, 0));
     json_decref (rows);
     json_t *lines = s_rows (self, "reading a posting's lines",
-                            ml_odbc_query (self->odbc,
-                                           "SELECT line_no, kind, reference, amount_minor"
-                                           " FROM posting_line WHERE posting_uuid = ?"
-                                           " ORDER BY line_no",
-                                           "s", posting_uuid));
+                            ml_db_query (self->db,
+                                         "SELECT line_no, kind, reference, amount_minor"
+                                         " FROM posting_line WHERE posting_uuid = ?"
+                                         " ORDER BY line_no",
+                                         "s", posting_uuid));
     json_t *events = s_rows (self, "reading a posting's history",
-                             ml_odbc_query (self->odbc,
-                                            "SELECT event_id, at, status, detail"
-                                            " FROM posting_event WHERE posting_uuid = ?"
-                                            " ORDER BY event_id",
-                                            "s", posting_uuid));
+                             ml_db_query (self->db,
+                                          "SELECT event_id, at, status, detail"
+                                          " FROM posting_event WHERE posting_uuid = ?"
+                                          " ORDER BY event_id",
+                                          "s", posting_uuid));
     json_object_set_new (posting, "lines", lines ? lines : json_array ());
     json_object_set_new (posting, "history", events ? events : json_array ());
     return posting;
+}
+
+//  The totals the triggers keep equal what counting the tables gives.
+static void s_test_totals (ml_store_t *store)
+{
+    static const char *const pairs[][2] = {
+        {"SELECT firm_id, kind, currency, item_count, balance_billions, balance_rest"
+         " FROM replica_total WHERE item_count <> 0",
+         "SELECT firm_id, kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"
+         " SUM (balance_minor % 1000000000) FROM open_item GROUP BY 1, 2, 3"},
+        {"SELECT firm_id, status, posting_count FROM posting_total WHERE posting_count <> 0",
+         "SELECT firm_id, status, COUNT (*) FROM posting GROUP BY 1, 2"}};
+    for (size_t pair = 0; pair < 2; pair++) {
+        char sql[1200];
+        snprintf (sql, sizeof sql,
+                  "SELECT (SELECT COUNT (*) FROM (%s EXCEPT %s)) + (SELECT COUNT (*) FROM (%s"
+                  " EXCEPT %s))",
+                  pairs[pair][0], pairs[pair][1], pairs[pair][1], pairs[pair][0]);
+        ml_db_query_t *query = ml_db_query (store->db, sql, NULL);
+        int64_t differences = -1;
+        assert (query && ml_db_fetch (query) == 1 && ml_db_int64 (query, 0, &differences) == 0);
+        ml_db_query_destroy (&query);
+        assert (differences == 0);
+    }
 }
 
 void ml_store_test (bool verbose)
@@ -1050,9 +1158,9 @@ void ml_store_test (bool verbose)
     //  Opening again keeps the schema (idempotent), in write-ahead logging.
     store = ml_store_new (connection_string, error, sizeof error);
     assert (store);
-    ml_query_t *journal = ml_odbc_query (store->odbc, "PRAGMA journal_mode", NULL);
-    assert (journal && ml_query_fetch (journal) == 1 && streq (ml_query_text (journal, 0), "wal"));
-    ml_query_destroy (&journal);
+    ml_db_query_t *journal = ml_db_query (store->db, "PRAGMA journal_mode", NULL);
+    assert (journal && ml_db_fetch (journal) == 1 && streq (ml_db_text (journal, 0), "wal"));
+    ml_db_query_destroy (&journal);
     const char *key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
     assert (ml_store_firm_add (store, "acme", "Acme LLP", key, "OP-001") == 0);
     ml_log_level_t saved = ml_log_level ();
@@ -1157,9 +1265,10 @@ void ml_store_test (bool verbose)
     assert (json_array_size (json_object_get (posting, "history")) == 3);
     json_decref (posting);
     //  The journal is append-only: the store refuses to change or delete it.
-    assert (ml_odbc_execute (store->odbc, "DELETE FROM posting_event", NULL) == -1);
-    assert (ml_odbc_execute (store->odbc, "UPDATE posting SET amount_minor = 1", NULL) == -1);
-    assert (ml_odbc_execute (store->odbc, "DELETE FROM posting", NULL) == -1);
+    assert (ml_db_execute (store->db, "DELETE FROM posting_event", NULL) == -1);
+    assert (ml_db_execute (store->db, "UPDATE posting SET amount_minor = 1", NULL) == -1);
+    assert (ml_db_execute (store->db, "DELETE FROM posting", NULL) == -1);
+    s_test_totals (store);
     json_t *status = ml_store_status (store);
     assert (json_integer_value (json_object_get (json_array_get (status, 0), "invoice_count")) ==
             2);
@@ -1204,6 +1313,7 @@ void ml_store_test (bool verbose)
         item->total_minor = item->balance_minor = 100;
     }
     assert (ml_store_changes (store, "acme", changes) == 0);
+    s_test_totals (store);
     items = ml_store_open_items (store, "acme", "C-9", NULL, NULL);
     assert (json_array_size (items) == 3);
     for (int index = 0; index < 3; index++)
@@ -1230,6 +1340,7 @@ void ml_store_test (bool verbose)
                                        {'I', "INV-3", "2026-01-03", "C-1", "M-1", -7},
                                        {'I', "INV-4", "2026-01-04", "C-1", "M-1", 1999999999}};
     assert (ml_selftest_replica (store, huge, 3) == 0);
+    s_test_totals (store);
     json_t *firms = ml_store_status (store);
     assert (firms && json_array_size (firms) == 1);
     json_t *row = json_array_get (firms, 0);
@@ -1241,6 +1352,7 @@ void ml_store_test (bool verbose)
     json_decref (firms);
     //  Within 64 bits it is an exact integer, negative balances (credits) included.
     assert (ml_selftest_replica (store, huge + 2, 2) == 0);
+    s_test_totals (store);
     firms = ml_store_status (store);
     row = json_array_get (firms, 0);
     assert (json_integer_value (json_object_get (row, "open_balance_minor")) == 1999999992);
@@ -1256,7 +1368,7 @@ void ml_store_test (bool verbose)
     dup2 (log_file, STDERR_FILENO);
     ml_log_level_t level = ml_log_level ();
     ml_log_setup ("selftest", ML_LOG_ERROR);
-    assert (ml_odbc_execute (store->odbc, "DROP TABLE replica_state", NULL) >= 0);
+    assert (ml_db_execute (store->db, "DROP TABLE replica_state", NULL) >= 0);
     assert (ml_store_status (store) == NULL);
     fflush (stderr);
     dup2 (saved_stderr, STDERR_FILENO);
@@ -1302,10 +1414,10 @@ void ml_store_test (bool verbose)
     //  A store made before reversing postings gets the reverses column when it is opened.
     snprintf (connection_string, sizeof connection_string,
               "Driver=SQLite3;Database=%s/old.db;StepAPI=1;FKSupport=1;Timeout=5000", directory);
-    ml_odbc_error_t odbc_error;
-    ml_odbc_t *old = ml_odbc_new (connection_string, &odbc_error);
+    ml_db_error_t db_error;
+    ml_db_t *old = ml_db_new (connection_string, &db_error);
     assert (old);
-    assert (ml_odbc_execute (
+    assert (ml_db_execute (
                 old,
                 "CREATE TABLE posting (posting_seq INTEGER PRIMARY KEY AUTOINCREMENT,"
                 " posting_uuid TEXT NOT NULL UNIQUE, firm_id TEXT NOT NULL, source TEXT NOT NULL,"
@@ -1318,22 +1430,35 @@ void ml_store_test (bool verbose)
                 " attempts INTEGER NOT NULL DEFAULT 0, last_sent_at TEXT,"
                 " updated_at TEXT NOT NULL)",
                 NULL) >= 0);
-    assert (ml_odbc_execute (old,
-                             "INSERT INTO posting VALUES (NULL, 'u-1', 'acme', 'staff', 'now',"
-                             " '2026-01-01', 'OP-001', 'C-1', '', '', 'USD', 5, '', '',"
-                             " 'posted', '1', NULL, 0, 1, NULL, 'now')",
-                             NULL) == 1);
-    ml_odbc_destroy (&old);
+    assert (ml_db_execute (old,
+                           "INSERT INTO posting VALUES (NULL, 'u-1', 'acme', 'staff', 'now',"
+                           " '2026-01-01', 'OP-001', 'C-1', '', '', 'USD', 5, '', '',"
+                           " 'posted', '1', NULL, 0, 1, NULL, 'now')",
+                           NULL) == 1);
+    ml_db_destroy (&old);
     store = ml_store_new (connection_string, error, sizeof error);
     assert (store);
-    ml_query_t *query = ml_odbc_query (
-        store->odbc, "SELECT reverses FROM posting WHERE posting_uuid = 'u-1'", NULL);
-    assert (query && ml_query_fetch (query) == 1 && streq (ml_query_text (query, 0), ""));
-    ml_query_destroy (&query);
+    ml_db_query_t *query =
+        ml_db_query (store->db, "SELECT reverses FROM posting WHERE posting_uuid = 'u-1'", NULL);
+    assert (query && ml_db_fetch (query) == 1 && streq (ml_db_text (query, 0), ""));
+    ml_db_query_destroy (&query);
+    //  Every migration ran, in order: the totals count the posting the old store had.
+    s_test_totals (store);
+    query = ml_db_query (store->db, "SELECT MAX (version) FROM store_version", NULL);
+    int64_t version = 0;
+    assert (query && ml_db_fetch (query) == 1 && ml_db_int64 (query, 0, &version) == 0);
+    assert (version == S_STORE_VERSION);
+    ml_db_query_destroy (&query);
     ml_store_destroy (&store);
     store = ml_store_new (connection_string, error, sizeof error);
     assert (store);
+    //  A store a newer core has migrated is refused, and left as it is.
+    assert (ml_db_execute (store->db, "INSERT INTO store_version (version) VALUES (?)", "i",
+                           (int64_t)S_STORE_VERSION + 1) == 1);
     ml_store_destroy (&store);
+    assert (!ml_store_new (connection_string, error, sizeof error));
+    assert (strstr (error, "newer than this core"));
+    assert (!ml_store_new (connection_string, error, sizeof error));
     assert (ml_selftest_remove (directory) == 0);
     printf ("OK\n");
 }

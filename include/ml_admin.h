@@ -61,6 +61,10 @@ json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
 json_t *ml_admin_api_execute (const ml_admin_parts_t *parts, const json_t *request,
                               ml_admin_effects_t *effects);
 
+//  True when op only reads the store and needs nothing of the running core, so the API
+//  may answer it on a reader thread (ml_readers); false for every other op and for NULL.
+bool ml_admin_op_reads (const char *op);
+
 //  Helpers for every op handler, so all replies and argument checks look alike.
 //  An error reply {"ok": false, "error": text} (new reference).
 json_t *ml_admin_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));

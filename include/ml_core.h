@@ -20,9 +20,10 @@ typedef struct {
     char endpoint[256];          //  where agents connect, e.g. tcp://*:7800
     char certificate[512];       //  the core's secret certificate file
     char agents[512];            //  directory of registered agents' public certificates
-    char store[1024];            //  ODBC connection string of the core's store
+    char store[1024];            //  connection string of the core's store (ml_db)
     char admin_endpoint[512];    //  admin API, e.g. ipc:///var/lib/matterlink/admin.sock
     char api_endpoint[512];      //  matterlink-web's API ("" = none), e.g. ipc://.../api.sock
+    int api_readers;             //  threads answering the API's reading ops (api/readers)
     ml_logins_settings_t portal; //  the portal's links and sessions (section "portal")
     int heartbeat_ms;
     int window;

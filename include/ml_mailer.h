@@ -30,7 +30,7 @@
 #define ML_MAILER_H_INCLUDED
 
 #include "ml_config.h"
-#include "ml_odbc.h"
+#include "ml_db.h"
 
 #include <czmq.h>
 #include <jansson.h>
@@ -56,8 +56,7 @@ typedef struct _ml_mailer_t ml_mailer_t;
 //  body before it is stored (docs/mail.md, "Secrets in the outbox"). Bodies an older release
 //  stored in clear text are sealed now. NULL + error on failure (the key unreadable,
 //  readable by others, of the wrong size: the message names the file and the fix).
-ml_mailer_t *ml_mailer_new (ml_odbc_t *odbc, const char *outbox_key, char *error,
-                            size_t error_size);
+ml_mailer_t *ml_mailer_new (ml_db_t *db, const char *outbox_key, char *error, size_t error_size);
 
 //  Where the outbox key lives: mail/outbox_key, or else outbox.key in the directory of
 //  core/certificate. Returns 0 with the path, or -1 + error (neither key set, too long).
@@ -110,7 +109,7 @@ json_t *ml_mailer_execute (ml_mailer_t *self, const char *op, const json_t *requ
 //  How the actor sends. password is a secret: wipe settings with ml_mailer_settings_wipe
 //  once the actor has started (it keeps its own copy and wipes that when it ends).
 typedef struct {
-    char store[1024];     //  ODBC connection string of the core's store (its own connection)
+    char store[1024];     //  connection string of the core's store (its own connection, ml_db)
     char outbox_key[512]; //  the outbox key's file (ml_mailer_outbox_key_path)
     char smtp_url[256];   //  smtp://host[:port][/ehlo-name] (STARTTLS) or smtps://... (TLS)
     bool starttls;        //  smtp:// only: require STARTTLS (never fall back to clear text)

@@ -15,7 +15,7 @@
 #define ML_PAYERS_H_INCLUDED
 
 #include "ml_msg.h"
-#include "ml_odbc.h"
+#include "ml_db.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -26,7 +26,7 @@ typedef struct _ml_payers_t ml_payers_t;
 
 //  Create the tables if needed (borrowed connection; the store outlives this object). NULL + error
 //  on failure.
-ml_payers_t *ml_payers_new (ml_odbc_t *odbc, char *error, size_t error_size);
+ml_payers_t *ml_payers_new (ml_db_t *db, char *error, size_t error_size);
 
 //  Destroy the object (the tables and the connection stay). Idempotent; nulls the
 //  caller's pointer.

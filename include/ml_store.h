@@ -1,4 +1,4 @@
-/*  ml_store: the core's own store, over ODBC (SQLite by default).
+/*  ml_store: the core's own store (an SQLite file, reached natively through ml_db).
 
     It holds the firms and their agents' keys, the replica of each firm's open items and
     trust balances with the change cursor it was built to, and the postings outbox with
@@ -9,7 +9,7 @@
 #define ML_STORE_H_INCLUDED
 
 #include "ml_msg.h"
-#include "ml_odbc.h"
+#include "ml_db.h"
 
 #include <czmq.h>
 #include <jansson.h>
@@ -25,10 +25,10 @@ ml_store_t *ml_store_new (const char *connection_string, char *error, size_t err
 void ml_store_destroy (ml_store_t **self_p);
 
 //  The store's connection (borrowed), for classes that keep their own tables in the store.
-ml_odbc_t *ml_store_odbc (ml_store_t *self);
+ml_db_t *ml_store_db (ml_store_t *self);
 
 //  The last database error (borrowed).
-const ml_odbc_error_t *ml_store_error (ml_store_t *self);
+const ml_db_error_t *ml_store_error (ml_store_t *self);
 
 //  Register a firm and its agent's public key (Z85). Returns 0, or -1 (duplicate firm or
 //  key, or a database error).
@@ -123,7 +123,7 @@ json_t *ml_store_posting (ml_store_t *self, const char *posting_uuid);
 //  Helpers for classes that keep tables in the store.
 //  Create a class's tables in the store: run statements (CREATE ... IF NOT EXISTS) in one
 //  transaction. Returns 0, or -1 with "cannot create the WHAT: reason" in error.
-int ml_store_schema (ml_odbc_t *odbc, const char *const *statements, size_t count, const char *what,
+int ml_store_schema (ml_db_t *db, const char *const *statements, size_t count, const char *what,
                      char *error, size_t error_size);
 
 //  A new random UUID, lower-case canonical text (37 bytes with the terminator).
@@ -135,7 +135,7 @@ void ml_store_now (char *buf, size_t size);
 //  Every row of a query as a JSON array of objects named by column (new reference), or
 //  NULL on error; destroys the query (NULL in gives NULL out). Columns for which
 //  integer_column (name) is true become JSON integers, the rest text; SQL NULL is null.
-json_t *ml_store_rows (ml_query_t *query, bool (*integer_column) (const char *name));
+json_t *ml_store_rows (ml_db_query_t *query, bool (*integer_column) (const char *name));
 
 void ml_store_test (bool verbose);
 

@@ -24,10 +24,10 @@ static void s_counts (ml_store_t *store, char *counts, size_t size)
     for (size_t index = 0; tables[index]; index++) {
         char sql[100];
         snprintf (sql, sizeof sql, "SELECT COUNT(*) FROM %s", tables[index]);
-        ml_query_t *query = ml_odbc_query (ml_store_odbc (store), sql, NULL);
+        ml_db_query_t *query = ml_db_query (ml_store_db (store), sql, NULL);
         int64_t rows = -1;
-        assert (query && ml_query_fetch (query) == 1 && ml_query_int64 (query, 0, &rows) == 0);
-        ml_query_destroy (&query);
+        assert (query && ml_db_fetch (query) == 1 && ml_db_int64 (query, 0, &rows) == 0);
+        ml_db_query_destroy (&query);
         used += (size_t)snprintf (counts + used, size - used, "%s=%lld ", tables[index],
                                   (long long)rows);
     }
@@ -41,7 +41,7 @@ void ml_free_text_test (bool verbose)
     assert (store);
     ml_log_level_t saved = ml_log_level ();
     ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);
-    ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
+    ml_payers_t *payers = ml_payers_new (ml_store_db (store), error, sizeof error);
     ml_processor_settings_t settings;
     ml_processor_settings_defaults (&settings);
     ml_processor_t *processor = ml_processor_new (&settings, error, sizeof error);

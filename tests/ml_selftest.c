@@ -5,6 +5,7 @@
 #include "ml_autopay.h"
 #include "ml_config.h"
 #include "ml_contract.h"
+#include "ml_db.h"
 #include "ml_core.h"
 #include "ml_keygen.h"
 #include "ml_log.h"
@@ -17,6 +18,7 @@
 #include "ml_odbc.h"
 #include "ml_payers.h"
 #include "ml_processor.h"
+#include "ml_readers.h"
 #include "ml_payments.h"
 #include "ml_portal_account.h"
 #include "ml_finder.h"
@@ -43,7 +45,9 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_odbc", ml_odbc_test},
     {"ml_contract", ml_contract_test},
     {"ml_alloc", ml_alloc_test},
+    {"ml_db", ml_db_test},
     {"ml_store", ml_store_test},
+    {"ml_readers", ml_readers_test},
     {"ml_admin", ml_admin_test},
     {"ml_payers", ml_payers_test},
     {"ml_finder", ml_finder_test},

@@ -26,20 +26,20 @@ json_t *ml_pay_account_add (ml_payments_t *self, const json_t *request)
     json_decref (known);
     char now[32];
     ml_store_now (now, sizeof now);
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (ml_db_begin (self->db) != 0)
         return ml_pay_store_failed (self, "account-add");
-    int64_t added = ml_odbc_execute (
-        self->odbc,
+    int64_t added = ml_db_execute (
+        self->db,
         "INSERT INTO account (firm_id, account_number, account_type, currency, merchant_account,"
         " created_at) VALUES (?, ?, ?, ?, ?, ?)",
         "ssssss", firm, number, type, currency, merchant, now);
     if (added != 1) {
-        ml_odbc_rollback (self->odbc);
+        ml_db_rollback (self->db);
         return ml_admin_error ("firm %s already has account %s, or a %s account in %s (accounts "
                                "are never changed or removed)",
                                firm, number, type, currency);
     }
-    if (ml_odbc_commit (self->odbc) != 0)
+    if (ml_db_commit (self->db) != 0)
         return ml_pay_store_failed (self, "account-add");
     ml_log (ML_LOG_NOTICE, "payments: firm %s: %s account %s (%s) added", firm, type, number,
             currency);
@@ -53,10 +53,10 @@ json_t *ml_pay_account (ml_payments_t *self, const char *firm, const char *type,
                         const char *currency)
 {
     json_t *rows = ml_store_rows (
-        ml_odbc_query (self->odbc,
-                       "SELECT account_number, account_type, currency, merchant_account FROM"
-                       " account WHERE firm_id = ? AND account_type = ? AND currency = ?",
-                       "sss", firm, type, currency),
+        ml_db_query (self->db,
+                     "SELECT account_number, account_type, currency, merchant_account FROM"
+                     " account WHERE firm_id = ? AND account_type = ? AND currency = ?",
+                     "sss", firm, type, currency),
         ml_pay_integer_column);
     json_t *account = json_incref (json_array_get (rows, 0));
     json_decref (rows);

@@ -150,8 +150,8 @@ const ml_pay_operation_t ml_pay_reversal_operation = {
 static bool s_posting_of (ml_payments_t *self, const ml_pay_operation_t *operation, const char *key,
                           const char *txn, char *deliver_firm, size_t size)
 {
-    json_t *rows = ml_store_rows (ml_odbc_query (self->odbc, operation->source, "s", key),
-                                  ml_pay_integer_column);
+    json_t *rows =
+        ml_store_rows (ml_db_query (self->db, operation->source, "s", key), ml_pay_integer_column);
     json_t *row = json_array_get (rows, 0);
     json_t *lines =
         row ? json_loads (json_string_value (json_object_get (row, "lines")), 0, NULL) : NULL;
@@ -225,11 +225,11 @@ int ml_pay_record (ml_payments_t *self, const ml_pay_operation_t *operation, con
                                                           : "unknown";
     char now[32];
     ml_store_now (now, sizeof now);
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (ml_db_begin (self->db) != 0)
         return -1;
-    int64_t changed = ml_odbc_execute (self->odbc, operation->update, "sssss", state,
-                                       *result->txn ? result->txn : NULL,
-                                       *result->reason ? result->reason : NULL, now, key);
+    int64_t changed = ml_db_execute (self->db, operation->update, "sssss", state,
+                                     *result->txn ? result->txn : NULL,
+                                     *result->reason ? result->reason : NULL, now, key);
     bool ok = changed >= 0;
     if (ok && changed == 1 && status == ML_PROCESSOR_APPROVED)
         ok = s_posting_of (self, operation, key, result->txn, deliver_firm, size);
@@ -238,10 +238,10 @@ int ml_pay_record (ml_payments_t *self, const ml_pay_operation_t *operation, con
     if (ok && changed == 1 && status != ML_PROCESSOR_UNKNOWN &&
         operation == &ml_pay_charge_operation)
         ok = ml_store_hold_release (self->store, key) == 0;
-    if (!ok || ml_odbc_commit (self->odbc) != 0) {
+    if (!ok || ml_db_commit (self->db) != 0) {
         ml_log (ML_LOG_ERROR, "payments: recording %s %s failed: %s", operation->name, key,
-                ml_odbc_error (self->odbc)->message);
-        ml_odbc_rollback (self->odbc);
+                ml_db_error (self->db)->message);
+        ml_db_rollback (self->db);
         return -1;
     }
     ml_log (status == ML_PROCESSOR_APPROVED ? ML_LOG_NOTICE : ML_LOG_WARNING,
@@ -532,10 +532,10 @@ json_t *ml_pay_order_charge (ml_payments_t *self, const ml_pay_order_t *order, c
 {
     char now[32];
     ml_store_now (now, sizeof now);
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (ml_db_begin (self->db) != 0)
         return ml_pay_store_failed (self, "payment");
-    bool ok = ml_odbc_execute (
-                  self->odbc,
+    bool ok = ml_db_execute (
+                  self->db,
                   "INSERT INTO payment (payment_uuid, firm_id, source, staff, payer_id,"
                   " payer_name, payer_email, receipt_email, ar_message, client_number, token,"
                   " brand, last4, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -550,8 +550,8 @@ json_t *ml_pay_order_charge (ml_payments_t *self, const ml_pay_order_t *order, c
         snprintf (key, sizeof key, "%s:%s", payment_uuid, group == 0 ? "operating" : "trust");
         ml_store_uuid (posting_uuid, sizeof posting_uuid);
         char *lines_text = json_dumps (part->lines, JSON_COMPACT | JSON_ENSURE_ASCII);
-        ok = ml_odbc_execute (
-                 self->odbc,
+        ok = ml_db_execute (
+                 self->db,
                  "INSERT INTO charge (charge_key, payment_uuid, account_number, account_type,"
                  " merchant_account, currency, amount_minor, lines, posting_uuid, status,"
                  " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
@@ -563,7 +563,7 @@ json_t *ml_pay_order_charge (ml_payments_t *self, const ml_pay_order_t *order, c
         free (lines_text);
         ok = ok && ml_pay_hold (self, order->firm, key, part->lines) == 0;
     }
-    if (!ok || ml_odbc_commit (self->odbc) != 0)
+    if (!ok || ml_db_commit (self->db) != 0)
         return ml_pay_store_failed (self, "payment");
     json_t *charges =
         ml_pay_rows (self, ML_PAY_CHARGE_SQL " WHERE c.payment_uuid = ? ORDER BY c.charge_key", "s",
@@ -659,10 +659,10 @@ void ml_pay_flow_done (ml_payments_t *self, ml_pay_flow_t *flow)
     if (moved && flow->kind == ML_PAY_FLOW_PAYMENT)
         ml_pay_selection_done (self, flow->request);
     if (moved && flow->kind == ML_PAY_FLOW_LINK &&
-        ml_odbc_execute (self->odbc,
-                         "UPDATE payment_link SET payment_uuid = ? WHERE link_id = ?"
-                         " AND payment_uuid IS NULL",
-                         "ss", flow->payment_uuid, flow->link_id) != 1)
+        ml_db_execute (self->db,
+                       "UPDATE payment_link SET payment_uuid = ? WHERE link_id = ?"
+                       " AND payment_uuid IS NULL",
+                       "ss", flow->payment_uuid, flow->link_id) != 1)
         ml_log (ML_LOG_ERROR, "payments: could not mark link %s paid", flow->link_id);
     s_flow_end (self, flow, ml_admin_ok (json_pack ("{s:o}", "payment", payment)));
 }

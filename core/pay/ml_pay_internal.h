@@ -22,7 +22,7 @@
 
 struct _ml_payments_t {
     ml_store_t *store;         //  borrowed
-    ml_odbc_t *odbc;           //  the store's connection
+    ml_db_t *db;               //  the store's connection
     ml_payers_t *payers;       //  borrowed
     ml_processor_t *processor; //  borrowed, may be NULL
     ml_mailer_t *mailer;       //  borrowed, may be NULL

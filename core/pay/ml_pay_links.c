@@ -31,7 +31,7 @@ json_t *ml_pay_link_row (ml_payments_t *self, const char *column, const char *va
     ml_store_now (now, sizeof now);
     snprintf (sql, sizeof sql, S_LINK_SQL " WHERE %s = ?", column);
     json_t *rows =
-        ml_store_rows (ml_odbc_query (self->odbc, sql, "ss", now, value), ml_pay_integer_column);
+        ml_store_rows (ml_db_query (self->db, sql, "ss", now, value), ml_pay_integer_column);
     json_t *row = json_incref (json_array_get (rows, 0));
     json_decref (rows);
     return row;
@@ -140,9 +140,9 @@ json_t *ml_pay_link_create (ml_payments_t *self, const json_t *original)
     json_decref (firm);
     s_link_body (&order, self->public_url, token, expires, &body);
     snprintf (dedupe, sizeof dedupe, "link:%s", link_id);
-    bool ok = ml_odbc_begin (self->odbc) == 0 &&
-              ml_odbc_execute (
-                  self->odbc,
+    bool ok = ml_db_begin (self->db) == 0 &&
+              ml_db_execute (
+                  self->db,
                   "INSERT INTO payment_link (link_id, token_digest, firm_id, payer_id, payer_name,"
                   " payer_email, receipt_email, ar_message, lines, created_by, created_at,"
                   " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -152,7 +152,7 @@ json_t *ml_pay_link_create (ml_payments_t *self, const json_t *original)
               (!self->mailer || ml_mailer_enqueue (self->mailer, "payment_link", dedupe, order.firm,
                                                    order.receipt_email, subject, body, mail_error,
                                                    sizeof mail_error) >= 0) &&
-              ml_odbc_commit (self->odbc) == 0;
+              ml_db_commit (self->db) == 0;
     if (!ok && self->mailer && *mail_error)
         ml_log (ML_LOG_WARNING, "payments: payment link e-mail refused: %s", mail_error);
     explicit_bzero (body, strlen (body));
@@ -247,11 +247,11 @@ json_t *ml_pay_links (ml_payments_t *self, const json_t *request)
         !streq (state, "cancelled") && !streq (state, "expired"))
         return ml_admin_error ("'state' must be outstanding, paid, cancelled or expired");
     ml_store_now (now, sizeof now);
-    json_t *rows = ml_store_rows (ml_odbc_query (self->odbc,
-                                                 "SELECT * FROM (" S_LINK_SQL
-                                                 " WHERE firm_id = ?) WHERE (? IS NULL OR"
-                                                 " state = ?) ORDER BY created_at DESC LIMIT 1000",
-                                                 "ssss", now, firm, state, state),
+    json_t *rows = ml_store_rows (ml_db_query (self->db,
+                                               "SELECT * FROM (" S_LINK_SQL
+                                               " WHERE firm_id = ?) WHERE (? IS NULL OR"
+                                               " state = ?) ORDER BY created_at DESC LIMIT 1000",
+                                               "ssss", now, firm, state, state),
                                   ml_pay_integer_column);
     return rows ? ml_admin_ok (json_pack ("{s:o}", "links", rows))
                 : ml_pay_store_failed (self, "link-list");
@@ -272,10 +272,10 @@ json_t *ml_pay_link_cancel (ml_payments_t *self, const json_t *request)
     ml_store_now (now, sizeof now);
     if (!streq (state, "outstanding"))
         reply = ml_admin_error ("payment link %s is %s already", link_id, state);
-    else if (ml_odbc_execute (self->odbc,
-                              "UPDATE payment_link SET cancelled_at = ? WHERE link_id = ? AND"
-                              " payment_uuid IS NULL AND cancelled_at IS NULL",
-                              "ss", now, link_id) != 1)
+    else if (ml_db_execute (self->db,
+                            "UPDATE payment_link SET cancelled_at = ? WHERE link_id = ? AND"
+                            " payment_uuid IS NULL AND cancelled_at IS NULL",
+                            "ss", now, link_id) != 1)
         reply = ml_pay_store_failed (self, "link-cancel");
     json_decref (link);
     if (reply)

@@ -42,24 +42,23 @@ int ml_payments_notify (ml_payments_t *self)
         snprintf (dedupe, sizeof dedupe, "receipt:%s", S_TEXT ("charge_key"));
         //  Queued and marked in one transaction; the dedupe key keeps a repeat harmless.
         *error = 0;
-        if (ml_odbc_begin (self->odbc) == 0 &&
+        if (ml_db_begin (self->db) == 0 &&
             ml_mailer_enqueue (self->mailer, "receipt", dedupe, S_TEXT ("firm_id"),
                                S_TEXT ("receipt_email"), subject, body, error, sizeof error) >= 0 &&
-            ml_odbc_execute (self->odbc,
-                             "UPDATE charge SET receipt_queued = 1 WHERE charge_key = ?", "s",
-                             S_TEXT ("charge_key")) == 1 &&
-            ml_odbc_commit (self->odbc) == 0)
+            ml_db_execute (self->db, "UPDATE charge SET receipt_queued = 1 WHERE charge_key = ?",
+                           "s", S_TEXT ("charge_key")) == 1 &&
+            ml_db_commit (self->db) == 0)
             queued++;
         else {
-            ml_odbc_rollback (self->odbc);
+            ml_db_rollback (self->db);
             //  A receipt the outbox refuses (a bad address) is logged once and not tried
             //  again; a store error is tried again at the next sweep.
             ml_log (ML_LOG_WARNING, "payments: no receipt for charge %s: %s", S_TEXT ("charge_key"),
                     *error ? error : "the core store failed");
             if (*error)
-                ml_odbc_execute (self->odbc,
-                                 "UPDATE charge SET receipt_queued = 2 WHERE charge_key = ?", "s",
-                                 S_TEXT ("charge_key"));
+                ml_db_execute (self->db,
+                               "UPDATE charge SET receipt_queued = 2 WHERE charge_key = ?", "s",
+                               S_TEXT ("charge_key"));
         }
         free (body);
 #undef S_TEXT
@@ -89,13 +88,13 @@ int ml_payments_notify (ml_payments_t *self)
                   S_TEXT ("posting_uuid"), money, S_TEXT ("client_number"), S_TEXT ("source"),
                   S_TEXT ("reason") ? S_TEXT ("reason") : "(none given)", S_TEXT ("posting_uuid"));
         snprintf (dedupe, sizeof dedupe, "rejected:%s", S_TEXT ("posting_uuid"));
-        if (ml_odbc_begin (self->odbc) == 0 &&
+        if (ml_db_begin (self->db) == 0 &&
             ml_mailer_enqueue (self->mailer, "posting_rejected", dedupe, S_TEXT ("firm_id"),
                                S_TEXT ("notify_email"), subject, body, error, sizeof error) >= 0 &&
-            ml_odbc_commit (self->odbc) == 0)
+            ml_db_commit (self->db) == 0)
             queued++;
         else {
-            ml_odbc_rollback (self->odbc);
+            ml_db_rollback (self->db);
             ml_log (ML_LOG_WARNING, "payments: no rejection notice for posting %s: %s",
                     S_TEXT ("posting_uuid"), error);
         }
@@ -117,12 +116,12 @@ json_t *ml_pay_firm_contact (ml_payments_t *self, const json_t *request)
         return ml_admin_error ("unknown firm '%s'", firm);
     json_decref (known);
     ml_store_now (now, sizeof now);
-    if (ml_odbc_begin (self->odbc) != 0 ||
-        ml_odbc_execute (self->odbc,
-                         "INSERT OR REPLACE INTO firm_contact (firm_id, notify_email, updated_at)"
-                         " VALUES (?, ?, ?)",
-                         "sss", firm, email, now) != 1 ||
-        ml_odbc_commit (self->odbc) != 0)
+    if (ml_db_begin (self->db) != 0 ||
+        ml_db_execute (self->db,
+                       "INSERT OR REPLACE INTO firm_contact (firm_id, notify_email, updated_at)"
+                       " VALUES (?, ?, ?)",
+                       "sss", firm, email, now) != 1 ||
+        ml_db_commit (self->db) != 0)
         return ml_pay_store_failed (self, "firm-contact");
     return ml_admin_ok (json_pack ("{s:s, s:s}", "firm", firm, "notify_email", email));
 }

@@ -8,16 +8,16 @@
 static int64_t s_taken_back (ml_payments_t *self, const char *charge_key, const char *kind,
                              const char *reference)
 {
-    ml_query_t *query = ml_odbc_query (
-        self->odbc,
+    ml_db_query_t *query = ml_db_query (
+        self->db,
         "SELECT COALESCE (SUM (json_extract (j.value, '$[2]')), 0) FROM reversal v,"
         " json_each (v.lines) j WHERE v.charge_key = ? AND v.status NOT IN ('declined', 'error')"
         " AND json_extract (j.value, '$[0]') = ? AND json_extract (j.value, '$[1]') = ?",
         "sss", charge_key, kind, reference);
     int64_t taken = 0;
-    if (!query || ml_query_fetch (query) != 1 || ml_query_int64 (query, 0, &taken) != 0)
+    if (!query || ml_db_fetch (query) != 1 || ml_db_int64 (query, 0, &taken) != 0)
         taken = -1;
-    ml_query_destroy (&query);
+    ml_db_query_destroy (&query);
     return taken;
 }
 
@@ -26,8 +26,8 @@ static int64_t s_taken_back (ml_payments_t *self, const char *charge_key, const 
 //  reversals still at the processor.
 static int64_t s_trust_pending (ml_payments_t *self, const char *firm, const char *matter)
 {
-    ml_query_t *query = ml_odbc_query (
-        self->odbc,
+    ml_db_query_t *query = ml_db_query (
+        self->db,
         "SELECT (SELECT COALESCE (SUM (l.amount_minor), 0) FROM posting_line l"
         " JOIN posting p ON p.posting_uuid = l.posting_uuid JOIN replica_state r"
         " ON r.firm_id = p.firm_id WHERE p.firm_id = ? AND p.reverses <> '' AND l.kind = 'T'"
@@ -40,9 +40,9 @@ static int64_t s_trust_pending (ml_payments_t *self, const char *firm, const cha
         " AND json_extract (j.value, '$[1]') = ?)",
         "ssss", firm, matter, firm, matter);
     int64_t pending = 0;
-    if (!query || ml_query_fetch (query) != 1 || ml_query_int64 (query, 0, &pending) != 0)
+    if (!query || ml_db_fetch (query) != 1 || ml_db_int64 (query, 0, &pending) != 0)
         pending = -1;
-    ml_query_destroy (&query);
+    ml_db_query_destroy (&query);
     return pending;
 }
 
@@ -203,15 +203,15 @@ json_t *ml_pay_reverse (ml_payments_t *self, const char *kind, const json_t *req
         ml_store_uuid (posting_uuid, sizeof posting_uuid);
         ml_store_now (now, sizeof now);
         char *lines_text = json_dumps (taken, JSON_COMPACT | JSON_ENSURE_ASCII);
-        bool ok = ml_odbc_begin (self->odbc) == 0 &&
-                  ml_odbc_execute (self->odbc,
-                                   "INSERT INTO reversal (reversal_key, charge_key, kind,"
-                                   " amount_minor, lines, posting_uuid, status, staff,"
-                                   " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending',"
-                                   " ?, ?, ?)",
-                                   "sssisssss", key, charge_key, kind, total, lines_text,
-                                   posting_uuid, staff ? staff : "", now, now) == 1 &&
-                  ml_odbc_commit (self->odbc) == 0;
+        bool ok = ml_db_begin (self->db) == 0 &&
+                  ml_db_execute (self->db,
+                                 "INSERT INTO reversal (reversal_key, charge_key, kind,"
+                                 " amount_minor, lines, posting_uuid, status, staff,"
+                                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending',"
+                                 " ?, ?, ?)",
+                                 "sssisssss", key, charge_key, kind, total, lines_text,
+                                 posting_uuid, staff ? staff : "", now, now) == 1 &&
+                  ml_db_commit (self->db) == 0;
         free (lines_text);
         if (!ok)
             reply = ml_pay_store_failed (self, "reversal");
@@ -305,10 +305,10 @@ json_t *ml_pay_reallocate (ml_payments_t *self, const json_t *request, char *del
     json_t *account = NULL;
     if (!reply) {
         account =
-            ml_store_rows (ml_odbc_query (self->odbc,
-                                          "SELECT account_type FROM account WHERE firm_id = ? AND"
-                                          " account_number = ?",
-                                          "ss", S_TEXT ("firm_id"), S_TEXT ("account_number")),
+            ml_store_rows (ml_db_query (self->db,
+                                        "SELECT account_type FROM account WHERE firm_id = ? AND"
+                                        " account_number = ?",
+                                        "ss", S_TEXT ("firm_id"), S_TEXT ("account_number")),
                            ml_pay_integer_column);
         const char *type =
             json_string_value (json_object_get (json_array_get (account, 0), "account_type"));
@@ -361,12 +361,12 @@ json_t *ml_pay_reallocate (ml_payments_t *self, const json_t *request, char *del
         free (parts);
         char detail[128];
         bool ok =
-            ml_odbc_begin (self->odbc) == 0 &&
+            ml_db_begin (self->db) == 0 &&
             ml_store_posting_insert (self->store, S_TEXT ("firm_id"), posting, "reallocation") == 0;
         snprintf (detail, sizeof detail, "as %s by %s", posting->posting_uuid,
                   staff && *staff ? staff : "staff");
         ok = ok && ml_store_posting_note (self->store, uuid, "reallocated", detail) == 0 &&
-             ml_odbc_commit (self->odbc) == 0;
+             ml_db_commit (self->db) == 0;
         if (!ok)
             reply = ml_pay_store_failed (self, "reallocate");
         else {

@@ -11,10 +11,10 @@
 static json_t *s_selection_lines (ml_payments_t *self, const char *firm, const char *staff)
 {
     json_t *items = ml_store_rows (
-        ml_odbc_query (self->odbc,
-                       "SELECT kind, number, amount_minor FROM selection_item WHERE firm_id = ?"
-                       " AND staff = ? ORDER BY added_at, number",
-                       "ss", firm, staff),
+        ml_db_query (self->db,
+                     "SELECT kind, number, amount_minor FROM selection_item WHERE firm_id = ?"
+                     " AND staff = ? ORDER BY added_at, number",
+                     "ss", firm, staff),
         ml_pay_integer_column);
     if (!items)
         return NULL;
@@ -87,27 +87,26 @@ json_t *ml_pay_selection (ml_payments_t *self, const char *op, const json_t *req
         if (full)
             return ml_admin_error ("too many selections are open at this firm; pay or clear some");
         //  Without an amount the invoice's whole available balance is paid, as it is then.
-        bool stored = ml_odbc_begin (self->odbc) == 0;
+        bool stored = ml_db_begin (self->db) == 0;
         const char *insert = "INSERT OR REPLACE INTO selection_item (firm_id, staff, kind, number,"
                              " amount_minor, added_at) VALUES (?, ?, ?, ?, ?, ?)";
         if (stored && amount)
-            stored = ml_odbc_execute (self->odbc, insert, "ssssis", firm, staff, kind, number,
-                                      (int64_t)json_integer_value (amount), now) == 1;
+            stored = ml_db_execute (self->db, insert, "ssssis", firm, staff, kind, number,
+                                    (int64_t)json_integer_value (amount), now) == 1;
         else if (stored)
-            stored = ml_odbc_execute (self->odbc, insert, "ssssss", firm, staff, kind, number, NULL,
-                                      now) == 1;
-        if (!stored || ml_odbc_commit (self->odbc) != 0)
+            stored = ml_db_execute (self->db, insert, "ssssss", firm, staff, kind, number, NULL,
+                                    now) == 1;
+        if (!stored || ml_db_commit (self->db) != 0)
             return ml_pay_store_failed (self, "selection-add");
     } else if (streq (op, "selection-remove")) {
-        if (ml_odbc_execute (self->odbc,
-                             "DELETE FROM selection_item WHERE firm_id = ? AND staff = ? AND"
-                             " kind = ? AND number = ?",
-                             "ssss", firm, staff, kind, number) < 0)
+        if (ml_db_execute (self->db,
+                           "DELETE FROM selection_item WHERE firm_id = ? AND staff = ? AND"
+                           " kind = ? AND number = ?",
+                           "ssss", firm, staff, kind, number) < 0)
             return ml_pay_store_failed (self, "selection-remove");
     } else if (streq (op, "selection-clear")) {
-        if (ml_odbc_execute (self->odbc,
-                             "DELETE FROM selection_item WHERE firm_id = ? AND staff = ?", "ss",
-                             firm, staff) < 0)
+        if (ml_db_execute (self->db, "DELETE FROM selection_item WHERE firm_id = ? AND staff = ?",
+                           "ss", firm, staff) < 0)
             return ml_pay_store_failed (self, "selection-clear");
     }
     json_t *lines = s_selection_lines (self, firm, staff);
@@ -149,7 +148,7 @@ void ml_pay_selection_done (ml_payments_t *self, const json_t *request)
 {
     if (!json_is_true (json_object_get (request, "selection")))
         return;
-    ml_odbc_execute (self->odbc, "DELETE FROM selection_item WHERE firm_id = ? AND staff = ?", "ss",
-                     json_string_value (json_object_get (request, "firm")),
-                     json_string_value (json_object_get (request, "staff")));
+    ml_db_execute (self->db, "DELETE FROM selection_item WHERE firm_id = ? AND staff = ?", "ss",
+                   json_string_value (json_object_get (request, "firm")),
+                   json_string_value (json_object_get (request, "staff")));
 }

@@ -123,16 +123,16 @@ static void s_ready_destroy (ml_pay_ready_t **self_p)
 static int s_hold_upgrade (ml_payments_t *self)
 {
     json_t *open = ml_store_rows (
-        ml_odbc_query (self->odbc,
-                       "SELECT c.charge_key, c.lines, p.firm_id FROM charge c"
-                       " JOIN payment p ON p.payment_uuid = c.payment_uuid"
-                       " WHERE c.status IN ('pending', 'unknown') AND NOT EXISTS"
-                       " (SELECT 1 FROM balance_hold h WHERE h.hold_key = c.charge_key)",
-                       NULL),
+        ml_db_query (self->db,
+                     "SELECT c.charge_key, c.lines, p.firm_id FROM charge c"
+                     " JOIN payment p ON p.payment_uuid = c.payment_uuid"
+                     " WHERE c.status IN ('pending', 'unknown') AND NOT EXISTS"
+                     " (SELECT 1 FROM balance_hold h WHERE h.hold_key = c.charge_key)",
+                     NULL),
         ml_pay_integer_column);
     if (!open)
         return -1;
-    bool ok = json_array_size (open) == 0 || ml_odbc_begin (self->odbc) == 0;
+    bool ok = json_array_size (open) == 0 || ml_db_begin (self->db) == 0;
     size_t index;
     json_t *charge;
     json_array_foreach (open, index, charge)
@@ -143,8 +143,8 @@ static int s_hold_upgrade (ml_payments_t *self)
                           json_string_value (json_object_get (charge, "charge_key")), lines) == 0;
         json_decref (lines);
     }
-    if (json_array_size (open) > 0 && (!ok || ml_odbc_commit (self->odbc) != 0)) {
-        ml_odbc_rollback (self->odbc);
+    if (json_array_size (open) > 0 && (!ok || ml_db_commit (self->db) != 0)) {
+        ml_db_rollback (self->db);
         ok = false;
     }
     json_decref (open);
@@ -155,14 +155,14 @@ ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_proce
                                 ml_mailer_t *mailer, char *error, size_t error_size)
 {
     assert (store && payers);
-    ml_odbc_t *odbc = ml_store_odbc (store);
-    if (ml_store_schema (odbc, s_schema, sizeof s_schema / sizeof s_schema[0], "payments tables",
+    ml_db_t *db = ml_store_db (store);
+    if (ml_store_schema (db, s_schema, sizeof s_schema / sizeof s_schema[0], "payments tables",
                          error, error_size) != 0)
         return NULL;
     ml_payments_t *self = calloc (1, sizeof (ml_payments_t));
     assert (self);
     self->store = store;
-    self->odbc = odbc;
+    self->db = db;
     self->payers = payers;
     self->processor = processor;
     self->mailer = mailer;
@@ -173,7 +173,7 @@ ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_proce
     zlistx_set_destructor (self->ready, (zlistx_destructor_fn *)s_ready_destroy);
     if (s_hold_upgrade (self) != 0) {
         snprintf (error, error_size, "cannot hold the lines of open charges: %s",
-                  ml_odbc_error (odbc)->message);
+                  ml_db_error (db)->message);
         ml_payments_destroy (&self);
     }
     return self;
@@ -214,13 +214,13 @@ bool ml_pay_integer_column (const char *name)
 
 json_t *ml_pay_rows (ml_payments_t *self, const char *sql, const char *picture, const char *text)
 {
-    return ml_store_rows (ml_odbc_query (self->odbc, sql, picture, text), ml_pay_integer_column);
+    return ml_store_rows (ml_db_query (self->db, sql, picture, text), ml_pay_integer_column);
 }
 
 json_t *ml_pay_store_failed (ml_payments_t *self, const char *doing)
 {
-    ml_log (ML_LOG_ERROR, "payments: %s failed: %s", doing, ml_odbc_error (self->odbc)->message);
-    ml_odbc_rollback (self->odbc);
+    ml_log (ML_LOG_ERROR, "payments: %s failed: %s", doing, ml_db_error (self->db)->message);
+    ml_db_rollback (self->db);
     return ml_admin_error ("the core store failed; see the core's log");
 }
 

@@ -17,10 +17,10 @@ static json_t *s_run (ml_payments_t *self, const char *text, char *deliver)
 
 static int64_t s_count (ml_store_t *store, const char *sql)
 {
-    ml_query_t *query = ml_odbc_query (ml_store_odbc (store), sql, NULL);
+    ml_db_query_t *query = ml_db_query (ml_store_db (store), sql, NULL);
     int64_t value = -1;
-    assert (query && ml_query_fetch (query) == 1 && ml_query_int64 (query, 0, &value) == 0);
-    ml_query_destroy (&query);
+    assert (query && ml_db_fetch (query) == 1 && ml_db_int64 (query, 0, &value) == 0);
+    ml_db_query_destroy (&query);
     return value;
 }
 
@@ -40,7 +40,7 @@ void ml_payments_test (bool verbose)
     char directory[128], error[512], deliver[64];
     ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
-    ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
+    ml_payers_t *payers = ml_payers_new (ml_store_db (store), error, sizeof error);
     assert (payers);
     ml_processor_settings_t settings;
     ml_processor_settings_defaults (&settings);
@@ -103,9 +103,9 @@ void ml_payments_test (bool verbose)
                    " \"acct_trust\"}",
                    deliver);
     json_decref (reply);
-    ml_odbc_t *odbc = ml_store_odbc (store);
-    assert (ml_odbc_execute (odbc, "UPDATE account SET account_type = 'OPERATING'", NULL) < 0);
-    assert (ml_odbc_execute (odbc, "DELETE FROM account", NULL) < 0);
+    ml_db_t *db = ml_store_db (store);
+    assert (ml_db_execute (db, "UPDATE account SET account_type = 'OPERATING'", NULL) < 0);
+    assert (ml_db_execute (db, "DELETE FROM account", NULL) < 0);
 
     //  Invoices and trust in one selection: two charges into the right accounts, two
     //  postings, each carrying its processor transaction. The card number appears nowhere.
@@ -137,15 +137,15 @@ void ml_payments_test (bool verbose)
     assert (s_count (store, "SELECT COUNT (*) FROM posting WHERE source = 'payment'") == 2);
     //  No fee is ever netted from a trust deposit, and a charge's money and final status
     //  never change.
-    assert (ml_odbc_execute (odbc,
-                             "INSERT INTO charge (charge_key, payment_uuid, account_number,"
-                             " account_type, merchant_account, currency, amount_minor, fee_minor,"
-                             " lines, posting_uuid, status, created_at, updated_at) SELECT 'x',"
-                             " payment_uuid, 'TR-001', 'TRUST', 'acct_trust', 'USD', 100, 1, '[]',"
-                             " 'y', 'pending', '', '' FROM payment LIMIT 1",
-                             NULL) < 0);
-    assert (ml_odbc_execute (odbc, "UPDATE charge SET amount_minor = 1", NULL) < 0);
-    assert (ml_odbc_execute (odbc, "UPDATE charge SET status = 'pending'", NULL) < 0);
+    assert (ml_db_execute (db,
+                           "INSERT INTO charge (charge_key, payment_uuid, account_number,"
+                           " account_type, merchant_account, currency, amount_minor, fee_minor,"
+                           " lines, posting_uuid, status, created_at, updated_at) SELECT 'x',"
+                           " payment_uuid, 'TR-001', 'TRUST', 'acct_trust', 'USD', 100, 1, '[]',"
+                           " 'y', 'pending', '', '' FROM payment LIMIT 1",
+                           NULL) < 0);
+    assert (ml_db_execute (db, "UPDATE charge SET amount_minor = 1", NULL) < 0);
+    assert (ml_db_execute (db, "UPDATE charge SET status = 'pending'", NULL) < 0);
 
     //  Auto-apply pays invoices oldest first and never touches trust; the pending posting
     //  counts, so INV-9's remaining 50.00 goes first.
@@ -270,7 +270,7 @@ void ml_payments_test (bool verbose)
     assert (strstr (json_string_value (json_object_get (reply, "error")), "available"));
     json_decref (reply);
     //  A store from before holds gets them for its open charges when opened.
-    assert (ml_odbc_execute (odbc, "DELETE FROM balance_hold", NULL) == 1);
+    assert (ml_db_execute (db, "DELETE FROM balance_hold", NULL) == 1);
     ml_payments_t *reopened = ml_payments_new (store, payers, processor, NULL, error, sizeof error);
     assert (reopened && s_available (store, "INV-50") == available_before - 300);
     ml_payments_destroy (&reopened);
@@ -375,8 +375,8 @@ void ml_payments_test (bool verbose)
     assert (json_integer_value (
                 json_object_get (json_object_get (reply, "reversal"), "amount_minor")) == 600);
     json_decref (reply);
-    assert (ml_odbc_execute (odbc, "UPDATE reversal SET amount_minor = 1", NULL) < 0);
-    assert (ml_odbc_execute (odbc, "DELETE FROM reversal", NULL) < 0);
+    assert (ml_db_execute (db, "UPDATE reversal SET amount_minor = 1", NULL) < 0);
+    assert (ml_db_execute (db, "DELETE FROM reversal", NULL) < 0);
 
     //  A rejected posting's money goes on other lines, once, same account, same amount.
     reply = s_run (payments,
@@ -546,9 +546,9 @@ void ml_payments_test (bool verbose)
     reply = s_run (payments, request, deliver);
     assert (strstr (json_string_value (json_object_get (reply, "error")), "cancelled"));
     json_decref (reply);
-    assert (ml_odbc_execute (odbc,
-                             "UPDATE payment_link SET expires_at = '2000-01-01' WHERE link_id = ?",
-                             "s", ids[2]) == 1);
+    assert (ml_db_execute (db,
+                           "UPDATE payment_link SET expires_at = '2000-01-01' WHERE link_id = ?",
+                           "s", ids[2]) == 1);
     snprintf (request, sizeof request, S_PAY_LINK, tokens[2], "4242424242424242");
     reply = s_run (payments, request, deliver);
     assert (strstr (json_string_value (json_object_get (reply, "error")), "expired"));
@@ -566,8 +566,8 @@ void ml_payments_test (bool verbose)
     reply = s_run (payments, "{\"op\": \"link-list\", \"firm\": \"acme\"}", deliver);
     assert (json_array_size (json_object_get (reply, "links")) == 4);
     json_decref (reply);
-    assert (ml_odbc_execute (odbc, "UPDATE payment_link SET payment_uuid = NULL WHERE link_id = ?",
-                             "s", link_id) < 0);
+    assert (ml_db_execute (db, "UPDATE payment_link SET payment_uuid = NULL WHERE link_id = ?", "s",
+                           link_id) < 0);
 
     //  A link's page (link-view, link-pay-page): unknown, expired, cancelled and used tokens
     //  all get the same answer; the A/R message never shows; a card token is paid once.

@@ -80,13 +80,13 @@ static bool s_integer_column (const char *name)
            streq (name, "n");
 }
 
-json_t *ml_staff_rows (ml_staff_t *self, ml_query_t *query)
+json_t *ml_staff_rows (ml_staff_t *self, ml_db_query_t *query)
 {
     (void)self;
     return ml_store_rows (query, s_integer_column);
 }
 
-json_t *ml_staff_row (ml_staff_t *self, ml_query_t *query, bool *failed)
+json_t *ml_staff_row (ml_staff_t *self, ml_db_query_t *query, bool *failed)
 {
     json_t *rows = ml_staff_rows (self, query);
     if (!rows)
@@ -110,19 +110,19 @@ json_t *ml_staff_store_failed (ml_staff_t *self, const char *what)
 {
     char escaped[600];
     ml_log (ML_LOG_ERROR, "staff: %s failed: %s", what,
-            ml_log_escape (ml_odbc_error (self->odbc)->message, escaped, sizeof escaped));
+            ml_log_escape (ml_db_error (self->db)->message, escaped, sizeof escaped));
     return ml_admin_error ("the core store failed; see the core's log");
 }
 
 json_t *ml_staff_finish (ml_staff_t *self, json_t *reply)
 {
     if (json_is_true (json_object_get (reply, "ok"))) {
-        if (ml_odbc_commit (self->odbc) == 0)
+        if (ml_db_commit (self->db) == 0)
             return reply;
         json_decref (reply);
         reply = ml_staff_store_failed (self, "commit");
     }
-    ml_odbc_rollback (self->odbc);
+    ml_db_rollback (self->db);
     return reply;
 }
 
@@ -140,7 +140,7 @@ json_t *ml_staff_user (ml_staff_t *self, int64_t staff_id, bool *failed)
 {
     return ml_staff_row (
         self,
-        ml_odbc_query (self->odbc,
+        ml_db_query (self->db,
                        "SELECT s.staff_id, s.firm_id, s.email, s.name, s.role, s.state,"
                        " s.password_hash, s.totp_sealed, s.totp_enabled, s.totp_last_step,"
                        " s.totp_pending, s.failures, s.last_failure_at, s.last_sign_in_at,"
@@ -175,7 +175,7 @@ void ml_staff_audit (ml_staff_t *self, const ml_actor_t *actor, const char *firm
                        : actor->kind == ML_ACTOR_OPERATOR ? "operator"
                                                           : "anonymous";
     //  A missed audit row is logged, never a reason to refuse what was done.
-    if (ml_odbc_execute (self->odbc,
+    if (ml_db_execute (self->db,
                          "INSERT INTO staff_audit (at, firm_id, staff_id, staff_name, op, object,"
                          " detail) VALUES (?, ?, CASE WHEN ? = 0 THEN NULL ELSE ? END, ?, ?, ?, ?)",
                          "ssiissss", at, firm_id, staff ? actor->staff_id : 0,
@@ -284,7 +284,7 @@ static bool s_code_digest (ml_staff_t *self, const char *typed, char digest[65])
 json_t *ml_staff_codes_new (ml_staff_t *self, int64_t staff_id)
 {
     int64_t now = ml_staff_now (self);
-    if (ml_odbc_execute (self->odbc,
+    if (ml_db_execute (self->db,
                          "UPDATE staff_recovery_code SET ended_at = ? WHERE staff_id = ?"
                          " AND used_at IS NULL AND ended_at IS NULL",
                          "ii", now, staff_id) < 0)
@@ -297,7 +297,7 @@ json_t *ml_staff_codes_new (ml_staff_t *self, int64_t staff_id)
         ml_totp_base32 (bytes, sizeof bytes, text, sizeof text);
         text[S_CODE_LENGTH] = 0;
         s_code_digest (self, text, digest);
-        if (ml_odbc_execute (self->odbc,
+        if (ml_db_execute (self->db,
                              "INSERT INTO staff_recovery_code (staff_id, digest, created_at)"
                              " VALUES (?, ?, ?)",
                              "isi", staff_id, digest, now) != 1) {
@@ -328,7 +328,7 @@ int ml_staff_code_check (ml_staff_t *self, const json_t *user, const char *code,
         sodium_memzero (secret, sizeof secret);
         if (step) {
             //  The UPDATE that moves the last step counts: two requests with one code, one wins.
-            int64_t moved = ml_odbc_execute (self->odbc,
+            int64_t moved = ml_db_execute (self->db,
                                              "UPDATE staff_user SET totp_last_step = ?"
                                              " WHERE staff_id = ? AND totp_last_step < ?",
                                              "iii", (int64_t)step, staff_id, (int64_t)step);
@@ -338,7 +338,7 @@ int ml_staff_code_check (ml_staff_t *self, const json_t *user, const char *code,
     char digest[65];
     if (!recovery || !s_code_digest (self, code, digest))
         return 0;
-    int64_t used = ml_odbc_execute (self->odbc,
+    int64_t used = ml_db_execute (self->db,
                                     "UPDATE staff_recovery_code SET used_at = ? WHERE staff_id = ?"
                                     " AND digest = ? AND used_at IS NULL AND ended_at IS NULL",
                                     "iis", ml_staff_now (self), staff_id, digest);
@@ -352,7 +352,7 @@ int ml_staff_code_check (ml_staff_t *self, const json_t *user, const char *code,
 int64_t ml_staff_tokens_invalidate (ml_staff_t *self, int64_t staff_id, const char *purpose)
 {
     int64_t now = ml_staff_now (self);
-    return ml_odbc_execute (self->odbc,
+    return ml_db_execute (self->db,
                             "UPDATE staff_token SET invalidated_at = ? WHERE staff_id = ?"
                             " AND (? = '' OR purpose = ?) AND used_at IS NULL"
                             " AND invalidated_at IS NULL AND expires_at > ?",
@@ -363,7 +363,7 @@ int64_t ml_staff_tokens_invalidate (ml_staff_t *self, int64_t staff_id, const ch
 int64_t ml_staff_sessions_end (ml_staff_t *self, int64_t staff_id, const char *why,
                                const char *except_digest)
 {
-    return ml_odbc_execute (self->odbc,
+    return ml_db_execute (self->db,
                             "UPDATE staff_session SET ended_at = ?, ended_why = ?"
                             " WHERE staff_id = ? AND ended_at IS NULL AND digest <> ?",
                             "isis", ml_staff_now (self), why, staff_id,
@@ -387,13 +387,13 @@ int64_t ml_staff_link_mail (ml_staff_t *self, const json_t *user, const char *pu
     bool failed = false;
     json_t *row = NULL;
     if (ml_staff_tokens_invalidate (self, staff_id, purpose) < 0 ||
-        ml_odbc_execute (self->odbc,
+        ml_db_execute (self->db,
                          "INSERT INTO staff_token (digest, staff_id, purpose, created_at,"
                          " expires_at) VALUES (?, ?, ?, ?, ?)",
                          "sisii", digest, staff_id, purpose, now,
                          now + (int64_t)hours * 3600) != 1 ||
         !(row = ml_staff_row (self,
-                              ml_odbc_query (self->odbc,
+                              ml_db_query (self->db,
                                              "SELECT token_id FROM staff_token WHERE digest = ?",
                                              "s", digest),
                               &failed))) {
@@ -432,7 +432,7 @@ int64_t ml_staff_link_mail (ml_staff_t *self, const json_t *user, const char *pu
         return -1;
     }
     row = ml_staff_row (
-        self, ml_odbc_query (self->odbc, "SELECT mail_id FROM mail WHERE dedupe_key = ?", "s", key),
+        self, ml_db_query (self->db, "SELECT mail_id FROM mail WHERE dedupe_key = ?", "s", key),
         &failed);
     int64_t mail_id = row ? ml_staff_int (row, "mail_id") : 0;
     json_decref (row);
@@ -447,7 +447,7 @@ static json_t *s_token_find (ml_staff_t *self, const char *token, bool *failed)
         return NULL;
     json_t *row = ml_staff_row (
         self,
-        ml_odbc_query (self->odbc,
+        ml_db_query (self->db,
                        "SELECT t.token_id, t.digest, t.staff_id, t.purpose, t.totp_sealed AS"
                        " proposed, t.expires_at, t.used_at, t.invalidated_at, s.state"
                        " FROM staff_token t JOIN staff_user s ON s.staff_id = t.staff_id"
@@ -497,8 +497,8 @@ static json_t *s_staff_token (ml_staff_t *self, const json_t *request)
         return ml_staff_store_failed (self, "staff-token");
     }
     //  Opening does not use the link up: mail scanners fetch links before people do.
-    ml_odbc_execute (
-        self->odbc, "UPDATE staff_token SET opened_at = ? WHERE token_id = ? AND opened_at IS NULL",
+    ml_db_execute (
+        self->db, "UPDATE staff_token SET opened_at = ? WHERE token_id = ? AND opened_at IS NULL",
         "ii", ml_staff_now (self), ml_staff_int (found, "token_id"));
     bool required = s_totp_required (user);
     json_t *reply = ml_admin_ok (
@@ -513,7 +513,7 @@ static json_t *s_staff_token (ml_staff_t *self, const json_t *request)
         if (!ml_staff_open (self, staff_id, proposed, secret)) {
             randombytes_buf (secret, sizeof secret);
             char *sealed = ml_staff_seal (self, staff_id, secret);
-            if (ml_odbc_execute (self->odbc,
+            if (ml_db_execute (self->db,
                                  "UPDATE staff_token SET totp_sealed = ? WHERE token_id = ?", "si",
                                  sealed, ml_staff_int (found, "token_id")) != 1) {
                 json_decref (reply);
@@ -583,14 +583,14 @@ static json_t *s_staff_accept (ml_staff_t *self, const json_t *request)
         reply = json_pack ("{s:b, s:s, s:b}", "ok", 0, "error", s_code_wrong, "totp_required", 1);
     else if (ml_credentials_hash (password, hash) != 0)
         reply = ml_admin_error ("the core is out of memory; try again shortly");
-    else if (ml_odbc_begin (self->odbc) != 0)
+    else if (ml_db_begin (self->db) != 0)
         reply = ml_staff_store_failed (self, "begin");
     else {
         int64_t now = ml_staff_now (self);
         //  A user who has a second factor proves it on a reset link too.
         int checked = required && !enrol ? ml_staff_code_check (self, user, code, true) : 1;
         //  Used once: the UPDATE that marks it counts, so two submits cannot both use it.
-        int64_t used = checked == 1 ? ml_odbc_execute (self->odbc,
+        int64_t used = checked == 1 ? ml_db_execute (self->db,
                                                        "UPDATE staff_token SET used_at = ?"
                                                        " WHERE token_id = ? AND used_at IS NULL"
                                                        " AND invalidated_at IS NULL",
@@ -603,12 +603,12 @@ static json_t *s_staff_accept (ml_staff_t *self, const json_t *request)
         else if (used == 0)
             reply = ml_admin_error ("%s", s_link_failure);
         else if (checked < 0 || used < 0 || ml_staff_tokens_invalidate (self, staff_id, NULL) < 0 ||
-                 ml_odbc_execute (self->odbc,
+                 ml_db_execute (self->db,
                                   "UPDATE staff_user SET password_hash = ?, password_set_at = ?,"
                                   " state = 'active', failures = 0, last_failure_at = NULL,"
                                   " updated_at = ? WHERE staff_id = ?",
                                   "siii", hash, now, now, staff_id) != 1 ||
-                 (enrol && (ml_odbc_execute (self->odbc,
+                 (enrol && (ml_db_execute (self->db,
                                              "UPDATE staff_user SET totp_sealed = ?,"
                                              " totp_enabled = 1, totp_last_step = ?,"
                                              " totp_pending = NULL WHERE staff_id = ?",
@@ -662,7 +662,7 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
     json_t *candidates =
         email && password
             ? ml_staff_rows (
-                  self, ml_odbc_query (self->odbc,
+                  self, ml_db_query (self->db,
                                        "SELECT staff_id, firm_id, name, role, password_hash,"
                                        " failures, last_failure_at FROM staff_user WHERE email = ?"
                                        " COLLATE NOCASE AND state = 'active'"
@@ -690,7 +690,7 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
         if (ml_credentials_verify (ml_staff_text (candidate, "password_hash"), typed))
             json_array_append (matched, candidate);
         else {
-            ml_odbc_execute (self->odbc,
+            ml_db_execute (self->db,
                              "UPDATE staff_user SET failures = failures + 1, last_failure_at = ?"
                              " WHERE staff_id = ?",
                              "ii", now, staff_id);
@@ -746,7 +746,7 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
             reply = ml_staff_store_failed (self, "staff-sign-in");
         else {
             //  A wrong code counts as a failure: guessing codes is throttled like passwords.
-            ml_odbc_execute (self->odbc,
+            ml_db_execute (self->db,
                              "UPDATE staff_user SET failures = failures + 1, last_failure_at = ?"
                              " WHERE staff_id = ?",
                              "ii", now, staff_id);
@@ -765,11 +765,11 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
     ml_credentials_csrf (S_CSRF_LABEL, session, csrf);
     bool rehash = ml_credentials_needs_rehash (ml_staff_text (user, "password_hash")) &&
                   ml_credentials_hash (typed, hash) == 0;
-    if (ml_odbc_execute (self->odbc,
+    if (ml_db_execute (self->db,
                          "INSERT INTO staff_session (digest, staff_id, created_at, last_seen_at)"
                          " VALUES (?, ?, ?, ?)",
                          "siii", digest, staff_id, now, now) != 1 ||
-        ml_odbc_execute (self->odbc,
+        ml_db_execute (self->db,
                          "UPDATE staff_user SET failures = 0, last_failure_at = NULL,"
                          " last_sign_in_at = ?, password_hash = CASE WHEN ? = 1 THEN ? ELSE"
                          " password_hash END WHERE staff_id = ?",
@@ -796,7 +796,7 @@ static json_t *s_staff_forgot (ml_staff_t *self, const json_t *request)
     if (*problem || !email)
         return ml_admin_ok (NULL);
     json_t *users = ml_staff_rows (
-        self, ml_odbc_query (self->odbc,
+        self, ml_db_query (self->db,
                              "SELECT staff_id FROM staff_user WHERE email = ? COLLATE NOCASE"
                              " AND state = 'active' ORDER BY staff_id LIMIT 5",
                              "s", email));
@@ -809,26 +809,26 @@ static json_t *s_staff_forgot (ml_staff_t *self, const json_t *request)
         //  One reset mail a minute per account at most: the form cannot flood a mailbox.
         json_t *recent =
             ml_staff_row (self,
-                          ml_odbc_query (self->odbc,
+                          ml_db_query (self->db,
                                          "SELECT token_id FROM staff_token WHERE staff_id = ?"
                                          " AND purpose = 'reset' AND created_at > ?",
                                          "ii", staff_id, ml_staff_now (self) - S_FORGOT_GAP),
                           &failed);
         json_t *user = recent || failed ? NULL : ml_staff_user (self, staff_id, &failed);
         json_decref (recent);
-        if (!user || ml_odbc_begin (self->odbc) != 0) {
+        if (!user || ml_db_begin (self->db) != 0) {
             json_decref (user);
             continue;
         }
         json_t *reply = NULL;
         if (ml_staff_link_mail (self, user, "reset", &reply) < 0)
-            ml_odbc_rollback (self->odbc);
+            ml_db_rollback (self->db);
         else {
             ml_actor_t actor;
             ml_staff_actor_of (user, &actor);
             ml_staff_audit (self, &actor, actor.firm_id, "staff-forgot", NULL, "reset link sent");
-            if (ml_odbc_commit (self->odbc) != 0)
-                ml_odbc_rollback (self->odbc);
+            if (ml_db_commit (self->db) != 0)
+                ml_db_rollback (self->db);
         }
         json_decref (reply);
         json_decref (user);
@@ -849,7 +849,7 @@ int ml_staff_session (ml_staff_t *self, const char *token, ml_actor_t *actor)
     bool failed = false;
     json_t *row = ml_staff_row (
         self,
-        ml_odbc_query (self->odbc,
+        ml_db_query (self->db,
                        "SELECT s.session_id, s.digest, s.staff_id, s.created_at, s.last_seen_at,"
                        " s.ended_at, u.firm_id, u.name, u.role, u.state FROM staff_session s"
                        " JOIN staff_user u ON u.staff_id = s.staff_id WHERE s.digest = ?",
@@ -874,11 +874,11 @@ int ml_staff_session (ml_staff_t *self, const char *token, ml_actor_t *actor)
                 streq (ml_staff_text (row, "state"), "active") && !why;
     int64_t session_id = ml_staff_int (row, "session_id");
     if (!live && why && open)
-        ml_odbc_execute (
-            self->odbc, "UPDATE staff_session SET ended_at = ?, ended_why = ? WHERE session_id = ?",
+        ml_db_execute (
+            self->db, "UPDATE staff_session SET ended_at = ?, ended_why = ? WHERE session_id = ?",
             "isi", now, why, session_id);
     else if (live)
-        ml_odbc_execute (self->odbc,
+        ml_db_execute (self->db,
                          "UPDATE staff_session SET last_seen_at = ? WHERE session_id = ?", "ii",
                          now, session_id);
     if (live) {
@@ -916,7 +916,7 @@ static json_t *s_staff_sign_out (ml_staff_t *self, const ml_actor_t *actor)
     char digest[ML_CREDENTIALS_DIGEST_SIZE];
     if (!ml_credentials_token_digest (actor->session, digest))
         return ml_admin_error ("not found");
-    if (ml_odbc_execute (self->odbc,
+    if (ml_db_execute (self->db,
                          "UPDATE staff_session SET ended_at = ?, ended_why = 'sign-out'"
                          " WHERE digest = ? AND ended_at IS NULL",
                          "is", ml_staff_now (self), digest) < 0)
@@ -935,13 +935,13 @@ ml_staff_t *ml_staff_new (ml_store_t *store, ml_mailer_t *mailer,
         snprintf (error, error_size, "libsodium cannot start");
         return NULL;
     }
-    if (ml_store_schema (ml_store_odbc (store), s_schema, sizeof s_schema / sizeof s_schema[0],
+    if (ml_store_schema (ml_store_db (store), s_schema, sizeof s_schema / sizeof s_schema[0],
                          "staff tables", error, error_size) != 0)
         return NULL;
     ml_staff_t *self = calloc (1, sizeof (ml_staff_t));
     assert (self);
     self->store = store;
-    self->odbc = ml_store_odbc (store);
+    self->db = ml_store_db (store);
     self->mailer = mailer;
     self->settings = *settings;
     ml_mailer_subkey (mailer, "matterlink staff totp", self->totp_key);

@@ -35,7 +35,7 @@ static json_t *s_staff_invite (ml_staff_t *self, const json_t *request, const ml
     bool failed = false;
     json_t *existing = ml_staff_row (
         self,
-        ml_odbc_query (self->odbc,
+        ml_db_query (self->db,
                        "SELECT staff_id, state FROM staff_user WHERE firm_id = ? AND email = ?"
                        " COLLATE NOCASE",
                        "ss", firm, email),
@@ -48,7 +48,7 @@ static json_t *s_staff_invite (ml_staff_t *self, const json_t *request, const ml
                                "staff-reset it instead)",
                                email);
     }
-    if (ml_odbc_begin (self->odbc) != 0) {
+    if (ml_db_begin (self->db) != 0) {
         json_decref (existing);
         return ml_staff_store_failed (self, "begin");
     }
@@ -58,11 +58,11 @@ static json_t *s_staff_invite (ml_staff_t *self, const json_t *request, const ml
     json_t *reply = NULL;
     //  Invited again: the same account, its name and role as now asked, a new link.
     int64_t done =
-        staff_id ? ml_odbc_execute (self->odbc,
+        staff_id ? ml_db_execute (self->db,
                                     "UPDATE staff_user SET name = ?, role = ?, invited_at = ?,"
                                     " updated_at = ? WHERE staff_id = ?",
                                     "ssiii", name, role, now, now, staff_id)
-                 : ml_odbc_execute (self->odbc,
+                 : ml_db_execute (self->db,
                                     "INSERT INTO staff_user (firm_id, email, name, role, state,"
                                     " invited_at, created_at, created_by, updated_at)"
                                     " VALUES (?, ?, ?, ?, 'invited', ?, ?, ?, ?)",
@@ -71,7 +71,7 @@ static json_t *s_staff_invite (ml_staff_t *self, const json_t *request, const ml
     json_t *row = NULL;
     if (done == 1 && !staff_id) {
         row = ml_staff_row (self,
-                            ml_odbc_query (self->odbc,
+                            ml_db_query (self->db,
                                            "SELECT staff_id FROM staff_user WHERE firm_id = ?"
                                            " AND email = ? COLLATE NOCASE",
                                            "ss", firm, email),
@@ -108,7 +108,7 @@ static json_t *s_staff_list (ml_staff_t *self, const json_t *request)
     if (!firm)
         return ml_admin_error ("'firm' is required");
     json_t *rows = ml_staff_rows (
-        self, ml_odbc_query (self->odbc,
+        self, ml_db_query (self->db,
                              "SELECT staff_id, name, email, role, state, totp_enabled,"
                              " invited_at, last_sign_in_at FROM staff_user WHERE firm_id = ?"
                              " ORDER BY name, staff_id",
@@ -153,7 +153,7 @@ static json_t *s_staff_audit_op (ml_staff_t *self, const json_t *request)
                   json_integer_value (limit) > 1000))
         return ml_admin_error ("'limit' must be a whole number from 1 to 1000");
     json_t *rows = ml_staff_rows (
-        self, ml_odbc_query (self->odbc,
+        self, ml_db_query (self->db,
                              "SELECT at, staff_id, staff_name AS name, op, object, detail"
                              " FROM staff_audit WHERE firm_id = ? AND (? = 0 OR staff_id = ?)"
                              " ORDER BY audit_id DESC LIMIT ?",
@@ -188,7 +188,7 @@ static bool s_last_admin (ml_staff_t *self, const json_t *user)
     bool failed = false;
     json_t *row = ml_staff_row (
         self,
-        ml_odbc_query (self->odbc,
+        ml_db_query (self->db,
                        "SELECT COUNT(*) AS n FROM staff_user WHERE firm_id = ? AND role = 'admin'"
                        " AND state = 'active' AND staff_id <> ?",
                        "si", ml_staff_text (user, "firm_id"), ml_staff_int (user, "staff_id")),
@@ -219,7 +219,7 @@ static json_t *s_staff_change (ml_staff_t *self, const char *op, const json_t *r
         else if (role && !streq (role, "admin") && s_last_admin (self, user))
             reply = ml_admin_error ("this is the firm's last active administrator: make "
                                     "someone else an administrator first");
-        else if (ml_odbc_execute (self->odbc,
+        else if (ml_db_execute (self->db,
                                   "UPDATE staff_user SET name = COALESCE (?, name),"
                                   " role = COALESCE (?, role), updated_at = ? WHERE staff_id = ?",
                                   "ssii", name, role, now, staff_id) != 1)
@@ -235,7 +235,7 @@ static json_t *s_staff_change (ml_staff_t *self, const char *op, const json_t *r
         if (s_last_admin (self, user))
             reply = ml_admin_error ("this is the firm's last active administrator: it cannot be "
                                     "disabled");
-        else if (ml_odbc_execute (self->odbc,
+        else if (ml_db_execute (self->db,
                                   "UPDATE staff_user SET state = 'disabled', updated_at = ?"
                                   " WHERE staff_id = ?",
                                   "ii", now, staff_id) != 1 ||
@@ -247,7 +247,7 @@ static json_t *s_staff_change (ml_staff_t *self, const char *op, const json_t *r
     } else if (streq (op, "staff-enable")) {
         if (!streq (state, "disabled"))
             reply = ml_admin_error ("this account is not disabled");
-        else if (ml_odbc_execute (self->odbc,
+        else if (ml_db_execute (self->db,
                                   "UPDATE staff_user SET state = CASE WHEN password_hash IS NULL"
                                   " THEN 'invited' ELSE 'active' END, failures = 0,"
                                   " updated_at = ? WHERE staff_id = ?",
@@ -260,18 +260,18 @@ static json_t *s_staff_change (ml_staff_t *self, const char *op, const json_t *r
         bool admin = ml_staff_role (ml_staff_text (user, "role")) == ML_ROLE_ADMIN;
         if (!streq (state, "active"))
             reply = ml_admin_error ("this account is %s, not active", state);
-        else if (ml_odbc_begin (self->odbc) != 0)
+        else if (ml_db_begin (self->db) != 0)
             reply = ml_staff_store_failed (self, "begin");
         else {
             int64_t mail_id = 0;
             //  Off: the secret and the codes go; an administrator enrols again through a reset
             //  link (a sign-in needs a second factor it no longer has).
-            if (totp && (ml_odbc_execute (self->odbc,
+            if (totp && (ml_db_execute (self->db,
                                           "UPDATE staff_user SET totp_enabled = 0,"
                                           " totp_sealed = NULL, totp_pending = NULL,"
                                           " updated_at = ? WHERE staff_id = ?",
                                           "ii", now, staff_id) != 1 ||
-                         ml_odbc_execute (self->odbc,
+                         ml_db_execute (self->db,
                                           "UPDATE staff_recovery_code SET ended_at = ?"
                                           " WHERE staff_id = ? AND ended_at IS NULL",
                                           "ii", now, staff_id) < 0 ||
@@ -321,7 +321,7 @@ static json_t *s_totp_begin (ml_staff_t *self, const json_t *user)
     int64_t staff_id = ml_staff_int (user, "staff_id");
     char *sealed = ml_staff_seal (self, staff_id, secret);
     json_t *reply = NULL;
-    if (ml_odbc_execute (self->odbc, "UPDATE staff_user SET totp_pending = ? WHERE staff_id = ?",
+    if (ml_db_execute (self->db, "UPDATE staff_user SET totp_pending = ? WHERE staff_id = ?",
                          "si", sealed, staff_id) != 1)
         reply = ml_staff_store_failed (self, "staff-totp-begin");
     else {
@@ -348,10 +348,10 @@ static json_t *s_totp_confirm (ml_staff_t *self, const json_t *user, const char 
     if (!step)
         return ml_admin_error ("that code is not right; enter the current code from your "
                                "authenticator app");
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (ml_db_begin (self->db) != 0)
         return ml_staff_store_failed (self, "begin");
     json_t *codes = NULL, *reply = NULL;
-    if (ml_odbc_execute (self->odbc,
+    if (ml_db_execute (self->db,
                          "UPDATE staff_user SET totp_sealed = totp_pending, totp_pending = NULL,"
                          " totp_enabled = 1, totp_last_step = ?, updated_at = ?"
                          " WHERE staff_id = ? AND totp_pending IS NOT NULL",
@@ -379,11 +379,11 @@ static json_t *s_password (ml_staff_t *self, const json_t *user, const ml_actor_
     ml_credentials_token_digest (actor->session, digest);
     int64_t now = ml_staff_now (self), staff_id = ml_staff_int (user, "staff_id");
     json_t *reply = NULL;
-    if (ml_odbc_begin (self->odbc) != 0)
+    if (ml_db_begin (self->db) != 0)
         reply = ml_staff_store_failed (self, "begin");
     else {
         //  The other sessions end: a password changed because it leaked shuts the door.
-        if (ml_odbc_execute (self->odbc,
+        if (ml_db_execute (self->db,
                              "UPDATE staff_user SET password_hash = ?, password_set_at = ?,"
                              " updated_at = ? WHERE staff_id = ?",
                              "siii", hash, now, now, staff_id) != 1 ||
@@ -439,7 +439,7 @@ json_t *ml_staff_account_execute (ml_staff_t *self, const char *op, const json_t
     else if (which == 2 && (!password || !ml_credentials_verify (
                                              ml_staff_text (user, "password_hash"), password)))
         reply = ml_admin_error ("the password is not right");
-    else if (ml_odbc_begin (self->odbc) != 0)
+    else if (ml_db_begin (self->db) != 0)
         reply = ml_staff_store_failed (self, "begin");
     else {
         //  Off takes a recovery code too (the phone is lost); new codes take the app's code.
@@ -452,11 +452,11 @@ json_t *ml_staff_account_execute (ml_staff_t *self, const char *op, const json_t
         else if (checked < 0)
             reply = ml_staff_store_failed (self, op);
         else if (which == 2)
-            reply = ml_odbc_execute (self->odbc,
+            reply = ml_db_execute (self->db,
                                      "UPDATE staff_user SET totp_enabled = 0, totp_sealed = NULL,"
                                      " updated_at = ? WHERE staff_id = ?",
                                      "ii", now, actor->staff_id) == 1 &&
-                            ml_odbc_execute (self->odbc,
+                            ml_db_execute (self->db,
                                              "UPDATE staff_recovery_code SET ended_at = ?"
                                              " WHERE staff_id = ? AND ended_at IS NULL",
                                              "ii", now, actor->staff_id) >= 0

@@ -14,7 +14,7 @@
 
 struct _ml_staff_t {
     ml_store_t *store;
-    ml_odbc_t *odbc;
+    ml_db_t *db;
     ml_mailer_t *mailer;
     ml_logins_settings_t settings;
     int64_t clock; //  0: the system clock
@@ -26,8 +26,8 @@ struct _ml_staff_t {
 };
 
 int64_t ml_staff_now (ml_staff_t *self);
-json_t *ml_staff_rows (ml_staff_t *self, ml_query_t *query);
-json_t *ml_staff_row (ml_staff_t *self, ml_query_t *query, bool *failed);
+json_t *ml_staff_rows (ml_staff_t *self, ml_db_query_t *query);
+json_t *ml_staff_row (ml_staff_t *self, ml_db_query_t *query, bool *failed);
 const char *ml_staff_text (const json_t *row, const char *key);
 int64_t ml_staff_int (const json_t *row, const char *key);
 json_t *ml_staff_store_failed (ml_staff_t *self, const char *what);

@@ -144,10 +144,10 @@ void ml_staff_test (bool verbose)
     ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
     assert (ml_store_firm_add (store, "beta", "Beta LLP", "key-beta", "OP-B") == 0);
-    ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
+    ml_payers_t *payers = ml_payers_new (ml_store_db (store), error, sizeof error);
     assert (payers);
     snprintf (key_path, sizeof key_path, "%s/outbox.key", directory);
-    ml_mailer_t *mailer = ml_mailer_new (ml_store_odbc (store), key_path, error, sizeof error);
+    ml_mailer_t *mailer = ml_mailer_new (ml_store_db (store), key_path, error, sizeof error);
     assert (mailer);
     ml_logins_settings_t settings;
     ml_logins_settings_defaults (&settings);
@@ -197,7 +197,7 @@ void ml_staff_test (bool verbose)
     json_decref (reply);
     //  The store holds the secret sealed, never as it is.
     json_t *rows = ml_staff_rows (
-        staff, ml_odbc_query (staff->odbc, "SELECT totp_sealed FROM staff_token", ""));
+        staff, ml_db_query (staff->db, "SELECT totp_sealed FROM staff_token", ""));
     assert (strncmp (ml_staff_text (json_array_get (rows, 0), "totp_sealed"), "sealed1:", 8) == 0);
     json_decref (rows);
     snprintf (
@@ -246,7 +246,7 @@ void ml_staff_test (bool verbose)
     assert (s_refused (s_api (&test, "{\"op\": \"staff-sign-in\", \"email\": \"ann@acme.example\","
                                      " \"password\": \"wrong horse\", \"client\": \"192.0.2.7\"}"),
                        "the e-mail or password is wrong"));
-    rows = ml_staff_rows (staff, ml_odbc_query (staff->odbc,
+    rows = ml_staff_rows (staff, ml_db_query (staff->db,
                                                 "SELECT detail FROM staff_audit ORDER BY audit_id"
                                                 " DESC LIMIT 1",
                                                 ""));
@@ -303,7 +303,7 @@ void ml_staff_test (bool verbose)
     assert (json_is_true (json_object_get (reply, "ok")) &&
             !json_object_get (reply, "audit_detail"));
     json_decref (reply);
-    rows = ml_staff_rows (staff, ml_odbc_query (staff->odbc,
+    rows = ml_staff_rows (staff, ml_db_query (staff->db,
                                                 "SELECT staff_name, op, object, detail FROM"
                                                 " staff_audit WHERE op = 'staff-invite' ORDER BY"
                                                 " audit_id DESC",
@@ -324,7 +324,7 @@ void ml_staff_test (bool verbose)
                   "billing\"}",
                   token);
         assert (s_ok (s_api (&test, text)));
-        rows = ml_staff_rows (staff, ml_odbc_query (staff->odbc,
+        rows = ml_staff_rows (staff, ml_db_query (staff->db,
                                                     "SELECT staff_id FROM staff_user WHERE email"
                                                     " = 'bob@acme.example'",
                                                     ""));
@@ -371,7 +371,7 @@ void ml_staff_test (bool verbose)
     //  A payer of beta, then firm scoping by id: another firm's id is "not found".
     assert (s_ok (s_operator (&test, "{\"op\": \"payer-add\", \"firm\": \"beta\", \"name\":"
                                      " \"Quinn\", \"email\": \"q@example.com\"}")));
-    rows = ml_staff_rows (staff, ml_odbc_query (staff->odbc,
+    rows = ml_staff_rows (staff, ml_db_query (staff->db,
                                                 "SELECT payer_id AS staff_id FROM payer WHERE"
                                                 " firm_id = 'beta'",
                                                 ""));
@@ -503,7 +503,7 @@ void ml_staff_test (bool verbose)
     s_code (staff, secret, 0, code);
     assert (s_sign_in (&test, "ann@acme.example", "admin", code, session, csrf));
     //  The failures are in the audit, for the firm's administrators.
-    rows = ml_staff_rows (staff, ml_odbc_query (staff->odbc,
+    rows = ml_staff_rows (staff, ml_db_query (staff->db,
                                                 "SELECT detail FROM staff_audit WHERE op ="
                                                 " 'staff-sign-in failed' AND staff_id = ?",
                                                 "i", ann));
@@ -540,7 +540,7 @@ void ml_staff_test (bool verbose)
               session, csrf, (long long)bob);
     assert (s_ok (s_api (&test, text)));
     rows = ml_staff_rows (
-        staff, ml_odbc_query (staff->odbc, "SELECT name, role FROM staff_user WHERE staff_id = ?",
+        staff, ml_db_query (staff->db, "SELECT name, role FROM staff_user WHERE staff_id = ?",
                               "i", bob));
     assert (streq (ml_staff_text (json_array_get (rows, 0), "role"), "admin"));
     assert (streq (ml_staff_text (json_array_get (rows, 0), "name"), "Robert"));
@@ -573,7 +573,7 @@ void ml_staff_test (bool verbose)
               long_session, long_csrf);
     assert (s_ok (s_api (&test, text)));
     rows = ml_staff_rows (staff,
-                          ml_odbc_query (staff->odbc, "SELECT staff FROM staff_preference", ""));
+                          ml_db_query (staff->db, "SELECT staff FROM staff_preference", ""));
     const char *kept = ml_staff_text (json_array_get (rows, 0), "staff");
     char suffix[32];
     snprintf (suffix, sizeof suffix, " (#%lld)", (long long)bob);
@@ -718,7 +718,7 @@ void ml_staff_test (bool verbose)
     assert (s_ok (reply));
     assert (s_ok (s_operator (&test, "{\"op\": \"staff-audit\", \"firm\": \"acme\"}")));
     //  The audit is append-only.
-    assert (ml_odbc_execute (staff->odbc, "DELETE FROM staff_audit", "") < 0);
+    assert (ml_db_execute (staff->db, "DELETE FROM staff_audit", "") < 0);
 
     ml_staff_destroy (&staff);
     ml_staff_destroy (&staff);

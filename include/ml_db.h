@@ -1,0 +1,115 @@
+/*  ml_db: one connection to the core's own store, native (libsqlite3), and the statements
+    run on it.
+
+    ODBC is for the firms' matter databases (ml_odbc); the core's store is ours, so it is
+    reached through its engine's own library: no driver manager, no driver copying every
+    row, and every statement prepared once per connection and reused (a cache keyed by the
+    SQL text). The calls have the shape of ml_odbc's so the store's classes read alike:
+    values cross as text or int64, parameters are always bound, never spliced into SQL.
+
+    A connection belongs to one thread at a time (the core gives each thread its own).
+*/
+#ifndef ML_DB_H_INCLUDED
+#define ML_DB_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct _ml_db_t ml_db_t;
+typedef struct _ml_db_query_t ml_db_query_t;
+
+typedef enum {
+    ML_DB_OK = 0,
+    ML_DB_LOST,    //  the connection or its file is gone
+    ML_DB_RETRY,   //  another writer holds the store (busy past the timeout): run it again
+    ML_DB_TIMEOUT, //  the statement was interrupted
+    ML_DB_DATA,    //  constraint or data error: this input will never succeed
+    ML_DB_OTHER
+} ml_db_class_t;
+
+typedef struct {
+    ml_db_class_t kind;
+    char sqlstate[6]; //  "23000" for a constraint, "HY000" otherwise (as ODBC would say)
+    long native;      //  the engine's extended result code
+    char message[512];
+} ml_db_error_t;
+
+//  Open the store named by connection:
+//    - "sqlite:PATH", or a path (no '=' in it), or, as the core's configuration has always
+//      written it, "Driver=SQLite3;Database=PATH;Timeout=MS;FKSupport=1;StepAPI=1"
+//      (Timeout: how long a statement waits for another writer, default 5000 ms;
+//      FKSupport=1: foreign keys enforced). The file is created when missing (owner-only
+//      under the daemons' umask).
+//  Returns the connection, or NULL with *error filled (an unknown key or an unsupported
+//  engine is named; the connection string is never copied into an error).
+ml_db_t *ml_db_new (const char *connection, ml_db_error_t *error);
+
+//  Close (rolls back an open transaction, finalizes every cached statement). Idempotent.
+void ml_db_destroy (ml_db_t **self_p);
+
+//  The last error on this connection (borrowed).
+const ml_db_error_t *ml_db_error (ml_db_t *self);
+
+//  Name of an error class, for logs.
+const char *ml_db_class_name (ml_db_class_t kind);
+
+//  Start a transaction. It takes the store's write lock at once (SQLite: BEGIN IMMEDIATE),
+//  waiting up to the timeout, so a transaction that reads and then writes never fails half
+//  way because another connection wrote in between. Returns 0 or -1.
+int ml_db_begin (ml_db_t *self);
+int ml_db_commit (ml_db_t *self);
+//  Roll back; 0 also when no transaction was open.
+int ml_db_rollback (ml_db_t *self);
+
+//  Run a statement that returns no rows. picture names the parameters that follow, one
+//  character each: 's' const char * (NULL binds SQL NULL), 'i' int64_t. Returns the number
+//  of rows changed, or -1 on error.
+int64_t ml_db_execute (ml_db_t *self, const char *sql, const char *picture, ...);
+
+//  One parameter value: text for 's' (NULL binds SQL NULL), number for 'i'.
+typedef struct {
+    const char *text;
+    int64_t number;
+} ml_db_value_t;
+
+//  Run a statement once for each of rows rows of parameters (values holds rows *
+//  strlen (picture) values, row after row). Returns 0, or -1 on the first failure (the
+//  caller rolls back its transaction).
+int ml_db_execute_many (ml_db_t *self, const char *sql, const char *picture, size_t rows,
+                        const ml_db_value_t *values);
+
+//  Run a statement that returns rows. Returns a new query positioned before the first row
+//  (caller owns it and destroys it before the connection), or NULL on error.
+ml_db_query_t *ml_db_query (ml_db_t *self, const char *sql, const char *picture, ...);
+ml_db_query_t *ml_db_query_values (ml_db_t *self, const char *sql, const char *picture,
+                                   const ml_db_value_t *values);
+
+//  Advance to the next row: 1 a row, 0 no more rows, -1 error (see ml_db_error).
+int ml_db_fetch (ml_db_query_t *self);
+
+//  Number of result columns, and a column's name (borrowed).
+int ml_db_columns (ml_db_query_t *self);
+const char *ml_db_column_name (ml_db_query_t *self, int column);
+
+//  A column of the current row as text (borrowed, valid until the next fetch), or NULL
+//  when SQL NULL. Columns count from 0.
+const char *ml_db_text (ml_db_query_t *self, int column);
+
+//  True if a column's value was cut: never for this engine (values arrive whole); kept so
+//  a reader that checks it reads the same on every store.
+bool ml_db_truncated (ml_db_query_t *self, int column);
+
+//  A column of the current row as an integer. Returns 0, or -1 if NULL or not an integer.
+int ml_db_int64 (ml_db_query_t *self, int column, int64_t *value);
+
+//  Close and destroy the query (its statement goes back to the cache). Idempotent.
+void ml_db_query_destroy (ml_db_query_t **self_p);
+
+//  How many statements this connection has prepared, and how many runs reused one (for
+//  tests and the benchmark).
+void ml_db_statement_counts (ml_db_t *self, size_t *prepared, size_t *reused);
+
+void ml_db_test (bool verbose);
+
+#endif
