@@ -988,15 +988,20 @@ static bool s_hand_to_reader (s_core_t *self, zframe_t **client, zframe_t **fram
     json_decref (parsed);
     if (!reads)
         return false;
-    if (ml_readers_send (self->readers, client, frame) != 0)
-        ml_log (ML_LOG_WARNING, "core: the API's readers did not take a request");
+    zframe_t *kept = zframe_dup (*client);
+    if (ml_readers_send (self->readers, client, frame) != 0) {
+        json_t *busy = ml_admin_error ("the core is busy; try again in a moment");
+        s_socket_reply (self->api, kept, busy);
+        json_decref (busy);
+    }
+    zframe_destroy (&kept);
     return true;
 }
 
 //  A reader answered: the reply goes to the web, as the API socket's own replies do.
 static void s_receive_reader (s_core_t *self)
 {
-    zmsg_t *reply = zmsg_recv (ml_readers_socket (self->readers));
+    zmsg_t *reply = ml_readers_receive (self->readers);
     if (reply && zmsg_send (&reply, self->api) != 0)
         zmsg_destroy (&reply); //  the client went away
     zmsg_destroy (&reply);

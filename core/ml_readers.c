@@ -8,17 +8,23 @@
 #include "ml_payers.h"
 #include "ml_payments.h"
 #include "ml_portal_pay.h"
+#include "ml_staff.h"
 #include "ml_store.h"
 
 #include <assert.h>
 #include <sodium.h>
 
 #define S_READERS_MAX 16
+//  Requests waiting for a free reader, at most: past it the web is told the core is busy
+//  (matterlink-web has a few threads and a timeout, so only a flood gets here).
+#define S_QUEUE_MAX 2000
 
 struct _ml_readers_t {
-    zsock_t *requests; //  DEALER: to the readers and back
+    zsock_t *requests; //  ROUTER: each reader's DEALER connects and says READY when free
     zactor_t *threads[S_READERS_MAX];
     size_t count;
+    zlistx_t *idle;    //  routing ids (zframe_t) of readers waiting for work
+    zlistx_t *waiting; //  requests (zmsg_t: client, empty, request) for the next free reader
 };
 
 //  What one reader thread reads with: its own connection and classes.
@@ -30,6 +36,7 @@ typedef struct {
     ml_autopay_t *autopay;
     ml_logins_t *logins;
     ml_portal_pay_t *portal_pay;
+    ml_staff_t *staff;
 } s_reader_t;
 
 typedef struct {
@@ -42,6 +49,7 @@ typedef struct {
 
 static void s_reader_close (s_reader_t *self)
 {
+    ml_staff_destroy (&self->staff);
     ml_portal_pay_destroy (&self->portal_pay);
     ml_logins_destroy (&self->logins);
     ml_autopay_destroy (&self->autopay);
@@ -76,7 +84,11 @@ static int s_reader_open (s_reader_t *self, const ml_readers_settings_t *setting
     if (self->logins)
         self->portal_pay = ml_portal_pay_new (self->store, self->payers, self->payments,
                                               self->logins, NULL, error, error_size);
-    if (!self->portal_pay) {
+    //  Staff sessions are checked here too, so a request answers the same wherever it runs.
+    if (self->portal_pay)
+        self->staff =
+            ml_staff_new (self->store, self->mailer, &settings->portal, error, error_size);
+    if (!self->staff) {
         s_reader_close (self);
         return -1;
     }
@@ -93,8 +105,8 @@ static char *s_answer (s_reader_t *self, zframe_t *frame)
     if (!request)
         reply = ml_admin_error ("request is not JSON: %s", parse_error.text);
     else {
-        ml_admin_parts_t parts = {self->store,   self->payers, self->payments,  self->mailer,
-                                  self->autopay, self->logins, self->portal_pay};
+        ml_admin_parts_t parts = {self->store,   self->payers, self->payments,   self->mailer,
+                                  self->autopay, self->logins, self->portal_pay, self->staff};
         ml_admin_effects_t effects;
         reply = ml_admin_api_execute (&parts, request, &effects);
         //  A reading op has no effects for the core's thread; were one ever to ask for
@@ -122,24 +134,32 @@ static void s_reader_actor (zsock_t *pipe, void *args)
         zsock_signal (pipe, 1);
         return;
     }
-    zsock_t *requests = zsock_new (ZMQ_REP);
+    zsock_t *requests = zsock_new (ZMQ_DEALER);
     assert (requests);
     int connected = zsock_connect (requests, "%s", start->endpoint);
     assert (connected == 0);
     zsock_signal (pipe, 0);
+    //  A request goes to a reader that said it is free: none waits behind a slow one.
+    zstr_send (requests, "READY");
     zpoller_t *poller = zpoller_new (pipe, requests, NULL);
     assert (poller);
     while (true) {
         zsock_t *which = (zsock_t *)zpoller_wait (poller, -1);
         if (which == pipe || !which)
             break; //  $TERM, or interrupted
-        zframe_t *frame = zframe_recv (requests);
-        if (!frame)
+        //  client, empty, request: the reply goes back with the same client and empty frame.
+        zmsg_t *message = zmsg_recv (requests);
+        if (!message)
             continue;
-        char *text = s_answer (&reader, frame);
+        zframe_t *frame = zmsg_last (message);
+        char *text = zmsg_size (message) == 3 ? s_answer (&reader, frame) : NULL;
+        zmsg_remove (message, frame);
         zframe_destroy (&frame);
-        zstr_send (requests, text ? text : "{\"ok\":false,\"error\":\"reply too large\"}");
+        zmsg_addstr (message,
+                     text ? text : "{\"ok\":false,\"error\":\"the core could not answer\"}");
         free (text);
+        if (zmsg_send (&message, requests) != 0)
+            zmsg_destroy (&message);
     }
     zpoller_destroy (&poller);
     zsock_destroy (&requests);
@@ -156,10 +176,14 @@ ml_readers_t *ml_readers_new (const ml_readers_settings_t *settings, size_t coun
     assert (self);
     s_start_t start = {settings, "", error, error_size, false};
     snprintf (start.endpoint, sizeof start.endpoint, "inproc://ml-readers-%p", (void *)self);
-    self->requests = zsock_new (ZMQ_DEALER);
+    self->requests = zsock_new (ZMQ_ROUTER);
     assert (self->requests);
     zsock_set_sndhwm (self->requests, 0);
     zsock_set_rcvhwm (self->requests, 0);
+    self->idle = zlistx_new ();
+    zlistx_set_destructor (self->idle, (zlistx_destructor_fn *)zframe_destroy);
+    self->waiting = zlistx_new ();
+    zlistx_set_destructor (self->waiting, (zlistx_destructor_fn *)zmsg_destroy);
     int bound = zsock_bind (self->requests, "%s", start.endpoint);
     assert (bound == 0);
     for (size_t index = 0; index < count; index++) {
@@ -184,6 +208,8 @@ void ml_readers_destroy (ml_readers_t **self_p)
         for (size_t index = 0; index < self->count; index++)
             zactor_destroy (&self->threads[index]);
         zsock_destroy (&self->requests);
+        zlistx_destroy (&self->idle);
+        zlistx_destroy (&self->waiting);
         free (self);
         *self_p = NULL;
     }
@@ -195,17 +221,51 @@ zsock_t *ml_readers_socket (ml_readers_t *self)
     return self->requests;
 }
 
+//  Give message to a free reader (it takes the message).
+static void s_dispatch (ml_readers_t *self, zmsg_t **message)
+{
+    zframe_t *reader = (zframe_t *)zlistx_detach (self->idle, NULL);
+    zmsg_prepend (*message, &reader);
+    if (zmsg_send (message, self->requests) != 0)
+        zmsg_destroy (message);
+}
+
 int ml_readers_send (ml_readers_t *self, zframe_t **client, zframe_t **request)
 {
     assert (self && client && request);
+    if (zlistx_size (self->idle) == 0 && zlistx_size (self->waiting) >= S_QUEUE_MAX) {
+        zframe_destroy (client);
+        zframe_destroy (request);
+        return -1;
+    }
     zmsg_t *message = zmsg_new ();
     zmsg_append (message, client);
     zmsg_addstr (message, "");
     zmsg_append (message, request);
-    if (zmsg_send (&message, self->requests) == 0)
-        return 0;
-    zmsg_destroy (&message);
-    return -1;
+    if (zlistx_size (self->idle))
+        s_dispatch (self, &message);
+    else
+        zlistx_add_end (self->waiting, message);
+    return 0;
+}
+
+zmsg_t *ml_readers_receive (ml_readers_t *self)
+{
+    assert (self);
+    zmsg_t *message = zmsg_recv (self->requests);
+    if (!message)
+        return NULL;
+    //  The reader is free again: the oldest waiting request goes to it.
+    zframe_t *reader = zmsg_pop (message);
+    zlistx_add_end (self->idle, reader);
+    zmsg_t *next = (zmsg_t *)zlistx_detach (self->waiting, NULL);
+    if (next)
+        s_dispatch (self, &next);
+    if (zmsg_size (message) != 3) { //  READY
+        zmsg_destroy (&message);
+        return NULL;
+    }
+    return message;
 }
 
 //  Selftest --------------------------------------------------------------------------------
@@ -216,10 +276,13 @@ static json_t *s_test_ask (ml_readers_t *self, const char *request)
     assert (ml_readers_send (self, &client, &frame) == 0);
     assert (!client && !frame);
     zpoller_t *poller = zpoller_new (ml_readers_socket (self), NULL);
-    assert (zpoller_wait (poller, 10000) == ml_readers_socket (self));
+    zmsg_t *reply = NULL;
+    while (!reply) { //  READY messages come first, and give no reply
+        assert (zpoller_wait (poller, 10000) == ml_readers_socket (self));
+        reply = ml_readers_receive (self);
+    }
     zpoller_destroy (&poller);
-    zmsg_t *reply = zmsg_recv (ml_readers_socket (self));
-    assert (reply && zmsg_size (reply) == 3);
+    assert (zmsg_size (reply) == 3);
     char *identity = zmsg_popstr (reply), *empty = zmsg_popstr (reply), *text = zmsg_popstr (reply);
     assert (streq (identity, "client-1") && streq (empty, ""));
     json_t *parsed = json_loads (text, 0, NULL);

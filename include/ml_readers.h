@@ -8,8 +8,10 @@
     hands the request over, so a page neither waits for an agent's batch nor delays one.
     Which ops may run here is a column of the ops table (ml_admin_op_reads).
 
-    Framing: the core sends [client][empty][request] on the socket of ml_readers_socket and
-    gets back [client][empty][reply], which it forwards to the API socket unchanged.
+    Each request goes to a reader that said it is free (the load-balancing broker of the
+    ZeroMQ guide), so none waits behind a slow one; while all are busy requests wait here
+    in order (at most 2,000). The core polls ml_readers_socket and calls ml_readers_receive;
+    a reply comes out as [client][empty][reply], which it forwards to the API socket.
 */
 #ifndef ML_READERS_H_INCLUDED
 #define ML_READERS_H_INCLUDED
@@ -36,12 +38,17 @@ ml_readers_t *ml_readers_new (const ml_readers_settings_t *settings, size_t coun
 //  Stop the threads (each finishes the request it is answering). Idempotent.
 void ml_readers_destroy (ml_readers_t **self_p);
 
-//  The socket to send requests on and to poll for replies (borrowed).
+//  The socket to poll for the readers' messages (borrowed).
 zsock_t *ml_readers_socket (ml_readers_t *self);
 
-//  Hand a request over: client (the API socket's routing frame) and request are sent,
-//  both destroyed. Returns 0 or -1.
+//  Hand a request over: client (the API socket's routing frame) and request are taken.
+//  Returns 0, or -1 when too many wait already (nothing was kept: answer that the core is
+//  busy).
 int ml_readers_send (ml_readers_t *self, zframe_t **client, zframe_t **request);
+
+//  Read one message of a reader (when its socket is readable): a reply to forward to the
+//  API socket (new; [client][empty][reply]), or NULL (a reader said it is free).
+zmsg_t *ml_readers_receive (ml_readers_t *self);
 
 void ml_readers_test (bool verbose);
 
