@@ -507,14 +507,25 @@ static int s_generation (ml_store_t *self, const char *firm_id, int64_t *generat
                : -1;
 }
 
+//  A snapshot's batches are committed without waiting for the disk (synchronous NORMAL:
+//  in write-ahead logging a commit then only appends to the log). Nothing is lost by it: the
+//  replica is not complete until SNAPSHOT-END, whose commit is synchronous and makes every
+//  frame before it durable with its own; a crash before that leaves the replica incomplete,
+//  and the agent's next HELLO is answered with a new snapshot. Every other write stays
+//  synchronous FULL (docs/architecture.md, "Durability").
 int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
 {
-    if (s_begin (self) != 0)
+    if (ml_db_execute (self->db, "PRAGMA synchronous = NORMAL", NULL) < 0 || s_begin (self) != 0)
         return -1;
     int64_t generation = 0;
     bool ok = s_generation (self, firm_id, &generation) == 0;
     ok = ok && s_upsert_items (self, firm_id, batch->items, batch->item_count, generation);
-    return s_finish (self, "storing snapshot rows", ok);
+    int rc = s_finish (self, "storing snapshot rows", ok);
+    if (ml_db_execute (self->db, "PRAGMA synchronous = FULL", NULL) < 0) {
+        s_failed (self, "making commits synchronous again");
+        return -1;
+    }
+    return rc;
 }
 
 int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t cursor)
