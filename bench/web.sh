@@ -11,7 +11,10 @@
 # it, and beside them, from the same run, the pages that do not reach the core (the style
 # sheet, the sign-in form). Target: p99 <= 100 ms for the signed-in pages.
 # Usage: bench/web.sh [INVOICES] [SECONDS] [CONNECTIONS]   (defaults 1000000, 20, 200)
-#        PAYERS=N (default 200), WEB_THREADS=N (matterlink-web's web/threads, default 8)
+#        PAYERS=N (default 200), WEB_THREADS=N (matterlink-web's web/threads, default 8),
+#        CLIENTS=N (default 20000: about 40 open invoices per payer's client at 1,000,000),
+#        READERS=N (the core's api/readers, default 2), PERF=1 (profile the core while the
+#        invoice list is measured: the top functions are printed after the table)
 # Builds in build-bench (optimized, no sanitizers); starts its own database server.
 set -eu
 cd "$(dirname "$0")/.."
@@ -21,7 +24,7 @@ SECONDS_EACH=${2:-20}
 CONNECTIONS=${3:-200}
 PAYERS=${PAYERS:-200}
 WEB_THREADS=${WEB_THREADS:-8}
-CLIENTS=20000
+CLIENTS=${CLIENTS:-20000}
 sh scripts/deps.sh --servers
 if ! dpkg-query -W -f='${Status}' wrk 2>/dev/null | grep -q "install ok installed"; then
     echo "installing: wrk"
@@ -104,6 +107,7 @@ admin
     endpoint = ipc://$W/admin.sock
 api
     endpoint = ipc://$W/api.sock
+    readers = ${READERS:-2}
 portal
     public_url = http://127.0.0.1:$WEB_PORT
 mail
@@ -223,7 +227,7 @@ measure() { # PATH LABEL
         printf '%-34s (not served by this tree)\n' "$2"
         return 0
     fi
-    figures=$(BENCH_SESSIONS="$W/sessions" BENCH_PATH="$1" wrk -t 2 -c "$CONNECTIONS" -d "${SECONDS_EACH}s" \
+    figures=$(BENCH_SESSIONS="$W/sessions" BENCH_PATH="$1" wrk -t "$((CONNECTIONS < 2 ? 1 : 2))" -c "$CONNECTIONS" -d "${SECONDS_EACH}s" \
         --timeout 30s -s bench/web.lua "http://127.0.0.1:$WEB_PORT" | sed -n 's/^BENCH //p')
     field() { echo "$figures" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
     printf '%-34s %10s %9s %9s %9s %9s %8s\n' "$2" "$(field rate)" "$(field p50_ms)" "$(field p90_ms)" \
@@ -234,5 +238,20 @@ echo "$CONNECTIONS connections, $SECONDS_EACH s per page, $PAYERS payers in turn
 printf '%-34s %10s %9s %9s %9s %9s %8s\n' "page" "req/s" "p50" "p90" "p99" "max" "not 200"
 measure /static/portal.css "style sheet (baseline, no core)"
 measure /sign-in "sign-in form (no core)"
+if [ "${PERF:-0}" = 1 ]; then
+    core_pid=$(pgrep -f "build-bench/matterlink-core run -c $W/core.cfg" | head -1)
+    perf record -F 499 -g -p "$core_pid" -o "$W/core.perf" -- sleep "$SECONDS_EACH" >/dev/null 2>&1 &
+    perf_pid=$!
+fi
 measure /invoices "invoice list (signed in)"
+if [ "${PERF:-0}" = 1 ]; then
+    wait "$perf_pid" || true
+    perf report -i "$W/core.perf" --no-children --sort dso,symbol -g none 2>/dev/null | grep '%' | head -40 >"$W/perf.txt"
+    profile=$W/perf.txt
+fi
 measure /pay "payment page (signed in)"
+if [ -n "${profile:-}" ]; then
+    echo
+    echo "The core's profile while the invoice list was measured (perf, self time):"
+    cat "$profile"
+fi

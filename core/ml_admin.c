@@ -770,11 +770,12 @@ static json_t *s_execute (const ml_admin_parts_t *parts, const ml_actor_t *actor
         return ml_admin_error ("'staff' is not a member of %s", what);
     if (s_ops[index].members) {
         char members[600];
-        snprintf (members, sizeof members, "%s%s%s", s_ops[index].members,
-                                                     operator                 ? ""
-                                                     : * s_ops[index].members ? " "
-                                                                              : "",
-                                                     operator? "" : "session staff_session csrf");
+        snprintf (members, sizeof members, "%s%s%s",
+                  s_ops[index].members,
+                  operator                 ? ""
+                  : * s_ops[index].members ? " "
+                                           : "",
+                  operator? "" : "session staff_session csrf with_session");
         json_t *unknown = ml_admin_members (request, members, what);
         if (unknown)
             return unknown;
@@ -829,6 +830,18 @@ json_t *ml_admin_api_execute (const ml_admin_parts_t *parts, const json_t *reque
         ended = live == 0;
     }
     json_t *reply = s_execute (parts, &actor, ended, request, effects);
+    //  "with_session": true on a payer's request: the reply carries what portal-session
+    //  would say (the CSRF token, the payer's name and firm), so a page needs one call to
+    //  the core, not two.
+    if (actor.kind == ML_ACTOR_PAYER && json_is_true (json_object_get (request, "with_session")) &&
+        json_is_true (json_object_get (reply, "ok")) && parts->logins) {
+        json_t *about = ml_logins_execute (parts->logins, "portal-session", request, &actor);
+        if (json_is_true (json_object_get (about, "ok"))) {
+            json_object_del (about, "ok");
+            json_object_set (reply, "session", about);
+        }
+        json_decref (about);
+    }
     sodium_memzero (actor.session, sizeof actor.session);
     //  A staff member's search waits for the firm's agent as the operator's does (the core
     //  answers on this socket); no other actor's request ever starts one: should an op ask,

@@ -70,6 +70,13 @@ void ml_web_page_redirect (ml_web_exchange_t *exchange, const char *location);
 //  The signed-in payer's portal-session reply with the cookie's token in token (new
 //  reference), or NULL after it answered (to /sign-in, or 503).
 json_t *ml_web_page_session (ml_web_exchange_t *exchange, char *token, size_t size);
+
+//  A payer op (request, taken) for the signed-in payer with the session checked in the
+//  same call to the core: the reply, and in *session (new) what portal-session says; or
+//  NULL after the page was answered (no or an ended session: /sign-in; a refusal or a core
+//  away: an error page).
+json_t *ml_web_page_session_call (ml_web_exchange_t *exchange, json_t *request, json_t **session,
+                                  char *token, size_t size);
 //  Who is signed in, the sign-out button and the account's navigation.
 void ml_web_page_signed_in_bar (ml_web_exchange_t *exchange, json_t *session);
 //  Send request to the core (steals it): the reply, or NULL after it wrote the 503 page.

@@ -40,21 +40,7 @@ static const char *s_firm (json_t *reply, json_t *session)
 static json_t *s_account_call (ml_web_exchange_t *exchange, const char *op, json_t **session,
                                char *token, size_t size)
 {
-    *session = ml_web_page_session (exchange, token, size);
-    if (!*session)
-        return NULL;
-    json_t *reply =
-        ml_web_page_call (exchange, json_pack ("{s:s, s:s}", "op", op, "session", token));
-    if (reply && !s_ok (reply)) {
-        ml_web_page_refused (exchange, reply);
-        json_decref (reply);
-        reply = NULL;
-    }
-    if (!reply) {
-        json_decref (*session);
-        *session = NULL;
-    }
-    return reply;
+    return ml_web_page_session_call (exchange, json_pack ("{s:s}", "op", op), session, token, size);
 }
 
 //  A store time (YYYY-MM-DDTHH:MM:SS.mmmZ) as "YYYY-MM-DD HH:MM UTC".

@@ -245,6 +245,38 @@ static json_t *s_session (ml_web_exchange_t *exchange, char *token, size_t size)
     return reply;
 }
 
+//  A payer op for the signed-in payer, with the session checked in the same call to the
+//  core ("with_session"): the reply, and in *session (new) what portal-session says; or
+//  NULL after the page was answered (no or an ended session: /sign-in; the core refused or
+//  is away). Takes request.
+static json_t *s_session_call (ml_web_exchange_t *exchange, json_t *request, json_t **session,
+                               char *token, size_t size)
+{
+    *session = NULL;
+    if (s_get_cookie (exchange, S_SESSION_COOKIE, token, size) != 0 || !s_token_shape (token)) {
+        json_decref (request);
+        s_redirect (exchange, "/sign-in");
+        return NULL;
+    }
+    json_object_set_new (request, "session", json_string (token));
+    json_object_set_new (request, "with_session", json_true ());
+    json_t *reply = s_call (exchange, request);
+    if (reply && !s_ok (reply)) {
+        s_refused (exchange, reply);
+        json_decref (reply);
+        return NULL;
+    }
+    *session = reply ? json_incref (json_object_get (reply, "session")) : NULL;
+    if (reply && !*session) {
+        ml_web_page_error (exchange, 503,
+                           "The payment service could not answer this request. Please try "
+                           "again in a few minutes.");
+        json_decref (reply);
+        return NULL;
+    }
+    return reply;
+}
+
 //  The header of a signed-in page: who is signed in and the sign-out button.
 static void s_signed_in_bar (ml_web_exchange_t *exchange, json_t *session)
 {
@@ -627,21 +659,11 @@ static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t f
 void ml_web_page_invoices (ml_web_exchange_t *exchange)
 {
     char token[S_TOKEN_MAX + 1];
-    json_t *session = s_session (exchange, token, sizeof token);
-    if (!session)
+    json_t *session = NULL;
+    json_t *reply = s_session_call (exchange, json_pack ("{s:s}", "op", "portal-invoices"),
+                                    &session, token, sizeof token);
+    if (!reply)
         return;
-    json_t *reply =
-        s_call (exchange, json_pack ("{s:s, s:s}", "op", "portal-invoices", "session", token));
-    if (!reply) {
-        json_decref (session);
-        return;
-    }
-    if (!s_ok (reply)) {
-        s_refused (exchange, reply);
-        json_decref (reply);
-        json_decref (session);
-        return;
-    }
     const char *firm = s_text (reply, "firm_name");
     if (!*firm)
         firm = s_text (json_object_get (session, "payer"), "firm_name");
@@ -746,6 +768,12 @@ void ml_web_page_redirect (ml_web_exchange_t *exchange, const char *location)
 json_t *ml_web_page_session (ml_web_exchange_t *exchange, char *token, size_t size)
 {
     return s_session (exchange, token, size);
+}
+
+json_t *ml_web_page_session_call (ml_web_exchange_t *exchange, json_t *request, json_t **session,
+                                  char *token, size_t size)
+{
+    return s_session_call (exchange, request, session, token, size);
 }
 
 void ml_web_page_signed_in_bar (ml_web_exchange_t *exchange, json_t *session)

@@ -400,21 +400,11 @@ static void s_confirmation (ml_web_exchange_t *exchange, json_t *session, json_t
 void ml_web_page_pay (ml_web_exchange_t *exchange)
 {
     char token[256];
-    json_t *session = ml_web_page_session (exchange, token, sizeof token);
-    if (!session)
+    json_t *session = NULL;
+    json_t *form = ml_web_page_session_call (exchange, json_pack ("{s:s}", "op", "portal-pay-form"),
+                                             &session, token, sizeof token);
+    if (!form)
         return;
-    json_t *form = ml_web_page_call (
-        exchange, json_pack ("{s:s, s:s}", "op", "portal-pay-form", "session", token));
-    if (!form) {
-        json_decref (session);
-        return;
-    }
-    if (!json_is_true (json_object_get (form, "ok"))) {
-        ml_web_page_refused (exchange, form);
-        json_decref (form);
-        json_decref (session);
-        return;
-    }
     const char *chosen[S_MAX_CHOSEN];
     size_t count = s_chosen (exchange, form, chosen);
     if (strcmp (exchange->method, "POST") != 0) {

@@ -718,7 +718,9 @@ static void s_fake_core (zsock_t *pipe, void *args)
         const char *given = json_string_value (json_object_get (request, "session"));
         bool live = given && streq (given, session);
         json_t *reply = NULL;
-        if (streq (op, "portal-sign-in")) {
+        if (given && streq (given, "FAILING"))
+            reply = json_pack ("{s:b, s:s}", "ok", 0, "error", "the core store failed");
+        else if (streq (op, "portal-sign-in")) {
             const char *email = json_string_value (json_object_get (request, "email"));
             const char *password = json_string_value (json_object_get (request, "password"));
             const char *client = json_string_value (json_object_get (request, "client"));
@@ -732,8 +734,6 @@ static void s_fake_core (zsock_t *pipe, void *args)
             reply =
                 json_pack ("{s:b, s:s, s:{s:i, s:s, s:s}}", "ok", 1, "csrf", "CSRFtoken", "payer",
                            "payer_id", 7, "name", "Pat <Payer>", "firm_name", "Smith & Jones");
-        else if (streq (op, "portal-session") && given && streq (given, "FAILING"))
-            reply = json_pack ("{s:b, s:s}", "ok", 0, "error", "the core store failed");
         else if (streq (op, "portal-invoices") && live)
             reply = json_pack (
                 "{s:b, s:s, s:[{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I},"
@@ -766,6 +766,13 @@ static void s_fake_core (zsock_t *pipe, void *args)
         } else
             reply = json_pack ("{s:b, s:s, s:b}", "ok", 0, "error", "session ended",
                                "session_ended", 1);
+        //  As the core does: a payer op asked "with_session" carries the session's part.
+        if (live && json_is_true (json_object_get (request, "with_session")) &&
+            json_is_true (json_object_get (reply, "ok")))
+            json_object_set_new (reply, "session",
+                                 json_pack ("{s:s, s:{s:i, s:s, s:s}}", "csrf", "CSRFtoken",
+                                            "payer", "payer_id", 7, "name", "Pat <Payer>",
+                                            "firm_name", "Smith & Jones"));
         char *answer = json_dumps (reply, JSON_COMPACT);
         zmsg_t *out = zmsg_new ();
         zmsg_append (out, &identity);
