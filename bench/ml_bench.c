@@ -597,6 +597,54 @@ static int s_search (const char *endpoint, const char *firm, size_t count, uint6
     return rc == 0 ? 0 : 1;
 }
 
+//  The core's answers to status and one client's open-items, one after another (issue 14
+//  point 3: p99 at most 10 ms each when the core is idle, 50 ms while it stores a snapshot
+//  and takes payments). Prints one line of figures.
+static int s_ops (const char *endpoint, const char *firm, size_t count, uint64_t clients)
+{
+    zsock_t *socket = zsock_new (ZMQ_REQ);
+    assert (socket);
+    zsock_set_rcvtimeo (socket, 60000);
+    zsock_set_linger (socket, 0);
+    if (zsock_connect (socket, "%s", endpoint) != 0) {
+        fprintf (stderr, "ml_bench: '%s' is not a valid admin endpoint\n", endpoint);
+        zsock_destroy (&socket);
+        return 1;
+    }
+    int64_t *status = calloc (count, sizeof (int64_t)), *items = calloc (count, sizeof (int64_t));
+    assert (status && items);
+    uint64_t rows = 0;
+    int rc = 0;
+    for (size_t index = 0; index < count && rc == 0; index++) {
+        json_t *request = json_pack ("{s:s}", "op", "status");
+        json_t *reply = s_admin_call (socket, request, &status[index]);
+        json_decref (request);
+        json_decref (reply);
+        char client[32];
+        s_number (client, sizeof client, "C-", 5, clients, (uint64_t)index);
+        request = json_pack ("{s:s, s:s, s:s}", "op", "open-items", "firm", firm, "client", client);
+        json_t *open = s_admin_call (socket, request, &items[index]);
+        json_decref (request);
+        rows += json_array_size (json_object_get (open, "items"));
+        if (!reply || !open)
+            rc = 1;
+        json_decref (open);
+    }
+    if (rc == 0) {
+        qsort (status, count, sizeof (int64_t), s_compare_times);
+        qsort (items, count, sizeof (int64_t), s_compare_times);
+        printf ("requests=%zu status_p50_ms=%.2f status_p99_ms=%.2f open_items_p50_ms=%.2f "
+                "open_items_p99_ms=%.2f rows_per_client=%.1f\n",
+                count, s_percentile (status, count, 50), s_percentile (status, count, 99),
+                s_percentile (items, count, 50), s_percentile (items, count, 99),
+                (double)rows / (double)count);
+    }
+    free (status);
+    free (items);
+    zsock_destroy (&socket);
+    return rc;
+}
+
 int main (int argc, char *argv[])
 {
     ml_log_setup ("bench", ML_LOG_WARNING);
@@ -614,11 +662,14 @@ int main (int argc, char *argv[])
         return s_search (argv[2], argv[3], (size_t)atol (argv[4]),
                          argc == 7 ? (uint64_t)atoll (argv[5]) : 20000,
                          argc == 7 ? (uint64_t)atoll (argv[6]) : 1000000);
+    if (argc == 6 && streq (argv[1], "ops") && atol (argv[4]) > 0 && atoll (argv[5]) > 0)
+        return s_ops (argv[2], argv[3], (size_t)atol (argv[4]), (uint64_t)atoll (argv[5]));
     fprintf (stderr, "usage: ml_bench fetch DIALECT CONNECTION PAGE\n"
                      "       ml_bench apply DIALECT CONNECTION COUNT BATCH\n"
                      "       ml_bench core ENDPOINT AGENTS_DIR CORE_CERT snapshot\n"
                      "       ml_bench core ENDPOINT AGENTS_DIR CORE_CERT postings COUNT WINDOW "
                      "DIALECT CONNECTION\n"
-                     "       ml_bench search ADMIN_ENDPOINT FIRM COUNT [CLIENTS INVOICES]\n");
+                     "       ml_bench search ADMIN_ENDPOINT FIRM COUNT [CLIENTS INVOICES]\n"
+                     "       ml_bench ops ADMIN_ENDPOINT FIRM COUNT CLIENTS\n");
     return 2;
 }

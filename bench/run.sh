@@ -11,6 +11,8 @@
 # Usage: bench/run.sh [INVOICES] [POSTINGS] [DIALECTS] [PARTS]
 #        (defaults 1000000, 20000, every dialect whose contract is in sql/, and every part:
 #        "snapshot core postings search"; search runs the snapshot into the real core first)
+#        The part "ops" (not in the default set) times status and one client's open-items
+#        through the admin API, idle and while the core stores the snapshot.
 #        SEARCHES=N sets the number of timed searches per dialect (default 2000 on
 #        PostgreSQL, 200 on the dialects without search indexes).
 # Builds in build-bench (optimized, no sanitizers); starts its own database servers.
@@ -93,7 +95,7 @@ stand_in() { # dialect connection mode [count window]
 # The same snapshot into the real core, timed from the agent's start to a complete replica;
 # then, with a search count, that many searches through the same core and agent (their
 # figures into $W/search.out, each kind's into $W/search.kinds).
-end_to_end() { # dialect connection [searches]
+end_to_end() { # dialect connection [searches] [ops]
     port=$(free_port)
     agent_config "$1" "$2" "$port"
     rm -f "$W/core.db"
@@ -121,10 +123,19 @@ CFG
     PIDS="$PIDS $agent_pid"
     # Watch the core's log, not its status: asking the core for status while it ingests
     # would take its time from the ingestion being measured.
+    : >"$W/ops_loaded.out"
     until grep -q "replica complete" "$W/core.log" 2>/dev/null; do
-        sleep 0.1
+        if [ -n "${4:-}" ]; then
+            # status and open-items while the snapshot is stored, 200 at a time
+            "$BIN/ml_bench" ops "ipc://$W/admin.sock" bench 200 "$CLIENTS" >>"$W/ops_loaded.out" || true
+        else
+            sleep 0.1
+        fi
     done
     end=$(date +%s.%N)
+    if [ -n "${4:-}" ]; then
+        "$BIN/ml_bench" ops "ipc://$W/admin.sock" bench 2000 "$CLIENTS" >"$W/ops_idle.out"
+    fi
     rows=$("$BIN/matterlink" --admin "ipc://$W/admin.sock" --json status | python3 -c "import json,sys; f=json.load(sys.stdin)['firms'][0]; print(f['invoice_count'] + f['trust_ledger_count'])")
     if [ -n "${3:-}" ] && ! "$BIN/ml_bench" search "ipc://$W/admin.sock" bench "$3" "$CLIENTS" "$INVOICES" \
         >"$W/search.out" 2>"$W/search.kinds"; then
@@ -186,6 +197,20 @@ for dialect in $dialects; do
                     v["p50_ms"], v["p99_ms"], v["max_ms"], v["rows_per_search"] }' "$W/search.kinds")
 "
         fi
+    fi
+    if part ops; then
+        # The core's answers, idle and while it stores the snapshot (issue 14 point 3).
+        end_to_end "$dialect" "$connection" "" ops >/dev/null
+        loaded=$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+            n += v["requests"]; if (v["status_p99_ms"] > s) s = v["status_p99_ms"];
+            if (v["open_items_p99_ms"] > o) o = v["open_items_p99_ms"] }
+            END { printf "requests=%d status_p99_ms=%.2f open_items_p99_ms=%.2f", n, s, o }' "$W/ops_loaded.out")
+        idle=$(cat "$W/ops_idle.out")
+        printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "status p99 ms, idle" "$(field "$idle" status_p99_ms)" "-" "-"
+        printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "open-items p99 ms, idle" "$(field "$idle" open_items_p99_ms)" "-" "-"
+        printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "status p99 ms, storing snapshot" "$(field "$loaded" status_p99_ms)" "-" "-"
+        printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "open-items p99 ms, storing snapshot" "$(field "$loaded" open_items_p99_ms)" "-" "-"
+        echo "            ($(field "$loaded" requests) requests of each while storing: the worst p99 of runs of 200)"
     fi
     if part postings; then
         direct=$("$BIN/ml_bench" apply "$dialect" "$connection" "$POSTINGS" 256)

@@ -47,8 +47,16 @@ int ml_store_firm_by_key (ml_store_t *self, const char *public_key, char *firm_i
 int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t *hello,
                            bool *resync, uint64_t *cursor);
 
-//  Store a snapshot batch under the current generation. Returns 0 or -1.
+//  Take a snapshot batch for the current generation. The rows are kept and written 10,000
+//  at a time, and the last of them by ml_store_snapshot_end, so they are durable when the
+//  snapshot ends (a snapshot that does not end is sent again whole). Returns 0 or -1.
 int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_t *batch);
+
+//  Write the snapshot rows kept so far now. Returns 0 or -1.
+int ml_store_snapshot_flush (ml_store_t *self);
+
+//  Forget the rows kept of firm_id's snapshot (its session ended before SNAPSHOT-END).
+void ml_store_snapshot_drop (ml_store_t *self, const char *firm_id);
 
 //  Finish the snapshot: drop what the snapshot did not carry, set the cursor. 0 or -1.
 int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t cursor);
