@@ -141,12 +141,12 @@ json_t *ml_staff_user (ml_staff_t *self, int64_t staff_id, bool *failed)
     return ml_staff_row (
         self,
         ml_db_query (self->db,
-                       "SELECT s.staff_id, s.firm_id, s.email, s.name, s.role, s.state,"
-                       " s.password_hash, s.totp_sealed, s.totp_enabled, s.totp_last_step,"
-                       " s.totp_pending, s.failures, s.last_failure_at, s.last_sign_in_at,"
-                       " s.invited_at, f.name AS firm_name FROM staff_user s"
-                       " JOIN firm f ON f.firm_id = s.firm_id WHERE s.staff_id = ?",
-                       "i", staff_id),
+                     "SELECT s.staff_id, s.firm_id, s.email, s.name, s.role, s.state,"
+                     " s.password_hash, s.totp_sealed, s.totp_enabled, s.totp_last_step,"
+                     " s.totp_pending, s.failures, s.last_failure_at, s.last_sign_in_at,"
+                     " s.invited_at, f.name AS firm_name FROM staff_user s"
+                     " JOIN firm f ON f.firm_id = s.firm_id WHERE s.staff_id = ?",
+                     "i", staff_id),
         failed);
 }
 
@@ -176,10 +176,10 @@ void ml_staff_audit (ml_staff_t *self, const ml_actor_t *actor, const char *firm
                                                           : "anonymous";
     //  A missed audit row is logged, never a reason to refuse what was done.
     if (ml_db_execute (self->db,
-                         "INSERT INTO staff_audit (at, firm_id, staff_id, staff_name, op, object,"
-                         " detail) VALUES (?, ?, CASE WHEN ? = 0 THEN NULL ELSE ? END, ?, ?, ?, ?)",
-                         "ssiissss", at, firm_id, staff ? actor->staff_id : 0,
-                         staff ? actor->staff_id : 0, name, op, object, detail) != 1)
+                       "INSERT INTO staff_audit (at, firm_id, staff_id, staff_name, op, object,"
+                       " detail) VALUES (?, ?, CASE WHEN ? = 0 THEN NULL ELSE ? END, ?, ?, ?, ?)",
+                       "ssiissss", at, firm_id, staff ? actor->staff_id : 0,
+                       staff ? actor->staff_id : 0, name, op, object, detail) != 1)
         json_decref (ml_staff_store_failed (self, "audit"));
 }
 
@@ -285,9 +285,9 @@ json_t *ml_staff_codes_new (ml_staff_t *self, int64_t staff_id)
 {
     int64_t now = ml_staff_now (self);
     if (ml_db_execute (self->db,
-                         "UPDATE staff_recovery_code SET ended_at = ? WHERE staff_id = ?"
-                         " AND used_at IS NULL AND ended_at IS NULL",
-                         "ii", now, staff_id) < 0)
+                       "UPDATE staff_recovery_code SET ended_at = ? WHERE staff_id = ?"
+                       " AND used_at IS NULL AND ended_at IS NULL",
+                       "ii", now, staff_id) < 0)
         return NULL;
     json_t *codes = json_array ();
     for (int index = 0; index < S_CODE_COUNT; index++) {
@@ -298,9 +298,9 @@ json_t *ml_staff_codes_new (ml_staff_t *self, int64_t staff_id)
         text[S_CODE_LENGTH] = 0;
         s_code_digest (self, text, digest);
         if (ml_db_execute (self->db,
-                             "INSERT INTO staff_recovery_code (staff_id, digest, created_at)"
-                             " VALUES (?, ?, ?)",
-                             "isi", staff_id, digest, now) != 1) {
+                           "INSERT INTO staff_recovery_code (staff_id, digest, created_at)"
+                           " VALUES (?, ?, ?)",
+                           "isi", staff_id, digest, now) != 1) {
             json_decref (codes);
             return NULL;
         }
@@ -329,9 +329,9 @@ int ml_staff_code_check (ml_staff_t *self, const json_t *user, const char *code,
         if (step) {
             //  The UPDATE that moves the last step counts: two requests with one code, one wins.
             int64_t moved = ml_db_execute (self->db,
-                                             "UPDATE staff_user SET totp_last_step = ?"
-                                             " WHERE staff_id = ? AND totp_last_step < ?",
-                                             "iii", (int64_t)step, staff_id, (int64_t)step);
+                                           "UPDATE staff_user SET totp_last_step = ?"
+                                           " WHERE staff_id = ? AND totp_last_step < ?",
+                                           "iii", (int64_t)step, staff_id, (int64_t)step);
             return moved < 0 ? -1 : moved == 1 ? 1 : 0;
         }
     }
@@ -339,9 +339,9 @@ int ml_staff_code_check (ml_staff_t *self, const json_t *user, const char *code,
     if (!recovery || !s_code_digest (self, code, digest))
         return 0;
     int64_t used = ml_db_execute (self->db,
-                                    "UPDATE staff_recovery_code SET used_at = ? WHERE staff_id = ?"
-                                    " AND digest = ? AND used_at IS NULL AND ended_at IS NULL",
-                                    "iis", ml_staff_now (self), staff_id, digest);
+                                  "UPDATE staff_recovery_code SET used_at = ? WHERE staff_id = ?"
+                                  " AND digest = ? AND used_at IS NULL AND ended_at IS NULL",
+                                  "iis", ml_staff_now (self), staff_id, digest);
     return used < 0 ? -1 : used >= 1 ? 1 : 0;
 }
 
@@ -353,21 +353,21 @@ int64_t ml_staff_tokens_invalidate (ml_staff_t *self, int64_t staff_id, const ch
 {
     int64_t now = ml_staff_now (self);
     return ml_db_execute (self->db,
-                            "UPDATE staff_token SET invalidated_at = ? WHERE staff_id = ?"
-                            " AND (? = '' OR purpose = ?) AND used_at IS NULL"
-                            " AND invalidated_at IS NULL AND expires_at > ?",
-                            "iissi", now, staff_id, purpose ? purpose : "", purpose ? purpose : "",
-                            now);
+                          "UPDATE staff_token SET invalidated_at = ? WHERE staff_id = ?"
+                          " AND (? = '' OR purpose = ?) AND used_at IS NULL"
+                          " AND invalidated_at IS NULL AND expires_at > ?",
+                          "iissi", now, staff_id, purpose ? purpose : "", purpose ? purpose : "",
+                          now);
 }
 
 int64_t ml_staff_sessions_end (ml_staff_t *self, int64_t staff_id, const char *why,
                                const char *except_digest)
 {
     return ml_db_execute (self->db,
-                            "UPDATE staff_session SET ended_at = ?, ended_why = ?"
-                            " WHERE staff_id = ? AND ended_at IS NULL AND digest <> ?",
-                            "isis", ml_staff_now (self), why, staff_id,
-                            except_digest ? except_digest : "");
+                          "UPDATE staff_session SET ended_at = ?, ended_why = ?"
+                          " WHERE staff_id = ? AND ended_at IS NULL AND digest <> ?",
+                          "isis", ml_staff_now (self), why, staff_id,
+                          except_digest ? except_digest : "");
 }
 
 int64_t ml_staff_link_mail (ml_staff_t *self, const json_t *user, const char *purpose,
@@ -388,14 +388,13 @@ int64_t ml_staff_link_mail (ml_staff_t *self, const json_t *user, const char *pu
     json_t *row = NULL;
     if (ml_staff_tokens_invalidate (self, staff_id, purpose) < 0 ||
         ml_db_execute (self->db,
-                         "INSERT INTO staff_token (digest, staff_id, purpose, created_at,"
-                         " expires_at) VALUES (?, ?, ?, ?, ?)",
-                         "sisii", digest, staff_id, purpose, now,
-                         now + (int64_t)hours * 3600) != 1 ||
+                       "INSERT INTO staff_token (digest, staff_id, purpose, created_at,"
+                       " expires_at) VALUES (?, ?, ?, ?, ?)",
+                       "sisii", digest, staff_id, purpose, now, now + (int64_t)hours * 3600) != 1 ||
         !(row = ml_staff_row (self,
                               ml_db_query (self->db,
-                                             "SELECT token_id FROM staff_token WHERE digest = ?",
-                                             "s", digest),
+                                           "SELECT token_id FROM staff_token WHERE digest = ?", "s",
+                                           digest),
                               &failed))) {
         sodium_memzero (token, sizeof token);
         *reply = ml_staff_store_failed (self, "staff link");
@@ -448,11 +447,11 @@ static json_t *s_token_find (ml_staff_t *self, const char *token, bool *failed)
     json_t *row = ml_staff_row (
         self,
         ml_db_query (self->db,
-                       "SELECT t.token_id, t.digest, t.staff_id, t.purpose, t.totp_sealed AS"
-                       " proposed, t.expires_at, t.used_at, t.invalidated_at, s.state"
-                       " FROM staff_token t JOIN staff_user s ON s.staff_id = t.staff_id"
-                       " WHERE t.digest = ?",
-                       "s", digest),
+                     "SELECT t.token_id, t.digest, t.staff_id, t.purpose, t.totp_sealed AS"
+                     " proposed, t.expires_at, t.used_at, t.invalidated_at, s.state"
+                     " FROM staff_token t JOIN staff_user s ON s.staff_id = t.staff_id"
+                     " WHERE t.digest = ?",
+                     "s", digest),
         failed);
     if (!row)
         return NULL;
@@ -497,9 +496,9 @@ static json_t *s_staff_token (ml_staff_t *self, const json_t *request)
         return ml_staff_store_failed (self, "staff-token");
     }
     //  Opening does not use the link up: mail scanners fetch links before people do.
-    ml_db_execute (
-        self->db, "UPDATE staff_token SET opened_at = ? WHERE token_id = ? AND opened_at IS NULL",
-        "ii", ml_staff_now (self), ml_staff_int (found, "token_id"));
+    ml_db_execute (self->db,
+                   "UPDATE staff_token SET opened_at = ? WHERE token_id = ? AND opened_at IS NULL",
+                   "ii", ml_staff_now (self), ml_staff_int (found, "token_id"));
     bool required = s_totp_required (user);
     json_t *reply = ml_admin_ok (
         json_pack ("{s:s, s:s, s:s, s:s, s:s, s:b}", "purpose", ml_staff_text (found, "purpose"),
@@ -514,8 +513,8 @@ static json_t *s_staff_token (ml_staff_t *self, const json_t *request)
             randombytes_buf (secret, sizeof secret);
             char *sealed = ml_staff_seal (self, staff_id, secret);
             if (ml_db_execute (self->db,
-                                 "UPDATE staff_token SET totp_sealed = ? WHERE token_id = ?", "si",
-                                 sealed, ml_staff_int (found, "token_id")) != 1) {
+                               "UPDATE staff_token SET totp_sealed = ? WHERE token_id = ?", "si",
+                               sealed, ml_staff_int (found, "token_id")) != 1) {
                 json_decref (reply);
                 reply = ml_staff_store_failed (self, "staff-token");
             }
@@ -591,10 +590,10 @@ static json_t *s_staff_accept (ml_staff_t *self, const json_t *request)
         int checked = required && !enrol ? ml_staff_code_check (self, user, code, true) : 1;
         //  Used once: the UPDATE that marks it counts, so two submits cannot both use it.
         int64_t used = checked == 1 ? ml_db_execute (self->db,
-                                                       "UPDATE staff_token SET used_at = ?"
-                                                       " WHERE token_id = ? AND used_at IS NULL"
-                                                       " AND invalidated_at IS NULL",
-                                                       "ii", now, token_id)
+                                                     "UPDATE staff_token SET used_at = ?"
+                                                     " WHERE token_id = ? AND used_at IS NULL"
+                                                     " AND invalidated_at IS NULL",
+                                                     "ii", now, token_id)
                                     : 0;
         json_t *codes = NULL;
         if (checked == 0)
@@ -604,16 +603,16 @@ static json_t *s_staff_accept (ml_staff_t *self, const json_t *request)
             reply = ml_admin_error ("%s", s_link_failure);
         else if (checked < 0 || used < 0 || ml_staff_tokens_invalidate (self, staff_id, NULL) < 0 ||
                  ml_db_execute (self->db,
-                                  "UPDATE staff_user SET password_hash = ?, password_set_at = ?,"
-                                  " state = 'active', failures = 0, last_failure_at = NULL,"
-                                  " updated_at = ? WHERE staff_id = ?",
-                                  "siii", hash, now, now, staff_id) != 1 ||
+                                "UPDATE staff_user SET password_hash = ?, password_set_at = ?,"
+                                " state = 'active', failures = 0, last_failure_at = NULL,"
+                                " updated_at = ? WHERE staff_id = ?",
+                                "siii", hash, now, now, staff_id) != 1 ||
                  (enrol && (ml_db_execute (self->db,
-                                             "UPDATE staff_user SET totp_sealed = ?,"
-                                             " totp_enabled = 1, totp_last_step = ?,"
-                                             " totp_pending = NULL WHERE staff_id = ?",
-                                             "sii", ml_staff_text (found, "proposed"),
-                                             (int64_t)step, staff_id) != 1 ||
+                                           "UPDATE staff_user SET totp_sealed = ?,"
+                                           " totp_enabled = 1, totp_last_step = ?,"
+                                           " totp_pending = NULL WHERE staff_id = ?",
+                                           "sii", ml_staff_text (found, "proposed"), (int64_t)step,
+                                           staff_id) != 1 ||
                             !(codes = ml_staff_codes_new (self, staff_id)))) ||
                  ml_staff_sessions_end (self, staff_id, "password set", NULL) < 0)
             reply = ml_staff_store_failed (self, "staff-accept");
@@ -663,12 +662,12 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
         email && password
             ? ml_staff_rows (
                   self, ml_db_query (self->db,
-                                       "SELECT staff_id, firm_id, name, role, password_hash,"
-                                       " failures, last_failure_at FROM staff_user WHERE email = ?"
-                                       " COLLATE NOCASE AND state = 'active'"
-                                       " AND password_hash IS NOT NULL AND (? = '' OR firm_id = ?)"
-                                       " ORDER BY staff_id LIMIT 5",
-                                       "sss", email, firm ? firm : "", firm ? firm : ""))
+                                     "SELECT staff_id, firm_id, name, role, password_hash,"
+                                     " failures, last_failure_at FROM staff_user WHERE email = ?"
+                                     " COLLATE NOCASE AND state = 'active'"
+                                     " AND password_hash IS NOT NULL AND (? = '' OR firm_id = ?)"
+                                     " ORDER BY staff_id LIMIT 5",
+                                     "sss", email, firm ? firm : "", firm ? firm : ""))
             : json_array ();
     if (!candidates)
         return ml_staff_store_failed (self, "staff-sign-in");
@@ -691,9 +690,9 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
             json_array_append (matched, candidate);
         else {
             ml_db_execute (self->db,
-                             "UPDATE staff_user SET failures = failures + 1, last_failure_at = ?"
-                             " WHERE staff_id = ?",
-                             "ii", now, staff_id);
+                           "UPDATE staff_user SET failures = failures + 1, last_failure_at = ?"
+                           " WHERE staff_id = ?",
+                           "ii", now, staff_id);
             s_sign_in_audit (self, candidate, "staff-sign-in failed", "wrong password", client);
         }
     }
@@ -747,9 +746,9 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
         else {
             //  A wrong code counts as a failure: guessing codes is throttled like passwords.
             ml_db_execute (self->db,
-                             "UPDATE staff_user SET failures = failures + 1, last_failure_at = ?"
-                             " WHERE staff_id = ?",
-                             "ii", now, staff_id);
+                           "UPDATE staff_user SET failures = failures + 1, last_failure_at = ?"
+                           " WHERE staff_id = ?",
+                           "ii", now, staff_id);
             s_sign_in_audit (self, user, "staff-sign-in failed", "wrong second factor", client);
             reply =
                 json_pack ("{s:b, s:s, s:b}", "ok", 0, "error", s_code_wrong, "second_factor", 1);
@@ -766,15 +765,14 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
     bool rehash = ml_credentials_needs_rehash (ml_staff_text (user, "password_hash")) &&
                   ml_credentials_hash (typed, hash) == 0;
     if (ml_db_execute (self->db,
-                         "INSERT INTO staff_session (digest, staff_id, created_at, last_seen_at)"
-                         " VALUES (?, ?, ?, ?)",
-                         "siii", digest, staff_id, now, now) != 1 ||
+                       "INSERT INTO staff_session (digest, staff_id, created_at, last_seen_at)"
+                       " VALUES (?, ?, ?, ?)",
+                       "siii", digest, staff_id, now, now) != 1 ||
         ml_db_execute (self->db,
-                         "UPDATE staff_user SET failures = 0, last_failure_at = NULL,"
-                         " last_sign_in_at = ?, password_hash = CASE WHEN ? = 1 THEN ? ELSE"
-                         " password_hash END WHERE staff_id = ?",
-                         "iisi", now, (int64_t)(rehash ? 1 : 0), rehash ? hash : NULL,
-                         staff_id) != 1)
+                       "UPDATE staff_user SET failures = 0, last_failure_at = NULL,"
+                       " last_sign_in_at = ?, password_hash = CASE WHEN ? = 1 THEN ? ELSE"
+                       " password_hash END WHERE staff_id = ?",
+                       "iisi", now, (int64_t)(rehash ? 1 : 0), rehash ? hash : NULL, staff_id) != 1)
         reply = ml_staff_store_failed (self, "staff-sign-in");
     else {
         s_sign_in_audit (self, user, "staff-sign-in", totp ? "with a second factor" : NULL, client);
@@ -797,9 +795,9 @@ static json_t *s_staff_forgot (ml_staff_t *self, const json_t *request)
         return ml_admin_ok (NULL);
     json_t *users = ml_staff_rows (
         self, ml_db_query (self->db,
-                             "SELECT staff_id FROM staff_user WHERE email = ? COLLATE NOCASE"
-                             " AND state = 'active' ORDER BY staff_id LIMIT 5",
-                             "s", email));
+                           "SELECT staff_id FROM staff_user WHERE email = ? COLLATE NOCASE"
+                           " AND state = 'active' ORDER BY staff_id LIMIT 5",
+                           "s", email));
     size_t index;
     json_t *row;
     json_array_foreach (users, index, row)
@@ -810,9 +808,9 @@ static json_t *s_staff_forgot (ml_staff_t *self, const json_t *request)
         json_t *recent =
             ml_staff_row (self,
                           ml_db_query (self->db,
-                                         "SELECT token_id FROM staff_token WHERE staff_id = ?"
-                                         " AND purpose = 'reset' AND created_at > ?",
-                                         "ii", staff_id, ml_staff_now (self) - S_FORGOT_GAP),
+                                       "SELECT token_id FROM staff_token WHERE staff_id = ?"
+                                       " AND purpose = 'reset' AND created_at > ?",
+                                       "ii", staff_id, ml_staff_now (self) - S_FORGOT_GAP),
                           &failed);
         json_t *user = recent || failed ? NULL : ml_staff_user (self, staff_id, &failed);
         json_decref (recent);
@@ -850,10 +848,10 @@ int ml_staff_session (ml_staff_t *self, const char *token, ml_actor_t *actor)
     json_t *row = ml_staff_row (
         self,
         ml_db_query (self->db,
-                       "SELECT s.session_id, s.digest, s.staff_id, s.created_at, s.last_seen_at,"
-                       " s.ended_at, u.firm_id, u.name, u.role, u.state FROM staff_session s"
-                       " JOIN staff_user u ON u.staff_id = s.staff_id WHERE s.digest = ?",
-                       "s", digest),
+                     "SELECT s.session_id, s.digest, s.staff_id, s.created_at, s.last_seen_at,"
+                     " s.ended_at, u.firm_id, u.name, u.role, u.state FROM staff_session s"
+                     " JOIN staff_user u ON u.staff_id = s.staff_id WHERE s.digest = ?",
+                     "s", digest),
         &failed);
     if (failed) {
         json_decref (ml_staff_store_failed (self, "staff session lookup"));
@@ -874,13 +872,12 @@ int ml_staff_session (ml_staff_t *self, const char *token, ml_actor_t *actor)
                 streq (ml_staff_text (row, "state"), "active") && !why;
     int64_t session_id = ml_staff_int (row, "session_id");
     if (!live && why && open)
-        ml_db_execute (
-            self->db, "UPDATE staff_session SET ended_at = ?, ended_why = ? WHERE session_id = ?",
-            "isi", now, why, session_id);
-    else if (live)
         ml_db_execute (self->db,
-                         "UPDATE staff_session SET last_seen_at = ? WHERE session_id = ?", "ii",
-                         now, session_id);
+                       "UPDATE staff_session SET ended_at = ?, ended_why = ? WHERE session_id = ?",
+                       "isi", now, why, session_id);
+    else if (live)
+        ml_db_execute (self->db, "UPDATE staff_session SET last_seen_at = ? WHERE session_id = ?",
+                       "ii", now, session_id);
     if (live) {
         ml_staff_actor_of (row, actor);
         snprintf (actor->session, sizeof actor->session, "%s", token);
@@ -917,9 +914,9 @@ static json_t *s_staff_sign_out (ml_staff_t *self, const ml_actor_t *actor)
     if (!ml_credentials_token_digest (actor->session, digest))
         return ml_admin_error ("not found");
     if (ml_db_execute (self->db,
-                         "UPDATE staff_session SET ended_at = ?, ended_why = 'sign-out'"
-                         " WHERE digest = ? AND ended_at IS NULL",
-                         "is", ml_staff_now (self), digest) < 0)
+                       "UPDATE staff_session SET ended_at = ?, ended_why = 'sign-out'"
+                       " WHERE digest = ? AND ended_at IS NULL",
+                       "is", ml_staff_now (self), digest) < 0)
         return ml_staff_store_failed (self, "staff-sign-out");
     return ml_admin_ok (NULL);
 }

@@ -36,9 +36,9 @@ static json_t *s_staff_invite (ml_staff_t *self, const json_t *request, const ml
     json_t *existing = ml_staff_row (
         self,
         ml_db_query (self->db,
-                       "SELECT staff_id, state FROM staff_user WHERE firm_id = ? AND email = ?"
-                       " COLLATE NOCASE",
-                       "ss", firm, email),
+                     "SELECT staff_id, state FROM staff_user WHERE firm_id = ? AND email = ?"
+                     " COLLATE NOCASE",
+                     "ss", firm, email),
         &failed);
     if (failed)
         return ml_staff_store_failed (self, "staff-invite");
@@ -57,24 +57,24 @@ static json_t *s_staff_invite (ml_staff_t *self, const json_t *request, const ml
     json_decref (existing);
     json_t *reply = NULL;
     //  Invited again: the same account, its name and role as now asked, a new link.
-    int64_t done =
-        staff_id ? ml_db_execute (self->db,
-                                    "UPDATE staff_user SET name = ?, role = ?, invited_at = ?,"
-                                    " updated_at = ? WHERE staff_id = ?",
-                                    "ssiii", name, role, now, now, staff_id)
-                 : ml_db_execute (self->db,
-                                    "INSERT INTO staff_user (firm_id, email, name, role, state,"
-                                    " invited_at, created_at, created_by, updated_at)"
-                                    " VALUES (?, ?, ?, ?, 'invited', ?, ?, ?, ?)",
-                                    "ssssiisi", firm, email, name, role, now, now,
-                                    by ? by : "operator", now);
+    int64_t done = staff_id
+                       ? ml_db_execute (self->db,
+                                        "UPDATE staff_user SET name = ?, role = ?, invited_at = ?,"
+                                        " updated_at = ? WHERE staff_id = ?",
+                                        "ssiii", name, role, now, now, staff_id)
+                       : ml_db_execute (self->db,
+                                        "INSERT INTO staff_user (firm_id, email, name, role, state,"
+                                        " invited_at, created_at, created_by, updated_at)"
+                                        " VALUES (?, ?, ?, ?, 'invited', ?, ?, ?, ?)",
+                                        "ssssiisi", firm, email, name, role, now, now,
+                                        by ? by : "operator", now);
     json_t *row = NULL;
     if (done == 1 && !staff_id) {
         row = ml_staff_row (self,
                             ml_db_query (self->db,
-                                           "SELECT staff_id FROM staff_user WHERE firm_id = ?"
-                                           " AND email = ? COLLATE NOCASE",
-                                           "ss", firm, email),
+                                         "SELECT staff_id FROM staff_user WHERE firm_id = ?"
+                                         " AND email = ? COLLATE NOCASE",
+                                         "ss", firm, email),
                             &failed);
         staff_id = row ? ml_staff_int (row, "staff_id") : 0;
         json_decref (row);
@@ -109,10 +109,10 @@ static json_t *s_staff_list (ml_staff_t *self, const json_t *request)
         return ml_admin_error ("'firm' is required");
     json_t *rows = ml_staff_rows (
         self, ml_db_query (self->db,
-                             "SELECT staff_id, name, email, role, state, totp_enabled,"
-                             " invited_at, last_sign_in_at FROM staff_user WHERE firm_id = ?"
-                             " ORDER BY name, staff_id",
-                             "s", firm));
+                           "SELECT staff_id, name, email, role, state, totp_enabled,"
+                           " invited_at, last_sign_in_at FROM staff_user WHERE firm_id = ?"
+                           " ORDER BY name, staff_id",
+                           "s", firm));
     if (!rows)
         return ml_staff_store_failed (self, "staff-list");
     size_t index;
@@ -154,12 +154,12 @@ static json_t *s_staff_audit_op (ml_staff_t *self, const json_t *request)
         return ml_admin_error ("'limit' must be a whole number from 1 to 1000");
     json_t *rows = ml_staff_rows (
         self, ml_db_query (self->db,
-                             "SELECT at, staff_id, staff_name AS name, op, object, detail"
-                             " FROM staff_audit WHERE firm_id = ? AND (? = 0 OR staff_id = ?)"
-                             " ORDER BY audit_id DESC LIMIT ?",
-                             "siii", firm, staff_id ? (int64_t)json_integer_value (staff_id) : 0,
-                             staff_id ? (int64_t)json_integer_value (staff_id) : 0,
-                             limit ? (int64_t)json_integer_value (limit) : 100));
+                           "SELECT at, staff_id, staff_name AS name, op, object, detail"
+                           " FROM staff_audit WHERE firm_id = ? AND (? = 0 OR staff_id = ?)"
+                           " ORDER BY audit_id DESC LIMIT ?",
+                           "siii", firm, staff_id ? (int64_t)json_integer_value (staff_id) : 0,
+                           staff_id ? (int64_t)json_integer_value (staff_id) : 0,
+                           limit ? (int64_t)json_integer_value (limit) : 100));
     return rows ? ml_admin_ok (json_pack ("{s:o}", "entries", rows))
                 : ml_staff_store_failed (self, "staff-audit");
 }
@@ -189,9 +189,9 @@ static bool s_last_admin (ml_staff_t *self, const json_t *user)
     json_t *row = ml_staff_row (
         self,
         ml_db_query (self->db,
-                       "SELECT COUNT(*) AS n FROM staff_user WHERE firm_id = ? AND role = 'admin'"
-                       " AND state = 'active' AND staff_id <> ?",
-                       "si", ml_staff_text (user, "firm_id"), ml_staff_int (user, "staff_id")),
+                     "SELECT COUNT(*) AS n FROM staff_user WHERE firm_id = ? AND role = 'admin'"
+                     " AND state = 'active' AND staff_id <> ?",
+                     "si", ml_staff_text (user, "firm_id"), ml_staff_int (user, "staff_id")),
         &failed);
     bool last = failed || !row || ml_staff_int (row, "n") == 0;
     json_decref (row);
@@ -220,9 +220,9 @@ static json_t *s_staff_change (ml_staff_t *self, const char *op, const json_t *r
             reply = ml_admin_error ("this is the firm's last active administrator: make "
                                     "someone else an administrator first");
         else if (ml_db_execute (self->db,
-                                  "UPDATE staff_user SET name = COALESCE (?, name),"
-                                  " role = COALESCE (?, role), updated_at = ? WHERE staff_id = ?",
-                                  "ssii", name, role, now, staff_id) != 1)
+                                "UPDATE staff_user SET name = COALESCE (?, name),"
+                                " role = COALESCE (?, role), updated_at = ? WHERE staff_id = ?",
+                                "ssii", name, role, now, staff_id) != 1)
             reply = ml_staff_store_failed (self, "staff-edit");
         else {
             reply = ml_admin_ok (NULL);
@@ -236,9 +236,9 @@ static json_t *s_staff_change (ml_staff_t *self, const char *op, const json_t *r
             reply = ml_admin_error ("this is the firm's last active administrator: it cannot be "
                                     "disabled");
         else if (ml_db_execute (self->db,
-                                  "UPDATE staff_user SET state = 'disabled', updated_at = ?"
-                                  " WHERE staff_id = ?",
-                                  "ii", now, staff_id) != 1 ||
+                                "UPDATE staff_user SET state = 'disabled', updated_at = ?"
+                                " WHERE staff_id = ?",
+                                "ii", now, staff_id) != 1 ||
                  ml_staff_sessions_end (self, staff_id, "disabled", NULL) < 0 ||
                  ml_staff_tokens_invalidate (self, staff_id, NULL) < 0)
             reply = ml_staff_store_failed (self, "staff-disable");
@@ -248,10 +248,10 @@ static json_t *s_staff_change (ml_staff_t *self, const char *op, const json_t *r
         if (!streq (state, "disabled"))
             reply = ml_admin_error ("this account is not disabled");
         else if (ml_db_execute (self->db,
-                                  "UPDATE staff_user SET state = CASE WHEN password_hash IS NULL"
-                                  " THEN 'invited' ELSE 'active' END, failures = 0,"
-                                  " updated_at = ? WHERE staff_id = ?",
-                                  "ii", now, staff_id) != 1)
+                                "UPDATE staff_user SET state = CASE WHEN password_hash IS NULL"
+                                " THEN 'invited' ELSE 'active' END, failures = 0,"
+                                " updated_at = ? WHERE staff_id = ?",
+                                "ii", now, staff_id) != 1)
             reply = ml_staff_store_failed (self, "staff-enable");
         else
             reply = ml_admin_ok (NULL);
@@ -267,14 +267,14 @@ static json_t *s_staff_change (ml_staff_t *self, const char *op, const json_t *r
             //  Off: the secret and the codes go; an administrator enrols again through a reset
             //  link (a sign-in needs a second factor it no longer has).
             if (totp && (ml_db_execute (self->db,
-                                          "UPDATE staff_user SET totp_enabled = 0,"
-                                          " totp_sealed = NULL, totp_pending = NULL,"
-                                          " updated_at = ? WHERE staff_id = ?",
-                                          "ii", now, staff_id) != 1 ||
+                                        "UPDATE staff_user SET totp_enabled = 0,"
+                                        " totp_sealed = NULL, totp_pending = NULL,"
+                                        " updated_at = ? WHERE staff_id = ?",
+                                        "ii", now, staff_id) != 1 ||
                          ml_db_execute (self->db,
-                                          "UPDATE staff_recovery_code SET ended_at = ?"
-                                          " WHERE staff_id = ? AND ended_at IS NULL",
-                                          "ii", now, staff_id) < 0 ||
+                                        "UPDATE staff_recovery_code SET ended_at = ?"
+                                        " WHERE staff_id = ? AND ended_at IS NULL",
+                                        "ii", now, staff_id) < 0 ||
                          ml_staff_sessions_end (self, staff_id, "second factor reset", NULL) < 0))
                 reply = ml_staff_store_failed (self, op);
             else if (!totp || admin) {
@@ -321,8 +321,8 @@ static json_t *s_totp_begin (ml_staff_t *self, const json_t *user)
     int64_t staff_id = ml_staff_int (user, "staff_id");
     char *sealed = ml_staff_seal (self, staff_id, secret);
     json_t *reply = NULL;
-    if (ml_db_execute (self->db, "UPDATE staff_user SET totp_pending = ? WHERE staff_id = ?",
-                         "si", sealed, staff_id) != 1)
+    if (ml_db_execute (self->db, "UPDATE staff_user SET totp_pending = ? WHERE staff_id = ?", "si",
+                       sealed, staff_id) != 1)
         reply = ml_staff_store_failed (self, "staff-totp-begin");
     else {
         char text[ML_TOTP_SECRET_TEXT + 8], uri[600];
@@ -352,10 +352,10 @@ static json_t *s_totp_confirm (ml_staff_t *self, const json_t *user, const char 
         return ml_staff_store_failed (self, "begin");
     json_t *codes = NULL, *reply = NULL;
     if (ml_db_execute (self->db,
-                         "UPDATE staff_user SET totp_sealed = totp_pending, totp_pending = NULL,"
-                         " totp_enabled = 1, totp_last_step = ?, updated_at = ?"
-                         " WHERE staff_id = ? AND totp_pending IS NOT NULL",
-                         "iii", (int64_t)step, ml_staff_now (self), staff_id) != 1 ||
+                       "UPDATE staff_user SET totp_sealed = totp_pending, totp_pending = NULL,"
+                       " totp_enabled = 1, totp_last_step = ?, updated_at = ?"
+                       " WHERE staff_id = ? AND totp_pending IS NOT NULL",
+                       "iii", (int64_t)step, ml_staff_now (self), staff_id) != 1 ||
         !(codes = ml_staff_codes_new (self, staff_id)))
         reply = ml_staff_store_failed (self, "staff-totp-confirm");
     else
@@ -384,9 +384,9 @@ static json_t *s_password (ml_staff_t *self, const json_t *user, const ml_actor_
     else {
         //  The other sessions end: a password changed because it leaked shuts the door.
         if (ml_db_execute (self->db,
-                             "UPDATE staff_user SET password_hash = ?, password_set_at = ?,"
-                             " updated_at = ? WHERE staff_id = ?",
-                             "siii", hash, now, now, staff_id) != 1 ||
+                           "UPDATE staff_user SET password_hash = ?, password_set_at = ?,"
+                           " updated_at = ? WHERE staff_id = ?",
+                           "siii", hash, now, now, staff_id) != 1 ||
             ml_staff_sessions_end (self, staff_id, "password changed", digest) < 0)
             reply = ml_staff_store_failed (self, "staff-password");
         else
@@ -453,13 +453,13 @@ json_t *ml_staff_account_execute (ml_staff_t *self, const char *op, const json_t
             reply = ml_staff_store_failed (self, op);
         else if (which == 2)
             reply = ml_db_execute (self->db,
-                                     "UPDATE staff_user SET totp_enabled = 0, totp_sealed = NULL,"
-                                     " updated_at = ? WHERE staff_id = ?",
-                                     "ii", now, actor->staff_id) == 1 &&
+                                   "UPDATE staff_user SET totp_enabled = 0, totp_sealed = NULL,"
+                                   " updated_at = ? WHERE staff_id = ?",
+                                   "ii", now, actor->staff_id) == 1 &&
                             ml_db_execute (self->db,
-                                             "UPDATE staff_recovery_code SET ended_at = ?"
-                                             " WHERE staff_id = ? AND ended_at IS NULL",
-                                             "ii", now, actor->staff_id) >= 0
+                                           "UPDATE staff_recovery_code SET ended_at = ?"
+                                           " WHERE staff_id = ? AND ended_at IS NULL",
+                                           "ii", now, actor->staff_id) >= 0
                         ? ml_admin_ok (NULL)
                         : ml_staff_store_failed (self, op);
         else

@@ -57,11 +57,11 @@ json_t *ml_staff_scope (ml_staff_t *self, const ml_actor_t *actor, bool takes_fi
         json_t *row = s_members[index].integer
                           ? ml_staff_row (self,
                                           ml_db_query (self->db, s_members[index].query, "i",
-                                                         (int64_t)json_integer_value (value)),
+                                                       (int64_t)json_integer_value (value)),
                                           &failed)
                           : ml_staff_row (self,
                                           ml_db_query (self->db, s_members[index].query, "s",
-                                                         json_string_value (value)),
+                                                       json_string_value (value)),
                                           &failed);
         if (failed)
             return ml_staff_store_failed (self, "scope");

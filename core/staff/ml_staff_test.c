@@ -196,8 +196,8 @@ void ml_staff_test (bool verbose)
     assert (streq (json_string_value (json_object_get (reply, "totp_secret")), secret));
     json_decref (reply);
     //  The store holds the secret sealed, never as it is.
-    json_t *rows = ml_staff_rows (
-        staff, ml_db_query (staff->db, "SELECT totp_sealed FROM staff_token", ""));
+    json_t *rows =
+        ml_staff_rows (staff, ml_db_query (staff->db, "SELECT totp_sealed FROM staff_token", ""));
     assert (strncmp (ml_staff_text (json_array_get (rows, 0), "totp_sealed"), "sealed1:", 8) == 0);
     json_decref (rows);
     snprintf (
@@ -247,9 +247,9 @@ void ml_staff_test (bool verbose)
                                      " \"password\": \"wrong horse\", \"client\": \"192.0.2.7\"}"),
                        "the e-mail or password is wrong"));
     rows = ml_staff_rows (staff, ml_db_query (staff->db,
-                                                "SELECT detail FROM staff_audit ORDER BY audit_id"
-                                                " DESC LIMIT 1",
-                                                ""));
+                                              "SELECT detail FROM staff_audit ORDER BY audit_id"
+                                              " DESC LIMIT 1",
+                                              ""));
     assert (streq (ml_staff_text (json_array_get (rows, 0), "detail"),
                    "wrong password, from 192.0.2.7"));
     json_decref (rows);
@@ -304,10 +304,10 @@ void ml_staff_test (bool verbose)
             !json_object_get (reply, "audit_detail"));
     json_decref (reply);
     rows = ml_staff_rows (staff, ml_db_query (staff->db,
-                                                "SELECT staff_name, op, object, detail FROM"
-                                                " staff_audit WHERE op = 'staff-invite' ORDER BY"
-                                                " audit_id DESC",
-                                                ""));
+                                              "SELECT staff_name, op, object, detail FROM"
+                                              " staff_audit WHERE op = 'staff-invite' ORDER BY"
+                                              " audit_id DESC",
+                                              ""));
     char named[64];
     snprintf (named, sizeof named, "Ann Admin (#%lld)", (long long)ann);
     assert (streq (ml_staff_text (json_array_get (rows, 0), "staff_name"), named));
@@ -325,9 +325,9 @@ void ml_staff_test (bool verbose)
                   token);
         assert (s_ok (s_api (&test, text)));
         rows = ml_staff_rows (staff, ml_db_query (staff->db,
-                                                    "SELECT staff_id FROM staff_user WHERE email"
-                                                    " = 'bob@acme.example'",
-                                                    ""));
+                                                  "SELECT staff_id FROM staff_user WHERE email"
+                                                  " = 'bob@acme.example'",
+                                                  ""));
         bob = ml_staff_int (json_array_get (rows, 0), "staff_id");
         json_decref (rows);
     }
@@ -372,9 +372,9 @@ void ml_staff_test (bool verbose)
     assert (s_ok (s_operator (&test, "{\"op\": \"payer-add\", \"firm\": \"beta\", \"name\":"
                                      " \"Quinn\", \"email\": \"q@example.com\"}")));
     rows = ml_staff_rows (staff, ml_db_query (staff->db,
-                                                "SELECT payer_id AS staff_id FROM payer WHERE"
-                                                " firm_id = 'beta'",
-                                                ""));
+                                              "SELECT payer_id AS staff_id FROM payer WHERE"
+                                              " firm_id = 'beta'",
+                                              ""));
     int64_t quinn = ml_staff_int (json_array_get (rows, 0), "staff_id");
     json_decref (rows);
     snprintf (text, sizeof text,
@@ -504,9 +504,9 @@ void ml_staff_test (bool verbose)
     assert (s_sign_in (&test, "ann@acme.example", "admin", code, session, csrf));
     //  The failures are in the audit, for the firm's administrators.
     rows = ml_staff_rows (staff, ml_db_query (staff->db,
-                                                "SELECT detail FROM staff_audit WHERE op ="
-                                                " 'staff-sign-in failed' AND staff_id = ?",
-                                                "i", ann));
+                                              "SELECT detail FROM staff_audit WHERE op ="
+                                              " 'staff-sign-in failed' AND staff_id = ?",
+                                              "i", ann));
     size_t wrong = 0, throttled = 0;
     json_array_foreach (rows, index, entry)
     {
@@ -540,8 +540,8 @@ void ml_staff_test (bool verbose)
               session, csrf, (long long)bob);
     assert (s_ok (s_api (&test, text)));
     rows = ml_staff_rows (
-        staff, ml_db_query (staff->db, "SELECT name, role FROM staff_user WHERE staff_id = ?",
-                              "i", bob));
+        staff,
+        ml_db_query (staff->db, "SELECT name, role FROM staff_user WHERE staff_id = ?", "i", bob));
     assert (streq (ml_staff_text (json_array_get (rows, 0), "role"), "admin"));
     assert (streq (ml_staff_text (json_array_get (rows, 0), "name"), "Robert"));
     json_decref (rows);
@@ -572,8 +572,7 @@ void ml_staff_test (bool verbose)
               " \"field\": \"client-name\"}",
               long_session, long_csrf);
     assert (s_ok (s_api (&test, text)));
-    rows = ml_staff_rows (staff,
-                          ml_db_query (staff->db, "SELECT staff FROM staff_preference", ""));
+    rows = ml_staff_rows (staff, ml_db_query (staff->db, "SELECT staff FROM staff_preference", ""));
     const char *kept = ml_staff_text (json_array_get (rows, 0), "staff");
     char suffix[32];
     snprintf (suffix, sizeof suffix, " (#%lld)", (long long)bob);
