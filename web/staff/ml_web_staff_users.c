@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static bool s_ok (json_t *reply)
 {
@@ -28,6 +29,21 @@ static const char *s_id (json_t *object, const char *key, char *buf, size_t size
         snprintf (buf, size, "%s", text ? text : "");
         free (text);
     }
+    return buf;
+}
+
+//  A time from the core for a page: seconds since 1970 as UTC, or text as the core wrote it.
+static const char *s_when (json_t *object, const char *key, char *buf, size_t size)
+{
+    json_t *value = json_object_get (object, key);
+    *buf = 0;
+    if (json_is_integer (value)) {
+        time_t seconds = (time_t)json_integer_value (value);
+        struct tm parts;
+        if (gmtime_r (&seconds, &parts))
+            strftime (buf, size, "%Y-%m-%d %H:%M:%S UTC", &parts);
+    } else if (json_is_string (value))
+        snprintf (buf, size, "%s", json_string_value (value));
     return buf;
 }
 
@@ -104,7 +120,8 @@ static void s_users (ml_web_exchange_t *exchange, const char *token, json_t *ses
         const char *name = ml_web_staff_text (member, "name");
         const char *state = ml_web_staff_text (member, "state");
         const char *role = ml_web_staff_text (member, "role");
-        const char *last = ml_web_staff_text (member, "last_sign_in_at");
+        char last[64];
+        s_when (member, "last_sign_in_at", last, sizeof last);
         ml_web_page_add (exchange,
                          "<tr data-staff-id=\"{}\"><th scope=\"row\" data-label=\"Name\">{}</th>"
                          "<td data-label=\"E-mail address\">{}</td>"
@@ -295,7 +312,7 @@ void ml_web_staff_page_audit (ml_web_exchange_t *exchange)
         json_t *entry;
         json_array_foreach (entries, index, entry)
         {
-            char object[200], detail[400];
+            char object[200], detail[400], at[64];
             s_id (entry, "object", object, sizeof object);
             ml_web_page_add (exchange,
                              "<tr><th scope=\"row\" data-label=\"When\">{}</th>"
@@ -303,7 +320,7 @@ void ml_web_staff_page_audit (ml_web_exchange_t *exchange)
                              "<td data-label=\"What\" class=\"op\">{}</td>"
                              "<td data-label=\"Object\">{}</td>"
                              "<td data-label=\"Detail\">{}</td></tr>\n",
-                             ml_web_staff_text (entry, "at"), ml_web_staff_text (entry, "name"),
+                             s_when (entry, "at", at, sizeof at), ml_web_staff_text (entry, "name"),
                              ml_web_staff_text (entry, "op"), object,
                              s_id (entry, "detail", detail, sizeof detail));
         }
