@@ -227,7 +227,9 @@ void ml_web_staff_pages_test (void)
                     response, size) == 403);
     assert (s_http (port, "POST", "/staff/users", ann,
                     "csrf=ANNcsrf&action=invite&email=c%40example.com&name=C&role=read", response,
-                    size) == 200);
+                    size) == 303);
+    assert (strstr (response, "\r\nLocation: /staff/users?done=invite\r\n"));
+    assert (s_http (port, "GET", "/staff/users?done=invite", ann, NULL, response, size) == 200);
     assert (strstr (response, "The invitation is on its way."));
     //  The core's reason for a refusal is shown, escaped, with the form kept.
     assert (s_http (port, "POST", "/staff/users", ann,

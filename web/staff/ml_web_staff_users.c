@@ -155,6 +155,10 @@ static void s_users (ml_web_exchange_t *exchange, const char *token, json_t *ses
             s_row_action (exchange, session, "reset", id, "Send password reset", name);
         if (json_is_true (json_object_get (member, "totp_enabled")))
             s_row_action (exchange, session, "totp-reset", id, "Reset two-step", name);
+        ml_web_page_add (exchange,
+                         "<a href=\"/staff/audit?staff_id={}\" aria-label=\"Audit trail of {}\">"
+                         "Audit trail</a>",
+                         id, name);
         ml_web_page_add (exchange, "</td></tr>\n");
     }
     ml_web_page_add (exchange, "</tbody>\n</table>\n");
@@ -187,6 +191,23 @@ static void s_users (ml_web_exchange_t *exchange, const char *token, json_t *ses
     json_decref (list);
 }
 
+//  What the redirect after a change says, by the action done (anything else: nothing).
+static const char *s_done (const char *action)
+{
+    static const char *const notices[][2] = {
+        {"invite", "The invitation is on its way."},
+        {"role", "The role is changed."},
+        {"disable", "The user is disabled and signed out."},
+        {"enable", "The user is enabled."},
+        {"reset", "A password reset link is on its way."},
+        {"totp-reset", "Two-step verification is reset for the user."},
+    };
+    for (size_t index = 0; action && index < sizeof notices / sizeof notices[0]; index++)
+        if (strcmp (action, notices[index][0]) == 0)
+            return notices[index][1];
+    return NULL;
+}
+
 void ml_web_staff_page_users (ml_web_exchange_t *exchange)
 {
     char token[ML_WEB_STAFF_TOKEN_MAX + 1];
@@ -194,7 +215,8 @@ void ml_web_staff_page_users (ml_web_exchange_t *exchange)
     if (!session)
         return;
     if (strcmp (exchange->method, "POST") != 0) {
-        s_users (exchange, token, session, NULL, NULL, NULL);
+        s_users (exchange, token, session, NULL, s_done (ml_web_form_get (exchange->query, "done")),
+                 NULL);
         json_decref (session);
         return;
     }
@@ -203,7 +225,6 @@ void ml_web_staff_page_users (ml_web_exchange_t *exchange)
     const char *staff_id = ml_web_form_get (exchange->form, "staff_id");
     action = action ? action : "";
     json_t *request = NULL;
-    const char *done = NULL;
     if (strcmp (action, "invite") == 0) {
         const char *email = ml_web_form_get (exchange->form, "email");
         const char *name = ml_web_form_get (exchange->form, "name");
@@ -211,7 +232,6 @@ void ml_web_staff_page_users (ml_web_exchange_t *exchange)
         request =
             json_pack ("{s:s, s:s, s:s, s:s}", "op", "staff-invite", "email", email ? email : "",
                        "name", name ? name : "", "role", role ? role : "");
-        done = "The invitation is on its way.";
     } else {
         //  The id as the core has it, an integer; anything else is not a member.
         char *end = NULL;
@@ -233,11 +253,6 @@ void ml_web_staff_page_users (ml_web_exchange_t *exchange)
             const char *role = ml_web_form_get (exchange->form, "role");
             json_object_set_new (request, "role", json_string (role ? role : ""));
         }
-        done = strcmp (op, "staff-edit") == 0      ? "The role is changed."
-               : strcmp (op, "staff-disable") == 0 ? "The user is disabled and signed out."
-               : strcmp (op, "staff-enable") == 0  ? "The user is enabled."
-               : strcmp (op, "staff-reset") == 0   ? "A password reset link is on its way."
-                                                   : "Two-step verification is reset for the user.";
     }
     if (request)
         json_object_set_new (request, "csrf", json_string (csrf ? csrf : ""));
@@ -247,9 +262,12 @@ void ml_web_staff_page_users (ml_web_exchange_t *exchange)
         json_decref (session);
         return;
     }
-    if (s_ok (reply))
-        s_users (exchange, token, session, NULL, done, NULL);
-    else {
+    if (s_ok (reply)) {
+        //  Post, then redirect: reloading the page shows the list, not the form sent again.
+        char location[64];
+        snprintf (location, sizeof location, "/staff/users?done=%s", action);
+        ml_web_page_redirect (exchange, location);
+    } else {
         //  The core says why (an address already invited, the firm's last administrator).
         bool invite = strcmp (action, "invite") == 0;
         json_t *kept = invite ? json_pack ("{s:s, s:s, s:s}", "email",
