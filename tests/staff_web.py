@@ -140,6 +140,9 @@ try:
           f"the otpauth link: {link!r}")
     fits("the invitation page")
     shot("staff-accept-390.png")
+    driver.execute_script("arguments[0].scrollIntoView()",
+                          driver.find_element(By.CSS_SELECTOR, "fieldset.totp"))
+    shot("staff-accept-totp-390.png")
     driver.find_element(By.ID, "password").send_keys(ADMIN_PASSWORD)
     driver.find_element(By.ID, "confirm").send_keys(ADMIN_PASSWORD)
     driver.find_element(By.ID, "totp_code").send_keys(next_code(secret))
@@ -240,6 +243,11 @@ try:
     sign_in(ADMIN_EMAIL, ADMIN_PASSWORD, code=recovery[0] if recovery else "none", expect=None)
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".error")))
     check(driver.get_cookie("ml_staff") is None, "a recovery code works once")
+except Exception:
+    # What the browser shows, for the log of a failed run.
+    print("at " + driver.current_url + ":\n" + driver.find_element(By.TAG_NAME, "body").text,
+          flush=True)
+    raise
 finally:
     driver.quit()
 
