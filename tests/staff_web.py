@@ -50,18 +50,20 @@ def totp(secret, step):
 check(totp(base64.b32encode(b"12345678901234567890").decode(), 59 // 30) == "287082",
       "the test's own TOTP against RFC 6238")
 
-used_steps = []
+used_steps = {}
 
 
 def next_code(secret):
-    """A code for a step later than any used (the core takes each step once, steps -1..+1):
-    the step after the last one used, waiting on the clock when that is not yet in reach."""
+    """A code for a step later than any used with this secret (the core takes each step once,
+    steps -1..+1): the step after the last one used, waiting on the clock when that is not yet
+    in reach."""
     deadline = time.time() + 40
     while True:
         now = int(time.time()) // 30
-        step = max(now - 1, used_steps[-1] + 1 if used_steps else now)
+        last = used_steps.get(secret)
+        step = max(now - 1, last + 1 if last is not None else now)
         if step <= now + 1:
-            used_steps.append(step)
+            used_steps[secret] = step
             return totp(secret, step)
         check(time.time() < deadline, "the TOTP step came")
         time.sleep(0.5)
@@ -225,9 +227,26 @@ try:
     for page in ["/staff/users", "/staff/audit"]:
         driver.get(BASE + page)
         check(heading() == "Page not found", f"{page} for billing: {heading()!r}")
+    # Bo turns two-step verification on: the key, the first code, the codes once.
     driver.get(BASE + "/staff/account")
     check(heading() == "Your account", "Bo's account page")
     shot("staff-account-390.png")
+    submit("form:has(input[value=totp-begin])")
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "totp-secret")))
+    bo_secret = driver.find_element(By.ID, "totp-secret").text.strip()
+    check(driver.find_element(By.CSS_SELECTOR, "a.otpauth").get_attribute("href")
+          .startswith("otpauth://totp/"), "Bo's otpauth link")
+    shot("staff-account-totp-390.png")
+    driver.find_element(By.ID, "code").send_keys(next_code(bo_secret))
+    submit("form:has(input[value=totp-confirm])")
+    wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "ol.codes")))
+    check(len(driver.find_elements(By.CSS_SELECTOR, "ol.codes code")) == 10,
+          "Bo's recovery codes shown")
+    check("Two-step verification is on." in driver.page_source, "Bo's two-step is on")
+    fits("the account page")
+    sign_out()
+    sign_in(BILLING_EMAIL, BILLING_PASSWORD, code=next_code(bo_secret))
+    check(heading() == "Home", "Bo signs in with the code")
     sign_out()
 
     # A recovery code signs the administrator in, once; the audit names who invited Bo.
@@ -261,6 +280,39 @@ def form_token_of(page):
 response, page = request("GET", "/staff/sign-in")
 form_token = form_token_of(page)
 form_cookie = f"ml_form={form_token}"
+# The administrator over HTTP (a recovery code gives the session).
+body = urllib.parse.urlencode({"form_token": form_token, "email": ADMIN_EMAIL,
+                               "password": ADMIN_PASSWORD})
+response, page = request("POST", "/staff/sign-in", body, form_cookie)
+step = re.search(r'name="step" value="([^"]+)"', page)
+check(response.status == 200 and step is not None, "the admin's second step over HTTP")
+body = urllib.parse.urlencode({"form_token": form_token, "step": step.group(1) if step else "",
+                               "code": recovery[1] if len(recovery) > 1 else "none"})
+response, _ = request("POST", "/staff/sign-in", body, form_cookie)
+admin = re.search(r"ml_staff=([A-Za-z0-9_-]+);", response.getheader("Set-Cookie") or "")
+check(response.status == 303 and admin is not None, f"the admin with a recovery code: {response.status}")
+admin_cookie = f"ml_staff={admin.group(1) if admin else ''}"
+response, page = request("GET", "/staff/users", cookie=admin_cookie)
+admin_csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+bo_id = re.search(r'<tr data-staff-id="([0-9]+)"><th scope="row" data-label="Name">Bo Billing', page)
+check(response.status == 200 and admin_csrf and bo_id, "the users page for the admin")
+bo = bo_id.group(1) if bo_id else "0"
+
+
+def users_action(action, **fields):
+    body = urllib.parse.urlencode(dict(fields, csrf=admin_csrf.group(1) if admin_csrf else "",
+                                       action=action, staff_id=bo))
+    response, _ = request("POST", "/staff/users", body, admin_cookie)
+    check(response.status == 303, f"{action} from the users page: {response.status}")
+    response, page = request("GET", response.getheader("Location") or "/staff/users",
+                             cookie=admin_cookie)
+    row = re.search(r'<tr data-staff-id="' + bo + r'">.*?</tr>', page)
+    return page, row.group(0) if row else ""
+
+
+# The administrator resets Bo's second factor: the password alone signs Bo in again.
+page, row = users_action("totp-reset")
+check("Two-step verification is reset" in page and ">Off<" in row, f"Bo's two-step reset: {row}")
 body = urllib.parse.urlencode({"email": BILLING_EMAIL, "password": BILLING_PASSWORD})
 response, _ = request("POST", "/staff/sign-in", body, form_cookie)
 check(response.status == 403 and "ml_staff=" not in (response.getheader("Set-Cookie") or ""),
@@ -295,28 +347,53 @@ body = urllib.parse.urlencode({"csrf": csrf, "action": "invite", "email": "eve@e
 response, _ = request("POST", "/staff/users", body, cookie)
 check(response.status == 404, f"billing posting an invitation: {response.status}")
 check(mail_link("eve@example.com", "/staff/accept", seconds=1) is None, "no invitation to Eve")
-# An administrator's form without the token (the recovery code gives a session over HTTP).
-body = urllib.parse.urlencode({"form_token": form_token, "email": ADMIN_EMAIL,
-                               "password": ADMIN_PASSWORD})
-response, page = request("POST", "/staff/sign-in", body, form_cookie)
-step = re.search(r'name="step" value="([^"]+)"', page)
-check(response.status == 200 and step is not None, "the admin's second step over HTTP")
-body = urllib.parse.urlencode({"form_token": form_token, "step": step.group(1) if step else "",
-                               "code": recovery[1] if len(recovery) > 1 else "none"})
-response, _ = request("POST", "/staff/sign-in", body, form_cookie)
-admin = re.search(r"ml_staff=([A-Za-z0-9_-]+);", response.getheader("Set-Cookie") or "")
-check(response.status == 303 and admin is not None, f"the admin with a recovery code: {response.status}")
-admin_cookie = f"ml_staff={admin.group(1) if admin else ''}"
-response, page = request("GET", "/staff/users", cookie=admin_cookie)
-admin_csrf = re.search(r'name="csrf" value="([^"]+)"', page)
-bo_id = re.search(r'<tr data-staff-id="([0-9]+)"><th scope="row" data-label="Name">Bo Billing', page)
-check(response.status == 200 and admin_csrf and bo_id, "the users page for the admin")
 for what, fields in [("missing", {}), ("wrong", {"csrf": "wrong"})]:
     body = urllib.parse.urlencode(dict(fields, action="disable", staff_id=bo_id.group(1) if bo_id else "0"))
     response, _ = request("POST", "/staff/users", body, admin_cookie)
     check(response.status == 403, f"disable with a {what} CSRF token: {response.status}")
 response, _ = request("GET", "/staff/account", cookie=cookie)
 check(response.status == 200, "Bo is still enabled after the refused forms")
+
+
+def bo_signs_in(password):
+    body = urllib.parse.urlencode({"form_token": form_token, "email": BILLING_EMAIL,
+                                   "password": password})
+    response, _ = request("POST", "/staff/sign-in", body, form_cookie)
+    return response.status == 303
+
+
+# The role changes; disabled, Bo's session ends and sign-in fails; enabled, it works.
+page, row = users_action("role", role="read")
+check("Read-only" in row, f"Bo's role changed to read: {row}")
+page, row = users_action("disable")
+check("Disabled" in row, f"Bo disabled: {row}")
+response, _ = request("GET", "/staff/account", cookie=cookie)
+check(response.status == 303, f"Bo's session ended when disabled: {response.status}")
+check(not bo_signs_in(BILLING_PASSWORD), "a disabled user cannot sign in")
+page, row = users_action("enable")
+check("Active" in row and bo_signs_in(BILLING_PASSWORD), f"Bo enabled: {row}")
+# A reset link from the administrator sets a new password on /staff/reset.
+page, row = users_action("reset")
+reset = mail_link(BILLING_EMAIL, "/staff/reset")
+check(reset is not None, "the reset mail to Bo")
+response, page = request("GET", f"/staff/reset?token={reset}")
+check(response.status == 200 and "Choose a new password" in page, f"the reset page: {response.status}")
+body = urllib.parse.urlencode({"form_token": form_token, "token": reset,
+                               "password": "reset horse battery", "confirm": "reset horse battery"})
+response, page = request("POST", "/staff/reset", body, form_cookie)
+check(response.status == 200 and "Your password is set" in page, f"the reset: {response.status}")
+check(bo_signs_in("reset horse battery") and not bo_signs_in(BILLING_PASSWORD),
+      "the new password signs Bo in, the old one no more")
+response, _ = request("POST", "/staff/reset", body, form_cookie)
+check(response.status == 410, f"the reset link replayed: {response.status}")
+# Forgot password: one answer for a known and an unknown address; a mail only to Bo.
+answers = []
+for address in [BILLING_EMAIL, "nobody@example.com"]:
+    body = urllib.parse.urlencode({"form_token": form_token, "email": address})
+    response, page = request("POST", "/staff/forgot", body, form_cookie)
+    answers.append((response.status, re.sub(r'value="[^"]*"', "", page)))
+check(answers[0] == answers[1] and answers[0][0] == 200, "forgot-password answers differ")
+check(mail_link("nobody@example.com", "/staff/reset", seconds=1) is None, "no mail to nobody")
 
 if failures:
     sys.exit(1)
