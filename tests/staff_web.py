@@ -395,6 +395,44 @@ for address in [BILLING_EMAIL, "nobody@example.com"]:
 check(answers[0] == answers[1] and answers[0][0] == 200, "forgot-password answers differ")
 check(mail_link("nobody@example.com", "/staff/reset", seconds=1) is None, "no mail to nobody")
 
+# The administrator's new recovery codes (with a current code): ten new ones, the old end.
+response, page = request("GET", "/staff/account", cookie=admin_cookie)
+check(response.status == 200 and "Make new recovery codes" in page, "the admin's account page")
+body = urllib.parse.urlencode({"csrf": admin_csrf.group(1) if admin_csrf else "",
+                               "action": "recovery-codes", "code": next_code(secret)})
+response, page = request("POST", "/staff/account", body, admin_cookie)
+fresh = re.findall(r"<li><code>([A-Z0-9-]+)</code></li>", page)
+check(response.status == 200 and len(fresh) == 10 and not set(fresh) & set(recovery),
+      f"new recovery codes: {response.status} {len(fresh)}")
+body = urllib.parse.urlencode({"form_token": form_token, "email": ADMIN_EMAIL,
+                               "password": ADMIN_PASSWORD})
+response, page = request("POST", "/staff/sign-in", body, form_cookie)
+step = re.search(r'name="step" value="([^"]+)"', page)
+body = urllib.parse.urlencode({"form_token": form_token, "step": step.group(1) if step else "",
+                               "code": recovery[2] if len(recovery) > 2 else "none"})
+response, _ = request("POST", "/staff/sign-in", body, form_cookie)
+check(response.status != 303, f"an old recovery code after new ones: {response.status}")
+# Bo changes the password in the account page: another session of Bo's ends.
+body = urllib.parse.urlencode({"form_token": form_token, "email": BILLING_EMAIL,
+                               "password": "reset horse battery"})
+sessions = []
+for _ in range(2):
+    response, _ = request("POST", "/staff/sign-in", body, form_cookie)
+    found = re.search(r"ml_staff=([A-Za-z0-9_-]+);", response.getheader("Set-Cookie") or "")
+    sessions.append(f"ml_staff={found.group(1) if found else ''}")
+response, page = request("GET", "/staff/account", cookie=sessions[0])
+bo_csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+body = urllib.parse.urlencode({"csrf": bo_csrf.group(1) if bo_csrf else "", "action": "password",
+                               "password": "reset horse battery",
+                               "new_password": "fourth horse battery",
+                               "confirm": "fourth horse battery"})
+response, page = request("POST", "/staff/account", body, sessions[0])
+check(response.status == 200 and "Your password is changed" in page,
+      f"Bo's password change: {response.status}")
+response, _ = request("GET", "/staff/account", cookie=sessions[1])
+check(response.status == 303, f"Bo's other session ended: {response.status}")
+check(bo_signs_in("fourth horse battery"), "Bo signs in with the changed password")
+
 if failures:
     sys.exit(1)
 print("staff_web: all checks passed", flush=True)
