@@ -29,6 +29,18 @@ static json_t *s_answer (json_t *request)
         const char *code = json_string_value (json_object_get (request, "code"));
         if (!streq (password, "right password"))
             return json_pack ("{s:b, s:s}", "ok", 0, "error", "the e-mail or password is wrong");
+        const char *firm = json_string_value (json_object_get (request, "firm"));
+        if (streq (email, "cy@example.com") && !firm)
+            return json_pack ("{s:b, s:s, s:[{s:s, s:s}, {s:s, s:s}]}", "ok", 0, "error",
+                              "choose one", "choose_firm", "firm", "acme", "firm_name",
+                              "Acme <LLP>", "firm", "beta", "firm_name", "Beta & Co");
+        if (streq (email, "cy@example.com") && streq (firm, "beta") && code &&
+            streq (code, "654321"))
+            return json_pack ("{s:b, s:s, s:s}", "ok", 1, "staff_session", "BOsession", "csrf",
+                              "BOcsrf");
+        if (streq (email, "cy@example.com") && streq (firm, "beta"))
+            return json_pack ("{s:b, s:s, s:b}", "ok", 0, "error", "enter the code",
+                              "second_factor", 1);
         if (streq (email, "bo@example.com"))
             return json_pack ("{s:b, s:s, s:s}", "ok", 1, "staff_session", "BOsession", "csrf",
                               "BOcsrf");
@@ -207,6 +219,21 @@ void ml_web_staff_pages_test (void)
               token);
     assert (s_http (port, "POST", "/staff/sign-in", cookie, body, response, size) == 200);
     assert (strstr (response, "The e-mail address or the password is not right."));
+
+    //  Cy works at two firms: the firm first (names escaped), then the code for that firm.
+    snprintf (body, sizeof body, "form_token=%s&email=cy%%40example.com&password=right+password",
+              token);
+    assert (s_http (port, "POST", "/staff/sign-in", cookie, body, response, size) == 200);
+    assert (strstr (response, "Choose the firm") && strstr (response, "Acme &lt;LLP&gt;") &&
+            strstr (response, "value=\"beta\""));
+    s_field (response, "step", step, sizeof step);
+    snprintf (body, sizeof body, "form_token=%s&step=%s&firm=beta", token, step);
+    assert (s_http (port, "POST", "/staff/sign-in", cookie, body, response, size) == 200);
+    assert (strstr (response, "Two-step verification") && !strstr (response, "That code"));
+    s_field (response, "step", step, sizeof step);
+    snprintf (body, sizeof body, "form_token=%s&step=%s&code=654321", token, step);
+    assert (s_http (port, "POST", "/staff/sign-in", cookie, body, response, size) == 303);
+    assert (strstr (response, "Set-Cookie: ml_staff=BOsession;"));
 
     //  Ann's home, users and audit: escaped, with the navigation of an administrator.
     const char *ann = "ml_staff=ANNsession";
