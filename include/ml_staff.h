@@ -30,6 +30,10 @@
 
 typedef struct _ml_staff_t ml_staff_t;
 
+//  The most bytes of "NAME (#STAFF_ID)", the staff member the core names in a request (the
+//  ops' "staff" member holds at most 64 bytes).
+#define ML_STAFF_NAME_MAX 64
+
 //  Create the tables if needed. store and mailer are borrowed and outlive this object;
 //  settings are the portal's (public_url, link and session lifetimes). NULL + error on failure.
 ml_staff_t *ml_staff_new (ml_store_t *store, ml_mailer_t *mailer,
@@ -63,10 +67,10 @@ void ml_staff_audit (ml_staff_t *self, const ml_actor_t *actor, const char *firm
 
 //  Firm scoping (core/staff/ml_staff_scope.c), for a staff actor's request before its
 //  handler runs: "firm" is filled in with the staff's firm when the op takes one (takes_firm)
-//  and absent, and every object id member (payer_id, method_id, association_id, schedule_id,
-//  posting_uuid, charge_key, payment_uuid, mail_id, link_id, staff_id) must name an object of
-//  the staff's firm. Sets *scoped to the request to run (new reference: a copy with "firm"
-//  and "staff" ("NAME (#ID)") set and "staff_session" and "csrf" removed) and returns NULL,
+//  and absent, and every object id member (payer_id, as_payer, method_id, association_id,
+//  schedule_id, posting_uuid, charge_key, payment_uuid, mail_id, link_id, staff_id) must name an
+//  object of the staff's firm. Sets *scoped to the request to run (new reference: a copy with
+//  "firm" and "staff" ("NAME (#ID)") set and "staff_session" and "csrf" removed) and returns NULL,
 //  or returns the reply to give ("not found", or a store error) with *scoped NULL.
 json_t *ml_staff_scope (ml_staff_t *self, const ml_actor_t *actor, bool takes_firm,
                         const json_t *request, json_t **scoped);

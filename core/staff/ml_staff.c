@@ -191,8 +191,18 @@ void ml_staff_actor_of (const json_t *user, ml_actor_t *actor)
     actor->staff_id = ml_staff_int (user, "staff_id");
     actor->role = ml_staff_role (ml_staff_text (user, "role"));
     snprintf (actor->firm_id, sizeof actor->firm_id, "%s", ml_staff_text (user, "firm_id"));
-    snprintf (actor->name, sizeof actor->name, "%s (#%lld)", ml_staff_text (user, "name"),
-              (long long)actor->staff_id);
+    //  What histories record fits in their 64 bytes: a long name is cut (at a character's
+    //  start), never the id that says who it is.
+    char suffix[32];
+    snprintf (suffix, sizeof suffix, " (#%lld)", (long long)actor->staff_id);
+    const char *name = ml_staff_text (user, "name") ? ml_staff_text (user, "name") : "";
+    size_t room = ML_STAFF_NAME_MAX - strlen (suffix), length = strlen (name);
+    if (length > room) {
+        length = room;
+        while (length > 0 && ((unsigned char)name[length] & 0xC0) == 0x80)
+            length--;
+    }
+    snprintf (actor->name, sizeof actor->name, "%.*s%s", (int)length, name, suffix);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -626,6 +636,14 @@ static json_t *s_staff_accept (ml_staff_t *self, const json_t *request)
     return reply;
 }
 
+//  A failed sign-in of an account, for its administrators to see in the audit.
+static void s_failure_audit (ml_staff_t *self, const json_t *account, const char *why)
+{
+    ml_actor_t actor;
+    ml_staff_actor_of (account, &actor);
+    ml_staff_audit (self, &actor, actor.firm_id, "staff-sign-in failed", NULL, why);
+}
+
 static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
 {
     char problem[256] = "";
@@ -640,8 +658,8 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
         email && password
             ? ml_staff_rows (
                   self, ml_odbc_query (self->odbc,
-                                       "SELECT staff_id, firm_id, password_hash, failures,"
-                                       " last_failure_at FROM staff_user WHERE email = ?"
+                                       "SELECT staff_id, firm_id, name, role, password_hash,"
+                                       " failures, last_failure_at FROM staff_user WHERE email = ?"
                                        " COLLATE NOCASE AND state = 'active'"
                                        " AND password_hash IS NOT NULL AND (? = '' OR firm_id = ?)"
                                        " ORDER BY staff_id LIMIT 5",
@@ -661,15 +679,18 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
                                       ml_staff_int (candidate, "last_failure_at"), now)) {
             //  Inside the wait: the same work and the same answer, the password unchecked.
             ml_credentials_verify (self->dummy_hash, typed);
+            s_failure_audit (self, candidate, "throttled");
             continue;
         }
         if (ml_credentials_verify (ml_staff_text (candidate, "password_hash"), typed))
             json_array_append (matched, candidate);
-        else
+        else {
             ml_odbc_execute (self->odbc,
                              "UPDATE staff_user SET failures = failures + 1, last_failure_at = ?"
                              " WHERE staff_id = ?",
                              "ii", now, staff_id);
+            s_failure_audit (self, candidate, "wrong password");
+        }
     }
     if (json_array_size (candidates) == 0)
         //  Nobody to check: as long as a check would take, and the same answer.
@@ -725,7 +746,8 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
                              "UPDATE staff_user SET failures = failures + 1, last_failure_at = ?"
                              " WHERE staff_id = ?",
                              "ii", now, staff_id);
-            ml_staff_audit (self, &actor, firm_id, "staff-sign-in", NULL, "wrong second factor");
+            ml_staff_audit (self, &actor, firm_id, "staff-sign-in failed", NULL,
+                            "wrong second factor");
             reply =
                 json_pack ("{s:b, s:s, s:b}", "ok", 0, "error", s_code_wrong, "second_factor", 1);
         }

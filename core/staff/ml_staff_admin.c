@@ -15,6 +15,8 @@ static json_t *s_staff_invite (ml_staff_t *self, const json_t *request, const ml
     const char *email = ml_admin_argument (request, "email", 254, problem, sizeof problem);
     const char *name = ml_admin_argument (request, "name", 200, problem, sizeof problem);
     const char *role = ml_admin_argument (request, "role", 16, problem, sizeof problem);
+    //  Who invites: the staff member (set by the core) or the operator's --staff.
+    const char *by = ml_admin_argument (request, "staff", 64, problem, sizeof problem);
     if (*problem)
         return ml_admin_error ("%s", problem);
     if (!firm)
@@ -65,7 +67,7 @@ static json_t *s_staff_invite (ml_staff_t *self, const json_t *request, const ml
                                     " invited_at, created_at, created_by, updated_at)"
                                     " VALUES (?, ?, ?, ?, 'invited', ?, ?, ?, ?)",
                                     "ssssiisi", firm, email, name, role, now, now,
-                                    actor->kind == ML_ACTOR_STAFF ? actor->name : "operator", now);
+                                    by ? by : "operator", now);
     json_t *row = NULL;
     if (done == 1 && !staff_id) {
         row = ml_staff_row (self,
@@ -86,7 +88,8 @@ static json_t *s_staff_invite (ml_staff_t *self, const json_t *request, const ml
         if (actor->kind == ML_ACTOR_OPERATOR) {
             char object[64], detail[300];
             snprintf (object, sizeof object, "staff_id=%lld", (long long)staff_id);
-            snprintf (detail, sizeof detail, "%s as %s", email, role);
+            snprintf (detail, sizeof detail, "%s as %s%s%s", email, role, by ? ", by " : "",
+                      by ? by : "");
             ml_staff_audit (self, actor, firm, "staff-invite", object, detail);
         } else
             json_object_set_new (reply, "audit_detail", json_sprintf ("%s as %s", email, role));

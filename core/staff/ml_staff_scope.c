@@ -13,6 +13,7 @@ static const struct {
     const char *query;
 } s_members[] = {
     {"payer_id", true, "SELECT firm_id FROM payer WHERE payer_id = ?"},
+    {"as_payer", true, "SELECT firm_id FROM payer WHERE payer_id = ?"}, //  search as a payer
     {"method_id", true,
      "SELECT p.firm_id FROM payment_method m JOIN payer p ON p.payer_id = m.payer_id"
      " WHERE m.method_id = ?"},

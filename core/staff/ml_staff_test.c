@@ -492,6 +492,19 @@ void ml_staff_test (bool verbose)
     staff->clock = now += 60;
     s_code (staff, secret, 0, code);
     assert (s_sign_in (&test, "ann@acme.example", "admin", code, session, csrf));
+    //  The failures are in the audit, for the firm's administrators.
+    rows = ml_staff_rows (staff, ml_odbc_query (staff->odbc,
+                                                "SELECT detail FROM staff_audit WHERE op ="
+                                                " 'staff-sign-in failed' AND staff_id = ?",
+                                                "i", ann));
+    size_t wrong = 0, throttled = 0;
+    json_array_foreach (rows, index, entry)
+    {
+        wrong += streq (ml_staff_text (entry, "detail"), "wrong password");
+        throttled += streq (ml_staff_text (entry, "detail"), "throttled");
+    }
+    assert (wrong >= 5 && throttled >= 1);
+    json_decref (rows);
     //  A secret sealed for one account does not open for another.
     unsigned char raw[ML_TOTP_SECRET_BYTES] = {1, 2, 3};
     char *sealed = ml_staff_seal (staff, ann, raw);
@@ -527,6 +540,49 @@ void ml_staff_test (bool verbose)
               " \"staff_id\": %lld, \"role\": \"billing\"}",
               session, csrf, (long long)bob);
     assert (s_ok (s_api (&test, text)));
+    //  A long name is cut to fit what histories keep, and the ops that record it work.
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-edit\", \"staff_session\": \"%s\", \"csrf\": \"%s\","
+              " \"staff_id\": %lld, \"name\": \"%s\"}",
+              session, csrf, (long long)bob,
+              "Robert \u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+              "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+              "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9 Longname");
+    assert (s_ok (s_api (&test, text)));
+    reply = s_api (&test, "{\"op\": \"staff-sign-in\", \"email\": \"bob@acme.example\","
+                          " \"password\": \"new horse billing\"}");
+    char long_session[ML_CREDENTIALS_TOKEN_LENGTH + 1], long_csrf[ML_CREDENTIALS_TOKEN_LENGTH + 1];
+    snprintf (long_session, sizeof long_session, "%s",
+              json_string_value (json_object_get (reply, "staff_session")));
+    snprintf (long_csrf, sizeof long_csrf, "%s",
+              json_string_value (json_object_get (reply, "csrf")));
+    json_decref (reply);
+    snprintf (text, sizeof text,
+              "{\"op\": \"staff-default\", \"staff_session\": \"%s\", \"csrf\": \"%s\","
+              " \"field\": \"client-name\"}",
+              long_session, long_csrf);
+    assert (s_ok (s_api (&test, text)));
+    rows = ml_staff_rows (staff,
+                          ml_odbc_query (staff->odbc, "SELECT staff FROM staff_preference", ""));
+    const char *kept = ml_staff_text (json_array_get (rows, 0), "staff");
+    char suffix[32];
+    snprintf (suffix, sizeof suffix, " (#%lld)", (long long)bob);
+    assert (kept && strlen (kept) <= 64 && strncmp (kept, "Robert ", 7) == 0 &&
+            streq (kept + strlen (kept) - strlen (suffix), suffix));
+    json_decref (rows);
+    //  Searching as a payer of another firm: "not found".
+    snprintf (text, sizeof text,
+              "{\"op\": \"search\", \"staff_session\": \"%s\", \"text\": \"x\","
+              " \"as_payer\": %lld}",
+              long_session, (long long)quinn);
+    assert (s_refused (s_api (&test, text), "not found"));
+    snprintf (text, sizeof text,
+              "{\"op\": \"search\", \"staff_session\": \"%s\", \"text\": \"x\","
+              " \"as_payer\": %lld}",
+              long_session, (long long)pat);
+    reply = s_api (&test, text); //  (Pat has no associations: nothing to ask the agent)
+    assert (streq (json_string_value (json_object_get (reply, "firm")), "acme"));
+    assert (s_ok (reply));
     //  New recovery codes (with the app's code): the old ones end.
     json_t *fresh = NULL;
     staff->clock = now += 30;
