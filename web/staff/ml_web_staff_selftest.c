@@ -67,9 +67,12 @@ static json_t *s_answer (json_t *request)
     if (admin_op && !ann)
         return json_pack ("{s:b, s:s}", "ok", 0, "error", "not found");
     if (streq (op, "staff-list"))
-        return json_pack ("{s:b, s:[{s:i, s:s, s:s, s:s, s:s, s:b}]}", "ok", 1, "staff", "staff_id",
-                          2, "name", "Bo <b>", "email", "bo@example.com", "role", "billing",
-                          "state", "active", "totp_enabled", 0);
+        return json_pack ("{s:b, s:[{s:i, s:s, s:s, s:s, s:s, s:b}, {s:i, s:s, s:s, s:s, s:s, "
+                          "s:b}]}",
+                          "ok", 1, "staff", "staff_id", 2, "name", "Bo <b>", "email",
+                          "bo@example.com", "role", "billing", "state", "active", "totp_enabled", 0,
+                          "staff_id", 3, "name", "Di", "email", "di@example.com", "role", "read",
+                          "state", "invited", "totp_enabled", 0);
     if (streq (op, "staff-audit"))
         return json_pack ("{s:b, s:[{s:I, s:i, s:s, s:s, s:s}]}", "ok", 1, "entries", "at",
                           (json_int_t)1764936000, "staff_id", 1, "name", "Ann <Admin>", "op",
@@ -245,6 +248,11 @@ void ml_web_staff_pages_test (void)
     assert (!strstr (response, "<script") && !strstr (response, "style="));
     assert (s_http (port, "GET", "/staff/users", ann, NULL, response, size) == 200);
     assert (strstr (response, "Bo &lt;b&gt;") && strstr (response, "value=\"ANNcsrf\""));
+    //  Only the invited member can be sent the invitation again, with what the list says.
+    const char *again = strstr (response, "aria-label=\"Send the invitation again to Di\"");
+    assert (again && again > strstr (response, "data-staff-id=\"3\"") &&
+            !strstr (again + 20, "Send the invitation again to") &&
+            strstr (response, "name=\"email\" value=\"di@example.com\""));
     assert (s_http (port, "GET", "/staff/audit", ann, NULL, response, size) == 200);
     assert (strstr (response, "2025-12-05 12:00:00 UTC") && strstr (response, "staff-invite"));
     //  Changes relay the form's CSRF token: a missing or wrong one is 403.

@@ -153,6 +153,19 @@ static void s_users (ml_web_exchange_t *exchange, const char *token, json_t *ses
             s_row_action (exchange, session, "disable", id, "Disable", name);
         if (strcmp (state, "active") == 0)
             s_row_action (exchange, session, "reset", id, "Send password reset", name);
+        if (strcmp (state, "invited") == 0)
+            //  The same invitation again, with a new link (the old one ends).
+            ml_web_page_add (exchange,
+                             "<form class=\"inline\" method=\"post\" action=\"/staff/users\">"
+                             "<input type=\"hidden\" name=\"csrf\" value=\"{}\">"
+                             "<input type=\"hidden\" name=\"action\" value=\"invite\">"
+                             "<input type=\"hidden\" name=\"email\" value=\"{}\">"
+                             "<input type=\"hidden\" name=\"name\" value=\"{}\">"
+                             "<input type=\"hidden\" name=\"role\" value=\"{}\">"
+                             "<button type=\"submit\" aria-label=\"Send the invitation again to "
+                             "{}\">Send the invitation again</button></form> ",
+                             ml_web_staff_csrf (session), ml_web_staff_text (member, "email"), name,
+                             role, name);
         if (json_is_true (json_object_get (member, "totp_enabled")))
             s_row_action (exchange, session, "totp-reset", id, "Reset two-step", name);
         ml_web_page_add (exchange,
