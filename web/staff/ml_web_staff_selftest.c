@@ -253,7 +253,10 @@ void ml_web_staff_pages_test (void)
     assert (again && again > strstr (response, "data-staff-id=\"3\"") &&
             !strstr (again + 20, "Send the invitation again to") &&
             strstr (response, "name=\"email\" value=\"di@example.com\""));
+    assert (s_http (port, "GET", "/staff/audit?staff_id=1", ann, NULL, response, size) == 200);
+    assert (strstr (response, "One member's entries"));
     assert (s_http (port, "GET", "/staff/audit", ann, NULL, response, size) == 200);
+    assert (!strstr (response, "One member's entries"));
     assert (strstr (response, "2025-12-05 12:00:00 UTC") && strstr (response, "staff-invite"));
     //  Changes relay the form's CSRF token: a missing or wrong one is 403.
     assert (s_http (port, "POST", "/staff/users", ann,

@@ -314,7 +314,8 @@ void ml_web_staff_page_audit (ml_web_exchange_t *exchange)
     const char *who = ml_web_form_get (exchange->query, "staff_id");
     char *end = NULL;
     long long id = who && *who ? strtoll (who, &end, 10) : 0;
-    if (request && id > 0 && end && !*end)
+    bool request_filtered = request && id > 0 && end && !*end;
+    if (request_filtered)
         json_object_set_new (request, "staff_id", json_integer ((json_int_t)id));
     json_t *reply = ml_web_staff_call (exchange, token, request);
     if (!reply) {
@@ -328,6 +329,9 @@ void ml_web_staff_page_audit (ml_web_exchange_t *exchange)
         return;
     }
     ml_web_staff_begin (exchange, "Audit trail", session);
+    if (request_filtered)
+        ml_web_page_add (exchange, "<p class=\"notice\">One member's entries. <a "
+                                   "href=\"/staff/audit\">Show everyone's</a></p>\n");
     json_t *entries = json_object_get (reply, "entries");
     if (json_array_size (entries) == 0)
         ml_web_page_add (exchange, "<p class=\"empty\">Nothing is recorded yet.</p>\n");
