@@ -76,7 +76,8 @@ static bool s_integer_column (const char *name)
     return (length > 3 && streq (name + length - 3, "_at")) || streq (name, "staff_id") ||
            streq (name, "token_id") || streq (name, "session_id") || streq (name, "audit_id") ||
            streq (name, "failures") || streq (name, "totp_enabled") ||
-           streq (name, "totp_last_step") || streq (name, "code_id") || streq (name, "n");
+           streq (name, "totp_last_step") || streq (name, "code_id") || streq (name, "mail_id") ||
+           streq (name, "n");
 }
 
 json_t *ml_staff_rows (ml_staff_t *self, ml_query_t *query)
@@ -433,9 +434,7 @@ int64_t ml_staff_link_mail (ml_staff_t *self, const json_t *user, const char *pu
     row = ml_staff_row (
         self, ml_odbc_query (self->odbc, "SELECT mail_id FROM mail WHERE dedupe_key = ?", "s", key),
         &failed);
-    int64_t mail_id = row ? json_integer_value (json_object_get (row, "mail_id")) : 0;
-    if (row && json_is_string (json_object_get (row, "mail_id")))
-        mail_id = atoll (ml_staff_text (row, "mail_id"));
+    int64_t mail_id = row ? ml_staff_int (row, "mail_id") : 0;
     json_decref (row);
     return mail_id;
 }
@@ -637,11 +636,16 @@ static json_t *s_staff_accept (ml_staff_t *self, const json_t *request)
 }
 
 //  A failed sign-in of an account, for its administrators to see in the audit.
-static void s_failure_audit (ml_staff_t *self, const json_t *account, const char *why)
+//  client: where the attempt came from (the web's word for the browser's address), or NULL.
+static void s_sign_in_audit (ml_staff_t *self, const json_t *account, const char *op,
+                             const char *why, const char *client)
 {
     ml_actor_t actor;
     ml_staff_actor_of (account, &actor);
-    ml_staff_audit (self, &actor, actor.firm_id, "staff-sign-in failed", NULL, why);
+    char detail[200];
+    snprintf (detail, sizeof detail, "%s%s%s", why ? why : "",
+              client ? (why ? ", from " : "from ") : "", client ? client : "");
+    ml_staff_audit (self, &actor, actor.firm_id, op, NULL, *detail ? detail : NULL);
 }
 
 static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
@@ -652,6 +656,7 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
                                               problem, sizeof problem);
     const char *code = ml_admin_argument (request, "code", 32, problem, sizeof problem);
     const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
+    const char *client = ml_admin_argument (request, "client", 100, problem, sizeof problem);
     *problem = 0;
     //  Candidates: active accounts with a password at that address, in one firm or several.
     json_t *candidates =
@@ -679,7 +684,7 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
                                       ml_staff_int (candidate, "last_failure_at"), now)) {
             //  Inside the wait: the same work and the same answer, the password unchecked.
             ml_credentials_verify (self->dummy_hash, typed);
-            s_failure_audit (self, candidate, "throttled");
+            s_sign_in_audit (self, candidate, "staff-sign-in failed", "throttled", client);
             continue;
         }
         if (ml_credentials_verify (ml_staff_text (candidate, "password_hash"), typed))
@@ -689,7 +694,7 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
                              "UPDATE staff_user SET failures = failures + 1, last_failure_at = ?"
                              " WHERE staff_id = ?",
                              "ii", now, staff_id);
-            s_failure_audit (self, candidate, "wrong password");
+            s_sign_in_audit (self, candidate, "staff-sign-in failed", "wrong password", client);
         }
     }
     if (json_array_size (candidates) == 0)
@@ -728,7 +733,6 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
     int64_t staff_id = ml_staff_int (user, "staff_id");
     ml_actor_t actor;
     ml_staff_actor_of (user, &actor);
-    const char *firm_id = ml_staff_text (user, "firm_id");
     bool admin = actor.role == ML_ROLE_ADMIN, totp = ml_staff_int (user, "totp_enabled") != 0;
     int checked = 1;
     if (admin && !totp)
@@ -746,8 +750,7 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
                              "UPDATE staff_user SET failures = failures + 1, last_failure_at = ?"
                              " WHERE staff_id = ?",
                              "ii", now, staff_id);
-            ml_staff_audit (self, &actor, firm_id, "staff-sign-in failed", NULL,
-                            "wrong second factor");
+            s_sign_in_audit (self, user, "staff-sign-in failed", "wrong second factor", client);
             reply =
                 json_pack ("{s:b, s:s, s:b}", "ok", 0, "error", s_code_wrong, "second_factor", 1);
         }
@@ -774,8 +777,7 @@ static json_t *s_staff_sign_in (ml_staff_t *self, const json_t *request)
                          staff_id) != 1)
         reply = ml_staff_store_failed (self, "staff-sign-in");
     else {
-        ml_staff_audit (self, &actor, firm_id, "staff-sign-in", NULL,
-                        totp ? "with a second factor" : NULL);
+        s_sign_in_audit (self, user, "staff-sign-in", totp ? "with a second factor" : NULL, client);
         json_t *shown = ml_staff_public (user);
         json_object_set_new (shown, "totp_enabled", json_boolean (totp));
         reply = ml_admin_ok (

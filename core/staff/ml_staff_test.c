@@ -243,6 +243,16 @@ void ml_staff_test (bool verbose)
     assert (s_refused (s_api (&test, "{\"op\": \"staff-sign-in\", \"email\": \"ann@acme.example\","
                                      " \"password\": \"wrong horse\"}"),
                        "the e-mail or password is wrong"));
+    assert (s_refused (s_api (&test, "{\"op\": \"staff-sign-in\", \"email\": \"ann@acme.example\","
+                                     " \"password\": \"wrong horse\", \"client\": \"192.0.2.7\"}"),
+                       "the e-mail or password is wrong"));
+    rows = ml_staff_rows (staff, ml_odbc_query (staff->odbc,
+                                                "SELECT detail FROM staff_audit ORDER BY audit_id"
+                                                " DESC LIMIT 1",
+                                                ""));
+    assert (streq (ml_staff_text (json_array_get (rows, 0), "detail"),
+                   "wrong password, from 192.0.2.7"));
+    json_decref (rows);
     assert (s_refused (s_api (&test, "{\"op\": \"staff-sign-in\", \"email\": \"who@acme.example\","
                                      " \"password\": \"wrong horse\"}"),
                        "the e-mail or password is wrong"));
