@@ -136,6 +136,10 @@ static const s_route_t s_routes[] = {
     {"/staff/account", S_GET | S_POST, ml_web_staff_page_account},
     {"/staff/users", S_GET | S_POST, ml_web_staff_page_users},
     {"/staff/audit", S_GET, ml_web_staff_page_audit},
+    {"/staff/payers", S_GET | S_POST, ml_web_staff_page_payers},
+    {"/staff/payers/", S_GET | S_POST, ml_web_staff_page_payer},
+    {"/staff/payer-associations/", S_GET | S_POST, ml_web_staff_page_payer_associations},
+    {"/staff/payer-view/", S_GET, ml_web_staff_page_payer_view},
 };
 
 //  Paths ending in '/' that are pages of their own, not prefixes: matched exactly.
