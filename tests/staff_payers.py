@@ -65,7 +65,11 @@ def heading():
     return driver.find_element(By.TAG_NAME, "h1").text
 
 
-def shot(name):
+def shot(name, show=None):
+    """A screenshot, with the element show (a CSS selector) scrolled to the top first."""
+    if show:
+        driver.execute_script("arguments[0].scrollIntoView()",
+                              driver.find_element(By.CSS_SELECTOR, show))
     driver.save_screenshot(os.path.join(SHOTS, name))
 
 
@@ -78,9 +82,14 @@ def click(selector):
     driver.find_element(By.CSS_SELECTOR, selector).click()
 
 
-def notice():
-    wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "main .notice")))
-    return driver.find_element(By.CSS_SELECTOR, "main .notice").text
+def notice_has(text):
+    """Whether the page after a change says text in its notice (waiting for that page: the
+    page before may have had a notice of its own)."""
+    try:
+        wait.until(lambda d: text in d.find_element(By.CSS_SELECTOR, "main .notice").text)
+        return True
+    except Exception:
+        return False
 
 
 def accept(token, password):
@@ -115,12 +124,14 @@ try:
     driver.find_element(By.LINK_TEXT, "Payers").click()
     wait.until(expected_conditions.url_to_be(BASE + "/staff/payers"))
     check(heading() == "Payers", f"payers page: {heading()!r}")
+    fits("the payers list")
+    shot("staff-payers-390.png")
     check("Quinn Carded" in driver.find_element(By.CSS_SELECTOR, "table.payers").text,
           "the firm's payer listed")
     driver.find_element(By.ID, "add-name").send_keys("Pat Payer")
     driver.find_element(By.ID, "add-email").send_keys(PAT)
     click("form.add-payer button[type=submit]")
-    check("The payer is added" in notice(), "the payer added")
+    check(notice_has("The payer is added"), "the payer added")
     pat = re.search(r"/staff/payers/([0-9]+)", driver.current_url).group(1)
     check(heading() == "Pat Payer", f"the payer's page: {heading()!r}")
     state = driver.find_element(By.CSS_SELECTOR, ".access-state").get_attribute("data-state")
@@ -132,26 +143,28 @@ try:
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".confirm")))
     check(PAT in driver.find_element(By.CSS_SELECTOR, ".confirm").text,
           "the confirmation names the address")
-    shot("staff-payer-access-confirm-390.png")
+    shot("staff-payer-access-confirm-390.png", ".confirm")
     # (e2e_staff_payers.sh counts the welcome mails at the end: exactly one.)
     check(not mails(PAT, "/set-password"), "no mail before the confirmation")
     click(".confirm button[type=submit]")
-    check("welcome e-mail is on its way" in notice(), "the welcome mail's notice")
+    check(notice_has("welcome e-mail is on its way"), "the welcome mail's notice")
     access = driver.find_element(By.CSS_SELECTOR, ".access-state").get_attribute("data-state")
     invitation = driver.find_element(By.CSS_SELECTOR, ".invitation").get_attribute("data-invitation")
     check(access == "invited" and invitation == "sent", f"invited, sent: {access}, {invitation}")
     welcome = mail_link(PAT, "/set-password")
     check(welcome is not None, "the welcome mail arrived")
     fits("the payer page with access on")
-    shot("staff-payer-390.png")
+    shot("staff-payer-390.png", "section.access")
     driver.set_window_size(1280, 900)
-    shot("staff-payer-1280.png")
+    shot("staff-payer-1280.png", "section.access")
     driver.set_window_size(390, 844)
 
     # Associations: "+", Search By client name, the column filter, check, Create Association.
     driver.find_element(By.LINK_TEXT, "Associations").click()
+    wait.until(expected_conditions.url_contains("/staff/payer-associations/"))
     check("No associations" in driver.page_source, "no associations at first")
     click("a.add")
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "by")))
     driver.find_element(By.CSS_SELECTOR, "#by option[value=client-name]").click()
     driver.find_element(By.ID, "text").send_keys(QUERY)
     click("#association-search button[type=submit]")
@@ -163,13 +176,13 @@ try:
     numbers = [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "table.results td.client_number")]
     check(numbers == [CLIENT], f"the column filter keeps the one client: {numbers}")
     fits("the association search")
-    shot("staff-payer-association-search-390.png")
+    shot("staff-payer-association-search-390.png", "fieldset.filters")
     driver.set_window_size(1280, 900)
-    shot("staff-payer-association-search-1280.png")
+    shot("staff-payer-association-search-1280.png", "#add-h")
     driver.set_window_size(390, 844)
     click("table.results input[type=checkbox]")
     click("form.results button[type=submit]")
-    check("Associations created: 1." in notice(), "the association created")
+    check(notice_has("Associations created: 1."), "the association created")
     rows = driver.find_elements(By.CSS_SELECTOR, "table.associations tbody tr")
     check(len(rows) == 1 and rows[0].get_attribute("data-number") == CLIENT,
           f"the association listed: {[row.text for row in rows]}")
@@ -205,7 +218,7 @@ try:
     # Removing the association removes the invoices from both views.
     driver.get(f"{BASE}/staff/payer-associations/{pat}")
     click("table.associations button.danger")
-    check("removed" in notice(), "the association removed")
+    check(notice_has("removed"), "the association removed")
     check(portal_invoices("/invoices") == [], "the payer sees nothing after the removal")
     check("no open invoices" in driver.page_source, "the portal says so")
     check(portal_invoices(f"/staff/payer-view/{pat}") == [], "view as payer: nothing either")
@@ -216,18 +229,19 @@ try:
     field.clear()
     field.send_keys("pat.new@example.com")
     click("form.edit-payer button[type=submit]")
-    check("confirmed by the payer first" in notice(), "the e-mail change waits")
+    check(notice_has("confirmed by the payer first"), "the e-mail change waits")
     check(driver.find_element(By.ID, "email").get_attribute("value") == PAT, "the old address stays")
     check("pat.new@example.com" in driver.find_element(By.CSS_SELECTOR, ".pending-email").text,
           "the new address is shown as waiting")
 
     # Reset password, then delete the login (with its confirmation).
     click("button[aria-label='Send a password reset e-mail']")
-    check("reset e-mail is on its way" in notice(), "reset sent")
+    check(notice_has("reset e-mail is on its way"), "reset sent")
     check(mail_link(PAT, "/set-password", 20) is not None, "the reset mail")
     click("a.button.danger")
+    wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".confirm button.danger")))
     click(".confirm button.danger")
-    check("login is deleted" in notice(), "the login deleted")
+    check(notice_has("login is deleted"), "the login deleted")
     access = driver.find_element(By.CSS_SELECTOR, ".access-state").get_attribute("data-state")
     check(access == "deleted", f"deleted: {access}")
     driver.get(BASE + "/invoices")
@@ -239,7 +253,7 @@ try:
     check("visa ending 4242" in methods and "12/2099" in methods, f"the saved card: {methods!r}")
     check("tok_quinn" not in driver.page_source, "no processor token on the page")
     click("table.methods button")
-    check("method is removed" in notice(), "the method removed")
+    check(notice_has("method is removed"), "the method removed")
     check("No saved methods" in driver.page_source, "no methods left")
 
     # The read-only member: the same pages, no buttons.

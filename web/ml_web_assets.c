@@ -103,6 +103,7 @@ static const char s_portal_css[] =
 "nav.tabs a[aria-current=page] { font-weight: 600; text-decoration: none;\n"
 "  border-bottom: 3px solid var(--accent); }\n"
 ".switch[data-on=false] { background: #5b636b; }\n"
+"form.inline button.switch { background: #1f7a3a; color: #fff; border-color: #1f7a3a; }\n"
 "button.danger, .button.danger, form.inline button.danger { background: var(--error);\n"
 "  color: #fff; border-color: var(--error); }\n"
 ".button.secondary { background: transparent; color: var(--accent); border: 1px solid var(--accent); }\n"
