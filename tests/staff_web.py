@@ -256,6 +256,8 @@ try:
     entries = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "table.audit tbody tr")]
     check(any("staff-invite" in entry and "Ann Admin" in entry for entry in entries),
           f"the invitation in the audit with the admin's name: {entries}")
+    check(any("staff-sign-in" in entry and "from 127.0.0.1" in entry for entry in entries),
+          "the audit says where a sign-in came from")
     fits("the audit trail")
     shot("staff-audit-390.png")
     sign_out()
