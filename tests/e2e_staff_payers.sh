@@ -34,6 +34,10 @@ print(next(c for c in name if c.isalpha() and any(c in other for other in others
 PY
 ) || fail "no search letter shared by two clients"
 [ -n "$client" ] && [ -n "$expected" ] || fail "no client with open invoices"
+# A client with money in trust, for a search of the trust ledgers.
+trust_client=$(matter_sql "SELECT c.client_number FROM trust_entry t JOIN matter m ON m.matter_id = t.matter_id
+    JOIN client c ON c.client_id = m.client_id ORDER BY c.client_number LIMIT 1")
+[ -n "$trust_client" ] || fail "no client with a trust ledger"
 
 # A billing and a read-only member (the operator may invite any role), and a payer with a
 # saved method for the methods list.
@@ -50,7 +54,7 @@ cli --json method add "$quinn" --token tok_quinn_visa --brand visa --last4 4242 
 
 start_web
 HOME="$W" timeout 240 /usr/bin/python3 "$ML_SOURCE/tests/staff_payers.py" "http://127.0.0.1:$WEB_PORT" \
-    "$bea" "$rae" "$query" "$client" "$expected" "$quinn" "$W/mail" "$ML_BIN/screenshots" ||
+    "$bea" "$rae" "$query" "$client" "$expected" "$quinn" "$trust_client" "$W/mail" "$ML_BIN/screenshots" ||
     fail "the staff payers browser flow"
 
 # One welcome mail per confirmation: the one confirmation sent one.

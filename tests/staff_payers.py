@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """The staff app's Payers pages in a real browser against a real core (tests/e2e_staff_payers.sh).
 
-usage: staff_payers.py BASE_URL BILLING_TOKEN READ_TOKEN QUERY CLIENT EXPECTED QUINN MAIL_DIR SHOTS
+usage: staff_payers.py BASE_URL BILLING_TOKEN READ_TOKEN QUERY CLIENT EXPECTED QUINN TRUST_CLIENT
+    MAIL_DIR SHOTS
 
 Headless Chromium on a 390 x 844 phone window. A billing member (Bea) accepts the invitation,
 adds a payer (Pat), turns Login Access on through its confirmation step (no mail before the
 confirmation), opens the Associations tab, "+", searches by client name for QUERY (more than
 one client), narrows with the client-number column filter to CLIENT, checks it and creates the
-association. "View as payer" lists exactly EXPECTED; Pat sets a password from the welcome
+association (a search of the trust ledgers finds TRUST_CLIENT too). "View as payer" lists exactly EXPECTED; Pat sets a password from the welcome
 mail, signs in and sees exactly EXPECTED; the staff page then says the password is set.
 Removing the association empties both. An e-mail change waits for its confirmation; Quinn's
 saved card (QUINN: payer id) is removed; reset password and delete user. A read-only member
@@ -27,7 +28,7 @@ from selenium.webdriver.support import expected_conditions
 
 from web_common import check, failures, requester, chrome, patient_wait
 
-BASE, BEA_TOKEN, RAE_TOKEN, QUERY, CLIENT, EXPECTED, QUINN, MAIL_DIR, SHOTS = sys.argv[1:10]
+BASE, BEA_TOKEN, RAE_TOKEN, QUERY, CLIENT, EXPECTED, QUINN, TRUST_CLIENT, MAIL_DIR, SHOTS = sys.argv[1:11]
 EXPECTED = sorted(EXPECTED.split())
 BEA, RAE = "bea@example.com", "rae@example.com"
 STAFF_PASSWORD = "staff horse battery"
@@ -187,6 +188,16 @@ try:
     check(len(rows) == 1 and rows[0].get_attribute("data-number") == CLIENT,
           f"the association listed: {[row.text for row in rows]}")
     shot("staff-payer-associations-390.png")
+    # Look in the trust ledgers: a client with money in trust (no invoice needed).
+    click("a.add")
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "target")))
+    driver.find_element(By.CSS_SELECTOR, "#by option[value=client-number]").click()
+    driver.find_element(By.CSS_SELECTOR, "#target option[value=trust]").click()
+    driver.find_element(By.ID, "text").send_keys(TRUST_CLIENT + Keys.ENTER)
+    wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "table.results")))
+    numbers = {cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "table.results td.client_number")}
+    check(numbers == {TRUST_CLIENT} and "Ledgers" in driver.find_element(By.CSS_SELECTOR, "table.results thead").get_attribute("textContent"),
+          f"the trust ledgers of {TRUST_CLIENT}: {numbers}")
 
     # View as payer: exactly the client's open invoices.
     driver.find_element(By.LINK_TEXT, "View as payer").click()

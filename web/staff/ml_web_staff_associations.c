@@ -181,6 +181,11 @@ static bool s_add_form (ml_web_exchange_t *exchange, const char *token, json_t *
     const char *level = s_field (query, "level");
     if (strcmp (level, "client") && strcmp (level, "matter") && strcmp (level, "invoice"))
         level = s_default_level (by);
+    //  A client or matter with money in trust and no open invoice is found in the ledgers.
+    const char *target = strcmp (s_field (query, "target"), "trust") == 0 ? "trust" : "invoices";
+    bool trust = strcmp (target, "trust") == 0;
+    if (trust && strcmp (level, "invoice") == 0)
+        level = "matter";
     const char *text = s_field (query, "text");
     char path[64];
     snprintf (path, sizeof path, "/staff/payer-associations/%lld", (long long)payer_id);
@@ -200,6 +205,11 @@ static bool s_add_form (ml_web_exchange_t *exchange, const char *token, json_t *
                      "<select id=\"level\" name=\"level\">",
                      text);
     s_options (exchange, s_levels, 3, level);
+    static const char *const targets[][2] = {{"invoices", "Open invoices"},
+                                             {"trust", "Trust ledgers (no invoice numbers)"}};
+    ml_web_page_add (exchange, "</select>\n<label for=\"target\">Look in</label>\n"
+                               "<select id=\"target\" name=\"target\">");
+    s_options (exchange, targets, 2, target);
     ml_web_page_add (exchange, "</select>\n<fieldset class=\"filters\"><legend>Column filters "
                                "(optional): rows whose column holds the text</legend>\n");
     for (size_t filter = 0; filter < s_filter_columns (level); filter++)
@@ -213,9 +223,10 @@ static bool s_add_form (ml_web_exchange_t *exchange, const char *token, json_t *
         ml_web_page_add (exchange, "</section>\n");
         return true;
     }
-    json_t *found = ml_web_staff_call (exchange, token,
-                                       json_pack ("{s:s, s:s, s:s, s:i}", "op", "search", "by", by,
-                                                  "text", text, "limit", S_SEARCH_ROWS));
+    json_t *found =
+        ml_web_staff_call (exchange, token,
+                           json_pack ("{s:s, s:s, s:s, s:s, s:i}", "op", "search", "by", by, "text",
+                                      text, "target", target, "limit", S_SEARCH_ROWS));
     if (!found)
         return false;
     if (!s_ok (found)) {
@@ -246,9 +257,10 @@ static bool s_add_form (ml_web_exchange_t *exchange, const char *token, json_t *
                          path, ml_web_staff_csrf (session), level);
         for (size_t column = 0; column < columns; column++)
             ml_web_page_add (exchange, "<th scope=\"col\">{}</th>", headers[column]);
-        ml_web_page_add (exchange, "<th scope=\"col\" class=\"num\">Open invoices</th>"
-                                   "<th scope=\"col\" class=\"num\">Balance</th></tr></thead>\n"
-                                   "<tbody>\n");
+        ml_web_page_add (exchange,
+                         "<th scope=\"col\" class=\"num\">{}</th>"
+                         "<th scope=\"col\" class=\"num\">Balance</th></tr></thead>\n<tbody>\n",
+                         trust ? "Ledgers" : "Open invoices");
         size_t picks = 0;
         size_t index;
         json_t *row;
@@ -283,9 +295,9 @@ static bool s_add_form (ml_web_exchange_t *exchange, const char *token, json_t *
                 ml_web_page_money (row, "sum", ml_web_staff_text (row, "currency"), sum,
                                    sizeof sum);
             ml_web_page_add (exchange,
-                             "<td class=\"num\" data-label=\"Open invoices\">{}</td>"
+                             "<td class=\"num\" data-label=\"{}\">{}</td>"
                              "<td class=\"num\" data-label=\"Balance\">{}</td></tr>\n",
-                             many, sum);
+                             trust ? "Ledgers" : "Open invoices", many, sum);
         }
         ml_web_page_add (exchange, "</tbody>\n</table>\n");
         if (count > picks || json_is_integer (json_object_get (found, "next")))
