@@ -312,7 +312,7 @@ static void s_access (ml_web_exchange_t *exchange, json_t *session, json_t *paye
                   "Login Access is on; turn it off");
     else
         ml_web_page_add (exchange,
-                         "<a class=\"button switch\" role=\"button\" href=\"{}?confirm=on\" "
+                         "<a class=\"button switch\" href=\"{}?confirm=on\" "
                          "aria-label=\"Login Access is off; turn it on\" data-on=\"false\">Login "
                          "Access: Off</a> ",
                          path);
