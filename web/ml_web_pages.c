@@ -609,7 +609,8 @@ static const char *s_money (json_t *object, const char *key, const char *currenc
 //  A form may hold 32 fields: at most this many invoices can be chosen for /pay at once.
 #define S_MAX_PICKS 30
 
-static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t first, size_t *picks)
+static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t first, size_t *picks,
+                            bool read_only)
 {
     const char *client = s_text (json_array_get (items, first), "client_number");
     const char *matter = s_text (json_array_get (items, first), "matter_number");
@@ -647,8 +648,10 @@ static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t f
             char name[16];
             snprintf (name, sizeof name, "pick_%zu", (*picks)++);
             s_add (exchange,
-                   "<input type=\"checkbox\" class=\"pick\" id=\"{}\" name=\"{}\" value=\"{}\">"
-                   "<label for=\"{}\">Pay {}</label>",
+                   read_only ? "<input type=\"checkbox\" class=\"pick\" id=\"{}\" name=\"{}\" "
+                               "value=\"{}\" disabled><label for=\"{}\">Pay {}</label>"
+                             : "<input type=\"checkbox\" class=\"pick\" id=\"{}\" name=\"{}\" "
+                               "value=\"{}\"><label for=\"{}\">Pay {}</label>",
                    name, name, s_text (item, "invoice_number"), name,
                    s_text (item, "invoice_number"));
         }
@@ -656,19 +659,11 @@ static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t f
     }
 }
 
-void ml_web_page_invoices (ml_web_exchange_t *exchange)
+//  The invoice listing of a portal-invoices reply (the payer's /invoices), or read_only (no
+//  form, the controls disabled) the same for the staff app's "View as payer": one renderer,
+//  so staff see exactly what the payer sees.
+void ml_web_page_invoice_list (ml_web_exchange_t *exchange, json_t *reply, bool read_only)
 {
-    char token[S_TOKEN_MAX + 1];
-    json_t *session = NULL;
-    json_t *reply = s_session_call (exchange, json_pack ("{s:s}", "op", "portal-invoices"),
-                                    &session, token, sizeof token);
-    if (!reply)
-        return;
-    const char *firm = s_text (reply, "firm_name");
-    if (!*firm)
-        firm = s_text (json_object_get (session, "payer"), "firm_name");
-    s_begin (exchange, "Your invoices", firm);
-    s_signed_in_bar (exchange, session);
     json_t *items = json_object_get (reply, "items");
     size_t count = json_array_size (items);
     if (count == 0)
@@ -677,7 +672,7 @@ void ml_web_page_invoices (ml_web_exchange_t *exchange)
     //  sends them oldest first). The checkboxes choose invoices for /pay (a GET: choosing
     //  changes nothing).
     size_t picks = 0;
-    if (count > 0)
+    if (count > 0 && !read_only)
         s_add (exchange, "<form method=\"get\" action=\"/pay\" id=\"choose\">\n");
     for (size_t index = 0; index < count && index < S_MAX_ROWS; index++) {
         json_t *item = json_array_get (items, index);
@@ -698,14 +693,15 @@ void ml_web_page_invoices (ml_web_exchange_t *exchange)
                "</thead>\n<tbody>\n",
                s_text (item, "client_name"), s_text (item, "client_number"),
                s_text (item, "matter_number"), s_text (item, "matter_description"));
-        s_invoice_rows (exchange, items, index, &picks);
+        s_invoice_rows (exchange, items, index, &picks, read_only);
         s_add (exchange, "</tbody>\n</table>\n</section>\n");
     }
     if (count > S_MAX_ROWS)
         s_add (exchange, "<p>Only the oldest invoices are shown here; please contact the firm "
                          "for the others.</p>\n");
     if (count > 0)
-        s_add (exchange, "<button type=\"submit\">Pay selected</button>\n</form>\n");
+        s_add (exchange, read_only ? "<button type=\"button\" disabled>Pay selected</button>\n"
+                                   : "<button type=\"submit\">Pay selected</button>\n</form>\n");
     s_add (exchange, "<p class=\"hint\">Available is the balance less payments that are "
                      "still being posted.</p>\n");
     json_t *trust = json_object_get (reply, "trust");
@@ -729,6 +725,22 @@ void ml_web_page_invoices (ml_web_exchange_t *exchange)
         }
         s_add (exchange, "</tbody>\n</table>\n</section>\n");
     }
+}
+
+void ml_web_page_invoices (ml_web_exchange_t *exchange)
+{
+    char token[S_TOKEN_MAX + 1];
+    json_t *session = NULL;
+    json_t *reply = s_session_call (exchange, json_pack ("{s:s}", "op", "portal-invoices"),
+                                    &session, token, sizeof token);
+    if (!reply)
+        return;
+    const char *firm = s_text (reply, "firm_name");
+    if (!*firm)
+        firm = s_text (json_object_get (session, "payer"), "firm_name");
+    s_begin (exchange, "Your invoices", firm);
+    s_signed_in_bar (exchange, session);
+    ml_web_page_invoice_list (exchange, reply, false);
     s_end (exchange);
     json_decref (reply);
     json_decref (session);
