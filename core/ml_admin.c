@@ -445,6 +445,14 @@ static json_t *s_payer_show (const ml_admin_parts_t *parts, const ml_actor_t *ac
             parts->logins, json_integer_value (json_object_get (payer, "payer_id")));
         json_object_set_new (payer, "access", access ? access : json_null ());
     }
+    //  A card's processor token can charge it: only the operator's tools get it, never a
+    //  staff member's browser (the web shows brand, last four digits and expiry).
+    if (actor->kind != ML_ACTOR_OPERATOR && payer) {
+        size_t index;
+        json_t *method;
+        json_array_foreach (json_object_get (payer, "methods"), index, method)
+            json_object_del (method, "processor_token");
+    }
     return reply;
 }
 

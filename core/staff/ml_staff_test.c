@@ -385,6 +385,26 @@ void ml_staff_test (bool verbose)
               "{\"op\": \"payer-show\", \"staff_session\": \"%s\", \"payer_id\": %lld}",
               read_session, (long long)pat);
     assert (s_ok (s_api (&test, text)));
+    //  A saved card's processor token reaches the operator, never staff.
+    snprintf (text, sizeof text,
+              "{\"op\": \"method-add\", \"payer_id\": %lld, \"token\": \"tok_secret_1\","
+              " \"brand\": \"visa\", \"last4\": \"4242\", \"exp_month\": 12, \"exp_year\": 2030}",
+              (long long)pat);
+    assert (s_ok (s_operator (&test, text)));
+    snprintf (text, sizeof text, "{\"op\": \"payer-show\", \"payer_id\": %lld}", (long long)pat);
+    json_t *shown = s_operator (&test, text);
+    char *dumped = json_dumps (shown, 0);
+    assert (dumped && strstr (dumped, "tok_secret_1"));
+    free (dumped);
+    json_decref (shown);
+    snprintf (text, sizeof text,
+              "{\"op\": \"payer-show\", \"staff_session\": \"%s\", \"payer_id\": %lld}",
+              read_session, (long long)pat);
+    shown = s_api (&test, text);
+    dumped = json_dumps (shown, 0);
+    assert (dumped && !strstr (dumped, "tok_secret_1") && strstr (dumped, "4242"));
+    free (dumped);
+    json_decref (shown);
     //  "View as payer": a read member may ask for an own payer's portal listing (this test's
     //  core has no portal, so it gets past the table only to hear that; ml_logins' selftest
     //  checks the listing), never another firm's.
