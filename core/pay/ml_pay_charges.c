@@ -746,12 +746,30 @@ json_t *ml_pay_flow_start (ml_payments_t *self, ml_pay_flow_t *flow, const json_
 {
     json_t *method_id = json_object_get (request, "method_id");
     json_t *card = json_object_get (request, "card");
+    json_t *card_token = json_object_get (request, "card_token");
     json_t *reply = NULL;
     ml_pay_call_t *call = NULL;
-    if (!method_id == !card)
-        reply = ml_admin_error ("say how to pay: 'method_id' (a saved method of the payer) or "
-                                "'card' ({number, exp_month, exp_year, cvc})");
-    else if (method_id)
+    if ((method_id != NULL) + (card != NULL) + (card_token != NULL) != 1)
+        reply = ml_admin_error ("say how to pay: 'method_id' (a saved method of the payer), "
+                                "'card' ({number, exp_month, exp_year, cvc}) or 'card_token' "
+                                "(the card processor's token of a card)");
+    else if (card_token) {
+        //  A card the browser tokenized at the processor (staff pages' hosted fields): what
+        //  card the token names is the processor's word, looked up first, as a link's page.
+        const char *token = json_string_value (card_token);
+        size_t length = token ? strlen (token) : 0;
+        if (length == 0 || length > ML_PROCESSOR_ID_MAX ||
+            strspn (token, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                length) {
+            ml_pay_flow_destroy (&flow);
+            return ml_admin_error ("'card_token' is the card processor's token of a card");
+        }
+        char key[ML_PROCESSOR_KEY_MAX + 1];
+        snprintf (key, sizeof key, "%s:token", flow->payment_uuid);
+        call = ml_pay_call_new (ML_PAY_FOR_TOKEN, key, flow->id);
+        call->call.token_lookup = true;
+        snprintf (call->call.token, sizeof call->call.token, "%s", token);
+    } else if (method_id)
         reply = ml_pay_saved_method (flow->order.payer, method_id, flow->token, flow->brand,
                                      flow->last4);
     else {
