@@ -3,6 +3,7 @@
 #include "ml_config.h"
 #include "ml_log.h"
 #include "ml_web_pages.h"
+#include "ml_web_staff_pay.h"
 
 #include <arpa/inet.h>
 #include <czmq.h>
@@ -125,6 +126,8 @@ static const s_route_t s_routes[] = {
      ml_web_page_receipt}, //  /history/PAYMENT: a path ending in '/' is a prefix
     {"/autopay", S_GET, ml_web_page_autopay},
     {"/link", S_GET | S_POST, ml_web_page_link}, //  a payment link's page, no sign-in
+    {"/staff/pay", S_GET, ml_web_staff_pay},     //  Make a Payment (web/staff/)
+    {"/staff/pay/", S_GET | S_POST, ml_web_staff_pay},
 };
 
 //  Whether path is served by a route's path: the same, or for a route ending in '/', that
