@@ -7,6 +7,7 @@
 #include "ml_web_core.h"
 #include "ml_web_form.h"
 #include "ml_web_pages.h"
+#include "ml_web_staff.h"
 #include "ml_web_server.h"
 #include "ml_web_staff_pay.h"
 
@@ -14,12 +15,10 @@
 #include <string.h>
 
 static const ml_selftest_class_t s_tests[] = {
-    {"ml_html", ml_html_test},
-    {"ml_web_form", ml_web_form_test},
-    {"ml_web_core", ml_web_core_test},
-    {"ml_web_pages", ml_web_pages_test},
-    {"ml_web_pay", ml_web_pay_test},
-    {"ml_web_server", ml_web_server_test},
+    {"ml_html", ml_html_test},           {"ml_web_form", ml_web_form_test},
+    {"ml_web_core", ml_web_core_test},   {"ml_web_pages", ml_web_pages_test},
+    {"ml_web_pay", ml_web_pay_test},     {"ml_web_server", ml_web_server_test},
+    {"ml_web_staff", ml_web_staff_test},
     {"ml_web_staff_pay", ml_web_staff_pay_test},
 };
 

@@ -4,6 +4,7 @@
 #include "ml_log.h"
 #include "ml_web_pages.h"
 #include "ml_web_staff_pay.h"
+#include "ml_web_staff.h"
 
 #include <arpa/inet.h>
 #include <czmq.h>
@@ -126,8 +127,23 @@ static const s_route_t s_routes[] = {
      ml_web_page_receipt}, //  /history/PAYMENT: a path ending in '/' is a prefix
     {"/autopay", S_GET, ml_web_page_autopay},
     {"/link", S_GET | S_POST, ml_web_page_link}, //  a payment link's page, no sign-in
+    //  The staff app (web/staff/, include/ml_web_staff.h).
+    {"/staff", S_GET, ml_web_staff_page_home},
+    {"/staff/sign-in", S_GET | S_POST, ml_web_staff_page_sign_in},
+    {"/staff/sign-out", S_POST, ml_web_staff_page_sign_out},
+    {"/staff/accept", S_GET | S_POST, ml_web_staff_page_accept},
+    {"/staff/reset", S_GET | S_POST, ml_web_staff_page_accept},
+    {"/staff/forgot", S_GET | S_POST, ml_web_staff_page_forgot},
+    {"/staff/account", S_GET | S_POST, ml_web_staff_page_account},
+    {"/staff/users", S_GET | S_POST, ml_web_staff_page_users},
+    {"/staff/audit", S_GET, ml_web_staff_page_audit},
     {"/staff/pay", S_GET, ml_web_staff_pay},     //  Make a Payment (web/staff/)
     {"/staff/pay/", S_GET | S_POST, ml_web_staff_pay},
+};
+
+//  Paths ending in '/' that are pages of their own, not prefixes: matched exactly.
+static const s_route_t s_exact_routes[] = {
+    {"/staff/", S_GET, ml_web_staff_page_home},
 };
 
 //  Whether path is served by a route's path: the same, or for a route ending in '/', that
@@ -161,17 +177,23 @@ static int s_route (const char *path, const char *method, const s_route_t **rout
     *asset = NULL;
     *allow = NULL;
     int bit = s_method_bit (method);
-    for (size_t index = 0; index < sizeof s_routes / sizeof s_routes[0]; index++)
-        if (s_path_match (s_routes[index].path, path)) {
-            int methods = s_routes[index].methods;
+    size_t exact_count = sizeof s_exact_routes / sizeof s_exact_routes[0];
+    size_t count = exact_count + sizeof s_routes / sizeof s_routes[0];
+    for (size_t index = 0; index < count; index++) {
+        const s_route_t *candidate =
+            index < exact_count ? &s_exact_routes[index] : &s_routes[index - exact_count];
+        if (index < exact_count ? strcmp (candidate->path, path) == 0
+                                : s_path_match (candidate->path, path)) {
+            int methods = candidate->methods;
             *allow = methods == S_GET    ? "GET, HEAD"
                      : methods == S_POST ? "POST"
                                          : "GET, HEAD, POST";
             if (!(bit & methods))
                 return 405;
-            *route = &s_routes[index];
+            *route = candidate;
             return 200;
         }
+    }
     for (const ml_web_asset_t *item = ml_web_assets (); item->path; item++)
         if (strcmp (item->path, path) == 0) {
             *allow = "GET, HEAD";
@@ -999,6 +1021,12 @@ void ml_web_server_test (bool verbose)
     assert (s_route ("/history/a/b", "GET", &route, &asset, &allow) == 404);
     assert (s_route ("/history/a.b", "GET", &route, &asset, &allow) == 404);
     assert (s_route ("/history/x", "POST", &route, &asset, &allow) == 405);
+    //  The staff app's home is "/staff/" itself, not a prefix.
+    assert (s_route ("/staff/", "GET", &route, &asset, &allow) == 200 &&
+            route->handler == ml_web_staff_page_home);
+    assert (s_route ("/staff/x", "GET", &route, &asset, &allow) == 404);
+    assert (s_route ("/staff/users", "GET", &route, &asset, &allow) == 200 &&
+            route->handler == ml_web_staff_page_users);
     //  No GET route is a state change: every route that takes POST is a form page.
     for (size_t index = 0; index < sizeof s_routes / sizeof s_routes[0]; index++)
         assert (s_routes[index].methods & (S_GET | S_POST));

@@ -8,6 +8,7 @@
     fills in their firm.
 */
 #include "ml_web_staff_pay_internal.h"
+#include "ml_web_staff.h"
 #include "ml_log.h"
 #include "ml_money.h"
 
@@ -54,7 +55,7 @@ const char *ml_wsp_query (ml_web_exchange_t *exchange, const char *name)
 
 const char *ml_wsp_csrf (ml_wsp_t *self)
 {
-    return ml_wsp_text (self->session, "csrf");
+    return ml_web_staff_csrf (self->session);
 }
 
 json_t *ml_wsp_call (ml_wsp_t *self, const char *op, json_t *request)
@@ -62,73 +63,33 @@ json_t *ml_wsp_call (ml_wsp_t *self, const char *op, json_t *request)
     if (!request)
         request = json_object ();
     json_object_set_new (request, "op", json_string (op));
-    json_object_set_new (request, "staff_session", json_string (self->token));
-    return ml_web_page_call (self->exchange, request);
+    return ml_web_staff_call (self->exchange, self->token, request);
 }
 
 void ml_wsp_refused (ml_wsp_t *self, json_t *reply)
 {
-    if (json_is_true (json_object_get (reply, "session_ended"))) {
-        ml_web_page_redirect (self->exchange, "/staff/sign-in");
-        return;
-    }
-    const char *error = ml_wsp_text (reply, "error");
-    if (strcmp (error, "not found") == 0) {
-        ml_web_page_error (self->exchange, 404, "There is no such page.");
-        return;
-    }
-    char shown[300];
-    ml_log (ML_LOG_WARNING, "the core refused a staff request: %s",
-            ml_log_escape (error, shown, sizeof shown));
-    ml_web_page_error (self->exchange, 503,
-                       "The payment service could not answer this request. Please try again in "
-                       "a few minutes.");
+    ml_web_staff_refused (self->exchange, reply);
 }
 
-//  The staff session's token from its cookie: letters, digits, '-' and '_' only.
-static bool s_cookie (ml_web_exchange_t *exchange, char *token, size_t size)
-{
-    const char *name = exchange->secure ? "__Secure-ml_staff" : "ml_staff";
-    if (ml_web_cookie_get (exchange->cookie_header, name, token, size) != 0)
-        return false;
-    size_t length = strlen (token);
-    return length > 0 &&
-           strspn (token, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") ==
-               length;
-}
-
-//  The signed-in staff member, or false after it answered (to sign-in, or 503).
+//  The signed-in staff member who may pay (billing and up), or false after it answered:
+//  to sign-in, 503, or 404 for a role that may not pay (as for an unknown page).
 static bool s_session (ml_wsp_t *self)
 {
-    if (!s_cookie (self->exchange, self->token, sizeof self->token)) {
-        ml_web_page_redirect (self->exchange, "/staff/sign-in");
+    self->session = ml_web_staff_session (self->exchange, self->token, sizeof self->token);
+    if (!self->session)
+        return false;
+    if (!ml_web_staff_role_allows (self->session, "billing")) {
+        ml_web_staff_not_found (self->exchange);
+        json_decref (self->session);
+        self->session = NULL;
         return false;
     }
-    json_t *reply = ml_wsp_call (self, "staff-session", NULL);
-    if (!reply)
-        return false;
-    if (!json_is_true (json_object_get (reply, "ok"))) {
-        ml_wsp_refused (self, reply);
-        json_decref (reply);
-        return false;
-    }
-    self->session = reply;
     return true;
 }
 
 void ml_wsp_begin (ml_wsp_t *self, const char *heading, int step)
 {
-    json_t *staff = json_object_get (self->session, "staff");
-    ml_web_page_begin (self->exchange, heading, ml_wsp_text (staff, "firm_name"));
-    ml_web_page_add (self->exchange,
-                     "<form class=\"signed-in\" method=\"post\" action=\"/staff/sign-out\">"
-                     "<p>Signed in as {} ({})</p>"
-                     "<input type=\"hidden\" name=\"csrf\" value=\"{}\">"
-                     "<button type=\"submit\">Sign out</button></form>\n"
-                     "<nav class=\"account\" aria-label=\"Staff\"><ul>"
-                     "<li><a href=\"/staff/\">Home</a></li>"
-                     "<li><a href=\"/staff/pay\">Make a Payment</a></li></ul></nav>\n",
-                     ml_wsp_text (staff, "name"), ml_wsp_text (staff, "role"), ml_wsp_csrf (self));
+    ml_web_staff_begin (self->exchange, heading, self->session);
     if (step < 1)
         return;
     static const char *const steps[][2] = {{"/staff/pay/criteria", "1. Criteria"},
@@ -148,7 +109,7 @@ void ml_wsp_begin (ml_wsp_t *self, const char *heading, int step)
 
 void ml_wsp_end (ml_wsp_t *self)
 {
-    ml_web_page_end (self->exchange);
+    ml_web_staff_end (self->exchange);
 }
 
 const char *ml_wsp_sentence (const char *error, char *buf, size_t size)
@@ -256,12 +217,7 @@ void ml_wsp_criteria (ml_wsp_t *self)
             if (!reply)
                 return;
             if (!json_is_true (json_object_get (reply, "ok"))) {
-                if (json_object_get (reply, "csrf")) {
-                    exchange->status = 403;
-                    ml_web_page_error (exchange, 403,
-                                       "The form expired; reload the page and try again.");
-                } else
-                    ml_wsp_refused (self, reply);
+                ml_wsp_refused (self, reply);
                 json_decref (reply);
                 return;
             }
@@ -693,9 +649,7 @@ void ml_wsp_search (ml_wsp_t *self, ml_web_form_t *query, const char *error)
                 json_decref (selection);
                 return;
             }
-            if (json_is_true (json_object_get (found, "session_ended")) ||
-                strcmp (ml_wsp_text (found, "error"), "not found") == 0) {
-                ml_wsp_refused (self, found);
+            if (ml_web_staff_answered (exchange, found)) {
                 json_decref (found);
                 json_decref (selection);
                 return;
@@ -760,9 +714,7 @@ static bool s_change (ml_wsp_t *self, const char *op, bool trust, const char *nu
     json_t *reply = ml_wsp_call (self, op, request);
     if (!reply)
         return false;
-    if (json_is_true (json_object_get (reply, "session_ended")) ||
-        strcmp (ml_wsp_text (reply, "error"), "not found") == 0) {
-        ml_wsp_refused (self, reply);
+    if (ml_web_staff_answered (self->exchange, reply)) {
         json_decref (reply);
         return false;
     }
@@ -841,8 +793,8 @@ void ml_wsp_remove (ml_wsp_t *self)
     if (strcmp (kind, "all") == 0) {
         json_t *reply = ml_wsp_call (self, "selection-clear",
                                      json_pack ("{s:s}", "csrf", ml_wsp_field (exchange, "csrf")));
-        answered = !reply;
-        if (reply && !json_is_true (json_object_get (reply, "ok")))
+        answered = !reply || ml_web_staff_answered (exchange, reply);
+        if (!answered && !json_is_true (json_object_get (reply, "ok")))
             ml_wsp_sentence (ml_wsp_text (reply, "error"), why, sizeof why);
         json_decref (reply);
     } else

@@ -294,8 +294,7 @@ void ml_wsp_allocate (ml_wsp_t *self)
             json_decref (selection);
             return;
         }
-        if (json_is_true (json_object_get (reply, "session_ended"))) {
-            ml_wsp_refused (self, reply);
+        if (ml_web_staff_answered (exchange, reply)) {
             json_decref (reply);
             free (amounts);
             json_decref (selection);

@@ -3,6 +3,7 @@
 #ifndef ML_WEB_STAFF_PAY_INTERNAL_H_INCLUDED
 #define ML_WEB_STAFF_PAY_INTERNAL_H_INCLUDED
 
+#include "ml_web_staff.h"
 #include "ml_web_staff_pay.h"
 
 #include <stdint.h>
@@ -11,7 +12,7 @@
 //  staff-session reply (csrf, staff: {name, role, firm, firm_name}).
 typedef struct {
     ml_web_exchange_t *exchange;
-    char token[256];
+    char token[ML_WEB_STAFF_TOKEN_MAX + 1];
     json_t *session;
 } ml_wsp_t;
 

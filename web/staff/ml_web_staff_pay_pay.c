@@ -440,8 +440,8 @@ void ml_wsp_pay (ml_wsp_t *self)
                                "The payment could not be confirmed in time. It may still go "
                                "through: look at the postings and the selection before you "
                                "pay again.");
-    } else if (reply && json_is_true (json_object_get (reply, "session_ended")))
-        ml_wsp_refused (self, reply);
+    } else if (reply && ml_web_staff_answered (exchange, reply))
+        ; //  an ended session, an expired form, "not found": answered
     else if (reply && json_is_true (json_object_get (reply, "ok")) && send)
         s_link_sent (self, json_object_get (reply, "link"));
     else if (reply && json_is_true (json_object_get (reply, "ok"))) {
