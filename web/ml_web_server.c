@@ -137,7 +137,7 @@ static const s_route_t s_routes[] = {
     {"/staff/account", S_GET | S_POST, ml_web_staff_page_account},
     {"/staff/users", S_GET | S_POST, ml_web_staff_page_users},
     {"/staff/audit", S_GET, ml_web_staff_page_audit},
-    {"/staff/pay", S_GET, ml_web_staff_pay},     //  Make a Payment (web/staff/)
+    {"/staff/pay", S_GET, ml_web_staff_pay}, //  Make a Payment (web/staff/)
     {"/staff/pay/", S_GET | S_POST, ml_web_staff_pay},
 };
 
