@@ -744,8 +744,8 @@ void ml_wsp_select (ml_wsp_t *self)
     char *save = NULL;
     size_t index = 0;
     bool answered = false;
-    for (char *line = strtok_r (rows, "\n", &save); line && index < ML_WSP_MAX_ROWS && !answered;
-         line = strtok_r (NULL, "\n", &save), index++) {
+    for (char *line = strtok_r (rows, "\r\n", &save); line && index < ML_WSP_MAX_ROWS && !answered;
+         line = strtok_r (NULL, "\r\n", &save), index++) {
         if (strlen (line) < 5 || (line[0] != 'i' && line[0] != 't'))
             continue;
         bool trust = line[0] == 't';

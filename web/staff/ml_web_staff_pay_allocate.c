@@ -150,8 +150,8 @@ static int s_posted_index (ml_web_exchange_t *exchange, json_t *item)
               ml_wsp_text (item, "number"));
     char *save = NULL;
     int index = 0;
-    for (char *line = strtok_r (lines, "\n", &save); line && index < ML_WSP_MAX_ROWS;
-         line = strtok_r (NULL, "\n", &save), index++)
+    for (char *line = strtok_r (lines, "\r\n", &save); line && index < ML_WSP_MAX_ROWS;
+         line = strtok_r (NULL, "\r\n", &save), index++)
         if (strcmp (line, wanted) == 0)
             return index;
     return -1;
@@ -229,15 +229,16 @@ static bool s_amounts (ml_web_exchange_t *exchange, json_t *items, int64_t *amou
         }
     }
     if (total > open) {
-        char typed[64], left[64], sentence[500];
+        char typed[64], left[64], surplus[64], sentence[500];
         ml_money_format (total, currency, typed, sizeof typed);
         ml_money_format (open, currency, left, sizeof left);
+        ml_money_format (total - open, currency, surplus, sizeof surplus);
         snprintf (sentence, sizeof sentence,
                   "%s is more than the %s available on the selected invoices (their balances "
                   "minus postings not yet applied), so %s would be a surplus. Nothing was "
                   "allocated: lower the amount, or select more invoices. Trust deposits are "
                   "allocated by hand, on their own lines.",
-                  typed, left, typed);
+                  typed, left, surplus);
         s_why (why, size, sentence);
         return false;
     }
