@@ -396,6 +396,15 @@ static json_t *s_finder_op (const ml_admin_parts_t *parts, const ml_actor_t *act
     return reply;
 }
 
+//  Staff accounts, sessions and the staff audit (ml_staff).
+static json_t *s_staff_op (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
+                           const json_t *request, ml_admin_effects_t *effects)
+{
+    (void)effects;
+    json_t *reply = parts->staff ? ml_staff_execute (parts->staff, op, request, actor) : NULL;
+    return reply ? reply : ml_admin_error ("staff accounts are not available in this core");
+}
+
 static json_t *s_logins_op (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
                             const json_t *request, ml_admin_effects_t *effects)
 {
@@ -510,10 +519,17 @@ typedef json_t *(s_op_fn)(const ml_admin_parts_t *parts, const ml_actor_t *actor
 #define S_OPERATOR  ML_ACTOR_OPERATOR
 #define S_PAYER     ML_ACTOR_PAYER
 #define S_ANONYMOUS ML_ACTOR_ANONYMOUS
-#define S_CSRF      1 //  a state change by a payer: the session's CSRF token is required
+#define S_STAFF     ML_ACTOR_STAFF //  any staff member, whatever the role (and no firm scoping)
+#define S_CSRF      1 //  a state change by a payer or staff: the session's CSRF token is required
+//  The least staff role that may call an op (roles nest: admin > billing > read). A staff
+//  member's request to such an op is kept inside the member's firm (ml_staff_scope) and,
+//  when it changes state (S_CSRF), recorded in staff_audit.
+#define S_READ    2
+#define S_BILLING 4
+#define S_ADMIN   8
 
 //  members: the names an op takes besides "op" and "staff" (and, on the API socket,
-//  "session" and "csrf"); NULL where the class still checks them itself.
+//  "session", "staff_session" and "csrf"); NULL where the class still checks them itself.
 static const struct {
     const char *op;
     const char *members;
@@ -521,73 +537,78 @@ static const struct {
     unsigned flags;
     s_op_fn *handler;
 } s_ops[] = {
-    {"status", "", S_OPERATOR, 0, s_core_op},
-    {"open-items", "firm client matter", S_OPERATOR, 0, s_core_op},
+    {"status", "", S_OPERATOR, S_READ, s_core_op},
+    {"open-items", "firm client matter", S_OPERATOR, S_READ, s_core_op},
     {"pay", "firm client matter amount currency payer_name payer_email ar_message account pay_key",
-     S_OPERATOR, 0, s_core_op},
-    {"postings", "firm status limit", S_OPERATOR, 0, s_core_op},
-    {"posting", "posting_uuid", S_OPERATOR, 0, s_core_op},
-    {"resend", "posting_uuid", S_OPERATOR, 0, s_core_op},
+     S_OPERATOR, S_BILLING | S_CSRF, s_core_op},
+    {"postings", "firm status limit", S_OPERATOR, S_READ, s_core_op},
+    {"posting", "posting_uuid", S_OPERATOR, S_READ, s_core_op},
+    {"resend", "posting_uuid", S_OPERATOR, S_BILLING | S_CSRF, s_core_op},
     {"search",
      "firm as_payer remember text by match target date_from date_to status amount_min amount_max "
      "amount_currency after limit deadline_ms",
-     S_OPERATOR, 0, s_finder_op},
+     S_OPERATOR, S_READ, s_finder_op},
     {"payer-view",
      "firm payer_id text by match target date_from date_to status amount_min amount_max "
      "amount_currency after limit deadline_ms",
-     S_OPERATOR, 0, s_finder_op},
-    {"association-add", "payer_id level number deadline_ms", S_OPERATOR, 0, s_finder_op},
-    {"account-add", "firm number type currency merchant_account", S_OPERATOR, 0, s_payments_op},
-    {"account-list", "firm", S_OPERATOR, 0, s_payments_op},
+     S_OPERATOR, S_READ, s_finder_op},
+    {"association-add", "payer_id level number deadline_ms", S_OPERATOR, S_BILLING | S_CSRF,
+     s_finder_op},
+    {"account-add", "firm number type currency merchant_account", S_OPERATOR, S_ADMIN | S_CSRF,
+     s_payments_op},
+    {"account-list", "firm", S_OPERATOR, S_READ, s_payments_op},
     {"payment",
      "firm payer_id payer_name payer_email receipt_email ar_message currency lines auto "
      "selection method_id card card_token save_method save_payer",
-     S_OPERATOR, 0, s_payments_op},
+     S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
     {"link-create",
      "firm payer_id payer_name payer_email receipt_email ar_message currency lines auto "
      "selection",
-     S_OPERATOR, 0, s_payments_op},
+     S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
     {"link-pay", "token card method_id", S_OPERATOR, 0, s_payments_op},
-    {"link-list", "firm state", S_OPERATOR, 0, s_payments_op},
-    {"link-cancel", "firm link_id", S_OPERATOR, 0, s_payments_op},
-    {"firm-contact", "firm email", S_OPERATOR, 0, s_payments_op},
-    {"payments", "firm", S_OPERATOR, 0, s_payments_op},
-    {"payment-show", "payment_uuid", S_OPERATOR, 0, s_payments_op},
-    {"selection", "firm", S_OPERATOR, 0, s_payments_op},
-    {"selection-add", "firm invoice trust amount_minor", S_OPERATOR, 0, s_payments_op},
-    {"selection-remove", "firm invoice trust", S_OPERATOR, 0, s_payments_op},
-    {"selection-clear", "firm", S_OPERATOR, 0, s_payments_op},
-    {"refund", "charge_key amount amount_minor", S_OPERATOR, 0, s_payments_op},
-    {"void", "charge_key amount amount_minor", S_OPERATOR, 0, s_payments_op},
-    {"chargeback", "charge_key amount amount_minor", S_OPERATOR, 0, s_payments_op},
-    {"reallocate", "posting_uuid lines currency", S_OPERATOR, 0, s_payments_op},
-    {"payer-add", "firm name email phone", S_OPERATOR, 0, s_payers_op},
-    {"payer-edit", "payer_id name email phone", S_OPERATOR, 0, s_payer_edit},
-    {"payer-list", "firm text limit", S_OPERATOR, 0, s_payers_op},
-    {"payer-show", "payer_id", S_OPERATOR, 0, s_payer_show},
-    {"method-add", "payer_id token brand last4 exp_month exp_year", S_OPERATOR, 0, s_payers_op},
-    {"method-remove", "method_id", S_OPERATOR, 0, s_payers_op},
-    {"association-list", "payer_id", S_OPERATOR, 0, s_payers_op},
-    {"association-remove", "association_id", S_OPERATOR, 0, s_payers_op},
-    {"staff-default", "field", S_OPERATOR, 0, s_payers_op},
-    {"mail-list", "firm state limit", S_OPERATOR, 0, s_mailer_op},
-    {"mail-retry", "mail_id", S_OPERATOR, 0, s_mailer_op},
+    {"link-list", "firm state", S_OPERATOR, S_READ, s_payments_op},
+    {"link-cancel", "firm link_id", S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
+    {"firm-contact", "firm email", S_OPERATOR, S_ADMIN | S_CSRF, s_payments_op},
+    {"payments", "firm", S_OPERATOR, S_READ, s_payments_op},
+    {"payment-show", "payment_uuid", S_OPERATOR, S_READ, s_payments_op},
+    {"selection", "firm", S_OPERATOR, S_BILLING, s_payments_op},
+    {"selection-add", "firm invoice trust amount_minor", S_OPERATOR, S_BILLING | S_CSRF,
+     s_payments_op},
+    {"selection-remove", "firm invoice trust", S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
+    {"selection-clear", "firm", S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
+    {"refund", "charge_key amount amount_minor", S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
+    {"void", "charge_key amount amount_minor", S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
+    {"chargeback", "charge_key amount amount_minor", S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
+    {"reallocate", "posting_uuid lines currency", S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
+    {"payer-add", "firm name email phone", S_OPERATOR, S_BILLING | S_CSRF, s_payers_op},
+    {"payer-edit", "payer_id name email phone", S_OPERATOR, S_BILLING | S_CSRF, s_payer_edit},
+    {"payer-list", "firm text limit", S_OPERATOR, S_READ, s_payers_op},
+    {"payer-show", "payer_id", S_OPERATOR, S_READ, s_payer_show},
+    {"method-add", "payer_id token brand last4 exp_month exp_year", S_OPERATOR, S_BILLING | S_CSRF,
+     s_payers_op},
+    {"method-remove", "method_id", S_OPERATOR, S_BILLING | S_CSRF, s_payers_op},
+    {"association-list", "payer_id", S_OPERATOR, S_READ, s_payers_op},
+    {"association-remove", "association_id", S_OPERATOR, S_BILLING | S_CSRF, s_payers_op},
+    {"staff-default", "field", S_OPERATOR, S_BILLING | S_CSRF, s_payers_op},
+    {"mail-list", "firm state limit", S_OPERATOR, S_READ, s_mailer_op},
+    {"mail-retry", "mail_id", S_OPERATOR, S_BILLING | S_CSRF, s_mailer_op},
     {"autopay-add",
      "payer_id method_id name account frequency day_rule first_date amount ar_message", S_OPERATOR,
-     0, s_autopay_op},
+     S_BILLING | S_CSRF, s_autopay_op},
     {"autopay-edit",
      "schedule_id method_id name account frequency day_rule first_date amount ar_message",
-     S_OPERATOR, 0, s_autopay_op},
-    {"autopay-list", "firm payer_id", S_OPERATOR, 0, s_autopay_op},
-    {"autopay-show", "schedule_id", S_OPERATOR, 0, s_autopay_op},
-    {"autopay-enable", "schedule_id", S_OPERATOR, 0, s_autopay_op},
-    {"autopay-disable", "schedule_id", S_OPERATOR, 0, s_autopay_op},
-    {"autopay-delete", "schedule_id", S_OPERATOR, 0, s_autopay_op},
-    {"autopay-enroll", "schedule_id association_id", S_OPERATOR, 0, s_autopay_op},
-    {"autopay-unenroll", "schedule_id association_id", S_OPERATOR, 0, s_autopay_op},
+     S_OPERATOR, S_BILLING | S_CSRF, s_autopay_op},
+    {"autopay-list", "firm payer_id", S_OPERATOR, S_READ, s_autopay_op},
+    {"autopay-show", "schedule_id", S_OPERATOR, S_READ, s_autopay_op},
+    {"autopay-enable", "schedule_id", S_OPERATOR, S_BILLING | S_CSRF, s_autopay_op},
+    {"autopay-disable", "schedule_id", S_OPERATOR, S_BILLING | S_CSRF, s_autopay_op},
+    {"autopay-delete", "schedule_id", S_OPERATOR, S_BILLING | S_CSRF, s_autopay_op},
+    {"autopay-enroll", "schedule_id association_id", S_OPERATOR, S_BILLING | S_CSRF, s_autopay_op},
+    {"autopay-unenroll", "schedule_id association_id", S_OPERATOR, S_BILLING | S_CSRF,
+     s_autopay_op},
     {"autopay-clock", "today", S_OPERATOR, 0, s_autopay_op},
-    {"payer-access", "payer_id action", S_OPERATOR, 0, s_logins_op},
-    {"portal-audit", "firm payer_id limit", S_OPERATOR, 0, s_logins_op},
+    {"payer-access", "payer_id action", S_OPERATOR, S_BILLING | S_CSRF, s_logins_op},
+    {"portal-audit", "firm payer_id limit", S_OPERATOR, S_BILLING, s_logins_op},
     //  A signed-in payer may open a link or sign in again too.
     {"portal-token", "token", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
     {"portal-password-set", "token password", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
@@ -603,18 +624,106 @@ static const struct {
     {"portal-pay-form", "", S_PAYER, 0, s_portal_pay_op},
     {"portal-pay", "pay_key lines auto trust method_id token save_method", S_PAYER, S_CSRF,
      s_portal_pay_op},
-    {"firm-portal", "firm trust_deposits", S_OPERATOR, 0, s_portal_pay_op},
+    {"firm-portal", "firm trust_deposits", S_OPERATOR, S_ADMIN | S_CSRF, s_portal_pay_op},
     {"portal-methods", "", S_PAYER, 0, s_account_op},
     {"portal-method-remove", "method_id", S_PAYER, S_CSRF, s_account_op},
     {"portal-method-default", "method_id", S_PAYER, S_CSRF, s_account_op},
     {"portal-history", "", S_PAYER, 0, s_account_op},
     {"portal-receipt", "payment", S_PAYER, 0, s_account_op},
     {"portal-autopay", "", S_PAYER, 0, s_account_op},
+    //  Staff accounts (docs/staff-api.md): links and sign-in are anonymous; the operator
+    //  invites a firm's first administrator and reads its users and audit.
+    {"staff-token", "token", S_ANONYMOUS | S_PAYER | S_STAFF, 0, s_staff_op},
+    {"staff-accept", "token password confirm totp_code", S_ANONYMOUS | S_PAYER | S_STAFF, 0,
+     s_staff_op},
+    {"staff-sign-in", "email password code firm client", S_ANONYMOUS | S_PAYER | S_STAFF, 0,
+     s_staff_op},
+    {"staff-forgot", "email", S_ANONYMOUS | S_PAYER | S_STAFF, 0, s_staff_op},
+    {"staff-session", "", 0, S_READ, s_staff_op},
+    {"staff-sign-out", "", 0, S_READ | S_CSRF, s_staff_op},
+    {"staff-totp-begin", "", 0, S_READ | S_CSRF, s_staff_op},
+    {"staff-totp-confirm", "code", 0, S_READ | S_CSRF, s_staff_op},
+    {"staff-totp-off", "password code", 0, S_READ | S_CSRF, s_staff_op},
+    {"staff-recovery-codes", "code", 0, S_READ | S_CSRF, s_staff_op},
+    {"staff-password", "password new_password", 0, S_READ | S_CSRF, s_staff_op},
+    {"staff-list", "firm", S_OPERATOR, S_ADMIN, s_staff_op},
+    {"staff-invite", "firm email name role", S_OPERATOR, S_ADMIN | S_CSRF, s_staff_op},
+    {"staff-edit", "staff_id name role", 0, S_ADMIN | S_CSRF, s_staff_op},
+    {"staff-disable", "staff_id", 0, S_ADMIN | S_CSRF, s_staff_op},
+    {"staff-enable", "staff_id", 0, S_ADMIN | S_CSRF, s_staff_op},
+    {"staff-reset", "staff_id", 0, S_ADMIN | S_CSRF, s_staff_op},
+    {"staff-totp-reset", "staff_id", 0, S_ADMIN | S_CSRF, s_staff_op},
+    {"staff-audit", "firm staff_id limit", S_OPERATOR, S_ADMIN, s_staff_op},
 };
 
 static json_t *s_not_found (void)
 {
     return ml_admin_error ("not found");
+}
+
+//  The least role that may call the op at index (ML_ROLE_NONE: staff roles do not apply).
+static ml_role_t s_role_needed (size_t index)
+{
+    unsigned flags = s_ops[index].flags;
+    return (flags & S_READ)      ? ML_ROLE_READ
+           : (flags & S_BILLING) ? ML_ROLE_BILLING
+           : (flags & S_ADMIN)   ? ML_ROLE_ADMIN
+                                 : ML_ROLE_NONE;
+}
+
+//  Whether the op's members include word.
+static bool s_takes (size_t index, const char *word)
+{
+    const char *members = s_ops[index].members ? s_ops[index].members : "";
+    size_t length = strlen (word);
+    for (const char *cursor = members; *cursor;) {
+        size_t size = strcspn (cursor, " ");
+        if (size == length && strncmp (cursor, word, length) == 0)
+            return true;
+        cursor += size + (cursor[size] == ' ');
+    }
+    return false;
+}
+
+static json_t *s_csrf_refused (void)
+{
+    return json_pack ("{s:b, s:s, s:b}", "ok", 0, "error",
+                      "the form expired; reload the page and try again", "csrf", 0);
+}
+
+//  A staff member's request to an op of a role: kept inside the firm, run, and recorded.
+static json_t *s_execute_staff (const ml_admin_parts_t *parts, const ml_actor_t *actor,
+                                size_t index, const char *op, const json_t *request,
+                                ml_admin_effects_t *effects)
+{
+    char problem[256] = "";
+    if (s_ops[index].flags & S_CSRF) {
+        const char *csrf = ml_admin_argument (request, "csrf", 64, problem, sizeof problem);
+        if (!ml_staff_csrf_ok (actor, csrf))
+            return s_csrf_refused ();
+    }
+    json_t *scoped = NULL;
+    json_t *refused =
+        ml_staff_scope (parts->staff, actor, s_takes (index, "firm"), request, &scoped);
+    if (refused)
+        return refused;
+    json_t *reply = s_ops[index].handler (parts, actor, op, scoped, effects);
+    ml_staff_scope_reply (actor, op, reply);
+    //  A state change that happened (or waits for the processor) names who did it.
+    json_t *detail = json_incref (json_object_get (reply, "audit_detail"));
+    json_object_del (reply, "audit_detail");
+    //  One that waits for the agent (association-add) is recorded as asked.
+    bool waits = !reply && effects->search;
+    if ((s_ops[index].flags & S_CSRF) && (json_is_true (json_object_get (reply, "ok")) ||
+                                          json_object_get (reply, "waiting_for") || waits)) {
+        char object[400];
+        ml_staff_scope_object (scoped, reply, object, sizeof object);
+        ml_staff_audit (parts->staff, actor, actor->firm_id, op, *object ? object : NULL,
+                        waits ? "asked; the firm's agent answers" : json_string_value (detail));
+    }
+    json_decref (detail);
+    json_decref (scoped);
+    return reply;
 }
 
 //  Run a request for actor. session_ended: the request named a session that is not live.
@@ -623,6 +732,7 @@ static json_t *s_execute (const ml_admin_parts_t *parts, const ml_actor_t *actor
 {
     assert (parts && parts->store && parts->payers && actor && effects);
     bool operator= actor->kind == ML_ACTOR_OPERATOR;
+    bool staff = actor->kind == ML_ACTOR_STAFF;
     if (!json_is_object (request))
         return ml_admin_error ("a request is a JSON object with an \"op\"");
     char problem[256] = "";
@@ -635,8 +745,12 @@ static json_t *s_execute (const ml_admin_parts_t *parts, const ml_actor_t *actor
     //  Who may call it comes first, so nobody learns from an error what an op takes.
     if (index == count)
         return operator? s_unknown_op (op) : s_not_found ();
-    if (!(s_ops[index].actors & actor->kind)) {
-        if (session_ended && (s_ops[index].actors & ML_ACTOR_PAYER))
+    ml_role_t needed = s_role_needed (index);
+    //  Staff: an op of a role theirs includes, or one open to any staff member.
+    bool by_role = staff && needed != ML_ROLE_NONE && actor->role >= needed &&
+                   !(s_ops[index].actors & ML_ACTOR_STAFF);
+    if (!(s_ops[index].actors & actor->kind) && !by_role) {
+        if (session_ended && ((s_ops[index].actors & ML_ACTOR_PAYER) || needed != ML_ROLE_NONE))
             return json_pack ("{s:b, s:s, s:b}", "ok", 0, "error", "session ended", "session_ended",
                               1);
         return operator? ml_admin_error ("'%s' is not an op of the admin API (it is the web "
@@ -644,8 +758,11 @@ static json_t *s_execute (const ml_admin_parts_t *parts, const ml_actor_t *actor
                                          op)
                        : s_not_found ();
     }
+    if (by_role && !parts->staff)
+        return s_not_found ();
     char what[64];
     snprintf (what, sizeof what, "%s '%s' request", strchr ("aeiou", *op) ? "an" : "a", op);
+    //  Who did it is the core's to say: the operator's CLI names its user, the web never.
     if (!operator&& json_object_get (request, "staff"))
         return ml_admin_error ("'staff' is not a member of %s", what);
     if (s_ops[index].members) {
@@ -654,16 +771,17 @@ static json_t *s_execute (const ml_admin_parts_t *parts, const ml_actor_t *actor
                                                      operator                 ? ""
                                                      : * s_ops[index].members ? " "
                                                                               : "",
-                                                     operator? "" : "session csrf");
+                                                     operator? "" : "session staff_session csrf");
         json_t *unknown = ml_admin_members (request, members, what);
         if (unknown)
             return unknown;
     }
+    if (by_role)
+        return s_execute_staff (parts, actor, index, op, request, effects);
     if ((s_ops[index].flags & S_CSRF) && actor->kind == ML_ACTOR_PAYER) {
         const char *csrf = ml_admin_argument (request, "csrf", 64, problem, sizeof problem);
         if (!parts->logins || !ml_logins_csrf_ok (parts->logins, actor, csrf))
-            return json_pack ("{s:b, s:s, s:b}", "ok", 0, "error",
-                              "the form expired; reload the page and try again", "csrf", 0);
+            return s_csrf_refused ();
     }
     return s_ops[index].handler (parts, actor, op, request, effects);
 }
@@ -686,19 +804,25 @@ json_t *ml_admin_api_execute (const ml_admin_parts_t *parts, const json_t *reque
     ml_actor_t actor = {.kind = ML_ACTOR_ANONYMOUS};
     bool ended = false;
     json_t *session = json_is_object (request) ? json_object_get (request, "session") : NULL;
-    if (session) {
-        int live = json_is_string (session) && parts->logins
-                       ? ml_logins_session (parts->logins, json_string_value (session), &actor)
-                       : 0;
+    json_t *staff = json_is_object (request) ? json_object_get (request, "staff_session") : NULL;
+    if (session && staff)
+        return s_not_found (); //  one actor per request
+    if (session || staff) {
+        int live = 0;
+        if (session && json_is_string (session) && parts->logins)
+            live = ml_logins_session (parts->logins, json_string_value (session), &actor);
+        else if (staff && json_is_string (staff) && parts->staff)
+            live = ml_staff_session (parts->staff, json_string_value (staff), &actor);
         if (live < 0)
             return ml_admin_error ("the core store failed; see the core's log");
         ended = live == 0;
     }
     json_t *reply = s_execute (parts, &actor, ended, request, effects);
     sodium_memzero (actor.session, sizeof actor.session);
-    //  A search or a posting never starts from the API socket today; should an op ever ask
-    //  for one, it is refused rather than run with the operator's reach.
-    if (effects->search) {
+    //  A staff member's search waits for the firm's agent as the operator's does (the core
+    //  answers on this socket); no other actor's request ever starts one: should an op ask,
+    //  it is refused rather than run with the operator's reach.
+    if (effects->search && actor.kind != ML_ACTOR_STAFF) {
         ml_msg_destroy (&effects->search);
         json_decref (effects->context);
         effects->context = NULL;
@@ -717,7 +841,7 @@ void ml_admin_test (bool verbose)
     assert (store);
     ml_payers_t *payers = ml_payers_new (ml_store_odbc (store), error, sizeof error);
     assert (payers);
-    ml_admin_parts_t parts = {store, payers, NULL, NULL, NULL, NULL, NULL};
+    ml_admin_parts_t parts = {store, payers, NULL, NULL, NULL, NULL, NULL, NULL};
     const ml_selftest_item_t items[] = {{'I', "INV-50", "2026-05-01", "C-1", "M-1", 10000},
                                         {'I', "INV-12", "2026-01-10", "C-1", "M-1", 10000},
                                         {'I', "INV-9", "2026-01-10", "C-1", "M-1", 10000},

@@ -66,6 +66,7 @@ typedef struct {
     ml_autopay_t *autopay;
     ml_logins_t *logins;
     ml_portal_pay_t *portal_pay;
+    ml_staff_t *staff;  //  staff accounts (docs/staff-api.md)
     zhashx_t *sessions; //  firm id -> s_session_t
     zhashx_t *pending;  //  search request id (decimal text) -> s_pending_t
     uint64_t next_request_id;
@@ -889,8 +890,8 @@ static json_t *s_admin_request (s_core_t *self, zsock_t *socket, zframe_t *clien
         return json_pack ("{s:b, s:s}", "ok", 0, "error", text);
     }
     ml_admin_effects_t effects;
-    ml_admin_parts_t parts = {self->store,   self->payers, self->payments,  self->mailer,
-                              self->autopay, self->logins, self->portal_pay};
+    ml_admin_parts_t parts = {self->store,   self->payers, self->payments,   self->mailer,
+                              self->autopay, self->logins, self->portal_pay, self->staff};
     json_t *reply = api ? ml_admin_api_execute (&parts, parsed, &effects)
                         : ml_admin_execute (&parts, parsed, &effects);
     //  A request may have queued mail (a payment link): the sender looks now.
@@ -1113,6 +1114,11 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
+    self->staff = ml_staff_new (self->store, self->mailer, &settings->portal, error, sizeof error);
+    if (!self->staff) {
+        ml_log (ML_LOG_ERROR, "%s", error);
+        return -1;
+    }
     self->portal_pay = ml_portal_pay_new (self->store, self->payers, self->payments, self->logins,
                                           self->processor, error, sizeof error);
     if (!self->portal_pay) {
@@ -1225,6 +1231,7 @@ static void s_core_destroy (s_core_t *self)
     }
     zhashx_destroy (&self->sessions);
     zhashx_destroy (&self->firms);
+    ml_staff_destroy (&self->staff);
     ml_logins_destroy (&self->logins);
     ml_autopay_destroy (&self->autopay);
     //  The worker first: it ends after the call in progress, then nothing uses the calls.

@@ -2,6 +2,7 @@
 #include "ml_logins.h"
 #include "ml_admin.h"
 #include "ml_alloc.h"
+#include "ml_credentials.h"
 #include "ml_log.h"
 #include "ml_selftest_support.h"
 
@@ -10,15 +11,10 @@
 #include <sodium.h>
 #include <time.h>
 
-//  OWASP's minimum for Argon2id: 19 MiB, two passes (one lane, libsodium's only choice).
-#define S_PWHASH_OPS    2
-#define S_PWHASH_MEM    (19u * 1024u * 1024u)
-#define S_PASSWORD_MIN  8   //  code points
-#define S_PASSWORD_MAX  128 //  code points
-#define S_THROTTLE_FREE 5   //  failures in a row before attempts must wait
-#define S_THROTTLE_MAX  900 //  the longest wait, in seconds
-#define S_FORGOT_GAP    60  //  at most one reset mail per account in this many seconds
-#define S_EMAIL_HOURS   72  //  an e-mail confirmation link's life
+//  Tokens, digests, CSRF, passwords and throttling: ml_credentials, shared with staff.
+#define S_FORGOT_GAP  60 //  at most one reset mail per account in this many seconds
+#define S_EMAIL_HOURS 72 //  an e-mail confirmation link's life
+#define S_CSRF_LABEL  "matterlink portal csrf"
 
 struct _ml_logins_t {
     ml_store_t *store;
@@ -184,47 +180,6 @@ static json_t *s_finish (ml_logins_t *self, json_t *reply)
     return reply;
 }
 
-//  A new token: 32 random bytes as base64url text, and the hex digest the store keeps.
-static void s_token_new (char token[ML_LOGINS_TOKEN_LENGTH + 1], char digest[65])
-{
-    unsigned char bytes[32];
-    randombytes_buf (bytes, sizeof bytes);
-    sodium_bin2base64 (token, ML_LOGINS_TOKEN_LENGTH + 1, bytes, sizeof bytes,
-                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_memzero (bytes, sizeof bytes);
-    unsigned char hash[32];
-    crypto_generichash (hash, sizeof hash, (const unsigned char *)token, ML_LOGINS_TOKEN_LENGTH,
-                        NULL, 0);
-    sodium_bin2hex (digest, 65, hash, sizeof hash);
-}
-
-//  The digest of a token typed or relayed from outside; false when it cannot be a token.
-static bool s_token_digest (const char *token, char digest[65])
-{
-    if (!token || strlen (token) != ML_LOGINS_TOKEN_LENGTH)
-        return false;
-    for (const char *cursor = token; *cursor; cursor++)
-        if (!isalnum ((unsigned char)*cursor) && *cursor != '-' && *cursor != '_')
-            return false;
-    unsigned char hash[32];
-    crypto_generichash (hash, sizeof hash, (const unsigned char *)token, ML_LOGINS_TOKEN_LENGTH,
-                        NULL, 0);
-    sodium_bin2hex (digest, 65, hash, sizeof hash);
-    return true;
-}
-
-//  A session's CSRF token: keyed BLAKE2b of a constant under the session token, so it is
-//  stored nowhere and only the holder of the session can know it.
-static void s_csrf (const char *session, char csrf[ML_LOGINS_TOKEN_LENGTH + 1])
-{
-    static const char label[] = "matterlink portal csrf";
-    unsigned char hash[32];
-    crypto_generichash (hash, sizeof hash, (const unsigned char *)label, sizeof label - 1,
-                        (const unsigned char *)session, ML_LOGINS_TOKEN_LENGTH);
-    sodium_bin2base64 (csrf, ML_LOGINS_TOKEN_LENGTH + 1, hash, sizeof hash,
-                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-}
-
 //  "p***@example.com": enough for a payer to recognise the address, little for anyone else.
 static void s_email_hint (const char *email, char *hint, size_t size)
 {
@@ -300,7 +255,7 @@ static int64_t s_link_mail (ml_logins_t *self, const json_t *payer, const char *
                             const char *subject, const char *opening, json_t **reply)
 {
     char token[ML_LOGINS_TOKEN_LENGTH + 1], digest[65];
-    s_token_new (token, digest);
+    ml_credentials_token_new (token, digest);
     int64_t now = s_now (self), token_id = 0, payer_id = s_int (payer, "payer_id");
     bool failed = false;
     json_t *row = NULL;
@@ -353,7 +308,7 @@ static int64_t s_link_mail (ml_logins_t *self, const json_t *payer, const char *
 static json_t *s_token_find (ml_logins_t *self, const char *token, bool *failed)
 {
     char digest[65];
-    if (!s_token_digest (token, digest))
+    if (!ml_credentials_token_digest (token, digest))
         return NULL;
     json_t *row = s_row (
         ml_odbc_query (self->odbc,
@@ -365,7 +320,7 @@ static json_t *s_token_find (ml_logins_t *self, const char *token, bool *failed)
     if (!row)
         return NULL;
     const char *stored = s_text (row, "digest");
-    bool live = stored && strlen (stored) == 64 && sodium_memcmp (stored, digest, 64) == 0 &&
+    bool live = ml_credentials_digest_equal (stored, digest) &&
                 json_is_null (json_object_get (row, "used_at")) &&
                 json_is_null (json_object_get (row, "invalidated_at")) &&
                 s_int (row, "expires_at") > s_now (self);
@@ -376,28 +331,6 @@ static json_t *s_token_find (ml_logins_t *self, const char *token, bool *failed)
     if (!live)
         json_decref (row);
     return live ? row : NULL;
-}
-
-//  Passwords: 8 to 128 code points, not the e-mail address. NULL, or why not.
-static const char *s_password_problem (const char *password, const char *email)
-{
-    size_t points = 0;
-    for (const unsigned char *cursor = (const unsigned char *)password; *cursor; cursor++)
-        if ((*cursor & 0xC0) != 0x80)
-            points++;
-    if (points < S_PASSWORD_MIN)
-        return "the password must have at least 8 characters";
-    if (points > S_PASSWORD_MAX)
-        return "the password may have at most 128 characters";
-    if (email && strcasecmp (password, email) == 0)
-        return "the password must not be your e-mail address";
-    return NULL;
-}
-
-static int s_hash (const char *password, char hash[crypto_pwhash_STRBYTES])
-{
-    return crypto_pwhash_str_alg (hash, password, strlen (password), S_PWHASH_OPS, S_PWHASH_MEM,
-                                  crypto_pwhash_ALG_ARGON2ID13);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -650,8 +583,8 @@ static json_t *s_portal_password_set (ml_logins_t *self, const json_t *request)
 {
     char problem[256] = "";
     const char *token = ml_admin_argument (request, "token", 64, problem, sizeof problem);
-    const char *password =
-        ml_admin_argument (request, "password", 4 * S_PASSWORD_MAX + 4, problem, sizeof problem);
+    const char *password = ml_admin_argument (request, "password", ML_CREDENTIALS_PASSWORD_BYTES,
+                                              problem, sizeof problem);
     if (*problem && strstr (problem, "'password'"))
         return ml_admin_error ("the password may have at most 128 characters");
     if (*problem || !token)
@@ -669,14 +602,15 @@ static json_t *s_portal_password_set (ml_logins_t *self, const json_t *request)
     }
     int64_t payer_id = s_int (found, "payer_id"), token_id = s_int (found, "token_id");
     json_t *payer = s_payer (self, payer_id, &failed);
-    const char *why = payer ? s_password_problem (password, s_text (payer, "email")) : NULL;
+    const char *why =
+        payer ? ml_credentials_password_problem (password, s_text (payer, "email")) : NULL;
     char hash[crypto_pwhash_STRBYTES];
     json_t *reply = NULL;
     if (!payer)
         reply = s_store_failed (self, "portal-password-set");
     else if (why)
         reply = ml_admin_error ("%s", why);
-    else if (s_hash (password, hash) != 0)
+    else if (ml_credentials_hash (password, hash) != 0)
         reply = ml_admin_error ("the core is out of memory; try again shortly");
     else if (ml_odbc_begin (self->odbc) != 0)
         reply = s_store_failed (self, "begin");
@@ -713,8 +647,8 @@ static json_t *s_portal_sign_in (ml_logins_t *self, const json_t *request)
 {
     char problem[256] = "";
     const char *email = ml_admin_argument (request, "email", 254, problem, sizeof problem);
-    const char *password =
-        ml_admin_argument (request, "password", 4 * S_PASSWORD_MAX + 4, problem, sizeof problem);
+    const char *password = ml_admin_argument (request, "password", ML_CREDENTIALS_PASSWORD_BYTES,
+                                              problem, sizeof problem);
     const char *client = ml_admin_argument (request, "client", 100, problem, sizeof problem);
     *problem = 0;
     //  Candidates: logins with access on and a password, by the payer's current address (a
@@ -743,23 +677,13 @@ static json_t *s_portal_sign_in (ml_logins_t *self, const json_t *request)
         int64_t failures = s_int (candidate, "failures");
         int64_t payer_id = s_int (candidate, "payer_id");
         const char *firm_id = s_text (candidate, "firm_id");
-        if (failures >= S_THROTTLE_FREE) {
-            int shift = (int)(failures - S_THROTTLE_FREE);
-            int64_t wait = shift >= 10 ? S_THROTTLE_MAX : (int64_t)1 << shift;
-            if (wait > S_THROTTLE_MAX)
-                wait = S_THROTTLE_MAX;
-            //  The store keeps whole seconds: "<=" makes the wait at least the stated one (a
-            //  failure at x.99 and an attempt at x+1.01 are 1 apart, but 0.02 s passed).
-            if (now - s_int (candidate, "last_failure_at") <= wait) {
-                //  Inside the wait: the same work and the same answer, the password unchecked.
-                int ignored = crypto_pwhash_str_verify (self->dummy_hash, typed, strlen (typed));
-                (void)ignored;
-                s_audit (self, payer_id, firm_id, "sign-in throttled", client, NULL);
-                continue;
-            }
+        if (ml_credentials_throttled (failures, s_int (candidate, "last_failure_at"), now)) {
+            //  Inside the wait: the same work and the same answer, the password unchecked.
+            ml_credentials_verify (self->dummy_hash, typed);
+            s_audit (self, payer_id, firm_id, "sign-in throttled", client, NULL);
+            continue;
         }
-        if (crypto_pwhash_str_verify (s_text (candidate, "password_hash"), typed, strlen (typed)) ==
-            0) {
+        if (ml_credentials_verify (s_text (candidate, "password_hash"), typed)) {
             winner = candidate;
             break;
         }
@@ -771,8 +695,7 @@ static json_t *s_portal_sign_in (ml_logins_t *self, const json_t *request)
     }
     if (json_array_size (candidates) == 0) {
         //  Nobody to check: as long as a check would take, and the same answer.
-        int ignored = crypto_pwhash_str_verify (self->dummy_hash, typed, strlen (typed));
-        (void)ignored;
+        ml_credentials_verify (self->dummy_hash, typed);
         s_audit (self, 0, NULL, "sign-in failed", client, "no login with that address");
     }
     json_t *reply = NULL;
@@ -781,12 +704,11 @@ static json_t *s_portal_sign_in (ml_logins_t *self, const json_t *request)
     else {
         int64_t payer_id = s_int (winner, "payer_id");
         char session[ML_LOGINS_TOKEN_LENGTH + 1], digest[65], csrf[ML_LOGINS_TOKEN_LENGTH + 1];
-        s_token_new (session, digest);
-        s_csrf (session, csrf);
+        ml_credentials_token_new (session, digest);
+        ml_credentials_csrf (S_CSRF_LABEL, session, csrf);
         char hash[crypto_pwhash_STRBYTES];
-        bool rehash = crypto_pwhash_str_needs_rehash (s_text (winner, "password_hash"),
-                                                      S_PWHASH_OPS, S_PWHASH_MEM) != 0 &&
-                      s_hash (typed, hash) == 0;
+        bool rehash = ml_credentials_needs_rehash (s_text (winner, "password_hash")) &&
+                      ml_credentials_hash (typed, hash) == 0;
         if (ml_odbc_execute (self->odbc,
                              "INSERT INTO portal_session (digest, payer_id, client, created_at,"
                              " last_seen_at) VALUES (?, ?, ?, ?, ?)",
@@ -1000,7 +922,7 @@ int ml_logins_session (ml_logins_t *self, const char *token, ml_actor_t *actor)
 {
     assert (self && actor);
     char digest[65];
-    if (!s_token_digest (token, digest))
+    if (!ml_credentials_token_digest (token, digest))
         return 0;
     bool failed = false;
     json_t *row = s_row (
@@ -1024,7 +946,7 @@ int ml_logins_session (ml_logins_t *self, const char *token, ml_actor_t *actor)
         why = "absolute timeout";
     else if (now - s_int (row, "last_seen_at") > (int64_t)self->settings.session_idle_minutes * 60)
         why = "idle timeout";
-    bool live = stored && strlen (stored) == 64 && sodium_memcmp (stored, digest, 64) == 0 &&
+    bool live = ml_credentials_digest_equal (stored, digest) &&
                 json_is_null (json_object_get (row, "ended_at")) &&
                 streq (s_text (row, "state"), "on") && !why;
     int64_t session_id = s_int (row, "session_id");
@@ -1051,11 +973,8 @@ int ml_logins_session (ml_logins_t *self, const char *token, ml_actor_t *actor)
 bool ml_logins_csrf_ok (ml_logins_t *self, const ml_actor_t *actor, const char *csrf)
 {
     assert (self && actor);
-    if (actor->kind != ML_ACTOR_PAYER || !csrf || strlen (csrf) != ML_LOGINS_TOKEN_LENGTH)
-        return false;
-    char expected[ML_LOGINS_TOKEN_LENGTH + 1];
-    s_csrf (actor->session, expected);
-    return sodium_memcmp (expected, csrf, ML_LOGINS_TOKEN_LENGTH) == 0;
+    return actor->kind == ML_ACTOR_PAYER &&
+           ml_credentials_csrf_ok (S_CSRF_LABEL, actor->session, csrf);
 }
 
 static json_t *s_portal_session (ml_logins_t *self, const ml_actor_t *actor)
@@ -1065,7 +984,7 @@ static json_t *s_portal_session (ml_logins_t *self, const ml_actor_t *actor)
     if (!payer)
         return failed ? s_store_failed (self, "portal-session") : ml_admin_error ("not found");
     char csrf[ML_LOGINS_TOKEN_LENGTH + 1];
-    s_csrf (actor->session, csrf);
+    ml_credentials_csrf (S_CSRF_LABEL, actor->session, csrf);
     json_t *reply = ml_admin_ok (
         json_pack ("{s:s, s:{s:I, s:s, s:s, s:s}}", "csrf", csrf, "payer", "payer_id",
                    (json_int_t)actor->payer_id, "name", s_text (payer, "name"), "email",
@@ -1077,7 +996,7 @@ static json_t *s_portal_session (ml_logins_t *self, const ml_actor_t *actor)
 static json_t *s_portal_sign_out (ml_logins_t *self, const ml_actor_t *actor)
 {
     char digest[65];
-    if (!s_token_digest (actor->session, digest))
+    if (!ml_credentials_token_digest (actor->session, digest))
         return ml_admin_error ("not found");
     if (ml_odbc_execute (self->odbc,
                          "UPDATE portal_session SET ended_at = ?, ended_why = 'sign-out'"
@@ -1286,8 +1205,8 @@ ml_logins_t *ml_logins_new (ml_store_t *store, ml_payers_t *payers, ml_mailer_t 
     self->settings = *settings;
     //  A hash of a random password nobody knows: what an unknown e-mail is checked against.
     char password[ML_LOGINS_TOKEN_LENGTH + 1], digest[65];
-    s_token_new (password, digest);
-    int rc = s_hash (password, self->dummy_hash);
+    ml_credentials_token_new (password, digest);
+    int rc = ml_credentials_hash (password, self->dummy_hash);
     sodium_memzero (password, sizeof password);
     if (rc != 0) {
         snprintf (error, error_size, "cannot compute a password hash (out of memory?)");
@@ -1442,7 +1361,7 @@ void ml_logins_test (bool verbose)
     int64_t now = 1800000000;
     ml_logins_set_clock (self, now);
     ml_actor_t operator= {.kind = ML_ACTOR_OPERATOR}, anonymous = {.kind = ML_ACTOR_ANONYMOUS};
-    ml_admin_parts_t parts = {store, payers, NULL, mailer, NULL, self, NULL};
+    ml_admin_parts_t parts = {store, payers, NULL, mailer, NULL, self, NULL, NULL};
 
     //  Two payers of the firm: Pat (client C-1 and invoice INV-9), Sam (matter M-4).
     json_t *request = json_pack ("{s:s, s:s, s:s}", "firm", "acme", "name", "Pat Doe", "email",
@@ -1507,7 +1426,7 @@ void ml_logins_test (bool verbose)
     assert (s_test_count (self, "SELECT COUNT (*) AS n FROM portal_token WHERE digest = ?",
                           welcome) == 0);
     char digest[65];
-    assert (s_token_digest (welcome, digest));
+    assert (ml_credentials_token_digest (welcome, digest));
     assert (s_test_count (self, "SELECT COUNT (*) AS n FROM portal_token WHERE digest = ?",
                           digest) == 1);
     //  Looking at a link does not use it up (mail scanners open links).

@@ -504,6 +504,14 @@ ml_mailer_t *ml_mailer_new (ml_odbc_t *odbc, const char *outbox_key, char *error
     return self;
 }
 
+void ml_mailer_subkey (ml_mailer_t *self, const char *label, unsigned char key[32])
+{
+    assert (self && label);
+    //  Keyed BLAKE2b of the label under the outbox key: one-way, so the subkey never opens mail.
+    crypto_generichash (key, 32, (const unsigned char *)label, strlen (label), self->key,
+                        sizeof self->key);
+}
+
 void ml_mailer_destroy (ml_mailer_t **self_p)
 {
     assert (self_p);

@@ -13,6 +13,7 @@
 #include "ml_payers.h"
 #include "ml_payments.h"
 #include "ml_portal_pay.h"
+#include "ml_staff.h"
 #include "ml_store.h"
 
 #include <jansson.h>
@@ -43,6 +44,7 @@ typedef struct {
     ml_autopay_t *autopay;
     ml_logins_t *logins;
     ml_portal_pay_t *portal_pay; //  may be NULL: no paying from the portal
+    ml_staff_t *staff;           //  may be NULL: no staff accounts
 } ml_admin_parts_t;
 
 //  Execute a request of the operator (the admin socket). Returns the reply (new reference),
@@ -51,10 +53,11 @@ json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
                           ml_admin_effects_t *effects);
 
 //  Execute a request that came in on the API socket (matterlink-web). It runs as the payer
-//  of its "session" when the core finds that session live, else as anonymous; an op the
-//  actor may not call answers "not found" (or "session ended" when the request named a
-//  session that is no longer live and the op is a payer's). Returns the reply (new
-//  reference); never waits for an agent.
+//  of its "session", or as the staff member of its "staff_session", when the core finds
+//  that session live, else as anonymous; an op the actor may not call answers "not found"
+//  (or "session ended" when the request named a session that is no longer live and the op
+//  is a payer's or a staff member's). Returns the reply (new reference), or NULL when a
+//  staff member's search waits for the agent (effects->search set, as for the operator).
 json_t *ml_admin_api_execute (const ml_admin_parts_t *parts, const json_t *request,
                               ml_admin_effects_t *effects);
 

@@ -22,6 +22,7 @@
 #define ML_LOGINS_H_INCLUDED
 
 #include "ml_config.h"
+#include "ml_credentials.h"
 #include "ml_mailer.h"
 #include "ml_payers.h"
 #include "ml_store.h"
@@ -33,20 +34,32 @@
 //  Who asks: set by the core from the socket a request came in on and, on the API socket,
 //  from the session the core found; never from the request itself.
 typedef enum {
-    ML_ACTOR_OPERATOR = 1, //  the admin socket: the staff CLI, a trusted local operator
-    ML_ACTOR_PAYER = 2,    //  the API socket with a live session
-    ML_ACTOR_ANONYMOUS = 4 //  the API socket without one
+    ML_ACTOR_OPERATOR = 1,  //  the admin socket: the staff CLI, a trusted local operator
+    ML_ACTOR_PAYER = 2,     //  the API socket with a live session
+    ML_ACTOR_ANONYMOUS = 4, //  the API socket without one
+    ML_ACTOR_STAFF = 8      //  the API socket with a live staff session (ml_staff)
 } ml_actor_kind_t;
+
+//  A staff member's role; each can do everything the ones before it can.
+typedef enum {
+    ML_ROLE_NONE = 0,
+    ML_ROLE_READ = 1,
+    ML_ROLE_BILLING = 2,
+    ML_ROLE_ADMIN = 3
+} ml_role_t;
 
 typedef struct {
     ml_actor_kind_t kind;
     int64_t payer_id; //  payer: whose session it is
-    char firm_id[64]; //  payer: the payer's firm
-    char session[48]; //  payer: the session token (to end it, to check its CSRF token)
+    char firm_id[64]; //  payer and staff: the firm
+    char session[48]; //  payer and staff: the session token (to end it, to check its CSRF token)
+    int64_t staff_id; //  staff: who
+    ml_role_t role;   //  staff: the role
+    char name[256];   //  staff: "NAME (#STAFF_ID)", what histories record
 } ml_actor_t;
 
-//  Length of a token as text (32 bytes, base64url without padding).
-#define ML_LOGINS_TOKEN_LENGTH 43
+//  Length of a token as text (32 bytes, base64url without padding): ml_credentials'.
+#define ML_LOGINS_TOKEN_LENGTH ML_CREDENTIALS_TOKEN_LENGTH
 
 typedef struct {
     char public_url[512];       //  portal/public_url: the portal's address in mails ("" = none)

@@ -69,6 +69,11 @@ int ml_mailer_outbox_key_path (ml_config_t *config, char *path, size_t size, cha
 //  Returns 0, or -1 + error.
 int ml_mailer_outbox_key_make (const char *path, char *error, size_t error_size);
 
+//  A key of 32 bytes for another secret kept in the store (a staff member's TOTP secret),
+//  derived from the outbox key under label: it lives outside the store as the outbox key
+//  does, and is never the key that seals mail.
+void ml_mailer_subkey (ml_mailer_t *self, const char *label, unsigned char key[32]);
+
 //  Destroy the object (the table and the connection stay). Idempotent; nulls the pointer.
 void ml_mailer_destroy (ml_mailer_t **self_p);
 

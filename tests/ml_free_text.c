@@ -50,7 +50,7 @@ void ml_free_text_test (bool verbose)
     ml_payments_t *payments = ml_payments_new (store, payers, processor, NULL, error, sizeof error);
     ml_autopay_t *autopay = ml_autopay_new (store, payers, payments, NULL, error, sizeof error);
     assert (payments && autopay);
-    ml_admin_parts_t parts = {store, payers, payments, NULL, autopay, NULL, NULL};
+    ml_admin_parts_t parts = {store, payers, payments, NULL, autopay, NULL, NULL, NULL};
     const ml_selftest_item_t items[] = {{'I', "INV-1", "2026-01-10", "C-1", "M-1", 10000}};
     assert (ml_selftest_replica (store, items, 1) == 0);
     ml_admin_effects_t effects;

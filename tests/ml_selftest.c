@@ -23,6 +23,9 @@
 #include "ml_service.h"
 #include "ml_store.h"
 #include "ml_text.h"
+#include "ml_credentials.h"
+#include "ml_staff.h"
+#include "ml_totp.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +56,9 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_logins", ml_logins_test},                 //  the portal's logins, links and sessions
     {"ml_portal_pay", ml_portal_pay_test},         //  paying from the portal
     {"ml_portal_account", ml_portal_account_test}, //  the payer's methods, history, Auto-Pay
+    {"ml_credentials", ml_credentials_test},       //  tokens, CSRF, passwords, throttling
+    {"ml_totp", ml_totp_test},                     //  RFC 6238 one-time passwords
+    {"ml_staff", ml_staff_test},                   //  staff accounts, second factor, scoping
     {"ml_text", ml_text_test},
     {"ml_free_text", ml_free_text_test},
 };

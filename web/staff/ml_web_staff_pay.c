@@ -170,7 +170,9 @@ static const char *s_field_label (const char *field)
 static bool s_default_field (ml_wsp_t *self, char *field, size_t size)
 {
     *field = 0;
-    json_t *reply = ml_wsp_call (self, "staff-default", NULL);
+    //  The core asks every staff-default for the form token, reading or not.
+    json_t *reply =
+        ml_wsp_call (self, "staff-default", json_pack ("{s:s}", "csrf", ml_wsp_csrf (self)));
     if (!reply)
         return false;
     if (!json_is_true (json_object_get (reply, "ok"))) {
