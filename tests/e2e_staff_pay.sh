@@ -3,11 +3,12 @@
 # Make a Payment in four steps (tests/staff_pay.py) against a real core, agent (SQLite), SMTP
 # server, matterlink-web, the HTTP test processor and headless Chromium: an administrator
 # invites a billing staff member (the operator's CLI), who accepts from the mail and signs in,
-# searches, checks two invoices, searches again and adds a third, goes back to step 1 and
-# finds the selection kept, allocates one total oldest first after a surplus was refused
-# with the reason, and pays with a new card (hosted fields) for a new payer who is saved; the
-# result page shows the charge and its posting; the posting is posted in the matter database
-# with the A/R message; the receipt mail arrives (without the A/R message). "Send for
+# searches, checks two invoices, searches again and adds a third and a trust deposit (by
+# hand), goes back to step 1 and finds the selection kept, allocates one total oldest first
+# after a surplus was refused with the reason, and pays with a new card (hosted fields) for a
+# new payer who is saved; the result page shows the operating and trust charges apart with
+# their postings; both are posted in the matter database with the A/R message (the deposit
+# into TR-001); the receipt mail arrives (without the A/R message). "Send for
 # Payment" sends the payer the link mail.
 . "$ML_SOURCE/tests/lib_e2e.sh"
 . "$ML_SOURCE/tests/lib_processor.sh"
@@ -40,7 +41,7 @@ HOME="$W" timeout 150 /usr/bin/python3 "$ML_SOURCE/tests/staff_pay.py" "http://1
 
 field() { python3 -c "import json; d = json.load(open('$W/paid.json')); print($1)"; }
 postings=$(field "' '.join(d['postings'])")
-[ "$(echo $postings | wc -w)" = 1 ] || fail "not one posting of the staff payment: $postings"
+[ "$(echo $postings | wc -w)" = 2 ] || fail "not two postings (operating, trust) of the staff payment: $postings"
 for posting in $postings; do
     wait_for 30 "posting $posting to be posted" posting_is "$posting" posted
     [ "$(matter_sql "SELECT COUNT(*) FROM receipt WHERE posting_uuid = '$posting'")" = 1 ] ||
@@ -49,13 +50,18 @@ for posting in $postings; do
         fail "the posting does not carry the A/R message"
     [ "$(posting_field "$posting" source)" = payment ] || fail "the posting's source"
 done
-# Oldest first: the amounts the page showed are the posting's lines.
-cli --json posting "$postings" | python3 -c "
-import json, sys
-lines = {l['reference']: l['amount_minor'] for l in json.load(sys.stdin)['posting']['lines']}
+# Oldest first, trust by hand: the amounts the page showed are the postings' lines.
+for posting in $postings; do cli --json posting "$posting" >"$W/posting-$posting.json"; done
+python3 -c "
+import glob, json
+lines = {}
+for path in glob.glob('$W/posting-*.json'):
+    lines.update({l['reference']: l['amount_minor'] for l in json.load(open(path))['posting']['lines']})
 amounts = json.load(open('$W/paid.json'))['amounts']
-assert lines == amounts, (lines, amounts)" || fail "the posting's lines are not the allocation"
-log "the staff payment posted once, oldest first, with the A/R message"
+assert lines == amounts, (lines, amounts)" || fail "the postings' lines are not the allocation"
+[ "$(matter_sql "SELECT COUNT(*) FROM receipt r JOIN bank_account b ON b.bank_account_id = r.bank_account_id
+    WHERE b.account_number = 'TR-001' AND r.amount_minor = 500")" = 1 ] || fail "the trust deposit is not in TR-001"
+log "the staff payment posted once, oldest first, the deposit into TR-001, with the A/R message"
 receipt_mailed() { [ "$(mails_where 'm["rcpt_tos"] == ["pat@example.com"] and "receipt" in m["headers"]["subject"].lower()')" -ge 1 ]; }
 wait_for 20 "the receipt by e-mail" receipt_mailed
 [ "$(mails_where '"ticket 4471" in (m["body"] or "")')" = 0 ] || fail "the A/R message reached a mail"

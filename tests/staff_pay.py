@@ -6,12 +6,14 @@ usage: staff_pay.py BASE_URL ACCEPT_TOKEN EMAIL CLIENT FIRM SHOTS_DIR OUT_JSON
 Headless Chromium on a 390 x 844 phone window. A billing staff member accepts the invitation
 (ACCEPT_TOKEN: a password) and signs in. Step 1: search by client number, "use this every
 time". Step 2: the client's invoices; two are checked and added; a second search (by invoice
-number) adds a third; back at step 1 the selection is still there (3 lines), and /staff/pay
-now goes straight to step 2; the "Selected" view lists the three. Step 3: one total above
-what the three have available is refused and the page says why; a total 1.00 short of it is
-applied oldest first (the newest invoice gets its available balance less 1.00). Step 4: a new
-payer (Save payer) pays with a new card through the processor's hosted fields, with an A/R
-message; the result page shows the operating charge, approved, and its posting. Then a fourth
+number) adds a third; a trust ledger checked without an amount is refused (trust is by hand),
+with 5.00 it is added; back at step 1 the selection is still there (4 lines), and /staff/pay
+now goes straight to step 2; the "Selected" view lists the four. Step 3: one total above
+what the three invoices have available is refused and the page says why; a total 1.00 short
+of it is applied oldest first (the newest invoice gets its available balance less 1.00) and
+the deposit stays 5.00. Step 4: a new payer (Save payer) pays with a new card through the
+processor's hosted fields, with an A/R message; the result page shows the operating and the
+trust charge apart, approved, each with its posting. Then a fourth
 invoice is selected and sent with "Send for Payment" to the saved payer. Chromium's network
 log shows no request to matterlink-web carried the card number. Writes {"postings": [...],
 "invoices": [...], "amounts": {...}, "ar_message": ...} to OUT_JSON.
@@ -78,10 +80,17 @@ def decimal(minor):
     return "%d.%02d" % (minor // 100, minor % 100)
 
 
+def click_and_load(element):
+    """Click what sends a form or follows a link, and wait for the next page to replace this one."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    wait.until(expected_conditions.staleness_of(page))
+
+
 def search(by, text):
     driver.find_element(By.CSS_SELECTOR, "#by option[value='%s']" % by).click()
     type_into("text", text)
-    driver.find_element(By.CSS_SELECTOR, "#search-form button[name=go]").click()
+    click_and_load(driver.find_element(By.CSS_SELECTOR, "#search-form button[name=go]"))
     wait.until(lambda d: d.find_elements(By.ID, "results") or d.find_elements(By.ID, "no-results"))
 
 
@@ -133,20 +142,37 @@ try:
     for box, _ in rows[:2]:
         box.click()
     shot("staff-pay-2-search.png")
-    by_id("add-selection").click()
+    click_and_load(by_id("add-selection"))
     wait.until(lambda d: d.find_elements(By.ID, "selected-count") and selected_count() == 2)
     # A second search adds a third invoice to the same selection.
     search("invoice-number", third)
     rows = result_rows()
     check([number for _, number in rows] == [third], "the invoice-number search finds %s: %s" % (third, rows))
     rows[0][0].click()
-    by_id("add-selection").click()
+    click_and_load(by_id("add-selection"))
     wait.until(lambda d: d.find_elements(By.ID, "selected-count") and selected_count() == 3)
+    # A trust ledger of the client: trust is allocated by hand, so a deposit needs its amount.
+    driver.get(BASE + "/staff/pay/search?target=trust&by=client-number&go=1&text=" + CLIENT)
+    wait.until(lambda d: d.find_elements(By.ID, "results"))
+    ledger = driver.find_element(By.CSS_SELECTOR, "#results tbody tr")
+    matter = ledger.find_element(By.CSS_SELECTOR, "th").text.split()[0]
+    ledger.find_element(By.CSS_SELECTOR, "input[type=checkbox]").click()
+    click_and_load(by_id("add-selection"))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.error"))
+    check("by hand" in driver.find_element(By.CSS_SELECTOR, "p.error").text,
+          "a trust deposit without an amount is refused: " + driver.find_element(By.CSS_SELECTOR, "p.error").text)
+    check(selected_count() == 3, "nothing added without the deposit's amount")
+    ledger = driver.find_element(By.CSS_SELECTOR, "#results tbody tr")
+    if not ledger.find_element(By.CSS_SELECTOR, "input[type=checkbox]").is_selected():
+        ledger.find_element(By.CSS_SELECTOR, "input[type=checkbox]").click()
+    ledger.find_element(By.CSS_SELECTOR, "input[type=text]").send_keys("5.00")
+    click_and_load(by_id("add-selection"))
+    wait.until(lambda d: d.find_elements(By.ID, "selected-count") and selected_count() == 4)
 
     # Back to step 1: the selection is kept; /staff/pay now skips step 1.
     driver.find_element(By.LINK_TEXT, "Back to step 1: criteria").click()
     wait_heading("search criteria")
-    check("3 line" in by_id("selection-kept").text, "step 1 says the selection is kept")
+    check("4 line" in by_id("selection-kept").text, "step 1 says the selection is kept")
     check(by_id("remember").is_selected(), "'use this every time' is remembered")
     driver.get(BASE + "/staff/pay")
     wait_heading("search")
@@ -154,15 +180,17 @@ try:
     by_id("view-selected").click()
     wait.until(lambda d: d.find_elements(By.ID, "selected"))
     listed = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#selected tbody th")]
-    check(sorted(listed) == sorted("Invoice " + n for n in first_two + [third]),
-          "the Selected view lists the three: %s" % listed)
+    check(sorted(listed) == sorted(["Invoice " + n for n in first_two + [third]] +
+                                   ["Trust deposit, matter " + matter]),
+          "the Selected view lists the three and the deposit: %s" % listed)
     shot("staff-pay-2-selected.png")
     out["invoices"] = first_two + [third]
 
     # Step 3: one total. Above what is available: refused, and why.
-    by_id("to-allocate").click()
+    click_and_load(by_id("to-allocate"))
     wait_heading("allocate")
-    lines = driver.find_elements(By.CSS_SELECTOR, "#allocation tbody tr")
+    lines = [line for line in driver.find_elements(By.CSS_SELECTOR, "#allocation tbody tr")
+             if line.find_element(By.CSS_SELECTOR, "th").text.startswith("Invoice")]
     order = [line.find_element(By.CSS_SELECTOR, "th").text.split()[1] for line in lines]
     available = [cents(line.find_element(By.CSS_SELECTOR, "td[data-label=Available]").text)
                  for line in lines]
@@ -170,7 +198,7 @@ try:
     total = sum(available)
     by_id("mode-total").click()
     type_into("total", decimal(total + 100))
-    by_id("to-pay").click()
+    click_and_load(by_id("to-pay"))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.error"))
     refusal = driver.find_element(By.CSS_SELECTOR, "p.error").text
     check("more than" in refusal and "so 1.00 USD would be a surplus" in refusal and decimal(total + 100) in refusal.replace(",", ""),
@@ -180,15 +208,16 @@ try:
     # 1.00 short: the oldest two in full, the newest its available balance less 1.00.
     by_id("mode-total").click()
     type_into("total", decimal(total - 100))
-    by_id("to-pay").click()
+    click_and_load(by_id("to-pay"))
     wait_heading("pay")
     expected = dict(zip(order, available))
     expected[order[-1]] -= 100
+    expected[matter] = 500  # the deposit as typed, never part of the total
     summary = {}
     for row in driver.find_elements(By.CSS_SELECTOR, "#summary tbody tr"):
-        summary[row.find_element(By.CSS_SELECTOR, "th").text.split()[1]] = cents(
+        summary[row.find_element(By.CSS_SELECTOR, "th").text.split()[-1]] = cents(
             row.find_element(By.CSS_SELECTOR, "td.num").text)
-    check(summary == expected, "oldest first: %s, expected %s" % (summary, expected))
+    check(summary == expected, "oldest first, trust by hand: %s, expected %s" % (summary, expected))
     out["amounts"] = summary
 
     # Step 4: a new payer, saved, with a new card through the hosted fields.
@@ -208,8 +237,8 @@ try:
     wait_heading("Payment made")
     check(by_id("payment-status").text == "approved", "approved: " + by_id("payment-status").text)
     charges = driver.find_elements(By.CSS_SELECTOR, "#charges tr.charge")
-    check(len(charges) == 1 and "operating" in charges[0].get_attribute("class"),
-          "one operating charge: %d" % len(charges))
+    check([c.get_attribute("class") for c in charges] == ["charge operating", "charge trust"],
+          "an operating and a trust charge, apart: %s" % [c.get_attribute("class") for c in charges])
     for charge in charges:
         posting = charge.find_element(By.CSS_SELECTOR, ".posting").text
         check(len(posting) == 36, "the charge's posting: " + posting)
@@ -224,11 +253,11 @@ try:
     wait_heading("search")
     search("invoice-number", fourth)
     result_rows()[0][0].click()
-    by_id("add-selection").click()
+    click_and_load(by_id("add-selection"))
     wait.until(lambda d: d.find_elements(By.ID, "selected-count") and selected_count() == 1)
-    by_id("to-allocate").click()
+    click_and_load(by_id("to-allocate"))
     wait_heading("allocate")
-    by_id("to-pay").click()
+    click_and_load(by_id("to-pay"))
     wait_heading("pay")
     type_into("payer_text", "Pat")
     driver.find_element(By.CSS_SELECTOR, "#payer-find button").click()
