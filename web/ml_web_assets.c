@@ -90,6 +90,7 @@ static const char s_portal_css[] =
 "header.site .who { margin: .25rem 0 0; overflow-wrap: anywhere; }\n"
 "header.site .who .badge { color: var(--accent-ink); border-color: var(--accent-ink); }\n"
 "nav.staff a[aria-current=page] { font-weight: 600; text-decoration: none; }\n"
+"details.filters summary { min-height: 44px; padding: .6rem 0; font-weight: 600; cursor: pointer; }\n"
 "code.secret, ol.codes code { font-family: ui-monospace, monospace; font-size: 1.05rem;\n"
 "  overflow-wrap: anywhere; letter-spacing: .05em; }\n"
 "ol.codes { columns: 2 10rem; }\n"

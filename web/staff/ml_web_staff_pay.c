@@ -382,6 +382,15 @@ static bool s_selected (json_t *selection, const char *kind, const char *number,
     return false;
 }
 
+//  Whether a column filter is set (its fold then starts open).
+static bool s_filtered (ml_web_form_t *query)
+{
+    const char *status = s_get (query, "status");
+    return *s_get (query, "date_from") || *s_get (query, "date_to") ||
+           *s_get (query, "amount_min") || *s_get (query, "amount_max") ||
+           (*status && strcmp (status, "any") != 0);
+}
+
 static void s_search_form (ml_wsp_t *self, ml_web_form_t *query, bool trust)
 {
     ml_web_exchange_t *exchange = self->exchange;
@@ -406,10 +415,11 @@ static void s_search_form (ml_wsp_t *self, ml_web_form_t *query, bool trust)
         "<option value=\"exact\"{}>Exactly</option>"
         "<option value=\"prefix\"{}>Starts with</option>"
         "<option value=\"contains\"{}>Contains</option></select>\n"
-        "<fieldset><legend>Column filters</legend>\n",
+        "<details class=\"filters\"{}><summary>Column filters</summary>\n"
+        "<fieldset><legend>Filter the results by column</legend>\n",
         s_field_label (by), trust ? "trust ledger" : "open invoice", s_get (query, "text"),
         strcmp (match, "exact") ? "" : " selected", strcmp (match, "prefix") ? "" : " selected",
-        strcmp (match, "contains") ? "" : " selected");
+        strcmp (match, "contains") ? "" : " selected", s_filtered (query) ? " open" : "");
     if (!trust) {
         const char *status = s_get (query, "status");
         ml_web_page_add (exchange,
@@ -435,7 +445,8 @@ static void s_search_form (ml_wsp_t *self, ml_web_form_t *query, bool trust)
         "value=\"{}\">\n"
         "<label for=\"currency\">Currency of the balances</label>\n"
         "<input type=\"text\" id=\"currency\" name=\"currency\" maxlength=\"3\" value=\"{}\">\n"
-        "</fieldset>\n<button type=\"submit\" name=\"go\" value=\"1\">Search</button>\n</form>\n",
+        "</fieldset>\n</details>\n<button type=\"submit\" name=\"go\" value=\"1\">Search"
+        "</button>\n</form>\n",
         s_get (query, "amount_min"), s_get (query, "amount_max"),
         *s_get (query, "currency") ? s_get (query, "currency") : "USD");
 }
@@ -895,6 +906,15 @@ void ml_web_staff_pay_test (bool verbose)
     assert (!json_object_get (request, "date_from") && !json_object_get (request, "status"));
     assert (strcmp (json_string_value (json_object_get (request, "amount_currency")), "USD") == 0);
     json_decref (request);
+    ml_web_form_destroy (&query);
+    //  The column filters' fold is open only when one is set.
+    text = "status=any&text=x";
+    query = ml_web_form_parse (text, strlen (text), &problem);
+    assert (!s_filtered (query));
+    ml_web_form_destroy (&query);
+    text = "status=overdue";
+    query = ml_web_form_parse (text, strlen (text), &problem);
+    assert (s_filtered (query));
     ml_web_form_destroy (&query);
     //  The core's errors read as sentences.
     assert (strcmp (ml_wsp_sentence ("nothing here", buf, sizeof buf), "Nothing here.") == 0);
