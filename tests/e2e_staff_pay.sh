@@ -8,7 +8,7 @@
 # after a surplus was refused with the reason, and pays with a new card (hosted fields) for a
 # new payer who is saved; the result page shows the operating and trust charges apart with
 # their postings; both are posted in the matter database with the A/R message (the deposit
-# into TR-001); the receipt mail arrives (without the A/R message). "Send for
+# into TR-001); the same form sent twice pays once; the receipt mail arrives (without the A/R message). "Send for
 # Payment" sends the payer the link mail.
 . "$ML_SOURCE/tests/lib_e2e.sh"
 . "$ML_SOURCE/tests/lib_processor.sh"
@@ -69,5 +69,7 @@ link_mailed() { [ "$(mails_where 'm["rcpt_tos"] == ["pat@example.com"] and "/lin
 wait_for 20 "the payment link by e-mail" link_mailed
 [ "$(cli --json payer list --firm acme | json 'len([p for p in d["payers"] if p["email"] == "pat@example.com"])')" = 1 ] ||
     fail "the new payer was not saved once"
+[ "$("$ML_BIN/ml_api_client" "ipc://$W/admin.sock" '{"op": "payments", "firm": "acme"}' | json 'len([p for p in d["payments"] if p["source"] == "staff"])')" = 1 ] ||
+    fail "not one staff payment (the form was sent twice)"
 grep -q -e 4242424242424242 "$W/web.log" && fail "a card number in the web's log"
 log "PASS"

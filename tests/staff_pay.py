@@ -13,7 +13,8 @@ what the three invoices have available is refused and the page says why; a total
 of it is applied oldest first (the newest invoice gets its available balance less 1.00) and
 the deposit stays 5.00. Step 4: a new payer (Save payer) pays with a new card through the
 processor's hosted fields, with an A/R message; the result page shows the operating and the
-trust charge apart, approved, each with its posting. Then a fourth
+trust charge apart, approved, each with its posting; the same form sent again (over HTTP, as
+the browser posted it) shows the same payment and pays nothing more. Then a fourth
 invoice is selected and sent with "Send for Payment" to the saved payer. Chromium's network
 log shows no request to matterlink-web carried the card number. Writes {"postings": [...],
 "invoices": [...], "amounts": {...}, "ar_message": ...} to OUT_JSON.
@@ -25,7 +26,7 @@ import sys
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 
-from web_common import check, failures, chrome, patient_wait
+from web_common import check, failures, chrome, patient_wait, requester
 
 BASE, TOKEN, EMAIL, CLIENT, FIRM, SHOTS, OUT = sys.argv[1:8]
 PASSWORD = "staff horse battery"
@@ -247,6 +248,14 @@ try:
               ("pending", "delivered", "posted"), "the posting's state")
     shot("staff-pay-5-result.png")
     keep_network_log()
+    # The same form sent again (a double click, a resend): the same payment, not a second one.
+    sent = [r for r in network if r["url"] == BASE + "/staff/pay/pay" and r["method"] == "POST"]
+    check(len(sent) == 1 and sent[0].get("postData"), "the pay form was posted once: %d" % len(sent))
+    if sent and sent[0].get("postData"):
+        cookie = "ml_staff=" + driver.get_cookie("ml_staff")["value"]
+        response, page = requester(BASE, timeout=30)("POST", "/staff/pay/pay", sent[0]["postData"], cookie)
+        check(response.status == 200 and all(p in page for p in out["postings"]),
+              "the form sent again shows the same payment: %d %s" % (response.status, page[-600:]))
 
     # Send for Payment: a fourth invoice, to the saved payer.
     driver.get(BASE + "/staff/pay")

@@ -710,13 +710,34 @@ void ml_payments_test (bool verbose)
                    deliver);
     assert (json_array_size (json_object_get (reply, "selection")) == 2);
     json_decref (reply);
+    //  A staff form's pay_key: a malformed one is refused; the same form sent twice pays once.
     snprintf (request, sizeof request, S_BY_TOKEN, card.token);
-    reply = s_run (payments, request, deliver);
+    request[strlen (request) - 1] = 0;
+    char form_request[1200];
+    snprintf (form_request, sizeof form_request, "%s, \"pay_key\": \"short\"}", request);
+    reply = s_run (payments, form_request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "pay_key"));
+    json_decref (reply);
+    snprintf (form_request, sizeof form_request, "%s, \"pay_key\": \"staff-form-0123456789\"}",
+              request);
+    reply = s_run (payments, form_request, deliver);
     assert (
         streq (json_string_value (json_object_get (json_object_get (reply, "payment"), "status")),
                "approved"));
     assert (json_array_size (json_object_get (json_object_get (reply, "payment"), "charges")) == 2);
+    char form_payment[40];
+    snprintf (
+        form_payment, sizeof form_payment, "%s",
+        json_string_value (json_object_get (json_object_get (reply, "payment"), "payment_uuid")));
     json_decref (reply);
+    int64_t form_before = s_count (store, "SELECT COUNT(*) FROM payment");
+    reply = s_run (payments, form_request, deliver);
+    assert (json_is_true (json_object_get (reply, "repeated")));
+    assert (streq (
+        json_string_value (json_object_get (json_object_get (reply, "payment"), "payment_uuid")),
+        form_payment));
+    json_decref (reply);
+    assert (s_count (store, "SELECT COUNT(*) FROM payment") == form_before);
     reply = s_run (payments, "{\"op\": \"selection\", \"firm\": \"acme\", \"staff\": \"alice\"}",
                    deliver);
     assert (json_array_size (json_object_get (reply, "selection")) == 0);

@@ -9,7 +9,8 @@
     message goes to the matter system with the postings and is never shown to the payer.
     "Send for Payment" sends the payer the link e-mail instead (link-create, 24 hours).
     Both pay the staff user's selection as allocated in step 3; the core empties it once
-    money moved or the link was made, so the same form sent twice finds nothing to pay.
+    money moved or the link was made. The pay form carries a key drawn when it was made
+    (pay_key): the same form sent twice, even at once, names one payment and pays once.
     The result page shows each charge, operating and trust apart, with its posting.
 */
 #include "ml_web_staff_pay_internal.h"
@@ -135,8 +136,9 @@ static void s_form (ml_wsp_t *self, json_t *items, json_t *payer, const char *er
     ml_web_page_add (exchange,
                      "<form class=\"stack pay\" method=\"post\" action=\"/staff/pay/pay\" "
                      "id=\"pay-form\" data-tokenize-url=\"{}\">\n"
-                     "<input type=\"hidden\" name=\"csrf\" value=\"{}\">\n",
-                     exchange->tokenize_url, ml_wsp_csrf (self));
+                     "<input type=\"hidden\" name=\"csrf\" value=\"{}\">\n"
+                     "<input type=\"hidden\" name=\"pay_key\" value=\"{}\">\n",
+                     exchange->tokenize_url, ml_wsp_csrf (self), key);
     const char *method = posted ? ml_wsp_field (exchange, "method") : "";
     bool any = false;
     if (payer) {
@@ -353,6 +355,8 @@ static json_t *s_request (ml_wsp_t *self, bool send, char *why, size_t size)
         json_object_set_new (request, "ar_message", json_string (message));
     if (send)
         return request;
+    //  The form's own key (drawn when it was made): sent twice, it pays once.
+    json_object_set_new (request, "pay_key", json_string (ml_wsp_field (exchange, "pay_key")));
     const char *method = ml_wsp_field (exchange, "method");
     if (strcmp (method, "new") != 0 && s_payer_id (method) > 0)
         json_object_set_new (request, "method_id", json_integer (s_payer_id (method)));
