@@ -101,5 +101,6 @@ ml_web_handler_fn ml_web_staff_page_home, ml_web_staff_page_sign_in, ml_web_staf
 void ml_web_staff_test (bool verbose);
 //  Parts of the selftest in the page files.
 void ml_web_staff_auth_test (void);
+void ml_web_staff_pages_test (void);
 
 #endif

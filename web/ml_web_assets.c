@@ -89,6 +89,8 @@ static const char s_portal_css[] =
 "dl.receipt dd { margin: 0; overflow-wrap: anywhere; }\n"
 "header.site .who { margin: .25rem 0 0; overflow-wrap: anywhere; }\n"
 "header.site .who .badge { color: var(--accent-ink); border-color: var(--accent-ink); }\n"
+"nav.staff { max-width: 56rem; margin: 0 auto; padding: .25rem 1rem 0; background: var(--paper); }\n"
+"nav.staff ul { align-items: center; }\n"
 "nav.staff a[aria-current=page] { font-weight: 600; text-decoration: none; }\n"
 "details.filters summary { min-height: 44px; padding: .6rem 0; font-weight: 600; cursor: pointer; }\n"
 "code.secret, ol.codes code { font-family: ui-monospace, monospace; font-size: 1.05rem;\n"

@@ -334,5 +334,6 @@ void ml_web_staff_test (bool verbose)
     json_decref (reply);
     ml_html_destroy (&exchange.page);
     ml_web_staff_auth_test ();
+    ml_web_staff_pages_test ();
     printf ("OK\n");
 }

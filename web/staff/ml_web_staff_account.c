@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static bool s_ok (json_t *reply)
 {
@@ -29,7 +30,16 @@ static void s_firm_status (ml_web_exchange_t *exchange, const char *token, json_
     }
     (void)session;
     bool online = json_is_true (json_object_get (firm, "agent_online"));
-    const char *contact = ml_web_staff_text (firm, "last_hello_at");
+    char contact[64] = "";
+    json_t *hello = json_object_get (firm, "last_hello_at");
+    if (json_is_integer (hello) && json_integer_value (hello) > 0) {
+        //  The store keeps seconds since 1970; people read UTC.
+        time_t seconds = (time_t)json_integer_value (hello);
+        struct tm parts;
+        if (gmtime_r (&seconds, &parts))
+            strftime (contact, sizeof contact, "%Y-%m-%d %H:%M:%S UTC", &parts);
+    } else if (json_is_string (hello))
+        snprintf (contact, sizeof contact, "%s", json_string_value (hello));
     char waiting[32] = "-", rejected[32] = "-";
     json_t *value = json_object_get (firm, "unanswered_posting_count");
     if (json_is_integer (value))

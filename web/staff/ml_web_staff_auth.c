@@ -170,6 +170,7 @@ static void s_second_step (ml_web_exchange_t *exchange, const char *sealed, json
 static void s_sign_in (ml_web_exchange_t *exchange, const char *email, const char *password,
                        const char *firm, const char *code)
 {
+    //  The browser's address goes along for the audit of sign-ins and failures.
     json_t *request = json_pack ("{s:s, s:s, s:s, s:s}", "op", "staff-sign-in", "email", email,
                                  "password", password, "client", exchange->client);
     if (request && firm && *firm)
@@ -456,8 +457,7 @@ void ml_web_staff_page_forgot (ml_web_exchange_t *exchange)
         return;
     }
     json_t *reply =
-        ml_web_page_call (exchange, json_pack ("{s:s, s:s, s:s}", "op", "staff-forgot", "email",
-                                               email, "client", exchange->client));
+        ml_web_page_call (exchange, json_pack ("{s:s, s:s}", "op", "staff-forgot", "email", email));
     if (!reply)
         return;
     json_decref (reply);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static bool s_ok (json_t *reply)
 {
@@ -28,6 +29,21 @@ static const char *s_id (json_t *object, const char *key, char *buf, size_t size
         snprintf (buf, size, "%s", text ? text : "");
         free (text);
     }
+    return buf;
+}
+
+//  A time from the core for a page: seconds since 1970 as UTC, or text as the core wrote it.
+static const char *s_when (json_t *object, const char *key, char *buf, size_t size)
+{
+    json_t *value = json_object_get (object, key);
+    *buf = 0;
+    if (json_is_integer (value)) {
+        time_t seconds = (time_t)json_integer_value (value);
+        struct tm parts;
+        if (gmtime_r (&seconds, &parts))
+            strftime (buf, size, "%Y-%m-%d %H:%M:%S UTC", &parts);
+    } else if (json_is_string (value))
+        snprintf (buf, size, "%s", json_string_value (value));
     return buf;
 }
 
@@ -104,7 +120,8 @@ static void s_users (ml_web_exchange_t *exchange, const char *token, json_t *ses
         const char *name = ml_web_staff_text (member, "name");
         const char *state = ml_web_staff_text (member, "state");
         const char *role = ml_web_staff_text (member, "role");
-        const char *last = ml_web_staff_text (member, "last_sign_in_at");
+        char last[64];
+        s_when (member, "last_sign_in_at", last, sizeof last);
         ml_web_page_add (exchange,
                          "<tr data-staff-id=\"{}\"><th scope=\"row\" data-label=\"Name\">{}</th>"
                          "<td data-label=\"E-mail address\">{}</td>"
@@ -136,8 +153,25 @@ static void s_users (ml_web_exchange_t *exchange, const char *token, json_t *ses
             s_row_action (exchange, session, "disable", id, "Disable", name);
         if (strcmp (state, "active") == 0)
             s_row_action (exchange, session, "reset", id, "Send password reset", name);
+        if (strcmp (state, "invited") == 0)
+            //  The same invitation again, with a new link (the old one ends).
+            ml_web_page_add (exchange,
+                             "<form class=\"inline\" method=\"post\" action=\"/staff/users\">"
+                             "<input type=\"hidden\" name=\"csrf\" value=\"{}\">"
+                             "<input type=\"hidden\" name=\"action\" value=\"invite\">"
+                             "<input type=\"hidden\" name=\"email\" value=\"{}\">"
+                             "<input type=\"hidden\" name=\"name\" value=\"{}\">"
+                             "<input type=\"hidden\" name=\"role\" value=\"{}\">"
+                             "<button type=\"submit\" aria-label=\"Send the invitation again to "
+                             "{}\">Send the invitation again</button></form> ",
+                             ml_web_staff_csrf (session), ml_web_staff_text (member, "email"), name,
+                             role, name);
         if (json_is_true (json_object_get (member, "totp_enabled")))
             s_row_action (exchange, session, "totp-reset", id, "Reset two-step", name);
+        ml_web_page_add (exchange,
+                         "<a href=\"/staff/audit?staff_id={}\" aria-label=\"Audit trail of {}\">"
+                         "Audit trail</a>",
+                         id, name);
         ml_web_page_add (exchange, "</td></tr>\n");
     }
     ml_web_page_add (exchange, "</tbody>\n</table>\n");
@@ -170,6 +204,23 @@ static void s_users (ml_web_exchange_t *exchange, const char *token, json_t *ses
     json_decref (list);
 }
 
+//  What the redirect after a change says, by the action done (anything else: nothing).
+static const char *s_done (const char *action)
+{
+    static const char *const notices[][2] = {
+        {"invite", "The invitation is on its way."},
+        {"role", "The role is changed."},
+        {"disable", "The user is disabled and signed out."},
+        {"enable", "The user is enabled."},
+        {"reset", "A password reset link is on its way."},
+        {"totp-reset", "Two-step verification is reset for the user."},
+    };
+    for (size_t index = 0; action && index < sizeof notices / sizeof notices[0]; index++)
+        if (strcmp (action, notices[index][0]) == 0)
+            return notices[index][1];
+    return NULL;
+}
+
 void ml_web_staff_page_users (ml_web_exchange_t *exchange)
 {
     char token[ML_WEB_STAFF_TOKEN_MAX + 1];
@@ -177,7 +228,8 @@ void ml_web_staff_page_users (ml_web_exchange_t *exchange)
     if (!session)
         return;
     if (strcmp (exchange->method, "POST") != 0) {
-        s_users (exchange, token, session, NULL, NULL, NULL);
+        s_users (exchange, token, session, NULL, s_done (ml_web_form_get (exchange->query, "done")),
+                 NULL);
         json_decref (session);
         return;
     }
@@ -186,7 +238,6 @@ void ml_web_staff_page_users (ml_web_exchange_t *exchange)
     const char *staff_id = ml_web_form_get (exchange->form, "staff_id");
     action = action ? action : "";
     json_t *request = NULL;
-    const char *done = NULL;
     if (strcmp (action, "invite") == 0) {
         const char *email = ml_web_form_get (exchange->form, "email");
         const char *name = ml_web_form_get (exchange->form, "name");
@@ -194,7 +245,6 @@ void ml_web_staff_page_users (ml_web_exchange_t *exchange)
         request =
             json_pack ("{s:s, s:s, s:s, s:s}", "op", "staff-invite", "email", email ? email : "",
                        "name", name ? name : "", "role", role ? role : "");
-        done = "The invitation is on its way.";
     } else {
         //  The id as the core has it, an integer; anything else is not a member.
         char *end = NULL;
@@ -216,11 +266,6 @@ void ml_web_staff_page_users (ml_web_exchange_t *exchange)
             const char *role = ml_web_form_get (exchange->form, "role");
             json_object_set_new (request, "role", json_string (role ? role : ""));
         }
-        done = strcmp (op, "staff-edit") == 0      ? "The role is changed."
-               : strcmp (op, "staff-disable") == 0 ? "The user is disabled and signed out."
-               : strcmp (op, "staff-enable") == 0  ? "The user is enabled."
-               : strcmp (op, "staff-reset") == 0   ? "A password reset link is on its way."
-                                                   : "Two-step verification is reset for the user.";
     }
     if (request)
         json_object_set_new (request, "csrf", json_string (csrf ? csrf : ""));
@@ -230,9 +275,12 @@ void ml_web_staff_page_users (ml_web_exchange_t *exchange)
         json_decref (session);
         return;
     }
-    if (s_ok (reply))
-        s_users (exchange, token, session, NULL, done, NULL);
-    else {
+    if (s_ok (reply)) {
+        //  Post, then redirect: reloading the page shows the list, not the form sent again.
+        char location[64];
+        snprintf (location, sizeof location, "/staff/users?done=%s", action);
+        ml_web_page_redirect (exchange, location);
+    } else {
         //  The core says why (an address already invited, the firm's last administrator).
         bool invite = strcmp (action, "invite") == 0;
         json_t *kept = invite ? json_pack ("{s:s, s:s, s:s}", "email",
@@ -266,7 +314,8 @@ void ml_web_staff_page_audit (ml_web_exchange_t *exchange)
     const char *who = ml_web_form_get (exchange->query, "staff_id");
     char *end = NULL;
     long long id = who && *who ? strtoll (who, &end, 10) : 0;
-    if (request && id > 0 && end && !*end)
+    bool request_filtered = request && id > 0 && end && !*end;
+    if (request_filtered)
         json_object_set_new (request, "staff_id", json_integer ((json_int_t)id));
     json_t *reply = ml_web_staff_call (exchange, token, request);
     if (!reply) {
@@ -280,6 +329,9 @@ void ml_web_staff_page_audit (ml_web_exchange_t *exchange)
         return;
     }
     ml_web_staff_begin (exchange, "Audit trail", session);
+    if (request_filtered)
+        ml_web_page_add (exchange, "<p class=\"notice\">One member's entries. <a "
+                                   "href=\"/staff/audit\">Show everyone's</a></p>\n");
     json_t *entries = json_object_get (reply, "entries");
     if (json_array_size (entries) == 0)
         ml_web_page_add (exchange, "<p class=\"empty\">Nothing is recorded yet.</p>\n");
@@ -295,7 +347,7 @@ void ml_web_staff_page_audit (ml_web_exchange_t *exchange)
         json_t *entry;
         json_array_foreach (entries, index, entry)
         {
-            char object[200], detail[400];
+            char object[200], detail[400], at[64];
             s_id (entry, "object", object, sizeof object);
             ml_web_page_add (exchange,
                              "<tr><th scope=\"row\" data-label=\"When\">{}</th>"
@@ -303,7 +355,7 @@ void ml_web_staff_page_audit (ml_web_exchange_t *exchange)
                              "<td data-label=\"What\" class=\"op\">{}</td>"
                              "<td data-label=\"Object\">{}</td>"
                              "<td data-label=\"Detail\">{}</td></tr>\n",
-                             ml_web_staff_text (entry, "at"), ml_web_staff_text (entry, "name"),
+                             s_when (entry, "at", at, sizeof at), ml_web_staff_text (entry, "name"),
                              ml_web_staff_text (entry, "op"), object,
                              s_id (entry, "detail", detail, sizeof detail));
         }
