@@ -9,7 +9,8 @@
 # new payer who is saved; the result page shows the operating and trust charges apart with
 # their postings; both are posted in the matter database with the A/R message (the deposit
 # into TR-001); the same form sent twice pays once; the receipt mail arrives (without the A/R message). "Send for
-# Payment" sends the payer the link mail.
+# Payment" sends the payer the link mail. A read-only member gets 404 for the pages; a change
+# without the CSRF token is refused.
 . "$ML_SOURCE/tests/lib_e2e.sh"
 . "$ML_SOURCE/tests/lib_processor.sh"
 setup 3 24
@@ -71,5 +72,28 @@ wait_for 20 "the payment link by e-mail" link_mailed
     fail "the new payer was not saved once"
 [ "$("$ML_BIN/ml_api_client" "ipc://$W/admin.sock" '{"op": "payments", "firm": "acme"}' | json 'len([p for p in d["payments"] if p["source"] == "staff"])')" = 1 ] ||
     fail "not one staff payment (the form was sent twice)"
+# The core decides, the web relays: a read-only member gets 404 for the pages, and a change
+# without the session's CSRF token is refused (403) with nothing changed.
+api() { "$ML_BIN/ml_api_client" "ipc://$W/api.sock" "$1"; }
+cli staff invite --firm acme --email reader@acme.test --name "Rea Der" --role read >/dev/null ||
+    fail "staff invite (read)"
+rtoken=$(link_token reader@acme.test staff/accept)
+api '{"op": "staff-accept", "token": "'"$rtoken"'", "password": "reader horse battery"}' |
+    grep -q '"ok":true' || fail "staff-accept (read)"
+reader=$(api '{"op": "staff-sign-in", "email": "reader@acme.test", "password": "reader horse battery"}' |
+    json 'd["staff_session"]') || fail "staff-sign-in (read)"
+for page in /staff/pay /staff/pay/search /staff/pay/allocate /staff/pay/pay; do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: ml_staff=$reader" "http://127.0.0.1:$WEB_PORT$page")" = 404 ] ||
+        fail "a read-only member reaches $page"
+done
+billing=$(api '{"op": "staff-sign-in", "email": "bill@acme.test", "password": "staff horse battery"}' |
+    json 'd["staff_session"]') || fail "staff-sign-in (billing)"
+invoice=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE o.client_number = '$client' ORDER BY o.invoice_number DESC LIMIT 1")
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: ml_staff=$billing" \
+    --data-urlencode "rows=iUSD$invoice" --data-urlencode pick_0=0 "http://127.0.0.1:$WEB_PORT/staff/pay/select")
+[ "$code" = 403 ] || fail "a selection change without the CSRF token: $code"
+[ "$(api '{"op": "selection", "staff_session": "'"$billing"'"}' | json 'len(d["selection"])')" = 0 ] ||
+    fail "the selection changed without the CSRF token"
+log "a read-only member gets 404; a change without the CSRF token is refused"
 grep -q -e 4242424242424242 "$W/web.log" && fail "a card number in the web's log"
 log "PASS"
