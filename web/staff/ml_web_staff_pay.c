@@ -398,9 +398,11 @@ static void s_search_form (ml_wsp_t *self, ml_web_form_t *query, bool trust)
     ml_web_page_add (exchange,
                      "<form method=\"get\" action=\"/staff/pay/search\" class=\"stack\" "
                      "id=\"search-form\">\n"
-                     "<input type=\"hidden\" name=\"target\" value=\"{}\">\n"
+                     "<label for=\"target\">Look for</label>\n<select id=\"target\" "
+                     "name=\"target\"><option value=\"invoices\">Open invoices</option>"
+                     "<option value=\"trust\"{}>Trust ledgers</option></select>\n"
                      "<label for=\"by\">Search by</label>\n<select id=\"by\" name=\"by\">\n",
-                     trust ? "trust" : "invoices");
+                     trust ? " selected" : "");
     for (size_t index = 0; index < S_FIELDS; index++)
         ml_web_page_add (exchange, "<option value=\"{}\"{}>{}</option>\n", s_fields[index][0],
                          strcmp (by, s_fields[index][0]) == 0 ? " selected" : "",
