@@ -16,7 +16,8 @@ processor's hosted fields, with an A/R message; the result page shows the operat
 trust charge apart, approved, each with its posting; the same form sent again (over HTTP, as
 the browser posted it) shows the same payment and pays nothing more. Then a fourth
 invoice is selected and sent with "Send for Payment" to the saved payer. Chromium's network
-log shows no request to matterlink-web carried the card number. Writes {"postings": [...],
+log shows no request to matterlink-web carried the card number, and its console no CSP
+violation. Writes {"postings": [...],
 "invoices": [...], "amounts": {...}, "ar_message": ...} to OUT_JSON.
 """
 import json
@@ -34,14 +35,22 @@ CARD = "4242424242424242"
 AR_MESSAGE = "Front desk: paid by phone, ticket 4471"
 out = {"postings": [], "invoices": [], "amounts": {}, "ar_message": AR_MESSAGE}
 
-driver = chrome(('performance',))
+driver = chrome(('performance', 'browser'))
 driver.set_window_size(390, 844)
 wait = patient_wait(driver, 30)
 os.makedirs(SHOTS, exist_ok=True)
 network = []
 
 
+def no_csp_violation():
+    """The browser reported no Content-Security-Policy violation (it logs them to the console)."""
+    for entry in driver.get_log("browser"):
+        check("Content Security Policy" not in entry.get("message", ""),
+              "CSP violation: " + entry.get("message", ""))
+
+
 def keep_network_log():
+    no_csp_violation()
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
         if message.get("method") == "Network.requestWillBeSent":
