@@ -152,6 +152,9 @@ try:
     for box, _ in rows[:2]:
         box.click()
     shot("staff-pay-2-search.png")
+    driver.set_window_size(1280, 900)
+    shot("staff-pay-2-search-1280.png")
+    driver.set_window_size(390, 844)
     click_and_load(by_id("add-selection"))
     wait.until(lambda d: d.find_elements(By.ID, "selected-count") and selected_count() == 2)
     # A second search adds a third invoice to the same selection.
