@@ -136,6 +136,9 @@ static const s_route_t s_routes[] = {
     {"/staff/account", S_GET | S_POST, ml_web_staff_page_account},
     {"/staff/users", S_GET | S_POST, ml_web_staff_page_users},
     {"/staff/audit", S_GET, ml_web_staff_page_audit},
+    {"/staff/postings", S_GET, ml_web_staff_page_postings},
+    {"/staff/postings/", S_GET | S_POST, ml_web_staff_page_posting}, //  /staff/postings/UUID
+    {"/staff/payments/", S_GET | S_POST, ml_web_staff_page_payment}, //  /staff/payments/UUID
 };
 
 //  Paths ending in '/' that are pages of their own, not prefixes: matched exactly.

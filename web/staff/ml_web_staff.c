@@ -203,6 +203,7 @@ typedef struct {
 static const s_nav_t s_nav[] = {
     {"/staff/", "Home", "read"},
     {"/staff/pay", "Make a Payment", "billing"},
+    {"/staff/postings", "Postings", "read"},
     {"/staff/users", "Users", "admin"},
     {"/staff/audit", "Audit trail", "admin"},
     {"/staff/account", "Your account", "read"},
@@ -335,5 +336,6 @@ void ml_web_staff_test (bool verbose)
     ml_html_destroy (&exchange.page);
     ml_web_staff_auth_test ();
     ml_web_staff_pages_test ();
+    ml_web_staff_postings_test ();
     printf ("OK\n");
 }
