@@ -164,6 +164,7 @@ static void s_pending_destroy (s_pending_t **self_p)
 typedef struct {
     zsock_t *socket; //  the socket the request came in on (admin or API)
     zframe_t *client;
+    bool payer; //  a payer's (the API socket without a staff session): the payer's view only
 } s_waiter_t;
 
 static s_waiter_t *s_waiter_new (zsock_t *socket, zframe_t *client)
@@ -920,16 +921,18 @@ static void s_send_ready (s_core_t *self)
     while ((reply = ml_portal_pay_ready (self->portal_pay, id, sizeof id))) {
         s_waiter_t *waiter = zhashx_lookup (self->waiting, id);
         const char *next = json_string_value (json_object_get (reply, "waiting_for"));
-        if (waiter && next)
-            zhashx_update (self->waiting, next, s_waiter_new (waiter->socket, waiter->client));
-        else if (waiter)
+        if (waiter && next) {
+            s_waiter_t *again = s_waiter_new (waiter->socket, waiter->client);
+            again->payer = waiter->payer;
+            zhashx_update (self->waiting, next, again);
+        } else if (waiter)
             s_socket_reply (waiter->socket, waiter->client, reply);
         zhashx_delete (self->waiting, id);
         json_decref (reply);
     }
     while ((reply = ml_payments_ready (self->payments, id, sizeof id))) {
         s_waiter_t *waiter = zhashx_lookup (self->waiting, id);
-        if (waiter && waiter->socket == self->api)
+        if (waiter && waiter->payer)
             reply = ml_portal_pay_public (reply);
         if (waiter)
             s_socket_reply (waiter->socket, waiter->client, reply);
@@ -1007,7 +1010,10 @@ static json_t *s_admin_request (s_core_t *self, zsock_t *socket, zframe_t *clien
     //  reply is made (s_send_ready).
     const char *waiting = json_string_value (json_object_get (reply, "waiting_for"));
     if (waiting) {
-        zhashx_update (self->waiting, waiting, s_waiter_new (socket, client));
+        //  Staff on the API socket (a refund, a payment) get the whole reply, as the operator.
+        s_waiter_t *waiter = s_waiter_new (socket, client);
+        waiter->payer = api && !json_object_get (parsed, "staff_session");
+        zhashx_update (self->waiting, waiting, waiter);
         json_decref (reply);
         reply = NULL;
     }

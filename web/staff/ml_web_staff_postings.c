@@ -534,14 +534,14 @@ static void s_posting_page (ml_web_exchange_t *exchange, const char *token, json
         ml_web_page_add (exchange, "<li><span class=\"when\">{}</span> <strong>{}</strong> ",
                          ml_web_staff_when (ml_web_staff_text (item, "at"), when, sizeof when),
                          ml_web_staff_state_name (state));
-        //  "reallocated as UUID ...": the next try of the chain, as a link.
-        if (strncmp (detail, "reallocated as ", 15) == 0 && strlen (detail) >= 51) {
+        //  "reallocated" "as UUID by STAFF": the next try of the chain, as a link.
+        if (strcmp (state, "reallocated") == 0 && strncmp (detail, "as ", 3) == 0 &&
+            strlen (detail) >= 39) {
             char next[37];
-            snprintf (next, sizeof next, "%.36s", detail + 15);
+            snprintf (next, sizeof next, "%.36s", detail + 3);
             if (ml_web_staff_uuid_shape (next)) {
-                ml_web_page_add (exchange, "reallocated as <a href=\"/staff/postings/{}\">{}</a>{}",
-                                 next, next, detail + 51);
-                ml_web_page_add (exchange, "</li>\n");
+                ml_web_page_add (exchange, "as <a href=\"/staff/postings/{}\">{}</a>{}</li>\n",
+                                 next, next, detail + 39);
                 continue;
             }
         }
@@ -595,7 +595,7 @@ static json_t *s_lines (ml_web_exchange_t *exchange, const char *currency, bool 
             return NULL;
         }
         json_array_append_new (lines, json_pack ("{s:s, s:I}", trust ? "trust" : "invoice",
-                                                 reference, (json_int_t)minor));
+                                                 reference, "amount_minor", (json_int_t)minor));
     }
     if (json_array_size (lines) == 0) {
         snprintf (problem, size, "Type an amount for at least one %s.",
