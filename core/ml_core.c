@@ -7,6 +7,7 @@
 #include "ml_autopay.h"
 #include "ml_payments.h"
 #include "ml_config.h"
+#include "ml_contacts.h"
 #include "ml_contract.h"
 #include "ml_keygen.h"
 #include "ml_logins.h"
@@ -34,15 +35,6 @@ typedef struct {
     int64_t last_seen;   //  monotonic ms
     zhashx_t *in_flight; //  posting uuid -> monotonic ms it was sent (int64_t *)
 } s_session_t;
-
-//  What status tells of a firm's agent beyond the store: its last contact and how far the
-//  replica is behind what the agent reported (HELLO's high-water, the cursors of SNAPSHOT-END,
-//  CHANGES and POSTING-RESULT). Wall-clock milliseconds; kept after the session ends.
-typedef struct {
-    int64_t contact_at;
-    uint64_t agent_cursor;
-    int64_t change_at; //  the replica last took a batch of changes (or a snapshot's end)
-} s_contact_t;
 
 //  An admin request waiting for an agent's SEARCH-RESULT.
 typedef struct {
@@ -75,10 +67,10 @@ typedef struct {
     ml_autopay_t *autopay;
     ml_logins_t *logins;
     ml_portal_pay_t *portal_pay;
-    ml_staff_t *staff;  //  staff accounts (docs/staff-api.md)
-    zhashx_t *sessions; //  firm id -> s_session_t
-    zhashx_t *contacts; //  firm id -> s_contact_t, kept when a session ends (status)
-    zhashx_t *pending;  //  search request id (decimal text) -> s_pending_t
+    ml_staff_t *staff;       //  staff accounts (docs/staff-api.md)
+    zhashx_t *sessions;      //  firm id -> s_session_t
+    ml_contacts_t *contacts; //  each agent's last contact and cursor (status)
+    zhashx_t *pending;       //  search request id (decimal text) -> s_pending_t
     uint64_t next_request_id;
     zhashx_t *firms; //  agent public key -> firm id (cache of the store)
     int64_t tick_at;
@@ -439,61 +431,6 @@ static void s_handle_message (s_core_t *self, s_session_t *session, ml_msg_t *me
     }
 }
 
-static void s_contact_note (s_core_t *self, const char *firm, ml_msg_t *message)
-{
-    s_contact_t *contact = zhashx_lookup (self->contacts, firm);
-    if (!contact) {
-        contact = calloc (1, sizeof (s_contact_t));
-        assert (contact);
-        zhashx_insert (self->contacts, firm, contact);
-    }
-    int64_t now = zclock_time ();
-    contact->contact_at = now;
-    uint64_t reported = message->id == ML_MSG_HELLO ? message->high_water
-                        : message->id == ML_MSG_SNAPSHOT_END || message->id == ML_MSG_CHANGES ||
-                                message->id == ML_MSG_POSTING_RESULT
-                            ? message->cursor
-                            : 0;
-    //  A new HELLO may report less (a database restored from backup): it is the truth now.
-    if (message->id == ML_MSG_HELLO || reported > contact->agent_cursor)
-        contact->agent_cursor = reported;
-    if (message->id == ML_MSG_CHANGES || message->id == ML_MSG_SNAPSHOT_END)
-        contact->change_at = now;
-}
-
-static json_t *s_wall_time (int64_t ms)
-{
-    if (ms <= 0)
-        return json_null ();
-    time_t seconds = (time_t)(ms / 1000);
-    struct tm parts;
-    char text[40], buf[48];
-    if (!gmtime_r (&seconds, &parts))
-        return json_null ();
-    strftime (text, sizeof text, "%Y-%m-%dT%H:%M:%S", &parts);
-    snprintf (buf, sizeof buf, "%s.%03dZ", text, (int)(ms % 1000));
-    return json_string (buf);
-}
-
-//  status: the agent's last contact, and changes and seconds the replica is behind.
-static void s_contact_status (s_core_t *self, json_t *firm)
-{
-    s_contact_t *contact =
-        zhashx_lookup (self->contacts, json_string_value (json_object_get (firm, "firm_id")));
-    json_int_t cursor = json_integer_value (json_object_get (firm, "cursor"));
-    json_int_t behind = contact && (json_int_t)contact->agent_cursor > cursor
-                            ? (json_int_t)contact->agent_cursor - cursor
-                            : 0;
-    int64_t since = contact ? (contact->change_at ? contact->change_at : contact->contact_at) : 0;
-    json_object_set_new (firm, "last_contact_at", s_wall_time (contact ? contact->contact_at : 0));
-    json_object_set_new (firm, "agent_cursor",
-                         contact ? json_integer ((json_int_t)contact->agent_cursor) : json_null ());
-    json_object_set_new (firm, "behind_changes", json_integer (behind));
-    json_object_set_new (firm, "behind_seconds",
-                         json_integer (behind && since ? (zclock_time () - since) / 1000 : 0));
-    json_object_set_new (firm, "last_change_at", s_wall_time (contact ? contact->change_at : 0));
-}
-
 //  Which firm owns an authenticated key: the cache first, then the store.
 static const char *s_firm_of (s_core_t *self, const char *key)
 {
@@ -632,7 +569,7 @@ static void s_receive_agent (s_core_t *self)
     session->last_seen = zclock_mono ();
     ml_log (ML_LOG_DEBUG, "firm %s: %s", firm, ml_msg_name (message->id));
     s_handle_message (self, session, message);
-    s_contact_note (self, firm, message);
+    ml_contacts_note (self->contacts, firm, message, zclock_time ());
     ml_msg_destroy (&message);
 }
 
@@ -977,7 +914,7 @@ static json_t *s_admin_request (s_core_t *self, zsock_t *socket, zframe_t *clien
                 self->sessions, json_string_value (json_object_get (firm, "firm_id")));
             json_object_set_new (firm, "agent_online",
                                  json_boolean (session && session->state != S_NONE));
-            s_contact_status (self, firm);
+            ml_contacts_status (self->contacts, firm, zclock_time ());
         }
     }
     if (*effects.deliver_firm) {
@@ -1117,8 +1054,7 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
     self->settings = *settings;
     self->pipe = pipe;
     self->sessions = zhashx_new ();
-    self->contacts = zhashx_new ();
-    zhashx_set_destructor (self->contacts, (zhashx_destructor_fn *)zstr_free);
+    self->contacts = ml_contacts_new ();
     zhashx_set_destructor (self->sessions, (zhashx_destructor_fn *)s_session_destroy);
     self->firms = zhashx_new ();
     zhashx_set_destructor (self->firms, (zhashx_destructor_fn *)zstr_free);
@@ -1305,7 +1241,7 @@ static void s_core_destroy (s_core_t *self)
         zhashx_destroy (&self->pending);
     }
     zhashx_destroy (&self->sessions);
-    zhashx_destroy (&self->contacts);
+    ml_contacts_destroy (&self->contacts);
     zhashx_destroy (&self->firms);
     ml_staff_destroy (&self->staff);
     ml_logins_destroy (&self->logins);
