@@ -5,9 +5,10 @@
 # posting the matter system rejects (its invoice voided while the agent was away) is found
 # under "Rejected", reallocated in the browser to another invoice of its client, and posts;
 # a refund from a card payment's page makes a reversing posting that posts, and a refund of
-# more than is left is refused in the core's words; a filter by client narrows the list; the
-# dashboard shows the agent online and the counts, and "Offline" once the agent stopped; a
-# read-only member sees but cannot act (the core answers 404).
+# more than is left is refused in the core's words; a filter by client narrows the list, and
+# pages go on without a posting twice; the dashboard shows the agent online and the counts,
+# and "Offline" once the agent stopped; a read-only member sees but cannot act (the core
+# answers 404).
 . "$ML_SOURCE/tests/lib_e2e.sh"
 
 setup 8 60
@@ -43,6 +44,12 @@ payment=$(echo "$out" | json 'd["payment"]["payment_uuid"]')
 wait_for 30 "the card payment's posting" posting_is "$(echo "$out" | json 'd["payment"]["charges"][0]["posting_uuid"]')" posted
 out=$(cli --json pay --firm acme --client "$other_client" --amount 1.00) || fail "pay: $out"
 wait_for 30 "the other client's posting" posting_is "$(echo "$out" | json 'd["posting_uuid"]')" posted
+# More than a page of postings (25 a page): small staff payments of the other client.
+for _ in $(seq 24); do
+    cli --json pay --firm acme --client "$other_client" --amount 0.01 >/dev/null || fail "pay 0.01"
+done
+nothing_waiting() { [ "$(status_field unanswered_posting_count)" = 0 ]; }
+wait_for 30 "every posting answered" nothing_waiting
 
 # Bo (billing) and Rita (read-only), invited by the operator.
 cli --json staff invite --firm acme --email bo@example.com --name "Bo Billing" --role billing >/dev/null ||

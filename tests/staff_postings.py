@@ -132,13 +132,28 @@ def main_phase():
     shot("staff-postings-rejected-1280.png")
     driver.set_window_size(390, 844)
 
+    # Pages: 25 postings, then the older ones, none twice; back to the newest.
+    driver.get(BASE + "/staff/postings")
+    first_page = list_rows()
+    driver.find_element(By.CSS_SELECTOR, "nav.pages a[rel=next]").click()
+    wait.until(expected_conditions.url_contains("before="))
+    second_page = list_rows()
+    check(len(first_page) == 25 and second_page and not set(first_page) & set(second_page),
+          f"pages of {len(first_page)} and {len(second_page)} postings, apart")
+    check(driver.find_elements(By.CSS_SELECTOR, "nav.pages a[rel=first]"), "a link to the newest")
+    everything = first_page + second_page
+
     # A filter by client narrows the list (all views): only that client's postings.
     driver.get(BASE + "/staff/postings")
-    everything = list_rows()
     driver.find_element(By.ID, "f-client").send_keys(OTHER_CLIENT)
     driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
     wait.until(expected_conditions.url_contains("client="))
     narrowed = list_rows()
+    while driver.find_elements(By.CSS_SELECTOR, "nav.pages a[rel=next]"):
+        main = driver.find_element(By.TAG_NAME, "main")
+        driver.find_element(By.CSS_SELECTOR, "nav.pages a[rel=next]").click()
+        wait.until(expected_conditions.staleness_of(main))
+        narrowed += list_rows()
     clients = {cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "table.postings td[data-label=Client]")}
     check(0 < len(narrowed) < len(everything) and clients == {OTHER_CLIENT},
           f"the client filter: {len(narrowed)} of {len(everything)}, clients {clients}")
