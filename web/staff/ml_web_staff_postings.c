@@ -706,6 +706,19 @@ void ml_web_staff_postings_test (void)
             0);
     assert (strcmp (s_link (&filter, "", 0, link, sizeof link),
                     "/staff/postings?client=C%201%26x&from=2026-11-01") == 0);
+    //  A path that is not a posting's or payment's UUID is 404 before the core is asked.
+    ml_web_exchange_t exchange;
+    memset (&exchange, 0, sizeof exchange);
+    exchange.method = "GET";
+    exchange.path = "/staff/postings/2225AF50-89DD-4663-83CD-EC312B50C85E";
+    ml_web_staff_page_posting (&exchange);
+    assert (exchange.status == 404);
+    ml_html_destroy (&exchange.page);
+    exchange.path = "/staff/payments/1234";
+    exchange.status = 0;
+    ml_web_staff_page_payment (&exchange);
+    assert (exchange.status == 404);
+    ml_html_destroy (&exchange.page);
     int64_t minor = 0;
     assert (s_amount ("", &minor) == 0);
     assert (s_amount ("1,250.50", &minor) == 1 && minor == 125050);
