@@ -158,6 +158,12 @@ def main_phase():
     check(0 < len(narrowed) < len(everything) and clients == {OTHER_CLIENT},
           f"the client filter: {len(narrowed)} of {len(everything)}, clients {clients}")
     check(REJECTED not in narrowed, "another client's posting is filtered out")
+    # An amount range: only the 0.01 payments, with the source filter kept in the links.
+    driver.get(BASE + "/staff/postings?source=staff&max=0.01")
+    amounts = {cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "table.postings td[data-label=Amount]")}
+    check(amounts == {"0.01 USD"}, f"the amount filter: {amounts}")
+    next_link = driver.find_elements(By.CSS_SELECTOR, "nav.pages a[rel=next]")
+    check(not next_link or "max=0.01" in next_link[0].get_attribute("href"), "filters kept in the pages")
     driver.get(BASE + "/staff/postings?min=abc")
     check("not an amount" in (text_of("p.error") or ""), "a filter amount that is not one is said")
 

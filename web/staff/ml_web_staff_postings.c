@@ -131,14 +131,28 @@ static const char *s_link (const s_filter_t *filter, const char *state, int64_t 
 }
 
 //  An amount typed in a filter: 0 none, 1 read, -1 not an amount. Read as people type
-//  amounts everywhere in the app (ml_money_parse), with two decimals: the list may hold
-//  several currencies, and a filter is a range, not money that moves.
-static int s_amount (const char *text, int64_t *minor)
+//  amounts everywhere in the app (ml_money_parse), in currency (the firm's deposit accounts').
+static int s_amount (const char *text, const char *currency, int64_t *minor)
 {
     if (!*text)
         return 0;
     const char *error = NULL;
-    return ml_money_parse (text, "USD", minor, &error) == 0 && *minor >= 0 ? 1 : -1;
+    return ml_money_parse (text, currency, minor, &error) == 0 && *minor >= 0 ? 1 : -1;
+}
+
+//  The currency the firm's amounts are typed in: its first deposit account's (USD when it has
+//  none yet), into buf.
+static const char *s_currency (ml_web_exchange_t *exchange, const char *token, char *buf,
+                               size_t size)
+{
+    json_t *request = json_pack ("{s:s, s:s}", "op", "account-list", "staff_session", token);
+    json_t *reply = request ? ml_web_core_call (exchange->core, request) : NULL;
+    json_decref (request);
+    const char *currency =
+        ml_web_staff_text (json_array_get (json_object_get (reply, "accounts"), 0), "currency");
+    snprintf (buf, size, "%s", *currency ? currency : "USD");
+    json_decref (reply);
+    return buf;
 }
 
 static void s_filter_form (ml_web_exchange_t *exchange, const s_filter_t *filter)
@@ -212,12 +226,15 @@ void ml_web_staff_page_postings (ml_web_exchange_t *exchange)
     if (*filter.to)
         json_object_set_new (request, "date_to", json_string (filter.to));
     int64_t minor = 0;
-    int rc = s_amount (filter.min, &minor);
+    char currency[16] = "USD";
+    if (*filter.min || *filter.max)
+        s_currency (exchange, token, currency, sizeof currency);
+    int rc = s_amount (filter.min, currency, &minor);
     if (rc > 0)
         json_object_set_new (request, "amount_min_minor", json_integer (minor));
     else if (rc < 0)
         problem = "The smallest amount is not an amount (such as 1,250.00).";
-    rc = s_amount (filter.max, &minor);
+    rc = s_amount (filter.max, currency, &minor);
     if (rc > 0)
         json_object_set_new (request, "amount_max_minor", json_integer (minor));
     else if (rc < 0)
@@ -720,7 +737,8 @@ void ml_web_staff_postings_test (void)
     assert (exchange.status == 404);
     ml_html_destroy (&exchange.page);
     int64_t minor = 0;
-    assert (s_amount ("", &minor) == 0);
-    assert (s_amount ("1,250.50", &minor) == 1 && minor == 125050);
-    assert (s_amount ("abc", &minor) == -1);
+    assert (s_amount ("", "USD", &minor) == 0);
+    assert (s_amount ("1,250.50", "USD", &minor) == 1 && minor == 125050);
+    assert (s_amount ("1,250", "JPY", &minor) == 1 && minor == 1250);
+    assert (s_amount ("abc", "USD", &minor) == -1);
 }
