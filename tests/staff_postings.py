@@ -91,6 +91,8 @@ def offline_phase():
     agent = text_of("span.status[class*=agent-]")
     check(agent == "Offline", f"the dashboard says offline: {agent!r}")
     check(text_of("dd.last-contact") not in (None, "never"), "the last contact is kept")
+    check(text_of("dd.postings-rejected a") == "1" and text_of("dd.postings-unresolved a") == "0",
+          f"rejected {text_of('dd.postings-rejected a')!r}, to resolve {text_of('dd.postings-unresolved a')!r}")
     shot("staff-dashboard-offline-390.png")
 
 
@@ -110,6 +112,7 @@ def main_phase():
     check(text_of("dd.replica") is not None, "how far the replica is behind")
     check(text_of("dd.postings-rejected a") == "1", f"one rejected: {text_of('dd.postings-rejected a')!r}")
     check(text_of("dd.postings-waiting a") == "0", f"none waiting: {text_of('dd.postings-waiting a')!r}")
+    check(text_of("dd.postings-unresolved a") == "1", f"one to resolve: {text_of('dd.postings-unresolved a')!r}")
     check(text_of("p.payments-today .count") == "1", f"today's payments: {text_of('p.payments-today')!r}")
     accounts = text_of("table.accounts") or ""
     check("OP-001" in accounts and "TR-001" in accounts and "Trust" in accounts,
@@ -195,6 +198,12 @@ def main_phase():
     check(driver.find_elements(By.CSS_SELECTOR, f"ol.history a[href='/staff/postings/{moved}']"),
           "the rejected posting's history links to its reallocation")
     check(not driver.find_elements(By.CSS_SELECTOR, "form.reallocate"), "reallocated once only")
+    # Dealt with: still rejected, marked reallocated, no longer to resolve.
+    driver.get(BASE + "/staff/postings?state=rejected")
+    check("(reallocated)" in (text_of(f"tr[data-posting='{REJECTED}'] td[data-label=State]") or ""),
+          "the rejected posting is marked reallocated")
+    driver.get(BASE + "/staff/postings?state=unresolved")
+    check(list_rows() == [], f"nothing left to resolve: {list_rows()}")
 
     # The card payment: a refund of 5.00 makes a reversing posting that posts.
     driver.get(f"{BASE}/staff/payments/{PAYMENT}")

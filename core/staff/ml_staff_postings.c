@@ -42,8 +42,17 @@ bool ml_staff_postings_wanted (const json_t *request)
         if (json_object_get (request, s_filters[index]))
             return true;
     const char *status = json_string_value (json_object_get (request, "status"));
-    return status && streq (status, "waiting");
+    return status && (streq (status, "waiting") || streq (status, "unresolved"));
 }
+
+//  A rejected posting is dealt with once reallocated (its history says so) or once its money
+//  was given back (a reversal of its charge that did not fail): each a seek by posting.
+#define S_REALLOCATED                                                                              \
+    "EXISTS (SELECT 1 FROM posting_event e WHERE e.posting_uuid = p.posting_uuid"                  \
+    " AND e.status = 'reallocated')"
+#define S_REFUNDED                                                                                 \
+    "EXISTS (SELECT 1 FROM charge c JOIN reversal v ON v.charge_key = c.charge_key"                \
+    " WHERE c.posting_uuid = p.posting_uuid AND v.status NOT IN ('declined', 'error'))"
 
 static bool s_integer_column (const char *name)
 {
@@ -153,13 +162,14 @@ static json_t *s_postings (ml_store_t *store, const json_t *request, bool explai
         return ml_admin_error ("%s", problem);
     if (!firm)
         return ml_admin_error ("'firm' is required with filters or pages");
-    const char *statuses[] = {"pending", "delivered", "posted", "rejected", "reversed", "waiting"};
+    const char *statuses[] = {"pending",  "delivered", "posted",    "rejected",
+                              "reversed", "waiting",   "unresolved"};
     size_t known = 0;
-    while (status && known < 6 && !streq (status, statuses[known]))
+    while (status && known < 7 && !streq (status, statuses[known]))
         known++;
-    if (known == 6)
-        return ml_admin_error ("'status' must be pending, delivered, posted, rejected, reversed or "
-                               "waiting, not '%s'",
+    if (known == 7)
+        return ml_admin_error ("'status' must be pending, delivered, posted, rejected, reversed, "
+                               "waiting or unresolved, not '%s'",
                                status);
     char from_next[16], to_next[16];
     if (from && !s_day (from, from_next, sizeof from_next))
@@ -210,11 +220,17 @@ static json_t *s_postings (ml_store_t *store, const json_t *request, bool explai
            " p.receipt_id, p.reason, p.attempts, p.reverses,"
            " COALESCE ((SELECT c.payment_uuid FROM charge c WHERE c.posting_uuid = p.posting_uuid),"
            "  (SELECT c.payment_uuid FROM reversal r JOIN charge c ON c.charge_key = r.charge_key"
-           "   WHERE r.posting_uuid = p.posting_uuid)) AS payment_uuid"
+           "   WHERE r.posting_uuid = p.posting_uuid)) AS payment_uuid,"
+           " CASE WHEN p.status <> 'rejected' THEN NULL WHEN " S_REALLOCATED " THEN 'reallocated'"
+           "  WHEN " S_REFUNDED " THEN 'refunded' END AS settled"
            " FROM posting p WHERE p.firm_id = ?",
            's', firm, 0);
     if (status && streq (status, "waiting"))
         s_add (&statement, " AND p.status IN ('pending', 'delivered')", 0, NULL, 0);
+    else if (status && streq (status, "unresolved"))
+        s_add (&statement,
+               " AND p.status = 'rejected' AND NOT " S_REALLOCATED " AND NOT " S_REFUNDED, 0, NULL,
+               0);
     else if (status)
         s_add (&statement, " AND p.status = ?", 's', status, 0);
     if (uuid)
@@ -339,15 +355,17 @@ void ml_staff_postings_test (bool verbose)
     assert (
         ml_odbc_execute (odbc,
                          "CREATE TABLE reversal (reversal_key TEXT PRIMARY KEY, charge_key TEXT,"
-                         " posting_uuid TEXT NOT NULL UNIQUE)",
+                         " posting_uuid TEXT NOT NULL UNIQUE, status TEXT NOT NULL)",
                          NULL) >= 0);
+    assert (ml_odbc_execute (odbc, "CREATE INDEX reversal_charge ON reversal (charge_key)", NULL) >=
+            0);
     assert (ml_odbc_execute (odbc,
                              "INSERT INTO charge VALUES ('P1:operating', 'P1',"
                              " '00000000-0000-4000-8000-000000000002')",
                              NULL) == 1);
     assert (ml_odbc_execute (odbc,
                              "INSERT INTO reversal VALUES ('P1:operating:refund:1', 'P1:operating',"
-                             " '00000000-0000-4000-8000-000000000005')",
+                             " '00000000-0000-4000-8000-000000000005', 'declined')",
                              NULL) == 1);
     assert (ml_store_firm_add (store, "acme", "Acme LLP", "k1", "OP-1") == 0);
     assert (ml_store_firm_add (store, "beta", "Beta LLP", "k2", "OP-1") == 0);
@@ -370,6 +388,10 @@ void ml_staff_postings_test (bool verbose)
     s_expect (store, "{\"firm\": \"acme\", \"client\": \"C-1\"}", "5 4 1");
     s_expect (store, "{\"firm\": \"beta\", \"client\": \"C-1\"}", "3");
     s_expect (store, "{\"firm\": \"acme\", \"status\": \"waiting\"}", "5 4");
+    //  Rejected and not dealt with: 2 (a card charge's posting, nothing reallocated or given
+    //  back yet); then given back (a refund of its charge), it is settled.
+    s_expect (store, "{\"firm\": \"acme\", \"status\": \"unresolved\"}", "2");
+    s_expect (store, "{\"firm\": \"beta\", \"status\": \"unresolved\"}", "3");
     s_expect (store, "{\"firm\": \"acme\", \"status\": \"rejected\", \"client\": \"C-2\"}", "2");
     s_expect (store, "{\"firm\": \"acme\", \"source\": \"payment\"}", "4 2");
     //  The payment of a card charge's posting, and of a refund's.
@@ -420,11 +442,31 @@ void ml_staff_postings_test (bool verbose)
             json_is_null (json_object_get (row, "payment_uuid")));
     json_decref (page);
 
+    //  Money given back (a refund that did not fail) or a reallocation settles a rejection.
+    assert (ml_odbc_execute (odbc, "UPDATE reversal SET status = 'approved'", NULL) == 1);
+    s_expect (store, "{\"firm\": \"acme\", \"status\": \"unresolved\"}", "");
+    json_t *settled = s_list (store, "{\"firm\": \"acme\", \"status\": \"rejected\"}");
+    assert (streq (json_string_value (json_object_get (
+                       json_array_get (json_object_get (settled, "postings"), 0), "settled")),
+                   "refunded"));
+    json_decref (settled);
+    assert (ml_odbc_execute (odbc,
+                             "INSERT INTO posting_event (posting_uuid, at, status, detail) VALUES"
+                             " ('00000000-0000-4000-8000-000000000003', '2026-11-03T00:00:00Z',"
+                             " 'reallocated', 'as X by staff')",
+                             NULL) == 1);
+    s_expect (store, "{\"firm\": \"beta\", \"status\": \"unresolved\"}", "");
+    settled = s_list (store, "{\"firm\": \"beta\", \"before\": 9}");
+    assert (streq (json_string_value (json_object_get (
+                       json_array_get (json_object_get (settled, "postings"), 0), "settled")),
+                   "reallocated"));
+    json_decref (settled);
+
     //  Bad members are refused with the reason, never read as "no filter".
     s_expect (store, "{\"client\": \"C-1\"}", "error: 'firm' is required with filters or pages");
     s_expect (store, "{\"firm\": \"acme\", \"status\": \"lost\", \"client\": \"C-1\"}",
-              "error: 'status' must be pending, delivered, posted, rejected, reversed or waiting, "
-              "not 'lost'");
+              "error: 'status' must be pending, delivered, posted, rejected, reversed, waiting or "
+              "unresolved, not 'lost'");
     s_expect (store, "{\"firm\": \"acme\", \"date_from\": \"2026-02-30\"}",
               "error: 'date_from' must be a day as YYYY-MM-DD, not '2026-02-30'");
     s_expect (store, "{\"firm\": \"acme\", \"date_to\": \"3 May\"}",
@@ -450,6 +492,7 @@ void ml_staff_postings_test (bool verbose)
         "{\"firm\": \"acme\", \"client\": \"C-1\", \"before\": 9}",
         "{\"firm\": \"acme\", \"status\": \"rejected\"}",
         "{\"firm\": \"acme\", \"status\": \"waiting\"}",
+        "{\"firm\": \"acme\", \"status\": \"unresolved\"}",
         "{\"firm\": \"acme\", \"source\": \"reversal\"}",
         "{\"firm\": \"acme\", \"posting_uuid\": \"00000000-0000-4000-8000-000000000004\"}",
         "{\"firm\": \"acme\", \"date_from\": \"2026-11-02\", \"date_to\": \"2026-11-03\"}",

@@ -7,6 +7,7 @@
 */
 #include "ml_web_staff.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -36,7 +37,24 @@ static const char *s_count (json_t *object, const char *key, char *buf, size_t s
     return buf;
 }
 
-static void s_connection (ml_web_exchange_t *exchange, json_t *firm)
+//  How many rejected postings nobody dealt with yet (not reallocated, money not given back),
+//  from the postings op's "unresolved" view: up to 100, then "100+".
+static void s_unresolved (ml_web_exchange_t *exchange, const char *token, char *buf, size_t size)
+{
+    json_t *request =
+        json_pack ("{s:s, s:s, s:s, s:i, s:I}", "op", "postings", "staff_session", token, "status",
+                   "unresolved", "limit", 100, "before", (json_int_t)INT64_MAX);
+    json_t *reply = request ? ml_web_core_call (exchange->core, request) : NULL;
+    json_decref (request);
+    if (s_ok (reply))
+        snprintf (buf, size, "%zu%s", json_array_size (json_object_get (reply, "postings")),
+                  json_object_get (reply, "next_before") ? "+" : "");
+    else
+        snprintf (buf, size, "-");
+    json_decref (reply);
+}
+
+static void s_connection (ml_web_exchange_t *exchange, json_t *firm, const char *unresolved)
 {
     bool online = json_is_true (json_object_get (firm, "agent_online"));
     const char *contact = ml_web_staff_text (firm, "last_contact_at");
@@ -70,11 +88,14 @@ static void s_connection (ml_web_exchange_t *exchange, json_t *firm)
                      "<a href=\"/staff/postings?state=waiting\">{}</a></dd>"
                      "<dt>Postings rejected</dt><dd class=\"postings-rejected\">"
                      "<a href=\"/staff/postings?state=rejected\">{}</a></dd>"
+                     "<dt>Rejected, to resolve</dt><dd class=\"postings-unresolved\">"
+                     "<a href=\"/staff/postings?state=unresolved\">{}</a></dd>"
                      "</dl>\n</section>\n",
                      online ? "online" : "offline", online ? "Online" : "Offline",
                      *contact ? when : "never", late ? " late" : "", behind, seconds, replica,
                      changed, s_count (firm, "unanswered_posting_count", waiting, sizeof waiting),
-                     s_count (firm, "rejected_posting_count", rejected, sizeof rejected));
+                     s_count (firm, "rejected_posting_count", rejected, sizeof rejected),
+                     unresolved);
 }
 
 //  Today's (UTC) approved card payments: how many, and the list.
@@ -170,8 +191,11 @@ void ml_web_staff_dashboard (ml_web_exchange_t *exchange, const char *token, jso
         return;
     }
     json_t *firm = json_array_get (json_object_get (status, "firms"), 0);
-    if (s_ok (status) && firm)
-        s_connection (exchange, firm);
+    if (s_ok (status) && firm) {
+        char unresolved[24];
+        s_unresolved (exchange, token, unresolved, sizeof unresolved);
+        s_connection (exchange, firm, unresolved);
+    }
     json_decref (status);
     json_t *payments = s_read (exchange, token, "payments");
     if (payments && s_ok (payments))

@@ -37,10 +37,11 @@ const char *ml_web_staff_when (const char *iso, char *buf, size_t size)
 const char *ml_web_staff_state_name (const char *state)
 {
     static const char *const names[][2] = {
-        {"pending", "Pending"},   {"delivered", "Delivered"}, {"posted", "Posted"},
-        {"rejected", "Rejected"}, {"reversed", "Reversed"},   {"waiting", "Waiting"},
-        {"approved", "Approved"}, {"declined", "Declined"},   {"error", "Failed"},
-        {"unknown", "Unknown"},   {"partial", "Partial"},     {"reallocated", "Reallocated"},
+        {"pending", "Pending"},       {"delivered", "Delivered"}, {"posted", "Posted"},
+        {"rejected", "Rejected"},     {"reversed", "Reversed"},   {"waiting", "Waiting"},
+        {"approved", "Approved"},     {"declined", "Declined"},   {"error", "Failed"},
+        {"unknown", "Unknown"},       {"partial", "Partial"},     {"reallocated", "Reallocated"},
+        {"unresolved", "To resolve"},
     };
     for (size_t index = 0; state && index < sizeof names / sizeof names[0]; index++)
         if (strcmp (state, names[index][0]) == 0)
@@ -71,6 +72,7 @@ static const char *const s_states[][2] = {
     {"delivered", "Delivered"},
     {"posted", "Posted"},
     {"rejected", "Rejected"},
+    {"unresolved", "To resolve"},
     {"reversed", "Reversed"},
 };
 
@@ -292,6 +294,7 @@ void ml_web_staff_page_postings (ml_web_exchange_t *exchange)
             char when[40], money[64], href[80];
             const char *uuid = ml_web_staff_text (row, "posting_uuid");
             const char *status = ml_web_staff_text (row, "status");
+            const char *settled = ml_web_staff_text (row, "settled");
             snprintf (href, sizeof href, "/staff/postings/%s", uuid);
             const char *answer = *ml_web_staff_text (row, "reason")
                                      ? ml_web_staff_text (row, "reason")
@@ -299,14 +302,19 @@ void ml_web_staff_page_postings (ml_web_exchange_t *exchange)
             ml_web_page_add (
                 exchange,
                 "<tr data-posting=\"{}\"><td data-label=\"Date\"><a href=\"{}\">{}</a></td>"
-                "<td data-label=\"State\"><span class=\"status state-{}\">{}</span></td>"
+                "<td data-label=\"State\"><span class=\"status state-{}\">{}</span>{}{}</td>"
                 "<td data-label=\"Client\">{}</td><td data-label=\"Payer\">{}</td>"
                 "<td data-label=\"Source\">{}</td><td data-label=\"Amount\" class=\"amount\">{}"
                 "</td><td data-label=\"Matter system\">{}</td></tr>\n",
                 uuid, href,
                 ml_web_staff_when (ml_web_staff_text (row, "created_at"), when, sizeof when),
-                status, ml_web_staff_state_name (status), ml_web_staff_text (row, "client_number"),
-                ml_web_staff_text (row, "payer_name"),
+                status, ml_web_staff_state_name (status),
+                //  A rejection dealt with says how: its money reallocated or given back.
+                *settled ? " <span class=\"settled\">" : "",
+                strcmp (settled, "reallocated") == 0 ? "(reallocated)</span>"
+                : strcmp (settled, "refunded") == 0  ? "(money given back)</span>"
+                                                     : "",
+                ml_web_staff_text (row, "client_number"), ml_web_staff_text (row, "payer_name"),
                 s_source_name (ml_web_staff_text (row, "source")),
                 ml_web_page_money (row, "amount_minor", ml_web_staff_text (row, "currency"), money,
                                    sizeof money),
