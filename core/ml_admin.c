@@ -3,6 +3,7 @@
 #include "ml_portal_account.h"
 #include "ml_finder.h"
 #include "ml_payments.h"
+#include "ml_staff_postings.h"
 #include "ml_selftest_support.h"
 #include "ml_alloc.h"
 #include "ml_log.h"
@@ -298,6 +299,9 @@ static json_t *s_core_op (const ml_admin_parts_t *parts, const ml_actor_t *actor
     }
     if (streq (op, "pay"))
         return s_pay (store, request, deliver_firm, size);
+    //  Filters and pages (Manage Postings): ml_staff_postings.
+    if (streq (op, "postings") && ml_staff_postings_wanted (request))
+        return ml_staff_postings (store, request);
     if (streq (op, "postings")) {
         const char *firm = ml_admin_argument (request, "firm", 63, problem, sizeof problem);
         const char *status = ml_admin_argument (request, "status", 16, problem, sizeof problem);
@@ -552,7 +556,10 @@ static const struct {
     {"open-items", "firm client matter", S_OPERATOR, S_READ, s_core_op},
     {"pay", "firm client matter amount currency payer_name payer_email ar_message account pay_key",
      S_OPERATOR, S_BILLING | S_CSRF, s_core_op},
-    {"postings", "firm status limit", S_OPERATOR, S_READ, s_core_op},
+    {"postings",
+     "firm status limit client source date_from date_to amount_min_minor amount_max_minor before "
+     "posting_uuid",
+     S_OPERATOR, S_READ, s_core_op},
     {"posting", "posting_uuid", S_OPERATOR, S_READ, s_core_op},
     {"resend", "posting_uuid", S_OPERATOR, S_BILLING | S_CSRF, s_core_op},
     {"search",

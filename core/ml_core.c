@@ -8,6 +8,7 @@
 #include "ml_payments.h"
 #include "ml_readers.h"
 #include "ml_config.h"
+#include "ml_contacts.h"
 #include "ml_contract.h"
 #include "ml_keygen.h"
 #include "ml_logins.h"
@@ -68,9 +69,10 @@ typedef struct {
     ml_autopay_t *autopay;
     ml_logins_t *logins;
     ml_portal_pay_t *portal_pay;
-    ml_staff_t *staff;  //  staff accounts (docs/staff-api.md)
-    zhashx_t *sessions; //  firm id -> s_session_t
-    zhashx_t *pending;  //  search request id (decimal text) -> s_pending_t
+    ml_staff_t *staff;       //  staff accounts (docs/staff-api.md)
+    zhashx_t *sessions;      //  firm id -> s_session_t
+    ml_contacts_t *contacts; //  each agent's last contact and cursor (status)
+    zhashx_t *pending;       //  search request id (decimal text) -> s_pending_t
     uint64_t next_request_id;
     zhashx_t *firms; //  agent public key -> firm id (cache of the store)
     int64_t tick_at;
@@ -157,6 +159,7 @@ static void s_pending_destroy (s_pending_t **self_p)
 typedef struct {
     zsock_t *socket; //  the socket the request came in on (admin or API)
     zframe_t *client;
+    bool payer; //  a payer's (the API socket without a staff session): the payer's view only
 } s_waiter_t;
 
 static s_waiter_t *s_waiter_new (zsock_t *socket, zframe_t *client)
@@ -569,6 +572,7 @@ static void s_receive_agent (s_core_t *self)
     session->last_seen = zclock_mono ();
     ml_log (ML_LOG_DEBUG, "firm %s: %s", firm, ml_msg_name (message->id));
     s_handle_message (self, session, message);
+    ml_contacts_note (self->contacts, firm, message, zclock_time ());
     ml_msg_destroy (&message);
 }
 
@@ -857,16 +861,18 @@ static void s_send_ready (s_core_t *self)
     while ((reply = ml_portal_pay_ready (self->portal_pay, id, sizeof id))) {
         s_waiter_t *waiter = zhashx_lookup (self->waiting, id);
         const char *next = json_string_value (json_object_get (reply, "waiting_for"));
-        if (waiter && next)
-            zhashx_update (self->waiting, next, s_waiter_new (waiter->socket, waiter->client));
-        else if (waiter)
+        if (waiter && next) {
+            s_waiter_t *again = s_waiter_new (waiter->socket, waiter->client);
+            again->payer = waiter->payer;
+            zhashx_update (self->waiting, next, again);
+        } else if (waiter)
             s_socket_reply (waiter->socket, waiter->client, reply);
         zhashx_delete (self->waiting, id);
         json_decref (reply);
     }
     while ((reply = ml_payments_ready (self->payments, id, sizeof id))) {
         s_waiter_t *waiter = zhashx_lookup (self->waiting, id);
-        if (waiter && waiter->socket == self->api)
+        if (waiter && waiter->payer)
             reply = ml_portal_pay_public (reply);
         if (waiter)
             s_socket_reply (waiter->socket, waiter->client, reply);
@@ -911,6 +917,7 @@ static json_t *s_admin_request (s_core_t *self, zsock_t *socket, zframe_t *clien
                 self->sessions, json_string_value (json_object_get (firm, "firm_id")));
             json_object_set_new (firm, "agent_online",
                                  json_boolean (session && session->state != S_NONE));
+            ml_contacts_status (self->contacts, firm, zclock_time ());
         }
     }
     if (*effects.deliver_firm) {
@@ -943,7 +950,10 @@ static json_t *s_admin_request (s_core_t *self, zsock_t *socket, zframe_t *clien
     //  reply is made (s_send_ready).
     const char *waiting = json_string_value (json_object_get (reply, "waiting_for"));
     if (waiting) {
-        zhashx_update (self->waiting, waiting, s_waiter_new (socket, client));
+        //  Staff on the API socket (a refund, a payment) get the whole reply, as the operator.
+        s_waiter_t *waiter = s_waiter_new (socket, client);
+        waiter->payer = api && !json_object_get (parsed, "staff_session");
+        zhashx_update (self->waiting, waiting, waiter);
         json_decref (reply);
         reply = NULL;
     }
@@ -1089,6 +1099,7 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
     self->settings = *settings;
     self->pipe = pipe;
     self->sessions = zhashx_new ();
+    self->contacts = ml_contacts_new ();
     zhashx_set_destructor (self->sessions, (zhashx_destructor_fn *)s_session_destroy);
     self->firms = zhashx_new ();
     zhashx_set_destructor (self->firms, (zhashx_destructor_fn *)zstr_free);
@@ -1291,6 +1302,7 @@ static void s_core_destroy (s_core_t *self)
         zhashx_destroy (&self->pending);
     }
     zhashx_destroy (&self->sessions);
+    ml_contacts_destroy (&self->contacts);
     zhashx_destroy (&self->firms);
     ml_staff_destroy (&self->staff);
     ml_logins_destroy (&self->logins);

@@ -108,6 +108,17 @@ int64_t ml_web_staff_payer_id (const char *path, const char *prefix);
 void ml_web_staff_payer_tabs (ml_web_exchange_t *exchange, int64_t payer_id, const char *current);
 bool ml_web_staff_contains (const char *text, const char *needle);
 void ml_web_staff_payers_test (void);
+//  Manage Postings (web/staff/ml_web_staff_postings.c, ml_web_staff_payment.c) and the
+//  dashboard on the home page (ml_web_staff_dashboard.c).
+ml_web_handler_fn ml_web_staff_page_postings, ml_web_staff_page_posting, ml_web_staff_page_payment;
+void ml_web_staff_dashboard (ml_web_exchange_t *exchange, const char *token, json_t *session);
+//  A time from the core (YYYY-MM-DDTHH:MM:SS.mmmZ) for people, "-" when NULL or empty.
+const char *ml_web_staff_when (const char *iso, char *buf, size_t size);
+//  A posting's, charge's or payment's state for people ("rejected" -> "Rejected").
+const char *ml_web_staff_state_name (const char *state);
+//  Whether text is a UUID as the core writes it (lower-case hex and dashes, 36 characters).
+bool ml_web_staff_uuid_shape (const char *text);
+void ml_web_staff_postings_test (void);
 
 void ml_web_staff_test (bool verbose);
 //  Parts of the selftest in the page files.

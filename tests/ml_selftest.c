@@ -24,6 +24,8 @@
 #include "ml_finder.h"
 #include "ml_service.h"
 #include "ml_store.h"
+#include "ml_staff_postings.h"
+#include "ml_contacts.h"
 #include "ml_text.h"
 #include "ml_credentials.h"
 #include "ml_staff.h"
@@ -62,6 +64,8 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_portal_account", ml_portal_account_test}, //  the payer's methods, history, Auto-Pay
     {"ml_credentials", ml_credentials_test},       //  tokens, CSRF, passwords, throttling
     {"ml_totp", ml_totp_test},                     //  RFC 6238 one-time passwords
+    {"ml_staff_postings", ml_staff_postings_test}, //  postings' filters and pages
+    {"ml_contacts", ml_contacts_test},             //  agents' last contact, replica behind
     {"ml_staff", ml_staff_test},                   //  staff accounts, second factor, scoping
     {"ml_text", ml_text_test},
     {"ml_free_text", ml_free_text_test},

@@ -143,6 +143,9 @@ static const s_route_t s_routes[] = {
     {"/staff/payer-view/", S_GET, ml_web_staff_page_payer_view},
     {"/staff/pay", S_GET, ml_web_staff_pay}, //  Make a Payment (web/staff/)
     {"/staff/pay/", S_GET | S_POST, ml_web_staff_pay},
+    {"/staff/postings", S_GET, ml_web_staff_page_postings},
+    {"/staff/postings/", S_GET | S_POST, ml_web_staff_page_posting}, //  /staff/postings/UUID
+    {"/staff/payments/", S_GET | S_POST, ml_web_staff_page_payment}, //  /staff/payments/UUID
 };
 
 //  Paths ending in '/' that are pages of their own, not prefixes: matched exactly.

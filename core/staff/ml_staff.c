@@ -1,5 +1,6 @@
 /*  ml_staff: staff accounts, links, sign-in, second factor and sessions. See include/ml_staff.h. */
 #include "ml_staff_internal.h"
+#include "ml_staff_postings.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -933,7 +934,8 @@ ml_staff_t *ml_staff_new (ml_store_t *store, ml_mailer_t *mailer,
         return NULL;
     }
     if (ml_store_schema (ml_store_db (store), s_schema, sizeof s_schema / sizeof s_schema[0],
-                         "staff tables", error, error_size) != 0)
+                         "staff tables", error, error_size) != 0 ||
+        ml_staff_postings_schema (store, error, error_size) != 0)
         return NULL;
     ml_staff_t *self = calloc (1, sizeof (ml_staff_t));
     assert (self);

@@ -204,6 +204,7 @@ static const s_nav_t s_nav[] = {
     {"/staff/", "Home", "read"},
     {"/staff/pay", "Make a Payment", "billing"},
     {"/staff/payers", "Payers", "read"},
+    {"/staff/postings", "Postings", "read"},
     {"/staff/users", "Users", "admin"},
     {"/staff/audit", "Audit trail", "admin"},
     {"/staff/account", "Your account", "read"},
@@ -337,5 +338,6 @@ void ml_web_staff_test (bool verbose)
     ml_web_staff_auth_test ();
     ml_web_staff_pages_test ();
     ml_web_staff_payers_test ();
+    ml_web_staff_postings_test ();
     printf ("OK\n");
 }

@@ -13,57 +13,6 @@ static bool s_ok (json_t *reply)
     return json_is_true (json_object_get (reply, "ok"));
 }
 
-//  The firm's state from the core's status op: the agent and the postings waiting. Staff
-//  who may not read it (or a core without it) see the frame without this part.
-static void s_firm_status (ml_web_exchange_t *exchange, const char *token, json_t *session)
-{
-    json_t *reply = ml_web_staff_call (exchange, token, json_pack ("{s:s}", "op", "status"));
-    if (!reply) {
-        //  The 503 page would replace the dashboard: keep the frame and say so.
-        ml_web_page_message (exchange, "error", "The payment service did not answer.");
-        return;
-    }
-    json_t *firm = json_array_get (json_object_get (reply, "firms"), 0);
-    if (!s_ok (reply) || !firm) {
-        json_decref (reply);
-        return;
-    }
-    (void)session;
-    bool online = json_is_true (json_object_get (firm, "agent_online"));
-    char contact[64] = "";
-    json_t *hello = json_object_get (firm, "last_hello_at");
-    if (json_is_integer (hello) && json_integer_value (hello) > 0) {
-        //  The store keeps seconds since 1970; people read UTC.
-        time_t seconds = (time_t)json_integer_value (hello);
-        struct tm parts;
-        if (gmtime_r (&seconds, &parts))
-            strftime (contact, sizeof contact, "%Y-%m-%d %H:%M:%S UTC", &parts);
-    } else if (json_is_string (hello))
-        snprintf (contact, sizeof contact, "%s", json_string_value (hello));
-    char waiting[32] = "-", rejected[32] = "-";
-    json_t *value = json_object_get (firm, "unanswered_posting_count");
-    if (json_is_integer (value))
-        snprintf (waiting, sizeof waiting, "%lld", (long long)json_integer_value (value));
-    else if (json_is_string (value))
-        snprintf (waiting, sizeof waiting, "%s", json_string_value (value));
-    value = json_object_get (firm, "rejected_posting_count");
-    if (json_is_integer (value))
-        snprintf (rejected, sizeof rejected, "%lld", (long long)json_integer_value (value));
-    else if (json_is_string (value))
-        snprintf (rejected, sizeof rejected, "%s", json_string_value (value));
-    ml_web_page_add (exchange,
-                     "<section class=\"dashboard\" aria-labelledby=\"firm-state\">\n"
-                     "<h2 id=\"firm-state\">The firm's connection</h2>\n<dl class=\"receipt\">"
-                     "<dt>Agent</dt><dd><span class=\"status agent-{}\">{}</span></dd>"
-                     "<dt>Last contact</dt><dd class=\"last-contact\">{}</dd>"
-                     "<dt>Postings waiting</dt><dd class=\"postings-waiting\">{}</dd>"
-                     "<dt>Postings rejected</dt><dd class=\"postings-rejected\">{}</dd>"
-                     "</dl>\n</section>\n",
-                     online ? "online" : "offline", online ? "Online" : "Offline",
-                     *contact ? contact : "never", waiting, rejected);
-    json_decref (reply);
-}
-
 void ml_web_staff_page_home (ml_web_exchange_t *exchange)
 {
     if (strcmp (exchange->path, "/staff") == 0) {
@@ -84,7 +33,7 @@ void ml_web_staff_page_home (ml_web_exchange_t *exchange)
         ml_web_page_add (exchange, "<p class=\"notice\">Protect your account with two-step "
                                    "verification: <a href=\"/staff/account\">turn it on in "
                                    "your account</a>.</p>\n");
-    s_firm_status (exchange, token, session);
+    ml_web_staff_dashboard (exchange, token, session);
     ml_web_staff_end (exchange);
     json_decref (session);
 }

@@ -245,7 +245,7 @@ void ml_web_staff_pages_test (void)
     assert (strstr (response, "<p class=\"firm\">Smith &amp; Jones</p>") &&
             strstr (response, "Ann &lt;Admin&gt;") && strstr (response, ">Administrator<"));
     assert (strstr (response, "href=\"/staff/users\"") && strstr (response, "agent-online") &&
-            strstr (response, "postings-waiting\">3<"));
+            strstr (response, "postings-waiting\"><a href=\"/staff/postings?state=waiting\">3<"));
     assert (!strstr (response, "<script") && !strstr (response, "style="));
     assert (s_http (port, "GET", "/staff/users", ann, NULL, response, size) == 200);
     assert (strstr (response, "Bo &lt;b&gt;") && strstr (response, "value=\"ANNcsrf\""));
