@@ -25,6 +25,7 @@
 #include "ml_text.h"
 #include "ml_credentials.h"
 #include "ml_staff.h"
+#include "ml_notify.h"
 #include "ml_totp.h"
 
 #include <stdio.h>
@@ -59,6 +60,7 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_credentials", ml_credentials_test},       //  tokens, CSRF, passwords, throttling
     {"ml_totp", ml_totp_test},                     //  RFC 6238 one-time passwords
     {"ml_staff", ml_staff_test},                   //  staff accounts, second factor, scoping
+    {"ml_notify", ml_notify_test},                 //  which events e-mail whom
     {"ml_text", ml_text_test},
     {"ml_free_text", ml_free_text_test},
 };
