@@ -97,6 +97,10 @@ const char *ml_web_staff_text (json_t *object, const char *key);
 ml_web_handler_fn ml_web_staff_page_home, ml_web_staff_page_sign_in, ml_web_staff_page_sign_out,
     ml_web_staff_page_accept, ml_web_staff_page_forgot, ml_web_staff_page_account,
     ml_web_staff_page_users, ml_web_staff_page_audit;
+//  Auto-Pay (web/staff/ml_web_staff_autopay.c) and Notifications (ml_web_staff_notify.c).
+ml_web_handler_fn ml_web_staff_page_autopay, ml_web_staff_page_autopay_form,
+    ml_web_staff_page_autopay_enroll, ml_web_staff_page_autopay_schedule,
+    ml_web_staff_page_notifications;
 
 void ml_web_staff_test (bool verbose);
 //  Parts of the selftest in the page files.

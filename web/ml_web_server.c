@@ -136,6 +136,11 @@ static const s_route_t s_routes[] = {
     {"/staff/account", S_GET | S_POST, ml_web_staff_page_account},
     {"/staff/users", S_GET | S_POST, ml_web_staff_page_users},
     {"/staff/audit", S_GET, ml_web_staff_page_audit},
+    {"/staff/autopay", S_GET, ml_web_staff_page_autopay},
+    {"/staff/autopay/form", S_GET | S_POST, ml_web_staff_page_autopay_form},
+    {"/staff/autopay/enroll", S_GET | S_POST, ml_web_staff_page_autopay_enroll},
+    {"/staff/autopay/schedule", S_GET | S_POST, ml_web_staff_page_autopay_schedule},
+    {"/staff/notifications", S_GET | S_POST, ml_web_staff_page_notifications},
 };
 
 //  Paths ending in '/' that are pages of their own, not prefixes: matched exactly.

@@ -203,7 +203,9 @@ typedef struct {
 static const s_nav_t s_nav[] = {
     {"/staff/", "Home", "read"},
     {"/staff/pay", "Make a Payment", "billing"},
+    {"/staff/autopay", "Auto-Pay", "read"},
     {"/staff/users", "Users", "admin"},
+    {"/staff/notifications", "Notifications", "admin"},
     {"/staff/audit", "Audit trail", "admin"},
     {"/staff/account", "Your account", "read"},
 };
