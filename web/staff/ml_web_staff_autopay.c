@@ -441,10 +441,10 @@ static void s_form (ml_web_exchange_t *exchange, const char *token, json_t *sess
     ml_web_page_add (
         exchange,
         "</select>\n<fieldset>\n<legend>Each time the schedule runs</legend>\n"
-        "<input id=\"ap-pay-all\" type=\"radio\" name=\"pay\" value=\"all\"{}>\n"
-        "<label for=\"ap-pay-all\">Pay off all outstanding invoices</label>\n"
-        "<input id=\"ap-pay-upto\" type=\"radio\" name=\"pay\" value=\"upto\"{}>\n"
-        "<label for=\"ap-pay-upto\">Pay up to an amount</label>\n"
+        "<div class=\"check\"><input id=\"ap-pay-all\" type=\"radio\" name=\"pay\" "
+        "value=\"all\"{}><label for=\"ap-pay-all\">Pay off all outstanding invoices</label>"
+        "</div>\n<div class=\"check\"><input id=\"ap-pay-upto\" type=\"radio\" name=\"pay\" "
+        "value=\"upto\"{}><label for=\"ap-pay-upto\">Pay up to an amount</label></div>\n"
         "<label for=\"ap-amount\">Amount (when paying up to an amount)</label>\n"
         "<input id=\"ap-amount\" name=\"amount\" type=\"text\" inputmode=\"decimal\" "
         "maxlength=\"20\" value=\"{}\" aria-describedby=\"ap-amount-hint\">\n"
