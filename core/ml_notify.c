@@ -308,15 +308,16 @@ static json_t *s_set (ml_store_t *store, const json_t *request)
     int64_t wait = minutes ? json_integer_value (minutes) : S_MINUTES_DEFAULT;
     //  An unchanged minutes keeps the stored one when the request leaves it out.
     if (ml_odbc_begin (odbc) != 0 ||
-        ml_odbc_execute (odbc,
-                         "INSERT INTO notify_setting (firm_id, event, enabled, recipients,"
-                         " minutes, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                         " ON CONFLICT (firm_id, event) DO UPDATE SET enabled = excluded.enabled,"
-                         " recipients = excluded.recipients, minutes = CASE WHEN ? THEN"
-                         " excluded.minutes ELSE notify_setting.minutes END, updated_by ="
-                         " excluded.updated_by, updated_at = excluded.updated_at",
-                         "ssisissi", firm, event, json_is_true (enabled) ? 1 : 0, joined, wait,
-                         staff ? staff : "operator", now, minutes ? 1 : 0) != 1 ||
+        ml_odbc_execute (
+            odbc,
+            "INSERT INTO notify_setting (firm_id, event, enabled, recipients,"
+            " minutes, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (firm_id, event) DO UPDATE SET enabled = excluded.enabled,"
+            " recipients = excluded.recipients, offline_since = NULL, minutes = CASE WHEN ? THEN"
+            " excluded.minutes ELSE notify_setting.minutes END, updated_by ="
+            " excluded.updated_by, updated_at = excluded.updated_at",
+            "ssisissi", firm, event, json_is_true (enabled) ? 1 : 0, joined, wait,
+            staff ? staff : "operator", now, minutes ? 1 : 0) != 1 ||
         ml_odbc_commit (odbc) != 0) {
         ml_log (ML_LOG_ERROR, "notify: notify-set failed: %s", ml_odbc_error (odbc)->message);
         ml_odbc_rollback (odbc);

@@ -274,6 +274,21 @@ try:
     fits("the Auto-Pay list")
     shot("staff-autopay-list-390.png")
 
+    # Edited: the first date, now past, stays as it was; the name changes.
+    driver.get(f"{BASE}/staff/autopay/schedule?schedule_id={monthly}")
+    driver.find_element(By.LINK_TEXT, "Edit").click()
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "ap-name")))
+    check(driver.find_element(By.ID, "ap-name").get_attribute("value") == "Monthly fees" and
+          driver.find_element(By.ID, "ap-amount").get_attribute("value") == "150.00" and
+          driver.find_element(By.ID, "ap-pay-upto").is_selected(), "the form holds the schedule")
+    driver.find_element(By.ID, "ap-name").send_keys(" (edited)")
+    driver.find_element(By.CSS_SELECTOR, "button[value=save]").click()
+    wait.until(expected_conditions.url_contains("done=saved"))
+    check(heading() == "Auto-Pay: Monthly fees (edited)", f"edited: {heading()!r}")
+    # Another firm's schedule, or one that is not there: not found.
+    driver.get(f"{BASE}/staff/autopay/schedule?schedule_id=999")
+    check(heading() == "Page not found", f"an unknown schedule: {heading()!r}")
+
     # Over HTTP: disabling without the CSRF token changes nothing (403).
     cookie = "ml_staff=" + driver.get_cookie("ml_staff")["value"]
     response, _ = request("POST", "/staff/autopay/schedule",

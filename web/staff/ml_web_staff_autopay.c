@@ -45,6 +45,13 @@ static const char *s_int_text (json_t *object, const char *key, char *buf, size_
 static json_t *s_call (ml_web_exchange_t *exchange, const char *token, json_t *request)
 {
     json_t *reply = ml_web_staff_call (exchange, token, request);
+    //  A deleted schedule, or one of another firm's (the core's "not found"), is not there.
+    if (reply && !s_ok (reply) &&
+        strncmp (ml_web_staff_text (reply, "error"), "no Auto-Pay schedule", 20) == 0) {
+        ml_web_staff_not_found (exchange);
+        json_decref (reply);
+        return NULL;
+    }
     if (reply && !s_ok (reply)) {
         ml_web_staff_refused (exchange, reply);
         json_decref (reply);
