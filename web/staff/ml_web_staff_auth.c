@@ -170,8 +170,9 @@ static void s_second_step (ml_web_exchange_t *exchange, const char *sealed, json
 static void s_sign_in (ml_web_exchange_t *exchange, const char *email, const char *password,
                        const char *firm, const char *code)
 {
-    json_t *request =
-        json_pack ("{s:s, s:s, s:s}", "op", "staff-sign-in", "email", email, "password", password);
+    //  The browser's address goes along for the audit of sign-ins and failures.
+    json_t *request = json_pack ("{s:s, s:s, s:s, s:s}", "op", "staff-sign-in", "email", email,
+                                 "password", password, "client", exchange->client);
     if (request && firm && *firm)
         json_object_set_new (request, "firm", json_string (firm));
     if (request && code && *code)

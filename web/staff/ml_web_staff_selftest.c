@@ -27,7 +27,8 @@ static json_t *s_answer (json_t *request)
         const char *email = json_string_value (json_object_get (request, "email"));
         const char *password = json_string_value (json_object_get (request, "password"));
         const char *code = json_string_value (json_object_get (request, "code"));
-        if (!streq (password, "right password"))
+        const char *client = json_string_value (json_object_get (request, "client"));
+        if (!streq (password, "right password") || !client || !streq (client, "127.0.0.1"))
             return json_pack ("{s:b, s:s}", "ok", 0, "error", "the e-mail or password is wrong");
         const char *firm = json_string_value (json_object_get (request, "firm"));
         if (streq (email, "cy@example.com") && !firm)
