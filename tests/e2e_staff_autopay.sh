@@ -7,7 +7,7 @@
 # and enrolls the payer's association; the operator's test clock runs it, the page shows the
 # paid run and its posting, posted in the matter database; a declined card's run e-mails the
 # address set on the notifications page (not the contact address); a disabled schedule makes
-# no more runs.
+# no more runs; "payment received", turned on, mails the firm's contact address.
 . "$ML_SOURCE/tests/lib_e2e.sh"
 . "$ML_SOURCE/tests/lib_processor.sh"
 setup 2 8
@@ -66,6 +66,9 @@ alerted() { [ "$(mails_where '"Error-Failed AutoPay: Plan" in m["headers"]["subj
 wait_for 20 "the Error-Failed AutoPay alert to alerts@acme.example" alerted
 [ "$(mails_where '"Error-Failed AutoPay" in m["headers"]["subject"] and "office@acme.example" in m["rcpt_tos"]')" = 0 ] ||
     fail "the alert also went to the contact address"
+# Payment received, turned on without an address: the run's charge told the contact address.
+received() { [ "$(mails_where '"Payment received" in m["headers"]["subject"] and m["rcpt_tos"] == ["office@acme.example"]')" = 1 ]; }
+wait_for 20 "the payment received notice to office@acme.example" received
 # Who changed what is in the staff audit.
 cli --json staff audit --firm acme | grep -q '"notify-set"' || fail "notify-set not in the audit"
 cli --json staff audit --firm acme | grep -q '"autopay-add"' || fail "autopay-add not in the audit"

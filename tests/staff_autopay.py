@@ -206,6 +206,13 @@ try:
     section = driver.find_element(By.ID, "notify-autopay_failed")
     check("alerts@acme.example" in section.find_element(By.CSS_SELECTOR, "p.state").text,
           "Error-Failed AutoPay now to alerts@acme.example")
+    # Payment received, off by default, on: to the contact address (no address given).
+    section = driver.find_element(By.ID, "notify-payment_received")
+    section.find_element(By.ID, "payment_received-on").click()
+    section.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "p.notice")))
+    check("office@acme.example" in driver.find_element(By.ID, "notify-payment_received").text,
+          "payment received on, to the contact address")
     # A bad address is refused and says why.
     section = driver.find_element(By.ID, "notify-agent_offline")
     section.find_element(By.ID, "agent_offline-on").click()
