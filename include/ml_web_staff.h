@@ -103,6 +103,8 @@ ml_web_handler_fn ml_web_staff_page_autopay, ml_web_staff_page_autopay_form,
     ml_web_staff_page_notifications;
 
 void ml_web_staff_test (bool verbose);
+//  The Auto-Pay and Notifications pages against a stand-in core.
+void ml_web_staff_autopay_test (bool verbose);
 //  Parts of the selftest in the page files.
 void ml_web_staff_auth_test (void);
 void ml_web_staff_pages_test (void);

@@ -186,8 +186,9 @@ void ml_web_staff_page_autopay (ml_web_exchange_t *exchange)
     //  Payers by id, for the names and cards of the firm's schedules.
     json_t *payers = json_object ();
     if (payer) {
+        //  Kept by payers from here on (borrowed below).
         char id[32];
-        json_object_set (payers, s_int_text (payer, "payer_id", id, sizeof id), payer);
+        json_object_set_new (payers, s_int_text (payer, "payer_id", id, sizeof id), payer);
     }
     bool billing = ml_web_staff_role_allows (session, "billing");
     char heading[300];
