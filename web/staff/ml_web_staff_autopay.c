@@ -8,20 +8,20 @@
         /staff/autopay/schedule?schedule_id=S  one schedule: enrollments, runs and their
                                              postings; enable, disable, delete
 */
-#include "ml_web_staff.h"
+#include "ml_web_staff_autopay_internal.h"
 #include "ml_money.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static bool s_ok (json_t *reply)
+bool ml_web_ap_ok (json_t *reply)
 {
     return json_is_true (json_object_get (reply, "ok"));
 }
 
 //  A positive whole number from a form or query field, or 0.
-static long long s_number (ml_web_form_t *fields, const char *name)
+long long ml_web_ap_number (ml_web_form_t *fields, const char *name)
 {
     const char *text = ml_web_form_get (fields, name);
     char *end = NULL;
@@ -29,7 +29,7 @@ static long long s_number (ml_web_form_t *fields, const char *name)
     return value > 0 && end && !*end ? value : 0;
 }
 
-static const char *s_int_text (json_t *object, const char *key, char *buf, size_t size)
+const char *ml_web_ap_int_text (json_t *object, const char *key, char *buf, size_t size)
 {
     json_t *value = json_object_get (object, key);
     *buf = 0;
@@ -42,17 +42,17 @@ static const char *s_int_text (json_t *object, const char *key, char *buf, size_
 
 //  A call whose reply the page needs ok: NULL after the page was answered (ended session,
 //  404 for another firm's object or a role's op, 503).
-static json_t *s_call (ml_web_exchange_t *exchange, const char *token, json_t *request)
+json_t *ml_web_ap_call (ml_web_exchange_t *exchange, const char *token, json_t *request)
 {
     json_t *reply = ml_web_staff_call (exchange, token, request);
     //  A deleted schedule, or one of another firm's (the core's "not found"), is not there.
-    if (reply && !s_ok (reply) &&
+    if (reply && !ml_web_ap_ok (reply) &&
         strncmp (ml_web_staff_text (reply, "error"), "no Auto-Pay schedule", 20) == 0) {
         ml_web_staff_not_found (exchange);
         json_decref (reply);
         return NULL;
     }
-    if (reply && !s_ok (reply)) {
+    if (reply && !ml_web_ap_ok (reply)) {
         ml_web_staff_refused (exchange, reply);
         json_decref (reply);
         return NULL;
@@ -61,7 +61,7 @@ static json_t *s_call (ml_web_exchange_t *exchange, const char *token, json_t *r
 }
 
 //  The session of a member of at least role least, or NULL after it answered.
-static json_t *s_session (ml_web_exchange_t *exchange, char *token, size_t size, const char *least)
+json_t *ml_web_ap_session (ml_web_exchange_t *exchange, char *token, size_t size, const char *least)
 {
     json_t *session = ml_web_staff_session (exchange, token, size);
     if (session && !ml_web_staff_role_allows (session, least)) {
@@ -72,7 +72,7 @@ static json_t *s_session (ml_web_exchange_t *exchange, char *token, size_t size,
     return session;
 }
 
-static const char *s_frequency_name (const char *frequency)
+const char *ml_web_ap_frequency_name (const char *frequency)
 {
     return strcmp (frequency, "weekly") == 0      ? "Weekly"
            : strcmp (frequency, "biweekly") == 0  ? "Every two weeks"
@@ -81,7 +81,7 @@ static const char *s_frequency_name (const char *frequency)
                                                   : frequency;
 }
 
-static const char *s_brand_name (const char *brand)
+const char *ml_web_ap_brand_name (const char *brand)
 {
     return strcmp (brand, "visa") == 0         ? "Visa"
            : strcmp (brand, "mastercard") == 0 ? "Mastercard"
@@ -91,7 +91,7 @@ static const char *s_brand_name (const char *brand)
 }
 
 //  "Everything due" or "Up to $250.00".
-static const char *s_amount (json_t *schedule, char *buf, size_t size)
+const char *ml_web_ap_amount (json_t *schedule, char *buf, size_t size)
 {
     if (json_integer_value (json_object_get (schedule, "amount_minor")) <= 0)
         snprintf (buf, size, "Everything due");
@@ -105,7 +105,7 @@ static const char *s_amount (json_t *schedule, char *buf, size_t size)
 }
 
 //  The saved method of payer with method_id, as "Visa ending 4242 (12/2030)", or "#ID".
-static const char *s_method (json_t *payer, json_int_t method_id, char *buf, size_t size)
+const char *ml_web_ap_method (json_t *payer, json_int_t method_id, char *buf, size_t size)
 {
     snprintf (buf, size, "Saved method #%lld (removed)", (long long)method_id);
     size_t index;
@@ -115,17 +115,17 @@ static const char *s_method (json_t *payer, json_int_t method_id, char *buf, siz
         if (json_integer_value (json_object_get (method, "method_id")) == method_id) {
             char month[16], year[16];
             snprintf (buf, size, "%s ending %s (%s/%s)",
-                      s_brand_name (ml_web_staff_text (method, "brand")),
+                      ml_web_ap_brand_name (ml_web_staff_text (method, "brand")),
                       ml_web_staff_text (method, "last4"),
-                      s_int_text (method, "exp_month", month, sizeof month),
-                      s_int_text (method, "exp_year", year, sizeof year));
+                      ml_web_ap_int_text (method, "exp_month", month, sizeof month),
+                      ml_web_ap_int_text (method, "exp_year", year, sizeof year));
         }
     }
     return buf;
 }
 
 //  What an association covers, for people: "Client C-1 (Acme Corp)", "Matter ...".
-static const char *s_association (json_t *association, char *buf, size_t size)
+const char *ml_web_ap_association (json_t *association, char *buf, size_t size)
 {
     const char *level = ml_web_staff_text (association, "level");
     const char *client_name = ml_web_staff_text (association, "client_name");
@@ -145,18 +145,18 @@ static const char *s_association (json_t *association, char *buf, size_t size)
     return buf;
 }
 
-static json_t *s_payer (ml_web_exchange_t *exchange, const char *token, json_int_t payer_id)
+json_t *ml_web_ap_payer (ml_web_exchange_t *exchange, const char *token, json_int_t payer_id)
 {
-    json_t *reply = s_call (exchange, token,
-                            json_pack ("{s:s, s:I}", "op", "payer-show", "payer_id", payer_id));
+    json_t *reply = ml_web_ap_call (
+        exchange, token, json_pack ("{s:s, s:I}", "op", "payer-show", "payer_id", payer_id));
     json_t *payer = reply ? json_incref (json_object_get (reply, "payer")) : NULL;
     json_decref (reply);
     return payer;
 }
 
-static json_t *s_schedule (ml_web_exchange_t *exchange, const char *token, long long schedule_id)
+json_t *ml_web_ap_schedule (ml_web_exchange_t *exchange, const char *token, long long schedule_id)
 {
-    json_t *reply = s_call (
+    json_t *reply = ml_web_ap_call (
         exchange, token,
         json_pack ("{s:s, s:I}", "op", "autopay-show", "schedule_id", (json_int_t)schedule_id));
     json_t *schedule = reply ? json_incref (json_object_get (reply, "schedule")) : NULL;
@@ -169,15 +169,15 @@ static json_t *s_schedule (ml_web_exchange_t *exchange, const char *token, long 
 void ml_web_staff_page_autopay (ml_web_exchange_t *exchange)
 {
     char token[ML_WEB_STAFF_TOKEN_MAX + 1];
-    json_t *session = s_session (exchange, token, sizeof token, "read");
+    json_t *session = ml_web_ap_session (exchange, token, sizeof token, "read");
     if (!session)
         return;
-    long long payer_id = s_number (exchange->query, "payer_id");
+    long long payer_id = ml_web_ap_number (exchange->query, "payer_id");
     json_t *request = json_pack ("{s:s}", "op", "autopay-list");
     if (payer_id)
         json_object_set_new (request, "payer_id", json_integer (payer_id));
-    json_t *payer = payer_id ? s_payer (exchange, token, payer_id) : NULL;
-    json_t *list = payer_id && !payer ? NULL : s_call (exchange, token, request);
+    json_t *payer = payer_id ? ml_web_ap_payer (exchange, token, payer_id) : NULL;
+    json_t *list = payer_id && !payer ? NULL : ml_web_ap_call (exchange, token, request);
     if (!list) {
         json_decref (payer);
         json_decref (session);
@@ -188,7 +188,7 @@ void ml_web_staff_page_autopay (ml_web_exchange_t *exchange)
     if (payer) {
         //  Kept by payers from here on (borrowed below).
         char id[32];
-        json_object_set_new (payers, s_int_text (payer, "payer_id", id, sizeof id), payer);
+        json_object_set_new (payers, ml_web_ap_int_text (payer, "payer_id", id, sizeof id), payer);
     }
     bool billing = ml_web_staff_role_allows (session, "billing");
     char heading[300];
@@ -217,12 +217,12 @@ void ml_web_staff_page_autopay (ml_web_exchange_t *exchange)
         json_array_foreach (schedules, index, schedule)
         {
             char id[32], owner[32], card[200], amount[96];
-            s_int_text (schedule, "schedule_id", id, sizeof id);
-            s_int_text (schedule, "payer_id", owner, sizeof owner);
+            ml_web_ap_int_text (schedule, "schedule_id", id, sizeof id);
+            ml_web_ap_int_text (schedule, "payer_id", owner, sizeof owner);
             json_t *whose = json_object_get (payers, owner);
             if (!whose) {
-                whose = s_payer (exchange, token,
-                                 json_integer_value (json_object_get (schedule, "payer_id")));
+                whose = ml_web_ap_payer (
+                    exchange, token, json_integer_value (json_object_get (schedule, "payer_id")));
                 if (!whose) {
                     //  Answered (the core went away): the page so far is dropped.
                     json_decref (payers);
@@ -232,8 +232,8 @@ void ml_web_staff_page_autopay (ml_web_exchange_t *exchange)
                 }
                 json_object_set_new (payers, owner, whose);
             }
-            s_method (whose, json_integer_value (json_object_get (schedule, "method_id")), card,
-                      sizeof card);
+            ml_web_ap_method (whose, json_integer_value (json_object_get (schedule, "method_id")),
+                              card, sizeof card);
             ml_web_page_add (
                 exchange,
                 "<tr data-schedule-id=\"{}\"><th scope=\"row\" data-label=\"Name\"><a "
@@ -246,9 +246,9 @@ void ml_web_staff_page_autopay (ml_web_exchange_t *exchange)
                 id, id, ml_web_staff_text (schedule, "name"), owner,
                 ml_web_staff_text (whose, "name"), card,
                 ml_web_staff_text (schedule, "account_number"),
-                s_frequency_name (ml_web_staff_text (schedule, "frequency")),
+                ml_web_ap_frequency_name (ml_web_staff_text (schedule, "frequency")),
                 ml_web_staff_text (schedule, "first_date"),
-                s_amount (schedule, amount, sizeof amount),
+                ml_web_ap_amount (schedule, amount, sizeof amount),
                 json_integer_value (json_object_get (schedule, "enabled")) ? "On" : "Off");
         }
         ml_web_page_add (exchange, "</tbody>\n</table>\n");
@@ -258,11 +258,11 @@ void ml_web_staff_page_autopay (ml_web_exchange_t *exchange)
         ml_web_page_add (exchange,
                          "<p><a class=\"button\" href=\"/staff/autopay/form?payer_id={}\">+ Add "
                          "Auto-Pay</a></p>\n",
-                         s_int_text (payer, "payer_id", id, sizeof id));
+                         ml_web_ap_int_text (payer, "payer_id", id, sizeof id));
     } else if (billing) {
         //  A schedule belongs to a payer: choose one first (their cards and associations).
-        json_t *found =
-            s_call (exchange, token, json_pack ("{s:s, s:i}", "op", "payer-list", "limit", 500));
+        json_t *found = ml_web_ap_call (exchange, token,
+                                        json_pack ("{s:s, s:i}", "op", "payer-list", "limit", 500));
         if (!found) {
             json_decref (payers);
             json_decref (list);
@@ -279,7 +279,7 @@ void ml_web_staff_page_autopay (ml_web_exchange_t *exchange)
         {
             char id[32];
             ml_web_page_add (exchange, "<option value=\"{}\">{} ({})</option>\n",
-                             s_int_text (entry, "payer_id", id, sizeof id),
+                             ml_web_ap_int_text (entry, "payer_id", id, sizeof id),
                              ml_web_staff_text (entry, "name"), ml_web_staff_text (entry, "email"));
         }
         ml_web_page_add (exchange, "</select>\n<button type=\"submit\">+ Add Auto-Pay</button>\n"
@@ -308,7 +308,7 @@ typedef struct {
 static void s_fields_from_schedule (s_fields_t *fields, json_t *schedule)
 {
     memset (fields, 0, sizeof *fields);
-    s_int_text (schedule, "method_id", fields->method_id, sizeof fields->method_id);
+    ml_web_ap_int_text (schedule, "method_id", fields->method_id, sizeof fields->method_id);
     snprintf (fields->name, sizeof fields->name, "%s", ml_web_staff_text (schedule, "name"));
     snprintf (fields->account, sizeof fields->account, "%s",
               ml_web_staff_text (schedule, "account_number"));
@@ -358,11 +358,11 @@ static void s_option (ml_web_exchange_t *exchange, const char *value, const char
 static void s_form (ml_web_exchange_t *exchange, const char *token, json_t *session, json_t *payer,
                     long long schedule_id, const s_fields_t *fields, const char *error)
 {
-    json_t *accounts = s_call (exchange, token, json_pack ("{s:s}", "op", "account-list"));
+    json_t *accounts = ml_web_ap_call (exchange, token, json_pack ("{s:s}", "op", "account-list"));
     if (!accounts)
         return;
     char heading[300], payer_id[32], schedule[32];
-    s_int_text (payer, "payer_id", payer_id, sizeof payer_id);
+    ml_web_ap_int_text (payer, "payer_id", payer_id, sizeof payer_id);
     snprintf (schedule, sizeof schedule, "%lld", schedule_id);
     snprintf (heading, sizeof heading, "%s Auto-Pay for %s", schedule_id ? "Edit" : "Add",
               ml_web_staff_text (payer, "name"));
@@ -380,22 +380,23 @@ static void s_form (ml_web_exchange_t *exchange, const char *token, json_t *sess
                          payer_id);
     //  1. A saved method of this payer's.
     json_t *methods = json_object_get (payer, "methods");
-    ml_web_page_add (exchange, "<label for=\"ap-method\">Payment method</label>\n");
     if (json_array_size (methods) == 0)
         ml_web_page_add (exchange,
-                         "<p class=\"error\" id=\"ap-method\">This payer has no saved payment "
-                         "method: save a card on the payer's page first.</p>\n");
+                         "<p class=\"error\">This payer has no saved payment method: save a "
+                         "card on the payer's page first.</p>\n");
     else {
-        ml_web_page_add (exchange, "<select id=\"ap-method\" name=\"method_id\" required>\n");
+        ml_web_page_add (exchange, "<label for=\"ap-method\">Payment method</label>\n<select "
+                                   "id=\"ap-method\" name=\"method_id\" required>\n");
         size_t index;
         json_t *method;
         json_array_foreach (methods, index, method)
         {
             char id[32], label[200];
-            s_int_text (method, "method_id", id, sizeof id);
+            ml_web_ap_int_text (method, "method_id", id, sizeof id);
             s_option (exchange, id,
-                      s_method (payer, json_integer_value (json_object_get (method, "method_id")),
-                                label, sizeof label),
+                      ml_web_ap_method (payer,
+                                        json_integer_value (json_object_get (method, "method_id")),
+                                        label, sizeof label),
                       fields->method_id);
         }
         ml_web_page_add (exchange, "</select>\n");
@@ -478,14 +479,14 @@ static void s_form (ml_web_exchange_t *exchange, const char *token, json_t *sess
 void ml_web_staff_page_autopay_form (ml_web_exchange_t *exchange)
 {
     char token[ML_WEB_STAFF_TOKEN_MAX + 1];
-    json_t *session = s_session (exchange, token, sizeof token, "billing");
+    json_t *session = ml_web_ap_session (exchange, token, sizeof token, "billing");
     if (!session)
         return;
     bool post = strcmp (exchange->method, "POST") == 0;
     ml_web_form_t *fields_in = post ? exchange->form : exchange->query;
-    long long schedule_id = s_number (fields_in, "schedule_id");
-    long long payer_id = s_number (fields_in, "payer_id");
-    json_t *schedule = schedule_id ? s_schedule (exchange, token, schedule_id) : NULL;
+    long long schedule_id = ml_web_ap_number (fields_in, "schedule_id");
+    long long payer_id = ml_web_ap_number (fields_in, "payer_id");
+    json_t *schedule = schedule_id ? ml_web_ap_schedule (exchange, token, schedule_id) : NULL;
     if (schedule_id && !schedule) {
         json_decref (session);
         return;
@@ -497,7 +498,7 @@ void ml_web_staff_page_autopay_form (ml_web_exchange_t *exchange)
         json_decref (session);
         return;
     }
-    json_t *payer = s_payer (exchange, token, payer_id);
+    json_t *payer = ml_web_ap_payer (exchange, token, payer_id);
     if (!payer) {
         json_decref (schedule);
         json_decref (session);
@@ -547,7 +548,7 @@ void ml_web_staff_page_autopay_form (ml_web_exchange_t *exchange)
         json_decref (reply);
         goto done;
     }
-    if (!s_ok (reply)) {
+    if (!ml_web_ap_ok (reply)) {
         s_form (exchange, token, session, payer, schedule_id, &fields,
                 ml_web_staff_text (reply, "error"));
         exchange->status = 400;
@@ -555,7 +556,7 @@ void ml_web_staff_page_autopay_form (ml_web_exchange_t *exchange)
         goto done;
     }
     char id[32], location[120];
-    s_int_text (json_object_get (reply, "schedule"), "schedule_id", id, sizeof id);
+    ml_web_ap_int_text (json_object_get (reply, "schedule"), "schedule_id", id, sizeof id);
     const char *action = ml_web_form_get (exchange->form, "action");
     bool enroll = action && strcmp (action, "enroll") == 0;
     snprintf (location, sizeof location, "%s?schedule_id=%s%s",
@@ -584,453 +585,5 @@ void ml_web_staff_page_autopay_form (ml_web_exchange_t *exchange)
 done:
     json_decref (payer);
     json_decref (schedule);
-    json_decref (session);
-}
-
-//  Enrollments ---------------------------------------------------------------------------
-
-static bool s_enrolled (json_t *schedule, json_int_t association_id)
-{
-    size_t index;
-    json_t *enrollment;
-    json_array_foreach (json_object_get (schedule, "enrollments"), index, enrollment)
-    {
-        if (json_integer_value (json_object_get (enrollment, "association_id")) == association_id &&
-            json_is_null (json_object_get (enrollment, "ended_at")))
-            return true;
-    }
-    return false;
-}
-
-void ml_web_staff_page_autopay_enroll (ml_web_exchange_t *exchange)
-{
-    char token[ML_WEB_STAFF_TOKEN_MAX + 1];
-    json_t *session = s_session (exchange, token, sizeof token, "billing");
-    if (!session)
-        return;
-    bool post = strcmp (exchange->method, "POST") == 0;
-    long long schedule_id = s_number (post ? exchange->form : exchange->query, "schedule_id");
-    if (!schedule_id) {
-        ml_web_staff_not_found (exchange);
-        json_decref (session);
-        return;
-    }
-    json_t *schedule = s_schedule (exchange, token, schedule_id);
-    json_t *list = schedule ? s_call (exchange, token,
-                                      json_pack ("{s:s, s:O}", "op", "association-list", "payer_id",
-                                                 json_object_get (schedule, "payer_id")))
-                            : NULL;
-    if (!list) {
-        json_decref (schedule);
-        json_decref (session);
-        return;
-    }
-    json_t *associations = json_object_get (list, "associations");
-    char id[32];
-    snprintf (id, sizeof id, "%lld", schedule_id);
-    if (post) {
-        //  Each association to the state its box asks for: enrolled or not.
-        const char *csrf = ml_web_form_get (exchange->form, "csrf");
-        size_t index;
-        json_t *association;
-        json_array_foreach (associations, index, association)
-        {
-            json_int_t association_id =
-                json_integer_value (json_object_get (association, "association_id"));
-            char field[48];
-            snprintf (field, sizeof field, "association-%lld", (long long)association_id);
-            bool want = ml_web_form_get (exchange->form, field) != NULL;
-            if (want == s_enrolled (schedule, association_id))
-                continue;
-            json_t *reply = ml_web_staff_call (
-                exchange, token,
-                json_pack ("{s:s, s:s, s:I, s:I}", "op",
-                           want ? "autopay-enroll" : "autopay-unenroll", "csrf", csrf ? csrf : "",
-                           "schedule_id", (json_int_t)schedule_id, "association_id",
-                           association_id));
-            if (!reply || ml_web_staff_answered (exchange, reply)) {
-                json_decref (reply);
-                goto done;
-            }
-            if (!s_ok (reply)) {
-                ml_web_staff_refused (exchange, reply);
-                json_decref (reply);
-                goto done;
-            }
-            json_decref (reply);
-        }
-        char location[120];
-        snprintf (location, sizeof location, "/staff/autopay/schedule?schedule_id=%s&done=enrolled",
-                  id);
-        ml_web_page_redirect (exchange, location);
-        goto done;
-    }
-    char heading[300];
-    snprintf (heading, sizeof heading, "Enrollments: %s", ml_web_staff_text (schedule, "name"));
-    ml_web_staff_begin (exchange, heading, session);
-    if (json_array_size (associations) == 0)
-        ml_web_page_add (exchange,
-                         "<p class=\"empty\">This payer has no associations yet: add them on the "
-                         "payer's Associations tab, then enroll them here.</p>\n"
-                         "<p><a href=\"/staff/autopay/schedule?schedule_id={}\">Back to the "
-                         "schedule</a></p>\n",
-                         id);
-    else {
-        ml_web_page_add (exchange,
-                         "<p class=\"hint\">Check each association this schedule pays for. Client "
-                         "and matter associations pay their open invoices, new ones too, for a "
-                         "year; an invoice association is a payment plan that ends when the "
-                         "invoice is paid.</p>\n<form method=\"post\" "
-                         "action=\"/staff/autopay/enroll\" class=\"stack enrollments\">\n"
-                         "<input type=\"hidden\" name=\"csrf\" value=\"{}\">\n<input "
-                         "type=\"hidden\" name=\"schedule_id\" value=\"{}\">\n<fieldset>\n"
-                         "<legend>The payer's associations</legend>\n",
-                         ml_web_staff_csrf (session), id);
-        size_t index;
-        json_t *association;
-        json_array_foreach (associations, index, association)
-        {
-            char association_id[32], label[400];
-            s_int_text (association, "association_id", association_id, sizeof association_id);
-            bool enrolled = s_enrolled (
-                schedule, json_integer_value (json_object_get (association, "association_id")));
-            ml_web_page_add (exchange,
-                             "<div class=\"check\"><input type=\"checkbox\" "
-                             "id=\"association-{}\" name=\"association-{}\" value=\"on\"{}>"
-                             "<label for=\"association-{}\">{}</label></div>\n",
-                             association_id, association_id, enrolled ? " checked" : "",
-                             association_id, s_association (association, label, sizeof label));
-        }
-        ml_web_page_add (exchange,
-                         "</fieldset>\n<div class=\"actions\"><button type=\"submit\">Enroll and "
-                         "Save</button> <a href=\"/staff/autopay/schedule?schedule_id={}\">"
-                         "Cancel</a></div>\n</form>\n",
-                         id);
-    }
-    ml_web_staff_end (exchange);
-done:
-    json_decref (list);
-    json_decref (schedule);
-    json_decref (session);
-}
-
-//  One schedule ----------------------------------------------------------------------------
-
-static const char *s_outcome_name (const char *status)
-{
-    return strcmp (status, "paid") == 0          ? "Paid"
-           : strcmp (status, "nothing_due") == 0 ? "Nothing due"
-           : strcmp (status, "declined") == 0    ? "Declined"
-           : strcmp (status, "error") == 0       ? "Failed"
-           : strcmp (status, "pending") == 0     ? "Waiting for the processor"
-           : strcmp (status, "scheduled") == 0   ? "Retry scheduled"
-           : strcmp (status, "started") == 0     ? "Running"
-                                                 : status;
-}
-
-//  The run's payment's postings, each "uuid (state)", as the core knows them.
-static bool s_run_postings (ml_web_exchange_t *exchange, const char *token, json_t *run, char *buf,
-                            size_t size)
-{
-    *buf = 0;
-    const char *payment = ml_web_staff_text (run, "payment_uuid");
-    if (!*payment)
-        return true;
-    json_t *shown = s_call (
-        exchange, token, json_pack ("{s:s, s:s}", "op", "payment-show", "payment_uuid", payment));
-    if (!shown)
-        return false;
-    size_t index;
-    json_t *charge;
-    json_array_foreach (json_object_get (json_object_get (shown, "payment"), "charges"), index,
-                        charge)
-    {
-        const char *uuid = ml_web_staff_text (charge, "posting_uuid");
-        if (!*uuid)
-            continue;
-        json_t *posting = ml_web_staff_call (
-            exchange, token, json_pack ("{s:s, s:s}", "op", "posting", "posting_uuid", uuid));
-        if (!posting) {
-            json_decref (shown);
-            return false;
-        }
-        const char *state = ml_web_staff_text (json_object_get (posting, "posting"), "status");
-        size_t used = strlen (buf);
-        snprintf (buf + used, size - used, "%s%s (%s)", used ? ", " : "", uuid,
-                  *state ? state : "unknown");
-        json_decref (posting);
-    }
-    json_decref (shown);
-    return true;
-}
-
-static void s_button (ml_web_exchange_t *exchange, json_t *session, const char *id,
-                      const char *action, const char *label)
-{
-    ml_web_page_add (exchange,
-                     "<form class=\"inline\" method=\"post\" action=\"/staff/autopay/schedule\">"
-                     "<input type=\"hidden\" name=\"csrf\" value=\"{}\">"
-                     "<input type=\"hidden\" name=\"schedule_id\" value=\"{}\">"
-                     "<input type=\"hidden\" name=\"action\" value=\"{}\">"
-                     "<button type=\"submit\">{}</button></form>\n",
-                     ml_web_staff_csrf (session), id, action, label);
-}
-
-static const char *s_done (const char *done)
-{
-    static const char *const notices[][2] = {
-        {"saved", "The schedule is saved."},
-        {"enrolled", "The enrollments are saved."},
-        {"enable", "The schedule is on: it runs from today on."},
-        {"disable", "The schedule is off: it makes no runs until it is enabled."},
-    };
-    for (size_t index = 0; done && index < sizeof notices / sizeof notices[0]; index++)
-        if (strcmp (done, notices[index][0]) == 0)
-            return notices[index][1];
-    return NULL;
-}
-
-static void s_show (ml_web_exchange_t *exchange, const char *token, json_t *session,
-                    long long schedule_id, const char *notice, const char *error)
-{
-    json_t *schedule = s_schedule (exchange, token, schedule_id);
-    json_t *payer = schedule ? s_payer (exchange, token,
-                                        json_integer_value (json_object_get (schedule, "payer_id")))
-                             : NULL;
-    json_t *list = payer ? s_call (exchange, token,
-                                   json_pack ("{s:s, s:O}", "op", "association-list", "payer_id",
-                                              json_object_get (schedule, "payer_id")))
-                         : NULL;
-    if (!list) {
-        json_decref (payer);
-        json_decref (schedule);
-        return;
-    }
-    //  The runs' postings first: a call that fails answers the page itself.
-    json_t *runs = json_object_get (schedule, "runs");
-    json_t *postings = json_array ();
-    size_t index;
-    json_t *run;
-    json_array_foreach (runs, index, run)
-    {
-        char text[600] = "";
-        if (!s_run_postings (exchange, token, run, text, sizeof text)) {
-            json_decref (postings);
-            json_decref (list);
-            json_decref (payer);
-            json_decref (schedule);
-            return;
-        }
-        json_array_append_new (postings, json_string (text));
-    }
-    char id[32], payer_id[32], card[200], amount[96];
-    snprintf (id, sizeof id, "%lld", schedule_id);
-    s_int_text (payer, "payer_id", payer_id, sizeof payer_id);
-    const char *state = ml_web_staff_text (schedule, "state");
-    char heading[300];
-    snprintf (heading, sizeof heading, "Auto-Pay: %s", ml_web_staff_text (schedule, "name"));
-    ml_web_staff_begin (exchange, heading, session);
-    ml_web_page_message (exchange, "notice", notice);
-    ml_web_page_message (exchange, "error", error);
-    char state_text[300];
-    snprintf (state_text, sizeof state_text, "%s%s%s",
-              strcmp (state, "active") == 0 ? "On"
-              : strcmp (state, "off") == 0  ? "Off"
-                                            : "Ended: makes no more runs",
-              *ml_web_staff_text (schedule, "state_reason") ? " - " : "",
-              ml_web_staff_text (schedule, "state_reason"));
-    ml_web_page_add (
-        exchange,
-        "<dl class=\"receipt schedule\"><dt>State</dt><dd class=\"state\">{}</dd>"
-        "<dt>Payer</dt><dd><a href=\"/staff/autopay?payer_id={}\">{}</a></dd>"
-        "<dt>Payment method</dt><dd>{}</dd><dt>Deposit account</dt><dd>{}</dd>"
-        "<dt>A/R message</dt><dd>{}</dd><dt>Frequency</dt><dd>{}</dd>"
-        "<dt>First date</dt><dd>{}</dd><dt>Each run pays</dt><dd>{}</dd>"
-        "<dt>Created by</dt><dd>{}</dd></dl>\n",
-        state_text, payer_id, ml_web_staff_text (payer, "name"),
-        s_method (payer, json_integer_value (json_object_get (schedule, "method_id")), card,
-                  sizeof card),
-        ml_web_staff_text (schedule, "account_number"),
-        *ml_web_staff_text (schedule, "ar_message") ? ml_web_staff_text (schedule, "ar_message")
-                                                    : "-",
-        s_frequency_name (ml_web_staff_text (schedule, "frequency")),
-        ml_web_staff_text (schedule, "first_date"), s_amount (schedule, amount, sizeof amount),
-        ml_web_staff_text (schedule, "created_by"));
-    if (ml_web_staff_role_allows (session, "billing")) {
-        ml_web_page_add (exchange,
-                         "<div class=\"actions\"><a class=\"button\" "
-                         "href=\"/staff/autopay/form?schedule_id={}\">Edit</a>\n<a "
-                         "class=\"button\" href=\"/staff/autopay/enroll?schedule_id={}\">Manage "
-                         "Enrollments</a>\n",
-                         id, id);
-        if (strcmp (state, "off") == 0)
-            s_button (exchange, session, id, "enable", "Enable");
-        else
-            s_button (exchange, session, id, "disable", "Disable");
-        s_button (exchange, session, id, "delete", "Delete");
-        ml_web_page_add (exchange, "</div>\n");
-    }
-    //  Enrollments.
-    ml_web_page_add (exchange, "<h2>Enrollments</h2>\n");
-    json_t *enrollments = json_object_get (schedule, "enrollments");
-    if (json_array_size (enrollments) == 0)
-        ml_web_page_add (exchange, "<p class=\"empty\">Nothing is enrolled: the schedule pays "
-                                   "nothing until an association is.</p>\n");
-    else {
-        ml_web_page_add (exchange, "<ul class=\"enrollments\">\n");
-        json_t *enrollment;
-        json_array_foreach (enrollments, index, enrollment)
-        {
-            char label[400], ended[200] = "";
-            //  The association's own words when the payer still has it.
-            json_t *association = enrollment;
-            size_t other;
-            json_t *candidate;
-            json_array_foreach (json_object_get (list, "associations"), other, candidate)
-            {
-                if (json_integer_value (json_object_get (candidate, "association_id")) ==
-                    json_integer_value (json_object_get (enrollment, "association_id")))
-                    association = candidate;
-            }
-            if (!json_is_null (json_object_get (enrollment, "ended_at")))
-                snprintf (ended, sizeof ended, " - ended %s (%s)",
-                          ml_web_staff_text (enrollment, "ended_at"),
-                          ml_web_staff_text (enrollment, "end_reason"));
-            ml_web_page_add (exchange, "<li>{}{}</li>\n",
-                             s_association (association, label, sizeof label), ended);
-        }
-        ml_web_page_add (exchange, "</ul>\n");
-    }
-    //  Runs, newest first.
-    ml_web_page_add (exchange, "<h2>Runs</h2>\n");
-    if (json_array_size (runs) == 0)
-        ml_web_page_add (exchange, "<p class=\"empty\">No runs yet.</p>\n");
-    else {
-        ml_web_page_add (exchange, "<table class=\"runs\">\n<thead><tr><th scope=\"col\">Due</th>"
-                                   "<th scope=\"col\">Attempt</th><th scope=\"col\">Ran on</th>"
-                                   "<th scope=\"col\">Outcome</th><th scope=\"col\">Amount</th>"
-                                   "<th scope=\"col\">Invoices</th><th scope=\"col\">Postings</th>"
-                                   "<th scope=\"col\">Note</th></tr></thead>\n<tbody>\n");
-        for (size_t row = json_array_size (runs); row-- > 0;) {
-            run = json_array_get (runs, row);
-            char attempt[16], money[64], invoices[600] = "";
-            const char *currency = ml_web_staff_text (run, "currency");
-            size_t item;
-            json_t *line;
-            json_array_foreach (json_object_get (run, "lines"), item, line)
-            {
-                char paid[64];
-                size_t used = strlen (invoices);
-                ml_web_page_money (line, "amount_minor", currency, paid, sizeof paid);
-                snprintf (invoices + used, sizeof invoices - used, "%s%s %s", used ? ", " : "",
-                          ml_web_staff_text (line, "invoice"), paid);
-            }
-            const char *reason = ml_web_staff_text (run, "reason");
-            const char *status = ml_web_staff_text (run, "status");
-            char outcome[200];
-            snprintf (outcome, sizeof outcome, "%s%s%s", s_outcome_name (status),
-                      *reason ? ": " : "", reason);
-            const char *posted = json_string_value (json_array_get (postings, row));
-            ml_web_page_add (exchange,
-                             "<tr class=\"run {}\"><th scope=\"row\" data-label=\"Due\">{}</th>"
-                             "<td data-label=\"Attempt\">{}</td><td data-label=\"Ran on\">{}</td>"
-                             "<td data-label=\"Outcome\" class=\"outcome\">{}</td>"
-                             "<td data-label=\"Amount\">{}</td><td data-label=\"Invoices\">{}</td>"
-                             "<td data-label=\"Postings\" class=\"postings\">{}</td>"
-                             "<td data-label=\"Note\">{}</td></tr>\n",
-                             status, ml_web_staff_text (run, "due_date"),
-                             s_int_text (run, "attempt", attempt, sizeof attempt),
-                             ml_web_staff_text (run, "run_on"), outcome,
-                             ml_web_page_money (run, "amount_minor", currency, money, sizeof money),
-                             *invoices ? invoices : "-", posted && *posted ? posted : "-",
-                             *ml_web_staff_text (run, "note") ? ml_web_staff_text (run, "note")
-                                                              : "-");
-        }
-        ml_web_page_add (exchange, "</tbody>\n</table>\n");
-    }
-    ml_web_staff_end (exchange);
-    json_decref (postings);
-    json_decref (list);
-    json_decref (payer);
-    json_decref (schedule);
-}
-
-void ml_web_staff_page_autopay_schedule (ml_web_exchange_t *exchange)
-{
-    char token[ML_WEB_STAFF_TOKEN_MAX + 1];
-    json_t *session = s_session (exchange, token, sizeof token, "read");
-    if (!session)
-        return;
-    bool post = strcmp (exchange->method, "POST") == 0;
-    long long schedule_id = s_number (post ? exchange->form : exchange->query, "schedule_id");
-    if (!schedule_id) {
-        ml_web_staff_not_found (exchange);
-        json_decref (session);
-        return;
-    }
-    if (!post) {
-        s_show (exchange, token, session, schedule_id,
-                s_done (ml_web_form_get (exchange->query, "done")), NULL);
-        json_decref (session);
-        return;
-    }
-    const char *action = ml_web_form_get (exchange->form, "action");
-    action = action ? action : "";
-    const char *op = strcmp (action, "enable") == 0    ? "autopay-enable"
-                     : strcmp (action, "disable") == 0 ? "autopay-disable"
-                     : strcmp (action, "delete") == 0  ? "autopay-delete"
-                                                       : NULL;
-    char id[32];
-    snprintf (id, sizeof id, "%lld", schedule_id);
-    if (!op) {
-        ml_web_page_error (exchange, 400, "That is not something this page does.");
-        json_decref (session);
-        return;
-    }
-    //  Deleting ends the schedule for good: the page asks once more first.
-    if (strcmp (action, "delete") == 0 && !ml_web_form_get (exchange->form, "confirm")) {
-        ml_web_staff_begin (exchange, "Delete this Auto-Pay?", session);
-        ml_web_page_add (
-            exchange,
-            "<p>Deleting ends the schedule for good: it makes no more runs. Its runs and "
-            "postings are kept. To stop it for a while, disable it instead.</p>\n"
-            "<form method=\"post\" action=\"/staff/autopay/schedule\" class=\"actions\">"
-            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">"
-            "<input type=\"hidden\" name=\"schedule_id\" value=\"{}\">"
-            "<input type=\"hidden\" name=\"action\" value=\"delete\">"
-            "<input type=\"hidden\" name=\"confirm\" value=\"yes\">"
-            "<button type=\"submit\">Delete the schedule</button> "
-            "<a href=\"/staff/autopay/schedule?schedule_id={}\">Keep it</a></form>\n",
-            ml_web_staff_csrf (session), id, id);
-        ml_web_staff_end (exchange);
-        json_decref (session);
-        return;
-    }
-    const char *csrf = ml_web_form_get (exchange->form, "csrf");
-    json_t *reply =
-        ml_web_staff_call (exchange, token,
-                           json_pack ("{s:s, s:s, s:I}", "op", op, "csrf", csrf ? csrf : "",
-                                      "schedule_id", (json_int_t)schedule_id));
-    if (!reply || ml_web_staff_answered (exchange, reply)) {
-        json_decref (reply);
-        json_decref (session);
-        return;
-    }
-    if (!s_ok (reply)) {
-        s_show (exchange, token, session, schedule_id, NULL, ml_web_staff_text (reply, "error"));
-        exchange->status = 400;
-    } else {
-        char location[120];
-        if (strcmp (action, "delete") == 0) {
-            char payer[32];
-            s_int_text (json_object_get (reply, "schedule"), "payer_id", payer, sizeof payer);
-            snprintf (location, sizeof location, "/staff/autopay?%s%s%sdone=deleted",
-                      *payer ? "payer_id=" : "", payer, *payer ? "&" : "");
-        } else
-            snprintf (location, sizeof location, "/staff/autopay/schedule?schedule_id=%s&done=%s",
-                      id, action);
-        ml_web_page_redirect (exchange, location);
-    }
-    json_decref (reply);
     json_decref (session);
 }
