@@ -526,15 +526,21 @@ void ml_web_staff_page_autopay_form (ml_web_exchange_t *exchange)
         exchange->status = 400;
         goto done;
     }
-    json_t *request = json_pack ("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "op",
-                                 schedule_id ? "autopay-edit" : "autopay-add", "csrf",
-                                 ml_web_staff_csrf (session), "method_id", (json_int_t)method_id,
-                                 "name", fields.name, "account", fields.account, "ar_message",
-                                 fields.ar_message, "frequency", fields.frequency, "day_rule",
-                                 fields.day_rule, "amount", fields.pay_all ? "all" : fields.amount);
     //  The CSRF token is the form's, checked by the core.
     const char *csrf = ml_web_form_get (exchange->form, "csrf");
-    json_object_set_new (request, "csrf", json_string (csrf ? csrf : ""));
+    json_t *request =
+        json_pack ("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "op",
+                   schedule_id ? "autopay-edit" : "autopay-add", "csrf", csrf ? csrf : "",
+                   "method_id", (json_int_t)method_id, "name", fields.name, "account",
+                   fields.account, "ar_message", fields.ar_message, "frequency", fields.frequency,
+                   "day_rule", fields.day_rule, "amount", fields.pay_all ? "all" : fields.amount);
+    if (!request) {
+        //  Text cut inside a character (a field far past its limit): not JSON text.
+        s_form (exchange, token, session, payer, schedule_id, &fields,
+                "A field is too long; shorten it and try again.");
+        exchange->status = 400;
+        goto done;
+    }
     if (schedule_id)
         json_object_set_new (request, "schedule_id", json_integer (schedule_id));
     else
