@@ -622,6 +622,7 @@ static const struct {
      s_notify_op},
     {"payer-access", "payer_id action", S_OPERATOR, S_BILLING | S_CSRF, s_logins_op},
     {"portal-audit", "firm payer_id limit", S_OPERATOR, S_BILLING, s_logins_op},
+    {"payer-portal-invoices", "payer_id", S_OPERATOR, S_READ, s_logins_op}, //  "View as payer"
     //  A signed-in payer may open a link or sign in again too.
     {"portal-token", "token", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
     {"portal-password-set", "token password", S_ANONYMOUS | S_PAYER, 0, s_logins_op},

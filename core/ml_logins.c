@@ -1053,11 +1053,14 @@ static void s_sort_ledgers (json_t *ledgers)
     free (rows);
 }
 
-static json_t *s_portal_invoices (ml_logins_t *self, const ml_actor_t *actor)
+//  The portal's invoice listing of one payer: what portal-invoices answers the payer, and
+//  payer-portal-invoices a firm's staff ("View as payer"), from this one function so the two
+//  can never differ.
+static json_t *s_portal_invoices (ml_logins_t *self, int64_t payer_id)
 {
     char firm_id[64];
     json_t *scope = NULL;
-    int found = ml_payers_scope (self->payers, actor->payer_id, firm_id, sizeof firm_id, &scope);
+    int found = ml_payers_scope (self->payers, payer_id, firm_id, sizeof firm_id, &scope);
     if (found <= 0)
         return found < 0 ? s_store_failed (self, "portal-invoices") : ml_admin_error ("not found");
     json_t *clients = json_object_get (scope, "clients"),
@@ -1252,6 +1255,16 @@ json_t *ml_logins_execute (ml_logins_t *self, const char *op, const json_t *requ
         return s_portal_forgot (self, request);
     if (streq (op, "portal-email-confirm"))
         return s_portal_email_confirm (self, request);
+    //  Staff (firm-scoped by the table) and the operator: a payer's portal listing.
+    if (streq (op, "payer-portal-invoices")) {
+        json_t *id = json_object_get (request, "payer_id");
+        if (!json_is_integer (id) || json_integer_value (id) < 1)
+            return ml_admin_error ("'payer_id' is required (a whole number)");
+        json_t *reply = s_portal_invoices (self, json_integer_value (id));
+        if (json_is_true (json_object_get (reply, "ok")))
+            json_object_set_new (reply, "payer_id", json_integer (json_integer_value (id)));
+        return reply;
+    }
     //  The payer ops act for the session's payer only.
     if (actor->kind != ML_ACTOR_PAYER)
         return streq (op, "portal-session") || streq (op, "portal-sign-out") ||
@@ -1263,7 +1276,7 @@ json_t *ml_logins_execute (ml_logins_t *self, const char *op, const json_t *requ
     if (streq (op, "portal-sign-out"))
         return s_portal_sign_out (self, actor);
     if (streq (op, "portal-invoices"))
-        return s_portal_invoices (self, actor);
+        return s_portal_invoices (self, actor->payer_id);
     return NULL;
 }
 
@@ -1630,7 +1643,26 @@ void ml_logins_test (bool verbose)
     assert (json_array_size (listed) == 1 &&
             streq (s_text (json_array_get (listed, 0), "invoice_number"), "INV-7"));
     assert (json_array_size (json_object_get (reply, "trust")) == 1);
+    //  "View as payer": the operator (and a firm's staff, ml_staff's selftest) get exactly
+    //  the listing the payer gets, and nothing for a payer that does not exist.
+    snprintf (text, sizeof text, "{\"op\": \"payer-portal-invoices\", \"payer_id\": %lld}",
+              (long long)sam);
+    request = json_loads (text, 0, NULL);
+    json_t *as_staff = ml_admin_execute (&parts, request, &effects);
+    json_decref (request);
+    assert (json_integer_value (json_object_get (as_staff, "payer_id")) == sam);
+    json_object_del (as_staff, "payer_id");
+    assert (json_equal (as_staff, reply));
+    json_decref (as_staff);
     json_decref (reply);
+    request = json_pack ("{s:s, s:i}", "op", "payer-portal-invoices", "payer_id", 999999);
+    reply = ml_admin_execute (&parts, request, &effects);
+    assert (streq (s_test_error (reply, buf, sizeof buf), "not found"));
+    json_decref (request);
+    request = json_pack ("{s:s, s:s}", "op", "payer-portal-invoices", "payer_id", "1");
+    reply = ml_admin_execute (&parts, request, &effects);
+    assert (strstr (s_test_error (reply, buf, sizeof buf), "payer_id"));
+    json_decref (request);
 
     //  Reset: a new link kills the earlier reset link; setting the password ends sessions.
     s_test_sign_in (self, &anonymous, "pat@example.com", "correct horse", session, NULL);

@@ -55,6 +55,10 @@ ml_web_handler_fn ml_web_page_link;
 void ml_web_pay_new_card (ml_web_exchange_t *exchange, bool checked, bool save_offer,
                           bool save_checked);
 
+//  The portal's invoice listing of a portal-invoices reply (borrowed) into the page: the
+//  payer's /invoices, and read_only (nothing to choose or pay) the staff's "View as payer".
+void ml_web_page_invoice_list (ml_web_exchange_t *exchange, json_t *reply, bool read_only);
+
 ml_web_handler_fn ml_web_page_methods, ml_web_page_method_change, ml_web_page_history,
     ml_web_page_receipt, ml_web_page_autopay;
 

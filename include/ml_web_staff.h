@@ -32,6 +32,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 //  The longest staff session token the cookie may hold (the core's are 43 characters).
 #define ML_WEB_STAFF_TOKEN_MAX 200
@@ -101,6 +102,16 @@ ml_web_handler_fn ml_web_staff_page_home, ml_web_staff_page_sign_in, ml_web_staf
 ml_web_handler_fn ml_web_staff_page_autopay, ml_web_staff_page_autopay_form,
     ml_web_staff_page_autopay_enroll, ml_web_staff_page_autopay_schedule,
     ml_web_staff_page_notifications;
+
+//  Payers (web/staff/ml_web_staff_payers.c, ml_web_staff_associations.c): the list, one
+//  payer, its associations, "View as payer". The id at the end of path after prefix (digits,
+//  no leading zero), else -1; the payer's tabs; a filter's match (part, ASCII case ignored).
+ml_web_handler_fn ml_web_staff_page_payers, ml_web_staff_page_payer,
+    ml_web_staff_page_payer_associations, ml_web_staff_page_payer_view;
+int64_t ml_web_staff_payer_id (const char *path, const char *prefix);
+void ml_web_staff_payer_tabs (ml_web_exchange_t *exchange, int64_t payer_id, const char *current);
+bool ml_web_staff_contains (const char *text, const char *needle);
+void ml_web_staff_payers_test (void);
 
 void ml_web_staff_test (bool verbose);
 //  The Auto-Pay and Notifications pages against a stand-in core.

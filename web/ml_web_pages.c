@@ -577,7 +577,8 @@ static const char *s_money (json_t *object, const char *key, const char *currenc
 //  A form may hold 32 fields: at most this many invoices can be chosen for /pay at once.
 #define S_MAX_PICKS 30
 
-static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t first, size_t *picks)
+static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t first, size_t *picks,
+                            bool read_only)
 {
     const char *client = s_text (json_array_get (items, first), "client_number");
     const char *matter = s_text (json_array_get (items, first), "matter_number");
@@ -615,12 +616,82 @@ static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t f
             char name[16];
             snprintf (name, sizeof name, "pick_%zu", (*picks)++);
             s_add (exchange,
-                   "<input type=\"checkbox\" class=\"pick\" id=\"{}\" name=\"{}\" value=\"{}\">"
-                   "<label for=\"{}\">Pay {}</label>",
+                   read_only ? "<input type=\"checkbox\" class=\"pick\" id=\"{}\" name=\"{}\" "
+                               "value=\"{}\" disabled><label for=\"{}\">Pay {}</label>"
+                             : "<input type=\"checkbox\" class=\"pick\" id=\"{}\" name=\"{}\" "
+                               "value=\"{}\"><label for=\"{}\">Pay {}</label>",
                    name, name, s_text (item, "invoice_number"), name,
                    s_text (item, "invoice_number"));
         }
         s_add (exchange, "</td></tr>\n");
+    }
+}
+
+//  The invoice listing of a portal-invoices reply (the payer's /invoices), or read_only (no
+//  form, the controls disabled) the same for the staff app's "View as payer": one renderer,
+//  so staff see exactly what the payer sees.
+void ml_web_page_invoice_list (ml_web_exchange_t *exchange, json_t *reply, bool read_only)
+{
+    json_t *items = json_object_get (reply, "items");
+    size_t count = json_array_size (items);
+    if (count == 0)
+        s_add (exchange, "<p class=\"empty\">You have no open invoices. Thank you!</p>\n");
+    //  Grouped by client and matter, each group where its oldest invoice falls (the core
+    //  sends them oldest first). The checkboxes choose invoices for /pay (a GET: choosing
+    //  changes nothing).
+    size_t picks = 0;
+    if (count > 0 && !read_only)
+        s_add (exchange, "<form method=\"get\" action=\"/pay\" id=\"choose\">\n");
+    for (size_t index = 0; index < count && index < S_MAX_ROWS; index++) {
+        json_t *item = json_array_get (items, index);
+        bool first = true;
+        for (size_t before = 0; before < index && first; before++) {
+            json_t *earlier = json_array_get (items, before);
+            first = strcmp (s_text (item, "client_number"), s_text (earlier, "client_number")) ||
+                    strcmp (s_text (item, "matter_number"), s_text (earlier, "matter_number"));
+        }
+        if (!first)
+            continue;
+        s_add (exchange,
+               "<section class=\"matter\">\n<h2>{} <span class=\"ref\">{}</span></h2>\n"
+               "<p class=\"matter-name\">Matter {}: {}</p>\n"
+               "<table>\n<thead><tr><th scope=\"col\">Invoice</th><th scope=\"col\">Date</th>"
+               "<th scope=\"col\">Due</th><th scope=\"col\" class=\"num\">Total</th>"
+               "<th scope=\"col\" class=\"num\">Available</th><th scope=\"col\">Pay</th></tr>"
+               "</thead>\n<tbody>\n",
+               s_text (item, "client_name"), s_text (item, "client_number"),
+               s_text (item, "matter_number"), s_text (item, "matter_description"));
+        s_invoice_rows (exchange, items, index, &picks, read_only);
+        s_add (exchange, "</tbody>\n</table>\n</section>\n");
+    }
+    if (count > S_MAX_ROWS)
+        s_add (exchange, "<p>Only the oldest invoices are shown here; please contact the firm "
+                         "for the others.</p>\n");
+    if (count > 0)
+        s_add (exchange, read_only ? "<button type=\"button\" disabled>Pay selected</button>\n"
+                                   : "<button type=\"submit\">Pay selected</button>\n</form>\n");
+    s_add (exchange, "<p class=\"hint\">Available is the balance less payments that are "
+                     "still being posted.</p>\n");
+    json_t *trust = json_object_get (reply, "trust");
+    if (json_array_size (trust) > 0) {
+        s_add (exchange, "<section class=\"trust\">\n<h2>Trust accounts</h2>\n<table>\n"
+                         "<thead><tr><th scope=\"col\">Matter</th><th scope=\"col\">"
+                         "Description</th><th scope=\"col\" class=\"num\">Balance</th></tr>"
+                         "</thead>\n<tbody>\n");
+        size_t index;
+        json_t *ledger;
+        json_array_foreach (trust, index, ledger)
+        {
+            char balance[64];
+            s_money (ledger, "balance_minor", s_text (ledger, "currency"), balance, sizeof balance);
+            s_add (exchange,
+                   "<tr><th scope=\"row\" data-label=\"Matter\">{}</th>"
+                   "<td data-label=\"Description\">{}</td>"
+                   "<td class=\"num\" data-label=\"Balance\">{}</td></tr>\n",
+                   s_text (ledger, "matter_number"), s_text (ledger, "matter_description"),
+                   balance);
+        }
+        s_add (exchange, "</tbody>\n</table>\n</section>\n");
     }
 }
 
@@ -647,66 +718,7 @@ void ml_web_page_invoices (ml_web_exchange_t *exchange)
         firm = s_text (json_object_get (session, "payer"), "firm_name");
     s_begin (exchange, "Your invoices", firm);
     s_signed_in_bar (exchange, session);
-    json_t *items = json_object_get (reply, "items");
-    size_t count = json_array_size (items);
-    if (count == 0)
-        s_add (exchange, "<p class=\"empty\">You have no open invoices. Thank you!</p>\n");
-    //  Grouped by client and matter, each group where its oldest invoice falls (the core
-    //  sends them oldest first). The checkboxes choose invoices for /pay (a GET: choosing
-    //  changes nothing).
-    size_t picks = 0;
-    if (count > 0)
-        s_add (exchange, "<form method=\"get\" action=\"/pay\" id=\"choose\">\n");
-    for (size_t index = 0; index < count && index < S_MAX_ROWS; index++) {
-        json_t *item = json_array_get (items, index);
-        bool first = true;
-        for (size_t before = 0; before < index && first; before++) {
-            json_t *earlier = json_array_get (items, before);
-            first = strcmp (s_text (item, "client_number"), s_text (earlier, "client_number")) ||
-                    strcmp (s_text (item, "matter_number"), s_text (earlier, "matter_number"));
-        }
-        if (!first)
-            continue;
-        s_add (exchange,
-               "<section class=\"matter\">\n<h2>{} <span class=\"ref\">{}</span></h2>\n"
-               "<p class=\"matter-name\">Matter {}: {}</p>\n"
-               "<table>\n<thead><tr><th scope=\"col\">Invoice</th><th scope=\"col\">Date</th>"
-               "<th scope=\"col\">Due</th><th scope=\"col\" class=\"num\">Total</th>"
-               "<th scope=\"col\" class=\"num\">Available</th><th scope=\"col\">Pay</th></tr>"
-               "</thead>\n<tbody>\n",
-               s_text (item, "client_name"), s_text (item, "client_number"),
-               s_text (item, "matter_number"), s_text (item, "matter_description"));
-        s_invoice_rows (exchange, items, index, &picks);
-        s_add (exchange, "</tbody>\n</table>\n</section>\n");
-    }
-    if (count > S_MAX_ROWS)
-        s_add (exchange, "<p>Only the oldest invoices are shown here; please contact the firm "
-                         "for the others.</p>\n");
-    if (count > 0)
-        s_add (exchange, "<button type=\"submit\">Pay selected</button>\n</form>\n");
-    s_add (exchange, "<p class=\"hint\">Available is the balance less payments that are "
-                     "still being posted.</p>\n");
-    json_t *trust = json_object_get (reply, "trust");
-    if (json_array_size (trust) > 0) {
-        s_add (exchange, "<section class=\"trust\">\n<h2>Trust accounts</h2>\n<table>\n"
-                         "<thead><tr><th scope=\"col\">Matter</th><th scope=\"col\">"
-                         "Description</th><th scope=\"col\" class=\"num\">Balance</th></tr>"
-                         "</thead>\n<tbody>\n");
-        size_t index;
-        json_t *ledger;
-        json_array_foreach (trust, index, ledger)
-        {
-            char balance[64];
-            s_money (ledger, "balance_minor", s_text (ledger, "currency"), balance, sizeof balance);
-            s_add (exchange,
-                   "<tr><th scope=\"row\" data-label=\"Matter\">{}</th>"
-                   "<td data-label=\"Description\">{}</td>"
-                   "<td class=\"num\" data-label=\"Balance\">{}</td></tr>\n",
-                   s_text (ledger, "matter_number"), s_text (ledger, "matter_description"),
-                   balance);
-        }
-        s_add (exchange, "</tbody>\n</table>\n</section>\n");
-    }
+    ml_web_page_invoice_list (exchange, reply, false);
     s_end (exchange);
     json_decref (reply);
     json_decref (session);

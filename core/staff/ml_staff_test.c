@@ -385,6 +385,19 @@ void ml_staff_test (bool verbose)
               "{\"op\": \"payer-show\", \"staff_session\": \"%s\", \"payer_id\": %lld}",
               read_session, (long long)pat);
     assert (s_ok (s_api (&test, text)));
+    //  "View as payer": a read member may ask for an own payer's portal listing (this test's
+    //  core has no portal, so it gets past the table only to hear that; ml_logins' selftest
+    //  checks the listing), never another firm's.
+    snprintf (text, sizeof text,
+              "{\"op\": \"payer-portal-invoices\", \"staff_session\": \"%s\", \"payer_id\":"
+              " %lld}",
+              read_session, (long long)quinn);
+    assert (s_refused (s_api (&test, text), "not found"));
+    snprintf (text, sizeof text,
+              "{\"op\": \"payer-portal-invoices\", \"staff_session\": \"%s\", \"payer_id\":"
+              " %lld}",
+              read_session, (long long)pat);
+    assert (s_refused (s_api (&test, text), "the portal is not available"));
     snprintf (text, sizeof text,
               "{\"op\": \"payer-list\", \"staff_session\": \"%s\", \"firm\": \"beta\"}",
               read_session);

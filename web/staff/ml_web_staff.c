@@ -203,6 +203,7 @@ typedef struct {
 static const s_nav_t s_nav[] = {
     {"/staff/", "Home", "read"},
     {"/staff/pay", "Make a Payment", "billing"},
+    {"/staff/payers", "Payers", "read"},
     {"/staff/autopay", "Auto-Pay", "read"},
     {"/staff/users", "Users", "admin"},
     {"/staff/notifications", "Notifications", "admin"},
@@ -337,5 +338,6 @@ void ml_web_staff_test (bool verbose)
     ml_html_destroy (&exchange.page);
     ml_web_staff_auth_test ();
     ml_web_staff_pages_test ();
+    ml_web_staff_payers_test ();
     printf ("OK\n");
 }
