@@ -5,8 +5,9 @@
 usage: staff_autopay.py BASE_URL ADMIN_TOKEN BILLING_TOKEN CLI ADMIN_SOCKET OUT_JSON SHOTS_DIR
 
 Headless Chromium, 390 px wide: the administrator (second factor) sends "Error-Failed
-AutoPay" to alerts@acme.example on /staff/notifications; a billing member gets 404 there, then
-adds a monthly schedule for Pat (saved card, name, deposit account, A/R message, frequency,
+AutoPay" to alerts@acme.example and turns "payment received" on on /staff/notifications; a
+billing member gets 404 there, then, from Pat's page (Payers, its Auto-Pay tab), adds a
+monthly schedule for Pat (saved card, name, deposit account, A/R message, frequency,
 first date, up to an amount) with "Save and Manage Enrollments", checks Pat's association and
 "Enroll and Save"; the operator's test clock runs it and the schedule's page shows the paid run
 with its posting, posted; a second schedule for a payer whose card is declined shows the
@@ -136,14 +137,28 @@ def sign_in(email, password, secret=None):
     wait.until(expected_conditions.url_to_be(BASE + "/staff/"))
 
 
-def add_schedule(payer_name, name, frequency, first, amount=None, message=""):
-    """From the Auto-Pay list: pick the payer, fill the form, Save and Manage Enrollments,
-    check every association, Enroll and Save. Returns the schedule's id."""
-    driver.find_element(By.LINK_TEXT, "Auto-Pay").click()
-    wait.until(expected_conditions.url_to_be(BASE + "/staff/autopay"))
-    select = Select(driver.find_element(By.ID, "add-payer"))
-    select.select_by_visible_text([o.text for o in select.options if o.text.startswith(payer_name)][0])
-    driver.find_element(By.CSS_SELECTOR, "form[action='/staff/autopay/form'] button").click()
+def add_schedule(payer_name, name, frequency, first, amount=None, message="", from_payer=False):
+    """From the payer's page (its Auto-Pay tab, "+ Add Auto-Pay") or from the Auto-Pay list
+    (pick the payer): fill the form, Save and Manage Enrollments, check every association,
+    Enroll and Save. Returns the schedule's id."""
+    if from_payer:
+        driver.find_element(By.LINK_TEXT, "Payers").click()
+        wait.until(expected_conditions.url_contains("/staff/payers"))
+        driver.find_element(By.LINK_TEXT, payer_name).click()
+        wait.until(expected_conditions.url_contains("/staff/payers/"))
+        driver.find_element(By.CSS_SELECTOR, "nav.tabs").find_element(By.LINK_TEXT,
+                                                                     "Auto-Pay").click()
+        wait.until(expected_conditions.url_contains("/staff/autopay?payer_id="))
+        check(heading() == f"Auto-Pay: {payer_name}", f"the payer's Auto-Pay: {heading()!r}")
+        check("No Auto-Pay schedules yet." in driver.page_source, "none yet")
+        driver.find_element(By.LINK_TEXT, "+ Add Auto-Pay").click()
+    else:
+        driver.find_element(By.LINK_TEXT, "Auto-Pay").click()
+        wait.until(expected_conditions.url_to_be(BASE + "/staff/autopay"))
+        select = Select(driver.find_element(By.ID, "add-payer"))
+        select.select_by_visible_text(
+            [o.text for o in select.options if o.text.startswith(payer_name)][0])
+        driver.find_element(By.CSS_SELECTOR, "form[action='/staff/autopay/form'] button").click()
     wait.until(expected_conditions.presence_of_element_located((By.ID, "ap-name")))
     check(heading() == f"Add Auto-Pay for {payer_name}", f"the form's heading: {heading()!r}")
     # Every field of seed 004: a saved method, name, deposit account, A/R message, frequency,
@@ -202,6 +217,7 @@ try:
     check(not driver.find_element(By.ID, "link_paid-on").is_selected(), "link paid off by default")
     section.find_element(By.ID, "autopay_failed-to").send_keys("alerts@acme.example")
     section.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(expected_conditions.staleness_of(section))
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "p.notice")))
     section = driver.find_element(By.ID, "notify-autopay_failed")
     check("alerts@acme.example" in section.find_element(By.CSS_SELECTOR, "p.state").text,
@@ -210,6 +226,7 @@ try:
     section = driver.find_element(By.ID, "notify-payment_received")
     section.find_element(By.ID, "payment_received-on").click()
     section.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(expected_conditions.staleness_of(section))
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "p.notice")))
     check("office@acme.example" in driver.find_element(By.ID, "notify-payment_received").text,
           "payment received on, to the contact address")
@@ -218,6 +235,7 @@ try:
     section.find_element(By.ID, "agent_offline-on").click()
     section.find_element(By.ID, "agent_offline-to").send_keys("it@acme.example, not an address")
     section.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(expected_conditions.staleness_of(section))
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "p.error")))
     check("is not an e-mail address" in driver.find_element(By.CSS_SELECTOR, "p.error").text,
           "a bad address is refused with the reason")
@@ -236,7 +254,7 @@ try:
     driver.get(BASE + "/staff/")
 
     monthly = add_schedule("Pat Doe", "Monthly fees", "monthly", "2027-01-15", "150.00",
-                           "AutoPay web")
+                           "AutoPay web", from_payer=True)
     page = driver.find_element(By.CSS_SELECTOR, "dl.schedule").text
     for value in ["Visa ending 4242", "OP-001", "AutoPay web", "Monthly", "2027-01-15",
                   "Up to 150.00 USD", "Bo Billing"]:

@@ -195,6 +195,8 @@ void ml_web_staff_page_autopay (ml_web_exchange_t *exchange)
     snprintf (heading, sizeof heading, "Auto-Pay%s%s", payer ? ": " : "",
               payer ? ml_web_staff_text (payer, "name") : "");
     ml_web_staff_begin (exchange, heading, session);
+    if (payer) //  a tab of the payer's pages (web/staff/ml_web_staff_payers.c)
+        ml_web_staff_payer_tabs (exchange, payer_id, "/staff/autopay?payer_id=");
     const char *done = ml_web_form_get (exchange->query, "done");
     if (done && strcmp (done, "deleted") == 0)
         ml_web_page_message (exchange, "notice", "The schedule is deleted; its runs are kept.");
