@@ -158,11 +158,11 @@ static const char *s_outcome_name (const char *status)
                                                  : status;
 }
 
-//  The run's payment's postings, each "uuid (state)", as the core knows them.
-static bool s_run_postings (ml_web_exchange_t *exchange, const char *token, json_t *run, char *buf,
-                            size_t size)
+//  The run's payment's postings as the core knows them, each {uuid, state} appended to found.
+//  false after the page was answered.
+static bool s_run_postings (ml_web_exchange_t *exchange, const char *token, json_t *run,
+                            json_t *found)
 {
-    *buf = 0;
     const char *payment = ml_web_staff_text (run, "payment_uuid");
     if (!*payment)
         return true;
@@ -185,9 +185,8 @@ static bool s_run_postings (ml_web_exchange_t *exchange, const char *token, json
             return false;
         }
         const char *state = ml_web_staff_text (json_object_get (posting, "posting"), "status");
-        size_t used = strlen (buf);
-        snprintf (buf + used, size - used, "%s%s (%s)", used ? ", " : "", uuid,
-                  *state ? state : "unknown");
+        json_array_append_new (
+            found, json_pack ("{s:s, s:s}", "uuid", uuid, "state", *state ? state : "unknown"));
         json_decref (posting);
     }
     json_decref (shown);
@@ -246,19 +245,17 @@ static void s_show (ml_web_exchange_t *exchange, const char *token, json_t *sess
     json_t *run;
     json_array_foreach (runs, index, run)
     {
-        char text[600] = "";
-        if (index + S_RUNS_LOOKED_UP < json_array_size (runs)) {
-            const char *payment = ml_web_staff_text (run, "payment_uuid");
-            if (*payment)
-                snprintf (text, sizeof text, "payment %s", payment);
-        } else if (!s_run_postings (exchange, token, run, text, sizeof text)) {
+        json_t *found = json_array ();
+        json_array_append_new (postings, found);
+        if (index + S_RUNS_LOOKED_UP < json_array_size (runs))
+            continue;
+        if (!s_run_postings (exchange, token, run, found)) {
             json_decref (postings);
             json_decref (list);
             json_decref (payer);
             json_decref (schedule);
             return;
         }
-        json_array_append_new (postings, json_string (text));
     }
     char id[32], payer_id[32], card[200], amount[96];
     snprintf (id, sizeof id, "%lld", schedule_id);
@@ -368,19 +365,36 @@ static void s_show (ml_web_exchange_t *exchange, const char *token, json_t *sess
             char outcome[200];
             snprintf (outcome, sizeof outcome, "%s%s%s", s_outcome_name (status),
                       *reason ? ": " : "", reason);
-            const char *posted = json_string_value (json_array_get (postings, row));
             ml_web_page_add (exchange,
                              "<tr class=\"run {}\"><th scope=\"row\" data-label=\"Due\">{}</th>"
                              "<td data-label=\"Attempt\">{}</td><td data-label=\"Ran on\">{}</td>"
                              "<td data-label=\"Outcome\" class=\"outcome\">{}</td>"
                              "<td data-label=\"Amount\">{}</td><td data-label=\"Invoices\">{}</td>"
-                             "<td data-label=\"Postings\" class=\"postings\">{}</td>"
-                             "<td data-label=\"Note\">{}</td></tr>\n",
+                             "<td data-label=\"Postings\" class=\"postings\">",
                              status, ml_web_staff_text (run, "due_date"),
                              ml_web_ap_int_text (run, "attempt", attempt, sizeof attempt),
                              ml_web_staff_text (run, "run_on"), outcome,
                              ml_web_page_money (run, "amount_minor", currency, money, sizeof money),
-                             *invoices ? invoices : "-", posted && *posted ? posted : "-",
+                             *invoices ? invoices : "-");
+            //  Each posting links to its page in Manage Postings; older runs name the payment.
+            json_t *found = json_array_get (postings, row);
+            size_t posting_index;
+            json_t *posting;
+            json_array_foreach (found, posting_index, posting)
+            {
+                const char *uuid = ml_web_staff_text (posting, "uuid");
+                ml_web_page_add (exchange, "{}<a href=\"/staff/postings/{}\">{}</a> ({})",
+                                 posting_index ? ", " : "", uuid, uuid,
+                                 ml_web_staff_text (posting, "state"));
+            }
+            const char *payment = ml_web_staff_text (run, "payment_uuid");
+            if (json_array_size (found) == 0) {
+                if (*payment)
+                    ml_web_page_add (exchange, "payment {}", payment);
+                else
+                    ml_web_page_add (exchange, "-");
+            }
+            ml_web_page_add (exchange, "</td><td data-label=\"Note\">{}</td></tr>\n",
                              *ml_web_staff_text (run, "note") ? ml_web_staff_text (run, "note")
                                                               : "-");
         }

@@ -273,7 +273,8 @@ void ml_web_staff_autopay_test (bool verbose)
     assert (S_GET ("BO", "/staff/autopay/schedule?schedule_id=5&done=enrolled") == 200);
     assert (strstr (response, "The enrollments are saved.") &&
             strstr (response, "A/R &lt;note&gt;") &&
-            strstr (response, "INV-&lt;1&gt; 250.00 USD") && strstr (response, "post-1 (posted)") &&
+            strstr (response, "INV-&lt;1&gt; 250.00 USD") &&
+            strstr (response, "<a href=\"/staff/postings/post-1\">post-1</a> (posted)") &&
             strstr (response, ">Paid<") && strstr (response, ">Disable<") &&
             strstr (response, ">Delete<"));
     assert (S_POST ("BO", "/staff/autopay/schedule", "csrf=CSRF&schedule_id=5&action=disable") ==
