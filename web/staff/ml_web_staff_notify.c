@@ -52,9 +52,10 @@ static void s_page (ml_web_exchange_t *exchange, const char *token, json_t *sess
     {
         const char *name = ml_web_staff_text (event, "event");
         bool on = json_is_true (json_object_get (event, "enabled"));
-        char recipients[2000], sends[2000], minutes[32] = "";
+        char recipients[2000], joined[2000], sends[2100], minutes[32] = "";
         s_joined (json_object_get (event, "recipients"), recipients, sizeof recipients);
-        s_joined (json_object_get (event, "sends_to"), sends, sizeof sends);
+        s_joined (json_object_get (event, "sends_to"), joined, sizeof joined);
+        snprintf (sends, sizeof sends, "On: e-mails %s", joined);
         if (json_is_integer (json_object_get (event, "minutes")))
             snprintf (minutes, sizeof minutes, "%lld",
                       (long long)json_integer_value (json_object_get (event, "minutes")));
@@ -73,7 +74,7 @@ static void s_page (ml_web_exchange_t *exchange, const char *token, json_t *sess
             "<label for=\"{}-to\">Send to (addresses separated by commas; empty: the contact "
             "address)</label>\n<textarea id=\"{}-to\" name=\"recipients\" rows=\"2\" "
             "maxlength=\"3000\">{}</textarea>\n",
-            on ? (*sends ? sends : "On, but nobody gets it: no address and no contact address")
+            on ? (*joined ? sends : "On, but nobody gets it: no address and no contact address")
                : "Off",
             ml_web_staff_csrf (session), name, name, on ? " checked" : "", name, name, name,
             recipients);
