@@ -2,6 +2,7 @@
 #include "ml_admin.h"
 #include "ml_portal_account.h"
 #include "ml_finder.h"
+#include "ml_notify.h"
 #include "ml_payments.h"
 #include "ml_staff_postings.h"
 #include "ml_selftest_support.h"
@@ -389,6 +390,15 @@ static json_t *s_autopay_op (const ml_admin_parts_t *parts, const ml_actor_t *ac
                           : s_unknown_op (op);
 }
 
+//  Which events e-mail whom (ml_notify).
+static json_t *s_notify_op (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
+                            const json_t *request, ml_admin_effects_t *effects)
+{
+    (void)actor, (void)effects;
+    json_t *reply = ml_notify_execute (parts->store, op, request);
+    return reply ? reply : s_unknown_op (op);
+}
+
 //  A search waits for the firm's agent: the reply comes later (NULL), or an error now.
 static json_t *s_finder_op (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
                             const json_t *request, ml_admin_effects_t *effects)
@@ -625,6 +635,9 @@ static const struct {
     {"autopay-unenroll", "schedule_id association_id", S_OPERATOR, S_BILLING | S_CSRF,
      s_autopay_op},
     {"autopay-clock", "today", S_OPERATOR, 0, s_autopay_op},
+    {"notify-settings", "firm", S_OPERATOR, S_READ, s_notify_op},
+    {"notify-set", "firm event enabled recipients minutes", S_OPERATOR, S_ADMIN | S_CSRF,
+     s_notify_op},
     {"payer-access", "payer_id action", S_OPERATOR, S_BILLING | S_CSRF, s_logins_op},
     {"portal-audit", "firm payer_id limit", S_OPERATOR, S_BILLING, s_logins_op},
     {"payer-portal-invoices", "payer_id", S_OPERATOR, S_READ, s_logins_op}, //  "View as payer"

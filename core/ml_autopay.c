@@ -4,6 +4,7 @@
 #include "ml_alloc.h"
 #include "ml_log.h"
 #include "ml_money.h"
+#include "ml_notify.h"
 #include "ml_selftest_support.h"
 
 #include "ml_store.h"
@@ -415,14 +416,13 @@ static json_t *s_warnings (ml_autopay_t *self, const json_t *fields, int64_t sch
 {
     json_t *warnings = json_array ();
     const char *firm = S_TEXT (fields, "firm_id");
-    json_t *contact = S_ROWS ("SELECT notify_email FROM firm_contact WHERE firm_id = ?", "s", firm);
-    const char *address = S_TEXT (json_array_get (contact, 0), "notify_email");
-    if (contact && (!address || !*address)) {
+    json_t *contact = ml_notify_recipients (self->db, firm, "autopay_failed");
+    if (contact && json_array_size (contact) == 0) {
         char text[400];
         snprintf (text, sizeof text,
-                  "firm %s has no contact address, so a failed run's \"Error-Failed AutoPay\" "
-                  "alert cannot be sent (set one: matterlink firm contact --firm %s --email "
-                  "ADDRESS)",
+                  "firm %s has no contact address (or its Error-Failed AutoPay notification is "
+                  "off), so a failed run's \"Error-Failed AutoPay\" alert cannot be sent (set "
+                  "one: matterlink firm contact --firm %s --email ADDRESS)",
                   firm, firm);
         ml_log (ML_LOG_WARNING, "autopay: schedule %lld: %s", (long long)schedule_id, text);
         json_array_append_new (warnings, json_string (text));
@@ -909,16 +909,17 @@ static bool s_failed (ml_autopay_t *self, const json_t *schedule, const json_t *
     bool ok = true;
     if (soft)
         ok = ml_db_execute (self->db,
-                            "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on,"
-                            " payment_uuid, status, currency, lines, note, created_at,"
-                            " updated_at) VALUES (?, ?, 2, ?, ?, 'scheduled', ?, '[]',"
-                            " 'retry of a soft decline', ?, ?)",
-                            "issssss", S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
-                            tomorrow, uuid, S_TEXT (schedule, "currency"), now, now) == 1;
-    json_t *contact = S_ROWS ("SELECT c.notify_email, f.name FROM firm_contact c JOIN firm f"
-                              " ON f.firm_id = c.firm_id WHERE c.firm_id = ?",
-                              "s", S_TEXT (schedule, "firm_id"));
-    json_t *row = json_array_get (contact, 0);
+                              "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on,"
+                              " payment_uuid, status, currency, lines, note, created_at,"
+                              " updated_at) VALUES (?, ?, 2, ?, ?, 'scheduled', ?, '[]',"
+                              " 'retry of a soft decline', ?, ?)",
+                              "issssss", S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
+                              tomorrow, uuid, S_TEXT (schedule, "currency"), now, now) == 1;
+    //  Who hears of it is the firm's choice (ml_notify: "Error-Failed AutoPay", on by
+    //  default, to the contact address unless the firm named others).
+    json_t *contact =
+        ml_notify_recipients (self->db, S_TEXT (schedule, "firm_id"), "autopay_failed");
+    bool row = json_array_size (contact) > 0;
     if (ok && self->mailer && row) {
         char subject[300], body[2048], dedupe[128], error[256] = "", money[64];
         ml_money_format (S_INT (run, "amount_minor"), S_TEXT (schedule, "currency"), money,
@@ -941,8 +942,8 @@ static bool s_failed (ml_autopay_t *self, const json_t *schedule, const json_t *
         snprintf (dedupe, sizeof dedupe, "autopay-failed:%lld:%s:%lld",
                   (long long)S_INT (schedule, "schedule_id"), S_TEXT (run, "due_date"),
                   (long long)S_INT (run, "attempt"));
-        if (ml_mailer_enqueue (self->mailer, "autopay_failed", dedupe, S_TEXT (schedule, "firm_id"),
-                               S_TEXT (row, "notify_email"), subject, body, error,
+        if (ml_notify_enqueue (self->mailer, self->db, "autopay_failed", dedupe,
+                               S_TEXT (schedule, "firm_id"), subject, body, error,
                                sizeof error) < 0)
             ml_log (ML_LOG_WARNING, "autopay: no failure alert for schedule %lld: %s",
                     (long long)S_INT (schedule, "schedule_id"), error);
@@ -975,8 +976,9 @@ static bool s_failed (ml_autopay_t *self, const json_t *schedule, const json_t *
     json_decref (payers);
     if (ok && !row)
         ml_log (ML_LOG_WARNING,
-                "autopay: firm %s has no contact address, so the failure of schedule %lld is "
-                "only recorded (set one: matterlink firm contact --firm %s --email ADDRESS)",
+                "autopay: firm %s has no contact address (or its Error-Failed AutoPay "
+                "notification is off), so the failure of schedule %lld is only recorded (set "
+                "one: matterlink firm contact --firm %s --email ADDRESS)",
                 S_TEXT (schedule, "firm_id"), (long long)S_INT (schedule, "schedule_id"),
                 S_TEXT (schedule, "firm_id"));
     json_decref (contact);

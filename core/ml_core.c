@@ -5,6 +5,7 @@
 #include "ml_finder.h"
 #include "ml_payers.h"
 #include "ml_autopay.h"
+#include "ml_notify.h"
 #include "ml_payments.h"
 #include "ml_readers.h"
 #include "ml_config.h"
@@ -1090,6 +1091,11 @@ static void s_tick (s_core_t *self)
         } else
             s_deliver (self, session);
     }
+    zlistx_destroy (&firms);
+    //  Firms that asked to hear when their agent is away too long (ml_notify).
+    firms = zhashx_keys (self->sessions);
+    if (ml_notify_agents (self->store, self->mailer, firms) > 0 && self->mail_sender)
+        zstr_send (self->mail_sender, "SEND");
     zlistx_destroy (&firms);
 }
 

@@ -98,6 +98,10 @@ const char *ml_web_staff_text (json_t *object, const char *key);
 ml_web_handler_fn ml_web_staff_page_home, ml_web_staff_page_sign_in, ml_web_staff_page_sign_out,
     ml_web_staff_page_accept, ml_web_staff_page_forgot, ml_web_staff_page_account,
     ml_web_staff_page_users, ml_web_staff_page_audit;
+//  Auto-Pay (web/staff/ml_web_staff_autopay.c) and Notifications (ml_web_staff_notify.c).
+ml_web_handler_fn ml_web_staff_page_autopay, ml_web_staff_page_autopay_form,
+    ml_web_staff_page_autopay_enroll, ml_web_staff_page_autopay_schedule,
+    ml_web_staff_page_notifications;
 
 //  Payers (web/staff/ml_web_staff_payers.c, ml_web_staff_associations.c): the list, one
 //  payer, its associations, "View as payer". The id at the end of path after prefix (digits,
@@ -121,6 +125,8 @@ bool ml_web_staff_uuid_shape (const char *text);
 void ml_web_staff_postings_test (void);
 
 void ml_web_staff_test (bool verbose);
+//  The Auto-Pay and Notifications pages against a stand-in core.
+void ml_web_staff_autopay_test (bool verbose);
 //  Parts of the selftest in the page files.
 void ml_web_staff_auth_test (void);
 void ml_web_staff_pages_test (void);

@@ -29,6 +29,7 @@
 #include "ml_text.h"
 #include "ml_credentials.h"
 #include "ml_staff.h"
+#include "ml_notify.h"
 #include "ml_totp.h"
 
 #include <stdio.h>
@@ -67,6 +68,7 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_staff_postings", ml_staff_postings_test}, //  postings' filters and pages
     {"ml_contacts", ml_contacts_test},             //  agents' last contact, replica behind
     {"ml_staff", ml_staff_test},                   //  staff accounts, second factor, scoping
+    {"ml_notify", ml_notify_test},                 //  which events e-mail whom
     {"ml_text", ml_text_test},
     {"ml_free_text", ml_free_text_test},
 };

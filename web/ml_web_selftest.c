@@ -19,6 +19,7 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_web_core", ml_web_core_test},   {"ml_web_pages", ml_web_pages_test},
     {"ml_web_pay", ml_web_pay_test},     {"ml_web_server", ml_web_server_test},
     {"ml_web_staff", ml_web_staff_test}, {"ml_web_staff_pay", ml_web_staff_pay_test},
+    {"ml_web_staff_autopay", ml_web_staff_autopay_test},
 };
 
 int main (int argc, char *argv[])

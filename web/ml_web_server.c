@@ -146,6 +146,11 @@ static const s_route_t s_routes[] = {
     {"/staff/postings", S_GET, ml_web_staff_page_postings},
     {"/staff/postings/", S_GET | S_POST, ml_web_staff_page_posting}, //  /staff/postings/UUID
     {"/staff/payments/", S_GET | S_POST, ml_web_staff_page_payment}, //  /staff/payments/UUID
+    {"/staff/autopay", S_GET, ml_web_staff_page_autopay},
+    {"/staff/autopay/form", S_GET | S_POST, ml_web_staff_page_autopay_form},
+    {"/staff/autopay/enroll", S_GET | S_POST, ml_web_staff_page_autopay_enroll},
+    {"/staff/autopay/schedule", S_GET | S_POST, ml_web_staff_page_autopay_schedule},
+    {"/staff/notifications", S_GET | S_POST, ml_web_staff_page_notifications},
 };
 
 //  Paths ending in '/' that are pages of their own, not prefixes: matched exactly.

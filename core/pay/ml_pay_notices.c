@@ -1,6 +1,7 @@
 /*  ml_payments, part of the class (see include/ml_payments.h): receipts to payers and "posting
  * rejected" notices to the firm (ml_payments_notify, firm-contact). */
 #include "ml_pay_internal.h"
+#include "ml_notify.h"
 
 int ml_payments_notify (ml_payments_t *self)
 {
@@ -13,7 +14,9 @@ int ml_payments_notify (ml_payments_t *self)
         self,
         "SELECT c.charge_key, c.account_type, c.currency, c.amount_minor, c.lines,"
         " c.processor_txn, c.updated_at, p.firm_id, p.payer_name, p.receipt_email, p.brand,"
-        " p.last4, f.name AS firm_name FROM charge c JOIN payment p ON p.payment_uuid ="
+        " p.last4, f.name AS firm_name, (SELECT l.link_id FROM payment_link l WHERE"
+        " l.payment_uuid = p.payment_uuid) AS link_id FROM charge c JOIN payment p ON "
+        "p.payment_uuid ="
         " c.payment_uuid JOIN firm f ON f.firm_id = p.firm_id WHERE c.status = 'approved'"
         " AND c.receipt_queued = 0 ORDER BY c.updated_at LIMIT 50",
         NULL, NULL);
@@ -40,13 +43,36 @@ int ml_payments_notify (ml_payments_t *self)
         zchunk_extend (text, tail, strlen (tail));
         char *body = ml_pay_chunk_text (text);
         snprintf (dedupe, sizeof dedupe, "receipt:%s", S_TEXT ("charge_key"));
+        //  The firm's own notices of it, when it asked for them (ml_notify): after the
+        //  receipt, so a refused receipt address still marks the charge once.
+        char firm_subject[300], firm_body[1024], firm_dedupe[128], link_dedupe[128];
+        snprintf (firm_subject, sizeof firm_subject, "Payment received: %s from %.120s", money,
+                  S_TEXT ("payer_name"));
+        snprintf (firm_body, sizeof firm_body,
+                  "%s received %s from %s into its %s account (%s ending %s, reference %s)%s%s."
+                  "\nThe charge is %s; its posting goes to the matter system.\n",
+                  S_TEXT ("firm_name"), money, S_TEXT ("payer_name"), S_TEXT ("account_type"),
+                  S_TEXT ("brand"), S_TEXT ("last4"), S_TEXT ("processor_txn"),
+                  S_TEXT ("link_id") ? ", through payment link " : "",
+                  S_TEXT ("link_id") ? S_TEXT ("link_id") : "", S_TEXT ("charge_key"));
+        snprintf (firm_dedupe, sizeof firm_dedupe, "payment-received:%s", S_TEXT ("charge_key"));
+        snprintf (link_dedupe, sizeof link_dedupe, "link-paid:%s",
+                  S_TEXT ("link_id") ? S_TEXT ("link_id") : "");
         //  Queued and marked in one transaction; the dedupe key keeps a repeat harmless.
         *error = 0;
         if (ml_db_begin (self->db) == 0 &&
             ml_mailer_enqueue (self->mailer, "receipt", dedupe, S_TEXT ("firm_id"),
                                S_TEXT ("receipt_email"), subject, body, error, sizeof error) >= 0 &&
-            ml_db_execute (self->db, "UPDATE charge SET receipt_queued = 1 WHERE charge_key = ?",
-                           "s", S_TEXT ("charge_key")) == 1 &&
+            ml_notify_enqueue (self->mailer, self->db, "payment_received", firm_dedupe,
+                               S_TEXT ("firm_id"), firm_subject, firm_body, error,
+                               sizeof error) >= 0 &&
+            (!S_TEXT ("link_id") ||
+             ml_notify_enqueue (self->mailer, self->db, "link_paid", link_dedupe,
+                                S_TEXT ("firm_id"), "Payment link paid", firm_body, error,
+                                sizeof error) >= 0) &&
+            ml_db_execute (self->db,
+                             "UPDATE charge SET receipt_queued = 1 WHERE charge_key = ?", "s",
+                             S_TEXT ("charge_key")) == 1 &&
             ml_db_commit (self->db) == 0)
             queued++;
         else {
@@ -68,10 +94,9 @@ int ml_payments_notify (ml_payments_t *self)
     due = ml_pay_rows (
         self,
         "SELECT p.posting_uuid, p.firm_id, p.client_number, p.currency, p.amount_minor,"
-        " p.reason, p.source, f.notify_email FROM posting p JOIN firm_contact f"
-        " ON f.firm_id = p.firm_id WHERE p.status = 'rejected' AND NOT EXISTS"
-        " (SELECT 1 FROM mail m WHERE m.dedupe_key = 'rejected:' || p.posting_uuid)"
-        " LIMIT 50",
+        " p.reason, p.source FROM posting p WHERE p.status = 'rejected' AND NOT EXISTS"
+        " (SELECT 1 FROM mail m WHERE m.dedupe_key = 'rejected:' || p.posting_uuid) "
+        "AND " ML_NOTIFY_ON_SQL ("p.firm_id", "'posting_rejected'") " LIMIT 50",
         NULL, NULL);
     json_array_foreach (due, index, row)
     {
@@ -89,8 +114,8 @@ int ml_payments_notify (ml_payments_t *self)
                   S_TEXT ("reason") ? S_TEXT ("reason") : "(none given)", S_TEXT ("posting_uuid"));
         snprintf (dedupe, sizeof dedupe, "rejected:%s", S_TEXT ("posting_uuid"));
         if (ml_db_begin (self->db) == 0 &&
-            ml_mailer_enqueue (self->mailer, "posting_rejected", dedupe, S_TEXT ("firm_id"),
-                               S_TEXT ("notify_email"), subject, body, error, sizeof error) >= 0 &&
+            ml_notify_enqueue (self->mailer, self->db, "posting_rejected", dedupe,
+                               S_TEXT ("firm_id"), subject, body, error, sizeof error) > 0 &&
             ml_db_commit (self->db) == 0)
             queued++;
         else {

@@ -2,6 +2,7 @@
     the class is split over core/pay/ (ml_pay_internal.h). This file: the object, its
     tables, auto-apply, pay_key, the processor's answers and the op dispatch. */
 #include "ml_pay_internal.h"
+#include "ml_notify.h"
 
 //  Accounts are typed for good and never removed (DESIGN.md rule 2); charges and their
 //  history are a journal: a charge only moves forward (pending, unknown -> final), its
@@ -157,7 +158,8 @@ ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_proce
     assert (store && payers);
     ml_db_t *db = ml_store_db (store);
     if (ml_store_schema (db, s_schema, sizeof s_schema / sizeof s_schema[0], "payments tables",
-                         error, error_size) != 0)
+                         error, error_size) != 0 ||
+        ml_notify_schema (db, error, error_size) != 0) //  the notice sweep reads it
         return NULL;
     ml_payments_t *self = calloc (1, sizeof (ml_payments_t));
     assert (self);

@@ -205,7 +205,9 @@ static const s_nav_t s_nav[] = {
     {"/staff/pay", "Make a Payment", "billing"},
     {"/staff/payers", "Payers", "read"},
     {"/staff/postings", "Postings", "read"},
+    {"/staff/autopay", "Auto-Pay", "read"},
     {"/staff/users", "Users", "admin"},
+    {"/staff/notifications", "Notifications", "admin"},
     {"/staff/audit", "Audit trail", "admin"},
     {"/staff/account", "Your account", "read"},
 };

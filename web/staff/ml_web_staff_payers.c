@@ -47,9 +47,10 @@ void ml_web_staff_payer_tabs (ml_web_exchange_t *exchange, int64_t payer_id, con
         {"/staff/payers/", "Payer information"},
         {"/staff/payer-associations/", "Associations"},
         {"/staff/payer-view/", "View as payer"},
+        {"/staff/autopay?payer_id=", "Auto-Pay"}, //  ml_web_staff_autopay.c
     };
     ml_web_page_add (exchange, "<nav class=\"tabs\" aria-label=\"This payer\"><ul>");
-    for (size_t index = 0; index < 3; index++) {
+    for (size_t index = 0; index < sizeof tabs / sizeof tabs[0]; index++) {
         char href[96];
         snprintf (href, sizeof href, "%s%lld", tabs[index][0], (long long)payer_id);
         ml_web_page_add (exchange,
