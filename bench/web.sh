@@ -13,7 +13,7 @@
 # Usage: bench/web.sh [INVOICES] [SECONDS] [CONNECTIONS]   (defaults 1000000, 20, 200)
 #        PAYERS=N (default 200), WEB_THREADS=N (matterlink-web's web/threads, default 8),
 #        CLIENTS=N (default 20000: about 40 open invoices per payer's client at 1,000,000),
-#        READERS=N (the core's api/readers, default 2), PERF=1 (profile the core while the
+#        READERS=N (the core's core/readers, default 2), PERF=1 (profile the core while the
 #        invoice list is measured: the top functions are printed after the table)
 # Builds in build-bench (optimized, no sanitizers); starts its own database server.
 set -eu
@@ -101,13 +101,13 @@ core
     endpoint = tcp://127.0.0.1:$PORT
     certificate = $W/core.cert_secret
     agents = $W/agents
+    readers = ${READERS:-2}
 store
     connection = "Driver=SQLite3;Database=$W/core.db;StepAPI=1;FKSupport=1;Timeout=5000"
 admin
     endpoint = ipc://$W/admin.sock
 api
     endpoint = ipc://$W/api.sock
-    readers = ${READERS:-2}
 portal
     public_url = http://127.0.0.1:$WEB_PORT
 mail
