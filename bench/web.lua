@@ -21,6 +21,18 @@ function init(args)
     bad = 0
 end
 
+-- BENCH_THINK_MS: each connection waits this long (uniformly 50% to 150% of it) before its
+-- next request, as a payer reads a page before the next click; 0 (the default) sends the
+-- next request as soon as the answer is in, which measures what the service can take.
+local think = tonumber(os.getenv("BENCH_THINK_MS") or "0")
+
+function delay()
+    if think <= 0 then
+        return 0
+    end
+    return math.floor(think * (0.5 + math.random()))
+end
+
 function request()
     index = index % #sessions + 1
     return wrk.format("GET", path, { ["Cookie"] = cookie .. "=" .. sessions[index] })

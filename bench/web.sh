@@ -13,7 +13,8 @@
 # Usage: bench/web.sh [INVOICES] [SECONDS] [CONNECTIONS]   (defaults 1000000, 20, 200)
 #        PAYERS=N (default 200), WEB_THREADS=N (matterlink-web's web/threads, default 8),
 #        CLIENTS=N (default 20000: about 40 open invoices per payer's client at 1,000,000),
-#        READERS=N (the core's api/readers, default 2), PERF=1 (profile the core while the
+#        READERS=N (the core's core/readers, default 2), THINK_MS=N (also measure each
+#        page with every connection pausing about N ms between requests, as payers do), PERF=1 (profile the core while the
 #        invoice list is measured: the top functions are printed after the table)
 # Builds in build-bench (optimized, no sanitizers); starts its own database server.
 set -eu
@@ -101,13 +102,13 @@ core
     endpoint = tcp://127.0.0.1:$PORT
     certificate = $W/core.cert_secret
     agents = $W/agents
+    readers = ${READERS:-2}
 store
     connection = "Driver=SQLite3;Database=$W/core.db;StepAPI=1;FKSupport=1;Timeout=5000"
 admin
     endpoint = ipc://$W/admin.sock
 api
     endpoint = ipc://$W/api.sock
-    readers = ${READERS:-2}
 portal
     public_url = http://127.0.0.1:$WEB_PORT
 mail
@@ -244,12 +245,18 @@ if [ "${PERF:-0}" = 1 ]; then
     perf_pid=$!
 fi
 measure /invoices "invoice list (signed in)"
+if [ "${THINK_MS:-0}" -gt 0 ]; then
+    BENCH_THINK_MS=$THINK_MS measure /invoices "invoice list, payers pause ${THINK_MS} ms"
+fi
 if [ "${PERF:-0}" = 1 ]; then
     wait "$perf_pid" || true
     perf report -i "$W/core.perf" --no-children --sort dso,symbol -g none 2>/dev/null | grep '%' | head -40 >"$W/perf.txt"
     profile=$W/perf.txt
 fi
 measure /pay "payment page (signed in)"
+if [ "${THINK_MS:-0}" -gt 0 ]; then
+    BENCH_THINK_MS=$THINK_MS measure /pay "payment page, payers pause ${THINK_MS} ms"
+fi
 if [ -n "${profile:-}" ]; then
     echo
     echo "The core's profile while the invoice list was measured (perf, self time):"

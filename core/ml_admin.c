@@ -550,7 +550,8 @@ typedef json_t *(s_op_fn)(const ml_admin_parts_t *parts, const ml_actor_t *actor
 #define S_BILLING 4
 #define S_ADMIN   8
 //  Reads the store only and needs nothing of the running core (no agent, no processor, no
-//  reply that waits): the API may answer it on a reader thread (ml_readers).
+//  reply that waits, nothing the core thread adds to the reply): the admin and API sockets
+//  answer it on a reader thread (ml_readers).
 #define S_READS 16
 
 //  members: the names an op takes besides "op" and "staff" (and, on the API socket,
@@ -563,14 +564,14 @@ static const struct {
     s_op_fn *handler;
 } s_ops[] = {
     {"status", "", S_OPERATOR, S_READ, s_core_op},
-    {"open-items", "firm client matter", S_OPERATOR, S_READ, s_core_op},
+    {"open-items", "firm client matter", S_OPERATOR, S_READ | S_READS, s_core_op},
     {"pay", "firm client matter amount currency payer_name payer_email ar_message account pay_key",
      S_OPERATOR, S_BILLING | S_CSRF, s_core_op},
     {"postings",
      "firm status limit client source date_from date_to amount_min_minor amount_max_minor before "
      "posting_uuid",
-     S_OPERATOR, S_READ, s_core_op},
-    {"posting", "posting_uuid", S_OPERATOR, S_READ, s_core_op},
+     S_OPERATOR, S_READ | S_READS, s_core_op},
+    {"posting", "posting_uuid", S_OPERATOR, S_READ | S_READS, s_core_op},
     {"resend", "posting_uuid", S_OPERATOR, S_BILLING | S_CSRF, s_core_op},
     {"search",
      "firm as_payer remember text by match target date_from date_to status amount_min amount_max "
@@ -594,10 +595,10 @@ static const struct {
      "selection",
      S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
     {"link-pay", "token card method_id", S_OPERATOR, 0, s_payments_op},
-    {"link-list", "firm state", S_OPERATOR, S_READ, s_payments_op},
+    {"link-list", "firm state", S_OPERATOR, S_READ | S_READS, s_payments_op},
     {"link-cancel", "firm link_id", S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
     {"firm-contact", "firm email", S_OPERATOR, S_ADMIN | S_CSRF, s_payments_op},
-    {"payments", "firm", S_OPERATOR, S_READ, s_payments_op},
+    {"payments", "firm", S_OPERATOR, S_READ | S_READS, s_payments_op},
     {"payment-show", "payment_uuid", S_OPERATOR, S_READ, s_payments_op},
     {"selection", "firm", S_OPERATOR, S_BILLING, s_payments_op},
     {"selection-add", "firm invoice trust amount_minor", S_OPERATOR, S_BILLING | S_CSRF,
@@ -610,15 +611,15 @@ static const struct {
     {"reallocate", "posting_uuid lines currency", S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
     {"payer-add", "firm name email phone", S_OPERATOR, S_BILLING | S_CSRF, s_payers_op},
     {"payer-edit", "payer_id name email phone", S_OPERATOR, S_BILLING | S_CSRF, s_payer_edit},
-    {"payer-list", "firm text limit", S_OPERATOR, S_READ, s_payers_op},
-    {"payer-show", "payer_id", S_OPERATOR, S_READ, s_payer_show},
+    {"payer-list", "firm text limit", S_OPERATOR, S_READ | S_READS, s_payers_op},
+    {"payer-show", "payer_id", S_OPERATOR, S_READ | S_READS, s_payer_show},
     {"method-add", "payer_id token brand last4 exp_month exp_year", S_OPERATOR, S_BILLING | S_CSRF,
      s_payers_op},
     {"method-remove", "method_id", S_OPERATOR, S_BILLING | S_CSRF, s_payers_op},
-    {"association-list", "payer_id", S_OPERATOR, S_READ, s_payers_op},
+    {"association-list", "payer_id", S_OPERATOR, S_READ | S_READS, s_payers_op},
     {"association-remove", "association_id", S_OPERATOR, S_BILLING | S_CSRF, s_payers_op},
     {"staff-default", "field", S_OPERATOR, S_BILLING | S_CSRF, s_payers_op},
-    {"mail-list", "firm state limit", S_OPERATOR, S_READ, s_mailer_op},
+    {"mail-list", "firm state limit", S_OPERATOR, S_READ | S_READS, s_mailer_op},
     {"mail-retry", "mail_id", S_OPERATOR, S_BILLING | S_CSRF, s_mailer_op},
     {"autopay-add",
      "payer_id method_id name account frequency day_rule first_date amount ar_message", S_OPERATOR,
@@ -626,8 +627,8 @@ static const struct {
     {"autopay-edit",
      "schedule_id method_id name account frequency day_rule first_date amount ar_message",
      S_OPERATOR, S_BILLING | S_CSRF, s_autopay_op},
-    {"autopay-list", "firm payer_id", S_OPERATOR, S_READ, s_autopay_op},
-    {"autopay-show", "schedule_id", S_OPERATOR, S_READ, s_autopay_op},
+    {"autopay-list", "firm payer_id", S_OPERATOR, S_READ | S_READS, s_autopay_op},
+    {"autopay-show", "schedule_id", S_OPERATOR, S_READ | S_READS, s_autopay_op},
     {"autopay-enable", "schedule_id", S_OPERATOR, S_BILLING | S_CSRF, s_autopay_op},
     {"autopay-disable", "schedule_id", S_OPERATOR, S_BILLING | S_CSRF, s_autopay_op},
     {"autopay-delete", "schedule_id", S_OPERATOR, S_BILLING | S_CSRF, s_autopay_op},
@@ -639,8 +640,9 @@ static const struct {
     {"notify-set", "firm event enabled recipients minutes", S_OPERATOR, S_ADMIN | S_CSRF,
      s_notify_op},
     {"payer-access", "payer_id action", S_OPERATOR, S_BILLING | S_CSRF, s_logins_op},
-    {"portal-audit", "firm payer_id limit", S_OPERATOR, S_BILLING, s_logins_op},
-    {"payer-portal-invoices", "payer_id", S_OPERATOR, S_READ, s_logins_op}, //  "View as payer"
+    {"portal-audit", "firm payer_id limit", S_OPERATOR, S_BILLING | S_READS, s_logins_op},
+    {"payer-portal-invoices", "payer_id", S_OPERATOR, S_READ | S_READS,
+     s_logins_op}, //  "View as payer"
     //  A signed-in payer may open a link or sign in again too.
     {"portal-token", "token", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
     {"portal-password-set", "token password", S_ANONYMOUS | S_PAYER, 0, s_logins_op},
@@ -678,14 +680,14 @@ static const struct {
     {"staff-totp-off", "password code", 0, S_READ | S_CSRF, s_staff_op},
     {"staff-recovery-codes", "code", 0, S_READ | S_CSRF, s_staff_op},
     {"staff-password", "password new_password", 0, S_READ | S_CSRF, s_staff_op},
-    {"staff-list", "firm", S_OPERATOR, S_ADMIN, s_staff_op},
+    {"staff-list", "firm", S_OPERATOR, S_ADMIN | S_READS, s_staff_op},
     {"staff-invite", "firm email name role", S_OPERATOR, S_ADMIN | S_CSRF, s_staff_op},
     {"staff-edit", "staff_id name role", 0, S_ADMIN | S_CSRF, s_staff_op},
     {"staff-disable", "staff_id", 0, S_ADMIN | S_CSRF, s_staff_op},
     {"staff-enable", "staff_id", 0, S_ADMIN | S_CSRF, s_staff_op},
     {"staff-reset", "staff_id", 0, S_ADMIN | S_CSRF, s_staff_op},
     {"staff-totp-reset", "staff_id", 0, S_ADMIN | S_CSRF, s_staff_op},
-    {"staff-audit", "firm staff_id limit", S_OPERATOR, S_ADMIN, s_staff_op},
+    {"staff-audit", "firm staff_id limit", S_OPERATOR, S_ADMIN | S_READS, s_staff_op},
 };
 
 static json_t *s_not_found (void)

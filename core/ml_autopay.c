@@ -909,12 +909,12 @@ static bool s_failed (ml_autopay_t *self, const json_t *schedule, const json_t *
     bool ok = true;
     if (soft)
         ok = ml_db_execute (self->db,
-                              "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on,"
-                              " payment_uuid, status, currency, lines, note, created_at,"
-                              " updated_at) VALUES (?, ?, 2, ?, ?, 'scheduled', ?, '[]',"
-                              " 'retry of a soft decline', ?, ?)",
-                              "issssss", S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
-                              tomorrow, uuid, S_TEXT (schedule, "currency"), now, now) == 1;
+                            "INSERT INTO autopay_run (schedule_id, due_date, attempt, run_on,"
+                            " payment_uuid, status, currency, lines, note, created_at,"
+                            " updated_at) VALUES (?, ?, 2, ?, ?, 'scheduled', ?, '[]',"
+                            " 'retry of a soft decline', ?, ?)",
+                            "issssss", S_INT (run, "schedule_id"), S_TEXT (run, "due_date"),
+                            tomorrow, uuid, S_TEXT (schedule, "currency"), now, now) == 1;
     //  Who hears of it is the firm's choice (ml_notify: "Error-Failed AutoPay", on by
     //  default, to the contact address unless the firm named others).
     json_t *contact =

@@ -53,7 +53,7 @@ typedef struct {
     zsock_t *router;
     zsock_t *admin;
     zsock_t *api;          //  matterlink-web's API socket (api/endpoint), or NULL
-    ml_readers_t *readers; //  answer the API's reading ops (api/readers threads), or NULL
+    ml_readers_t *readers; //  answer the reading ops of both sockets (core/readers), or NULL
     zactor_t *auth;
     zactor_t *monitor;           //  the router's connection events, to log who was refused
     zhashx_t *connections;       //  descriptor (decimal text) -> peer address, from ACCEPTED
@@ -97,7 +97,7 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
     S_TEXT (admin_endpoint, "admin/endpoint", NULL);
     S_TEXT (api_endpoint, "api/endpoint", "");
 #undef S_TEXT
-    settings->api_readers = ml_config_int (config, "api/readers", 2, 0, 16);
+    settings->readers = ml_config_int (config, "core/readers", 2, 0, 16);
     settings->heartbeat_ms = ml_config_int (config, "core/heartbeat_ms", 5000, 100, 600000);
     settings->window = ml_config_int (config, "core/window", 8, 1, 1000);
     settings->redelivery_ms = ml_config_int (config, "core/redelivery_ms", 10000, 100, 3600000);
@@ -986,9 +986,9 @@ static void s_receive_processor (s_core_t *self)
     s_send_ready (self);
 }
 
-//  True when an API request is a reading op that a reader thread answers: then it has been
-//  handed over (client and frame are taken).
-static bool s_hand_to_reader (s_core_t *self, zframe_t **client, zframe_t **frame)
+//  True when a request (on the admin or the API socket) is a reading op that a reader
+//  thread answers: then it has been handed over (client and frame are taken).
+static bool s_hand_to_reader (s_core_t *self, zsock_t *socket, zframe_t **client, zframe_t **frame)
 {
     if (!self->readers || zframe_size (*frame) > ML_ADMIN_MAX_REQUEST)
         return false;
@@ -1000,20 +1000,23 @@ static bool s_hand_to_reader (s_core_t *self, zframe_t **client, zframe_t **fram
     if (!reads)
         return false;
     zframe_t *kept = zframe_dup (*client);
-    if (ml_readers_send (self->readers, client, frame) != 0) {
+    if (ml_readers_send (self->readers, socket == self->admin, client, frame) != 0) {
         json_t *busy = ml_admin_error ("the core is busy; try again in a moment");
-        s_socket_reply (self->api, kept, busy);
+        s_socket_reply (socket, kept, busy);
         json_decref (busy);
     }
     zframe_destroy (&kept);
     return true;
 }
 
-//  A reader answered: the reply goes to the web, as the API socket's own replies do.
+//  A reader answered: the reply goes to the socket the request came on.
 static void s_receive_reader (s_core_t *self)
 {
     zmsg_t *reply = ml_readers_receive (self->readers);
-    if (reply && zmsg_send (&reply, self->api) != 0)
+    char *route = reply ? zmsg_popstr (reply) : NULL;
+    zsock_t *socket = route && streq (route, "admin") ? self->admin : self->api;
+    zstr_free (&route);
+    if (reply && socket && zmsg_send (&reply, socket) != 0)
         zmsg_destroy (&reply); //  the client went away
     zmsg_destroy (&reply);
 }
@@ -1026,10 +1029,9 @@ static void s_receive_admin (s_core_t *self, zsock_t *socket)
     //  From a REQ client: routing id, empty delimiter, then the request.
     zframe_t *client = zmsg_pop (request);
     zframe_t *delimiter = zmsg_pop (request);
-    if (client && delimiter && zframe_size (delimiter) == 0 && socket == self->api &&
-        zmsg_size (request) == 1) {
+    if (client && delimiter && zframe_size (delimiter) == 0 && zmsg_size (request) == 1) {
         zframe_t *frame = zmsg_pop (request);
-        if (s_hand_to_reader (self, &client, &frame)) {
+        if (s_hand_to_reader (self, socket, &client, &frame)) {
             zframe_destroy (&delimiter);
             zmsg_destroy (&request);
             return;
@@ -1272,20 +1274,18 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
                     zmq_strerror (errno));
             return -1;
         }
-        if (settings->api_readers > 0) {
-            ml_readers_settings_t readers = {.portal = settings->portal};
-            snprintf (readers.store, sizeof readers.store, "%s", settings->store);
-            snprintf (readers.outbox_key, sizeof readers.outbox_key, "%s",
-                      self->settings.mail.outbox_key);
-            snprintf (readers.public_url, sizeof readers.public_url, "%s",
-                      settings->portal.public_url);
-            char why[600];
-            self->readers =
-                ml_readers_new (&readers, (size_t)settings->api_readers, why, sizeof why);
-            if (!self->readers) {
-                ml_log (ML_LOG_ERROR, "cannot start the API's readers: %s", why);
-                return -1;
-            }
+    }
+    if (settings->readers > 0) {
+        ml_readers_settings_t readers = {.portal = settings->portal};
+        snprintf (readers.store, sizeof readers.store, "%s", settings->store);
+        snprintf (readers.outbox_key, sizeof readers.outbox_key, "%s",
+                  self->settings.mail.outbox_key);
+        snprintf (readers.public_url, sizeof readers.public_url, "%s", settings->portal.public_url);
+        char why[600];
+        self->readers = ml_readers_new (&readers, (size_t)settings->readers, why, sizeof why);
+        if (!self->readers) {
+            ml_log (ML_LOG_ERROR, "cannot start the store readers: %s", why);
+            return -1;
         }
     }
     return 0;

@@ -135,9 +135,9 @@ static json_t *s_contact (ml_db_t *db, const char *firm)
 static json_t *s_rows (ml_db_t *db, const char *firm)
 {
     return ml_store_rows (ml_db_query (db,
-                                         "SELECT event, enabled, recipients, minutes, updated_by,"
-                                         " updated_at FROM notify_setting WHERE firm_id = ?",
-                                         "s", firm),
+                                       "SELECT event, enabled, recipients, minutes, updated_by,"
+                                       " updated_at FROM notify_setting WHERE firm_id = ?",
+                                       "s", firm),
                           s_integer_column);
 }
 
@@ -160,9 +160,9 @@ json_t *ml_notify_recipients (ml_db_t *db, const char *firm, const char *event)
     if (which < 0 || !firm)
         return json_array ();
     json_t *rows = ml_store_rows (ml_db_query (db,
-                                                 "SELECT enabled, recipients FROM notify_setting"
-                                                 " WHERE firm_id = ? AND event = ?",
-                                                 "ss", firm, event),
+                                               "SELECT enabled, recipients FROM notify_setting"
+                                               " WHERE firm_id = ? AND event = ?",
+                                               "ss", firm, event),
                                   s_integer_column);
     if (!rows)
         return NULL;
@@ -182,9 +182,9 @@ json_t *ml_notify_recipients (ml_db_t *db, const char *firm, const char *event)
     return list;
 }
 
-int ml_notify_enqueue (ml_mailer_t *mailer, ml_db_t *db, const char *event,
-                       const char *dedupe_key, const char *firm, const char *subject,
-                       const char *body, char *error, size_t error_size)
+int ml_notify_enqueue (ml_mailer_t *mailer, ml_db_t *db, const char *event, const char *dedupe_key,
+                       const char *firm, const char *subject, const char *body, char *error,
+                       size_t error_size)
 {
     assert (db);
     if (!mailer)
@@ -239,11 +239,11 @@ static json_t *s_settings (ml_store_t *store, const json_t *request)
         char problem_split[160];
         const char *text = row ? json_string_value (json_object_get (row, "recipients")) : "";
         json_t *recipients = s_split (text ? text : "", problem_split, sizeof problem_split);
-        json_t *entry = json_pack (
-            "{s:s, s:s, s:b, s:b, s:o, s:o}", "event", s_events[index].event, "label",
-            s_events[index].label, "enabled", on, "default", s_events[index].on, "recipients",
-            recipients ? recipients : json_array (), "sends_to",
-            on ? ml_notify_recipients (db, firm, s_events[index].event) : json_array ());
+        json_t *entry =
+            json_pack ("{s:s, s:s, s:b, s:b, s:o, s:o}", "event", s_events[index].event, "label",
+                       s_events[index].label, "enabled", on, "default", s_events[index].on,
+                       "recipients", recipients ? recipients : json_array (), "sends_to",
+                       on ? ml_notify_recipients (db, firm, s_events[index].event) : json_array ());
         if (streq (s_events[index].event, "agent_offline"))
             json_object_set_new (
                 entry, "minutes",
@@ -348,10 +348,10 @@ int ml_notify_agents (ml_store_t *store, ml_mailer_t *mailer, zlistx_t *online)
     ml_db_t *db = ml_store_db (store);
     json_t *rows = ml_store_rows (
         ml_db_query (db,
-                       "SELECT n.firm_id, n.minutes, n.offline_since, f.name FROM notify_setting"
-                       " n JOIN firm f ON f.firm_id = n.firm_id WHERE n.event = 'agent_offline'"
-                       " AND n.enabled = 1",
-                       NULL, NULL),
+                     "SELECT n.firm_id, n.minutes, n.offline_since, f.name FROM notify_setting"
+                     " n JOIN firm f ON f.firm_id = n.firm_id WHERE n.event = 'agent_offline'"
+                     " AND n.enabled = 1",
+                     NULL, NULL),
         s_integer_column);
     if (!rows)
         return -1;
@@ -371,16 +371,16 @@ int ml_notify_agents (ml_store_t *store, ml_mailer_t *mailer, zlistx_t *online)
             //  Back: the next absence counts from zero and gets its own mail.
             if (!json_is_null (since))
                 ml_db_execute (db,
-                                 "UPDATE notify_setting SET offline_since = NULL WHERE firm_id"
-                                 " = ? AND event = 'agent_offline'",
-                                 "s", firm);
+                               "UPDATE notify_setting SET offline_since = NULL WHERE firm_id"
+                               " = ? AND event = 'agent_offline'",
+                               "s", firm);
             continue;
         }
         if (json_is_null (since)) {
             ml_db_execute (db,
-                             "UPDATE notify_setting SET offline_since = ? WHERE firm_id = ? AND"
-                             " event = 'agent_offline'",
-                             "is", now, firm);
+                           "UPDATE notify_setting SET offline_since = ? WHERE firm_id = ? AND"
+                           " event = 'agent_offline'",
+                           "is", now, firm);
             continue;
         }
         int64_t minutes = json_integer_value (json_object_get (row, "minutes"));
@@ -412,8 +412,8 @@ int ml_notify_agents (ml_store_t *store, ml_mailer_t *mailer, zlistx_t *online)
                   json_string_value (json_object_get (row, "name")), firm, when,
                   (long long)(away / 60));
         if (ml_db_begin (db) == 0) {
-            int done = ml_notify_enqueue (mailer, db, "agent_offline", dedupe, firm, subject,
-                                          body, error, sizeof error);
+            int done = ml_notify_enqueue (mailer, db, "agent_offline", dedupe, firm, subject, body,
+                                          error, sizeof error);
             if (done >= 0 && ml_db_commit (db) == 0) {
                 queued += done;
                 ml_log (ML_LOG_WARNING, "notify: firm %s: agent offline %lld minutes; %d mail(s)",
@@ -489,9 +489,9 @@ void ml_notify_test (bool verbose)
 
     //  With a contact address, the defaults mail it.
     assert (ml_db_execute (db,
-                             "INSERT INTO firm_contact (firm_id, notify_email, updated_at) VALUES"
-                             " ('acme', 'office@acme.example', 'now')",
-                             NULL) == 1);
+                           "INSERT INTO firm_contact (firm_id, notify_email, updated_at) VALUES"
+                           " ('acme', 'office@acme.example', 'now')",
+                           NULL) == 1);
     list = ml_notify_recipients (db, "acme", "posting_rejected");
     assert (json_array_size (list) == 1 &&
             streq (json_string_value (json_array_get (list, 0)), "office@acme.example"));
@@ -585,9 +585,9 @@ void ml_notify_test (bool verbose)
     zlistx_purge (online);
     assert (ml_notify_agents (store, mailer, online) == 0); //  away from now on
     assert (ml_db_execute (db,
-                             "UPDATE notify_setting SET offline_since = offline_since - 61"
-                             " WHERE event = 'agent_offline'",
-                             NULL) == 1);
+                           "UPDATE notify_setting SET offline_since = offline_since - 61"
+                           " WHERE event = 'agent_offline'",
+                           NULL) == 1);
     assert (ml_notify_agents (store, mailer, online) == 1);
     assert (ml_notify_agents (store, mailer, online) == 0);
     assert (s_test_mails (mailer, "agent_offline") == 1);

@@ -96,7 +96,7 @@ static int s_reader_open (s_reader_t *self, const ml_readers_settings_t *setting
 }
 
 //  Answer one request (the core checked its size and that it is a reading op).
-static char *s_answer (s_reader_t *self, zframe_t *frame)
+static char *s_answer (s_reader_t *self, bool operator, zframe_t * frame)
 {
     json_error_t parse_error;
     json_t *request = json_loadb ((const char *)zframe_data (frame), zframe_size (frame),
@@ -108,7 +108,8 @@ static char *s_answer (s_reader_t *self, zframe_t *frame)
         ml_admin_parts_t parts = {self->store,   self->payers, self->payments,   self->mailer,
                                   self->autopay, self->logins, self->portal_pay, self->staff};
         ml_admin_effects_t effects;
-        reply = ml_admin_api_execute (&parts, request, &effects);
+        reply = operator? ml_admin_execute (&parts, request, &effects)
+                        : ml_admin_api_execute (&parts, request, &effects);
         //  A reading op has no effects for the core's thread; were one ever to ask for
         //  one, its request must not run here.
         if (*effects.deliver_firm || effects.search || json_object_get (reply, "waiting_for")) {
@@ -151,8 +152,11 @@ static void s_reader_actor (zsock_t *pipe, void *args)
         zmsg_t *message = zmsg_recv (requests);
         if (!message)
             continue;
+        //  route (admin or API), client, empty, request.
         zframe_t *frame = zmsg_last (message);
-        char *text = zmsg_size (message) == 3 ? s_answer (&reader, frame) : NULL;
+        char *text = zmsg_size (message) == 4
+                         ? s_answer (&reader, zframe_streq (zmsg_first (message), "admin"), frame)
+                         : NULL;
         zmsg_remove (message, frame);
         zframe_destroy (&frame);
         zmsg_addstr (message,
@@ -230,7 +234,7 @@ static void s_dispatch (ml_readers_t *self, zmsg_t **message)
         zmsg_destroy (message);
 }
 
-int ml_readers_send (ml_readers_t *self, zframe_t **client, zframe_t **request)
+int ml_readers_send (ml_readers_t *self, bool admin, zframe_t **client, zframe_t **request)
 {
     assert (self && client && request);
     if (zlistx_size (self->idle) == 0 && zlistx_size (self->waiting) >= S_QUEUE_MAX) {
@@ -239,6 +243,7 @@ int ml_readers_send (ml_readers_t *self, zframe_t **client, zframe_t **request)
         return -1;
     }
     zmsg_t *message = zmsg_new ();
+    zmsg_addstr (message, admin ? "admin" : "api");
     zmsg_append (message, client);
     zmsg_addstr (message, "");
     zmsg_append (message, request);
@@ -261,7 +266,7 @@ zmsg_t *ml_readers_receive (ml_readers_t *self)
     zmsg_t *next = (zmsg_t *)zlistx_detach (self->waiting, NULL);
     if (next)
         s_dispatch (self, &next);
-    if (zmsg_size (message) != 3) { //  READY
+    if (zmsg_size (message) != 4) { //  READY
         zmsg_destroy (&message);
         return NULL;
     }
@@ -270,10 +275,10 @@ zmsg_t *ml_readers_receive (ml_readers_t *self)
 
 //  Selftest --------------------------------------------------------------------------------
 
-static json_t *s_test_ask (ml_readers_t *self, const char *request)
+static json_t *s_test_ask_on (ml_readers_t *self, bool admin, const char *request)
 {
     zframe_t *client = zframe_new ("client-1", 8), *frame = zframe_new (request, strlen (request));
-    assert (ml_readers_send (self, &client, &frame) == 0);
+    assert (ml_readers_send (self, admin, &client, &frame) == 0);
     assert (!client && !frame);
     zpoller_t *poller = zpoller_new (ml_readers_socket (self), NULL);
     zmsg_t *reply = NULL;
@@ -282,7 +287,10 @@ static json_t *s_test_ask (ml_readers_t *self, const char *request)
         reply = ml_readers_receive (self);
     }
     zpoller_destroy (&poller);
-    assert (zmsg_size (reply) == 3);
+    assert (zmsg_size (reply) == 4);
+    char *route = zmsg_popstr (reply);
+    assert (streq (route, admin ? "admin" : "api"));
+    zstr_free (&route);
     char *identity = zmsg_popstr (reply), *empty = zmsg_popstr (reply), *text = zmsg_popstr (reply);
     assert (streq (identity, "client-1") && streq (empty, ""));
     json_t *parsed = json_loads (text, 0, NULL);
@@ -292,6 +300,11 @@ static json_t *s_test_ask (ml_readers_t *self, const char *request)
     zstr_free (&text);
     zmsg_destroy (&reply);
     return parsed;
+}
+
+static json_t *s_test_ask (ml_readers_t *self, const char *request)
+{
+    return s_test_ask_on (self, false, request);
 }
 
 void ml_readers_test (bool verbose)
@@ -334,6 +347,14 @@ void ml_readers_test (bool verbose)
         assert (streq (json_string_value (json_object_get (reply, "error")), "not found"));
         json_decref (reply);
     }
+    //  From the admin socket a request runs as the operator, and its reply says so.
+    reply = s_test_ask_on (readers, true, "{\"op\": \"postings\"}");
+    assert (json_is_true (json_object_get (reply, "ok")) &&
+            json_array_size (json_object_get (reply, "postings")) == 0);
+    json_decref (reply);
+    reply = s_test_ask (readers, "{\"op\": \"postings\"}");
+    assert (streq (json_string_value (json_object_get (reply, "error")), "not found"));
+    json_decref (reply);
     //  Bad JSON (the core never hands it over, but a reader must not trip on it).
     reply = s_test_ask (readers, "{\"op\": ");
     assert (strstr (json_string_value (json_object_get (reply, "error")), "not JSON"));

@@ -23,7 +23,7 @@ typedef struct {
     char store[1024];            //  connection string of the core's store (ml_db)
     char admin_endpoint[512];    //  admin API, e.g. ipc:///var/lib/matterlink/admin.sock
     char api_endpoint[512];      //  matterlink-web's API ("" = none), e.g. ipc://.../api.sock
-    int api_readers;             //  threads answering the API's reading ops (api/readers)
+    int readers;                 //  threads answering reading ops of both sockets (core/readers)
     ml_logins_settings_t portal; //  the portal's links and sessions (section "portal")
     int heartbeat_ms;
     int window;

@@ -45,9 +45,9 @@ json_t *ml_notify_recipients (ml_db_t *db, const char *firm, const char *event);
 //  Queue the event's mail to each of its recipients (kind = event; dedupe_key for the first,
 //  "dedupe_key#N" for the Nth), inside the caller's transaction (neither begins nor commits).
 //  Returns how many were queued (0: the event is off or has nobody), or -1 with error set.
-int ml_notify_enqueue (ml_mailer_t *mailer, ml_db_t *db, const char *event,
-                       const char *dedupe_key, const char *firm, const char *subject,
-                       const char *body, char *error, size_t error_size);
+int ml_notify_enqueue (ml_mailer_t *mailer, ml_db_t *db, const char *event, const char *dedupe_key,
+                       const char *firm, const char *subject, const char *body, char *error,
+                       size_t error_size);
 
 //  The core's tick: online is the firms whose agent is connected now (firm ids). A firm
 //  with agent_offline on whose agent has been away for more than its minutes gets one mail

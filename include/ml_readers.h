@@ -11,7 +11,8 @@
     Each request goes to a reader that said it is free (the load-balancing broker of the
     ZeroMQ guide), so none waits behind a slow one; while all are busy requests wait here
     in order (at most 2,000). The core polls ml_readers_socket and calls ml_readers_receive;
-    a reply comes out as [client][empty][reply], which it forwards to the API socket.
+    a reply comes out as [route][client][empty][reply], route "admin" or "api" saying which
+    socket the rest goes to.
 */
 #ifndef ML_READERS_H_INCLUDED
 #define ML_READERS_H_INCLUDED
@@ -41,13 +42,15 @@ void ml_readers_destroy (ml_readers_t **self_p);
 //  The socket to poll for the readers' messages (borrowed).
 zsock_t *ml_readers_socket (ml_readers_t *self);
 
-//  Hand a request over: client (the API socket's routing frame) and request are taken.
-//  Returns 0, or -1 when too many wait already (nothing was kept: answer that the core is
-//  busy).
-int ml_readers_send (ml_readers_t *self, zframe_t **client, zframe_t **request);
+//  Hand a request over: client (the socket's routing frame) and request are taken. admin:
+//  it came on the admin socket and runs as the operator; else on the API socket, as the
+//  actor of its session. Returns 0, or -1 when too many wait already (nothing was kept:
+//  answer that the core is busy).
+int ml_readers_send (ml_readers_t *self, bool admin, zframe_t **client, zframe_t **request);
 
 //  Read one message of a reader (when its socket is readable): a reply to forward to the
-//  API socket (new; [client][empty][reply]), or NULL (a reader said it is free).
+//  socket its route names (new; [route][client][empty][reply]), or NULL (a reader said it
+//  is free).
 zmsg_t *ml_readers_receive (ml_readers_t *self);
 
 void ml_readers_test (bool verbose);

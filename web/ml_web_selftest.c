@@ -15,10 +15,14 @@
 #include <string.h>
 
 static const ml_selftest_class_t s_tests[] = {
-    {"ml_html", ml_html_test},           {"ml_web_form", ml_web_form_test},
-    {"ml_web_core", ml_web_core_test},   {"ml_web_pages", ml_web_pages_test},
-    {"ml_web_pay", ml_web_pay_test},     {"ml_web_server", ml_web_server_test},
-    {"ml_web_staff", ml_web_staff_test}, {"ml_web_staff_pay", ml_web_staff_pay_test},
+    {"ml_html", ml_html_test},
+    {"ml_web_form", ml_web_form_test},
+    {"ml_web_core", ml_web_core_test},
+    {"ml_web_pages", ml_web_pages_test},
+    {"ml_web_pay", ml_web_pay_test},
+    {"ml_web_server", ml_web_server_test},
+    {"ml_web_staff", ml_web_staff_test},
+    {"ml_web_staff_pay", ml_web_staff_pay_test},
     {"ml_web_staff_autopay", ml_web_staff_autopay_test},
 };
 

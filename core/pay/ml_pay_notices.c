@@ -70,9 +70,8 @@ int ml_payments_notify (ml_payments_t *self)
              ml_notify_enqueue (self->mailer, self->db, "link_paid", link_dedupe,
                                 S_TEXT ("firm_id"), "Payment link paid", firm_body, error,
                                 sizeof error) >= 0) &&
-            ml_db_execute (self->db,
-                             "UPDATE charge SET receipt_queued = 1 WHERE charge_key = ?", "s",
-                             S_TEXT ("charge_key")) == 1 &&
+            ml_db_execute (self->db, "UPDATE charge SET receipt_queued = 1 WHERE charge_key = ?",
+                           "s", S_TEXT ("charge_key")) == 1 &&
             ml_db_commit (self->db) == 0)
             queued++;
         else {

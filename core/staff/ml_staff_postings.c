@@ -123,11 +123,11 @@ static int64_t s_seq_at (ml_db_t *db, const char *firm, const char *day, bool up
 {
     ml_db_query_t *query =
         ml_db_query (db,
-                       up ? "SELECT posting_seq FROM posting WHERE firm_id = ? AND created_at >= ?"
-                            " ORDER BY firm_id, created_at, posting_seq LIMIT 1"
-                          : "SELECT posting_seq FROM posting WHERE firm_id = ? AND created_at < ?"
-                            " ORDER BY firm_id DESC, created_at DESC, posting_seq DESC LIMIT 1",
-                       "ss", firm, day);
+                     up ? "SELECT posting_seq FROM posting WHERE firm_id = ? AND created_at >= ?"
+                          " ORDER BY firm_id, created_at, posting_seq LIMIT 1"
+                        : "SELECT posting_seq FROM posting WHERE firm_id = ? AND created_at < ?"
+                          " ORDER BY firm_id DESC, created_at DESC, posting_seq DESC LIMIT 1",
+                     "ss", firm, day);
     if (!query)
         return -1;
     int64_t seq = 0;
@@ -260,8 +260,8 @@ static json_t *s_postings (ml_store_t *store, const json_t *request, bool explai
            'i', NULL, limit + 1);
     char sql[sizeof statement.sql + 32];
     snprintf (sql, sizeof sql, "%s%s", explain ? "EXPLAIN QUERY PLAN " : "", statement.sql);
-    json_t *rows = ml_store_rows (
-        ml_db_query_values (db, sql, statement.picture, statement.values), s_integer_column);
+    json_t *rows = ml_store_rows (ml_db_query_values (db, sql, statement.picture, statement.values),
+                                  s_integer_column);
     if (!rows)
         return s_store_failed (db);
     json_t *reply = json_pack ("{s:o}", "postings", rows);
@@ -288,13 +288,13 @@ static void s_posting (ml_db_t *db, const char *firm, int seq, const char *creat
     char uuid[40];
     snprintf (uuid, sizeof uuid, "00000000-0000-4000-8000-%012d", seq);
     assert (ml_db_execute (db,
-                             "INSERT INTO posting (posting_seq, posting_uuid, firm_id, source,"
-                             " created_at, received_on, account_number, client_number,"
-                             " payer_name, payer_email, currency, amount_minor, ar_message,"
-                             " processor_txn, status, updated_at) VALUES (?, ?, ?, ?, ?,"
-                             " substr (?, 1, 10), 'OP-1', ?, '', '', 'USD', ?, '', '', ?, ?)",
-                             "issssssiss", (int64_t)seq, uuid, firm, source, created, created,
-                             client, amount, status, created) == 1);
+                           "INSERT INTO posting (posting_seq, posting_uuid, firm_id, source,"
+                           " created_at, received_on, account_number, client_number,"
+                           " payer_name, payer_email, currency, amount_minor, ar_message,"
+                           " processor_txn, status, updated_at) VALUES (?, ?, ?, ?, ?,"
+                           " substr (?, 1, 10), 'OP-1', ?, '', '', 'USD', ?, '', '', ?, ?)",
+                           "issssssiss", (int64_t)seq, uuid, firm, source, created, created, client,
+                           amount, status, created) == 1);
 }
 
 static json_t *s_list (ml_store_t *store, const char *text)
@@ -349,24 +349,22 @@ void ml_staff_postings_test (bool verbose)
     ml_db_t *db = ml_store_db (store);
     //  The payments' tables as far as this class reads them (ml_payments makes the real ones).
     assert (ml_db_execute (db,
-                             "CREATE TABLE charge (charge_key TEXT PRIMARY KEY, payment_uuid TEXT,"
-                             " posting_uuid TEXT NOT NULL UNIQUE)",
-                             NULL) >= 0);
-    assert (
-        ml_db_execute (db,
-                         "CREATE TABLE reversal (reversal_key TEXT PRIMARY KEY, charge_key TEXT,"
-                         " posting_uuid TEXT NOT NULL UNIQUE, status TEXT NOT NULL)",
-                         NULL) >= 0);
-    assert (ml_db_execute (db, "CREATE INDEX reversal_charge ON reversal (charge_key)", NULL) >=
-            0);
+                           "CREATE TABLE charge (charge_key TEXT PRIMARY KEY, payment_uuid TEXT,"
+                           " posting_uuid TEXT NOT NULL UNIQUE)",
+                           NULL) >= 0);
     assert (ml_db_execute (db,
-                             "INSERT INTO charge VALUES ('P1:operating', 'P1',"
-                             " '00000000-0000-4000-8000-000000000002')",
-                             NULL) == 1);
+                           "CREATE TABLE reversal (reversal_key TEXT PRIMARY KEY, charge_key TEXT,"
+                           " posting_uuid TEXT NOT NULL UNIQUE, status TEXT NOT NULL)",
+                           NULL) >= 0);
+    assert (ml_db_execute (db, "CREATE INDEX reversal_charge ON reversal (charge_key)", NULL) >= 0);
     assert (ml_db_execute (db,
-                             "INSERT INTO reversal VALUES ('P1:operating:refund:1', 'P1:operating',"
-                             " '00000000-0000-4000-8000-000000000005', 'declined')",
-                             NULL) == 1);
+                           "INSERT INTO charge VALUES ('P1:operating', 'P1',"
+                           " '00000000-0000-4000-8000-000000000002')",
+                           NULL) == 1);
+    assert (ml_db_execute (db,
+                           "INSERT INTO reversal VALUES ('P1:operating:refund:1', 'P1:operating',"
+                           " '00000000-0000-4000-8000-000000000005', 'declined')",
+                           NULL) == 1);
     assert (ml_store_firm_add (store, "acme", "Acme LLP", "k1", "OP-1") == 0);
     assert (ml_store_firm_add (store, "beta", "Beta LLP", "k2", "OP-1") == 0);
     s_posting (db, "acme", 1, "2026-11-01T10:00:00.000Z", "C-1", "staff", "posted", 1000);
@@ -451,10 +449,10 @@ void ml_staff_postings_test (bool verbose)
                    "refunded"));
     json_decref (settled);
     assert (ml_db_execute (db,
-                             "INSERT INTO posting_event (posting_uuid, at, status, detail) VALUES"
-                             " ('00000000-0000-4000-8000-000000000003', '2026-11-03T00:00:00Z',"
-                             " 'reallocated', 'as X by staff')",
-                             NULL) == 1);
+                           "INSERT INTO posting_event (posting_uuid, at, status, detail) VALUES"
+                           " ('00000000-0000-4000-8000-000000000003', '2026-11-03T00:00:00Z',"
+                           " 'reallocated', 'as X by staff')",
+                           NULL) == 1);
     s_expect (store, "{\"firm\": \"beta\", \"status\": \"unresolved\"}", "");
     settled = s_list (store, "{\"firm\": \"beta\", \"before\": 9}");
     assert (streq (json_string_value (json_object_get (
@@ -522,10 +520,10 @@ void ml_staff_postings_test (bool verbose)
     }
     json_t *days = ml_store_rows (
         ml_db_query (db,
-                       "EXPLAIN QUERY PLAN SELECT posting_seq FROM posting WHERE firm_id = 'acme'"
-                       " AND created_at >= '2026-11-02' ORDER BY firm_id, created_at, posting_seq"
-                       " LIMIT 1",
-                       NULL),
+                     "EXPLAIN QUERY PLAN SELECT posting_seq FROM posting WHERE firm_id = 'acme'"
+                     " AND created_at >= '2026-11-02' ORDER BY firm_id, created_at, posting_seq"
+                     " LIMIT 1",
+                     NULL),
         s_integer_column);
     assert (strstr (json_string_value (json_object_get (json_array_get (days, 0), "detail")),
                     "posting_firm_created"));
