@@ -627,8 +627,10 @@ static const struct {
     {"autopay-edit",
      "schedule_id method_id name account frequency day_rule first_date amount ar_message",
      S_OPERATOR, S_BILLING | S_CSRF, s_autopay_op},
-    {"autopay-list", "firm payer_id", S_OPERATOR, S_READ | S_READS, s_autopay_op},
-    {"autopay-show", "schedule_id", S_OPERATOR, S_READ | S_READS, s_autopay_op},
+    //  Not S_READS: a schedule's state and next run are judged on the scheduler's day, which
+    //  the core thread's Auto-Pay keeps (the test clock moves it).
+    {"autopay-list", "firm payer_id", S_OPERATOR, S_READ, s_autopay_op},
+    {"autopay-show", "schedule_id", S_OPERATOR, S_READ, s_autopay_op},
     {"autopay-enable", "schedule_id", S_OPERATOR, S_BILLING | S_CSRF, s_autopay_op},
     {"autopay-disable", "schedule_id", S_OPERATOR, S_BILLING | S_CSRF, s_autopay_op},
     {"autopay-delete", "schedule_id", S_OPERATOR, S_BILLING | S_CSRF, s_autopay_op},
@@ -664,7 +666,7 @@ static const struct {
     {"portal-method-default", "method_id", S_PAYER, S_CSRF, s_account_op},
     {"portal-history", "", S_PAYER, S_READS, s_account_op},
     {"portal-receipt", "payment", S_PAYER, S_READS, s_account_op},
-    {"portal-autopay", "", S_PAYER, S_READS, s_account_op},
+    {"portal-autopay", "", S_PAYER, 0, s_account_op}, //  the scheduler's day, as autopay-show
     //  Staff accounts (docs/staff-api.md): links and sign-in are anonymous; the operator
     //  invites a firm's first administrator and reads its users and audit.
     {"staff-token", "token", S_ANONYMOUS | S_PAYER | S_STAFF, 0, s_staff_op},
