@@ -67,7 +67,12 @@ cleanup() {
     drop_matter_database
     # A test that needed its own servers (to restart them) started them under $W.
     [ -f "$W/servers/servers.env" ] && sh "$ML_SOURCE/tests/servers.sh" stop "$W/servers" >/dev/null 2>&1
-    rm -rf "$W"
+    # ML_E2E_KEEP=1 keeps a failed test's directory (logs, stores) to look into.
+    if [ "$status" != 0 ] && [ "${ML_E2E_KEEP:-0}" = 1 ]; then
+        log "kept $W"
+    else
+        rm -rf "$W"
+    fi
     exit $status
 }
 trap cleanup EXIT
