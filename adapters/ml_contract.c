@@ -791,7 +791,22 @@ static void s_search_select (s_statement_t *statement, const s_dialect_t *dialec
     bool views = dialect->search_views != S_NO_VIEWS && !walk;
     //  MariaDB: the ids of the scope list's items, or else of the field's matches, come first.
     bool hits = views && dialect->search_views == S_VIEWS_HITS && (field || list >= 0);
-    if (hits) {
+    //  MariaDB's walk: the matching ids among the next rows' ids and tested column only, then
+    //  their rows (materializing whole item rows cost twice as much).
+    bool walk_hits = walk && !keys && dialect->search_views == S_VIEWS_HITS;
+    if (walk_hits) {
+        s_text (statement,
+                "SELECT STRAIGHT_JOIN " S_ITEM_COLUMNS " FROM (SELECT source_id AS hit_id FROM "
+                "(SELECT source_id, %s",
+                s_field_columns[search->field]);
+        s_text (statement, " FROM %s WHERE source_id > ?", view);
+        s_bind_number (statement, (int64_t)search->after);
+        s_text (statement, " ORDER BY source_id LIMIT " S_WALK_ROWS ") AS walked WHERE ", NULL);
+        s_text (statement, S_LIKE, s_field_columns[search->field]);
+        s_bind_text (statement, values->pattern);
+        s_text (statement, ") AS hits JOIN %s ON source_id = hits.hit_id WHERE source_id > ?",
+                view);
+    } else if (hits) {
         s_text (statement, "SELECT STRAIGHT_JOIN " S_ITEM_COLUMNS " FROM ", NULL);
         if (list >= 0)
             s_view_scope (statement, dialect, search, list, scope_json, true);
@@ -812,7 +827,7 @@ static void s_search_select (s_statement_t *statement, const s_dialect_t *dialec
     else
         s_text (statement, "SELECT " S_ITEM_COLUMNS " FROM %s WHERE source_id > ?", view);
     s_bind_number (statement, (int64_t)search->after);
-    if (field && !(hits && list < 0)) {
+    if (field && !(hits && list < 0) && !walk_hits) {
         //  Case-insensitive everywhere: staff type "smith" for "Smith & Co".
         s_text (statement, walk ? " WHERE " : " AND ", NULL);
         if (views)
