@@ -580,7 +580,7 @@ static char *s_scope_json (const ml_search_t *search, int list)
 }
 
 typedef struct {
-    char sql[4096];
+    char sql[8192]; //  a payer's three scope lists, a field and every filter fit
     size_t length;
     char picture[33]; //  ml_odbc takes at most 32 parameters
     ml_odbc_value_t values[32];
@@ -1355,6 +1355,30 @@ void ml_contract_test (bool verbose)
     assert (answer->items[0].source_id == batch->items[5].source_id);
     search->target = 'T';
     assert (ml_contract_search (contract, search, answer) == 0 && answer->item_count == 0);
+    search->target = 'I';
+    //  The longest statement: three scope lists, a field and every filter (the payer's view
+    //  of one client's invoices by name), through the search views.
+    assert (ml_msg_add_scope (request, ML_SCOPE_CLIENTS, batch->items[5].client_number) == 0);
+    assert (ml_msg_add_scope (request, ML_SCOPE_MATTERS, batch->items[5].matter_number) == 0);
+    search->field = ML_FIELD_CLIENT_NAME;
+    search->match = 'E';
+    snprintf (search->text, sizeof search->text, "%s", batch->items[5].client_name);
+    strcpy (search->date_from, "2000-01-01");
+    strcpy (search->date_to, "2100-01-01");
+    search->amount_filter = ML_AMOUNT_MIN | ML_AMOUNT_MAX | ML_AMOUNT_CURRENCY;
+    search->amount_min = 1;
+    search->amount_max = INT64_MAX;
+    strcpy (search->amount_currency, "USD");
+    search->status = ML_STATUS_CURRENT;
+    strcpy (search->as_of, "2000-01-01");
+    assert (ml_contract_search (contract, search, answer) == 0 && answer->code == ML_SEARCH_OK);
+    assert (answer->item_count >= 1 && answer->items[0].source_id <= batch->items[5].source_id);
+    search->target = 'T';
+    search->field = ML_FIELD_NONE;
+    *search->text = *search->date_from = *search->date_to = 0;
+    search->amount_filter = 0;
+    search->status = ML_STATUS_ANY;
+    assert (ml_contract_search (contract, search, answer) == 0 && answer->code == ML_SEARCH_OK);
     ml_msg_destroy (&answer);
     ml_msg_destroy (&request);
 

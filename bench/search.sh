@@ -33,17 +33,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-bench -j "$(nproc)" >/dev/null
+build() { # source binary-dir
+    cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
+        cmake --build "$2" -j "$(nproc)" >"$W/build.log" 2>&1 || { tail -40 "$W/build.log"; exit 1; }
+}
+build . build-bench
 NEW=$ROOT/build-bench
 OLD=
 if [ "$BEFORE_SEARCHES" -gt 0 ]; then
     # The baseline's sources from git, built beside this tree's (ccache makes it quick).
-    mkdir -p "$W/base"
-    git archive "$BASE" | tar -x -C "$W/base"
-    cmake -S "$W/base" -B "$ROOT/build-bench-base" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$ROOT/build-bench-base" -j "$(nproc)" >/dev/null
-    OLD=$ROOT/build-bench-base
+    # A fixed path: the build directory's cache names its source directory.
+    rm -rf "$ROOT/build-bench-base/src"
+    mkdir -p "$ROOT/build-bench-base/src"
+    git archive "$BASE" | tar -x -C "$ROOT/build-bench-base/src"
+    build "$ROOT/build-bench-base/src" "$ROOT/build-bench-base/bin"
+    OLD=$ROOT/build-bench-base/bin
 fi
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
@@ -181,3 +185,5 @@ printf '%s' "$rows"
 echo
 printf '%-11s %-7s %-22s %6s %9s %9s %9s %7s\n' "dialect" "run" "kind" "count" "p50" "p99" "max" "rows"
 printf '%s' "$kinds"
+cleanup
+trap - EXIT

@@ -152,6 +152,9 @@ if command -v git >/dev/null 2>&1 && git -C "$root" cat-file -e "$v1:sql/sqlite/
         >"$tmp/out" 2>&1 || fail "upgrading to version 4" "$(cat "$tmp/out")"
     expect "upgraded: version 4, same epoch, same change rows" "4|$old_epoch|$old_changes" \
         "$(qo "SELECT contract_version, db_epoch, (SELECT count(*) || '/' || max(change_id) FROM ml_change) FROM ml_contract")"
+    expect "upgraded: the search index is there and finds the old invoice" "3|1" \
+        "$(qo "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name GLOB 'ml_search_*_number'),
+                      (SELECT count(*) FROM ml_search_invoices WHERE invoice_number_key = 'inv-1')")"
     expect "upgraded: the version 1 posting's result stands" "$(uuid 901)|posted|1|null" \
         "$(qo "SELECT posting_uuid, status, receipt_id, coalesce(reason, 'null') FROM ml_posting_result")"
     qo "INSERT INTO ml_apply_posting (posting) VALUES ('$(reversal "$(uuid 902)" "$(uuid 901)" OP-001 C-1 USD 2500 "$(inv INV-1 2500)")')" \
@@ -551,6 +554,27 @@ expect "trust_balances page" "$(q 'SELECT count(*) FROM ml_trust_balances WHERE 
     "$(q "SELECT count(*) FROM (SELECT $items FROM ml_trust_balances WHERE source_id > 0 ORDER BY source_id LIMIT 100000)")"
 expect "every ml_change row has one ml_changes row" "$(q 'SELECT count(*) FROM ml_change')" \
     "$(q 'SELECT count(*) FROM ml_changes')"
+
+# --- the search index (version 4, docs/contract.md 5.8) -----------------------------------------------
+expect "search views: one row per client, matter and invoice, keys lower-cased" \
+    "$(q "SELECT (SELECT count(*) FROM client) || '|' || (SELECT count(*) FROM matter) || '|' || (SELECT count(*) FROM invoice)")" \
+    "$(q "SELECT (SELECT count(*) FROM ml_search_clients WHERE client_number_key = lower(client_number)) || '|' ||
+                 (SELECT count(*) FROM ml_search_matters WHERE matter_number_key = lower(matter_number)) || '|' ||
+                 (SELECT count(*) FROM ml_search_invoices WHERE invoice_number_key = lower(invoice_number))")"
+# A number search is a range of the key's expression index, not a scan (the plan says so).
+plan=$(q "EXPLAIN QUERY PLAN SELECT source_id FROM ml_search_invoices
+          WHERE invoice_number_key >= 'inv-00001' AND invoice_number_key < 'inv-00002'")
+case $plan in *"USING INDEX ml_search_invoice_number"* | *"USING COVERING INDEX ml_search_invoice_number"*) checks=$((checks + 1)) ;;
+    *) fail "an invoice number key range does not use ml_search_invoice_number" "$plan" ;; esac
+plan=$(q "EXPLAIN QUERY PLAN SELECT client_id FROM ml_search_clients
+          WHERE client_number_key >= 'c-0001' AND client_number_key < 'c-0002'")
+case $plan in *"INDEX ml_search_client_number"*) checks=$((checks + 1)) ;;
+    *) fail "a client number key range does not use ml_search_client_number" "$plan" ;; esac
+# The keys follow a renumbering at once (SQLite keeps expression indexes itself); lower() folds
+# ASCII letters only, so the agent bounds the key by the text's ASCII run (docs/contract.md 5.8).
+q "UPDATE client SET client_number = 'ÄB-Xy' WHERE client_id = 1"
+expect "a renumbered client's key" "Äb-xy|1" \
+    "$(q "SELECT client_number_key, client_id FROM ml_search_clients WHERE client_id = 1")"
 
 # ----------------------------------------------------------------------------------------------------
 if [ "$failures" -ne 0 ]; then
