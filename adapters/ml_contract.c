@@ -1373,6 +1373,20 @@ void ml_contract_test (bool verbose)
     strcpy (search->as_of, "2000-01-01");
     assert (ml_contract_search (contract, search, answer) == 0 && answer->code == ML_SEARCH_OK);
     assert (answer->item_count >= 1 && answer->items[0].source_id <= batch->items[5].source_id);
+    //  Each dialect's longest statement fits its buffer with room to spare.
+    for (size_t index = 0; index < sizeof s_dialects / sizeof s_dialects[0]; index++) {
+        s_statement_t statement = {.length = 0};
+        s_search_values_t values = {.pattern = "x"};
+        char *scope_json[3] = {NULL, NULL, NULL};
+        s_search_statement (&statement, &s_dialects[index], search, &values,
+                            s_dialects[index].search_keys, false, scope_json);
+        if (verbose)
+            printf ("%s: longest search statement %zu bytes\n", s_dialects[index].name,
+                    statement.length);
+        assert (statement.length < sizeof statement.sql * 3 / 4);
+        for (int list = 0; list < 3; list++)
+            free (scope_json[list]);
+    }
     search->target = 'T';
     search->field = ML_FIELD_NONE;
     *search->text = *search->date_from = *search->date_to = 0;
