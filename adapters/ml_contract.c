@@ -50,6 +50,14 @@ typedef struct {
     //  "Müller": there the search text becomes a GLOB pattern with each letter's case forms
     //  as a class ("[mM][üÜ]..."), which compares whole code points (docs/contract.md 5.8).
     bool search_by_glob;
+    //  Where the contract has the search views of version 4 (docs/contract.md 5.8: SQLite,
+    //  MariaDB), a criterion first finds the matching clients, matters or invoices there and
+    //  the search reads only their items by id: as "source_id IN (...)" (SQLite's planner
+    //  reads the ids in order), or as a derived table of ids joined first (MariaDB's would
+    //  walk the item view in id order, probing the subquery, when it misjudges a LIKE).
+    //  Case-folded number keys (*_number_key) make exact and prefix number searches index
+    //  ranges.
+    enum { S_NO_VIEWS, S_VIEWS_IN, S_VIEWS_HITS } search_views;
 } s_dialect_t;
 
 #define S_ITEM_COLUMNS                                                                             \
@@ -73,7 +81,7 @@ static const s_dialect_t s_dialects[] = {
      "INSERT INTO ml_posting_rejection (posting_uuid, reason) VALUES (?, ?) "
      "ON CONFLICT (posting_uuid) DO NOTHING",
      NULL, NULL, S_NO_LIMIT, NULL, NULL, "%s IN (SELECT value FROM json_each(?))", "LIMIT ?", NULL,
-     NULL, NULL, true},
+     NULL, NULL, true, S_VIEWS_IN},
     //  Reads are SQL functions that psqlODBC streams through a cursor (UseDeclareFetch=1);
     //  writes are procedures, because a volatile function inside such a cursor would only
     //  run when fetched.
@@ -93,7 +101,8 @@ static const s_dialect_t s_dialects[] = {
      //  psqlODBC runs reads as cursors (UseDeclareFetch), which PostgreSQL plans for the
      //  first 10% of rows: a prefix search of trust ledgers would walk them in id order
      //  instead of using the number and trigram indexes. A search reads all its (few) rows.
-     "SET cursor_tuple_fraction = 1", "RESET cursor_tuple_fraction", "ml_search_keys", false},
+     "SET cursor_tuple_fraction = 1", "RESET cursor_tuple_fraction", "ml_search_keys", false,
+     S_NO_VIEWS},
     //  MariaDB's driver cannot stream, so every read is a keyset page from a procedure.
     {"mariadb", "SELECT contract_version, db_epoch FROM ml_contract", "CALL ml_open_items(?, ?)",
      "CALL ml_trust_balances(?, ?)", "CALL ml_change_high_water()",
@@ -102,7 +111,7 @@ static const s_dialect_t s_dialects[] = {
      //  MariaDB's driver ignores SQL_ATTR_QUERY_TIMEOUT; the server's own limit works.
      S_MARIADB_LIMIT, NULL, NULL,
      "%s IN (SELECT j.v FROM JSON_TABLE(?, '$[*]' COLUMNS (v VARCHAR(64) PATH '$')) AS j)",
-     "LIMIT ?", NULL, NULL, NULL, false},
+     "LIMIT ?", NULL, NULL, NULL, false, S_VIEWS_HITS},
     //  SQL Server through FreeTDS: ODBC call escapes, keyset pages. Written to sql/sqlserver/
     //  and docs/contract.md, but never run against a server here (see its README).
     {"sqlserver", "SELECT contract_version, db_epoch FROM ml_contract",
@@ -111,7 +120,7 @@ static const s_dialect_t s_dialects[] = {
      "{CALL ml_posting_result(?)}", "{CALL ml_reject_posting(?, ?)}", NULL, NULL,
      //  Bounds how long a statement waits for a lock, the usual way it gets stuck.
      S_SQLSERVER_LIMIT, NULL, NULL, "%s IN (SELECT value FROM OPENJSON(?))",
-     "OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY", NULL, NULL, NULL, false},
+     "OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY", NULL, NULL, NULL, false, S_NO_VIEWS},
 };
 
 struct _ml_contract_t {
@@ -571,7 +580,7 @@ static char *s_scope_json (const ml_search_t *search, int list)
 }
 
 typedef struct {
-    char sql[4096];
+    char sql[8192]; //  a payer's three scope lists, a field and every filter fit
     size_t length;
     char picture[33]; //  ml_odbc takes at most 32 parameters
     ml_odbc_value_t values[32];
@@ -659,33 +668,193 @@ static void s_index_match (s_statement_t *statement, ml_field_t field, const cha
 
 #define S_LIKE "LOWER(%s) LIKE LOWER(?) ESCAPE '!'"
 
+//  What a search binds for its field: the pattern and, for an exact or prefix number search
+//  through SQLite's search views, the bounds of the number's case-folded key (empty: none).
+typedef struct {
+    const char *pattern;
+    char key_from[sizeof ((ml_search_t *)0)->text];
+    char key_to[sizeof ((ml_search_t *)0)->text];
+} s_search_values_t;
+
+//  The range of SQLite's lower() of a number (it folds ASCII letters only) that holds every
+//  exact or prefix match of text: from the text's leading ASCII run with its letters in lower
+//  case, to the same run with its last byte one higher. A match begins with case forms of the
+//  text's characters (section 5.8), an ASCII character's case forms are ASCII, and lower()
+//  maps them all to the run's; GLOB then decides. Folded by hand: tolower() follows the
+//  process's locale, and a Turkish one folds 'I' to a dotless i.
+static void s_key_bounds (const char *text, char *from, char *to, size_t size)
+{
+    size_t used = 0;
+    for (; text[used] && (unsigned char)text[used] < 0x7F && used + 1 < size; used++)
+        from[used] = text[used] >= 'A' && text[used] <= 'Z' ? (char)(text[used] + 32) : text[used];
+    from[used] = 0;
+    memcpy (to, from, used + 1);
+    if (used)
+        to[used - 1]++;
+}
+
+static bool s_number_field (ml_field_t field)
+{
+    return field == ML_FIELD_CLIENT_NUMBER || field == ML_FIELD_MATTER_NUMBER ||
+           field == ML_FIELD_INVOICE_NUMBER;
+}
+
+//  Through the search views (docs/contract.md 5.8): "source_id IN (...)", or with hits the
+//  derived table "(SELECT DISTINCT ... AS hit_id ...)", down to the view that holds field,
+//  ending in "WHERE " for the field's test. Returns the parentheses to close.
+static int s_view_open (s_statement_t *statement, char target, ml_field_t field, bool hits)
+{
+    const char *head =
+        hits ? "(SELECT DISTINCT %s AS hit_id FROM " : "source_id IN (SELECT %s FROM ";
+    if (field == ML_FIELD_INVOICE_NUMBER) {
+        s_text (statement, head, "source_id");
+        s_text (statement, "ml_search_invoices WHERE ", NULL);
+        return 1;
+    }
+    int open = 1;
+    if (target == 'T') {
+        s_text (statement, head, "matter_id");
+        s_text (statement, "ml_search_matters WHERE ", NULL);
+    } else {
+        s_text (statement, head, "source_id");
+        s_text (statement,
+                "ml_search_invoices WHERE matter_id IN "
+                "(SELECT matter_id FROM ml_search_matters WHERE ",
+                NULL);
+        open++;
+    }
+    if (field == ML_FIELD_CLIENT_NAME || field == ML_FIELD_CLIENT_NUMBER) {
+        s_text (statement, "client_id IN (SELECT client_id FROM ml_search_clients WHERE ", NULL);
+        open++;
+    }
+    return open;
+}
+
+static void s_view_close (s_statement_t *statement, int open)
+{
+    while (open-- > 0)
+        s_text (statement, ")", NULL);
+}
+
+//  A search's criterion through the search views. The test is the one the item views are
+//  searched with (GLOB on SQLite, LOWER() LIKE LOWER() elsewhere) on the same columns, so it
+//  finds the same rows; SQLite first bounds a number's key, MariaDB tests the stored key,
+//  which is LOWER() of the number, with the same LIKE.
+static void s_view_match (s_statement_t *statement, const s_dialect_t *dialect,
+                          const ml_search_t *search, const s_search_values_t *values, bool hits)
+{
+    ml_field_t field = (ml_field_t)search->field;
+    //  The codec refuses it: a trust ledger has no invoice number, so nothing matches.
+    bool none = search->target == 'T' && field == ML_FIELD_INVOICE_NUMBER;
+    int open = s_view_open (statement, search->target, none ? ML_FIELD_MATTER_NUMBER : field, hits);
+    if (none) {
+        s_text (statement, "1 = 0", NULL);
+        s_view_close (statement, open);
+        return;
+    }
+    const char *column = s_field_columns[field];
+    if (dialect->search_by_glob && s_number_field (field) && *values->key_from) {
+        s_text (statement, "%s_key >= ? AND ", column);
+        s_bind_text (statement, values->key_from);
+        s_text (statement, "%s_key < ? AND ", column);
+        s_bind_text (statement, values->key_to);
+    }
+    if (dialect->search_by_glob)
+        s_text (statement, "%s GLOB ?", column);
+    else if (s_number_field (field))
+        s_text (statement, "%s_key LIKE LOWER(?) ESCAPE '!'", column);
+    else
+        s_text (statement, S_LIKE, column);
+    s_bind_text (statement, values->pattern);
+    s_view_close (statement, open);
+}
+
+//  A scope list's test through the search views (the list, a JSON array, bound once).
+static void s_view_scope (s_statement_t *statement, const s_dialect_t *dialect,
+                          const ml_search_t *search, int list, const char *scope_json, bool hits)
+{
+    int open = s_view_open (statement, search->target, s_scope_fields[list], hits);
+    s_text (statement, dialect->search_in_list, s_field_columns[s_scope_fields[list]]);
+    s_bind_text (statement, scope_json);
+    s_view_close (statement, open);
+}
+
 //  The rows of one search's view that match its criteria and filters: "SELECT ... FROM view
 //  WHERE ..." with every value bound. Through a search index (keys: its view), only their
 //  source ids; walking, from the index's next S_WALK_ROWS rows, testing the lower-case text.
 static void s_search_select (s_statement_t *statement, const s_dialect_t *dialect,
-                             const ml_search_t *search, const char *pattern, const char *keys,
-                             bool walk)
+                             const ml_search_t *search, const s_search_values_t *values,
+                             const char *keys, bool walk, int list, const char *scope_json)
 {
-    if (walk) {
+    const char *view = search->target == 'T' ? "ml_trust_balances" : "ml_open_items";
+    bool field = search->field != ML_FIELD_NONE && search->field <= ML_FIELD_LAST;
+    bool views = dialect->search_views != S_NO_VIEWS && !walk;
+    //  MariaDB: the ids of the scope list's items, or else of the field's matches, come first.
+    bool hits = views && dialect->search_views == S_VIEWS_HITS && (field || list >= 0);
+    //  MariaDB's walk: the matching ids among the next rows' ids and tested column only, then
+    //  their rows (materializing whole item rows cost twice as much).
+    bool walk_hits = walk && !keys && dialect->search_views == S_VIEWS_HITS;
+    if (walk_hits) {
+        s_text (statement,
+                "SELECT STRAIGHT_JOIN " S_ITEM_COLUMNS " FROM (SELECT source_id AS hit_id FROM "
+                "(SELECT source_id, %s",
+                s_field_columns[search->field]);
+        s_text (statement, " FROM %s WHERE source_id > ?", view);
+        s_bind_number (statement, (int64_t)search->after);
+        s_text (statement, " ORDER BY source_id LIMIT " S_WALK_ROWS ") AS walked WHERE ", NULL);
+        s_text (statement, S_LIKE, s_field_columns[search->field]);
+        s_bind_text (statement, values->pattern);
+        s_text (statement, ") AS hits JOIN %s ON source_id = hits.hit_id WHERE source_id > ?",
+                view);
+    } else if (hits) {
+        s_text (statement, "SELECT STRAIGHT_JOIN " S_ITEM_COLUMNS " FROM ", NULL);
+        if (list >= 0)
+            s_view_scope (statement, dialect, search, list, scope_json, true);
+        else
+            s_view_match (statement, dialect, search, values, true);
+        s_text (statement, " AS hits JOIN %s ON source_id = hits.hit_id WHERE source_id > ?", view);
+    } else if (walk && !keys) {
+        s_text (statement,
+                "SELECT " S_ITEM_COLUMNS " FROM (SELECT " S_ITEM_COLUMNS
+                " FROM %s WHERE source_id > ?",
+                view);
+        s_text (statement, " ORDER BY source_id LIMIT " S_WALK_ROWS ") AS walked", NULL);
+    } else if (walk) {
         s_text (statement, "SELECT source_id FROM (SELECT * FROM %s WHERE source_id > ?", keys);
         s_text (statement, " ORDER BY source_id LIMIT " S_WALK_ROWS ") AS walked", NULL);
     } else if (keys)
         s_text (statement, "SELECT source_id FROM %s WHERE source_id > ?", keys);
     else
-        s_text (statement, "SELECT " S_ITEM_COLUMNS " FROM %s WHERE source_id > ?",
-                search->target == 'T' ? "ml_trust_balances" : "ml_open_items");
+        s_text (statement, "SELECT " S_ITEM_COLUMNS " FROM %s WHERE source_id > ?", view);
     s_bind_number (statement, (int64_t)search->after);
-    if (search->field != ML_FIELD_NONE && search->field <= ML_FIELD_LAST) {
+    if (field && !(hits && list < 0) && !walk_hits) {
         //  Case-insensitive everywhere: staff type "smith" for "Smith & Co".
         s_text (statement, walk ? " WHERE " : " AND ", NULL);
-        if (walk)
-            s_text (statement, "%s_lower LIKE LOWER(?) ESCAPE '!'", s_field_columns[search->field]);
-        else if (keys)
-            s_index_match (statement, search->field, S_LIKE);
-        else
-            s_text (statement, dialect->search_by_glob ? "%s GLOB ?" : S_LIKE,
-                    s_field_columns[search->field]);
-        s_bind_text (statement, pattern);
+        if (views)
+            s_view_match (statement, dialect, search, values, false); //  binds its own values
+        else {
+            if (walk && keys)
+                s_text (statement, "%s_lower LIKE LOWER(?) ESCAPE '!'",
+                        s_field_columns[search->field]);
+            else if (keys)
+                s_index_match (statement, search->field, S_LIKE);
+            else
+                s_text (statement, dialect->search_by_glob ? "%s GLOB ?" : S_LIKE,
+                        s_field_columns[search->field]);
+            s_bind_text (statement, values->pattern);
+        }
+    }
+    if (list >= 0 && !hits) {
+        s_text (statement, " AND ", NULL);
+        if (keys) {
+            s_index_match (statement, s_scope_fields[list], dialect->search_in_list);
+            s_bind_text (statement, scope_json);
+        } else if (views)
+            s_view_scope (statement, dialect, search, list, scope_json, false);
+        else {
+            s_text (statement, dialect->search_in_list, s_field_columns[s_scope_fields[list]]);
+            s_bind_text (statement, scope_json);
+        }
     }
     //  Dates are 'YYYY-MM-DD' text in every dialect's item row, so text order is date order.
     if (*search->date_from) {
@@ -745,8 +914,8 @@ static int s_search_rows (ml_query_t *query, const ml_search_t *search, ml_msg_t
 //  that invoice, never a trust ledger. Through a search index (keys), those selects give
 //  source ids, and the page's rows are read by id from ml_open_items.
 static void s_search_statement (s_statement_t *statement, const s_dialect_t *dialect,
-                                const ml_search_t *search, const char *pattern, const char *keys,
-                                bool walk, char *scope_json[3])
+                                const ml_search_t *search, const s_search_values_t *values,
+                                const char *keys, bool walk, char *scope_json[3])
 {
     if (keys)
         s_text (statement,
@@ -758,18 +927,12 @@ static void s_search_statement (s_statement_t *statement, const s_dialect_t *dia
             continue;
         scope_json[list] = s_scope_json (search, list);
         s_text (statement, lists++ ? " UNION " : "SELECT * FROM (", NULL);
-        s_search_select (statement, dialect, search, pattern, keys, walk);
-        s_text (statement, " AND ", NULL);
-        if (keys)
-            s_index_match (statement, s_scope_fields[list], dialect->search_in_list);
-        else
-            s_text (statement, dialect->search_in_list, s_field_columns[s_scope_fields[list]]);
-        s_bind_text (statement, scope_json[list]);
+        s_search_select (statement, dialect, search, values, keys, walk, list, scope_json[list]);
     }
     if (lists)
         s_text (statement, ") scoped", NULL);
     else {
-        s_search_select (statement, dialect, search, pattern, keys, walk);
+        s_search_select (statement, dialect, search, values, keys, walk, -1, NULL);
         if (search->scoped)
             s_text (statement, " AND 1 = 0", NULL);
     }
@@ -788,6 +951,7 @@ int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t
     const s_dialect_t *dialect = self->dialect;
     s_statement_t statement = {.length = 0};
     char pattern[S_GLOB_PER_BYTE * sizeof search->text + 3];
+    s_search_values_t values = {.pattern = pattern};
     char *scope_json[3] = {NULL, NULL, NULL};
     ml_msg_clear_items (answer);
     answer->code = ML_SEARCH_OK;
@@ -797,6 +961,8 @@ int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t
         s_glob_pattern (self->utf8, search->text, search->match, pattern, sizeof pattern);
     else if (search->field != ML_FIELD_NONE)
         s_like_pattern (search->text, search->match, pattern, sizeof pattern);
+    if (search->match != 'C')
+        s_key_bounds (search->text, values.key_from, values.key_to, sizeof values.key_from);
     //  Invoice searches through the dialect's search index, if it has one.
     const char *keys = search->target == 'I' ? dialect->search_keys : NULL;
 
@@ -813,16 +979,17 @@ int ml_contract_search (ml_contract_t *self, const ml_search_t *search, ml_msg_t
     const char *search_end = keys ? NULL : dialect->search_end;
     if (rc == 0 && search_begin && ml_odbc_execute (self->odbc, search_begin, NULL) < 0)
         rc = -1;
-    //  A name or description walks the search index first; if the walk meets no full page
-    //  within its rows, the matches are rare and the search fetches them instead.
+    //  A name or description walks the search index (or the item view) first; if the walk
+    //  meets no full page within its rows, the matches are rare and the search fetches them
+    //  instead. Both give the same rows: the walk only ever saves time.
     bool walk =
-        keys && !search->scoped &&
+        (keys || dialect->search_views != S_NO_VIEWS) && !search->scoped &&
         (search->field == ML_FIELD_CLIENT_NAME || search->field == ML_FIELD_MATTER_DESCRIPTION);
     ml_query_t *query = NULL;
     int fetched = 0;
     while (rc == 0) {
         statement.length = statement.count = 0;
-        s_search_statement (&statement, dialect, search, pattern, keys, walk, scope_json);
+        s_search_statement (&statement, dialect, search, &values, keys, walk, scope_json);
         query =
             ml_odbc_query_values (self->odbc, statement.sql, statement.picture, statement.values);
         fetched = query ? s_search_rows (query, search, answer) : -1;
@@ -1238,6 +1405,44 @@ void ml_contract_test (bool verbose)
     assert (answer->items[0].source_id == batch->items[5].source_id);
     search->target = 'T';
     assert (ml_contract_search (contract, search, answer) == 0 && answer->item_count == 0);
+    search->target = 'I';
+    //  The longest statement: three scope lists, a field and every filter (the payer's view
+    //  of one client's invoices by name), through the search views.
+    assert (ml_msg_add_scope (request, ML_SCOPE_CLIENTS, batch->items[5].client_number) == 0);
+    assert (ml_msg_add_scope (request, ML_SCOPE_MATTERS, batch->items[5].matter_number) == 0);
+    search->field = ML_FIELD_CLIENT_NAME;
+    search->match = 'E';
+    snprintf (search->text, sizeof search->text, "%s", batch->items[5].client_name);
+    strcpy (search->date_from, "2000-01-01");
+    strcpy (search->date_to, "2100-01-01");
+    search->amount_filter = ML_AMOUNT_MIN | ML_AMOUNT_MAX | ML_AMOUNT_CURRENCY;
+    search->amount_min = 1;
+    search->amount_max = INT64_MAX;
+    strcpy (search->amount_currency, "USD");
+    search->status = ML_STATUS_CURRENT;
+    strcpy (search->as_of, "2000-01-01");
+    assert (ml_contract_search (contract, search, answer) == 0 && answer->code == ML_SEARCH_OK);
+    assert (answer->item_count >= 1 && answer->items[0].source_id <= batch->items[5].source_id);
+    //  Each dialect's longest statement fits its buffer with room to spare.
+    for (size_t index = 0; index < sizeof s_dialects / sizeof s_dialects[0]; index++) {
+        s_statement_t statement = {.length = 0};
+        s_search_values_t values = {.pattern = "x"};
+        char *scope_json[3] = {NULL, NULL, NULL};
+        s_search_statement (&statement, &s_dialects[index], search, &values,
+                            s_dialects[index].search_keys, false, scope_json);
+        if (verbose)
+            printf ("%s: longest search statement %zu bytes\n", s_dialects[index].name,
+                    statement.length);
+        assert (statement.length < sizeof statement.sql * 3 / 4);
+        for (int list = 0; list < 3; list++)
+            free (scope_json[list]);
+    }
+    search->target = 'T';
+    search->field = ML_FIELD_NONE;
+    *search->text = *search->date_from = *search->date_to = 0;
+    search->amount_filter = 0;
+    search->status = ML_STATUS_ANY;
+    assert (ml_contract_search (contract, search, answer) == 0 && answer->code == ML_SEARCH_OK);
     ml_msg_destroy (&answer);
     ml_msg_destroy (&request);
 

@@ -18,7 +18,7 @@
 //  The contract version this agent speaks. Version 2 added reversing postings
 //  (docs/contract.md 5.6): "reverses" in apply_posting; version 3 PostgreSQL's search
 //  index (5.8), which invoice searches on that dialect read.
-#define ML_CONTRACT_VERSION 3
+#define ML_CONTRACT_VERSION 4
 
 typedef struct _ml_contract_t ml_contract_t;
 

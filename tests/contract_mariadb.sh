@@ -180,7 +180,7 @@ install() {
 install >"$tmp/out" 2>&1 || { cat "$tmp/out"; echo "FAIL: installing schema, contract and sample"; exit 1; }
 
 # --- contract version, epoch, idempotent install ----------------------------------------------------
-expect "one ml_contract row, version 3" "1|3" "$(q 'SELECT COUNT(*), MAX(contract_version) FROM ml_contract')"
+expect "one ml_contract row, version 4" "1|4" "$(q 'SELECT COUNT(*), MAX(contract_version) FROM ml_contract')"
 epoch=$(q 'SELECT db_epoch FROM ml_contract')
 expect "db_epoch is a lower-case version 4 UUID" 1 \
     "$(q "SELECT BINARY '$epoch' REGEXP '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\$'")"
@@ -197,7 +197,7 @@ my "$db" <"$root/sql/mariadb/schema.sql" || fail "schema.sql re-run"
 my "$db" <"$root/sql/mariadb/contract.sql" || fail "contract.sql re-run"
 my "$db" <"$root/sql/mariadb/contract.sql" || fail "contract.sql second re-run"
 expect "re-run keeps db_epoch" "$epoch" "$(q 'SELECT db_epoch FROM ml_contract')"
-expect "re-run over version 1 sets contract_version 3" "1|3" "$(q 'SELECT COUNT(*), contract_version FROM ml_contract')"
+expect "re-run over version 1 sets contract_version 4" "1|4" "$(q 'SELECT COUNT(*), contract_version FROM ml_contract')"
 expect "re-run keeps ml_change rows and their change ids" "$before" \
     "$(q 'SELECT CONCAT_WS(",", COUNT(*), COUNT(change_id), MAX(change_id)) FROM ml_change')"
 expect "re-run keeps the stamp counter" "$stamp_before" "$(q 'SELECT last_change_id FROM ml_change_stamp')"
@@ -214,7 +214,7 @@ expect "the sample's change rows are stamped" "0|$stamp_before" \
 
 # --- upgrade from contract version 1 -----------------------------------------------------------------
 # A database installed with version 1's scripts (from the last commit that had them), with a posting
-# applied, becomes version 3 when this release's contract.sql runs over it, after schema.sql: epoch,
+# applied, becomes version 4 when this release's contract.sql runs over it, after schema.sql: epoch,
 # change rows and posting results stay, and reversals work. contract.sql alone refuses to install
 # while the reversal tables are missing, before it changes anything.
 v1=9450a9b
@@ -246,9 +246,12 @@ if command -v git >/dev/null 2>&1 && git -C "$root" cat-file -e "$v1:sql/mariadb
         "$(qu "SELECT contract_version, (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()
                AND TABLE_NAME = 'ml_posting_result' AND VIEW_DEFINITION LIKE '%receipt_reversal%') FROM ml_contract")"
     { my "${db}_u" <"$root/sql/mariadb/schema.sql" && my "${db}_u" <"$root/sql/mariadb/contract.sql"; } >"$tmp/out" 2>&1 ||
-        fail "upgrading to version 3" "$(cat "$tmp/out")"
-    expect "upgraded: version 3, same epoch, same change rows" "3|$old_epoch|$old_changes" \
+        fail "upgrading to version 4" "$(cat "$tmp/out")"
+    expect "upgraded: version 4, same epoch, same change rows" "4|$old_epoch|$old_changes" \
         "$(qu "SELECT contract_version, db_epoch, (SELECT CONCAT(COUNT(*), '/', MAX(change_id)) FROM ml_change) FROM ml_contract")"
+    expect "upgraded: the search index is filled" "c-1|m-1|inv-1" \
+        "$(qu "SELECT CONCAT_WS('|', (SELECT client_number_key FROM ml_search_client), (SELECT matter_number_key FROM ml_search_matter),
+                                    (SELECT invoice_number_key FROM ml_search_invoice))")"
     expect "upgraded: the version 1 posting's result stands" "$(uuid 901)|posted|1|NULL" "$(qu "CALL ml_posting_result('$(uuid 901)')")"
     my -N -B "${db}_u" -e "CALL ml_apply_posting('$(lit "$(reversal "$(uuid 902)" "$(uuid 901)" OP-001 C-1 USD 2500 "$(inv INV-1 2500)")")')" \
         >/dev/null 2>"$tmp/err" || fail "upgraded: a reversal of a version 1 posting" "$(cat "$tmp/err")"
@@ -793,7 +796,7 @@ expect "changes_since pages up to the high-water mark" "3" \
     "$(q "CALL ml_changes_since($((hw - 5)), $((hw - 2)), 1000)" | wc -l | tr -d ' ')"
 expect "changes_since stops at the page limit" "$((hw - 3)),$((hw - 2))," \
     "$(q "CALL ml_changes_since($((hw - 4)), $hw, 2)" | cut -d'|' -f1 | tr '\n' ',')"
-expect "contract_version read" "3|$epoch" "$(q 'SELECT contract_version, db_epoch FROM ml_contract')"
+expect "contract_version read" "4|$epoch" "$(q 'SELECT contract_version, db_epoch FROM ml_contract')"
 expect "trust_balances page" "$(q 'SELECT COUNT(*) FROM ml_trust_balances WHERE source_id > 0')" \
     "$(q "CALL ml_trust_balances(0, 100000)" | wc -l | tr -d ' ')"
 expect "every stamped ml_change row has one ml_changes row" "$(q 'SELECT COUNT(*) FROM ml_change WHERE change_id IS NOT NULL')" \
@@ -911,6 +914,41 @@ expect "open ones are upserts, the others removes" \
     "$(q "SELECT CONCAT_WS('|', SUM(status = 'open' AND balance_minor > 0), SUM(NOT (status = 'open' AND balance_minor > 0)))
           FROM (SELECT status, balance_minor FROM invoice ORDER BY invoice_id LIMIT 1000) AS f")" \
     "$(awk -F'|' '$2 == "upsert" { u++ } $2 == "remove" { r++ } END { print u + 0 "|" r + 0 }' "$tmp/pages.txt")"
+
+# --- the search index (version 4, docs/contract.md 5.8) -----------------------------------------------
+keys_exact() {
+    q "SELECT CONCAT_WS('|',
+        (SELECT COUNT(*) FROM client) - (SELECT COUNT(*) FROM ml_search_clients WHERE BINARY client_number_key = BINARY LOWER(client_number)),
+        (SELECT COUNT(*) FROM matter) - (SELECT COUNT(*) FROM ml_search_matters WHERE BINARY matter_number_key = BINARY LOWER(matter_number)),
+        (SELECT COUNT(*) FROM invoice) - (SELECT COUNT(*) FROM ml_search_invoices WHERE BINARY invoice_number_key = BINARY LOWER(invoice_number)),
+        (SELECT COUNT(*) FROM ml_search_client) - (SELECT COUNT(*) FROM client),
+        (SELECT COUNT(*) FROM ml_search_invoice) - (SELECT COUNT(*) FROM invoice))"
+}
+expect "search keys: one per client, matter and invoice, each LOWER() of its number" "0|0|0|0|0" "$(keys_exact)"
+# The triggers keep them exact through inserts, renumbering, a changed id and deletes.
+q "INSERT INTO client (client_number, name) VALUES ('ÄB-Xy', 'Key Test');
+   INSERT INTO matter (matter_number, client_id, description) SELECT 'MÄ-1', client_id, 'k' FROM client WHERE client_number = 'ÄB-Xy';
+   INSERT INTO invoice (invoice_number, matter_id, invoice_date, currency, total_minor, balance_minor)
+       SELECT 'INV-ÄÖ', matter_id, '2026-01-05', 'USD', 100, 100 FROM matter WHERE matter_number = 'MÄ-1';
+   UPDATE client SET client_number = 'ÖB-Z' WHERE client_number = 'ÄB-Xy';
+   UPDATE invoice SET invoice_id = invoice_id + 1000000, invoice_number = 'INV-Ü' WHERE invoice_number = 'INV-ÄÖ';" >/dev/null
+expect "keys after inserts, renumbering and a new id" "öb-z|mä-1|inv-ü" \
+    "$(q "SELECT CONCAT_WS('|', (SELECT client_number_key FROM ml_search_clients WHERE client_number = 'ÖB-Z'),
+                                (SELECT matter_number_key FROM ml_search_matters WHERE matter_number = 'MÄ-1'),
+                                (SELECT invoice_number_key FROM ml_search_invoices WHERE invoice_number = 'INV-Ü'))")"
+expect "keys still exact" "0|0|0|0|0" "$(keys_exact)"
+q "DELETE FROM invoice WHERE invoice_number = 'INV-Ü'; DELETE FROM matter WHERE matter_number = 'MÄ-1';
+   DELETE FROM client WHERE client_number = 'ÖB-Z';" >/dev/null
+expect "keys after deletes" "0|0|0|0|0" "$(keys_exact)"
+# A lost or stale key is repaired by running contract.sql again.
+q "DELETE FROM ml_search_invoice ORDER BY invoice_id LIMIT 3; UPDATE ml_search_client SET client_number_key = 'stale' ORDER BY client_id LIMIT 2;
+   INSERT INTO ml_search_matter (matter_id, matter_number_key) VALUES (999999999, 'left-over');" >/dev/null
+my "$db" <"$root/sql/mariadb/contract.sql" >"$tmp/out" 2>&1 || fail "contract.sql re-run to repair" "$(cat "$tmp/out")"
+expect "a re-run repairs the keys" "0|0|0|0|0|0" "$(keys_exact)|$(q 'SELECT COUNT(*) FROM ml_search_matter WHERE matter_id = 999999999')"
+# Exact and prefix number patterns are ranges of the key's index.
+plan=$(q "EXPLAIN SELECT source_id FROM ml_search_invoices WHERE invoice_number_key LIKE LOWER('INV-00001%') ESCAPE '!'")
+case $plan in *ml_search_invoice_number*) checks=$((checks + 1)) ;;
+    *) fail "an invoice number prefix does not use ml_search_invoice_number" "$plan" ;; esac
 
 # ----------------------------------------------------------------------------------------------------
 if [ "$failures" -ne 0 ]; then

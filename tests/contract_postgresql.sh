@@ -234,7 +234,7 @@ expect "search index: one row per open invoice" "$(q "SELECT count(*) FROM ml_op
     "$(search_index_drift | cut -d/ -f3)"
 
 # --- contract version, epoch, idempotent install ----------------------------------------------------
-expect "one ml_contract row, version 3" "1|3" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
+expect "one ml_contract row, version 4" "1|4" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
 epoch=$(q 'SELECT db_epoch FROM ml_contract')
 expect "db_epoch is a lower-case 8-4-4-4-12 UUID" t \
     "$(q "SELECT '$epoch' ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\$'")"
@@ -251,7 +251,7 @@ psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 -q
     -f "$sql/schema.sql" -f "$sql/contract.sql" >"$tmp/out" 2>&1 || fail "schema.sql and contract.sql re-run" "$(cat "$tmp/out")"
 install >"$tmp/out" 2>&1 || fail "second re-run of all three scripts" "$(cat "$tmp/out")"
 expect "re-run over another version keeps db_epoch" "$epoch" "$(q 'SELECT db_epoch FROM ml_contract')"
-expect "re-run over version 1 sets contract_version 3" "1|3" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
+expect "re-run over version 1 sets contract_version 4" "1|4" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
 expect "re-run keeps ml_change rows and stamps" "$before" "$(q 'SELECT count(*), count(change_id), max(change_id) FROM ml_change')"
 expect "re-run keeps ml_posting_rejection rows" 1 "$(q 'SELECT count(*) FROM ml_posting_rejection')"
 expect "sample.sql re-run says it added nothing" "sample.sql: the database already has data; nothing inserted" \
@@ -274,7 +274,7 @@ psql_db -U postgres -d postgres -c "DROP DATABASE ${db}_e" >/dev/null
 
 # --- upgrade from contract version 1 -----------------------------------------------------------------
 # A database installed with version 1's scripts (from the last commit that had them), with a posting
-# applied, becomes version 3 when this release's contract.sql runs over it, after schema.sql: epoch,
+# applied, becomes version 4 when this release's contract.sql runs over it, after schema.sql: epoch,
 # change rows and posting results stay, reversals work, and the search index is built. contract.sql alone refuses to install
 # while the reversal tables are missing, and changes nothing.
 v1=9450a9b
@@ -308,9 +308,9 @@ if command -v git >/dev/null 2>&1 && git -C "$root" cat-file -e "$v1:sql/postgre
         "$(qu "SELECT contract_version, (SELECT count(*) FROM pg_views WHERE viewname = 'ml_posting_result'
                AND definition LIKE '%receipt_reversal%') FROM ml_contract")"
     psql -X -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "${db}_u" -v ON_ERROR_STOP=1 -q \
-        -f "$sql/schema.sql" -f "$sql/contract.sql" >"$tmp/out" 2>&1 || fail "upgrading to version 3" "$(cat "$tmp/out")"
+        -f "$sql/schema.sql" -f "$sql/contract.sql" >"$tmp/out" 2>&1 || fail "upgrading to version 4" "$(cat "$tmp/out")"
     expect "upgrading prints nothing" "" "$(cat "$tmp/out")"
-    expect "upgraded: version 3, same epoch, same change rows" "3|$old_epoch|$old_changes" \
+    expect "upgraded: version 4, same epoch, same change rows" "4|$old_epoch|$old_changes" \
         "$(qu "SELECT contract_version, db_epoch, (SELECT count(*) || '/' || max(change_id) FROM ml_change) FROM ml_contract")"
     expect_search_index "after the upgrade" "${db}_u"
     expect "upgraded: the version 1 posting's result stands" "$(uuid 901)|posted|1|null" \
@@ -897,7 +897,7 @@ expect "changes_since pages up to the high-water mark" "3" \
     "$(q "SELECT count(*) FROM ml_changes_since($((hw - 5)), $((hw - 2)), 1000)")"
 expect "changes_since honours the page limit, in change_id order" "$((hw - 4)),$((hw - 3))" \
     "$(q "SELECT string_agg(change_id::text, ',') FROM ml_changes_since($((hw - 5)), $hw, 2)")"
-expect "contract_version read" "3|$epoch" "$(q 'SELECT contract_version, db_epoch FROM ml_contract')"
+expect "contract_version read" "4|$epoch" "$(q 'SELECT contract_version, db_epoch FROM ml_contract')"
 expect "every stamped ml_change row has one ml_changes row" "$(q 'SELECT count(change_id) FROM ml_change')" \
     "$(q 'SELECT count(*) FROM ml_changes')"
 
@@ -1324,7 +1324,7 @@ fi
 checks=$((checks + 1))
 ahw=$(as_role "$agent_role" 'SELECT ml_change_high_water()')
 expect "agent role: high-water stamps" "$ahw" "$(high_water)"
-expect "agent role: contract_version" "3|$epoch" "$(as_role "$agent_role" 'SELECT contract_version, db_epoch FROM ml_contract')"
+expect "agent role: contract_version" "4|$epoch" "$(as_role "$agent_role" 'SELECT contract_version, db_epoch FROM ml_contract')"
 expect "agent role: open_items" "$(q 'SELECT count(*) FROM ml_open_items(0, 1000000)')" \
     "$(as_role "$agent_role" 'SELECT count(*) FROM ml_open_items(0, 1000000)')"
 expect "agent role: the search views" "$(q 'SELECT count(*) FROM ml_search_item')|$(q 'SELECT count(*) FROM client')|$(q 'SELECT count(*) FROM matter')|$(q 'SELECT count(*) FROM invoice')" \

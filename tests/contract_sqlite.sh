@@ -91,7 +91,7 @@ sh "$root/sql/sample.sh" --dialect sqlite --db "$db" --clients 40 --invoices 600
     || { cat "$tmp/out"; echo "FAIL: sql/sample.sh"; exit 1; }
 
 # --- contract version, epoch, idempotent install ----------------------------------------------------
-expect "one ml_contract row, version 3" "1|3" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
+expect "one ml_contract row, version 4" "1|4" "$(q 'SELECT count(*), max(contract_version) FROM ml_contract')"
 epoch=$(q 'SELECT db_epoch FROM ml_contract')
 hex='[0-9a-f][0-9a-f][0-9a-f][0-9a-f]'
 expect "db_epoch is a lower-case 8-4-4-4-12 UUID" 1 \
@@ -108,7 +108,7 @@ sqlite3 -bail "$db" <"$root/sql/sqlite/schema.sql" || fail "schema.sql re-run"
 sqlite3 -bail "$db" <"$root/sql/sqlite/contract.sql" || fail "contract.sql re-run"
 sqlite3 -bail "$db" <"$root/sql/sqlite/contract.sql" || fail "contract.sql second re-run"
 expect "re-run keeps db_epoch" "$epoch" "$(q 'SELECT db_epoch FROM ml_contract')"
-expect "re-run over version 1 sets contract_version 3" "1|3" "$(q 'SELECT count(*), contract_version FROM ml_contract')"
+expect "re-run over version 1 sets contract_version 4" "1|4" "$(q 'SELECT count(*), contract_version FROM ml_contract')"
 expect "re-run keeps ml_change rows" "$before" "$(q 'SELECT count(*) FROM ml_change')"
 expect "re-run keeps ml_posting_rejection rows" 1 "$(q 'SELECT count(*) FROM ml_posting_rejection')"
 q "DELETE FROM ml_posting_rejection"
@@ -117,7 +117,7 @@ expect "sample.sh re-run adds no data" "600" "$(q 'SELECT count(*) FROM invoice'
 
 # --- upgrade from contract version 1 -----------------------------------------------------------------
 # A database installed with version 1's scripts (from the last commit that had them), with a posting
-# applied, becomes version 3 when this release's contract.sql runs over it, after schema.sql: epoch,
+# applied, becomes version 4 when this release's contract.sql runs over it, after schema.sql: epoch,
 # change rows and posting results stay, and reversals work. contract.sql alone refuses to install
 # while the reversal tables are missing, and changes nothing.
 v1=9450a9b
@@ -149,9 +149,12 @@ if command -v git >/dev/null 2>&1 && git -C "$root" cat-file -e "$v1:sql/sqlite/
         "$(qo "SELECT contract_version, (SELECT count(*) FROM sqlite_master WHERE sql LIKE '%receipt_reversal%')
                FROM ml_contract")"
     { sqlite3 -bail "$old" <"$root/sql/sqlite/schema.sql" && sqlite3 -bail "$old" <"$root/sql/sqlite/contract.sql"; } \
-        >"$tmp/out" 2>&1 || fail "upgrading to version 3" "$(cat "$tmp/out")"
-    expect "upgraded: version 3, same epoch, same change rows" "3|$old_epoch|$old_changes" \
+        >"$tmp/out" 2>&1 || fail "upgrading to version 4" "$(cat "$tmp/out")"
+    expect "upgraded: version 4, same epoch, same change rows" "4|$old_epoch|$old_changes" \
         "$(qo "SELECT contract_version, db_epoch, (SELECT count(*) || '/' || max(change_id) FROM ml_change) FROM ml_contract")"
+    expect "upgraded: the search index is there and finds the old invoice" "3|1" \
+        "$(qo "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name GLOB 'ml_search_*_number'),
+                      (SELECT count(*) FROM ml_search_invoices WHERE invoice_number_key = 'inv-1')")"
     expect "upgraded: the version 1 posting's result stands" "$(uuid 901)|posted|1|null" \
         "$(qo "SELECT posting_uuid, status, receipt_id, coalesce(reason, 'null') FROM ml_posting_result")"
     qo "INSERT INTO ml_apply_posting (posting) VALUES ('$(reversal "$(uuid 902)" "$(uuid 901)" OP-001 C-1 USD 2500 "$(inv INV-1 2500)")')" \
@@ -546,11 +549,32 @@ hw=$(q 'SELECT COALESCE(MAX(change_id), 0) FROM ml_change')
 expect "changes_since pages up to the high-water mark" "3" \
     "$(q "SELECT count(*) FROM (SELECT change_id, op, $items FROM ml_changes
           WHERE change_id > $((hw - 5)) AND change_id <= $((hw - 2)) ORDER BY change_id LIMIT 1000)")"
-expect "contract_version read" "3|$epoch" "$(q 'SELECT contract_version, db_epoch FROM ml_contract')"
+expect "contract_version read" "4|$epoch" "$(q 'SELECT contract_version, db_epoch FROM ml_contract')"
 expect "trust_balances page" "$(q 'SELECT count(*) FROM ml_trust_balances WHERE source_id > 0')" \
     "$(q "SELECT count(*) FROM (SELECT $items FROM ml_trust_balances WHERE source_id > 0 ORDER BY source_id LIMIT 100000)")"
 expect "every ml_change row has one ml_changes row" "$(q 'SELECT count(*) FROM ml_change')" \
     "$(q 'SELECT count(*) FROM ml_changes')"
+
+# --- the search index (version 4, docs/contract.md 5.8) -----------------------------------------------
+expect "search views: one row per client, matter and invoice, keys lower-cased" \
+    "$(q "SELECT (SELECT count(*) FROM client) || '|' || (SELECT count(*) FROM matter) || '|' || (SELECT count(*) FROM invoice)")" \
+    "$(q "SELECT (SELECT count(*) FROM ml_search_clients WHERE client_number_key = lower(client_number)) || '|' ||
+                 (SELECT count(*) FROM ml_search_matters WHERE matter_number_key = lower(matter_number)) || '|' ||
+                 (SELECT count(*) FROM ml_search_invoices WHERE invoice_number_key = lower(invoice_number))")"
+# A number search is a range of the key's expression index, not a scan (the plan says so).
+plan=$(q "EXPLAIN QUERY PLAN SELECT source_id FROM ml_search_invoices
+          WHERE invoice_number_key >= 'inv-00001' AND invoice_number_key < 'inv-00002'")
+case $plan in *"USING INDEX ml_search_invoice_number"* | *"USING COVERING INDEX ml_search_invoice_number"*) checks=$((checks + 1)) ;;
+    *) fail "an invoice number key range does not use ml_search_invoice_number" "$plan" ;; esac
+plan=$(q "EXPLAIN QUERY PLAN SELECT client_id FROM ml_search_clients
+          WHERE client_number_key >= 'c-0001' AND client_number_key < 'c-0002'")
+case $plan in *"INDEX ml_search_client_number"*) checks=$((checks + 1)) ;;
+    *) fail "a client number key range does not use ml_search_client_number" "$plan" ;; esac
+# The keys follow a renumbering at once (SQLite keeps expression indexes itself); lower() folds
+# ASCII letters only, so the agent bounds the key by the text's ASCII run (docs/contract.md 5.8).
+q "UPDATE client SET client_number = 'ÄB-Xy' WHERE client_id = 1"
+expect "a renumbered client's key" "Äb-xy|1" \
+    "$(q "SELECT client_number_key, client_id FROM ml_search_clients WHERE client_id = 1")"
 
 # ----------------------------------------------------------------------------------------------------
 if [ "$failures" -ne 0 ]; then

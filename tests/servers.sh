@@ -43,7 +43,7 @@ start() {
         { cat "$dir/my/install.log"; exit 1; }
     setsid mariadbd --no-defaults --datadir="$dir/my/data" --user=mysql --bind-address=127.0.0.1 \
         --port="$my_port" --socket="$dir/run/my.sock" --pid-file="$dir/run/my.pid" --skip-log-bin \
-        --innodb-flush-log-at-trx-commit=2 --max-connections=200 \
+        --innodb-flush-log-at-trx-commit=2 --max-connections=200 ${ML_MARIADB_SETTINGS:-} \
         </dev/null >"$dir/my/server.log" 2>&1 &
     tries=0
     until mariadb -h127.0.0.1 -P"$my_port" -uroot -e 'SELECT 1' >/dev/null 2>&1; do

@@ -1,4 +1,4 @@
--- matterlink SQL contract, version 3, PostgreSQL dialect (PostgreSQL 13+; tested on 15.x with psqlODBC 13).
+-- matterlink SQL contract, version 4, PostgreSQL dialect (PostgreSQL 13+; tested on 15.x with psqlODBC 13).
 --
 -- What the matterlink agent reads and writes in the firm's matter database, installed on top of the
 -- matter tables (sql/postgresql/schema.sql or the firm's own). docs/contract.md is the specification;
@@ -32,7 +32,9 @@
 -- writes the matter tables receipt_reversal and receipt_reversal_line (schema.sql makes them), and the
 -- results answer for reversals too. Version 3 added the search index ml_search_item (kept by triggers)
 -- and the views searches read (ml_search_keys, ml_search_clients, ml_search_matters, ml_search_invoices).
--- This script upgrades a version 1 or 2 install in place (see "Upgrades").
+-- Version 4 changes nothing on PostgreSQL: it added SQLite's and MariaDB's search views, and every
+-- dialect carries the same number because the agent and the core accept one.
+-- This script upgrades a version 1, 2 or 3 install in place (see "Upgrades").
 --
 -- Privileges. The routines that write (ml_change_high_water, ml_apply_posting, ml_apply_postings,
 -- ml_reject_posting and the change triggers) are SECURITY DEFINER with a fixed search_path: the firm's
@@ -133,7 +135,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS ml_contract_singleton ON ml_contract ((true));
 
 -- A random (version 4) UUID, lower case 8-4-4-4-12.
 INSERT INTO ml_contract (contract_version, db_epoch, installed_at)
-SELECT 3, gen_random_uuid()::text, now()
+SELECT 4, gen_random_uuid()::text, now()
 WHERE NOT EXISTS (SELECT 1 FROM ml_contract);
 
 -- Upgrades. The script that installs version N also upgrades any earlier install in place: each
@@ -159,13 +161,13 @@ BEGIN
     IF to_regclass('receipt_reversal') IS NULL OR to_regclass('receipt_reversal_line') IS NULL THEN
         RAISE EXCEPTION 'matterlink contract: receipt_reversal and receipt_reversal_line are missing: run sql/postgresql/schema.sql first (it adds only what is missing), or adapt the contract to the firm''s reversal tables';
     END IF;
-    IF installed > 3 THEN
-        RAISE WARNING 'matterlink contract: version % was installed; this script puts version 3 back',
+    IF installed > 4 THEN
+        RAISE WARNING 'matterlink contract: version % was installed; this script puts version 4 back',
             installed;
     END IF;
     UPDATE ml_contract
-    SET installed_at = CASE WHEN contract_version = 3 THEN installed_at ELSE now() END,
-        contract_version = 3;
+    SET installed_at = CASE WHEN contract_version = 4 THEN installed_at ELSE now() END,
+        contract_version = 4;
 END;
 $$;
 

@@ -1,4 +1,4 @@
--- matterlink SQL contract, version 3, SQL Server dialect (SQL Server 2016 SP1 and later, database
+-- matterlink SQL contract, version 4, SQL Server dialect (SQL Server 2016 SP1 and later, database
 -- compatibility level 130 or higher; Azure SQL Database and Managed Instance).
 --
 -- What the matterlink agent reads and writes in the firm's matter database, installed on top of the
@@ -34,9 +34,9 @@
 -- and writes the matter tables receipt_reversal and receipt_reversal_line (schema.sql makes them), and
 -- ml_posting_result answers for reversals too. Version 2 to 3 changes nothing on SQL Server: version 3
 -- added PostgreSQL's search index (docs/contract.md 5.8), and every dialect carries the same number
--- because the agent and the core accept one. Running this script over version 1 or 2 upgrades it in
--- place: no ml_ table changes, every procedure, view and trigger is CREATE OR ALTER, and
--- contract_version becomes 3. It stops before anything is written while the reversal tables are
+-- because the agent and the core accept one; so does version 4 (SQLite's and MariaDB's search
+-- views). Running this script over version 1, 2 or 3 upgrades it in place: no ml_ table changes,
+-- every procedure, view and trigger is CREATE OR ALTER, and contract_version becomes 4. It stops before anything is written while the reversal tables are
 -- missing.
 --
 -- ===================================================================================================
@@ -229,14 +229,14 @@ GO
 
 -- The first install makes the epoch: a random (version 4) UUID from NEWID(), lower case 8-4-4-4-12.
 INSERT INTO dbo.ml_contract (contract_version, db_epoch, installed_at)
-SELECT 3, LOWER(CONVERT(NVARCHAR(36), NEWID())), SYSUTCDATETIME()
+SELECT 4, LOWER(CONVERT(NVARCHAR(36), NEWID())), SYSUTCDATETIME()
 WHERE NOT EXISTS (SELECT 1 FROM dbo.ml_contract WITH (UPDLOCK, HOLDLOCK));
 
 -- installed_at records when this version was installed; a plain re-run keeps it. Both SET
 -- expressions see the row as it was.
 UPDATE dbo.ml_contract
-SET installed_at = CASE WHEN contract_version = 3 THEN installed_at ELSE CONVERT(DATETIME2(0), SYSUTCDATETIME()) END,
-    contract_version = 3;
+SET installed_at = CASE WHEN contract_version = 4 THEN installed_at ELSE CONVERT(DATETIME2(0), SYSUTCDATETIME()) END,
+    contract_version = 4;
 
 -- The counter starts at the highest id in use (0 on a new install), and is moved up if someone
 -- restored ml_change without it; it never moves down.
