@@ -570,7 +570,7 @@ static const struct {
     {"account-list", "firm", S_OPERATOR, S_READ, s_payments_op},
     {"payment",
      "firm payer_id payer_name payer_email receipt_email ar_message currency lines auto "
-     "selection method_id card save_method save_payer",
+     "selection method_id card card_token save_method save_payer pay_key",
      S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
     {"link-create",
      "firm payer_id payer_name payer_email receipt_email ar_message currency lines auto "

@@ -642,13 +642,18 @@ static json_t *s_staff_default (ml_payers_t *self, const json_t *request)
     s_require (problem, sizeof problem, "staff", staff);
     s_check (problem, sizeof problem, !staff || s_is_text (staff),
              "'staff' must be 1 to %d bytes of printable text", S_STAFF_MAX);
-    s_check (problem, sizeof problem, !field || ml_field_parse (field) > 0,
+    s_check (problem, sizeof problem, !field || !*field || ml_field_parse (field) > 0,
              "'field' must be client-name, client-number, matter-number, matter-description "
              "or invoice-number");
     if (*problem)
         return ml_admin_error ("%s", problem);
     char stored[S_FIELD_MAX + 1] = "";
-    if (field) {
+    if (field && !*field) {
+        //  "" forgets the default (staff unticked "use this every time").
+        if (ml_db_execute (self->db, "DELETE FROM staff_preference WHERE staff = ?", "s",
+                             staff) < 0)
+            return s_store_failed (self, "staff-default");
+    } else if (field) {
         char now[32];
         ml_store_now (now, sizeof now);
         if (ml_db_execute (self->db,
@@ -1283,6 +1288,15 @@ void ml_payers_test (bool verbose)
     assert (streq (json_string_value (field), "invoice-number"));
     json_decref (field);
     assert (ml_payers_staff_default (payers, "bob") == NULL);
+    //  "" forgets it: search falls back to client-name, the web's step 1 is shown again.
+    field = s_test_ok (payers, "staff-default",
+                       json_pack ("{s:s, s:s}", "staff", "alice", "field", ""), "field");
+    assert (json_is_null (field));
+    json_decref (field);
+    assert (ml_payers_staff_default (payers, "alice") == NULL);
+    json_decref (s_test_ok (payers, "staff-default",
+                            json_pack ("{s:s, s:s}", "staff", "alice", "field", "invoice-number"),
+                            "field"));
 
     //  Opening again on the same store is harmless and keeps everything.
     ml_payers_destroy (&payers);

@@ -9,6 +9,7 @@
 #include "ml_web_pages.h"
 #include "ml_web_staff.h"
 #include "ml_web_server.h"
+#include "ml_web_staff_pay.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,7 +18,7 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_html", ml_html_test},           {"ml_web_form", ml_web_form_test},
     {"ml_web_core", ml_web_core_test},   {"ml_web_pages", ml_web_pages_test},
     {"ml_web_pay", ml_web_pay_test},     {"ml_web_server", ml_web_server_test},
-    {"ml_web_staff", ml_web_staff_test},
+    {"ml_web_staff", ml_web_staff_test}, {"ml_web_staff_pay", ml_web_staff_pay_test},
 };
 
 int main (int argc, char *argv[])

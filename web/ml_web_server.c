@@ -3,6 +3,7 @@
 #include "ml_config.h"
 #include "ml_log.h"
 #include "ml_web_pages.h"
+#include "ml_web_staff_pay.h"
 #include "ml_web_staff.h"
 
 #include <arpa/inet.h>
@@ -140,6 +141,8 @@ static const s_route_t s_routes[] = {
     {"/staff/payers/", S_GET | S_POST, ml_web_staff_page_payer},
     {"/staff/payer-associations/", S_GET | S_POST, ml_web_staff_page_payer_associations},
     {"/staff/payer-view/", S_GET, ml_web_staff_page_payer_view},
+    {"/staff/pay", S_GET, ml_web_staff_pay}, //  Make a Payment (web/staff/)
+    {"/staff/pay/", S_GET | S_POST, ml_web_staff_pay},
 };
 
 //  Paths ending in '/' that are pages of their own, not prefixes: matched exactly.

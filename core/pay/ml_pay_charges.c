@@ -746,12 +746,30 @@ json_t *ml_pay_flow_start (ml_payments_t *self, ml_pay_flow_t *flow, const json_
 {
     json_t *method_id = json_object_get (request, "method_id");
     json_t *card = json_object_get (request, "card");
+    json_t *card_token = json_object_get (request, "card_token");
     json_t *reply = NULL;
     ml_pay_call_t *call = NULL;
-    if (!method_id == !card)
-        reply = ml_admin_error ("say how to pay: 'method_id' (a saved method of the payer) or "
-                                "'card' ({number, exp_month, exp_year, cvc})");
-    else if (method_id)
+    if ((method_id != NULL) + (card != NULL) + (card_token != NULL) != 1)
+        reply = ml_admin_error ("say how to pay: 'method_id' (a saved method of the payer), "
+                                "'card' ({number, exp_month, exp_year, cvc}) or 'card_token' "
+                                "(the card processor's token of a card)");
+    else if (card_token) {
+        //  A card the browser tokenized at the processor (staff pages' hosted fields): what
+        //  card the token names is the processor's word, looked up first, as a link's page.
+        const char *token = json_string_value (card_token);
+        size_t length = token ? strlen (token) : 0;
+        if (length == 0 || length > ML_PROCESSOR_ID_MAX ||
+            strspn (token, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                length) {
+            ml_pay_flow_destroy (&flow);
+            return ml_admin_error ("'card_token' is the card processor's token of a card");
+        }
+        char key[ML_PROCESSOR_KEY_MAX + 1];
+        snprintf (key, sizeof key, "%s:token", flow->payment_uuid);
+        call = ml_pay_call_new (ML_PAY_FOR_TOKEN, key, flow->id);
+        call->call.token_lookup = true;
+        snprintf (call->call.token, sizeof call->call.token, "%s", token);
+    } else if (method_id)
         reply = ml_pay_saved_method (flow->order.payer, method_id, flow->token, flow->brand,
                                      flow->last4);
     else {
@@ -788,12 +806,51 @@ json_t *ml_pay_flow_start (ml_payments_t *self, ml_pay_flow_t *flow, const json_
     return ml_pay_flow_answer (self, flow);
 }
 
+//  A payment form's key (pay_key: 16 to 80 letters, digits, '-' or '_', drawn when the staff
+//  page was made) names one payment of the firm's staff user: its UUID follows from them, so
+//  the same form sent twice (a double click, a resend) finds that payment instead of paying
+//  again, and no table has to remember keys. Returns false for a malformed key.
+static bool s_keyed_uuid (const char *firm, const char *staff, const char *key, char *uuid,
+                          size_t size)
+{
+    size_t length = key ? strlen (key) : 0;
+    if (length < 16 || length > 80 ||
+        strspn (key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != length)
+        return false;
+    zdigest_t *hash = zdigest_new ();
+    const char *parts[] = {"payment:", firm ? firm : "", ":", staff ? staff : "", ":", key};
+    for (size_t index = 0; index < sizeof parts / sizeof parts[0]; index++)
+        zdigest_update (hash, (const byte *)parts[index], strlen (parts[index]));
+    char hex[41];
+    snprintf (hex, sizeof hex, "%s", zdigest_string (hash));
+    zdigest_destroy (&hash);
+    for (char *cursor = hex; *cursor; cursor++)
+        *cursor = (char)tolower ((unsigned char)*cursor);
+    snprintf (uuid, size, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+    return true;
+}
+
 json_t *ml_pay_payment (ml_payments_t *self, const json_t *original, char *deliver_firm,
                         size_t size)
 {
     if (!self->processor)
         return ml_admin_error ("no card processor is configured (section 'processor' of the "
                                "core's configuration)");
+    char keyed[37] = "";
+    json_t *pay_key = json_object_get (original, "pay_key");
+    if (pay_key) {
+        if (!s_keyed_uuid (json_string_value (json_object_get (original, "firm")),
+                           json_string_value (json_object_get (original, "staff")),
+                           json_string_value (pay_key), keyed, sizeof keyed))
+            return ml_admin_error ("'pay_key' must be 16 to 80 letters, digits, '-' or '_'");
+        //  This form was sent before: its payment as it stands, not a second one.
+        json_t *known = ml_pay_payment_json (self, keyed);
+        if (known)
+            return json_pack ("{s:b, s:o, s:b}", "ok", 1, "payment", known, "repeated", 1);
+        if (zhashx_lookup (self->flows, keyed))
+            return json_pack ("{s:b, s:b, s:{s:s, s:s, s:[]}}", "ok", 1, "repeated", 1, "payment",
+                              "payment_uuid", keyed, "status", "pending", "charges");
+    }
     json_t *reply = NULL;
     json_t *request = ml_pay_with_selection (self, original, &reply);
     if (!request)
@@ -819,7 +876,10 @@ json_t *ml_pay_payment (ml_payments_t *self, const json_t *original, char *deliv
         } else
             reply = added;
     }
-    ml_store_uuid (flow->payment_uuid, sizeof flow->payment_uuid);
+    if (*keyed)
+        snprintf (flow->payment_uuid, sizeof flow->payment_uuid, "%s", keyed);
+    else
+        ml_store_uuid (flow->payment_uuid, sizeof flow->payment_uuid);
     snprintf (flow->id, sizeof flow->id, "%s", flow->payment_uuid);
     if (!reply)
         reply = ml_pay_flow_start (self, flow, request, deliver_firm, size);

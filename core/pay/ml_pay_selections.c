@@ -40,6 +40,67 @@ static json_t *s_selection_lines (ml_payments_t *self, const char *firm, const c
     return lines;
 }
 
+//  The selection's lines as staff see them at "Allocate": each with what the replica knows of
+//  it (client, matter, dates, currency, balance, pending and available; for trust, the ledger's
+//  balance), invoices oldest first (the order "one total" is applied in, ml_alloc), then trust.
+//  amount_minor is null for an invoice paid in full. An invoice no longer open has "open":
+//  false and nothing available. NULL on a store error.
+static json_t *s_selection_items (ml_payments_t *self, const char *firm, const char *staff)
+{
+    json_t *rows = ml_store_rows (
+        ml_db_query (self->db,
+                       "SELECT kind, number, amount_minor FROM selection_item WHERE firm_id = ?"
+                       " AND staff = ? ORDER BY added_at, number",
+                       "ss", firm, staff),
+        ml_pay_integer_column);
+    if (!rows)
+        return NULL;
+    json_t *invoices = json_array (), *trust = json_array ();
+    size_t index;
+    json_t *row;
+    json_array_foreach (rows, index, row)
+    {
+        const char *kind = json_string_value (json_object_get (row, "kind"));
+        const char *number = json_string_value (json_object_get (row, "number"));
+        json_t *amount = json_object_get (row, "amount_minor");
+        json_t *item = NULL;
+        if (streq (kind, "invoice")) {
+            json_t *open = ml_store_open_items (self->store, firm, NULL, NULL, number);
+            item = json_deep_copy (json_array_get (open, 0));
+            json_decref (open);
+            if (item)
+                json_object_set_new (item, "open", json_true ());
+            else
+                item = json_pack ("{s:s, s:b, s:I, s:I}", "invoice_number", number, "open", 0,
+                                  "available_minor", (json_int_t)0, "balance_minor", (json_int_t)0);
+        } else {
+            json_t *matter = ml_store_matter (self->store, firm, number);
+            item = json_pack ("{s:s, s:O, s:O, s:O}", "matter_number", number, "client_number",
+                              json_object_get (matter, "client_number")
+                                  ? json_object_get (matter, "client_number")
+                                  : json_null (),
+                              "currency",
+                              json_object_get (matter, "trust_currency")
+                                  ? json_object_get (matter, "trust_currency")
+                                  : json_null (),
+                              "balance_minor",
+                              json_object_get (matter, "trust_balance_minor")
+                                  ? json_object_get (matter, "trust_balance_minor")
+                                  : json_null ());
+            json_decref (matter);
+        }
+        json_object_set_new (item, "kind", json_string (kind));
+        json_object_set_new (item, "number", json_string (number));
+        json_object_set (item, "amount_minor", amount ? amount : json_null ());
+        json_array_append_new (streq (kind, "invoice") ? invoices : trust, item);
+    }
+    json_decref (rows);
+    ml_alloc_sort_rows (invoices);
+    json_array_extend (invoices, trust);
+    json_decref (trust);
+    return invoices;
+}
+
 json_t *ml_pay_selection (ml_payments_t *self, const char *op, const json_t *request)
 {
     char problem[256] = "", now[32];
@@ -110,9 +171,13 @@ json_t *ml_pay_selection (ml_payments_t *self, const char *op, const json_t *req
             return ml_pay_store_failed (self, "selection-clear");
     }
     json_t *lines = s_selection_lines (self, firm, staff);
-    return lines ? ml_admin_ok (json_pack ("{s:s, s:s, s:o}", "firm", firm, "staff", staff,
-                                           "selection", lines))
-                 : ml_pay_store_failed (self, "selection");
+    json_t *items = lines ? s_selection_items (self, firm, staff) : NULL;
+    if (!items) {
+        json_decref (lines);
+        return ml_pay_store_failed (self, "selection");
+    }
+    return ml_admin_ok (json_pack ("{s:s, s:s, s:o, s:o}", "firm", firm, "staff", staff,
+                                   "selection", lines, "items", items));
 }
 
 //  Paying a selection -------------------------------------------------------------------

@@ -677,15 +677,67 @@ void ml_payments_test (bool verbose)
     assert (json_array_size (selection) == 2);
     assert (json_integer_value (json_object_get (json_array_get (selection, 0), "amount_minor")) >
             0);
+    //  Staff's "Allocate" sees each line with what the replica knows: invoices, then trust.
+    json_t *shown_items = json_object_get (reply, "items");
+    assert (json_array_size (shown_items) == 2);
+    assert (streq (json_string_value (json_object_get (json_array_get (shown_items, 0), "kind")),
+                   "invoice"));
+    assert (json_is_true (json_object_get (json_array_get (shown_items, 0), "open")));
+    assert (json_is_null (json_object_get (json_array_get (shown_items, 0), "amount_minor")));
+    assert (json_integer_value (
+                json_object_get (json_array_get (shown_items, 0), "available_minor")) > 0);
+    assert (json_object_get (json_array_get (shown_items, 0), "client_number"));
+    assert (streq (json_string_value (json_object_get (json_array_get (shown_items, 1), "kind")),
+                   "trust"));
+    assert (json_integer_value (
+                json_object_get (json_array_get (shown_items, 1), "amount_minor")) == 100);
     json_decref (reply);
-    reply = s_run (payments,
-                   "{\"op\": \"payment\", \"firm\": \"acme\", \"staff\": \"alice\","
-                   " \"selection\": true, \"payer_name\": \"Pat\", \"payer_email\":"
-                   " \"pat@example.com\", \"card\": {\"number\": \"4242424242424242\","
-                   " \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"}}",
+    //  A card the browser tokenized (staff's hosted fields): the token is looked up at the
+    //  processor; one it does not know pays nothing and keeps the selection.
+#define S_BY_TOKEN                                                                                 \
+    "{\"op\": \"payment\", \"firm\": \"acme\", \"staff\": \"alice\","                              \
+    " \"selection\": true, \"payer_name\": \"Pat\", \"payer_email\":"                              \
+    " \"pat@example.com\", \"card_token\": \"%s\"}"
+    snprintf (request, sizeof request, S_BY_TOKEN, "unknown-card");
+    reply = s_run (payments, request, deliver);
+    assert (json_is_false (json_object_get (reply, "ok")));
+    json_decref (reply);
+    snprintf (request, sizeof request, S_BY_TOKEN, "bad token!");
+    reply = s_run (payments, request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "card_token"));
+    json_decref (reply);
+    reply = s_run (payments, "{\"op\": \"selection\", \"firm\": \"acme\", \"staff\": \"alice\"}",
                    deliver);
-    assert (json_array_size (json_object_get (json_object_get (reply, "payment"), "charges")) == 2);
+    assert (json_array_size (json_object_get (reply, "selection")) == 2);
     json_decref (reply);
+    //  A staff form's pay_key: a malformed one is refused; the same form sent twice pays once.
+    snprintf (request, sizeof request, S_BY_TOKEN, card.token);
+    request[strlen (request) - 1] = 0;
+    char form_request[1200];
+    snprintf (form_request, sizeof form_request, "%s, \"pay_key\": \"short\"}", request);
+    reply = s_run (payments, form_request, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "pay_key"));
+    json_decref (reply);
+    snprintf (form_request, sizeof form_request, "%s, \"pay_key\": \"staff-form-0123456789\"}",
+              request);
+    reply = s_run (payments, form_request, deliver);
+    assert (
+        streq (json_string_value (json_object_get (json_object_get (reply, "payment"), "status")),
+               "approved"));
+    assert (json_array_size (json_object_get (json_object_get (reply, "payment"), "charges")) == 2);
+    char form_payment[40];
+    snprintf (
+        form_payment, sizeof form_payment, "%s",
+        json_string_value (json_object_get (json_object_get (reply, "payment"), "payment_uuid")));
+    json_decref (reply);
+    int64_t form_before = s_count (store, "SELECT COUNT(*) FROM payment");
+    reply = s_run (payments, form_request, deliver);
+    assert (json_is_true (json_object_get (reply, "repeated")));
+    assert (streq (
+        json_string_value (json_object_get (json_object_get (reply, "payment"), "payment_uuid")),
+        form_payment));
+    json_decref (reply);
+    assert (s_count (store, "SELECT COUNT(*) FROM payment") == form_before);
     reply = s_run (payments, "{\"op\": \"selection\", \"firm\": \"acme\", \"staff\": \"alice\"}",
                    deliver);
     assert (json_array_size (json_object_get (reply, "selection")) == 0);
