@@ -650,8 +650,8 @@ static json_t *s_staff_default (ml_payers_t *self, const json_t *request)
     char stored[S_FIELD_MAX + 1] = "";
     if (field && !*field) {
         //  "" forgets the default (staff unticked "use this every time").
-        if (ml_db_execute (self->db, "DELETE FROM staff_preference WHERE staff = ?", "s",
-                             staff) < 0)
+        if (ml_db_execute (self->db, "DELETE FROM staff_preference WHERE staff = ?", "s", staff) <
+            0)
             return s_store_failed (self, "staff-default");
     } else if (field) {
         char now[32];

@@ -49,9 +49,9 @@ static json_t *s_selection_items (ml_payments_t *self, const char *firm, const c
 {
     json_t *rows = ml_store_rows (
         ml_db_query (self->db,
-                       "SELECT kind, number, amount_minor FROM selection_item WHERE firm_id = ?"
-                       " AND staff = ? ORDER BY added_at, number",
-                       "ss", firm, staff),
+                     "SELECT kind, number, amount_minor FROM selection_item WHERE firm_id = ?"
+                     " AND staff = ? ORDER BY added_at, number",
+                     "ss", firm, staff),
         ml_pay_integer_column);
     if (!rows)
         return NULL;
