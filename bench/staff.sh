@@ -147,7 +147,9 @@ web
 CFG
 "$BIN/matterlink-core" register-agent -c "$W/core.cfg" --firm bench --name "Bench & Partners LLP" \
     --cert "$W/agent.cert" --operating-account OP-001 >/dev/null
-"$BIN/matterlink-core" run -c "$W/core.cfg" --log-level notice 2>>"$W/core.log" &
+# Debug: the core logs each processor call with its duration, which the pay step's figure
+# leaves out (below); the rest it logs at debug is one line per message from the agent.
+"$BIN/matterlink-core" run -c "$W/core.cfg" --log-level debug 2>>"$W/core.log" &
 PIDS="$! $PIDS"
 wait_for 30 "the core" staff status
 start=$(date +%s)
@@ -182,9 +184,30 @@ wait_for 10 "matterlink-web" grep -q "serving the payer portal" "$W/web.log"
 /usr/bin/python3 bench/staff_client.py "$WEB_PORT" "$W/mail" "$W/clients" "$PROCESSOR_URL" \
     "$ROUNDS" "$W/figures.json"
 echo
-python3 - "$W/figures.json" <<'PY'
-import json, sys
+python3 - "$W/figures.json" "$W/core.log" <<'PY'
+import json, re, sys
 d = json.load(open(sys.argv[1]))
+# The processor's share of each pay POST: the core's calls for that payment (the token's
+# details, GET /v1/tokens/TOKEN; the charge, key PAYMENT-UUID:operating), as the core timed
+# them (debug lines "processor http: METHOD PATH key=KEY attempt N: HTTP S, B bytes in M ms").
+calls = re.compile(r"processor http: (\S+) (\S+) key=(\S+) attempt \d+: .* in (\d+) ms")
+spent, seen = {}, {}
+for line in open(sys.argv[2], errors="replace"):
+    found = calls.search(line)
+    if found:
+        for name in (found.group(2).rsplit("/", 1)[-1], found.group(3).split(":")[0]):
+            spent[name] = spent.get(name, 0) + int(found.group(4))
+            seen[name] = seen.get(name, 0) + 1
+if d.get("paid"):
+    less, processor = [], []
+    for token, uuid, ms in d["paid"]:
+        share = spent.get(token, 0) + spent.get(uuid, 0)
+        processor.append(share)
+        less.append(max(0.0, ms - share))
+    d["steps"]["4 pay, less the processor's calls"] = less
+    d["steps"]["processor: the core's calls per payment"] = processor
+    print("The core's log names %d processor calls for the %d payments." %
+          (sum(seen.get(token, 0) + seen.get(uuid, 0) for token, uuid, _ in d["paid"]), len(d["paid"])))
 def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, max(0, int(-(-p * len(values) // 100)) - 1))]
@@ -194,6 +217,7 @@ print("%-44s %6s %8s %8s %8s %8s %6s %7s" % ("step", "n", "p50", "p90", "p99", "
 order = ["style sheet (baseline, no core)", "sign-in form (baseline, no core)", "1 search",
          "2 select (POST)", "2 select: the results again", "3 allocate page", "3 allocate (POST)",
          "4 pay page", "4 pay (POST: payment, with the processor)",
+         "4 pay, less the processor's calls", "processor: the core's calls per payment",
          "processor: tokenize (browser's call)"]
 met = True
 for label in order + sorted(set(d["steps"]) - set(order)):
@@ -202,7 +226,7 @@ for label in order + sorted(set(d["steps"]) - set(order)):
         continue
     p99 = pct(values, 99)
     target = ""
-    if label[0].isdigit() and "processor" not in label:
+    if label[0].isdigit() and "with the processor" not in label:
         target = "met" if p99 <= 150 else "NOT met"
         met = met and p99 <= 150
     print("%-44s %6d %8.2f %8.2f %8.2f %8.2f %6d %7s" % (label, len(values), pct(values, 50),
