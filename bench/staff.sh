@@ -14,6 +14,7 @@
 # Usage: bench/staff.sh [INVOICES] [ROUNDS]   (defaults 1000000, 10)
 #        STAFF=N (default 20), WEB_THREADS=N (matterlink-web's web/threads, default 8),
 #        CLIENTS=N (default 20000), READERS=N (the core's api/readers, default 2)
+#        BENCH_PROCESSES=1 (each staff member a Python process of its own, not a thread)
 # Builds in build-bench (optimized, no sanitizers); starts its own database server.
 set -eu
 cd "$(dirname "$0")/.."

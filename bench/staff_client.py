@@ -24,7 +24,8 @@ same invoice):
   tokenize     POST PROCESSOR/v1/public/tokens: the browser's own call to the processor
                (hosted fields), never through matterlink: the processor's time, for scale
 
-and, in the same threads and the same run, the baselines that do not reach the core: the
+BENCH_PROCESSES=1 runs each staff member in a process of its own instead of a thread. And,
+in the same threads (processes) and the same run, the baselines that do not reach the core: the
 style sheet (/static/portal.css) and the sign-in form (/staff/sign-in). Every answer is
 checked (status, and the page it should be); a wrong one counts as an error of its step.
 Writes {"steps": {label: [ms, ...]}, "errors": {label: n}, "payments": n, "seconds": s,
@@ -35,6 +36,7 @@ import glob
 import html
 import http.client
 import json
+import multiprocessing
 import os
 import re
 import sys
@@ -227,16 +229,45 @@ print("%d staff members accepted their invitations and signed in through the sta
 clients = [line.strip() for line in open(CLIENTS) if line.strip()]
 if len(clients) < len(sessions) * ROUNDS:
     sys.exit("bench client: %d clients for %d rounds" % (len(clients), len(sessions) * ROUNDS))
-threads = []
+
+
+def staff_process(queue, *args):
+    """A staff member in a process of its own (BENCH_PROCESSES=1): its figures back by queue."""
+    staff_member(*args)
+    queue.put((results, errors, payments[0], paid))
+
+
+workers = []
 began = time.perf_counter()
-for index, cookie in enumerate(sessions):
-    mine = clients[index * ROUNDS:(index + 1) * ROUNDS]
-    threads.append(threading.Thread(target=staff_member,
-                                    args=(cookie, mine, index * ROUNDS + 1)))
-for thread in threads:
-    thread.start()
-for thread in threads:
-    thread.join()
+if os.environ.get("BENCH_PROCESSES") == "1":
+    # No interpreter lock shared between the staff members: the client's own delays shrink
+    # to the operating system's scheduling (the baselines show what is left).
+    queue = multiprocessing.Queue()
+    for index, cookie in enumerate(sessions):
+        mine = clients[index * ROUNDS:(index + 1) * ROUNDS]
+        workers.append(multiprocessing.Process(target=staff_process,
+                                               args=(queue, cookie, mine, index * ROUNDS + 1)))
+    for worker in workers:
+        worker.start()
+    for _ in workers:
+        their_results, their_errors, their_payments, their_paid = queue.get()
+        for label, values in their_results.items():
+            results.setdefault(label, []).extend(values)
+        for label, count in their_errors.items():
+            errors[label] = errors.get(label, 0) + count
+        payments[0] += their_payments
+        paid.extend(their_paid)
+    for worker in workers:
+        worker.join()
+else:
+    for index, cookie in enumerate(sessions):
+        mine = clients[index * ROUNDS:(index + 1) * ROUNDS]
+        workers.append(threading.Thread(target=staff_member,
+                                        args=(cookie, mine, index * ROUNDS + 1)))
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
 seconds = time.perf_counter() - began
 with open(OUT, "w") as out:
     json.dump({"steps": results, "errors": errors, "payments": payments[0], "paid": paid,
