@@ -8,7 +8,7 @@
 # after a surplus was refused with the reason, and pays with a new card (hosted fields) for a
 # new payer who is saved; the result page shows the operating and trust charges apart with
 # their postings; both are posted in the matter database with the A/R message (the deposit
-# into TR-001); the same form sent twice pays once; the receipt mail arrives (without the A/R message). "Send for
+# into TR-001); a declined card first charges nothing; the same form sent twice pays once; the receipt mail arrives (without the A/R message). "Send for
 # Payment" sends the payer the link mail. A read-only member gets 404 for the pages; a change
 # without the CSRF token is refused.
 . "$ML_SOURCE/tests/lib_e2e.sh"
@@ -70,8 +70,10 @@ link_mailed() { [ "$(mails_where 'm["rcpt_tos"] == ["pat@example.com"] and "/lin
 wait_for 20 "the payment link by e-mail" link_mailed
 [ "$(cli --json payer list --firm acme | json 'len([p for p in d["payers"] if p["email"] == "pat@example.com"])')" = 1 ] ||
     fail "the new payer was not saved once"
-[ "$("$ML_BIN/ml_api_client" "ipc://$W/admin.sock" '{"op": "payments", "firm": "acme"}' | json 'len([p for p in d["payments"] if p["source"] == "staff"])')" = 1 ] ||
-    fail "not one staff payment (the form was sent twice)"
+[ "$("$ML_BIN/ml_api_client" "ipc://$W/admin.sock" '{"op": "payments", "firm": "acme"}' | json 'len([p for p in d["payments"] if p["source"] == "staff" and p["status"] == "approved"])')" = 1 ] ||
+    fail "not one approved staff payment (the form was sent twice)"
+[ "$(matter_sql "SELECT COUNT(*) FROM receipt")" = "$(echo $postings | wc -w)" ] ||
+    fail "the matter database holds receipts of other postings than the payment's"
 # The core decides, the web relays: a read-only member gets 404 for the pages, and a change
 # without the session's CSRF token is refused (403) with nothing changed.
 api() { "$ML_BIN/ml_api_client" "ipc://$W/api.sock" "$1"; }

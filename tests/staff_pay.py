@@ -11,8 +11,9 @@ with 5.00 it is added; back at step 1 the selection is still there (4 lines), an
 now goes straight to step 2; the "Selected" view lists the four. Step 3: one total above
 what the three invoices have available is refused and the page says why; a total 1.00 short
 of it is applied oldest first (the newest invoice gets its available balance less 1.00) and
-the deposit stays 5.00. Step 4: a new payer (Save payer) pays with a new card through the
-processor's hosted fields, with an A/R message; the result page shows the operating and the
+the deposit stays 5.00. Step 4: a new payer (Save payer) with a declined card is charged
+nothing, keeps what was typed and is saved; then a new card through the processor's hosted
+fields pays, with the A/R message; the result page shows the operating and the
 trust charge apart, approved, each with its posting; the same form sent again (over HTTP, as
 the browser posted it) shows the same payment and pays nothing more. Then a fourth
 invoice is selected and sent with "Send for Payment" to the saved payer. Chromium's network
@@ -238,13 +239,25 @@ try:
     type_into("payer_email", "pat@example.com")
     by_id("save_payer").click()
     check(by_id("method-new").is_selected(), "a new card is the choice without a saved payer")
-    type_into("card-number", CARD)
-    type_into("card-exp-month", "04")
-    type_into("card-exp-year", "2031")
-    type_into("card-cvc", "123")
-    by_id("save_method").click()
     type_into("receipt_email", "pat@example.com")
     type_into("ar_message", AR_MESSAGE)
+
+    def card(number):
+        type_into("card-number", number)
+        type_into("card-exp-month", "04")
+        type_into("card-exp-year", "2031")
+        type_into("card-cvc", "123")
+
+    # A declined card charges nothing and keeps everything typed; the saved payer stays.
+    card("4000000000000002")
+    click_and_load(by_id("pay-now"))
+    check("declined (card_declined)" in driver.find_element(By.CSS_SELECTOR, "p.error").text,
+          "the decline and its reason: " + driver.find_element(By.CSS_SELECTOR, "p.error").text)
+    check("Pat Doe" in by_id("payer-chosen").text, "the payer saved with Save payer is chosen")
+    check(by_id("ar_message").get_attribute("value") == AR_MESSAGE, "the A/R message is kept")
+    check(by_id("method-new").is_selected(), "the new card is still the choice")
+    card(CARD)
+    by_id("save_method").click()
     shot("staff-pay-4-pay.png")
     by_id("pay-now").click()
     wait_heading("Payment made")
@@ -262,10 +275,10 @@ try:
     keep_network_log()
     # The same form sent again (a double click, a resend): the same payment, not a second one.
     sent = [r for r in network if r["url"] == BASE + "/staff/pay/pay" and r["method"] == "POST"]
-    check(len(sent) == 1 and sent[0].get("postData"), "the pay form was posted once: %d" % len(sent))
-    if sent and sent[0].get("postData"):
+    check(len(sent) == 2 and sent[-1].get("postData"), "the pay form was posted twice: %d" % len(sent))
+    if sent and sent[-1].get("postData"):
         cookie = "ml_staff=" + driver.get_cookie("ml_staff")["value"]
-        response, page = requester(BASE, timeout=30)("POST", "/staff/pay/pay", sent[0]["postData"], cookie)
+        response, page = requester(BASE, timeout=30)("POST", "/staff/pay/pay", sent[-1]["postData"], cookie)
         check(response.status == 200 and all(p in page for p in out["postings"]),
               "the form sent again shows the same payment: %d %s" % (response.status, page[-600:]))
 

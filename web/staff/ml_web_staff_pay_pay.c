@@ -449,7 +449,17 @@ void ml_wsp_pay (ml_wsp_t *self)
     else if (reply && json_is_true (json_object_get (reply, "ok")) && send)
         s_link_sent (self, json_object_get (reply, "link"));
     else if (reply && json_is_true (json_object_get (reply, "ok"))) {
-        json_t *payment = json_object_get (reply, "payment");
+        //  A payment that waited for the processor is answered on the api socket in the
+        //  payer's shape (no payer, accounts or transactions): staff read it whole.
+        json_t *shown = ml_wsp_call (
+            self, "payment-show",
+            json_pack ("{s:s}", "payment_uuid",
+                       ml_wsp_text (json_object_get (reply, "payment"), "payment_uuid")));
+        if (!shown)
+            exchange->status = 200; //  the payment was made: show what the reply says
+        json_t *payment = json_is_true (json_object_get (shown, "ok"))
+                              ? json_object_get (shown, "payment")
+                              : json_object_get (reply, "payment");
         const char *status = ml_wsp_text (payment, "status");
         if (strcmp (status, "declined") == 0 || strcmp (status, "error") == 0) {
             //  Nothing was charged: the form again with the processor's reason.
@@ -457,10 +467,18 @@ void ml_wsp_pay (ml_wsp_t *self)
                 ml_wsp_text (json_array_get (json_object_get (payment, "charges"), 0), "reason");
             snprintf (why, sizeof why, "The card was declined%s%s%s; nothing was charged.",
                       *reason ? " (" : "", reason, *reason ? ")" : "");
-            exchange->status = 402;
-            s_form (self, items, payer, why);
+            //  A new payer was saved before the card was tried ("Save payer"): the form
+            //  again is theirs, so another card does not save them twice.
+            long long saved = json_integer_value (json_object_get (payment, "payer_id"));
+            if (!payer && saved > 0)
+                payer = s_payer (self, saved, &answered);
+            if (!answered) {
+                exchange->status = 402;
+                s_form (self, items, payer, why);
+            }
         } else
             s_result (self, payment);
+        json_decref (shown);
     } else {
         if (reply)
             ml_wsp_sentence (ml_wsp_text (reply, "error"), why, sizeof why);
