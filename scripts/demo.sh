@@ -1,7 +1,8 @@
 #!/bin/bash
 # The demo: a firm's matter database (SQLite, the embedded default) is linked to the
 # payment core; a payment made at the core lands in the firm's books, once.
-# Then the payer portal (matterlink-web) for one sample payer, whose sign-in it prints.
+# Then the payer portal (matterlink-web) for one sample payer, and the staff app for one of
+# the firm's billing staff: it prints both sign-ins.
 # Installs what it needs, builds, runs, and stops everything it started: at once without a
 # terminal (CI), or after Ctrl-C when run from one.
 set -eu
@@ -196,20 +197,21 @@ wait_until grep -q "serving the payer portal" "$RUN/web.log"
 staff payer access on "$payer"
 # The welcome mail (kept by the local SMTP server) carries the set-password link; the demo
 # follows it as the payer would, through the portal's own form, with a fresh password.
-welcome_link() {
-    python3 - "$RUN/mail" <<'PY'
+# mail_link PAGE: the first link to PAGE (set-password, staff/accept) in the kept mails.
+mail_link() {
+    python3 - "$RUN/mail" "$1" <<'PY'
 import glob, json, os, re, sys
 for path in glob.glob(os.path.join(sys.argv[1], "*.json")):
-    hit = re.search(r"https?://\S+/set-password\?token=[A-Za-z0-9_-]+", json.load(open(path))["body"] or "")
+    hit = re.search(r"https?://\S+/" + sys.argv[2] + r"\?token=[A-Za-z0-9_-]+", json.load(open(path))["body"] or "")
     if hit:
         print(hit.group(0))
         sys.exit(0)
 sys.exit(1)
 PY
 }
-wait_until welcome_link
+wait_until mail_link set-password
 password=$(python3 -c 'import secrets; print("demo-" + secrets.token_urlsafe(9))')
-python3 - "$(welcome_link)" payer@example.com "$password" <<'PY'
+python3 - "$(mail_link set-password)" payer@example.com "$password" <<'PY'
 import http.client, re, sys, urllib.parse
 link, email, password = sys.argv[1:]
 url = urllib.parse.urlsplit(link)
@@ -235,21 +237,62 @@ if response.status != 303:
     sys.exit("demo: signing in answered %d" % response.status)
 print("The welcome mail's link worked: the password is set, and signing in works.")
 PY
+
+heading "11. The staff app: a billing clerk of the firm signs in"
+# The operator invites the firm's first staff member with the CLI (administrators invite the
+# others from the staff app's Users page). A billing member takes payments and manages
+# payers, Auto-Pay and postings; only administrators must have a second factor.
+staff staff invite --firm hartley --email bea@hartley.example --name "Bea Billing" --role billing
+wait_until mail_link staff/accept
+staff_password=$(python3 -c 'import secrets; print("demo-" + secrets.token_urlsafe(9))')
+# The invitation's link, followed as Bea would: the accept form sets the password; then
+# the staff sign-in form.
+python3 - "$(mail_link staff/accept)" bea@hartley.example "$staff_password" <<'PY'
+import http.client, re, sys, urllib.parse
+link, email, password = sys.argv[1:]
+url = urllib.parse.urlsplit(link)
+def request(method, path, body=None, cookie=None):
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if cookie:
+        headers["Cookie"] = cookie
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    return response, response.read().decode()
+response, page = request("GET", url.path + "?" + url.query)
+form_token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+cookie = "ml_form=" + form_token
+token = urllib.parse.parse_qs(url.query)["token"][0]
+response, page = request("POST", "/staff/accept", urllib.parse.urlencode(
+    {"form_token": form_token, "token": token, "password": password, "confirm": password}), cookie)
+if response.status != 200 or "Welcome" not in page:
+    sys.exit("demo: the staff invitation's form answered %d" % response.status)
+response, _ = request("POST", "/staff/sign-in", urllib.parse.urlencode(
+    {"form_token": form_token, "email": email, "password": password}), cookie)
+if response.status != 303 or "ml_staff=" not in (response.getheader("Set-Cookie") or ""):
+    sys.exit("demo: the staff sign-in answered %d" % response.status)
+print("The invitation's link worked: Bea's password is set, and the staff sign-in works.")
+PY
+
+heading "Sign in"
+echo "  Payer portal: http://127.0.0.1:$WEB_PORT/"
+echo "    E-mail:     payer@example.com"
+echo "    Password:   $password"
 echo
-echo "  Portal:    http://127.0.0.1:$WEB_PORT/"
-echo "  E-mail:    payer@example.com"
-echo "  Password:  $password"
+echo "  Staff app:    http://127.0.0.1:$WEB_PORT/staff/ (Bea Billing, billing role: Make a Payment, Payers)"
+echo "    E-mail:     bea@hartley.example"
+echo "    Password:   $staff_password"
 echo
 echo "Mails the firm sent are in $RUN/mail (one .eml file each)."
 
 heading "Done"
 if [ -t 0 ] && [ -t 1 ]; then
-    echo "Everything keeps running: open the portal in a browser on this machine and sign in."
-    echo "Press Ctrl-C to stop the portal, the agent, the core and the mail server."
+    echo "Everything keeps running: open the portal and the staff app in a browser on this machine and sign in."
+    echo "Press Ctrl-C to stop the web server, the agent, the core and the mail server."
     echo "Logs and databases stay in $RUN."
     # Wait for Ctrl-C (the INT trap exits, and the EXIT trap stops everything), or for the
-    # portal to stop by itself.
+    # web server to stop by itself.
     wait "$WEB_PID" || true
     exit 0
 fi
-echo "Stopping the portal, the agent, the core and the mail server. Logs and databases stay in $RUN."
+echo "Stopping the web server, the agent, the core and the mail server. Logs and databases stay in $RUN."
