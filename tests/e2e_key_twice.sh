@@ -11,11 +11,13 @@ start_agent
 wait_for 30 "the replica" core_has_all_invoices
 # A HELLO like the agent's (same database epoch, a high-water above the core's cursor), so a
 # newcomer that takes over does not make the core ask for a new snapshot.
+# The contract version is the database's (the core refuses a HELLO of another version).
 epoch=$(matter_sql "SELECT db_epoch FROM ml_contract")
+version=$(matter_sql "SELECT contract_version FROM ml_contract")
 hello=$(python3 -c '
 import struct, sys
 def s(t): b = t.encode(); return struct.pack(">H", len(b)) + b
-print((b"\xaaM\x01\x01" + struct.pack(">H", 1) + s("x") + struct.pack(">H", 3) + s(sys.argv[1]) + struct.pack(">Q", 1 << 40)).hex())' "$epoch")
+print((b"\xaaM\x01\x01" + struct.pack(">H", 1) + s("x") + struct.pack(">H", int(sys.argv[2])) + s(sys.argv[1]) + struct.pack(">Q", 1 << 40)).hex())' "$epoch" "$version")
 peer() {
     "$ML_BIN/ml_raw_peer" --endpoint "tcp://127.0.0.1:$PORT" --server-key "$CORE_KEY" \
         --cert "$W/agent.cert_secret" --send "$hello" --timeout 3000
