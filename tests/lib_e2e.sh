@@ -77,8 +77,24 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A free port to listen on, drawn below the kernel's ephemeral range (32768 and up): a port
+# the kernel hands out for bind(0) may be taken a moment later by another test's outgoing
+# connection (a client socket gets its local port from the same range), and a daemon that
+# then cannot bind fails its test. A drawn port is checked free by binding it.
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    python3 -c '
+import random, socket
+for _ in range(200):
+    port = random.randrange(20000, 32768)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break'
 }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: run COMMAND until it succeeds or time runs out.
