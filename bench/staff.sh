@@ -13,7 +13,7 @@
 # the processor (tokenize) for scale.
 # Usage: bench/staff.sh [INVOICES] [ROUNDS]   (defaults 1000000, 10)
 #        STAFF=N (default 20), WEB_THREADS=N (matterlink-web's web/threads, default 8),
-#        CLIENTS=N (default 20000), READERS=N (the core's api/readers, default 2)
+#        CLIENTS=N (default 20000), READERS=N (the core's core/readers, default 2)
 #        BENCH_PROCESSES=1 (each staff member a Python process of its own, not a thread)
 # Builds in build-bench (optimized, no sanitizers); starts its own database server.
 set -eu
@@ -102,13 +102,13 @@ core
     endpoint = tcp://127.0.0.1:$PORT
     certificate = $W/core.cert_secret
     agents = $W/agents
+    readers = ${READERS:-2}
 store
     connection = "Driver=SQLite3;Database=$W/core.db;StepAPI=1;FKSupport=1;Timeout=5000"
 admin
     endpoint = ipc://$W/admin.sock
 api
     endpoint = ipc://$W/api.sock
-    readers = ${READERS:-2}
 portal
     public_url = http://127.0.0.1:$WEB_PORT
 mail
