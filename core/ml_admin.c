@@ -25,6 +25,26 @@ json_t *ml_admin_error (const char *format, ...)
     return json_pack ("{s:b, s:s}", "ok", 0, "error", text);
 }
 
+json_t *ml_admin_store_failed (ml_db_t *db, const char *who, const char *what)
+{
+    char escaped[600];
+    ml_log (ML_LOG_ERROR, "%s: %s failed: %s", who, what,
+            ml_log_escape (ml_db_error (db)->message, escaped, sizeof escaped));
+    return ml_admin_error ("the core store failed; see the core's log");
+}
+
+json_t *ml_admin_commit (ml_db_t *db, const char *who, json_t *reply)
+{
+    if (json_is_true (json_object_get (reply, "ok"))) {
+        if (ml_db_commit (db) == 0)
+            return reply;
+        json_decref (reply);
+        reply = ml_admin_store_failed (db, who, "commit");
+    }
+    ml_db_rollback (db);
+    return reply;
+}
+
 json_t *ml_admin_ok (json_t *body)
 {
     json_t *reply = body ? body : json_object ();

@@ -92,6 +92,15 @@ int ml_credentials_hash (const char *password, char hash[crypto_pwhash_STRBYTES]
                                   crypto_pwhash_ALG_ARGON2ID13);
 }
 
+int ml_credentials_dummy_hash (char hash[crypto_pwhash_STRBYTES])
+{
+    char password[ML_CREDENTIALS_TOKEN_LENGTH + 1], digest[ML_CREDENTIALS_DIGEST_SIZE];
+    ml_credentials_token_new (password, digest);
+    int rc = ml_credentials_hash (password, hash);
+    sodium_memzero (password, sizeof password);
+    return rc;
+}
+
 bool ml_credentials_verify (const char *hash, const char *password)
 {
     return hash && password && crypto_pwhash_str_verify (hash, password, strlen (password)) == 0;

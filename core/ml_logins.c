@@ -141,12 +141,7 @@ static json_t *s_rows (ml_db_query_t *query)
 //  The first row of a query (new reference), or NULL when none; *failed on a store error.
 static json_t *s_row (ml_db_query_t *query, bool *failed)
 {
-    json_t *rows = s_rows (query);
-    if (!rows)
-        *failed = true;
-    json_t *row = json_incref (json_array_get (rows, 0));
-    json_decref (rows);
-    return row;
+    return ml_store_row (query, s_integer_column, failed);
 }
 
 static const char *s_text (const json_t *row, const char *key)
@@ -161,23 +156,13 @@ static int64_t s_int (const json_t *row, const char *key)
 
 static json_t *s_store_failed (ml_logins_t *self, const char *what)
 {
-    char escaped[600];
-    ml_log (ML_LOG_ERROR, "logins: %s failed: %s", what,
-            ml_log_escape (ml_db_error (self->db)->message, escaped, sizeof escaped));
-    return ml_admin_error ("the core store failed; see the core's log");
+    return ml_admin_store_failed (self->db, "logins", what);
 }
 
 //  Commit a success, roll back anything else.
 static json_t *s_finish (ml_logins_t *self, json_t *reply)
 {
-    if (json_is_true (json_object_get (reply, "ok"))) {
-        if (ml_db_commit (self->db) == 0)
-            return reply;
-        json_decref (reply);
-        reply = s_store_failed (self, "commit");
-    }
-    ml_db_rollback (self->db);
-    return reply;
+    return ml_admin_commit (self->db, "logins", reply);
 }
 
 //  "p***@example.com": enough for a payer to recognise the address, little for anyone else.
@@ -1210,12 +1195,8 @@ ml_logins_t *ml_logins_new (ml_store_t *store, ml_payers_t *payers, ml_mailer_t 
     self->payers = payers;
     self->mailer = mailer;
     self->settings = *settings;
-    //  A hash of a random password nobody knows: what an unknown e-mail is checked against.
-    char password[ML_LOGINS_TOKEN_LENGTH + 1], digest[65];
-    ml_credentials_token_new (password, digest);
-    int rc = ml_credentials_hash (password, self->dummy_hash);
-    sodium_memzero (password, sizeof password);
-    if (rc != 0) {
+    //  What an unknown e-mail is checked against.
+    if (ml_credentials_dummy_hash (self->dummy_hash) != 0) {
         snprintf (error, error_size, "cannot compute a password hash (out of memory?)");
         free (self);
         return NULL;

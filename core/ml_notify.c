@@ -319,9 +319,9 @@ static json_t *s_set (ml_store_t *store, const json_t *request)
             "ssisissi", firm, event, json_is_true (enabled) ? 1 : 0, joined, wait,
             staff ? staff : "operator", now, minutes ? 1 : 0) != 1 ||
         ml_db_commit (db) != 0) {
-        ml_log (ML_LOG_ERROR, "notify: notify-set failed: %s", ml_db_error (db)->message);
+        json_t *reply = ml_admin_store_failed (db, "notify", "notify-set");
         ml_db_rollback (db);
-        return ml_admin_error ("the core store failed; see the core's log");
+        return reply;
     }
     ml_log (ML_LOG_NOTICE, "notify: firm %s: %s %s (%s)", firm, event,
             json_is_true (enabled) ? "on" : "off", *joined ? joined : "the contact address");

@@ -696,6 +696,16 @@ json_t *ml_store_rows (ml_db_query_t *query, bool (*integer_column) (const char 
     return rc < 0 ? NULL : rows;
 }
 
+json_t *ml_store_row (ml_db_query_t *query, bool (*integer_column) (const char *name), bool *failed)
+{
+    json_t *rows = ml_store_rows (query, integer_column);
+    if (!rows)
+        *failed = true;
+    json_t *row = json_incref (json_array_get (rows, 0));
+    json_decref (rows);
+    return row;
+}
+
 //  The store's own tables, with their integer columns. A failed query (or fetch) is logged
 //  with purpose.
 static json_t *s_rows (ml_store_t *self, const char *purpose, ml_db_query_t *query)

@@ -69,6 +69,14 @@ bool ml_admin_op_reads (const char *op);
 //  An error reply {"ok": false, "error": text} (new reference).
 json_t *ml_admin_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
 
+//  A store failure inside an op: logged once as "WHO: WHAT failed: the database's message",
+//  and the reply a client gets (new reference): the core store failed, see the log.
+json_t *ml_admin_store_failed (ml_db_t *db, const char *who, const char *what);
+
+//  End an op's transaction by its reply: commit a success (a failed commit becomes the
+//  store-failure reply), roll back anything else. Takes reply, returns the reply to send.
+json_t *ml_admin_commit (ml_db_t *db, const char *who, json_t *reply);
+
 //  Mark body (or a new empty object when NULL) as a success reply; takes the reference.
 json_t *ml_admin_ok (json_t *body);
 

@@ -47,6 +47,10 @@ const char *ml_credentials_password_problem (const char *password, const char *e
 //  Argon2id hash of password. Returns 0, or -1 when out of memory.
 int ml_credentials_hash (const char *password, char hash[crypto_pwhash_STRBYTES]);
 
+//  The hash of a random password nobody knows: what a sign-in with an unknown e-mail is
+//  checked against, so it takes as long as one with a known e-mail. Returns 0 or -1.
+int ml_credentials_dummy_hash (char hash[crypto_pwhash_STRBYTES]);
+
 //  True if password matches hash (an Argon2id string).
 bool ml_credentials_verify (const char *hash, const char *password);
 

@@ -145,6 +145,11 @@ void ml_store_now (char *buf, size_t size);
 //  integer_column (name) is true become JSON integers, the rest text; SQL NULL is null.
 json_t *ml_store_rows (ml_db_query_t *query, bool (*integer_column) (const char *name));
 
+//  The first row of a query as ml_store_rows makes it (new reference), or NULL when there is
+//  none; sets *failed on a store error.
+json_t *ml_store_row (ml_db_query_t *query, bool (*integer_column) (const char *name),
+                      bool *failed);
+
 void ml_store_test (bool verbose);
 
 #endif

@@ -77,24 +77,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free port to listen on, drawn below the kernel's ephemeral range (32768 and up): a port
-# the kernel hands out for bind(0) may be taken a moment later by another test's outgoing
-# connection (a client socket gets its local port from the same range), and a daemon that
-# then cannot bind fails its test. A drawn port is checked free by binding it.
+# A free port below the ephemeral range (tests/free_port.py says why).
 free_port() {
-    python3 -c '
-import random, socket
-for _ in range(200):
-    port = random.randrange(20000, 32768)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    break'
+    python3 "$ML_SOURCE/tests/free_port.py"
 }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: run COMMAND until it succeeds or time runs out.

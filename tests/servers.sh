@@ -19,22 +19,9 @@ dir=${2:-}
 }
 PG_BIN=/usr/lib/postgresql/15/bin
 
-# Below the kernel's ephemeral range, as tests/lib_e2e.sh's: another test's outgoing
-# connection cannot take it between this choice and the server's bind.
+# A free port below the ephemeral range (tests/free_port.py says why).
 free_port() {
-    python3 -c '
-import random, socket
-for _ in range(200):
-    port = random.randrange(20000, 32768)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    break'
+    python3 "$(dirname "$0")/free_port.py"
 }
 
 start() {

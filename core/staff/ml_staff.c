@@ -89,12 +89,8 @@ json_t *ml_staff_rows (ml_staff_t *self, ml_db_query_t *query)
 
 json_t *ml_staff_row (ml_staff_t *self, ml_db_query_t *query, bool *failed)
 {
-    json_t *rows = ml_staff_rows (self, query);
-    if (!rows)
-        *failed = true;
-    json_t *row = json_incref (json_array_get (rows, 0));
-    json_decref (rows);
-    return row;
+    (void)self;
+    return ml_store_row (query, s_integer_column, failed);
 }
 
 const char *ml_staff_text (const json_t *row, const char *key)
@@ -109,22 +105,12 @@ int64_t ml_staff_int (const json_t *row, const char *key)
 
 json_t *ml_staff_store_failed (ml_staff_t *self, const char *what)
 {
-    char escaped[600];
-    ml_log (ML_LOG_ERROR, "staff: %s failed: %s", what,
-            ml_log_escape (ml_db_error (self->db)->message, escaped, sizeof escaped));
-    return ml_admin_error ("the core store failed; see the core's log");
+    return ml_admin_store_failed (self->db, "staff", what);
 }
 
 json_t *ml_staff_finish (ml_staff_t *self, json_t *reply)
 {
-    if (json_is_true (json_object_get (reply, "ok"))) {
-        if (ml_db_commit (self->db) == 0)
-            return reply;
-        json_decref (reply);
-        reply = ml_staff_store_failed (self, "commit");
-    }
-    ml_db_rollback (self->db);
-    return reply;
+    return ml_admin_commit (self->db, "staff", reply);
 }
 
 ml_role_t ml_staff_role (const char *text)
@@ -945,12 +931,8 @@ ml_staff_t *ml_staff_new (ml_store_t *store, ml_mailer_t *mailer,
     self->settings = *settings;
     ml_mailer_subkey (mailer, "matterlink staff totp", self->totp_key);
     ml_mailer_subkey (mailer, "matterlink staff recovery codes", self->code_key);
-    //  A hash of a random password nobody knows: what an unknown e-mail is checked against.
-    char password[ML_CREDENTIALS_TOKEN_LENGTH + 1], digest[ML_CREDENTIALS_DIGEST_SIZE];
-    ml_credentials_token_new (password, digest);
-    int rc = ml_credentials_hash (password, self->dummy_hash);
-    sodium_memzero (password, sizeof password);
-    if (rc != 0) {
+    //  What an unknown e-mail is checked against.
+    if (ml_credentials_dummy_hash (self->dummy_hash) != 0) {
         snprintf (error, error_size, "cannot compute a password hash (out of memory?)");
         free (self);
         return NULL;

@@ -140,10 +140,7 @@ static int64_t s_seq_at (ml_db_t *db, const char *firm, const char *day, bool up
 
 static json_t *s_store_failed (ml_db_t *db)
 {
-    char escaped[600];
-    ml_log (ML_LOG_ERROR, "core store: listing postings (filtered) failed: %s",
-            ml_log_escape (ml_db_error (db)->message, escaped, sizeof escaped));
-    return ml_admin_error ("the core store failed; see the core's log");
+    return ml_admin_store_failed (db, "core store", "listing postings (filtered)");
 }
 
 //  The reply; with explain, the store's plan of the page's statement in place of its rows
