@@ -1,6 +1,7 @@
 /*  ml_portal_pay: payers pay from the portal. See include/ml_portal_pay.h and
     docs/portal-api.md. */
 #include "ml_portal_pay.h"
+#include "ml_table.h"
 #include "ml_admin.h"
 #include "ml_log.h"
 #include "ml_money.h"
@@ -158,7 +159,9 @@ static int s_trust_allowed (ml_portal_pay_t *self, const char *firm)
 //  What the payer may pay: portal-invoices's items and trust ledgers (the one place that
 //  applies the associations to the replica), and the payer's scope for matters.
 typedef struct {
-    json_t *listing; //  portal-invoices's reply
+    json_t *listing; //  portal-invoices's reply (rows as arrays)
+    json_t *items;   //  its items as objects, by column name
+    json_t *trust;   //  its trust ledgers as objects
     json_t *scope;   //  {"clients", "matters", "invoices"}
     json_t *payer;   //  payer-show's payer (with its methods)
     char firm[64];
@@ -167,6 +170,8 @@ typedef struct {
 static void s_reach_free (s_reach_t *reach)
 {
     json_decref (reach->listing);
+    json_decref (reach->items);
+    json_decref (reach->trust);
     json_decref (reach->scope);
     json_decref (reach->payer);
     memset (reach, 0, sizeof *reach);
@@ -184,6 +189,10 @@ static json_t *s_reach (ml_portal_pay_t *self, const ml_actor_t *actor, s_reach_
         s_reach_free (reach);
         return reply;
     }
+    reach->items = ml_table_objects (json_object_get (reach->listing, "item_columns"),
+                                     json_object_get (reach->listing, "items"));
+    reach->trust = ml_table_objects (json_object_get (reach->listing, "trust_columns"),
+                                     json_object_get (reach->listing, "trust"));
     int found = ml_payers_scope (self->payers, actor->payer_id, reach->firm, sizeof reach->firm,
                                  &reach->scope);
     json_t *show = json_pack ("{s:I}", "payer_id", (json_int_t)actor->payer_id);
@@ -202,7 +211,7 @@ static json_t *s_item (const s_reach_t *reach, const char *invoice)
 {
     size_t index;
     json_t *item;
-    json_array_foreach (json_object_get (reach->listing, "items"), index, item)
+    json_array_foreach (reach->items, index, item)
     {
         if (streq (s_text (item, "invoice_number"), invoice))
             return item;
@@ -233,11 +242,11 @@ static int s_deposit_matter (ml_portal_pay_t *self, const s_reach_t *reach, cons
 static json_t *s_deposit_matters (ml_portal_pay_t *self, const s_reach_t *reach)
 {
     json_t *matters = json_array (), *seen = json_array ();
-    const char *lists[] = {"items", "trust"};
+    const json_t *lists[] = {reach->items, reach->trust};
     for (size_t list = 0; list < 2; list++) {
         size_t index;
         json_t *row;
-        json_array_foreach (json_object_get (reach->listing, lists[list]), index, row)
+        json_array_foreach (lists[list], index, row)
         {
             const char *matter = s_text (row, "matter_number");
             char client[64], currency[4];
@@ -291,9 +300,11 @@ static json_t *s_pay_form (ml_portal_pay_t *self, const ml_actor_t *actor)
         reply = s_store_failed ("firm");
     else
         reply = ml_admin_ok (json_pack (
-            "{s:O, s:O, s:O, s:b, s:o, s:o}", "firm_name",
-            json_object_get (reach.listing, "firm_name"), "items",
-            json_object_get (reach.listing, "items"), "trust",
+            "{s:O, s:O, s:O, s:O, s:O, s:b, s:o, s:o}", "firm_name",
+            json_object_get (reach.listing, "firm_name"), "item_columns",
+            json_object_get (reach.listing, "item_columns"), "items",
+            json_object_get (reach.listing, "items"), "trust_columns",
+            json_object_get (reach.listing, "trust_columns"), "trust",
             json_object_get (reach.listing, "trust"), "trust_deposits", trust == 1,
             "deposit_matters", trust == 1 ? s_deposit_matters (self, &reach) : json_array (),
             "methods", s_methods (reach.payer)));
@@ -388,7 +399,7 @@ static json_t *s_invoice_lines (const s_reach_t *reach, const json_t *request, j
     int64_t left = total, open = 0;
     const char *currency = "";
     json_t *item;
-    json_array_foreach (json_object_get (reach->listing, "items"), index, item)
+    json_array_foreach (reach->items, index, item)
     {
         bool picked = false;
         size_t at;

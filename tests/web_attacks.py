@@ -272,7 +272,8 @@ for path in ["/invoices", "/history", "/autopay"] + [f"/history/{uuid}" for uuid
 # The core itself, on its api socket: the payer comes from the session, never the request.
 reply = api({"op": "portal-invoices", "session": ann_session, "payer_id": BEN["id"],
              "client_number": BEN["client"], "invoice_number": ben_invoice})
-numbers = [i["invoice_number"] for i in reply.get("items", [])] if reply.get("ok") else []
+at = reply.get("item_columns", []).index("invoice_number") if reply.get("ok") else 0
+numbers = [row[at] for row in reply.get("items", [])] if reply.get("ok") else []
 check(reply.get("ok") is False or not set(numbers) & set(ben_numbers),
       "portal-invoices with Ben's ids answers Ben's invoices")
 for op in [{"op": "payer-show", "payer_id": BEN["id"]}, {"op": "open-items", "firm": "acme"},

@@ -772,28 +772,23 @@ static void s_fake_core (zsock_t *pipe, void *args)
                 json_pack ("{s:b, s:s, s:{s:i, s:s, s:s}}", "ok", 1, "csrf", "CSRFtoken", "payer",
                            "payer_id", 7, "name", "Pat <Payer>", "firm_name", "Smith & Jones");
         else if (streq (op, "portal-invoices") && live)
-            reply = json_pack (
-                "{s:b, s:s, s:[{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I},"
-                "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I},"
-                "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}],"
-                " s:[{s:s, s:s, s:s, s:I}]}",
-                "ok", 1, "firm_name", "Smith & Jones", "items", "invoice_number", "INV-A",
-                "invoice_date", "2026-01-05", "due_date", "2026-02-04", "client_number", "C1",
-                "client_name", "<script>x</script>", "matter_number", "M1", "matter_description",
-                "Estate", "currency", "USD", "total_minor", (json_int_t)123456, "balance_minor",
-                (json_int_t)123456, "pending_minor", (json_int_t)1000, "available_minor",
-                (json_int_t)122456, "invoice_number", "INV-B", "invoice_date", "2026-02-01",
-                "due_date", "2026-03-03", "client_number", "C1", "client_name",
-                "<script>x</script>", "matter_number", "M2", "matter_description", "Lease",
-                "currency", "USD", "total_minor", (json_int_t)5000, "balance_minor",
-                (json_int_t)5000, "pending_minor", (json_int_t)0, "available_minor",
-                (json_int_t)5000, "invoice_number", "INV-C", "invoice_date", "2026-03-01",
-                "due_date", "2026-03-31", "client_number", "C1", "client_name",
-                "<script>x</script>", "matter_number", "M1", "matter_description", "Estate",
-                "currency", "USD", "total_minor", (json_int_t)99, "balance_minor", (json_int_t)99,
-                "pending_minor", (json_int_t)0, "available_minor", (json_int_t)99, "trust",
-                "matter_number", "M1", "matter_description", "Estate", "currency", "USD",
-                "balance_minor", (json_int_t)250000);
+            //  Rows as arrays of item_columns, as the core sends them (ml_table).
+            reply = json_loads (
+                "{\"ok\": true, \"firm_name\": \"Smith & Jones\", \"item_columns\":"
+                " [\"invoice_number\", \"invoice_date\", \"due_date\", \"client_number\","
+                " \"client_name\", \"matter_number\", \"matter_description\", \"currency\","
+                " \"total_minor\", \"balance_minor\", \"pending_minor\", \"available_minor\"],"
+                " \"items\": ["
+                "[\"INV-A\", \"2026-01-05\", \"2026-02-04\", \"C1\", \"<script>x</script>\","
+                " \"M1\", \"Estate\", \"USD\", 123456, 123456, 1000, 122456],"
+                "[\"INV-B\", \"2026-02-01\", \"2026-03-03\", \"C1\", \"<script>x</script>\","
+                " \"M2\", \"Lease\", \"USD\", 5000, 5000, 0, 5000],"
+                "[\"INV-C\", \"2026-03-01\", \"2026-03-31\", \"C1\", \"<script>x</script>\","
+                " \"M1\", \"Estate\", \"USD\", 99, 99, 0, 99]],"
+                " \"trust_columns\": [\"matter_number\", \"matter_description\", \"currency\","
+                " \"balance_minor\"],"
+                " \"trust\": [[\"M1\", \"Estate\", \"USD\", 250000]]}",
+                0, NULL);
         else if (streq (op, "portal-sign-out") && live) {
             const char *csrf = json_string_value (json_object_get (request, "csrf"));
             reply = csrf && streq (csrf, "CSRFtoken")
