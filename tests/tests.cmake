@@ -17,7 +17,7 @@ foreach (class ${ML_CLASSES})
 endforeach ()
 
 # The web's classes (web/ml_web_selftest.c).
-foreach (class ml_html ml_web_form ml_web_core ml_web_pages ml_web_pay ml_web_server ml_web_staff
+foreach (class ml_html ml_web_form ml_web_core ml_web_pages ml_web_pay ml_web_server ml_web_workers ml_web_staff
                ml_web_staff_pay ml_web_staff_autopay)
     add_test (NAME selftest_${class} COMMAND ml_web_selftest -t ${class})
     set_tests_properties (selftest_${class} PROPERTIES ENVIRONMENT "${ML_TEST_ENV}")

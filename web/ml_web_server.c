@@ -5,6 +5,7 @@
 #include "ml_web_pages.h"
 #include "ml_web_staff_pay.h"
 #include "ml_web_staff.h"
+#include "ml_web_workers.h"
 
 #include <arpa/inet.h>
 #include <czmq.h>
@@ -24,7 +25,8 @@
 // clang-format off
 static const char *const s_keys[] = {
     "web/listen", "web/tls_certificate", "web/tls_key", "web/proxy_https",
-    "web/core_endpoint", "web/core_timeout_ms", "web/threads", "web/max_connections",
+    "web/core_endpoint", "web/core_timeout_ms", "web/threads", "web/io_threads",
+    "web/max_connections",
     "web/per_ip_connections", "web/connection_timeout_s", "web/connection_memory",
     "web/body_limit", "web/title", "web/form_key_file", "web/tokenize_url", NULL};
 // clang-format on
@@ -66,7 +68,8 @@ int ml_web_settings_load (ml_web_settings_t *settings, const char *path, char *e
     rc |= s_copy (settings->core_endpoint, sizeof settings->core_endpoint, endpoint ? endpoint : "",
                   "web/core_endpoint", error, error_size);
     settings->core_timeout_ms = ml_config_int (config, "web/core_timeout_ms", 5000, 100, 120000);
-    settings->threads = ml_config_int (config, "web/threads", 4, 1, 256);
+    settings->threads = ml_config_int (config, "web/threads", 8, 1, 256);
+    settings->io_threads = ml_config_int (config, "web/io_threads", 2, 1, 64);
     settings->max_connections = ml_config_int (config, "web/max_connections", 256, 1, 65536);
     settings->per_ip_connections = ml_config_int (config, "web/per_ip_connections", 32, 1, 65536);
     settings->connection_timeout_s =
@@ -245,6 +248,7 @@ static size_t s_security_headers (bool secure, bool dynamic, s_header_t *headers
 struct _ml_web_server_t {
     ml_web_settings_t settings;
     struct MHD_Daemon *daemon;
+    ml_web_workers_t *workers; //  make the pages (web/threads), first come, first served
     ml_web_core_t *core;
     unsigned char form_key[crypto_auth_KEYBYTES];
     bool secure;
@@ -258,6 +262,19 @@ typedef struct {
     char *body;
     size_t body_size;
     bool too_big;
+    //  A page handed to the workers: its connection is suspended meanwhile, and what the
+    //  page needs lives here (MHD's strings, method and cookie, stay valid until the
+    //  request completes).
+    ml_web_server_t *server;
+    struct MHD_Connection *connection;
+    const s_route_t *route;
+    ml_web_exchange_t exchange;
+    ml_web_form_t *query_form, *body_form;
+    char path[256];
+    char client[INET6_ADDRSTRLEN + 1];
+    bool queued; //  handed to the workers (or refused: busy)
+    bool made;   //  the page is made: send it
+    bool busy;   //  the workers' queue was full: answer 503
 } s_request_t;
 
 static void *s_uri_seen (void *cls, const char *uri, struct MHD_Connection *connection)
@@ -274,6 +291,10 @@ static void s_completed (void *cls, struct MHD_Connection *connection, void **co
     s_request_t *request = *con_cls;
     if (!request)
         return;
+    //  A page made for a client that went away, or never made (the server stopped).
+    ml_web_form_destroy (&request->query_form);
+    ml_web_form_destroy (&request->body_form);
+    ml_html_destroy (&request->exchange.page);
     if (request->body) {
         //  A body may hold a password: wipe it.
         explicit_bzero (request->body, request->body_size);
@@ -382,6 +403,20 @@ static void s_client (ml_web_server_t *self, struct MHD_Connection *connection, 
                    (socklen_t)size);
 }
 
+//  A worker makes a page (the handler may wait for the core), then wakes its connection,
+//  which sends it. The request is not touched after the resume: the connection may
+//  complete (and free it) at once.
+static void s_make_page (void *arg)
+{
+    s_request_t *request = arg;
+    request->route->handler (&request->exchange);
+    ml_web_form_destroy (&request->query_form);
+    ml_web_form_destroy (&request->body_form);
+    request->exchange.query = request->exchange.form = NULL;
+    request->made = true;
+    MHD_resume_connection (request->connection);
+}
+
 static enum MHD_Result s_handle (void *cls, struct MHD_Connection *connection, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -452,8 +487,16 @@ static enum MHD_Result s_handle (void *cls, struct MHD_Connection *connection, c
         return s_send (self, connection, 200, asset->type, asset->data, strlen (asset->data), false,
                        NULL, NULL);
 
-    ml_web_exchange_t exchange;
-    s_exchange_init (self, &exchange);
+    if (request->queued) {
+        //  Back from the workers (MHD calls again once the connection is resumed).
+        if (request->busy)
+            return s_error (self, connection, 503,
+                            "The portal is very busy. Please try again in a moment.", NULL);
+        if (!request->made)
+            return MHD_YES; //  not ours to answer yet (cannot happen while suspended)
+        return s_send_exchange (self, connection, &request->exchange, NULL);
+    }
+    s_exchange_init (self, &request->exchange);
     const char *problem = NULL;
     const char *query_text = query ? query + 1 : "";
     ml_web_form_t *query_form = ml_web_form_parse (query_text, strlen (query_text), &problem);
@@ -476,18 +519,28 @@ static enum MHD_Result s_handle (void *cls, struct MHD_Connection *connection, c
         ml_web_form_destroy (&body_form);
         return s_error (self, connection, 400, "The request is malformed: a bad cookie.", NULL);
     }
-    char client[INET6_ADDRSTRLEN + 1];
-    s_client (self, connection, client, sizeof client);
-    exchange.method = method;
-    exchange.path = path; //  the request's (a prefix route's handler reads its last segment)
-    exchange.query = query_form;
-    exchange.form = body_form;
-    exchange.cookie_header = cookie;
-    exchange.client = client;
-    route->handler (&exchange);
-    ml_web_form_destroy (&query_form);
-    ml_web_form_destroy (&body_form);
-    return s_send_exchange (self, connection, &exchange, NULL);
+    s_client (self, connection, request->client, sizeof request->client);
+    snprintf (request->path, sizeof request->path, "%s", path);
+    request->query_form = query_form;
+    request->body_form = body_form;
+    request->exchange.method = method;
+    //  The request's path (a prefix route's handler reads its last segment).
+    request->exchange.path = request->path;
+    request->exchange.query = query_form;
+    request->exchange.form = body_form;
+    request->exchange.cookie_header = cookie;
+    request->exchange.client = request->client;
+    request->server = self;
+    request->connection = connection;
+    request->route = route;
+    request->queued = true;
+    //  Suspended before it is queued: a worker may finish and resume it at once.
+    MHD_suspend_connection (connection);
+    if (ml_web_workers_submit (self->workers, s_make_page, request) != 0) {
+        request->busy = true;
+        MHD_resume_connection (connection);
+    }
+    return MHD_YES;
 }
 
 static void s_mhd_log (void *cls, const char *format, va_list args)
@@ -664,7 +717,11 @@ ml_web_server_t *ml_web_server_new (const ml_web_settings_t *settings, char *err
     }
     self->core = ml_web_core_new (settings->core_endpoint, settings->core_timeout_ms,
                                   (size_t)settings->threads * 2);
-    unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    //  At most one page waits per connection: more than max_connections cannot queue.
+    self->workers =
+        ml_web_workers_new ((size_t)settings->threads, (size_t)settings->max_connections);
+    unsigned int flags =
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (address.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (tls)
@@ -673,7 +730,7 @@ ml_web_server_t *ml_web_server_new (const ml_web_settings_t *settings, char *err
     size_t count = 0;
     options[count++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &address};
     options[count++] =
-        (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, settings->threads, NULL};
+        (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, settings->io_threads, NULL};
     options[count++] =
         (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, settings->max_connections, NULL};
     options[count++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
@@ -693,7 +750,7 @@ ml_web_server_t *ml_web_server_new (const ml_web_settings_t *settings, char *err
         options[count++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, certificate};
     }
     options[count++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    if (self->core)
+    if (self->core && self->workers)
         self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_ARRAY,
                                          options, MHD_OPTION_END);
     if (key) {
@@ -726,6 +783,9 @@ void ml_web_server_destroy (ml_web_server_t **self_p)
     ml_web_server_t *self = *self_p;
     if (!self)
         return;
+    //  The pages under way are made and their connections resumed first: MHD must not
+    //  stop with a connection suspended. Requests that come meanwhile are told "busy".
+    ml_web_workers_destroy (&self->workers);
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
     ml_web_core_destroy (&self->core);
