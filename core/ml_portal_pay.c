@@ -160,7 +160,7 @@ static int s_trust_allowed (ml_portal_pay_t *self, const char *firm)
 //  applies the associations to the replica), and the payer's scope for matters.
 typedef struct {
     json_t *listing; //  portal-invoices's reply (rows as arrays)
-    json_t *items;   //  its items as objects, by column name
+    json_t *items;   //  its items as objects, by column name (s_reach_objects)
     json_t *trust;   //  its trust ledgers as objects
     json_t *scope;   //  {"clients", "matters", "invoices"}
     json_t *payer;   //  payer-show's payer (with its methods)
@@ -189,10 +189,6 @@ static json_t *s_reach (ml_portal_pay_t *self, const ml_actor_t *actor, s_reach_
         s_reach_free (reach);
         return reply;
     }
-    reach->items = ml_table_objects (json_object_get (reach->listing, "item_columns"),
-                                     json_object_get (reach->listing, "items"));
-    reach->trust = ml_table_objects (json_object_get (reach->listing, "trust_columns"),
-                                     json_object_get (reach->listing, "trust"));
     int found = ml_payers_scope (self->payers, actor->payer_id, reach->firm, sizeof reach->firm,
                                  &reach->scope);
     json_t *show = json_pack ("{s:I}", "payer_id", (json_int_t)actor->payer_id);
@@ -207,8 +203,21 @@ static json_t *s_reach (ml_portal_pay_t *self, const ml_actor_t *actor, s_reach_
     return NULL;
 }
 
-static json_t *s_item (const s_reach_t *reach, const char *invoice)
+//  The listing's rows as objects, made the first time they are needed (the pay page without
+//  a chosen invoice and without trust deposits never needs them).
+static void s_reach_objects (s_reach_t *reach)
 {
+    if (reach->items)
+        return;
+    reach->items = ml_table_objects (json_object_get (reach->listing, "item_columns"),
+                                     json_object_get (reach->listing, "items"));
+    reach->trust = ml_table_objects (json_object_get (reach->listing, "trust_columns"),
+                                     json_object_get (reach->listing, "trust"));
+}
+
+static json_t *s_item (s_reach_t *reach, const char *invoice)
+{
+    s_reach_objects (reach);
     size_t index;
     json_t *item;
     json_array_foreach (reach->items, index, item)
@@ -239,8 +248,9 @@ static int s_deposit_matter (ml_portal_pay_t *self, const s_reach_t *reach, cons
 
 //  The matters offered for a trust deposit: those of the payer's invoices and trust ledgers
 //  that s_deposit_matter allows, once each.
-static json_t *s_deposit_matters (ml_portal_pay_t *self, const s_reach_t *reach)
+static json_t *s_deposit_matters (ml_portal_pay_t *self, s_reach_t *reach)
 {
+    s_reach_objects (reach);
     json_t *matters = json_array (), *seen = json_array ();
     const json_t *lists[] = {reach->items, reach->trust};
     for (size_t list = 0; list < 2; list++) {
@@ -342,7 +352,7 @@ static json_t *s_too_much (int64_t amount, int64_t available, const char *curren
 
 //  The invoice lines of a request, checked against the payer's reach: each line's invoice
 //  must be the payer's, its amount at most what is available. Appends to lines.
-static json_t *s_invoice_lines (const s_reach_t *reach, const json_t *request, json_t *lines)
+static json_t *s_invoice_lines (s_reach_t *reach, const json_t *request, json_t *lines)
 {
     json_t *given = json_object_get (request, "lines");
     json_t *automatic = json_object_get (request, "auto");
@@ -399,6 +409,7 @@ static json_t *s_invoice_lines (const s_reach_t *reach, const json_t *request, j
     int64_t left = total, open = 0;
     const char *currency = "";
     json_t *item;
+    s_reach_objects (reach);
     json_array_foreach (reach->items, index, item)
     {
         bool picked = false;
