@@ -305,14 +305,20 @@ static void s_completed (void *cls, struct MHD_Connection *connection, void **co
     *con_cls = NULL;
 }
 
+//  Send a response. body is copied (MHD_RESPMEM_MUST_COPY), or kept as it is for as long as
+//  it is sent (PERSISTENT: the assets compiled in), or handed over and freed when sent
+//  (MUST_FREE: a page's own buffer, also freed here when no response can be made).
 static enum MHD_Result s_send (ml_web_server_t *self, struct MHD_Connection *connection, int status,
-                               const char *type, const char *body, size_t size, bool dynamic,
+                               const char *type, const char *body, size_t size,
+                               enum MHD_ResponseMemoryMode mode, bool dynamic,
                                ml_web_exchange_t *exchange, const char *allow)
 {
-    struct MHD_Response *response =
-        MHD_create_response_from_buffer (size, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!response)
+    struct MHD_Response *response = MHD_create_response_from_buffer (size, (void *)body, mode);
+    if (!response) {
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free ((void *)body);
         return MHD_NO;
+    }
     s_header_t headers[8];
     //  A page that lets the browser reach the processor's tokenization endpoint (the pay
     //  page) names that origin in connect-src; every other page keeps default-src 'self'.
@@ -352,20 +358,22 @@ static void s_exchange_init (ml_web_server_t *self, ml_web_exchange_t *exchange)
 static enum MHD_Result s_send_exchange (ml_web_server_t *self, struct MHD_Connection *connection,
                                         ml_web_exchange_t *exchange, const char *allow)
 {
-    const char *body = exchange->page ? ml_html_data (exchange->page) : "";
-    if (!body) {
+    size_t size = 0;
+    char *body = exchange->page ? ml_html_take (exchange->page, &size) : NULL;
+    if (exchange->page && !body) {
         //  The page passed its cap: say so rather than send half a page.
         ml_html_destroy (&exchange->page);
         exchange->cookie_count = 0;
         *exchange->location = 0;
         ml_web_page_error (exchange, 500, "This page is too large to show.");
-        body = exchange->page ? ml_html_data (exchange->page) : "";
+        body = exchange->page ? ml_html_take (exchange->page, &size) : NULL;
     }
-    enum MHD_Result result =
-        s_send (self, connection, exchange->status, "text/html; charset=utf-8", body ? body : "",
-                body ? strlen (body) : 0, true, exchange, allow);
     ml_html_destroy (&exchange->page);
-    return result;
+    //  The page's own buffer goes to the server as it is: no copy of every page.
+    return body ? s_send (self, connection, exchange->status, "text/html; charset=utf-8", body,
+                          size, MHD_RESPMEM_MUST_FREE, true, exchange, allow)
+                : s_send (self, connection, exchange->status, "text/html; charset=utf-8", "", 0,
+                          MHD_RESPMEM_PERSISTENT, true, exchange, allow);
 }
 
 static enum MHD_Result s_error (ml_web_server_t *self, struct MHD_Connection *connection,
@@ -484,8 +492,8 @@ static enum MHD_Result s_handle (void *cls, struct MHD_Connection *connection, c
     if (request->too_big)
         return s_error (self, connection, 413, "The form sent is too large.", NULL);
     if (asset)
-        return s_send (self, connection, 200, asset->type, asset->data, strlen (asset->data), false,
-                       NULL, NULL);
+        return s_send (self, connection, 200, asset->type, asset->data, strlen (asset->data),
+                       MHD_RESPMEM_PERSISTENT, false, NULL, NULL);
 
     if (request->queued) {
         //  Back from the workers (MHD calls again once the connection is resumed).
