@@ -419,8 +419,10 @@ print(f"throttling: waits of {first_wait:.2f} s then {second_wait:.2f} s, then C
       flush=True)
 
 # 6. Enumeration: an unknown address and a known one (Dee, wrong password) get the same
-#    status and page, in about the same time (medians within 30%). Dee's account goes past
-#    the throttle during the run: throttled answers must take as long too.
+#    status and page, in about the same time (medians within 50%). Dee's account goes past
+#    the throttle during the run: throttled answers must take as long too. An unknown
+#    address that skipped the password hash would answer some 20 to 50 times faster than a
+#    known one; 50% leaves room for a machine loaded by other tests (30% failed so once).
 timings = {"unknown": [], "known": []}
 pages = {}
 for round_ in range(16):
@@ -434,8 +436,8 @@ for round_ in range(16):
 check(pages["unknown"] == pages["known"] and len(pages["known"]) == 1,
       "unknown and known addresses get the same answer")
 unknown, known = statistics.median(timings["unknown"]), statistics.median(timings["known"])
-check(abs(unknown - known) <= 0.3 * max(unknown, known),
-      f"medians {unknown * 1000:.1f} ms (unknown) and {known * 1000:.1f} ms (known) within 30%")
+check(abs(unknown - known) <= 0.5 * max(unknown, known),
+      f"medians {unknown * 1000:.1f} ms (unknown) and {known * 1000:.1f} ms (known) within 50%")
 print(f"enumeration: medians {unknown * 1000:.1f} ms unknown, {known * 1000:.1f} ms known", flush=True)
 ft = form_token("/forgot-password")
 answers = set()
