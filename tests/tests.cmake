@@ -52,6 +52,14 @@ if (dialect_count GREATER 1)
     set_tests_properties (servers_stop PROPERTIES FIXTURES_CLEANUP servers)
 endif ()
 
+# ml_db's selftest again with its PostgreSQL half, on a database of the test servers.
+if (dialect_count GREATER 1)
+    add_test (NAME selftest_ml_db_postgresql COMMAND sh -c
+              "ML_DB_TEST_POSTGRESQL=$(sh ${CMAKE_SOURCE_DIR}/tests/servers.sh storedb ${ML_SERVERS_DIR} ml_db_selftest) && export ML_DB_TEST_POSTGRESQL && exec $<TARGET_FILE:ml_selftest> -t ml_db")
+    set_tests_properties (selftest_ml_db_postgresql PROPERTIES ENVIRONMENT "${ML_TEST_ENV}"
+                          FIXTURES_REQUIRED servers)
+endif ()
+
 foreach (dialect ${ML_DIALECTS})
     set (script ${CMAKE_SOURCE_DIR}/tests/contract_${dialect}.sh)
     if (EXISTS ${script})
