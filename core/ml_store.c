@@ -101,13 +101,13 @@ static const char *s_schema[] = {
     " balance_rest) VALUES (" row ".firm_id, " row ".kind, " row ".currency, " sign "1, " sign     \
     "(" row ".balance_minor / 1000000000), " sign "(" row ".balance_minor % 1000000000))"          \
     " ON CONFLICT (firm_id, kind, currency) DO UPDATE SET"                                         \
-    " item_count = item_count + excluded.item_count,"                                              \
-    " balance_billions = balance_billions + excluded.balance_billions,"                            \
-    " balance_rest = balance_rest + excluded.balance_rest;"
+    " item_count = replica_total.item_count + excluded.item_count,"                                \
+    " balance_billions = replica_total.balance_billions + excluded.balance_billions,"              \
+    " balance_rest = replica_total.balance_rest + excluded.balance_rest;"
 #define S_POSTING_COUNT(row, sign)                                                                 \
     "INSERT INTO posting_total (firm_id, status, posting_count) VALUES (" row ".firm_id, " row     \
     ".status, " sign "1) ON CONFLICT (firm_id, status) DO UPDATE SET"                              \
-    " posting_count = posting_count + excluded.posting_count;"
+    " posting_count = posting_total.posting_count + excluded.posting_count;"
 static const char *s_totals_schema[] = {
     "CREATE TABLE IF NOT EXISTS replica_total ("
     " firm_id TEXT NOT NULL, kind TEXT NOT NULL, currency TEXT NOT NULL,"
@@ -214,7 +214,7 @@ ml_store_t *ml_store_new (const char *connection_string, char *error, size_t err
     //  the core writes; synchronous stays FULL, because a posting the core said it recorded
     //  must survive a power cut; and a 64 MB page cache, since replica indexes over a
     //  million invoices thrash the 2 MB default. Only SQLite gets these statements.
-    {
+    if (ml_db_dialect (db) == ML_DB_SQLITE) {
         ml_db_query_t *mode = ml_db_query (db, "PRAGMA journal_mode = WAL", NULL);
         if (!mode || ml_db_fetch (mode) != 1 || !ml_db_text (mode, 0) ||
             strcmp (ml_db_text (mode, 0), "wal") != 0)
@@ -459,8 +459,20 @@ static bool s_upsert_items (ml_store_t *self, const char *firm_id, const ml_item
     char picture[S_UPSERT_ROWS * S_UPSERT_COLUMNS + 1];
     char sql[1200 + S_UPSERT_ROWS * 52];
     bool ok = true;
-    for (size_t first = 0; ok && first < count; first += S_UPSERT_ROWS) {
-        size_t rows = count - first < S_UPSERT_ROWS ? count - first : S_UPSERT_ROWS;
+    size_t rows = 0;
+    for (size_t first = 0; ok && first < count; first += rows) {
+        rows = count - first < S_UPSERT_ROWS ? count - first : S_UPSERT_ROWS;
+        //  A batch of changes may touch an item twice: one statement may not (PostgreSQL
+        //  refuses to upsert a row twice in one command), so the later change goes in the
+        //  next statement, and the last one still wins, as on SQLite.
+        for (size_t row = 1; row < rows; row++) {
+            bool again = false;
+            for (size_t earlier = 0; earlier < row && !again; earlier++)
+                again = items[first + row].kind == items[first + earlier].kind &&
+                        items[first + row].source_id == items[first + earlier].source_id;
+            if (again)
+                rows = row;
+        }
         size_t length = (size_t)snprintf (
             sql, sizeof sql, "%s",
             "INSERT INTO open_item (firm_id, kind, source_id, invoice_number,"
