@@ -1225,8 +1225,8 @@ static void s_test_totals (ml_store_t *store)
     for (size_t pair = 0; pair < 2; pair++) {
         char sql[1200];
         snprintf (sql, sizeof sql,
-                  "SELECT (SELECT COUNT (*) FROM (%s EXCEPT %s)) + (SELECT COUNT (*) FROM (%s"
-                  " EXCEPT %s))",
+                  "SELECT (SELECT COUNT (*) FROM (%s EXCEPT %s) AS one) + (SELECT COUNT (*)"
+                  " FROM (%s EXCEPT %s) AS other)",
                   pairs[pair][0], pairs[pair][1], pairs[pair][1], pairs[pair][0]);
         ml_db_query_t *query = ml_db_query (store->db, sql, NULL);
         int64_t differences = -1;
