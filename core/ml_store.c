@@ -139,17 +139,63 @@ static const char *s_totals_schema[] = {
     " SELECT firm_id, status, COUNT (*) FROM posting GROUP BY firm_id, status",
 };
 
+//  Version 2 on PostgreSQL: the replica's totals are kept by statement triggers that add
+//  up each statement's rows (transition tables) and change a total once. Row triggers, as
+//  on SQLite, update one hot total row per replica row: every update leaves a row version
+//  behind until the transaction ends, so a 100,000-row snapshot took two minutes (0.8 s
+//  without). The postings' counts stay per row (a few rows per transaction).
+#define S_PG_TOTALS(name, event, tables, rows)                                                     \
+    "CREATE OR REPLACE FUNCTION " name "_fn () RETURNS trigger LANGUAGE plpgsql AS $ml$ BEGIN"     \
+    " INSERT INTO replica_total (firm_id, kind, currency, item_count, balance_billions,"           \
+    " balance_rest) SELECT firm_id, kind, currency, SUM (sign),"                                   \
+    " SUM (sign * (balance_minor / 1000000000)), SUM (sign * (balance_minor % 1000000000))"        \
+    " FROM (" rows ") AS changed GROUP BY firm_id, kind, currency"                                 \
+    " ON CONFLICT (firm_id, kind, currency) DO UPDATE SET"                                         \
+    " item_count = replica_total.item_count + excluded.item_count,"                                \
+    " balance_billions = replica_total.balance_billions + excluded.balance_billions,"              \
+    " balance_rest = replica_total.balance_rest + excluded.balance_rest;"                          \
+    " RETURN NULL; END $ml$; CREATE OR REPLACE TRIGGER " name " AFTER " event " ON open_item"      \
+    " REFERENCING " tables " FOR EACH STATEMENT EXECUTE FUNCTION " name "_fn ()"
+#define S_PG_ROWS(table, sign)                                                                     \
+    "SELECT firm_id, kind, currency, balance_minor, " sign " AS sign FROM " table
+static const char *s_totals_schema_postgresql[] = {
+    "CREATE TABLE IF NOT EXISTS replica_total ("
+    " firm_id TEXT NOT NULL, kind TEXT NOT NULL, currency TEXT NOT NULL,"
+    " item_count INTEGER NOT NULL, balance_billions INTEGER NOT NULL,"
+    " balance_rest INTEGER NOT NULL, PRIMARY KEY (firm_id, kind, currency))",
+    "CREATE TABLE IF NOT EXISTS posting_total ("
+    " firm_id TEXT NOT NULL, status TEXT NOT NULL, posting_count INTEGER NOT NULL,"
+    " PRIMARY KEY (firm_id, status))",
+    S_PG_TOTALS ("open_item_total_insert", "INSERT", "NEW TABLE AS new_rows",
+                 S_PG_ROWS ("new_rows", "1")),
+    S_PG_TOTALS ("open_item_total_delete", "DELETE", "OLD TABLE AS old_rows",
+                 S_PG_ROWS ("old_rows", "-1")),
+    S_PG_TOTALS ("open_item_total_update", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+                 S_PG_ROWS ("old_rows", "-1") " UNION ALL " S_PG_ROWS ("new_rows", "1")),
+    "CREATE TRIGGER IF NOT EXISTS posting_total_insert AFTER INSERT ON posting"
+    " BEGIN " S_POSTING_COUNT ("NEW", "") " END",
+    "CREATE TRIGGER IF NOT EXISTS posting_total_update AFTER UPDATE OF status ON posting"
+    " WHEN OLD.status <> NEW.status"
+    " BEGIN " S_POSTING_COUNT ("OLD", "-") " " S_POSTING_COUNT ("NEW", "") " END",
+};
+
 //  The store's own migrations, in order: version N is reached by running entry N - 1 on a
 //  store of version N - 1, in the transaction that records N. (The classes that keep
-//  tables in the store create them with ml_store_schema, idempotently.)
+//  tables in the store create them with ml_store_schema, idempotently.) A migration whose
+//  PostgreSQL form differs has it beside (a PostgreSQL store starts empty at version 2, so
+//  it needs no counting of an existing replica).
 typedef struct {
     const char *const *statements;
     size_t count;
+    const char *const *postgresql; //  NULL: the same statements
+    size_t postgresql_count;
 } s_migration_t;
 
 static const s_migration_t s_migrations[] = {
-    {s_schema, sizeof s_schema / sizeof s_schema[0]},
-    {s_totals_schema, sizeof s_totals_schema / sizeof s_totals_schema[0]},
+    {s_schema, sizeof s_schema / sizeof s_schema[0], NULL, 0},
+    {s_totals_schema, sizeof s_totals_schema / sizeof s_totals_schema[0],
+     s_totals_schema_postgresql,
+     sizeof s_totals_schema_postgresql / sizeof s_totals_schema_postgresql[0]},
 };
 _Static_assert(sizeof s_migrations / sizeof s_migrations[0] == S_STORE_VERSION,
                "S_STORE_VERSION is the number of migrations");
@@ -238,8 +284,12 @@ ml_store_t *ml_store_new (const char *connection_string, char *error, size_t err
         //  Each migration the store has not had, in order, in this one transaction.
         for (int64_t step = version; ok && step >= 0 && step < S_STORE_VERSION; step++) {
             const s_migration_t *migration = &s_migrations[step];
-            for (size_t index = 0; ok && index < migration->count; index++)
-                ok = ml_db_execute (db, migration->statements[index], NULL) >= 0;
+            bool postgresql = ml_db_dialect (db) == ML_DB_POSTGRESQL && migration->postgresql;
+            const char *const *statements =
+                postgresql ? migration->postgresql : migration->statements;
+            size_t count = postgresql ? migration->postgresql_count : migration->count;
+            for (size_t index = 0; ok && index < count; index++)
+                ok = ml_db_execute (db, statements[index], NULL) >= 0;
             if (ok && step == 0)
                 ok = s_posting_upgrade (db) == 0;
         }
