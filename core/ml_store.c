@@ -1645,5 +1645,15 @@ void ml_store_test (bool verbose)
     assert (strstr (error, "newer than this core"));
     assert (!ml_store_new (connection_string, error, sizeof error));
     assert (ml_selftest_remove (directory) == 0);
+    //  The same on the selftest store's engine (PostgreSQL in selftest_ml_store_postgresql).
+    char newer[128];
+    store = ml_selftest_store (newer, sizeof newer);
+    assert (store);
+    assert (ml_db_execute (store->db, "INSERT INTO store_version (version) VALUES (?)", "i",
+                           (int64_t)S_STORE_VERSION + 1) == 1);
+    ml_store_destroy (&store);
+    assert (!ml_store_new (ml_selftest_store_connection (newer), error, sizeof error));
+    assert (strstr (error, "newer than this core"));
+    assert (ml_selftest_remove (newer) == 0);
     printf ("OK\n");
 }
