@@ -4,6 +4,7 @@
 #include "ml_selftest_support.h"
 #include "ml_log.h"
 #include "ml_money.h"
+#include "store/ml_store_pg.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -500,10 +501,13 @@ int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t
 //  Insert or replace items[0 .. count) under a generation. A replica row is always written
 //  whole, so replacing it is an upsert. Rows go S_UPSERT_ROWS to a statement: the SQLite
 //  driver compiles a statement on every execute, so fewer, wider statements go faster.
-//  Each statement is checked; a failure fails the caller's transaction.
+//  Each statement is checked; a failure fails the caller's transaction. On PostgreSQL the rows
+//  go by arrays, a few statements for any count (core/store/ml_store_pg.c).
 static bool s_upsert_items (ml_store_t *self, const char *firm_id, const ml_item_t *items,
                             size_t count, int64_t generation)
 {
+    if (ml_db_dialect (self->db) == ML_DB_POSTGRESQL)
+        return ml_store_pg_upsert_items (self->db, firm_id, items, count, generation);
     ml_db_value_t values[S_UPSERT_ROWS * S_UPSERT_COLUMNS];
     char kinds[S_UPSERT_ROWS][2];
     char picture[S_UPSERT_ROWS * S_UPSERT_COLUMNS + 1];
