@@ -16,8 +16,9 @@
     (), and CREATE TRIGGER ... BEGIN ... END a plpgsql function and its trigger (RAISE
     (ABORT, 'm') raises 'm'). COLLATE NOCASE is a case-insensitive ICU collation named
     nocase, and instr () a function, both created in the store on first connection. Where
-    the dialects differ beyond that (INSERT OR REPLACE, JSON, PRAGMA) a class asks
-    ml_db_dialect and writes each dialect's statement itself.
+    the dialects differ beyond that (INSERT OR REPLACE, JSON) a class asks ml_db_dialect and
+    writes each dialect's statement itself. PRAGMA does nothing on PostgreSQL, except
+    "synchronous", which sets synchronous_commit (FULL: on; NORMAL or OFF: off).
 */
 #ifndef ML_DB_H_INCLUDED
 #define ML_DB_H_INCLUDED

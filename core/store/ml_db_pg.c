@@ -632,9 +632,25 @@ static PGresult *s_run (ml_db_t *self, const char *sql, const char *picture,
         }
         return result;
     }
-    //  PRAGMA tunes SQLite only: here it is a statement that does nothing and returns no row.
-    if (s_word_is (first, length, "PRAGMA"))
+    //  PRAGMA tunes SQLite: here it does nothing and returns no row, except "synchronous",
+    //  whose meaning PostgreSQL has as synchronous_commit (NORMAL or OFF: a commit does not
+    //  wait for the disk, so a crash may lose the last commits, never corrupt the store).
+    if (s_word_is (first, length, "PRAGMA")) {
+        size_t name_length, value_length;
+        const char *name = s_next_word (first + length, &name_length);
+        const char *equals = name + name_length;
+        while (*equals == ' ')
+            equals++;
+        const char *value = s_next_word (*equals == '=' ? equals + 1 : equals, &value_length);
+        if (s_word_is (name, name_length, "synchronous") && value_length) {
+            bool wait =
+                s_word_is (value, value_length, "FULL") || s_word_is (value, value_length, "EXTRA");
+            if (s_exec (self,
+                        wait ? "SET synchronous_commit = on" : "SET synchronous_commit = off") != 0)
+                return NULL;
+        }
         return PQmakeEmptyPGresult (S_CONN (self)->conn, PGRES_COMMAND_OK);
+    }
     s_cached_t statement;
     if (s_statement (self, sql, picture, &statement) != 0)
         return NULL;

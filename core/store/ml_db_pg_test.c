@@ -117,8 +117,16 @@ void ml_db_pg_test (bool verbose, const char *connection)
                                (int64_t)round) >= 0);
     ml_db_statement_counts (db, &prepared_after, &reused_after);
     assert (prepared_after == prepared + 1 && reused_after == reused + 4);
-    //  PRAGMA tunes SQLite only.
+    //  PRAGMA tunes SQLite; synchronous is PostgreSQL's synchronous_commit.
+    assert (ml_db_execute (db, "PRAGMA cache_size = -65536", NULL) == 0);
+    assert (ml_db_execute (db, "PRAGMA synchronous = NORMAL", NULL) == 0);
+    query = ml_db_query (db, "SELECT current_setting ('synchronous_commit')", NULL);
+    assert (query && ml_db_fetch (query) == 1 && streq (ml_db_text (query, 0), "off"));
+    ml_db_query_destroy (&query);
     assert (ml_db_execute (db, "PRAGMA synchronous = FULL", NULL) == 0);
+    query = ml_db_query (db, "SELECT current_setting ('synchronous_commit')", NULL);
+    assert (query && ml_db_fetch (query) == 1 && streq (ml_db_text (query, 0), "on"));
+    ml_db_query_destroy (&query);
 
     //  Triggers: a refusal is data, with SQLite's message.
     assert (ml_db_execute (db,
