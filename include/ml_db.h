@@ -64,7 +64,10 @@ typedef struct {
 //      store's write lock before giving up as ML_DB_RETRY. Errors are classed from the
 //      SQLSTATE: 22xxx, 23xxx and a trigger's refusal are data; 40001, 40P01 and 55P03
 //      retry; 57014 timeout; a lost connection (08xxx, 57P0x) is lost, and the next call
-//      reconnects (never inside a transaction: that stays failed until rolled back).
+//      reconnects (never inside a transaction: that stays failed until rolled back). A
+//      connection lost during COMMIT is not left in doubt where the server can tell: the
+//      core asks it, on a new connection, whether the transaction committed (by its id);
+//      committed is success, otherwise the commit failed as lost.
 //  Returns the connection, or NULL with *error filled (an unknown key or an unsupported
 //  engine is named; the connection string is never copied into an error).
 ml_db_t *ml_db_new (const char *connection, ml_db_error_t *error);

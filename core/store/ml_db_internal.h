@@ -61,6 +61,9 @@ void ml_db_pg_query_close (ml_db_query_t *query);
 int ml_db_pg_begin (ml_db_t *self);
 int ml_db_pg_commit (ml_db_t *self);
 int ml_db_pg_rollback (ml_db_t *self);
+//  Whether transaction xid (pg_current_xact_id's text) committed: 1 yes, 0 no (aborted),
+//  -1 not known (still running, too old, or the server cannot be reached).
+int ml_db_pg_outcome (ml_db_t *self, const char *xid);
 
 //  The PostgreSQL text of one SQLite-dialect statement (see ml_db_pg.c: placeholders,
 //  types, triggers). Returns a new string (caller frees), or NULL with error set.

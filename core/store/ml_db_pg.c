@@ -36,6 +36,7 @@ typedef struct {
     unsigned next_name; //  prepared statements are named s1, s2, ...
     bool in_transaction;
     bool lost_in_transaction; //  the connection dropped inside a transaction: refuse until rollback
+    char xid[24];             //  the open transaction's id (pg_current_xact_id), for a lost COMMIT
 } s_conn_t;
 
 typedef struct {
@@ -783,13 +784,38 @@ int ml_db_pg_begin (ml_db_t *self)
     if (s_exec (self, "BEGIN") != 0)
         return -1;
     conn->in_transaction = true;
-    if (s_exec (self, "SELECT pg_advisory_xact_lock (" S_STORE_LOCK ")") != 0) {
+    //  The lock, and the transaction's id: should the connection drop during COMMIT, the
+    //  id tells afterwards whether it committed.
+    PGresult *result = PQexec (conn->conn, "SELECT pg_advisory_xact_lock (" S_STORE_LOCK "),"
+                                           " pg_current_xact_id ()::text");
+    if (PQresultStatus (result) != PGRES_TUPLES_OK || PQntuples (result) != 1) {
+        s_collect (self, result);
+        PQclear (result);
         ml_db_error_t kept = self->error;
         ml_db_pg_rollback (self);
         self->error = kept;
         return -1;
     }
+    snprintf (conn->xid, sizeof conn->xid, "%s", PQgetvalue (result, 0, 1));
+    PQclear (result);
     return 0;
+}
+
+int ml_db_pg_outcome (ml_db_t *self, const char *xid)
+{
+    if (s_ready (self) != 0)
+        return -1;
+    const char *values[1] = {xid};
+    PGresult *result = PQexecParams (S_CONN (self)->conn, "SELECT pg_xact_status ($1::xid8)", 1,
+                                     NULL, values, NULL, NULL, 0);
+    int outcome = -1;
+    if (PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1 &&
+        !PQgetisnull (result, 0, 0))
+        outcome = streq (PQgetvalue (result, 0, 0), "committed") ? 1
+                  : streq (PQgetvalue (result, 0, 0), "aborted") ? 0
+                                                                 : -1;
+    PQclear (result);
+    return outcome;
 }
 
 int ml_db_pg_commit (ml_db_t *self)
@@ -810,10 +836,29 @@ int ml_db_pg_commit (ml_db_t *self)
         rc = -1;
     }
     PQclear (result);
-    //  A connection lost during COMMIT leaves the outcome unknown: reported as lost, and
-    //  the connection is opened again on the next call (there is nothing to roll back).
     conn->in_transaction = false;
     conn->lost_in_transaction = false;
+    if (rc != 0 && PQstatus (conn->conn) == CONNECTION_BAD && *conn->xid) {
+        //  The connection dropped during COMMIT: did it commit? Asked on a new connection,
+        //  so a promise that depended on this commit is kept (committed: success) or not
+        //  made (aborted). When the server cannot tell yet, it stays a failure, as lost.
+        char xid[sizeof conn->xid];
+        snprintf (xid, sizeof xid, "%s", conn->xid);
+        ml_db_error_t lost = self->error;
+        int outcome = ml_db_pg_outcome (self, xid);
+        self->error = lost;
+        if (outcome == 1)
+            rc = 0;
+        else if (outcome == 0)
+            snprintf (self->error.message, sizeof self->error.message,
+                      "the store's connection was lost during COMMIT; the transaction did not "
+                      "commit");
+        else
+            snprintf (self->error.message, sizeof self->error.message,
+                      "the store's connection was lost during COMMIT; whether it committed is "
+                      "not known");
+    }
+    *conn->xid = 0;
     return rc;
 }
 
@@ -821,6 +866,7 @@ int ml_db_pg_rollback (ml_db_t *self)
 {
     s_conn_t *conn = S_CONN (self);
     conn->lost_in_transaction = false;
+    *conn->xid = 0;
     if (PQstatus (conn->conn) != CONNECTION_OK) {
         //  The server rolled back what the lost connection had open.
         conn->in_transaction = false;

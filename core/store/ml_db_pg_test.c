@@ -187,6 +187,34 @@ void ml_db_pg_test (bool verbose, const char *connection)
     assert (ml_db_commit (db) == -1 && ml_db_error (db)->kind == ML_DB_LOST);
     assert (ml_db_rollback (db) == 0);
     assert (s_int (db, "SELECT COUNT(*) FROM t") == 2);
+    //  A connection lost during COMMIT: whether it committed is asked afterwards (here the
+    //  server ends the session in a deferred trigger, so it did not).
+    assert (ml_db_execute (db,
+                           "CREATE OR REPLACE FUNCTION t_end () RETURNS trigger LANGUAGE plpgsql"
+                           " AS $$ BEGIN PERFORM pg_terminate_backend (pg_backend_pid ());"
+                           " RETURN NULL; END $$",
+                           NULL) == 0);
+    assert (ml_db_execute (db,
+                           "CREATE CONSTRAINT TRIGGER t_end AFTER INSERT ON t DEFERRABLE"
+                           " INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.name = 'end')"
+                           " EXECUTE FUNCTION t_end ()",
+                           NULL) == 0);
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_execute (db, "INSERT INTO t (name) VALUES ('end')", NULL) == 1);
+    assert (ml_db_commit (db) == -1 && ml_db_error (db)->kind == ML_DB_LOST);
+    assert (strstr (ml_db_error (db)->message, "did not commit"));
+    assert (s_int (db, "SELECT COUNT(*) FROM t WHERE name = 'end'") == 0);
+    //  And the answer for a transaction that committed, and one rolled back.
+    for (int round = 0; round < 2; round++) {
+        assert (ml_db_begin (db) == 0);
+        query = ml_db_query (db, "SELECT pg_current_xact_id ()::text", NULL);
+        assert (query && ml_db_fetch (query) == 1);
+        char xid[32];
+        snprintf (xid, sizeof xid, "%s", ml_db_text (query, 0));
+        ml_db_query_destroy (&query);
+        assert (round ? ml_db_rollback (db) == 0 : ml_db_commit (db) == 0);
+        assert (ml_db_pg_outcome (db, xid) == (round ? 0 : 1));
+    }
     ml_db_destroy (&other);
     assert (ml_db_execute (db, "DROP TABLE t", NULL) == 0);
     //  The replica's upsert by arrays: any text, a row changed twice in one call.
