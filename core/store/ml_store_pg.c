@@ -1,0 +1,194 @@
+/*  ml_store's PostgreSQL-only writes: the replica's upsert by arrays (see ml_store_pg.h).
+
+    On SQLite a reused statement per 50 rows is as fast as it gets; on PostgreSQL every
+    statement is a round trip to the server, so a snapshot's 10,000-row flush goes in one
+    statement: each column an array literal, unnested into rows server-side
+    (justin0u0/pginsert-bench measured unnest at about 2.3 times batched INSERTs).
+*/
+#include "ml_store_pg.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_TEXT_COLUMNS 10
+#define S_INT_COLUMNS  4
+
+//  One statement for any number of rows. The replica row is written whole, so replacing it
+//  is an upsert (never a delete and insert: the totals triggers count every change).
+static const char *s_upsert_sql =
+    "INSERT INTO open_item (firm_id, kind, source_id, invoice_number, invoice_date, due_date,"
+    " client_number, client_name, matter_number, matter_description, currency, total_minor,"
+    " balance_minor, status, generation, change_id)"
+    " SELECT ?, u.kind, u.source_id, u.invoice_number, u.invoice_date, u.due_date,"
+    " u.client_number, u.client_name, u.matter_number, u.matter_description, u.currency,"
+    " u.total_minor, u.balance_minor, u.status, ?, u.change_id"
+    " FROM unnest (?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],"
+    " ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])"
+    " AS u (kind, invoice_number, invoice_date, due_date, client_number, client_name,"
+    " matter_number, matter_description, currency, status, source_id, total_minor,"
+    " balance_minor, change_id)"
+    " ON CONFLICT (firm_id, kind, source_id) DO UPDATE SET"
+    " invoice_number = excluded.invoice_number, invoice_date = excluded.invoice_date,"
+    " due_date = excluded.due_date, client_number = excluded.client_number,"
+    " client_name = excluded.client_name, matter_number = excluded.matter_number,"
+    " matter_description = excluded.matter_description, currency = excluded.currency,"
+    " total_minor = excluded.total_minor, balance_minor = excluded.balance_minor,"
+    " status = excluded.status, generation = excluded.generation,"
+    " change_id = excluded.change_id";
+
+typedef struct {
+    char *text;
+    size_t length, size;
+} s_array_t;
+
+static void s_reserve (s_array_t *array, size_t more)
+{
+    if (array->length + more + 2 > array->size) {
+        array->size = (array->length + more + 2) * 2;
+        array->text = realloc (array->text, array->size);
+        assert (array->text);
+    }
+}
+
+//  Add one element to an array literal: quoted, with '"' and '\' escaped (every element is
+//  quoted, so no text can end the literal or read as NULL).
+static void s_add_text (s_array_t *array, const char *value)
+{
+    size_t length = strlen (value);
+    s_reserve (array, 2 * length + 4);
+    if (array->length > 1)
+        array->text[array->length++] = ',';
+    array->text[array->length++] = '"';
+    for (const char *cursor = value; *cursor; cursor++) {
+        if (*cursor == '"' || *cursor == '\\')
+            array->text[array->length++] = '\\';
+        array->text[array->length++] = *cursor;
+    }
+    array->text[array->length++] = '"';
+    array->text[array->length] = 0;
+}
+
+static void s_add_number (s_array_t *array, int64_t value)
+{
+    s_reserve (array, 24);
+    if (array->length > 1)
+        array->text[array->length++] = ',';
+    array->length += (size_t)snprintf (array->text + array->length, 24, "%" PRId64, value);
+}
+
+//  Start every array empty ("{" so far; s_add_* put ',' between elements).
+static void s_start (s_array_t *arrays, size_t count)
+{
+    for (size_t index = 0; index < count; index++) {
+        s_reserve (&arrays[index], 1);
+        arrays[index].length = 1;
+        arrays[index].text[0] = '{';
+        arrays[index].text[1] = 0;
+    }
+}
+
+bool ml_store_pg_upsert_items (ml_db_t *db, const char *firm_id, const ml_item_t *items,
+                               size_t count, int64_t generation)
+{
+    s_array_t arrays[S_TEXT_COLUMNS + S_INT_COLUMNS] = {{0}};
+    //  An item twice in one statement is refused by PostgreSQL (ON CONFLICT cannot touch a
+    //  row twice): the second starts the next statement, so the last one still wins.
+    zhashx_t *seen = zhashx_new ();
+    assert (seen);
+    bool ok = true;
+    size_t first = 0;
+    while (ok && first < count) {
+        s_start (arrays, S_TEXT_COLUMNS + S_INT_COLUMNS);
+        zhashx_purge (seen);
+        size_t row = first;
+        for (; row < count; row++) {
+            const ml_item_t *item = &items[row];
+            char key[32];
+            snprintf (key, sizeof key, "%c%" PRIu64, item->kind, item->source_id);
+            if (zhashx_insert (seen, key, (void *)1) != 0)
+                break;
+            char kind[2] = {item->kind, 0};
+            const char *texts[S_TEXT_COLUMNS] = {kind,
+                                                 item->invoice_number,
+                                                 item->invoice_date,
+                                                 item->due_date,
+                                                 item->client_number,
+                                                 item->client_name,
+                                                 item->matter_number,
+                                                 item->matter_description,
+                                                 item->currency,
+                                                 item->status};
+            for (size_t column = 0; column < S_TEXT_COLUMNS; column++)
+                s_add_text (&arrays[column], texts[column]);
+            int64_t numbers[S_INT_COLUMNS] = {(int64_t)item->source_id, item->total_minor,
+                                              item->balance_minor, (int64_t)item->change_id};
+            for (size_t column = 0; column < S_INT_COLUMNS; column++)
+                s_add_number (&arrays[S_TEXT_COLUMNS + column], numbers[column]);
+        }
+        for (size_t column = 0; column < S_TEXT_COLUMNS + S_INT_COLUMNS; column++) {
+            s_reserve (&arrays[column], 1);
+            arrays[column].text[arrays[column].length++] = '}';
+            arrays[column].text[arrays[column].length] = 0;
+        }
+        ml_db_value_t values[2 + S_TEXT_COLUMNS + S_INT_COLUMNS] = {{0}};
+        values[0].text = firm_id;
+        values[1].number = generation;
+        for (size_t column = 0; column < S_TEXT_COLUMNS + S_INT_COLUMNS; column++)
+            values[2 + column].text = arrays[column].text;
+        ok = ml_db_execute_many (db, s_upsert_sql, "sissssssssssssss", 1, values) == 0;
+        first = row;
+    }
+    for (size_t column = 0; column < S_TEXT_COLUMNS + S_INT_COLUMNS; column++)
+        free (arrays[column].text);
+    zhashx_destroy (&seen);
+    return ok;
+}
+
+void ml_store_pg_test (ml_db_t *db)
+{
+    //  A replica table keyed as the store's (ml_store.c), without its triggers.
+    ml_db_execute (db, "DROP TABLE IF EXISTS open_item", NULL);
+    assert (ml_db_execute (db,
+                           "CREATE TABLE open_item (firm_id TEXT NOT NULL, kind TEXT NOT NULL,"
+                           " source_id INTEGER NOT NULL, invoice_number TEXT, invoice_date TEXT,"
+                           " due_date TEXT, client_number TEXT, client_name TEXT,"
+                           " matter_number TEXT, matter_description TEXT, currency TEXT NOT NULL,"
+                           " total_minor INTEGER, balance_minor INTEGER NOT NULL, status TEXT,"
+                           " generation INTEGER NOT NULL, change_id INTEGER NOT NULL,"
+                           " PRIMARY KEY (firm_id, kind, source_id))",
+                           NULL) == 0);
+    ml_item_t items[5];
+    memset (items, 0, sizeof items);
+    const char *names[5] = {"Plain", "Quote \" and \\ back", "Comma, {brace}", "", "NULL"};
+    for (size_t index = 0; index < 5; index++) {
+        items[index].kind = index == 1 ? 'T' : 'I';
+        items[index].source_id = index < 4 ? index + 1 : 1; //  the last changes item 1 again
+        snprintf (items[index].client_name, sizeof items[index].client_name, "%s", names[index]);
+        snprintf (items[index].currency, sizeof items[index].currency, "USD");
+        items[index].balance_minor = index == 4 ? INT64_MAX : -(int64_t)index;
+        items[index].change_id = index;
+    }
+    assert (ml_store_pg_upsert_items (db, "acme", items, 5, 7));
+    ml_db_query_t *query =
+        ml_db_query (db,
+                     "SELECT kind, source_id, client_name, balance_minor, generation FROM open_item"
+                     " ORDER BY source_id, kind",
+                     NULL);
+    assert (query);
+    const char *expected[4][5] = {{"I", "1", "NULL", "9223372036854775807", "7"},
+                                  {"T", "2", "Quote \" and \\ back", "-1", "7"},
+                                  {"I", "3", "Comma, {brace}", "-2", "7"},
+                                  {"I", "4", "", "-3", "7"}};
+    for (size_t row = 0; row < 4; row++) {
+        assert (ml_db_fetch (query) == 1);
+        for (int column = 0; column < 5; column++)
+            assert (streq (ml_db_text (query, column), expected[row][column]));
+    }
+    assert (ml_db_fetch (query) == 0);
+    ml_db_query_destroy (&query);
+    assert (ml_db_execute (db, "DROP TABLE open_item", NULL) == 0);
+}
