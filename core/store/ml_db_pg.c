@@ -484,7 +484,12 @@ int ml_db_pg_open (ml_db_t *self, const char *connection, ml_db_error_t *error)
     PQconninfoFree (options);
     s_conn_t *conn = calloc (1, sizeof (s_conn_t));
     assert (conn);
-    conn->conn = PQconnectdb (conninfo);
+    //  A server that does not answer (a host down, not a port closed) would hold the core
+    //  for the kernel's TCP timeout: 10 s unless the connection string says otherwise (its
+    //  own connect_timeout comes later, so it wins). Reconnecting uses the same.
+    const char *const keywords[] = {"connect_timeout", "dbname", NULL};
+    const char *const values[] = {"10", conninfo, NULL};
+    conn->conn = PQconnectdbParams (keywords, values, 1);
     if (!conn->conn || PQstatus (conn->conn) != CONNECTION_OK) {
         s_redacted_error (error, conn->conn ? PQerrorMessage (conn->conn) : "out of memory",
                           password);
