@@ -33,6 +33,13 @@ json_t *ml_admin_store_failed (ml_db_t *db, const char *who, const char *what)
     return ml_admin_error ("the core store failed; see the core's log");
 }
 
+json_t *ml_admin_unknown_firm (ml_store_t *store, const char *firm)
+{
+    if (ml_store_firm_failed (store))
+        return ml_admin_error ("the core store failed; see the core's log");
+    return ml_admin_error ("unknown firm '%s'", firm);
+}
+
 json_t *ml_admin_commit (ml_db_t *db, const char *who, json_t *reply)
 {
     if (json_is_true (json_object_get (reply, "ok"))) {
@@ -224,7 +231,7 @@ static json_t *s_pay (ml_store_t *store, const json_t *request, char *deliver_fi
                                currency);
     json_t *firm = ml_store_firm (store, firm_id);
     if (!firm)
-        return ml_admin_error ("unknown firm '%s'", firm_id);
+        return ml_admin_unknown_firm (store, firm_id);
     char operating_account[64];
     snprintf (operating_account, sizeof operating_account, "%s",
               json_string_value (json_object_get (firm, "operating_account")));

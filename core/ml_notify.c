@@ -225,7 +225,7 @@ static json_t *s_settings (ml_store_t *store, const json_t *request)
         return ml_admin_error ("%s", *problem ? problem : "'firm' is required");
     json_t *known = ml_store_firm (store, firm);
     if (!known)
-        return ml_admin_error ("unknown firm '%s'", firm);
+        return ml_admin_unknown_firm (store, firm);
     json_decref (known);
     json_t *rows = s_rows (db, firm);
     if (!rows)
@@ -287,7 +287,7 @@ static json_t *s_set (ml_store_t *store, const json_t *request)
         return ml_admin_error ("'minutes' applies to agent_offline only");
     json_t *known = ml_store_firm (store, firm);
     if (!known)
-        return ml_admin_error ("unknown firm '%s'", firm);
+        return ml_admin_unknown_firm (store, firm);
     json_decref (known);
     json_t *list = s_split (text ? text : "", problem, sizeof problem);
     if (!list)

@@ -19,6 +19,7 @@
 
 struct _ml_store_t {
     ml_db_t *db;
+    bool firm_failed; //  the last ml_store_firm could not read the store
     //  Snapshot rows received and not yet written, all of one firm.
     char snapshot_firm[64];
     ml_item_t *snapshot_rows;
@@ -450,9 +451,16 @@ json_t *ml_store_firm (ml_store_t *self, const char *firm_id)
                 ml_db_query (self->db,
                              "SELECT firm_id, name, operating_account FROM firm WHERE firm_id = ?",
                              "s", firm_id));
+    self->firm_failed = rows == NULL;
     json_t *firm = json_array_size (rows) == 1 ? json_incref (json_array_get (rows, 0)) : NULL;
     json_decref (rows);
     return firm;
+}
+
+bool ml_store_firm_failed (ml_store_t *self)
+{
+    assert (self);
+    return self->firm_failed;
 }
 
 int ml_store_firm_by_key (ml_store_t *self, const char *public_key, char *firm_id, size_t size)

@@ -73,6 +73,10 @@ json_t *ml_admin_error (const char *format, ...) __attribute__ ((format (printf,
 //  and the reply a client gets (new reference): the core store failed, see the log.
 json_t *ml_admin_store_failed (ml_db_t *db, const char *who, const char *what);
 
+//  The reply when ml_store_firm found no firm: "unknown firm 'FIRM'", or, when the store
+//  could not be read (logged already), that the core store failed.
+json_t *ml_admin_unknown_firm (ml_store_t *store, const char *firm);
+
 //  End an op's transaction by its reply: commit a success (a failed commit becomes the
 //  store-failure reply), roll back anything else. Takes reply, returns the reply to send.
 json_t *ml_admin_commit (ml_db_t *db, const char *who, json_t *reply);

@@ -59,7 +59,8 @@ typedef struct {
 //    - "postgresql://USER@HOST:PORT/DATABASE?..." (a libpq URI), or "postgresql:" followed
 //      by libpq's conninfo ("host=... port=... dbname=... user=..."); a password is best
 //      kept in ~/.pgpass or PGPASSFILE, and is never copied into an error or a log. Each
-//      connection sets time zone UTC, UTF-8, and lock_timeout 5 s unless the connection
+//      connection gives up connecting after 10 s (unless connect_timeout says otherwise),
+//      and sets time zone UTC, UTF-8, and lock_timeout 5 s unless the connection
 //      string sets it (options='-c lock_timeout=...'): how long ml_db_begin waits for the
 //      store's write lock before giving up as ML_DB_RETRY. Errors are classed from the
 //      SQLSTATE: 22xxx, 23xxx and a trigger's refusal are data; 40001, 40P01 and 55P03

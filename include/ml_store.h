@@ -35,8 +35,11 @@ const ml_db_error_t *ml_store_error (ml_store_t *self);
 int ml_store_firm_add (ml_store_t *self, const char *firm_id, const char *name,
                        const char *public_key, const char *operating_account);
 
-//  A firm's row (firm_id, name, operating_account) as JSON (new), or NULL if unknown.
+//  A firm's row (firm_id, name, operating_account) as JSON (new), or NULL if unknown or
+//  the store failed (ml_store_firm_failed tells which: a store that cannot be reached, as
+//  a PostgreSQL store during a restart, must not make a firm "unknown").
 json_t *ml_store_firm (ml_store_t *self, const char *firm_id);
+bool ml_store_firm_failed (ml_store_t *self);
 
 //  Find the firm of an agent key. Returns 1 found, 0 unknown, -1 error.
 int ml_store_firm_by_key (ml_store_t *self, const char *public_key, char *firm_id, size_t size);

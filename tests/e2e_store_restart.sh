@@ -63,4 +63,6 @@ done <"$W/accepted"
     fail "receipts in the matter database are not one per accepted payment"
 grep -q "cannot be reached\|connection lost\|server closed the connection" "$W/core.log" ||
     fail "the core never saw its store go away"
+# A refusal says the store failed, never that the firm is unknown.
+grep -q "unknown firm" "$W/refused" && fail "a payment was refused as for an unknown firm: $(grep -m1 "unknown firm" "$W/refused")"
 log "PASS"

@@ -22,7 +22,7 @@ json_t *ml_pay_account_add (ml_payments_t *self, const json_t *request)
         return ml_admin_error ("%s", problem);
     json_t *known = ml_store_firm (self->store, firm);
     if (!known)
-        return ml_admin_error ("unknown firm '%s'", firm);
+        return ml_admin_unknown_firm (self->store, firm);
     json_decref (known);
     char now[32];
     ml_store_now (now, sizeof now);

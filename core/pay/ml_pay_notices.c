@@ -137,7 +137,7 @@ json_t *ml_pay_firm_contact (ml_payments_t *self, const json_t *request)
         return ml_admin_error ("'firm' and 'email' (one address) are required");
     json_t *known = ml_store_firm (self->store, firm);
     if (!known)
-        return ml_admin_error ("unknown firm '%s'", firm);
+        return ml_admin_unknown_firm (self->store, firm);
     json_decref (known);
     ml_store_now (now, sizeof now);
     if (ml_db_begin (self->db) != 0 ||

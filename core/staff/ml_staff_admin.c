@@ -30,7 +30,7 @@ static json_t *s_staff_invite (ml_staff_t *self, const json_t *request, const ml
         return ml_admin_error ("'role' must be admin, billing or read");
     json_t *known = ml_store_firm (self->store, firm);
     if (!known)
-        return ml_admin_error ("unknown firm '%s'", firm);
+        return ml_admin_unknown_firm (self->store, firm);
     json_decref (known);
     bool failed = false;
     json_t *existing = ml_staff_row (

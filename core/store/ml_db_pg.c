@@ -78,9 +78,28 @@ static void s_appends (s_buffer_t *buffer, const char *text)
 }
 
 //  Length of the quoted token at text ('...' with '' inside, or "..."), or of the comment.
+//  The length of a dollar-quote's tag at text ("$$", "$ml$"), or 0 if there is none.
+static size_t s_dollar_tag (const char *text)
+{
+    if (text[0] != '$' || isdigit ((unsigned char)text[1]))
+        return 0;
+    size_t length = 1;
+    while (isalnum ((unsigned char)text[length]) || text[length] == '_')
+        length++;
+    return text[length] == '$' ? length + 1 : 0;
+}
+
 static size_t s_skip_quoted (const char *text)
 {
     char quote = text[0];
+    size_t tag = s_dollar_tag (text);
+    if (tag) {
+        //  A dollar-quoted body (a function's, written per dialect) is copied untouched.
+        for (const char *end = text + tag; (end = strchr (end, '$')); end++)
+            if (strncmp (end, text, tag) == 0)
+                return (size_t)(end - text) + tag;
+        return strlen (text);
+    }
     if (quote == '-' && text[1] == '-') {
         const char *end = strchr (text, '\n');
         return end ? (size_t)(end - text) : strlen (text);
@@ -128,7 +147,7 @@ static int s_translate_words (const char *sql, s_buffer_t *out, int *parameters,
     while (*cursor) {
         char c = *cursor;
         if (c == '\'' || c == '"' || (c == '-' && cursor[1] == '-') ||
-            (c == '/' && cursor[1] == '*')) {
+            (c == '/' && cursor[1] == '*') || s_dollar_tag (cursor)) {
             size_t length = s_skip_quoted (cursor);
             s_append (out, cursor, length);
             cursor += length;
@@ -193,7 +212,7 @@ static const char *s_find_word (const char *text, const char *word)
     while (*cursor) {
         char c = *cursor;
         if (c == '\'' || c == '"' || (c == '-' && cursor[1] == '-') ||
-            (c == '/' && cursor[1] == '*'))
+            (c == '/' && cursor[1] == '*') || s_dollar_tag (cursor))
             cursor += s_skip_quoted (cursor);
         else if (isalpha ((unsigned char)c) || c == '_') {
             size_t length = 0;
@@ -465,7 +484,12 @@ int ml_db_pg_open (ml_db_t *self, const char *connection, ml_db_error_t *error)
     PQconninfoFree (options);
     s_conn_t *conn = calloc (1, sizeof (s_conn_t));
     assert (conn);
-    conn->conn = PQconnectdb (conninfo);
+    //  A server that does not answer (a host down, not a port closed) would hold the core
+    //  for the kernel's TCP timeout: 10 s unless the connection string says otherwise (its
+    //  own connect_timeout comes later, so it wins). Reconnecting uses the same.
+    const char *const keywords[] = {"connect_timeout", "dbname", NULL};
+    const char *const values[] = {"10", conninfo, NULL};
+    conn->conn = PQconnectdbParams (keywords, values, 1);
     if (!conn->conn || PQstatus (conn->conn) != CONNECTION_OK) {
         s_redacted_error (error, conn->conn ? PQerrorMessage (conn->conn) : "out of memory",
                           password);
