@@ -35,7 +35,8 @@ cleanup() {
     for pid in $PIDS; do kill -9 "$pid" 2>/dev/null; done
     wait 2>/dev/null
     sh tests/servers.sh stop "$W/servers" >/dev/null 2>&1
-    rm -rf "$W"
+    # BENCH_KEEP=1 keeps the work directory (logs, the core's store) to look at afterwards.
+    if [ -n "${BENCH_KEEP:-}" ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

@@ -1,20 +1,40 @@
 /*  ml_ingest: the replica's writer, a thread beside the core's (include/ml_ingest.h). */
 #include "ml_ingest.h"
+#include "ml_db.h"
 #include "ml_log.h"
 #include "ml_selftest_support.h"
 #include "ml_store.h"
 
 #include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
+
+//  Set when a connection of this process waits for the write lock (ml_db_set_waiting_hook).
+static atomic_bool s_writer_waiting;
+
+static void s_waiting (void)
+{
+    atomic_store (&s_writer_waiting, true);
+}
 
 //  A transaction of snapshot rows ends after this many rows or milliseconds, whichever
-//  comes first: the core's own writes (payments) wait for the write lock at most that
-//  long. Measured (bench/RESULTS.md): 20 ms holds about 5,000 rows; commits of fewer rows
-//  rewrite the same index pages into the log more often and ingest slower.
-#define S_TRANSACTION_ROWS 20000
-#define S_TRANSACTION_MS   20
-//  Rows written between two looks at the clock.
+//  comes first, or as soon as another connection waits for the write lock (ml_db's
+//  waiting hook): the core's own writes (payments) wait at most one chunk, a few ms,
+//  while an undisturbed snapshot goes in large transactions. Large, because each commit
+//  writes every index page it touched into the log: the replica's indexes by client and
+//  matter take rows in random order, so small transactions write about a page per row
+//  per index: at 400,000 rows, 20 ms transactions cost 6.4 s of CPU, 250 ms ones 4.4 s,
+//  1 s ones 4.4 s (ml_bench ingest, bench/RESULTS.md).
+#define S_TRANSACTION_ROWS 50000
+#define S_TRANSACTION_MS   250
+//  (The selftest makes it longer, to see that a waiting writer does not wait for it.)
+static int64_t s_transaction_ms = S_TRANSACTION_MS;
+//  Rows written in the snapshot transaction now open (the selftest waits for some).
+static atomic_size_t s_rows_in_transaction;
+//  Rows written between two looks at the clock and the waiting flag.
 #define S_CHUNK_ROWS 500
+//  After committing early for a waiting writer, the thread lets it take the lock first.
+#define S_YIELD_MS 2
 //  Rows taken (acknowledged) and not yet written, at most: past it the thread reads no
 //  more, and the agents' windows (unacknowledged batches) hold the rest back.
 #define S_BUFFER_ROWS 40000
@@ -133,16 +153,19 @@ static void s_take (s_thread_t *self)
 }
 
 //  Write snapshot rows from the head of the queue in one transaction, up to the limits.
-static void s_write_rows (s_thread_t *self)
+//  Returns true when it committed early because another connection waits for the lock.
+static bool s_write_rows (s_thread_t *self)
 {
-    int64_t deadline = zclock_mono () + S_TRANSACTION_MS;
+    int64_t deadline = zclock_mono () + s_transaction_ms;
     size_t written = 0;
     bool ok = ml_store_snapshot_begin (self->store) == 0;
+    atomic_store (&s_writer_waiting, false);
     s_entry_t *entry = zlistx_first (self->queue);
     //  The last entry the transaction wrote or tried (a failed begin fails the first).
     s_entry_t *reached = ok ? NULL : entry;
+    bool yielded = false;
     while (ok && entry && entry->kind == 'R' && written < S_TRANSACTION_ROWS &&
-           zclock_mono () < deadline) {
+           zclock_mono () < deadline && !(yielded = atomic_load (&s_writer_waiting))) {
         size_t left = entry->message->item_count - entry->offset;
         size_t count = left < S_CHUNK_ROWS ? left : S_CHUNK_ROWS;
         int rc = 0;
@@ -161,10 +184,12 @@ static void s_write_rows (s_thread_t *self)
         else {
             entry->offset += count;
             written += count;
+            atomic_store (&s_rows_in_transaction, written);
         }
         if (ok && entry->offset == entry->message->item_count)
             entry = zlistx_next (self->queue);
     }
+    atomic_store (&s_rows_in_transaction, 0);
     if (ml_store_snapshot_commit (self->store, ok) != 0)
         ok = false;
     //  Done entries leave the queue. On a failure, every session whose rows the transaction
@@ -187,6 +212,7 @@ static void s_write_rows (s_thread_t *self)
         self->buffered -= entry->message->item_count;
         zlistx_delete (self->queue, zlistx_cursor (self->queue));
     }
+    return yielded;
 }
 
 //  Run the SNAPSHOT-END or CHANGES at the head of the queue, and answer it.
@@ -238,9 +264,10 @@ static void s_actor (zsock_t *pipe, void *args)
         while (self.buffered < S_BUFFER_ROWS && (zsock_events (self.back) & ZMQ_POLLIN))
             s_take (&self);
         s_entry_t *head = zlistx_first (self.queue);
-        if (head && head->kind == 'R')
-            s_write_rows (&self);
-        else if (head)
+        if (head && head->kind == 'R') {
+            if (s_write_rows (&self))
+                zclock_sleep (S_YIELD_MS);
+        } else if (head)
             s_write_batch (&self);
     }
     zpoller_destroy (&poller);
@@ -258,6 +285,7 @@ ml_ingest_t *ml_ingest_new (const char *store, char *error, size_t error_size)
     ml_ingest_t *self = calloc (1, sizeof (ml_ingest_t));
     assert (self);
     pthread_mutex_init (&self->shared.lock, NULL);
+    ml_db_set_waiting_hook (s_waiting);
     self->shared.serials = zhashx_new ();
     zhashx_set_destructor (self->shared.serials, (zhashx_destructor_fn *)zstr_free);
     s_start_t start = {store, &self->shared, "", error, error_size, false};
@@ -495,6 +523,41 @@ void ml_ingest_test (bool verbose)
     s_test_answer (ingest, 'E', 2, -3, false);
     assert (s_test_count (store, "SELECT COUNT (*) FROM open_item") == 3);
     ml_msg_destroy (&old);
+
+    //  A writer waiting for the lock gets it after one chunk of rows, not after the thread's
+    //  transaction (made 10 s long here): the thread is writing 40,000 rows taken at once.
+    ml_ingest_destroy (&ingest);
+    s_transaction_ms = 10000;
+    ingest = ml_ingest_new (connection, error, sizeof error);
+    assert (ingest);
+    hello->high_water = 50;
+    ml_ingest_session (ingest, "acme");
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
+    for (uint64_t batch = 1; batch <= 20; batch++) {
+        ml_msg_t *rows = s_test_batch (ML_MSG_SNAPSHOT, batch, batch * 10000, ML_MAX_ITEMS);
+        assert (ml_ingest_send (ingest, "acme", rows) == 0);
+        ml_msg_destroy (&rows);
+    }
+    for (uint64_t batch = 1; batch <= 8; batch++)
+        s_test_answer (ingest, 'R', batch, 0, true);
+    int64_t asked = zclock_mono ();
+    while (atomic_load (&s_rows_in_transaction) == 0 && zclock_mono () - asked < 10000)
+        zclock_sleep (1); //  until the thread is inside its transaction
+    asked = zclock_mono ();
+    assert (ml_db_begin (ml_store_db (store)) == 0);
+    int64_t waited = zclock_mono () - asked;
+    assert (ml_db_commit (ml_store_db (store)) == 0);
+    if (verbose)
+        printf ("(waited %lld ms for the write lock) ", (long long)waited);
+    assert (waited < 250);
+    for (uint64_t batch = 9; batch <= 20; batch++)
+        s_test_answer (ingest, 'R', batch, 0, true);
+    end->batch = 21;
+    end->cursor = 50;
+    assert (ml_ingest_send (ingest, "acme", end) == 0);
+    s_test_answer (ingest, 'E', 21, 0, true);
+    assert (s_test_count (store, "SELECT item_count FROM replica_total") == 100000);
+    s_transaction_ms = S_TRANSACTION_MS;
 
     //  Stopping with work queued drops it (nothing leaks).
     ml_msg_t *left = s_test_batch (ML_MSG_SNAPSHOT, 1, 5, 2000);
