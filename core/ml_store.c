@@ -598,43 +598,123 @@ int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_
     return rc;
 }
 
+//  Read a query's integer columns, columns at a time, into a growing array. Returns the
+//  number of rows read, or -1.
+static int64_t s_read_integers (ml_db_query_t *query, int columns, int64_t **values)
+{
+    size_t count = 0, capacity = 0;
+    int rc = query ? 1 : -1;
+    while (rc == 1 && (rc = ml_db_fetch (query)) == 1) {
+        if (count == capacity) {
+            capacity = capacity ? capacity * 2 : 64;
+            *values = realloc (*values, capacity * (size_t)columns * sizeof (int64_t));
+            assert (*values);
+        }
+        for (int column = 0; rc == 1 && column < columns; column++)
+            if (ml_db_int64 (query, column, &(*values)[count * (size_t)columns + (size_t)column]))
+                rc = -1;
+        count += rc == 1;
+    }
+    ml_db_query_destroy (&query);
+    return rc == 0 ? (int64_t)count : -1;
+}
+
+#define S_END_DELETE_ROWS 2000 //  rows of earlier generations deleted per transaction
+
+//  The heavy part of ending a snapshot, reading the firm's replica (its totals, the rows
+//  of earlier generations), is done before the write lock is taken, so the core's writes
+//  do not wait for it: only this connection writes the firm's replica rows while its
+//  snapshot is stored (the ingest thread; the guard and the session states keep every
+//  other write out), so what it reads is what the transactions below commit over. Rows of
+//  earlier generations go in short transactions of their own, and the last transaction
+//  writes the totals and marks the replica complete: a few rows.
 int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t cursor)
 {
-    if (s_begin (self) != 0)
-        return -1;
-    if (!s_guarded (self, firm_id)) {
-        ml_db_rollback (self->db);
-        return -3;
+    int64_t generation = 0, *old = NULL, *totals = NULL, old_count = 0, total_count = 0;
+    char (*kinds)[2][4] = NULL; //  each total's kind and currency
+    bool ok = s_generation (self, firm_id, &generation) == 0;
+    if (ok)
+        old_count = s_read_integers (
+            ml_db_query (self->db,
+                         "SELECT rowid FROM open_item WHERE firm_id = ? AND generation <> ?", "si",
+                         firm_id, generation),
+            1, &old);
+    ml_db_query_t *query =
+        ok && old_count >= 0
+            ? ml_db_query (self->db,
+                           "SELECT kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"
+                           " SUM (balance_minor % 1000000000) FROM open_item"
+                           " WHERE firm_id = ? AND generation = ? GROUP BY kind, currency",
+                           "si", firm_id, generation)
+            : NULL;
+    ok = query != NULL;
+    size_t capacity = 0;
+    while (ok && ml_db_fetch (query) == 1) {
+        if ((size_t)total_count == capacity) {
+            capacity = capacity ? capacity * 2 : 8;
+            totals = realloc (totals, capacity * 3 * sizeof (int64_t));
+            kinds = realloc (kinds, capacity * sizeof *kinds);
+            assert (totals && kinds);
+        }
+        snprintf (kinds[total_count][0], 4, "%s", ml_db_text (query, 0));
+        snprintf (kinds[total_count][1], 4, "%s", ml_db_text (query, 1));
+        for (int column = 0; ok && column < 3; column++)
+            ok = ml_db_int64 (query, 2 + column, &totals[total_count * 3 + column]) == 0;
+        total_count++;
     }
-    int64_t generation = 0;
-    char now[32];
-    ml_store_now (now, sizeof now);
-    //  Rows of earlier generations go without trigger work (the firm is marked loading),
-    //  then the firm's totals are counted once from what stays, and the mark removed.
-    bool ok =
-        ml_db_execute (self->db,
-                       "INSERT INTO replica_loading (firm_id) VALUES (?)"
-                       " ON CONFLICT (firm_id) DO NOTHING",
-                       "s", firm_id) >= 0 &&
-        s_generation (self, firm_id, &generation) == 0 &&
-        ml_db_execute (self->db, "DELETE FROM open_item WHERE firm_id = ? AND generation <> ?",
-                       "si", firm_id, generation) >= 0 &&
-        ml_db_execute (self->db, "DELETE FROM replica_total WHERE firm_id = ?", "s", firm_id) >=
-            0 &&
-        ml_db_execute (self->db,
-                       "INSERT INTO replica_total (firm_id, kind, currency, item_count,"
-                       " balance_billions, balance_rest) SELECT firm_id, kind, currency,"
-                       " COUNT (*), SUM (balance_minor / 1000000000),"
-                       " SUM (balance_minor % 1000000000) FROM open_item WHERE firm_id = ?"
-                       " GROUP BY firm_id, kind, currency",
-                       "s", firm_id) >= 0 &&
-        ml_db_execute (self->db, "DELETE FROM replica_loading WHERE firm_id = ?", "s", firm_id) ==
-            1 &&
-        ml_db_execute (self->db,
-                       "UPDATE replica_state SET cursor = ?, complete = 1,"
-                       " snapshot_completed_at = ? WHERE firm_id = ?",
-                       "iss", (int64_t)cursor, now, firm_id) == 1;
-    return s_finish (self, "ending a snapshot", ok);
+    ml_db_query_destroy (&query);
+    if (!ok)
+        s_failed (self, "counting a snapshot");
+    int rc = ok ? 0 : -1;
+    for (int64_t first = 0; rc == 0 && first < old_count; first += S_END_DELETE_ROWS) {
+        if (s_begin (self) != 0) {
+            rc = -1;
+            break;
+        }
+        if (!s_guarded (self, firm_id)) {
+            ml_db_rollback (self->db);
+            rc = -3;
+            break;
+        }
+        bool deleted = true;
+        for (int64_t index = first;
+             deleted && index < old_count && index < first + S_END_DELETE_ROWS; index++)
+            deleted = ml_db_execute (self->db, "DELETE FROM open_item WHERE rowid = ?", "i",
+                                     old[index]) >= 0;
+        rc = s_finish (self, "dropping rows the snapshot did not carry", deleted);
+    }
+    if (rc == 0 && s_begin (self) != 0)
+        rc = -1;
+    else if (rc == 0 && !s_guarded (self, firm_id)) {
+        ml_db_rollback (self->db);
+        rc = -3;
+    } else if (rc == 0) {
+        char now[32];
+        ml_store_now (now, sizeof now);
+        int64_t current = 0;
+        ok = s_generation (self, firm_id, &current) == 0 && current == generation &&
+             ml_db_execute (self->db, "DELETE FROM replica_total WHERE firm_id = ?", "s",
+                            firm_id) >= 0;
+        for (int64_t index = 0; ok && index < total_count; index++)
+            ok = ml_db_execute (self->db,
+                                "INSERT INTO replica_total (firm_id, kind, currency, item_count,"
+                                " balance_billions, balance_rest) VALUES (?, ?, ?, ?, ?, ?)",
+                                "sssiii", firm_id, kinds[index][0], kinds[index][1],
+                                totals[index * 3], totals[index * 3 + 1],
+                                totals[index * 3 + 2]) == 1;
+        ok = ok &&
+             ml_db_execute (self->db, "DELETE FROM replica_loading WHERE firm_id = ?", "s",
+                            firm_id) >= 0 &&
+             ml_db_execute (self->db,
+                            "UPDATE replica_state SET cursor = ?, complete = 1,"
+                            " snapshot_completed_at = ? WHERE firm_id = ?",
+                            "iss", (int64_t)cursor, now, firm_id) == 1;
+        rc = s_finish (self, "ending a snapshot", ok);
+    }
+    free (old);
+    free (totals);
+    free (kinds);
+    return rc;
 }
 
 int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)

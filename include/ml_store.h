@@ -63,8 +63,10 @@ int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_
 
 //  Finish the snapshot: drop what the snapshot did not carry (rows of earlier generations,
 //  among them those of a snapshot whose session ended before SNAPSHOT-END), count the
-//  firm's totals, set the cursor, mark the replica complete; one synchronous transaction.
-//  Returns 0, -1, or -3 when the guard refuses the firm (nothing changed).
+//  firm's totals, set the cursor, mark the replica complete. The counting is read before
+//  the write lock is taken (only the caller writes the firm's replica meanwhile); old rows
+//  go in short transactions, and the last, synchronous, transaction writes a few rows.
+//  Returns 0, -1, or -3 when the guard refuses the firm (the replica stays incomplete).
 int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t cursor);
 
 //  A check run inside every replica write transaction (snapshot rows, snapshot end,
