@@ -6,6 +6,7 @@
 #include "ml_store.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -254,13 +255,22 @@ static void s_actor (zsock_t *pipe, void *args)
     self.failed = zhashx_new ();
     zhashx_set_destructor (self.failed, (zhashx_destructor_fn *)zstr_free);
     zsock_signal (pipe, 0);
-    zpoller_t *poller = zpoller_new (pipe, self.back, NULL);
-    assert (poller);
+    //  zmq_poll, not zpoller: the thread ends on $TERM only, never on a signal, so the core
+    //  thread can always hand work over until it stops (a PAIR without its peer would
+    //  block the sender).
+    zmq_pollitem_t items[] = {{zsock_resolve (pipe), 0, ZMQ_POLLIN, 0},
+                              {zsock_resolve (self.back), 0, ZMQ_POLLIN, 0}};
     while (true) {
         //  Work queued: look at the sockets without waiting, then write.
-        void *which = zpoller_wait (poller, zlistx_size (self.queue) ? 0 : -1);
-        if (which == pipe || (!which && zpoller_terminated (poller)))
-            break; //  $TERM, or interrupted
+        if (zmq_poll (items, 2, zlistx_size (self.queue) ? 0 : -1) == -1 && errno != EINTR)
+            break; //  the context is gone
+        if (zsock_events (pipe) & ZMQ_POLLIN) {
+            char *command = zstr_recv (pipe);
+            bool stop = !command || streq (command, "$TERM");
+            zstr_free (&command);
+            if (stop)
+                break;
+        }
         while (self.buffered < S_BUFFER_ROWS && (zsock_events (self.back) & ZMQ_POLLIN))
             s_take (&self);
         s_entry_t *head = zlistx_first (self.queue);
@@ -270,7 +280,6 @@ static void s_actor (zsock_t *pipe, void *args)
         } else if (head)
             s_write_batch (&self);
     }
-    zpoller_destroy (&poller);
     //  What was handed over and not written is dropped: the replica stays incomplete.
     while (zsock_events (self.back) & ZMQ_POLLIN)
         s_take (&self);
