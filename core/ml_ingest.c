@@ -20,14 +20,16 @@ static void s_waiting (void)
 
 //  A transaction of snapshot rows ends after this many rows or milliseconds, whichever
 //  comes first, or as soon as another connection waits for the write lock (ml_db's
-//  waiting hook): the core's own writes (payments) wait at most one chunk, a few ms,
-//  while an undisturbed snapshot goes in large transactions. Large, because each commit
-//  writes every index page it touched into the log: the replica's indexes by client and
-//  matter take rows in random order, so small transactions write about a page per row
-//  per index: at 400,000 rows, 20 ms transactions cost 6.4 s of CPU, 250 ms ones 4.4 s,
-//  1 s ones 4.4 s (ml_bench ingest, bench/RESULTS.md).
-#define S_TRANSACTION_ROWS 50000
-#define S_TRANSACTION_MS   250
+//  waiting hook): the core's own writes (payments) then wait for one chunk and the
+//  commit, which writes every page the transaction dirtied into the log. Larger
+//  transactions cost less CPU (the replica's indexes by client and matter take rows in
+//  random order, so a short transaction writes about a page per row per index: at 400,000
+//  rows, 20 ms transactions cost 6.4 s of CPU, 100 ms ones 4.6 s, 250 ms ones 4.0 s;
+//  ml_bench ingest), but their commit is longer, and a payment waiting for it holds the
+//  core's thread: at 1,000,000 rows, 250 ms transactions made status p99 240 ms while
+//  payments were made (bench/RESULTS.md). 50 ms is the compromise.
+#define S_TRANSACTION_ROWS 10000
+#define S_TRANSACTION_MS   50
 //  (The selftest makes it longer, to see that a waiting writer does not wait for it.)
 static int64_t s_transaction_ms = S_TRANSACTION_MS;
 //  Rows written in the snapshot transaction now open (the selftest waits for some).

@@ -10,7 +10,7 @@
       - SNAPSHOT rows are taken into a queue and acknowledged at once ("the core has
         them", docs/protocol.md), up to 40,000 rows not yet written; past that the thread
         stops reading, so the agents' windows hold the rest back. The queue is written in
-        transactions of up to 250 ms (50,000 rows), commits not waiting for the disk,
+        transactions of up to 50 ms (10,000 rows), commits not waiting for the disk,
         ended early as soon as another connection waits for the write lock;
       - SNAPSHOT-END and CHANGES are answered after their own synchronous commit, in the
         order they came, so their ACKs keep the commit-safe cursor semantics;
