@@ -10,7 +10,7 @@
       - SNAPSHOT rows are taken into a queue and acknowledged at once ("the core has
         them", docs/protocol.md), up to 40,000 rows not yet written; past that the thread
         stops reading, so the agents' windows hold the rest back. The queue is written in
-        transactions of up to 50 ms (10,000 rows), commits not waiting for the disk,
+        transactions of up to 25 ms (5,000 rows), commits not waiting for the disk,
         ended early as soon as another connection waits for the write lock;
       - SNAPSHOT-END and CHANGES are answered after their own synchronous commit, in the
         order they came, so their ACKs keep the commit-safe cursor semantics;
@@ -20,7 +20,7 @@
         its own start. After a failure the rest of that session is skipped, not written.
 
     Writes of the core's thread (payments, sessions) wait for the write lock at most one
-    chunk of 500 rows (a few ms; ml_db_set_waiting_hook), and SNAPSHOT-END's transaction;
+    chunk of 100 rows and a commit (ml_db_set_waiting_hook), and SNAPSHOT-END's transaction;
     reads (the reader threads) never wait, in write-ahead logging.
     The core polls ml_ingest_socket and calls ml_ingest_receive for each answer.
 */
