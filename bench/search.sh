@@ -91,7 +91,7 @@ core
     certificate = $W/core.cert_secret
     agents = $W/agents
 store
-    connection = "Driver=SQLite3;Database=$W/core.db;StepAPI=1;FKSupport=1;Timeout=5000"
+    connection = "sqlite:$W/core.db"
 admin
     endpoint = ipc://$W/admin.sock
 CFG

@@ -104,7 +104,7 @@ core
     agents = $W/agents
     readers = ${READERS:-2}
 store
-    connection = "Driver=SQLite3;Database=$W/core.db;StepAPI=1;FKSupport=1;Timeout=5000"
+    connection = "sqlite:$W/core.db"
 admin
     endpoint = ipc://$W/admin.sock
 api

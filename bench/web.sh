@@ -14,7 +14,8 @@
 #        PAYERS=N (default 200), WEB_THREADS=N (matterlink-web's web/threads, default 8),
 #        CLIENTS=N (default 20000: about 40 open invoices per payer's client at 1,000,000),
 #        READERS=N (the core's core/readers, default 2), THINK_MS=N (also measure each
-#        page with every connection pausing about N ms between requests, as payers do), PERF=1 (profile the core while the
+#        page with every connection pausing about N ms between requests, as payers do), HOLD=1 (keep everything up for
+#        profiling by hand until $W/hold is removed), PERF=1 (profile the whole machine while the
 #        invoice list is measured: the top functions are printed after the table)
 # Builds in build-bench (optimized, no sanitizers); starts its own database server.
 set -eu
@@ -104,7 +105,7 @@ core
     agents = $W/agents
     readers = ${READERS:-2}
 store
-    connection = "Driver=SQLite3;Database=$W/core.db;StepAPI=1;FKSupport=1;Timeout=5000"
+    connection = "sqlite:$W/core.db"
 admin
     endpoint = ipc://$W/admin.sock
 api
@@ -222,6 +223,12 @@ first=$(head -n 1 "$W/sessions")
 rows=$(curl -s -H "Cookie: ml_session=$first" "http://127.0.0.1:$WEB_PORT/invoices" | grep -c "<tr" || true)
 echo "One payer's invoice list: about $rows table rows."
 
+if [ "${HOLD:-0}" = 1 ]; then
+    # For profiling by hand: everything stays up until $W/hold is removed.
+    touch "$W/hold"
+    echo "HOLD: $W (web http://127.0.0.1:$WEB_PORT, sessions in $W/sessions); rm $W/hold to go on"
+    while [ -e "$W/hold" ]; do sleep 1; done
+fi
 measure() { # PATH LABEL
     status=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: ml_session=$first" "http://127.0.0.1:$WEB_PORT$1")
     if [ "$status" = 404 ]; then
@@ -240,8 +247,8 @@ printf '%-34s %10s %9s %9s %9s %9s %8s\n' "page" "req/s" "p50" "p90" "p99" "max"
 measure /static/portal.css "style sheet (baseline, no core)"
 measure /sign-in "sign-in form (no core)"
 if [ "${PERF:-0}" = 1 ]; then
-    core_pid=$(pgrep -f "build-bench/matterlink-core run -c $W/core.cfg" | head -1)
-    perf record -F 499 -g -p "$core_pid" -o "$W/core.perf" -- sleep "$SECONDS_EACH" >/dev/null 2>&1 &
+    # The whole machine: the web, the core's threads, wrk and the databases share its cores.
+    perf record -F 499 -g -a -o "$W/core.perf" -- sleep "$SECONDS_EACH" >/dev/null 2>&1 &
     perf_pid=$!
 fi
 measure /invoices "invoice list (signed in)"
@@ -250,7 +257,12 @@ if [ "${THINK_MS:-0}" -gt 0 ]; then
 fi
 if [ "${PERF:-0}" = 1 ]; then
     wait "$perf_pid" || true
-    perf report -i "$W/core.perf" --no-children --sort dso,symbol -g none 2>/dev/null | grep '%' | head -40 >"$W/perf.txt"
+    {
+        perf report -i "$W/core.perf" --no-children --sort comm -g none 2>/dev/null | grep '%' | head -12
+        echo
+        perf report -i "$W/core.perf" --no-children --sort comm,dso,symbol -g none 2>/dev/null | grep '%' | head -60
+    } >"$W/perf.txt"
+    [ -n "${PERF_OUT:-}" ] && cp "$W/core.perf" "$PERF_OUT"
     profile=$W/perf.txt
 fi
 measure /pay "payment page (signed in)"
@@ -259,6 +271,6 @@ if [ "${THINK_MS:-0}" -gt 0 ]; then
 fi
 if [ -n "${profile:-}" ]; then
     echo
-    echo "The core's profile while the invoice list was measured (perf, self time):"
+    echo "The machine's profile while the invoice list was measured (perf -a, self time):"
     cat "$profile"
 fi

@@ -94,6 +94,30 @@ void ml_alloc_sort_rows (json_t *rows)
     free (sortable);
 }
 
+void ml_alloc_sort_table (json_t *rows, size_t number_column, size_t date_column)
+{
+    size_t count = json_array_size (rows);
+    if (count < 2)
+        return;
+    s_sortable_row_t *sortable = calloc (count, sizeof (s_sortable_row_t));
+    assert (sortable);
+    for (size_t index = 0; index < count; index++) {
+        json_t *row = json_incref (json_array_get (rows, index));
+        const char *number = json_string_value (json_array_get (row, number_column));
+        const char *date = json_string_value (json_array_get (row, date_column));
+        sortable[index].row = row;
+        snprintf (sortable[index].item.invoice_number, sizeof sortable[index].item.invoice_number,
+                  "%s", number ? number : "");
+        snprintf (sortable[index].item.invoice_date, sizeof sortable[index].item.invoice_date, "%s",
+                  date ? date : "");
+    }
+    qsort (sortable, count, sizeof (s_sortable_row_t), s_compare_rows);
+    json_array_clear (rows);
+    for (size_t index = 0; index < count; index++)
+        json_array_append_new (rows, sortable[index].row);
+    free (sortable);
+}
+
 size_t ml_alloc_oldest_first (ml_alloc_item_t *items, size_t count, int64_t amount,
                               ml_line_t *lines, size_t max_lines, int64_t *unapplied)
 {

@@ -1,6 +1,7 @@
 /*  ml_portal_pay: payers pay from the portal. See include/ml_portal_pay.h and
     docs/portal-api.md. */
 #include "ml_portal_pay.h"
+#include "ml_table.h"
 #include "ml_admin.h"
 #include "ml_log.h"
 #include "ml_money.h"
@@ -158,7 +159,9 @@ static int s_trust_allowed (ml_portal_pay_t *self, const char *firm)
 //  What the payer may pay: portal-invoices's items and trust ledgers (the one place that
 //  applies the associations to the replica), and the payer's scope for matters.
 typedef struct {
-    json_t *listing; //  portal-invoices's reply
+    json_t *listing; //  portal-invoices's reply (rows as arrays)
+    json_t *items;   //  its items as objects, by column name (s_reach_objects)
+    json_t *trust;   //  its trust ledgers as objects
     json_t *scope;   //  {"clients", "matters", "invoices"}
     json_t *payer;   //  payer-show's payer (with its methods)
     char firm[64];
@@ -167,6 +170,8 @@ typedef struct {
 static void s_reach_free (s_reach_t *reach)
 {
     json_decref (reach->listing);
+    json_decref (reach->items);
+    json_decref (reach->trust);
     json_decref (reach->scope);
     json_decref (reach->payer);
     memset (reach, 0, sizeof *reach);
@@ -198,11 +203,24 @@ static json_t *s_reach (ml_portal_pay_t *self, const ml_actor_t *actor, s_reach_
     return NULL;
 }
 
-static json_t *s_item (const s_reach_t *reach, const char *invoice)
+//  The listing's rows as objects, made the first time they are needed (the pay page without
+//  a chosen invoice and without trust deposits never needs them).
+static void s_reach_objects (s_reach_t *reach)
 {
+    if (reach->items)
+        return;
+    reach->items = ml_table_objects (json_object_get (reach->listing, "item_columns"),
+                                     json_object_get (reach->listing, "items"));
+    reach->trust = ml_table_objects (json_object_get (reach->listing, "trust_columns"),
+                                     json_object_get (reach->listing, "trust"));
+}
+
+static json_t *s_item (s_reach_t *reach, const char *invoice)
+{
+    s_reach_objects (reach);
     size_t index;
     json_t *item;
-    json_array_foreach (json_object_get (reach->listing, "items"), index, item)
+    json_array_foreach (reach->items, index, item)
     {
         if (streq (s_text (item, "invoice_number"), invoice))
             return item;
@@ -230,14 +248,15 @@ static int s_deposit_matter (ml_portal_pay_t *self, const s_reach_t *reach, cons
 
 //  The matters offered for a trust deposit: those of the payer's invoices and trust ledgers
 //  that s_deposit_matter allows, once each.
-static json_t *s_deposit_matters (ml_portal_pay_t *self, const s_reach_t *reach)
+static json_t *s_deposit_matters (ml_portal_pay_t *self, s_reach_t *reach)
 {
+    s_reach_objects (reach);
     json_t *matters = json_array (), *seen = json_array ();
-    const char *lists[] = {"items", "trust"};
+    const json_t *lists[] = {reach->items, reach->trust};
     for (size_t list = 0; list < 2; list++) {
         size_t index;
         json_t *row;
-        json_array_foreach (json_object_get (reach->listing, lists[list]), index, row)
+        json_array_foreach (lists[list], index, row)
         {
             const char *matter = s_text (row, "matter_number");
             char client[64], currency[4];
@@ -291,9 +310,11 @@ static json_t *s_pay_form (ml_portal_pay_t *self, const ml_actor_t *actor)
         reply = s_store_failed ("firm");
     else
         reply = ml_admin_ok (json_pack (
-            "{s:O, s:O, s:O, s:b, s:o, s:o}", "firm_name",
-            json_object_get (reach.listing, "firm_name"), "items",
-            json_object_get (reach.listing, "items"), "trust",
+            "{s:O, s:O, s:O, s:O, s:O, s:b, s:o, s:o}", "firm_name",
+            json_object_get (reach.listing, "firm_name"), "item_columns",
+            json_object_get (reach.listing, "item_columns"), "items",
+            json_object_get (reach.listing, "items"), "trust_columns",
+            json_object_get (reach.listing, "trust_columns"), "trust",
             json_object_get (reach.listing, "trust"), "trust_deposits", trust == 1,
             "deposit_matters", trust == 1 ? s_deposit_matters (self, &reach) : json_array (),
             "methods", s_methods (reach.payer)));
@@ -331,7 +352,7 @@ static json_t *s_too_much (int64_t amount, int64_t available, const char *curren
 
 //  The invoice lines of a request, checked against the payer's reach: each line's invoice
 //  must be the payer's, its amount at most what is available. Appends to lines.
-static json_t *s_invoice_lines (const s_reach_t *reach, const json_t *request, json_t *lines)
+static json_t *s_invoice_lines (s_reach_t *reach, const json_t *request, json_t *lines)
 {
     json_t *given = json_object_get (request, "lines");
     json_t *automatic = json_object_get (request, "auto");
@@ -388,7 +409,8 @@ static json_t *s_invoice_lines (const s_reach_t *reach, const json_t *request, j
     int64_t left = total, open = 0;
     const char *currency = "";
     json_t *item;
-    json_array_foreach (json_object_get (reach->listing, "items"), index, item)
+    s_reach_objects (reach);
+    json_array_foreach (reach->items, index, item)
     {
         bool picked = false;
         size_t at;

@@ -33,6 +33,10 @@ int ml_alloc_compare (const ml_alloc_item_t *left, const ml_alloc_item_t *right)
 //  Sort a JSON array of open-item rows (invoice_number, invoice_date) oldest first, in place.
 void ml_alloc_sort_rows (json_t *rows);
 
+//  The same order for rows that are JSON arrays (ml_store_table's), given the columns of the
+//  invoice number and date.
+void ml_alloc_sort_table (json_t *rows, size_t number_column, size_t date_column);
+
 //  Sort items oldest first and pay amount over them, writing at most max_lines invoice
 //  lines. Items with nothing available are skipped. *unapplied receives what could not be
 //  allocated (0 when the amount was fully allocated). Returns the number of lines.

@@ -37,6 +37,11 @@ const char *ml_html_escape (const char *text, char *buf, size_t size);
 const char *ml_html_data (ml_html_t *self);
 size_t ml_html_size (ml_html_t *self);
 
+//  Take the page's text (the caller frees it; NUL-terminated, *size bytes before the NUL),
+//  leaving the page empty: a page handed to the HTTP server whole, without a copy. NULL
+//  (and *size 0) once failed.
+char *ml_html_take (ml_html_t *self, size_t *size);
+
 void ml_html_test (bool verbose);
 
 #endif

@@ -88,6 +88,13 @@ int ml_store_cursor (ml_store_t *self, const char *firm_id, uint64_t *cursor);
 json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *client,
                              const char *matter, const char *invoice);
 
+//  The same invoices as rows (JSON arrays) of the columns ml_store_item_columns names, in
+//  no particular order (sort them with ml_alloc_sort_table), or NULL on error: the form of
+//  the payer's listings, which are read far more often than anything else.
+extern const char *const ml_store_item_columns[]; //  NULL-terminated
+json_t *ml_store_open_item_table (ml_store_t *self, const char *firm_id, const char *client,
+                                  const char *matter, const char *invoice);
+
 //  What the replica knows of a matter: {"client_number", "trust_currency",
 //  "trust_balance_minor"} (the trust fields null when it has no trust ledger), an empty
 //  object when the replica does not know the matter, NULL on error. New reference.
@@ -158,6 +165,13 @@ void ml_store_now (char *buf, size_t size);
 //  NULL on error; destroys the query (NULL in gives NULL out). Columns for which
 //  integer_column (name) is true become JSON integers, the rest text; SQL NULL is null.
 json_t *ml_store_rows (ml_db_query_t *query, bool (*integer_column) (const char *name));
+
+//  Every row of a query as a JSON array of arrays, the values in the query's column order
+//  and typed as ml_store_rows types them (new reference), or NULL on error; destroys the
+//  query. A listing of many rows is a third of the size and far cheaper to make and to read
+//  than the same as objects. When columns is given, it gets the column names (new).
+json_t *ml_store_table (ml_db_query_t *query, bool (*integer_column) (const char *name),
+                        json_t **columns);
 
 //  The first row of a query as ml_store_rows makes it (new reference), or NULL when there is
 //  none; sets *failed on a store error.

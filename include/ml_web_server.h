@@ -1,6 +1,7 @@
 /*  ml_web_server: matterlink-web, the payer portal's HTTP server (docs/web.md).
 
-    libmicrohttpd with a thread pool serves the portal's pages and its static assets. It
+    libmicrohttpd's threads read and write the sockets and serve the static assets; the
+    pages are made by a pool of page threads, first come, first served (ml_web_workers). It
     keeps no state of its own: sessions, credentials and tokens live in the core, reached
     through its api socket (ml_web_core). Every request is bounded (connections, memory
     per connection, header sizes, body size, time) and routed through one table of paths
@@ -22,7 +23,8 @@ typedef struct {
     bool proxy_https;          //  web/proxy_https: a TLS proxy on this host fronts us
     char core_endpoint[512];   //  web/core_endpoint: the core's api/endpoint
     int core_timeout_ms;       //  web/core_timeout_ms
-    int threads;               //  web/threads
+    int threads;               //  web/threads: threads that make pages (ml_web_workers)
+    int io_threads;            //  web/io_threads: libmicrohttpd's threads (sockets only)
     int max_connections;       //  web/max_connections
     int per_ip_connections;    //  web/per_ip_connections
     int connection_timeout_s;  //  web/connection_timeout_s

@@ -69,7 +69,7 @@ core
     certificate = $RUN/core.cert_secret
     agents = $RUN/agents
 store
-    connection = "Driver=SQLite3;Database=$RUN/core.db;StepAPI=1;FKSupport=1;Timeout=5000"
+    connection = "sqlite:$RUN/core.db"
 admin
     endpoint = ipc://$RUN/admin.sock
 api

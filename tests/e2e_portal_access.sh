@@ -82,7 +82,8 @@ out=$(sign_in pat@example.com "correct horse")
 session=$(echo "$out" | json 'd["session"]') || fail "sign-in: $out"
 csrf=$(echo "$out" | json 'd["csrf"]')
 out=$(api '{"op": "portal-invoices", "session": "'"$session"'"}')
-seen=$(echo "$out" | json '" ".join(sorted(i["invoice_number"] for i in d["items"]))')
+# Rows are arrays of item_columns.
+seen=$(echo "$out" | json '" ".join(sorted(i[d["item_columns"].index("invoice_number")] for i in d["items"]))')
 expected=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE client_number = '$client_a' ORDER BY invoice_number" | tr '\n' ' ' | sed 's/ $//')
 [ -n "$seen" ] && [ "$seen" = "$expected" ] || fail "Pat sees '$seen', not the invoices of $client_a: '$expected'"
 echo "$out" | grep -q ar_message && fail "the A/R message reached a payer"
@@ -94,7 +95,7 @@ wait_for 20 "Sam's welcome mail" output_is 1 mails_to sam@example.com set-passwo
 api '{"op": "portal-password-set", "token": "'"$(mail_token sam@example.com set-password)"'", "password": "sams secret"}' |
     grep -q '"ok":true' || fail "Sam's password"
 sam_session=$(sign_in sam@example.com "sams secret" | json 'd["session"]') || fail "Sam's sign-in"
-seen=$(api '{"op": "portal-invoices", "session": "'"$sam_session"'"}' | json '" ".join(i["invoice_number"] for i in d["items"])')
+seen=$(api '{"op": "portal-invoices", "session": "'"$sam_session"'"}' | json '" ".join(i[d["item_columns"].index("invoice_number")] for i in d["items"])')
 [ "$seen" = "$invoice_b" ] || fail "Sam sees '$seen', not $invoice_b"
 
 # A payer's session reaches no operator op; without a session no payer op.

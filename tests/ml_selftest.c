@@ -27,6 +27,7 @@
 #include "ml_store.h"
 #include "ml_staff_postings.h"
 #include "ml_contacts.h"
+#include "ml_table.h"
 #include "ml_text.h"
 #include "ml_credentials.h"
 #include "ml_staff.h"
@@ -71,6 +72,7 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_contacts", ml_contacts_test},             //  agents' last contact, replica behind
     {"ml_staff", ml_staff_test},                   //  staff accounts, second factor, scoping
     {"ml_notify", ml_notify_test},                 //  which events e-mail whom
+    {"ml_table", ml_table_test},                   //  listings as rows of arrays
     {"ml_text", ml_text_test},
     {"ml_free_text", ml_free_text_test},
 };

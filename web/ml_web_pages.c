@@ -9,6 +9,9 @@
 #include "ml_web_pages.h"
 #include "ml_log.h"
 #include "ml_money.h"
+#include "ml_table.h"
+
+#include <czmq.h>
 
 #include <assert.h>
 #include <stdio.h>
@@ -609,54 +612,73 @@ static const char *s_money (json_t *object, const char *key, const char *currenc
 //  A form may hold 32 fields: at most this many invoices can be chosen for /pay at once.
 #define S_MAX_PICKS 30
 
-static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t first, size_t *picks,
-                            bool read_only)
+//  Where the columns of a listing's invoices are (portal-invoices's item_columns).
+typedef struct {
+    size_t number, date, due, client, client_name, matter, matter_name, currency, total, pending,
+        available;
+} s_item_columns_t;
+
+static void s_item_columns (const json_t *columns, s_item_columns_t *at)
 {
-    const char *client = s_text (json_array_get (items, first), "client_number");
-    const char *matter = s_text (json_array_get (items, first), "matter_number");
-    size_t index;
-    json_t *item;
-    json_array_foreach (items, index, item)
-    {
-        if (index < first || index >= S_MAX_ROWS)
-            continue;
-        if (strcmp (s_text (item, "client_number"), client) != 0 ||
-            strcmp (s_text (item, "matter_number"), matter) != 0)
-            continue;
-        const char *currency = s_text (item, "currency");
-        char total[64], available[64], pending[64];
-        s_money (item, "total_minor", currency, total, sizeof total);
-        s_money (item, "available_minor", currency, available, sizeof available);
-        int64_t pending_minor = 0;
-        bool has_pending = s_minor (json_object_get (item, "pending_minor"), &pending_minor) == 0 &&
-                           pending_minor > 0;
-        s_money (item, "pending_minor", currency, pending, sizeof pending);
+    at->number = ml_table_column (columns, "invoice_number");
+    at->date = ml_table_column (columns, "invoice_date");
+    at->due = ml_table_column (columns, "due_date");
+    at->client = ml_table_column (columns, "client_number");
+    at->client_name = ml_table_column (columns, "client_name");
+    at->matter = ml_table_column (columns, "matter_number");
+    at->matter_name = ml_table_column (columns, "matter_description");
+    at->currency = ml_table_column (columns, "currency");
+    at->total = ml_table_column (columns, "total_minor");
+    at->pending = ml_table_column (columns, "pending_minor");
+    at->available = ml_table_column (columns, "available_minor");
+}
+
+//  An amount cell for a person, or a dash when the core sent something that is not one.
+static const char *s_money_cell (const json_t *row, size_t column, const char *currency, char *buf,
+                                 size_t size)
+{
+    int64_t minor;
+    if (s_minor (json_array_get (row, column), &minor) != 0 || ml_money_exponent (currency) < 0)
+        return strcpy (buf, "-");
+    return ml_money_format (minor, currency, buf, size);
+}
+
+//  One invoice's row of the listing.
+static void s_invoice_row (ml_web_exchange_t *exchange, const json_t *item,
+                           const s_item_columns_t *at, size_t *picks, bool read_only)
+{
+    const char *currency = ml_table_text (item, at->currency);
+    const char *number = ml_table_text (item, at->number);
+    char total[64], available[64], pending[64];
+    s_money_cell (item, at->total, currency, total, sizeof total);
+    s_money_cell (item, at->available, currency, available, sizeof available);
+    int64_t pending_minor = 0;
+    bool has_pending =
+        s_minor (json_array_get (item, at->pending), &pending_minor) == 0 && pending_minor > 0;
+    s_add (exchange,
+           "<tr><th scope=\"row\" data-label=\"Invoice\">{}</th>"
+           "<td data-label=\"Date\">{}</td><td data-label=\"Due\">{}</td>"
+           "<td class=\"num\" data-label=\"Total\">{}</td>"
+           "<td class=\"num\" data-label=\"Available\">{}",
+           number, ml_table_text (item, at->date), ml_table_text (item, at->due), total, available);
+    if (has_pending)
+        s_add (exchange, "<span class=\"pending\">{} pending</span>",
+               s_money_cell (item, at->pending, currency, pending, sizeof pending));
+    s_add (exchange, "</td><td data-label=\"Pay\">");
+    //  A checkbox per invoice with something to pay: /pay offers its full balance.
+    int64_t open = 0;
+    if (*picks < S_MAX_PICKS && s_minor (json_array_get (item, at->available), &open) == 0 &&
+        open > 0) {
+        char name[16];
+        snprintf (name, sizeof name, "pick_%zu", (*picks)++);
         s_add (exchange,
-               "<tr><th scope=\"row\" data-label=\"Invoice\">{}</th>"
-               "<td data-label=\"Date\">{}</td><td data-label=\"Due\">{}</td>"
-               "<td class=\"num\" data-label=\"Total\">{}</td>"
-               "<td class=\"num\" data-label=\"Available\">{}",
-               s_text (item, "invoice_number"), s_text (item, "invoice_date"),
-               s_text (item, "due_date"), total, available);
-        if (has_pending)
-            s_add (exchange, "<span class=\"pending\">{} pending</span>", pending);
-        s_add (exchange, "</td><td data-label=\"Pay\">");
-        //  A checkbox per invoice with something to pay: /pay offers its full balance.
-        int64_t open = 0;
-        if (*picks < S_MAX_PICKS &&
-            s_minor (json_object_get (item, "available_minor"), &open) == 0 && open > 0) {
-            char name[16];
-            snprintf (name, sizeof name, "pick_%zu", (*picks)++);
-            s_add (exchange,
-                   read_only ? "<input type=\"checkbox\" class=\"pick\" id=\"{}\" name=\"{}\" "
-                               "value=\"{}\" disabled><label for=\"{}\">Pay {}</label>"
-                             : "<input type=\"checkbox\" class=\"pick\" id=\"{}\" name=\"{}\" "
-                               "value=\"{}\"><label for=\"{}\">Pay {}</label>",
-                   name, name, s_text (item, "invoice_number"), name,
-                   s_text (item, "invoice_number"));
-        }
-        s_add (exchange, "</td></tr>\n");
+               read_only ? "<input type=\"checkbox\" class=\"pick\" id=\"{}\" name=\"{}\" "
+                           "value=\"{}\" disabled><label for=\"{}\">Pay {}</label>"
+                         : "<input type=\"checkbox\" class=\"pick\" id=\"{}\" name=\"{}\" "
+                           "value=\"{}\"><label for=\"{}\">Pay {}</label>",
+               name, name, number, name, number);
     }
+    s_add (exchange, "</td></tr>\n");
 }
 
 //  The invoice listing of a portal-invoices reply (the payer's /invoices), or read_only (no
@@ -665,25 +687,48 @@ static void s_invoice_rows (ml_web_exchange_t *exchange, json_t *items, size_t f
 void ml_web_page_invoice_list (ml_web_exchange_t *exchange, json_t *reply, bool read_only)
 {
     json_t *items = json_object_get (reply, "items");
+    s_item_columns_t at;
+    s_item_columns (json_object_get (reply, "item_columns"), &at);
     size_t count = json_array_size (items);
+    if (count > S_MAX_ROWS)
+        count = S_MAX_ROWS;
     if (count == 0)
         s_add (exchange, "<p class=\"empty\">You have no open invoices. Thank you!</p>\n");
     //  Grouped by client and matter, each group where its oldest invoice falls (the core
-    //  sends them oldest first). The checkboxes choose invoices for /pay (a GET: choosing
-    //  changes nothing).
+    //  sends them oldest first): one pass finds each invoice's group and chains the
+    //  invoices of a group (next), so a long list costs no more than its length. The
+    //  checkboxes choose invoices for /pay (a GET: choosing changes nothing).
+    size_t *next = count ? calloc (count, sizeof (size_t)) : NULL, *last = NULL;
+    bool *leads = count ? calloc (count, sizeof (bool)) : NULL;
+    last = count ? calloc (count, sizeof (size_t)) : NULL;
+    zhashx_t *groups = zhashx_new (); //  "client\x1fmatter" -> its first invoice + 1
+    if (count && (!next || !leads || !last || !groups))
+        count = 0; //  out of memory: an empty list rather than a crash
+    for (size_t index = 0; index < count; index++) {
+        next[index] = SIZE_MAX;
+        json_t *item = json_array_get (items, index);
+        char *key = zsys_sprintf ("%s\x1f%s", ml_table_text (item, at.client),
+                                  ml_table_text (item, at.matter));
+        size_t lead = key ? (size_t)(uintptr_t)zhashx_lookup (groups, key) : 0;
+        if (lead == 0) {
+            if (key)
+                zhashx_insert (groups, key, (void *)(uintptr_t)(index + 1));
+            leads[index] = true;
+            last[index] = index;
+        } else {
+            next[last[lead - 1]] = index;
+            last[lead - 1] = index;
+        }
+        zstr_free (&key);
+    }
+    zhashx_destroy (&groups);
     size_t picks = 0;
     if (count > 0 && !read_only)
         s_add (exchange, "<form method=\"get\" action=\"/pay\" id=\"choose\">\n");
-    for (size_t index = 0; index < count && index < S_MAX_ROWS; index++) {
-        json_t *item = json_array_get (items, index);
-        bool first = true;
-        for (size_t before = 0; before < index && first; before++) {
-            json_t *earlier = json_array_get (items, before);
-            first = strcmp (s_text (item, "client_number"), s_text (earlier, "client_number")) ||
-                    strcmp (s_text (item, "matter_number"), s_text (earlier, "matter_number"));
-        }
-        if (!first)
+    for (size_t index = 0; index < count; index++) {
+        if (!leads[index])
             continue;
+        json_t *item = json_array_get (items, index);
         s_add (exchange,
                "<section class=\"matter\">\n<h2>{} <span class=\"ref\">{}</span></h2>\n"
                "<p class=\"matter-name\">Matter {}: {}</p>\n"
@@ -691,12 +736,16 @@ void ml_web_page_invoice_list (ml_web_exchange_t *exchange, json_t *reply, bool 
                "<th scope=\"col\">Due</th><th scope=\"col\" class=\"num\">Total</th>"
                "<th scope=\"col\" class=\"num\">Available</th><th scope=\"col\">Pay</th></tr>"
                "</thead>\n<tbody>\n",
-               s_text (item, "client_name"), s_text (item, "client_number"),
-               s_text (item, "matter_number"), s_text (item, "matter_description"));
-        s_invoice_rows (exchange, items, index, &picks, read_only);
+               ml_table_text (item, at.client_name), ml_table_text (item, at.client),
+               ml_table_text (item, at.matter), ml_table_text (item, at.matter_name));
+        for (size_t member = index; member != SIZE_MAX; member = next[member])
+            s_invoice_row (exchange, json_array_get (items, member), &at, &picks, read_only);
         s_add (exchange, "</tbody>\n</table>\n</section>\n");
     }
-    if (count > S_MAX_ROWS)
+    free (next);
+    free (last);
+    free (leads);
+    if (json_array_size (items) > S_MAX_ROWS)
         s_add (exchange, "<p>Only the oldest invoices are shown here; please contact the firm "
                          "for the others.</p>\n");
     if (count > 0)
@@ -705,7 +754,12 @@ void ml_web_page_invoice_list (ml_web_exchange_t *exchange, json_t *reply, bool 
     s_add (exchange, "<p class=\"hint\">Available is the balance less payments that are "
                      "still being posted.</p>\n");
     json_t *trust = json_object_get (reply, "trust");
+    json_t *trust_columns = json_object_get (reply, "trust_columns");
     if (json_array_size (trust) > 0) {
+        size_t matter = ml_table_column (trust_columns, "matter_number"),
+               description = ml_table_column (trust_columns, "matter_description"),
+               currency = ml_table_column (trust_columns, "currency"),
+               balance_column = ml_table_column (trust_columns, "balance_minor");
         s_add (exchange, "<section class=\"trust\">\n<h2>Trust accounts</h2>\n<table>\n"
                          "<thead><tr><th scope=\"col\">Matter</th><th scope=\"col\">"
                          "Description</th><th scope=\"col\" class=\"num\">Balance</th></tr>"
@@ -715,13 +769,13 @@ void ml_web_page_invoice_list (ml_web_exchange_t *exchange, json_t *reply, bool 
         json_array_foreach (trust, index, ledger)
         {
             char balance[64];
-            s_money (ledger, "balance_minor", s_text (ledger, "currency"), balance, sizeof balance);
+            s_money_cell (ledger, balance_column, ml_table_text (ledger, currency), balance,
+                          sizeof balance);
             s_add (exchange,
                    "<tr><th scope=\"row\" data-label=\"Matter\">{}</th>"
                    "<td data-label=\"Description\">{}</td>"
                    "<td class=\"num\" data-label=\"Balance\">{}</td></tr>\n",
-                   s_text (ledger, "matter_number"), s_text (ledger, "matter_description"),
-                   balance);
+                   ml_table_text (ledger, matter), ml_table_text (ledger, description), balance);
         }
         s_add (exchange, "</tbody>\n</table>\n</section>\n");
     }

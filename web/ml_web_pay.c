@@ -12,6 +12,7 @@
 #include "ml_web_pages.h"
 #include "ml_log.h"
 #include "ml_money.h"
+#include "ml_table.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -26,11 +27,20 @@ static const char *s_text (json_t *object, const char *key)
     return text ? text : "";
 }
 
+//  The invoice called invoice of the pay form (an object by column name), or NULL when the
+//  payer may not pay it. The form's rows are arrays (item_columns): they are made objects
+//  once, the first time one is asked for (a page that shows no invoice never needs them).
 static json_t *s_item (json_t *form, const char *invoice)
 {
+    json_t *objects = json_object_get (form, "item_objects");
+    if (!objects) {
+        objects = ml_table_objects (json_object_get (form, "item_columns"),
+                                    json_object_get (form, "items"));
+        json_object_set_new (form, "item_objects", objects);
+    }
     size_t index;
     json_t *item;
-    json_array_foreach (json_object_get (form, "items"), index, item)
+    json_array_foreach (objects, index, item)
     {
         if (strcmp (s_text (item, "invoice_number"), invoice) == 0)
             return item;

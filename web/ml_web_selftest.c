@@ -9,6 +9,7 @@
 #include "ml_web_pages.h"
 #include "ml_web_staff.h"
 #include "ml_web_server.h"
+#include "ml_web_workers.h"
 #include "ml_web_staff_pay.h"
 
 #include <stdio.h>
@@ -21,6 +22,7 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_web_pages", ml_web_pages_test},
     {"ml_web_pay", ml_web_pay_test},
     {"ml_web_server", ml_web_server_test},
+    {"ml_web_workers", ml_web_workers_test},
     {"ml_web_staff", ml_web_staff_test},
     {"ml_web_staff_pay", ml_web_staff_pay_test},
     {"ml_web_staff_autopay", ml_web_staff_autopay_test},

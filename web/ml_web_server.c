@@ -5,6 +5,7 @@
 #include "ml_web_pages.h"
 #include "ml_web_staff_pay.h"
 #include "ml_web_staff.h"
+#include "ml_web_workers.h"
 
 #include <arpa/inet.h>
 #include <czmq.h>
@@ -24,7 +25,8 @@
 // clang-format off
 static const char *const s_keys[] = {
     "web/listen", "web/tls_certificate", "web/tls_key", "web/proxy_https",
-    "web/core_endpoint", "web/core_timeout_ms", "web/threads", "web/max_connections",
+    "web/core_endpoint", "web/core_timeout_ms", "web/threads", "web/io_threads",
+    "web/max_connections",
     "web/per_ip_connections", "web/connection_timeout_s", "web/connection_memory",
     "web/body_limit", "web/title", "web/form_key_file", "web/tokenize_url", NULL};
 // clang-format on
@@ -66,7 +68,8 @@ int ml_web_settings_load (ml_web_settings_t *settings, const char *path, char *e
     rc |= s_copy (settings->core_endpoint, sizeof settings->core_endpoint, endpoint ? endpoint : "",
                   "web/core_endpoint", error, error_size);
     settings->core_timeout_ms = ml_config_int (config, "web/core_timeout_ms", 5000, 100, 120000);
-    settings->threads = ml_config_int (config, "web/threads", 4, 1, 256);
+    settings->threads = ml_config_int (config, "web/threads", 8, 1, 256);
+    settings->io_threads = ml_config_int (config, "web/io_threads", 2, 1, 64);
     settings->max_connections = ml_config_int (config, "web/max_connections", 256, 1, 65536);
     settings->per_ip_connections = ml_config_int (config, "web/per_ip_connections", 32, 1, 65536);
     settings->connection_timeout_s =
@@ -245,6 +248,7 @@ static size_t s_security_headers (bool secure, bool dynamic, s_header_t *headers
 struct _ml_web_server_t {
     ml_web_settings_t settings;
     struct MHD_Daemon *daemon;
+    ml_web_workers_t *workers; //  make the pages (web/threads), first come, first served
     ml_web_core_t *core;
     unsigned char form_key[crypto_auth_KEYBYTES];
     bool secure;
@@ -258,6 +262,19 @@ typedef struct {
     char *body;
     size_t body_size;
     bool too_big;
+    //  A page handed to the workers: its connection is suspended meanwhile, and what the
+    //  page needs lives here (MHD's strings, method and cookie, stay valid until the
+    //  request completes).
+    ml_web_server_t *server;
+    struct MHD_Connection *connection;
+    const s_route_t *route;
+    ml_web_exchange_t exchange;
+    ml_web_form_t *query_form, *body_form;
+    char path[256];
+    char client[INET6_ADDRSTRLEN + 1];
+    bool queued; //  handed to the workers (or refused: busy)
+    bool made;   //  the page is made: send it
+    bool busy;   //  the workers' queue was full: answer 503
 } s_request_t;
 
 static void *s_uri_seen (void *cls, const char *uri, struct MHD_Connection *connection)
@@ -274,6 +291,10 @@ static void s_completed (void *cls, struct MHD_Connection *connection, void **co
     s_request_t *request = *con_cls;
     if (!request)
         return;
+    //  A page made for a client that went away, or never made (the server stopped).
+    ml_web_form_destroy (&request->query_form);
+    ml_web_form_destroy (&request->body_form);
+    ml_html_destroy (&request->exchange.page);
     if (request->body) {
         //  A body may hold a password: wipe it.
         explicit_bzero (request->body, request->body_size);
@@ -284,14 +305,20 @@ static void s_completed (void *cls, struct MHD_Connection *connection, void **co
     *con_cls = NULL;
 }
 
+//  Send a response. body is copied (MHD_RESPMEM_MUST_COPY), or kept as it is for as long as
+//  it is sent (PERSISTENT: the assets compiled in), or handed over and freed when sent
+//  (MUST_FREE: a page's own buffer, also freed here when no response can be made).
 static enum MHD_Result s_send (ml_web_server_t *self, struct MHD_Connection *connection, int status,
-                               const char *type, const char *body, size_t size, bool dynamic,
+                               const char *type, const char *body, size_t size,
+                               enum MHD_ResponseMemoryMode mode, bool dynamic,
                                ml_web_exchange_t *exchange, const char *allow)
 {
-    struct MHD_Response *response =
-        MHD_create_response_from_buffer (size, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!response)
+    struct MHD_Response *response = MHD_create_response_from_buffer (size, (void *)body, mode);
+    if (!response) {
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free ((void *)body);
         return MHD_NO;
+    }
     s_header_t headers[8];
     //  A page that lets the browser reach the processor's tokenization endpoint (the pay
     //  page) names that origin in connect-src; every other page keeps default-src 'self'.
@@ -331,20 +358,22 @@ static void s_exchange_init (ml_web_server_t *self, ml_web_exchange_t *exchange)
 static enum MHD_Result s_send_exchange (ml_web_server_t *self, struct MHD_Connection *connection,
                                         ml_web_exchange_t *exchange, const char *allow)
 {
-    const char *body = exchange->page ? ml_html_data (exchange->page) : "";
-    if (!body) {
+    size_t size = 0;
+    char *body = exchange->page ? ml_html_take (exchange->page, &size) : NULL;
+    if (exchange->page && !body) {
         //  The page passed its cap: say so rather than send half a page.
         ml_html_destroy (&exchange->page);
         exchange->cookie_count = 0;
         *exchange->location = 0;
         ml_web_page_error (exchange, 500, "This page is too large to show.");
-        body = exchange->page ? ml_html_data (exchange->page) : "";
+        body = exchange->page ? ml_html_take (exchange->page, &size) : NULL;
     }
-    enum MHD_Result result =
-        s_send (self, connection, exchange->status, "text/html; charset=utf-8", body ? body : "",
-                body ? strlen (body) : 0, true, exchange, allow);
     ml_html_destroy (&exchange->page);
-    return result;
+    //  The page's own buffer goes to the server as it is: no copy of every page.
+    return body ? s_send (self, connection, exchange->status, "text/html; charset=utf-8", body,
+                          size, MHD_RESPMEM_MUST_FREE, true, exchange, allow)
+                : s_send (self, connection, exchange->status, "text/html; charset=utf-8", "", 0,
+                          MHD_RESPMEM_PERSISTENT, true, exchange, allow);
 }
 
 static enum MHD_Result s_error (ml_web_server_t *self, struct MHD_Connection *connection,
@@ -380,6 +409,20 @@ static void s_client (ml_web_server_t *self, struct MHD_Connection *connection, 
     else if (address->sa_family == AF_INET6)
         inet_ntop (AF_INET6, &((const struct sockaddr_in6 *)address)->sin6_addr, buf,
                    (socklen_t)size);
+}
+
+//  A worker makes a page (the handler may wait for the core), then wakes its connection,
+//  which sends it. The request is not touched after the resume: the connection may
+//  complete (and free it) at once.
+static void s_make_page (void *arg)
+{
+    s_request_t *request = arg;
+    request->route->handler (&request->exchange);
+    ml_web_form_destroy (&request->query_form);
+    ml_web_form_destroy (&request->body_form);
+    request->exchange.query = request->exchange.form = NULL;
+    request->made = true;
+    MHD_resume_connection (request->connection);
 }
 
 static enum MHD_Result s_handle (void *cls, struct MHD_Connection *connection, const char *url,
@@ -449,11 +492,19 @@ static enum MHD_Result s_handle (void *cls, struct MHD_Connection *connection, c
     if (request->too_big)
         return s_error (self, connection, 413, "The form sent is too large.", NULL);
     if (asset)
-        return s_send (self, connection, 200, asset->type, asset->data, strlen (asset->data), false,
-                       NULL, NULL);
+        return s_send (self, connection, 200, asset->type, asset->data, strlen (asset->data),
+                       MHD_RESPMEM_PERSISTENT, false, NULL, NULL);
 
-    ml_web_exchange_t exchange;
-    s_exchange_init (self, &exchange);
+    if (request->queued) {
+        //  Back from the workers (MHD calls again once the connection is resumed).
+        if (request->busy)
+            return s_error (self, connection, 503,
+                            "The portal is very busy. Please try again in a moment.", NULL);
+        if (!request->made)
+            return MHD_YES; //  not ours to answer yet (cannot happen while suspended)
+        return s_send_exchange (self, connection, &request->exchange, NULL);
+    }
+    s_exchange_init (self, &request->exchange);
     const char *problem = NULL;
     const char *query_text = query ? query + 1 : "";
     ml_web_form_t *query_form = ml_web_form_parse (query_text, strlen (query_text), &problem);
@@ -476,18 +527,28 @@ static enum MHD_Result s_handle (void *cls, struct MHD_Connection *connection, c
         ml_web_form_destroy (&body_form);
         return s_error (self, connection, 400, "The request is malformed: a bad cookie.", NULL);
     }
-    char client[INET6_ADDRSTRLEN + 1];
-    s_client (self, connection, client, sizeof client);
-    exchange.method = method;
-    exchange.path = path; //  the request's (a prefix route's handler reads its last segment)
-    exchange.query = query_form;
-    exchange.form = body_form;
-    exchange.cookie_header = cookie;
-    exchange.client = client;
-    route->handler (&exchange);
-    ml_web_form_destroy (&query_form);
-    ml_web_form_destroy (&body_form);
-    return s_send_exchange (self, connection, &exchange, NULL);
+    s_client (self, connection, request->client, sizeof request->client);
+    snprintf (request->path, sizeof request->path, "%s", path);
+    request->query_form = query_form;
+    request->body_form = body_form;
+    request->exchange.method = method;
+    //  The request's path (a prefix route's handler reads its last segment).
+    request->exchange.path = request->path;
+    request->exchange.query = query_form;
+    request->exchange.form = body_form;
+    request->exchange.cookie_header = cookie;
+    request->exchange.client = request->client;
+    request->server = self;
+    request->connection = connection;
+    request->route = route;
+    request->queued = true;
+    //  Suspended before it is queued: a worker may finish and resume it at once.
+    MHD_suspend_connection (connection);
+    if (ml_web_workers_submit (self->workers, s_make_page, request) != 0) {
+        request->busy = true;
+        MHD_resume_connection (connection);
+    }
+    return MHD_YES;
 }
 
 static void s_mhd_log (void *cls, const char *format, va_list args)
@@ -664,7 +725,11 @@ ml_web_server_t *ml_web_server_new (const ml_web_settings_t *settings, char *err
     }
     self->core = ml_web_core_new (settings->core_endpoint, settings->core_timeout_ms,
                                   (size_t)settings->threads * 2);
-    unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    //  At most one page waits per connection: more than max_connections cannot queue.
+    self->workers =
+        ml_web_workers_new ((size_t)settings->threads, (size_t)settings->max_connections);
+    unsigned int flags =
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (address.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (tls)
@@ -673,7 +738,7 @@ ml_web_server_t *ml_web_server_new (const ml_web_settings_t *settings, char *err
     size_t count = 0;
     options[count++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &address};
     options[count++] =
-        (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, settings->threads, NULL};
+        (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, settings->io_threads, NULL};
     options[count++] =
         (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, settings->max_connections, NULL};
     options[count++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
@@ -693,7 +758,7 @@ ml_web_server_t *ml_web_server_new (const ml_web_settings_t *settings, char *err
         options[count++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, certificate};
     }
     options[count++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    if (self->core)
+    if (self->core && self->workers)
         self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_ARRAY,
                                          options, MHD_OPTION_END);
     if (key) {
@@ -726,6 +791,9 @@ void ml_web_server_destroy (ml_web_server_t **self_p)
     ml_web_server_t *self = *self_p;
     if (!self)
         return;
+    //  The pages under way are made and their connections resumed first: MHD must not
+    //  stop with a connection suspended. Requests that come meanwhile are told "busy".
+    ml_web_workers_destroy (&self->workers);
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
     ml_web_core_destroy (&self->core);
@@ -772,28 +840,23 @@ static void s_fake_core (zsock_t *pipe, void *args)
                 json_pack ("{s:b, s:s, s:{s:i, s:s, s:s}}", "ok", 1, "csrf", "CSRFtoken", "payer",
                            "payer_id", 7, "name", "Pat <Payer>", "firm_name", "Smith & Jones");
         else if (streq (op, "portal-invoices") && live)
-            reply = json_pack (
-                "{s:b, s:s, s:[{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I},"
-                "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I},"
-                "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}],"
-                " s:[{s:s, s:s, s:s, s:I}]}",
-                "ok", 1, "firm_name", "Smith & Jones", "items", "invoice_number", "INV-A",
-                "invoice_date", "2026-01-05", "due_date", "2026-02-04", "client_number", "C1",
-                "client_name", "<script>x</script>", "matter_number", "M1", "matter_description",
-                "Estate", "currency", "USD", "total_minor", (json_int_t)123456, "balance_minor",
-                (json_int_t)123456, "pending_minor", (json_int_t)1000, "available_minor",
-                (json_int_t)122456, "invoice_number", "INV-B", "invoice_date", "2026-02-01",
-                "due_date", "2026-03-03", "client_number", "C1", "client_name",
-                "<script>x</script>", "matter_number", "M2", "matter_description", "Lease",
-                "currency", "USD", "total_minor", (json_int_t)5000, "balance_minor",
-                (json_int_t)5000, "pending_minor", (json_int_t)0, "available_minor",
-                (json_int_t)5000, "invoice_number", "INV-C", "invoice_date", "2026-03-01",
-                "due_date", "2026-03-31", "client_number", "C1", "client_name",
-                "<script>x</script>", "matter_number", "M1", "matter_description", "Estate",
-                "currency", "USD", "total_minor", (json_int_t)99, "balance_minor", (json_int_t)99,
-                "pending_minor", (json_int_t)0, "available_minor", (json_int_t)99, "trust",
-                "matter_number", "M1", "matter_description", "Estate", "currency", "USD",
-                "balance_minor", (json_int_t)250000);
+            //  Rows as arrays of item_columns, as the core sends them (ml_table).
+            reply = json_loads (
+                "{\"ok\": true, \"firm_name\": \"Smith & Jones\", \"item_columns\":"
+                " [\"invoice_number\", \"invoice_date\", \"due_date\", \"client_number\","
+                " \"client_name\", \"matter_number\", \"matter_description\", \"currency\","
+                " \"total_minor\", \"balance_minor\", \"pending_minor\", \"available_minor\"],"
+                " \"items\": ["
+                "[\"INV-A\", \"2026-01-05\", \"2026-02-04\", \"C1\", \"<script>x</script>\","
+                " \"M1\", \"Estate\", \"USD\", 123456, 123456, 1000, 122456],"
+                "[\"INV-B\", \"2026-02-01\", \"2026-03-03\", \"C1\", \"<script>x</script>\","
+                " \"M2\", \"Lease\", \"USD\", 5000, 5000, 0, 5000],"
+                "[\"INV-C\", \"2026-03-01\", \"2026-03-31\", \"C1\", \"<script>x</script>\","
+                " \"M1\", \"Estate\", \"USD\", 99, 99, 0, 99]],"
+                " \"trust_columns\": [\"matter_number\", \"matter_description\", \"currency\","
+                " \"balance_minor\"],"
+                " \"trust\": [[\"M1\", \"Estate\", \"USD\", 250000]]}",
+                0, NULL);
         else if (streq (op, "portal-sign-out") && live) {
             const char *csrf = json_string_value (json_object_get (request, "csrf"));
             reply = csrf && streq (csrf, "CSRFtoken")
