@@ -574,7 +574,6 @@ void ml_ingest_test (bool verbose)
     assert (ml_ingest_send (ingest, "acme", end) == 0);
     s_test_answer (ingest, 'E', 21, 0, true);
     assert (s_test_count (store, "SELECT item_count FROM replica_total") == 100000);
-    s_transaction_ms = S_TRANSACTION_MS;
 
     //  Stopping with work queued drops it (nothing leaks).
     ml_msg_t *left = s_test_batch (ML_MSG_SNAPSHOT, 1, 5, 2000);
@@ -582,6 +581,7 @@ void ml_ingest_test (bool verbose)
     ml_msg_destroy (&left);
     ml_ingest_destroy (&ingest);
     ml_ingest_destroy (&ingest);
+    s_transaction_ms = S_TRANSACTION_MS; //  (no thread reads it now)
     ml_msg_destroy (&end);
     ml_msg_destroy (&hello);
     ml_store_destroy (&store);
