@@ -7,6 +7,7 @@
 #include "ml_autopay.h"
 #include "ml_notify.h"
 #include "ml_payments.h"
+#include "ml_ingest.h"
 #include "ml_readers.h"
 #include "ml_config.h"
 #include "ml_contacts.h"
@@ -54,6 +55,7 @@ typedef struct {
     zsock_t *admin;
     zsock_t *api;          //  matterlink-web's API socket (api/endpoint), or NULL
     ml_readers_t *readers; //  answer the reading ops of both sockets (core/readers), or NULL
+    ml_ingest_t *ingest;   //  writes the agents' SNAPSHOT, SNAPSHOT-END and CHANGES
     zactor_t *auth;
     zactor_t *monitor;           //  the router's connection events, to log who was refused
     zhashx_t *connections;       //  descriptor (decimal text) -> peer address, from ACCEPTED
@@ -291,6 +293,7 @@ static void s_handle_hello (s_core_t *self, s_session_t *session, ml_msg_t *hell
     }
     bool resync = false;
     uint64_t cursor = 0;
+    ml_ingest_session (self->ingest, session->firm_id); //  the earlier session's work is void
     if (ml_store_session_open (self->store, session->firm_id, hello, &resync, &cursor) != 0) {
         s_send_error (self, session->routing, ML_ERROR_INTERNAL, "core store failure");
         return;
@@ -365,44 +368,20 @@ static void s_handle_message (s_core_t *self, s_session_t *session, ml_msg_t *me
         return;
     }
     switch (message->id) {
+        //  Written by the ingest thread (core/ml_ingest.c); acknowledged in s_receive_ingest.
+        //  After SNAPSHOT-END the session is live at once: the agent may send CHANGES before
+        //  its ACK, and the thread applies them after the snapshot's end, in order.
         case ML_MSG_SNAPSHOT:
-            if (!s_batch_in_order (self, session, message, S_SNAPSHOT))
-                return;
-            if (ml_store_snapshot_rows (self->store, session->firm_id, message) != 0)
-                s_store_failed (self, session, "storing a snapshot batch");
-            else
-                s_ack (self, session, message->batch, 0);
-            break;
         case ML_MSG_SNAPSHOT_END:
-            if (!s_batch_in_order (self, session, message, S_SNAPSHOT))
+        case ML_MSG_CHANGES:
+            if (!s_batch_in_order (self, session, message,
+                                   message->id == ML_MSG_CHANGES ? S_LIVE : S_SNAPSHOT))
                 return;
-            if (ml_store_snapshot_end (self->store, session->firm_id, message->cursor) != 0)
-                s_store_failed (self, session, "finishing a snapshot");
-            else {
+            if (ml_ingest_send (self->ingest, session->firm_id, message) != 0)
+                s_store_failed (self, session, "handing a batch to the ingest thread");
+            else if (message->id == ML_MSG_SNAPSHOT_END)
                 session->state = S_LIVE;
-                s_ack (self, session, message->batch, message->cursor);
-                ml_log (ML_LOG_NOTICE, "firm %s: replica complete, %llu items at change %llu",
-                        session->firm_id, (unsigned long long)message->count,
-                        (unsigned long long)message->cursor);
-            }
             break;
-        case ML_MSG_CHANGES: {
-            if (!s_batch_in_order (self, session, message, S_LIVE))
-                return;
-            int rc = ml_store_changes (self->store, session->firm_id, message);
-            if (rc == -2) {
-                s_send_error (self, session->routing, ML_ERROR_OUT_OF_STATE,
-                              "changes do not start at the core's cursor; send HELLO");
-                session->state = S_NONE;
-            } else if (rc != 0)
-                s_store_failed (self, session, "applying changes");
-            else {
-                s_ack (self, session, message->batch, message->cursor);
-                ml_log (ML_LOG_INFO, "firm %s: %zu changes applied, cursor %llu", session->firm_id,
-                        message->item_count, (unsigned long long)message->cursor);
-            }
-            break;
-        }
         case ML_MSG_POSTING_RESULT: {
             int rc = ml_store_posting_result (self->store, session->firm_id, message);
             if (rc < 0) {
@@ -432,6 +411,38 @@ static void s_handle_message (s_core_t *self, s_session_t *session, ml_msg_t *me
         }
         default:
             break;
+    }
+}
+
+//  An answer of the ingest thread: acknowledge the batch it took or committed, or end the
+//  session it could not store. Answers of a session that a HELLO replaced are dropped.
+static void s_receive_ingest (s_core_t *self)
+{
+    ml_ingest_answer_t answer;
+    if (ml_ingest_receive (self->ingest, &answer) != 0 || !answer.current || answer.rc == -3)
+        return;
+    s_session_t *session = zhashx_lookup (self->sessions, answer.firm_id);
+    if (!session || session->state == S_NONE)
+        return;
+    if (answer.rc == -2) {
+        s_send_error (self, session->routing, ML_ERROR_OUT_OF_STATE,
+                      "changes do not start at the core's cursor; send HELLO");
+        session->state = S_NONE;
+    } else if (answer.rc != 0) {
+        ml_log (ML_LOG_ERROR, "firm %s: core store failed while storing its replica: %s",
+                session->firm_id, answer.error);
+        s_send_error (self, session->routing, ML_ERROR_INTERNAL, "core store failure; send HELLO");
+        session->state = S_NONE;
+    } else if (answer.kind == 'R')
+        s_ack (self, session, answer.batch, 0);
+    else {
+        s_ack (self, session, answer.batch, answer.cursor);
+        if (answer.kind == 'E')
+            ml_log (ML_LOG_NOTICE, "firm %s: replica complete at change %llu", session->firm_id,
+                    (unsigned long long)answer.cursor);
+        else
+            ml_log (ML_LOG_INFO, "firm %s: changes applied, cursor %llu", session->firm_id,
+                    (unsigned long long)answer.cursor);
     }
 }
 
@@ -1123,6 +1134,11 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
+    self->ingest = ml_ingest_new (settings->store, error, sizeof error);
+    if (!self->ingest) {
+        ml_log (ML_LOG_ERROR, "cannot start the ingest thread: %s", error);
+        return -1;
+    }
     self->payers = ml_payers_new (ml_store_db (self->store), error, sizeof error);
     if (!self->payers) {
         ml_log (ML_LOG_ERROR, "%s", error);
@@ -1294,6 +1310,7 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
 static void s_core_destroy (s_core_t *self)
 {
     ml_readers_destroy (&self->readers);
+    ml_ingest_destroy (&self->ingest);
     zsock_destroy (&self->api);
     zsock_destroy (&self->admin);
     zactor_destroy (&self->monitor);
@@ -1342,6 +1359,7 @@ void ml_core_actor (zsock_t *pipe, void *args)
         zpoller_add (poller, self->processor_worker);
     if (self->readers)
         zpoller_add (poller, ml_readers_socket (self->readers));
+    zpoller_add (poller, ml_ingest_socket (self->ingest));
     if (self->api) {
         zpoller_add (poller, self->api);
         ml_log (ML_LOG_NOTICE, "core serving the web API on %s", self->settings.api_endpoint);
@@ -1367,6 +1385,8 @@ void ml_core_actor (zsock_t *pipe, void *args)
             s_receive_admin (self, self->api);
         while (self->readers && (zsock_events (ml_readers_socket (self->readers)) & ZMQ_POLLIN))
             s_receive_reader (self);
+        while (zsock_events (ml_ingest_socket (self->ingest)) & ZMQ_POLLIN)
+            s_receive_ingest (self);
         if (zsock_events (self->monitor) & ZMQ_POLLIN)
             s_receive_monitor (self);
         while (self->processor_worker &&

@@ -12,18 +12,14 @@
 #include <unistd.h>
 #include <time.h>
 
-#define S_STORE_VERSION 3 //  the entries of s_migrations
-
-//  A snapshot's rows are written this many at a time (see ml_store_snapshot_rows).
-#define S_SNAPSHOT_FLUSH_ROWS 10000
+#define S_STORE_VERSION 4 //  the entries of s_migrations
 
 struct _ml_store_t {
     ml_db_t *db;
     bool firm_failed; //  the last ml_store_firm could not read the store
-    //  Snapshot rows received and not yet written, all of one firm.
-    char snapshot_firm[64];
-    ml_item_t *snapshot_rows;
-    size_t snapshot_count;
+    //  Asked inside every replica write transaction (ml_store_set_guard), or NULL.
+    ml_store_guard_fn *guard;
+    void *guard_arg;
 };
 
 //  The schema, one statement per entry. Journal tables refuse updates and deletes:
@@ -193,6 +189,46 @@ static const char *s_client_listing_schema[] = {
     " total_minor, balance_minor, source_id)",
 };
 
+//  Version 4: a snapshot is stored without per-row totals. While a firm's snapshot is being
+//  written its firm_id is in replica_loading, and the totals triggers skip its rows (the
+//  upsert into replica_total cost a B-tree write per row, a third of the ingest's time);
+//  SNAPSHOT-END counts the firm's totals once from the replica and removes the mark, in the
+//  transaction that makes the replica complete. So the totals stay exact in every committed
+//  state of a complete replica, and while a snapshot is stored they are those of the
+//  firm's last complete replica (the snapshot's rows count when it ends).
+#define S_LOADING(row)                                                                             \
+    " WHEN NOT EXISTS (SELECT 1 FROM replica_loading WHERE firm_id = " row ".firm_id)"
+static const char *s_loading_schema[] = {
+    "CREATE TABLE IF NOT EXISTS replica_loading (firm_id TEXT PRIMARY KEY)",
+    "DROP TRIGGER IF EXISTS open_item_total_insert",
+    "DROP TRIGGER IF EXISTS open_item_total_delete",
+    "DROP TRIGGER IF EXISTS open_item_total_update",
+    "CREATE TRIGGER open_item_total_insert AFTER INSERT ON open_item" S_LOADING (
+        "NEW") " BEGIN " S_TOTAL_ADD ("NEW", "") " END",
+    "CREATE TRIGGER open_item_total_delete AFTER DELETE ON open_item" S_LOADING (
+        "OLD") " BEGIN " S_TOTAL_ADD ("OLD", "-") " END",
+    "CREATE TRIGGER open_item_total_update AFTER UPDATE OF firm_id, kind,"
+    " currency, balance_minor ON open_item" S_LOADING ("NEW") " BEGIN " S_TOTAL_ADD (
+        "OLD", "-") " " S_TOTAL_ADD ("NEW", "") " END",
+};
+
+//  Version 4 on PostgreSQL: the statement triggers of version 2 leave out the rows of a
+//  firm whose snapshot is loading, as the row triggers do on SQLite.
+#define S_PG_LOADING_ROWS(table, sign)                                                             \
+    S_PG_ROWS (table, sign)                                                                        \
+    " WHERE NOT EXISTS (SELECT 1 FROM replica_loading l"                                           \
+    " WHERE l.firm_id = " table ".firm_id)"
+static const char *s_loading_schema_postgresql[] = {
+    "CREATE TABLE IF NOT EXISTS replica_loading (firm_id TEXT PRIMARY KEY)",
+    S_PG_TOTALS ("open_item_total_insert", "INSERT", "NEW TABLE AS new_rows",
+                 S_PG_LOADING_ROWS ("new_rows", "1")),
+    S_PG_TOTALS ("open_item_total_delete", "DELETE", "OLD TABLE AS old_rows",
+                 S_PG_LOADING_ROWS ("old_rows", "-1")),
+    S_PG_TOTALS (
+        "open_item_total_update", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+        S_PG_LOADING_ROWS ("old_rows", "-1") " UNION ALL " S_PG_LOADING_ROWS ("new_rows", "1")),
+};
+
 //  The store's own migrations, in order: version N is reached by running entry N - 1 on a
 //  store of version N - 1, in the transaction that records N. (The classes that keep
 //  tables in the store create them with ml_store_schema, idempotently.) A migration whose
@@ -205,13 +241,12 @@ typedef struct {
     size_t postgresql_count;
 } s_migration_t;
 
+#define S_STATEMENTS(array) array, sizeof array / sizeof array[0]
 static const s_migration_t s_migrations[] = {
-    {s_schema, sizeof s_schema / sizeof s_schema[0], NULL, 0},
-    {s_totals_schema, sizeof s_totals_schema / sizeof s_totals_schema[0],
-     s_totals_schema_postgresql,
-     sizeof s_totals_schema_postgresql / sizeof s_totals_schema_postgresql[0]},
-    {s_client_listing_schema, sizeof s_client_listing_schema / sizeof s_client_listing_schema[0],
-     NULL, 0},
+    {S_STATEMENTS (s_schema), NULL, 0},
+    {S_STATEMENTS (s_totals_schema), S_STATEMENTS (s_totals_schema_postgresql)},
+    {S_STATEMENTS (s_client_listing_schema), NULL, 0},
+    {S_STATEMENTS (s_loading_schema), S_STATEMENTS (s_loading_schema_postgresql)},
 };
 _Static_assert(sizeof s_migrations / sizeof s_migrations[0] == S_STORE_VERSION,
                "S_STORE_VERSION is the number of migrations");
@@ -342,7 +377,6 @@ void ml_store_destroy (ml_store_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
-        free ((*self_p)->snapshot_rows);
         ml_db_destroy (&(*self_p)->db);
         free (*self_p);
         *self_p = NULL;
@@ -479,9 +513,6 @@ int ml_store_firm_by_key (ml_store_t *self, const char *public_key, char *firm_i
 int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t *hello,
                            bool *resync, uint64_t *cursor)
 {
-    //  Rows kept of a snapshot the firm's last session did not finish belong to no
-    //  generation any more.
-    ml_store_snapshot_drop (self, firm_id);
     if (s_begin (self) != 0)
         return -1;
     ml_db_query_t *query = ml_db_query (
@@ -525,82 +556,64 @@ int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t
 }
 
 #define S_UPSERT_COLUMNS 16
-#define S_UPSERT_ROWS    50 //  rows per statement
+#define S_UPSERT_ROWS    128 //  rows bound per call into the one reused statement
 
 //  Insert or replace items[0 .. count) under a generation. A replica row is always written
-//  whole, so replacing it is an upsert. Rows go S_UPSERT_ROWS to a statement: the SQLite
-//  driver compiles a statement on every execute, so fewer, wider statements go faster.
-//  Each statement is checked; a failure fails the caller's transaction. On PostgreSQL the rows
-//  go by arrays, a few statements for any count (core/store/ml_store_pg.c).
+//  whole, so replacing it is an upsert. One single-row statement, prepared once per
+//  connection and run for every row (ml_db caches it): a statement of 50 rows had to be
+//  built as text for each group and bound 800 parameters at a time for nothing. The values
+//  point into the items (no copy). Each run is checked; a failure fails the caller's
+//  transaction.
 static bool s_upsert_items (ml_store_t *self, const char *firm_id, const ml_item_t *items,
                             size_t count, int64_t generation)
 {
+    //  On PostgreSQL the rows go by arrays, a few statements for any count
+    //  (core/store/ml_store_pg.c): there every statement is a round trip to the server.
     if (ml_db_dialect (self->db) == ML_DB_POSTGRESQL)
         return ml_store_pg_upsert_items (self->db, firm_id, items, count, generation);
+    //  An upsert, not INSERT OR REPLACE: a replacement deletes the old row without firing
+    //  the delete trigger, and the totals would count it twice.
+    static const char *sql =
+        "INSERT INTO open_item (firm_id, kind, source_id, invoice_number,"
+        " invoice_date, due_date, client_number, client_name, matter_number,"
+        " matter_description, currency, total_minor, balance_minor, status, generation,"
+        " change_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (firm_id, kind, source_id) DO UPDATE SET"
+        " invoice_number = excluded.invoice_number, invoice_date = excluded.invoice_date,"
+        " due_date = excluded.due_date, client_number = excluded.client_number,"
+        " client_name = excluded.client_name, matter_number = excluded.matter_number,"
+        " matter_description = excluded.matter_description,"
+        " currency = excluded.currency, total_minor = excluded.total_minor,"
+        " balance_minor = excluded.balance_minor, status = excluded.status,"
+        " generation = excluded.generation, change_id = excluded.change_id";
     ml_db_value_t values[S_UPSERT_ROWS * S_UPSERT_COLUMNS];
     char kinds[S_UPSERT_ROWS][2];
-    char picture[S_UPSERT_ROWS * S_UPSERT_COLUMNS + 1];
-    char sql[1200 + S_UPSERT_ROWS * 52];
     bool ok = true;
-    size_t rows = 0;
-    for (size_t first = 0; ok && first < count; first += rows) {
-        rows = count - first < S_UPSERT_ROWS ? count - first : S_UPSERT_ROWS;
-        //  A batch of changes may touch an item twice: one statement may not (PostgreSQL
-        //  refuses to upsert a row twice in one command), so the later change goes in the
-        //  next statement, and the last one still wins, as on SQLite.
-        for (size_t row = 1; row < rows; row++) {
-            bool again = false;
-            for (size_t earlier = 0; earlier < row && !again; earlier++)
-                again = items[first + row].kind == items[first + earlier].kind &&
-                        items[first + row].source_id == items[first + earlier].source_id;
-            if (again)
-                rows = row;
-        }
-        size_t length = (size_t)snprintf (
-            sql, sizeof sql, "%s",
-            "INSERT INTO open_item (firm_id, kind, source_id, invoice_number,"
-            " invoice_date, due_date, client_number, client_name, matter_number,"
-            " matter_description, currency, total_minor, balance_minor, status, generation,"
-            " change_id) VALUES ");
+    for (size_t first = 0; ok && first < count; first += S_UPSERT_ROWS) {
+        size_t rows = count - first < S_UPSERT_ROWS ? count - first : S_UPSERT_ROWS;
         for (size_t row = 0; row < rows; row++) {
             const ml_item_t *item = &items[first + row];
             ml_db_value_t *value = values + row * S_UPSERT_COLUMNS;
-            memcpy (picture + row * S_UPSERT_COLUMNS, "ssissssssssiisii", S_UPSERT_COLUMNS);
-            length += (size_t)snprintf (sql + length, sizeof sql - length, "%s%s", row ? ", " : "",
-                                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
             kinds[row][0] = item->kind;
             kinds[row][1] = 0;
-            memset (value, 0, S_UPSERT_COLUMNS * sizeof *value);
-            value[0].text = firm_id;
-            value[1].text = kinds[row];
-            value[2].number = (int64_t)item->source_id;
-            value[3].text = item->invoice_number;
-            value[4].text = item->invoice_date;
-            value[5].text = item->due_date;
-            value[6].text = item->client_number;
-            value[7].text = item->client_name;
-            value[8].text = item->matter_number;
-            value[9].text = item->matter_description;
-            value[10].text = item->currency;
-            value[11].number = item->total_minor;
-            value[12].number = item->balance_minor;
-            value[13].text = item->status;
-            value[14].number = generation;
-            value[15].number = (int64_t)item->change_id;
+            value[0] = (ml_db_value_t){.text = firm_id};
+            value[1] = (ml_db_value_t){.text = kinds[row]};
+            value[2] = (ml_db_value_t){.number = (int64_t)item->source_id};
+            value[3] = (ml_db_value_t){.text = item->invoice_number};
+            value[4] = (ml_db_value_t){.text = item->invoice_date};
+            value[5] = (ml_db_value_t){.text = item->due_date};
+            value[6] = (ml_db_value_t){.text = item->client_number};
+            value[7] = (ml_db_value_t){.text = item->client_name};
+            value[8] = (ml_db_value_t){.text = item->matter_number};
+            value[9] = (ml_db_value_t){.text = item->matter_description};
+            value[10] = (ml_db_value_t){.text = item->currency};
+            value[11] = (ml_db_value_t){.number = item->total_minor};
+            value[12] = (ml_db_value_t){.number = item->balance_minor};
+            value[13] = (ml_db_value_t){.text = item->status};
+            value[14] = (ml_db_value_t){.number = generation};
+            value[15] = (ml_db_value_t){.number = (int64_t)item->change_id};
         }
-        //  An upsert, not INSERT OR REPLACE: a replacement deletes the old row without firing
-        //  the delete trigger, and the totals would count it twice.
-        snprintf (sql + length, sizeof sql - length, "%s",
-                  " ON CONFLICT (firm_id, kind, source_id) DO UPDATE SET"
-                  " invoice_number = excluded.invoice_number, invoice_date = excluded.invoice_date,"
-                  " due_date = excluded.due_date, client_number = excluded.client_number,"
-                  " client_name = excluded.client_name, matter_number = excluded.matter_number,"
-                  " matter_description = excluded.matter_description,"
-                  " currency = excluded.currency, total_minor = excluded.total_minor,"
-                  " balance_minor = excluded.balance_minor, status = excluded.status,"
-                  " generation = excluded.generation, change_id = excluded.change_id");
-        picture[rows * S_UPSERT_COLUMNS] = 0;
-        ok = ml_db_execute_many (self->db, sql, picture, 1, values) == 0;
+        ok = ml_db_execute_many (self->db, sql, "ssissssssssiisii", rows, values) == 0;
     }
     return ok;
 }
@@ -613,96 +626,210 @@ static int s_generation (ml_store_t *self, const char *firm_id, int64_t *generat
                : -1;
 }
 
-//  Write the snapshot rows kept so far (inside the caller's transaction). Returns true when
-//  written; the rows are gone either way (a failure fails the snapshot, which starts again).
-static bool s_snapshot_flush (ml_store_t *self)
+void ml_store_set_guard (ml_store_t *self, ml_store_guard_fn *guard, void *arg)
 {
-    bool ok = true;
-    if (self->snapshot_count) {
-        int64_t generation = 0;
-        ok = s_generation (self, self->snapshot_firm, &generation) == 0 &&
-             s_upsert_items (self, self->snapshot_firm, self->snapshot_rows, self->snapshot_count,
-                             generation);
-    }
-    self->snapshot_count = 0;
-    return ok;
+    self->guard = guard;
+    self->guard_arg = arg;
 }
 
-//  A snapshot's rows are kept and written S_SNAPSHOT_FLUSH_ROWS at a time, in one
-//  transaction, without waiting for the disk (synchronous NORMAL: in write-ahead logging a
-//  commit then only appends to the log). A transaction per 1,000-row batch wrote each index
-//  page it touched once per batch, and spent its time in the kernel. Nothing is lost by
-//  either: the replica is not complete until SNAPSHOT-END, whose transaction writes the
-//  last rows and commits synchronously, which makes every frame before it durable too; a
-//  crash or a lost session before that leaves the replica incomplete, and the agent's next
-//  HELLO is answered with a new snapshot. So a SNAPSHOT batch's ACK says the core has it,
-//  and SNAPSHOT-END's ACK that the replica is stored (docs/protocol.md). Every other write
-//  stays synchronous FULL.
-int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
+//  Asked after the transaction took the write lock: whoever could make the answer false
+//  (a new session of the firm, on another connection) has to take the lock after it.
+static bool s_guarded (ml_store_t *self, const char *firm_id)
 {
-    //  Another firm's snapshot: what the first kept is written first.
-    if (self->snapshot_count && strcmp (self->snapshot_firm, firm_id) != 0 &&
-        ml_store_snapshot_flush (self) != 0)
+    return !self->guard || self->guard (self->guard_arg, firm_id);
+}
+
+//  Snapshot rows are written without waiting for the disk (synchronous NORMAL: in
+//  write-ahead logging a commit then only appends to the log; the log is synced when it is
+//  checkpointed). Nothing acknowledged as stored is lost by it: the replica is not complete
+//  until SNAPSHOT-END, whose transaction commits synchronously (FULL), which makes every
+//  frame before it in the log durable too; a crash before that leaves the replica
+//  incomplete, and the agent's next HELLO is answered with a new snapshot. So a SNAPSHOT
+//  batch's ACK says the core has it, and SNAPSHOT-END's ACK that the replica is stored
+//  (docs/protocol.md, docs/architecture.md). Every other write stays synchronous FULL.
+int ml_store_snapshot_begin (ml_store_t *self)
+{
+    if (ml_db_execute (self->db, "PRAGMA synchronous = NORMAL", NULL) < 0) {
+        s_failed (self, "making snapshot commits asynchronous");
         return -1;
-    if (!self->snapshot_rows) {
-        self->snapshot_rows = calloc (S_SNAPSHOT_FLUSH_ROWS, sizeof (ml_item_t));
-        assert (self->snapshot_rows);
     }
-    snprintf (self->snapshot_firm, sizeof self->snapshot_firm, "%s", firm_id);
-    for (size_t index = 0; index < batch->item_count; index++) {
-        self->snapshot_rows[self->snapshot_count++] = batch->items[index];
-        if (self->snapshot_count == S_SNAPSHOT_FLUSH_ROWS && ml_store_snapshot_flush (self) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-int ml_store_snapshot_flush (ml_store_t *self)
-{
-    if (self->snapshot_count == 0)
+    if (s_begin (self) == 0)
         return 0;
-    if (ml_db_execute (self->db, "PRAGMA synchronous = NORMAL", NULL) < 0 || s_begin (self) != 0) {
-        self->snapshot_count = 0;
-        return -1;
-    }
-    int rc = s_finish (self, "storing snapshot rows", s_snapshot_flush (self));
+    ml_db_execute (self->db, "PRAGMA synchronous = FULL", NULL);
+    return -1;
+}
+
+int ml_store_snapshot_write (ml_store_t *self, const char *firm_id, const ml_item_t *items,
+                             size_t count)
+{
+    if (!s_guarded (self, firm_id))
+        return -3;
+    int64_t generation = 0;
+    //  The firm's totals are counted once at SNAPSHOT-END (s_loading_schema).
+    bool ok = ml_db_execute (self->db,
+                             "INSERT INTO replica_loading (firm_id) VALUES (?)"
+                             " ON CONFLICT (firm_id) DO NOTHING",
+                             "s", firm_id) >= 0 &&
+              s_generation (self, firm_id, &generation) == 0 &&
+              s_upsert_items (self, firm_id, items, count, generation);
+    if (!ok)
+        s_failed (self, "storing snapshot rows");
+    return ok ? 0 : -1;
+}
+
+int ml_store_snapshot_commit (ml_store_t *self, bool ok)
+{
+    int rc = s_finish (self, "storing snapshot rows", ok);
     if (ml_db_execute (self->db, "PRAGMA synchronous = FULL", NULL) < 0) {
         s_failed (self, "making commits synchronous again");
-        return -1;
+        rc = -1;
     }
     return rc;
 }
 
-void ml_store_snapshot_drop (ml_store_t *self, const char *firm_id)
+int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
 {
-    if (self->snapshot_count && streq (self->snapshot_firm, firm_id))
-        self->snapshot_count = 0;
+    if (ml_store_snapshot_begin (self) != 0)
+        return -1;
+    int rc = ml_store_snapshot_write (self, firm_id, batch->items, batch->item_count);
+    if (ml_store_snapshot_commit (self, rc == 0) != 0 && rc == 0)
+        rc = -1;
+    return rc;
 }
 
+//  Read a query's integer columns, columns at a time, into a growing array. Returns the
+//  number of rows read, or -1.
+static int64_t s_read_integers (ml_db_query_t *query, int columns, int64_t **values)
+{
+    size_t count = 0, capacity = 0;
+    int rc = query ? 1 : -1;
+    while (rc == 1 && (rc = ml_db_fetch (query)) == 1) {
+        if (count == capacity) {
+            capacity = capacity ? capacity * 2 : 64;
+            *values = realloc (*values, capacity * (size_t)columns * sizeof (int64_t));
+            assert (*values);
+        }
+        for (int column = 0; rc == 1 && column < columns; column++)
+            if (ml_db_int64 (query, column, &(*values)[count * (size_t)columns + (size_t)column]))
+                rc = -1;
+        count += rc == 1;
+    }
+    ml_db_query_destroy (&query);
+    return rc == 0 ? (int64_t)count : -1;
+}
+
+#define S_END_DELETE_ROWS 2000 //  rows of earlier generations deleted per transaction
+
+//  The heavy part of ending a snapshot, reading the firm's replica (its totals, the rows
+//  of earlier generations), is done before the write lock is taken, so the core's writes
+//  do not wait for it: only this connection writes the firm's replica rows while its
+//  snapshot is stored (the ingest thread; the guard and the session states keep every
+//  other write out), so what it reads is what the transactions below commit over. Rows of
+//  earlier generations go in short transactions of their own, and the last transaction
+//  writes the totals and marks the replica complete: a few rows.
 int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t cursor)
 {
-    if (s_begin (self) != 0)
-        return -1;
-    int64_t generation = 0;
-    char now[32];
-    ml_store_now (now, sizeof now);
-    //  The rows still kept are this firm's (another firm's batch would have written them).
-    bool ok =
-        (!self->snapshot_count || streq (self->snapshot_firm, firm_id)) &&
-        s_snapshot_flush (self) && s_generation (self, firm_id, &generation) == 0 &&
-        ml_db_execute (self->db, "DELETE FROM open_item WHERE firm_id = ? AND generation <> ?",
-                       "si", firm_id, generation) >= 0 &&
-        ml_db_execute (self->db,
-                       "UPDATE replica_state SET cursor = ?, complete = 1,"
-                       " snapshot_completed_at = ? WHERE firm_id = ?",
-                       "iss", (int64_t)cursor, now, firm_id) == 1;
-    return s_finish (self, "ending a snapshot", ok);
+    int64_t generation = 0, *old = NULL, *totals = NULL, old_count = 0, total_count = 0;
+    char (*kinds)[2][4] = NULL; //  each total's kind and currency
+    bool ok = s_generation (self, firm_id, &generation) == 0;
+    if (ok)
+        //  By the primary key (kind as 1 for 'T', 0 for 'I', and source id), which every
+        //  engine has (SQLite's rowid is its own).
+        old_count = s_read_integers (
+            ml_db_query (self->db,
+                         "SELECT CASE WHEN kind = 'T' THEN 1 ELSE 0 END, source_id FROM open_item"
+                         " WHERE firm_id = ? AND generation <> ?",
+                         "si", firm_id, generation),
+            2, &old);
+    ml_db_query_t *query =
+        ok && old_count >= 0
+            ? ml_db_query (self->db,
+                           "SELECT kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"
+                           " SUM (balance_minor % 1000000000) FROM open_item"
+                           " WHERE firm_id = ? AND generation = ? GROUP BY kind, currency",
+                           "si", firm_id, generation)
+            : NULL;
+    ok = query != NULL;
+    size_t capacity = 0;
+    while (ok && ml_db_fetch (query) == 1) {
+        if ((size_t)total_count == capacity) {
+            capacity = capacity ? capacity * 2 : 8;
+            totals = realloc (totals, capacity * 3 * sizeof (int64_t));
+            kinds = realloc (kinds, capacity * sizeof *kinds);
+            assert (totals && kinds);
+        }
+        snprintf (kinds[total_count][0], 4, "%s", ml_db_text (query, 0));
+        snprintf (kinds[total_count][1], 4, "%s", ml_db_text (query, 1));
+        for (int column = 0; ok && column < 3; column++)
+            ok = ml_db_int64 (query, 2 + column, &totals[total_count * 3 + column]) == 0;
+        total_count++;
+    }
+    ml_db_query_destroy (&query);
+    if (!ok)
+        s_failed (self, "counting a snapshot");
+    int rc = ok ? 0 : -1;
+    for (int64_t first = 0; rc == 0 && first < old_count; first += S_END_DELETE_ROWS) {
+        if (s_begin (self) != 0) {
+            rc = -1;
+            break;
+        }
+        if (!s_guarded (self, firm_id)) {
+            ml_db_rollback (self->db);
+            rc = -3;
+            break;
+        }
+        bool deleted = true;
+        for (int64_t index = first;
+             deleted && index < old_count && index < first + S_END_DELETE_ROWS; index++)
+            deleted =
+                ml_db_execute (self->db,
+                               "DELETE FROM open_item WHERE firm_id = ? AND kind = ?"
+                               " AND source_id = ?",
+                               "ssi", firm_id, old[index * 2] ? "T" : "I", old[index * 2 + 1]) >= 0;
+        rc = s_finish (self, "dropping rows the snapshot did not carry", deleted);
+    }
+    if (rc == 0 && s_begin (self) != 0)
+        rc = -1;
+    else if (rc == 0 && !s_guarded (self, firm_id)) {
+        ml_db_rollback (self->db);
+        rc = -3;
+    } else if (rc == 0) {
+        char now[32];
+        ml_store_now (now, sizeof now);
+        int64_t current = 0;
+        ok = s_generation (self, firm_id, &current) == 0 && current == generation &&
+             ml_db_execute (self->db, "DELETE FROM replica_total WHERE firm_id = ?", "s",
+                            firm_id) >= 0;
+        for (int64_t index = 0; ok && index < total_count; index++)
+            ok = ml_db_execute (self->db,
+                                "INSERT INTO replica_total (firm_id, kind, currency, item_count,"
+                                " balance_billions, balance_rest) VALUES (?, ?, ?, ?, ?, ?)",
+                                "sssiii", firm_id, kinds[index][0], kinds[index][1],
+                                totals[index * 3], totals[index * 3 + 1],
+                                totals[index * 3 + 2]) == 1;
+        ok = ok &&
+             ml_db_execute (self->db, "DELETE FROM replica_loading WHERE firm_id = ?", "s",
+                            firm_id) >= 0 &&
+             ml_db_execute (self->db,
+                            "UPDATE replica_state SET cursor = ?, complete = 1,"
+                            " snapshot_completed_at = ? WHERE firm_id = ?",
+                            "iss", (int64_t)cursor, now, firm_id) == 1;
+        rc = s_finish (self, "ending a snapshot", ok);
+    }
+    free (old);
+    free (totals);
+    free (kinds);
+    return rc;
 }
 
 int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
 {
     if (s_begin (self) != 0)
         return -1;
+    if (!s_guarded (self, firm_id)) {
+        ml_db_rollback (self->db);
+        return -3;
+    }
     int64_t cursor = 0, generation = 0;
     bool ok = s_query_int (self, &cursor, "SELECT cursor FROM replica_state WHERE firm_id = ?", "s",
                            firm_id) == 1 &&
@@ -1485,29 +1612,35 @@ void ml_store_test (bool verbose)
     json_t *kept = ml_store_open_items (store, "acme", NULL, NULL, "INV-STRAY");
     assert (kept && json_array_size (kept) == 0);
     json_decref (kept);
-    //  More rows than are kept at a time: written as they fill up, the rest at the end.
+    //  Many batches; while they are stored the firm's totals stay those of its last
+    //  complete replica (its rows are marked loading), and SNAPSHOT-END counts them.
     assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && !resync);
     hello->high_water = 50;
     assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
     hello->high_water = 100;
     ml_msg_t *large = ml_msg_new (ML_MSG_SNAPSHOT);
-    for (int index = 0; index < S_SNAPSHOT_FLUSH_ROWS + 7; index++) {
+    json_t *before = ml_store_status (store);
+    for (int index = 0; index < 2507; index++) {
         ml_item_t *item = ml_msg_add_item (large);
         assert (item);
         *item = batch->items[0];
         item->source_id = (uint64_t)(1000 + index);
         snprintf (item->invoice_number, sizeof item->invoice_number, "BULK-%d", index);
         strcpy (item->client_number, "C-BULK");
-        if (large->item_count == 1000 || index == S_SNAPSHOT_FLUSH_ROWS + 6) {
+        if (large->item_count == 1000 || index == 2506) {
             assert (ml_store_snapshot_rows (store, "acme", large) == 0);
             ml_msg_clear_items (large);
         }
     }
+    json_t *during = ml_store_status (store);
+    assert (before && during && json_equal (before, during));
+    json_decref (before);
+    json_decref (during);
     assert (ml_store_snapshot_rows (store, "acme", batch) == 0);
     assert (ml_store_snapshot_end (store, "acme", 100) == 0);
     ml_msg_destroy (&large);
     kept = ml_store_open_items (store, "acme", "C-BULK", NULL, NULL);
-    assert (kept && json_array_size (kept) == S_SNAPSHOT_FLUSH_ROWS + 7);
+    assert (kept && json_array_size (kept) == 2507);
     json_decref (kept);
     s_test_totals (store);
     //  And back to the three rows the tests below expect.

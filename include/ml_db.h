@@ -149,6 +149,12 @@ void ml_db_query_destroy (ml_db_query_t **self_p);
 //  tests and the benchmark).
 void ml_db_statement_counts (ml_db_t *self, size_t *prepared, size_t *reused);
 
+//  A function every connection of the process calls while it waits for another
+//  connection's write lock (SQLite), at most every millisecond: the ingest thread
+//  (core/ml_ingest.c) then commits its long transaction early. NULL for none.
+typedef void ml_db_waiting_fn (void);
+void ml_db_set_waiting_hook (ml_db_waiting_fn *hook);
+
 void ml_db_test (bool verbose);
 
 #endif

@@ -50,22 +50,36 @@ int ml_store_firm_by_key (ml_store_t *self, const char *public_key, char *firm_i
 int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t *hello,
                            bool *resync, uint64_t *cursor);
 
-//  Take a snapshot batch for the current generation. The rows are kept and written 10,000
-//  at a time, and the last of them by ml_store_snapshot_end, so they are durable when the
-//  snapshot ends (a snapshot that does not end is sent again whole). Returns 0 or -1.
+//  Writing a snapshot (the core's ingest thread does it, core/ml_ingest.c): begin a
+//  transaction whose commit does not wait for the disk (the replica is not complete until
+//  ml_store_snapshot_end commits synchronously), write rows of one or more firms into it,
+//  commit (ok) or roll back. The rows are written under the firm's current generation,
+//  and the firm's totals are counted once when its snapshot ends. Each returns 0 or -1;
+//  ml_store_snapshot_write also -3 when the guard refuses the firm (nothing written).
+int ml_store_snapshot_begin (ml_store_t *self);
+int ml_store_snapshot_write (ml_store_t *self, const char *firm_id, const ml_item_t *items,
+                             size_t count);
+int ml_store_snapshot_commit (ml_store_t *self, bool ok);
+
+//  The three above for one batch. Returns 0, -1 or -3.
 int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_t *batch);
 
-//  Write the snapshot rows kept so far now. Returns 0 or -1.
-int ml_store_snapshot_flush (ml_store_t *self);
-
-//  Forget the rows kept of firm_id's snapshot (its session ended before SNAPSHOT-END).
-void ml_store_snapshot_drop (ml_store_t *self, const char *firm_id);
-
-//  Finish the snapshot: drop what the snapshot did not carry, set the cursor. 0 or -1.
+//  Finish the snapshot: drop what the snapshot did not carry (rows of earlier generations,
+//  among them those of a snapshot whose session ended before SNAPSHOT-END), count the
+//  firm's totals, set the cursor, mark the replica complete. The counting is read before
+//  the write lock is taken (only the caller writes the firm's replica meanwhile); old rows
+//  go in short transactions, and the last, synchronous, transaction writes a few rows.
+//  Returns 0, -1, or -3 when the guard refuses the firm (the replica stays incomplete).
 int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t cursor);
 
-//  Apply a CHANGES batch. Returns 0, -1 on a database error, or -2 when the batch's
-//  since is not the stored cursor (nothing changed).
+//  A check run inside every replica write transaction (snapshot rows, snapshot end,
+//  changes) once it holds the write lock: false refuses the write (-3). The ingest thread
+//  uses it to drop what it still holds of a session that a new HELLO replaced.
+typedef bool ml_store_guard_fn (void *arg, const char *firm_id);
+void ml_store_set_guard (ml_store_t *self, ml_store_guard_fn *guard, void *arg);
+
+//  Apply a CHANGES batch. Returns 0, -1 on a database error, -2 when the batch's since is
+//  not the stored cursor, or -3 when the guard refuses the firm (nothing changed on -2, -3).
 int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *batch);
 
 //  The firm's replica cursor. Returns 0 or -1.

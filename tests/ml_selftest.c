@@ -18,6 +18,7 @@
 #include "ml_odbc.h"
 #include "ml_payers.h"
 #include "ml_processor.h"
+#include "ml_ingest.h"
 #include "ml_readers.h"
 #include "ml_payments.h"
 #include "ml_portal_account.h"
@@ -51,6 +52,7 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_alloc", ml_alloc_test},
     {"ml_db", ml_db_test},
     {"ml_store", ml_store_test},
+    {"ml_ingest", ml_ingest_test},
     {"ml_readers", ml_readers_test},
     {"ml_admin", ml_admin_test},
     {"ml_payers", ml_payers_test},
