@@ -12,6 +12,7 @@
 #include "ml_contacts.h"
 #include "ml_contract.h"
 #include "ml_keygen.h"
+#include "ml_lease.h"
 #include "ml_logins.h"
 #include "ml_log.h"
 #include "ml_msg.h"
@@ -60,6 +61,8 @@ typedef struct {
     char handshake_failure[300]; //  why the handshake now failing failed, until DISCONNECTED
     zcert_t *certificate;
     ml_store_t *store;
+    ml_lease_t *lease; //  the firms this node owns, when it shares the store (core/node)
+    int64_t renew_at;  //  monotonic ms of the next lease renewal
     ml_payers_t *payers;
     ml_processor_t *processor;
     ml_mailer_t *mailer;
@@ -96,7 +99,10 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
     S_TEXT (store, "store/connection", NULL);
     S_TEXT (admin_endpoint, "admin/endpoint", NULL);
     S_TEXT (api_endpoint, "api/endpoint", "");
+    S_TEXT (node, "core/node", "");
+    S_TEXT (advertise, "core/advertise", "");
 #undef S_TEXT
+    settings->lease_seconds = ml_config_int (config, "core/lease_seconds", 10, 2, 3600);
     settings->readers = ml_config_int (config, "core/readers", 2, 0, 16);
     settings->heartbeat_ms = ml_config_int (config, "core/heartbeat_ms", 5000, 100, 600000);
     settings->window = ml_config_int (config, "core/window", 8, 1, 1000);
@@ -106,6 +112,12 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
     int rc = 0;
     if (ml_config_error (config)) {
         snprintf (error, error_size, "%s", ml_config_error (config));
+        rc = -1;
+    } else if (strspn (settings->node, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789-_") != strlen (settings->node) ||
+               strlen (ml_config_string (config, "core/node", "")) >= sizeof settings->node) {
+        snprintf (error, error_size,
+                  "%s: core/node must be letters, digits, '-' and '_', at most 63 of them", path);
         rc = -1;
     }
     if (rc == 0 && ml_logins_settings_load (&settings->portal, config, error, error_size) != 0)
@@ -216,6 +228,33 @@ static void s_send_error (s_core_t *self, zframe_t *routing, uint16_t code, cons
     ml_msg_destroy (&error);
 }
 
+//  Tell an agent that another node owns its firm (ERROR 307, docs/multinode.md): endpoint is
+//  where that node said agents reach it, "" when unknown (the agent tries its next core).
+static void s_send_moved (s_core_t *self, zframe_t *routing, const char *firm_id,
+                          const char *endpoint)
+{
+    ml_msg_t *error = ml_msg_new (ML_MSG_ERROR);
+    error->code = ML_ERROR_MOVED;
+    ml_msg_moved_format (error, endpoint, firm_id);
+    s_send_to (self, routing, error);
+    ml_msg_destroy (&error);
+}
+
+//  This node no longer holds a firm it served: the agent goes to the owner (from the store).
+static void s_session_moved (s_core_t *self, s_session_t *session)
+{
+    char endpoint[256] = "";
+    ml_lease_owner (ml_store_db (self->store), session->firm_id, NULL, 0, endpoint,
+                    sizeof endpoint);
+    ml_log (ML_LOG_NOTICE, "firm %s: served by another node now; agent sent to %s",
+            session->firm_id, *endpoint ? endpoint : "its next core");
+    if (session->routing)
+        s_send_moved (self, session->routing, session->firm_id, endpoint);
+    session->state = S_NONE;
+    session->batch = 0;
+    zhashx_purge (session->in_flight);
+}
+
 static void s_ack (s_core_t *self, s_session_t *session, uint64_t batch, uint64_t cursor)
 {
     ml_msg_t *ack = ml_msg_new (ML_MSG_ACK);
@@ -232,6 +271,9 @@ static void s_ack (s_core_t *self, s_session_t *session, uint64_t batch, uint64_
 static void s_deliver (s_core_t *self, s_session_t *session)
 {
     if (session->state == S_NONE)
+        return;
+    //  A node that was paused past its lease sends nothing before it renews (s_tick).
+    if (self->lease && !ml_lease_owns (self->lease, session->firm_id))
         return;
     int64_t now = zclock_mono ();
     zlistx_t *expired = zhashx_keys (session->in_flight);
@@ -289,6 +331,21 @@ static void s_handle_hello (s_core_t *self, s_session_t *session, ml_msg_t *hell
         s_send_error (self, session->routing, ML_ERROR_VERSION, reason);
         return;
     }
+    //  Several nodes: serve the firm only under its lease, else send the agent to its owner.
+    char owner[256] = "";
+    int leased =
+        self->lease ? ml_lease_acquire (self->lease, session->firm_id, owner, sizeof owner) : 1;
+    if (leased < 0) {
+        s_send_error (self, session->routing, ML_ERROR_INTERNAL, "core store failure");
+        return;
+    }
+    if (leased == 0) {
+        ml_log (ML_LOG_INFO, "firm %s: owned by another node; agent sent to %s", session->firm_id,
+                *owner ? owner : "its next core");
+        s_send_moved (self, session->routing, session->firm_id, owner);
+        session->state = S_NONE;
+        return;
+    }
     bool resync = false;
     uint64_t cursor = 0;
     if (ml_store_session_open (self->store, session->firm_id, hello, &resync, &cursor) != 0) {
@@ -331,6 +388,11 @@ static bool s_batch_in_order (s_core_t *self, s_session_t *session, ml_msg_t *me
 
 static void s_store_failed (s_core_t *self, s_session_t *session, const char *doing)
 {
+    //  Refused by the fence: another node took the firm while this one was away.
+    if (self->lease && ml_lease_acquire (self->lease, session->firm_id, NULL, 0) == 0) {
+        s_session_moved (self, session);
+        return;
+    }
     ml_log (ML_LOG_ERROR, "firm %s: core store failed while %s: %s", session->firm_id, doing,
             ml_store_error (self->store)->message);
     s_send_error (self, session->routing, ML_ERROR_INTERNAL, "core store failure; send HELLO");
@@ -1056,9 +1118,28 @@ static void s_receive_admin (s_core_t *self, zsock_t *socket)
     zmsg_destroy (&request);
 }
 
+//  Renew this node's leases (a third of a lease apart); the agents of firms it lost go to
+//  their new owners.
+static void s_lease_tick (s_core_t *self, int64_t now)
+{
+    if (!self->lease || now < self->renew_at)
+        return;
+    self->renew_at = now + (int64_t)self->settings.lease_seconds * 1000 / 3;
+    zlistx_t *lost = ml_lease_renew (self->lease);
+    for (const char *firm = lost ? zlistx_first (lost) : NULL; firm; firm = zlistx_next (lost)) {
+        s_session_t *session = zhashx_lookup (self->sessions, firm);
+        if (session) {
+            s_search_expire (self, firm);
+            s_session_moved (self, session);
+        }
+    }
+    zlistx_destroy (&lost);
+}
+
 //  Once a second: forget silent agents, send postings again that waited too long.
 static void s_tick (s_core_t *self)
 {
+    s_lease_tick (self, zclock_mono ());
     //  Charges whose outcome is unknown are settled by asking the processor again.
     char firm_id[64] = "";
     if (ml_payments_resolve (self->payments, firm_id, sizeof firm_id) > 0 && *firm_id) {
@@ -1089,6 +1170,8 @@ static void s_tick (s_core_t *self)
             ml_log (ML_LOG_WARNING, "firm %s: agent silent for %lld ms; session closed", firm,
                     (long long)(now - session->last_seen));
             s_search_expire (self, firm);
+            if (self->lease) //  the agent went elsewhere, or will greet whoever takes the firm
+                ml_lease_release (self->lease, firm);
             zhashx_delete (self->sessions, firm);
         } else
             s_deliver (self, session);
@@ -1122,6 +1205,19 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
     if (!self->store) {
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
+    }
+    if (*settings->node) {
+        self->lease = ml_lease_new (ml_store_db (self->store), settings->node, settings->advertise,
+                                    (int64_t)settings->lease_seconds * 1000, error, sizeof error);
+        if (!self->lease) {
+            ml_log (ML_LOG_ERROR, "core/node %s: %s", settings->node, error);
+            return -1;
+        }
+        ml_store_set_lease (self->store, self->lease);
+        ml_log (ML_LOG_NOTICE,
+                "core node %s shares the store (leases of %d s, agents reach it at %s)",
+                settings->node, settings->lease_seconds,
+                *settings->advertise ? settings->advertise : "no advertised endpoint");
     }
     self->payers = ml_payers_new (ml_store_db (self->store), error, sizeof error);
     if (!self->payers) {
@@ -1322,6 +1418,7 @@ static void s_core_destroy (s_core_t *self)
     ml_mailer_destroy (&self->mailer);
     ml_processor_destroy (&self->processor);
     ml_payers_destroy (&self->payers);
+    ml_lease_destroy (&self->lease); //  a clean stop: other nodes take the firms at once
     ml_store_destroy (&self->store);
 }
 
@@ -1414,6 +1511,27 @@ void ml_core_test (bool verbose)
     fclose (file);
     assert (ml_core_settings_load (&settings, path, error, sizeof error) == 0);
     assert (settings.window == 8 && settings.heartbeat_ms == 5000);
+    assert (!*settings.node && settings.lease_seconds == 10);
+    file = fopen (path, "w");
+    fprintf (file,
+             "core\n    certificate = %s/none\n    agents = %s\n    node = \"a b\"\n"
+             "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\n"
+             "admin\n    endpoint = ipc://%s/admin\n",
+             directory, directory, directory, directory);
+    fclose (file);
+    assert (ml_core_settings_load (&settings, path, error, sizeof error) == -1);
+    assert (strstr (error, "core/node must be"));
+    file = fopen (path, "w");
+    fprintf (file,
+             "core\n    certificate = %s/none\n    agents = %s\n    node = n-1\n"
+             "    lease_seconds = 3\n    advertise = tcp://127.0.0.1:7800\n"
+             "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\n"
+             "admin\n    endpoint = ipc://%s/admin\n",
+             directory, directory, directory, directory);
+    fclose (file);
+    assert (ml_core_settings_load (&settings, path, error, sizeof error) == 0);
+    assert (streq (settings.node, "n-1") && settings.lease_seconds == 3);
+    assert (streq (settings.advertise, "tcp://127.0.0.1:7800"));
     //  A core without its certificate refuses to start.
     ml_log_level_t saved = ml_log_level ();
     ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);

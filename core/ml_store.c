@@ -1,5 +1,6 @@
 /*  ml_store: the core's store. See include/ml_store.h. */
 #include "ml_store.h"
+#include "ml_lease.h"
 #include "ml_alloc.h"
 #include "ml_selftest_support.h"
 #include "ml_log.h"
@@ -22,6 +23,7 @@ struct _ml_store_t {
     char snapshot_firm[64];
     ml_item_t *snapshot_rows;
     size_t snapshot_count;
+    ml_lease_t *lease; //  the fence of a node sharing the store (ml_store_set_lease), or NULL
 };
 
 //  The schema, one statement per entry. Journal tables refuse updates and deletes:
@@ -328,6 +330,33 @@ static int s_begin (ml_store_t *self)
     return -1;
 }
 
+int ml_store_fence (ml_store_t *self, const char *firm_id)
+{
+    assert (self);
+    return self->lease ? ml_lease_fence (self->lease, self->db, firm_id) : 1;
+}
+
+void ml_store_set_lease (ml_store_t *self, ml_lease_t *lease)
+{
+    assert (self);
+    self->lease = lease;
+}
+
+//  Start a transaction that writes firm_id's data: with several nodes, only while this node
+//  holds the firm's lease at the epoch it works under, checked inside the transaction.
+static int s_begin_firm (ml_store_t *self, const char *firm_id)
+{
+    if (s_begin (self) != 0)
+        return -1;
+    int fenced = ml_store_fence (self, firm_id);
+    if (fenced == 1)
+        return 0;
+    if (fenced < 0)
+        s_failed (self, "checking the firm's lease");
+    ml_db_rollback (self->db);
+    return -1;
+}
+
 //  Commit if ok, else roll back; a failure (a statement's or the commit's) is logged with
 //  purpose. Returns 0 or -1.
 static int s_finish (ml_store_t *self, const char *purpose, bool ok)
@@ -402,7 +431,7 @@ int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t
     //  Rows kept of a snapshot the firm's last session did not finish belong to no
     //  generation any more.
     ml_store_snapshot_drop (self, firm_id);
-    if (s_begin (self) != 0)
+    if (s_begin_firm (self, firm_id) != 0)
         return -1;
     ml_db_query_t *query = ml_db_query (
         self->db, "SELECT epoch, cursor, complete FROM replica_state WHERE firm_id = ?", "s",
@@ -566,7 +595,8 @@ int ml_store_snapshot_flush (ml_store_t *self)
 {
     if (self->snapshot_count == 0)
         return 0;
-    if (ml_db_execute (self->db, "PRAGMA synchronous = NORMAL", NULL) < 0 || s_begin (self) != 0) {
+    if (ml_db_execute (self->db, "PRAGMA synchronous = NORMAL", NULL) < 0 ||
+        s_begin_firm (self, self->snapshot_firm) != 0) {
         self->snapshot_count = 0;
         return -1;
     }
@@ -586,7 +616,7 @@ void ml_store_snapshot_drop (ml_store_t *self, const char *firm_id)
 
 int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t cursor)
 {
-    if (s_begin (self) != 0)
+    if (s_begin_firm (self, firm_id) != 0)
         return -1;
     int64_t generation = 0;
     char now[32];
@@ -606,7 +636,7 @@ int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t curso
 
 int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
 {
-    if (s_begin (self) != 0)
+    if (s_begin_firm (self, firm_id) != 0)
         return -1;
     int64_t cursor = 0, generation = 0;
     bool ok = s_query_int (self, &cursor, "SELECT cursor FROM replica_state WHERE firm_id = ?", "s",
@@ -1034,7 +1064,7 @@ int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg
     char now[32];
     ml_store_now (now, sizeof now);
     bool posted = strcmp (result->status, "posted") == 0;
-    if (s_begin (self) != 0)
+    if (s_begin_firm (self, firm_id) != 0)
         return -1;
     int64_t changed = ml_db_execute (
         self->db,

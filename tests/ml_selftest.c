@@ -8,6 +8,7 @@
 #include "ml_db.h"
 #include "ml_core.h"
 #include "ml_keygen.h"
+#include "ml_lease.h"
 #include "ml_log.h"
 #include "ml_logins.h"
 #include "ml_portal_pay.h"
@@ -69,6 +70,7 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_contacts", ml_contacts_test},             //  agents' last contact, replica behind
     {"ml_staff", ml_staff_test},                   //  staff accounts, second factor, scoping
     {"ml_notify", ml_notify_test},                 //  which events e-mail whom
+    {"ml_lease", ml_lease_test},                   //  firm leases and their fencing epoch
     {"ml_text", ml_text_test},
     {"ml_free_text", ml_free_text_test},
 };

@@ -10,7 +10,7 @@ set (ML_TEST_ENV
 set (ML_CLASSES ml_log ml_money ml_config ml_service ml_keygen ml_msg ml_odbc ml_contract
      ml_alloc ml_db ml_store ml_readers ml_admin ml_payers ml_finder ml_payments ml_agent ml_core
      ml_processor ml_mailer ml_autopay ml_logins ml_portal_pay ml_portal_account ml_text
-     ml_free_text ml_credentials ml_totp ml_staff ml_staff_postings ml_contacts ml_notify)
+     ml_free_text ml_credentials ml_totp ml_staff ml_staff_postings ml_contacts ml_notify ml_lease)
 foreach (class ${ML_CLASSES})
     add_test (NAME selftest_${class} COMMAND ml_selftest -t ${class})
     set_tests_properties (selftest_${class} PROPERTIES ENVIRONMENT "${ML_TEST_ENV}")
