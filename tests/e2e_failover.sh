@@ -1,0 +1,191 @@
+#!/bin/bash
+# dialects: sqlite
+# Three core nodes share one store and six firms (docs/multinode.md); payments flow through
+# every node's admin socket. One node is killed (SIGKILL), later another is paused (SIGSTOP)
+# past its lease: every firm is served again within the lease time (plus the agents' three
+# heartbeats of silence), and afterwards every posting landed in its matter database exactly
+# once, and no write reached the store under a lost lease.
+. "$(dirname "$0")/lib_e2e.sh"
+
+FIRMS="f1 f2 f3 f4 f5 f6"
+LEASE=3        # core/lease_seconds
+HEARTBEAT=500  # core/heartbeat_ms: an agent leaves a silent node after 3 of them
+SERVED_WITHIN=$((LEASE + 4)) # lease, three heartbeats, a second's tick, a second of slack
+PIDS=()
+
+for n in 1 2 3; do
+    "$ML_BIN/matterlink-core" keygen --out "$W/core$n.cert" >/dev/null || fail "core keygen"
+    eval "KEY$n=\$(sed -n 's/^ *public-key = \"\(.*\)\"/\1/p' \"\$W/core$n.cert\")"
+    eval "PORT$n=\$(free_port)"
+done
+mkdir -p "$W/agents"
+for n in 1 2 3; do
+    eval "port=\$PORT$n"
+    cat >"$W/core$n.cfg" <<CFG
+core
+    endpoint = tcp://127.0.0.1:$port
+    certificate = $W/core$n.cert_secret
+    agents = $W/agents
+    heartbeat_ms = $HEARTBEAT
+    redelivery_ms = 2000
+    node = n$n
+    advertise = tcp://127.0.0.1:$port
+    lease_seconds = $LEASE
+store
+    connection = "Driver=SQLite3;Database=$W/core.db;Timeout=20000"
+admin
+    endpoint = ipc://$W/admin$n.sock
+CFG
+done
+
+# Each firm's agent starts at a different node and lists the other two.
+index=0
+for firm in $FIRMS; do
+    sh "$ML_SOURCE/sql/sample.sh" --dialect sqlite --db "$W/$firm.db" --clients 4 \
+        --invoices 40 >/dev/null || fail "sample database"
+    "$ML_BIN/matterlink-agent" keygen --out "$W/$firm.cert" >/dev/null || fail "agent keygen"
+    "$ML_BIN/matterlink-core" register-agent -c "$W/core1.cfg" --firm "$firm" --name "Firm $firm" \
+        --cert "$W/$firm.cert" >/dev/null || fail "register $firm"
+    first=$((index % 3 + 1)); second=$(((index + 1) % 3 + 1)); third=$(((index + 2) % 3 + 1))
+    eval "p1=\$PORT$first k1=\$KEY$first p2=\$PORT$second k2=\$KEY$second p3=\$PORT$third k3=\$KEY$third"
+    cat >"$W/$firm.cfg" <<CFG
+agent
+    certificate = $W/$firm.cert_secret
+database
+    dialect = sqlite
+    connection = "Driver=SQLite3;Database=$W/$firm.db;StepAPI=1;FKSupport=1;Timeout=5000"
+    batch_rows = 100
+    poll_interval_ms = 100
+core
+    endpoint = tcp://127.0.0.1:$p1
+    public_key = "$k1"
+    others = "tcp://127.0.0.1:$p2 $k2, tcp://127.0.0.1:$p3 $k3"
+CFG
+    index=$((index + 1))
+done
+
+start_node() {
+    "$ML_BIN/matterlink-core" run -c "$W/core$1.cfg" --log-level info >>"$W/core$1.log" 2>&1 &
+    eval "NODE$1=$!"
+    PIDS+=($!)
+}
+node_cli() {
+    local n=$1
+    shift
+    "$ML_BIN/matterlink" --admin "ipc://$W/admin$n.sock" "$@"
+}
+store_sql() { sqlite3 -batch -noheader -cmd ".timeout 20000" "$W/core.db" "$@"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+cleanup_nodes() {
+    for pid in "${PIDS[@]}"; do
+        kill -CONT "$pid" 2>/dev/null
+        stop_process "$pid"
+    done
+}
+trap 'rc=$?; cleanup_nodes; (exit $rc); cleanup' EXIT
+
+for n in 1 2 3; do start_node $n; done
+for n in 1 2 3; do wait_for 15 "node $n's admin socket" node_cli $n status; done
+for firm in $FIRMS; do
+    "$ML_BIN/matterlink-agent" run -c "$W/$firm.cfg" --log-level info >>"$W/agent_$firm.log" 2>&1 &
+    PIDS+=($!)
+done
+
+# Served: a live lease held by a node in the live list, and the firm's agent in session there.
+firms_served_by() { # the live nodes, e.g. "n2 n3"
+    local live
+    live=$(printf "'%s'," $1)
+    live=${live%,}
+    [ "$(store_sql "SELECT COUNT(*) FROM firm_lease WHERE expires_at > $(now_ms) AND owner IN ($live)")" = 6 ] || return 1
+    for n in ${1//n/}; do
+        node_cli "$n" --json status | python3 -c "
+import json, sys
+owned = set(sys.argv[1].split())
+online = {f['firm_id'] for f in json.load(sys.stdin)['firms'] if f['agent_online']}
+sys.exit(0 if owned <= online else 1)" "$(store_sql "SELECT firm_id FROM firm_lease WHERE owner = 'n$n' AND expires_at > $(now_ms)")" || return 1
+    done
+}
+replicas_complete() {
+    [ "$(store_sql "SELECT COUNT(*) FROM replica_state WHERE complete = 1")" = 6 ]
+}
+wait_for 60 "every firm's replica" replicas_complete
+wait_for 30 "every firm served" firms_served_by "n1 n2 n3"
+log "six firms served by $(store_sql "SELECT GROUP_CONCAT(owner || ':' || firm_id, ' ') FROM firm_lease")"
+
+# Payments through every node's admin socket (a node that is down or paused is skipped),
+# each posting's UUID kept, until told to stop.
+payments() {
+    local round=0
+    while [ ! -f "$W/stop_payments" ]; do
+        for firm in $FIRMS; do
+            n=$((round % 3 + 1))
+            round=$((round + 1))
+            [ -f "$W/down$n" ] && continue
+            client=$(sqlite3 "$W/$firm.db" "SELECT client_number FROM client ORDER BY client_number LIMIT 1")
+            out=$(timeout 5 "$ML_BIN/matterlink" --admin "ipc://$W/admin$n.sock" --json pay \
+                --firm "$firm" --client "$client" --amount 0.01 2>/dev/null) || continue
+            echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["posting_uuid"])' \
+                >>"$W/postings" 2>/dev/null
+        done
+    done
+}
+payments &
+PAYER=$!
+postings_made() { [ "$(wc -l <"$W/postings" 2>/dev/null || echo 0)" -ge "$1" ]; }
+wait_for 30 "payments flowing" postings_made 12
+
+# SIGKILL the node that owns the most firms.
+victim=$(store_sql "SELECT SUBSTR(owner, 2) FROM firm_lease GROUP BY owner ORDER BY COUNT(*) DESC, owner LIMIT 1")
+eval "victim_pid=\$NODE$victim"
+touch "$W/down$victim"
+kill -9 "$victim_pid"
+wait "$victim_pid" 2>/dev/null
+killed_at=$(date +%s)
+live=$(for n in 1 2 3; do [ "$n" = "$victim" ] || printf 'n%s ' "$n"; done)
+live=${live% }
+wait_for "$SERVED_WITHIN" "every firm served again after node n$victim was killed" firms_served_by "$live"
+log "node n$victim killed: every firm served again by $live within $(($(date +%s) - killed_at)) s"
+made=$(wc -l <"$W/postings")
+wait_for 30 "payments flowing after the kill" postings_made $((made + 6))
+
+# SIGSTOP the node of the two left that owns more firms, past its lease: its firms move to the
+# last node. Then it wakes up: its leases are lost, so it writes nothing.
+live_list=$(printf "'%s'," $live)
+paused=$(store_sql "SELECT SUBSTR(owner, 2) FROM firm_lease WHERE owner IN (${live_list%,}) GROUP BY owner ORDER BY COUNT(*) DESC, owner LIMIT 1")
+eval "paused_pid=\$NODE$paused"
+last=${live//n$paused/}
+last=${last// /}
+touch "$W/down$paused"
+kill -STOP "$paused_pid"
+paused_at=$(date +%s)
+wait_for "$SERVED_WITHIN" "every firm served again after node n$paused was paused" firms_served_by "$last"
+log "node n$paused paused: every firm served again by $last within $(($(date +%s) - paused_at)) s"
+kill -CONT "$paused_pid"
+lost_leases() { grep -q "node n$paused lost its lease\|served by another node now" "$W/core$paused.log"; }
+wait_for 10 "the paused node to see its leases lost" lost_leases
+rm -f "$W/down$paused"
+made=$(wc -l <"$W/postings")
+wait_for 30 "payments flowing after the pause" postings_made $((made + 6))
+touch "$W/stop_payments"
+wait "$PAYER"
+
+# Every posting made is posted, and landed exactly once in its firm's matter database.
+total=$(wc -l <"$W/postings")
+all_posted() {
+    [ "$(store_sql "SELECT COUNT(*) FROM posting WHERE status <> 'posted'")" = 0 ]
+}
+wait_for 60 "every posting posted" all_posted
+[ "$(store_sql "SELECT COUNT(*) FROM posting")" = "$total" ] || fail "the store holds $(store_sql "SELECT COUNT(*) FROM posting") postings, $total were made"
+receipts=0
+for firm in $FIRMS; do
+    twice=$(sqlite3 "$W/$firm.db" "SELECT COUNT(*) FROM (SELECT posting_uuid FROM receipt WHERE posting_uuid IS NOT NULL GROUP BY posting_uuid HAVING COUNT(*) > 1)")
+    [ "$twice" = 0 ] || fail "firm $firm: $twice postings landed twice"
+    receipts=$((receipts + $(sqlite3 "$W/$firm.db" "SELECT COUNT(*) FROM receipt WHERE posting_uuid IS NOT NULL")))
+done
+[ "$receipts" = "$total" ] || fail "$receipts receipts in the matter databases for $total postings"
+while read -r uuid; do
+    [ "$(store_sql "SELECT firm_id FROM posting WHERE posting_uuid = '$uuid'")" != "" ] || fail "posting $uuid lost"
+done <"$W/postings"
+log "$total postings, each posted once; leases: $(store_sql "SELECT GROUP_CONCAT(firm_id || '@' || owner || '#' || epoch, ' ') FROM firm_lease")"
+log "PASS"
