@@ -208,6 +208,21 @@ static void s_switch (s_agent_t *self, size_t index, const char *why)
     self->unreachable_since = 0;
 }
 
+//  The next core to try after the current one: the first not left within the last 10 s (a node
+//  found dead or paused is not tried again at once, while others may answer), else simply the
+//  next.
+static size_t s_next_core (s_agent_t *self)
+{
+    int64_t now = zclock_mono ();
+    size_t count = s_core_count (self);
+    for (size_t step = 1; step < count; step++) {
+        size_t index = (self->current + step) % count;
+        if (!self->left_at[index] || now - self->left_at[index] >= 10000)
+            return index;
+    }
+    return (self->current + 1) % count;
+}
+
 //  The core says another node owns the firm (ERROR 307): go there when it is one of ours and
 //  was not just left for silence (a dead owner's lease still runs: stay, and greet this core
 //  again shortly, which takes the firm once the lease expires); an unknown owner: next core.
@@ -228,7 +243,7 @@ static void s_moved (s_agent_t *self, const ml_msg_t *error)
     if (target != self->current && !recent)
         s_switch (self, target, "another node owns the firm");
     else if (named != 1 && s_core_count (self) > 1)
-        s_switch (self, (self->current + 1) % s_core_count (self), "another node owns the firm");
+        s_switch (self, s_next_core (self), "another node owns the firm");
     else {
         self->state = S_CONNECTING;
         self->hello_at = now + 1000;
@@ -626,14 +641,14 @@ static int s_step (s_agent_t *self)
         self->state = S_CONNECTING;
         if (s_core_count (self) > 1) {
             self->left_at[self->current] = now;
-            s_switch (self, (self->current + 1) % s_core_count (self), "silent");
+            s_switch (self, s_next_core (self), "silent");
         }
     }
     //  Unreachable (down, or refusing the handshake): the next core, if there is one.
     if (self->state == S_CONNECTING && s_core_count (self) > 1 && self->unreachable_since &&
         now - self->unreachable_since >= S_HELLO_HEARTBEAT_MS) {
         self->left_at[self->current] = now;
-        s_switch (self, (self->current + 1) % s_core_count (self), "unreachable");
+        s_switch (self, s_next_core (self), "unreachable");
     }
     if (self->state == S_CONNECTING) {
         if (now >= self->hello_at)

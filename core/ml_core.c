@@ -769,6 +769,17 @@ static void s_receive_monitor (s_core_t *self)
     zmsg_destroy (&event);
 }
 
+//  Several nodes: whether this node runs a firm's jobs (ml_firm_owned_fn). A firm it owns, or
+//  one that no node serves (its agent is offline everywhere), which this node then adopts: its
+//  Auto-Pay runs still defer and fail as they would with one node, its charges still resolve,
+//  and its agent, when it comes, is sent here.
+static bool s_runs_jobs_of (void *arg, const char *firm_id)
+{
+    s_core_t *self = (s_core_t *)arg;
+    return !self->lease || ml_lease_owns (self->lease, firm_id) ||
+           ml_lease_acquire (self->lease, firm_id, NULL, 0) == 1;
+}
+
 //  Admin API ---------------------------------------------------------------------------------
 
 //  Reply to a client of socket (admin or API: routing id, empty delimiter, body).
@@ -790,6 +801,18 @@ static json_t *s_search_send (s_core_t *self, zsock_t *socket, zframe_t *client,
                               const char *firm_id, ml_msg_t *search, json_t *context)
 {
     s_session_t *session = zhashx_lookup (self->sessions, firm_id);
+    char node[64] = "", endpoint[256] = "";
+    if ((!session || session->state == S_NONE) && self->lease &&
+        ml_lease_owner (ml_store_db (self->store), firm_id, node, sizeof node, endpoint,
+                        sizeof endpoint) == 1 &&
+        !streq (node, ml_lease_node (self->lease))) {
+        //  Several nodes: the firm's agent talks to its owner (docs/multinode.md).
+        json_decref (context);
+        return ml_admin_error ("firm %s is served by core node %s (its agent is connected there), "
+                               "so only that node can search its matter database: send this "
+                               "request to node %s's admin socket",
+                               firm_id, node, node);
+    }
     if (!session || session->state == S_NONE) {
         json_decref (context);
         return ml_admin_error ("firm %s's agent is not connected, so its matter database cannot "
@@ -1287,6 +1310,18 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
     }
     if (self->processor_worker)
         ml_portal_pay_set_worker (self->portal_pay, self->processor_worker);
+    if (self->lease) {
+        //  A charge left pending is another node's call in progress until it is older than
+        //  the longest call (every attempt, every back-off), with a margin.
+        const ml_processor_settings_t *processor = &settings->processor;
+        int64_t pending_ms = settings->has_processor
+                                 ? (int64_t)(processor->retries + 1) *
+                                           (processor->timeout_ms + processor->connect_timeout_ms) +
+                                       (int64_t)processor->retries * 5000 + 10000
+                                 : 0;
+        ml_payments_set_owner (self->payments, s_runs_jobs_of, self, pending_ms);
+        ml_autopay_set_owner (self->autopay, s_runs_jobs_of, self);
+    }
     ml_autopay_set_asker (self->autopay, s_autopay_ask, self,
                           (int64_t)settings->autopay_wait_minutes * 60000, 10000);
     if (getenv ("MATTERLINK_TEST_CLOCK"))

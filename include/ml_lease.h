@@ -29,6 +29,10 @@
 
 typedef struct _ml_lease_t ml_lease_t;
 
+//  Whether this node runs a firm's jobs now (Auto-Pay runs, charge resolution): given to the
+//  classes that claim jobs, so each firm's are claimed on its owner only (docs/multinode.md).
+typedef bool (ml_firm_owned_fn) (void *arg, const char *firm_id);
+
 //  Create the lease table if needed. node: this node's id (core/node); endpoint: where
 //  agents reach this node (core/advertise, "" if none: redirects then name no endpoint);
 //  lease_ms: how long a lease lasts without renewal. db is borrowed and outlives the lease.

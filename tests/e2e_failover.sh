@@ -1,10 +1,11 @@
 #!/bin/bash
 # dialects: sqlite
-# Three core nodes share one store and six firms (docs/multinode.md); payments flow through
-# every node's admin socket. One node is killed (SIGKILL), later another is paused (SIGSTOP)
-# past its lease: every firm is served again within the lease time (plus the agents' three
-# heartbeats of silence), and afterwards every posting landed in its matter database exactly
-# once, and no write reached the store under a lost lease.
+# Three core nodes share one store and six firms (docs/multinode.md); payments (cash postings
+# and card charges, through every node's admin socket) and Auto-Pay runs flow, with receipts
+# mailed. One node is killed (SIGKILL), later another is paused (SIGSTOP) past its lease:
+# every firm is served again within the lease time (plus the agents' three heartbeats of
+# silence), and afterwards every posting landed in its matter database exactly once, no card
+# was charged twice, each Auto-Pay schedule ran once, and no receipt was mailed twice.
 . "$(dirname "$0")/lib_e2e.sh"
 
 FIRMS="f1 f2 f3 f4 f5 f6"
@@ -18,7 +19,17 @@ for n in 1 2 3; do
     eval "KEY$n=\$(sed -n 's/^ *public-key = \"\(.*\)\"/\1/p' \"\$W/core$n.cert\")"
     eval "PORT$n=\$(free_port)"
 done
-mkdir -p "$W/agents"
+mkdir -p "$W/agents" "$W/mail"
+# One card processor and one mail server for all three nodes.
+(umask 077 && printf 'sk_test_failover\n' >"$W/processor.key")
+/usr/bin/python3 "$ML_SOURCE/tests/processor_server.py" --api-key-file "$W/processor.key" \
+    >"$W/processor.port" 2>>"$W/processor.log" &
+PROCESSOR_PID=$!
+/usr/bin/python3 "$ML_SOURCE/tests/smtp_server.py" --dir "$W/mail" >"$W/smtp.port" 2>>"$W/smtp.log" &
+SMTP_PID=$!
+wait_for 10 "the processor test server" test -s "$W/processor.port"
+wait_for 10 "the SMTP server" test -s "$W/smtp.port"
+PROCESSOR_URL="http://127.0.0.1:$(cat "$W/processor.port")"
 for n in 1 2 3; do
     eval "port=\$PORT$n"
     cat >"$W/core$n.cfg" <<CFG
@@ -35,6 +46,20 @@ store
     connection = "Driver=SQLite3;Database=$W/core.db;Timeout=20000"
 admin
     endpoint = ipc://$W/admin$n.sock
+processor
+    kind = http
+    endpoint = "$PROCESSOR_URL"
+    api_key_file = $W/processor.key
+    connect_timeout_ms = 2000
+    timeout_ms = 2000
+    retries = 0
+mail
+    smtp_url = "smtp://127.0.0.1:$(cat "$W/smtp.port")"
+    starttls = no
+    from = payments@matterlink.test
+    poll_ms = 200
+    retry_base_ms = 200
+    outbox_key = $W/outbox.key
 CFG
 done
 
@@ -77,7 +102,9 @@ node_cli() {
 store_sql() { sqlite3 -batch -noheader -cmd ".timeout 20000" "$W/core.db" "$@"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
+PAYER=
 cleanup_nodes() {
+    [ -n "$PAYER" ] && kill "$PAYER" 2>/dev/null && wait "$PAYER" 2>/dev/null
     for pid in "${PIDS[@]}"; do
         kill -CONT "$pid" 2>/dev/null
         stop_process "$pid"
@@ -113,6 +140,38 @@ wait_for 60 "every firm's replica" replicas_complete
 wait_for 30 "every firm served" firms_served_by "n1 n2 n3"
 log "six firms served by $(store_sql "SELECT GROUP_CONCAT(owner || ':' || firm_id, ' ') FROM firm_lease")"
 
+# Each firm: an operating account, a payer with a saved card (its first charge), and a monthly
+# Auto-Pay schedule due today, set up through node 1 whoever owns the firm; its run is carried
+# by the firm's owner (the one node talking to its agent).
+json() { python3 -c "import json,sys; d = json.load(sys.stdin); print($1)"; }
+today=$(date -u +%Y-%m-%d)
+for firm in $FIRMS; do
+    node_cli 1 --json account add --firm "$firm" --number OP-001 --type OPERATING --currency USD \
+        --merchant-account acct_operating >/dev/null || fail "$firm: operating account"
+    client=$(sqlite3 "$W/$firm.db" "SELECT client_number FROM client ORDER BY client_number LIMIT 1")
+    out=$(node_cli 1 --json payer add --firm "$firm" --name "Payer $firm" --email "payer@$firm.test") ||
+        fail "$firm: payer add: $out"
+    payer=$(echo "$out" | json 'd["payer"]["payer_id"]')
+    echo "4242424242424242 12/2031 123" | node_cli 1 --json charge --firm "$firm" --client "$client" \
+        --amount 0.02 --payer "$payer" --card-stdin --save-method >/dev/null || fail "$firm: first charge"
+    method=$(node_cli 1 --json payer show "$payer" | json 'd["payer"]["methods"][0]["method_id"]')
+    # An association searches the firm's matter database: only its owner talks to its agent.
+    owner=$(store_sql "SELECT SUBSTR(owner, 2) FROM firm_lease WHERE firm_id = '$firm'")
+    if [ "$owner" != 1 ]; then
+        out=$(node_cli 1 --json association add "$payer" --client "$client" 2>&1) &&
+            fail "$firm: node 1 searched a firm node $owner serves: $out"
+        echo "$out" | grep -q "firm $firm is served by core node n$owner" ||
+            fail "$firm: node 1 did not send the search to the owner: $out"
+    fi
+    association=$(node_cli "$owner" --json association add "$payer" --client "$client" | json 'd["association"]["association_id"]')
+    out=$(node_cli 1 --json autopay add --payer "$payer" --method "$method" --name "Monthly $firm" \
+        --account OP-001 --frequency monthly --first "$today" --amount 0.03 2>"$W/add.err") ||
+        fail "$firm: autopay add: $out $(cat "$W/add.err")"
+    schedule=$(echo "$out" | json 'd["schedule"]["schedule_id"]')
+    node_cli 1 --json autopay enroll "$schedule" "$association" >/dev/null || fail "$firm: enroll"
+    echo "$firm $client $payer $method $schedule" >>"$W/firms"
+done
+
 # Payments through every node's admin socket (a node that is down or paused is skipped),
 # each posting's UUID kept, until told to stop.
 payments() {
@@ -122,11 +181,17 @@ payments() {
             n=$((round % 3 + 1))
             round=$((round + 1))
             [ -f "$W/down$n" ] && continue
-            client=$(sqlite3 "$W/$firm.db" "SELECT client_number FROM client ORDER BY client_number LIMIT 1")
-            out=$(timeout 5 "$ML_BIN/matterlink" --admin "ipc://$W/admin$n.sock" --json pay \
-                --firm "$firm" --client "$client" --amount 0.01 2>/dev/null) || continue
-            echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["posting_uuid"])' \
-                >>"$W/postings" 2>/dev/null
+            read -r _ client payer method _ < <(grep "^$firm " "$W/firms")
+            if [ $((round % 2)) = 0 ]; then
+                out=$(timeout 5 "$ML_BIN/matterlink" --admin "ipc://$W/admin$n.sock" --json pay \
+                    --firm "$firm" --client "$client" --amount 0.01 2>/dev/null) || continue
+                echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["posting_uuid"])' \
+                    >>"$W/postings" 2>/dev/null
+            else
+                timeout 10 "$ML_BIN/matterlink" --admin "ipc://$W/admin$n.sock" --json charge \
+                    --firm "$firm" --client "$client" --amount 0.01 --payer "$payer" \
+                    --method "$method" >>"$W/charges" 2>/dev/null && echo >>"$W/charges"
+            fi
         done
     done
 }
@@ -169,14 +234,47 @@ made=$(wc -l <"$W/postings")
 wait_for 30 "payments flowing after the pause" postings_made $((made + 6))
 touch "$W/stop_payments"
 wait "$PAYER"
+PAYER=
 
-# Every posting made is posted, and landed exactly once in its firm's matter database.
-total=$(wc -l <"$W/postings")
+# Every Auto-Pay schedule ran today exactly once, and paid.
+autopay_paid() {
+    local firm client payer method schedule
+    while read -r firm client payer method schedule; do
+        [ "$(node_cli "${last#n}" --json autopay show "$schedule" | json 'len([r for r in d["schedule"]["runs"] if r["status"] == "paid"])')" = 1 ] || return 1
+    done <"$W/firms"
+}
+wait_for 30 "every firm's Auto-Pay run paid" autopay_paid
+while read -r firm client payer method schedule; do
+    [ "$(node_cli "${last#n}" --json autopay show "$schedule" | json 'len(d["schedule"]["runs"])')" = 1 ] ||
+        fail "$firm: schedule $schedule ran more than once: $(node_cli "${last#n}" --json autopay show "$schedule")"
+done <"$W/firms"
+
+# Every charge has its outcome (one left pending by the killed node is resolved by its firm's
+# new owner once it is older than the longest call), and the processor made each only once.
+charges_final() { [ "$(store_sql "SELECT COUNT(*) FROM charge WHERE status IN ('pending', 'unknown')")" = 0 ]; }
+wait_for 40 "every charge's outcome" charges_final
+approved=$(store_sql "SELECT COUNT(*) FROM charge WHERE status = 'approved'")
+ledger=$(curl -sf "$PROCESSOR_URL/_test/ledger") || fail "the processor's ledger"
+made=$(echo "$ledger" | json 'len([c for c in d["charges"] if c["approved"]])')
+twice=$(echo "$ledger" | json 'len([c for c in d["charges"] if c["made"] != 1])')
+[ "$twice" = 0 ] || fail "the processor did work twice under one key: $ledger"
+[ "$made" = "$approved" ] || fail "the processor approved $made charges, the store records $approved"
+[ "$approved" -ge 12 ] || fail "only $approved card charges were made"
+
+# One receipt mailed per approved charge, none twice.
+receipts_mailed() { [ "$(mails_where '"receipt for your payment" in m["headers"]["subject"]')" = "$approved" ]; }
+wait_for 30 "a receipt for every charge" receipts_mailed
+[ "$(store_sql "SELECT COUNT(*) FROM mail WHERE kind = 'receipt'")" = "$approved" ] ||
+    fail "$(store_sql "SELECT COUNT(*) FROM mail WHERE kind = 'receipt'") receipts queued for $approved charges"
+
+# Every posting made (cash payments, charges, Auto-Pay runs) is posted, and landed exactly
+# once in its firm's matter database.
 all_posted() {
     [ "$(store_sql "SELECT COUNT(*) FROM posting WHERE status <> 'posted'")" = 0 ]
 }
 wait_for 60 "every posting posted" all_posted
-[ "$(store_sql "SELECT COUNT(*) FROM posting")" = "$total" ] || fail "the store holds $(store_sql "SELECT COUNT(*) FROM posting") postings, $total were made"
+total=$(store_sql "SELECT COUNT(*) FROM posting")
+[ "$total" -ge "$(wc -l <"$W/postings")" ] || fail "the store holds $total postings, more were made"
 receipts=0
 for firm in $FIRMS; do
     twice=$(sqlite3 "$W/$firm.db" "SELECT COUNT(*) FROM (SELECT posting_uuid FROM receipt WHERE posting_uuid IS NOT NULL GROUP BY posting_uuid HAVING COUNT(*) > 1)")
@@ -187,5 +285,5 @@ done
 while read -r uuid; do
     [ "$(store_sql "SELECT firm_id FROM posting WHERE posting_uuid = '$uuid'")" != "" ] || fail "posting $uuid lost"
 done <"$W/postings"
-log "$total postings, each posted once; leases: $(store_sql "SELECT GROUP_CONCAT(firm_id || '@' || owner || '#' || epoch, ' ') FROM firm_lease")"
+log "$total postings, each posted once; $approved card charges, each made and mailed once; leases: $(store_sql "SELECT GROUP_CONCAT(firm_id || '@' || owner || '#' || epoch, ' ') FROM firm_lease")"
 log "PASS"
