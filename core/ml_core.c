@@ -776,8 +776,14 @@ static void s_receive_monitor (s_core_t *self)
 static bool s_runs_jobs_of (void *arg, const char *firm_id)
 {
     s_core_t *self = (s_core_t *)arg;
-    return !self->lease || ml_lease_owns (self->lease, firm_id) ||
-           ml_lease_acquire (self->lease, firm_id, NULL, 0) == 1;
+    if (!self->lease || ml_lease_owns (self->lease, firm_id))
+        return true;
+    //  A read first: another node's live lease needs no write transaction to be seen.
+    char node[64] = "";
+    int owned = ml_lease_owner (ml_store_db (self->store), firm_id, node, sizeof node, NULL, 0);
+    if (owned != 0 && !(owned == 1 && streq (node, ml_lease_node (self->lease))))
+        return false;
+    return ml_lease_acquire (self->lease, firm_id, NULL, 0) == 1;
 }
 
 //  Admin API ---------------------------------------------------------------------------------
