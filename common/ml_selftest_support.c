@@ -3,6 +3,7 @@
 #include "ml_log.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <czmq.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -41,13 +42,49 @@ int ml_selftest_remove (const char *path)
     return system (command) == 0 ? 0 : -1;
 }
 
+const char *ml_selftest_store_connection (const char *directory)
+{
+    static char connection[300];
+    //  ML_SELFTEST_POSTGRESQL (a server's URI without a database, as the CTests
+    //  selftest_*_postgresql give) puts the store in a database of its own there instead.
+    const char *server = getenv ("ML_SELFTEST_POSTGRESQL");
+    const char *suffix = strrchr (directory, '_');
+    if (server && *server && suffix) {
+        char database[64];
+        snprintf (database, sizeof database, "mltest_%s", suffix + 1);
+        for (char *cursor = database; *cursor; cursor++)
+            *cursor = (char)tolower ((unsigned char)*cursor);
+        snprintf (connection, sizeof connection, "%s/%s", server, database);
+    } else
+        snprintf (connection, sizeof connection,
+                  "Driver=SQLite3;Database=%s/core.db;StepAPI=1;FKSupport=1;Timeout=5000",
+                  directory);
+    return connection;
+}
+
 ml_store_t *ml_selftest_store (char *directory, size_t size)
 {
     if (ml_selftest_tmpdir (directory, size) != 0)
         return NULL;
     char connection_string[300], error[512];
-    snprintf (connection_string, sizeof connection_string,
-              "Driver=SQLite3;Database=%s/core.db;StepAPI=1;FKSupport=1;Timeout=5000", directory);
+    snprintf (connection_string, sizeof connection_string, "%s",
+              ml_selftest_store_connection (directory));
+    const char *server = getenv ("ML_SELFTEST_POSTGRESQL");
+    if (server && *server) {
+        //  The database is made on the server's maintenance database.
+        char maintenance[300], sql[128];
+        snprintf (maintenance, sizeof maintenance, "%s/postgres", server);
+        snprintf (sql, sizeof sql, "CREATE DATABASE %s", strrchr (connection_string, '/') + 1);
+        ml_db_error_t db_error;
+        ml_db_t *db = ml_db_new (maintenance, &db_error);
+        if (!db || ml_db_execute (db, sql, NULL) < 0) {
+            fprintf (stderr, "ml_selftest_store: %s: %s\n", sql,
+                     db ? ml_db_error (db)->message : db_error.message);
+            ml_db_destroy (&db);
+            return NULL;
+        }
+        ml_db_destroy (&db);
+    }
     ml_store_t *store = ml_store_new (connection_string, error, sizeof error);
     if (store && ml_store_firm_add (store, "acme", "Acme LLP", "key-acme", "OP-001") != 0)
         ml_store_destroy (&store);

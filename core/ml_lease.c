@@ -328,15 +328,16 @@ int ml_lease_fence (ml_lease_t *self, ml_db_t *db, const char *firm_id)
 void ml_lease_test (bool verbose)
 {
     printf (" * ml_lease: ");
-    char directory[128], connection[200], error[512];
-    assert (ml_selftest_tmpdir (directory, sizeof directory) == 0);
-    snprintf (connection, sizeof connection, "sqlite:%s/store.db", directory);
+    char directory[128], error[512];
     ml_log_level_t saved = ml_log_level ();
     ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);
-    //  Two nodes, each with its own connection to one store file, as two processes would.
+    //  Two nodes, each with its own connection to one store (an SQLite file, or a PostgreSQL
+    //  database with ML_SELFTEST_POSTGRESQL), as two processes would.
+    ml_store_t *store = ml_selftest_store (directory, sizeof directory);
+    assert (store);
     ml_db_error_t db_error;
-    ml_db_t *db_a = ml_db_new (connection, &db_error);
-    ml_db_t *db_b = ml_db_new (connection, &db_error);
+    ml_db_t *db_a = ml_store_db (store);
+    ml_db_t *db_b = ml_db_new (ml_selftest_store_connection (directory), &db_error);
     assert (db_a && db_b);
     assert (!ml_lease_new (db_a, "", "", 5000, error, sizeof error));
     ml_lease_t *a = ml_lease_new (db_a, "a", "tcp://127.0.0.1:1", 1000, error, sizeof error);
@@ -394,8 +395,8 @@ void ml_lease_test (bool verbose)
     assert (ml_lease_check (db_b, "f1", "a", 4) == 1 && ml_lease_check (db_b, "f1", "a", 3) == 0);
     ml_lease_destroy (&a2);
     ml_lease_destroy (&a);
-    ml_db_destroy (&db_a);
     ml_db_destroy (&db_b);
+    ml_store_destroy (&store);
     ml_log_setup (NULL, saved);
     assert (ml_selftest_remove (directory) == 0);
     printf ("OK\n");

@@ -2332,8 +2332,8 @@ static void s_test_sealed (ml_mailer_t *mailer, ml_db_t *db, const char *directo
 static void s_test_settings_for (ml_mailer_settings_t *settings, const char *directory, int port)
 {
     ml_mailer_settings_defaults (settings);
-    snprintf (settings->store, sizeof settings->store,
-              "Driver=SQLite3;Database=%s/core.db;StepAPI=1;FKSupport=1;Timeout=5000", directory);
+    snprintf (settings->store, sizeof settings->store, "%s",
+              ml_selftest_store_connection (directory));
     snprintf (settings->outbox_key, sizeof settings->outbox_key, "%s/outbox.key", directory);
     snprintf (settings->smtp_url, sizeof settings->smtp_url, "smtp://127.0.0.1:%d", port);
     settings->starttls = false;

@@ -657,8 +657,10 @@ static json_t *s_staff_default (ml_payers_t *self, const json_t *request)
         char now[32];
         ml_store_now (now, sizeof now);
         if (ml_db_execute (self->db,
-                           "INSERT OR REPLACE INTO staff_preference (staff, default_field,"
-                           " updated_at) VALUES (?, ?, ?)",
+                           "INSERT INTO staff_preference (staff, default_field, updated_at)"
+                           " VALUES (?, ?, ?) ON CONFLICT (staff) DO UPDATE SET"
+                           " default_field = excluded.default_field,"
+                           " updated_at = excluded.updated_at",
                            "sss", staff, field, now) != 1)
             return s_store_failed (self, "staff-default");
         snprintf (stored, sizeof stored, "%s", field);

@@ -1,5 +1,5 @@
-/*  ml_db: one connection to the core's own store, native (libsqlite3), and the statements
-    run on it.
+/*  ml_db: one connection to the core's own store, native (libsqlite3 or libpq), and the
+    statements run on it.
 
     ODBC is for the firms' matter databases (ml_odbc); the core's store is ours, so it is
     reached through its engine's own library: no driver manager, no driver copying every
@@ -8,6 +8,16 @@
     values cross as text or int64, parameters are always bound, never spliced into SQL.
 
     A connection belongs to one thread at a time (the core gives each thread its own).
+
+    SQL is written in SQLite's dialect. On PostgreSQL each statement is translated once, when
+    it is prepared, in one place (ml_db_pg.c): '?' becomes $1..$n, INTEGER becomes BIGINT
+    (money is int64), INTEGER PRIMARY KEY [AUTOINCREMENT] an identity column, INSERT OR
+    IGNORE an ON CONFLICT DO NOTHING, group_concat string_agg, last_insert_rowid () lastval
+    (), and CREATE TRIGGER ... BEGIN ... END a plpgsql function and its trigger (RAISE
+    (ABORT, 'm') raises 'm'). COLLATE NOCASE is a case-insensitive ICU collation named
+    nocase, and instr () a function, both created in the store on first connection. Where
+    the dialects differ beyond that (INSERT OR REPLACE, JSON, PRAGMA) a class asks
+    ml_db_dialect and writes each dialect's statement itself.
 */
 #ifndef ML_DB_H_INCLUDED
 #define ML_DB_H_INCLUDED
@@ -28,10 +38,14 @@ typedef enum {
     ML_DB_OTHER
 } ml_db_class_t;
 
+typedef enum { ML_DB_SQLITE = 0, ML_DB_POSTGRESQL } ml_db_dialect_t;
+
 typedef struct {
     ml_db_class_t kind;
-    char sqlstate[6]; //  "23000" for a constraint, "HY000" otherwise (as ODBC would say)
-    long native;      //  the engine's extended result code
+    char sqlstate[6]; //  SQLite: "23000" for a constraint, "HY000" otherwise (as ODBC would
+                      //  say); PostgreSQL: the server's SQLSTATE ("08006" when the connection
+                      //  is lost)
+    long native;      //  SQLite's extended result code (0 on PostgreSQL)
     char message[512];
 } ml_db_error_t;
 
@@ -41,9 +55,23 @@ typedef struct {
 //      (Timeout: how long a statement waits for another writer, default 5000 ms;
 //      FKSupport=1: foreign keys enforced). The file is created when missing (owner-only
 //      under the daemons' umask).
+//    - "postgresql://USER@HOST:PORT/DATABASE?..." (a libpq URI), or "postgresql:" followed
+//      by libpq's conninfo ("host=... port=... dbname=... user=..."); a password is best
+//      kept in ~/.pgpass or PGPASSFILE, and is never copied into an error or a log. Each
+//      connection sets time zone UTC, UTF-8, and lock_timeout 5 s unless the connection
+//      string sets it (options='-c lock_timeout=...'): how long ml_db_begin waits for the
+//      store's write lock before giving up as ML_DB_RETRY. Errors are classed from the
+//      SQLSTATE: 22xxx, 23xxx and a trigger's refusal are data; 40001, 40P01 and 55P03
+//      retry; 57014 timeout; a lost connection (08xxx, 57P0x) is lost, and the next call
+//      reconnects (never inside a transaction: that stays failed until rolled back).
 //  Returns the connection, or NULL with *error filled (an unknown key or an unsupported
 //  engine is named; the connection string is never copied into an error).
 ml_db_t *ml_db_new (const char *connection, ml_db_error_t *error);
+
+//  The connection's SQL dialect, for the few statements written per dialect, and its name
+//  ("sqlite", "postgresql").
+ml_db_dialect_t ml_db_dialect (ml_db_t *self);
+const char *ml_db_dialect_name (ml_db_t *self);
 
 //  Close (rolls back an open transaction, finalizes every cached statement). Idempotent.
 void ml_db_destroy (ml_db_t **self_p);
@@ -54,9 +82,13 @@ const ml_db_error_t *ml_db_error (ml_db_t *self);
 //  Name of an error class, for logs.
 const char *ml_db_class_name (ml_db_class_t kind);
 
-//  Start a transaction. It takes the store's write lock at once (SQLite: BEGIN IMMEDIATE),
-//  waiting up to the timeout, so a transaction that reads and then writes never fails half
-//  way because another connection wrote in between. Returns 0 or -1.
+//  Start a transaction. It takes the store's write lock at once (SQLite: BEGIN IMMEDIATE;
+//  PostgreSQL: BEGIN and a transaction-scoped advisory lock on one store-wide key), waiting
+//  up to the timeout, so a transaction that reads and then writes never fails half way
+//  because another connection wrote in between. On both engines this serializes the
+//  store's writing transactions, as SQLite always did; reads (and statements run outside
+//  ml_db_begin) do not wait. Per-firm locks replace the one key when several core nodes
+//  share a PostgreSQL store. Returns 0 or -1.
 int ml_db_begin (ml_db_t *self);
 int ml_db_commit (ml_db_t *self);
 //  Roll back; 0 also when no transaction was open.
@@ -80,7 +112,9 @@ int ml_db_execute_many (ml_db_t *self, const char *sql, const char *picture, siz
                         const ml_db_value_t *values);
 
 //  Run a statement that returns rows. Returns a new query positioned before the first row
-//  (caller owns it and destroys it before the connection), or NULL on error.
+//  (caller owns it and destroys it before the connection), or NULL on error. On
+//  PostgreSQL the whole result is read at once (so queries may nest, as on SQLite): keep
+//  what a query returns bounded (LIMIT), as the store's readers do.
 ml_db_query_t *ml_db_query (ml_db_t *self, const char *sql, const char *picture, ...);
 ml_db_query_t *ml_db_query_values (ml_db_t *self, const char *sql, const char *picture,
                                    const ml_db_value_t *values);
@@ -96,7 +130,7 @@ const char *ml_db_column_name (ml_db_query_t *self, int column);
 //  when SQL NULL. Columns count from 0.
 const char *ml_db_text (ml_db_query_t *self, int column);
 
-//  True if a column's value was cut: never for this engine (values arrive whole); kept so
+//  True if a column's value was cut: never for these engines (values arrive whole); kept so
 //  a reader that checks it reads the same on every store.
 bool ml_db_truncated (ml_db_query_t *self, int column);
 

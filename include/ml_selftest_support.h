@@ -23,6 +23,10 @@ int ml_selftest_remove (const char *path);
 //  (agent key "key-acme", operating account OP-001) registered. NULL on failure.
 ml_store_t *ml_selftest_store (char *directory, size_t size);
 
+//  The connection string of the store ml_selftest_store made in directory (a static
+//  buffer): SQLite's file there, or with ML_SELFTEST_POSTGRESQL set a PostgreSQL database.
+const char *ml_selftest_store_connection (const char *directory);
+
 //  One row of a test replica: an open invoice ('I') or a matter's trust ledger ('T').
 typedef struct {
     char kind;

@@ -5,7 +5,7 @@
 set -eu
 packages="build-essential cmake pkg-config clang-format python3 sqlite3 \
 libzmq3-dev libczmq-dev libjansson-dev libcurl4-openssl-dev libssl-dev uuid-dev \
-unixodbc unixodbc-dev libsqliteodbc libsqlite3-dev python3-aiosmtpd libsodium-dev libmicrohttpd-dev"
+unixodbc unixodbc-dev libsqliteodbc libsqlite3-dev libpq-dev python3-aiosmtpd libsodium-dev libmicrohttpd-dev"
 if [ "${1:-}" = "--servers" ]; then
     packages="$packages postgresql odbc-postgresql mariadb-server mariadb-client odbc-mariadb \
 chromium chromium-driver python3-selenium openssl"

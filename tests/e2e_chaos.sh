@@ -59,7 +59,6 @@ fi
 setup 12 120
 json() { python3 -c "import json,sys; d = json.load(sys.stdin); print($1)"; }
 # The core keeps writing while the checks read: wait for its locks instead of failing.
-core_sql() { sqlite3 -batch -noheader -cmd ".timeout 10000" "$W/core.db" "$@"; }
 
 # The processor test server, kept up throughout (it is the processor's ledger). The timeout
 # cards answer their first two requests per key after 1.5 s, longer than the core waits.

@@ -1,11 +1,13 @@
 #!/bin/bash
-# dialects: sqlite
+# dialects: sqlite postgresql
 # Three core nodes share one store and six firms (docs/multinode.md); payments (cash postings
 # and card charges, through every node's admin socket) and Auto-Pay runs flow, with receipts
 # mailed. One node is killed (SIGKILL), later another is paused (SIGSTOP) past its lease:
 # every firm is served again within the lease time (plus the agents' three heartbeats of
 # silence), and afterwards every posting landed in its matter database exactly once, no card
-# was charged twice, each Auto-Pay schedule ran once, and no receipt was mailed twice.
+# was charged twice, each Auto-Pay schedule ran once, and no receipt was mailed twice. The
+# matter databases are SQLite files; the nodes' shared store is SQLite, or PostgreSQL in the
+# postgresql run.
 . "$(dirname "$0")/lib_e2e.sh"
 
 FIRMS="f1 f2 f3 f4 f5 f6"
@@ -19,6 +21,7 @@ for n in 1 2 3; do
     eval "KEY$n=\$(sed -n 's/^ *public-key = \"\(.*\)\"/\1/p' \"\$W/core$n.cert\")"
     eval "PORT$n=\$(free_port)"
 done
+create_store_database
 mkdir -p "$W/agents" "$W/mail"
 # One card processor and one mail server for all three nodes.
 (umask 077 && printf 'sk_test_failover\n' >"$W/processor.key")
@@ -43,7 +46,7 @@ core
     advertise = tcp://127.0.0.1:$port
     lease_seconds = $LEASE
 store
-    connection = "Driver=SQLite3;Database=$W/core.db;Timeout=20000"
+    connection = "${STORE_CONNECTION/Timeout=5000/Timeout=20000}"
 admin
     endpoint = ipc://$W/admin$n.sock
 processor
@@ -99,7 +102,7 @@ node_cli() {
     shift
     "$ML_BIN/matterlink" --admin "ipc://$W/admin$n.sock" "$@"
 }
-store_sql() { sqlite3 -batch -noheader -cmd ".timeout 20000" "$W/core.db" "$@"; }
+store_sql() { core_sql "$1"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 PAYER=
@@ -138,7 +141,7 @@ replicas_complete() {
 }
 wait_for 60 "every firm's replica" replicas_complete
 wait_for 30 "every firm served" firms_served_by "n1 n2 n3"
-log "six firms served by $(store_sql "SELECT GROUP_CONCAT(owner || ':' || firm_id, ' ') FROM firm_lease")"
+log "six firms served by $(store_sql "SELECT owner || ':' || firm_id FROM firm_lease ORDER BY firm_id" | tr '\n' ' ')"
 
 # Each firm: an operating account, a payer with a saved card (its first charge), and a monthly
 # Auto-Pay schedule due today, set up through node 1 whoever owns the firm; its run is carried
@@ -285,5 +288,5 @@ done
 while read -r uuid; do
     [ "$(store_sql "SELECT firm_id FROM posting WHERE posting_uuid = '$uuid'")" != "" ] || fail "posting $uuid lost"
 done <"$W/postings"
-log "$total postings, each posted once; $approved card charges, each made and mailed once; leases: $(store_sql "SELECT GROUP_CONCAT(firm_id || '@' || owner || '#' || epoch, ' ') FROM firm_lease")"
+log "$total postings, each posted once; $approved card charges, each made and mailed once; leases: $(store_sql "SELECT firm_id || '@' || owner || '#' || epoch FROM firm_lease ORDER BY firm_id" | tr '\n' ' ')"
 log "PASS"

@@ -16,7 +16,7 @@ add_accounts
 client=$(matter_sql "SELECT client_number FROM $OPEN_INVOICES GROUP BY client_number HAVING COUNT(*) >= 3 ORDER BY client_number LIMIT 1")
 [ -n "$client" ] || fail "no client with three open invoices in the sample"
 invoice=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE client_number = '$client' ORDER BY invoice_number LIMIT 1")
-payments() { sqlite3 -batch -noheader "$W/core.db" "SELECT COUNT(*) FROM payment"; }
+payments() { core_sql "SELECT COUNT(*) FROM payment"; }
 postings() { cli --json postings --firm acme | json 'len(d["postings"])'; }
 
 # Above the limit: refused with the reason, nothing charged or recorded.

@@ -16,6 +16,7 @@ PROCESSOR_PID=
 WEB_PID=
 SMTP_PID=
 MATTER_DATABASE=
+STORE_DATABASE=
 ML_TEST_NAME="$(basename "$0" .sh) [$ML_DIALECT]"
 
 # Open invoices of the matter database with their client, in SQL all three dialects run.
@@ -65,6 +66,7 @@ cleanup() {
         status=1
     fi
     drop_matter_database
+    drop_store_database
     # A test that needed its own servers (to restart them) started them under $W.
     [ -f "$W/servers/servers.env" ] && sh "$ML_SOURCE/tests/servers.sh" stop "$W/servers" >/dev/null 2>&1
     # ML_E2E_KEEP=1 keeps a failed test's directory (logs, stores) to look into.
@@ -153,6 +155,37 @@ drop_matter_database() {
     MATTER_DATABASE=
 }
 
+# The core's store: on PostgreSQL whenever the matter database is (a database of its own in
+# the same test server), so the suites run the core on both of its backends without running
+# twice; SQLite (a file in $W) for the sqlite and mariadb dialects. Sets STORE_CONNECTION.
+create_store_database() {
+    if [ "$ML_DIALECT" = postgresql ]; then
+        . "$ML_SERVERS_DIR/servers.env"
+        STORE_DATABASE="mlstore_$(basename "$W" | tr -c 'A-Za-z0-9\n' '_' | tr 'A-Z' 'a-z')"
+        STORE_CONNECTION=$(sh "$ML_SOURCE/tests/servers.sh" storedb "$ML_SERVERS_DIR" "$STORE_DATABASE") ||
+            fail "create the core's store database"
+    else
+        STORE_CONNECTION="Driver=SQLite3;Database=$W/core.db;StepAPI=1;FKSupport=1;Timeout=5000"
+    fi
+}
+
+drop_store_database() {
+    [ -n "$STORE_DATABASE" ] || return 0
+    psql -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -q \
+        -c "DROP DATABASE IF EXISTS $STORE_DATABASE WITH (FORCE)" >/dev/null 2>&1
+    STORE_DATABASE=
+}
+
+# Run SQL in the core's store (either engine); rows come out with '|' between columns.
+core_sql() {
+    if [ -n "$STORE_DATABASE" ]; then
+        psql -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$STORE_DATABASE" -q -A -t -X \
+            -v ON_ERROR_STOP=1 -c "$1"
+    else
+        sqlite3 -batch -noheader -cmd ".timeout 10000" "$W/core.db" "$1"
+    fi
+}
+
 # Make the matter database with sample data. Arguments: clients invoices.
 create_matter_database() {
     case $ML_DIALECT in
@@ -184,6 +217,7 @@ posting_field() { cli --json posting "$1" | python3 -c "import json,sys; print(j
 # Set up the matter database, keys and configuration. Arguments: clients invoices.
 setup() {
     create_matter_database "${1:-30}" "${2:-300}"
+    create_store_database
     "$ML_BIN/matterlink-core" keygen --out "$W/core.cert" >/dev/null || fail "core keygen"
     "$ML_BIN/matterlink-agent" keygen --out "$W/agent.cert" >/dev/null || fail "agent keygen"
     CORE_KEY=$(sed -n 's/^ *public-key = "\(.*\)"/\1/p' "$W/core.cert")
@@ -197,7 +231,7 @@ core
     heartbeat_ms = ${ML_HEARTBEAT_MS:-1000}
     redelivery_ms = ${ML_REDELIVERY_MS:-3000}
 store
-    connection = "Driver=SQLite3;Database=$W/core.db;StepAPI=1;FKSupport=1;Timeout=5000"
+    connection = "$STORE_CONNECTION"
 admin
     endpoint = ipc://$W/admin.sock
 CFG

@@ -8,13 +8,16 @@
 #   tests/servers.sh createdb DIR DIALECT NAME
 #                                 create an empty database NAME and print its ODBC
 #                                 connection string
+#   tests/servers.sh storedb DIR NAME
+#                                 create an empty PostgreSQL database NAME for a core's store
+#                                 and print its connection string (postgresql://...)
 #   ML_PG_SETTINGS="-c name=value ..."   more PostgreSQL settings for start (the benchmarks
 #                                 give it a cache the size of their database)
 set -eu
 command=${1:-}
 dir=${2:-}
 [ -n "$command" ] && [ -n "$dir" ] || {
-    echo "usage: tests/servers.sh start|stop DIR | createdb DIR postgresql|mariadb NAME" >&2
+    echo "usage: tests/servers.sh start|stop DIR | createdb DIR postgresql|mariadb NAME | storedb DIR NAME" >&2
     exit 2
 }
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -99,8 +102,17 @@ createdb() {
     esac
 }
 
+storedb() {
+    name=${3:?name}
+    . "$dir/servers.env"
+    PGOPTIONS="--client-min-messages=warning" psql -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -q -v ON_ERROR_STOP=1 \
+        -c "DROP DATABASE IF EXISTS \"$name\"" -c "CREATE DATABASE \"$name\"" >/dev/null
+    echo "postgresql://postgres@127.0.0.1:$ML_PG_PORT/$name"
+}
+
 case $command in
     start) start ;;
+    storedb) storedb "$@" ;;
     stop) stop ;;
     createdb) createdb "$@" ;;
     *)

@@ -52,6 +52,24 @@ if (dialect_count GREATER 1)
     set_tests_properties (servers_stop PROPERTIES FIXTURES_CLEANUP servers)
 endif ()
 
+# ml_db's selftest again with its PostgreSQL half, on a database of the test servers.
+if (dialect_count GREATER 1)
+    add_test (NAME selftest_ml_db_postgresql COMMAND sh -c
+              "ML_DB_TEST_POSTGRESQL=$(sh ${CMAKE_SOURCE_DIR}/tests/servers.sh storedb ${ML_SERVERS_DIR} ml_db_selftest) && export ML_DB_TEST_POSTGRESQL && exec $<TARGET_FILE:ml_selftest> -t ml_db")
+    set_tests_properties (selftest_ml_db_postgresql PROPERTIES ENVIRONMENT "${ML_TEST_ENV}"
+                          FIXTURES_REQUIRED servers)
+    # The classes that keep tables in the core's store, their selftests on a PostgreSQL
+    # store (ml_selftest_store makes a database per test store on the test server).
+    foreach (class ml_store ml_admin ml_payers ml_finder ml_payments ml_mailer ml_autopay
+                   ml_logins ml_portal_pay ml_portal_account ml_free_text ml_staff ml_notify
+                   ml_lease)
+        add_test (NAME selftest_${class}_postgresql COMMAND sh -c
+                  ". ${ML_SERVERS_DIR}/servers.env && ML_SELFTEST_POSTGRESQL=postgresql://postgres@127.0.0.1:$ML_PG_PORT && export ML_SELFTEST_POSTGRESQL && exec $<TARGET_FILE:ml_selftest> -t ${class}")
+        set_tests_properties (selftest_${class}_postgresql PROPERTIES ENVIRONMENT "${ML_TEST_ENV}"
+                              FIXTURES_REQUIRED servers)
+    endforeach ()
+endif ()
+
 foreach (dialect ${ML_DIALECTS})
     set (script ${CMAKE_SOURCE_DIR}/tests/contract_${dialect}.sh)
     if (EXISTS ${script})

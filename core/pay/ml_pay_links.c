@@ -249,7 +249,7 @@ json_t *ml_pay_links (ml_payments_t *self, const json_t *request)
     ml_store_now (now, sizeof now);
     json_t *rows = ml_store_rows (ml_db_query (self->db,
                                                "SELECT * FROM (" S_LINK_SQL
-                                               " WHERE firm_id = ?) WHERE (? IS NULL OR"
+                                               " WHERE firm_id = ?) AS link WHERE (? IS NULL OR"
                                                " state = ?) ORDER BY created_at DESC LIMIT 1000",
                                                "ssss", now, firm, state, state),
                                   ml_pay_integer_column);

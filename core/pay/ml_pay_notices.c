@@ -142,8 +142,9 @@ json_t *ml_pay_firm_contact (ml_payments_t *self, const json_t *request)
     ml_store_now (now, sizeof now);
     if (ml_db_begin (self->db) != 0 ||
         ml_db_execute (self->db,
-                       "INSERT OR REPLACE INTO firm_contact (firm_id, notify_email, updated_at)"
-                       " VALUES (?, ?, ?)",
+                       "INSERT INTO firm_contact (firm_id, notify_email, updated_at)"
+                       " VALUES (?, ?, ?) ON CONFLICT (firm_id) DO UPDATE SET"
+                       " notify_email = excluded.notify_email, updated_at = excluded.updated_at",
                        "sss", firm, email, now) != 1 ||
         ml_db_commit (self->db) != 0)
         return ml_pay_store_failed (self, "firm-contact");

@@ -10,9 +10,14 @@ static int64_t s_taken_back (ml_payments_t *self, const char *charge_key, const 
 {
     ml_db_query_t *query = ml_db_query (
         self->db,
-        "SELECT COALESCE (SUM (json_extract (j.value, '$[2]')), 0) FROM reversal v,"
-        " json_each (v.lines) j WHERE v.charge_key = ? AND v.status NOT IN ('declined', 'error')"
-        " AND json_extract (j.value, '$[0]') = ? AND json_extract (j.value, '$[1]') = ?",
+        ml_db_dialect (self->db) == ML_DB_POSTGRESQL
+            ? "SELECT COALESCE (SUM ((j.value ->> 2)::bigint), 0)::bigint FROM reversal v,"
+              " jsonb_array_elements (v.lines::jsonb) AS j (value) WHERE v.charge_key = ? AND"
+              " v.status NOT IN ('declined', 'error') AND j.value ->> 0 = ? AND j.value ->> 1 = ?"
+            : "SELECT COALESCE (SUM (json_extract (j.value, '$[2]')), 0) FROM reversal v,"
+              " json_each (v.lines) j WHERE v.charge_key = ? AND v.status NOT IN ('declined',"
+              " 'error') AND json_extract (j.value, '$[0]') = ? AND json_extract (j.value,"
+              " '$[1]') = ?",
         "sss", charge_key, kind, reference);
     int64_t taken = 0;
     if (!query || ml_db_fetch (query) != 1 || ml_db_int64 (query, 0, &taken) != 0)
@@ -26,19 +31,27 @@ static int64_t s_taken_back (ml_payments_t *self, const char *charge_key, const 
 //  reversals still at the processor.
 static int64_t s_trust_pending (ml_payments_t *self, const char *firm, const char *matter)
 {
+    //  The reversal's lines are JSON [[kind, reference, amount], ...]: read per dialect.
+#define S_TRUST_PENDING(amount, lines, kind, reference)                                            \
+    "SELECT (SELECT COALESCE (SUM (l.amount_minor), 0) FROM posting_line l"                        \
+    " JOIN posting p ON p.posting_uuid = l.posting_uuid JOIN replica_state r"                      \
+    " ON r.firm_id = p.firm_id WHERE p.firm_id = ? AND p.reverses <> '' AND l.kind = 'T'"          \
+    " AND l.reference = ? AND (p.status IN ('pending', 'delivered') OR (p.status = 'posted'"       \
+    " AND p.result_cursor > r.cursor)))"                                                           \
+    " + (SELECT COALESCE (SUM (" amount "), 0) FROM reversal v"                                    \
+    " JOIN charge c ON c.charge_key = v.charge_key JOIN payment y ON y.payment_uuid ="             \
+    " c.payment_uuid, " lines " WHERE y.firm_id = ? AND v.status IN ('pending', 'unknown')"        \
+    " AND " kind " = 'T' AND " reference " = ?)"
     ml_db_query_t *query = ml_db_query (
         self->db,
-        "SELECT (SELECT COALESCE (SUM (l.amount_minor), 0) FROM posting_line l"
-        " JOIN posting p ON p.posting_uuid = l.posting_uuid JOIN replica_state r"
-        " ON r.firm_id = p.firm_id WHERE p.firm_id = ? AND p.reverses <> '' AND l.kind = 'T'"
-        " AND l.reference = ? AND (p.status IN ('pending', 'delivered') OR (p.status = 'posted'"
-        " AND p.result_cursor > r.cursor)))"
-        " + (SELECT COALESCE (SUM (json_extract (j.value, '$[2]')), 0) FROM reversal v"
-        " JOIN charge c ON c.charge_key = v.charge_key JOIN payment y ON y.payment_uuid ="
-        " c.payment_uuid, json_each (v.lines) j WHERE y.firm_id = ? AND v.status IN"
-        " ('pending', 'unknown') AND json_extract (j.value, '$[0]') = 'T'"
-        " AND json_extract (j.value, '$[1]') = ?)",
+        ml_db_dialect (self->db) == ML_DB_POSTGRESQL
+            ? S_TRUST_PENDING ("(j.value ->> 2)::bigint",
+                               "jsonb_array_elements (v.lines::jsonb) AS j (value)",
+                               "j.value ->> 0", "j.value ->> 1")
+            : S_TRUST_PENDING ("json_extract (j.value, '$[2]')", "json_each (v.lines) j",
+                               "json_extract (j.value, '$[0]')", "json_extract (j.value, '$[1]')"),
         "ssss", firm, matter, firm, matter);
+#undef S_TRUST_PENDING
     int64_t pending = 0;
     if (!query || ml_db_fetch (query) != 1 || ml_db_int64 (query, 0, &pending) != 0)
         pending = -1;

@@ -149,8 +149,11 @@ json_t *ml_pay_selection (ml_payments_t *self, const char *op, const json_t *req
             return ml_admin_error ("too many selections are open at this firm; pay or clear some");
         //  Without an amount the invoice's whole available balance is paid, as it is then.
         bool stored = ml_db_begin (self->db) == 0;
-        const char *insert = "INSERT OR REPLACE INTO selection_item (firm_id, staff, kind, number,"
-                             " amount_minor, added_at) VALUES (?, ?, ?, ?, ?, ?)";
+        const char *insert = "INSERT INTO selection_item (firm_id, staff, kind, number,"
+                             " amount_minor, added_at) VALUES (?, ?, ?, ?, ?, ?)"
+                             " ON CONFLICT (firm_id, staff, kind, number) DO UPDATE SET"
+                             " amount_minor = excluded.amount_minor,"
+                             " added_at = excluded.added_at";
         if (stored && amount)
             stored = ml_db_execute (self->db, insert, "ssssis", firm, staff, kind, number,
                                     (int64_t)json_integer_value (amount), now) == 1;

@@ -1,232 +1,62 @@
-/*  ml_db: the core's store connection, native SQLite (see include/ml_db.h). */
-#include "ml_db.h"
+/*  ml_db: the core's store connection (see include/ml_db.h). This file dispatches to the
+    engine's backend (ml_db_sqlite.c, ml_db_pg.c) and holds what both share: parameters,
+    error classes, integer columns and the selftest.
+*/
+#include "ml_db_internal.h"
 
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <limits.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-//  More distinct statements than this (the store's SQL is ours and finite; a few are built
-//  from the filters given) and new ones run without being kept.
-#define S_CACHE_MAX      512
-#define S_PARAMETERS_MAX 2048
+#define S_PG(db) ((db)->dialect == ML_DB_POSTGRESQL)
 
-typedef struct {
-    sqlite3_stmt *statement;
-    bool busy; //  an open query is reading it
-} s_cached_t;
-
-struct _ml_db_t {
-    sqlite3 *handle;
-    zhashx_t *cache; //  SQL text -> s_cached_t
-    ml_db_error_t error;
-    size_t prepared, reused;
-};
-
-struct _ml_db_query_t {
-    ml_db_t *db;
-    sqlite3_stmt *statement;
-    s_cached_t *cached; //  NULL: a statement of its own, finalized on destroy
-};
-
-static void s_set_error (ml_db_error_t *error, ml_db_class_t kind, long native, const char *message)
+void ml_db_set_error (ml_db_error_t *error, ml_db_class_t kind, const char *sqlstate, long native,
+                      const char *message)
 {
     memset (error, 0, sizeof *error);
     error->kind = kind;
     error->native = native;
-    snprintf (error->sqlstate, sizeof error->sqlstate, "%s",
-              kind == ML_DB_DATA ? "23000" : "HY000");
+    snprintf (error->sqlstate, sizeof error->sqlstate, "%s", sqlstate);
     snprintf (error->message, sizeof error->message, "%s", message);
 }
 
-static ml_db_class_t s_classify (int code)
+int ml_db_parse_int64 (const char *text, int64_t *value)
 {
-    switch (code & 0xff) {
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-            return ML_DB_RETRY;
-        case SQLITE_INTERRUPT:
-            return ML_DB_TIMEOUT;
-        case SQLITE_CONSTRAINT:
-        case SQLITE_MISMATCH:
-        case SQLITE_TOOBIG:
-        case SQLITE_RANGE:
-            return ML_DB_DATA;
-        case SQLITE_CANTOPEN:
-        case SQLITE_NOTADB:
-        case SQLITE_CORRUPT:
-        case SQLITE_IOERR:
-            return ML_DB_LOST;
-        default:
-            return ML_DB_OTHER;
-    }
-}
-
-//  Record the connection's last error.
-static void s_collect (ml_db_t *self)
-{
-    int code = sqlite3_extended_errcode (self->handle);
-    s_set_error (&self->error, s_classify (code), code, sqlite3_errmsg (self->handle));
-}
-
-static void s_cached_destroy (void **item)
-{
-    s_cached_t *cached = (s_cached_t *)*item;
-    if (cached) {
-        sqlite3_finalize (cached->statement);
-        free (cached);
-        *item = NULL;
-    }
-}
-
-//  Read "key=value;key=value" (values may be in braces). Returns 0, or -1 with error set.
-static int s_parse (const char *connection, char *path, size_t path_size, int *timeout_ms,
-                    bool *foreign_keys, ml_db_error_t *error)
-{
-    *path = 0;
-    *timeout_ms = 5000;
-    *foreign_keys = true;
-    if (strncmp (connection, "sqlite:", 7) == 0 || !strchr (connection, '=')) {
-        const char *file = strncmp (connection, "sqlite:", 7) == 0 ? connection + 7 : connection;
-        if (!*file || strlen (file) >= path_size) {
-            s_set_error (error, ML_DB_OTHER, 0, "the store's path is empty or too long");
-            return -1;
-        }
-        snprintf (path, path_size, "%s", file);
-        return 0;
-    }
-    const char *cursor = connection;
-    bool sqlite = false;
-    while (*cursor) {
-        const char *equals = strchr (cursor, '=');
-        if (!equals) {
-            s_set_error (error, ML_DB_OTHER, 0,
-                         "the store's connection is KEY=VALUE pairs separated by ';'");
-            return -1;
-        }
-        char key[32];
-        size_t key_length = (size_t)(equals - cursor);
-        while (key_length && cursor[key_length - 1] == ' ')
-            key_length--;
-        while (*cursor == ' ' && key_length) {
-            cursor++;
-            key_length--;
-        }
-        if (key_length == 0 || key_length >= sizeof key) {
-            s_set_error (error, ML_DB_OTHER, 0, "the store's connection has an empty or long key");
-            return -1;
-        }
-        memcpy (key, cursor, key_length);
-        key[key_length] = 0;
-        const char *value = equals + 1, *end;
-        size_t length;
-        if (*value == '{') {
-            end = strchr (value, '}');
-            if (!end) {
-                s_set_error (error, ML_DB_OTHER, 0, "the store's connection has an unclosed '{'");
-                return -1;
-            }
-            value++;
-            length = (size_t)(end - value);
-            end++;
-        } else {
-            end = strchr (value, ';');
-            if (!end)
-                end = value + strlen (value);
-            length = (size_t)(end - value);
-        }
-        char text[4096];
-        if (length >= sizeof text) {
-            s_set_error (error, ML_DB_OTHER, 0, "the store's connection has a value too long");
-            return -1;
-        }
-        memcpy (text, value, length);
-        text[length] = 0;
-        if (strcasecmp (key, "Driver") == 0) {
-            if (strcasecmp (text, "SQLite3") != 0 && strcasecmp (text, "SQLite") != 0) {
-                s_set_error (error, ML_DB_OTHER, 0,
-                             "the core's store is SQLite (Driver=SQLite3 or a file path); "
-                             "another engine is not supported by this core");
-                return -1;
-            }
-            sqlite = true;
-        } else if (strcasecmp (key, "Database") == 0) {
-            if (!*text || length >= path_size) {
-                s_set_error (error, ML_DB_OTHER, 0, "the store's Database= is empty or too long");
-                return -1;
-            }
-            snprintf (path, path_size, "%s", text);
-        } else if (strcasecmp (key, "Timeout") == 0) {
-            char *stop = NULL;
-            errno = 0;
-            long value_ms = strtol (text, &stop, 10);
-            if (errno || stop == text || *stop || value_ms < 0 || value_ms > 3600000) {
-                s_set_error (error, ML_DB_OTHER, 0,
-                             "the store's Timeout= is milliseconds from 0 to 3600000");
-                return -1;
-            }
-            *timeout_ms = (int)value_ms;
-        } else if (strcasecmp (key, "FKSupport") == 0)
-            *foreign_keys = strcmp (text, "0") != 0;
-        else if (strcasecmp (key, "StepAPI") != 0 && strcasecmp (key, "SyncPragma") != 0 &&
-                 strcasecmp (key, "NoWCHAR") != 0 && strcasecmp (key, "BigInt") != 0 &&
-                 strcasecmp (key, "LongNames") != 0) {
-            //  Settings of the old ODBC driver that mean nothing here are accepted; any other
-            //  key is a mistake that must not pass silently.
-            char message[128];
-            snprintf (message, sizeof message, "the store's connection has an unknown key '%s'",
-                      key);
-            s_set_error (error, ML_DB_OTHER, 0, message);
-            return -1;
-        }
-        cursor = *end == ';' ? end + 1 : end;
-    }
-    if (!sqlite || !*path) {
-        s_set_error (error, ML_DB_OTHER, 0,
-                     "the store's connection needs Driver=SQLite3 and Database=PATH");
+    if (!text)
         return -1;
-    }
+    char *stop = NULL;
+    errno = 0;
+    long long number = strtoll (text, &stop, 10);
+    if (!*text || errno || *stop)
+        return -1;
+    *value = number;
     return 0;
+}
+
+//  "postgresql://...", "postgres://..." (libpq URIs) and "postgresql:" followed by libpq's
+//  KEY=VALUE conninfo name a PostgreSQL store; anything else is SQLite's.
+static bool s_is_postgresql (const char *connection)
+{
+    return strncasecmp (connection, "postgresql:", 11) == 0 ||
+           strncasecmp (connection, "postgres:", 9) == 0;
 }
 
 ml_db_t *ml_db_new (const char *connection, ml_db_error_t *error)
 {
     assert (connection && error);
-    char path[4096];
-    int timeout_ms;
-    bool foreign_keys;
-    if (s_parse (connection, path, sizeof path, &timeout_ms, &foreign_keys, error) != 0)
-        return NULL;
     ml_db_t *self = calloc (1, sizeof (ml_db_t));
     assert (self);
-    int rc =
-        sqlite3_open_v2 (path, &self->handle,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        char message[512];
-        snprintf (message, sizeof message, "cannot open the store file: %s",
-                  self->handle ? sqlite3_errmsg (self->handle) : sqlite3_errstr (rc));
-        s_set_error (error, s_classify (rc), rc, message);
-        sqlite3_close (self->handle);
+    self->dialect = s_is_postgresql (connection) ? ML_DB_POSTGRESQL : ML_DB_SQLITE;
+    int rc = S_PG (self) ? ml_db_pg_open (self, connection, error)
+                         : ml_db_sqlite_open (self, connection, error);
+    if (rc != 0) {
         free (self);
-        return NULL;
-    }
-    sqlite3_extended_result_codes (self->handle, 1);
-    sqlite3_busy_timeout (self->handle, timeout_ms);
-    self->cache = zhashx_new ();
-    assert (self->cache);
-    zhashx_set_destructor (self->cache, s_cached_destroy);
-    if (ml_db_execute (self,
-                       foreign_keys ? "PRAGMA foreign_keys = ON" : "PRAGMA foreign_keys = OFF",
-                       NULL) < 0) {
-        *error = self->error;
-        ml_db_destroy (&self);
         return NULL;
     }
     return self;
@@ -237,13 +67,25 @@ void ml_db_destroy (ml_db_t **self_p)
     assert (self_p);
     ml_db_t *self = *self_p;
     if (self) {
-        if (self->handle && !sqlite3_get_autocommit (self->handle))
-            sqlite3_exec (self->handle, "ROLLBACK", NULL, NULL, NULL);
-        zhashx_destroy (&self->cache);
-        sqlite3_close (self->handle);
+        if (S_PG (self))
+            ml_db_pg_close (self);
+        else
+            ml_db_sqlite_close (self);
         free (self);
         *self_p = NULL;
     }
+}
+
+ml_db_dialect_t ml_db_dialect (ml_db_t *self)
+{
+    assert (self);
+    return self->dialect;
+}
+
+const char *ml_db_dialect_name (ml_db_t *self)
+{
+    assert (self);
+    return S_PG (self) ? "postgresql" : "sqlite";
 }
 
 const ml_db_error_t *ml_db_error (ml_db_t *self)
@@ -258,80 +100,9 @@ const char *ml_db_class_name (ml_db_class_t kind)
     return kind <= ML_DB_OTHER ? names[kind] : "other";
 }
 
-//  A statement for sql: the cached one when it is free, else a new one (kept in the cache
-//  when there is room). Returns the statement, or NULL with the error set.
-static sqlite3_stmt *s_statement (ml_db_t *self, const char *sql, s_cached_t **cached_p)
-{
-    *cached_p = NULL;
-    s_cached_t *cached = (s_cached_t *)zhashx_lookup (self->cache, sql);
-    if (cached && !cached->busy) {
-        cached->busy = true;
-        *cached_p = cached;
-        self->reused++;
-        return cached->statement;
-    }
-    sqlite3_stmt *statement = NULL;
-    if (sqlite3_prepare_v3 (self->handle, sql, -1, SQLITE_PREPARE_PERSISTENT, &statement, NULL) !=
-        SQLITE_OK) {
-        s_collect (self);
-        return NULL;
-    }
-    self->prepared++;
-    if (!cached && zhashx_size (self->cache) < S_CACHE_MAX) {
-        cached = calloc (1, sizeof (s_cached_t));
-        assert (cached);
-        cached->statement = statement;
-        cached->busy = true;
-        zhashx_insert (self->cache, sql, cached);
-        *cached_p = cached;
-    }
-    return statement;
-}
-
-static void s_release (sqlite3_stmt *statement, s_cached_t *cached)
-{
-    if (cached) {
-        sqlite3_reset (statement);
-        sqlite3_clear_bindings (statement);
-        cached->busy = false;
-    } else
-        sqlite3_finalize (statement);
-}
-
-//  Bind picture's parameters from values. Returns 0 or -1 with the error set.
-static int s_bind (ml_db_t *self, sqlite3_stmt *statement, const char *picture,
-                   const ml_db_value_t *values)
-{
-    size_t count = picture ? strlen (picture) : 0;
-    if ((int)count != sqlite3_bind_parameter_count (statement)) {
-        s_set_error (&self->error, ML_DB_OTHER, 0,
-                     "a statement's parameters do not match its picture (a bug)");
-        return -1;
-    }
-    for (size_t index = 0; index < count; index++) {
-        int rc;
-        int position = (int)index + 1;
-        if (picture[index] == 'i')
-            rc = sqlite3_bind_int64 (statement, position, values[index].number);
-        else if (picture[index] == 's')
-            rc = values[index].text ? sqlite3_bind_text (statement, position, values[index].text,
-                                                         -1, SQLITE_TRANSIENT)
-                                    : sqlite3_bind_null (statement, position);
-        else {
-            s_set_error (&self->error, ML_DB_OTHER, 0, "a picture has an unknown letter (a bug)");
-            return -1;
-        }
-        if (rc != SQLITE_OK) {
-            s_collect (self);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 //  Fill values from the variable arguments of picture.
-static size_t s_values (const char *picture, va_list arguments, ml_db_value_t *values,
-                        size_t capacity)
+static void s_values (const char *picture, va_list arguments, ml_db_value_t *values,
+                      size_t capacity)
 {
     size_t count = picture ? strlen (picture) : 0;
     assert (count <= capacity);
@@ -341,20 +112,13 @@ static size_t s_values (const char *picture, va_list arguments, ml_db_value_t *v
         else
             values[index].text = va_arg (arguments, const char *);
     }
-    return count;
 }
 
-//  Run statement to its end. Returns the rows changed, or -1.
-static int64_t s_run (ml_db_t *self, sqlite3_stmt *statement)
+static int64_t s_execute_values (ml_db_t *self, const char *sql, const char *picture,
+                                 const ml_db_value_t *values)
 {
-    int rc;
-    while ((rc = sqlite3_step (statement)) == SQLITE_ROW)
-        ;
-    if (rc != SQLITE_DONE) {
-        s_collect (self);
-        return -1;
-    }
-    return sqlite3_changes64 (self->handle);
+    return S_PG (self) ? ml_db_pg_execute (self, sql, picture, values)
+                       : ml_db_sqlite_execute (self, sql, picture, values);
 }
 
 int64_t ml_db_execute (ml_db_t *self, const char *sql, const char *picture, ...)
@@ -365,13 +129,7 @@ int64_t ml_db_execute (ml_db_t *self, const char *sql, const char *picture, ...)
     va_start (arguments, picture);
     s_values (picture, arguments, values, 64);
     va_end (arguments);
-    s_cached_t *cached;
-    sqlite3_stmt *statement = s_statement (self, sql, &cached);
-    if (!statement)
-        return -1;
-    int64_t changed = s_bind (self, statement, picture, values) == 0 ? s_run (self, statement) : -1;
-    s_release (statement, cached);
-    return changed;
+    return s_execute_values (self, sql, picture, values);
 }
 
 int ml_db_execute_many (ml_db_t *self, const char *sql, const char *picture, size_t rows,
@@ -379,43 +137,27 @@ int ml_db_execute_many (ml_db_t *self, const char *sql, const char *picture, siz
 {
     assert (self && sql && picture);
     size_t width = strlen (picture);
-    if (width == 0 || width > S_PARAMETERS_MAX) {
-        s_set_error (&self->error, ML_DB_OTHER, 0,
-                     "a batch's picture is empty or too wide (a bug)");
+    if (width == 0 || width > ML_DB_PARAMETERS_MAX) {
+        ml_db_set_error (&self->error, ML_DB_OTHER, "HY000", 0,
+                         "a batch's picture is empty or too wide (a bug)");
         return -1;
     }
-    s_cached_t *cached;
-    sqlite3_stmt *statement = s_statement (self, sql, &cached);
-    if (!statement)
-        return -1;
-    int result = 0;
-    for (size_t row = 0; row < rows && result == 0; row++) {
-        if (s_bind (self, statement, picture, values + row * width) != 0 ||
-            s_run (self, statement) < 0)
-            result = -1;
-        sqlite3_reset (statement);
-    }
-    s_release (statement, cached);
-    return result;
+    return S_PG (self) ? ml_db_pg_execute_many (self, sql, picture, rows, values)
+                       : ml_db_sqlite_execute_many (self, sql, picture, rows, values);
 }
 
 ml_db_query_t *ml_db_query_values (ml_db_t *self, const char *sql, const char *picture,
                                    const ml_db_value_t *values)
 {
     assert (self && sql);
-    s_cached_t *cached;
-    sqlite3_stmt *statement = s_statement (self, sql, &cached);
-    if (!statement)
+    void *backend = S_PG (self) ? ml_db_pg_query (self, sql, picture, values)
+                                : ml_db_sqlite_query (self, sql, picture, values);
+    if (!backend)
         return NULL;
-    if (s_bind (self, statement, picture, values) != 0) {
-        s_release (statement, cached);
-        return NULL;
-    }
     ml_db_query_t *query = calloc (1, sizeof (ml_db_query_t));
     assert (query);
     query->db = self;
-    query->statement = statement;
-    query->cached = cached;
+    query->backend = backend;
     return query;
 }
 
@@ -432,35 +174,26 @@ ml_db_query_t *ml_db_query (ml_db_t *self, const char *sql, const char *picture,
 int ml_db_fetch (ml_db_query_t *self)
 {
     assert (self);
-    int rc = sqlite3_step (self->statement);
-    if (rc == SQLITE_ROW)
-        return 1;
-    if (rc == SQLITE_DONE)
-        return 0;
-    s_collect (self->db);
-    return -1;
+    return S_PG (self->db) ? ml_db_pg_fetch (self) : ml_db_sqlite_fetch (self);
 }
 
 int ml_db_columns (ml_db_query_t *self)
 {
     assert (self);
-    return sqlite3_column_count (self->statement);
+    return S_PG (self->db) ? ml_db_pg_columns (self) : ml_db_sqlite_columns (self);
 }
 
 const char *ml_db_column_name (ml_db_query_t *self, int column)
 {
     assert (self);
-    const char *name = sqlite3_column_name (self->statement, column);
-    return name ? name : "";
+    return S_PG (self->db) ? ml_db_pg_column_name (self, column)
+                           : ml_db_sqlite_column_name (self, column);
 }
 
 const char *ml_db_text (ml_db_query_t *self, int column)
 {
     assert (self);
-    if (column < 0 || column >= sqlite3_column_count (self->statement) ||
-        sqlite3_column_type (self->statement, column) == SQLITE_NULL)
-        return NULL;
-    return (const char *)sqlite3_column_text (self->statement, column);
+    return S_PG (self->db) ? ml_db_pg_text (self, column) : ml_db_sqlite_text (self, column);
 }
 
 bool ml_db_truncated (ml_db_query_t *self, int column)
@@ -473,24 +206,9 @@ bool ml_db_truncated (ml_db_query_t *self, int column)
 int ml_db_int64 (ml_db_query_t *self, int column, int64_t *value)
 {
     assert (self && value);
-    if (column < 0 || column >= sqlite3_column_count (self->statement))
-        return -1;
-    int type = sqlite3_column_type (self->statement, column);
-    if (type == SQLITE_INTEGER) {
-        *value = sqlite3_column_int64 (self->statement, column);
-        return 0;
-    }
-    if (type != SQLITE_TEXT)
-        return -1;
-    //  A number stored as text reads as one only when it is exactly an integer.
-    const char *text = (const char *)sqlite3_column_text (self->statement, column);
-    char *stop = NULL;
-    errno = 0;
-    long long number = strtoll (text, &stop, 10);
-    if (!*text || errno || *stop)
-        return -1;
-    *value = number;
-    return 0;
+    if (S_PG (self->db))
+        return ml_db_parse_int64 (ml_db_pg_text (self, column), value);
+    return ml_db_sqlite_int64 (self, column, value);
 }
 
 void ml_db_query_destroy (ml_db_query_t **self_p)
@@ -498,7 +216,10 @@ void ml_db_query_destroy (ml_db_query_t **self_p)
     assert (self_p);
     ml_db_query_t *self = *self_p;
     if (self) {
-        s_release (self->statement, self->cached);
+        if (S_PG (self->db))
+            ml_db_pg_query_close (self);
+        else
+            ml_db_sqlite_query_close (self);
         free (self);
         *self_p = NULL;
     }
@@ -507,21 +228,27 @@ void ml_db_query_destroy (ml_db_query_t **self_p)
 int ml_db_begin (ml_db_t *self)
 {
     assert (self);
-    return ml_db_execute (self, "BEGIN IMMEDIATE", NULL) < 0 ? -1 : 0;
+    if (S_PG (self))
+        return ml_db_pg_begin (self);
+    return ml_db_sqlite_execute (self, "BEGIN IMMEDIATE", NULL, NULL) < 0 ? -1 : 0;
 }
 
 int ml_db_commit (ml_db_t *self)
 {
     assert (self);
-    return ml_db_execute (self, "COMMIT", NULL) < 0 ? -1 : 0;
+    if (S_PG (self))
+        return ml_db_pg_commit (self);
+    return ml_db_sqlite_execute (self, "COMMIT", NULL, NULL) < 0 ? -1 : 0;
 }
 
 int ml_db_rollback (ml_db_t *self)
 {
     assert (self);
-    if (sqlite3_get_autocommit (self->handle))
+    if (S_PG (self))
+        return ml_db_pg_rollback (self);
+    if (!ml_db_sqlite_in_transaction (self))
         return 0;
-    return ml_db_execute (self, "ROLLBACK", NULL) < 0 ? -1 : 0;
+    return ml_db_sqlite_execute (self, "ROLLBACK", NULL, NULL) < 0 ? -1 : 0;
 }
 
 void ml_db_statement_counts (ml_db_t *self, size_t *prepared, size_t *reused)
@@ -556,7 +283,7 @@ void ml_db_test (bool verbose)
               "Driver=SQLite3; Database={%s/store.db};StepAPI=1;FKSupport=1;Timeout=200",
               directory);
     ml_db_t *db = ml_db_new (connection, &error);
-    assert (db);
+    assert (db && ml_db_dialect (db) == ML_DB_SQLITE);
 
     assert (ml_db_execute (db,
                            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
@@ -642,6 +369,11 @@ void ml_db_test (bool verbose)
     char command[512];
     snprintf (command, sizeof command, "rm -rf %s", directory);
     assert (system (command) == 0);
+
+    //  The same on PostgreSQL when a test server is given (selftest_ml_db_postgresql).
+    const char *postgresql = getenv ("ML_DB_TEST_POSTGRESQL");
+    if (postgresql && *postgresql)
+        ml_db_pg_test (verbose, postgresql);
     if (verbose)
         printf ("OK\n");
 }
