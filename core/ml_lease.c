@@ -42,6 +42,20 @@ ml_lease_t *ml_lease_new (ml_db_t *db, const char *node, const char *endpoint, i
     if (ml_store_schema (db, s_schema, sizeof s_schema / sizeof s_schema[0], "firm lease table",
                          error, error_size) != 0)
         return NULL;
+    //  A node stopped inside a transaction (SIGSTOP, a frozen VM) would hold its row locks,
+    //  the fence's lease row among them, and so keep other nodes from taking its firms: the
+    //  server ends such a session after half a lease. (SQLite has no such remedy: a process
+    //  stopped inside a write transaction holds the whole file; docs/multinode.md.)
+    if (ml_db_dialect (db) == ML_DB_POSTGRESQL) {
+        char sql[96];
+        snprintf (sql, sizeof sql, "SET idle_in_transaction_session_timeout = %lld",
+                  (long long)(lease_ms / 2));
+        if (ml_db_execute (db, sql, NULL) < 0) {
+            snprintf (error, error_size, "cannot set idle_in_transaction_session_timeout: %s",
+                      ml_db_error (db)->message);
+            return NULL;
+        }
+    }
     ml_lease_t *self = calloc (1, sizeof (ml_lease_t));
     assert (self);
     self->db = db;

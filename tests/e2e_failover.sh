@@ -225,7 +225,16 @@ eval "paused_pid=\$NODE$paused"
 last=${live//n$paused/}
 last=${last// /}
 touch "$W/down$paused"
-kill -STOP "$paused_pid"
+# A process stopped inside an SQLite write transaction keeps the whole file locked, and every
+# node waits (docs/multinode.md, "Limits"): on SQLite the node is stopped again until it holds
+# no write lock. PostgreSQL ends a stopped node's open transaction itself
+# (idle_in_transaction_session_timeout, set by the core), releasing its row locks.
+for _ in $(seq 100); do
+    kill -STOP "$paused_pid"
+    [ -n "$STORE_DATABASE" ] && break
+    grep -Eq "POSIX +ADVISORY +WRITE +$paused_pid " /proc/locks || break
+    kill -CONT "$paused_pid"
+done
 paused_at=$(date +%s)
 wait_for "$SERVED_WITHIN" "every firm served again after node n$paused was paused" firms_served_by "$last"
 log "node n$paused paused: every firm served again by $last within $(($(date +%s) - paused_at)) s"
