@@ -1009,6 +1009,13 @@ static json_t *s_admin_request (s_core_t *self, zsock_t *socket, zframe_t *clien
                 self->sessions, json_string_value (json_object_get (firm, "firm_id")));
             json_object_set_new (firm, "agent_online",
                                  json_boolean (session && session->state != S_NONE));
+            //  Several nodes: which one serves the firm (its agent is online there, not here).
+            char node[64];
+            if (self->lease &&
+                ml_lease_owner (ml_store_db (self->store),
+                                json_string_value (json_object_get (firm, "firm_id")), node,
+                                sizeof node, NULL, 0) == 1)
+                json_object_set_new (firm, "served_by", json_string (node));
             ml_contacts_status (self->contacts, firm, zclock_time ());
         }
     }

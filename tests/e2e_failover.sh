@@ -238,6 +238,8 @@ done
 paused_at=$(date +%s)
 wait_for "$SERVED_WITHIN" "every firm served again after node n$paused was paused" firms_served_by "$last"
 log "node n$paused paused: every firm served again by $last within $(($(date +%s) - paused_at)) s"
+[ "$(node_cli "${last#n}" --json status | json "all(f.get('served_by') == '$last' for f in d['firms'])")" = True ] ||
+    fail "status does not show every firm served by $last: $(node_cli "${last#n}" --json status)"
 kill -CONT "$paused_pid"
 lost_leases() { grep -q "node n$paused lost its lease\|served by another node now" "$W/core$paused.log"; }
 wait_for 10 "the paused node to see its leases lost" lost_leases
