@@ -141,7 +141,7 @@ replicas_complete() {
 }
 wait_for 60 "every firm's replica" replicas_complete
 wait_for 30 "every firm served" firms_served_by "n1 n2 n3"
-log "six firms served by $(store_sql "SELECT owner || ':' || firm_id FROM firm_lease ORDER BY firm_id" | tr '\n' ' ')"
+log "at ${SECONDS}s: six firms served by $(store_sql "SELECT owner || ':' || firm_id FROM firm_lease ORDER BY firm_id" | tr '\n' ' ')"
 
 # Each firm: an operating account, a payer with a saved card (its first charge), and a monthly
 # Auto-Pay schedule due today, set up through node 1 whoever owns the firm; its run is carried
@@ -201,6 +201,7 @@ payments() {
 payments &
 PAYER=$!
 postings_made() { [ "$(wc -l <"$W/postings" 2>/dev/null || echo 0)" -ge "$1" ]; }
+log "at ${SECONDS}s: Auto-Pay schedules and cards set up"
 wait_for 30 "payments flowing" postings_made 12
 
 # SIGKILL the node that owns the most firms.
@@ -213,7 +214,7 @@ killed_at=$(date +%s)
 live=$(for n in 1 2 3; do [ "$n" = "$victim" ] || printf 'n%s ' "$n"; done)
 live=${live% }
 wait_for "$SERVED_WITHIN" "every firm served again after node n$victim was killed" firms_served_by "$live"
-log "node n$victim killed: every firm served again by $live within $(($(date +%s) - killed_at)) s"
+log "at ${SECONDS}s: node n$victim killed: every firm served again by $live within $(($(date +%s) - killed_at)) s"
 made=$(wc -l <"$W/postings")
 wait_for 30 "payments flowing after the kill" postings_made $((made + 6))
 
@@ -237,7 +238,7 @@ for _ in $(seq 100); do
 done
 paused_at=$(date +%s)
 wait_for "$SERVED_WITHIN" "every firm served again after node n$paused was paused" firms_served_by "$last"
-log "node n$paused paused: every firm served again by $last within $(($(date +%s) - paused_at)) s"
+log "at ${SECONDS}s: node n$paused paused: every firm served again by $last within $(($(date +%s) - paused_at)) s"
 [ "$(node_cli "${last#n}" --json status | json "all(f.get('served_by') == '$last' for f in d['firms'])")" = True ] ||
     fail "status does not show every firm served by $last: $(node_cli "${last#n}" --json status)"
 kill -CONT "$paused_pid"
@@ -299,5 +300,5 @@ done
 while read -r uuid; do
     [ "$(store_sql "SELECT firm_id FROM posting WHERE posting_uuid = '$uuid'")" != "" ] || fail "posting $uuid lost"
 done <"$W/postings"
-log "$total postings, each posted once; $approved card charges, each made and mailed once; leases: $(store_sql "SELECT firm_id || '@' || owner || '#' || epoch FROM firm_lease ORDER BY firm_id" | tr '\n' ' ')"
+log "at ${SECONDS}s: $total postings, each posted once; $approved card charges, each made and mailed once; leases: $(store_sql "SELECT firm_id || '@' || owner || '#' || epoch FROM firm_lease ORDER BY firm_id" | tr '\n' ' ')"
 log "PASS"
