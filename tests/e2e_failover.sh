@@ -276,11 +276,29 @@ twice=$(echo "$ledger" | json 'len([c for c in d["charges"] if c["made"] != 1])'
 [ "$made" = "$approved" ] || fail "the processor approved $made charges, the store records $approved"
 [ "$approved" -ge 12 ] || fail "only $approved card charges were made"
 
-# One receipt mailed per approved charge, none twice.
-receipts_mailed() { [ "$(mails_where '"receipt for your payment" in m["headers"]["subject"]')" = "$approved" ]; }
-wait_for 30 "a receipt for every charge" receipts_mailed
+# One receipt queued per approved charge, and every one that is due mailed, none twice. (A
+# receipt the killed node had claimed is due again only when its claim ends, a minute on:
+# docs/mail.md; it stays queued, not lost.)
 [ "$(store_sql "SELECT COUNT(*) FROM mail WHERE kind = 'receipt'")" = "$approved" ] ||
     fail "$(store_sql "SELECT COUNT(*) FROM mail WHERE kind = 'receipt'") receipts queued for $approved charges"
+receipts_mailed() {
+    local now
+    now=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+    [ "$(store_sql "SELECT COUNT(*) FROM mail WHERE kind = 'receipt' AND state = 'pending' AND next_attempt_at <= '$now'")" = 0 ] &&
+        [ "$(mails_where '"receipt for your payment" in m["headers"]["subject"]')" = \
+            "$(store_sql "SELECT COUNT(*) FROM mail WHERE kind = 'receipt' AND state = 'sent'")" ]
+}
+wait_for 30 "every receipt due mailed" receipts_mailed
+mailed=$(mails_where '"receipt for your payment" in m["headers"]["subject"]')
+twice=$(python3 - "$W/mail" <<'PY'
+import collections, glob, json, os, sys
+ids = collections.Counter(json.load(open(p))["headers"].get("message-id")
+                          for p in glob.glob(os.path.join(sys.argv[1], "*.json")))
+print(sum(1 for count in ids.values() if count > 1))
+PY
+)
+[ "$twice" = 0 ] || fail "$twice mails were sent twice"
+[ "$mailed" -ge $((approved - 3)) ] || fail "only $mailed receipts mailed for $approved charges"
 
 # Every posting made (cash payments, charges, Auto-Pay runs) is posted, and landed exactly
 # once in its firm's matter database.
@@ -300,5 +318,5 @@ done
 while read -r uuid; do
     [ "$(store_sql "SELECT firm_id FROM posting WHERE posting_uuid = '$uuid'")" != "" ] || fail "posting $uuid lost"
 done <"$W/postings"
-log "at ${SECONDS}s: $total postings, each posted once; $approved card charges, each made and mailed once; leases: $(store_sql "SELECT firm_id || '@' || owner || '#' || epoch FROM firm_lease ORDER BY firm_id" | tr '\n' ' ')"
+log "at ${SECONDS}s: $total postings, each posted once; $approved card charges, each made once, $mailed receipts mailed once; leases: $(store_sql "SELECT firm_id || '@' || owner || '#' || epoch FROM firm_lease ORDER BY firm_id" | tr '\n' ' ')"
 log "PASS"
