@@ -1213,8 +1213,11 @@ static void s_tick (s_core_t *self)
             s_deliver (self, session);
     }
     zlistx_destroy (&firms);
-    //  Firms that asked to hear when their agent is away too long (ml_notify).
+    //  Firms that asked to hear when their agent is away too long (ml_notify). With several
+    //  nodes, a firm another node serves is that node's to judge.
     firms = zhashx_keys (self->sessions);
+    if (self->lease)
+        ml_lease_others (self->lease, firms);
     if (ml_notify_agents (self->store, self->mailer, firms) > 0 && self->mail_sender)
         zstr_send (self->mail_sender, "SEND");
     zlistx_destroy (&firms);

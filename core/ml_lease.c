@@ -310,6 +310,19 @@ int ml_lease_owner (ml_db_t *db, const char *firm_id, char *node, size_t node_si
     return rc;
 }
 
+int ml_lease_others (ml_lease_t *self, zlistx_t *firms)
+{
+    assert (self && firms);
+    ml_db_query_t *query =
+        ml_db_query (self->db, "SELECT firm_id FROM firm_lease WHERE owner <> ? AND expires_at > ?",
+                     "si", self->node, zclock_time ());
+    int rc = query ? 1 : -1;
+    while (query && (rc = ml_db_fetch (query)) == 1)
+        zlistx_add_end (firms, (void *)ml_db_text (query, 0));
+    ml_db_query_destroy (&query);
+    return rc < 0 ? -1 : 0;
+}
+
 int ml_lease_check (ml_db_t *db, const char *firm_id, const char *node, int64_t epoch)
 {
     if (epoch <= 0)
@@ -368,6 +381,13 @@ void ml_lease_test (bool verbose)
     assert (ml_lease_owner (db_b, "f1", node, sizeof node, endpoint, sizeof endpoint) == 1);
     assert (streq (node, "a"));
     assert (ml_lease_owner (db_b, "nobody", node, sizeof node, NULL, 0) == 0);
+    zlistx_t *others = zlistx_new ();
+    zlistx_set_duplicator (others, (zlistx_duplicator_fn *)strdup);
+    zlistx_set_destructor (others, (zlistx_destructor_fn *)zstr_free);
+    assert (ml_lease_others (b, others) == 0 && zlistx_size (others) == 1);
+    assert (streq (zlistx_first (others), "f1"));
+    assert (ml_lease_others (a, others) == 0 && zlistx_size (others) == 1);
+    zlistx_destroy (&others);
     //  The fence: a may write f1, b may not; a's write and check are one transaction.
     assert (ml_db_begin (db_a) == 0);
     assert (ml_lease_fence (a, db_a, "f1") == 1);

@@ -68,6 +68,11 @@ int ml_lease_release (ml_lease_t *self, const char *firm_id);
 int ml_lease_owner (ml_db_t *db, const char *firm_id, char *node, size_t node_size, char *endpoint,
                     size_t endpoint_size);
 
+//  Append to firms (a list that duplicates its strings) each firm whose live lease another
+//  node holds: that node, not this one, judges whether the firm's agent is connected.
+//  Returns 0 or -1.
+int ml_lease_others (ml_lease_t *self, zlistx_t *firms);
+
 //  The fence, inside the caller's transaction (after ml_db_begin, before the firm's writes):
 //  1 when node still holds the firm at epoch, 0 when it does not (the caller rolls back and
 //  writes nothing), -1 on a store error.
