@@ -1,6 +1,7 @@
 /*  ml_lease: firm leases with a fencing epoch. See include/ml_lease.h and docs/multinode.md. */
 #include "ml_lease.h"
 #include "ml_log.h"
+#include "ml_msg.h"
 #include "ml_selftest_support.h"
 #include "ml_store.h"
 
@@ -427,6 +428,27 @@ void ml_lease_test (bool verbose)
     ml_lease_t *a2 = ml_lease_new (db_b, "a", "tcp://127.0.0.1:1", 5000, error, sizeof error);
     assert (ml_lease_acquire (a2, "f1", NULL, 0) == 1);
     assert (ml_lease_check (db_b, "f1", "a", 4) == 1 && ml_lease_check (db_b, "f1", "a", 3) == 0);
+    //  The store's own writes: once it knows the node's lease, a session started by a node
+    //  that lost the firm (it was paused past its lease and another node took it) writes
+    //  nothing, though the node still believes it owns the firm.
+    ml_store_set_lease (store, a);
+    assert (ml_lease_acquire (a, "acme", NULL, 0) == 1);
+    int64_t taken = s_epoch (a, "acme");
+    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
+    strcpy (hello->epoch, "epoch-1");
+    hello->high_water = 100;
+    bool resync = false;
+    uint64_t cursor = 0;
+    assert (ml_store_fence (store, "acme") == 1);
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
+    zclock_sleep (1100);
+    assert (ml_lease_acquire (a2, "acme", NULL, 0) == 1);
+    s_hold (a, "acme", taken, zclock_mono () + 1000);
+    assert (ml_lease_owns (a, "acme"));
+    assert (ml_store_fence (store, "acme") == 0);
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == -1);
+    ml_msg_destroy (&hello);
+    ml_store_set_lease (store, NULL);
     ml_lease_destroy (&a2);
     ml_lease_destroy (&a);
     ml_db_destroy (&db_b);
