@@ -769,23 +769,6 @@ static void s_receive_monitor (s_core_t *self)
     zmsg_destroy (&event);
 }
 
-//  Several nodes: whether this node runs a firm's jobs (ml_firm_owned_fn). A firm it owns, or
-//  one that no node serves (its agent is offline everywhere), which this node then adopts: its
-//  Auto-Pay runs still defer and fail as they would with one node, its charges still resolve,
-//  and its agent, when it comes, is sent here.
-static bool s_runs_jobs_of (void *arg, const char *firm_id)
-{
-    s_core_t *self = (s_core_t *)arg;
-    if (!self->lease || ml_lease_owns (self->lease, firm_id))
-        return true;
-    //  A read first: another node's live lease needs no write transaction to be seen.
-    char node[64] = "";
-    int owned = ml_lease_owner (ml_store_db (self->store), firm_id, node, sizeof node, NULL, 0);
-    if (owned != 0 && !(owned == 1 && streq (node, ml_lease_node (self->lease))))
-        return false;
-    return ml_lease_acquire (self->lease, firm_id, NULL, 0) == 1;
-}
-
 //  Admin API ---------------------------------------------------------------------------------
 
 //  Reply to a client of socket (admin or API: routing id, empty delimiter, body).
@@ -1335,8 +1318,8 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
                                            (processor->timeout_ms + processor->connect_timeout_ms) +
                                        (int64_t)processor->retries * 5000 + 10000
                                  : 0;
-        ml_payments_set_owner (self->payments, s_runs_jobs_of, self, pending_ms);
-        ml_autopay_set_owner (self->autopay, s_runs_jobs_of, self);
+        ml_payments_set_owner (self->payments, ml_lease_runs_jobs, self->lease, pending_ms);
+        ml_autopay_set_owner (self->autopay, ml_lease_runs_jobs, self->lease);
     }
     ml_autopay_set_asker (self->autopay, s_autopay_ask, self,
                           (int64_t)settings->autopay_wait_minutes * 60000, 10000);

@@ -311,6 +311,19 @@ int ml_lease_owner (ml_db_t *db, const char *firm_id, char *node, size_t node_si
     return rc;
 }
 
+bool ml_lease_runs_jobs (void *lease, const char *firm_id)
+{
+    ml_lease_t *self = (ml_lease_t *)lease;
+    assert (self && firm_id);
+    if (ml_lease_owns (self, firm_id))
+        return true;
+    char node[64] = "";
+    int owned = ml_lease_owner (self->db, firm_id, node, sizeof node, NULL, 0);
+    if (owned != 0 && !(owned == 1 && streq (node, self->node)))
+        return false;
+    return ml_lease_acquire (self, firm_id, NULL, 0) == 1;
+}
+
 int ml_lease_others (ml_lease_t *self, zlistx_t *firms)
 {
     assert (self && firms);
@@ -382,6 +395,11 @@ void ml_lease_test (bool verbose)
     assert (ml_lease_owner (db_b, "f1", node, sizeof node, endpoint, sizeof endpoint) == 1);
     assert (streq (node, "a"));
     assert (ml_lease_owner (db_b, "nobody", node, sizeof node, NULL, 0) == 0);
+    //  Jobs: a's firm is not b's to run; a firm no node serves is adopted by the first asker.
+    assert (ml_lease_runs_jobs (a, "f1") && !ml_lease_runs_jobs (b, "f1"));
+    assert (ml_lease_runs_jobs (b, "f9") && ml_lease_owns (b, "f9") &&
+            !ml_lease_runs_jobs (a, "f9"));
+    assert (ml_lease_release (b, "f9") == 0 && !ml_lease_owns (b, "f9"));
     zlistx_t *others = zlistx_new ();
     zlistx_set_duplicator (others, (zlistx_duplicator_fn *)strdup);
     zlistx_set_destructor (others, (zlistx_destructor_fn *)zstr_free);

@@ -68,6 +68,13 @@ int ml_lease_release (ml_lease_t *self, const char *firm_id);
 int ml_lease_owner (ml_db_t *db, const char *firm_id, char *node, size_t node_size, char *endpoint,
                     size_t endpoint_size);
 
+//  Whether this node runs a firm's jobs now (an ml_firm_owned_fn; arg is the lease): true
+//  for a firm it owns, and for one that no node serves (its agent is offline everywhere),
+//  whose lease it then takes, so that firm's Auto-Pay runs still defer and fail as with one
+//  node, its charges still resolve, and its agent, when it comes, is sent here. Another
+//  node's live lease is seen by a read, without a write transaction.
+bool ml_lease_runs_jobs (void *lease, const char *firm_id);
+
 //  Append to firms (a list that duplicates its strings) each firm whose live lease another
 //  node holds: that node, not this one, judges whether the firm's agent is connected.
 //  Returns 0 or -1.
