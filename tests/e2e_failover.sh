@@ -113,7 +113,8 @@ cleanup_nodes() {
         stop_process "$pid"
     done
 }
-trap 'rc=$?; cleanup_nodes; (exit $rc); cleanup' EXIT
+# ML_FAILOVER_LOGS=DIR: a failed run's logs and stores are copied there.
+trap 'rc=$?; cleanup_nodes; [ "$rc" != 0 ] && [ -n "${ML_FAILOVER_LOGS:-}" ] && cp -r "$W" "$ML_FAILOVER_LOGS"; (exit $rc); cleanup' EXIT
 
 for n in 1 2 3; do start_node $n; done
 for n in 1 2 3; do wait_for 15 "node $n's admin socket" node_cli $n status; done
