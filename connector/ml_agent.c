@@ -890,6 +890,17 @@ ml_check_result_t ml_agent_check_core (const ml_agent_settings_t *settings,
                           "core OK: %s accepted this agent's key; the firm's agent is connected "
                           "now, so the core refused this check's second connection, as it should",
                           settings->core_endpoint);
+            } else if (answer->id == ML_MSG_ERROR && answer->code == ML_ERROR_MOVED) {
+                //  Several core nodes (docs/multinode.md): this one knows the key, and another
+                //  serves the firm now.
+                char owner[256];
+                result = ML_CHECK_OK;
+                snprintf (text, size,
+                          "core OK: %s accepted this agent's key; another core node serves the "
+                          "firm now (%s)",
+                          settings->core_endpoint,
+                          ml_msg_moved_endpoint (answer, owner, sizeof owner) == 1 ? owner
+                                                                                   : "unknown");
             } else if (answer->id == ML_MSG_ERROR && answer->code == ML_ERROR_UNAUTHORIZED) {
                 result = ML_CHECK_KEY_REFUSED;
                 snprintf (text, size,

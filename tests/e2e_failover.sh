@@ -144,6 +144,18 @@ wait_for 60 "every firm's replica" replicas_complete
 wait_for 30 "every firm served" firms_served_by "n1 n2 n3"
 log "at ${SECONDS}s: six firms served by $(store_sql "SELECT owner || ':' || firm_id FROM firm_lease ORDER BY firm_id" | tr '\n' ' ')"
 
+# 'matterlink-agent check' against a node that does not serve the firm: the key is accepted,
+# and the node names the one that does.
+owner=$(store_sql "SELECT SUBSTR(owner, 2) FROM firm_lease WHERE firm_id = 'f1'")
+other=$((owner % 3 + 1))
+eval "other_port=\$PORT$other other_key=\$KEY$other owner_port=\$PORT$owner"
+sed -e "s|^    endpoint = .*|    endpoint = tcp://127.0.0.1:$other_port|" \
+    -e "s|^    public_key = .*|    public_key = \"$other_key\"|" -e "/^    others = /d" \
+    "$W/f1.cfg" >"$W/check.cfg"
+out=$("$ML_BIN/matterlink-agent" check -c "$W/check.cfg" 2>&1) || fail "agent check: $out"
+echo "$out" | grep -q "another core node serves the firm now (tcp://127.0.0.1:$owner_port)" ||
+    fail "agent check did not name the owner: $out"
+
 # Each firm: an operating account, a payer with a saved card (its first charge), and a monthly
 # Auto-Pay schedule due today, set up through node 1 whoever owns the firm; its run is carried
 # by the firm's owner (the one node talking to its agent).
