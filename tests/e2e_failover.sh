@@ -149,9 +149,16 @@ log "at ${SECONDS}s: six firms served by $(store_sql "SELECT owner || ':' || fir
 owner=$(store_sql "SELECT SUBSTR(owner, 2) FROM firm_lease WHERE firm_id = 'f1'")
 other=$((owner % 3 + 1))
 eval "other_port=\$PORT$other other_key=\$KEY$other owner_port=\$PORT$owner"
-sed -e "s|^    endpoint = .*|    endpoint = tcp://127.0.0.1:$other_port|" \
-    -e "s|^    public_key = .*|    public_key = \"$other_key\"|" -e "/^    others = /d" \
-    "$W/f1.cfg" >"$W/check.cfg"
+cat >"$W/check.cfg" <<CFG
+agent
+    certificate = $W/f1.cert_secret
+database
+    dialect = sqlite
+    connection = "Driver=SQLite3;Database=$W/f1.db;StepAPI=1;FKSupport=1;Timeout=5000"
+core
+    endpoint = tcp://127.0.0.1:$other_port
+    public_key = "$other_key"
+CFG
 out=$("$ML_BIN/matterlink-agent" check -c "$W/check.cfg" 2>&1) || fail "agent check: $out"
 echo "$out" | grep -q "another core node serves the firm now (tcp://127.0.0.1:$owner_port)" ||
     fail "agent check did not name the owner: $out"
