@@ -832,9 +832,52 @@ static ml_msg_t *s_round_trip (const ml_msg_t *message)
     return copy;
 }
 
+void ml_msg_moved_format (ml_msg_t *error, const char *endpoint, const char *firm_id)
+{
+    assert (error && error->id == ML_MSG_ERROR);
+    error->code = ML_ERROR_MOVED;
+    snprintf (
+        error->reason, sizeof error->reason, "moved %s firm %.64s is served by another core node",
+        endpoint && *endpoint && !strchr (endpoint, ' ') ? endpoint : "-", firm_id ? firm_id : "?");
+}
+
+int ml_msg_moved_endpoint (const ml_msg_t *error, char *endpoint, size_t size)
+{
+    if (!error || error->id != ML_MSG_ERROR || error->code != ML_ERROR_MOVED ||
+        strncmp (error->reason, "moved ", 6) != 0)
+        return -1;
+    const char *start = error->reason + 6;
+    size_t length = strcspn (start, " ");
+    if (length == 1 && *start == '-')
+        return 0;
+    if (length == 0 || length >= size ||
+        (strncmp (start, "tcp://", 6) != 0 && strncmp (start, "ipc://", 6) != 0))
+        return -1;
+    memcpy (endpoint, start, length);
+    endpoint[length] = 0;
+    return 1;
+}
+
 void ml_msg_test (bool verbose)
 {
     printf (" * ml_msg: ");
+    //  A redirect to the node that owns the firm, through the codec and back.
+    ml_msg_t *moved = ml_msg_new (ML_MSG_ERROR);
+    ml_msg_moved_format (moved, "tcp://10.0.0.2:7800", "acme");
+    ml_msg_t *moved_copy = s_round_trip (moved);
+    char where[64];
+    assert (moved_copy->code == ML_ERROR_MOVED);
+    assert (ml_msg_moved_endpoint (moved_copy, where, sizeof where) == 1);
+    assert (strcmp (where, "tcp://10.0.0.2:7800") == 0);
+    assert (ml_msg_moved_endpoint (moved_copy, where, 10) == -1); //  does not fit
+    ml_msg_moved_format (moved, "", "acme");
+    assert (ml_msg_moved_endpoint (moved, where, sizeof where) == 0);
+    strcpy (moved->reason, "moved http://evil.example/ x");
+    assert (ml_msg_moved_endpoint (moved, where, sizeof where) == -1);
+    moved->code = ML_ERROR_INTERNAL;
+    assert (ml_msg_moved_endpoint (moved, where, sizeof where) == -1);
+    ml_msg_destroy (&moved_copy);
+    ml_msg_destroy (&moved);
     ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
     hello->protocol = ML_PROTOCOL_VERSION;
     strcpy (hello->agent_version, "0.1.0");

@@ -52,8 +52,52 @@ typedef struct {
     int64_t unreachable_logged;
     ml_msg_t *postings[S_POSTING_BATCH]; //  POSTINGs received, waiting to be applied
     size_t posting_count;
+    //  Several core nodes (docs/multinode.md): the one talked to now (0 core/endpoint, then
+    //  core/others in order), and when the agent last left each for silence (monotonic ms).
+    size_t current;
+    int64_t left_at[ML_AGENT_MAX_CORES];
     bool terminated;
 } s_agent_t;
+
+//  Parse core/others: "ENDPOINT KEY" entries separated by ','. Returns 0, or -1 with error.
+static int s_others_parse (ml_agent_settings_t *settings, const char *text, const char *path,
+                           char *error, size_t error_size)
+{
+    char copy[1024];
+    if (strlen (text) >= sizeof copy) {
+        snprintf (error, error_size, "%s: core/others is longer than %zu bytes", path,
+                  sizeof copy - 1);
+        return -1;
+    }
+    snprintf (copy, sizeof copy, "%s", text);
+    char *rest = copy;
+    size_t number = 0;
+    for (char *entry = strsep (&rest, ","); entry; entry = strsep (&rest, ",")) {
+        number++;
+        char endpoint[257] = "", key[42] = "", extra[8] = "";
+        uint8_t decoded[32];
+        int fields = sscanf (entry, " %256s %41s %7s", endpoint, key, extra);
+        if (fields == EOF && !rest)
+            break; //  none at all, or a trailing comma
+        if (fields != 2 || strlen (endpoint) >= sizeof settings->others[0].endpoint ||
+            strlen (key) != 40 || !zmq_z85_decode (decoded, key)) {
+            snprintf (error, error_size,
+                      "%s: core/others entry %zu must be 'ENDPOINT KEY' with a 40-character Z85 "
+                      "key",
+                      path, number);
+            return -1;
+        }
+        if (settings->other_count == ML_AGENT_MAX_CORES - 1) {
+            snprintf (error, error_size, "%s: core/others names more than %d cores", path,
+                      ML_AGENT_MAX_CORES - 1);
+            return -1;
+        }
+        ml_agent_core_t *core = &settings->others[settings->other_count++];
+        memcpy (core->endpoint, endpoint, strlen (endpoint) + 1); //  lengths checked above
+        memcpy (core->public_key, key, 41);
+    }
+    return 0;
+}
 
 int ml_agent_settings_load (ml_agent_settings_t *settings, const char *path, char *error,
                             size_t error_size)
@@ -97,10 +141,113 @@ int ml_agent_settings_load (ml_agent_settings_t *settings, const char *path, cha
         snprintf (error, error_size, "%s: database/connection is longer than %zu bytes", path,
                   sizeof settings->connection - 1);
         rc = -1;
-    } else
+    } else if (s_others_parse (settings, ml_config_string (config, "core/others", ""), path, error,
+                               error_size) != 0)
+        rc = -1;
+    else
         snprintf (settings->core_public_key, sizeof settings->core_public_key, "%s", key);
     ml_config_destroy (&config);
     return rc;
+}
+
+//  Core nodes --------------------------------------------------------------------------------
+
+static size_t s_core_count (s_agent_t *self)
+{
+    return 1 + self->settings.other_count;
+}
+
+static const char *s_core_endpoint (s_agent_t *self, size_t index)
+{
+    return index == 0 ? self->settings.core_endpoint : self->settings.others[index - 1].endpoint;
+}
+
+static const char *s_core_key (s_agent_t *self, size_t index)
+{
+    return index == 0 ? self->settings.core_public_key
+                      : self->settings.others[index - 1].public_key;
+}
+
+//  A new DEALER to the current core, pinning that core's key. One connection at a time: a
+//  DEALER connected to several endpoints would spread the session's messages over them.
+static int s_connect (s_agent_t *self)
+{
+    zsock_destroy (&self->dealer);
+    self->dealer = zsock_new (ZMQ_DEALER);
+    assert (self->dealer);
+    zcert_apply (self->certificate, self->dealer);
+    zsock_set_curve_serverkey (self->dealer, s_core_key (self, self->current));
+    zsock_set_maxmsgsize (self->dealer, ML_MAX_MESSAGE_SIZE);
+    zsock_set_immediate (self->dealer, 1);
+    zsock_set_reconnect_ivl (self->dealer, 100);
+    zsock_set_reconnect_ivl_max (self->dealer, 5000);
+    zsock_set_linger (self->dealer, 0);
+    if (zsock_connect (self->dealer, "%s", s_core_endpoint (self, self->current)) != 0) {
+        ml_log (ML_LOG_ERROR, "cannot connect to core endpoint '%s'",
+                s_core_endpoint (self, self->current));
+        return -1;
+    }
+    return 0;
+}
+
+//  Talk to core index from now on (zguide "Freelance", model 1): what was in flight with the
+//  last one is sent again by the new one (postings) or by this agent (unacknowledged batches,
+//  after the new session's WELCOME).
+static void s_switch (s_agent_t *self, size_t index, const char *why)
+{
+    int64_t now = zclock_mono ();
+    ml_log (ML_LOG_NOTICE, "leaving the core at %s (%s) for %s",
+            s_core_endpoint (self, self->current), why, s_core_endpoint (self, index));
+    self->current = index;
+    if (s_connect (self) != 0)
+        self->hello_at = now + 1000;
+    else
+        self->hello_at = now;
+    self->state = S_CONNECTING;
+    self->last_received = now;
+    self->unreachable_since = 0;
+}
+
+//  The next core to try after the current one: the first not left within the last 10 s (a node
+//  found dead or paused is not tried again at once, while others may answer), else simply the
+//  next.
+static size_t s_next_core (s_agent_t *self)
+{
+    int64_t now = zclock_mono ();
+    size_t count = s_core_count (self);
+    for (size_t step = 1; step < count; step++) {
+        size_t index = (self->current + step) % count;
+        if (!self->left_at[index] || now - self->left_at[index] >= 10000)
+            return index;
+    }
+    return (self->current + 1) % count;
+}
+
+//  The core says another node owns the firm (ERROR 307): go there when it is one of ours and
+//  was not just left for silence (a dead owner's lease still runs: stay, and greet this core
+//  again shortly, which takes the firm once the lease expires); an unknown owner: next core.
+static void s_moved (s_agent_t *self, const ml_msg_t *error)
+{
+    int64_t now = zclock_mono ();
+    char endpoint[256];
+    int named = ml_msg_moved_endpoint (error, endpoint, sizeof endpoint);
+    size_t target = self->current;
+    for (size_t index = 0; named == 1 && index < s_core_count (self); index++)
+        if (streq (s_core_endpoint (self, index), endpoint))
+            target = index;
+    if (named == 1 && target == self->current && !streq (endpoint, s_core_endpoint (self, target)))
+        ml_log (ML_LOG_WARNING,
+                "the core sends this agent to %s, which is not in core/endpoint or core/others",
+                endpoint);
+    bool recent = self->left_at[target] && now - self->left_at[target] < 10000;
+    if (target != self->current && !recent)
+        s_switch (self, target, "another node owns the firm");
+    else if (named != 1 && s_core_count (self) > 1)
+        s_switch (self, s_next_core (self), "another node owns the firm");
+    else {
+        self->state = S_CONNECTING;
+        self->hello_at = now + 1000;
+    }
 }
 
 //  Sending -----------------------------------------------------------------------------------
@@ -219,7 +366,7 @@ static void s_send_hello (s_agent_t *self)
             ml_log (ML_LOG_WARNING,
                     "cannot reach the core at %s for %lld s: it is down or unreachable, or it "
                     "refused this agent's key (is this agent's key registered with the core?)",
-                    self->settings.core_endpoint,
+                    s_core_endpoint (self, self->current),
                     (long long)(now - self->unreachable_since) / 1000);
             self->unreachable_logged = now;
         }
@@ -423,6 +570,10 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
             s_search (self, message);
             break;
         case ML_MSG_ERROR: {
+            if (message->code == ML_ERROR_MOVED) {
+                s_moved (self, message);
+                break;
+            }
             char reason[300];
             ml_log (message->code == ML_ERROR_OUT_OF_STATE ? ML_LOG_INFO : ML_LOG_ERROR,
                     "core says %u: %s", message->code,
@@ -488,6 +639,16 @@ static int s_step (s_agent_t *self)
                 self->state == S_GREETING ? " (is this agent's key registered with the core?)"
                                           : "");
         self->state = S_CONNECTING;
+        if (s_core_count (self) > 1) {
+            self->left_at[self->current] = now;
+            s_switch (self, s_next_core (self), "silent");
+        }
+    }
+    //  Unreachable (down, or refusing the handshake): the next core, if there is one.
+    if (self->state == S_CONNECTING && s_core_count (self) > 1 && self->unreachable_since &&
+        now - self->unreachable_since >= S_HELLO_HEARTBEAT_MS) {
+        self->left_at[self->current] = now;
+        s_switch (self, s_next_core (self), "unreachable");
     }
     if (self->state == S_CONNECTING) {
         if (now >= self->hello_at)
@@ -526,20 +687,7 @@ static int s_agent_init (s_agent_t *self, zsock_t *pipe, const ml_agent_settings
         ml_log (ML_LOG_ERROR, "%s", certificate_error);
         return -1;
     }
-    self->dealer = zsock_new (ZMQ_DEALER);
-    assert (self->dealer);
-    zcert_apply (self->certificate, self->dealer);
-    zsock_set_curve_serverkey (self->dealer, settings->core_public_key);
-    zsock_set_maxmsgsize (self->dealer, ML_MAX_MESSAGE_SIZE);
-    zsock_set_immediate (self->dealer, 1);
-    zsock_set_reconnect_ivl (self->dealer, 100);
-    zsock_set_reconnect_ivl_max (self->dealer, 5000);
-    zsock_set_linger (self->dealer, 0);
-    if (zsock_connect (self->dealer, "%s", settings->core_endpoint) != 0) {
-        ml_log (ML_LOG_ERROR, "cannot connect to core endpoint '%s'", settings->core_endpoint);
-        return -1;
-    }
-    return 0;
+    return s_connect (self);
 }
 
 void ml_agent_actor (zsock_t *pipe, void *args)
@@ -556,8 +704,14 @@ void ml_agent_actor (zsock_t *pipe, void *args)
             self->settings.core_endpoint);
     ml_service_ready (pipe, true);
     zpoller_t *poller = zpoller_new (pipe, self->dealer, NULL);
+    zsock_t *polled = self->dealer;
     while (!self->terminated) {
         int timeout = s_step (self);
+        if (polled != self->dealer) { //  s_switch made a new connection
+            zpoller_destroy (&poller);
+            poller = zpoller_new (pipe, self->dealer, NULL);
+            polled = self->dealer;
+        }
         void *which = zpoller_wait (poller, timeout);
         if (which == pipe) {
             char *command = zstr_recv (pipe);
@@ -736,6 +890,17 @@ ml_check_result_t ml_agent_check_core (const ml_agent_settings_t *settings,
                           "core OK: %s accepted this agent's key; the firm's agent is connected "
                           "now, so the core refused this check's second connection, as it should",
                           settings->core_endpoint);
+            } else if (answer->id == ML_MSG_ERROR && answer->code == ML_ERROR_MOVED) {
+                //  Several core nodes (docs/multinode.md): this one knows the key, and another
+                //  serves the firm now.
+                char owner[256];
+                result = ML_CHECK_OK;
+                snprintf (text, size,
+                          "core OK: %s accepted this agent's key; another core node serves the "
+                          "firm now (%s)",
+                          settings->core_endpoint,
+                          ml_msg_moved_endpoint (answer, owner, sizeof owner) == 1 ? owner
+                                                                                   : "unknown");
             } else if (answer->id == ML_MSG_ERROR && answer->code == ML_ERROR_UNAUTHORIZED) {
                 result = ML_CHECK_KEY_REFUSED;
                 snprintf (text, size,
@@ -823,6 +988,42 @@ void ml_agent_test (bool verbose)
     assert (strstr (error, "core/public_key is required"));
     //  An agent whose certificate cannot be loaded refuses to start.
     zcert_t *core = zcert_new ();
+    file = fopen (path, "w");
+    fprintf (file,
+             "database\n    connection = \"Driver=SQLite3;Database=/x.db\"\n"
+             "core\n    endpoint = tcp://127.0.0.1:1\n    public_key = \"%s\"\n"
+             "agent\n    certificate = %s/none\n",
+             zcert_public_txt (core), directory);
+    fclose (file);
+    assert (ml_agent_settings_load (&settings, path, error, sizeof error) == 0);
+    assert (settings.other_count == 0);
+    //  More core nodes, each with its key; a malformed entry is named.
+    zcert_t *second = zcert_new ();
+    file = fopen (path, "w");
+    fprintf (file,
+             "database\n    connection = \"Driver=SQLite3;Database=/x.db\"\n"
+             "core\n    endpoint = tcp://127.0.0.1:1\n    public_key = \"%s\"\n"
+             "    others = \"tcp://127.0.0.1:2 %s, tcp://127.0.0.1:3 %s,\"\n"
+             "agent\n    certificate = %s/none\n",
+             zcert_public_txt (core), zcert_public_txt (second), zcert_public_txt (core),
+             directory);
+    fclose (file);
+    assert (ml_agent_settings_load (&settings, path, error, sizeof error) == 0);
+    assert (settings.other_count == 2);
+    assert (streq (settings.others[0].endpoint, "tcp://127.0.0.1:2"));
+    assert (streq (settings.others[0].public_key, zcert_public_txt (second)));
+    assert (streq (settings.others[1].endpoint, "tcp://127.0.0.1:3"));
+    file = fopen (path, "w");
+    fprintf (file,
+             "database\n    connection = \"Driver=SQLite3;Database=/x.db\"\n"
+             "core\n    endpoint = tcp://127.0.0.1:1\n    public_key = \"%s\"\n"
+             "    others = \"tcp://127.0.0.1:2 %s, tcp://127.0.0.1:3\"\n"
+             "agent\n    certificate = %s/none\n",
+             zcert_public_txt (core), zcert_public_txt (second), directory);
+    fclose (file);
+    assert (ml_agent_settings_load (&settings, path, error, sizeof error) == -1);
+    assert (strstr (error, "core/others entry 2 must be 'ENDPOINT KEY'"));
+    zcert_destroy (&second);
     file = fopen (path, "w");
     fprintf (file,
              "database\n    connection = \"Driver=SQLite3;Database=/x.db\"\n"

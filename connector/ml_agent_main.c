@@ -8,10 +8,16 @@
 #include "ml_service.h"
 
 //  Every key agent.cfg may hold (docs/config.md): any other is a misspelling to report.
-static const char *const s_known_keys[] = {
-    "agent/certificate",   "database/dialect",          "database/connection",
-    "database/batch_rows", "database/poll_interval_ms", "database/statement_timeout_ms",
-    "core/endpoint",       "core/public_key",           NULL};
+static const char *const s_known_keys[] = {"agent/certificate",
+                                           "database/dialect",
+                                           "database/connection",
+                                           "database/batch_rows",
+                                           "database/poll_interval_ms",
+                                           "database/statement_timeout_ms",
+                                           "core/endpoint",
+                                           "core/public_key",
+                                           "core/others",
+                                           NULL};
 
 static void s_usage (FILE *stream)
 {

@@ -24,9 +24,11 @@ struct _ml_autopay_t {
     zhashx_t *ended;         //  schedules already logged as ended (schedule id text)
     ml_autopay_ask_fn *ask;  //  asks a firm's agent for live balances; NULL: never confirmed
     void *ask_arg;
-    int64_t wait_ms;  //  how long a run waits for live balances before it fails
-    int64_t alert_ms; //  how long it waits before the firm is told it is deferred
-    zhashx_t *live;   //  run key -> {asked_at, since, answered_at, balances, complete}
+    int64_t wait_ms;         //  how long a run waits for live balances before it fails
+    int64_t alert_ms;        //  how long it waits before the firm is told it is deferred
+    zhashx_t *live;          //  run key -> {asked_at, since, answered_at, balances, complete}
+    ml_firm_owned_fn *owned; //  several nodes: which firms' runs this node carries (or NULL)
+    void *owned_arg;
 };
 
 //  A question for live balances is asked again after this long without an answer (it is
@@ -1221,6 +1223,11 @@ static int s_carry (ml_autopay_t *self, json_t *run, const char *today, char *de
     json_t *schedule = s_schedule (self, S_INT (run, "schedule_id"));
     if (!schedule)
         return 0;
+    //  Another node's firm: its owner carries the run (it alone talks to the firm's agent).
+    if (self->owned && !self->owned (self->owned_arg, S_TEXT (schedule, "firm_id"))) {
+        json_decref (schedule);
+        return 0;
+    }
     json_t *lines = NULL;
     int64_t amount = 0;
     json_t *show = json_pack ("{s:s}", "payment_uuid", S_TEXT (run, "payment_uuid"));
@@ -1441,8 +1448,19 @@ static void s_start_due (ml_autopay_t *self, const char *today)
                 NULL, NULL);
     size_t index;
     json_t *schedule;
-    json_array_foreach (schedules, index, schedule) s_start_schedule (self, schedule, today);
+    json_array_foreach (schedules, index, schedule)
+    {
+        if (!self->owned || self->owned (self->owned_arg, S_TEXT (schedule, "firm_id")))
+            s_start_schedule (self, schedule, today);
+    }
     json_decref (schedules);
+}
+
+void ml_autopay_set_owner (ml_autopay_t *self, ml_firm_owned_fn *owned, void *arg)
+{
+    assert (self);
+    self->owned = owned;
+    self->owned_arg = arg;
 }
 
 int ml_autopay_tick (ml_autopay_t *self, char *deliver_firm, size_t size)

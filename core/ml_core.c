@@ -13,6 +13,7 @@
 #include "ml_contacts.h"
 #include "ml_contract.h"
 #include "ml_keygen.h"
+#include "ml_lease.h"
 #include "ml_logins.h"
 #include "ml_log.h"
 #include "ml_msg.h"
@@ -62,6 +63,8 @@ typedef struct {
     char handshake_failure[300]; //  why the handshake now failing failed, until DISCONNECTED
     zcert_t *certificate;
     ml_store_t *store;
+    ml_lease_t *lease; //  the firms this node owns, when it shares the store (core/node)
+    int64_t renew_at;  //  monotonic ms of the next lease renewal
     ml_payers_t *payers;
     ml_processor_t *processor;
     ml_mailer_t *mailer;
@@ -98,7 +101,10 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
     S_TEXT (store, "store/connection", NULL);
     S_TEXT (admin_endpoint, "admin/endpoint", NULL);
     S_TEXT (api_endpoint, "api/endpoint", "");
+    S_TEXT (node, "core/node", "");
+    S_TEXT (advertise, "core/advertise", "");
 #undef S_TEXT
+    settings->lease_seconds = ml_config_int (config, "core/lease_seconds", 10, 2, 3600);
     settings->readers = ml_config_int (config, "core/readers", 2, 0, 16);
     settings->heartbeat_ms = ml_config_int (config, "core/heartbeat_ms", 5000, 100, 600000);
     settings->window = ml_config_int (config, "core/window", 8, 1, 1000);
@@ -108,6 +114,12 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
     int rc = 0;
     if (ml_config_error (config)) {
         snprintf (error, error_size, "%s", ml_config_error (config));
+        rc = -1;
+    } else if (strspn (settings->node, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789-_") != strlen (settings->node) ||
+               strlen (ml_config_string (config, "core/node", "")) >= sizeof settings->node) {
+        snprintf (error, error_size,
+                  "%s: core/node must be letters, digits, '-' and '_', at most 63 of them", path);
         rc = -1;
     }
     if (rc == 0 && ml_logins_settings_load (&settings->portal, config, error, error_size) != 0)
@@ -218,6 +230,33 @@ static void s_send_error (s_core_t *self, zframe_t *routing, uint16_t code, cons
     ml_msg_destroy (&error);
 }
 
+//  Tell an agent that another node owns its firm (ERROR 307, docs/multinode.md): endpoint is
+//  where that node said agents reach it, "" when unknown (the agent tries its next core).
+static void s_send_moved (s_core_t *self, zframe_t *routing, const char *firm_id,
+                          const char *endpoint)
+{
+    ml_msg_t *error = ml_msg_new (ML_MSG_ERROR);
+    error->code = ML_ERROR_MOVED;
+    ml_msg_moved_format (error, endpoint, firm_id);
+    s_send_to (self, routing, error);
+    ml_msg_destroy (&error);
+}
+
+//  This node no longer holds a firm it served: the agent goes to the owner (from the store).
+static void s_session_moved (s_core_t *self, s_session_t *session)
+{
+    char endpoint[256] = "";
+    ml_lease_owner (ml_store_db (self->store), session->firm_id, NULL, 0, endpoint,
+                    sizeof endpoint);
+    ml_log (ML_LOG_NOTICE, "firm %s: served by another node now; agent sent to %s",
+            session->firm_id, *endpoint ? endpoint : "its next core");
+    if (session->routing)
+        s_send_moved (self, session->routing, session->firm_id, endpoint);
+    session->state = S_NONE;
+    session->batch = 0;
+    zhashx_purge (session->in_flight);
+}
+
 static void s_ack (s_core_t *self, s_session_t *session, uint64_t batch, uint64_t cursor)
 {
     ml_msg_t *ack = ml_msg_new (ML_MSG_ACK);
@@ -234,6 +273,9 @@ static void s_ack (s_core_t *self, s_session_t *session, uint64_t batch, uint64_
 static void s_deliver (s_core_t *self, s_session_t *session)
 {
     if (session->state == S_NONE)
+        return;
+    //  A node that was paused past its lease sends nothing before it renews (s_tick).
+    if (self->lease && !ml_lease_owns (self->lease, session->firm_id))
         return;
     int64_t now = zclock_mono ();
     zlistx_t *expired = zhashx_keys (session->in_flight);
@@ -291,6 +333,21 @@ static void s_handle_hello (s_core_t *self, s_session_t *session, ml_msg_t *hell
         s_send_error (self, session->routing, ML_ERROR_VERSION, reason);
         return;
     }
+    //  Several nodes: serve the firm only under its lease, else send the agent to its owner.
+    char owner[256] = "";
+    int leased =
+        self->lease ? ml_lease_acquire (self->lease, session->firm_id, owner, sizeof owner) : 1;
+    if (leased < 0) {
+        s_send_error (self, session->routing, ML_ERROR_INTERNAL, "core store failure");
+        return;
+    }
+    if (leased == 0) {
+        ml_log (ML_LOG_INFO, "firm %s: owned by another node; agent sent to %s", session->firm_id,
+                *owner ? owner : "its next core");
+        s_send_moved (self, session->routing, session->firm_id, owner);
+        session->state = S_NONE;
+        return;
+    }
     bool resync = false;
     uint64_t cursor = 0;
     ml_ingest_session (self->ingest, session->firm_id); //  the earlier session's work is void
@@ -334,6 +391,11 @@ static bool s_batch_in_order (s_core_t *self, s_session_t *session, ml_msg_t *me
 
 static void s_store_failed (s_core_t *self, s_session_t *session, const char *doing)
 {
+    //  Refused by the fence: another node took the firm while this one was away.
+    if (self->lease && ml_lease_acquire (self->lease, session->firm_id, NULL, 0) == 0) {
+        s_session_moved (self, session);
+        return;
+    }
     ml_log (ML_LOG_ERROR, "firm %s: core store failed while %s: %s", session->firm_id, doing,
             ml_store_error (self->store)->message);
     s_send_error (self, session->routing, ML_ERROR_INTERNAL, "core store failure; send HELLO");
@@ -739,6 +801,18 @@ static json_t *s_search_send (s_core_t *self, zsock_t *socket, zframe_t *client,
                               const char *firm_id, ml_msg_t *search, json_t *context)
 {
     s_session_t *session = zhashx_lookup (self->sessions, firm_id);
+    char node[64] = "", endpoint[256] = "";
+    if ((!session || session->state == S_NONE) && self->lease &&
+        ml_lease_owner (ml_store_db (self->store), firm_id, node, sizeof node, endpoint,
+                        sizeof endpoint) == 1 &&
+        !streq (node, ml_lease_node (self->lease))) {
+        //  Several nodes: the firm's agent talks to its owner (docs/multinode.md).
+        json_decref (context);
+        return ml_admin_error ("firm %s is served by core node %s (its agent is connected there), "
+                               "so only that node can search its matter database: send this "
+                               "request to node %s's admin socket",
+                               firm_id, node, node);
+    }
     if (!session || session->state == S_NONE) {
         json_decref (context);
         return ml_admin_error ("firm %s's agent is not connected, so its matter database cannot "
@@ -929,6 +1003,13 @@ static json_t *s_admin_request (s_core_t *self, zsock_t *socket, zframe_t *clien
                 self->sessions, json_string_value (json_object_get (firm, "firm_id")));
             json_object_set_new (firm, "agent_online",
                                  json_boolean (session && session->state != S_NONE));
+            //  Several nodes: which one serves the firm (its agent is online there, not here).
+            char node[64];
+            if (self->lease &&
+                ml_lease_owner (ml_store_db (self->store),
+                                json_string_value (json_object_get (firm, "firm_id")), node,
+                                sizeof node, NULL, 0) == 1)
+                json_object_set_new (firm, "served_by", json_string (node));
             ml_contacts_status (self->contacts, firm, zclock_time ());
         }
     }
@@ -1067,9 +1148,28 @@ static void s_receive_admin (s_core_t *self, zsock_t *socket)
     zmsg_destroy (&request);
 }
 
+//  Renew this node's leases (a third of a lease apart); the agents of firms it lost go to
+//  their new owners.
+static void s_lease_tick (s_core_t *self, int64_t now)
+{
+    if (!self->lease || now < self->renew_at)
+        return;
+    self->renew_at = now + (int64_t)self->settings.lease_seconds * 1000 / 3;
+    zlistx_t *lost = ml_lease_renew (self->lease);
+    for (const char *firm = lost ? zlistx_first (lost) : NULL; firm; firm = zlistx_next (lost)) {
+        s_session_t *session = zhashx_lookup (self->sessions, firm);
+        if (session) {
+            s_search_expire (self, firm);
+            s_session_moved (self, session);
+        }
+    }
+    zlistx_destroy (&lost);
+}
+
 //  Once a second: forget silent agents, send postings again that waited too long.
 static void s_tick (s_core_t *self)
 {
+    s_lease_tick (self, zclock_mono ());
     //  Charges whose outcome is unknown are settled by asking the processor again.
     char firm_id[64] = "";
     if (ml_payments_resolve (self->payments, firm_id, sizeof firm_id) > 0 && *firm_id) {
@@ -1100,13 +1200,18 @@ static void s_tick (s_core_t *self)
             ml_log (ML_LOG_WARNING, "firm %s: agent silent for %lld ms; session closed", firm,
                     (long long)(now - session->last_seen));
             s_search_expire (self, firm);
+            if (self->lease) //  the agent went elsewhere, or will greet whoever takes the firm
+                ml_lease_release (self->lease, firm);
             zhashx_delete (self->sessions, firm);
         } else
             s_deliver (self, session);
     }
     zlistx_destroy (&firms);
-    //  Firms that asked to hear when their agent is away too long (ml_notify).
+    //  Firms that asked to hear when their agent is away too long (ml_notify). With several
+    //  nodes, a firm another node serves is that node's to judge.
     firms = zhashx_keys (self->sessions);
+    if (self->lease)
+        ml_lease_others (self->lease, firms);
     if (ml_notify_agents (self->store, self->mailer, firms) > 0 && self->mail_sender)
         zstr_send (self->mail_sender, "SEND");
     zlistx_destroy (&firms);
@@ -1134,7 +1239,20 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
-    self->ingest = ml_ingest_new (settings->store, error, sizeof error);
+    if (*settings->node) {
+        self->lease = ml_lease_new (ml_store_db (self->store), settings->node, settings->advertise,
+                                    (int64_t)settings->lease_seconds * 1000, error, sizeof error);
+        if (!self->lease) {
+            ml_log (ML_LOG_ERROR, "core/node %s: %s", settings->node, error);
+            return -1;
+        }
+        ml_store_set_lease (self->store, self->lease);
+        ml_log (ML_LOG_NOTICE,
+                "core node %s shares the store (leases of %d s, agents reach it at %s)",
+                settings->node, settings->lease_seconds,
+                *settings->advertise ? settings->advertise : "no advertised endpoint");
+    }
+    self->ingest = ml_ingest_new (settings->store, self->lease, error, sizeof error);
     if (!self->ingest) {
         ml_log (ML_LOG_ERROR, "cannot start the ingest thread: %s", error);
         return -1;
@@ -1207,6 +1325,18 @@ static int s_core_init (s_core_t *self, zsock_t *pipe, const ml_core_settings_t 
     }
     if (self->processor_worker)
         ml_portal_pay_set_worker (self->portal_pay, self->processor_worker);
+    if (self->lease) {
+        //  A charge left pending is another node's call in progress until it is older than
+        //  the longest call (every attempt, every back-off), with a margin.
+        const ml_processor_settings_t *processor = &settings->processor;
+        int64_t pending_ms = settings->has_processor
+                                 ? (int64_t)(processor->retries + 1) *
+                                           (processor->timeout_ms + processor->connect_timeout_ms) +
+                                       (int64_t)processor->retries * 5000 + 10000
+                                 : 0;
+        ml_payments_set_owner (self->payments, ml_lease_runs_jobs, self->lease, pending_ms);
+        ml_autopay_set_owner (self->autopay, ml_lease_runs_jobs, self->lease);
+    }
     ml_autopay_set_asker (self->autopay, s_autopay_ask, self,
                           (int64_t)settings->autopay_wait_minutes * 60000, 10000);
     if (getenv ("MATTERLINK_TEST_CLOCK"))
@@ -1339,6 +1469,7 @@ static void s_core_destroy (s_core_t *self)
     ml_mailer_destroy (&self->mailer);
     ml_processor_destroy (&self->processor);
     ml_payers_destroy (&self->payers);
+    ml_lease_destroy (&self->lease); //  a clean stop: other nodes take the firms at once
     ml_store_destroy (&self->store);
 }
 
@@ -1434,6 +1565,27 @@ void ml_core_test (bool verbose)
     fclose (file);
     assert (ml_core_settings_load (&settings, path, error, sizeof error) == 0);
     assert (settings.window == 8 && settings.heartbeat_ms == 5000);
+    assert (!*settings.node && settings.lease_seconds == 10);
+    file = fopen (path, "w");
+    fprintf (file,
+             "core\n    certificate = %s/none\n    agents = %s\n    node = \"a b\"\n"
+             "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\n"
+             "admin\n    endpoint = ipc://%s/admin\n",
+             directory, directory, directory, directory);
+    fclose (file);
+    assert (ml_core_settings_load (&settings, path, error, sizeof error) == -1);
+    assert (strstr (error, "core/node must be"));
+    file = fopen (path, "w");
+    fprintf (file,
+             "core\n    certificate = %s/none\n    agents = %s\n    node = n-1\n"
+             "    lease_seconds = 3\n    advertise = tcp://127.0.0.1:7800\n"
+             "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\n"
+             "admin\n    endpoint = ipc://%s/admin\n",
+             directory, directory, directory, directory);
+    fclose (file);
+    assert (ml_core_settings_load (&settings, path, error, sizeof error) == 0);
+    assert (streq (settings.node, "n-1") && settings.lease_seconds == 3);
+    assert (streq (settings.advertise, "tcp://127.0.0.1:7800"));
     //  A core without its certificate refuses to start.
     ml_log_level_t saved = ml_log_level ();
     ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);

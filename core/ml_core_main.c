@@ -22,7 +22,8 @@ static const char *const s_known_keys[] = {
     "mail/smtp_url", "mail/from", "mail/from_name", "mail/starttls", "mail/ca_file",
     "mail/username", "mail/password_file", "mail/connect_timeout_ms", "mail/timeout_ms",
     "mail/retry_base_ms", "mail/retry_max_ms", "mail/max_attempts", "mail/poll_ms",
-    "mail/outbox_key", "autopay/agent_wait_minutes", NULL};
+    "mail/outbox_key", "autopay/agent_wait_minutes",
+    "core/node", "core/advertise", "core/lease_seconds", NULL};
 // clang-format on
 
 static void s_usage (FILE *stream)

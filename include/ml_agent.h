@@ -14,6 +14,14 @@
 
 #define ML_AGENT_VERSION "0.1.0"
 
+#define ML_AGENT_MAX_CORES 8 //  core/endpoint and up to seven core/others
+
+//  One core node the agent may talk to, with the key it pins for it.
+typedef struct {
+    char endpoint[256];
+    char public_key[41];
+} ml_agent_core_t;
+
 typedef struct {
     char dialect[16];
     char connection[1024]; //  ODBC connection string; may hold a password, never logged
@@ -23,6 +31,9 @@ typedef struct {
     int batch_rows;
     int poll_interval_ms;
     int statement_timeout_ms;
+    //  More core nodes sharing the firms (core/others, docs/multinode.md), tried in turn.
+    ml_agent_core_t others[ML_AGENT_MAX_CORES - 1];
+    size_t other_count;
 } ml_agent_settings_t;
 
 //  Read settings from a configuration file (config/agent.cfg documents each key).

@@ -29,6 +29,7 @@
 #include "ml_msg.h"
 #include "ml_payers.h"
 #include "ml_payments.h"
+#include "ml_lease.h"
 #include "ml_store.h"
 
 #include <jansson.h>
@@ -80,6 +81,12 @@ typedef int (ml_autopay_ask_fn) (void *arg, const char *firm_id, ml_msg_t *searc
 //  Without an asker no run charges: balances are never confirmed.
 void ml_autopay_set_asker (ml_autopay_t *self, ml_autopay_ask_fn *ask, void *arg, int64_t wait_ms,
                            int64_t alert_ms);
+
+//  Several nodes (docs/multinode.md): carry runs only of firms for which owned (arg, firm_id)
+//  is true, i.e. this node owns the firm, whose agent it alone talks to. Without it, every
+//  firm's. A run's charge is made under the run's own payment UUID, so a run carried by a
+//  former owner that wakes up cannot charge twice either.
+void ml_autopay_set_owner (ml_autopay_t *self, ml_firm_owned_fn *owned, void *arg);
 
 //  The agent's answer to a live-balance search (context as given to the asker).
 void ml_autopay_live (ml_autopay_t *self, const json_t *context, const ml_msg_t *answer);

@@ -37,6 +37,11 @@ typedef struct {
     //  (docs/mail.md); its password is a secret like the processor's key.
     bool has_mail;
     ml_mailer_settings_t mail;
+    //  Several nodes on one store (docs/multinode.md): this node's id ("" = the only node, no
+    //  leases), where agents reach it (redirects name it), and how long a firm's lease lasts.
+    char node[64];
+    char advertise[256];
+    int lease_seconds;
 } ml_core_settings_t;
 
 //  Read settings from a configuration file (config/core.cfg documents each key).

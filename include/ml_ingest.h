@@ -27,6 +27,7 @@
 #ifndef ML_INGEST_H_INCLUDED
 #define ML_INGEST_H_INCLUDED
 
+#include "ml_lease.h"
 #include "ml_msg.h"
 
 #include <czmq.h>
@@ -45,9 +46,11 @@ typedef struct {
     char error[256];  //  why, on failure
 } ml_ingest_answer_t;
 
-//  Start the thread on its own connection to store (a connection string). Returns NULL
+//  Start the thread on its own connection to store (a connection string). With several
+//  core nodes, lease is this node's (ml_lease_fence is safe from this thread): every replica
+//  write then checks the firm's lease in its transaction; NULL with one node. Returns NULL
 //  with a message in error when it cannot open the store.
-ml_ingest_t *ml_ingest_new (const char *store, char *error, size_t error_size);
+ml_ingest_t *ml_ingest_new (const char *store, ml_lease_t *lease, char *error, size_t error_size);
 
 //  Stop the thread after its transaction in progress; what it held unwritten is dropped
 //  (the replica is incomplete; the agent sends the snapshot again). Idempotent.

@@ -33,6 +33,7 @@
 #define ML_MAX_SCOPE        1000 //  numbers in each of a SEARCH's three scope lists
 #define ML_MAX_DEADLINE_MS  60000
 
+#define ML_ERROR_MOVED        307 //  another core node owns the firm: reason names it
 #define ML_ERROR_MALFORMED    400
 #define ML_ERROR_UNAUTHORIZED 401
 #define ML_ERROR_OUT_OF_STATE 409
@@ -221,6 +222,16 @@ int ml_msg_encode (const ml_msg_t *self, uint8_t **data, size_t *size);
 //  Decode one message body. Returns a new message (caller owns it), or NULL with *error
 //  set to a static text saying what was wrong. Never aborts on bad input.
 ml_msg_t *ml_msg_decode (const uint8_t *data, size_t size, const char **error);
+
+//  ERROR 307 (ML_ERROR_MOVED): the reason is "moved ENDPOINT firm FIRM is served by another core
+//  node", ENDPOINT "-" when the owner's is unknown (docs/protocol.md, section 4). Fills the
+//  reason of error (an ERROR message; endpoint NULL or "" for unknown).
+void ml_msg_moved_format (ml_msg_t *error, const char *endpoint, const char *firm_id);
+
+//  Read an ERROR 307's endpoint. Returns 1 with the endpoint copied, 0 when the owner is
+//  unknown ("-"), -1 when error is no well-formed ERROR 307 (an endpoint is a tcp:// or
+//  ipc:// address without spaces that fits size).
+int ml_msg_moved_endpoint (const ml_msg_t *error, char *endpoint, size_t size);
 
 void ml_msg_test (bool verbose);
 

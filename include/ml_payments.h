@@ -22,6 +22,7 @@
 #ifndef ML_PAYMENTS_H_INCLUDED
 #define ML_PAYMENTS_H_INCLUDED
 
+#include "ml_lease.h"
 #include "ml_mailer.h"
 #include "ml_msg.h"
 #include "ml_payers.h"
@@ -89,6 +90,14 @@ json_t *ml_payments_execute (ml_payments_t *self, const char *op, const json_t *
 //  come through ml_payments_completed); deliver_firm as above (the firm of the last
 //  posting made).
 int ml_payments_resolve (ml_payments_t *self, char *deliver_firm, size_t size);
+
+//  Several nodes (docs/multinode.md): resolve only the charges and reversals of firms for
+//  which owned (arg, firm_id) is true, and one left pending only once it is older than
+//  pending_ms (the longest a processor call can take, with margin): until then the node that
+//  made it may still be waiting for its answer, and a lookup beside that call could make the
+//  processor see the operation twice. Without it, every firm's, pending or not.
+void ml_payments_set_owner (ml_payments_t *self, ml_firm_owned_fn *owned, void *arg,
+                            int64_t pending_ms);
 
 //  Auto-apply: allocate amount_text (a decimal amount of currency, or of the invoices' one
 //  currency when currency is NULL) over the open invoices of a client or matter, oldest

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 typedef struct _ml_store_t ml_store_t;
+typedef struct _ml_lease_t ml_lease_t;
 
 //  Open the store and create or upgrade its schema. Returns NULL with a message in error.
 ml_store_t *ml_store_new (const char *connection_string, char *error, size_t error_size);
@@ -26,6 +27,17 @@ void ml_store_destroy (ml_store_t **self_p);
 
 //  The store's connection (borrowed), for classes that keep their own tables in the store.
 ml_db_t *ml_store_db (ml_store_t *self);
+
+//  Several nodes on one store (docs/multinode.md): from now on every write of a firm's replica,
+//  session or posting results checks inside its transaction that this node holds the firm's
+//  lease (ml_lease_fence), and writes nothing when it does not. lease is borrowed (NULL: one
+//  node, no check).
+void ml_store_set_lease (ml_store_t *self, ml_lease_t *lease);
+
+//  The fence for other classes' firm-scoped write transactions on the store's connection:
+//  call it right after ml_db_begin. Returns 1 go on (also with no lease set), 0 this node
+//  does not hold the firm (roll back, write nothing), -1 store error.
+int ml_store_fence (ml_store_t *self, const char *firm_id);
 
 //  The last database error (borrowed).
 const ml_db_error_t *ml_store_error (ml_store_t *self);

@@ -8,6 +8,7 @@
 #include "ml_db.h"
 #include "ml_core.h"
 #include "ml_keygen.h"
+#include "ml_lease.h"
 #include "ml_log.h"
 #include "ml_logins.h"
 #include "ml_portal_pay.h"
@@ -73,6 +74,7 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_staff", ml_staff_test},                   //  staff accounts, second factor, scoping
     {"ml_notify", ml_notify_test},                 //  which events e-mail whom
     {"ml_table", ml_table_test},                   //  listings as rows of arrays
+    {"ml_lease", ml_lease_test},                   //  firm leases and their fencing epoch
     {"ml_text", ml_text_test},
     {"ml_free_text", ml_free_text_test},
 };

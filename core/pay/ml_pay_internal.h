@@ -33,6 +33,9 @@ struct _ml_payments_t {
     zhashx_t *flows;      //  waiter id -> ml_pay_flow_t: requests waiting for the processor (owned)
     zlistx_t *ready;      //  ml_pay_ready_t: the replies of those requests, once made (owned)
     char public_url[512]; //  portal/public_url: link mails carry PUBLIC_URL/link?token= ("": none)
+    ml_firm_owned_fn *owned; //  several nodes: which firms' operations this node resolves
+    void *owned_arg;
+    int64_t pending_ms; //  with owned: a pending operation is resolved only this old
 };
 
 //  One charge being assembled: the lines of one account.

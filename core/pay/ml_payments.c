@@ -383,6 +383,37 @@ json_t *ml_payments_pay_once (ml_store_t *store, const char *firm_id, const json
 
 //  Accounts ---------------------------------------------------------------------------------
 
+void ml_payments_set_owner (ml_payments_t *self, ml_firm_owned_fn *owned, void *arg,
+                            int64_t pending_ms)
+{
+    assert (self);
+    self->owned = owned;
+    self->owned_arg = arg;
+    self->pending_ms = pending_ms;
+}
+
+//  Several nodes: whether this node resolves the operation (a charge_key or reversal_key,
+//  found by sql with one text parameter, returning firm_id, status, updated_at) now.
+static bool s_resolves (ml_payments_t *self, const char *sql, const char *key)
+{
+    if (!self->owned)
+        return true;
+    json_t *rows = ml_pay_rows (self, sql, "s", key);
+    json_t *row = json_array_get (rows, 0);
+    const char *firm = json_string_value (json_object_get (row, "firm_id"));
+    const char *status = json_string_value (json_object_get (row, "status"));
+    const char *updated = json_string_value (json_object_get (row, "updated_at"));
+    char cutoff[32] = "";
+    time_t seconds = (time_t)((zclock_time () - self->pending_ms) / 1000);
+    struct tm utc;
+    if (gmtime_r (&seconds, &utc))
+        strftime (cutoff, sizeof cutoff, "%Y-%m-%dT%H:%M:%S.999Z", &utc);
+    bool yes = firm && status && updated && self->owned (self->owned_arg, firm) &&
+               (!streq (status, "pending") || strcmp (updated, cutoff) < 0);
+    json_decref (rows);
+    return yes;
+}
+
 int ml_payments_resolve (ml_payments_t *self, char *deliver_firm, size_t size)
 {
     assert (self);
@@ -401,6 +432,11 @@ int ml_payments_resolve (ml_payments_t *self, char *deliver_firm, size_t size)
     {
         if (zhashx_lookup (self->calls, json_string_value (json_object_get (row, "charge_key"))))
             continue;
+        if (!s_resolves (self,
+                         "SELECT p.firm_id, c.status, c.updated_at FROM charge c JOIN payment p"
+                         " ON p.payment_uuid = c.payment_uuid WHERE c.charge_key = ?",
+                         json_string_value (json_object_get (row, "charge_key"))))
+            continue;
         ml_pay_call_t *call = ml_pay_charge_call (row, NULL);
         call->call.lookup = true;
         resolved += ml_pay_submit (self, call, deliver_firm, size);
@@ -416,6 +452,12 @@ int ml_payments_resolve (ml_payments_t *self, char *deliver_firm, size_t size)
     {
         const char *key = json_string_value (json_object_get (row, "reversal_key"));
         if (zhashx_lookup (self->calls, key))
+            continue;
+        if (!s_resolves (self,
+                         "SELECT p.firm_id, v.status, v.updated_at FROM reversal v JOIN charge c"
+                         " ON c.charge_key = v.charge_key JOIN payment p ON p.payment_uuid ="
+                         " c.payment_uuid WHERE v.reversal_key = ?",
+                         key))
             continue;
         ml_pay_call_t *call = ml_pay_call_new (ML_PAY_FOR_REVERSAL, key, NULL);
         call->call.lookup = true;
