@@ -56,7 +56,6 @@ typedef struct {
 
 static size_t s_items;
 static size_t s_max_greeting;   //  firms greeting or snapshotting at once (0: no limit)
-static size_t s_greeting;       //  how many do now (counted at each sweep)
 static int64_t s_poll_ms = 500; //  the agent's default poll_interval_ms (docs/config.md)
 static uint64_t s_postings, s_repeats, s_rejected;
 
@@ -268,6 +267,10 @@ static void s_receive (s_firm_t *firm, ml_msg_t *message, size_t *complete)
             } else {
                 firm->state = S_LIVE;
                 firm->sent_cursor = message->cursor;
+                if (!firm->complete) { //  the core kept a complete replica from before
+                    firm->complete = true;
+                    ++*complete;
+                }
                 //  Resuming: changes after the core's cursor are sent again.
                 for (size_t index = 0; index < s_items; index++)
                     if (firm->change_id[index] > message->cursor && !firm->pending[index]) {
@@ -341,6 +344,23 @@ static int s_keygen (const char *dir, int count)
     return 0;
 }
 
+//  Greet for the firms that are due, keeping at most s_max_greeting greeting or snapshotting.
+static void s_greet (s_firm_t *firms, size_t count, int64_t now)
+{
+    size_t greeting = 0;
+    for (size_t index = 0; index < count; index++)
+        greeting += firms[index].state == S_GREETING || firms[index].state == S_SNAPSHOT;
+    for (size_t index = 0; index < count; index++) {
+        s_firm_t *firm = &firms[index];
+        if (s_max_greeting && greeting >= s_max_greeting)
+            break;
+        if (firm->state == S_CONNECTING && now >= firm->retry_at) {
+            s_hello (firm);
+            greeting += firm->state == S_GREETING;
+        }
+    }
+}
+
 static int s_run (const char *endpoint, const char *core_key, const char *dir, size_t count)
 {
     s_firm_t *firms = calloc (count, sizeof (s_firm_t));
@@ -388,7 +408,7 @@ static int s_run (const char *endpoint, const char *core_key, const char *dir, s
         zhashx_set_duplicator (firm->applied, (zhashx_duplicator_fn *)strdup);
     }
     int64_t start = zclock_usecs ();
-    size_t complete = 0;
+    size_t complete = 0, greeted_at = 0;
     bool reported = false;
     int64_t sweep_at = 0;
     while (!zsys_interrupted) {
@@ -414,6 +434,10 @@ static int s_run (const char *endpoint, const char *core_key, const char *dir, s
             zmq_msg_close (&frame);
             s_progress (firm);
         }
+        if (s_max_greeting && complete != greeted_at) {
+            greeted_at = complete; //  a snapshot ended: the next firm greets now
+            s_greet (firms, count, zclock_mono ());
+        }
         if (!reported && complete == count) {
             printf ("replicas_complete seconds=%.3f firms=%zu items=%zu\n",
                     (double)(zclock_usecs () - start) / 1e6, count, s_items);
@@ -424,18 +448,11 @@ static int s_run (const char *endpoint, const char *core_key, const char *dir, s
         if (now < sweep_at)
             continue;
         sweep_at = now + 50;
-        s_greeting = 0;
-        for (size_t index = 0; index < count; index++)
-            s_greeting += firms[index].state == S_GREETING || firms[index].state == S_SNAPSHOT;
+        s_greet (firms, count, now);
         for (size_t index = 0; index < count; index++) {
             s_firm_t *firm = &firms[index];
-            if (firm->state == S_CONNECTING) {
-                if (now >= firm->retry_at && (!s_max_greeting || s_greeting < s_max_greeting)) {
-                    s_hello (firm);
-                    s_greeting += firm->state == S_GREETING;
-                }
+            if (firm->state == S_CONNECTING)
                 continue;
-            }
             if (now - firm->last_received > 3 * (int64_t)firm->heartbeat_ms ||
                 (firm->state == S_GREETING && now >= firm->retry_at)) {
                 firm->state = S_CONNECTING; //  three heartbeats of silence: greet again
