@@ -16,11 +16,12 @@
         each, print "replicas_complete seconds=S" once every SNAPSHOT-END is acknowledged (the
         core has committed every replica), then stay connected (heartbeats), apply postings and
         send their changes until SIGTERM; then print the posting counts
-    ml_simagent standin ENDPOINT CORE_CERT_SECRET FIRMS SECONDS WINDOW
+    ml_simagent standin ENDPOINT CORE_CERT_SECRET FIRMS SECONDS WINDOW [RATE]
         a stand-in core (no store, any client key): acknowledges every batch on receipt, prints
         "standin_complete seconds=S" once FIRMS snapshots ended, then sends postings to the firms
-        round-robin for SECONDS with WINDOW in flight in all, and prints their rate and round trip
-        percentiles: the simulated agent's own ceiling, beside the real core's figures
+        round-robin for SECONDS with WINDOW in flight in all (at RATE per second, default as fast
+        as they are answered), and prints their rate and round trip percentiles: the simulated
+        agent's own ceiling, beside the real core's figures
 
     Invoice i (1 .. ITEMS) of every firm is INV-00000i of client C-(i/10), balance 100,000.00 USD,
     so a load client can name what to pay without asking.
@@ -503,7 +504,7 @@ static void s_peer_destroy (s_peer_t **self_p)
 }
 
 static int s_standin (const char *endpoint, const char *cert_path, size_t firms, int seconds,
-                      size_t window)
+                      size_t window, double rate)
 {
     zcert_t *certificate = zcert_load (cert_path);
     if (!certificate) {
@@ -529,12 +530,15 @@ static int s_standin (const char *endpoint, const char *cert_path, size_t firms,
     size_t complete = 0, in_flight = 0, latency_count = 0, latency_size = 1 << 16;
     int64_t *latency = malloc (latency_size * sizeof (int64_t));
     int64_t first = 0, post_start = 0, post_end = 0;
+    size_t posted_count = 0; //  postings sent, paced at rate per second (0: as fast as it can)
     while (!zsys_interrupted) {
         int64_t now = zclock_usecs ();
         if (post_start && now >= post_end && in_flight == 0)
             break;
         //  Postings phase: keep WINDOW in flight across the firms.
-        while (post_start && now < post_end && in_flight < window && zlistx_size (live) > 0) {
+        while (post_start && now < post_end && in_flight < window && zlistx_size (live) > 0 &&
+               (rate <= 0 || posted_count < (size_t)((now - post_start) / 1e6 * rate) + 1)) {
+            posted_count++;
             s_peer_t *peer = (s_peer_t *)zlistx_next (live);
             if (!peer)
                 peer = (s_peer_t *)zlistx_first (live);
@@ -630,10 +634,10 @@ static int s_standin (const char *endpoint, const char *cert_path, size_t firms,
     double elapsed = post_start ? (double)(zclock_usecs () - post_start) / 1e6 : 0;
     qsort (latency, latency_count, sizeof (int64_t), s_compare);
     printf ("standin postings=%zu seconds=%.2f postings_per_second=%.0f p50_ms=%.2f "
-            "p99_ms=%.2f window=%zu\n",
+            "p99_ms=%.2f window=%zu rate=%.0f\n",
             latency_count, elapsed, elapsed > 0 ? latency_count / elapsed : 0,
             latency_count ? latency[latency_count / 2] / 1e3 : 0,
-            latency_count ? latency[latency_count * 99 / 100] / 1e3 : 0, window);
+            latency_count ? latency[latency_count * 99 / 100] / 1e3 : 0, window, rate);
     free (latency);
     zhashx_destroy (&sent_at);
     zlistx_destroy (&live);
@@ -664,13 +668,14 @@ int main (int argc, char *argv[])
         }
         return s_run (argv[2], argv[3], argv[4], (size_t)atoi (argv[5]));
     }
-    if (streq (command, "standin") && argc == 7) {
+    if (streq (command, "standin") && (argc == 7 || argc == 8)) {
         s_items = 200;
         return s_standin (argv[2], argv[3], (size_t)atoi (argv[4]), atoi (argv[5]),
-                          (size_t)atoi (argv[6]));
+                          (size_t)atoi (argv[6]), argc == 8 ? atof (argv[7]) : 0);
     }
     fprintf (stderr, "usage: ml_simagent keygen DIR COUNT\n"
                      "       ml_simagent run ENDPOINT CORE_PUBLIC_KEY CERT_DIR COUNT ITEMS\n"
-                     "       ml_simagent standin ENDPOINT CORE_CERT_SECRET FIRMS SECONDS WINDOW\n");
+                     "       ml_simagent standin ENDPOINT CORE_CERT_SECRET FIRMS SECONDS WINDOW "
+                     "[RATE]\n");
     return 2;
 }
