@@ -152,7 +152,7 @@ table=$(
 ### bench/scale.sh: $FIRMS firms, one core node ($(date -u +%Y-%m-%d), $(nproc) cores)
 
 $FIRMS simulated firms (ml_simagent, one process, one CURVE DEALER per firm, $ITEMS invoices
-each, at most ${SIM_SNAPSHOTS/#0/all} greeting or snapshotting at once), SQLite store, built-in
+each; firms greeting or snapshotting at once: ${SIM_SNAPSHOTS/#0/any number}), SQLite store, built-in
 test processor; $(field "$P" sent) card payments offered at $RATE/s for ${SECONDS_PAY} s with $WINDOW
 in flight (ml_scaleload, admin op \`payment\`). Registration of the firms (register-agent, one
 process each): $register_seconds s. Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg).
