@@ -3,6 +3,9 @@
     request at a time (a REQ socket's framing), so many requests are in flight at once without
     one process per payment.
 
+    ADMIN may list several core nodes' admin endpoints, separated by commas: the payments of
+    firm i go to the (i mod N)th, the node its simulated agent greets (ml_simagent).
+
     ml_scaleload setup ADMIN FIRMS OUT
         for firms f0001 .. fFIRMS: an OPERATING USD account, a payer and a saved card (a token of
         the core's test processor, docs/processor.md); writes "firm payer_id method_id" lines
@@ -45,19 +48,29 @@ static int64_t s_wall_us (void)
     return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
 }
 
-static s_slot_t *s_slots_new (const char *endpoint, size_t window)
+static size_t s_nodes = 1; //  admin endpoints given (core nodes sharing one store)
+
+//  Slot k talks to the (k mod N)th of the N comma-separated admin endpoints.
+static s_slot_t *s_slots_new (const char *endpoints, size_t window)
 {
     s_slot_t *slots = calloc (window, sizeof (s_slot_t));
     assert (slots);
+    char *list = strdup (endpoints);
+    char *node[64];
+    s_nodes = 0;
+    for (char *save = NULL, *one = strtok_r (list, ",", &save); one && s_nodes < 64;
+         one = strtok_r (NULL, ",", &save))
+        node[s_nodes++] = one;
     for (size_t index = 0; index < window; index++) {
         slots[index].dealer = zsock_new (ZMQ_DEALER);
         zsock_set_linger (slots[index].dealer, 0);
         zsock_set_sndhwm (slots[index].dealer, 0);
-        if (zsock_connect (slots[index].dealer, "%s", endpoint) != 0) {
-            fprintf (stderr, "ml_scaleload: cannot connect to %s\n", endpoint);
+        if (zsock_connect (slots[index].dealer, "%s", node[index % s_nodes]) != 0) {
+            fprintf (stderr, "ml_scaleload: cannot connect to %s\n", node[index % s_nodes]);
             exit (1);
         }
     }
+    free (list);
     return slots;
 }
 
@@ -313,10 +326,15 @@ static int s_pay (const char *endpoint, const char *firms_path, size_t items, do
         size_t due = (size_t)(elapsed * rate) + 1;
         if (due > total)
             due = total;
-        for (size_t index = 0; index < window && sent < due; index++) {
-            s_slot_t *slot = &self.slots[index];
-            if (slot->busy)
-                continue;
+        //  A payment goes to the node that owns its firm (firm i: node i mod N), which
+        //  delivers its posting at once; another node's would wait for the owner's tick.
+        while (sent < due) {
+            s_slot_t *slot = NULL;
+            for (size_t index = (sent % count) % s_nodes; index < window && !slot; index += s_nodes)
+                if (!self.slots[index].busy)
+                    slot = &self.slots[index];
+            if (!slot)
+                break; //  every slot of this payment's node is busy
             s_firm_t *firm = &firms[sent % count];
             char invoice[32];
             snprintf (invoice, sizeof invoice, "INV-%06zu",

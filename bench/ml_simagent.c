@@ -8,11 +8,11 @@
 
     ml_simagent keygen DIR COUNT
         write DIR/fNNNN.cert and DIR/fNNNN.cert_secret for firms f0001 .. fCOUNT (kept if present)
-    ml_simagent run ENDPOINT CORE_PUBLIC_KEY CERT_DIR COUNT ITEMS   (env SIM_SNAPSHOTS=N: at most
-        N firms greet or snapshot at once; default no limit, as independent agents would;
-        SIM_POLL_MS: changes are sent at most this often per firm, default 500 as the agent's
-        poll_interval_ms)
-        connect COUNT firms (f0001 ...) to the core, send HELLO and a snapshot of ITEMS invoices
+    ml_simagent run ENDPOINT[,ENDPOINT...] CORE_PUBLIC_KEY CERT_DIR COUNT ITEMS   (env
+   SIM_SNAPSHOTS=N: at most N firms greet or snapshot at once; default no limit, as independent
+   agents would; SIM_POLL_MS: changes are sent at most this often per firm, default 500 as the
+   agent's poll_interval_ms) connect COUNT firms (f0001 ...) to the core (firm i to the (i mod N)th
+   of N core nodes sharing one store and one key pair), send HELLO and a snapshot of ITEMS invoices
         each, print "replicas_complete seconds=S" once every SNAPSHOT-END is acknowledged (the
         core has committed every replica), then stay connected (heartbeats), apply postings and
         send their changes until SIGTERM; then print the posting counts
@@ -362,8 +362,23 @@ static void s_greet (s_firm_t *firms, size_t count, int64_t now)
     }
 }
 
-static int s_run (const char *endpoint, const char *core_key, const char *dir, size_t count)
+static int s_run (const char *endpoints, const char *core_key, const char *dir, size_t count)
 {
+    //  Several core nodes: firm i connects to the (i mod N)th endpoint, so each node takes the
+    //  leases of its share (docs/multinode.md); an agent of a firm another node owns is told
+    //  where to go (ERROR 307), logged here.
+    zlist_t *nodes = zlist_new ();
+    zlist_autofree (nodes);
+    char *list = strdup (endpoints);
+    for (char *save = NULL, *one = strtok_r (list, ",", &save); one;
+         one = strtok_r (NULL, ",", &save))
+        zlist_append (nodes, one);
+    free (list);
+    size_t node_count = zlist_size (nodes);
+    char **node = calloc (node_count + 1, sizeof (char *));
+    size_t at = 0;
+    for (char *one = (char *)zlist_first (nodes); one; one = (char *)zlist_next (nodes))
+        node[at++] = one;
     s_firm_t *firms = calloc (count, sizeof (s_firm_t));
     zmq_pollitem_t *items = calloc (count, sizeof (zmq_pollitem_t));
     assert (firms && items);
@@ -388,6 +403,7 @@ static int s_run (const char *endpoint, const char *core_key, const char *dir, s
         zsock_set_reconnect_ivl (firm->dealer, 100);
         zsock_set_reconnect_ivl_max (firm->dealer, 5000);
         zsock_set_linger (firm->dealer, 0);
+        const char *endpoint = node[index % node_count];
         if (zsock_connect (firm->dealer, "%s", endpoint) != 0) {
             fprintf (stderr, "ml_simagent: cannot connect to %s\n", endpoint);
             return 1;
@@ -478,6 +494,8 @@ static int s_run (const char *endpoint, const char *core_key, const char *dir, s
     }
     free (firms);
     free (items);
+    free (node);
+    zlist_destroy (&nodes);
     return 0;
 }
 
@@ -673,9 +691,10 @@ int main (int argc, char *argv[])
         return s_standin (argv[2], argv[3], (size_t)atoi (argv[4]), atoi (argv[5]),
                           (size_t)atoi (argv[6]), argc == 8 ? atof (argv[7]) : 0);
     }
-    fprintf (stderr, "usage: ml_simagent keygen DIR COUNT\n"
-                     "       ml_simagent run ENDPOINT CORE_PUBLIC_KEY CERT_DIR COUNT ITEMS\n"
-                     "       ml_simagent standin ENDPOINT CORE_CERT_SECRET FIRMS SECONDS WINDOW "
-                     "[RATE]\n");
+    fprintf (stderr,
+             "usage: ml_simagent keygen DIR COUNT\n"
+             "       ml_simagent run ENDPOINT[,ENDPOINT...] CORE_PUBLIC_KEY CERT_DIR COUNT ITEMS\n"
+             "       ml_simagent standin ENDPOINT CORE_CERT_SECRET FIRMS SECONDS WINDOW "
+             "[RATE]\n");
     return 2;
 }

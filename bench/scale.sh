@@ -1,5 +1,6 @@
 #!/bin/bash
-# The scale benchmark of issue 14, point 5: many firms against one core node, over loopback.
+# The scale benchmark of issue 14, point 5: many firms against one or more core nodes, over
+# loopback.
 #   - firms: ml_simagent plays FIRMS firms (each its own CURVE key pair, registered with
 #     `matterlink-core register-agent` as a real firm is, each its own DEALER), sends HELLO and
 #     a snapshot of ITEMS invoices per firm, then stays connected (heartbeats), applies the
@@ -14,7 +15,9 @@
 #     the same run's baselines: an idle core's RSS, and the simulated agent against a stand-in
 #     core (ml_simagent standin: no store) for its own snapshot time and posting rate.
 # Usage: bench/scale.sh [FIRMS] [SECONDS]   (defaults 1000 firms, 20 s of payments)
-#   env: NODES (core nodes; only 1 until several nodes are in main: docs/multinode.md),
+#   env: NODES (core nodes sharing the store and the firms, 1; more need a core with leases,
+#        core/node in docs/config.md: firm i greets node i mod NODES, its payments go there),
+#        STORE (the core store's connection, default a new SQLite file),
 #        ITEMS (invoices per firm, 200), RATE (payments/s offered, 1000 x NODES),
 #        WINDOW (payments in flight, 64), SIM_SNAPSHOTS (at most this many firms greet or
 #        snapshot at once; default 1: the core refuses a SNAPSHOT-END that arrives while
@@ -33,12 +36,16 @@ RATE=${RATE:-$((1000 * NODES))}
 WINDOW=${WINDOW:-64}
 export SIM_SNAPSHOTS=${SIM_SNAPSHOTS:-1}
 RESULTS=${RESULTS:-$ROOT/bench/RESULTS.md}
-if [ "$NODES" != 1 ]; then
-    # Several nodes need firm leases and agent failover (issue 14 point 4), not yet in main:
-    # then start NODES cores on one PostgreSQL store and give ml_simagent their endpoints.
-    echo "scale.sh: NODES=$NODES needs several core nodes sharing a store (docs/multinode.md), not in this build; run NODES=1" >&2
+# Several nodes (issue 14 point 4, docs/multinode.md) share one store and the firms: firm i
+# greets node i mod NODES, which takes its lease, and its payments go to that node's admin
+# socket. They need a core that knows core/node (the leases).
+if [ "$NODES" -lt 1 ] || { [ "$NODES" -gt 1 ] && ! grep -q 'lease_seconds' docs/config.md; }; then
+    echo "scale.sh: NODES=$NODES needs several core nodes sharing a store (core/node, docs/multinode.md), not in this tree; run NODES=1" >&2
     exit 2
 fi
+# The store all nodes share: SQLite by default (one file; SQLite serialises the writers), or
+# STORE, a core store connection (docs/config.md), e.g. a PostgreSQL database.
+STORE=${STORE:-}
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-bench -j 2 --target matterlink-core matterlink-cli ml_simagent ml_scaleload >/dev/null
 BIN=$ROOT/build-bench
@@ -88,55 +95,79 @@ stand_in() { # seconds rate output
 stand_in 5 0 "$W/standin_max.out"
 stand_in 10 "$RATE" "$W/standin.out"
 
-# The real core: SQLite store, the test processor, default heartbeat (5 s) and window (8).
-port=$(free_port)
+# The real core nodes: the store, the test processor, default heartbeat (5 s) and window (8);
+# with NODES > 1 each has its own id, port and admin socket, and one key pair for them all.
 mkdir -p "$W/agents"
-cat >"$W/core.cfg" <<CFG
+endpoints=""
+admins=""
+for node in $(seq 1 "$NODES"); do
+    port=$(free_port)
+    endpoints="$endpoints${endpoints:+,}tcp://127.0.0.1:$port"
+    admins="$admins${admins:+,}ipc://$W/admin$node.sock"
+    {
+        cat <<CFG
 core
     endpoint = tcp://127.0.0.1:$port
     certificate = $W/core.cert_secret
     agents = $W/agents
+CFG
+        if [ "$NODES" -gt 1 ]; then
+            printf '    node = n%s\n    advertise = tcp://127.0.0.1:%s\n' "$node" "$port"
+        fi
+        cat <<CFG
 store
-    connection = "sqlite:$W/core.db"
+    connection = "${STORE:-sqlite:$W/core.db}"
 admin
-    endpoint = ipc://$W/admin.sock
+    endpoint = ipc://$W/admin$node.sock
 processor
     kind = test
 CFG
+    } >"$W/core$node.cfg"
+done
 start=$(date +%s.%N)
 for index in $(seq -f %04g 1 "$FIRMS"); do
-    "$BIN/matterlink-core" register-agent -c "$W/core.cfg" --firm "f$index" --name "Firm $index" \
+    "$BIN/matterlink-core" register-agent -c "$W/core1.cfg" --firm "f$index" --name "Firm $index" \
         --cert "$W/firms/f$index.cert" >/dev/null
 done
 register_seconds=$(python3 -c "print('%.1f' % ($(date +%s.%N) - $start))")
-"$BIN/matterlink-core" run -c "$W/core.cfg" --log-level notice 2>"$W/core.log" &
-core_pid=$!
-PIDS="$PIDS $core_pid"
-until "$BIN/matterlink" --admin "ipc://$W/admin.sock" status >/dev/null 2>&1; do sleep 0.1; done
-rss_idle=$(rss "$core_pid")
-"$BIN/ml_simagent" run "tcp://127.0.0.1:$port" "$CORE_KEY" "$W/firms" "$FIRMS" "$ITEMS" \
+core_pids=""
+for node in $(seq 1 "$NODES"); do
+    "$BIN/matterlink-core" run -c "$W/core$node.cfg" --log-level notice 2>"$W/core$node.log" &
+    core_pids="$core_pids $!"
+    PIDS="$PIDS $!"
+done
+for node in $(seq 1 "$NODES"); do
+    until "$BIN/matterlink" --admin "ipc://$W/admin$node.sock" status >/dev/null 2>&1; do sleep 0.1; done
+done
+# Summed over the nodes: RSS, peak RSS (VmHWM), CPU ticks (user + system).
+sum() { total=0; for pid in $core_pids; do total=$((total + $($1 "$pid"))); done; echo "$total"; }
+hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+rss_idle=$(sum rss)
+"$BIN/ml_simagent" run "$endpoints" "$CORE_KEY" "$W/firms" "$FIRMS" "$ITEMS" \
     >"$W/sim.out" 2>"$W/sim.err" &
 sim_pid=$!
 PIDS="$PIDS $sim_pid"
 wait_line 1800 "$W/sim.out" replicas_complete
-# The core's CPU with every firm connected and idle (heartbeats, its 1 s tick), over 5 s.
-ticks=$(cpu_ticks "$core_pid")
+# The cores' CPU with every firm connected and idle (heartbeats, the 1 s tick), over 5 s.
+ticks=$(sum cpu_ticks)
 sleep 5
-idle_cpu=$(python3 -c "print('%.1f' % (($(cpu_ticks "$core_pid") - $ticks) * 100 / $(getconf CLK_TCK) / 5))")
-rss_connected=$(rss "$core_pid")
-# The core's own word: every firm complete.
-"$BIN/matterlink" --admin "ipc://$W/admin.sock" --json status >"$W/status.json"
-complete=$(python3 -c "import json; print(sum(1 for f in json.load(open('$W/status.json'))['firms'] if f['complete']))")
-failed_ends=$(grep -c "failed while finishing a snapshot" "$W/core.log" || true)
-"$BIN/ml_scaleload" setup "ipc://$W/admin.sock" "$FIRMS" "$W/payers.txt"
-"$BIN/ml_scaleload" pay "ipc://$W/admin.sock" "$W/payers.txt" "$ITEMS" "$RATE" "$SECONDS_PAY" \
+idle_cpu=$(python3 -c "print('%.1f' % (($(sum cpu_ticks) - $ticks) * 100 / $(getconf CLK_TCK) / 5))")
+rss_connected=$(sum rss)
+"$BIN/ml_scaleload" setup "ipc://$W/admin1.sock" "$FIRMS" "$W/payers.txt"
+"$BIN/ml_scaleload" pay "$admins" "$W/payers.txt" "$ITEMS" "$RATE" "$SECONDS_PAY" \
     "$WINDOW" >"$W/pay.out" 2>"$W/pay.err" || { cat "$W/pay.err" >&2; }
-rss_after=$(rss "$core_pid")
-rss_peak=$(awk '/^VmHWM:/ {print $2}' "/proc/$core_pid/status")
+rss_after=$(sum rss)
+rss_peak=$(sum hwm)
+# The store's word: every firm complete (status on node 1 lists every firm).
+"$BIN/matterlink" --admin "ipc://$W/admin1.sock" --json status >"$W/status.json"
+complete=$(python3 -c "import json; print(sum(1 for f in json.load(open('$W/status.json'))['firms'] if f['complete']))")
+failed_ends=$(cat "$W"/core*.log | grep -c "failed while finishing a snapshot" || true)
 kill -TERM "$sim_pid"
 wait "$sim_pid" || true
-kill -TERM "$core_pid"
-wait "$core_pid" || true
+for pid in $core_pids; do
+    kill -TERM "$pid"
+    wait "$pid" || true
+done
 [ -s "$W/pay.out" ] || { echo "scale.sh: the load client printed nothing" >&2; exit 1; }
 
 grep '^standin_complete' "$W/standin.out" >"$W/standin_complete.out" || true
@@ -149,10 +180,10 @@ P=$W/pay.out
 per_firm=$(((rss_connected - rss_idle) / FIRMS))
 table=$(
     cat <<TABLE
-### bench/scale.sh: $FIRMS firms, one core node ($(date -u +%Y-%m-%d), $(nproc) cores)
+### bench/scale.sh: $FIRMS firms, $NODES core node(s) ($(date -u +%Y-%m-%d), $(nproc) cores)
 
 $FIRMS simulated firms (ml_simagent, one process, one CURVE DEALER per firm, $ITEMS invoices
-each; firms greeting or snapshotting at once: ${SIM_SNAPSHOTS/#0/any number}), SQLite store, built-in
+each; firms greeting or snapshotting at once: ${SIM_SNAPSHOTS/#0/any number}), ${STORE:+store }${STORE:-SQLite store}, built-in
 test processor; $(field "$P" sent) card payments offered at $RATE/s for ${SECONDS_PAY} s with $WINDOW
 in flight (ml_scaleload, admin op \`payment\`). Registration of the firms (register-agent, one
 process each): $register_seconds s. Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg).
@@ -160,10 +191,10 @@ process each): $register_seconds s. Load average at the end: $(cut -d' ' -f1-3 /
 | Figure | Target | Core | Baseline (same run) |
 |---|---|---|---|
 | Every replica complete (from the agents' start) | | $(field "$W/sim.out" seconds) s ($complete of $FIRMS complete; $failed_ends SNAPSHOT-END refused with 500) | $(field "$C" seconds) s against the stand-in |
-| Core RSS idle / firms connected / after payments (peak) | | $rss_idle / $rss_connected / $rss_after ($rss_peak) KB | idle core: $rss_idle KB |
+| Core RSS (all nodes) idle / firms connected / after payments (peak) | | $rss_idle / $rss_connected / $rss_after ($rss_peak) KB | idle core: $rss_idle KB |
 | Core memory per connected idle firm | <= 200 KB | $per_firm KB | |
-| Core CPU with every firm connected, idle (5 s) | | $idle_cpu % of a core | |
-| Payments per second across firms | >= 1,000/s | $(field "$P" payments_per_second)/s ($(field "$P" approved) approved of $(field "$P" sent)) | the simulated agent answers up to $(field "$M" postings_per_second) postings/s (stand-in, $WINDOW in flight) |
+| Core CPU (all nodes) with every firm connected, idle (5 s) | | $idle_cpu % of a core | |
+| Payments per second across firms | >= 1,000/s per node | $(field "$P" payments_per_second)/s ($(field "$P" approved) approved of $(field "$P" sent)) | the simulated agent answers up to $(field "$M" postings_per_second) postings/s (stand-in, $WINDOW in flight) |
 | POSTINGs the agent got again (redelivered after 10 s without a result) | | $(field "$W/sim.out" repeats) repeats; $(field "$W/sim.out" postings) postings applied | |
 | Payment reply p50 / p99 | | $(field "$P" reply_p50_ms) / $(field "$P" reply_p99_ms) ms | |
 | Payment to posted p50 / p99 / max (of those posted within 60 s) | p99 <= 100 ms | $(field "$P" posted_p50_ms) / $(field "$P" posted_p99_ms) / $(field "$P" posted_max_ms) ms ($(field "$P" posted) posted) | stand-in's POSTING to POSTING-RESULT at $RATE/s: p50 / p99 $(field "$S" p50_ms) / $(field "$S" p99_ms) ms |
