@@ -161,6 +161,8 @@ rss_peak=$(sum hwm)
 # The store's word: every firm complete (status on node 1 lists every firm).
 "$BIN/matterlink" --admin "ipc://$W/admin1.sock" --json status >"$W/status.json"
 complete=$(python3 -c "import json; print(sum(1 for f in json.load(open('$W/status.json'))['firms'] if f['complete']))")
+# With several nodes, the firms each serves (status's served_by).
+served=$(python3 -c "import collections, json; c = collections.Counter(f.get('served_by') or '-' for f in json.load(open('$W/status.json'))['firms']); print(', '.join('%s %d' % kv for kv in sorted(c.items())))")
 failed_ends=$(cat "$W"/core*.log | grep -c "failed while finishing a snapshot" || true)
 kill -TERM "$sim_pid"
 wait "$sim_pid" || true
@@ -186,7 +188,8 @@ $FIRMS simulated firms (ml_simagent, one process, one CURVE DEALER per firm, $IT
 each; firms greeting or snapshotting at once: ${SIM_SNAPSHOTS/#0/any number}), ${STORE:+store }${STORE:-SQLite store}, built-in
 test processor; $(field "$P" sent) card payments offered at $RATE/s for ${SECONDS_PAY} s with $WINDOW
 in flight (ml_scaleload, admin op \`payment\`). Registration of the firms (register-agent, one
-process each): $register_seconds s. Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg).
+process each): $register_seconds s. Firms served by each node (status, \`served_by\`): $served.
+Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg).
 
 | Figure | Target | Core | Baseline (same run) |
 |---|---|---|---|
