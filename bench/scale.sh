@@ -17,7 +17,8 @@
 # Usage: bench/scale.sh [FIRMS] [SECONDS]   (defaults 1000 firms, 20 s of payments)
 #   env: NODES (core nodes sharing the store and the firms, 1; more need a core with leases,
 #        core/node in docs/config.md: firm i greets node i mod NODES, its payments go there),
-#        STORE (the core store's connection, default a new SQLite file),
+#        STORE (the core store's connection, default a new SQLite file; "postgresql": a
+#        PostgreSQL server of its own, tests/servers.sh),
 #        ITEMS (invoices per firm, 200), RATE (payments/s offered, 1000 x NODES),
 #        WINDOW (payments in flight, 64), SIM_SNAPSHOTS (at most this many firms greet or
 #        snapshot at once; default 1: the core refuses a SNAPSHOT-END that arrives while
@@ -44,19 +45,31 @@ if [ "$NODES" -lt 1 ] || { [ "$NODES" -gt 1 ] && ! grep -q 'lease_seconds' docs/
     exit 2
 fi
 # The store all nodes share: SQLite by default (one file; SQLite serialises the writers), or
-# STORE, a core store connection (docs/config.md), e.g. a PostgreSQL database.
+# STORE, a core store connection (docs/config.md); STORE=postgresql starts a PostgreSQL server
+# of its own (tests/servers.sh) and makes the store's database there.
 STORE=${STORE:-}
+STORE_LABEL="store ${STORE:-SQLite}"
+[ "$STORE" != postgresql ] || STORE_LABEL="store on PostgreSQL (a server of its own)"
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-bench -j 2 --target matterlink-core matterlink-cli ml_simagent ml_scaleload >/dev/null
 BIN=$ROOT/build-bench
 W=$(mktemp -d /tmp/matterlink_scale_XXXXXX)
 PIDS=""
+STORE_SERVER=0
 cleanup() {
     for pid in $PIDS; do kill -9 "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    [ "$STORE_SERVER" = 0 ] || sh tests/servers.sh stop "$W/servers" >/dev/null 2>&1 || true
     rm -rf "$W"
 }
 trap cleanup EXIT
+if [ "$STORE" = postgresql ]; then
+    grep -q storedb tests/servers.sh || { echo "scale.sh: this tree has no PostgreSQL store" >&2; exit 2; }
+    chmod 755 "$W" # the server runs as its service user and keeps its data under $W
+    STORE_SERVER=1
+    sh tests/servers.sh start "$W/servers" >/dev/null
+    STORE=$(sh tests/servers.sh storedb "$W/servers" matterlink_scale)
+fi
 free_port() { python3 "$ROOT/tests/free_port.py"; }
 field() { tr ' ' '\n' <"$1" | sed -n "s/^$2=//p" | tail -1; }
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -185,7 +198,7 @@ table=$(
 ### bench/scale.sh: $FIRMS firms, $NODES core node(s) ($(date -u +%Y-%m-%d), $(nproc) cores)
 
 $FIRMS simulated firms (ml_simagent, one process, one CURVE DEALER per firm, $ITEMS invoices
-each; firms greeting or snapshotting at once: ${SIM_SNAPSHOTS/#0/any number}), ${STORE:+store }${STORE:-SQLite store}, built-in
+each; firms greeting or snapshotting at once: ${SIM_SNAPSHOTS/#0/any number}), $STORE_LABEL, built-in
 test processor; $(field "$P" sent) card payments offered at $RATE/s for ${SECONDS_PAY} s with $WINDOW
 in flight (ml_scaleload, admin op \`payment\`). Registration of the firms (register-agent, one
 process each): $register_seconds s. Firms served by each node (status, \`served_by\`): $served.
