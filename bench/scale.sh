@@ -21,10 +21,10 @@
 #        PostgreSQL server of its own, tests/servers.sh),
 #        ITEMS (invoices per firm, 200), RATE (payments/s offered, 1000 x NODES),
 #        WINDOW (payments in flight, 64), SIM_SNAPSHOTS (at most this many firms greet or
-#        snapshot at once; default 1: the core refuses a SNAPSHOT-END that arrives while
+#        snapshot at once; default 1: main's core refuses a SNAPSHOT-END that arrives while
 #        another firm's snapshot rows are kept, ERROR 500, and the agent greets again only
-#        after 30 s, so firms starting all at once take minutes; 0 = no limit shows it,
-#        bench/RESULTS.md), RESULTS (file to add the table to, bench/RESULTS.md; "-" for none).
+#        after 30 s, so firms starting all at once take minutes; 0 = no limit, as
+#        independent agents, once the ingest thread of branch h-ingest is in: bench/RESULTS.md), RESULTS (file to add the table to, bench/RESULTS.md; "-" for none).
 # Builds in build-bench (optimized, no sanitizers), as bench/run.sh does.
 set -eu
 cd "$(dirname "$0")/.."
