@@ -963,6 +963,19 @@ done:
     return result;
 }
 
+//  A settings file of one core node and a certificate that does not exist.
+static void s_test_settings (const char *path, const char *core_key, const char *directory)
+{
+    FILE *file = fopen (path, "w");
+    assert (file);
+    fprintf (file,
+             "database\n    connection = \"Driver=SQLite3;Database=/x.db\"\n"
+             "core\n    endpoint = tcp://127.0.0.1:1\n    public_key = \"%s\"\n"
+             "agent\n    certificate = %s/none\n",
+             core_key, directory);
+    fclose (file);
+}
+
 void ml_agent_test (bool verbose)
 {
     printf (" * ml_agent: ");
@@ -988,13 +1001,7 @@ void ml_agent_test (bool verbose)
     assert (strstr (error, "core/public_key is required"));
     //  An agent whose certificate cannot be loaded refuses to start.
     zcert_t *core = zcert_new ();
-    file = fopen (path, "w");
-    fprintf (file,
-             "database\n    connection = \"Driver=SQLite3;Database=/x.db\"\n"
-             "core\n    endpoint = tcp://127.0.0.1:1\n    public_key = \"%s\"\n"
-             "agent\n    certificate = %s/none\n",
-             zcert_public_txt (core), directory);
-    fclose (file);
+    s_test_settings (path, zcert_public_txt (core), directory);
     assert (ml_agent_settings_load (&settings, path, error, sizeof error) == 0);
     assert (settings.other_count == 0);
     //  More core nodes, each with its key; a malformed entry is named.
@@ -1024,13 +1031,7 @@ void ml_agent_test (bool verbose)
     assert (ml_agent_settings_load (&settings, path, error, sizeof error) == -1);
     assert (strstr (error, "core/others entry 2 must be 'ENDPOINT KEY'"));
     zcert_destroy (&second);
-    file = fopen (path, "w");
-    fprintf (file,
-             "database\n    connection = \"Driver=SQLite3;Database=/x.db\"\n"
-             "core\n    endpoint = tcp://127.0.0.1:1\n    public_key = \"%s\"\n"
-             "agent\n    certificate = %s/none\n",
-             zcert_public_txt (core), directory);
-    fclose (file);
+    s_test_settings (path, zcert_public_txt (core), directory);
     assert (ml_agent_settings_load (&settings, path, error, sizeof error) == 0);
     ml_log_level_t saved = ml_log_level ();
     ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);

@@ -76,7 +76,11 @@ static int s_compare_rows (const void *left, const void *right)
                              &((const s_sortable_row_t *)right)->item);
 }
 
-void ml_alloc_sort_rows (json_t *rows)
+//  Sort rows in place by the allocator's order, each row's sort key read by item_of.
+static void s_sort (json_t *rows,
+                    void (*item_of) (const json_t *row, const size_t *columns,
+                                     ml_alloc_item_t *item),
+                    const size_t *columns)
 {
     size_t count = json_array_size (rows);
     if (count < 2)
@@ -85,7 +89,7 @@ void ml_alloc_sort_rows (json_t *rows)
     assert (sortable);
     for (size_t index = 0; index < count; index++) {
         sortable[index].row = json_incref (json_array_get (rows, index));
-        ml_alloc_item_from_json (sortable[index].row, &sortable[index].item);
+        item_of (sortable[index].row, columns, &sortable[index].item);
     }
     qsort (sortable, count, sizeof (s_sortable_row_t), s_compare_rows);
     json_array_clear (rows);
@@ -94,28 +98,31 @@ void ml_alloc_sort_rows (json_t *rows)
     free (sortable);
 }
 
+static void s_item_of_object (const json_t *row, const size_t *columns, ml_alloc_item_t *item)
+{
+    (void)columns;
+    ml_alloc_item_from_json (row, item);
+}
+
+//  columns: the invoice number's and the invoice date's positions in the row.
+static void s_item_of_array (const json_t *row, const size_t *columns, ml_alloc_item_t *item)
+{
+    const char *number = json_string_value (json_array_get (row, columns[0]));
+    const char *date = json_string_value (json_array_get (row, columns[1]));
+    snprintf (item->invoice_number, sizeof item->invoice_number, "%s", number ? number : "");
+    snprintf (item->invoice_date, sizeof item->invoice_date, "%s", date ? date : "");
+    item->available_minor = 0;
+}
+
+void ml_alloc_sort_rows (json_t *rows)
+{
+    s_sort (rows, s_item_of_object, NULL);
+}
+
 void ml_alloc_sort_table (json_t *rows, size_t number_column, size_t date_column)
 {
-    size_t count = json_array_size (rows);
-    if (count < 2)
-        return;
-    s_sortable_row_t *sortable = calloc (count, sizeof (s_sortable_row_t));
-    assert (sortable);
-    for (size_t index = 0; index < count; index++) {
-        json_t *row = json_incref (json_array_get (rows, index));
-        const char *number = json_string_value (json_array_get (row, number_column));
-        const char *date = json_string_value (json_array_get (row, date_column));
-        sortable[index].row = row;
-        snprintf (sortable[index].item.invoice_number, sizeof sortable[index].item.invoice_number,
-                  "%s", number ? number : "");
-        snprintf (sortable[index].item.invoice_date, sizeof sortable[index].item.invoice_date, "%s",
-                  date ? date : "");
-    }
-    qsort (sortable, count, sizeof (s_sortable_row_t), s_compare_rows);
-    json_array_clear (rows);
-    for (size_t index = 0; index < count; index++)
-        json_array_append_new (rows, sortable[index].row);
-    free (sortable);
+    const size_t columns[2] = {number_column, date_column};
+    s_sort (rows, s_item_of_array, columns);
 }
 
 size_t ml_alloc_oldest_first (ml_alloc_item_t *items, size_t count, int64_t amount,

@@ -108,14 +108,17 @@ static const char *s_schema[] = {
     "INSERT INTO posting_total (firm_id, status, posting_count) VALUES (" row ".firm_id, " row     \
     ".status, " sign "1) ON CONFLICT (firm_id, status) DO UPDATE SET"                              \
     " posting_count = posting_total.posting_count + excluded.posting_count;"
+//  The totals' tables, the same on both engines.
+#define S_TOTAL_TABLES                                                                             \
+    "CREATE TABLE IF NOT EXISTS replica_total ("                                                   \
+    " firm_id TEXT NOT NULL, kind TEXT NOT NULL, currency TEXT NOT NULL,"                          \
+    " item_count INTEGER NOT NULL, balance_billions INTEGER NOT NULL,"                             \
+    " balance_rest INTEGER NOT NULL, PRIMARY KEY (firm_id, kind, currency))",                      \
+        "CREATE TABLE IF NOT EXISTS posting_total ("                                               \
+        " firm_id TEXT NOT NULL, status TEXT NOT NULL, posting_count INTEGER NOT NULL,"            \
+        " PRIMARY KEY (firm_id, status))"
 static const char *s_totals_schema[] = {
-    "CREATE TABLE IF NOT EXISTS replica_total ("
-    " firm_id TEXT NOT NULL, kind TEXT NOT NULL, currency TEXT NOT NULL,"
-    " item_count INTEGER NOT NULL, balance_billions INTEGER NOT NULL,"
-    " balance_rest INTEGER NOT NULL, PRIMARY KEY (firm_id, kind, currency))",
-    "CREATE TABLE IF NOT EXISTS posting_total ("
-    " firm_id TEXT NOT NULL, status TEXT NOT NULL, posting_count INTEGER NOT NULL,"
-    " PRIMARY KEY (firm_id, status))",
+    S_TOTAL_TABLES,
     "CREATE TRIGGER IF NOT EXISTS open_item_total_insert AFTER INSERT ON open_item"
     " BEGIN " S_TOTAL_ADD ("NEW", "") " END",
     "CREATE TRIGGER IF NOT EXISTS open_item_total_delete AFTER DELETE ON open_item"
@@ -159,13 +162,7 @@ static const char *s_totals_schema[] = {
 #define S_PG_ROWS(table, sign)                                                                     \
     "SELECT firm_id, kind, currency, balance_minor, " sign " AS sign FROM " table
 static const char *s_totals_schema_postgresql[] = {
-    "CREATE TABLE IF NOT EXISTS replica_total ("
-    " firm_id TEXT NOT NULL, kind TEXT NOT NULL, currency TEXT NOT NULL,"
-    " item_count INTEGER NOT NULL, balance_billions INTEGER NOT NULL,"
-    " balance_rest INTEGER NOT NULL, PRIMARY KEY (firm_id, kind, currency))",
-    "CREATE TABLE IF NOT EXISTS posting_total ("
-    " firm_id TEXT NOT NULL, status TEXT NOT NULL, posting_count INTEGER NOT NULL,"
-    " PRIMARY KEY (firm_id, status))",
+    S_TOTAL_TABLES,
     S_PG_TOTALS ("open_item_total_insert", "INSERT", "NEW TABLE AS new_rows",
                  S_PG_ROWS ("new_rows", "1")),
     S_PG_TOTALS ("open_item_total_delete", "DELETE", "OLD TABLE AS old_rows",
@@ -950,32 +947,10 @@ static json_t *s_cell (ml_db_query_t *query, int column, bool integer)
     return value ? value : json_null ();
 }
 
-json_t *ml_store_rows (ml_db_query_t *query, bool (*integer_column) (const char *name))
-{
-    if (!query)
-        return NULL;
-    json_t *rows = json_array ();
-    int columns = ml_db_columns (query);
-    bool integers[S_TYPED_COLUMNS];
-    s_integer_columns (query, integer_column, integers, columns);
-    int rc;
-    while ((rc = ml_db_fetch (query)) == 1) {
-        json_t *row = json_object ();
-        for (int column = 0; column < columns; column++) {
-            const char *name = ml_db_column_name (query, column);
-            bool integer = column < S_TYPED_COLUMNS ? integers[column] : integer_column (name);
-            json_object_set_new (row, name, s_cell (query, column, integer));
-        }
-        json_array_append_new (rows, row);
-    }
-    ml_db_query_destroy (&query);
-    if (rc < 0)
-        json_decref (rows);
-    return rc < 0 ? NULL : rows;
-}
-
-json_t *ml_store_table (ml_db_query_t *query, bool (*integer_column) (const char *name),
-                        json_t **columns_out)
+//  Every row of a query, each an object by column name, or (as_arrays) an array in column
+//  order with the names in *columns_out when asked. Destroys the query.
+static json_t *s_read_rows (ml_db_query_t *query, bool (*integer_column) (const char *name),
+                            bool as_arrays, json_t **columns_out)
 {
     if (columns_out)
         *columns_out = NULL;
@@ -992,22 +967,38 @@ json_t *ml_store_table (ml_db_query_t *query, bool (*integer_column) (const char
     }
     int rc;
     while ((rc = ml_db_fetch (query)) == 1) {
-        json_t *row = json_array ();
+        json_t *row = as_arrays ? json_array () : json_object ();
         for (int column = 0; column < columns; column++) {
-            bool integer = column < S_TYPED_COLUMNS
-                               ? integers[column]
-                               : integer_column (ml_db_column_name (query, column));
-            json_array_append_new (row, s_cell (query, column, integer));
+            const char *name = ml_db_column_name (query, column);
+            bool integer = column < S_TYPED_COLUMNS ? integers[column] : integer_column (name);
+            json_t *value = s_cell (query, column, integer);
+            if (as_arrays)
+                json_array_append_new (row, value);
+            else
+                json_object_set_new (row, name, value);
         }
         json_array_append_new (rows, row);
     }
     ml_db_query_destroy (&query);
     if (rc < 0) {
         json_decref (rows);
-        if (columns_out)
-            json_decref (*columns_out), *columns_out = NULL;
+        if (columns_out) {
+            json_decref (*columns_out);
+            *columns_out = NULL;
+        }
     }
     return rc < 0 ? NULL : rows;
+}
+
+json_t *ml_store_rows (ml_db_query_t *query, bool (*integer_column) (const char *name))
+{
+    return s_read_rows (query, integer_column, false, NULL);
+}
+
+json_t *ml_store_table (ml_db_query_t *query, bool (*integer_column) (const char *name),
+                        json_t **columns_out)
+{
+    return s_read_rows (query, integer_column, true, columns_out);
 }
 
 json_t *ml_store_row (ml_db_query_t *query, bool (*integer_column) (const char *name), bool *failed)
