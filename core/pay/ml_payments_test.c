@@ -880,6 +880,51 @@ void ml_payments_test (bool verbose)
     }
     assert (s_count (store, "SELECT COUNT (*) FROM posting") == keyed_before + 2);
 
+    //  Receipts of approved charges are queued by one sweep in one transaction; one whose
+    //  address the outbox refuses is marked and holds up no other (the sweep then goes one
+    //  by one).
+    {
+        char outbox_key[160];
+        snprintf (outbox_key, sizeof outbox_key, "%s/outbox.key", directory);
+        ml_mailer_t *mailer = ml_mailer_new (ml_store_db (store), outbox_key, error, sizeof error);
+        assert (mailer);
+        ml_payments_t *mailing =
+            ml_payments_new (store, payers, processor, mailer, error, sizeof error);
+        assert (mailing);
+        assert (ml_db_execute (ml_store_db (store),
+                               "UPDATE payment SET receipt_email = 'payer@example.com'",
+                               NULL) >= 0);
+        int64_t due = s_count (store, "SELECT COUNT (*) FROM charge WHERE status = 'approved'"
+                                      " AND receipt_queued = 0");
+        assert (due >= 2);
+        //  All at once.
+        assert (ml_payments_notify (mailing) == due);
+        assert (s_count (store, "SELECT COUNT (*) FROM mail WHERE kind = 'receipt'") == due);
+        assert (ml_payments_notify (mailing) == 0);
+        //  Again with one address refused (a line break could add a header).
+        assert (ml_db_execute (ml_store_db (store), "UPDATE charge SET receipt_queued = 0", NULL) >
+                0);
+        assert (ml_db_execute (ml_store_db (store), "DELETE FROM mail", NULL) >= 0);
+        assert (ml_db_execute (ml_store_db (store),
+                               "UPDATE payment SET receipt_email = ?"
+                               " WHERE payment_uuid = (SELECT MIN (payment_uuid) FROM charge"
+                               " WHERE status = 'approved')",
+                               "s", "bad\nx@y.z") == 1);
+        int64_t refusals =
+            s_count (store, "SELECT COUNT (*) FROM charge c JOIN payment p ON p.payment_uuid ="
+                            " c.payment_uuid WHERE c.status = 'approved' AND p.receipt_email <> "
+                            "'payer@example.com'");
+        assert (refusals >= 1 && refusals < due);
+        assert (ml_payments_notify (mailing) == due - refusals);
+        assert (s_count (store, "SELECT COUNT (*) FROM charge WHERE receipt_queued = 2") ==
+                refusals);
+        assert (s_count (store, "SELECT COUNT (*) FROM mail WHERE kind = 'receipt'") ==
+                due - refusals);
+        assert (ml_payments_notify (mailing) == 0);
+        ml_payments_destroy (&mailing);
+        ml_mailer_destroy (&mailer);
+    }
+
     ml_log_setup (NULL, saved);
     ml_payments_destroy (&payments);
     ml_processor_destroy (&processor);
