@@ -1,6 +1,7 @@
 #!/bin/bash
 # dialects: sqlite postgresql
-# Three core nodes share one store and six firms (docs/multinode.md); payments (cash postings
+# Three core nodes share one store and twenty firms (docs/multinode.md; ML_FAILOVER_FIRMS sets
+# another number); payments (cash postings
 # and card charges, through every node's admin socket) and Auto-Pay runs flow, with receipts
 # mailed. One node is killed (SIGKILL), later another is paused (SIGSTOP) past its lease:
 # every firm is served again within the lease time (plus the agents' three heartbeats of
@@ -10,7 +11,8 @@
 # postgresql run.
 . "$(dirname "$0")/lib_e2e.sh"
 
-FIRMS="f1 f2 f3 f4 f5 f6"
+FIRM_COUNT=${ML_FAILOVER_FIRMS:-20}
+FIRMS=$(seq -f 'f%g' 1 "$FIRM_COUNT" | tr '\n' ' ')
 LEASE=3        # core/lease_seconds
 HEARTBEAT=500  # core/heartbeat_ms: an agent leaves a silent node after 3 of them
 SERVED_WITHIN=$((LEASE + 4)) # lease, three heartbeats, a second's tick, a second of slack
@@ -128,7 +130,7 @@ firms_served_by() { # the live nodes, e.g. "n2 n3"
     local live
     live=$(printf "'%s'," $1)
     live=${live%,}
-    [ "$(store_sql "SELECT COUNT(*) FROM firm_lease WHERE expires_at > $(now_ms) AND owner IN ($live)")" = 6 ] || return 1
+    [ "$(store_sql "SELECT COUNT(*) FROM firm_lease WHERE expires_at > $(now_ms) AND owner IN ($live)")" = "$FIRM_COUNT" ] || return 1
     for n in ${1//n/}; do
         node_cli "$n" --json status | python3 -c "
 import json, sys
@@ -138,11 +140,11 @@ sys.exit(0 if owned <= online else 1)" "$(store_sql "SELECT firm_id FROM firm_le
     done
 }
 replicas_complete() {
-    [ "$(store_sql "SELECT COUNT(*) FROM replica_state WHERE complete = 1")" = 6 ]
+    [ "$(store_sql "SELECT COUNT(*) FROM replica_state WHERE complete = 1")" = "$FIRM_COUNT" ]
 }
 wait_for 60 "every firm's replica" replicas_complete
 wait_for 30 "every firm served" firms_served_by "n1 n2 n3"
-log "at ${SECONDS}s: six firms served by $(store_sql "SELECT owner || ':' || firm_id FROM firm_lease ORDER BY firm_id" | tr '\n' ' ')"
+log "at ${SECONDS}s: $FIRM_COUNT firms served by $(store_sql "SELECT owner || ':' || firm_id FROM firm_lease ORDER BY firm_id" | tr '\n' ' ')"
 
 # 'matterlink-agent check' against a node that does not serve the firm: the key is accepted,
 # and the node names the one that does.
