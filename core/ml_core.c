@@ -1193,6 +1193,10 @@ static void s_tick (s_core_t *self)
     //  Counts of log lines that peers caused over their limit.
     ml_log_peer_flush ();
     int64_t now = zclock_mono ();
+    //  Postings are delivered (and sent again) only to the firms that have some waiting:
+    //  one small read for all of them, not a query per connected firm (1,000 firms cost
+    //  the core's thread up to 25 ms a tick, bench/scale.sh). Every firm if it fails.
+    zhashx_t *waiting = ml_store_firms_unanswered (self->store);
     zlistx_t *firms = zhashx_keys (self->sessions);
     for (const char *firm = zlistx_first (firms); firm; firm = zlistx_next (firms)) {
         s_session_t *session = zhashx_lookup (self->sessions, firm);
@@ -1203,10 +1207,11 @@ static void s_tick (s_core_t *self)
             if (self->lease) //  the agent went elsewhere, or will greet whoever takes the firm
                 ml_lease_release (self->lease, firm);
             zhashx_delete (self->sessions, firm);
-        } else
+        } else if (!waiting || zhashx_lookup (waiting, firm))
             s_deliver (self, session);
     }
     zlistx_destroy (&firms);
+    zhashx_destroy (&waiting);
     //  Firms that asked to hear when their agent is away too long (ml_notify). With several
     //  nodes, a firm another node serves is that node's to judge.
     firms = zhashx_keys (self->sessions);

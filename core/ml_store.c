@@ -1242,6 +1242,30 @@ zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, s
     return list;
 }
 
+zhashx_t *ml_store_firms_unanswered (ml_store_t *self)
+{
+    ml_db_query_t *query = ml_db_query (self->db,
+                                        "SELECT DISTINCT firm_id FROM posting_total"
+                                        " WHERE status IN ('pending', 'delivered')"
+                                        " AND posting_count > 0",
+                                        NULL);
+    if (!query) {
+        s_failed (self, "listing firms with unanswered postings");
+        return NULL;
+    }
+    zhashx_t *firms = zhashx_new ();
+    int rc;
+    while ((rc = ml_db_fetch (query)) == 1)
+        if (ml_db_text (query, 0))
+            zhashx_update (firms, ml_db_text (query, 0), (void *)1);
+    ml_db_query_destroy (&query);
+    if (rc < 0) {
+        s_failed (self, "listing firms with unanswered postings");
+        zhashx_destroy (&firms);
+    }
+    return firms;
+}
+
 ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
 {
     ml_db_query_t *query =
@@ -1713,6 +1737,9 @@ void ml_store_test (bool verbose)
     zlistx_t *due = ml_store_postings_unanswered (store, "acme", 10);
     assert (zlistx_size (due) == 1 && streq (zlistx_first (due), message->posting.posting_uuid));
     zlistx_destroy (&due);
+    zhashx_t *waiting = ml_store_firms_unanswered (store);
+    assert (waiting && zhashx_size (waiting) == 1 && zhashx_lookup (waiting, "acme"));
+    zhashx_destroy (&waiting);
     ml_msg_t *loaded = ml_store_posting_load (store, message->posting.posting_uuid);
     assert (loaded && loaded->posting.line_count == 1 && loaded->posting.amount_minor == 500);
     ml_msg_destroy (&loaded);
@@ -1725,6 +1752,9 @@ void ml_store_test (bool verbose)
     assert (ml_store_posting_result (store, "other", result) == 0);
     assert (ml_store_posting_result (store, "acme", result) == 1);
     assert (ml_store_posting_result (store, "acme", result) == 0);
+    waiting = ml_store_firms_unanswered (store); //  answered: none waits
+    assert (waiting && zhashx_size (waiting) == 0);
+    zhashx_destroy (&waiting);
     items = ml_store_open_items (store, "acme", NULL, NULL, NULL);
     assert (json_integer_value (json_object_get (json_array_get (items, 0), "pending_minor")) ==
             500);

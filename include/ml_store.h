@@ -145,6 +145,11 @@ int ml_store_posting_note (ml_store_t *self, const char *posting_uuid, const cha
 //  limit, as a list of UUID strings (caller destroys the list).
 zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, size_t limit);
 
+//  The firms that have postings waiting for a result, read from the postings' counts (a few
+//  rows, whatever the number of firms or postings), as a set of firm ids (keys of a new
+//  zhashx_t, caller destroys), or NULL on error.
+zhashx_t *ml_store_firms_unanswered (ml_store_t *self);
+
 //  Load a posting as a POSTING message (new), or NULL if unknown.
 ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid);
 
