@@ -1130,7 +1130,7 @@ static json_t *s_portal_invoices (ml_logins_t *self, int64_t payer_id)
                                              " FROM open_item WHERE firm_id = ? AND kind = 'T'"
                                              " AND matter_number = ?",
                                        "ss", firm_id, value),
-                          s_integer_column, NULL);
+                          s_integer_column);
             if (!rows || !ledgers) {
                 json_decref (rows);
                 json_decref (ledgers);

@@ -948,23 +948,16 @@ static json_t *s_cell (ml_db_query_t *query, int column, bool integer)
 }
 
 //  Every row of a query, each an object by column name, or (as_arrays) an array in column
-//  order with the names in *columns_out when asked. Destroys the query.
+//  order. Destroys the query.
 static json_t *s_read_rows (ml_db_query_t *query, bool (*integer_column) (const char *name),
-                            bool as_arrays, json_t **columns_out)
+                            bool as_arrays)
 {
-    if (columns_out)
-        *columns_out = NULL;
     if (!query)
         return NULL;
     json_t *rows = json_array ();
     int columns = ml_db_columns (query);
     bool integers[S_TYPED_COLUMNS];
     s_integer_columns (query, integer_column, integers, columns);
-    if (columns_out) {
-        *columns_out = json_array ();
-        for (int column = 0; column < columns; column++)
-            json_array_append_new (*columns_out, json_string (ml_db_column_name (query, column)));
-    }
     int rc;
     while ((rc = ml_db_fetch (query)) == 1) {
         json_t *row = as_arrays ? json_array () : json_object ();
@@ -980,25 +973,19 @@ static json_t *s_read_rows (ml_db_query_t *query, bool (*integer_column) (const 
         json_array_append_new (rows, row);
     }
     ml_db_query_destroy (&query);
-    if (rc < 0) {
+    if (rc < 0)
         json_decref (rows);
-        if (columns_out) {
-            json_decref (*columns_out);
-            *columns_out = NULL;
-        }
-    }
     return rc < 0 ? NULL : rows;
 }
 
 json_t *ml_store_rows (ml_db_query_t *query, bool (*integer_column) (const char *name))
 {
-    return s_read_rows (query, integer_column, false, NULL);
+    return s_read_rows (query, integer_column, false);
 }
 
-json_t *ml_store_table (ml_db_query_t *query, bool (*integer_column) (const char *name),
-                        json_t **columns_out)
+json_t *ml_store_table (ml_db_query_t *query, bool (*integer_column) (const char *name))
 {
-    return s_read_rows (query, integer_column, true, columns_out);
+    return s_read_rows (query, integer_column, true);
 }
 
 json_t *ml_store_row (ml_db_query_t *query, bool (*integer_column) (const char *name), bool *failed)
@@ -1103,7 +1090,7 @@ json_t *ml_store_open_item_table (ml_store_t *self, const char *firm_id, const c
                                   const char *matter, const char *invoice)
 {
     json_t *rows = ml_store_table (s_open_items_query (self, firm_id, client, matter, invoice),
-                                   s_integer_column, NULL);
+                                   s_integer_column);
     if (!rows) {
         s_failed (self, "reading open items");
         return NULL;

@@ -189,9 +189,8 @@ json_t *ml_store_rows (ml_db_query_t *query, bool (*integer_column) (const char 
 //  Every row of a query as a JSON array of arrays, the values in the query's column order
 //  and typed as ml_store_rows types them (new reference), or NULL on error; destroys the
 //  query. A listing of many rows is a third of the size and far cheaper to make and to read
-//  than the same as objects. When columns is given, it gets the column names (new).
-json_t *ml_store_table (ml_db_query_t *query, bool (*integer_column) (const char *name),
-                        json_t **columns);
+//  than the same as objects. The caller names the columns (it wrote the SELECT).
+json_t *ml_store_table (ml_db_query_t *query, bool (*integer_column) (const char *name));
 
 //  The first row of a query as ml_store_rows makes it (new reference), or NULL when there is
 //  none; sets *failed on a store error.
