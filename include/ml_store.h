@@ -14,6 +14,9 @@
 #include <czmq.h>
 #include <jansson.h>
 #include <stdbool.h>
+
+//  The store's schema version: the number of its ordered migrations (core/ml_store.c).
+#define ML_STORE_VERSION 4
 #include <stdint.h>
 
 typedef struct _ml_store_t ml_store_t;
