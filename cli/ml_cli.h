@@ -210,6 +210,7 @@ extern const ml_cli_command_t ml_cli_autopay_commands[];
 extern const ml_cli_command_t ml_cli_search_commands[];
 extern const ml_cli_command_t ml_cli_payers_commands[];
 extern const ml_cli_command_t ml_cli_staff_commands[];
+extern const ml_cli_command_t ml_cli_notify_commands[];
 
 void ml_cli_print_table (json_t *rows, const ml_cli_column_t *columns, size_t count, int indent);
 

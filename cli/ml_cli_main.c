@@ -27,6 +27,7 @@ static const ml_cli_command_t *s_groups[] = {ml_cli_payments_commands,
                                              ml_cli_payers_commands,
                                              ml_cli_autopay_commands,
                                              ml_cli_staff_commands,
+                                             ml_cli_notify_commands,
                                              NULL};
 
 static void s_usage (FILE *stream)

@@ -31,7 +31,12 @@ settings=$(admin '{"op": "notify-settings", "firm": "acme"}')
 echo "$settings" | json 'd["events"][0]["sends_to"]' | grep -q office@acme.example || fail "not to the contact"
 admin '{"op": "notify-set", "firm": "acme", "event": "link_paid", "enabled": true, "recipients": "a@b.example\r\nBcc: c@d.example"}' |
     grep -q "is not an e-mail address" || fail "a header in an address was not refused"
-set_event link_paid true "desk@acme.example, boss@acme.example"
+# The CLI sets what the staff page sets (matterlink notify set / show).
+cli notify set --firm acme --event link_paid --on --to "desk@acme.example, boss@acme.example" |
+    grep -E -q "^link_paid +yes +desk@acme.example, boss@acme.example" || fail "notify set --on"
+cli notify set --firm acme --event link_paid --minutes 5 --on 2>&1 | grep -q "agent_offline only" ||
+    fail "minutes for link_paid was not refused"
+cli notify set --firm acme --event link_paid 2>&1 | grep -q "say --on or --off" || fail "no --on or --off"
 set_event posting_rejected false ""
 set_event agent_offline true "it@acme.example" 1
 
@@ -68,9 +73,15 @@ received() { [ "$(mails_where '"Payment received" in m["headers"]["subject"] and
 wait_for 20 "the payment-received notice" received
 [ "$(mails_where '"Posting rejected" in m["headers"]["subject"]')" = 0 ] || fail "posting rejected is off, yet mailed"
 # On again: the rejection is told, to the contact address, once.
-set_event posting_rejected true ""
+# --off and --on again keep the addresses (none: the contact address) when --to is left out.
+cli notify set --firm acme --event posting_rejected --off >/dev/null || fail "notify set --off"
+cli notify set --firm acme --event posting_rejected --on >/dev/null || fail "notify set --on"
+cli notify show --firm acme | grep -E -q "^posting_rejected +yes +office@acme.example" || fail "notify show"
 rejected() { [ "$(mails_where '"Posting rejected" in m["headers"]["subject"] and m["rcpt_tos"] == ["office@acme.example"] and "'"$uuid"'" in m["body"]')" = 1 ]; }
 wait_for 20 "the rejection notice" rejected
 [ "$(mails_where '"Agent offline" in m["headers"]["subject"]')" = 1 ] || fail "the agent-offline notice was sent twice"
 [ "$(mails_where '"Payment link paid" in m["headers"]["subject"]')" = 2 ] || fail "the link-paid notice was sent again"
+cli notify set --firm acme --event link_paid --off | grep -E -q "^link_paid +no +nobody" || fail "link_paid --off"
+[ "$(admin '{"op": "notify-settings", "firm": "acme"}' | json '[e["recipients"] for e in d["events"] if e["event"] == "link_paid"][0]')" = "['desk@acme.example', 'boss@acme.example']" ] ||
+    fail "--off without --to dropped the addresses"
 log "PASS"
