@@ -26,6 +26,8 @@ struct _ml_autopay_t {
 #define S_LIVE_ASK_MS   5000
 #define S_LIVE_FRESH_MS 30000
 
+//  The calendar (core/ml_autopay_dates.c); ml_autopay_due_date is in ml_autopay.h.
+
 //  The number of days in a month of a year (month 1 to 12).
 int ml_autopay_month_days (int year, int month);
 
@@ -35,5 +37,8 @@ int ml_autopay_date_parse (const char *text, int *year, int *month, int *day);
 //  The first day client- and matter-level enrollments no longer run: one year after the
 //  schedule's first run (first_date must be valid).
 void ml_autopay_year_end (const char *first_date, char *end, size_t size);
+
+//  A date plus some days, as text (11 bytes). date must be valid.
+void ml_autopay_date_add (const char *date, int days, char *text, size_t size);
 
 #endif
