@@ -117,7 +117,8 @@ static bool s_integer_column (const char *name)
     return (length > 3 && streq (name + length - 3, "_at")) ||
            (length > 6 && streq (name + length - 6, "_minor")) || streq (name, "payer_id") ||
            streq (name, "token_id") || streq (name, "session_id") || streq (name, "audit_id") ||
-           streq (name, "failures") || streq (name, "mail_id") || streq (name, "n");
+           streq (name, "failures") || streq (name, "mail_id") || streq (name, "n") ||
+           streq (name, "password_set");
 }
 
 static json_t *s_rows (ml_db_query_t *query)
@@ -361,6 +362,52 @@ json_t *ml_logins_access (ml_logins_t *self, int64_t payer_id)
     json_decref (login);
     json_decref (welcome);
     return access;
+}
+
+#define S_MARK_BATCH 16
+
+int ml_logins_mark_access (ml_logins_t *self, json_t *payers)
+{
+    assert (self);
+    size_t count = json_array_size (payers);
+    for (size_t first = 0; first < count; first += S_MARK_BATCH) {
+        //  A fixed number of parameters, so the statement is prepared once: ids past the
+        //  end are 0, which no payer has.
+        int64_t ids[S_MARK_BATCH] = {0};
+        for (size_t index = 0; index < S_MARK_BATCH && first + index < count; index++) {
+            json_t *payer = json_array_get (payers, first + index);
+            ids[index] = s_int (payer, "payer_id");
+            json_object_set_new (payer, "login_access", json_string ("off"));
+        }
+        json_t *rows = s_rows (ml_db_query (
+            self->db,
+            "SELECT payer_id, state, CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END AS"
+            " password_set FROM portal_login WHERE payer_id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?, ?, ?, ?)",
+            "iiiiiiiiiiiiiiii", ids[0], ids[1], ids[2], ids[3], ids[4], ids[5], ids[6], ids[7],
+            ids[8], ids[9], ids[10], ids[11], ids[12], ids[13], ids[14], ids[15]));
+        if (!rows) {
+            json_decref (s_store_failed (self, "login access of a list"));
+            return -1;
+        }
+        size_t row_index;
+        json_t *row;
+        json_array_foreach (rows, row_index, row)
+        {
+            const char *state = s_text (row, "state");
+            for (size_t index = 0; index < S_MARK_BATCH && first + index < count; index++) {
+                json_t *payer = json_array_get (payers, first + index);
+                if (ids[index] == s_int (row, "payer_id"))
+                    json_object_set_new (
+                        payer, "login_access",
+                        json_string (streq (state, "on")
+                                         ? (s_int (row, "password_set") ? "active" : "invited")
+                                         : state));
+            }
+        }
+        json_decref (rows);
+    }
+    return 0;
 }
 
 int ml_logins_has_login (ml_logins_t *self, int64_t payer_id)

@@ -163,6 +163,11 @@ void ml_logins_test (bool verbose)
     assert (streq (s_text (json_object_get (reply, "access"), "state"), "invited"));
     assert (streq (s_text (json_object_get (reply, "access"), "invitation"), "sent"));
     json_decref (reply);
+    //  payer-list's Login Access column: invited is not yet able to sign in.
+    json_t *marked = json_pack ("[{s:I}]", "payer_id", (json_int_t)pat);
+    assert (ml_logins_mark_access (self, marked) == 0);
+    assert (streq (s_text (json_array_get (marked, 0), "login_access"), "invited"));
+    json_decref (marked);
     char first[ML_LOGINS_TOKEN_LENGTH + 1], welcome[ML_LOGINS_TOKEN_LENGTH + 1];
     snprintf (first, sizeof first, "%s", self->test_token);
     assert (strlen (first) == ML_LOGINS_TOKEN_LENGTH);
@@ -216,6 +221,17 @@ void ml_logins_test (bool verbose)
     assert (streq (s_text (access, "state"), "active"));
     assert (streq (s_text (access, "invitation"), "password set"));
     json_decref (access);
+    //  The column again, over more than one batch of 16: Pat can sign in, the rest (no
+    //  login, or no such payer) cannot.
+    marked = json_array ();
+    for (int64_t id = 1000; id < 1020; id++)
+        json_array_append_new (
+            marked, json_pack ("{s:I}", "payer_id", (json_int_t)(id == 1017 ? pat : id)));
+    assert (ml_logins_mark_access (self, marked) == 0);
+    for (size_t index = 0; index < 20; index++)
+        assert (streq (s_text (json_array_get (marked, index), "login_access"),
+                       index == 17 ? "active" : "off"));
+    json_decref (marked);
 
     //  Sign-in: one answer for every failure.
     char session[ML_LOGINS_TOKEN_LENGTH + 1], csrf[ML_LOGINS_TOKEN_LENGTH + 1];

@@ -50,6 +50,13 @@ def notice_has(text):
         return False
 
 
+def list_access(payer_id):
+    """The Login Access column of the payers list for payer_id (None when not listed)."""
+    driver.get(BASE + "/staff/payers")
+    cells = driver.find_elements(By.CSS_SELECTOR, f"tr[data-payer-id='{payer_id}'] td.login-access")
+    return cells[0].text if cells else None
+
+
 def portal_invoices(path):
     """The invoice numbers the portal's listing shows on path (the payer's or the staff's)."""
     driver.get(BASE + path)
@@ -80,6 +87,10 @@ try:
     state = driver.find_element(By.CSS_SELECTOR, ".access-state").get_attribute("data-state")
     check(state == "off", f"login access off at first: {state}")
     fits("the payer page")
+    # The list says who can sign in to the portal: not Pat, yet.
+    access = list_access(pat)
+    check(access == "Off", f"the list's Login Access for Pat at first: {access!r}")
+    driver.get(f"{BASE}/staff/payers/{pat}")
 
     # Login Access: the switch asks first; nothing is mailed before Confirm.
     click("a.switch")
@@ -167,6 +178,8 @@ try:
     invitation = driver.find_element(By.CSS_SELECTOR, ".invitation").get_attribute("data-invitation")
     check(access == "active" and invitation == "password set",
           f"active, password set: {access}, {invitation}")
+    access = list_access(pat)
+    check(access == "On", f"the list's Login Access for Pat with a password: {access!r}")
 
     # Removing the association removes the invoices from both views.
     driver.get(f"{BASE}/staff/payer-associations/{pat}")

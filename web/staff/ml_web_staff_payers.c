@@ -96,6 +96,14 @@ json_t *ml_web_staff_payer_begin (ml_web_exchange_t *exchange, const char *token
 //  ---------------------------------------------------------------------------------------
 //  The list, the search and Add payer.
 
+//  The list's Login Access column: whether the payer can sign in to the portal now.
+static const char *s_list_access_words (const char *state)
+{
+    return strcmp (state, "active") == 0    ? "On"
+           : strcmp (state, "invited") == 0 ? "Invited: no password yet"
+                                            : "Off";
+}
+
 static void s_list (ml_web_exchange_t *exchange, const char *token, json_t *session,
                     const char *error, ml_web_form_t *kept)
 {
@@ -129,7 +137,8 @@ static void s_list (ml_web_exchange_t *exchange, const char *token, json_t *sess
     else {
         ml_web_page_add (exchange, "<table class=\"payers\">\n<thead><tr><th scope=\"col\">Name"
                                    "</th><th scope=\"col\">E-mail address</th><th scope=\"col\">"
-                                   "Phone</th><th scope=\"col\">Open</th></tr></thead>\n<tbody>\n");
+                                   "Phone</th><th scope=\"col\">Login Access</th>"
+                                   "<th scope=\"col\">Open</th></tr></thead>\n<tbody>\n");
         size_t index;
         json_t *payer;
         json_array_foreach (payers, index, payer)
@@ -142,15 +151,19 @@ static void s_list (ml_web_exchange_t *exchange, const char *token, json_t *sess
                              "<tr data-payer-id=\"{}\"><th scope=\"row\" data-label=\"Name\">"
                              "<a href=\"/staff/payers/{}\">{}</a></th>"
                              "<td data-label=\"E-mail address\">{}</td>"
-                             "<td data-label=\"Phone\">{}</td><td data-label=\"Open\">"
+                             "<td data-label=\"Phone\">{}</td>"
+                             "<td data-label=\"Login Access\" class=\"login-access\">{}</td>"
+                             "<td data-label=\"Open\">"
                              "<a href=\"/staff/payers/{}\" aria-label=\"{} {}\">{}</a> "
                              "<a href=\"/staff/payer-associations/{}\" "
                              "aria-label=\"Associations of {}\">Associations</a> "
                              "<a href=\"/staff/payer-view/{}\" aria-label=\"View as {}\">View as "
                              "payer</a></td></tr>\n",
                              id, id, name, ml_web_staff_text (payer, "email"),
-                             ml_web_staff_text (payer, "phone"), id, billing ? "Edit" : "Open",
-                             name, billing ? "Edit" : "Open", id, name, id, name);
+                             ml_web_staff_text (payer, "phone"),
+                             s_list_access_words (ml_web_staff_text (payer, "login_access")), id,
+                             billing ? "Edit" : "Open", name, billing ? "Edit" : "Open", id, name,
+                             id, name);
         }
         ml_web_page_add (exchange, "</tbody>\n</table>\n");
         if (json_array_size (payers) == 200)
