@@ -2,11 +2,11 @@
     Message-ID and recipient before it is stored, and opened just before it is sent. */
 #include "ml_mail_internal.h"
 
-#include <czmq.h>
 #include <assert.h>
-#include <sodium.h>
+#include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,9 +5,9 @@
 #include "ml_service.h"
 #include "ml_store.h"
 
-#include <czmq.h>
 #include <assert.h>
 #include <curl/curl.h>
+#include <czmq.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>

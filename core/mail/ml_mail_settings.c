@@ -2,8 +2,8 @@
     checks that refuse a bad SMTP URL, sender or password file. */
 #include "ml_mail_internal.h"
 
-#include <czmq.h>
 #include <assert.h>
+#include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

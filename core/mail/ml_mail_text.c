@@ -2,8 +2,8 @@
     as the outbox stores it, and writing a message (RFC 5322, MIME, quoted-printable). */
 #include "ml_mail_internal.h"
 
-#include <czmq.h>
 #include <assert.h>
+#include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -6,10 +6,10 @@
 #include "ml_log.h"
 #include "ml_store.h"
 
-#include <czmq.h>
 #include <assert.h>
-#include <sodium.h>
+#include <czmq.h>
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -6,13 +6,13 @@
 #include "ml_service.h"
 #include "ml_store.h"
 
-#include <czmq.h>
 #include <assert.h>
 #include <ctype.h>
-#include <sodium.h>
+#include <czmq.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
