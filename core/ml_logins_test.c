@@ -8,16 +8,6 @@
 #include <assert.h>
 #include <czmq.h>
 
-static const char *s_text (const json_t *row, const char *key)
-{
-    return json_string_value (json_object_get (row, key));
-}
-
-static int64_t s_int (const json_t *row, const char *key)
-{
-    return json_integer_value (json_object_get (row, key));
-}
-
 static bool s_count_column (const char *name)
 {
     return streq (name, "n");
@@ -160,13 +150,13 @@ void ml_logins_test (bool verbose)
     assert (json_is_true (json_object_get (reply, "ok")));
     assert (json_integer_value (json_object_get (reply, "invalidated")) == 0);
     assert (json_integer_value (json_object_get (reply, "mail_id")) > 0);
-    assert (streq (s_text (json_object_get (reply, "access"), "state"), "invited"));
-    assert (streq (s_text (json_object_get (reply, "access"), "invitation"), "sent"));
+    assert (streq (ml_logins_text (json_object_get (reply, "access"), "state"), "invited"));
+    assert (streq (ml_logins_text (json_object_get (reply, "access"), "invitation"), "sent"));
     json_decref (reply);
     //  payer-list's Login Access column: invited is not yet able to sign in.
     json_t *marked = json_pack ("[{s:I}]", "payer_id", (json_int_t)pat);
     assert (ml_logins_mark_access (self, marked) == 0);
-    assert (streq (s_text (json_array_get (marked, 0), "login_access"), "invited"));
+    assert (streq (ml_logins_text (json_array_get (marked, 0), "login_access"), "invited"));
     json_decref (marked);
     char first[ML_LOGINS_TOKEN_LENGTH + 1], welcome[ML_LOGINS_TOKEN_LENGTH + 1];
     snprintf (first, sizeof first, "%s", self->test_token);
@@ -191,9 +181,9 @@ void ml_logins_test (bool verbose)
     snprintf (text, sizeof text, "{\"op\": \"portal-token\", \"token\": \"%s\"}", welcome);
     for (int round = 0; round < 2; round++) {
         reply = s_test_call (self, &anonymous, text);
-        assert (streq (s_text (reply, "purpose"), "welcome"));
-        assert (streq (s_text (reply, "firm_name"), "Acme LLP"));
-        assert (streq (s_text (reply, "email_hint"), "p***@example.com"));
+        assert (streq (ml_logins_text (reply, "purpose"), "welcome"));
+        assert (streq (ml_logins_text (reply, "firm_name"), "Acme LLP"));
+        assert (streq (ml_logins_text (reply, "email_hint"), "p***@example.com"));
         json_decref (reply);
     }
     //  Weak passwords say why and leave the link usable.
@@ -215,11 +205,12 @@ void ml_logins_test (bool verbose)
                    ML_LOGINS_LINK_FAILURE));
     //  Argon2id at OWASP's minimum cost at least.
     json_t *login = ml_logins_login (self, pat, &(bool){false});
-    assert (strncmp (s_text (login, "password_hash"), "$argon2id$v=19$m=19456,t=2,p=1$", 31) == 0);
+    assert (strncmp (ml_logins_text (login, "password_hash"), "$argon2id$v=19$m=19456,t=2,p=1$",
+                     31) == 0);
     json_decref (login);
     json_t *access = ml_logins_access (self, pat);
-    assert (streq (s_text (access, "state"), "active"));
-    assert (streq (s_text (access, "invitation"), "password set"));
+    assert (streq (ml_logins_text (access, "state"), "active"));
+    assert (streq (ml_logins_text (access, "invitation"), "password set"));
     json_decref (access);
     //  The column again, over more than one batch of 16: Pat can sign in, the rest (no
     //  login, or no such payer) cannot.
@@ -229,7 +220,7 @@ void ml_logins_test (bool verbose)
             marked, json_pack ("{s:I}", "payer_id", (json_int_t)(id == 1017 ? pat : id)));
     assert (ml_logins_mark_access (self, marked) == 0);
     for (size_t index = 0; index < 20; index++)
-        assert (streq (s_text (json_array_get (marked, index), "login_access"),
+        assert (streq (ml_logins_text (json_array_get (marked, index), "login_access"),
                        index == 17 ? "active" : "off"));
     json_decref (marked);
 
@@ -287,7 +278,7 @@ void ml_logins_test (bool verbose)
     s_test_sign_in (self, &anonymous, "pat@example.com", "correct horse", buf, NULL);
     assert (*buf);
     login = ml_logins_login (self, pat, &(bool){false});
-    assert (s_int (login, "failures") == 0);
+    assert (ml_logins_int (login, "failures") == 0);
     json_decref (login);
 
     //  Sessions: live, then ended by idleness or age.
@@ -322,17 +313,17 @@ void ml_logins_test (bool verbose)
     assert (json_array_size (json_array_get (json_object_get (reply, "items"), 0)) == 12);
     assert (json_array_size (listed) == 3);
     //  One invoice order (oldest first); the A/R message and source ids never appear.
-    assert (streq (s_text (json_array_get (listed, 0), "invoice_number"), "INV-1"));
-    assert (streq (s_text (json_array_get (listed, 1), "invoice_number"), "INV-9"));
-    assert (streq (s_text (json_array_get (listed, 2), "invoice_number"), "INV-2"));
+    assert (streq (ml_logins_text (json_array_get (listed, 0), "invoice_number"), "INV-1"));
+    assert (streq (ml_logins_text (json_array_get (listed, 1), "invoice_number"), "INV-9"));
+    assert (streq (ml_logins_text (json_array_get (listed, 2), "invoice_number"), "INV-2"));
     assert (!json_object_get (json_array_get (listed, 0), "source_id"));
     assert (json_integer_value (json_object_get (json_array_get (listed, 0), "available_minor")) ==
             10000);
     assert (json_array_size (ledgers) == 1);
-    assert (streq (s_text (json_array_get (ledgers, 0), "matter_number"), "M-1"));
+    assert (streq (ml_logins_text (json_array_get (ledgers, 0), "matter_number"), "M-1"));
     //  Money is a JSON integer here as everywhere in the API, trust balances included.
     assert (json_is_integer (json_object_get (json_array_get (ledgers, 0), "balance_minor")));
-    assert (streq (s_text (reply, "firm_name"), "Acme LLP"));
+    assert (streq (ml_logins_text (reply, "firm_name"), "Acme LLP"));
     json_decref (listed);
     json_decref (ledgers);
     json_decref (reply);
@@ -372,8 +363,8 @@ void ml_logins_test (bool verbose)
     json_decref (reply);
     snprintf (text, sizeof text, "{\"op\": \"portal-session\", \"session\": \"%s\"}", session);
     reply = s_test_api (&parts, text);
-    assert (streq (s_text (reply, "csrf"), csrf));
-    assert (streq (s_text (json_object_get (reply, "payer"), "email"), "pat@example.com"));
+    assert (streq (ml_logins_text (reply, "csrf"), csrf));
+    assert (streq (ml_logins_text (json_object_get (reply, "payer"), "email"), "pat@example.com"));
     json_decref (reply);
     snprintf (text, sizeof text,
               "{\"op\": \"portal-sign-out\", \"session\": \"%s\", \"csrf\": \"%s\"}", session,
@@ -479,7 +470,7 @@ void ml_logins_test (bool verbose)
 
     //  An e-mail change keeps the login: the old address works until the new one is confirmed.
     reply = ml_logins_email_change (self, pat, "pat.new@example.com", "alice");
-    assert (streq (s_text (json_object_get (reply, "email_change"), "pending_email"),
+    assert (streq (ml_logins_text (json_object_get (reply, "email_change"), "pending_email"),
                    "pat.new@example.com"));
     json_decref (reply);
     char confirm[ML_LOGINS_TOKEN_LENGTH + 1];
@@ -503,7 +494,7 @@ void ml_logins_test (bool verbose)
     assert (s_test_ok (s_test_call (self, &operator, text)));
     assert (ml_logins_session (self, session, &actor) == 0);
     access = ml_logins_access (self, pat);
-    assert (streq (s_text (access, "state"), "deleted"));
+    assert (streq (ml_logins_text (access, "state"), "deleted"));
     json_decref (access);
     json_t *scope = NULL;
     char firm_id[64];
