@@ -1,4 +1,6 @@
-/*  ml_autopay's object and calendar, shared with its selftest (core/ml_autopay_test.c). */
+/*  ml_autopay's pieces share these (core only): the object, the calendar, and the helpers one
+    piece keeps and another uses (ml_autopay.c, ml_autopay_runs.c, ml_autopay_dates.c,
+    ml_autopay_test.c). */
 #ifndef ML_AUTOPAY_INTERNAL_H_INCLUDED
 #define ML_AUTOPAY_INTERNAL_H_INCLUDED
 
@@ -40,5 +42,52 @@ void ml_autopay_year_end (const char *first_date, char *end, size_t size);
 
 //  A date plus some days, as text (11 bytes). date must be valid.
 void ml_autopay_date_add (const char *date, int days, char *text, size_t size);
+
+//  How many due dates one schedule may look back over: a weekly schedule's year is 53, so
+//  this is only a guard against a broken first date, never a limit a real schedule meets.
+#define ML_AUTOPAY_MAX_DUE 1000
+
+//  Every row of a query on the store (in a method: self is the object), typed by
+//  ml_autopay_integer_column.
+#define ML_AUTOPAY_ROWS(sql, ...)                                                                  \
+    ml_store_rows (ml_db_query (self->db, sql, __VA_ARGS__), ml_autopay_integer_column)
+
+//  A schedule, an enrollment (with its association) and a run, as the ops show them.
+#define ML_AUTOPAY_SCHEDULE_SQL                                                                    \
+    "SELECT schedule_id, firm_id, payer_id, method_id, name, account_number, currency,"            \
+    " ar_message, frequency, day_rule, first_date, amount_minor, enabled, runs_from,"              \
+    " deleted_at, created_by, created_at, updated_at FROM autopay_schedule"
+
+//  A row's text and integer members.
+#define ML_AUTOPAY_TEXT(row, key) json_string_value (json_object_get (row, key))
+#define ML_AUTOPAY_INT(row, key)  json_integer_value (json_object_get (row, key))
+
+#define ML_AUTOPAY_ENROLLMENT_SQL                                                                  \
+    "SELECT e.association_id, a.level, a.client_number, a.matter_number, a.invoice_number,"        \
+    " e.enrolled_at, e.ended_at, e.end_reason FROM autopay_enrollment e JOIN association a"        \
+    " ON a.association_id = e.association_id WHERE e.schedule_id = ?"
+
+#define ML_AUTOPAY_RUN_SQL                                                                         \
+    "SELECT schedule_id, due_date, attempt, run_on, payment_uuid, status, amount_minor,"           \
+    " currency, lines, reason, note, created_at, updated_at FROM autopay_run"
+
+//  ml_autopay.c --------------------------------------------------------------------------
+
+//  The scheduler's "today": the test clock's day when set, else today in UTC.
+void ml_autopay_today (ml_autopay_t *self, char *today, size_t size);
+
+//  The columns of this class's rows that are integers, for ml_store_rows.
+bool ml_autopay_integer_column (const char *name);
+
+//  A store failure while doing: logged, rolled back, and the reply to give.
+json_t *ml_autopay_store_failed (ml_autopay_t *self, const char *doing);
+
+//  A schedule's row (new reference) or NULL when there is none.
+json_t *ml_autopay_schedule (ml_autopay_t *self, int64_t schedule_id);
+
+//  Why a schedule makes no run due on due, given its enrollments (rows of
+//  ML_AUTOPAY_ENROLLMENT_SQL): none is active (every one ended, or none was ever enrolled), or only
+//  client and matter enrollments are left and they ran their year. NULL when it still runs.
+const char *ml_autopay_ended (const json_t *enrollments, const char *due, const char *year_end);
 
 #endif

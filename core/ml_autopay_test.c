@@ -7,9 +7,6 @@
 #include <assert.h>
 #include <czmq.h>
 
-#define S_TEXT(row, key) json_string_value (json_object_get (row, key))
-#define S_INT(row, key)  json_integer_value (json_object_get (row, key))
-
 static bool s_count_column (const char *name)
 {
     return streq (name, "open_count");
@@ -27,7 +24,7 @@ static json_t *s_test_call (ml_autopay_t *self, const char *op, json_t *request)
 static int64_t s_test_count (ml_store_t *store, const char *sql)
 {
     json_t *rows = ml_store_rows (ml_db_query (ml_store_db (store), sql, NULL), s_count_column);
-    int64_t count = S_INT (json_array_get (rows, 0), "open_count");
+    int64_t count = ML_AUTOPAY_INT (json_array_get (rows, 0), "open_count");
     json_decref (rows);
     return count;
 }
@@ -59,10 +56,11 @@ static int s_test_ask (void *arg, const char *firm_id, ml_msg_t *search, const j
         ml_item_t *row = ml_msg_add_item (answer);
         row->kind = 'I';
         snprintf (row->invoice_number, sizeof row->invoice_number, "%s",
-                  S_TEXT (item, "invoice_number"));
-        snprintf (row->currency, sizeof row->currency, "%s", S_TEXT (item, "currency"));
+                  ML_AUTOPAY_TEXT (item, "invoice_number"));
+        snprintf (row->currency, sizeof row->currency, "%s", ML_AUTOPAY_TEXT (item, "currency"));
         json_t *live = json_object_get (agent->live, row->invoice_number);
-        row->balance_minor = live ? json_integer_value (live) : S_INT (item, "balance_minor");
+        row->balance_minor =
+            live ? json_integer_value (live) : ML_AUTOPAY_INT (item, "balance_minor");
     }
     json_decref (items);
     ml_autopay_live (agent->autopay, context, answer);
@@ -87,7 +85,7 @@ static int64_t s_test_payer (ml_payers_t *payers, ml_processor_t *processor, con
     json_t *request = json_pack ("{s:s, s:s, s:s}", "firm", "acme", "name", email, "email", email);
     json_t *reply = ml_payers_execute (payers, "payer-add", request);
     json_decref (request);
-    int64_t payer_id = S_INT (json_object_get (reply, "payer"), "payer_id");
+    int64_t payer_id = ML_AUTOPAY_INT (json_object_get (reply, "payer"), "payer_id");
     json_decref (reply);
     assert (payer_id > 0);
     ml_processor_result_t result;
@@ -100,10 +98,10 @@ static int64_t s_test_payer (ml_payers_t *payers, ml_processor_t *processor, con
                          "exp_month", 12, "exp_year", 2099);
     reply = ml_payers_execute (payers, "method-add", request);
     json_decref (request);
-    *method_id = S_INT (json_object_get (reply, "method"), "method_id");
+    *method_id = ML_AUTOPAY_INT (json_object_get (reply, "method"), "method_id");
     json_decref (reply);
     reply = ml_payers_association_record (payers, payer_id, level, item, "alice");
-    *association_id = S_INT (json_object_get (reply, "association"), "association_id");
+    *association_id = ML_AUTOPAY_INT (json_object_get (reply, "association"), "association_id");
     json_decref (reply);
     assert (*method_id > 0 && *association_id > 0);
     return payer_id;
@@ -231,7 +229,7 @@ void ml_autopay_test (bool verbose)
                                     "frequency", "monthly", "first_date", "2026-07-15", "amount",
                                     "150.00", "ar_message", "AutoPay July"));
     assert (json_is_true (json_object_get (reply, "ok")));
-    int64_t schedule = S_INT (json_object_get (reply, "schedule"), "schedule_id");
+    int64_t schedule = ML_AUTOPAY_INT (json_object_get (reply, "schedule"), "schedule_id");
     //  No firm contact yet: the reply warns, naming the command that sets one.
     json_t *warnings = json_object_get (reply, "warnings");
     assert (json_array_size (warnings) == 1);
@@ -277,14 +275,15 @@ void ml_autopay_test (bool verbose)
     json_t *runs = json_object_get (json_object_get (reply, "schedule"), "runs");
     assert (json_array_size (runs) == 2);
     json_t *first = json_array_get (runs, 0), *second = json_array_get (runs, 1);
-    assert (streq (S_TEXT (first, "status"), "paid") && S_INT (first, "amount_minor") == 15000);
+    assert (streq (ML_AUTOPAY_TEXT (first, "status"), "paid") &&
+            ML_AUTOPAY_INT (first, "amount_minor") == 15000);
     json_t *lines = json_object_get (first, "lines");
-    assert (streq (S_TEXT (json_array_get (lines, 0), "invoice"), "INV-1"));
-    assert (S_INT (json_array_get (lines, 1), "amount_minor") == 5000);
+    assert (streq (ML_AUTOPAY_TEXT (json_array_get (lines, 0), "invoice"), "INV-1"));
+    assert (ML_AUTOPAY_INT (json_array_get (lines, 1), "amount_minor") == 5000);
     lines = json_object_get (second, "lines");
-    assert (streq (S_TEXT (json_array_get (lines, 0), "invoice"), "INV-2"));
-    assert (S_INT (json_array_get (lines, 0), "amount_minor") == 5000);
-    assert (streq (S_TEXT (json_array_get (lines, 1), "invoice"), "INV-3"));
+    assert (streq (ML_AUTOPAY_TEXT (json_array_get (lines, 0), "invoice"), "INV-2"));
+    assert (ML_AUTOPAY_INT (json_array_get (lines, 0), "amount_minor") == 5000);
+    assert (streq (ML_AUTOPAY_TEXT (json_array_get (lines, 1), "invoice"), "INV-3"));
     json_decref (reply);
     //  Down for three months: the missed dates become one run on the latest of them (the
     //  note and a notice to the firm say which), and nothing is due any more.
@@ -305,14 +304,14 @@ void ml_autopay_test (bool verbose)
     assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run") == 4);
     reply = s_test_call (self, "autopay-show", json_pack ("{s:I}", "schedule_id", schedule));
     json_t *shown = json_object_get (reply, "schedule");
-    assert (streq (S_TEXT (shown, "state"), "ended"));
-    assert (strstr (S_TEXT (shown, "state_reason"), "ran their year"));
+    assert (streq (ML_AUTOPAY_TEXT (shown, "state"), "ended"));
+    assert (strstr (ML_AUTOPAY_TEXT (shown, "state_reason"), "ran their year"));
     //  Only runs that made a payment show one.
     size_t run_index;
     json_t *run;
     json_array_foreach (json_object_get (shown, "runs"), run_index, run)
     {
-        bool paid = streq (S_TEXT (run, "status"), "paid");
+        bool paid = streq (ML_AUTOPAY_TEXT (run, "status"), "paid");
         assert (paid == json_is_string (json_object_get (run, "payment_uuid")));
     }
     json_decref (reply);
@@ -329,7 +328,7 @@ void ml_autopay_test (bool verbose)
                          json_pack ("{s:I, s:I, s:s, s:s, s:s, s:s}", "payer_id", poor, "method_id",
                                     method_id, "name", "Plan", "account", "OP-001", "frequency",
                                     "weekly", "first_date", "2027-09-02"));
-    int64_t plan = S_INT (json_object_get (reply, "schedule"), "schedule_id");
+    int64_t plan = ML_AUTOPAY_INT (json_object_get (reply, "schedule"), "schedule_id");
     json_decref (reply);
     reply = s_test_call (
         self, "autopay-enroll",
@@ -378,8 +377,8 @@ void ml_autopay_test (bool verbose)
     assert (s_test_count (store, "SELECT COUNT (*) AS open_count FROM autopay_run") == plan_runs);
     reply = s_test_call (self, "autopay-show", json_pack ("{s:I}", "schedule_id", plan));
     shown = json_object_get (reply, "schedule");
-    assert (streq (S_TEXT (shown, "state"), "ended"));
-    assert (streq (S_TEXT (shown, "state_reason"), "every enrollment has ended"));
+    assert (streq (ML_AUTOPAY_TEXT (shown, "state"), "ended"));
+    assert (streq (ML_AUTOPAY_TEXT (shown, "state_reason"), "every enrollment has ended"));
     json_decref (reply);
     //  Live balances. A payer pays INV-9 weekly. With the agent offline nothing is charged:
     //  the run waits and the firm is told once.
@@ -389,7 +388,7 @@ void ml_autopay_test (bool verbose)
                          json_pack ("{s:I, s:I, s:s, s:s, s:s, s:s}", "payer_id", sam, "method_id",
                                     method_id, "name", "Live", "account", "OP-001", "frequency",
                                     "weekly", "first_date", "2027-11-01"));
-    int64_t live_plan = S_INT (json_object_get (reply, "schedule"), "schedule_id");
+    int64_t live_plan = ML_AUTOPAY_INT (json_object_get (reply, "schedule"), "schedule_id");
     json_decref (reply);
     reply = s_test_call (
         self, "autopay-enroll",
