@@ -24,6 +24,9 @@ ml_web_standin_t *ml_web_standin_new (const char *name, ml_web_standin_fn *answe
 //  The server's port.
 int ml_web_standin_port (ml_web_standin_t *self);
 
+//  The stand-in core's endpoint (for a client of the core's api socket of its own).
+const char *ml_web_standin_endpoint (ml_web_standin_t *self);
+
 //  Stop the server, then the core. Idempotent; nulls the pointer.
 void ml_web_standin_destroy (ml_web_standin_t **self_p);
 

@@ -85,6 +85,11 @@ int ml_web_standin_port (ml_web_standin_t *self)
     return ml_web_server_port (self->server);
 }
 
+const char *ml_web_standin_endpoint (ml_web_standin_t *self)
+{
+    return self->endpoint;
+}
+
 void ml_web_standin_destroy (ml_web_standin_t **self_p)
 {
     assert (self_p);
