@@ -15,7 +15,8 @@
 #        STAFF=N (default 20), WEB_THREADS=N (matterlink-web's web/threads, default 8),
 #        CLIENTS=N (default 20000), READERS=N (the core's core/readers, default 2)
 #        BENCH_PROCESSES=1 (each staff member a Python process of its own, not a thread)
-# Builds in build-bench (optimized, no sanitizers); starts its own database server.
+# Builds in build-bench (optimized, no sanitizers); starts its own database server
+# (bench/lib_bench.sh: the set-up shared with bench/web.sh).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -25,70 +26,11 @@ STAFF=${STAFF:-20}
 WEB_THREADS=${WEB_THREADS:-8}
 CLIENTS=${CLIENTS:-20000}
 sh scripts/deps.sh --servers
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-bench -j "$(nproc)" >build-bench/build.log 2>&1 || {
-    cat build-bench/build.log
-    exit 1
-}
-BIN=$ROOT/build-bench
-W=$(mktemp -d /tmp/matterlink_staffbench_XXXXXX)
-chmod 755 "$W" # the database server runs as its service user and keeps its data under $W
-PIDS=""
-WEB_PID=
-cleanup() {
-    status=$?
-    set +e # stop everything, whatever fails
-    if [ "$status" != 0 ]; then
-        for log in "$W"/*.log; do
-            [ -f "$log" ] && echo "----- $(basename "$log") (last 20 lines)" && tail -n 20 "$log"
-        done
-    fi
-    # The web first, while the core still answers: requests it has read already would
-    # each wait web/core_timeout_ms for a core that is gone. Then the rest, newest first.
-    for pid in $WEB_PID $PIDS; do
-        kill -TERM "$pid" 2>/dev/null || continue
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        kill -9 "$pid" 2>/dev/null
-    done
-    wait 2>/dev/null
-    sh tests/servers.sh stop "$W/servers" >/dev/null 2>&1
-    rm -rf "$W"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_for() { # SECONDS WHAT COMMAND...
-    deadline=$(($(date +%s) + $1))
-    what=$2
-    shift 2
-    until "$@" >/dev/null 2>&1; do
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            echo "bench/staff.sh: gave up waiting for $what; logs in $W" >&2
-            trap - EXIT
-            exit 1
-        fi
-        sleep 0.2
-    done
-}
-staff() { "$BIN/matterlink" --admin "ipc://$W/admin.sock" "$@"; }
-
-echo "PostgreSQL matter database: $INVOICES invoices, $CLIENTS clients"
-ML_PG_SETTINGS="-c shared_buffers=1GB" sh tests/servers.sh start "$W/servers" >/dev/null
-. "$W/servers/servers.env"
-connection=$(sh tests/servers.sh createdb "$W/servers" postgresql bench)
-sh sql/sample.sh --dialect postgresql --port "$ML_PG_PORT" --database bench --clients "$CLIENTS" \
-    --invoices "$INVOICES" >/dev/null
-psql() { command psql -X -q -At -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d bench "$@"; }
-psql -c "VACUUM ANALYZE" >/dev/null
-
-"$BIN/matterlink-core" keygen --out "$W/core.cert" >/dev/null
-"$BIN/matterlink-agent" keygen --out "$W/agent.cert" >/dev/null
-CORE_KEY=$(sed -n 's/^ *public-key = "\(.*\)"/\1/p' "$W/core.cert")
-mkdir -p "$W/agents" "$W/mail"
-/usr/bin/python3 tests/smtp_server.py --dir "$W/mail" >"$W/smtp.port" 2>"$W/smtp.log" &
-PIDS="$! $PIDS"
-wait_for 10 "the SMTP server" test -s "$W/smtp.port"
-PORT=$(free_port)
-WEB_PORT=$(free_port)
+. bench/lib_bench.sh
+bench_build
+bench_workdir matterlink_staffbench
+bench_matter_db
+bench_configs
 # The card processor: tests/processor_server.py (docs/processor.md's HTTP API, the test
 # cards), its hosted-fields tokenization open to the staff app's origin.
 (umask 077 && printf 'sk_test_staffbench_%s\n' "$(basename "$W")" >"$W/processor.key")
@@ -97,25 +39,7 @@ WEB_PORT=$(free_port)
 PIDS="$! $PIDS"
 wait_for 10 "the processor test server" test -s "$W/processor.port"
 PROCESSOR_URL="http://127.0.0.1:$(cat "$W/processor.port")"
-cat >"$W/core.cfg" <<CFG
-core
-    endpoint = tcp://127.0.0.1:$PORT
-    certificate = $W/core.cert_secret
-    agents = $W/agents
-    readers = ${READERS:-2}
-store
-    connection = "sqlite:$W/core.db"
-admin
-    endpoint = ipc://$W/admin.sock
-api
-    endpoint = ipc://$W/api.sock
-portal
-    public_url = http://127.0.0.1:$WEB_PORT
-mail
-    smtp_url = "smtp://127.0.0.1:$(cat "$W/smtp.port")"
-    starttls = no
-    from = payments@bench.example
-    poll_ms = 100
+cat >>"$W/core.cfg" <<CFG
 processor
     kind = http
     endpoint = "$PROCESSOR_URL"
@@ -124,40 +48,10 @@ processor
     timeout_ms = 30000
     retries = 0
 CFG
-cat >"$W/agent.cfg" <<CFG
-agent
-    certificate = $W/agent.cert_secret
-database
-    dialect = postgresql
-    connection = "$connection"
-    batch_rows = 1000
-    poll_interval_ms = 200
-core
-    endpoint = tcp://127.0.0.1:$PORT
-    public_key = "$CORE_KEY"
-CFG
-cat >"$W/web.cfg" <<CFG
-web
-    listen = 127.0.0.1:$WEB_PORT
-    core_endpoint = ipc://$W/api.sock
-    threads = $WEB_THREADS
-    max_connections = 1024
-    per_ip_connections = 1024
-    core_timeout_ms = 30000
-    tokenize_url = $PROCESSOR_URL/v1/public/tokens
-CFG
-"$BIN/matterlink-core" register-agent -c "$W/core.cfg" --firm bench --name "Bench & Partners LLP" \
-    --cert "$W/agent.cert" --operating-account OP-001 >/dev/null
+echo "    tokenize_url = $PROCESSOR_URL/v1/public/tokens" >>"$W/web.cfg"
 # Debug: the core logs each processor call with its duration, which the pay step's figure
 # leaves out (below); the rest it logs at debug is one line per message from the agent.
-"$BIN/matterlink-core" run -c "$W/core.cfg" --log-level debug 2>>"$W/core.log" &
-PIDS="$! $PIDS"
-wait_for 30 "the core" staff status
-start=$(date +%s)
-"$BIN/matterlink-agent" run -c "$W/agent.cfg" --log-level warning 2>>"$W/agent.log" &
-PIDS="$! $PIDS"
-wait_for 3600 "the core's replica" grep -q "replica complete" "$W/core.log"
-staff --json status | python3 -c "import json,sys; f = json.load(sys.stdin)['firms'][0]; print('The core holds %d open invoices and %d trust ledgers (snapshot in %d s).' % (f['invoice_count'], f['trust_ledger_count'], $(date +%s) - $start))"
+bench_core_and_agent debug --operating-account OP-001
 
 staff account add --firm bench --number OP-001 --type OPERATING --currency USD \
     --merchant-account acct_operating >/dev/null
@@ -178,9 +72,7 @@ while [ "$number" -lt "$STAFF" ]; do
 done
 mails() { [ "$(grep -l "/staff/accept?token=" "$W"/mail/*.json 2>/dev/null | wc -l)" -ge "$STAFF" ]; }
 wait_for 120 "the $STAFF invitation mails" mails
-"$BIN/matterlink-web" run -c "$W/web.cfg" >"$W/web.log" 2>&1 &
-WEB_PID=$!
-wait_for 10 "matterlink-web" grep -q "serving the payer portal" "$W/web.log"
+bench_web
 
 /usr/bin/python3 bench/staff_client.py "$WEB_PORT" "$W/mail" "$W/clients" "$PROCESSOR_URL" \
     "$ROUNDS" "$W/figures.json"

@@ -475,6 +475,19 @@ static json_t *s_account_op (const ml_admin_parts_t *parts, const ml_actor_t *ac
     return reply ? reply : s_unknown_op (op);
 }
 
+//  payer-list also says whether each payer can sign in to the portal (login_access).
+static json_t *s_payer_list (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
+                             const json_t *request, ml_admin_effects_t *effects)
+{
+    json_t *reply = s_payers_op (parts, actor, op, request, effects);
+    json_t *payers = json_object_get (reply, "payers");
+    if (parts->logins && payers && ml_logins_mark_access (parts->logins, payers) != 0) {
+        json_decref (reply);
+        return ml_admin_error ("the core store failed; see the core's log");
+    }
+    return reply;
+}
+
 //  payer-show also says where the payer's login access stands.
 static json_t *s_payer_show (const ml_admin_parts_t *parts, const ml_actor_t *actor, const char *op,
                              const json_t *request, ml_admin_effects_t *effects)
@@ -638,7 +651,7 @@ static const struct {
     {"reallocate", "posting_uuid lines currency", S_OPERATOR, S_BILLING | S_CSRF, s_payments_op},
     {"payer-add", "firm name email phone", S_OPERATOR, S_BILLING | S_CSRF, s_payers_op},
     {"payer-edit", "payer_id name email phone", S_OPERATOR, S_BILLING | S_CSRF, s_payer_edit},
-    {"payer-list", "firm text limit", S_OPERATOR, S_READ | S_READS, s_payers_op},
+    {"payer-list", "firm text limit", S_OPERATOR, S_READ | S_READS, s_payer_list},
     {"payer-show", "payer_id", S_OPERATOR, S_READ | S_READS, s_payer_show},
     {"method-add", "payer_id token brand last4 exp_month exp_year", S_OPERATOR, S_BILLING | S_CSRF,
      s_payers_op},

@@ -107,6 +107,12 @@ json_t *ml_logins_execute (ml_logins_t *self, const char *op, const json_t *requ
 //  a store error.
 json_t *ml_logins_access (ml_logins_t *self, int64_t payer_id);
 
+//  For payer-list: set "login_access" on each payer of payers (objects with "payer_id") to
+//  its access state as ml_logins_access names it ("active": the payer can sign in to the
+//  portal; "invited", "off", "deleted"; no login at all is "off"), with one query per 16
+//  payers. Returns 0, or -1 on a store error (logged).
+int ml_logins_mark_access (ml_logins_t *self, json_t *payers);
+
 //  1 if the payer has a login (access on or off, not deleted), 0 if not, -1 store error.
 int ml_logins_has_login (ml_logins_t *self, int64_t payer_id);
 

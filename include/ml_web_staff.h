@@ -110,6 +110,17 @@ ml_web_handler_fn ml_web_staff_page_payers, ml_web_staff_page_payer,
     ml_web_staff_page_payer_associations, ml_web_staff_page_payer_view;
 int64_t ml_web_staff_payer_id (const char *path, const char *prefix);
 void ml_web_staff_payer_tabs (ml_web_exchange_t *exchange, int64_t payer_id, const char *current);
+//  A payer page's start: the payer's id from the path after prefix (*payer_id) and the staff
+//  session (token into token). Returns the session (new reference), or NULL when the page
+//  is answered already (404 for a bad id, sign-in for no session).
+json_t *ml_web_staff_payer_session (ml_web_exchange_t *exchange, const char *prefix,
+                                    int64_t *payer_id, char *token, size_t token_size);
+//  A payer page's top: payer-show, then the title, the payer's tabs (current) and the error
+//  and notice (when not NULL). Returns payer-show's reply (new reference: the payer is its
+//  "payer"), or NULL when the page is answered already (the core refused or did not answer).
+json_t *ml_web_staff_payer_begin (ml_web_exchange_t *exchange, const char *token, json_t *session,
+                                  int64_t payer_id, const char *current, const char *error,
+                                  const char *notice);
 bool ml_web_staff_contains (const char *text, const char *needle);
 void ml_web_staff_payers_test (void);
 //  Manage Postings (web/staff/ml_web_staff_postings.c, ml_web_staff_payment.c) and the

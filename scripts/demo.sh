@@ -209,11 +209,13 @@ for path in glob.glob(os.path.join(sys.argv[1], "*.json")):
 sys.exit(1)
 PY
 }
-wait_until mail_link set-password
-password=$(python3 -c 'import secrets; print("demo-" + secrets.token_urlsafe(9))')
-python3 - "$(mail_link set-password)" payer@example.com "$password" <<'PY'
+# follow_link LINK EMAIL PASSWORD SIGN_IN PAGE_SAYS COOKIE: a mailed link followed as its
+# reader would: the form it opens sets the password (its answer holds PAGE_SAYS unless that
+# is empty), then the sign-in form at SIGN_IN signs in (setting COOKIE unless that is empty).
+follow_link() {
+    python3 - "$@" <<'PY'
 import http.client, re, sys, urllib.parse
-link, email, password = sys.argv[1:]
+link, email, password, sign_in, page_says, session_cookie = sys.argv[1:]
 url = urllib.parse.urlsplit(link)
 def request(method, path, body=None, cookie=None):
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
@@ -227,16 +229,20 @@ response, page = request("GET", url.path + "?" + url.query)
 form_token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
 cookie = "ml_form=" + form_token
 token = urllib.parse.parse_qs(url.query)["token"][0]
-response, page = request("POST", "/set-password", urllib.parse.urlencode(
+response, page = request("POST", url.path, urllib.parse.urlencode(
     {"form_token": form_token, "token": token, "password": password, "confirm": password}), cookie)
-if response.status != 200:
-    sys.exit("demo: the set-password form answered %d" % response.status)
-response, _ = request("POST", "/sign-in", urllib.parse.urlencode(
+if response.status != 200 or page_says not in page:
+    sys.exit("demo: the form of %s answered %d" % (url.path, response.status))
+response, _ = request("POST", sign_in, urllib.parse.urlencode(
     {"form_token": form_token, "email": email, "password": password}), cookie)
-if response.status != 303:
-    sys.exit("demo: signing in answered %d" % response.status)
-print("The welcome mail's link worked: the password is set, and signing in works.")
+if response.status != 303 or session_cookie + "=" not in (response.getheader("Set-Cookie") or "="):
+    sys.exit("demo: signing in at %s answered %d" % (sign_in, response.status))
 PY
+}
+wait_until mail_link set-password
+password=$(python3 -c 'import secrets; print("demo-" + secrets.token_urlsafe(9))')
+follow_link "$(mail_link set-password)" payer@example.com "$password" /sign-in "" ""
+echo "The welcome mail's link worked: the password is set, and signing in works."
 
 heading "11. The staff app: a billing clerk of the firm signs in"
 # The operator invites the firm's first staff member with the CLI (administrators invite the
@@ -247,32 +253,9 @@ wait_until mail_link staff/accept
 staff_password=$(python3 -c 'import secrets; print("demo-" + secrets.token_urlsafe(9))')
 # The invitation's link, followed as Bea would: the accept form sets the password; then
 # the staff sign-in form.
-python3 - "$(mail_link staff/accept)" bea@hartley.example "$staff_password" <<'PY'
-import http.client, re, sys, urllib.parse
-link, email, password = sys.argv[1:]
-url = urllib.parse.urlsplit(link)
-def request(method, path, body=None, cookie=None):
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    if cookie:
-        headers["Cookie"] = cookie
-    connection.request(method, path, body=body, headers=headers)
-    response = connection.getresponse()
-    return response, response.read().decode()
-response, page = request("GET", url.path + "?" + url.query)
-form_token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
-cookie = "ml_form=" + form_token
-token = urllib.parse.parse_qs(url.query)["token"][0]
-response, page = request("POST", "/staff/accept", urllib.parse.urlencode(
-    {"form_token": form_token, "token": token, "password": password, "confirm": password}), cookie)
-if response.status != 200 or "Welcome" not in page:
-    sys.exit("demo: the staff invitation's form answered %d" % response.status)
-response, _ = request("POST", "/staff/sign-in", urllib.parse.urlencode(
-    {"form_token": form_token, "email": email, "password": password}), cookie)
-if response.status != 303 or "ml_staff=" not in (response.getheader("Set-Cookie") or ""):
-    sys.exit("demo: the staff sign-in answered %d" % response.status)
-print("The invitation's link worked: Bea's password is set, and the staff sign-in works.")
-PY
+follow_link "$(mail_link staff/accept)" bea@hartley.example "$staff_password" /staff/sign-in \
+    Welcome ml_staff
+echo "The invitation's link worked: Bea's password is set, and the staff sign-in works."
 
 heading "Sign in"
 echo "  Payer portal: http://127.0.0.1:$WEB_PORT/"

@@ -49,20 +49,10 @@ port=$(sed -n 's/^ML_MARIADB_PORT=//p' "$servers/servers.env")
 [ -n "$port" ] || { echo "contract_mariadb: no ML_MARIADB_PORT in $servers/servers.env" >&2; exit 2; }
 sh "$root/tests/servers.sh" createdb "$servers" mariadb "$db" >/dev/null || { echo "FAIL: createdb"; exit 1; }
 
-checks=0
-failures=0
-
-fail() {
-    failures=$((failures + 1))
-    printf 'FAIL: %s\n' "$1"
-    [ $# -lt 2 ] || printf '      %s\n' "$2"
-}
-
-# expect NAME EXPECTED ACTUAL
-expect() {
-    checks=$((checks + 1))
-    [ "$2" = "$3" ] || fail "$1" "expected [$2], got [$3]"
-}
+# The checks, postings and rejections every dialect's script shares; a rejection's error
+# starts with this (the driver's own words before ML001).
+ml001_error='\(45001\).*'
+. "$root/tests/lib_contract.sh"
 
 # check NAME: passes when the command that ran just before succeeded ("cmd; check name").
 check() {
@@ -110,26 +100,6 @@ fingerprint() {
                              (SELECT COUNT(*) FROM receipt_reversal), (SELECT COUNT(*) FROM receipt_reversal_line),
                              (SELECT SUM(invoice_id * (balance_minor + 1) * (1 + (status = 'paid'))) FROM invoice))"
 }
-
-uuid() {
-    printf '00000000-0000-4000-8000-%012d' "$1"
-}
-
-# posting UUID ACCOUNT CLIENT CURRENCY AMOUNT ALLOCATIONS
-posting() {
-    printf '{"posting_uuid":"%s","received_on":"2026-11-22","account_number":"%s","client_number":"%s",' "$1" "$2" "$3"
-    printf '"payer_name":"Pat Payer","payer_email":"pat@example.com","currency":"%s","amount_minor":%s,' "$4" "$5"
-    printf '"ar_message":"Thank you","processor_txn":"txn_%s","allocations":[%s]}' "$1" "$6"
-}
-
-# reversal UUID ORIGINAL ACCOUNT CLIENT CURRENCY AMOUNT ALLOCATIONS: a refund, void or chargeback of the
-# posting ORIGINAL (its lines say what each takes back).
-reversal() {
-    posting "$1" "$3" "$4" "$5" "$6" "$7" | sed "s/^{/{\"reverses\":\"$2\",/"
-}
-
-inv() { printf '{"kind":"invoice","invoice_number":"%s","amount_minor":%s}' "$1" "$2"; }
-trust() { printf '{"kind":"trust","matter_number":"%s","amount_minor":%s}' "$1" "$2"; }
 
 # apply JSON: one transaction, as the agent does it (autocommit off, CALL, COMMIT); stderr goes to
 # $tmp/err. On an error the client stops and disconnects, which rolls the transaction back.
@@ -424,20 +394,7 @@ check
 q "INSERT INTO bank_account (account_number, name, account_type, currency)
    VALUES ('OP-CAD', 'Operating CAD', 'OPERATING', 'CAD')"
 n=100
-# reject CODE JSON: the apply must fail with "ML001 CODE" (SQLSTATE 45001) and leave everything as it was.
-reject() {
-    checks=$((checks + 1))
-    before=$(fingerprint)
-    if apply "$2"; then
-        fail "ML001 $1: posting was accepted"
-    elif ! grep -Eq "\\(45001\\).*ML001 $1([^a-z_]|\$)" "$tmp/err"; then
-        fail "ML001 $1: wrong error" "$(cat "$tmp/err")"
-    fi
-    expect "ML001 $1 writes nothing" "$before" "$(fingerprint)"
-}
 ok_lines="$(inv "$inv_no" 100)"
-# Sets $id to a fresh posting UUID (a function called as $(...) could not advance the counter).
-nu() { n=$((n + 1)); id=$(uuid $n); }
 
 reject bad_posting 'not json'
 reject bad_posting '[1,2]'
@@ -625,17 +582,6 @@ expect "matter update: change rows" \
 # A refund, void or chargeback is a posting of its own that names the posting it reverses and takes
 # back part or all of it; the original receipt is never edited.
 used=0
-# fresh: sets c_no, i_id, i_no and i_total to an open, unpaid invoice of at least $100 not used yet here.
-fresh() {
-    row=$(q "SELECT c.client_number, i.invoice_id, i.invoice_number, i.total_minor FROM invoice AS i
-             JOIN matter AS m USING (matter_id) JOIN client AS c USING (client_id)
-             WHERE i.status = 'open' AND i.balance_minor = i.total_minor AND i.total_minor >= 10000
-               AND i.invoice_id NOT IN ($used) ORDER BY i.invoice_id LIMIT 1")
-    IFS='|' read -r c_no i_id i_no i_total <<EOF2
-$row
-EOF2
-    used="$used,$i_id"
-}
 state() { q "SELECT CONCAT_WS('|', balance_minor, status) FROM invoice WHERE invoice_id = $1"; }
 
 # A full reversal of a payment in full reopens the invoice; the core sees it come back.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """smtp_server: a real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it accepts.
 
-The mailer (core/ml_mailer.c) is tested against it: the selftest starts it, sends through it
+The mailer (core/mail/) is tested against it: the selftest starts it, sends through it
 with libcurl, and reads what arrived. Each accepted message becomes two files in the directory
 given on the command line, written whole before the server answers (so a reader never sees half
 a message): NAME.eml holds the message as received (after the SMTP dot-unstuffing), NAME.json

@@ -14,13 +14,8 @@ with its posting, posted; a second schedule for a payer whose card is declined s
 declined run; the first schedule disabled makes no more runs. Over HTTP: a form without the
 CSRF token changes nothing. Writes the schedules and the posting to OUT_JSON for the script.
 """
-import base64
-import hashlib
-import hmac
 import json
-import os
 import re
-import struct
 import subprocess
 import sys
 import time
@@ -29,7 +24,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select
 
-from web_common import check, failures, requester, chrome, patient_wait
+from staff_browser import StaffBrowser, next_code
+from web_common import check, failures, requester
 
 BASE, ADMIN_TOKEN, BILLING_TOKEN, CLI, ADMIN_SOCKET, OUT, SHOTS = sys.argv[1:8]
 ADMIN_PASSWORD = "admin horse battery staple"
@@ -38,31 +34,6 @@ request = requester(BASE, timeout=10)
 out = {}
 
 
-def totp(secret, step):
-    """RFC 6238: HMAC-SHA1 of the 30 s step, dynamic truncation, 6 digits."""
-    key = base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
-    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    value = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
-    return f"{value % 1000000:06d}"
-
-
-used_steps = {}
-
-
-def next_code(secret):
-    """A code for a step later than any used with this secret (the core takes each step once,
-    steps -1..+1), waiting on the clock when that is not yet in reach."""
-    deadline = time.time() + 40
-    while True:
-        now = int(time.time()) // 30
-        last = used_steps.get(secret)
-        step = max(now - 1, last + 1 if last is not None else now)
-        if step <= now + 1:
-            used_steps[secret] = step
-            return totp(secret, step)
-        check(time.time() < deadline, "the TOTP step came")
-        time.sleep(0.5)
 
 
 def operator(*args):
@@ -88,53 +59,11 @@ def clock(day, schedules):
     check(False, f"the runs due by {day} settled")
 
 
-driver = chrome()
-wait = patient_wait(driver, 15)
-os.makedirs(SHOTS, exist_ok=True)
+ui = StaffBrowser(BASE, SHOTS, 15)
+driver, wait = ui.driver, ui.wait
+heading, shot, fits, accept, sign_in, sign_out = ui.heading, ui.shot, ui.fits, ui.accept, ui.sign_in, ui.sign_out
 
 
-def heading():
-    return driver.find_element(By.TAG_NAME, "h1").text
-
-
-def shot(name):
-    driver.save_screenshot(os.path.join(SHOTS, name))
-
-
-def fits(what):
-    width = driver.execute_script("return document.documentElement.scrollWidth")
-    check(width <= 390, f"{what} fits 390 px (width {width})")
-
-
-def accept(token, password, with_code):
-    """Accept an invitation; returns the second factor's secret when one is asked."""
-    driver.get(f"{BASE}/staff/accept?token={token}")
-    secret = None
-    if with_code:
-        secret = driver.find_element(By.ID, "totp-secret").text.strip()
-        driver.find_element(By.ID, "totp_code").send_keys(next_code(secret))
-    driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.ID, "confirm").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "main form.stack button[type=submit]").click()
-    wait.until(expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Welcome"))
-    return secret
-
-
-def sign_out():
-    driver.find_element(By.CSS_SELECTOR, "form.sign-out button").click()
-    wait.until(expected_conditions.url_to_be(BASE + "/staff/sign-in"))
-
-
-def sign_in(email, password, secret=None):
-    driver.get(BASE + "/staff/sign-in")
-    driver.find_element(By.ID, "email").send_keys(email)
-    driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "main form.stack button[type=submit]").click()
-    if secret:
-        wait.until(expected_conditions.presence_of_element_located((By.ID, "code")))
-        driver.find_element(By.ID, "code").send_keys(next_code(secret))
-        driver.find_element(By.CSS_SELECTOR, "main form.stack button[type=submit]").click()
-    wait.until(expected_conditions.url_to_be(BASE + "/staff/"))
 
 
 def add_schedule(payer_name, name, frequency, first, amount=None, message="", from_payer=False):
@@ -207,7 +136,7 @@ try:
 
     # The administrator: Error-Failed AutoPay to an address of the firm's choosing.
     secret = accept(ADMIN_TOKEN, ADMIN_PASSWORD, with_code=True)
-    sign_in("ann@example.com", ADMIN_PASSWORD, secret)
+    sign_in("ann@example.com", ADMIN_PASSWORD, next_code(secret))
     driver.get(BASE + "/staff/notifications")
     check(heading() == "Notifications", f"notifications: {heading()!r}")
     section = driver.find_element(By.ID, "notify-autopay_failed")

@@ -14,19 +14,16 @@ Removing the association empties both. An e-mail change waits for its confirmati
 saved card (QUINN: payer id) is removed; reset password and delete user. A read-only member
 (Rae) sees the pages without a change button and gets 404 for changes posted anyway.
 """
-import glob
-import json
-import os
 import re
 import sys
-import time
 import urllib.parse
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 
-from web_common import check, failures, requester, chrome, patient_wait
+from staff_browser import StaffBrowser, mail_link, mails
+from web_common import check, failures, requester
 
 BASE, BEA_TOKEN, RAE_TOKEN, QUERY, CLIENT, EXPECTED, QUINN, TRUST_CLIENT, MAIL_DIR, SHOTS = sys.argv[1:11]
 EXPECTED = sorted(EXPECTED.split())
@@ -34,49 +31,9 @@ BEA, RAE = "bea@example.com", "rae@example.com"
 STAFF_PASSWORD = "staff horse battery"
 PAT, PAT_PASSWORD = "pat@example.com", "payer horse battery"
 request = requester(BASE, timeout=15)
-
-
-def mails(email, path):
-    """The tokens of PATH?token= links in mails to email, oldest first."""
-    found = []
-    for name in glob.glob(os.path.join(MAIL_DIR, "*.json")):
-        mail = json.load(open(name))
-        hit = re.search(re.escape(path) + r"\?token=([A-Za-z0-9_-]{43})", mail["body"] or "")
-        if hit and email in mail["rcpt_tos"]:
-            found.append((os.path.getmtime(name), hit.group(1)))
-    return [token for _, token in sorted(found)]
-
-
-def mail_link(email, path, seconds=20):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        found = mails(email, path)
-        if found:
-            return found[-1]
-        time.sleep(0.2)
-    return None
-
-
-driver = chrome()
-wait = patient_wait(driver, 20)
-os.makedirs(SHOTS, exist_ok=True)
-
-
-def heading():
-    return driver.find_element(By.TAG_NAME, "h1").text
-
-
-def shot(name, show=None):
-    """A screenshot, with the element show (a CSS selector) scrolled to the top first."""
-    if show:
-        driver.execute_script("arguments[0].scrollIntoView()",
-                              driver.find_element(By.CSS_SELECTOR, show))
-    driver.save_screenshot(os.path.join(SHOTS, name))
-
-
-def fits(what):
-    width = driver.execute_script("return document.documentElement.scrollWidth")
-    check(width <= 390, f"{what} fits 390 px (width {width})")
+ui = StaffBrowser(BASE, SHOTS, 20)
+driver, wait = ui.driver, ui.wait
+heading, shot, fits, accept, sign_in = ui.heading, ui.shot, ui.fits, ui.accept, ui.sign_in
 
 
 def click(selector):
@@ -93,19 +50,11 @@ def notice_has(text):
         return False
 
 
-def accept(token, password):
-    driver.get(f"{BASE}/staff/accept?token={token}")
-    driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.ID, "confirm").send_keys(password)
-    click("main form.stack button[type=submit]")
-    wait.until(expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Welcome"))
-
-
-def staff_sign_in(email, password):
-    driver.get(BASE + "/staff/sign-in")
-    driver.find_element(By.ID, "email").send_keys(email)
-    driver.find_element(By.ID, "password").send_keys(password + Keys.ENTER)
-    wait.until(expected_conditions.url_to_be(BASE + "/staff/"))
+def list_access(payer_id):
+    """The Login Access column of the payers list for payer_id (None when not listed)."""
+    driver.get(BASE + "/staff/payers")
+    cells = driver.find_elements(By.CSS_SELECTOR, f"tr[data-payer-id='{payer_id}'] td.login-access")
+    return cells[0].text if cells else None
 
 
 def portal_invoices(path):
@@ -119,7 +68,7 @@ try:
     driver.set_page_load_timeout(30)
     driver.set_window_size(390, 844)
     accept(BEA_TOKEN, STAFF_PASSWORD)
-    staff_sign_in(BEA, STAFF_PASSWORD)
+    sign_in(BEA, STAFF_PASSWORD)
 
     # Payers in the navigation; Add Payer.
     driver.find_element(By.LINK_TEXT, "Payers").click()
@@ -138,6 +87,10 @@ try:
     state = driver.find_element(By.CSS_SELECTOR, ".access-state").get_attribute("data-state")
     check(state == "off", f"login access off at first: {state}")
     fits("the payer page")
+    # The list says who can sign in to the portal: not Pat, yet.
+    access = list_access(pat)
+    check(access == "Off", f"the list's Login Access for Pat at first: {access!r}")
+    driver.get(f"{BASE}/staff/payers/{pat}")
 
     # Login Access: the switch asks first; nothing is mailed before Confirm.
     click("a.switch")
@@ -146,13 +99,13 @@ try:
           "the confirmation names the address")
     shot("staff-payer-access-confirm-390.png", ".confirm")
     # (e2e_staff_payers.sh counts the welcome mails at the end: exactly one.)
-    check(not mails(PAT, "/set-password"), "no mail before the confirmation")
+    check(not mails(MAIL_DIR, PAT, "/set-password"), "no mail before the confirmation")
     click(".confirm button[type=submit]")
     check(notice_has("welcome e-mail is on its way"), "the welcome mail's notice")
     access = driver.find_element(By.CSS_SELECTOR, ".access-state").get_attribute("data-state")
     invitation = driver.find_element(By.CSS_SELECTOR, ".invitation").get_attribute("data-invitation")
     check(access == "invited" and invitation == "sent", f"invited, sent: {access}, {invitation}")
-    welcome = mail_link(PAT, "/set-password")
+    welcome = mail_link(MAIL_DIR, PAT, "/set-password")
     check(welcome is not None, "the welcome mail arrived")
     fits("the payer page with access on")
     shot("staff-payer-390.png", "section.access")
@@ -225,6 +178,8 @@ try:
     invitation = driver.find_element(By.CSS_SELECTOR, ".invitation").get_attribute("data-invitation")
     check(access == "active" and invitation == "password set",
           f"active, password set: {access}, {invitation}")
+    access = list_access(pat)
+    check(access == "On", f"the list's Login Access for Pat with a password: {access!r}")
 
     # Removing the association removes the invoices from both views.
     driver.get(f"{BASE}/staff/payer-associations/{pat}")
@@ -248,7 +203,7 @@ try:
     # Reset password, then delete the login (with its confirmation).
     click("button[aria-label='Send a password reset e-mail']")
     check(notice_has("reset e-mail is on its way"), "reset sent")
-    check(mail_link(PAT, "/set-password", 20) is not None, "the reset mail")
+    check(mail_link(MAIL_DIR, PAT, "/set-password", 20) is not None, "the reset mail")
     click("a.button.danger")
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".confirm button.danger")))
     click(".confirm button.danger")
@@ -271,7 +226,7 @@ try:
     click("form.sign-out button")
     wait.until(expected_conditions.url_to_be(BASE + "/staff/sign-in"))
     accept(RAE_TOKEN, STAFF_PASSWORD)
-    staff_sign_in(RAE, STAFF_PASSWORD)
+    sign_in(RAE, STAFF_PASSWORD)
     driver.get(BASE + "/staff/payers")
     check("Pat Payer" in driver.page_source and not driver.find_elements(By.ID, "add-name"),
           "read-only: the list without Add Payer")

@@ -16,58 +16,32 @@ reason. Rita sees the postings and the payment but no button, and a POST with Ri
 and CSRF token is 404. offline: after the agent stopped, Bo's dashboard says "Offline".
 """
 import os
-import re
 import sys
 import time
 import urllib.parse
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 
-from web_common import check, failures, requester, chrome, patient_wait
+from staff_browser import StaffBrowser
+from web_common import check, failures, requester
 
 BASE, PHASE = sys.argv[1:3]
 BO, BO_PASSWORD = "bo@example.com", "billing horse battery"
 RITA, RITA_PASSWORD = "rita@example.com", "reader horse battery"
 request = requester(BASE, timeout=10)
-driver = chrome()
-wait = patient_wait(driver, 15)
+ui = StaffBrowser(BASE)
+driver, wait = ui.driver, ui.wait
+heading, shot, fits, accept = ui.heading, ui.shot, ui.fits, ui.accept
 
 
-def heading():
-    return driver.find_element(By.TAG_NAME, "h1").text
-
-
-def shot(name):
-    driver.save_screenshot(os.path.join(SHOTS, name))
-
-
-def fits(what):
-    width = driver.execute_script("return document.documentElement.scrollWidth")
-    check(width <= 390, f"{what} fits 390 px (width {width})")
+def sign_in(email, password):
+    ui.sign_in(email, password, fresh=True)
 
 
 def text_of(selector):
     found = driver.find_elements(By.CSS_SELECTOR, selector)
     return found[0].text.strip() if found else None
-
-
-def accept(token, password):
-    driver.get(f"{BASE}/staff/accept?token={token}")
-    driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.ID, "confirm").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "main form.stack button[type=submit]").click()
-    wait.until(expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Welcome"))
-
-
-def sign_in(email, password):
-    driver.delete_all_cookies()
-    driver.get(BASE + "/staff/sign-in")
-    driver.find_element(By.ID, "email").send_keys(email)
-    driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.ID, "password").send_keys(Keys.ENTER)
-    wait.until(expected_conditions.url_to_be(BASE + "/staff/"))
 
 
 def state_becomes(path, state, seconds=30):
@@ -100,6 +74,7 @@ def main_phase():
     global SHOTS
     (BO_TOKEN, RITA_TOKEN, REJECTED, OTHER_INVOICE, PAYMENT, CLIENT, OTHER_CLIENT,
      SHOTS) = sys.argv[3:11]
+    ui.shots = SHOTS
     os.makedirs(SHOTS, exist_ok=True)
     accept(BO_TOKEN, BO_PASSWORD)
     accept(RITA_TOKEN, RITA_PASSWORD)
@@ -252,7 +227,7 @@ try:
     driver.set_page_load_timeout(20)
     driver.set_window_size(390, 844)
     if PHASE == "offline":
-        SHOTS = sys.argv[3]
+        ui.shots = sys.argv[3]
         offline_phase()
     else:
         main_phase()

@@ -13,22 +13,15 @@ invitation in the audit trail with their name. Over plain HTTP beside it: staff 
 without or with a wrong CSRF token change nothing (403), a billing user's admin op is 404.
 """
 import base64
-import glob
-import hashlib
-import hmac
-import json
-import os
 import re
-import struct
 import sys
-import time
 import urllib.parse
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 
-from web_common import check, failures, requester, chrome, patient_wait
+from staff_browser import StaffBrowser, mail_link, next_code, totp
+from web_common import check, failures, requester
 
 BASE, TOKEN, ADMIN_EMAIL, FIRM, MAIL_DIR, SHOTS = sys.argv[1:7]
 ADMIN_PASSWORD = "admin horse battery staple"
@@ -37,95 +30,14 @@ BILLING_PASSWORD = "billing horse battery"
 request = requester(BASE, timeout=10)
 
 
-def totp(secret, step):
-    """RFC 6238: HMAC-SHA1 of the 30 s step, dynamic truncation, 6 digits."""
-    key = base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
-    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    value = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
-    return f"{value % 1000000:06d}"
-
-
 # RFC 6238's test vector (SHA-1, T = 59 s, 8 digits 94287082: the last 6 are 287082).
 check(totp(base64.b32encode(b"12345678901234567890").decode(), 59 // 30) == "287082",
       "the test's own TOTP against RFC 6238")
 
-used_steps = {}
-
-
-def next_code(secret, who):
-    """A code for a step later than any who used (the core takes each step of an account once,
-    whatever its key, steps -1..+1): the step after the last one used, waiting on the clock
-    when that is not yet in reach."""
-    deadline = time.time() + 40
-    while True:
-        now = int(time.time()) // 30
-        last = used_steps.get(who)
-        step = max(now - 1, last + 1 if last is not None else now)
-        if step <= now + 1:
-            used_steps[who] = step
-            return totp(secret, step)
-        check(time.time() < deadline, "the TOTP step came")
-        time.sleep(0.5)
-
-
-def mail_link(email, path, seconds=20):
-    """The newest PATH?token= link in a mail to email, waiting for the mail."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        found = []
-        for name in glob.glob(os.path.join(MAIL_DIR, "*.json")):
-            mail = json.load(open(name))
-            hit = re.search(re.escape(path) + r"\?token=([A-Za-z0-9_-]{43})", mail["body"] or "")
-            if hit and email in mail["rcpt_tos"]:
-                found.append((os.path.getmtime(name), hit.group(1)))
-        if found:
-            return max(found)[1]
-        time.sleep(0.2)
-    return None
-
-
-driver = chrome()
-wait = patient_wait(driver, 15)
-os.makedirs(SHOTS, exist_ok=True)
+ui = StaffBrowser(BASE, SHOTS, 15)
+driver, wait = ui.driver, ui.wait
+heading, shot, fits, submit, sign_in, sign_out = ui.heading, ui.shot, ui.fits, ui.submit, ui.sign_in, ui.sign_out
 recovery = []
-
-
-def heading():
-    return driver.find_element(By.TAG_NAME, "h1").text
-
-
-def shot(name):
-    driver.save_screenshot(os.path.join(SHOTS, name))
-
-
-def fits(what):
-    width = driver.execute_script("return document.documentElement.scrollWidth")
-    check(width <= 390, f"{what} fits 390 px (width {width})")
-
-
-def submit(form_selector="main form.stack"):
-    driver.find_element(By.CSS_SELECTOR, form_selector + " button[type=submit]").click()
-
-
-def sign_in(email, password, code=None, expect="/staff/"):
-    driver.get(BASE + "/staff/sign-in")
-    driver.find_element(By.ID, "email").send_keys(email)
-    driver.find_element(By.ID, "password").send_keys(password)
-    # The keyboard alone signs in: Enter in the password field sends the form.
-    driver.find_element(By.ID, "password").send_keys(Keys.ENTER)
-    if code is not None:
-        wait.until(expected_conditions.presence_of_element_located((By.ID, "code")))
-        driver.find_element(By.ID, "code").send_keys(code)
-        submit()
-    if expect:
-        wait.until(expected_conditions.url_to_be(BASE + expect))
-
-
-def sign_out():
-    driver.find_element(By.CSS_SELECTOR, "form.sign-out button").click()
-    wait.until(expected_conditions.url_to_be(BASE + "/staff/sign-in"))
-
 
 try:
     driver.set_page_load_timeout(20)
@@ -209,7 +121,7 @@ try:
     sign_out()
 
     # Bo accepts: no second factor asked of a billing user, no codes.
-    bo_token = mail_link(BILLING_EMAIL, "/staff/accept")
+    bo_token = mail_link(MAIL_DIR, BILLING_EMAIL, "/staff/accept")
     check(bo_token is not None, "the invitation mail to Bo")
     driver.get(f"{BASE}/staff/accept?token={bo_token}")
     check(not driver.find_elements(By.ID, "totp_code"), "no second factor asked of billing")
@@ -348,7 +260,7 @@ body = urllib.parse.urlencode({"csrf": csrf, "action": "invite", "email": "eve@e
                                "name": "Eve", "role": "admin"})
 response, _ = request("POST", "/staff/users", body, cookie)
 check(response.status == 404, f"billing posting an invitation: {response.status}")
-check(mail_link("eve@example.com", "/staff/accept", seconds=1) is None, "no invitation to Eve")
+check(mail_link(MAIL_DIR, "eve@example.com", "/staff/accept", seconds=1) is None, "no invitation to Eve")
 for what, fields in [("missing", {}), ("wrong", {"csrf": "wrong"})]:
     body = urllib.parse.urlencode(dict(fields, action="disable", staff_id=bo_id.group(1) if bo_id else "0"))
     response, _ = request("POST", "/staff/users", body, admin_cookie)
@@ -376,7 +288,7 @@ page, row = users_action("enable")
 check("Active" in row and bo_signs_in(BILLING_PASSWORD), f"Bo enabled: {row}")
 # A reset link from the administrator sets a new password on /staff/reset.
 page, row = users_action("reset")
-reset = mail_link(BILLING_EMAIL, "/staff/reset")
+reset = mail_link(MAIL_DIR, BILLING_EMAIL, "/staff/reset")
 check(reset is not None, "the reset mail to Bo")
 response, page = request("GET", f"/staff/reset?token={reset}")
 check(response.status == 200 and "Choose a new password" in page, f"the reset page: {response.status}")
@@ -395,7 +307,7 @@ for address in [BILLING_EMAIL, "nobody@example.com"]:
     response, page = request("POST", "/staff/forgot", body, form_cookie)
     answers.append((response.status, re.sub(r'value="[^"]*"', "", page)))
 check(answers[0] == answers[1] and answers[0][0] == 200, "forgot-password answers differ")
-check(mail_link("nobody@example.com", "/staff/reset", seconds=1) is None, "no mail to nobody")
+check(mail_link(MAIL_DIR, "nobody@example.com", "/staff/reset", seconds=1) is None, "no mail to nobody")
 
 # The administrator's new recovery codes (with a current code): ten new ones, the old end.
 response, page = request("GET", "/staff/account", cookie=admin_cookie)

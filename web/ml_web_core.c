@@ -1,6 +1,7 @@
 /*  ml_web_core: the core's API client with a socket pool. See include/ml_web_core.h. */
 #include "ml_web_core.h"
 #include "ml_log.h"
+#include "ml_web_standin.h"
 
 #include <czmq.h>
 #include <pthread.h>
@@ -144,54 +145,25 @@ size_t ml_web_core_idle (ml_web_core_t *self)
     return count;
 }
 
-//  A stand-in for the core's api socket: answers each request once, echoing its "op", or
-//  answers it twice (a late, stale reply) when the op is "slow", after a pause that passes
-//  the client's timeout.
-static void s_fake_core (zsock_t *pipe, void *args)
+//  The stand-in core's answers (ml_web_standin): its "op" echoed; after a pause that passes
+//  the client's timeout when the op is "slow" (a late, stale reply); an array, not an
+//  object, when it is "garbage".
+static json_t *s_answer (json_t *request)
 {
-    zsock_t *router = zsock_new_router ((const char *)args);
-    assert (router);
-    zsock_signal (pipe, 0);
-    zpoller_t *poller = zpoller_new (pipe, router, NULL);
-    while (true) {
-        void *which = zpoller_wait (poller, -1);
-        if (which != router)
-            break;
-        zmsg_t *message = zmsg_recv (router);
-        if (!message)
-            break;
-        zframe_t *identity = zmsg_pop (message);
-        zframe_t *empty = zmsg_pop (message);
-        char *text = zmsg_popstr (message);
-        json_t *request = json_loads (text, 0, NULL);
-        const char *op = json_string_value (json_object_get (request, "op"));
-        bool slow = op && streq (op, "slow");
-        if (slow)
-            zclock_sleep (400);
-        zmsg_t *reply = zmsg_new ();
-        zmsg_append (reply, &identity);
-        zmsg_append (reply, &empty);
-        if (op && streq (op, "garbage"))
-            zmsg_addstr (reply, "[1,2]");
-        else
-            zmsg_addstrf (reply, "{\"ok\": true, \"op\": \"%s\"}", op ? op : "");
-        zmsg_send (&reply, router);
-        json_decref (request);
-        zstr_free (&text);
-        zmsg_destroy (&message);
-    }
-    zpoller_destroy (&poller);
-    zsock_destroy (&router);
+    const char *op = json_string_value (json_object_get (request, "op"));
+    if (op && streq (op, "slow"))
+        zclock_sleep (400);
+    if (op && streq (op, "garbage"))
+        return json_pack ("[i, i]", 1, 2);
+    return json_pack ("{s:b, s:s}", "ok", 1, "op", op ? op : "");
 }
 
 void ml_web_core_test (bool verbose)
 {
     (void)verbose;
     printf (" * ml_web_core: ");
-    char endpoint[128];
-    snprintf (endpoint, sizeof endpoint, "ipc:///tmp/ml_web_core_test_%d.sock", getpid ());
-    zactor_t *core = zactor_new (s_fake_core, endpoint);
-    ml_web_core_t *client = ml_web_core_new (endpoint, 200, 2);
+    ml_web_standin_t *core = ml_web_standin_new ("ml_web_core_test", s_answer);
+    ml_web_core_t *client = ml_web_core_new (ml_web_standin_endpoint (core), 200, 2);
     assert (client);
     json_t *request = json_pack ("{s:s}", "op", "first");
     json_t *reply = ml_web_core_call (client, request);
@@ -229,6 +201,6 @@ void ml_web_core_test (bool verbose)
     assert (zclock_mono () - start < 2000);
     json_decref (request);
     ml_web_core_destroy (&client);
-    zactor_destroy (&core);
+    ml_web_standin_destroy (&core);
     printf ("OK\n");
 }

@@ -5,6 +5,7 @@
 #include "ml_web_pages.h"
 #include "ml_web_staff_pay.h"
 #include "ml_web_staff.h"
+#include "ml_web_standin.h"
 #include "ml_web_workers.h"
 
 #include <arpa/inet.h>
@@ -802,135 +803,63 @@ void ml_web_server_destroy (ml_web_server_t **self_p)
     *self_p = NULL;
 }
 
-//  A stand-in for the core's api socket with canned answers for the pages' ops: one payer
+//  The stand-in core's canned answers for the pages' ops (ml_web_standin): one payer
 //  (payer@example.com, password "right-password") and three invoices in two matters.
-static void s_fake_core (zsock_t *pipe, void *args)
+static json_t *s_answer (json_t *request)
 {
-    zsock_t *router = zsock_new_router ((const char *)args);
-    assert (router);
-    zsock_signal (pipe, 0);
-    zpoller_t *poller = zpoller_new (pipe, router, NULL);
     const char *session = "SESSIONtoken_123";
-    while (zpoller_wait (poller, -1) == router) {
-        zmsg_t *message = zmsg_recv (router);
-        if (!message)
-            break;
-        zframe_t *identity = zmsg_pop (message);
-        zframe_t *empty = zmsg_pop (message);
-        char *text = zmsg_popstr (message);
-        json_t *request = json_loads (text, 0, NULL);
-        const char *op = json_string_value (json_object_get (request, "op"));
-        const char *given = json_string_value (json_object_get (request, "session"));
-        bool live = given && streq (given, session);
-        json_t *reply = NULL;
-        if (given && streq (given, "FAILING"))
-            reply = json_pack ("{s:b, s:s}", "ok", 0, "error", "the core store failed");
-        else if (streq (op, "portal-sign-in")) {
-            const char *email = json_string_value (json_object_get (request, "email"));
-            const char *password = json_string_value (json_object_get (request, "password"));
-            const char *client = json_string_value (json_object_get (request, "client"));
-            if (streq (email, "payer@example.com") && streq (password, "right-password") &&
-                client && streq (client, "127.0.0.1"))
-                reply =
-                    json_pack ("{s:b, s:s, s:s}", "ok", 1, "session", session, "csrf", "CSRFtoken");
-            else
-                reply = json_pack ("{s:b, s:s}", "ok", 0, "error", "no: unknown e-mail");
-        } else if (streq (op, "portal-session") && live)
-            reply =
-                json_pack ("{s:b, s:s, s:{s:i, s:s, s:s}}", "ok", 1, "csrf", "CSRFtoken", "payer",
+    const char *op = json_string_value (json_object_get (request, "op"));
+    const char *given = json_string_value (json_object_get (request, "session"));
+    bool live = given && streq (given, session);
+    json_t *reply = NULL;
+    if (given && streq (given, "FAILING"))
+        reply = json_pack ("{s:b, s:s}", "ok", 0, "error", "the core store failed");
+    else if (streq (op, "portal-sign-in")) {
+        const char *email = json_string_value (json_object_get (request, "email"));
+        const char *password = json_string_value (json_object_get (request, "password"));
+        const char *client = json_string_value (json_object_get (request, "client"));
+        if (streq (email, "payer@example.com") && streq (password, "right-password") && client &&
+            streq (client, "127.0.0.1"))
+            reply = json_pack ("{s:b, s:s, s:s}", "ok", 1, "session", session, "csrf", "CSRFtoken");
+        else
+            reply = json_pack ("{s:b, s:s}", "ok", 0, "error", "no: unknown e-mail");
+    } else if (streq (op, "portal-session") && live)
+        reply = json_pack ("{s:b, s:s, s:{s:i, s:s, s:s}}", "ok", 1, "csrf", "CSRFtoken", "payer",
                            "payer_id", 7, "name", "Pat <Payer>", "firm_name", "Smith & Jones");
-        else if (streq (op, "portal-invoices") && live)
-            //  Rows as arrays of item_columns, as the core sends them (ml_table).
-            reply = json_loads (
-                "{\"ok\": true, \"firm_name\": \"Smith & Jones\", \"item_columns\":"
-                " [\"invoice_number\", \"invoice_date\", \"due_date\", \"client_number\","
-                " \"client_name\", \"matter_number\", \"matter_description\", \"currency\","
-                " \"total_minor\", \"balance_minor\", \"pending_minor\", \"available_minor\"],"
-                " \"items\": ["
-                "[\"INV-A\", \"2026-01-05\", \"2026-02-04\", \"C1\", \"<script>x</script>\","
-                " \"M1\", \"Estate\", \"USD\", 123456, 123456, 1000, 122456],"
-                "[\"INV-B\", \"2026-02-01\", \"2026-03-03\", \"C1\", \"<script>x</script>\","
-                " \"M2\", \"Lease\", \"USD\", 5000, 5000, 0, 5000],"
-                "[\"INV-C\", \"2026-03-01\", \"2026-03-31\", \"C1\", \"<script>x</script>\","
-                " \"M1\", \"Estate\", \"USD\", 99, 99, 0, 99]],"
-                " \"trust_columns\": [\"matter_number\", \"matter_description\", \"currency\","
-                " \"balance_minor\"],"
-                " \"trust\": [[\"M1\", \"Estate\", \"USD\", 250000]]}",
-                0, NULL);
-        else if (streq (op, "portal-sign-out") && live) {
-            const char *csrf = json_string_value (json_object_get (request, "csrf"));
-            reply = csrf && streq (csrf, "CSRFtoken")
-                        ? json_pack ("{s:b}", "ok", 1)
-                        : json_pack ("{s:b, s:s, s:b}", "ok", 0, "error", "the form expired",
-                                     "csrf", 0);
-        } else
-            reply = json_pack ("{s:b, s:s, s:b}", "ok", 0, "error", "session ended",
-                               "session_ended", 1);
-        //  As the core does: a payer op asked "with_session" carries the session's part.
-        if (live && json_is_true (json_object_get (request, "with_session")) &&
-            json_is_true (json_object_get (reply, "ok")))
-            json_object_set_new (reply, "session",
-                                 json_pack ("{s:s, s:{s:i, s:s, s:s}}", "csrf", "CSRFtoken",
-                                            "payer", "payer_id", 7, "name", "Pat <Payer>",
-                                            "firm_name", "Smith & Jones"));
-        char *answer = json_dumps (reply, JSON_COMPACT);
-        zmsg_t *out = zmsg_new ();
-        zmsg_append (out, &identity);
-        zmsg_append (out, &empty);
-        zmsg_addstr (out, answer);
-        zmsg_send (&out, router);
-        free (answer);
-        json_decref (reply);
-        json_decref (request);
-        zstr_free (&text);
-        zmsg_destroy (&message);
-    }
-    zpoller_destroy (&poller);
-    zsock_destroy (&router);
-}
-
-//  One HTTP exchange on its own connection: the whole answer into response. Returns the
-//  status, or -1.
-static int s_http (int port, const char *request, char *response, size_t size)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons ((uint16_t)port)};
-    inet_pton (AF_INET, "127.0.0.1", &address.sin_addr);
-    if (fd < 0 || connect (fd, (struct sockaddr *)&address, sizeof address) != 0) {
-        if (fd >= 0)
-            close (fd);
-        return -1;
-    }
-    size_t length = strlen (request), sent = 0;
-    while (sent < length) {
-        ssize_t rc = send (fd, request + sent, length - sent, MSG_NOSIGNAL);
-        if (rc <= 0)
-            break;
-        sent += (size_t)rc;
-    }
-    size_t used = 0;
-    ssize_t rc;
-    while (used + 1 < size && (rc = recv (fd, response + used, size - used - 1, 0)) > 0)
-        used += (size_t)rc;
-    response[used] = 0;
-    close (fd);
-    int status = -1;
-    sscanf (response, "HTTP/1.1 %d", &status);
-    return status;
-}
-
-//  The value of a hidden field in a page, into value.
-static void s_field (const char *page, const char *name, char *value, size_t size)
-{
-    char marker[100];
-    snprintf (marker, sizeof marker, "name=\"%s\" value=\"", name);
-    const char *start = strstr (page, marker);
-    assert (start);
-    start += strlen (marker);
-    size_t length = strcspn (start, "\"");
-    assert (length < size);
-    memcpy (value, start, length);
-    value[length] = 0;
+    else if (streq (op, "portal-invoices") && live)
+        //  Rows as arrays of item_columns, as the core sends them (ml_table).
+        reply = json_loads (
+            "{\"ok\": true, \"firm_name\": \"Smith & Jones\", \"item_columns\":"
+            " [\"invoice_number\", \"invoice_date\", \"due_date\", \"client_number\","
+            " \"client_name\", \"matter_number\", \"matter_description\", \"currency\","
+            " \"total_minor\", \"balance_minor\", \"pending_minor\", \"available_minor\"],"
+            " \"items\": ["
+            "[\"INV-A\", \"2026-01-05\", \"2026-02-04\", \"C1\", \"<script>x</script>\","
+            " \"M1\", \"Estate\", \"USD\", 123456, 123456, 1000, 122456],"
+            "[\"INV-B\", \"2026-02-01\", \"2026-03-03\", \"C1\", \"<script>x</script>\","
+            " \"M2\", \"Lease\", \"USD\", 5000, 5000, 0, 5000],"
+            "[\"INV-C\", \"2026-03-01\", \"2026-03-31\", \"C1\", \"<script>x</script>\","
+            " \"M1\", \"Estate\", \"USD\", 99, 99, 0, 99]],"
+            " \"trust_columns\": [\"matter_number\", \"matter_description\", \"currency\","
+            " \"balance_minor\"],"
+            " \"trust\": [[\"M1\", \"Estate\", \"USD\", 250000]]}",
+            0, NULL);
+    else if (streq (op, "portal-sign-out") && live) {
+        const char *csrf = json_string_value (json_object_get (request, "csrf"));
+        reply = csrf && streq (csrf, "CSRFtoken") ? json_pack ("{s:b}", "ok", 1)
+                                                  : json_pack ("{s:b, s:s, s:b}", "ok", 0, "error",
+                                                               "the form expired", "csrf", 0);
+    } else
+        reply =
+            json_pack ("{s:b, s:s, s:b}", "ok", 0, "error", "session ended", "session_ended", 1);
+    //  As the core does: a payer op asked "with_session" carries the session's part.
+    if (live && json_is_true (json_object_get (request, "with_session")) &&
+        json_is_true (json_object_get (reply, "ok")))
+        json_object_set_new (reply, "session",
+                             json_pack ("{s:s, s:{s:i, s:s, s:s}}", "csrf", "CSRFtoken", "payer",
+                                        "payer_id", 7, "name", "Pat <Payer>", "firm_name",
+                                        "Smith & Jones"));
+    return reply;
 }
 
 typedef struct {
@@ -946,7 +875,7 @@ static void *s_client_thread (void *arg)
     for (int round = 0; round < 15; round++) {
         const char *request = "GET /invoices HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
                               "close\r\nCookie: ml_session=SESSIONtoken_123\r\n\r\n";
-        if (s_http (args->port, request, response, 64 * 1024) != 200 ||
+        if (ml_web_standin_http (args->port, request, response, 64 * 1024) != 200 ||
             !strstr (response, "INV-C") || !strstr (response, "value=\"CSRFtoken\""))
             __atomic_add_fetch (&args->failures, 1, __ATOMIC_SEQ_CST);
     }
@@ -959,40 +888,23 @@ static void *s_client_thread (void *arg)
 //  session's CSRF token relayed, and an ended session sent to /sign-in.
 static void s_pages_test (void)
 {
-    char endpoint[128];
-    snprintf (endpoint, sizeof endpoint, "ipc:///tmp/ml_web_server_test_%d.sock", getpid ());
-    zactor_t *core = zactor_new (s_fake_core, endpoint);
-    ml_web_settings_t settings;
-    memset (&settings, 0, sizeof settings);
-    strcpy (settings.listen, "127.0.0.1:0");
-    strcpy (settings.core_endpoint, endpoint);
-    settings.core_timeout_ms = 2000;
-    settings.threads = 2;
-    settings.max_connections = 8;
-    settings.per_ip_connections = 8;
-    settings.connection_timeout_s = 5;
-    settings.connection_memory = 32768;
-    settings.body_limit = 16384;
-    strcpy (settings.title, "Portal");
-    char error[400];
-    ml_web_server_t *server = ml_web_server_new (&settings, error, sizeof error);
-    assert (server);
-    int port = ml_web_server_port (server);
+    ml_web_standin_t *standin = ml_web_standin_new ("ml_web_server_test", s_answer);
+    int port = ml_web_standin_port (standin);
     size_t size = 256 * 1024;
     char *response = malloc (size), *request = malloc (4096);
     assert (response && request);
     const char *close_it = "Host: 127.0.0.1\r\nConnection: close\r\n";
 
     snprintf (request, 4096, "GET /sign-in HTTP/1.1\r\n%s\r\n", close_it);
-    assert (s_http (port, request, response, size) == 200);
+    assert (ml_web_standin_http (port, request, response, size) == 200);
     char token[ML_WEB_FORM_TOKEN_SIZE];
-    s_field (response, "form_token", token, sizeof token);
+    ml_web_standin_field (response, "form_token", token, sizeof token);
     const char *body = "email=payer%40example.com&password=wrong";
     snprintf (request, 4096,
               "POST /sign-in HTTP/1.1\r\n%sCookie: ml_form=%s\r\nContent-Type: "
               "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\nform_token=%s&%s",
               close_it, token, strlen (body) + strlen (token) + 12, token, body);
-    assert (s_http (port, request, response, size) == 200);
+    assert (ml_web_standin_http (port, request, response, size) == 200);
     assert (strstr (response, "The e-mail address or the password is not right."));
     assert (!strstr (response, "unknown e-mail") && !strstr (response, "ml_session="));
     assert (strstr (response, "value=\"payer@example.com\""));
@@ -1001,7 +913,7 @@ static void s_pages_test (void)
               "POST /sign-in HTTP/1.1\r\n%sCookie: ml_form=%s\r\nContent-Type: "
               "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\nform_token=%s&%s",
               close_it, token, strlen (body) + strlen (token) + 12, token, body);
-    assert (s_http (port, request, response, size) == 303);
+    assert (ml_web_standin_http (port, request, response, size) == 303);
     assert (strstr (response, "\r\nLocation: /invoices\r\n"));
     assert (
         strstr (response,
@@ -1009,7 +921,7 @@ static void s_pages_test (void)
 
     snprintf (request, 4096,
               "GET /invoices HTTP/1.1\r\n%sCookie: ml_session=SESSIONtoken_123\r\n\r\n", close_it);
-    assert (s_http (port, request, response, size) == 200);
+    assert (ml_web_standin_http (port, request, response, size) == 200);
     assert (strstr (response, "<p class=\"firm\">Smith &amp; Jones</p>"));
     assert (strstr (response, "&lt;script&gt;x&lt;/script&gt;") && !strstr (response, "<script>"));
     assert (strstr (response, "Pat &lt;Payer&gt;"));
@@ -1024,7 +936,7 @@ static void s_pages_test (void)
     assert (matter_1 < invoice_a && invoice_a < invoice_c && invoice_c < matter_2 &&
             matter_2 < invoice_b);
     char csrf[100];
-    s_field (response, "csrf", csrf, sizeof csrf);
+    ml_web_standin_field (response, "csrf", csrf, sizeof csrf);
     assert (streq (csrf, "CSRFtoken"));
 
     //  Sign-out relays the form's token: a wrong one is refused by the core.
@@ -1032,13 +944,13 @@ static void s_pages_test (void)
               "POST /sign-out HTTP/1.1\r\n%sCookie: ml_session=SESSIONtoken_123\r\nContent-Type: "
               "application/x-www-form-urlencoded\r\nContent-Length: 10\r\n\r\ncsrf=wrong",
               close_it);
-    assert (s_http (port, request, response, size) == 403);
+    assert (ml_web_standin_http (port, request, response, size) == 403);
     assert (!strstr (response, "Set-Cookie"));
     snprintf (request, 4096,
               "POST /sign-out HTTP/1.1\r\n%sCookie: ml_session=SESSIONtoken_123\r\nContent-Type: "
               "application/x-www-form-urlencoded\r\nContent-Length: 14\r\n\r\ncsrf=CSRFtoken",
               close_it);
-    assert (s_http (port, request, response, size) == 303);
+    assert (ml_web_standin_http (port, request, response, size) == 303);
     assert (strstr (response, "\r\nLocation: /sign-in\r\n") &&
             strstr (response, "Set-Cookie: ml_session=; Path=/; HttpOnly; SameSite=Strict; "
                               "Max-Age=0\r\n"));
@@ -1046,13 +958,13 @@ static void s_pages_test (void)
     //  An ended session goes to /sign-in, and its cookie goes.
     snprintf (request, 4096, "GET /invoices HTTP/1.1\r\n%sCookie: ml_session=ENDED\r\n\r\n",
               close_it);
-    assert (s_http (port, request, response, size) == 303);
+    assert (ml_web_standin_http (port, request, response, size) == 303);
     assert (strstr (response, "\r\nLocation: /sign-in\r\n") && strstr (response, "Max-Age=0"));
 
     //  A core that fails keeps the session: 503, and the cookie stays.
     snprintf (request, 4096, "GET /invoices HTTP/1.1\r\n%sCookie: ml_session=FAILING\r\n\r\n",
               close_it);
-    assert (s_http (port, request, response, size) == 503);
+    assert (ml_web_standin_http (port, request, response, size) == 503);
     assert (!strstr (response, "Set-Cookie") && strstr (response, "could not answer"));
 
     //  Concurrent requests share the pool of sockets to the core: each gets its own answer.
@@ -1066,8 +978,7 @@ static void s_pages_test (void)
 
     free (request);
     free (response);
-    ml_web_server_destroy (&server);
-    zactor_destroy (&core);
+    ml_web_standin_destroy (&standin);
 }
 
 void ml_web_server_test (bool verbose)
@@ -1152,17 +1063,9 @@ void ml_web_server_test (bool verbose)
             -1);
 
     ml_web_settings_t settings;
-    memset (&settings, 0, sizeof settings);
+    ml_web_standin_settings (&settings, "ipc:///tmp/ml_web_server_test_nobody.sock");
     strcpy (settings.listen, "0.0.0.0:0");
-    strcpy (settings.core_endpoint, "ipc:///tmp/ml_web_server_test_nobody.sock");
     settings.core_timeout_ms = 100;
-    settings.threads = 2;
-    settings.max_connections = 8;
-    settings.per_ip_connections = 8;
-    settings.connection_timeout_s = 5;
-    settings.connection_memory = 32768;
-    settings.body_limit = 16384;
-    strcpy (settings.title, "Portal");
     assert (ml_web_server_new (&settings, error, sizeof error) == NULL &&
             strstr (error, "loopback") && strstr (error, "reverse proxy"));
     strcpy (settings.listen, "127.0.0.1:0");

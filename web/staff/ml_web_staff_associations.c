@@ -321,24 +321,15 @@ static const char *s_level_name (const char *level)
 static void s_associations (ml_web_exchange_t *exchange, const char *token, json_t *session,
                             int64_t payer_id, const char *error, const char *notice)
 {
-    json_t *shown = ml_web_staff_call (
-        exchange, token, json_pack ("{s:s, s:I}", "op", "payer-show", "payer_id", payer_id));
+    json_t *shown = ml_web_staff_payer_begin (exchange, token, session, payer_id,
+                                              "/staff/payer-associations/", error, notice);
     if (!shown)
         return;
-    if (!s_ok (shown)) {
-        ml_web_staff_refused (exchange, shown);
-        json_decref (shown);
-        return;
-    }
     json_t *payer = json_object_get (shown, "payer");
     json_t *associations = json_object_get (payer, "associations");
     bool billing = ml_web_staff_role_allows (session, "billing");
     char path[64];
     snprintf (path, sizeof path, "/staff/payer-associations/%lld", (long long)payer_id);
-    ml_web_staff_begin (exchange, ml_web_staff_text (payer, "name"), session);
-    ml_web_staff_payer_tabs (exchange, payer_id, "/staff/payer-associations/");
-    ml_web_page_message (exchange, "error", error);
-    ml_web_page_message (exchange, "notice", notice);
     ml_web_page_add (exchange, "<h2 id=\"associations-h\">Associations</h2>\n<p class=\"hint\">"
                                "What this payer sees and pays in the portal.</p>\n");
     if (billing)
@@ -436,11 +427,10 @@ static int s_create (ml_web_exchange_t *exchange, const char *token, int64_t pay
 
 void ml_web_staff_page_payer_associations (ml_web_exchange_t *exchange)
 {
-    int64_t payer_id = ml_web_staff_payer_id (exchange->path, "/staff/payer-associations/");
+    int64_t payer_id;
     char token[ML_WEB_STAFF_TOKEN_MAX + 1];
-    json_t *session = payer_id > 0 ? ml_web_staff_session (exchange, token, sizeof token) : NULL;
-    if (payer_id <= 0)
-        ml_web_staff_not_found (exchange);
+    json_t *session = ml_web_staff_payer_session (exchange, "/staff/payer-associations/", &payer_id,
+                                                  token, sizeof token);
     if (!session)
         return;
     const char *done = s_field (exchange->query, "done");
@@ -499,11 +489,10 @@ void ml_web_staff_page_payer_associations (ml_web_exchange_t *exchange)
 
 void ml_web_staff_page_payer_view (ml_web_exchange_t *exchange)
 {
-    int64_t payer_id = ml_web_staff_payer_id (exchange->path, "/staff/payer-view/");
+    int64_t payer_id;
     char token[ML_WEB_STAFF_TOKEN_MAX + 1];
-    json_t *session = payer_id > 0 ? ml_web_staff_session (exchange, token, sizeof token) : NULL;
-    if (payer_id <= 0)
-        ml_web_staff_not_found (exchange);
+    json_t *session =
+        ml_web_staff_payer_session (exchange, "/staff/payer-view/", &payer_id, token, sizeof token);
     if (!session)
         return;
     json_t *shown = ml_web_staff_call (

@@ -2,17 +2,13 @@
     stand-in core (a ROUTER on an ipc endpoint) that answers their ops and checks what the
     pages ask. The real core's side is tested end to end in tests/e2e_staff_autopay.sh.
 */
-#include "ml_web_server.h"
 #include "ml_web_staff.h"
+#include "ml_web_standin.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <czmq.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #define S_NOT_FOUND json_pack ("{s:b, s:s}", "ok", 0, "error", "not found")
 
@@ -115,90 +111,22 @@ static json_t *s_answer (json_t *request)
     return json_pack ("{s:b}", "ok", 1);
 }
 
-static void s_core (zsock_t *pipe, void *args)
-{
-    zsock_t *router = zsock_new_router ((const char *)args);
-    assert (router);
-    zsock_signal (pipe, 0);
-    zpoller_t *poller = zpoller_new (pipe, router, NULL);
-    while (zpoller_wait (poller, -1) == router) {
-        zmsg_t *message = zmsg_recv (router);
-        if (!message)
-            break;
-        zframe_t *identity = zmsg_pop (message);
-        zframe_t *empty = zmsg_pop (message);
-        char *text = zmsg_popstr (message);
-        json_t *request = json_loads (text, 0, NULL);
-        json_t *reply = s_answer (request);
-        char *reply_text = json_dumps (reply, JSON_COMPACT);
-        zmsg_t *answer = zmsg_new ();
-        zmsg_append (answer, &identity);
-        zmsg_append (answer, &empty);
-        zmsg_addstr (answer, reply_text);
-        zmsg_send (&answer, router);
-        free (reply_text);
-        json_decref (reply);
-        json_decref (request);
-        zstr_free (&text);
-        zmsg_destroy (&message);
-    }
-    zpoller_destroy (&poller);
-    zsock_destroy (&router);
-}
-
-//  One HTTP exchange on a new connection: the status, the response in response.
-static int s_http (int port, const char *method, const char *path, const char *cookie,
+//  One HTTP exchange with the session who (ml_staff cookie): the status, the response in
+//  response.
+static int s_http (int port, const char *method, const char *path, const char *who,
                    const char *body, char *response, size_t size)
 {
-    char request[8192];
-    snprintf (request, sizeof request,
-              "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: ml_staff=%s\r\n"
-              "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n%s",
-              method, path, cookie, body ? strlen (body) : 0, body ? body : "");
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons ((uint16_t)port)};
-    inet_pton (AF_INET, "127.0.0.1", &address.sin_addr);
-    assert (fd >= 0 && connect (fd, (struct sockaddr *)&address, sizeof address) == 0);
-    size_t length = strlen (request), sent = 0;
-    while (sent < length) {
-        ssize_t rc = send (fd, request + sent, length - sent, MSG_NOSIGNAL);
-        assert (rc > 0);
-        sent += (size_t)rc;
-    }
-    size_t used = 0;
-    ssize_t rc;
-    while (used + 1 < size && (rc = recv (fd, response + used, size - used - 1, 0)) > 0)
-        used += (size_t)rc;
-    response[used] = 0;
-    close (fd);
-    int status = -1;
-    sscanf (response, "HTTP/1.1 %d", &status);
-    return status;
+    char cookie[64];
+    snprintf (cookie, sizeof cookie, "ml_staff=%s", who);
+    return ml_web_standin_request (port, method, path, cookie, body, response, size);
 }
 
 void ml_web_staff_autopay_test (bool verbose)
 {
     (void)verbose;
     printf (" * ml_web_staff_autopay: ");
-    char endpoint[128];
-    snprintf (endpoint, sizeof endpoint, "ipc:///tmp/ml_web_staff_autopay_test_%d.sock", getpid ());
-    zactor_t *core = zactor_new (s_core, endpoint);
-    ml_web_settings_t settings;
-    memset (&settings, 0, sizeof settings);
-    strcpy (settings.listen, "127.0.0.1:0");
-    strcpy (settings.core_endpoint, endpoint);
-    settings.core_timeout_ms = 2000;
-    settings.threads = 2;
-    settings.max_connections = 8;
-    settings.per_ip_connections = 8;
-    settings.connection_timeout_s = 5;
-    settings.connection_memory = 32768;
-    settings.body_limit = 16384;
-    strcpy (settings.title, "Portal");
-    char error[400];
-    ml_web_server_t *server = ml_web_server_new (&settings, error, sizeof error);
-    assert (server);
-    int port = ml_web_server_port (server);
+    ml_web_standin_t *standin = ml_web_standin_new ("ml_web_staff_autopay_test", s_answer);
+    int port = ml_web_standin_port (standin);
     size_t size = 256 * 1024;
     char *response = malloc (size);
     assert (response);
@@ -307,7 +235,6 @@ void ml_web_staff_autopay_test (bool verbose)
 #undef S_GET
 #undef S_POST
     free (response);
-    ml_web_server_destroy (&server);
-    zactor_destroy (&core);
+    ml_web_standin_destroy (&standin);
     printf ("OK\n");
 }

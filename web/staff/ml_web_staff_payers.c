@@ -62,8 +62,47 @@ void ml_web_staff_payer_tabs (ml_web_exchange_t *exchange, int64_t payer_id, con
     ml_web_page_add (exchange, "</ul></nav>\n");
 }
 
+json_t *ml_web_staff_payer_session (ml_web_exchange_t *exchange, const char *prefix,
+                                    int64_t *payer_id, char *token, size_t token_size)
+{
+    *payer_id = ml_web_staff_payer_id (exchange->path, prefix);
+    json_t *session = *payer_id > 0 ? ml_web_staff_session (exchange, token, token_size) : NULL;
+    if (*payer_id <= 0)
+        ml_web_staff_not_found (exchange);
+    return session;
+}
+
+json_t *ml_web_staff_payer_begin (ml_web_exchange_t *exchange, const char *token, json_t *session,
+                                  int64_t payer_id, const char *current, const char *error,
+                                  const char *notice)
+{
+    json_t *shown = ml_web_staff_call (
+        exchange, token, json_pack ("{s:s, s:I}", "op", "payer-show", "payer_id", payer_id));
+    if (!shown)
+        return NULL;
+    if (!s_ok (shown)) {
+        ml_web_staff_refused (exchange, shown);
+        json_decref (shown);
+        return NULL;
+    }
+    ml_web_staff_begin (exchange, ml_web_staff_text (json_object_get (shown, "payer"), "name"),
+                        session);
+    ml_web_staff_payer_tabs (exchange, payer_id, current);
+    ml_web_page_message (exchange, "error", error);
+    ml_web_page_message (exchange, "notice", notice);
+    return shown;
+}
+
 //  ---------------------------------------------------------------------------------------
 //  The list, the search and Add payer.
+
+//  The list's Login Access column: whether the payer can sign in to the portal now.
+static const char *s_list_access_words (const char *state)
+{
+    return strcmp (state, "active") == 0    ? "On"
+           : strcmp (state, "invited") == 0 ? "Invited: no password yet"
+                                            : "Off";
+}
 
 static void s_list (ml_web_exchange_t *exchange, const char *token, json_t *session,
                     const char *error, ml_web_form_t *kept)
@@ -98,7 +137,8 @@ static void s_list (ml_web_exchange_t *exchange, const char *token, json_t *sess
     else {
         ml_web_page_add (exchange, "<table class=\"payers\">\n<thead><tr><th scope=\"col\">Name"
                                    "</th><th scope=\"col\">E-mail address</th><th scope=\"col\">"
-                                   "Phone</th><th scope=\"col\">Open</th></tr></thead>\n<tbody>\n");
+                                   "Phone</th><th scope=\"col\">Login Access</th>"
+                                   "<th scope=\"col\">Open</th></tr></thead>\n<tbody>\n");
         size_t index;
         json_t *payer;
         json_array_foreach (payers, index, payer)
@@ -111,15 +151,19 @@ static void s_list (ml_web_exchange_t *exchange, const char *token, json_t *sess
                              "<tr data-payer-id=\"{}\"><th scope=\"row\" data-label=\"Name\">"
                              "<a href=\"/staff/payers/{}\">{}</a></th>"
                              "<td data-label=\"E-mail address\">{}</td>"
-                             "<td data-label=\"Phone\">{}</td><td data-label=\"Open\">"
+                             "<td data-label=\"Phone\">{}</td>"
+                             "<td data-label=\"Login Access\" class=\"login-access\">{}</td>"
+                             "<td data-label=\"Open\">"
                              "<a href=\"/staff/payers/{}\" aria-label=\"{} {}\">{}</a> "
                              "<a href=\"/staff/payer-associations/{}\" "
                              "aria-label=\"Associations of {}\">Associations</a> "
                              "<a href=\"/staff/payer-view/{}\" aria-label=\"View as {}\">View as "
                              "payer</a></td></tr>\n",
                              id, id, name, ml_web_staff_text (payer, "email"),
-                             ml_web_staff_text (payer, "phone"), id, billing ? "Edit" : "Open",
-                             name, billing ? "Edit" : "Open", id, name, id, name);
+                             ml_web_staff_text (payer, "phone"),
+                             s_list_access_words (ml_web_staff_text (payer, "login_access")), id,
+                             billing ? "Edit" : "Open", name, billing ? "Edit" : "Open", id, name,
+                             id, name);
         }
         ml_web_page_add (exchange, "</tbody>\n</table>\n");
         if (json_array_size (payers) == 200)
@@ -380,23 +424,15 @@ static void s_methods (ml_web_exchange_t *exchange, json_t *session, json_t *pay
 static void s_payer (ml_web_exchange_t *exchange, const char *token, json_t *session,
                      int64_t payer_id, const char *error, ml_web_form_t *kept)
 {
-    json_t *shown = ml_web_staff_call (
-        exchange, token, json_pack ("{s:s, s:I}", "op", "payer-show", "payer_id", payer_id));
+    json_t *shown =
+        ml_web_staff_payer_begin (exchange, token, session, payer_id, "/staff/payers/", error,
+                                  s_done (ml_web_form_get (exchange->query, "done")));
     if (!shown)
         return;
-    if (!s_ok (shown)) {
-        ml_web_staff_refused (exchange, shown);
-        json_decref (shown);
-        return;
-    }
     json_t *payer = json_object_get (shown, "payer");
     bool billing = ml_web_staff_role_allows (session, "billing");
     char path[64];
     snprintf (path, sizeof path, "/staff/payers/%lld", (long long)payer_id);
-    ml_web_staff_begin (exchange, ml_web_staff_text (payer, "name"), session);
-    ml_web_staff_payer_tabs (exchange, payer_id, "/staff/payers/");
-    ml_web_page_message (exchange, "error", error);
-    ml_web_page_message (exchange, "notice", s_done (ml_web_form_get (exchange->query, "done")));
     ml_web_page_add (exchange, "<section class=\"info\" aria-labelledby=\"info-h\">\n"
                                "<h2 id=\"info-h\">Payer Information</h2>\n");
     if (billing)
@@ -460,11 +496,10 @@ static json_t *s_request (ml_web_exchange_t *exchange, int64_t payer_id, const c
 
 void ml_web_staff_page_payer (ml_web_exchange_t *exchange)
 {
-    int64_t payer_id = ml_web_staff_payer_id (exchange->path, "/staff/payers/");
+    int64_t payer_id;
     char token[ML_WEB_STAFF_TOKEN_MAX + 1];
-    json_t *session = payer_id > 0 ? ml_web_staff_session (exchange, token, sizeof token) : NULL;
-    if (payer_id <= 0)
-        ml_web_staff_not_found (exchange);
+    json_t *session =
+        ml_web_staff_payer_session (exchange, "/staff/payers/", &payer_id, token, sizeof token);
     if (!session)
         return;
     if (strcmp (exchange->method, "POST") != 0) {

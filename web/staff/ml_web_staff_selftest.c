@@ -2,17 +2,13 @@
     staff contract's ops (a ROUTER on an ipc endpoint), part of ml_web_staff_test. The real
     core's side is tested end to end in tests/e2e_staff_web.sh.
 */
-#include "ml_web_server.h"
 #include "ml_web_staff.h"
+#include "ml_web_standin.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <czmq.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 //  The stand-in core: Ann (admin, second factor, code 123456), Bo (billing, none).
 static json_t *s_answer (json_t *request)
@@ -87,103 +83,10 @@ static json_t *s_answer (json_t *request)
     return json_pack ("{s:b}", "ok", 1);
 }
 
-static void s_core (zsock_t *pipe, void *args)
-{
-    zsock_t *router = zsock_new_router ((const char *)args);
-    assert (router);
-    zsock_signal (pipe, 0);
-    zpoller_t *poller = zpoller_new (pipe, router, NULL);
-    while (zpoller_wait (poller, -1) == router) {
-        zmsg_t *message = zmsg_recv (router);
-        if (!message)
-            break;
-        zframe_t *identity = zmsg_pop (message);
-        zframe_t *empty = zmsg_pop (message);
-        char *text = zmsg_popstr (message);
-        json_t *request = json_loads (text, 0, NULL);
-        json_t *reply = s_answer (request);
-        char *reply_text = json_dumps (reply, JSON_COMPACT);
-        zmsg_t *answer = zmsg_new ();
-        zmsg_append (answer, &identity);
-        zmsg_append (answer, &empty);
-        zmsg_addstr (answer, reply_text);
-        zmsg_send (&answer, router);
-        free (reply_text);
-        json_decref (reply);
-        json_decref (request);
-        zstr_free (&text);
-        zmsg_destroy (&message);
-    }
-    zpoller_destroy (&poller);
-    zsock_destroy (&router);
-}
-
-//  One HTTP exchange on a new connection: the status, the response in response.
-static int s_http (int port, const char *method, const char *path, const char *cookie,
-                   const char *body, char *response, size_t size)
-{
-    char request[8192];
-    snprintf (request, sizeof request,
-              "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s%s"
-              "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n%s",
-              method, path, cookie ? "Cookie: " : "", cookie ? cookie : "", cookie ? "\r\n" : "",
-              body ? strlen (body) : 0, body ? body : "");
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons ((uint16_t)port)};
-    inet_pton (AF_INET, "127.0.0.1", &address.sin_addr);
-    assert (fd >= 0 && connect (fd, (struct sockaddr *)&address, sizeof address) == 0);
-    size_t length = strlen (request), sent = 0;
-    while (sent < length) {
-        ssize_t rc = send (fd, request + sent, length - sent, MSG_NOSIGNAL);
-        assert (rc > 0);
-        sent += (size_t)rc;
-    }
-    size_t used = 0;
-    ssize_t rc;
-    while (used + 1 < size && (rc = recv (fd, response + used, size - used - 1, 0)) > 0)
-        used += (size_t)rc;
-    response[used] = 0;
-    close (fd);
-    int status = -1;
-    sscanf (response, "HTTP/1.1 %d", &status);
-    return status;
-}
-
-//  The value of a hidden field in a page, into value.
-static void s_field (const char *page, const char *name, char *value, size_t size)
-{
-    char marker[100];
-    snprintf (marker, sizeof marker, "name=\"%s\" value=\"", name);
-    const char *start = strstr (page, marker);
-    assert (start);
-    start += strlen (marker);
-    size_t length = strcspn (start, "\"");
-    assert (length < size);
-    memcpy (value, start, length);
-    value[length] = 0;
-}
-
 void ml_web_staff_pages_test (void)
 {
-    char endpoint[128];
-    snprintf (endpoint, sizeof endpoint, "ipc:///tmp/ml_web_staff_test_%d.sock", getpid ());
-    zactor_t *core = zactor_new (s_core, endpoint);
-    ml_web_settings_t settings;
-    memset (&settings, 0, sizeof settings);
-    strcpy (settings.listen, "127.0.0.1:0");
-    strcpy (settings.core_endpoint, endpoint);
-    settings.core_timeout_ms = 2000;
-    settings.threads = 2;
-    settings.max_connections = 8;
-    settings.per_ip_connections = 8;
-    settings.connection_timeout_s = 5;
-    settings.connection_memory = 32768;
-    settings.body_limit = 16384;
-    strcpy (settings.title, "Portal");
-    char error[400];
-    ml_web_server_t *server = ml_web_server_new (&settings, error, sizeof error);
-    assert (server);
-    int port = ml_web_server_port (server);
+    ml_web_standin_t *standin = ml_web_standin_new ("ml_web_staff_test", s_answer);
+    int port = ml_web_standin_port (standin);
     size_t size = 256 * 1024;
     char *response = malloc (size);
     char token[ML_WEB_FORM_TOKEN_SIZE], cookie[300], body[6000], step[5000];
@@ -192,120 +95,144 @@ void ml_web_staff_pages_test (void)
     //  No session: every signed-in page goes to sign-in.
     const char *pages[] = {"/staff/", "/staff/account", "/staff/users", "/staff/audit", NULL};
     for (size_t index = 0; pages[index]; index++) {
-        assert (s_http (port, "GET", pages[index], NULL, NULL, response, size) == 303);
+        assert (ml_web_standin_request (port, "GET", pages[index], NULL, NULL, response, size) ==
+                303);
         assert (strstr (response, "\r\nLocation: /staff/sign-in\r\n"));
     }
-    assert (s_http (port, "GET", "/staff", NULL, NULL, response, size) == 303 &&
+    assert (ml_web_standin_request (port, "GET", "/staff", NULL, NULL, response, size) == 303 &&
             strstr (response, "\r\nLocation: /staff/\r\n"));
 
     //  Sign-in: the password alone is not enough for Ann; the second step holds it sealed.
-    assert (s_http (port, "GET", "/staff/sign-in", NULL, NULL, response, size) == 200);
-    s_field (response, "form_token", token, sizeof token);
+    assert (ml_web_standin_request (port, "GET", "/staff/sign-in", NULL, NULL, response, size) ==
+            200);
+    ml_web_standin_field (response, "form_token", token, sizeof token);
     snprintf (cookie, sizeof cookie, "ml_form=%s", token);
     snprintf (body, sizeof body, "form_token=%s&email=ann%%40example.com&password=right+password",
               token);
-    assert (s_http (port, "POST", "/staff/sign-in", NULL, body, response, size) == 403);
-    assert (s_http (port, "POST", "/staff/sign-in", cookie, body, response, size) == 200);
+    assert (ml_web_standin_request (port, "POST", "/staff/sign-in", NULL, body, response, size) ==
+            403);
+    assert (ml_web_standin_request (port, "POST", "/staff/sign-in", cookie, body, response, size) ==
+            200);
     assert (strstr (response, "Two-step verification") && !strstr (response, "ml_staff="));
     assert (!strstr (response, "right password") && !strstr (response, "right+password"));
-    s_field (response, "step", step, sizeof step);
+    ml_web_standin_field (response, "step", step, sizeof step);
     snprintf (body, sizeof body, "form_token=%s&step=%s&code=999999", token, step);
-    assert (s_http (port, "POST", "/staff/sign-in", cookie, body, response, size) == 400);
+    assert (ml_web_standin_request (port, "POST", "/staff/sign-in", cookie, body, response, size) ==
+            400);
     assert (strstr (response, "That code is not right") && !strstr (response, "ml_staff="));
     snprintf (body, sizeof body, "form_token=%s&step=%sx&code=123456", token, step);
-    assert (s_http (port, "POST", "/staff/sign-in", cookie, body, response, size) == 403);
+    assert (ml_web_standin_request (port, "POST", "/staff/sign-in", cookie, body, response, size) ==
+            403);
     snprintf (body, sizeof body, "form_token=%s&step=%s&code=123456", token, step);
-    assert (s_http (port, "POST", "/staff/sign-in", cookie, body, response, size) == 303);
+    assert (ml_web_standin_request (port, "POST", "/staff/sign-in", cookie, body, response, size) ==
+            303);
     assert (strstr (response, "\r\nLocation: /staff/\r\n"));
     assert (strstr (response, "Set-Cookie: ml_staff=ANNsession; Path=/staff; HttpOnly; "
                               "SameSite=Strict\r\n"));
     snprintf (body, sizeof body, "form_token=%s&email=ann%%40example.com&password=wrong+password",
               token);
-    assert (s_http (port, "POST", "/staff/sign-in", cookie, body, response, size) == 200);
+    assert (ml_web_standin_request (port, "POST", "/staff/sign-in", cookie, body, response, size) ==
+            200);
     assert (strstr (response, "The e-mail address or the password is not right."));
 
     //  Cy works at two firms: the firm first (names escaped), then the code for that firm.
     snprintf (body, sizeof body, "form_token=%s&email=cy%%40example.com&password=right+password",
               token);
-    assert (s_http (port, "POST", "/staff/sign-in", cookie, body, response, size) == 200);
+    assert (ml_web_standin_request (port, "POST", "/staff/sign-in", cookie, body, response, size) ==
+            200);
     assert (strstr (response, "Choose the firm") && strstr (response, "Acme &lt;LLP&gt;") &&
             strstr (response, "value=\"beta\""));
-    s_field (response, "step", step, sizeof step);
+    ml_web_standin_field (response, "step", step, sizeof step);
     snprintf (body, sizeof body, "form_token=%s&step=%s&firm=beta", token, step);
-    assert (s_http (port, "POST", "/staff/sign-in", cookie, body, response, size) == 200);
+    assert (ml_web_standin_request (port, "POST", "/staff/sign-in", cookie, body, response, size) ==
+            200);
     assert (strstr (response, "Two-step verification") && !strstr (response, "That code"));
-    s_field (response, "step", step, sizeof step);
+    ml_web_standin_field (response, "step", step, sizeof step);
     snprintf (body, sizeof body, "form_token=%s&step=%s&code=654321", token, step);
-    assert (s_http (port, "POST", "/staff/sign-in", cookie, body, response, size) == 303);
+    assert (ml_web_standin_request (port, "POST", "/staff/sign-in", cookie, body, response, size) ==
+            303);
     assert (strstr (response, "Set-Cookie: ml_staff=BOsession;"));
 
     //  Ann's home, users and audit: escaped, with the navigation of an administrator.
     const char *ann = "ml_staff=ANNsession";
-    assert (s_http (port, "GET", "/staff/", ann, NULL, response, size) == 200);
+    assert (ml_web_standin_request (port, "GET", "/staff/", ann, NULL, response, size) == 200);
     assert (strstr (response, "<p class=\"firm\">Smith &amp; Jones</p>") &&
             strstr (response, "Ann &lt;Admin&gt;") && strstr (response, ">Administrator<"));
     assert (strstr (response, "href=\"/staff/users\"") && strstr (response, "agent-online") &&
             strstr (response, "postings-waiting\"><a href=\"/staff/postings?state=waiting\">3<"));
     assert (!strstr (response, "<script") && !strstr (response, "style="));
-    assert (s_http (port, "GET", "/staff/users", ann, NULL, response, size) == 200);
+    assert (ml_web_standin_request (port, "GET", "/staff/users", ann, NULL, response, size) == 200);
     assert (strstr (response, "Bo &lt;b&gt;") && strstr (response, "value=\"ANNcsrf\""));
     //  Only the invited member can be sent the invitation again, with what the list says.
     const char *again = strstr (response, "aria-label=\"Send the invitation again to Di\"");
     assert (again && again > strstr (response, "data-staff-id=\"3\"") &&
             !strstr (again + 20, "Send the invitation again to") &&
             strstr (response, "name=\"email\" value=\"di@example.com\""));
-    assert (s_http (port, "GET", "/staff/audit?staff_id=1", ann, NULL, response, size) == 200);
+    assert (ml_web_standin_request (port, "GET", "/staff/audit?staff_id=1", ann, NULL, response,
+                                    size) == 200);
     assert (strstr (response, "One member's entries"));
-    assert (s_http (port, "GET", "/staff/audit", ann, NULL, response, size) == 200);
+    assert (ml_web_standin_request (port, "GET", "/staff/audit", ann, NULL, response, size) == 200);
     assert (!strstr (response, "One member's entries"));
     assert (strstr (response, "2025-12-05 12:00:00 UTC") && strstr (response, "staff-invite"));
     //  Changes relay the form's CSRF token: a missing or wrong one is 403.
-    assert (s_http (port, "POST", "/staff/users", ann,
-                    "action=invite&email=c%40example.com&name=C&role=read", response, size) == 403);
-    assert (s_http (port, "POST", "/staff/users", ann, "csrf=BOcsrf&action=disable&staff_id=2",
-                    response, size) == 403);
-    assert (s_http (port, "POST", "/staff/users", ann,
-                    "csrf=ANNcsrf&action=invite&email=c%40example.com&name=C&role=read", response,
-                    size) == 303);
+    assert (ml_web_standin_request (port, "POST", "/staff/users", ann,
+                                    "action=invite&email=c%40example.com&name=C&role=read",
+                                    response, size) == 403);
+    assert (ml_web_standin_request (port, "POST", "/staff/users", ann,
+                                    "csrf=BOcsrf&action=disable&staff_id=2", response,
+                                    size) == 403);
+    assert (
+        ml_web_standin_request (port, "POST", "/staff/users", ann,
+                                "csrf=ANNcsrf&action=invite&email=c%40example.com&name=C&role=read",
+                                response, size) == 303);
     assert (strstr (response, "\r\nLocation: /staff/users?done=invite\r\n"));
-    assert (s_http (port, "GET", "/staff/users?done=invite", ann, NULL, response, size) == 200);
+    assert (ml_web_standin_request (port, "GET", "/staff/users?done=invite", ann, NULL, response,
+                                    size) == 200);
     assert (strstr (response, "The invitation is on its way."));
     //  The core's reason for a refusal is shown, escaped, with the form kept.
-    assert (s_http (port, "POST", "/staff/users", ann,
-                    "csrf=ANNcsrf&action=invite&email=taken%40example.com&name=T&role=read",
-                    response, size) == 400);
+    assert (ml_web_standin_request (
+                port, "POST", "/staff/users", ann,
+                "csrf=ANNcsrf&action=invite&email=taken%40example.com&name=T&role=read", response,
+                size) == 400);
     assert (strstr (response, "that &lt;address&gt; is already invited") &&
             strstr (response, "value=\"taken@example.com\""));
-    assert (s_http (port, "POST", "/staff/users", ann, "csrf=ANNcsrf&action=disable&staff_id=2x",
-                    response, size) == 400);
-    assert (s_http (port, "POST", "/staff/sign-out", ann, "csrf=wrong", response, size) == 403);
+    assert (ml_web_standin_request (port, "POST", "/staff/users", ann,
+                                    "csrf=ANNcsrf&action=disable&staff_id=2x", response,
+                                    size) == 400);
+    assert (ml_web_standin_request (port, "POST", "/staff/sign-out", ann, "csrf=wrong", response,
+                                    size) == 403);
     assert (!strstr (response, "Set-Cookie"));
-    assert (s_http (port, "POST", "/staff/sign-out", ann, "csrf=ANNcsrf", response, size) == 303);
+    assert (ml_web_standin_request (port, "POST", "/staff/sign-out", ann, "csrf=ANNcsrf", response,
+                                    size) == 303);
     assert (strstr (response, "Set-Cookie: ml_staff=; Path=/staff; HttpOnly; SameSite=Strict; "
                               "Max-Age=0\r\n"));
 
     //  Bo (billing): the administrator's pages are 404, as is posting to them.
     const char *bo = "ml_staff=BOsession";
-    assert (s_http (port, "GET", "/staff/", bo, NULL, response, size) == 200);
+    assert (ml_web_standin_request (port, "GET", "/staff/", bo, NULL, response, size) == 200);
     assert (strstr (response, ">Billing<") && !strstr (response, "/staff/users"));
-    assert (s_http (port, "GET", "/staff/users", bo, NULL, response, size) == 404);
-    assert (s_http (port, "GET", "/staff/audit", bo, NULL, response, size) == 404);
-    assert (s_http (port, "POST", "/staff/users", bo,
-                    "csrf=BOcsrf&action=invite&email=e%40example.com&name=E&role=admin", response,
-                    size) == 404);
-    assert (s_http (port, "GET", "/staff/account", bo, NULL, response, size) == 200);
+    assert (ml_web_standin_request (port, "GET", "/staff/users", bo, NULL, response, size) == 404);
+    assert (ml_web_standin_request (port, "GET", "/staff/audit", bo, NULL, response, size) == 404);
+    assert (
+        ml_web_standin_request (port, "POST", "/staff/users", bo,
+                                "csrf=BOcsrf&action=invite&email=e%40example.com&name=E&role=admin",
+                                response, size) == 404);
+    assert (ml_web_standin_request (port, "GET", "/staff/account", bo, NULL, response, size) ==
+            200);
     assert (strstr (response, "Set up two-step verification"));
-    assert (s_http (port, "POST", "/staff/account", bo,
-                    "csrf=BOcsrf&action=password&password=a&new_password=bbbbbbbb&confirm=cccccccc",
-                    response, size) == 400);
+    assert (ml_web_standin_request (
+                port, "POST", "/staff/account", bo,
+                "csrf=BOcsrf&action=password&password=a&new_password=bbbbbbbb&confirm=cccccccc",
+                response, size) == 400);
     assert (strstr (response, "not the same"));
     //  An ended session: to sign-in, and its cookie goes.
-    assert (s_http (port, "GET", "/staff/account", "ml_staff=ENDED", NULL, response, size) == 303);
+    assert (ml_web_standin_request (port, "GET", "/staff/account", "ml_staff=ENDED", NULL, response,
+                                    size) == 303);
     assert (strstr (response, "Max-Age=0") && strstr (response, "Location: /staff/sign-in"));
     //  The payer's session cookie is not a staff session.
-    assert (s_http (port, "GET", "/staff/", "ml_session=ANNsession", NULL, response, size) == 303);
+    assert (ml_web_standin_request (port, "GET", "/staff/", "ml_session=ANNsession", NULL, response,
+                                    size) == 303);
 
     free (response);
-    ml_web_server_destroy (&server);
-    zactor_destroy (&core);
+    ml_web_standin_destroy (&standin);
 }
