@@ -21,14 +21,10 @@
 #include "ml_cli.h"
 
 //  The command groups, in the order usage lists them.
-static const ml_cli_command_t *s_groups[] = {ml_cli_payments_commands,
-                                             ml_cli_charges_commands,
-                                             ml_cli_search_commands,
-                                             ml_cli_payers_commands,
-                                             ml_cli_autopay_commands,
-                                             ml_cli_staff_commands,
-                                             ml_cli_notify_commands,
-                                             NULL};
+static const ml_cli_command_t *s_groups[] = {ml_cli_payments_commands, ml_cli_charges_commands,
+                                             ml_cli_search_commands,   ml_cli_payers_commands,
+                                             ml_cli_autopay_commands,  ml_cli_staff_commands,
+                                             ml_cli_notify_commands,   NULL};
 
 static void s_usage (FILE *stream)
 {
