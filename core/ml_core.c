@@ -21,6 +21,8 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
     S_TEXT (api_endpoint, "api/endpoint", "");
     S_TEXT (node, "core/node", "");
     S_TEXT (advertise, "core/advertise", "");
+    S_TEXT (forward, "core/forward", "");
+    S_TEXT (forward_advertise, "core/forward_advertise", "");
 #undef S_TEXT
     settings->lease_seconds = ml_config_int (config, "core/lease_seconds", 10, 2, 3600);
     settings->readers = ml_config_int (config, "core/readers", 2, 0, 16);
@@ -38,6 +40,19 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
                strlen (ml_config_string (config, "core/node", "")) >= sizeof settings->node) {
         snprintf (error, error_size,
                   "%s: core/node must be letters, digits, '-' and '_', at most 63 of them", path);
+        rc = -1;
+    }
+    if (rc == 0 && *settings->forward && !*settings->node) {
+        snprintf (error, error_size,
+                  "%s: core/forward needs core/node (only nodes sharing a store forward requests)",
+                  path);
+        rc = -1;
+    } else if (rc == 0 && *settings->forward && strncmp (settings->forward, "tcp://", 6) != 0 &&
+               strncmp (settings->forward, "ipc://", 6) != 0) {
+        snprintf (error, error_size,
+                  "%s: core/forward '%s' must be a tcp:// endpoint (CURVE, other nodes' keys "
+                  "only) or an ipc:// socket file",
+                  path, settings->forward);
         rc = -1;
     }
     if (rc == 0 && ml_logins_settings_load (&settings->portal, config, error, error_size) != 0)
@@ -268,7 +283,7 @@ static int s_core_init (ml_core_t *self, zsock_t *pipe, const ml_core_settings_t
     }
     //  Without a ZAP handler libzmq would accept any client key: ours checks each key
     //  against the agents' certificate directory.
-    ml_core_zap_t zap = {zsock_new (ZMQ_REP), zcertstore_new (settings->agents)};
+    ml_core_zap_t zap = {zsock_new (ZMQ_REP), zcertstore_new (settings->agents), settings->store};
     if (!zap.handler || !zap.store || zsock_bind (zap.handler, "inproc://zeromq.zap.01") != 0) {
         ml_log (ML_LOG_ERROR, "cannot start the handshake handler over %s: %s", settings->agents,
                 zmq_strerror (errno));
@@ -334,6 +349,8 @@ static int s_core_init (ml_core_t *self, zsock_t *pipe, const ml_core_settings_t
             return -1;
         }
     }
+    if (ml_core_forward_start (self) != 0)
+        return -1;
     if (settings->readers > 0) {
         ml_readers_settings_t readers = {.portal = settings->portal};
         snprintf (readers.store, sizeof readers.store, "%s", settings->store);
@@ -354,6 +371,7 @@ static void s_core_destroy (ml_core_t *self)
 {
     ml_readers_destroy (&self->readers);
     ml_ingest_destroy (&self->ingest);
+    ml_core_forward_stop (self);
     zsock_destroy (&self->api);
     zsock_destroy (&self->admin);
     zactor_destroy (&self->monitor);
@@ -399,6 +417,7 @@ void ml_core_actor (zsock_t *pipe, void *args)
             self->settings.admin_endpoint);
     ml_service_ready (pipe, true);
     zpoller_t *poller = zpoller_new (pipe, self->router, self->admin, self->monitor, NULL);
+    self->poller = poller;
     if (self->processor_worker)
         zpoller_add (poller, self->processor_worker);
     if (self->readers)
@@ -408,9 +427,13 @@ void ml_core_actor (zsock_t *pipe, void *args)
         zpoller_add (poller, self->api);
         ml_log (ML_LOG_NOTICE, "core serving the web API on %s", self->settings.api_endpoint);
     }
+    if (self->forward)
+        zpoller_add (poller, self->forward);
     self->tick_at = zclock_mono () + 1000;
     while (!self->terminated) {
-        int64_t wait = ml_core_search_next_expiry (self, self->tick_at) - zclock_mono ();
+        int64_t wait =
+            ml_core_forward_next_expiry (self, ml_core_search_next_expiry (self, self->tick_at)) -
+            zclock_mono ();
         void *which = zpoller_wait (poller, wait > 0 ? (int)wait : 0);
         if (which == pipe) {
             char *command = zstr_recv (pipe);
@@ -427,6 +450,9 @@ void ml_core_actor (zsock_t *pipe, void *args)
             ml_core_receive_admin (self, self->admin);
         if (self->api && (zsock_events (self->api) & ZMQ_POLLIN))
             ml_core_receive_admin (self, self->api);
+        if (self->forward && (zsock_events (self->forward) & ZMQ_POLLIN))
+            ml_core_receive_admin (self, self->forward);
+        ml_core_forward_receive (self);
         while (self->readers && (zsock_events (ml_readers_socket (self->readers)) & ZMQ_POLLIN))
             ml_core_receive_reader (self);
         while (zsock_events (ml_ingest_socket (self->ingest)) & ZMQ_POLLIN)
@@ -443,6 +469,7 @@ void ml_core_actor (zsock_t *pipe, void *args)
         }
     }
     zpoller_destroy (&poller);
+    self->poller = NULL;
     s_core_destroy (self);
     ml_log (ML_LOG_NOTICE, "core stopped");
 }

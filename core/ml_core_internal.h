@@ -30,6 +30,8 @@
 #include "ml_store.h"
 
 #define ML_CORE_ZAP_DOMAIN "matterlink"
+//  The forward socket's handshakes: other core nodes' keys (ml_core_forward.c).
+#define ML_CORE_ZAP_NODES "matterlink-nodes"
 
 typedef enum { ML_CORE_NONE, ML_CORE_SNAPSHOT, ML_CORE_LIVE } ml_core_session_state_t;
 
@@ -55,12 +57,26 @@ typedef struct {
     json_t *context;  //  what ml_finder_reply needs
 } ml_core_pending_t;
 
+//  A request forwarded to its firm's owner node, waiting for the reply (ml_core_forward.c).
+typedef struct {
+    zsock_t *dealer;  //  connected to the owner's forward socket, for this request only
+    zsock_t *socket;  //  the socket the request came in on: the reply goes there
+    zframe_t *client; //  the client's routing id
+    char firm_id[64];
+    char node[64];   //  the owner it went to
+    int64_t wait_ms; //  how long the client waits for it
+    int64_t expires; //  monotonic ms
+} ml_core_forwarded_t;
+
 typedef struct {
     ml_core_settings_t settings;
     zsock_t *pipe;
     zsock_t *router;
     zsock_t *admin;
     zsock_t *api;          //  matterlink-web's API socket (api/endpoint), or NULL
+    zsock_t *forward;      //  where other nodes forward requests to this one (core/forward)
+    zlistx_t *forwards;    //  ml_core_forwarded_t: this node's requests waiting for owners
+    zpoller_t *poller;     //  the loop's poller (forwarded requests' DEALERs join it)
     ml_readers_t *readers; //  answer the reading ops of both sockets (core/readers), or NULL
     ml_ingest_t *ingest;   //  writes the agents' SNAPSHOT, SNAPSHOT-END and CHANGES
     zactor_t *auth;
@@ -106,6 +122,9 @@ typedef struct {
 typedef struct {
     zsock_t *handler;    //  REP bound to the ZAP endpoint, handed to the actor
     zcertstore_t *store; //  the agents' certificates
+    //  The core's store (store/connection), where the forward socket's handshakes find the
+    //  nodes' keys (core_node); the handler opens its own connection when first asked.
+    const char *connection;
 } ml_core_zap_t;
 
 //  Agent sessions (ml_core_agents.c).
@@ -139,5 +158,20 @@ void ml_core_send_ready (ml_core_t *self);
 void ml_core_receive_processor (ml_core_t *self);
 void ml_core_receive_reader (ml_core_t *self);
 void ml_core_receive_admin (ml_core_t *self, zsock_t *socket);
+
+//  Forwarding to a firm's owner node (ml_core_forward.c).
+//  Bind the forward socket (core/forward) and advertise it; 0 or -1.
+int ml_core_forward_start (ml_core_t *self);
+void ml_core_forward_stop (ml_core_t *self);
+//  True when another node serves firm_id now (its id copied into node): a request needing the
+//  firm's agent goes there.
+bool ml_core_forward_owner (ml_core_t *self, const char *firm_id, char *node, size_t size);
+//  Forward a request (frame, as it came on socket from client; api: it came on the API
+//  socket) to node. Returns NULL when sent (the reply is relayed later), else the error reply.
+json_t *ml_core_forward (ml_core_t *self, zsock_t *socket, zframe_t *client, zframe_t *frame,
+                         bool api, const char *firm_id, const char *node, int64_t deadline_ms);
+//  Relay the owners' replies that came, and answer those past their deadline.
+void ml_core_forward_receive (ml_core_t *self);
+int64_t ml_core_forward_next_expiry (ml_core_t *self, int64_t fallback);
 
 #endif

@@ -220,9 +220,11 @@ void ml_core_send_ready (ml_core_t *self)
 
 //  socket: the admin socket, or the API socket (the request then runs as a payer or
 //  anonymous).
-static json_t *s_admin_request (ml_core_t *self, zsock_t *socket, zframe_t *client, zframe_t *frame)
+//  api: it came on the API socket (or was forwarded from another node's); forwarded: it came
+//  from another node, which did not serve the firm (docs/multinode.md).
+static json_t *s_admin_request (ml_core_t *self, zsock_t *socket, zframe_t *client, zframe_t *frame,
+                                bool api, bool forwarded)
 {
-    bool api = socket == self->api;
     if (zframe_size (frame) > ML_ADMIN_MAX_REQUEST)
         return json_pack ("{s:b, s:s}", "ok", 0, "error",
                           "a request is one JSON frame of at most 64 KiB");
@@ -269,7 +271,17 @@ static json_t *s_admin_request (ml_core_t *self, zsock_t *socket, zframe_t *clie
         if (session)
             ml_core_deliver (self, session);
     }
-    if (effects.search) {
+    char owner[64];
+    if (effects.search && !forwarded &&
+        ml_core_forward_owner (self, effects.search_firm, owner, sizeof owner)) {
+        //  Another node serves the firm: the request goes there as it came, and the owner
+        //  checks its actor and runs it (its reply is relayed by ml_core_forward_receive).
+        reply =
+            ml_core_forward (self, socket, client, frame, api, effects.search_firm, owner,
+                             json_integer_value (json_object_get (effects.context, "deadline_ms")));
+        json_decref (effects.context);
+        ml_msg_destroy (&effects.search);
+    } else if (effects.search) {
         reply = s_search_send (self, socket, client, effects.search_firm, effects.search,
                                effects.context);
         ml_msg_destroy (&effects.search);
@@ -372,7 +384,22 @@ void ml_core_receive_admin (ml_core_t *self, zsock_t *socket)
     //  From a REQ client: routing id, empty delimiter, then the request.
     zframe_t *client = zmsg_pop (request);
     zframe_t *delimiter = zmsg_pop (request);
-    if (client && delimiter && zframe_size (delimiter) == 0 && zmsg_size (request) == 1) {
+    //  From another node (the forward socket): which of its sockets the request came to
+    //  ("admin" or "api") before the request. It runs here as it would have there, and is
+    //  never forwarded again.
+    bool forwarded = socket == self->forward;
+    bool api = socket == self->api;
+    if (forwarded) {
+        char *kind = zmsg_popstr (request);
+        api = kind && streq (kind, "api");
+        if (!kind || (!api && !streq (kind, "admin")))
+            zmsg_destroy (&request); //  answered as a malformed request below
+        zstr_free (&kind);
+        if (!request)
+            request = zmsg_new ();
+    }
+    if (!forwarded && client && delimiter && zframe_size (delimiter) == 0 &&
+        zmsg_size (request) == 1) {
         zframe_t *frame = zmsg_pop (request);
         if (s_hand_to_reader (self, socket, &client, &frame)) {
             zframe_destroy (&delimiter);
@@ -387,8 +414,8 @@ void ml_core_receive_admin (ml_core_t *self, zsock_t *socket)
             reply = json_pack ("{s:b, s:s}", "ok", 0, "error",
                                "a request is one JSON frame of at most 64 KiB");
         else
-            reply = s_admin_request (self, socket, client, zmsg_first (request));
-        //  No reply yet means a search is on its way to an agent.
+            reply = s_admin_request (self, socket, client, zmsg_first (request), api, forwarded);
+        //  No reply yet means a search is on its way to an agent (or to the firm's owner).
         if (reply) {
             ml_core_socket_reply (socket, client, reply);
             json_decref (reply);

@@ -12,6 +12,9 @@ void ml_core_zap_actor (zsock_t *pipe, void *args)
     ml_core_zap_t zap = *(ml_core_zap_t *)args;
     zsock_t *handler = zap.handler;
     zcertstore_t *store = zap.store;
+    char connection[1024];
+    snprintf (connection, sizeof connection, "%s", zap.connection ? zap.connection : "");
+    ml_db_t *nodes = NULL; //  for the forward socket's handshakes (ML_CORE_ZAP_NODES)
     zsock_signal (pipe, 0);
     zpoller_t *poller = zpoller_new (pipe, handler, NULL);
     while (true) {
@@ -32,11 +35,32 @@ void ml_core_zap_actor (zsock_t *pipe, void *args)
         if (mechanism && streq (mechanism, "CURVE") && credentials &&
             zframe_size (credentials) == 32)
             zmq_z85_encode (key, zframe_data (credentials), 32);
-        bool allowed = *key && zcertstore_lookup (store, key);
         char peer[64];
         ml_log_escape (address ? address : "?", peer, sizeof peer);
+        bool node_domain = domain && streq (domain, ML_CORE_ZAP_NODES);
+        bool allowed = false;
+        if (node_domain && *key) {
+            //  Another node forwarding a request: its key must be one a node advertised.
+            ml_db_error_t db_error;
+            if (!nodes)
+                nodes = ml_db_new (connection, &db_error);
+            int known = nodes ? ml_lease_node_key (nodes, key, NULL, 0) : -1;
+            if (known < 0) {
+                ml_log (ML_LOG_ERROR, "forward handshake from %s: the store cannot be read", peer);
+                ml_db_destroy (&nodes); //  opened again at the next handshake
+            }
+            allowed = known == 1;
+            if (!allowed)
+                ml_log_peer (ML_LOG_WARNING, peer,
+                             "forward handshake refused from %s: CURVE key %s is no core node's "
+                             "(core_node)",
+                             peer, key);
+        } else
+            allowed = !node_domain && *key && zcertstore_lookup (store, key);
         if (allowed)
             ml_log (ML_LOG_DEBUG, "handshake from %s allowed (key %.8s...)", peer, key);
+        else if (node_domain && *key)
+            ; //  logged above
         else if (*key)
             ml_log_peer (
                 ML_LOG_WARNING, peer,
@@ -66,6 +90,7 @@ void ml_core_zap_actor (zsock_t *pipe, void *args)
     zpoller_destroy (&poller);
     zsock_destroy (&handler);
     zcertstore_destroy (&store);
+    ml_db_destroy (&nodes);
 }
 
 //  The router's connection events (from its monitor: event name, value, endpoint). A client

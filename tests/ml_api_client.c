@@ -2,14 +2,17 @@
     reply, for the end-to-end tests (python3-zmq is not needed). The socket is a REQ, so the
     frames are those matterlink-web's DEALER sends: an empty delimiter and the request.
 
-    usage: ml_api_client ENDPOINT JSON     exit 0 with the reply on stdout, 1 without one
+    usage: ml_api_client ENDPOINT JSON [KIND]     exit 0 with the reply on stdout, 1 without one
+
+    KIND (admin or api) sends the request as another core node forwards it to a node's forward
+    socket (core/forward, docs/multinode.md): that frame, then the request.
 */
 #include <czmq.h>
 
 int main (int argc, char *argv[])
 {
-    if (argc != 3) {
-        fprintf (stderr, "usage: ml_api_client ENDPOINT JSON\n");
+    if (argc != 3 && argc != 4) {
+        fprintf (stderr, "usage: ml_api_client ENDPOINT JSON [KIND]\n");
         return 2;
     }
     zsock_t *socket = zsock_new (ZMQ_REQ);
@@ -20,7 +23,10 @@ int main (int argc, char *argv[])
         zsock_destroy (&socket);
         return 1;
     }
-    zstr_send (socket, argv[2]);
+    if (argc == 4)
+        zstr_sendx (socket, argv[3], argv[2], NULL);
+    else
+        zstr_send (socket, argv[2]);
     zpoller_t *poller = zpoller_new (socket, NULL);
     char *reply = zpoller_wait (poller, 10000) == socket ? zstr_recv (socket) : NULL;
     int rc = reply ? 0 : 1;
