@@ -526,6 +526,25 @@ void ml_core_test (bool verbose)
     assert (ml_core_settings_load (&settings, path, error, sizeof error) == 0);
     assert (streq (settings.node, "n-1") && settings.lease_seconds == 3);
     assert (streq (settings.advertise, "tcp://127.0.0.1:7800"));
+    //  Forwarding between nodes: a node only, over tcp:// (CURVE) or an ipc:// socket file.
+    const char *forwards[][2] = {
+        {"", "tcp://*:7801"}, {"n-1", "udp://127.0.0.1:7801"}, {"n-1", "ipc:///tmp/forward.sock"}};
+    for (size_t index = 0; index < 3; index++) {
+        file = fopen (path, "w");
+        fprintf (file,
+                 "core\n    certificate = %s/none\n    agents = %s\n    node = \"%s\"\n"
+                 "    forward = \"%s\"\n"
+                 "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\n"
+                 "admin\n    endpoint = ipc://%s/admin\n",
+                 directory, directory, forwards[index][0], forwards[index][1], directory,
+                 directory);
+        fclose (file);
+        int rc = ml_core_settings_load (&settings, path, error, sizeof error);
+        assert (index == 2 ? rc == 0 : rc == -1);
+        assert (index != 0 || strstr (error, "core/forward needs core/node"));
+        assert (index != 1 || strstr (error, "must be a tcp:// endpoint"));
+    }
+    assert (streq (settings.forward, "ipc:///tmp/forward.sock") && !*settings.forward_advertise);
     //  A core without its certificate refuses to start.
     ml_log_level_t saved = ml_log_level ();
     ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);
