@@ -29,35 +29,42 @@ static void s_forwarded_destroy (ml_core_forwarded_t **self_p)
 int ml_core_forward_start (ml_core_t *self)
 {
     self->forwards = zlistx_new ();
-    if (!*self->settings.forward)
+    if (!self->lease)
         return 0;
-    bool tcp = strncmp (self->settings.forward, "tcp://", 6) == 0;
-    self->forward = zsock_new (ZMQ_ROUTER);
-    assert (self->forward);
-    zsock_set_maxmsgsize (self->forward, 1024 * 1024);
-    zsock_set_linger (self->forward, 0);
-    if (tcp) {
-        //  Only other nodes' keys (the handshake handler reads them from the store).
-        zsock_set_zap_domain (self->forward, ML_CORE_ZAP_NODES);
-        zsock_set_curve_server (self->forward, 1);
-        zcert_apply (self->certificate, self->forward);
+    const char *advertise = "";
+    bool tcp = false;
+    if (*self->settings.forward) {
+        tcp = strncmp (self->settings.forward, "tcp://", 6) == 0;
+        self->forward = zsock_new (ZMQ_ROUTER);
+        assert (self->forward);
+        zsock_set_maxmsgsize (self->forward, 1024 * 1024);
+        zsock_set_linger (self->forward, 0);
+        if (tcp) {
+            //  Only other nodes' keys (the handshake handler reads them from the store).
+            zsock_set_zap_domain (self->forward, ML_CORE_ZAP_NODES);
+            zsock_set_curve_server (self->forward, 1);
+            zcert_apply (self->certificate, self->forward);
+        }
+        mode_t saved_mask = umask (0077);
+        int bound = zsock_bind (self->forward, "%s", self->settings.forward);
+        umask (saved_mask);
+        if (bound < 0) {
+            ml_log (ML_LOG_ERROR, "cannot bind forward endpoint %s: %s", self->settings.forward,
+                    zmq_strerror (errno));
+            return -1;
+        }
+        advertise = *self->settings.forward_advertise ? self->settings.forward_advertise
+                                                      : self->settings.forward;
     }
-    mode_t saved_mask = umask (0077);
-    int bound = zsock_bind (self->forward, "%s", self->settings.forward);
-    umask (saved_mask);
-    if (bound < 0) {
-        ml_log (ML_LOG_ERROR, "cannot bind forward endpoint %s: %s", self->settings.forward,
-                zmq_strerror (errno));
+    //  Every node records its key, also one that takes no forwarded requests: the owners'
+    //  handshake handlers know the requests it forwards by that key.
+    if (ml_lease_advertise_forward (self->lease, advertise, zcert_public_txt (self->certificate)) !=
+        0)
         return -1;
-    }
-    const char *advertise = *self->settings.forward_advertise ? self->settings.forward_advertise
-                                                              : self->settings.forward;
-    if (ml_lease_advertise_forward (self->lease, advertise,
-                                    tcp ? zcert_public_txt (self->certificate) : "") != 0)
-        return -1;
-    ml_log (ML_LOG_NOTICE, "core node %s takes requests forwarded by other nodes on %s (%s)",
-            self->settings.node, self->settings.forward,
-            tcp ? "CURVE, other nodes' keys only" : "a socket file for this user");
+    if (self->forward)
+        ml_log (ML_LOG_NOTICE, "core node %s takes requests forwarded by other nodes on %s (%s)",
+                self->settings.node, self->settings.forward,
+                tcp ? "CURVE, other nodes' keys only" : "a socket file for this user");
     return 0;
 }
 
@@ -100,12 +107,20 @@ json_t *ml_core_forward (ml_core_t *self, zsock_t *socket, zframe_t *client, zfr
             "can search its matter database, and node %s takes no forwarded requests (no "
             "core/forward): send this request to node %s's %s socket",
             firm_id, node, node, node, api ? "API" : "admin");
+    bool tcp = strncmp (endpoint, "tcp://", 6) == 0;
+    uint8_t decoded[32];
+    if (tcp && (strlen (key) != 40 || !zmq_z85_decode (decoded, key)))
+        return ml_admin_error ("firm %s is served by core node %s, whose advertised public key "
+                               "in the store (core_node) is not a CURVE key: check that node",
+                               firm_id, node);
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
     assert (dealer);
     zsock_set_linger (dealer, 0);
     zsock_set_sndtimeo (dealer, 0);
     zsock_set_maxmsgsize (dealer, ML_MAX_MESSAGE_SIZE);
-    if (*key) {
+    //  Over TCP, CURVE with this node's certificate, pinning the owner's advertised key; an
+    //  ipc:// socket file is guarded by its permissions.
+    if (tcp) {
         zcert_apply (self->certificate, dealer);
         zsock_set_curve_serverkey (dealer, key);
     }

@@ -69,8 +69,8 @@ int ml_lease_owner (ml_db_t *db, const char *firm_id, char *node, size_t node_si
                     size_t endpoint_size);
 
 //  Several nodes forward staff and web requests to a firm's owner (docs/multinode.md): record
-//  where this node takes them (core/forward_advertise) and the CURVE public key it serves them
-//  under ("" over ipc). Returns 0 or -1.
+//  where this node takes them (core/forward_advertise; "" none) and its CURVE public key
+//  (which it serves them under over TCP, and forwards its own under). Returns 0 or -1.
 int ml_lease_advertise_forward (ml_lease_t *self, const char *endpoint, const char *public_key);
 
 //  Where node takes forwarded requests, from the store: 1 (endpoint and its key, maybe "",

@@ -26,8 +26,9 @@ for n in 1 2 3; do
     eval "KEY$n=\$(sed -n 's/^ *public-key = \"\(.*\)\"/\1/p' \"\$W/core$n.cert\")"
     eval "PORT$n=\$(free_port)"
 done
-# Node 3 takes forwarded requests on a socket file, the others on tcp:// (CURVE).
-FORWARD1="tcp://127.0.0.1:$(free_port)"
+# Node 2 takes forwarded requests on tcp:// (CURVE), node 3 on a socket file; node 1 takes
+# none (it only forwards, known to the others by the key it records in the store).
+FORWARD1=
 FORWARD2="tcp://127.0.0.1:$(free_port)"
 FORWARD3="ipc://$W/forward3.sock"
 for n in 1 2 3; do
@@ -42,7 +43,7 @@ core
     node = n$n
     advertise = tcp://127.0.0.1:$port
     lease_seconds = $LEASE
-    forward = $forward
+$([ -n "$forward" ] && echo "    forward = $forward")
 store
     connection = "$STORE_CONNECTION"
 admin
