@@ -158,6 +158,11 @@ out=$("$ML_BIN/ml_api_client" "$FORWARD3" '{"op": "search", "firm": "acme", "by"
 echo "$out" | grep -q "firm acme is served by core node n2 (its agent is connected there)" ||
     fail "a forwarded search was not refused by a node that does not serve the firm: $out"
 grep -q "request forwarded" "$W/core3.log" && fail "node 3 forwarded a forwarded request"
+# Node 2's tcp:// forward socket takes only nodes' keys: a CURVE client with a key of its own
+# gets no answer, and node 2 logs the refusal.
+out=$(ML_API_CLIENT_SERVER_KEY=$KEY2 ML_API_CLIENT_TIMEOUT_MS=1500 "$ML_BIN/ml_api_client" "$FORWARD2" \
+    '{"op": "status"}' admin 2>&1) && fail "node 2's forward socket answered a stranger: $out"
+wait_for 5 "node 2 to log the refused key" grep -q "forward handshake refused from .*is no core node's" "$W/core2.log"
 
 # The owner stopped: a forwarded search gets a clear error by its deadline (1 s + 3 s).
 kill -STOP "$NODE2"
@@ -175,6 +180,18 @@ wait_for $((LEASE + 10)) "node 3 to serve acme" owner_is n3
 wait_for 15 "the agent's session at node 3" online_at 3
 requests_to_node1 3
 log "after the failover node 1 forwarded searches to node 3 and its payments were posted"
+
+# The owner checks a forwarded request's actor as its own socket's (node 3's socket file, as
+# a node forwards to it): a staff member's search runs; without a live staff session, or as
+# the operator on the API socket, it does not.
+out=$("$ML_BIN/ml_api_client" "$FORWARD3" '{"op": "search", "staff_session": "'"$session"'", "by": "client-number", "text": "'"$client"'"}' api)
+[ "$(echo "$out" | json 'd["ok"] and len(d["items"]) > 0')" = True ] || fail "a forwarded staff search: $out"
+for request in '"staff_session": "'"${session%?}x"'", "by": "client-number"' '"firm": "acme", "by": "client-number"'; do
+    out=$("$ML_BIN/ml_api_client" "$FORWARD3" '{"op": "search", '"$request"', "text": "'"$client"'"}' api)
+    [ "$(echo "$out" | json 'd["ok"]')" = False ] && ! echo "$out" | grep -q '"items"' ||
+        fail "a forwarded API search ran without a staff session: $out"
+done
+log "the owner checked forwarded requests' actors"
 
 out=$("$ML_BIN/matterlink-agent" check -c "$W/agent.cfg" --timeout 2 2>&1) && fail "agent check with a node down passed: $out"
 echo "$out" | grep -q "core node tcp://127.0.0.1:$PORT2: unreachable" || fail "agent check did not name the dead node: $out"
