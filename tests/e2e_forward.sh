@@ -3,7 +3,8 @@
 # Staff requests for a firm reach its owner node (docs/multinode.md, "Staff and web requests").
 # Three core nodes share one store; the firm's agent is served by node 2 (then node 3). A staff
 # search and a staff payment sent to node 1's admin socket (the operator) and API socket (a
-# staff member's session, as matterlink-web sends it) succeed: the search is forwarded to the
+# staff member's session, as matterlink-web sends it), and a search page of matterlink-web
+# in front of node 1, succeed: the search is forwarded to the
 # owner (over CURVE to node 2's tcp:// forward socket, over node 3's ipc:// one), the payment
 # is served by node 1 from the shared store and posted by the owner. The owner stopped
 # (SIGSTOP), a forwarded search gets a clear error by its deadline; the owner killed, the
@@ -87,6 +88,21 @@ node_cli() {
 cli() { node_cli 1 "$@"; }
 admin1() { "$ML_BIN/ml_api_client" "ipc://$W/admin1.sock" "$1"; }
 api1() { "$ML_BIN/ml_api_client" "ipc://$W/api1.sock" "$1"; }
+# matterlink-web in front of node 1's API socket: a staff member's search page, signed in.
+web_search() {
+    local jar="$W/cookies" code token
+    rm -f "$jar"
+    token=$(curl -s -c "$jar" "http://127.0.0.1:$WEB_PORT/staff/sign-in" |
+        sed -n 's/.*name="form_token" value="\([^"]*\)".*/\1/p')
+    code=$(curl -s -o "$W/sign-in.html" -w '%{http_code}' -c "$jar" -b "$jar" \
+        -H "Origin: http://127.0.0.1:$WEB_PORT" --data-urlencode "form_token=$token" \
+        --data-urlencode email=bob@acme.test \
+        --data-urlencode "password=correct horse billing" "http://127.0.0.1:$WEB_PORT/staff/sign-in")
+    [ "$code" = 303 ] || fail "web sign-in answered $code: $(head -c 2000 "$W/sign-in.html")"
+    curl -s -b "$jar" "http://127.0.0.1:$WEB_PORT/staff/pay/search?by=client-number&text=$client&target=invoices&go=1" \
+        >"$W/search.html"
+    grep -q "INV-" "$W/search.html" || fail "the web's search through node 1: $(head -c 3000 "$W/search.html")"
+}
 json() { python3 -c "import json,sys; d = json.load(sys.stdin); print($1)"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 owner_is() { [ "$(core_sql "SELECT owner FROM firm_lease WHERE firm_id = 'acme' AND expires_at > $(now_ms)")" = "$1" ]; }
@@ -151,6 +167,10 @@ requests_to_node1() {
 }
 requests_to_node1 2
 log "node 1 forwarded searches to node 2 (CURVE) and took payments that node 2 posted"
+ln -s "$W/api1.sock" "$W/api.sock"
+start_web
+web_search
+log "matterlink-web's staff search through node 1 was answered by node 2"
 
 # A forwarded request is never forwarded again: node 3, which does not serve acme, answers a
 # search that came to its forward socket with its own refusal naming the owner.
@@ -179,6 +199,7 @@ kill -CONT "$NODE2" 2>/dev/null
 wait_for $((LEASE + 10)) "node 3 to serve acme" owner_is n3
 wait_for 15 "the agent's session at node 3" online_at 3
 requests_to_node1 3
+web_search
 log "after the failover node 1 forwarded searches to node 3 and its payments were posted"
 
 # The owner checks a forwarded request's actor as its own socket's (node 3's socket file, as
