@@ -240,8 +240,9 @@ static json_t *s_admin_request (ml_core_t *self, zsock_t *socket, zframe_t *clie
     ml_admin_effects_t effects;
     ml_admin_parts_t parts = {self->store,   self->payers, self->payments,   self->mailer,
                               self->autopay, self->logins, self->portal_pay, self->staff};
-    json_t *reply = api ? ml_admin_api_execute (&parts, parsed, &effects)
-                        : ml_admin_execute (&parts, parsed, &effects);
+    json_t *reply = !api        ? ml_admin_execute (&parts, parsed, &effects)
+                    : forwarded ? ml_admin_api_execute_forwarded (&parts, parsed, &effects)
+                                : ml_admin_api_execute (&parts, parsed, &effects);
     //  A request may have queued mail (a payment link): the sender looks now.
     if (self->mail_sender)
         zstr_send (self->mail_sender, "SEND");

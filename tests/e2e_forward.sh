@@ -167,6 +167,14 @@ requests_to_node1() {
 }
 requests_to_node1 2
 log "node 1 forwarded searches to node 2 (CURVE) and took payments that node 2 posted"
+# A staff member's association (a search, then a write by the owner) through node 1: made
+# once, and the staff audit records the ask once (by node 1, not again by the owner).
+out=$(api1 '{"op": "payer-add", "staff_session": "'"$session"'", "csrf": "'"$csrf"'", "name": "Pat Doe", "email": "pat@example.com"}')
+pat=$(echo "$out" | json 'd["payer"]["payer_id"]') || fail "payer-add via node 1: $out"
+out=$(api1 '{"op": "association-add", "staff_session": "'"$session"'", "csrf": "'"$csrf"'", "payer_id": '"$pat"', "level": "client", "number": "'"$client"'"}')
+[ "$(echo "$out" | json 'd["association"]["client_number"]')" = "$client" ] || fail "association-add via node 1: $out"
+[ "$(cli --json staff audit --firm acme | json 'len([e for e in d["entries"] if e["op"] == "association-add"])')" = 1 ] ||
+    fail "the association's ask is not in the staff audit once: $(cli --json staff audit --firm acme)"
 ln -s "$W/api1.sock" "$W/api.sock"
 start_web
 web_search
