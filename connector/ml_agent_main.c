@@ -7,6 +7,8 @@
 #include "ml_log.h"
 #include "ml_service.h"
 
+#include <sodium.h>
+
 //  Every key agent.cfg may hold (docs/config.md): any other is a misspelling to report.
 static const char *const s_known_keys[] = {"agent/certificate",
                                            "database/dialect",
@@ -64,14 +66,36 @@ static int s_check (const ml_agent_settings_t *settings, ml_contract_t *contract
     size_t length = strlen (public_path);
     if (length > 7 && streq (public_path + length - 7, "_secret"))
         public_path[length - 7] = 0;
-    ml_check_result_t result =
-        ml_agent_check_core (settings, public_path, database_ok ? epoch : NULL,
-                             database_ok ? &high_water : NULL, timeout_ms, text, sizeof text);
-    if (result == ML_CHECK_OK)
-        printf ("%s\n", text);
-    else
-        fprintf (stderr, "matterlink-agent: %s\n", text);
-    return database_ok && result == ML_CHECK_OK ? 0 : 1;
+    //  Every core node the agent may talk to (core/endpoint, then core/others), each with the
+    //  key pinned for it: a failover goes only to a node that accepts this agent.
+    size_t nodes = 1 + settings->other_count, accepted = 0;
+    for (size_t index = 0; index < nodes; index++) {
+        ml_agent_settings_t node = *settings;
+        if (index > 0) {
+            snprintf (node.core_endpoint, sizeof node.core_endpoint, "%s",
+                      settings->others[index - 1].endpoint);
+            snprintf (node.core_public_key, sizeof node.core_public_key, "%s",
+                      settings->others[index - 1].public_key);
+        }
+        ml_check_result_t result =
+            ml_agent_check_core (&node, public_path, database_ok ? epoch : NULL,
+                                 database_ok ? &high_water : NULL, timeout_ms, text, sizeof text);
+        sodium_memzero (node.connection, sizeof node.connection);
+        if (result == ML_CHECK_OK) {
+            accepted++;
+            printf ("%s\n", text);
+        } else if (nodes > 1)
+            fprintf (stderr, "matterlink-agent: core node %s: %s\n", node.core_endpoint, text);
+        else
+            fprintf (stderr, "matterlink-agent: %s\n", text);
+        fflush (stdout);
+    }
+    if (nodes > 1) {
+        FILE *stream = accepted == nodes ? stdout : stderr;
+        fprintf (stream, "%score nodes: %zu of %zu accepted this agent\n",
+                 accepted == nodes ? "" : "matterlink-agent: ", accepted, nodes);
+    }
+    return database_ok && accepted == nodes ? 0 : 1;
 }
 
 int main (int argc, char *argv[])

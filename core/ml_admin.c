@@ -790,8 +790,9 @@ static json_t *s_execute_staff (const ml_admin_parts_t *parts, const ml_actor_t 
     json_object_del (reply, "audit_detail");
     //  One that waits for the agent (association-add) is recorded as asked.
     bool waits = !reply && effects->search;
-    if ((s_ops[index].flags & S_CSRF) && (json_is_true (json_object_get (reply, "ok")) ||
-                                          json_object_get (reply, "waiting_for") || waits)) {
+    if ((s_ops[index].flags & S_CSRF) && !(waits && effects->forwarded) &&
+        (json_is_true (json_object_get (reply, "ok")) || json_object_get (reply, "waiting_for") ||
+         waits)) {
         char object[400];
         ml_staff_scope_object (scoped, reply, object, sizeof object);
         ml_staff_audit (parts->staff, actor, actor->firm_id, op, *object ? object : NULL,
@@ -880,11 +881,12 @@ bool ml_admin_op_reads (const char *op)
     return false;
 }
 
-json_t *ml_admin_api_execute (const ml_admin_parts_t *parts, const json_t *request,
-                              ml_admin_effects_t *effects)
+static json_t *s_api_execute (const ml_admin_parts_t *parts, const json_t *request,
+                              ml_admin_effects_t *effects, bool forwarded)
 {
     assert (effects);
     memset (effects, 0, sizeof *effects);
+    effects->forwarded = forwarded;
     //  The actor comes from the core's own lookup of the session, never from the request.
     ml_actor_t actor = {.kind = ML_ACTOR_ANONYMOUS};
     bool ended = false;
@@ -927,6 +929,18 @@ json_t *ml_admin_api_execute (const ml_admin_parts_t *parts, const json_t *reque
         reply = s_not_found ();
     }
     return reply;
+}
+
+json_t *ml_admin_api_execute (const ml_admin_parts_t *parts, const json_t *request,
+                              ml_admin_effects_t *effects)
+{
+    return s_api_execute (parts, request, effects, false);
+}
+
+json_t *ml_admin_api_execute_forwarded (const ml_admin_parts_t *parts, const json_t *request,
+                                        ml_admin_effects_t *effects)
+{
+    return s_api_execute (parts, request, effects, true);
 }
 
 void ml_admin_test (bool verbose)

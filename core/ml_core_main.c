@@ -23,7 +23,8 @@ static const char *const s_known_keys[] = {
     "mail/username", "mail/password_file", "mail/connect_timeout_ms", "mail/timeout_ms",
     "mail/retry_base_ms", "mail/retry_max_ms", "mail/max_attempts", "mail/poll_ms",
     "mail/outbox_key", "autopay/agent_wait_minutes",
-    "core/node", "core/advertise", "core/lease_seconds", NULL};
+    "core/node", "core/advertise", "core/lease_seconds", "core/forward", "core/forward_advertise",
+    NULL};
 // clang-format on
 
 static void s_usage (FILE *stream)

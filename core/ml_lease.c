@@ -13,6 +13,10 @@
 static const char *const s_schema[] = {
     "CREATE TABLE IF NOT EXISTS firm_lease (firm_id TEXT PRIMARY KEY, owner TEXT NOT NULL,"
     " epoch BIGINT NOT NULL, expires_at BIGINT NOT NULL, endpoint TEXT NOT NULL DEFAULT '')",
+    //  Where each node takes the staff and web requests other nodes forward to it (core/forward)
+    //  and, over TCP, the CURVE public key it serves them under.
+    "CREATE TABLE IF NOT EXISTS core_node (node TEXT PRIMARY KEY, forward TEXT NOT NULL,"
+    " public_key TEXT NOT NULL DEFAULT '')",
 };
 
 //  A lease this node holds, as it last knew it.
@@ -311,6 +315,51 @@ int ml_lease_owner (ml_db_t *db, const char *firm_id, char *node, size_t node_si
     return rc;
 }
 
+int ml_lease_advertise_forward (ml_lease_t *self, const char *endpoint, const char *public_key)
+{
+    assert (self && endpoint && public_key);
+    int64_t changed =
+        ml_db_execute (self->db,
+                       "INSERT INTO core_node (node, forward, public_key) VALUES (?, ?,"
+                       " ?) ON CONFLICT (node) DO UPDATE SET forward = excluded.forward,"
+                       " public_key = excluded.public_key",
+                       "sss", self->node, endpoint, public_key);
+    if (changed < 0) {
+        s_failed (self, "(none)", "advertising the forward endpoint");
+        return -1;
+    }
+    return 0;
+}
+
+int ml_lease_node_forward (ml_db_t *db, const char *node, char *endpoint, size_t endpoint_size,
+                           char *public_key, size_t key_size)
+{
+    ml_db_query_t *query =
+        ml_db_query (db, "SELECT forward, public_key FROM core_node WHERE node = ?", "s", node);
+    int rc = query ? ml_db_fetch (query) : -1;
+    if (rc == 1) {
+        snprintf (endpoint, endpoint_size, "%s", ml_db_text (query, 0));
+        snprintf (public_key, key_size, "%s", ml_db_text (query, 1));
+        if (!*endpoint)
+            rc = 0;
+    }
+    ml_db_query_destroy (&query);
+    return rc;
+}
+
+int ml_lease_node_key (ml_db_t *db, const char *public_key, char *node, size_t node_size)
+{
+    if (!*public_key)
+        return 0;
+    ml_db_query_t *query =
+        ml_db_query (db, "SELECT node FROM core_node WHERE public_key = ?", "s", public_key);
+    int rc = query ? ml_db_fetch (query) : -1;
+    if (rc == 1 && node && node_size)
+        snprintf (node, node_size, "%s", ml_db_text (query, 0));
+    ml_db_query_destroy (&query);
+    return rc;
+}
+
 bool ml_lease_runs_jobs (void *lease, const char *firm_id)
 {
     ml_lease_t *self = (ml_lease_t *)lease;
@@ -395,6 +444,16 @@ void ml_lease_test (bool verbose)
     assert (ml_lease_owner (db_b, "f1", node, sizeof node, endpoint, sizeof endpoint) == 1);
     assert (streq (node, "a"));
     assert (ml_lease_owner (db_b, "nobody", node, sizeof node, NULL, 0) == 0);
+    //  Each node advertises where other nodes forward requests to it, and its key.
+    char forward[256], key[64];
+    assert (ml_lease_node_forward (db_b, "a", forward, sizeof forward, key, sizeof key) == 0);
+    assert (ml_lease_advertise_forward (a, "tcp://127.0.0.1:3", "") == 0);
+    assert (ml_lease_advertise_forward (a, "tcp://127.0.0.1:4", "KEY-A") == 0);
+    assert (ml_lease_node_forward (db_b, "a", forward, sizeof forward, key, sizeof key) == 1);
+    assert (streq (forward, "tcp://127.0.0.1:4") && streq (key, "KEY-A"));
+    assert (ml_lease_node_key (db_b, "KEY-A", node, sizeof node) == 1 && streq (node, "a"));
+    assert (ml_lease_node_key (db_b, "KEY-B", node, sizeof node) == 0);
+    assert (ml_lease_node_key (db_b, "", node, sizeof node) == 0);
     //  Jobs: a's firm is not b's to run; a firm no node serves is adopted by the first asker.
     assert (ml_lease_runs_jobs (a, "f1") && !ml_lease_runs_jobs (b, "f1"));
     assert (ml_lease_runs_jobs (b, "f9") && ml_lease_owns (b, "f9") &&

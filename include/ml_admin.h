@@ -32,6 +32,8 @@ typedef struct {
     char search_firm[64];
     ml_msg_t *search;
     json_t *context;
+    //  The request was forwarded by another core node (ml_admin_api_execute_forwarded).
+    bool forwarded;
 } ml_admin_effects_t;
 
 //  The classes whose ops the admin API offers (payments, mailer, autopay, logins and portal_pay may
@@ -60,6 +62,12 @@ json_t *ml_admin_execute (const ml_admin_parts_t *parts, const json_t *request,
 //  staff member's search waits for the agent (effects->search set, as for the operator).
 json_t *ml_admin_api_execute (const ml_admin_parts_t *parts, const json_t *request,
                               ml_admin_effects_t *effects);
+
+//  ml_admin_api_execute for a request another core node forwarded (docs/multinode.md): that
+//  node recorded a staff member's ask that waits for the agent already, so it is not recorded
+//  in the staff audit again.
+json_t *ml_admin_api_execute_forwarded (const ml_admin_parts_t *parts, const json_t *request,
+                                        ml_admin_effects_t *effects);
 
 //  True when op only reads the store and needs nothing of the running core, so the API
 //  may answer it on a reader thread (ml_readers); false for every other op and for NULL.

@@ -42,6 +42,10 @@ typedef struct {
     char node[64];
     char advertise[256];
     int lease_seconds;
+    //  Where this node takes requests other nodes forward to it ("" = none) and the endpoint
+    //  they connect to ("" = forward itself): core/forward, core/forward_advertise.
+    char forward[256];
+    char forward_advertise[256];
 } ml_core_settings_t;
 
 //  Read settings from a configuration file (config/core.cfg documents each key).

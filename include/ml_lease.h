@@ -68,6 +68,20 @@ int ml_lease_release (ml_lease_t *self, const char *firm_id);
 int ml_lease_owner (ml_db_t *db, const char *firm_id, char *node, size_t node_size, char *endpoint,
                     size_t endpoint_size);
 
+//  Several nodes forward staff and web requests to a firm's owner (docs/multinode.md): record
+//  where this node takes them (core/forward_advertise; "" none) and its CURVE public key
+//  (which it serves them under over TCP, and forwards its own under). Returns 0 or -1.
+int ml_lease_advertise_forward (ml_lease_t *self, const char *endpoint, const char *public_key);
+
+//  Where node takes forwarded requests, from the store: 1 (endpoint and its key, maybe "",
+//  copied), 0 when the node advertises none, -1 on a store error.
+int ml_lease_node_forward (ml_db_t *db, const char *node, char *endpoint, size_t endpoint_size,
+                           char *public_key, size_t key_size);
+
+//  Whether public_key (Z85) is a core node's forwarding key: 1 (its node id copied when node
+//  is not NULL), 0 no, -1 on a store error. The forward socket's handshake handler asks it.
+int ml_lease_node_key (ml_db_t *db, const char *public_key, char *node, size_t node_size);
+
 //  Whether this node runs a firm's jobs now (an ml_firm_owned_fn; arg is the lease): true
 //  for a firm it owns, and for one that no node serves (its agent is offline everywhere),
 //  whose lease it then takes, so that firm's Auto-Pay runs still defer and fail as with one
