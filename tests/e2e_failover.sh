@@ -265,7 +265,7 @@ log "at ${SECONDS}s: node n$paused paused: every firm served again by $last with
     fail "status does not show every firm served by $last: $(node_cli "${last#n}" --json status)"
 kill -CONT "$paused_pid"
 lost_leases() { grep -q "node n$paused lost its lease\|served by another node now" "$W/core$paused.log"; }
-wait_for 10 "the paused node to see its leases lost" lost_leases
+wait_for 30 "the paused node to see its leases lost" lost_leases
 rm -f "$W/down$paused"
 made=$(wc -l <"$W/postings")
 wait_for 30 "payments flowing after the pause" postings_made $((made + 6))
