@@ -293,7 +293,12 @@ int ml_pay_submit (ml_payments_t *self, ml_pay_call_t *call, char *deliver_firm,
     }
     zhashx_insert (self->calls, call->call.key, call);
     if (self->worker) {
-        zsock_send (self->worker, "sp", "CALL", &call->call);
+        //  While the store groups its commits, what the call depends on (the charge, stored
+        //  before any money moves) is not committed yet: the call waits for it.
+        if (ml_db_grouping (self->db))
+            zlistx_add_end (self->unsent, call);
+        else
+            zsock_send (self->worker, "sp", "CALL", &call->call);
         return 0;
     }
     ml_processor_call (self->processor, &call->call);
@@ -610,6 +615,11 @@ static void s_flow_end (ml_payments_t *self, ml_pay_flow_t *flow, json_t *reply)
         zlistx_add_end (self->ready, ready);
         zhashx_delete (self->flows, flow->id);
     }
+}
+
+void ml_pay_flow_end (ml_payments_t *self, ml_pay_flow_t *flow, json_t *reply)
+{
+    s_flow_end (self, flow, reply);
 }
 
 //  What the request that started the flow gets now: the reply if the flow is finished
