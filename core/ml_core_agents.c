@@ -39,8 +39,7 @@ int ml_core_send_to (ml_core_t *self, zframe_t *routing, ml_msg_t *message)
     zmsg_addmem (out, data, size);
     free (data);
     //  ROUTER_MANDATORY makes a send to a vanished agent fail here instead of silently.
-    if (zmsg_send (&out, self->router) != 0) {
-        zmsg_destroy (&out);
+    if (ml_group_send (self->group, self->router, &out) != 0) {
         //  A peer that sends and goes away makes these: one bucket for them all.
         ml_log_peer (ML_LOG_INFO, "replies to agents that went away",
                      "%s not sent: agent unreachable", ml_msg_name (message->id));
@@ -266,6 +265,9 @@ static void s_handle_message (ml_core_t *self, ml_core_session_t *session, ml_ms
             if (!s_batch_in_order (self, session, message,
                                    message->id == ML_MSG_CHANGES ? ML_CORE_LIVE : ML_CORE_SNAPSHOT))
                 return;
+            //  The ingest thread's own connection checks what this round wrote (the lease
+            //  taken at HELLO): it is committed first.
+            ml_db_group_commit (ml_store_db (self->store));
             if (ml_ingest_send (self->ingest, session->firm_id, message) != 0)
                 s_store_failed (self, session, "handing a batch to the ingest thread");
             else if (message->id == ML_MSG_SNAPSHOT_END)

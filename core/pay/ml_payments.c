@@ -571,15 +571,18 @@ int ml_payments_drain (ml_payments_t *self, int timeout_ms, char *deliver_firm, 
 {
     assert (self);
     int answered = 0;
-    //  The calls held back for the store's group commit go now, after it.
-    if (ml_db_grouping (self->db))
-        ml_payments_release (self, ml_db_group_commit (self->db) == 0);
     if (!self->worker || zhashx_size (self->calls) == 0)
         return 0;
     zpoller_t *poller = zpoller_new (self->worker, NULL);
     assert (poller);
     int64_t deadline = zclock_mono () + timeout_ms;
     while (zhashx_size (self->calls) > 0 && zclock_mono () < deadline) {
+        //  Calls held back for the store's group commit (an answer may ask another: a
+        //  lookup that found nothing) go now, after it.
+        if (zlistx_size (self->unsent) > 0)
+            ml_payments_release (self, ml_db_group_commit (self->db) == 0);
+        if (zhashx_size (self->calls) == 0)
+            break;
         if (!zpoller_wait (poller, (int)(deadline - zclock_mono ())))
             break; //  out of time, or interrupted
         char *command = NULL;
