@@ -139,7 +139,7 @@ void ml_core_poke_mail (ml_core_t *self)
         return;
     zmsg_t *poke = zmsg_new ();
     zmsg_addstr (poke, "SEND");
-    ml_group_send (self->group, zactor_sock (self->mail_sender), &poke);
+    ml_group_send (self->group, zactor_sock (self->mail_sender), &poke, NULL);
 }
 
 static int s_core_init (ml_core_t *self, zsock_t *pipe, const ml_core_settings_t *settings)
@@ -438,6 +438,9 @@ void ml_core_actor (zsock_t *pipe, void *args)
         //  A round takes up to S_ROUND messages of each, commits their writes at once and
         //  then sends what they answered (ml_group: one fsync for them all).
         ml_group_begin (self->group);
+        //  The postings the last round sent are marked delivered in this one.
+        for (char *uuid; (uuid = ml_group_sent (self->group)); zstr_free (&uuid))
+            ml_store_posting_sent (self->store, uuid);
         for (int count = 0; count < S_ROUND && (zsock_events (self->router) & ZMQ_POLLIN); count++)
             ml_core_receive_agent (self);
         for (int count = 0; count < S_ROUND && (zsock_events (self->admin) & ZMQ_POLLIN); count++)

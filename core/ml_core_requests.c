@@ -42,7 +42,7 @@ void ml_core_socket_reply (ml_core_t *self, zsock_t *socket, zframe_t *client, j
     zmsg_addstr (out, "");
     zmsg_addstr (out, text ? text : "{\"ok\":false,\"error\":\"reply too large\"}");
     free (text);
-    ml_group_send (self->group, socket, &out); //  lost if the client went away
+    ml_group_send (self->group, socket, &out, NULL); //  lost if the client went away
 }
 
 //  Send a search to a firm's agent and remember who waits for it. Returns NULL when sent,

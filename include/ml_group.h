@@ -30,8 +30,14 @@ void ml_group_destroy (ml_group_t **self_p);
 //  Start a round: the store's writes are grouped, messages held back.
 void ml_group_begin (ml_group_t *self);
 //  Send message (taken) on socket: held back during a round, else sent now. Returns 0, or
-//  -1 when sent now and the socket refused it (ROUTER_MANDATORY: the peer went away).
-int ml_group_send (ml_group_t *self, zsock_t *socket, zmsg_t **message_p);
+//  -1 when sent now and the socket refused it (ROUTER_MANDATORY: the peer went away). A
+//  note (copied; may be NULL) is kept once the message has really gone (ml_group_sent):
+//  what was sent is known only then.
+int ml_group_send (ml_group_t *self, zsock_t *socket, zmsg_t **message_p, const char *note);
+//  Send message now, in a round too: for what depends on nothing the round wrote.
+int ml_group_send_now (ml_group_t *self, zsock_t *socket, zmsg_t **message_p, const char *note);
+//  The next note of a message that went (freshly allocated, caller frees), or NULL.
+char *ml_group_sent (ml_group_t *self);
 //  End the round: commit the group, then send what was held back (0), or drop it (-1: the
 //  commit failed and the round's writes are undone).
 int ml_group_end (ml_group_t *self);

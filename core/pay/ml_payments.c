@@ -513,6 +513,9 @@ int ml_pay_completed (ml_payments_t *self, ml_pay_call_t *call, char *deliver_fi
     const char *crash =
         self->worker && finals && !reversal ? getenv ("MATTERLINK_TEST_CRASH") : NULL;
     if (crash && streq (crash, "autopay-after-charge")) {
+        //  "Recorded" is committed: the core thread's round (ml_group) may still hold it.
+        if (ml_db_grouping (self->db))
+            ml_db_group_commit (self->db);
         json_t *rows =
             ml_pay_rows (self,
                          "SELECT p.source FROM charge c JOIN payment p ON p.payment_uuid ="
