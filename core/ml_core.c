@@ -10,6 +10,9 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
     ml_config_t *config = ml_config_load (path, error, error_size);
     if (!config)
         return -1;
+//  Messages of each socket a round of the loop serves at most (ml_group).
+#define S_ROUND 64
+
 #define S_TEXT(field, key, fallback)                                                               \
     snprintf (settings->field, sizeof settings->field, "%s",                                       \
               ml_config_string (config, key, fallback))
@@ -108,11 +111,11 @@ static void s_tick (ml_core_t *self)
         if (paid)
             ml_core_deliver (self, paid);
     }
-    if (runs > 0 && self->mail_sender)
-        zstr_send (self->mail_sender, "SEND");
+    if (runs > 0)
+        ml_core_poke_mail (self);
     //  Receipts and notices owed for what happened (a sweep, so none is ever lost).
-    if (ml_payments_notify (self->payments) > 0 && self->mail_sender)
-        zstr_send (self->mail_sender, "SEND");
+    if (ml_payments_notify (self->payments) > 0)
+        ml_core_poke_mail (self);
     //  Counts of log lines that peers caused over their limit.
     ml_log_peer_flush ();
     int64_t now = zclock_mono ();
@@ -140,9 +143,18 @@ static void s_tick (ml_core_t *self)
     firms = zhashx_keys (self->sessions);
     if (self->lease)
         ml_lease_others (self->lease, firms);
-    if (ml_notify_agents (self->store, self->mailer, firms) > 0 && self->mail_sender)
-        zstr_send (self->mail_sender, "SEND");
+    if (ml_notify_agents (self->store, self->mailer, firms) > 0)
+        ml_core_poke_mail (self);
     zlistx_destroy (&firms);
+}
+
+void ml_core_poke_mail (ml_core_t *self)
+{
+    if (!self->mail_sender)
+        return;
+    zmsg_t *poke = zmsg_new ();
+    zmsg_addstr (poke, "SEND");
+    ml_group_send (self->group, zactor_sock (self->mail_sender), &poke, NULL);
 }
 
 static int s_core_init (ml_core_t *self, zsock_t *pipe, const ml_core_settings_t *settings)
@@ -167,6 +179,7 @@ static int s_core_init (ml_core_t *self, zsock_t *pipe, const ml_core_settings_t
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
+    self->group = ml_group_new (ml_store_db (self->store));
     if (*settings->node) {
         self->lease = ml_lease_new (ml_store_db (self->store), settings->node, settings->advertise,
                                     (int64_t)settings->lease_seconds * 1000, error, sizeof error);
@@ -401,6 +414,7 @@ static void s_core_destroy (ml_core_t *self)
     ml_processor_destroy (&self->processor);
     ml_payers_destroy (&self->payers);
     ml_lease_destroy (&self->lease); //  a clean stop: other nodes take the firms at once
+    ml_group_destroy (&self->group);
     ml_store_destroy (&self->store);
 }
 
@@ -444,11 +458,18 @@ void ml_core_actor (zsock_t *pipe, void *args)
             self->terminated = true;
         //  Serve every socket that is ready, not only the one the poller named first: an
         //  agent streaming a snapshot keeps the router busy and must not starve the admin API.
-        if (zsock_events (self->router) & ZMQ_POLLIN)
+        //  A round takes up to S_ROUND messages of each, commits their writes at once and
+        //  then sends what they answered (ml_group: one fsync for them all).
+        ml_group_begin (self->group);
+        //  The postings the last round sent are marked delivered in this one.
+        for (char *uuid; (uuid = ml_group_sent (self->group)); zstr_free (&uuid))
+            ml_store_posting_sent (self->store, uuid);
+        for (int count = 0; count < S_ROUND && (zsock_events (self->router) & ZMQ_POLLIN); count++)
             ml_core_receive_agent (self);
-        if (zsock_events (self->admin) & ZMQ_POLLIN)
+        for (int count = 0; count < S_ROUND && (zsock_events (self->admin) & ZMQ_POLLIN); count++)
             ml_core_receive_admin (self, self->admin);
-        if (self->api && (zsock_events (self->api) & ZMQ_POLLIN))
+        for (int count = 0; count < S_ROUND && self->api && (zsock_events (self->api) & ZMQ_POLLIN);
+             count++)
             ml_core_receive_admin (self, self->api);
         if (self->forward && (zsock_events (self->forward) & ZMQ_POLLIN))
             ml_core_receive_admin (self, self->forward);
@@ -467,6 +488,9 @@ void ml_core_actor (zsock_t *pipe, void *args)
             s_tick (self);
             self->tick_at = zclock_mono () + 1000;
         }
+        //  The processor calls of the round go after its commit too (nothing is charged
+        //  before the charge is stored).
+        ml_payments_release (self->payments, ml_group_end (self->group) == 0);
     }
     zpoller_destroy (&poller);
     self->poller = NULL;

@@ -25,8 +25,9 @@ ml_core_session_t *ml_core_session_new (const char *firm_id)
 
 //  Sending ---------------------------------------------------------------------------------
 
-//  Send a message to an agent through its current routing id. Returns 0 or -1 (agent gone).
-int ml_core_send_to (ml_core_t *self, zframe_t *routing, ml_msg_t *message)
+//  Send a message to an agent through its current routing id (note: see ml_group_send).
+//  Returns 0 or -1 (agent gone).
+static int s_send (ml_core_t *self, zframe_t *routing, ml_msg_t *message, const char *note)
 {
     uint8_t *data = NULL;
     size_t size = 0;
@@ -38,9 +39,12 @@ int ml_core_send_to (ml_core_t *self, zframe_t *routing, ml_msg_t *message)
     zmsg_append (out, &(zframe_t *){zframe_dup (routing)});
     zmsg_addmem (out, data, size);
     free (data);
+    //  A search or a heartbeat promises nothing the round wrote: it goes now, so a search
+    //  of an agent that went away fails at once. The rest waits for the round's commit.
+    bool now =
+        message->id == ML_MSG_SEARCH || message->id == ML_MSG_PING || message->id == ML_MSG_PONG;
     //  ROUTER_MANDATORY makes a send to a vanished agent fail here instead of silently.
-    if (zmsg_send (&out, self->router) != 0) {
-        zmsg_destroy (&out);
+    if ((now ? ml_group_send_now : ml_group_send) (self->group, self->router, &out, note) != 0) {
         //  A peer that sends and goes away makes these: one bucket for them all.
         ml_log_peer (ML_LOG_INFO, "replies to agents that went away",
                      "%s not sent: agent unreachable", ml_msg_name (message->id));
@@ -94,6 +98,11 @@ static void s_ack (ml_core_t *self, ml_core_session_t *session, uint64_t batch, 
     ml_msg_destroy (&ack);
 }
 
+int ml_core_send_to (ml_core_t *self, zframe_t *routing, ml_msg_t *message)
+{
+    return s_send (self, routing, message, NULL);
+}
+
 //  Postings outbox ---------------------------------------------------------------------------
 
 //  Send the firm's unanswered postings, at most window in flight, sending again those that
@@ -130,8 +139,8 @@ void ml_core_deliver (ml_core_t *self, ml_core_session_t *session)
             ml_log (ML_LOG_ERROR, "posting %s cannot be loaded from the store", uuid);
             continue;
         }
-        if (ml_core_send_to (self, session->routing, posting) == 0) {
-            ml_store_posting_sent (self->store, uuid);
+        //  Marked delivered once it has really gone, after the round's commit (the loop).
+        if (s_send (self, session->routing, posting, uuid) == 0) {
             int64_t *sent = malloc (sizeof (int64_t));
             assert (sent);
             *sent = now;
@@ -266,6 +275,9 @@ static void s_handle_message (ml_core_t *self, ml_core_session_t *session, ml_ms
             if (!s_batch_in_order (self, session, message,
                                    message->id == ML_MSG_CHANGES ? ML_CORE_LIVE : ML_CORE_SNAPSHOT))
                 return;
+            //  The ingest thread's own connection checks what this round wrote (the lease
+            //  taken at HELLO): it is committed first.
+            ml_db_group_commit (ml_store_db (self->store));
             if (ml_ingest_send (self->ingest, session->firm_id, message) != 0)
                 s_store_failed (self, session, "handing a batch to the ingest thread");
             else if (message->id == ML_MSG_SNAPSHOT_END)

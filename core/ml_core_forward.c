@@ -167,7 +167,7 @@ static void s_forward_relay (ml_core_t *self, ml_core_forwarded_t *forwarded)
         json_t *error = ml_admin_error ("core node %s answered a forwarded request for firm %s "
                                         "with a malformed reply",
                                         forwarded->node, forwarded->firm_id);
-        ml_core_socket_reply (forwarded->socket, forwarded->client, error);
+        ml_core_socket_reply (self, forwarded->socket, forwarded->client, error);
         json_decref (error);
     }
     zframe_destroy (&delimiter);
@@ -188,7 +188,7 @@ void ml_core_forward_receive (ml_core_t *self)
                 "within %lld ms: try again shortly (if that node is down, another takes the firm "
                 "within core/lease_seconds)",
                 forwarded->firm_id, forwarded->node, (long long)forwarded->wait_ms);
-            ml_core_socket_reply (forwarded->socket, forwarded->client, error);
+            ml_core_socket_reply (self, forwarded->socket, forwarded->client, error);
             json_decref (error);
             ml_log (ML_LOG_WARNING, "firm %s: node %s did not answer a forwarded request in time",
                     forwarded->firm_id, forwarded->node);

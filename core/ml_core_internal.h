@@ -8,6 +8,7 @@
 #ifndef ML_CORE_INTERNAL_H_INCLUDED
 #define ML_CORE_INTERNAL_H_INCLUDED
 
+#include "ml_group.h"
 #include "ml_core.h"
 #include "ml_selftest_support.h"
 #include "ml_admin.h"
@@ -85,6 +86,7 @@ typedef struct {
     char handshake_failure[300]; //  why the handshake now failing failed, until DISCONNECTED
     zcert_t *certificate;
     ml_store_t *store;
+    ml_group_t *group; //  a round's store writes commit at once, then its messages go
     ml_lease_t *lease; //  the firms this node owns, when it shares the store (core/node)
     int64_t renew_at;  //  monotonic ms of the next lease renewal
     ml_payers_t *payers;
@@ -148,7 +150,9 @@ void ml_core_receive_monitor (ml_core_t *self);
 void ml_core_pending_destroy (ml_core_pending_t **self_p);
 ml_core_waiter_t *ml_core_waiter_new (zsock_t *socket, zframe_t *client);
 void ml_core_waiter_destroy (ml_core_waiter_t **self_p);
-void ml_core_socket_reply (zsock_t *socket, zframe_t *client, json_t *reply);
+void ml_core_socket_reply (ml_core_t *self, zsock_t *socket, zframe_t *client, json_t *reply);
+//  Tell the mail sender to look at the outbox (after the round's commit).
+void ml_core_poke_mail (ml_core_t *self);
 void ml_core_search_answered (ml_core_t *self, ml_core_session_t *session, ml_msg_t *answer);
 //  Give up on searches whose deadline passed, or whose firm's session ended (firm_id set).
 void ml_core_search_expire (ml_core_t *self, const char *firm_id);

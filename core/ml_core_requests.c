@@ -34,7 +34,7 @@ void ml_core_waiter_destroy (ml_core_waiter_t **self_p)
 //  Admin API ---------------------------------------------------------------------------------
 
 //  Reply to a client of socket (admin or API: routing id, empty delimiter, body).
-void ml_core_socket_reply (zsock_t *socket, zframe_t *client, json_t *reply)
+void ml_core_socket_reply (ml_core_t *self, zsock_t *socket, zframe_t *client, json_t *reply)
 {
     char *text = json_dumps (reply, JSON_COMPACT);
     zmsg_t *out = zmsg_new ();
@@ -42,8 +42,7 @@ void ml_core_socket_reply (zsock_t *socket, zframe_t *client, json_t *reply)
     zmsg_addstr (out, "");
     zmsg_addstr (out, text ? text : "{\"ok\":false,\"error\":\"reply too large\"}");
     free (text);
-    if (zmsg_send (&out, socket) != 0)
-        zmsg_destroy (&out); //  the client went away
+    ml_group_send (self->group, socket, &out, NULL); //  lost if the client went away
 }
 
 //  Send a search to a firm's agent and remember who waits for it. Returns NULL when sent,
@@ -121,7 +120,7 @@ void ml_core_search_answered (ml_core_t *self, ml_core_session_t *session, ml_ms
         ml_msg_destroy (&follow_up);
     }
     if (reply) {
-        ml_core_socket_reply (pending->socket, pending->client, reply);
+        ml_core_socket_reply (self, pending->socket, pending->client, reply);
         json_decref (reply);
     }
     ml_core_pending_destroy (&pending);
@@ -145,7 +144,7 @@ void ml_core_search_expire (ml_core_t *self, const char *firm_id)
                                     (long long)json_integer_value (
                                         json_object_get (pending->context, "deadline_ms")));
         if (pending->client) //  Auto-Pay's questions just lapse: it asks again
-            ml_core_socket_reply (pending->socket, pending->client, reply);
+            ml_core_socket_reply (self, pending->socket, pending->client, reply);
         json_decref (reply);
         zhashx_delete (self->pending, key);
         ml_core_pending_destroy (&pending);
@@ -203,7 +202,7 @@ void ml_core_send_ready (ml_core_t *self)
             again->payer = waiter->payer;
             zhashx_update (self->waiting, next, again);
         } else if (waiter)
-            ml_core_socket_reply (waiter->socket, waiter->client, reply);
+            ml_core_socket_reply (self, waiter->socket, waiter->client, reply);
         zhashx_delete (self->waiting, id);
         json_decref (reply);
     }
@@ -212,7 +211,7 @@ void ml_core_send_ready (ml_core_t *self)
         if (waiter && waiter->payer)
             reply = ml_portal_pay_public (reply);
         if (waiter)
-            ml_core_socket_reply (waiter->socket, waiter->client, reply);
+            ml_core_socket_reply (self, waiter->socket, waiter->client, reply);
         zhashx_delete (self->waiting, id);
         json_decref (reply);
     }
@@ -244,8 +243,7 @@ static json_t *s_admin_request (ml_core_t *self, zsock_t *socket, zframe_t *clie
                     : forwarded ? ml_admin_api_execute_forwarded (&parts, parsed, &effects)
                                 : ml_admin_api_execute (&parts, parsed, &effects);
     //  A request may have queued mail (a payment link): the sender looks now.
-    if (self->mail_sender)
-        zstr_send (self->mail_sender, "SEND");
+    ml_core_poke_mail (self);
     json_t *op = json_object_get (parsed, "op");
     //  Add what only the running core knows: which agents are connected now.
     if (reply && json_is_string (op) && streq (json_string_value (op), "status")) {
@@ -358,7 +356,7 @@ static bool s_hand_to_reader (ml_core_t *self, zsock_t *socket, zframe_t **clien
     zframe_t *kept = zframe_dup (*client);
     if (ml_readers_send (self->readers, socket == self->admin, client, frame) != 0) {
         json_t *busy = ml_admin_error ("the core is busy; try again in a moment");
-        ml_core_socket_reply (socket, kept, busy);
+        ml_core_socket_reply (self, socket, kept, busy);
         json_decref (busy);
     }
     zframe_destroy (&kept);
@@ -418,7 +416,7 @@ void ml_core_receive_admin (ml_core_t *self, zsock_t *socket)
             reply = s_admin_request (self, socket, client, zmsg_first (request), api, forwarded);
         //  No reply yet means a search is on its way to an agent (or to the firm's owner).
         if (reply) {
-            ml_core_socket_reply (socket, client, reply);
+            ml_core_socket_reply (self, socket, client, reply);
             json_decref (reply);
         }
     }

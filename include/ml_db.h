@@ -99,6 +99,24 @@ int ml_db_commit (ml_db_t *self);
 //  Roll back; 0 also when no transaction was open.
 int ml_db_rollback (ml_db_t *self);
 
+//  Group commit: from ml_db_group_begin on, the transactions of this connection
+//  (ml_db_begin .. ml_db_commit) and its writes outside them are parts of one transaction,
+//  opened by the first of them and committed by ml_db_group_commit or ml_db_group_end. Each
+//  still fails alone (a savepoint: ml_db_rollback undoes its writes only), but none is
+//  committed, durable or seen by other connections before the group is: the caller holds
+//  back every effect of a commit (a reply, a message, a processor call) until the group
+//  commit returns 0, and drops them when it fails (then everything grouped is undone).
+//  One commit (one fsync, each page written once) then carries many transactions.
+void ml_db_group_begin (ml_db_t *self);
+//  Whether grouping is on.
+bool ml_db_grouping (ml_db_t *self);
+//  Commit what is grouped so far and go on grouping: 0, or -1 (undone; and what is grouped
+//  after it is undone too, until ml_db_group_end, since its effects are dropped with theirs).
+int ml_db_group_commit (ml_db_t *self);
+//  Commit what is grouped and stop grouping: 0 when this and every ml_db_group_commit since
+//  ml_db_group_begin succeeded, else -1.
+int ml_db_group_end (ml_db_t *self);
+
 //  Run a statement that returns no rows. picture names the parameters that follow, one
 //  character each: 's' const char * (NULL binds SQL NULL), 'i' int64_t. Returns the number
 //  of rows changed, or -1 on error.

@@ -70,6 +70,11 @@ void ml_payments_set_public_url (ml_payments_t *self, const char *url);
 int ml_payments_completed (ml_payments_t *self, ml_processor_call_t *call, char *deliver_firm,
                            size_t size);
 
+//  While the store groups its commits (ml_db_group_begin), calls for the worker are held
+//  back: after the group's commit, committed true sends them; false (the commit failed, what
+//  they depended on is undone) drops them and fails the requests that waited for them.
+void ml_payments_release (ml_payments_t *self, bool committed);
+
 //  For the Auto-Pay test clock only: wait, blocking this thread for at most timeout_ms, for
 //  the answers to every call asked, and record them. Returns how many were answered.
 int ml_payments_drain (ml_payments_t *self, int timeout_ms, char *deliver_firm, size_t size);

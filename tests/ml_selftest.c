@@ -9,6 +9,7 @@
 #include "ml_core.h"
 #include "ml_keygen.h"
 #include "ml_lease.h"
+#include "ml_group.h"
 #include "ml_log.h"
 #include "ml_logins.h"
 #include "ml_portal_pay.h"
@@ -75,6 +76,7 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_notify", ml_notify_test},                 //  which events e-mail whom
     {"ml_table", ml_table_test},                   //  listings as rows of arrays
     {"ml_lease", ml_lease_test},                   //  firm leases and their fencing epoch
+    {"ml_group", ml_group_test},                   //  group commit of the core's thread
     {"ml_text", ml_text_test},
     {"ml_free_text", ml_free_text_test},
 };

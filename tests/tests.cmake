@@ -10,7 +10,8 @@ set (ML_TEST_ENV
 set (ML_CLASSES ml_log ml_money ml_config ml_service ml_keygen ml_msg ml_odbc ml_contract
      ml_alloc ml_db ml_store ml_ingest ml_readers ml_admin ml_payers ml_finder ml_payments ml_agent ml_core
      ml_processor ml_mailer ml_autopay ml_logins ml_portal_pay ml_portal_account ml_text
-     ml_free_text ml_credentials ml_totp ml_staff ml_staff_postings ml_contacts ml_notify ml_table ml_lease)
+     ml_free_text ml_credentials ml_totp ml_staff ml_staff_postings ml_contacts ml_notify ml_table ml_lease
+     ml_group)
 foreach (class ${ML_CLASSES})
     add_test (NAME selftest_${class} COMMAND ml_selftest -t ${class})
     set_tests_properties (selftest_${class} PROPERTIES ENVIRONMENT "${ML_TEST_ENV}")
@@ -62,7 +63,7 @@ if (dialect_count GREATER 1)
     # store (ml_selftest_store makes a database per test store on the test server).
     foreach (class ml_store ml_admin ml_payers ml_finder ml_payments ml_mailer ml_autopay
                    ml_logins ml_portal_pay ml_portal_account ml_free_text ml_staff ml_notify
-                   ml_lease)
+                   ml_lease ml_group)
         add_test (NAME selftest_${class}_postgresql COMMAND sh -c
                   ". ${ML_SERVERS_DIR}/servers.env && ML_SELFTEST_POSTGRESQL=postgresql://postgres@127.0.0.1:$ML_PG_PORT && export ML_SELFTEST_POSTGRESQL && exec $<TARGET_FILE:ml_selftest> -t ${class}")
         set_tests_properties (selftest_${class}_postgresql PROPERTIES ENVIRONMENT "${ML_TEST_ENV}"

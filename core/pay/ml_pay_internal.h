@@ -28,8 +28,11 @@ struct _ml_payments_t {
     ml_mailer_t *mailer;       //  borrowed, may be NULL
     //  Processor calls: made by the worker when there is one (the core's), so the thread
     //  that owns this object never waits for the processor; made inline otherwise.
-    zactor_t *worker;     //  borrowed, may be NULL
-    zhashx_t *calls;      //  processor key -> ml_pay_call_t asked and not answered yet (owned)
+    zactor_t *worker; //  borrowed, may be NULL
+    zhashx_t *calls;  //  processor key -> ml_pay_call_t asked and not answered yet (owned)
+    //  Calls asked while the store groups its commits (ml_db_group_begin): they go to the
+    //  worker once what they depend on is committed (ml_payments_release), not before.
+    zlistx_t *unsent;     //  ml_pay_call_t, borrowed from calls
     zhashx_t *flows;      //  waiter id -> ml_pay_flow_t: requests waiting for the processor (owned)
     zlistx_t *ready;      //  ml_pay_ready_t: the replies of those requests, once made (owned)
     char public_url[512]; //  portal/public_url: link mails carry PUBLIC_URL/link?token= ("": none)
@@ -147,6 +150,8 @@ json_t *ml_pay_order_charge (ml_payments_t *self, const ml_pay_order_t *order, c
                              const char *last4, ml_pay_flow_t *flow, char *deliver_firm,
                              size_t size);
 ml_pay_flow_t *ml_pay_flow_new (ml_pay_flow_kind_t kind);
+//  The flow is finished with reply (stolen): given now or when asked (ml_pay_flow_answer).
+void ml_pay_flow_end (ml_payments_t *self, ml_pay_flow_t *flow, json_t *reply);
 json_t *ml_pay_flow_answer (ml_payments_t *self, ml_pay_flow_t *flow);
 json_t *ml_pay_reversal_reply (ml_payments_t *self, const char *key);
 void ml_pay_flow_done (ml_payments_t *self, ml_pay_flow_t *flow);

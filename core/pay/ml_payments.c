@@ -169,6 +169,7 @@ ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_proce
     self->processor = processor;
     self->mailer = mailer;
     self->calls = zhashx_new ();
+    self->unsent = zlistx_new ();
     self->flows = zhashx_new ();
     zhashx_set_destructor (self->flows, (zhashx_destructor_fn *)ml_pay_flow_destroy);
     self->ready = zlistx_new ();
@@ -192,6 +193,7 @@ void ml_payments_destroy (ml_payments_t **self_p)
             for (void *call = zhashx_first (self->calls); call; call = zhashx_next (self->calls))
                 free (call);
         zhashx_destroy (&self->calls);
+        zlistx_destroy (&self->unsent);
         zhashx_destroy (&self->flows);
         zlistx_destroy (&self->ready);
         free (self);
@@ -511,6 +513,9 @@ int ml_pay_completed (ml_payments_t *self, ml_pay_call_t *call, char *deliver_fi
     const char *crash =
         self->worker && finals && !reversal ? getenv ("MATTERLINK_TEST_CRASH") : NULL;
     if (crash && streq (crash, "autopay-after-charge")) {
+        //  "Recorded" is committed: the core thread's round (ml_group) may still hold it.
+        if (ml_db_grouping (self->db))
+            ml_db_group_commit (self->db);
         json_t *rows =
             ml_pay_rows (self,
                          "SELECT p.source FROM charge c JOIN payment p ON p.payment_uuid ="
@@ -540,6 +545,31 @@ int ml_payments_completed (ml_payments_t *self, ml_processor_call_t *call, char 
     return ml_pay_completed (self, (ml_pay_call_t *)call, deliver_firm, size);
 }
 
+void ml_payments_release (ml_payments_t *self, bool committed)
+{
+    assert (self);
+    ml_pay_call_t *call;
+    while ((call = (ml_pay_call_t *)zlistx_first (self->unsent))) {
+        zlistx_delete (self->unsent, zlistx_cursor (self->unsent));
+        if (committed) {
+            zsock_send (self->worker, "sp", "CALL", &call->call);
+            continue;
+        }
+        //  What the call depended on was undone: it is not made, and its request hears so
+        //  (an operation already stored earlier stays open, for ml_payments_resolve).
+        ml_log (ML_LOG_ERROR, "payments: processor call %s not made: the store failed",
+                call->call.key);
+        ml_pay_flow_t *flow =
+            *call->flow ? (ml_pay_flow_t *)zhashx_lookup (self->flows, call->flow) : NULL;
+        zhashx_delete (self->calls, call->call.key);
+        free (call);
+        if (flow)
+            ml_pay_flow_end (self, flow,
+                             ml_admin_error ("the core's store failed while recording this "
+                                             "request; nothing was charged"));
+    }
+}
+
 int ml_payments_drain (ml_payments_t *self, int timeout_ms, char *deliver_firm, size_t size)
 {
     assert (self);
@@ -550,6 +580,12 @@ int ml_payments_drain (ml_payments_t *self, int timeout_ms, char *deliver_firm, 
     assert (poller);
     int64_t deadline = zclock_mono () + timeout_ms;
     while (zhashx_size (self->calls) > 0 && zclock_mono () < deadline) {
+        //  Calls held back for the store's group commit (an answer may ask another: a
+        //  lookup that found nothing) go now, after it.
+        if (zlistx_size (self->unsent) > 0)
+            ml_payments_release (self, ml_db_group_commit (self->db) == 0);
+        if (zhashx_size (self->calls) == 0)
+            break;
         if (!zpoller_wait (poller, (int)(deadline - zclock_mono ())))
             break; //  out of time, or interrupted
         char *command = NULL;

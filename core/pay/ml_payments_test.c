@@ -836,6 +836,45 @@ void ml_payments_test (bool verbose)
               " \"4242424242424242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"},"
               " \"lines\": [{\"invoice\": \"%s\", \"amount_minor\": 100}]}",
               open_invoice);
+    //  While the store groups its commits (the core's rounds, ml_group), processor calls
+    //  wait for the group's commit: the worker is asked nothing before. When the commit
+    //  failed they are never made, and their request hears so; once it succeeded they go.
+    ml_db_t *grouped = ml_store_db (store);
+    zpoller_t *answers = zpoller_new (worker, NULL);
+    char small_request[512];
+    snprintf (small_request, sizeof small_request,
+              "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+              " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
+              " \"4242424242424242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"},"
+              " \"lines\": [{\"invoice\": \"%s\", \"amount_minor\": 1}]}",
+              open_invoice);
+    for (int round = 0; round < 2; round++) {
+        ml_db_group_begin (grouped);
+        reply = s_run (payments, small_request, deliver);
+        snprintf (waiter, sizeof waiter, "%s",
+                  json_string_value (json_object_get (reply, "waiting_for")));
+        assert (*waiter);
+        json_decref (reply);
+        assert (zpoller_wait (answers, 200) == NULL); //  no call made, so no answer
+        assert (ml_db_group_end (grouped) == 0);
+        ml_payments_release (payments, round == 1);
+        if (round == 0) {
+            reply = ml_payments_ready (payments, show, sizeof show);
+            assert (reply && streq (show, waiter));
+            assert (strstr (json_string_value (json_object_get (reply, "error")), "store failed"));
+            json_decref (reply);
+            assert (ml_payments_drain (payments, 200, deliver, sizeof deliver) == 0);
+        } else {
+            assert (ml_payments_drain (payments, 10000, deliver, sizeof deliver) == 2);
+            reply = ml_payments_ready (payments, show, sizeof show);
+            assert (reply && streq (show, waiter));
+            assert (streq (
+                json_string_value (json_object_get (json_object_get (reply, "payment"), "status")),
+                "approved"));
+            json_decref (reply);
+        }
+    }
+    zpoller_destroy (&answers);
     //  A core stopped with a call in flight: the charge stays pending, found by lookup later.
     reply = s_run (payments, pay_request, deliver);
     assert (json_object_get (reply, "waiting_for"));

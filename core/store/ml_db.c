@@ -114,9 +114,33 @@ static void s_values (const char *picture, va_list arguments, ml_db_value_t *val
     }
 }
 
+static int s_group_open (ml_db_t *self);
+static int s_plain (ml_db_t *self, const char *sql);
+
 static int64_t s_execute_values (ml_db_t *self, const char *sql, const char *picture,
                                  const ml_db_value_t *values)
 {
+    //  While grouping, a write outside the caller's transactions joins the group's too. On
+    //  PostgreSQL a failed statement would abort the group's transaction: it runs in a
+    //  savepoint of its own there (SQLite undoes only the failed statement).
+    if (self->grouping && !self->in_savepoint) {
+        if (s_group_open (self) != 0)
+            return -1;
+        if (S_PG (self)) {
+            if (s_plain (self, "SAVEPOINT ml_statement") != 0)
+                return -1;
+            int64_t rc = ml_db_pg_execute (self, sql, picture, values);
+            ml_db_error_t kept = self->error;
+            if (s_plain (self, rc < 0 ? "ROLLBACK TO SAVEPOINT ml_statement"
+                                      : "RELEASE SAVEPOINT ml_statement") != 0) {
+                self->group_failed = true;
+                rc = -1;
+            }
+            if (rc < 0)
+                self->error = kept;
+            return rc;
+        }
+    }
     return S_PG (self) ? ml_db_pg_execute (self, sql, picture, values)
                        : ml_db_sqlite_execute (self, sql, picture, values);
 }
@@ -225,30 +249,135 @@ void ml_db_query_destroy (ml_db_query_t **self_p)
     }
 }
 
-int ml_db_begin (ml_db_t *self)
+static int s_engine_begin (ml_db_t *self)
 {
-    assert (self);
     if (S_PG (self))
         return ml_db_pg_begin (self);
     return ml_db_sqlite_execute (self, "BEGIN IMMEDIATE", NULL, NULL) < 0 ? -1 : 0;
 }
 
-int ml_db_commit (ml_db_t *self)
+static int s_engine_commit (ml_db_t *self)
 {
-    assert (self);
     if (S_PG (self))
         return ml_db_pg_commit (self);
     return ml_db_sqlite_execute (self, "COMMIT", NULL, NULL) < 0 ? -1 : 0;
 }
 
-int ml_db_rollback (ml_db_t *self)
+static int s_engine_rollback (ml_db_t *self)
 {
-    assert (self);
     if (S_PG (self))
         return ml_db_pg_rollback (self);
     if (!ml_db_sqlite_in_transaction (self))
         return 0;
     return ml_db_sqlite_execute (self, "ROLLBACK", NULL, NULL) < 0 ? -1 : 0;
+}
+
+//  A statement of the group's own (SAVEPOINT, RELEASE, ROLLBACK TO): 0 or -1.
+static int s_plain (ml_db_t *self, const char *sql)
+{
+    if (S_PG (self))
+        return ml_db_pg_plain (self, sql);
+    return ml_db_sqlite_execute (self, sql, NULL, NULL) < 0 ? -1 : 0;
+}
+
+//  While grouping, the group's transaction is opened by its first write.
+static int s_group_open (ml_db_t *self)
+{
+    if (!self->grouping || self->group_open)
+        return 0;
+    if (s_engine_begin (self) != 0)
+        return -1;
+    self->group_open = true;
+    return 0;
+}
+
+int ml_db_begin (ml_db_t *self)
+{
+    assert (self);
+    if (!self->grouping)
+        return s_engine_begin (self);
+    if (self->in_savepoint) {
+        ml_db_set_error (&self->error, ML_DB_OTHER, "25001", 0,
+                         "a transaction is already open on this connection (a bug)");
+        return -1;
+    }
+    if (s_group_open (self) != 0 || s_plain (self, "SAVEPOINT ml_group") != 0)
+        return -1;
+    self->in_savepoint = true;
+    return 0;
+}
+
+int ml_db_commit (ml_db_t *self)
+{
+    assert (self);
+    if (!self->grouping)
+        return s_engine_commit (self);
+    //  Inside the group, the transaction's writes join the group's, committed by
+    //  ml_db_group_commit or ml_db_group_end.
+    if (!self->in_savepoint || s_plain (self, "RELEASE SAVEPOINT ml_group") != 0)
+        return -1;
+    self->in_savepoint = false;
+    return 0;
+}
+
+int ml_db_rollback (ml_db_t *self)
+{
+    assert (self);
+    if (!self->grouping)
+        return s_engine_rollback (self);
+    //  Only this transaction's writes are undone; the group's others stay.
+    if (!self->in_savepoint)
+        return 0;
+    self->in_savepoint = false;
+    int rc = s_plain (self, "ROLLBACK TO SAVEPOINT ml_group") == 0 &&
+                     s_plain (self, "RELEASE SAVEPOINT ml_group") == 0
+                 ? 0
+                 : -1;
+    if (rc != 0)
+        self->group_failed = true; //  the group's transaction is broken: it cannot commit
+    return rc;
+}
+
+void ml_db_group_begin (ml_db_t *self)
+{
+    assert (self);
+    self->grouping = true;
+}
+
+bool ml_db_grouping (ml_db_t *self)
+{
+    assert (self);
+    return self->grouping;
+}
+
+int ml_db_group_commit (ml_db_t *self)
+{
+    assert (self);
+    if (self->in_savepoint) {
+        //  A transaction left open by its caller (a bug): it does not join the group.
+        ml_db_rollback (self);
+        self->group_failed = true;
+    }
+    if (!self->group_open)
+        return self->group_failed ? -1 : 0;
+    self->group_open = false;
+    int rc = self->group_failed ? -1 : s_engine_commit (self);
+    if (rc != 0) {
+        ml_db_error_t kept = self->error;
+        s_engine_rollback (self);
+        self->error = kept;
+        self->group_failed = true;
+    }
+    return rc;
+}
+
+int ml_db_group_end (ml_db_t *self)
+{
+    assert (self);
+    int rc = ml_db_group_commit (self) == 0 && !self->group_failed ? 0 : -1;
+    self->grouping = false;
+    self->group_failed = false;
+    return rc;
 }
 
 void ml_db_statement_counts (ml_db_t *self, size_t *prepared, size_t *reused)
@@ -258,6 +387,62 @@ void ml_db_statement_counts (ml_db_t *self, size_t *prepared, size_t *reused)
         *prepared = self->prepared;
     if (reused)
         *reused = self->reused;
+}
+
+static int64_t s_count (ml_db_t *db, const char *sql)
+{
+    int64_t value = -1;
+    ml_db_query_t *query = ml_db_query (db, sql, NULL);
+    assert (query && ml_db_fetch (query) == 1 && ml_db_int64 (query, 0, &value) == 0);
+    ml_db_query_destroy (&query);
+    return value;
+}
+
+void ml_db_group_test (ml_db_t *db, ml_db_t *other)
+{
+    assert (ml_db_execute (db, "CREATE TABLE g_parent (id BIGINT PRIMARY KEY)", NULL) == 0);
+    assert (ml_db_execute (db,
+                           "CREATE TABLE g_child (name TEXT PRIMARY KEY, parent BIGINT REFERENCES"
+                           " g_parent (id) DEFERRABLE INITIALLY DEFERRED)",
+                           NULL) == 0);
+    const char *count = "SELECT COUNT(*) FROM g_child";
+    //  Transactions are savepoints of the group's; another connection sees none of them
+    //  before the group commits; one rolled back is undone alone.
+    ml_db_group_begin (db);
+    assert (ml_db_grouping (db));
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_execute (db, "INSERT INTO g_child (name) VALUES ('kept')", NULL) == 1);
+    assert (ml_db_commit (db) == 0);
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_begin (db) == -1); //  no nesting, as without a group
+    assert (ml_db_execute (db, "INSERT INTO g_child (name) VALUES ('undone')", NULL) == 1);
+    assert (ml_db_rollback (db) == 0);
+    assert (ml_db_rollback (db) == 0);
+    //  A failed statement outside a transaction fails alone; a good one joins the group.
+    assert (ml_db_execute (db, "INSERT INTO g_child (name) VALUES ('kept')", NULL) == -1);
+    assert (ml_db_execute (db, "INSERT INTO g_child (name) VALUES ('alone')", NULL) == 1);
+    assert (s_count (db, count) == 2 && s_count (other, count) == 0);
+    assert (ml_db_group_commit (db) == 0);
+    assert (ml_db_grouping (db) && s_count (other, count) == 2);
+    //  A group whose commit fails (a deferred constraint) is undone whole, and so is what
+    //  is grouped after it until the group ends, which says so.
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_execute (db, "INSERT INTO g_child (name, parent) VALUES ('orphan', 7)", NULL) ==
+            1);
+    assert (ml_db_commit (db) == 0);
+    assert (ml_db_execute (db, "INSERT INTO g_child (name) VALUES ('lost')", NULL) == 1);
+    assert (ml_db_group_commit (db) == -1);
+    assert (s_count (db, count) == 2 && s_count (other, count) == 2);
+    assert (ml_db_execute (db, "INSERT INTO g_child (name) VALUES ('after')", NULL) == 1);
+    assert (ml_db_group_end (db) == -1);
+    assert (!ml_db_grouping (db) && s_count (other, count) == 2);
+    //  Ended, transactions are the engine's again.
+    assert (ml_db_begin (db) == 0 && ml_db_begin (other) == -1);
+    assert (ml_db_rollback (db) == 0);
+    ml_db_group_begin (db);
+    assert (ml_db_group_end (db) == 0); //  nothing grouped: nothing to commit
+    assert (ml_db_execute (db, "DROP TABLE g_child", NULL) == 0);
+    assert (ml_db_execute (db, "DROP TABLE g_parent", NULL) == 0);
 }
 
 void ml_db_test (bool verbose)
@@ -358,6 +543,7 @@ void ml_db_test (bool verbose)
     assert (ml_db_error (other)->kind == ML_DB_RETRY);
     assert (ml_db_commit (db) == 0);
     assert (ml_db_begin (other) == 0 && ml_db_commit (other) == 0);
+    ml_db_group_test (db, other);
     ml_db_destroy (&other);
 
     query = ml_db_query (db, "SELECT COUNT(*) FROM t", NULL);

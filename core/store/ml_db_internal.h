@@ -15,6 +15,9 @@ struct _ml_db_t {
     ml_db_dialect_t dialect;
     ml_db_error_t error;
     size_t prepared, reused;
+    //  Group commit (ml_db_group_begin): grouping asked, its transaction open, one of the
+    //  caller's transactions open inside it (a savepoint), a commit of the group failed.
+    bool grouping, group_open, in_savepoint, group_failed;
     void *backend; //  the engine's connection state (ml_db_sqlite.c or ml_db_pg.c)
 };
 
@@ -61,6 +64,8 @@ void ml_db_pg_query_close (ml_db_query_t *query);
 int ml_db_pg_begin (ml_db_t *self);
 int ml_db_pg_commit (ml_db_t *self);
 int ml_db_pg_rollback (ml_db_t *self);
+//  Run one statement of the simple protocol (SAVEPOINT and its kin): 0 or -1.
+int ml_db_pg_plain (ml_db_t *self, const char *sql);
 //  Whether transaction xid (pg_current_xact_id's text) committed: 1 yes, 0 no (aborted),
 //  -1 not known (still running, too old, or the server cannot be reached).
 int ml_db_pg_outcome (ml_db_t *self, const char *xid);
@@ -73,5 +78,7 @@ char *ml_db_pg_translate (const char *sql, int *parameters, ml_db_error_t *error
 int ml_db_parse_int64 (const char *text, int64_t *value);
 
 void ml_db_pg_test (bool verbose, const char *connection);
+//  Group commit's test, on two connections to one store of either engine.
+void ml_db_group_test (ml_db_t *db, ml_db_t *other);
 
 #endif

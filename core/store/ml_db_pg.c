@@ -825,6 +825,11 @@ int ml_db_pg_begin (ml_db_t *self)
     return 0;
 }
 
+int ml_db_pg_plain (ml_db_t *self, const char *sql)
+{
+    return s_ready (self) != 0 ? -1 : s_exec (self, sql);
+}
+
 int ml_db_pg_outcome (ml_db_t *self, const char *xid)
 {
     if (s_ready (self) != 0)

@@ -171,6 +171,7 @@ void ml_db_pg_test (bool verbose, const char *connection)
     assert (ml_db_error (other)->kind == ML_DB_RETRY);
     assert (ml_db_commit (db) == 0);
     assert (ml_db_begin (other) == 0 && ml_db_commit (other) == 0);
+    ml_db_group_test (db, other);
 
     //  A lost connection: reported as lost, opened again by the next call; inside a
     //  transaction, refused until rolled back.
