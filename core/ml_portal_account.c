@@ -815,7 +815,7 @@ void ml_portal_account_test (bool verbose)
         " '2026-02-01', 'OP-001', 'C-1', 'Pat', 'pat@EXAMPLE.com', 'USD', 1500, 'SECRET-AR', '',"
         " 'pending', 'x')",
         "INSERT INTO posting_line VALUES ('33333333-3333-4333-8333-333333333333', 1, 'I', 'INV-1',"
-        " 1500)",
+        " 1500, 'acme')",
         "INSERT INTO payment VALUES ('44444444-4444-4444-8444-444444444444', 'acme', 'staff',"
         " 'alice', SAM, 'Sam Roe', 'sam@example.com', 'sam@example.com', 'SECRET-AR', 'C-1',"
         " 'tok_s', 'amex', '0005', '2026-03-09T10:00:00.000Z')",

@@ -399,6 +399,14 @@ void ml_store_test (bool verbose)
                            " '2026-01-01', 'OP-001', 'C-1', '', '', 'USD', 5, '', '',"
                            " 'posted', '1', NULL, 0, 1, NULL, 'now')",
                            NULL) == 1);
+    //  A line as version 1 kept it, without its firm.
+    assert (ml_db_execute (old,
+                           "CREATE TABLE posting_line (posting_uuid TEXT NOT NULL, line_no"
+                           " INTEGER NOT NULL, kind TEXT NOT NULL, reference TEXT NOT NULL,"
+                           " amount_minor INTEGER NOT NULL, PRIMARY KEY (posting_uuid, line_no))",
+                           NULL) >= 0);
+    assert (ml_db_execute (old, "INSERT INTO posting_line VALUES ('u-1', 1, 'I', 'INV-1', 5)",
+                           NULL) == 1);
     ml_db_destroy (&old);
     store = ml_store_new (connection_string, error, sizeof error);
     assert (store);
@@ -406,6 +414,13 @@ void ml_store_test (bool verbose)
         ml_store_db (store), "SELECT reverses FROM posting WHERE posting_uuid = 'u-1'", NULL);
     assert (query && ml_db_fetch (query) == 1 && streq (ml_db_text (query, 0), ""));
     ml_db_query_destroy (&query);
+    //  Version 5 gave the line its posting's firm, and the lines stay append-only.
+    query = ml_db_query (ml_store_db (store),
+                         "SELECT firm_id FROM posting_line WHERE posting_uuid = 'u-1'", NULL);
+    assert (query && ml_db_fetch (query) == 1 && streq (ml_db_text (query, 0), "acme"));
+    ml_db_query_destroy (&query);
+    assert (ml_db_execute (ml_store_db (store), "UPDATE posting_line SET amount_minor = 6", NULL) <
+            0);
     //  Every migration ran, in order: the totals count the posting the old store had.
     s_test_totals (store);
     query = ml_db_query (ml_store_db (store), "SELECT MAX (version) FROM store_version", NULL);

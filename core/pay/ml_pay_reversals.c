@@ -35,7 +35,7 @@ static int64_t s_trust_pending (ml_payments_t *self, const char *firm, const cha
 #define S_TRUST_PENDING(amount, lines, kind, reference)                                            \
     "SELECT (SELECT COALESCE (SUM (l.amount_minor), 0) FROM posting_line l"                        \
     " JOIN posting p ON p.posting_uuid = l.posting_uuid JOIN replica_state r"                      \
-    " ON r.firm_id = p.firm_id WHERE p.firm_id = ? AND p.reverses <> '' AND l.kind = 'T'"          \
+    " ON r.firm_id = p.firm_id WHERE l.firm_id = ? AND p.reverses <> '' AND l.kind = 'T'"          \
     " AND l.reference = ? AND (p.status IN ('pending', 'delivered') OR (p.status = 'posted'"       \
     " AND p.result_cursor > r.cursor)))"                                                           \
     " + (SELECT COALESCE (SUM (" amount "), 0) FROM reversal v"                                    \
