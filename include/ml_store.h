@@ -16,7 +16,7 @@
 #include <stdbool.h>
 
 //  The store's schema version: the number of its ordered migrations (core/ml_store.c).
-#define ML_STORE_VERSION 4
+#define ML_STORE_VERSION 5
 #include <stdint.h>
 
 typedef struct _ml_store_t ml_store_t;
