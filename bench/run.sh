@@ -127,7 +127,7 @@ CFG
     "$BIN/matterlink-core" register-agent -c "$W/core.cfg" --firm bench --name Bench \
         --cert "$W/agent.cert" >/dev/null
     rm -f "$W/core.log"
-    "$BIN/matterlink-core" run -c "$W/core.cfg" --log-level notice 2>>"$W/core.log" &
+    "$BIN/matterlink-core" run -c "$W/core.cfg" --log-level "${CORE_LOG_LEVEL:-notice}" 2>>"$W/core.log" &
     core_pid=$!
     PIDS="$PIDS $core_pid"
     until "$BIN/matterlink" --admin "ipc://$W/admin.sock" status >/dev/null 2>&1; do sleep 0.1; done
