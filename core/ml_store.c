@@ -296,13 +296,16 @@ static const char *s_partition_schema_postgresql[] = {
     " EXECUTE format ('ALTER TABLE open_item ATTACH PARTITION %I FOR VALUES IN (%L)', load,"
     " p_firm);"
     " EXECUTE format ('ALTER TABLE %I RENAME TO %I', load, live); END $ml$",
-    //  Load tables of abandoned snapshots: each dropped if it can be at once (a connection
-    //  still writing one, a node that lost the firm, keeps it until the next time).
-    "CREATE OR REPLACE FUNCTION ml_replica_tidy (p_firm TEXT) RETURNS VOID LANGUAGE plpgsql"
-    " AS $ml$ DECLARE prefix TEXT := " S_PG_PARTITION_NAME " || '_'; stale TEXT; BEGIN"
-    " PERFORM set_config ('lock_timeout', '100', true);"
+    //  Load tables of abandoned snapshots, of generations before the one swapped in (a
+    //  later one is a newer session's, perhaps on another node): each dropped if it can be
+    //  at once (a connection still writing one keeps it until the next time).
+    "CREATE OR REPLACE FUNCTION ml_replica_tidy (p_firm TEXT, p_generation BIGINT) RETURNS VOID"
+    " LANGUAGE plpgsql AS $ml$ DECLARE prefix TEXT := " S_PG_PARTITION_NAME " || '_';"
+    " stale TEXT; BEGIN PERFORM set_config ('lock_timeout', '100', true);"
     " FOR stale IN SELECT tablename FROM pg_tables WHERE schemaname = current_schema ()"
-    " AND left (tablename, length (prefix)) = prefix LOOP"
+    " AND left (tablename, length (prefix)) = prefix"
+    " AND substr (tablename, length (prefix) + 1) ~ '^[0-9]+$'"
+    " AND substr (tablename, length (prefix) + 1)::BIGINT < p_generation LOOP"
     " BEGIN EXECUTE format ('DROP TABLE %I', stale);"
     " EXCEPTION WHEN lock_not_available THEN NULL; END; END LOOP; END $ml$",
     "SELECT ml_replica_partition (firm_id) FROM firm",
@@ -968,7 +971,7 @@ static int s_snapshot_end_pg (ml_store_t *self, const char *firm_id, uint64_t cu
         //  What a snapshot's end costs, for whoever sizes the store (bench/RESULTS.md).
         ml_log (ML_LOG_INFO, "firm %s: snapshot indexed and counted in %lld ms, swapped in %lld ms",
                 firm_id, (long long)(indexed - started), (long long)(zclock_mono () - indexed));
-        ml_store_pg_load_tidy (self->db, firm_id);
+        ml_store_pg_load_tidy (self->db, firm_id, generation);
     }
     return rc;
 }

@@ -105,6 +105,11 @@ static void s_test_snapshots (void)
     json_t *during = ml_store_status (store);
     assert (before && during && json_equal (before, during));
     if (postgresql) {
+        //  A newer session's load table (another node's, say): the end leaves it alone.
+        assert (s_test_int (store,
+                            "SELECT COUNT (ml_replica_load (firm_id, generation + 1))"
+                            " FROM replica_state WHERE firm_id = ?",
+                            "acme") == 1);
         //  Readers see the last complete replica until the swap.
         json_t *items = ml_store_open_items (store, "acme", NULL, NULL, NULL);
         assert (json_array_size (items) == 30);
@@ -132,11 +137,12 @@ static void s_test_snapshots (void)
     assert (s_test_int (store, "SELECT complete FROM replica_state WHERE firm_id = ?", "acme") ==
             1);
     if (postgresql)
-        //  The abandoned snapshot's load table went with the end; only the partition is left.
+        //  The abandoned snapshot's load table went with the end; the partition and the
+        //  newer session's load table are left.
         assert (s_test_int (store,
                             "SELECT COUNT (*) FROM pg_tables WHERE schemaname = current_schema ()"
                             " AND tablename LIKE 'open_item_' || md5 (?) || '%'",
-                            "acme") == 1);
+                            "acme") == 2);
     json_decref (before);
     json_decref (during);
     ml_msg_destroy (&first);

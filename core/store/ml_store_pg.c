@@ -282,9 +282,9 @@ int ml_store_pg_load_swap (ml_db_t *db, const char *firm_id, int64_t generation)
                                                                                                : -1;
 }
 
-void ml_store_pg_load_tidy (ml_db_t *db, const char *firm_id)
+void ml_store_pg_load_tidy (ml_db_t *db, const char *firm_id, int64_t generation)
 {
-    ml_db_execute (db, "SELECT ml_replica_tidy (?)", "s", firm_id);
+    ml_db_execute (db, "SELECT ml_replica_tidy (?, ?)", "si", firm_id, generation);
 }
 
 void ml_store_pg_test (ml_db_t *db)

@@ -47,9 +47,10 @@ int ml_store_pg_load_index (ml_db_t *db, const char *firm_id, int64_t generation
 //  open_item, and the partition it replaces is dropped. Returns 0 or -1.
 int ml_store_pg_load_swap (ml_db_t *db, const char *firm_id, int64_t generation);
 
-//  After the swap, on its own: drop load tables of firm_id's abandoned snapshots (best
-//  effort; a table another connection still writes is left for the next time).
-void ml_store_pg_load_tidy (ml_db_t *db, const char *firm_id);
+//  After the swap of generation, on its own: drop load tables of firm_id's abandoned
+//  snapshots, of earlier generations only (a later one is a newer session's); best effort,
+//  a table another connection still writes is left for the next time.
+void ml_store_pg_load_tidy (ml_db_t *db, const char *firm_id, int64_t generation);
 
 //  Selftest on an open PostgreSQL connection (from ml_db's PostgreSQL selftest).
 void ml_store_pg_test (ml_db_t *db);
