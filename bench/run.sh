@@ -14,7 +14,9 @@
 #        "snapshot core postings search"; search runs the snapshot into the real core first)
 #        The part "ops" (not in the default set) times status and one client's open-items
 #        through the admin API, idle and while the core stores the snapshot (then also a
-#        payment of 0.01 for each client found with open items).
+#        payment of 0.01 for each client found with open items). The part "reops" does
+#        the same while a second snapshot replaces the complete replica of a first (the
+#        matter database is given a new epoch), so there is a full replica to read and pay from.
 #        SEARCHES=N sets the number of timed searches per dialect (default 2000; every
 #        dialect has a search index since contract version 4). bench/search.sh runs the
 #        searches alone, beside the build before SQLite's and MariaDB's index.
@@ -105,7 +107,18 @@ stand_in() { # dialect connection mode [count window]
 # The same snapshot into the real core, timed from the agent's start to a complete replica;
 # then, with a search count, that many searches through the same core and agent (their
 # figures into $W/search.out, each kind's into $W/search.kinds).
-end_to_end() { # dialect connection [searches] [ops]
+# With a fifth argument ("again"), the timed snapshot (and the ops beside it) is a second one,
+# over the complete replica of a first: the matter database gets a new epoch and the agent is
+# started again, so the core is answered with a resync while a full replica is readable.
+new_epoch() { # dialect connection
+    case $1 in
+        sqlite) sqlite3 "$W/matter.db" "UPDATE ml_contract SET db_epoch = lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-a' || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))" ;;
+        postgresql) psql -X -q -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d bench -c "UPDATE ml_contract SET db_epoch = gen_random_uuid ()::text" ;;
+        *) echo "run.sh: a second snapshot is for sqlite and postgresql" >&2; exit 2 ;;
+    esac
+}
+
+end_to_end() { # dialect connection [searches] [ops] [again]
     port=$(free_port)
     agent_config "$1" "$2" "$port"
     rm -f "$W/core.db"
@@ -131,6 +144,17 @@ CFG
     core_pid=$!
     PIDS="$PIDS $core_pid"
     until "$BIN/matterlink" --admin "ipc://$W/admin.sock" status >/dev/null 2>&1; do sleep 0.1; done
+    loads=1
+    if [ -n "${5:-}" ]; then
+        "$BIN/matterlink-agent" run -c "$W/agent.cfg" --log-level warning 2>>"$W/agent.log" &
+        agent_pid=$!
+        PIDS="$PIDS $agent_pid"
+        until grep -q "replica complete" "$W/core.log" 2>/dev/null; do sleep 0.1; done
+        kill -TERM "$agent_pid"
+        wait "$agent_pid" 2>/dev/null || true
+        new_epoch "$1" "$2"
+        loads=2
+    fi
     start=$(date +%s.%N)
     "$BIN/matterlink-agent" run -c "$W/agent.cfg" --log-level warning 2>>"$W/agent.log" &
     agent_pid=$!
@@ -138,7 +162,7 @@ CFG
     # Watch the core's log, not its status: asking the core for status while it ingests
     # would take its time from the ingestion being measured.
     : >"$W/ops_loaded.out"
-    until grep -q "replica complete" "$W/core.log" 2>/dev/null; do
+    until [ "$(grep -c "replica complete" "$W/core.log" 2>/dev/null)" -ge "$loads" ]; do
         if [ -n "${4:-}" ]; then
             # status, open-items and a payment (of clients whose items are stored already)
             # while the snapshot is stored, 200 at a time
@@ -220,6 +244,21 @@ for dialect in $dialects; do
                     v["p50_ms"], v["p99_ms"], v["max_ms"], v["rows_per_search"] }' "$W/search.kinds")
 "
         fi
+    fi
+    if part reops; then
+        # The same while a second snapshot replaces a complete replica (issue 14 point 3 with
+        # a full replica to read and to pay from).
+        again=$(end_to_end "$dialect" "$connection" "" ops again)
+        loaded=$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+            n += v["requests"]; p += v["payments"]; if (v["status_p99_ms"] > s) s = v["status_p99_ms"];
+            if (v["open_items_p99_ms"] > o) o = v["open_items_p99_ms"]
+            if (v["pay_p99_ms"] > q) q = v["pay_p99_ms"] }
+            END { printf "requests=%d payments=%d status_p99_ms=%.2f open_items_p99_ms=%.2f pay_p99_ms=%.2f", n, p, s, o, q }' "$W/ops_loaded.out")
+        printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "second snapshot into the core" "$(field "$again" rows_per_second)" "$(field "$again" seconds)" "-"
+        printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "status p99 ms, storing it" "$(field "$loaded" status_p99_ms)" "-" "-"
+        printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "open-items p99 ms, storing it" "$(field "$loaded" open_items_p99_ms)" "-" "-"
+        printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "payment p99 ms, storing it" "$(field "$loaded" pay_p99_ms)" "-" "-"
+        echo "            ($(field "$loaded" requests) requests of each and $(field "$loaded" payments) payments while storing the second snapshot)"
     fi
     if part ops; then
         # The core's answers, idle and while it stores the snapshot (issue 14 point 3).

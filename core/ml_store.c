@@ -941,6 +941,7 @@ static int s_snapshot_end_pg (ml_store_t *self, const char *firm_id, uint64_t cu
     int64_t started = zclock_mono ();
     if (s_generation (self, firm_id, &generation) == 0 &&
         ml_store_pg_load_table (self->db, firm_id, generation, table, sizeof table) == 0 &&
+        ml_store_pg_load_vacuum (self->db, table) == 0 &&
         ml_store_pg_load_index (self->db, firm_id, generation) == 0) {
         //  (The table's name is ml_replica_load's: letters, digits and _.)
         snprintf (sql, sizeof sql,

@@ -678,11 +678,12 @@ static PGresult *s_run (ml_db_t *self, const char *sql, const char *picture,
     if (s_ready (self) != 0)
         return NULL;
     //  DDL runs by the simple protocol: a trigger is two statements, and none has
-    //  parameters; nothing is gained by preparing what runs once.
+    //  parameters; nothing is gained by preparing what runs once. (VACUUM cannot run in
+    //  the extended protocol's implicit transaction.)
     size_t length;
     const char *first = s_next_word (sql, &length);
     if ((s_word_is (first, length, "CREATE") || s_word_is (first, length, "ALTER") ||
-         s_word_is (first, length, "DROP")) &&
+         s_word_is (first, length, "DROP") || s_word_is (first, length, "VACUUM")) &&
         (!picture || !*picture)) {
         int parameters;
         char *text = ml_db_pg_translate (sql, &parameters, &self->error);

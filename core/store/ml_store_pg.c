@@ -269,6 +269,13 @@ int ml_store_pg_load_add (ml_store_pg_load_t *self, ml_db_t *db, const char *fir
     return self->rows >= S_LOAD_ROWS ? ml_store_pg_load_flush (self, db, true) : 0;
 }
 
+int ml_store_pg_load_vacuum (ml_db_t *db, const char *table)
+{
+    char sql[128];
+    snprintf (sql, sizeof sql, "VACUUM (ANALYZE) %s", table);
+    return ml_db_execute (db, sql, NULL) >= 0 ? 0 : -1;
+}
+
 int ml_store_pg_load_index (ml_db_t *db, const char *firm_id, int64_t generation)
 {
     return ml_db_execute (db, "SELECT ml_replica_index (?, ?)", "si", firm_id, generation) >= 0
