@@ -20,6 +20,7 @@ struct _ml_store_t {
     ml_store_guard_fn *guard;
     void *guard_arg;
     ml_lease_t *lease; //  the fence of a node sharing the store (ml_store_set_lease), or NULL
+    ml_store_pg_load_t *load; //  PostgreSQL: snapshot rows taken and not yet copied
 };
 
 //  The schema, one statement per entry. Journal tables refuse updates and deletes:
@@ -226,12 +227,106 @@ static const char *s_loading_schema_postgresql[] = {
         S_PG_LOADING_ROWS ("old_rows", "-1") " UNION ALL " S_PG_LOADING_ROWS ("new_rows", "1")),
 };
 
-//  Version 5 (after the PostgreSQL partitions): a posting's lines carry its firm, indexed
-//  with the line's reference. What is pending on an invoice is read per open item, and it
-//  found the lines by reference alone: every firm's lines of that invoice number, in every
-//  posting ever made (firms number their invoices alike: INV-000001 at 1,000 firms was 43% of
-//  the core thread at 1,000 payments/s, bench/scale.sh), then their postings to see the
-//  firm. The lines are append-only: the migration lifts that only to fill the new column.
+//  Version 5: on PostgreSQL the replica is partitioned by firm, so that a snapshot is stored
+//  without index maintenance and without the store's write lock: its rows go by COPY into a
+//  load table of the firm's own (ml_replica_load), SNAPSHOT-END builds the load table's
+//  indexes in bulk (ml_replica_index) and then, in one small transaction under the lock,
+//  swaps it in for the firm's partition (ml_replica_swap). Upserting 1,000,000 rows into
+//  the indexed table cost about 20 s of the server's time; the load and the bulk build a
+//  fraction of it (bench/RESULTS.md). Attaching and detaching fire no triggers: the swap's
+//  transaction writes the firm's totals itself, as SNAPSHOT-END did. SQLite has no
+//  partitions: there the version changes nothing.
+#define S_PG_ITEM_COLUMNS                                                                          \
+    " (firm_id TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('I', 'T')),"                      \
+    " source_id INTEGER NOT NULL, invoice_number TEXT, invoice_date TEXT, due_date TEXT,"          \
+    " client_number TEXT, client_name TEXT, matter_number TEXT, matter_description TEXT,"          \
+    " currency TEXT NOT NULL, total_minor INTEGER, balance_minor INTEGER NOT NULL,"                \
+    " status TEXT, generation INTEGER NOT NULL, change_id INTEGER NOT NULL DEFAULT 0,"             \
+    " PRIMARY KEY (firm_id, kind, source_id))"
+//  A firm's partition is open_item_ and the MD5 of its id; a load table that and _generation.
+#define S_PG_PARTITION_NAME "'open_item_' || md5 (p_firm)"
+static const char *s_partition_schema_postgresql[] = {
+    "ALTER TABLE open_item RENAME TO open_item_v4",
+    "ALTER TABLE open_item_v4 RENAME CONSTRAINT open_item_pkey TO open_item_v4_pkey",
+    "ALTER INDEX open_item_client RENAME TO open_item_v4_client",
+    "ALTER INDEX open_item_matter RENAME TO open_item_v4_matter",
+    "ALTER INDEX open_item_invoice RENAME TO open_item_v4_invoice",
+    "CREATE TABLE open_item" S_PG_ITEM_COLUMNS " PARTITION BY LIST (firm_id)",
+    "CREATE INDEX open_item_client ON open_item (firm_id, client_number, kind, invoice_number,"
+    " invoice_date, due_date, client_name, matter_number, matter_description, currency,"
+    " total_minor, balance_minor, source_id)",
+    "CREATE INDEX open_item_matter ON open_item (firm_id, matter_number)",
+    "CREATE INDEX open_item_invoice ON open_item (firm_id, invoice_number)",
+    //  Every firm has its partition from ml_store_firm_add on.
+    "CREATE OR REPLACE FUNCTION ml_replica_partition (p_firm TEXT) RETURNS TEXT LANGUAGE plpgsql"
+    " AS $ml$ DECLARE live TEXT := " S_PG_PARTITION_NAME "; BEGIN"
+    " EXECUTE format ('CREATE TABLE IF NOT EXISTS %I PARTITION OF open_item FOR VALUES IN (%L)',"
+    " live, p_firm); RETURN live; END $ml$",
+    "CREATE OR REPLACE FUNCTION ml_replica_load (p_firm TEXT, p_generation BIGINT) RETURNS TEXT"
+    " LANGUAGE plpgsql AS $ml$ DECLARE load TEXT := " S_PG_PARTITION_NAME " || '_' || p_generation;"
+    " BEGIN EXECUTE format ('CREATE TABLE IF NOT EXISTS %I (LIKE open_item INCLUDING DEFAULTS"
+    " INCLUDING CONSTRAINTS)', load); RETURN load; END $ml$",
+    //  The indexes of the partitioned table, built in bulk; an item carried twice keeps its
+    //  last copy (a fresh table's rows lie in the order they came); the check constraint
+    //  lets ATTACH skip its scan. A table that has its key already is left as it is.
+    "CREATE OR REPLACE FUNCTION ml_replica_index (p_firm TEXT, p_generation BIGINT) RETURNS VOID"
+    " LANGUAGE plpgsql AS $ml$ DECLARE load TEXT := " S_PG_PARTITION_NAME " || '_' || p_generation;"
+    " BEGIN"
+    " IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = load::regclass AND contype = 'p')"
+    " THEN RETURN; END IF;"
+    " PERFORM set_config ('maintenance_work_mem', '256MB', true);"
+    " BEGIN EXECUTE format ('ALTER TABLE %I ADD PRIMARY KEY (firm_id, kind, source_id)', load);"
+    " EXCEPTION WHEN unique_violation THEN"
+    " EXECUTE format ('DELETE FROM %I a USING %I b WHERE a.kind = b.kind"
+    " AND a.source_id = b.source_id AND a.ctid < b.ctid', load, load);"
+    " EXECUTE format ('ALTER TABLE %I ADD PRIMARY KEY (firm_id, kind, source_id)', load); END;"
+    " EXECUTE format ('CREATE INDEX ON %I (firm_id, client_number, kind, invoice_number,"
+    " invoice_date, due_date, client_name, matter_number, matter_description, currency,"
+    " total_minor, balance_minor, source_id)', load);"
+    " EXECUTE format ('CREATE INDEX ON %I (firm_id, matter_number)', load);"
+    " EXECUTE format ('CREATE INDEX ON %I (firm_id, invoice_number)', load);"
+    " EXECUTE format ('ALTER TABLE %I ADD CONSTRAINT ml_firm CHECK (firm_id = %L)', load, p_firm);"
+    " END $ml$",
+    "CREATE OR REPLACE FUNCTION ml_replica_swap (p_firm TEXT, p_generation BIGINT) RETURNS VOID"
+    " LANGUAGE plpgsql AS $ml$ DECLARE live TEXT := " S_PG_PARTITION_NAME ";"
+    " load TEXT := live || '_' || p_generation; BEGIN"
+    " IF to_regclass (live) IS NOT NULL THEN"
+    " EXECUTE format ('ALTER TABLE open_item DETACH PARTITION %I', live);"
+    " EXECUTE format ('DROP TABLE %I', live); END IF;"
+    " EXECUTE format ('ALTER TABLE open_item ATTACH PARTITION %I FOR VALUES IN (%L)', load,"
+    " p_firm);"
+    " EXECUTE format ('ALTER TABLE %I RENAME TO %I', load, live); END $ml$",
+    //  Load tables of abandoned snapshots, of generations before the one swapped in (a
+    //  later one is a newer session's, perhaps on another node): each dropped if it can be
+    //  at once (a connection still writing one keeps it until the next time).
+    "CREATE OR REPLACE FUNCTION ml_replica_tidy (p_firm TEXT, p_generation BIGINT) RETURNS VOID"
+    " LANGUAGE plpgsql AS $ml$ DECLARE prefix TEXT := " S_PG_PARTITION_NAME " || '_';"
+    " stale TEXT; BEGIN PERFORM set_config ('lock_timeout', '100', true);"
+    " FOR stale IN SELECT tablename FROM pg_tables WHERE schemaname = current_schema ()"
+    " AND left (tablename, length (prefix)) = prefix"
+    " AND substr (tablename, length (prefix) + 1) ~ '^[0-9]+$'"
+    " AND substr (tablename, length (prefix) + 1)::BIGINT < p_generation LOOP"
+    " BEGIN EXECUTE format ('DROP TABLE %I', stale);"
+    " EXCEPTION WHEN lock_not_available THEN NULL; END; END LOOP; END $ml$",
+    "SELECT ml_replica_partition (firm_id) FROM firm",
+    "INSERT INTO open_item SELECT * FROM open_item_v4 WHERE firm_id IN (SELECT firm_id FROM firm)",
+    "DROP TABLE open_item_v4",
+    //  The totals triggers of version 4, on the new table (they went with the old one).
+    S_PG_TOTALS ("open_item_total_insert", "INSERT", "NEW TABLE AS new_rows",
+                 S_PG_LOADING_ROWS ("new_rows", "1")),
+    S_PG_TOTALS ("open_item_total_delete", "DELETE", "OLD TABLE AS old_rows",
+                 S_PG_LOADING_ROWS ("old_rows", "-1")),
+    S_PG_TOTALS (
+        "open_item_total_update", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+        S_PG_LOADING_ROWS ("old_rows", "-1") " UNION ALL " S_PG_LOADING_ROWS ("new_rows", "1")),
+};
+
+//  Version 6: a posting's lines carry its firm, indexed with the line's reference. What is pending
+//  on an invoice is read per open item, and it found the lines by reference alone: every firm's
+//  lines of that invoice number, in every posting ever made (firms number their invoices alike:
+//  INV-000001 at 1,000 firms was 43% of the core thread at 1,000 payments/s, bench/scale.sh), then
+//  their postings to see the firm. The lines are append-only: the migration lifts that only to fill
+//  the new column.
 #define S_LINE_FIRM_INDEX                                                                          \
     "CREATE INDEX posting_line_firm_reference ON posting_line (firm_id, kind, reference)"
 static const char *s_line_firm_schema[] = {
@@ -272,6 +367,7 @@ static const s_migration_t s_migrations[] = {
     {S_STATEMENTS (s_totals_schema), S_STATEMENTS (s_totals_schema_postgresql)},
     {S_STATEMENTS (s_client_listing_schema), NULL, 0},
     {S_STATEMENTS (s_loading_schema), S_STATEMENTS (s_loading_schema_postgresql)},
+    {NULL, 0, S_STATEMENTS (s_partition_schema_postgresql)},
     {S_STATEMENTS (s_line_firm_schema), S_STATEMENTS (s_line_firm_schema_postgresql)},
 };
 _Static_assert(sizeof s_migrations / sizeof s_migrations[0] == ML_STORE_VERSION,
@@ -333,6 +429,8 @@ ml_store_t *ml_store_new (const char *connection_string, char *error, size_t err
     ml_store_t *self = calloc (1, sizeof (ml_store_t));
     assert (self);
     self->db = db;
+    if (ml_db_dialect (db) == ML_DB_POSTGRESQL)
+        self->load = ml_store_pg_load_new ();
     //  On SQLite: write-ahead logging, so the staff CLI and register-agent can read while
     //  the core writes; synchronous stays FULL, because a posting the core said it recorded
     //  must survive a power cut; and a 64 MB page cache, since replica indexes over a
@@ -404,6 +502,7 @@ void ml_store_destroy (ml_store_t **self_p)
     assert (self_p);
     if (*self_p) {
         ml_db_destroy (&(*self_p)->db);
+        ml_store_pg_load_destroy (&(*self_p)->load);
         free (*self_p);
         *self_p = NULL;
     }
@@ -528,6 +627,9 @@ int ml_store_firm_add (ml_store_t *self, const char *firm_id, const char *name,
                              "sssss", firm_id, name, public_key, operating_account, now) == 1 &&
               ml_db_execute (self->db, "INSERT INTO replica_state (firm_id) VALUES (?)", "s",
                              firm_id) == 1;
+    //  PostgreSQL: the firm's partition of the replica (store version 5).
+    if (ok && ml_db_dialect (self->db) == ML_DB_POSTGRESQL)
+        ok = ml_db_execute (self->db, "SELECT ml_replica_partition (?)", "s", firm_id) >= 0;
     return s_finish (self, "adding a firm", ok);
 }
 
@@ -707,8 +809,14 @@ static bool s_guarded (ml_store_t *self, const char *firm_id)
 //  incomplete, and the agent's next HELLO is answered with a new snapshot. So a SNAPSHOT
 //  batch's ACK says the core has it, and SNAPSHOT-END's ACK that the replica is stored
 //  (docs/protocol.md, docs/architecture.md). Every other write stays synchronous FULL.
+//
+//  On PostgreSQL (store version 5) the rows go by COPY to the firm's load table, outside any
+//  write transaction: nothing a reader or a payment sees changes until SNAPSHOT-END swaps
+//  the load table in, in a synchronous transaction, so the meaning of each ACK is the same.
 int ml_store_snapshot_begin (ml_store_t *self)
 {
+    if (self->load)
+        return 0;
     if (ml_db_execute (self->db, "PRAGMA synchronous = NORMAL", NULL) < 0) {
         s_failed (self, "making snapshot commits asynchronous");
         return -1;
@@ -725,6 +833,13 @@ int ml_store_snapshot_write (ml_store_t *self, const char *firm_id, const ml_ite
     if (!s_guarded (self, firm_id))
         return -3;
     int64_t generation = 0;
+    if (self->load) {
+        if (s_generation (self, firm_id, &generation) == 0 &&
+            ml_store_pg_load_add (self->load, self->db, firm_id, generation, items, count) == 0)
+            return 0;
+        s_failed (self, "storing snapshot rows");
+        return -1;
+    }
     //  The firm's totals are counted once at SNAPSHOT-END (s_loading_schema).
     bool ok = ml_db_execute (self->db,
                              "INSERT INTO replica_loading (firm_id) VALUES (?)"
@@ -739,6 +854,12 @@ int ml_store_snapshot_write (ml_store_t *self, const char *firm_id, const ml_ite
 
 int ml_store_snapshot_commit (ml_store_t *self, bool ok)
 {
+    if (self->load) {
+        if (ml_store_pg_load_flush (self->load, self->db, ok) == 0)
+            return ok ? 0 : -1;
+        s_failed (self, "storing snapshot rows");
+        return -1;
+    }
     int rc = s_finish (self, "storing snapshot rows", ok);
     if (ml_db_execute (self->db, "PRAGMA synchronous = FULL", NULL) < 0) {
         s_failed (self, "making commits synchronous again");
@@ -787,10 +908,110 @@ static int64_t s_read_integers (ml_db_query_t *query, int columns, int64_t **val
 //  other write out), so what it reads is what the transactions below commit over. Rows of
 //  earlier generations go in short transactions of their own, and the last transaction
 //  writes the totals and marks the replica complete: a few rows.
+//  A snapshot's totals by kind and currency (kind, currency, count, billions, rest) from
+//  query, into growing arrays. Returns their number, or -1 (the query destroyed either way).
+typedef char s_kind_currency_t[2][4];
+static int64_t s_read_totals (ml_db_query_t *query, s_kind_currency_t **kinds, int64_t **totals)
+{
+    int64_t count = 0;
+    size_t capacity = 0;
+    bool ok = query != NULL;
+    int rc = 0;
+    while (ok && (rc = ml_db_fetch (query)) == 1) {
+        if ((size_t)count == capacity) {
+            capacity = capacity ? capacity * 2 : 8;
+            *totals = realloc (*totals, capacity * 3 * sizeof (int64_t));
+            *kinds = realloc (*kinds, capacity * sizeof **kinds);
+            assert (*totals && *kinds);
+        }
+        snprintf ((*kinds)[count][0], 4, "%s", ml_db_text (query, 0));
+        snprintf ((*kinds)[count][1], 4, "%s", ml_db_text (query, 1));
+        for (int column = 0; ok && column < 3; column++)
+            ok = ml_db_int64 (query, 2 + column, &(*totals)[count * 3 + column]) == 0;
+        count++;
+    }
+    ml_db_query_destroy (&query);
+    return ok && rc == 0 ? count : -1;
+}
+
+//  In the transaction that ends a snapshot: the firm's totals replaced by the snapshot's,
+//  and the replica marked complete at cursor. Returns whether every statement ran.
+static bool s_complete (ml_store_t *self, const char *firm_id, uint64_t cursor,
+                        s_kind_currency_t *kinds, const int64_t *totals, int64_t total_count)
+{
+    char now[32];
+    ml_store_now (now, sizeof now);
+    bool ok =
+        ml_db_execute (self->db, "DELETE FROM replica_total WHERE firm_id = ?", "s", firm_id) >= 0;
+    for (int64_t index = 0; ok && index < total_count; index++)
+        ok = ml_db_execute (self->db,
+                            "INSERT INTO replica_total (firm_id, kind, currency, item_count,"
+                            " balance_billions, balance_rest) VALUES (?, ?, ?, ?, ?, ?)",
+                            "sssiii", firm_id, kinds[index][0], kinds[index][1], totals[index * 3],
+                            totals[index * 3 + 1], totals[index * 3 + 2]) == 1;
+    return ok &&
+           ml_db_execute (self->db, "DELETE FROM replica_loading WHERE firm_id = ?", "s",
+                          firm_id) >= 0 &&
+           ml_db_execute (self->db,
+                          "UPDATE replica_state SET cursor = ?, complete = 1,"
+                          " snapshot_completed_at = ? WHERE firm_id = ?",
+                          "iss", (int64_t)cursor, now, firm_id) == 1;
+}
+
+//  On PostgreSQL the end of a snapshot: the load table's indexes and totals before the write
+//  lock, then one small transaction that swaps it in for the firm's partition (the rows of
+//  earlier generations go with the partition it replaces), writes the totals and marks the
+//  replica complete. Returns 0, -1 or -3 (the guard refused: nothing changed).
+static int s_snapshot_end_pg (ml_store_t *self, const char *firm_id, uint64_t cursor)
+{
+    int64_t generation = 0, *totals = NULL, total_count = -1;
+    s_kind_currency_t *kinds = NULL;
+    char table[64] = "", sql[512];
+    int64_t started = zclock_mono ();
+    if (s_generation (self, firm_id, &generation) == 0 &&
+        ml_store_pg_load_table (self->db, firm_id, generation, table, sizeof table) == 0 &&
+        ml_store_pg_load_vacuum (self->db, table) == 0 &&
+        ml_store_pg_load_index (self->db, firm_id, generation) == 0) {
+        //  (The table's name is ml_replica_load's: letters, digits and _.)
+        snprintf (sql, sizeof sql,
+                  "SELECT kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"
+                  " SUM (balance_minor %% 1000000000) FROM %s GROUP BY kind, currency",
+                  table);
+        total_count = s_read_totals (ml_db_query (self->db, sql, NULL), &kinds, &totals);
+    }
+    int rc = total_count >= 0 ? 0 : -1;
+    int64_t indexed = zclock_mono ();
+    if (rc != 0)
+        s_failed (self, "indexing and counting a snapshot");
+    else if (s_begin (self) != 0)
+        rc = -1;
+    else if (!s_guarded (self, firm_id)) {
+        ml_db_rollback (self->db);
+        rc = -3;
+    } else {
+        int64_t current = 0;
+        bool ok = s_generation (self, firm_id, &current) == 0 && current == generation &&
+                  ml_store_pg_load_swap (self->db, firm_id, generation) == 0 &&
+                  s_complete (self, firm_id, cursor, kinds, totals, total_count);
+        rc = s_finish (self, "ending a snapshot", ok);
+    }
+    free (totals);
+    free (kinds);
+    if (rc == 0) {
+        //  What a snapshot's end costs, for whoever sizes the store (bench/RESULTS.md).
+        ml_log (ML_LOG_INFO, "firm %s: snapshot indexed and counted in %lld ms, swapped in %lld ms",
+                firm_id, (long long)(indexed - started), (long long)(zclock_mono () - indexed));
+        ml_store_pg_load_tidy (self->db, firm_id, generation);
+    }
+    return rc;
+}
+
 int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t cursor)
 {
+    if (self->load)
+        return s_snapshot_end_pg (self, firm_id, cursor);
     int64_t generation = 0, *old = NULL, *totals = NULL, old_count = 0, total_count = 0;
-    char (*kinds)[2][4] = NULL; //  each total's kind and currency
+    s_kind_currency_t *kinds = NULL; //  each total's kind and currency
     bool ok = s_generation (self, firm_id, &generation) == 0;
     if (ok)
         //  By the primary key (kind as 1 for 'T', 0 for 'I', and source id), which every
@@ -801,30 +1022,15 @@ int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t curso
                          " WHERE firm_id = ? AND generation <> ?",
                          "si", firm_id, generation),
             2, &old);
-    ml_db_query_t *query =
-        ok && old_count >= 0
-            ? ml_db_query (self->db,
-                           "SELECT kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"
-                           " SUM (balance_minor % 1000000000) FROM open_item"
-                           " WHERE firm_id = ? AND generation = ? GROUP BY kind, currency",
-                           "si", firm_id, generation)
-            : NULL;
-    ok = query != NULL;
-    size_t capacity = 0;
-    while (ok && ml_db_fetch (query) == 1) {
-        if ((size_t)total_count == capacity) {
-            capacity = capacity ? capacity * 2 : 8;
-            totals = realloc (totals, capacity * 3 * sizeof (int64_t));
-            kinds = realloc (kinds, capacity * sizeof *kinds);
-            assert (totals && kinds);
-        }
-        snprintf (kinds[total_count][0], 4, "%s", ml_db_text (query, 0));
-        snprintf (kinds[total_count][1], 4, "%s", ml_db_text (query, 1));
-        for (int column = 0; ok && column < 3; column++)
-            ok = ml_db_int64 (query, 2 + column, &totals[total_count * 3 + column]) == 0;
-        total_count++;
-    }
-    ml_db_query_destroy (&query);
+    if (ok && old_count >= 0)
+        total_count = s_read_totals (
+            ml_db_query (self->db,
+                         "SELECT kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"
+                         " SUM (balance_minor % 1000000000) FROM open_item"
+                         " WHERE firm_id = ? AND generation = ? GROUP BY kind, currency",
+                         "si", firm_id, generation),
+            &kinds, &totals);
+    ok = ok && old_count >= 0 && total_count >= 0;
     if (!ok)
         s_failed (self, "counting a snapshot");
     int rc = ok ? 0 : -1;
@@ -854,26 +1060,9 @@ int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t curso
         ml_db_rollback (self->db);
         rc = -3;
     } else if (rc == 0) {
-        char now[32];
-        ml_store_now (now, sizeof now);
         int64_t current = 0;
         ok = s_generation (self, firm_id, &current) == 0 && current == generation &&
-             ml_db_execute (self->db, "DELETE FROM replica_total WHERE firm_id = ?", "s",
-                            firm_id) >= 0;
-        for (int64_t index = 0; ok && index < total_count; index++)
-            ok = ml_db_execute (self->db,
-                                "INSERT INTO replica_total (firm_id, kind, currency, item_count,"
-                                " balance_billions, balance_rest) VALUES (?, ?, ?, ?, ?, ?)",
-                                "sssiii", firm_id, kinds[index][0], kinds[index][1],
-                                totals[index * 3], totals[index * 3 + 1],
-                                totals[index * 3 + 2]) == 1;
-        ok = ok &&
-             ml_db_execute (self->db, "DELETE FROM replica_loading WHERE firm_id = ?", "s",
-                            firm_id) >= 0 &&
-             ml_db_execute (self->db,
-                            "UPDATE replica_state SET cursor = ?, complete = 1,"
-                            " snapshot_completed_at = ? WHERE firm_id = ?",
-                            "iss", (int64_t)cursor, now, firm_id) == 1;
+             s_complete (self, firm_id, cursor, kinds, totals, total_count);
         rc = s_finish (self, "ending a snapshot", ok);
     }
     free (old);

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 
 //  The store's schema version: the number of its ordered migrations (core/ml_store.c).
-#define ML_STORE_VERSION 5
+#define ML_STORE_VERSION 6
 #include <stdint.h>
 
 typedef struct _ml_store_t ml_store_t;
@@ -71,6 +71,9 @@ int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t
 //  commit (ok) or roll back. The rows are written under the firm's current generation,
 //  and the firm's totals are counted once when its snapshot ends. Each returns 0 or -1;
 //  ml_store_snapshot_write also -3 when the guard refuses the firm (nothing written).
+//  On PostgreSQL (store version 5) there is no transaction: the rows are held and COPYed
+//  into the firm's load table (at commit, or every 10,000 rows), which no reader sees;
+//  a commit that is not ok drops the rows held.
 int ml_store_snapshot_begin (ml_store_t *self);
 int ml_store_snapshot_write (ml_store_t *self, const char *firm_id, const ml_item_t *items,
                              size_t count);
@@ -84,6 +87,8 @@ int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_
 //  firm's totals, set the cursor, mark the replica complete. The counting is read before
 //  the write lock is taken (only the caller writes the firm's replica meanwhile); old rows
 //  go in short transactions, and the last, synchronous, transaction writes a few rows.
+//  On PostgreSQL: the load table's indexes are built and its totals counted before the lock,
+//  and one transaction swaps it in for the firm's partition (the old rows go with it).
 //  Returns 0, -1, or -3 when the guard refuses the firm (the replica stays incomplete).
 int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t cursor);
 

@@ -66,6 +66,8 @@ int ml_db_pg_commit (ml_db_t *self);
 int ml_db_pg_rollback (ml_db_t *self);
 //  Run one statement of the simple protocol (SAVEPOINT and its kin): 0 or -1.
 int ml_db_pg_plain (ml_db_t *self, const char *sql);
+//  COPY (sql: COPY ... FROM STDIN) of data, rows in COPY's text format. 0 or -1.
+int ml_db_pg_copy (ml_db_t *self, const char *sql, const char *data, size_t length);
 //  Whether transaction xid (pg_current_xact_id's text) committed: 1 yes, 0 no (aborted),
 //  -1 not known (still running, too old, or the server cannot be reached).
 int ml_db_pg_outcome (ml_db_t *self, const char *xid);

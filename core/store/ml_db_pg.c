@@ -545,6 +545,46 @@ static int s_ready (ml_db_t *self)
     return s_session (self);
 }
 
+//  COPY ... FROM STDIN of data (text format, whole rows) on this connection, in its open
+//  transaction or on its own. Returns 0 or -1 with the error set. (The replica's bulk load:
+//  core/store/ml_store_pg.c.)
+int ml_db_pg_copy (ml_db_t *self, const char *sql, const char *data, size_t length)
+{
+    if (s_ready (self) != 0)
+        return -1;
+    PGconn *conn = S_CONN (self)->conn;
+    PGresult *result = PQexec (conn, sql);
+    bool ok = PQresultStatus (result) == PGRES_COPY_IN;
+    if (!ok)
+        s_collect (self, result);
+    PQclear (result);
+    if (!ok)
+        return -1;
+    //  The data goes in pieces of at most 1 MB (PQputCopyData takes an int length).
+    for (size_t sent = 0; ok && sent < length;) {
+        size_t piece = length - sent < 1048576 ? length - sent : 1048576;
+        ok = PQputCopyData (conn, data + sent, (int)piece) == 1;
+        sent += piece;
+    }
+    ok = PQputCopyEnd (conn, ok ? NULL : "the copy could not be sent") == 1 && ok;
+    bool collected = false;
+    if (!ok) {
+        s_collect (self, NULL);
+        collected = true;
+    }
+    //  The COPY's own result, then the end of the command's results.
+    while ((result = PQgetResult (conn))) {
+        if (PQresultStatus (result) != PGRES_COMMAND_OK) {
+            if (!collected)
+                s_collect (self, result);
+            collected = true;
+            ok = false;
+        }
+        PQclear (result);
+    }
+    return ok ? 0 : -1;
+}
+
 //  ---------------------------------------------------------------------------------------
 //  Statements
 
@@ -638,11 +678,12 @@ static PGresult *s_run (ml_db_t *self, const char *sql, const char *picture,
     if (s_ready (self) != 0)
         return NULL;
     //  DDL runs by the simple protocol: a trigger is two statements, and none has
-    //  parameters; nothing is gained by preparing what runs once.
+    //  parameters; nothing is gained by preparing what runs once. (VACUUM cannot run in
+    //  the extended protocol's implicit transaction.)
     size_t length;
     const char *first = s_next_word (sql, &length);
     if ((s_word_is (first, length, "CREATE") || s_word_is (first, length, "ALTER") ||
-         s_word_is (first, length, "DROP")) &&
+         s_word_is (first, length, "DROP") || s_word_is (first, length, "VACUUM")) &&
         (!picture || !*picture)) {
         int parameters;
         char *text = ml_db_pg_translate (sql, &parameters, &self->error);

@@ -6,6 +6,7 @@
     (justin0u0/pginsert-bench measured unnest at about 2.3 times batched INSERTs).
 */
 #include "ml_store_pg.h"
+#include "ml_db_internal.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -146,6 +147,151 @@ bool ml_store_pg_upsert_items (ml_db_t *db, const char *firm_id, const ml_item_t
         free (arrays[column].text);
     zhashx_destroy (&seen);
     return ok;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  The snapshot's bulk load (store version 5)
+
+//  Rows per COPY, at most: a COPY is a round trip, and its rows wait in memory meanwhile.
+#define S_LOAD_ROWS 10000
+
+struct _ml_store_pg_load_t {
+    char firm_id[64];
+    int64_t generation;
+    char table[64]; //  the load table the rows held go to ("" when none)
+    s_array_t data; //  rows in COPY's text format
+    size_t rows;
+};
+
+ml_store_pg_load_t *ml_store_pg_load_new (void)
+{
+    ml_store_pg_load_t *self = calloc (1, sizeof (ml_store_pg_load_t));
+    assert (self);
+    return self;
+}
+
+void ml_store_pg_load_destroy (ml_store_pg_load_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        free ((*self_p)->data.text);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+//  One text field of COPY's text format: backslash, tab, newline and carriage return
+//  escaped, so no value can end the field or the row; never NULL (\N), as the upsert wrote ''.
+static void s_copy_text (s_array_t *data, const char *value, char end)
+{
+    size_t length = strlen (value);
+    s_reserve (data, 2 * length + 2);
+    for (const char *cursor = value; *cursor; cursor++) {
+        char c = *cursor;
+        if (c == '\\' || c == '\t' || c == '\n' || c == '\r') {
+            data->text[data->length++] = '\\';
+            c = c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';
+        }
+        data->text[data->length++] = c;
+    }
+    data->text[data->length++] = end;
+    data->text[data->length] = 0;
+}
+
+static void s_copy_number (s_array_t *data, int64_t value, char end)
+{
+    s_reserve (data, 24);
+    data->length += (size_t)snprintf (data->text + data->length, 22, "%" PRId64, value);
+    data->text[data->length++] = end;
+    data->text[data->length] = 0;
+}
+
+int ml_store_pg_load_table (ml_db_t *db, const char *firm_id, int64_t generation, char *name,
+                            size_t size)
+{
+    ml_db_query_t *query =
+        ml_db_query (db, "SELECT ml_replica_load (?, ?)", "si", firm_id, generation);
+    int rc = query && ml_db_fetch (query) == 1 && ml_db_text (query, 0) ? 0 : -1;
+    if (rc == 0)
+        snprintf (name, size, "%s", ml_db_text (query, 0));
+    ml_db_query_destroy (&query);
+    return rc;
+}
+
+int ml_store_pg_load_flush (ml_store_pg_load_t *self, ml_db_t *db, bool send)
+{
+    int rc = 0;
+    if (send && self->rows) {
+        char sql[512];
+        //  The table's name is ml_replica_load's: open_item_, hex digits, _ and digits.
+        snprintf (sql, sizeof sql,
+                  "COPY %s (firm_id, kind, source_id, invoice_number, invoice_date, due_date,"
+                  " client_number, client_name, matter_number, matter_description, currency,"
+                  " total_minor, balance_minor, status, generation, change_id) FROM STDIN",
+                  self->table);
+        rc = ml_db_pg_copy (db, sql, self->data.text, self->data.length);
+    }
+    self->data.length = 0;
+    self->rows = 0;
+    return rc;
+}
+
+int ml_store_pg_load_add (ml_store_pg_load_t *self, ml_db_t *db, const char *firm_id,
+                          int64_t generation, const ml_item_t *items, size_t count)
+{
+    if (!*self->table || strcmp (self->firm_id, firm_id) != 0 || self->generation != generation) {
+        if (ml_store_pg_load_flush (self, db, true) != 0)
+            return -1;
+        *self->table = 0;
+        if (ml_store_pg_load_table (db, firm_id, generation, self->table, sizeof self->table) != 0)
+            return -1;
+        snprintf (self->firm_id, sizeof self->firm_id, "%s", firm_id);
+        self->generation = generation;
+    }
+    for (size_t index = 0; index < count; index++) {
+        const ml_item_t *item = &items[index];
+        char kind[2] = {item->kind, 0};
+        s_copy_text (&self->data, firm_id, '\t');
+        s_copy_text (&self->data, kind, '\t');
+        s_copy_number (&self->data, (int64_t)item->source_id, '\t');
+        const char *texts[] = {item->invoice_number,     item->invoice_date, item->due_date,
+                               item->client_number,      item->client_name,  item->matter_number,
+                               item->matter_description, item->currency};
+        for (size_t column = 0; column < sizeof texts / sizeof texts[0]; column++)
+            s_copy_text (&self->data, texts[column], '\t');
+        s_copy_number (&self->data, item->total_minor, '\t');
+        s_copy_number (&self->data, item->balance_minor, '\t');
+        s_copy_text (&self->data, item->status, '\t');
+        s_copy_number (&self->data, generation, '\t');
+        s_copy_number (&self->data, (int64_t)item->change_id, '\n');
+        self->rows++;
+    }
+    return self->rows >= S_LOAD_ROWS ? ml_store_pg_load_flush (self, db, true) : 0;
+}
+
+int ml_store_pg_load_vacuum (ml_db_t *db, const char *table)
+{
+    char sql[128];
+    snprintf (sql, sizeof sql, "VACUUM (ANALYZE) %s", table);
+    return ml_db_execute (db, sql, NULL) >= 0 ? 0 : -1;
+}
+
+int ml_store_pg_load_index (ml_db_t *db, const char *firm_id, int64_t generation)
+{
+    return ml_db_execute (db, "SELECT ml_replica_index (?, ?)", "si", firm_id, generation) >= 0
+               ? 0
+               : -1;
+}
+
+int ml_store_pg_load_swap (ml_db_t *db, const char *firm_id, int64_t generation)
+{
+    return ml_db_execute (db, "SELECT ml_replica_swap (?, ?)", "si", firm_id, generation) >= 0 ? 0
+                                                                                               : -1;
+}
+
+void ml_store_pg_load_tidy (ml_db_t *db, const char *firm_id, int64_t generation)
+{
+    ml_db_execute (db, "SELECT ml_replica_tidy (?, ?)", "si", firm_id, generation);
 }
 
 void ml_store_pg_test (ml_db_t *db)
