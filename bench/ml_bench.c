@@ -701,8 +701,8 @@ static int s_ingest (const char *path, size_t rows, uint64_t clients, int64_t tr
         item->op = 'U';
         item->source_id = index + 1;
         snprintf (item->invoice_number, sizeof item->invoice_number, "INV-%07zu", index + 1);
-        snprintf (item->invoice_date, sizeof item->invoice_date, "2026-%02zu-%02zu",
-                  1 + index * 12 / rows, 1 + index % 28);
+        snprintf (item->invoice_date, sizeof item->invoice_date, "2026-%02u-%02u",
+                  (unsigned)(1 + index * 12 / rows % 12), (unsigned)(1 + index % 28));
         snprintf (item->client_number, sizeof item->client_number, "C-%05llu",
                   (unsigned long long)client + 1);
         snprintf (item->client_name, sizeof item->client_name, "Client %llu LLC",
