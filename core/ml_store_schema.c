@@ -198,15 +198,19 @@ static const char *s_loading_schema[] = {
     S_PG_ROWS (table, sign)                                                                        \
     " WHERE NOT EXISTS (SELECT 1 FROM replica_loading l"                                           \
     " WHERE l.firm_id = " table ".firm_id)"
+//  The three statement triggers (insert, delete, update), as one list of statements.
+#define S_PG_LOADING_TOTALS                                                                        \
+    S_PG_TOTALS ("open_item_total_insert", "INSERT", "NEW TABLE AS new_rows",                      \
+                 S_PG_LOADING_ROWS ("new_rows", "1")),                                             \
+        S_PG_TOTALS ("open_item_total_delete", "DELETE", "OLD TABLE AS old_rows",                  \
+                     S_PG_LOADING_ROWS ("old_rows", "-1")),                                        \
+        S_PG_TOTALS ("open_item_total_update", "UPDATE",                                           \
+                     "OLD TABLE AS old_rows NEW TABLE AS new_rows",                                \
+                     S_PG_LOADING_ROWS ("old_rows",                                                \
+                                        "-1") " UNION ALL " S_PG_LOADING_ROWS ("new_rows", "1"))
 static const char *s_loading_schema_postgresql[] = {
     "CREATE TABLE IF NOT EXISTS replica_loading (firm_id TEXT PRIMARY KEY)",
-    S_PG_TOTALS ("open_item_total_insert", "INSERT", "NEW TABLE AS new_rows",
-                 S_PG_LOADING_ROWS ("new_rows", "1")),
-    S_PG_TOTALS ("open_item_total_delete", "DELETE", "OLD TABLE AS old_rows",
-                 S_PG_LOADING_ROWS ("old_rows", "-1")),
-    S_PG_TOTALS (
-        "open_item_total_update", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows",
-        S_PG_LOADING_ROWS ("old_rows", "-1") " UNION ALL " S_PG_LOADING_ROWS ("new_rows", "1")),
+    S_PG_LOADING_TOTALS,
 };
 
 //  Version 5: on PostgreSQL the replica is partitioned by firm, so that a snapshot is stored
@@ -294,13 +298,7 @@ static const char *s_partition_schema_postgresql[] = {
     "INSERT INTO open_item SELECT * FROM open_item_v4 WHERE firm_id IN (SELECT firm_id FROM firm)",
     "DROP TABLE open_item_v4",
     //  The totals triggers of version 4, on the new table (they went with the old one).
-    S_PG_TOTALS ("open_item_total_insert", "INSERT", "NEW TABLE AS new_rows",
-                 S_PG_LOADING_ROWS ("new_rows", "1")),
-    S_PG_TOTALS ("open_item_total_delete", "DELETE", "OLD TABLE AS old_rows",
-                 S_PG_LOADING_ROWS ("old_rows", "-1")),
-    S_PG_TOTALS (
-        "open_item_total_update", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows",
-        S_PG_LOADING_ROWS ("old_rows", "-1") " UNION ALL " S_PG_LOADING_ROWS ("new_rows", "1")),
+    S_PG_LOADING_TOTALS,
 };
 
 //  Version 6: a posting's lines carry its firm, indexed with the line's reference. What is pending
