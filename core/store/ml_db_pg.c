@@ -745,6 +745,7 @@ static bool s_prepare_as (ml_db_t *self, const char *name, const char *text, int
     Oid types[ML_DB_PARAMETERS_MAX];
     for (int index = 0; index < parameters; index++)
         types[index] = picture[index] == 'i' ? type_i : type_s;
+    s_tally (self, "(prepare)");
     PGresult *result = PQprepare (S_CONN (self)->conn, name, text, parameters, types);
     bool ok = PQresultStatus (result) == PGRES_COMMAND_OK;
     if (!ok)
