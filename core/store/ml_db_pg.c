@@ -34,6 +34,7 @@ typedef struct {
     PGconn *conn;
     zhashx_t *cache;    //  SQL text -> s_cached_t
     unsigned next_name; //  prepared statements are named s1, s2, ...
+    bool spare_live;    //  "u", the statement of one use past the cache's size, exists
     bool in_transaction;
     bool lost_in_transaction; //  the connection dropped inside a transaction: refuse until rollback
     char xid[24];             //  the open transaction's id (pg_current_xact_id), for a lost COMMIT
@@ -686,6 +687,7 @@ static int s_ready (ml_db_t *self)
         return 0;
     PQreset (conn->conn);
     zhashx_purge (conn->cache);
+    conn->spare_live = false;
     if (PQstatus (conn->conn) != CONNECTION_OK) {
         ml_db_set_error (&self->error, ML_DB_LOST, "08006", 0,
                          "the store's PostgreSQL server cannot be reached");
@@ -776,19 +778,27 @@ static int s_statement (ml_db_t *self, const char *sql, const char *picture, s_c
                          "a statement's parameters do not match its picture (a bug)");
         return -1;
     }
-    //  Past ML_DB_CACHE_MAX statements, new ones use the unnamed statement (replaced by the
-    //  next such one), so the server does not keep them either.
+    //  Past ML_DB_CACHE_MAX statements, new ones are prepared as "u" (replaced by the next
+    //  such one), so the server does not keep them either. Not the unnamed statement: the
+    //  simple queries sent around it (savepoints) would destroy that one before it ran.
     bool keep = zhashx_size (conn->cache) < ML_DB_CACHE_MAX;
     memset (statement, 0, sizeof *statement);
     if (keep)
         snprintf (statement->name, sizeof statement->name, "s%u", ++conn->next_name);
+    else
+        snprintf (statement->name, sizeof statement->name, "u");
     statement->parameters = parameters;
     //  int64 values are typed int8 and text left to the server to infer; where it cannot
     //  (a text "? IS NULL") text is typed text, and where int8 fits no function or operator
     //  (pg_terminate_backend (integer)) both are inferred. A failed prepare inside a
     //  transaction would fail the transaction, so a savepoint keeps the caller's work.
     bool savepoint = conn->in_transaction;
-    bool ok = !savepoint || s_exec (self, "SAVEPOINT ml_prepare") == 0;
+    bool saved = !savepoint || s_exec (self, "SAVEPOINT ml_prepare") == 0;
+    bool ok = saved;
+    if (ok && !keep && conn->spare_live) {
+        ok = s_exec (self, "DEALLOCATE u") == 0;
+        conn->spare_live = !ok;
+    }
     bool prepared =
         ok && s_prepare_as (self, statement->name, text, parameters, picture, S_INT8_OID, 0);
     for (int attempt = 0; ok && !prepared && attempt < 2; attempt++) {
@@ -802,7 +812,7 @@ static int s_statement (ml_db_t *self, const char *sql, const char *picture, s_c
             s_exec (self, "ROLLBACK TO SAVEPOINT ml_prepare");
         prepared = s_prepare_as (self, statement->name, text, parameters, picture, type_i, type_s);
     }
-    if (savepoint && ok) {
+    if (savepoint && saved) {
         ml_db_error_t kept = self->error;
         s_exec (self,
                 prepared ? "RELEASE SAVEPOINT ml_prepare" : "ROLLBACK TO SAVEPOINT ml_prepare");
@@ -812,6 +822,8 @@ static int s_statement (ml_db_t *self, const char *sql, const char *picture, s_c
     if (!prepared)
         return -1;
     self->prepared++;
+    if (!keep)
+        conn->spare_live = true;
     if (keep) {
         cached = malloc (sizeof (s_cached_t));
         assert (cached);
@@ -872,6 +884,10 @@ static PGresult *s_run (ml_db_t *self, const char *sql, const char *picture,
         }
         return PQmakeEmptyPGresult (S_CONN (self)->conn, PGRES_COMMAND_OK);
     }
+    //  A statement not prepared yet may become the unnamed one (the cache full), which the
+    //  owed savepoint commands, sent first, would replace: they go on their own before it.
+    if (!zhashx_lookup (S_CONN (self)->cache, sql) && s_exec_owed (self, NULL) != 0)
+        return NULL;
     s_cached_t statement;
     if (s_statement (self, sql, picture, &statement) != 0)
         return NULL;
