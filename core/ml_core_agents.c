@@ -126,12 +126,13 @@ void ml_core_deliver (ml_core_t *self, ml_core_session_t *session)
     }
     zlistx_destroy (&expired);
     size_t window = (size_t)self->settings.window;
+    session->backlog = true;
     if (zhashx_size (session->in_flight) >= window)
         return;
-    zlistx_t *due = ml_store_postings_unanswered (self->store, session->firm_id,
-                                                  window + zhashx_size (session->in_flight));
-    for (const char *uuid = due ? zlistx_first (due) : NULL;
-         uuid && zhashx_size (session->in_flight) < window; uuid = zlistx_next (due)) {
+    size_t limit = window + zhashx_size (session->in_flight);
+    zlistx_t *due = ml_store_postings_unanswered (self->store, session->firm_id, limit);
+    const char *uuid = due ? zlistx_first (due) : NULL;
+    for (; uuid && zhashx_size (session->in_flight) < window; uuid = zlistx_next (due)) {
         if (zhashx_lookup (session->in_flight, uuid))
             continue;
         ml_msg_t *posting = ml_store_posting_load (self->store, uuid);
@@ -149,6 +150,9 @@ void ml_core_deliver (ml_core_t *self, ml_core_session_t *session)
         }
         ml_msg_destroy (&posting);
     }
+    //  Every unanswered posting went (or is in flight): a result need not look again (the
+    //  tick still does, once a second, for any firm with postings waiting).
+    session->backlog = !due || uuid || zlistx_size (due) >= limit;
     zlistx_destroy (&due);
 }
 
@@ -298,7 +302,10 @@ static void s_handle_message (ml_core_t *self, ml_core_session_t *session, ml_ms
             else
                 ml_log_peer (ML_LOG_INFO, session->label, "posting %s: repeated result ignored",
                              message->posting_uuid);
-            ml_core_deliver (self, session);
+            //  Unless postings wait behind a full window, every one has gone already: no
+            //  read (one round trip on PostgreSQL) per result.
+            if (session->backlog)
+                ml_core_deliver (self, session);
             break;
         }
         case ML_MSG_SEARCH_RESULT:

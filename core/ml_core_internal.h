@@ -47,6 +47,7 @@ typedef struct {
     uint64_t batch;      //  last batch number received
     int64_t last_seen;   //  monotonic ms
     zhashx_t *in_flight; //  posting uuid -> monotonic ms it was sent (int64_t *)
+    bool backlog;        //  postings may wait unsent (the window was full): a result reads
 } ml_core_session_t;
 
 //  An admin request waiting for an agent's SEARCH-RESULT.

@@ -1091,12 +1091,16 @@ zhashx_t *ml_store_firms_unanswered (ml_store_t *self)
 
 ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
 {
-    ml_db_query_t *query =
-        ml_db_query (self->db,
-                     "SELECT posting_uuid, created_at, received_on, account_number, client_number,"
-                     " payer_name, payer_email, currency, amount_minor, ar_message, processor_txn,"
-                     " reverses FROM posting WHERE posting_uuid = ?",
-                     "s", posting_uuid);
+    //  The posting and its lines in one query (one round trip on PostgreSQL): a row per line,
+    //  the posting's columns repeated.
+    ml_db_query_t *query = ml_db_query (
+        self->db,
+        "SELECT p.posting_uuid, p.created_at, p.received_on, p.account_number, p.client_number,"
+        " p.payer_name, p.payer_email, p.currency, p.amount_minor, p.ar_message,"
+        " p.processor_txn, p.reverses, l.kind, l.reference, l.amount_minor"
+        " FROM posting p LEFT JOIN posting_line l ON l.posting_uuid = p.posting_uuid"
+        " WHERE p.posting_uuid = ? ORDER BY l.line_no",
+        "s", posting_uuid);
     if (!query) {
         s_failed (self, "loading a posting to send");
         return NULL;
@@ -1123,20 +1127,18 @@ ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
     S_FIELD (reverses, 11);
 #undef S_FIELD
     bool ok = ml_db_int64 (query, 8, &posting->amount_minor) == 0;
-    ml_db_query_destroy (&query);
-    query = ok ? ml_db_query (self->db,
-                              "SELECT kind, reference, amount_minor FROM posting_line"
-                              " WHERE posting_uuid = ? ORDER BY line_no",
-                              "s", posting_uuid)
-               : NULL;
     ml_line_t lines[ML_MAX_LINES];
     size_t count = 0;
-    while (query && count < ML_MAX_LINES && ml_db_fetch (query) == 1) {
-        lines[count].kind = ml_db_text (query, 0)[0];
+    //  A posting without lines has one row whose line columns are NULL.
+    bool more = ok && ml_db_text (query, 12);
+    while (more && count < ML_MAX_LINES) {
+        const char *kind = ml_db_text (query, 12);
+        lines[count].kind = kind ? kind[0] : 0;
         snprintf (lines[count].reference, sizeof lines[count].reference, "%s",
-                  ml_db_text (query, 1));
-        ok = ok && ml_db_int64 (query, 2, &lines[count].amount_minor) == 0;
+                  ml_db_text (query, 13) ? ml_db_text (query, 13) : "");
+        ok = ok && kind && ml_db_int64 (query, 14, &lines[count].amount_minor) == 0;
         count++;
+        more = ml_db_fetch (query) == 1;
     }
     ml_db_query_destroy (&query);
     if (!ok || ml_msg_set_lines (message, lines, count) != 0)
@@ -1173,15 +1175,18 @@ int ml_store_posting_sent (ml_store_t *self, const char *posting_uuid)
     ml_store_now (now, sizeof now);
     if (s_begin (self) != 0)
         return -1;
+    //  A pending posting (the usual case) takes one statement, one sent before two.
     int64_t first = ml_db_execute (self->db,
-                                   "UPDATE posting SET status = 'delivered', updated_at = ?"
+                                   "UPDATE posting SET status = 'delivered', updated_at = ?,"
+                                   " attempts = attempts + 1, last_sent_at = ?"
                                    " WHERE posting_uuid = ? AND status = 'pending'",
-                                   "ss", now, posting_uuid);
+                                   "sss", now, now, posting_uuid);
     bool ok =
-        first >= 0 && ml_db_execute (self->db,
-                                     "UPDATE posting SET attempts = attempts + 1, last_sent_at = ?"
-                                     " WHERE posting_uuid = ?",
-                                     "ss", now, posting_uuid) == 1;
+        first == 1 ||
+        (first == 0 && ml_db_execute (self->db,
+                                      "UPDATE posting SET attempts = attempts + 1, last_sent_at = ?"
+                                      " WHERE posting_uuid = ?",
+                                      "ss", now, posting_uuid) == 1);
     if (ok && first == 1)
         ok = s_event (self, posting_uuid, "delivered", "sent to the agent");
     return s_finish (self, "marking a posting sent", ok);
@@ -1230,14 +1235,27 @@ int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg
     bool posted = strcmp (result->status, "posted") == 0;
     if (s_begin_firm (self, firm_id) != 0)
         return -1;
-    int64_t changed = ml_db_execute (
-        self->db,
-        "UPDATE posting SET status = ?, receipt_id = ?, reason = ?, result_cursor = ?,"
-        " updated_at = ? WHERE posting_uuid = ? AND firm_id = ?"
-        " AND status IN ('pending', 'delivered')",
-        "sssisss", posted ? "posted" : "rejected", posted ? result->receipt_id : NULL,
-        posted ? NULL : result->reason, (int64_t)result->cursor, now, result->posting_uuid,
-        firm_id);
+    //  RETURNING says whether it reverses another posting, so only a reversal reads more.
+    ml_db_query_t *query =
+        ml_db_query (self->db,
+                     "UPDATE posting SET status = ?, receipt_id = ?, reason = ?, result_cursor = ?,"
+                     " updated_at = ? WHERE posting_uuid = ? AND firm_id = ?"
+                     " AND status IN ('pending', 'delivered') RETURNING reverses",
+                     "sssisss", posted ? "posted" : "rejected", posted ? result->receipt_id : NULL,
+                     posted ? NULL : result->reason, (int64_t)result->cursor, now,
+                     result->posting_uuid, firm_id);
+    int64_t changed = query ? 0 : -1;
+    bool reversal = false;
+    int fetched;
+    while (query && (fetched = ml_db_fetch (query)) != 0) {
+        if (fetched < 0) {
+            changed = -1;
+            break;
+        }
+        changed++;
+        reversal = ml_db_text (query, 0) && *ml_db_text (query, 0);
+    }
+    ml_db_query_destroy (&query);
     bool ok = changed >= 0;
     if (ok && changed == 1) {
         char detail[400];
@@ -1248,7 +1266,7 @@ int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg
         ok = s_event (self, result->posting_uuid, posted ? "posted" : "rejected", detail);
         //  A posted reversal shows on the posting it reverses, which becomes "reversed" once
         //  reversals have taken all of it back.
-        if (ok && posted)
+        if (ok && posted && reversal)
             ok = s_reversal_posted (self, result->posting_uuid);
     }
     if (s_finish (self, "recording a posting result", ok) != 0)

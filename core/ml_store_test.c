@@ -356,8 +356,13 @@ void ml_store_test (bool verbose)
     loaded = ml_store_posting_load (store, reversal->posting.posting_uuid);
     assert (loaded && streq (loaded->posting.reverses, message->posting.posting_uuid));
     ml_msg_destroy (&loaded);
+    //  A posting and its lines are one query: one round trip on PostgreSQL.
+    size_t trips = ml_db_round_trips (ml_store_db (store));
     loaded = ml_store_posting_load (store, message->posting.posting_uuid);
-    assert (loaded && *loaded->posting.reverses == 0);
+    assert (loaded && *loaded->posting.reverses == 0 && loaded->posting.line_count == 1);
+    assert (loaded->posting.lines[0].amount_minor == 500);
+    assert (ml_db_round_trips (ml_store_db (store)) - trips ==
+            (ml_db_dialect (ml_store_db (store)) == ML_DB_POSTGRESQL ? 1u : 0u));
     ml_msg_destroy (&loaded);
     posting = ml_store_posting (store, reversal->posting.posting_uuid);
     assert (posting && streq (json_string_value (json_object_get (posting, "reverses")),

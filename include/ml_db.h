@@ -167,6 +167,10 @@ void ml_db_query_destroy (ml_db_query_t **self_p);
 //  tests and the benchmark).
 void ml_db_statement_counts (ml_db_t *self, size_t *prepared, size_t *reused);
 
+//  How many round trips to the server this connection has made (PostgreSQL; 0 on SQLite,
+//  which has none): for tests and the benchmark.
+size_t ml_db_round_trips (ml_db_t *self);
+
 //  A function every connection of the process calls while it waits for another
 //  connection's write lock (SQLite), at most every millisecond: the ingest thread
 //  (core/ml_ingest.c) then commits its long transaction early. NULL for none.

@@ -127,17 +127,23 @@ static int64_t s_execute_values (ml_db_t *self, const char *sql, const char *pic
         if (s_group_open (self) != 0)
             return -1;
         if (S_PG (self)) {
-            if (s_plain (self, "SAVEPOINT ml_statement") != 0)
-                return -1;
+            //  The SAVEPOINT goes with the statement (ml_db_pg.c), in one round trip.
+            self->savepoint_owed = "SAVEPOINT ml_statement";
             int64_t rc = ml_db_pg_execute (self, sql, picture, values);
-            ml_db_error_t kept = self->error;
-            if (s_plain (self, rc < 0 ? "ROLLBACK TO SAVEPOINT ml_statement"
-                                      : "RELEASE SAVEPOINT ml_statement") != 0) {
-                self->group_failed = true;
-                rc = -1;
+            if (rc < 0 && self->savepoint_owed) {
+                self->savepoint_owed = NULL; //  nothing was sent
+                return rc;
             }
-            if (rc < 0)
-                self->error = kept;
+            if (rc >= 0) {
+                //  Released with the group's next savepoint command, or by its COMMIT.
+                self->release_owed = "RELEASE SAVEPOINT ml_statement";
+                return rc;
+            }
+            ml_db_error_t kept = self->error;
+            if (s_plain (self, "ROLLBACK TO SAVEPOINT ml_statement;"
+                               " RELEASE SAVEPOINT ml_statement") != 0)
+                self->group_failed = true;
+            self->error = kept;
             return rc;
         }
     }
@@ -272,12 +278,17 @@ static int s_engine_rollback (ml_db_t *self)
     return ml_db_sqlite_execute (self, "ROLLBACK", NULL, NULL) < 0 ? -1 : 0;
 }
 
-//  A statement of the group's own (SAVEPOINT, RELEASE, ROLLBACK TO): 0 or -1.
+//  A statement of the group's own (SAVEPOINT, RELEASE, ROLLBACK TO): 0 or -1. On
+//  PostgreSQL the savepoint commands owed go first in the same round trip (ml_db_pg_plain).
+//  Any failure there leaves the group's transaction aborted, so the group cannot commit.
 static int s_plain (ml_db_t *self, const char *sql)
 {
-    if (S_PG (self))
-        return ml_db_pg_plain (self, sql);
-    return ml_db_sqlite_execute (self, sql, NULL, NULL) < 0 ? -1 : 0;
+    if (!S_PG (self))
+        return ml_db_sqlite_execute (self, sql, NULL, NULL) < 0 ? -1 : 0;
+    int rc = ml_db_pg_plain (self, sql);
+    if (rc != 0 && self->group_open)
+        self->group_failed = true;
+    return rc;
 }
 
 //  While grouping, the group's transaction is opened by its first write.
@@ -301,7 +312,11 @@ int ml_db_begin (ml_db_t *self)
                          "a transaction is already open on this connection (a bug)");
         return -1;
     }
-    if (s_group_open (self) != 0 || s_plain (self, "SAVEPOINT ml_group") != 0)
+    if (s_group_open (self) != 0)
+        return -1;
+    if (S_PG (self))
+        self->savepoint_owed = "SAVEPOINT ml_group"; //  sent with the first statement
+    else if (s_plain (self, "SAVEPOINT ml_group") != 0)
         return -1;
     self->in_savepoint = true;
     return 0;
@@ -313,11 +328,21 @@ int ml_db_commit (ml_db_t *self)
     if (!self->grouping)
         return s_engine_commit (self);
     //  Inside the group, the transaction's writes join the group's, committed by
-    //  ml_db_group_commit or ml_db_group_end.
-    if (!self->in_savepoint || s_plain (self, "RELEASE SAVEPOINT ml_group") != 0)
+    //  ml_db_group_commit or ml_db_group_end. On PostgreSQL the RELEASE is owed: it goes
+    //  with the next savepoint command (one round trip a transaction, not two) or is done
+    //  by the group's COMMIT; should it fail, the group fails whole, and nothing of the
+    //  round has left the core (ml_group holds it until the round commits).
+    if (!self->in_savepoint)
         return -1;
     self->in_savepoint = false;
-    return 0;
+    if (S_PG (self)) {
+        if (self->savepoint_owed)
+            self->savepoint_owed = NULL; //  nothing ran: nothing to release
+        else
+            self->release_owed = "RELEASE SAVEPOINT ml_group";
+        return 0;
+    }
+    return s_plain (self, "RELEASE SAVEPOINT ml_group");
 }
 
 int ml_db_rollback (ml_db_t *self)
@@ -329,7 +354,13 @@ int ml_db_rollback (ml_db_t *self)
     if (!self->in_savepoint)
         return 0;
     self->in_savepoint = false;
-    int rc = s_plain (self, "ROLLBACK TO SAVEPOINT ml_group") == 0 &&
+    if (self->savepoint_owed) {
+        self->savepoint_owed = NULL; //  nothing ran: nothing to undo
+        return 0;
+    }
+    int rc = S_PG (self)
+                 ? s_plain (self, "ROLLBACK TO SAVEPOINT ml_group; RELEASE SAVEPOINT ml_group")
+             : s_plain (self, "ROLLBACK TO SAVEPOINT ml_group") == 0 &&
                      s_plain (self, "RELEASE SAVEPOINT ml_group") == 0
                  ? 0
                  : -1;
@@ -358,6 +389,7 @@ int ml_db_group_commit (ml_db_t *self)
         ml_db_rollback (self);
         self->group_failed = true;
     }
+    self->release_owed = self->savepoint_owed = NULL; //  COMMIT or ROLLBACK ends every savepoint
     if (!self->group_open)
         return self->group_failed ? -1 : 0;
     self->group_open = false;
@@ -387,6 +419,12 @@ void ml_db_statement_counts (ml_db_t *self, size_t *prepared, size_t *reused)
         *prepared = self->prepared;
     if (reused)
         *reused = self->reused;
+}
+
+size_t ml_db_round_trips (ml_db_t *self)
+{
+    assert (self);
+    return self->round_trips;
 }
 
 static int64_t s_count (ml_db_t *db, const char *sql)
@@ -422,6 +460,22 @@ void ml_db_group_test (ml_db_t *db, ml_db_t *other)
     assert (ml_db_execute (db, "INSERT INTO g_child (name) VALUES ('kept')", NULL) == -1);
     assert (ml_db_execute (db, "INSERT INTO g_child (name) VALUES ('alone')", NULL) == 1);
     assert (s_count (db, count) == 2 && s_count (other, count) == 0);
+    //  On PostgreSQL a transaction's savepoint commands cost no round trip of their own:
+    //  they go with its first statement (the RELEASE of the one before too).
+    const char *insert = "INSERT INTO g_child (name) VALUES (?)";
+    assert (ml_db_begin (db) == 0 && ml_db_execute (db, insert, "s", "first") == 1);
+    assert (ml_db_commit (db) == 0);
+    size_t trips = ml_db_round_trips (db);
+    assert (ml_db_begin (db) == 0 && ml_db_execute (db, insert, "s", "second") == 1);
+    assert (ml_db_execute (db, insert, "s", "third") == 1 && ml_db_commit (db) == 0);
+    assert (ml_db_begin (db) == 0 && ml_db_commit (db) == 0); //  nothing: nothing sent
+    assert (ml_db_begin (db) == 0 && ml_db_execute (db, insert, "s", "fourth") == 1);
+    assert (ml_db_execute (db, insert, "s", "second") == -1); //  fails alone
+    assert (ml_db_rollback (db) == 0);
+    assert (ml_db_round_trips (db) - trips == (S_PG (db) ? 5u : 0u));
+    assert (s_count (db, count) == 5 && s_count (other, count) == 0);
+    assert (ml_db_execute (db, "DELETE FROM g_child WHERE name IN ('first', 'second', 'third')",
+                           NULL) == 3);
     assert (ml_db_group_commit (db) == 0);
     assert (ml_db_grouping (db) && s_count (other, count) == 2);
     //  A group whose commit fails (a deferred constraint) is undone whole, and so is what

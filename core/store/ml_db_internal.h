@@ -14,10 +14,14 @@
 struct _ml_db_t {
     ml_db_dialect_t dialect;
     ml_db_error_t error;
-    size_t prepared, reused;
+    size_t prepared, reused, round_trips;
     //  Group commit (ml_db_group_begin): grouping asked, its transaction open, one of the
     //  caller's transactions open inside it (a savepoint), a commit of the group failed.
     bool grouping, group_open, in_savepoint, group_failed;
+    //  On PostgreSQL, savepoint commands owed (NULL or the statement): a RELEASE goes with
+    //  the group's next savepoint command in one round trip, or is left to the group's
+    //  COMMIT; both go with the next statement the connection runs (ml_db_pg.c).
+    const char *release_owed, *savepoint_owed;
     void *backend; //  the engine's connection state (ml_db_sqlite.c or ml_db_pg.c)
 };
 

@@ -34,9 +34,11 @@ typedef struct {
     PGconn *conn;
     zhashx_t *cache;    //  SQL text -> s_cached_t
     unsigned next_name; //  prepared statements are named s1, s2, ...
+    bool spare_live;    //  "u", the statement of one use past the cache's size, exists
     bool in_transaction;
     bool lost_in_transaction; //  the connection dropped inside a transaction: refuse until rollback
     char xid[24];             //  the open transaction's id (pg_current_xact_id), for a lost COMMIT
+    zhashx_t *tally;          //  ML_DB_PG_TALLY set: statement text -> round trips (size_t *)
 } s_conn_t;
 
 typedef struct {
@@ -45,6 +47,59 @@ typedef struct {
 } s_query_t;
 
 #define S_CONN(db) ((s_conn_t *)(db)->backend)
+
+//  With ML_DB_PG_TALLY set (a file name), each connection counts its round trips by
+//  statement and appends them to that file when it closes (those of 1,000 or more): where
+//  a payment's time goes (bench/RESULTS.md).
+static void s_tally (ml_db_t *self, const char *sql)
+{
+    self->round_trips++;
+    zhashx_t *tally = S_CONN (self)->tally;
+    if (!tally)
+        return;
+    size_t *count = (size_t *)zhashx_lookup (tally, sql);
+    if (!count) {
+        count = calloc (1, sizeof (size_t));
+        assert (count);
+        zhashx_insert (tally, sql, count);
+    }
+    (*count)++;
+}
+
+static int s_tally_compare (const void *item1, const void *item2)
+{
+    size_t count1 = *(const size_t *)item1, count2 = *(const size_t *)item2;
+    return count1 < count2 ? 1 : count1 > count2 ? -1 : 0;
+}
+
+static void s_tally_print (zhashx_t *tally)
+{
+    size_t total = 0;
+    zlistx_t *counts = zlistx_new ();
+    zlistx_set_comparator (counts, s_tally_compare);
+    for (size_t *count = (size_t *)zhashx_first (tally); count;
+         count = (size_t *)zhashx_next (tally)) {
+        total += *count;
+        zlistx_add_end (counts, count);
+    }
+    zlistx_sort (counts);
+    FILE *file = total >= 1000 ? fopen (getenv ("ML_DB_PG_TALLY"), "a") : NULL;
+    if (file) {
+        fprintf (file, "ml_db_pg tally: %zu round trips\n", total);
+        for (size_t *count = (size_t *)zlistx_first (counts); count;
+             count = (size_t *)zlistx_next (counts)) {
+            //  the key of this count
+            for (size_t *item = (size_t *)zhashx_first (tally); item;
+                 item = (size_t *)zhashx_next (tally))
+                if (item == count) {
+                    fprintf (file, "%10zu  %.200s\n", *count, (const char *)zhashx_cursor (tally));
+                    break;
+                }
+        }
+        fclose (file);
+    }
+    zlistx_destroy (&counts);
+}
 
 static void s_cached_destroy (void **item)
 {
@@ -391,6 +446,7 @@ static void s_quiet (void *argument, const char *message)
 //  Run sql (no parameters) by the simple protocol. Returns 0 or -1 with the error set.
 static int s_exec (ml_db_t *self, const char *sql)
 {
+    s_tally (self, sql);
     PGresult *result = PQexec (S_CONN (self)->conn, sql);
     ExecStatusType status = PQresultStatus (result);
     int rc = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK ? 0 : -1;
@@ -398,6 +454,92 @@ static int s_exec (ml_db_t *self, const char *sql)
         s_collect (self, result);
     PQclear (result);
     return rc;
+}
+
+//  The savepoint commands ml_db.c owes (a RELEASE, then a SAVEPOINT) into owed, cleared
+//  there: they go with what is sent next. Returns how many.
+static size_t s_owed (ml_db_t *self, const char *owed[2])
+{
+    size_t count = 0;
+    if (self->release_owed)
+        owed[count++] = self->release_owed;
+    if (self->savepoint_owed)
+        owed[count++] = self->savepoint_owed;
+    self->release_owed = self->savepoint_owed = NULL;
+    return count;
+}
+
+//  The savepoint commands owed, then sql (or nothing), by the simple protocol in one round
+//  trip (a later statement runs only if the ones before it succeeded). 0 or -1.
+static int s_exec_owed (ml_db_t *self, const char *sql)
+{
+    const char *owed[2];
+    size_t count = s_owed (self, owed);
+    if (!count)
+        return sql ? s_exec (self, sql) : 0;
+    char text[256];
+    snprintf (text, sizeof text, "%s%s%s%s%s", owed[0], count > 1 ? "; " : "",
+              count > 1 ? owed[1] : "", sql ? "; " : "", sql ? sql : "");
+    return s_exec (self, text);
+}
+
+//  A prepared statement's run, with the savepoint commands owed before it in the same round
+//  trip (libpq's pipeline mode: a command that fails aborts those after it, and its error
+//  is the one reported). Returns the statement's result, or one with the failure.
+static PGresult *s_exec_prepared (ml_db_t *self, const char *name, int parameters,
+                                  const char *const *texts)
+{
+    PGconn *conn = S_CONN (self)->conn;
+    const char *owed[2];
+    size_t count = s_owed (self, owed);
+    if (!count)
+        return PQexecPrepared (conn, name, parameters, texts, NULL, NULL, 0);
+    if (PQenterPipelineMode (conn) != 1) {
+        //  Not possible here: the commands in a round trip of their own first.
+        self->release_owed = count > 1 ? owed[0] : NULL;
+        self->savepoint_owed = owed[count - 1];
+        if (s_exec_owed (self, NULL) != 0)
+            return PQmakeEmptyPGresult (conn, PGRES_FATAL_ERROR);
+        return PQexecPrepared (conn, name, parameters, texts, NULL, NULL, 0);
+    }
+    bool sent = true;
+    for (size_t index = 0; sent && index < count; index++)
+        sent = PQsendQueryParams (conn, owed[index], 0, NULL, NULL, NULL, NULL, 0) == 1;
+    sent = sent && PQsendQueryPrepared (conn, name, parameters, texts, NULL, NULL, 0) == 1;
+    sent = sent && PQpipelineSync (conn) == 1;
+    PGresult *failure = NULL, *outcome = NULL;
+    if (sent) {
+        //  Each command's result then a NULL; then the sync's.
+        for (size_t index = 0; index <= count; index++) {
+            PGresult *result = PQgetResult (conn);
+            if (!result)
+                break; //  the connection dropped
+            ExecStatusType status = PQresultStatus (result);
+            if (index < count && status != PGRES_COMMAND_OK && !failure)
+                failure = result;
+            else if (index == count)
+                outcome = result;
+            else
+                PQclear (result);
+            while ((result = PQgetResult (conn)))
+                PQclear (result);
+        }
+        PGresult *result;
+        while ((result = PQgetResult (conn))) {
+            ExecStatusType status = PQresultStatus (result);
+            PQclear (result);
+            if (status == PGRES_PIPELINE_SYNC)
+                break;
+        }
+    }
+    PQexitPipelineMode (conn);
+    if (failure) {
+        PQclear (outcome);
+        return failure;
+    }
+    if (!outcome)
+        outcome = PQmakeEmptyPGresult (conn, PGRES_FATAL_ERROR);
+    return outcome;
 }
 
 //  What every connection needs before the store's SQL runs on it: UTC, a wait limit for
@@ -502,6 +644,11 @@ int ml_db_pg_open (ml_db_t *self, const char *connection, ml_db_error_t *error)
     conn->cache = zhashx_new ();
     assert (conn->cache);
     zhashx_set_destructor (conn->cache, s_cached_destroy);
+    if (getenv ("ML_DB_PG_TALLY")) {
+        conn->tally = zhashx_new ();
+        assert (conn->tally);
+        zhashx_set_destructor (conn->tally, (zhashx_destructor_fn *)zstr_free);
+    }
     self->backend = conn;
     if (s_session (self) != 0) {
         *error = self->error;
@@ -517,6 +664,9 @@ void ml_db_pg_close (ml_db_t *self)
     if (conn) {
         //  Closing the connection rolls back an open transaction.
         PQfinish (conn->conn);
+        if (conn->tally)
+            s_tally_print (conn->tally);
+        zhashx_destroy (&conn->tally);
         zhashx_destroy (&conn->cache);
         free (conn);
         self->backend = NULL;
@@ -537,6 +687,7 @@ static int s_ready (ml_db_t *self)
         return 0;
     PQreset (conn->conn);
     zhashx_purge (conn->cache);
+    conn->spare_live = false;
     if (PQstatus (conn->conn) != CONNECTION_OK) {
         ml_db_set_error (&self->error, ML_DB_LOST, "08006", 0,
                          "the store's PostgreSQL server cannot be reached");
@@ -550,7 +701,7 @@ static int s_ready (ml_db_t *self)
 //  core/store/ml_store_pg.c.)
 int ml_db_pg_copy (ml_db_t *self, const char *sql, const char *data, size_t length)
 {
-    if (s_ready (self) != 0)
+    if (s_ready (self) != 0 || s_exec_owed (self, NULL) != 0)
         return -1;
     PGconn *conn = S_CONN (self)->conn;
     PGresult *result = PQexec (conn, sql);
@@ -596,6 +747,7 @@ static bool s_prepare_as (ml_db_t *self, const char *name, const char *text, int
     Oid types[ML_DB_PARAMETERS_MAX];
     for (int index = 0; index < parameters; index++)
         types[index] = picture[index] == 'i' ? type_i : type_s;
+    s_tally (self, "(prepare)");
     PGresult *result = PQprepare (S_CONN (self)->conn, name, text, parameters, types);
     bool ok = PQresultStatus (result) == PGRES_COMMAND_OK;
     if (!ok)
@@ -626,19 +778,27 @@ static int s_statement (ml_db_t *self, const char *sql, const char *picture, s_c
                          "a statement's parameters do not match its picture (a bug)");
         return -1;
     }
-    //  Past ML_DB_CACHE_MAX statements, new ones use the unnamed statement (replaced by the
-    //  next such one), so the server does not keep them either.
+    //  Past ML_DB_CACHE_MAX statements, new ones are prepared as "u" (replaced by the next
+    //  such one), so the server does not keep them either. Not the unnamed statement: the
+    //  simple queries sent around it (savepoints) would destroy that one before it ran.
     bool keep = zhashx_size (conn->cache) < ML_DB_CACHE_MAX;
     memset (statement, 0, sizeof *statement);
     if (keep)
         snprintf (statement->name, sizeof statement->name, "s%u", ++conn->next_name);
+    else
+        snprintf (statement->name, sizeof statement->name, "u");
     statement->parameters = parameters;
     //  int64 values are typed int8 and text left to the server to infer; where it cannot
     //  (a text "? IS NULL") text is typed text, and where int8 fits no function or operator
     //  (pg_terminate_backend (integer)) both are inferred. A failed prepare inside a
     //  transaction would fail the transaction, so a savepoint keeps the caller's work.
     bool savepoint = conn->in_transaction;
-    bool ok = !savepoint || s_exec (self, "SAVEPOINT ml_prepare") == 0;
+    bool saved = !savepoint || s_exec (self, "SAVEPOINT ml_prepare") == 0;
+    bool ok = saved;
+    if (ok && !keep && conn->spare_live) {
+        ok = s_exec (self, "DEALLOCATE u") == 0;
+        conn->spare_live = !ok;
+    }
     bool prepared =
         ok && s_prepare_as (self, statement->name, text, parameters, picture, S_INT8_OID, 0);
     for (int attempt = 0; ok && !prepared && attempt < 2; attempt++) {
@@ -652,7 +812,7 @@ static int s_statement (ml_db_t *self, const char *sql, const char *picture, s_c
             s_exec (self, "ROLLBACK TO SAVEPOINT ml_prepare");
         prepared = s_prepare_as (self, statement->name, text, parameters, picture, type_i, type_s);
     }
-    if (savepoint && ok) {
+    if (savepoint && saved) {
         ml_db_error_t kept = self->error;
         s_exec (self,
                 prepared ? "RELEASE SAVEPOINT ml_prepare" : "ROLLBACK TO SAVEPOINT ml_prepare");
@@ -662,6 +822,8 @@ static int s_statement (ml_db_t *self, const char *sql, const char *picture, s_c
     if (!prepared)
         return -1;
     self->prepared++;
+    if (!keep)
+        conn->spare_live = true;
     if (keep) {
         cached = malloc (sizeof (s_cached_t));
         assert (cached);
@@ -682,6 +844,11 @@ static PGresult *s_run (ml_db_t *self, const char *sql, const char *picture,
     //  the extended protocol's implicit transaction.)
     size_t length;
     const char *first = s_next_word (sql, &length);
+    if ((s_word_is (first, length, "CREATE") || s_word_is (first, length, "ALTER") ||
+         s_word_is (first, length, "DROP") || s_word_is (first, length, "VACUUM") ||
+         s_word_is (first, length, "PRAGMA")) &&
+        s_exec_owed (self, NULL) != 0)
+        return NULL;
     if ((s_word_is (first, length, "CREATE") || s_word_is (first, length, "ALTER") ||
          s_word_is (first, length, "DROP") || s_word_is (first, length, "VACUUM")) &&
         (!picture || !*picture)) {
@@ -717,6 +884,10 @@ static PGresult *s_run (ml_db_t *self, const char *sql, const char *picture,
         }
         return PQmakeEmptyPGresult (S_CONN (self)->conn, PGRES_COMMAND_OK);
     }
+    //  A statement not prepared yet may become the unnamed one (the cache full), which the
+    //  owed savepoint commands, sent first, would replace: they go on their own before it.
+    if (!zhashx_lookup (S_CONN (self)->cache, sql) && s_exec_owed (self, NULL) != 0)
+        return NULL;
     s_cached_t statement;
     if (s_statement (self, sql, picture, &statement) != 0)
         return NULL;
@@ -737,8 +908,8 @@ static PGresult *s_run (ml_db_t *self, const char *sql, const char *picture,
         } else
             texts[index] = values[index].text;
     }
-    PGresult *result = PQexecPrepared (S_CONN (self)->conn, cached->name, cached->parameters, texts,
-                                       NULL, NULL, 0);
+    s_tally (self, sql);
+    PGresult *result = s_exec_prepared (self, cached->name, cached->parameters, texts);
     free (heap);
     ExecStatusType status = PQresultStatus (result);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
@@ -846,12 +1017,12 @@ int ml_db_pg_begin (ml_db_t *self)
                          "a transaction is already open on this connection (a bug)");
         return -1;
     }
-    if (s_exec (self, "BEGIN") != 0)
-        return -1;
     conn->in_transaction = true;
-    //  The lock, and the transaction's id: should the connection drop during COMMIT, the
-    //  id tells afterwards whether it committed.
-    PGresult *result = PQexec (conn->conn, "SELECT pg_advisory_xact_lock (" S_STORE_LOCK "),"
+    //  BEGIN, the lock, and the transaction's id, in one round trip (a simple query of two
+    //  statements returns the last one's result; a failure stops it): should the
+    //  connection drop during COMMIT, the id tells afterwards whether it committed.
+    s_tally (self, "BEGIN; (the store's lock)");
+    PGresult *result = PQexec (conn->conn, "BEGIN; SELECT pg_advisory_xact_lock (" S_STORE_LOCK "),"
                                            " pg_current_xact_id ()::text");
     if (PQresultStatus (result) != PGRES_TUPLES_OK || PQntuples (result) != 1) {
         s_collect (self, result);
@@ -868,7 +1039,7 @@ int ml_db_pg_begin (ml_db_t *self)
 
 int ml_db_pg_plain (ml_db_t *self, const char *sql)
 {
-    return s_ready (self) != 0 ? -1 : s_exec (self, sql);
+    return s_ready (self) != 0 ? -1 : s_exec_owed (self, sql);
 }
 
 int ml_db_pg_outcome (ml_db_t *self, const char *xid)
@@ -893,6 +1064,7 @@ int ml_db_pg_commit (ml_db_t *self)
     s_conn_t *conn = S_CONN (self);
     if (s_ready (self) != 0)
         return -1;
+    s_tally (self, "COMMIT");
     PGresult *result = PQexec (conn->conn, "COMMIT");
     int rc = 0;
     if (PQresultStatus (result) != PGRES_COMMAND_OK) {
@@ -908,6 +1080,7 @@ int ml_db_pg_commit (ml_db_t *self)
     PQclear (result);
     conn->in_transaction = false;
     conn->lost_in_transaction = false;
+    self->release_owed = self->savepoint_owed = NULL; //  the transaction's end ends them
     if (rc != 0 && PQstatus (conn->conn) == CONNECTION_BAD && *conn->xid) {
         //  The connection dropped during COMMIT: did it commit? Asked on a new connection,
         //  so a promise that depended on this commit is kept (committed: success) or not
@@ -937,6 +1110,7 @@ int ml_db_pg_rollback (ml_db_t *self)
     s_conn_t *conn = S_CONN (self);
     conn->lost_in_transaction = false;
     *conn->xid = 0;
+    self->release_owed = self->savepoint_owed = NULL; //  the transaction's end ends them
     if (PQstatus (conn->conn) != CONNECTION_OK) {
         //  The server rolled back what the lost connection had open.
         conn->in_transaction = false;

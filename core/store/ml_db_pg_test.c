@@ -172,6 +172,26 @@ void ml_db_pg_test (bool verbose, const char *connection)
     assert (ml_db_commit (db) == 0);
     assert (ml_db_begin (other) == 0 && ml_db_commit (other) == 0);
     ml_db_group_test (db, other);
+    //  Past the cache's size a new statement runs unprepared-for-keeps (the unnamed one),
+    //  in a transaction and in a group too, where savepoint commands are sent around it.
+    for (int index = 0; index < ML_DB_CACHE_MAX + 2; index++) {
+        char sql[64];
+        snprintf (sql, sizeof sql, "SELECT COUNT(*) + %d FROM t", index);
+        ml_db_query_t *many = ml_db_query (db, sql, NULL);
+        assert (many && ml_db_fetch (many) == 1);
+        ml_db_query_destroy (&many);
+    }
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_execute (db, "UPDATE t SET note = ? WHERE id = -1", "s", "unnamed") == 0);
+    assert (ml_db_commit (db) == 0);
+    ml_db_group_begin (db);
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_execute (db, "UPDATE t SET note = ? WHERE id = -2", "s", "grouped") == 0);
+    assert (ml_db_commit (db) == 0);
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_execute (db, "UPDATE t SET note = ? WHERE id = -3", "s", "grouped") == 0);
+    assert (ml_db_commit (db) == 0);
+    assert (ml_db_group_end (db) == 0);
 
     //  A lost connection: reported as lost, opened again by the next call; inside a
     //  transaction, refused until rolled back.
