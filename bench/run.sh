@@ -39,6 +39,9 @@ W=$(mktemp -d /tmp/matterlink_bench_XXXXXX)
 chmod 755 "$W" # the database servers run as their service users and keep their data under $W
 PIDS=""
 cleanup() {
+    # Stop everything whatever fails: under set -e a kill of a process that is gone already
+    # ended the trap there, and the database servers were left running.
+    set +e
     for pid in $PIDS; do kill -9 "$pid" 2>/dev/null; done
     wait 2>/dev/null
     sh tests/servers.sh stop "$W/servers" >/dev/null 2>&1
