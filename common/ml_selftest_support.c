@@ -174,6 +174,24 @@ void ml_selftest_write (const char *path, const char *text, mode_t mode)
     close (fd);
 }
 
+int ml_selftest_stderr_to (const char *path)
+{
+    fflush (stderr);
+    int saved = dup (STDERR_FILENO);
+    int file = open (path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    assert (saved >= 0 && file >= 0);
+    dup2 (file, STDERR_FILENO);
+    close (file);
+    return saved;
+}
+
+void ml_selftest_stderr_back (int saved)
+{
+    fflush (stderr);
+    dup2 (saved, STDERR_FILENO);
+    close (saved);
+}
+
 char *ml_selftest_read (const char *path)
 {
     FILE *file = fopen (path, "rb");

@@ -480,12 +480,7 @@ void ml_processor_test (bool verbose)
     //  numbers and keys at the end (a failed assertion's message lands there too).
     ml_log_level_t saved_level = ml_log_level ();
     ml_log_setup (NULL, ML_LOG_DEBUG);
-    fflush (stderr);
-    int saved_stderr = dup (STDERR_FILENO);
-    int log_fd = open (log_path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
-    assert (saved_stderr >= 0 && log_fd >= 0);
-    dup2 (log_fd, STDERR_FILENO);
-    close (log_fd);
+    int saved_stderr = ml_selftest_stderr_to (log_path);
     assert (curl_global_init (CURL_GLOBAL_DEFAULT) == CURLE_OK);
 
     //  The worker: calls made on its thread, answered with the same struct, the card wiped.
@@ -674,9 +669,7 @@ void ml_processor_test (bool verbose)
     curl_global_cleanup ();
 
     //  Back to stderr; then search what was logged, ours and the server's.
-    fflush (stderr);
-    dup2 (saved_stderr, STDERR_FILENO);
-    close (saved_stderr);
+    ml_selftest_stderr_back (saved_stderr);
     ml_log_setup (NULL, saved_level);
     char *logged = ml_selftest_read (log_path);
     char *server_logged = ml_selftest_read (server_log);

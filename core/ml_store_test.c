@@ -455,19 +455,12 @@ void ml_store_test (bool verbose)
     //  A store failure reaches the log once, with what the statement was for.
     char log_path[200];
     snprintf (log_path, sizeof log_path, "%s/stderr.log", firm_directory);
-    fflush (stderr);
-    int saved_stderr = dup (STDERR_FILENO);
-    int log_file = open (log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert (saved_stderr >= 0 && log_file >= 0);
-    dup2 (log_file, STDERR_FILENO);
+    int saved_stderr = ml_selftest_stderr_to (log_path);
     ml_log_level_t level = ml_log_level ();
     ml_log_setup ("selftest", ML_LOG_ERROR);
     assert (ml_db_execute (ml_store_db (store), "DROP TABLE replica_state", NULL) >= 0);
     assert (ml_store_status (store) == NULL);
-    fflush (stderr);
-    dup2 (saved_stderr, STDERR_FILENO);
-    close (saved_stderr);
-    close (log_file);
+    ml_selftest_stderr_back (saved_stderr);
     ml_log_setup ("selftest", level);
     FILE *logged = fopen (log_path, "r");
     assert (logged);

@@ -47,6 +47,12 @@ void ml_selftest_write (const char *path, const char *text, mode_t mode);
 //  A whole file as zero-terminated text (caller frees it).
 char *ml_selftest_read (const char *path);
 
+//  Send this process's stderr (the log) to a new owner-only file at path, to be searched
+//  afterwards. Returns the saved stderr for ml_selftest_stderr_back.
+int ml_selftest_stderr_to (const char *path);
+//  Give stderr back (saved from ml_selftest_stderr_to), what was written flushed first.
+void ml_selftest_stderr_back (int saved);
+
 //  Start a test server (argv, NULL-terminated, argv[0] found on PATH) that prints its port
 //  on a line of standard output once it listens; its standard error goes to log_path. The
 //  server ends with the selftest even if an assertion kills it. Waits up to 10 s for the
