@@ -966,10 +966,10 @@ static bool s_event (ml_store_t *self, const char *posting_uuid, const char *sta
 {
     char now[32];
     ml_store_now (now, sizeof now);
-    return ml_db_execute (self->db,
-                          "INSERT INTO posting_event (posting_uuid, at, status, detail)"
-                          " VALUES (?, ?, ?, ?)",
-                          "ssss", posting_uuid, now, status, detail) == 1;
+    return ml_db_defer (self->db,
+                        "INSERT INTO posting_event (posting_uuid, at, status, detail)"
+                        " VALUES (?, ?, ?, ?)",
+                        "ssss", posting_uuid, now, status, detail) == 0;
 }
 
 int ml_store_posting_note (ml_store_t *self, const char *posting_uuid, const char *status,
@@ -986,25 +986,25 @@ int ml_store_posting_insert (ml_store_t *self, const char *firm_id, ml_posting_t
     ml_store_now (posting->created_at, sizeof posting->created_at);
     if (!*posting->received_on)
         s_today (posting->received_on, sizeof posting->received_on);
-    bool ok = ml_db_execute (
-                  self->db,
-                  "INSERT INTO posting (posting_uuid, firm_id, source, created_at, received_on,"
-                  " account_number, client_number, payer_name, payer_email, currency,"
-                  " amount_minor, ar_message, processor_txn, reverses, status, updated_at)"
-                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                  "ssssssssssissss", posting->posting_uuid, firm_id, source, posting->created_at,
-                  posting->received_on, posting->account_number, posting->client_number,
-                  posting->payer_name, posting->payer_email, posting->currency,
-                  posting->amount_minor, posting->ar_message, posting->processor_txn,
-                  posting->reverses, posting->created_at) == 1;
+    bool ok =
+        ml_db_defer (self->db,
+                     "INSERT INTO posting (posting_uuid, firm_id, source, created_at, received_on,"
+                     " account_number, client_number, payer_name, payer_email, currency,"
+                     " amount_minor, ar_message, processor_txn, reverses, status, updated_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                     "ssssssssssissss", posting->posting_uuid, firm_id, source, posting->created_at,
+                     posting->received_on, posting->account_number, posting->client_number,
+                     posting->payer_name, posting->payer_email, posting->currency,
+                     posting->amount_minor, posting->ar_message, posting->processor_txn,
+                     posting->reverses, posting->created_at) == 0;
     for (size_t index = 0; ok && index < posting->line_count; index++) {
         const ml_line_t *line = &posting->lines[index];
         char kind[2] = {line->kind, 0};
-        ok = ml_db_execute (self->db,
-                            "INSERT INTO posting_line (posting_uuid, line_no, kind, reference,"
-                            " amount_minor, firm_id) VALUES (?, ?, ?, ?, ?, ?)",
-                            "sissis", posting->posting_uuid, (int64_t)index + 1, kind,
-                            line->reference, line->amount_minor, firm_id) == 1;
+        ok = ml_db_defer (self->db,
+                          "INSERT INTO posting_line (posting_uuid, line_no, kind, reference,"
+                          " amount_minor, firm_id) VALUES (?, ?, ?, ?, ?, ?)",
+                          "sissis", posting->posting_uuid, (int64_t)index + 1, kind,
+                          line->reference, line->amount_minor, firm_id) == 0;
     }
     ok = ok && s_event (self, posting->posting_uuid, "pending", source);
     return ok ? 0 : -1;
@@ -1016,19 +1016,18 @@ int ml_store_hold_add (ml_store_t *self, const char *firm_id, const char *hold_k
     bool ok = true;
     for (size_t index = 0; ok && index < count; index++) {
         char kind[2] = {lines[index].kind, 0};
-        ok = ml_db_execute (self->db,
-                            "INSERT INTO balance_hold (hold_key, line_no, firm_id, kind,"
-                            " reference, amount_minor) VALUES (?, ?, ?, ?, ?, ?)",
-                            "sisssi", hold_key, (int64_t)index + 1, firm_id, kind,
-                            lines[index].reference, lines[index].amount_minor) == 1;
+        ok = ml_db_defer (self->db,
+                          "INSERT INTO balance_hold (hold_key, line_no, firm_id, kind,"
+                          " reference, amount_minor) VALUES (?, ?, ?, ?, ?, ?)",
+                          "sisssi", hold_key, (int64_t)index + 1, firm_id, kind,
+                          lines[index].reference, lines[index].amount_minor) == 0;
     }
     return ok ? 0 : -1;
 }
 
 int ml_store_hold_release (ml_store_t *self, const char *hold_key)
 {
-    return ml_db_execute (self->db, "DELETE FROM balance_hold WHERE hold_key = ?", "s", hold_key) >=
-                   0
+    return ml_db_defer (self->db, "DELETE FROM balance_hold WHERE hold_key = ?", "s", hold_key) == 0
                ? 0
                : -1;
 }

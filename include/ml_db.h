@@ -122,6 +122,16 @@ int ml_db_group_end (ml_db_t *self);
 //  of rows changed, or -1 on error.
 int64_t ml_db_execute (ml_db_t *self, const char *sql, const char *picture, ...);
 
+//  Run a write whose outcome the caller does not need at once (no count read, no failure
+//  it would handle): inside a transaction on PostgreSQL it is sent with the connection's
+//  next round trip (the next statement that answers, or the COMMIT) in one pipeline, so a
+//  transaction's writes do not each wait for the server. Should it fail, the call that
+//  sent it fails with its error (classed ML_DB_OTHER, never DATA: that call's own
+//  statement broke nothing), and the transaction cannot commit; while grouping, the whole
+//  round fails (ml_db_group_commit), and the next round defers nothing. Elsewhere (SQLite,
+//  outside a transaction) it runs at once. Returns 0, or -1 on a failure known now.
+int ml_db_defer (ml_db_t *self, const char *sql, const char *picture, ...);
+
 //  One parameter value: text for 's' (NULL binds SQL NULL), number for 'i'.
 typedef struct {
     const char *text;

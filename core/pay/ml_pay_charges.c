@@ -539,14 +539,14 @@ json_t *ml_pay_order_charge (ml_payments_t *self, const ml_pay_order_t *order, c
     ml_store_now (now, sizeof now);
     if (ml_db_begin (self->db) != 0)
         return ml_pay_store_failed (self, "payment");
-    bool ok = ml_db_execute (
-                  self->db,
-                  "INSERT INTO payment (payment_uuid, firm_id, source, staff, payer_id,"
-                  " payer_name, payer_email, receipt_email, ar_message, client_number, token,"
-                  " brand, last4, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  "ssssisssssssss", payment_uuid, order->firm, source, order->staff,
-                  order->payer_id, order->payer_name, order->payer_email, order->receipt_email,
-                  order->ar_message, order->client_number, token, brand, last4, now) == 1;
+    bool ok =
+        ml_db_defer (self->db,
+                     "INSERT INTO payment (payment_uuid, firm_id, source, staff, payer_id,"
+                     " payer_name, payer_email, receipt_email, ar_message, client_number, token,"
+                     " brand, last4, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     "ssssisssssssss", payment_uuid, order->firm, source, order->staff,
+                     order->payer_id, order->payer_name, order->payer_email, order->receipt_email,
+                     order->ar_message, order->client_number, token, brand, last4, now) == 0;
     for (int group = 0; ok && group < 2; group++) {
         if (!order->accounts[group])
             continue;
@@ -555,7 +555,7 @@ json_t *ml_pay_order_charge (ml_payments_t *self, const ml_pay_order_t *order, c
         snprintf (key, sizeof key, "%s:%s", payment_uuid, group == 0 ? "operating" : "trust");
         ml_store_uuid (posting_uuid, sizeof posting_uuid);
         char *lines_text = json_dumps (part->lines, JSON_COMPACT | JSON_ENSURE_ASCII);
-        ok = ml_db_execute (
+        ok = ml_db_defer (
                  self->db,
                  "INSERT INTO charge (charge_key, payment_uuid, account_number, account_type,"
                  " merchant_account, currency, amount_minor, lines, posting_uuid, status,"
@@ -564,7 +564,7 @@ json_t *ml_pay_order_charge (ml_payments_t *self, const ml_pay_order_t *order, c
                  json_string_value (json_object_get (order->accounts[group], "account_number")),
                  part->type,
                  json_string_value (json_object_get (order->accounts[group], "merchant_account")),
-                 part->currency, part->amount, lines_text, posting_uuid, now, now) == 1;
+                 part->currency, part->amount, lines_text, posting_uuid, now, now) == 0;
         free (lines_text);
         ok = ok && ml_pay_hold (self, order->firm, key, part->lines) == 0;
     }

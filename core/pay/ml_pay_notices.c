@@ -52,8 +52,8 @@ static int s_queue_receipt (ml_payments_t *self, json_t *row, char *error, size_
         (!S_TEXT ("link_id") ||
          ml_notify_enqueue (self->mailer, self->db, "link_paid", link_dedupe, S_TEXT ("firm_id"),
                             "Payment link paid", firm_body, error, error_size) >= 0) &&
-        ml_db_execute (self->db, "UPDATE charge SET receipt_queued = 1 WHERE charge_key = ?", "s",
-                       S_TEXT ("charge_key")) == 1;
+        ml_db_defer (self->db, "UPDATE charge SET receipt_queued = 1 WHERE charge_key = ?", "s",
+                     S_TEXT ("charge_key")) == 0;
     free (body);
 #undef S_TEXT
     return ok ? 0 : -1;

@@ -162,6 +162,21 @@ int64_t ml_db_execute (ml_db_t *self, const char *sql, const char *picture, ...)
     return s_execute_values (self, sql, picture, values);
 }
 
+int ml_db_defer (ml_db_t *self, const char *sql, const char *picture, ...)
+{
+    assert (self && sql);
+    ml_db_value_t values[64] = {{0}};
+    va_list arguments;
+    va_start (arguments, picture);
+    s_values (picture, arguments, values, 64);
+    va_end (arguments);
+    //  Deferred only inside the caller's transaction (while grouping, its savepoint), and
+    //  not in the round after one that a deferred write failed.
+    if (S_PG (self) && !self->defer_paused && (!self->grouping || self->in_savepoint))
+        return ml_db_pg_defer (self, sql, picture, values);
+    return s_execute_values (self, sql, picture, values) < 0 ? -1 : 0;
+}
+
 int ml_db_execute_many (ml_db_t *self, const char *sql, const char *picture, size_t rows,
                         const ml_db_value_t *values)
 {
@@ -305,8 +320,10 @@ static int s_group_open (ml_db_t *self)
 int ml_db_begin (ml_db_t *self)
 {
     assert (self);
-    if (!self->grouping)
+    if (!self->grouping) {
+        self->deferred_failed = false;
         return s_engine_begin (self);
+    }
     if (self->in_savepoint) {
         ml_db_set_error (&self->error, ML_DB_OTHER, "25001", 0,
                          "a transaction is already open on this connection (a bug)");
@@ -390,6 +407,14 @@ int ml_db_group_commit (ml_db_t *self)
         self->group_failed = true;
     }
     self->release_owed = self->savepoint_owed = NULL; //  COMMIT or ROLLBACK ends every savepoint
+    //  A deferred write that failed may have been one of a transaction that ended before
+    //  its error was seen: the round cannot commit. The next defers nothing, so should that
+    //  write fail again, it fails only its own transaction.
+    bool deferred_failed = self->deferred_failed;
+    self->defer_paused = deferred_failed;
+    self->deferred_failed = false;
+    if (deferred_failed)
+        self->group_failed = true;
     if (!self->group_open)
         return self->group_failed ? -1 : 0;
     self->group_open = false;
@@ -399,6 +424,10 @@ int ml_db_group_commit (ml_db_t *self)
         s_engine_rollback (self);
         self->error = kept;
         self->group_failed = true;
+    }
+    if (self->deferred_failed) { //  sent with the COMMIT
+        self->defer_paused = true;
+        self->deferred_failed = false;
     }
     return rc;
 }

@@ -22,6 +22,10 @@ struct _ml_db_t {
     //  the group's next savepoint command in one round trip, or is left to the group's
     //  COMMIT; both go with the next statement the connection runs (ml_db_pg.c).
     const char *release_owed, *savepoint_owed;
+    //  A deferred write (ml_db_defer) failed when it was sent: the transaction it belonged
+    //  to cannot commit; and after a round that failed so, the next round defers nothing,
+    //  so a write that fails every time fails only its own transaction there.
+    bool deferred_failed, defer_paused;
     void *backend; //  the engine's connection state (ml_db_sqlite.c or ml_db_pg.c)
 };
 
@@ -56,6 +60,9 @@ int ml_db_pg_open (ml_db_t *self, const char *connection, ml_db_error_t *error);
 void ml_db_pg_close (ml_db_t *self);
 int64_t ml_db_pg_execute (ml_db_t *self, const char *sql, const char *picture,
                           const ml_db_value_t *values);
+//  Owe a write to the next round trip, inside a transaction (ml_db_defer): 0 or -1.
+int ml_db_pg_defer (ml_db_t *self, const char *sql, const char *picture,
+                    const ml_db_value_t *values);
 int ml_db_pg_execute_many (ml_db_t *self, const char *sql, const char *picture, size_t rows,
                            const ml_db_value_t *values);
 void *ml_db_pg_query (ml_db_t *self, const char *sql, const char *picture,

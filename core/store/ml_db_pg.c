@@ -5,7 +5,7 @@
     every value crosses as text: int64 parameters are sent as decimal text typed int8, text
     parameters untyped (the server infers their type from where they stand).
 */
-#include "ml_db_internal.h"
+#include "ml_db_pg_internal.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -26,80 +26,11 @@
 #define S_BOOL_OID 16
 
 typedef struct {
-    char name[16]; //  the prepared statement's name on the server
-    int parameters;
-} s_cached_t;
-
-typedef struct {
-    PGconn *conn;
-    zhashx_t *cache;    //  SQL text -> s_cached_t
-    unsigned next_name; //  prepared statements are named s1, s2, ...
-    bool spare_live;    //  "u", the statement of one use past the cache's size, exists
-    bool in_transaction;
-    bool lost_in_transaction; //  the connection dropped inside a transaction: refuse until rollback
-    char xid[24];             //  the open transaction's id (pg_current_xact_id), for a lost COMMIT
-    zhashx_t *tally;          //  ML_DB_PG_TALLY set: statement text -> round trips (size_t *)
-} s_conn_t;
-
-typedef struct {
     PGresult *result;
     int row; //  -1 before the first fetch
 } s_query_t;
 
-#define S_CONN(db) ((s_conn_t *)(db)->backend)
-
-//  With ML_DB_PG_TALLY set (a file name), each connection counts its round trips by
-//  statement and appends them to that file when it closes (those of 1,000 or more): where
-//  a payment's time goes (bench/RESULTS.md).
-static void s_tally (ml_db_t *self, const char *sql)
-{
-    self->round_trips++;
-    zhashx_t *tally = S_CONN (self)->tally;
-    if (!tally)
-        return;
-    size_t *count = (size_t *)zhashx_lookup (tally, sql);
-    if (!count) {
-        count = calloc (1, sizeof (size_t));
-        assert (count);
-        zhashx_insert (tally, sql, count);
-    }
-    (*count)++;
-}
-
-static int s_tally_compare (const void *item1, const void *item2)
-{
-    size_t count1 = *(const size_t *)item1, count2 = *(const size_t *)item2;
-    return count1 < count2 ? 1 : count1 > count2 ? -1 : 0;
-}
-
-static void s_tally_print (zhashx_t *tally)
-{
-    size_t total = 0;
-    zlistx_t *counts = zlistx_new ();
-    zlistx_set_comparator (counts, s_tally_compare);
-    for (size_t *count = (size_t *)zhashx_first (tally); count;
-         count = (size_t *)zhashx_next (tally)) {
-        total += *count;
-        zlistx_add_end (counts, count);
-    }
-    zlistx_sort (counts);
-    FILE *file = total >= 1000 ? fopen (getenv ("ML_DB_PG_TALLY"), "a") : NULL;
-    if (file) {
-        fprintf (file, "ml_db_pg tally: %zu round trips\n", total);
-        for (size_t *count = (size_t *)zlistx_first (counts); count;
-             count = (size_t *)zlistx_next (counts)) {
-            //  the key of this count
-            for (size_t *item = (size_t *)zhashx_first (tally); item;
-                 item = (size_t *)zhashx_next (tally))
-                if (item == count) {
-                    fprintf (file, "%10zu  %.200s\n", *count, (const char *)zhashx_cursor (tally));
-                    break;
-                }
-        }
-        fclose (file);
-    }
-    zlistx_destroy (&counts);
-}
+#define S_CONN(db) ML_DB_PG_CONN (db)
 
 static void s_cached_destroy (void **item)
 {
@@ -411,7 +342,7 @@ static ml_db_class_t s_classify (const char *sqlstate)
 }
 
 //  Record the error of result (NULL: of the connection).
-static void s_collect (ml_db_t *self, const PGresult *result)
+void ml_db_pg_collect (ml_db_t *self, const PGresult *result)
 {
     PGconn *conn = S_CONN (self)->conn;
     const char *sqlstate = result ? PQresultErrorField (result, PG_DIAG_SQLSTATE) : NULL;
@@ -443,105 +374,6 @@ static void s_quiet (void *argument, const char *message)
     (void)message;
 }
 
-//  Run sql (no parameters) by the simple protocol. Returns 0 or -1 with the error set.
-static int s_exec (ml_db_t *self, const char *sql)
-{
-    s_tally (self, sql);
-    PGresult *result = PQexec (S_CONN (self)->conn, sql);
-    ExecStatusType status = PQresultStatus (result);
-    int rc = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK ? 0 : -1;
-    if (rc != 0)
-        s_collect (self, result);
-    PQclear (result);
-    return rc;
-}
-
-//  The savepoint commands ml_db.c owes (a RELEASE, then a SAVEPOINT) into owed, cleared
-//  there: they go with what is sent next. Returns how many.
-static size_t s_owed (ml_db_t *self, const char *owed[2])
-{
-    size_t count = 0;
-    if (self->release_owed)
-        owed[count++] = self->release_owed;
-    if (self->savepoint_owed)
-        owed[count++] = self->savepoint_owed;
-    self->release_owed = self->savepoint_owed = NULL;
-    return count;
-}
-
-//  The savepoint commands owed, then sql (or nothing), by the simple protocol in one round
-//  trip (a later statement runs only if the ones before it succeeded). 0 or -1.
-static int s_exec_owed (ml_db_t *self, const char *sql)
-{
-    const char *owed[2];
-    size_t count = s_owed (self, owed);
-    if (!count)
-        return sql ? s_exec (self, sql) : 0;
-    char text[256];
-    snprintf (text, sizeof text, "%s%s%s%s%s", owed[0], count > 1 ? "; " : "",
-              count > 1 ? owed[1] : "", sql ? "; " : "", sql ? sql : "");
-    return s_exec (self, text);
-}
-
-//  A prepared statement's run, with the savepoint commands owed before it in the same round
-//  trip (libpq's pipeline mode: a command that fails aborts those after it, and its error
-//  is the one reported). Returns the statement's result, or one with the failure.
-static PGresult *s_exec_prepared (ml_db_t *self, const char *name, int parameters,
-                                  const char *const *texts)
-{
-    PGconn *conn = S_CONN (self)->conn;
-    const char *owed[2];
-    size_t count = s_owed (self, owed);
-    if (!count)
-        return PQexecPrepared (conn, name, parameters, texts, NULL, NULL, 0);
-    if (PQenterPipelineMode (conn) != 1) {
-        //  Not possible here: the commands in a round trip of their own first.
-        self->release_owed = count > 1 ? owed[0] : NULL;
-        self->savepoint_owed = owed[count - 1];
-        if (s_exec_owed (self, NULL) != 0)
-            return PQmakeEmptyPGresult (conn, PGRES_FATAL_ERROR);
-        return PQexecPrepared (conn, name, parameters, texts, NULL, NULL, 0);
-    }
-    bool sent = true;
-    for (size_t index = 0; sent && index < count; index++)
-        sent = PQsendQueryParams (conn, owed[index], 0, NULL, NULL, NULL, NULL, 0) == 1;
-    sent = sent && PQsendQueryPrepared (conn, name, parameters, texts, NULL, NULL, 0) == 1;
-    sent = sent && PQpipelineSync (conn) == 1;
-    PGresult *failure = NULL, *outcome = NULL;
-    if (sent) {
-        //  Each command's result then a NULL; then the sync's.
-        for (size_t index = 0; index <= count; index++) {
-            PGresult *result = PQgetResult (conn);
-            if (!result)
-                break; //  the connection dropped
-            ExecStatusType status = PQresultStatus (result);
-            if (index < count && status != PGRES_COMMAND_OK && !failure)
-                failure = result;
-            else if (index == count)
-                outcome = result;
-            else
-                PQclear (result);
-            while ((result = PQgetResult (conn)))
-                PQclear (result);
-        }
-        PGresult *result;
-        while ((result = PQgetResult (conn))) {
-            ExecStatusType status = PQresultStatus (result);
-            PQclear (result);
-            if (status == PGRES_PIPELINE_SYNC)
-                break;
-        }
-    }
-    PQexitPipelineMode (conn);
-    if (failure) {
-        PQclear (outcome);
-        return failure;
-    }
-    if (!outcome)
-        outcome = PQmakeEmptyPGresult (conn, PGRES_FATAL_ERROR);
-    return outcome;
-}
-
 //  What every connection needs before the store's SQL runs on it: UTC, a wait limit for
 //  the store's write lock, and the nocase collation and instr () the SQL names (made once
 //  per database, under the store's lock so two first connections do not race).
@@ -549,30 +381,30 @@ static int s_session (ml_db_t *self)
 {
     PGconn *conn = S_CONN (self)->conn;
     PQsetNoticeProcessor (conn, s_quiet, NULL);
-    if (PQsetClientEncoding (conn, "UTF8") != 0 || s_exec (self, "SET TIME ZONE 'UTC'") != 0)
+    if (PQsetClientEncoding (conn, "UTF8") != 0 || ml_db_pg_exec (self, "SET TIME ZONE 'UTC'") != 0)
         return -1;
     PGresult *result = PQexec (conn, "SELECT current_setting ('lock_timeout'),"
                                      " to_regcollation ('nocase') IS NULL,"
                                      " to_regprocedure ('instr(text,text)') IS NULL");
     if (PQresultStatus (result) != PGRES_TUPLES_OK || PQntuples (result) != 1) {
-        s_collect (self, result);
+        ml_db_pg_collect (self, result);
         PQclear (result);
         return -1;
     }
     bool no_timeout = streq (PQgetvalue (result, 0, 0), "0");
     bool missing = streq (PQgetvalue (result, 0, 1), "t") || streq (PQgetvalue (result, 0, 2), "t");
     PQclear (result);
-    if (no_timeout && s_exec (self, "SET lock_timeout = '5s'") != 0)
+    if (no_timeout && ml_db_pg_exec (self, "SET lock_timeout = '5s'") != 0)
         return -1;
     if (missing &&
-        s_exec (self,
-                "BEGIN; SELECT pg_advisory_xact_lock (" S_STORE_LOCK ");"
-                " CREATE COLLATION IF NOT EXISTS nocase (provider = icu,"
-                " locale = 'und-u-ks-level2', deterministic = false);"
-                " CREATE OR REPLACE FUNCTION instr (haystack text, needle text) RETURNS integer"
-                " LANGUAGE sql IMMUTABLE AS"
-                " 'SELECT strpos (haystack COLLATE \"C\", needle COLLATE \"C\")'; COMMIT") != 0) {
-        s_exec (self, "ROLLBACK");
+        ml_db_pg_exec (
+            self, "BEGIN; SELECT pg_advisory_xact_lock (" S_STORE_LOCK ");"
+                  " CREATE COLLATION IF NOT EXISTS nocase (provider = icu,"
+                  " locale = 'und-u-ks-level2', deterministic = false);"
+                  " CREATE OR REPLACE FUNCTION instr (haystack text, needle text) RETURNS integer"
+                  " LANGUAGE sql IMMUTABLE AS"
+                  " 'SELECT strpos (haystack COLLATE \"C\", needle COLLATE \"C\")'; COMMIT") != 0) {
+        ml_db_pg_exec (self, "ROLLBACK");
         return -1;
     }
     return 0;
@@ -624,7 +456,7 @@ int ml_db_pg_open (ml_db_t *self, const char *connection, ml_db_error_t *error)
         if (streq (option->keyword, "password") && option->val)
             password = strdup (option->val);
     PQconninfoFree (options);
-    s_conn_t *conn = calloc (1, sizeof (s_conn_t));
+    ml_db_pg_conn_t *conn = calloc (1, sizeof (ml_db_pg_conn_t));
     assert (conn);
     //  A server that does not answer (a host down, not a port closed) would hold the core
     //  for the kernel's TCP timeout: 10 s unless the connection string says otherwise (its
@@ -660,13 +492,12 @@ int ml_db_pg_open (ml_db_t *self, const char *connection, ml_db_error_t *error)
 
 void ml_db_pg_close (ml_db_t *self)
 {
-    s_conn_t *conn = S_CONN (self);
+    ml_db_pg_conn_t *conn = S_CONN (self);
     if (conn) {
         //  Closing the connection rolls back an open transaction.
         PQfinish (conn->conn);
-        if (conn->tally)
-            s_tally_print (conn->tally);
-        zhashx_destroy (&conn->tally);
+        ml_db_pg_owed_clear (self);
+        ml_db_pg_tally_close (&conn->tally);
         zhashx_destroy (&conn->cache);
         free (conn);
         self->backend = NULL;
@@ -677,7 +508,7 @@ void ml_db_pg_close (ml_db_t *self)
 //  with it), except inside a transaction, which stays failed until it is rolled back.
 static int s_ready (ml_db_t *self)
 {
-    s_conn_t *conn = S_CONN (self);
+    ml_db_pg_conn_t *conn = S_CONN (self);
     if (conn->lost_in_transaction) {
         ml_db_set_error (&self->error, ML_DB_LOST, "08006", 0,
                          "the store's connection was lost inside a transaction");
@@ -687,6 +518,7 @@ static int s_ready (ml_db_t *self)
         return 0;
     PQreset (conn->conn);
     zhashx_purge (conn->cache);
+    ml_db_pg_owed_clear (self); //  gone with the transaction they belonged to
     conn->spare_live = false;
     if (PQstatus (conn->conn) != CONNECTION_OK) {
         ml_db_set_error (&self->error, ML_DB_LOST, "08006", 0,
@@ -696,18 +528,26 @@ static int s_ready (ml_db_t *self)
     return s_session (self);
 }
 
+//  Send what the connection owes (ml_db_pg_pipeline.c) and wait for it: 0 or -1.
+static int s_flush (ml_db_t *self)
+{
+    PGresult *result = ml_db_pg_pipeline (self, NULL, 0, NULL, NULL);
+    PQclear (result);
+    return result ? 0 : -1;
+}
+
 //  COPY ... FROM STDIN of data (text format, whole rows) on this connection, in its open
 //  transaction or on its own. Returns 0 or -1 with the error set. (The replica's bulk load:
 //  core/store/ml_store_pg.c.)
 int ml_db_pg_copy (ml_db_t *self, const char *sql, const char *data, size_t length)
 {
-    if (s_ready (self) != 0 || s_exec_owed (self, NULL) != 0)
+    if (s_ready (self) != 0 || s_flush (self) != 0)
         return -1;
     PGconn *conn = S_CONN (self)->conn;
     PGresult *result = PQexec (conn, sql);
     bool ok = PQresultStatus (result) == PGRES_COPY_IN;
     if (!ok)
-        s_collect (self, result);
+        ml_db_pg_collect (self, result);
     PQclear (result);
     if (!ok)
         return -1;
@@ -720,14 +560,14 @@ int ml_db_pg_copy (ml_db_t *self, const char *sql, const char *data, size_t leng
     ok = PQputCopyEnd (conn, ok ? NULL : "the copy could not be sent") == 1 && ok;
     bool collected = false;
     if (!ok) {
-        s_collect (self, NULL);
+        ml_db_pg_collect (self, NULL);
         collected = true;
     }
     //  The COPY's own result, then the end of the command's results.
     while ((result = PQgetResult (conn))) {
         if (PQresultStatus (result) != PGRES_COMMAND_OK) {
             if (!collected)
-                s_collect (self, result);
+                ml_db_pg_collect (self, result);
             collected = true;
             ok = false;
         }
@@ -747,21 +587,22 @@ static bool s_prepare_as (ml_db_t *self, const char *name, const char *text, int
     Oid types[ML_DB_PARAMETERS_MAX];
     for (int index = 0; index < parameters; index++)
         types[index] = picture[index] == 'i' ? type_i : type_s;
-    s_tally (self, "(prepare)");
+    ml_db_pg_tally (self, "(prepare)", false);
     PGresult *result = PQprepare (S_CONN (self)->conn, name, text, parameters, types);
     bool ok = PQresultStatus (result) == PGRES_COMMAND_OK;
     if (!ok)
-        s_collect (self, result);
+        ml_db_pg_collect (self, result);
     PQclear (result);
     return ok;
 }
 
 //  The prepared statement for sql (translated and prepared on first use) into *statement.
 //  Returns 0, or -1 with the error set.
-static int s_statement (ml_db_t *self, const char *sql, const char *picture, s_cached_t *statement)
+static int s_statement (ml_db_t *self, const char *sql, const char *picture,
+                        ml_db_pg_cached_t *statement)
 {
-    s_conn_t *conn = S_CONN (self);
-    s_cached_t *cached = (s_cached_t *)zhashx_lookup (conn->cache, sql);
+    ml_db_pg_conn_t *conn = S_CONN (self);
+    ml_db_pg_cached_t *cached = (ml_db_pg_cached_t *)zhashx_lookup (conn->cache, sql);
     if (cached) {
         self->reused++;
         *statement = *cached;
@@ -793,10 +634,10 @@ static int s_statement (ml_db_t *self, const char *sql, const char *picture, s_c
     //  (pg_terminate_backend (integer)) both are inferred. A failed prepare inside a
     //  transaction would fail the transaction, so a savepoint keeps the caller's work.
     bool savepoint = conn->in_transaction;
-    bool saved = !savepoint || s_exec (self, "SAVEPOINT ml_prepare") == 0;
+    bool saved = !savepoint || ml_db_pg_exec (self, "SAVEPOINT ml_prepare") == 0;
     bool ok = saved;
     if (ok && !keep && conn->spare_live) {
-        ok = s_exec (self, "DEALLOCATE u") == 0;
+        ok = ml_db_pg_exec (self, "DEALLOCATE u") == 0;
         conn->spare_live = !ok;
     }
     bool prepared =
@@ -809,13 +650,13 @@ static int s_statement (ml_db_t *self, const char *sql, const char *picture, s_c
         else if (!streq (sqlstate, "42P18"))
             break;
         if (savepoint)
-            s_exec (self, "ROLLBACK TO SAVEPOINT ml_prepare");
+            ml_db_pg_exec (self, "ROLLBACK TO SAVEPOINT ml_prepare");
         prepared = s_prepare_as (self, statement->name, text, parameters, picture, type_i, type_s);
     }
     if (savepoint && saved) {
         ml_db_error_t kept = self->error;
-        s_exec (self,
-                prepared ? "RELEASE SAVEPOINT ml_prepare" : "ROLLBACK TO SAVEPOINT ml_prepare");
+        ml_db_pg_exec (self, prepared ? "RELEASE SAVEPOINT ml_prepare"
+                                      : "ROLLBACK TO SAVEPOINT ml_prepare");
         self->error = kept;
     }
     free (text);
@@ -825,12 +666,22 @@ static int s_statement (ml_db_t *self, const char *sql, const char *picture, s_c
     if (!keep)
         conn->spare_live = true;
     if (keep) {
-        cached = malloc (sizeof (s_cached_t));
+        cached = malloc (sizeof (ml_db_pg_cached_t));
         assert (cached);
         *cached = *statement;
         zhashx_insert (conn->cache, sql, cached);
     }
     return 0;
+}
+
+//  The prepared statement for sql, prepared first if it is not yet: what the connection
+//  owes goes first then, so that every command runs in the order it was asked for.
+static int s_prepared (ml_db_t *self, const char *sql, const char *picture,
+                       ml_db_pg_cached_t *statement)
+{
+    if (!zhashx_lookup (S_CONN (self)->cache, sql) && s_flush (self) != 0)
+        return -1;
+    return s_statement (self, sql, picture, statement);
 }
 
 //  Run a statement. Returns its result (caller clears it), or NULL with the error set.
@@ -847,7 +698,7 @@ static PGresult *s_run (ml_db_t *self, const char *sql, const char *picture,
     if ((s_word_is (first, length, "CREATE") || s_word_is (first, length, "ALTER") ||
          s_word_is (first, length, "DROP") || s_word_is (first, length, "VACUUM") ||
          s_word_is (first, length, "PRAGMA")) &&
-        s_exec_owed (self, NULL) != 0)
+        s_flush (self) != 0)
         return NULL;
     if ((s_word_is (first, length, "CREATE") || s_word_is (first, length, "ALTER") ||
          s_word_is (first, length, "DROP") || s_word_is (first, length, "VACUUM")) &&
@@ -859,7 +710,7 @@ static PGresult *s_run (ml_db_t *self, const char *sql, const char *picture,
         PGresult *result = PQexec (S_CONN (self)->conn, text);
         free (text);
         if (PQresultStatus (result) != PGRES_COMMAND_OK) {
-            s_collect (self, result);
+            ml_db_pg_collect (self, result);
             PQclear (result);
             return NULL;
         }
@@ -878,46 +729,41 @@ static PGresult *s_run (ml_db_t *self, const char *sql, const char *picture,
         if (s_word_is (name, name_length, "synchronous") && value_length) {
             bool wait =
                 s_word_is (value, value_length, "FULL") || s_word_is (value, value_length, "EXTRA");
-            if (s_exec (self,
-                        wait ? "SET synchronous_commit = on" : "SET synchronous_commit = off") != 0)
+            if (ml_db_pg_exec (self, wait ? "SET synchronous_commit = on"
+                                          : "SET synchronous_commit = off") != 0)
                 return NULL;
         }
         return PQmakeEmptyPGresult (S_CONN (self)->conn, PGRES_COMMAND_OK);
     }
-    //  A statement not prepared yet may become the unnamed one (the cache full), which the
-    //  owed savepoint commands, sent first, would replace: they go on their own before it.
-    if (!zhashx_lookup (S_CONN (self)->cache, sql) && s_exec_owed (self, NULL) != 0)
+    ml_db_pg_cached_t statement;
+    if (s_prepared (self, sql, picture, &statement) != 0)
         return NULL;
-    s_cached_t statement;
-    if (s_statement (self, sql, picture, &statement) != 0)
-        return NULL;
-    s_cached_t *cached = &statement;
-    char numbers[ML_DB_PARAMETERS_MAX > 64 ? 64 : ML_DB_PARAMETERS_MAX][24];
-    const char *texts[ML_DB_PARAMETERS_MAX];
-    char *heap = NULL;
-    char (*digits)[24] = numbers;
-    if (cached->parameters > 64) {
-        heap = calloc ((size_t)cached->parameters, 24);
-        assert (heap);
-        digits = (char (*)[24])heap;
-    }
-    for (int index = 0; index < cached->parameters; index++) {
-        if (picture[index] == 'i') {
-            snprintf (digits[index], 24, "%" PRId64, values[index].number);
-            texts[index] = digits[index];
-        } else
-            texts[index] = values[index].text;
-    }
-    s_tally (self, sql);
-    PGresult *result = s_exec_prepared (self, cached->name, cached->parameters, texts);
-    free (heap);
-    ExecStatusType status = PQresultStatus (result);
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-        s_collect (self, result);
-        PQclear (result);
-        return NULL;
-    }
+    char **texts = ml_db_pg_texts (picture, values, statement.parameters);
+    ml_db_pg_tally (self, sql, false);
+    PGresult *result = ml_db_pg_pipeline (self, statement.name, statement.parameters,
+                                          (const char *const *)texts, NULL);
+    free (texts);
     return result;
+}
+
+int ml_db_pg_defer (ml_db_t *self, const char *sql, const char *picture,
+                    const ml_db_value_t *values)
+{
+    //  Outside a transaction, or past the cache's size ("u" would be replaced before it
+    //  ran), a write runs at once.
+    ml_db_pg_conn_t *conn = S_CONN (self);
+    if (!conn->in_transaction || conn->lost_in_transaction ||
+        (!zhashx_lookup (conn->cache, sql) && zhashx_size (conn->cache) >= ML_DB_CACHE_MAX))
+        return ml_db_pg_execute (self, sql, picture, values) < 0 ? -1 : 0;
+    if (s_ready (self) != 0)
+        return -1;
+    ml_db_pg_cached_t statement;
+    if (s_prepared (self, sql, picture, &statement) != 0)
+        return -1;
+    char **texts = ml_db_pg_texts (picture, values, statement.parameters);
+    int rc = ml_db_pg_owe (self, sql, &statement, (const char *const *)texts);
+    free (texts);
+    return rc;
 }
 
 int64_t ml_db_pg_execute (ml_db_t *self, const char *sql, const char *picture,
@@ -1009,7 +855,7 @@ void ml_db_pg_query_close (ml_db_query_t *self)
 
 int ml_db_pg_begin (ml_db_t *self)
 {
-    s_conn_t *conn = S_CONN (self);
+    ml_db_pg_conn_t *conn = S_CONN (self);
     if (s_ready (self) != 0)
         return -1;
     if (conn->in_transaction) {
@@ -1021,11 +867,11 @@ int ml_db_pg_begin (ml_db_t *self)
     //  BEGIN, the lock, and the transaction's id, in one round trip (a simple query of two
     //  statements returns the last one's result; a failure stops it): should the
     //  connection drop during COMMIT, the id tells afterwards whether it committed.
-    s_tally (self, "BEGIN; (the store's lock)");
+    ml_db_pg_tally (self, "BEGIN; (the store's lock)", false);
     PGresult *result = PQexec (conn->conn, "BEGIN; SELECT pg_advisory_xact_lock (" S_STORE_LOCK "),"
                                            " pg_current_xact_id ()::text");
     if (PQresultStatus (result) != PGRES_TUPLES_OK || PQntuples (result) != 1) {
-        s_collect (self, result);
+        ml_db_pg_collect (self, result);
         PQclear (result);
         ml_db_error_t kept = self->error;
         ml_db_pg_rollback (self);
@@ -1039,7 +885,12 @@ int ml_db_pg_begin (ml_db_t *self)
 
 int ml_db_pg_plain (ml_db_t *self, const char *sql)
 {
-    return s_ready (self) != 0 ? -1 : s_exec_owed (self, sql);
+    if (s_ready (self) != 0)
+        return -1;
+    ml_db_pg_tally (self, sql, false);
+    PGresult *result = ml_db_pg_pipeline (self, NULL, 0, NULL, sql);
+    PQclear (result);
+    return result ? 0 : -1;
 }
 
 int ml_db_pg_outcome (ml_db_t *self, const char *xid)
@@ -1061,16 +912,15 @@ int ml_db_pg_outcome (ml_db_t *self, const char *xid)
 
 int ml_db_pg_commit (ml_db_t *self)
 {
-    s_conn_t *conn = S_CONN (self);
+    ml_db_pg_conn_t *conn = S_CONN (self);
     if (s_ready (self) != 0)
         return -1;
-    s_tally (self, "COMMIT");
-    PGresult *result = PQexec (conn->conn, "COMMIT");
-    int rc = 0;
-    if (PQresultStatus (result) != PGRES_COMMAND_OK) {
-        s_collect (self, result);
-        rc = -1;
-    } else if (streq (PQcmdStatus (result), "ROLLBACK")) {
+    //  COMMIT ends the savepoints owed; the writes owed go before it, in its round trip.
+    self->release_owed = self->savepoint_owed = NULL;
+    ml_db_pg_tally (self, "COMMIT", false);
+    PGresult *result = ml_db_pg_pipeline (self, NULL, 0, NULL, "COMMIT");
+    int rc = result ? 0 : -1;
+    if (result && streq (PQcmdStatus (result), "ROLLBACK")) {
         //  A transaction that failed earlier ends in a rollback, which COMMIT reports as
         //  success: it is not one.
         ml_db_set_error (&self->error, ML_DB_OTHER, "25P02", 0,
@@ -1078,9 +928,15 @@ int ml_db_pg_commit (ml_db_t *self)
         rc = -1;
     }
     PQclear (result);
+    if (rc != 0 && PQstatus (conn->conn) == CONNECTION_OK &&
+        PQtransactionStatus (conn->conn) != PQTRANS_IDLE) {
+        //  An owed write failed, so COMMIT did not run: the transaction ends here.
+        ml_db_error_t kept = self->error;
+        ml_db_pg_exec (self, "ROLLBACK");
+        self->error = kept;
+    }
     conn->in_transaction = false;
     conn->lost_in_transaction = false;
-    self->release_owed = self->savepoint_owed = NULL; //  the transaction's end ends them
     if (rc != 0 && PQstatus (conn->conn) == CONNECTION_BAD && *conn->xid) {
         //  The connection dropped during COMMIT: did it commit? Asked on a new connection,
         //  so a promise that depended on this commit is kept (committed: success) or not
@@ -1107,10 +963,11 @@ int ml_db_pg_commit (ml_db_t *self)
 
 int ml_db_pg_rollback (ml_db_t *self)
 {
-    s_conn_t *conn = S_CONN (self);
+    ml_db_pg_conn_t *conn = S_CONN (self);
     conn->lost_in_transaction = false;
     *conn->xid = 0;
     self->release_owed = self->savepoint_owed = NULL; //  the transaction's end ends them
+    ml_db_pg_owed_clear (self);                       //  and what it owed
     if (PQstatus (conn->conn) != CONNECTION_OK) {
         //  The server rolled back what the lost connection had open.
         conn->in_transaction = false;
@@ -1120,7 +977,7 @@ int ml_db_pg_rollback (ml_db_t *self)
         conn->in_transaction = false;
         return 0;
     }
-    int rc = s_exec (self, "ROLLBACK");
+    int rc = ml_db_pg_exec (self, "ROLLBACK");
     if (PQtransactionStatus (conn->conn) == PQTRANS_IDLE || PQstatus (conn->conn) != CONNECTION_OK)
         conn->in_transaction = false;
     return rc;

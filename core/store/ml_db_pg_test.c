@@ -172,6 +172,89 @@ void ml_db_pg_test (bool verbose, const char *connection)
     assert (ml_db_commit (db) == 0);
     assert (ml_db_begin (other) == 0 && ml_db_commit (other) == 0);
     ml_db_group_test (db, other);
+    //  Deferred writes: sent with the next statement that answers, in its round trip, in
+    //  the order asked; one that fails fails the call that sent it (never as data: that
+    //  call's statement broke nothing) and its transaction; while grouping, the whole round,
+    //  and the next round defers nothing.
+    assert (ml_db_execute (db, "CREATE TABLE t_defer (name TEXT NOT NULL, amount INTEGER)", NULL) ==
+            0);
+    const char *insert = "INSERT INTO t_defer (name, amount) VALUES (?, ?)";
+    const char *add = "UPDATE t_defer SET amount = amount + ? WHERE name = ?";
+    assert (ml_db_defer (db, insert, "si", "d0", (int64_t)0) == 0); //  outside: at once
+    assert (s_int (db, "SELECT COUNT(*) FROM t_defer WHERE name = 'd0'") == 1);
+    assert (ml_db_defer (db, add, "is", (int64_t)0, "d0") == 0);
+    const char *sum = "SELECT COALESCE (SUM (amount), 0) FROM t_defer WHERE name IN ('d1', 'd2')";
+    assert (s_int (db, sum) == 0); //  prepared before the count begins
+    assert (ml_db_begin (db) == 0);
+    size_t trips = ml_db_round_trips (db);
+    assert (ml_db_defer (db, insert, "si", "d1", (int64_t)1) == 0);
+    assert (ml_db_defer (db, insert, "si", "d2", (int64_t)2) == 0);
+    assert (ml_db_defer (db, add, "is", (int64_t)10, "d1") == 0);
+    assert (ml_db_round_trips (db) == trips);
+    assert (s_int (db, sum) == 13);
+    assert (ml_db_round_trips (db) == trips + 1);
+    assert (ml_db_defer (db, insert, "si", "d3", (int64_t)3) == 0);
+    assert (ml_db_commit (db) == 0);
+    assert (ml_db_round_trips (db) == trips + 2);
+    assert (s_int (db, "SELECT COUNT(*) FROM t_defer WHERE name IN ('d1', 'd2', 'd3')") == 3);
+    //  More than a pipeline keeps: they go on their own when it is full.
+    assert (ml_db_begin (db) == 0);
+    for (int index = 0; index < 150; index++)
+        assert (ml_db_defer (db, add, "is", (int64_t)1, "d3") == 0);
+    assert (ml_db_commit (db) == 0);
+    assert (s_int (db, "SELECT amount FROM t_defer WHERE name = 'd3'") == 153);
+    //  A failure, seen by the next statement: the transaction cannot commit.
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_defer (db, insert, "si", "d4", (int64_t)4) == 0);
+    assert (ml_db_defer (db, insert, "si", NULL, (int64_t)5) == 0);
+    assert (ml_db_defer (db, insert, "si", "d6", (int64_t)6) == 0);
+    query = ml_db_query (db, "SELECT COUNT(*) FROM t_defer", NULL);
+    assert (!query && ml_db_error (db)->kind == ML_DB_OTHER);
+    assert (strstr (ml_db_error (db)->message, "earlier write") &&
+            strstr (ml_db_error (db)->message, "null value"));
+    assert (ml_db_commit (db) == -1);
+    assert (ml_db_rollback (db) == 0);
+    //  Seen by the COMMIT; and a rollback drops what is owed.
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_defer (db, insert, "si", "d7", (int64_t)7) == 0);
+    assert (ml_db_defer (db, insert, "si", NULL, (int64_t)8) == 0);
+    assert (ml_db_commit (db) == -1 && strstr (ml_db_error (db)->message, "earlier write"));
+    assert (ml_db_rollback (db) == 0);
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_defer (db, insert, "si", "d9", (int64_t)9) == 0);
+    assert (ml_db_rollback (db) == 0);
+    assert (s_int (db, "SELECT COUNT(*) FROM t_defer WHERE name IN ('d4', 'd6', 'd7', 'd9')") == 0);
+    //  Grouped: the failed write of the second transaction fails the round whole, the
+    //  first's too, though it had ended; the next round runs each write at once, so the
+    //  same failure fails only its own transaction; the round after defers again.
+    ml_db_group_begin (db);
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_defer (db, insert, "si", "g1", (int64_t)1) == 0);
+    assert (ml_db_commit (db) == 0);
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_defer (db, insert, "si", NULL, (int64_t)2) == 0);
+    assert (ml_db_commit (db) == 0);
+    assert (ml_db_group_end (db) == -1);
+    assert (s_int (db, "SELECT COUNT(*) FROM t_defer WHERE name = 'g1'") == 0);
+    ml_db_group_begin (db);
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_defer (db, insert, "si", "g2", (int64_t)1) == 0);
+    assert (ml_db_commit (db) == 0);
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_defer (db, insert, "si", NULL, (int64_t)2) == -1);
+    assert (ml_db_error (db)->kind == ML_DB_DATA);
+    assert (ml_db_rollback (db) == 0);
+    assert (ml_db_group_end (db) == 0);
+    assert (s_int (db, "SELECT COUNT(*) FROM t_defer WHERE name = 'g2'") == 1);
+    ml_db_group_begin (db);
+    assert (ml_db_begin (db) == 0);
+    trips = ml_db_round_trips (db);
+    assert (ml_db_defer (db, insert, "si", "g3", (int64_t)1) == 0);
+    assert (ml_db_round_trips (db) == trips);
+    assert (ml_db_commit (db) == 0);
+    assert (ml_db_group_end (db) == 0);
+    assert (s_int (db, "SELECT COUNT(*) FROM t_defer WHERE name = 'g3'") == 1);
+    assert (ml_db_execute (db, "DROP TABLE t_defer", NULL) == 0);
     //  Past the cache's size a new statement runs unprepared-for-keeps (the unnamed one),
     //  in a transaction and in a group too, where savepoint commands are sent around it.
     for (int index = 0; index < ML_DB_CACHE_MAX + 2; index++) {
