@@ -1174,20 +1174,20 @@ int ml_store_posting_sent (ml_store_t *self, const char *posting_uuid)
     ml_store_now (now, sizeof now);
     if (s_begin (self) != 0)
         return -1;
-    //  A pending posting (the usual case) takes one statement, one sent before two.
-    int64_t first = ml_db_execute (self->db,
-                                   "UPDATE posting SET status = 'delivered', updated_at = ?,"
-                                   " attempts = attempts + 1, last_sent_at = ?"
-                                   " WHERE posting_uuid = ? AND status = 'pending'",
-                                   "sss", now, now, posting_uuid);
-    bool ok =
-        first == 1 ||
-        (first == 0 && ml_db_execute (self->db,
-                                      "UPDATE posting SET attempts = attempts + 1, last_sent_at = ?"
-                                      " WHERE posting_uuid = ?",
-                                      "ss", now, posting_uuid) == 1);
-    if (ok && first == 1)
-        ok = s_event (self, posting_uuid, "delivered", "sent to the agent");
+    //  Two writes whose outcome nothing here waits for (they ride with the store's next
+    //  round trip on PostgreSQL): the event first, while the posting is still pending; then
+    //  a pending posting becomes delivered, and every one counts the attempt.
+    bool ok = ml_db_defer (self->db,
+                           "INSERT INTO posting_event (posting_uuid, at, status, detail)"
+                           " SELECT posting_uuid, ?, 'delivered', 'sent to the agent' FROM posting"
+                           " WHERE posting_uuid = ? AND status = 'pending'",
+                           "ss", now, posting_uuid) == 0 &&
+              ml_db_defer (self->db,
+                           "UPDATE posting SET status = CASE status WHEN 'pending' THEN"
+                           " 'delivered' ELSE status END, updated_at = CASE status WHEN 'pending'"
+                           " THEN ? ELSE updated_at END, attempts = attempts + 1, last_sent_at = ?"
+                           " WHERE posting_uuid = ?",
+                           "sss", now, now, posting_uuid) == 0;
     return s_finish (self, "marking a posting sent", ok);
 }
 

@@ -305,31 +305,47 @@ int ml_pay_submit (ml_payments_t *self, ml_pay_call_t *call, char *deliver_firm,
     return ml_pay_completed (self, call, deliver_firm, size);
 }
 
+//  A payment's own columns, then its charges' (no name in both), read in one query.
+static const char *s_payment_columns[] = {
+    "payment_uuid",  "firm_id",       "source", "staff", "payer_id",   "payer_name", "payer_email",
+    "receipt_email", "client_number", "brand",  "last4", "created_at", NULL};
+
 json_t *ml_pay_payment_json (ml_payments_t *self, const char *payment_uuid)
 {
-    json_t *payments = ml_pay_rows (
+    //  A row per charge, the payment's columns repeated (one round trip on PostgreSQL).
+    json_t *rows = ml_pay_rows (
         self,
-        "SELECT payment_uuid, firm_id, source, staff, payer_id, payer_name, payer_email,"
-        " receipt_email, client_number, brand, last4, created_at FROM payment"
-        " WHERE payment_uuid = ?",
+        "SELECT p.payment_uuid, p.firm_id, p.source, p.staff, p.payer_id, p.payer_name,"
+        " p.payer_email, p.receipt_email, p.client_number, p.brand, p.last4, p.created_at,"
+        " c.charge_key, c.account_number, c.account_type, c.merchant_account, c.currency,"
+        " c.amount_minor, c.fee_minor, c.status, c.processor_txn, c.reason, c.posting_uuid"
+        " FROM payment p LEFT JOIN charge c ON c.payment_uuid = p.payment_uuid"
+        " WHERE p.payment_uuid = ? ORDER BY c.charge_key",
         "s", payment_uuid);
-    json_t *payment = json_incref (json_array_get (payments, 0));
-    json_decref (payments);
-    if (!payment)
+    json_t *first = json_array_get (rows, 0);
+    if (!first) {
+        json_decref (rows);
         return NULL;
-    json_t *charges =
-        ml_pay_rows (self, ML_PAY_CHARGE_SQL " WHERE c.payment_uuid = ? ORDER BY c.charge_key", "s",
-                     payment_uuid);
-    size_t index;
-    json_t *charge;
+    }
+    json_t *payment = json_object ();
+    for (const char **name = s_payment_columns; *name; name++)
+        json_object_set (payment, *name, json_object_get (first, *name));
+    json_t *charges = json_array ();
     const char *summary = NULL;
-    json_array_foreach (charges, index, charge)
+    size_t index;
+    json_t *row;
+    json_array_foreach (rows, index, row)
     {
-        json_object_del (charge, "token");
-        const char *status = json_string_value (json_object_get (charge, "status"));
+        if (!json_is_string (json_object_get (row, "charge_key")))
+            continue; //  a payment without charges: its one row has none
+        for (const char **name = s_payment_columns; *name; name++)
+            json_object_del (row, *name);
+        json_array_append (charges, row);
+        const char *status = json_string_value (json_object_get (row, "status"));
         summary = !summary || streq (summary, status) ? status : "partial";
     }
-    json_object_set_new (payment, "charges", charges ? charges : json_array ());
+    json_decref (rows);
+    json_object_set_new (payment, "charges", charges);
     json_object_set_new (payment, "status", json_string (summary ? summary : "none"));
     return payment;
 }
