@@ -489,16 +489,21 @@ static const char *s_last4 (const char *number)
 }
 
 //  A test token is tok_BRAND_LAST4_MMYYYY_HASH: it names its test card and expiry without the
-//  number, so tokens saved before a restart still work.
+//  number, so tokens saved before a restart still work. HASH is the key's FNV-1a hash in hex,
+//  written as two groups of 8 (s_test_token); tokens made before that hold it as one group of
+//  16 and still charge.
 static const s_card_t *s_token_card (const char *token, int *exp_month, int *exp_year)
 {
-    char brand[16], last4[5], expiry[7], hash[17];
-    int used = 0;
-    if (strncmp (token, "tok_", 4) != 0 || strlen (token) > 64)
+    char brand[16], last4[5], expiry[7], high[17], low[9] = "";
+    int used = 0, more = 0;
+    if (strncmp (token, "tok_", 4) != 0 || strlen (token) > 64 ||
+        sscanf (token + 4, "%15[a-z]_%4[0-9]_%6[0-9]_%16[0-9a-f]%n", brand, last4, expiry, high,
+                &used) != 4)
         return NULL;
-    if (sscanf (token + 4, "%15[a-z]_%4[0-9]_%6[0-9]_%16[0-9a-f]%n", brand, last4, expiry, hash,
-                &used) != 4 ||
-        token[4 + used] != 0 || strlen (last4) != 4 || strlen (expiry) != 6 || strlen (hash) != 16)
+    if (strlen (high) == 8 && sscanf (token + 4 + used, "_%8[0-9a-f]%n", low, &more) == 1)
+        used += more;
+    if (token[4 + used] != 0 || strlen (last4) != 4 || strlen (expiry) != 6 ||
+        strlen (high) + strlen (low) != 16)
         return NULL;
     for (size_t index = 0; index < sizeof s_cards / sizeof s_cards[0]; index++)
         if (streq (s_cards[index].brand, brand) && streq (s_last4 (s_cards[index].number), last4)) {
@@ -545,6 +550,19 @@ static void s_test_store (ml_processor_t *self, const char *key, ml_processor_op
     assert (rc == 0);
 }
 
+//  The test token of a card for key: tok_BRAND_LAST4_MMYYYY_HASH, HASH the key's FNV-1a hash
+//  as two groups of 8 hex digits. In one group of 16 it held a run of 13 or more decimal digits
+//  passing the card check for about one key in 2,000, and method-add refuses such a token as a
+//  card number (docs/admin-api.md), so the card of that payment could not be saved; a run of 8
+//  never looks like one.
+static void s_test_token (const char *brand, const char *last4, int exp_month, int exp_year,
+                          const char *key, char *token, size_t size)
+{
+    uint64_t hash = s_fnv (key);
+    snprintf (token, size, "tok_%s_%s_%02d%04d_%08" PRIx64 "_%08" PRIx64, brand, last4, exp_month,
+              exp_year, hash >> 32, hash & UINT64_C (0xffffffff));
+}
+
 static void s_test_tokenize (ml_processor_t *self, const char *key, const char *digits,
                              int exp_month, int exp_year, const char *cvc,
                              ml_processor_result_t *result)
@@ -574,10 +592,8 @@ static void s_test_tokenize (ml_processor_t *self, const char *key, const char *
     if (s_expired (exp_month, exp_year))
         s_result_set (result, ML_PROCESSOR_DECLINED, "expired_card", "the card has expired");
     else {
-        char hash[40];
-        ml_processor_derive_id ("x", key, hash, sizeof hash);
-        snprintf (result->token, sizeof result->token, "tok_%s_%s_%02d%04d_%s", card->brand,
-                  result->last4, exp_month, exp_year, hash + 2);
+        s_test_token (card->brand, result->last4, exp_month, exp_year, key, result->token,
+                      sizeof result->token);
         s_result_set (result, ML_PROCESSOR_APPROVED, "", "%s", "");
     }
     s_test_store (self, key, ML_PROCESSOR_TOKENIZE, params, result);

@@ -85,6 +85,18 @@ saved=$(cli --json payer list --firm acme --text sam@example.com | json 'd["paye
 [ "$(echo "$out" | json 'sum(c["amount_minor"] for c in d["payment"]["charges"])')" = 600 ] ||
     fail "the selection was not paid as selected"
 [ "$(cli --json select list --firm acme | json 'len(d["selection"])')" = 0 ] || fail "the paid selection was kept"
+# A card saved at payment is saved whatever the processor's token holds. This form's key gives
+# the payment the UUID whose tokenize key (PAYMENT_UUID:tokenize) once made the test
+# processor's token end in hex holding 14 digits that pass the card check: method-add refused
+# that token as a card number, and the card was not saved (one payment in about 2,000).
+out=$("$ML_BIN/ml_api_client" "ipc://$W/admin.sock" '{"op": "payment", "firm": "acme",
+    "payer_id": '"$saved"', "pay_key": "save-card-key-4267", "save_method": true,
+    "lines": [{"invoice": "'"$invoice"'", "amount_minor": 1}],
+    "card": {"number": "4242424242424242", "exp_month": 5, "exp_year": 2031, "cvc": "123"}}') ||
+    fail "the payment saving a card: $out"
+[ "$(echo "$out" | json 'd["payment"]["status"]')" = approved ] || fail "the payment saving a card: $out"
+[ "$(cli --json payer show "$saved" | json '[m["exp_month"] for m in d["payer"]["methods"]]')" = "[4, 5]" ] ||
+    fail "the card was not saved: $(cli --json payer show "$saved")"
 
 # Send for payment: a link the payer pays once, within 24 hours, with balances checked again.
 out=$(cli --json link create --firm acme --invoice "$invoice=3.00" --payer-name "Pat Doe" \

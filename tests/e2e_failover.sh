@@ -179,7 +179,8 @@ for firm in $FIRMS; do
     payer=$(echo "$out" | json 'd["payer"]["payer_id"]')
     echo "4242424242424242 12/2031 123" | node_cli 1 --json charge --firm "$firm" --client "$client" \
         --amount 0.02 --payer "$payer" --card-stdin --save-method >/dev/null || fail "$firm: first charge"
-    method=$(node_cli 1 --json payer show "$payer" | json 'd["payer"]["methods"][0]["method_id"]')
+    method=$(node_cli 1 --json payer show "$payer" | json 'd["payer"]["methods"][0]["method_id"]' 2>/dev/null) ||
+        fail "$firm: the card saved at the first charge is not listed: $(node_cli 1 --json payer show "$payer") $(grep -h 'could not be saved' "$W"/core?.log)"
     # An association searches the firm's matter database: only its owner talks to its agent.
     owner=$(store_sql "SELECT SUBSTR(owner, 2) FROM firm_lease WHERE firm_id = '$firm'")
     if [ "$owner" != 1 ]; then

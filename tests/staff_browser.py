@@ -32,14 +32,18 @@ _used_steps = {}
 
 def next_code(secret, who=None):
     """A code for a step later than any who (by default, anyone with this secret) used: the
-    core takes each step of an account once, whatever its key, steps -1..+1. The step after
-    the last one used, waiting on the clock when that is not yet in reach."""
+    core takes each step of an account once, whatever its key, steps -1..+1 of its clock. The
+    current step, or the one after the last one used, waiting on the clock when that is not
+    yet in reach. Never the step before the current one (what it gave when the last code was
+    2 or more steps old): the core refuses that code once the next step begins, which may be
+    before the request reaches it on a loaded machine; the current step's code is good for 30
+    to 60 s more, the next one's for 60 to 90 s."""
     holder = secret if who is None else who
     deadline = time.time() + 40
     while True:
         now = int(time.time()) // 30
         last = _used_steps.get(holder)
-        step = max(now - 1, last + 1 if last is not None else now)
+        step = max(now, last + 1 if last is not None else now)
         if step <= now + 1:
             _used_steps[holder] = step
             return totp(secret, step)

@@ -15,11 +15,13 @@ without or with a wrong CSRF token change nothing (403), a billing user's admin 
 import base64
 import re
 import sys
+import time
 import urllib.parse
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 
+import staff_browser
 from staff_browser import StaffBrowser, mail_link, next_code, totp
 from web_common import check, failures, requester
 
@@ -33,6 +35,12 @@ request = requester(BASE, timeout=10)
 # RFC 6238's test vector (SHA-1, T = 59 s, 8 digits 94287082: the last 6 are 287082).
 check(totp(base64.b32encode(b"12345678901234567890").decode(), 59 // 30) == "287082",
       "the test's own TOTP against RFC 6238")
+# After a pause of steps, the next code is the current step's (or the next one's), never the
+# step before, which the core refuses once the next step begins (next_code).
+probe, step_now = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", int(time.time()) // 30
+staff_browser._used_steps["paused"] = step_now - 3
+check(next_code(probe, "paused") in (totp(probe, step_now), totp(probe, step_now + 1)),
+      "a code after a pause is not the previous step's")
 
 ui = StaffBrowser(BASE, SHOTS, 15)
 driver, wait = ui.driver, ui.wait
