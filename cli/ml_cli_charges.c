@@ -552,6 +552,10 @@ static int s_finish_payment (ml_cli_t *cli, json_t *reply)
         s_print_payment (shown);
         json_decref (shown);
     }
+    //  --save-method: the payment went on, but the card was not saved.
+    const char *unsaved = json_string_value (json_object_get (reply, "method_not_saved"));
+    if (unsaved)
+        ml_cli_error ("the card was not saved for the payer: %s", unsaved);
     int code = s_payment_outcome (payment);
     json_decref (reply);
     return code;

@@ -97,6 +97,21 @@ out=$("$ML_BIN/ml_api_client" "ipc://$W/admin.sock" '{"op": "payment", "firm": "
 [ "$(echo "$out" | json 'd["payment"]["status"]')" = approved ] || fail "the payment saving a card: $out"
 [ "$(cli --json payer show "$saved" | json '[m["exp_month"] for m in d["payer"]["methods"]]')" = "[4, 5]" ] ||
     fail "the card was not saved: $(cli --json payer show "$saved")"
+[ "$(echo "$out" | json 'd["method_id"]')" = "$(cli --json payer show "$saved" | json 'd["payer"]["methods"][1]["method_id"]')" ] ||
+    fail "the reply does not name the saved card: $out"
+# A card that cannot be saved (the payer has 20, the most) is charged, and the reply says so.
+for month in 01 02 03 04 05 06 07 08 09; do
+    for year in 2032 2033; do
+        cli --json method add "$saved" --token "tok_visa_4242_$month${year}_x" --brand visa \
+            --last4 4242 --expiry "$month/$year" >/dev/null || fail "method add $month/$year"
+    done
+done
+out=$(echo "4242424242424242 06/2031 123" | cli --json charge --firm acme --invoice "$invoice=0.01" \
+    --payer "$saved" --save-method --card-stdin 2>"$W/unsaved.err") || fail "charge at 20 cards: $out"
+[ "$(echo "$out" | json 'd["payment"]["status"]')" = approved ] &&
+    echo "$out" | json 'd["method_not_saved"]' | grep -q "already has 20 payment methods" ||
+    fail "the card not saved is not said: $out"
+grep -q "the card was not saved for the payer" "$W/unsaved.err" || fail "the CLI did not say the card was not saved"
 
 # Send for payment: a link the payer pays once, within 24 hours, with balances checked again.
 out=$(cli --json link create --firm acme --invoice "$invoice=3.00" --payer-name "Pat Doe" \

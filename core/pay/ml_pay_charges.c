@@ -698,7 +698,13 @@ void ml_pay_flow_done (ml_payments_t *self, ml_pay_flow_t *flow)
                        " AND payment_uuid IS NULL",
                        "ss", flow->payment_uuid, flow->link_id) != 1)
         ml_log (ML_LOG_ERROR, "payments: could not mark link %s paid", flow->link_id);
-    s_flow_end (self, flow, ml_admin_ok (json_pack ("{s:o}", "payment", payment)));
+    json_t *reply = ml_admin_ok (json_pack ("{s:o}", "payment", payment));
+    //  save_method: the card's method, or why it was not saved (the payment went on).
+    if (flow->method_id)
+        json_object_set_new (reply, "method_id", json_integer (flow->method_id));
+    else if (*flow->method_error)
+        json_object_set_new (reply, "method_not_saved", json_string (flow->method_error));
+    s_flow_end (self, flow, reply);
 }
 
 //  The card is known (a token): check the balances again when the processor was asked
@@ -769,10 +775,17 @@ void ml_pay_flow_tokenized (ml_payments_t *self, ml_pay_flow_t *flow,
                                     "exp_month", result->exp_month, "exp_year", result->exp_year);
         json_t *saved = ml_payers_execute (self->payers, "method-add", method);
         json_decref (method);
-        if (!json_is_true (json_object_get (saved, "ok")))
+        //  The payment goes on either way; its reply says which (ml_pay_flow_done).
+        const char *error = json_string_value (json_object_get (saved, "error"));
+        if (json_is_true (json_object_get (saved, "ok")))
+            flow->method_id = json_integer_value (
+                json_object_get (json_object_get (saved, "method"), "method_id"));
+        else {
+            snprintf (flow->method_error, sizeof flow->method_error, "%s",
+                      error ? error : "the core store failed");
             ml_log (ML_LOG_WARNING, "payments: the card could not be saved for payer %lld: %s",
-                    (long long)json_integer_value (payer_id),
-                    json_string_value (json_object_get (saved, "error")));
+                    (long long)json_integer_value (payer_id), flow->method_error);
+        }
         json_decref (saved);
     }
     s_flow_charge (self, flow, true, deliver_firm, size);

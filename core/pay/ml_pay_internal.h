@@ -92,6 +92,9 @@ typedef struct {
     char token[ML_PROCESSOR_ID_MAX + 1];
     char brand[16];
     char last4[5];
+    //  save_method: the method the card was saved as, or why it was not (the reply says so)
+    int64_t method_id;
+    char method_error[256];
     int outstanding; //  charges asked and not answered yet
     bool waiting;    //  its request was answered "waiting_for": the reply goes to ready
     json_t *reply;   //  once finished
