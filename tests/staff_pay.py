@@ -262,6 +262,7 @@ try:
     by_id("pay-now").click()
     wait_heading("Payment made")
     check(by_id("payment-status").text == "approved", "approved: " + by_id("payment-status").text)
+    check(not driver.find_elements(By.ID, "method-not-saved"), "a card that was saved is not said unsaved")
     charges = driver.find_elements(By.CSS_SELECTOR, "#charges tr.charge")
     check([c.get_attribute("class") for c in charges] == ["charge operating", "charge trust"],
           "an operating and a trust charge, apart: %s" % [c.get_attribute("class") for c in charges])

@@ -231,7 +231,8 @@ static json_t *s_payer (ml_wsp_t *self, long long payer_id, bool *answered)
 }
 
 //  The result of a payment: each charge with its posting, operating and trust apart.
-static void s_result (ml_wsp_t *self, json_t *payment)
+//  not_saved: why the card the staff asked to save was not (the payment went on), or "".
+static void s_result (ml_wsp_t *self, json_t *payment, const char *not_saved)
 {
     ml_web_exchange_t *exchange = self->exchange;
     const char *status = ml_wsp_text (payment, "status");
@@ -249,6 +250,11 @@ static void s_result (ml_wsp_t *self, json_t *payment)
                      ml_wsp_text (payment, "payer_name"), ml_wsp_text (payment, "payer_email"),
                      ml_wsp_text (payment, "brand"), ml_wsp_text (payment, "last4"),
                      ml_wsp_text (payment, "receipt_email"));
+    if (*not_saved)
+        ml_web_page_add (exchange,
+                         "<p class=\"notice\" id=\"method-not-saved\" role=\"status\">The card "
+                         "was charged but not saved for the payer: {}.</p>\n",
+                         not_saved);
     size_t index;
     json_t *charge;
     json_array_foreach (json_object_get (payment, "charges"), index, charge)
@@ -477,7 +483,7 @@ void ml_wsp_pay (ml_wsp_t *self)
                 s_form (self, items, payer, why);
             }
         } else
-            s_result (self, payment);
+            s_result (self, payment, ml_wsp_text (reply, "method_not_saved"));
         json_decref (shown);
     } else {
         if (reply)
