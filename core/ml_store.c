@@ -475,7 +475,7 @@ int ml_store_snapshot_write (ml_store_t *self, const char *firm_id, const ml_ite
 int ml_store_snapshot_commit (ml_store_t *self, bool ok)
 {
     if (self->load) {
-        if (ml_store_pg_load_flush (self->load, self->db, ok) == 0)
+        if (ml_store_pg_load_commit (self->load, self->db, ok) == 0)
             return ok ? 0 : -1;
         s_failed (self, "storing snapshot rows");
         return -1;
@@ -578,6 +578,45 @@ static bool s_complete (ml_store_t *self, const char *firm_id, uint64_t cursor,
                           "iss", (int64_t)cursor, now, firm_id) == 1;
 }
 
+//  On PostgreSQL the end of a small snapshot whose rows are all held in memory
+//  (ml_store_pg_load_small): one transaction deletes the firm's replica rows and copies the
+//  snapshot's in their place, counts them, writes the totals and marks the replica complete.
+//  No DDL: the partition stays. While in replica_loading the firm's rows do not move the
+//  totals (the triggers of store version 4); s_complete writes them. Returns 0, -1 or -3.
+static int s_snapshot_end_small (ml_store_t *self, const char *firm_id, int64_t generation,
+                                 uint64_t cursor)
+{
+    if (s_begin (self) != 0)
+        return -1;
+    if (!s_guarded (self, firm_id)) {
+        ml_db_rollback (self->db);
+        return -3;
+    }
+    int64_t current = 0, *totals = NULL, total_count = -1;
+    s_kind_currency_t *kinds = NULL;
+    bool ok =
+        s_generation (self, firm_id, &current) == 0 && current == generation &&
+        ml_db_execute (self->db,
+                       "INSERT INTO replica_loading (firm_id) VALUES (?)"
+                       " ON CONFLICT (firm_id) DO NOTHING",
+                       "s", firm_id) >= 0 &&
+        ml_store_pg_load_replace (self->load, self->db, firm_id) == 0 &&
+        (total_count = s_read_totals (
+             ml_db_query (self->db,
+                          "SELECT kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"
+                          " SUM (balance_minor % 1000000000) FROM open_item WHERE firm_id = ?"
+                          " GROUP BY kind, currency",
+                          "s", firm_id),
+             &kinds, &totals)) >= 0 &&
+        s_complete (self, firm_id, cursor, kinds, totals, total_count);
+    free (totals);
+    free (kinds);
+    int rc = s_finish (self, "ending a snapshot", ok);
+    if (rc == 0)
+        ml_store_pg_load_tidy (self->db, firm_id, generation + 1);
+    return rc;
+}
+
 //  On PostgreSQL the end of a snapshot: the load table's indexes and totals before the write
 //  lock, then one small transaction that swaps it in for the firm's partition (the rows of
 //  earlier generations go with the partition it replaces), writes the totals and marks the
@@ -588,7 +627,13 @@ static int s_snapshot_end_pg (ml_store_t *self, const char *firm_id, uint64_t cu
     s_kind_currency_t *kinds = NULL;
     char table[64] = "", sql[512];
     int64_t started = zclock_mono ();
-    if (s_generation (self, firm_id, &generation) == 0 &&
+    if (s_generation (self, firm_id, &generation) != 0) {
+        s_failed (self, "ending a snapshot");
+        return -1;
+    }
+    if (ml_store_pg_load_small (self->load, firm_id, generation))
+        return s_snapshot_end_small (self, firm_id, generation, cursor);
+    if (ml_store_pg_load_finish (self->load, self->db, firm_id, generation) == 0 &&
         ml_store_pg_load_table (self->db, firm_id, generation, table, sizeof table) == 0 &&
         ml_store_pg_load_vacuum (self->db, table) == 0 &&
         ml_store_pg_load_index (self->db, firm_id, generation) == 0) {

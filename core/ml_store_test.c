@@ -149,6 +149,59 @@ static void s_test_snapshots (void)
                             "SELECT reltuples::BIGINT FROM pg_class"
                             " WHERE relname = 'open_item_' || md5 (?)",
                             "acme") == 20);
+    //  A small snapshot (on PostgreSQL held whole in memory: the firm's rows replaced in its
+    //  partition, no table made or swapped), with a transaction that failed half way: its
+    //  rows do not count, those committed before it do.
+    int64_t partition = postgresql ? s_test_int (store,
+                                                 "SELECT oid::BIGINT FROM pg_class"
+                                                 " WHERE relname = 'open_item_' || md5 (?)",
+                                                 "acme")
+                                   : 0;
+    strcpy (hello->epoch, "e2"); //  a restored matter database: a resync
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
+    ml_msg_t *small = s_test_snapshot_batch (5, "SMALL");
+    assert (ml_store_snapshot_begin (store) == 0);
+    assert (ml_store_snapshot_write (store, "acme", small->items, 3) == 0);
+    assert (ml_store_snapshot_commit (store, true) == 0);
+    assert (ml_store_snapshot_begin (store) == 0);
+    assert (ml_store_snapshot_write (store, "acme", small->items + 3, 2) == 0);
+    assert (ml_store_snapshot_commit (store, false) == -1);
+    assert (ml_store_snapshot_end (store, "acme", 6) == 0);
+    items = ml_store_open_items (store, "acme", NULL, NULL, NULL);
+    assert (json_array_size (items) == 3);
+    json_decref (items);
+    s_test_totals (store);
+    assert (s_test_int (store, "SELECT item_count FROM replica_total WHERE firm_id = ?", "acme") ==
+            3);
+    if (postgresql)
+        assert (
+            s_test_int (store,
+                        "SELECT oid::BIGINT FROM pg_class WHERE relname = 'open_item_' || md5 (?)",
+                        "acme") == partition);
+    //  Two firms' snapshots at once, acme's rows before and after beta's: on PostgreSQL
+    //  acme's first rows went to its load table when beta's came, so its end takes the load
+    //  table's path, with every row; beta's end the small one.
+    assert (ml_store_firm_add (store, "beta", "Beta LLP", "key-beta", "OP-001") == 0);
+    strcpy (hello->epoch, "e3");
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
+    assert (ml_store_session_open (store, "beta", hello, &resync, &cursor) == 0 && resync);
+    assert (ml_store_snapshot_begin (store) == 0);
+    assert (ml_store_snapshot_write (store, "acme", small->items, 2) == 0);
+    assert (ml_store_snapshot_commit (store, true) == 0);
+    assert (ml_store_snapshot_rows (store, "beta", small) == 0);
+    assert (ml_store_snapshot_begin (store) == 0);
+    assert (ml_store_snapshot_write (store, "acme", small->items + 2, 3) == 0);
+    assert (ml_store_snapshot_commit (store, true) == 0);
+    assert (ml_store_snapshot_end (store, "acme", 7) == 0);
+    assert (ml_store_snapshot_end (store, "beta", 7) == 0);
+    const char *firms[] = {"acme", "beta"};
+    for (size_t firm = 0; firm < 2; firm++) {
+        items = ml_store_open_items (store, firms[firm], NULL, NULL, NULL);
+        assert (json_array_size (items) == 5);
+        json_decref (items);
+    }
+    s_test_totals (store);
+    ml_msg_destroy (&small);
     json_decref (before);
     json_decref (during);
     ml_msg_destroy (&first);
@@ -402,8 +455,18 @@ void ml_store_test (bool verbose)
     assert (ml_store_firm_add (store, "gamma", "Gamma LLP", "key-gamma", "OP-001") == 0);
     assert (ml_store_session_open (store, "beta", hello, &resync, &cursor) == 0 && resync);
     assert (ml_store_session_open (store, "gamma", hello, &resync, &cursor) == 0 && resync);
-    assert (ml_store_snapshot_rows (store, "beta", batch) == 0);
+    //  Beta's rows before and after gamma's: on PostgreSQL beta's first ones went to its
+    //  load table when gamma's came, so its end takes that table's path, with every row.
+    size_t half = batch->item_count / 2;
+    assert (half > 0);
+    assert (ml_store_snapshot_begin (store) == 0);
+    assert (ml_store_snapshot_write (store, "beta", batch->items, half) == 0);
+    assert (ml_store_snapshot_commit (store, true) == 0);
     assert (ml_store_snapshot_rows (store, "gamma", batch) == 0);
+    assert (ml_store_snapshot_begin (store) == 0);
+    assert (ml_store_snapshot_write (store, "beta", batch->items + half,
+                                     batch->item_count - half) == 0);
+    assert (ml_store_snapshot_commit (store, true) == 0);
     assert (ml_store_snapshot_end (store, "beta", 100) == 0);
     assert (ml_store_snapshot_end (store, "gamma", 100) == 0);
     items = ml_store_open_items (store, "beta", NULL, NULL, NULL);

@@ -158,15 +158,32 @@ bool ml_store_pg_upsert_items (ml_db_t *db, const char *firm_id, const ml_item_t
 struct _ml_store_pg_load_t {
     char firm_id[64];
     int64_t generation;
-    char table[64]; //  the load table the rows held go to ("" when none)
+    char table[64]; //  the load table of the rows held ("" while none was needed)
     s_array_t data; //  rows in COPY's text format
     size_t rows;
+    //  Rows held without a table, up to the last commit that wrote some (the rest are the
+    //  open transaction's, dropped if it fails); their kinds and source ids while few
+    //  enough for the small path, and whether the snapshot carried one twice.
+    size_t kept_length, kept_rows;
+    zhashx_t *keys;
+    bool duplicate;
+    //  The snapshots ("firm generation") whose load table this connection made: their rows
+    //  may be there as well as held, when another firm's came in between.
+    zhashx_t *tabled;
 };
+
+static void s_snapshot_key (char *key, size_t size, const char *firm_id, int64_t generation)
+{
+    snprintf (key, size, "%s %" PRId64, firm_id, generation);
+}
 
 ml_store_pg_load_t *ml_store_pg_load_new (void)
 {
     ml_store_pg_load_t *self = calloc (1, sizeof (ml_store_pg_load_t));
     assert (self);
+    self->keys = zhashx_new ();
+    self->tabled = zhashx_new ();
+    assert (self->keys && self->tabled);
     return self;
 }
 
@@ -175,6 +192,8 @@ void ml_store_pg_load_destroy (ml_store_pg_load_t **self_p)
     assert (self_p);
     if (*self_p) {
         free ((*self_p)->data.text);
+        zhashx_destroy (&(*self_p)->keys);
+        zhashx_destroy (&(*self_p)->tabled);
         free (*self_p);
         *self_p = NULL;
     }
@@ -218,38 +237,89 @@ int ml_store_pg_load_table (ml_db_t *db, const char *firm_id, int64_t generation
     return rc;
 }
 
-int ml_store_pg_load_flush (ml_store_pg_load_t *self, ml_db_t *db, bool send)
+//  The rows held, of no firm yet.
+static void s_load_reset (ml_store_pg_load_t *self)
 {
-    int rc = 0;
-    if (send && self->rows) {
-        char sql[512];
-        //  The table's name is ml_replica_load's: open_item_, hex digits, _ and digits.
-        snprintf (sql, sizeof sql,
-                  "COPY %s (firm_id, kind, source_id, invoice_number, invoice_date, due_date,"
-                  " client_number, client_name, matter_number, matter_description, currency,"
-                  " total_minor, balance_minor, status, generation, change_id) FROM STDIN",
-                  self->table);
-        rc = ml_db_pg_copy (db, sql, self->data.text, self->data.length);
+    *self->firm_id = 0;
+    *self->table = 0;
+    self->generation = 0;
+    self->data.length = self->rows = self->kept_length = self->kept_rows = 0;
+    zhashx_purge (self->keys);
+    self->duplicate = false;
+}
+
+//  The COPY of data into table (open_item_..., ml_replica_load's name, or open_item).
+static int s_copy (ml_db_t *db, const char *table, const s_array_t *data)
+{
+    char sql[512];
+    snprintf (sql, sizeof sql,
+              "COPY %s (firm_id, kind, source_id, invoice_number, invoice_date, due_date,"
+              " client_number, client_name, matter_number, matter_description, currency,"
+              " total_minor, balance_minor, status, generation, change_id) FROM STDIN",
+              table);
+    return ml_db_pg_copy (db, sql, data->text, data->length);
+}
+
+//  The rows held go to their load table (made first if need be): from then on the snapshot
+//  takes the load table's path at its end. Returns 0 or -1.
+static int s_load_send (ml_store_pg_load_t *self, ml_db_t *db)
+{
+    if (!*self->table) {
+        if (ml_store_pg_load_table (db, self->firm_id, self->generation, self->table,
+                                    sizeof self->table) != 0)
+            return -1;
+        char key[96];
+        s_snapshot_key (key, sizeof key, self->firm_id, self->generation);
+        zhashx_update (self->tabled, key, (void *)1);
     }
-    self->data.length = 0;
-    self->rows = 0;
+    int rc = self->rows ? s_copy (db, self->table, &self->data) : 0;
+    self->data.length = self->rows = self->kept_length = self->kept_rows = 0;
+    zhashx_purge (self->keys);
     return rc;
+}
+
+int ml_store_pg_load_commit (ml_store_pg_load_t *self, ml_db_t *db, bool ok)
+{
+    if (!ok) {
+        //  The failed transaction's rows: every one since the last send to a table, or
+        //  since the last commit while none is needed.
+        self->data.length = *self->table ? 0 : self->kept_length;
+        self->rows = *self->table ? 0 : self->kept_rows;
+        if (self->data.text)
+            self->data.text[self->data.length] = 0;
+        return 0;
+    }
+    if (*self->table)
+        return s_load_send (self, db);
+    self->kept_length = self->data.length;
+    self->kept_rows = self->rows;
+    return 0;
 }
 
 int ml_store_pg_load_add (ml_store_pg_load_t *self, ml_db_t *db, const char *firm_id,
                           int64_t generation, const ml_item_t *items, size_t count)
 {
-    if (!*self->table || strcmp (self->firm_id, firm_id) != 0 || self->generation != generation) {
-        if (ml_store_pg_load_flush (self, db, true) != 0)
+    if (strcmp (self->firm_id, firm_id) != 0 || self->generation != generation) {
+        //  Another firm's rows go to their table first; an earlier generation of this firm
+        //  is an abandoned session's, dropped.
+        if (*self->firm_id && strcmp (self->firm_id, firm_id) != 0 && s_load_send (self, db) != 0)
             return -1;
-        *self->table = 0;
-        if (ml_store_pg_load_table (db, firm_id, generation, self->table, sizeof self->table) != 0)
-            return -1;
+        if (*self->firm_id && streq (self->firm_id, firm_id)) {
+            char key[96];
+            s_snapshot_key (key, sizeof key, self->firm_id, self->generation);
+            zhashx_delete (self->tabled, key);
+        }
+        s_load_reset (self);
         snprintf (self->firm_id, sizeof self->firm_id, "%s", firm_id);
         self->generation = generation;
     }
     for (size_t index = 0; index < count; index++) {
         const ml_item_t *item = &items[index];
+        if (!*self->table && !self->duplicate && self->rows < ML_STORE_PG_SMALL_ROWS) {
+            char key[32];
+            snprintf (key, sizeof key, "%c%" PRIu64, item->kind, item->source_id);
+            self->duplicate = zhashx_insert (self->keys, key, (void *)1) != 0;
+        }
         char kind[2] = {item->kind, 0};
         s_copy_text (&self->data, firm_id, '\t');
         s_copy_text (&self->data, kind, '\t');
@@ -266,7 +336,36 @@ int ml_store_pg_load_add (ml_store_pg_load_t *self, ml_db_t *db, const char *fir
         s_copy_number (&self->data, (int64_t)item->change_id, '\n');
         self->rows++;
     }
-    return self->rows >= S_LOAD_ROWS ? ml_store_pg_load_flush (self, db, true) : 0;
+    return self->rows >= S_LOAD_ROWS ? s_load_send (self, db) : 0;
+}
+
+bool ml_store_pg_load_small (ml_store_pg_load_t *self, const char *firm_id, int64_t generation)
+{
+    char key[96];
+    s_snapshot_key (key, sizeof key, firm_id, generation);
+    return streq (self->firm_id, firm_id) && self->generation == generation && !*self->table &&
+           !zhashx_lookup (self->tabled, key) && !self->duplicate &&
+           self->rows <= ML_STORE_PG_SMALL_ROWS;
+}
+
+int ml_store_pg_load_finish (ml_store_pg_load_t *self, ml_db_t *db, const char *firm_id,
+                             int64_t generation)
+{
+    int rc = 0;
+    if (streq (self->firm_id, firm_id) && self->generation == generation)
+        rc = s_load_send (self, db);
+    char key[96];
+    s_snapshot_key (key, sizeof key, firm_id, generation);
+    zhashx_delete (self->tabled, key);
+    return rc;
+}
+
+int ml_store_pg_load_replace (ml_store_pg_load_t *self, ml_db_t *db, const char *firm_id)
+{
+    bool ok = ml_db_execute (db, "DELETE FROM open_item WHERE firm_id = ?", "s", firm_id) >= 0 &&
+              (!self->rows || s_copy (db, "open_item", &self->data) == 0);
+    s_load_reset (self);
+    return ok ? 0 : -1;
 }
 
 int ml_store_pg_load_vacuum (ml_db_t *db, const char *table)

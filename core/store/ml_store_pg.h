@@ -26,14 +26,36 @@ typedef struct _ml_store_pg_load_t ml_store_pg_load_t;
 ml_store_pg_load_t *ml_store_pg_load_new (void);
 void ml_store_pg_load_destroy (ml_store_pg_load_t **self_p);
 
-//  Add items[0 .. count) of firm_id's snapshot under generation; a flush comes first when
-//  the rows held are another firm's or generation's, or many. Returns 0 or -1 (the
-//  connection's error set).
+//  A snapshot of at most this many rows, held in memory whole until its end, skips the load
+//  table: SNAPSHOT-END replaces the firm's rows in its partition in one transaction
+//  (ml_store_pg_load_replace), with no DDL. A small firm's snapshot then costs a few round
+//  trips instead of a table made, vacuumed, indexed and swapped in; and a swap, which
+//  changes the partitioned table, makes every connection reload its 1,000 partitions'
+//  descriptions (bench/RESULTS.md).
+#define ML_STORE_PG_SMALL_ROWS 2000
+
+//  Add items[0 .. count) of firm_id's snapshot under generation. The rows are held; they go
+//  to the snapshot's load table (made then) when they are many (a COPY of 10,000) or when
+//  another firm's rows come (an earlier generation's are an abandoned session's: dropped).
+//  Returns 0 or -1 (the connection's error set).
 int ml_store_pg_load_add (ml_store_pg_load_t *self, ml_db_t *db, const char *firm_id,
                           int64_t generation, const ml_item_t *items, size_t count);
 
-//  Send the rows held (one COPY); drop them instead when send is false. Returns 0 or -1.
-int ml_store_pg_load_flush (ml_store_pg_load_t *self, ml_db_t *db, bool send);
+//  At the commit of the transaction that added rows: ok, the rows held go to their load
+//  table if it exists, else stay held; not ok, the transaction's rows are dropped. 0 or -1.
+int ml_store_pg_load_commit (ml_store_pg_load_t *self, ml_db_t *db, bool ok);
+
+//  At SNAPSHOT-END: whether every row of firm_id's snapshot under generation is held here
+//  (no load table), at most ML_STORE_PG_SMALL_ROWS, none twice.
+bool ml_store_pg_load_small (ml_store_pg_load_t *self, const char *firm_id, int64_t generation);
+
+//  The small path, inside the caller's write transaction: the firm's replica rows deleted and
+//  the rows held copied in their place (the held rows are then gone). 0 or -1.
+int ml_store_pg_load_replace (ml_store_pg_load_t *self, ml_db_t *db, const char *firm_id);
+
+//  The load table's path: the rows of firm_id's snapshot still held go to its load table.
+int ml_store_pg_load_finish (ml_store_pg_load_t *self, ml_db_t *db, const char *firm_id,
+                             int64_t generation);
 
 //  The load table of firm_id's snapshot under generation, made if missing (a snapshot of no
 //  rows has one too), into name. Then its indexes, built in bulk (an item the snapshot
