@@ -73,9 +73,15 @@ static int s_print_status (ml_cli_t *cli, const ml_cli_args_t *args, json_t *rep
         printf ("Firm %s (%s)\n", ml_cli_text (firm, "firm_id"), ml_cli_text (firm, "name"));
         printf ("  agent:           %s\n",
                 json_is_true (json_object_get (firm, "agent_online")) ? "online" : "offline");
-        printf ("  replica:         %s, at change %lld\n",
-                ml_cli_integer (firm, "complete") ? "complete" : "waiting for snapshot",
-                ml_cli_integer (firm, "cursor"));
+        if (ml_cli_integer (firm, "complete"))
+            printf ("  replica:         complete, at change %lld\n",
+                    ml_cli_integer (firm, "cursor"));
+        else if (json_object_get (firm, "snapshot_rows"))
+            //  A first snapshot counts in the totals only at its end: its progress meanwhile.
+            printf ("  replica:         waiting for snapshot, %lld rows received so far\n",
+                    ml_cli_integer (firm, "snapshot_rows"));
+        else
+            printf ("  replica:         waiting for snapshot\n");
         const char *currency = ml_cli_text (firm, "open_balance_currency");
         if (json_is_true (json_object_get (firm, "open_balance_over_64_bits")) &&
             ml_money_exponent (currency) >= 0)

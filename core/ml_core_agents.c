@@ -204,6 +204,7 @@ static void s_handle_hello (ml_core_t *self, ml_core_session_t *session, ml_msg_
     ml_core_send_to (self, session->routing, welcome);
     ml_msg_destroy (&welcome);
     session->state = resync ? ML_CORE_SNAPSHOT : ML_CORE_LIVE;
+    session->snapshot_rows = 0;
     session->batch = 0;
     zhashx_purge (session->in_flight);
     char agent_version[200];
@@ -282,6 +283,8 @@ static void s_handle_message (ml_core_t *self, ml_core_session_t *session, ml_ms
             //  The ingest thread's own connection checks what this round wrote (the lease
             //  taken at HELLO): it is committed first.
             ml_db_group_commit (ml_store_db (self->store));
+            if (message->id == ML_MSG_SNAPSHOT)
+                session->snapshot_rows += message->item_count; //  (the items move on)
             if (ml_ingest_send (self->ingest, session->firm_id, message) != 0)
                 s_store_failed (self, session, "handing a batch to the ingest thread");
             else if (message->id == ML_MSG_SNAPSHOT_END)

@@ -48,6 +48,10 @@ typedef struct {
     int64_t last_seen;   //  monotonic ms
     zhashx_t *in_flight; //  posting uuid -> monotonic ms it was sent (int64_t *)
     bool backlog;        //  postings may wait unsent (the window was full): a result reads
+    //  Rows of the session's snapshot received so far (status shows a first snapshot's
+    //  progress: its totals count only at SNAPSHOT-END); kept once it ends, 0 for a session
+    //  that resumed changes.
+    uint64_t snapshot_rows;
 } ml_core_session_t;
 
 //  An admin request waiting for an agent's SEARCH-RESULT.

@@ -255,6 +255,9 @@ static json_t *s_admin_request (ml_core_t *self, zsock_t *socket, zframe_t *clie
                 self->sessions, json_string_value (json_object_get (firm, "firm_id")));
             json_object_set_new (firm, "agent_online",
                                  json_boolean (session && session->state != ML_CORE_NONE));
+            if (session)
+                json_object_set_new (firm, "snapshot_rows",
+                                     json_integer ((json_int_t)session->snapshot_rows));
             //  Several nodes: which one serves the firm (its agent is online there, not here).
             char node[64];
             if (self->lease &&

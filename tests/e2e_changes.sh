@@ -7,6 +7,11 @@ setup 20 200
 start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
+# Status says how many rows the session's snapshot brought (a first snapshot's progress while
+# it runs): every invoice and trust ledger of the replica, before any change.
+rows=$(( $(status_field invoice_count) + $(status_field trust_ledger_count) ))
+[ "$(status_field snapshot_rows)" = "$rows" ] ||
+    fail "status's snapshot_rows ($(status_field snapshot_rows)) is not the snapshot's $rows rows"
 core_items() { cli --json open-items --firm acme; }
 core_has() { core_items | python3 -c "import json,sys; sys.exit(0 if any(i['invoice_number'] == '$1' for i in json.load(sys.stdin)['items']) else 1)"; }
 core_lacks() { ! core_has "$1"; }

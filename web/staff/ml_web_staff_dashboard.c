@@ -70,7 +70,12 @@ static void s_connection (ml_web_exchange_t *exchange, json_t *firm, const char 
     s_count (firm, "behind_seconds", seconds, sizeof seconds);
     bool late = json_integer_value (json_object_get (firm, "behind_changes")) > 0;
     char replica[120];
-    if (!json_integer_value (json_object_get (firm, "complete")))
+    if (!json_integer_value (json_object_get (firm, "complete")) &&
+        json_integer_value (json_object_get (firm, "snapshot_rows")) > 0)
+        snprintf (replica, sizeof replica,
+                  "Not complete yet (the first copy is being made: %lld rows received so far)",
+                  (long long)json_integer_value (json_object_get (firm, "snapshot_rows")));
+    else if (!json_integer_value (json_object_get (firm, "complete")))
         snprintf (replica, sizeof replica, "Not complete yet (the first copy is being made)");
     else if (late)
         snprintf (replica, sizeof replica, "%s changes behind, for %s s", behind, seconds);

@@ -56,9 +56,10 @@ static json_t *s_answer (json_t *request)
             ann ? "ann@example.com" : "bo@example.com", "role", ann ? "admin" : "billing", "firm",
             "acme", "firm_name", "Smith & Jones", "totp_enabled", ann);
     if (streq (op, "status"))
-        return json_pack ("{s:b, s:[{s:s, s:b, s:s, s:i, s:i}]}", "ok", 1, "firms", "firm_id",
+        return json_pack ("{s:b, s:[{s:s, s:b, s:s, s:i, s:i, s:i}]}", "ok", 1, "firms", "firm_id",
                           "acme", "agent_online", 1, "last_hello_at", "2026-12-05T12:00:00Z",
-                          "unanswered_posting_count", 3, "rejected_posting_count", 1);
+                          "unanswered_posting_count", 3, "rejected_posting_count", 1,
+                          "snapshot_rows", 1234);
     bool admin_op = strncmp (op, "staff-list", 10) == 0 || streq (op, "staff-invite") ||
                     streq (op, "staff-audit") || streq (op, "staff-disable");
     if (admin_op && !ann)
@@ -160,6 +161,8 @@ void ml_web_staff_pages_test (void)
             strstr (response, "Ann &lt;Admin&gt;") && strstr (response, ">Administrator<"));
     assert (strstr (response, "href=\"/staff/users\"") && strstr (response, "agent-online") &&
             strstr (response, "postings-waiting\"><a href=\"/staff/postings?state=waiting\">3<"));
+    //  A first snapshot under way: its progress.
+    assert (strstr (response, "the first copy is being made: 1234 rows received so far"));
     assert (!strstr (response, "<script") && !strstr (response, "style="));
     assert (ml_web_standin_request (port, "GET", "/staff/users", ann, NULL, response, size) == 200);
     assert (strstr (response, "Bo &lt;b&gt;") && strstr (response, "value=\"ANNcsrf\""));
