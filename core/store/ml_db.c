@@ -375,6 +375,11 @@ int ml_db_rollback (ml_db_t *self)
         self->savepoint_owed = NULL; //  nothing ran: nothing to undo
         return 0;
     }
+    //  On PostgreSQL this transaction's deferred writes are dropped, not sent to be undone
+    //  (one that would fail would fail the round); when its savepoint has not gone either,
+    //  nothing needs undoing.
+    if (S_PG (self) && ml_db_pg_owed_drop_from (self, "SAVEPOINT ml_group"))
+        return 0;
     int rc = S_PG (self)
                  ? s_plain (self, "ROLLBACK TO SAVEPOINT ml_group; RELEASE SAVEPOINT ml_group")
              : s_plain (self, "ROLLBACK TO SAVEPOINT ml_group") == 0 &&

@@ -60,6 +60,11 @@ int ml_db_pg_open (ml_db_t *self, const char *connection, ml_db_error_t *error);
 void ml_db_pg_close (ml_db_t *self);
 int64_t ml_db_pg_execute (ml_db_t *self, const char *sql, const char *picture,
                           const ml_db_value_t *values);
+//  A grouped transaction rolled back: when its savepoint command (the text) is still owed,
+//  not sent, drop it and everything owed after it and return true (nothing to undo); else
+//  drop what is owed (all of it the transaction's own, after its savepoint went) and return
+//  false (the ROLLBACK TO undoes what went).
+bool ml_db_pg_owed_drop_from (ml_db_t *self, const char *savepoint);
 //  Owe a write to the next round trip, inside a transaction (ml_db_defer): 0 or -1.
 int ml_db_pg_defer (ml_db_t *self, const char *sql, const char *picture,
                     const ml_db_value_t *values);

@@ -70,6 +70,25 @@ void ml_db_pg_owed_clear (ml_db_t *self)
     conn->owed_count = 0;
 }
 
+bool ml_db_pg_owed_drop_from (ml_db_t *self, const char *savepoint)
+{
+    ml_db_pg_conn_t *conn = ML_DB_PG_CONN (self);
+    size_t index = conn->owed_count;
+    while (index > 0 &&
+           !(conn->owed[index - 1].plain && streq (conn->owed[index - 1].plain, savepoint)))
+        index--;
+    if (index == 0) {
+        //  The savepoint went with an earlier round trip, and what was owed before it: all
+        //  that is owed is the transaction's own, which its ROLLBACK TO undoes anyway.
+        ml_db_pg_owed_clear (self);
+        return false;
+    }
+    for (size_t owed = index - 1; owed < conn->owed_count; owed++)
+        free (conn->owed[owed].texts);
+    conn->owed_count = index - 1;
+    return true;
+}
+
 //  One command of a pipeline: an owed one, or the final statement.
 typedef struct {
     const char *plain;

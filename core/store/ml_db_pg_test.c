@@ -246,6 +246,24 @@ void ml_db_pg_test (bool verbose, const char *connection)
     assert (ml_db_rollback (db) == 0);
     assert (ml_db_group_end (db) == 0);
     assert (s_int (db, "SELECT COUNT(*) FROM t_defer WHERE name = 'g2'") == 1);
+    //  A grouped transaction rolled back before its deferred writes went: they never go (the
+    //  failing one fails nothing), and nothing is sent to undo them; so too after its
+    //  savepoint went with a query.
+    ml_db_group_begin (db);
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_defer (db, insert, "si", "g4", (int64_t)1) == 0);
+    assert (ml_db_commit (db) == 0);
+    trips = ml_db_round_trips (db);
+    assert (ml_db_begin (db) == 0);
+    assert (ml_db_defer (db, insert, "si", NULL, (int64_t)2) == 0);
+    assert (ml_db_rollback (db) == 0);
+    assert (ml_db_round_trips (db) == trips);
+    assert (ml_db_begin (db) == 0);
+    assert (s_int (db, sum) >= 0);
+    assert (ml_db_defer (db, insert, "si", NULL, (int64_t)3) == 0);
+    assert (ml_db_rollback (db) == 0);
+    assert (ml_db_group_end (db) == 0);
+    assert (s_int (db, "SELECT COUNT(*) FROM t_defer WHERE name = 'g4'") == 1);
     ml_db_group_begin (db);
     assert (ml_db_begin (db) == 0);
     trips = ml_db_round_trips (db);
