@@ -518,7 +518,8 @@ static json_t *s_payer_show (ml_payers_t *self, const json_t *request)
     return ml_admin_ok (json_pack ("{s:o}", "payer", payer));
 }
 
-static json_t *s_method_add (ml_payers_t *self, const json_t *request)
+//  method-add; limited: at most S_MAX_METHODS a payer (ml_payers_method_add_once is not).
+static json_t *s_method_add_limited (ml_payers_t *self, const json_t *request, bool limited)
 {
     char problem[256] = "";
     int64_t payer_id = s_id_argument (request, "payer_id", problem, sizeof problem);
@@ -553,7 +554,7 @@ static json_t *s_method_add (ml_payers_t *self, const json_t *request)
     if (*problem)
         return ml_admin_error ("%s", problem);
     json_t *refused = s_payer_missing (self, payer_id);
-    if (!refused)
+    if (!refused && limited)
         refused =
             s_limit_reached (self, payer_id, "payment_method", S_MAX_METHODS, "payment methods");
     if (refused)
@@ -570,6 +571,17 @@ static json_t *s_method_add (ml_payers_t *self, const json_t *request)
     ml_log (ML_LOG_NOTICE, "payers: payer %lld: payment method %lld added", (long long)payer_id,
             (long long)method_id);
     return s_reply_row (self, "method", S_METHOD_SQL, "method_id", method_id);
+}
+
+static json_t *s_method_add (ml_payers_t *self, const json_t *request)
+{
+    return s_method_add_limited (self, request, true);
+}
+
+json_t *ml_payers_method_add_once (ml_payers_t *self, const json_t *request)
+{
+    assert (self && request);
+    return s_method_add_limited (self, request, false);
 }
 
 //  Delete one row by its id: the removals of methods and associations.

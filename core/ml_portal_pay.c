@@ -552,13 +552,16 @@ static bool s_token_shape (const json_t *token)
 //  charges saved methods); removed again after the charge is stored unless the payer asked
 //  to keep it. Fills method_id.
 static json_t *s_token_method (ml_portal_pay_t *self, const ml_actor_t *actor,
-                               const ml_processor_result_t *card, int64_t *method_id)
+                               const ml_processor_result_t *card, bool keep, int64_t *method_id)
 {
     json_t *method =
         json_pack ("{s:I, s:s, s:s, s:s, s:i, s:i}", "payer_id", (json_int_t)actor->payer_id,
                    "token", card->token, "brand", card->brand, "last4", card->last4, "exp_month",
                    card->exp_month, "exp_year", card->exp_year);
-    json_t *added = ml_payers_execute (self->payers, "method-add", method);
+    //  A card to save counts against the payer's saved cards (the limit refuses it, clearly,
+    //  and nothing is charged); one for this payment only does not.
+    json_t *added = keep ? ml_payers_execute (self->payers, "method-add", method)
+                         : ml_payers_method_add_once (self->payers, method);
     json_decref (method);
     if (!json_is_true (json_object_get (added, "ok")))
         return added;
@@ -697,7 +700,7 @@ static json_t *s_pay (ml_portal_pay_t *self, const ml_actor_t *actor, const json
         reply = card ? s_token_refused (card, asked)
                      : ml_admin_error ("card payments are not available");
         if (!reply)
-            reply = s_token_method (self, actor, card, &method_id);
+            reply = s_token_method (self, actor, card, json_is_true (save), &method_id);
         added = !reply;
     }
     if (!reply) {
@@ -1045,6 +1048,31 @@ void ml_portal_pay_test (bool verbose)
     assert (streq (s_text (json_object_get (reply, "payment"), "status"), "approved"));
     json_decref (reply);
     assert (s_test_count (store, "SELECT COUNT (*) AS n FROM payment") == 3);
+    //  A payer with the most saved cards (20) pays with a new card not to be saved; one to
+    //  be saved is refused by the limit, clearly, and nothing is charged.
+    for (int index = 1; index < 20; index++) {
+        request = json_pack ("{s:I, s:s, s:s, s:s, s:i, s:i}", "payer_id", (json_int_t)pat, "token",
+                             "tok_visa_4242_122099_a", "brand", "visa", "last4", "4242",
+                             "exp_month", 12, "exp_year", 2099);
+        reply = ml_payers_execute (payers, "method-add", request);
+        assert (json_is_true (json_object_get (reply, "ok")));
+        json_decref (reply);
+        json_decref (request);
+    }
+    snprintf (text, sizeof text,
+              "{\"pay_key\": \"k-fifth-0123456789\", %s, \"save_method\": true, \"lines\": "
+              "[{\"invoice\": \"INV-3\", \"amount_minor\": 1}]}",
+              card);
+    s_test_error (s_test_pay (self, &actor, text), "20 payment methods");
+    snprintf (text, sizeof text,
+              "{\"pay_key\": \"k-sixth-0123456789\", %s, \"lines\": "
+              "[{\"invoice\": \"INV-3\", \"amount_minor\": 1}]}",
+              card);
+    reply = s_test_pay (self, &actor, text);
+    assert (streq (s_text (json_object_get (reply, "payment"), "status"), "approved"));
+    json_decref (reply);
+    assert (s_test_count (store, "SELECT COUNT (*) AS n FROM payment") == 4);
+    assert (s_test_count (store, "SELECT COUNT (*) AS n FROM payment_method") == 20);
 
     ml_portal_pay_destroy (&self);
     ml_portal_pay_destroy (&self);

@@ -39,6 +39,11 @@ void ml_payers_destroy (ml_payers_t **self_p);
 //  and falls back to its own ops on NULL.
 json_t *ml_payers_execute (ml_payers_t *self, const char *op, const json_t *request);
 
+//  method-add for a card kept only for the payment it makes (the payer portal's new card
+//  not to be saved, removed after the payment): the same checks and reply, but not the limit
+//  of saved methods, so a payer who has the most can still pay with another card. Not an op.
+json_t *ml_payers_method_add_once (ml_payers_t *self, const json_t *request);
+
 //  NULL when email is a well-formed address that no other payer of the payer's firm uses,
 //  else the error reply (new reference): for an e-mail change that waits for confirmation.
 json_t *ml_payers_email_check (ml_payers_t *self, int64_t payer_id, const char *email);

@@ -30,7 +30,7 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 heading() { printf '\n== %s\n\n' "$*"; }
-matter() { sqlite3 -batch -noheader -separator '|' "$RUN/matter.db" "$@"; }
+matter() { sqlite3 -batch -noheader -cmd ".timeout 10000" -separator '|' "$RUN/matter.db" "$@"; }
 staff() { "$BIN/matterlink" --admin "ipc://$RUN/admin.sock" "$@"; }
 money() { python3 -c "import sys; v=int(sys.argv[1]); print(('-' if v < 0 else '') + '{:,}.{:02d} USD'.format(abs(v)//100, abs(v)%100))" "$1"; }
 wait_until() {

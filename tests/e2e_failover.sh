@@ -173,7 +173,7 @@ today=$(date -u +%Y-%m-%d)
 for firm in $FIRMS; do
     node_cli 1 --json account add --firm "$firm" --number OP-001 --type OPERATING --currency USD \
         --merchant-account acct_operating >/dev/null || fail "$firm: operating account"
-    client=$(sqlite3 "$W/$firm.db" "SELECT client_number FROM client ORDER BY client_number LIMIT 1")
+    client=$(sqlite3 -cmd ".timeout 10000" "$W/$firm.db" "SELECT client_number FROM client ORDER BY client_number LIMIT 1")
     out=$(node_cli 1 --json payer add --firm "$firm" --name "Payer $firm" --email "payer@$firm.test") ||
         fail "$firm: payer add: $out"
     payer=$(echo "$out" | json 'd["payer"]["payer_id"]')
@@ -336,9 +336,9 @@ total=$(store_sql "SELECT COUNT(*) FROM posting")
 [ "$total" -ge "$(wc -l <"$W/postings")" ] || fail "the store holds $total postings, more were made"
 receipts=0
 for firm in $FIRMS; do
-    twice=$(sqlite3 "$W/$firm.db" "SELECT COUNT(*) FROM (SELECT posting_uuid FROM receipt WHERE posting_uuid IS NOT NULL GROUP BY posting_uuid HAVING COUNT(*) > 1)")
+    twice=$(sqlite3 -cmd ".timeout 10000" "$W/$firm.db" "SELECT COUNT(*) FROM (SELECT posting_uuid FROM receipt WHERE posting_uuid IS NOT NULL GROUP BY posting_uuid HAVING COUNT(*) > 1)")
     [ "$twice" = 0 ] || fail "firm $firm: $twice postings landed twice"
-    receipts=$((receipts + $(sqlite3 "$W/$firm.db" "SELECT COUNT(*) FROM receipt WHERE posting_uuid IS NOT NULL")))
+    receipts=$((receipts + $(sqlite3 -cmd ".timeout 10000" "$W/$firm.db" "SELECT COUNT(*) FROM receipt WHERE posting_uuid IS NOT NULL")))
 done
 [ "$receipts" = "$total" ] || fail "$receipts receipts in the matter databases for $total postings"
 while read -r uuid; do

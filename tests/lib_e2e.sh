@@ -112,7 +112,7 @@ wait_for() {
 # Run SQL in the matter database; rows come out with '|' between columns.
 matter_sql() {
     case $ML_DIALECT in
-        sqlite) sqlite3 -batch -noheader "$W/matter.db" "$@" ;;
+        sqlite) sqlite3 -batch -noheader -cmd ".timeout 10000" "$W/matter.db" "$@" ;;
         postgresql)
             psql -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d "$MATTER_DATABASE" -At -F '|' -q \
                 -v ON_ERROR_STOP=1 -c "$@"
