@@ -14,16 +14,6 @@
 #include <unistd.h>
 #include <time.h>
 
-struct _ml_store_t {
-    ml_db_t *db;
-    bool firm_failed; //  the last ml_store_firm could not read the store
-    //  Asked inside every replica write transaction (ml_store_set_guard), or NULL.
-    ml_store_guard_fn *guard;
-    void *guard_arg;
-    ml_lease_t *lease; //  the fence of a node sharing the store (ml_store_set_lease), or NULL
-    ml_store_pg_load_t *load; //  PostgreSQL: snapshot rows taken and not yet copied
-};
-
 static json_t *s_rows (ml_store_t *self, const char *purpose, ml_db_query_t *query);
 
 //  UTC timestamps as text with milliseconds, and today's date. strftime keeps the
@@ -162,9 +152,9 @@ const ml_db_error_t *ml_store_error (ml_store_t *self)
 }
 
 //  The one place a store failure reaches the core's log, with what the statement was for:
-//  every public function of the store ends a write in s_finish and a read in s_rows (or
+//  every public function of the store ends a write in ml_store_finish and a read in s_rows (or
 //  calls this itself), so no caller needs to log it again and none can forget to.
-static void s_failed (ml_store_t *self, const char *purpose)
+void ml_store_failed (ml_store_t *self, const char *purpose)
 {
     const ml_db_error_t *error = ml_db_error (self->db);
     ml_log (ML_LOG_ERROR, "core store: %s failed: %s (%s, SQLSTATE %s)", purpose,
@@ -172,11 +162,11 @@ static void s_failed (ml_store_t *self, const char *purpose)
             ml_db_class_name (error->kind), error->sqlstate);
 }
 
-static int s_begin (ml_store_t *self)
+int ml_store_begin (ml_store_t *self)
 {
     if (ml_db_begin (self->db) == 0)
         return 0;
-    s_failed (self, "starting a transaction");
+    ml_store_failed (self, "starting a transaction");
     return -1;
 }
 
@@ -194,26 +184,26 @@ void ml_store_set_lease (ml_store_t *self, ml_lease_t *lease)
 
 //  Start a transaction that writes firm_id's data: with several nodes, only while this node
 //  holds the firm's lease at the epoch it works under, checked inside the transaction.
-static int s_begin_firm (ml_store_t *self, const char *firm_id)
+int ml_store_begin_firm (ml_store_t *self, const char *firm_id)
 {
-    if (s_begin (self) != 0)
+    if (ml_store_begin (self) != 0)
         return -1;
     int fenced = ml_store_fence (self, firm_id);
     if (fenced == 1)
         return 0;
     if (fenced < 0)
-        s_failed (self, "checking the firm's lease");
+        ml_store_failed (self, "checking the firm's lease");
     ml_db_rollback (self->db);
     return -1;
 }
 
 //  Commit if ok, else roll back; a failure (a statement's or the commit's) is logged with
 //  purpose. Returns 0 or -1.
-static int s_finish (ml_store_t *self, const char *purpose, bool ok)
+int ml_store_finish (ml_store_t *self, const char *purpose, bool ok)
 {
     if (ok && ml_db_commit (self->db) == 0)
         return 0;
-    s_failed (self, ok ? "committing" : purpose);
+    ml_store_failed (self, ok ? "committing" : purpose);
     if (ok)
         ml_log (ML_LOG_ERROR, "core store: the commit was for %s", purpose);
     ml_db_rollback (self->db);
@@ -221,7 +211,7 @@ static int s_finish (ml_store_t *self, const char *purpose, bool ok)
 }
 
 //  Run a query that returns one integer. Returns 1 found, 0 no row, -1 error.
-static int s_query_int (ml_store_t *self, int64_t *value, const char *sql, const char *picture,
+int ml_store_query_int (ml_store_t *self, int64_t *value, const char *sql, const char *picture,
                         const char *text)
 {
     ml_db_query_t *query = ml_db_query (self->db, sql, picture, text);
@@ -239,7 +229,7 @@ int ml_store_firm_add (ml_store_t *self, const char *firm_id, const char *name,
 {
     char now[32];
     ml_store_now (now, sizeof now);
-    if (s_begin (self) != 0)
+    if (ml_store_begin (self) != 0)
         return -1;
     bool ok = ml_db_execute (self->db,
                              "INSERT INTO firm (firm_id, name, public_key, operating_account, "
@@ -250,7 +240,7 @@ int ml_store_firm_add (ml_store_t *self, const char *firm_id, const char *name,
     //  PostgreSQL: the firm's partition of the replica (store version 5).
     if (ok && ml_db_dialect (self->db) == ML_DB_POSTGRESQL)
         ok = ml_db_execute (self->db, "SELECT ml_replica_partition (?)", "s", firm_id) >= 0;
-    return s_finish (self, "adding a firm", ok);
+    return ml_store_finish (self, "adding a firm", ok);
 }
 
 json_t *ml_store_firm (ml_store_t *self, const char *firm_id)
@@ -280,7 +270,7 @@ int ml_store_firm_by_key (ml_store_t *self, const char *public_key, char *firm_i
     if (rc == 1)
         snprintf (firm_id, size, "%s", ml_db_text (query, 0));
     if (rc < 0)
-        s_failed (self, "finding a firm by its key");
+        ml_store_failed (self, "finding a firm by its key");
     ml_db_query_destroy (&query);
     return rc;
 }
@@ -288,7 +278,7 @@ int ml_store_firm_by_key (ml_store_t *self, const char *public_key, char *firm_i
 int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t *hello,
                            bool *resync, uint64_t *cursor)
 {
-    if (s_begin_firm (self, firm_id) != 0)
+    if (ml_store_begin_firm (self, firm_id) != 0)
         return -1;
     ml_db_query_t *query = ml_db_query (
         self->db, "SELECT epoch, cursor, complete FROM replica_state WHERE firm_id = ?", "s",
@@ -302,7 +292,7 @@ int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t
     }
     ml_db_query_destroy (&query);
     if (!ok)
-        return s_finish (self, "opening an agent session", false);
+        return ml_store_finish (self, "opening an agent session", false);
     char now[32];
     ml_store_now (now, sizeof now);
     *resync = !complete || strcmp (epoch, hello->epoch) != 0 ||
@@ -327,465 +317,7 @@ int ml_store_session_open (ml_store_t *self, const char *firm_id, const ml_msg_t
                             " WHERE firm_id = ?",
                             "iss", (int64_t)hello->contract_version, now, firm_id) == 1;
     }
-    return s_finish (self, "opening an agent session", ok);
-}
-
-#define S_UPSERT_COLUMNS 16
-#define S_UPSERT_ROWS    128 //  rows bound per call into the one reused statement
-
-//  Insert or replace items[0 .. count) under a generation. A replica row is always written
-//  whole, so replacing it is an upsert. One single-row statement, prepared once per
-//  connection and run for every row (ml_db caches it): a statement of 50 rows had to be
-//  built as text for each group and bound 800 parameters at a time for nothing. The values
-//  point into the items (no copy). Each run is checked; a failure fails the caller's
-//  transaction.
-static bool s_upsert_items (ml_store_t *self, const char *firm_id, const ml_item_t *items,
-                            size_t count, int64_t generation)
-{
-    //  On PostgreSQL the rows go by arrays, a few statements for any count
-    //  (core/store/ml_store_pg.c): there every statement is a round trip to the server.
-    if (ml_db_dialect (self->db) == ML_DB_POSTGRESQL)
-        return ml_store_pg_upsert_items (self->db, firm_id, items, count, generation);
-    //  An upsert, not INSERT OR REPLACE: a replacement deletes the old row without firing
-    //  the delete trigger, and the totals would count it twice.
-    static const char *sql =
-        "INSERT INTO open_item (firm_id, kind, source_id, invoice_number,"
-        " invoice_date, due_date, client_number, client_name, matter_number,"
-        " matter_description, currency, total_minor, balance_minor, status, generation,"
-        " change_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (firm_id, kind, source_id) DO UPDATE SET"
-        " invoice_number = excluded.invoice_number, invoice_date = excluded.invoice_date,"
-        " due_date = excluded.due_date, client_number = excluded.client_number,"
-        " client_name = excluded.client_name, matter_number = excluded.matter_number,"
-        " matter_description = excluded.matter_description,"
-        " currency = excluded.currency, total_minor = excluded.total_minor,"
-        " balance_minor = excluded.balance_minor, status = excluded.status,"
-        " generation = excluded.generation, change_id = excluded.change_id";
-    ml_db_value_t values[S_UPSERT_ROWS * S_UPSERT_COLUMNS];
-    char kinds[S_UPSERT_ROWS][2];
-    bool ok = true;
-    for (size_t first = 0; ok && first < count; first += S_UPSERT_ROWS) {
-        size_t rows = count - first < S_UPSERT_ROWS ? count - first : S_UPSERT_ROWS;
-        for (size_t row = 0; row < rows; row++) {
-            const ml_item_t *item = &items[first + row];
-            ml_db_value_t *value = values + row * S_UPSERT_COLUMNS;
-            kinds[row][0] = item->kind;
-            kinds[row][1] = 0;
-            value[0] = (ml_db_value_t){.text = firm_id};
-            value[1] = (ml_db_value_t){.text = kinds[row]};
-            value[2] = (ml_db_value_t){.number = (int64_t)item->source_id};
-            value[3] = (ml_db_value_t){.text = item->invoice_number};
-            value[4] = (ml_db_value_t){.text = item->invoice_date};
-            value[5] = (ml_db_value_t){.text = item->due_date};
-            value[6] = (ml_db_value_t){.text = item->client_number};
-            value[7] = (ml_db_value_t){.text = item->client_name};
-            value[8] = (ml_db_value_t){.text = item->matter_number};
-            value[9] = (ml_db_value_t){.text = item->matter_description};
-            value[10] = (ml_db_value_t){.text = item->currency};
-            value[11] = (ml_db_value_t){.number = item->total_minor};
-            value[12] = (ml_db_value_t){.number = item->balance_minor};
-            value[13] = (ml_db_value_t){.text = item->status};
-            value[14] = (ml_db_value_t){.number = generation};
-            value[15] = (ml_db_value_t){.number = (int64_t)item->change_id};
-        }
-        ok = ml_db_execute_many (self->db, sql, "ssissssssssiisii", rows, values) == 0;
-    }
-    return ok;
-}
-
-static int s_generation (ml_store_t *self, const char *firm_id, int64_t *generation)
-{
-    return s_query_int (self, generation, "SELECT generation FROM replica_state WHERE firm_id = ?",
-                        "s", firm_id) == 1
-               ? 0
-               : -1;
-}
-
-void ml_store_set_guard (ml_store_t *self, ml_store_guard_fn *guard, void *arg)
-{
-    self->guard = guard;
-    self->guard_arg = arg;
-}
-
-//  Asked after the transaction took the write lock: whoever could make the answer false
-//  (a new session of the firm, on another connection) has to take the lock after it.
-//  With several nodes it is also where the firm's lease is checked (ml_store_fence): a node
-//  that lost the firm writes none of its replica.
-static bool s_guarded (ml_store_t *self, const char *firm_id)
-{
-    if (self->guard && !self->guard (self->guard_arg, firm_id))
-        return false;
-    int fenced = ml_store_fence (self, firm_id);
-    if (fenced < 0)
-        s_failed (self, "checking the firm's lease");
-    return fenced == 1;
-}
-
-//  Snapshot rows are written without waiting for the disk (synchronous NORMAL: in
-//  write-ahead logging a commit then only appends to the log; the log is synced when it is
-//  checkpointed). Nothing acknowledged as stored is lost by it: the replica is not complete
-//  until SNAPSHOT-END, whose transaction commits synchronously (FULL), which makes every
-//  frame before it in the log durable too; a crash before that leaves the replica
-//  incomplete, and the agent's next HELLO is answered with a new snapshot. So a SNAPSHOT
-//  batch's ACK says the core has it, and SNAPSHOT-END's ACK that the replica is stored
-//  (docs/protocol.md, docs/architecture.md). Every other write stays synchronous FULL.
-//
-//  On PostgreSQL (store version 5) the rows go by COPY to the firm's load table, outside any
-//  write transaction: nothing a reader or a payment sees changes until SNAPSHOT-END swaps
-//  the load table in, in a synchronous transaction, so the meaning of each ACK is the same.
-int ml_store_snapshot_begin (ml_store_t *self)
-{
-    if (self->load)
-        return 0;
-    if (ml_db_execute (self->db, "PRAGMA synchronous = NORMAL", NULL) < 0) {
-        s_failed (self, "making snapshot commits asynchronous");
-        return -1;
-    }
-    if (s_begin (self) == 0)
-        return 0;
-    ml_db_execute (self->db, "PRAGMA synchronous = FULL", NULL);
-    return -1;
-}
-
-int ml_store_snapshot_write (ml_store_t *self, const char *firm_id, const ml_item_t *items,
-                             size_t count)
-{
-    if (!s_guarded (self, firm_id))
-        return -3;
-    int64_t generation = 0;
-    if (self->load) {
-        if (s_generation (self, firm_id, &generation) == 0 &&
-            ml_store_pg_load_add (self->load, self->db, firm_id, generation, items, count) == 0)
-            return 0;
-        s_failed (self, "storing snapshot rows");
-        return -1;
-    }
-    //  The firm's totals are counted once at SNAPSHOT-END (s_loading_schema).
-    bool ok = ml_db_execute (self->db,
-                             "INSERT INTO replica_loading (firm_id) VALUES (?)"
-                             " ON CONFLICT (firm_id) DO NOTHING",
-                             "s", firm_id) >= 0 &&
-              s_generation (self, firm_id, &generation) == 0 &&
-              s_upsert_items (self, firm_id, items, count, generation);
-    if (!ok)
-        s_failed (self, "storing snapshot rows");
-    return ok ? 0 : -1;
-}
-
-int ml_store_snapshot_commit (ml_store_t *self, bool ok)
-{
-    if (self->load) {
-        if (ml_store_pg_load_commit (self->load, self->db, ok) == 0)
-            return ok ? 0 : -1;
-        s_failed (self, "storing snapshot rows");
-        return -1;
-    }
-    int rc = s_finish (self, "storing snapshot rows", ok);
-    if (ml_db_execute (self->db, "PRAGMA synchronous = FULL", NULL) < 0) {
-        s_failed (self, "making commits synchronous again");
-        rc = -1;
-    }
-    return rc;
-}
-
-int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
-{
-    if (ml_store_snapshot_begin (self) != 0)
-        return -1;
-    int rc = ml_store_snapshot_write (self, firm_id, batch->items, batch->item_count);
-    if (ml_store_snapshot_commit (self, rc == 0) != 0 && rc == 0)
-        rc = -1;
-    return rc;
-}
-
-//  Read a query's integer columns, columns at a time, into a growing array. Returns the
-//  number of rows read, or -1.
-static int64_t s_read_integers (ml_db_query_t *query, int columns, int64_t **values)
-{
-    size_t count = 0, capacity = 0;
-    int rc = query ? 1 : -1;
-    while (rc == 1 && (rc = ml_db_fetch (query)) == 1) {
-        if (count == capacity) {
-            capacity = capacity ? capacity * 2 : 64;
-            *values = realloc (*values, capacity * (size_t)columns * sizeof (int64_t));
-            assert (*values);
-        }
-        for (int column = 0; rc == 1 && column < columns; column++)
-            if (ml_db_int64 (query, column, &(*values)[count * (size_t)columns + (size_t)column]))
-                rc = -1;
-        count += rc == 1;
-    }
-    ml_db_query_destroy (&query);
-    return rc == 0 ? (int64_t)count : -1;
-}
-
-#define S_END_DELETE_ROWS 2000 //  rows of earlier generations deleted per transaction
-
-//  The heavy part of ending a snapshot, reading the firm's replica (its totals, the rows
-//  of earlier generations), is done before the write lock is taken, so the core's writes
-//  do not wait for it: only this connection writes the firm's replica rows while its
-//  snapshot is stored (the ingest thread; the guard and the session states keep every
-//  other write out), so what it reads is what the transactions below commit over. Rows of
-//  earlier generations go in short transactions of their own, and the last transaction
-//  writes the totals and marks the replica complete: a few rows.
-//  A snapshot's totals by kind and currency (kind, currency, count, billions, rest) from
-//  query, into growing arrays. Returns their number, or -1 (the query destroyed either way).
-typedef char s_kind_currency_t[2][4];
-static int64_t s_read_totals (ml_db_query_t *query, s_kind_currency_t **kinds, int64_t **totals)
-{
-    int64_t count = 0;
-    size_t capacity = 0;
-    bool ok = query != NULL;
-    int rc = 0;
-    while (ok && (rc = ml_db_fetch (query)) == 1) {
-        if ((size_t)count == capacity) {
-            capacity = capacity ? capacity * 2 : 8;
-            *totals = realloc (*totals, capacity * 3 * sizeof (int64_t));
-            *kinds = realloc (*kinds, capacity * sizeof **kinds);
-            assert (*totals && *kinds);
-        }
-        snprintf ((*kinds)[count][0], 4, "%s", ml_db_text (query, 0));
-        snprintf ((*kinds)[count][1], 4, "%s", ml_db_text (query, 1));
-        for (int column = 0; ok && column < 3; column++)
-            ok = ml_db_int64 (query, 2 + column, &(*totals)[count * 3 + column]) == 0;
-        count++;
-    }
-    ml_db_query_destroy (&query);
-    return ok && rc == 0 ? count : -1;
-}
-
-//  In the transaction that ends a snapshot: the firm's totals replaced by the snapshot's,
-//  and the replica marked complete at cursor. Returns whether every statement ran.
-static bool s_complete (ml_store_t *self, const char *firm_id, uint64_t cursor,
-                        s_kind_currency_t *kinds, const int64_t *totals, int64_t total_count)
-{
-    char now[32];
-    ml_store_now (now, sizeof now);
-    bool ok =
-        ml_db_execute (self->db, "DELETE FROM replica_total WHERE firm_id = ?", "s", firm_id) >= 0;
-    for (int64_t index = 0; ok && index < total_count; index++)
-        ok = ml_db_execute (self->db,
-                            "INSERT INTO replica_total (firm_id, kind, currency, item_count,"
-                            " balance_billions, balance_rest) VALUES (?, ?, ?, ?, ?, ?)",
-                            "sssiii", firm_id, kinds[index][0], kinds[index][1], totals[index * 3],
-                            totals[index * 3 + 1], totals[index * 3 + 2]) == 1;
-    return ok &&
-           ml_db_execute (self->db, "DELETE FROM replica_loading WHERE firm_id = ?", "s",
-                          firm_id) >= 0 &&
-           ml_db_execute (self->db,
-                          "UPDATE replica_state SET cursor = ?, complete = 1,"
-                          " snapshot_completed_at = ? WHERE firm_id = ?",
-                          "iss", (int64_t)cursor, now, firm_id) == 1;
-}
-
-//  On PostgreSQL the end of a small snapshot whose rows are all held in memory
-//  (ml_store_pg_load_small): one transaction deletes the firm's replica rows and copies the
-//  snapshot's in their place, counts them, writes the totals and marks the replica complete.
-//  No DDL: the partition stays. While in replica_loading the firm's rows do not move the
-//  totals (the triggers of store version 4); s_complete writes them. Returns 0, -1 or -3.
-static int s_snapshot_end_small (ml_store_t *self, const char *firm_id, int64_t generation,
-                                 uint64_t cursor)
-{
-    if (s_begin (self) != 0)
-        return -1;
-    if (!s_guarded (self, firm_id)) {
-        ml_db_rollback (self->db);
-        return -3;
-    }
-    int64_t current = 0, *totals = NULL, total_count = -1;
-    s_kind_currency_t *kinds = NULL;
-    bool ok =
-        s_generation (self, firm_id, &current) == 0 && current == generation &&
-        ml_db_execute (self->db,
-                       "INSERT INTO replica_loading (firm_id) VALUES (?)"
-                       " ON CONFLICT (firm_id) DO NOTHING",
-                       "s", firm_id) >= 0 &&
-        ml_store_pg_load_replace (self->load, self->db, firm_id) == 0 &&
-        (total_count = s_read_totals (
-             ml_db_query (self->db,
-                          "SELECT kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"
-                          " SUM (balance_minor % 1000000000) FROM open_item WHERE firm_id = ?"
-                          " GROUP BY kind, currency",
-                          "s", firm_id),
-             &kinds, &totals)) >= 0 &&
-        s_complete (self, firm_id, cursor, kinds, totals, total_count);
-    free (totals);
-    free (kinds);
-    int rc = s_finish (self, "ending a snapshot", ok);
-    if (rc == 0)
-        ml_store_pg_load_tidy (self->db, firm_id, generation + 1);
-    return rc;
-}
-
-//  On PostgreSQL the end of a snapshot: the load table's indexes and totals before the write
-//  lock, then one small transaction that swaps it in for the firm's partition (the rows of
-//  earlier generations go with the partition it replaces), writes the totals and marks the
-//  replica complete. Returns 0, -1 or -3 (the guard refused: nothing changed).
-static int s_snapshot_end_pg (ml_store_t *self, const char *firm_id, uint64_t cursor)
-{
-    int64_t generation = 0, *totals = NULL, total_count = -1;
-    s_kind_currency_t *kinds = NULL;
-    char table[64] = "", sql[512];
-    int64_t started = zclock_mono ();
-    if (s_generation (self, firm_id, &generation) != 0) {
-        s_failed (self, "ending a snapshot");
-        return -1;
-    }
-    if (ml_store_pg_load_small (self->load, firm_id, generation))
-        return s_snapshot_end_small (self, firm_id, generation, cursor);
-    if (ml_store_pg_load_finish (self->load, self->db, firm_id, generation) == 0 &&
-        ml_store_pg_load_table (self->db, firm_id, generation, table, sizeof table) == 0 &&
-        ml_store_pg_load_vacuum (self->db, table) == 0 &&
-        ml_store_pg_load_index (self->db, firm_id, generation) == 0) {
-        //  (The table's name is ml_replica_load's: letters, digits and _.)
-        snprintf (sql, sizeof sql,
-                  "SELECT kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"
-                  " SUM (balance_minor %% 1000000000) FROM %s GROUP BY kind, currency",
-                  table);
-        total_count = s_read_totals (ml_db_query (self->db, sql, NULL), &kinds, &totals);
-    }
-    int rc = total_count >= 0 ? 0 : -1;
-    int64_t indexed = zclock_mono ();
-    if (rc != 0)
-        s_failed (self, "indexing and counting a snapshot");
-    else if (s_begin (self) != 0)
-        rc = -1;
-    else if (!s_guarded (self, firm_id)) {
-        ml_db_rollback (self->db);
-        rc = -3;
-    } else {
-        int64_t current = 0;
-        bool ok = s_generation (self, firm_id, &current) == 0 && current == generation &&
-                  ml_store_pg_load_swap (self->db, firm_id, generation) == 0 &&
-                  s_complete (self, firm_id, cursor, kinds, totals, total_count);
-        rc = s_finish (self, "ending a snapshot", ok);
-    }
-    free (totals);
-    free (kinds);
-    if (rc == 0) {
-        //  What a snapshot's end costs, for whoever sizes the store (bench/RESULTS.md).
-        ml_log (ML_LOG_INFO, "firm %s: snapshot indexed and counted in %lld ms, swapped in %lld ms",
-                firm_id, (long long)(indexed - started), (long long)(zclock_mono () - indexed));
-        ml_store_pg_load_tidy (self->db, firm_id, generation);
-    }
-    return rc;
-}
-
-int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t cursor)
-{
-    if (self->load)
-        return s_snapshot_end_pg (self, firm_id, cursor);
-    int64_t generation = 0, *old = NULL, *totals = NULL, old_count = 0, total_count = 0;
-    s_kind_currency_t *kinds = NULL; //  each total's kind and currency
-    bool ok = s_generation (self, firm_id, &generation) == 0;
-    if (ok)
-        //  By the primary key (kind as 1 for 'T', 0 for 'I', and source id), which every
-        //  engine has (SQLite's rowid is its own).
-        old_count = s_read_integers (
-            ml_db_query (self->db,
-                         "SELECT CASE WHEN kind = 'T' THEN 1 ELSE 0 END, source_id FROM open_item"
-                         " WHERE firm_id = ? AND generation <> ?",
-                         "si", firm_id, generation),
-            2, &old);
-    if (ok && old_count >= 0)
-        total_count = s_read_totals (
-            ml_db_query (self->db,
-                         "SELECT kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"
-                         " SUM (balance_minor % 1000000000) FROM open_item"
-                         " WHERE firm_id = ? AND generation = ? GROUP BY kind, currency",
-                         "si", firm_id, generation),
-            &kinds, &totals);
-    ok = ok && old_count >= 0 && total_count >= 0;
-    if (!ok)
-        s_failed (self, "counting a snapshot");
-    int rc = ok ? 0 : -1;
-    for (int64_t first = 0; rc == 0 && first < old_count; first += S_END_DELETE_ROWS) {
-        if (s_begin (self) != 0) {
-            rc = -1;
-            break;
-        }
-        if (!s_guarded (self, firm_id)) {
-            ml_db_rollback (self->db);
-            rc = -3;
-            break;
-        }
-        bool deleted = true;
-        for (int64_t index = first;
-             deleted && index < old_count && index < first + S_END_DELETE_ROWS; index++)
-            deleted =
-                ml_db_execute (self->db,
-                               "DELETE FROM open_item WHERE firm_id = ? AND kind = ?"
-                               " AND source_id = ?",
-                               "ssi", firm_id, old[index * 2] ? "T" : "I", old[index * 2 + 1]) >= 0;
-        rc = s_finish (self, "dropping rows the snapshot did not carry", deleted);
-    }
-    if (rc == 0 && s_begin (self) != 0)
-        rc = -1;
-    else if (rc == 0 && !s_guarded (self, firm_id)) {
-        ml_db_rollback (self->db);
-        rc = -3;
-    } else if (rc == 0) {
-        int64_t current = 0;
-        ok = s_generation (self, firm_id, &current) == 0 && current == generation &&
-             s_complete (self, firm_id, cursor, kinds, totals, total_count);
-        rc = s_finish (self, "ending a snapshot", ok);
-    }
-    free (old);
-    free (totals);
-    free (kinds);
-    return rc;
-}
-
-int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
-{
-    if (s_begin (self) != 0) //  s_guarded checks the lease
-        return -1;
-    if (!s_guarded (self, firm_id)) {
-        ml_db_rollback (self->db);
-        return -3;
-    }
-    int64_t cursor = 0, generation = 0;
-    bool ok = s_query_int (self, &cursor, "SELECT cursor FROM replica_state WHERE firm_id = ?", "s",
-                           firm_id) == 1 &&
-              s_generation (self, firm_id, &generation) == 0;
-    if (ok && (uint64_t)cursor != batch->since) {
-        ml_db_rollback (self->db);
-        return -2;
-    }
-    //  In change order: runs of upserts go in one execute, each removal between them alone.
-    size_t run = 0; //  first upsert of the pending run
-    for (size_t index = 0; ok && index <= batch->item_count; index++) {
-        const ml_item_t *item = index < batch->item_count ? &batch->items[index] : NULL;
-        //  Changes at or below the cursor were applied already (Clone pattern).
-        bool stale = item && item->change_id <= (uint64_t)cursor;
-        bool upsert = item && !stale && item->op == 'U';
-        if (upsert)
-            continue;
-        ok = s_upsert_items (self, firm_id, batch->items + run, index - run, generation);
-        run = index + 1;
-        if (ok && item && !stale) {
-            char kind[2] = {item->kind, 0};
-            ok = ml_db_execute (self->db,
-                                "DELETE FROM open_item WHERE firm_id = ? AND kind = ?"
-                                " AND source_id = ?",
-                                "ssi", firm_id, kind, (int64_t)item->source_id) >= 0;
-        }
-    }
-    ok = ok && ml_db_execute (self->db, "UPDATE replica_state SET cursor = ? WHERE firm_id = ?",
-                              "is", (int64_t)batch->cursor, firm_id) == 1;
-    return s_finish (self, "applying changes", ok);
-}
-
-int ml_store_cursor (ml_store_t *self, const char *firm_id, uint64_t *cursor)
-{
-    int64_t value = 0;
-    if (s_query_int (self, &value, "SELECT cursor FROM replica_state WHERE firm_id = ?", "s",
-                     firm_id) != 1) {
-        s_failed (self, "reading a firm's cursor");
-        return -1;
-    }
-    *cursor = (uint64_t)value;
-    return 0;
+    return ml_store_finish (self, "opening an agent session", ok);
 }
 
 //  Columns whose values are integers in JSON output; every other column is text.
@@ -885,7 +417,7 @@ static json_t *s_rows (ml_store_t *self, const char *purpose, ml_db_query_t *que
 {
     json_t *rows = ml_store_rows (query, s_integer_column);
     if (!rows)
-        s_failed (self, purpose);
+        ml_store_failed (self, purpose);
     return rows;
 }
 
@@ -973,7 +505,7 @@ json_t *ml_store_open_item_table (ml_store_t *self, const char *firm_id, const c
     json_t *rows = ml_store_table (s_open_items_query (self, firm_id, client, matter, invoice),
                                    s_integer_column);
     if (!rows) {
-        s_failed (self, "reading open items");
+        ml_store_failed (self, "reading open items");
         return NULL;
     }
     //  source_id out, available_minor in: the rows have ml_store_item_columns.
@@ -1080,10 +612,10 @@ int ml_store_hold_release (ml_store_t *self, const char *hold_key)
 int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t *posting,
                              const char *source)
 {
-    if (s_begin (self) != 0)
+    if (ml_store_begin (self) != 0)
         return -1;
-    return s_finish (self, "recording a posting",
-                     ml_store_posting_insert (self, firm_id, posting, source) == 0);
+    return ml_store_finish (self, "recording a posting",
+                            ml_store_posting_insert (self, firm_id, posting, source) == 0);
 }
 
 zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, size_t limit)
@@ -1094,7 +626,7 @@ zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, s
                                         " ORDER BY posting_seq LIMIT ?",
                                         "si", firm_id, (int64_t)limit);
     if (!query) {
-        s_failed (self, "listing unanswered postings");
+        ml_store_failed (self, "listing unanswered postings");
         return NULL;
     }
     zlistx_t *list = zlistx_new ();
@@ -1104,7 +636,7 @@ zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, s
     while ((rc = ml_db_fetch (query)) == 1)
         zlistx_add_end (list, (void *)ml_db_text (query, 0));
     if (rc < 0)
-        s_failed (self, "listing unanswered postings");
+        ml_store_failed (self, "listing unanswered postings");
     ml_db_query_destroy (&query);
     return list;
 }
@@ -1117,7 +649,7 @@ zhashx_t *ml_store_firms_unanswered (ml_store_t *self)
                                         " AND posting_count > 0",
                                         NULL);
     if (!query) {
-        s_failed (self, "listing firms with unanswered postings");
+        ml_store_failed (self, "listing firms with unanswered postings");
         return NULL;
     }
     zhashx_t *firms = zhashx_new ();
@@ -1127,7 +659,7 @@ zhashx_t *ml_store_firms_unanswered (ml_store_t *self)
             zhashx_update (firms, ml_db_text (query, 0), (void *)1);
     ml_db_query_destroy (&query);
     if (rc < 0) {
-        s_failed (self, "listing firms with unanswered postings");
+        ml_store_failed (self, "listing firms with unanswered postings");
         zhashx_destroy (&firms);
     }
     return firms;
@@ -1146,7 +678,7 @@ ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
         " WHERE p.posting_uuid = ? ORDER BY l.line_no",
         "s", posting_uuid);
     if (!query) {
-        s_failed (self, "loading a posting to send");
+        ml_store_failed (self, "loading a posting to send");
         return NULL;
     }
     if (ml_db_fetch (query) != 1) {
@@ -1200,14 +732,14 @@ ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
         char now[32], reason[200];
         ml_store_now (now, sizeof now);
         snprintf (reason, sizeof reason, "bad_amount: %s (refused by the core)", over);
-        bool rejected = s_begin (self) == 0 &&
+        bool rejected = ml_store_begin (self) == 0 &&
                         ml_db_execute (self->db,
                                        "UPDATE posting SET status = 'rejected', reason = ?,"
                                        " updated_at = ? WHERE posting_uuid = ?"
                                        " AND status IN ('pending', 'delivered')",
                                        "sss", reason, now, posting_uuid) == 1 &&
                         s_event (self, posting_uuid, "rejected", reason);
-        s_finish (self, "rejecting a posting above the amount limit", rejected);
+        ml_store_finish (self, "rejecting a posting above the amount limit", rejected);
         ml_msg_destroy (&message);
     }
     return message;
@@ -1217,7 +749,7 @@ int ml_store_posting_sent (ml_store_t *self, const char *posting_uuid)
 {
     char now[32];
     ml_store_now (now, sizeof now);
-    if (s_begin (self) != 0)
+    if (ml_store_begin (self) != 0)
         return -1;
     //  Two writes whose outcome nothing here waits for (they ride with the store's next
     //  round trip on PostgreSQL): the event first, while the posting is still pending; then
@@ -1233,12 +765,12 @@ int ml_store_posting_sent (ml_store_t *self, const char *posting_uuid)
                            " THEN ? ELSE updated_at END, attempts = attempts + 1, last_sent_at = ?"
                            " WHERE posting_uuid = ?",
                            "sss", now, now, posting_uuid) == 0;
-    return s_finish (self, "marking a posting sent", ok);
+    return ml_store_finish (self, "marking a posting sent", ok);
 }
 
 static bool s_reversal_posted (ml_store_t *self, const char *reversal_uuid)
 {
-    //  Inside the posting result's transaction: its s_finish logs a failure.
+    //  Inside the posting result's transaction: its ml_store_finish logs a failure.
     json_t *rows = ml_store_rows (
         ml_db_query (self->db,
                      "SELECT o.posting_uuid, o.amount_minor, o.status, (SELECT COALESCE (SUM "
@@ -1277,7 +809,7 @@ int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg
     char now[32];
     ml_store_now (now, sizeof now);
     bool posted = strcmp (result->status, "posted") == 0;
-    if (s_begin_firm (self, firm_id) != 0)
+    if (ml_store_begin_firm (self, firm_id) != 0)
         return -1;
     //  RETURNING says whether it reverses another posting, so only a reversal reads more.
     ml_db_query_t *query =
@@ -1313,7 +845,7 @@ int ml_store_posting_result (ml_store_t *self, const char *firm_id, const ml_msg
         if (ok && posted && reversal)
             ok = s_reversal_posted (self, result->posting_uuid);
     }
-    if (s_finish (self, "recording a posting result", ok) != 0)
+    if (ml_store_finish (self, "recording a posting result", ok) != 0)
         return -1;
     return changed == 1 ? 1 : 0;
 }
@@ -1322,7 +854,7 @@ int ml_store_posting_resend (ml_store_t *self, const char *posting_uuid)
 {
     char now[32];
     ml_store_now (now, sizeof now);
-    if (s_begin (self) != 0)
+    if (ml_store_begin (self) != 0)
         return -1;
     int64_t changed = ml_db_execute (self->db,
                                      "UPDATE posting SET status = 'delivered', updated_at = ?"
@@ -1333,7 +865,7 @@ int ml_store_posting_resend (ml_store_t *self, const char *posting_uuid)
     if (ok && changed == 1)
         ok = s_event (self, posting_uuid, "delivered",
                       "resend requested; the matter system answers with its stored result");
-    if (s_finish (self, "marking a posting for resending", ok) != 0)
+    if (ml_store_finish (self, "marking a posting for resending", ok) != 0)
         return -1;
     return changed == 1 ? 1 : 0;
 }

@@ -6,7 +6,29 @@
 #include "ml_db.h"
 #include "ml_store.h"
 
+#include "ml_lease.h"
+#include "store/ml_store_pg.h"
+
+#include <stdbool.h>
 #include <stdint.h>
+
+struct _ml_store_t {
+    ml_db_t *db;
+    bool firm_failed; //  the last ml_store_firm could not read the store
+    //  Asked inside every replica write transaction (ml_store_set_guard), or NULL.
+    ml_store_guard_fn *guard;
+    void *guard_arg;
+    ml_lease_t *lease; //  the fence of a node sharing the store (ml_store_set_lease), or NULL
+    ml_store_pg_load_t *load; //  PostgreSQL: snapshot rows taken and not yet copied
+};
+
+//  Shared by ml_store.c and ml_store_replica.c (each described where it is defined).
+void ml_store_failed (ml_store_t *self, const char *purpose);
+int ml_store_begin (ml_store_t *self);
+int ml_store_begin_firm (ml_store_t *self, const char *firm_id);
+int ml_store_finish (ml_store_t *self, const char *purpose, bool ok);
+int ml_store_query_int (ml_store_t *self, int64_t *value, const char *sql, const char *picture,
+                        const char *text);
 
 //  Run the migrations from store version `version` up to ML_STORE_VERSION on db, in the
 //  caller's transaction (core/ml_store_schema.c). Returns 0 or -1 (db's error says why).
