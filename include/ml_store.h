@@ -15,7 +15,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-//  The store's schema version: the number of its ordered migrations (core/ml_store.c).
+//  The store's schema version: the number of its ordered migrations (core/ml_store_schema.c).
 #define ML_STORE_VERSION 6
 #include <stdint.h>
 

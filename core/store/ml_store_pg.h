@@ -19,7 +19,7 @@ bool ml_store_pg_upsert_items (ml_db_t *db, const char *firm_id, const ml_item_t
 //  A snapshot's rows on PostgreSQL go to a load table of their own, one per firm and
 //  generation, by COPY, with no index and without the store's write lock; SNAPSHOT-END builds
 //  the load table's indexes in bulk and swaps it in for the firm's partition of open_item in
-//  one small transaction (store version 5, ml_store.c). The rows one store connection has
+//  one small transaction (store version 5, ml_store_replica.c). The rows one store connection has
 //  taken and not yet sent (a COPY per flush, not per call):
 typedef struct _ml_store_pg_load_t ml_store_pg_load_t;
 
