@@ -210,6 +210,11 @@ static int64_t s_read_integers (ml_db_query_t *query, int columns, int64_t **val
 //  writes the totals and marks the replica complete: a few rows.
 //  A snapshot's totals by kind and currency (kind, currency, count, billions, rest) from
 //  query, into growing arrays. Returns their number, or -1 (the query destroyed either way).
+//  The columns s_read_totals reads, from the rows of a replica (the FROM and WHERE follow),
+//  balances in two parts as replica_total keeps them (store version 2).
+#define S_TOTALS_SELECT                                                                            \
+    "SELECT kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"                          \
+    " SUM (balance_minor % 1000000000)"
 typedef char s_kind_currency_t[2][4];
 static int64_t s_read_totals (ml_db_query_t *query, s_kind_currency_t **kinds, int64_t **totals)
 {
@@ -274,21 +279,19 @@ static int s_snapshot_end_small (ml_store_t *self, const char *firm_id, int64_t 
     }
     int64_t current = 0, *totals = NULL, total_count = -1;
     s_kind_currency_t *kinds = NULL;
-    bool ok =
-        s_generation (self, firm_id, &current) == 0 && current == generation &&
-        ml_db_execute (self->db,
-                       "INSERT INTO replica_loading (firm_id) VALUES (?)"
-                       " ON CONFLICT (firm_id) DO NOTHING",
-                       "s", firm_id) >= 0 &&
-        ml_store_pg_load_replace (self->load, self->db, firm_id) == 0 &&
-        (total_count = s_read_totals (
-             ml_db_query (self->db,
-                          "SELECT kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"
-                          " SUM (balance_minor % 1000000000) FROM open_item WHERE firm_id = ?"
-                          " GROUP BY kind, currency",
-                          "s", firm_id),
-             &kinds, &totals)) >= 0 &&
-        s_complete (self, firm_id, cursor, kinds, totals, total_count);
+    bool ok = s_generation (self, firm_id, &current) == 0 && current == generation &&
+              ml_db_execute (self->db,
+                             "INSERT INTO replica_loading (firm_id) VALUES (?)"
+                             " ON CONFLICT (firm_id) DO NOTHING",
+                             "s", firm_id) >= 0 &&
+              ml_store_pg_load_replace (self->load, self->db, firm_id) == 0 &&
+              (total_count =
+                   s_read_totals (ml_db_query (self->db,
+                                               S_TOTALS_SELECT " FROM open_item WHERE firm_id = ?"
+                                                               " GROUP BY kind, currency",
+                                               "s", firm_id),
+                                  &kinds, &totals)) >= 0 &&
+              s_complete (self, firm_id, cursor, kinds, totals, total_count);
     free (totals);
     free (kinds);
     int rc = ml_store_finish (self, "ending a snapshot", ok);
@@ -318,10 +321,7 @@ static int s_snapshot_end_pg (ml_store_t *self, const char *firm_id, uint64_t cu
         ml_store_pg_load_vacuum (self->db, table) == 0 &&
         ml_store_pg_load_index (self->db, firm_id, generation) == 0) {
         //  (The table's name is ml_replica_load's: letters, digits and _.)
-        snprintf (sql, sizeof sql,
-                  "SELECT kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"
-                  " SUM (balance_minor %% 1000000000) FROM %s GROUP BY kind, currency",
-                  table);
+        snprintf (sql, sizeof sql, "%s FROM %s GROUP BY kind, currency", S_TOTALS_SELECT, table);
         total_count = s_read_totals (ml_db_query (self->db, sql, NULL), &kinds, &totals);
     }
     int rc = total_count >= 0 ? 0 : -1;
@@ -370,8 +370,8 @@ int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t curso
     if (ok && old_count >= 0)
         total_count = s_read_totals (
             ml_db_query (self->db,
-                         "SELECT kind, currency, COUNT (*), SUM (balance_minor / 1000000000),"
-                         " SUM (balance_minor % 1000000000) FROM open_item"
+                         S_TOTALS_SELECT
+                         " FROM open_item"
                          " WHERE firm_id = ? AND generation = ? GROUP BY kind, currency",
                          "si", firm_id, generation),
             &kinds, &totals);
