@@ -149,7 +149,9 @@ static void s_set_error (ml_odbc_error_t *error, ml_odbc_class_t kind, const cha
     memset (error, 0, sizeof *error);
     error->kind = kind;
     snprintf (error->sqlstate, sizeof error->sqlstate, "HY000");
-    snprintf (error->message, sizeof error->message, "%s", message);
+    //  Cut to the field, as meant (the result is read: no warning of it).
+    if (snprintf (error->message, sizeof error->message, "%s", message) < 0)
+        *error->message = 0;
 }
 
 ml_odbc_t *ml_odbc_new (const char *connection_string, ml_odbc_error_t *error)

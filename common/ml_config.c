@@ -55,8 +55,10 @@ void ml_config_destroy (ml_config_t **self_p)
 
 static void s_fail (ml_config_t *self, const char *key, const char *problem)
 {
+    //  Each part cut to a length the message holds whole (512 bytes).
     if (!*self->error)
-        snprintf (self->error, sizeof self->error, "%s: %s %s", self->path, key, problem);
+        snprintf (self->error, sizeof self->error, "%.200s: %.60s %.240s", self->path, key,
+                  problem);
 }
 
 const char *ml_config_string (ml_config_t *self, const char *path, const char *fallback)
@@ -227,8 +229,9 @@ int ml_config_check_file (const char *path, const char *const *known, char *erro
     if (!self)
         return -1;
     int rc = ml_config_check_keys (self, known);
-    if (rc != 0)
-        snprintf (error, error_size, "%s", self->error);
+    //  Cut to the caller's buffer, as meant (the result is read: no warning of it).
+    if (rc != 0 && snprintf (error, error_size, "%s", self->error) < 0)
+        *error = 0;
     ml_config_destroy (&self);
     return rc;
 }

@@ -129,7 +129,10 @@ void ml_core_deliver (ml_core_t *self, ml_core_session_t *session)
     session->backlog = true;
     if (zhashx_size (session->in_flight) >= window)
         return;
-    size_t limit = window + zhashx_size (session->in_flight);
+    //  Twice the window: those in flight (at most the window) and as many to send. One
+    //  limit for every call lets the listing be asked ahead where a posting is made
+    //  (ml_pay_record).
+    size_t limit = 2 * window;
     zlistx_t *due = ml_store_postings_unanswered (self->store, session->firm_id, limit);
     const char *uuid = due ? zlistx_first (due) : NULL;
     for (; uuid && zhashx_size (session->in_flight) < window; uuid = zlistx_next (due)) {

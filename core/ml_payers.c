@@ -94,6 +94,10 @@ static const char *const s_schema[] = {
 #define S_ASSOCIATION_ORDER                                                                        \
     " ORDER BY CASE level WHEN 'client' THEN 0 WHEN 'matter' THEN 1 ELSE 2 END, " S_TARGET_SQL     \
     ", association_id"
+//  What payer-show reads (s_row's text for the payer), also asked ahead by ml_payers_prefetch_show.
+#define S_PAYER_BY_ID_SQL           S_PAYER_SQL " WHERE payer_id = ?"
+#define S_METHODS_OF_PAYER_SQL      S_METHOD_SQL " WHERE payer_id = ? ORDER BY method_id"
+#define S_ASSOCIATIONS_OF_PAYER_SQL S_ASSOCIATION_SQL " WHERE payer_id = ?" S_ASSOCIATION_ORDER
 
 static const char *s_brands[] = {"visa", "mastercard", "amex", "discover", "other", NULL};
 //  Association levels, narrowest last: a level keeps its own number and those above it.
@@ -368,8 +372,7 @@ static json_t *s_email_taken (ml_payers_t *self, const char *firm_id, const char
 
 static json_t *s_associations (ml_payers_t *self, int64_t payer_id)
 {
-    return s_rows (ml_db_query (
-        self->db, S_ASSOCIATION_SQL " WHERE payer_id = ?" S_ASSOCIATION_ORDER, "i", payer_id));
+    return s_rows (ml_db_query (self->db, S_ASSOCIATIONS_OF_PAYER_SQL, "i", payer_id));
 }
 
 //  NULL for an empty string, so absent values are SQL NULL and JSON null.
@@ -504,8 +507,7 @@ static json_t *s_payer_show (ml_payers_t *self, const json_t *request)
     json_t *refused = s_load (self, &payer, S_PAYER_SQL, "payer_id", payer_id, "payer");
     if (refused)
         return refused;
-    json_t *methods = s_rows (ml_db_query (
-        self->db, S_METHOD_SQL " WHERE payer_id = ? ORDER BY method_id", "i", payer_id));
+    json_t *methods = s_rows (ml_db_query (self->db, S_METHODS_OF_PAYER_SQL, "i", payer_id));
     json_t *associations = s_associations (self, payer_id);
     if (!methods || !associations) {
         json_decref (payer);
@@ -790,6 +792,14 @@ json_t *ml_payers_execute (ml_payers_t *self, const char *op, const json_t *requ
         return s_finish (self, s_ops[index].handler (self, request));
     }
     return NULL;
+}
+
+void ml_payers_prefetch_show (ml_payers_t *self, int64_t payer_id)
+{
+    assert (self);
+    ml_db_prefetch (self->db, S_PAYER_BY_ID_SQL, "i", payer_id);
+    ml_db_prefetch (self->db, S_METHODS_OF_PAYER_SQL, "i", payer_id);
+    ml_db_prefetch (self->db, S_ASSOCIATIONS_OF_PAYER_SQL, "i", payer_id);
 }
 
 int ml_payers_scope (ml_payers_t *self, int64_t payer_id, char *firm_id, size_t firm_size,

@@ -439,7 +439,7 @@ static json_t *s_rows (ml_store_t *self, const char *purpose, ml_db_query_t *que
 //  The open invoices of a firm, of one client, matter or invoice when given: source_id, then
 //  ml_store_item_columns less available_minor (which the callers work out: see s_available).
 static ml_db_query_t *s_open_items_query (ml_store_t *self, const char *firm_id, const char *client,
-                                          const char *matter, const char *invoice)
+                                          const char *matter, const char *invoice, bool ahead)
 {
     //  Only the filters given are in the SQL, so that SQLite reads through the index of the
     //  one asked for ("? IS NULL OR column = ?" made it read every item of the firm).
@@ -461,7 +461,18 @@ static ml_db_query_t *s_open_items_query (ml_store_t *self, const char *firm_id,
             values[count++].text = filters[filter];
             strcat (picture, "s");
         }
+    if (ahead) {
+        ml_db_prefetch_values (self->db, sql, picture, values);
+        return NULL;
+    }
     return ml_db_query_values (self->db, sql, picture, values);
+}
+
+void ml_store_open_items_prefetch (ml_store_t *self, const char *firm_id, const char *client,
+                                   const char *matter, const char *invoice)
+{
+    assert (self && firm_id);
+    s_open_items_query (self, firm_id, client, matter, invoice, true);
 }
 
 //  What can be paid of an invoice: its balance less what is pending, never below zero. A
@@ -479,7 +490,7 @@ json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *
                              const char *matter, const char *invoice)
 {
     json_t *rows = s_rows (self, "reading open items",
-                           s_open_items_query (self, firm_id, client, matter, invoice));
+                           s_open_items_query (self, firm_id, client, matter, invoice, false));
     size_t index;
     json_t *row;
     json_array_foreach (rows, index, row)
@@ -502,8 +513,8 @@ const char *const ml_store_item_columns[] = {
 json_t *ml_store_open_item_table (ml_store_t *self, const char *firm_id, const char *client,
                                   const char *matter, const char *invoice)
 {
-    json_t *rows = ml_store_table (s_open_items_query (self, firm_id, client, matter, invoice),
-                                   s_integer_column);
+    json_t *rows = ml_store_table (
+        s_open_items_query (self, firm_id, client, matter, invoice, false), s_integer_column);
     if (!rows) {
         ml_store_failed (self, "reading open items");
         return NULL;
@@ -618,13 +629,21 @@ int ml_store_posting_create (ml_store_t *self, const char *firm_id, ml_posting_t
                             ml_store_posting_insert (self, firm_id, posting, source) == 0);
 }
 
+#define S_UNANSWERED_SQL                                                                           \
+    "SELECT posting_uuid FROM posting WHERE firm_id = ? AND status IN ('pending', 'delivered')"    \
+    " ORDER BY posting_seq LIMIT ?"
+
+void ml_store_postings_unanswered_prefetch (ml_store_t *self, const char *firm_id)
+{
+    assert (self);
+    if (firm_id && self->unanswered_limit)
+        ml_db_prefetch (self->db, S_UNANSWERED_SQL, "si", firm_id, (int64_t)self->unanswered_limit);
+}
+
 zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, size_t limit)
 {
-    ml_db_query_t *query = ml_db_query (self->db,
-                                        "SELECT posting_uuid FROM posting WHERE firm_id = ?"
-                                        " AND status IN ('pending', 'delivered')"
-                                        " ORDER BY posting_seq LIMIT ?",
-                                        "si", firm_id, (int64_t)limit);
+    self->unanswered_limit = limit;
+    ml_db_query_t *query = ml_db_query (self->db, S_UNANSWERED_SQL, "si", firm_id, (int64_t)limit);
     if (!query) {
         ml_store_failed (self, "listing unanswered postings");
         return NULL;
@@ -665,18 +684,25 @@ zhashx_t *ml_store_firms_unanswered (ml_store_t *self)
     return firms;
 }
 
+//  The posting and its lines in one query (one round trip on PostgreSQL): a row per line,
+//  the posting's columns repeated.
+#define S_POSTING_LOAD_SQL                                                                         \
+    "SELECT p.posting_uuid, p.created_at, p.received_on, p.account_number, p.client_number,"       \
+    " p.payer_name, p.payer_email, p.currency, p.amount_minor, p.ar_message,"                      \
+    " p.processor_txn, p.reverses, l.kind, l.reference, l.amount_minor"                            \
+    " FROM posting p LEFT JOIN posting_line l ON l.posting_uuid = p.posting_uuid"                  \
+    " WHERE p.posting_uuid = ? ORDER BY l.line_no"
+
+void ml_store_posting_load_prefetch (ml_store_t *self, const char *posting_uuid)
+{
+    assert (self);
+    if (posting_uuid)
+        ml_db_prefetch (self->db, S_POSTING_LOAD_SQL, "s", posting_uuid);
+}
+
 ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid)
 {
-    //  The posting and its lines in one query (one round trip on PostgreSQL): a row per line,
-    //  the posting's columns repeated.
-    ml_db_query_t *query = ml_db_query (
-        self->db,
-        "SELECT p.posting_uuid, p.created_at, p.received_on, p.account_number, p.client_number,"
-        " p.payer_name, p.payer_email, p.currency, p.amount_minor, p.ar_message,"
-        " p.processor_txn, p.reverses, l.kind, l.reference, l.amount_minor"
-        " FROM posting p LEFT JOIN posting_line l ON l.posting_uuid = p.posting_uuid"
-        " WHERE p.posting_uuid = ? ORDER BY l.line_no",
-        "s", posting_uuid);
+    ml_db_query_t *query = ml_db_query (self->db, S_POSTING_LOAD_SQL, "s", posting_uuid);
     if (!query) {
         ml_store_failed (self, "loading a posting to send");
         return NULL;

@@ -20,6 +20,7 @@ struct _ml_store_t {
     void *guard_arg;
     ml_lease_t *lease; //  the fence of a node sharing the store (ml_store_set_lease), or NULL
     ml_store_pg_load_t *load; //  PostgreSQL: snapshot rows taken and not yet copied
+    size_t unanswered_limit;  //  the limit of the last ml_store_postings_unanswered
 };
 
 //  Shared by ml_store.c and ml_store_replica.c (each described where it is defined).

@@ -62,7 +62,9 @@ typedef struct {
 //      connection gives up connecting after 10 s (unless connect_timeout says otherwise),
 //      and sets time zone UTC, UTF-8, and lock_timeout 5 s unless the connection
 //      string sets it (options='-c lock_timeout=...'): how long ml_db_begin waits for the
-//      store's write lock before giving up as ML_DB_RETRY. Errors are classed from the
+//      store's write lock before giving up as ML_DB_RETRY; and plan_cache_mode
+//      force_generic_plan unless the connection string or the server sets another (each
+//      statement is prepared once: its one plan serves every run). Errors are classed from the
 //      SQLSTATE: 22xxx, 23xxx and a trigger's refusal are data; 40001, 40P01 and 55P03
 //      retry; 57014 timeout; a lost connection (08xxx, 57P0x) is lost, and the next call
 //      reconnects (never inside a transaction: that stays failed until rolled back). A
@@ -151,6 +153,19 @@ int ml_db_execute_many (ml_db_t *self, const char *sql, const char *picture, siz
 ml_db_query_t *ml_db_query (ml_db_t *self, const char *sql, const char *picture, ...);
 ml_db_query_t *ml_db_query_values (ml_db_t *self, const char *sql, const char *picture,
                                    const ml_db_value_t *values);
+
+//  Ask ahead for the rows of a SELECT that a later ml_db_query of the same SQL and values
+//  will want: on PostgreSQL the read rides with the connection's next round trip (in one
+//  pipeline with it), and that query then costs none; a step that reads several things it
+//  knows at its start (a payment: the payer, their cards, the invoices, the accounts) reads
+//  them in one round trip. Only while nothing is written: every write, deferred write,
+//  rollback or end of a transaction drops the reads asked ahead (their answers may no
+//  longer be true), and the query then runs as usual. Advice only: a read not asked for,
+//  or a statement this connection has not prepared yet, costs nothing more than the query
+//  itself. Nothing on SQLite (no round trips to save).
+void ml_db_prefetch (ml_db_t *self, const char *sql, const char *picture, ...);
+void ml_db_prefetch_values (ml_db_t *self, const char *sql, const char *picture,
+                            const ml_db_value_t *values);
 
 //  Advance to the next row: 1 a row, 0 no more rows, -1 error (see ml_db_error).
 int ml_db_fetch (ml_db_query_t *self);

@@ -39,6 +39,10 @@ void ml_payers_destroy (ml_payers_t **self_p);
 //  and falls back to its own ops on NULL.
 json_t *ml_payers_execute (ml_payers_t *self, const char *op, const json_t *request);
 
+//  Ask ahead (ml_db_prefetch) for what payer-show of payer_id reads: a payment that names a
+//  payer reads them with the invoices it pays, in one round trip on PostgreSQL.
+void ml_payers_prefetch_show (ml_payers_t *self, int64_t payer_id);
+
 //  method-add for a card kept only for the payment it makes (the payer portal's new card
 //  not to be saved, removed after the payment): the same checks and reply, but not the limit
 //  of saved methods, so a payer who has the most can still pay with another card. Not an op.

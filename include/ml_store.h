@@ -110,6 +110,9 @@ int ml_store_cursor (ml_store_t *self, const char *firm_id, uint64_t *cursor);
 //  available_minor, oldest first (new reference), or NULL on error.
 json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *client,
                              const char *matter, const char *invoice);
+//  Ask ahead (ml_db_prefetch) for what ml_store_open_items with these filters reads.
+void ml_store_open_items_prefetch (ml_store_t *self, const char *firm_id, const char *client,
+                                   const char *matter, const char *invoice);
 
 //  The same invoices as rows (JSON arrays) of the columns ml_store_item_columns names, in
 //  no particular order (sort them with ml_alloc_sort_table), or NULL on error: the form of
@@ -152,6 +155,9 @@ int ml_store_posting_note (ml_store_t *self, const char *posting_uuid, const cha
 //  Postings of a firm waiting for a result (pending or delivered), oldest first, at most
 //  limit, as a list of UUID strings (caller destroys the list).
 zlistx_t *ml_store_postings_unanswered (ml_store_t *self, const char *firm_id, size_t limit);
+//  Ask ahead (ml_db_prefetch) for that list of firm_id, with the limit the last listing used
+//  (nothing before the first): where a posting is made, for the delivery that follows.
+void ml_store_postings_unanswered_prefetch (ml_store_t *self, const char *firm_id);
 
 //  The firms that have postings waiting for a result, read from the postings' counts (a few
 //  rows, whatever the number of firms or postings), as a set of firm ids (keys of a new
@@ -160,6 +166,8 @@ zhashx_t *ml_store_firms_unanswered (ml_store_t *self);
 
 //  Load a posting as a POSTING message (new), or NULL if unknown.
 ml_msg_t *ml_store_posting_load (ml_store_t *self, const char *posting_uuid);
+//  Ask ahead (ml_db_prefetch) for what ml_store_posting_load of posting_uuid reads.
+void ml_store_posting_load_prefetch (ml_store_t *self, const char *posting_uuid);
 
 //  Record that a posting was sent (pending becomes delivered). Returns 0 or -1.
 int ml_store_posting_sent (ml_store_t *self, const char *posting_uuid);

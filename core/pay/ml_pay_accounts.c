@@ -49,16 +49,31 @@ json_t *ml_pay_account_add (ml_payments_t *self, const json_t *request)
 }
 
 //  The firm's account of a type in a currency, as a JSON object (new), or NULL if none.
+//  The firm's accounts are few (one per type and currency): all of them are read, so the
+//  read can be asked ahead (ml_pay_accounts_prefetch) before the currency is known.
+#define S_ACCOUNTS_SQL                                                                             \
+    "SELECT account_number, account_type, currency, merchant_account FROM account"                 \
+    " WHERE firm_id = ? ORDER BY account_number"
+
+void ml_pay_accounts_prefetch (ml_payments_t *self, const char *firm)
+{
+    ml_db_prefetch (self->db, S_ACCOUNTS_SQL, "s", firm);
+}
+
 json_t *ml_pay_account (ml_payments_t *self, const char *firm, const char *type,
                         const char *currency)
 {
-    json_t *rows = ml_store_rows (
-        ml_db_query (self->db,
-                     "SELECT account_number, account_type, currency, merchant_account FROM"
-                     " account WHERE firm_id = ? AND account_type = ? AND currency = ?",
-                     "sss", firm, type, currency),
-        ml_pay_integer_column);
-    json_t *account = json_incref (json_array_get (rows, 0));
+    json_t *rows =
+        ml_store_rows (ml_db_query (self->db, S_ACCOUNTS_SQL, "s", firm), ml_pay_integer_column);
+    json_t *account = NULL;
+    size_t index;
+    json_t *row;
+    json_array_foreach (rows, index, row)
+    {
+        if (!account && streq (json_string_value (json_object_get (row, "account_type")), type) &&
+            streq (json_string_value (json_object_get (row, "currency")), currency))
+            account = json_incref (row);
+    }
     json_decref (rows);
     return account;
 }

@@ -130,29 +130,27 @@ const ml_pay_operation_t ml_pay_charge_operation = {
     "charge",
     "UPDATE charge SET status = ?, processor_txn = ?, reason = ?, attempts = attempts + 1,"
     " updated_at = ? WHERE charge_key = ? AND status IN ('pending', 'unknown')",
-    "SELECT c.account_number, c.currency, c.amount_minor, c.lines, c.posting_uuid, p.firm_id,"
-    " p.client_number, p.payer_name, p.payer_email, p.ar_message, '' AS reverses, p.source"
-    " FROM charge c"
+    "SELECT c.status, c.account_number, c.currency, c.amount_minor, c.lines, c.posting_uuid,"
+    " p.firm_id, p.client_number, p.payer_name, p.payer_email, p.ar_message, '' AS reverses,"
+    " p.source FROM charge c"
     " JOIN payment p ON p.payment_uuid = c.payment_uuid WHERE c.charge_key = ?"};
 
 const ml_pay_operation_t ml_pay_reversal_operation = {
     "reversal",
     "UPDATE reversal SET status = ?, processor_txn = ?, reason = ?, attempts = attempts + 1,"
     " updated_at = ? WHERE reversal_key = ? AND status IN ('pending', 'unknown')",
-    "SELECT c.account_number, c.currency, v.amount_minor, v.lines, v.posting_uuid, p.firm_id,"
-    " p.client_number, p.payer_name, p.payer_email,"
+    "SELECT v.status, c.account_number, c.currency, v.amount_minor, v.lines, v.posting_uuid,"
+    " p.firm_id, p.client_number, p.payer_name, p.payer_email,"
     " v.kind || ' of payment ' || COALESCE (c.processor_txn, '') AS ar_message,"
     " c.posting_uuid AS reverses, 'reversal' AS source FROM reversal v JOIN charge c"
     " ON c.charge_key = v.charge_key"
     " JOIN payment p ON p.payment_uuid = c.payment_uuid WHERE v.reversal_key = ?"};
 
 //  Insert the posting of an approved operation, inside the caller's transaction.
-static bool s_posting_of (ml_payments_t *self, const ml_pay_operation_t *operation, const char *key,
-                          const char *txn, char *deliver_firm, size_t size)
+static bool s_posting_of (ml_payments_t *self, const ml_pay_operation_t *operation,
+                          const json_t *row, const char *key, const char *txn, char *deliver_firm,
+                          size_t size)
 {
-    json_t *rows =
-        ml_store_rows (ml_db_query (self->db, operation->source, "s", key), ml_pay_integer_column);
-    json_t *row = json_array_get (rows, 0);
     json_t *lines =
         row ? json_loads (json_string_value (json_object_get (row, "lines")), 0, NULL) : NULL;
     bool ok = row && json_is_array (lines);
@@ -198,7 +196,6 @@ static bool s_posting_of (ml_payments_t *self, const ml_pay_operation_t *operati
                 operation->name, key, posting->reverses);
         ml_msg_destroy (&message);
         json_decref (lines);
-        json_decref (rows);
         return true;
     }
     //  An Auto-Pay run's postings say so, so the postings list tells them from staff payments.
@@ -209,7 +206,6 @@ static bool s_posting_of (ml_payments_t *self, const ml_pay_operation_t *operati
     ok = ok && ml_store_posting_insert (self->store, deliver_firm, posting, source) == 0;
     ml_msg_destroy (&message);
     json_decref (lines);
-    json_decref (rows);
     return ok;
 }
 
@@ -227,17 +223,36 @@ int ml_pay_record (ml_payments_t *self, const ml_pay_operation_t *operation, con
     ml_store_now (now, sizeof now);
     if (ml_db_begin (self->db) != 0)
         return -1;
-    int64_t changed = ml_db_execute (self->db, operation->update, "sssss", state,
-                                     *result->txn ? result->txn : NULL,
-                                     *result->reason ? result->reason : NULL, now, key);
-    bool ok = changed >= 0;
+    //  The operation as it stands and its posting's fields, in one read. The transaction
+    //  holds the store's write lock (ml_db_begin) and only this function writes an
+    //  operation's status, so the status read is the one the update finds: the update is
+    //  deferred (ml_db_defer), and rides with the next round trip.
+    json_t *rows =
+        ml_store_rows (ml_db_query (self->db, operation->source, "s", key), ml_pay_integer_column);
+    json_t *row = json_array_get (rows, 0);
+    const char *current = json_string_value (json_object_get (row, "status"));
+    bool ok = rows != NULL;
+    int64_t changed = current && (streq (current, "pending") || streq (current, "unknown"));
+    if (ok && changed)
+        ok = ml_db_defer (self->db, operation->update, "sssss", state,
+                          *result->txn ? result->txn : NULL,
+                          *result->reason ? result->reason : NULL, now, key) == 0;
     if (ok && changed == 1 && status == ML_PROCESSOR_APPROVED)
-        ok = s_posting_of (self, operation, key, result->txn, deliver_firm, size);
+        ok = s_posting_of (self, operation, row, key, result->txn, deliver_firm, size);
     //  Final: the charge's hold on its lines ends here, as its posting (if any) takes over
     //  in the same transaction, so the balance is never free in between.
     if (ok && changed == 1 && status != ML_PROCESSOR_UNKNOWN &&
         operation == &ml_pay_charge_operation)
         ok = ml_store_hold_release (self->store, key) == 0;
+    //  Read next, asked ahead after the last write: the firm's postings to send and this one
+    //  (ml_core_deliver) ride with the reply's read of the payment.
+    if (ok && changed == 1 && status == ML_PROCESSOR_APPROVED) {
+        ml_store_postings_unanswered_prefetch (
+            self->store, json_string_value (json_object_get (row, "firm_id")));
+        ml_store_posting_load_prefetch (self->store,
+                                        json_string_value (json_object_get (row, "posting_uuid")));
+    }
+    json_decref (rows);
     if (!ok || ml_db_commit (self->db) != 0) {
         ml_log (ML_LOG_ERROR, "payments: recording %s %s failed: %s", operation->name, key,
                 ml_db_error (self->db)->message);
@@ -415,6 +430,20 @@ json_t *ml_pay_order_parse (ml_payments_t *self, const json_t *request, ml_pay_o
         (automatic && !json_is_object (automatic)) || (!lines && !automatic))
         return ml_admin_error ("say what to pay: 'lines' (at most 500) and/or 'auto' "
                                "({client or matter, amount})");
+    //  What the checks below read, asked for at once: on PostgreSQL one round trip, not
+    //  one each (ml_db_prefetch).
+    if (payer_value)
+        ml_payers_prefetch_show (self->payers, json_integer_value (payer_value));
+    size_t ahead = 0;
+    for (size_t index = 0; index < json_array_size (lines) && ahead < 8; index++) {
+        const char *invoice =
+            json_string_value (json_object_get (json_array_get (lines, index), "invoice"));
+        if (invoice && strlen (invoice) <= 63) {
+            ml_store_open_items_prefetch (self->store, firm, NULL, NULL, invoice);
+            ahead++;
+        }
+    }
+    ml_pay_accounts_prefetch (self, firm);
     snprintf (order->firm, sizeof order->firm, "%s", firm);
     snprintf (order->staff, sizeof order->staff, "%s", staff ? staff : "");
     snprintf (order->ar_message, sizeof order->ar_message, "%s", ar_message ? ar_message : "");

@@ -130,6 +130,8 @@ json_t *ml_pay_rows (ml_payments_t *self, const char *sql, const char *picture, 
 json_t *ml_pay_store_failed (ml_payments_t *self, const char *doing);
 int ml_pay_completed (ml_payments_t *self, ml_pay_call_t *call, char *deliver_firm, size_t size);
 json_t *ml_pay_account_add (ml_payments_t *self, const json_t *request);
+//  Ask ahead (ml_db_prefetch) for what ml_pay_account of the firm reads.
+void ml_pay_accounts_prefetch (ml_payments_t *self, const char *firm);
 json_t *ml_pay_account (ml_payments_t *self, const char *firm, const char *type,
                         const char *currency);
 json_t *ml_pay_explicit_line (ml_payments_t *self, const char *firm, const json_t *line,

@@ -206,6 +206,26 @@ ml_db_query_t *ml_db_query_values (ml_db_t *self, const char *sql, const char *p
     return query;
 }
 
+void ml_db_prefetch_values (ml_db_t *self, const char *sql, const char *picture,
+                            const ml_db_value_t *values)
+{
+    assert (self && sql);
+    //  While grouping, the reads go in the group's transaction, which the step asking them
+    //  ahead is about to open anyway (its BEGIN would drop them).
+    if (S_PG (self) && s_group_open (self) == 0)
+        ml_db_pg_prefetch (self, sql, picture, values);
+}
+
+void ml_db_prefetch (ml_db_t *self, const char *sql, const char *picture, ...)
+{
+    ml_db_value_t values[64] = {{0}};
+    va_list arguments;
+    va_start (arguments, picture);
+    s_values (picture, arguments, values, 64);
+    va_end (arguments);
+    ml_db_prefetch_values (self, sql, picture, values);
+}
+
 ml_db_query_t *ml_db_query (ml_db_t *self, const char *sql, const char *picture, ...)
 {
     ml_db_value_t values[64] = {{0}};

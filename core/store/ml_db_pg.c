@@ -385,7 +385,8 @@ static int s_session (ml_db_t *self)
         return -1;
     PGresult *result = PQexec (conn, "SELECT current_setting ('lock_timeout'),"
                                      " to_regcollation ('nocase') IS NULL,"
-                                     " to_regprocedure ('instr(text,text)') IS NULL");
+                                     " to_regprocedure ('instr(text,text)') IS NULL,"
+                                     " current_setting ('plan_cache_mode') = 'auto'");
     if (PQresultStatus (result) != PGRES_TUPLES_OK || PQntuples (result) != 1) {
         ml_db_pg_collect (self, result);
         PQclear (result);
@@ -393,8 +394,16 @@ static int s_session (ml_db_t *self)
     }
     bool no_timeout = streq (PQgetvalue (result, 0, 0), "0");
     bool missing = streq (PQgetvalue (result, 0, 1), "t") || streq (PQgetvalue (result, 0, 2), "t");
+    bool plan_auto = streq (PQgetvalue (result, 0, 3), "t");
     PQclear (result);
     if (no_timeout && ml_db_pg_exec (self, "SET lock_timeout = '5s'") != 0)
+        return -1;
+    //  Every statement is prepared once and run with parameters (s_statement): its generic
+    //  plan, with the replica's partitions pruned when it runs, serves each run. Left to
+    //  itself ("auto") the server plans again for each run those it thinks a custom plan
+    //  helps, which on 1,000 partitions cost a fifth of its time and a tenth of the payments
+    //  a second (bench/RESULTS.md, session 9).
+    if (plan_auto && ml_db_pg_exec (self, "SET plan_cache_mode = force_generic_plan") != 0)
         return -1;
     if (missing &&
         ml_db_pg_exec (
@@ -496,6 +505,7 @@ void ml_db_pg_close (ml_db_t *self)
     if (conn) {
         //  Closing the connection rolls back an open transaction.
         PQfinish (conn->conn);
+        ml_db_pg_forget (self);
         ml_db_pg_owed_clear (self);
         ml_db_pg_tally_close (&conn->tally);
         zhashx_destroy (&conn->cache);
@@ -518,6 +528,7 @@ static int s_ready (ml_db_t *self)
         return 0;
     PQreset (conn->conn);
     zhashx_purge (conn->cache);
+    ml_db_pg_forget (self);
     ml_db_pg_owed_clear (self); //  gone with the transaction they belonged to
     conn->spare_live = false;
     if (PQstatus (conn->conn) != CONNECTION_OK) {
@@ -541,6 +552,7 @@ static int s_flush (ml_db_t *self)
 //  core/store/ml_store_pg.c.)
 int ml_db_pg_copy (ml_db_t *self, const char *sql, const char *data, size_t length)
 {
+    ml_db_pg_forget (self);
     if (s_ready (self) != 0 || s_flush (self) != 0)
         return -1;
     PGconn *conn = S_CONN (self)->conn;
@@ -686,15 +698,19 @@ static int s_prepared (ml_db_t *self, const char *sql, const char *picture,
 
 //  Run a statement. Returns its result (caller clears it), or NULL with the error set.
 static PGresult *s_run (ml_db_t *self, const char *sql, const char *picture,
-                        const ml_db_value_t *values)
+                        const ml_db_value_t *values, bool read)
 {
+    size_t length;
+    const char *first = s_next_word (sql, &length);
+    //  A write drops the reads asked ahead: their answers may no longer be true. A SELECT
+    //  run as a query is taken for a read (a function that writes is not called so).
+    if (!read || !s_word_is (first, length, "SELECT"))
+        ml_db_pg_forget (self);
     if (s_ready (self) != 0)
         return NULL;
     //  DDL runs by the simple protocol: a trigger is two statements, and none has
     //  parameters; nothing is gained by preparing what runs once. (VACUUM cannot run in
     //  the extended protocol's implicit transaction.)
-    size_t length;
-    const char *first = s_next_word (sql, &length);
     if ((s_word_is (first, length, "CREATE") || s_word_is (first, length, "ALTER") ||
          s_word_is (first, length, "DROP") || s_word_is (first, length, "VACUUM") ||
          s_word_is (first, length, "PRAGMA")) &&
@@ -749,6 +765,7 @@ static PGresult *s_run (ml_db_t *self, const char *sql, const char *picture,
 int ml_db_pg_defer (ml_db_t *self, const char *sql, const char *picture,
                     const ml_db_value_t *values)
 {
+    ml_db_pg_forget (self);
     //  Outside a transaction, or past the cache's size ("u" would be replaced before it
     //  ran), a write runs at once.
     ml_db_pg_conn_t *conn = S_CONN (self);
@@ -766,10 +783,36 @@ int ml_db_pg_defer (ml_db_t *self, const char *sql, const char *picture,
     return rc;
 }
 
+void ml_db_pg_prefetch (ml_db_t *self, const char *sql, const char *picture,
+                        const ml_db_value_t *values)
+{
+    //  Advice only: whatever stands in the way, the query runs when it is asked for.
+    //  A statement not yet prepared is not: preparing it would send what is owed now, and
+    //  a failure there would be nobody's to report.
+    ml_db_pg_conn_t *conn = S_CONN (self);
+    if (conn->lost_in_transaction || PQstatus (conn->conn) != CONNECTION_OK ||
+        conn->owed_count >= ML_DB_PG_OWED_MAX || conn->fetched_count >= ML_DB_PG_OWED_MAX ||
+        !zhashx_lookup (conn->cache, sql))
+        return;
+    char *key = ml_db_pg_fetch_key (sql, picture, values);
+    if (ml_db_pg_fetch_known (self, key)) {
+        free (key);
+        return;
+    }
+    ml_db_pg_cached_t statement;
+    if (s_prepared (self, sql, picture, &statement) != 0) {
+        free (key);
+        return;
+    }
+    char **texts = ml_db_pg_texts (picture, values, statement.parameters);
+    ml_db_pg_owe_read (self, sql, &statement, (const char *const *)texts, key);
+    free (texts);
+}
+
 int64_t ml_db_pg_execute (ml_db_t *self, const char *sql, const char *picture,
                           const ml_db_value_t *values)
 {
-    PGresult *result = s_run (self, sql, picture, values);
+    PGresult *result = s_run (self, sql, picture, values, false);
     if (!result)
         return -1;
     const char *tuples = PQcmdTuples (result);
@@ -793,7 +836,18 @@ int ml_db_pg_execute_many (ml_db_t *self, const char *sql, const char *picture, 
 void *ml_db_pg_query (ml_db_t *self, const char *sql, const char *picture,
                       const ml_db_value_t *values)
 {
-    PGresult *result = s_run (self, sql, picture, values);
+    PGresult *result = NULL;
+    if (S_CONN (self)->fetched_count || S_CONN (self)->owed_count) {
+        //  Asked ahead: its answer, without a round trip of its own.
+        char *key = ml_db_pg_fetch_key (sql, picture, values);
+        bool failed = false;
+        result = ml_db_pg_fetched_take (self, key, &failed);
+        free (key);
+        if (failed)
+            return NULL;
+    }
+    if (!result)
+        result = s_run (self, sql, picture, values, true);
     if (!result)
         return NULL;
     s_query_t *query = calloc (1, sizeof (s_query_t));
@@ -856,6 +910,7 @@ void ml_db_pg_query_close (ml_db_query_t *self)
 int ml_db_pg_begin (ml_db_t *self)
 {
     ml_db_pg_conn_t *conn = S_CONN (self);
+    ml_db_pg_forget (self);
     if (s_ready (self) != 0)
         return -1;
     if (conn->in_transaction) {
@@ -885,6 +940,7 @@ int ml_db_pg_begin (ml_db_t *self)
 
 int ml_db_pg_plain (ml_db_t *self, const char *sql)
 {
+    ml_db_pg_forget (self);
     if (s_ready (self) != 0)
         return -1;
     ml_db_pg_tally (self, sql, false);
@@ -913,6 +969,7 @@ int ml_db_pg_outcome (ml_db_t *self, const char *xid)
 int ml_db_pg_commit (ml_db_t *self)
 {
     ml_db_pg_conn_t *conn = S_CONN (self);
+    ml_db_pg_forget (self);
     if (s_ready (self) != 0)
         return -1;
     //  COMMIT ends the savepoints owed; the writes owed go before it, in its round trip.
@@ -964,6 +1021,7 @@ int ml_db_pg_commit (ml_db_t *self)
 int ml_db_pg_rollback (ml_db_t *self)
 {
     ml_db_pg_conn_t *conn = S_CONN (self);
+    ml_db_pg_forget (self);
     conn->lost_in_transaction = false;
     *conn->xid = 0;
     self->release_owed = self->savepoint_owed = NULL; //  the transaction's end ends them

@@ -24,7 +24,14 @@ typedef struct {
     int parameters;
     char **texts; //  one block: the pointers, then the texts, then the SQL (sql points there)
     const char *sql;
+    char *fetch_key; //  a read asked ahead (ml_db_prefetch): its key (ml_db_pg_fetch_key)
 } ml_db_pg_owed_t;
+
+//  A read asked ahead, answered, and kept until its query asks for it.
+typedef struct {
+    char *key;
+    PGresult *result;
+} ml_db_pg_fetched_t;
 
 //  Deferred writes a connection keeps before it sends them on its own.
 #define ML_DB_PG_OWED_MAX 64
@@ -42,6 +49,9 @@ typedef struct {
     //  savepoint commands before a write and two after the last).
     ml_db_pg_owed_t owed[ML_DB_PG_OWED_MAX + 4];
     size_t owed_count;
+    //  Reads asked ahead and answered, not yet asked for (ml_db_prefetch).
+    ml_db_pg_fetched_t fetched[ML_DB_PG_OWED_MAX];
+    size_t fetched_count;
 } ml_db_pg_conn_t;
 
 #define ML_DB_PG_CONN(db) ((ml_db_pg_conn_t *)(db)->backend)
@@ -75,6 +85,22 @@ int ml_db_pg_owe (ml_db_t *self, const char *sql, const ml_db_pg_cached_t *state
                   const char *const *texts);
 //  Forget what is owed (the transaction ends without it: rolled back, or its connection lost).
 void ml_db_pg_owed_clear (ml_db_t *self);
+
+//  Reads asked ahead (ml_db_prefetch), in the same pipeline.
+//  The key of a read: its SQL and its parameters' values (a new string).
+char *ml_db_pg_fetch_key (const char *sql, const char *picture, const ml_db_value_t *values);
+//  Owe a prepared read whose answer is kept under key (taken). 0, or -1 with the error set.
+int ml_db_pg_owe_read (ml_db_t *self, const char *sql, const ml_db_pg_cached_t *statement,
+                       const char *const *texts, char *key);
+//  Whether a read of this key is owed or kept.
+bool ml_db_pg_fetch_known (ml_db_t *self, const char *key);
+//  The kept answer of the read of key (the caller clears it), sending what is owed first
+//  when the read is still owed; NULL when there is none, or with the error set (*failed)
+//  when sending failed.
+PGresult *ml_db_pg_fetched_take (ml_db_t *self, const char *key, bool *failed);
+//  Drop the reads asked ahead, owed or kept: the connection is about to write (or end a
+//  transaction, or roll one back), after which their answers may no longer be true.
+void ml_db_pg_forget (ml_db_t *self);
 
 //  The parameters of a statement as libpq takes them (caller frees the block): the
 //  pointers, then the decimal texts of its 'i' values; its 's' values are borrowed.

@@ -65,14 +65,17 @@ static void s_queue_savepoints (ml_db_t *self)
 void ml_db_pg_owed_clear (ml_db_t *self)
 {
     ml_db_pg_conn_t *conn = ML_DB_PG_CONN (self);
-    for (size_t index = 0; index < conn->owed_count; index++)
+    for (size_t index = 0; index < conn->owed_count; index++) {
         free (conn->owed[index].texts);
+        free (conn->owed[index].fetch_key);
+    }
     conn->owed_count = 0;
 }
 
 bool ml_db_pg_owed_drop_from (ml_db_t *self, const char *savepoint)
 {
     ml_db_pg_conn_t *conn = ML_DB_PG_CONN (self);
+    ml_db_pg_forget (self); //  what they read may have been the rolled back writes'
     size_t index = conn->owed_count;
     while (index > 0 &&
            !(conn->owed[index - 1].plain && streq (conn->owed[index - 1].plain, savepoint)))
@@ -83,8 +86,10 @@ bool ml_db_pg_owed_drop_from (ml_db_t *self, const char *savepoint)
         ml_db_pg_owed_clear (self);
         return false;
     }
-    for (size_t owed = index - 1; owed < conn->owed_count; owed++)
+    for (size_t owed = index - 1; owed < conn->owed_count; owed++) {
         free (conn->owed[owed].texts);
+        free (conn->owed[owed].fetch_key);
+    }
     conn->owed_count = index - 1;
     return true;
 }
@@ -95,8 +100,9 @@ typedef struct {
     const char *name;
     int parameters;
     const char *const *texts;
-    bool deferred; //  a write its caller deferred
+    bool deferred; //  a write its caller deferred, or a read asked ahead
     const char *sql;
+    PGresult **keep; //  a read asked ahead: where its answer goes
 } s_command_t;
 
 static bool s_send (PGconn *conn, const s_command_t *command)
@@ -125,8 +131,9 @@ static void s_failed (ml_db_t *self, const s_command_t *command, const PGresult 
     if (self->error.kind == ML_DB_DATA)
         self->error.kind = ML_DB_OTHER;
     char message[sizeof self->error.message + 128];
-    snprintf (message, sizeof message, "an earlier write of this transaction failed (%.60s...): %s",
-              command->sql ? command->sql : "", self->error.message);
+    snprintf (message, sizeof message, "an earlier %s of this transaction failed (%.60s...): %s",
+              command->keep ? "read" : "write", command->sql ? command->sql : "",
+              self->error.message);
     size_t length = strnlen (message, sizeof self->error.message - 1);
     memcpy (self->error.message, message, length);
     self->error.message[length] = 0;
@@ -149,8 +156,12 @@ static PGresult *s_pipeline (ml_db_t *self, const s_command_t *commands, size_t 
                 PQclear (result);
                 return NULL;
             }
+            if (commands[index].keep) {
+                *commands[index].keep = result;
+                result = NULL;
+            }
         }
-        return result;
+        return result ? result : PQmakeEmptyPGresult (conn, PGRES_COMMAND_OK);
     }
     bool sent = true;
     for (size_t index = 0; sent && index < count; index++)
@@ -176,7 +187,9 @@ static PGresult *s_pipeline (ml_db_t *self, const s_command_t *commands, size_t 
             s_failed (self, &commands[index], result);
             failed = true;
         }
-        if (index + 1 == count && !failed)
+        if (commands[index].keep && !failed)
+            *commands[index].keep = result;
+        else if (index + 1 == count && !failed)
             last = result;
         else
             PQclear (result);
@@ -195,7 +208,7 @@ static PGresult *s_pipeline (ml_db_t *self, const s_command_t *commands, size_t 
         PQclear (last);
         return NULL;
     }
-    return last;
+    return last ? last : PQmakeEmptyPGresult (conn, PGRES_COMMAND_OK);
 }
 
 PGresult *ml_db_pg_pipeline (ml_db_t *self, const char *name, int parameters,
@@ -207,18 +220,24 @@ PGresult *ml_db_pg_pipeline (ml_db_t *self, const char *name, int parameters,
     //  one statement a message) or the prepared statement; at most ML_DB_PG_OWED_MAX + 4
     //  owed, and plain is our own text of a few commands.
     s_command_t commands[ML_DB_PG_OWED_MAX + 4 + 4];
+    PGresult *kept[ML_DB_PG_OWED_MAX + 4] = {NULL};
     char copy[256] = "";
     size_t count = 0;
     for (size_t index = 0; index < conn->owed_count; index++) {
         const ml_db_pg_owed_t *owed = &conn->owed[index];
-        commands[count++] = (s_command_t){owed->plain,      owed->name,
-                                          owed->parameters, (const char *const *)owed->texts,
-                                          !owed->plain,     owed->sql};
+        commands[count++] = (s_command_t){owed->plain,
+                                          owed->name,
+                                          owed->parameters,
+                                          (const char *const *)owed->texts,
+                                          !owed->plain,
+                                          owed->sql,
+                                          owed->fetch_key ? &kept[index] : NULL};
         if (!owed->plain)
             ml_db_pg_tally (self, owed->sql, true);
     }
+    size_t owed_count = conn->owed_count;
     if (name)
-        commands[count++] = (s_command_t){NULL, name, parameters, texts, false, NULL};
+        commands[count++] = (s_command_t){NULL, name, parameters, texts, false, NULL, NULL};
     else if (plain && !conn->owed_count) {
         //  Nothing owed: plain goes whole by the simple protocol.
         PGresult *result = PQexec (conn->conn, plain);
@@ -237,7 +256,7 @@ PGresult *ml_db_pg_pipeline (ml_db_t *self, const char *name, int parameters,
             char *end = strstr (next, "; ");
             if (end)
                 *end = 0;
-            commands[count++] = (s_command_t){next, NULL, 0, NULL, false, NULL};
+            commands[count++] = (s_command_t){next, NULL, 0, NULL, false, NULL, NULL};
             next = end ? end + 2 : NULL;
         }
     }
@@ -246,14 +265,25 @@ PGresult *ml_db_pg_pipeline (ml_db_t *self, const char *name, int parameters,
     if (!name && !plain)
         ml_db_pg_tally (self, "(what is owed, alone)", false);
     PGresult *result = s_pipeline (self, commands, count);
+    //  The answers of the reads asked ahead are kept (when all went well), under their keys.
+    for (size_t index = 0; index < owed_count; index++) {
+        ml_db_pg_owed_t *owed = &conn->owed[index];
+        if (kept[index] && result && conn->fetched_count < ML_DB_PG_OWED_MAX) {
+            conn->fetched[conn->fetched_count++] =
+                (ml_db_pg_fetched_t){owed->fetch_key, kept[index]};
+            owed->fetch_key = NULL;
+        } else
+            PQclear (kept[index]);
+    }
     ml_db_pg_owed_clear (self);
     if (!result && PQstatus (conn->conn) == CONNECTION_BAD)
         ml_db_pg_collect (self, NULL);
     return result;
 }
 
-int ml_db_pg_owe (ml_db_t *self, const char *sql, const ml_db_pg_cached_t *statement,
-                  const char *const *texts)
+//  Owe a prepared statement's run, its parameters copied. 0, or -1 with the error set.
+static int s_owe (ml_db_t *self, const char *sql, const ml_db_pg_cached_t *statement,
+                  const char *const *texts, char *fetch_key)
 {
     ml_db_pg_conn_t *conn = ML_DB_PG_CONN (self);
     if (conn->owed_count >= ML_DB_PG_OWED_MAX) {
@@ -287,5 +317,106 @@ int ml_db_pg_owe (ml_db_t *self, const char *sql, const ml_db_pg_cached_t *state
     owed->parameters = statement->parameters;
     owed->texts = copy;
     owed->sql = next;
+    owed->fetch_key = fetch_key;
     return 0;
+}
+
+int ml_db_pg_owe (ml_db_t *self, const char *sql, const ml_db_pg_cached_t *statement,
+                  const char *const *texts)
+{
+    return s_owe (self, sql, statement, texts, NULL);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Reads asked ahead (ml_db_prefetch). A read's answer depends on what the transaction
+//  wrote before it, so a kept answer is given only while nothing was written since it
+//  was asked for: every write, end of a transaction and rollback drops them first
+//  (ml_db_pg_forget, called by ml_db_pg.c).
+
+char *ml_db_pg_fetch_key (const char *sql, const char *picture, const ml_db_value_t *values)
+{
+    //  The SQL, then each value after a separator no text of ours holds: 0x1F and the
+    //  text, 0x1E for NULL, or 0x1D and the number.
+    size_t count = picture ? strlen (picture) : 0, length = strlen (sql) + 1;
+    for (size_t index = 0; index < count; index++)
+        length += 1 + (picture[index] == 'i' ? 24
+                       : values[index].text  ? strlen (values[index].text)
+                                             : 0);
+    char *key = malloc (length);
+    assert (key);
+    char *cursor = key + sprintf (key, "%s", sql);
+    for (size_t index = 0; index < count; index++)
+        if (picture[index] == 'i')
+            cursor += sprintf (cursor, "\x1d%" PRId64, values[index].number);
+        else if (values[index].text)
+            cursor += sprintf (cursor, "\x1f%s", values[index].text);
+        else
+            cursor += sprintf (cursor, "\x1e");
+    return key;
+}
+
+int ml_db_pg_owe_read (ml_db_t *self, const char *sql, const ml_db_pg_cached_t *statement,
+                       const char *const *texts, char *key)
+{
+    int rc = s_owe (self, sql, statement, texts, key);
+    if (rc != 0)
+        free (key);
+    return rc;
+}
+
+bool ml_db_pg_fetch_known (ml_db_t *self, const char *key)
+{
+    ml_db_pg_conn_t *conn = ML_DB_PG_CONN (self);
+    for (size_t index = 0; index < conn->fetched_count; index++)
+        if (streq (conn->fetched[index].key, key))
+            return true;
+    for (size_t index = 0; index < conn->owed_count; index++)
+        if (conn->owed[index].fetch_key && streq (conn->owed[index].fetch_key, key))
+            return true;
+    return false;
+}
+
+PGresult *ml_db_pg_fetched_take (ml_db_t *self, const char *key, bool *failed)
+{
+    ml_db_pg_conn_t *conn = ML_DB_PG_CONN (self);
+    *failed = false;
+    for (size_t index = 0; index < conn->owed_count; index++)
+        if (conn->owed[index].fetch_key && streq (conn->owed[index].fetch_key, key)) {
+            //  Still owed: what is owed goes now, this read with it.
+            PGresult *result = ml_db_pg_pipeline (self, NULL, 0, NULL, NULL);
+            if (!result) {
+                *failed = true;
+                return NULL;
+            }
+            PQclear (result);
+            break;
+        }
+    for (size_t index = 0; index < conn->fetched_count; index++)
+        if (streq (conn->fetched[index].key, key)) {
+            PGresult *result = conn->fetched[index].result;
+            free (conn->fetched[index].key);
+            conn->fetched[index] = conn->fetched[--conn->fetched_count];
+            return result;
+        }
+    return NULL;
+}
+
+void ml_db_pg_forget (ml_db_t *self)
+{
+    ml_db_pg_conn_t *conn = ML_DB_PG_CONN (self);
+    for (size_t index = 0; index < conn->fetched_count; index++) {
+        free (conn->fetched[index].key);
+        PQclear (conn->fetched[index].result);
+    }
+    conn->fetched_count = 0;
+    size_t kept = 0;
+    for (size_t index = 0; index < conn->owed_count; index++) {
+        ml_db_pg_owed_t *owed = &conn->owed[index];
+        if (owed->fetch_key) {
+            free (owed->texts);
+            free (owed->fetch_key);
+        } else
+            conn->owed[kept++] = *owed;
+    }
+    conn->owed_count = kept;
 }

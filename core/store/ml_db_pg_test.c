@@ -272,6 +272,74 @@ void ml_db_pg_test (bool verbose, const char *connection)
     assert (ml_db_commit (db) == 0);
     assert (ml_db_group_end (db) == 0);
     assert (s_int (db, "SELECT COUNT(*) FROM t_defer WHERE name = 'g3'") == 1);
+    //  Reads asked ahead: two reads and the query that sends them cost one round trip; a
+    //  write, a rollback or a transaction's end drops them, and the query then reads anew.
+    const char *amount_of = "SELECT amount FROM t_defer WHERE name = ?";
+    const char *count_of = "SELECT COUNT(*) FROM t_defer WHERE name = ? OR amount = ?";
+    const char *prefetched[] = {amount_of, count_of};
+    for (size_t index = 0; index < 2; index++) { //  prepared (one not yet is not asked ahead)
+        query = ml_db_query (db, prefetched[index], index ? "si" : "s", "d3", (int64_t)-1);
+        ml_db_query_destroy (&query);
+    }
+    trips = ml_db_round_trips (db);
+    ml_db_prefetch (db, amount_of, "s", "d3");
+    ml_db_prefetch (db, count_of, "si", "g3", (int64_t)153);
+    ml_db_prefetch (db, count_of, "si", "g3", (int64_t)153); //  twice: kept once
+    assert (ml_db_round_trips (db) == trips);
+    assert (s_int (db, sum) == 13); //  the next round trip: the reads ride with it
+    assert (ml_db_round_trips (db) == trips + 1);
+    query = ml_db_query (db, count_of, "si", "g3", (int64_t)153);
+    assert (query && ml_db_fetch (query) == 1 && streq (ml_db_text (query, 0), "2"));
+    ml_db_query_destroy (&query);
+    query = ml_db_query (db, amount_of, "s", "d3");
+    assert (query && ml_db_fetch (query) == 1 && streq (ml_db_text (query, 0), "153"));
+    ml_db_query_destroy (&query);
+    assert (ml_db_round_trips (db) == trips + 1);
+    query = ml_db_query (db, amount_of, "s", "d3"); //  taken: read again
+    ml_db_query_destroy (&query);
+    assert (ml_db_round_trips (db) == trips + 2);
+    //  Asked for while still owed: it goes then, alone.
+    ml_db_prefetch (db, amount_of, "s", "g3");
+    query = ml_db_query (db, amount_of, "s", "g3");
+    assert (query && ml_db_fetch (query) == 1 && streq (ml_db_text (query, 0), "1"));
+    ml_db_query_destroy (&query);
+    assert (ml_db_round_trips (db) == trips + 3);
+    //  A write in between, deferred or not, in a transaction or a group: read anew.
+    for (int round = 0; round < 3; round++) {
+        if (round == 2)
+            ml_db_group_begin (db);
+        assert (ml_db_begin (db) == 0);
+        ml_db_prefetch (db, amount_of, "s", "d3");
+        assert (s_int (db, sum) == 13);
+        if (round == 0)
+            assert (ml_db_defer (db, add, "is", (int64_t)1, "d3") == 0);
+        else
+            assert (ml_db_execute (db, add, "is", (int64_t)1, "d3") == 1);
+        query = ml_db_query (db, amount_of, "s", "d3");
+        assert (query && ml_db_fetch (query) == 1);
+        assert (ml_db_text (query, 0) && streq (ml_db_text (query, 0), "154"));
+        ml_db_query_destroy (&query);
+        //  Asked again, then rolled back: the answer is the one before the write.
+        ml_db_prefetch (db, amount_of, "s", "d3");
+        assert (s_int (db, sum) == 13);
+        assert (ml_db_rollback (db) == 0);
+        if (round == 2)
+            assert (ml_db_group_end (db) == 0);
+        query = ml_db_query (db, amount_of, "s", "d3");
+        assert (query && ml_db_fetch (query) == 1 && streq (ml_db_text (query, 0), "153"));
+        ml_db_query_destroy (&query);
+    }
+    //  A read asked ahead that fails fails the statement it rode with, named as such.
+    ml_db_prefetch (db, "SELECT 1 / (amount - 153) FROM t_defer WHERE name = ?", "s", "d3");
+    const char *divide = "SELECT 1 / (amount - 153) FROM t_defer WHERE name = ?";
+    query = ml_db_query (db, divide, "s", "d1"); //  prepared now
+    assert (query);
+    ml_db_query_destroy (&query);
+    ml_db_prefetch (db, divide, "s", "d3");
+    assert (!ml_db_query (db, sum, NULL));
+    assert (strstr (ml_db_error (db)->message, "earlier read") &&
+            strstr (ml_db_error (db)->message, "division by zero"));
+    assert (s_int (db, sum) == 13);
     assert (ml_db_execute (db, "DROP TABLE t_defer", NULL) == 0);
     //  Past the cache's size a new statement runs unprepared-for-keeps (the unnamed one),
     //  in a transaction and in a group too, where savepoint commands are sent around it.
