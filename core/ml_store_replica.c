@@ -416,19 +416,38 @@ int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t curso
     return rc;
 }
 
+//  A change batch runs beside the core thread's transactions (ml_db_begin_rows: on
+//  PostgreSQL the core's rounds of payments do not wait for it, nor it for them). What
+//  it writes is the firm's alone, and each of its writers locks it first, in one order:
+//  the firm's lease (ml_store_fence, with several nodes), then its replica_state row (a new
+//  session's HELLO updates it; here SELECT ... FOR UPDATE); only then is the session asked
+//  (the guard), as s_guarded does after the store's lock.
 int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
 {
-    if (ml_store_begin (self) != 0) //  s_guarded checks the lease
+    if (ml_db_begin_rows (self->db) != 0) {
+        ml_store_failed (self, "starting a transaction");
         return -1;
-    if (!s_guarded (self, firm_id)) {
+    }
+    int fenced = ml_store_fence (self, firm_id);
+    if (fenced < 0)
+        ml_store_failed (self, "checking the firm's lease");
+    ml_db_query_t *query = fenced == 1
+                               ? ml_db_query (self->db,
+                                              ml_db_dialect (self->db) == ML_DB_POSTGRESQL
+                                                  ? "SELECT cursor, generation FROM replica_state"
+                                                    " WHERE firm_id = ? FOR UPDATE"
+                                                  : "SELECT cursor, generation FROM replica_state"
+                                                    " WHERE firm_id = ?",
+                                              "s", firm_id)
+                               : NULL;
+    int64_t cursor = 0, generation = 0;
+    bool ok = query && ml_db_fetch (query) == 1 && ml_db_int64 (query, 0, &cursor) == 0 &&
+              ml_db_int64 (query, 1, &generation) == 0;
+    ml_db_query_destroy (&query);
+    if (fenced != 1 || (ok && self->guard && !self->guard (self->guard_arg, firm_id))) {
         ml_db_rollback (self->db);
         return -3;
     }
-    int64_t cursor = 0, generation = 0;
-    bool ok =
-        ml_store_query_int (self, &cursor, "SELECT cursor FROM replica_state WHERE firm_id = ?",
-                            "s", firm_id) == 1 &&
-        s_generation (self, firm_id, &generation) == 0;
     if (ok && (uint64_t)cursor != batch->since) {
         ml_db_rollback (self->db);
         return -2;
@@ -452,8 +471,9 @@ int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *bat
                                 "ssi", firm_id, kind, (int64_t)item->source_id) >= 0;
         }
     }
-    ok = ok && ml_db_execute (self->db, "UPDATE replica_state SET cursor = ? WHERE firm_id = ?",
-                              "is", (int64_t)batch->cursor, firm_id) == 1;
+    //  The row is locked and was read: the update finds it (and rides with the COMMIT).
+    ok = ok && ml_db_defer (self->db, "UPDATE replica_state SET cursor = ? WHERE firm_id = ?", "is",
+                            (int64_t)batch->cursor, firm_id) == 0;
     return ml_store_finish (self, "applying changes", ok);
 }
 

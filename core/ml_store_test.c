@@ -212,6 +212,58 @@ static void s_test_snapshots (void)
     assert (ml_selftest_remove (directory) == 0);
 }
 
+//  On PostgreSQL a change batch runs beside a transaction that holds the store's lock (the
+//  core thread's round of payments), so neither waits for the other (ml_db_begin_rows); it
+//  still waits for one that holds its firm's replica_state row (a new session's HELLO).
+static void s_test_changes_beside (void)
+{
+    char directory[128];
+    ml_store_t *store = ml_selftest_store (directory, sizeof directory);
+    assert (store);
+    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
+    strcpy (hello->epoch, "e1");
+    hello->high_water = 10;
+    bool resync = false;
+    uint64_t cursor = 0;
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
+    ml_msg_t *batch = s_test_snapshot_batch (3, "INV");
+    assert (ml_store_snapshot_rows (store, "acme", batch) == 0);
+    assert (ml_store_snapshot_end (store, "acme", 10) == 0);
+    ml_db_error_t db_error;
+    ml_db_t *other = ml_db_new (ml_selftest_store_connection (directory), &db_error);
+    assert (other);
+    bool postgresql = ml_db_dialect (other) == ML_DB_POSTGRESQL;
+    ml_msg_t *changes = ml_msg_new (ML_MSG_CHANGES);
+    changes->since = 10;
+    changes->cursor = 20;
+    ml_item_t *item = ml_msg_add_item (changes);
+    *item = batch->items[0];
+    item->op = 'U';
+    item->change_id = 15;
+    item->balance_minor = 4242;
+    //  SQLite has one writer at a time: there the store's lock is let go first.
+    assert (ml_db_begin (other) == 0);
+    if (!postgresql)
+        assert (ml_db_commit (other) == 0);
+    assert (ml_store_changes (store, "acme", changes) == 0); //  waited 5 s and failed, before
+    if (postgresql)
+        assert (ml_db_commit (other) == 0);
+    assert (ml_store_cursor (store, "acme", &cursor) == 0 && cursor == 20);
+    json_t *items = ml_store_open_items (store, "acme", NULL, NULL, batch->items[0].invoice_number);
+    assert (json_integer_value (json_object_get (json_array_get (items, 0), "balance_minor")) ==
+            4242);
+    json_decref (items);
+    //  A batch whose since is no longer the cursor (a new session's came first) changes
+    //  nothing.
+    assert (ml_store_changes (store, "acme", changes) == -2);
+    ml_db_destroy (&other);
+    ml_msg_destroy (&changes);
+    ml_msg_destroy (&batch);
+    ml_msg_destroy (&hello);
+    ml_store_destroy (&store);
+    assert (ml_selftest_remove (directory) == 0);
+}
+
 void ml_store_test (bool verbose)
 {
     printf (" * ml_store: ");
@@ -486,6 +538,7 @@ void ml_store_test (bool verbose)
     ml_store_destroy (&store);
 
     s_test_snapshots ();
+    s_test_changes_beside ();
 
     //  Open balances past 64 bits (the reference schema allows BIGINT balances near
     //  INT64_MAX): status stays exact and says the sum does not fit, instead of failing.

@@ -94,9 +94,16 @@ const char *ml_db_class_name (ml_db_class_t kind);
 //  up to the timeout, so a transaction that reads and then writes never fails half way
 //  because another connection wrote in between. On both engines this serializes the
 //  store's writing transactions, as SQLite always did; reads (and statements run outside
-//  ml_db_begin) do not wait. Per-firm locks replace the one key when several core nodes
-//  share a PostgreSQL store. Returns 0 or -1.
+//  ml_db_begin) do not wait, nor, on PostgreSQL, transactions that lock their own rows
+//  (ml_db_begin_rows). Returns 0 or -1.
 int ml_db_begin (ml_db_t *self);
+//  Start a transaction that locks the rows it writes instead of the store: on PostgreSQL
+//  it takes no store-wide lock, so it runs beside the ml_db_begin transactions (SQLite, or
+//  while grouping: ml_db_begin). For a transaction whose every write is of rows that any
+//  other writer of them locks first, in the same order (the caller locks them: an UPDATE,
+//  or SELECT ... FOR UPDATE, at its start): the replica's changes of one firm
+//  (ml_store_changes), which the core thread's rounds then no longer wait for. 0 or -1.
+int ml_db_begin_rows (ml_db_t *self);
 int ml_db_commit (ml_db_t *self);
 //  Roll back; 0 also when no transaction was open.
 int ml_db_rollback (ml_db_t *self);

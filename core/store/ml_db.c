@@ -293,7 +293,7 @@ void ml_db_query_destroy (ml_db_query_t **self_p)
 static int s_engine_begin (ml_db_t *self)
 {
     if (S_PG (self))
-        return ml_db_pg_begin (self);
+        return ml_db_pg_begin (self, true);
     return ml_db_sqlite_execute (self, "BEGIN IMMEDIATE", NULL, NULL) < 0 ? -1 : 0;
 }
 
@@ -357,6 +357,15 @@ int ml_db_begin (ml_db_t *self)
         return -1;
     self->in_savepoint = true;
     return 0;
+}
+
+int ml_db_begin_rows (ml_db_t *self)
+{
+    assert (self);
+    if (!S_PG (self) || self->grouping)
+        return ml_db_begin (self);
+    self->deferred_failed = false;
+    return ml_db_pg_begin (self, false);
 }
 
 int ml_db_commit (ml_db_t *self)

@@ -80,7 +80,8 @@ int ml_db_pg_columns (ml_db_query_t *query);
 const char *ml_db_pg_column_name (ml_db_query_t *query, int column);
 const char *ml_db_pg_text (ml_db_query_t *query, int column);
 void ml_db_pg_query_close (ml_db_query_t *query);
-int ml_db_pg_begin (ml_db_t *self);
+//  BEGIN, with the store-wide lock or (store_lock false) without.
+int ml_db_pg_begin (ml_db_t *self, bool store_lock);
 int ml_db_pg_commit (ml_db_t *self);
 int ml_db_pg_rollback (ml_db_t *self);
 //  Run one statement of the simple protocol (SAVEPOINT and its kin): 0 or -1.

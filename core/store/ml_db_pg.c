@@ -907,7 +907,7 @@ void ml_db_pg_query_close (ml_db_query_t *self)
 //  ---------------------------------------------------------------------------------------
 //  Transactions
 
-int ml_db_pg_begin (ml_db_t *self)
+int ml_db_pg_begin (ml_db_t *self, bool store_lock)
 {
     ml_db_pg_conn_t *conn = S_CONN (self);
     ml_db_pg_forget (self);
@@ -922,9 +922,11 @@ int ml_db_pg_begin (ml_db_t *self)
     //  BEGIN, the lock, and the transaction's id, in one round trip (a simple query of two
     //  statements returns the last one's result; a failure stops it): should the
     //  connection drop during COMMIT, the id tells afterwards whether it committed.
-    ml_db_pg_tally (self, "BEGIN; (the store's lock)", false);
-    PGresult *result = PQexec (conn->conn, "BEGIN; SELECT pg_advisory_xact_lock (" S_STORE_LOCK "),"
-                                           " pg_current_xact_id ()::text");
+    ml_db_pg_tally (self, store_lock ? "BEGIN; (the store's lock)" : "BEGIN;", false);
+    PGresult *result =
+        PQexec (conn->conn, store_lock ? "BEGIN; SELECT pg_advisory_xact_lock (" S_STORE_LOCK "),"
+                                         " pg_current_xact_id ()::text"
+                                       : "BEGIN; SELECT 0, pg_current_xact_id ()::text");
     if (PQresultStatus (result) != PGRES_TUPLES_OK || PQntuples (result) != 1) {
         ml_db_pg_collect (self, result);
         PQclear (result);
