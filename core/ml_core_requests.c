@@ -319,28 +319,37 @@ static json_t *s_admin_request (ml_core_t *self, zsock_t *socket, zframe_t *clie
     return reply;
 }
 
-//  The processor's worker answered a call: record it, deliver a posting it made, and send
-//  the replies of requests that were waiting for it.
+//  Answers taken from the processor's worker at a time.
+#define S_ANSWERS 64
+
+//  The processor's worker answered calls (those waiting, up to S_ANSWERS): what recording
+//  them reads is read for all at once (ml_payments_prepare); then each is recorded, a
+//  posting it made delivered, and the replies of requests that were waiting for it sent.
 void ml_core_receive_processor (ml_core_t *self)
 {
-    char *command = NULL;
-    void *call = NULL;
-    if (zsock_recv (self->processor_worker, "sp", &command, &call) != 0)
-        return;
-    char firm_id[64] = "";
-    if (command && streq (command, "DONE") && call) {
-        if (ml_portal_pay_owns (self->portal_pay, (ml_processor_call_t *)call))
-            ml_portal_pay_completed (self->portal_pay, (ml_processor_call_t *)call, firm_id,
-                                     sizeof firm_id);
-        else
-            ml_payments_completed (self->payments, (ml_processor_call_t *)call, firm_id,
-                                   sizeof firm_id);
+    ml_processor_call_t *calls[S_ANSWERS];
+    size_t count = 0;
+    while (count < S_ANSWERS && (zsock_events (self->processor_worker) & ZMQ_POLLIN)) {
+        char *command = NULL;
+        void *call = NULL;
+        if (zsock_recv (self->processor_worker, "sp", &command, &call) != 0)
+            break;
+        if (command && streq (command, "DONE") && call)
+            calls[count++] = (ml_processor_call_t *)call;
+        zstr_free (&command);
     }
-    zstr_free (&command);
-    ml_core_session_t *paid = *firm_id ? zhashx_lookup (self->sessions, firm_id) : NULL;
-    if (paid)
-        ml_core_deliver (self, paid);
-    ml_core_send_ready (self);
+    ml_payments_prepare (self->payments, calls, count);
+    for (size_t index = 0; index < count; index++) {
+        char firm_id[64] = "";
+        if (ml_portal_pay_owns (self->portal_pay, calls[index]))
+            ml_portal_pay_completed (self->portal_pay, calls[index], firm_id, sizeof firm_id);
+        else
+            ml_payments_completed (self->payments, calls[index], firm_id, sizeof firm_id);
+        ml_core_session_t *paid = *firm_id ? zhashx_lookup (self->sessions, firm_id) : NULL;
+        if (paid)
+            ml_core_deliver (self, paid);
+        ml_core_send_ready (self);
+    }
 }
 
 //  True when a request (on the admin or the API socket) is a reading op that a reader

@@ -67,6 +67,11 @@ void ml_payments_set_public_url (ml_payments_t *self, const char *url);
 //  record its outcome (an approved charge with its posting), go on with the request it
 //  belongs to. Returns how many charges or reversals reached a final outcome; deliver_firm
 //  as for ml_payments_execute.
+//  Before ml_payments_completed of a round's answers (calls as received; others' calls and
+//  NULL are skipped): what recording them reads is read for all of them in one round trip
+//  (PostgreSQL, while the store groups its commits), kept until each is recorded or the
+//  round ends (ml_payments_release).
+void ml_payments_prepare (ml_payments_t *self, ml_processor_call_t *const *calls, size_t count);
 int ml_payments_completed (ml_payments_t *self, ml_processor_call_t *call, char *deliver_firm,
                            size_t size);
 

@@ -227,8 +227,15 @@ int ml_pay_record (ml_payments_t *self, const ml_pay_operation_t *operation, con
     //  holds the store's write lock (ml_db_begin) and only this function writes an
     //  operation's status, so the status read is the one the update finds: the update is
     //  deferred (ml_db_defer), and rides with the next round trip.
-    json_t *rows =
-        ml_store_rows (ml_db_query (self->db, operation->source, "s", key), ml_pay_integer_column);
+    //  Read already when the round's answers were read together (ml_payments_prepare).
+    char name[ML_PROCESSOR_KEY_MAX + 16];
+    snprintf (name, sizeof name, "%s:%s", operation->name, key);
+    json_t *rows = (json_t *)zhashx_lookup (self->known, name);
+    if (rows)
+        zhashx_delete (self->known, name); //  taken: it has no destructor
+    else
+        rows = ml_store_rows (ml_db_query (self->db, operation->source, "s", key),
+                              ml_pay_integer_column);
     json_t *row = json_array_get (rows, 0);
     const char *current = json_string_value (json_object_get (row, "status"));
     bool ok = rows != NULL;

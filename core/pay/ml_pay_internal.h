@@ -32,8 +32,12 @@ struct _ml_payments_t {
     zhashx_t *calls;  //  processor key -> ml_pay_call_t asked and not answered yet (owned)
     //  Calls asked while the store groups its commits (ml_db_group_begin): they go to the
     //  worker once what they depend on is committed (ml_payments_release), not before.
-    zlistx_t *unsent;     //  ml_pay_call_t, borrowed from calls
-    zhashx_t *flows;      //  waiter id -> ml_pay_flow_t: requests waiting for the processor (owned)
+    zlistx_t *unsent; //  ml_pay_call_t, borrowed from calls
+    zhashx_t *flows;  //  waiter id -> ml_pay_flow_t: requests waiting for the processor (owned)
+    //  What recording the round's answers reads, read for all at once (ml_payments_prepare):
+    //  "operation:key" -> the rows of the operation's source query (owned, no destructor),
+    //  taken by ml_pay_record, the rest dropped at the round's end (ml_payments_release).
+    zhashx_t *known;
     zlistx_t *ready;      //  ml_pay_ready_t: the replies of those requests, once made (owned)
     char public_url[512]; //  portal/public_url: link mails carry PUBLIC_URL/link?token= ("": none)
     ml_firm_owned_fn *owned; //  several nodes: which firms' operations this node resolves
@@ -141,6 +145,8 @@ json_t *ml_pay_saved_method (const json_t *payer, const json_t *method_id, char 
 int ml_pay_record (ml_payments_t *self, const ml_pay_operation_t *operation, const char *key,
                    ml_processor_status_t status, const ml_processor_result_t *result,
                    char *deliver_firm, size_t size);
+//  Whether an answer to call is recorded (ml_pay_record), and as which operation.
+bool ml_pay_records (const ml_pay_call_t *call, const ml_pay_operation_t **operation);
 ml_pay_call_t *ml_pay_call_new (ml_pay_purpose_t purpose, const char *key, const char *flow);
 ml_pay_call_t *ml_pay_charge_call (const json_t *charge, const char *flow);
 int ml_pay_submit (ml_payments_t *self, ml_pay_call_t *call, char *deliver_firm, size_t size);

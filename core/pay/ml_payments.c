@@ -152,6 +152,14 @@ static int s_hold_upgrade (ml_payments_t *self)
     return ok ? 0 : -1;
 }
 
+//  Drop the rows read for answers (ml_payments_prepare) that were not recorded.
+static void s_known_clear (zhashx_t *known)
+{
+    for (json_t *rows = (json_t *)zhashx_first (known); rows; rows = (json_t *)zhashx_next (known))
+        json_decref (rows);
+    zhashx_purge (known);
+}
+
 ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_processor_t *processor,
                                 ml_mailer_t *mailer, char *error, size_t error_size)
 {
@@ -172,6 +180,7 @@ ml_payments_t *ml_payments_new (ml_store_t *store, ml_payers_t *payers, ml_proce
     self->unsent = zlistx_new ();
     self->flows = zhashx_new ();
     zhashx_set_destructor (self->flows, (zhashx_destructor_fn *)ml_pay_flow_destroy);
+    self->known = zhashx_new ();
     self->ready = zlistx_new ();
     zlistx_set_destructor (self->ready, (zlistx_destructor_fn *)s_ready_destroy);
     if (s_hold_upgrade (self) != 0) {
@@ -195,6 +204,8 @@ void ml_payments_destroy (ml_payments_t **self_p)
         zhashx_destroy (&self->calls);
         zlistx_destroy (&self->unsent);
         zhashx_destroy (&self->flows);
+        s_known_clear (self->known);
+        zhashx_destroy (&self->known);
         zlistx_destroy (&self->ready);
         free (self);
         *self_p = NULL;
@@ -497,15 +508,11 @@ int ml_pay_completed (ml_payments_t *self, ml_pay_call_t *call, char *deliver_fi
         return ml_pay_submit (self, call, deliver_firm, size);
     }
     bool reversal = call->purpose == ML_PAY_FOR_REVERSAL;
-    //  A lookup tells only what is final; an operation's own answer is always recorded
-    //  (UNKNOWN included: it stays open, to be looked up again).
-    bool record = !made->lookup || made->status == ML_PROCESSOR_APPROVED ||
-                  made->status == ML_PROCESSOR_DECLINED ||
-                  (reversal && made->status == ML_PROCESSOR_ERROR);
+    const ml_pay_operation_t *operation = NULL;
     int finals = 0;
-    if (record &&
-        ml_pay_record (self, reversal ? &ml_pay_reversal_operation : &ml_pay_charge_operation,
-                       made->key, made->status, &made->result, deliver_firm, size) == 0 &&
+    if (ml_pay_records (call, &operation) &&
+        ml_pay_record (self, operation, made->key, made->status, &made->result, deliver_firm,
+                       size) == 0 &&
         made->status != ML_PROCESSOR_UNKNOWN)
         finals = 1;
     //  The Auto-Pay crash hook (docs/autopay.md): die right after an Auto-Pay charge's
@@ -533,6 +540,52 @@ int ml_pay_completed (ml_payments_t *self, ml_pay_call_t *call, char *deliver_fi
     return finals;
 }
 
+bool ml_pay_records (const ml_pay_call_t *call, const ml_pay_operation_t **operation)
+{
+    const ml_processor_call_t *made = &call->call;
+    bool reversal = call->purpose == ML_PAY_FOR_REVERSAL;
+    *operation = reversal ? &ml_pay_reversal_operation : &ml_pay_charge_operation;
+    //  A lookup tells only what is final; an operation's own answer is always recorded
+    //  (UNKNOWN included: it stays open, to be looked up again).
+    return call->purpose != ML_PAY_FOR_TOKEN &&
+           !(made->lookup && made->status == ML_PROCESSOR_NOT_FOUND) &&
+           (!made->lookup || made->status == ML_PROCESSOR_APPROVED ||
+            made->status == ML_PROCESSOR_DECLINED ||
+            (reversal && made->status == ML_PROCESSOR_ERROR));
+}
+
+void ml_payments_prepare (ml_payments_t *self, ml_processor_call_t *const *calls, size_t count)
+{
+    assert (self);
+    //  Only on PostgreSQL (SQLite has no round trips to save), and only inside the core
+    //  thread's round: the reads then run in its transaction, under the store's lock, which
+    //  it holds until every answer is recorded, and no answer of the round writes another's
+    //  operation (one call a key at a time), so what was read is what each record finds.
+    if (ml_db_dialect (self->db) != ML_DB_POSTGRESQL || !ml_db_grouping (self->db))
+        return;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t index = 0; index < count; index++) {
+            const ml_pay_call_t *call = (const ml_pay_call_t *)calls[index];
+            const ml_pay_operation_t *operation = NULL;
+            if (!calls[index] || zhashx_lookup (self->calls, calls[index]->key) != call ||
+                !ml_pay_records (call, &operation))
+                continue;
+            if (pass == 0) { //  asked ahead: one round trip for them all
+                ml_db_prefetch (self->db, operation->source, "s", calls[index]->key);
+                continue;
+            }
+            json_t *rows =
+                ml_store_rows (ml_db_query (self->db, operation->source, "s", calls[index]->key),
+                               ml_pay_integer_column);
+            if (!rows)
+                continue; //  read again by ml_pay_record, which reports the failure
+            char name[ML_PROCESSOR_KEY_MAX + 16];
+            snprintf (name, sizeof name, "%s:%s", operation->name, calls[index]->key);
+            json_decref ((json_t *)zhashx_lookup (self->known, name));
+            zhashx_update (self->known, name, rows);
+        }
+}
+
 int ml_payments_completed (ml_payments_t *self, ml_processor_call_t *call, char *deliver_firm,
                            size_t size)
 {
@@ -548,6 +601,7 @@ int ml_payments_completed (ml_payments_t *self, ml_processor_call_t *call, char 
 void ml_payments_release (ml_payments_t *self, bool committed)
 {
     assert (self);
+    s_known_clear (self->known);
     ml_pay_call_t *call;
     while ((call = (ml_pay_call_t *)zlistx_first (self->unsent))) {
         zlistx_delete (self->unsent, zlistx_cursor (self->unsent));
