@@ -179,6 +179,11 @@ static int s_core_init (ml_core_t *self, zsock_t *pipe, const ml_core_settings_t
         ml_log (ML_LOG_ERROR, "%s", error);
         return -1;
     }
+    //  The core thread runs a few statements over and over, for every firm (ml_db.h).
+    if (ml_db_generic_plans (ml_store_db (self->store)) != 0) {
+        ml_log (ML_LOG_ERROR, "core store: %s", ml_db_error (ml_store_db (self->store))->message);
+        return -1;
+    }
     self->group = ml_group_new (ml_store_db (self->store));
     if (*settings->node) {
         self->lease = ml_lease_new (ml_store_db (self->store), settings->node, settings->advertise,

@@ -62,9 +62,7 @@ typedef struct {
 //      connection gives up connecting after 10 s (unless connect_timeout says otherwise),
 //      and sets time zone UTC, UTF-8, and lock_timeout 5 s unless the connection
 //      string sets it (options='-c lock_timeout=...'): how long ml_db_begin waits for the
-//      store's write lock before giving up as ML_DB_RETRY; and plan_cache_mode
-//      force_generic_plan unless the connection string or the server sets another (each
-//      statement is prepared once: its one plan serves every run). Errors are classed from the
+//      store's write lock before giving up as ML_DB_RETRY. Errors are classed from the
 //      SQLSTATE: 22xxx, 23xxx and a trigger's refusal are data; 40001, 40P01 and 55P03
 //      retry; 57014 timeout; a lost connection (08xxx, 57P0x) is lost, and the next call
 //      reconnects (never inside a transaction: that stays failed until rolled back). A
@@ -160,6 +158,16 @@ int ml_db_execute_many (ml_db_t *self, const char *sql, const char *picture, siz
 ml_db_query_t *ml_db_query (ml_db_t *self, const char *sql, const char *picture, ...);
 ml_db_query_t *ml_db_query_values (ml_db_t *self, const char *sql, const char *picture,
                                    const ml_db_value_t *values);
+
+//  On PostgreSQL, run this connection's prepared statements by their generic plans
+//  (plan_cache_mode force_generic_plan, unless the connection string or the server sets a
+//  mode other than the default), now and after a reconnection. For a connection that runs
+//  the same statements over and over for many firms (the core thread's payments): planning
+//  each run again for the replica's partitions, as the server does by default for those
+//  statements, cost more there than the locks a generic plan takes on every partition
+//  (bench/RESULTS.md, session 9); a connection that replaces a firm's replica (the ingest
+//  thread) is faster with plans that touch its one partition. Nothing on SQLite. 0 or -1.
+int ml_db_generic_plans (ml_db_t *self);
 
 //  Ask ahead for the rows of a SELECT that a later ml_db_query of the same SQL and values
 //  will want: on PostgreSQL the read rides with the connection's next round trip (in one

@@ -206,6 +206,12 @@ ml_db_query_t *ml_db_query_values (ml_db_t *self, const char *sql, const char *p
     return query;
 }
 
+int ml_db_generic_plans (ml_db_t *self)
+{
+    assert (self);
+    return S_PG (self) ? ml_db_pg_generic_plans (self) : 0;
+}
+
 void ml_db_prefetch_values (ml_db_t *self, const char *sql, const char *picture,
                             const ml_db_value_t *values)
 {

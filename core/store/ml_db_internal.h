@@ -68,6 +68,8 @@ bool ml_db_pg_owed_drop_from (ml_db_t *self, const char *savepoint);
 //  Owe a write to the next round trip, inside a transaction (ml_db_defer): 0 or -1.
 int ml_db_pg_defer (ml_db_t *self, const char *sql, const char *picture,
                     const ml_db_value_t *values);
+//  ml_db_generic_plans: 0 or -1.
+int ml_db_pg_generic_plans (ml_db_t *self);
 //  Ask for a read ahead, to ride with the next round trip (ml_db_prefetch).
 void ml_db_pg_prefetch (ml_db_t *self, const char *sql, const char *picture,
                         const ml_db_value_t *values);

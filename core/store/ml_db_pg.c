@@ -394,16 +394,11 @@ static int s_session (ml_db_t *self)
     }
     bool no_timeout = streq (PQgetvalue (result, 0, 0), "0");
     bool missing = streq (PQgetvalue (result, 0, 1), "t") || streq (PQgetvalue (result, 0, 2), "t");
-    bool plan_auto = streq (PQgetvalue (result, 0, 3), "t");
+    S_CONN (self)->plan_auto = streq (PQgetvalue (result, 0, 3), "t");
     PQclear (result);
     if (no_timeout && ml_db_pg_exec (self, "SET lock_timeout = '5s'") != 0)
         return -1;
-    //  Every statement is prepared once and run with parameters (s_statement): its generic
-    //  plan, with the replica's partitions pruned when it runs, serves each run. Left to
-    //  itself ("auto") the server plans again for each run those it thinks a custom plan
-    //  helps, which on 1,000 partitions cost a fifth of its time and a tenth of the payments
-    //  a second (bench/RESULTS.md, session 9).
-    if (plan_auto && ml_db_pg_exec (self, "SET plan_cache_mode = force_generic_plan") != 0)
+    if (S_CONN (self)->generic_plans && ml_db_pg_generic_plans (self) != 0)
         return -1;
     if (missing &&
         ml_db_pg_exec (
@@ -512,6 +507,16 @@ void ml_db_pg_close (ml_db_t *self)
         free (conn);
         self->backend = NULL;
     }
+}
+
+int ml_db_pg_generic_plans (ml_db_t *self)
+{
+    ml_db_pg_conn_t *conn = S_CONN (self);
+    conn->generic_plans = true;
+    //  Left as the connection string or the server set it, unless that is the default.
+    if (!conn->plan_auto || PQstatus (conn->conn) != CONNECTION_OK)
+        return 0;
+    return ml_db_pg_exec (self, "SET plan_cache_mode = force_generic_plan");
 }
 
 //  Before each call: a connection that dropped is opened again (its statements are gone

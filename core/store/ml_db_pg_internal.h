@@ -45,6 +45,8 @@ typedef struct {
     bool lost_in_transaction; //  the connection dropped inside a transaction: refuse until rollback
     char xid[24];             //  the open transaction's id (pg_current_xact_id), for a lost COMMIT
     zhashx_t *tally;          //  ML_DB_PG_TALLY set: statement text -> round trips (size_t *)
+    bool plan_auto;           //  the session's plan_cache_mode is the default, auto
+    bool generic_plans;       //  ml_db_generic_plans: force_generic_plan on this connection
     //  Deferred writes and the savepoint commands owed among them, in order (at most two
     //  savepoint commands before a write and two after the last).
     ml_db_pg_owed_t owed[ML_DB_PG_OWED_MAX + 4];

@@ -362,6 +362,12 @@ void ml_db_pg_test (bool verbose, const char *connection)
     assert (ml_db_commit (db) == 0);
     assert (ml_db_group_end (db) == 0);
 
+    //  Generic plans asked for: set now, and again on the connection opened after a loss
+    //  (below); another connection keeps the server's default.
+    const char *mode = "SELECT current_setting ('plan_cache_mode') = 'force_generic_plan'";
+    assert (s_int (db, mode) == 0);
+    assert (ml_db_generic_plans (db) == 0);
+    assert (s_int (db, mode) == 1 && s_int (other, mode) == 0);
     //  A lost connection: reported as lost, opened again by the next call; inside a
     //  transaction, refused until rolled back.
     int64_t pid = s_int (db, "SELECT pg_backend_pid ()");
@@ -369,6 +375,7 @@ void ml_db_pg_test (bool verbose, const char *connection)
     assert (ml_db_execute (db, "UPDATE t SET note = ? WHERE id = ?", "si", "y", (int64_t)1) == -1);
     assert (ml_db_error (db)->kind == ML_DB_LOST);
     assert (ml_db_execute (db, "UPDATE t SET note = ? WHERE id = ?", "si", "y", (int64_t)1) == 1);
+    assert (s_int (db, mode) == 1);
     assert (ml_db_begin (db) == 0);
     pid = s_int (db, "SELECT pg_backend_pid ()");
     assert (ml_db_execute (other, "SELECT pg_terminate_backend (?)", "i", pid) >= 0);
