@@ -874,6 +874,53 @@ void ml_payments_test (bool verbose)
             json_decref (reply);
         }
     }
+    //  Two payments of most of one invoice's balance in one round, with a saved card
+    //  (nothing to tokenize: each is checked and stored at once): the second finds the
+    //  first's hold, so a balance is never promised twice. On PostgreSQL the second's reads are
+    //  asked ahead (ml_db_prefetch) after the first's writes, in the round's one transaction.
+    json_t *sam = json_pack ("{s:s, s:s, s:s}", "firm", "acme", "name", "Sam Saved", "email",
+                             "sam@example.com");
+    json_t *added = ml_payers_execute (payers, "payer-add", sam);
+    json_decref (sam);
+    json_int_t sam_id =
+        json_integer_value (json_object_get (json_object_get (added, "payer"), "payer_id"));
+    assert (sam_id > 0);
+    json_decref (added);
+    json_t *method = json_pack ("{s:I, s:s, s:s, s:s, s:i, s:i}", "payer_id", sam_id, "token",
+                                "tok_visa_4242_042031_0123abcd_4567ef01", "brand", "visa", "last4",
+                                "4242", "exp_month", 4, "exp_year", 2031);
+    added = ml_payers_execute (payers, "method-add", method);
+    json_decref (method);
+    json_int_t sam_method =
+        json_integer_value (json_object_get (json_object_get (added, "method"), "method_id"));
+    assert (sam_method > 0);
+    json_decref (added);
+    int64_t most = s_available (store, open_invoice) - 100; //  100 left for the case below
+    assert (most > 100);
+    char twice[512];
+    snprintf (twice, sizeof twice,
+              "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_id\": %lld,"
+              " \"method_id\": %lld, \"lines\": [{\"invoice\": \"%s\", \"amount_minor\": %lld}]}",
+              (long long)sam_id, (long long)sam_method, open_invoice, (long long)most);
+    ml_db_group_begin (grouped);
+    reply = s_run (payments, twice, deliver);
+    snprintf (waiter, sizeof waiter, "%s",
+              json_string_value (json_object_get (reply, "waiting_for")));
+    assert (*waiter);
+    json_decref (reply);
+    reply = s_run (payments, twice, deliver);
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "available"));
+    json_decref (reply);
+    assert (ml_db_group_end (grouped) == 0);
+    ml_payments_release (payments, true);
+    assert (ml_payments_drain (payments, 10000, deliver, sizeof deliver) == 1);
+    reply = ml_payments_ready (payments, show, sizeof show);
+    assert (reply && streq (show, waiter));
+    assert (
+        streq (json_string_value (json_object_get (json_object_get (reply, "payment"), "status")),
+               "approved"));
+    json_decref (reply);
+    assert (s_available (store, open_invoice) == 100);
     zpoller_destroy (&answers);
     //  A core stopped with a call in flight: the charge stays pending, found by lookup later.
     reply = s_run (payments, pay_request, deliver);
