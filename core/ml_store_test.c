@@ -61,6 +61,24 @@ static int64_t s_test_int (ml_store_t *store, const char *sql, const char *firm_
     return value;
 }
 
+//  Acme's first session (epoch e1, high-water 10: a snapshot is asked) and its replica of
+//  count items of prefix, complete at cursor 10. Returns the HELLO, and the items in *batch
+//  (the caller destroys both).
+static ml_msg_t *s_test_first_replica (ml_store_t *store, size_t count, const char *prefix,
+                                       ml_msg_t **batch)
+{
+    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
+    strcpy (hello->epoch, "e1");
+    hello->high_water = 10;
+    bool resync = false;
+    uint64_t cursor = 0;
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
+    *batch = s_test_snapshot_batch (count, prefix);
+    assert (ml_store_snapshot_rows (store, "acme", *batch) == 0);
+    assert (ml_store_snapshot_end (store, "acme", 10) == 0);
+    return hello;
+}
+
 //  Snapshots on either engine (on PostgreSQL, store version 5's bulk load: COPY into a load
 //  table, indexes built at SNAPSHOT-END, the firm's partition swapped in). A resync replaces
 //  the replica whole; an item carried twice keeps its last copy; text with the characters
@@ -72,15 +90,10 @@ static void s_test_snapshots (void)
     ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
     bool postgresql = ml_db_dialect (ml_store_db (store)) == ML_DB_POSTGRESQL;
-    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
-    strcpy (hello->epoch, "e1");
-    hello->high_water = 10;
+    ml_msg_t *first = NULL;
+    ml_msg_t *hello = s_test_first_replica (store, 30, "OLD", &first);
     bool resync = false;
     uint64_t cursor = 0;
-    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
-    ml_msg_t *first = s_test_snapshot_batch (30, "OLD");
-    assert (ml_store_snapshot_rows (store, "acme", first) == 0);
-    assert (ml_store_snapshot_end (store, "acme", 10) == 0);
 
     //  An abandoned snapshot (its session replaced before SNAPSHOT-END).
     hello->high_water = 5;
@@ -220,15 +233,9 @@ static void s_test_changes_beside (void)
     char directory[128];
     ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
-    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
-    strcpy (hello->epoch, "e1");
-    hello->high_water = 10;
-    bool resync = false;
+    ml_msg_t *batch = NULL;
+    ml_msg_t *hello = s_test_first_replica (store, 3, "INV", &batch);
     uint64_t cursor = 0;
-    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
-    ml_msg_t *batch = s_test_snapshot_batch (3, "INV");
-    assert (ml_store_snapshot_rows (store, "acme", batch) == 0);
-    assert (ml_store_snapshot_end (store, "acme", 10) == 0);
     ml_db_error_t db_error;
     ml_db_t *other = ml_db_new (ml_selftest_store_connection (directory), &db_error);
     assert (other);

@@ -34,6 +34,28 @@ static int64_t s_available (ml_store_t *store, const char *invoice)
     return available;
 }
 
+//  Run a request that waits for the processor: its waiter id into waiter.
+static void s_waiting (ml_payments_t *self, const char *text, char *deliver, char *waiter,
+                       size_t size)
+{
+    json_t *reply = s_run (self, text, deliver);
+    snprintf (waiter, size, "%s", json_string_value (json_object_get (reply, "waiting_for")));
+    assert (*waiter);
+    json_decref (reply);
+}
+
+//  The reply made for waiter, once answered: a payment approved.
+static void s_approved (ml_payments_t *self, const char *waiter)
+{
+    char show[ML_PROCESSOR_KEY_MAX + 1];
+    json_t *reply = ml_payments_ready (self, show, sizeof show);
+    assert (reply && streq (show, waiter));
+    assert (
+        streq (json_string_value (json_object_get (json_object_get (reply, "payment"), "status")),
+               "approved"));
+    json_decref (reply);
+}
+
 static bool s_owned_none (void *arg, const char *firm_id)
 {
     return false;
@@ -788,21 +810,12 @@ void ml_payments_test (bool verbose)
               " \"4242424242424242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\": \"123\"},"
               " \"lines\": [{\"invoice\": \"%s\", \"amount_minor\": 100}]}",
               open_invoice);
-    reply = s_run (payments, pay_request, deliver);
     char waiter[ML_PROCESSOR_KEY_MAX + 1];
-    snprintf (waiter, sizeof waiter, "%s",
-              json_string_value (json_object_get (reply, "waiting_for")));
-    assert (*waiter);
-    json_decref (reply);
+    s_waiting (payments, pay_request, deliver, waiter, sizeof waiter);
     assert (ml_payments_ready (payments, show, sizeof show) == NULL);
     //  Two answers: the card's token, then the charge.
     assert (ml_payments_drain (payments, 10000, deliver, sizeof deliver) == 2);
-    reply = ml_payments_ready (payments, show, sizeof show);
-    assert (reply && streq (show, waiter));
-    assert (
-        streq (json_string_value (json_object_get (json_object_get (reply, "payment"), "status")),
-               "approved"));
-    json_decref (reply);
+    s_approved (payments, waiter);
     //  A link is paid once at a time: a second try while the first waits is refused.
     snprintf (pay_request, sizeof pay_request,
               "{\"op\": \"link-create\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
@@ -850,11 +863,7 @@ void ml_payments_test (bool verbose)
               open_invoice);
     for (int round = 0; round < 2; round++) {
         ml_db_group_begin (grouped);
-        reply = s_run (payments, small_request, deliver);
-        snprintf (waiter, sizeof waiter, "%s",
-                  json_string_value (json_object_get (reply, "waiting_for")));
-        assert (*waiter);
-        json_decref (reply);
+        s_waiting (payments, small_request, deliver, waiter, sizeof waiter);
         assert (zpoller_wait (answers, 200) == NULL); //  no call made, so no answer
         assert (ml_db_group_end (grouped) == 0);
         ml_payments_release (payments, round == 1);
@@ -866,12 +875,7 @@ void ml_payments_test (bool verbose)
             assert (ml_payments_drain (payments, 200, deliver, sizeof deliver) == 0);
         } else {
             assert (ml_payments_drain (payments, 10000, deliver, sizeof deliver) == 2);
-            reply = ml_payments_ready (payments, show, sizeof show);
-            assert (reply && streq (show, waiter));
-            assert (streq (
-                json_string_value (json_object_get (json_object_get (reply, "payment"), "status")),
-                "approved"));
-            json_decref (reply);
+            s_approved (payments, waiter);
         }
     }
     //  Two payments of most of one invoice's balance in one round, with a saved card
@@ -903,23 +907,14 @@ void ml_payments_test (bool verbose)
               " \"method_id\": %lld, \"lines\": [{\"invoice\": \"%s\", \"amount_minor\": %lld}]}",
               (long long)sam_id, (long long)sam_method, open_invoice, (long long)most);
     ml_db_group_begin (grouped);
-    reply = s_run (payments, twice, deliver);
-    snprintf (waiter, sizeof waiter, "%s",
-              json_string_value (json_object_get (reply, "waiting_for")));
-    assert (*waiter);
-    json_decref (reply);
+    s_waiting (payments, twice, deliver, waiter, sizeof waiter);
     reply = s_run (payments, twice, deliver);
     assert (strstr (json_string_value (json_object_get (reply, "error")), "available"));
     json_decref (reply);
     assert (ml_db_group_end (grouped) == 0);
     ml_payments_release (payments, true);
     assert (ml_payments_drain (payments, 10000, deliver, sizeof deliver) == 1);
-    reply = ml_payments_ready (payments, show, sizeof show);
-    assert (reply && streq (show, waiter));
-    assert (
-        streq (json_string_value (json_object_get (json_object_get (reply, "payment"), "status")),
-               "approved"));
-    json_decref (reply);
+    s_approved (payments, waiter);
     assert (s_available (store, open_invoice) == 100);
     zpoller_destroy (&answers);
     //  A core stopped with a call in flight: the charge stays pending, found by lookup later.

@@ -62,14 +62,23 @@ static void s_queue_savepoints (ml_db_t *self)
     self->release_owed = self->savepoint_owed = NULL;
 }
 
+static void s_owed_free (ml_db_pg_owed_t *owed)
+{
+    free (owed->texts);
+    free (owed->fetch_key);
+}
+
+//  Forget what is owed from index first on.
+static void s_owed_truncate (ml_db_pg_conn_t *conn, size_t first)
+{
+    for (size_t index = first; index < conn->owed_count; index++)
+        s_owed_free (&conn->owed[index]);
+    conn->owed_count = first;
+}
+
 void ml_db_pg_owed_clear (ml_db_t *self)
 {
-    ml_db_pg_conn_t *conn = ML_DB_PG_CONN (self);
-    for (size_t index = 0; index < conn->owed_count; index++) {
-        free (conn->owed[index].texts);
-        free (conn->owed[index].fetch_key);
-    }
-    conn->owed_count = 0;
+    s_owed_truncate (ML_DB_PG_CONN (self), 0);
 }
 
 bool ml_db_pg_owed_drop_from (ml_db_t *self, const char *savepoint)
@@ -86,11 +95,7 @@ bool ml_db_pg_owed_drop_from (ml_db_t *self, const char *savepoint)
         ml_db_pg_owed_clear (self);
         return false;
     }
-    for (size_t owed = index - 1; owed < conn->owed_count; owed++) {
-        free (conn->owed[owed].texts);
-        free (conn->owed[owed].fetch_key);
-    }
-    conn->owed_count = index - 1;
+    s_owed_truncate (conn, index - 1);
     return true;
 }
 
@@ -412,10 +417,9 @@ void ml_db_pg_forget (ml_db_t *self)
     size_t kept = 0;
     for (size_t index = 0; index < conn->owed_count; index++) {
         ml_db_pg_owed_t *owed = &conn->owed[index];
-        if (owed->fetch_key) {
-            free (owed->texts);
-            free (owed->fetch_key);
-        } else
+        if (owed->fetch_key)
+            s_owed_free (owed);
+        else
             conn->owed[kept++] = *owed;
     }
     conn->owed_count = kept;
