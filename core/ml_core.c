@@ -180,7 +180,7 @@ static int s_core_init (ml_core_t *self, zsock_t *pipe, const ml_core_settings_t
         return -1;
     }
     //  The core thread runs a few statements over and over, for every firm (ml_db.h).
-    if (ml_db_generic_plans (ml_store_db (self->store)) != 0) {
+    if (ml_store_generic_plans (self->store) != 0) {
         ml_log (ML_LOG_ERROR, "core store: %s", ml_db_error (ml_store_db (self->store))->message);
         return -1;
     }

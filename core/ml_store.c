@@ -113,9 +113,24 @@ void ml_store_destroy (ml_store_t **self_p)
     if (*self_p) {
         ml_db_destroy (&(*self_p)->db);
         ml_store_pg_load_destroy (&(*self_p)->load);
+        zhashx_destroy (&(*self_p)->partitions);
         free (*self_p);
         *self_p = NULL;
     }
+}
+
+int ml_store_generic_plans (ml_store_t *self)
+{
+    assert (self);
+    if (ml_db_generic_plans (self->db) != 0)
+        return -1;
+    if (ml_db_dialect (self->db) == ML_DB_POSTGRESQL && !self->partitions) {
+        self->partitions = zhashx_new ();
+        assert (self->partitions);
+        zhashx_set_duplicator (self->partitions, (zhashx_duplicator_fn *)strdup);
+        zhashx_set_destructor (self->partitions, (zhashx_destructor_fn *)zstr_free);
+    }
+    return 0;
 }
 
 int ml_store_schema (ml_db_t *db, const char *const *statements, size_t count, const char *what,
@@ -436,6 +451,41 @@ static json_t *s_rows (ml_store_t *self, const char *purpose, ml_db_query_t *que
     " + COALESCE ((SELECT SUM (h.amount_minor) FROM balance_hold h"                                \
     " WHERE h.firm_id = o.firm_id AND h.kind = 'I' AND h.reference = o.invoice_number), 0)"
 
+//  The table to read a firm's open items from: open_item, or on the core thread's
+//  connection (ml_store_generic_plans) the firm's own partition. Its generic plan then
+//  locks that one table, not every firm's (at 1,000 firms those locks were 13% of the
+//  connection's server time, and payments 20% slower: bench/RESULTS.md, session 10). The
+//  name is learnt from the firm's row: a firm has its partition from ml_store_firm_add on,
+//  and none is dropped; a firm not found yet is read through open_item.
+static const char *s_replica_of (ml_store_t *self, const char *firm_id)
+{
+    if (!self->partitions)
+        return "open_item";
+    const char *known = (const char *)zhashx_lookup (self->partitions, firm_id);
+    if (known)
+        return known;
+    ml_db_query_t *query = ml_db_query (
+        self->db, "SELECT " ML_STORE_PG_PARTITION ("firm_id") " FROM firm WHERE firm_id = ?", "s",
+        firm_id);
+    const char *name = query && ml_db_fetch (query) == 1 ? ml_db_text (query, 0) : NULL;
+    //  Spliced into SQL: only open_item_ and 32 hexadecimal digits, whatever the store says.
+    bool usable = name && strlen (name) == 42 && strncmp (name, "open_item_", 10) == 0 &&
+                  strspn (name + 10, "0123456789abcdef") == 32;
+    if (usable && zhashx_size (self->partitions) < ML_STORE_PARTITIONS_MAX)
+        zhashx_insert (self->partitions, firm_id, (void *)name);
+    ml_db_query_destroy (&query);
+    known = (const char *)zhashx_lookup (self->partitions, firm_id);
+    return known ? known : "open_item";
+}
+
+//  A read of a firm's open items failed: its partition is looked up again next time (a
+//  firm added in a transaction that was then undone has none).
+static void s_replica_failed (ml_store_t *self, const char *firm_id)
+{
+    if (self->partitions)
+        zhashx_delete (self->partitions, firm_id);
+}
+
 //  The open invoices of a firm, of one client, matter or invoice when given: source_id, then
 //  ml_store_item_columns less available_minor (which the callers work out: see s_available).
 static ml_db_query_t *s_open_items_query (ml_store_t *self, const char *firm_id, const char *client,
@@ -446,12 +496,13 @@ static ml_db_query_t *s_open_items_query (ml_store_t *self, const char *firm_id,
     char sql[2048], picture[5] = "s";
     ml_db_value_t values[4] = {{.text = firm_id}};
     size_t count = 1;
-    snprintf (sql, sizeof sql, "%s",
+    snprintf (sql, sizeof sql,
               "SELECT o.source_id, o.invoice_number, o.invoice_date, o.due_date, o.client_number,"
               " o.client_name, o.matter_number, o.matter_description, o.currency, o.total_minor,"
               " o.balance_minor, " S_PENDING_SQL " AS pending_minor"
-              " FROM open_item o JOIN replica_state r ON r.firm_id = o.firm_id"
-              " WHERE o.firm_id = ? AND o.kind = 'I'");
+              " FROM %s o JOIN replica_state r ON r.firm_id = o.firm_id"
+              " WHERE o.firm_id = ? AND o.kind = 'I'",
+              s_replica_of (self, firm_id));
     const char *columns[3] = {"client_number", "matter_number", "invoice_number"};
     const char *filters[3] = {client, matter, invoice};
     for (size_t filter = 0; filter < 3; filter++)
@@ -491,6 +542,8 @@ json_t *ml_store_open_items (ml_store_t *self, const char *firm_id, const char *
 {
     json_t *rows = s_rows (self, "reading open items",
                            s_open_items_query (self, firm_id, client, matter, invoice, false));
+    if (!rows)
+        s_replica_failed (self, firm_id);
     size_t index;
     json_t *row;
     json_array_foreach (rows, index, row)
@@ -517,6 +570,7 @@ json_t *ml_store_open_item_table (ml_store_t *self, const char *firm_id, const c
         s_open_items_query (self, firm_id, client, matter, invoice, false), s_integer_column);
     if (!rows) {
         ml_store_failed (self, "reading open items");
+        s_replica_failed (self, firm_id);
         return NULL;
     }
     //  source_id out, available_minor in: the rows have ml_store_item_columns.

@@ -21,7 +21,17 @@ struct _ml_store_t {
     ml_lease_t *lease; //  the fence of a node sharing the store (ml_store_set_lease), or NULL
     ml_store_pg_load_t *load; //  PostgreSQL: snapshot rows taken and not yet copied
     size_t unanswered_limit;  //  the limit of the last ml_store_postings_unanswered
+    //  PostgreSQL, after ml_store_generic_plans: firm id -> the name of its partition of
+    //  the replica, for the firms whose row this connection has seen; else NULL.
+    zhashx_t *partitions;
 };
+
+//  PostgreSQL: the name of a firm's partition of the replica, as an SQL expression of the
+//  firm's id (store version 5: open_item_ and the MD5 of the id, in hexadecimal).
+//  Firms whose partition the core thread's connection reads by name, at most: each has
+//  prepared statements of its own there (within ml_db's cache; the others read open_item).
+#define ML_STORE_PARTITIONS_MAX 2000
+#define ML_STORE_PG_PARTITION(firm) "'open_item_' || md5 (" firm ")"
 
 //  Shared by ml_store.c and ml_store_replica.c (each described where it is defined).
 void ml_store_failed (ml_store_t *self, const char *purpose);

@@ -230,7 +230,7 @@ static const char *s_loading_schema_postgresql[] = {
     " status TEXT, generation INTEGER NOT NULL, change_id INTEGER NOT NULL DEFAULT 0,"             \
     " PRIMARY KEY (firm_id, kind, source_id))"
 //  A firm's partition is open_item_ and the MD5 of its id; a load table that and _generation.
-#define S_PG_PARTITION_NAME "'open_item_' || md5 (p_firm)"
+#define S_PG_PARTITION_NAME ML_STORE_PG_PARTITION ("p_firm")
 static const char *s_partition_schema_postgresql[] = {
     "ALTER TABLE open_item RENAME TO open_item_v4",
     "ALTER TABLE open_item_v4 RENAME CONSTRAINT open_item_pkey TO open_item_v4_pkey",

@@ -1,5 +1,6 @@
 /*  ml_store's selftest (include/ml_store.h), kept apart from the class: it is as long. */
 #include "ml_store.h"
+#include "ml_store_internal.h"
 #include "ml_lease.h"
 #include "ml_alloc.h"
 #include "ml_selftest_support.h"
@@ -266,6 +267,87 @@ static void s_test_changes_beside (void)
     ml_db_destroy (&other);
     ml_msg_destroy (&changes);
     ml_msg_destroy (&batch);
+    ml_msg_destroy (&hello);
+    ml_store_destroy (&store);
+    assert (ml_selftest_remove (directory) == 0);
+}
+
+//  The core thread's store (ml_store_generic_plans) reads a firm's open items from the
+//  firm's own partition on PostgreSQL, its name learnt from the firm's row: the same rows as
+//  through open_item, also after another connection swapped a new partition in; a firm not
+//  in the store reads nothing and is not remembered; a remembered name whose table is gone
+//  fails one read, and the next looks it up again. On SQLite it reads open_item.
+static void s_test_partition_reads (void)
+{
+    char directory[128], error[512];
+    ml_store_t *store = ml_selftest_store (directory, sizeof directory);
+    assert (store);
+    bool postgresql = ml_db_dialect (ml_store_db (store)) == ML_DB_POSTGRESQL;
+    ml_msg_t *first = NULL;
+    ml_msg_t *hello = s_test_first_replica (store, 30, "OLD", &first);
+    ml_store_t *core = ml_store_new (ml_selftest_store_connection (directory), error, sizeof error);
+    assert (core && ml_store_generic_plans (core) == 0);
+    assert ((core->partitions != NULL) == postgresql);
+    json_t *expected = ml_store_open_items (store, "acme", NULL, NULL, NULL);
+    json_t *items = ml_store_open_items (core, "acme", NULL, NULL, NULL);
+    assert (json_array_size (items) == 30 && json_equal (items, expected));
+    json_decref (items);
+    json_decref (expected);
+    items = ml_store_open_items (core, "acme", NULL, NULL, "OLD-2");
+    assert (json_array_size (items) == 1);
+    json_decref (items);
+    if (postgresql) {
+        ml_db_query_t *query = ml_db_query (ml_store_db (store),
+                                            "SELECT 'open_item_' || md5 (?)", "s", "acme");
+        assert (query && ml_db_fetch (query) == 1);
+        assert (streq ((const char *)zhashx_lookup (core->partitions, "acme"),
+                       ml_db_text (query, 0)));
+        ml_db_query_destroy (&query);
+    }
+    //  A new replica swapped in by the other connection (acme's rows before and after
+    //  beta's: the load table's path on PostgreSQL, a new table under the partition's name).
+    assert (ml_store_firm_add (store, "beta", "Beta LLP", "key-beta", "OP-001") == 0);
+    bool resync = false;
+    uint64_t cursor = 0;
+    strcpy (hello->epoch, "e2");
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
+    assert (ml_store_session_open (store, "beta", hello, &resync, &cursor) == 0 && resync);
+    ml_msg_t *second = s_test_snapshot_batch (5, "NEW");
+    assert (ml_store_snapshot_begin (store) == 0);
+    assert (ml_store_snapshot_write (store, "acme", second->items, 2) == 0);
+    assert (ml_store_snapshot_commit (store, true) == 0);
+    assert (ml_store_snapshot_rows (store, "beta", second) == 0);
+    assert (ml_store_snapshot_begin (store) == 0);
+    assert (ml_store_snapshot_write (store, "acme", second->items + 2, 3) == 0);
+    assert (ml_store_snapshot_commit (store, true) == 0);
+    assert (ml_store_snapshot_end (store, "acme", 7) == 0);
+    assert (ml_store_snapshot_end (store, "beta", 7) == 0);
+    const char *firms[] = {"acme", "beta"};
+    for (size_t firm = 0; firm < 2; firm++) {
+        items = ml_store_open_items (core, firms[firm], NULL, NULL, NULL);
+        assert (json_array_size (items) == 5);
+        assert (strncmp (json_string_value (json_object_get (json_array_get (items, 0),
+                                                             "invoice_number")),
+                         "NEW-", 4) == 0);
+        json_decref (items);
+    }
+    //  No such firm: nothing, and nothing remembered.
+    items = ml_store_open_items (core, "nobody", NULL, NULL, NULL);
+    assert (items && json_array_size (items) == 0);
+    json_decref (items);
+    if (postgresql) {
+        assert (!zhashx_lookup (core->partitions, "nobody"));
+        //  A name remembered for a table that is not there (a firm added in a transaction
+        //  that was undone): one read fails, the next finds the firm's partition again.
+        zhashx_update (core->partitions, "beta", "open_item_00000000000000000000000000000000");
+        assert (ml_store_open_items (core, "beta", NULL, NULL, NULL) == NULL);
+        items = ml_store_open_items (core, "beta", NULL, NULL, NULL);
+        assert (json_array_size (items) == 5);
+        json_decref (items);
+    }
+    ml_store_destroy (&core);
+    ml_msg_destroy (&second);
+    ml_msg_destroy (&first);
     ml_msg_destroy (&hello);
     ml_store_destroy (&store);
     assert (ml_selftest_remove (directory) == 0);
@@ -546,6 +628,7 @@ void ml_store_test (bool verbose)
 
     s_test_snapshots ();
     s_test_changes_beside ();
+    s_test_partition_reads ();
 
     //  Open balances past 64 bits (the reference schema allows BIGINT balances near
     //  INT64_MAX): status stays exact and says the sum does not fit, instead of failing.

@@ -165,7 +165,8 @@ ml_db_query_t *ml_db_query_values (ml_db_t *self, const char *sql, const char *p
 //  the same statements over and over for many firms (the core thread's payments): planning
 //  each run again for the replica's partitions, as the server does by default for those
 //  statements, cost more there than the locks a generic plan takes on every partition
-//  (bench/RESULTS.md, session 9); a connection that replaces a firm's replica (the ingest
+//  (bench/RESULTS.md, session 9; a read of one firm's rows is better aimed at its own
+//  partition then: ml_store_generic_plans); a connection that replaces a firm's replica (the ingest
 //  thread) is faster with plans that touch its one partition. Nothing on SQLite. 0 or -1.
 int ml_db_generic_plans (ml_db_t *self);
 

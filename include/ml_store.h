@@ -31,6 +31,14 @@ void ml_store_destroy (ml_store_t **self_p);
 //  The store's connection (borrowed), for classes that keep their own tables in the store.
 ml_db_t *ml_store_db (ml_store_t *self);
 
+//  The core thread's store, which runs a few statements over and over for every firm: on
+//  PostgreSQL its prepared statements run by their generic plans (ml_db_generic_plans), and
+//  a firm's open items are read from the firm's own partition of the replica, whose name
+//  the store learns from the firm's row once (a generic plan of a read of the partitioned
+//  table locks every partition at each run: bench/RESULTS.md, session 10). Nothing on
+//  SQLite. Returns 0 or -1.
+int ml_store_generic_plans (ml_store_t *self);
+
 //  Several nodes on one store (docs/multinode.md): from now on every write of a firm's replica,
 //  session or posting results checks inside its transaction that this node holds the firm's
 //  lease (ml_lease_fence), and writes nothing when it does not. lease is borrowed (NULL: one

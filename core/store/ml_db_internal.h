@@ -7,8 +7,10 @@
 #include "ml_db.h"
 
 //  More distinct statements than this (the store's SQL is ours and finite; a few are built
-//  from the filters given) and new ones run without being kept.
-#define ML_DB_CACHE_MAX      512
+//  from the filters given, and on the core thread's connection a firm's open items are
+//  read from its own partition, ML_STORE_PARTITIONS_MAX) and new ones run without being
+//  kept.
+#define ML_DB_CACHE_MAX      4096
 #define ML_DB_PARAMETERS_MAX 2048
 
 struct _ml_db_t {
