@@ -297,11 +297,11 @@ static void s_test_partition_reads (void)
     assert (json_array_size (items) == 1);
     json_decref (items);
     if (postgresql) {
-        ml_db_query_t *query = ml_db_query (ml_store_db (store),
-                                            "SELECT 'open_item_' || md5 (?)", "s", "acme");
+        ml_db_query_t *query =
+            ml_db_query (ml_store_db (store), "SELECT 'open_item_' || md5 (?)", "s", "acme");
         assert (query && ml_db_fetch (query) == 1);
-        assert (streq ((const char *)zhashx_lookup (core->partitions, "acme"),
-                       ml_db_text (query, 0)));
+        assert (
+            streq ((const char *)zhashx_lookup (core->partitions, "acme"), ml_db_text (query, 0)));
         ml_db_query_destroy (&query);
     }
     //  A new replica swapped in by the other connection (acme's rows before and after
@@ -326,8 +326,8 @@ static void s_test_partition_reads (void)
     for (size_t firm = 0; firm < 2; firm++) {
         items = ml_store_open_items (core, firms[firm], NULL, NULL, NULL);
         assert (json_array_size (items) == 5);
-        assert (strncmp (json_string_value (json_object_get (json_array_get (items, 0),
-                                                             "invoice_number")),
+        assert (strncmp (json_string_value (
+                             json_object_get (json_array_get (items, 0), "invoice_number")),
                          "NEW-", 4) == 0);
         json_decref (items);
     }
