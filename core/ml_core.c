@@ -237,6 +237,9 @@ static int s_core_init (ml_core_t *self, zsock_t *pipe, const ml_core_settings_t
         return -1;
     }
     self->waiting = zhashx_new ();
+    self->firms_connected = zlistx_new ();
+    zlistx_set_destructor (self->firms_connected, (zlistx_destructor_fn *)zstr_free);
+    zlistx_set_duplicator (self->firms_connected, (zlistx_duplicator_fn *)strdup);
     zhashx_set_destructor (self->waiting, (zhashx_destructor_fn *)ml_core_waiter_destroy);
     if (self->processor) {
         //  From here on only the worker uses the processor (docs/processor.md, "Threads").
@@ -413,6 +416,7 @@ static void s_core_destroy (ml_core_t *self)
     zactor_destroy (&self->processor_worker);
     ml_portal_pay_destroy (&self->portal_pay);
     zhashx_destroy (&self->waiting);
+    zlistx_destroy (&self->firms_connected);
     ml_payments_destroy (&self->payments);
     zactor_destroy (&self->mail_sender);
     ml_mailer_destroy (&self->mailer);
@@ -496,6 +500,11 @@ void ml_core_actor (zsock_t *pipe, void *args)
         //  The processor calls of the round go after its commit too (nothing is charged
         //  before the charge is stored).
         ml_payments_release (self->payments, ml_group_end (self->group) == 0);
+        //  After the round, outside its transaction and the store's lock, which others
+        //  (a snapshot's end) wait for: the statements of the firms that connected.
+        for (char *firm; (firm = (char *)zlistx_first (self->firms_connected));
+             zlistx_delete (self->firms_connected, zlistx_cursor (self->firms_connected)))
+            ml_store_prepare_firm (self->store, firm);
     }
     zpoller_destroy (&poller);
     self->poller = NULL;

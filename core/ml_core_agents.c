@@ -207,6 +207,7 @@ static void s_handle_hello (ml_core_t *self, ml_core_session_t *session, ml_msg_
     ml_core_send_to (self, session->routing, welcome);
     ml_msg_destroy (&welcome);
     session->state = resync ? ML_CORE_SNAPSHOT : ML_CORE_LIVE;
+    zlistx_add_end (self->firms_connected, session->firm_id);
     session->snapshot_rows = 0;
     session->batch = 0;
     zhashx_purge (session->in_flight);

@@ -101,6 +101,7 @@ typedef struct {
     ml_payments_t *payments;
     zactor_t *processor_worker; //  makes the processor calls, so this thread never waits
     zhashx_t *waiting;          //  payment request id -> ml_core_waiter_t waiting for it
+    zlistx_t *firms_connected;  //  firms whose agent said HELLO in this round (strings)
     ml_autopay_t *autopay;
     ml_logins_t *logins;
     ml_portal_pay_t *portal_pay;

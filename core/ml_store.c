@@ -519,6 +519,13 @@ static ml_db_query_t *s_open_items_query (ml_store_t *self, const char *firm_id,
     return ml_db_query_values (self->db, sql, picture, values);
 }
 
+void ml_store_prepare_firm (ml_store_t *self, const char *firm_id)
+{
+    assert (self && firm_id);
+    if (self->partitions)
+        json_decref (ml_store_open_items (self, firm_id, NULL, NULL, ""));
+}
+
 void ml_store_open_items_prefetch (ml_store_t *self, const char *firm_id, const char *client,
                                    const char *matter, const char *invoice)
 {

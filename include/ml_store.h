@@ -39,6 +39,12 @@ ml_db_t *ml_store_db (ml_store_t *self);
 //  SQLite. Returns 0 or -1.
 int ml_store_generic_plans (ml_store_t *self);
 
+//  A firm's agent connected: on the core thread's connection (after ml_store_generic_plans),
+//  learn the firm's partition and prepare the read of its invoices now, so that its first
+//  payment does not wait for that (1.5 ms and three round trips, measured at 1,000 firms).
+//  Nothing otherwise; a failure only leaves it to the first payment.
+void ml_store_prepare_firm (ml_store_t *self, const char *firm_id);
+
 //  Several nodes on one store (docs/multinode.md): from now on every write of a firm's replica,
 //  session or posting results checks inside its transaction that this node holds the firm's
 //  lease (ml_lease_fence), and writes nothing when it does not. lease is borrowed (NULL: one
