@@ -145,6 +145,11 @@ typedef struct {
     int64_t number;
 } ml_db_value_t;
 
+//  ml_db_defer with its parameters in values (strlen (picture) of them), as
+//  ml_db_query_values.
+int ml_db_defer_values (ml_db_t *self, const char *sql, const char *picture,
+                        const ml_db_value_t *values);
+
 //  Run a statement once for each of rows rows of parameters (values holds rows *
 //  strlen (picture) values, row after row). Returns 0, or -1 on the first failure (the
 //  caller rolls back its transaction).

@@ -170,6 +170,13 @@ int ml_db_defer (ml_db_t *self, const char *sql, const char *picture, ...)
     va_start (arguments, picture);
     s_values (picture, arguments, values, 64);
     va_end (arguments);
+    return ml_db_defer_values (self, sql, picture, values);
+}
+
+int ml_db_defer_values (ml_db_t *self, const char *sql, const char *picture,
+                        const ml_db_value_t *values)
+{
+    assert (self && sql);
     //  Deferred only inside the caller's transaction (while grouping, its savepoint), and
     //  not in the round after one that a deferred write failed.
     if (S_PG (self) && !self->defer_paused && (!self->grouping || self->in_savepoint))

@@ -140,7 +140,9 @@ bool ml_store_pg_upsert_items (ml_db_t *db, const char *firm_id, const ml_item_t
         values[1].number = generation;
         for (size_t column = 0; column < S_TEXT_COLUMNS + S_INT_COLUMNS; column++)
             values[2 + column].text = arrays[column].text;
-        ok = ml_db_execute_many (db, s_upsert_sql, "sissssssssssssss", 1, values) == 0;
+        //  Deferred: it rides with the transaction's next round trip (a change batch's
+        //  COMMIT), and should it fail, that fails.
+        ok = ml_db_defer_values (db, s_upsert_sql, "sissssssssssssss", values) == 0;
         first = row;
     }
     for (size_t column = 0; column < S_TEXT_COLUMNS + S_INT_COLUMNS; column++)
