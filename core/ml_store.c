@@ -456,7 +456,8 @@ static json_t *s_rows (ml_store_t *self, const char *purpose, ml_db_query_t *que
 //  locks that one table, not every firm's (at 1,000 firms those locks were 13% of the
 //  connection's server time, and payments 20% slower: bench/RESULTS.md, session 10). The
 //  name is learnt from the firm's row: a firm has its partition from ml_store_firm_add on,
-//  and none is dropped; a firm not found yet is read through open_item.
+//  and none is dropped; a firm not found yet is read through open_item. NULL when the store
+//  failed (its error is the one to report).
 static const char *s_replica_of (ml_store_t *self, const char *firm_id)
 {
     if (!self->partitions)
@@ -467,7 +468,12 @@ static const char *s_replica_of (ml_store_t *self, const char *firm_id)
     ml_db_query_t *query = ml_db_query (
         self->db, "SELECT " ML_STORE_PG_PARTITION ("firm_id") " FROM firm WHERE firm_id = ?", "s",
         firm_id);
-    const char *name = query && ml_db_fetch (query) == 1 ? ml_db_text (query, 0) : NULL;
+    int fetched = query ? ml_db_fetch (query) : -1;
+    if (fetched < 0) {
+        ml_db_query_destroy (&query);
+        return NULL;
+    }
+    const char *name = fetched == 1 ? ml_db_text (query, 0) : NULL;
     //  Spliced into SQL: only open_item_ and 32 hexadecimal digits, whatever the store says.
     bool usable = name && strlen (name) == 42 && strncmp (name, "open_item_", 10) == 0 &&
                   strspn (name + 10, "0123456789abcdef") == 32;
@@ -493,6 +499,9 @@ static ml_db_query_t *s_open_items_query (ml_store_t *self, const char *firm_id,
 {
     //  Only the filters given are in the SQL, so that SQLite reads through the index of the
     //  one asked for ("? IS NULL OR column = ?" made it read every item of the firm).
+    const char *table = s_replica_of (self, firm_id);
+    if (!table)
+        return NULL;
     char sql[2048], picture[5] = "s";
     ml_db_value_t values[4] = {{.text = firm_id}};
     size_t count = 1;
@@ -502,7 +511,7 @@ static ml_db_query_t *s_open_items_query (ml_store_t *self, const char *firm_id,
               " o.balance_minor, " S_PENDING_SQL " AS pending_minor"
               " FROM %s o JOIN replica_state r ON r.firm_id = o.firm_id"
               " WHERE o.firm_id = ? AND o.kind = 'I'",
-              s_replica_of (self, firm_id));
+              table);
     const char *columns[3] = {"client_number", "matter_number", "invoice_number"};
     const char *filters[3] = {client, matter, invoice};
     for (size_t filter = 0; filter < 3; filter++)

@@ -26,11 +26,12 @@ struct _ml_store_t {
     zhashx_t *partitions;
 };
 
-//  PostgreSQL: the name of a firm's partition of the replica, as an SQL expression of the
-//  firm's id (store version 5: open_item_ and the MD5 of the id, in hexadecimal).
 //  Firms whose partition the core thread's connection reads by name, at most: each has
 //  prepared statements of its own there (within ml_db's cache; the others read open_item).
-#define ML_STORE_PARTITIONS_MAX     2000
+#define ML_STORE_PARTITIONS_MAX 2000
+
+//  PostgreSQL: the name of a firm's partition of the replica, as an SQL expression of the
+//  firm's id (store version 5: open_item_ and the MD5 of the id, in hexadecimal).
 #define ML_STORE_PG_PARTITION(firm) "'open_item_' || md5 (" firm ")"
 
 //  Shared by ml_store.c and ml_store_replica.c (each described where it is defined).
