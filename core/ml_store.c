@@ -1050,8 +1050,20 @@ json_t *ml_store_postings (ml_store_t *self, const char *firm_id, const char *st
             "ssssi", firm_id, firm_id, status, status, (int64_t)limit));
 }
 
+#define S_POSTING_LINES_SQL                                                                        \
+    "SELECT line_no, kind, reference, amount_minor FROM posting_line WHERE posting_uuid = ?"       \
+    " ORDER BY line_no"
+#define S_POSTING_EVENTS_SQL                                                                       \
+    "SELECT event_id, at, status, detail FROM posting_event WHERE posting_uuid = ?"                \
+    " ORDER BY event_id"
+
 json_t *ml_store_posting (ml_store_t *self, const char *posting_uuid)
 {
+    //  The lines and the history ride with the posting's read (one round trip on
+    //  PostgreSQL), and are read whether or not the posting is found, so that no answer
+    //  asked ahead is left behind.
+    ml_db_prefetch (self->db, S_POSTING_LINES_SQL, "s", posting_uuid);
+    ml_db_prefetch (self->db, S_POSTING_EVENTS_SQL, "s", posting_uuid);
     json_t *rows = s_rows (
         self, "reading a posting",
         ml_db_query (
@@ -1061,24 +1073,18 @@ json_t *ml_store_posting (ml_store_t *self, const char *posting_uuid)
             " ar_message, processor_txn, reverses, status, receipt_id, reason, result_cursor,"
             " attempts, last_sent_at, updated_at FROM posting WHERE posting_uuid = ?",
             "s", posting_uuid));
+    json_t *lines = s_rows (self, "reading a posting's lines",
+                            ml_db_query (self->db, S_POSTING_LINES_SQL, "s", posting_uuid));
+    json_t *events = s_rows (self, "reading a posting's history",
+                             ml_db_query (self->db, S_POSTING_EVENTS_SQL, "s", posting_uuid));
     if (!rows || json_array_size (rows) != 1) {
         json_decref (rows);
+        json_decref (lines);
+        json_decref (events);
         return NULL;
     }
     json_t *posting = json_incref (json_array_get (rows, 0));
     json_decref (rows);
-    json_t *lines = s_rows (self, "reading a posting's lines",
-                            ml_db_query (self->db,
-                                         "SELECT line_no, kind, reference, amount_minor"
-                                         " FROM posting_line WHERE posting_uuid = ?"
-                                         " ORDER BY line_no",
-                                         "s", posting_uuid));
-    json_t *events = s_rows (self, "reading a posting's history",
-                             ml_db_query (self->db,
-                                          "SELECT event_id, at, status, detail"
-                                          " FROM posting_event WHERE posting_uuid = ?"
-                                          " ORDER BY event_id",
-                                          "s", posting_uuid));
     json_object_set_new (posting, "lines", lines ? lines : json_array ());
     json_object_set_new (posting, "history", events ? events : json_array ());
     return posting;

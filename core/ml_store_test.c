@@ -528,6 +528,21 @@ void ml_store_test (bool verbose)
     assert (posting && streq (json_string_value (json_object_get (posting, "status")), "posted"));
     assert (json_array_size (json_object_get (posting, "history")) == 3);
     json_decref (posting);
+    //  Read again (its statements prepared now): the posting, its lines and its history in
+    //  one round trip on PostgreSQL; a posting not there leaves no answer behind.
+    bool on_postgresql = ml_db_dialect (ml_store_db (store)) == ML_DB_POSTGRESQL;
+    size_t reads = ml_db_round_trips (ml_store_db (store));
+    posting = ml_store_posting (store, message->posting.posting_uuid);
+    assert (json_array_size (json_object_get (posting, "lines")) == 1);
+    assert (json_array_size (json_object_get (posting, "history")) == 3);
+    assert (ml_db_round_trips (ml_store_db (store)) - reads == (on_postgresql ? 1u : 0u));
+    json_decref (posting);
+    assert (ml_store_posting (store, "no-such-posting") == NULL);
+    reads = ml_db_round_trips (ml_store_db (store));
+    posting = ml_store_posting (store, message->posting.posting_uuid);
+    assert (json_array_size (json_object_get (posting, "history")) == 3);
+    assert (ml_db_round_trips (ml_store_db (store)) - reads == (on_postgresql ? 1u : 0u));
+    json_decref (posting);
     //  The journal is append-only: the store refuses to change or delete it.
     assert (ml_db_execute (ml_store_db (store), "DELETE FROM posting_event", NULL) == -1);
     assert (ml_db_execute (ml_store_db (store), "UPDATE posting SET amount_minor = 1", NULL) == -1);
