@@ -80,6 +80,29 @@ static ml_msg_t *s_test_first_replica (ml_store_t *store, size_t count, const ch
     return hello;
 }
 
+//  New sessions (epoch) of acme and beta, and their snapshots of batch's 5 items at once,
+//  complete at cursor 7: acme's rows before and after beta's. On PostgreSQL acme's first
+//  rows go to its load table when beta's come, so its end takes the load table's path, with
+//  every row (a new table swapped in under the partition's name); beta's end the small one.
+static void s_test_two_snapshots (ml_store_t *store, ml_msg_t *hello, const char *epoch,
+                                  const ml_msg_t *batch)
+{
+    bool resync = false;
+    uint64_t cursor = 0;
+    strcpy (hello->epoch, epoch);
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
+    assert (ml_store_session_open (store, "beta", hello, &resync, &cursor) == 0 && resync);
+    assert (ml_store_snapshot_begin (store) == 0);
+    assert (ml_store_snapshot_write (store, "acme", batch->items, 2) == 0);
+    assert (ml_store_snapshot_commit (store, true) == 0);
+    assert (ml_store_snapshot_rows (store, "beta", batch) == 0);
+    assert (ml_store_snapshot_begin (store) == 0);
+    assert (ml_store_snapshot_write (store, "acme", batch->items + 2, 3) == 0);
+    assert (ml_store_snapshot_commit (store, true) == 0);
+    assert (ml_store_snapshot_end (store, "acme", 7) == 0);
+    assert (ml_store_snapshot_end (store, "beta", 7) == 0);
+}
+
 //  Snapshots on either engine (on PostgreSQL, store version 5's bulk load: COPY into a load
 //  table, indexes built at SNAPSHOT-END, the firm's partition swapped in). A resync replaces
 //  the replica whole; an item carried twice keeps its last copy; text with the characters
@@ -192,22 +215,9 @@ static void s_test_snapshots (void)
             s_test_int (store,
                         "SELECT oid::BIGINT FROM pg_class WHERE relname = 'open_item_' || md5 (?)",
                         "acme") == partition);
-    //  Two firms' snapshots at once, acme's rows before and after beta's: on PostgreSQL
-    //  acme's first rows went to its load table when beta's came, so its end takes the load
-    //  table's path, with every row; beta's end the small one.
+    //  Two firms' snapshots at once (acme's by the load table on PostgreSQL).
     assert (ml_store_firm_add (store, "beta", "Beta LLP", "key-beta", "OP-001") == 0);
-    strcpy (hello->epoch, "e3");
-    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
-    assert (ml_store_session_open (store, "beta", hello, &resync, &cursor) == 0 && resync);
-    assert (ml_store_snapshot_begin (store) == 0);
-    assert (ml_store_snapshot_write (store, "acme", small->items, 2) == 0);
-    assert (ml_store_snapshot_commit (store, true) == 0);
-    assert (ml_store_snapshot_rows (store, "beta", small) == 0);
-    assert (ml_store_snapshot_begin (store) == 0);
-    assert (ml_store_snapshot_write (store, "acme", small->items + 2, 3) == 0);
-    assert (ml_store_snapshot_commit (store, true) == 0);
-    assert (ml_store_snapshot_end (store, "acme", 7) == 0);
-    assert (ml_store_snapshot_end (store, "beta", 7) == 0);
+    s_test_two_snapshots (store, hello, "e3", small);
     const char *firms[] = {"acme", "beta"};
     for (size_t firm = 0; firm < 2; firm++) {
         items = ml_store_open_items (store, firms[firm], NULL, NULL, NULL);
@@ -304,24 +314,11 @@ static void s_test_partition_reads (void)
             streq ((const char *)zhashx_lookup (core->partitions, "acme"), ml_db_text (query, 0)));
         ml_db_query_destroy (&query);
     }
-    //  A new replica swapped in by the other connection (acme's rows before and after
-    //  beta's: the load table's path on PostgreSQL, a new table under the partition's name).
+    //  A new replica swapped in by the other connection (acme's by the load table on
+    //  PostgreSQL: a new table under the partition's name).
     assert (ml_store_firm_add (store, "beta", "Beta LLP", "key-beta", "OP-001") == 0);
-    bool resync = false;
-    uint64_t cursor = 0;
-    strcpy (hello->epoch, "e2");
-    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
-    assert (ml_store_session_open (store, "beta", hello, &resync, &cursor) == 0 && resync);
     ml_msg_t *second = s_test_snapshot_batch (5, "NEW");
-    assert (ml_store_snapshot_begin (store) == 0);
-    assert (ml_store_snapshot_write (store, "acme", second->items, 2) == 0);
-    assert (ml_store_snapshot_commit (store, true) == 0);
-    assert (ml_store_snapshot_rows (store, "beta", second) == 0);
-    assert (ml_store_snapshot_begin (store) == 0);
-    assert (ml_store_snapshot_write (store, "acme", second->items + 2, 3) == 0);
-    assert (ml_store_snapshot_commit (store, true) == 0);
-    assert (ml_store_snapshot_end (store, "acme", 7) == 0);
-    assert (ml_store_snapshot_end (store, "beta", 7) == 0);
+    s_test_two_snapshots (store, hello, "e2", second);
     const char *firms[] = {"acme", "beta"};
     for (size_t firm = 0; firm < 2; firm++) {
         items = ml_store_open_items (core, firms[firm], NULL, NULL, NULL);
