@@ -1073,10 +1073,13 @@ json_t *ml_store_posting (ml_store_t *self, const char *posting_uuid)
             " ar_message, processor_txn, reverses, status, receipt_id, reason, result_cursor,"
             " attempts, last_sent_at, updated_at FROM posting WHERE posting_uuid = ?",
             "s", posting_uuid));
-    json_t *lines = s_rows (self, "reading a posting's lines",
-                            ml_db_query (self->db, S_POSTING_LINES_SQL, "s", posting_uuid));
-    json_t *events = s_rows (self, "reading a posting's history",
-                             ml_db_query (self->db, S_POSTING_EVENTS_SQL, "s", posting_uuid));
+    //  (A failed read drops what rode with it: nothing is left, and nothing more is logged.)
+    json_t *lines = rows ? s_rows (self, "reading a posting's lines",
+                                   ml_db_query (self->db, S_POSTING_LINES_SQL, "s", posting_uuid))
+                         : NULL;
+    json_t *events = rows ? s_rows (self, "reading a posting's history",
+                                    ml_db_query (self->db, S_POSTING_EVENTS_SQL, "s", posting_uuid))
+                          : NULL;
     if (!rows || json_array_size (rows) != 1) {
         json_decref (rows);
         json_decref (lines);
