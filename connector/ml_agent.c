@@ -20,10 +20,12 @@ typedef enum {
     S_STREAMING   //  sending changes
 } s_state_t;
 
-#define S_HELLO_HEARTBEAT_MS 2000 //  liveness before WELCOME tells the real interval
-#define S_DB_BACKOFF_MIN_MS  500
-#define S_DB_BACKOFF_MAX_MS  30000
-#define S_POSTING_BATCH      256 //  postings applied in one matter-database transaction
+#define S_HELLO_HEARTBEAT_MS  2000 //  liveness before WELCOME tells the real interval
+#define S_DB_BACKOFF_MIN_MS   500
+#define S_DB_BACKOFF_MAX_MS   30000
+#define S_CORE_FAILURE_MIN_MS 1000 //  after ERROR 500: first wait, doubled up to the max
+#define S_CORE_FAILURE_MAX_MS 30000
+#define S_POSTING_BATCH       256 //  postings applied in one matter-database transaction
 
 typedef struct {
     ml_agent_settings_t settings;
@@ -33,6 +35,7 @@ typedef struct {
     ml_contract_t *contract;
     int64_t db_retry_at;
     int db_backoff_ms;
+    int core_failure_backoff_ms; //  wait before HELLO after the next ERROR 500
     char epoch[64];
     s_state_t state;
     int64_t hello_at;      //  when the next HELLO may go out
@@ -47,8 +50,9 @@ typedef struct {
     //  Snapshot progress
     uint64_t snapshot_high_water;
     uint64_t snapshot_count;
-    int64_t poll_at;           //  next look for changes
-    int64_t unreachable_since; //  first failed HELLO of the current outage, or 0
+    int64_t snapshot_paced_from; //  monotonic ms, for database/snapshot_rows_per_second
+    int64_t poll_at;             //  next look for changes
+    int64_t unreachable_since;   //  first failed HELLO of the current outage, or 0
     int64_t unreachable_logged;
     ml_msg_t *postings[S_POSTING_BATCH]; //  POSTINGs received, waiting to be applied
     size_t posting_count;
@@ -115,6 +119,8 @@ int ml_agent_settings_load (ml_agent_settings_t *settings, const char *path, cha
         ml_config_int (config, "database/statement_timeout_ms", 60000, 0, 3600000);
     settings->poll_interval_ms =
         ml_config_int (config, "database/poll_interval_ms", 500, 10, 600000);
+    settings->snapshot_rows_per_second =
+        ml_config_int (config, "database/snapshot_rows_per_second", 0, 0, 1000000);
     snprintf (settings->core_endpoint, sizeof settings->core_endpoint, "%s",
               ml_config_string (config, "core/endpoint", NULL));
     const char *key = ml_config_string (config, "core/public_key", NULL);
@@ -380,6 +386,21 @@ static bool s_has_credit (s_agent_t *self)
     return self->batch - self->acked_batch < self->window;
 }
 
+//  How long the snapshot must wait at NOW before its next batch so that the COUNT rows
+//  sent since *PACED_FROM stay within RATE rows a second (0: no limit). Kept from a start
+//  rather than per batch, so rounding never adds up. When the snapshot is behind (a slow
+//  database), the start moves up: no credit is saved for a burst afterwards.
+static int64_t s_snapshot_pause_ms (uint64_t count, int rate, int64_t *paced_from, int64_t now)
+{
+    if (rate <= 0)
+        return 0;
+    int64_t due = (int64_t)(count * 1000 / (uint64_t)rate);
+    if (due > now - *paced_from)
+        return due - (now - *paced_from);
+    *paced_from = now - due;
+    return 0;
+}
+
 //  Send the next snapshot batch: open invoices first, then trust balances, then
 //  SNAPSHOT-END when a page comes back empty in the trust phase.
 static void s_snapshot_step (s_agent_t *self)
@@ -532,6 +553,7 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
             }
             self->heartbeat_ms = message->heartbeat_ms;
             self->window = message->window;
+            self->core_failure_backoff_ms = S_CORE_FAILURE_MIN_MS;
             self->batch = self->acked_batch = 0;
             if (message->resync) {
                 if (ml_contract_high_water (self->contract, &self->snapshot_high_water) != 0) {
@@ -543,9 +565,13 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
                     break;
                 }
                 self->snapshot_count = 0;
+                self->snapshot_paced_from = zclock_mono ();
                 self->state = S_SNAPSHOT;
-                ml_log (ML_LOG_NOTICE, "core asked for a snapshot (high-water %llu)",
-                        (unsigned long long)self->snapshot_high_water);
+                ml_log (ML_LOG_NOTICE, "core asked for a snapshot (high-water %llu)%s",
+                        (unsigned long long)self->snapshot_high_water,
+                        self->settings.snapshot_rows_per_second
+                            ? " (paced by database/snapshot_rows_per_second)"
+                            : "");
             } else {
                 self->sent_cursor = self->acked_cursor = message->cursor;
                 self->state = S_STREAMING;
@@ -581,11 +607,23 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
             self->state = S_CONNECTING;
             //  Out of state: greet again now. Key in use: another connection with this key
             //  holds the route (this agent's own, not yet seen closed, after a restart, or a
-            //  copy of the key): try again within a core's liveness window. Anything else
+            //  copy of the key): try again within a core's liveness window. The core failed
+            //  (its store is restarting or failing over): 1 s, then longer while it lasts,
+            //  so that a short outage costs seconds, not a fixed 30 s. Anything else
             //  (unknown key, version): the operator must act, so do not hammer the core.
-            self->hello_at = zclock_mono () + (message->code == ML_ERROR_OUT_OF_STATE ? 0
-                                               : message->code == ML_ERROR_KEY_IN_USE ? 5000
-                                                                                      : 30000);
+            int64_t wait = 30000;
+            if (message->code == ML_ERROR_OUT_OF_STATE)
+                wait = 0;
+            else if (message->code == ML_ERROR_KEY_IN_USE)
+                wait = 5000;
+            else if (message->code == ML_ERROR_INTERNAL) {
+                wait = self->core_failure_backoff_ms;
+                self->core_failure_backoff_ms =
+                    self->core_failure_backoff_ms * 2 > S_CORE_FAILURE_MAX_MS
+                        ? S_CORE_FAILURE_MAX_MS
+                        : self->core_failure_backoff_ms * 2;
+            }
+            self->hello_at = zclock_mono () + wait;
             break;
         }
         default:
@@ -660,7 +698,12 @@ static int s_step (s_agent_t *self)
     //  at least once per interval.
     if (in_session && now - self->last_sent >= (int64_t)heartbeat)
         s_send_simple (self, ML_MSG_PING);
-    if (self->state == S_SNAPSHOT && s_has_credit (self)) {
+    int64_t pause =
+        self->state == S_SNAPSHOT
+            ? s_snapshot_pause_ms (self->snapshot_count, self->settings.snapshot_rows_per_second,
+                                   &self->snapshot_paced_from, now)
+            : 0;
+    if (self->state == S_SNAPSHOT && s_has_credit (self) && pause == 0) {
         s_snapshot_step (self);
         return 0;
     }
@@ -668,6 +711,8 @@ static int s_step (s_agent_t *self)
         s_changes_step (self);
     now = zclock_mono ();
     int64_t wait = in_session ? (int64_t)heartbeat - (now - self->last_sent) : (int64_t)heartbeat;
+    if (self->state == S_SNAPSHOT && s_has_credit (self) && pause < wait)
+        wait = pause;
     if (self->state == S_STREAMING && s_has_credit (self) && self->poll_at - now < wait)
         wait = self->poll_at - now;
     return wait > 0 ? (int)wait : 0;
@@ -679,6 +724,7 @@ static int s_agent_init (s_agent_t *self, zsock_t *pipe, const ml_agent_settings
     self->settings = *settings;
     self->pipe = pipe;
     self->db_backoff_ms = S_DB_BACKOFF_MIN_MS;
+    self->core_failure_backoff_ms = S_CORE_FAILURE_MIN_MS;
     self->window = 1;
     char certificate_error[1200];
     self->certificate = ml_keygen_load_secret ("agent/certificate", settings->certificate, "agent",
@@ -1033,6 +1079,23 @@ void ml_agent_test (bool verbose)
     zcert_destroy (&second);
     s_test_settings (path, zcert_public_txt (core), directory);
     assert (ml_agent_settings_load (&settings, path, error, sizeof error) == 0);
+    assert (settings.snapshot_rows_per_second == 0); //  no limit by default
+    //  The snapshot's pace: rows sent against time since its start, never ahead of the rate.
+    int64_t from = 0;
+    assert (s_snapshot_pause_ms (5000, 0, &from, 0) == 0);
+    assert (s_snapshot_pause_ms (0, 1000, &from, 0) == 0);
+    assert (s_snapshot_pause_ms (1000, 1000, &from, 0) == 1000);
+    assert (s_snapshot_pause_ms (1000, 1000, &from, 400) == 600);
+    assert (s_snapshot_pause_ms (3, 1000000, &from, 0) == 0);
+    assert (s_snapshot_pause_ms (UINT64_C (4000000000), 1, &from, 0) == INT64_C (4000000000000));
+    assert (from == 0);
+    assert (s_snapshot_pause_ms (1000, 1000, &from, 1000) == 0);
+    assert (from == 0);
+    //  Behind (the database was slow until 5 s): no pause, and the pace starts again from
+    //  here rather than owing 4 s of rows at once.
+    assert (s_snapshot_pause_ms (1000, 1000, &from, 5000) == 0);
+    assert (from == 4000);
+    assert (s_snapshot_pause_ms (1500, 1000, &from, 5000) == 500);
     ml_log_level_t saved = ml_log_level ();
     ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);
     zactor_t *actor = ml_service_start (ml_agent_actor, &settings);

@@ -30,6 +30,7 @@ typedef struct {
     char certificate[512]; //  path of the agent's secret certificate file
     int batch_rows;
     int poll_interval_ms;
+    int snapshot_rows_per_second; //  0: the snapshot is not paced
     int statement_timeout_ms;
     //  More core nodes sharing the firms (core/others, docs/multinode.md), tried in turn.
     ml_agent_core_t others[ML_AGENT_MAX_CORES - 1];

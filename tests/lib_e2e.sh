@@ -24,7 +24,7 @@ OPEN_INVOICES="(SELECT i.invoice_id AS source_id, i.invoice_number, i.invoice_da
     c.client_number FROM invoice i JOIN matter m ON m.matter_id = i.matter_id
     JOIN client c ON c.client_id = m.client_id WHERE i.status = 'open' AND i.balance_minor > 0) o"
 
-log() { printf '%s: %s\n' "$ML_TEST_NAME" "$*"; }
+log() { printf "%s %s: %s\n" "$(date +%T.%N)" "$ML_TEST_NAME" "$*"; }
 
 fail() {
     log "FAIL: $*"

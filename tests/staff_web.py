@@ -23,7 +23,7 @@ from selenium.webdriver.support import expected_conditions
 
 import staff_browser
 from staff_browser import StaffBrowser, mail_link, next_code, totp
-from web_common import check, failures, requester
+from web_common import check, failures, requester, tampered
 
 BASE, TOKEN, ADMIN_EMAIL, FIRM, MAIL_DIR, SHOTS = sys.argv[1:7]
 ADMIN_PASSWORD = "admin horse battery staple"
@@ -249,7 +249,7 @@ response, page = request("GET", "/staff/account", cookie=cookie)
 csrf = re.search(r'name="csrf" value="([^"]+)"', page)
 check(response.status == 200 and csrf is not None, "the account page with the CSRF token")
 csrf = csrf.group(1) if csrf else ""
-for what, fields in [("missing", {}), ("empty", {"csrf": ""}), ("wrong", {"csrf": "x" + csrf[1:]})]:
+for what, fields in [("missing", {}), ("empty", {"csrf": ""}), ("wrong", {"csrf": tampered(csrf)})]:
     body = urllib.parse.urlencode(dict(fields, action="password", password=BILLING_PASSWORD,
                                        new_password="changed horse battery",
                                        confirm="changed horse battery"))

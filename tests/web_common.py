@@ -18,6 +18,13 @@ def check(condition, what):
         print("FAIL: " + what, flush=True)
 
 
+def tampered(token):
+    """token with its first character changed to another one: a wrong token of the right
+    form. (Putting a fixed character first is the right token whenever the token already
+    starts with it, one run in 64.)"""
+    return ("B" if token[:1] == "A" else "A") + token[1:]
+
+
 def requester(base, timeout=10):
     """request(method, path, body=None, cookie=None) -> (response, text) against base, a
     form-encoded body by default."""
