@@ -9,7 +9,8 @@
 # new payer who is saved; the result page shows the operating and trust charges apart with
 # their postings; both are posted in the matter database with the A/R message (the deposit
 # into TR-001); a declined card first charges nothing; the same form sent twice pays once; the receipt mail arrives (without the A/R message). "Send for
-# Payment" sends the payer the link mail. A read-only member gets 404 for the pages; a change
+# Payment" sends the payer the link mail. A payer with 20 saved cards pays with a new card and
+# "Save this card": charged, and the page says the card was not saved. A read-only member gets 404 for the pages; a change
 # without the CSRF token is refused.
 . "$ML_SOURCE/tests/lib_e2e.sh"
 . "$ML_SOURCE/tests/lib_processor.sh"
@@ -35,6 +36,15 @@ cli staff invite --firm acme --email bill@acme.test --name "Bill Ing" --role bil
 token=$(link_token bill@acme.test staff/accept)
 [ ${#token} = 43 ] || fail "no invitation link in the mail to bill@acme.test"
 
+# Max Full has 20 saved cards, the most: a new card with "Save this card" is charged, not kept.
+max=$(cli --json payer add --firm acme --name "Max Full" --email max@example.com | json 'd["payer"]["payer_id"]') ||
+    fail "payer add (Max Full)"
+for month in 01 02 03 04 05 06 07 08 09 10; do
+    for year in 2032 2033; do
+        cli --json method add "$max" --token "tok_visa_4242_$month${year}_m" --brand visa \
+            --last4 4242 --expiry "$month/$year" >/dev/null || fail "method add $month/$year"
+    done
+done
 WEB_CORE_TIMEOUT_MS=15000 start_web "tokenize_url = $PROCESSOR_URL/v1/public/tokens"
 HOME="$W" timeout 150 /usr/bin/python3 "$ML_SOURCE/tests/staff_pay.py" "http://127.0.0.1:$WEB_PORT" \
     "$token" bill@acme.test "$client" "Acme LLP" "$ML_BIN/screenshots" "$W/paid.json" ||
@@ -70,9 +80,14 @@ link_mailed() { [ "$(mails_where 'm["rcpt_tos"] == ["pat@example.com"] and "/lin
 wait_for 20 "the payment link by e-mail" link_mailed
 [ "$(cli --json payer list --firm acme | json 'len([p for p in d["payers"] if p["email"] == "pat@example.com"])')" = 1 ] ||
     fail "the new payer was not saved once"
-[ "$("$ML_BIN/ml_api_client" "ipc://$W/admin.sock" '{"op": "payments", "firm": "acme"}' | json 'len([p for p in d["payments"] if p["source"] == "staff" and p["status"] == "approved"])')" = 1 ] ||
-    fail "not one approved staff payment (the form was sent twice)"
-[ "$(matter_sql "SELECT COUNT(*) FROM receipt")" = "$(echo $postings | wc -w)" ] ||
+[ "$("$ML_BIN/ml_api_client" "ipc://$W/admin.sock" '{"op": "payments", "firm": "acme"}' | json 'len([p for p in d["payments"] if p["source"] == "staff" and p["status"] == "approved"])')" = 2 ] ||
+    fail "not two approved staff payments, the first's form sent twice and the one at 20 cards"
+unsaved=$(field "' '.join(d['unsaved_postings'])")
+[ "$(echo $unsaved | wc -w)" = 1 ] || fail "not one posting of the payment at 20 cards: $unsaved"
+wait_for 30 "posting $unsaved to be posted" posting_is "$unsaved" posted
+[ "$(cli --json payer show "$max" | json 'len(d["payer"]["methods"])')" = 20 ] ||
+    fail "Max Full does not have 20 cards after the card that was not saved"
+[ "$(matter_sql "SELECT COUNT(*) FROM receipt")" = "$(echo $postings $unsaved | wc -w)" ] ||
     fail "the matter database holds receipts of other postings than the payment's"
 # The core decides, the web relays: a read-only member gets 404 for the pages, and a change
 # without the session's CSRF token is refused (403) with nothing changed.

@@ -15,11 +15,13 @@ the deposit stays 5.00. Step 4: a new payer (Save payer) with a declined card is
 nothing, keeps what was typed and is saved; then a new card through the processor's hosted
 fields pays, with the A/R message; the result page shows the operating and the
 trust charge apart, approved, each with its posting; the same form sent again (over HTTP, as
-the browser posted it) shows the same payment and pays nothing more. Then a fourth
+the browser posted it) shows the same payment and pays nothing more. The 1.00 left is paid
+for Max Full, who has 20 saved cards (the most), with a new card and "Save this card": it is
+charged and the result page says the card was not saved, and why. Then a fourth
 invoice is selected and sent with "Send for Payment" to the saved payer. Chromium's network
 log shows no request to matterlink-web carried the card number, and its console no CSP
 violation. Writes {"postings": [...],
-"invoices": [...], "amounts": {...}, "ar_message": ...} to OUT_JSON.
+"unsaved_postings": [...], "invoices": [...], "amounts": {...}, "ar_message": ...} to OUT_JSON.
 """
 import json
 import os
@@ -34,7 +36,7 @@ BASE, TOKEN, EMAIL, CLIENT, FIRM, SHOTS, OUT = sys.argv[1:8]
 PASSWORD = "staff horse battery"
 CARD = "4242424242424242"
 AR_MESSAGE = "Front desk: paid by phone, ticket 4471"
-out = {"postings": [], "invoices": [], "amounts": {}, "ar_message": AR_MESSAGE}
+out = {"postings": [], "unsaved_postings": [], "invoices": [], "amounts": {}, "ar_message": AR_MESSAGE}
 
 driver = chrome(('performance', 'browser'))
 driver.set_window_size(390, 844)
@@ -282,6 +284,39 @@ try:
         response, page = requester(BASE, timeout=30)("POST", "/staff/pay/pay", sent[-1]["postData"], cookie)
         check(response.status == 200 and all(p in page for p in out["postings"]),
               "the form sent again shows the same payment: %d %s" % (response.status, page[-600:]))
+
+    # A card "Save this card" cannot keep: Max Full has 20 saved cards, the most. The 1.00
+    # left on the newest invoice is paid with a new card: it is charged, and the result page
+    # says above the charges that the card was not saved, and why.
+    driver.get(BASE + "/staff/pay")
+    wait_heading("search")
+    search("invoice-number", order[-1])
+    result_rows()[0][0].click()
+    click_and_load(by_id("add-selection"))
+    wait.until(lambda d: d.find_elements(By.ID, "selected-count") and selected_count() == 1)
+    click_and_load(by_id("to-allocate"))
+    wait_heading("allocate")
+    click_and_load(by_id("to-pay"))
+    wait_heading("pay")
+    type_into("payer_text", "Max")
+    driver.find_element(By.CSS_SELECTOR, "#payer-find button").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#payers-found a"))
+    driver.find_element(By.CSS_SELECTOR, "#payers-found a").click()
+    wait.until(lambda d: d.find_elements(By.ID, "payer-chosen"))
+    check("Max Full" in by_id("payer-chosen").text, "Max Full is chosen")
+    by_id("method-new").click()
+    card(CARD)
+    by_id("save_method").click()
+    by_id("pay-now").click()
+    wait_heading("Payment made")
+    check(by_id("payment-status").text == "approved", "approved at 20 cards: " + by_id("payment-status").text)
+    unsaved = driver.find_elements(By.ID, "method-not-saved")
+    check(unsaved and "already has 20 payment methods" in unsaved[0].text,
+          "the card not saved is said, with why: %s" % (unsaved[0].text if unsaved else "(nothing)"))
+    shot("staff-pay-6-not-saved.png")
+    for charge in driver.find_elements(By.CSS_SELECTOR, "#charges tr.charge"):
+        out["unsaved_postings"].append(charge.find_element(By.CSS_SELECTOR, ".posting").text)
+    check(len(out["unsaved_postings"]) == 1, "one charge at 20 cards: %s" % out["unsaved_postings"])
 
     # Send for Payment: a fourth invoice, to the saved payer.
     driver.get(BASE + "/staff/pay")
