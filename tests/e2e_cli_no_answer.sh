@@ -64,7 +64,7 @@ wait "$LOCK_PID"
 wait_for 30 "the core to answer again" cli status
 
 # 2. A stopped core does not take the request: nothing was sent.
-kill -STOP "$CORE_PID"
+pause_process "$CORE_PID"
 out=$(cli --timeout 1000 pay --firm acme --client "$client" --amount 1.00 2>&1)
 rc=$?
 kill -CONT "$CORE_PID"
@@ -84,7 +84,7 @@ recorded() { [ "$(postings)" -gt "$before" ]; }
 settled() { recorded || [ -s "$W/wait.rc" ]; }
 wait_for 20 "the payment to be recorded (or pay --wait to end)" settled
 recorded || fail "pay --wait did not record the payment: $(cat "$W/wait.out")"
-kill -STOP "$CORE_PID"
+pause_process "$CORE_PID"
 wait_for 20 "pay --wait to give up" test -s "$W/wait.rc"
 kill -CONT "$CORE_PID"
 out=$(cat "$W/wait.out")
@@ -106,7 +106,7 @@ charge() {
 rm -f "$W/charge.rc"
 charge --timeout 3000 &
 wait_for 20 "the charge to reach the processor" output_is 1 tokens
-kill -STOP "$CORE_PID"
+pause_process "$CORE_PID"
 wait_for 20 "the charge command to give up" test -s "$W/charge.rc"
 out=$(cat "$W/charge.out")
 [ "$(cat "$W/charge.rc")" = 6 ] && echo "$out" | grep -q "within 3 s" &&

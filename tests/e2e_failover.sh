@@ -253,8 +253,9 @@ touch "$W/down$paused"
 # node waits (docs/multinode.md, "Limits"): on SQLite the node is stopped again until it holds
 # no write lock. PostgreSQL ends a stopped node's open transaction itself
 # (idle_in_transaction_session_timeout, set by the core), releasing its row locks.
+# The locks are read once every thread of the node has stopped (pause_process).
 for _ in $(seq 100); do
-    kill -STOP "$paused_pid"
+    pause_process "$paused_pid"
     [ -n "$STORE_DATABASE" ] && break
     grep -Eq "POSIX +ADVISORY +WRITE +$paused_pid " /proc/locks || break
     kill -CONT "$paused_pid"

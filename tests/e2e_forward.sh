@@ -193,7 +193,7 @@ out=$(ML_API_CLIENT_SERVER_KEY=$KEY2 ML_API_CLIENT_TIMEOUT_MS=1500 "$ML_BIN/ml_a
 wait_for 5 "node 2 to log the refused key" grep -q "forward handshake refused from .*is no core node's" "$W/core2.log"
 
 # The owner stopped: a forwarded search gets a clear error by its deadline (1 s + 3 s).
-kill -STOP "$NODE2"
+pause_process "$NODE2"
 started=$(now_ms)
 out=$(admin1 '{"op": "search", "firm": "acme", "by": "client-number", "text": "'"$client"'", "deadline_ms": 1000}')
 echo "$out" | grep -q "served by core node n2, which did not answer the forwarded request within 4000 ms" ||

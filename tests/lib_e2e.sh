@@ -36,6 +36,22 @@ fail() {
     exit 1
 }
 
+# Pause a process with SIGSTOP and return once every thread of it has stopped: the signal is
+# delivered asynchronously, and a thread still running when kill returns can take a lock or
+# a request after it (a fresh-clone CI run of e2e_failover: a node took the store's write
+# lock after the test had checked it held none). Fails the test after 1 s.
+all_threads_stopped() {
+    local stat
+    for stat in /proc/"$1"/task/*/stat; do
+        [ "$(sed 's/.*) //' "$stat" 2>/dev/null | cut -d' ' -f1)" = T ] || return 1
+    done
+}
+pause_process() {
+    kill -STOP "$1" || fail "cannot pause process $1"
+    for _ in $(seq 200); do all_threads_stopped "$1" && return 0; sleep 0.005; done
+    fail "process $1 did not stop within 1 s of SIGSTOP"
+}
+
 # Stop a process with SIGTERM (so sanitizers run their exit checks), SIGKILL after 10 s.
 stop_process() {
     pid=$1
