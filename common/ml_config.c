@@ -23,12 +23,52 @@ ml_config_t *ml_config_load (const char *path, char *error, size_t error_size)
         snprintf (error, error_size, "no configuration file given");
         return NULL;
     }
-    if (access (path, R_OK) != 0) {
+    //  Read here, at most ML_CONFIG_MAX_FILE bytes of a regular file, and parsed from
+    //  memory: czmq's zconfig_load reads a file of any size (or a FIFO, forever) and leaks
+    //  its zfile when the text is not valid ZPL (found by tests/fuzz/ml_config_fuzz.c).
+    //  O_NONBLOCK: opening a FIFO would wait for a writer; it is refused below instead.
+    int fd = open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat status;
+    if (fd < 0 || fstat (fd, &status) != 0) {
         snprintf (error, error_size, "cannot read configuration file %s: %s", path,
                   strerror (errno));
+        if (fd >= 0)
+            close (fd);
         return NULL;
     }
-    zconfig_t *root = zconfig_load (path);
+    if (!S_ISREG (status.st_mode) || status.st_size > ML_CONFIG_MAX_FILE) {
+        snprintf (error, error_size,
+                  S_ISREG (status.st_mode)
+                      ? "configuration file %s is larger than %d bytes: is it the right file?"
+                      : "configuration file %s is not a regular file",
+                  path, ML_CONFIG_MAX_FILE);
+        close (fd);
+        return NULL;
+    }
+    char *text = malloc (ML_CONFIG_MAX_FILE);
+    assert (text);
+    size_t length = 0;
+    ssize_t got = 0;
+    while (length < ML_CONFIG_MAX_FILE &&
+           (got = read (fd, text + length, ML_CONFIG_MAX_FILE - length)) != 0) {
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            break;
+        length += (size_t)got;
+    }
+    int read_errno = errno;
+    close (fd);
+    if (got < 0) {
+        snprintf (error, error_size, "cannot read configuration file %s: %s", path,
+                  strerror (read_errno));
+        free (text);
+        return NULL;
+    }
+    zchunk_t *chunk = zchunk_new (text, length);
+    free (text);
+    zconfig_t *root = zconfig_chunk_load (chunk);
+    zchunk_destroy (&chunk);
     if (!root) {
         snprintf (error, error_size,
                   "configuration file %s is not valid ZPL (indent with 4 spaces, "
@@ -303,6 +343,33 @@ void ml_config_test (bool verbose)
     }
     assert (ml_config_check_file ("/nonexistent/matterlink.cfg", known, error, sizeof error) == -1);
     assert (strstr (error, "cannot read"));
+    //  Not ZPL: refused with nothing left behind (ASan's leak check runs on the selftests).
+    fd = open (path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    assert (write (fd, "core\n    endpoint = \"x\n", 23) == 23);
+    close (fd);
+    assert (ml_config_load (path, error, sizeof error) == NULL);
+    assert (strstr (error, "is not valid ZPL"));
+    //  An empty file is read as no keys: a required one is then named.
+    fd = open (path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    close (fd);
+    config = ml_config_load (path, error, sizeof error);
+    assert (config);
+    ml_config_string (config, "core/endpoint", NULL);
+    assert (strstr (ml_config_error (config), "core/endpoint is required"));
+    ml_config_destroy (&config);
+    //  Larger than the cap, or not a regular file: refused before it is read.
+    fd = open (path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    char *big = calloc (1, ML_CONFIG_MAX_FILE + 1);
+    assert (big);
+    memset (big, '#', ML_CONFIG_MAX_FILE);
+    big[ML_CONFIG_MAX_FILE] = '\n';
+    assert (write (fd, big, ML_CONFIG_MAX_FILE + 1) == ML_CONFIG_MAX_FILE + 1);
+    close (fd);
+    free (big);
+    assert (ml_config_load (path, error, sizeof error) == NULL);
+    assert (strstr (error, "is larger than 65536 bytes"));
+    assert (ml_config_load (directory, error, sizeof error) == NULL);
+    assert (strstr (error, "is not a regular file"));
     unlink (path);
     rmdir (directory);
     printf ("%sOK\n", verbose ? "\n" : "");
@@ -313,7 +380,8 @@ int ml_config_open_private (const char *key, const char *path, const char *what,
 {
     char shown[300];
     ml_log_escape (path, shown, sizeof shown);
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    //  O_NONBLOCK: a FIFO would wait for a writer; it is refused as not a regular file.
+    int fd = open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         snprintf (error, error_size, "%s: cannot open %s: %s", key, shown, strerror (errno));
         return -1;

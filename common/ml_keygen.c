@@ -65,10 +65,11 @@ zcert_t *ml_keygen_load_secret (const char *key, const char *path, const char *r
     }
     //  The public half named by mistake: its own mode does not matter, the setting does.
     //  (zcert_load is not used: it would read PATH_secret when given PATH, a file this
-    //  function has not checked.)
-    zconfig_t *peek = zconfig_load (path);
-    bool public_only = peek && !zconfig_get (peek, "curve/secret-key", NULL);
-    zconfig_destroy (&peek);
+    //  function has not checked. ml_config_load reads a regular file, capped.)
+    char ignored[600];
+    ml_config_t *peek = ml_config_load (path, ignored, sizeof ignored);
+    bool public_only = peek && !*ml_config_string (peek, "curve/secret-key", "");
+    ml_config_destroy (&peek);
     if (public_only) {
         snprintf (error, error_size,
                   "%s: %s holds no secret key: it must name the PATH_secret file that "
@@ -167,6 +168,15 @@ void ml_keygen_test (bool verbose)
     if (verbose)
         printf ("\n    %s", message);
     assert (strstr (message, "holds no secret key"));
+    //  A FIFO (or any file that is not a regular one) is refused at once, not waited on.
+    snprintf (unreadable, sizeof unreadable, "%s/fifo_secret", directory);
+    assert (mkfifo (unreadable, 0600) == 0);
+    assert (
+        !ml_keygen_load_secret ("agent/certificate", unreadable, "agent", message, sizeof message));
+    if (verbose)
+        printf ("\n    %s", message);
+    assert (strstr (message, "is not a regular file"));
+    unlink (unreadable);
     //  A missing file is the one case that may say how to make and register a key.
     snprintf (unreadable, sizeof unreadable, "%s/typo.cert_secret", directory);
     assert (

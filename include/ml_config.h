@@ -12,7 +12,12 @@
 
 typedef struct _ml_config_t ml_config_t;
 
-//  Load a file. Returns the config, or NULL with a message in error.
+//  The largest configuration file read: a real one is a few KB, and checking its keys takes
+//  time that grows with the square of their number.
+#define ML_CONFIG_MAX_FILE 65536
+
+//  Load a file (a regular file of at most ML_CONFIG_MAX_FILE bytes). Returns the config,
+//  or NULL with a message in error.
 ml_config_t *ml_config_load (const char *path, char *error, size_t error_size);
 
 //  Destroy. Idempotent.
