@@ -88,6 +88,52 @@ bool ml_text_has_card_number (const char *text)
     }
 }
 
+//  Each byte of the digits in [start, end) becomes '*' (separators stay).
+static void s_mask_digits (unsigned char *start, const unsigned char *end)
+{
+    while (start < end) {
+        size_t length = 1;
+        if (s_digit (s_next (start, &length)) >= 0)
+            memset (start, '*', length);
+        start += length;
+    }
+}
+
+bool ml_text_mask_card_numbers (char *text)
+{
+    if (!text)
+        return false;
+    bool masked = false;
+    unsigned char *cursor = (unsigned char *)text;
+    unsigned char *start = NULL; //  the current run's first digit
+    unsigned char *end = NULL;   //  the byte after its last digit
+    int run[S_CARD_DIGITS_MAX];
+    size_t count = 0;
+    while (true) {
+        size_t length = 1;
+        uint32_t code = *cursor ? s_next (cursor, &length) : 0;
+        int digit = *cursor ? s_digit (code) : -1;
+        if (digit >= 0) {
+            if (count == 0)
+                start = cursor;
+            if (count < S_CARD_DIGITS_MAX)
+                run[count] = digit;
+            count++;
+            end = cursor + length;
+        } else if (count == 0 || !*cursor || !s_separator (code)) {
+            //  The same runs as ml_text_has_card_number: 13 to 19 digits passing Luhn, or more.
+            if (count > S_CARD_DIGITS_MAX || (count >= S_CARD_DIGITS_MIN && s_luhn (run, count))) {
+                s_mask_digits (start, end);
+                masked = true;
+            }
+            count = 0;
+        }
+        if (!*cursor)
+            return masked;
+        cursor += length;
+    }
+}
+
 void ml_text_test (bool verbose)
 {
     (void)verbose;
@@ -138,5 +184,20 @@ void ml_text_test (bool verbose)
             printf ("false alarm on '%s'\n", texts[index]);
         assert (!ml_text_has_card_number (texts[index]));
     }
+    //  Masking finds what the check finds, and leaves the rest as it was.
+    char copy[128];
+    for (size_t index = 0; cards[index]; index++) {
+        snprintf (copy, sizeof copy, "%s", cards[index]);
+        assert (ml_text_mask_card_numbers (copy));
+        assert (!ml_text_has_card_number (copy) && strlen (copy) == strlen (cards[index]));
+    }
+    for (size_t index = 1; texts[index]; index++) {
+        snprintf (copy, sizeof copy, "%s", texts[index]);
+        assert (!ml_text_mask_card_numbers (copy) && strcmp (copy, texts[index]) == 0);
+    }
+    assert (!ml_text_mask_card_numbers (NULL));
+    snprintf (copy, sizeof copy, "no posting 4242 4242 4242 4242. (12345, 999999999999999)");
+    assert (ml_text_mask_card_numbers (copy));
+    assert (strcmp (copy, "no posting **** **** **** ****. (12345, 999999999999999)") == 0);
     printf ("OK\n");
 }

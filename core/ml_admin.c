@@ -22,6 +22,9 @@ json_t *ml_admin_error (const char *format, ...)
     va_start (args, format);
     vsnprintf (text, sizeof text, format, args);
     va_end (args);
+    //  An error may quote what the request held (the id it did not find): a card number
+    //  typed into the wrong field is not sent back, nor shown on a page or logged from it.
+    ml_text_mask_card_numbers (text);
     return json_pack ("{s:b, s:s}", "ok", 0, "error", text);
 }
 

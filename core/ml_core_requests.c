@@ -231,10 +231,9 @@ static json_t *s_admin_request (ml_core_t *self, zsock_t *socket, zframe_t *clie
     json_t *parsed = json_loadb ((const char *)zframe_data (frame), zframe_size (frame),
                                  JSON_REJECT_DUPLICATES, &parse_error);
     if (!parsed) {
-        char text[300];
-        snprintf (text, sizeof text, "request is not JSON: %s (at byte %d)", parse_error.text,
-                  parse_error.position);
-        return json_pack ("{s:b, s:s}", "ok", 0, "error", text);
+        //  (jansson's text may quote the input: ml_admin_error masks a card number in it.)
+        return ml_admin_error ("request is not JSON: %s (at byte %d)", parse_error.text,
+                               parse_error.position);
     }
     ml_admin_effects_t effects;
     ml_admin_parts_t parts = {self->store,   self->payers, self->payments,   self->mailer,

@@ -25,6 +25,12 @@
 //  Shorter runs and runs failing Luhn are left alone (dates, phone numbers, invoice numbers).
 bool ml_text_has_card_number (const char *text);
 
+//  Mask in place what ml_text_has_card_number finds: every digit of such a run becomes '*'
+//  (each byte of a full-width one), separators and the rest of the text stay. For messages
+//  that quote what someone sent (an error naming the id it did not find): the text is not
+//  refused there, so it is masked. Returns whether anything was masked.
+bool ml_text_mask_card_numbers (char *text);
+
 void ml_text_test (bool verbose);
 
 #endif

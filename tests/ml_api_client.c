@@ -3,6 +3,8 @@
     frames are those matterlink-web's DEALER sends: an empty delimiter and the request.
 
     usage: ml_api_client ENDPOINT JSON [KIND]     exit 0 with the reply on stdout, 1 without one
+           ml_api_client ENDPOINT -                 one request a line from stdin, one reply a
+                                                    line on stdout ("!no reply" when none came)
 
     KIND (admin or api) sends the request as another core node forwards it to a node's forward
     socket (core/forward, docs/multinode.md): that frame, then the request.
@@ -11,12 +13,59 @@
 */
 #include <czmq.h>
 
+//  Requests from stdin, a line each (at most 4 MB), for tests/api_fuzz.py: one process for
+//  thousands of requests. A request without a reply within the timeout leaves the REQ socket
+//  waiting, so a new socket takes the next one.
+static int s_lines (const char *endpoint)
+{
+    const char *timeout_text = getenv ("ML_API_CLIENT_TIMEOUT_MS");
+    int timeout_ms = timeout_text ? atoi (timeout_text) : 10000;
+    size_t size = 4 * 1024 * 1024 + 2;
+    char *line = malloc (size);
+    assert (line);
+    zsock_t *socket = NULL;
+    int rc = 0;
+    while (fgets (line, (int)size, stdin)) {
+        line[strcspn (line, "\n")] = 0;
+        if (!socket) {
+            socket = zsock_new (ZMQ_REQ);
+            assert (socket);
+            zsock_set_linger (socket, 0);
+            zsock_set_sndtimeo (socket, timeout_ms);
+            if (zsock_connect (socket, "%s", endpoint) != 0) {
+                fprintf (stderr, "ml_api_client: cannot connect to %s\n", endpoint);
+                rc = 1;
+                break;
+            }
+        }
+        char *reply = NULL;
+        if (zstr_send (socket, line) == 0) {
+            zpoller_t *poller = zpoller_new (socket, NULL);
+            reply = zpoller_wait (poller, timeout_ms) == socket ? zstr_recv (socket) : NULL;
+            zpoller_destroy (&poller);
+        }
+        if (reply)
+            printf ("%s\n", reply);
+        else {
+            printf ("!no reply\n");
+            zsock_destroy (&socket);
+        }
+        fflush (stdout);
+        zstr_free (&reply);
+    }
+    zsock_destroy (&socket);
+    free (line);
+    return rc;
+}
+
 int main (int argc, char *argv[])
 {
     if (argc != 3 && argc != 4) {
         fprintf (stderr, "usage: ml_api_client ENDPOINT JSON [KIND]\n");
         return 2;
     }
+    if (argc == 3 && streq (argv[2], "-"))
+        return s_lines (argv[1]);
     zsock_t *socket = zsock_new (ZMQ_REQ);
     assert (socket);
     zsock_set_linger (socket, 0);

@@ -112,6 +112,11 @@ json_t *ml_pay_selection (ml_payments_t *self, const char *op, const json_t *req
     if (*problem || !firm || !staff || !*staff)
         return ml_admin_error ("'firm' and 'staff' are required%s%s", *problem ? ": " : "",
                                problem);
+    //  A firm that does not exist has no selections: said, not answered with an empty one.
+    json_t *known = ml_store_firm (self->store, firm);
+    if (!known)
+        return ml_admin_unknown_firm (self->store, firm);
+    json_decref (known);
     ml_store_now (now, sizeof now);
     if (streq (op, "selection-add") || streq (op, "selection-remove")) {
         if (!invoice == !matter)

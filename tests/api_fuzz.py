@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""api_fuzz: hostile requests to every op of a running core (tests/e2e_api_fuzz.sh).
+
+usage: api_fuzz.py ML_API_CLIENT ENDPOINT COUNT SEED [api]
+
+The ops and the members each takes are read from core/ml_admin.c (the s_ops table), so a new
+op is fuzzed as soon as it exists. Each request is an op with some of its members (and
+sometimes a stranger) set to values of every JSON type: empty, long and odd strings, numbers
+at and past every bound, floats, nulls, nested arrays and objects; and some requests are not
+requests at all (not JSON, not an object, no op, a deep nesting). They go through
+ml_api_client (one process, a request a line) to ENDPOINT, the admin socket (the operator)
+or, with "api", the web's api socket (anonymous, or with made-up sessions).
+
+Every request must get a reply within the client's timeout, and every reply must be a JSON
+object with "ok" true or false, and an error that is a non-empty string when "ok" is false;
+no reply may hold the card number sent. Prints one line per failure (the request cut to 300
+bytes) and a summary; exits 1 on any failure.
+"""
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+
+CLIENT, ENDPOINT, COUNT, SEED = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+API = len(sys.argv) > 5 and sys.argv[5] == "api"
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+CARD = "4242424242424242"
+rng = random.Random(SEED)
+
+
+def ops():
+    text = open(os.path.join(SOURCE, "core", "ml_admin.c")).read()
+    table = text[text.index("} s_ops[] = {"):]
+    table = table[:table.index("\n};")]
+    found = {}
+    for match in re.finditer(r'\{"([a-z0-9-]+)",\s*((?:"[^"]*"\s*)+|NULL),', table):
+        members = "".join(re.findall(r'"([^"]*)"', match.group(2)))
+        found[match.group(1)] = members.split()
+    return found
+
+
+OPS = ops()
+STRINGS = ["", "acme", "ACME", "nosuchfirm", "x" * 64, "x" * 5000, "é" * 300, "\t", "\u202e",
+           "'; DROP TABLE firm; --", "../../etc/passwd", "%s%n%x", "1.00", "-1.00", "0.001",
+           "1e3", "1,00", "9999999999999.99", "10000000000000.00", CARD, "2026-02-30",
+           "2026-12-06", "0000-00-00", "USD", "usd", "XXX", "I", "T", "posted", "pending",
+           "a@b.c", "not an email", "x@" + "y" * 300 + ".com", "00000000-0000-0000-0000-000000000000",
+           "C-00001", "M-00001", "INV-00001", "OP-001", "TR-001", "weekly", "monthly", "admin",
+           "billing", "read", "enable", "disable", "true", "null", "{}", "\\", "\"", "\u0001"]
+NUMBERS = [0, 1, 2, 3, -1, 20, 21, 500, 501, 1000, 5000, 2 ** 31 - 1, 2 ** 31, 2 ** 53, 2 ** 63 - 1,
+           -2 ** 63, 999999999999999, 1000000000000000, 1.5, -0.0, 1e308]
+
+
+def value(depth=0):
+    kind = rng.random()
+    if kind < 0.35:
+        return rng.choice(STRINGS)
+    if kind < 0.65:
+        return rng.choice(NUMBERS)
+    if kind < 0.72:
+        return rng.choice([True, False, None])
+    if depth > 2:
+        return rng.choice(STRINGS)
+    if kind < 0.86:
+        return [value(depth + 1) for _ in range(rng.choice([0, 1, 2, 3, 40]))]
+    names = ["invoice", "trust", "reference", "kind", "amount", "amount_minor", "currency",
+             "number", "exp_month", "exp_year", "cvc", "account", "x"]
+    return {rng.choice(names): value(depth + 1) for _ in range(rng.randint(0, 5))}
+
+
+def lines():
+    return [{"invoice": rng.choice(["INV-00001", "INV-00002", "", "x" * 100]),
+             "trust": rng.choice(["M-00001", "", None]),
+             "amount_minor": rng.choice(NUMBERS), "amount": rng.choice(STRINGS)}
+            for _ in range(rng.choice([0, 1, 2, 501]))]
+
+
+def card():
+    return {"number": rng.choice([CARD, "4000000000000002", "1234", "", CARD + "0"]),
+            "exp_month": rng.choice(NUMBERS), "exp_year": rng.choice([2031, 1999, 2100, "2031"]),
+            "cvc": rng.choice(["123", "", "12345", 123])}
+
+
+PLAUSIBLE = {"firm": "acme", "currency": "USD", "amount": "1.00", "account": "OP-001",
+             "client": "C-00001", "matter": "M-00001", "invoice": "INV-00001", "trust": "M-00001",
+             "email": "pat@example.com", "payer_email": "pat@example.com",
+             "receipt_email": "pat@example.com", "payer_name": "Pat Doe", "name": "Pat Doe",
+             "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2031,
+             "frequency": "monthly", "day_rule": "first", "first_date": "2027-01-01",
+             "level": "client", "number": "C-00001", "type": "OPERATING", "state": "open",
+             "status": "posted", "by": "client-number", "match": "exact", "text": "C-00001",
+             "limit": 10, "deadline_ms": 1000, "today": "2026-12-06", "action": "enable",
+             "event": "agent_offline", "enabled": True, "minutes": 30, "field": "payer",
+             "phone": "+1 555 0100", "token": "tok_visa_4242", "amount_minor": 100,
+             "auto": True, "save_method": False, "save_payer": False, "ar_message": "fuzz"}
+
+
+def plausible(name):
+    """A value the op could accept, so that requests get past validation and deeper."""
+    if name in PLAUSIBLE:
+        return PLAUSIBLE[name]
+    if name.endswith("_id"):
+        return rng.randint(1, 5)
+    if name == "lines":
+        return [{"invoice": "INV-0000%d" % rng.randint(1, 9), "amount_minor": rng.randint(1, 500)}]
+    if name == "card":
+        return {"number": CARD, "exp_month": 12, "exp_year": 2031, "cvc": "123"}
+    return value()
+
+
+def request():
+    roll = rng.random()
+    if roll < 0.03:
+        return rng.choice(["", "not json", "[1,2,3]", "42", "\"op\"", "{", "{\"op\": \"status\"",
+                           "[" * 5000 + "]" * 5000, json.dumps({"op": "x" * 100000}),
+                           "{\"op\": \"status\", \"op\": \"pay\"}", "{\"op\": null}", "{}"])
+    op = rng.choice(list(OPS))
+    body = {"op": op}
+    if rng.random() < 0.03:
+        body["op"] = rng.choice([1, None, [], op.upper(), op + " ", "nosuchop"])
+    members = list(OPS[op])
+    careful = rng.random() < 0.4  # mostly plausible values, one or two hostile ones
+    for name in members:
+        if careful:
+            if rng.random() < 0.7:
+                body[name] = plausible(name) if rng.random() < 0.85 else value()
+        elif rng.random() < 0.6:
+            if name == "lines" and rng.random() < 0.7:
+                body[name] = lines()
+            elif name == "card" and rng.random() < 0.7:
+                body[name] = card()
+            elif name == "firm" and rng.random() < 0.6:
+                body[name] = "acme"
+            elif name.endswith("_id") and rng.random() < 0.5:
+                body[name] = rng.randint(1, 5)
+            else:
+                body[name] = value()
+    if rng.random() < 0.1:
+        body[rng.choice(["stranger", "staff", "session", "staff_session", "csrf", "firm"])] = value()
+    if API:
+        for name in ("session", "staff_session", "csrf"):
+            if rng.random() < 0.3:
+                body[name] = rng.choice(["", "x" * 43, "A" * 43, "x" * 5000, 1, None])
+    return json.dumps(body)
+
+
+requests = [request() for _ in range(COUNT)]
+client = subprocess.run([CLIENT, ENDPOINT, "-"], input="\n".join(requests) + "\n",
+                        capture_output=True, text=True, env=dict(os.environ, ML_API_CLIENT_TIMEOUT_MS="20000"))
+replies = client.stdout.split("\n")
+failures = 0
+
+
+def failed(what, sent):
+    global failures
+    failures += 1
+    print("FAIL: %s; request: %s" % (what, sent[:300]), flush=True)
+
+
+if client.returncode != 0 or len(replies) < COUNT:
+    failed("the client stopped after %d of %d replies (exit %d): %s" %
+           (len(replies) - 1, COUNT, client.returncode, client.stderr[-500:]), "")
+refused = 0
+for sent, reply in zip(requests, replies):
+    if reply == "!no reply":
+        failed("no reply", sent)
+        continue
+    try:
+        answer = json.loads(reply)
+    except ValueError:
+        failed("a reply that is not JSON: " + reply[:200], sent)
+        continue
+    if not isinstance(answer, dict) or not isinstance(answer.get("ok"), bool):
+        failed("a reply without ok: " + reply[:200], sent)
+        continue
+    if not answer["ok"]:
+        refused += 1
+        if not isinstance(answer.get("error"), str) or not answer["error"]:
+            failed("a refusal without an error text: " + reply[:200], sent)
+    if CARD in reply:
+        failed("a reply holds the card number: " + reply[:200], sent)
+print("api_fuzz: %d requests to %s (seed %d): %d refused, %d accepted, %d failures" %
+      (COUNT, ENDPOINT, SEED, refused, COUNT - refused, failures), flush=True)
+sys.exit(1 if failures else 0)
