@@ -278,18 +278,9 @@ typedef struct {
     bool busy;   //  the workers' queue was full: answer 503
 } s_request_t;
 
-static void *s_uri_seen (void *cls, const char *uri, struct MHD_Connection *connection)
+static void s_request_destroy (s_request_t **self_p)
 {
-    s_request_t *request = calloc (1, sizeof (s_request_t));
-    if (request)
-        request->uri = strdup (uri ? uri : "");
-    return request;
-}
-
-static void s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
-                         enum MHD_RequestTerminationCode code)
-{
-    s_request_t *request = *con_cls;
+    s_request_t *request = *self_p;
     if (!request)
         return;
     //  A page made for a client that went away, or never made (the server stopped).
@@ -303,6 +294,60 @@ static void s_completed (void *cls, struct MHD_Connection *connection, void **co
     }
     free (request->uri);
     free (request);
+    *self_p = NULL;
+}
+
+//  Each connection's own state (MHD_OPTION_NOTIFY_CONNECTION): the request whose URI MHD
+//  showed s_uri_seen but which has not reached s_handle. MHD calls s_completed only for a
+//  request that reached the handler, so one it refused itself (a header too large, a
+//  malformed line: 400, 431) would leak what s_uri_seen made, a request's worth each time
+//  (found by tests/web_fuzz.py). The connection frees it when its next request comes or
+//  when it closes.
+typedef struct {
+    s_request_t *unclaimed;
+} s_connection_t;
+
+static s_connection_t *s_connection_of (struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? (s_connection_t *)info->socket_context : NULL;
+}
+
+static void s_connection_notified (void *cls, struct MHD_Connection *connection,
+                                   void **socket_context, enum MHD_ConnectionNotificationCode code)
+{
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        *socket_context = calloc (1, sizeof (s_connection_t)); //  NULL: nothing kept, as before
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        s_connection_t *state = *socket_context;
+        s_request_destroy (&state->unclaimed);
+        free (state);
+        *socket_context = NULL;
+    }
+}
+
+static void *s_uri_seen (void *cls, const char *uri, struct MHD_Connection *connection)
+{
+    s_request_t *request = calloc (1, sizeof (s_request_t));
+    if (request)
+        request->uri = strdup (uri ? uri : "");
+    s_connection_t *state = s_connection_of (connection);
+    if (state) {
+        s_request_destroy (&state->unclaimed); //  the last one never reached the handler
+        state->unclaimed = request;
+    }
+    return request;
+}
+
+static void s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
+                         enum MHD_RequestTerminationCode code)
+{
+    s_request_t *request = *con_cls;
+    s_connection_t *state = s_connection_of (connection);
+    if (state && state->unclaimed == request)
+        state->unclaimed = NULL;
+    s_request_destroy (&request);
     *con_cls = NULL;
 }
 
@@ -432,6 +477,10 @@ static enum MHD_Result s_handle (void *cls, struct MHD_Connection *connection, c
 {
     ml_web_server_t *self = cls;
     s_request_t *request = *con_cls;
+    //  The handler has it: s_completed frees it now, not the connection.
+    s_connection_t *state = request ? s_connection_of (connection) : NULL;
+    if (state && state->unclaimed == request)
+        state->unclaimed = NULL;
     if (!request || !request->uri)
         return s_error (self, connection, 500, "The server is out of memory.", NULL);
     char *query = strchr (request->uri, '?');
@@ -752,6 +801,8 @@ ml_web_server_t *ml_web_server_new (const ml_web_settings_t *settings, char *err
         (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)s_uri_seen, self};
     options[count++] =
         (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)s_completed, self};
+    options[count++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
+                                               (intptr_t)s_connection_notified, self};
     options[count++] =
         (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)s_mhd_log, NULL};
     if (tls) {
