@@ -225,13 +225,36 @@ int ml_contract_read_item (ml_query_t *query, int first, char op, uint64_t chang
             ok = ml_query_int64 (query, first + 10, &total) == 0;
         item->total_minor = total;
         item->balance_minor = balance;
-        ok = ok && strlen (item->currency) == 3;
+    }
+    const char *why = "an identifier is missing or longer than 63 bytes, or an amount is not an "
+                      "integer";
+    //  The link's own rules (ISO currency, real dates), checked here too: the core refuses
+    //  a whole batch that breaks them, and the same row would come again in every snapshot.
+    const char *problem = ok ? ml_msg_item_problem (item) : NULL;
+    if (problem) {
+        ok = false;
+        why = problem;
+    }
+    const char *what = kind && strcmp (kind, "trust") == 0 ? "matter" : "invoice";
+    if (!ok && op == 'U' && change_id != 0 && kind && source_id > 0) {
+        //  A change the link cannot carry: the replica must not keep the row's last good
+        //  version, which could be paid against. It goes as a removal until it is readable.
+        char item_kind = item->kind;
+        memset (item, 0, sizeof *item);
+        item->kind = item_kind;
+        item->op = 'R';
+        item->change_id = change_id;
+        item->source_id = (uint64_t)source_id;
+        ml_log (ML_LOG_ERROR,
+                "a changed matter-database row the link cannot carry (%s id %lld: %s) is removed "
+                "from the replica until it is fixed",
+                what, (long long)source_id, why);
+        return 1;
     }
     if (!ok) {
         ml_log (ML_LOG_ERROR,
-                "skipped a matter-database row the link cannot carry (%s id %lld): an "
-                "identifier is missing or longer than 63 bytes, or an amount is not an integer",
-                kind && strcmp (kind, "trust") == 0 ? "matter" : "invoice", (long long)source_id);
+                "skipped a matter-database row the link cannot carry (%s id %lld): %s", what,
+                (long long)source_id, why);
         batch->item_count--;
         return 0;
     }

@@ -322,6 +322,20 @@ static bool s_valid_currency (const char *currency)
            currency[1] >= 'A' && currency[1] <= 'Z' && currency[2] >= 'A' && currency[2] <= 'Z';
 }
 
+const char *ml_msg_item_problem (const ml_item_t *item)
+{
+    if (item->kind != 'I' && item->kind != 'T')
+        return "item kind is not 'I' or 'T'";
+    if (item->op != 'U' && item->op != 'R')
+        return "item op is not 'U' or 'R'";
+    if (item->op == 'U' ? !s_valid_currency (item->currency)
+                        : *item->currency && !s_valid_currency (item->currency))
+        return "item currency is not three upper-case letters";
+    if (!ml_msg_valid_date (item->invoice_date) || !ml_msg_valid_date (item->due_date))
+        return "item date is not YYYY-MM-DD";
+    return NULL;
+}
+
 //  Empty, or YYYY-MM-DD with a month from 01 to 12 and a day from 01 to 31. (Which days a
 //  month has is the matter system's business; this keeps nonsense off the link.)
 bool ml_msg_valid_date (const char *date)
@@ -393,15 +407,9 @@ static void s_get_items (s_reader_t *reader, ml_msg_t *self)
         S_GET_STRING (reader, item->status);
         if (reader->error)
             return;
-        if (item->kind != 'I' && item->kind != 'T')
-            reader->error = "item kind is not 'I' or 'T'";
-        else if (item->op != 'U' && item->op != 'R')
-            reader->error = "item op is not 'U' or 'R'";
-        else if (item->op == 'U' ? !s_valid_currency (item->currency)
-                                 : *item->currency && !s_valid_currency (item->currency))
-            reader->error = "item currency is not three upper-case letters";
-        else if (!ml_msg_valid_date (item->invoice_date) || !ml_msg_valid_date (item->due_date))
-            reader->error = "item date is not YYYY-MM-DD";
+        const char *problem = ml_msg_item_problem (item);
+        if (problem)
+            reader->error = problem;
         else if ((self->id == ML_MSG_SNAPSHOT || self->id == ML_MSG_SEARCH_RESULT) &&
                  (item->op != 'U' || item->change_id != 0))
             reader->error = self->id == ML_MSG_SNAPSHOT

@@ -604,6 +604,10 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
             ml_log (message->code == ML_ERROR_OUT_OF_STATE ? ML_LOG_INFO : ML_LOG_ERROR,
                     "core says %u: %s", message->code,
                     ml_log_escape (message->reason, reason, sizeof reason));
+            //  Already waiting after an error: the batches that were in flight come back as
+            //  409s, and must not turn that wait into a greeting now (a refused batch would
+            //  otherwise start the snapshot again at once, again and again).
+            int64_t waiting_until = self->state == S_CONNECTING ? self->hello_at : 0;
             self->state = S_CONNECTING;
             //  Out of state: greet again now. Key in use: another connection with this key
             //  holds the route (this agent's own, not yet seen closed, after a restart, or a
@@ -624,6 +628,8 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
                         : self->core_failure_backoff_ms * 2;
             }
             self->hello_at = zclock_mono () + wait;
+            if (waiting_until > self->hello_at)
+                self->hello_at = waiting_until;
             break;
         }
         default:

@@ -214,6 +214,11 @@ int ml_msg_add_scope (ml_msg_t *self, int list, const char *number);
 //  every date on the link follows).
 bool ml_msg_valid_date (const char *date);
 
+//  Why an item cannot go on the link (its kind, op, currency or dates break the grammar of
+//  docs/protocol.md), or NULL. The decoder refuses a batch holding such an item; the agent
+//  checks each row it reads with the same rules, so one bad row never costs the batch.
+const char *ml_msg_item_problem (const ml_item_t *item);
+
 //  Encode into a new buffer. Caller owns *data and must free it. Returns 0, or -1 if a
 //  field breaks a protocol rule (a string too long, too many items): programmer error on
 //  the sending side, reported rather than sent.
