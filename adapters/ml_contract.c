@@ -236,7 +236,8 @@ int ml_contract_read_item (ml_query_t *query, int first, char op, uint64_t chang
         why = problem;
     }
     const char *what = kind && strcmp (kind, "trust") == 0 ? "matter" : "invoice";
-    if (!ok && op == 'U' && change_id != 0 && kind && source_id > 0) {
+    bool kind_known = kind && (strcmp (kind, "trust") == 0 || strcmp (kind, "invoice") == 0);
+    if (!ok && op == 'U' && change_id != 0 && kind_known && source_id > 0) {
         //  A change the link cannot carry: the replica must not keep the row's last good
         //  version, which could be paid against. It goes as a removal until it is readable.
         char item_kind = item->kind;
