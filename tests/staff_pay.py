@@ -120,6 +120,26 @@ def selected_count():
     return int(by_id("selected-count").text)
 
 
+def to_pay_step(invoice, payer_text):
+    """A new payment of one invoice, from step 1 to step 4, for the saved payer whose search
+    by payer_text finds them first."""
+    driver.get(BASE + "/staff/pay")
+    wait_heading("search")
+    search("invoice-number", invoice)
+    result_rows()[0][0].click()
+    click_and_load(by_id("add-selection"))
+    wait.until(lambda d: d.find_elements(By.ID, "selected-count") and selected_count() == 1)
+    click_and_load(by_id("to-allocate"))
+    wait_heading("allocate")
+    click_and_load(by_id("to-pay"))
+    wait_heading("pay")
+    type_into("payer_text", payer_text)
+    driver.find_element(By.CSS_SELECTOR, "#payer-find button").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#payers-found a"))
+    driver.find_element(By.CSS_SELECTOR, "#payers-found a").click()
+    wait.until(lambda d: d.find_elements(By.ID, "payer-chosen"))
+
+
 try:
     # The invitation: a password (no second factor for billing), then sign in.
     driver.get(BASE + "/staff/accept?token=" + TOKEN)
@@ -288,21 +308,7 @@ try:
     # A card "Save this card" cannot keep: Max Full has 20 saved cards, the most. The 1.00
     # left on the newest invoice is paid with a new card: it is charged, and the result page
     # says above the charges that the card was not saved, and why.
-    driver.get(BASE + "/staff/pay")
-    wait_heading("search")
-    search("invoice-number", order[-1])
-    result_rows()[0][0].click()
-    click_and_load(by_id("add-selection"))
-    wait.until(lambda d: d.find_elements(By.ID, "selected-count") and selected_count() == 1)
-    click_and_load(by_id("to-allocate"))
-    wait_heading("allocate")
-    click_and_load(by_id("to-pay"))
-    wait_heading("pay")
-    type_into("payer_text", "Max")
-    driver.find_element(By.CSS_SELECTOR, "#payer-find button").click()
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#payers-found a"))
-    driver.find_element(By.CSS_SELECTOR, "#payers-found a").click()
-    wait.until(lambda d: d.find_elements(By.ID, "payer-chosen"))
+    to_pay_step(order[-1], "Max")
     check("Max Full" in by_id("payer-chosen").text, "Max Full is chosen")
     by_id("method-new").click()
     card(CARD)
@@ -319,21 +325,7 @@ try:
     check(len(out["unsaved_postings"]) == 1, "one charge at 20 cards: %s" % out["unsaved_postings"])
 
     # Send for Payment: a fourth invoice, to the saved payer.
-    driver.get(BASE + "/staff/pay")
-    wait_heading("search")
-    search("invoice-number", fourth)
-    result_rows()[0][0].click()
-    click_and_load(by_id("add-selection"))
-    wait.until(lambda d: d.find_elements(By.ID, "selected-count") and selected_count() == 1)
-    click_and_load(by_id("to-allocate"))
-    wait_heading("allocate")
-    click_and_load(by_id("to-pay"))
-    wait_heading("pay")
-    type_into("payer_text", "Pat")
-    driver.find_element(By.CSS_SELECTOR, "#payer-find button").click()
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#payers-found a"))
-    driver.find_element(By.CSS_SELECTOR, "#payers-found a").click()
-    wait.until(lambda d: d.find_elements(By.ID, "payer-chosen"))
+    to_pay_step(fourth, "Pat")
     check("Pat Doe" in by_id("payer-chosen").text, "the saved payer is chosen")
     check(len(driver.find_elements(By.CSS_SELECTOR, "input[name=method][id^=method-]")) >= 2,
           "the saved card is offered")
