@@ -45,28 +45,22 @@ ml_config_t *ml_config_load (const char *path, char *error, size_t error_size)
         close (fd);
         return NULL;
     }
-    char *text = malloc (ML_CONFIG_MAX_FILE);
-    assert (text);
-    size_t length = 0;
-    ssize_t got = 0;
-    while (length < ML_CONFIG_MAX_FILE &&
-           (got = read (fd, text + length, ML_CONFIG_MAX_FILE - length)) != 0) {
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            break;
-        length += (size_t)got;
-    }
+    //  Read into the chunk the parser takes (the file may have grown since fstat: the cap
+    //  holds still).
+    FILE *file = fdopen (fd, "r");
+    zchunk_t *chunk = file ? zchunk_read (file, ML_CONFIG_MAX_FILE) : NULL;
     int read_errno = errno;
-    close (fd);
-    if (got < 0) {
+    bool failed = !chunk || ferror (file);
+    if (file)
+        fclose (file);
+    else
+        close (fd);
+    if (failed) {
         snprintf (error, error_size, "cannot read configuration file %s: %s", path,
                   strerror (read_errno));
-        free (text);
+        zchunk_destroy (&chunk);
         return NULL;
     }
-    zchunk_t *chunk = zchunk_new (text, length);
-    free (text);
     zconfig_t *root = zconfig_chunk_load (chunk);
     zchunk_destroy (&chunk);
     if (!root) {

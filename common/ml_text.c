@@ -61,54 +61,17 @@ static bool s_luhn (const int *digits, size_t count)
     return sum % 10 == 0;
 }
 
-bool ml_text_has_card_number (const char *text)
+//  The card-like runs of text: 13 to 19 digits that pass Luhn, or a longer run (it may hold
+//  one anywhere). With mask, each such run's digits become '*' and the scan goes on;
+//  without, the first one ends it (text is then not written). Whether one was found.
+static bool s_card_runs (unsigned char *text, bool mask)
 {
-    if (!text)
-        return false;
-    const unsigned char *cursor = (const unsigned char *)text;
-    int run[S_CARD_DIGITS_MAX];
-    size_t count = 0; //  digits in the current run
-    while (true) {
-        size_t length = 1;
-        uint32_t code = *cursor ? s_next (cursor, &length) : 0;
-        int digit = *cursor ? s_digit (code) : -1;
-        if (digit >= 0) {
-            if (count == S_CARD_DIGITS_MAX)
-                return true; //  a longer run may hold a card number anywhere in it
-            run[count++] = digit;
-        } else if (count == 0 || !*cursor || !s_separator (code)) {
-            //  The run ends here (spaces and dashes between groups keep it going).
-            if (count >= S_CARD_DIGITS_MIN && s_luhn (run, count))
-                return true;
-            count = 0;
-        }
-        if (!*cursor)
-            return false;
-        cursor += length;
-    }
-}
-
-//  Each byte of the digits in [start, end) becomes '*' (separators stay).
-static void s_mask_digits (unsigned char *start, const unsigned char *end)
-{
-    while (start < end) {
-        size_t length = 1;
-        if (s_digit (s_next (start, &length)) >= 0)
-            memset (start, '*', length);
-        start += length;
-    }
-}
-
-bool ml_text_mask_card_numbers (char *text)
-{
-    if (!text)
-        return false;
-    bool masked = false;
-    unsigned char *cursor = (unsigned char *)text;
+    bool found = false;
+    unsigned char *cursor = text;
     unsigned char *start = NULL; //  the current run's first digit
     unsigned char *end = NULL;   //  the byte after its last digit
     int run[S_CARD_DIGITS_MAX];
-    size_t count = 0;
+    size_t count = 0; //  digits in the current run
     while (true) {
         size_t length = 1;
         uint32_t code = *cursor ? s_next (cursor, &length) : 0;
@@ -121,17 +84,33 @@ bool ml_text_mask_card_numbers (char *text)
             count++;
             end = cursor + length;
         } else if (count == 0 || !*cursor || !s_separator (code)) {
-            //  The same runs as ml_text_has_card_number: 13 to 19 digits passing Luhn, or more.
+            //  The run ends here (spaces and dashes between groups keep it going).
             if (count > S_CARD_DIGITS_MAX || (count >= S_CARD_DIGITS_MIN && s_luhn (run, count))) {
-                s_mask_digits (start, end);
-                masked = true;
+                if (!mask)
+                    return true;
+                size_t size = 1;
+                for (unsigned char *byte = start; byte < end; byte += size)
+                    if (s_digit (s_next (byte, &size)) >= 0)
+                        memset (byte, '*', size);
+                found = true;
             }
             count = 0;
         }
         if (!*cursor)
-            return masked;
+            return found;
         cursor += length;
     }
+}
+
+bool ml_text_has_card_number (const char *text)
+{
+    //  (Not written: without mask the scan only reads.)
+    return text && s_card_runs ((unsigned char *)text, false);
+}
+
+bool ml_text_mask_card_numbers (char *text)
+{
+    return text && s_card_runs ((unsigned char *)text, true);
 }
 
 void ml_text_test (bool verbose)
@@ -199,5 +178,10 @@ void ml_text_test (bool verbose)
     snprintf (copy, sizeof copy, "no posting 4242 4242 4242 4242. (12345, 999999999999999)");
     assert (ml_text_mask_card_numbers (copy));
     assert (strcmp (copy, "no posting **** **** **** ****. (12345, 999999999999999)") == 0);
+    //  After a masked run the scan goes on from the character that ended it, whatever its
+    //  length in bytes.
+    snprintf (copy, sizeof copy, "4242424242424242\xc3\xa9 then 5555 5555 5555 4444!");
+    assert (ml_text_mask_card_numbers (copy));
+    assert (strcmp (copy, "****************\xc3\xa9 then **** **** **** ****!") == 0);
     printf ("OK\n");
 }

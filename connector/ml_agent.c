@@ -27,6 +27,12 @@ typedef enum {
 #define S_CORE_FAILURE_MAX_MS 30000
 #define S_POSTING_BATCH       256 //  postings applied in one matter-database transaction
 
+//  The next wait of a backoff: twice this one, at most max.
+static int s_doubled (int wait_ms, int max_ms)
+{
+    return wait_ms > max_ms / 2 ? max_ms : wait_ms * 2;
+}
+
 typedef struct {
     ml_agent_settings_t settings;
     zsock_t *pipe;
@@ -329,9 +335,7 @@ static bool s_database_ready (s_agent_t *self)
         ml_log (ML_LOG_WARNING, "cannot use the matter database: %s; retrying in %d ms",
                 ml_log_escape (error.message, escaped, sizeof escaped), self->db_backoff_ms);
         self->db_retry_at = zclock_mono () + self->db_backoff_ms;
-        self->db_backoff_ms *= 2;
-        if (self->db_backoff_ms > S_DB_BACKOFF_MAX_MS)
-            self->db_backoff_ms = S_DB_BACKOFF_MAX_MS;
+        self->db_backoff_ms = s_doubled (self->db_backoff_ms, S_DB_BACKOFF_MAX_MS);
         return false;
     }
     self->db_backoff_ms = S_DB_BACKOFF_MIN_MS;
@@ -623,9 +627,7 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
             else if (message->code == ML_ERROR_INTERNAL) {
                 wait = self->core_failure_backoff_ms;
                 self->core_failure_backoff_ms =
-                    self->core_failure_backoff_ms * 2 > S_CORE_FAILURE_MAX_MS
-                        ? S_CORE_FAILURE_MAX_MS
-                        : self->core_failure_backoff_ms * 2;
+                    s_doubled (self->core_failure_backoff_ms, S_CORE_FAILURE_MAX_MS);
             }
             self->hello_at = zclock_mono () + wait;
             if (waiting_until > self->hello_at)
@@ -1086,6 +1088,8 @@ void ml_agent_test (bool verbose)
     s_test_settings (path, zcert_public_txt (core), directory);
     assert (ml_agent_settings_load (&settings, path, error, sizeof error) == 0);
     assert (settings.snapshot_rows_per_second == 0); //  no limit by default
+    assert (s_doubled (500, 30000) == 1000 && s_doubled (16000, 30000) == 30000 &&
+            s_doubled (30000, 30000) == 30000);
     //  The snapshot's pace: rows sent against time since its start, never ahead of the rate.
     int64_t from = 0;
     assert (s_snapshot_pause_ms (5000, 0, &from, 0) == 0);
