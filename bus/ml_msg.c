@@ -336,8 +336,18 @@ const char *ml_msg_item_problem (const ml_item_t *item)
     return NULL;
 }
 
-//  Empty, or YYYY-MM-DD with a month from 01 to 12 and a day from 01 to 31. (Which days a
-//  month has is the matter system's business; this keeps nonsense off the link.)
+int ml_msg_month_days (int year, int month)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (month < 1 || month > 12)
+        return 0;
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
+//  Empty, or a day of the calendar as YYYY-MM-DD, years 0001 to 9999. A day that does not
+//  exist (2026-02-30, MariaDB's 0000-00-00) is nonsense the core could only misread: an
+//  Auto-Pay due date, an oldest-first order.
 bool ml_msg_valid_date (const char *date)
 {
     if (!*date)
@@ -347,9 +357,10 @@ bool ml_msg_valid_date (const char *date)
     for (int index = 0; index < 10; index++)
         if (index != 4 && index != 7 && (date[index] < '0' || date[index] > '9'))
             return false;
+    int year = atoi (date);
     int month = (date[5] - '0') * 10 + (date[6] - '0');
     int day = (date[8] - '0') * 10 + (date[9] - '0');
-    return month >= 1 && month <= 12 && day >= 1 && day <= 31;
+    return year >= 1 && day >= 1 && day <= ml_msg_month_days (year, month);
 }
 
 static bool s_valid_uuid (const char *uuid)
@@ -869,6 +880,19 @@ int ml_msg_moved_endpoint (const ml_msg_t *error, char *endpoint, size_t size)
 void ml_msg_test (bool verbose)
 {
     printf (" * ml_msg: ");
+    //  Dates on the link are days of the calendar.
+    const char *good_dates[] = {"",           "2026-01-31", "2028-02-29",
+                                "2000-02-29", "0001-01-01", "9999-12-31"};
+    const char *bad_dates[] = {"2026-02-29", "1900-02-29",  "2026-02-30",    "2026-04-31",
+                               "0000-00-00", "0000-01-01",  "2026-13-01",    "2026-00-10",
+                               "2026-01-00", "10000-01-01", "4713-01-01 BC", "2026/01/01",
+                               "2026-1-01",  "+026-01-01"};
+    for (size_t index = 0; index < sizeof good_dates / sizeof *good_dates; index++)
+        assert (ml_msg_valid_date (good_dates[index]));
+    for (size_t index = 0; index < sizeof bad_dates / sizeof *bad_dates; index++)
+        assert (!ml_msg_valid_date (bad_dates[index]));
+    assert (ml_msg_month_days (2024, 2) == 29 && ml_msg_month_days (2100, 2) == 28 &&
+            ml_msg_month_days (2026, 12) == 31 && ml_msg_month_days (2026, 13) == 0);
     //  A redirect to the node that owns the firm, through the codec and back.
     ml_msg_t *moved = ml_msg_new (ML_MSG_ERROR);
     ml_msg_moved_format (moved, "tcp://10.0.0.2:7800", "acme");

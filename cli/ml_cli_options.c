@@ -86,12 +86,7 @@ bool ml_cli_is_printable (const char *text)
 //  A real calendar date as YYYY-MM-DD.
 bool ml_cli_is_date (const char *text)
 {
-    if (!*text || !ml_msg_valid_date (text))
-        return false;
-    int year = atoi (text), month = atoi (text + 5), day = atoi (text + 8);
-    static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    return day <= days[month - 1] && !(month == 2 && day == 29 && !leap);
+    return *text && ml_msg_valid_date (text);
 }
 
 bool ml_cli_is_currency (const char *text)

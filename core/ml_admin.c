@@ -63,10 +63,15 @@ json_t *ml_admin_ok (json_t *body)
 }
 
 //  The members that carry free text, whatever the op: people type into these.
+//  What a person types and the store keeps, mails or logs: names and messages, and the
+//  addresses and phone numbers (a card number typed into the phone field was stored and
+//  listed: e2e_api_fuzz). Not identifiers of the matter database (a client number may be
+//  any digits) nor secrets that are never kept as typed (passwords, codes).
 static bool s_free_text (const char *key)
 {
-    const char *keys[] = {"ar_message", "payer_name",  "name",    "text",  "note",
-                          "memo",       "description", "message", "staff", NULL};
+    const char *keys[] = {"ar_message",  "payer_name",    "name",    "text",       "note",
+                          "memo",        "description",   "message", "staff",      "email",
+                          "payer_email", "receipt_email", "phone",   "recipients", NULL};
     for (size_t index = 0; keys[index]; index++)
         if (streq (key, keys[index]))
             return true;

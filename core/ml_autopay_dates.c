@@ -1,6 +1,7 @@
 /*  ml_autopay's calendar: due dates of a schedule, date parsing and arithmetic on
     proleptic Gregorian days. Pure functions, no store (core/ml_autopay_internal.h). */
 #include "ml_autopay_internal.h"
+#include "ml_msg.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -32,28 +33,15 @@ static void s_civil (int64_t days, int *year, int *month, int *day)
     *year = (int)(year_of_era + era * 400 + (*month <= 2));
 }
 
-int ml_autopay_month_days (int year, int month)
-{
-    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    return month == 2 && leap ? 29 : days[month - 1];
-}
-
 //  A strict YYYY-MM-DD that names a real day. Returns 0 or -1.
 int ml_autopay_date_parse (const char *text, int *year, int *month, int *day)
 {
-    if (!text || strlen (text) != 10 || text[4] != '-' || text[7] != '-')
+    if (!text || !*text || !ml_msg_valid_date (text))
         return -1;
-    for (int index = 0; index < 10; index++)
-        if (index != 4 && index != 7 && !isdigit ((unsigned char)text[index]))
-            return -1;
     *year = atoi (text);
     *month = atoi (text + 5);
     *day = atoi (text + 8);
-    if (*year < 2000 || *year > 9000 || *month < 1 || *month > 12 || *day < 1 ||
-        *day > ml_autopay_month_days (*year, *month))
-        return -1;
-    return 0;
+    return *year < 2000 || *year > 9000 ? -1 : 0;
 }
 
 static void s_date_text (int64_t days, char *text, size_t size)
@@ -93,7 +81,7 @@ int ml_autopay_due_date (const char *first_date, const char *frequency, const ch
     //  never leaves it: so each period is charged exactly once.
     int months = (month - 1) + step_months * index;
     int due_year = year + months / 12, due_month = months % 12 + 1;
-    int last = ml_autopay_month_days (due_year, due_month);
+    int last = ml_msg_month_days (due_year, due_month);
     if (day <= last)
         s_date_text (s_days (due_year, due_month, day), due, size);
     else if (streq (day_rule, "next") && step_months > 1)

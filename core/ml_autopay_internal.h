@@ -31,7 +31,6 @@ struct _ml_autopay_t {
 //  The calendar (core/ml_autopay_dates.c); ml_autopay_due_date is in ml_autopay.h.
 
 //  The number of days in a month of a year (month 1 to 12).
-int ml_autopay_month_days (int year, int month);
 
 //  A strict YYYY-MM-DD that names a real day. Returns 0 or -1.
 int ml_autopay_date_parse (const char *text, int *year, int *month, int *day);

@@ -1,6 +1,7 @@
 /*  ml_autopay's selftest (include/ml_autopay.h): due dates, schedules, enrollments and runs
     against a real store, processor test server and an agent that answers from the replica. */
 #include "ml_autopay_internal.h"
+#include "ml_msg.h"
 #include "ml_log.h"
 #include "ml_selftest_support.h"
 
@@ -146,7 +147,7 @@ void ml_autopay_test (bool verbose)
                         int period = (y - y0) * 12 + (m - m0);
                         assert (period >= step * index && period < step * (index + 1));
                         assert (d == first_day ||
-                                (d == ml_autopay_month_days (y, m) && d < first_day) ||
+                                (d == ml_msg_month_days (y, m) && d < first_day) ||
                                 (d == 1 && step > 1 && streq (rules[r], "next")));
                     }
                 }

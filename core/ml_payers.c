@@ -1051,6 +1051,15 @@ void ml_payers_test (bool verbose)
          "{\"firm\": \"acme\", \"name\": \"X\", \"email\": \"x@y.z\", \"phone\": "
          "\"call me\"}",
          "'phone'"},
+        //  A card number typed into the phone or e-mail field (e2e_api_fuzz stored one).
+        {"payer-add",
+         "{\"firm\": \"acme\", \"name\": \"X\", \"email\": \"x@y.z\", \"phone\": "
+         "\"4242 4242 4242 4242\"}",
+         "'phone' holds what looks like a card number"},
+        {"payer-add", "{\"firm\": \"acme\", \"name\": \"X\", \"email\": \"4242424242424242@y.z\"}",
+         "'email' holds what looks like a card number"},
+        {"payer-edit", "{\"payer_id\": 1, \"phone\": \"4242424242424242\"}",
+         "'phone' holds what looks like a card number"},
         {"payer-edit", "{\"payer_id\": 999}", "say what to change"},
         {"payer-edit", "{\"payer_id\": 999, \"name\": \"X\"}", "unknown payer 999"},
         {"payer-edit", "{\"payer_id\": \"1\", \"name\": \"X\"}", "'payer_id' must be a whole"},

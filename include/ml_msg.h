@@ -210,9 +210,12 @@ int ml_msg_set_lines (ml_msg_t *self, const ml_line_t *lines, size_t count);
 //  the list holds ML_MAX_SCOPE numbers or the number is empty or over 63 bytes.
 int ml_msg_add_scope (ml_msg_t *self, int list, const char *number);
 
-//  True if date is empty, or YYYY-MM-DD with a month 01-12 and a day 01-31 (the rule
-//  every date on the link follows).
+//  True if date is empty, or a real calendar day as YYYY-MM-DD, years 0001 to 9999 (the
+//  rule every date on the link follows, and the one date check of the core and the CLI).
 bool ml_msg_valid_date (const char *date);
+
+//  The days of a month (1 to 12) of the Gregorian calendar; 0 for another month.
+int ml_msg_month_days (int year, int month);
 
 //  Why an item cannot go on the link (its kind, op, currency or dates break the grammar of
 //  docs/protocol.md), or NULL. The decoder refuses a batch holding such an item; the agent

@@ -8,8 +8,11 @@ op is fuzzed as soon as it exists. Each request is an op with some of its member
 sometimes a stranger) set to values of every JSON type: empty, long and odd strings, numbers
 at and past every bound, floats, nulls, nested arrays and objects; and some requests are not
 requests at all (not JSON, not an object, no op, a deep nesting). They go through
-ml_api_client (one process, a request a line) to ENDPOINT, the admin socket (the operator)
-or, with "api", the web's api socket (anonymous, or with made-up sessions).
+ml_api_client (one process, a request a line, answered a line at a time) to ENDPOINT, the
+admin socket (the operator) or, with "api", the web's api socket (anonymous, or with made-up
+sessions). The ids, uuids, keys and numbers of accepted replies are learnt and used in later
+requests, so that the fuzz reaches what earlier requests made (a payer's methods, a
+payment's posting).
 
 Every request must get a reply within the client's timeout, and every reply must be a JSON
 object with "ok" true or false, and an error that is a non-empty string when "ok" is false;
@@ -35,9 +38,12 @@ def ops():
     table = text[text.index("} s_ops[] = {"):]
     table = table[:table.index("\n};")]
     found = {}
-    for match in re.finditer(r'\{"([a-z0-9-]+)",\s*((?:"[^"]*"\s*)+|NULL),', table):
+    for match in re.finditer(r'\{"([a-z0-9-]+)",\s*((?:"[^"]*"\s*)+|NULL),\s*([A-Z_ |]+),', table):
         members = "".join(re.findall(r'"([^"]*)"', match.group(2)))
-        found[match.group(1)] = members.split()
+        # The operator's socket is sent mostly the operator's ops (the others are refused
+        # at once there), the api socket every op.
+        if API or "S_OPERATOR" in match.group(3) or rng.random() < 0.1:
+            found[match.group(1)] = members.split()
     return found
 
 
@@ -88,7 +94,7 @@ PLAUSIBLE = {"firm": "acme", "currency": "USD", "amount": "1.00", "account": "OP
              "email": "pat@example.com", "payer_email": "pat@example.com",
              "receipt_email": "pat@example.com", "payer_name": "Pat Doe", "name": "Pat Doe",
              "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2031,
-             "frequency": "monthly", "day_rule": "first", "first_date": "2027-01-01",
+             "frequency": "monthly", "day_rule": "last", "first_date": "2027-01-01",
              "level": "client", "number": "C-00001", "type": "OPERATING", "state": "open",
              "status": "posted", "by": "client-number", "match": "exact", "text": "C-00001",
              "limit": 10, "deadline_ms": 1000, "today": "2026-12-06", "action": "enable",
@@ -97,8 +103,38 @@ PLAUSIBLE = {"firm": "acme", "currency": "USD", "amount": "1.00", "account": "OP
              "auto": True, "save_method": False, "save_payer": False, "ar_message": "fuzz"}
 
 
+# Values the core gave back in accepted replies, by member name (ids, uuids, keys, numbers):
+# later requests use them, so that they reach the objects earlier requests made (a payer
+# added, then its methods, associations, schedules; a payment, then its posting).
+LEARNT = {}
+LEARNABLE = re.compile(r"(_id|_uuid|_key|_number|^number|^token|^reference)$")
+
+
+def learn(reply):
+    if isinstance(reply, dict):
+        for name, member in reply.items():
+            if LEARNABLE.search(name) and isinstance(member, (str, int)) and \
+                    not isinstance(member, bool):
+                pool = LEARNT.setdefault(name, [])
+                if member not in pool and len(pool) < 200:
+                    pool.append(member)
+            else:
+                learn(member)
+    elif isinstance(reply, list):
+        for member in reply[:50]:
+            learn(member)
+
+
 def plausible(name):
     """A value the op could accept, so that requests get past validation and deeper."""
+    if name in LEARNT and rng.random() < 0.7:
+        return rng.choice(LEARNT[name])
+    if name in ("pay_key", "key", "idempotency_key"):
+        return "fuzz-%016d" % rng.randint(1, 10 ** 15)
+    if name in ("email", "payer_email") and rng.random() < 0.5:
+        return "payer%d@example.com" % rng.randint(1, 10 ** 6)
+    if name == "as_payer":
+        return plausible("payer_id")
     if name in PLAUSIBLE:
         return PLAUSIBLE[name]
     if name.endswith("_id"):
@@ -110,18 +146,77 @@ def plausible(name):
     return value()
 
 
+def invoice():
+    return "INV-%07d" % rng.randint(1, 24)
+
+
+def money_lines():
+    chosen = [{"invoice": invoice(), "amount_minor": rng.randint(1, 3000)}
+              for _ in range(rng.randint(0, 2))]
+    if not chosen or rng.random() < 0.3:
+        chosen.append({"trust": "M-%06d" % rng.randint(1, 6), "amount_minor": rng.randint(1, 90000)})
+    return chosen
+
+
+def payer():
+    if LEARNT.get("payer_id") and rng.random() < 0.5:
+        return {"payer_id": rng.choice(LEARNT["payer_id"])}
+    return {"payer_name": "Pat Doe", "payer_email": plausible("email")}
+
+
+# Whole requests of the ops that move money, as a user makes them (docs/admin-api.md): the
+# fuzz changes one member of them at most, so that most reach the processor and the books.
+TEMPLATES = {
+    "payment": lambda: dict(firm="acme", ar_message="fuzz", pay_key=plausible("pay_key"),
+                            **payer(), **rng.choice([
+                                {"lines": money_lines()},
+                                {"auto": {"client": "C-%05d" % rng.randint(1, 3), "amount": "%d.%02d" % (rng.randint(0, 30), rng.randint(0, 99))}}]),
+                            **rng.choice([{"card": {"number": CARD, "exp_month": 12, "exp_year": 2031, "cvc": "123"}},
+                                          {"method_id": plausible("method_id")},
+                                          {"card_token": "tok_visa_4242"}])),
+    "pay": lambda: dict(firm="acme", client="C-%05d" % rng.randint(1, 3),
+                        amount="%d.%02d" % (rng.randint(0, 20), rng.randint(0, 99)),
+                        payer_name="Pat Doe", payer_email="pat@example.com",
+                        ar_message="fuzz", pay_key=plausible("pay_key")),
+    "link-create": lambda: dict(firm="acme", payer_name="Pat Doe", payer_email="pat@example.com",
+                                lines=money_lines()),
+    "refund": lambda: dict(charge_key=plausible("charge_key"), amount_minor=rng.randint(1, 3000)),
+    "void": lambda: dict(charge_key=plausible("charge_key")),
+    "chargeback": lambda: dict(charge_key=plausible("charge_key"), amount_minor=rng.randint(1, 3000)),
+    "payer-add": lambda: dict(firm="acme", name="Pat Doe", email=plausible("email")),
+}
+
+
 def request():
     roll = rng.random()
     if roll < 0.03:
         return rng.choice(["", "not json", "[1,2,3]", "42", "\"op\"", "{", "{\"op\": \"status\"",
                            "[" * 5000 + "]" * 5000, json.dumps({"op": "x" * 100000}),
                            "{\"op\": \"status\", \"op\": \"pay\"}", "{\"op\": null}", "{}"])
-    op = rng.choice(list(OPS))
+    money = [name for name in TEMPLATES if name in OPS]
+    op = rng.choice(money) if money and rng.random() < 0.15 else rng.choice(list(OPS))
     body = {"op": op}
     if rng.random() < 0.03:
         body["op"] = rng.choice([1, None, [], op.upper(), op + " ", "nosuchop"])
     members = list(OPS[op])
-    careful = rng.random() < 0.4  # mostly plausible values, one or two hostile ones
+    style = rng.random() * (0.5 if op in TEMPLATES else 1)
+    careful = style < 0.4  # mostly plausible values, one or two hostile ones
+    if style < 0.2:  # every member plausible but at most one: past validation, into the work
+        if op in TEMPLATES:
+            body.update(TEMPLATES[op]())
+            members = list(body)[1:]
+        else:
+            for name in members:
+                body[name] = plausible(name)
+        if not API and rng.random() < 0.5:
+            body["staff"] = "fuzzer"
+        if members and rng.random() < 0.5:
+            name = rng.choice(members)
+            if rng.random() < 0.3:
+                del body[name]
+            else:
+                body[name] = value()
+        members = []
     for name in members:
         if careful:
             if rng.random() < 0.7:
@@ -146,10 +241,6 @@ def request():
     return json.dumps(body)
 
 
-requests = [request() for _ in range(COUNT)]
-client = subprocess.run([CLIENT, ENDPOINT, "-"], input="\n".join(requests) + "\n",
-                        capture_output=True, text=True, env=dict(os.environ, ML_API_CLIENT_TIMEOUT_MS="20000"))
-replies = client.stdout.split("\n")
 failures = 0
 
 
@@ -159,11 +250,28 @@ def failed(what, sent):
     print("FAIL: %s; request: %s" % (what, sent[:300]), flush=True)
 
 
-if client.returncode != 0 or len(replies) < COUNT:
-    failed("the client stopped after %d of %d replies (exit %d): %s" %
-           (len(replies) - 1, COUNT, client.returncode, client.stderr[-500:]), "")
+# One client process, a request a line, answered a line at a time: what a reply teaches
+# shapes the requests after it.
+client = subprocess.Popen([CLIENT, ENDPOINT, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, ML_API_CLIENT_TIMEOUT_MS="20000"))
 refused = 0
-for sent, reply in zip(requests, replies):
+accepted = {}
+errors = {}  # "op: error" -> count, printed with API_FUZZ_ERRORS=N (the N most frequent)
+for number in range(COUNT):
+    sent = request()
+    try:
+        client.stdin.write(sent + "\n")
+        client.stdin.flush()
+        reply = client.stdout.readline()
+    except (BrokenPipeError, OSError):
+        reply = ""
+    if not reply:
+        client.kill()
+        failed("the client stopped after %d of %d replies (exit %s): %s" %
+               (number, COUNT, client.wait(), client.stderr.read()[-500:]), sent)
+        break
+    reply = reply.rstrip("\n")
     if reply == "!no reply":
         failed("no reply", sent)
         continue
@@ -177,10 +285,22 @@ for sent, reply in zip(requests, replies):
         continue
     if not answer["ok"]:
         refused += 1
+        if isinstance(answer.get("error"), str) and sent.startswith('{"op": "'):
+            key = "%s: %s" % (sent[8:sent.index('"', 8)], re.sub(r"\d+", "N", answer["error"])[:90])
+            errors[key] = errors.get(key, 0) + 1
         if not isinstance(answer.get("error"), str) or not answer["error"]:
             failed("a refusal without an error text: " + reply[:200], sent)
+    else:
+        learn(answer)
+        op = str(json.loads(sent).get("op"))
+        accepted[op] = accepted.get(op, 0) + 1
     if CARD in reply:
         failed("a reply holds the card number: " + reply[:200], sent)
+client.stdin.close()
+client.wait()
+for key, count in sorted(errors.items(), key=lambda pair: -pair[1])[:int(os.environ.get("API_FUZZ_ERRORS", "0"))]:
+    print("api_fuzz: refused %d: %s" % (count, key))
+print("api_fuzz: accepted by op: %s" % ", ".join("%s %d" % pair for pair in sorted(accepted.items())))
 print("api_fuzz: %d requests to %s (seed %d): %d refused, %d accepted, %d failures" %
       (COUNT, ENDPOINT, SEED, refused, COUNT - refused, failures), flush=True)
 sys.exit(1 if failures else 0)

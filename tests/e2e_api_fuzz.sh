@@ -5,10 +5,12 @@
 # (the operator, who may do anything) and the web's api socket (anonymous or made-up
 # sessions), with a real agent and the HTTP test processor. Every request gets a JSON reply
 # (an error text when refused), no reply holds the card number sent, the core is still
-# serving afterwards, and its log has no sanitizer report. ML_API_FUZZ_COUNT sets the
+# serving afterwards, its log has no sanitizer report, and the books balance to the cent
+# (tests/lib_books.sh) after what the accepted requests paid and gave back. ML_API_FUZZ_COUNT sets the
 # number of requests per socket (default 1500; bench/ runs more).
 . "$ML_SOURCE/tests/lib_e2e.sh"
 . "$ML_SOURCE/tests/lib_processor.sh"
+. "$ML_SOURCE/tests/lib_books.sh"
 setup 3 24
 start_processor
 portal_config
@@ -29,4 +31,6 @@ if grep -q 4242424242424242 "$W/core.log"; then
     fail "the card number the requests carried is in the core's log"
 fi
 wait_for 10 "the core to answer status" cli status
+# What the accepted requests paid, refunded and posted balances in the books.
+check_books
 log "PASS"

@@ -11,6 +11,7 @@
 #include "ml_staff_postings.h"
 #include "ml_admin.h"
 #include "ml_log.h"
+#include "ml_msg.h"
 #include "ml_selftest_support.h"
 
 #include <assert.h>
@@ -64,18 +65,13 @@ static bool s_integer_column (const char *name)
 //  A day as YYYY-MM-DD that exists (2026-02-30 does not); the next day into next.
 static bool s_day (const char *text, char *next, size_t size)
 {
-    if (strlen (text) != 10 || strspn (text, "0123456789-") != 10 || text[4] != '-' ||
-        text[7] != '-')
+    if (!*text || !ml_msg_valid_date (text))
         return false;
     struct tm parts = {0};
     parts.tm_year = atoi (text) - 1900;
     parts.tm_mon = atoi (text + 5) - 1;
     parts.tm_mday = atoi (text + 8);
-    int year = parts.tm_year, month = parts.tm_mon, day = parts.tm_mday;
     time_t seconds = timegm (&parts);
-    if (seconds == (time_t)-1 || parts.tm_year != year || parts.tm_mon != month ||
-        parts.tm_mday != day || year < 0)
-        return false;
     seconds += 86400;
     struct tm after;
     gmtime_r (&seconds, &after);

@@ -530,7 +530,9 @@ CREATE TRIGGER ml_search_client_delete
 --   item_kind text, source_id bigint, invoice_number text, invoice_date text, due_date text,
 --   client_number text, client_name text, matter_number text, matter_description text, currency text,
 --   total_minor bigint, balance_minor bigint, status text
--- Dates come back as text 'YYYY-MM-DD' (to_char, whatever the session's DateStyle), money as BIGINT
+-- Dates come back as text 'YYYY-MM-DD' (to_char, whatever the session's DateStyle; a date outside
+-- the years 0001 to 9999 as the server writes it, which the agent skips with its reason: to_char would
+-- write 4713 BC as 4713, and fail the whole read on a year past 294276), money as BIGINT
 -- minor units. An invoice item is keyed ('invoice', invoice_id), a trust item ('trust', matter_id).
 -- The agent pages them through the functions further down; the views are there for IT and tests, and
 -- they keep one definition of each item. A view runs with its owner's rights on the tables below it.
@@ -541,8 +543,10 @@ CREATE OR REPLACE VIEW ml_open_items AS
 SELECT 'invoice'::text                          AS item_kind,
        i.invoice_id::bigint                     AS source_id,
        i.invoice_number::text                   AS invoice_number,
-       to_char(i.invoice_date, 'YYYY-MM-DD')    AS invoice_date,
-       to_char(i.due_date, 'YYYY-MM-DD')        AS due_date,
+       CASE WHEN i.invoice_date BETWEEN DATE '0001-01-01' AND DATE '9999-12-31'
+            THEN to_char(i.invoice_date, 'YYYY-MM-DD') ELSE i.invoice_date::text END AS invoice_date,
+       CASE WHEN i.due_date BETWEEN DATE '0001-01-01' AND DATE '9999-12-31'
+            THEN to_char(i.due_date, 'YYYY-MM-DD') ELSE i.due_date::text END AS due_date,
        c.client_number::text                    AS client_number,
        c.name::text                             AS client_name,
        m.matter_number::text                    AS matter_number,
@@ -1551,8 +1555,10 @@ SELECT s.source_id                              AS source_id,
        s.matter_id                              AS matter_id,
        s.client_name_lower                      AS client_name_lower,
        s.matter_description_lower               AS matter_description_lower,
-       to_char(i.invoice_date, 'YYYY-MM-DD')    AS invoice_date,
-       to_char(i.due_date, 'YYYY-MM-DD')        AS due_date,
+       CASE WHEN i.invoice_date BETWEEN DATE '0001-01-01' AND DATE '9999-12-31'
+            THEN to_char(i.invoice_date, 'YYYY-MM-DD') ELSE i.invoice_date::text END AS invoice_date,
+       CASE WHEN i.due_date BETWEEN DATE '0001-01-01' AND DATE '9999-12-31'
+            THEN to_char(i.due_date, 'YYYY-MM-DD') ELSE i.due_date::text END AS due_date,
        i.balance_minor::bigint                  AS balance_minor
 FROM ml_search_item AS s
 LEFT JOIN invoice AS i ON i.invoice_id = s.source_id;
