@@ -3,6 +3,7 @@
 //  wcwidth () is an X/Open function.
 #define _XOPEN_SOURCE 700
 #include "ml_cli.h"
+#include "ml_text.h"
 
 #define S_MAX_COLUMNS 12
 
@@ -175,6 +176,9 @@ void ml_cli_error (const char *format, ...)
     va_start (args, format);
     vsnprintf (text, sizeof text, format, args);
     va_end (args);
+    //  A message may quote what was typed (an option's value): a card number typed where
+    //  none belongs is not shown back (ml_text.h), as the core's errors do not.
+    ml_text_mask_card_numbers (text);
     fputs ("matterlink: ", stderr);
     ml_cli_put_clean (stderr, text, sizeof text);
     fputc ('\n', stderr);
