@@ -62,9 +62,10 @@ static bool s_luhn (const int *digits, size_t count)
 }
 
 //  The card-like runs of text: 13 to 19 digits that pass Luhn, or a longer run (it may hold
-//  one anywhere). With mask, each such run's digits become '*' and the scan goes on;
-//  without, the first one ends it (text is then not written). Whether one was found.
-static bool s_card_runs (unsigned char *text, bool mask)
+//  one anywhere). With mask, each such run's digits become '*' and the scan goes on; with
+//  each_run, it is told each run's bytes and the scan goes on; with neither, the first one
+//  ends it (text is then not written). Whether one was found.
+static bool s_card_runs (unsigned char *text, bool mask, ml_text_run_fn *each_run, void *arg)
 {
     bool found = false;
     unsigned char *cursor = text;
@@ -86,10 +87,12 @@ static bool s_card_runs (unsigned char *text, bool mask)
         } else if (count == 0 || !*cursor || !s_separator (code)) {
             //  The run ends here (spaces and dashes between groups keep it going).
             if (count > S_CARD_DIGITS_MAX || (count >= S_CARD_DIGITS_MIN && s_luhn (run, count))) {
-                if (!mask)
+                if (each_run)
+                    each_run (arg, (size_t)(start - text), (size_t)(end - start));
+                else if (!mask)
                     return true;
                 size_t size = 1;
-                for (unsigned char *byte = start; byte < end; byte += size)
+                for (unsigned char *byte = start; mask && byte < end; byte += size)
                     if (s_digit (s_next (byte, &size)) >= 0)
                         memset (byte, '*', size);
                 found = true;
@@ -105,18 +108,50 @@ static bool s_card_runs (unsigned char *text, bool mask)
 bool ml_text_has_card_number (const char *text)
 {
     //  (Not written: without mask the scan only reads.)
-    return text && s_card_runs ((unsigned char *)text, false);
+    return text && s_card_runs ((unsigned char *)text, false, NULL, NULL);
+}
+
+bool ml_text_card_runs (const char *text, ml_text_run_fn *each_run, void *arg)
+{
+    //  (Not written: neither masking nor stopping, the scan only reads.)
+    return text && s_card_runs ((unsigned char *)text, false, each_run, arg);
 }
 
 bool ml_text_mask_card_numbers (char *text)
 {
-    return text && s_card_runs ((unsigned char *)text, true);
+    return text && s_card_runs ((unsigned char *)text, true, NULL, NULL);
+}
+
+struct s_test_runs {
+    size_t (*runs)[2];
+    size_t *count;
+};
+
+static void s_test_run (void *arg, size_t offset, size_t length)
+{
+    struct s_test_runs *found = arg;
+    if (*found->count < 4) {
+        found->runs[*found->count][0] = offset;
+        found->runs[*found->count][1] = length;
+    }
+    (*found->count)++;
 }
 
 void ml_text_test (bool verbose)
 {
     (void)verbose;
     printf (" * ml_text: ");
+    //  Where each run lies: from its first digit to its last, separators inside.
+    {
+        size_t runs[4][2], count = 0;
+        const char *text = "pay 4242 4242 4242 4242 now, 4111111111111111. 1234";
+        assert (ml_text_card_runs (text, s_test_run, &(struct s_test_runs){runs, &count}));
+        assert (count == 2 && runs[0][0] == 4 && runs[0][1] == 19 && runs[1][0] == 29 &&
+                runs[1][1] == 16);
+        assert (
+            !ml_text_card_runs ("no card 1234", s_test_run, &(struct s_test_runs){runs, &count}));
+        assert (!ml_text_card_runs (NULL, s_test_run, NULL) && count == 2);
+    }
     //  Test card numbers (Visa, Mastercard, Amex, a 13-digit Visa, a 19-digit one).
     const char *cards[] = {"4111111111111111",
                            "4111 1111 1111 1111",

@@ -33,6 +33,11 @@ int ml_html_vadd (ml_html_t *self, const char *template, va_list args);
 //  Returns buf.
 const char *ml_html_escape (const char *text, char *buf, size_t size);
 
+//  Turn every copy of the length bytes of text in the page so far into as many '*'. For
+//  what must not be shown back (a card number someone typed into a form field, sent back
+//  in that field). length 0 does nothing.
+void ml_html_hide (ml_html_t *self, const char *text, size_t length);
+
 //  The page so far (borrowed, NUL-terminated) and its length; NULL once failed.
 const char *ml_html_data (ml_html_t *self);
 size_t ml_html_size (ml_html_t *self);

@@ -31,6 +31,13 @@ bool ml_text_has_card_number (const char *text);
 //  refused there, so it is masked. Returns whether anything was masked.
 bool ml_text_mask_card_numbers (char *text);
 
+//  Tell each_run where each run that ml_text_has_card_number finds lies in text: its first
+//  digit's byte offset and its length in bytes, to its last digit (separators inside). For
+//  a page that must not show back what a person typed (matterlink-web). Returns whether
+//  there was one.
+typedef void (ml_text_run_fn) (void *arg, size_t offset, size_t length);
+bool ml_text_card_runs (const char *text, ml_text_run_fn *each_run, void *arg);
+
 void ml_text_test (bool verbose);
 
 #endif

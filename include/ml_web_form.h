@@ -35,6 +35,9 @@ const char *ml_web_form_get (ml_web_form_t *self, const char *name);
 //  Number of fields.
 size_t ml_web_form_size (ml_web_form_t *self);
 
+//  The decoded value of the index-th field (borrowed), or NULL past the last.
+const char *ml_web_form_value_at (ml_web_form_t *self, size_t index);
+
 //  Whether length bytes are well-formed UTF-8 text as above (no NUL, no control
 //  characters but tab, CR and LF).
 bool ml_web_utf8_valid (const char *bytes, size_t length);

@@ -30,6 +30,18 @@ for role in billing read; do
         json 'd["staff_session"]') || fail "staff-sign-in ($role)"
     cookies+=("ml_staff=$session")
 done
+# A payer with portal access, signed in, who may pay a client's invoices.
+payer=$(cli --json payer add --firm acme --name "Fuzz Payer" --email payer@acme.test | json 'd["payer"]["payer_id"]') ||
+    fail "payer add"
+client=$(matter_sql "SELECT client_number FROM $OPEN_INVOICES ORDER BY client_number LIMIT 1")
+cli association add "$payer" --client "$client" >/dev/null || fail "association add"
+cli payer access on "$payer" >/dev/null || fail "payer access on"
+token=$(link_token payer@acme.test set-password)
+api '{"op": "portal-password-set", "token": "'"$token"'", "password": "fuzzy payer battery"}' |
+    grep -q '"ok":true' || fail "portal-password-set"
+session=$(api '{"op": "portal-sign-in", "email": "payer@acme.test", "password": "fuzzy payer battery", "client": "127.0.0.1"}' |
+    json 'd["session"]') || fail "portal-sign-in"
+cookies+=("ml_session=$session")
 start_web "tokenize_url = $PROCESSOR_URL/v1/public/tokens"
 COUNT=${ML_WEB_FUZZ_COUNT:-1500}
 SEED=${ML_WEB_FUZZ_SEED:-$(date +%s)}

@@ -7,10 +7,14 @@ Each request is a method, a path (every page of the portal and the staff app, wi
 segments, dot segments, encodings and lengths), a query, a body (form-encoded, malformed,
 large, not UTF-8) and headers (cookies real, made up or malformed; odd content types and
 lengths), sent on a raw socket so that nothing is cleaned up on the way. COOKIE arguments are
-real sessions ("ml_staff=..." or "ml_portal=...") to reach the signed-in pages.
+real sessions ("ml_staff=..." or "ml_session=...") to reach the signed-in pages; with them,
+some requests are a signed-in page's own form posted back, its CSRF and form tokens kept
+and hostile values in its fields, so that they get past the tokens into the handlers.
 
 Every request must get a well-formed HTTP response within 20 s, never 500 (a refusal is 4xx,
-a page 200 or a redirect), and no response may hold the card number sent. Prints a line per
+a page 200 or a redirect), with matterlink-web's security headers (Content-Security-Policy,
+X-Content-Type-Options, X-Frame-Options, Referrer-Policy, Cache-Control) and only HttpOnly,
+SameSite cookies, and no response may hold the card number sent. Prints a line per
 failure (the request cut to 300 bytes) and a summary; exits 1 on any failure.
 """
 import os
@@ -93,9 +97,9 @@ def request():
     if roll < 0.4 and COOKIES:
         headers.append("Cookie: " + rng.choice(COOKIES))
     elif roll < 0.6:
-        headers.append("Cookie: " + rng.choice(["ml_staff=" + "x" * 43, "ml_portal=" + "A" * 43,
+        headers.append("Cookie: " + rng.choice(["ml_staff=" + "x" * 43, "ml_session=" + "A" * 43,
                                                 "ml_staff=", "ml_staff=\"x\"", "=;;=", "a" * 9000,
-                                                "ml_staff=" + CARD, "ml_portal=%00"]))
+                                                "ml_staff=" + CARD, "ml_session=%00"]))
     if body or rng.random() < 0.1:
         headers.append("Content-Type: " + rng.choice(["application/x-www-form-urlencoded",
                                                       "application/x-www-form-urlencoded; charset=UTF-8",
@@ -124,6 +128,55 @@ def request():
     return head.encode("utf-8", "surrogateescape") + body
 
 
+def forms(page):
+    """The forms of a page: (action, [(name, value, hidden)]), in the page's order."""
+    found = []
+    for action, inside in re.findall(r'<form[^>]*?action="([^"]*)"[^>]*>(.*?)</form>', page, re.S):
+        fields = []
+        for tag in re.findall(r"<(?:input|select|textarea)\b[^>]*>", inside):
+            name = re.search(r'name="([^"]*)"', tag)
+            if name:
+                value = re.search(r'value="([^"]*)"', tag)
+                fields.append((name.group(1), value.group(1) if value else "", 'type="hidden"' in tag))
+        found.append((action.replace("&amp;", "&"), fields))
+    return found
+
+
+def form_walk():
+    """A signed-in page's own form, posted back with its CSRF and form tokens and hostile
+    values in its fields: past the tokens, into the handlers and the core's checks."""
+    cookie = rng.choice(COOKIES)
+    page = rng.choice([p for p in PATHS if not p.startswith("/static") and p != "/favicon.ico"])
+    head = "GET %s HTTP/1.1\r\nHost: %s:%d\r\nCookie: %s\r\nConnection: close\r\n\r\n" % (
+        page, URL.hostname, URL.port, cookie)
+    try:
+        answer = send(head.encode()).decode("utf-8", "replace")
+    except (socket.timeout, OSError):
+        return None
+    # The cookies the page set (an anonymous form's token cookie) go back with the form.
+    head_part = answer.partition("\r\n\r\n")[0]
+    for name, value in re.findall(r"(?im)^set-cookie:\s*([A-Za-z_]+)=([^;\r\n]*)", head_part):
+        if value:
+            cookie += "; %s=%s" % (name, value)
+    found = [form for form in forms(answer) if "sign-out" not in form[0] or rng.random() < 0.02]
+    if not found:
+        return None
+    action, fields = rng.choice(found)
+    pairs = []
+    for name, value, hidden in fields:
+        if hidden and rng.random() < 0.95:
+            pairs.append((name, value))
+        elif rng.random() < 0.8:
+            pairs.append((name, rng.choice([value, value, rng.choice(VALUES)])))
+    if rng.random() < 0.2:
+        pairs.append((rng.choice(FIELDS), rng.choice(VALUES)))
+    body = urllib.parse.urlencode(pairs).encode()
+    head = ("POST %s HTTP/1.1\r\nHost: %s:%d\r\nCookie: %s\r\nContent-Type: application/x-www-form-urlencoded"
+            "\r\nContent-Length: %d\r\nOrigin: http://%s:%d\r\nConnection: close\r\n\r\n") % (
+        action or page, URL.hostname, URL.port, cookie, len(body), URL.hostname, URL.port)
+    return head.encode() + body
+
+
 def send(data):
     with socket.create_connection((URL.hostname, URL.port), timeout=20) as connection:
         try:
@@ -142,10 +195,15 @@ def send(data):
         return b"".join(chunks)
 
 
+SECURITY_HEADERS = ["content-security-policy", "x-content-type-options", "x-frame-options",
+                    "referrer-policy", "cache-control"]
 failures = 0
 statuses = {}
+walks = 0
 for _ in range(COUNT):
-    data = request()
+    data = form_walk() if COOKIES and rng.random() < 0.3 else None
+    walks += data is not None
+    data = data or request()
     # What failed: the request line and headers (long values cut in the middle), body size.
     head, _, rest = data.partition(b"\r\n\r\n")
     shown = "%s [body %d bytes]" % (re.sub(r"[^\r\n]{120,}", lambda m: m.group(0)[:60] + "..." +
@@ -158,6 +216,9 @@ for _ in range(COUNT):
         if os.environ.get("WEB_FUZZ_SAVE"):
             open(os.path.join(os.environ["WEB_FUZZ_SAVE"], "failed-%d" % failures), "wb").write(data)
         continue
+    # (An interim "100 Continue" goes before the response to an Expect: 100-continue.)
+    while re.match(rb"HTTP/1\.[01] 1\d\d ", answer) and b"\r\n\r\n" in answer:
+        answer = answer.partition(b"\r\n\r\n")[2]
     line = answer.split(b"\r\n", 1)[0].decode("latin-1")
     parts = line.split(" ")
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
@@ -170,9 +231,26 @@ for _ in range(COUNT):
     if status >= 500:
         failures += 1
         print("FAIL: %d; request: %r" % (status, shown), flush=True)
+    # Every response of matterlink-web's own carries its security headers (libmicrohttpd's
+    # own refusals of what never reached it, a malformed request line or header, do not).
+    head_text = answer.partition(b"\r\n\r\n")[0].decode("latin-1").lower()
+    if "content-security-policy:" in head_text or status < 400:
+        missing = [name for name in SECURITY_HEADERS if "\r\n" + name + ":" not in head_text]
+        if missing:
+            failures += 1
+            print("FAIL: %d without %s; request: %r" % (status, ", ".join(missing), shown), flush=True)
+        for cookie in re.findall(r"\r\nset-cookie:([^\r]*)", head_text):
+            if "httponly" not in cookie or "samesite" not in cookie:
+                failures += 1
+                print("FAIL: a cookie without HttpOnly and SameSite: %s; request: %r" % (cookie, shown),
+                      flush=True)
+    elif status not in (400, 413, 414, 431, 505):
+        failures += 1
+        print("FAIL: %d without the security headers; request: %r" % (status, shown), flush=True)
     if CARD.encode() in answer:
         failures += 1
         print("FAIL: the response holds the card number; request: %r" % shown, flush=True)
-print("web_fuzz: %d requests to %s (seed %d): statuses %s, %d failures" %
-      (COUNT, BASE, SEED, dict(sorted(statuses.items())), failures), flush=True)
+print("web_fuzz: %d requests to %s (seed %d, %d of them a signed-in page's form posted back):"
+      " statuses %s, %d failures" % (COUNT, BASE, SEED, walks, dict(sorted(statuses.items())), failures),
+      flush=True)
 sys.exit(1 if failures else 0)

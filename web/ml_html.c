@@ -154,6 +154,19 @@ const char *ml_html_escape (const char *text, char *buf, size_t size)
     return buf;
 }
 
+void ml_html_hide (ml_html_t *self, const char *text, size_t length)
+{
+    assert (self && text);
+    if (self->failed || !self->data || length == 0)
+        return;
+    for (size_t at = 0; at + length <= self->size;)
+        if (memcmp (self->data + at, text, length) == 0) {
+            memset (self->data + at, '*', length);
+            at += length;
+        } else
+            at++;
+}
+
 const char *ml_html_data (ml_html_t *self)
 {
     assert (self);
@@ -187,6 +200,17 @@ size_t ml_html_size (ml_html_t *self)
 
 void ml_html_test (bool verbose)
 {
+    //  A typed card number is hidden wherever it is, in any value; the rest stays.
+    {
+        ml_html_t *page = ml_html_new ();
+        assert (ml_html_add (page, "<input value=\"{}\"><p>{} and {}</p>", "4242 4242 4242 4242",
+                             "4242 4242 4242 4242", "4242") == 0);
+        ml_html_hide (page, "4242 4242 4242 4242", 19);
+        ml_html_hide (page, "x", 0);
+        assert (strcmp (ml_html_data (page), "<input value=\"*******************\"><p>"
+                                             "******************* and 4242</p>") == 0);
+        ml_html_destroy (&page);
+    }
     (void)verbose;
     printf (" * ml_html: ");
     ml_html_t *page = ml_html_new ();

@@ -211,6 +211,12 @@ size_t ml_web_form_size (ml_web_form_t *self)
     return self->count;
 }
 
+const char *ml_web_form_value_at (ml_web_form_t *self, size_t index)
+{
+    assert (self);
+    return index < self->count ? self->fields[index].value : NULL;
+}
+
 int ml_web_cookie_get (const char *header, const char *name, char *value, size_t size)
 {
     assert (name && value && size > 0);

@@ -2,6 +2,7 @@
 #include "ml_web_server.h"
 #include "ml_config.h"
 #include "ml_log.h"
+#include "ml_text.h"
 #include "ml_web_pages.h"
 #include "ml_web_staff_pay.h"
 #include "ml_web_staff.h"
@@ -460,10 +461,36 @@ static void s_client (ml_web_server_t *self, struct MHD_Connection *connection, 
 //  A worker makes a page (the handler may wait for the core), then wakes its connection,
 //  which sends it. The request is not touched after the resume: the connection may
 //  complete (and free it) at once.
+//  What the person typed goes back into a page's fields when it is refused: a card number
+//  typed into the wrong field (a card goes from the browser to the processor, never here)
+//  is hidden wherever the page holds it, as the core's errors hide one (ml_text.h).
+typedef struct {
+    ml_html_t *page;
+    const char *value;
+} s_typed_t;
+
+static void s_hide_run (void *arg, size_t offset, size_t length)
+{
+    s_typed_t *typed = arg;
+    ml_html_hide (typed->page, typed->value + offset, length);
+}
+
+static void s_hide_typed_cards (ml_web_exchange_t *exchange, ml_web_form_t *form)
+{
+    const char *value;
+    for (size_t index = 0; exchange->page && form && (value = ml_web_form_value_at (form, index));
+         index++) {
+        s_typed_t typed = {exchange->page, value};
+        ml_text_card_runs (value, s_hide_run, &typed);
+    }
+}
+
 static void s_make_page (void *arg)
 {
     s_request_t *request = arg;
     request->route->handler (&request->exchange);
+    s_hide_typed_cards (&request->exchange, request->query_form);
+    s_hide_typed_cards (&request->exchange, request->body_form);
     ml_web_form_destroy (&request->query_form);
     ml_web_form_destroy (&request->body_form);
     request->exchange.query = request->exchange.form = NULL;
