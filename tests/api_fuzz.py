@@ -38,8 +38,10 @@ def ops():
     table = text[text.index("} s_ops[] = {"):]
     table = table[:table.index("\n};")]
     found = {}
-    for match in re.finditer(r'\{"([a-z0-9-]+)",\s*((?:"[^"]*"\s*)+|NULL),\s*([A-Z_ |]+),', table):
+    for match in re.finditer(r'\{"([a-z0-9-]+)",\s*((?:"[^"]*"\s*)+|NULL),\s*([A-Z_ |0]+),\s*([A-Z_ |0]+),',
+                             table):
         members = "".join(re.findall(r'"([^"]*)"', match.group(2)))
+        FLAGS[match.group(1)] = match.group(4)
         # The operator's socket is sent mostly the operator's ops (the others are refused
         # at once there), the api socket every op.
         if API or "S_OPERATOR" in match.group(3) or rng.random() < 0.1:
@@ -47,7 +49,13 @@ def ops():
     return found
 
 
+FLAGS = {}  # op -> its flags in the table (S_READ, S_BILLING, S_ADMIN: the staff role it needs)
 OPS = ops()
+# Real actors of the api socket (tests/e2e_api_fuzz.sh): a signed-in payer and a read-only
+# staff member, each with the members that carry its session, the texts it must never be
+# shown (another payer's name and e-mail), and its kind and role. Their requests must be
+# answered for them alone: nothing another payer owns, no change a read-only role may not make.
+ACTORS = json.loads(os.environ.get("API_FUZZ_ACTORS", "[]"))
 STRINGS = ["", "acme", "ACME", "nosuchfirm", "x" * 64, "x" * 5000, "é" * 300, "\t", "\u202e",
            "'; DROP TABLE firm; --", "../../etc/passwd", "%s%n%x", "1.00", "-1.00", "0.001",
            "1e3", "1,00", "9999999999999.99", "10000000000000.00", CARD, "2026-02-30",
@@ -106,7 +114,7 @@ PLAUSIBLE = {"firm": "acme", "currency": "USD", "amount": "1.00", "account": "OP
 # Values the core gave back in accepted replies, by member name (ids, uuids, keys, numbers):
 # later requests use them, so that they reach the objects earlier requests made (a payer
 # added, then its methods, associations, schedules; a payment, then its posting).
-LEARNT = {}
+LEARNT = json.loads(os.environ.get("API_FUZZ_LEARNT", "{}"))  # seeded: the other payer's ids
 LEARNABLE = re.compile(r"(_id|_uuid|_key|_number|^number|^token|^reference)$")
 
 
@@ -192,7 +200,7 @@ def request():
     if roll < 0.03:
         return rng.choice(["", "not json", "[1,2,3]", "42", "\"op\"", "{", "{\"op\": \"status\"",
                            "[" * 5000 + "]" * 5000, json.dumps({"op": "x" * 100000}),
-                           "{\"op\": \"status\", \"op\": \"pay\"}", "{\"op\": null}", "{}"])
+                           "{\"op\": \"status\", \"op\": \"pay\"}", "{\"op\": null}", "{}"]), None
     money = [name for name in TEMPLATES if name in OPS]
     op = rng.choice(money) if money and rng.random() < 0.15 else rng.choice(list(OPS))
     body = {"op": op}
@@ -234,11 +242,16 @@ def request():
                 body[name] = value()
     if rng.random() < 0.1:
         body[rng.choice(["stranger", "staff", "session", "staff_session", "csrf", "firm"])] = value()
-    if API:
+    actor = None
+    # (An actor signed out would be no actor for the rest of the run.)
+    if API and ACTORS and rng.random() < 0.5 and not op.endswith("sign-out"):
+        actor = rng.choice(ACTORS)
+        body.update(actor["members"])
+    elif API:
         for name in ("session", "staff_session", "csrf"):
             if rng.random() < 0.3:
                 body[name] = rng.choice(["", "x" * 43, "A" * 43, "x" * 5000, 1, None])
-    return json.dumps(body)
+    return json.dumps(body), actor
 
 
 failures = 0
@@ -259,7 +272,7 @@ refused = 0
 accepted = {}
 errors = {}  # "op: error" -> count, printed with API_FUZZ_ERRORS=N (the N most frequent)
 for number in range(COUNT):
-    sent = request()
+    sent, actor = request()
     try:
         client.stdin.write(sent + "\n")
         client.stdin.flush()
@@ -296,6 +309,15 @@ for number in range(COUNT):
         accepted[op] = accepted.get(op, 0) + 1
     if CARD in reply:
         failed("a reply holds the card number: " + reply[:200], sent)
+    if actor:
+        for text in actor.get("forbidden", []):
+            if text.lower() in reply.lower():
+                failed("%s %s was shown %r: %s" % (actor["kind"], actor.get("role", ""), text, reply[:200]),
+                       sent)
+        op = str(json.loads(sent).get("op"))
+        if answer["ok"] and actor["kind"] == "staff" and actor.get("role") == "read" and \
+                re.search(r"S_BILLING|S_ADMIN", FLAGS.get(op, "")):
+            failed("a read-only staff member's %s was done" % op, sent)
 client.stdin.close()
 client.wait()
 for key, count in sorted(errors.items(), key=lambda pair: -pair[1])[:int(os.environ.get("API_FUZZ_ERRORS", "0"))]:

@@ -12,19 +12,59 @@
 . "$ML_SOURCE/tests/lib_processor.sh"
 . "$ML_SOURCE/tests/lib_books.sh"
 setup 3 24
+start_smtp
 start_processor
 portal_config
 start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
 add_accounts
+# Real actors for the api socket: payer Pat, signed in to the portal, who must never be shown
+# anything of payer Zed (whose ids the fuzz is given), and a read-only staff member, who
+# must never get a change made.
+api() { "$ML_BIN/ml_api_client" "ipc://$W/api.sock" "$1"; }
+json() { python3 -c "import json,sys; d = json.load(sys.stdin); print($1)"; }
+clients=($(matter_sql "SELECT DISTINCT client_number FROM $OPEN_INVOICES ORDER BY client_number"))
+pat=$(cli --json payer add --firm acme --name "Pat Fuzz" --email pat.fuzz@example.com | json 'd["payer"]["payer_id"]') ||
+    fail "payer add (Pat)"
+zed=$(cli --json payer add --firm acme --name "Zed Otherpayer" --email zed.other@example.com | json 'd["payer"]["payer_id"]') ||
+    fail "payer add (Zed)"
+cli association add "$pat" --client "${clients[0]}" >/dev/null || fail "association add (Pat)"
+zed_association=$(cli --json association add "$zed" --client "${clients[1]}" | json 'd["association"]["association_id"]') ||
+    fail "association add (Zed)"
+zed_method=$(cli --json method add "$zed" --token tok_zed_visa --brand visa --last4 4242 --expiry 12/2031 |
+    json 'd["method"]["method_id"]') || fail "method add (Zed)"
+cli payer access on "$pat" >/dev/null || fail "payer access on"
+token=$(link_token pat.fuzz@example.com set-password)
+api '{"op": "portal-password-set", "token": "'"$token"'", "password": "fuzzy payer battery"}' |
+    grep -q '"ok":true' || fail "portal-password-set"
+signed=$(api '{"op": "portal-sign-in", "email": "pat.fuzz@example.com", "password": "fuzzy payer battery", "client": "127.0.0.1"}')
+payer_members=$(echo "$signed" | json 'json.dumps({"session": d["session"], "csrf": d["csrf"]})') ||
+    fail "portal-sign-in: $signed"
+cli staff invite --firm acme --email reader@acme.test --name "Fuzz Reader" --role read >/dev/null || fail "staff invite"
+token=$(link_token reader@acme.test staff/accept)
+api '{"op": "staff-accept", "token": "'"$token"'", "password": "fuzzy horse battery"}' | grep -q '"ok":true' ||
+    fail "staff-accept"
+signed=$(api '{"op": "staff-sign-in", "email": "reader@acme.test", "password": "fuzzy horse battery"}')
+staff_members=$(echo "$signed" | json 'json.dumps({"staff_session": d["staff_session"], "csrf": d["csrf"]})') ||
+    fail "staff-sign-in: $signed"
+actors='[{"kind": "payer", "members": '"$payer_members"',
+    "forbidden": ["zed.other@example.com", "Zed Otherpayer", "tok_zed_visa"]},
+    {"kind": "staff", "role": "read", "members": '"$staff_members"', "forbidden": ["tok_zed_visa"]}]'
+learnt='{"payer_id": ['"$zed"'], "method_id": ['"$zed_method"'], "association_id": ['"$zed_association"']}'
 COUNT=${ML_API_FUZZ_COUNT:-1500}
 SEED=${ML_API_FUZZ_SEED:-$(date +%s)}
 log "seed $SEED (ML_API_FUZZ_SEED=$SEED repeats this run)"
+# The api socket first, with the actors: then what Zed owns must be as it was.
+API_FUZZ_ACTORS=$actors API_FUZZ_LEARNT=$learnt /usr/bin/python3 "$ML_SOURCE/tests/api_fuzz.py" \
+    "$ML_BIN/ml_api_client" "ipc://$W/api.sock" "$COUNT" "$((SEED + 1))" api || fail "the api socket"
+zed_now=$(cli --json payer show "$zed" | json '"%s|%s|%s|%s" % (d["payer"]["name"], d["payer"]["email"],
+    sorted(m["method_id"] for m in d["payer"]["methods"]), sorted(a["association_id"] for a in d["payer"]["associations"]))') ||
+    fail "payer show (Zed)"
+[ "$zed_now" = "Zed Otherpayer|zed.other@example.com|[$zed_method]|[$zed_association]" ] ||
+    fail "the api socket's actors changed what Zed owns: $zed_now"
 /usr/bin/python3 "$ML_SOURCE/tests/api_fuzz.py" "$ML_BIN/ml_api_client" "ipc://$W/admin.sock" \
     "$COUNT" "$SEED" || fail "the admin socket"
-/usr/bin/python3 "$ML_SOURCE/tests/api_fuzz.py" "$ML_BIN/ml_api_client" "ipc://$W/api.sock" \
-    "$COUNT" "$((SEED + 1))" api || fail "the api socket"
 kill -0 "$CORE_PID" 2>/dev/null || fail "the core died"
 if grep -q 4242424242424242 "$W/core.log"; then
     grep -n 4242424242424242 "$W/core.log" | head -5 >&2
