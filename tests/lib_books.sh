@@ -7,7 +7,8 @@
 #     one reversed since), once, and every such posting has its receipt; the same for
 #     reversals (refunds, voids, chargebacks) and the matter database's receipt_reversal;
 #   - every approved charge has its one posting, of its amount less the fee, and no other
-#     charge has one;
+#     charge has one; every approved reversal its reversing posting, of its amount; no
+#     charge gives back more than it took;
 #   - the sums agree: receipts, reversals, and each receipt's allocations.
 # Rejected postings are allowed (the matter system may refuse one; it has no receipt then);
 # tests that make none check it themselves. Sets BOOKS_RECEIPTS, BOOKS_REVERSALS (counts) and
@@ -15,6 +16,7 @@
 
 books_drained() {
     [ "$(core_sql "SELECT (SELECT COUNT(*) FROM charge WHERE status IN ('pending', 'unknown'))
+        + (SELECT COUNT(*) FROM reversal WHERE status IN ('pending', 'unknown'))
         + (SELECT COUNT(*) FROM posting WHERE status IN ('pending', 'delivered'))")" = 0 ]
 }
 
@@ -52,6 +54,17 @@ check_books() {
         WHERE (c.status = 'approved') <> (p.posting_uuid IS NOT NULL)
            OR (p.posting_uuid IS NOT NULL AND p.amount_minor <> c.amount_minor - c.fee_minor)")
     [ -z "$bad" ] || fail "books: charges without their one posting of their amount: $bad"
+    # Each approved refund, void or chargeback has its reversing posting, of its amount, against
+    # its charge's posting; no other has one; and no charge gives back more than it took.
+    bad=$(core_sql "SELECT r.reversal_key FROM reversal r JOIN charge c ON c.charge_key = r.charge_key
+        LEFT JOIN posting p ON p.posting_uuid = r.posting_uuid
+        WHERE (r.status = 'approved') <> (p.posting_uuid IS NOT NULL)
+           OR (p.posting_uuid IS NOT NULL AND (p.amount_minor <> r.amount_minor OR p.reverses <> c.posting_uuid))")
+    [ -z "$bad" ] || fail "books: reversals without their one posting of their amount: $bad"
+    bad=$(core_sql "SELECT c.charge_key FROM charge c JOIN reversal r ON r.charge_key = c.charge_key
+        WHERE r.status = 'approved' GROUP BY c.charge_key, c.amount_minor
+        HAVING SUM(r.amount_minor) > c.amount_minor")
+    [ -z "$bad" ] || fail "books: charges that gave back more than they took: $bad"
     local core_receipts matter_receipts core_reversals matter_reversals allocated
     core_receipts=$(core_sql "SELECT COALESCE(SUM(amount_minor), 0) FROM posting
         WHERE reverses = '' AND status IN ('posted', 'reversed')")
