@@ -75,7 +75,13 @@ static bool s_day (const char *text, char *next, size_t size)
     seconds += 86400;
     struct tm after;
     gmtime_r (&seconds, &after);
-    strftime (next, size, "%Y-%m-%d", &after);
+    //  Four digits of year always, as the text it is compared with (strftime's %Y writes
+    //  year 1 as "1"); after 9999-12-31 comes what sorts after any time of that day.
+    if (after.tm_year + 1900 > 9999)
+        snprintf (next, size, "9999-12-32");
+    else
+        snprintf (next, size, "%04d-%02d-%02d", after.tm_year + 1900, after.tm_mon + 1,
+                  after.tm_mday);
     return true;
 }
 
