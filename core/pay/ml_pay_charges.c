@@ -521,6 +521,11 @@ json_t *ml_pay_order_parse (ml_payments_t *self, const json_t *request, ml_pay_o
     }
     if (!reply && json_array_size (invoices->lines) + json_array_size (trust->lines) > ML_MAX_LINES)
         reply = ml_admin_error ("a payment has at most 500 lines");
+    //  "lines": [] alone says nothing to pay: such a payment once tokenized the card and then
+    //  waited for charges it never made, and its request got no answer (e2e_api_fuzz).
+    if (!reply && json_array_size (invoices->lines) + json_array_size (trust->lines) == 0)
+        reply = ml_admin_error ("say what to pay: 'lines' (at most 500) and/or 'auto' "
+                                "({client or matter, amount})");
     //  Each group's account: never the other type's (rule 2).
     for (int group = 0; !reply && group < 2; group++) {
         ml_pay_group_t *part = &order->groups[group];

@@ -118,6 +118,17 @@ void ml_payments_test (bool verbose)
         assert (json_is_false (json_object_get (reply, "ok")));
         json_decref (reply);
     }
+    //  Empty lines say nothing to pay: refused at once, the card not even tokenized (such a
+    //  payment once waited for charges it never made, and got no answer).
+    reply = s_run (payments,
+                   "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
+                   " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
+                   " \"4242 4242 4242 4242\", \"exp_month\": 4, \"exp_year\": 2031, \"cvc\":"
+                   " \"123\"}, \"lines\": []}",
+                   deliver);
+    assert (json_is_false (json_object_get (reply, "ok")));
+    assert (strstr (json_string_value (json_object_get (reply, "error")), "say what to pay"));
+    json_decref (reply);
     //  Without a trust account, a trust deposit is refused before any money moves.
     const char *mixed = "{\"op\": \"payment\", \"firm\": \"acme\", \"payer_name\": \"Pat\","
                         " \"payer_email\": \"pat@example.com\", \"card\": {\"number\":"
