@@ -8,7 +8,8 @@ command is fuzzed as soon as it is listed) with some of its options, and values 
 sort: empty, long, control characters, odd Unicode, numbers at and past their bounds,
 amounts in every wrong shape, dates that are no days, card numbers where none belongs; a
 card line on standard input, good or bad. Every run must end with one of the documented exit
-codes (0 to 6, never a signal), say why on standard error when it fails, leave no sanitizer
+codes (0 to 6, never a signal), say why on standard error when it fails (a message of the
+CLI's own, "matterlink: ..." or its usage), leave no sanitizer
 report, and show no card number it was given (on the command line or on standard input) in
 what it prints. Ids, uuids and keys that a successful run printed (with --json) are reused by
 later runs. Prints one line per failure and a summary; exits 1 on any failure.
@@ -181,6 +182,8 @@ for _ in range(COUNT):
         failed("exit %d (not one of the documented 0 to 6): %s" % (run.returncode, err[-300:]), argv)
     elif run.returncode != 0 and not err.strip():
         failed("exit %d with nothing said on standard error" % run.returncode, argv)
+    elif run.returncode != 0 and not re.match(r"(matterlink|usage)", err.lstrip()):
+        failed("exit %d with a message that is not the CLI's: %s" % (run.returncode, err[:200]), argv)
     if re.search(r"(Address|Leak|UndefinedBehavior)Sanitizer|runtime error:", err):
         failed("a sanitizer report: " + err[:400], argv)
     for card in (CARD, "4242 4242 4242 4242", "4000000000000002", "4242424242424243"):
