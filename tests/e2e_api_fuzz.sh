@@ -1,13 +1,17 @@
 #!/bin/bash
 # dialects: sqlite postgresql
 # Hostile requests to every op (tests/api_fuzz.py reads them from core/ml_admin.c): values of
-# every JSON type at and past their bounds, strangers, non-requests. Through the admin socket
-# (the operator, who may do anything) and the web's api socket (anonymous or made-up
-# sessions), with a real agent and the HTTP test processor. Every request gets a JSON reply
-# (an error text when refused), no reply holds the card number sent, the core is still
-# serving afterwards, its log has no sanitizer report, and the books balance to the cent
-# (tests/lib_books.sh) after what the accepted requests paid and gave back. ML_API_FUZZ_COUNT sets the
-# number of requests per socket (default 1500; bench/ runs more).
+# every JSON type at and past their bounds, strangers, non-requests. Through the web's api
+# socket (anonymous, made-up sessions, and two real actors: a signed-in payer who must never
+# see another payer's data, a read-only staff member who must never get a change made) and
+# then the admin socket (the operator, who may do anything; several clients at once), with a
+# real agent and the HTTP test processor. Every request gets a JSON reply (an error text when
+# refused), no reply holds the card number sent, the other payer's profile, cards and
+# associations are as they were, the core is still serving afterwards, its log has no
+# sanitizer report, and the books balance to the cent (tests/lib_books.sh) after what the
+# accepted requests paid and gave back. ML_API_FUZZ_COUNT sets the number of requests per
+# client (default 1500; bench/ runs more), ML_API_FUZZ_PARALLEL the operator's clients
+# (default 2), ML_API_FUZZ_SEED the seed (each run prints its own).
 . "$ML_SOURCE/tests/lib_e2e.sh"
 . "$ML_SOURCE/tests/lib_processor.sh"
 . "$ML_SOURCE/tests/lib_books.sh"
@@ -63,8 +67,22 @@ zed_now=$(cli --json payer show "$zed" | json '"%s|%s|%s|%s" % (d["payer"]["name
     fail "payer show (Zed)"
 [ "$zed_now" = "Zed Otherpayer|zed.other@example.com|[$zed_method]|[$zed_association]" ] ||
     fail "the api socket's actors changed what Zed owns: $zed_now"
-/usr/bin/python3 "$ML_SOURCE/tests/api_fuzz.py" "$ML_BIN/ml_api_client" "ipc://$W/admin.sock" \
-    "$COUNT" "$SEED" || fail "the admin socket"
+# The operator's socket from PARALLEL clients at once (ML_API_FUZZ_PARALLEL, default 2): the
+# same invoices, charges and links asked for by several at a time.
+PARALLEL=${ML_API_FUZZ_PARALLEL:-2}
+pids=()
+for client in $(seq 1 "$PARALLEL"); do
+    /usr/bin/python3 "$ML_SOURCE/tests/api_fuzz.py" "$ML_BIN/ml_api_client" "ipc://$W/admin.sock" \
+        "$COUNT" "$((SEED + 100 * client))" >"$W/admin_fuzz_$client.out" 2>&1 &
+    pids+=($!)
+done
+for client in $(seq 1 "$PARALLEL"); do
+    wait "${pids[$((client - 1))]}" || {
+        cat "$W/admin_fuzz_$client.out"
+        fail "the admin socket (client $client)"
+    }
+    tail -n 1 "$W/admin_fuzz_$client.out"
+done
 kill -0 "$CORE_PID" 2>/dev/null || fail "the core died"
 if grep -q 4242424242424242 "$W/core.log"; then
     grep -n 4242424242424242 "$W/core.log" | head -5 >&2
