@@ -19,6 +19,7 @@
     the core went away): it may have taken effect, and the message says how to find out.
 */
 #include "ml_cli.h"
+#include "ml_service.h"
 
 //  The command groups, in the order usage lists them.
 static const ml_cli_command_t *s_groups[] = {ml_cli_payments_commands, ml_cli_charges_commands,
@@ -43,7 +44,8 @@ static void s_usage (FILE *stream)
              "$MATTERLINK_CORE_CONFIG, else /etc/matterlink/core.cfg). --staff defaults to\n"
              "$MATTERLINK_STAFF, else $SUDO_USER, else the login name. Put -- before a TEXT\n"
              "that starts with '-'. A card number is never an argument: 'charge --card-stdin'\n"
-             "reads it from standard input. 'matterlink COMMAND --help' shows one command.\n"
+             "reads it from standard input. 'matterlink COMMAND --help' shows one command;\n"
+             "'matterlink --version' the version.\n"
              "Each reply is awaited up to 30 s (--timeout MS). Exit codes: 0 done, 1 refused,\n"
              "2 usage, 3 core not reached (nothing sent) or a read unanswered, 4 --wait ran\n"
              "out, 5 a charge's outcome not known yet, 6 a change sent but unanswered (it may\n"
@@ -99,6 +101,11 @@ int main (int argc, char *argv[])
     for (; !code && index < argc && argv[index][0] == '-'; index++) {
         if (streq (argv[index], "-h") || streq (argv[index], "--help")) {
             s_usage (stdout);
+            code = -1;
+            break;
+        }
+        if (streq (argv[index], "--version")) {
+            printf ("matterlink %s\n", ML_VERSION);
             code = -1;
             break;
         }

@@ -152,9 +152,131 @@ static void s_test_service (zsock_t *pipe, void *args)
     zstr_free (&command);
 }
 
+//  What a person typed, for a message: control characters escaped, at most 64 bytes.
+static const char *s_typed (const char *text, char *buf, size_t size)
+{
+    char cut[65];
+    snprintf (cut, sizeof cut, "%s", text);
+    return ml_log_escape (cut, buf, size);
+}
+
+static bool s_is_word (const char *words, const char *word)
+{
+    size_t length = strlen (word);
+    for (const char *cursor = words; length && (cursor = strstr (cursor, word)); cursor++)
+        if ((cursor == words || cursor[-1] == ' ') && (cursor[length] == ' ' || !cursor[length]))
+            return true;
+    return false;
+}
+
+static const char **s_option (ml_service_option_t *options, const char *name)
+{
+    for (ml_service_option_t *option = options; option->name; option++)
+        if (streq (option->name, name))
+            return option->value;
+    return NULL;
+}
+
+//  The reading itself: 0 go on, 1 help, 2 version, -1 wrong (why in error).
+static int s_args (int argc, char *argv[], const char *commands, ml_service_option_t *options,
+                   const char **command, char *error, size_t error_size)
+{
+    char typed[300];
+    *command = argc > 1 ? argv[1] : NULL;
+    if (*command && (streq (*command, "-h") || streq (*command, "--help")))
+        return 1;
+    if (*command && streq (*command, "--version"))
+        return 2;
+    if (!*command) {
+        snprintf (error, error_size, "say what to do: one of %s", commands);
+        return -1;
+    }
+    if (!s_is_word (commands, *command)) {
+        snprintf (error, error_size, "'%s' is not a command; the commands are %s%s",
+                  s_typed (*command, typed, sizeof typed), commands,
+                  **command == '-' ? " (a command comes before its options)" : "");
+        return -1;
+    }
+    for (int index = 2; index < argc; index++) {
+        ml_service_option_t *option = options;
+        while (option->name && !streq (argv[index], option->name) &&
+               !(option->alias && streq (argv[index], option->alias)))
+            option++;
+        if (!option->name) {
+            snprintf (error, error_size, "'%s' is not an option of %s",
+                      s_typed (argv[index], typed, sizeof typed), *command);
+            return -1;
+        }
+        if (index + 1 >= argc) {
+            snprintf (error, error_size, "%s needs a value", option->name);
+            return -1;
+        }
+        *option->value = argv[++index];
+    }
+    bool keygen = streq (*command, "keygen");
+    const char **needed = s_option (options, keygen ? "--out" : "--config");
+    if (needed && !*needed) {
+        if (keygen)
+            snprintf (error, error_size, "keygen needs --out PATH (where the certificate goes)");
+        else
+            snprintf (error, error_size, "%s needs -c FILE (the configuration file)", *command);
+        return -1;
+    }
+    return 0;
+}
+
+int ml_service_command_line (const char *program, ml_service_usage_fn *usage, int argc,
+                             char *argv[], const char *commands, ml_service_option_t *options,
+                             const char **command)
+{
+    char error[400];
+    int read = s_args (argc, argv, commands, options, command, error, sizeof error);
+    if (read == 1)
+        usage (stdout);
+    else if (read == 2)
+        printf ("%s %s\n", program, ML_VERSION);
+    else if (read == -1) {
+        fprintf (stderr, "%s: %s\n", program, error);
+        usage (stderr);
+    }
+    return read == 0 ? -1 : read == -1 ? 2 : 0;
+}
+
 void ml_service_test (bool verbose)
 {
     printf (" * ml_service: ");
+    //  A daemon's command line.
+    {
+        const char *config = NULL, *level = NULL, *command = NULL;
+        ml_service_option_t options[] = {
+            {"--config", "-c", &config}, {"--log-level", NULL, &level}, {NULL, NULL, NULL}};
+        char error[200];
+        char *good[] = {"x", "run", "-c", "a.cfg", "--log-level", "info"};
+        assert (s_args (6, good, "run keygen", options, &command, error, sizeof error) == 0 &&
+                streq (command, "run") && streq (config, "a.cfg") && streq (level, "info"));
+        char *help[] = {"x", "--help"}, *version[] = {"x", "--version"};
+        assert (s_args (2, help, "run", options, &command, error, sizeof error) == 1);
+        assert (s_args (2, version, "run", options, &command, error, sizeof error) == 2);
+        assert (s_args (1, help, "run keygen", options, &command, error, sizeof error) == -1 &&
+                streq (error, "say what to do: one of run keygen"));
+        char *first[] = {"x", "--config", "a.cfg"};
+        assert (s_args (3, first, "run", options, &command, error, sizeof error) == -1 &&
+                strstr (error, "'--config' is not a command") &&
+                strstr (error, "a command comes before its options"));
+        char *part[] = {"x", "ru", "-c", "a"};
+        assert (s_args (4, part, "run", options, &command, error, sizeof error) == -1 &&
+                strstr (error, "'ru' is not a command"));
+        char *stranger[] = {"x", "run", "--out\x1b[31m", "a"};
+        assert (s_args (4, stranger, "run", options, &command, error, sizeof error) == -1 &&
+                strstr (error, "is not an option of run") && !strchr (error, '\x1b'));
+        char *alone[] = {"x", "run"};
+        config = NULL;
+        assert (s_args (2, alone, "run", options, &command, error, sizeof error) == -1 &&
+                streq (error, "run needs -c FILE (the configuration file)"));
+        char *bare[] = {"x", "run", "-c"};
+        assert (s_args (3, bare, "run", options, &command, error, sizeof error) == -1 &&
+                streq (error, "--config needs a value"));
+    }
     bool started = true;
     zactor_t *service = ml_service_start (s_test_service, &started);
     assert (service);

@@ -28,6 +28,7 @@ static void s_usage (FILE *stream)
              "usage: matterlink-agent run -c FILE [--log-level LEVEL]\n"
              "       matterlink-agent check -c FILE [--timeout SECONDS]\n"
              "       matterlink-agent keygen --out PATH\n"
+             "       matterlink-agent --help | --version\n"
              "\n"
              "  run     run the agent: replicate the matter database to the core and apply\n"
              "          postings (stops on SIGINT or SIGTERM)\n"
@@ -101,23 +102,17 @@ static int s_check (const ml_agent_settings_t *settings, ml_contract_t *contract
 
 int main (int argc, char *argv[])
 {
-    const char *command = argc > 1 ? argv[1] : NULL;
-    const char *config_path = NULL, *out = NULL, *level_text = "notice", *timeout_text = "5";
-    for (int index = 2; index < argc; index++) {
-        if ((streq (argv[index], "-c") || streq (argv[index], "--config")) && index + 1 < argc)
-            config_path = argv[++index];
-        else if (streq (argv[index], "--out") && index + 1 < argc)
-            out = argv[++index];
-        else if (streq (argv[index], "--log-level") && index + 1 < argc)
-            level_text = argv[++index];
-        else if (streq (argv[index], "--timeout") && index + 1 < argc)
-            timeout_text = argv[++index];
-        else {
-            fprintf (stderr, "matterlink-agent: unknown argument '%s'\n", argv[index]);
-            s_usage (stderr);
-            return 2;
-        }
-    }
+    const char *command = NULL, *config_path = NULL, *out = NULL, *level_text = "notice";
+    const char *timeout_text = "5";
+    ml_service_option_t options[] = {{"--config", "-c", &config_path},
+                                     {"--out", NULL, &out},
+                                     {"--log-level", NULL, &level_text},
+                                     {"--timeout", NULL, &timeout_text},
+                                     {NULL, NULL, NULL}};
+    int ended = ml_service_command_line ("matterlink-agent", s_usage, argc, argv,
+                                         "run check keygen", options, &command);
+    if (ended >= 0)
+        return ended;
     ml_log_level_t level;
     if (ml_log_level_parse (level_text, &level) != 0) {
         fprintf (stderr, "matterlink-agent: unknown log level '%s'\n", level_text);
@@ -131,11 +126,7 @@ int main (int argc, char *argv[])
         return 2;
     }
     ml_log_setup ("agent", level);
-    if (command && (streq (command, "-h") || streq (command, "--help"))) {
-        s_usage (stdout);
-        return 0;
-    }
-    if (command && streq (command, "keygen") && out) {
+    if (streq (command, "keygen")) {
         char key[41], error[600];
         if (ml_keygen (out, "agent", key, error, sizeof error) != 0) {
             fprintf (stderr, "matterlink-agent: %s\n", error);
@@ -149,10 +140,6 @@ int main (int argc, char *argv[])
     //  From here on every file made (the store, its -wal and -shm, registered agents'
     //  certificates) is this user's only, whatever umask the service was started with.
     ml_service_private_files ();
-    if (!command || !config_path || (!streq (command, "run") && !streq (command, "check"))) {
-        s_usage (stderr);
-        return 2;
-    }
     ml_agent_settings_t settings;
     char error[600];
     if (ml_config_check_file (config_path, s_known_keys, error, sizeof error) != 0 ||

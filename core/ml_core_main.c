@@ -34,6 +34,7 @@ static void s_usage (FILE *stream)
              "       matterlink-core keygen --out PATH\n"
              "       matterlink-core register-agent -c FILE --firm ID --name NAME --cert PATH\n"
              "                                      [--operating-account NUMBER]\n"
+             "       matterlink-core --help | --version\n"
              "\n"
              "  run             run the core (stops on SIGINT or SIGTERM)\n"
              "  keygen          make the core's certificate: PATH (public) and PATH_secret;\n"
@@ -109,43 +110,27 @@ static int s_register (ml_core_settings_t *settings, const char *firm_id, const 
 
 int main (int argc, char *argv[])
 {
-    const char *command = argc > 1 ? argv[1] : NULL;
-    const char *config_path = NULL, *out = NULL, *level_text = "notice";
+    const char *command = NULL, *config_path = NULL, *out = NULL, *level_text = "notice";
     const char *firm_id = NULL, *name = NULL, *cert_path = NULL, *account = "OP-001";
-    for (int index = 2; index < argc; index++) {
-        const char *value = index + 1 < argc ? argv[index + 1] : NULL;
-        if ((streq (argv[index], "-c") || streq (argv[index], "--config")) && value)
-            config_path = value;
-        else if (streq (argv[index], "--out") && value)
-            out = value;
-        else if (streq (argv[index], "--log-level") && value)
-            level_text = value;
-        else if (streq (argv[index], "--firm") && value)
-            firm_id = value;
-        else if (streq (argv[index], "--name") && value)
-            name = value;
-        else if (streq (argv[index], "--cert") && value)
-            cert_path = value;
-        else if (streq (argv[index], "--operating-account") && value)
-            account = value;
-        else {
-            fprintf (stderr, "matterlink-core: unknown or incomplete argument '%s'\n", argv[index]);
-            s_usage (stderr);
-            return 2;
-        }
-        index++;
-    }
+    ml_service_option_t options[] = {{"--config", "-c", &config_path},
+                                     {"--out", NULL, &out},
+                                     {"--log-level", NULL, &level_text},
+                                     {"--firm", NULL, &firm_id},
+                                     {"--name", NULL, &name},
+                                     {"--cert", NULL, &cert_path},
+                                     {"--operating-account", NULL, &account},
+                                     {NULL, NULL, NULL}};
+    int ended = ml_service_command_line ("matterlink-core", s_usage, argc, argv,
+                                         "run keygen register-agent", options, &command);
+    if (ended >= 0)
+        return ended;
     ml_log_level_t level;
     if (ml_log_level_parse (level_text, &level) != 0) {
         fprintf (stderr, "matterlink-core: unknown log level '%s'\n", level_text);
         return 2;
     }
     ml_log_setup ("core", level);
-    if (command && (streq (command, "-h") || streq (command, "--help"))) {
-        s_usage (stdout);
-        return 0;
-    }
-    if (command && streq (command, "keygen") && out) {
+    if (streq (command, "keygen")) {
         char key[41], error[600];
         if (ml_keygen (out, "core", key, error, sizeof error) != 0) {
             fprintf (stderr, "matterlink-core: %s\n", error);
@@ -172,11 +157,6 @@ int main (int argc, char *argv[])
     //  From here on every file made (the store, its -wal and -shm, registered agents'
     //  certificates) is this user's only, whatever umask the service was started with.
     ml_service_private_files ();
-    if (!command || !config_path ||
-        (!streq (command, "run") && !streq (command, "register-agent"))) {
-        s_usage (stderr);
-        return 2;
-    }
     ml_core_settings_t settings;
     ml_service_admin_t admin, api;
     char error[800];

@@ -9,10 +9,12 @@
 #ifndef ML_AGENT_H_INCLUDED
 #define ML_AGENT_H_INCLUDED
 
+#include "ml_service.h"
+
 #include <czmq.h>
 #include <stdbool.h>
 
-#define ML_AGENT_VERSION "0.1.0"
+#define ML_AGENT_VERSION ML_VERSION
 
 #define ML_AGENT_MAX_CORES 8 //  core/endpoint and up to seven core/others
 

@@ -11,6 +11,30 @@
 #include <czmq.h>
 #include <stdbool.h>
 
+//  matterlink's version: what --version prints and the agent sends in HELLO.
+#define ML_VERSION "0.1.0"
+
+//  One option of a daemon's command line: its name ("--config"), another spelling or NULL
+//  ("-c"), and where its value goes (every option takes one).
+typedef struct {
+    const char *name;
+    const char *alias;
+    const char **value;
+} ml_service_option_t;
+
+//  Read a daemon's command line, one way for the three daemons: argv[1] is the command, one
+//  of commands (space-separated), then options as --name VALUE (options ends with a {NULL}
+//  row); "keygen" needs --out, every other command --config. Returns -1 with *command set
+//  when the daemon goes on; else the exit code it ends with now: 0 after -h or --help (the
+//  usage on standard output) or --version ("PROGRAM 0.1.0"), 2 after a usage error, said on
+//  standard error ("PROGRAM: what is wrong", then the usage): no command, a command or
+//  option that is not one, an option without its value, a needed option left out. What was
+//  typed is quoted with control characters escaped, at most 64 bytes of it.
+typedef void (ml_service_usage_fn) (FILE *stream);
+int ml_service_command_line (const char *program, ml_service_usage_fn *usage, int argc,
+                             char *argv[], const char *commands, ml_service_option_t *options,
+                             const char **command);
+
 //  Start an actor and wait for its report. Returns the actor, or NULL if it failed.
 zactor_t *ml_service_start (zactor_fn *actor, void *args);
 

@@ -9,41 +9,26 @@
 static void s_usage (FILE *stream)
 {
     fprintf (stream, "usage: matterlink-web run -c FILE [--log-level LEVEL]\n"
+                     "       matterlink-web --help | --version\n"
                      "\n"
                      "  run  serve the payer portal (stops on SIGINT or SIGTERM)\n");
 }
 
 int main (int argc, char *argv[])
 {
-    const char *command = argc > 1 ? argv[1] : NULL;
-    const char *config_path = NULL, *level_text = "notice";
-    for (int index = 2; index < argc; index++) {
-        const char *value = index + 1 < argc ? argv[index + 1] : NULL;
-        if ((streq (argv[index], "-c") || streq (argv[index], "--config")) && value)
-            config_path = value;
-        else if (streq (argv[index], "--log-level") && value)
-            level_text = value;
-        else {
-            fprintf (stderr, "matterlink-web: unknown or incomplete argument '%s'\n", argv[index]);
-            s_usage (stderr);
-            return 2;
-        }
-        index++;
-    }
+    const char *command = NULL, *config_path = NULL, *level_text = "notice";
+    ml_service_option_t options[] = {
+        {"--config", "-c", &config_path}, {"--log-level", NULL, &level_text}, {NULL, NULL, NULL}};
+    int ended =
+        ml_service_command_line ("matterlink-web", s_usage, argc, argv, "run", options, &command);
+    if (ended >= 0)
+        return ended;
     ml_log_level_t level;
     if (ml_log_level_parse (level_text, &level) != 0) {
         fprintf (stderr, "matterlink-web: unknown log level '%s'\n", level_text);
         return 2;
     }
     ml_log_setup ("web", level);
-    if (command && (streq (command, "-h") || streq (command, "--help"))) {
-        s_usage (stdout);
-        return 0;
-    }
-    if (!command || !streq (command, "run") || !config_path) {
-        s_usage (stderr);
-        return 2;
-    }
     ml_service_private_files ();
     ml_web_settings_t settings;
     char error[800];
