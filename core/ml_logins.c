@@ -554,6 +554,18 @@ static json_t *s_portal_audit (ml_logins_t *self, const json_t *request)
     if (limit && (!json_is_integer (limit) || json_integer_value (limit) < 1 ||
                   json_integer_value (limit) > 1000))
         return ml_admin_error ("'limit' must be a whole number from 1 to 1000");
+    //  A payer that is not there (or not the firm's) is said to be unknown, as payer-show
+    //  says: "no events" would read as a payer who never signed in.
+    if (id) {
+        bool failed = false;
+        json_t *payer = ml_logins_payer (self, json_integer_value (id), &failed);
+        bool known = payer && (!firm || streq (ml_logins_text (payer, "firm_id"), firm));
+        json_decref (payer);
+        if (failed)
+            return ml_logins_store_failed (self, "portal-audit");
+        if (!known)
+            return ml_admin_error ("unknown payer %lld", (long long)json_integer_value (id));
+    }
     json_t *events = ml_logins_rows (ml_db_query (
         self->db,
         "SELECT audit_id, at, payer_id, firm_id, event, client, detail FROM portal_audit"

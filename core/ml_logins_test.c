@@ -517,6 +517,11 @@ void ml_logins_test (bool verbose)
     assert (!strstr (dump, "horse") && !strstr (dump, session) && !strstr (dump, confirm));
     free (dump);
     json_decref (reply);
+    //  A payer that is not there is unknown, not a payer without events.
+    reply = s_test_call (self, &operator, "{\"op\": \"portal-audit\", \"payer_id\": 99999}");
+    assert (json_is_false (json_object_get (reply, "ok")) &&
+            streq (json_string_value (json_object_get (reply, "error")), "unknown payer 99999"));
+    json_decref (reply);
     assert (ml_db_execute (self->db, "DELETE FROM portal_audit", NULL) == -1);
 
     ml_logins_destroy (&self);
