@@ -116,11 +116,16 @@ static void s_hold (ml_lease_t *self, const char *firm_id, int64_t epoch, int64_
     pthread_mutex_unlock (&self->lock);
 }
 
-static void s_forget (ml_lease_t *self, const char *firm_id)
+//  Forget a firm's lease. Returns whether it was held but had run out (the node did not
+//  renew it in time: paused, or its store unreachable), so that another node may own it.
+static bool s_forget (ml_lease_t *self, const char *firm_id)
 {
     pthread_mutex_lock (&self->lock);
+    s_held_t *held = zhashx_lookup (self->held, firm_id);
+    bool ran_out = held && zclock_mono () >= held->until;
     zhashx_delete (self->held, firm_id);
     pthread_mutex_unlock (&self->lock);
+    return ran_out;
 }
 
 static void s_failed (ml_lease_t *self, const char *firm_id, const char *doing)
@@ -281,7 +286,15 @@ int ml_lease_release (ml_lease_t *self, const char *firm_id)
 {
     assert (self);
     int64_t epoch = s_epoch (self, firm_id);
-    s_forget (self, firm_id);
+    //  A lease that ran out while the node could not renew it (a renewal failed on a store
+    //  that had ended a paused node's connection, and then its agent's session closed) is
+    //  said to be lost here, as ml_lease_renew says it: silently dropped, an operator could
+    //  not tell why the firm moved.
+    if (s_forget (self, firm_id))
+        ml_log (ML_LOG_WARNING,
+                "firm %s: node %s lost its lease (it ran out before the node "
+                "could renew it)",
+                firm_id, self->node);
     if (!epoch)
         return 0;
     int64_t changed = ml_db_execute (self->db,
