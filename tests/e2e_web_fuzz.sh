@@ -17,31 +17,19 @@ start_core
 start_agent
 wait_for 30 "the core to hold every open invoice" core_has_all_invoices
 add_accounts
-api() { "$ML_BIN/ml_api_client" "ipc://$W/api.sock" "$1"; }
 json() { python3 -c "import json,sys; d = json.load(sys.stdin); print($1)"; }
 cookies=()
 for role in billing read; do
-    cli staff invite --firm acme --email "$role@acme.test" --name "Fuzz $role" --role "$role" >/dev/null ||
-        fail "staff invite ($role)"
-    token=$(link_token "$role@acme.test" staff/accept)
-    api '{"op": "staff-accept", "token": "'"$token"'", "password": "fuzzy horse battery"}' |
-        grep -q '"ok":true' || fail "staff-accept ($role)"
-    session=$(api '{"op": "staff-sign-in", "email": "'"$role@acme.test"'", "password": "fuzzy horse battery"}' |
-        json 'd["staff_session"]') || fail "staff-sign-in ($role)"
-    cookies+=("ml_staff=$session")
+    staff_signed_in "$role@acme.test" "$role"
+    cookies+=("ml_staff=$(echo "$SIGNED_IN" | json 'd["staff_session"]')")
 done
 # A payer with portal access, signed in, who may pay a client's invoices.
 payer=$(cli --json payer add --firm acme --name "Fuzz Payer" --email payer@acme.test | json 'd["payer"]["payer_id"]') ||
     fail "payer add"
 client=$(matter_sql "SELECT client_number FROM $OPEN_INVOICES ORDER BY client_number LIMIT 1")
 cli association add "$payer" --client "$client" >/dev/null || fail "association add"
-cli payer access on "$payer" >/dev/null || fail "payer access on"
-token=$(link_token payer@acme.test set-password)
-api '{"op": "portal-password-set", "token": "'"$token"'", "password": "fuzzy payer battery"}' |
-    grep -q '"ok":true' || fail "portal-password-set"
-session=$(api '{"op": "portal-sign-in", "email": "payer@acme.test", "password": "fuzzy payer battery", "client": "127.0.0.1"}' |
-    json 'd["session"]') || fail "portal-sign-in"
-cookies+=("ml_session=$session")
+payer_signed_in "$payer" payer@acme.test
+cookies+=("ml_session=$(echo "$SIGNED_IN" | json 'd["session"]')")
 start_web "tokenize_url = $PROCESSOR_URL/v1/public/tokens"
 COUNT=${ML_WEB_FUZZ_COUNT:-1500}
 SEED=${ML_WEB_FUZZ_SEED:-$(date +%s)}

@@ -401,3 +401,40 @@ print(max(found)[1] if found else "")
 PY
 }
 
+# Signed-in actors for the web's api socket (needs start_smtp and portal_config). Each sets
+# SIGNED_IN to the sign-in's reply (JSON) and fails the test if a step is refused.
+#   staff_signed_in EMAIL ROLE: the operator invites a staff member, who accepts from the
+#     mail and signs in (staff_session, csrf);
+#   payer_signed_in PAYER_ID EMAIL: the operator gives a payer portal access, who sets a
+#     password from the welcome mail and signs in (session, csrf).
+api_request() { "$ML_BIN/ml_api_client" "ipc://$W/api.sock" "$1"; }
+staff_signed_in() {
+    cli staff invite --firm acme --email "$1" --name "Fuzz $2" --role "$2" >/dev/null ||
+        fail "staff invite ($1)"
+    local token
+    token=$(link_token "$1" staff/accept)
+    api_request '{"op": "staff-accept", "token": "'"$token"'", "password": "fuzzy horse battery"}' |
+        grep -q '"ok":true' || fail "staff-accept ($1)"
+    SIGNED_IN=$(api_request '{"op": "staff-sign-in", "email": "'"$1"'", "password": "fuzzy horse battery"}')
+    echo "$SIGNED_IN" | grep -q '"staff_session"' || fail "staff-sign-in ($1): $SIGNED_IN"
+}
+payer_signed_in() {
+    cli payer access on "$1" >/dev/null || fail "payer access on ($2)"
+    local token
+    token=$(link_token "$2" set-password)
+    api_request '{"op": "portal-password-set", "token": "'"$token"'", "password": "fuzzy payer battery"}' |
+        grep -q '"ok":true' || fail "portal-password-set ($2)"
+    SIGNED_IN=$(api_request '{"op": "portal-sign-in", "email": "'"$2"'", "password": "fuzzy payer battery", "client": "127.0.0.1"}')
+    echo "$SIGNED_IN" | grep -q '"session"' || fail "portal-sign-in ($2): $SIGNED_IN"
+}
+
+# After hostile input (WHAT carried it): the core is still up and answering, and no card
+# number the input carried is in its log.
+core_survived() {
+    kill -0 "$CORE_PID" 2>/dev/null || fail "the core died"
+    if grep -q 4242424242424242 "$W/core.log"; then
+        grep -n 4242424242424242 "$W/core.log" | head -5 >&2
+        fail "a card number $1 carried is in the core's log"
+    fi
+    wait_for 10 "the core to answer status" cli status
+}
