@@ -304,12 +304,13 @@ static int s_core_init (ml_core_t *self, zsock_t *pipe, const ml_core_settings_t
     }
     //  Without a ZAP handler libzmq would accept any client key: ours checks each key
     //  against the agents' certificate directory.
-    ml_core_zap_t zap = {zsock_new (ZMQ_REP), zcertstore_new (settings->agents), settings->store};
-    if (!zap.handler || !zap.store || zsock_bind (zap.handler, "inproc://zeromq.zap.01") != 0) {
+    ml_core_zap_t zap = {zsock_new (ZMQ_REP), ml_agent_keys_new (settings->agents),
+                         settings->store};
+    if (!zap.handler || zsock_bind (zap.handler, "inproc://zeromq.zap.01") != 0) {
         ml_log (ML_LOG_ERROR, "cannot start the handshake handler over %s: %s", settings->agents,
                 zmq_strerror (errno));
         zsock_destroy (&zap.handler);
-        zcertstore_destroy (&zap.store);
+        ml_agent_keys_destroy (&zap.keys);
         return -1;
     }
     self->auth = zactor_new (ml_core_zap_actor, &zap);

@@ -8,6 +8,7 @@
 #ifndef ML_CORE_INTERNAL_H_INCLUDED
 #define ML_CORE_INTERNAL_H_INCLUDED
 
+#include "ml_agent_keys.h"
 #include "ml_group.h"
 #include "ml_core.h"
 #include "ml_selftest_support.h"
@@ -128,8 +129,8 @@ typedef struct {
 //  every allowed handshake too). The certificate store reloads the directory when it changes,
 //  so a newly registered agent is accepted without a restart.
 typedef struct {
-    zsock_t *handler;    //  REP bound to the ZAP endpoint, handed to the actor
-    zcertstore_t *store; //  the agents' certificates
+    zsock_t *handler;      //  REP bound to the ZAP endpoint, handed to the actor
+    ml_agent_keys_t *keys; //  the agents' certificates
     //  The core's store (store/connection), where the forward socket's handshakes find the
     //  nodes' keys (core_node); the handler opens its own connection when first asked.
     const char *connection;

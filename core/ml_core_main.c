@@ -1,4 +1,5 @@
 /*  matterlink-core: the payment core daemon and its set-up commands. */
+#include "ml_agent_keys.h"
 #include "ml_config.h"
 #include "ml_core.h"
 #include "ml_keygen.h"
@@ -70,12 +71,30 @@ static int s_register (ml_core_settings_t *settings, const char *firm_id, const 
                  firm_id);
         return 2;
     }
-    zcert_t *certificate = zcert_load (cert_path);
-    if (!certificate) {
-        fprintf (stderr, "matterlink-core: cannot read the agent certificate %s\n", cert_path);
+    char key[41], error[1400];
+    if (ml_agent_keys_read (cert_path, key, error, sizeof error) != 0) {
+        fprintf (stderr, "matterlink-core: %s\n", error);
         return 1;
     }
-    char error[600];
+    //  One key, one firm: the session of a key is its firm's (the store refuses a key twice
+    //  too, but another store, or a file copied in by hand, would not be seen there).
+    ml_agent_keys_t *keys = ml_agent_keys_new (settings->agents);
+    const char *holder = ml_agent_keys_file (keys, key);
+    if (holder) {
+        char shown[600];
+        ml_log_escape (holder, shown, sizeof shown);
+        fprintf (stderr,
+                 "matterlink-core: the agent key %s is registered already (%s/%s): an agent "
+                 "serves one firm, so each firm's agent needs its own key (matterlink-agent "
+                 "keygen)\n",
+                 key, settings->agents, shown);
+        ml_agent_keys_destroy (&keys);
+        return 1;
+    }
+    ml_agent_keys_destroy (&keys);
+    uint8_t public_key[32], no_secret[32] = {0};
+    zmq_z85_decode (public_key, key);
+    zcert_t *certificate = zcert_new_from (public_key, no_secret);
     ml_store_t *store = ml_store_new (settings->store, error, sizeof error);
     if (!store) {
         fprintf (stderr, "matterlink-core: %s\n", error);

@@ -11,7 +11,7 @@ void ml_core_zap_actor (zsock_t *pipe, void *args)
     //  start: libzmq without a ZAP handler would accept any key). It is ours from now on.
     ml_core_zap_t zap = *(ml_core_zap_t *)args;
     zsock_t *handler = zap.handler;
-    zcertstore_t *store = zap.store;
+    ml_agent_keys_t *keys = zap.keys;
     char connection[1024];
     snprintf (connection, sizeof connection, "%s", zap.connection ? zap.connection : "");
     ml_db_t *nodes = NULL; //  for the forward socket's handshakes (ML_CORE_ZAP_NODES)
@@ -56,7 +56,7 @@ void ml_core_zap_actor (zsock_t *pipe, void *args)
                              "(core_node)",
                              peer, key);
         } else
-            allowed = !node_domain && *key && zcertstore_lookup (store, key);
+            allowed = !node_domain && ml_agent_keys_allowed (keys, key);
         if (allowed)
             ml_log (ML_LOG_DEBUG, "handshake from %s allowed (key %.8s...)", peer, key);
         else if (node_domain && *key)
@@ -89,7 +89,7 @@ void ml_core_zap_actor (zsock_t *pipe, void *args)
     }
     zpoller_destroy (&poller);
     zsock_destroy (&handler);
-    zcertstore_destroy (&store);
+    ml_agent_keys_destroy (&keys);
     ml_db_destroy (&nodes);
 }
 

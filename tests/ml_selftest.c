@@ -9,6 +9,7 @@
 #include "ml_core.h"
 #include "ml_keygen.h"
 #include "ml_lease.h"
+#include "ml_agent_keys.h"
 #include "ml_group.h"
 #include "ml_log.h"
 #include "ml_logins.h"
@@ -77,6 +78,7 @@ static const ml_selftest_class_t s_tests[] = {
     {"ml_table", ml_table_test},                   //  listings as rows of arrays
     {"ml_lease", ml_lease_test},                   //  firm leases and their fencing epoch
     {"ml_group", ml_group_test},                   //  group commit of the core's thread
+    {"ml_agent_keys", ml_agent_keys_test},         //  the registered agents' keys
     {"ml_text", ml_text_test},
     {"ml_free_text", ml_free_text_test},
 };

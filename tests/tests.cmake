@@ -11,7 +11,7 @@ set (ML_CLASSES ml_log ml_money ml_config ml_service ml_keygen ml_msg ml_odbc ml
      ml_alloc ml_db ml_store ml_ingest ml_readers ml_admin ml_payers ml_finder ml_payments ml_agent ml_core
      ml_processor ml_mailer ml_autopay ml_logins ml_portal_pay ml_portal_account ml_text
      ml_free_text ml_credentials ml_totp ml_staff ml_staff_postings ml_contacts ml_notify ml_table ml_lease
-     ml_group)
+     ml_group ml_agent_keys)
 foreach (class ${ML_CLASSES})
     add_test (NAME selftest_${class} COMMAND ml_selftest -t ${class})
     set_tests_properties (selftest_${class} PROPERTIES ENVIRONMENT "${ML_TEST_ENV}")
