@@ -17,6 +17,142 @@ struct _ml_config_t {
     char error[512];
 };
 
+//  ZPL (rfc.zeromq.org/spec:4), read here rather than by czmq's zconfig_chunk_load, which
+//  prints a line it cannot read, whole, on standard output: a password or a key on that line
+//  would go to the service's log. The rules are czmq's, so a file it reads is read the same;
+//  what it would cut silently (a line over 1024 bytes, a NUL byte) is refused here.
+#define S_ZPL_LINE 1024
+
+static bool s_name_char (char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           strchr ("$-_@.&+/", c) != NULL;
+}
+
+static bool s_space (char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' || c == '\n';
+}
+
+//  Whether only blanks, or a comment, follow.
+static bool s_line_ends (const char *at)
+{
+    while (s_space (*at))
+        at++;
+    return !*at || *at == '#';
+}
+
+//  Read one line (NUL-terminated, trailing blanks trimmed) into root. Returns NULL, or why
+//  it cannot be read.
+static const char *s_zpl_line (zconfig_t *root, char *line)
+{
+    const char *at = line;
+    while (*at == ' ')
+        at++;
+    size_t indent = (size_t)(at - line);
+    if (indent % 4)
+        return "is indented by a number of spaces that is not a multiple of 4 (4 a level: "
+               "a key under its section)";
+    const char *name_start = at;
+    while (*at && s_name_char (*at))
+        at++;
+    size_t name_length = (size_t)(at - name_start);
+    if (name_length == 0)
+        return s_line_ends (at) ? NULL
+                                : "is not 'name = value' (a name is letters, digits and "
+                                  "$-_@.&+/; indent with spaces, not tabs)";
+    if (name_start[0] == '/' || name_start[name_length - 1] == '/')
+        return "has a name that starts or ends with '/'";
+    while (s_space (*at))
+        at++;
+    char *value = NULL;
+    if (*at == '=') {
+        at++;
+        while (s_space (*at))
+            at++;
+        if (*at == '"' || *at == '\'') {
+            const char *close = strchr (at + 1, *at);
+            if (!close)
+                return *at == '"' ? "opens a quote (\") that it does not close"
+                                  : "opens a quote (') that it does not close";
+            if (!s_line_ends (close + 1))
+                return "has more after its quoted value";
+            value = strndup (at + 1, (size_t)(close - at - 1));
+        } else {
+            //  Up to a comment, without the blanks before it.
+            const char *end = strchr (at, '#');
+            if (!end)
+                end = at + strlen (at);
+            while (end > at && s_space (end[-1]))
+                end--;
+            value = strndup (at, (size_t)(end - at));
+        }
+    } else if (s_line_ends (at))
+        value = strdup ("");
+    else
+        return "is not 'name = value' (a name is letters, digits and $-_@.&+/)";
+    assert (value);
+    //  Its parent: the last item at each level above it.
+    zconfig_t *parent = root;
+    for (size_t level = 0; parent && level < indent / 4; level++) {
+        zconfig_t *child = zconfig_child (parent);
+        while (child && zconfig_next (child))
+            child = zconfig_next (child);
+        parent = child;
+    }
+    if (!parent) {
+        free (value);
+        return "is indented deeper than the lines above it allow (4 spaces a level)";
+    }
+    char *name = strndup (name_start, name_length);
+    assert (name);
+    zconfig_t *item = zconfig_new (name, parent);
+    assert (item);
+    zconfig_set_value (item, "%s", value);
+    free (name);
+    free (value);
+    return NULL;
+}
+
+zconfig_t *ml_config_parse (const char *text, size_t size, int *bad_line, const char **why)
+{
+    //  A byte order mark (an editor's "UTF-8 with BOM") is no part of the text.
+    if (size >= 3 && memcmp (text, "\xef\xbb\xbf", 3) == 0) {
+        text += 3;
+        size -= 3;
+    }
+    zconfig_t *root = zconfig_new ("root", NULL);
+    assert (root);
+    const char *problem = NULL;
+    int number = 0;
+    for (size_t at = 0; at < size && !problem;) {
+        const char *end = (const char *)memchr (text + at, '\n', size - at);
+        size_t length = end ? (size_t)(end - (text + at)) : size - at;
+        number++;
+        if (length > S_ZPL_LINE)
+            problem = "is longer than 1024 bytes";
+        else if (memchr (text + at, 0, length))
+            problem = "holds a NUL byte";
+        else {
+            char line[S_ZPL_LINE + 1];
+            memcpy (line, text + at, length);
+            line[length] = 0;
+            while (length && s_space (line[length - 1]))
+                line[--length] = 0;
+            problem = s_zpl_line (root, line);
+        }
+        at = end ? (size_t)(end - text) + 1 : size;
+    }
+    if (problem) {
+        zconfig_destroy (&root);
+        if (bad_line)
+            *bad_line = number;
+        if (why)
+            *why = problem;
+    }
+    return root;
+}
+
 ml_config_t *ml_config_load (const char *path, char *error, size_t error_size)
 {
     if (!path || !*path) {
@@ -61,13 +197,14 @@ ml_config_t *ml_config_load (const char *path, char *error, size_t error_size)
         zchunk_destroy (&chunk);
         return NULL;
     }
-    zconfig_t *root = zconfig_chunk_load (chunk);
+    int bad_line = 0;
+    const char *why = "";
+    zconfig_t *root =
+        ml_config_parse ((const char *)zchunk_data (chunk), zchunk_size (chunk), &bad_line, &why);
     zchunk_destroy (&chunk);
     if (!root) {
-        snprintf (error, error_size,
-                  "configuration file %s is not valid ZPL (indent with 4 spaces, "
-                  "'key = value', quote values that hold spaces or '#')",
-                  path);
+        //  The line is not quoted: it may hold a password.
+        snprintf (error, error_size, "configuration file %s: line %d %s", path, bad_line, why);
         return NULL;
     }
     ml_config_t *self = calloc (1, sizeof (ml_config_t));
@@ -342,7 +479,41 @@ void ml_config_test (bool verbose)
     assert (write (fd, "core\n    endpoint = \"x\n", 23) == 23);
     close (fd);
     assert (ml_config_load (path, error, sizeof error) == NULL);
-    assert (strstr (error, "is not valid ZPL"));
+    assert (strstr (error, ": line 2 opens a quote (\") that it does not close"));
+    //  The line that cannot be read is named, never quoted (it may hold a password), with
+    //  lines before it that are fine, and after it that are not; on the last line too.
+    struct {
+        const char *text;
+        int line;
+    } bad[] = {{"core\n    endpoint = x\n\tpassword = \"Secret99\n    a = 1\n", 3},
+               {"core\n    endpoint = x\ndatabase\n    connection = \"PWD=Secret99", 4},
+               {"core\n  endpoint = Secret99\n", 2},
+               {"core\n        endpoint = Secret99\n", 2},
+               {"\tSecret99\n", 1}};
+    for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
+        int line = -1;
+        const char *why = NULL;
+        assert (!ml_config_parse (bad[index].text, strlen (bad[index].text), &line, &why));
+        assert (line == bad[index].line && why);
+        fd = open (path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+        assert (write (fd, bad[index].text, strlen (bad[index].text)) ==
+                (ssize_t)strlen (bad[index].text));
+        close (fd);
+        assert (ml_config_load (path, error, sizeof error) == NULL);
+        char expected[64];
+        snprintf (expected, sizeof expected, ": line %d ", bad[index].line);
+        assert (strstr (error, expected) && !strstr (error, "Secret99"));
+    }
+    //  A byte order mark before the text (an editor's "UTF-8 with BOM") is read past.
+    fd = open (path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    assert (write (fd,
+                   "\xef\xbb\xbf"
+                   "core\n    endpoint = x\n",
+                   25) == 25);
+    close (fd);
+    config = ml_config_load (path, error, sizeof error);
+    assert (config && streq (ml_config_string (config, "core/endpoint", NULL), "x"));
+    ml_config_destroy (&config);
     //  An empty file is read as no keys: a required one is then named.
     fd = open (path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
     close (fd);

@@ -94,7 +94,7 @@ zcert_t *ml_keygen_load_secret (const char *key, const char *path, const char *r
     zconfig_t *root = NULL;
     if (length > 0) {
         text[length] = 0;
-        root = zconfig_str_load (text);
+        root = ml_config_parse (text, (size_t)length, NULL, NULL);
     }
     explicit_bzero (text, sizeof text);
     const char *public_txt = root ? zconfig_get (root, "curve/public-key", "") : "";

@@ -71,8 +71,9 @@ int ml_agent_keys_read (const char *path, char key[41], char *error, size_t erro
     else if (!certificate && strstr (problem, "larger than"))
         snprintf (error, error_size, "the certificate %s is larger than %d bytes", shown,
                   ML_CONFIG_MAX_FILE);
-    else if (!certificate && strstr (problem, "not valid ZPL"))
-        snprintf (error, error_size, "%s is not a certificate (not ZPL, as keygen writes)", shown);
+    else if (!certificate && strstr (problem, ": line "))
+        snprintf (error, error_size, "%s is not a certificate as keygen writes one (%s)", shown,
+                  strstr (problem, ": line ") + 2);
     ml_config_destroy (&certificate);
     return valid ? 0 : -1;
 }

@@ -20,6 +20,14 @@ typedef struct _ml_config_t ml_config_t;
 //  or NULL with a message in error.
 ml_config_t *ml_config_load (const char *path, char *error, size_t error_size);
 
+//  Parse ZPL text of size bytes as czmq's zconfig does, without its printing the line it
+//  cannot read (a leading UTF-8 byte order mark is skipped; a line over 1024 bytes or a NUL
+//  byte is refused, where czmq cuts them). Returns the tree (caller destroys it), or NULL
+//  with, when not NULL, the number of the first line that cannot be read in *bad_line and
+//  why (a static text that quotes nothing of it) in *why.
+typedef struct _zconfig_t zconfig_t;
+zconfig_t *ml_config_parse (const char *text, size_t size, int *bad_line, const char **why);
+
 //  Destroy. Idempotent.
 void ml_config_destroy (ml_config_t **self_p);
 

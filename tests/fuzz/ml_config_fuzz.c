@@ -10,6 +10,8 @@
 */
 #include "ml_config.h"
 
+#include <czmq.h>
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,35 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         return 0;
     fwrite (data, 1, size, file);
     fclose (file);
+    //  ml_config_parse reads what czmq's reader reads, the same way, except what czmq would cut
+    //  (a NUL, a line over 1024 bytes) and a value that is only a comment (czmq keeps the
+    //  comment as the value).
+    zchunk_t *chunk = zchunk_new (data, size);
+    zconfig_t *theirs = zconfig_chunk_load (chunk);
+    zchunk_destroy (&chunk);
+    zconfig_t *ours = ml_config_parse ((const char *)data, size, NULL, NULL);
+    bool comparable =
+        !memchr (data, 0, size) && !(size >= 3 && memcmp (data, "\xef\xbb\xbf", 3) == 0);
+    for (size_t at = 0, line = 0; at < size && comparable; at++, line++) {
+        if (data[at] == '\n')
+            line = (size_t)-1;
+        else if (line >= 1024 || (data[at] == '=' && memchr (data + at, '#', size - at)))
+            comparable = false;
+    }
+    if (comparable && theirs && !ours)
+        s_fail ("a file czmq reads is refused");
+    if (comparable && theirs && ours) {
+        zconfig_set_comment (theirs, NULL); //  czmq keeps the file's comments: not settings
+        char *their_text = zconfig_str_save (theirs), *our_text = zconfig_str_save (ours);
+        if (strcmp (their_text, our_text) != 0)
+            s_fail ("a file czmq reads is read otherwise");
+        free (their_text);
+        free (our_text);
+    }
+    if (!theirs && ours && comparable)
+        s_fail ("a file czmq refuses is read");
+    zconfig_destroy (&theirs);
+    zconfig_destroy (&ours);
     char error[512] = "";
     ml_config_t *config = ml_config_load (path, error, sizeof error);
     if (!config) {
