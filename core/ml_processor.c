@@ -85,7 +85,7 @@ typedef struct {
 
 //  What one HTTP call expects back, so an answer about something else is not believed.
 typedef struct {
-    ml_processor_op_t operation; //  NONE for a lookup
+    ml_processor_op_t operation; //  NONE for a lookup that does not know what it asks about
     const char *key;
     const char *path;
     const char *body; //  NULL for GET
@@ -95,6 +95,7 @@ typedef struct {
     const char *charge_txn;
     const char *merchant_account;
     const char *token; //  a token lookup (GET /v1/tokens/{token}): the token asked about
+    bool lookup;       //  GET /v1/operations/{key}: 200 whatever the outcome
 } s_request_t;
 
 struct _ml_processor_t {
@@ -856,8 +857,9 @@ static int s_http_outcome (const s_request_t *request, long http, json_t *root,
     *why = "\"status\" is neither approved nor declined, or disagrees with the HTTP status";
     if (!approved && !declined)
         return -1;
-    if (request->operation != ML_PROCESSOR_NONE &&
-        (approved ? http != 200 && http != 201 : http != 402))
+    if (request->lookup ? http != 200
+                        : request->operation != ML_PROCESSOR_NONE &&
+                              (approved ? http != 200 && http != 201 : http != 402))
         return -1;
     memset (result, 0, sizeof *result);
     result->operation = operation;
@@ -900,7 +902,9 @@ static int s_http_outcome (const s_request_t *request, long http, json_t *root,
         //  for is a fault somewhere between us and the processor: believe none of it.
         *why = "the answer is about another amount, currency, account or charge";
         if (request->operation != ML_PROCESSOR_NONE) {
+            //  A void's answer need not name an amount; when it does, it is the charge's.
             if (request->amount && approved &&
+                (operation != ML_PROCESSOR_VOID || result->amount_minor) &&
                 (result->amount_minor != request->amount ||
                  !streq (result->currency, request->currency)))
                 return -1;
@@ -1037,13 +1041,15 @@ static void s_http_call (ml_processor_t *self, const s_request_t *request,
         json_error_t json_error;
         json_t *root =
             json_loadb (self->response, self->response_size, JSON_REJECT_DUPLICATES, &json_error);
-        bool lookup = request->operation == ML_PROCESSOR_NONE;
+        bool lookup = request->lookup;
         const char *why = "not JSON";
         if (http == 200 || http == 201 || (http == 402 && !lookup)) {
+            const char *claimed = json_string_value (json_object_get (root, "status"));
             if (root && s_http_outcome (request, http, root, result, &why) == 0)
                 final = true;
-            else if (http == 402) {
-                //  The status line is the processor's final word even when its body is not.
+            else if (http == 402 && !(claimed && streq (claimed, "approved"))) {
+                //  The status line is the processor's final word even when its body is not
+                //  readable; but a body that says approved contradicts it: neither is believed.
                 memset (result, 0, sizeof *result);
                 s_result_set (result, ML_PROCESSOR_DECLINED, "unspecified",
                               "the processor declined without a readable reason");
@@ -1122,8 +1128,17 @@ static void s_http_tokenize (ml_processor_t *self, const char *key, const char *
     int size = snprintf (body, sizeof body,
                          "{\"number\":\"%s\",\"exp_month\":%d,\"exp_year\":%d,\"cvc\":\"%s\"}",
                          digits, exp_month, exp_year, cvc);
-    s_request_t request = {
-        ML_PROCESSOR_TOKENIZE, key, "/v1/tokens", body, (size_t)size, 0, NULL, NULL, NULL, NULL};
+    s_request_t request = {ML_PROCESSOR_TOKENIZE,
+                           key,
+                           "/v1/tokens",
+                           body,
+                           (size_t)size,
+                           0,
+                           NULL,
+                           NULL,
+                           NULL,
+                           NULL,
+                           false};
     s_http_call (self, &request, result);
     explicit_bzero (body, sizeof body);
 }
@@ -1242,8 +1257,8 @@ ml_processor_status_t ml_processor_charge (ml_processor_t *self, const char *key
                        result);
     else {
         s_request_t request = {
-            ML_PROCESSOR_CHARGE, key, "/v1/charges", NULL, 0, amount_minor, currency, NULL,
-            merchant_account,    NULL};
+            ML_PROCESSOR_CHARGE, key,  "/v1/charges", NULL, 0, amount_minor, currency, NULL,
+            merchant_account,    NULL, false};
         json_t *body = json_pack ("{s:s, s:I, s:s, s:s, s:O}", "token", token, "amount",
                                   (json_int_t)amount_minor, "currency", currency,
                                   "merchant_account", merchant_account, "description", utf8);
@@ -1271,8 +1286,9 @@ ml_processor_status_t ml_processor_refund (ml_processor_t *self, const char *key
     else if (self->kind == S_KIND_TEST)
         s_test_refund (self, key, charge_txn, amount_minor, currency, result);
     else {
-        s_request_t request = {ML_PROCESSOR_REFUND, key,      "/v1/refunds", NULL, 0,
-                               amount_minor,        currency, charge_txn,    NULL, NULL};
+        s_request_t request = {
+            ML_PROCESSOR_REFUND, key,  "/v1/refunds", NULL, 0, amount_minor, currency,
+            charge_txn,          NULL, NULL,          false};
         json_t *body = json_pack ("{s:s, s:I, s:s}", "charge", charge_txn, "amount",
                                   (json_int_t)amount_minor, "currency", currency);
         s_http_post (self, &request, body, result);
@@ -1280,8 +1296,11 @@ ml_processor_status_t ml_processor_refund (ml_processor_t *self, const char *key
     return s_finish (self, ML_PROCESSOR_REFUND, key, result);
 }
 
-ml_processor_status_t ml_processor_void (ml_processor_t *self, const char *key,
-                                         const char *charge_txn, ml_processor_result_t *result)
+//  A void of charge_txn; amount_minor and currency (0 and NULL: not known) are the charge's,
+//  which an approved answer that names an amount must echo.
+static ml_processor_status_t s_void (ml_processor_t *self, const char *key, const char *charge_txn,
+                                     int64_t amount_minor, const char *currency,
+                                     ml_processor_result_t *result)
 {
     assert (self);
     s_result_init (result, ML_PROCESSOR_VOID);
@@ -1294,15 +1313,25 @@ ml_processor_status_t ml_processor_void (ml_processor_t *self, const char *key,
     else if (self->kind == S_KIND_TEST)
         s_test_void (self, key, charge_txn, result);
     else {
-        s_request_t request = {ML_PROCESSOR_VOID, key,  "/v1/voids", NULL, 0, 0, NULL,
-                               charge_txn,        NULL, NULL};
+        s_request_t request = {ML_PROCESSOR_VOID, key,        "/v1/voids", NULL, 0,    amount_minor,
+                               currency,          charge_txn, NULL,        NULL, false};
         s_http_post (self, &request, json_pack ("{s:s}", "charge", charge_txn), result);
     }
     return s_finish (self, ML_PROCESSOR_VOID, key, result);
 }
 
-ml_processor_status_t ml_processor_lookup (ml_processor_t *self, const char *key,
-                                           ml_processor_result_t *result)
+ml_processor_status_t ml_processor_void (ml_processor_t *self, const char *key,
+                                         const char *charge_txn, ml_processor_result_t *result)
+{
+    return s_void (self, key, charge_txn, 0, NULL, result);
+}
+
+//  A lookup of key; expected (or NULL) is the call made with it, whose answer the lookup's
+//  must match as an operation's own answer must: its kind, amount, currency, account and
+//  charge, or it is not believed (UNKNOWN, asked again later).
+static ml_processor_status_t s_lookup (ml_processor_t *self, const char *key,
+                                       const ml_processor_call_t *expected,
+                                       ml_processor_result_t *result)
 {
     assert (self);
     s_result_init (result, ML_PROCESSOR_NONE);
@@ -1314,10 +1343,27 @@ ml_processor_status_t ml_processor_lookup (ml_processor_t *self, const char *key
         //  The key's characters are all safe in a URL path (s_valid_key).
         char path[200];
         snprintf (path, sizeof path, "/v1/operations/%s", key);
-        s_request_t request = {ML_PROCESSOR_NONE, key, path, NULL, 0, 0, NULL, NULL, NULL, NULL};
+        s_request_t request = {
+            ML_PROCESSOR_NONE, key, path, NULL, 0, 0, NULL, NULL, NULL, NULL, true};
+        if (expected && expected->operation >= ML_PROCESSOR_CHARGE &&
+            expected->operation <= ML_PROCESSOR_VOID) {
+            request.operation = expected->operation;
+            request.amount = expected->amount_minor;
+            request.currency = expected->currency;
+            if (expected->operation == ML_PROCESSOR_CHARGE)
+                request.merchant_account = expected->merchant_account;
+            else
+                request.charge_txn = expected->charge_txn;
+        }
         s_http_call (self, &request, result);
     }
     return s_finish (self, ML_PROCESSOR_NONE, key, result);
+}
+
+ml_processor_status_t ml_processor_lookup (ml_processor_t *self, const char *key,
+                                           ml_processor_result_t *result)
+{
+    return s_lookup (self, key, NULL, result);
 }
 
 ml_processor_status_t ml_processor_token (ml_processor_t *self, const char *token,
@@ -1348,7 +1394,7 @@ ml_processor_status_t ml_processor_token (ml_processor_t *self, const char *toke
         char path[200];
         snprintf (path, sizeof path, "/v1/tokens/%s", token);
         s_request_t request = {
-            ML_PROCESSOR_TOKENIZE, key, path, NULL, 0, 0, NULL, NULL, NULL, token};
+            ML_PROCESSOR_TOKENIZE, key, path, NULL, 0, 0, NULL, NULL, NULL, token, false};
         s_http_call (self, &request, result);
     }
     return s_finish (self, ML_PROCESSOR_TOKENIZE, key, result);
@@ -1359,7 +1405,7 @@ void ml_processor_call (ml_processor_t *self, ml_processor_call_t *call)
     assert (self && call);
     memset (&call->result, 0, sizeof call->result);
     if (call->lookup)
-        call->status = ml_processor_lookup (self, call->key, &call->result);
+        call->status = s_lookup (self, call->key, call, &call->result);
     else if (call->token_lookup)
         call->status = ml_processor_token (self, call->token, &call->result);
     else if (call->operation == ML_PROCESSOR_TOKENIZE)
@@ -1373,7 +1419,8 @@ void ml_processor_call (ml_processor_t *self, ml_processor_call_t *call)
         call->status = ml_processor_refund (self, call->key, call->charge_txn, call->amount_minor,
                                             call->currency, &call->result);
     else if (call->operation == ML_PROCESSOR_VOID)
-        call->status = ml_processor_void (self, call->key, call->charge_txn, &call->result);
+        call->status = s_void (self, call->key, call->charge_txn, call->amount_minor,
+                               call->currency, &call->result);
     else {
         call->status = ML_PROCESSOR_ERROR;
         s_result_set (&call->result, ML_PROCESSOR_ERROR, "invalid_call", "no operation asked");

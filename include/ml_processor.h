@@ -190,8 +190,8 @@ typedef struct {
     char key[ML_PROCESSOR_KEY_MAX + 1];
     char token[ML_PROCESSOR_ID_MAX + 1];                 //  charge
     char charge_txn[ML_PROCESSOR_ID_MAX + 1];            //  refund, void
-    int64_t amount_minor;                                //  charge, refund
-    char currency[4];                                    //  charge, refund
+    int64_t amount_minor;                                //  charge, refund; void: the charge's
+    char currency[4];                                    //  charge, refund, void
     char merchant_account[ML_PROCESSOR_ACCOUNT_MAX + 1]; //  charge
     char description[ML_PROCESSOR_DESCRIPTION_MAX + 1];  //  charge, may be empty
     char number[41];                                     //  tokenize; wiped by the call

@@ -65,7 +65,7 @@ json() { python3 -c "import json,sys; d = json.load(sys.stdin); print($1)"; }
 # cards answer their first two requests per key after 1.5 s, longer than the core waits.
 printf 'chaos-test-api-key\n' >"$W/processor.key"
 chmod 600 "$W/processor.key"
-python3 "$ML_SOURCE/tests/processor_server.py" --api-key-file "$W/processor.key" \
+ML_PROCESSOR_LIE_SEED=$SEED python3 "$ML_SOURCE/tests/processor_server.py" --api-key-file "$W/processor.key" \
     --timeout-card-attempts 2 --timeout-card-delay-ms 1500 >"$W/processor.port" 2>>"$W/processor.log" &
 PROCESSOR_PID=$!
 wait_for 10 "the processor test server" test -s "$W/processor.port"
@@ -156,7 +156,8 @@ card_stream() {
         # first, or not yet): the charge is UNKNOWN until the core asks again (the first two
         # are such cards, so every run has them); now and then a declined card, or a good
         # one while the processor's next answer is lost or late after the work is done
-        # (whichever request comes next: a token, a charge, a lookup).
+        # (whichever request comes next: a token, a charge, a lookup), or its next answer is
+        # about something else than the work it did (tests/processor_server.py, --lie).
         card=4242424242424242
         case $((operation < 3 ? operation - 1 : RANDOM % 10)) in
             0) card=4000000000003006 ;;
@@ -164,6 +165,7 @@ card_stream() {
             2) card=4000000000000002 ;;
             3) curl -sf -o /dev/null -d '{"drop": 1}' "$PROCESSOR/_test/control" ;;
             4) curl -sf -o /dev/null -d '{"delay_ms": 1500, "delay_count": 1}' "$PROCESSOR/_test/control" ;;
+            5) curl -sf -o /dev/null -d '{"lie": 1}' "$PROCESSOR/_test/control" ;;
         esac
         out=$(echo "$card 04/2031 123" | cli --json --timeout 5000 charge --firm acme \
             --invoice "$(pick "$CARD_INVOICES" $RANDOM)=$(money $((RANDOM % 300 + 1)))" \
@@ -252,7 +254,7 @@ log "$ROUNDS rounds done under $operations operations: agent killed $kills_agent
 # Everything is up and the processor behaves: the last Auto-Pay day once more (a core killed since forgot the test
 # clock), then the outbox drains: no charge or run open, every posting final.
 kill -0 "$CORE_PID" && kill -0 "$AGENT_PID" || fail "a process died by itself"
-curl -sf -o /dev/null -d '{"drop": 0, "delay_count": 0}' "$PROCESSOR/_test/control" || fail "the processor's switches"
+curl -sf -o /dev/null -d '{"drop": 0, "delay_count": 0, "lie": 0}' "$PROCESSOR/_test/control" || fail "the processor's switches"
 day=$(cat "$W/autopay.day" 2>/dev/null || echo 0)
 cli --json autopay clock "$(date -u -d "2027-01-01 + $day days" +%F)" >/dev/null || fail "the test clock after the faults"
 drained() {

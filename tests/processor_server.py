@@ -6,10 +6,13 @@ No real processor exists where matterlink is built and tested, so the HTTP clien
 processor: the same test cards, the same reason codes, the same ids derived from the
 idempotency key, and an idempotency store in memory. It can also misbehave on purpose, to
 test the client's retries and its UNKNOWN outcome: answer 500 without doing anything, do the
-work and then drop the connection, answer too late, answer garbage or an answer too large.
+work and then drop the connection, answer too late, answer garbage or an answer too large,
+or do the work and then answer something the client must not believe (--lie: an amount,
+currency, account, charge, key, kind or id that is not the one asked about, a member of the
+wrong type, a status that disagrees with the HTTP status, duplicate members, no object).
 
 Usage: processor_server.py --api-key-file FILE [--port N] [--fail-500 N] [--drop N]
-           [--garbage N] [--oversize N] [--delay-ms MS --delay-count N]
+           [--garbage N] [--oversize N] [--lie N] [--delay-ms MS --delay-count N]
            [--timeout-card-attempts N] [--timeout-card-delay-ms MS] [--cors-origin ORIGIN]...
 
 Hosted fields (docs/processor.md): POST /v1/public/tokens is the browser's tokenization
@@ -30,6 +33,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import re
 import socket
 import sys
@@ -114,6 +118,7 @@ class Processor:
             "drop": options.drop,
             "garbage": options.garbage,
             "oversize": options.oversize,
+            "lie": options.lie,
             "delay_ms": options.delay_ms,
             "delay_count": options.delay_count,
             "timeout_card_attempts": options.timeout_card_attempts,
@@ -122,11 +127,14 @@ class Processor:
         self.stats = {"requests": 0, "charges": 0, "refunds": 0, "voids": 0, "tokens": 0,
                       "browser_tokens": 0}
 
-    def misbehaviour(self):
-        """The misbehaviour this request gets, if any (each switch counts down)."""
+    def misbehaviour(self, operation):
+        """The misbehaviour this request gets, if any (each switch counts down). Lies are
+        told about operations only (charges, refunds, voids and their lookups), not tokens."""
         with self.lock:
             self.stats["requests"] += 1
-            for name in ("fail_500", "drop", "garbage", "oversize"):
+            for name in ("fail_500", "drop", "garbage", "oversize", "lie"):
+                if name == "lie" and not operation:
+                    continue
                 if self.switches[name] > 0:
                     self.switches[name] -= 1
                     return name
@@ -321,6 +329,53 @@ class Processor:
         return settled
 
 
+LIES = random.Random(int(os.environ.get("ML_PROCESSOR_LIE_SEED", "0")))
+
+
+def lie(status, answer):
+    """The answer to work done, changed so that it is not about that work, or not readable
+    as an answer: (HTTP status, body), the body a dict or the raw bytes to send."""
+    body = json.loads(json.dumps(answer))
+    kind = LIES.randrange(16)
+    other = {"charge": "refund", "refund": "void", "void": "charge", "token": "charge"}
+    if kind == 0 and is_int(body.get("amount")):
+        body["amount"] += LIES.choice([1, -1, 100])
+    elif kind == 1 and "amount" in body:
+        body["amount"] = LIES.choice([str(body["amount"]), float(body["amount"]) + 0.5, -body["amount"],
+                                      2 ** 63, None, [body["amount"]]])
+    elif kind == 2 and "currency" in body:
+        body["currency"] = LIES.choice(["EUR" if body["currency"] != "EUR" else "USD", "usd", "", 840])
+    elif kind == 3 and "merchant_account" in body:
+        body["merchant_account"] = LIES.choice(["acct_elsewhere", "", None])
+    elif kind == 4 and "charge" in body:
+        body["charge"] = LIES.choice(["ch_another", "", 7])
+    elif kind == 5:
+        body["idempotency_key"] = LIES.choice(["another-key", "", None])
+    elif kind == 6:
+        body["object"] = LIES.choice([other.get(body.get("object"), "charge"), "Charge", None])
+    elif kind == 7 and "id" in body:
+        body["id"] = LIES.choice(["bad id", "x" * 500, "", 12, None])
+    elif kind == 8:
+        body["status"] = LIES.choice(["APPROVED", "pending", "", None, True])
+    elif kind == 9:
+        status = {200: 402, 201: 402, 402: 200}.get(status, status)
+    elif kind == 10:
+        return status, json.dumps([body]).encode()
+    elif kind == 11 and is_int(body.get("amount")):
+        # The right amount, then another: a reader that keeps the last member believes it.
+        text = json.dumps(body)
+        return status, (text[:-1] + ', "amount": %d}' % (body["amount"] + 1)).encode()
+    elif kind == 12:
+        body.pop(LIES.choice(sorted(body)), None)
+    elif kind == 13 and "token" in body:
+        body["token"] = LIES.choice(["tok_another", "", None])
+    elif kind == 14:
+        return status, b'{"object": "charge", "status": "approved", ' + b'"x": ' * 20 + b'1' + b'}' * 21
+    else:
+        return status, json.dumps(body).encode()[:-1]  # cut short
+    return status, body
+
+
 def check_money(amount, currency):
     if not is_int(amount) or not 1 <= amount <= AMOUNT_MAX:
         raise Refusal(400, "invalid_amount", "an amount is a whole number of minor units")
@@ -437,7 +492,9 @@ class Handler(BaseHTTPRequestHandler):
             if not hmac.compare_digest(authorization.encode(),
                                        ("Bearer " + self.server.api_key).encode()):
                 raise Refusal(401, "unauthorized", "missing or wrong API key")
-            misbehaviour = processor.misbehaviour()
+            misbehaviour = processor.misbehaviour(
+                self.path in ("/v1/charges", "/v1/refunds", "/v1/voids")
+                or self.path.startswith("/v1/operations/"))
             if misbehaviour == "fail_500":
                 return self.reply(500, {"error": {"code": "internal", "message": "try again"}})
             delays = []
@@ -453,6 +510,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, b"<html>502 Bad Gateway</html>", "text/html")
         if misbehaviour == "oversize":
             return self.reply(200, {"padding": "x" * (100 * 1024)})
+        if misbehaviour == "lie" and isinstance(answer, dict):
+            status, answer = lie(status, answer)
         if misbehaviour == "delay":
             delays.append(processor.switches["delay_ms"])
         for delay in delays:
@@ -508,6 +567,7 @@ def main():
     parser.add_argument("--drop", type=int, default=0)
     parser.add_argument("--garbage", type=int, default=0)
     parser.add_argument("--oversize", type=int, default=0)
+    parser.add_argument("--lie", type=int, default=0)
     parser.add_argument("--delay-ms", type=int, default=0)
     parser.add_argument("--delay-count", type=int, default=0)
     parser.add_argument("--timeout-card-attempts", type=int, default=3)

@@ -813,9 +813,16 @@ ml_web_server_t *ml_web_server_new (const ml_web_settings_t *settings, char *err
         flags |= MHD_USE_TLS;
     struct MHD_OptionItem options[16];
     size_t count = 0;
-    options[count++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &address};
+    //  The logger first: MHD reads its options in order, and what it says about the later
+    //  ones must go to the web's log, not to standard error.
     options[count++] =
-        (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, settings->io_threads, NULL};
+        (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)s_mhd_log, NULL};
+    options[count++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &address};
+    //  One socket thread is MHD's internal thread itself: a pool of one is no pool (MHD
+    //  warns that it ignores it).
+    if (settings->io_threads > 1)
+        options[count++] =
+            (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, settings->io_threads, NULL};
     options[count++] =
         (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, settings->max_connections, NULL};
     options[count++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
@@ -830,8 +837,6 @@ ml_web_server_t *ml_web_server_new (const ml_web_settings_t *settings, char *err
         (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)s_completed, self};
     options[count++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
                                                (intptr_t)s_connection_notified, self};
-    options[count++] =
-        (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)s_mhd_log, NULL};
     if (tls) {
         options[count++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
         options[count++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, certificate};

@@ -545,13 +545,15 @@ bool ml_pay_records (const ml_pay_call_t *call, const ml_pay_operation_t **opera
     const ml_processor_call_t *made = &call->call;
     bool reversal = call->purpose == ML_PAY_FOR_REVERSAL;
     *operation = reversal ? &ml_pay_reversal_operation : &ml_pay_charge_operation;
-    //  A lookup tells only what is final; an operation's own answer is always recorded
-    //  (UNKNOWN included: it stays open, to be looked up again).
+    //  A lookup tells only what is final: approved or declined. An operation's own answer is
+    //  always recorded (UNKNOWN included: it stays open, to be looked up again; ERROR, the
+    //  processor's refusal of the request, is final). A lookup the processor refuses (a key
+    //  it no longer takes, an answer off the protocol) says nothing of whether the operation
+    //  happened: it stays open too, and is asked again.
     return call->purpose != ML_PAY_FOR_TOKEN &&
            !(made->lookup && made->status == ML_PROCESSOR_NOT_FOUND) &&
            (!made->lookup || made->status == ML_PROCESSOR_APPROVED ||
-            made->status == ML_PROCESSOR_DECLINED ||
-            (reversal && made->status == ML_PROCESSOR_ERROR));
+            made->status == ML_PROCESSOR_DECLINED);
 }
 
 void ml_payments_prepare (ml_payments_t *self, ml_processor_call_t *const *calls, size_t count)

@@ -66,9 +66,33 @@ static bool s_owned_all (void *arg, const char *firm_id)
     return true;
 }
 
+//  Which processor answers settle an operation: a lookup only approved or declined (a lookup
+//  the processor refuses says nothing of whether the refund happened), an operation's own
+//  answer always (its refusal, ERROR, is final).
+static void s_test_records (void)
+{
+    const ml_pay_operation_t *operation = NULL;
+    ml_processor_status_t statuses[] = {ML_PROCESSOR_APPROVED, ML_PROCESSOR_DECLINED,
+                                        ML_PROCESSOR_UNKNOWN, ML_PROCESSOR_ERROR,
+                                        ML_PROCESSOR_NOT_FOUND};
+    for (int purpose = ML_PAY_FOR_CHARGE; purpose <= ML_PAY_FOR_REVERSAL; purpose++)
+        for (size_t index = 0; index < sizeof statuses / sizeof statuses[0]; index++)
+            for (int lookup = 0; lookup < 2; lookup++) {
+                ml_pay_call_t *call = ml_pay_call_new ((ml_pay_purpose_t)purpose, "k", NULL);
+                call->call.lookup = lookup;
+                call->call.status = statuses[index];
+                bool final = statuses[index] == ML_PROCESSOR_APPROVED ||
+                             statuses[index] == ML_PROCESSOR_DECLINED;
+                bool expected = lookup ? final : true;
+                assert (ml_pay_records (call, &operation) == expected);
+                free (call);
+            }
+}
+
 void ml_payments_test (bool verbose)
 {
     printf (" * ml_payments: ");
+    s_test_records ();
     char directory[128], error[512], deliver[64];
     ml_store_t *store = ml_selftest_store (directory, sizeof directory);
     assert (store);
