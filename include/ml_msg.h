@@ -217,9 +217,9 @@ bool ml_msg_valid_date (const char *date);
 //  The days of a month (1 to 12) of the Gregorian calendar; 0 for another month.
 int ml_msg_month_days (int year, int month);
 
-//  Why an item cannot go on the link (its kind, op, currency or dates break the grammar of
-//  docs/protocol.md), or NULL. The decoder refuses a batch holding such an item; the agent
-//  checks each row it reads with the same rules, so one bad row never costs the batch.
+//  Why an item cannot go on the link (its kind, op, currency, dates or amounts break the
+//  grammar of docs/protocol.md), or NULL. The decoder refuses a batch holding such an item; the
+//  agent checks each row it reads with the same rules, so one bad row never costs the batch.
 const char *ml_msg_item_problem (const ml_item_t *item);
 
 //  Encode into a new buffer. Caller owns *data and must free it. Returns 0, or -1 if a
