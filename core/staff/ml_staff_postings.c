@@ -80,8 +80,10 @@ static bool s_day (const char *text, char *next, size_t size)
     if (after.tm_year + 1900 > 9999)
         snprintf (next, size, "9999-12-32");
     else
-        snprintf (next, size, "%04d-%02d-%02d", after.tm_year + 1900, after.tm_mon + 1,
-                  after.tm_mday);
+        //  (The year is 1 to 9999 here, the month and day a calendar's: the casts tell the
+        //  compiler, which otherwise warns the text might not fit.)
+        snprintf (next, size, "%04u-%02u-%02u", (unsigned)(after.tm_year + 1900) % 10000u,
+                  (unsigned)(after.tm_mon + 1) % 100u, (unsigned)after.tm_mday % 100u);
     return true;
 }
 
