@@ -447,6 +447,30 @@ static void s_misbehaviours (ml_processor_t *p, ml_processor_settings_t *setting
     S_EXPECT (ml_processor_lookup (p, "h-big", &r), ML_PROCESSOR_APPROVED, "");
     s_control (port, "{\"garbage\": 3}");
     S_EXPECT (ml_processor_lookup (p, "h-big", &r), ML_PROCESSOR_UNKNOWN, "bad_response");
+    //  The work done, then an answer that contradicts itself: HTTP 402 with a body saying
+    //  approved (processor_server.py's lie 9). Not a decline: UNKNOWN, and the lookup settles.
+    s_control (port, "{\"lie\": 3, \"lie_kind\": 9}");
+    S_EXPECT (ml_processor_charge (p, "h-contradicts", token, 700, "USD", "OP-001", "", &r),
+              ML_PROCESSOR_UNKNOWN, "bad_response");
+    //  A lookup is held to the operation it asks about: HTTP 200 only, the same amount.
+    ml_processor_call_t asked = {0};
+    snprintf (asked.key, sizeof asked.key, "h-contradicts");
+    asked.lookup = true;
+    asked.operation = ML_PROCESSOR_CHARGE;
+    asked.amount_minor = 700;
+    snprintf (asked.currency, sizeof asked.currency, "USD");
+    snprintf (asked.merchant_account, sizeof asked.merchant_account, "OP-001");
+    for (int kind = 0; kind <= 9; kind += 9) {
+        char lie[64];
+        snprintf (lie, sizeof lie, "{\"lie\": 3, \"lie_kind\": %d}", kind);
+        s_control (port, lie);
+        ml_processor_call (p, &asked);
+        //  (A lookup answered 402 is a refusal of the lookup, ERROR: neither settles it.)
+        assert (asked.status == (kind == 9 ? ML_PROCESSOR_ERROR : ML_PROCESSOR_UNKNOWN));
+    }
+    s_control (port, "{\"lie_kind\": -1}");
+    ml_processor_call (p, &asked);
+    assert (asked.status == ML_PROCESSOR_APPROVED && asked.result.amount_minor == 700);
     //  Every answer too late: UNKNOWN after the retries; the charge was made once, and the
     //  lookup finds it.
     s_control (port, "{\"delay_ms\": 1000, \"delay_count\": 3}");
@@ -454,7 +478,7 @@ static void s_misbehaviours (ml_processor_t *p, ml_processor_settings_t *setting
               ML_PROCESSOR_UNKNOWN, "timeout");
     S_EXPECT (ml_processor_lookup (p, "h-slow", &r), ML_PROCESSOR_APPROVED, "");
     assert (streq (r.txn, s_id ("ch", "h-slow", id, sizeof id)) && r.amount_minor == 700);
-    assert (s_stat (port, "charges") == charges + 6);
+    assert (s_stat (port, "charges") == charges + 7);
     //  Without retries a 500 is UNKNOWN; the lookup says it did not happen; calling again
     //  with the same key does it.
     settings->retries = 0;

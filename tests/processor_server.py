@@ -119,6 +119,7 @@ class Processor:
             "garbage": options.garbage,
             "oversize": options.oversize,
             "lie": options.lie,
+            "lie_kind": -1,
             "delay_ms": options.delay_ms,
             "delay_count": options.delay_count,
             "timeout_card_attempts": options.timeout_card_attempts,
@@ -332,11 +333,12 @@ class Processor:
 LIES = random.Random(int(os.environ.get("ML_PROCESSOR_LIE_SEED", "0")))
 
 
-def lie(status, answer):
+def lie(status, answer, kind=-1):
     """The answer to work done, changed so that it is not about that work, or not readable
-    as an answer: (HTTP status, body), the body a dict or the raw bytes to send."""
+    as an answer: (HTTP status, body), the body a dict or the raw bytes to send. kind picks
+    the lie (0 another amount, 9 the HTTP status swapped, ...), -1 one at random."""
     body = json.loads(json.dumps(answer))
-    kind = LIES.randrange(16)
+    kind = kind if kind >= 0 else LIES.randrange(16)
     other = {"charge": "refund", "refund": "void", "void": "charge", "token": "charge"}
     if kind == 0 and is_int(body.get("amount")):
         body["amount"] += LIES.choice([1, -1, 100])
@@ -511,7 +513,7 @@ class Handler(BaseHTTPRequestHandler):
         if misbehaviour == "oversize":
             return self.reply(200, {"padding": "x" * (100 * 1024)})
         if misbehaviour == "lie" and isinstance(answer, dict):
-            status, answer = lie(status, answer)
+            status, answer = lie(status, answer, processor.switches["lie_kind"])
         if misbehaviour == "delay":
             delays.append(processor.switches["delay_ms"])
         for delay in delays:
@@ -546,7 +548,8 @@ class Handler(BaseHTTPRequestHandler):
         with processor.lock:
             if method == "POST" and self.path == "/_test/control":
                 for name, value in body.items():
-                    if name not in processor.switches or not is_int(value) or value < 0:
+                    if name not in processor.switches or not is_int(value) or value < (
+                            -1 if name == "lie_kind" else 0):
                         raise Refusal(400, "invalid_switch", "unknown switch or bad value")
                     processor.switches[name] = value
                 return self.reply(200, dict(processor.switches))
