@@ -155,10 +155,17 @@ zconfig_t *ml_config_parse (const char *text, size_t size, int *bad_line, const 
 
 ml_config_t *ml_config_load (const char *path, char *error, size_t error_size)
 {
+    return ml_config_load_as (path, "configuration file", error, error_size);
+}
+
+ml_config_t *ml_config_load_as (const char *path, const char *what, char *error, size_t error_size)
+{
     if (!path || !*path) {
-        snprintf (error, error_size, "no configuration file given");
+        snprintf (error, error_size, "no %s given", what);
         return NULL;
     }
+    char shown[600]; //  the path as messages show it (a name may hold control characters)
+    ml_log_escape (path, shown, sizeof shown);
     //  Read here, at most ML_CONFIG_MAX_FILE bytes of a regular file, and parsed from
     //  memory: czmq's zconfig_load reads a file of any size (or a FIFO, forever) and leaks
     //  its zfile when the text is not valid ZPL (found by tests/fuzz/ml_config_fuzz.c).
@@ -166,18 +173,16 @@ ml_config_t *ml_config_load (const char *path, char *error, size_t error_size)
     int fd = open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat status;
     if (fd < 0 || fstat (fd, &status) != 0) {
-        snprintf (error, error_size, "cannot read configuration file %s: %s", path,
-                  strerror (errno));
+        snprintf (error, error_size, "cannot read %s %s: %s", what, shown, strerror (errno));
         if (fd >= 0)
             close (fd);
         return NULL;
     }
     if (!S_ISREG (status.st_mode) || status.st_size > ML_CONFIG_MAX_FILE) {
         snprintf (error, error_size,
-                  S_ISREG (status.st_mode)
-                      ? "configuration file %s is larger than %d bytes: is it the right file?"
-                      : "configuration file %s is not a regular file",
-                  path, ML_CONFIG_MAX_FILE);
+                  S_ISREG (status.st_mode) ? "%s %s is larger than %d bytes: is it the right file?"
+                                           : "%s %s is not a regular file",
+                  what, shown, ML_CONFIG_MAX_FILE);
         close (fd);
         return NULL;
     }
@@ -192,8 +197,7 @@ ml_config_t *ml_config_load (const char *path, char *error, size_t error_size)
     else
         close (fd);
     if (failed) {
-        snprintf (error, error_size, "cannot read configuration file %s: %s", path,
-                  strerror (read_errno));
+        snprintf (error, error_size, "cannot read %s %s: %s", what, shown, strerror (read_errno));
         zchunk_destroy (&chunk);
         return NULL;
     }
@@ -204,7 +208,7 @@ ml_config_t *ml_config_load (const char *path, char *error, size_t error_size)
     zchunk_destroy (&chunk);
     if (!root) {
         //  The line is not quoted: it may hold a password.
-        snprintf (error, error_size, "configuration file %s: line %d %s", path, bad_line, why);
+        snprintf (error, error_size, "%s %s: line %d %s", what, shown, bad_line, why);
         return NULL;
     }
     ml_config_t *self = calloc (1, sizeof (ml_config_t));

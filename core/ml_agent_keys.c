@@ -49,31 +49,21 @@ void ml_agent_keys_destroy (ml_agent_keys_t **self_p)
 
 int ml_agent_keys_read (const char *path, char key[41], char *error, size_t error_size)
 {
-    char shown[600], problem[800];
-    ml_log_escape (path, shown, sizeof shown);
-    ml_config_t *certificate = ml_config_load (path, problem, sizeof problem);
-    const char *text = certificate ? ml_config_string (certificate, "curve/public-key", "") : "";
+    ml_config_t *certificate = ml_config_load_as (path, "the certificate", error, error_size);
+    if (!certificate)
+        return -1;
+    const char *text = ml_config_string (certificate, "curve/public-key", "");
     uint8_t decoded[32];
     bool valid = strlen (text) == 40 && zmq_z85_decode (decoded, text);
     if (valid)
         snprintf (key, 41, "%s", text);
-    else if (certificate)
+    else {
+        char shown[600];
         snprintf (error, error_size,
                   "%s is not a public certificate: it has no valid curve/public-key (40 "
                   "characters of Z85)",
-                  shown);
-    else
-        //  ml_config_load's reasons name "configuration file": say what the file should be.
-        snprintf (error, error_size, "cannot read the certificate %s: %s", shown,
-                  strstr (problem, ": ") ? strstr (problem, ": ") + 2 : "not a readable file");
-    if (!certificate && strstr (problem, "not a regular file"))
-        snprintf (error, error_size, "the certificate %s is not a regular file", shown);
-    else if (!certificate && strstr (problem, "larger than"))
-        snprintf (error, error_size, "the certificate %s is larger than %d bytes", shown,
-                  ML_CONFIG_MAX_FILE);
-    else if (!certificate && strstr (problem, ": line "))
-        snprintf (error, error_size, "%s is not a certificate as keygen writes one (%s)", shown,
-                  strstr (problem, ": line ") + 2);
+                  ml_log_escape (path, shown, sizeof shown));
+    }
     ml_config_destroy (&certificate);
     return valid ? 0 : -1;
 }

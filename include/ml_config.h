@@ -19,6 +19,9 @@ typedef struct _ml_config_t ml_config_t;
 //  Load a file (a regular file of at most ML_CONFIG_MAX_FILE bytes). Returns the config,
 //  or NULL with a message in error.
 ml_config_t *ml_config_load (const char *path, char *error, size_t error_size);
+//  The same for a file of another sort (a certificate, a key): what names it in messages
+//  ("the certificate"), where ml_config_load says "configuration file".
+ml_config_t *ml_config_load_as (const char *path, const char *what, char *error, size_t error_size);
 
 //  Parse ZPL text of size bytes as czmq's zconfig does, without its printing the line it
 //  cannot read (a leading UTF-8 byte order mark is skipped; a line over 1024 bytes or a NUL

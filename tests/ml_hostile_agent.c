@@ -118,6 +118,19 @@ static int s_send (zsock_t *dealer, ml_msg_t *message)
     return rc < 0 ? -1 : 0;
 }
 
+//  Greet the core as an agent of this epoch whose database is at high_water.
+static void s_hello (zsock_t *dealer, const char *epoch, uint64_t high_water)
+{
+    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
+    hello->protocol = ML_PROTOCOL_VERSION;
+    snprintf (hello->agent_version, sizeof hello->agent_version, "ml_hostile_agent");
+    hello->contract_version = ML_CONTRACT_VERSION;
+    snprintf (hello->epoch, sizeof hello->epoch, "%s", epoch);
+    hello->high_water = high_water;
+    s_send (dealer, hello);
+    ml_msg_destroy (&hello);
+}
+
 static size_t s_replies[ML_MSG_SEARCH_RESULT + 2];
 static zhashx_t *s_reasons; //  ERROR reasons (their first words) -> count
 static bool s_session_lost; //  an ERROR that ends the session came: greet again
@@ -216,14 +229,7 @@ int main (int argc, char *argv[])
         if (s_session_lost) {
             //  As the agent does after an ERROR: greet again, a new session from batch 1.
             s_session_lost = false;
-            ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
-            hello->protocol = ML_PROTOCOL_VERSION;
-            snprintf (hello->agent_version, sizeof hello->agent_version, "ml_hostile_agent");
-            hello->contract_version = ML_CONTRACT_VERSION;
-            snprintf (hello->epoch, sizeof hello->epoch, "%s", epoch);
-            hello->high_water = cursor;
-            s_send (dealer, hello);
-            ml_msg_destroy (&hello);
+            s_hello (dealer, epoch, cursor);
             int answer = s_drain (dealer, 3000, posting, sizeof posting);
             greeted = greeted ? greeted : answer;
             greetings++;
@@ -298,13 +304,8 @@ int main (int argc, char *argv[])
         ;
     s_session_lost = false;
     s_tell_errors = true;
-    ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
-    hello->protocol = ML_PROTOCOL_VERSION;
-    snprintf (hello->agent_version, sizeof hello->agent_version, "ml_hostile_agent");
-    hello->contract_version = ML_CONTRACT_VERSION;
-    snprintf (hello->epoch, sizeof hello->epoch, "hostile-clean-%" PRIu64, s_random () % 1000);
-    s_send (dealer, hello);
-    ml_msg_destroy (&hello);
+    snprintf (epoch, sizeof epoch, "hostile-clean-%" PRIu64, s_random () % 1000);
+    s_hello (dealer, epoch, 0);
     s_await (dealer, 3000, posting, sizeof posting);
     size_t acks = s_replies[ML_MSG_ACK];
     ml_msg_t *clean = ml_msg_new (ML_MSG_SNAPSHOT);
