@@ -32,6 +32,8 @@ int ml_core_settings_load (ml_core_settings_t *settings, const char *path, char 
     settings->heartbeat_ms = ml_config_int (config, "core/heartbeat_ms", 5000, 100, 600000);
     settings->window = ml_config_int (config, "core/window", 8, 1, 1000);
     settings->redelivery_ms = ml_config_int (config, "core/redelivery_ms", 10000, 100, 3600000);
+    settings->max_firm_items =
+        ml_config_int (config, "core/max_firm_items", ML_STORE_MAX_FIRM_ITEMS, 1, 1000000000);
     settings->autopay_wait_minutes =
         ml_config_int (config, "autopay/agent_wait_minutes", ML_AUTOPAY_WAIT_MINUTES, 1, 43200);
     int rc = 0;
@@ -198,7 +200,8 @@ static int s_core_init (ml_core_t *self, zsock_t *pipe, const ml_core_settings_t
                 settings->node, settings->lease_seconds,
                 *settings->advertise ? settings->advertise : "no advertised endpoint");
     }
-    self->ingest = ml_ingest_new (settings->store, self->lease, error, sizeof error);
+    self->ingest =
+        ml_ingest_new (settings->store, self->lease, settings->max_firm_items, error, sizeof error);
     if (!self->ingest) {
         ml_log (ML_LOG_ERROR, "cannot start the ingest thread: %s", error);
         return -1;
@@ -513,6 +516,19 @@ void ml_core_actor (zsock_t *pipe, void *args)
     ml_log (ML_LOG_NOTICE, "core stopped");
 }
 
+//  Write a core.cfg at path with the required settings and extra lines of the core section.
+static void s_test_config (const char *path, const char *directory, const char *extra)
+{
+    FILE *file = fopen (path, "w");
+    assert (file);
+    fprintf (file,
+             "core\n    certificate = %s/none\n    agents = %s\n%s"
+             "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\n"
+             "admin\n    endpoint = ipc://%s/admin\n",
+             directory, directory, extra, directory, directory);
+    fclose (file);
+}
+
 void ml_core_test (bool verbose)
 {
     printf (" * ml_core: ");
@@ -526,64 +542,31 @@ void ml_core_test (bool verbose)
     ml_core_settings_t settings;
     assert (ml_core_settings_load (&settings, path, error, sizeof error) == -1);
     assert (strstr (error, "core/certificate is required"));
-    file = fopen (path, "w");
-    fprintf (file,
-             "core\n    certificate = %s/none\n    agents = %s\n    window = 0\n"
-             "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\n"
-             "admin\n    endpoint = ipc://%s/admin\n",
-             directory, directory, directory, directory);
-    fclose (file);
-    assert (ml_core_settings_load (&settings, path, error, sizeof error) == -1);
-    assert (strstr (error, "core/window must be"));
-    file = fopen (path, "w");
-    fprintf (file,
-             "core\n    certificate = %s/none\n    agents = %s\n"
-             "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\n"
-             "admin\n    endpoint = ipc://%s/admin\n",
-             directory, directory, directory, directory);
-    fclose (file);
+    //  Each refused setting, with a message that names it.
+    const char *refused[][2] = {
+        {"    window = 0\n", "core/window must be"},
+        {"    max_firm_items = 0\n", "core/max_firm_items must be"},
+        {"    node = \"a b\"\n", "core/node must be"},
+        {"    forward = \"tcp://*:7801\"\n", "core/forward needs core/node"},
+        {"    node = n-1\n    forward = \"udp://127.0.0.1:7801\"\n", "must be a tcp:// endpoint"}};
+    for (size_t index = 0; index < sizeof refused / sizeof refused[0]; index++) {
+        s_test_config (path, directory, refused[index][0]);
+        assert (ml_core_settings_load (&settings, path, error, sizeof error) == -1);
+        assert (strstr (error, refused[index][1]));
+    }
+    s_test_config (path, directory, "");
     assert (ml_core_settings_load (&settings, path, error, sizeof error) == 0);
     assert (settings.window == 8 && settings.heartbeat_ms == 5000);
+    assert (settings.max_firm_items == ML_STORE_MAX_FIRM_ITEMS);
     assert (!*settings.node && settings.lease_seconds == 10);
-    file = fopen (path, "w");
-    fprintf (file,
-             "core\n    certificate = %s/none\n    agents = %s\n    node = \"a b\"\n"
-             "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\n"
-             "admin\n    endpoint = ipc://%s/admin\n",
-             directory, directory, directory, directory);
-    fclose (file);
-    assert (ml_core_settings_load (&settings, path, error, sizeof error) == -1);
-    assert (strstr (error, "core/node must be"));
-    file = fopen (path, "w");
-    fprintf (file,
-             "core\n    certificate = %s/none\n    agents = %s\n    node = n-1\n"
-             "    lease_seconds = 3\n    advertise = tcp://127.0.0.1:7800\n"
-             "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\n"
-             "admin\n    endpoint = ipc://%s/admin\n",
-             directory, directory, directory, directory);
-    fclose (file);
+    s_test_config (path, directory,
+                   "    node = n-1\n    lease_seconds = 3\n    advertise = tcp://127.0.0.1:7800\n"
+                   "    forward = \"ipc:///tmp/forward.sock\"\n    max_firm_items = 1000\n");
     assert (ml_core_settings_load (&settings, path, error, sizeof error) == 0);
     assert (streq (settings.node, "n-1") && settings.lease_seconds == 3);
     assert (streq (settings.advertise, "tcp://127.0.0.1:7800"));
-    //  Forwarding between nodes: a node only, over tcp:// (CURVE) or an ipc:// socket file.
-    const char *forwards[][2] = {
-        {"", "tcp://*:7801"}, {"n-1", "udp://127.0.0.1:7801"}, {"n-1", "ipc:///tmp/forward.sock"}};
-    for (size_t index = 0; index < 3; index++) {
-        file = fopen (path, "w");
-        fprintf (file,
-                 "core\n    certificate = %s/none\n    agents = %s\n    node = \"%s\"\n"
-                 "    forward = \"%s\"\n"
-                 "store\n    connection = \"Driver=SQLite3;Database=%s/core.db\"\n"
-                 "admin\n    endpoint = ipc://%s/admin\n",
-                 directory, directory, forwards[index][0], forwards[index][1], directory,
-                 directory);
-        fclose (file);
-        int rc = ml_core_settings_load (&settings, path, error, sizeof error);
-        assert (index == 2 ? rc == 0 : rc == -1);
-        assert (index != 0 || strstr (error, "core/forward needs core/node"));
-        assert (index != 1 || strstr (error, "must be a tcp:// endpoint"));
-    }
     assert (streq (settings.forward, "ipc:///tmp/forward.sock") && !*settings.forward_advertise);
+    assert (settings.max_firm_items == 1000);
     //  A core without its certificate refuses to start.
     ml_log_level_t saved = ml_log_level ();
     ml_log_setup (NULL, verbose ? ML_LOG_DEBUG : ML_LOG_ERROR);

@@ -248,6 +248,22 @@ static void s_store_failed (ml_core_t *self, ml_core_session_t *session, const c
                         "core store failure; send HELLO");
     session->state = ML_CORE_NONE;
 }
+//  A snapshot with more rows than core/max_firm_items, or a change batch that could take the
+//  firm's replica past it: refused, and the session ends (nothing of the batch is stored).
+//  The agent sends HELLO again later (docs/protocol.md, ERROR 413): the operator raises the
+//  limit, or the firm's database holds fewer open items.
+static void s_too_large (ml_core_t *self, ml_core_session_t *session, const char *what)
+{
+    char reason[200];
+    snprintf (reason, sizeof reason,
+              "%s would take the firm's replica past the core's limit of %d items"
+              " (core/max_firm_items); send HELLO",
+              what, self->settings.max_firm_items);
+    ml_log_peer (ML_LOG_WARNING, session->label, "firm %s: %s", session->firm_id, reason);
+    ml_core_send_error (self, session->routing, ML_ERROR_TOO_LARGE, reason);
+    session->state = ML_CORE_NONE;
+}
+
 static void s_handle_message (ml_core_t *self, ml_core_session_t *session, ml_msg_t *message)
 {
     if (message->id == ML_MSG_HELLO) {
@@ -287,6 +303,11 @@ static void s_handle_message (ml_core_t *self, ml_core_session_t *session, ml_ms
             //  The ingest thread's own connection checks what this round wrote (the lease
             //  taken at HELLO): it is committed first.
             ml_db_group_commit (ml_store_db (self->store));
+            if (message->id == ML_MSG_SNAPSHOT && session->snapshot_rows + message->item_count >
+                                                      (uint64_t)self->settings.max_firm_items) {
+                s_too_large (self, session, "the snapshot");
+                return;
+            }
             if (message->id == ML_MSG_SNAPSHOT)
                 session->snapshot_rows += message->item_count; //  (the items move on)
             if (ml_ingest_send (self->ingest, session->firm_id, message) != 0)
@@ -343,7 +364,9 @@ void ml_core_receive_ingest (ml_core_t *self)
         ml_core_send_error (self, session->routing, ML_ERROR_OUT_OF_STATE,
                             "changes do not start at the core's cursor; send HELLO");
         session->state = ML_CORE_NONE;
-    } else if (answer.rc != 0) {
+    } else if (answer.rc == -4)
+        s_too_large (self, session, "a change batch");
+    else if (answer.rc != 0) {
         ml_log (ML_LOG_ERROR, "firm %s: core store failed while storing its replica: %s",
                 session->firm_id, answer.error);
         ml_core_send_error (self, session->routing, ML_ERROR_INTERNAL,

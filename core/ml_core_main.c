@@ -14,7 +14,7 @@
 // clang-format off
 static const char *const s_known_keys[] = {
     "core/endpoint", "core/certificate", "core/agents", "core/heartbeat_ms", "core/window",
-    "core/redelivery_ms", "store/connection", "admin/endpoint",
+    "core/redelivery_ms", "core/max_firm_items", "store/connection", "admin/endpoint",
     "admin/allow_tcp", "admin/group", "api/endpoint", "api/allow_tcp", "api/group", "core/readers",
     "portal/public_url", "portal/welcome_hours", "portal/reset_hours",
     "portal/session_idle_minutes", "portal/session_absolute_hours",

@@ -65,6 +65,7 @@ typedef struct {
     uint64_t serial;
     ml_msg_t *message; //  owned
     size_t offset;     //  'R': rows of it written (or skipped) so far
+    bool prepared;     //  'R' of batch 1: ml_store_snapshot_prepare was run for it
 } s_entry_t;
 
 typedef struct {
@@ -80,6 +81,7 @@ typedef struct {
 typedef struct {
     const char *store;
     ml_lease_t *lease; //  this node's, with several nodes, or NULL
+    int max_firm_items;
     s_shared_t *shared;
     char endpoint[64];
     char *error;
@@ -115,6 +117,7 @@ static void s_answer (s_thread_t *self, char kind, const s_entry_t *entry, int r
 {
     const char *error = rc == -1   ? ml_store_error (self->store)->message
                         : rc == -2 ? "changes do not start at the core's cursor"
+                        : rc == -4 ? "the batch could take the firm's replica past its limit"
                                    : "";
     zsock_send (self->back, "1s888is", (uint8_t)kind, entry->firm_id, entry->serial,
                 entry->message->batch, entry->message->cursor, rc, error);
@@ -224,6 +227,20 @@ static bool s_write_rows (s_thread_t *self)
     return yielded;
 }
 
+//  Before the first rows of a session's snapshot (its batch 1): what the firm's unfinished
+//  snapshots left is dropped (ml_store_snapshot_prepare). A failure fails the session.
+static void s_prepare (s_thread_t *self, s_entry_t *entry)
+{
+    entry->prepared = true;
+    if (s_session_failed (self, entry))
+        return;
+    self->checking = entry->serial;
+    if (ml_store_snapshot_prepare (self->store, entry->firm_id) == -1) {
+        s_fail_session (self, entry);
+        s_answer (self, 'F', entry, -1);
+    }
+}
+
 //  Run the SNAPSHOT-END or CHANGES at the head of the queue, and answer it.
 static void s_write_batch (s_thread_t *self)
 {
@@ -234,7 +251,7 @@ static void s_write_batch (s_thread_t *self)
         rc = entry->kind == 'E'
                  ? ml_store_snapshot_end (self->store, entry->firm_id, entry->message->cursor)
                  : ml_store_changes (self->store, entry->firm_id, entry->message);
-        if (rc == -1 || rc == -2)
+        if (rc == -1 || rc == -2 || rc == -4)
             s_fail_session (self, entry);
     }
     s_answer (self, entry->kind, entry, rc);
@@ -252,6 +269,7 @@ static void s_actor (zsock_t *pipe, void *args)
         return;
     }
     ml_store_set_guard (self.store, s_guard, &self);
+    ml_store_set_max_firm_items (self.store, start->max_firm_items);
     if (start->lease)
         ml_store_set_lease (self.store, start->lease);
     //  The replica's index pages are read through a memory map, not copied by read calls
@@ -290,7 +308,9 @@ static void s_actor (zsock_t *pipe, void *args)
         while (self.buffered < S_BUFFER_ROWS && (zsock_events (self.back) & ZMQ_POLLIN))
             s_take (&self);
         s_entry_t *head = zlistx_first (self.queue);
-        if (head && head->kind == 'R') {
+        if (head && head->kind == 'R' && head->message->batch == 1 && !head->prepared)
+            s_prepare (&self, head);
+        else if (head && head->kind == 'R') {
             if (s_write_rows (&self))
                 zclock_sleep (S_YIELD_MS);
         } else if (head)
@@ -305,7 +325,8 @@ static void s_actor (zsock_t *pipe, void *args)
     ml_store_destroy (&self.store);
 }
 
-ml_ingest_t *ml_ingest_new (const char *store, ml_lease_t *lease, char *error, size_t error_size)
+ml_ingest_t *ml_ingest_new (const char *store, ml_lease_t *lease, int max_firm_items, char *error,
+                            size_t error_size)
 {
     ml_ingest_t *self = calloc (1, sizeof (ml_ingest_t));
     assert (self);
@@ -313,7 +334,7 @@ ml_ingest_t *ml_ingest_new (const char *store, ml_lease_t *lease, char *error, s
     ml_db_set_waiting_hook (s_waiting);
     self->shared.serials = zhashx_new ();
     zhashx_set_destructor (self->shared.serials, (zhashx_destructor_fn *)zstr_free);
-    s_start_t start = {store, lease, &self->shared, "", error, error_size, false};
+    s_start_t start = {store, lease, max_firm_items, &self->shared, "", error, error_size, false};
     snprintf (start.endpoint, sizeof start.endpoint, "inproc://ml-ingest-%p", (void *)self);
     //  No high-water mark: what waits is bounded by the agents' windows.
     self->front = zsock_new (ZMQ_PAIR);
@@ -461,7 +482,8 @@ void ml_ingest_test (bool verbose)
     ml_store_t *store = ml_store_new (connection, error, sizeof error);
     assert (store);
     assert (ml_store_firm_add (store, "acme", "Acme LLP", "key", "OP-1") == 0);
-    ml_ingest_t *ingest = ml_ingest_new (connection, NULL, error, sizeof error);
+    ml_ingest_t *ingest =
+        ml_ingest_new (connection, NULL, ML_STORE_MAX_FIRM_ITEMS, error, sizeof error);
     assert (ingest);
     ml_msg_t *hello = ml_msg_new (ML_MSG_HELLO);
     strcpy (hello->epoch, "e1");
@@ -553,7 +575,7 @@ void ml_ingest_test (bool verbose)
     //  transaction (made 10 s long here): the thread is writing 40,000 rows taken at once.
     ml_ingest_destroy (&ingest);
     s_transaction_ms = 10000;
-    ingest = ml_ingest_new (connection, NULL, error, sizeof error);
+    ingest = ml_ingest_new (connection, NULL, ML_STORE_MAX_FIRM_ITEMS, error, sizeof error);
     assert (ingest);
     hello->high_water = 50;
     ml_ingest_session (ingest, "acme");

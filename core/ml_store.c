@@ -48,6 +48,7 @@ ml_store_t *ml_store_new (const char *connection_string, char *error, size_t err
     ml_store_t *self = calloc (1, sizeof (ml_store_t));
     assert (self);
     self->db = db;
+    self->max_firm_items = ML_STORE_MAX_FIRM_ITEMS;
     if (ml_db_dialect (db) == ML_DB_POSTGRESQL)
         self->load = ml_store_pg_load_new ();
     //  On SQLite: write-ahead logging, so the staff CLI and register-agent can read while

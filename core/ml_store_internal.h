@@ -21,6 +21,7 @@ struct _ml_store_t {
     ml_lease_t *lease; //  the fence of a node sharing the store (ml_store_set_lease), or NULL
     ml_store_pg_load_t *load; //  PostgreSQL: snapshot rows taken and not yet copied
     size_t unanswered_limit;  //  the limit of the last ml_store_postings_unanswered
+    int64_t max_firm_items;   //  ml_store_set_max_firm_items
     //  PostgreSQL, after ml_store_generic_plans: firm id -> the name of its partition of
     //  the replica, for the firms whose row this connection has seen; else NULL.
     zhashx_t *partitions;

@@ -168,6 +168,65 @@ int ml_store_snapshot_commit (ml_store_t *self, bool ok)
     return rc;
 }
 
+void ml_store_set_max_firm_items (ml_store_t *self, int64_t max_items)
+{
+    self->max_firm_items = max_items > 0 ? max_items : ML_STORE_MAX_FIRM_ITEMS;
+}
+
+#define S_PREPARE_DELETE_ROWS 2000 //  rows of unfinished snapshots deleted per transaction
+
+int ml_store_snapshot_prepare (ml_store_t *self, const char *firm_id)
+{
+    int64_t generation = 0, rows = 0;
+    if (self->guard && !self->guard (self->guard_arg, firm_id))
+        return -3;
+    if (s_generation (self, firm_id, &generation) != 0) {
+        ml_store_failed (self, "reading the firm's snapshot generation");
+        return -1;
+    }
+    if (self->load) {
+        //  Each dropped if it can be at once: a former owner still writing one keeps it.
+        ml_store_pg_load_tidy (self->db, firm_id, generation);
+        return 0;
+    }
+    if (ml_store_query_int (self, &rows, "SELECT COUNT (*) FROM open_item WHERE firm_id = ?", "s",
+                            firm_id) != 1) {
+        ml_store_failed (self, "counting the firm's replica");
+        return -1;
+    }
+    if (rows <= self->max_firm_items)
+        return 0;
+    ml_log (ML_LOG_WARNING,
+            "firm %s: its replica holds %lld items, more than core/max_firm_items (%lld), most "
+            "of them left by snapshots that never ended: they are dropped, and the new snapshot "
+            "brings the firm's items back",
+            firm_id, (long long)rows, (long long)self->max_firm_items);
+    //  The firm is marked loading first, so that the totals (status) stay those of its last
+    //  complete replica until the snapshot ends and counts them again.
+    int64_t deleted = 0;
+    do {
+        if (ml_store_begin (self) != 0)
+            return -1;
+        if (!s_guarded (self, firm_id)) {
+            ml_db_rollback (self->db);
+            return -3;
+        }
+        deleted = ml_db_execute (self->db,
+                                 "INSERT INTO replica_loading (firm_id) VALUES (?)"
+                                 " ON CONFLICT (firm_id) DO NOTHING",
+                                 "s", firm_id) >= 0
+                      ? ml_db_execute (self->db,
+                                       "DELETE FROM open_item WHERE rowid IN (SELECT rowid"
+                                       " FROM open_item WHERE firm_id = ? AND generation <> ?"
+                                       " LIMIT 2000)",
+                                       "si", firm_id, generation)
+                      : -1;
+        if (ml_store_finish (self, "dropping rows of unfinished snapshots", deleted >= 0) != 0)
+            return -1;
+    } while (deleted == S_PREPARE_DELETE_ROWS);
+    return 0;
+}
+
 int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
 {
     if (ml_store_snapshot_begin (self) != 0)
@@ -422,6 +481,11 @@ int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t curso
 //  the firm's lease (ml_store_fence, with several nodes), then its replica_state row (a new
 //  session's HELLO updates it; here SELECT ... FOR UPDATE); only then is the session asked
 //  (the guard), as s_guarded does after the store's lock.
+//  The firm's cursor and generation, and its items as the totals count them (exact for a
+//  complete replica, which is when changes come: store version 4), in one round trip.
+#define S_CHANGES_STATE                                                                            \
+    "SELECT cursor, generation, (SELECT COALESCE (SUM (item_count), 0) FROM replica_total t"       \
+    " WHERE t.firm_id = replica_state.firm_id) FROM replica_state WHERE firm_id = ?"
 int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
 {
     if (ml_db_begin_rows (self->db) != 0) {
@@ -431,18 +495,15 @@ int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *bat
     int fenced = ml_store_fence (self, firm_id);
     if (fenced < 0)
         ml_store_failed (self, "checking the firm's lease");
-    ml_db_query_t *query = fenced == 1
-                               ? ml_db_query (self->db,
-                                              ml_db_dialect (self->db) == ML_DB_POSTGRESQL
-                                                  ? "SELECT cursor, generation FROM replica_state"
-                                                    " WHERE firm_id = ? FOR UPDATE"
-                                                  : "SELECT cursor, generation FROM replica_state"
-                                                    " WHERE firm_id = ?",
-                                              "s", firm_id)
-                               : NULL;
-    int64_t cursor = 0, generation = 0;
+    ml_db_query_t *query = fenced == 1 ? ml_db_query (self->db,
+                                                      ml_db_dialect (self->db) == ML_DB_POSTGRESQL
+                                                          ? S_CHANGES_STATE " FOR UPDATE"
+                                                          : S_CHANGES_STATE,
+                                                      "s", firm_id)
+                                       : NULL;
+    int64_t cursor = 0, generation = 0, items = 0;
     bool ok = query && ml_db_fetch (query) == 1 && ml_db_int64 (query, 0, &cursor) == 0 &&
-              ml_db_int64 (query, 1, &generation) == 0;
+              ml_db_int64 (query, 1, &generation) == 0 && ml_db_int64 (query, 2, &items) == 0;
     ml_db_query_destroy (&query);
     if (fenced != 1 || (ok && self->guard && !self->guard (self->guard_arg, firm_id))) {
         ml_db_rollback (self->db);
@@ -451,6 +512,14 @@ int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *bat
     if (ok && (uint64_t)cursor != batch->since) {
         ml_db_rollback (self->db);
         return -2;
+    }
+    //  Counted as if each upsert added a row: a batch never takes the firm past the limit.
+    int64_t upserts = 0;
+    for (size_t index = 0; index < batch->item_count; index++)
+        upserts += batch->items[index].op == 'U';
+    if (ok && items + upserts > self->max_firm_items) {
+        ml_db_rollback (self->db);
+        return -4;
     }
     //  In change order: runs of upserts go in one execute, each removal between them alone.
     size_t run = 0; //  first upsert of the pending run

@@ -236,6 +236,85 @@ static void s_test_snapshots (void)
     assert (ml_selftest_remove (directory) == 0);
 }
 
+//  A firm's replica stays within core/max_firm_items (here 40): a change batch that could
+//  take it past is refused whole; snapshots started and never ended, each with new items,
+//  leave at most two limits' worth of rows (SQLite) or no load table but the newest
+//  (PostgreSQL), however many there were; a snapshot that ends brings the replica and its
+//  totals back.
+static void s_test_firm_item_limit (void)
+{
+    char directory[128];
+    ml_store_t *store = ml_selftest_store (directory, sizeof directory);
+    assert (store);
+    bool postgresql = ml_db_dialect (ml_store_db (store)) == ML_DB_POSTGRESQL;
+    assert (ml_store_firm_add (store, "beta", "Beta LLP", "key-beta", "OP-001") == 0);
+    ml_store_set_max_firm_items (store, 40);
+    ml_msg_t *first = NULL;
+    ml_msg_t *hello = s_test_first_replica (store, 30, "OLD", &first);
+    const char *count_sql = "SELECT COUNT (*) FROM open_item WHERE firm_id = ?";
+    ml_msg_t *changes = ml_msg_new (ML_MSG_CHANGES);
+    changes->since = 10;
+    changes->cursor = 21;
+    for (uint64_t index = 1; index <= 11; index++) {
+        ml_item_t *item = ml_msg_add_item (changes);
+        *item = first->items[0];
+        item->change_id = 10 + index;
+        item->source_id = 100 + index;
+    }
+    assert (ml_store_changes (store, "acme", changes) == -4);
+    uint64_t cursor = 0;
+    assert (ml_store_cursor (store, "acme", &cursor) == 0 && cursor == 10);
+    assert (s_test_int (store, count_sql, "acme") == 30);
+    changes->items[10].op = 'R'; //  ten upserts and a removal: 40 at most, taken
+    assert (ml_store_changes (store, "acme", changes) == 0);
+    assert (s_test_int (store, count_sql, "acme") == 40);
+    s_test_totals (store);
+    //  Snapshots started again and again, each with 35 new items, never ended.
+    const char *tables_sql = "SELECT COUNT (*) FROM pg_tables WHERE schemaname = current_schema ()"
+                             " AND tablename LIKE 'open_item_' || md5 (?) || '\\_%'";
+    ml_msg_t *other = s_test_snapshot_batch (1, "BETA");
+    ml_log_level_t saved = ml_log_level ();
+    ml_log_setup (NULL, ML_LOG_ERROR);
+    for (int round = 1; round <= 5; round++) {
+        bool resync = false;
+        snprintf (hello->epoch, sizeof hello->epoch, "stray-%d", round);
+        assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
+        assert (ml_store_snapshot_prepare (store, "acme") == 0);
+        ml_msg_t *stray = s_test_snapshot_batch (35, "STRAY");
+        for (size_t index = 0; index < stray->item_count; index++)
+            stray->items[index].source_id += 1000 * (uint64_t)round;
+        //  Another firm's rows between: on PostgreSQL acme's go to a load table.
+        assert (ml_store_snapshot_begin (store) == 0);
+        assert (ml_store_snapshot_write (store, "acme", stray->items, 35) == 0);
+        assert (ml_store_snapshot_write (store, "beta", other->items, 1) == 0);
+        assert (ml_store_snapshot_commit (store, true) == 0);
+        ml_msg_destroy (&stray);
+        if (postgresql)
+            assert (s_test_int (store, tables_sql, "acme") == 1);
+        else
+            assert (s_test_int (store, count_sql, "acme") <= 80);
+    }
+    //  A sound snapshot ends it: the replica is its own, and the totals its sums.
+    bool resync = false;
+    strcpy (hello->epoch, "sound");
+    assert (ml_store_session_open (store, "acme", hello, &resync, &cursor) == 0 && resync);
+    assert (ml_store_snapshot_prepare (store, "acme") == 0);
+    ml_log_setup (NULL, saved);
+    assert (ml_store_snapshot_rows (store, "acme", first) == 0);
+    assert (ml_store_snapshot_end (store, "acme", 10) == 0);
+    assert (ml_store_snapshot_end (store, "beta", 1) == 0);
+    assert (s_test_int (store, count_sql, "acme") == 30);
+    if (postgresql)
+        assert (s_test_int (store, tables_sql, "acme") == 0);
+    s_test_totals (store);
+    ml_msg_destroy (&other);
+    ml_msg_destroy (&changes);
+    ml_msg_destroy (&first);
+    ml_msg_destroy (&hello);
+    ml_store_destroy (&store);
+    assert (ml_selftest_remove (directory) == 0);
+}
+
 //  On PostgreSQL a change batch runs beside a transaction that holds the store's lock (the
 //  core thread's round of payments), so neither waits for the other (ml_db_begin_rows); it
 //  still waits for one that holds its firm's replica_state row (a new session's HELLO).
@@ -640,6 +719,7 @@ void ml_store_test (bool verbose)
 
     s_test_snapshots ();
     s_test_changes_beside ();
+    s_test_firm_item_limit ();
     s_test_partition_reads ();
 
     //  Open balances past 64 bits (the reference schema allows BIGINT balances near

@@ -28,6 +28,9 @@ typedef struct {
     int heartbeat_ms;
     int window;
     int redelivery_ms;
+    //  The most replica rows a firm may have (core/max_firm_items): an agent is outside input,
+    //  and the store is shared by every firm.
+    int max_firm_items;
     int autopay_wait_minutes; //  how long an Auto-Pay run waits for its agent (docs/config.md)
     //  Card payments need a processor: only a configuration with a "processor" section has
     //  one (its API key is a secret: ml_processor_settings_wipe once the core has started).

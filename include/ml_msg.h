@@ -37,6 +37,7 @@
 #define ML_ERROR_MALFORMED    400
 #define ML_ERROR_UNAUTHORIZED 401
 #define ML_ERROR_OUT_OF_STATE 409
+#define ML_ERROR_TOO_LARGE    413 //  the firm's replica would pass core/max_firm_items
 #define ML_ERROR_KEY_IN_USE   423 //  another live connection holds this firm's route
 #define ML_ERROR_VERSION      426
 #define ML_ERROR_INTERNAL     500

@@ -93,6 +93,16 @@ int ml_store_snapshot_write (ml_store_t *self, const char *firm_id, const ml_ite
                              size_t count);
 int ml_store_snapshot_commit (ml_store_t *self, bool ok);
 
+//  Before a session's first snapshot rows: what snapshots abandoned earlier left is dropped,
+//  so that a firm's rows stay within two limits' worth however often its agent starts a
+//  snapshot and goes away (an agent is outside input; the store is every firm's). On
+//  PostgreSQL the load tables of the firm's earlier generations (each at most a limit's
+//  rows, the core's count); on SQLite, where a snapshot writes into the replica, rows of
+//  earlier generations once the firm holds more than the limit (the last complete
+//  replica's then go too: the snapshot brings them back), in short transactions.
+//  Returns 0, -1, or -3 when the guard refuses the firm.
+int ml_store_snapshot_prepare (ml_store_t *self, const char *firm_id);
+
 //  The three above for one batch. Returns 0, -1 or -3.
 int ml_store_snapshot_rows (ml_store_t *self, const char *firm_id, const ml_msg_t *batch);
 
@@ -112,8 +122,15 @@ int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t curso
 typedef bool ml_store_guard_fn (void *arg, const char *firm_id);
 void ml_store_set_guard (ml_store_t *self, ml_store_guard_fn *guard, void *arg);
 
+//  The most replica rows (open items) one firm may have, core/max_firm_items: a snapshot
+//  carries at most this many (the core counts them), and a change batch that could take
+//  the firm past it is refused. The default, for every store connection until set.
+#define ML_STORE_MAX_FIRM_ITEMS 5000000
+void ml_store_set_max_firm_items (ml_store_t *self, int64_t max_items);
+
 //  Apply a CHANGES batch. Returns 0, -1 on a database error, -2 when the batch's since is
-//  not the stored cursor, or -3 when the guard refuses the firm (nothing changed on -2, -3).
+//  not the stored cursor, -3 when the guard refuses the firm, or -4 when the firm's items
+//  and the batch's upserts together pass the limit above (nothing changed on -2 to -4).
 int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *batch);
 
 //  The firm's replica cursor. Returns 0 or -1.

@@ -8,7 +8,13 @@
     backwards, results for postings never sent, messages that go the other way, a second
     HELLO. Replies are read as they come. At the end it pings: the core must still answer.
 
-    usage: ml_hostile_agent --endpoint E --server-key KEY --cert SECRET-CERT --seed N --count N
+    With --flood SESSIONS --rows N it sends sound items instead, N new ones a session, in
+    snapshots it never ends: what an agent that starts a snapshot and goes away, again and
+    again, leaves in the store. With --grow N: one sound session, its snapshot of N items
+    ended, then change batches of 20 new items each until the core refuses one (or 500).
+
+    usage: ml_hostile_agent --endpoint E --server-key KEY --cert SECRET-CERT --seed N
+               (--count N | --flood SESSIONS --rows N | --grow N)
     Prints one line of counts; exit 0 when the core answered the last ping, 1 when not, 2 on
     a usage error. */
 #include "ml_contract.h"
@@ -107,6 +113,21 @@ static void s_item (ml_item_t *item, uint64_t change_id)
     snprintf (item->status, sizeof item->status, "%s", S_CHOOSE (statuses));
 }
 
+//  An item a sound agent sends: an open invoice of source, owing balance.
+static void s_sound_item (ml_item_t *item, const char *prefix, uint64_t source, int64_t balance)
+{
+    item->kind = 'I';
+    item->op = 'U';
+    item->source_id = source;
+    snprintf (item->invoice_number, sizeof item->invoice_number, "%s-%" PRIu64, prefix, source);
+    snprintf (item->invoice_date, sizeof item->invoice_date, "2026-02-01");
+    snprintf (item->client_number, sizeof item->client_number, "C-00001");
+    snprintf (item->currency, sizeof item->currency, "USD");
+    item->total_minor = 100000;
+    item->balance_minor = balance;
+    snprintf (item->status, sizeof item->status, "open");
+}
+
 static int s_send (zsock_t *dealer, ml_msg_t *message)
 {
     uint8_t *data = NULL;
@@ -184,10 +205,96 @@ static int s_await (zsock_t *dealer, int timeout_ms, char *posting, size_t size)
     return 0;
 }
 
+#define S_SOUND_BATCH 50 //  items a batch of --flood and --grow's snapshots
+
+//  Send a snapshot batch of sound items first .. first + count - 1 and wait for its answer.
+//  Returns whether it was acknowledged.
+static bool s_sound_batch (zsock_t *dealer, uint64_t batch, const char *prefix, uint64_t first,
+                           size_t count)
+{
+    ml_msg_t *message = ml_msg_new (ML_MSG_SNAPSHOT);
+    message->batch = batch;
+    for (size_t index = 0; index < count; index++)
+        s_sound_item (ml_msg_add_item (message), prefix, first + index, 100 + (int64_t)index);
+    s_send (dealer, message);
+    ml_msg_destroy (&message);
+    return s_await (dealer, 10000, NULL, 0) == ML_MSG_ACK;
+}
+
+//  Greet the core with a new epoch (a snapshot is asked). Returns whether it welcomed us.
+static bool s_new_session (zsock_t *dealer, const char *name)
+{
+    char epoch[64];
+    snprintf (epoch, sizeof epoch, "%s-%" PRIu64, name, s_random () % 1000000000);
+    s_hello (dealer, epoch, 0);
+    return s_await (dealer, 10000, NULL, 0) == ML_MSG_WELCOME;
+}
+
+static void s_flood (zsock_t *dealer, long sessions, long rows)
+{
+    size_t acked = 0, refused = 0;
+    for (long session = 1; session <= sessions; session++) {
+        if (!s_new_session (dealer, "flood")) {
+            refused++;
+            continue;
+        }
+        uint64_t batch = 0;
+        for (long sent = 0; sent < rows; sent += S_SOUND_BATCH) {
+            long count = rows - sent < S_SOUND_BATCH ? rows - sent : S_SOUND_BATCH;
+            if (!s_sound_batch (dealer, ++batch, "FLOOD", (uint64_t)(session * 1000000 + sent + 1),
+                                (size_t)count)) {
+                refused++;
+                break;
+            }
+            acked++;
+        }
+    }
+    printf ("ml_hostile_agent: flood: %ld sessions of %ld items never ended; %zu batches acked, "
+            "%zu refused\n",
+            sessions, rows, acked, refused);
+}
+
+static void s_grow (zsock_t *dealer, long rows)
+{
+    bool ok = s_new_session (dealer, "grow");
+    uint64_t batch = 0;
+    for (long sent = 0; ok && sent < rows; sent += S_SOUND_BATCH) {
+        long count = rows - sent < S_SOUND_BATCH ? rows - sent : S_SOUND_BATCH;
+        ok = s_sound_batch (dealer, ++batch, "GROW", (uint64_t)sent + 1, (size_t)count);
+    }
+    ml_msg_t *end = ml_msg_new (ML_MSG_SNAPSHOT_END);
+    end->batch = ++batch;
+    end->cursor = 1000;
+    end->count = (uint64_t)rows;
+    if (ok)
+        s_send (dealer, end);
+    ml_msg_destroy (&end);
+    ok = ok && s_await (dealer, 10000, NULL, 0) == ML_MSG_ACK;
+    size_t acked = 0;
+    for (uint64_t round = 0; ok && round < 500; round++) {
+        ml_msg_t *changes = ml_msg_new (ML_MSG_CHANGES);
+        changes->batch = ++batch;
+        changes->since = 1000 + 20 * round;
+        changes->cursor = changes->since + 20;
+        for (uint64_t index = 1; index <= 20; index++) {
+            ml_item_t *item = ml_msg_add_item (changes);
+            s_sound_item (item, "GROW", (uint64_t)rows + 20 * round + index, 100);
+            item->change_id = changes->since + index;
+        }
+        s_send (dealer, changes);
+        ml_msg_destroy (&changes);
+        ok = s_await (dealer, 10000, NULL, 0) == ML_MSG_ACK;
+        acked += ok;
+    }
+    printf ("ml_hostile_agent: grow: snapshot of %ld items %s, then %zu change batches of 20 new "
+            "items acked%s\n",
+            rows, batch > 1 ? "ended" : "refused", acked, ok ? "" : ", the next one refused");
+}
+
 int main (int argc, char *argv[])
 {
     const char *endpoint = NULL, *server_key = NULL, *certificate_path = NULL;
-    long count = 200;
+    long count = 200, flood = 0, rows = 0, grow = 0;
     for (int index = 1; index + 1 < argc; index += 2) {
         if (streq (argv[index], "--endpoint"))
             endpoint = argv[index + 1];
@@ -199,10 +306,18 @@ int main (int argc, char *argv[])
             s_state = strtoull (argv[index + 1], NULL, 10) * 2 + 1;
         else if (streq (argv[index], "--count"))
             count = atol (argv[index + 1]);
+        else if (streq (argv[index], "--flood"))
+            flood = atol (argv[index + 1]);
+        else if (streq (argv[index], "--rows"))
+            rows = atol (argv[index + 1]);
+        else if (streq (argv[index], "--grow"))
+            grow = atol (argv[index + 1]);
     }
-    if (!endpoint || !server_key || !certificate_path || count < 1) {
+    if (!endpoint || !server_key || !certificate_path || count < 1 || flood < 0 || grow < 0 ||
+        (flood && rows < 1)) {
         fprintf (stderr, "usage: ml_hostile_agent --endpoint E --server-key KEY --cert "
-                         "SECRET-CERT --seed N --count N\n");
+                         "SECRET-CERT --seed N (--count N | --flood SESSIONS --rows N | "
+                         "--grow N)\n");
         return 2;
     }
     zcert_t *certificate = zcert_load (certificate_path);
@@ -221,6 +336,17 @@ int main (int argc, char *argv[])
     char epoch[64];
     snprintf (epoch, sizeof epoch, "hostile-%" PRIu64, s_random () % 1000);
     char posting[37] = "";
+    if (flood || grow) {
+        if (flood)
+            s_flood (dealer, flood, rows);
+        else
+            s_grow (dealer, grow);
+        for (void *seen = zhashx_first (s_reasons); seen; seen = zhashx_next (s_reasons))
+            printf ("    ERROR %s: %zu\n", (const char *)zhashx_cursor (s_reasons), (size_t)seen);
+        zhashx_destroy (&s_reasons);
+        zsock_destroy (&dealer);
+        return 0;
+    }
     int greeted = 0;
     uint64_t batch = 0, cursor = 0;
     size_t sent = 0, refused = 0, greetings = 0;
@@ -310,19 +436,8 @@ int main (int argc, char *argv[])
     size_t acks = s_replies[ML_MSG_ACK];
     ml_msg_t *clean = ml_msg_new (ML_MSG_SNAPSHOT);
     clean->batch = 1;
-    for (uint64_t source = 1; source <= 10; source++) {
-        ml_item_t *item = ml_msg_add_item (clean);
-        item->kind = 'I';
-        item->op = 'U';
-        snprintf (item->invoice_date, sizeof item->invoice_date, "2026-02-%02" PRIu64, source);
-        snprintf (item->client_number, sizeof item->client_number, "C-00001");
-        snprintf (item->currency, sizeof item->currency, "USD");
-        item->total_minor = 100000;
-        item->balance_minor = 500 * (int64_t)source;
-        snprintf (item->status, sizeof item->status, "open");
-        item->source_id = source;
-        snprintf (item->invoice_number, sizeof item->invoice_number, "CLEAN-%" PRIu64, source);
-    }
+    for (uint64_t source = 1; source <= 10; source++)
+        s_sound_item (ml_msg_add_item (clean), "CLEAN", source, 500 * (int64_t)source);
     s_send (dealer, clean);
     ml_msg_destroy (&clean);
     s_await (dealer, 3000, posting, sizeof posting);
@@ -340,18 +455,9 @@ int main (int argc, char *argv[])
         clean->cursor = clean->since + 10;
         for (uint64_t source = 1; source <= 4; source++) {
             ml_item_t *item = ml_msg_add_item (clean);
-            item->kind = 'I';
+            s_sound_item (item, "CLEAN", source + round, 1000 * (int64_t)(source + round));
             item->op = source == 4 ? 'R' : 'U';
             item->change_id = clean->since + source;
-            item->source_id = source + round;
-            snprintf (item->invoice_number, sizeof item->invoice_number, "CLEAN-%" PRIu64,
-                      item->source_id);
-            snprintf (item->invoice_date, sizeof item->invoice_date, "2026-03-0%" PRIu64, source);
-            snprintf (item->client_number, sizeof item->client_number, "C-00001");
-            snprintf (item->currency, sizeof item->currency, "USD");
-            item->total_minor = 100000;
-            item->balance_minor = 1000 * (int64_t)(source + round);
-            snprintf (item->status, sizeof item->status, "open");
             //  The last batch: one open invoice of it owes a negative amount.
             if (round == 2 && source == 2)
                 item->balance_minor = -item->balance_minor;
