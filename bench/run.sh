@@ -12,6 +12,12 @@
 # Usage: bench/run.sh [INVOICES] [POSTINGS] [DIALECTS] [PARTS]
 #        (defaults 1000000, 20000, every dialect whose contract is in sql/, and every part:
 #        "snapshot core postings search"; search runs the snapshot into the real core first)
+#        The part "bound" (not in the default set; with "snapshot" for its baseline) measures
+#        the least the core's store engine (STORE) needs for the same number of rows: an
+#        unindexed table loaded in one transaction, then the replica's key and indexes built
+#        in bulk, with no core and no network; the index builds come after the last row
+#        whatever the design, so link / (max (link, load) + indexes) is the best ratio to the
+#        link any core reaches on this machine (issue 14 point 2, bench/RESULTS.md).
 #        The part "ops" (not in the default set) times status and one client's open-items
 #        through the admin API, idle and while the core stores the snapshot (then also a
 #        payment of 0.01 for each client found with open items). The part "reops" does
@@ -195,6 +201,49 @@ CFG
     cp "$W/agent.cert" "$W/agents/bench.cert"
 }
 
+# The store engine's least work for ROWS replica rows (the part "bound"): prints
+# load_seconds= index_seconds=. The rows are shaped like the sample's (20,000 clients).
+store_bound() { # rows
+    local columns="firm_id TEXT NOT NULL, kind TEXT NOT NULL, source_id BIGINT NOT NULL,
+        invoice_number TEXT, invoice_date TEXT, due_date TEXT, client_number TEXT,
+        client_name TEXT, matter_number TEXT, matter_description TEXT, currency TEXT NOT NULL,
+        total_minor BIGINT, balance_minor BIGINT NOT NULL, status TEXT, generation BIGINT NOT NULL,
+        change_id BIGINT NOT NULL DEFAULT 0"
+    local values="'bench', 'I', i, 'INV-' || i, '2026-03-01', '2026-04-01',
+        'C-' || ((i * 7919) % 20000 + 1), 'Client ' || ((i * 7919) % 20000 + 1) || ' LLC',
+        'M-' || (((i * 7919) % 20000) * 3 + i % 3 + 1), 'General corporate matters', 'USD',
+        i % 2500000, i % 2500000 + 1, 'open', 1, 0"
+    local indexes="CREATE UNIQUE INDEX bound_key ON bound (firm_id, kind, source_id);
+        CREATE INDEX bound_client ON bound (firm_id, client_number, kind, invoice_number,
+        invoice_date, due_date, client_name, matter_number, matter_description, currency,
+        total_minor, balance_minor, source_id);
+        CREATE INDEX bound_matter ON bound (firm_id, matter_number);
+        CREATE INDEX bound_invoice ON bound (firm_id, invoice_number);"
+    local started loaded indexed
+    if [ "$STORE" = postgresql ]; then
+        . "$W/servers/servers.env"
+        sh tests/servers.sh storedb "$W/servers" bound >/dev/null
+        pg() { psql -X -q -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d bound -v ON_ERROR_STOP=1 -c "$1" >/dev/null || exit 1; }
+        pg "CREATE TABLE bound ($columns)"
+        started=$(date +%s.%N)
+        pg "INSERT INTO bound SELECT $values FROM generate_series (1::BIGINT, $1) AS i"
+        loaded=$(date +%s.%N)
+        pg "$indexes"
+        indexed=$(date +%s.%N)
+    else
+        rm -f "$W/bound.db"
+        sqlite3 "$W/bound.db" "PRAGMA journal_mode = WAL; CREATE TABLE bound ($columns)" >/dev/null
+        started=$(date +%s.%N)
+        sqlite3 "$W/bound.db" "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;
+            WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
+            INSERT INTO bound SELECT $values FROM n" || exit 1
+        loaded=$(date +%s.%N)
+        sqlite3 "$W/bound.db" "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; $indexes" || exit 1
+        indexed=$(date +%s.%N)
+    fi
+    python3 -c "print('load_seconds=%.2f index_seconds=%.2f' % ($loaded - $started, $indexed - $loaded))"
+}
+
 search_rows=
 search_kinds=
 echo "the real core's store: $STORE"
@@ -224,6 +273,17 @@ for dialect in $dialects; do
         streamed=$(stand_in "$dialect" "$connection" snapshot)
         printf '%-11s %-34s %14s %10s %9s kB\n' "$dialect" "snapshot, agent -> link, acked" "$(field "$streamed" rows_per_second)" "$(field "$streamed" seconds)" "$(field "$streamed" agent_peak_kb)"
         python3 -c "print('%-11s %-34s %14s' % ('$dialect', '  = ratio to raw fetch', '%.2f x' % ($(field "$streamed" rows_per_second) / $(field "$raw" rows_per_second))))"
+    fi
+    if part bound; then
+        bound=$(store_bound "$INVOICES") || { echo "run.sh: the store's bound could not be measured" >&2; exit 1; }
+        printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "$STORE store: unindexed load" "-" "$(field "$bound" load_seconds)" "-"
+        printf '%-11s %-34s %14s %10s %12s\n' "$dialect" "$STORE store: key and indexes built" "-" "$(field "$bound" index_seconds)" "-"
+        if part snapshot; then
+            python3 -c "
+link = $INVOICES / $(field "$streamed" rows_per_second)
+best = link / (max (link, $(field "$bound" load_seconds)) + $(field "$bound" index_seconds))
+print('%-11s %-34s %14s' % ('$dialect', '  = best ratio to the link', '%.2f x' % best))"
+        fi
     fi
     if part core || part search; then
         searches=

@@ -25,6 +25,10 @@ typedef enum {
 #define S_DB_BACKOFF_MAX_MS   30000
 #define S_CORE_FAILURE_MIN_MS 1000 //  after ERROR 500: first wait, doubled up to the max
 #define S_CORE_FAILURE_MAX_MS 30000
+//  After ERROR 413 (the firm's replica would pass the core's limit): an operator must act,
+//  and each try may stream the whole snapshot again, so the waits grow to a quarter hour.
+#define S_TOO_LARGE_MIN_MS 30000
+#define S_TOO_LARGE_MAX_MS 900000
 #define S_POSTING_BATCH       256 //  postings applied in one matter-database transaction
 
 //  The next wait of a backoff: twice this one, at most max.
@@ -42,6 +46,7 @@ typedef struct {
     int64_t db_retry_at;
     int db_backoff_ms;
     int core_failure_backoff_ms; //  wait before HELLO after the next ERROR 500
+    int too_large_backoff_ms;    //  wait before HELLO after the next ERROR 413
     char epoch[64];
     s_state_t state;
     int64_t hello_at;      //  when the next HELLO may go out
@@ -589,6 +594,9 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
                 message->batch > self->acked_batch && message->batch <= self->batch) {
                 self->acked_batch = message->batch;
                 self->acked_cursor = message->cursor;
+                //  A snapshot's end or changes were stored: the replica is within the limit.
+                if (message->cursor)
+                    self->too_large_backoff_ms = S_TOO_LARGE_MIN_MS;
             }
             break;
         case ML_MSG_PING:
@@ -624,7 +632,11 @@ static void s_handle (s_agent_t *self, ml_msg_t *message)
                 wait = 0;
             else if (message->code == ML_ERROR_KEY_IN_USE)
                 wait = 5000;
-            else if (message->code == ML_ERROR_INTERNAL) {
+            else if (message->code == ML_ERROR_TOO_LARGE) {
+                wait = self->too_large_backoff_ms;
+                self->too_large_backoff_ms =
+                    s_doubled (self->too_large_backoff_ms, S_TOO_LARGE_MAX_MS);
+            } else if (message->code == ML_ERROR_INTERNAL) {
                 wait = self->core_failure_backoff_ms;
                 self->core_failure_backoff_ms =
                     s_doubled (self->core_failure_backoff_ms, S_CORE_FAILURE_MAX_MS);
@@ -733,6 +745,7 @@ static int s_agent_init (s_agent_t *self, zsock_t *pipe, const ml_agent_settings
     self->pipe = pipe;
     self->db_backoff_ms = S_DB_BACKOFF_MIN_MS;
     self->core_failure_backoff_ms = S_CORE_FAILURE_MIN_MS;
+    self->too_large_backoff_ms = S_TOO_LARGE_MIN_MS;
     self->window = 1;
     char certificate_error[1200];
     self->certificate = ml_keygen_load_secret ("agent/certificate", settings->certificate, "agent",
