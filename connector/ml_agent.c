@@ -29,7 +29,7 @@ typedef enum {
 //  and each try may stream the whole snapshot again, so the waits grow to a quarter hour.
 #define S_TOO_LARGE_MIN_MS 30000
 #define S_TOO_LARGE_MAX_MS 900000
-#define S_POSTING_BATCH       256 //  postings applied in one matter-database transaction
+#define S_POSTING_BATCH    256 //  postings applied in one matter-database transaction
 
 //  The next wait of a backoff: twice this one, at most max.
 static int s_doubled (int wait_ms, int max_ms)
