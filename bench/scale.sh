@@ -24,7 +24,10 @@
 #        snapshot at once; default 1: main's core refuses a SNAPSHOT-END that arrives while
 #        another firm's snapshot rows are kept, ERROR 500, and the agent greets again only
 #        after 30 s, so firms starting all at once take minutes; 0 = no limit, as
-#        independent agents, once the ingest thread of branch h-ingest is in: bench/RESULTS.md), RESULTS (file to add the table to, bench/RESULTS.md; "-" for none).
+#        independent agents, once the ingest thread of branch h-ingest is in: bench/RESULTS.md), RESULTS (file to add the table to, bench/RESULTS.md; "-" for none),
+#        PG_STATEMENTS (with STORE=postgresql: where the store's server time went during the
+#        payments, pg_stat_statements with nested statements, the top 25 by total time
+#        written to this file).
 # Builds in build-bench (optimized, no sanitizers), as bench/run.sh does.
 set -eu
 cd "$(dirname "$0")/.."
@@ -67,8 +70,12 @@ if [ "$STORE" = postgresql ]; then
     grep -q storedb tests/servers.sh || { echo "scale.sh: this tree has no PostgreSQL store" >&2; exit 2; }
     chmod 755 "$W" # the server runs as its service user and keeps its data under $W
     STORE_SERVER=1
+    if [ -n "${PG_STATEMENTS:-}" ]; then
+        export ML_PG_SETTINGS="${ML_PG_SETTINGS:-} -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+    fi
     sh tests/servers.sh start "$W/servers" >/dev/null
     STORE=$(sh tests/servers.sh storedb "$W/servers" matterlink_scale)
+    pg_store() { (. "$W/servers/servers.env" && psql -X -q -A -h 127.0.0.1 -p "$ML_PG_PORT" -U postgres -d matterlink_scale -c "$1"); }
 fi
 free_port() { python3 "$ROOT/tests/free_port.py"; }
 field() { tr ' ' '\n' <"$1" | sed -n "s/^$2=//p" | tail -1; }
@@ -167,8 +174,17 @@ sleep 5
 idle_cpu=$(python3 -c "print('%.1f' % (($(sum cpu_ticks) - $ticks) * 100 / $(getconf CLK_TCK) / 5))")
 rss_connected=$(sum rss)
 "$BIN/ml_scaleload" setup "ipc://$W/admin1.sock" "$FIRMS" "$W/payers.txt"
+if [ -n "${PG_STATEMENTS:-}" ]; then
+    pg_store "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset ()" >/dev/null
+fi
 "$BIN/ml_scaleload" pay "$admins" "$W/payers.txt" "$ITEMS" "$RATE" "$SECONDS_PAY" \
     "$WINDOW" >"$W/pay.out" 2>"$W/pay.err" || { cat "$W/pay.err" >&2; }
+if [ -n "${PG_STATEMENTS:-}" ]; then
+    pg_store "SELECT round (total_exec_time::numeric, 1) AS total_ms, calls,
+        round ((total_exec_time / calls)::numeric, 4) AS ms_each, toplevel,
+        left (regexp_replace (query, '\s+', ' ', 'g'), 160) AS query
+        FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25" >"$PG_STATEMENTS"
+fi
 rss_after=$(sum rss)
 rss_peak=$(sum hwm)
 # The store's word: every firm complete (status on node 1 lists every firm).
