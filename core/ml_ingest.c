@@ -117,7 +117,7 @@ static void s_answer (s_thread_t *self, char kind, const s_entry_t *entry, int r
 {
     const char *error = rc == -1   ? ml_store_error (self->store)->message
                         : rc == -2 ? "changes do not start at the core's cursor"
-                        : rc == -4 ? "the batch could take the firm's replica past its limit"
+                        : rc == -4 ? "the batch would take the firm's replica past its limit"
                                    : "";
     zsock_send (self->back, "1s888is", (uint8_t)kind, entry->firm_id, entry->serial,
                 entry->message->batch, entry->message->cursor, rc, error);

@@ -513,14 +513,13 @@ int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *bat
         ml_db_rollback (self->db);
         return -2;
     }
-    //  Counted as if each upsert added a row: a batch never takes the firm past the limit.
+    //  Within the limit even if each upsert added a row: nothing more to check. Else the
+    //  batch is applied and the firm's items counted again (the totals' triggers keep them in
+    //  the transaction), so a firm at its limit still takes updates of what it has.
     int64_t upserts = 0;
     for (size_t index = 0; index < batch->item_count; index++)
         upserts += batch->items[index].op == 'U';
-    if (ok && items + upserts > self->max_firm_items) {
-        ml_db_rollback (self->db);
-        return -4;
-    }
+    bool near_limit = items + upserts > self->max_firm_items;
     //  In change order: runs of upserts go in one execute, each removal between them alone.
     size_t run = 0; //  first upsert of the pending run
     for (size_t index = 0; ok && index <= batch->item_count; index++) {
@@ -538,6 +537,20 @@ int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *bat
                                 "DELETE FROM open_item WHERE firm_id = ? AND kind = ?"
                                 " AND source_id = ?",
                                 "ssi", firm_id, kind, (int64_t)item->source_id) >= 0;
+        }
+    }
+    if (ok && near_limit) {
+        if (ml_store_query_int (self, &items,
+                                "SELECT COALESCE (SUM (item_count), 0) FROM replica_total"
+                                " WHERE firm_id = ?",
+                                "s", firm_id) != 1) {
+            ml_store_failed (self, "counting the firm's items");
+            ml_db_rollback (self->db);
+            return -1;
+        }
+        if (items > self->max_firm_items) {
+            ml_db_rollback (self->db);
+            return -4;
         }
     }
     //  The row is locked and was read: the update finds it (and rides with the COMMIT).

@@ -268,6 +268,34 @@ static void s_test_firm_item_limit (void)
     changes->items[10].op = 'R'; //  ten upserts and a removal: 40 at most, taken
     assert (ml_store_changes (store, "acme", changes) == 0);
     assert (s_test_int (store, count_sql, "acme") == 40);
+    //  At the limit: updates of its items are taken, a new item is not, unless one goes.
+    ml_msg_clear_items (changes);
+    changes->since = 21;
+    changes->cursor = 24;
+    for (uint64_t index = 1; index <= 3; index++) {
+        ml_item_t *item = ml_msg_add_item (changes);
+        *item = first->items[0];
+        item->change_id = 21 + index;
+        item->source_id = index < 3 ? 100 + index : 500; //  two updates, then a new item
+        item->balance_minor = 77;
+    }
+    assert (ml_store_changes (store, "acme", changes) == -4);
+    assert (ml_store_cursor (store, "acme", &cursor) == 0 && cursor == 21);
+    changes->item_count = 2;
+    changes->cursor = 23;
+    assert (ml_store_changes (store, "acme", changes) == 0);
+    changes->since = 23;
+    changes->cursor = 25;
+    changes->items[0] = changes->items[1];
+    changes->items[0].op = 'R';
+    changes->items[0].change_id = 24;
+    changes->items[1].source_id = 500;
+    changes->items[1].change_id = 25;
+    assert (ml_store_changes (store, "acme", changes) == 0);
+    assert (s_test_int (store, count_sql, "acme") == 40);
+    assert (s_test_int (store,
+                        "SELECT COUNT (*) FROM open_item WHERE firm_id = ? AND balance_minor = 77",
+                        "acme") == 2);
     s_test_totals (store);
     //  Snapshots started again and again, each with 35 new items, never ended.
     const char *tables_sql = "SELECT COUNT (*) FROM pg_tables WHERE schemaname = current_schema ()"

@@ -42,7 +42,7 @@ typedef struct {
     uint64_t batch;   //  the agent's batch number answered ('R', 'E', 'C')
     uint64_t cursor;  //  'E', 'C': the cursor stored
     int rc;           //  0 done; -1 store failure; -2 changes not at the cursor; -3 skipped;
-                      //  -4 changes that could take the firm past max_firm_items
+                      //  -4 changes that would take the firm past max_firm_items
     bool current;     //  false: a newer session of the firm began since (ignore the answer)
     char error[256];  //  why, on failure
 } ml_ingest_answer_t;
@@ -50,7 +50,7 @@ typedef struct {
 //  Start the thread on its own connection to store (a connection string). With several
 //  core nodes, lease is this node's (ml_lease_fence is safe from this thread): every replica
 //  write then checks the firm's lease in its transaction; NULL with one node. A change batch
-//  that could take a firm past max_firm_items replica rows is refused (-4), and a session's
+//  that would take a firm past max_firm_items replica rows is refused (-4), and a session's
 //  first snapshot batch first drops what the firm's unfinished snapshots left
 //  (ml_store_snapshot_prepare). Returns NULL with a message in error when it cannot open the
 //  store.

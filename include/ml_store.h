@@ -123,14 +123,16 @@ typedef bool ml_store_guard_fn (void *arg, const char *firm_id);
 void ml_store_set_guard (ml_store_t *self, ml_store_guard_fn *guard, void *arg);
 
 //  The most replica rows (open items) one firm may have, core/max_firm_items: a snapshot
-//  carries at most this many (the core counts them), and a change batch that could take
-//  the firm past it is refused. The default, for every store connection until set.
+//  carries at most this many (the core counts them), and a change batch that would take
+//  the firm past it is refused (counted again after it, in its transaction, only when its
+//  upserts could: a firm at its limit still takes updates of what it has). The default, for every
+//  store connection until set.
 #define ML_STORE_MAX_FIRM_ITEMS 5000000
 void ml_store_set_max_firm_items (ml_store_t *self, int64_t max_items);
 
 //  Apply a CHANGES batch. Returns 0, -1 on a database error, -2 when the batch's since is
-//  not the stored cursor, -3 when the guard refuses the firm, or -4 when the firm's items
-//  and the batch's upserts together pass the limit above (nothing changed on -2 to -4).
+//  not the stored cursor, -3 when the guard refuses the firm, or -4 when the batch would
+//  take the firm's items past the limit above (nothing changed on -2 to -4).
 int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *batch);
 
 //  The firm's replica cursor. Returns 0 or -1.

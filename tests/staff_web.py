@@ -324,8 +324,11 @@ body = urllib.parse.urlencode({"csrf": admin_csrf.group(1) if admin_csrf else ""
                                "action": "recovery-codes", "code": next_code(secret, "ann")})
 response, page = request("POST", "/staff/account", body, admin_cookie)
 fresh = re.findall(r"<li><code>([A-Z0-9-]+)</code></li>", page)
+said = re.search(r'<p class="error" role="alert">([^<]*)</p>', page)
 check(response.status == 200 and len(fresh) == 10 and not set(fresh) & set(recovery),
-      f"new recovery codes: {response.status} {len(fresh)}")
+      f"new recovery codes: {response.status} {len(fresh)} "
+      f"({said.group(1) if said else 'no error shown'}; the code's step {staff_browser._used_steps.get('ann')},"
+      f" the clock's {int(time.time()) // 30})")
 body = urllib.parse.urlencode({"form_token": form_token, "email": ADMIN_EMAIL,
                                "password": ADMIN_PASSWORD})
 response, page = request("POST", "/staff/sign-in", body, form_cookie)
