@@ -10,9 +10,10 @@
 #   - ends a snapshot of 250 items and then sends change batches of 20 new items each: the
 #     batch that could pass the limit is refused whole (ERROR 413), and status's totals are
 #     still the replica's sums.
-# Then the real agent restores the replica. Last, with a limit just above what the firm has,
-# a change that adds three invoices is refused, the agent says why (core says 413), and once
-# the operator raises the limit the change arrives, without a new snapshot.
+# Then the real agent restores the replica. Last, with a limit of just what the firm has, a
+# change to an invoice's balance is taken, a change that adds three invoices is refused, the
+# agent says why (core says 413), and once the operator raises the limit the change arrives,
+# without a new snapshot.
 . "$(dirname "$0")/lib_e2e.sh"
 setup 3 12
 set_limit() { sed -i "/^    max_firm_items = /d; s|^    agents = .*|&\n    max_firm_items = $1|" "$W/core.cfg"; }
@@ -73,17 +74,21 @@ start_agent
 wait_for 60 "the real agent to make the replica the matter database's" replica_matches
 have=$(( $(status_field invoice_count) + $(status_field trust_ledger_count) ))
 
-# A limit just above the firm's items: a change adding three invoices is refused whole.
+# A limit of just the firm's items: an update is taken, a change adding three invoices is
+# refused whole.
 stop_core
-set_limit $((have + 1))
+set_limit "$have"
 start_core
 wait_for 30 "the agent to resume changes" agent_online
+paid=$(matter_sql "SELECT invoice_number FROM $OPEN_INVOICES WHERE balance_minor > 100 ORDER BY source_id LIMIT 1")
+matter_sql "UPDATE invoice SET balance_minor = balance_minor - 100 WHERE invoice_number = '$paid'"
+wait_for 20 "a change to an invoice's balance to be taken at the limit" replica_matches
 matter=$(matter_sql "SELECT matter_id FROM matter ORDER BY matter_id LIMIT 1")
 matter_sql "INSERT INTO invoice (invoice_number, matter_id, invoice_date, due_date, currency, total_minor, balance_minor, status)
     VALUES ('INV-CAP-1', $matter, '2026-11-20', '2026-12-20', 'USD', 4200, 4200, 'open'),
            ('INV-CAP-2', $matter, '2026-11-20', '2026-12-20', 'USD', 4300, 4300, 'open'),
            ('INV-CAP-3', $matter, '2026-11-20', '2026-12-20', 'USD', 4400, 4400, 'open')"
-agent_told() { grep -q "core says 413: a change batch would take the firm's replica past the core's limit of $((have + 1)) items" "$W/agent.log"; }
+agent_told() { grep -q "core says 413: a change batch would take the firm's replica past the core's limit of $have items" "$W/agent.log"; }
 wait_for 30 "the agent to be told why its change was refused" agent_told
 [ "$(core_sql "SELECT COUNT(*) FROM open_item WHERE invoice_number LIKE 'INV-CAP-%'")" = 0 ] ||
     fail "part of the refused change batch was stored"
