@@ -248,6 +248,7 @@ static void s_store_failed (ml_core_t *self, ml_core_session_t *session, const c
                         "core store failure; send HELLO");
     session->state = ML_CORE_NONE;
 }
+
 //  A snapshot with more rows than core/max_firm_items, or a change batch that would take the
 //  firm's replica past it: refused, and the session ends (nothing of the batch is stored).
 //  The agent sends HELLO again later (docs/protocol.md, ERROR 413): the operator raises the

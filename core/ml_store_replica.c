@@ -218,8 +218,8 @@ int ml_store_snapshot_prepare (ml_store_t *self, const char *firm_id)
                       ? ml_db_execute (self->db,
                                        "DELETE FROM open_item WHERE rowid IN (SELECT rowid"
                                        " FROM open_item WHERE firm_id = ? AND generation <> ?"
-                                       " LIMIT 2000)",
-                                       "si", firm_id, generation)
+                                       " LIMIT ?)",
+                                       "sii", firm_id, generation, (int64_t)S_PREPARE_DELETE_ROWS)
                       : -1;
         if (ml_store_finish (self, "dropping rows of unfinished snapshots", deleted >= 0) != 0)
             return -1;
@@ -475,17 +475,18 @@ int ml_store_snapshot_end (ml_store_t *self, const char *firm_id, uint64_t curso
     return rc;
 }
 
+//  The firm's cursor and generation, and its items as the totals count them (exact for a
+//  complete replica, which is when changes come: store version 4), in one round trip.
+#define S_CHANGES_STATE                                                                            \
+    "SELECT cursor, generation, (SELECT COALESCE (SUM (item_count), 0) FROM replica_total t"       \
+    " WHERE t.firm_id = replica_state.firm_id) FROM replica_state WHERE firm_id = ?"
+
 //  A change batch runs beside the core thread's transactions (ml_db_begin_rows: on
 //  PostgreSQL the core's rounds of payments do not wait for it, nor it for them). What
 //  it writes is the firm's alone, and each of its writers locks it first, in one order:
 //  the firm's lease (ml_store_fence, with several nodes), then its replica_state row (a new
 //  session's HELLO updates it; here SELECT ... FOR UPDATE); only then is the session asked
 //  (the guard), as s_guarded does after the store's lock.
-//  The firm's cursor and generation, and its items as the totals count them (exact for a
-//  complete replica, which is when changes come: store version 4), in one round trip.
-#define S_CHANGES_STATE                                                                            \
-    "SELECT cursor, generation, (SELECT COALESCE (SUM (item_count), 0) FROM replica_total t"       \
-    " WHERE t.firm_id = replica_state.firm_id) FROM replica_state WHERE firm_id = ?"
 int ml_store_changes (ml_store_t *self, const char *firm_id, const ml_msg_t *batch)
 {
     if (ml_db_begin_rows (self->db) != 0) {
