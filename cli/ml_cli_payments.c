@@ -82,6 +82,10 @@ static int s_print_status (ml_cli_t *cli, const ml_cli_args_t *args, json_t *rep
                     ml_cli_integer (firm, "snapshot_rows"));
         else
             printf ("  replica:         waiting for snapshot\n");
+        //  The agent's batches are refused by the firm's limit: the operator must act.
+        if (json_is_string (json_object_get (firm, "refused")))
+            printf ("  refused:         since %s: %s\n", ml_cli_text (firm, "refused_at"),
+                    ml_cli_text (firm, "refused"));
         const char *currency = ml_cli_text (firm, "open_balance_currency");
         if (json_is_true (json_object_get (firm, "open_balance_over_64_bits")) &&
             ml_money_exponent (currency) >= 0)

@@ -261,6 +261,7 @@ static void s_too_large (ml_core_t *self, ml_core_session_t *session, const char
               " (core/max_firm_items); send HELLO",
               what, self->settings.max_firm_items);
     ml_log_peer (ML_LOG_WARNING, session->label, "firm %s: %s", session->firm_id, reason);
+    ml_contacts_refused (self->contacts, session->firm_id, reason, zclock_time ());
     ml_core_send_error (self, session->routing, ML_ERROR_TOO_LARGE, reason);
     session->state = ML_CORE_NONE;
 }
@@ -377,6 +378,7 @@ void ml_core_receive_ingest (ml_core_t *self)
         s_ack (self, session, answer.batch, 0);
     else {
         s_ack (self, session, answer.batch, answer.cursor);
+        ml_contacts_refused (self->contacts, session->firm_id, NULL, 0);
         if (answer.kind == 'E')
             ml_log (ML_LOG_NOTICE, "firm %s: replica complete at change %llu", session->firm_id,
                     (unsigned long long)answer.cursor);

@@ -26,8 +26,14 @@ void ml_contacts_destroy (ml_contacts_t **self_p);
 void ml_contacts_note (ml_contacts_t *self, const char *firm, const ml_msg_t *message,
                        int64_t now_ms);
 
+//  The core refused a batch of the firm's agent because the firm's replica would pass
+//  core/max_firm_items (ERROR 413), for reason, at now_ms; reason NULL: the replica took a
+//  snapshot's end or changes since, and the refusal is over.
+void ml_contacts_refused (ml_contacts_t *self, const char *firm, const char *reason,
+                          int64_t now_ms);
+
 //  Add to a status firm object (firm_id, cursor) last_contact_at, agent_cursor,
-//  behind_changes, behind_seconds and last_change_at as of now_ms.
+//  behind_changes, behind_seconds, last_change_at, refused_at and refused as of now_ms.
 void ml_contacts_status (ml_contacts_t *self, json_t *firm, int64_t now_ms);
 
 void ml_contacts_test (bool verbose);

@@ -92,6 +92,13 @@ agent_told() { grep -q "core says 413: a change batch would take the firm's repl
 wait_for 30 "the agent to be told why its change was refused" agent_told
 [ "$(core_sql "SELECT COUNT(*) FROM open_item WHERE invoice_number LIKE 'INV-CAP-%'")" = 0 ] ||
     fail "part of the refused change batch was stored"
+# status says so, for the operator (JSON and the CLI's own words).
+case "$(status_field refused)" in
+    "a change batch would take the firm's replica past the core's limit of $have items"*) ;;
+    *) fail "status does not say why the firm's changes are refused: $(status_field refused)" ;;
+esac
+cli status | grep -q "^  refused: *since 20.*: a change batch would take" ||
+    fail "the CLI's status does not show the refusal: $(cli status)"
 # The operator raises the limit: the agent's next greeting (30 s after the refusal) resumes.
 snapshots=$(grep -c "snapshot requested" "$W/core.log")
 stop_core
@@ -100,6 +107,7 @@ start_core
 has_cap_invoices() { [ "$(core_sql "SELECT COUNT(*) FROM open_item WHERE invoice_number LIKE 'INV-CAP-%'")" = 3 ]; }
 wait_for 60 "the change to arrive once the limit is raised" has_cap_invoices
 wait_for 10 "the replica to be the matter database's" replica_matches
+[ "$(status_field refused)" = None ] || fail "status still shows a refusal: $(status_field refused)"
 [ "$(grep -c "snapshot requested" "$W/core.log")" = "$snapshots" ] ||
     fail "raising the limit cost a new snapshot"
 log "PASS"

@@ -8,7 +8,9 @@
 typedef struct {
     int64_t contact_at; //  wall-clock ms of the agent's last message
     uint64_t agent_cursor;
-    int64_t change_at; //  the replica last took a batch of changes (or a snapshot's end)
+    int64_t change_at;  //  the replica last took a batch of changes (or a snapshot's end)
+    int64_t refused_at; //  the last batch refused by the firm's limit, while it lasts
+    char refused[200];  //  why
 } s_contact_t;
 
 struct _ml_contacts_t {
@@ -33,8 +35,7 @@ void ml_contacts_destroy (ml_contacts_t **self_p)
     }
 }
 
-void ml_contacts_note (ml_contacts_t *self, const char *firm, const ml_msg_t *message,
-                       int64_t now_ms)
+static s_contact_t *s_contact (ml_contacts_t *self, const char *firm)
 {
     s_contact_t *contact = zhashx_lookup (self->firms, firm);
     if (!contact) {
@@ -42,6 +43,13 @@ void ml_contacts_note (ml_contacts_t *self, const char *firm, const ml_msg_t *me
         assert (contact);
         zhashx_insert (self->firms, firm, contact);
     }
+    return contact;
+}
+
+void ml_contacts_note (ml_contacts_t *self, const char *firm, const ml_msg_t *message,
+                       int64_t now_ms)
+{
+    s_contact_t *contact = s_contact (self, firm);
     contact->contact_at = now_ms;
     bool batch = message->id == ML_MSG_SNAPSHOT_END || message->id == ML_MSG_CHANGES;
     uint64_t reported = message->id == ML_MSG_HELLO                     ? message->high_water
@@ -52,6 +60,13 @@ void ml_contacts_note (ml_contacts_t *self, const char *firm, const ml_msg_t *me
         contact->agent_cursor = reported;
     if (batch)
         contact->change_at = now_ms;
+}
+
+void ml_contacts_refused (ml_contacts_t *self, const char *firm, const char *reason, int64_t now_ms)
+{
+    s_contact_t *contact = s_contact (self, firm);
+    contact->refused_at = reason ? now_ms : 0;
+    snprintf (contact->refused, sizeof contact->refused, "%s", reason ? reason : "");
 }
 
 static json_t *s_wall_time (int64_t ms)
@@ -87,6 +102,9 @@ void ml_contacts_status (ml_contacts_t *self, json_t *firm, int64_t now_ms)
         firm, "behind_seconds",
         json_integer (behind && since && now_ms > since ? (now_ms - since) / 1000 : 0));
     json_object_set_new (firm, "last_change_at", s_wall_time (contact ? contact->change_at : 0));
+    bool refused = contact && contact->refused_at;
+    json_object_set_new (firm, "refused_at", s_wall_time (refused ? contact->refused_at : 0));
+    json_object_set_new (firm, "refused", refused ? json_string (contact->refused) : json_null ());
 }
 
 void ml_contacts_test (bool verbose)
@@ -150,6 +168,21 @@ void ml_contacts_test (bool verbose)
     json_t *other = json_pack ("{s:s, s:i}", "firm_id", "beta", "cursor", 0);
     ml_contacts_status (contacts, other, 1764936030000);
     assert (json_is_null (json_object_get (other, "last_contact_at")));
+    //  A batch refused by the firm's limit shows until the replica takes one again.
+    assert (json_is_null (json_object_get (firm, "refused")) &&
+            json_is_null (json_object_get (firm, "refused_at")));
+    ml_contacts_refused (contacts, "acme", "a change batch would take the replica past 5",
+                         1764936040000);
+    ml_contacts_status (contacts, firm, 1764936041000);
+    ml_contacts_status (contacts, other, 1764936041000);
+    assert (streq (json_string_value (json_object_get (firm, "refused")),
+                   "a change batch would take the replica past 5"));
+    assert (streq (json_string_value (json_object_get (firm, "refused_at")),
+                   "2025-12-05T12:00:40.000Z"));
+    assert (json_is_null (json_object_get (other, "refused")));
+    ml_contacts_refused (contacts, "acme", NULL, 0);
+    ml_contacts_status (contacts, firm, 1764936042000);
+    assert (json_is_null (json_object_get (firm, "refused")));
     json_decref (other);
     ml_msg_destroy (&hello);
     ml_msg_destroy (&changes);

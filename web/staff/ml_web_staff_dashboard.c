@@ -69,9 +69,16 @@ static void s_connection (ml_web_exchange_t *exchange, json_t *firm, const char 
     s_count (firm, "behind_changes", behind, sizeof behind);
     s_count (firm, "behind_seconds", seconds, sizeof seconds);
     bool late = json_integer_value (json_object_get (firm, "behind_changes")) > 0;
-    char replica[120];
-    if (!json_integer_value (json_object_get (firm, "complete")) &&
-        json_integer_value (json_object_get (firm, "snapshot_rows")) > 0)
+    char replica[240];
+    bool refused = json_is_string (json_object_get (firm, "refused"));
+    if (refused)
+        //  For billing staff: what it means, and who can change it (docs/config.md).
+        snprintf (replica, sizeof replica,
+                  "Not taking the firm's matter data: its matter database has more open items than "
+                  "this payment service is set to keep (core/max_firm_items); ask your IT "
+                  "staff to raise the limit");
+    else if (!json_integer_value (json_object_get (firm, "complete")) &&
+             json_integer_value (json_object_get (firm, "snapshot_rows")) > 0)
         snprintf (replica, sizeof replica,
                   "Not complete yet (the first copy is being made: %lld rows received so far)",
                   (long long)json_integer_value (json_object_get (firm, "snapshot_rows")));
@@ -81,26 +88,29 @@ static void s_connection (ml_web_exchange_t *exchange, json_t *firm, const char 
         snprintf (replica, sizeof replica, "%s changes behind, for %s s", behind, seconds);
     else
         snprintf (replica, sizeof replica, "Up to date");
-    ml_web_page_add (exchange,
-                     "<section class=\"dashboard\" aria-labelledby=\"firm-state\">\n"
-                     "<h2 id=\"firm-state\">The firm's connection</h2>\n<dl class=\"receipt\">"
-                     "<dt>Agent</dt><dd><span class=\"status agent-{}\">{}</span></dd>"
-                     "<dt>Last contact</dt><dd class=\"last-contact\">{}</dd>"
-                     "<dt>Matter data</dt><dd class=\"replica{}\" data-behind-changes=\"{}\" "
-                     "data-behind-seconds=\"{}\">{}</dd>"
-                     "<dt>Last change received</dt><dd class=\"last-change\">{}</dd>"
-                     "<dt>Postings waiting</dt><dd class=\"postings-waiting\">"
-                     "<a href=\"/staff/postings?state=waiting\">{}</a></dd>"
-                     "<dt>Postings rejected</dt><dd class=\"postings-rejected\">"
-                     "<a href=\"/staff/postings?state=rejected\">{}</a></dd>"
-                     "<dt>Rejected, to resolve</dt><dd class=\"postings-unresolved\">"
-                     "<a href=\"/staff/postings?state=unresolved\">{}</a></dd>"
-                     "</dl>\n</section>\n",
-                     online ? "online" : "offline", online ? "Online" : "Offline",
-                     *contact ? when : "never", late ? " late" : "", behind, seconds, replica,
-                     changed, s_count (firm, "unanswered_posting_count", waiting, sizeof waiting),
-                     s_count (firm, "rejected_posting_count", rejected, sizeof rejected),
-                     unresolved);
+    ml_web_page_add (
+        exchange,
+        "<section class=\"dashboard\" aria-labelledby=\"firm-state\">\n"
+        "<h2 id=\"firm-state\">The firm's connection</h2>\n<dl class=\"receipt\">"
+        "<dt>Agent</dt><dd><span class=\"status agent-{}\">{}</span></dd>"
+        "<dt>Last contact</dt><dd class=\"last-contact\">{}</dd>"
+        "<dt>Matter data</dt><dd class=\"replica{}\" data-behind-changes=\"{}\" "
+        "data-behind-seconds=\"{}\">{}</dd>"
+        "<dt>Last change received</dt><dd class=\"last-change\">{}</dd>"
+        "<dt>Postings waiting</dt><dd class=\"postings-waiting\">"
+        "<a href=\"/staff/postings?state=waiting\">{}</a></dd>"
+        "<dt>Postings rejected</dt><dd class=\"postings-rejected\">"
+        "<a href=\"/staff/postings?state=rejected\">{}</a></dd>"
+        "<dt>Rejected, to resolve</dt><dd class=\"postings-unresolved\">"
+        "<a href=\"/staff/postings?state=unresolved\">{}</a></dd>"
+        "</dl>\n</section>\n",
+        online ? "online" : "offline", online ? "Online" : "Offline", *contact ? when : "never",
+        refused ? " late refused"
+        : late  ? " late"
+                : "",
+        behind, seconds, replica, changed,
+        s_count (firm, "unanswered_posting_count", waiting, sizeof waiting),
+        s_count (firm, "rejected_posting_count", rejected, sizeof rejected), unresolved);
 }
 
 //  Today's (UTC) approved card payments: how many, and the list.
