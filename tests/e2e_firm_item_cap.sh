@@ -13,9 +13,12 @@
 # Then the real agent restores the replica. Last, with a limit of just what the firm has, a
 # change to an invoice's balance is taken, a change that adds three invoices is refused, the
 # agent says why (core says 413), and once the operator raises the limit the change arrives,
-# without a new snapshot.
+# without a new snapshot. Meanwhile a billing member's dashboard, in a real browser, says the
+# firm's matter data is not taken and whom to ask.
 . "$(dirname "$0")/lib_e2e.sh"
 setup 3 12
+start_smtp
+portal_config
 set_limit() { sed -i "/^    max_firm_items = /d; s|^    agents = .*|&\n    max_firm_items = $1|" "$W/core.cfg"; }
 set_limit 12000
 start_core
@@ -99,6 +102,11 @@ case "$(status_field refused)" in
 esac
 cli status | grep -q "^  refused: *since 20.*: a change batch would take" ||
     fail "the CLI's status does not show the refusal: $(cli status)"
+cli --json staff invite --firm acme --email bo@example.com --name "Bo Billing" --role billing >/dev/null ||
+    fail "staff invite bo"
+start_web
+HOME="$W" timeout 120 /usr/bin/python3 "$ML_SOURCE/tests/staff_postings.py" "http://127.0.0.1:$WEB_PORT" \
+    refused "$(link_token bo@example.com staff/accept)" "$ML_BIN/screenshots" || fail "the dashboard, data refused"
 # The operator raises the limit: the agent's next greeting (30 s after the refusal) resumes.
 snapshots=$(grep -c "snapshot requested" "$W/core.log")
 stop_core

@@ -5,6 +5,7 @@
 usage: staff_postings.py BASE_URL main BO_TOKEN RITA_TOKEN REJECTED OTHER_INVOICE PAYMENT
                          CLIENT OTHER_CLIENT SHOTS_DIR
        staff_postings.py BASE_URL offline SHOTS_DIR
+       staff_postings.py BASE_URL refused BO_TOKEN SHOTS_DIR
 
 main: Bo (billing) and Rita (read-only) accept their invitations. Bo's dashboard shows the
 agent online, one posting rejected and none waiting (links into Manage Postings), today's card
@@ -14,6 +15,8 @@ client narrows the list. On the card payment's page Bo refunds 5.00 of the opera
 (its reversing posting posts) and a refund of more than is left is refused with the core's
 reason. Rita sees the postings and the payment but no button, and a POST with Rita's session
 and CSRF token is 404. offline: after the agent stopped, Bo's dashboard says "Offline".
+refused (tests/e2e_firm_item_cap.sh): Bo accepts the invitation, and the dashboard says the
+firm's matter data is not taken (the firm is past core/max_firm_items) and whom to ask.
 """
 import os
 import sys
@@ -68,6 +71,18 @@ def offline_phase():
     check(text_of("dd.postings-rejected a") == "1" and text_of("dd.postings-unresolved a") == "0",
           f"rejected {text_of('dd.postings-rejected a')!r}, to resolve {text_of('dd.postings-unresolved a')!r}")
     shot("staff-dashboard-offline-390.png")
+
+
+def refused_phase():
+    accept(sys.argv[3], BO_PASSWORD)
+    sign_in(BO, BO_PASSWORD)
+    replica = text_of("dd.replica")
+    check(replica is not None and replica.startswith("Not taking the firm's matter data")
+          and "ask your IT staff" in replica, f"the dashboard says the data is refused: {replica!r}")
+    check("refused" in (driver.find_element(By.CSS_SELECTOR, "dd.replica").get_attribute("class")),
+          "the refusal is marked")
+    fits("the dashboard, data refused")
+    shot("staff-dashboard-refused-390.png")
 
 
 def main_phase():
@@ -229,6 +244,10 @@ try:
     if PHASE == "offline":
         ui.shots = sys.argv[3]
         offline_phase()
+    elif PHASE == "refused":
+        ui.shots = sys.argv[4]
+        os.makedirs(ui.shots, exist_ok=True)
+        refused_phase()
     else:
         main_phase()
 except Exception:
