@@ -16,6 +16,8 @@ printf 'SmtpSecret77\n' >"$W/smtp.password"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$W/web-form.key"
 chmod 600 "$W/processor.key" "$W/smtp.password" "$W/web-form.key"
 printf 'not a secret\n' >"$W/notes.txt"
+# Every optional key of the core section too (setup writes the required ones).
+sed -i "s|^    agents = .*|&\n    max_firm_items = 250000\n    window = 8\n    readers = 1|" "$W/core.cfg"
 cat >>"$W/core.cfg" <<CFG
 api
     endpoint = ipc://$W/api.sock
