@@ -230,6 +230,20 @@ static bool s_new_session (zsock_t *dealer, const char *name)
     return s_await (dealer, 10000, NULL, 0) == ML_MSG_WELCOME;
 }
 
+//  A snapshot's rows, sound items first .. first + rows - 1, in batches after *batch, each
+//  waited for. Returns the batches acked, or -1 when one was refused (the rest not sent).
+static long s_sound_snapshot (zsock_t *dealer, uint64_t *batch, const char *prefix, uint64_t first,
+                              long rows)
+{
+    long acked = 0;
+    for (long sent = 0; sent < rows; sent += S_SOUND_BATCH, acked++) {
+        long count = rows - sent < S_SOUND_BATCH ? rows - sent : S_SOUND_BATCH;
+        if (!s_sound_batch (dealer, ++*batch, prefix, first + (uint64_t)sent, (size_t)count))
+            return -1;
+    }
+    return acked;
+}
+
 static void s_flood (zsock_t *dealer, long sessions, long rows)
 {
     size_t acked = 0, refused = 0;
@@ -239,15 +253,11 @@ static void s_flood (zsock_t *dealer, long sessions, long rows)
             continue;
         }
         uint64_t batch = 0;
-        for (long sent = 0; sent < rows; sent += S_SOUND_BATCH) {
-            long count = rows - sent < S_SOUND_BATCH ? rows - sent : S_SOUND_BATCH;
-            if (!s_sound_batch (dealer, ++batch, "FLOOD", (uint64_t)(session * 1000000 + sent + 1),
-                                (size_t)count)) {
-                refused++;
-                break;
-            }
-            acked++;
-        }
+        long taken =
+            s_sound_snapshot (dealer, &batch, "FLOOD", (uint64_t)session * 1000000 + 1, rows);
+        //  Refused: the batches before the refused one were acked.
+        acked += taken >= 0 ? (size_t)taken : batch - 1;
+        refused += taken < 0;
     }
     printf ("ml_hostile_agent: flood: %ld sessions of %ld items never ended; %zu batches acked, "
             "%zu refused\n",
@@ -256,12 +266,9 @@ static void s_flood (zsock_t *dealer, long sessions, long rows)
 
 static void s_grow (zsock_t *dealer, long rows)
 {
-    bool ok = s_new_session (dealer, "grow");
     uint64_t batch = 0;
-    for (long sent = 0; ok && sent < rows; sent += S_SOUND_BATCH) {
-        long count = rows - sent < S_SOUND_BATCH ? rows - sent : S_SOUND_BATCH;
-        ok = s_sound_batch (dealer, ++batch, "GROW", (uint64_t)sent + 1, (size_t)count);
-    }
+    bool ok =
+        s_new_session (dealer, "grow") && s_sound_snapshot (dealer, &batch, "GROW", 1, rows) >= 0;
     ml_msg_t *end = ml_msg_new (ML_MSG_SNAPSHOT_END);
     end->batch = ++batch;
     end->cursor = 1000;
@@ -270,6 +277,7 @@ static void s_grow (zsock_t *dealer, long rows)
         s_send (dealer, end);
     ml_msg_destroy (&end);
     ok = ok && s_await (dealer, 10000, NULL, 0) == ML_MSG_ACK;
+    bool ended = ok;
     size_t acked = 0;
     for (uint64_t round = 0; ok && round < 500; round++) {
         ml_msg_t *changes = ml_msg_new (ML_MSG_CHANGES);
@@ -288,7 +296,7 @@ static void s_grow (zsock_t *dealer, long rows)
     }
     printf ("ml_hostile_agent: grow: snapshot of %ld items %s, then %zu change batches of 20 new "
             "items acked%s\n",
-            rows, batch > 1 ? "ended" : "refused", acked, ok ? "" : ", the next one refused");
+            rows, ended ? "ended" : "refused", acked, ok ? "" : ", the next one refused");
 }
 
 int main (int argc, char *argv[])

@@ -64,9 +64,12 @@ void ml_contacts_note (ml_contacts_t *self, const char *firm, const ml_msg_t *me
 
 void ml_contacts_refused (ml_contacts_t *self, const char *firm, const char *reason, int64_t now_ms)
 {
-    s_contact_t *contact = s_contact (self, firm);
-    contact->refused_at = reason ? now_ms : 0;
-    snprintf (contact->refused, sizeof contact->refused, "%s", reason ? reason : "");
+    //  Cleared after every batch the replica takes: a lookup, nothing made or written.
+    s_contact_t *contact = reason ? s_contact (self, firm) : zhashx_lookup (self->firms, firm);
+    if (contact && (reason || contact->refused_at)) {
+        contact->refused_at = reason ? now_ms : 0;
+        snprintf (contact->refused, sizeof contact->refused, "%s", reason ? reason : "");
+    }
 }
 
 static json_t *s_wall_time (int64_t ms)
